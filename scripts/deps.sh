@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what tern needs on Debian 12, only what is missing: the build and runtime
+# libraries always, and with --test the test tools and the npm packages of tests/.
+# Uses sudo when not root. Safe to run again: it exits quickly when all is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
+  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev gnuplot-nox)
+test_pkgs=(libcmocka-dev nodejs npm clang libclang-rt-14-dev procps)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  if [[ "$p" == nodejs || "$p" == npm ]]; then
+    command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue
+  fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  # The official SDK and the test helpers, pinned in tests/package-lock.json.
+  if [[ ! -d tests/node_modules ]] || [[ tests/package-lock.json -nt tests/node_modules/.stamp ]]; then
+    echo "deps: npm ci in tests/"
+    (cd tests && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.stamp)
+  fi
+fi

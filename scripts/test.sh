@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test against the sanitizer build in $1 (default build-asan):
+#   1. unit tests (cmocka, through ctest)
+#   2. black-box protocol tests with hand-built frames   (tests/proto)
+#   3. the official JS SDK against the real server      (tests/interop)
+#   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+# Every spawned ternd is checked at teardown for sanitizer reports (tests/lib/server.mjs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-asan}
+export TERND="$PWD/$build/ternd"
+export TERN_BUILD="$PWD/$build"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+
+echo "== unit tests"
+(cd "$build" && ctest --output-on-failure --timeout 300)
+
+run_node() {
+  local dir=$1
+  shopt -s nullglob
+  local files=(tests/$dir/*.test.mjs)
+  shopt -u nullglob
+  if ((${#files[@]} == 0)); then return 0; fi
+  echo "== $dir tests (${#files[@]} files)"
+  node --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"
+}
+
+run_node proto
+run_node interop
+run_node integration
+echo "== all tests passed"

@@ -1,0 +1,36 @@
+/* buf.h — a growable byte buffer.
+ *
+ * Used for outgoing frames, partial input and building JSON/SQL text. Memory is taken
+ * only when something is appended and given back with buf_free(), so idle connections
+ * hold no buffers (design.md: no fixed per-connection buffers). Allocation failure
+ * aborts (the server's out-of-memory policy); the SDK checks sizes before calling. */
+#ifndef TERN_BUF_H
+#define TERN_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  uint8_t *data;
+  size_t len;
+  size_t cap;
+} buf_t;
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_reserve(buf_t *b, size_t extra); /* ensure cap >= len + extra */
+void buf_append(buf_t *b, const void *p, size_t n);
+void buf_append_str(buf_t *b, const char *s);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_consume(buf_t *b, size_t n); /* drop n bytes from the front */
+void buf_free(buf_t *b);
+/* NUL-terminates without counting the terminator in len; returns data as char*. */
+char *buf_cstr(buf_t *b);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,57 @@
+/* config.h — every ternd option, declared once.
+ *
+ * One X-macro row per option drives the config struct, defaults, bounds, the config
+ * file parser, command-line flags (--name=value), environment variables (TERN_NAME),
+ * --help and docs/options.md (redis static_configs[], nginx ngx_command_t).
+ * Precedence, lowest first: defaults, config file, environment, flags. */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* X(name, type, default, min, max, help) — type is STR, INT or BOOL; min/max bound INT. */
+#define TERN_OPTIONS(X)                                                                              \
+  X(config, STR, "", 0, 0, "config file to read (name = value lines, # comments)")                 \
+  X(listen, STR, "127.0.0.1:8080", 0, 0, "host:port for WebSocket, router and REST")               \
+  X(data_dir, STR, "./tern-data", 0, 0, "directory for the database and the generated app keys")    \
+  X(app_id, STR, "", 0, 0, "app id clients must send (generated and saved when empty)")             \
+  X(app_key, STR, "", 0, 0, "app key for REST calls (generated and saved when empty)")              \
+  X(master_key, STR, "", 0, 0, "master key: signatures, tokens, admin REST (generated when empty)") \
+  X(public_url, STR, "", 0, 0, "WebSocket URL the router hands out (default ws://<listen>/)")       \
+  X(workers, INT, 0, 0, 64, "network worker threads, each with its own event loop (0 = cores)")     \
+  X(idle_timeout, INT, 600, 1, 86400, "seconds of client silence before close 4107 (JS pings every 180 s)") \
+  X(login_timeout, INT, 60, 1, 3600, "seconds a connection may stay without a session (4108)")     \
+  X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message accepted; above it close 4109") \
+  X(max_message, INT, 5120, 64, 1048576, "largest message content incl. pushData (4109)")          \
+  X(max_members, INT, 500, 2, 100000, "members per conversation (4304)")                            \
+  X(max_sessions_per_conn, INT, 64, 1, 4096, "clients multiplexed on one WebSocket")                \
+  X(output_limit, INT, 8388608, 65536, 1073741824, "bytes queued to one slow connection before it is dropped") \
+  X(session_ttl, INT, 17280, 60, 31536000, "seconds a session token (st) stays valid")              \
+  X(temp_conv_ttl, INT, 86400, 60, 2592000, "default TTL of temporary conversations, seconds")      \
+  X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
+  X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
+  X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")
+
+typedef struct {
+#define X(name, type, def, min, max, help) CONFIG_FIELD_##type(name)
+#define CONFIG_FIELD_STR(name) char *name;
+#define CONFIG_FIELD_INT(name) long name;
+#define CONFIG_FIELD_BOOL(name) int name;
+  TERN_OPTIONS(X)
+#undef X
+} tern_config_t;
+
+/* Fills defaults, then the file named by --config/TERN_CONFIG, the environment and argv.
+ * Returns 0, 1 when --help was printed, or TERN_ECONFIG with a message on stderr. */
+int config_load(tern_config_t *cfg, int argc, char **argv);
+/* Parses one "name = value" assignment into cfg; used by the loaders and the fuzzer. */
+int config_set(tern_config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
+/* Parses the text of a config file; err gets "line N: ..." on failure. */
+int config_parse_text(tern_config_t *cfg, const char *text, char *err, size_t errlen);
+void config_defaults(tern_config_t *cfg);
+void config_free(tern_config_t *cfg);
+void config_help(FILE *out);
+void config_markdown(FILE *out); /* the option table for docs/options.md */
+
+#endif

@@ -1,0 +1,227 @@
+/* conn.c — reading, writing and closing client connections (see conn.h for the rules). */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+#include "worker.h"
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+/* All reads land in the worker's one 64 KiB buffer; only the tail of an incomplete frame
+ * is copied into the connection (conn->in), so idle connections own no read buffer. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  conn_t *c = h->data;
+  worker_t *w = c->w;
+  if (w->readbuf_busy) { /* cannot happen with one loop thread, but never share silently */
+    b->base = NULL;
+    b->len = 0;
+    return;
+  }
+  w->readbuf_busy = 1;
+  b->base = (char *)w->readbuf;
+  b->len = sizeof w->readbuf;
+}
+
+void conn_accept(worker_t *w, uv_stream_t *server) {
+  conn_t *c = xcalloc(1, sizeof *c);
+  c->w = w;
+  uv_tcp_init(&w->loop, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
+    else uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
+  }
+  c->id = htab_add(&w->conns, c);
+  c->created_ms = c->last_rx_ms = now_ms();
+  c->state = CONN_HTTP;
+  c->next = w->all;
+  if (w->all) w->all->prev = c;
+  w->all = c;
+  w->nconns++;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void handle_input(conn_t *c, uint8_t *p, size_t n) {
+  /* A partial frame from an earlier read: join it with the new bytes. */
+  if (c->in.len) {
+    buf_append(&c->in, p, n);
+    buf_t pending = c->in;
+    c->in = (buf_t)BUF_INIT;
+    int consumed = c->state == CONN_HTTP ? http_input(c, pending.data, pending.len)
+                                         : ws_input(c, pending.data, pending.len);
+    if (consumed >= 0 && (size_t)consumed < pending.len && c->state != CONN_CLOSING)
+      buf_append(&c->in, pending.data + consumed, pending.len - (size_t)consumed);
+    buf_free(&pending);
+    return;
+  }
+  int consumed = c->state == CONN_HTTP ? http_input(c, p, n) : ws_input(c, p, n);
+  if (consumed >= 0 && (size_t)consumed < n && c->state != CONN_CLOSING)
+    buf_append(&c->in, p + consumed, n - (size_t)consumed);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
+  conn_t *c = s->data;
+  worker_t *w = c->w;
+  if (b->base == (char *)w->readbuf) w->readbuf_busy = 0;
+  if (nread < 0) {
+    conn_abort(c, nread == UV_EOF ? 1000 : 1006);
+    return;
+  }
+  if (nread == 0 || c->state == CONN_CLOSING || c->reaping) return;
+  c->last_rx_ms = now_ms();
+  c->link.last_rx_ms = c->last_rx_ms;
+  /* The handlers may switch state (HTTP → WebSocket) in the middle of a buffer; the
+   * state functions return how much they consumed and handle_input carries the rest. */
+  handle_input(c, (uint8_t *)b->base, (size_t)nread);
+}
+
+int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
+  if (c->reaping) return TERN_ECLOSED;
+  size_t total = 0;
+  for (int i = 0; i < nbufs; i++) total += bufs[i].len;
+  size_t limit = (size_t)c->w->srv->cfg->output_limit;
+  if (c->out.len + c->wbuf.len + total > limit) {
+    log_at(LOG_WARN, "conn %s: output queue over %zu bytes, dropping slow consumer", c->ip, limit);
+    conn_abort(c, 1008);
+    return TERN_E2BIG;
+  }
+  buf_reserve(&c->out, total);
+  for (int i = 0; i < nbufs; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
+  worker_schedule_flush(c->w, c);
+  return 0;
+}
+
+int conn_write(conn_t *c, const void *p, size_t n) {
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  return conn_writev(c, &b, 1);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn_t *c = req->data;
+  free(req);
+  conn_abort(c, c->close_code);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  conn_t *c = req->data;
+  c->writing = 0;
+  buf_free(&c->wbuf);
+  if (status < 0) {
+    conn_abort(c, 1006);
+    return;
+  }
+  if (c->out.len || c->state == CONN_CLOSING) worker_schedule_flush(c->w, c);
+}
+
+void conn_flush(conn_t *c) {
+  if (c->reaping || c->writing) return;
+  if (c->out.len) {
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0) {
+      conn_abort(c, 1006);
+      return;
+    }
+    if ((size_t)n == c->out.len) {
+      buf_free(&c->out); /* give the memory back: an idle connection holds no buffer */
+    } else {
+      /* The kernel took part of it: hand the rest to uv_write and start a fresh queue so
+       * handlers never append to memory an in-flight write points into. */
+      buf_consume(&c->out, (size_t)n);
+      c->wbuf = c->out;
+      c->out = (buf_t)BUF_INIT;
+      if (!c->wreq) c->wreq = xmalloc(sizeof *c->wreq);
+      c->wreq->data = c;
+      b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+      c->writing = 1;
+      if (uv_write(c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        c->writing = 0;
+        conn_abort(c, 1006);
+      }
+      return;
+    }
+  }
+  if (c->state == CONN_CLOSING) {
+    /* Everything queued is written: send FIN, then close once the shutdown completes. */
+    uv_shutdown_t *req = xmalloc(sizeof *req);
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+      free(req);
+      conn_abort(c, c->close_code);
+    }
+    c->state = CONN_SHUTDOWN;
+  }
+}
+
+void conn_close(conn_t *c, int code, const char *reason) {
+  if (c->reaping || c->state >= CONN_CLOSING) return;
+  if (c->state == CONN_WS && code) ws_send_close(c, code, reason);
+  c->close_code = code ? code : 1000;
+  c->state = CONN_CLOSING;
+  worker_schedule_flush(c->w, c);
+}
+
+void conn_abort(conn_t *c, int code) {
+  if (c->reaping) return;
+  if (!c->close_code) c->close_code = code;
+  worker_schedule_reap(c->w, c);
+}
+
+static void on_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  buf_free(&c->in);
+  buf_free(&c->out);
+  buf_free(&c->wbuf);
+  buf_free(&c->frag);
+  free(c->wreq);
+  free(c);
+}
+
+void conn_reap(conn_t *c) {
+  worker_t *w = c->w;
+  if (c->link.imw) im_link_gone(&c->link, c->close_code);
+  if (c->http) {
+    http_conn_free(c->http);
+    c->http = NULL;
+  }
+  htab_del(&w->conns, c->id);
+  if (c->prev) c->prev->next = c->next;
+  else w->all = c->next;
+  if (c->next) c->next->prev = c->prev;
+  w->nconns--;
+  if (c->in_flush) { /* unlink from the flush list before the memory goes */
+    conn_t **pp = &w->flush_list;
+    while (*pp && *pp != c) pp = &(*pp)->flush_next;
+    if (*pp) *pp = c->flush_next;
+    c->in_flush = 0;
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+void conn_sweep(worker_t *w, int64_t now) {
+  const tern_config_t *cfg = w->srv->cfg;
+  int64_t idle_ms = cfg->idle_timeout * 1000, login_ms = cfg->login_timeout * 1000;
+  for (conn_t *c = w->all; c; c = c->next) {
+    if (c->reaping || c->state >= CONN_CLOSING) continue;
+    if (now - c->last_rx_ms > idle_ms) {
+      conn_close(c, 4107, "READ_TIMEOUT");
+    } else if (c->link.nsessions == 0 && now - c->created_ms > login_ms &&
+               (c->state == CONN_WS || now - c->last_rx_ms > login_ms)) {
+      /* No session in time (4108); an HTTP keep-alive connection is only dropped when it
+       * has also been quiet that long, which also ends slow-header (slowloris) clients. */
+      conn_close(c, 4108, "LOGIN_TIMEOUT");
+    }
+  }
+}

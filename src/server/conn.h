@@ -1,0 +1,78 @@
+/* conn.h — one client TCP connection, from accept to close.
+ *
+ * The struct is explicit (style rule 14): a state, input kept only while a frame is
+ * incomplete, an output queue with a byte count and a hard limit that drops slow
+ * consumers, and the timestamps the worker's 1-second sweep uses for the idle (4107) and
+ * login (4108) timeouts. Handlers only append output; the worker flushes each connection
+ * once per loop iteration with uv_try_write, the rest with uv_write (rule 15). A
+ * connection is never freed inside its own call stack: conn_close() marks it, the worker
+ * reaps it before the loop sleeps (rule 8). */
+#ifndef TERN_CONN_H
+#define TERN_CONN_H
+
+#include <uv.h>
+
+#include "buf.h"
+#include "im.h"
+
+typedef enum {
+  CONN_HTTP = 0, /* parsing HTTP requests (router, REST, or the upgrade) */
+  CONN_WS,       /* WebSocket frames carrying GenericCommands */
+  CONN_CLOSING,  /* output drains, then the socket closes; input is ignored */
+  CONN_SHUTDOWN, /* everything written, FIN sent; closes when the shutdown completes */
+} conn_state_t;
+
+typedef struct http_conn http_conn_t;
+
+typedef struct conn {
+  uv_tcp_t tcp;
+  worker_t *w;
+  uint64_t id;
+  conn_state_t state;
+  uint8_t ws_base64;  /* lc.proto2base64.*: text frames of base64 */
+  uint8_t in_flush;   /* on the worker's flush list */
+  uint8_t reaping;    /* on the worker's reap list; uv_close pending */
+  uint8_t writing;    /* a uv_write is in flight with wbuf */
+  uint8_t close_sent; /* WebSocket close frame queued */
+  int close_code;     /* why it closes, for im (1000, 1006, 4107, ...) */
+  int frag_opcode;    /* opcode of a fragmented message in progress, 0 if none */
+  http_conn_t *http;  /* HTTP parser state, only while state == CONN_HTTP */
+  im_link_t link;     /* the IM view: sessions on this socket */
+  buf_t in;           /* bytes of an incomplete frame or request */
+  buf_t frag;         /* payload of a fragmented WebSocket message */
+  buf_t out;          /* queued output */
+  buf_t wbuf;         /* output handed to an in-flight uv_write */
+  uv_write_t *wreq;
+  int64_t created_ms, last_rx_ms;
+  struct conn *flush_next, *reap_next;
+  struct conn *prev, *next; /* all connections of the worker */
+  char ip[46];
+} conn_t;
+
+/* Appends bytes to the output queue and schedules a flush. Drops the connection (and
+ * returns TERN_E2BIG) when the queue would pass the configured output limit. */
+int conn_write(conn_t *c, const void *p, size_t n);
+/* The same for several pieces that must stay together (a frame header and its payload). */
+int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs);
+/* Marks the connection for closing after its queued output is written. For WebSocket
+ * connections a close frame with `code` and `reason` is queued first (code 0: none). */
+void conn_close(conn_t *c, int code, const char *reason);
+/* Immediate teardown without flushing (peer reset, fatal input). */
+void conn_abort(conn_t *c, int code);
+
+/* Worker-side plumbing, called by worker.c. */
+void conn_accept(worker_t *w, uv_stream_t *server);
+void conn_flush(conn_t *c);
+void conn_reap(conn_t *c);
+void conn_sweep(worker_t *w, int64_t now);
+
+/* ws.c — ws_input returns the bytes consumed (the rest is an incomplete frame). */
+void ws_start(conn_t *c, int base64, int proto_version);
+int ws_input(conn_t *c, uint8_t *p, size_t n);
+void ws_send_close(conn_t *c, int code, const char *reason);
+/* http.c — http_input returns the bytes consumed; after an upgrade it has already fed
+ * the remaining bytes to ws_input. */
+int http_input(conn_t *c, uint8_t *p, size_t n);
+void http_conn_free(http_conn_t *h);
+
+#endif

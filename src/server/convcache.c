@@ -1,0 +1,235 @@
+/* convcache.c — the in-memory view of conversations that messages need on every send.
+ *
+ * Sending a message needs the member list, the next sequence number and the kind; reading
+ * them from SQLite each time would cost a member scan per message. The cache holds them,
+ * loaded on first use through the calling worker's reader. Member lists are immutable
+ * snapshots swapped under the conversation's mutex, so a fan-out works on a consistent
+ * list without holding any lock. Sharded table; entries live as long as the process (a
+ * bounded cache with eviction is future work, noted in docs/design-notes.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+
+#define SHARDS 64
+
+typedef struct {
+  pthread_mutex_t mu;
+  conv_t **buckets;
+  uint32_t nbuckets, count;
+} shard_t;
+
+struct convcache {
+  shard_t shards[SHARDS];
+};
+
+static uint32_t hash_str(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+convcache_t *convcache_new(void) {
+  convcache_t *cc = xcalloc(1, sizeof *cc);
+  for (int i = 0; i < SHARDS; i++) {
+    pthread_mutex_init(&cc->shards[i].mu, NULL);
+    cc->shards[i].nbuckets = 64;
+    cc->shards[i].buckets = xcalloc(64, sizeof(conv_t *));
+  }
+  return cc;
+}
+
+static void conv_destroy(conv_t *c) {
+  members_release(c->members);
+  if (c->room) {
+    for (int i = 0; i < MAX_WORKERS; i++) free(c->room[i].v);
+    free(c->room);
+  }
+  pthread_mutex_destroy(&c->mu);
+  free(c->cid);
+  free(c->creator);
+  free(c);
+}
+
+void convcache_free(convcache_t *cc) {
+  if (!cc) return;
+  for (int i = 0; i < SHARDS; i++) {
+    shard_t *s = &cc->shards[i];
+    for (uint32_t b = 0; b < s->nbuckets; b++) {
+      conv_t *c = s->buckets[b];
+      while (c) {
+        conv_t *next = c->hnext;
+        conv_release(c);
+        c = next;
+      }
+    }
+    free(s->buckets);
+    pthread_mutex_destroy(&s->mu);
+  }
+  free(cc);
+}
+
+void conv_retain(conv_t *c) { atomic_fetch_add(&c->ref, 1); }
+
+void conv_release(conv_t *c) {
+  if (c && atomic_fetch_sub(&c->ref, 1) == 1) conv_destroy(c);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+members_t *members_new(char **ids, size_t n) {
+  members_t *m = xmalloc(sizeof *m + n * sizeof(char *));
+  atomic_init(&m->ref, 1);
+  for (size_t i = 0; i < n; i++) m->ids[i] = xstrdup(ids[i]);
+  qsort(m->ids, n, sizeof(char *), cmp_str);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (k && strcmp(m->ids[k - 1], m->ids[i]) == 0) free(m->ids[i]);
+    else m->ids[k++] = m->ids[i];
+  }
+  m->n = k;
+  return m;
+}
+
+void members_release(members_t *m) {
+  if (!m || atomic_fetch_sub(&m->ref, 1) != 1) return;
+  for (size_t i = 0; i < m->n; i++) free(m->ids[i]);
+  free(m);
+}
+
+int members_has(const members_t *m, const char *id) {
+  if (!m) return 0;
+  size_t lo = 0, hi = m->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(m->ids[mid], id);
+    if (c == 0) return 1;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return 0;
+}
+
+members_t *conv_members(conv_t *c) {
+  pthread_mutex_lock(&c->mu);
+  members_t *m = c->members;
+  if (m) atomic_fetch_add(&m->ref, 1);
+  pthread_mutex_unlock(&c->mu);
+  return m;
+}
+
+conv_t *conv_from_row(im_t *im, conv_row_t *row) {
+  conv_t *c = xcalloc(1, sizeof *c);
+  c->cid = row->cid;
+  row->cid = NULL;
+  c->creator = row->creator;
+  row->creator = NULL;
+  c->id = row->id;
+  c->kind = row->kind;
+  c->created_at = row->created_at;
+  c->updated_at = row->updated_at;
+  c->expire_at = row->expire_at;
+  c->last_ts = row->last_ts;
+  c->last_seq = row->last_seq;
+  /* After a restart we cannot know whether old messages asked for receipts; look. */
+  c->has_receipts = row->last_seq > 0;
+  atomic_init(&c->ref, 1);
+  atomic_init(&c->online, 0);
+  pthread_mutex_init(&c->mu, NULL);
+  if (row->kind == CONV_ROOM) c->room = xcalloc(MAX_WORKERS, sizeof *c->room);
+  else if (row->kind != CONV_SYSTEM) c->members = members_new(row->members, row->nmembers);
+  return c;
+}
+
+static shard_t *shard_for(convcache_t *cc, const char *cid, uint32_t *h) {
+  *h = hash_str(cid);
+  return &cc->shards[*h % SHARDS];
+}
+
+static conv_t **find(shard_t *s, const char *cid, uint32_t h) {
+  conv_t **pp = &s->buckets[(h / SHARDS) & (s->nbuckets - 1)];
+  while (*pp && strcmp((*pp)->cid, cid) != 0) pp = &(*pp)->hnext;
+  return pp;
+}
+
+static void grow(shard_t *s) {
+  uint32_t nb = s->nbuckets * 2;
+  conv_t **b = xcalloc(nb, sizeof *b);
+  for (uint32_t i = 0; i < s->nbuckets; i++) {
+    conv_t *c = s->buckets[i];
+    while (c) {
+      conv_t *next = c->hnext;
+      uint32_t k = (hash_str(c->cid) / SHARDS) & (nb - 1);
+      c->hnext = b[k];
+      b[k] = c;
+      c = next;
+    }
+  }
+  free(s->buckets);
+  s->buckets = b;
+  s->nbuckets = nb;
+}
+
+/* Inserts c unless the cid is already cached; returns the cached one, referenced. */
+static conv_t *insert(convcache_t *cc, conv_t *c) {
+  uint32_t h;
+  shard_t *s = shard_for(cc, c->cid, &h);
+  pthread_mutex_lock(&s->mu);
+  conv_t **pp = find(s, c->cid, h);
+  conv_t *have = *pp;
+  if (!have) {
+    conv_retain(c); /* the table's reference */
+    c->hnext = NULL;
+    *pp = c;
+    if (++s->count > s->nbuckets) grow(s);
+    have = c;
+  }
+  conv_retain(have);
+  pthread_mutex_unlock(&s->mu);
+  return have;
+}
+
+void convcache_put(im_t *im, conv_t *c) { conv_release(insert(im->convs, c)); }
+
+void convcache_drop(im_t *im, conv_t *c) {
+  uint32_t h;
+  shard_t *s = shard_for(im->convs, c->cid, &h);
+  pthread_mutex_lock(&s->mu);
+  conv_t **pp = find(s, c->cid, h);
+  int found = *pp == c;
+  if (found) {
+    *pp = c->hnext;
+    s->count--;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (found) conv_release(c);
+}
+
+conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
+  if (err) *err = 0;
+  if (!cid || !*cid) return NULL;
+  convcache_t *cc = w->im->convs;
+  uint32_t h;
+  shard_t *s = shard_for(cc, cid, &h);
+  pthread_mutex_lock(&s->mu);
+  conv_t *c = *find(s, cid, h);
+  if (c) conv_retain(c);
+  pthread_mutex_unlock(&s->mu);
+  if (c) return c;
+  conv_row_t row;
+  int rc = store_conv_load(w->reader, cid, &row);
+  if (rc < 0) {
+    if (rc != TERN_ENOENT) {
+      log_at(LOG_ERROR, "loading conversation %s failed", cid);
+      if (err) *err = rc;
+    }
+    return NULL;
+  }
+  conv_t *fresh = conv_from_row(w->im, &row);
+  conv_row_free(&row);
+  c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
+  conv_release(fresh);
+  return c;
+}

@@ -1,0 +1,347 @@
+/* http.c — request collection on libhttp-parser, the WebSocket upgrade, responses. */
+#include "http.h"
+
+#include <ctype.h>
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "worker.h"
+#include "ws_frame.h"
+
+struct http_conn {
+  http_parser parser;
+  http_req_t req;
+  buf_t url, field, value;
+  int last_was_value;
+  size_t header_bytes;
+  int error_status; /* set by callbacks to stop with an HTTP error */
+  int complete;     /* a request finished; dispatch after execute returns */
+};
+
+static void req_reset(http_conn_t *h) {
+  http_req_t *r = &h->req;
+  free(r->path);
+  free(r->query);
+  for (int i = 0; i < r->nheaders; i++) {
+    free(r->headers[i].name);
+    free(r->headers[i].value);
+  }
+  buf_free(&r->body);
+  memset(r, 0, sizeof *r);
+  buf_free(&h->url);
+  buf_free(&h->field);
+  buf_free(&h->value);
+  h->last_was_value = 0;
+  h->header_bytes = 0;
+  h->complete = 0;
+}
+
+void http_conn_free(http_conn_t *h) {
+  if (!h) return;
+  req_reset(h);
+  free(h);
+}
+
+static int push_header(http_conn_t *h) {
+  if (!h->field.len) return 0;
+  http_req_t *r = &h->req;
+  if (r->nheaders == HTTP_MAX_HEADERS) {
+    h->error_status = 431;
+    return -1;
+  }
+  r->headers[r->nheaders].name = xstrndup((char *)h->field.data, h->field.len);
+  r->headers[r->nheaders].value = xstrndup(h->value.len ? (char *)h->value.data : "", h->value.len);
+  r->nheaders++;
+  h->field.len = h->value.len = 0;
+  return 0;
+}
+
+static int count_header(http_conn_t *h, size_t n) {
+  h->header_bytes += n;
+  if (h->header_bytes > HTTP_MAX_HEADER_BYTES) {
+    h->error_status = 431;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n) {
+  http_conn_t *h = p->data;
+  if (count_header(h, n)) return -1;
+  buf_append(&h->url, at, n);
+  return 0;
+}
+
+static int on_field(http_parser *p, const char *at, size_t n) {
+  http_conn_t *h = p->data;
+  if (count_header(h, n)) return -1;
+  if (h->last_was_value && push_header(h)) return -1;
+  h->last_was_value = 0;
+  buf_append(&h->field, at, n);
+  return 0;
+}
+
+static int on_value(http_parser *p, const char *at, size_t n) {
+  http_conn_t *h = p->data;
+  if (count_header(h, n)) return -1;
+  h->last_was_value = 1;
+  buf_append(&h->value, at, n);
+  return 0;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = tolower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* Percent-decoding; '+' becomes a space only in query strings. */
+static char *url_decode(const char *s, size_t n, int plus) {
+  char *out = xmalloc(n + 1);
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 && hexval((unsigned char)s[i + 2]) >= 0) {
+      out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2]));
+      i += 2;
+    } else if (plus && s[i] == '+') {
+      out[o++] = ' ';
+    } else {
+      out[o++] = s[i];
+    }
+  }
+  out[o] = 0;
+  return out;
+}
+
+static int on_headers_complete(http_parser *p) {
+  http_conn_t *h = p->data;
+  if (h->last_was_value && push_header(h)) return -1;
+  http_req_t *r = &h->req;
+  r->method = p->method;
+  r->keep_alive = http_should_keep_alive(p);
+  const char *u = h->url.len ? (const char *)buf_cstr(&h->url) : "/";
+  const char *q = strchr(u, '?');
+  size_t plen = q ? (size_t)(q - u) : strlen(u);
+  r->path = url_decode(u, plen, 0);
+  r->query = xstrdup(q ? q + 1 : "");
+  if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
+    h->error_status = 413;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n) {
+  http_conn_t *h = p->data;
+  if (h->req.body.len + n > HTTP_MAX_BODY) {
+    h->error_status = 413;
+    return -1;
+  }
+  buf_append(&h->req.body, at, n);
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  http_conn_t *h = p->data;
+  h->complete = 1;
+  http_parser_pause(p, 1); /* one request at a time: dispatch, then continue */
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_field,
+    .on_header_value = on_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+const char *http_header(const http_req_t *r, const char *name) {
+  for (int i = 0; i < r->nheaders; i++)
+    if (strcasecmp(r->headers[i].name, name) == 0) return r->headers[i].value;
+  return NULL;
+}
+
+char *http_query_param(const http_req_t *r, const char *key) {
+  size_t klen = strlen(key);
+  const char *s = r->query;
+  while (s && *s) {
+    const char *amp = strchr(s, '&');
+    size_t len = amp ? (size_t)(amp - s) : strlen(s);
+    const char *eq = memchr(s, '=', len);
+    size_t nlen = eq ? (size_t)(eq - s) : len;
+    char *name = url_decode(s, nlen, 1);
+    int match = strlen(name) == klen && memcmp(name, key, klen) == 0;
+    free(name);
+    if (match) return eq ? url_decode(eq + 1, len - nlen - 1, 1) : xstrdup("");
+    s = amp ? amp + 1 : NULL;
+  }
+  return NULL;
+}
+
+static const char *status_text(int status) {
+  switch (status) {
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 413: return "Payload Too Large";
+  case 426: return "Upgrade Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  }
+  return "Unknown";
+}
+
+void http_respond(conn_t *c, const http_req_t *r, int status, const char *content_type, const void *body, size_t len,
+                  const char *extra_headers) {
+  buf_t b = BUF_INIT;
+  int keep = r && r->keep_alive && status < 500;
+  buf_printf(&b,
+             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+             "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n%s\r\n",
+             status, status_text(status), content_type, len, keep ? "keep-alive" : "close",
+             extra_headers ? extra_headers : "");
+  buf_append(&b, body, len);
+  conn_write(c, b.data, b.len);
+  buf_free(&b);
+  if (!keep) conn_close(c, 0, NULL);
+}
+
+void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  http_respond(c, r, status, "application/json; charset=utf-8", s, strlen(s), NULL);
+  free(s);
+}
+
+void http_respond_error(conn_t *c, const http_req_t *r, int status, int code, const char *message) {
+  http_respond_json(c, r, status, json_pack("{s:i, s:s}", "code", code, "error", message));
+}
+
+/* Pick the first offered subprotocol we speak. Returns its format/version or -1. */
+static int pick_subprotocol(const char *offer, char *chosen, size_t chosen_len, int *base64, int *version) {
+  static const struct {
+    const char *name;
+    int base64, version;
+  } known[] = {
+      {"lc.protobuf2.3", 0, 3}, {"lc.protobuf2.2", 0, 2}, {"lc.protobuf2.1", 0, 1},
+      {"lc.proto2base64.3", 1, 3}, {"lc.proto2base64.2", 1, 2}, {"lc.proto2base64.1", 1, 1},
+  };
+  const char *s = offer;
+  while (*s) {
+    while (*s == ' ' || *s == ',') s++;
+    const char *e = s;
+    while (*e && *e != ',' && *e != ' ') e++;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+      if ((size_t)(e - s) == strlen(known[i].name) && memcmp(s, known[i].name, (size_t)(e - s)) == 0) {
+        snprintf(chosen, chosen_len, "%s", known[i].name);
+        *base64 = known[i].base64;
+        *version = known[i].version;
+        return 0;
+      }
+    }
+    s = e;
+  }
+  return -1;
+}
+
+static int header_has_token(const char *v, const char *token) {
+  size_t tl = strlen(token);
+  for (const char *s = v; s && *s;) {
+    while (*s == ' ' || *s == ',') s++;
+    const char *e = s;
+    while (*e && *e != ',') e++;
+    const char *te = e;
+    while (te > s && te[-1] == ' ') te--;
+    if ((size_t)(te - s) == tl && strncasecmp(s, token, tl) == 0) return 1;
+    s = e;
+  }
+  return 0;
+}
+
+/* RFC 6455 §4.2: validate, choose the subprotocol, answer 101. Returns 0 when upgraded. */
+static int upgrade(conn_t *c, const http_req_t *r) {
+  const char *up = http_header(r, "Upgrade"), *conn_h = http_header(r, "Connection");
+  const char *key = http_header(r, "Sec-WebSocket-Key"), *ver = http_header(r, "Sec-WebSocket-Version");
+  const char *proto = http_header(r, "Sec-WebSocket-Protocol");
+  if (r->method != HTTP_GET || !up || strcasecmp(up, "websocket") != 0 || !conn_h || !header_has_token(conn_h, "upgrade")) {
+    http_respond_error(c, r, 400, 400, "bad WebSocket upgrade request");
+    return -1;
+  }
+  if (!ver || strcmp(ver, "13") != 0) {
+    http_respond(c, r, 426, "application/json", "{\"code\":426,\"error\":\"WebSocket version 13 required\"}", 51,
+                 "Sec-WebSocket-Version: 13\r\n");
+    return -1;
+  }
+  if (!key || strlen(key) < 16 || strlen(key) > 64) {
+    http_respond_error(c, r, 400, 400, "missing or malformed Sec-WebSocket-Key");
+    return -1;
+  }
+  char chosen[32];
+  int base64 = 0, version = 3;
+  if (!proto || pick_subprotocol(proto, chosen, sizeof chosen, &base64, &version) < 0) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "unsupported subprotocol \"%.60s\"; use lc.protobuf2.3, lc.protobuf2.1 or lc.proto2base64.3",
+             proto ? proto : "");
+    http_respond_error(c, r, 400, 400, msg);
+    return -1;
+  }
+  char accept[29];
+  ws_accept_key(key, strlen(key), accept);
+  buf_t b = BUF_INIT;
+  buf_printf(&b,
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
+             accept, chosen);
+  conn_write(c, b.data, b.len);
+  buf_free(&b);
+  ws_start(c, base64, version);
+  return 0;
+}
+
+int http_input(conn_t *c, uint8_t *p, size_t n) {
+  if (!c->http) {
+    c->http = xcalloc(1, sizeof *c->http);
+    http_parser_init(&c->http->parser, HTTP_REQUEST);
+    c->http->parser.data = c->http;
+  }
+  http_conn_t *h = c->http;
+  size_t off = 0;
+  while (off < n && c->state == CONN_HTTP) {
+    size_t used = http_parser_execute(&h->parser, &settings, (const char *)p + off, n - off);
+    off += used;
+    enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+    if (err != HPE_OK && err != HPE_PAUSED) {
+      int status = h->error_status ? h->error_status : 400;
+      http_respond_error(c, NULL, status, status, h->error_status ? "request too large" : http_errno_description(err));
+      return (int)n;
+    }
+    if (!h->complete) break; /* need more bytes */
+    if (err == HPE_PAUSED) http_parser_pause(&h->parser, 0);
+    if (h->parser.upgrade) {
+      int ok = upgrade(c, &h->req) == 0;
+      http_conn_free(c->http);
+      c->http = NULL;
+      if (!ok) return (int)n;
+      int r = ws_input(c, p + off, n - off);
+      return r < 0 ? (int)n : (int)(off + (size_t)r);
+    }
+    routes_dispatch(c, &h->req);
+    req_reset(h);
+  }
+  /* Bytes the parser consumed are its own now (it keeps partial-token state itself). */
+  return (int)n;
+}

@@ -1,0 +1,407 @@
+/* im.c — IM plumbing: command dispatch, replies, encode-once push delivery, links.
+ *
+ * A request is decoded once, routed to its session (by peerId, else the socket's default
+ * peer, protocol.md §1.6) and handed to one handler. Replies carry the request's `i`;
+ * pushes never do and always carry `service: 2` and the recipient's peerId. A push is
+ * protobuf-encoded once; each recipient gets a tiny peerId prefix in front of the shared
+ * body (protobuf fields may come in any order), and recipients on other workers get it
+ * through one task per worker. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
+
+int64_t conv_kind_wire(int kind) { return kind; }
+
+void iso_now(char out[25]) { iso_format(now_ms(), out); }
+
+/* ---------------------------------------------------------------- lifecycle */
+
+im_t *im_new(server_t *srv) {
+  im_t *im = xcalloc(1, sizeof *im);
+  im->cfg = srv->cfg;
+  im->app_id = srv->app_id;
+  im->master_key = srv->master_key;
+  im->store = srv->store;
+  im->presence = presence_new();
+  im->convs = convcache_new();
+  return im;
+}
+
+void im_free(im_t *im) {
+  if (!im) return;
+  presence_free(im->presence);
+  convcache_free(im->convs);
+  free(im);
+}
+
+im_worker_t *im_worker_new(im_t *im, int idx) {
+  im_worker_t *w = xcalloc(1, sizeof *w);
+  w->im = im;
+  w->idx = idx;
+  htab_init(&w->links, idx);
+  htab_init(&w->sessions, idx);
+  w->reader = store_reader_new(im->store);
+  if (!w->reader) abort(); /* the store opened a moment ago; a reader failing is fatal */
+  im->workers[idx] = w;
+  if (idx >= im->nworkers) im->nworkers = idx + 1;
+  return w;
+}
+
+void im_worker_free(im_worker_t *w) {
+  if (!w) return;
+  store_reader_free(w->reader);
+  htab_free(&w->links);
+  htab_free(&w->sessions);
+  w->im->workers[w->idx] = NULL;
+  free(w);
+}
+
+void im_worker_tick(im_worker_t *w) { (void)w; }
+
+void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int proto_version, const char *ip) {
+  l->ops = ops;
+  l->imw = w;
+  l->ip = ip;
+  l->proto_version = (uint8_t)proto_version;
+  l->sessions = NULL;
+  l->nsessions = 0;
+  l->id = htab_add(&w->links, l);
+}
+
+void im_link_gone(im_link_t *l, int code) {
+  im_worker_t *w = l->imw;
+  while (l->sessions) im_session_drop(w, l->sessions, code);
+  htab_del(&w->links, l->id);
+  l->imw = NULL;
+}
+
+session_t *session_find(im_link_t *l, const char *client_id) {
+  for (session_t *s = l->sessions; s; s = s->next)
+    if (strcmp(s->client_id, client_id) == 0) return s;
+  return NULL;
+}
+
+session_t *im_session_get(im_worker_t *w, uint64_t handle) { return htab_get(&w->sessions, handle); }
+
+/* ---------------------------------------------------------------- replies */
+
+static void send_cmd(im_link_t *l, lc_cmd_t *cmd) {
+  buf_t b = BUF_INIT;
+  codec_pack(cmd, &b);
+  l->ops->send(l, NULL, 0, b.data, b.len);
+  buf_free(&b);
+}
+
+void reply(const req_t *r, lc_cmd_t *cmd) {
+  if (!r->has_i) return; /* fire-and-forget request: nobody waits for an answer */
+  PB_SET(*cmd, i, r->i);
+  if (r->cmd->peerid) cmd->peerid = r->cmd->peerid;
+  send_cmd(r->link, cmd);
+}
+
+static void fill_error(lc_cmd_t *cmd, Lc__ErrorCommand *em, int code, const char *detail) {
+  PB_SET(*cmd, cmd, LC__COMMAND_TYPE__error);
+  em->code = code;
+  em->reason = (char *)lc_error_name(code);
+  em->detail = (char *)detail;
+  cmd->errormessage = em;
+}
+
+void reply_error(const req_t *r, int code, const char *detail) {
+  lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
+  Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  fill_error(&cmd, &em, code, detail);
+  reply(r, &cmd);
+}
+
+void reply_to_init(reply_to_t *rt, const req_t *r) {
+  rt->link = r->link->id;
+  rt->session = r->s ? r->s->id : 0;
+  rt->has_i = r->has_i;
+  rt->i = r->i;
+  rt->peer = r->cmd->peerid ? xstrdup(r->cmd->peerid) : NULL;
+}
+
+void reply_to_free(reply_to_t *rt) {
+  free(rt->peer);
+  rt->peer = NULL;
+}
+
+im_link_t *reply_to_link(im_worker_t *w, const reply_to_t *rt) { return htab_get(&w->links, rt->link); }
+
+void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd) {
+  im_link_t *l = reply_to_link(w, rt);
+  if (!l || !rt->has_i) return;
+  PB_SET(*cmd, i, rt->i);
+  if (rt->peer) cmd->peerid = rt->peer;
+  send_cmd(l, cmd);
+}
+
+void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const char *detail) {
+  lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
+  Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  fill_error(&cmd, &em, code, detail);
+  reply_async(w, rt, &cmd);
+}
+
+/* ---------------------------------------------------------------- pushes */
+
+push_t *push_new(const lc_cmd_t *cmd) {
+  size_t n = lc__generic_command__get_packed_size(cmd);
+  push_t *p = xmalloc(sizeof *p + n);
+  atomic_init(&p->ref, 1);
+  p->len = n;
+  lc__generic_command__pack(cmd, p->body);
+  return p;
+}
+
+void push_release(push_t *p) {
+  if (p && atomic_fetch_sub(&p->ref, 1) == 1) free(p);
+}
+
+void push_to_session(session_t *s, const push_t *p) {
+  uint8_t prefix[80];
+  size_t len = strlen(s->client_id);
+  /* field 4 (peerId), wire type 2: tag 0x22, then a one-byte length (ids are ≤ 64) */
+  if (len > 64) return;
+  prefix[0] = 0x22;
+  prefix[1] = (uint8_t)len;
+  memcpy(prefix + 2, s->client_id, len);
+  s->link->ops->send(s->link, prefix, len + 2, p->body, p->len);
+}
+
+typedef struct {
+  task_t task;
+  im_t *im;
+  push_t *push;
+  size_t n;
+  uint64_t sessions[];
+} delivery_t;
+
+static void delivery_run(task_t *t) {
+  delivery_t *d = (delivery_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? d->im->workers[idx] : NULL;
+  for (size_t i = 0; w && i < d->n; i++) {
+    session_t *s = htab_get(&w->sessions, d->sessions[i]);
+    if (s) push_to_session(s, d->push);
+  }
+  push_release(d->push);
+  free(d);
+}
+
+typedef struct {
+  uint64_t *v;
+  size_t n, cap;
+} handles_t;
+
+static void handles_add(handles_t *h, uint64_t x) {
+  if (h->n == h->cap) {
+    h->cap = h->cap ? h->cap * 2 : 16;
+    h->v = xrealloc(h->v, h->cap * sizeof *h->v);
+  }
+  h->v[h->n++] = x;
+}
+
+void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n, uint64_t skip) {
+  im_t *im = w->im;
+  handles_t per[MAX_WORKERS];
+  memset(per, 0, sizeof(handles_t) * (size_t)im->nworkers);
+  uint64_t tmp[32];
+  for (size_t i = 0; i < n; i++) {
+    size_t k = presence_get(im->presence, ids[i], tmp, 32);
+    uint64_t *hs = tmp;
+    if (k > 32) { /* more devices than the stack buffer: fetch them all */
+      hs = xmalloc(k * sizeof *hs);
+      k = presence_get(im->presence, ids[i], hs, k);
+    }
+    for (size_t j = 0; j < k; j++) {
+      if (hs[j] == skip) continue;
+      int owner = htab_owner(hs[j]);
+      if (owner < im->nworkers) handles_add(&per[owner], hs[j]);
+    }
+    if (hs != tmp) free(hs);
+  }
+  for (int k = 0; k < im->nworkers; k++) {
+    if (!per[k].n) continue;
+    if (k == w->idx) {
+      for (size_t j = 0; j < per[k].n; j++) {
+        session_t *s = htab_get(&w->sessions, per[k].v[j]);
+        if (s) push_to_session(s, p);
+      }
+    } else {
+      delivery_t *d = xmalloc(sizeof *d + per[k].n * sizeof(uint64_t));
+      d->task.fn = delivery_run;
+      d->im = im;
+      d->push = (push_t *)p;
+      atomic_fetch_add(&d->push->ref, 1);
+      d->n = per[k].n;
+      memcpy(d->sessions, per[k].v, per[k].n * sizeof(uint64_t));
+      im->post(im->post_arg, k, &d->task);
+    }
+    free(per[k].v);
+  }
+}
+
+typedef struct {
+  task_t task;
+  im_t *im;
+  push_t *push;
+  conv_t *conv;
+  uint64_t skip;
+} room_delivery_t;
+
+static void room_deliver_local(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
+  room_slice_t *sl = &c->room[w->idx];
+  for (uint32_t i = 0; i < sl->n; i++)
+    if (sl->v[i]->id != skip) push_to_session(sl->v[i], p);
+}
+
+static void room_delivery_run(task_t *t) {
+  room_delivery_t *d = (room_delivery_t *)t;
+  int idx = worker_current();
+  if (idx >= 0 && d->im->workers[idx]) room_deliver_local(d->im->workers[idx], d->push, d->conv, d->skip);
+  push_release(d->push);
+  conv_release(d->conv);
+  free(d);
+}
+
+void push_to_room(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
+  if (!c->room || atomic_load(&c->online) == 0) return;
+  im_t *im = w->im;
+  for (int k = 0; k < im->nworkers; k++) {
+    if (k == w->idx) {
+      room_deliver_local(w, p, c, skip);
+      continue;
+    }
+    room_delivery_t *d = xmalloc(sizeof *d);
+    d->task.fn = room_delivery_run;
+    d->im = im;
+    d->push = (push_t *)p;
+    atomic_fetch_add(&d->push->ref, 1);
+    conv_retain(c);
+    d->conv = c;
+    d->skip = skip;
+    im->post(im->post_arg, k, &d->task);
+  }
+}
+
+/* ---------------------------------------------------------------- chat rooms */
+
+/* A worker's slice of a room is written only by that worker, under the room's mutex so
+ * that other threads listing online members (conv/members) read a consistent slice; the
+ * owner reads its own slice for delivery without the lock. Callers hold no room lock. */
+void im_room_join(im_worker_t *w, session_t *s, conv_t *c) {
+  if (s->room == c) return;
+  im_room_leave(w, s); /* one chat room per login */
+  pthread_mutex_lock(&c->mu);
+  room_slice_t *sl = &c->room[w->idx];
+  if (sl->n == sl->cap) {
+    sl->cap = sl->cap ? sl->cap * 2 : 8;
+    sl->v = xrealloc(sl->v, sl->cap * sizeof *sl->v);
+  }
+  s->room_slot = sl->n;
+  sl->v[sl->n++] = s;
+  pthread_mutex_unlock(&c->mu);
+  conv_retain(c);
+  s->room = c;
+  atomic_fetch_add(&c->online, 1);
+}
+
+void im_room_leave(im_worker_t *w, session_t *s) {
+  conv_t *c = s->room;
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  room_slice_t *sl = &c->room[w->idx];
+  uint32_t i = s->room_slot;
+  if (i < sl->n && sl->v[i] == s) {
+    sl->v[i] = sl->v[--sl->n];
+    sl->v[i]->room_slot = i;
+  }
+  pthread_mutex_unlock(&c->mu);
+  atomic_fetch_sub(&c->online, 1);
+  s->room = NULL;
+  conv_release(c);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void unsupported(req_t *r) {
+  char detail[96];
+  snprintf(detail, sizeof detail, "unsupported command %s/%s", lc_cmd_name(r->cmd->cmd),
+           r->cmd->has_op ? lc_op_name(r->cmd->op) : "-");
+  reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, detail);
+}
+
+static void echo(req_t *r) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__echo);
+  reply(r, &out);
+}
+
+static void dispatch(req_t *r) {
+  lc_cmd_t *c = r->cmd;
+  int cmd = c->has_cmd ? (int)c->cmd : LC__COMMAND_TYPE__session;
+  int op = c->has_op ? (int)c->op : 0;
+  if (cmd == LC__COMMAND_TYPE__echo) {
+    echo(r);
+    return;
+  }
+  if (cmd == LC__COMMAND_TYPE__session && op == LC__OP_TYPE__open) {
+    im_session_open(r);
+    return;
+  }
+  /* Every other command acts for a session: the one named by peerId, else the socket's
+   * first (clients omit peerId while they are alone on the socket). */
+  r->s = c->peerid ? session_find(r->link, c->peerid) : r->link->sessions;
+  if (!r->s) {
+    reply_error(r, LC_SESSION_REQUIRED, c->peerid ? "no open session for this peerId" : "open a session first");
+    return;
+  }
+  switch (cmd) {
+  case LC__COMMAND_TYPE__session:
+    switch (op) {
+    case LC__OP_TYPE__close: im_session_close(r); return;
+    case LC__OP_TYPE__refresh: im_session_refresh(r); return;
+    case LC__OP_TYPE__query: im_session_query(r); return;
+    }
+    break;
+  case LC__COMMAND_TYPE__conv:
+    switch (op) {
+    case LC__OP_TYPE__start: im_conv_start(r); return;
+    case LC__OP_TYPE__query: im_conv_query(r); return;
+    case LC__OP_TYPE__count: im_conv_count(r); return;
+    case LC__OP_TYPE__add: im_conv_members_change(r, 1); return;
+    case LC__OP_TYPE__remove: im_conv_members_change(r, 0); return;
+    case LC__OP_TYPE__members: im_conv_online_members(r); return;
+    case LC__OP_TYPE__is_member: im_conv_is_member(r); return;
+    case LC__OP_TYPE__max_read: im_conv_max_read(r); return;
+    }
+    break;
+  case LC__COMMAND_TYPE__direct: im_msg_direct(r); return;
+  case LC__COMMAND_TYPE__ack: im_msg_ack(r); return;
+  case LC__COMMAND_TYPE__read: im_msg_read(r); return;
+  case LC__COMMAND_TYPE__logs: im_msg_logs(r); return;
+  }
+  unsupported(r);
+}
+
+int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
+  lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
+  if (!cmd) return LC_UNPARSEABLE_RAW_MESSAGE;
+  if (l->imw->im->cfg->log_frames && log_level >= LOG_DEBUG) {
+    json_t *j = pb_to_json(&cmd->base);
+    char *s = json_dumps(j, JSON_COMPACT);
+    log_at(LOG_DEBUG, "C->S %s", s);
+    free(s);
+    json_decref(j);
+  }
+  req_t r = {.w = l->imw, .link = l, .cmd = cmd, .has_i = cmd->has_i && cmd->i != 0, .i = cmd->i};
+  dispatch(&r);
+  codec_free(cmd);
+  return 0;
+}

@@ -1,0 +1,657 @@
+/* im_conv.c — conversations: start, query, count, membership (protocol.md §3.4, §3.5,
+ * §3.12, §3.13, §3.8 max_read).
+ *
+ * Every change is applied to the cache first (so a message sent right after a join is
+ * accepted), written through the store, and answered only after the commit; on a storage
+ * failure the conversation is dropped from the cache so it reloads from the database. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "query.h"
+#include "timeutil.h"
+
+#define TEMP_TTL_MAX (30 * 86400)
+
+static void conv_reply_base(lc_cmd_t *out, Lc__ConvCommand *cm, int op) {
+  PB_SET(*out, cmd, LC__COMMAND_TYPE__conv);
+  PB_SET(*out, op, op);
+  out->convmessage = cm;
+}
+
+/* Pushes {conv/op, cid, initBy, udate[, m]} to every session of `to` (except skip). */
+static void notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
+                   char *const *to, size_t nto) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  conv_reply_base(&out, &cm, op);
+  PB_SET(out, service, 2);
+  PB_SET(out, serverts, now_ms());
+  PB_SET(out, notificationtype, 1);
+  char iso[ISO_LEN + 1];
+  iso_format(udate, iso);
+  cm.cid = (char *)cid;
+  cm.initby = (char *)initby;
+  cm.udate = iso;
+  cm.m = m;
+  cm.n_m = nm;
+  push_t *p = push_new(&out);
+  push_to_clients(w, p, to, nto, 0);
+  push_release(p);
+}
+
+/* Keys a client may not set through attr: the server owns them. */
+static const char *const reserved_keys[] = {"objectId", "createdAt", "updatedAt", "m", "c", "lm", "tr", "sys",
+                                            "unique", "uniqueId", "mu", "temp", "ttl", "conv_type", NULL};
+
+/* ---------------------------------------------------------------- start */
+
+typedef struct {
+  job_conv_create_t j;
+  im_t *im;
+  reply_to_t rt;
+  int unique, temp_ttl;
+} start_job_t;
+
+static void send_started(im_worker_t *w, const reply_to_t *rt, const char *cid, int64_t created_at,
+                         const char *unique_id, int temp_ttl, int existing) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  conv_reply_base(&out, &cm, LC__OP_TYPE__started);
+  char iso[ISO_LEN + 1];
+  iso_format(created_at, iso);
+  cm.cid = (char *)cid;
+  cm.cdate = iso;
+  cm.uniqueid = (char *)unique_id;
+  if (temp_ttl) PB_SET(cm, tempconvttl, temp_ttl);
+  if (existing) PB_SET(cm, existing, 1);
+  reply_async(w, rt, &out);
+}
+
+static void start_free(start_job_t *sj) {
+  conv_row_free(&sj->j.row);
+  free(sj->j.doc);
+  free(sj->j.existing_cid);
+  reply_to_free(&sj->rt);
+  free(sj);
+}
+
+static void start_done(task_t *t) {
+  start_job_t *sj = (start_job_t *)t;
+  im_worker_t *w = sj->im->workers[worker_current()];
+  job_conv_create_t *j = &sj->j;
+  if (j->job.result == TERN_EEXIST) {
+    send_started(w, &sj->rt, j->existing_cid, j->existing_created_at, j->row.unique_id, 0, 1);
+  } else if (j->job.result < 0) {
+    reply_error_async(w, &sj->rt, LC_CONVERSATION_API_FAILED, "storage failed");
+  } else {
+    conv_t *c = conv_from_row(sj->im, &j->row);
+    convcache_put(sj->im, c);
+    send_started(w, &sj->rt, c->cid, c->created_at, j->row.unique_id, sj->temp_ttl, 0);
+    if (c->kind == CONV_ROOM) { /* the creator is in the room right away (§3.4) */
+      session_t *s = im_session_get(w, sj->rt.session);
+      if (s) im_room_join(w, s, c);
+    } else {
+      members_t *m = c->members;
+      notify(w, c->cid, LC__OP_TYPE__joined, c->creator, NULL, 0, c->updated_at, m->ids, m->n);
+      notify(w, c->cid, LC__OP_TYPE__members_joined, c->creator, m->ids, m->n, c->updated_at, m->ids, m->n);
+    }
+    conv_release(c);
+  }
+  start_free(sj);
+}
+
+static void new_conv_id(char *out, int temp) {
+  uint8_t raw[12];
+  uint32_t secs = (uint32_t)(now_ms() / 1000);
+  raw[0] = (uint8_t)(secs >> 24);
+  raw[1] = (uint8_t)(secs >> 16);
+  raw[2] = (uint8_t)(secs >> 8);
+  raw[3] = (uint8_t)secs;
+  random_bytes(raw + 4, 8);
+  if (temp) memcpy(out, "_tmp:", 5);
+  hex_encode(raw, 12, out + (temp ? 5 : 0));
+}
+
+void im_conv_start(req_t *r) {
+  im_t *im = r->w->im;
+  Lc__ConvCommand empty = LC__CONV_COMMAND__INIT;
+  Lc__ConvCommand *cm = r->cmd->convmessage ? r->cmd->convmessage : &empty;
+  const char *self = r->s->client_id;
+  int room = cm->has_transient && cm->transient;
+  int temp = !room && cm->has_tempconv && cm->tempconv;
+  int unique = !room && !temp && cm->has_unique && cm->unique;
+
+  json_t *doc = NULL;
+  if (cm->attr && cm->attr->data && *cm->attr->data) {
+    json_error_t jerr;
+    doc = json_loads(cm->attr->data, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+      json_decref(doc);
+      reply_error(r, LC_CONVERSATION_API_FAILED, "attr must be a JSON object");
+      return;
+    }
+    for (int i = 0; reserved_keys[i]; i++) json_object_del(doc, reserved_keys[i]);
+  } else {
+    doc = json_object();
+  }
+
+  start_job_t *sj = xcalloc(1, sizeof *sj);
+  sj->im = im;
+  conv_row_t *row = &sj->j.row;
+  if (!room) {
+    /* The creator is always a member, whether or not the client listed itself. */
+    row->members = xcalloc(cm->n_m + 1, sizeof(char *));
+    for (size_t i = 0; i < cm->n_m; i++) row->members[row->nmembers++] = xstrdup(cm->m[i]);
+    row->members[row->nmembers++] = xstrdup(self);
+    members_t *sorted = members_new(row->members, row->nmembers);
+    for (size_t i = 0; i < row->nmembers; i++) free(row->members[i]);
+    row->nmembers = sorted->n;
+    for (size_t i = 0; i < sorted->n; i++) row->members[i] = xstrdup(sorted->ids[i]);
+    members_release(sorted);
+    for (size_t i = 0; i < row->nmembers; i++) {
+      size_t len = strlen(row->members[i]);
+      if (len == 0 || len > 64) {
+        json_decref(doc);
+        start_free(sj);
+        reply_error(r, LC_INVALID_LOGIN, "member ids must be 1 to 64 characters");
+        return;
+      }
+    }
+    if ((long)row->nmembers > im->cfg->max_members) {
+      json_decref(doc);
+      start_free(sj);
+      reply_error(r, LC_CONVERSATION_FULL, NULL);
+      return;
+    }
+  }
+  int64_t now = now_ms();
+  char cid[40];
+  new_conv_id(cid, temp);
+  row->cid = xstrdup(cid);
+  row->kind = room ? CONV_ROOM : temp ? CONV_TEMP : CONV_NORMAL;
+  row->creator = xstrdup(self);
+  row->created_at = row->updated_at = now;
+  if (temp) {
+    int ttl = cm->has_tempconvttl && cm->tempconvttl > 0 ? cm->tempconvttl : (int)im->cfg->temp_conv_ttl;
+    if (ttl > TEMP_TTL_MAX) ttl = TEMP_TTL_MAX;
+    sj->temp_ttl = ttl;
+    row->expire_at = now + (int64_t)ttl * 1000;
+  }
+  if (unique) {
+    /* uniqueId = MD5 of the sorted member list: the same set always hashes the same */
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < row->nmembers; i++) {
+      buf_append_str(&b, row->members[i]);
+      buf_append(&b, "\n", 1);
+    }
+    uint8_t d[16];
+    md5(b.data, b.len, d);
+    buf_free(&b);
+    char hex[33];
+    hex_encode(d, 16, hex);
+    row->unique_id = xstrdup(hex);
+    char *existing = NULL;
+    int64_t created = 0;
+    if (store_conv_find_unique(r->w->reader, hex, &existing, &created) == 0) {
+      reply_to_init(&sj->rt, r);
+      send_started(r->w, &sj->rt, existing, created, hex, 0, 1);
+      free(existing);
+      json_decref(doc);
+      start_free(sj);
+      return;
+    }
+  }
+  json_object_set_new(doc, "c", json_string(self));
+  json_object_set_new(doc, "tr", json_boolean(room));
+  json_object_set_new(doc, "sys", json_false());
+  json_object_set_new(doc, "unique", json_boolean(unique));
+  if (unique) json_object_set_new(doc, "uniqueId", json_string(row->unique_id));
+  json_object_set_new(doc, "mu", json_array());
+  sj->j.doc = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  reply_to_init(&sj->rt, r);
+  sj->j.job.type = JOB_CONV_CREATE;
+  sj->j.job.worker = r->w->idx;
+  sj->j.job.task.fn = start_done;
+  store_submit(im->store, &sj->j.job);
+}
+
+/* ---------------------------------------------------------------- query */
+
+static void send_results(req_t *r, json_t *arr) {
+  char *data = json_dumps(arr, JSON_COMPACT);
+  json_decref(arr);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  Lc__JsonObjectMessage res = LC__JSON_OBJECT_MESSAGE__INIT;
+  conv_reply_base(&out, &cm, LC__OP_TYPE__results);
+  res.data = data;
+  cm.results = &res;
+  reply(r, &out);
+  free(data);
+}
+
+void im_conv_query(req_t *r) {
+  Lc__ConvCommand empty = LC__CONV_COMMAND__INIT;
+  Lc__ConvCommand *cm = r->cmd->convmessage ? r->cmd->convmessage : &empty;
+  int flags = cm->has_flag ? cm->flag & 3 : 0;
+  json_t *arr = NULL;
+  if (cm->n_tempconvids) {
+    size_t n = cm->n_tempconvids > 1000 ? 1000 : cm->n_tempconvids;
+    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, &arr) < 0) {
+      reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
+      return;
+    }
+    send_results(r, arr);
+    return;
+  }
+  json_t *where = NULL;
+  if (cm->where && cm->where->data && *cm->where->data) {
+    json_error_t jerr;
+    where = json_loads(cm->where->data, 0, &jerr);
+    if (!where) {
+      char detail[200];
+      snprintf(detail, sizeof detail, "where is not JSON: %s", jerr.text);
+      reply_error(r, LC_CONVERSATION_QUERY_FAILED, detail);
+      return;
+    }
+  }
+  query_t q;
+  query_init(&q);
+  buf_t order = BUF_INIT;
+  char err[200] = "";
+  int rc = query_where(&q, where, r->s->client_id, err, sizeof err);
+  if (rc == 0) rc = query_sort(&q, cm->sort, &order, err, sizeof err);
+  json_decref(where);
+  if (rc < 0) {
+    reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
+    goto done;
+  }
+  int limit = cm->has_limit && cm->limit > 0 ? cm->limit : 10;
+  if (limit > 1000) limit = 1000;
+  int skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
+  if (store_conv_query(r->w->reader, &q, buf_cstr(&order), limit, skip, flags, &arr) < 0) {
+    reply_error(r, LC_CONVERSATION_QUERY_FAILED, "query failed");
+    goto done;
+  }
+  send_results(r, arr);
+done:
+  query_free(&q);
+  buf_free(&order);
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+/* The conversation named by the request, or an error reply. Temporary conversations past
+ * their TTL answer 4323 as if gone (§3.4). */
+static conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
+  int err;
+  conv_t *c = conv_get(r->w, cid, &err);
+  if (!c) {
+    if (err) reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
+    else if (cid && strncmp(cid, "_tmp:", 5) == 0) reply_error(r, LC_TEMPORARY_CONVERSATION_EXPIRED, NULL);
+    else reply_error(r, missing_code, NULL);
+    return NULL;
+  }
+  if (c->kind == CONV_TEMP && c->expire_at && c->expire_at <= now_ms()) {
+    reply_error(r, LC_TEMPORARY_CONVERSATION_EXPIRED, NULL);
+    conv_release(c);
+    return NULL;
+  }
+  return c;
+}
+
+void im_conv_count(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  int count;
+  if (c->kind == CONV_ROOM) {
+    count = atomic_load(&c->online);
+  } else {
+    members_t *m = conv_members(c);
+    count = m ? (int)m->n : 0;
+    members_release(m);
+  }
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  conv_reply_base(&out, &cm, LC__OP_TYPE__result);
+  PB_SET(cm, count, count);
+  reply(r, &out);
+  conv_release(c);
+}
+
+void im_conv_online_members(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  if (c->kind != CONV_ROOM) {
+    reply_error(r, LC_TRANSIENT_CONVERSATION_REQUIRED, NULL);
+    conv_release(c);
+    return;
+  }
+  int limit = in->has_limit && in->limit > 0 && in->limit <= 50 ? in->limit : 50;
+  char **ids = xcalloc((size_t)limit, sizeof *ids);
+  size_t n = 0;
+  /* Other workers' room slices change under c->mu; hold it while copying ids out. */
+  pthread_mutex_lock(&c->mu);
+  for (int k = 0; k < r->w->im->nworkers && n < (size_t)limit; k++) {
+    room_slice_t *sl = &c->room[k];
+    for (uint32_t i = 0; i < sl->n && n < (size_t)limit; i++) {
+      int dup = 0;
+      for (size_t j = 0; j < n; j++) dup |= strcmp(ids[j], sl->v[i]->client_id) == 0;
+      if (!dup) ids[n++] = xstrdup(sl->v[i]->client_id);
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  conv_reply_base(&out, &cm, LC__OP_TYPE__members);
+  cm.cid = c->cid;
+  cm.m = ids;
+  cm.n_m = n;
+  reply(r, &out);
+  for (size_t i = 0; i < n; i++) free(ids[i]);
+  free(ids);
+  conv_release(c);
+}
+
+void im_conv_is_member(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  json_t *res = json_object();
+  size_t n = in ? in->n_cids : 0;
+  if (n > 100) n = 100;
+  for (size_t i = 0; i < n; i++) {
+    conv_t *c = conv_get(r->w, in->cids[i], NULL);
+    int yes = 0;
+    if (c) {
+      if (c->kind == CONV_ROOM) {
+        yes = r->s->room == c;
+      } else {
+        members_t *m = conv_members(c);
+        yes = members_has(m, r->s->client_id);
+        members_release(m);
+      }
+      conv_release(c);
+    }
+    json_object_set_new(res, in->cids[i], json_boolean(yes));
+  }
+  char *data = json_dumps(res, JSON_COMPACT);
+  json_decref(res);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  Lc__JsonObjectMessage jm = LC__JSON_OBJECT_MESSAGE__INIT;
+  conv_reply_base(&out, &cm, LC__OP_TYPE__is_member);
+  jm.data = data;
+  cm.results = &jm;
+  reply(r, &out);
+  free(data);
+}
+
+/* ---------------------------------------------------------------- membership */
+
+typedef struct {
+  job_members_t j;
+  im_t *im;
+  reply_to_t rt;
+  conv_t *conv;
+  char *initby;
+  int add;
+  Lc__ErrorCommand **failed;
+  size_t nfailed;
+} members_job_t;
+
+static void free_failed(members_job_t *mj) {
+  for (size_t i = 0; i < mj->nfailed; i++) {
+    for (size_t k = 0; k < mj->failed[i]->n_pids; k++) free(mj->failed[i]->pids[k]);
+    free(mj->failed[i]->pids);
+    free(mj->failed[i]);
+  }
+  free(mj->failed);
+  mj->failed = NULL;
+  mj->nfailed = 0;
+}
+
+static void members_job_free(members_job_t *mj) {
+  for (size_t i = 0; i < mj->j.n; i++) free(mj->j.clients[i]);
+  free(mj->j.clients);
+  free_failed(mj);
+  free(mj->initby);
+  reply_to_free(&mj->rt);
+  if (mj->conv) conv_release(mj->conv);
+  free(mj);
+}
+
+static void add_failed(members_job_t *mj, int code, const char *pid) {
+  for (size_t i = 0; i < mj->nfailed; i++) {
+    Lc__ErrorCommand *e = mj->failed[i];
+    if (e->code == code) {
+      e->pids = xrealloc(e->pids, (e->n_pids + 1) * sizeof(char *));
+      e->pids[e->n_pids++] = xstrdup(pid);
+      return;
+    }
+  }
+  Lc__ErrorCommand *e = xmalloc(sizeof *e);
+  lc__error_command__init(e);
+  e->code = code;
+  e->reason = (char *)lc_error_name(code);
+  e->pids = xmalloc(sizeof(char *));
+  e->pids[0] = xstrdup(pid);
+  e->n_pids = 1;
+  mj->failed = xrealloc(mj->failed, (mj->nfailed + 1) * sizeof *mj->failed);
+  mj->failed[mj->nfailed++] = e;
+}
+
+static void send_members_changed(im_worker_t *w, members_job_t *mj, int64_t udate) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  conv_reply_base(&out, &cm, mj->add ? LC__OP_TYPE__added : LC__OP_TYPE__removed);
+  char iso[ISO_LEN + 1];
+  iso_format(udate, iso);
+  cm.cid = mj->conv->cid;
+  cm.allowedpids = mj->j.clients;
+  cm.n_allowedpids = mj->j.n;
+  cm.failedpids = mj->failed;
+  cm.n_failedpids = mj->nfailed;
+  cm.udate = iso;
+  reply_async(w, &mj->rt, &out);
+}
+
+static void members_done(task_t *t) {
+  members_job_t *mj = (members_job_t *)t;
+  im_worker_t *w = mj->im->workers[worker_current()];
+  conv_t *c = mj->conv;
+  if (mj->j.job.result < 0) {
+    convcache_drop(mj->im, c); /* the cache ran ahead of storage: reload on next use */
+    reply_error_async(w, &mj->rt, LC_CONVERSATION_API_FAILED, "storage failed");
+    members_job_free(mj);
+    return;
+  }
+  send_members_changed(w, mj, mj->j.updated_at);
+  if (mj->j.n) {
+    members_t *now = conv_members(c);
+    if (mj->add) {
+      /* the newcomers: joined, then (with everyone else) members_joined (§3.12) */
+      notify(w, c->cid, LC__OP_TYPE__joined, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n);
+      if (now)
+        notify(w, c->cid, LC__OP_TYPE__members_joined, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
+               now->n);
+    } else {
+      notify(w, c->cid, LC__OP_TYPE__left, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n);
+      if (now && now->n)
+        notify(w, c->cid, LC__OP_TYPE__members_left, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
+               now->n);
+    }
+    members_release(now);
+  }
+  members_job_free(mj);
+}
+
+static void room_membership(req_t *r, conv_t *c, int add) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  members_job_t tmp = {.add = add, .conv = c};
+  char *self = r->s->client_id;
+  int includes_self = in->n_m == 0;
+  for (size_t i = 0; i < in->n_m; i++) {
+    if (strcmp(in->m[i], self) == 0) includes_self = 1;
+    else add_failed(&tmp, LC_CONVERSATION_NOT_ALLOWED, in->m[i]); /* rooms: self only */
+  }
+  if (includes_self) {
+    if (add) im_room_join(r->w, r->s, c);
+    else if (r->s->room == c) im_room_leave(r->w, r->s);
+  }
+  char *allowed[1] = {self};
+  tmp.j.clients = includes_self ? allowed : NULL;
+  tmp.j.n = includes_self ? 1 : 0;
+  reply_to_init(&tmp.rt, r);
+  send_members_changed(r->w, &tmp, now_ms());
+  reply_to_free(&tmp.rt);
+  free_failed(&tmp);
+}
+
+void im_conv_members_change(req_t *r, int add) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  if (!in || !in->cid) {
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, "cid is required");
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  if (c->kind == CONV_ROOM) {
+    room_membership(r, c, add);
+    conv_release(c);
+    return;
+  }
+  if (c->kind != CONV_NORMAL) { /* temporary conversations keep their members (§3.4) */
+    reply_error(r, LC_CONVERSATION_READ_ONLY, NULL);
+    conv_release(c);
+    return;
+  }
+  const char *self = r->s->client_id;
+  members_job_t *mj = xcalloc(1, sizeof *mj);
+  mj->im = r->w->im;
+  mj->conv = c;
+  mj->add = add;
+  mj->initby = xstrdup(self);
+  mj->j.clients = xcalloc(in->n_m ? in->n_m : 1, sizeof(char *));
+
+  pthread_mutex_lock(&c->mu);
+  members_t *cur = c->members;
+  int self_member = members_has(cur, self);
+  int only_self = in->n_m == 1 && strcmp(in->m[0], self) == 0;
+  if (!self_member && !(add && only_self)) {
+    pthread_mutex_unlock(&c->mu);
+    reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, "only members may change the member list");
+    members_job_free(mj);
+    return;
+  }
+  size_t count = cur ? cur->n : 0;
+  for (size_t i = 0; i < in->n_m; i++) {
+    const char *id = in->m[i];
+    size_t len = strlen(id);
+    int dup = 0;
+    for (size_t k = 0; k < mj->j.n; k++) dup |= strcmp(mj->j.clients[k], id) == 0;
+    if (dup) continue;
+    if (len == 0 || len > 64) {
+      add_failed(mj, LC_INVALID_LOGIN, id);
+    } else if (add) {
+      if (members_has(cur, id)) continue; /* already in: nothing to do, nothing to announce */
+      if ((long)count >= r->w->im->cfg->max_members) {
+        add_failed(mj, LC_CONVERSATION_FULL, id);
+        continue;
+      }
+      count++;
+      mj->j.clients[mj->j.n++] = xstrdup(id);
+    } else {
+      if (!members_has(cur, id)) continue;
+      mj->j.clients[mj->j.n++] = xstrdup(id);
+    }
+  }
+  /* swap in the new member snapshot */
+  size_t nn = 0;
+  char **ids = xcalloc((cur ? cur->n : 0) + mj->j.n + 1, sizeof(char *));
+  for (size_t i = 0; cur && i < cur->n; i++) {
+    int removed = 0;
+    for (size_t k = 0; !add && k < mj->j.n; k++) removed |= strcmp(cur->ids[i], mj->j.clients[k]) == 0;
+    if (!removed) ids[nn++] = cur->ids[i];
+  }
+  for (size_t k = 0; add && k < mj->j.n; k++) ids[nn++] = mj->j.clients[k];
+  c->members = members_new(ids, nn);
+  members_release(cur);
+  free(ids);
+  int64_t now = now_ms();
+  if (now <= c->updated_at) now = c->updated_at + 1;
+  c->updated_at = now;
+  mj->j.updated_at = now;
+  mj->j.conv = c->id;
+  mj->j.job.type = add ? JOB_MEMBERS_ADD : JOB_MEMBERS_REMOVE;
+  mj->j.job.worker = r->w->idx;
+  mj->j.job.task.fn = members_done;
+  reply_to_init(&mj->rt, r);
+  store_submit(r->w->im->store, &mj->j.job); /* under c->mu: storage sees changes in cache order */
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------------------------------------------------------------- max_read */
+
+typedef struct {
+  const char *self;
+  int64_t max_read, max_ack;
+  int all;
+  Lc__MaxReadTuple **tuples;
+  size_t n;
+} progress_acc_t;
+
+static void progress_each(void *arg, const member_progress_t *p) {
+  progress_acc_t *a = arg;
+  if (a->all) {
+    Lc__MaxReadTuple *t = xmalloc(sizeof *t);
+    lc__max_read_tuple__init(t);
+    t->pid = xstrdup(p->client);
+    PB_SET(*t, maxacktimestamp, p->ack_ts);
+    PB_SET(*t, maxreadtimestamp, p->read_ts);
+    a->tuples = xrealloc(a->tuples, (a->n + 1) * sizeof *a->tuples);
+    a->tuples[a->n++] = t;
+  }
+  if (strcmp(p->client, a->self) == 0) return;
+  if (p->read_ts > a->max_read) a->max_read = p->read_ts;
+  if (p->ack_ts > a->max_ack) a->max_ack = p->ack_ts;
+}
+
+void im_conv_max_read(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  members_t *m = conv_members(c);
+  int member = members_has(m, r->s->client_id);
+  members_release(m);
+  if (!member) {
+    reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, NULL);
+    conv_release(c);
+    return;
+  }
+  progress_acc_t acc = {.self = r->s->client_id, .all = in->has_queryallmembers && in->queryallmembers};
+  if (store_progress(r->w->reader, c->id, progress_each, &acc) < 0) {
+    reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+    conv_reply_base(&out, &cm, LC__OP_TYPE__max_read);
+    cm.cid = c->cid;
+    PB_SET(cm, maxreadtimestamp, acc.max_read);
+    PB_SET(cm, maxacktimestamp, acc.max_ack);
+    cm.maxreadtuples = acc.tuples;
+    cm.n_maxreadtuples = acc.n;
+    reply(r, &out);
+  }
+  for (size_t i = 0; i < acc.n; i++) {
+    free(acc.tuples[i]->pid);
+    free(acc.tuples[i]);
+  }
+  free(acc.tuples);
+  conv_release(c);
+}

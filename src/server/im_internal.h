@@ -1,0 +1,185 @@
+/* im_internal.h — types shared by the IM modules (im.c, im_session.c, im_conv.c,
+ * im_msg.c, convcache.c). Nothing outside src/server/im*.c and convcache.c includes it.
+ *
+ * Threading: an im_worker_t and every session, link and room list it owns are touched
+ * only by that worker's thread. Shared state is the presence index (presence.c) and the
+ * conversation cache (convcache.c), each with its own locks; a conv_t's mutable fields are
+ * guarded by conv->mu. */
+#ifndef TERN_IM_INTERNAL_H
+#define TERN_IM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "codec.h"
+#include "htab.h"
+#include "im.h"
+#include "presence.h"
+#include "store.h"
+
+typedef struct conv conv_t;
+typedef struct convcache convcache_t;
+
+struct im {
+  const tern_config_t *cfg;
+  const char *app_id, *master_key;
+  store_t *store;
+  void (*post)(void *arg, int worker, task_t *t);
+  void *post_arg;
+  int nworkers;
+  im_worker_t *workers[MAX_WORKERS];
+  presence_t *presence;
+  convcache_t *convs;
+};
+
+struct im_worker {
+  im_t *im;
+  int idx;
+  htab_t links;    /* handle → im_link_t, for completions that outlive a callback */
+  htab_t sessions; /* handle → session_t */
+  store_reader_t *reader;
+};
+
+struct session {
+  uint64_t id;
+  im_link_t *link;
+  session_t *next; /* in link->sessions */
+  char *client_id;
+  char *tag;
+  int64_t config_bitmap;
+  conv_t *room;       /* the chat room this login is in (one at a time) */
+  uint32_t room_slot; /* index in room->online[worker] */
+};
+
+/* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
+typedef struct {
+  atomic_int ref;
+  size_t n;
+  char *ids[];
+} members_t;
+
+/* Online sessions of a chat room held by one worker; only that worker touches it. */
+typedef struct {
+  session_t **v;
+  uint32_t n, cap;
+} room_slice_t;
+
+struct conv {
+  char *cid;
+  int64_t id;
+  int kind;
+  char *creator;
+  int64_t created_at, expire_at;
+  atomic_int ref;
+  pthread_mutex_t mu; /* guards the fields below */
+  members_t *members; /* NULL for chat rooms and system conversations */
+  int64_t updated_at;
+  int64_t last_ts, last_seq;
+  int has_receipts;   /* some message asked for receipts: acks must look for them */
+  int deleted;
+  room_slice_t *room; /* chat rooms: one slice per worker */
+  atomic_int online;  /* chat rooms: sessions in the room */
+  conv_t *hnext;
+};
+
+/* ---- convcache.c ---- */
+convcache_t *convcache_new(void);
+void convcache_free(convcache_t *cc);
+/* A referenced conversation, loaded through the worker's reader on a miss; NULL when it
+ * does not exist (or storage failed: *err gets TERN_ESTORE). Release with conv_release. */
+conv_t *conv_get(im_worker_t *w, const char *cid, int *err);
+/* Puts a just-created conversation in the cache (takes the row's strings). */
+conv_t *conv_from_row(im_t *im, conv_row_t *row);
+void convcache_put(im_t *im, conv_t *c);
+void convcache_drop(im_t *im, conv_t *c); /* forget it (deleted, or storage disagreed) */
+void conv_retain(conv_t *c);
+void conv_release(conv_t *c);
+members_t *conv_members(conv_t *c); /* referenced snapshot or NULL; release with members_release */
+void members_release(members_t *m);
+members_t *members_new(char **ids, size_t n); /* sorts and dedups a copy */
+int members_has(const members_t *m, const char *id);
+
+/* ---- im.c: requests, replies and delivery ---- */
+
+/* The request being handled. */
+typedef struct {
+  im_worker_t *w;
+  im_link_t *link;
+  session_t *s;   /* NULL only for session open */
+  lc_cmd_t *cmd;
+  int has_i;
+  int32_t i;
+} req_t;
+
+/* What a reply needs after an asynchronous step: handles, not pointers. */
+typedef struct {
+  uint64_t link, session;
+  int has_i;
+  int32_t i;
+  char *peer; /* request's peerId to echo, or NULL */
+} reply_to_t;
+
+void reply_to_init(reply_to_t *rt, const req_t *r);
+void reply_to_free(reply_to_t *rt);
+/* Finds the link of rt on the current worker, or NULL if it is gone. */
+im_link_t *reply_to_link(im_worker_t *w, const reply_to_t *rt);
+
+/* Sends cmd as the reply: sets i (and peerId when the request carried one). */
+void reply(const req_t *r, lc_cmd_t *cmd);
+void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd);
+/* {cmd: error, i, errorMessage{code, reason = NAME, detail}} */
+void reply_error(const req_t *r, int code, const char *detail);
+void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const char *detail);
+
+/* A push body encoded once and shared by every recipient (style rule 9). */
+typedef struct {
+  atomic_int ref;
+  size_t len;
+  uint8_t body[];
+} push_t;
+
+push_t *push_new(const lc_cmd_t *cmd); /* cmd must not carry peerId or i */
+void push_release(push_t *p);
+/* Sends the push to one local session, with its client id as the peerId prefix. */
+void push_to_session(session_t *s, const push_t *p);
+/* Delivers to every session of each client in ids (any worker), except `skip`. */
+void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n, uint64_t skip);
+/* Delivers to every session in a chat room (any worker), except `skip`. */
+void push_to_room(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip);
+
+session_t *session_find(im_link_t *l, const char *client_id);
+session_t *im_session_get(im_worker_t *w, uint64_t handle);
+void im_room_leave(im_worker_t *w, session_t *s);
+void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
+
+/* ---- the handlers ---- */
+void im_session_open(req_t *r);
+void im_session_close(req_t *r);
+void im_session_refresh(req_t *r);
+void im_session_query(req_t *r);
+void im_session_drop(im_worker_t *w, session_t *s, int code);
+
+void im_conv_start(req_t *r);
+void im_conv_query(req_t *r);
+void im_conv_count(req_t *r);
+void im_conv_members_change(req_t *r, int add);
+void im_conv_online_members(req_t *r);
+void im_conv_is_member(req_t *r);
+void im_conv_max_read(req_t *r);
+
+void im_msg_direct(req_t *r);
+void im_msg_ack(req_t *r);
+void im_msg_read(req_t *r);
+void im_msg_logs(req_t *r);
+void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+
+/* ---- msgid.c: message ids carry their storage key ---- */
+#define MSGID_LEN 22
+void msgid_make(int64_t ts, int64_t seq, char out[MSGID_LEN + 1]);
+int msgid_parse(const char *mid, int64_t *ts, int64_t *seq);
+
+/* ---- helpers ---- */
+int64_t conv_kind_wire(int kind); /* convType on the wire */
+void iso_now(char out[25]);
+
+#endif

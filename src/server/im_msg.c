@@ -1,0 +1,597 @@
+/* im_msg.c — messages: send, delivery, client acks, receipts, read state, history, and
+ * what a client is told right after it logs in (protocol.md §3.6–§3.11).
+ *
+ * A message is given its key (timestamp, per-conversation sequence) and id under the
+ * conversation's lock, encoded once as a push, and written through the store. Only when
+ * its batch has committed does the sender get its ack and do the recipients get the push:
+ * an acked message is always durable, and nobody sees a message that could be lost. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define SEQ_MAX INT64_MAX
+
+/* `_lctype` of a typed message, found without a full JSON parse: the key as it appears
+ * unescaped at object level, then a number. Only the history filter uses it. */
+static int scan_lctype(const char *s, size_t n, int *out) {
+  static const char key[] = "\"_lctype\"";
+  if (n < sizeof key || s[0] != '{') return 0;
+  const char *p = s;
+  while ((p = memmem(p, n - (size_t)(p - s), key, sizeof key - 1))) {
+    if (p > s && p[-1] == '\\') {
+      p++;
+      continue;
+    }
+    const char *q = p + sizeof key - 1;
+    const char *end = s + n;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+    if (q >= end || *q != ':') return 0;
+    q++;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+    int neg = 0;
+    if (q < end && *q == '-') {
+      neg = 1;
+      q++;
+    }
+    if (q >= end || *q < '0' || *q > '9') return 0;
+    long v = 0;
+    while (q < end && *q >= '0' && *q <= '9' && v < 100000000) v = v * 10 + (*q++ - '0');
+    *out = (int)(neg ? -v : v);
+    return 1;
+  }
+  return 0;
+}
+
+static int is_member_of(conv_t *c, const char *client) {
+  members_t *m = conv_members(c);
+  int yes = members_has(m, client);
+  members_release(m);
+  return yes;
+}
+
+/* ---------------------------------------------------------------- send */
+
+typedef struct {
+  job_msg_insert_t j;
+  im_t *im;
+  reply_to_t rt;
+  conv_t *conv;
+  members_t *members; /* recipients as of the send */
+  push_t *push;
+  uint64_t skip;      /* the sending session: it has the message already */
+} send_job_t;
+
+static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__AckCommand am = LC__ACK_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__ack);
+  am.uid = (char *)mid;
+  PB_SET(am, t, ts);
+  out.ackmessage = &am;
+  reply_async(w, rt, &out);
+}
+
+static void deliver(im_worker_t *w, conv_t *c, members_t *m, const push_t *p, uint64_t skip) {
+  if (c->kind == CONV_ROOM) push_to_room(w, p, c, skip);
+  else if (m) push_to_clients(w, p, m->ids, m->n, skip);
+}
+
+static void send_job_free(send_job_t *sj) {
+  free(sj->j.mid);
+  free(sj->j.sender);
+  free(sj->j.data);
+  free(sj->j.mentions);
+  reply_to_free(&sj->rt);
+  members_release(sj->members);
+  push_release(sj->push);
+  conv_release(sj->conv);
+  free(sj);
+}
+
+static void send_done(task_t *t) {
+  send_job_t *sj = (send_job_t *)t;
+  im_worker_t *w = sj->im->workers[worker_current()];
+  if (sj->j.job.result < 0) {
+    reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
+  } else {
+    send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
+    deliver(w, sj->conv, sj->members, sj->push, sj->skip);
+  }
+  send_job_free(sj);
+}
+
+void im_msg_direct(req_t *r) {
+  im_t *im = r->w->im;
+  Lc__DirectCommand *dm = r->cmd->directmessage;
+  if (!dm || !dm->cid) {
+    reply_error(r, LC_INVALID_MESSAGING_TARGET, "cid is required");
+    return;
+  }
+  int bin = dm->has_binarymsg;
+  size_t len = bin ? dm->binarymsg.len : dm->msg ? strlen(dm->msg) : 0;
+  size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;
+  if (len + extra > (size_t)im->cfg->max_message) {
+    reply_error(r, LC_FRAME_TOO_LONG, "message larger than the configured limit");
+    return;
+  }
+  if (dm->has_will && dm->will) {
+    reply_error(r, LC_INTERNAL_ERROR, "will messages are not supported yet");
+    return;
+  }
+  int err;
+  conv_t *c = conv_get(r->w, dm->cid, &err);
+  if (!c) {
+    if (err) reply_error(r, LC_INTERNAL_ERROR, "storage failed");
+    else if (strncmp(dm->cid, "_tmp:", 5) == 0) reply_error(r, LC_TEMPORARY_CONVERSATION_EXPIRED, NULL);
+    else reply_error(r, LC_INVALID_MESSAGING_TARGET, NULL);
+    return;
+  }
+  if (c->kind == CONV_TEMP && c->expire_at <= now_ms()) {
+    reply_error(r, LC_TEMPORARY_CONVERSATION_EXPIRED, NULL);
+    conv_release(c);
+    return;
+  }
+  const char *self = r->s->client_id;
+  members_t *members = NULL;
+  if (c->kind == CONV_NORMAL || c->kind == CONV_TEMP) {
+    members = conv_members(c);
+    if (!members_has(members, self)) {
+      reply_error(r, LC_INVALID_MESSAGING_TARGET, "sender is not a member");
+      members_release(members);
+      conv_release(c);
+      return;
+    }
+  }
+  int transient = dm->has_transient && dm->transient;
+  int receipt = dm->has_r && dm->r && !transient && c->kind != CONV_ROOM;
+
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__DirectCommand pm = LC__DIRECT_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__direct);
+  PB_SET(out, service, 2);
+  out.directmessage = &pm;
+  pm.cid = c->cid;
+  pm.frompeerid = (char *)self;
+  if (bin) PB_SET(pm, binarymsg, dm->binarymsg);
+  else pm.msg = dm->msg ? dm->msg : "";
+  if (transient) PB_SET(pm, transient, 1);
+  pm.mentionpids = dm->mentionpids;
+  pm.n_mentionpids = dm->n_mentionpids;
+  if (dm->has_mentionall && dm->mentionall) PB_SET(pm, mentionall, 1);
+  PB_SET(pm, convtype, (int32_t)conv_kind_wire(c->kind));
+  char mid[MSGID_LEN + 1];
+
+  if (transient) { /* not stored, online only; acked when the client asked (bit 3) */
+    int64_t ts = now_ms();
+    msgid_make(ts, 0, mid);
+    pm.id = mid;
+    PB_SET(pm, timestamp, ts);
+    push_t *p = push_new(&out);
+    if (r->s->config_bitmap & 8) {
+      reply_to_t rt;
+      reply_to_init(&rt, r);
+      send_ack(r->w, &rt, mid, ts);
+      reply_to_free(&rt);
+    }
+    deliver(r->w, c, members, p, r->s->id);
+    push_release(p);
+    members_release(members);
+    conv_release(c);
+    return;
+  }
+
+  send_job_t *sj = xcalloc(1, sizeof *sj);
+  sj->im = im;
+  sj->conv = c;
+  sj->members = members;
+  sj->skip = r->s->id;
+  job_msg_insert_t *j = &sj->j;
+  j->conv = c->id;
+  j->sender = xstrdup(self);
+  j->len = len;
+  j->data = xmalloc(len + 1);
+  memcpy(j->data, bin ? (const char *)dm->binarymsg.data : dm->msg ? dm->msg : "", len);
+  j->flags = (bin ? MSG_F_BIN : 0) | (receipt ? MSG_F_RECEIPT : 0) |
+             (dm->has_mentionall && dm->mentionall ? MSG_F_MENTION_ALL : 0);
+  if (dm->n_mentionpids) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < dm->n_mentionpids; i++) json_array_append_new(a, json_string(dm->mentionpids[i]));
+    j->mentions = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+  }
+  if (!bin) j->has_lctype = scan_lctype((const char *)j->data, len, &j->lctype);
+  reply_to_init(&sj->rt, r);
+  j->job.type = JOB_MSG_INSERT;
+  j->job.worker = r->w->idx;
+  j->job.task.fn = send_done;
+
+  /* The key is taken and the job queued under the conversation's lock, so storage sees
+   * one conversation's messages in sequence order and timestamps never go backwards. */
+  pthread_mutex_lock(&c->mu);
+  int64_t ts = now_ms();
+  if (ts < c->last_ts) ts = c->last_ts;
+  j->ts = ts;
+  j->seq = ++c->last_seq;
+  c->last_ts = ts;
+  if (receipt) c->has_receipts = 1;
+  msgid_make(j->ts, j->seq, mid);
+  j->mid = xstrdup(mid);
+  pm.id = mid;
+  PB_SET(pm, timestamp, ts);
+  sj->push = push_new(&out);
+  store_submit(im->store, &j->job);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------------------------------------------------------------- acks and receipts */
+
+static void progress_free(store_job_t *j) {
+  job_progress_t *p = (job_progress_t *)j;
+  free(p->client);
+  free(p);
+}
+
+static void submit_progress(im_t *im, job_type_t type, conv_t *c, const char *client, int64_t ts, int64_t seq) {
+  job_progress_t *p = xcalloc(1, sizeof *p);
+  p->job.type = type;
+  p->job.worker = -1; /* fire and forget: losing one to a crash only means a re-delivery */
+  p->job.free_fn = progress_free;
+  p->conv = c->id;
+  p->client = xstrdup(client);
+  p->ts = ts;
+  p->seq = seq;
+  p->at = now_ms();
+  store_submit(im->store, &p->job);
+}
+
+typedef struct {
+  im_worker_t *w;
+  conv_t *conv;
+  const char *from;
+  int read;
+} rcp_ctx_t;
+
+static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid, int64_t t, const char *from, int read) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__RcpCommand rm = LC__RCP_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__rcp);
+  PB_SET(out, service, 2);
+  out.rcpmessage = &rm;
+  rm.id = (char *)mid;
+  rm.cid = c->cid;
+  PB_SET(rm, t, t);
+  if (read) PB_SET(rm, read, 1);
+  rm.from = (char *)from;
+  push_t *p = push_new(&out);
+  char *ids[1] = {(char *)to};
+  push_to_clients(w, p, ids, 1, 0);
+  push_release(p);
+}
+
+static int receipt_each(void *arg, const msg_view_t *m) {
+  rcp_ctx_t *x = arg;
+  send_rcp(x->w, x->conv, m->sender, m->mid, now_ms(), x->from, 0);
+  return 0;
+}
+
+void im_msg_ack(req_t *r) {
+  Lc__AckCommand *am = r->cmd->ackmessage;
+  if (!am || !am->cid) return; /* session-level acks carry no position to record */
+  conv_t *c = conv_get(r->w, am->cid, NULL);
+  if (!c) return;
+  const char *self = r->s->client_id;
+  int64_t lo_ts, lo_seq, hi_ts, hi_seq;
+  if (c->kind == CONV_ROOM || !is_member_of(c, self)) goto done;
+  if (am->mid && msgid_parse(am->mid, &hi_ts, &hi_seq) == 0) {
+    lo_ts = hi_ts;
+    lo_seq = hi_seq - 1;
+  } else if (am->has_tots) {
+    hi_ts = am->tots;
+    hi_seq = SEQ_MAX;
+    lo_ts = am->has_fromts ? am->fromts : am->tots;
+    lo_seq = 0;
+  } else {
+    goto done;
+  }
+  submit_progress(r->w->im, JOB_MEMBER_ACK, c, self, hi_ts, hi_seq);
+  if (c->has_receipts) {
+    rcp_ctx_t x = {r->w, c, self, 0};
+    store_msg_receipts(r->w->reader, c->id, self, lo_ts, lo_seq, hi_ts, hi_seq, receipt_each, &x);
+  }
+done:
+  conv_release(c);
+}
+
+/* ---------------------------------------------------------------- read */
+
+static void read_one(req_t *r, const char *cid, int has_ts, int64_t ts, const char *mid) {
+  conv_t *c = conv_get(r->w, cid, NULL);
+  if (!c) return;
+  const char *self = r->s->client_id;
+  members_t *m = c->kind == CONV_ROOM ? NULL : conv_members(c);
+  if (!members_has(m, self)) goto done;
+  int64_t pos_ts, pos_seq;
+  if (!mid || msgid_parse(mid, &pos_ts, &pos_seq) < 0) {
+    pos_ts = has_ts && ts > 0 ? ts : now_ms();
+    pos_seq = SEQ_MAX;
+  }
+  submit_progress(r->w->im, JOB_MEMBER_READ, c, self, pos_ts, pos_seq);
+  /* one-to-one: tell the other side how far this client has read (§3.8) */
+  if (m->n == 2) {
+    const char *other = strcmp(m->ids[0], self) == 0 ? m->ids[1] : m->ids[0];
+    send_rcp(r->w, c, other, mid, pos_ts, self, 1);
+  }
+  /* the client's other devices: this conversation has nothing unread any more */
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__UnreadCommand um = LC__UNREAD_COMMAND__INIT;
+  Lc__UnreadTuple tu = LC__UNREAD_TUPLE__INIT;
+  Lc__UnreadTuple *tuples[1] = {&tu};
+  PB_SET(out, cmd, LC__COMMAND_TYPE__unread);
+  PB_SET(out, service, 2);
+  out.unreadmessage = &um;
+  um.convs = tuples;
+  um.n_convs = 1;
+  PB_SET(um, notiftime, now_ms());
+  tu.cid = c->cid;
+  tu.unread = 0;
+  PB_SET(tu, mentioned, 0);
+  push_t *p = push_new(&out);
+  char *ids[1] = {(char *)self};
+  push_to_clients(r->w, p, ids, 1, r->s->id);
+  push_release(p);
+done:
+  members_release(m);
+  conv_release(c);
+}
+
+void im_msg_read(req_t *r) {
+  Lc__ReadCommand *rm = r->cmd->readmessage;
+  if (!rm) return;
+  for (size_t i = 0; i < rm->n_convs && i < 200; i++)
+    read_one(r, rm->convs[i]->cid, rm->convs[i]->has_timestamp, rm->convs[i]->timestamp, rm->convs[i]->mid);
+  if (rm->cid) read_one(r, rm->cid, 0, 0, NULL);
+  for (size_t i = 0; i < rm->n_cids && i < 200; i++) read_one(r, rm->cids[i], 0, 0, NULL);
+}
+
+/* ---------------------------------------------------------------- history */
+
+typedef struct {
+  Lc__LogItem **items;
+  size_t n, cap;
+  int kind;
+  const char *other; /* one-to-one: the member whose progress fills ackAt/readAt */
+  member_progress_t other_progress;
+  int have_progress;
+} logs_acc_t;
+
+static int logs_each(void *arg, const msg_view_t *m) {
+  logs_acc_t *a = arg;
+  if (a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 32;
+    a->items = xrealloc(a->items, a->cap * sizeof *a->items);
+  }
+  Lc__LogItem *it = xmalloc(sizeof *it);
+  lc__log_item__init(it);
+  it->from = xstrdup(m->sender);
+  it->msgid = xstrdup(m->mid);
+  PB_SET(*it, timestamp, m->ts);
+  int bin = m->flags & MSG_F_BIN;
+  if (bin) {
+    it->data = xmalloc(base64_encoded_len(m->len) + 1);
+    it->data[base64_encode(m->data, m->len, it->data)] = 0;
+  } else {
+    it->data = xstrndup((const char *)m->data, m->len);
+  }
+  PB_SET(*it, bin, bin != 0);
+  if (m->patch_ts) PB_SET(*it, patchtimestamp, m->patch_ts);
+  if (m->flags & MSG_F_MENTION_ALL) PB_SET(*it, mentionall, 1);
+  json_t *mp = m->mentions ? json_loads(m->mentions, 0, NULL) : NULL;
+  if (json_is_array(mp) && json_array_size(mp)) {
+    it->mentionpids = xcalloc(json_array_size(mp), sizeof(char *));
+    size_t i;
+    json_t *v;
+    json_array_foreach(mp, i, v) if (json_is_string(v)) it->mentionpids[it->n_mentionpids++] = xstrdup(json_string_value(v));
+  }
+  json_decref(mp);
+  PB_SET(*it, convtype, a->kind);
+  if (a->have_progress && strcmp(m->sender, a->other) != 0) {
+    const member_progress_t *p = &a->other_progress;
+    if (p->ack_ts > m->ts || (p->ack_ts == m->ts && p->ack_seq >= m->seq)) PB_SET(*it, ackat, p->ack_at > m->ts ? p->ack_at : m->ts);
+    if (p->read_ts > m->ts || (p->read_ts == m->ts && p->read_seq >= m->seq))
+      PB_SET(*it, readat, p->read_at > m->ts ? p->read_at : m->ts);
+  }
+  a->items[a->n++] = it;
+  return 0;
+}
+
+static void other_progress(void *arg, const member_progress_t *p) {
+  logs_acc_t *a = arg;
+  if (strcmp(p->client, a->other) != 0) return;
+  a->other_progress = *p;
+  a->other_progress.client = NULL;
+  a->have_progress = 1;
+}
+
+/* A boundary given as (t, mid): the message itself when the id is ours, else a time. */
+static void bound(int64_t t, const char *mid, int incl, int is_lower, int *has, int64_t *bts, int64_t *bseq, int *bincl) {
+  int64_t mts, mseq;
+  if (mid && msgid_parse(mid, &mts, &mseq) == 0) {
+    *has = 1;
+    *bts = mts;
+    *bseq = mseq;
+    *bincl = incl;
+    return;
+  }
+  if (t <= 0) return;
+  *has = 1;
+  *bts = t;
+  /* time only: "ts < t" is key < (t, 0); "ts <= t" is key <= (t, MAX); mirrored below */
+  if (is_lower) {
+    *bseq = incl ? 0 : SEQ_MAX;
+    *bincl = incl;
+  } else {
+    *bseq = incl ? SEQ_MAX : 0;
+    *bincl = incl;
+  }
+}
+
+void im_msg_logs(req_t *r) {
+  Lc__LogsCommand *lm = r->cmd->logsmessage;
+  if (!lm || !lm->cid) {
+    reply_error(r, LC_CONVERSATION_LOG_REJECTED, "cid is required");
+    return;
+  }
+  conv_t *c = conv_get(r->w, lm->cid, NULL);
+  members_t *m = c ? conv_members(c) : NULL;
+  if (!c || ((c->kind == CONV_NORMAL || c->kind == CONV_TEMP) && !members_has(m, r->s->client_id))) {
+    reply_error(r, LC_CONVERSATION_LOG_REJECTED, c ? "not a member" : "conversation not found");
+    members_release(m);
+    conv_release(c);
+    return;
+  }
+  logs_req_t q = {.conv = c->id};
+  q.newer = lm->has_direction && lm->direction == LC__LOGS_COMMAND__QUERY_DIRECTION__NEW;
+  int start_incl = lm->has_tincluded && lm->tincluded, end_incl = lm->has_ttincluded && lm->ttincluded;
+  int64_t t = lm->has_t ? lm->t : 0, tt = lm->has_tt ? lm->tt : 0;
+  if (q.newer) {
+    bound(t, lm->mid, start_incl, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+    bound(tt, lm->tmid, end_incl, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+  } else {
+    bound(t, lm->mid, start_incl, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+    bound(tt, lm->tmid, end_incl, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+  }
+  q.limit = lm->has_l ? lm->l : lm->has_limit ? lm->limit : 20;
+  if (q.limit < 0) q.limit = 0;
+  if (q.limit > 1000) q.limit = 1000;
+  if (lm->has_lctype) {
+    q.has_lctype = 1;
+    q.lctype = lm->lctype;
+  }
+  logs_acc_t acc = {.kind = c->kind};
+  if (m && m->n == 2) {
+    acc.other = strcmp(m->ids[0], r->s->client_id) == 0 ? m->ids[1] : m->ids[0];
+    store_progress(r->w->reader, c->id, other_progress, &acc);
+  }
+  int rc = q.limit ? store_logs(r->w->reader, &q, logs_each, &acc) : 0;
+  if (rc < 0) {
+    reply_error(r, LC_CONVERSATION_LOG_FAILED, "storage failed");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__LogsCommand lo = LC__LOGS_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__logs);
+    out.logsmessage = &lo;
+    lo.logs = acc.items;
+    lo.n_logs = acc.n;
+    reply(r, &out);
+  }
+  for (size_t i = 0; i < acc.n; i++) lc__log_item__free_unpacked(acc.items[i], NULL);
+  free(acc.items);
+  members_release(m);
+  conv_release(c);
+}
+
+/* ---------------------------------------------------------------- after login */
+
+typedef struct {
+  Lc__UnreadTuple **t;
+  size_t n, cap;
+} unread_acc_t;
+
+static void unread_each(void *arg, const unread_view_t *u) {
+  unread_acc_t *a = arg;
+  if (a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 16;
+    a->t = xrealloc(a->t, a->cap * sizeof *a->t);
+  }
+  Lc__UnreadTuple *t = xmalloc(sizeof *t);
+  lc__unread_tuple__init(t);
+  t->cid = xstrdup(u->cid);
+  t->unread = u->unread;
+  PB_SET(*t, mentioned, u->mentioned != 0);
+  PB_SET(*t, convtype, u->kind);
+  if (u->last.mid) {
+    t->mid = xstrdup(u->last.mid);
+    PB_SET(*t, timestamp, u->last.ts);
+    t->from = xstrdup(u->last.sender);
+    if (u->last.flags & MSG_F_BIN) {
+      uint8_t *copy = xmalloc(u->last.len + 1);
+      memcpy(copy, u->last.data, u->last.len);
+      ProtobufCBinaryData b = {u->last.len, copy};
+      PB_SET(*t, binarymsg, b);
+    } else {
+      t->data = xstrndup((const char *)u->last.data, u->last.len);
+    }
+    if (u->last.patch_ts) PB_SET(*t, patchtimestamp, u->last.patch_ts);
+  }
+  a->t[a->n++] = t;
+}
+
+typedef struct {
+  session_t *s;
+  size_t n, total;
+} offline_acc_t;
+
+static void offline_each(void *arg, const char *cid, int kind, const msg_view_t *m) {
+  offline_acc_t *a = arg;
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__DirectCommand dm = LC__DIRECT_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__direct);
+  PB_SET(out, service, 2);
+  out.directmessage = &dm;
+  dm.cid = (char *)cid;
+  dm.id = (char *)m->mid;
+  dm.frompeerid = (char *)m->sender;
+  PB_SET(dm, timestamp, m->ts);
+  if (m->flags & MSG_F_BIN) {
+    ProtobufCBinaryData b = {m->len, (uint8_t *)m->data};
+    PB_SET(dm, binarymsg, b);
+  } else {
+    dm.msg = xstrndup((const char *)m->data, m->len);
+  }
+  PB_SET(dm, offline, 1);
+  a->n++;
+  PB_SET(dm, hasmore, a->n < a->total);
+  PB_SET(dm, convtype, kind);
+  if (m->flags & MSG_F_MENTION_ALL) PB_SET(dm, mentionall, 1);
+  push_t *p = push_new(&out);
+  push_to_session(a->s, p);
+  push_release(p);
+  if (!(m->flags & MSG_F_BIN)) free(dm.msg);
+}
+
+static void count_offline(void *arg, const char *cid, int kind, const msg_view_t *m) { ++*(size_t *)arg; }
+
+#define OFFLINE_PUSH_MAX 500
+#define UNREAD_CONVS_MAX 50
+
+void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
+  if (s->link->proto_version == 1) {
+    /* lc.protobuf2.1: push what the client has not acked, oldest first; hasMore marks
+     * all but the last (the cap only delays the rest to the next login). */
+    offline_acc_t a = {.s = s};
+    store_offline(w->reader, s->client_id, OFFLINE_PUSH_MAX, count_offline, &a.total);
+    if (a.total) store_offline(w->reader, s->client_id, OFFLINE_PUSH_MAX, offline_each, &a);
+    return;
+  }
+  unread_acc_t acc = {0};
+  if (store_unread(w->reader, s->client_id, since, UNREAD_CONVS_MAX, unread_each, &acc) == 0 && acc.n) {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__UnreadCommand um = LC__UNREAD_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__unread);
+    PB_SET(out, service, 2);
+    out.unreadmessage = &um;
+    um.convs = acc.t;
+    um.n_convs = acc.n;
+    PB_SET(um, notiftime, now_ms());
+    push_t *p = push_new(&out);
+    push_to_session(s, p);
+    push_release(p);
+  }
+  for (size_t i = 0; i < acc.n; i++) lc__unread_tuple__free_unpacked(acc.t[i], NULL);
+  free(acc.t);
+}

@@ -1,0 +1,176 @@
+/* im_session.c — logging in and out: session open/close/refresh/query (protocol.md §3.1–3.3).
+ *
+ * A session is one client id logged in on one socket. Several may share a socket (the JS
+ * SDK multiplexes every IMClient of a Realtime over one WebSocket); the first opened is
+ * the socket's default peer. Tokens (`st`) are sealed, so a reconnect with r:true + st
+ * works on any worker and after a restart. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
+#include "token.h"
+
+#define CLIENT_ID_MAX 64
+
+/* Failure of session/open goes back as session/closed with the code (§2.5), which every
+ * SDK reads as a failed login. */
+static void open_failed(req_t *r, int code, const char *detail) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__closed);
+  PB_SET(sm, code, code);
+  sm.reason = (char *)lc_error_name(code);
+  sm.detail = (char *)detail;
+  out.sessionmessage = &sm;
+  reply(r, &out);
+}
+
+static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_id, const char *tag, int64_t bitmap) {
+  session_t *s = xcalloc(1, sizeof *s);
+  s->link = l;
+  s->client_id = xstrdup(client_id);
+  s->tag = tag && *tag && strcmp(tag, "default") != 0 ? xstrdup(tag) : NULL;
+  s->config_bitmap = bitmap;
+  s->id = htab_add(&w->sessions, s);
+  /* append: the first session on a socket stays its default peer */
+  session_t **pp = &l->sessions;
+  while (*pp) pp = &(*pp)->next;
+  *pp = s;
+  l->nsessions++;
+  presence_add(w->im->presence, s->client_id, s->id, s->tag);
+  return s;
+}
+
+void im_session_drop(im_worker_t *w, session_t *s, int code) {
+  im_link_t *l = s->link;
+  for (session_t **pp = &l->sessions; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  }
+  l->nsessions--;
+  im_room_leave(w, s);
+  presence_del(w->im->presence, s->client_id, s->id);
+  htab_del(&w->sessions, s->id);
+  log_at(LOG_DEBUG, "session %s closed (%d)", s->client_id, code);
+  free(s->client_id);
+  free(s->tag);
+  free(s);
+}
+
+static void send_opened(req_t *r, session_t *s) {
+  im_t *im = r->w->im;
+  char st[TOKEN_LEN + 1];
+  token_make(im->master_key, im->app_id, s->client_id, im->cfg->session_ttl, st);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__opened);
+  out.peerid = s->client_id;
+  PB_SET(out, serverts, now_ms());
+  sm.st = st;
+  PB_SET(sm, stttl, (int32_t)im->cfg->session_ttl);
+  out.sessionmessage = &sm;
+  /* reply() would copy the request's peerId; an anonymous login must get the invented one */
+  if (!r->has_i) return;
+  PB_SET(out, i, r->i);
+  buf_t b = BUF_INIT;
+  codec_pack(&out, &b);
+  r->link->ops->send(r->link, NULL, 0, b.data, b.len);
+  buf_free(&b);
+}
+
+void im_session_open(req_t *r) {
+  im_t *im = r->w->im;
+  lc_cmd_t *c = r->cmd;
+  Lc__SessionCommand empty = LC__SESSION_COMMAND__INIT;
+  Lc__SessionCommand *sm = c->sessionmessage ? c->sessionmessage : &empty;
+  if (c->appid && strcmp(c->appid, im->app_id) != 0) {
+    open_failed(r, LC_APP_NOT_AVAILABLE, "unknown appId");
+    return;
+  }
+  char anon[40];
+  const char *peer = c->peerid;
+  if (!peer || !*peer) { /* anonymous login: invent an id and return it (§1.6) */
+    uint8_t rnd[12];
+    random_bytes(rnd, sizeof rnd);
+    memcpy(anon, "anon-", 5);
+    hex_encode(rnd, sizeof rnd, anon + 5);
+    peer = anon;
+  }
+  if (strlen(peer) > CLIENT_ID_MAX) {
+    open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters");
+    return;
+  }
+  int reconnect = sm->has_r && sm->r;
+  if (reconnect && sm->st) {
+    int rc = token_check(im->master_key, im->app_id, peer, sm->st, NULL);
+    if (rc < 0) {
+      open_failed(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
+      return;
+    }
+  }
+  session_t *s = session_find(r->link, peer);
+  if (!s) {
+    if (r->link->nsessions >= im->cfg->max_sessions_per_conn) {
+      open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
+      return;
+    }
+    s = session_new(r->w, r->link, peer, reconnect ? NULL : sm->tag,
+                    sm->has_configbitmap ? sm->configbitmap : 0);
+  } else if (sm->has_configbitmap) {
+    s->config_bitmap = sm->configbitmap;
+  }
+  r->s = s;
+  send_opened(r, s);
+  im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
+}
+
+void im_session_close(req_t *r) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__closed);
+  out.sessionmessage = &sm; /* present and empty, as the cloud sends it */
+  reply(r, &out);
+  im_session_drop(r->w, r->s, 1000);
+}
+
+void im_session_refresh(req_t *r) {
+  im_t *im = r->w->im;
+  char st[TOKEN_LEN + 1];
+  token_make(im->master_key, im->app_id, r->s->client_id, im->cfg->session_ttl, st);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__refreshed);
+  sm.st = st;
+  PB_SET(sm, stttl, (int32_t)im->cfg->session_ttl);
+  out.sessionmessage = &sm;
+  reply(r, &out);
+}
+
+void im_session_query(req_t *r) {
+  Lc__SessionCommand *in = r->cmd->sessionmessage;
+  size_t n = in ? in->n_sessionpeerids : 0;
+  if (n > 20) n = 20; /* the documented cap; later ids are not looked at */
+  char **online = xcalloc(n ? n : 1, sizeof *online);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (presence_online(r->w->im->presence, in->sessionpeerids[i])) online[k++] = in->sessionpeerids[i];
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__query_result);
+  sm.n_onlinesessionpeerids = k;
+  sm.onlinesessionpeerids = online;
+  out.sessionmessage = &sm;
+  reply(r, &out);
+  free(online);
+}

@@ -1,0 +1,76 @@
+/* routes.c — the HTTP endpoints: the RTM router, the SDKs' /1.1 calls, health.
+ *
+ * Handlers read a complete request and append one response; they run on the worker loop
+ * like the WebSocket handlers and never block it. */
+#include <http_parser.h>
+#include <string.h>
+
+#include "http.h"
+#include "token.h"
+#include "worker.h"
+
+/* GET /v1/route — protocol.md §1.4(b): where clients should open their WebSocket. */
+static void route_router(conn_t *c, const http_req_t *r) {
+  server_t *srv = c->w->srv;
+  json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "groupId", "g0", "server", srv->public_url, "secondary",
+                        srv->public_url, "ttl", 3600);
+  http_respond_json(c, r, 200, j);
+}
+
+/* GET /1.1/rtm/notifications — reliable-notification catch-up (protocol.md §3.20). The
+ * caller must hold a valid session token for client_id; tern keeps no permanent
+ * notifications yet, so the answer is the empty page the JS SDK accepts. */
+static void route_notifications(conn_t *c, const http_req_t *r) {
+  server_t *srv = c->w->srv;
+  const char *app = http_header(r, "X-LC-Id");
+  if (!app || strcmp(app, srv->app_id) != 0) {
+    http_respond_error(c, r, 401, 401, "unauthorized: X-LC-Id does not name this app");
+    return;
+  }
+  char *client = http_query_param(r, "client_id");
+  const char *st = http_header(r, "X-LC-IM-Session-Token");
+  int ok = client && st && token_check(srv->master_key, srv->app_id, client, st, NULL) == 0;
+  free(client);
+  if (!ok) {
+    http_respond_error(c, r, 401, 4112, "SESSION_TOKEN_EXPIRED");
+    return;
+  }
+  http_respond_json(c, r, 200, json_pack("{s:b, s:[]}", "hasMore", 0, "notifications"));
+}
+
+static void route_health(conn_t *c, const http_req_t *r) {
+  http_respond_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+typedef struct {
+  int method;
+  const char *path;
+  void (*fn)(conn_t *c, const http_req_t *r);
+} route_t;
+
+static const route_t routes[] = {
+    {HTTP_GET, "/v1/route", route_router},
+    {HTTP_GET, "/1.1/rtm/notifications", route_notifications},
+    {HTTP_GET, "/health", route_health},
+};
+
+void routes_dispatch(conn_t *c, const http_req_t *r) {
+  if (r->method == HTTP_OPTIONS) { /* CORS preflight from browser SDKs */
+    http_respond(c, r, 204, "text/plain", "", 0,
+                 "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
+                 "Access-Control-Allow-Headers: Content-Type, X-LC-Id, X-LC-Key, X-LC-Sign, X-LC-IM-Session-Token, X-LC-UA\r\n"
+                 "Access-Control-Max-Age: 86400\r\n");
+    return;
+  }
+  int path_known = 0;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    if (strcmp(routes[i].path, r->path) != 0) continue;
+    path_known = 1;
+    if (routes[i].method == r->method) {
+      routes[i].fn(c, r);
+      return;
+    }
+  }
+  if (path_known) http_respond_error(c, r, 405, 405, "method not allowed");
+  else http_respond_error(c, r, 404, 404, "not found");
+}

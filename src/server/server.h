@@ -1,0 +1,53 @@
+/* server.h — the process-wide state of ternd and the cross-thread task queue.
+ *
+ * A server owns N workers; each worker is one thread with one libuv loop that owns its
+ * connections outright (style rule: one loop per worker, never block it). The only ways
+ * into another worker are worker_post() (a task run on that worker's loop) and the
+ * shared, lock-protected indexes in im (presence, conversation cache). */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define MAX_WORKERS 64
+
+typedef struct task task_t;
+typedef void (*task_fn)(task_t *t);
+/* Embed a task_t in whatever carries the work; the function owns the container. */
+struct task {
+  task_fn fn;
+  task_t *next;
+};
+
+typedef struct worker worker_t;
+typedef struct im im_t;
+typedef struct store store_t;
+
+typedef struct server {
+  tern_config_t *cfg;
+  char *app_id, *app_key, *master_key; /* effective keys (config or generated) */
+  char *public_url;                    /* what /v1/route hands out */
+  char bound[80];                      /* host:port actually listened on (port 0 resolved) */
+  int nworkers;
+  worker_t *workers[MAX_WORKERS];
+  im_t *im;
+  store_t *store;
+  atomic_int stopping;
+} server_t;
+
+/* Runs t->fn(t) on worker `idx`'s loop thread. Thread-safe; never blocks on the target. */
+void worker_post(server_t *srv, int idx, task_t *t);
+/* Index of the worker whose thread is calling, or -1 for other threads. */
+int worker_current(void);
+
+int server_start(server_t *srv);   /* binds, starts the workers */
+void server_stop(server_t *srv);   /* asks every worker to finish; joins them */
+/* After server_stop and the store's close: runs tasks still queued (they find their
+ * connections gone and only free memory) and frees the workers. */
+void server_free(server_t *srv);
+
+#endif

@@ -1,0 +1,185 @@
+/* store.h — persistence behind one interface (design.md: store).
+ *
+ * Reads are synchronous calls on a per-worker reader, because a SQLite read of an indexed
+ * range costs microseconds and WAL lets readers run beside the writer. Writes are jobs:
+ * the caller fills a job, submits it, and gets it back on its own worker (job->task) after
+ * the batch that contains it has committed — so an ack never leaves before its message is
+ * durable. One writer thread commits whatever has queued up in one transaction (group
+ * commit); while it commits, the next batch gathers.
+ *
+ * The backend is an ops table (style rule 4); store_sqlite.c is the embedded default. */
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query.h"
+#include "server.h"
+
+typedef struct store_reader store_reader_t;
+
+enum { CONV_NORMAL = 1, CONV_ROOM = 2, CONV_SYSTEM = 3, CONV_TEMP = 4 };
+
+enum {
+  MSG_F_BIN = 1,          /* data is binary (binaryMsg) */
+  MSG_F_RECEIPT = 2,      /* sender asked for receipts (r) */
+  MSG_F_MENTION_ALL = 4,  /* mentionAll */
+  MSG_F_RECALLED = 8,     /* replaced by a recall */
+};
+
+/* A conversation as stored, for the cache. Strings are owned; free with conv_row_free. */
+typedef struct {
+  int64_t id;
+  char *cid;
+  int kind;
+  char *creator;
+  char *unique_id;
+  int64_t created_at, updated_at, lm, expire_at;
+  int64_t last_ts, last_seq; /* newest message's key, 0/0 if none */
+  char **members;
+  size_t nmembers;
+} conv_row_t;
+void conv_row_free(conv_row_t *r);
+
+/* A stored message, borrowed for the duration of a callback. */
+typedef struct {
+  int64_t ts, seq;
+  const char *mid, *sender;
+  const uint8_t *data;
+  size_t len;
+  int flags;
+  const char *mentions; /* JSON array text or NULL */
+  int64_t patch_ts;
+} msg_view_t;
+typedef int (*msg_cb)(void *arg, const msg_view_t *m); /* nonzero stops the scan */
+
+/* History request, already resolved to key bounds by the caller (protocol.md §3.11). */
+typedef struct {
+  int64_t conv;
+  int newer;              /* 0: walk from hi down (OLD), 1: from lo up (NEW) */
+  int has_lo, has_hi;
+  int64_t lo_ts, lo_seq;  /* lower bound key */
+  int64_t hi_ts, hi_seq;  /* upper bound key */
+  int lo_incl, hi_incl;
+  int limit;
+  int has_lctype, lctype;
+} logs_req_t;
+
+/* One conversation's unread state for a client (protocol.md §3.10). */
+typedef struct {
+  const char *cid;
+  int kind;
+  int unread;  /* capped at 100 */
+  int mentioned;
+  int64_t read_changed_at;
+  msg_view_t last; /* last.mid == NULL if the conversation has no message */
+} unread_view_t;
+typedef void (*unread_cb)(void *arg, const unread_view_t *u);
+
+/* Per-member read/ack progress. */
+typedef struct {
+  const char *client;
+  int64_t read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at;
+} member_progress_t;
+typedef void (*progress_cb)(void *arg, const member_progress_t *p);
+
+/* ---- write jobs ---- */
+
+typedef enum {
+  JOB_CONV_CREATE,
+  JOB_MSG_INSERT,
+  JOB_MEMBER_ACK,
+  JOB_MEMBER_READ,
+  JOB_MEMBERS_ADD,
+  JOB_MEMBERS_REMOVE,
+  JOB_CONV_DELETE,
+} job_type_t;
+
+typedef struct store_job store_job_t;
+struct store_job {
+  task_t task;        /* set task.fn: runs on `worker` after commit; owns the job then */
+  job_type_t type;
+  int worker;         /* -1: fire and forget, the store frees it with free_fn */
+  int result;         /* 0, TERN_EEXIST (unique conflict), or TERN_ESTORE */
+  void (*free_fn)(store_job_t *j);
+  store_job_t *next;
+};
+
+typedef struct {
+  store_job_t job;
+  conv_row_t row;     /* id is filled in on success */
+  char *doc;          /* JSON object text of the other fields */
+  char *existing_cid; /* set when result == TERN_EEXIST: the unique twin */
+  int64_t existing_created_at;
+} job_conv_create_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, ts, seq, patch_ts;
+  char *mid, *sender;
+  uint8_t *data;
+  size_t len;
+  int flags;
+  char *mentions;     /* JSON array text or NULL */
+  int has_lctype, lctype;
+} job_msg_insert_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, ts, seq, at;
+  char *client;
+} job_progress_t;       /* JOB_MEMBER_ACK, JOB_MEMBER_READ: only ever moves forward */
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, updated_at;
+  char **clients;
+  size_t n;
+} job_members_t;        /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
+
+typedef struct {
+  const char *path;   /* database file; ":memory:" is not shared between threads */
+  int sync_full;      /* synchronous=FULL instead of NORMAL */
+  int inline_writes;  /* run jobs on the submitting thread (fuzzers, unit tests) */
+  void (*post)(void *arg, int worker, task_t *t); /* how completions reach a worker */
+  void *post_arg;
+} store_options_t;
+
+typedef struct store store_t;
+
+int store_open(const store_options_t *opt, store_t **out);
+/* Drains the queue (every submitted job completes), stops the writer, closes. */
+void store_close(store_t *s);
+void store_submit(store_t *s, store_job_t *j);
+/* Test hook: make every later commit fail as if the disk were full (fault injection). */
+void store_fail_writes(store_t *s, int on);
+
+store_reader_t *store_reader_new(store_t *s);
+void store_reader_free(store_reader_t *r);
+
+/* Reads. All return 0, TERN_ENOENT, or TERN_ESTORE. */
+int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
+int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
+/* Runs a translated `where` (query.h) and appends a JSON array of conversation objects
+ * (protocol.md §3.5) to *out. flags: 1 compact (no m), 2 with last message. */
+int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                     json_t **out);
+/* The same objects for explicit ids of any kind (temporary conversations included). */
+int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
+int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
+/* Messages in (from, to] of conv not sent by `client` that asked for receipts. */
+int store_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+                       int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg);
+/* Unread state of every conversation of `client` changed after `since` (ms), newest
+ * first, at most `max` conversations. */
+int store_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+/* Messages of `client`'s conversations it has not acked, oldest first, at most `max`
+ * (the lc.protobuf2.1 offline push). */
+int store_offline(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const char *cid, int kind,
+                                                                           const msg_view_t *m), void *arg);
+int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,922 @@
+/* store_sqlite.c — the embedded default backend: one SQLite file in WAL mode.
+ *
+ * Shape of the data, chosen for append-mostly writes (design.md: the index, not the log,
+ * is the cost): messages live in a WITHOUT ROWID table keyed (conv, ts, seq), so a
+ * conversation's history is one contiguous range, new messages go to the end of it, and
+ * paging is a range scan with no secondary index. Per-member progress (read/ack) is a
+ * position in that key space, so unread counts are range counts. Everything a `where` can
+ * name that is not a column lives in the conversation's JSON `doc`.
+ *
+ * Threads: one writer connection owned by the writer thread (group commit), one read
+ * connection per worker. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define SCHEMA_VERSION 1
+#define BATCH_MAX 4096
+#define KEY_MAX INT64_MAX
+
+/* Each entry migrates from version i to i+1; never edit a released entry, append. */
+static const char *const migrations[] = {
+    "CREATE TABLE conv ("
+    "  id INTEGER PRIMARY KEY, cid TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL, creator TEXT, unique_id TEXT,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, lm INTEGER, expire_at INTEGER,"
+    "  member_count INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL DEFAULT '{}');"
+    "CREATE UNIQUE INDEX conv_unique ON conv(unique_id) WHERE unique_id IS NOT NULL;"
+    "CREATE INDEX conv_lm ON conv(lm);"
+    "CREATE INDEX conv_updated ON conv(updated_at);"
+    "CREATE TABLE member ("
+    "  conv INTEGER NOT NULL, client TEXT NOT NULL, joined_at INTEGER NOT NULL,"
+    "  read_ts INTEGER NOT NULL DEFAULT 0, read_seq INTEGER NOT NULL DEFAULT 0, read_at INTEGER NOT NULL DEFAULT 0,"
+    "  ack_ts INTEGER NOT NULL DEFAULT 0, ack_seq INTEGER NOT NULL DEFAULT 0, ack_at INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conv, client)) WITHOUT ROWID;"
+    "CREATE INDEX member_client ON member(client, conv);"
+    "CREATE TABLE msg ("
+    "  conv INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, mid TEXT NOT NULL, sender TEXT NOT NULL,"
+    "  data BLOB, flags INTEGER NOT NULL DEFAULT 0, mentions TEXT, lctype INTEGER,"
+    "  patch_ts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (conv, ts, seq)) WITHOUT ROWID;",
+};
+#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+struct store {
+  char *path;
+  int sync_full, inline_writes;
+  void (*post)(void *arg, int worker, task_t *t);
+  void *post_arg;
+  sqlite3 *wdb;
+  pthread_t writer;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  store_job_t *head, *tail;
+  int closing, started;
+  atomic_int fail_writes;
+  sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
+      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv;
+};
+
+enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
+
+struct store_reader {
+  store_t *s;
+  sqlite3 *db;
+  sqlite3_stmt *conv_load, *conv_members, *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
+      *offline_convs, *offline_msgs, *progress;
+  sqlite3_stmt *logs[LOGS_VARIANTS];
+};
+
+void conv_row_free(conv_row_t *r) {
+  free(r->cid);
+  free(r->creator);
+  free(r->unique_id);
+  for (size_t i = 0; i < r->nmembers; i++) free(r->members[i]);
+  free(r->members);
+  memset(r, 0, sizeof *r);
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+    log_at(LOG_ERROR, "sqlite prepare failed: %s: %s", sqlite3_errmsg(db), sql);
+    return TERN_ESTORE;
+  }
+  return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql) {
+  char *err = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    log_at(LOG_ERROR, "sqlite: %s (%s)", err ? err : "?", sql);
+    sqlite3_free(err);
+    return TERN_ESTORE;
+  }
+  return 0;
+}
+
+static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  const char *pat = (const char *)sqlite3_value_text(argv[0]);
+  const char *opts = (const char *)sqlite3_value_text(argv[1]);
+  if (sqlite3_value_type(argv[2]) != SQLITE_TEXT || !pat) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  const char *subj = (const char *)sqlite3_value_text(argv[2]);
+  int rc = query_regex_match(pat, opts ? opts : "", subj, (size_t)sqlite3_value_bytes(argv[2]));
+  if (rc < 0) sqlite3_result_error(ctx, "invalid regular expression", -1);
+  else sqlite3_result_int(ctx, rc);
+}
+
+static int open_db(const char *path, int readonly, sqlite3 **out) {
+  sqlite3 *db = NULL;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+    log_at(LOG_ERROR, "cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return TERN_ESTORE;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_extended_result_codes(db, 1);
+  if (readonly) {
+    exec(db, "PRAGMA query_only=1; PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;");
+    sqlite3_create_function(db, "regexp", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, regexp_fn, NULL, NULL);
+  }
+  *out = db;
+  return 0;
+}
+
+static int migrate(sqlite3 *db) {
+  if (exec(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;") < 0)
+    return TERN_ESTORE;
+  int version = 0;
+  sqlite3_stmt *st;
+  if (prepare(db, "SELECT value FROM meta WHERE key='schema_version'", &st) < 0) return TERN_ESTORE;
+  if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (version > (int)N_MIGRATIONS) {
+    log_at(LOG_ERROR, "database schema version %d is newer than this ternd (%d)", version, (int)N_MIGRATIONS);
+    return TERN_ESTORE;
+  }
+  for (int v = version; v < (int)N_MIGRATIONS; v++) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta VALUES ('schema_version', '%d');", v + 1);
+    if (exec(db, "BEGIN") < 0) return TERN_ESTORE;
+    if (exec(db, migrations[v]) < 0 || exec(db, sql) < 0) {
+      exec(db, "ROLLBACK");
+      return TERN_ESTORE;
+    }
+    if (exec(db, "COMMIT") < 0) return TERN_ESTORE;
+    log_at(LOG_INFO, "database schema migrated to version %d", v + 1);
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- writer side */
+
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
+}
+
+static int run_conv_create(store_t *s, job_conv_create_t *j) {
+  conv_row_t *r = &j->row;
+  sqlite3_stmt *st = s->ins_conv;
+  sqlite3_bind_text(st, 1, r->cid, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, r->kind);
+  sqlite3_bind_text(st, 3, r->creator, -1, SQLITE_STATIC);
+  if (r->unique_id) sqlite3_bind_text(st, 4, r->unique_id, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, 4);
+  sqlite3_bind_int64(st, 5, r->created_at);
+  sqlite3_bind_int64(st, 6, r->updated_at);
+  if (r->expire_at) sqlite3_bind_int64(st, 7, r->expire_at);
+  else sqlite3_bind_null(st, 7);
+  sqlite3_bind_int64(st, 8, (int64_t)r->nmembers);
+  sqlite3_bind_text(st, 9, j->doc ? j->doc : "{}", -1, SQLITE_STATIC);
+  int rc = step_done(st);
+  sqlite3_clear_bindings(st);
+  if (rc == SQLITE_CONSTRAINT_UNIQUE && r->unique_id) {
+    /* Another start with the same member set committed first: answer with that one. */
+    sqlite3_stmt *f = s->find_unique;
+    sqlite3_bind_text(f, 1, r->unique_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(f) == SQLITE_ROW) {
+      j->existing_cid = xstrdup((const char *)sqlite3_column_text(f, 0));
+      j->existing_created_at = sqlite3_column_int64(f, 1);
+    }
+    sqlite3_reset(f);
+    return j->existing_cid ? TERN_EEXIST : rc;
+  }
+  if (rc) return rc;
+  r->id = sqlite3_last_insert_rowid(s->wdb);
+  for (size_t i = 0; i < r->nmembers; i++) {
+    sqlite3_stmt *m = s->ins_member;
+    sqlite3_bind_int64(m, 1, r->id);
+    sqlite3_bind_text(m, 2, r->members[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(m, 3, r->created_at);
+    if ((rc = step_done(m))) return rc;
+  }
+  return 0;
+}
+
+static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  sqlite3_stmt *st = s->ins_msg;
+  sqlite3_bind_int64(st, 1, j->conv);
+  sqlite3_bind_int64(st, 2, j->ts);
+  sqlite3_bind_int64(st, 3, j->seq);
+  sqlite3_bind_text(st, 4, j->mid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, j->sender, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 6, j->data ? (const void *)j->data : "", (int)j->len, SQLITE_STATIC);
+  sqlite3_bind_int(st, 7, j->flags);
+  if (j->mentions) sqlite3_bind_text(st, 8, j->mentions, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, 8);
+  if (j->has_lctype) sqlite3_bind_int(st, 9, j->lctype);
+  else sqlite3_bind_null(st, 9);
+  sqlite3_bind_int64(st, 10, j->patch_ts);
+  int rc = step_done(st);
+  sqlite3_clear_bindings(st);
+  if (rc) return rc;
+  sqlite3_bind_int64(s->upd_lm, 1, j->ts);
+  sqlite3_bind_int64(s->upd_lm, 2, j->conv);
+  return step_done(s->upd_lm);
+}
+
+static int run_progress(store_t *s, job_progress_t *j, sqlite3_stmt *st) {
+  sqlite3_bind_int64(st, 1, j->ts);
+  sqlite3_bind_int64(st, 2, j->seq);
+  sqlite3_bind_int64(st, 3, j->at);
+  sqlite3_bind_int64(st, 4, j->conv);
+  sqlite3_bind_text(st, 5, j->client, -1, SQLITE_STATIC);
+  return step_done(st);
+}
+
+static int run_members(store_t *s, job_members_t *j, int add) {
+  int rc;
+  for (size_t i = 0; i < j->n; i++) {
+    sqlite3_stmt *st = add ? s->ins_member : s->del_member;
+    sqlite3_bind_int64(st, 1, j->conv);
+    sqlite3_bind_text(st, 2, j->clients[i], -1, SQLITE_STATIC);
+    if (add) sqlite3_bind_int64(st, 3, j->updated_at);
+    if ((rc = step_done(st))) return rc;
+  }
+  sqlite3_bind_int64(s->count_members, 1, j->updated_at);
+  sqlite3_bind_int64(s->count_members, 2, j->conv);
+  return step_done(s->count_members);
+}
+
+static int run_conv_delete(store_t *s, job_members_t *j) {
+  sqlite3_stmt *sts[3] = {s->del_conv_msgs, s->del_conv_members, s->del_conv};
+  for (int i = 0; i < 3; i++) {
+    sqlite3_bind_int64(sts[i], 1, j->conv);
+    int rc = step_done(sts[i]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int run_job(store_t *s, store_job_t *j) {
+  switch (j->type) {
+  case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
+  case JOB_MSG_INSERT: return run_msg_insert(s, (job_msg_insert_t *)j);
+  case JOB_MEMBER_ACK: return run_progress(s, (job_progress_t *)j, s->upd_ack);
+  case JOB_MEMBER_READ: return run_progress(s, (job_progress_t *)j, s->upd_read);
+  case JOB_MEMBERS_ADD: return run_members(s, (job_members_t *)j, 1);
+  case JOB_MEMBERS_REMOVE: return run_members(s, (job_members_t *)j, 0);
+  case JOB_CONV_DELETE: return run_conv_delete(s, (job_members_t *)j);
+  }
+  return SQLITE_MISUSE;
+}
+
+static int multi_statement(job_type_t t) { return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE; }
+
+static void complete(store_t *s, store_job_t *j) {
+  if (j->worker >= 0) s->post(s->post_arg, j->worker, &j->task);
+  else if (j->free_fn) j->free_fn(j);
+}
+
+/* One transaction for the whole batch; a job that fails alone is rolled back alone
+ * (savepoint), a failure that aborts the transaction (disk full, I/O error) fails every
+ * job of the batch, because none of them is durable. */
+static void run_batch(store_t *s, store_job_t *batch) {
+  int txn_ok = exec(s->wdb, "BEGIN IMMEDIATE") == 0;
+  for (store_job_t *j = batch; j; j = j->next) {
+    if (!txn_ok) {
+      j->result = TERN_ESTORE;
+      continue;
+    }
+    int sp = multi_statement(j->type);
+    if (sp) exec(s->wdb, "SAVEPOINT job");
+    int rc = run_job(s, j);
+    if (rc == TERN_EEXIST) {
+      j->result = TERN_EEXIST;
+    } else if (rc) {
+      log_at(LOG_ERROR, "store: job %d failed: %s", j->type, sqlite3_errstr(rc));
+      j->result = TERN_ESTORE;
+    } else {
+      j->result = 0;
+    }
+    if (sqlite3_get_autocommit(s->wdb)) { /* SQLite rolled the whole transaction back */
+      txn_ok = 0;
+      for (store_job_t *k = batch; k; k = k->next) k->result = TERN_ESTORE;
+      continue;
+    }
+    if (sp) exec(s->wdb, rc && rc != TERN_EEXIST ? "ROLLBACK TO job; RELEASE job" : "RELEASE job");
+  }
+  if (txn_ok) {
+    if (atomic_load(&s->fail_writes) || exec(s->wdb, "COMMIT") < 0) {
+      exec(s->wdb, "ROLLBACK");
+      for (store_job_t *j = batch; j; j = j->next) j->result = TERN_ESTORE;
+    }
+  }
+  while (batch) {
+    store_job_t *next = batch->next;
+    complete(s, batch);
+    batch = next;
+  }
+}
+
+static void *writer_main(void *arg) {
+  store_t *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->head && !s->closing) pthread_cond_wait(&s->cv, &s->mu);
+    store_job_t *batch = s->head, *last = NULL;
+    int n = 0;
+    for (store_job_t *j = batch; j && n < BATCH_MAX; j = j->next, n++) last = j;
+    if (last) {
+      s->head = last->next;
+      if (!s->head) s->tail = NULL;
+      last->next = NULL;
+    }
+    int done = !batch && s->closing;
+    pthread_mutex_unlock(&s->mu);
+    if (done) break;
+    run_batch(s, batch);
+  }
+  return NULL;
+}
+
+void store_submit(store_t *s, store_job_t *j) {
+  j->next = NULL;
+  if (s->inline_writes) {
+    run_batch(s, j);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  if (s->tail) s->tail->next = j;
+  else s->head = j;
+  s->tail = j;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void store_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, on); }
+
+int store_open(const store_options_t *opt, store_t **out) {
+  store_t *s = xcalloc(1, sizeof *s);
+  s->path = xstrdup(opt->path);
+  s->sync_full = opt->sync_full;
+  s->inline_writes = opt->inline_writes;
+  s->post = opt->post;
+  s->post_arg = opt->post_arg;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  if (open_db(s->path, 0, &s->wdb) < 0) goto fail;
+  char pragmas[256];
+  snprintf(pragmas, sizeof pragmas,
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-262144; "
+           "PRAGMA mmap_size=1073741824; PRAGMA wal_autocheckpoint=20000; PRAGMA temp_store=MEMORY;",
+           s->sync_full ? "FULL" : "NORMAL");
+  if (exec(s->wdb, pragmas) < 0 || migrate(s->wdb) < 0) goto fail;
+  const struct {
+    sqlite3_stmt **st;
+    const char *sql;
+  } stmts[] = {
+      {&s->ins_conv, "INSERT INTO conv (cid, kind, creator, unique_id, created_at, updated_at, expire_at, member_count, doc)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+      /* A new member has read and received everything before it joined. */
+      {&s->ins_member, "INSERT OR IGNORE INTO member (conv, client, joined_at, read_ts, read_seq, ack_ts, ack_seq)"
+                       " VALUES (?1, ?2, ?3, ?3, 9223372036854775807, ?3, 9223372036854775807)"},
+      {&s->del_member, "DELETE FROM member WHERE conv = ?1 AND client = ?2"},
+      {&s->count_members, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHERE conv = ?2),"
+                          " updated_at = max(updated_at, ?1) WHERE id = ?2"},
+      {&s->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
+      {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+      {&s->upd_lm, "UPDATE conv SET lm = ?1 WHERE id = ?2 AND (lm IS NULL OR lm < ?1)"},
+      {&s->upd_ack, "UPDATE member SET ack_ts = ?1, ack_seq = ?2, ack_at = ?3"
+                    " WHERE conv = ?4 AND client = ?5 AND (ack_ts, ack_seq) < (?1, ?2)"},
+      {&s->upd_read, "UPDATE member SET read_ts = ?1, read_seq = ?2, read_at = ?3"
+                     " WHERE conv = ?4 AND client = ?5 AND (read_ts, read_seq) < (?1, ?2)"},
+      {&s->del_conv_msgs, "DELETE FROM msg WHERE conv = ?1"},
+      {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
+      {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
+  };
+  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+    if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
+  if (!s->inline_writes) {
+    pthread_create(&s->writer, NULL, writer_main, s);
+    s->started = 1;
+  }
+  *out = s;
+  return 0;
+fail:
+  store_close(s);
+  return TERN_ESTORE;
+}
+
+void store_close(store_t *s) {
+  if (!s) return;
+  if (s->started) {
+    pthread_mutex_lock(&s->mu);
+    s->closing = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+  }
+  sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
+                         s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  if (s->wdb) {
+    sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
+    sqlite3_close(s->wdb);
+  }
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s->path);
+  free(s);
+}
+
+/* ---------------------------------------------------------------- reader side */
+
+#define MSG_COLS "ts, seq, mid, sender, data, flags, mentions, patch_ts"
+
+store_reader_t *store_reader_new(store_t *s) {
+  store_reader_t *r = xcalloc(1, sizeof *r);
+  r->s = s;
+  if (open_db(s->path, 1, &r->db) < 0) {
+    free(r);
+    return NULL;
+  }
+  const struct {
+    sqlite3_stmt **st;
+    const char *sql;
+  } stmts[] = {
+      {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at FROM conv WHERE cid = ?1"},
+      {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
+      {&r->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
+      {&r->last_msg, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
+      {&r->msg_get, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
+      {&r->receipts, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) <= (?4, ?5)"
+                     " AND flags & 2 AND sender <> ?6 ORDER BY ts, seq LIMIT 100"},
+      {&r->unread_convs, "SELECT c.id, c.cid, c.kind, m.read_ts, m.read_seq, m.read_at FROM member m JOIN conv c ON c.id = m.conv"
+                         " WHERE m.client = ?1 AND c.kind <> 2 AND ((c.lm > m.read_ts AND c.lm > ?2) OR (?2 > 0 AND m.read_at > ?2))"
+                         " ORDER BY c.lm DESC LIMIT ?3"},
+      {&r->unread_msgs, "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
+                        " ORDER BY ts DESC, seq DESC LIMIT 100"},
+      {&r->offline_convs, "SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq FROM member m JOIN conv c ON c.id = m.conv"
+                          " WHERE m.client = ?1 AND c.kind <> 2 AND c.lm > m.ack_ts ORDER BY c.lm"},
+      {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
+                         " ORDER BY ts, seq LIMIT ?5"},
+      {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
+  };
+  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+    if (prepare(r->db, stmts[i].sql, stmts[i].st) < 0) {
+      store_reader_free(r);
+      return NULL;
+    }
+  return r;
+}
+
+void store_reader_free(store_reader_t *r) {
+  if (!r) return;
+  sqlite3_stmt *all[] = {r->conv_load, r->conv_members, r->find_unique, r->last_msg, r->msg_get, r->receipts,
+                         r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
+  sqlite3_close(r->db);
+  free(r);
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? xstrdup((const char *)t) : NULL;
+}
+
+static void read_msg(sqlite3_stmt *st, int base, msg_view_t *m) {
+  m->ts = sqlite3_column_int64(st, base);
+  m->seq = sqlite3_column_int64(st, base + 1);
+  m->mid = (const char *)sqlite3_column_text(st, base + 2);
+  m->sender = (const char *)sqlite3_column_text(st, base + 3);
+  m->data = sqlite3_column_blob(st, base + 4);
+  m->len = (size_t)sqlite3_column_bytes(st, base + 4);
+  m->flags = sqlite3_column_int(st, base + 5);
+  m->mentions = (const char *)sqlite3_column_text(st, base + 6);
+  m->patch_ts = sqlite3_column_int64(st, base + 7);
+}
+
+/* Runs a bound message query, calling cb per row; resets the statement. */
+static int scan_msgs(sqlite3_stmt *st, msg_cb cb, void *arg) {
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    msg_view_t m;
+    read_msg(st, 0, &m);
+    if (cb(arg, &m)) break;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st = r->conv_load;
+  sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+  }
+  out->id = sqlite3_column_int64(st, 0);
+  out->cid = col_strdup(st, 1);
+  out->kind = sqlite3_column_int(st, 2);
+  out->creator = col_strdup(st, 3);
+  out->unique_id = col_strdup(st, 4);
+  out->created_at = sqlite3_column_int64(st, 5);
+  out->updated_at = sqlite3_column_int64(st, 6);
+  out->lm = sqlite3_column_int64(st, 7);
+  out->expire_at = sqlite3_column_int64(st, 8);
+  sqlite3_reset(st);
+  st = r->conv_members;
+  sqlite3_bind_int64(st, 1, out->id);
+  size_t cap = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (out->nmembers == cap) {
+      cap = cap ? cap * 2 : 8;
+      out->members = xrealloc(out->members, cap * sizeof *out->members);
+    }
+    out->members[out->nmembers++] = col_strdup(st, 0);
+  }
+  sqlite3_reset(st);
+  st = r->last_msg;
+  sqlite3_bind_int64(st, 1, out->id);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    out->last_ts = sqlite3_column_int64(st, 0);
+    out->last_seq = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  return 0;
+}
+
+int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
+  sqlite3_stmt *st = r->find_unique;
+  sqlite3_bind_text(st, 1, unique_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *cid = col_strdup(st, 0);
+    *created_at = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+}
+
+static json_t *date_json(int64_t ms) {
+  char iso[ISO_LEN + 1];
+  iso_format(ms, iso);
+  return json_pack("{s:s, s:s}", "__type", "Date", "iso", iso);
+}
+
+/* Builds the §3.5 object for the current row of a statement whose columns are
+ * id, cid, kind, created_at, updated_at, lm, doc, expire_at. */
+static json_t *conv_json(store_reader_t *r, sqlite3_stmt *st, int flags) {
+  const char *doc = (const char *)sqlite3_column_text(st, 6);
+  json_t *o = doc ? json_loads(doc, 0, NULL) : NULL;
+  if (!json_is_object(o)) {
+    json_decref(o);
+    o = json_object();
+  }
+  int64_t id = sqlite3_column_int64(st, 0);
+  int kind = sqlite3_column_int(st, 2);
+  char iso[ISO_LEN + 1];
+  json_object_set_new(o, "objectId", json_string((const char *)sqlite3_column_text(st, 1)));
+  iso_format(sqlite3_column_int64(st, 3), iso);
+  json_object_set_new(o, "createdAt", json_string(iso));
+  iso_format(sqlite3_column_int64(st, 4), iso);
+  json_object_set_new(o, "updatedAt", json_string(iso));
+  if (sqlite3_column_type(st, 5) != SQLITE_NULL) json_object_set_new(o, "lm", date_json(sqlite3_column_int64(st, 5)));
+  json_object_set_new(o, "conv_type", json_integer(kind));
+  if (kind == CONV_TEMP) {
+    int64_t left = (sqlite3_column_int64(st, 7) - now_ms()) / 1000;
+    json_object_set_new(o, "temp", json_true());
+    json_object_set_new(o, "ttl", json_integer(left > 0 ? left : 0));
+  }
+  if (!(flags & 1) && kind != CONV_ROOM && kind != CONV_SYSTEM) {
+    json_t *m = json_array();
+    sqlite3_stmt *ms = r->conv_members;
+    sqlite3_bind_int64(ms, 1, id);
+    while (sqlite3_step(ms) == SQLITE_ROW) json_array_append_new(m, json_string((const char *)sqlite3_column_text(ms, 0)));
+    sqlite3_reset(ms);
+    json_object_set_new(o, "m", m);
+  }
+  if (flags & 2) {
+    sqlite3_stmt *ls = r->last_msg;
+    sqlite3_bind_int64(ls, 1, id);
+    if (sqlite3_step(ls) == SQLITE_ROW) {
+      msg_view_t m;
+      read_msg(ls, 0, &m);
+      int bin = m.flags & MSG_F_BIN;
+      if (bin) {
+        char *b64 = xmalloc(base64_encoded_len(m.len) + 1);
+        size_t n = base64_encode(m.data, m.len, b64);
+        json_object_set_new(o, "msg", json_stringn(b64, n));
+        free(b64);
+      } else {
+        json_object_set_new(o, "msg", json_stringn((const char *)m.data, m.len));
+      }
+      json_object_set_new(o, "bin", json_boolean(bin));
+      json_object_set_new(o, "msg_from", json_string(m.sender));
+      json_object_set_new(o, "msg_mid", json_string(m.mid));
+      json_object_set_new(o, "msg_timestamp", json_integer(m.ts));
+      if (m.patch_ts) json_object_set_new(o, "patch_timestamp", json_integer(m.patch_ts));
+      json_object_set_new(o, "mention_all", json_boolean(m.flags & MSG_F_MENTION_ALL));
+      json_t *mp = m.mentions ? json_loads(m.mentions, 0, NULL) : NULL;
+      json_object_set_new(o, "mention_pids", json_is_array(mp) ? mp : (json_decref(mp), json_array()));
+    }
+    sqlite3_reset(ls);
+  }
+  return o;
+}
+
+#define CONV_COLS "c.id, c.cid, c.kind, c.created_at, c.updated_at, c.lm, c.doc, c.expire_at"
+
+static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_t **out) {
+  json_t *arr = json_array();
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(arr, conv_json(r, st, flags));
+  if (rc != SQLITE_DONE) {
+    log_at(LOG_WARN, "conversation query failed: %s", sqlite3_errmsg(r->db));
+    json_decref(arr);
+    return TERN_ESTORE;
+  }
+  *out = arr;
+  return 0;
+}
+
+int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags, json_t **out) {
+  buf_t sql = BUF_INIT;
+  buf_printf(&sql, "SELECT " CONV_COLS " FROM conv c WHERE %s ORDER BY %s LIMIT %d OFFSET %d", buf_cstr(&q->sql),
+             order_by, limit, skip);
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(r->db, buf_cstr(&sql), -1, &st, NULL);
+  buf_free(&sql);
+  if (rc != SQLITE_OK) {
+    log_at(LOG_WARN, "conversation query did not prepare: %s", sqlite3_errmsg(r->db));
+    return TERN_ESTORE;
+  }
+  for (size_t i = 0; i < q->nparams; i++) {
+    const query_param_t *p = &q->params[i];
+    if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
+    else if (p->type == QP_INT) sqlite3_bind_int64(st, (int)i + 1, p->i);
+    else sqlite3_bind_double(st, (int)i + 1, p->d);
+  }
+  rc = run_conv_select(r, st, flags, out);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
+  if (n == 0) {
+    *out = json_array();
+    return 0;
+  }
+  buf_t sql = BUF_INIT;
+  buf_append_str(&sql, "SELECT " CONV_COLS " FROM conv c WHERE c.cid IN (");
+  for (size_t i = 0; i < n; i++) buf_append_str(&sql, i ? ",?" : "?");
+  buf_append_str(&sql, ")");
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(r->db, buf_cstr(&sql), -1, &st, NULL);
+  buf_free(&sql);
+  if (rc != SQLITE_OK) return TERN_ESTORE;
+  for (size_t i = 0; i < n; i++) sqlite3_bind_text(st, (int)i + 1, cids[i], -1, SQLITE_STATIC);
+  rc = run_conv_select(r, st, flags, out);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Logs statements differ only in their bounds and direction: 36 variants, each prepared
+ * once per reader on first use. */
+int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
+  int lo = q->has_lo ? 1 + (q->lo_incl != 0) : 0, hi = q->has_hi ? 1 + (q->hi_incl != 0) : 0;
+  int variant = ((q->newer * 3 + lo) * 3 + hi) * 2 + (q->has_lctype != 0);
+  sqlite3_stmt **slot = &r->logs[variant];
+  if (!*slot) {
+    buf_t sql = BUF_INIT;
+    buf_append_str(&sql, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1");
+    if (lo) buf_printf(&sql, " AND (ts, seq) %s (?2, ?3)", lo == 2 ? ">=" : ">");
+    if (hi) buf_printf(&sql, " AND (ts, seq) %s (?4, ?5)", hi == 2 ? "<=" : "<");
+    if (q->has_lctype) buf_append_str(&sql, " AND lctype = ?6");
+    buf_printf(&sql, " ORDER BY ts %s, seq %s LIMIT ?7", q->newer ? "ASC" : "DESC", q->newer ? "ASC" : "DESC");
+    int rc = prepare(r->db, buf_cstr(&sql), slot);
+    buf_free(&sql);
+    if (rc < 0) return rc;
+  }
+  sqlite3_stmt *st = *slot;
+  sqlite3_bind_int64(st, 1, q->conv);
+  if (lo) {
+    sqlite3_bind_int64(st, 2, q->lo_ts);
+    sqlite3_bind_int64(st, 3, q->lo_seq);
+  }
+  if (hi) {
+    sqlite3_bind_int64(st, 4, q->hi_ts);
+    sqlite3_bind_int64(st, 5, q->hi_seq);
+  }
+  if (q->has_lctype) sqlite3_bind_int(st, 6, q->lctype);
+  sqlite3_bind_int(st, 7, q->limit);
+  if (q->newer) return scan_msgs(st, cb, arg);
+  /* Walking backwards: collect the rows, then hand them out oldest first (the reply is
+   * always ascending, protocol.md §3.11). */
+  typedef struct {
+    msg_view_t m;
+    char *mid, *sender, *mentions;
+    uint8_t *data;
+  } row_t;
+  row_t *rows = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 32;
+      rows = xrealloc(rows, cap * sizeof *rows);
+    }
+    row_t *w = &rows[n++];
+    read_msg(st, 0, &w->m);
+    w->mid = xstrdup(w->m.mid);
+    w->sender = xstrdup(w->m.sender);
+    w->mentions = w->m.mentions ? xstrdup(w->m.mentions) : NULL;
+    w->data = xmalloc(w->m.len + 1);
+    memcpy(w->data, w->m.data, w->m.len);
+    w->m.mid = w->mid;
+    w->m.sender = w->sender;
+    w->m.mentions = w->mentions;
+    w->m.data = w->data;
+  }
+  sqlite3_reset(st);
+  int stop = 0;
+  for (size_t i = n; i-- > 0;) {
+    if (!stop) stop = cb(arg, &rows[i].m);
+    free(rows[i].mid);
+    free(rows[i].sender);
+    free(rows[i].mentions);
+    free(rows[i].data);
+  }
+  free(rows);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg) {
+  sqlite3_stmt *st = r->msg_get;
+  sqlite3_bind_int64(st, 1, conv);
+  sqlite3_bind_int64(st, 2, ts);
+  sqlite3_bind_int64(st, 3, seq);
+  int found = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    msg_view_t m;
+    read_msg(st, 0, &m);
+    found = 1;
+    cb(arg, &m);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return TERN_ESTORE;
+  return found ? 0 : TERN_ENOENT;
+}
+
+int store_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+                       int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg) {
+  sqlite3_stmt *st = r->receipts;
+  sqlite3_bind_int64(st, 1, conv);
+  sqlite3_bind_int64(st, 2, from_ts);
+  sqlite3_bind_int64(st, 3, from_seq);
+  sqlite3_bind_int64(st, 4, to_ts);
+  sqlite3_bind_int64(st, 5, to_seq);
+  sqlite3_bind_text(st, 6, client, -1, SQLITE_STATIC);
+  return scan_msgs(st, cb, arg);
+}
+
+static int mentions_contain(const char *mentions, const char *client) {
+  if (!mentions) return 0;
+  json_t *a = json_loads(mentions, 0, NULL);
+  int hit = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), client) == 0) hit = 1;
+  json_decref(a);
+  return hit;
+}
+
+int store_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
+  sqlite3_stmt *st = r->unread_convs;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, since);
+  sqlite3_bind_int(st, 3, max);
+  /* Copy the conversation rows first: the per-conversation statements below must not
+   * interleave with this one's cursor on the same connection's shared cache. */
+  typedef struct {
+    int64_t id, read_ts, read_seq, read_at;
+    int kind;
+    char *cid;
+  } row_t;
+  row_t *rows = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      rows = xrealloc(rows, cap * sizeof *rows);
+    }
+    rows[n].id = sqlite3_column_int64(st, 0);
+    rows[n].cid = col_strdup(st, 1);
+    rows[n].kind = sqlite3_column_int(st, 2);
+    rows[n].read_ts = sqlite3_column_int64(st, 3);
+    rows[n].read_seq = sqlite3_column_int64(st, 4);
+    rows[n].read_at = sqlite3_column_int64(st, 5);
+    n++;
+  }
+  sqlite3_reset(st);
+  for (size_t i = 0; i < n; i++) {
+    unread_view_t u = {.cid = rows[i].cid, .kind = rows[i].kind, .read_changed_at = rows[i].read_at};
+    sqlite3_stmt *ms = r->unread_msgs;
+    sqlite3_bind_int64(ms, 1, rows[i].id);
+    sqlite3_bind_int64(ms, 2, rows[i].read_ts);
+    sqlite3_bind_int64(ms, 3, rows[i].read_seq);
+    sqlite3_bind_text(ms, 4, client, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(ms) == SQLITE_ROW) {
+      u.unread++;
+      if (!u.mentioned && ((sqlite3_column_int(ms, 0) & MSG_F_MENTION_ALL) ||
+                           mentions_contain((const char *)sqlite3_column_text(ms, 1), client)))
+        u.mentioned = 1;
+    }
+    sqlite3_reset(ms);
+    sqlite3_stmt *ls = r->last_msg;
+    sqlite3_bind_int64(ls, 1, rows[i].id);
+    if (sqlite3_step(ls) == SQLITE_ROW) read_msg(ls, 0, &u.last);
+    cb(arg, &u);
+    sqlite3_reset(ls);
+    free(rows[i].cid);
+  }
+  free(rows);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_offline(store_reader_t *r, const char *client, int max,
+                  void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
+  sqlite3_stmt *st = r->offline_convs;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  typedef struct {
+    int64_t id, ack_ts, ack_seq;
+    int kind;
+    char *cid;
+  } row_t;
+  row_t *rows = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      rows = xrealloc(rows, cap * sizeof *rows);
+    }
+    rows[n].id = sqlite3_column_int64(st, 0);
+    rows[n].cid = col_strdup(st, 1);
+    rows[n].kind = sqlite3_column_int(st, 2);
+    rows[n].ack_ts = sqlite3_column_int64(st, 3);
+    rows[n].ack_seq = sqlite3_column_int64(st, 4);
+    n++;
+  }
+  sqlite3_reset(st);
+  int left = max;
+  for (size_t i = 0; i < n; i++) {
+    sqlite3_stmt *ms = r->offline_msgs;
+    if (left > 0) {
+      sqlite3_bind_int64(ms, 1, rows[i].id);
+      sqlite3_bind_int64(ms, 2, rows[i].ack_ts);
+      sqlite3_bind_int64(ms, 3, rows[i].ack_seq);
+      sqlite3_bind_text(ms, 4, client, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int(ms, 5, left);
+      while (sqlite3_step(ms) == SQLITE_ROW) {
+        msg_view_t m;
+        read_msg(ms, 0, &m);
+        cb(arg, rows[i].cid, rows[i].kind, &m);
+        left--;
+      }
+      sqlite3_reset(ms);
+    }
+    free(rows[i].cid);
+  }
+  free(rows);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
+  sqlite3_stmt *st = r->progress;
+  sqlite3_bind_int64(st, 1, conv);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    member_progress_t p = {
+        .client = (const char *)sqlite3_column_text(st, 0),
+        .read_ts = sqlite3_column_int64(st, 1),
+        .read_seq = sqlite3_column_int64(st, 2),
+        .read_at = sqlite3_column_int64(st, 3),
+        .ack_ts = sqlite3_column_int64(st, 4),
+        .ack_seq = sqlite3_column_int64(st, 5),
+        .ack_at = sqlite3_column_int64(st, 6),
+    };
+    cb(arg, &p);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}

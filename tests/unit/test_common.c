@@ -1,0 +1,214 @@
+/* test_common.c — the small pure pieces: WebSocket frame headers, base64, ISO time,
+ * session tokens, message ids, handle tables, the presence index and the config table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base64.h"
+#include "config.h"
+#include "err.h"
+#include "htab.h"
+#include "im_internal.h"
+#include "presence.h"
+#include "timeutil.h"
+#include "token.h"
+#include "ws_frame.h"
+
+static void test_ws_header_roundtrip(void **state) {
+  uint64_t lens[] = {0, 1, 125, 126, 65535, 65536, 1u << 20};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    uint8_t hdr[WS_MAX_HEADER], mask[4] = {1, 2, 3, 4};
+    size_t n = ws_write_header(hdr, WS_OP_BINARY, lens[i], mask);
+    ws_header_t h;
+    assert_int_equal(ws_parse_header(hdr, n, &h), 1);
+    assert_int_equal(h.header_len, n);
+    assert_int_equal(h.len, lens[i]);
+    assert_int_equal(h.opcode, WS_OP_BINARY);
+    assert_true(h.fin && h.masked);
+    assert_memory_equal(h.mask, mask, 4);
+    for (size_t k = 0; k < n; k++) assert_int_equal(ws_parse_header(hdr, k, &h), 0); /* needs more */
+  }
+}
+
+static void test_ws_header_rejects(void **state) {
+  ws_header_t h;
+  const uint8_t rsv[] = {0xc2, 0x80, 0, 0, 0, 0};          /* RSV1 set */
+  const uint8_t badop[] = {0x83, 0x80, 0, 0, 0, 0};        /* opcode 3 */
+  const uint8_t longping[] = {0x89, 0xfe, 0x00, 0x80};     /* control frame > 125 */
+  const uint8_t fragping[] = {0x09, 0x80, 0, 0, 0, 0};     /* control frame without FIN */
+  const uint8_t nonmin[] = {0x82, 0xfe, 0x00, 0x10};       /* 16 bit length for 16 bytes */
+  const uint8_t huge[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0}; /* MSB set */
+  assert_int_equal(ws_parse_header(rsv, sizeof rsv, &h), TERN_EPROTO);
+  assert_int_equal(ws_parse_header(badop, sizeof badop, &h), TERN_EPROTO);
+  assert_int_equal(ws_parse_header(longping, sizeof longping, &h), TERN_EPROTO);
+  assert_int_equal(ws_parse_header(fragping, sizeof fragping, &h), TERN_EPROTO);
+  assert_int_equal(ws_parse_header(nonmin, sizeof nonmin, &h), TERN_EPROTO);
+  assert_int_equal(ws_parse_header(huge, sizeof huge, &h), TERN_EPROTO);
+}
+
+static void test_ws_unmask_offsets(void **state) {
+  uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+  uint8_t data[37], copy[37];
+  for (int i = 0; i < 37; i++) data[i] = copy[i] = (uint8_t)i;
+  ws_unmask(data, 37, mask, 0);
+  for (int i = 0; i < 37; i++) assert_int_equal(data[i], copy[i] ^ mask[i & 3]);
+  ws_unmask(data, 5, mask, 0); /* masking twice restores, also when split at odd offsets */
+  ws_unmask(data + 5, 32, mask, 5);
+  assert_memory_equal(data, copy, 37);
+}
+
+static void test_ws_accept(void **state) {
+  char out[29];
+  const char *key = "dGhlIHNhbXBsZSBub25jZQ=="; /* RFC 6455 §1.3 */
+  ws_accept_key(key, strlen(key), out);
+  assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+static void test_base64(void **state) {
+  const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (int i = 0; i < 7; i++) {
+    char out[16];
+    size_t n = base64_encode((const uint8_t *)in[i], strlen(in[i]), out);
+    out[n] = 0;
+    assert_string_equal(out, std[i]);
+    uint8_t back[16];
+    long m = base64_decode(out, n, back);
+    assert_int_equal(m, (long)strlen(in[i]));
+    assert_memory_equal(back, in[i], (size_t)m);
+  }
+  uint8_t b[8];
+  assert_int_equal(base64_decode("Zm9v!", 5, b), TERN_EINVAL);
+  assert_int_equal(base64_decode("Z", 1, b), TERN_EINVAL);
+  assert_int_equal(base64_decode("-_-_", 4, b), 3); /* URL-safe alphabet accepted */
+}
+
+static void test_iso(void **state) {
+  char out[ISO_LEN + 1];
+  iso_format(1516074037683, out);
+  assert_string_equal(out, "2018-01-16T03:40:37.683Z");
+  int64_t ms;
+  assert_int_equal(iso_parse("2018-01-16T03:40:37.683Z", &ms), 0);
+  assert_int_equal(ms, 1516074037683);
+  assert_int_equal(iso_parse("2018-01-16T03:40:37Z", &ms), 0);
+  assert_int_equal(ms, 1516074037000);
+  assert_int_equal(iso_parse("2018-13-16T03:40:37Z", &ms), TERN_EINVAL);
+  assert_int_equal(iso_parse("yesterday", &ms), TERN_EINVAL);
+  assert_int_equal(iso_parse("2018-01-16T03:40:37.683+08:00", &ms), TERN_EINVAL);
+}
+
+static void test_token(void **state) {
+  char st[TOKEN_LEN + 1];
+  token_make("master", "app", "Tom", 60, st);
+  assert_int_equal(strlen(st), TOKEN_LEN);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL), 0);
+  assert_int_equal(token_check("master", "app", "Jerry", st, NULL), TERN_EINVAL); /* bound to the client */
+  assert_int_equal(token_check("other", "app", "Tom", st, NULL), TERN_EINVAL);    /* and to the key */
+  assert_int_equal(token_check("master", "app2", "Tom", st, NULL), TERN_EINVAL);  /* and to the app */
+  st[5] ^= 1;
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_EINVAL);
+  token_make("master", "app", "Tom", -10, st);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_ETIMEDOUT);
+  assert_int_equal(token_check("master", "app", "Tom", "short", NULL), TERN_EINVAL);
+}
+
+static void test_msgid(void **state) {
+  char mid[MSGID_LEN + 1];
+  msgid_make(1795642112602, 123456, mid);
+  assert_int_equal(strlen(mid), 22);
+  int64_t ts, seq;
+  assert_int_equal(msgid_parse(mid, &ts, &seq), 0);
+  assert_int_equal(ts, 1795642112602);
+  assert_int_equal(seq, 123456);
+  assert_null(strchr(mid, '/')); /* safe in REST paths */
+  assert_int_equal(msgid_parse("qNkRkFWOeSqP65S9fDyHJ", &ts, &seq), TERN_EINVAL);
+  assert_int_equal(msgid_parse("not an id at all here!", &ts, &seq), TERN_EINVAL);
+  msgid_make(5, 0, mid); /* transient ids have no storage key */
+  assert_int_equal(msgid_parse(mid, &ts, &seq), TERN_EINVAL);
+}
+
+static void test_htab(void **state) {
+  htab_t t;
+  htab_init(&t, 3);
+  int a, b;
+  uint64_t ha = htab_add(&t, &a), hb = htab_add(&t, &b);
+  assert_int_equal(htab_owner(ha), 3);
+  assert_ptr_equal(htab_get(&t, ha), &a);
+  htab_del(&t, ha);
+  assert_null(htab_get(&t, ha));
+  uint64_t hc = htab_add(&t, &a); /* reuses the slot with a new generation */
+  assert_true(hc != ha);
+  assert_null(htab_get(&t, ha));
+  assert_ptr_equal(htab_get(&t, hc), &a);
+  assert_ptr_equal(htab_get(&t, hb), &b);
+  htab_t other;
+  htab_init(&other, 4);
+  assert_null(htab_get(&other, hb)); /* a handle of another worker finds nothing */
+  htab_free(&other);
+  for (int i = 0; i < 10000; i++) htab_add(&t, &b);
+  assert_ptr_equal(htab_get(&t, hc), &a);
+  htab_free(&t);
+}
+
+static void test_presence(void **state) {
+  presence_t *p = presence_new();
+  presence_add(p, "Tom", 1, NULL);
+  presence_add(p, "Tom", 2, "phone");
+  presence_add(p, "Jerry", 3, NULL);
+  uint64_t out[4];
+  assert_int_equal(presence_get(p, "Tom", out, 4), 2);
+  assert_int_equal(presence_get_tagged(p, "Tom", "phone", out, 4), 1);
+  assert_int_equal(out[0], 2);
+  assert_true(presence_online(p, "Jerry"));
+  assert_int_equal(presence_count(p), 2);
+  presence_del(p, "Jerry", 3);
+  assert_false(presence_online(p, "Jerry"));
+  char id[32];
+  for (int i = 0; i < 5000; i++) {
+    snprintf(id, sizeof id, "c%d", i);
+    presence_add(p, id, (uint64_t)i + 10, NULL);
+  }
+  assert_int_equal(presence_count(p), 5001);
+  assert_int_equal(presence_get(p, "c4999", out, 4), 1);
+  assert_int_equal(out[0], 5009);
+  presence_free(p);
+}
+
+static void test_config(void **state) {
+  tern_config_t cfg;
+  config_defaults(&cfg);
+  assert_string_equal(cfg.listen, "127.0.0.1:8080");
+  assert_int_equal(cfg.max_message, 5120);
+  char err[200];
+  assert_int_equal(config_parse_text(&cfg, "# comment\nlisten = 0.0.0.0:9000\nidle-timeout=450 # inline\n"
+                                           "log_frames = yes\npublic_url = \"ws://example.com/\"\n",
+                                     err, sizeof err),
+                   0);
+  assert_string_equal(cfg.listen, "0.0.0.0:9000");
+  assert_int_equal(cfg.idle_timeout, 450);
+  assert_int_equal(cfg.log_frames, 1);
+  assert_string_equal(cfg.public_url, "ws://example.com/");
+  assert_int_equal(config_parse_text(&cfg, "idle_timeout = 0\n", err, sizeof err), TERN_ECONFIG);
+  assert_non_null(strstr(err, "line 1"));
+  assert_int_equal(config_parse_text(&cfg, "no_such = 1\n", err, sizeof err), TERN_ECONFIG);
+  assert_int_equal(config_parse_text(&cfg, "workers = lots\n", err, sizeof err), TERN_ECONFIG);
+  assert_int_equal(config_parse_text(&cfg, "just words\n", err, sizeof err), TERN_ECONFIG);
+  assert_int_equal(config_set(&cfg, "log-frames", "maybe", err, sizeof err), TERN_ECONFIG);
+  config_free(&cfg);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ws_header_roundtrip), cmocka_unit_test(test_ws_header_rejects),
+      cmocka_unit_test(test_ws_unmask_offsets),   cmocka_unit_test(test_ws_accept),
+      cmocka_unit_test(test_base64),              cmocka_unit_test(test_iso),
+      cmocka_unit_test(test_token),               cmocka_unit_test(test_msgid),
+      cmocka_unit_test(test_htab),                cmocka_unit_test(test_presence),
+      cmocka_unit_test(test_config),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
