@@ -217,7 +217,7 @@ void conn_sweep(worker_t *w, int64_t now) {
     if (c->reaping || c->state >= CONN_CLOSING) continue;
     if (now - c->last_rx_ms > idle_ms) {
       conn_close(c, 4107, "READ_TIMEOUT");
-    } else if (c->link.nsessions == 0 && now - c->created_ms > login_ms &&
+    } else if (c->link.nsessions == 0 && now - (c->state == CONN_WS ? c->link.sessionless_since_ms : c->created_ms) > login_ms &&
                (c->state == CONN_WS || now - c->last_rx_ms > login_ms)) {
       /* No session in time (4108); an HTTP keep-alive connection is only dropped when it
        * has also been quiet that long, which also ends slow-header (slowloris) clients. */

@@ -273,21 +273,24 @@ static int header_has_token(const char *v, const char *token) {
 }
 
 /* RFC 6455 §4.2: validate, choose the subprotocol, answer 101. Returns 0 when upgraded. */
+/* RFC 6455 §4.2: validate, choose the subprotocol, answer 101. Returns 0 when upgraded.
+ * A refused upgrade closes the connection: bytes pipelined behind it were meant for a
+ * WebSocket and cannot be read as HTTP. */
 static int upgrade(conn_t *c, const http_req_t *r) {
   const char *up = http_header(r, "Upgrade"), *conn_h = http_header(r, "Connection");
   const char *key = http_header(r, "Sec-WebSocket-Key"), *ver = http_header(r, "Sec-WebSocket-Version");
   const char *proto = http_header(r, "Sec-WebSocket-Protocol");
   if (r->method != HTTP_GET || !up || strcasecmp(up, "websocket") != 0 || !conn_h || !header_has_token(conn_h, "upgrade")) {
-    http_respond_error(c, r, 400, 400, "bad WebSocket upgrade request");
+    http_respond_error(c, NULL, 400, 400, "bad WebSocket upgrade request");
     return -1;
   }
   if (!ver || strcmp(ver, "13") != 0) {
-    http_respond(c, r, 426, "application/json", "{\"code\":426,\"error\":\"WebSocket version 13 required\"}", 51,
-                 "Sec-WebSocket-Version: 13\r\n");
+    static const char body[] = "{\"code\":426,\"error\":\"WebSocket version 13 required\"}";
+    http_respond(c, NULL, 426, "application/json; charset=utf-8", body, sizeof body - 1, "Sec-WebSocket-Version: 13\r\n");
     return -1;
   }
   if (!key || strlen(key) < 16 || strlen(key) > 64) {
-    http_respond_error(c, r, 400, 400, "missing or malformed Sec-WebSocket-Key");
+    http_respond_error(c, NULL, 400, 400, "missing or malformed Sec-WebSocket-Key");
     return -1;
   }
   char chosen[32];
@@ -296,7 +299,7 @@ static int upgrade(conn_t *c, const http_req_t *r) {
     char msg[200];
     snprintf(msg, sizeof msg, "unsupported subprotocol \"%.60s\"; use lc.protobuf2.3, lc.protobuf2.1 or lc.proto2base64.3",
              proto ? proto : "");
-    http_respond_error(c, r, 400, 400, msg);
+    http_respond_error(c, NULL, 400, 400, msg);
     return -1;
   }
   char accept[29];

@@ -69,6 +69,7 @@ void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int pr
   l->proto_version = (uint8_t)proto_version;
   l->sessions = NULL;
   l->nsessions = 0;
+  l->sessionless_since_ms = now_ms();
   l->id = htab_add(&w->links, l);
 }
 
@@ -236,6 +237,7 @@ void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n
     } else {
       delivery_t *d = xmalloc(sizeof *d + per[k].n * sizeof(uint64_t));
       d->task.fn = delivery_run;
+      d->task.next = NULL;
       d->im = im;
       d->push = (push_t *)p;
       atomic_fetch_add(&d->push->ref, 1);
@@ -280,6 +282,7 @@ void push_to_room(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
     }
     room_delivery_t *d = xmalloc(sizeof *d);
     d->task.fn = room_delivery_run;
+    d->task.next = NULL;
     d->im = im;
     d->push = (push_t *)p;
     atomic_fetch_add(&d->push->ref, 1);

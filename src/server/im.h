@@ -33,6 +33,7 @@ struct im_link {
   uint8_t nsessions;
   session_t *sessions;      /* in open order; the first is the default peer (protocol.md §1.6) */
   int64_t last_rx_ms;
+  int64_t sessionless_since_ms; /* when the socket last had no session (login timeout) */
 };
 
 im_t *im_new(server_t *srv);

@@ -587,6 +587,8 @@ void im_conv_members_change(req_t *r, int add) {
   if (now <= c->updated_at) now = c->updated_at + 1;
   c->updated_at = now;
   mj->j.updated_at = now;
+  mj->j.seen_ts = c->last_ts;
+  mj->j.seen_seq = c->last_seq;
   mj->j.conv = c->id;
   mj->j.job.type = add ? JOB_MEMBERS_ADD : JOB_MEMBERS_REMOVE;
   mj->j.job.worker = r->w->idx;

@@ -500,10 +500,13 @@ void im_msg_logs(req_t *r) {
 typedef struct {
   Lc__UnreadTuple **t;
   size_t n, cap;
+  int64_t since;
 } unread_acc_t;
 
 static void unread_each(void *arg, const unread_view_t *u) {
   unread_acc_t *a = arg;
+  /* a zero count is news only when a read elsewhere changed it since the client last heard */
+  if (u->unread == 0 && !(a->since > 0 && u->read_changed_at > a->since)) return;
   if (a->n == a->cap) {
     a->cap = a->cap ? a->cap * 2 : 16;
     a->t = xrealloc(a->t, a->cap * sizeof *a->t);
@@ -578,7 +581,7 @@ void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
     if (a.total) store_offline(w->reader, s->client_id, OFFLINE_PUSH_MAX, offline_each, &a);
     return;
   }
-  unread_acc_t acc = {0};
+  unread_acc_t acc = {.since = since};
   if (store_unread(w->reader, s->client_id, since, UNREAD_CONVS_MAX, unread_each, &acc) == 0 && acc.n) {
     lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
     Lc__UnreadCommand um = LC__UNREAD_COMMAND__INIT;

@@ -54,7 +54,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
       break;
     }
   }
-  l->nsessions--;
+  if (--l->nsessions == 0) l->sessionless_since_ms = now_ms(); /* the login timer starts over */
   im_room_leave(w, s);
   presence_del(w->im->presence, s->client_id, s->id);
   htab_del(&w->sessions, s->id);

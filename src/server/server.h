@@ -39,7 +39,9 @@ typedef struct server {
   atomic_int stopping;
 } server_t;
 
-/* Runs t->fn(t) on worker `idx`'s loop thread. Thread-safe; never blocks on the target. */
+/* Runs t->fn(t) on worker `idx`'s loop thread — and likewise every task chained after t
+ * through t->next, in order (a whole batch costs one lock and one wake-up). Set t->next to
+ * NULL for a single task. Thread-safe; never blocks on the target. */
 void worker_post(server_t *srv, int idx, task_t *t);
 /* Index of the worker whose thread is calling, or -1 for other threads. */
 int worker_current(void);

@@ -135,6 +135,8 @@ typedef struct {
 typedef struct {
   store_job_t job;
   int64_t conv, updated_at;
+  int64_t seen_ts, seen_seq; /* add: the conversation's newest key at the join — newcomers
+                              * start with everything up to it read and delivered */
   char **clients;
   size_t n;
 } job_members_t;        /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */

@@ -200,6 +200,8 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
     sqlite3_bind_int64(m, 1, r->id);
     sqlite3_bind_text(m, 2, r->members[i], -1, SQLITE_STATIC);
     sqlite3_bind_int64(m, 3, r->created_at);
+    sqlite3_bind_int64(m, 4, 0);
+    sqlite3_bind_int64(m, 5, 0);
     if ((rc = step_done(m))) return rc;
   }
   return 0;
@@ -221,10 +223,31 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   sqlite3_bind_int64(st, 10, j->patch_ts);
   int rc = step_done(st);
   sqlite3_clear_bindings(st);
-  if (rc) return rc;
-  sqlite3_bind_int64(s->upd_lm, 1, j->ts);
-  sqlite3_bind_int64(s->upd_lm, 2, j->conv);
-  return step_done(s->upd_lm);
+  return rc;
+}
+
+/* A conversation's `lm` moves once per batch, not once per message: collect the newest
+ * timestamp per conversation while running the batch, update at the end. */
+typedef struct {
+  int64_t conv, ts;
+} lm_slot_t;
+
+static void lm_note(lm_slot_t *tab, size_t cap, int64_t conv, int64_t ts) {
+  size_t i = (size_t)(conv * 0x9E3779B97F4A7C15ull) & (cap - 1);
+  while (tab[i].conv && tab[i].conv != conv) i = (i + 1) & (cap - 1);
+  tab[i].conv = conv;
+  if (ts > tab[i].ts) tab[i].ts = ts;
+}
+
+static int lm_flush(store_t *s, lm_slot_t *tab, size_t cap) {
+  for (size_t i = 0; i < cap; i++) {
+    if (!tab[i].conv) continue;
+    sqlite3_bind_int64(s->upd_lm, 1, tab[i].ts);
+    sqlite3_bind_int64(s->upd_lm, 2, tab[i].conv);
+    int rc = step_done(s->upd_lm);
+    if (rc) return rc;
+  }
+  return 0;
 }
 
 static int run_progress(store_t *s, job_progress_t *j, sqlite3_stmt *st) {
@@ -242,7 +265,11 @@ static int run_members(store_t *s, job_members_t *j, int add) {
     sqlite3_stmt *st = add ? s->ins_member : s->del_member;
     sqlite3_bind_int64(st, 1, j->conv);
     sqlite3_bind_text(st, 2, j->clients[i], -1, SQLITE_STATIC);
-    if (add) sqlite3_bind_int64(st, 3, j->updated_at);
+    if (add) {
+      sqlite3_bind_int64(st, 3, j->updated_at);
+      sqlite3_bind_int64(st, 4, j->seen_ts);
+      sqlite3_bind_int64(st, 5, j->seen_seq);
+    }
     if ((rc = step_done(st))) return rc;
   }
   sqlite3_bind_int64(s->count_members, 1, j->updated_at);
@@ -275,15 +302,16 @@ static int run_job(store_t *s, store_job_t *j) {
 
 static int multi_statement(job_type_t t) { return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE; }
 
-static void complete(store_t *s, store_job_t *j) {
-  if (j->worker >= 0) s->post(s->post_arg, j->worker, &j->task);
-  else if (j->free_fn) j->free_fn(j);
-}
 
 /* One transaction for the whole batch; a job that fails alone is rolled back alone
  * (savepoint), a failure that aborts the transaction (disk full, I/O error) fails every
  * job of the batch, because none of them is durable. */
 static void run_batch(store_t *s, store_job_t *batch) {
+  size_t njobs = 0;
+  for (store_job_t *j = batch; j; j = j->next) njobs++;
+  size_t lm_cap = 16;
+  while (lm_cap < njobs * 2) lm_cap *= 2;
+  lm_slot_t *lm = xcalloc(lm_cap, sizeof *lm);
   int txn_ok = exec(s->wdb, "BEGIN IMMEDIATE") == 0;
   for (store_job_t *j = batch; j; j = j->next) {
     if (!txn_ok) {
@@ -300,6 +328,7 @@ static void run_batch(store_t *s, store_job_t *batch) {
       j->result = TERN_ESTORE;
     } else {
       j->result = 0;
+      if (j->type == JOB_MSG_INSERT) lm_note(lm, lm_cap, ((job_msg_insert_t *)j)->conv, ((job_msg_insert_t *)j)->ts);
     }
     if (sqlite3_get_autocommit(s->wdb)) { /* SQLite rolled the whole transaction back */
       txn_ok = 0;
@@ -309,16 +338,28 @@ static void run_batch(store_t *s, store_job_t *batch) {
     if (sp) exec(s->wdb, rc && rc != TERN_EEXIST ? "ROLLBACK TO job; RELEASE job" : "RELEASE job");
   }
   if (txn_ok) {
-    if (atomic_load(&s->fail_writes) || exec(s->wdb, "COMMIT") < 0) {
+    if (lm_flush(s, lm, lm_cap) != 0 || atomic_load(&s->fail_writes) || exec(s->wdb, "COMMIT") < 0) {
       exec(s->wdb, "ROLLBACK");
       for (store_job_t *j = batch; j; j = j->next) j->result = TERN_ESTORE;
     }
   }
+  free(lm);
+  /* Completions go back as one chain per worker: one lock and one wake-up per batch. */
+  task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
   while (batch) {
-    store_job_t *next = batch->next;
-    complete(s, batch);
-    batch = next;
+    store_job_t *j = batch;
+    batch = batch->next;
+    if (j->worker >= 0 && j->worker < MAX_WORKERS) {
+      j->task.next = NULL;
+      if (tail[j->worker]) tail[j->worker]->next = &j->task;
+      else head[j->worker] = &j->task;
+      tail[j->worker] = &j->task;
+    } else if (j->free_fn) {
+      j->free_fn(j);
+    }
   }
+  for (int w = 0; w < MAX_WORKERS; w++)
+    if (head[w]) s->post(s->post_arg, w, head[w]);
 }
 
 static void *writer_main(void *arg) {
@@ -380,9 +421,9 @@ int store_open(const store_options_t *opt, store_t **out) {
   } stmts[] = {
       {&s->ins_conv, "INSERT INTO conv (cid, kind, creator, unique_id, created_at, updated_at, expire_at, member_count, doc)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
-      /* A new member has read and received everything before it joined. */
+      /* A new member has read and received everything sent before it joined (?4, ?5). */
       {&s->ins_member, "INSERT OR IGNORE INTO member (conv, client, joined_at, read_ts, read_seq, ack_ts, ack_seq)"
-                       " VALUES (?1, ?2, ?3, ?3, 9223372036854775807, ?3, 9223372036854775807)"},
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?5)"},
       {&s->del_member, "DELETE FROM member WHERE conv = ?1 AND client = ?2"},
       {&s->count_members, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHERE conv = ?2),"
                           " updated_at = max(updated_at, ?1) WHERE id = ?2"},
@@ -456,12 +497,12 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->receipts, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) <= (?4, ?5)"
                      " AND flags & 2 AND sender <> ?6 ORDER BY ts, seq LIMIT 100"},
       {&r->unread_convs, "SELECT c.id, c.cid, c.kind, m.read_ts, m.read_seq, m.read_at FROM member m JOIN conv c ON c.id = m.conv"
-                         " WHERE m.client = ?1 AND c.kind <> 2 AND ((c.lm > m.read_ts AND c.lm > ?2) OR (?2 > 0 AND m.read_at > ?2))"
+                         " WHERE m.client = ?1 AND c.kind <> 2 AND ((c.lm >= m.read_ts AND c.lm > ?2) OR (?2 > 0 AND m.read_at > ?2))"
                          " ORDER BY c.lm DESC LIMIT ?3"},
       {&r->unread_msgs, "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
                         " ORDER BY ts DESC, seq DESC LIMIT 100"},
       {&r->offline_convs, "SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq FROM member m JOIN conv c ON c.id = m.conv"
-                          " WHERE m.client = ?1 AND c.kind <> 2 AND c.lm > m.ack_ts ORDER BY c.lm"},
+                          " WHERE m.client = ?1 AND c.kind <> 2 AND c.lm >= m.ack_ts ORDER BY c.lm"},
       {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
                          " ORDER BY ts, seq LIMIT ?5"},
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},

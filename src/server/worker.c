@@ -25,11 +25,12 @@ int worker_current(void) { return current_worker; }
 
 void worker_post(server_t *srv, int idx, task_t *t) {
   worker_t *w = srv->workers[idx];
-  t->next = NULL;
+  task_t *last = t;
+  while (last->next) last = last->next;
   pthread_mutex_lock(&w->mu);
   if (w->inbox_tail) w->inbox_tail->next = t;
   else w->inbox_head = t;
-  w->inbox_tail = t;
+  w->inbox_tail = last;
   int dead = w->dead;
   pthread_mutex_unlock(&w->mu);
   if (!dead) uv_async_send(&w->async);

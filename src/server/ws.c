@@ -28,7 +28,7 @@ static void link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const ui
    * whole for each recipient; the protobuf body underneath is still shared. */
   size_t raw = plen + blen;
   uint8_t *tmp = xmalloc(raw + base64_encoded_len(raw) + 1);
-  memcpy(tmp, prefix, plen);
+  if (plen) memcpy(tmp, prefix, plen);
   memcpy(tmp + plen, body, blen);
   char *enc = (char *)tmp + raw;
   size_t elen = base64_encode(tmp, raw, enc);
