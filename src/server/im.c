@@ -165,14 +165,20 @@ void push_release(push_t *p) {
 }
 
 void push_to_session(session_t *s, const push_t *p) {
-  uint8_t prefix[80];
-  size_t len = strlen(s->client_id);
-  /* field 4 (peerId), wire type 2: tag 0x22, then a one-byte length (ids are ≤ 64) */
-  if (len > 64) return;
-  prefix[0] = 0x22;
-  prefix[1] = (uint8_t)len;
-  memcpy(prefix + 2, s->client_id, len);
-  s->link->ops->send(s->link, prefix, len + 2, p->body, p->len);
+  /* field 4 (peerId), wire type 2: tag 0x22, a varint length, the id. Ids are at most 64
+   * characters, so at most 256 bytes: the length takes one or two bytes. */
+  uint8_t prefix[3 + 256];
+  size_t len = strlen(s->client_id), o = 0;
+  if (len > 256) return;
+  prefix[o++] = 0x22;
+  if (len < 128) {
+    prefix[o++] = (uint8_t)len;
+  } else {
+    prefix[o++] = (uint8_t)(len | 0x80);
+    prefix[o++] = (uint8_t)(len >> 7);
+  }
+  memcpy(prefix + o, s->client_id, len);
+  s->link->ops->send(s->link, prefix, o + len, p->body, p->len);
 }
 
 typedef struct {

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "query.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #define TEMP_TTL_MAX (30 * 86400)
 
@@ -153,7 +154,7 @@ void im_conv_start(req_t *r) {
     for (size_t i = 0; i < sorted->n; i++) row->members[i] = xstrdup(sorted->ids[i]);
     members_release(sorted);
     for (size_t i = 0; i < row->nmembers; i++) {
-      size_t len = strlen(row->members[i]);
+      size_t len = utf8_chars(row->members[i]);
       if (len == 0 || len > 64) {
         json_decref(doc);
         start_free(sj);
@@ -552,7 +553,7 @@ void im_conv_members_change(req_t *r, int add) {
   size_t count = cur ? cur->n : 0;
   for (size_t i = 0; i < in->n_m; i++) {
     const char *id = in->m[i];
-    size_t len = strlen(id);
+    size_t len = utf8_chars(id);
     int dup = 0;
     for (size_t k = 0; k < mj->j.n; k++) dup |= strcmp(mj->j.clients[k], id) == 0;
     if (dup) continue;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "timeutil.h"
 #include "token.h"
+#include "utf8.h"
 
 #define CLIENT_ID_MAX 64
 
@@ -104,7 +105,7 @@ void im_session_open(req_t *r) {
     hex_encode(rnd, sizeof rnd, anon + 5);
     peer = anon;
   }
-  if (strlen(peer) > CLIENT_ID_MAX) {
+  if (utf8_chars(peer) > CLIENT_ID_MAX) {
     open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters");
     return;
   }
@@ -112,7 +113,9 @@ void im_session_open(req_t *r) {
   if (reconnect && sm->st) {
     int rc = token_check(im->master_key, im->app_id, peer, sm->st, NULL);
     if (rc < 0) {
-      open_failed(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
+      /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
+       * is rejected that way; a session/closed reply would end its reconnect for good. */
+      reply_error(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
       return;
     }
   }
