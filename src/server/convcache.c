@@ -43,6 +43,7 @@ convcache_t *convcache_new(void) {
 
 static void conv_destroy(conv_t *c) {
   members_release(c->members);
+  json_decref(c->doc);
   if (c->room) {
     for (int i = 0; i < MAX_WORKERS; i++) free(c->room[i].v);
     free(c->room);

@@ -389,6 +389,9 @@ static void dispatch(req_t *r) {
     case LC__OP_TYPE__members: im_conv_online_members(r); return;
     case LC__OP_TYPE__is_member: im_conv_is_member(r); return;
     case LC__OP_TYPE__max_read: im_conv_max_read(r); return;
+    case LC__OP_TYPE__update: im_conv_update(r); return;
+    case LC__OP_TYPE__mute: im_conv_mute(r, 1); return;
+    case LC__OP_TYPE__unmute: im_conv_mute(r, 0); return;
     }
     break;
   case LC__COMMAND_TYPE__direct: im_msg_direct(r); return;

@@ -24,8 +24,8 @@ static void conv_reply_base(lc_cmd_t *out, Lc__ConvCommand *cm, int op) {
 }
 
 /* Pushes {conv/op, cid, initBy, udate[, m]} to every session of `to` (except skip). */
-static void notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
-                   char *const *to, size_t nto) {
+void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
+                 char *const *to, size_t nto, uint64_t skip) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
   conv_reply_base(&out, &cm, op);
@@ -40,8 +40,15 @@ static void notify(im_worker_t *w, const char *cid, int op, const char *initby, 
   cm.m = m;
   cm.n_m = nm;
   push_t *p = push_new(&out);
-  push_to_clients(w, p, to, nto, 0);
+  push_to_clients(w, p, to, nto, skip);
   push_release(p);
+}
+
+int64_t conv_touch(conv_t *c) {
+  int64_t now = now_ms();
+  if (now <= c->updated_at) now = c->updated_at + 1;
+  c->updated_at = now;
+  return now;
 }
 
 /* Keys a client may not set through attr: the server owns them. */
@@ -97,8 +104,8 @@ static void start_done(task_t *t) {
       if (s) im_room_join(w, s, c);
     } else {
       members_t *m = c->members;
-      notify(w, c->cid, LC__OP_TYPE__joined, c->creator, NULL, 0, c->updated_at, m->ids, m->n);
-      notify(w, c->cid, LC__OP_TYPE__members_joined, c->creator, m->ids, m->n, c->updated_at, m->ids, m->n);
+      conv_notify(w, c->cid, LC__OP_TYPE__joined, c->creator, NULL, 0, c->updated_at, m->ids, m->n, 0);
+      conv_notify(w, c->cid, LC__OP_TYPE__members_joined, c->creator, m->ids, m->n, c->updated_at, m->ids, m->n, 0);
     }
     conv_release(c);
   }
@@ -289,7 +296,7 @@ done:
 
 /* The conversation named by the request, or an error reply. Temporary conversations past
  * their TTL answer 4323 as if gone (§3.4). */
-static conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
+conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
   int err;
   conv_t *c = conv_get(r->w, cid, &err);
   if (!c) {
@@ -477,15 +484,15 @@ static void members_done(task_t *t) {
     members_t *now = conv_members(c);
     if (mj->add) {
       /* the newcomers: joined, then (with everyone else) members_joined (§3.12) */
-      notify(w, c->cid, LC__OP_TYPE__joined, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n);
+      conv_notify(w, c->cid, LC__OP_TYPE__joined, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n, 0);
       if (now)
-        notify(w, c->cid, LC__OP_TYPE__members_joined, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
-               now->n);
+        conv_notify(w, c->cid, LC__OP_TYPE__members_joined, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
+               now->n, 0);
     } else {
-      notify(w, c->cid, LC__OP_TYPE__left, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n);
+      conv_notify(w, c->cid, LC__OP_TYPE__left, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n, 0);
       if (now && now->n)
-        notify(w, c->cid, LC__OP_TYPE__members_left, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
-               now->n);
+        conv_notify(w, c->cid, LC__OP_TYPE__members_left, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
+               now->n, 0);
     }
     members_release(now);
   }
@@ -584,10 +591,7 @@ void im_conv_members_change(req_t *r, int add) {
   c->members = members_new(ids, nn);
   members_release(cur);
   free(ids);
-  int64_t now = now_ms();
-  if (now <= c->updated_at) now = c->updated_at + 1;
-  c->updated_at = now;
-  mj->j.updated_at = now;
+  mj->j.updated_at = conv_touch(c);
   mj->j.seen_ts = c->last_ts;
   mj->j.seen_seq = c->last_seq;
   mj->j.conv = c->id;

@@ -77,6 +77,7 @@ struct conv {
   int64_t last_ts, last_seq;
   int has_receipts;   /* some message asked for receipts: acks must look for them */
   int deleted;
+  json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   conv_t *hnext;
@@ -166,6 +167,15 @@ void im_conv_members_change(req_t *r, int add);
 void im_conv_online_members(req_t *r);
 void im_conv_is_member(req_t *r);
 void im_conv_max_read(req_t *r);
+void im_conv_update(req_t *r);
+void im_conv_mute(req_t *r, int mute);
+
+/* im_conv.c helpers shared with the other conversation modules */
+conv_t *need_conv(req_t *r, const char *cid, int missing_code);
+void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
+                 char *const *to, size_t nto, uint64_t skip);
+/* The next updatedAt: now, but never at or before the previous one. Call under c->mu. */
+int64_t conv_touch(conv_t *c);
 
 void im_msg_direct(req_t *r);
 void im_msg_ack(req_t *r);

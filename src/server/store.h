@@ -95,6 +95,7 @@ typedef enum {
   JOB_MEMBERS_ADD,
   JOB_MEMBERS_REMOVE,
   JOB_CONV_DELETE,
+  JOB_CONV_UPDATE,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -142,6 +143,12 @@ typedef struct {
 } job_members_t;        /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
 
 typedef struct {
+  store_job_t job;
+  int64_t conv, updated_at;
+  char *doc; /* the whole new document (JSON object text) */
+} job_conv_update_t;
+
+typedef struct {
   const char *path;   /* database file; ":memory:" is not shared between threads */
   int sync_full;      /* synchronous=FULL instead of NORMAL */
   int inline_writes;  /* run jobs on the submitting thread (fuzzers, unit tests) */
@@ -163,6 +170,8 @@ void store_reader_free(store_reader_t *r);
 
 /* Reads. All return 0, TERN_ENOENT, or TERN_ESTORE. */
 int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
+/* The conversation's JSON document (everything that is not a column), malloc'd. */
+int store_conv_doc(store_reader_t *r, int64_t conv, char **doc);
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
 /* Runs a translated `where` (query.h) and appends a JSON array of conversation objects
  * (protocol.md §3.5) to *out. flags: 1 compact (no m), 2 with last message. */

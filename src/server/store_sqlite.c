@@ -61,7 +61,7 @@ struct store {
   int closing, started;
   atomic_int fail_writes;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
-      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv;
+      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc;
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -69,7 +69,7 @@ enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
 struct store_reader {
   store_t *s;
   sqlite3 *db;
-  sqlite3_stmt *conv_load, *conv_members, *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
+  sqlite3_stmt *conv_load, *conv_doc, *conv_members, *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
       *offline_convs, *offline_msgs, *progress;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
@@ -287,6 +287,13 @@ static int run_conv_delete(store_t *s, job_members_t *j) {
   return 0;
 }
 
+static int run_conv_update(store_t *s, job_conv_update_t *j) {
+  sqlite3_bind_text(s->upd_doc, 1, j->doc, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s->upd_doc, 2, j->updated_at);
+  sqlite3_bind_int64(s->upd_doc, 3, j->conv);
+  return step_done(s->upd_doc);
+}
+
 static int run_job(store_t *s, store_job_t *j) {
   switch (j->type) {
   case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
@@ -296,6 +303,7 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_MEMBERS_ADD: return run_members(s, (job_members_t *)j, 1);
   case JOB_MEMBERS_REMOVE: return run_members(s, (job_members_t *)j, 0);
   case JOB_CONV_DELETE: return run_conv_delete(s, (job_members_t *)j);
+  case JOB_CONV_UPDATE: return run_conv_update(s, (job_conv_update_t *)j);
   }
   return SQLITE_MISUSE;
 }
@@ -438,6 +446,7 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->del_conv_msgs, "DELETE FROM msg WHERE conv = ?1"},
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
+      {&s->upd_doc, "UPDATE conv SET doc = ?1, updated_at = max(updated_at, ?2) WHERE id = ?3"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
@@ -462,7 +471,8 @@ void store_close(store_t *s) {
     pthread_join(s->writer, NULL);
   }
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
-                         s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv};
+                         s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
+                         s->upd_doc};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
@@ -490,6 +500,7 @@ store_reader_t *store_reader_new(store_t *s) {
     const char *sql;
   } stmts[] = {
       {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at FROM conv WHERE cid = ?1"},
+      {&r->conv_doc, "SELECT doc FROM conv WHERE id = ?1"},
       {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
       {&r->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
       {&r->last_msg, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
@@ -517,7 +528,7 @@ store_reader_t *store_reader_new(store_t *s) {
 
 void store_reader_free(store_reader_t *r) {
   if (!r) return;
-  sqlite3_stmt *all[] = {r->conv_load, r->conv_members, r->find_unique, r->last_msg, r->msg_get, r->receipts,
+  sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->find_unique, r->last_msg, r->msg_get, r->receipts,
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
@@ -592,6 +603,15 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   }
   sqlite3_reset(st);
   return 0;
+}
+
+int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
+  sqlite3_stmt *st = r->conv_doc;
+  sqlite3_bind_int64(st, 1, conv);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *doc = col_strdup(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
