@@ -1,6 +1,6 @@
 /* bench.h — tern-bench, the load generator: the types every bench file shares.
  *
- * Shape (see docs in bench/README.md): the main thread parses options and drives a list
+ * Shape (the method is in bench/README.md): the main thread parses options and drives a list
  * of steps (connect, create conversations, join, fill, run, stop); each of --threads
  * worker threads owns one libuv loop and a fixed slice of the clients, and carries out a
  * step for its clients before reporting back. Everything a worker touches on its hot path

@@ -43,6 +43,7 @@ convcache_t *convcache_new(void) {
 
 static void conv_destroy(conv_t *c) {
   members_release(c->members);
+  for (int k = 0; k < 3; k++) members_release(c->sets[k]);
   json_decref(c->doc);
   if (c->room) {
     for (int i = 0; i < MAX_WORKERS; i++) free(c->room[i].v);
@@ -141,7 +142,34 @@ conv_t *conv_from_row(im_t *im, conv_row_t *row) {
   pthread_mutex_init(&c->mu, NULL);
   if (row->kind == CONV_ROOM) c->room = xcalloc(MAX_WORKERS, sizeof *c->room);
   else if (row->kind != CONV_SYSTEM) c->members = members_new(row->members, row->nmembers);
+  for (int k = 0; k < 3; k++)
+    if (row->nsets[k]) c->sets[k] = members_new(row->sets[k], row->nsets[k]);
   return c;
+}
+
+members_t *conv_set(conv_t *c, int set) {
+  pthread_mutex_lock(&c->mu);
+  members_t *m = c->sets[set];
+  if (m) atomic_fetch_add(&m->ref, 1);
+  pthread_mutex_unlock(&c->mu);
+  return m;
+}
+
+int conv_in_set(conv_t *c, int set, const char *client) {
+  members_t *m = conv_set(c, set);
+  int yes = members_has(m, client);
+  members_release(m);
+  return yes;
+}
+
+int conv_role(conv_t *c, const char *client) {
+  if (c->creator && strcmp(c->creator, client) == 0) return ROLE_OWNER;
+  if (conv_in_set(c, SET_MANAGER, client)) return ROLE_MANAGER;
+  if (c->kind == CONV_ROOM) return ROLE_MEMBER;
+  members_t *m = conv_members(c);
+  int yes = members_has(m, client);
+  members_release(m);
+  return yes ? ROLE_MEMBER : ROLE_NONE;
 }
 
 static shard_t *shard_for(convcache_t *cc, const char *cid, uint32_t *h) {

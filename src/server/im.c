@@ -392,8 +392,14 @@ static void dispatch(req_t *r) {
     case LC__OP_TYPE__update: im_conv_update(r); return;
     case LC__OP_TYPE__mute: im_conv_mute(r, 1); return;
     case LC__OP_TYPE__unmute: im_conv_mute(r, 0); return;
+    case LC__OP_TYPE__member_info_update: im_conv_member_info(r); return;
+    case LC__OP_TYPE__add_shutup: im_conv_shutup(r, 1); return;
+    case LC__OP_TYPE__remove_shutup: im_conv_shutup(r, 0); return;
+    case LC__OP_TYPE__query_shutup: im_conv_query_shutup(r); return;
+    case LC__OP_TYPE__check_shutup: im_conv_check_shutup(r); return;
     }
     break;
+  case LC__COMMAND_TYPE__blacklist: im_blacklist(r); return;
   case LC__COMMAND_TYPE__direct: im_msg_direct(r); return;
   case LC__COMMAND_TYPE__ack: im_msg_ack(r); return;
   case LC__COMMAND_TYPE__read: im_msg_read(r); return;

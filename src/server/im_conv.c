@@ -649,8 +649,9 @@ void im_conv_max_read(req_t *r) {
     Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
     conv_reply_base(&out, &cm, LC__OP_TYPE__max_read);
     cm.cid = c->cid;
-    PB_SET(cm, maxreadtimestamp, acc.max_read);
-    PB_SET(cm, maxacktimestamp, acc.max_ack);
+    /* absent rather than 0: the JS SDK would show "read at 1970" */
+    if (acc.max_read > 0) PB_SET(cm, maxreadtimestamp, acc.max_read);
+    if (acc.max_ack > 0) PB_SET(cm, maxacktimestamp, acc.max_ack);
     cm.maxreadtuples = acc.tuples;
     cm.n_maxreadtuples = acc.n;
     reply(r, &out);

@@ -73,6 +73,7 @@ struct conv {
   atomic_int ref;
   pthread_mutex_t mu; /* guards the fields below */
   members_t *members; /* NULL for chat rooms and system conversations */
+  members_t *sets[3]; /* SET_MANAGER, SET_SHUTUP, SET_BLOCK snapshots (NULL = empty) */
   int64_t updated_at;
   int64_t last_ts, last_seq;
   int has_receipts;   /* some message asked for receipts: acks must look for them */
@@ -169,6 +170,16 @@ void im_conv_is_member(req_t *r);
 void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
 void im_conv_mute(req_t *r, int mute);
+void im_conv_member_info(req_t *r);
+void im_conv_shutup(req_t *r, int add);
+void im_conv_query_shutup(req_t *r);
+void im_conv_check_shutup(req_t *r);
+void im_blacklist(req_t *r);
+
+enum { ROLE_NONE = 0, ROLE_MEMBER = 1, ROLE_MANAGER = 2, ROLE_OWNER = 3 };
+int conv_role(conv_t *c, const char *client);
+members_t *conv_set(conv_t *c, int set); /* referenced snapshot or NULL */
+int conv_in_set(conv_t *c, int set, const char *client);
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);

@@ -40,7 +40,12 @@ typedef struct {
   int64_t last_ts, last_seq; /* newest message's key, 0/0 if none */
   char **members;
   size_t nmembers;
+  /* the conversation's client sets (sorted): managers, shut-up members, blocked clients */
+  char **sets[3];
+  size_t nsets[3];
 } conv_row_t;
+
+enum { SET_MANAGER = 0, SET_SHUTUP = 1, SET_BLOCK = 2 };
 void conv_row_free(conv_row_t *r);
 
 /* A stored message, borrowed for the duration of a callback. */
@@ -96,6 +101,8 @@ typedef enum {
   JOB_MEMBERS_REMOVE,
   JOB_CONV_DELETE,
   JOB_CONV_UPDATE,
+  JOB_SET_CHANGE,
+  JOB_CLIENT_BLOCK,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -149,6 +156,31 @@ typedef struct {
 } job_conv_update_t;
 
 typedef struct {
+  store_job_t job;
+  int set;            /* SET_* */
+  int add;            /* 1 add to the set, 0 remove */
+  int remove_members; /* blocking also takes the clients out of the member list */
+  int64_t conv, at;
+  char **clients;
+  size_t n;
+} job_set_t;          /* JOB_SET_CHANGE */
+
+typedef struct {
+  store_job_t job;
+  int add;
+  char *client;
+  char **cids;
+  size_t n;
+  int64_t at;
+} job_client_block_t; /* JOB_CLIENT_BLOCK: a client blocks conversations */
+
+/* A role assignment (`_ConversationMemberInfo`). */
+typedef struct {
+  const char *client, *role, *info_id;
+  int64_t created_at, updated_at;
+} member_info_t;
+
+typedef struct {
   const char *path;   /* database file; ":memory:" is not shared between threads */
   int sync_full;      /* synchronous=FULL instead of NORMAL */
   int inline_writes;  /* run jobs on the submitting thread (fuzzers, unit tests) */
@@ -192,5 +224,11 @@ int store_unread(store_reader_t *r, const char *client, int64_t since, int max, 
 int store_offline(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const char *cid, int kind,
                                                                            const msg_view_t *m), void *arg);
 int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+/* Role assignments of a conversation (managers; the owner is the creator). */
+int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg);
+/* Conversations `client` has blocked, in cid order after `after` (NULL: from the start). */
+int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
+                        void (*cb)(void *arg, const char *cid), void *arg);
+int store_client_blocked(store_reader_t *r, const char *client, const char *cid); /* 1, 0 or <0 */
 
 #endif

@@ -17,12 +17,12 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "crypto.h"
 #include "err.h"
 #include "log.h"
 #include "store.h"
 #include "timeutil.h"
 
-#define SCHEMA_VERSION 1
 #define BATCH_MAX 4096
 #define KEY_MAX INT64_MAX
 
@@ -45,6 +45,14 @@ static const char *const migrations[] = {
     "  conv INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, mid TEXT NOT NULL, sender TEXT NOT NULL,"
     "  data BLOB, flags INTEGER NOT NULL DEFAULT 0, mentions TEXT, lctype INTEGER,"
     "  patch_ts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (conv, ts, seq)) WITHOUT ROWID;",
+    /* 2: roles, shut-up members, blacklists, and an index to find recent edits */
+    "CREATE TABLE member_info (conv INTEGER NOT NULL, client TEXT NOT NULL, role TEXT NOT NULL, info_id TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (conv, client)) WITHOUT ROWID;"
+    "CREATE TABLE conv_set (conv INTEGER NOT NULL, kind INTEGER NOT NULL, client TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (conv, kind, client)) WITHOUT ROWID;"
+    "CREATE TABLE client_block (client TEXT NOT NULL, cid TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (client, cid)) WITHOUT ROWID;"
+    "CREATE INDEX msg_patch ON msg(patch_ts, conv) WHERE patch_ts > 0;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -61,7 +69,8 @@ struct store {
   int closing, started;
   atomic_int fail_writes;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
-      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc;
+      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
+      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles;
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -69,7 +78,8 @@ enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
 struct store_reader {
   store_t *s;
   sqlite3 *db;
-  sqlite3_stmt *conv_load, *conv_doc, *conv_members, *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
+  sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
+      *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
       *offline_convs, *offline_msgs, *progress;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
@@ -80,6 +90,10 @@ void conv_row_free(conv_row_t *r) {
   free(r->unique_id);
   for (size_t i = 0; i < r->nmembers; i++) free(r->members[i]);
   free(r->members);
+  for (int k = 0; k < 3; k++) {
+    for (size_t i = 0; i < r->nsets[k]; i++) free(r->sets[k][i]);
+    free(r->sets[k]);
+  }
   memset(r, 0, sizeof *r);
 }
 
@@ -278,8 +292,8 @@ static int run_members(store_t *s, job_members_t *j, int add) {
 }
 
 static int run_conv_delete(store_t *s, job_members_t *j) {
-  sqlite3_stmt *sts[3] = {s->del_conv_msgs, s->del_conv_members, s->del_conv};
-  for (int i = 0; i < 3; i++) {
+  sqlite3_stmt *sts[5] = {s->del_conv_msgs, s->del_conv_members, s->del_conv_sets, s->del_conv_roles, s->del_conv};
+  for (int i = 0; i < 5; i++) {
     sqlite3_bind_int64(sts[i], 1, j->conv);
     int rc = step_done(sts[i]);
     if (rc) return rc;
@@ -294,6 +308,49 @@ static int run_conv_update(store_t *s, job_conv_update_t *j) {
   return step_done(s->upd_doc);
 }
 
+static int run_set_change(store_t *s, job_set_t *j) {
+  int rc;
+  for (size_t i = 0; i < j->n; i++) {
+    if (j->set == SET_MANAGER) {
+      /* roles live in member_info (`_ConversationMemberInfo`); Member is the absence of a row */
+      sqlite3_stmt *st = j->add ? s->ins_role : s->del_role;
+      sqlite3_bind_int64(st, 1, j->conv);
+      sqlite3_bind_text(st, 2, j->clients[i], -1, SQLITE_STATIC);
+      if (j->add) {
+        uint8_t rnd[12];
+        char id[25];
+        random_bytes(rnd, sizeof rnd);
+        hex_encode(rnd, sizeof rnd, id);
+        sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, j->at);
+      }
+      if ((rc = step_done(st))) return rc;
+      continue;
+    }
+    sqlite3_stmt *st = j->add ? s->ins_set : s->del_set;
+    sqlite3_bind_int64(st, 1, j->conv);
+    sqlite3_bind_int(st, 2, j->set);
+    sqlite3_bind_text(st, 3, j->clients[i], -1, SQLITE_STATIC);
+    if (j->add) sqlite3_bind_int64(st, 4, j->at);
+    if ((rc = step_done(st))) return rc;
+  }
+  if (!j->remove_members) return 0;
+  job_members_t m = {.conv = j->conv, .updated_at = j->at, .clients = j->clients, .n = j->n};
+  return run_members(s, &m, 0);
+}
+
+static int run_client_block(store_t *s, job_client_block_t *j) {
+  for (size_t i = 0; i < j->n; i++) {
+    sqlite3_stmt *st = j->add ? s->ins_cblock : s->del_cblock;
+    sqlite3_bind_text(st, 1, j->client, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->cids[i], -1, SQLITE_STATIC);
+    if (j->add) sqlite3_bind_int64(st, 3, j->at);
+    int rc = step_done(st);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int run_job(store_t *s, store_job_t *j) {
   switch (j->type) {
   case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
@@ -304,11 +361,16 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_MEMBERS_REMOVE: return run_members(s, (job_members_t *)j, 0);
   case JOB_CONV_DELETE: return run_conv_delete(s, (job_members_t *)j);
   case JOB_CONV_UPDATE: return run_conv_update(s, (job_conv_update_t *)j);
+  case JOB_SET_CHANGE: return run_set_change(s, (job_set_t *)j);
+  case JOB_CLIENT_BLOCK: return run_client_block(s, (job_client_block_t *)j);
   }
   return SQLITE_MISUSE;
 }
 
-static int multi_statement(job_type_t t) { return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE; }
+static int multi_statement(job_type_t t) {
+  return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE ||
+         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK;
+}
 
 
 /* One transaction for the whole batch; a job that fails alone is rolled back alone
@@ -447,6 +509,16 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
       {&s->upd_doc, "UPDATE conv SET doc = ?1, updated_at = max(updated_at, ?2) WHERE id = ?3"},
+      {&s->ins_set, "INSERT OR IGNORE INTO conv_set (conv, kind, client, created_at) VALUES (?1, ?2, ?3, ?4)"},
+      {&s->del_set, "DELETE FROM conv_set WHERE conv = ?1 AND kind = ?2 AND client = ?3"},
+      {&s->ins_role, "INSERT INTO member_info (conv, client, role, info_id, created_at, updated_at)"
+                     " VALUES (?1, ?2, 'Manager', ?3, ?4, ?4) ON CONFLICT (conv, client) DO UPDATE SET"
+                     " role = 'Manager', updated_at = ?4"},
+      {&s->del_role, "DELETE FROM member_info WHERE conv = ?1 AND client = ?2"},
+      {&s->ins_cblock, "INSERT OR IGNORE INTO client_block (client, cid, created_at) VALUES (?1, ?2, ?3)"},
+      {&s->del_cblock, "DELETE FROM client_block WHERE client = ?1 AND cid = ?2"},
+      {&s->del_conv_sets, "DELETE FROM conv_set WHERE conv = ?1"},
+      {&s->del_conv_roles, "DELETE FROM member_info WHERE conv = ?1"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
@@ -472,7 +544,8 @@ void store_close(store_t *s) {
   }
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
-                         s->upd_doc};
+                         s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
+                         s->del_cblock, s->del_conv_sets, s->del_conv_roles};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
@@ -502,6 +575,12 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at FROM conv WHERE cid = ?1"},
       {&r->conv_doc, "SELECT doc FROM conv WHERE id = ?1"},
       {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
+      {&r->conv_sets, "SELECT 0, client FROM member_info WHERE conv = ?1 AND role = 'Manager'"
+                      " UNION ALL SELECT kind, client FROM conv_set WHERE conv = ?1"},
+      {&r->member_infos, "SELECT client, role, info_id, created_at, updated_at FROM member_info WHERE conv = ?1"
+                         " ORDER BY client"},
+      {&r->client_blocks, "SELECT cid FROM client_block WHERE client = ?1 AND cid > ?2 ORDER BY cid LIMIT ?3"},
+      {&r->client_blocked, "SELECT 1 FROM client_block WHERE client = ?1 AND cid = ?2"},
       {&r->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
       {&r->last_msg, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
       {&r->msg_get, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
@@ -528,7 +607,8 @@ store_reader_t *store_reader_new(store_t *s) {
 
 void store_reader_free(store_reader_t *r) {
   if (!r) return;
-  sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->find_unique, r->last_msg, r->msg_get, r->receipts,
+  sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
+                         r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->msg_get, r->receipts,
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
@@ -595,6 +675,19 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
     out->members[out->nmembers++] = col_strdup(st, 0);
   }
   sqlite3_reset(st);
+  st = r->conv_sets;
+  sqlite3_bind_int64(st, 1, out->id);
+  size_t caps[3] = {0, 0, 0};
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int k = sqlite3_column_int(st, 0);
+    if (k < 0 || k > 2) continue;
+    if (out->nsets[k] == caps[k]) {
+      caps[k] = caps[k] ? caps[k] * 2 : 8;
+      out->sets[k] = xrealloc(out->sets[k], caps[k] * sizeof(char *));
+    }
+    out->sets[k][out->nsets[k]++] = col_strdup(st, 1);
+  }
+  sqlite3_reset(st);
   st = r->last_msg;
   sqlite3_bind_int64(st, 1, out->id);
   if (sqlite3_step(st) == SQLITE_ROW) {
@@ -603,6 +696,41 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   }
   sqlite3_reset(st);
   return 0;
+}
+
+int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg) {
+  sqlite3_stmt *st = r->member_infos;
+  sqlite3_bind_int64(st, 1, conv);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    member_info_t mi = {(const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                        (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
+                        sqlite3_column_int64(st, 4)};
+    cb(arg, &mi);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
+                        void (*cb)(void *arg, const char *cid), void *arg) {
+  sqlite3_stmt *st = r->client_blocks;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(st, 3, limit);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) cb(arg, (const char *)sqlite3_column_text(st, 0));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_client_blocked(store_reader_t *r, const char *client, const char *cid) {
+  sqlite3_stmt *st = r->client_blocked;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, cid, -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
 int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) {

@@ -25,7 +25,10 @@ export function realtime(server, { major = 5, noBinary = false, plugins, pushOff
     RTMServers: [server.wsUrl],
     noBinary,
   };
-  if (major >= 5) opts.server = server.httpUrl;
+  // v5 takes a full URL; v4 a bare host it always reaches over https. Either way `server`
+  // keeps the SDK from asking LeanCloud's public router (no outbound request, no 20 s
+  // timeout after a reconnect).
+  opts.server = major >= 5 ? server.httpUrl : `127.0.0.1:${server.port}`;
   if (plugins) opts.plugins = plugins;
   if (pushOfflineMessages) opts.pushOfflineMessages = true;
   return { sdk, realtime: new sdk.Realtime(opts) };

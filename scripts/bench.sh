@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs the standard benchmark set (bench/README.md) with the binaries of build dir $1:
+# a fresh ternd (own data directory, free port) per run, tern-bench against it, then
+#   bench/results/<date>-<commit>.json   every run's report plus what machine this was
+#   bench/results/<date>-<commit>.png    latency against throughput for the pairs sweep
+# Builds nothing (`make bench` built $1) and takes about four minutes; never part of `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+ternd=$build/ternd
+benchbin=$build/tern-bench
+for b in "$ternd" "$benchbin"; do
+  [[ -x $b ]] || { echo "bench: $b not found; run 'make bench' (or build $build first)" >&2; exit 2; }
+done
+
+app_id=benchApp00000000000000000-gzGzoHsz
+stamp=$(date +%Y%m%d)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
+out=bench/results/$stamp-$commit
+mkdir -p bench/results
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+start_server() {
+  local dir
+  dir=$(mktemp -d -p "$tmp")
+  : >"$tmp/ternd.out"
+  TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_LOG_LEVEL=warn \
+    "$ternd" >"$tmp/ternd.out" 2>>"$tmp/ternd.err" &
+  server_pid=$!
+  for _ in $(seq 200); do # wait for the "listening on" line, not a fixed sleep
+    port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$tmp/ternd.out")
+    [[ -n $port ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "bench: ternd did not start:" >&2
+  cat "$tmp/ternd.err" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+failures=0
+runs=()
+# run NAME ARGS... — one tern-bench run against a fresh server; its JSON joins the results.
+run() {
+  local name=$1
+  shift
+  start_server
+  echo "bench: $name: $*" >&2
+  local f=$tmp/run-${#runs[@]}.json
+  if "$benchbin" --url "ws://127.0.0.1:$port/" --app-id "$app_id" --server-pid "$server_pid" --threads 2 \
+    --json "$@" >"$f" 2>"$tmp/bench.err" && [[ -s $f ]]; then
+    sed -n 's/.*"sent":\([0-9]*\),"delivered":\([0-9]*\),"expected":\([0-9]*\),"lost":\([0-9]*\),"duplicated":\([0-9]*\).*"throughput":{"sent_per_s":\([0-9.e+]*\),"delivered_per_s":\([0-9.e+]*\)}.*"latency_us":{"count":[0-9]*,"p50":\([0-9.e+]*\),"p90":[0-9.e+]*,"p99":\([0-9.e+]*\).*/  sent \1 delivered \2\/\3 lost \4 dup \5; \6 sent\/s, \7 deliveries\/s; p50 \8 us, p99 \9 us/p' "$f" >&2
+  else
+    failures=$((failures + 1))
+    echo "bench: $name FAILED:" >&2
+    cat "$tmp/bench.err" >&2
+    printf '{"scenario":"%s","error":"%s"}\n' "$name" "$(tail -1 "$tmp/bench.err" | tr -d '"\\')" >"$f"
+  fi
+  runs+=("$f")
+  stop_server
+}
+
+: >"$tmp/pairs.tsv"
+run idle --scenario idle --clients 10000 --sources 2 --duration 10 --warmup 2
+for rate in 25000 50000 100000 150000 200000 0; do # 0 = flat out: the saturation point
+  run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 --tsv "$tmp/pairs.tsv"
+done
+run group --scenario group --clients 2000 --group-size 500 --rate 1000 --duration 15 --warmup 3
+run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 200 --duration 15 --warmup 3
+run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
+run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
+
+# The results file: the machine, then every run's report as tern-bench printed it.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+{
+  printf '{"date":"%s","commit":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit"
+  printf '"machine":{"cpu":"%s","nproc":%s,"mem_total_kb":%s,"kernel":"%s"},"runs":[\n' \
+    "${cpu//\"/}" "$(nproc)" "$mem" "$(uname -r)"
+  sep=""
+  for f in "${runs[@]}"; do
+    printf '%s' "$sep"
+    cat "$f"
+    sep=","
+  done
+  printf ']}\n'
+} >"$out.json.tmp"
+mv "$out.json.tmp" "$out.json"
+echo "bench: wrote $out.json" >&2
+
+if command -v gnuplot >/dev/null; then
+  sort -t$'\t' -k4,4g "$tmp/pairs.tsv" >"$tmp/pairs.sorted.tsv"
+  gnuplot -e "datafile='$tmp/pairs.sorted.tsv'; outfile='$out.png'; label='$stamp $commit, $(nproc) cores'" bench/plot.gp
+  echo "bench: wrote $out.png" >&2
+else
+  echo "bench: gnuplot not installed (scripts/deps.sh installs gnuplot-nox); no plot" >&2
+fi
+if ((failures)); then
+  echo "bench: $failures run(s) failed" >&2
+  exit 1
+fi

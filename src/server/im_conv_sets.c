@@ -1,0 +1,561 @@
+/* im_conv_sets.c — who may do what in a conversation: roles (§3.15), shut-up members
+ * (§3.16) and blacklists (§3.17).
+ *
+ * All three are sets of client ids per conversation, cached in the conversation as sorted
+ * snapshots (checked on every send and join) and changed by one mechanism: the new
+ * snapshot is swapped in under the conversation's lock, the change is queued for storage,
+ * and the reply and notifications follow the commit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
+#include "utf8.h"
+
+#define SET_MAX 500 /* shut-up list and blacklist, per conversation (4561, 4543) */
+
+typedef struct {
+  int set, add;
+  int cmd, reply_op;       /* the reply */
+  int target_op, group_op; /* pushes: to each target, to the members */
+  int full_code;           /* when the set would pass SET_MAX */
+} set_spec_t;
+
+static const set_spec_t shutup_add = {SET_SHUTUP, 1, LC__COMMAND_TYPE__conv, LC__OP_TYPE__shutup_added,
+                                      LC__OP_TYPE__shutuped, LC__OP_TYPE__members_shutuped, LC_SILIENCED_MEMBER_LIST_FULL};
+static const set_spec_t shutup_remove = {SET_SHUTUP, 0, LC__COMMAND_TYPE__conv, LC__OP_TYPE__shutup_removed,
+                                         LC__OP_TYPE__unshutuped, LC__OP_TYPE__members_unshutuped, 0};
+static const set_spec_t block_add = {SET_BLOCK, 1, LC__COMMAND_TYPE__blacklist, LC__OP_TYPE__blocked,
+                                     LC__OP_TYPE__blocked, LC__OP_TYPE__members_blocked, LC_BLACKLIST_FULL};
+static const set_spec_t block_remove = {SET_BLOCK, 0, LC__COMMAND_TYPE__blacklist, LC__OP_TYPE__unblocked,
+                                        LC__OP_TYPE__unblocked, LC__OP_TYPE__members_unblocked, 0};
+
+typedef struct {
+  char **v;
+  size_t n;
+} strv_t;
+
+static void strv_add(strv_t *s, const char *x) {
+  s->v = xrealloc(s->v, (s->n + 1) * sizeof *s->v);
+  s->v[s->n++] = xstrdup(x);
+}
+
+static void strv_free(strv_t *s) {
+  for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+  free(s->v);
+  s->v = NULL;
+  s->n = 0;
+}
+
+/* failedPids entries, grouped by code */
+typedef struct {
+  Lc__ErrorCommand **v;
+  size_t n;
+} failed_t;
+
+static void failed_add(failed_t *f, int code, const char *pid) {
+  for (size_t i = 0; i < f->n; i++) {
+    if (f->v[i]->code != code) continue;
+    f->v[i]->pids = xrealloc(f->v[i]->pids, (f->v[i]->n_pids + 1) * sizeof(char *));
+    f->v[i]->pids[f->v[i]->n_pids++] = xstrdup(pid);
+    return;
+  }
+  Lc__ErrorCommand *e = xmalloc(sizeof *e);
+  lc__error_command__init(e);
+  e->code = code;
+  e->reason = (char *)lc_error_name(code);
+  e->pids = xmalloc(sizeof(char *));
+  e->pids[0] = xstrdup(pid);
+  e->n_pids = 1;
+  f->v = xrealloc(f->v, (f->n + 1) * sizeof *f->v);
+  f->v[f->n++] = e;
+}
+
+static void failed_free(failed_t *f) {
+  for (size_t i = 0; i < f->n; i++) {
+    for (size_t k = 0; k < f->v[i]->n_pids; k++) free(f->v[i]->pids[k]);
+    free(f->v[i]->pids);
+    free(f->v[i]);
+  }
+  free(f->v);
+}
+
+/* A new snapshot: old ± ids. */
+static members_t *set_with(members_t *old, char **ids, size_t n, int add) {
+  size_t cap = (old ? old->n : 0) + n + 1, k = 0;
+  char **all = xmalloc(cap * sizeof(char *));
+  for (size_t i = 0; old && i < old->n; i++) {
+    int drop = 0;
+    for (size_t j = 0; !add && j < n; j++) drop |= strcmp(old->ids[i], ids[j]) == 0;
+    if (!drop) all[k++] = old->ids[i];
+  }
+  for (size_t j = 0; add && j < n; j++) all[k++] = ids[j];
+  members_t *m = k ? members_new(all, k) : NULL;
+  free(all);
+  return m;
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void reply_sets(im_worker_t *w, const reply_to_t *rt, const set_spec_t *sp, const char *cid, strv_t *allowed,
+                       failed_t *failed) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  Lc__BlacklistCommand bm = LC__BLACKLIST_COMMAND__INIT;
+  PB_SET(out, cmd, sp->cmd);
+  PB_SET(out, op, sp->reply_op);
+  if (sp->cmd == LC__COMMAND_TYPE__blacklist) {
+    out.blacklistmessage = &bm;
+    bm.srccid = (char *)cid;
+    bm.allowedpids = allowed->v;
+    bm.n_allowedpids = allowed->n;
+    bm.failedpids = failed->v;
+    bm.n_failedpids = failed->n;
+  } else {
+    out.convmessage = &cm;
+    cm.cid = (char *)cid;
+    cm.allowedpids = allowed->v;
+    cm.n_allowedpids = allowed->n;
+    cm.failedpids = failed->v;
+    cm.n_failedpids = failed->n;
+  }
+  reply_async(w, rt, &out);
+}
+
+/* ---------------------------------------------------------------- set changes */
+
+typedef struct {
+  job_set_t j;
+  im_t *im;
+  const set_spec_t *sp;
+  reply_to_t rt;
+  conv_t *conv;
+  char *initby;
+  strv_t allowed;
+  strv_t left;  /* block: targets that were members and are out now */
+  failed_t failed;
+} set_job_t;
+
+static void set_job_free(set_job_t *sj) {
+  for (size_t i = 0; i < sj->j.n; i++) free(sj->j.clients[i]);
+  free(sj->j.clients);
+  strv_free(&sj->allowed);
+  strv_free(&sj->left);
+  failed_free(&sj->failed);
+  free(sj->initby);
+  reply_to_free(&sj->rt);
+  conv_release(sj->conv);
+  free(sj);
+}
+
+static void set_done(task_t *t) {
+  set_job_t *sj = (set_job_t *)t;
+  im_worker_t *w = sj->im->workers[worker_current()];
+  conv_t *c = sj->conv;
+  if (sj->j.job.result < 0) {
+    convcache_drop(sj->im, c);
+    reply_error_async(w, &sj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
+    set_job_free(sj);
+    return;
+  }
+  reply_sets(w, &sj->rt, sj->sp, c->cid, &sj->allowed, &sj->failed);
+  if (sj->j.n) {
+    const set_spec_t *sp = sj->sp;
+    members_t *m = conv_members(c);
+    conv_notify(w, c->cid, sp->target_op, sj->initby, NULL, 0, sj->j.at, sj->j.clients, sj->j.n, 0);
+    if (sj->left.n) conv_notify(w, c->cid, LC__OP_TYPE__left, sj->initby, NULL, 0, sj->j.at, sj->left.v, sj->left.n, 0);
+    if (m && m->n) {
+      conv_notify(w, c->cid, sp->group_op, sj->initby, sj->j.clients, sj->j.n, sj->j.at, m->ids, m->n, 0);
+      if (sj->left.n)
+        conv_notify(w, c->cid, LC__OP_TYPE__members_left, sj->initby, sj->left.v, sj->left.n, sj->j.at, m->ids, m->n, 0);
+    }
+    members_release(m);
+  }
+  set_job_free(sj);
+}
+
+static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, size_t n) {
+  const char *self = r->s->client_id;
+  if (conv_role(c, self) < ROLE_MANAGER) {
+    reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "only the owner and managers may do this");
+    conv_release(c);
+    return;
+  }
+  set_job_t *sj = xcalloc(1, sizeof *sj);
+  sj->im = r->w->im;
+  sj->sp = sp;
+  sj->conv = c;
+  sj->initby = xstrdup(self);
+  sj->j.clients = xcalloc(n + 1, sizeof(char *));
+  reply_to_init(&sj->rt, r);
+
+  pthread_mutex_lock(&c->mu);
+  members_t *cur = c->sets[sp->set];
+  size_t size = cur ? cur->n : 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *id = ids[i];
+    size_t len = utf8_chars(id);
+    int dup = 0;
+    for (size_t k = 0; k < sj->allowed.n; k++) dup |= strcmp(sj->allowed.v[k], id) == 0;
+    if (dup) continue;
+    if (len == 0 || len > 64) {
+      failed_add(&sj->failed, LC_INVALID_LOGIN, id);
+      continue;
+    }
+    if (sp->add && c->creator && strcmp(c->creator, id) == 0) { /* the owner stays in and may speak */
+      failed_add(&sj->failed, sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
+      continue;
+    }
+    int have = members_has(cur, id);
+    if (sp->add && !have && size >= SET_MAX) {
+      failed_add(&sj->failed, sp->full_code, id);
+      continue;
+    }
+    strv_add(&sj->allowed, id);
+    if (have == sp->add) continue; /* already so: succeeds, changes nothing, announced to nobody */
+    if (sp->add) size++;
+    sj->j.clients[sj->j.n++] = xstrdup(id);
+  }
+  int64_t at = now_ms();
+  if (sj->j.n) {
+    c->sets[sp->set] = set_with(cur, sj->j.clients, sj->j.n, sp->add);
+    members_release(cur);
+    if (sp->set == SET_BLOCK && sp->add && c->members) {
+      /* blocking takes the clients out of the conversation */
+      for (size_t i = 0; i < sj->j.n; i++)
+        if (members_has(c->members, sj->j.clients[i])) strv_add(&sj->left, sj->j.clients[i]);
+      if (sj->left.n) {
+        members_t *old = c->members;
+        c->members = set_with(old, sj->left.v, sj->left.n, 0);
+        if (!c->members) c->members = members_new(NULL, 0);
+        members_release(old);
+        sj->j.remove_members = 1;
+      }
+      at = conv_touch(c);
+    }
+  }
+  sj->j.set = sp->set;
+  sj->j.add = sp->add;
+  sj->j.conv = c->id;
+  sj->j.at = at;
+  sj->j.job.type = JOB_SET_CHANGE;
+  sj->j.job.worker = r->w->idx;
+  sj->j.job.task.fn = set_done;
+  store_submit(r->w->im->store, &sj->j.job);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void im_conv_shutup(req_t *r, int add) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  set_change(r, c, add ? &shutup_add : &shutup_remove, in->m, in->n_m);
+}
+
+/* ---------------------------------------------------------------- roles */
+
+typedef struct {
+  job_set_t j;
+  im_t *im;
+  reply_to_t rt;
+  conv_t *conv;
+  char *initby, *pid, *role;
+} role_job_t;
+
+static void role_done(task_t *t) {
+  role_job_t *rj = (role_job_t *)t;
+  im_worker_t *w = rj->im->workers[worker_current()];
+  conv_t *c = rj->conv;
+  if (rj->j.job.result < 0) {
+    convcache_drop(rj->im, c);
+    reply_error_async(w, &rj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+    Lc__ConvMemberInfo info = LC__CONV_MEMBER_INFO__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__conv);
+    PB_SET(out, op, LC__OP_TYPE__member_info_updated);
+    out.convmessage = &cm;
+    cm.cid = c->cid;
+    reply_async(w, &rj->rt, &out);
+    /* every member hears of it: member_info_changed {cid, initBy, info {pid, role}} */
+    memset(&out, 0, sizeof out);
+    lc__generic_command__init(&out);
+    PB_SET(out, cmd, LC__COMMAND_TYPE__conv);
+    PB_SET(out, op, LC__OP_TYPE__member_info_changed);
+    PB_SET(out, service, 2);
+    PB_SET(out, serverts, now_ms());
+    PB_SET(out, notificationtype, 1);
+    out.convmessage = &cm;
+    cm.initby = rj->initby;
+    info.pid = rj->pid;
+    info.role = rj->role;
+    cm.info = &info;
+    push_t *p = push_new(&out);
+    members_t *m = conv_members(c);
+    if (m) push_to_clients(w, p, m->ids, m->n, 0);
+    members_release(m);
+    push_release(p);
+  }
+  free(rj->j.clients[0]);
+  free(rj->j.clients);
+  free(rj->initby);
+  free(rj->pid);
+  free(rj->role);
+  reply_to_free(&rj->rt);
+  conv_release(c);
+  free(rj);
+}
+
+void im_conv_member_info(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  const char *pid = in->info && in->info->pid ? in->info->pid : in->targetclientid;
+  const char *role = in->info ? in->info->role : NULL;
+  int code = 0;
+  const char *detail = NULL;
+  if (!pid || !role) {
+    code = LC_UNKNOWN_CONVERSATION_ROLE;
+    detail = "info {pid, role} is required";
+  } else if (strcmp(role, "Owner") == 0 || (c->creator && strcmp(pid, c->creator) == 0)) {
+    code = LC_CONVERSATION_OPERATION_UNAUTHORIZED;
+    detail = "the owner is the creator and cannot change";
+  } else if (strcmp(role, "Manager") != 0 && strcmp(role, "Member") != 0) {
+    code = LC_UNKNOWN_CONVERSATION_ROLE;
+  } else if (conv_role(c, r->s->client_id) < ROLE_OWNER) {
+    code = LC_CONVERSATION_OPERATION_UNAUTHORIZED;
+    detail = "only the owner may change roles";
+  } else if (conv_role(c, pid) < ROLE_MEMBER) {
+    code = LC_CONVERSATION_MEMBERSHIP_REQUIRED;
+  }
+  if (code) {
+    reply_error(r, code, detail);
+    conv_release(c);
+    return;
+  }
+  int manager = strcmp(role, "Manager") == 0;
+  role_job_t *rj = xcalloc(1, sizeof *rj);
+  rj->im = r->w->im;
+  rj->conv = c;
+  rj->initby = xstrdup(r->s->client_id);
+  rj->pid = xstrdup(pid);
+  rj->role = xstrdup(role);
+  reply_to_init(&rj->rt, r);
+  rj->j.clients = xmalloc(sizeof(char *));
+  rj->j.clients[0] = xstrdup(pid);
+  rj->j.n = 1;
+  rj->j.set = SET_MANAGER;
+  rj->j.add = manager;
+  rj->j.conv = c->id;
+  rj->j.job.type = JOB_SET_CHANGE;
+  rj->j.job.worker = r->w->idx;
+  rj->j.job.task.fn = role_done;
+  pthread_mutex_lock(&c->mu);
+  rj->j.at = conv_touch(c);
+  members_t *cur = c->sets[SET_MANAGER];
+  if (members_has(cur, pid) != manager) {
+    c->sets[SET_MANAGER] = set_with(cur, rj->j.clients, 1, manager);
+    members_release(cur);
+  }
+  store_submit(r->w->im->store, &rj->j.job);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------------------------------------------------------------- queries and checks */
+
+/* One page of a sorted set after `next` (exclusive): limit 1..100, default 10. */
+static size_t page(members_t *m, const char *next, int limit, size_t *start) {
+  if (limit <= 0) limit = 10;
+  if (limit > 100) limit = 100;
+  size_t i = 0;
+  while (m && next && *next && i < m->n && strcmp(m->ids[i], next) <= 0) i++;
+  *start = i;
+  size_t left = m ? m->n - i : 0;
+  return left < (size_t)limit ? left : (size_t)limit;
+}
+
+static int may_see(req_t *r, conv_t *c) { return conv_role(c, r->s->client_id) >= ROLE_MEMBER; }
+
+void im_conv_query_shutup(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  if (!may_see(r, c)) {
+    reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, NULL);
+    conv_release(c);
+    return;
+  }
+  members_t *m = conv_set(c, SET_SHUTUP);
+  size_t start, n = page(m, in->next, in->has_limit ? in->limit : 0, &start);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__conv);
+  PB_SET(out, op, LC__OP_TYPE__shutup_result);
+  out.convmessage = &cm;
+  cm.m = n ? m->ids + start : NULL;
+  cm.n_m = n;
+  if (m && start + n < m->n) cm.next = m->ids[start + n - 1];
+  reply(r, &out);
+  members_release(m);
+  conv_release(c);
+}
+
+void im_conv_check_shutup(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  members_t *m = conv_set(c, SET_SHUTUP);
+  char **hit = xcalloc(in->n_m + 1, sizeof(char *));
+  size_t k = 0;
+  for (size_t i = 0; i < in->n_m && i < 100; i++)
+    if (members_has(m, in->m[i])) hit[k++] = in->m[i];
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__conv);
+  PB_SET(out, op, LC__OP_TYPE__check_result);
+  out.convmessage = &cm;
+  cm.cid = c->cid;
+  cm.m = hit;
+  cm.n_m = k;
+  reply(r, &out);
+  free(hit);
+  members_release(m);
+  conv_release(c);
+}
+
+/* ---------------------------------------------------------------- blacklist */
+
+typedef struct {
+  job_client_block_t j;
+  im_t *im;
+  reply_to_t rt;
+  int op;
+} cblock_job_t;
+
+static void cblock_done(task_t *t) {
+  cblock_job_t *cj = (cblock_job_t *)t;
+  im_worker_t *w = cj->im->workers[worker_current()];
+  if (cj->j.job.result < 0) {
+    reply_error_async(w, &cj->rt, LC_INTERNAL_ERROR, "storage failed");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__BlacklistCommand bm = LC__BLACKLIST_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__blacklist);
+    PB_SET(out, op, cj->op);
+    out.blacklistmessage = &bm;
+    bm.srcpid = cj->j.client;
+    bm.allowedpids = cj->j.cids; /* the SDKs read allowedPids for either direction */
+    bm.n_allowedpids = cj->j.n;
+    reply_async(w, &cj->rt, &out);
+  }
+  for (size_t i = 0; i < cj->j.n; i++) free(cj->j.cids[i]);
+  free(cj->j.cids);
+  free(cj->j.client);
+  reply_to_free(&cj->rt);
+  free(cj);
+}
+
+typedef struct {
+  strv_t ids;
+} collect_t;
+
+static void collect(void *arg, const char *cid) { strv_add(&((collect_t *)arg)->ids, cid); }
+
+/* A client blocking conversations (srcPid + toCids): they can no longer add it. */
+static void client_blacklist(req_t *r, Lc__BlacklistCommand *bm, int op) {
+  const char *self = r->s->client_id;
+  if (strcmp(bm->srcpid, self) != 0) {
+    reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "srcPid must be the requesting client");
+    return;
+  }
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__BlacklistCommand res = LC__BLACKLIST_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__blacklist);
+  out.blacklistmessage = &res;
+  res.srcpid = bm->srcpid;
+  if (op == LC__OP_TYPE__block || op == LC__OP_TYPE__unblock) {
+    cblock_job_t *cj = xcalloc(1, sizeof *cj);
+    cj->im = r->w->im;
+    cj->op = op == LC__OP_TYPE__block ? LC__OP_TYPE__blocked : LC__OP_TYPE__unblocked;
+    reply_to_init(&cj->rt, r);
+    cj->j.client = xstrdup(self);
+    cj->j.add = op == LC__OP_TYPE__block;
+    cj->j.at = now_ms();
+    cj->j.cids = xcalloc(bm->n_tocids + 1, sizeof(char *));
+    for (size_t i = 0; i < bm->n_tocids && i < SET_MAX; i++) cj->j.cids[cj->j.n++] = xstrdup(bm->tocids[i]);
+    cj->j.job.type = JOB_CLIENT_BLOCK;
+    cj->j.job.worker = r->w->idx;
+    cj->j.job.task.fn = cblock_done;
+    store_submit(r->w->im->store, &cj->j.job);
+    return;
+  }
+  collect_t got = {0};
+  if (op == LC__OP_TYPE__query) {
+    int limit = bm->has_limit && bm->limit > 0 ? (bm->limit > 100 ? 100 : bm->limit) : 10;
+    store_client_blocks(r->w->reader, self, bm->next, limit + 1, collect, &got);
+    PB_SET(out, op, LC__OP_TYPE__query_result);
+    res.blockedcids = got.ids.v;
+    res.n_blockedcids = got.ids.n > (size_t)limit ? (size_t)limit : got.ids.n;
+    if (got.ids.n > (size_t)limit) res.next = got.ids.v[limit - 1];
+  } else {
+    for (size_t i = 0; i < bm->n_tocids && i < 100; i++)
+      if (store_client_blocked(r->w->reader, self, bm->tocids[i]) == 1) strv_add(&got.ids, bm->tocids[i]);
+    PB_SET(out, op, LC__OP_TYPE__check_result);
+    res.blockedcids = got.ids.v;
+    res.n_blockedcids = got.ids.n;
+  }
+  reply(r, &out);
+  strv_free(&got.ids);
+}
+
+void im_blacklist(req_t *r) {
+  Lc__BlacklistCommand *bm = r->cmd->blacklistmessage;
+  int op = r->cmd->has_op ? r->cmd->op : 0;
+  if (bm && bm->srcpid && !bm->srccid) {
+    client_blacklist(r, bm, op);
+    return;
+  }
+  conv_t *c = need_conv(r, bm ? bm->srccid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  switch (op) {
+  case LC__OP_TYPE__block: set_change(r, c, &block_add, bm->topids, bm->n_topids); return;
+  case LC__OP_TYPE__unblock: set_change(r, c, &block_remove, bm->topids, bm->n_topids); return;
+  }
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__BlacklistCommand res = LC__BLACKLIST_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__blacklist);
+  out.blacklistmessage = &res;
+  res.srccid = c->cid;
+  members_t *m = conv_set(c, SET_BLOCK);
+  char **hit = NULL;
+  if (op == LC__OP_TYPE__query) {
+    if (!may_see(r, c)) {
+      reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, NULL);
+      goto done;
+    }
+    size_t start, n = page(m, bm->next, bm->has_limit ? bm->limit : 0, &start);
+    PB_SET(out, op, LC__OP_TYPE__query_result);
+    res.blockedpids = n ? m->ids + start : NULL;
+    res.n_blockedpids = n;
+    if (m && start + n < m->n) res.next = m->ids[start + n - 1];
+  } else if (op == LC__OP_TYPE__check_block) {
+    hit = xcalloc(bm->n_topids + 1, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < bm->n_topids && i < 100; i++)
+      if (members_has(m, bm->topids[i])) hit[k++] = bm->topids[i];
+    PB_SET(out, op, LC__OP_TYPE__check_result);
+    res.blockedpids = hit;
+    res.n_blockedpids = k;
+  } else {
+    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "unsupported blacklist op");
+    goto done;
+  }
+  reply(r, &out);
+done:
+  free(hit);
+  members_release(m);
+  conv_release(c);
+}

@@ -1,0 +1,107 @@
+// tern-bench smoke test (issue #6): every scenario, briefly and with few clients, against a
+// real ternd. The generator must account for every message exactly — zero lost, zero
+// duplicated, delivered == expected — so that its figures can be trusted when it runs at
+// full load in `make bench`. Both binaries are the sanitizer build here: a report from
+// either fails the test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../lib/server.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const benchBin = join(process.env.TERN_BUILD || join(root, 'build-asan'), 'tern-bench');
+const SANITIZER = /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
+
+function runBench(args, { timeoutMs = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(benchBin, args, {
+      env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:exitcode=23', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=24' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`tern-bench timed out:\n${stderr}`)); }, timeoutMs);
+    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+let server;
+before(async () => {
+  assert.ok(existsSync(benchBin), `${benchBin} is missing: build the tern-bench target`);
+  server = await startServer();
+});
+after(async () => { await server.stop(); });
+
+async function bench(args) {
+  const r = await runBench(['--url', server.wsUrl, '--app-id', server.appId, '--server-pid', String(server.child.pid),
+    '--json', '--duration', '2', '--warmup', '0.5', '--drain', '10', ...args]);
+  assert.doesNotMatch(r.stderr, SANITIZER, 'sanitizer report from tern-bench');
+  assert.equal(r.code, 0, `tern-bench exited ${r.code ?? r.signal}:\n${r.stderr}`);
+  const rep = JSON.parse(r.stdout);
+  // The invariants every scenario shares: exact accounting, nothing failed.
+  assert.equal(rep.lost, 0, `lost: ${r.stdout}`);
+  assert.equal(rep.duplicated, 0, `duplicated: ${r.stdout}`);
+  assert.equal(rep.delivered, rep.expected, `delivered != expected: ${r.stdout}`);
+  assert.equal(rep.errors, 0, `errors: ${r.stdout}`);
+  assert.equal(rep.disconnects, 0);
+  assert.equal(rep.login_failures, 0);
+  assert.equal(rep.unexpected_frames, 0);
+  assert.ok(rep.server.rss_end_kb > 0, 'server RSS was sampled');
+  return rep;
+}
+
+// One row per scenario of the issue: [name, arguments, extra checks on the report].
+const cases = [
+  ['pairs, flat out', ['--scenario', 'pairs', '--clients', '10', '--window', '8'], (r) => {
+    assert.ok(r.sent > 0);
+    assert.equal(r.expected, r.sent); // one receiver per message
+    assert.ok(r.latency_us.count > 0 && r.latency_us.p50 > 0 && r.latency_us.max >= r.latency_us.p999);
+    assert.ok(r.ack_latency_us.count > 0);
+  }],
+  ['pairs, paced', ['--scenario', 'pairs', '--clients', '10', '--rate', '400'], (r) => {
+    // 2.5 s at 400/s: the schedule is kept to within a few messages
+    assert.ok(Math.abs(r.sent - 1000) <= 20, `sent ${r.sent}`);
+    assert.ok(Math.abs(r.throughput.sent_per_s - 400) < 40, `rate ${r.throughput.sent_per_s}`);
+  }],
+  ['group of 6, rotating sender', ['--scenario', 'group', '--clients', '12', '--group-size', '6', '--window', '4',
+    '--rotate', '10', '--ack-ms', '100'], (r) => {
+    assert.equal(r.params.groups, 2);
+    assert.equal(r.expected, r.sent * 5);
+  }],
+  ['chatroom', ['--scenario', 'chatroom', '--clients', '12', '--senders', '2', '--rate', '100'], (r) => {
+    assert.equal(r.expected, r.sent * 11); // every member but the sender
+  }],
+  ['login-storm', ['--scenario', 'login-storm', '--clients', '6'], (r) => {
+    assert.ok(r.sent > 0 && r.logins_per_s > 0);
+  }],
+  ['history', ['--scenario', 'history', '--clients', '3', '--history-messages', '250', '--page-size', '20'], (r) => {
+    assert.equal(r.params.history_messages, 250);
+    assert.ok(r.delivered > 13, 'more than one walk of 13 pages');
+    assert.ok(r.walks_completed >= 1, 'a walk reached the first message and saw all 250');
+  }],
+  ['idle', ['--scenario', 'idle', '--clients', '40', '--sources', '2', '--echo-s', '1'], (r) => {
+    assert.equal(r.sessions_held, 40);
+    assert.ok(r.sent > 0, 'keepalive echoes were sent and answered');
+  }],
+];
+
+for (const [name, args, check] of cases) {
+  test(`tern-bench ${name}: zero loss, zero duplicates`, { timeout: 90000 }, async () => {
+    check(await bench(args));
+  });
+}
+
+test('tern-bench rejects a bad option and a wrong app id', { timeout: 60000 }, async () => {
+  const bad = await runBench(['--no-such-option']);
+  assert.equal(bad.code, 2);
+  const wrong = await runBench(['--url', server.wsUrl, '--app-id', 'wrong-app', '--scenario', 'pairs', '--clients', '2',
+    '--duration', '1', '--warmup', '0']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /login refused/);
+  assert.doesNotMatch(wrong.stderr, SANITIZER);
+});
