@@ -45,6 +45,8 @@ typedef struct server {
 void worker_post(server_t *srv, int idx, task_t *t);
 /* Index of the worker whose thread is calling, or -1 for other threads. */
 int worker_current(void);
+/* For unit tests and fuzzers that drive im on their own thread, as worker `idx`. */
+void worker_set_current(int idx);
 
 int server_start(server_t *srv);   /* binds, starts the workers */
 void server_stop(server_t *srv);   /* asks every worker to finish; joins them */

@@ -23,6 +23,8 @@ static __thread int current_worker = -1;
 
 int worker_current(void) { return current_worker; }
 
+void worker_set_current(int idx) { current_worker = idx; }
+
 void worker_post(server_t *srv, int idx, task_t *t) {
   worker_t *w = srv->workers[idx];
   task_t *last = t;
