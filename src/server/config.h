@@ -25,6 +25,7 @@
   X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message accepted; above it close 4109") \
   X(max_message, INT, 5120, 64, 1048576, "largest message content incl. pushData (4109)")          \
   X(max_members, INT, 500, 2, 100000, "members per conversation (4304)")                            \
+  X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave (4320, 4324)") \
   X(max_sessions_per_conn, INT, 64, 1, 4096, "clients multiplexed on one WebSocket")                \
   X(output_limit, INT, 8388608, 65536, 1073741824, "bytes queued to one slow connection before it is dropped") \
   X(session_ttl, INT, 17280, 60, 31536000, "seconds a session token (st) stays valid")              \

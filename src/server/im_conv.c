@@ -409,6 +409,8 @@ typedef struct {
   conv_t *conv;
   char *initby;
   int add;
+  char **allowed; /* every id the operation succeeded for, changed or not */
+  size_t nallowed;
   Lc__ErrorCommand **failed;
   size_t nfailed;
 } members_job_t;
@@ -427,6 +429,8 @@ static void free_failed(members_job_t *mj) {
 static void members_job_free(members_job_t *mj) {
   for (size_t i = 0; i < mj->j.n; i++) free(mj->j.clients[i]);
   free(mj->j.clients);
+  for (size_t i = 0; i < mj->nallowed; i++) free(mj->allowed[i]);
+  free(mj->allowed);
   free_failed(mj);
   free(mj->initby);
   reply_to_free(&mj->rt);
@@ -461,8 +465,8 @@ static void send_members_changed(im_worker_t *w, members_job_t *mj, int64_t udat
   char iso[ISO_LEN + 1];
   iso_format(udate, iso);
   cm.cid = mj->conv->cid;
-  cm.allowedpids = mj->j.clients;
-  cm.n_allowedpids = mj->j.n;
+  cm.allowedpids = mj->allowed;
+  cm.n_allowedpids = mj->nallowed;
   cm.failedpids = mj->failed;
   cm.n_failedpids = mj->nfailed;
   cm.udate = iso;
@@ -499,6 +503,8 @@ static void members_done(task_t *t) {
   members_job_free(mj);
 }
 
+static int add_refused(req_t *r, conv_t *c, const char *id);
+
 static void room_membership(req_t *r, conv_t *c, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
   members_job_t tmp = {.add = add, .conv = c};
@@ -508,17 +514,34 @@ static void room_membership(req_t *r, conv_t *c, int add) {
     if (strcmp(in->m[i], self) == 0) includes_self = 1;
     else add_failed(&tmp, LC_CONVERSATION_NOT_ALLOWED, in->m[i]); /* rooms: self only */
   }
+  if (includes_self && add) {
+    pthread_mutex_lock(&c->mu);
+    int code = add_refused(r, c, self);
+    pthread_mutex_unlock(&c->mu);
+    if (code) {
+      add_failed(&tmp, code, self);
+      includes_self = 0;
+    }
+  }
   if (includes_self) {
     if (add) im_room_join(r->w, r->s, c);
     else if (r->s->room == c) im_room_leave(r->w, r->s);
   }
   char *allowed[1] = {self};
-  tmp.j.clients = includes_self ? allowed : NULL;
-  tmp.j.n = includes_self ? 1 : 0;
+  tmp.allowed = includes_self ? allowed : NULL;
+  tmp.nallowed = includes_self ? 1 : 0;
   reply_to_init(&tmp.rt, r);
   send_members_changed(r->w, &tmp, now_ms());
   reply_to_free(&tmp.rt);
   free_failed(&tmp);
+}
+
+/* Why `id` may not join / be added, or 0. Blocked by the conversation, or it blocked the
+ * conversation itself (§3.17): 4548 either way. Call under c->mu. */
+static int add_refused(req_t *r, conv_t *c, const char *id) {
+  if (members_has(c->sets[SET_BLOCK], id)) return LC_BLOCKED_BY_CONV;
+  if (store_client_blocked(r->w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
+  return 0;
 }
 
 void im_conv_members_change(req_t *r, int add) {
@@ -540,44 +563,49 @@ void im_conv_members_change(req_t *r, int add) {
     return;
   }
   const char *self = r->s->client_id;
+  int roles = r->w->im->cfg->member_roles;
+  int only_self = in->n_m == 1 && strcmp(in->m[0], self) == 0;
+  int role = conv_role(c, self);
+  if (role == ROLE_NONE && !(add && only_self)) {
+    reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, "only members may change the member list");
+    conv_release(c);
+    return;
+  }
+  if (roles && !only_self && role < ROLE_MANAGER) {
+    reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "only the owner and managers may add or remove others");
+    conv_release(c);
+    return;
+  }
   members_job_t *mj = xcalloc(1, sizeof *mj);
   mj->im = r->w->im;
   mj->conv = c;
   mj->add = add;
   mj->initby = xstrdup(self);
-  mj->j.clients = xcalloc(in->n_m ? in->n_m : 1, sizeof(char *));
+  mj->j.clients = xcalloc(in->n_m + 1, sizeof(char *));
+  mj->allowed = xcalloc(in->n_m + 1, sizeof(char *));
 
   pthread_mutex_lock(&c->mu);
   members_t *cur = c->members;
-  int self_member = members_has(cur, self);
-  int only_self = in->n_m == 1 && strcmp(in->m[0], self) == 0;
-  if (!self_member && !(add && only_self)) {
-    pthread_mutex_unlock(&c->mu);
-    reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, "only members may change the member list");
-    members_job_free(mj);
-    return;
-  }
   size_t count = cur ? cur->n : 0;
   for (size_t i = 0; i < in->n_m; i++) {
     const char *id = in->m[i];
     size_t len = utf8_chars(id);
-    int dup = 0;
-    for (size_t k = 0; k < mj->j.n; k++) dup |= strcmp(mj->j.clients[k], id) == 0;
+    int dup = 0, code = 0;
+    for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
     if (dup) continue;
-    if (len == 0 || len > 64) {
-      add_failed(mj, LC_INVALID_LOGIN, id);
-    } else if (add) {
-      if (members_has(cur, id)) continue; /* already in: nothing to do, nothing to announce */
-      if ((long)count >= r->w->im->cfg->max_members) {
-        add_failed(mj, LC_CONVERSATION_FULL, id);
-        continue;
-      }
-      count++;
-      mj->j.clients[mj->j.n++] = xstrdup(id);
-    } else {
-      if (!members_has(cur, id)) continue;
-      mj->j.clients[mj->j.n++] = xstrdup(id);
+    int have = members_has(cur, id);
+    if (len == 0 || len > 64) code = LC_INVALID_LOGIN;
+    else if (add && !have && (code = add_refused(r, c, id))) (void)0;
+    else if (add && !have && (long)count >= r->w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
+    else if (!add && roles && have && c->creator && strcmp(id, c->creator) == 0) code = LC_CONVERSATION_NEED_OWNER;
+    if (code) {
+      add_failed(mj, code, id);
+      continue;
     }
+    mj->allowed[mj->nallowed++] = xstrdup(id);
+    if (have == add) continue; /* already so: it succeeds, changes nothing, is announced to nobody */
+    if (add) count++;
+    mj->j.clients[mj->j.n++] = xstrdup(id);
   }
   /* swap in the new member snapshot */
   size_t nn = 0;

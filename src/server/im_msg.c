@@ -147,6 +147,12 @@ void im_msg_direct(req_t *r) {
       return;
     }
   }
+  if (conv_in_set(c, SET_SHUTUP, self)) {
+    reply_error(r, LC_SILIENCED, "you are muted in this conversation");
+    members_release(members);
+    conv_release(c);
+    return;
+  }
   int transient = dm->has_transient && dm->transient;
   int receipt = dm->has_r && dm->r && !transient && c->kind != CONV_ROOM;
 

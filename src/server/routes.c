@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "http.h"
-#include "token.h"
+#include "rest.h"
 #include "worker.h"
 
 /* GET /v1/route — protocol.md §1.4(b): where clients should open their WebSocket. */
@@ -15,27 +15,6 @@ static void route_router(conn_t *c, const http_req_t *r) {
   json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "groupId", "g0", "server", srv->public_url, "secondary",
                         srv->public_url, "ttl", 3600);
   http_respond_json(c, r, 200, j);
-}
-
-/* GET /1.1/rtm/notifications — reliable-notification catch-up (protocol.md §3.20). The
- * caller must hold a valid session token for client_id; tern keeps no permanent
- * notifications yet, so the answer is the empty page the JS SDK accepts. */
-static void route_notifications(conn_t *c, const http_req_t *r) {
-  server_t *srv = c->w->srv;
-  const char *app = http_header(r, "X-LC-Id");
-  if (!app || strcmp(app, srv->app_id) != 0) {
-    http_respond_error(c, r, 401, 401, "unauthorized: X-LC-Id does not name this app");
-    return;
-  }
-  char *client = http_query_param(r, "client_id");
-  const char *st = http_header(r, "X-LC-IM-Session-Token");
-  int ok = client && st && token_check(srv->master_key, srv->app_id, client, st, NULL) == 0;
-  free(client);
-  if (!ok) {
-    http_respond_error(c, r, 401, 4112, "SESSION_TOKEN_EXPIRED");
-    return;
-  }
-  http_respond_json(c, r, 200, json_pack("{s:b, s:[]}", "hasMore", 0, "notifications"));
 }
 
 static void route_health(conn_t *c, const http_req_t *r) {
@@ -50,7 +29,8 @@ typedef struct {
 
 static const route_t routes[] = {
     {HTTP_GET, "/v1/route", route_router},
-    {HTTP_GET, "/1.1/rtm/notifications", route_notifications},
+    {HTTP_GET, "/1.1/rtm/notifications", rest_notifications},
+    {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
     {HTTP_GET, "/health", route_health},
 };
 
