@@ -400,6 +400,13 @@ static void dispatch(req_t *r) {
     }
     break;
   case LC__COMMAND_TYPE__blacklist: im_blacklist(r); return;
+  case LC__COMMAND_TYPE__patch:
+    if (op == LC__OP_TYPE__modify) {
+      im_patch_modify(r);
+      return;
+    }
+    if (op == LC__OP_TYPE__modified) return; /* Java acks a patch push this way: no reply */
+    break;
   case LC__COMMAND_TYPE__direct: im_msg_direct(r); return;
   case LC__COMMAND_TYPE__ack: im_msg_ack(r); return;
   case LC__COMMAND_TYPE__read: im_msg_read(r); return;

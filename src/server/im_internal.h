@@ -193,6 +193,10 @@ void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+void im_patch_modify(req_t *r);
+void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
+/* `_lctype` of a typed message's JSON text, if it has one (1) */
+int scan_lctype(const char *s, size_t n, int *out);
 
 /* ---- msgid.c: message ids carry their storage key ---- */
 #define MSGID_LEN 22

@@ -18,7 +18,7 @@
 
 /* `_lctype` of a typed message, found without a full JSON parse: the key as it appears
  * unescaped at object level, then a number. Only the history filter uses it. */
-static int scan_lctype(const char *s, size_t n, int *out) {
+int scan_lctype(const char *s, size_t n, int *out) {
   static const char key[] = "\"_lctype\"";
   if (n < sizeof key || s[0] != '{') return 0;
   const char *p = s;

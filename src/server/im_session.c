@@ -133,6 +133,7 @@ void im_session_open(req_t *r) {
   r->s = s;
   send_opened(r, s);
   im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
+  if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);
 }
 
 void im_session_close(req_t *r) {

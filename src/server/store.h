@@ -103,6 +103,7 @@ typedef enum {
   JOB_CONV_UPDATE,
   JOB_SET_CHANGE,
   JOB_CLIENT_BLOCK,
+  JOB_MSG_PATCH,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -138,7 +139,17 @@ typedef struct {
   store_job_t job;
   int64_t conv, ts, seq, at;
   char *client;
-} job_progress_t;       /* JOB_MEMBER_ACK, JOB_MEMBER_READ: only ever moves forward */
+} job_progress_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, ts, seq, patch_ts;
+  uint8_t *data;
+  size_t len;
+  int flags;
+  char *mentions;
+  int has_lctype, lctype; /* of the new content (a recall is -127) */
+} job_msg_patch_t;    /* JOB_MSG_PATCH: an edit or a recall replaces the stored content */       /* JOB_MEMBER_ACK, JOB_MEMBER_READ: only ever moves forward */
 
 typedef struct {
   store_job_t job;
@@ -224,6 +235,9 @@ int store_unread(store_reader_t *r, const char *client, int64_t since, int max, 
 int store_offline(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const char *cid, int kind,
                                                                            const msg_view_t *m), void *arg);
 int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+/* Edits and recalls newer than `since` (patch_ts) in `client`'s conversations, oldest first. */
+int store_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
+                        void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg);
 /* Role assignments of a conversation (managers; the owner is the creator). */
 int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg);
 /* Conversations `client` has blocked, in cid order after `after` (NULL: from the start). */

@@ -70,7 +70,7 @@ struct store {
   atomic_int fail_writes;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
-      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles;
+      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg;
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -80,7 +80,7 @@ struct store_reader {
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
       *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
-      *offline_convs, *offline_msgs, *progress;
+      *offline_convs, *offline_msgs, *progress, *patches;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -351,6 +351,24 @@ static int run_client_block(store_t *s, job_client_block_t *j) {
   return 0;
 }
 
+static int run_msg_patch(store_t *s, job_msg_patch_t *j) {
+  sqlite3_stmt *st = s->upd_msg;
+  sqlite3_bind_blob(st, 1, j->data ? (const void *)j->data : "", (int)j->len, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, j->flags);
+  if (j->mentions) sqlite3_bind_text(st, 3, j->mentions, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, 3);
+  sqlite3_bind_int64(st, 4, j->patch_ts);
+  sqlite3_bind_int64(st, 5, j->conv);
+  sqlite3_bind_int64(st, 6, j->ts);
+  sqlite3_bind_int64(st, 7, j->seq);
+  if (j->has_lctype) sqlite3_bind_int(st, 8, j->lctype);
+  else sqlite3_bind_null(st, 8);
+  int rc = step_done(st);
+  sqlite3_clear_bindings(st);
+  if (rc) return rc;
+  return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_NOTFOUND;
+}
+
 static int run_job(store_t *s, store_job_t *j) {
   switch (j->type) {
   case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
@@ -363,6 +381,7 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_CONV_UPDATE: return run_conv_update(s, (job_conv_update_t *)j);
   case JOB_SET_CHANGE: return run_set_change(s, (job_set_t *)j);
   case JOB_CLIENT_BLOCK: return run_client_block(s, (job_client_block_t *)j);
+  case JOB_MSG_PATCH: return run_msg_patch(s, (job_msg_patch_t *)j);
   }
   return SQLITE_MISUSE;
 }
@@ -519,6 +538,9 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->del_cblock, "DELETE FROM client_block WHERE client = ?1 AND cid = ?2"},
       {&s->del_conv_sets, "DELETE FROM conv_set WHERE conv = ?1"},
       {&s->del_conv_roles, "DELETE FROM member_info WHERE conv = ?1"},
+      /* lctype follows the new content: a recall is a -127 message from then on */
+      {&s->upd_msg, "UPDATE msg SET data = ?1, flags = ?2, mentions = ?3, patch_ts = ?4, lctype = ?8"
+                    " WHERE conv = ?5 AND ts = ?6 AND seq = ?7"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
@@ -545,7 +567,7 @@ void store_close(store_t *s) {
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
                          s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
-                         s->del_cblock, s->del_conv_sets, s->del_conv_roles};
+                         s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
@@ -596,6 +618,8 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
                          " ORDER BY ts, seq LIMIT ?5"},
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
+      {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
+                    " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1 ORDER BY msg.patch_ts LIMIT ?3"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(r->db, stmts[i].sql, stmts[i].st) < 0) {
@@ -609,7 +633,7 @@ void store_reader_free(store_reader_t *r) {
   if (!r) return;
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
                          r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->msg_get, r->receipts,
-                         r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress};
+                         r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
@@ -1105,6 +1129,22 @@ int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
         .ack_at = sqlite3_column_int64(st, 6),
     };
     cb(arg, &p);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
+                        void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg) {
+  sqlite3_stmt *st = r->patches;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, since);
+  sqlite3_bind_int(st, 3, max);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    msg_view_t m;
+    read_msg(st, 1, &m);
+    cb(arg, (const char *)sqlite3_column_text(st, 0), &m);
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;

@@ -1,0 +1,285 @@
+/* im_patch.c — editing and recalling sent messages (protocol.md §3.18).
+ *
+ * Only the sender may patch its message. The stored content is replaced (a recall becomes
+ * the typed message {"_lctype":-127}, which both the JS and Swift SDKs turn into their
+ * RecalledMessage), the message gets a patch timestamp, and every member's sessions — the
+ * sender's other devices included — get a patch/modify push. Clients that were away catch
+ * up at their next login with every patch newer than the lastPatchTime they send. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define RECALLED "{\"_lctype\":-127}"
+#define PATCHES_PER_REQUEST 20
+#define CATCH_UP_MAX 200
+
+typedef struct {
+  im_t *im;
+  reply_to_t rt;
+  int pending, failed;
+  int64_t patch_ts;
+  uint64_t skip;
+} patch_batch_t;
+
+typedef struct {
+  job_msg_patch_t j;
+  patch_batch_t *batch;
+  conv_t *conv;
+  char *mid, *from;
+  char **mention_pids;
+  size_t n_mentions;
+  int recall;
+} patch_job_t;
+
+/* Patch timestamps are unique and increasing, so a client's lastPatchTime cursor never
+ * skips a patch made in the same millisecond. */
+static int64_t next_patch_ts(void) {
+  static _Atomic int64_t last;
+  int64_t now = now_ms(), prev = atomic_load(&last);
+  for (;;) {
+    int64_t want = now > prev ? now : prev + 1;
+    if (atomic_compare_exchange_weak(&last, &prev, want)) return want;
+  }
+}
+
+static void fill_item(Lc__PatchItem *it, const char *cid, const char *mid, int64_t ts, const char *from,
+                      const uint8_t *data, size_t len, int flags, int64_t patch_ts, char **mentions, size_t nm) {
+  it->cid = (char *)cid;
+  it->mid = (char *)mid;
+  PB_SET(*it, timestamp, ts);
+  it->from = (char *)from;
+  if (flags & MSG_F_RECALLED) PB_SET(*it, recall, 1);
+  if (flags & MSG_F_BIN) {
+    ProtobufCBinaryData b = {len, (uint8_t *)data};
+    PB_SET(*it, binarymsg, b);
+  } else {
+    it->data = (char *)data; /* NUL-terminated by the caller */
+  }
+  PB_SET(*it, patchtimestamp, patch_ts);
+  if (flags & MSG_F_MENTION_ALL) PB_SET(*it, mentionall, 1);
+  it->mentionpids = mentions;
+  it->n_mentionpids = nm;
+}
+
+static void patch_push(im_worker_t *w, patch_job_t *pj) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__PatchCommand pm = LC__PATCH_COMMAND__INIT;
+  Lc__PatchItem it = LC__PATCH_ITEM__INIT;
+  Lc__PatchItem *items[1] = {&it};
+  PB_SET(out, cmd, LC__COMMAND_TYPE__patch);
+  PB_SET(out, op, LC__OP_TYPE__modify);
+  PB_SET(out, service, 2);
+  out.patchmessage = &pm;
+  pm.patches = items;
+  pm.n_patches = 1;
+  fill_item(&it, pj->conv->cid, pj->mid, pj->j.ts, pj->from, pj->j.data, pj->j.len, pj->j.flags, pj->j.patch_ts,
+            pj->mention_pids, pj->n_mentions);
+  push_t *p = push_new(&out);
+  if (pj->conv->kind == CONV_ROOM) {
+    push_to_room(w, p, pj->conv, pj->batch->skip);
+  } else {
+    members_t *m = conv_members(pj->conv);
+    if (m) push_to_clients(w, p, m->ids, m->n, pj->batch->skip);
+    members_release(m);
+  }
+  push_release(p);
+}
+
+static void patch_job_free(patch_job_t *pj) {
+  free(pj->j.data);
+  free(pj->j.mentions);
+  free(pj->mid);
+  free(pj->from);
+  for (size_t i = 0; i < pj->n_mentions; i++) free(pj->mention_pids[i]);
+  free(pj->mention_pids);
+  conv_release(pj->conv);
+  free(pj);
+}
+
+static void patch_done(task_t *t) {
+  patch_job_t *pj = (patch_job_t *)t;
+  patch_batch_t *b = pj->batch;
+  im_worker_t *w = b->im->workers[worker_current()];
+  if (pj->j.job.result < 0) b->failed = 1;
+  else patch_push(w, pj);
+  if (--b->pending == 0) {
+    if (b->failed) {
+      reply_error_async(w, &b->rt, LC_INTERNAL_ERROR, "the change could not be stored");
+    } else {
+      lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+      Lc__PatchCommand pm = LC__PATCH_COMMAND__INIT;
+      PB_SET(out, cmd, LC__COMMAND_TYPE__patch);
+      PB_SET(out, op, LC__OP_TYPE__modified);
+      out.patchmessage = &pm;
+      PB_SET(pm, lastpatchtime, b->patch_ts);
+      reply_async(w, &b->rt, &out);
+    }
+    reply_to_free(&b->rt);
+    free(b);
+  }
+  patch_job_free(pj);
+}
+
+typedef struct {
+  int found;
+  char *sender, *mid;
+} found_t;
+
+static int take_msg(void *arg, const msg_view_t *m) {
+  found_t *f = arg;
+  f->found = 1;
+  f->sender = xstrdup(m->sender);
+  f->mid = xstrdup(m->mid);
+  return 1;
+}
+
+/* Validates one patch item and builds its job; returns 0 or a protocol error code. */
+static int prepare(req_t *r, Lc__PatchItem *it, patch_job_t **out) {
+  im_t *im = r->w->im;
+  int recall = it->has_recall && it->recall;
+  if (recall && !im->cfg->message_recall) return LC_MESSAGE_RECALL_DISABLED;
+  if (!recall && !im->cfg->message_edit) return LC_MESSAGE_EDIT_DISABLED;
+  int64_t ts, seq;
+  if (!it->cid || !it->mid || msgid_parse(it->mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
+  conv_t *c = conv_get(r->w, it->cid, NULL);
+  if (!c) return LC_MESSAGE_NOT_FOUND;
+  found_t f = {0};
+  store_msg_get(r->w->reader, c->id, ts, seq, take_msg, &f);
+  int code = 0;
+  if (!f.found || strcmp(f.mid, it->mid) != 0) code = LC_MESSAGE_NOT_FOUND;
+  else if (strcmp(f.sender, r->s->client_id) != 0) code = LC_MESSAGE_OWNERSHIP_REQUIRED;
+  size_t len = recall ? strlen(RECALLED) : it->has_binarymsg ? it->binarymsg.len : it->data ? strlen(it->data) : 0;
+  if (!code && len > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
+  free(f.sender);
+  free(f.mid);
+  if (code) {
+    conv_release(c);
+    return code;
+  }
+  patch_job_t *pj = xcalloc(1, sizeof *pj);
+  pj->conv = c;
+  pj->mid = xstrdup(it->mid);
+  pj->from = xstrdup(r->s->client_id);
+  pj->recall = recall;
+  int bin = !recall && it->has_binarymsg;
+  pj->j.conv = c->id;
+  pj->j.ts = ts;
+  pj->j.seq = seq;
+  pj->j.len = len;
+  pj->j.data = xmalloc(len + 1);
+  memcpy(pj->j.data, recall ? (const uint8_t *)RECALLED : bin ? it->binarymsg.data : (const uint8_t *)(it->data ? it->data : ""),
+         len);
+  pj->j.data[len] = 0;
+  pj->j.flags = (bin ? MSG_F_BIN : 0) | (recall ? MSG_F_RECALLED : 0) |
+                (!recall && it->has_mentionall && it->mentionall ? MSG_F_MENTION_ALL : 0);
+  if (!recall && it->n_mentionpids) {
+    json_t *a = json_array();
+    pj->mention_pids = xcalloc(it->n_mentionpids, sizeof(char *));
+    for (size_t i = 0; i < it->n_mentionpids; i++) {
+      json_array_append_new(a, json_string(it->mentionpids[i]));
+      pj->mention_pids[pj->n_mentions++] = xstrdup(it->mentionpids[i]);
+    }
+    pj->j.mentions = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+  }
+  if (!bin) pj->j.has_lctype = scan_lctype((const char *)pj->j.data, len, &pj->j.lctype);
+  *out = pj;
+  return 0;
+}
+
+void im_patch_modify(req_t *r) {
+  Lc__PatchCommand *pm = r->cmd->patchmessage;
+  size_t n = pm ? pm->n_patches : 0;
+  if (n == 0 || n > PATCHES_PER_REQUEST) {
+    reply_error(r, LC_MESSAGE_NOT_FOUND, n ? "too many patches in one request" : "no patch given");
+    return;
+  }
+  patch_job_t *jobs[PATCHES_PER_REQUEST];
+  for (size_t i = 0; i < n; i++) {
+    int code = prepare(r, pm->patches[i], &jobs[i]);
+    if (code) {
+      for (size_t k = 0; k < i; k++) patch_job_free(jobs[k]); /* none was submitted */
+      reply_error(r, code, NULL);
+      return;
+    }
+  }
+  patch_batch_t *b = xcalloc(1, sizeof *b);
+  b->im = r->w->im;
+  b->pending = (int)n;
+  b->skip = r->s->id;
+  b->patch_ts = next_patch_ts();
+  reply_to_init(&b->rt, r);
+  for (size_t i = 0; i < n; i++) {
+    patch_job_t *pj = jobs[i];
+    pj->batch = b;
+    pj->j.patch_ts = b->patch_ts;
+    pj->j.job.type = JOB_MSG_PATCH;
+    pj->j.job.worker = r->w->idx;
+    pj->j.job.task.fn = patch_done;
+    store_submit(b->im->store, &pj->j.job);
+  }
+}
+
+/* ---------------------------------------------------------------- catch-up at login */
+
+typedef struct {
+  Lc__PatchItem **items;
+  size_t n;
+  char **owned; /* strings the items point into */
+  size_t nowned;
+} catch_up_t;
+
+static char *keep(catch_up_t *c, char *s) {
+  c->owned = xrealloc(c->owned, (c->nowned + 1) * sizeof(char *));
+  c->owned[c->nowned++] = s;
+  return s;
+}
+
+static void catch_up_each(void *arg, const char *cid, const msg_view_t *m) {
+  catch_up_t *c = arg;
+  Lc__PatchItem *it = xmalloc(sizeof *it);
+  lc__patch_item__init(it);
+  char *data = keep(c, xstrndup((const char *)m->data, m->len)); /* binary-safe copy, NUL-terminated */
+  json_t *mp = m->mentions ? json_loads(m->mentions, 0, NULL) : NULL;
+  char **mentions = NULL;
+  size_t nm = 0;
+  if (json_is_array(mp) && json_array_size(mp)) {
+    mentions = (char **)keep(c, (char *)xcalloc(json_array_size(mp), sizeof(char *)));
+    size_t i;
+    json_t *v;
+    json_array_foreach(mp, i, v) if (json_is_string(v)) mentions[nm++] = keep(c, xstrdup(json_string_value(v)));
+  }
+  json_decref(mp);
+  fill_item(it, keep(c, xstrdup(cid)), keep(c, xstrdup(m->mid)), m->ts, keep(c, xstrdup(m->sender)),
+            (const uint8_t *)data, m->len, m->flags, m->patch_ts, mentions, nm);
+  c->items = xrealloc(c->items, (c->n + 1) * sizeof *c->items);
+  c->items[c->n++] = it;
+}
+
+void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since) {
+  if (since <= 0) return;
+  catch_up_t c = {0};
+  if (store_patches_since(w->reader, s->client_id, since, CATCH_UP_MAX, catch_up_each, &c) == 0 && c.n) {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__PatchCommand pm = LC__PATCH_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__patch);
+    PB_SET(out, op, LC__OP_TYPE__modify);
+    PB_SET(out, service, 2);
+    out.patchmessage = &pm;
+    pm.patches = c.items;
+    pm.n_patches = c.n;
+    push_t *p = push_new(&out);
+    push_to_session(s, p);
+    push_release(p);
+  }
+  for (size_t i = 0; i < c.n; i++) free(c.items[i]);
+  free(c.items);
+  for (size_t i = 0; i < c.nowned; i++) free(c.owned[i]);
+  free(c.owned);
+}
