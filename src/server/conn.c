@@ -75,7 +75,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   worker_t *w = c->w;
   if (b->base == (char *)w->readbuf) w->readbuf_busy = 0;
   if (nread < 0) {
-    conn_abort(c, nread == UV_EOF ? 1000 : 1006);
+    /* EOF without a WebSocket close frame is still an abnormal end (1006): only a close
+     * frame, which sets close_code first, is a goodbye */
+    conn_abort(c, 1006);
     return;
   }
   if (nread == 0 || c->state == CONN_CLOSING || c->reaping) return;

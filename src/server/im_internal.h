@@ -18,6 +18,7 @@
 #include "store.h"
 
 typedef struct conv conv_t;
+typedef struct will will_t;
 typedef struct convcache convcache_t;
 
 struct im {
@@ -49,6 +50,7 @@ struct session {
   int64_t config_bitmap;
   conv_t *room;       /* the chat room this login is in (one at a time) */
   uint32_t room_slot; /* index in room->online[worker] */
+  will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -193,6 +195,8 @@ void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+void im_wills_fire(im_worker_t *w, session_t *s);
+void im_wills_free(session_t *s);
 void im_patch_modify(req_t *r);
 void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
 /* `_lctype` of a typed message's JSON text, if it has one (1) */

@@ -105,89 +105,100 @@ static void send_done(task_t *t) {
   send_job_free(sj);
 }
 
-void im_msg_direct(req_t *r) {
-  im_t *im = r->w->im;
-  Lc__DirectCommand *dm = r->cmd->directmessage;
-  if (!dm || !dm->cid) {
-    reply_error(r, LC_INVALID_MESSAGING_TARGET, "cid is required");
-    return;
+/* A message to send, from a request or from a will: borrowed pointers. */
+typedef struct {
+  const char *cid;
+  const uint8_t *data;
+  size_t len;
+  int bin, transient, receipt, mention_all;
+  char **mention_pids;
+  size_t n_mentions;
+} msg_in_t;
+
+/* May `sender` send `in`? Returns 0 with the conversation (and member snapshot for
+ * normal and temporary conversations) referenced, or a protocol error code. */
+static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, conv_t **cp, members_t **mp,
+                     const char **detail) {
+  *detail = NULL;
+  if (!in->cid) {
+    *detail = "cid is required";
+    return LC_INVALID_MESSAGING_TARGET;
   }
-  int bin = dm->has_binarymsg;
-  size_t len = bin ? dm->binarymsg.len : dm->msg ? strlen(dm->msg) : 0;
-  size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;
-  if (len + extra > (size_t)im->cfg->max_message) {
-    reply_error(r, LC_FRAME_TOO_LONG, "message larger than the configured limit");
-    return;
-  }
-  if (dm->has_will && dm->will) {
-    reply_error(r, LC_INTERNAL_ERROR, "will messages are not supported yet");
-    return;
+  if (in->len > (size_t)w->im->cfg->max_message) {
+    *detail = "message larger than the configured limit";
+    return LC_FRAME_TOO_LONG;
   }
   int err;
-  conv_t *c = conv_get(r->w, dm->cid, &err);
+  conv_t *c = conv_get(w, in->cid, &err);
   if (!c) {
-    if (err) reply_error(r, LC_INTERNAL_ERROR, "storage failed");
-    else if (strncmp(dm->cid, "_tmp:", 5) == 0) reply_error(r, LC_TEMPORARY_CONVERSATION_EXPIRED, NULL);
-    else reply_error(r, LC_INVALID_MESSAGING_TARGET, NULL);
-    return;
+    if (err) return LC_INTERNAL_ERROR;
+    return strncmp(in->cid, "_tmp:", 5) == 0 ? LC_TEMPORARY_CONVERSATION_EXPIRED : LC_INVALID_MESSAGING_TARGET;
   }
-  if (c->kind == CONV_TEMP && c->expire_at <= now_ms()) {
-    reply_error(r, LC_TEMPORARY_CONVERSATION_EXPIRED, NULL);
-    conv_release(c);
-    return;
-  }
-  const char *self = r->s->client_id;
+  int code = 0;
   members_t *members = NULL;
-  if (c->kind == CONV_NORMAL || c->kind == CONV_TEMP) {
+  if (c->kind == CONV_TEMP && c->expire_at <= now_ms()) {
+    code = LC_TEMPORARY_CONVERSATION_EXPIRED;
+  } else if (c->kind == CONV_NORMAL || c->kind == CONV_TEMP) {
     members = conv_members(c);
-    if (!members_has(members, self)) {
-      reply_error(r, LC_INVALID_MESSAGING_TARGET, "sender is not a member");
-      members_release(members);
-      conv_release(c);
-      return;
+    if (!members_has(members, sender)) {
+      *detail = "sender is not a member";
+      code = LC_INVALID_MESSAGING_TARGET;
     }
   }
-  if (conv_in_set(c, SET_SHUTUP, self)) {
-    reply_error(r, LC_SILIENCED, "you are muted in this conversation");
+  if (!code && conv_in_set(c, SET_SHUTUP, sender)) {
+    *detail = "you are muted in this conversation";
+    code = LC_SILIENCED;
+  }
+  if (code) {
     members_release(members);
     conv_release(c);
-    return;
+    return code;
   }
-  int transient = dm->has_transient && dm->transient;
-  int receipt = dm->has_r && dm->r && !transient && c->kind != CONV_ROOM;
+  *cp = c;
+  *mp = members;
+  return 0;
+}
 
+/* Sends a checked message: transient ones straight to whoever is online, the others
+ * through storage (ack and delivery after the commit). Takes the references of c and
+ * members. rt may be NULL (nobody waits for the ack: a will). */
+static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char *sender, uint64_t skip,
+                       const msg_in_t *in, const reply_to_t *rt, int ack_transient) {
+  im_t *im = w->im;
+  int receipt = in->receipt && !in->transient && c->kind != CONV_ROOM;
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__DirectCommand pm = LC__DIRECT_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__direct);
   PB_SET(out, service, 2);
   out.directmessage = &pm;
   pm.cid = c->cid;
-  pm.frompeerid = (char *)self;
-  if (bin) PB_SET(pm, binarymsg, dm->binarymsg);
-  else pm.msg = dm->msg ? dm->msg : "";
-  if (transient) PB_SET(pm, transient, 1);
-  pm.mentionpids = dm->mentionpids;
-  pm.n_mentionpids = dm->n_mentionpids;
-  if (dm->has_mentionall && dm->mentionall) PB_SET(pm, mentionall, 1);
+  pm.frompeerid = (char *)sender;
+  char *text = NULL;
+  if (in->bin) {
+    ProtobufCBinaryData b = {in->len, (uint8_t *)in->data};
+    PB_SET(pm, binarymsg, b);
+  } else {
+    pm.msg = text = xstrndup((const char *)in->data, in->len);
+  }
+  if (in->transient) PB_SET(pm, transient, 1);
+  pm.mentionpids = in->mention_pids;
+  pm.n_mentionpids = in->n_mentions;
+  if (in->mention_all) PB_SET(pm, mentionall, 1);
   PB_SET(pm, convtype, (int32_t)conv_kind_wire(c->kind));
   char mid[MSGID_LEN + 1];
 
-  if (transient) { /* not stored, online only; acked when the client asked (bit 3) */
+  if (in->transient) { /* not stored, online only; acked when the client asked (bit 3) */
     int64_t ts = now_ms();
     msgid_make(ts, 0, mid);
     pm.id = mid;
     PB_SET(pm, timestamp, ts);
     push_t *p = push_new(&out);
-    if (r->s->config_bitmap & 8) {
-      reply_to_t rt;
-      reply_to_init(&rt, r);
-      send_ack(r->w, &rt, mid, ts);
-      reply_to_free(&rt);
-    }
-    deliver(r->w, c, members, p, r->s->id);
+    if (rt && ack_transient) send_ack(w, rt, mid, ts);
+    deliver(w, c, members, p, skip);
     push_release(p);
     members_release(members);
     conv_release(c);
+    free(text);
     return;
   }
 
@@ -195,25 +206,27 @@ void im_msg_direct(req_t *r) {
   sj->im = im;
   sj->conv = c;
   sj->members = members;
-  sj->skip = r->s->id;
+  sj->skip = skip;
   job_msg_insert_t *j = &sj->j;
   j->conv = c->id;
-  j->sender = xstrdup(self);
-  j->len = len;
-  j->data = xmalloc(len + 1);
-  memcpy(j->data, bin ? (const char *)dm->binarymsg.data : dm->msg ? dm->msg : "", len);
-  j->flags = (bin ? MSG_F_BIN : 0) | (receipt ? MSG_F_RECEIPT : 0) |
-             (dm->has_mentionall && dm->mentionall ? MSG_F_MENTION_ALL : 0);
-  if (dm->n_mentionpids) {
+  j->sender = xstrdup(sender);
+  j->len = in->len;
+  j->data = xmalloc(in->len + 1);
+  memcpy(j->data, in->data, in->len);
+  j->flags = (in->bin ? MSG_F_BIN : 0) | (receipt ? MSG_F_RECEIPT : 0) | (in->mention_all ? MSG_F_MENTION_ALL : 0);
+  if (in->n_mentions) {
     json_t *a = json_array();
-    for (size_t i = 0; i < dm->n_mentionpids; i++) json_array_append_new(a, json_string(dm->mentionpids[i]));
+    for (size_t i = 0; i < in->n_mentions; i++) json_array_append_new(a, json_string(in->mention_pids[i]));
     j->mentions = json_dumps(a, JSON_COMPACT);
     json_decref(a);
   }
-  if (!bin) j->has_lctype = scan_lctype((const char *)j->data, len, &j->lctype);
-  reply_to_init(&sj->rt, r);
+  if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
+  if (rt) {
+    sj->rt = *rt;
+    sj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  }
   j->job.type = JOB_MSG_INSERT;
-  j->job.worker = r->w->idx;
+  j->job.worker = w->idx;
   j->job.task.fn = send_done;
 
   /* The key is taken and the job queued under the conversation's lock, so storage sees
@@ -232,6 +245,115 @@ void im_msg_direct(req_t *r) {
   sj->push = push_new(&out);
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
+  free(text);
+}
+
+/* ---------------------------------------------------------------- will messages */
+
+struct will {
+  struct will *next;
+  char *cid;
+  uint8_t *data;
+  size_t len;
+  int bin, mention_all;
+  char **mention_pids;
+  size_t n_mentions;
+};
+
+#define WILLS_MAX 16
+
+static void will_free(will_t *wl) {
+  free(wl->cid);
+  free(wl->data);
+  for (size_t i = 0; i < wl->n_mentions; i++) free(wl->mention_pids[i]);
+  free(wl->mention_pids);
+  free(wl);
+}
+
+void im_wills_free(session_t *s) {
+  while (s->wills) {
+    will_t *next = s->wills->next;
+    will_free(s->wills);
+    s->wills = next;
+  }
+}
+
+/* The session ended without a goodbye: its wills go out now, as if it had sent them. */
+void im_wills_fire(im_worker_t *w, session_t *s) {
+  for (will_t *wl = s->wills; wl; wl = wl->next) {
+    msg_in_t in = {.cid = wl->cid, .data = wl->data, .len = wl->len, .bin = wl->bin, .mention_all = wl->mention_all,
+                   .mention_pids = wl->mention_pids, .n_mentions = wl->n_mentions};
+    conv_t *c;
+    members_t *m;
+    const char *detail;
+    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0) msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0);
+  }
+  im_wills_free(s);
+}
+
+/* ---------------------------------------------------------------- direct */
+
+void im_msg_direct(req_t *r) {
+  Lc__DirectCommand *dm = r->cmd->directmessage;
+  if (!dm) {
+    reply_error(r, LC_INVALID_MESSAGING_TARGET, "cid is required");
+    return;
+  }
+  msg_in_t in = {.cid = dm->cid,
+                 .bin = dm->has_binarymsg,
+                 .transient = dm->has_transient && dm->transient,
+                 .receipt = dm->has_r && dm->r,
+                 .mention_all = dm->has_mentionall && dm->mentionall,
+                 .mention_pids = dm->mentionpids,
+                 .n_mentions = dm->n_mentionpids};
+  in.data = in.bin ? dm->binarymsg.data : (const uint8_t *)(dm->msg ? dm->msg : "");
+  in.len = in.bin ? dm->binarymsg.len : strlen((const char *)in.data);
+  /* pushData counts against the size limit (DOC: 5 KB including pushData) */
+  size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;
+  if (in.len + extra > (size_t)r->w->im->cfg->max_message) {
+    reply_error(r, LC_FRAME_TOO_LONG, "message larger than the configured limit");
+    return;
+  }
+  conv_t *c;
+  members_t *members;
+  const char *detail;
+  int code = msg_check(r->w, r->s->client_id, &in, &c, &members, &detail);
+  if (code) {
+    reply_error(r, code, detail);
+    return;
+  }
+  reply_to_t rt;
+  reply_to_init(&rt, r);
+  if (dm->has_will && dm->will) {
+    /* kept with the session, sent when the connection drops unexpectedly (§3.6); the
+     * sender's ack comes now, with an id of its own (the real one is made at delivery) */
+    int n = 0;
+    for (will_t *wl = r->s->wills; wl; wl = wl->next) n++;
+    if (n >= WILLS_MAX) {
+      reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, "too many will messages on this session");
+    } else {
+      will_t *wl = xcalloc(1, sizeof *wl);
+      wl->cid = xstrdup(c->cid);
+      wl->data = xmalloc(in.len + 1);
+      memcpy(wl->data, in.data, in.len);
+      wl->len = in.len;
+      wl->bin = in.bin;
+      wl->mention_all = in.mention_all;
+      wl->mention_pids = xcalloc(in.n_mentions + 1, sizeof(char *));
+      for (size_t i = 0; i < in.n_mentions; i++) wl->mention_pids[wl->n_mentions++] = xstrdup(in.mention_pids[i]);
+      wl->next = r->s->wills;
+      r->s->wills = wl;
+      char mid[MSGID_LEN + 1];
+      int64_t ts = now_ms();
+      msgid_make(ts, 0, mid);
+      send_ack(r->w, &rt, mid, ts);
+    }
+    members_release(members);
+    conv_release(c);
+  } else {
+    msg_submit(r->w, c, members, r->s->client_id, r->s->id, &in, &rt, (r->s->config_bitmap & 8) != 0);
+  }
+  reply_to_free(&rt);
 }
 
 /* ---------------------------------------------------------------- acks and receipts */
