@@ -28,11 +28,26 @@ im_t *im_new(server_t *srv) {
   im->store = srv->store;
   im->presence = presence_new();
   im->convs = convcache_new();
+  pthread_mutex_init(&im->rejoin_mu, NULL);
   return im;
 }
 
+struct rejoin {
+  struct rejoin *next;
+  char *client, *cid;
+  int64_t until;
+};
+
 void im_free(im_t *im) {
   if (!im) return;
+  while (im->rejoin) {
+    struct rejoin *n = im->rejoin->next;
+    free(im->rejoin->client);
+    free(im->rejoin->cid);
+    free(im->rejoin);
+    im->rejoin = n;
+  }
+  pthread_mutex_destroy(&im->rejoin_mu);
   presence_free(im->presence);
   convcache_free(im->convs);
   free(im);
@@ -155,6 +170,7 @@ push_t *push_new(const lc_cmd_t *cmd) {
   size_t n = lc__generic_command__get_packed_size(cmd);
   push_t *p = xmalloc(sizeof *p + n);
   atomic_init(&p->ref, 1);
+  p->priority = 2;
   p->len = n;
   lc__generic_command__pack(cmd, p->body);
   return p;
@@ -263,10 +279,26 @@ typedef struct {
   uint64_t skip;
 } room_delivery_t;
 
+/* Under congestion a chat room sheds load by priority (DOC): LOW goes first, then NORMAL;
+ * HIGH is always queued (a connection that cannot keep up even so is dropped by the output
+ * limit). Thresholds are fractions of that limit. */
+static int congested_drop(im_worker_t *w, session_t *s, int priority) {
+  if (priority <= 1) return 0;
+  size_t q = s->link->ops->queued(s->link), limit = (size_t)w->im->cfg->output_limit;
+  return priority >= 3 ? q > limit / 8 : q > limit / 2;
+}
+
 static void room_deliver_local(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
   room_slice_t *sl = &c->room[w->idx];
-  for (uint32_t i = 0; i < sl->n; i++)
-    if (sl->v[i]->id != skip) push_to_session(sl->v[i], p);
+  for (uint32_t i = 0; i < sl->n; i++) {
+    session_t *s = sl->v[i];
+    if (s->id == skip) continue;
+    if (congested_drop(w, s, p->priority)) {
+      atomic_fetch_add(&w->im->room_drops, 1);
+      continue;
+    }
+    push_to_session(s, p);
+  }
 }
 
 static void room_delivery_run(task_t *t) {
@@ -335,6 +367,55 @@ void im_room_leave(im_worker_t *w, session_t *s) {
   atomic_fetch_sub(&c->online, 1);
   s->room = NULL;
   conv_release(c);
+}
+
+#define REJOIN_MS (30 * 60 * 1000)
+
+void im_room_remember(im_t *im, session_t *s) {
+  if (!s->room) return;
+  struct rejoin *e = xcalloc(1, sizeof *e);
+  e->client = xstrdup(s->client_id);
+  e->cid = xstrdup(s->room->cid);
+  int64_t now = now_ms();
+  e->until = now + REJOIN_MS;
+  pthread_mutex_lock(&im->rejoin_mu);
+  /* drop expired entries and an older one for the same client on the way */
+  for (struct rejoin **pp = &im->rejoin; *pp;) {
+    struct rejoin *x = *pp;
+    if (x->until <= now || strcmp(x->client, e->client) == 0) {
+      *pp = x->next;
+      free(x->client);
+      free(x->cid);
+      free(x);
+    } else {
+      pp = &x->next;
+    }
+  }
+  e->next = im->rejoin;
+  im->rejoin = e;
+  pthread_mutex_unlock(&im->rejoin_mu);
+}
+
+void im_room_rejoin(im_worker_t *w, session_t *s) {
+  im_t *im = w->im;
+  char *cid = NULL;
+  pthread_mutex_lock(&im->rejoin_mu);
+  for (struct rejoin **pp = &im->rejoin; *pp; pp = &(*pp)->next) {
+    struct rejoin *x = *pp;
+    if (strcmp(x->client, s->client_id) != 0) continue;
+    if (x->until > now_ms()) cid = x->cid;
+    else free(x->cid);
+    *pp = x->next;
+    free(x->client);
+    free(x);
+    break;
+  }
+  pthread_mutex_unlock(&im->rejoin_mu);
+  if (!cid) return;
+  conv_t *c = conv_get(w, cid, NULL);
+  if (c && c->kind == CONV_ROOM && !conv_in_set(c, SET_BLOCK, s->client_id)) im_room_join(w, s, c);
+  if (c) conv_release(c);
+  free(cid);
 }
 
 /* ---------------------------------------------------------------- dispatch */

@@ -22,6 +22,8 @@ typedef struct {
   void (*send)(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen);
   /* Close the connection with a WebSocket close code (4xxx from err.h or 1000). */
   void (*close)(im_link_t *l, int code, const char *reason);
+  /* Bytes queued to the peer and not yet written: how congested the link is. */
+  size_t (*queued)(im_link_t *l);
 } im_link_ops_t;
 
 struct im_link {

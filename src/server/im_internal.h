@@ -31,6 +31,9 @@ struct im {
   im_worker_t *workers[MAX_WORKERS];
   presence_t *presence;
   convcache_t *convs;
+  pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
+  struct rejoin *rejoin;
+  atomic_size_t room_drops;  /* room messages dropped for congestion */
 };
 
 struct im_worker {
@@ -138,6 +141,7 @@ void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const cha
 /* A push body encoded once and shared by every recipient (style rule 9). */
 typedef struct {
   atomic_int ref;
+  int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
   size_t len;
   uint8_t body[];
 } push_t;
@@ -155,6 +159,10 @@ session_t *session_find(im_link_t *l, const char *client_id);
 session_t *im_session_get(im_worker_t *w, uint64_t handle);
 void im_room_leave(im_worker_t *w, session_t *s);
 void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
+/* A session left its room by dropping: remember the room for a reconnect within 30 min. */
+void im_room_remember(im_t *im, session_t *s);
+/* After a reconnect login: back into the remembered room, if any. */
+void im_room_rejoin(im_worker_t *w, session_t *s);
 
 /* ---- the handlers ---- */
 void im_session_open(req_t *r);

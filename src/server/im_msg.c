@@ -111,6 +111,7 @@ typedef struct {
   const uint8_t *data;
   size_t len;
   int bin, transient, receipt, mention_all;
+  int priority; /* chat rooms: 1 HIGH, 2 NORMAL (default), 3 LOW */
   char **mention_pids;
   size_t n_mentions;
 } msg_in_t;
@@ -164,6 +165,7 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
  * members. rt may be NULL (nobody waits for the ack: a will). */
 static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char *sender, uint64_t skip,
                        const msg_in_t *in, const reply_to_t *rt, int ack_transient) {
+  int priority = in->priority >= 1 && in->priority <= 3 ? in->priority : 2;
   im_t *im = w->im;
   int receipt = in->receipt && !in->transient && c->kind != CONV_ROOM;
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -193,6 +195,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     pm.id = mid;
     PB_SET(pm, timestamp, ts);
     push_t *p = push_new(&out);
+    p->priority = priority;
     if (rt && ack_transient) send_ack(w, rt, mid, ts);
     deliver(w, c, members, p, skip);
     push_release(p);
@@ -243,6 +246,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   pm.id = mid;
   PB_SET(pm, timestamp, ts);
   sj->push = push_new(&out);
+  sj->push->priority = priority;
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
   free(text);
@@ -305,7 +309,8 @@ void im_msg_direct(req_t *r) {
                  .receipt = dm->has_r && dm->r,
                  .mention_all = dm->has_mentionall && dm->mentionall,
                  .mention_pids = dm->mentionpids,
-                 .n_mentions = dm->n_mentionpids};
+                 .n_mentions = dm->n_mentionpids,
+                 .priority = r->cmd->has_priority ? r->cmd->priority : 2};
   in.data = in.bin ? dm->binarymsg.data : (const uint8_t *)(dm->msg ? dm->msg : "");
   in.len = in.bin ? dm->binarymsg.len : strlen((const char *)in.data);
   /* pushData counts against the size limit (DOC: 5 KB including pushData) */

@@ -58,8 +58,12 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   if (--l->nsessions == 0) l->sessionless_since_ms = now_ms(); /* the login timer starts over */
   /* 1000 is a goodbye (session close, a WebSocket close frame); anything else — a reset,
    * a timeout, a dropped slow consumer — is the unexpected end a will is for */
-  if (code != 1000 && code != 1001) im_wills_fire(w, s); /* 1001: the server itself is going away */
-  else im_wills_free(s);
+  if (code != 1000 && code != 1001) { /* 1001: the server itself is going away */
+    im_wills_fire(w, s);
+    im_room_remember(w->im, s);
+  } else {
+    im_wills_free(s);
+  }
   im_room_leave(w, s);
   presence_del(w->im->presence, s->client_id, s->id);
   htab_del(&w->sessions, s->id);
@@ -136,6 +140,7 @@ void im_session_open(req_t *r) {
   }
   r->s = s;
   send_opened(r, s);
+  if (reconnect) im_room_rejoin(r->w, s);
   im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
   if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);
 }

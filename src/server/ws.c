@@ -43,7 +43,12 @@ static void link_close(im_link_t *l, int code, const char *reason) {
   conn_close(c, code, reason);
 }
 
-static const im_link_ops_t link_ops = {link_send, link_close};
+static size_t link_queued(im_link_t *l) {
+  conn_t *c = (conn_t *)((char *)l - offsetof(conn_t, link));
+  return c->out.len + c->wbuf.len;
+}
+
+static const im_link_ops_t link_ops = {link_send, link_close, link_queued};
 
 void ws_start(conn_t *c, int base64, int proto_version) {
   c->state = CONN_WS;
