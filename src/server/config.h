@@ -32,6 +32,9 @@
   X(message_recall, BOOL, 1, 0, 1, "senders may recall their messages (4407 when off)")            \
   X(session_ttl, INT, 17280, 60, 31536000, "seconds a session token (st) stays valid")              \
   X(temp_conv_ttl, INT, 86400, 60, 2592000, "default TTL of temporary conversations, seconds")      \
+  X(conv_idle_ttl, INT, 31536000, 1, 315360000, "seconds without message or update before a conversation is deleted") \
+  X(notif_ttl, INT, 604800, 60, 31536000, "seconds permanent notifications are kept for /rtm/notifications") \
+  X(sweep_interval, INT, 600, 1, 86400, "seconds between expiry sweeps (conversations, notifications)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")

@@ -44,6 +44,8 @@ im_worker_t *im_worker_new(im_t *im, int idx);
 void im_worker_free(im_worker_t *w);
 /* Called once per worker loop iteration before the loop sleeps (flushes batched work). */
 void im_worker_tick(im_worker_t *w);
+/* Called every second by each worker: background expiry (only worker 0 acts). */
+void im_worker_sweep(im_worker_t *w, int64_t now);
 
 void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int proto_version, const char *ip);
 /* One complete WebSocket message. Returns 0, or a close code (4114 for undecodable bytes)

@@ -42,6 +42,7 @@ void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, ch
   push_t *p = push_new(&out);
   push_to_clients(w, p, to, nto, skip);
   push_release(p);
+  notif_record(w, &out, to, nto);
 }
 
 int64_t conv_touch(conv_t *c) {

@@ -182,7 +182,10 @@ static void send_updated(im_worker_t *w, update_job_t *u) {
     push_to_room(w, p, u->conv, u->skip);
   } else {
     members_t *m = conv_members(u->conv);
-    if (m) push_to_clients(w, p, m->ids, m->n, u->skip);
+    if (m) {
+      push_to_clients(w, p, m->ids, m->n, u->skip);
+      notif_record(w, &out, m->ids, m->n);
+    }
     members_release(m);
   }
   push_release(p);

@@ -295,7 +295,10 @@ static void role_done(task_t *t) {
     cm.info = &info;
     push_t *p = push_new(&out);
     members_t *m = conv_members(c);
-    if (m) push_to_clients(w, p, m->ids, m->n, 0);
+    if (m) {
+      push_to_clients(w, p, m->ids, m->n, 0);
+      notif_record(w, &out, m->ids, m->n);
+    }
     members_release(m);
     push_release(p);
   }

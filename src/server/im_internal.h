@@ -203,6 +203,9 @@ void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+/* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */
+void notif_record(im_worker_t *w, const lc_cmd_t *cmd, char *const *to, size_t n);
+void im_worker_sweep(im_worker_t *w, int64_t now);
 void im_wills_fire(im_worker_t *w, session_t *s);
 void im_wills_free(session_t *s);
 void im_patch_modify(req_t *r);

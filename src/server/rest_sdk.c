@@ -73,14 +73,55 @@ static void info_each(void *arg, const member_info_t *mi) {
                                               "updatedAt", updated));
 }
 
-/* GET /1.1/rtm/notifications — reliable-notification catch-up (§3.20). tern keeps no
- * permanent notifications yet, so the answer is the empty page the JS SDK accepts. */
+typedef struct {
+  json_t *list;
+  int swift; /* the Swift SDK's shape: op names hyphenated, attr as objects */
+} notif_acc_t;
+
+static void notif_each(void *arg, int64_t ts, const char *body) {
+  notif_acc_t *a = arg;
+  json_t *n = json_loads(body, 0, NULL);
+  if (!n) return;
+  if (a->swift) {
+    char op[64];
+    snprintf(op, sizeof op, "%s", json_string_value(json_object_get(n, "op")) ? json_string_value(json_object_get(n, "op")) : "");
+    for (char *p = op; *p; p++)
+      if (*p == '_') *p = '-';
+    json_object_set_new(n, "op", json_string(op));
+    const char *keys[] = {"attr", "attrModified"};
+    for (int i = 0; i < 2; i++) {
+      const char *data = json_string_value(json_object_get(json_object_get(n, keys[i]), "data"));
+      if (data) json_object_set_new(n, keys[i], json_loads(data, 0, NULL));
+    }
+  }
+  json_array_append_new(a->list, n);
+}
+
+/* GET /1.1/rtm/notifications?client_id&start_ts[&notification_type=permanent] (§3.20):
+ * the permanent notifications the client may have missed since start_ts, in the JS SDK's
+ * shape {hasMore, notifications}; without notification_type, the Swift SDK's
+ * {permanent: {notifications}, droppable: {notifications, invalidLocalConvCache}}. */
 void rest_notifications(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 0) < 0) return;
   char *client = rest_session_client(c, r);
   if (!client) return;
+  char *start = http_query_param(r, "start_ts"), *type = http_query_param(r, "notification_type");
+  int64_t after = start ? strtoll(start, NULL, 10) : 0;
+  notif_acc_t acc = {json_array(), type == NULL};
+  int more = 0;
+  if (store_notifications(c->w->imw->reader, client, after, 100, &more, notif_each, &acc) < 0) {
+    json_decref(acc.list);
+    http_respond_error(c, r, 500, 1, "storage failed");
+  } else if (acc.swift) {
+    http_respond_json(c, r, 200,
+                      json_pack("{s:{s:o}, s:{s:[], s:b}}", "permanent", "notifications", acc.list, "droppable",
+                                "notifications", "invalidLocalConvCache", 0));
+  } else {
+    http_respond_json(c, r, 200, json_pack("{s:b, s:o}", "hasMore", more, "notifications", acc.list));
+  }
+  free(start);
+  free(type);
   free(client);
-  http_respond_json(c, r, 200, json_pack("{s:b, s:[]}", "hasMore", 0, "notifications"));
 }
 
 /* GET /1.1/classes/_ConversationMemberInfo?where={"cid": …}&client_id=… (§3.15): the role

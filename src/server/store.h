@@ -104,6 +104,8 @@ typedef enum {
   JOB_SET_CHANGE,
   JOB_CLIENT_BLOCK,
   JOB_MSG_PATCH,
+  JOB_NOTIF,
+  JOB_PRUNE,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -185,6 +187,19 @@ typedef struct {
   int64_t at;
 } job_client_block_t; /* JOB_CLIENT_BLOCK: a client blocks conversations */
 
+typedef struct {
+  store_job_t job;
+  int64_t ts;  /* the notification's serverTs */
+  char *body;  /* its JSON, as /rtm/notifications returns it */
+  char **clients;
+  size_t n;
+} job_notif_t;        /* JOB_NOTIF: keep one permanent notification for each recipient */
+
+typedef struct {
+  store_job_t job;
+  int64_t notif_before;
+} job_prune_t;        /* JOB_PRUNE: forget notifications older than that */
+
 /* A role assignment (`_ConversationMemberInfo`). */
 typedef struct {
   const char *client, *role, *info_id;
@@ -235,6 +250,12 @@ int store_unread(store_reader_t *r, const char *client, int64_t since, int max, 
 int store_offline(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const char *cid, int kind,
                                                                            const msg_view_t *m), void *arg);
 int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+/* Notifications kept for client after `after` (serverTs), oldest first, about `limit`. */
+int store_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+                        void (*cb)(void *arg, int64_t ts, const char *body), void *arg);
+/* Conversations to delete: temporary ones past their TTL, others idle since idle_before. */
+int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+                  void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg);
 /* Edits and recalls newer than `since` (patch_ts) in `client`'s conversations, oldest first. */
 int store_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
                         void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg);

@@ -53,6 +53,10 @@ static const char *const migrations[] = {
     "CREATE TABLE client_block (client TEXT NOT NULL, cid TEXT NOT NULL, created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (client, cid)) WITHOUT ROWID;"
     "CREATE INDEX msg_patch ON msg(patch_ts, conv) WHERE patch_ts > 0;",
+    /* 3: permanent conversation notifications kept for /rtm/notifications (§3.20) */
+    "CREATE TABLE notif (client TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
+    "  PRIMARY KEY (client, ts, seq)) WITHOUT ROWID;"
+    "CREATE INDEX notif_ts ON notif(ts);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -70,7 +74,8 @@ struct store {
   atomic_int fail_writes;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
-      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg;
+      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *ins_notif, *prune_notif;
+  atomic_llong notif_seq;
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -80,7 +85,7 @@ struct store_reader {
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
       *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
-      *offline_convs, *offline_msgs, *progress, *patches;
+      *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -369,6 +374,24 @@ static int run_msg_patch(store_t *s, job_msg_patch_t *j) {
   return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_NOTFOUND;
 }
 
+static int run_notif(store_t *s, job_notif_t *j) {
+  for (size_t i = 0; i < j->n; i++) {
+    sqlite3_stmt *st = s->ins_notif;
+    sqlite3_bind_text(st, 1, j->clients[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->ts);
+    sqlite3_bind_int64(st, 3, atomic_fetch_add(&s->notif_seq, 1));
+    sqlite3_bind_text(st, 4, j->body, -1, SQLITE_STATIC);
+    int rc = step_done(st);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int run_prune(store_t *s, job_prune_t *j) {
+  sqlite3_bind_int64(s->prune_notif, 1, j->notif_before);
+  return step_done(s->prune_notif);
+}
+
 static int run_job(store_t *s, store_job_t *j) {
   switch (j->type) {
   case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
@@ -382,13 +405,15 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_SET_CHANGE: return run_set_change(s, (job_set_t *)j);
   case JOB_CLIENT_BLOCK: return run_client_block(s, (job_client_block_t *)j);
   case JOB_MSG_PATCH: return run_msg_patch(s, (job_msg_patch_t *)j);
+  case JOB_NOTIF: return run_notif(s, (job_notif_t *)j);
+  case JOB_PRUNE: return run_prune(s, (job_prune_t *)j);
   }
   return SQLITE_MISUSE;
 }
 
 static int multi_statement(job_type_t t) {
   return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE ||
-         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK;
+         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF;
 }
 
 
@@ -541,9 +566,12 @@ int store_open(const store_options_t *opt, store_t **out) {
       /* lctype follows the new content: a recall is a -127 message from then on */
       {&s->upd_msg, "UPDATE msg SET data = ?1, flags = ?2, mentions = ?3, patch_ts = ?4, lctype = ?8"
                     " WHERE conv = ?5 AND ts = ?6 AND seq = ?7"},
+      {&s->ins_notif, "INSERT INTO notif (client, ts, seq, body) VALUES (?1, ?2, ?3, ?4)"},
+      {&s->prune_notif, "DELETE FROM notif WHERE ts < ?1"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
+  atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, writer_main, s);
     s->started = 1;
@@ -567,7 +595,8 @@ void store_close(store_t *s) {
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
                          s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
-                         s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg};
+                         s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->ins_notif,
+                         s->prune_notif};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
@@ -618,6 +647,9 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
                          " ORDER BY ts, seq LIMIT ?5"},
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
+      {&r->notifs, "SELECT ts, body FROM notif WHERE client = ?1 AND ts > ?2 ORDER BY ts, seq LIMIT ?3"},
+      {&r->expired, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= ?1)"
+                    " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at) < ?2) LIMIT ?3"},
       {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
                     " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1 ORDER BY msg.patch_ts LIMIT ?3"},
   };
@@ -633,7 +665,8 @@ void store_reader_free(store_reader_t *r) {
   if (!r) return;
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
                          r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->msg_get, r->receipts,
-                         r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches};
+                         r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
+                         r->notifs, r->expired};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
@@ -1146,6 +1179,44 @@ int store_patches_since(store_reader_t *r, const char *client, int64_t since, in
     read_msg(st, 1, &m);
     cb(arg, (const char *)sqlite3_column_text(st, 0), &m);
   }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+                        void (*cb)(void *arg, int64_t ts, const char *body), void *arg) {
+  /* One row past the limit tells whether there is more; a page never ends inside a group
+   * of equal timestamps, because the client's next cursor is the last timestamp it saw. */
+  sqlite3_stmt *st = r->notifs;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, after);
+  sqlite3_bind_int(st, 3, limit + 200);
+  int rc, n = 0;
+  int64_t last_ts = 0;
+  *has_more = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t ts = sqlite3_column_int64(st, 0);
+    if (n >= limit && ts != last_ts) {
+      *has_more = 1;
+      break;
+    }
+    cb(arg, ts, (const char *)sqlite3_column_text(st, 1));
+    last_ts = ts;
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+                  void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg) {
+  sqlite3_stmt *st = r->expired;
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, idle_before);
+  sqlite3_bind_int(st, 3, max);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    cb(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2));
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }

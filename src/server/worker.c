@@ -75,7 +75,9 @@ static void on_check(uv_check_t *h) { drain(h->data); }
 
 static void on_tick(uv_timer_t *h) {
   worker_t *w = h->data;
-  conn_sweep(w, now_ms());
+  int64_t now = now_ms();
+  conn_sweep(w, now);
+  im_worker_sweep(w->imw, now);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
