@@ -4,6 +4,7 @@
 #   make run     install what is missing, build, start ternd on 127.0.0.1:8080
 #   make test    install what is missing, build with ASan+UBSan, run every test
 #   make bench   build optimised, run the standard benchmark set (never part of test)
+#   make fuzz    build the libFuzzer targets, run each for FUZZ_SECONDS (never part of test)
 
 BUILD      ?= build
 TEST_BUILD ?= build-asan
@@ -39,6 +40,10 @@ test-unit: $(TEST_BUILD)/ternd
 
 bench: deps build
 	@scripts/bench.sh $(BUILD)
+
+# libFuzzer targets (clang) in build-fuzz/, FUZZ_SECONDS (default 60) each; docs/fuzzing.md
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz

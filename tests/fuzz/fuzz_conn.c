@@ -1,0 +1,174 @@
+/* fuzz_conn.c — a socketless client connection for the HTTP and WebSocket fuzz targets. */
+#include "fuzz_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "fuzz_im.h"
+#include "worker.h"
+#include "ws_frame.h"
+
+typedef struct {
+  conn_t c; /* first: the harness's conn_t * is this struct */
+  int out_ws;    /* the output is WebSocket frames (a 101 went out) */
+  int out_closed; /* a close frame went out */
+} fz_conn_t;
+
+static worker_t *worker(void) {
+  static worker_t *w;
+  if (!w) w = xcalloc(1, sizeof *w);
+  w->srv = fz_server();
+  w->imw = fz_imw(); /* new for every input */
+  w->flush_list = w->reap_list = NULL;
+  return w;
+}
+
+conn_t *fz_conn_new(void) {
+  fz_conn_t *fc = xcalloc(1, sizeof *fc);
+  conn_t *c = &fc->c;
+  c->w = worker();
+  c->state = CONN_HTTP;
+  c->created_ms = c->last_rx_ms = 1;
+  strcpy(c->ip, "127.0.0.1");
+  return c;
+}
+
+void fz_conn_ws_start(conn_t *c, int base64, int proto_version) {
+  ws_start(c, base64, proto_version);
+  ((fz_conn_t *)c)->out_ws = 1;
+}
+
+/* conn.c's handle_input(), which is static there; keep the two identical. */
+static void handle_input(conn_t *c, uint8_t *p, size_t n) {
+  if (c->in.len) {
+    buf_append(&c->in, p, n);
+    buf_t pending = c->in;
+    c->in = (buf_t)BUF_INIT;
+    int consumed = c->state == CONN_HTTP ? http_input(c, pending.data, pending.len)
+                                         : ws_input(c, pending.data, pending.len);
+    if (consumed >= 0 && (size_t)consumed < pending.len && c->state != CONN_CLOSING)
+      buf_append(&c->in, pending.data + consumed, pending.len - (size_t)consumed);
+    buf_free(&pending);
+    return;
+  }
+  int consumed = c->state == CONN_HTTP ? http_input(c, p, n) : ws_input(c, p, n);
+  if (consumed >= 0 && (size_t)consumed < n && c->state != CONN_CLOSING)
+    buf_append(&c->in, p + consumed, n - (size_t)consumed);
+}
+
+/* One HTTP response at the front of the output; returns its length. */
+static size_t check_response(fz_conn_t *fc, const uint8_t *p, size_t n) {
+  if (n < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0) fz_fail("response does not start with HTTP/1.1", p, n);
+  const uint8_t *end = memmem(p, n, "\r\n\r\n", 4);
+  if (!end) fz_fail("response head without an end", p, n);
+  size_t head = (size_t)(end - p) + 4;
+  int status = atoi((const char *)p + 9);
+  if (status == 101) {
+    fc->out_ws = 1;
+    return head;
+  }
+  const uint8_t *cl = memmem(p, head, "\r\nContent-Length: ", 18);
+  if (!cl) fz_fail("response without Content-Length", p, n);
+  size_t len = strtoul((const char *)cl + 18, NULL, 10);
+  if (head + len > n) fz_fail("response shorter than its Content-Length", p, n);
+  if (getenv("TERN_FUZZ_TRACE")) fprintf(stderr, "HTTP %d %.*s\n", status, (int)len, (const char *)p + head);
+  return head + len;
+}
+
+/* One server frame at the front of the output; returns its length. */
+static size_t check_frame(fz_conn_t *fc, const uint8_t *p, size_t n) {
+  ws_header_t h;
+  if (ws_parse_header(p, n, &h) != 1) fz_fail("server frame header does not parse or is cut", p, n);
+  if (h.masked || !h.fin) fz_fail("server frame masked or not final", p, n);
+  if (n - h.header_len < h.len) fz_fail("server frame payload cut", p, n);
+  if (fc->out_closed) fz_fail("a frame after the close frame", p, n);
+  const uint8_t *pl = p + h.header_len;
+  size_t len = (size_t)h.len;
+  switch (h.opcode) {
+  case WS_OP_BINARY:
+    fz_server_frame(pl, len);
+    break;
+  case WS_OP_TEXT: {
+    uint8_t *raw = xmalloc(len / 4 * 3 + 3);
+    long rl = base64_decode((const char *)pl, len, raw);
+    if (rl < 0) fz_fail("text frame is not base64", pl, len);
+    fz_server_frame(raw, (size_t)rl);
+    free(raw);
+    break;
+  }
+  case WS_OP_CLOSE:
+    if (len == 1) fz_fail("close frame with a 1-byte body", p, n); /* RFC 6455 §5.5.1 */
+    fc->out_closed = 1;
+    break;
+  case WS_OP_PONG:
+    break;
+  default:
+    fz_fail("server sent an unexpected opcode", p, n);
+  }
+  return h.header_len + len;
+}
+
+/* "Writes" the queued output: checks every response and frame, then drops them. */
+static void flush(fz_conn_t *fc) {
+  conn_t *c = &fc->c;
+  size_t off = 0;
+  while (off < c->out.len) {
+    const uint8_t *p = c->out.data + off;
+    size_t n = c->out.len - off;
+    off += fc->out_ws ? check_frame(fc, p, n) : check_response(fc, p, n);
+  }
+  buf_free(&c->out);
+  c->in_flush = 0;
+  c->w->flush_list = NULL;
+}
+
+/* chunk 0: one read per request head or frame, so each message's replies (and the ids
+ * in them) are out before the next message is read. */
+static size_t message_len(conn_t *c, const uint8_t *p, size_t n) {
+  if (c->state == CONN_HTTP) {
+    const uint8_t *end = memmem(p, n, "\r\n\r\n", 4);
+    return end ? (size_t)(end - p) + 4 : n;
+  }
+  ws_header_t h;
+  if (ws_parse_header(p, n, &h) == 1 && h.len <= n - h.header_len) return h.header_len + (size_t)h.len;
+  return n;
+}
+
+void fz_conn_feed(conn_t *c, const uint8_t *data, size_t size, size_t chunk) {
+  fz_conn_t *fc = (fz_conn_t *)c;
+  uint8_t *readbuf = xmalloc(WORKER_READBUF);
+  for (size_t off = 0, n; off < size; off += n) {
+    /* on_read: nothing more is read once the connection is closing or being reaped */
+    if (c->state == CONN_CLOSING || c->reaping) break;
+    n = chunk ? chunk : message_len(c, data + off, size - off);
+    if (n > size - off) n = size - off;
+    if (n > WORKER_READBUF) n = WORKER_READBUF;
+    memcpy(readbuf, data + off, n);
+    fz_substitute(readbuf, n);
+    c->last_rx_ms = c->link.last_rx_ms = 2;
+    handle_input(c, readbuf, n);
+    /* the rest of the loop iteration: completions arrive, output is written */
+    fz_drain();
+    flush(fc);
+  }
+  free(readbuf);
+}
+
+void fz_conn_free(conn_t *c) {
+  fz_conn_t *fc = (fz_conn_t *)c;
+  fz_drain();
+  flush(fc);
+  /* conn_reap + on_closed */
+  if (c->link.imw) im_link_gone(&c->link, c->close_code ? c->close_code : 1006);
+  if (c->http) http_conn_free(c->http);
+  fz_drain();
+  buf_free(&c->in);
+  buf_free(&c->out);
+  buf_free(&c->wbuf);
+  buf_free(&c->frag);
+  free(c->wreq);
+  c->w->flush_list = c->w->reap_list = NULL;
+  free(fc);
+}

@@ -1,0 +1,146 @@
+/* fuzz_dispatch.c — protobuf decode + command dispatch, against the real store.
+ *
+ * Input: a sequence of records, each one WebSocket message from a client:
+ *
+ *   flags:u8  len:u16 (big-endian)  payload[len]
+ *
+ *   flags bit 0   which of two sockets sends it (two links, so pushes between clients and
+ *                 multi-device logins happen)
+ *   flags bit 1   a text frame: payload is base64 (lc.proto2base64.*)
+ *   flags bit 2   hold: do not let store completions run after this message, so the next
+ *                 messages arrive while its writes are still in flight
+ *   flags bit 3   the socket negotiated lc.protobuf2.1 (offline messages pushed at login)
+ *                 rather than .3; read when the socket (re)opens
+ *   flags bit 4   the socket reports a full output queue (ops->queued) from now until
+ *                 its next record, so chat-room pushes to it are shed by priority
+ *
+ * A short last record takes whatever bytes are left. Learned-id placeholders (fuzz_im.h)
+ * in a payload are replaced before it is handed over (in a text record, inside the
+ * base64). A link im closes stays closed until
+ * the end of the record that closed it; the next record for it opens a new socket, as a
+ * reconnecting client would.
+ *
+ * Checks: sanitizers; every frame the server sends must decode with all required fields;
+ * pb_to_json/pb_from_json never crash on whatever decodes; the JSON view of a decoded
+ * command is accepted back by pb_from_json. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "codec.h"
+#include "fuzz_im.h"
+
+typedef struct {
+  im_link_t link;
+  int open;   /* im_link_open done and not yet gone */
+  int closed; /* im asked to close it */
+  size_t queued; /* what ops->queued reports */
+} fake_link_t;
+
+static fake_link_t links[2];
+
+static void link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen) {
+  fake_link_t *fl = (fake_link_t *)l;
+  if (fl->closed) return; /* the connection is closing: ws.c drops output then too */
+  uint8_t stackbuf[4096];
+  uint8_t *tmp = plen + blen <= sizeof stackbuf ? stackbuf : malloc(plen + blen);
+  if (plen) memcpy(tmp, prefix, plen);
+  if (blen) memcpy(tmp + plen, body, blen);
+  fz_server_frame(tmp, plen + blen);
+  if (tmp != stackbuf) free(tmp);
+}
+
+static void link_close(im_link_t *l, int code, const char *reason) {
+  (void)code;
+  (void)reason;
+  ((fake_link_t *)l)->closed = 1;
+}
+
+static size_t link_queued(im_link_t *l) { return ((fake_link_t *)l)->queued; }
+
+static const im_link_ops_t ops = {.send = link_send, .close = link_close, .queued = link_queued};
+
+static void link_gone(fake_link_t *fl) {
+  if (!fl->open) return;
+  im_link_gone(&fl->link, 1000);
+  fl->open = fl->closed = 0;
+}
+
+/* The JSON view of a client command, both ways (codec.c's descriptor walkers). */
+static void json_roundtrip(const uint8_t *p, size_t n, int base64) {
+  lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
+  if (!cmd) return;
+  json_t *j = pb_to_json(&cmd->base);
+  char *text = json_dumps(j, JSON_COMPACT);
+  free(text);
+  char err[200];
+  ProtobufCMessage *back = pb_from_json(&lc__generic_command__descriptor, j, err, sizeof err);
+  if (back) protobuf_c_message_free_unpacked(back, NULL);
+  json_decref(j);
+  codec_free(cmd);
+}
+
+/* Placeholders hide inside base64 text: decode, substitute, encode again — only when
+ * something was replaced, so every other text frame reaches the decoder as it came. */
+static size_t substitute_base64(uint8_t **buf, size_t len) {
+  uint8_t *raw = malloc(len / 4 * 3 + 3);
+  long rl = base64_decode((const char *)*buf, len, raw);
+  if (rl > 0) {
+    uint8_t *orig = malloc((size_t)rl);
+    memcpy(orig, raw, (size_t)rl);
+    fz_substitute(raw, (size_t)rl);
+    if (memcmp(orig, raw, (size_t)rl) != 0) {
+      size_t el = base64_encoded_len((size_t)rl);
+      if (el > len) *buf = realloc(*buf, el); /* unpadded text grows by its padding */
+      len = base64_encode(raw, (size_t)rl, (char *)*buf);
+    }
+    free(orig);
+  }
+  free(raw);
+  return len;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fz_begin();
+  im_worker_t *imw = fz_imw();
+  uint8_t *buf = malloc(size ? size : 1);
+  size_t off = 0;
+  while (off < size) {
+    int flags = data[off++];
+    size_t len = size - off;
+    if (len >= 2) {
+      size_t want = (size_t)data[off] << 8 | data[off + 1];
+      off += 2;
+      len = size - off < want ? size - off : want;
+    } else {
+      off += len;
+      len = 0;
+    }
+    fake_link_t *fl = &links[flags & 1];
+    if (!fl->open) {
+      memset(fl, 0, sizeof *fl);
+      im_link_open(&fl->link, imw, &ops, flags & 8 ? 1 : 3, "127.0.0.1");
+      fl->open = 1;
+    }
+    fl->queued = flags & 16 ? (size_t)fz_server()->cfg->output_limit : 0;
+    memcpy(buf, data + off, len);
+    off += len;
+    int base64 = (flags & 2) != 0;
+    if (base64) len = substitute_base64(&buf, len);
+    else fz_substitute(buf, len);
+    json_roundtrip(buf, len, base64);
+    if (len) { /* ws.c ignores empty messages (legacy heartbeats) */
+      int code = im_link_message(&fl->link, buf, len, base64);
+      if (code) fl->closed = 1;
+    }
+    if (!(flags & 4)) fz_drain();
+    for (int k = 0; k < 2; k++)
+      if (links[k].closed) link_gone(&links[k]);
+  }
+  fz_drain();
+  link_gone(&links[0]);
+  link_gone(&links[1]);
+  fz_end();
+  free(buf);
+  return 0;
+}
