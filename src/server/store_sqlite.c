@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base64.h"
 #include "buf.h"
@@ -72,6 +73,12 @@ struct store {
   store_job_t *head, *tail;
   int closing, started;
   atomic_int fail_writes;
+  /* checkpoints run on their own thread and connection, so the writer never waits for
+   * the fsyncs a checkpoint does (tern-bench saw 47 ms commit stalls otherwise) */
+  pthread_t checkpointer;
+  sqlite3 *cdb;
+  int ckpt_started, ckpt_stop, ckpt_wanted;
+  pthread_cond_t ckpt_cv;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *ins_notif, *prune_notif;
@@ -497,6 +504,42 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+#define CKPT_FRAMES 8192 /* ~32 MiB of WAL: time to copy it back */
+
+/* Called by SQLite on the writer thread after each commit with the WAL's size. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
+  store_t *s = arg;
+  if (frames >= CKPT_FRAMES) {
+    pthread_mutex_lock(&s->mu);
+    s->ckpt_wanted = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+    pthread_mutex_unlock(&s->mu);
+  }
+  return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg) {
+  store_t *s = arg;
+  pthread_mutex_lock(&s->mu);
+  while (!s->ckpt_stop) {
+    if (!s->ckpt_wanted) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += 1; /* at least once a second, so a quiet server's WAL stays small */
+      pthread_cond_timedwait(&s->ckpt_cv, &s->mu, &ts);
+    }
+    if (s->ckpt_stop) break;
+    s->ckpt_wanted = 0;
+    pthread_mutex_unlock(&s->mu);
+    int log = 0, done = 0;
+    /* PASSIVE copies what it can without blocking the writer or the readers */
+    sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
 void store_submit(store_t *s, store_job_t *j) {
   j->next = NULL;
   if (s->inline_writes) {
@@ -522,13 +565,25 @@ int store_open(const store_options_t *opt, store_t **out) {
   s->post_arg = opt->post_arg;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  pthread_cond_init(&s->ckpt_cv, NULL);
   if (open_db(s->path, 0, &s->wdb) < 0) goto fail;
-  char pragmas[256];
+  char pragmas[320];
   snprintf(pragmas, sizeof pragmas,
-           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-262144; "
-           "PRAGMA mmap_size=1073741824; PRAGMA wal_autocheckpoint=20000; PRAGMA temp_store=MEMORY;",
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-32768; "
+           "PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
            s->sync_full ? "FULL" : "NORMAL");
   if (exec(s->wdb, pragmas) < 0 || migrate(s->wdb) < 0) goto fail;
+  if (!s->inline_writes) {
+    /* the writer never checkpoints itself: the checkpointer thread does */
+    if (open_db(s->path, 0, &s->cdb) < 0) goto fail;
+    char sync[64];
+    snprintf(sync, sizeof sync, "PRAGMA synchronous=%s;", s->sync_full ? "FULL" : "NORMAL");
+    exec(s->cdb, sync);
+    sqlite3_wal_autocheckpoint(s->wdb, 0);
+    sqlite3_wal_hook(s->wdb, wal_hook, s);
+    pthread_create(&s->checkpointer, NULL, checkpointer_main, s);
+    s->ckpt_started = 1;
+  }
   const struct {
     sqlite3_stmt **st;
     const char *sql;
@@ -592,6 +647,14 @@ void store_close(store_t *s) {
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
   }
+  if (s->ckpt_started) {
+    pthread_mutex_lock(&s->mu);
+    s->ckpt_stop = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->checkpointer, NULL);
+  }
+  sqlite3_close(s->cdb);
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
                          s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
@@ -604,6 +667,7 @@ void store_close(store_t *s) {
   }
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
+  pthread_cond_destroy(&s->ckpt_cv);
   free(s->path);
   free(s);
 }
