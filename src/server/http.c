@@ -221,8 +221,15 @@ void http_respond(conn_t *c, const http_req_t *r, int status, const char *conten
 }
 
 void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT);
+  /* j is NULL when json_pack refused its input (a string that is not UTF-8): answer 500
+   * rather than pass json_dumps' NULL on */
+  char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
+  if (!s) {
+    static const char body[] = "{\"code\":500,\"error\":\"internal error: unencodable response\"}";
+    http_respond(c, r, 500, "application/json; charset=utf-8", body, sizeof body - 1, NULL);
+    return;
+  }
   http_respond(c, r, status, "application/json; charset=utf-8", s, strlen(s), NULL);
   free(s);
 }
@@ -296,9 +303,16 @@ static int upgrade(conn_t *c, const http_req_t *r) {
   char chosen[32];
   int base64 = 0, version = 3;
   if (!proto || pick_subprotocol(proto, chosen, sizeof chosen, &base64, &version) < 0) {
+    /* Echo the offer as printable ASCII only: the JSON body must be valid UTF-8, and a
+     * subprotocol name is a token anyway (RFC 6455 §4.1). */
+    char offer[61];
+    size_t k = 0;
+    for (const char *s = proto ? proto : ""; *s && k < sizeof offer - 1; s++)
+      offer[k++] = *s >= 0x20 && *s < 0x7f ? *s : '?';
+    offer[k] = 0;
     char msg[200];
-    snprintf(msg, sizeof msg, "unsupported subprotocol \"%.60s\"; use lc.protobuf2.3, lc.protobuf2.1 or lc.proto2base64.3",
-             proto ? proto : "");
+    snprintf(msg, sizeof msg, "unsupported subprotocol \"%s\"; use lc.protobuf2.3, lc.protobuf2.1 or lc.proto2base64.3",
+             offer);
     http_respond_error(c, NULL, 400, 400, msg);
     return -1;
   }
