@@ -275,6 +275,7 @@ for (const c of updateErrors) {
     await ok(g.A, { cmd: 'conv', op: 'remove', convMessage: { cid: g.cid, m: [K.peer] } }, 'removed');
     await nextConv(g.B, 'members_left', g.cid);
     await nextConv(g.A, 'members_left', g.cid);
+    await nextConv(K, 'left', g.cid);
     const who = { M, K }[c.who] || g.A;
     const before = await row(g.B, g.cid);
     const mk = marks({ A: g.A, B: g.B, who });
