@@ -1,0 +1,351 @@
+/* uv.c — the libuv adapter: sockets, name lookups and the timer for a tern_t.
+ *
+ * Shaped like hiredis' adapters/libuv.h: the core asks (connect, want_write, close, timer,
+ * http) and the adapter answers by calling tern_io_*. Every handle the adapter opens counts
+ * in `handles`; after tern_free() the adapter is "dead", makes no more calls into the core,
+ * and frees itself when the last close callback ran (libuv's rule: memory of a handle is
+ * released only in its close callback). A connection attempt is its own object, so a late
+ * callback of an abandoned attempt is recognised and only cleans up. */
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "tern/uv.h"
+
+typedef struct uva uva_t;
+
+typedef struct {
+  uva_t *a;
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_getaddrinfo_t gai;
+  int port;
+  int tcp_inited;
+  int closing;
+  /* http exchanges */
+  int is_http;
+  uint64_t http_id;
+  buf_t req, resp;
+  int http_failed;
+} sock_t;
+
+struct uva {
+  tern_t *t;
+  uv_loop_t *loop;
+  uv_timer_t timer;
+  sock_t *cur; /* the WebSocket's socket */
+  int writing;
+  int dead;
+  int handles; /* open handles and lookups */
+};
+
+typedef struct {
+  uv_write_t w;
+  sock_t *s;
+  char *data;
+} wreq_t;
+
+static void maybe_free(uva_t *a) {
+  if (a->dead && a->handles == 0) free(a);
+}
+
+static void sock_free(sock_t *s) {
+  uva_t *a = s->a;
+  buf_free(&s->req);
+  buf_free(&s->resp);
+  free(s);
+  a->handles--;
+  maybe_free(a);
+}
+
+static void on_sock_closed(uv_handle_t *h) {
+  sock_t *s = h->data;
+  uva_t *a = s->a;
+  if (!s->is_http && a->cur == s) {
+    a->cur = NULL;
+    a->writing = 0;
+    if (!a->dead) tern_io_closed(a->t, 0);
+  }
+  sock_free(s);
+}
+
+static void sock_close(sock_t *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  if (s->tcp_inited) uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+  /* else: the lookup callback sees `closing` and finishes */
+}
+
+static void http_finish(sock_t *s) {
+  uva_t *a = s->a;
+  if (!a->dead) {
+    if (s->http_failed) tern_io_http_done(a->t, s->http_id, -36 /* TERN_EUPLOAD */, NULL, 0);
+    else tern_io_http_done(a->t, s->http_id, 0, s->resp.data, s->resp.len);
+  }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  static char slab[65536]; /* the loop thread reads one socket at a time */
+  (void)h;
+  (void)suggested;
+  b->base = slab;
+  b->len = sizeof slab;
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  sock_t *s = st->data;
+  uva_t *a = s->a;
+  if (n > 0) {
+    if (s->is_http) buf_append(&s->resp, b->base, (size_t)n);
+    else if (!a->dead && a->cur == s) tern_io_input(a->t, b->base, (size_t)n);
+    return;
+  }
+  if (n < 0) {
+    if (s->is_http) {
+      if (n != UV_EOF) s->http_failed = 1;
+      http_finish(s);
+    }
+    sock_close(s);
+  }
+}
+
+static void flush(uva_t *a);
+
+static void on_written(uv_write_t *w, int status) {
+  wreq_t *r = (wreq_t *)w;
+  sock_t *s = r->s;
+  uva_t *a = s->a;
+  free(r->data);
+  free(r);
+  if (s->is_http) {
+    if (status < 0) {
+      s->http_failed = 1;
+      http_finish(s);
+      sock_close(s);
+    }
+    return;
+  }
+  if (a->cur == s) a->writing = 0;
+  if (status < 0) {
+    sock_close(s);
+    return;
+  }
+  if (!a->dead && a->cur == s) flush(a);
+}
+
+static int write_bytes(sock_t *s, const void *p, size_t n) {
+  wreq_t *r = calloc(1, sizeof *r);
+  if (!r) return -1;
+  r->s = s;
+  r->data = malloc(n);
+  if (!r->data) {
+    free(r);
+    return -1;
+  }
+  memcpy(r->data, p, n);
+  uv_buf_t b = uv_buf_init(r->data, (unsigned)n);
+  if (uv_write(&r->w, (uv_stream_t *)&s->tcp, &b, 1, on_written) < 0) {
+    free(r->data);
+    free(r);
+    return -1;
+  }
+  return 0;
+}
+
+static void flush(uva_t *a) {
+  sock_t *s = a->cur;
+  if (!s || s->closing || !s->tcp_inited || a->writing || a->dead) return;
+  if (!uv_is_writable((uv_stream_t *)&s->tcp)) return;
+  const void *p;
+  size_t n = tern_io_output(a->t, &p);
+  if (n == 0) return;
+  if (write_bytes(s, p, n) < 0) {
+    sock_close(s);
+    return;
+  }
+  tern_io_written(a->t, n);
+  a->writing = 1;
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  sock_t *s = req->data;
+  uva_t *a = s->a;
+  if (s->closing) return;
+  if (status < 0) {
+    if (s->is_http) {
+      s->http_failed = 1;
+      http_finish(s);
+    }
+    sock_close(s);
+    return;
+  }
+  uv_tcp_nodelay(&s->tcp, 1);
+  uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, on_read);
+  if (s->is_http) {
+    if (write_bytes(s, s->req.data, s->req.len) < 0) {
+      s->http_failed = 1;
+      http_finish(s);
+      sock_close(s);
+    }
+    return;
+  }
+  if (a->dead || a->cur != s) {
+    sock_close(s);
+    return;
+  }
+  tern_io_connected(a->t);
+  flush(a);
+}
+
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res) {
+  sock_t *s = g->data;
+  uva_t *a = s->a;
+  if (s->closing || status < 0 || !res || (!s->is_http && (a->dead || a->cur != s))) {
+    if (res) uv_freeaddrinfo(res);
+    if (s->is_http) {
+      s->http_failed = 1;
+      if (!s->closing) http_finish(s);
+    } else if (a->cur == s) {
+      a->cur = NULL;
+      if (!a->dead) tern_io_closed(a->t, -31 /* TERN_ECONNECT */);
+    }
+    sock_free(s);
+    return;
+  }
+  uv_tcp_init(a->loop, &s->tcp);
+  s->tcp.data = s;
+  s->tcp_inited = 1;
+  s->creq.data = s;
+  struct sockaddr_storage addr;
+  memcpy(&addr, res->ai_addr, res->ai_addrlen);
+  if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
+  else ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->port);
+  uv_freeaddrinfo(res);
+  if (uv_tcp_connect(&s->creq, &s->tcp, (struct sockaddr *)&addr, on_connect) < 0) {
+    if (s->is_http) {
+      s->http_failed = 1;
+      http_finish(s);
+    }
+    sock_close(s);
+  }
+}
+
+static sock_t *sock_start(uva_t *a, const char *host, int port, int is_http) {
+  sock_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->a = a;
+  s->port = port;
+  s->is_http = is_http;
+  s->gai.data = s;
+  a->handles++;
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  if (uv_getaddrinfo(a->loop, &s->gai, on_resolved, host, NULL, &hints) < 0) {
+    a->handles--;
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static void io_connect(void *data, const char *host, int port) {
+  uva_t *a = data;
+  if (a->cur) sock_close(a->cur);
+  a->cur = sock_start(a, host, port, 0);
+  if (!a->cur) tern_io_closed(a->t, -31 /* TERN_ECONNECT */);
+}
+
+static void io_want_write(void *data) { flush(data); }
+
+static void io_close(void *data) {
+  uva_t *a = data;
+  if (!a->cur) {
+    tern_io_closed(a->t, 0);
+    return;
+  }
+  sock_t *s = a->cur;
+  if (!s->tcp_inited) { /* still resolving: the lookup callback finishes the close */
+    s->closing = 1;
+    a->cur = NULL;
+    tern_io_closed(a->t, 0);
+    return;
+  }
+  /* let queued bytes (a close frame) go first; shutdown then close */
+  flush(a);
+  sock_close(s);
+}
+
+static void on_timer(uv_timer_t *h) {
+  uva_t *a = h->data;
+  if (!a->dead) tern_io_timer(a->t);
+}
+
+static void io_timer(void *data, int64_t delay) {
+  uva_t *a = data;
+  if (delay < 0) uv_timer_stop(&a->timer);
+  else uv_timer_start(&a->timer, on_timer, (uint64_t)delay, 0);
+}
+
+static void io_http(void *data, uint64_t id, const char *host, int port, const void *req, size_t len) {
+  uva_t *a = data;
+  sock_t *s = sock_start(a, host, port, 1);
+  if (!s) {
+    tern_io_http_done(a->t, id, -36, NULL, 0);
+    return;
+  }
+  s->http_id = id;
+  buf_append(&s->req, req, len);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  uva_t *a = h->data;
+  a->handles--;
+  maybe_free(a);
+}
+
+static void io_cleanup(void *data) {
+  uva_t *a = data;
+  a->dead = 1;
+  if (a->cur) {
+    sock_t *s = a->cur;
+    a->cur = NULL;
+    if (s->tcp_inited) {
+      const void *p;
+      size_t n = tern_io_output(a->t, &p);
+      if (n && !s->closing) write_bytes(s, p, n); /* the close frame, if it fits */
+      sock_close(s);
+    } else {
+      s->closing = 1;
+    }
+  }
+  uv_close((uv_handle_t *)&a->timer, on_timer_closed);
+}
+
+int tern_uv_attach(tern_t *t, uv_loop_t *loop) {
+  if (!t || !loop) return TERN_EINVAL;
+  uva_t *a = calloc(1, sizeof *a);
+  if (!a) return TERN_ENOMEM;
+  a->t = t;
+  a->loop = loop;
+  uv_timer_init(loop, &a->timer);
+  a->timer.data = a;
+  a->handles = 1;
+  tern_io_t io = {
+      .data = a,
+      .connect = io_connect,
+      .want_write = io_want_write,
+      .close = io_close,
+      .timer = io_timer,
+      .http = io_http,
+      .cleanup = io_cleanup,
+  };
+  int rc = tern_attach(t, &io);
+  if (rc < 0) {
+    a->dead = 1;
+    uv_close((uv_handle_t *)&a->timer, on_timer_closed);
+  }
+  return rc;
+}
