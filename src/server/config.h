@@ -28,6 +28,10 @@
   X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave (4320, 4324)") \
   X(max_sessions_per_conn, INT, 64, 1, 4096, "clients multiplexed on one WebSocket")                \
   X(output_limit, INT, 8388608, 65536, 1073741824, "bytes queued to one slow connection before it is dropped") \
+  X(sign_login, BOOL, 0, 0, 1, "require a login signature (4102)")                                  \
+  X(sign_conversation, BOOL, 0, 0, 1, "require signatures to start conversations and add/remove members (4302)") \
+  X(sign_blacklist, BOOL, 0, 0, 1, "require signatures for blacklist changes (4546)")               \
+  X(sign_ttl, INT, 21600, 1, 604800, "seconds a signature's timestamp stays valid (nonces are unique within it)") \
   X(message_edit, BOOL, 1, 0, 1, "senders may edit their messages (patch/modify; 4406 when off)")   \
   X(message_recall, BOOL, 1, 0, 1, "senders may recall their messages (4407 when off)")            \
   X(session_ttl, INT, 17280, 60, 31536000, "seconds a session token (st) stays valid")              \

@@ -163,13 +163,32 @@ int conv_in_set(conv_t *c, int set, const char *client) {
 }
 
 int conv_role(conv_t *c, const char *client) {
+  if (c->kind != CONV_ROOM) { /* roles belong to members: whoever left has none */
+    members_t *m = conv_members(c);
+    int member = members_has(m, client);
+    members_release(m);
+    if (!member) return ROLE_NONE;
+  }
   if (c->creator && strcmp(c->creator, client) == 0) return ROLE_OWNER;
   if (conv_in_set(c, SET_MANAGER, client)) return ROLE_MANAGER;
-  if (c->kind == CONV_ROOM) return ROLE_MEMBER;
-  members_t *m = conv_members(c);
-  int yes = members_has(m, client);
-  members_release(m);
-  return yes ? ROLE_MEMBER : ROLE_NONE;
+  return ROLE_MEMBER;
+}
+
+void conv_forget_roles(conv_t *c, char *const *ids, size_t n) {
+  members_t *cur = c->sets[SET_MANAGER];
+  if (!cur) return;
+  size_t k = 0;
+  char **keep = xmalloc(cur->n * sizeof(char *));
+  for (size_t i = 0; i < cur->n; i++) {
+    int gone = 0;
+    for (size_t j = 0; j < n; j++) gone |= strcmp(cur->ids[i], ids[j]) == 0;
+    if (!gone) keep[k++] = cur->ids[i];
+  }
+  if (k != cur->n) {
+    c->sets[SET_MANAGER] = k ? members_new(keep, k) : NULL;
+    members_release(cur);
+  }
+  free(keep);
 }
 
 static shard_t *shard_for(convcache_t *cc, const char *cid, uint32_t *h) {
@@ -246,7 +265,14 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   conv_t *c = *find(s, cid, h);
   if (c) conv_retain(c);
   pthread_mutex_unlock(&s->mu);
-  if (c) return c;
+  if (c) {
+    pthread_mutex_lock(&c->mu);
+    int gone = c->deleted; /* a tombstone: being deleted, gone for everyone already */
+    pthread_mutex_unlock(&c->mu);
+    if (!gone) return c;
+    conv_release(c);
+    return NULL;
+  }
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
   if (rc < 0) {
@@ -260,5 +286,12 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   conv_row_free(&row);
   c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
   conv_release(fresh);
+  pthread_mutex_lock(&c->mu);
+  int gone = c->deleted;
+  pthread_mutex_unlock(&c->mu);
+  if (gone) {
+    conv_release(c);
+    return NULL;
+  }
   return c;
 }

@@ -29,6 +29,8 @@ im_t *im_new(server_t *srv) {
   im->presence = presence_new();
   im->convs = convcache_new();
   pthread_mutex_init(&im->rejoin_mu, NULL);
+  pthread_mutex_init(&im->sso_mu, NULL);
+  im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
   return im;
 }
 
@@ -48,6 +50,8 @@ void im_free(im_t *im) {
     im->rejoin = n;
   }
   pthread_mutex_destroy(&im->rejoin_mu);
+  pthread_mutex_destroy(&im->sso_mu);
+  signer_free(im->signer);
   presence_free(im->presence);
   convcache_free(im->convs);
   free(im);
@@ -416,6 +420,16 @@ void im_room_rejoin(im_worker_t *w, session_t *s) {
   if (c && c->kind == CONV_ROOM && !conv_in_set(c, SET_BLOCK, s->client_id)) im_room_join(w, s, c);
   if (c) conv_release(c);
   free(cid);
+}
+
+int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code) {
+  int rc = sign_check(r->w->im->signer, text, t, n, s);
+  free(text);
+  if (rc == 0) return 0;
+  reply_error(r, code, rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
+                       : rc == TERN_EEXIST  ? "signature nonce already used"
+                                            : "signature does not match");
+  return -1;
 }
 
 /* ---------------------------------------------------------------- dispatch */

@@ -130,6 +130,10 @@ void im_conv_start(req_t *r) {
   Lc__ConvCommand empty = LC__CONV_COMMAND__INIT;
   Lc__ConvCommand *cm = r->cmd->convmessage ? r->cmd->convmessage : &empty;
   const char *self = r->s->client_id;
+  if (im->cfg->sign_conversation &&
+      im_check_signature(r, sign_string_start(im->app_id, self, cm->m, cm->n_m, cm->has_t ? cm->t : 0, cm->n),
+                         cm->has_t ? cm->t : 0, cm->n, cm->s, LC_CONVERSATION_SIGNATURE_FAILED) < 0)
+    return;
   int room = cm->has_transient && cm->transient;
   int temp = !room && cm->has_tempconv && cm->tempconv;
   int unique = !room && !temp && cm->has_unique && cm->unique;
@@ -551,6 +555,13 @@ void im_conv_members_change(req_t *r, int add) {
     reply_error(r, LC_CONVERSATION_NOT_FOUND, "cid is required");
     return;
   }
+  im_t *im = r->w->im;
+  if (im->cfg->sign_conversation &&
+      im_check_signature(r,
+                         sign_string_action(im->app_id, r->s->client_id, in->cid, in->m, in->n_m, in->has_t ? in->t : 0,
+                                            in->n, add ? "invite" : "kick"),
+                         in->has_t ? in->t : 0, in->n, in->s, LC_CONVERSATION_SIGNATURE_FAILED) < 0)
+    return;
   conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   if (c->kind == CONV_ROOM) {
@@ -620,6 +631,7 @@ void im_conv_members_change(req_t *r, int add) {
   c->members = members_new(ids, nn);
   members_release(cur);
   free(ids);
+  if (!add) conv_forget_roles(c, mj->j.clients, mj->j.n);
   mj->j.updated_at = conv_touch(c);
   mj->j.seen_ts = c->last_ts;
   mj->j.seen_seq = c->last_seq;

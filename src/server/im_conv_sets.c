@@ -231,6 +231,7 @@ static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, si
         c->members = set_with(old, sj->left.v, sj->left.n, 0);
         if (!c->members) c->members = members_new(NULL, 0);
         members_release(old);
+        conv_forget_roles(c, sj->left.v, sj->left.n);
         sj->j.remove_members = 1;
       }
       at = conv_touch(c);
@@ -514,9 +515,30 @@ static void client_blacklist(req_t *r, Lc__BlacklistCommand *bm, int op) {
   strv_free(&got.ids);
 }
 
+/* Blacklist changes are signed (§5): conversation-(un)block-clients over the conversation
+ * and the client ids; client-(un)block-conversations over the sorted conversation ids in
+ * the conversation slot (UNCONFIRMED, see docs/protocol-map.md). */
+static int blacklist_signed(req_t *r, Lc__BlacklistCommand *bm, int op) {
+  im_t *im = r->w->im;
+  if (!im->cfg->sign_blacklist || (op != LC__OP_TYPE__block && op != LC__OP_TYPE__unblock)) return 0;
+  int block = op == LC__OP_TYPE__block;
+  char *text;
+  if (bm->srccid) {
+    text = sign_string_action(im->app_id, r->s->client_id, bm->srccid, bm->topids, bm->n_topids, bm->has_t ? bm->t : 0,
+                              bm->n, block ? "conversation-block-clients" : "conversation-unblock-clients");
+  } else {
+    char *cids = sign_join_sorted(bm->tocids, bm->n_tocids);
+    text = sign_string_action(im->app_id, r->s->client_id, cids, NULL, 0, bm->has_t ? bm->t : 0, bm->n,
+                              block ? "client-block-conversations" : "client-unblock-conversations");
+    free(cids);
+  }
+  return im_check_signature(r, text, bm->has_t ? bm->t : 0, bm->n, bm->s, LC_BLACKLIST_SIGNATURE_FAILED);
+}
+
 void im_blacklist(req_t *r) {
   Lc__BlacklistCommand *bm = r->cmd->blacklistmessage;
   int op = r->cmd->has_op ? r->cmd->op : 0;
+  if (bm && blacklist_signed(r, bm, op) < 0) return;
   if (bm && bm->srcpid && !bm->srccid) {
     client_blacklist(r, bm, op);
     return;

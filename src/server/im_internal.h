@@ -15,6 +15,7 @@
 #include "htab.h"
 #include "im.h"
 #include "presence.h"
+#include "sign.h"
 #include "store.h"
 
 typedef struct conv conv_t;
@@ -31,6 +32,8 @@ struct im {
   im_worker_t *workers[MAX_WORKERS];
   presence_t *presence;
   convcache_t *convs;
+  signer_t *signer;
+  pthread_mutex_t sso_mu; /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
   atomic_size_t room_drops;  /* room messages dropped for congestion */
@@ -170,6 +173,11 @@ void im_session_close(req_t *r);
 void im_session_refresh(req_t *r);
 void im_session_query(req_t *r);
 void im_session_drop(im_worker_t *w, session_t *s, int code);
+/* Ends a session anywhere (any worker): it gets session/closed {code, reason, detail}. */
+void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
+/* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
+ * when it fails. Call only when the operation's signing is switched on. */
+int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);
 
 void im_conv_start(req_t *r);
 void im_conv_query(req_t *r);
@@ -188,6 +196,8 @@ void im_blacklist(req_t *r);
 
 enum { ROLE_NONE = 0, ROLE_MEMBER = 1, ROLE_MANAGER = 2, ROLE_OWNER = 3 };
 int conv_role(conv_t *c, const char *client);
+/* Members who left lose their role (cache side; storage drops the rows). Call under c->mu. */
+void conv_forget_roles(conv_t *c, char *const *ids, size_t n);
 members_t *conv_set(conv_t *c, int set); /* referenced snapshot or NULL */
 int conv_in_set(conv_t *c, int set, const char *client);
 

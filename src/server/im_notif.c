@@ -54,27 +54,43 @@ typedef struct {
   int deleted;
 } sweep_t;
 
+typedef struct {
+  job_members_t j;
+  im_t *im;
+  conv_t *conv;
+} delete_job_t;
+
+/* After the delete committed nothing can load the row again: the tombstone can go. */
+static void delete_done(task_t *t) {
+  delete_job_t *d = (delete_job_t *)t;
+  convcache_drop(d->im, d->conv);
+  conv_release(d->conv);
+  free(d);
+}
+
 static void expired_each(void *arg, int64_t id, const char *cid, int kind) {
   sweep_t *sw = arg;
   im_t *im = sw->w->im;
+  /* Load it (if it is not cached) and mark it deleted before the delete is queued: from
+   * here on every lookup finds the tombstone instead of reloading the row. */
   conv_t *c = conv_get(sw->w, cid, NULL);
-  if (c) {
-    if (kind == CONV_ROOM && atomic_load(&c->online) > 0) { /* people are in it: not idle */
-      conv_release(c);
-      return;
-    }
-    pthread_mutex_lock(&c->mu);
-    c->deleted = 1;
-    pthread_mutex_unlock(&c->mu);
-    convcache_drop(im, c);
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  int busy = kind == CONV_ROOM && atomic_load(&c->online) > 0; /* people are in it: not idle */
+  if (!busy) c->deleted = 1;
+  pthread_mutex_unlock(&c->mu);
+  if (busy) {
     conv_release(c);
+    return;
   }
-  job_members_t *j = xcalloc(1, sizeof *j);
-  j->conv = id;
-  j->job.type = JOB_CONV_DELETE;
-  j->job.worker = -1;
-  j->job.free_fn = plain_free;
-  store_submit(im->store, &j->job);
+  delete_job_t *d = xcalloc(1, sizeof *d);
+  d->im = im;
+  d->conv = c;
+  d->j.conv = id;
+  d->j.job.type = JOB_CONV_DELETE;
+  d->j.job.worker = sw->w->idx;
+  d->j.job.task.fn = delete_done;
+  store_submit(im->store, &d->j.job);
   sw->deleted++;
 }
 

@@ -12,6 +12,7 @@
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
+#include "sign.h"
 #include "token.h"
 #include "utf8.h"
 
@@ -35,7 +36,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   session_t *s = xcalloc(1, sizeof *s);
   s->link = l;
   s->client_id = xstrdup(client_id);
-  s->tag = tag && *tag && strcmp(tag, "default") != 0 ? xstrdup(tag) : NULL;
+  s->tag = tag ? xstrdup(tag) : NULL;
   s->config_bitmap = bitmap;
   s->id = htab_add(&w->sessions, s);
   /* append: the first session on a socket stays its default peer */
@@ -73,10 +74,64 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   free(s);
 }
 
+/* ---------------------------------------------------------------- kicks */
+
+static void kick_local(im_worker_t *w, session_t *s, int code, const char *detail) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__closed);
+  PB_SET(out, service, 2);
+  out.sessionmessage = &sm;
+  PB_SET(sm, code, code);
+  sm.reason = (char *)lc_error_name(code);
+  sm.detail = (char *)detail;
+  push_t *p = push_new(&out);
+  push_to_session(s, p);
+  push_release(p);
+  im_session_drop(w, s, code);
+}
+
+typedef struct {
+  task_t task;
+  im_t *im;
+  uint64_t handle;
+  int code;
+  char *detail;
+} kick_t;
+
+static void kick_run(task_t *t) {
+  kick_t *k = (kick_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? k->im->workers[idx] : NULL;
+  session_t *s = w ? htab_get(&w->sessions, k->handle) : NULL;
+  if (s) kick_local(w, s, k->code, k->detail);
+  free(k->detail);
+  free(k);
+}
+
+void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
+  int owner = htab_owner(handle);
+  if (owner == w->idx) {
+    session_t *s = htab_get(&w->sessions, handle);
+    if (s) kick_local(w, s, code, detail);
+    return;
+  }
+  kick_t *k = xcalloc(1, sizeof *k);
+  k->task.fn = kick_run;
+  k->im = w->im;
+  k->handle = handle;
+  k->code = code;
+  k->detail = detail ? xstrdup(detail) : NULL;
+  w->im->post(w->im->post_arg, owner, &k->task);
+}
+
+/* ---------------------------------------------------------------- open */
+
 static void send_opened(req_t *r, session_t *s) {
   im_t *im = r->w->im;
-  char st[TOKEN_LEN + 1];
-  token_make(im->master_key, im->app_id, s->client_id, im->cfg->session_ttl, st);
+  char st[TOKEN_MAX_LEN + 1];
+  token_make(im->master_key, im->app_id, s->client_id, s->tag, im->cfg->session_ttl, st);
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
@@ -118,26 +173,64 @@ void im_session_open(req_t *r) {
     return;
   }
   int reconnect = sm->has_r && sm->r;
+  char *tag = NULL; /* single sign-on: explicit logins name it, reconnects carry it in st */
+  int token_ok = 0;
   if (reconnect && sm->st) {
-    int rc = token_check(im->master_key, im->app_id, peer, sm->st, NULL);
+    int rc = token_check(im->master_key, im->app_id, peer, sm->st, NULL, &tag);
     if (rc < 0) {
       /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
        * is rejected that way; a session/closed reply would end its reconnect for good. */
       reply_error(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
       return;
     }
-  }
-  session_t *s = session_find(r->link, peer);
-  if (!s) {
-    if (r->link->nsessions >= im->cfg->max_sessions_per_conn) {
-      open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
+    token_ok = 1;
+  } else if (sm->tag && *sm->tag && strcmp(sm->tag, "default") != 0) {
+    if (strlen(sm->tag) > TOKEN_TAG_MAX) {
+      open_failed(r, LC_INVALID_LOGIN, "tag too long");
       return;
     }
-    s = session_new(r->w, r->link, peer, reconnect ? NULL : sm->tag,
-                    sm->has_configbitmap ? sm->configbitmap : 0);
+    tag = xstrdup(sm->tag);
+  }
+  /* A login signature is needed unless a valid session token vouches for the client. */
+  if (im->cfg->sign_login && !token_ok) {
+    char *text = sign_string_login(im->app_id, peer, sm->has_t ? sm->t : 0, sm->n);
+    int rc = sign_check(im->signer, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
+    free(text);
+    if (rc < 0) {
+      open_failed(r, LC_SIGNATURE_FAILED, rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
+                                          : rc == TERN_EEXIST  ? "signature nonce already used"
+                                                               : "signature does not match");
+      free(tag);
+      return;
+    }
+  }
+  session_t *s = session_find(r->link, peer);
+  if (!s && r->link->nsessions >= im->cfg->max_sessions_per_conn) {
+    open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
+    free(tag);
+    return;
+  }
+  if (!s && tag) {
+    /* <clientId, tag> is unique: an explicit login pushes the older session out (4111);
+     * an automatic re-login loses to the session that is there (§3.1) */
+    pthread_mutex_lock(&im->sso_mu);
+    uint64_t held[16];
+    size_t n = presence_get_tagged(im->presence, peer, tag, held, 16);
+    if (n && reconnect) {
+      pthread_mutex_unlock(&im->sso_mu);
+      open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
+      free(tag);
+      return;
+    }
+    for (size_t i = 0; i < n && i < 16; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
+    s = session_new(r->w, r->link, peer, tag, sm->has_configbitmap ? sm->configbitmap : 0);
+    pthread_mutex_unlock(&im->sso_mu);
+  } else if (!s) {
+    s = session_new(r->w, r->link, peer, NULL, sm->has_configbitmap ? sm->configbitmap : 0);
   } else if (sm->has_configbitmap) {
     s->config_bitmap = sm->configbitmap;
   }
+  free(tag);
   r->s = s;
   send_opened(r, s);
   if (reconnect) im_room_rejoin(r->w, s);
@@ -157,8 +250,8 @@ void im_session_close(req_t *r) {
 
 void im_session_refresh(req_t *r) {
   im_t *im = r->w->im;
-  char st[TOKEN_LEN + 1];
-  token_make(im->master_key, im->app_id, r->s->client_id, im->cfg->session_ttl, st);
+  char st[TOKEN_MAX_LEN + 1];
+  token_make(im->master_key, im->app_id, r->s->client_id, r->s->tag, im->cfg->session_ttl, st);
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);

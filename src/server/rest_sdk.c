@@ -50,7 +50,7 @@ char *rest_session_client(conn_t *c, const http_req_t *r) {
   server_t *srv = c->w->srv;
   char *client = http_query_param(r, "client_id");
   const char *st = http_header(r, "X-LC-IM-Session-Token");
-  if (!client || !st || token_check(srv->master_key, srv->app_id, client, st, NULL) != 0) {
+  if (!client || !st || token_check(srv->master_key, srv->app_id, client, st, NULL, NULL) != 0) {
     free(client);
     http_respond_error(c, r, 401, 4112, "SESSION_TOKEN_EXPIRED");
     return NULL;

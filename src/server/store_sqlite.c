@@ -288,6 +288,11 @@ static int run_progress(store_t *s, job_progress_t *j, sqlite3_stmt *st) {
 static int run_members(store_t *s, job_members_t *j, int add) {
   int rc;
   for (size_t i = 0; i < j->n; i++) {
+    if (!add) { /* a member who leaves loses its role */
+      sqlite3_bind_int64(s->del_role, 1, j->conv);
+      sqlite3_bind_text(s->del_role, 2, j->clients[i], -1, SQLITE_STATIC);
+      if ((rc = step_done(s->del_role))) return rc;
+    }
     sqlite3_stmt *st = add ? s->ins_member : s->del_member;
     sqlite3_bind_int64(st, 1, j->conv);
     sqlite3_bind_text(st, 2, j->clients[i], -1, SQLITE_STATIC);

@@ -102,18 +102,28 @@ static void test_iso(void **state) {
 }
 
 static void test_token(void **state) {
-  char st[TOKEN_LEN + 1];
-  token_make("master", "app", "Tom", 60, st);
-  assert_int_equal(strlen(st), TOKEN_LEN);
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL), 0);
-  assert_int_equal(token_check("master", "app", "Jerry", st, NULL), TERN_EINVAL); /* bound to the client */
-  assert_int_equal(token_check("other", "app", "Tom", st, NULL), TERN_EINVAL);    /* and to the key */
-  assert_int_equal(token_check("master", "app2", "Tom", st, NULL), TERN_EINVAL);  /* and to the app */
+  char st[TOKEN_MAX_LEN + 1];
+  char *tag = (char *)"x";
+  token_make("master", "app", "Tom", NULL, 60, st);
+  assert_int_equal(strlen(st), 38);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL, &tag), 0);
+  assert_null(tag);
+  assert_int_equal(token_check("master", "app", "Jerry", st, NULL, NULL), TERN_EINVAL); /* bound to the client */
+  assert_int_equal(token_check("other", "app", "Tom", st, NULL, NULL), TERN_EINVAL);    /* and to the key */
+  assert_int_equal(token_check("master", "app2", "Tom", st, NULL, NULL), TERN_EINVAL);  /* and to the app */
   st[5] ^= 1;
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_EINVAL);
-  token_make("master", "app", "Tom", -10, st);
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_ETIMEDOUT);
-  assert_int_equal(token_check("master", "app", "Tom", "short", NULL), TERN_EINVAL);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL, NULL), TERN_EINVAL);
+  token_make("master", "app", "Tom", NULL, -10, st);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL, NULL), TERN_ETIMEDOUT);
+  assert_int_equal(token_check("master", "app", "Tom", "short", NULL, NULL), TERN_EINVAL);
+  /* the single-sign-on tag travels sealed in the token */
+  token_make("master", "app", "Tom", "Mobile", 60, st);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL, &tag), 0);
+  assert_string_equal(tag, "Mobile");
+  free(tag);
+  size_t n = strlen(st);
+  st[n - 1] = st[n - 1] == 'A' ? 'B' : 'A'; /* a changed tag breaks the seal */
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL, NULL), TERN_EINVAL);
 }
 
 static void test_msgid(void **state) {
