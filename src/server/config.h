@@ -18,6 +18,8 @@
   X(app_id, STR, "", 0, 0, "app id clients must send (generated and saved when empty)")             \
   X(app_key, STR, "", 0, 0, "app key for REST calls (generated and saved when empty)")              \
   X(master_key, STR, "", 0, 0, "master key: signatures, tokens, admin REST (generated when empty)") \
+  X(tls_cert, STR, "", 0, 0, "PEM certificate chain: with tls_key, the listener speaks wss:// and https://") \
+  X(tls_key, STR, "", 0, 0, "PEM private key for tls_cert")                                         \
   X(public_url, STR, "", 0, 0, "WebSocket URL the router hands out (default ws://<listen>/)")       \
   X(workers, INT, 0, 0, 64, "network worker threads, each with its own event loop (0 = cores)")     \
   X(idle_timeout, INT, 600, 1, 86400, "seconds of client silence before close 4107 (JS pings every 180 s)") \
@@ -26,6 +28,10 @@
   X(max_message, INT, 5120, 64, 1048576, "largest message content incl. pushData (4109)")          \
   X(max_members, INT, 500, 2, 100000, "members per conversation (4304)")                            \
   X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave (4320, 4324)") \
+  X(max_conn_rate, INT, 2000, 0, 1000000, "commands per second one connection may send (burst 2x; 0 = no limit; 4116)") \
+  X(max_client_rate, INT, 1000, 0, 1000000, "commands per second one logged-in client may send (burst 2x; 0 = no limit; 4116)") \
+  X(max_conns_per_ip, INT, 10000, 0, 1000000, "open connections from one IP address (0 = no limit; HTTP 429)") \
+  X(debug_faults, BOOL, 0, 0, 1, "enable POST /debug/faults (master key) to inject storage failures in tests") \
   X(max_sessions_per_conn, INT, 64, 1, 4096, "clients multiplexed on one WebSocket")                \
   X(output_limit, INT, 8388608, 65536, 1073741824, "bytes queued to one slow connection before it is dropped") \
   X(sign_login, BOOL, 0, 0, 1, "require a login signature (4102)")                                  \

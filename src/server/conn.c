@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "err.h"
+#include "ipcount.h"
+#include "tls.h"
 #include "log.h"
 #include "timeutil.h"
 #include "worker.h"
@@ -49,6 +51,21 @@ void conn_accept(worker_t *w, uv_stream_t *server) {
   if (w->all) w->all->prev = c;
   w->all = c;
   w->nconns++;
+  if (ipcount_add(w->srv->ips, c->ip, w->srv->cfg->max_conns_per_ip) < 0) {
+    static const char body[] = "{\"code\":429,\"error\":\"too many connections from this address\"}";
+    char head[160];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     sizeof body - 1);
+    log_at(LOG_WARN, "conn %s: over max_conns_per_ip, refused", c->ip);
+    uv_buf_t parts[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body, sizeof body - 1)};
+    conn_writev(c, parts, 2);
+    conn_close(c, 0, NULL);
+    return;
+  }
+  c->counted = 1;
+  if (w->srv->tls) c->tls = tls_conn_new(w->srv->tls);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -83,6 +100,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   if (nread == 0 || c->state == CONN_CLOSING || c->reaping) return;
   c->last_rx_ms = now_ms();
   c->link.last_rx_ms = c->last_rx_ms;
+  if (c->tls) {
+    buf_t plain = BUF_INIT;
+    size_t before = c->tls_out.len;
+    if (tls_feed(c->tls, (uint8_t *)b->base, (size_t)nread, &plain, &c->tls_out) < 0) {
+      buf_free(&plain);
+      conn_abort(c, 1006);
+      return;
+    }
+    if (c->tls_out.len != before || (c->out.len && tls_ready(c->tls))) worker_schedule_flush(w, c);
+    if (plain.len) handle_input(c, plain.data, plain.len);
+    buf_free(&plain);
+    return;
+  }
   /* The handlers may switch state (HTTP → WebSocket) in the middle of a buffer; the
    * state functions return how much they consumed and handle_input carries the rest. */
   handle_input(c, (uint8_t *)b->base, (size_t)nread);
@@ -93,7 +123,7 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
   size_t total = 0;
   for (int i = 0; i < nbufs; i++) total += bufs[i].len;
   size_t limit = (size_t)c->w->srv->cfg->output_limit;
-  if (c->out.len + c->wbuf.len + total > limit) {
+  if (c->out.len + c->wbuf.len + c->tls_out.len + total > limit) {
     log_at(LOG_WARN, "conn %s: output queue over %zu bytes, dropping slow consumer", c->ip, limit);
     conn_abort(c, 1008);
     return TERN_E2BIG;
@@ -123,27 +153,40 @@ static void on_write(uv_write_t *req, int status) {
     conn_abort(c, 1006);
     return;
   }
-  if (c->out.len || c->state == CONN_CLOSING) worker_schedule_flush(c->w, c);
+  if (c->out.len || c->tls_out.len || c->state == CONN_CLOSING) worker_schedule_flush(c->w, c);
 }
 
 void conn_flush(conn_t *c) {
   if (c->reaping || c->writing) return;
-  if (c->out.len) {
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+  /* With TLS, queued plaintext is sealed into records now (once the handshake is done) and
+   * the records are what goes to the socket. */
+  buf_t *src = &c->out;
+  if (c->tls) {
+    if (c->out.len && tls_ready(c->tls)) {
+      if (tls_seal(c->tls, c->out.data, c->out.len, &c->tls_out) < 0) {
+        conn_abort(c, 1006);
+        return;
+      }
+      buf_free(&c->out);
+    }
+    src = &c->tls_out;
+  }
+  if (src->len) {
+    uv_buf_t b = uv_buf_init((char *)src->data, (unsigned)src->len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == UV_EAGAIN) n = 0;
     if (n < 0) {
       conn_abort(c, 1006);
       return;
     }
-    if ((size_t)n == c->out.len) {
-      buf_free(&c->out); /* give the memory back: an idle connection holds no buffer */
+    if ((size_t)n == src->len) {
+      buf_free(src); /* give the memory back: an idle connection holds no buffer */
     } else {
       /* The kernel took part of it: hand the rest to uv_write and start a fresh queue so
        * handlers never append to memory an in-flight write points into. */
-      buf_consume(&c->out, (size_t)n);
-      c->wbuf = c->out;
-      c->out = (buf_t)BUF_INIT;
+      buf_consume(src, (size_t)n);
+      c->wbuf = *src;
+      *src = (buf_t)BUF_INIT;
       if (!c->wreq) c->wreq = xmalloc(sizeof *c->wreq);
       c->wreq->data = c;
       b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
@@ -155,7 +198,7 @@ void conn_flush(conn_t *c) {
       return;
     }
   }
-  if (c->state == CONN_CLOSING) {
+  if (c->state == CONN_CLOSING && !c->out.len) {
     /* Everything queued is written: send FIN, then close once the shutdown completes. */
     uv_shutdown_t *req = xmalloc(sizeof *req);
     req->data = c;
@@ -187,6 +230,8 @@ static void on_closed(uv_handle_t *h) {
   buf_free(&c->out);
   buf_free(&c->wbuf);
   buf_free(&c->frag);
+  buf_free(&c->tls_out);
+  tls_conn_free(c->tls);
   free(c->wreq);
   free(c);
 }
@@ -199,6 +244,7 @@ void conn_reap(conn_t *c) {
     c->http = NULL;
   }
   htab_del(&w->conns, c->id);
+  if (c->counted) ipcount_del(w->srv->ips, c->ip);
   if (c->prev) c->prev->next = c->next;
   else w->all = c->next;
   if (c->next) c->next->prev = c->prev;

@@ -23,6 +23,7 @@ typedef enum {
 } conn_state_t;
 
 typedef struct http_conn http_conn_t;
+typedef struct tls_conn tls_conn_t;
 
 typedef struct conn {
   uv_tcp_t tcp;
@@ -34,6 +35,7 @@ typedef struct conn {
   uint8_t reaping;    /* on the worker's reap list; uv_close pending */
   uint8_t writing;    /* a uv_write is in flight with wbuf */
   uint8_t close_sent; /* WebSocket close frame queued */
+  uint8_t counted;    /* counted in srv->ips */
   int close_code;     /* why it closes, for im (1000, 1006, 4107, ...) */
   int frag_opcode;    /* opcode of a fragmented message in progress, 0 if none */
   http_conn_t *http;  /* HTTP parser state, only while state == CONN_HTTP */
@@ -42,6 +44,8 @@ typedef struct conn {
   buf_t frag;         /* payload of a fragmented WebSocket message */
   buf_t out;          /* queued output */
   buf_t wbuf;         /* output handed to an in-flight uv_write */
+  tls_conn_t *tls;    /* TLS state when the listener speaks TLS; out is then plaintext */
+  buf_t tls_out;      /* ciphertext waiting for the socket */
   uv_write_t *wreq;
   int64_t created_ms, last_rx_ms;
   struct conn *flush_next, *reap_next;

@@ -26,6 +26,12 @@ typedef struct {
   size_t (*queued)(im_link_t *l);
 } im_link_ops_t;
 
+/* A token bucket: `rate` tokens a second, up to twice that stored. */
+typedef struct {
+  double tokens;
+  int64_t last_ms;
+} bucket_t;
+
 struct im_link {
   const im_link_ops_t *ops;
   im_worker_t *imw;
@@ -36,6 +42,7 @@ struct im_link {
   session_t *sessions;      /* in open order; the first is the default peer (protocol.md §1.6) */
   int64_t last_rx_ms;
   int64_t sessionless_since_ms; /* when the socket last had no session (login timeout) */
+  bucket_t rate;                /* commands per second on this connection */
 };
 
 im_t *im_new(server_t *srv);

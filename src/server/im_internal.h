@@ -57,6 +57,7 @@ struct session {
   conv_t *room;       /* the chat room this login is in (one at a time) */
   uint32_t room_slot; /* index in room->online[worker] */
   will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
+  bucket_t rate;      /* commands per second of this client on this socket */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */

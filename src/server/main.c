@@ -18,6 +18,8 @@
 #include "crypto.h"
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
+#include "tls.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -112,6 +114,14 @@ int main(int argc, char **argv) {
   store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
                         .post_arg = &srv};
   if (store_open(&so, &srv.store) < 0) return 1;
+  srv.ips = ipcount_new();
+  if (*cfg.tls_cert || *cfg.tls_key) {
+    if (!*cfg.tls_cert || !*cfg.tls_key) {
+      log_at(LOG_ERROR, "tls_cert and tls_key go together");
+      return 1;
+    }
+    if (tls_ctx_new(cfg.tls_cert, cfg.tls_key, &srv.tls) < 0) return 1;
+  }
   srv.im = im_new(&srv);
   srv.im->post = post_to_worker;
   srv.im->post_arg = &srv;
@@ -138,6 +148,8 @@ int main(int argc, char **argv) {
   store_close(srv.store);
   server_free(&srv);
   im_free(srv.im);
+  ipcount_free(srv.ips);
+  tls_ctx_free(srv.tls);
   free(srv.app_id);
   free(srv.app_key);
   free(srv.master_key);

@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "rest.h"
+#include "store.h"
 #include "worker.h"
 
 /* GET /v1/route — protocol.md §1.4(b): where clients should open their WebSocket. */
@@ -15,6 +16,27 @@ static void route_router(conn_t *c, const http_req_t *r) {
   json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "groupId", "g0", "server", srv->public_url, "secondary",
                         srv->public_url, "ttl", 3600);
   http_respond_json(c, r, 200, j);
+}
+
+/* POST /debug/faults {"store_fail": bool} — fault injection for the storage-failure
+ * tests: every commit fails while it is on. Exists only with debug_faults; master key. */
+static void route_faults(conn_t *c, const http_req_t *r) {
+  server_t *srv = c->w->srv;
+  if (!srv->cfg->debug_faults) {
+    http_respond_error(c, r, 404, 404, "not found");
+    return;
+  }
+  if (rest_check_app(c, r, 1) < 0) return;
+  json_t *j = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  json_t *f = json_object_get(j, "store_fail");
+  if (!json_is_boolean(f)) {
+    json_decref(j);
+    http_respond_error(c, r, 400, 107, "body must be {\"store_fail\": true|false}");
+    return;
+  }
+  store_fail_writes(srv->store, json_is_true(f));
+  json_decref(j);
+  http_respond_json(c, r, 200, json_pack("{s:b}", "store_fail", json_is_true(f)));
 }
 
 static void route_health(conn_t *c, const http_req_t *r) {
@@ -32,6 +54,7 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/rtm/notifications", rest_notifications},
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
     {HTTP_GET, "/health", route_health},
+    {HTTP_POST, "/debug/faults", route_faults},
 };
 
 void routes_dispatch(conn_t *c, const http_req_t *r) {

@@ -26,6 +26,8 @@ struct task {
 typedef struct worker worker_t;
 typedef struct im im_t;
 typedef struct store store_t;
+typedef struct ipcount ipcount_t;
+typedef struct tls_ctx tls_ctx_t;
 
 typedef struct server {
   tern_config_t *cfg;
@@ -36,6 +38,8 @@ typedef struct server {
   worker_t *workers[MAX_WORKERS];
   im_t *im;
   store_t *store;
+  ipcount_t *ips; /* open connections per peer address */
+  tls_ctx_t *tls; /* set when the listener speaks TLS */
   atomic_int stopping;
 } server_t;
 

@@ -235,7 +235,8 @@ int server_start(server_t *srv) {
   if (!srv->public_url || !*srv->public_url) {
     free(srv->public_url);
     char url[128];
-    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "ws://[%s]:%d/" : "ws://%s:%d/", host, port);
+    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/", srv->tls ? "wss" : "ws",
+             host, port);
     srv->public_url = xstrdup(url);
   }
   for (int i = 0; i < n; i++) pthread_create(&srv->workers[i]->thread, NULL, worker_main, srv->workers[i]);

@@ -45,7 +45,7 @@ static void link_close(im_link_t *l, int code, const char *reason) {
 
 static size_t link_queued(im_link_t *l) {
   conn_t *c = (conn_t *)((char *)l - offsetof(conn_t, link));
-  return c->out.len + c->wbuf.len;
+  return c->out.len + c->wbuf.len + c->tls_out.len;
 }
 
 static const im_link_ops_t link_ops = {link_send, link_close, link_queued};
