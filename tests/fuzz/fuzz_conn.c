@@ -168,6 +168,7 @@ void fz_conn_free(conn_t *c) {
   buf_free(&c->out);
   buf_free(&c->wbuf);
   buf_free(&c->frag);
+  buf_free(&c->tls_out);
   free(c->wreq);
   c->w->flush_list = c->w->reap_list = NULL;
   free(fc);
