@@ -13,6 +13,8 @@
  *                 rather than .3; read when the socket (re)opens
  *   flags bit 4   the socket reports a full output queue (ops->queued) from now until
  *                 its next record, so chat-room pushes to it are shed by priority
+ *   flags bit 5   the disk is full: every store write this message (and the completions
+ *                 run after it) submits fails (store_fail_writes), as in production
  *
  * A short last record takes whatever bytes are left. Learned-id placeholders (fuzz_im.h)
  * in a payload are replaced before it is handed over (in a text record, inside the
@@ -29,6 +31,7 @@
 #include "base64.h"
 #include "codec.h"
 #include "fuzz_im.h"
+#include "store.h"
 
 typedef struct {
   im_link_t link;
@@ -129,11 +132,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (base64) len = substitute_base64(&buf, len);
     else fz_substitute(buf, len);
     json_roundtrip(buf, len, base64);
+    if (flags & 32) store_fail_writes(fz_server()->store, 1);
     if (len) { /* ws.c ignores empty messages (legacy heartbeats) */
       int code = im_link_message(&fl->link, buf, len, base64);
       if (code) fl->closed = 1;
     }
     if (!(flags & 4)) fz_drain();
+    store_fail_writes(fz_server()->store, 0);
     for (int k = 0; k < 2; k++)
       if (links[k].closed) link_gone(&links[k]);
   }

@@ -38,12 +38,13 @@ function seed(target, name, bytes) {
 }
 
 // ---------------------------------------------------------------- fuzz_dispatch
-// record: flags u8 (bit0 link 1, bit1 base64 text, bit2 hold completions, bit3 v1 socket),
+// record: flags u8 (bit0 link 1, bit1 base64 text, bit2 hold completions, bit3 v1 socket,
+// bit4 socket congested, bit5 store writes fail),
 // len u16be, payload
-function rec(cmd, { link = 0, text = false, hold = false, v1 = false } = {}) {
+function rec(cmd, { link = 0, text = false, hold = false, v1 = false, congested = false, diskFull = false } = {}) {
   let payload = Buffer.isBuffer(cmd) ? cmd : encode(cmd);
   if (text) payload = Buffer.from(payload.toString('base64'));
-  const flags = (link ? 1 : 0) | (text ? 2 : 0) | (hold ? 4 : 0) | (v1 ? 8 : 0);
+  const flags = (link ? 1 : 0) | (text ? 2 : 0) | (hold ? 4 : 0) | (v1 ? 8 : 0) | (congested ? 16 : 0) | (diskFull ? 32 : 0);
   return Buffer.concat([Buffer.from([flags, payload.length >> 8, payload.length & 255]), payload]);
 }
 let serial = 0;
@@ -234,6 +235,30 @@ dispatch('held-completions', [
   rec(direct(CID(), 'racing', { r: true }), { hold: true }),
   rec(req({ cmd: 'session', op: 'close' }), { hold: true }),
   rec(open('Tom')),
+]);
+
+dispatch('disk-full', [
+  rec(open('Tom')),
+  rec(open('Jerry'), { link: 1 }),
+  rec(conv('start', { m: ['Jerry'] }), { diskFull: true }),
+  rec(conv('start', { m: ['Jerry'], attr: { data: '{"name":"ok"}' } })),
+  rec(direct(CID(), 'lost', { r: true }), { diskFull: true }),
+  rec(conv('update', { cid: CID(), attr: { data: '{"name":"lost"}' } }), { diskFull: true }),
+  rec(conv('add', { cid: CID(), m: ['Spike'] }), { diskFull: true }),
+  rec(conv('add_shutup', { cid: CID(), m: ['Jerry'] }), { diskFull: true }),
+  rec(req({ cmd: 'blacklist', op: 'block', blacklistMessage: { srcCid: CID(), toPids: ['Spike'] } }), { diskFull: true }),
+  rec({ cmd: 'read', readMessage: { convs: [{ cid: CID() }] } }, { link: 1, diskFull: true }),
+  rec(direct(CID(), 'kept')),
+]);
+
+dispatch('room-congested', [
+  rec(open('Tom')),
+  rec(open('Jerry'), { link: 1 }),
+  rec(conv('start', { transient: true })),
+  rec(conv('add', { cid: CID(), m: ['Jerry'] }), { link: 1, congested: true }),
+  rec(direct(CID(), 'low', {}, { priority: 3 })),
+  rec(direct(CID(), 'normal', {}, { priority: 2 })),
+  rec(direct(CID(), 'high', {}, { priority: 1 })),
 ]);
 
 dispatch('base64', [
