@@ -37,6 +37,7 @@ cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target "${targets[@]
 run() {
   local t=$1 out=$build/fuzz-out/$1
   mkdir -p "$out/corpus"
+  rm -f "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* # reported by an earlier run
   echo "== fuzz_$t for ${secs}s (log: $out/fuzz.log)"
   # first directory: where new inputs go; the committed corpus is read only
   "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
@@ -45,8 +46,10 @@ run() {
   local last
   last=$(grep -E '^#[0-9]+' "$out/fuzz.log" | tail -1 || true)
   echo "   fuzz_$t: ${last:-no progress line}"
-  if ls "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* >/dev/null 2>&1; then
-    echo "   fuzz_$t FOUND A CRASH:" "$out"/{crash,leak,timeout,oom}-* 2>/dev/null
+  local found
+  found=$(find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \))
+  if [[ -n $found ]]; then
+    echo "   fuzz_$t FOUND A CRASH:" $found
     grep -m1 -E 'ERROR: |FUZZ CHECK FAILED|SUMMARY' "$out/fuzz.log" | sed 's/^/   /' || true
     return 1
   fi
