@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
-  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev gnuplot-nox)
+  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox)
 test_pkgs=(libcmocka-dev nodejs npm clang libclang-rt-14-dev procps openssl)
 
 want=("${build_pkgs[@]}")
