@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "htab.h"
+#include "httpc.h"
 #include "im.h"
 #include "presence.h"
 #include "sign.h"
@@ -45,6 +46,7 @@ struct im_worker {
   htab_t links;    /* handle → im_link_t, for completions that outlive a callback */
   htab_t sessions; /* handle → session_t */
   store_reader_t *reader;
+  httpc_t *http;   /* outgoing HTTP on this worker's loop (hooks, push); NULL in harnesses */
 };
 
 struct session {

@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "im.h"
+#include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -99,6 +100,8 @@ static void begin_stop(worker_t *w) {
   drain(w);
   for (conn_t *c = w->all; c; c = c->next) conn_abort(c, 1001);
   drain(w);
+  httpc_close(w->imw->http); /* cancels hook and push calls in flight */
+  w->imw->http = NULL;
   uv_close((uv_handle_t *)&w->listener, NULL);
   uv_close((uv_handle_t *)&w->prep, NULL);
   uv_close((uv_handle_t *)&w->check, NULL);
@@ -221,6 +224,7 @@ int server_start(server_t *srv) {
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 1000, 1000);
     w->imw = im_worker_new(srv->im, i);
+    w->imw->http = httpc_new(&w->loop);
   }
   char host[64];
   int port;
