@@ -10,7 +10,7 @@
 #                      (libFuzzer -merge=1 keeps only inputs that add coverage)
 #   FUZZ_BUILD=build-fuzz
 #
-# The committed corpus is only read; new inputs go to $FUZZ_BUILD/fuzz-out/<t>/corpus and
+# tests/fuzz/dict/<t>.dict, when present, is passed as -dict. The committed corpus is only read; new inputs go to $FUZZ_BUILD/fuzz-out/<t>/corpus and
 # crashes to $FUZZ_BUILD/fuzz-out/<t>/ (crash-*, leak-*, timeout-*, oom-*). The script
 # exits 1 if any target crashed. A crash is fixed, then its input is committed as
 # tests/fuzz/corpus/<t>/regress-<name> so `make test` replays it from then on.
@@ -40,8 +40,10 @@ run() {
   rm -f "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* # reported by an earlier run
   echo "== fuzz_$t for ${secs}s (log: $out/fuzz.log)"
   # first directory: where new inputs go; the committed corpus is read only
+  local dict=()
+  [[ -f tests/fuzz/dict/$t.dict ]] && dict=(-dict="tests/fuzz/dict/$t.dict")
   "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-    -max_len="${max_len[$t]}" -print_final_stats=1 -artifact_prefix="$out/" \
+    -max_len="${max_len[$t]}" -print_final_stats=1 -artifact_prefix="$out/" "${dict[@]}" \
     "$out/corpus" "tests/fuzz/corpus/$t" >"$out/fuzz.log" 2>&1 || true
   local last
   last=$(grep -E '^#[0-9]+' "$out/fuzz.log" | tail -1 || true)
