@@ -45,6 +45,11 @@
   X(conv_idle_ttl, INT, 31536000, 1, 315360000, "seconds without message or update before a conversation is deleted") \
   X(notif_ttl, INT, 604800, 60, 31536000, "seconds permanent notifications are kept for /rtm/notifications") \
   X(sweep_interval, INT, 600, 1, 86400, "seconds between expiry sweeps (conversations, notifications)") \
+  X(hook_url, STR, "", 0, 0, "base URL of the LeanEngine-style hook server (POST {hook_url}/1.1/functions/<hook>)") \
+  X(hook_key, STR, "", 0, 0, "sent as X-LC-Hook-Key with every hook call")                        \
+  X(hooks, STR, "", 0, 0, "comma-separated hooks the app implements (_messageReceived, _conversationStart, …; \"all\")") \
+  X(hook_timeout, INT, 5000, 100, 60000, "milliseconds before a hook call counts as failed")       \
+  X(hook_fail_closed, BOOL, 0, 0, 1, "a failed hook rejects the operation instead of letting it through") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
@@ -31,6 +32,8 @@ im_t *im_new(server_t *srv) {
   pthread_mutex_init(&im->rejoin_mu, NULL);
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
+  im->hooks = hooks_new(srv->cfg->hook_url, srv->app_id, srv->app_key, srv->cfg->hook_key, srv->cfg->hooks,
+                        srv->cfg->hook_timeout, srv->cfg->hook_fail_closed);
   return im;
 }
 
@@ -52,6 +55,7 @@ void im_free(im_t *im) {
   pthread_mutex_destroy(&im->rejoin_mu);
   pthread_mutex_destroy(&im->sso_mu);
   signer_free(im->signer);
+  hooks_free(im->hooks);
   presence_free(im->presence);
   convcache_free(im->convs);
   free(im);
@@ -165,6 +169,17 @@ void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const cha
   lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
   Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
   fill_error(&cmd, &em, code, detail);
+  reply_async(w, rt, &cmd);
+}
+
+void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t *hook_result) {
+  lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
+  Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  json_t *app_code = json_object_get(hook_result, "code");
+  const char *app_msg = json_string_value(json_object_get(hook_result, "detail"));
+  fill_error(&cmd, &em, code, hook_result ? "rejected by the app" : "the app's hook failed");
+  if (json_is_integer(app_code)) PB_SET(em, appcode, (int32_t)json_integer_value(app_code));
+  em.appmsg = (char *)app_msg;
   reply_async(w, rt, &cmd);
 }
 

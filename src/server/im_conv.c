@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "query.h"
@@ -100,6 +101,7 @@ static void start_done(task_t *t) {
     conv_t *c = conv_from_row(sj->im, &j->row);
     convcache_put(sj->im, c);
     send_started(w, &sj->rt, c->cid, c->created_at, j->row.unique_id, sj->temp_ttl, 0);
+    hook_call(w, HOOK_CONVERSATION_STARTED, json_pack("{s:s}", "convId", c->cid), NULL, NULL);
     if (c->kind == CONV_ROOM) { /* the creator is in the room right away (§3.4) */
       session_t *s = im_session_get(w, sj->rt.session);
       if (s) im_room_join(w, s, c);
@@ -123,6 +125,16 @@ static void new_conv_id(char *out, int temp) {
   random_bytes(raw + 4, 8);
   if (temp) memcpy(out, "_tmp:", 5);
   hex_encode(raw, 12, out + (temp ? 5 : 0));
+}
+
+static void start_hook_done(im_worker_t *w, void *arg, json_t *result, int failed) {
+  start_job_t *sj = arg;
+  if (failed || json_is_true(json_object_get(result, "reject"))) {
+    reply_rejected_async(w, &sj->rt, LC_CONVERSATION_REJECTED_BY_APP, failed ? NULL : result);
+    start_free(sj);
+    return;
+  }
+  store_submit(sj->im->store, &sj->j.job);
 }
 
 void im_conv_start(req_t *r) {
@@ -230,6 +242,19 @@ void im_conv_start(req_t *r) {
   sj->j.job.type = JOB_CONV_CREATE;
   sj->j.job.worker = r->w->idx;
   sj->j.job.task.fn = start_done;
+  if (hook_enabled(im->hooks, HOOK_CONVERSATION_START)) {
+    /* _conversationStart: after the signature check, before anything is created (§8) */
+    json_t *m = json_array();
+    for (size_t i = 0; i < row->nmembers; i++) json_array_append_new(m, json_string(row->members[i]));
+    json_t *attr = cm->attr && cm->attr->data ? json_loads(cm->attr->data, 0, NULL) : NULL;
+    if (!json_is_object(attr)) {
+      json_decref(attr);
+      attr = json_object();
+    }
+    hook_call(r->w, HOOK_CONVERSATION_START, json_pack("{s:s, s:o, s:o}", "initBy", self, "members", m, "attr", attr),
+              start_hook_done, sj);
+    return;
+  }
   store_submit(im->store, &sj->j.job);
 }
 
@@ -504,11 +529,15 @@ static void members_done(task_t *t) {
                now->n, 0);
     }
     members_release(now);
+    json_t *m = json_array();
+    for (size_t i = 0; i < mj->j.n; i++) json_array_append_new(m, json_string(mj->j.clients[i]));
+    hook_call(w, mj->add ? HOOK_CONVERSATION_ADDED : HOOK_CONVERSATION_REMOVED,
+              json_pack("{s:s, s:s, s:o}", "initBy", mj->initby, "convId", c->cid, "members", m), NULL, NULL);
   }
   members_job_free(mj);
 }
 
-static int add_refused(req_t *r, conv_t *c, const char *id);
+static int add_refused(im_worker_t *w, conv_t *c, const char *id);
 
 static void room_membership(req_t *r, conv_t *c, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
@@ -521,7 +550,7 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   }
   if (includes_self && add) {
     pthread_mutex_lock(&c->mu);
-    int code = add_refused(r, c, self);
+    int code = add_refused(r->w, c, self);
     pthread_mutex_unlock(&c->mu);
     if (code) {
       add_failed(&tmp, code, self);
@@ -543,10 +572,96 @@ static void room_membership(req_t *r, conv_t *c, int add) {
 
 /* Why `id` may not join / be added, or 0. Blocked by the conversation, or it blocked the
  * conversation itself (§3.17): 4548 either way. Call under c->mu. */
-static int add_refused(req_t *r, conv_t *c, const char *id) {
+static int add_refused(im_worker_t *w, conv_t *c, const char *id) {
   if (members_has(c->sets[SET_BLOCK], id)) return LC_BLOCKED_BY_CONV;
-  if (store_client_blocked(r->w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
+  if (store_client_blocked(w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
   return 0;
+}
+
+/* Applies an add or remove of ids_in to c for `self` (already authorised), answers rt after
+ * the commit, and notifies per §3.12. Takes the reference of c. */
+static void members_apply(im_worker_t *w, conv_t *c, const char *self, char *const *ids_in, size_t n, int add,
+                          const reply_to_t *rt) {
+  members_job_t *mj = xcalloc(1, sizeof *mj);
+  mj->im = w->im;
+  mj->conv = c;
+  mj->add = add;
+  mj->initby = xstrdup(self);
+  mj->j.clients = xcalloc(n + 1, sizeof(char *));
+  mj->allowed = xcalloc(n + 1, sizeof(char *));
+
+  pthread_mutex_lock(&c->mu);
+  members_t *cur = c->members;
+  size_t count = cur ? cur->n : 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *id = ids_in[i];
+    size_t len = utf8_chars(id);
+    int dup = 0, code = 0;
+    for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
+    if (dup) continue;
+    int have = members_has(cur, id);
+    if (len == 0 || len > 64) code = LC_INVALID_LOGIN;
+    else if (add && !have && (code = add_refused(w, c, id))) (void)0;
+    else if (add && !have && (long)count >= w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
+    else if (!add && w->im->cfg->member_roles && have && c->creator && strcmp(id, c->creator) == 0) code = LC_CONVERSATION_NEED_OWNER;
+    if (code) {
+      add_failed(mj, code, id);
+      continue;
+    }
+    mj->allowed[mj->nallowed++] = xstrdup(id);
+    if (have == add) continue; /* already so: it succeeds, changes nothing, is announced to nobody */
+    if (add) count++;
+    mj->j.clients[mj->j.n++] = xstrdup(id);
+  }
+  /* swap in the new member snapshot */
+  size_t nn = 0;
+  char **ids = xcalloc((cur ? cur->n : 0) + mj->j.n + 1, sizeof(char *));
+  for (size_t i = 0; cur && i < cur->n; i++) {
+    int removed = 0;
+    for (size_t k = 0; !add && k < mj->j.n; k++) removed |= strcmp(cur->ids[i], mj->j.clients[k]) == 0;
+    if (!removed) ids[nn++] = cur->ids[i];
+  }
+  for (size_t k = 0; add && k < mj->j.n; k++) ids[nn++] = mj->j.clients[k];
+  c->members = members_new(ids, nn);
+  members_release(cur);
+  free(ids);
+  if (!add) conv_forget_roles(c, mj->j.clients, mj->j.n);
+  mj->j.updated_at = conv_touch(c);
+  mj->j.seen_ts = c->last_ts;
+  mj->j.seen_seq = c->last_seq;
+  mj->j.conv = c->id;
+  mj->j.job.type = add ? JOB_MEMBERS_ADD : JOB_MEMBERS_REMOVE;
+  mj->j.job.worker = w->idx;
+  mj->j.job.task.fn = members_done;
+  mj->rt = *rt;
+  mj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  store_submit(w->im->store, &mj->j.job); /* under c->mu: storage sees changes in cache order */
+  pthread_mutex_unlock(&c->mu);
+}
+
+
+typedef struct {
+  conv_t *conv;
+  char *initby;
+  char **ids;
+  size_t n;
+  int add;
+  reply_to_t rt;
+} held_members_t;
+
+static void members_hook_done(im_worker_t *w, void *arg, json_t *result, int failed) {
+  held_members_t *hm = arg;
+  if (failed || json_is_true(json_object_get(result, "reject"))) {
+    reply_rejected_async(w, &hm->rt, LC_CONVERSATION_REJECTED_BY_APP, failed ? NULL : result);
+    conv_release(hm->conv);
+  } else {
+    members_apply(w, hm->conv, hm->initby, hm->ids, hm->n, hm->add, &hm->rt);
+  }
+  for (size_t i = 0; i < hm->n; i++) free(hm->ids[i]);
+  free(hm->ids);
+  free(hm->initby);
+  reply_to_free(&hm->rt);
+  free(hm);
 }
 
 void im_conv_members_change(req_t *r, int add) {
@@ -588,60 +703,28 @@ void im_conv_members_change(req_t *r, int add) {
     conv_release(c);
     return;
   }
-  members_job_t *mj = xcalloc(1, sizeof *mj);
-  mj->im = r->w->im;
-  mj->conv = c;
-  mj->add = add;
-  mj->initby = xstrdup(self);
-  mj->j.clients = xcalloc(in->n_m + 1, sizeof(char *));
-  mj->allowed = xcalloc(in->n_m + 1, sizeof(char *));
-
-  pthread_mutex_lock(&c->mu);
-  members_t *cur = c->members;
-  size_t count = cur ? cur->n : 0;
-  for (size_t i = 0; i < in->n_m; i++) {
-    const char *id = in->m[i];
-    size_t len = utf8_chars(id);
-    int dup = 0, code = 0;
-    for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
-    if (dup) continue;
-    int have = members_has(cur, id);
-    if (len == 0 || len > 64) code = LC_INVALID_LOGIN;
-    else if (add && !have && (code = add_refused(r, c, id))) (void)0;
-    else if (add && !have && (long)count >= r->w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
-    else if (!add && roles && have && c->creator && strcmp(id, c->creator) == 0) code = LC_CONVERSATION_NEED_OWNER;
-    if (code) {
-      add_failed(mj, code, id);
-      continue;
+  if (hook_enabled(im->hooks, add ? HOOK_CONVERSATION_ADD : HOOK_CONVERSATION_REMOVE) && !(!add && only_self)) {
+    /* _conversationAdd before any add (joins too), _conversationRemove before kicks (§8) */
+    held_members_t *hm = xcalloc(1, sizeof *hm);
+    hm->conv = c;
+    hm->initby = xstrdup(self);
+    hm->add = add;
+    hm->n = in->n_m;
+    hm->ids = xcalloc(in->n_m + 1, sizeof(char *));
+    json_t *m = json_array();
+    for (size_t i = 0; i < in->n_m; i++) {
+      hm->ids[i] = xstrdup(in->m[i]);
+      json_array_append_new(m, json_string(in->m[i]));
     }
-    mj->allowed[mj->nallowed++] = xstrdup(id);
-    if (have == add) continue; /* already so: it succeeds, changes nothing, is announced to nobody */
-    if (add) count++;
-    mj->j.clients[mj->j.n++] = xstrdup(id);
+    reply_to_init(&hm->rt, r);
+    hook_call(r->w, add ? HOOK_CONVERSATION_ADD : HOOK_CONVERSATION_REMOVE,
+              json_pack("{s:s, s:o, s:s}", "initBy", self, "members", m, "convId", c->cid), members_hook_done, hm);
+    return;
   }
-  /* swap in the new member snapshot */
-  size_t nn = 0;
-  char **ids = xcalloc((cur ? cur->n : 0) + mj->j.n + 1, sizeof(char *));
-  for (size_t i = 0; cur && i < cur->n; i++) {
-    int removed = 0;
-    for (size_t k = 0; !add && k < mj->j.n; k++) removed |= strcmp(cur->ids[i], mj->j.clients[k]) == 0;
-    if (!removed) ids[nn++] = cur->ids[i];
-  }
-  for (size_t k = 0; add && k < mj->j.n; k++) ids[nn++] = mj->j.clients[k];
-  c->members = members_new(ids, nn);
-  members_release(cur);
-  free(ids);
-  if (!add) conv_forget_roles(c, mj->j.clients, mj->j.n);
-  mj->j.updated_at = conv_touch(c);
-  mj->j.seen_ts = c->last_ts;
-  mj->j.seen_seq = c->last_seq;
-  mj->j.conv = c->id;
-  mj->j.job.type = add ? JOB_MEMBERS_ADD : JOB_MEMBERS_REMOVE;
-  mj->j.job.worker = r->w->idx;
-  mj->j.job.task.fn = members_done;
-  reply_to_init(&mj->rt, r);
-  store_submit(r->w->im->store, &mj->j.job); /* under c->mu: storage sees changes in cache order */
-  pthread_mutex_unlock(&c->mu);
+  reply_to_t rt;
+  reply_to_init(&rt, r);
+  members_apply(r->w, c, self, in->m, in->n_m, add, &rt);
+  reply_to_free(&rt);
 }
 
 /* ---------------------------------------------------------------- max_read */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
@@ -213,19 +214,21 @@ static int may_update(req_t *r, conv_t *c) {
   return yes;
 }
 
-/* Applies `edit` to the document under c->mu and queues the write. */
-static void submit_update(req_t *r, conv_t *c, update_job_t *u, int (*edit)(json_t *doc, update_job_t *u, void *arg,
-                                                                           char *err, size_t errlen),
-                          void *arg) {
+/* Applies `edit` to the document under c->mu and queues the write; errors go back through
+ * u->rt (this also runs after a hook answered, when the request is long gone). */
+static void apply_update(im_worker_t *w, update_job_t *u, int (*edit)(json_t *doc, update_job_t *u, void *arg,
+                                                                     char *err, size_t errlen),
+                         void *arg) {
+  conv_t *c = u->conv;
   char err[200] = "";
   pthread_mutex_lock(&c->mu);
-  json_t *doc = conv_doc(r->w, c);
+  json_t *doc = conv_doc(w, c);
   json_t *draft = doc ? json_deep_copy(doc) : NULL;
   int rc = draft ? edit(draft, u, arg, err, sizeof err) : TERN_ESTORE;
   if (rc < 0) {
     pthread_mutex_unlock(&c->mu);
     json_decref(draft);
-    reply_error(r, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : LC_CONVERSATION_UPDATE_FAILED, err);
+    reply_error_async(w, &u->rt, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : LC_CONVERSATION_UPDATE_FAILED, err);
     update_job_free(u);
     return;
   }
@@ -235,9 +238,9 @@ static void submit_update(req_t *r, conv_t *c, update_job_t *u, int (*edit)(json
   u->j.updated_at = conv_touch(c);
   u->j.conv = c->id;
   u->j.job.type = JOB_CONV_UPDATE;
-  u->j.job.worker = r->w->idx;
+  u->j.job.worker = w->idx;
   u->j.job.task.fn = update_done;
-  store_submit(r->w->im->store, &u->j.job);
+  store_submit(w->im->store, &u->j.job);
   pthread_mutex_unlock(&c->mu);
 }
 
@@ -267,6 +270,53 @@ static int edit_attr(json_t *doc, update_job_t *u, void *arg, char *err, size_t 
   return 0;
 }
 
+/* _conversationUpdate (§8): before the change; it may reject, or rewrite attr (updates)
+ * or mute (mute/unmute). The edit then runs with what the hook left. */
+typedef struct {
+  update_job_t *u;
+  json_t *attr; /* update: the request's attr; NULL for mute */
+  int mute;
+} held_update_t;
+
+static int edit_attr(json_t *doc, update_job_t *u, void *arg, char *err, size_t errlen);
+static int edit_mute(json_t *doc, update_job_t *u, void *arg, char *err, size_t errlen);
+static void apply_update(im_worker_t *w, update_job_t *u, int (*edit)(json_t *, update_job_t *, void *, char *, size_t),
+                         void *arg);
+
+static void update_hook_done(im_worker_t *w, void *arg, json_t *result, int failed) {
+  held_update_t *h = arg;
+  if (failed || json_is_true(json_object_get(result, "reject"))) {
+    reply_rejected_async(w, &h->u->rt, LC_CONVERSATION_REJECTED_BY_APP, failed ? NULL : result);
+    update_job_free(h->u);
+  } else if (h->attr) {
+    json_t *attr = json_object_get(result, "attr");
+    if (json_is_object(attr)) { /* the app rewrote the change: that is what members see */
+      free(h->u->attr);
+      h->u->attr = json_dumps(attr, JSON_COMPACT);
+    } else {
+      attr = h->attr;
+    }
+    apply_update(w, h->u, edit_attr, attr);
+  } else {
+    json_t *mute = json_object_get(result, "mute");
+    int m = json_is_boolean(mute) ? json_is_true(mute) : h->mute;
+    apply_update(w, h->u, edit_mute, &m);
+  }
+  json_decref(h->attr);
+  free(h);
+}
+
+static void update_hook(req_t *r, update_job_t *u, json_t *attr, int mute) {
+  held_update_t *h = xcalloc(1, sizeof *h);
+  h->u = u;
+  h->attr = attr ? json_incref(attr) : NULL;
+  h->mute = mute;
+  json_t *p = json_pack("{s:s, s:s}", "initBy", u->initby, "convId", u->conv->cid);
+  if (attr) json_object_set(p, "attr", attr);
+  else json_object_set_new(p, "mute", json_boolean(mute));
+  hook_call(r->w, HOOK_CONVERSATION_UPDATE, p, update_hook_done, h);
+}
+
 void im_conv_update(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
   conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
@@ -290,7 +340,8 @@ void im_conv_update(req_t *r) {
   }
   update_job_t *u = update_job_new(r, c);
   u->attr = xstrdup(in->attr->data);
-  submit_update(r, c, u, edit_attr, attr);
+  if (hook_enabled(r->w->im->hooks, HOOK_CONVERSATION_UPDATE)) update_hook(r, u, attr, 0);
+  else apply_update(r->w, u, edit_attr, attr);
   json_decref(attr);
 }
 
@@ -321,5 +372,6 @@ void im_conv_mute(req_t *r, int mute) {
     conv_release(c);
     return;
   }
-  submit_update(r, c, update_job_new(r, c), edit_mute, &mute);
+  if (hook_enabled(r->w->im->hooks, HOOK_CONVERSATION_UPDATE)) update_hook(r, update_job_new(r, c), NULL, mute);
+  else apply_update(r->w, update_job_new(r, c), edit_mute, &mute);
 }

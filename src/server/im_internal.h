@@ -34,6 +34,7 @@ struct im {
   presence_t *presence;
   convcache_t *convs;
   signer_t *signer;
+  struct hooks *hooks; /* NULL when no hook is configured */
   pthread_mutex_t sso_mu; /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
@@ -143,6 +144,9 @@ void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd);
 /* {cmd: error, i, errorMessage{code, reason = NAME, detail}} */
 void reply_error(const req_t *r, int code, const char *detail);
 void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const char *detail);
+/* A hook said no (or failed, hook_result NULL): code with the hook's code/detail as
+ * appCode/appMsg (protocol.md §8). */
+void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t *hook_result);
 
 /* A push body encoded once and shared by every recipient (style rule 9). */
 typedef struct {

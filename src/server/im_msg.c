@@ -10,6 +10,7 @@
 
 #include "base64.h"
 #include "err.h"
+#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
@@ -64,6 +65,7 @@ typedef struct {
   members_t *members; /* recipients as of the send */
   push_t *push;
   uint64_t skip;      /* the sending session: it has the message already */
+  char *ip;           /* the sender's address, for hooks (NULL for wills and REST) */
 } send_job_t;
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
@@ -82,6 +84,7 @@ static void deliver(im_worker_t *w, conv_t *c, members_t *m, const push_t *p, ui
 }
 
 static void send_job_free(send_job_t *sj) {
+  free(sj->ip);
   free(sj->j.mid);
   free(sj->j.sender);
   free(sj->j.data);
@@ -93,6 +96,34 @@ static void send_job_free(send_job_t *sj) {
   free(sj);
 }
 
+/* The content as hooks see it: a string, base64 when binary. */
+static json_t *content_json(const uint8_t *data, size_t len, int bin) {
+  if (!bin) return json_stringn((const char *)data, len);
+  char *b64 = xmalloc(base64_encoded_len(len) + 1);
+  size_t n = base64_encode(data, len, b64);
+  json_t *j = json_stringn(b64, n);
+  free(b64);
+  return j;
+}
+
+/* After delivery: _messageSent with who was online and who was not (§8). */
+static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
+  if (!hook_enabled(w->im->hooks, HOOK_MESSAGE_SENT)) return;
+  json_t *online = json_array(), *offline = json_array();
+  for (size_t i = 0; sj->members && i < sj->members->n; i++) {
+    const char *id = sj->members->ids[i];
+    if (strcmp(id, sj->j.sender) == 0) continue;
+    json_array_append_new(presence_online(w->im->presence, id) ? online : offline, json_string(id));
+  }
+  json_t *p = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:b, s:o, s:b, s:I}", "fromPeer", sj->j.sender, "convId",
+                        sj->conv->cid, "msgId", sj->j.mid, "onlinePeers", online, "offlinePeers", offline, "transient", 0,
+                        "system", sj->conv->kind == CONV_SYSTEM, "bin", (sj->j.flags & MSG_F_BIN) != 0, "content",
+                        content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "receipt",
+                        (sj->j.flags & MSG_F_RECEIPT) != 0, "timestamp", (json_int_t)sj->j.ts);
+  if (sj->ip) json_object_set_new(p, "sourceIP", json_string(sj->ip));
+  hook_call(w, HOOK_MESSAGE_SENT, p, NULL, NULL);
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -101,6 +132,7 @@ static void send_done(task_t *t) {
   } else {
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     deliver(w, sj->conv, sj->members, sj->push, sj->skip);
+    message_sent_hook(w, sj);
   }
   send_job_free(sj);
 }
@@ -164,7 +196,7 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
  * through storage (ack and delivery after the commit). Takes the references of c and
  * members. rt may be NULL (nobody waits for the ack: a will). */
 static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char *sender, uint64_t skip,
-                       const msg_in_t *in, const reply_to_t *rt, int ack_transient) {
+                       const msg_in_t *in, const reply_to_t *rt, int ack_transient, const char *ip) {
   int priority = in->priority >= 1 && in->priority <= 3 ? in->priority : 2;
   im_t *im = w->im;
   int receipt = in->receipt && !in->transient && c->kind != CONV_ROOM;
@@ -210,6 +242,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   sj->conv = c;
   sj->members = members;
   sj->skip = skip;
+  sj->ip = ip ? xstrdup(ip) : NULL;
   job_msg_insert_t *j = &sj->j;
   j->conv = c->id;
   j->sender = xstrdup(sender);
@@ -290,9 +323,113 @@ void im_wills_fire(im_worker_t *w, session_t *s) {
     conv_t *c;
     members_t *m;
     const char *detail;
-    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0) msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0);
+    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0) msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0, NULL);
   }
   im_wills_free(s);
+}
+
+/* ---------------------------------------------------------------- _messageReceived */
+
+/* A send waiting for the app's verdict: everything the request said, owned. */
+typedef struct {
+  im_t *im;
+  conv_t *conv;
+  members_t *members;
+  char *sender, *ip;
+  uint64_t skip;
+  reply_to_t rt;
+  int ack_transient;
+  msg_in_t in;
+  uint8_t *data;
+  char **mentions;
+  char *cid;
+} held_send_t;
+
+static void held_free(held_send_t *h) {
+  if (h->conv) conv_release(h->conv);
+  members_release(h->members);
+  free(h->sender);
+  free(h->ip);
+  reply_to_free(&h->rt);
+  free(h->data);
+  for (size_t i = 0; i < h->in.n_mentions; i++) free(h->mentions[i]);
+  free(h->mentions);
+  free(h->cid);
+  free(h);
+}
+
+/* The verdict (§8): drop → 4402 with appCode/appMsg; content (and bin) replace the
+ * message; toPeers replaces the recipients. Then the send goes on as usual. */
+static void received_done(im_worker_t *w, void *arg, json_t *result, int failed) {
+  held_send_t *h = arg;
+  if (failed || json_is_true(json_object_get(result, "drop"))) {
+    reply_rejected_async(w, &h->rt, LC_MESSAGE_REJECTED_BY_APP, failed ? NULL : result);
+    held_free(h);
+    return;
+  }
+  json_t *content = json_object_get(result, "content");
+  if (json_is_string(content)) {
+    int bin = json_is_true(json_object_get(result, "bin"));
+    size_t n = json_string_length(content);
+    uint8_t *data = xmalloc(n + 1);
+    long len = bin ? base64_decode(json_string_value(content), n, data) : (memcpy(data, json_string_value(content), n), (long)n);
+    if (len >= 0) {
+      free(h->data);
+      h->data = data;
+      h->in.data = data;
+      h->in.len = (size_t)len;
+      h->in.bin = bin;
+    } else {
+      free(data);
+    }
+  }
+  json_t *to = json_object_get(result, "toPeers");
+  if (json_is_array(to) && h->conv->kind != CONV_ROOM) {
+    /* the app names the recipients; the sender's other devices still get their copy */
+    size_t n = json_array_size(to), k = 0;
+    char **ids = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+      if (json_is_string(json_array_get(to, i))) ids[k++] = (char *)json_string_value(json_array_get(to, i));
+    ids[k++] = h->sender;
+    members_release(h->members);
+    h->members = members_new(ids, k);
+    free(ids);
+  }
+  msg_submit(w, h->conv, h->members, h->sender, h->skip, &h->in, &h->rt, h->ack_transient, h->ip);
+  h->conv = NULL; /* msg_submit took them */
+  h->members = NULL;
+  held_free(h);
+}
+
+static void received_hook(req_t *r, conv_t *c, members_t *members, const msg_in_t *in, const reply_to_t *rt) {
+  held_send_t *h = xcalloc(1, sizeof *h);
+  h->im = r->w->im;
+  h->conv = c;
+  h->members = members;
+  h->sender = xstrdup(r->s->client_id);
+  h->ip = r->link->ip ? xstrdup(r->link->ip) : NULL;
+  h->skip = r->s->id;
+  h->rt = *rt;
+  h->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  h->ack_transient = (r->s->config_bitmap & 8) != 0;
+  h->in = *in;
+  h->data = xmalloc(in->len + 1);
+  memcpy(h->data, in->data, in->len);
+  h->in.data = h->data;
+  h->cid = xstrdup(c->cid);
+  h->in.cid = h->cid;
+  h->mentions = xcalloc(in->n_mentions + 1, sizeof(char *));
+  for (size_t i = 0; i < in->n_mentions; i++) h->mentions[i] = xstrdup(in->mention_pids[i]);
+  h->in.mention_pids = h->mentions;
+  json_t *to = json_array();
+  for (size_t i = 0; members && i < members->n; i++)
+    if (strcmp(members->ids[i], h->sender) != 0) json_array_append_new(to, json_string(members->ids[i]));
+  json_t *p = json_pack("{s:s, s:s, s:o, s:b, s:b, s:o, s:b, s:I, s:b, s:n}", "fromPeer", h->sender, "convId", c->cid,
+                        "toPeers", to, "transient", in->transient, "bin", in->bin, "content",
+                        content_json(in->data, in->len, in->bin), "receipt", in->receipt, "timestamp",
+                        (json_int_t)now_ms(), "system", c->kind == CONV_SYSTEM, "groupId");
+  if (h->ip) json_object_set_new(p, "sourceIP", json_string(h->ip));
+  hook_call(r->w, HOOK_MESSAGE_RECEIVED, p, received_done, h);
 }
 
 /* ---------------------------------------------------------------- direct */
@@ -355,8 +492,10 @@ void im_msg_direct(req_t *r) {
     }
     members_release(members);
     conv_release(c);
+  } else if (hook_enabled(r->w->im->hooks, HOOK_MESSAGE_RECEIVED)) {
+    received_hook(r, c, members, &in, &rt); /* takes c and members */
   } else {
-    msg_submit(r->w, c, members, r->s->client_id, r->s->id, &in, &rt, (r->s->config_bitmap & 8) != 0);
+    msg_submit(r->w, c, members, r->s->client_id, r->s->id, &in, &rt, (r->s->config_bitmap & 8) != 0, r->link->ip);
   }
   reply_to_free(&rt);
 }

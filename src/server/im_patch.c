@@ -11,6 +11,7 @@
 
 #include "base64.h"
 #include "err.h"
+#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
@@ -193,6 +194,82 @@ static int prepare(req_t *r, Lc__PatchItem *it, patch_job_t **out) {
   return 0;
 }
 
+static void submit_all(patch_batch_t *b, patch_job_t **jobs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    patch_job_t *pj = jobs[i];
+    pj->batch = b;
+    pj->j.patch_ts = b->patch_ts;
+    pj->j.job.type = JOB_MSG_PATCH;
+    pj->j.job.task.fn = patch_done;
+  }
+  for (size_t i = 0; i < n; i++) store_submit(b->im->store, &jobs[i]->j.job);
+}
+
+/* _messageUpdate (§8), one call per patch; the patch goes ahead only when every answer
+ * came back without `drop`, with any replacement content applied. */
+typedef struct {
+  patch_batch_t *b;
+  patch_job_t *jobs[PATCHES_PER_REQUEST];
+  size_t n, answered;
+  int dropped;
+  json_t *verdict; /* the first drop's answer, for appCode/appMsg */
+  int worker;
+} held_patch_t;
+
+typedef struct {
+  held_patch_t *h;
+  size_t i;
+} patch_call_t;
+
+static void update_hook_done(im_worker_t *w, void *arg, json_t *result, int failed) {
+  patch_call_t *pc = arg;
+  held_patch_t *h = pc->h;
+  patch_job_t *pj = h->jobs[pc->i];
+  free(pc);
+  if ((failed || json_is_true(json_object_get(result, "drop"))) && !h->dropped) {
+    h->dropped = 1;
+    h->verdict = failed ? NULL : json_incref(result);
+  } else if (!pj->recall && json_is_string(json_object_get(result, "content"))) {
+    json_t *content = json_object_get(result, "content");
+    int bin = json_is_true(json_object_get(result, "bin"));
+    size_t n = json_string_length(content);
+    uint8_t *data = xmalloc(n + 1);
+    long len = bin ? base64_decode(json_string_value(content), n, data) : (memcpy(data, json_string_value(content), n), (long)n);
+    if (len >= 0) {
+      data[len] = 0;
+      free(pj->j.data);
+      pj->j.data = data;
+      pj->j.len = (size_t)len;
+      pj->j.flags = (pj->j.flags & ~MSG_F_BIN) | (bin ? MSG_F_BIN : 0);
+      pj->j.has_lctype = !bin && scan_lctype((const char *)data, (size_t)len, &pj->j.lctype);
+    } else {
+      free(data);
+    }
+  }
+  if (++h->answered < h->n) return;
+  patch_batch_t *b = h->b;
+  if (h->dropped) {
+    reply_rejected_async(w, &b->rt, LC_MESSAGE_UPDATE_REJECTED_BY_APP, h->verdict);
+    for (size_t i = 0; i < h->n; i++) patch_job_free(h->jobs[i]);
+    reply_to_free(&b->rt);
+    free(b);
+  } else {
+    for (size_t i = 0; i < h->n; i++) h->jobs[i]->j.job.worker = w->idx;
+    submit_all(b, h->jobs, h->n);
+  }
+  json_decref(h->verdict);
+  free(h);
+}
+
+static json_t *content_of(const patch_job_t *pj) {
+  if (!(pj->j.flags & MSG_F_BIN)) return json_stringn((const char *)pj->j.data, pj->j.len);
+  char *b64 = xmalloc(base64_encoded_len(pj->j.len) + 1);
+  size_t n = base64_encode(pj->j.data, pj->j.len, b64);
+  json_t *j = json_stringn(b64, n);
+  free(b64);
+  return j;
+}
+
 void im_patch_modify(req_t *r) {
   Lc__PatchCommand *pm = r->cmd->patchmessage;
   size_t n = pm ? pm->n_patches : 0;
@@ -215,14 +292,31 @@ void im_patch_modify(req_t *r) {
   b->skip = r->s->id;
   b->patch_ts = next_patch_ts();
   reply_to_init(&b->rt, r);
+  if (!hook_enabled(b->im->hooks, HOOK_MESSAGE_UPDATE)) {
+    for (size_t i = 0; i < n; i++) jobs[i]->j.job.worker = r->w->idx;
+    submit_all(b, jobs, n);
+    return;
+  }
+  held_patch_t *h = xcalloc(1, sizeof *h);
+  h->b = b;
+  h->n = n;
+  memcpy(h->jobs, jobs, n * sizeof jobs[0]);
   for (size_t i = 0; i < n; i++) {
     patch_job_t *pj = jobs[i];
-    pj->batch = b;
-    pj->j.patch_ts = b->patch_ts;
-    pj->j.job.type = JOB_MSG_PATCH;
-    pj->j.job.worker = r->w->idx;
-    pj->j.job.task.fn = patch_done;
-    store_submit(b->im->store, &pj->j.job);
+    json_t *to = json_array();
+    members_t *m = conv_members(pj->conv);
+    for (size_t k = 0; m && k < m->n; k++)
+      if (strcmp(m->ids[k], pj->from) != 0) json_array_append_new(to, json_string(m->ids[k]));
+    members_release(m);
+    json_t *p = json_pack("{s:s, s:s, s:o, s:b, s:o, s:I, s:s, s:b, s:b}", "fromPeer", pj->from, "convId", pj->conv->cid,
+                          "toPeers", to, "bin", (pj->j.flags & MSG_F_BIN) != 0, "content", content_of(pj), "timestamp",
+                          (json_int_t)pj->j.ts, "msgId", pj->mid, "recall", pj->recall, "system",
+                          pj->conv->kind == CONV_SYSTEM);
+    if (r->link->ip) json_object_set_new(p, "sourceIP", json_string(r->link->ip));
+    patch_call_t *pc = xmalloc(sizeof *pc);
+    pc->h = h;
+    pc->i = i;
+    hook_call(r->w, HOOK_MESSAGE_UPDATE, p, update_hook_done, pc);
   }
 }
 

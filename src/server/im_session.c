@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
@@ -48,7 +49,25 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   return s;
 }
 
+/* _clientOffline (§8): closeCode 1 logout, 2 connection lost, 3 tag conflict, 4 kicked by
+ * the API; errorCode/errorMsg for the protocol's own reasons to close. */
+static void offline_hook(im_worker_t *w, session_t *s, int code) {
+  if (!hook_enabled(w->im->hooks, HOOK_CLIENT_OFFLINE)) return;
+  int close_code = code == 1000 ? 1 : code == LC_SESSION_CONFLICT ? 3 : code == LC_KICKED_BY_APP ? 4 : 2;
+  static const char *const msgs[] = {"", "logout", "connection lost", "session conflict", "kicked by the app"};
+  json_t *p = json_pack("{s:s, s:i, s:s}", "peerId", s->client_id, "closeCode", close_code, "closeMsg", msgs[close_code]);
+  if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
+  if (close_code != 2 && s->link->ip) json_object_set_new(p, "sourceIP", json_string(s->link->ip));
+  if (code == LC_READ_TIMEOUT || code == LC_LOGIN_TIMEOUT || code == LC_FRAME_TOO_LONG ||
+      code == LC_UNPARSEABLE_RAW_MESSAGE || code == LC_INTERNAL_ERROR) {
+    json_object_set_new(p, "errorCode", json_integer(code));
+    json_object_set_new(p, "errorMsg", json_string(lc_error_name(code)));
+  }
+  hook_call(w, HOOK_CLIENT_OFFLINE, p, NULL, NULL);
+}
+
 void im_session_drop(im_worker_t *w, session_t *s, int code) {
+  offline_hook(w, s, code);
   im_link_t *l = s->link;
   for (session_t **pp = &l->sessions; *pp; pp = &(*pp)->next) {
     if (*pp == s) {
@@ -233,6 +252,12 @@ void im_session_open(req_t *r) {
   free(tag);
   r->s = s;
   send_opened(r, s);
+  if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {
+    json_t *p = json_pack("{s:s, s:i}", "peerId", s->client_id, "reconnect", reconnect ? 1 : 0);
+    if (r->link->ip) json_object_set_new(p, "sourceIP", json_string(r->link->ip));
+    if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
+    hook_call(r->w, HOOK_CLIENT_ONLINE, p, NULL, NULL);
+  }
   if (reconnect) im_room_rejoin(r->w, s);
   im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
   if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);

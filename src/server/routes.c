@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "http.h"
+#include "hooks.h"
+#include "im_internal.h"
 #include "rest.h"
 #include "store.h"
 #include "worker.h"
@@ -39,6 +41,26 @@ static void route_faults(conn_t *c, const http_req_t *r) {
   http_respond_json(c, r, 200, json_pack("{s:b}", "store_fail", json_is_true(f)));
 }
 
+/* GET /metrics — Prometheus text: what is online, what is being shed, how the hooks do. */
+static void route_metrics(conn_t *c, const http_req_t *r) {
+  server_t *srv = c->w->srv;
+  im_t *im = srv->im;
+  buf_t b = BUF_INIT;
+  size_t conns = 0;
+  for (int i = 0; i < srv->nworkers; i++) conns += srv->workers[i]->nconns; /* each read is one word: fine */
+  buf_printf(&b, "# HELP tern_connections Open client connections.\n# TYPE tern_connections gauge\ntern_connections %zu\n",
+             conns);
+  buf_printf(&b, "# HELP tern_clients_online Client ids with at least one session.\n# TYPE tern_clients_online gauge\n"
+                 "tern_clients_online %zu\n",
+             presence_count(im->presence));
+  buf_printf(&b, "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
+                 "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
+             atomic_load(&im->room_drops));
+  hooks_metrics(im->hooks, &b);
+  http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
+  buf_free(&b);
+}
+
 static void route_health(conn_t *c, const http_req_t *r) {
   http_respond_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
 }
@@ -54,6 +76,7 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/rtm/notifications", rest_notifications},
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
     {HTTP_GET, "/health", route_health},
+    {HTTP_GET, "/metrics", route_metrics},
     {HTTP_POST, "/debug/faults", route_faults},
 };
 

@@ -155,3 +155,33 @@ for (const mode of MODES) {
     });
   });
 }
+
+describe('member_roles on (JS SDK)', () => {
+  let server;
+  let env;
+  before(async () => { server = await startServer({ env: { TERN_MEMBER_ROLES: '1' } }); });
+  after(async () => {
+    if (env) await env.closeAll();
+    if (server) await server.stop();
+  });
+
+  it('a plain member cannot add or remove others (4320); the owner cannot quit or be removed (4324)', async () => {
+    env = new Clients(server);
+    const tom = await env.login(uid('tom'));
+    const jerry = await env.login(uid('jerry'));
+    const spike = await env.login(uid('spike'));
+    const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id], unique: false }, [jerry, spike]);
+    const jconv = await jerry.getConversation(conv.id);
+    await assert.rejects(jconv.add([uid('x')]), (e) => e.code === 4320 && e.message === 'CONVERSATION_OPERATION_UNAUTHORIZED');
+    await assert.rejects(jconv.remove([spike.id]), (e) => e.code === 4320);
+    await assert.rejects(conv.quit(), (e) => e.code === 4324 && e.message === 'CONVERSATION_NEED_OWNER');
+    await conv.updateMemberRole(jerry.id, 'Manager');
+    const r = await jconv.remove([tom.id, spike.id]);
+    assert.deepEqual(r.successfulClientIds, [spike.id]);
+    assert.equal(r.failures.length, 1);
+    assert.equal(r.failures[0].code, 4324);
+    assert.deepEqual(r.failures[0].clientIds, [tom.id]);
+    const [seen] = await tom.getQuery().equalTo('objectId', conv.id).find();
+    assert.deepEqual(sorted(seen.members), sorted([tom.id, jerry.id]));
+  });
+});
