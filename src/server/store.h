@@ -106,6 +106,8 @@ typedef enum {
   JOB_MSG_PATCH,
   JOB_NOTIF,
   JOB_PRUNE,
+  JOB_DEVICE,
+  JOB_INSTALLATION,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -200,6 +202,46 @@ typedef struct {
   int64_t notif_before;
 } job_prune_t;        /* JOB_PRUNE: forget notifications older than that */
 
+enum { DEVICE_PUT = 0, DEVICE_DROP = 1, DEVICE_BADGE = 2 };
+
+typedef struct {
+  store_job_t job;
+  int op;       /* DEVICE_PUT: `client` receives its offline pushes on `token` (of `type`), and a
+                 * token reported this way leaves the other clients it was reported for;
+                 * DEVICE_DROP: the provider says the token is dead — every row of it goes;
+                 * DEVICE_BADGE: every row of the token gets badge (add: badge += badge) */
+  char *client, *token, *type;
+  int64_t badge;
+  int add;
+  int64_t at;
+} job_device_t;       /* JOB_DEVICE (push.h's device registry) */
+
+typedef struct {
+  store_job_t job;
+  int remove;         /* 1: delete the installation and its device rows (only id is used) */
+  char *id, *device_type, *token;
+  char *body;         /* the whole `_Installation` object as JSON text */
+  char **channels;    /* client ids whose offline pushes go to this device */
+  size_t n;
+  int has_badge;
+  int64_t badge;
+  int64_t created_at, updated_at;
+} job_installation_t; /* JOB_INSTALLATION: create or replace; its channels replace the old ones */
+
+/* A device a client's offline pushes go to, borrowed for the duration of a callback. */
+typedef struct {
+  const char *token, *type;
+  const char *installation_id; /* NULL for a reported token */
+  int64_t badge;
+} device_view_t;
+
+/* A stored installation; strings are owned (free with installation_row_free). */
+typedef struct {
+  char *id, *device_type, *token, *body;
+  int64_t created_at, updated_at;
+} installation_row_t;
+void installation_row_free(installation_row_t *r);
+
 /* A role assignment (`_ConversationMemberInfo`). */
 typedef struct {
   const char *client, *role, *info_id;
@@ -265,5 +307,11 @@ int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, co
 int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
                         void (*cb)(void *arg, const char *cid), void *arg);
 int store_client_blocked(store_reader_t *r, const char *client, const char *cid); /* 1, 0 or <0 */
+/* The devices `client` receives offline pushes on (protocol.md §10), at most `max`. */
+int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+                  void *arg);
+/* An installation by objectId (id not NULL), else by (device_type, token). */
+int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
+                           installation_row_t *out);
 
 #endif

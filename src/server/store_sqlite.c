@@ -58,6 +58,16 @@ static const char *const migrations[] = {
     "CREATE TABLE notif (client TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
     "  PRIMARY KEY (client, ts, seq)) WITHOUT ROWID;"
     "CREATE INDEX notif_ts ON notif(ts);",
+    /* 4: offline push (§10) — `_Installation` objects, and the devices each client's
+     * offline messages go to: one row per (client, token), from an installation's channels
+     * or from a `report upload` / login deviceToken (installation_id NULL) */
+    "CREATE TABLE installation (id TEXT PRIMARY KEY, device_type TEXT NOT NULL, token TEXT NOT NULL,"
+    "  body TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX installation_token ON installation(device_type, token);"
+    "CREATE TABLE device (client TEXT NOT NULL, token TEXT NOT NULL, type TEXT NOT NULL, installation_id TEXT,"
+    "  badge INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, PRIMARY KEY (client, token)) WITHOUT ROWID;"
+    "CREATE INDEX device_token ON device(token);"
+    "CREATE INDEX device_installation ON device(installation_id) WHERE installation_id IS NOT NULL;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -82,6 +92,8 @@ struct store {
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *ins_notif, *prune_notif;
+  sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
+      *del_inst_devices, *ins_inst_device;
   atomic_llong notif_seq;
 };
 
@@ -92,7 +104,7 @@ struct store_reader {
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
       *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
-      *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired;
+      *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -404,6 +416,57 @@ static int run_prune(store_t *s, job_prune_t *j) {
   return step_done(s->prune_notif);
 }
 
+static int run_device(store_t *s, job_device_t *j) {
+  int rc;
+  if (j->op == DEVICE_PUT) {
+    sqlite3_stmt *st = s->ins_device;
+    sqlite3_bind_text(st, 1, j->client, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, j->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, j->at);
+    if ((rc = step_done(st))) return rc;
+    st = s->move_device; /* a device reports one client at a time: the last login wins */
+    sqlite3_bind_text(st, 1, j->token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->client, -1, SQLITE_STATIC);
+    return step_done(st);
+  }
+  sqlite3_stmt *st = j->op == DEVICE_DROP ? s->del_device_token : j->add ? s->add_badge : s->set_badge;
+  sqlite3_bind_text(st, 1, j->token, -1, SQLITE_STATIC);
+  if (j->op == DEVICE_BADGE) sqlite3_bind_int64(st, 2, j->badge);
+  return step_done(st);
+}
+
+static int run_installation(store_t *s, job_installation_t *j) {
+  int rc;
+  sqlite3_bind_text(s->del_inst_devices, 1, j->id, -1, SQLITE_STATIC);
+  if ((rc = step_done(s->del_inst_devices))) return rc;
+  if (j->remove) {
+    sqlite3_bind_text(s->del_inst, 1, j->id, -1, SQLITE_STATIC);
+    return step_done(s->del_inst);
+  }
+  sqlite3_stmt *st = s->ins_inst;
+  sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, j->device_type, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, j->token, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, j->body ? j->body : "{}", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, j->created_at);
+  sqlite3_bind_int64(st, 6, j->updated_at);
+  if ((rc = step_done(st))) return rc;
+  for (size_t i = 0; i < j->n; i++) {
+    st = s->ins_inst_device;
+    sqlite3_bind_text(st, 1, j->channels[i], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->token, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, j->device_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, j->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, j->updated_at);
+    if ((rc = step_done(st))) return rc;
+  }
+  if (!j->has_badge) return 0;
+  sqlite3_bind_text(s->set_badge, 1, j->token, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s->set_badge, 2, j->badge);
+  return step_done(s->set_badge);
+}
+
 static int run_job(store_t *s, store_job_t *j) {
   switch (j->type) {
   case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
@@ -419,13 +482,15 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_MSG_PATCH: return run_msg_patch(s, (job_msg_patch_t *)j);
   case JOB_NOTIF: return run_notif(s, (job_notif_t *)j);
   case JOB_PRUNE: return run_prune(s, (job_prune_t *)j);
+  case JOB_DEVICE: return run_device(s, (job_device_t *)j);
+  case JOB_INSTALLATION: return run_installation(s, (job_installation_t *)j);
   }
   return SQLITE_MISUSE;
 }
 
 static int multi_statement(job_type_t t) {
   return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE ||
-         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF;
+         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE || t == JOB_INSTALLATION;
 }
 
 
@@ -628,6 +693,20 @@ int store_open(const store_options_t *opt, store_t **out) {
                     " WHERE conv = ?5 AND ts = ?6 AND seq = ?7"},
       {&s->ins_notif, "INSERT INTO notif (client, ts, seq, body) VALUES (?1, ?2, ?3, ?4)"},
       {&s->prune_notif, "DELETE FROM notif WHERE ts < ?1"},
+      {&s->ins_device, "INSERT INTO device (client, token, type, updated_at) VALUES (?1, ?2, ?3, ?4)"
+                       " ON CONFLICT (client, token) DO UPDATE SET type = ?3, updated_at = ?4"},
+      {&s->move_device, "DELETE FROM device WHERE token = ?1 AND client <> ?2 AND installation_id IS NULL"},
+      {&s->del_device_token, "DELETE FROM device WHERE token = ?1"},
+      {&s->set_badge, "UPDATE device SET badge = ?2 WHERE token = ?1"},
+      {&s->add_badge, "UPDATE device SET badge = badge + ?2 WHERE token = ?1"},
+      /* REPLACE also evicts an older installation of the same token (a re-install) */
+      {&s->ins_inst, "INSERT OR REPLACE INTO installation (id, device_type, token, body, created_at, updated_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&s->del_inst, "DELETE FROM installation WHERE id = ?1"},
+      {&s->del_inst_devices, "DELETE FROM device WHERE installation_id = ?1"},
+      {&s->ins_inst_device, "INSERT INTO device (client, token, type, installation_id, badge, updated_at)"
+                            " VALUES (?1, ?2, ?3, ?4, coalesce((SELECT max(badge) FROM device WHERE token = ?2), 0), ?5)"
+                            " ON CONFLICT (client, token) DO UPDATE SET type = ?3, installation_id = ?4, updated_at = ?5"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
@@ -664,7 +743,8 @@ void store_close(store_t *s) {
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
                          s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
                          s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->ins_notif,
-                         s->prune_notif};
+                         s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
+                         s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
@@ -721,6 +801,10 @@ store_reader_t *store_reader_new(store_t *s) {
                     " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at) < ?2) LIMIT ?3"},
       {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
                     " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1 ORDER BY msg.patch_ts LIMIT ?3"},
+      {&r->devices, "SELECT token, type, installation_id, badge FROM device WHERE client = ?1 ORDER BY token LIMIT ?2"},
+      {&r->inst_by_id, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE id = ?1"},
+      {&r->inst_by_token, "SELECT id, device_type, token, body, created_at, updated_at FROM installation"
+                          " WHERE device_type = ?1 AND token = ?2"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(r->db, stmts[i].sql, stmts[i].st) < 0) {
@@ -735,7 +819,7 @@ void store_reader_free(store_reader_t *r) {
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
                          r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->msg_get, r->receipts,
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
-                         r->notifs, r->expired};
+                         r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
@@ -1288,4 +1372,50 @@ int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
     cb(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2));
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+                  void *arg) {
+  sqlite3_stmt *st = r->devices;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(st, 2, max);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    device_view_t d = {(const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                       (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3)};
+    cb(arg, &d);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+void installation_row_free(installation_row_t *r) {
+  free(r->id);
+  free(r->device_type);
+  free(r->token);
+  free(r->body);
+  memset(r, 0, sizeof *r);
+}
+
+int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
+                           installation_row_t *out) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st = id ? r->inst_by_id : r->inst_by_token;
+  if (id) {
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  } else {
+    sqlite3_bind_text(st, 1, device_type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, token, -1, SQLITE_TRANSIENT);
+  }
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    out->id = col_strdup(st, 0);
+    out->device_type = col_strdup(st, 1);
+    out->token = col_strdup(st, 2);
+    out->body = col_strdup(st, 3);
+    out->created_at = sqlite3_column_int64(st, 4);
+    out->updated_at = sqlite3_column_int64(st, 5);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
