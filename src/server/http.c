@@ -24,10 +24,15 @@ struct http_conn {
 static void req_reset(http_conn_t *h) {
   http_req_t *r = &h->req;
   free(r->path);
+  free(r->raw_path);
   free(r->query);
   for (int i = 0; i < r->nheaders; i++) {
     free(r->headers[i].name);
     free(r->headers[i].value);
+  }
+  for (int i = 0; i < r->nparams; i++) {
+    free(r->params[i].name);
+    free(r->params[i].value);
   }
   buf_free(&r->body);
   memset(r, 0, sizeof *r);
@@ -100,7 +105,7 @@ static int hexval(int c) {
 }
 
 /* Percent-decoding; '+' becomes a space only in query strings. */
-static char *url_decode(const char *s, size_t n, int plus) {
+char *http_url_decode(const char *s, size_t n, int plus) {
   char *out = xmalloc(n + 1);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
@@ -126,7 +131,8 @@ static int on_headers_complete(http_parser *p) {
   const char *u = h->url.len ? (const char *)buf_cstr(&h->url) : "/";
   const char *q = strchr(u, '?');
   size_t plen = q ? (size_t)(q - u) : strlen(u);
-  r->path = url_decode(u, plen, 0);
+  r->path = http_url_decode(u, plen, 0);
+  r->raw_path = xstrndup(u, plen);
   r->query = xstrdup(q ? q + 1 : "");
   if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
     h->error_status = 413;
@@ -175,12 +181,18 @@ char *http_query_param(const http_req_t *r, const char *key) {
     size_t len = amp ? (size_t)(amp - s) : strlen(s);
     const char *eq = memchr(s, '=', len);
     size_t nlen = eq ? (size_t)(eq - s) : len;
-    char *name = url_decode(s, nlen, 1);
+    char *name = http_url_decode(s, nlen, 1);
     int match = strlen(name) == klen && memcmp(name, key, klen) == 0;
     free(name);
-    if (match) return eq ? url_decode(eq + 1, len - nlen - 1, 1) : xstrdup("");
+    if (match) return eq ? http_url_decode(eq + 1, len - nlen - 1, 1) : xstrdup("");
     s = amp ? amp + 1 : NULL;
   }
+  return NULL;
+}
+
+const char *http_path_param(const http_req_t *r, const char *name) {
+  for (int i = 0; i < r->nparams; i++)
+    if (strcmp(r->params[i].name, name) == 0) return r->params[i].value;
   return NULL;
 }
 
@@ -209,6 +221,9 @@ void http_respond(conn_t *c, const http_req_t *r, int status, const char *conten
                   const char *extra_headers) {
   buf_t b = BUF_INIT;
   int keep = r && r->keep_alive && status < 500;
+  /* A response to HEAD has no body (RFC 9110 §9.3.2); handlers that serve HEAD write their
+   * own head with the real length, so what comes through here says 0. */
+  if (r && r->method == HTTP_HEAD) len = 0;
   buf_printf(&b,
              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
              "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n%s\r\n",

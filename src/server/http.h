@@ -15,16 +15,26 @@
 #define HTTP_MAX_HEADER_BYTES (16 * 1024)
 #define HTTP_MAX_BODY (1024 * 1024)
 
+#define HTTP_MAX_PARAMS 8
+
 typedef struct {
   char *name, *value;
 } http_header_t;
 
+/* One path parameter of the matched route (":cid" in the pattern → name "cid"). */
 typedef struct {
-  int method; /* http_parser's enum http_method */
-  char *path; /* decoded path, no query */
-  char *query; /* raw query string (after '?'), or "" */
+  char *name, *value; /* value percent-decoded */
+} http_param_t;
+
+typedef struct {
+  int method;     /* http_parser's enum http_method */
+  char *path;     /* decoded path, no query */
+  char *raw_path; /* the path as sent (still percent-encoded), no query: what routes match */
+  char *query;    /* raw query string (after '?'), or "" */
   http_header_t headers[HTTP_MAX_HEADERS];
   int nheaders;
+  http_param_t params[HTTP_MAX_PARAMS]; /* set by the router for the route it chose */
+  int nparams;
   buf_t body;
   int keep_alive;
 } http_req_t;
@@ -32,6 +42,11 @@ typedef struct {
 const char *http_header(const http_req_t *r, const char *name); /* case-insensitive; NULL if absent */
 /* Copies the URL-decoded value of query parameter `key` into a new string; NULL if absent. */
 char *http_query_param(const http_req_t *r, const char *key);
+/* The decoded value of the matched route's path parameter `name` (borrowed from r); NULL
+ * if the route has none of that name. */
+const char *http_path_param(const http_req_t *r, const char *name);
+/* Percent-decoding of n bytes into a new string; `plus` turns '+' into ' ' (query strings). */
+char *http_url_decode(const char *s, size_t n, int plus);
 
 void http_respond(conn_t *c, const http_req_t *r, int status, const char *content_type, const void *body, size_t len,
                   const char *extra_headers);
@@ -40,7 +55,17 @@ void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j);
 /* LeanCloud REST error shape {"code": code, "error": message}. */
 void http_respond_error(conn_t *c, const http_req_t *r, int status, int code, const char *message);
 
-/* routes.c: the request router. The upgrade path is handled before it. */
-void routes_dispatch(conn_t *c, const http_req_t *r);
+/* routes.c: the request router. The upgrade path is handled before it. It sets r->params
+ * for the route it picks, then calls the route's handler. */
+void routes_dispatch(conn_t *c, http_req_t *r);
+/* Route patterns. A pattern is a path of segments: a literal segment matches itself,
+ * ":name" matches any one non-empty segment, and "*name" — last only — matches the
+ * non-empty rest of the path, slashes included. Examples: "/1.2/rtm/conversations/:cid/members"
+ * gives cid; "/files/:id" followed by the segment "*name" gives id and name.
+ * Matching is on the raw (percent-encoded) path, so an encoded '/' stays inside its
+ * segment; values are decoded afterwards. Returns 1 on a match — then, when r is not NULL,
+ * r->params holds the parameters (replacing earlier ones) — else 0. Patterns with more
+ * than HTTP_MAX_PARAMS parameters never match. */
+int route_match(const char *pattern, const char *raw_path, http_req_t *r);
 
 #endif

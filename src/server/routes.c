@@ -65,6 +65,62 @@ static void route_health(conn_t *c, const http_req_t *r) {
   http_respond_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* ---------------------------------------------------------------- path patterns */
+
+/* Length of the segment at s (up to '/' or the end). */
+static size_t seg_len(const char *s) { return strcspn(s, "/"); }
+
+int route_match(const char *pattern, const char *raw_path, http_req_t *r) {
+  struct {
+    const char *name, *val;
+    size_t nlen, vlen;
+  } got[HTTP_MAX_PARAMS];
+  int n = 0;
+  const char *p = pattern, *s = raw_path;
+  for (;;) {
+    if (*p != '/' || *s != '/') { /* both ended, or both continue with a segment */
+      if (*p || *s) return 0;
+      break;
+    }
+    p++;
+    s++;
+    size_t pl = seg_len(p), sl = seg_len(s);
+    if (pl > 1 && (*p == ':' || *p == '*')) {
+      int rest = *p == '*';
+      if (rest) {
+        if (p[pl]) return 0; /* "*name" is last only */
+        sl = strlen(s);
+      }
+      if (sl == 0 || n == HTTP_MAX_PARAMS) return 0;
+      got[n].name = p + 1;
+      got[n].nlen = pl - 1;
+      got[n].val = s;
+      got[n].vlen = sl;
+      n++;
+    } else if (pl != sl || memcmp(p, s, pl) != 0) {
+      return 0;
+    }
+    p += pl;
+    s += sl;
+  }
+  if (r) {
+    for (int i = 0; i < r->nparams; i++) {
+      free(r->params[i].name);
+      free(r->params[i].value);
+    }
+    for (int i = 0; i < n; i++) {
+      r->params[i].name = xstrndup(got[i].name, got[i].nlen);
+      r->params[i].value = http_url_decode(got[i].val, got[i].vlen, 0);
+    }
+    r->nparams = n;
+  }
+  return 1;
+}
+
+/* ---------------------------------------------------------------- the table */
+
+/* One row per method and path pattern (see route_match); the first row that matches both
+ * wins. A path that matches only rows of other methods gets 405. */
 typedef struct {
   int method;
   const char *path;
@@ -76,11 +132,21 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/rtm/notifications", rest_notifications},
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
     {HTTP_GET, "/health", route_health},
-    {HTTP_GET, "/metrics", route_metrics},
     {HTTP_POST, "/debug/faults", route_faults},
 };
 
-void routes_dispatch(conn_t *c, const http_req_t *r) {
+/* The row for r's method and path; NULL with *path_known set when only the method differs. */
+static const route_t *find_route(const http_req_t *r, int *path_known) {
+  *path_known = 0;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    if (!route_match(routes[i].path, r->raw_path, NULL)) continue;
+    *path_known = 1;
+    if (routes[i].method == r->method) return &routes[i];
+  }
+  return NULL;
+}
+
+void routes_dispatch(conn_t *c, http_req_t *r) {
   if (r->method == HTTP_OPTIONS) { /* CORS preflight from browser SDKs */
     http_respond(c, r, 204, "text/plain", "", 0,
                  "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
@@ -88,15 +154,14 @@ void routes_dispatch(conn_t *c, const http_req_t *r) {
                  "Access-Control-Max-Age: 86400\r\n");
     return;
   }
-  int path_known = 0;
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    if (strcmp(routes[i].path, r->path) != 0) continue;
-    path_known = 1;
-    if (routes[i].method == r->method) {
-      routes[i].fn(c, r);
-      return;
-    }
+  int path_known;
+  const route_t *rt = find_route(r, &path_known);
+  if (rt) {
+    route_match(rt->path, r->raw_path, r);
+    rt->fn(c, r);
+  } else if (path_known) {
+    http_respond_error(c, r, 405, 405, "method not allowed");
+  } else {
+    http_respond_error(c, r, 404, 404, "not found");
   }
-  if (path_known) http_respond_error(c, r, 405, 405, "method not allowed");
-  else http_respond_error(c, r, 404, 404, "not found");
 }
