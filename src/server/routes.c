@@ -132,6 +132,7 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/rtm/notifications", rest_notifications},
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
     {HTTP_GET, "/health", route_health},
+    {HTTP_GET, "/metrics", route_metrics},
     {HTTP_POST, "/debug/faults", route_faults},
 };
 
