@@ -14,11 +14,13 @@
 struct http_conn {
   http_parser parser;
   http_req_t req;
+  conn_t *conn;
   buf_t url, field, value;
   int last_was_value;
   size_t header_bytes;
-  int error_status; /* set by callbacks to stop with an HTTP error */
-  int complete;     /* a request finished; dispatch after execute returns */
+  size_t body_limit; /* this request's, from routes_body_limit() */
+  int error_status;  /* set by callbacks to stop with an HTTP error */
+  int complete;      /* a request finished; dispatch after execute returns */
 };
 
 static void req_reset(http_conn_t *h) {
@@ -41,6 +43,7 @@ static void req_reset(http_conn_t *h) {
   buf_free(&h->value);
   h->last_was_value = 0;
   h->header_bytes = 0;
+  h->body_limit = 0;
   h->complete = 0;
 }
 
@@ -134,7 +137,10 @@ static int on_headers_complete(http_parser *p) {
   r->path = http_url_decode(u, plen, 0);
   r->raw_path = xstrndup(u, plen);
   r->query = xstrdup(q ? q + 1 : "");
-  if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
+  /* The route decides how much body it takes (file uploads take more than JSON calls),
+   * and a declared length over it is refused before a byte of it is buffered. */
+  h->body_limit = routes_body_limit(h->conn, r);
+  if (p->content_length != ULLONG_MAX && p->content_length > h->body_limit) {
     h->error_status = 413;
     return -1;
   }
@@ -143,7 +149,7 @@ static int on_headers_complete(http_parser *p) {
 
 static int on_body(http_parser *p, const char *at, size_t n) {
   http_conn_t *h = p->data;
-  if (h->req.body.len + n > HTTP_MAX_BODY) {
+  if (h->req.body.len + n > h->body_limit) {
     h->error_status = 413;
     return -1;
   }
@@ -349,6 +355,7 @@ int http_input(conn_t *c, uint8_t *p, size_t n) {
     c->http = xcalloc(1, sizeof *c->http);
     http_parser_init(&c->http->parser, HTTP_REQUEST);
     c->http->parser.data = c->http;
+    c->http->conn = c;
   }
   http_conn_t *h = c->http;
   size_t off = 0;

@@ -13,7 +13,7 @@
 
 #define HTTP_MAX_HEADERS 64
 #define HTTP_MAX_HEADER_BYTES (16 * 1024)
-#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_BODY (1024 * 1024) /* for every route that does not ask for more */
 
 #define HTTP_MAX_PARAMS 8
 
@@ -55,6 +55,9 @@ void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j);
 /* LeanCloud REST error shape {"code": code, "error": message}. */
 void http_respond_error(conn_t *c, const http_req_t *r, int status, int code, const char *message);
 
+/* routes.c: the largest body r may carry, decided from its head before any body byte is
+ * read: the route's own limit when its row names one, else HTTP_MAX_BODY. */
+size_t routes_body_limit(conn_t *c, const http_req_t *r);
 /* routes.c: the request router. The upgrade path is handled before it. It sets r->params
  * for the route it picks, then calls the route's handler. */
 void routes_dispatch(conn_t *c, http_req_t *r);

@@ -125,6 +125,8 @@ typedef struct {
   int method;
   const char *path;
   void (*fn)(conn_t *c, const http_req_t *r);
+  /* the largest body this route takes, asked once the head is in; NULL: HTTP_MAX_BODY */
+  size_t (*body_limit)(conn_t *c, const http_req_t *r);
 } route_t;
 
 static const route_t routes[] = {
@@ -145,6 +147,12 @@ static const route_t *find_route(const http_req_t *r, int *path_known) {
     if (routes[i].method == r->method) return &routes[i];
   }
   return NULL;
+}
+
+size_t routes_body_limit(conn_t *c, const http_req_t *r) {
+  int path_known;
+  const route_t *rt = find_route(r, &path_known);
+  return rt && rt->body_limit ? rt->body_limit(c, r) : HTTP_MAX_BODY;
 }
 
 void routes_dispatch(conn_t *c, http_req_t *r) {
