@@ -443,6 +443,7 @@ typedef struct {
   size_t nallowed;
   Lc__ErrorCommand **failed;
   size_t nfailed;
+  im_done_t done;
 } members_job_t;
 
 static void free_failed(members_job_t *mj) {
@@ -510,10 +511,22 @@ static void members_done(task_t *t) {
   if (mj->j.job.result < 0) {
     convcache_drop(mj->im, c); /* the cache ran ahead of storage: reload on next use */
     reply_error_async(w, &mj->rt, LC_CONVERSATION_API_FAILED, "storage failed");
+    im_done(w, &mj->done, LC_CONVERSATION_API_FAILED, NULL);
     members_job_free(mj);
     return;
   }
   send_members_changed(w, mj, mj->j.updated_at);
+  if (mj->done.fn) {
+    json_t *ok = json_array(), *failed = json_array();
+    for (size_t i = 0; i < mj->nallowed; i++) json_array_append_new(ok, json_string(mj->allowed[i]));
+    for (size_t i = 0; i < mj->nfailed; i++)
+      for (size_t k = 0; k < mj->failed[i]->n_pids; k++)
+        json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", mj->failed[i]->pids[k], "code",
+                                                mj->failed[i]->code, "error", mj->failed[i]->reason));
+    json_t *res = json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)mj->j.updated_at);
+    im_done(w, &mj->done, 0, res);
+    json_decref(res);
+  }
   if (mj->j.n) {
     members_t *now = conv_members(c);
     if (mj->add) {
@@ -580,8 +593,8 @@ static int add_refused(im_worker_t *w, conv_t *c, const char *id) {
 
 /* Applies an add or remove of ids_in to c for `self` (already authorised), answers rt after
  * the commit, and notifies per §3.12. Takes the reference of c. */
-static void members_apply(im_worker_t *w, conv_t *c, const char *self, char *const *ids_in, size_t n, int add,
-                          const reply_to_t *rt) {
+void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const *ids_in, size_t n, int add,
+                        const reply_to_t *rt, const im_done_t *done) {
   members_job_t *mj = xcalloc(1, sizeof *mj);
   mj->im = w->im;
   mj->conv = c;
@@ -633,8 +646,11 @@ static void members_apply(im_worker_t *w, conv_t *c, const char *self, char *con
   mj->j.job.type = add ? JOB_MEMBERS_ADD : JOB_MEMBERS_REMOVE;
   mj->j.job.worker = w->idx;
   mj->j.job.task.fn = members_done;
-  mj->rt = *rt;
-  mj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  if (rt) {
+    mj->rt = *rt;
+    mj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  }
+  if (done) mj->done = *done;
   store_submit(w->im->store, &mj->j.job); /* under c->mu: storage sees changes in cache order */
   pthread_mutex_unlock(&c->mu);
 }
@@ -655,7 +671,7 @@ static void members_hook_done(im_worker_t *w, void *arg, json_t *result, int fai
     reply_rejected_async(w, &hm->rt, LC_CONVERSATION_REJECTED_BY_APP, failed ? NULL : result);
     conv_release(hm->conv);
   } else {
-    members_apply(w, hm->conv, hm->initby, hm->ids, hm->n, hm->add, &hm->rt);
+    conv_members_apply(w, hm->conv, hm->initby, hm->ids, hm->n, hm->add, &hm->rt, NULL);
   }
   for (size_t i = 0; i < hm->n; i++) free(hm->ids[i]);
   free(hm->ids);
@@ -723,7 +739,7 @@ void im_conv_members_change(req_t *r, int add) {
   }
   reply_to_t rt;
   reply_to_init(&rt, r);
-  members_apply(r->w, c, self, in->m, in->n_m, add, &rt);
+  conv_members_apply(r->w, c, self, in->m, in->n_m, add, &rt, NULL);
   reply_to_free(&rt);
 }
 

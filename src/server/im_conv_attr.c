@@ -28,6 +28,7 @@ typedef struct {
   char *attr;          /* the request's attr JSON, echoed to the other members */
   char *attr_modified; /* resulting values of the touched keys, nested by path */
   uint64_t skip;
+  im_done_t done;
 } update_job_t;
 
 static void update_job_free(update_job_t *u) {
@@ -198,8 +199,12 @@ static void update_done(task_t *t) {
   if (u->j.job.result < 0) {
     convcache_drop(u->im, u->conv); /* the cached document ran ahead of storage */
     reply_error_async(w, &u->rt, LC_CONVERSATION_UPDATE_FAILED, "storage failed");
+    im_done(w, &u->done, LC_CONVERSATION_UPDATE_FAILED, NULL);
   } else {
     send_updated(w, u);
+    json_t *res = json_pack("{s:I}", "updated_at", (json_int_t)u->j.updated_at);
+    im_done(w, &u->done, 0, res);
+    json_decref(res);
   }
   update_job_free(u);
 }
@@ -228,7 +233,11 @@ static void apply_update(im_worker_t *w, update_job_t *u, int (*edit)(json_t *do
   if (rc < 0) {
     pthread_mutex_unlock(&c->mu);
     json_decref(draft);
-    reply_error_async(w, &u->rt, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : LC_CONVERSATION_UPDATE_FAILED, err);
+    int code = rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : LC_CONVERSATION_UPDATE_FAILED;
+    reply_error_async(w, &u->rt, code, err);
+    json_t *why = json_pack("{s:s}", "error", err);
+    im_done(w, &u->done, code, why);
+    json_decref(why);
     update_job_free(u);
     return;
   }
@@ -374,4 +383,18 @@ void im_conv_mute(req_t *r, int mute) {
   }
   if (hook_enabled(r->w->im->hooks, HOOK_CONVERSATION_UPDATE)) update_hook(r, update_job_new(r, c), NULL, mute);
   else apply_update(r->w, update_job_new(r, c), edit_mute, &mute);
+}
+
+void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done) {
+  update_job_t *u = xcalloc(1, sizeof *u);
+  u->im = w->im;
+  u->conv = c;
+  u->initby = xstrdup(initby);
+  if (done) u->done = *done;
+  if (attr) {
+    u->attr = json_dumps(attr, JSON_COMPACT);
+    apply_update(w, u, edit_attr, attr);
+  } else {
+    apply_update(w, u, edit_mute, &mute);
+  }
 }

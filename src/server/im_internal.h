@@ -138,6 +138,18 @@ void reply_to_free(reply_to_t *rt);
 /* Finds the link of rt on the current worker, or NULL if it is gone. */
 im_link_t *reply_to_link(im_worker_t *w, const reply_to_t *rt);
 
+/* A completion for callers that are not a WebSocket request (the REST API): fn runs on the
+ * worker once the change committed (code 0, result describing it) or failed (code = the
+ * protocol error). result is borrowed for the call. */
+typedef struct {
+  void (*fn)(im_worker_t *w, void *arg, int code, json_t *result);
+  void *arg;
+} im_done_t;
+
+static inline void im_done(im_worker_t *w, const im_done_t *d, int code, json_t *result) {
+  if (d && d->fn) d->fn(w, d->arg, code, result);
+}
+
 /* Sends cmd as the reply: sets i (and peerId when the request carried one). */
 void reply(const req_t *r, lc_cmd_t *cmd);
 void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd);
@@ -194,6 +206,12 @@ void im_conv_online_members(req_t *r);
 void im_conv_is_member(req_t *r);
 void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
+/* The apply steps behind the handlers, for the REST API: they take the reference of c and
+ * answer through rt (WebSocket; may be zeroed) and done (may be NULL). */
+void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                        const reply_to_t *rt, const im_done_t *done);
+/* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
+void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 void im_conv_mute(req_t *r, int mute);
 void im_conv_member_info(req_t *r);
 void im_conv_shutup(req_t *r, int add);
@@ -220,6 +238,12 @@ void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+/* REST: send as `from` (membership not checked, §7.1); done gets {"msg-id", "timestamp"}. */
+void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const uint8_t *data, size_t len, int transient,
+                  int no_sync, int priority, int mention_all, char **mentions, size_t nm, const im_done_t *done);
+/* REST history (§7.1): items newest first unless reversed. */
+int im_rest_history(im_worker_t *w, conv_t *c, const char *msgid, int64_t ts, const char *till_msgid, int64_t till_ts,
+                    int include_start, int include_stop, int reversed, int limit, json_t **out);
 /* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */
 void notif_record(im_worker_t *w, const lc_cmd_t *cmd, char *const *to, size_t n);
 void im_worker_sweep(im_worker_t *w, int64_t now);

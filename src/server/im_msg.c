@@ -66,6 +66,7 @@ typedef struct {
   push_t *push;
   uint64_t skip;      /* the sending session: it has the message already */
   char *ip;           /* the sender's address, for hooks (NULL for wills and REST) */
+  im_done_t done;     /* REST: told the id and timestamp once stored */
 } send_job_t;
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
@@ -129,10 +130,14 @@ static void send_done(task_t *t) {
   im_worker_t *w = sj->im->workers[worker_current()];
   if (sj->j.job.result < 0) {
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
+    im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     deliver(w, sj->conv, sj->members, sj->push, sj->skip);
     message_sent_hook(w, sj);
+    json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
+    im_done(w, &sj->done, 0, res);
+    json_decref(res);
   }
   send_job_free(sj);
 }
@@ -196,7 +201,8 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
  * through storage (ack and delivery after the commit). Takes the references of c and
  * members. rt may be NULL (nobody waits for the ack: a will). */
 static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char *sender, uint64_t skip,
-                       const msg_in_t *in, const reply_to_t *rt, int ack_transient, const char *ip) {
+                       const msg_in_t *in, const reply_to_t *rt, int ack_transient, const char *ip,
+                       const im_done_t *done) {
   int priority = in->priority >= 1 && in->priority <= 3 ? in->priority : 2;
   im_t *im = w->im;
   int receipt = in->receipt && !in->transient && c->kind != CONV_ROOM;
@@ -229,6 +235,11 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     push_t *p = push_new(&out);
     p->priority = priority;
     if (rt && ack_transient) send_ack(w, rt, mid, ts);
+    if (done) {
+      json_t *res = json_pack("{s:s, s:I}", "msg-id", mid, "timestamp", (json_int_t)ts);
+      im_done(w, done, 0, res);
+      json_decref(res);
+    }
     deliver(w, c, members, p, skip);
     push_release(p);
     members_release(members);
@@ -243,6 +254,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   sj->members = members;
   sj->skip = skip;
   sj->ip = ip ? xstrdup(ip) : NULL;
+  if (done) sj->done = *done;
   job_msg_insert_t *j = &sj->j;
   j->conv = c->id;
   j->sender = xstrdup(sender);
@@ -323,7 +335,7 @@ void im_wills_fire(im_worker_t *w, session_t *s) {
     conv_t *c;
     members_t *m;
     const char *detail;
-    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0) msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0, NULL);
+    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0) msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0, NULL, NULL);
   }
   im_wills_free(s);
 }
@@ -395,7 +407,7 @@ static void received_done(im_worker_t *w, void *arg, json_t *result, int failed)
     h->members = members_new(ids, k);
     free(ids);
   }
-  msg_submit(w, h->conv, h->members, h->sender, h->skip, &h->in, &h->rt, h->ack_transient, h->ip);
+  msg_submit(w, h->conv, h->members, h->sender, h->skip, &h->in, &h->rt, h->ack_transient, h->ip, NULL);
   h->conv = NULL; /* msg_submit took them */
   h->members = NULL;
   held_free(h);
@@ -495,7 +507,8 @@ void im_msg_direct(req_t *r) {
   } else if (hook_enabled(r->w->im->hooks, HOOK_MESSAGE_RECEIVED)) {
     received_hook(r, c, members, &in, &rt); /* takes c and members */
   } else {
-    msg_submit(r->w, c, members, r->s->client_id, r->s->id, &in, &rt, (r->s->config_bitmap & 8) != 0, r->link->ip);
+    msg_submit(r->w, c, members, r->s->client_id, r->s->id, &in, &rt, (r->s->config_bitmap & 8) != 0, r->link->ip,
+               NULL);
   }
   reply_to_free(&rt);
 }
@@ -869,4 +882,73 @@ void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
   }
   for (size_t i = 0; i < acc.n; i++) lc__unread_tuple__free_unpacked(acc.t[i], NULL);
   free(acc.t);
+}
+
+/* ---------------------------------------------------------------- for the REST API */
+
+void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const uint8_t *data, size_t len, int transient,
+                  int no_sync, int priority, int mention_all, char **mentions, size_t nm, const im_done_t *done) {
+  members_t *m = NULL;
+  if (c->kind != CONV_ROOM) {
+    members_t *all = conv_members(c);
+    if (no_sync && all) { /* not copied to the sender's own sessions */
+      char **ids = xcalloc(all->n + 1, sizeof(char *));
+      size_t k = 0;
+      for (size_t i = 0; i < all->n; i++)
+        if (strcmp(all->ids[i], from) != 0) ids[k++] = all->ids[i];
+      m = members_new(ids, k);
+      free(ids);
+      members_release(all);
+    } else {
+      m = all;
+    }
+  }
+  msg_in_t in = {.cid = c->cid, .data = data, .len = len, .transient = transient, .priority = priority,
+                 .mention_all = mention_all, .mention_pids = mentions, .n_mentions = nm};
+  /* chat-room REST messages never go to the sender (§7.2): skip nobody else */
+  msg_submit(w, c, m, from, 0, &in, NULL, 0, NULL, done);
+}
+
+static int hist_each(void *arg, const msg_view_t *m) {
+  json_t *a = arg, *it;
+  int bin = m->flags & MSG_F_BIN;
+  it = json_pack("{s:I, s:o, s:s, s:s, s:b}", "timestamp", (json_int_t)m->ts, "data",
+                 content_json(m->data, m->len, bin), "from", m->sender, "msg-id", m->mid, "bin", bin != 0);
+  if (m->patch_ts) json_object_set_new(it, "patch-timestamp", json_integer(m->patch_ts));
+  json_array_append_new(a, it);
+  return 0;
+}
+
+int im_rest_history(im_worker_t *w, conv_t *c, const char *msgid, int64_t ts, const char *till_msgid, int64_t till_ts,
+                    int include_start, int include_stop, int reversed, int limit, json_t **out) {
+  logs_req_t q = {.conv = c->id, .newer = reversed, .limit = limit};
+  /* REST pages like logs: from a start towards an end, newest first unless reversed */
+  if (reversed) {
+    bound(ts, msgid, include_start, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+    bound(till_ts, till_msgid, include_stop, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+  } else {
+    bound(ts, msgid, include_start, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+    bound(till_ts, till_msgid, include_stop, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+  }
+  json_t *arr = json_array();
+  if (store_logs(w->reader, &q, hist_each, arr) < 0) {
+    json_decref(arr);
+    return TERN_ESTORE;
+  }
+  if (!reversed) { /* store_logs hands pages out oldest first; REST wants newest first */
+    size_t n = json_array_size(arr);
+    json_t *rev = json_array();
+    for (size_t i = n; i-- > 0;) json_array_append(rev, json_array_get(arr, i));
+    json_decref(arr);
+    arr = rev;
+  }
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    json_t *it = json_array_get(arr, i);
+    json_object_set_new(it, "conv-id", json_string(c->cid));
+    json_object_set_new(it, "to", json_string(c->cid));
+    json_object_set_new(it, "is-conv", json_true());
+    json_object_set_new(it, "is-room", json_boolean(c->kind == CONV_ROOM));
+  }
+  *out = arr;
+  return 0;
 }
