@@ -40,8 +40,10 @@ export async function until(fn, ms, what, every = 50) {
  * took longer than maxRoundMs, that at least minRounds completed, and that neither socket
  * was closed: the "second, well-behaved client saw no interruption" of the acceptance.
  */
-export async function bystander(server, { intervalMs = 50, maxRoundMs = 3000, label = 'bystander' } = {}) {
-  const A = await session(server, uid(`${label}A`));
+export async function bystander(server, { intervalMs = 50, maxRoundMs = 3000, label = 'bystander', transient = false } = {}) {
+  // transient: A's messages are not stored (for tests that make storage fail on purpose);
+  // configBitmap bit 3 asks for their acks
+  const A = await session(server, uid(`${label}A`), transient ? { extra: { configBitmap: 8 } } : {});
   const B = await session(server, uid(`${label}B`));
   const cid = (await startConv(A, [B.peer])).cid;
   const state = { rounds: 0, errors: [], slowest: 0, stopped: false };
@@ -53,7 +55,7 @@ export async function bystander(server, { intervalMs = 50, maxRoundMs = 3000, la
         const text = TEXT(`${label} ${k}`);
         const pushed = B.next((c) => c.cmd === 'direct' && c.directMessage?.msg === text, maxRoundMs);
         pushed.catch(() => {}); // awaited below; a failed request must not leave it unhandled
-        const ack = await A.request({ cmd: 'direct', directMessage: { cid, msg: text } }, maxRoundMs);
+        const ack = await A.request({ cmd: 'direct', directMessage: { cid, msg: text, ...(transient ? { transient: true } : {}) } }, maxRoundMs);
         assert.equal(ack.cmd, 'ack', `round ${k}: ${JSON.stringify(ack)}`);
         const p = await pushed;
         assert.equal(p.directMessage.id, ack.ackMessage.uid, `round ${k}: pushed id is the acked id`);
