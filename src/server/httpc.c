@@ -172,6 +172,8 @@ void httpc_close(httpc_t *h) {
 
 size_t httpc_active(httpc_t *h) { return h->active; }
 
+uv_loop_t *httpc_loop(httpc_t *h) { return h->loop; }
+
 int httpc_request(httpc_t *h, const char *method, const char *url, const char *const *headers, const void *body,
                   size_t len, long timeout_ms, int flags, httpc_cb cb, void *arg) {
   if (h->closing) return TERN_ECLOSED;

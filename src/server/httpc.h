@@ -32,5 +32,6 @@ void httpc_close(httpc_t *h);
 int httpc_request(httpc_t *h, const char *method, const char *url, const char *const *headers, const void *body,
                   size_t len, long timeout_ms, int flags, httpc_cb cb, void *arg);
 size_t httpc_active(httpc_t *h);
+uv_loop_t *httpc_loop(httpc_t *h); /* the loop it runs on (push retries time out there) */
 
 #endif
