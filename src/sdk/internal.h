@@ -221,6 +221,7 @@ void send_on_rcp(tern_client_t *c, lc_cmd_t *cmd);
 
 /* ---- query.c ---- */
 tern_client_t *query_client(const tern_query_t *q);
+tern_cache_policy_t query_policy(const tern_query_t *q);
 
 /* ---- cache.c ---- */
 int cache_open(tern_client_t *c);

@@ -38,6 +38,7 @@ tern_query_t *tern_query_new(tern_client_t *c) {
 }
 
 tern_client_t *query_client(const tern_query_t *q) { return q->c; }
+tern_cache_policy_t query_policy(const tern_query_t *q) { return q->policy; }
 
 void tern_query_free(tern_query_t *q) {
   if (!q) return;

@@ -18,7 +18,12 @@ typedef struct {
   int fired;
 } sync_t;
 
-static void on_tmo(uv_timer_t *h) { ((sync_t *)h->data)->fired = 1; }
+/* uv_stop(): a callback that ran in the timer phase must not leave uv_run(UV_RUN_ONCE)
+ * blocking in poll until some later event; stopping makes its poll timeout zero. */
+static void on_tmo(uv_timer_t *h) {
+  ((sync_t *)h->data)->fired = 1;
+  uv_stop(h->loop);
+}
 
 /* Called by tern_free() after the adapter's cleanup: finish the closes, drop the loop. */
 static void sync_free(tern_t *t) {
@@ -76,6 +81,7 @@ int tern_sync_wait(tern_t *t, int timeout_ms) {
 }
 
 typedef struct {
+  tern_t *t;
   int done;
   int status;
   tern_conv_t *conv;
@@ -85,10 +91,17 @@ typedef struct {
   size_t n;
   tern_msg_t **msgs;
   int from_cache;
+  int ctn; /* a cache-then-network query: wait for the second answer */
 } res_t;
+
+static void res_done(res_t *r) {
+  r->done = 1;
+  if (r->t && r->t->sync) uv_stop(&((sync_t *)r->t->sync)->loop);
+}
 
 static int wait_res(tern_t *t, res_t *r, int rc) {
   if (rc < 0) return rc;
+  r->t = t; /* callbacks only run inside the loop below (or already did) */
   rc = tern_sync_until(t, &r->done, t->o.command_timeout_ms + 5000);
   return rc < 0 ? rc : r->status;
 }
@@ -96,7 +109,7 @@ static int wait_res(tern_t *t, res_t *r, int rc) {
 static void client_cb(tern_client_t *c, int status, void *data) {
   res_t *r = data;
   r->status = status;
-  r->done = 1;
+  res_done(r);
 }
 
 int tern_sync_open(tern_client_t *c, const tern_open_options_t *opt) {
@@ -115,7 +128,7 @@ static void conv_cb(tern_client_t *c, tern_conv_t *conv, int status, void *data)
   res_t *r = data;
   r->status = status;
   r->conv = conv;
-  r->done = 1;
+  res_done(r);
 }
 
 int tern_sync_create_conv(tern_client_t *c, const char *name, const char *const *members, size_t n,
@@ -141,9 +154,11 @@ int tern_sync_get_conv(tern_client_t *c, const char *conv_id, tern_conv_t **out)
 
 static void find_cb(tern_client_t *c, tern_conv_t *const *convs, size_t n, int from_cache, int status, void *data) {
   res_t *r = data;
-  if (r->done) return; /* cache-then-network: the first answer wins here */
   r->status = status;
   r->from_cache = from_cache;
+  free(r->convs); /* cache-then-network: the network's answer replaces the cache's */
+  r->convs = NULL;
+  r->n = 0;
   if (status == 0) {
     r->convs = calloc(n ? n : 1, sizeof *r->convs);
     if (!r->convs) r->status = TERN_ENOMEM;
@@ -152,13 +167,14 @@ static void find_cb(tern_client_t *c, tern_conv_t *const *convs, size_t n, int f
       r->n = n;
     }
   }
-  r->done = 1;
+  if (!(r->ctn && from_cache && status == 0)) res_done(r);
 }
 
 int tern_sync_find(const tern_query_t *q, tern_conv_t ***out, size_t *n) {
   if (!q || !out || !n) return TERN_EINVAL;
   tern_client_t *c = query_client(q);
   res_t r = {0};
+  r.ctn = query_policy(q) == TERN_CACHE_THEN_NETWORK;
   int rc = wait_res(c->t, &r, tern_query_find(q, find_cb, &r));
   *out = rc == 0 ? r.convs : NULL;
   *n = rc == 0 ? r.n : 0;
@@ -170,7 +186,7 @@ static void send_cb(tern_conv_t *conv, const tern_msg_t *sent, int status, void 
   res_t *r = data;
   r->status = status;
   r->msg = tern_msg_dup(sent);
-  r->done = 1;
+  res_done(r);
 }
 
 int tern_sync_send(tern_conv_t *conv, const tern_msg_t *msg, unsigned options, tern_msg_t **sent) {
@@ -185,7 +201,7 @@ int tern_sync_send(tern_conv_t *conv, const tern_msg_t *msg, unsigned options, t
 static void done_cb(tern_conv_t *conv, int status, void *data) {
   res_t *r = data;
   r->status = status;
-  r->done = 1;
+  res_done(r);
 }
 
 int tern_sync_join(tern_conv_t *conv) {
@@ -223,7 +239,7 @@ static void count_cb(tern_conv_t *conv, int status, int count, void *data) {
   res_t *r = data;
   r->status = status;
   r->count = count;
-  r->done = 1;
+  res_done(r);
 }
 
 int tern_sync_count_members(tern_conv_t *conv, int *count) {
@@ -244,7 +260,7 @@ static void hist_cb(tern_conv_t *conv, const tern_msg_t *const *msgs, size_t n, 
     for (size_t i = 0; r->msgs && i < n; i++) r->msgs[r->n++] = tern_msg_dup(msgs[i]);
     if (!r->msgs) r->status = TERN_ENOMEM;
   }
-  r->done = 1;
+  res_done(r);
 }
 
 int tern_sync_history(tern_conv_t *conv, const char *before_id, int64_t before_ts, int limit, tern_msg_t ***msgs,
