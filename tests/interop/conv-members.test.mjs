@@ -106,6 +106,25 @@ for (const mode of MODES) {
       await check('end (no late events)');
     });
 
+    it('the 500-member limit: a partial add answers 4304 CONVERSATION_FULL for the ids beyond it; join of a full conversation fails', async () => {
+      const tom = await env.login(uid('tom'));
+      const others = Array.from({ length: 498 }, (_, k) => `${tom.id}-m${k}`);
+      const conv = await tom.createConversation({ members: others, unique: false });
+      assert.equal(await conv.count(), 499);
+      const [x, y] = [uid('x'), uid('y')];
+      const r = await conv.add([x, y]);
+      assert.deepEqual(r.successfulClientIds, [x]);
+      assert.equal(r.failures.length, 1);
+      assert.equal(r.failures[0].code, 4304);
+      assert.equal(r.failures[0].message, 'CONVERSATION_FULL');
+      assert.deepEqual(r.failures[0].clientIds, [y]);
+      assert.equal(await conv.count(), 500);
+      const late = await env.login(y);
+      const lconv = await late.getConversation(conv.id);
+      await assert.rejects(lconv.join(), (e) => e.code === 4304);
+      assert.equal(await conv.count(), 500);
+    });
+
     it('update by a member: dotted path, custom fields, an operator; others and the updater\'s other device get conversationinfoupdated; untouched keys survive', async () => {
       const tom = await env.login(uid('tom'));
       const jerry = await env.login(uid('jerry'));
