@@ -100,6 +100,22 @@ test('§6 4116 per-client rate (max_client_rate=10): one client over it is refus
     await by.check();
   }));
 
+test('§6 4116 per-client rate counts the client, not each of its sockets: one client id on 3 sockets shares max_client_rate=10', () =>
+  withServer({ TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '10' }, async (srv) => {
+    // Otherwise a client multiplies its allowance by opening more connections (or by closing
+    // and reopening its session): "per client" would mean "per session object".
+    const p = uid('multi');
+    const socks = [];
+    for (let k = 0; k < 3; k++) socks.push(await session(srv, p));
+    await sleep(300);
+    const query = { cmd: 'session', op: 'query', sessionMessage: { sessionPeerIds: [p] } };
+    const all = await Promise.all(socks.map((c) => Promise.all(burst(c, Array(30).fill(query)).map((i) => c.reply(i)))));
+    const ok = all.flat().filter((r) => r.cmd === 'session').length;
+    const refused = all.flat().filter((r) => r.cmd === 'error' && r.errorMessage?.code === 4116).length;
+    assert.equal(ok + refused, 90);
+    assert.ok(ok <= 24, `${ok} of 90 commands from one client accepted within a moment (burst 20): each socket had its own allowance`);
+  }));
+
 // ---------------------------------------------------------------- connections per IP → 429
 
 test('§6/§7 connections per IP (max_conns_per_ip=6): the next gets HTTP 429 JSON and is closed; a closed one frees its slot; refusals hold no slot', () =>
@@ -330,6 +346,27 @@ test('§7 HTTP limits: headers over 16 KiB or more than 64 headers → 431; a bo
     for (let k = 0; k < 5 && !c.destroyed; k++) c.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
     const chunked = await replyP;
     assert.match(chunked.data.toString(), /^HTTP\/1\.1 413 /, `chunked past 1 MiB → 413: ${chunked.data.toString().slice(0, 200)}`);
+    await assertHealthy(srv);
+    await by.check();
+  }));
+
+test('§5 output_limit=256 KiB over HTTP: pipelined requests from a client that never reads the responses get it dropped; others unaffected', () =>
+  withServer({ TERN_OUTPUT_LIMIT: String(256 << 10) }, async (srv) => {
+    const by = await bystander(srv, { intervalMs: 50, label: 'pipe' });
+    const s = await tcp(srv);
+    s.pause(); // never reads a response
+    const req = Buffer.from('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    const batch = Buffer.concat(Array(1000).fill(req)); // 1000 requests, ~150 KB of responses
+    let k = 0;
+    let writeError = null;
+    s.on('error', (e) => { writeError = e; });
+    // ~15 MB of responses at most: far more than the kernel buffers and the 256 KiB queue hold
+    while (k < 100 && !s.destroyed && !logCount(srv, /dropping slow consumer/)) {
+      if (!s.write(batch)) await Promise.race([new Promise((r) => s.once('drain', r)), sleep(500)]);
+      k++;
+    }
+    await until(() => logCount(srv, /dropping slow consumer/) === 1, 5000, `the non-reader is dropped (${k} × 1000 requests sent, ${writeError?.code ?? 'no write error'})`);
+    s.destroy();
     await assertHealthy(srv);
     await by.check();
   }));
