@@ -28,14 +28,17 @@ const MiB = 1 << 20;
 const OUTPUT_LIMIT = 1 * MiB;
 const QUARANTINE_MB = 16; // AddressSanitizer keeps freed memory this long (default 256 MB)
 const FLOOD_MSG = 100 * 1024;
-const FLOOD_AFTER_DROP = 60 * MiB; // poured on after the drop: what an unbounded queue would hold
-const FLOOD_CAP = 160 * MiB;
+const FLOOD_AFTER_DROP = 100 * MiB; // poured on after the drop: what an unbounded queue would hold
+const FLOOD_CAP = 200 * MiB;
 // What the server may grow by while the flood runs, over the RSS it had with all 500
 // clients logged in and the stream flowing: the deaf client's queue (output_limit), the
-// allocator's quarantine under AddressSanitizer, and 16 MiB for everything else that
-// varies (the 500 receivers' momentary queues, SQLite pages for the stored stream, malloc
-// arenas, ASan's shadow of it all). Far below FLOOD_AFTER_DROP.
-const RSS_ALLOWANCE_KB = (OUTPUT_LIMIT + QUARANTINE_MB * MiB + 16 * MiB) / 1024;
+// allocator's quarantine under AddressSanitizer, and 32 MiB for the rest, none of which
+// grows with the flood: flood messages in flight (4 × ~100 KB, each as input frame, decoded
+// copy and encoded push), the queue buffer's doublings up to the limit, per-thread allocator
+// caches and size-class fragmentation. Measured here: ~0.2 MiB without the flood, 18–28 MiB
+// with it (sanitizer build, 2 cores, other tests running). A server without the limit grows
+// by at least FLOOD_AFTER_DROP (~290 MiB when tried with output_limit = 1 GiB).
+const RSS_ALLOWANCE_KB = (OUTPUT_LIMIT + QUARANTINE_MB * MiB + 32 * MiB) / 1024;
 
 function runBench(args) {
   const child = spawn(benchBin, args, {
