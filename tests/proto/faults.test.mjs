@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  assertError, assertHealthy, connect, encode, login, session, startConv, uid, withServer,
+  assertError, assertHealthy, encode, session, startConv, uid, withServer,
 } from '../lib/proto-client.mjs';
 import { OP, frame, rawWebSocket } from '../lib/proto-raw.mjs';
 import {
