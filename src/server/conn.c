@@ -153,7 +153,7 @@ static void on_write(uv_write_t *req, int status) {
     conn_abort(c, 1006);
     return;
   }
-  if (c->out.len || c->tls_out.len || c->state == CONN_CLOSING) worker_schedule_flush(c->w, c);
+  if (c->out.len || c->tls_out.len || c->state == CONN_CLOSING || c->source) worker_schedule_flush(c->w, c);
 }
 
 void conn_flush(conn_t *c) {
@@ -198,6 +198,13 @@ void conn_flush(conn_t *c) {
       return;
     }
   }
+  if (c->source && c->state == CONN_HTTP && !c->out.len && !c->tls_out.len) {
+    /* Everything is written: the body being produced gets to add its next piece. A
+     * download making progress counts as activity for the idle and login timeouts. */
+    c->last_rx_ms = now_ms();
+    c->source->drained(c, c->source);
+    return;
+  }
   if (c->state == CONN_CLOSING && !c->out.len) {
     /* Everything queued is written: send FIN, then close once the shutdown completes. */
     uv_shutdown_t *req = xmalloc(sizeof *req);
@@ -216,6 +223,21 @@ void conn_close(conn_t *c, int code, const char *reason) {
   c->close_code = code ? code : 1000;
   c->state = CONN_CLOSING;
   worker_schedule_flush(c->w, c);
+}
+
+void conn_pause_input(conn_t *c) {
+  if (!c->reaping) uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void conn_resume_input(conn_t *c) {
+  if (c->reaping || c->state >= CONN_CLOSING) return;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (c->in.len) { /* requests that arrived behind the one just answered */
+    buf_t pending = c->in;
+    c->in = (buf_t)BUF_INIT;
+    handle_input(c, pending.data, pending.len);
+    buf_free(&pending);
+  }
 }
 
 void conn_abort(conn_t *c, int code) {
@@ -239,6 +261,11 @@ static void on_closed(uv_handle_t *h) {
 void conn_reap(conn_t *c) {
   worker_t *w = c->w;
   if (c->link.imw) im_link_gone(&c->link, c->close_code);
+  if (c->source) {
+    conn_source_t *s = c->source;
+    c->source = NULL;
+    s->gone(s);
+  }
   if (c->http) {
     http_conn_free(c->http);
     c->http = NULL;

@@ -24,8 +24,21 @@ typedef enum {
 
 typedef struct http_conn http_conn_t;
 typedef struct tls_conn tls_conn_t;
+typedef struct conn_source conn_source_t;
+typedef struct conn conn_t;
 
-typedef struct conn {
+/* A response body produced piece by piece (file downloads), so a large one is never held
+ * whole. While c->source is set, each time the output queue has been written out the
+ * connection calls drained(), which appends the next piece with conn_write — at once or
+ * from a later callback — and clears c->source after the last one. If the connection goes
+ * first, it calls gone() instead (and never drained() again): the source releases itself,
+ * later if it has I/O in flight. */
+struct conn_source {
+  void (*drained)(conn_t *c, conn_source_t *s);
+  void (*gone)(conn_source_t *s);
+};
+
+struct conn {
   uv_tcp_t tcp;
   worker_t *w;
   uint64_t id;
@@ -44,6 +57,7 @@ typedef struct conn {
   buf_t frag;         /* payload of a fragmented WebSocket message */
   buf_t out;          /* queued output */
   buf_t wbuf;         /* output handed to an in-flight uv_write */
+  conn_source_t *source; /* a response body still being produced, or NULL */
   tls_conn_t *tls;    /* TLS state when the listener speaks TLS; out is then plaintext */
   buf_t tls_out;      /* ciphertext waiting for the socket */
   uv_write_t *wreq;
@@ -51,7 +65,7 @@ typedef struct conn {
   struct conn *flush_next, *reap_next;
   struct conn *prev, *next; /* all connections of the worker */
   char ip[46];
-} conn_t;
+};
 
 /* Appends bytes to the output queue and schedules a flush. Drops the connection (and
  * returns TERN_E2BIG) when the queue would pass the configured output limit. */
@@ -63,6 +77,10 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs);
 void conn_close(conn_t *c, int code, const char *reason);
 /* Immediate teardown without flushing (peer reset, fatal input). */
 void conn_abort(conn_t *c, int code);
+/* Stop reading from the socket (a request is being answered asynchronously), and start
+ * again: resuming first feeds the input already received to the parser. */
+void conn_pause_input(conn_t *c);
+void conn_resume_input(conn_t *c);
 
 /* Worker-side plumbing, called by worker.c. */
 void conn_accept(worker_t *w, uv_stream_t *server);

@@ -21,6 +21,7 @@ struct http_conn {
   size_t body_limit; /* this request's, from routes_body_limit() */
   int error_status;  /* set by callbacks to stop with an HTTP error */
   int complete;      /* a request finished; dispatch after execute returns */
+  int deferred;      /* its handler answers later (http_defer) */
 };
 
 static void req_reset(http_conn_t *h) {
@@ -196,24 +197,67 @@ char *http_query_param(const http_req_t *r, const char *key) {
   return NULL;
 }
 
+/* Digits at *s into *v (at most 18, so no overflow); advances *s. -1 when there are none. */
+static int range_num(const char **s, int64_t *v) {
+  int64_t x = 0;
+  int n = 0;
+  for (; **s >= '0' && **s <= '9'; (*s)++) {
+    if (++n > 18) return -1;
+    x = x * 10 + (**s - '0');
+  }
+  *v = x;
+  return n ? 0 : -1;
+}
+
+int http_parse_range(const char *value, int64_t size, int64_t *first, int64_t *last) {
+  if (!value) return 0;
+  while (*value == ' ' || *value == '\t') value++;
+  if (strncasecmp(value, "bytes=", 6) != 0) return 0;
+  const char *s = value + 6;
+  while (*s == ' ') s++;
+  int64_t a, b;
+  if (*s == '-') { /* suffix: the last b bytes */
+    s++;
+    if (range_num(&s, &b) < 0) return 0;
+    while (*s == ' ') s++;
+    if (*s) return 0;
+    if (b == 0 || size == 0) return -1;
+    *first = b >= size ? 0 : size - b;
+    *last = size - 1;
+    return 1;
+  }
+  if (range_num(&s, &a) < 0 || *s++ != '-') return 0;
+  b = -1;
+  if (*s >= '0' && *s <= '9' && range_num(&s, &b) < 0) return 0;
+  while (*s == ' ') s++;
+  if (*s || (b >= 0 && b < a)) return 0; /* several ranges, or not a range at all */
+  if (a >= size) return -1;
+  *first = a;
+  *last = b < 0 || b >= size ? size - 1 : b;
+  return 1;
+}
+
 const char *http_path_param(const http_req_t *r, const char *name) {
   for (int i = 0; i < r->nparams; i++)
     if (strcmp(r->params[i].name, name) == 0) return r->params[i].value;
   return NULL;
 }
 
-static const char *status_text(int status) {
+const char *http_status_text(int status) {
   switch (status) {
   case 101: return "Switching Protocols";
   case 200: return "OK";
   case 201: return "Created";
   case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 304: return "Not Modified";
   case 400: return "Bad Request";
   case 401: return "Unauthorized";
   case 403: return "Forbidden";
   case 404: return "Not Found";
   case 405: return "Method Not Allowed";
   case 413: return "Payload Too Large";
+  case 416: return "Range Not Satisfiable";
   case 426: return "Upgrade Required";
   case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
@@ -233,7 +277,7 @@ void http_respond(conn_t *c, const http_req_t *r, int status, const char *conten
   buf_printf(&b,
              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
              "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n%s\r\n",
-             status, status_text(status), content_type, len, keep ? "keep-alive" : "close",
+             status, http_status_text(status), content_type, len, keep ? "keep-alive" : "close",
              extra_headers ? extra_headers : "");
   buf_append(&b, body, len);
   conn_write(c, b.data, b.len);
@@ -257,6 +301,26 @@ void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j) {
 
 void http_respond_error(conn_t *c, const http_req_t *r, int status, int code, const char *message) {
   http_respond_json(c, r, status, json_pack("{s:i, s:s}", "code", code, "error", message));
+}
+
+void http_defer(conn_t *c) {
+  c->http->deferred = 1;
+  conn_pause_input(c);
+}
+
+void http_resume(conn_t *c) {
+  http_conn_t *h = c->http;
+  if (!h || !h->deferred) return;
+  h->deferred = 0;
+  int keep = h->req.keep_alive;
+  req_reset(h);
+  if (!keep) conn_close(c, 0, NULL);
+  else conn_resume_input(c);
+}
+
+void http_take_body(conn_t *c, buf_t *out) {
+  *out = c->http->req.body;
+  c->http->req.body = (buf_t)BUF_INIT;
 }
 
 /* Pick the first offered subprotocol we speak. Returns its format/version or -1. */
@@ -357,6 +421,7 @@ int http_input(conn_t *c, uint8_t *p, size_t n) {
     c->http->parser.data = c->http;
     c->http->conn = c;
   }
+  if (c->http->deferred) return 0; /* not now: the input waits in c->in (reading is stopped) */
   http_conn_t *h = c->http;
   size_t off = 0;
   while (off < n && c->state == CONN_HTTP) {
@@ -379,6 +444,7 @@ int http_input(conn_t *c, uint8_t *p, size_t n) {
       return r < 0 ? (int)n : (int)(off + (size_t)r);
     }
     routes_dispatch(c, &h->req);
+    if (h->deferred) return (int)off; /* the rest waits for http_resume */
     req_reset(h);
   }
   /* Bytes the parser consumed are its own now (it keeps partial-token state itself). */

@@ -45,6 +45,11 @@ char *http_query_param(const http_req_t *r, const char *key);
 /* The decoded value of the matched route's path parameter `name` (borrowed from r); NULL
  * if the route has none of that name. */
 const char *http_path_param(const http_req_t *r, const char *name);
+/* A Range header (RFC 9110 §14.1.2) for a body of `size` bytes: 1 with the inclusive
+ * [*first, *last] for one satisfiable byte range, 0 when the header is absent or is to be
+ * ignored (not bytes, several ranges, malformed: serve the whole body), -1 when
+ * unsatisfiable (answer 416). */
+int http_parse_range(const char *value, int64_t size, int64_t *first, int64_t *last);
 /* Percent-decoding of n bytes into a new string; `plus` turns '+' into ' ' (query strings). */
 char *http_url_decode(const char *s, size_t n, int plus);
 
@@ -52,8 +57,24 @@ void http_respond(conn_t *c, const http_req_t *r, int status, const char *conten
                   const char *extra_headers);
 /* Serialises j (stealing the reference) as the JSON body. */
 void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j);
+/* The reason phrase for a status code ("Not Found"). */
+const char *http_status_text(int status);
 /* LeanCloud REST error shape {"code": code, "error": message}. */
 void http_respond_error(conn_t *c, const http_req_t *r, int status, int code, const char *message);
+
+/* Deferred answers. A handler that answers after asynchronous work (file I/O on the
+ * thread pool) calls http_defer() before it returns: the request — r and all it holds —
+ * stays valid and the connection reads nothing more until http_resume(), so pipelined
+ * requests wait their turn. The work must find the connection again by handle (c->id in
+ * its worker's conns table): the connection may close meanwhile, and r goes with it. */
+void http_defer(conn_t *c);
+/* Ends a deferred request once its answer is queued: frees the request, closes the
+ * connection if the client did not ask for keep-alive, else reads on (serving requests
+ * already received). */
+void http_resume(conn_t *c);
+/* Moves the current request's body into *out (the caller frees it): for work that may
+ * outlive the connection. */
+void http_take_body(conn_t *c, buf_t *out);
 
 /* routes.c: the largest body r may carry, decided from its head before any body byte is
  * read: the route's own limit when its row names one, else HTTP_MAX_BODY. */
