@@ -462,22 +462,10 @@ static void echo(req_t *r) {
   reply(r, &out);
 }
 
-/* Takes one token; 0 when the bucket is empty (rate 0: unlimited). */
-static int bucket_take(bucket_t *b, long rate, int64_t now) {
-  if (rate <= 0) return 1;
-  if (b->last_ms == 0) b->tokens = 2.0 * (double)rate;
-  else b->tokens += (double)(now - b->last_ms) * (double)rate / 1000.0;
-  if (b->tokens > 2.0 * (double)rate) b->tokens = 2.0 * (double)rate;
-  b->last_ms = now;
-  if (b->tokens < 1.0) return 0;
-  b->tokens -= 1.0;
-  return 1;
-}
-
 /* Over the rate: a request gets 4116 and is not run; fire-and-forget commands are
  * dropped (an ack or read lost to a flood only means a redelivery). */
-static int over_rate(req_t *r, bucket_t *b, long rate, const char *what) {
-  if (bucket_take(b, rate, r->link->last_rx_ms ? r->link->last_rx_ms : now_ms())) return 0;
+static int over_rate(req_t *r, int took, const char *what) {
+  if (took) return 0;
   reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, what);
   return 1;
 }
@@ -487,7 +475,8 @@ static void dispatch(req_t *r) {
   int cmd = c->has_cmd ? (int)c->cmd : LC__COMMAND_TYPE__session;
   int op = c->has_op ? (int)c->op : 0;
   const tern_config_t *cfg = r->w->im->cfg;
-  if (over_rate(r, &r->link->rate, cfg->max_conn_rate, "too many commands on this connection")) return;
+  int64_t now = r->link->last_rx_ms ? r->link->last_rx_ms : now_ms();
+  if (over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection")) return;
   if (cmd == LC__COMMAND_TYPE__echo) {
     echo(r);
     return;
@@ -503,7 +492,11 @@ static void dispatch(req_t *r) {
     reply_error(r, LC_SESSION_REQUIRED, c->peerid ? "no open session for this peerId" : "open a session first");
     return;
   }
-  if (over_rate(r, &r->s->rate, cfg->max_client_rate, "too many commands from this client")) return;
+  /* The client's bucket is shared by all its sessions, on every socket and worker. */
+  if (cfg->max_client_rate > 0 &&
+      over_rate(r, presence_take(r->w->im->presence, r->s->client_id, cfg->max_client_rate, now),
+                "too many commands from this client"))
+    return;
   switch (cmd) {
   case LC__COMMAND_TYPE__session:
     switch (op) {

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bucket.h"
+
 #include "server.h"
 
 typedef struct im_link im_link_t;
@@ -26,11 +28,6 @@ typedef struct {
   size_t (*queued)(im_link_t *l);
 } im_link_ops_t;
 
-/* A token bucket: `rate` tokens a second, up to twice that stored. */
-typedef struct {
-  double tokens;
-  int64_t last_ms;
-} bucket_t;
 
 struct im_link {
   const im_link_ops_t *ops;

@@ -57,6 +57,23 @@ int64_t conv_touch(conv_t *c) {
 static const char *const reserved_keys[] = {"objectId", "createdAt", "updatedAt", "m", "c", "lm", "tr", "sys",
                                             "unique", "uniqueId", "mu", "temp", "ttl", "conv_type", NULL};
 
+void conv_doc_strip(json_t *doc) {
+  for (int i = 0; reserved_keys[i]; i++) json_object_del(doc, reserved_keys[i]);
+}
+
+void conv_unique_id(char *const *members, size_t n, char out[33]) {
+  /* MD5 of the sorted member list: the same set always hashes the same */
+  buf_t b = BUF_INIT;
+  for (size_t i = 0; i < n; i++) {
+    buf_append_str(&b, members[i]);
+    buf_append(&b, "\n", 1);
+  }
+  uint8_t d[16];
+  md5(b.data, b.len, d);
+  buf_free(&b);
+  hex_encode(d, 16, out);
+}
+
 /* ---------------------------------------------------------------- start */
 
 typedef struct {
@@ -115,7 +132,7 @@ static void start_done(task_t *t) {
   start_free(sj);
 }
 
-static void new_conv_id(char *out, int temp) {
+void conv_new_id(char *out, int temp) {
   uint8_t raw[12];
   uint32_t secs = (uint32_t)(now_ms() / 1000);
   raw[0] = (uint8_t)(secs >> 24);
@@ -159,7 +176,7 @@ void im_conv_start(req_t *r) {
       reply_error(r, LC_CONVERSATION_API_FAILED, "attr must be a JSON object");
       return;
     }
-    for (int i = 0; reserved_keys[i]; i++) json_object_del(doc, reserved_keys[i]);
+    conv_doc_strip(doc);
   } else {
     doc = json_object();
   }
@@ -195,7 +212,7 @@ void im_conv_start(req_t *r) {
   }
   int64_t now = now_ms();
   char cid[40];
-  new_conv_id(cid, temp);
+  conv_new_id(cid, temp);
   row->cid = xstrdup(cid);
   row->kind = room ? CONV_ROOM : temp ? CONV_TEMP : CONV_NORMAL;
   row->creator = xstrdup(self);
@@ -207,17 +224,8 @@ void im_conv_start(req_t *r) {
     row->expire_at = now + (int64_t)ttl * 1000;
   }
   if (unique) {
-    /* uniqueId = MD5 of the sorted member list: the same set always hashes the same */
-    buf_t b = BUF_INIT;
-    for (size_t i = 0; i < row->nmembers; i++) {
-      buf_append_str(&b, row->members[i]);
-      buf_append(&b, "\n", 1);
-    }
-    uint8_t d[16];
-    md5(b.data, b.len, d);
-    buf_free(&b);
     char hex[33];
-    hex_encode(d, 16, hex);
+    conv_unique_id(row->members, row->nmembers, hex);
     row->unique_id = xstrdup(hex);
     char *existing = NULL;
     int64_t created = 0;

@@ -398,3 +398,34 @@ void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr
     apply_update(w, u, edit_mute, &mute);
   }
 }
+
+typedef struct {
+  char *const *ids;
+  size_t n;
+  int mute;
+} mutes_arg_t;
+
+static int edit_mutes(json_t *doc, update_job_t *u, void *arg, char *err, size_t errlen) {
+  mutes_arg_t *a = arg;
+  json_t *mu = json_object_get(doc, "mu");
+  json_t *out = json_is_array(mu) ? json_copy(mu) : json_array();
+  for (size_t i = 0; i < a->n; i++) {
+    json_t *id = json_string(a->ids[i]);
+    for (size_t k = json_array_size(out); k-- > 0;)
+      if (json_equal(json_array_get(out, k), id)) json_array_remove(out, k);
+    if (a->mute) json_array_append(out, id);
+    json_decref(id);
+  }
+  json_object_set_new(doc, "mu", out);
+  return 0;
+}
+
+void conv_mutes_apply(im_worker_t *w, conv_t *c, char *const *ids, size_t n, int mute, const im_done_t *done) {
+  update_job_t *u = xcalloc(1, sizeof *u);
+  u->im = w->im;
+  u->conv = c;
+  u->initby = xstrdup("");
+  if (done) u->done = *done;
+  mutes_arg_t a = {ids, n, mute};
+  apply_update(w, u, edit_mutes, &a);
+}

@@ -60,7 +60,6 @@ struct session {
   conv_t *room;       /* the chat room this login is in (one at a time) */
   uint32_t room_slot; /* index in room->online[worker] */
   will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
-  bucket_t rate;      /* commands per second of this client on this socket */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -206,12 +205,19 @@ void im_conv_online_members(req_t *r);
 void im_conv_is_member(req_t *r);
 void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
+/* Conversation creation pieces shared by conv/start and the REST API. */
+void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
+void conv_unique_id(char *const *members, size_t n, char out[33]); /* members sorted */
+void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
+
 /* The apply steps behind the handlers, for the REST API: they take the reference of c and
  * answer through rt (WebSocket; may be zeroed) and done (may be NULL). */
 void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
                         const reply_to_t *rt, const im_done_t *done);
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
+/* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */
+void conv_mutes_apply(im_worker_t *w, conv_t *c, char *const *ids, size_t n, int mute, const im_done_t *done);
 void im_conv_mute(req_t *r, int mute);
 void im_conv_member_info(req_t *r);
 void im_conv_shutup(req_t *r, int add);

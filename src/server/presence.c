@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucket.h"
 #include "buf.h"
 
 #define SHARDS 64
@@ -15,6 +16,7 @@ typedef struct entry {
   uint32_t hash;
   uint32_t n, cap;
   presence_ref_t *refs;
+  bucket_t rate; /* commands of this client, all sessions together */
   char client[];
 } entry_t;
 
@@ -172,3 +174,13 @@ size_t presence_get_tagged(presence_t *p, const char *client, const char *tag, u
 int presence_online(presence_t *p, const char *client) { return presence_get(p, client, NULL, 0) > 0; }
 
 size_t presence_count(presence_t *p) { return atomic_load(&p->clients); }
+
+int presence_take(presence_t *p, const char *client, long rate, int64_t now) {
+  uint32_t h = hash_str(client);
+  shard_t *s = shard_of(p, h);
+  pthread_mutex_lock(&s->mu);
+  entry_t *e = *find(s, client, h);
+  int took = e ? bucket_take(&e->rate, rate, now) : 1;
+  pthread_mutex_unlock(&s->mu);
+  return took;
+}

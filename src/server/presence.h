@@ -25,6 +25,9 @@ size_t presence_get(presence_t *p, const char *client, uint64_t *out, size_t max
 /* Like presence_get, only the sessions whose tag equals `tag`. */
 size_t presence_get_tagged(presence_t *p, const char *client, const char *tag, uint64_t *out, size_t max);
 int presence_online(presence_t *p, const char *client);
+/* Takes a token from the client's command bucket (max_client_rate), one bucket for all
+ * its sessions: 0 when it is empty; 1 when taken or the client is not online. */
+int presence_take(presence_t *p, const char *client, long rate, int64_t now);
 size_t presence_count(presence_t *p); /* clients online */
 
 #endif
