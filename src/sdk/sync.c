@@ -15,6 +15,9 @@
 typedef struct {
   uv_loop_t loop;
   uv_timer_t tmo;
+  uv_timer_t tick; /* notices a caller's flag set by a callback that did not stop the loop */
+  const int *flag;
+  uint64_t deadline; /* uv_now() of the running wait's end; 0 = none */
   int fired;
 } sync_t;
 
@@ -29,6 +32,7 @@ static void on_tmo(uv_timer_t *h) {
 static void sync_free(tern_t *t) {
   sync_t *s = t->sync;
   uv_close((uv_handle_t *)&s->tmo, NULL);
+  uv_close((uv_handle_t *)&s->tick, NULL);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
   free(s);
@@ -46,8 +50,11 @@ tern_t *tern_sync_new(const tern_options_t *o) {
   }
   uv_timer_init(&s->loop, &s->tmo);
   s->tmo.data = s;
+  uv_timer_init(&s->loop, &s->tick);
+  s->tick.data = s;
   if (tern_uv_attach(t, &s->loop) < 0) {
     uv_close((uv_handle_t *)&s->tmo, NULL);
+    uv_close((uv_handle_t *)&s->tick, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
     free(s);
@@ -59,13 +66,34 @@ tern_t *tern_sync_new(const tern_options_t *o) {
   return t;
 }
 
+static void on_tick(uv_timer_t *h) {
+  sync_t *s = h->data;
+  if (s->flag && *s->flag) uv_stop(h->loop);
+}
+
 int tern_sync_until(tern_t *t, const int *flag, int timeout_ms) {
   if (!t || !t->sync) return TERN_EINVAL;
   sync_t *s = t->sync;
+  /* a callback may block again (nested waits): keep the outer wait's flag and deadline */
+  const int *outer = s->flag;
+  uint64_t outer_deadline = s->deadline;
   s->fired = 0;
+  s->flag = flag;
+  uv_update_time(&s->loop);
+  s->deadline = uv_now(&s->loop) + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
   uv_timer_start(&s->tmo, on_tmo, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, 0);
+  if (flag) uv_timer_start(&s->tick, on_tick, 10, 10);
   while (!(flag && *flag) && !s->fired) uv_run(&s->loop, UV_RUN_ONCE);
   uv_timer_stop(&s->tmo);
+  uv_timer_stop(&s->tick);
+  s->flag = outer;
+  s->deadline = outer_deadline;
+  if (outer) uv_timer_start(&s->tick, on_tick, 10, 10);
+  if (outer_deadline) {
+    uint64_t now = uv_now(&s->loop);
+    uv_timer_start(&s->tmo, on_tmo, outer_deadline > now ? outer_deadline - now : 0, 0);
+  }
+  s->fired = 0;
   if (flag && !*flag) return TERN_ETIMEDOUT;
   return 0;
 }

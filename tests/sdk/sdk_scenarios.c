@@ -10,8 +10,18 @@
 
 /* ---- client ---- */
 
+static int log_lines;
+static char first_log[256];
+static void count_log(void *data, int level, const char *line) {
+  if (!log_lines++) snprintf(first_log, sizeof first_log, "%s", line);
+}
+static void with_log(tern_options_t *o) {
+  o->log_cb = count_log;
+  o->log_level = TERN_LOG_INFO;
+}
+
 static void sc_client(void) {
-  user_t *tom = user_new("Tom");
+  user_t *tom = user_new_opts("Tom", NULL, with_log);
   /* same id → same instance; the tag of the first call stays */
   CHECK(tern_client_get(tom->t, tom->id, "Mobile") == tom->c, "same id must give the same client");
   CHECK(tern_client_tag(tom->c) == NULL, "tag of the first call wins");
@@ -38,6 +48,8 @@ static void sc_client(void) {
   CHECK_RC(tern_sync_close(tablet));
   CHECK_RC(tern_sync_close(tom->c));
   CHECK(tern_conv_send(NULL, NULL, 0, NULL, NULL) == TERN_EINVAL, "einval");
+  /* the SDK never prints: it logs through the callback */
+  CHECK(log_lines > 0 && strncmp(first_log, "connecting to ", 14) == 0, "log callback: %d \"%s\"", log_lines, first_log);
   user_free(tom);
 }
 
@@ -620,6 +632,20 @@ static void sc_query_cache(void) {
 
 /* ---- history ---- */
 
+typedef struct {
+  int done, status, from_cache;
+  size_t n;
+} hist_probe_t;
+
+static void hist_probe(tern_conv_t *conv, const tern_msg_t *const *msgs, size_t n, int from_cache, int status,
+                       void *data) {
+  hist_probe_t *p = data;
+  p->done = 1;
+  p->status = status;
+  p->n = n;
+  p->from_cache = from_cache;
+}
+
 static void sc_history(void) {
   user_t *tom = user_open("Tom"), *jerry = user_open("Jerry");
   tern_conv_t *conv = pair(tom, jerry);
@@ -664,6 +690,11 @@ static void sc_history(void) {
   CHECK(n3 == 15 && fc, "contiguous across pages");
   CHECK_STR(tern_msg_text(p3[0]), "m05");
   tern_sync_msgs_free(p3, n3);
+  /* queryMessagesFromServerWithLimit: never the cache */
+  hist_probe_t hp = {0};
+  CHECK_RC(tern_conv_query_messages_from_server(jc, 3, hist_probe, &hp));
+  CHECK_RC(tern_sync_until(jerry->t, &hp.done, 8000));
+  CHECK(hp.status == 0 && hp.n == 3 && !hp.from_cache, "from server: %zu %d", hp.n, hp.from_cache);
   /* with the cache disabled: always the server */
   tern_client_set_message_cache(jerry->c, 0);
   CHECK_RC(tern_sync_history(jc, tern_msg_id(p1[0]), tern_msg_timestamp(p1[0]), 10, &p3, &n3, &fc));
