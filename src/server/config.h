@@ -21,6 +21,9 @@
   X(tls_cert, STR, "", 0, 0, "PEM certificate chain: with tls_key, the listener speaks wss:// and https://") \
   X(tls_key, STR, "", 0, 0, "PEM private key for tls_cert")                                         \
   X(public_url, STR, "", 0, 0, "WebSocket URL the router hands out (default ws://<listen>/)")       \
+  X(public_http_url, STR, "", 0, 0, "base of the file URLs uploads answer (default: public_url with ws→http, wss→https)") \
+  X(files_dir, STR, "", 0, 0, "directory for uploaded files (default <data_dir>/files)")            \
+  X(max_file_size, INT, 10485760, 1, 1073741824, "largest file upload in bytes, held in memory while it arrives (413 above)") \
   X(workers, INT, 0, 0, 64, "network worker threads, each with its own event loop (0 = cores)")     \
   X(idle_timeout, INT, 600, 1, 86400, "seconds of client silence before close 4107 (JS pings every 180 s)") \
   X(login_timeout, INT, 60, 1, 3600, "seconds a connection may stay without a session (4108)")     \

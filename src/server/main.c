@@ -17,6 +17,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "err.h"
+#include "files.h"
 #include "im_internal.h"
 #include "ipcount.h"
 #include "tls.h"
@@ -114,6 +115,10 @@ int main(int argc, char **argv) {
   store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
                         .post_arg = &srv};
   if (store_open(&so, &srv.store) < 0) return 1;
+  char filesdir[4096];
+  snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);
+  if (!*cfg.files_dir) strncat(filesdir, "/files", sizeof filesdir - strlen(filesdir) - 1);
+  if (files_open(filesdir, &srv.files) < 0) return 1;
   srv.ips = ipcount_new();
   if (*cfg.tls_cert || *cfg.tls_key) {
     if (!*cfg.tls_cert || !*cfg.tls_key) {
@@ -150,6 +155,7 @@ int main(int argc, char **argv) {
   im_free(srv.im);
   ipcount_free(srv.ips);
   tls_ctx_free(srv.tls);
+  files_free(srv.files);
   free(srv.app_id);
   free(srv.app_key);
   free(srv.master_key);

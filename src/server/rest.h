@@ -13,4 +13,12 @@ char *rest_session_client(conn_t *c, const http_req_t *r);
 void rest_member_infos(conn_t *c, const http_req_t *r);
 void rest_notifications(conn_t *c, const http_req_t *r);
 
+/* rest_files.c — the file endpoint. Routes with path parameters "name" (upload, optional)
+ * and "id" (the others); uploads take bodies up to rest_files_body_limit(). */
+size_t rest_files_body_limit(conn_t *c, const http_req_t *r);
+void rest_file_upload(conn_t *c, const http_req_t *r);
+void rest_file_meta(conn_t *c, const http_req_t *r);
+void rest_file_delete(conn_t *c, const http_req_t *r);
+void rest_file_download(conn_t *c, const http_req_t *r);
+
 #endif

@@ -136,6 +136,18 @@ static const route_t routes[] = {
     {HTTP_GET, "/health", route_health},
     {HTTP_GET, "/metrics", route_metrics},
     {HTTP_POST, "/debug/faults", route_faults},
+    {HTTP_POST, "/1.1/files", rest_file_upload, rest_files_body_limit},
+    {HTTP_POST, "/1.2/files", rest_file_upload, rest_files_body_limit},
+    {HTTP_POST, "/1.1/files/*name", rest_file_upload, rest_files_body_limit},
+    {HTTP_POST, "/1.2/files/*name", rest_file_upload, rest_files_body_limit},
+    {HTTP_GET, "/1.1/files/:id", rest_file_meta},
+    {HTTP_GET, "/1.2/files/:id", rest_file_meta},
+    {HTTP_DELETE, "/1.1/files/:id", rest_file_delete},
+    {HTTP_DELETE, "/1.2/files/:id", rest_file_delete},
+    {HTTP_GET, "/files/:id", rest_file_download},
+    {HTTP_HEAD, "/files/:id", rest_file_download},
+    {HTTP_GET, "/files/:id/*name", rest_file_download},
+    {HTTP_HEAD, "/files/:id/*name", rest_file_download},
 };
 
 /* The row for r's method and path; NULL with *path_known set when only the method differs. */

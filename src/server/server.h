@@ -28,6 +28,7 @@ typedef struct im im_t;
 typedef struct store store_t;
 typedef struct ipcount ipcount_t;
 typedef struct tls_ctx tls_ctx_t;
+typedef struct files files_t;
 
 typedef struct server {
   tern_config_t *cfg;
@@ -40,6 +41,7 @@ typedef struct server {
   store_t *store;
   ipcount_t *ips; /* open connections per peer address */
   tls_ctx_t *tls; /* set when the listener speaks TLS */
+  files_t *files; /* uploaded files (files.c); NULL: the file endpoint answers 404 */
   atomic_int stopping;
 } server_t;
 

@@ -1,0 +1,43 @@
+/* files.h — uploaded files on the local disk (the storage half of the file endpoint).
+ *
+ * One directory holds, per file, its bytes in a file named by its objectId (24 lowercase
+ * hex digits) and its metadata in a JSON sidecar "<objectId>.json" — no table in the
+ * message store. Both are written to a temporary name, synced and renamed into place,
+ * the sidecar last: a file exists once its sidecar does, so readers never see a partial
+ * one, and a crash leaves at most a stray temporary ("*.tmp") behind.
+ *
+ * Every function but files_new_id/files_valid_id does blocking file I/O: call them off
+ * the network loops (rest_files.c runs them on libuv's thread pool). They are safe to call
+ * from several threads at once: each object is written once, under a fresh id. */
+#ifndef TERN_FILES_H
+#define TERN_FILES_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FILES_ID_LEN 24
+
+typedef struct files files_t;
+
+/* Uses (and creates, mode 0700) the directory. TERN_EIO, logged, when it cannot. */
+int files_open(const char *dir, files_t **out);
+void files_free(files_t *f); /* NULL is a no-op */
+
+/* A fresh random objectId into id (FILES_ID_LEN chars + NUL). */
+void files_new_id(char id[FILES_ID_LEN + 1]);
+/* 1 when s is an objectId this module could have made (so it is safe in a path). */
+int files_valid_id(const char *s);
+
+/* Stores the bytes, then the metadata (borrowed). 0 or TERN_EIO. */
+int files_put(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta);
+/* The metadata (new reference, caller decrefs) or TERN_ENOENT; TERN_EIO when unreadable. */
+int files_get_meta(const files_t *f, const char *id, json_t **meta);
+/* Opens the bytes for reading: the descriptor (caller closes) and the size. TERN_ENOENT
+ * when the file has no metadata (not there, being written, or deleted). */
+int files_open_data(const files_t *f, const char *id, int *fd, int64_t *size);
+/* Removes the metadata first (the file is gone from then on), then the bytes.
+ * TERN_ENOENT when it was not there. */
+int files_delete(const files_t *f, const char *id);
+
+#endif

@@ -1,0 +1,524 @@
+/* rest_files.c — the file endpoint (issue #7 §4): uploads, downloads with byte ranges,
+ * metadata and deletion, over the local storage in files.c.
+ *
+ *   POST   /1.1/files/<name>        raw bytes, Content-Type kept as mime_type     app key
+ *   POST   /1.1/files[/<name>]      JSON {"base64", "name", "mime_type"|"_ContentType",
+ *                                   "metaData"} (the old JS SDK's AV.File upload)  app key
+ *   GET    /1.1/files/<objectId>    the metadata                                  app key
+ *   DELETE /1.1/files/<objectId>    {}                                            master key
+ *   GET    /files/<objectId>[/<name>]  the bytes, one Range allowed; HEAD too      none
+ * (/1.2/files/… alike.) Downloads need no key: their URLs are what image and file
+ * messages carry (protocol.md §4 `_lcfile.url`), and a receiver just fetches them.
+ *
+ * Nothing here blocks the worker's loop on the disk. Each request becomes a job on libuv's
+ * thread pool — hashing and writing an upload, reading metadata, deleting, opening a
+ * download — while the request is deferred (http_defer: pipelined requests wait behind
+ * it). The job finds its connection again by handle when it is done, since the client may
+ * have gone meanwhile. A download then streams from the open file in 64 KiB pieces read
+ * with uv_fs_read, each one when the previous has been written out (a conn_source_t), so
+ * neither memory nor the connection's output limit grows with the file. */
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "crypto.h"
+#include "err.h"
+#include "files.h"
+#include "imgsize.h"
+#include "log.h"
+#include "rest.h"
+#include "timeutil.h"
+#include "worker.h"
+
+#define STREAM_CHUNK (64 * 1024)
+#define NAME_MAX_BYTES 1024
+#define MIME_MAX_BYTES 127
+#define JSON_SLACK (64 * 1024) /* room for name and metaData around a JSON upload's base64 */
+
+static const struct {
+  const char *ext, *mime;
+} MIMES[] = {
+    {"png", "image/png"},        {"jpg", "image/jpeg"},       {"jpeg", "image/jpeg"},      {"gif", "image/gif"},
+    {"webp", "image/webp"},      {"bmp", "image/bmp"},        {"svg", "image/svg+xml"},    {"ico", "image/x-icon"},
+    {"mp3", "audio/mpeg"},       {"m4a", "audio/mp4"},        {"aac", "audio/aac"},        {"wav", "audio/wav"},
+    {"amr", "audio/amr"},        {"ogg", "audio/ogg"},        {"mp4", "video/mp4"},        {"mov", "video/quicktime"},
+    {"webm", "video/webm"},      {"txt", "text/plain"},       {"html", "text/html"},       {"css", "text/css"},
+    {"csv", "text/csv"},         {"json", "application/json"}, {"pdf", "application/pdf"}, {"zip", "application/zip"},
+};
+
+static const char *mime_guess(const char *name) {
+  const char *dot = name ? strrchr(name, '.') : NULL;
+  if (dot)
+    for (size_t i = 0; i < sizeof MIMES / sizeof MIMES[0]; i++)
+      if (strcasecmp(dot + 1, MIMES[i].ext) == 0) return MIMES[i].mime;
+  return "application/octet-stream";
+}
+
+/* A media type we are willing to store and send back in a header: printable ASCII with a
+ * '/', trimmed, not too long. Returns a new string or NULL. */
+static char *mime_clean(const char *s) {
+  if (!s) return NULL;
+  while (*s == ' ') s++;
+  size_t n = strlen(s);
+  while (n && s[n - 1] == ' ') n--;
+  if (n == 0 || n > MIME_MAX_BYTES || !memchr(s, '/', n)) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < 0x20 || s[i] > 0x7e) return NULL;
+  return xstrndup(s, n);
+}
+
+static int is_json_request(const http_req_t *r) {
+  const char *ct = http_header(r, "Content-Type");
+  return ct && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* A file name: 1..NAME_MAX_BYTES bytes of UTF-8 without control characters. */
+static int name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > NAME_MAX_BYTES) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
+  json_t *probe = json_stringn(s, n); /* NULL when not UTF-8 */
+  json_decref(probe);
+  return probe != NULL;
+}
+
+/* The scheme and authority file URLs start with: public_http_url, else public_url's
+ * with ws→http and wss→https. No trailing '/'. */
+static void public_base(const server_t *srv, buf_t *b) {
+  const char *u = srv->cfg->public_http_url;
+  if (u && *u) {
+    size_t n = strlen(u);
+    while (n && u[n - 1] == '/') n--;
+    buf_append(b, u, n);
+    return;
+  }
+  u = srv->public_url ? srv->public_url : "";
+  if (strncmp(u, "wss://", 6) == 0) {
+    buf_append_str(b, "https://");
+    u += 6;
+  } else if (strncmp(u, "ws://", 5) == 0) {
+    buf_append_str(b, "http://");
+    u += 5;
+  } else {
+    buf_append_str(b, "http://");
+    const char *sep = strstr(u, "://");
+    if (sep) u = sep + 3;
+  }
+  buf_append(b, u, strcspn(u, "/?#"));
+}
+
+static void pct_encode(buf_t *b, const char *s) {
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
+      buf_append(b, s, 1);
+    else buf_printf(b, "%%%02X", ch);
+  }
+}
+
+/* The stored metadata plus the URL: what uploads and metadata reads answer. */
+static json_t *with_url(const server_t *srv, json_t *meta) {
+  json_t *out = json_copy(meta);
+  buf_t url = BUF_INIT;
+  public_base(srv, &url);
+  buf_printf(&url, "/files/%s/", json_string_value(json_object_get(meta, "objectId")));
+  const char *name = json_string_value(json_object_get(meta, "name"));
+  pct_encode(&url, name ? name : "file");
+  json_object_set_new(out, "url", json_stringn((char *)url.data, url.len));
+  buf_free(&url);
+  return out;
+}
+
+/* ---------------------------------------------------------------- jobs on the thread pool */
+
+typedef enum { JOB_PUT, JOB_META, JOB_DELETE, JOB_OPEN } job_kind_t;
+
+typedef struct {
+  uv_work_t work; /* first: the callbacks get &work */
+  job_kind_t kind;
+  worker_t *w;
+  uint64_t conn;        /* the connection by handle: it may be gone when the job is done */
+  const http_req_t *r;  /* deferred, so valid while the connection lives */
+  const files_t *files;
+  char id[FILES_ID_LEN + 1];
+  /* JOB_PUT input: the body (owned), the name from the path, the Content-Type header */
+  buf_t data;
+  char *name, *content_type;
+  int json;
+  size_t max;
+  /* results */
+  int status, code;
+  char error[160];
+  json_t *meta; /* the stored metadata (PUT, META, OPEN) */
+  int fd;       /* JOB_OPEN: the open file, handed to the download stream */
+  int64_t size;
+} job_t;
+
+static void job_fail(job_t *j, int status, int code, const char *msg) {
+  j->status = status;
+  j->code = code;
+  snprintf(j->error, sizeof j->error, "%s", msg);
+}
+
+/* JSON uploads: {"base64": "...", "name"?, "mime_type"? | "_ContentType"?, "metaData"?}.
+ * Swaps j->data for the decoded bytes; returns 1 when the body is that shape, 0 when it is
+ * not (then, with a name in the path, it is a JSON file uploaded as is), -1 after j_fail. */
+static int put_decode_json(job_t *j, char **name, char **mime, json_t **client_meta) {
+  json_t *body = json_loadb((const char *)j->data.data, j->data.len, 0, NULL);
+  json_t *b64 = json_object_get(body, "base64");
+  if (!json_is_string(b64)) {
+    json_decref(body);
+    if (j->name) return 0;
+    job_fail(j, 400, 107, "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}");
+    return -1;
+  }
+  const char *s = json_string_value(b64);
+  size_t n = json_string_length(b64);
+  /* base64 wrapped in lines (MIME style) is still base64: drop the whitespace first */
+  char *clean = xmalloc(n + 1);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != '\r' && s[i] != '\n' && s[i] != ' ' && s[i] != '\t') clean[k++] = s[i];
+  int rc = 0;
+  if (k / 4 * 3 > j->max + 3) {
+    job_fail(j, 413, 413, "file too large");
+    rc = -1;
+    goto out;
+  }
+  uint8_t *raw = xmalloc(k / 4 * 3 + 3);
+  long len = base64_decode(clean, k, raw);
+  if (len < 0) {
+    free(raw);
+    job_fail(j, 400, 107, "base64 is not valid");
+    rc = -1;
+    goto out;
+  }
+  buf_free(&j->data);
+  j->data = (buf_t){raw, (size_t)len, (size_t)k / 4 * 3 + 3};
+  const char *jn = json_string_value(json_object_get(body, "name"));
+  if (jn && !*name) *name = xstrdup(jn);
+  json_t *mt = json_object_get(body, "mime_type");
+  if (!json_is_string(mt)) mt = json_object_get(body, "_ContentType");
+  *mime = mime_clean(json_string_value(mt));
+  json_t *md = json_object_get(body, "metaData");
+  if (json_is_object(md)) *client_meta = json_deep_copy(md);
+  rc = 1;
+out:
+  free(clean);
+  json_decref(body);
+  return rc;
+}
+
+static void put_work(job_t *j) {
+  char *name = j->name ? xstrdup(j->name) : NULL, *mime = NULL;
+  json_t *meta = NULL;
+  int shaped = j->json ? put_decode_json(j, &name, &mime, &meta) : 0;
+  if (shaped < 0) goto out;
+  if (!name) {
+    job_fail(j, 400, 400, "the file needs a name: POST /1.1/files/<name>");
+    goto out;
+  }
+  if (!name_ok(name)) {
+    job_fail(j, 400, 400, "the file name must be 1 to 1024 bytes of UTF-8 without control characters");
+    goto out;
+  }
+  if (j->data.len > j->max) {
+    job_fail(j, 413, 413, "file too large");
+    goto out;
+  }
+  /* the Content-Type of a raw upload, unless it is only a client's default for bodies */
+  if (!mime && !shaped) mime = mime_clean(j->content_type);
+  if (mime && (strncasecmp(mime, "application/octet-stream", 24) == 0 ||
+               strncasecmp(mime, "application/x-www-form-urlencoded", 33) == 0)) {
+    free(mime);
+    mime = NULL;
+  }
+  if (!mime) mime = xstrdup(mime_guess(name));
+
+  uint8_t d[16];
+  char md5hex[33];
+  md5(j->data.data ? j->data.data : (const uint8_t *)"", j->data.len, d);
+  hex_encode(d, 16, md5hex);
+  if (!meta) meta = json_object();
+  json_object_set_new(meta, "size", json_integer((json_int_t)j->data.len));
+  json_object_set_new(meta, "_checksum", json_string(md5hex));
+  if (!json_object_get(meta, "owner")) json_object_set_new(meta, "owner", json_string("unknown"));
+  imgsize_t im;
+  if (imgsize_parse(j->data.data, j->data.len, &im) == 0) {
+    json_object_set_new(meta, "width", json_integer(im.width));
+    json_object_set_new(meta, "height", json_integer(im.height));
+    json_object_set_new(meta, "format", json_string(im.format));
+  }
+  char created[ISO_LEN + 1];
+  iso_format(now_ms(), created);
+  files_new_id(j->id);
+  j->meta = json_pack("{s:s, s:s, s:I, s:s, s:O, s:s}", "objectId", j->id, "name", name, "size",
+                      (json_int_t)j->data.len, "mime_type", mime, "metaData", meta, "createdAt", created);
+  if (!j->meta) {
+    job_fail(j, 400, 400, "metaData could not be stored");
+    goto out;
+  }
+  if (files_put(j->files, j->id, j->data.data, j->data.len, j->meta) < 0) {
+    json_decref(j->meta);
+    j->meta = NULL;
+    job_fail(j, 500, 1, "the file could not be stored");
+    goto out;
+  }
+  j->status = 201;
+out:
+  buf_free(&j->data); /* up to max_file_size: do not keep it until the answer */
+  json_decref(meta);
+  free(name);
+  free(mime);
+}
+
+static void job_work(uv_work_t *wk) {
+  job_t *j = (job_t *)wk;
+  int rc;
+  switch (j->kind) {
+  case JOB_PUT:
+    put_work(j);
+    return;
+  case JOB_META:
+    rc = files_get_meta(j->files, j->id, &j->meta);
+    break;
+  case JOB_DELETE:
+    rc = files_delete(j->files, j->id);
+    break;
+  case JOB_OPEN:
+    rc = files_get_meta(j->files, j->id, &j->meta);
+    if (rc == 0) rc = files_open_data(j->files, j->id, &j->fd, &j->size);
+    break;
+  }
+  if (rc == TERN_ENOENT) job_fail(j, 404, 404, "file not found");
+  else if (rc < 0) job_fail(j, 500, 1, "file storage failed");
+  else j->status = 200;
+}
+
+/* ---------------------------------------------------------------- downloads */
+
+typedef struct {
+  conn_source_t src; /* first: the connection holds &src */
+  conn_t *c;         /* NULL once the connection is gone */
+  uv_loop_t *loop;
+  uv_fs_t req;
+  int fd, reading;
+  int64_t off, left;
+  uint8_t buf[STREAM_CHUNK];
+} stream_t;
+
+static void stream_free(stream_t *s) {
+  close(s->fd);
+  free(s);
+}
+
+static void stream_on_read(uv_fs_t *req) {
+  stream_t *s = req->data;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  s->reading = 0;
+  conn_t *c = s->c;
+  if (!c) {
+    stream_free(s);
+    return;
+  }
+  if (n <= 0) {
+    /* the file failed or shrank under us: the promised Content-Length cannot be kept,
+     * and only a cut connection tells the client so */
+    log_at(LOG_WARN, "file download: read failed (%s)", n < 0 ? uv_strerror((int)n) : "end of file");
+    c->source = NULL;
+    stream_free(s);
+    conn_abort(c, 1006);
+    return;
+  }
+  if (n > s->left) n = (ssize_t)s->left;
+  s->off += n;
+  s->left -= n;
+  int done = s->left == 0;
+  if (done) c->source = NULL;
+  conn_write(c, s->buf, (size_t)n);
+  if (done) {
+    stream_free(s);
+    http_resume(c);
+  }
+}
+
+static void stream_drained(conn_t *c, conn_source_t *src) {
+  stream_t *s = (stream_t *)src;
+  if (s->reading) return;
+  uv_buf_t b = uv_buf_init((char *)s->buf, (unsigned)(s->left < STREAM_CHUNK ? s->left : STREAM_CHUNK));
+  s->req.data = s;
+  s->reading = 1;
+  if (uv_fs_read(s->loop, &s->req, s->fd, &b, 1, s->off, stream_on_read) < 0) {
+    uv_fs_req_cleanup(&s->req);
+    c->source = NULL;
+    stream_free(s);
+    conn_abort(c, 1006);
+  }
+}
+
+static void stream_gone(conn_source_t *src) {
+  stream_t *s = (stream_t *)src;
+  s->c = NULL;
+  if (!s->reading) stream_free(s); /* else stream_on_read frees it */
+}
+
+/* The head of a download, then its body through a stream (GET) or nothing (HEAD). */
+static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
+  const char *mime_s = json_string_value(json_object_get(j->meta, "mime_type"));
+  char *mime = mime_clean(mime_s);
+  json_t *md = json_object_get(j->meta, "metaData");
+  const char *sum = json_string_value(json_object_get(md, "_checksum"));
+  const char *name = json_string_value(json_object_get(j->meta, "name"));
+  int64_t first = 0, last = j->size - 1;
+  int ranged = http_parse_range(http_header(r, "Range"), j->size, &first, &last);
+  if (ranged < 0) {
+    char extra[64], body[96];
+    snprintf(extra, sizeof extra, "Content-Range: bytes */%lld\r\n", (long long)j->size);
+    int n = snprintf(body, sizeof body, "{\"code\":416,\"error\":\"range not satisfiable\"}");
+    http_respond(c, r, 416, "application/json; charset=utf-8", body, (size_t)n, extra);
+    free(mime);
+    http_resume(c);
+    return;
+  }
+  int64_t len = j->size ? last - first + 1 : 0;
+  buf_t h = BUF_INIT;
+  int status = ranged ? 206 : 200;
+  buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\nAccept-Ranges: bytes\r\n", status,
+             http_status_text(status), mime ? mime : "application/octet-stream", (long long)len);
+  if (ranged) buf_printf(&h, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)first, (long long)last, (long long)j->size);
+  if (sum && strlen(sum) == 32 && strspn(sum, "0123456789abcdef") == 32) buf_printf(&h, "ETag: \"%s\"\r\n", sum);
+  if (name) {
+    buf_append_str(&h, "Content-Disposition: inline; filename*=UTF-8''");
+    pct_encode(&h, name);
+    buf_append_str(&h, "\r\n");
+  }
+  /* An object never changes under its id. Uploads are anyone's content served from the
+   * API's origin: no sniffing, and no scripts should one be HTML or SVG. */
+  buf_printf(&h, "Cache-Control: public, max-age=31536000, immutable\r\nX-Content-Type-Options: nosniff\r\n"
+                 "Content-Security-Policy: sandbox\r\nAccess-Control-Allow-Origin: *\r\n"
+                 "Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag\r\n"
+                 "Connection: %s\r\n\r\n",
+             r->keep_alive ? "keep-alive" : "close");
+  conn_write(c, h.data, h.len);
+  buf_free(&h);
+  free(mime);
+  if (r->method == HTTP_HEAD || len == 0) {
+    http_resume(c);
+    return;
+  }
+  stream_t *s = xcalloc(1, sizeof *s);
+  s->src.drained = stream_drained;
+  s->src.gone = stream_gone;
+  s->c = c;
+  s->loop = &c->w->loop;
+  s->fd = j->fd;
+  j->fd = -1;
+  s->off = first;
+  s->left = len;
+  c->source = &s->src; /* the first piece is read once the head is written */
+}
+
+static void job_after(uv_work_t *wk, int status) {
+  job_t *j = (job_t *)wk;
+  conn_t *c = htab_get(&j->w->conns, j->conn);
+  if (c && !c->reaping && c->http) {
+    const server_t *srv = c->w->srv;
+    const http_req_t *r = j->r;
+    if (j->status >= 400) {
+      http_respond_error(c, r, j->status, j->code, j->error);
+      http_resume(c);
+    } else if (j->kind == JOB_OPEN) {
+      answer_download(c, r, j);
+    } else {
+      json_t *out = j->kind == JOB_DELETE ? json_object() : with_url(srv, j->meta);
+      if (j->kind == JOB_META) json_object_set(out, "updatedAt", json_object_get(j->meta, "createdAt"));
+      http_respond_json(c, r, j->status, out);
+      http_resume(c);
+    }
+  }
+  if (j->fd >= 0) close(j->fd);
+  buf_free(&j->data);
+  free(j->name);
+  free(j->content_type);
+  json_decref(j->meta);
+  free(j);
+}
+
+static job_t *job_new(conn_t *c, const http_req_t *r, job_kind_t kind) {
+  job_t *j = xcalloc(1, sizeof *j);
+  j->kind = kind;
+  j->w = c->w;
+  j->conn = c->id;
+  j->r = r;
+  j->files = c->w->srv->files;
+  j->fd = -1;
+  return j;
+}
+
+static void job_submit(conn_t *c, job_t *j) {
+  http_defer(c);
+  uv_queue_work(&c->w->loop, &j->work, job_work, job_after);
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+/* File storage is off only where no server set it up (the fuzz harness). */
+static int files_on(conn_t *c, const http_req_t *r) {
+  if (c->w->srv->files) return 1;
+  http_respond_error(c, r, 404, 404, "file storage is not configured");
+  return 0;
+}
+
+size_t rest_files_body_limit(conn_t *c, const http_req_t *r) {
+  size_t max = (size_t)c->w->srv->cfg->max_file_size;
+  return is_json_request(r) ? max / 3 * 4 + 4 + JSON_SLACK : max;
+}
+
+void rest_file_upload(conn_t *c, const http_req_t *r) {
+  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  job_t *j = job_new(c, r, JOB_PUT);
+  const char *name = http_path_param(r, "name"), *ct = http_header(r, "Content-Type");
+  j->name = name ? xstrdup(name) : NULL;
+  j->content_type = ct ? xstrdup(ct) : NULL;
+  j->json = is_json_request(r);
+  j->max = (size_t)c->w->srv->cfg->max_file_size;
+  http_take_body(c, &j->data);
+  job_submit(c, j);
+}
+
+/* The :id of the route, or a 404 when it cannot name a file. */
+static int take_id(conn_t *c, const http_req_t *r, job_t *j) {
+  const char *id = http_path_param(r, "id");
+  if (!id || !files_valid_id(id)) {
+    http_respond_error(c, r, 404, 404, "file not found");
+    return -1;
+  }
+  memcpy(j->id, id, FILES_ID_LEN + 1);
+  return 0;
+}
+
+static void submit_by_id(conn_t *c, const http_req_t *r, job_kind_t kind) {
+  job_t *j = job_new(c, r, kind);
+  if (take_id(c, r, j) < 0) {
+    free(j);
+    return;
+  }
+  job_submit(c, j);
+}
+
+void rest_file_meta(conn_t *c, const http_req_t *r) {
+  if (files_on(c, r) && rest_check_app(c, r, 0) == 0) submit_by_id(c, r, JOB_META);
+}
+
+void rest_file_delete(conn_t *c, const http_req_t *r) {
+  if (files_on(c, r) && rest_check_app(c, r, 1) == 0) submit_by_id(c, r, JOB_DELETE);
+}
+
+void rest_file_download(conn_t *c, const http_req_t *r) {
+  if (files_on(c, r)) submit_by_id(c, r, JOB_OPEN);
+}
