@@ -1,0 +1,128 @@
+// Issue #7 §4 acceptance, the JS SDK half: an app on the official JS SDK uploads a file
+// over the REST path, sends a typed message carrying the returned URL and metadata
+// (protocol.md §4 `_lcfile`), and the receiver downloads the URL byte-identical.
+//
+// The realtime SDK has no uploader of its own: apps upload with leancloud-storage's AV.File
+// (what leancloud-realtime-plugin-typed-messages wraps), whose REST path is POST
+// /1.1/files/<name> with X-LC-Id / X-LC-Key — the bytes as base64 in a JSON body
+// {base64, _ContentType, metaData}, the shape the SDK sent for data it held. That request
+// is made here with fetch, exactly so; then the message classes of the typed-messages
+// plugin (tests/lib/interop-util.mjs) carry {url, objId, metaData: {name, format, width,
+// height, size}} from the answer.
+import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.mjs';
+import { MODES, Clients, collect, uid, payloadOf, createConversationSeen } from '../lib/interop-util.mjs';
+import { png, gif, md5, download } from '../lib/files-util.mjs';
+
+// POST /1.1/files/<name> as AV.File.save() sends it for a file built from data.
+async function avFileSave(server, name, bytes, mime) {
+  const res = await fetch(`${server.httpUrl}/1.1/files/${encodeURIComponent(name)}`, {
+    method: 'POST',
+    headers: {
+      'X-LC-Id': server.appId,
+      'X-LC-Key': server.appKey,
+      'X-LC-UA': 'LeanCloud-JS-SDK/3.15.0 (Node.js/20)',
+      'Content-Type': 'application/json;charset=UTF-8',
+    },
+    body: JSON.stringify({ base64: bytes.toString('base64'), _ContentType: mime, metaData: { owner: 'unknown' } }),
+  });
+  assert.equal(res.status, 201, `upload of ${name}`);
+  return res.json();
+}
+
+// What the typed-messages plugin puts in `_lcfile` for an AV.File (protocol.md §4).
+const lcfile = (file, extra = {}) => ({
+  url: file.url,
+  objId: file.objectId,
+  metaData: { name: file.name, format: file.metaData.format, size: file.size, ...extra },
+});
+
+for (const mode of MODES) {
+  describe(`files [${mode.name}]`, () => {
+    let server;
+    let env;
+    before(async () => {
+      server = await startServer();
+    });
+    after(async () => {
+      if (server) await server.stop();
+    });
+    beforeEach(() => {
+      env = new Clients(server, { noBinary: mode.noBinary });
+    });
+    afterEach(async () => {
+      await env.closeAll();
+    });
+
+    it('an image uploaded through the REST path travels in an ImageMessage; the receiver downloads it byte-identical', async () => {
+      const tom = await env.login(uid('tom'));
+      const jerry = await env.login(uid('jerry'));
+      const bytes = png(16, 9);
+      const file = await avFileSave(server, '猫 cat.png', bytes, 'image/png');
+      assert.equal(file.name, '猫 cat.png');
+      assert.deepEqual(
+        { width: file.metaData.width, height: file.metaData.height, format: file.metaData.format, size: file.size },
+        { width: 16, height: 9, format: 'png', size: bytes.length },
+      );
+
+      const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'pictures' }, [jerry]);
+      const got = collect(jerry, 'message', (m) => m);
+      const img = new tom.classes.ImageMessage({
+        _lcfile: lcfile(file, { width: file.metaData.width, height: file.metaData.height }),
+      });
+      img.setText('look at this');
+      const sent = await conv.send(img);
+
+      const [m] = await got.until(1);
+      assert.ok(m instanceof jerry.classes.ImageMessage, 'parsed as ImageMessage');
+      assert.equal(m.type, -2);
+      assert.equal(m.id, sent.id);
+      assert.equal(m.text, 'look at this');
+      assert.deepEqual(payloadOf(m), payloadOf(sent));
+      const { url, objId, metaData } = m._lcfile;
+      assert.equal(objId, file.objectId);
+      assert.deepEqual(metaData, { name: '猫 cat.png', format: 'png', size: bytes.length, width: 16, height: 9 });
+
+      // Jerry fetches what the message points at, with no key, as an app's image view would
+      const d = await download(url);
+      assert.equal(d.status, 200);
+      assert.ok(d.body.equals(bytes), 'downloaded bytes are the uploaded bytes');
+      assert.equal(d.headers.get('content-type'), 'image/png');
+      assert.equal(md5(d.body), file.metaData._checksum);
+    });
+
+    it('a raw upload travels in a FileMessage to a group; every member downloads it, and history still points at it', async () => {
+      const tom = await env.login(uid('tom'));
+      const jerry = await env.login(uid('jerry'));
+      const spike = await env.login(uid('spike'));
+      const bytes = Buffer.concat([gif(3, 3), Buffer.from(' and some trailing bytes')]);
+      const res = await fetch(`${server.httpUrl}/1.1/files/${encodeURIComponent('report (final).gif')}`, {
+        method: 'POST',
+        headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'Content-Type': 'image/gif' },
+        body: bytes,
+      });
+      assert.equal(res.status, 201);
+      const file = await res.json();
+
+      const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id], name: 'files' }, [jerry, spike]);
+      const jGot = collect(jerry, 'message', (m) => m);
+      const sGot = collect(spike, 'message', (m) => m);
+      const sent = await conv.send(new tom.classes.FileMessage({ _lcfile: lcfile(file) }));
+      for (const [who, got] of [[jerry, jGot], [spike, sGot]]) {
+        const [m] = await got.until(1);
+        assert.ok(m instanceof who.classes.FileMessage, `${who.id} parsed a FileMessage`);
+        assert.equal(m.id, sent.id);
+        const d = await download(m._lcfile.url);
+        assert.ok(d.body.equals(bytes), `${who.id} downloaded the same bytes`);
+      }
+      const jconv = await jerry.getConversation(conv.id);
+      const [fromHistory] = await jconv.queryMessages({ limit: 1 });
+      assert.equal(fromHistory.id, sent.id);
+      assert.ok(fromHistory instanceof jerry.classes.FileMessage);
+      const ranged = await download(fromHistory._lcfile.url, { Range: 'bytes=0-5' });
+      assert.equal(ranged.status, 206);
+      assert.equal(ranged.body.toString('latin1'), 'GIF89a');
+    });
+  });
+}
