@@ -53,6 +53,23 @@
   X(hooks, STR, "", 0, 0, "comma-separated hooks the app implements (_messageReceived, _conversationStart, …; \"all\")") \
   X(hook_timeout, INT, 5000, 100, 60000, "milliseconds before a hook call counts as failed")       \
   X(hook_fail_closed, BOOL, 0, 0, 1, "a failed hook rejects the operation instead of letting it through") \
+  X(push_provider, STR, "none", 0, 0, "offline push (protocol.md §10): none, or a comma-separated list of webhook, apns, fcm") \
+  X(push_template, STR, "", 0, 0, "push payload (JSON) when neither the _receiversOffline hook nor the message's pushData gives one; ${convId}, ${timestamp}, ${fromClientId} are filled in; empty: no push then") \
+  X(push_retries, INT, 3, 0, 20, "retries of a failed push (exponential backoff) before it goes to <data_dir>/push-dead-letter.jsonl") \
+  X(push_retry_delay, INT, 1000, 1, 600000, "milliseconds before the first retry of a push; doubled for each further one") \
+  X(push_timeout, INT, 10000, 100, 120000, "milliseconds a push provider may take to answer")         \
+  X(push_webhook_url, STR, "", 0, 0, "webhook provider: URL that gets one JSON POST per offline recipient") \
+  X(push_webhook_secret, STR, "", 0, 0, "webhook provider: when set, requests carry X-Tern-Signature: sha256=<hex HMAC of the body>") \
+  X(apns_key_path, STR, "", 0, 0, "APNs provider: the .p8 token-auth key (EC P-256, PEM)")          \
+  X(apns_key_id, STR, "", 0, 0, "APNs provider: the key's id (JWT kid)")                              \
+  X(apns_team_id, STR, "", 0, 0, "APNs provider: the team id (JWT iss)")                              \
+  X(apns_topic, STR, "", 0, 0, "APNs provider: the app's bundle id (apns-topic)")                     \
+  X(apns_host, STR, "api.push.apple.com", 0, 0, "APNs provider: host[:port]; http://host:port means cleartext HTTP/2 (tests)") \
+  X(apns_sandbox_host, STR, "api.sandbox.push.apple.com", 0, 0, "APNs provider: host for payloads with _profile \"dev\"") \
+  X(fcm_credentials_path, STR, "", 0, 0, "FCM provider: the service-account JSON key")               \
+  X(fcm_project_id, STR, "", 0, 0, "FCM provider: project id (default: the key's project_id)")       \
+  X(fcm_base_url, STR, "https://fcm.googleapis.com", 0, 0, "FCM provider: API base URL")              \
+  X(fcm_token_url, STR, "", 0, 0, "FCM provider: OAuth2 token endpoint (default: the key's token_uri)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")

@@ -199,7 +199,14 @@ int httpc_request(httpc_t *h, const char *method, const char *url, const char *c
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (flags & HTTPC_H2C) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+  if (flags & HTTPC_H2C) {
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    /* libcurl 7.88 cannot reuse a prior-knowledge h2c connection (the second stream fails
+     * with "Error in the HTTP2 framing layer"): cleartext h2 is for tests, a connection
+     * each is fine there */
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  }
   else if (flags & HTTPC_HTTP2) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
   if (body) {
     x->body_copy = xmalloc(len ? len : 1);

@@ -13,6 +13,7 @@
 #include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
+#include "push.h"
 #include "timeutil.h"
 
 int64_t conv_kind_wire(int kind) { return kind; }
@@ -537,6 +538,7 @@ static void dispatch(req_t *r) {
   case LC__COMMAND_TYPE__ack: im_msg_ack(r); return;
   case LC__COMMAND_TYPE__read: im_msg_read(r); return;
   case LC__COMMAND_TYPE__logs: im_msg_logs(r); return;
+  case LC__COMMAND_TYPE__report: push_report(r); return;
   }
   unsupported(r);
 }

@@ -35,6 +35,7 @@ struct im {
   convcache_t *convs;
   signer_t *signer;
   struct hooks *hooks; /* NULL when no hook is configured */
+  struct push_hub *push; /* offline push (push.h); NULL when push_provider is none */
   pthread_mutex_t sso_mu; /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;

@@ -12,6 +12,7 @@
 #include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
+#include "push.h"
 #include "timeutil.h"
 #include "sign.h"
 #include "token.h"
@@ -252,6 +253,7 @@ void im_session_open(req_t *r) {
   free(tag);
   r->s = s;
   send_opened(r, s);
+  if (sm->devicetoken) push_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
   if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {
     json_t *p = json_pack("{s:s, s:i}", "peerId", s->client_id, "reconnect", reconnect ? 1 : 0);
     if (r->link->ip) json_object_set_new(p, "sourceIP", json_string(r->link->ip));

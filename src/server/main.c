@@ -22,6 +22,7 @@
 #include "ipcount.h"
 #include "tls.h"
 #include "log.h"
+#include "push.h"
 #include "server.h"
 #include "store.h"
 
@@ -128,6 +129,7 @@ int main(int argc, char **argv) {
     if (tls_ctx_new(cfg.tls_cert, cfg.tls_key, &srv.tls) < 0) return 1;
   }
   srv.im = im_new(&srv);
+  if (push_hub_new(&cfg, &srv.im->push) < 0) return 1;
   srv.im->post = post_to_worker;
   srv.im->post_arg = &srv;
   if (server_start(&srv) < 0) return 1;
@@ -152,6 +154,7 @@ int main(int argc, char **argv) {
   server_stop(&srv);
   store_close(srv.store);
   server_free(&srv);
+  push_hub_free(srv.im->push);
   im_free(srv.im);
   ipcount_free(srv.ips);
   tls_ctx_free(srv.tls);

@@ -8,6 +8,7 @@
 #include "http.h"
 #include "hooks.h"
 #include "im_internal.h"
+#include "push.h"
 #include "rest.h"
 #include "store.h"
 #include "worker.h"
@@ -57,6 +58,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
                  "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
              atomic_load(&im->room_drops));
   hooks_metrics(im->hooks, &b);
+  push_metrics(im->push, &b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
   buf_free(&b);
 }
@@ -135,6 +137,10 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
     {HTTP_GET, "/health", route_health},
     {HTTP_GET, "/metrics", route_metrics},
+    {HTTP_POST, "/1.1/installations", push_rest_installations},
+    {HTTP_GET, "/1.1/installations/:id", push_rest_installations},
+    {HTTP_PUT, "/1.1/installations/:id", push_rest_installations},
+    {HTTP_DELETE, "/1.1/installations/:id", push_rest_installations},
     {HTTP_POST, "/debug/faults", route_faults},
     {HTTP_POST, "/1.1/files", rest_file_upload, rest_files_body_limit},
     {HTTP_POST, "/1.2/files", rest_file_upload, rest_files_body_limit},

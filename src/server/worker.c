@@ -18,6 +18,7 @@
 #include "im.h"
 #include "im_internal.h"
 #include "log.h"
+#include "push.h"
 #include "timeutil.h"
 
 static __thread int current_worker = -1;
@@ -100,6 +101,7 @@ static void begin_stop(worker_t *w) {
   drain(w);
   for (conn_t *c = w->all; c; c = c->next) conn_abort(c, 1001);
   drain(w);
+  push_worker_stop(w->imw);  /* pushes waiting for a retry go to the dead-letter log */
   httpc_close(w->imw->http); /* cancels hook and push calls in flight */
   w->imw->http = NULL;
   uv_close((uv_handle_t *)&w->listener, NULL);

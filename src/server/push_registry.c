@@ -1,0 +1,365 @@
+/* push_registry.c — where offline pushes go: device tokens and `_Installation` objects
+ * (protocol.md §3.3, §10).
+ *
+ * Two ways in. SDKs that push through APNs themselves report their token on the IM socket
+ * (`report upload`, or deviceToken at login, both Swift): the token becomes a device of
+ * the logged-in client, and leaves any other client it was reported for — one device
+ * shows one login's pushes. Apps (and the Android/Java SDKs) register an `_Installation`
+ * over REST; its `channels` are the client ids whose offline pushes the device receives,
+ * each stored as a device row of its own so a push needs one indexed read per recipient.
+ *
+ * Writes go through the store like everything else. The report reply waits for the
+ * commit; the REST answers do not (HTTP handlers answer in their call), which is safe for
+ * the order that matters: a message sent after the registration is committed after it. */
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+#include "push_internal.h"
+#include "rest.h"
+#include "timeutil.h"
+#include "utf8.h"
+#include "worker.h"
+
+#define TOKEN_MAX 256
+#define CHANNELS_MAX 100
+#define CLIENT_ID_MAX 64
+
+static int token_valid(const char *t) {
+  size_t n = t ? strlen(t) : 0;
+  if (n == 0 || n > TOKEN_MAX) return 0;
+  for (; *t; t++)
+    if ((unsigned char)*t <= ' ' || *t == 0x7f) return 0;
+  return 1;
+}
+
+static void device_put(job_device_t *j, const char *client, const char *token, const char *type) {
+  j->job.type = JOB_DEVICE;
+  j->op = DEVICE_PUT;
+  j->client = xstrdup(client);
+  j->token = xstrdup(token);
+  j->type = xstrdup(type);
+  j->at = now_ms();
+}
+
+/* ---------------------------------------------------------------- report upload */
+
+typedef struct {
+  job_device_t j; /* first: the store hands back &j.job.task */
+  im_t *im;
+  reply_to_t rt;
+} report_job_t;
+
+static void report_stored(task_t *t) {
+  report_job_t *rj = (report_job_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? rj->im->workers[idx] : NULL;
+  if (w && rj->j.job.result < 0) {
+    reply_error_async(w, &rj->rt, LC_INTERNAL_ERROR, "device token could not be stored");
+  } else if (w) {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__report);
+    PB_SET(out, op, LC__OP_TYPE__uploaded);
+    reply_async(w, &rj->rt, &out);
+  }
+  reply_to_free(&rj->rt);
+  free(rj->j.client);
+  free(rj->j.token);
+  free(rj->j.type);
+  free(rj);
+}
+
+void push_report(req_t *r) {
+  lc_cmd_t *c = r->cmd;
+  if (!c->has_op || c->op != LC__OP_TYPE__upload) {
+    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "unsupported command report/-");
+    return;
+  }
+  Lc__ReportCommand *rm = c->reportmessage;
+  if (!rm || !rm->type || strcmp(rm->type, "token") != 0) {
+    /* a report this server has no use for: acknowledged, not kept */
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__report);
+    PB_SET(out, op, LC__OP_TYPE__uploaded);
+    reply(r, &out);
+    return;
+  }
+  if (!token_valid(rm->data)) {
+    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "a device token is 1 to 256 printable characters");
+    return;
+  }
+  report_job_t *rj = xcalloc(1, sizeof *rj);
+  device_put(&rj->j, r->s->client_id, rm->data, "ios"); /* the Swift SDK's APNs token */
+  rj->im = r->w->im;
+  reply_to_init(&rj->rt, r);
+  rj->j.job.worker = r->w->idx;
+  rj->j.job.task.fn = report_stored;
+  store_submit(r->w->im->store, &rj->j.job);
+}
+
+void push_login_token(im_worker_t *w, const char *client, const char *token) {
+  /* an APNs token is hex (64 characters today); Swift sends a UDID when it has none */
+  size_t n = token ? strlen(token) : 0;
+  if (n < 32 || n > 200) return;
+  for (size_t i = 0; i < n; i++)
+    if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f') ||
+          (token[i] >= 'A' && token[i] <= 'F')))
+      return;
+  job_device_t *j = xcalloc(1, sizeof *j);
+  device_put(j, client, token, "ios");
+  j->job.worker = -1;
+  j->job.free_fn = push_device_job_free;
+  store_submit(w->im->store, &j->job);
+}
+
+/* ---------------------------------------------------------------- _Installation */
+
+/* The token a device is pushed on: APNs deviceToken for iOS; for Android the FCM
+ * registrationId ("mixed push"), else the installationId; other types whatever they have. */
+static const char *token_of(json_t *doc, const char *type) {
+  const char *dt = json_string_value(json_object_get(doc, "deviceToken"));
+  const char *reg = json_string_value(json_object_get(doc, "registrationId"));
+  const char *iid = json_string_value(json_object_get(doc, "installationId"));
+  if (strcmp(type, "ios") == 0) return dt;
+  if (strcmp(type, "android") == 0) return reg ? reg : iid;
+  return dt ? dt : reg ? reg : iid;
+}
+
+static int array_has(json_t *a, json_t *v) {
+  size_t i;
+  json_t *x;
+  json_array_foreach(a, i, x) if (json_equal(x, v)) return 1;
+  return 0;
+}
+
+/* Applies a REST body to doc: plain values replace, {"__op": …} edits (Delete, Increment,
+ * Add, AddUnique, Remove — what the SDKs send for channels and badge). NULL or an error. */
+static const char *apply(json_t *doc, json_t *changes) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(changes, k, v) {
+    if (!strcmp(k, "objectId") || !strcmp(k, "createdAt") || !strcmp(k, "updatedAt")) continue;
+    const char *op = json_string_value(json_object_get(v, "__op"));
+    if (!json_is_object(v) || !op) {
+      json_object_set(doc, k, v);
+      continue;
+    }
+    json_t *cur = json_object_get(doc, k);
+    if (!strcmp(op, "Delete")) {
+      json_object_del(doc, k);
+    } else if (!strcmp(op, "Increment")) {
+      json_t *amount = json_object_get(v, "amount");
+      if (!json_is_integer(amount) || (cur && !json_is_integer(cur))) return "Increment needs an integer amount";
+      json_object_set_new(doc, k, json_integer((cur ? json_integer_value(cur) : 0) + json_integer_value(amount)));
+    } else if (!strcmp(op, "Add") || !strcmp(op, "AddUnique") || !strcmp(op, "Remove")) {
+      json_t *objs = json_object_get(v, "objects");
+      if (!json_is_array(objs) || (cur && !json_is_array(cur))) return "array operations need \"objects\" and an array";
+      json_t *out = json_array();
+      size_t i;
+      json_t *x;
+      json_array_foreach(cur, i, x) if (strcmp(op, "Remove") || !array_has(objs, x)) json_array_append(out, x);
+      if (strcmp(op, "Remove"))
+        json_array_foreach(objs, i, x) if (!strcmp(op, "Add") || !array_has(out, x)) json_array_append(out, x);
+      json_object_set_new(doc, k, out);
+    } else {
+      return "unsupported __op";
+    }
+  }
+  return NULL;
+}
+
+/* Checks an installation document; fills the job's type, token and channels. */
+static const char *check(json_t *doc, job_installation_t *j) {
+  const char *type = json_string_value(json_object_get(doc, "deviceType"));
+  if (!type || !*type || strlen(type) > 32) return "deviceType is required (ios, android, …)";
+  const char *tok = token_of(doc, type);
+  if (!token_valid(tok))
+    return strcmp(type, "ios") == 0 ? "deviceToken is required for ios"
+                                    : "a registrationId, installationId or deviceToken is required";
+  json_t *ch = json_object_get(doc, "channels");
+  if (ch && !json_is_array(ch)) return "channels must be an array of client ids";
+  if (json_array_size(ch) > CHANNELS_MAX) return "too many channels";
+  json_t *badge = json_object_get(doc, "badge");
+  if (badge && !json_is_integer(badge)) return "badge must be an integer";
+  size_t i;
+  json_t *x;
+  json_array_foreach(ch, i, x) {
+    const char *s = json_string_value(x);
+    if (!s || !*s || utf8_chars(s) > CLIENT_ID_MAX) return "channels must be client ids (1 to 64 characters)";
+  }
+  j->device_type = xstrdup(type);
+  j->token = xstrdup(tok);
+  j->channels = xcalloc(json_array_size(ch) + 1, sizeof(char *));
+  json_array_foreach(ch, i, x) {
+    int dup = 0;
+    for (size_t k = 0; k < j->n && !dup; k++) dup = strcmp(j->channels[k], json_string_value(x)) == 0;
+    if (!dup) j->channels[j->n++] = xstrdup(json_string_value(x));
+  }
+  if (badge) {
+    j->has_badge = 1;
+    j->badge = json_integer_value(badge);
+  }
+  return NULL;
+}
+
+static void installation_job_free(store_job_t *sj) {
+  job_installation_t *j = (job_installation_t *)sj;
+  free(j->id);
+  free(j->device_type);
+  free(j->token);
+  free(j->body);
+  for (size_t i = 0; i < j->n; i++) free(j->channels[i]);
+  free(j->channels);
+  free(j);
+}
+
+static void bad_request(conn_t *c, const http_req_t *r, const char *why) { http_respond_error(c, r, 400, 107, why); }
+
+static void not_found(conn_t *c, const http_req_t *r) { http_respond_error(c, r, 404, 101, "Object not found."); }
+
+/* POST (id NULL) or PUT: merge the body into the stored object (or a new one) and save. */
+static void save(conn_t *c, const http_req_t *r, const char *id) {
+  im_worker_t *w = c->w->imw;
+  json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  if (!json_is_object(body)) {
+    json_decref(body);
+    bad_request(c, r, "the body must be a JSON object");
+    return;
+  }
+  installation_row_t row = {0};
+  int found = 0, rc;
+  if (id) {
+    rc = store_installation_get(w->reader, id, NULL, NULL, &row);
+    if (rc == TERN_ENOENT) {
+      json_decref(body);
+      not_found(c, r);
+      return;
+    }
+    found = rc == 0;
+  } else {
+    /* one installation per device: a second POST for the same token updates the first */
+    const char *type = json_string_value(json_object_get(body, "deviceType"));
+    const char *tok = type ? token_of(body, type) : NULL;
+    rc = tok ? store_installation_get(w->reader, NULL, type, tok, &row) : TERN_ENOENT;
+    found = rc == 0;
+  }
+  if (rc < 0 && rc != TERN_ENOENT) {
+    json_decref(body);
+    http_respond_error(c, r, 500, 1, "storage failed");
+    return;
+  }
+  json_t *doc = found ? json_loads(row.body, 0, NULL) : NULL;
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    doc = json_object();
+  }
+  job_installation_t *j = xcalloc(1, sizeof *j);
+  j->job.type = JOB_INSTALLATION;
+  j->job.worker = -1;
+  j->job.free_fn = installation_job_free;
+  const char *err = apply(doc, body);
+  if (!err) err = check(doc, j);
+  if (err) {
+    bad_request(c, r, err);
+    installation_job_free(&j->job);
+    json_decref(doc);
+    json_decref(body);
+    installation_row_free(&row);
+    return;
+  }
+  int64_t now = now_ms();
+  if (found) {
+    j->id = xstrdup(row.id);
+    j->created_at = row.created_at;
+  } else {
+    uint8_t rnd[12];
+    char hex[25];
+    random_bytes(rnd, sizeof rnd);
+    hex_encode(rnd, sizeof rnd, hex);
+    j->id = xstrdup(hex);
+    j->created_at = now;
+  }
+  j->updated_at = now;
+  j->body = json_dumps(doc, JSON_COMPACT);
+  char created[ISO_LEN + 1], updated[ISO_LEN + 1];
+  iso_format(j->created_at, created);
+  iso_format(now, updated);
+  char *oid = xstrdup(j->id);
+  store_submit(w->im->store, &j->job);
+  if (!found) {
+    char loc[96];
+    snprintf(loc, sizeof loc, "Location: /1.1/installations/%s\r\n", oid);
+    json_t *o = json_pack("{s:s, s:s}", "objectId", oid, "createdAt", created);
+    char *s = json_dumps(o, JSON_COMPACT);
+    http_respond(c, r, 201, "application/json; charset=utf-8", s, strlen(s), loc);
+    free(s);
+    json_decref(o);
+  } else {
+    http_respond_json(c, r, 200, json_pack("{s:s, s:s, s:s}", "objectId", oid, "createdAt", created, "updatedAt", updated));
+  }
+  free(oid);
+  json_decref(doc);
+  json_decref(body);
+  installation_row_free(&row);
+}
+
+static void get_one(conn_t *c, const http_req_t *r, const char *id) {
+  installation_row_t row;
+  int rc = store_installation_get(c->w->imw->reader, id, NULL, NULL, &row);
+  if (rc == TERN_ENOENT) {
+    not_found(c, r);
+    return;
+  }
+  if (rc < 0) {
+    http_respond_error(c, r, 500, 1, "storage failed");
+    return;
+  }
+  json_t *o = json_loads(row.body, 0, NULL);
+  if (!json_is_object(o)) {
+    json_decref(o);
+    o = json_object();
+  }
+  char iso[ISO_LEN + 1];
+  json_object_set_new(o, "objectId", json_string(row.id));
+  iso_format(row.created_at, iso);
+  json_object_set_new(o, "createdAt", json_string(iso));
+  iso_format(row.updated_at, iso);
+  json_object_set_new(o, "updatedAt", json_string(iso));
+  installation_row_free(&row);
+  http_respond_json(c, r, 200, o);
+}
+
+static void delete_one(conn_t *c, const http_req_t *r, const char *id) {
+  installation_row_t row;
+  int rc = store_installation_get(c->w->imw->reader, id, NULL, NULL, &row);
+  if (rc == TERN_ENOENT) {
+    not_found(c, r);
+    return;
+  }
+  installation_row_free(&row);
+  job_installation_t *j = xcalloc(1, sizeof *j);
+  j->job.type = JOB_INSTALLATION;
+  j->job.worker = -1;
+  j->job.free_fn = installation_job_free;
+  j->remove = 1;
+  j->id = xstrdup(id);
+  store_submit(c->w->imw->im->store, &j->job);
+  http_respond_json(c, r, 200, json_object());
+}
+
+void push_rest_installations(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 0) < 0) return;
+  const char *id = http_path_param(r, "id"); /* routes: /1.1/installations[/:id] */
+  if (id && strlen(id) > 64) {
+    not_found(c, r);
+    return;
+  }
+  if (!id && r->method == HTTP_POST) save(c, r, NULL);
+  else if (id && r->method == HTTP_PUT) save(c, r, id);
+  else if (id && r->method == HTTP_GET) get_one(c, r, id);
+  else if (id && r->method == HTTP_DELETE) delete_one(c, r, id);
+  else http_respond_error(c, r, 405, 405, "method not allowed");
+}
