@@ -13,6 +13,7 @@
 #include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
+#include "push.h"
 #include "timeutil.h"
 
 #define SEQ_MAX INT64_MAX
@@ -66,6 +67,7 @@ typedef struct {
   push_t *push;
   uint64_t skip;      /* the sending session: it has the message already */
   char *ip;           /* the sender's address, for hooks (NULL for wills and REST) */
+  char *push_data;    /* the message's pushData (JSON text) for offline push, or NULL */
   im_done_t done;     /* REST: told the id and timestamp once stored */
 } send_job_t;
 
@@ -86,6 +88,7 @@ static void deliver(im_worker_t *w, conv_t *c, members_t *m, const push_t *p, ui
 
 static void send_job_free(send_job_t *sj) {
   free(sj->ip);
+  free(sj->push_data);
   free(sj->j.mid);
   free(sj->j.sender);
   free(sj->j.data);
@@ -125,6 +128,125 @@ static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
   hook_call(w, HOOK_MESSAGE_SENT, p, NULL, NULL);
 }
 
+/* ---------------------------------------------------------------- offline push (§10) */
+
+/* What push_offline needs once the send job is gone (a hook answers later): owned. */
+typedef struct {
+  char *from, *cid, *msg_id, *push_data;
+  int64_t ts;
+  char **to, **muted;
+  size_t nto, nmuted;
+} offline_t;
+
+static void offline_free(offline_t *o) {
+  free(o->from);
+  free(o->cid);
+  free(o->msg_id);
+  free(o->push_data);
+  for (size_t i = 0; i < o->nto; i++) free(o->to[i]);
+  for (size_t i = 0; i < o->nmuted; i++) free(o->muted[i]);
+  free(o->to);
+  free(o->muted);
+  free(o);
+}
+
+static void offline_send(im_worker_t *w, offline_t *o, const char *hook_payload, int force) {
+  push_request_t req = {.from = o->from, .cid = o->cid, .timestamp = o->ts, .msg_id = o->msg_id, .to = o->to,
+                        .nto = o->nto, .hook_payload = hook_payload, .push_data = o->push_data, .force = force,
+                        .muted = o->muted, .nmuted = o->nmuted};
+  push_offline(w, &req);
+  offline_free(o);
+}
+
+/* The app's answer (§8): skip → no push; offlinePeers narrows the recipients; pushMessage
+ * is the payload; force reaches members who muted the conversation. A failed call pushes
+ * as usual, unless hook_fail_closed makes it a skip. */
+static void receivers_offline_done(im_worker_t *w, void *arg, json_t *result, int failed) {
+  offline_t *o = arg;
+  if (failed || json_is_true(json_object_get(result, "skip"))) {
+    offline_free(o);
+    return;
+  }
+  json_t *peers = json_object_get(result, "offlinePeers");
+  if (json_is_array(peers)) { /* only ever fewer: the hook cannot add someone who was online */
+    size_t k = 0;
+    for (size_t i = 0; i < o->nto; i++) {
+      int keep = 0;
+      for (size_t j = 0; j < json_array_size(peers) && !keep; j++) {
+        const char *p = json_string_value(json_array_get(peers, j));
+        keep = p && strcmp(p, o->to[i]) == 0;
+      }
+      if (keep) o->to[k++] = o->to[i];
+      else free(o->to[i]);
+    }
+    o->nto = k;
+  }
+  json_t *pm = json_object_get(result, "pushMessage");
+  char *payload = pm && !json_is_null(pm) ? json_dumps(pm, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  offline_send(w, o, payload, json_is_true(json_object_get(result, "force")));
+  free(payload);
+}
+
+/* Members of a normal conversation with no session anywhere get an offline push (§10);
+ * with _receiversOffline configured, the app has its say first. Not for chat rooms and
+ * system conversations (no member list), nor transient messages (they never get here). */
+static void offline_push(im_worker_t *w, send_job_t *sj) {
+  im_t *im = w->im;
+  conv_t *c = sj->conv;
+  if (!im->push || !sj->members || c->kind == CONV_ROOM || c->kind == CONV_SYSTEM) return;
+  offline_t *o = xcalloc(1, sizeof *o);
+  o->to = xcalloc(sj->members->n + 1, sizeof(char *));
+  for (size_t i = 0; i < sj->members->n; i++) {
+    const char *id = sj->members->ids[i];
+    if (strcmp(id, sj->j.sender) != 0 && !presence_online(im->presence, id)) o->to[o->nto++] = xstrdup(id);
+  }
+  if (!o->nto) {
+    offline_free(o);
+    return;
+  }
+  o->from = xstrdup(sj->j.sender);
+  o->cid = xstrdup(c->cid);
+  o->msg_id = xstrdup(sj->j.mid);
+  o->push_data = sj->push_data ? xstrdup(sj->push_data) : NULL;
+  o->ts = sj->j.ts;
+  /* who muted it: the `mu` list of the conversation's document */
+  char *text = NULL;
+  pthread_mutex_lock(&c->mu);
+  if (c->doc) text = json_dumps(json_object_get(c->doc, "mu"), JSON_COMPACT | JSON_ENCODE_ANY);
+  pthread_mutex_unlock(&c->mu);
+  json_t *mu = NULL;
+  if (text) {
+    mu = json_loads(text, JSON_DECODE_ANY, NULL);
+  } else if (store_conv_doc(w->reader, c->id, &text) == 0) {
+    json_t *doc = json_loads(text, 0, NULL);
+    mu = json_incref(json_object_get(doc, "mu"));
+    json_decref(doc);
+  }
+  free(text);
+  o->muted = xcalloc(json_array_size(mu) + 1, sizeof(char *));
+  for (size_t i = 0; i < json_array_size(mu); i++)
+    if (json_is_string(json_array_get(mu, i))) o->muted[o->nmuted++] = xstrdup(json_string_value(json_array_get(mu, i)));
+  json_decref(mu);
+  if (!hook_enabled(im->hooks, HOOK_RECEIVERS_OFFLINE)) {
+    offline_send(w, o, NULL, 0);
+    return;
+  }
+  int all = (sj->j.flags & MSG_F_MENTION_ALL) != 0;
+  json_t *offline = json_array(), *mentioned = json_array();
+  json_t *mentions = sj->j.mentions ? json_loads(sj->j.mentions, 0, NULL) : NULL;
+  for (size_t i = 0; i < o->nto; i++) {
+    json_array_append_new(offline, json_string(o->to[i]));
+    for (size_t k = 0; !all && k < json_array_size(mentions); k++)
+      if (json_is_string(json_array_get(mentions, k)) && !strcmp(json_string_value(json_array_get(mentions, k)), o->to[i]))
+        json_array_append_new(mentioned, json_string(o->to[i]));
+  }
+  json_decref(mentions);
+  json_t *p = json_pack("{s:s, s:s, s:o, s:o, s:I, s:b, s:o}", "fromPeer", o->from, "convId", o->cid, "offlinePeers",
+                        offline, "content", content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "timestamp",
+                        (json_int_t)o->ts, "mentionAll", all, "mentionOfflinePeers", mentioned);
+  hook_call(w, HOOK_RECEIVERS_OFFLINE, p, receivers_offline_done, o);
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -135,6 +257,7 @@ static void send_done(task_t *t) {
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     deliver(w, sj->conv, sj->members, sj->push, sj->skip);
     message_sent_hook(w, sj);
+    offline_push(w, sj);
     json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
     im_done(w, &sj->done, 0, res);
     json_decref(res);
@@ -151,6 +274,7 @@ typedef struct {
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL (default), 3 LOW */
   char **mention_pids;
   size_t n_mentions;
+  const char *push_data; /* pushData (JSON text) for offline push, or NULL */
 } msg_in_t;
 
 /* May `sender` send `in`? Returns 0 with the conversation (and member snapshot for
@@ -254,6 +378,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   sj->members = members;
   sj->skip = skip;
   sj->ip = ip ? xstrdup(ip) : NULL;
+  sj->push_data = in->push_data && *in->push_data ? xstrdup(in->push_data) : NULL;
   if (done) sj->done = *done;
   job_msg_insert_t *j = &sj->j;
   j->conv = c->id;
@@ -355,6 +480,7 @@ typedef struct {
   uint8_t *data;
   char **mentions;
   char *cid;
+  char *push_data;
 } held_send_t;
 
 static void held_free(held_send_t *h) {
@@ -367,6 +493,7 @@ static void held_free(held_send_t *h) {
   for (size_t i = 0; i < h->in.n_mentions; i++) free(h->mentions[i]);
   free(h->mentions);
   free(h->cid);
+  free(h->push_data);
   free(h);
 }
 
@@ -429,6 +556,8 @@ static void received_hook(req_t *r, conv_t *c, members_t *members, const msg_in_
   memcpy(h->data, in->data, in->len);
   h->in.data = h->data;
   h->cid = xstrdup(c->cid);
+  h->push_data = in->push_data ? xstrdup(in->push_data) : NULL;
+  h->in.push_data = h->push_data;
   h->in.cid = h->cid;
   h->mentions = xcalloc(in->n_mentions + 1, sizeof(char *));
   for (size_t i = 0; i < in->n_mentions; i++) h->mentions[i] = xstrdup(in->mention_pids[i]);
@@ -459,7 +588,8 @@ void im_msg_direct(req_t *r) {
                  .mention_all = dm->has_mentionall && dm->mentionall,
                  .mention_pids = dm->mentionpids,
                  .n_mentions = dm->n_mentionpids,
-                 .priority = r->cmd->has_priority ? r->cmd->priority : 2};
+                 .priority = r->cmd->has_priority ? r->cmd->priority : 2,
+                 .push_data = dm->pushdata};
   in.data = in.bin ? dm->binarymsg.data : (const uint8_t *)(dm->msg ? dm->msg : "");
   in.len = in.bin ? dm->binarymsg.len : strlen((const char *)in.data);
   /* pushData counts against the size limit (DOC: 5 KB including pushData) */
