@@ -38,6 +38,7 @@ struct uva {
   int writing;
   int dead;
   int handles; /* open handles and lookups */
+  char slab[65536]; /* read buffer: one read at a time per loop, and one loop per adapter */
 };
 
 typedef struct {
@@ -86,11 +87,10 @@ static void http_finish(sock_t *s) {
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
-  static char slab[65536]; /* the loop thread reads one socket at a time */
-  (void)h;
+  sock_t *s = h->data;
   (void)suggested;
-  b->base = slab;
-  b->len = sizeof slab;
+  b->base = s->a->slab;
+  b->len = sizeof s->a->slab;
 }
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
