@@ -145,6 +145,13 @@ static int on_headers_complete(http_parser *p) {
     h->error_status = 413;
     return -1;
   }
+  /* A client that waits for leave to send its body (curl does, for uploads over 1 MiB)
+   * gets it now, having passed the size check (RFC 9110 §10.1.1). */
+  const char *expect = http_header(r, "Expect");
+  if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_major == 1 && p->http_minor >= 1) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    conn_write(h->conn, cont, sizeof cont - 1);
+  }
   return 0;
 }
 

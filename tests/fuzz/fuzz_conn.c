@@ -65,6 +65,7 @@ static size_t check_response(fz_conn_t *fc, const uint8_t *p, size_t n) {
   if (!end) fz_fail("response head without an end", p, n);
   size_t head = (size_t)(end - p) + 4;
   int status = atoi((const char *)p + 9);
+  if (status == 100) return head; /* interim: the real response follows */
   if (status == 101) {
     fc->out_ws = 1;
     return head;

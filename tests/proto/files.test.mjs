@@ -466,3 +466,32 @@ test('#7 §4 a client that goes away in the middle of a download leaves the serv
   assert.ok(d.body.equals(bytes));
   await assertHealthy(server);
 });
+
+test('#7 §4 Expect: 100-continue — "100 Continue" after the head passes the size check, 413 at once when it does not', async () => {
+  const send = async (length, body) => {
+    const sock = net.connect(server.port, '127.0.0.1');
+    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+    let data = '';
+    sock.on('data', (d) => { data += d; });
+    const waitData = (re) => new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out; got ${JSON.stringify(data)}`)), 5000);
+      const check = () => { if (re.test(data)) { clearTimeout(t); sock.removeListener('data', check); resolve(); } };
+      sock.on('data', check);
+      check();
+    });
+    sock.write(`POST /1.1/files/expect.bin HTTP/1.1\r\nHost: x\r\nX-LC-Id: ${server.appId}\r\nX-LC-Key: ${server.appKey}\r\n` +
+      `Content-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`);
+    await waitData(/^HTTP\/1\.1 \d{3} [^]*\r\n\r\n/);
+    const first = data;
+    if (/^HTTP\/1\.1 100 /.test(first)) {
+      sock.write(body);
+      await waitData(/HTTP\/1\.1 201 [^]*"objectId"[^]*\}$/);
+    }
+    sock.destroy();
+    return data;
+  };
+  const ok = await send(5, 'hello');
+  assert.match(ok, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+  const big = await send(64 * 1024 * 1024, '');
+  assert.match(big, /^HTTP\/1\.1 413 /);
+});
