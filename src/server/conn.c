@@ -290,12 +290,12 @@ void conn_sweep(worker_t *w, int64_t now) {
   int64_t idle_ms = cfg->idle_timeout * 1000, login_ms = cfg->login_timeout * 1000;
   for (conn_t *c = w->all; c; c = c->next) {
     if (c->reaping || c->state >= CONN_CLOSING) continue;
-    if (now - c->last_rx_ms > idle_ms) {
+    if (now - c->last_rx_ms > idle_ms || (c->state == CONN_HTTP && c->req_deadline_ms && now > c->req_deadline_ms)) {
       conn_close(c, 4107, "READ_TIMEOUT");
     } else if (c->link.nsessions == 0 && now - (c->state == CONN_WS ? c->link.sessionless_since_ms : c->created_ms) > login_ms &&
                (c->state == CONN_WS || now - c->last_rx_ms > login_ms)) {
       /* No session in time (4108); an HTTP keep-alive connection is only dropped when it
-       * has also been quiet that long, which also ends slow-header (slowloris) clients. */
+       * has also been quiet that long (a trickled request meets req_deadline_ms above). */
       conn_close(c, 4108, "LOGIN_TIMEOUT");
     }
   }

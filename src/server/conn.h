@@ -62,6 +62,7 @@ struct conn {
   buf_t tls_out;      /* ciphertext waiting for the socket */
   uv_write_t *wreq;
   int64_t created_ms, last_rx_ms;
+  int64_t req_deadline_ms; /* an HTTP request under way must be read by then (0: none) */
   struct conn *flush_next, *reap_next;
   struct conn *prev, *next; /* all connections of the worker */
   char ip[46];

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "timeutil.h"
 #include "worker.h"
 #include "ws_frame.h"
 
@@ -126,8 +127,19 @@ char *http_url_decode(const char *s, size_t n, int plus) {
   return out;
 }
 
+/* Request deadlines (enforced by conn_sweep): the head must arrive within login_timeout of
+ * its first byte however it is trickled (slowloris), the whole request within idle_timeout. */
+static int on_message_begin(http_parser *p) {
+  http_conn_t *h = p->data;
+  h->conn->req_deadline_ms = now_ms() + (int64_t)h->conn->w->srv->cfg->login_timeout * 1000;
+  return 0;
+}
+
 static int on_headers_complete(http_parser *p) {
   http_conn_t *h = p->data;
+  const tern_config_t *cfg = h->conn->w->srv->cfg;
+  if (cfg->idle_timeout > cfg->login_timeout)
+    h->conn->req_deadline_ms += (int64_t)(cfg->idle_timeout - cfg->login_timeout) * 1000;
   if (h->last_was_value && push_header(h)) return -1;
   http_req_t *r = &h->req;
   r->method = p->method;
@@ -168,11 +180,13 @@ static int on_body(http_parser *p, const char *at, size_t n) {
 static int on_message_complete(http_parser *p) {
   http_conn_t *h = p->data;
   h->complete = 1;
+  h->conn->req_deadline_ms = 0;
   http_parser_pause(p, 1); /* one request at a time: dispatch, then continue */
   return 0;
 }
 
 static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_field,
     .on_header_value = on_value,
@@ -323,6 +337,10 @@ void http_resume(conn_t *c) {
   req_reset(h);
   if (!keep) conn_close(c, 0, NULL);
   else conn_resume_input(c);
+}
+
+const http_req_t *http_deferred_req(conn_t *c) {
+  return c->http && c->http->deferred ? &c->http->req : NULL;
 }
 
 void http_take_body(conn_t *c, buf_t *out) {

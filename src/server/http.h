@@ -72,6 +72,9 @@ void http_defer(conn_t *c);
  * connection if the client did not ask for keep-alive, else reads on (serving requests
  * already received). */
 void http_resume(conn_t *c);
+/* The request c is answering later, or NULL when none is deferred (it closed or was
+ * answered): how deferred work finds what to answer. */
+const http_req_t *http_deferred_req(conn_t *c);
 /* Moves the current request's body into *out (the caller frees it): for work that may
  * outlive the connection. */
 void http_take_body(conn_t *c, buf_t *out);
