@@ -104,18 +104,20 @@ void push_hub_free(push_hub_t *hub) {
   free(hub);
 }
 
+/* The worker's part, made on first use; NULL once it stops (or without a hub or HTTP). */
 static push_worker_t *worker_state(im_worker_t *w) {
   push_hub_t *hub = w->im->push;
-  if (!hub || !w->http) return NULL;
+  if (!hub) return NULL;
   push_worker_t *pw = hub->workers[w->idx];
   if (!pw) {
+    if (!w->http) return NULL;
     pw = xcalloc(1, sizeof *pw);
     pw->hub = hub;
     pw->w = w;
     pw->loop = httpc_loop(w->http);
     hub->workers[w->idx] = pw;
   }
-  return pw->stopping ? NULL : pw;
+  return pw->stopping || !w->http ? NULL : pw;
 }
 
 httpc_t *push_http(push_worker_t *pw) { return pw->stopping ? NULL : pw->w->http; }
@@ -319,9 +321,10 @@ void push_attempt_done(push_delivery_t *d, push_outcome_t outcome, long status, 
 }
 
 void push_worker_stop(im_worker_t *w) {
-  push_hub_t *hub = w->im->push;
-  push_worker_t *pw = hub ? hub->workers[w->idx] : NULL;
-  if (!pw || pw->stopping) return;
+  /* made here if need be: a hook answer that httpc_close cancels must find it stopped */
+  push_worker_t *pw = worker_state(w);
+  if (!pw) return;
+  push_hub_t *hub = pw->hub;
   pw->stopping = 1;
   for (push_delivery_t *d = pw->all, *next; d; d = next) {
     next = d->next;
