@@ -121,11 +121,11 @@ static void pct_encode(buf_t *b, const char *s) {
 }
 
 /* The stored metadata plus the URL: what uploads and metadata reads answer. */
-static json_t *with_url(const server_t *srv, json_t *meta) {
+static json_t *with_url(const server_t *srv, json_t *meta, const char *id) {
   json_t *out = json_copy(meta);
   buf_t url = BUF_INIT;
   public_base(srv, &url);
-  buf_printf(&url, "/files/%s/", json_string_value(json_object_get(meta, "objectId")));
+  buf_printf(&url, "/files/%s/", id);
   const char *name = json_string_value(json_object_get(meta, "name"));
   pct_encode(&url, name ? name : "file");
   json_object_set_new(out, "url", json_stringn((char *)url.data, url.len));
@@ -435,7 +435,7 @@ static void job_after(uv_work_t *wk, int status) {
     } else if (j->kind == JOB_OPEN) {
       answer_download(c, r, j);
     } else {
-      json_t *out = j->kind == JOB_DELETE ? json_object() : with_url(srv, j->meta);
+      json_t *out = j->kind == JOB_DELETE ? json_object() : with_url(srv, j->meta, j->id);
       if (j->kind == JOB_META) json_object_set(out, "updatedAt", json_object_get(j->meta, "createdAt"));
       http_respond_json(c, r, j->status, out);
       http_resume(c);
