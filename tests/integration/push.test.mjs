@@ -254,6 +254,16 @@ test('§10 no push to online members, for transient messages or in chat rooms; n
     assert.deepEqual(pushesFor(ack.uid).map((p) => p.body.clientId), [jerry], 'nobody without a device');
   }));
 
+test('§3.3 report upload: other report types are acknowledged and not kept; an empty token is refused', () =>
+  withServer(webhookEnv(), async (srv) => {
+    const c = await session(srv, uid('C'));
+    let r = await c.request({ cmd: 'report', op: 'upload', reportMessage: { initiative: true, type: 'crash', data: 'x' } });
+    assert.equal(r.op, 'uploaded', JSON.stringify(r));
+    r = await c.request({ cmd: 'report', op: 'upload', reportMessage: { initiative: true, type: 'token', data: '' } });
+    assert.equal(r.cmd, 'error', JSON.stringify(r));
+    assert.equal(r.errorMessage.code, 4114);
+  }));
+
 test('§3.1 deviceToken at login registers the device (Swift); a UDID does not', () =>
   withServer(webhookEnv(), async (srv) => {
     const tom = await session(srv, uid('Tom'));
@@ -385,10 +395,17 @@ test('APNs: POST /3/device/<token> over HTTP/2 with an ES256 provider token, top
   writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const seen = { prod: [], sandbox: [] };
   const gone = new Set();
+  let expireOnce = false;
   const h2 = (which) => http2.createServer((req, res) => {
     readBody(req).then((raw) => {
       seen[which].push({ method: req.method, path: req.url, headers: req.headers, body: JSON.parse(raw), at: Date.now() });
       const token = req.url.split('/').pop();
+      if (expireOnce) {
+        expireOnce = false;
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ reason: 'ExpiredProviderToken' }));
+        return;
+      }
       if (gone.has(token)) {
         res.writeHead(410, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ reason: 'Unregistered', timestamp: Date.now() }));
@@ -451,6 +468,17 @@ test('APNs: POST /3/device/<token> over HTTP/2 with an ES256 provider token, top
       assert.deepEqual(sb.body, { aps: { alert: 'sandbox', 'content-available': 1 } });
       assert.equal(sb.path, `/3/device/${token}`);
 
+      // 403 ExpiredProviderToken: a new provider token, and the push goes through on the retry
+      expireOnce = true;
+      const before = seen.prod.length;
+      await sendMsg(tom, cid, 'expired');
+      await eventually(() => seen.prod.length === before + 2, 'retry with a new token');
+      const [x, y] = seen.prod.slice(before);
+      assert.equal(x.headers.authorization, r.headers.authorization);
+      assert.notEqual(y.headers.authorization, x.headers.authorization);
+      const [yh, yc, ys] = y.headers.authorization.slice(7).split('.');
+      assert.ok(cryptoVerify('sha256', Buffer.from(`${yh}.${yc}`), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(ys, 'base64url')));
+
       // 410 Unregistered: dead letter, and the token is forgotten
       gone.add(token);
       const ack = await sendMsg(tom, cid, 'gone');
@@ -477,6 +505,7 @@ test('FCM: a JWT-bearer grant signed RS256 buys the access token once; messages:
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const tokenCalls = [];
   const sends = [];
+  let rejectOnce = false;
   const fake = http.createServer(async (req, res) => {
     const raw = await readBody(req);
     if (req.url === '/token') {
@@ -486,6 +515,12 @@ test('FCM: a JWT-bearer grant signed RS256 buys the access token once; messages:
       return;
     }
     sends.push({ path: req.url, headers: req.headers, body: JSON.parse(raw) });
+    if (rejectOnce) {
+      rejectOnce = false;
+      res.writeHead(401, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 401, status: 'UNAUTHENTICATED' } }));
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ name: 'projects/p1/messages/1' }));
   });
@@ -502,6 +537,7 @@ test('FCM: a JWT-bearer grant signed RS256 buys the access token once; messages:
       TERN_PUSH_PROVIDER: 'fcm',
       TERN_FCM_CREDENTIALS_PATH: credPath,
       TERN_FCM_BASE_URL: `http://127.0.0.1:${port}`,
+      TERN_PUSH_RETRY_DELAY: '40',
     }, async (srv) => {
       const tom = await session(srv, uid('Tom'));
       const jerry = uid('Jerry');
@@ -532,6 +568,12 @@ test('FCM: a JWT-bearer grant signed RS256 buys the access token once; messages:
       await eventually(() => sends.length === 2, 'second send');
       assert.deepEqual(sends[1].body.message.notification, { title: 'T', body: 'B' });
       assert.equal(tokenCalls.length, 1, 'the access token is reused');
+
+      rejectOnce = true; // the token went stale early: the retry buys a new one
+      await sendMsg(tom, cid, 'stale', { pushData: JSON.stringify({ alert: 'once more' }) });
+      await eventually(() => sends.length === 4, 'rejected send and its retry');
+      assert.equal(tokenCalls.length, 2);
+      assert.deepEqual(sends[3].body.message.notification, { body: 'once more' });
     });
   } finally {
     await new Promise((r) => fake.close(r));
