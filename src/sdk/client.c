@@ -115,6 +115,18 @@ static void send_login(tern_client_t *c);
 static void on_login_reply(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
   tern_client_t *c = r->c;
   c->open_pending = 0;
+  if (c->status == TERN_CLIENT_CLOSED) {
+    /* closed while the login was in flight: undo a login the server granted meanwhile */
+    if (status == 0 && reply && reply->op == LC__OP_TYPE__opened && conn_is_open(t)) {
+      lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
+      PB_SET(cmd, cmd, LC__COMMAND_TYPE__session);
+      PB_SET(cmd, op, LC__OP_TYPE__close);
+      cmd.peerid = c->id;
+      conn_send(t, &cmd, NULL);
+    }
+    conn_maybe_idle(t);
+    return;
+  }
   int resuming = c->ever_opened && c->status != TERN_CLIENT_OPENING;
   if (status == 0 && reply && reply->cmd == LC__COMMAND_TYPE__session && reply->op == LC__OP_TYPE__opened) {
     if (reply->sessionmessage && reply->sessionmessage->st) {
@@ -227,6 +239,19 @@ static void on_close_reply(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
   conn_maybe_idle(t);
 }
 
+typedef struct {
+  tern_client_t *c;
+  tern_client_cb cb, open_cb;
+  void *data, *open_data;
+} local_close_t;
+
+static void local_close_done(tern_t *t, void *ctx, int canceled) {
+  local_close_t *x = ctx;
+  if (x->open_cb) x->open_cb(x->c, TERN_ECANCELED, x->open_data);
+  if (x->cb) x->cb(x->c, 0, x->data);
+  free(x);
+}
+
 int tern_client_close(tern_client_t *c, tern_client_cb cb, void *data) {
   if (!c) return TERN_EINVAL;
   if (c->status == TERN_CLIENT_CLOSED) return TERN_EINVAL;
@@ -239,11 +264,24 @@ int tern_client_close(tern_client_t *c, tern_client_cb cb, void *data) {
     if (!r) return TERN_ENOMEM;
     return conn_send(c->t, &cmd, r);
   }
-  /* not logged in right now: closing is local */
-  int was_opening = c->status == TERN_CLIENT_OPENING;
+  /* not logged in right now: closing is local; the callbacks run from the loop */
+  local_close_t *x = calloc(1, sizeof *x);
+  if (!x) return TERN_ENOMEM;
+  x->c = c;
+  x->cb = cb;
+  x->data = data;
+  if (c->status == TERN_CLIENT_OPENING) {
+    x->open_cb = c->open_cb;
+    x->open_data = c->open_data;
+    c->open_cb = NULL;
+    c->open_data = NULL;
+  }
+  int rc = conn_defer(c->t, local_close_done, x);
+  if (rc < 0) {
+    free(x);
+    return rc;
+  }
   c->status = TERN_CLIENT_CLOSED;
-  if (was_opening) finish_open(c, TERN_ECANCELED);
-  if (cb) cb(c, 0, data);
   conn_maybe_idle(c->t);
   return 0;
 }

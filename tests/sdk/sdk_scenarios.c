@@ -20,6 +20,12 @@ static void with_log(tern_options_t *o) {
   o->log_level = TERN_LOG_INFO;
 }
 
+typedef struct {
+  int open_status, closed;
+} res2_t;
+static void rec_open(tern_client_t *c, int status, void *data) { ((res2_t *)data)->open_status = status; }
+static void rec_close(tern_client_t *c, int status, void *data) { ((res2_t *)data)->closed = 1; }
+
 static void sc_client(void) {
   user_t *tom = user_new_opts("Tom", NULL, with_log);
   /* same id → same instance; the tag of the first call stays */
@@ -48,6 +54,17 @@ static void sc_client(void) {
   CHECK_RC(tern_sync_close(tablet));
   CHECK_RC(tern_sync_close(tom->c));
   CHECK(tern_conv_send(NULL, NULL, 0, NULL, NULL) == TERN_EINVAL, "einval");
+  /* closing while the login is in flight cancels it; the callbacks come from the loop */
+  res2_t r2 = {.open_status = 99};
+  CHECK_RC(tern_client_open(tom->c, NULL, rec_open, &r2));
+  CHECK_RC(tern_client_close(tom->c, rec_close, &r2));
+  CHECK(r2.open_status == 99 && !r2.closed, "no callback inside the call");
+  CHECK_RC(tern_sync_until(tom->t, &r2.closed, 5000));
+  CHECK(r2.open_status == TERN_ECANCELED, "open canceled: %d", r2.open_status);
+  tern_sync_wait(tom->t, 200); /* the late login reply is undone, not resurrected */
+  CHECK(tern_client_status(tom->c) == TERN_CLIENT_CLOSED, "stays closed");
+  CHECK_RC(tern_sync_open(tom->c, NULL));
+  CHECK_RC(tern_sync_close(tom->c));
   /* the SDK never prints: it logs through the callback */
   CHECK(log_lines > 0 && strncmp(first_log, "connecting to ", 14) == 0, "log callback: %d \"%s\"", log_lines, first_log);
   user_free(tom);
