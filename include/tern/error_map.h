@@ -4,27 +4,27 @@
 #define TERN_ERROR_MAP_H
 
 /* X(name, value, description). The first 13 rows must stay equal to src/common/err.h. */
-#define TERN_SDK_ERRNO_MAP(X)                                              \
-  X(ENOMEM, -1, "out of memory")                                           \
-  X(EINVAL, -2, "invalid argument")                                        \
-  X(EPROTO, -3, "protocol error")                                          \
-  X(EIO, -4, "input/output error")                                         \
-  X(ENOENT, -5, "not found")                                               \
-  X(EEXIST, -6, "already exists")                                          \
-  X(E2BIG, -7, "too large")                                                \
-  X(EAGAIN, -8, "try again")                                               \
-  X(ECLOSED, -9, "closed")                                                 \
-  X(ETIMEDOUT, -10, "timed out")                                           \
-  X(EPERM, -11, "not permitted")                                           \
-  X(ESTORE, -12, "storage failure")                                        \
-  X(ECONFIG, -13, "bad configuration")                                     \
-  X(ENOTOPEN, -30, "client is not open")                                   \
-  X(ECONNECT, -31, "could not connect to the server")                      \
-  X(EHANDSHAKE, -32, "WebSocket handshake refused")                        \
-  X(ECANCELED, -33, "canceled")                                            \
-  X(ESIGNATURE, -34, "signature callback refused the operation")           \
-  X(ECACHEMISS, -35, "not in the local cache")                             \
-  X(EUPLOAD, -36, "file upload failed")                                    \
+#define TERN_SDK_ERRNO_MAP(X)                                                                                          \
+  X(ENOMEM, -1, "out of memory")                                                                                       \
+  X(EINVAL, -2, "invalid argument")                                                                                    \
+  X(EPROTO, -3, "protocol error")                                                                                      \
+  X(EIO, -4, "input/output error")                                                                                     \
+  X(ENOENT, -5, "not found")                                                                                           \
+  X(EEXIST, -6, "already exists")                                                                                      \
+  X(E2BIG, -7, "too large")                                                                                            \
+  X(EAGAIN, -8, "try again")                                                                                           \
+  X(ECLOSED, -9, "closed")                                                                                             \
+  X(ETIMEDOUT, -10, "timed out")                                                                                       \
+  X(EPERM, -11, "not permitted")                                                                                       \
+  X(ESTORE, -12, "storage failure")                                                                                    \
+  X(ECONFIG, -13, "bad configuration")                                                                                 \
+  X(ENOTOPEN, -30, "client is not open")                                                                               \
+  X(ECONNECT, -31, "could not connect to the server")                                                                  \
+  X(EHANDSHAKE, -32, "WebSocket handshake refused")                                                                    \
+  X(ECANCELED, -33, "canceled")                                                                                        \
+  X(ESIGNATURE, -34, "signature callback refused the operation")                                                       \
+  X(ECACHEMISS, -35, "not in the local cache")                                                                         \
+  X(EUPLOAD, -36, "file upload failed")                                                                                \
   X(EOFFLINE, -37, "client was taken offline by the server")
 
 #endif

@@ -62,18 +62,18 @@ enum { TERN_LOG_ERROR = 0, TERN_LOG_WARN = 1, TERN_LOG_INFO = 2, TERN_LOG_DEBUG 
 typedef void (*tern_log_cb)(void *data, int level, const char *line);
 
 typedef struct {
-  const char *url;        /* required: ws://host:port[/path] of the server (no TLS yet) */
-  const char *app_id;     /* required */
-  const char *app_key;    /* optional: sent as X-LC-Key with file uploads */
-  const char *files_url;  /* optional: http base for uploads; default: the url as http:// */
-  const char *cache_dir;  /* optional: directory of the per-client SQLite caches
-                             (<cache_dir>/<app_id>-<client>.db); NULL = in-memory caches */
-  int push_offline;       /* 0 (default): unread-count mode (lc.protobuf2.3, the guide's
-                             AVIMUserOptionUseUnread); 1: the server pushes offline messages
-                             at login (lc.protobuf2.1) */
-  int ping_interval_ms;   /* echo keepalive period; default 180000 (as the JS SDK) */
-  int watchdog_ms;        /* drop and reconnect after this long without input; default 380000 */
-  int command_timeout_ms; /* a request without reply fails with TERN_ETIMEDOUT; default 20000 */
+  const char *url;          /* required: ws://host:port[/path] of the server (no TLS yet) */
+  const char *app_id;       /* required */
+  const char *app_key;      /* optional: sent as X-LC-Key with file uploads */
+  const char *files_url;    /* optional: http base for uploads; default: the url as http:// */
+  const char *cache_dir;    /* optional: directory of the per-client SQLite caches
+                               (<cache_dir>/<app_id>-<client>.db); NULL = in-memory caches */
+  int push_offline;         /* 0 (default): unread-count mode (lc.protobuf2.3, the guide's
+                               AVIMUserOptionUseUnread); 1: the server pushes offline messages
+                               at login (lc.protobuf2.1) */
+  int ping_interval_ms;     /* echo keepalive period; default 180000 (as the JS SDK) */
+  int watchdog_ms;          /* drop and reconnect after this long without input; default 380000 */
+  int command_timeout_ms;   /* a request without reply fails with TERN_ETIMEDOUT; default 20000 */
   int reconnect_initial_ms; /* first reconnect delay, doubled per failure; default 1000 */
   int reconnect_max_ms;     /* cap of the delay; default 300000 (5 min) */
   int log_level;            /* most verbose level passed to log_cb; default TERN_LOG_INFO */
@@ -147,11 +147,11 @@ typedef struct {
   /* conversation:didReceiveCommonMessage: — anything else (raw content) */
   void (*on_common_message)(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *msg, void *data);
   /* conversation:membersAdded:byClientId: */
-  void (*on_members_added)(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n,
-                           const char *by, void *data);
+  void (*on_members_added)(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n, const char *by,
+                           void *data);
   /* conversation:membersRemoved:byClientId: */
-  void (*on_members_removed)(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n,
-                             const char *by, void *data);
+  void (*on_members_removed)(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n, const char *by,
+                             void *data);
   /* conversation:invitedByClientId: (also when this client joined or created it) */
   void (*on_invited)(tern_client_t *c, tern_conv_t *conv, const char *by, void *data);
   /* conversation:kickedByClientId: (also when this client quit) */
@@ -162,8 +162,7 @@ typedef struct {
   /* conversation:didReceiveUnread: */
   void (*on_unread)(tern_client_t *c, tern_conv_t *conv, int unread, void *data);
   /* another member updated the conversation; attr_json is the change as sent */
-  void (*on_conv_updated)(tern_client_t *c, tern_conv_t *conv, const char *attr_json, const char *by,
-                          void *data);
+  void (*on_conv_updated)(tern_client_t *c, tern_conv_t *conv, const char *attr_json, const char *by, void *data);
   /* imClientPaused: / imClientResuming: / imClientResumed: */
   void (*on_paused)(tern_client_t *c, void *data);
   void (*on_resuming)(tern_client_t *c, void *data);
@@ -183,8 +182,8 @@ typedef struct {
  * or "kick" (remove/quit); conv_id is NULL for open/start; ids are the sorted target ids.
  * Called synchronously on the loop thread before the command is sent. Return 0 to send
  * with the signature, or a negative code to fail the operation with TERN_ESIGNATURE. */
-typedef int (*tern_signature_cb)(tern_client_t *c, const char *conv_id, const char *action,
-                                 const char *const *ids, size_t n, tern_signature_t *out, void *data);
+typedef int (*tern_signature_cb)(tern_client_t *c, const char *conv_id, const char *action, const char *const *ids,
+                                 size_t n, tern_signature_t *out, void *data);
 
 /* Same client_id → same instance (the tag of the first call wins). tag may be NULL;
  * "default" means no tag. Returns NULL for an empty or > 64 character id, or ENOMEM. */
@@ -234,8 +233,8 @@ tern_conv_t *tern_client_conv(tern_client_t *c, const char *conv_id);
 
 const char *tern_conv_id(const tern_conv_t *conv);
 tern_client_t *tern_conv_client(const tern_conv_t *conv);
-const char *tern_conv_name(const tern_conv_t *conv);        /* NULL if unnamed */
-const char *tern_conv_creator(const tern_conv_t *conv);     /* NULL if unknown */
+const char *tern_conv_name(const tern_conv_t *conv);    /* NULL if unnamed */
+const char *tern_conv_creator(const tern_conv_t *conv); /* NULL if unknown */
 /* Members as known locally; *n gets the count. Valid until the next change of the conv. */
 const char *const *tern_conv_members(const tern_conv_t *conv, size_t *n);
 /* The attributes object as JSON text ("{}" when none); valid until the next change. */
@@ -244,8 +243,8 @@ const char *tern_conv_attributes(const tern_conv_t *conv);
 const char *tern_conv_attribute(const tern_conv_t *conv, const char *key);
 int tern_conv_is_transient(const tern_conv_t *conv);
 int tern_conv_is_unique(const tern_conv_t *conv);
-int tern_conv_is_muted(const tern_conv_t *conv); /* this client is in `mu` */
-int64_t tern_conv_created_at(const tern_conv_t *conv);  /* ms, 0 if unknown */
+int tern_conv_is_muted(const tern_conv_t *conv);       /* this client is in `mu` */
+int64_t tern_conv_created_at(const tern_conv_t *conv); /* ms, 0 if unknown */
 int64_t tern_conv_updated_at(const tern_conv_t *conv);
 int64_t tern_conv_last_message_at(const tern_conv_t *conv);
 int tern_conv_unread_count(const tern_conv_t *conv);
@@ -255,8 +254,7 @@ const tern_msg_t *tern_conv_last_message(const tern_conv_t *conv);
 int tern_conv_join(tern_conv_t *conv, tern_conv_done_cb cb, void *data);
 int tern_conv_add_members(tern_conv_t *conv, const char *const *ids, size_t n, tern_conv_done_cb cb, void *data);
 int tern_conv_quit(tern_conv_t *conv, tern_conv_done_cb cb, void *data);
-int tern_conv_remove_members(tern_conv_t *conv, const char *const *ids, size_t n, tern_conv_done_cb cb,
-                             void *data);
+int tern_conv_remove_members(tern_conv_t *conv, const char *const *ids, size_t n, tern_conv_done_cb cb, void *data);
 /* countMembersWithCallback: (online count for chat rooms). */
 int tern_conv_count_members(tern_conv_t *conv, tern_count_cb cb, void *data);
 int tern_conv_mute(tern_conv_t *conv, tern_conv_done_cb cb, void *data);
@@ -336,7 +334,7 @@ char *tern_msg_field(const tern_msg_t *m, const char *key);
 const char *tern_msg_content(const tern_msg_t *m);
 const char *tern_msg_id(const tern_msg_t *m);
 const char *tern_msg_conv_id(const tern_msg_t *m);
-const char *tern_msg_from(const tern_msg_t *m); /* clientId */
+const char *tern_msg_from(const tern_msg_t *m);  /* clientId */
 int64_t tern_msg_timestamp(const tern_msg_t *m); /* sendTimestamp, ms */
 int64_t tern_msg_delivered_at(const tern_msg_t *m);
 tern_msg_status_t tern_msg_status(const tern_msg_t *m);
@@ -346,8 +344,8 @@ const char *tern_msg_file_url(const tern_msg_t *m);
 const char *tern_msg_file_obj_id(const tern_msg_t *m);
 const char *tern_msg_file_name(const tern_msg_t *m);
 const char *tern_msg_file_format(const tern_msg_t *m);
-int64_t tern_msg_file_size(const tern_msg_t *m);  /* bytes, -1 if unknown */
-int tern_msg_file_width(const tern_msg_t *m);     /* pixels, -1 if unknown */
+int64_t tern_msg_file_size(const tern_msg_t *m); /* bytes, -1 if unknown */
+int tern_msg_file_width(const tern_msg_t *m);    /* pixels, -1 if unknown */
 int tern_msg_file_height(const tern_msg_t *m);
 double tern_msg_file_duration(const tern_msg_t *m); /* seconds, -1 if unknown */
 double tern_msg_latitude(const tern_msg_t *m);
@@ -355,8 +353,8 @@ double tern_msg_longitude(const tern_msg_t *m);
 
 /* sendMessage:options:callback: */
 enum {
-  TERN_SEND_TRANSIENT = 1,       /* AVIMMessageSendOptionTransient */
-  TERN_SEND_RECEIPT = 2,         /* AVIMMessageSendOptionRequestReceipt */
+  TERN_SEND_TRANSIENT = 1, /* AVIMMessageSendOptionTransient */
+  TERN_SEND_RECEIPT = 2,   /* AVIMMessageSendOptionRequestReceipt */
 };
 /* sent: the message as sent (id, timestamp, status, io type; uploaded file fields). */
 typedef void (*tern_send_cb)(tern_conv_t *conv, const tern_msg_t *sent, int status, void *data);
@@ -366,8 +364,8 @@ int tern_conv_send(tern_conv_t *conv, const tern_msg_t *msg, unsigned options, t
 /* ---- history ---- */
 
 /* msgs: oldest first, borrowed. from_cache: 1 when served by the local cache. */
-typedef void (*tern_history_cb)(tern_conv_t *conv, const tern_msg_t *const *msgs, size_t n, int from_cache,
-                                int status, void *data);
+typedef void (*tern_history_cb)(tern_conv_t *conv, const tern_msg_t *const *msgs, size_t n, int from_cache, int status,
+                                void *data);
 /* queryMessagesWithLimit: — the newest `limit` (1…1000, default 20 when 0). Online: from the
  * server (and cached); offline with the cache on: from the cache. */
 int tern_conv_query_messages(tern_conv_t *conv, int limit, tern_history_cb cb, void *data);

@@ -83,8 +83,10 @@ static void show_msg(chat_t *ch, tern_conv_t *conv, const tern_msg_t *m) {
   char *s = cli_msg_summary(m);
   char when[8];
   clock_of(tern_msg_timestamp(m), when);
-  if (conv == ch->cur) say(ch, "[%s] %s: %s", when, tern_msg_from(m), s);
-  else say(ch, "[%s] (%s) %s: %s", when, conv_label(conv), tern_msg_from(m), s);
+  if (conv == ch->cur)
+    say(ch, "[%s] %s: %s", when, tern_msg_from(m), s);
+  else
+    say(ch, "[%s] (%s) %s: %s", when, conv_label(conv), tern_msg_from(m), s);
   free(s);
 }
 
@@ -94,7 +96,8 @@ static void on_message(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *m,
   chat_t *ch = data;
   if (tern_msg_type(m) == CLI_TYPING_TYPE) {
     if (strcmp(tern_msg_from(m), tern_client_id(c)) != 0)
-      say(ch, "… %s is typing%s%s", tern_msg_from(m), conv == ch->cur ? "" : " in ", conv == ch->cur ? "" : conv_label(conv));
+      say(ch, "… %s is typing%s%s", tern_msg_from(m), conv == ch->cur ? "" : " in ",
+          conv == ch->cur ? "" : conv_label(conv));
     return;
   }
   show_msg(ch, conv, m);
@@ -225,8 +228,10 @@ static void open_conv(chat_t *ch, tern_conv_t *conv) {
 
 static void got_conv(tern_client_t *c, tern_conv_t *conv, int status, void *data) {
   chat_t *ch = data;
-  if (status < 0 || !conv) say(ch, "! %s", tern_err_name(status));
-  else open_conv(ch, conv);
+  if (status < 0 || !conv)
+    say(ch, "! %s", tern_err_name(status));
+  else
+    open_conv(ch, conv);
 }
 
 static void done_cb(tern_conv_t *conv, int status, void *data) {
@@ -264,13 +269,17 @@ static void command(chat_t *ch, char *line) {
   char **w = split_words(line + 1, &n);
   const char *cmd = n ? w[0] : "";
   int rc = 0;
-  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "h") == 0) help(ch);
-  else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0) cmd_list(ch);
-  else if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "exit") == 0 || strcmp(cmd, "q") == 0) shutdown_chat(ch);
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "h") == 0)
+    help(ch);
+  else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0)
+    cmd_list(ch);
+  else if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "exit") == 0 || strcmp(cmd, "q") == 0)
+    shutdown_chat(ch);
   else if (strcmp(cmd, "open") == 0 && n == 2) {
     char *end;
     long k = strtol(w[1], &end, 10);
-    if (!*end && k >= 1 && (size_t)k <= ch->nlist) open_conv(ch, ch->list[k - 1]);
+    if (!*end && k >= 1 && (size_t)k <= ch->nlist)
+      open_conv(ch, ch->list[k - 1]);
     else {
       tern_query_t *q = tern_query_new(ch->c);
       tern_query_set_cache_policy(q, TERN_NETWORK_ELSE_CACHE);
@@ -283,12 +292,15 @@ static void command(chat_t *ch, char *line) {
                           strcmp(cmd, "remove") == 0 || strcmp(cmd, "leave") == 0)) {
     say(ch, "! open a conversation first (/list, /open N)");
   } else if (strcmp(cmd, "more") == 0) {
-    if (!ch->oldest_id[0]) say(ch, "— no older messages —");
-    else rc = tern_conv_query_messages_before(ch->cur, ch->oldest_id, ch->oldest_ts, 10, history_cb, ch);
+    if (!ch->oldest_id[0])
+      say(ch, "— no older messages —");
+    else
+      rc = tern_conv_query_messages_before(ch->cur, ch->oldest_id, ch->oldest_ts, 10, history_cb, ch);
   } else if (strcmp(cmd, "members") == 0) {
     size_t nm;
     const char *const *m = tern_conv_members(ch->cur, &nm);
-    for (size_t i = 0; i < nm; i++) say(ch, "  %s", m[i]);
+    for (size_t i = 0; i < nm; i++)
+      say(ch, "  %s", m[i]);
   } else if (strcmp(cmd, "add") == 0 && n >= 2) {
     rc = tern_conv_add_members(ch->cur, (const char *const *)w + 1, n - 1, done_cb, ch);
   } else if (strcmp(cmd, "remove") == 0 && n >= 2) {
@@ -305,7 +317,8 @@ static void command(chat_t *ch, char *line) {
 static void submit(chat_t *ch) {
   ch->line[ch->len] = 0;
   char *line = ch->line;
-  while (*line == ' ') line++;
+  while (*line == ' ')
+    line++;
   if (ch->tty) printf("\r\033[K");
   if (!*line) {
     redraw(ch);
@@ -355,12 +368,17 @@ static void on_input(uv_poll_t *h, int status, int events) {
   }
   for (ssize_t i = 0; i < n && !ch->quitting; i++) {
     unsigned char b = (unsigned char)buf[i];
-    if (b == '\r' || b == '\n') submit(ch);
-    else if (b == 3) shutdown_chat(ch);                       /* Ctrl-C */
-    else if (b == 4 && ch->len == 0) shutdown_chat(ch);       /* Ctrl-D */
-    else if (b == 21) ch->len = 0;                            /* Ctrl-U */
-    else if (b == 0x7f || b == 8) {                           /* backspace: a whole UTF-8 char */
-      while (ch->len > 0 && (ch->line[ch->len - 1] & 0xC0) == 0x80) ch->len--;
+    if (b == '\r' || b == '\n')
+      submit(ch);
+    else if (b == 3)
+      shutdown_chat(ch); /* Ctrl-C */
+    else if (b == 4 && ch->len == 0)
+      shutdown_chat(ch); /* Ctrl-D */
+    else if (b == 21)
+      ch->len = 0;                  /* Ctrl-U */
+    else if (b == 0x7f || b == 8) { /* backspace: a whole UTF-8 char */
+      while (ch->len > 0 && (ch->line[ch->len - 1] & 0xC0) == 0x80)
+        ch->len--;
       if (ch->len > 0) ch->len--;
     } else if (b == 27) { /* escape sequences (arrows): skip */
       if (i + 1 < n && buf[i + 1] == '[') i += 2;
@@ -391,7 +409,7 @@ static void shutdown_chat(chat_t *ch) {
   if (ch->tty) printf("\r\033[K");
   printf("bye\n");
   fflush(stdout);
-  uv_poll_stop(&ch->in);
+  if (uv_is_active((uv_handle_t *)&ch->in)) uv_poll_stop(&ch->in);
   if (tern_client_status(ch->c) != TERN_CLIENT_CLOSED && tern_client_close(ch->c, closed_cb, ch) == 0) return;
   uv_stop(&ch->loop);
 }
@@ -465,9 +483,13 @@ int chat_main(const cli_opts_t *o) {
   raw_mode(ch);
   printf("tern chat — %s as %s\n", o->url, o->as);
   fflush(stdout);
-  uv_poll_init(&ch->loop, &ch->in, 0);
-  ch->in.data = ch;
-  uv_poll_start(&ch->in, UV_READABLE, on_input);
+  /* a regular file or /dev/null cannot be polled: then the chat only shows what arrives */
+  if (uv_poll_init(&ch->loop, &ch->in, 0) == 0) {
+    ch->in.data = ch;
+    uv_poll_start(&ch->in, UV_READABLE, on_input);
+  } else {
+    fprintf(stderr, "tern: stdin is not a terminal or pipe; showing incoming messages only (Ctrl-C quits)\n");
+  }
   uv_signal_init(&ch->loop, &ch->sigint);
   ch->sigint.data = ch;
   uv_signal_start(&ch->sigint, on_sigint, SIGINT);

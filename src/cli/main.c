@@ -102,7 +102,8 @@ json_t *cli_conv_json(const tern_conv_t *c) {
   size_t n;
   const char *const *m = tern_conv_members(c, &n);
   json_t *a = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(m[i]));
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, json_string(m[i]));
   json_object_set_new(j, "members", a);
   json_object_set_new(j, "attributes", json_loads(tern_conv_attributes(c), 0, NULL));
   json_object_set_new(j, "transient", json_boolean(tern_conv_is_transient(c)));
@@ -186,9 +187,12 @@ static void ctx_close(ctx_t *x) {
 /* --conv CID, or --to ID: the unique conversation of the two. */
 static int find_conv(ctx_t *x, const char *cid, const char *to, tern_conv_t **out) {
   int rc;
-  if (cid) rc = tern_sync_get_conv(x->c, cid, out);
-  else if (to) rc = tern_sync_create_conv(x->c, NULL, &to, 1, NULL, TERN_CONV_UNIQUE, out);
-  else return fail(x->o, "--conv or --to is required", TERN_EINVAL);
+  if (cid)
+    rc = tern_sync_get_conv(x->c, cid, out);
+  else if (to)
+    rc = tern_sync_create_conv(x->c, NULL, &to, 1, NULL, TERN_CONV_UNIQUE, out);
+  else
+    return fail(x->o, "--conv or --to is required", TERN_EINVAL);
   return rc < 0 ? fail(x->o, "conversation", rc) : 0;
 }
 
@@ -204,7 +208,8 @@ typedef struct {
 
 static char *join_words(char **w, int n) {
   size_t len = 1;
-  for (int i = 0; i < n; i++) len += strlen(w[i]) + 1;
+  for (int i = 0; i < n; i++)
+    len += strlen(w[i]) + 1;
   char *s = calloc(1, len);
   for (int i = 0; i < n; i++) {
     if (i) strcat(s, " ");
@@ -223,10 +228,14 @@ static int cmd_send(const cli_opts_t *o, args_t *a) {
   }
   char *text = join_words(a->pos, a->npos);
   tern_msg_t *m;
-  if (a->file) m = tern_msg_new_file_path(a->type ? a->type : TERN_MSG_FILE, *text ? text : NULL, a->file, a->attr);
-  else if (a->image) m = tern_msg_new_file_url(TERN_MSG_IMAGE, *text ? text : NULL, a->image, a->attr);
-  else if (a->type) m = tern_msg_new_typed(a->type, text, a->attr);
-  else m = tern_msg_new_text(text, a->attr);
+  if (a->file)
+    m = tern_msg_new_file_path(a->type ? a->type : TERN_MSG_FILE, *text ? text : NULL, a->file, a->attr);
+  else if (a->image)
+    m = tern_msg_new_file_url(TERN_MSG_IMAGE, *text ? text : NULL, a->image, a->attr);
+  else if (a->type)
+    m = tern_msg_new_typed(a->type, text, a->attr);
+  else
+    m = tern_msg_new_text(text, a->attr);
   free(text);
   if (!m) {
     ctx_close(&x);
@@ -237,9 +246,12 @@ static int cmd_send(const cli_opts_t *o, args_t *a) {
   int rc = tern_sync_send(conv, m, opts, &sent);
   tern_msg_free(m);
   int ret = 0;
-  if (rc < 0) ret = fail(o, "send", rc);
-  else if (o->json) print_json(cli_msg_json(sent));
-  else printf("sent %s to %s\n", tern_msg_id(sent), tern_conv_id(conv));
+  if (rc < 0)
+    ret = fail(o, "send", rc);
+  else if (o->json)
+    print_json(cli_msg_json(sent));
+  else
+    printf("sent %s to %s\n", tern_msg_id(sent), tern_conv_id(conv));
   tern_msg_free(sent);
   ctx_close(&x);
   return ret;
@@ -262,7 +274,8 @@ static int cmd_history(const cli_opts_t *o, args_t *a) {
   }
   if (o->json) {
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, cli_msg_json(msgs[i]));
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(arr, cli_msg_json(msgs[i]));
     print_json(arr);
   } else {
     for (size_t i = 0; i < n; i++) {
@@ -289,7 +302,8 @@ static void print_conv(const cli_opts_t *o, tern_conv_t *c) {
   size_t n;
   const char *const *m = tern_conv_members(c, &n);
   printf("%s  %s  [", tern_conv_id(c), tern_conv_name(c) ? tern_conv_name(c) : "(unnamed)");
-  for (size_t i = 0; i < n; i++) printf("%s%s", i ? ", " : "", m[i]);
+  for (size_t i = 0; i < n; i++)
+    printf("%s%s", i ? ", " : "", m[i]);
   printf("]\n");
 }
 
@@ -307,8 +321,10 @@ static int cmd_conv(const cli_opts_t *o, args_t *a) {
     unsigned opts = (a->unique ? TERN_CONV_UNIQUE : 0) | (a->transient ? TERN_CONV_TRANSIENT : 0);
     rc = tern_sync_create_conv(x.c, a->name, (const char *const *)a->pos + 1, (size_t)(a->npos - 1), a->attr, opts,
                                &conv);
-    if (rc < 0) ret = fail(o, "create", rc);
-    else print_conv(o, conv);
+    if (rc < 0)
+      ret = fail(o, "create", rc);
+    else
+      print_conv(o, conv);
   } else if (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0 || strcmp(sub, "count") == 0) {
     if (find_conv(&x, a->conv, NULL, &conv)) {
       ctx_close(&x);
@@ -317,15 +333,20 @@ static int cmd_conv(const cli_opts_t *o, args_t *a) {
     if (strcmp(sub, "count") == 0) {
       int count = 0;
       rc = tern_sync_count_members(conv, &count);
-      if (rc < 0) ret = fail(o, "count", rc);
-      else if (o->json) print_json(json_pack("{s:s,s:i}", "id", tern_conv_id(conv), "count", count));
-      else printf("%d\n", count);
+      if (rc < 0)
+        ret = fail(o, "count", rc);
+      else if (o->json)
+        print_json(json_pack("{s:s,s:i}", "id", tern_conv_id(conv), "count", count));
+      else
+        printf("%d\n", count);
     } else {
       const char *const *ids = (const char *const *)a->pos + 1;
       size_t n = (size_t)(a->npos - 1);
       rc = sub[0] == 'a' ? tern_sync_add_members(conv, ids, n) : tern_sync_remove_members(conv, ids, n);
-      if (rc < 0) ret = fail(o, sub, rc);
-      else print_conv(o, conv);
+      if (rc < 0)
+        ret = fail(o, sub, rc);
+      else
+        print_conv(o, conv);
     }
   } else if (strcmp(sub, "query") == 0) {
     tern_query_t *q = tern_query_new(x.c);
@@ -353,8 +374,7 @@ static int cmd_conv(const cli_opts_t *o, args_t *a) {
                 found = 1;
               }
             if (!found && strcmp(op, "$regex") == 0)
-              tern_query_matches_regex(q, k, json_string_value(ov),
-                                       json_string_value(json_object_get(v, "$options")));
+              tern_query_matches_regex(q, k, json_string_value(ov), json_string_value(json_object_get(v, "$options")));
             else if (!found && strcmp(op, "$all") == 0 && json_is_array(ov)) {
               const char *vals[64];
               size_t nv = 0;
@@ -376,13 +396,16 @@ static int cmd_conv(const cli_opts_t *o, args_t *a) {
     size_t n = 0;
     if (rc == 0) rc = tern_sync_find(q, &res, &n);
     tern_query_free(q);
-    if (rc < 0) ret = fail(o, "query", rc);
+    if (rc < 0)
+      ret = fail(o, "query", rc);
     else if (o->json) {
       json_t *arr = json_array();
-      for (size_t i = 0; i < n; i++) json_array_append_new(arr, cli_conv_json(res[i]));
+      for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, cli_conv_json(res[i]));
       print_json(arr);
     } else {
-      for (size_t i = 0; i < n; i++) print_conv(o, res[i]);
+      for (size_t i = 0; i < n; i++)
+        print_conv(o, res[i]);
     }
     free(res);
   } else {
@@ -405,7 +428,8 @@ typedef struct {
 
 static void emit(watch_t *w, json_t *j, const char *text) {
   w->events++;
-  if (w->o->json) print_json(j);
+  if (w->o->json)
+    print_json(j);
   else {
     printf("%s\n", text);
     fflush(stdout);
@@ -417,7 +441,8 @@ static void w_message(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *m, 
   if (tern_msg_type(m) == CLI_TYPING_TYPE) {
     char line[256];
     snprintf(line, sizeof line, "%s is typing in %s", tern_msg_from(m), tern_conv_id(conv));
-    emit(data, json_pack("{s:s,s:s,s:s}", "event", "typing", "conv", tern_conv_id(conv), "from", tern_msg_from(m)), line);
+    emit(data, json_pack("{s:s,s:s,s:s}", "event", "typing", "conv", tern_conv_id(conv), "from", tern_msg_from(m)),
+         line);
     return;
   }
   json_t *j = json_pack("{s:s,s:o}", "event", "message", "message", cli_msg_json(m));
@@ -429,8 +454,8 @@ static void w_message(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *m, 
   emit(data, j, line);
 }
 
-static void w_members(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n, const char *by,
-                      void *data, const char *what) {
+static void w_members(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n, const char *by, void *data,
+                      const char *what) {
   json_t *a = json_array();
   char list[1024] = "";
   for (size_t i = 0; i < n; i++) {
@@ -468,8 +493,9 @@ static void w_delivered(tern_client_t *c, tern_conv_t *v, const tern_msg_t *m, v
 static void w_updated(tern_client_t *c, tern_conv_t *v, const char *attr, const char *by, void *d) {
   char line[1024];
   snprintf(line, sizeof line, "%s updated %s by %s", tern_conv_id(v), attr, by ? by : "?");
-  emit(d, json_pack("{s:s,s:s,s:o,s:s?}", "event", "updated", "conv", tern_conv_id(v), "attr", json_loads(attr, 0, NULL),
-                    "by", by),
+  emit(d,
+       json_pack("{s:s,s:s,s:o,s:s?}", "event", "updated", "conv", tern_conv_id(v), "attr", json_loads(attr, 0, NULL),
+                 "by", by),
        line);
 }
 static void w_paused(tern_client_t *c, void *d) { w_simple(d, "paused", NULL, NULL); }
@@ -501,7 +527,8 @@ static int cmd_watch(const cli_opts_t *o, args_t *a) {
   if (ctx_open(&x, o, &d, &w)) return 1;
   signal(SIGINT, on_sigint);
   signal(SIGTERM, on_sigint);
-  if (o->json) print_json(json_pack("{s:s,s:s}", "event", "ready", "as", o->as));
+  if (o->json)
+    print_json(json_pack("{s:s,s:s}", "event", "ready", "as", o->as));
   else {
     printf("watching as %s\n", o->as);
     fflush(stdout);
@@ -529,31 +556,56 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i];
 #define VAL() (i + 1 < argc ? argv[++i] : (fprintf(stderr, "tern: %s needs a value\n", s), exit(2), ""))
-    if (strcmp(s, "--as") == 0) o.as = VAL();
-    else if (strcmp(s, "--tag") == 0) o.tag = VAL();
-    else if (strcmp(s, "--url") == 0) o.url = VAL();
-    else if (strcmp(s, "--app-id") == 0) o.app_id = VAL();
-    else if (strcmp(s, "--app-key") == 0) o.app_key = VAL();
-    else if (strcmp(s, "--cache-dir") == 0) o.cache_dir = VAL();
-    else if (strcmp(s, "--json") == 0) o.json = 1;
-    else if (strcmp(s, "--verbose") == 0 || strcmp(s, "-v") == 0) o.verbose++;
-    else if (strcmp(s, "--conv") == 0) a.conv = VAL();
-    else if (strcmp(s, "--to") == 0) a.to = VAL();
-    else if (strcmp(s, "--attr") == 0) a.attr = VAL();
-    else if (strcmp(s, "--file") == 0) a.file = VAL();
-    else if (strcmp(s, "--image") == 0) a.image = VAL();
-    else if (strcmp(s, "--name") == 0) a.name = VAL();
-    else if (strcmp(s, "--where") == 0) a.where = VAL();
-    else if (strcmp(s, "--order") == 0) a.order = VAL();
-    else if (strcmp(s, "--before") == 0) a.before = VAL();
-    else if (strcmp(s, "--before-ts") == 0) a.before_ts = strtoll(VAL(), NULL, 10);
-    else if (strcmp(s, "--limit") == 0) a.limit = atoi(VAL());
-    else if (strcmp(s, "--count") == 0) a.count = atoi(VAL());
-    else if (strcmp(s, "--timeout") == 0) a.timeout = atoi(VAL());
-    else if (strcmp(s, "--type") == 0) a.type = atoi(VAL());
-    else if (strcmp(s, "--transient") == 0) a.transient = 1;
-    else if (strcmp(s, "--receipt") == 0) a.receipt = 1;
-    else if (strcmp(s, "--unique") == 0) a.unique = 1;
+    if (strcmp(s, "--as") == 0)
+      o.as = VAL();
+    else if (strcmp(s, "--tag") == 0)
+      o.tag = VAL();
+    else if (strcmp(s, "--url") == 0)
+      o.url = VAL();
+    else if (strcmp(s, "--app-id") == 0)
+      o.app_id = VAL();
+    else if (strcmp(s, "--app-key") == 0)
+      o.app_key = VAL();
+    else if (strcmp(s, "--cache-dir") == 0)
+      o.cache_dir = VAL();
+    else if (strcmp(s, "--json") == 0)
+      o.json = 1;
+    else if (strcmp(s, "--verbose") == 0 || strcmp(s, "-v") == 0)
+      o.verbose++;
+    else if (strcmp(s, "--conv") == 0)
+      a.conv = VAL();
+    else if (strcmp(s, "--to") == 0)
+      a.to = VAL();
+    else if (strcmp(s, "--attr") == 0)
+      a.attr = VAL();
+    else if (strcmp(s, "--file") == 0)
+      a.file = VAL();
+    else if (strcmp(s, "--image") == 0)
+      a.image = VAL();
+    else if (strcmp(s, "--name") == 0)
+      a.name = VAL();
+    else if (strcmp(s, "--where") == 0)
+      a.where = VAL();
+    else if (strcmp(s, "--order") == 0)
+      a.order = VAL();
+    else if (strcmp(s, "--before") == 0)
+      a.before = VAL();
+    else if (strcmp(s, "--before-ts") == 0)
+      a.before_ts = strtoll(VAL(), NULL, 10);
+    else if (strcmp(s, "--limit") == 0)
+      a.limit = atoi(VAL());
+    else if (strcmp(s, "--count") == 0)
+      a.count = atoi(VAL());
+    else if (strcmp(s, "--timeout") == 0)
+      a.timeout = atoi(VAL());
+    else if (strcmp(s, "--type") == 0)
+      a.type = atoi(VAL());
+    else if (strcmp(s, "--transient") == 0)
+      a.transient = 1;
+    else if (strcmp(s, "--receipt") == 0)
+      a.receipt = 1;
+    else if (strcmp(s, "--unique") == 0)
+      a.unique = 1;
     else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 || strcmp(s, "help") == 0) {
       fputs(USAGE, stdout);
       free(a.pos);
@@ -562,8 +614,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "tern: unknown option %s\n", s);
       free(a.pos);
       return 2;
-    } else if (!cmd) cmd = s;
-    else a.pos[a.npos++] = argv[i];
+    } else if (!cmd)
+      cmd = s;
+    else
+      a.pos[a.npos++] = argv[i];
 #undef VAL
   }
   if (!cmd) {
@@ -575,14 +629,22 @@ int main(int argc, char **argv) {
   if (!o.url) o.url = "ws://127.0.0.1:8080/";
   if (!o.app_id) o.app_id = saved = saved_app_id();
   int rc = 2;
-  if (!o.app_id) fprintf(stderr, "tern: no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)\n");
-  else if (!o.as) fprintf(stderr, "tern: --as ID is required\n");
-  else if (strcmp(cmd, "chat") == 0) rc = chat_main(&o);
-  else if (strcmp(cmd, "send") == 0) rc = cmd_send(&o, &a);
-  else if (strcmp(cmd, "history") == 0) rc = cmd_history(&o, &a);
-  else if (strcmp(cmd, "conv") == 0) rc = cmd_conv(&o, &a);
-  else if (strcmp(cmd, "watch") == 0) rc = cmd_watch(&o, &a);
-  else fprintf(stderr, "tern: unknown command %s\n%s", cmd, USAGE);
+  if (!o.app_id)
+    fprintf(stderr, "tern: no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)\n");
+  else if (!o.as)
+    fprintf(stderr, "tern: --as ID is required\n");
+  else if (strcmp(cmd, "chat") == 0)
+    rc = chat_main(&o);
+  else if (strcmp(cmd, "send") == 0)
+    rc = cmd_send(&o, &a);
+  else if (strcmp(cmd, "history") == 0)
+    rc = cmd_history(&o, &a);
+  else if (strcmp(cmd, "conv") == 0)
+    rc = cmd_conv(&o, &a);
+  else if (strcmp(cmd, "watch") == 0)
+    rc = cmd_watch(&o, &a);
+  else
+    fprintf(stderr, "tern: unknown command %s\n%s", cmd, USAGE);
   free(saved);
   free(a.pos);
   return rc;

@@ -21,10 +21,12 @@ TERN_ERRNO_MAP(X)
 const char *tern_strerror(int err) {
   switch (err) {
   case 0: return "success";
-#define X(name, val, desc) case val: return desc;
+#define X(name, val, desc)                                                                                             \
+  case val: return desc;
     TERN_SDK_ERRNO_MAP(X)
 #undef X
-#define X(code, name, desc) case -(code): return desc;
+#define X(code, name, desc)                                                                                            \
+  case -(code): return desc;
     LC_ERROR_MAP(X)
 #undef X
   }
@@ -34,10 +36,12 @@ const char *tern_strerror(int err) {
 const char *tern_err_name(int err) {
   switch (err) {
   case 0: return "OK";
-#define X(name, val, desc) case val: return "TERN_" #name;
+#define X(name, val, desc)                                                                                             \
+  case val: return "TERN_" #name;
     TERN_SDK_ERRNO_MAP(X)
 #undef X
-#define X(code, name, desc) case -(code): return #name;
+#define X(code, name, desc)                                                                                            \
+  case -(code): return #name;
     LC_ERROR_MAP(X)
 #undef X
   }

@@ -69,11 +69,11 @@ struct tern {
   int32_t next_i;
   req_t *reqs;
   tern_client_t *clients;
-  int attempt;         /* reconnect attempts since the last successful login */
-  int64_t retry_at;    /* CONN_WAIT: when to connect again */
-  int64_t last_input;  /* watchdog */
+  int attempt;        /* reconnect attempts since the last successful login */
+  int64_t retry_at;   /* CONN_WAIT: when to connect again */
+  int64_t last_input; /* watchdog */
   int64_t next_ping;
-  int64_t armed;       /* the deadline the adapter's timer is set to (-1 none) */
+  int64_t armed; /* the deadline the adapter's timer is set to (-1 none) */
   int *types;
   size_t ntypes;
   upload_t *uploads;
@@ -109,7 +109,7 @@ struct tern_client {
   int64_t last_unread_notif;
   tern_client_cb open_cb;
   void *open_data;
-  int open_pending; /* a session/open is in flight */
+  int open_pending;     /* a session/open is in flight */
   sent_msg_t *receipts; /* sent messages waiting for a delivery receipt */
   size_t nreceipts;
   char *recent[64]; /* ids of the last received messages: delivery is at least once */
@@ -129,8 +129,8 @@ struct tern_conv {
   size_t nmembers;
   char **mu;
   size_t nmu;
-  json_t *attrs;  /* object */
-  char *attrs_s;  /* cached text */
+  json_t *attrs; /* object */
+  char *attrs_s; /* cached text */
   strlist_t *scratch;
   int transient, unique, sys, temp;
   int64_t created, updated, lm;

@@ -144,8 +144,8 @@ tern_msg_t *tern_msg_dup(const tern_msg_t *s) {
   tern_msg_t *m = msg_alloc();
   if (!m) return NULL;
   *m = *s;
-  m->content = m->text = m->attrs_s = m->file_url = m->file_obj_id = m->file_name = m->file_format =
-      m->file_path = m->id = m->cid = m->from = NULL;
+  m->content = m->text = m->attrs_s = m->file_url = m->file_obj_id = m->file_name = m->file_format = m->file_path =
+      m->id = m->cid = m->from = NULL;
   m->attrs = s->attrs ? json_deep_copy(s->attrs) : NULL;
   m->extra = s->extra ? json_deep_copy(s->extra) : NULL;
   msg_set_str(&m->content, s->content);
@@ -243,8 +243,10 @@ static json_t *file_json(const tern_msg_t *m) {
   if (m->file_width >= 0) json_object_set_new(meta, "width", json_integer(m->file_width));
   if (m->file_height >= 0) json_object_set_new(meta, "height", json_integer(m->file_height));
   if (m->file_duration >= 0) json_object_set_new(meta, "duration", json_real(m->file_duration));
-  if (json_object_size(meta)) json_object_set_new(f, "metaData", meta);
-  else json_decref(meta);
+  if (json_object_size(meta))
+    json_object_set_new(f, "metaData", meta);
+  else
+    json_decref(meta);
   return f;
 }
 
@@ -256,8 +258,7 @@ int msg_encode(tern_msg_t *m) {
   if (m->text) json_object_set_new(o, "_lctext", json_string(m->text));
   if (m->attrs) json_object_set(o, "_lcattrs", m->attrs);
   if (m->file_url || m->file_obj_id) json_object_set_new(o, "_lcfile", file_json(m));
-  if (m->has_loc)
-    json_object_set_new(o, "_lcloc", json_pack("{s:f,s:f}", "latitude", m->lat, "longitude", m->lon));
+  if (m->has_loc) json_object_set_new(o, "_lcloc", json_pack("{s:f,s:f}", "latitude", m->lat, "longitude", m->lon));
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   if (!s) return TERN_ENOMEM;
@@ -278,7 +279,8 @@ tern_msg_t *msg_from_content(tern_t *t, const char *content) {
   }
   json_t *o = content && content[0] == '{' ? json_loads(content, 0, NULL) : NULL;
   json_t *type = json_object_get(o, "_lctype");
-  if (!json_is_integer(type) || json_integer_value(type) == 0 || !tern_type_registered(t, (int)json_integer_value(type))) {
+  if (!json_is_integer(type) || json_integer_value(type) == 0 ||
+      !tern_type_registered(t, (int)json_integer_value(type))) {
     json_decref(o);
     return m; /* a common message */
   }
@@ -321,8 +323,8 @@ tern_msg_t *msg_from_content(tern_t *t, const char *content) {
 /* The cache's row form: metadata plus content. */
 json_t *msg_to_json(const tern_msg_t *m) {
   return json_pack("{s:s?,s:s?,s:s?,s:I,s:I,s:s?,s:i,s:i}", "id", m->id, "cid", m->cid, "from", m->from, "timestamp",
-                   (json_int_t)m->ts, "deliveredAt", (json_int_t)m->delivered_at, "content",
-                   tern_msg_content(m), "status", (int)m->status, "io", (int)m->io);
+                   (json_int_t)m->ts, "deliveredAt", (json_int_t)m->delivered_at, "content", tern_msg_content(m),
+                   "status", (int)m->status, "io", (int)m->io);
 }
 
 tern_msg_t *msg_from_json(tern_t *t, json_t *j) {

@@ -23,10 +23,10 @@ struct upload {
 
 static const struct {
   const char *ext, *mime;
-} MIMES[] = {{"png", "image/png"},   {"jpg", "image/jpeg"},      {"jpeg", "image/jpeg"}, {"gif", "image/gif"},
-             {"webp", "image/webp"}, {"mp3", "audio/mpeg"},      {"m4a", "audio/mp4"},   {"wav", "audio/wav"},
-             {"amr", "audio/amr"},   {"mp4", "video/mp4"},       {"mov", "video/quicktime"},
-             {"txt", "text/plain"},  {"pdf", "application/pdf"}, {"json", "application/json"}};
+} MIMES[] = {{"png", "image/png"},       {"jpg", "image/jpeg"},       {"jpeg", "image/jpeg"},     {"gif", "image/gif"},
+             {"webp", "image/webp"},     {"mp3", "audio/mpeg"},       {"m4a", "audio/mp4"},       {"wav", "audio/wav"},
+             {"amr", "audio/amr"},       {"mp4", "video/mp4"},        {"mov", "video/quicktime"}, {"txt", "text/plain"},
+             {"pdf", "application/pdf"}, {"json", "application/json"}};
 
 static const char *mime_of(const char *format) {
   if (format)
@@ -35,7 +35,9 @@ static const char *mime_of(const char *format) {
   return "application/octet-stream";
 }
 
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 int image_size(const uint8_t *p, size_t n, int *w, int *h) {
   if (n >= 24 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 && memcmp(p + 12, "IHDR", 4) == 0) {
@@ -95,7 +97,8 @@ static void url_encode(buf_t *b, const char *s) {
     unsigned char ch = (unsigned char)*s;
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
       buf_append(b, s, 1);
-    else buf_printf(b, "%%%02X", ch);
+    else
+      buf_printf(b, "%%%02X", ch);
   }
 }
 
@@ -153,14 +156,16 @@ static const char *http_body(const char *resp, size_t n, int *status, size_t *bl
 
 void upload_on_http_done(tern_t *t, uint64_t id, int status, const void *resp, size_t n) {
   upload_t **pp = &t->uploads;
-  while (*pp && (*pp)->id != id) pp = &(*pp)->next;
+  while (*pp && (*pp)->id != id)
+    pp = &(*pp)->next;
   if (!*pp) return;
   upload_t *u = *pp;
   *pp = u->next;
   int rc = status;
   if (rc == 0) {
     char *text = malloc(n + 1);
-    if (!text) rc = TERN_ENOMEM;
+    if (!text)
+      rc = TERN_ENOMEM;
     else {
       memcpy(text, resp, n);
       text[n] = 0;

@@ -37,7 +37,7 @@ struct uva {
   sock_t *cur; /* the WebSocket's socket */
   int writing;
   int dead;
-  int handles; /* open handles and lookups */
+  int handles;      /* open handles and lookups */
   char slab[65536]; /* read buffer: one read at a time per loop, and one loop per adapter */
 };
 
@@ -81,8 +81,10 @@ static void sock_close(sock_t *s) {
 static void http_finish(sock_t *s) {
   uva_t *a = s->a;
   if (!a->dead) {
-    if (s->http_failed) tern_io_http_done(a->t, s->http_id, -36 /* TERN_EUPLOAD */, NULL, 0);
-    else tern_io_http_done(a->t, s->http_id, 0, s->resp.data, s->resp.len);
+    if (s->http_failed)
+      tern_io_http_done(a->t, s->http_id, -36 /* TERN_EUPLOAD */, NULL, 0);
+    else
+      tern_io_http_done(a->t, s->http_id, 0, s->resp.data, s->resp.len);
   }
 }
 
@@ -97,8 +99,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   sock_t *s = st->data;
   uva_t *a = s->a;
   if (n > 0) {
-    if (s->is_http) buf_append(&s->resp, b->base, (size_t)n);
-    else if (!a->dead && a->cur == s) tern_io_input(a->t, b->base, (size_t)n);
+    if (s->is_http)
+      buf_append(&s->resp, b->base, (size_t)n);
+    else if (!a->dead && a->cur == s)
+      tern_io_input(a->t, b->base, (size_t)n);
     return;
   }
   if (n < 0) {
@@ -219,8 +223,10 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res) {
   s->creq.data = s;
   struct sockaddr_storage addr;
   memcpy(&addr, res->ai_addr, res->ai_addrlen);
-  if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
-  else ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->port);
+  if (addr.ss_family == AF_INET)
+    ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
+  else
+    ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->port);
   uv_freeaddrinfo(res);
   if (uv_tcp_connect(&s->creq, &s->tcp, (struct sockaddr *)&addr, on_connect) < 0) {
     if (s->is_http) {
@@ -285,8 +291,10 @@ static void on_timer(uv_timer_t *h) {
 
 static void io_timer(void *data, int64_t delay) {
   uva_t *a = data;
-  if (delay < 0) uv_timer_stop(&a->timer);
-  else uv_timer_start(&a->timer, on_timer, (uint64_t)delay, 0);
+  if (delay < 0)
+    uv_timer_stop(&a->timer);
+  else
+    uv_timer_start(&a->timer, on_timer, (uint64_t)delay, 0);
 }
 
 static void io_http(void *data, uint64_t id, const char *host, int port, const void *req, size_t len) {

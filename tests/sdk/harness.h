@@ -33,24 +33,24 @@ typedef struct user {
 
 static char run_suffix[16];
 
-#define CHECK(cond, ...)                                                     \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                          \
-      fprintf(stderr, "\n");                                                 \
-      exit(1);                                                               \
-    }                                                                        \
+#define CHECK(cond, ...)                                                                                               \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);                                         \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fprintf(stderr, "\n");                                                                                           \
+      exit(1);                                                                                                         \
+    }                                                                                                                  \
   } while (0)
-#define CHECK_RC(expr)                                                                        \
-  do {                                                                                        \
-    int rc_ = (expr);                                                                         \
-    CHECK(rc_ == 0, "%s returned %d %s", #expr, rc_, tern_err_name(rc_));                     \
+#define CHECK_RC(expr)                                                                                                 \
+  do {                                                                                                                 \
+    int rc_ = (expr);                                                                                                  \
+    CHECK(rc_ == 0, "%s returned %d %s", #expr, rc_, tern_err_name(rc_));                                              \
   } while (0)
-#define CHECK_STR(a, b)                                                                       \
-  do {                                                                                        \
-    const char *a_ = (a), *b_ = (b);                                                          \
-    CHECK(a_ && b_ && strcmp(a_, b_) == 0, "%s = \"%s\", want \"%s\"", #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+#define CHECK_STR(a, b)                                                                                                \
+  do {                                                                                                                 \
+    const char *a_ = (a), *b_ = (b);                                                                                   \
+    CHECK(a_ &&b_ &&strcmp(a_, b_) == 0, "%s = \"%s\", want \"%s\"", #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");      \
   } while (0)
 
 static void ev_add(user_t *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -190,19 +190,22 @@ static user_t *user_open(const char *name) {
 
 static void user_free(user_t *u) {
   tern_free(u->t);
-  for (int i = 0; i < u->nev; i++) free(u->ev[i]);
+  for (int i = 0; i < u->nev; i++)
+    free(u->ev[i]);
   tern_msg_free(u->last_msg);
   free(u);
 }
 
 static void dump(user_t *u) {
   fprintf(stderr, "events of %s (cursor %d):\n", u->id, u->cursor);
-  for (int i = 0; i < u->nev; i++) fprintf(stderr, "  %c %s\n", i == u->cursor ? '>' : ' ', u->ev[i]);
+  for (int i = 0; i < u->nev; i++)
+    fprintf(stderr, "  %c %s\n", i == u->cursor ? '>' : ' ', u->ev[i]);
 }
 
 /* Runs u's loop until its next event, which must start with `want`. Returns it. */
 static const char *expect_(user_t *u, const char *want, const char *file, int line) {
-  for (int waited = 0; u->cursor >= u->nev && waited < 8000; waited += 20) tern_sync_wait(u->t, 20);
+  for (int waited = 0; u->cursor >= u->nev && waited < 8000; waited += 20)
+    tern_sync_wait(u->t, 20);
   if (u->cursor >= u->nev) {
     dump(u);
     fprintf(stderr, "%s:%d: %s: no event, wanted \"%s\"\n", file, line, u->id, want);
@@ -217,11 +220,11 @@ static const char *expect_(user_t *u, const char *want, const char *file, int li
   u->cursor++;
   return e;
 }
-#define expect(u, ...)                                        \
-  ({                                                          \
-    char want_[1024];                                         \
-    snprintf(want_, sizeof want_, __VA_ARGS__);               \
-    expect_((u), want_, __FILE__, __LINE__);                  \
+#define expect(u, ...)                                                                                                 \
+  ({                                                                                                                   \
+    char want_[1024];                                                                                                  \
+    snprintf(want_, sizeof want_, __VA_ARGS__);                                                                        \
+    expect_((u), want_, __FILE__, __LINE__);                                                                           \
   })
 
 /* Nothing more arrives for u within ms. */

@@ -16,11 +16,11 @@
 #include "tern/sync.h"
 #include "tern/tern.h"
 
-#define FAIL(...)                    \
-  do {                               \
-    fprintf(stderr, __VA_ARGS__);    \
-    fprintf(stderr, "\n");           \
-    exit(1);                         \
+#define FAIL(...)                                                                                                      \
+  do {                                                                                                                 \
+    fprintf(stderr, __VA_ARGS__);                                                                                      \
+    fprintf(stderr, "\n");                                                                                             \
+    exit(1);                                                                                                           \
   } while (0)
 
 static int received;
@@ -96,13 +96,16 @@ int main(int argc, char **argv) {
   tern_msg_t *msgs[7];
   char attrs[7][256];
   for (int i = 0; i < 7; i++)
-    snprintf(attrs[i], sizeof attrs[i],
-             "{\"index\":%d,\"unicode\":\"猫🐱 \\\"q\\\" \\\\ back\\nslash\",\"nested\":{\"list\":[1,\"two\",{\"three\":3}],"
-             "\"nothing\":null},\"n\":-1.5,\"flag\":true}",
-             i);
+    snprintf(
+        attrs[i], sizeof attrs[i],
+        "{\"index\":%d,\"unicode\":\"猫🐱 \\\"q\\\" \\\\ back\\nslash\",\"nested\":{\"list\":[1,\"two\",{\"three\":3}],"
+        "\"nothing\":null},\"n\":-1.5,\"flag\":true}",
+        i);
   msgs[0] = tern_msg_new_text("hello from libtern", attrs[0]);
-  msgs[1] = tern_msg_new_file_url(TERN_MSG_IMAGE, "萌妹子一枚", "http://files.example.invalid/a%20b.png?x=1&y=2", attrs[1]);
-  msgs[2] = tern_msg_new_file_url(TERN_MSG_AUDIO, "听听人类的神曲~", "http://files.example.invalid/1427444393952", attrs[2]);
+  msgs[1] =
+      tern_msg_new_file_url(TERN_MSG_IMAGE, "萌妹子一枚", "http://files.example.invalid/a%20b.png?x=1&y=2", attrs[1]);
+  msgs[2] =
+      tern_msg_new_file_url(TERN_MSG_AUDIO, "听听人类的神曲~", "http://files.example.invalid/1427444393952", attrs[2]);
   msgs[3] = tern_msg_new_file_url(TERN_MSG_VIDEO, NULL, "http://files.example.invalid/1427267336319", attrs[3]);
   msgs[4] = tern_msg_new_location("新开的蛋糕店！", 39.9042, 116.4074, attrs[4]);
   msgs[5] = tern_msg_new_file_url(TERN_MSG_FILE, "a doc", "http://files.example.invalid/doc.pdf", attrs[5]);
@@ -117,7 +120,8 @@ int main(int argc, char **argv) {
     tern_msg_free(sent);
     tern_msg_free(msgs[i]);
   }
-  for (int waited = 0; received < 7 && waited < 30000; waited += 50) tern_sync_wait(t, 50);
+  for (int waited = 0; received < 7 && waited < 30000; waited += 50)
+    tern_sync_wait(t, 50);
   if (received < 7) FAIL("got %d of 7 replies", received);
   tern_sync_close(tom);
   tern_free(t);

@@ -13,7 +13,6 @@
 #include "tern/sync.h"
 #include "tern/tern.h"
 
-
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
   va_list ap;
@@ -24,14 +23,14 @@ static void say(const char *fmt, ...) {
   fflush(stdout);
 }
 
-#define CHECK(cond, ...)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "%s:%d: CHECK(%s): ", __FILE__, __LINE__, #cond);     \
-      fprintf(stderr, __VA_ARGS__);                                         \
-      fprintf(stderr, "\n");                                                \
-      exit(1);                                                              \
-    }                                                                       \
+#define CHECK(cond, ...)                                                                                               \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      fprintf(stderr, "%s:%d: CHECK(%s): ", __FILE__, __LINE__, #cond);                                                \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fprintf(stderr, "\n");                                                                                           \
+      exit(1);                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 static void on_message(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *m, void *d) {
@@ -60,8 +59,10 @@ static void on_unread(tern_client_t *c, tern_conv_t *conv, int n, void *d) {
 /* printed from the callback: a push read in the same chunk as the reply comes after it */
 static void on_opened(tern_client_t *c, int status, void *d) {
   opened_seen = 1;
-  if (status == 0) say("opened");
-  else say("open failed %d", status);
+  if (status == 0)
+    say("opened");
+  else
+    say("open failed %d", status);
 }
 
 static void wait_flag(tern_t *t, const int *flag, const char *what) {
@@ -155,10 +156,12 @@ int main(void) {
 
   /* 6. keepalive echo, then 7. the server drops the TCP connection: paused, backoff,
    *    resuming …, resumed after a re-login with r:true and st */
-  for (int i = 0; i < 30000 && !resumed_seen; i += 20) tern_sync_wait(t, 20);
+  for (int i = 0; i < 30000 && !resumed_seen; i += 20)
+    tern_sync_wait(t, 20);
   CHECK(resumed_seen, "resumed");
   /* 8. another device logs in with the same tag: offline 4111 */
-  for (int i = 0; i < 10000 && !offline_seen; i += 20) tern_sync_wait(t, 20);
+  for (int i = 0; i < 10000 && !offline_seen; i += 20)
+    tern_sync_wait(t, 20);
   CHECK(offline_seen, "offline");
   CHECK(tern_client_status(c) == TERN_CLIENT_CLOSED, "closed after the conflict");
   rc = tern_sync_open(c, NULL); /* not forced: the server refuses (r:true) */

@@ -66,7 +66,8 @@ static void sc_client(void) {
   CHECK_RC(tern_sync_open(tom->c, NULL));
   CHECK_RC(tern_sync_close(tom->c));
   /* the SDK never prints: it logs through the callback */
-  CHECK(log_lines > 0 && strncmp(first_log, "connecting to ", 14) == 0, "log callback: %d \"%s\"", log_lines, first_log);
+  CHECK(log_lines > 0 && strncmp(first_log, "connecting to ", 14) == 0, "log callback: %d \"%s\"", log_lines,
+        first_log);
   user_free(tom);
 }
 
@@ -164,9 +165,12 @@ static void sc_typed_messages(void) {
     tern_msg_t *m;
   } cases[] = {
       {TERN_MSG_TEXT, tern_msg_new_text("hello", attrs)},
-      {TERN_MSG_IMAGE, tern_msg_new_file_url(TERN_MSG_IMAGE, "萌妹子一枚", "http://files.example.invalid/a.png", attrs)},
-      {TERN_MSG_AUDIO, tern_msg_new_file_url(TERN_MSG_AUDIO, "听听人类的神曲~", "http://files.example.invalid/1427444393952", NULL)},
-      {TERN_MSG_VIDEO, tern_msg_new_file_url(TERN_MSG_VIDEO, NULL, "http://files.example.invalid/1427267336319", attrs)},
+      {TERN_MSG_IMAGE,
+       tern_msg_new_file_url(TERN_MSG_IMAGE, "萌妹子一枚", "http://files.example.invalid/a.png", attrs)},
+      {TERN_MSG_AUDIO,
+       tern_msg_new_file_url(TERN_MSG_AUDIO, "听听人类的神曲~", "http://files.example.invalid/1427444393952", NULL)},
+      {TERN_MSG_VIDEO,
+       tern_msg_new_file_url(TERN_MSG_VIDEO, NULL, "http://files.example.invalid/1427267336319", attrs)},
       {TERN_MSG_FILE, tern_msg_new_file_url(TERN_MSG_FILE, "a doc", "http://files.example.invalid/doc.pdf", attrs)},
       {TERN_MSG_LOCATION, tern_msg_new_location("新开的蛋糕店！", 45.0, 34.0, attrs)},
   };
@@ -177,8 +181,10 @@ static void sc_typed_messages(void) {
     expect(jerry, "message %d", cases[i].type);
     const tern_msg_t *g = jerry->last_msg;
     CHECK(tern_msg_type(g) == cases[i].type, "type");
-    if (tern_msg_text(m)) CHECK_STR(tern_msg_text(g), tern_msg_text(m));
-    else CHECK(tern_msg_text(g) == NULL, "no text");
+    if (tern_msg_text(m))
+      CHECK_STR(tern_msg_text(g), tern_msg_text(m));
+    else
+      CHECK(tern_msg_text(g) == NULL, "no text");
     if (tern_msg_attributes(m)) CHECK_STR(tern_msg_attributes(g), tern_msg_attributes(m));
     if (tern_msg_file_url(m)) {
       CHECK_STR(tern_msg_file_url(g), tern_msg_file_url(m));
@@ -498,13 +504,13 @@ static void sc_query(void) {
   tern_query_set_limit(q, 2);
   CHECK(find_n(q) == 2, "limit 2");
   tern_query_free(q);
-#define Q1(setup, want)                          \
-  do {                                           \
-    q = fresh_query(tom, tag);                   \
-    setup;                                       \
-    size_t got_ = find_n(q);                     \
-    CHECK(got_ == (want), "%s: %zu, want %d", #setup, got_, (want)); \
-    tern_query_free(q);                          \
+#define Q1(setup, want)                                                                                                \
+  do {                                                                                                                 \
+    q = fresh_query(tom, tag);                                                                                         \
+    setup;                                                                                                             \
+    size_t got_ = find_n(q);                                                                                           \
+    CHECK(got_ == (want), "%s: %zu, want %d", #setup, got_, (want));                                                   \
+    tern_query_free(q);                                                                                                \
   } while (0)
   Q1(tern_query_where_str(q, "name", TERN_EQ, "LeanCloud 粉丝群"), 1);
   Q1(tern_query_contains_string(q, "name", "LeanCloud"), 1);
@@ -522,9 +528,12 @@ static void sc_query(void) {
   const char *both[] = {bob->id, jerry->id};
   Q1(tern_query_contains_all(q, "m", both, 2), 2);
   /* combined: keywords contain 教育 and age < 18 */
-  Q1((tern_query_contains_string(q, TERN_ATTR("keywords"), "教育"), tern_query_where_int(q, TERN_ATTR("age"), TERN_LT, 10)), 1);
+  Q1((tern_query_contains_string(q, TERN_ATTR("keywords"), "教育"),
+      tern_query_where_int(q, TERN_ATTR("age"), TERN_LT, 10)),
+     1);
   /* two conditions on one key merge */
-  Q1((tern_query_where_int(q, TERN_ATTR("age"), TERN_GT, 8), tern_query_where_int(q, TERN_ATTR("age"), TERN_LT, 20)), 1);
+  Q1((tern_query_where_int(q, TERN_ATTR("age"), TERN_GT, 8), tern_query_where_int(q, TERN_ATTR("age"), TERN_LT, 20)),
+     1);
   Q1(tern_query_where_bool(q, "tr", TERN_EQ, 1), 0);
   Q1(tern_query_where_date(q, "createdAt", TERN_GT, 0), 3);
   Q1(tern_query_where(q, TERN_ATTR("level"), TERN_GTE, "3"), 2);
@@ -563,7 +572,8 @@ static void sc_query(void) {
   tern_query_where_str(q, "name", TERN_EQ, "LeanCloud 粉丝群");
   tern_query_set_with_last_message(q, 1);
   CHECK_RC(tern_sync_find(q, &res, &n));
-  CHECK(n == 1 && tern_conv_last_message(res[0]) && strcmp(tern_msg_text(tern_conv_last_message(res[0])), "last one") == 0,
+  CHECK(n == 1 && tern_conv_last_message(res[0]) &&
+            strcmp(tern_msg_text(tern_conv_last_message(res[0])), "last one") == 0,
         "last message");
   free(res);
   tern_query_free(q);
@@ -592,7 +602,8 @@ static void q_rec(tern_client_t *c, tern_conv_t *const *convs, size_t n, int fro
 static qrec_t run_q(user_t *u, tern_query_t *q, int expect_calls) {
   qrec_t r = {0};
   CHECK_RC(tern_query_find(q, q_rec, &r));
-  for (int i = 0; i < 400 && r.calls < expect_calls; i++) tern_sync_wait(u->t, 20);
+  for (int i = 0; i < 400 && r.calls < expect_calls; i++)
+    tern_sync_wait(u->t, 20);
   tern_sync_wait(u->t, 50);
   CHECK(r.calls == expect_calls, "callbacks %d, want %d", r.calls, expect_calls);
   return r;
@@ -675,7 +686,8 @@ static void sc_history(void) {
   }
   tern_conv_t *jc = tern_client_conv(jerry->c, tern_conv_id(conv));
   CHECK(jc, "Jerry knows it");
-  for (int i = 0; i < 25; i++) expect(jerry, "message -1 m%02d", i);
+  for (int i = 0; i < 25; i++)
+    expect(jerry, "message -1 m%02d", i);
   /* newest 10 from the server */
   tern_msg_t **p1, **p2, **p3;
   size_t n1, n2, n3;
@@ -878,13 +890,14 @@ static void sc_file_upload(void) {
   user_t *tom = user_open("Tom"), *jerry = user_open("Jerry");
   tern_conv_t *conv = pair(tom, jerry);
   /* a 3x2 PNG and a small "mp3" */
-  static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                                      0, 0, 0, 3, 0, 0, 0, 2, 8, 6, 0, 0, 0, 0, 0, 0, 0};
+  static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0,
+                                      0,    0,   3,   0,   0,    0,    2,    8,    6, 0, 0, 0,  0,   0,   0,   0};
   char path[] = "/tmp/tern-photo-XXXXXX.png";
   int fd = mkstemps(path, 4);
   CHECK(fd >= 0 && write(fd, png, sizeof png) == (ssize_t)sizeof png, "write png");
   close(fd);
-  tern_msg_t *m = tern_msg_new_file_path(TERN_MSG_IMAGE, "发自我的 iPhone", path, "{\"location\":\"旧金山\"}"), *sent = NULL;
+  tern_msg_t *m = tern_msg_new_file_path(TERN_MSG_IMAGE, "发自我的 iPhone", path, "{\"location\":\"旧金山\"}"),
+             *sent = NULL;
   CHECK_RC(tern_sync_send(conv, m, 0, &sent));
   CHECK(tern_msg_file_url(sent) && strncmp(tern_msg_file_url(sent), "http", 4) == 0, "url after upload");
   CHECK(tern_msg_file_obj_id(sent) != NULL, "objId");
@@ -935,7 +948,8 @@ static void sc_multi_client(void) {
   expect(tom, "invited");
   expect(tom, "added");
   expect_quiet(tom, 100);
-  for (int i = 0; i < jrec.nev; i++) free(jrec.ev[i]);
+  for (int i = 0; i < jrec.nev; i++)
+    free(jrec.ev[i]);
   tern_msg_free(jrec.last_msg);
   user_free(tom);
 }
@@ -990,7 +1004,8 @@ static const struct {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    for (size_t i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++) printf("%s\n", SCENARIOS[i].name);
+    for (size_t i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++)
+      printf("%s\n", SCENARIOS[i].name);
     return 0;
   }
   for (size_t i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++) {

@@ -2,10 +2,12 @@
  * the error table, typed-message encoding and parsing, the query builder's JSON, image
  * headers, the history cache's continuity rules, and the I/O-free core through a fake
  * adapter (handshake, login frame, reply, drop → paused and a 1 s reconnect timer). */
+/* cmocka.h needs these first */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,8 +125,8 @@ static void test_query_json(void **state) {
 }
 
 static void test_image_size(void **state) {
-  const uint8_t png[24] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                           0, 0, 2, 0, 0, 0, 1, 0x10};
+  const uint8_t png[24] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
+                           'I',  'H', 'D', 'R', 0,    0,    2,    0,    0, 0, 1, 0x10};
   const uint8_t gif[10] = {'G', 'I', 'F', '8', '9', 'a', 0x40, 0x01, 0xf0, 0x00};
   const uint8_t jpg[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xC0, 0, 11, 8, 0, 30, 0, 40, 3, 0, 0, 0};
   int w = 0, h = 0;
@@ -149,7 +151,8 @@ static tern_msg_t *mk(const char *id, int64_t ts) {
 }
 
 static void free_msgs(tern_msg_t **v, size_t n) {
-  for (size_t i = 0; i < n; i++) tern_msg_free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    tern_msg_free(v[i]);
   free(v);
 }
 
@@ -202,7 +205,8 @@ static void test_cache_continuity(void **state) {
   assert_string_equal(r, "[]");
   free(r);
   assert_null(cache_get_query(c, "other", 3600));
-  for (int i = 0; i < 8; i++) tern_msg_free(all[i]);
+  for (int i = 0; i < 8; i++)
+    tern_msg_free(all[i]);
   tern_free(t);
 }
 
@@ -242,7 +246,11 @@ static buf_t drain(tern_t *t) {
 static void test_core(void **state) {
   tern_t *t = new_tern();
   fake_io_t f = {.timer = -2};
-  tern_io_t io = {.data = &f, .connect = f_connect, .want_write = f_want_write, .close = f_close, .timer = f_timer,
+  tern_io_t io = {.data = &f,
+                  .connect = f_connect,
+                  .want_write = f_want_write,
+                  .close = f_close,
+                  .timer = f_timer,
                   .cleanup = f_cleanup};
   tern_client_t *c = tern_client_get(t, "Tom", NULL);
   assert_int_equal(tern_client_open(c, NULL, opened, NULL), TERN_ECONFIG); /* no adapter yet */
@@ -325,9 +333,8 @@ static void test_core(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_errors),         cmocka_unit_test(test_options),
-      cmocka_unit_test(test_message_encoding), cmocka_unit_test(test_query_json),
-      cmocka_unit_test(test_image_size),     cmocka_unit_test(test_cache_continuity),
+      cmocka_unit_test(test_errors),     cmocka_unit_test(test_options),    cmocka_unit_test(test_message_encoding),
+      cmocka_unit_test(test_query_json), cmocka_unit_test(test_image_size), cmocka_unit_test(test_cache_continuity),
       cmocka_unit_test(test_core),
   };
   return cmocka_run_group_tests_name("libtern", tests, NULL, NULL);
