@@ -51,6 +51,7 @@
   X(hook_url, STR, "", 0, 0, "base URL of the LeanEngine-style hook server (POST {hook_url}/1.1/functions/<hook>)") \
   X(hook_key, STR, "", 0, 0, "sent as X-LC-Hook-Key with every hook call")                        \
   X(hooks, STR, "", 0, 0, "comma-separated hooks the app implements (_messageReceived, _conversationStart, …; \"all\")") \
+  X(users_url, STR, "", 0, 0, "LeanCloud-style storage API that knows the app's users: rtm/sign asks GET {users_url}/1.1/users/me who a session token belongs to") \
   X(hook_timeout, INT, 5000, 100, 60000, "milliseconds before a hook call counts as failed")       \
   X(hook_fail_closed, BOOL, 0, 0, 1, "a failed hook rejects the operation instead of letting it through") \
   X(push_provider, STR, "none", 0, 0, "offline push (protocol.md §10): none, or a comma-separated list of webhook, apns, fcm") \

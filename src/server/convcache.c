@@ -141,7 +141,7 @@ conv_t *conv_from_row(im_t *im, conv_row_t *row) {
   atomic_init(&c->online, 0);
   pthread_mutex_init(&c->mu, NULL);
   if (row->kind == CONV_ROOM) c->room = xcalloc(MAX_WORKERS, sizeof *c->room);
-  else if (row->kind != CONV_SYSTEM) c->members = members_new(row->members, row->nmembers);
+  else c->members = members_new(row->members, row->nmembers); /* a service conversation's: its subscribers */
   for (int k = 0; k < 3; k++)
     if (row->nsets[k]) c->sets[k] = members_new(row->sets[k], row->nsets[k]);
   return c;

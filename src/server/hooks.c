@@ -103,7 +103,7 @@ static void on_done(void *arg, const httpc_result_t *res) {
            res->status ? "bad answer" : (res->error ? res->error : "no answer"));
     if (res->status) log_at(LOG_DEBUG, "hook %s answered %ld: %.200s", names[c->which], res->status, res->body);
   }
-  if (c->cb) c->cb(c->w, c->arg, json_is_object(result) ? result : NULL, !ok && h->fail_closed);
+  if (c->cb) c->cb(c->w, c->arg, ok ? result : NULL, !ok && h->fail_closed);
   json_decref(doc);
   free(c);
 }

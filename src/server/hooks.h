@@ -41,9 +41,10 @@ void hooks_free(hooks_t *h);
 int hook_enabled(const hooks_t *h, hook_t which);
 const char *hook_name(hook_t which);
 
-/* The outcome: result is the object under "result" in the hook's answer (borrowed for the
- * callback; NULL for "carry on as usual"); failed is set when the call did not succeed and
- * hook_fail_closed asks that to reject the operation. */
+/* The outcome: result is the value under "result" in the hook's answer — an object for
+ * most hooks, true/false for _rtmClientSign (borrowed for the callback; NULL when there is
+ * none, the call failed or the hook is off: "carry on as usual"); failed is set when the
+ * call did not succeed and hook_fail_closed asks that to reject the operation. */
 typedef void (*hook_cb)(im_worker_t *w, void *arg, json_t *result, int failed);
 
 /* Calls the hook with params (stolen). When it is not enabled, or the worker has no HTTP

@@ -191,13 +191,17 @@ push_t *push_new(const lc_cmd_t *cmd) {
   push_t *p = xmalloc(sizeof *p + n);
   atomic_init(&p->ref, 1);
   p->priority = 2;
+  p->not_to = NULL;
   p->len = n;
   lc__generic_command__pack(cmd, p->body);
   return p;
 }
 
 void push_release(push_t *p) {
-  if (p && atomic_fetch_sub(&p->ref, 1) == 1) free(p);
+  if (p && atomic_fetch_sub(&p->ref, 1) == 1) {
+    free(p->not_to);
+    free(p);
+  }
 }
 
 void push_to_session(session_t *s, const push_t *p) {
@@ -312,7 +316,7 @@ static void room_deliver_local(im_worker_t *w, const push_t *p, conv_t *c, uint6
   room_slice_t *sl = &c->room[w->idx];
   for (uint32_t i = 0; i < sl->n; i++) {
     session_t *s = sl->v[i];
-    if (s->id == skip) continue;
+    if (s->id == skip || (p->not_to && strcmp(s->client_id, p->not_to) == 0)) continue;
     if (congested_drop(w, s, p->priority)) {
       atomic_fetch_add(&w->im->room_drops, 1);
       continue;

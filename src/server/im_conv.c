@@ -535,7 +535,9 @@ static void members_done(task_t *t) {
     im_done(w, &mj->done, 0, res);
     json_decref(res);
   }
-  if (mj->j.n) {
+  if (mj->j.n && c->kind == CONV_SYSTEM) {
+    /* subscribers are told nothing about each other (§3.12) */
+  } else if (mj->j.n) {
     members_t *now = conv_members(c);
     if (mj->add) {
       /* the newcomers: joined, then (with everyone else) members_joined (§3.12) */
@@ -623,7 +625,7 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
     int have = members_has(cur, id);
     if (len == 0 || len > 64) code = LC_INVALID_LOGIN;
     else if (add && !have && (code = add_refused(w, c, id))) (void)0;
-    else if (add && !have && (long)count >= w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
+    else if (add && !have && c->kind != CONV_SYSTEM && (long)count >= w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
     else if (!add && w->im->cfg->member_roles && have && c->creator && strcmp(id, c->creator) == 0) code = LC_CONVERSATION_NEED_OWNER;
     if (code) {
       add_failed(mj, code, id);
@@ -706,6 +708,19 @@ void im_conv_members_change(req_t *r, int add) {
   if (c->kind == CONV_ROOM) {
     room_membership(r, c, add);
     conv_release(c);
+    return;
+  }
+  if (c->kind == CONV_SYSTEM) { /* subscribe or unsubscribe oneself, nobody else */
+    if (in->n_m > 1 || (in->n_m == 1 && strcmp(in->m[0], r->s->client_id) != 0)) {
+      reply_error(r, LC_CONVERSATION_NOT_ALLOWED, "a service conversation is subscribed to by each client itself");
+      conv_release(c);
+      return;
+    }
+    char *self[1] = {r->s->client_id};
+    reply_to_t rt;
+    reply_to_init(&rt, r);
+    conv_members_apply(r->w, c, self[0], self, 1, add, &rt, NULL);
+    reply_to_free(&rt);
     return;
   }
   if (c->kind != CONV_NORMAL) { /* temporary conversations keep their members (§3.4) */

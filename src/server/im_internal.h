@@ -164,6 +164,7 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
 typedef struct {
   atomic_int ref;
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
+  char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
   size_t len;
   uint8_t body[];
 } push_t;
@@ -245,18 +246,39 @@ void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
-/* REST: send as `from` (membership not checked, §7.1); done gets {"msg-id", "timestamp"}. */
-void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const uint8_t *data, size_t len, int transient,
-                  int no_sync, int priority, int mention_all, char **mentions, size_t nm, const im_done_t *done);
-/* REST history (§7.1): items newest first unless reversed. */
-int im_rest_history(im_worker_t *w, conv_t *c, const char *msgid, int64_t ts, const char *till_msgid, int64_t till_ts,
-                    int include_start, int include_stop, int reversed, int limit, json_t **out);
+/* A message sent over REST (§7.1, §7.2); pointers borrowed for the call. */
+typedef struct {
+  const uint8_t *data;
+  size_t len;
+  int transient, no_sync, priority, mention_all;
+  char **mentions;
+  size_t nm;
+  const char *push_data; /* JSON text or NULL */
+  char **to;             /* nto > 0: only these clients get it and read it (service conversations) */
+  size_t nto;
+} rest_msg_t;
+/* REST: send as `from` (membership not checked); done gets {"msg-id", "timestamp"}. */
+void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t *msg, const im_done_t *done);
+/* REST history (§7.1): items newest first unless reversed; viewer (or NULL: everything)
+ * limits it to the messages that client may read. */
+int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
+                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed, int limit,
+                    json_t **out);
 /* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */
 void notif_record(im_worker_t *w, const lc_cmd_t *cmd, char *const *to, size_t n);
 void im_worker_sweep(im_worker_t *w, int64_t now);
 void im_wills_fire(im_worker_t *w, session_t *s);
 void im_wills_free(session_t *s);
 void im_patch_modify(req_t *r);
+/* REST edit (data, len; text NUL-terminated) or recall of message mid as `from`, who must
+ * be its sender. Returns a protocol error code when the patch is refused up front (the
+ * message is not found, is someone else's, is too long, patching is off); else 0 and done
+ * gets {"patchTs"} once stored, or the error. */
+int im_rest_patch(im_worker_t *w, const char *cid, const char *mid, const char *from, const uint8_t *data, size_t len,
+                  int bin, int recall, const im_done_t *done);
+/* REST delete of the server's copy of message mid (from, when given, must be its sender);
+ * clients keep theirs. Same return and done as im_rest_patch (done gets {}). */
+int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from, const im_done_t *done);
 void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
 /* `_lctype` of a typed message's JSON text, if it has one (1) */
 int scan_lctype(const char *s, size_t n, int *out);

@@ -93,6 +93,7 @@ static void send_job_free(send_job_t *sj) {
   free(sj->j.sender);
   free(sj->j.data);
   free(sj->j.mentions);
+  free(sj->j.readers);
   reply_to_free(&sj->rt);
   members_release(sj->members);
   push_release(sj->push);
@@ -275,6 +276,8 @@ typedef struct {
   char **mention_pids;
   size_t n_mentions;
   const char *push_data; /* pushData (JSON text) for offline push, or NULL */
+  const char *readers;   /* NULL (every member) or the only readers besides the sender, framed by \x1f */
+  int not_to_sender;     /* chat rooms: the sender's own sessions get no copy (REST) */
 } msg_in_t;
 
 /* May `sender` send `in`? Returns 0 with the conversation (and member snapshot for
@@ -358,6 +361,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     PB_SET(pm, timestamp, ts);
     push_t *p = push_new(&out);
     p->priority = priority;
+    if (in->not_to_sender) p->not_to = xstrdup(sender);
     if (rt && ack_transient) send_ack(w, rt, mid, ts);
     if (done) {
       json_t *res = json_pack("{s:s, s:I}", "msg-id", mid, "timestamp", (json_int_t)ts);
@@ -394,6 +398,10 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     json_decref(a);
   }
   if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
+  /* A subscriber's own message to a service conversation (it comes with no recipients) is
+   * kept for the sender and the app's back end, and read by no other subscriber (§3.19). */
+  if (in->readers) j->readers = xstrdup(in->readers);
+  else if (c->kind == CONV_SYSTEM && !members) j->readers = xstrdup("\x1f");
   if (rt) {
     sj->rt = *rt;
     sj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
@@ -417,6 +425,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   PB_SET(pm, timestamp, ts);
   sj->push = push_new(&out);
   sj->push->priority = priority;
+  if (in->not_to_sender) sj->push->not_to = xstrdup(sender);
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
   free(text);
@@ -869,7 +878,7 @@ void im_msg_logs(req_t *r) {
     conv_release(c);
     return;
   }
-  logs_req_t q = {.conv = c->id};
+  logs_req_t q = {.conv = c->id, .viewer = r->s->client_id};
   q.newer = lm->has_direction && lm->direction == LC__LOGS_COMMAND__QUERY_DIRECTION__NEW;
   int start_incl = lm->has_tincluded && lm->tincluded, end_incl = lm->has_ttincluded && lm->ttincluded;
   int64_t t = lm->has_t ? lm->t : 0, tt = lm->has_tt ? lm->tt : 0;
@@ -1016,10 +1025,22 @@ void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
 
 /* ---------------------------------------------------------------- for the REST API */
 
-void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const uint8_t *data, size_t len, int transient,
-                  int no_sync, int priority, int mention_all, char **mentions, size_t nm, const im_done_t *done) {
+void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t *msg, const im_done_t *done) {
   members_t *m = NULL;
-  if (c->kind != CONV_ROOM) {
+  buf_t readers = BUF_INIT;
+  int no_sync = msg->no_sync;
+  if (msg->nto) { /* to chosen clients only: they (and the sender, unless no_sync) get it and may read it */
+    char **ids = xcalloc(msg->nto + 1, sizeof(char *));
+    buf_append(&readers, "\x1f", 1);
+    for (size_t i = 0; i < msg->nto; i++) {
+      ids[i] = msg->to[i];
+      buf_append_str(&readers, msg->to[i]);
+      buf_append(&readers, "\x1f", 1);
+    }
+    if (!no_sync) ids[msg->nto] = (char *)from;
+    m = members_new(ids, msg->nto + !no_sync);
+    free(ids);
+  } else if (c->kind != CONV_ROOM) {
     members_t *all = conv_members(c);
     if (no_sync && all) { /* not copied to the sender's own sessions */
       char **ids = xcalloc(all->n + 1, sizeof(char *));
@@ -1033,10 +1054,13 @@ void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const uint8_t *da
       m = all;
     }
   }
-  msg_in_t in = {.cid = c->cid, .data = data, .len = len, .transient = transient, .priority = priority,
-                 .mention_all = mention_all, .mention_pids = mentions, .n_mentions = nm};
+  msg_in_t in = {.cid = c->cid, .data = msg->data, .len = msg->len, .transient = msg->transient,
+                 .priority = msg->priority, .mention_all = msg->mention_all, .mention_pids = msg->mentions,
+                 .n_mentions = msg->nm, .push_data = msg->push_data, .readers = msg->nto ? buf_cstr(&readers) : NULL,
+                 .not_to_sender = c->kind == CONV_ROOM && no_sync};
   /* chat-room REST messages never go to the sender (§7.2): skip nobody else */
   msg_submit(w, c, m, from, 0, &in, NULL, 0, NULL, done);
+  buf_free(&readers);
 }
 
 static int hist_each(void *arg, const msg_view_t *m) {
@@ -1049,9 +1073,10 @@ static int hist_each(void *arg, const msg_view_t *m) {
   return 0;
 }
 
-int im_rest_history(im_worker_t *w, conv_t *c, const char *msgid, int64_t ts, const char *till_msgid, int64_t till_ts,
-                    int include_start, int include_stop, int reversed, int limit, json_t **out) {
-  logs_req_t q = {.conv = c->id, .newer = reversed, .limit = limit};
+int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
+                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed, int limit,
+                    json_t **out) {
+  logs_req_t q = {.conv = c->id, .newer = reversed, .limit = limit, .viewer = viewer};
   /* REST pages like logs: from a start towards an end, newest first unless reversed */
   if (reversed) {
     bound(ts, msgid, include_start, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);

@@ -22,7 +22,8 @@
 
 typedef struct {
   im_t *im;
-  reply_to_t rt;
+  reply_to_t rt; /* the WebSocket request, or zeroed for a REST one (done) */
+  im_done_t done;
   int pending, failed;
   int64_t patch_ts;
   uint64_t skip;
@@ -110,7 +111,11 @@ static void patch_done(task_t *t) {
   if (pj->j.job.result < 0) b->failed = 1;
   else patch_push(w, pj);
   if (--b->pending == 0) {
-    if (b->failed) {
+    if (b->done.fn) {
+      json_t *res = json_pack("{s:I}", "patchTs", (json_int_t)b->patch_ts);
+      im_done(w, &b->done, b->failed ? LC_INTERNAL_ERROR : 0, res);
+      json_decref(res);
+    } else if (b->failed) {
       reply_error_async(w, &b->rt, LC_INTERNAL_ERROR, "the change could not be stored");
     } else {
       lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -140,21 +145,21 @@ static int take_msg(void *arg, const msg_view_t *m) {
   return 1;
 }
 
-/* Validates one patch item and builds its job; returns 0 or a protocol error code. */
-static int prepare(req_t *r, Lc__PatchItem *it, patch_job_t **out) {
-  im_t *im = r->w->im;
+/* Validates one patch of `from` and builds its job; returns 0 or a protocol error code. */
+static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, patch_job_t **out) {
+  im_t *im = w->im;
   int recall = it->has_recall && it->recall;
   if (recall && !im->cfg->message_recall) return LC_MESSAGE_RECALL_DISABLED;
   if (!recall && !im->cfg->message_edit) return LC_MESSAGE_EDIT_DISABLED;
   int64_t ts, seq;
   if (!it->cid || !it->mid || msgid_parse(it->mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
-  conv_t *c = conv_get(r->w, it->cid, NULL);
+  conv_t *c = conv_get(w, it->cid, NULL);
   if (!c) return LC_MESSAGE_NOT_FOUND;
   found_t f = {0};
-  store_msg_get(r->w->reader, c->id, ts, seq, take_msg, &f);
+  store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
   int code = 0;
   if (!f.found || strcmp(f.mid, it->mid) != 0) code = LC_MESSAGE_NOT_FOUND;
-  else if (strcmp(f.sender, r->s->client_id) != 0) code = LC_MESSAGE_OWNERSHIP_REQUIRED;
+  else if (strcmp(f.sender, from) != 0) code = LC_MESSAGE_OWNERSHIP_REQUIRED;
   size_t len = recall ? strlen(RECALLED) : it->has_binarymsg ? it->binarymsg.len : it->data ? strlen(it->data) : 0;
   if (!code && len > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
   free(f.sender);
@@ -166,7 +171,7 @@ static int prepare(req_t *r, Lc__PatchItem *it, patch_job_t **out) {
   patch_job_t *pj = xcalloc(1, sizeof *pj);
   pj->conv = c;
   pj->mid = xstrdup(it->mid);
-  pj->from = xstrdup(r->s->client_id);
+  pj->from = xstrdup(from);
   pj->recall = recall;
   int bin = !recall && it->has_binarymsg;
   pj->j.conv = c->id;
@@ -249,7 +254,8 @@ static void update_hook_done(im_worker_t *w, void *arg, json_t *result, int fail
   if (++h->answered < h->n) return;
   patch_batch_t *b = h->b;
   if (h->dropped) {
-    reply_rejected_async(w, &b->rt, LC_MESSAGE_UPDATE_REJECTED_BY_APP, h->verdict);
+    if (b->done.fn) im_done(w, &b->done, LC_MESSAGE_UPDATE_REJECTED_BY_APP, h->verdict);
+    else reply_rejected_async(w, &b->rt, LC_MESSAGE_UPDATE_REJECTED_BY_APP, h->verdict);
     for (size_t i = 0; i < h->n; i++) patch_job_free(h->jobs[i]);
     reply_to_free(&b->rt);
     free(b);
@@ -270,30 +276,13 @@ static json_t *content_of(const patch_job_t *pj) {
   return j;
 }
 
-void im_patch_modify(req_t *r) {
-  Lc__PatchCommand *pm = r->cmd->patchmessage;
-  size_t n = pm ? pm->n_patches : 0;
-  if (n == 0 || n > PATCHES_PER_REQUEST) {
-    reply_error(r, LC_MESSAGE_NOT_FOUND, n ? "too many patches in one request" : "no patch given");
-    return;
-  }
-  patch_job_t *jobs[PATCHES_PER_REQUEST];
-  for (size_t i = 0; i < n; i++) {
-    int code = prepare(r, pm->patches[i], &jobs[i]);
-    if (code) {
-      for (size_t k = 0; k < i; k++) patch_job_free(jobs[k]); /* none was submitted */
-      reply_error(r, code, NULL);
-      return;
-    }
-  }
-  patch_batch_t *b = xcalloc(1, sizeof *b);
-  b->im = r->w->im;
+/* Runs a prepared batch: through _messageUpdate when it is on, then to the store. */
+static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, size_t n, const char *ip) {
+  b->im = w->im;
   b->pending = (int)n;
-  b->skip = r->s->id;
   b->patch_ts = next_patch_ts();
-  reply_to_init(&b->rt, r);
   if (!hook_enabled(b->im->hooks, HOOK_MESSAGE_UPDATE)) {
-    for (size_t i = 0; i < n; i++) jobs[i]->j.job.worker = r->w->idx;
+    for (size_t i = 0; i < n; i++) jobs[i]->j.job.worker = w->idx;
     submit_all(b, jobs, n);
     return;
   }
@@ -312,12 +301,92 @@ void im_patch_modify(req_t *r) {
                           "toPeers", to, "bin", (pj->j.flags & MSG_F_BIN) != 0, "content", content_of(pj), "timestamp",
                           (json_int_t)pj->j.ts, "msgId", pj->mid, "recall", pj->recall, "system",
                           pj->conv->kind == CONV_SYSTEM);
-    if (r->link->ip) json_object_set_new(p, "sourceIP", json_string(r->link->ip));
+    if (ip) json_object_set_new(p, "sourceIP", json_string(ip));
     patch_call_t *pc = xmalloc(sizeof *pc);
     pc->h = h;
     pc->i = i;
-    hook_call(r->w, HOOK_MESSAGE_UPDATE, p, update_hook_done, pc);
+    hook_call(w, HOOK_MESSAGE_UPDATE, p, update_hook_done, pc);
   }
+}
+
+void im_patch_modify(req_t *r) {
+  Lc__PatchCommand *pm = r->cmd->patchmessage;
+  size_t n = pm ? pm->n_patches : 0;
+  if (n == 0 || n > PATCHES_PER_REQUEST) {
+    reply_error(r, LC_MESSAGE_NOT_FOUND, n ? "too many patches in one request" : "no patch given");
+    return;
+  }
+  patch_job_t *jobs[PATCHES_PER_REQUEST];
+  for (size_t i = 0; i < n; i++) {
+    int code = prepare(r->w, r->s->client_id, r->cmd->patchmessage->patches[i], &jobs[i]);
+    if (code) {
+      for (size_t k = 0; k < i; k++) patch_job_free(jobs[k]); /* none was submitted */
+      reply_error(r, code, NULL);
+      return;
+    }
+  }
+  patch_batch_t *b = xcalloc(1, sizeof *b);
+  b->skip = r->s->id;
+  reply_to_init(&b->rt, r);
+  patch_start(r->w, b, jobs, n, r->link->ip);
+}
+
+int im_rest_patch(im_worker_t *w, const char *cid, const char *mid, const char *from, const uint8_t *data, size_t len,
+                  int bin, int recall, const im_done_t *done) {
+  Lc__PatchItem it = LC__PATCH_ITEM__INIT;
+  it.cid = (char *)cid;
+  it.mid = (char *)mid;
+  if (recall) PB_SET(it, recall, 1);
+  if (bin) {
+    PB_SET(it, binarymsg, ((ProtobufCBinaryData){len, (uint8_t *)data}));
+  } else {
+    it.data = (char *)data; /* NUL-terminated by the caller */
+  }
+  patch_job_t *job;
+  int code = prepare(w, from, &it, &job);
+  if (code) return code;
+  patch_batch_t *b = xcalloc(1, sizeof *b);
+  b->done = *done;
+  patch_start(w, b, &job, 1, NULL);
+  return 0;
+}
+
+typedef struct {
+  job_msg_patch_t j;
+  im_t *im;
+  im_done_t done;
+} delete_job_t;
+
+static void delete_done(task_t *t) {
+  delete_job_t *d = (delete_job_t *)t;
+  json_t *res = json_object();
+  im_done(d->im->workers[worker_current()], &d->done, d->j.job.result < 0 ? LC_INTERNAL_ERROR : 0, res);
+  json_decref(res);
+  free(d);
+}
+
+int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from, const im_done_t *done) {
+  int64_t ts, seq;
+  if (msgid_parse(mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
+  found_t f = {0};
+  store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
+  int code = !f.found || strcmp(f.mid, mid) != 0 ? LC_MESSAGE_NOT_FOUND
+             : from && strcmp(f.sender, from) != 0 ? LC_MESSAGE_OWNERSHIP_REQUIRED
+                                                   : 0;
+  free(f.sender);
+  free(f.mid);
+  if (code) return code;
+  delete_job_t *d = xcalloc(1, sizeof *d);
+  d->done = *done;
+  d->im = w->im;
+  d->j.conv = c->id;
+  d->j.ts = ts;
+  d->j.seq = seq;
+  d->j.job.type = JOB_MSG_DELETE;
+  d->j.job.worker = w->idx;
+  d->j.job.task.fn = delete_done;
+  store_submit(w->im->store, &d->j.job);
+  return 0;
 }
 
 /* ---------------------------------------------------------------- catch-up at login */

@@ -10,6 +10,18 @@ int rest_check_app(conn_t *c, const http_req_t *r, int need_master);
 /* The client_id whose X-LC-IM-Session-Token is valid (caller frees), or NULL after a 401. */
 char *rest_session_client(conn_t *c, const http_req_t *r);
 
+/* One row of a route table: method, path pattern (see route_match), handler, and the
+ * largest body the route takes, asked once the head is in (NULL: HTTP_MAX_BODY). */
+typedef struct {
+  int method;
+  const char *path;
+  void (*fn)(conn_t *c, const http_req_t *r);
+  size_t (*body_limit)(conn_t *c, const http_req_t *r);
+} rest_route_t;
+
+/* rest_rtm.c: the /1.2/rtm/… API, ended by a row with a NULL path. */
+extern const rest_route_t rest_rtm_routes[];
+
 void rest_member_infos(conn_t *c, const http_req_t *r);
 void rest_notifications(conn_t *c, const http_req_t *r);
 

@@ -122,14 +122,9 @@ int route_match(const char *pattern, const char *raw_path, http_req_t *r) {
 /* ---------------------------------------------------------------- the table */
 
 /* One row per method and path pattern (see route_match); the first row that matches both
- * wins. A path that matches only rows of other methods gets 405. */
-typedef struct {
-  int method;
-  const char *path;
-  void (*fn)(conn_t *c, const http_req_t *r);
-  /* the largest body this route takes, asked once the head is in; NULL: HTTP_MAX_BODY */
-  size_t (*body_limit)(conn_t *c, const http_req_t *r);
-} route_t;
+ * wins, this table before the REST API's. A path that matches only rows of other methods
+ * gets 405. */
+typedef rest_route_t route_t;
 
 static const route_t routes[] = {
     {HTTP_GET, "/v1/route", route_router},
@@ -163,6 +158,11 @@ static const route_t *find_route(const http_req_t *r, int *path_known) {
     if (!route_match(routes[i].path, r->raw_path, NULL)) continue;
     *path_known = 1;
     if (routes[i].method == r->method) return &routes[i];
+  }
+  for (const route_t *rt = rest_rtm_routes; rt->path; rt++) {
+    if (!route_match(rt->path, r->raw_path, NULL)) continue;
+    *path_known = 1;
+    if (rt->method == r->method) return rt;
   }
   return NULL;
 }

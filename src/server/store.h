@@ -57,6 +57,7 @@ typedef struct {
   int flags;
   const char *mentions; /* JSON array text or NULL */
   int64_t patch_ts;
+  const char *readers; /* NULL, or the only readers besides the sender: ids framed by \x1f */
 } msg_view_t;
 typedef int (*msg_cb)(void *arg, const msg_view_t *m); /* nonzero stops the scan */
 
@@ -70,6 +71,7 @@ typedef struct {
   int lo_incl, hi_incl;
   int limit;
   int has_lctype, lctype;
+  const char *viewer;     /* only the messages this client may read; NULL: all */
 } logs_req_t;
 
 /* One conversation's unread state for a client (protocol.md §3.10). */
@@ -104,6 +106,7 @@ typedef enum {
   JOB_SET_CHANGE,
   JOB_CLIENT_BLOCK,
   JOB_MSG_PATCH,
+  JOB_MSG_DELETE,
   JOB_NOTIF,
   JOB_PRUNE,
   JOB_DEVICE,
@@ -137,6 +140,7 @@ typedef struct {
   int flags;
   char *mentions;     /* JSON array text or NULL */
   int has_lctype, lctype;
+  char *readers;      /* NULL (every member) or the readers besides the sender, framed by \x1f */
 } job_msg_insert_t;
 
 typedef struct {
@@ -153,7 +157,8 @@ typedef struct {
   int flags;
   char *mentions;
   int has_lctype, lctype; /* of the new content (a recall is -127) */
-} job_msg_patch_t;    /* JOB_MSG_PATCH: an edit or a recall replaces the stored content */       /* JOB_MEMBER_ACK, JOB_MEMBER_READ: only ever moves forward */
+} job_msg_patch_t;    /* JOB_MSG_PATCH: an edit or a recall replaces the stored content;
+                         JOB_MSG_DELETE (conv, ts, seq only): the server's copy goes */       /* JOB_MEMBER_ACK, JOB_MEMBER_READ: only ever moves forward */
 
 typedef struct {
   store_job_t job;
@@ -303,6 +308,13 @@ int store_patches_since(store_reader_t *r, const char *client, int64_t since, in
                         void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg);
 /* Role assignments of a conversation (managers; the owner is the creator). */
 int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg);
+/* Members (subscribers) of conv in client order after `after` (NULL: from the start), with
+ * when each joined. */
+int store_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
+                       void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg);
+/* The conversations of one kind `client` is a member of, in cid order after `after`. */
+int store_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+                       void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg);
 /* Conversations `client` has blocked, in cid order after `after` (NULL: from the start). */
 int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
                         void (*cb)(void *arg, const char *cid), void *arg);

@@ -68,6 +68,10 @@ static const char *const migrations[] = {
     "  badge INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, PRIMARY KEY (client, token)) WITHOUT ROWID;"
     "CREATE INDEX device_token ON device(token);"
     "CREATE INDEX device_installation ON device(installation_id) WHERE installation_id IS NOT NULL;",
+    /* 5: messages only some members see (service conversations: a message to chosen
+     * subscribers, a subscriber's own message): the readers besides the sender, each id
+     * framed by char(31); NULL = every member */
+    "ALTER TABLE msg ADD COLUMN readers TEXT;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -91,7 +95,7 @@ struct store {
   pthread_cond_t ckpt_cv;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
-      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *ins_notif, *prune_notif;
+      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
   sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
       *del_inst_devices, *ins_inst_device;
   atomic_llong notif_seq;
@@ -103,7 +107,7 @@ struct store_reader {
   store_t *s;
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
-      *find_unique, *last_msg, *msg_get, *receipts, *unread_convs, *unread_msgs,
+      *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs,
       *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
@@ -259,6 +263,8 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   if (j->has_lctype) sqlite3_bind_int(st, 9, j->lctype);
   else sqlite3_bind_null(st, 9);
   sqlite3_bind_int64(st, 10, j->patch_ts);
+  if (j->readers) sqlite3_bind_text(st, 11, j->readers, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, 11);
   int rc = step_done(st);
   sqlite3_clear_bindings(st);
   return rc;
@@ -380,6 +386,16 @@ static int run_client_block(store_t *s, job_client_block_t *j) {
   return 0;
 }
 
+static int run_msg_delete(store_t *s, job_msg_patch_t *j) {
+  sqlite3_stmt *st = s->del_msg;
+  sqlite3_bind_int64(st, 1, j->conv);
+  sqlite3_bind_int64(st, 2, j->ts);
+  sqlite3_bind_int64(st, 3, j->seq);
+  int rc = step_done(st);
+  if (rc) return rc;
+  return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_NOTFOUND;
+}
+
 static int run_msg_patch(store_t *s, job_msg_patch_t *j) {
   sqlite3_stmt *st = s->upd_msg;
   sqlite3_bind_blob(st, 1, j->data ? (const void *)j->data : "", (int)j->len, SQLITE_STATIC);
@@ -480,6 +496,7 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_SET_CHANGE: return run_set_change(s, (job_set_t *)j);
   case JOB_CLIENT_BLOCK: return run_client_block(s, (job_client_block_t *)j);
   case JOB_MSG_PATCH: return run_msg_patch(s, (job_msg_patch_t *)j);
+  case JOB_MSG_DELETE: return run_msg_delete(s, (job_msg_patch_t *)j);
   case JOB_NOTIF: return run_notif(s, (job_notif_t *)j);
   case JOB_PRUNE: return run_prune(s, (job_prune_t *)j);
   case JOB_DEVICE: return run_device(s, (job_device_t *)j);
@@ -667,14 +684,15 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->count_members, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHERE conv = ?2),"
                           " updated_at = max(updated_at, ?1) WHERE id = ?2"},
       {&s->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
-      {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+      {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
       {&s->upd_lm, "UPDATE conv SET lm = ?1 WHERE id = ?2 AND (lm IS NULL OR lm < ?1)"},
       {&s->upd_ack, "UPDATE member SET ack_ts = ?1, ack_seq = ?2, ack_at = ?3"
                     " WHERE conv = ?4 AND client = ?5 AND (ack_ts, ack_seq) < (?1, ?2)"},
       {&s->upd_read, "UPDATE member SET read_ts = ?1, read_seq = ?2, read_at = ?3"
                      " WHERE conv = ?4 AND client = ?5 AND (read_ts, read_seq) < (?1, ?2)"},
       {&s->del_conv_msgs, "DELETE FROM msg WHERE conv = ?1"},
+      {&s->del_msg, "DELETE FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
       {&s->upd_doc, "UPDATE conv SET doc = ?1, updated_at = max(updated_at, ?2) WHERE id = ?3"},
@@ -742,7 +760,7 @@ void store_close(store_t *s) {
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
                          s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
-                         s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->ins_notif,
+                         s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->del_msg, s->ins_notif,
                          s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
                          s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
@@ -759,7 +777,9 @@ void store_close(store_t *s) {
 
 /* ---------------------------------------------------------------- reader side */
 
-#define MSG_COLS "ts, seq, mid, sender, data, flags, mentions, patch_ts"
+#define MSG_COLS "ts, seq, mid, sender, data, flags, mentions, patch_ts, readers"
+/* May client ?N read the message? (every member, or it sent it, or it is one of readers) */
+#define VISIBLE_TO(n) " AND (readers IS NULL OR sender = ?" n " OR instr(readers, char(31) || ?" n " || char(31)) > 0)"
 
 store_reader_t *store_reader_new(store_t *s) {
   store_reader_t *r = xcalloc(1, sizeof *r);
@@ -783,24 +803,26 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->client_blocked, "SELECT 1 FROM client_block WHERE client = ?1 AND cid = ?2"},
       {&r->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
       {&r->last_msg, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
+      {&r->last_msg_for, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1" VISIBLE_TO("2") " ORDER BY ts DESC, seq DESC LIMIT 1"},
       {&r->msg_get, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
       {&r->receipts, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) <= (?4, ?5)"
                      " AND flags & 2 AND sender <> ?6 ORDER BY ts, seq LIMIT 100"},
       {&r->unread_convs, "SELECT c.id, c.cid, c.kind, m.read_ts, m.read_seq, m.read_at FROM member m JOIN conv c ON c.id = m.conv"
                          " WHERE m.client = ?1 AND c.kind <> 2 AND ((c.lm >= m.read_ts AND c.lm > ?2) OR (?2 > 0 AND m.read_at > ?2))"
                          " ORDER BY c.lm DESC LIMIT ?3"},
-      {&r->unread_msgs, "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
+      {&r->unread_msgs, "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO("4")
                         " ORDER BY ts DESC, seq DESC LIMIT 100"},
       {&r->offline_convs, "SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq FROM member m JOIN conv c ON c.id = m.conv"
                           " WHERE m.client = ?1 AND c.kind <> 2 AND c.lm >= m.ack_ts ORDER BY c.lm"},
-      {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4"
+      {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO("4")
                          " ORDER BY ts, seq LIMIT ?5"},
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
       {&r->notifs, "SELECT ts, body FROM notif WHERE client = ?1 AND ts > ?2 ORDER BY ts, seq LIMIT ?3"},
       {&r->expired, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= ?1)"
                     " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at) < ?2) LIMIT ?3"},
       {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
-                    " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1 ORDER BY msg.patch_ts LIMIT ?3"},
+                    " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO("1")
+                    " ORDER BY msg.patch_ts LIMIT ?3"},
       {&r->devices, "SELECT token, type, installation_id, badge FROM device WHERE client = ?1 ORDER BY token LIMIT ?2"},
       {&r->inst_by_id, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE id = ?1"},
       {&r->inst_by_token, "SELECT id, device_type, token, body, created_at, updated_at FROM installation"
@@ -817,7 +839,7 @@ store_reader_t *store_reader_new(store_t *s) {
 void store_reader_free(store_reader_t *r) {
   if (!r) return;
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
-                         r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->msg_get, r->receipts,
+                         r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->last_msg_for, r->msg_get, r->receipts,
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
                          r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
@@ -841,6 +863,7 @@ static void read_msg(sqlite3_stmt *st, int base, msg_view_t *m) {
   m->flags = sqlite3_column_int(st, base + 5);
   m->mentions = (const char *)sqlite3_column_text(st, base + 6);
   m->patch_ts = sqlite3_column_int64(st, base + 7);
+  m->readers = (const char *)sqlite3_column_text(st, base + 8);
 }
 
 /* Runs a bound message query, calling cb per row; resets the statement. */
@@ -932,6 +955,38 @@ int store_client_blocks(store_reader_t *r, const char *client, const char *after
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) cb(arg, (const char *)sqlite3_column_text(st, 0));
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+/* Runs one of the pair queries below: key and time per row. Prepared per call (admin
+ * reads, not the message path). */
+static int scan_pairs(store_reader_t *r, const char *sql, int64_t id, const char *text, const char *after, int limit,
+                      void (*cb)(void *arg, const char *key, int64_t at), void *arg) {
+  sqlite3_stmt *st;
+  if (prepare(r->db, sql, &st) < 0) return TERN_ESTORE;
+  sqlite3_bind_int64(st, 1, id);
+  if (text) sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, limit);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+int store_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
+                       void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg) {
+  return scan_pairs(r, "SELECT client, joined_at FROM member WHERE conv = ?1 AND client > ?2 ORDER BY client LIMIT ?3",
+                    conv, NULL, after, limit, cb, arg);
+}
+
+int store_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+                       void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT c.cid, m.joined_at FROM member m JOIN conv c ON c.id = m.conv WHERE m.client = ?1 AND c.kind = %d"
+           " AND c.cid > ?2 ORDER BY c.cid LIMIT ?3",
+           kind);
+  return scan_pairs(r, sql, 0, client, after, limit, cb, arg);
 }
 
 int store_client_blocked(store_reader_t *r, const char *client, const char *cid) {
@@ -1099,6 +1154,7 @@ int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
     if (lo) buf_printf(&sql, " AND (ts, seq) %s (?2, ?3)", lo == 2 ? ">=" : ">");
     if (hi) buf_printf(&sql, " AND (ts, seq) %s (?4, ?5)", hi == 2 ? "<=" : "<");
     if (q->has_lctype) buf_append_str(&sql, " AND lctype = ?6");
+    buf_append_str(&sql, " AND (?8 IS NULL OR readers IS NULL OR sender = ?8 OR instr(readers, char(31) || ?8 || char(31)) > 0)");
     buf_printf(&sql, " ORDER BY ts %s, seq %s LIMIT ?7", q->newer ? "ASC" : "DESC", q->newer ? "ASC" : "DESC");
     int rc = prepare(r->db, buf_cstr(&sql), slot);
     buf_free(&sql);
@@ -1116,6 +1172,8 @@ int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
   }
   if (q->has_lctype) sqlite3_bind_int(st, 6, q->lctype);
   sqlite3_bind_int(st, 7, q->limit);
+  if (q->viewer) sqlite3_bind_text(st, 8, q->viewer, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, 8);
   if (q->newer) return scan_msgs(st, cb, arg);
   /* Walking backwards: collect the rows, then hand them out oldest first (the reply is
    * always ascending, protocol.md §3.11). */
@@ -1241,8 +1299,9 @@ int store_unread(store_reader_t *r, const char *client, int64_t since, int max, 
         u.mentioned = 1;
     }
     sqlite3_reset(ms);
-    sqlite3_stmt *ls = r->last_msg;
+    sqlite3_stmt *ls = r->last_msg_for;
     sqlite3_bind_int64(ls, 1, rows[i].id);
+    sqlite3_bind_text(ls, 2, client, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(ls) == SQLITE_ROW) read_msg(ls, 0, &u.last);
     cb(arg, &u);
     sqlite3_reset(ls);
