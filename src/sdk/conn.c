@@ -192,17 +192,20 @@ static void want_write(tern_t *t, size_t before) {
   if (before == 0 && t->out.len > 0 && t->attached && t->io.want_write) t->io.want_write(t->io.data);
 }
 
-static void ws_send_frame(tern_t *t, int opcode, const void *p, size_t n) {
+/* Queues one masked client frame; all of it or nothing (TERN_ENOMEM). */
+static int ws_send_frame(tern_t *t, int opcode, const void *p, size_t n) {
   size_t before = t->out.len;
   uint8_t mask[4];
   random_bytes(mask, 4);
   uint8_t hdr[WS_MAX_HEADER];
   size_t hl = ws_write_header(hdr, opcode, n, mask);
-  buf_append(&t->out, hdr, hl);
+  if (sbuf_reserve(&t->out, hl + n) < 0) return TERN_ENOMEM;
+  sbuf_append(&t->out, hdr, hl);
   size_t off = t->out.len;
-  buf_append(&t->out, p, n);
+  sbuf_append(&t->out, p, n);
   ws_unmask(t->out.data + off, n, mask, 0); /* masking is the same XOR */
   want_write(t, before);
+  return 0;
 }
 
 int conn_send(tern_t *t, lc_cmd_t *cmd, req_t *r) {
@@ -210,8 +213,15 @@ int conn_send(tern_t *t, lc_cmd_t *cmd, req_t *r) {
     req_free(r);
     return TERN_ENOTOPEN;
   }
+  if (r) PB_SET(*cmd, i, t->next_i);
+  sbuf_t b = SBUF_INIT;
+  if (sbuf_pack(&b, cmd) < 0 || ws_send_frame(t, WS_OP_BINARY, b.data, b.len) < 0) {
+    sbuf_free(&b);
+    req_free(r);
+    return TERN_ENOMEM;
+  }
+  sbuf_free(&b);
   if (r) {
-    PB_SET(*cmd, i, t->next_i);
     r->i = t->next_i;
     t->next_i = t->next_i >= 0x7ffffff0 ? 1 : t->next_i + 1;
     r->deadline = tern_now() + t->o.command_timeout_ms;
@@ -220,8 +230,6 @@ int conn_send(tern_t *t, lc_cmd_t *cmd, req_t *r) {
       pp = &(*pp)->next;
     *pp = r;
   }
-  buf_t b = BUF_INIT;
-  codec_pack(cmd, &b);
   if (t->o.log_level >= TERN_LOG_DEBUG && t->o.log_cb) {
     json_t *j = pb_to_json(&cmd->base);
     char *s = json_dumps(j, JSON_COMPACT);
@@ -229,8 +237,6 @@ int conn_send(tern_t *t, lc_cmd_t *cmd, req_t *r) {
     free(s);
     json_decref(j);
   }
-  ws_send_frame(t, WS_OP_BINARY, b.data, b.len);
-  buf_free(&b);
   conn_sched(t);
   return 0;
 }
@@ -242,7 +248,7 @@ size_t tern_io_output(tern_t *t, const void **p) {
 
 void tern_io_written(tern_t *t, size_t n) {
   if (n > t->out.len) n = t->out.len;
-  buf_consume(&t->out, n);
+  sbuf_consume(&t->out, n);
 }
 
 /* ---- timers ---- */
@@ -326,14 +332,13 @@ void conn_maybe_idle(tern_t *t) {
 static void send_ping(tern_t *t) {
   lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
   PB_SET(cmd, cmd, LC__COMMAND_TYPE__echo);
-  /* an echo without `i`: ternd answers it anyway; with `i` we would track a request, but a
-   * lost echo is the watchdog's business, not a command timeout's */
+  /* with an `i`, as the JS SDK sends it, but not tracked as a request: a lost echo is the
+   * input watchdog's business, not a command timeout's */
   PB_SET(cmd, i, t->next_i);
   t->next_i = t->next_i >= 0x7ffffff0 ? 1 : t->next_i + 1;
-  buf_t b = BUF_INIT;
-  codec_pack(&cmd, &b);
-  ws_send_frame(t, WS_OP_BINARY, b.data, b.len);
-  buf_free(&b);
+  sbuf_t b = SBUF_INIT;
+  if (sbuf_pack(&b, &cmd) == 0) ws_send_frame(t, WS_OP_BINARY, b.data, b.len);
+  sbuf_free(&b);
   tlog(t, TERN_LOG_DEBUG, "> echo");
 }
 
@@ -407,13 +412,17 @@ void tern_io_connected(tern_t *t) {
   size_t kl = base64_encode(key, sizeof key, t->ws_key);
   t->ws_key[kl] = 0;
   size_t before = t->out.len;
-  buf_printf(&t->out,
-             "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
-             "User-Agent: libtern/%s\r\n\r\n",
-             t->path, t->host, t->port, t->ws_key, t->o.push_offline ? "lc.protobuf2.1" : "lc.protobuf2.3",
-             tern_version());
+  int rc = sbuf_printf(&t->out,
+                       "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
+                       "User-Agent: libtern/%s\r\n\r\n",
+                       t->path, t->host, t->port, t->ws_key, t->o.push_offline ? "lc.protobuf2.1" : "lc.protobuf2.3",
+                       tern_version());
   t->state = CONN_HANDSHAKE;
+  if (rc < 0) {
+    conn_drop(t, "out of memory");
+    return;
+  }
   want_write(t, before);
   conn_sched(t);
 }
@@ -538,8 +547,12 @@ static void on_command(tern_t *t, const uint8_t *p, size_t n) {
 
 void tern_io_input(tern_t *t, const void *p, size_t n) {
   if (t->state != CONN_HANDSHAKE && t->state != CONN_OPEN) return;
-  buf_append(&t->in, p, n);
   t->last_input = tern_now();
+  if (sbuf_append(&t->in, p, n) < 0) {
+    conn_drop(t, "out of memory");
+    conn_sched(t);
+    return;
+  }
   if (t->state == CONN_HANDSHAKE) {
     long hl = handshake_input(t);
     if (hl < 0) {
@@ -549,7 +562,7 @@ void tern_io_input(tern_t *t, const void *p, size_t n) {
       return;
     }
     if (hl == 0) return;
-    buf_consume(&t->in, (size_t)hl);
+    sbuf_consume(&t->in, (size_t)hl);
     on_open(t);
   }
   while (t->state == CONN_OPEN && t->in.len > 0) {
@@ -573,7 +586,7 @@ void tern_io_input(tern_t *t, const void *p, size_t n) {
     default: break; /* text (we asked for binary), pong, continuation: ignored */
     }
     if (t->state != CONN_OPEN && t->state != CONN_CLOSING) break; /* freed input */
-    buf_consume(&t->in, total);
+    sbuf_consume(&t->in, total);
   }
   conn_sched(t);
 }
@@ -599,8 +612,8 @@ void tern_free(tern_t *t) {
     client_free(c);
   }
   free(t->types);
-  buf_free(&t->in);
-  buf_free(&t->out);
+  sbuf_free(&t->in);
+  sbuf_free(&t->out);
   free(t->url);
   free(t->app_id);
   free(t->app_key);

@@ -12,8 +12,8 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 
-#include "buf.h"
 #include "codec.h"
+#include "sbuf.h"
 #include "tern/tern.h"
 
 enum conn_state {
@@ -64,7 +64,7 @@ struct tern {
   tern_io_t io;
   int attached;
   enum conn_state state;
-  buf_t in, out;
+  sbuf_t in, out;
   char ws_key[32];
   int32_t next_i;
   req_t *reqs;

@@ -100,19 +100,20 @@ int tern_query_matches_regex(tern_query_t *q, const char *key, const char *regex
 int tern_query_contains_string(tern_query_t *q, const char *key, const char *substring) {
   if (!q || !key || !substring) return TERN_EINVAL;
   /* \Q…\E quotes the literal; an \E inside it is split out the Java way */
-  buf_t b = BUF_INIT;
-  buf_append_str(&b, "\\Q");
-  for (const char *p = substring; *p; p++) {
+  sbuf_t b = SBUF_INIT;
+  int rc = sbuf_append_str(&b, "\\Q");
+  for (const char *p = substring; *p && rc == 0; p++) {
     if (p[0] == '\\' && p[1] == 'E') {
-      buf_append_str(&b, "\\E\\\\E\\Q");
+      rc = sbuf_append_str(&b, "\\E\\\\E\\Q");
       p++;
     } else {
-      buf_append(&b, p, 1);
+      rc = sbuf_append(&b, p, 1);
     }
   }
-  buf_append_str(&b, "\\E");
-  int rc = tern_query_matches_regex(q, key, buf_cstr(&b), NULL);
-  buf_free(&b);
+  if (rc == 0) rc = sbuf_append_str(&b, "\\E");
+  char *re = rc == 0 ? sbuf_cstr(&b) : NULL;
+  rc = re ? tern_query_matches_regex(q, key, re, NULL) : TERN_ENOMEM;
+  sbuf_free(&b);
   return rc;
 }
 
@@ -323,10 +324,11 @@ static int run(const tern_query_t *q, json_t *where_override, int limit, tern_qu
   x->data = data;
   x->where = json_dumps(where_override ? where_override : q->where, JSON_COMPACT | JSON_SORT_KEYS);
   if (q->order) x->order = strdup(q->order);
-  buf_t k = BUF_INIT;
-  buf_printf(&k, "%s|%s|%d|%d|%d", x->where ? x->where : "", q->order ? q->order : "", x->limit, x->skip, x->flag);
-  x->key = strdup(buf_cstr(&k));
-  buf_free(&k);
+  sbuf_t k = SBUF_INIT;
+  if (sbuf_printf(&k, "%s|%s|%d|%d|%d", x->where ? x->where : "", q->order ? q->order : "", x->limit, x->skip,
+                  x->flag) == 0)
+    x->key = strdup(sbuf_cstr(&k));
+  sbuf_free(&k);
   if (!x->where || !x->key || (q->order && !x->order)) {
     find_ctx_free(x);
     return TERN_ENOMEM;

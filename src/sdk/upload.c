@@ -70,36 +70,37 @@ int image_size(const uint8_t *p, size_t n, int *w, int *h) {
 static int read_file(const char *path, uint8_t **out, size_t *n) {
   FILE *f = fopen(path, "rb");
   if (!f) return TERN_ENOENT;
-  buf_t b = BUF_INIT;
+  sbuf_t b = SBUF_INIT;
   uint8_t chunk[65536];
   size_t k;
-  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    if (b.len + k > UPLOAD_MAX) {
-      fclose(f);
-      buf_free(&b);
-      return TERN_E2BIG;
-    }
-    buf_append(&b, chunk, k);
+  int rc = 0;
+  while (rc == 0 && (k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (b.len + k > UPLOAD_MAX)
+      rc = TERN_E2BIG;
+    else
+      rc = sbuf_append(&b, chunk, k);
   }
-  int err = ferror(f);
+  if (rc == 0 && ferror(f)) rc = TERN_EIO;
   fclose(f);
-  if (err) {
-    buf_free(&b);
-    return TERN_EIO;
+  if (rc < 0) {
+    sbuf_free(&b);
+    return rc;
   }
   *out = b.data;
   *n = b.len;
   return 0;
 }
 
-static void url_encode(buf_t *b, const char *s) {
-  for (; *s; s++) {
+static int url_encode(sbuf_t *b, const char *s) {
+  int rc = 0;
+  for (; *s && rc == 0; s++) {
     unsigned char ch = (unsigned char)*s;
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
-      buf_append(b, s, 1);
+      rc = sbuf_append(b, s, 1);
     else
-      buf_printf(b, "%%%02X", ch);
+      rc = sbuf_printf(b, "%%%02X", ch);
   }
+  return rc;
 }
 
 int upload_start(tern_t *t, tern_msg_t *m, upload_done_fn done, void *ctx) {
@@ -123,19 +124,27 @@ int upload_start(tern_t *t, tern_msg_t *m, upload_done_fn done, void *ctx) {
   u->m = m;
   u->done = done;
   u->ctx = ctx;
-  buf_t req = BUF_INIT;
-  buf_append_str(&req, "POST /1.1/files/");
-  url_encode(&req, m->file_name ? m->file_name : "file");
-  buf_printf(&req, " HTTP/1.1\r\nHost: %s:%d\r\nX-LC-Id: %s\r\n", t->http_host, t->http_port, t->app_id);
-  if (t->app_key) buf_printf(&req, "X-LC-Key: %s\r\n", t->app_key);
-  buf_printf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", mime_of(m->file_format), n);
-  buf_append(&req, data, n);
+  sbuf_t req = SBUF_INIT;
+  rc = sbuf_append_str(&req, "POST /1.1/files/");
+  if (rc == 0) rc = url_encode(&req, m->file_name ? m->file_name : "file");
+  if (rc == 0)
+    rc = sbuf_printf(&req, " HTTP/1.1\r\nHost: %s:%d\r\nX-LC-Id: %s\r\n", t->http_host, t->http_port, t->app_id);
+  if (rc == 0 && t->app_key) rc = sbuf_printf(&req, "X-LC-Key: %s\r\n", t->app_key);
+  if (rc == 0)
+    rc = sbuf_printf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     mime_of(m->file_format), n);
+  if (rc == 0) rc = sbuf_append(&req, data, n);
   free(data);
+  if (rc < 0) {
+    sbuf_free(&req);
+    free(u);
+    return rc;
+  }
   u->next = t->uploads;
   t->uploads = u;
   tlog(t, TERN_LOG_INFO, "uploading %s (%zu bytes)", m->file_name ? m->file_name : "file", n);
   t->io.http(t->io.data, u->id, t->http_host, t->http_port, req.data, req.len);
-  buf_free(&req);
+  sbuf_free(&req);
   return 0;
 }
 

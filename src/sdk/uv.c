@@ -10,7 +10,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "buf.h"
+#include "sbuf.h"
 #include "tern/uv.h"
 
 typedef struct uva uva_t;
@@ -26,7 +26,7 @@ typedef struct {
   /* http exchanges */
   int is_http;
   uint64_t http_id;
-  buf_t req, resp;
+  sbuf_t req, resp;
   int http_failed;
 } sock_t;
 
@@ -53,8 +53,8 @@ static void maybe_free(uva_t *a) {
 
 static void sock_free(sock_t *s) {
   uva_t *a = s->a;
-  buf_free(&s->req);
-  buf_free(&s->resp);
+  sbuf_free(&s->req);
+  sbuf_free(&s->resp);
   free(s);
   a->handles--;
   maybe_free(a);
@@ -99,14 +99,19 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   sock_t *s = st->data;
   uva_t *a = s->a;
   if (n > 0) {
-    if (s->is_http)
-      buf_append(&s->resp, b->base, (size_t)n);
-    else if (!a->dead && a->cur == s)
+    if (s->is_http) {
+      if (!s->http_failed && sbuf_append(&s->resp, b->base, (size_t)n) < 0) {
+        s->http_failed = 1;
+        http_finish(s);
+        sock_close(s);
+      }
+    } else if (!a->dead && a->cur == s) {
       tern_io_input(a->t, b->base, (size_t)n);
+    }
     return;
   }
   if (n < 0) {
-    if (s->is_http) {
+    if (s->is_http && !s->closing) {
       if (n != UV_EOF) s->http_failed = 1;
       http_finish(s);
     }
@@ -305,7 +310,10 @@ static void io_http(void *data, uint64_t id, const char *host, int port, const v
     return;
   }
   s->http_id = id;
-  buf_append(&s->req, req, len);
+  if (sbuf_append(&s->req, req, len) < 0) {
+    s->closing = 1; /* the lookup callback only frees it */
+    tern_io_http_done(a->t, id, -1 /* TERN_ENOMEM */, NULL, 0);
+  }
 }
 
 static void on_timer_closed(uv_handle_t *h) {
