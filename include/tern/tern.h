@@ -178,10 +178,12 @@ typedef struct {
   int64_t timestamp;
   char nonce[128];
 } tern_signature_t;
-/* AVIMSignatureDataSource. action is "open" (login), "start" (create), "invite" (add/join)
- * or "kick" (remove/quit); conv_id is NULL for open/start; ids are the sorted target ids.
- * Called synchronously on the loop thread before the command is sent. Return 0 to send
- * with the signature, or a negative code to fail the operation with TERN_ESIGNATURE. */
+/* AVIMSignatureDataSource. action is "open" (login), "start" (create), "join" (this client
+ * joins), "invite" (add others) or "kick" (remove others, or quit); conv_id is NULL for
+ * open/start; ids are the sorted target ids. The server's signature string uses "invite"
+ * for join and "kick" for quit (protocol.md §5). Called synchronously on the loop thread
+ * before the command is sent. Return 0 to send with the signature, or a negative code to
+ * fail the operation with TERN_ESIGNATURE. */
 typedef int (*tern_signature_cb)(tern_client_t *c, const char *conv_id, const char *action, const char *const *ids,
                                  size_t n, tern_signature_t *out, void *data);
 

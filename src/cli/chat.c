@@ -40,6 +40,8 @@ typedef struct {
   int tty;
   struct termios saved;
   int64_t last_typing;
+  char typing_from[128]; /* who was last shown typing, and when: show it once per burst */
+  int64_t typing_shown;
   int quitting;
   int opened;
 } chat_t;
@@ -95,11 +97,16 @@ static void show_msg(chat_t *ch, tern_conv_t *conv, const tern_msg_t *m) {
 static void on_message(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *m, void *data) {
   chat_t *ch = data;
   if (tern_msg_type(m) == CLI_TYPING_TYPE) {
+    int64_t now = now_ms();
+    if (strcmp(ch->typing_from, tern_msg_from(m)) == 0 && now - ch->typing_shown < 2 * TYPING_EVERY_MS) return;
+    snprintf(ch->typing_from, sizeof ch->typing_from, "%s", tern_msg_from(m));
+    ch->typing_shown = now;
     if (strcmp(tern_msg_from(m), tern_client_id(c)) != 0)
       say(ch, "… %s is typing%s%s", tern_msg_from(m), conv == ch->cur ? "" : " in ",
           conv == ch->cur ? "" : conv_label(conv));
     return;
   }
+  if (strcmp(ch->typing_from, tern_msg_from(m)) == 0) ch->typing_from[0] = 0; /* a message ends the burst */
   show_msg(ch, conv, m);
   if (conv == ch->cur) tern_conv_read(conv);
 }

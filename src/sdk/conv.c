@@ -579,7 +579,8 @@ static void on_members_reply(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
   if (cb) cb(r->conv, status, r->data);
 }
 
-static int members_op(tern_conv_t *v, const char *const *ids, size_t n, int add, tern_conv_done_cb cb, void *data) {
+static int members_op(tern_conv_t *v, const char *const *ids, size_t n, int add, const char *action,
+                      tern_conv_done_cb cb, void *data) {
   if (!v || !n || !ids) return TERN_EINVAL;
   tern_client_t *c = v->c;
   int rc = client_ready(c);
@@ -603,7 +604,7 @@ static int members_op(tern_conv_t *v, const char *const *ids, size_t n, int add,
   cm.n_m = n;
   char s[128], nonce[128];
   int64_t ts;
-  rc = client_sign(c, v->id, add ? "invite" : "kick", x->ids, n, s, sizeof s, &ts, nonce, sizeof nonce);
+  rc = client_sign(c, v->id, action, x->ids, n, s, sizeof s, &ts, nonce, sizeof nonce);
   if (rc < 0) {
     members_ctx_free(x);
     return rc;
@@ -628,18 +629,18 @@ static int members_op(tern_conv_t *v, const char *const *ids, size_t n, int add,
 int tern_conv_join(tern_conv_t *v, tern_conv_done_cb cb, void *data) {
   if (!v) return TERN_EINVAL;
   const char *self = v->c->id;
-  return members_op(v, &self, 1, 1, cb, data);
+  return members_op(v, &self, 1, 1, "join", cb, data);
 }
 int tern_conv_add_members(tern_conv_t *v, const char *const *ids, size_t n, tern_conv_done_cb cb, void *data) {
-  return members_op(v, ids, n, 1, cb, data);
+  return members_op(v, ids, n, 1, "invite", cb, data);
 }
 int tern_conv_quit(tern_conv_t *v, tern_conv_done_cb cb, void *data) {
   if (!v) return TERN_EINVAL;
   const char *self = v->c->id;
-  return members_op(v, &self, 1, 0, cb, data);
+  return members_op(v, &self, 1, 0, "kick", cb, data);
 }
 int tern_conv_remove_members(tern_conv_t *v, const char *const *ids, size_t n, tern_conv_done_cb cb, void *data) {
-  return members_op(v, ids, n, 0, cb, data);
+  return members_op(v, ids, n, 0, "kick", cb, data);
 }
 
 /* ---- count, mute ---- */

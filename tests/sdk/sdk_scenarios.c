@@ -874,10 +874,15 @@ static void sc_signature(void) {
   CHECK_RC(tern_sync_remove_members(conv, s, 1));
   const char *two[] = {spike, jerry->id};
   CHECK(tern_conv_remove_members(conv, two, 2, NULL, NULL) == TERN_ESIGNATURE, "refused by the data source");
-  char want[1024];
+  /* Tom quits and joins again: his data source signs both */
+  CHECK_RC(tern_sync_quit(conv));
+  CHECK_RC(tern_sync_join(conv));
+  char want[2048];
   const char *a = strcmp(jerry->id, tom->id) < 0 ? jerry->id : tom->id, *b = a == jerry->id ? tom->id : jerry->id;
-  snprintf(want, sizeof want, "open(-)[];start(-)[%s,%s];invite(cid)[%s];kick(cid)[%s];kick(cid)[%s,%s];", a, b, spike,
-           spike, strcmp(spike, jerry->id) < 0 ? spike : jerry->id, strcmp(spike, jerry->id) < 0 ? jerry->id : spike);
+  snprintf(want, sizeof want,
+           "open(-)[];start(-)[%s,%s];invite(cid)[%s];kick(cid)[%s];kick(cid)[%s,%s];kick(cid)[%s];join(cid)[%s];", a,
+           b, spike, spike, strcmp(spike, jerry->id) < 0 ? spike : jerry->id,
+           strcmp(spike, jerry->id) < 0 ? jerry->id : spike, tom->id, tom->id);
   CHECK_STR(l.log, want);
   user_free(tom);
   user_free(jerry);
