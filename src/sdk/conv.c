@@ -150,13 +150,19 @@ const char *tern_conv_attribute(const tern_conv_t *cv, const char *key) {
   if (!v || !key) return NULL;
   json_t *x = json_object_get(v->attrs, key);
   if (!x) return NULL;
+  char *text = json_dumps(x, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  if (!text) return NULL;
+  for (strlist_t *s = v->scratch; s; s = s->next) /* asked before: the same text, no growth */
+    if (strcmp(s->s, text) == 0) {
+      free(text);
+      return s->s;
+    }
   strlist_t *s = calloc(1, sizeof *s);
-  if (!s) return NULL;
-  s->s = json_dumps(x, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-  if (!s->s) {
-    free(s);
+  if (!s) {
+    free(text);
     return NULL;
   }
+  s->s = text;
   s->next = v->scratch;
   v->scratch = s;
   return s->s;
