@@ -8,6 +8,10 @@
 // report.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
 import { sdkBinary, runOk, run } from '../lib/sdk-c.mjs';
 
@@ -49,6 +53,34 @@ describe('libtern against ternd (docs/sdk.md rows)', () => {
       }
     });
   }
+
+  it('resume: paused, resuming, resumed across a server restart (r:true login with st)', { timeout: 90000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tern-resume-'));
+    let srv = await startServer({ dataDir });
+    const { port } = srv;
+    const renv = { TERN_URL: srv.wsUrl, TERN_APP_ID: srv.appId, TERN_APP_KEY: srv.appKey };
+    const child = spawn(bin, ['resume'], {
+      env: { ...process.env, ...renv, ASAN_OPTIONS: 'detect_leaks=1:exitcode=23' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise((r) => child.on('exit', r));
+    try {
+      for (let i = 0; i < 400 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(out.includes('ready'), err);
+      await srv.stop({ keepData: true });
+      await new Promise((r) => setTimeout(r, 1500)); // the first reconnect attempt finds nobody
+      srv = await startServer({ dataDir, env: { TERN_LISTEN: `127.0.0.1:${port}` } });
+      assert.equal(await exited, 0, err.slice(-4000));
+      assert.match(out, /^ok resume$/m);
+    } finally {
+      child.kill();
+      await srv.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 
   it('an unknown scenario is an error', async () => {
     const r = await run(bin, ['nope'], { env });

@@ -979,6 +979,48 @@ static void sc_errors(void) {
   user_free(eve);
 }
 
+/* The server restarts under an open client (tests/integration/sdk.test.mjs stops ternd after
+ * "ready" and starts it again on the same port and data): imClientPaused, Resuming (one per
+ * attempt), Resumed after the automatic r:true login with the session token, and the
+ * client works again. */
+static void wait_event(user_t *u, const char *prefix, int ms) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    for (; u->cursor < u->nev; u->cursor++)
+      if (strncmp(u->ev[u->cursor], prefix, strlen(prefix)) == 0) {
+        u->cursor++;
+        return;
+      } else if (strcmp(u->ev[u->cursor], "resuming") != 0) {
+        dump(u);
+        CHECK(0, "unexpected event %s while waiting for %s", u->ev[u->cursor], prefix);
+      }
+    tern_sync_wait(u->t, 50);
+  }
+  dump(u);
+  CHECK(0, "no %s within %d ms", prefix, ms);
+}
+
+static void sc_resume(void) {
+  user_t *tom = user_open("Tom");
+  printf("ready\n");
+  fflush(stdout);
+  wait_event(tom, "paused", 30000);
+  CHECK(tern_client_status(tom->c) == TERN_CLIENT_PAUSED || tern_client_status(tom->c) == TERN_CLIENT_RESUMING,
+        "paused status");
+  tern_conv_t *conv;
+  CHECK(tern_client_create_conv(tom->c, "x", NULL, 0, NULL, 0, NULL, NULL) == TERN_ENOTOPEN, "not while paused");
+  wait_event(tom, "resumed", 30000);
+  int resumings = 0;
+  for (int i = 0; i < tom->nev; i++)
+    resumings += strcmp(tom->ev[i], "resuming") == 0;
+  CHECK(resumings >= 1, "resuming before resumed");
+  CHECK(tern_client_status(tom->c) == TERN_CLIENT_OPEN, "open again");
+  CHECK_RC(tern_sync_create_conv(tom->c, "after the restart", NULL, 0, NULL, 0, &conv));
+  tern_msg_t *m = tern_msg_new_text("still here", NULL);
+  CHECK_RC(tern_sync_send(conv, m, 0, NULL));
+  tern_msg_free(m);
+  user_free(tom);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -1005,6 +1047,7 @@ static const struct {
     {"file_upload", sc_file_upload},
     {"multi_client", sc_multi_client},
     {"errors", sc_errors},
+    {"resume", sc_resume},
 };
 
 int main(int argc, char **argv) {
