@@ -568,6 +568,8 @@ static void sc_query(void) {
   tern_msg_t *m = tern_msg_new_text("last one", NULL);
   CHECK_RC(tern_sync_send(convs[0], m, 0, NULL));
   tern_msg_free(m);
+  /* 查询过去24小时活跃的对话: lm is set by the message just sent, on that conversation only */
+  Q1(tern_query_where_date(q, "lm", TERN_GT, (int64_t)time(NULL) * 1000 - 86400000), 1);
   q = fresh_query(bob, tag);
   tern_query_where_str(q, "name", TERN_EQ, "LeanCloud 粉丝群");
   tern_query_set_with_last_message(q, 1);
