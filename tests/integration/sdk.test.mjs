@@ -36,7 +36,7 @@ describe('libtern against ternd (docs/sdk.md rows)', () => {
   const scenarios = [
     'client', 'single_chat', 'group_chat', 'typed_messages', 'custom_types', 'transient', 'receipt', 'members',
     'update', 'mute', 'chatroom', 'unique', 'query', 'query_cache', 'history', 'cache_file', 'unread',
-    'push_offline', 'signature', 'file_upload', 'multi_client', 'errors',
+    'push_offline', 'signature', 'file_upload', 'multi_client', 'errors', 'sso',
   ];
   for (const name of scenarios) {
     it(name, async () => {
@@ -79,6 +79,18 @@ describe('libtern against ternd (docs/sdk.md rows)', () => {
       child.kill();
       await srv.stop();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('signed: a ternd that checks login and conversation signatures accepts the data source\'s', async () => {
+    const signing = await startServer({ env: { TERN_SIGN_LOGIN: '1', TERN_SIGN_CONVERSATION: '1' } });
+    try {
+      const r = await runOk(bin, ['signed'], {
+        env: { TERN_URL: signing.wsUrl, TERN_APP_ID: signing.appId, TERN_APP_KEY: signing.appKey, TERN_MASTER_KEY: signing.masterKey },
+      });
+      assert.match(r.stdout, /^ok signed$/m);
+    } finally {
+      await signing.stop();
     }
   });
 

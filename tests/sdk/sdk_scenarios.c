@@ -6,6 +6,7 @@
  * and frees everything, so ASan/LSan also check the SDK's memory. Exit 0 = pass. */
 #include <math.h>
 
+#include "crypto.h"
 #include "harness.h"
 
 /* ---- client ---- */
@@ -981,6 +982,91 @@ static void sc_errors(void) {
   user_free(eve);
 }
 
+/* 单点登录: two devices with the same tag. The newer explicit login pushes the older out
+ * (client:didOfflineWithError: 4111); a non-forced login after that is refused while the
+ * other device holds the tag, a forced one takes it back. */
+static void sc_sso(void) {
+  user_t *a = user_new_opts("Tom", "Mobile", NULL), *b = user_new_opts("Tom", "Mobile", NULL);
+  CHECK_STR(a->id, b->id);
+  CHECK_RC(tern_sync_open(a->c, NULL));
+  CHECK_RC(tern_sync_open(b->c, NULL));
+  expect(a, "offline 4111");
+  CHECK(tern_client_status(a->c) == TERN_CLIENT_CLOSED, "the older device is closed");
+  int rc = tern_sync_open(a->c, NULL);
+  CHECK(rc == -4111, "non-forced login refused: %d %s", rc, tern_err_name(rc));
+  CHECK(TERN_ERR_CODE(rc) == 4111, "[error code] == 4111");
+  tern_open_options_t force = {.force = 1};
+  CHECK_RC(tern_sync_open(a->c, &force));
+  expect(b, "offline 4111");
+  /* no tag: any number of devices */
+  user_t *c = user_new_opts("Tom", NULL, NULL);
+  CHECK_RC(tern_sync_open(c->c, NULL));
+  expect_quiet(a, 200);
+  user_free(a);
+  user_free(b);
+  user_free(c);
+}
+
+/* Signatures checked by a ternd started with sign_login and sign_conversation: the data
+ * source signs like the app's signing server would (HMAC-SHA1 with the master key). */
+static int real_sign(tern_client_t *c, const char *conv_id, const char *action, const char *const *ids, size_t n,
+                     tern_signature_t *out, void *data) {
+  const char *key = data;
+  char joined[1024] = "";
+  join_ids(joined, sizeof joined, ids, n);
+  for (char *p = joined; *p; p++)
+    if (*p == ',') *p = ':';
+  static int seq;
+  out->timestamp = (int64_t)time(NULL);
+  snprintf(out->nonce, sizeof out->nonce, "n%d-%d-%ld", getpid(), ++seq, (long)out->timestamp);
+  char text[2048];
+  const char *app = env_or("TERN_APP_ID", "app");
+  if (strcmp(action, "open") == 0)
+    snprintf(text, sizeof text, "%s:%s::%lld:%s", app, tern_client_id(c), (long long)out->timestamp, out->nonce);
+  else if (strcmp(action, "start") == 0)
+    snprintf(text, sizeof text, "%s:%s:%s:%lld:%s", app, tern_client_id(c), joined, (long long)out->timestamp,
+             out->nonce);
+  else /* join and invite sign as "invite", quit and kick as "kick" (protocol.md §5) */
+    snprintf(text, sizeof text, "%s:%s:%s:%s:%lld:%s:%s", app, tern_client_id(c), conv_id, joined,
+             (long long)out->timestamp, out->nonce, strcmp(action, "kick") == 0 ? "kick" : "invite");
+  uint8_t mac[20];
+  hmac_sha1(key, strlen(key), text, strlen(text), mac);
+  hex_encode(mac, 20, out->signature);
+  return 0;
+}
+
+static void sc_signed(void) {
+  const char *master = getenv("TERN_MASTER_KEY");
+  CHECK(master, "TERN_MASTER_KEY");
+  user_t *tom = user_new("Tom"), *jerry = user_new("Jerry"), *eve = user_new("Eve");
+  tern_client_set_signature_cb(tom->c, real_sign, (void *)master);
+  tern_client_set_signature_cb(jerry->c, real_sign, (void *)master);
+  tern_client_set_signature_cb(eve->c, real_sign, (void *)"not the master key");
+  CHECK_RC(tern_sync_open(tom->c, NULL));
+  CHECK_RC(tern_sync_open(jerry->c, NULL));
+  int rc = tern_sync_open(eve->c, NULL);
+  CHECK(rc == -4102, "a wrong login signature: %d %s", rc, tern_err_name(rc));
+  const char *m[] = {jerry->id};
+  tern_conv_t *conv;
+  CHECK_RC(tern_sync_create_conv(tom->c, "signed", m, 1, NULL, 0, &conv));
+  char spike[96];
+  snprintf(spike, sizeof spike, "Spike-%s", run_suffix);
+  const char *s[] = {spike};
+  CHECK_RC(tern_sync_add_members(conv, s, 1));
+  CHECK_RC(tern_sync_remove_members(conv, s, 1));
+  tern_conv_t *jconv;
+  CHECK_RC(tern_sync_get_conv(jerry->c, tern_conv_id(conv), &jconv));
+  CHECK_RC(tern_sync_quit(jconv));
+  CHECK_RC(tern_sync_join(jconv));
+  /* an unsigned member operation is refused */
+  tern_client_set_signature_cb(tom->c, NULL, NULL);
+  rc = tern_sync_add_members(conv, s, 1);
+  CHECK(rc == -4302, "unsigned add: %d %s", rc, tern_err_name(rc));
+  user_free(tom);
+  user_free(jerry);
+  user_free(eve);
+}
+
 /* The server restarts under an open client (tests/integration/sdk.test.mjs stops ternd after
  * "ready" and starts it again on the same port and data): imClientPaused, Resuming (one per
  * attempt), Resumed after the automatic r:true login with the session token, and the
@@ -1050,6 +1136,8 @@ static const struct {
     {"multi_client", sc_multi_client},
     {"errors", sc_errors},
     {"resume", sc_resume},
+    {"sso", sc_sso},
+    {"signed", sc_signed},
 };
 
 int main(int argc, char **argv) {
