@@ -38,19 +38,21 @@ static const char *USAGE =
     "  --tag TAG       login tag (single sign-on)\n"
     "  --url URL       server WebSocket URL (env TERN_URL; default ws://127.0.0.1:8080/)\n"
     "  --app-id ID     app id (env TERN_APP_ID; default: ./tern-data/app.json)\n"
+    "  --app-key KEY   app key, for file uploads (env TERN_APP_KEY; default: as the app id)\n"
     "  --cache-dir DIR local cache directory (default: none, in memory)\n"
     "  --json          JSON output\n"
     "  --verbose       libtern log on stderr\n";
 
 /* ---- shared helpers ---- */
 
-static char *saved_app_id(void) {
+/* A key ternd saved in <data dir>/app.json ("app_id", "app_key"), malloc'd, or NULL. */
+static char *saved_key(const char *name) {
   const char *dir = getenv("TERN_DATA_DIR");
   char path[4096];
   snprintf(path, sizeof path, "%s/app.json", dir && *dir ? dir : "tern-data");
   json_t *j = json_load_file(path, 0, NULL);
-  const char *id = json_string_value(json_object_get(j, "app_id"));
-  char *out = id ? strdup(id) : NULL;
+  const char *v = json_string_value(json_object_get(j, name));
+  char *out = v ? strdup(v) : NULL;
   json_decref(j);
   return out;
 }
@@ -625,9 +627,12 @@ int main(int argc, char **argv) {
     free(a.pos);
     return 2;
   }
-  char *saved = NULL;
+  char *saved = NULL, *saved_app_key = NULL;
   if (!o.url) o.url = "ws://127.0.0.1:8080/";
-  if (!o.app_id) o.app_id = saved = saved_app_id();
+  if (!o.app_id) {
+    o.app_id = saved = saved_key("app_id");
+    if (!o.app_key) o.app_key = saved_app_key = saved_key("app_key"); /* file uploads need it */
+  }
   int rc = 2;
   if (!o.app_id)
     fprintf(stderr, "tern: no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)\n");
@@ -646,6 +651,7 @@ int main(int argc, char **argv) {
   else
     fprintf(stderr, "tern: unknown command %s\n%s", cmd, USAGE);
   free(saved);
+  free(saved_app_key);
   free(a.pos);
   return rc;
 }

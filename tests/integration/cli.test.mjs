@@ -23,7 +23,7 @@ describe('tern CLI', () => {
   let env;
   before(async () => {
     server = await startServer();
-    env = { TERN_URL: server.wsUrl, TERN_APP_ID: server.appId };
+    env = { TERN_URL: server.wsUrl, TERN_APP_ID: server.appId, TERN_APP_KEY: server.appKey };
   });
   after(async () => { await server?.stop(); });
 
@@ -59,6 +59,18 @@ describe('tern CLI', () => {
       '--before', page1[0].id, '--before-ts', String(page1[0].timestamp)]);
     assert.deepEqual(page2.map((m) => m.text), ['hello 0', 'hello 1', 'hello 2']);
 
+    // a file from a local path is uploaded to ternd and sent with its URL and metadata
+    const png = join(mkdtempSync(join(tmpdir(), 'tern-cli-file-')), 'photo.png');
+    writeFileSync(png, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 4, 0, 0, 0, 3, 8, 6, 0, 0, 0]));
+    const img = await cli(['send', '--as', tom, '--conv', conv.id, '--file', png, '--type', '-2', '--json', 'a photo']);
+    assert.equal(img.type, -2);
+    assert.equal(img.file.name, 'photo.png');
+    assert.equal(img.file.size, 29);
+    assert.ok(img.file.url.startsWith(server.httpUrl), img.file.url);
+    assert.equal((await fetch(img.file.url)).status, 200);
+    const afterFile = await cli(['history', '--as', jerry, '--conv', conv.id, '--limit', '1', '--json']);
+    assert.equal(afterFile[0].file.url, img.file.url);
+
     // --to: the unique conversation of two clients
     const direct1 = await cli(['send', '--as', tom, '--to', id('Mary'), '--json', 'hi Mary']);
     const direct2 = await cli(['send', '--as', tom, '--to', id('Mary'), '--json', 'again']);
@@ -67,7 +79,7 @@ describe('tern CLI', () => {
     // query: operators pass through
     const found = await cli(['conv', 'query', '--as', jerry, '--where', JSON.stringify({ 'attr.type': 'private', name: { $regex: '^猫' } }), '--json']);
     assert.deepEqual(found.map((c) => c.id), [conv.id]);
-    assert.equal(found[0].lastMessage.text, 'with attrs');
+    assert.equal(found[0].lastMessage.text, 'a photo');
     const none = await cli(['conv', 'query', '--as', jerry, '--where', '{"attr.type":"public"}', '--json']);
     assert.deepEqual(none, []);
 
