@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, ASan+UBSan, -DTERN_FUZZ=ON) in build-fuzz/ and runs
 # each for FUZZ_SECONDS seconds on its committed corpus (docs/fuzzing.md).
 #
-#   scripts/fuzz.sh [target ...]      targets: http ws_frame dispatch where config (default all)
+#   scripts/fuzz.sh [target ...]      targets: http ws_frame dispatch where config imgsize (default all)
 #
 #   FUZZ_SECONDS=60    time per target
 #   FUZZ_JOBS=1        targets run side by side (each is one process)
@@ -19,13 +19,13 @@ cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
-all=(http ws_frame dispatch where config)
+all=(http ws_frame dispatch where config imgsize)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 
 # bytes: room for a request past the 16 KiB header limit, a frame past max_frame, and a
 # dozen commands; where/config inputs are short texts
-declare -A max_len=([http]=20000 [ws_frame]=20000 [dispatch]=16384 [where]=4096 [config]=4096)
+declare -A max_len=([http]=20000 [ws_frame]=20000 [dispatch]=16384 [where]=4096 [config]=4096 [imgsize]=4096)
 # config_load reports every bad flag on stderr: silence the target (libFuzzer keeps its own
 # descriptor for crash reports)
 declare -A extra=([config]=-close_fd_mask=3)
