@@ -71,6 +71,7 @@
   X(fcm_project_id, STR, "", 0, 0, "FCM provider: project id (default: the key's project_id)")       \
   X(fcm_base_url, STR, "https://fcm.googleapis.com", 0, 0, "FCM provider: API base URL")              \
   X(fcm_token_url, STR, "", 0, 0, "FCM provider: OAuth2 token endpoint (default: the key's token_uri)") \
+  X(commit_interval, INT, 500, 0, 100000, "microseconds between group commits while messages keep coming (fewer, fuller commits; 0: commit as soon as the last one ends)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")

@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
   char dbpath[4096];
   snprintf(dbpath, sizeof dbpath, "%s/tern.db", cfg.data_dir);
   store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
-                        .post_arg = &srv};
+                        .post_arg = &srv, .commit_interval_us = (int)cfg.commit_interval};
   if (store_open(&so, &srv.store) < 0) return 1;
   char filesdir[4096];
   snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);

@@ -257,6 +257,7 @@ typedef struct {
   const char *path;   /* database file; ":memory:" is not shared between threads */
   int sync_full;      /* synchronous=FULL instead of NORMAL */
   int inline_writes;  /* run jobs on the submitting thread (fuzzers, unit tests) */
+  int commit_interval_us; /* at most one commit per interval while jobs keep coming (0: none) */
   void (*post)(void *arg, int worker, task_t *t); /* how completions reach a worker */
   void *post_arg;
 } store_options_t;

@@ -83,8 +83,11 @@ struct store {
   sqlite3 *wdb;
   pthread_t writer;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_cond_t cv;       /* CLOCK_MONOTONIC: the writer also waits out the commit interval */
   store_job_t *head, *tail;
+  size_t queued;           /* jobs in head..tail */
+  int writer_asleep;       /* waiting for work with none queued: a submit must wake it */
+  int64_t interval_us, last_commit_us;
   int closing, started;
   atomic_int fail_writes;
   /* checkpoints run on their own thread and connection, so the writer never waits for
@@ -570,24 +573,46 @@ static void run_batch(store_t *s, store_job_t *batch) {
     if (head[w]) s->post(s->post_arg, w, head[w]);
 }
 
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Group commit. Work that finds the writer idle is committed at once; while work keeps
+ * coming, commits are at least interval_us apart, so each carries many jobs. A commit
+ * writes whole pages (the message table's last leaf, the conversation row, …) however
+ * few rows changed: one commit per message at 25,000/s wrote ~300 MB/s of WAL and spent
+ * ~50 µs of CPU per message, where a batch of 25 costs a few µs each. The wait bounds
+ * what it adds to latency; a full batch never waits. */
 static void *writer_main(void *arg) {
   store_t *s = arg;
+  pthread_mutex_lock(&s->mu);
   for (;;) {
-    pthread_mutex_lock(&s->mu);
-    while (!s->head && !s->closing) pthread_cond_wait(&s->cv, &s->mu);
-    store_job_t *batch = s->head, *last = NULL;
-    int n = 0;
-    for (store_job_t *j = batch; j && n < BATCH_MAX; j = j->next, n++) last = j;
-    if (last) {
-      s->head = last->next;
-      if (!s->head) s->tail = NULL;
-      last->next = NULL;
+    while (!s->head && !s->closing) {
+      s->writer_asleep = 1;
+      pthread_cond_wait(&s->cv, &s->mu);
+      s->writer_asleep = 0;
     }
-    int done = !batch && s->closing;
+    if (!s->head) break; /* closing, and everything is committed */
+    int64_t due = s->last_commit_us + s->interval_us;
+    while (s->head && !s->closing && s->queued < BATCH_MAX && mono_us() < due) {
+      struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
+      pthread_cond_timedwait(&s->cv, &s->mu, &ts); /* woken early only by a full batch or close */
+    }
+    store_job_t *batch = s->head, *last = NULL;
+    size_t n = 0;
+    for (store_job_t *j = batch; j && n < BATCH_MAX; j = j->next, n++) last = j;
+    s->head = last->next;
+    if (!s->head) s->tail = NULL;
+    last->next = NULL;
+    s->queued -= n;
+    s->last_commit_us = mono_us();
     pthread_mutex_unlock(&s->mu);
-    if (done) break;
     run_batch(s, batch);
+    pthread_mutex_lock(&s->mu);
   }
+  pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 
@@ -637,7 +662,8 @@ void store_submit(store_t *s, store_job_t *j) {
   if (s->tail) s->tail->next = j;
   else s->head = j;
   s->tail = j;
-  pthread_cond_signal(&s->cv);
+  /* a writer waiting out the commit interval needs no wake-up per job, only a full batch */
+  if (++s->queued == BATCH_MAX || s->writer_asleep) pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -651,7 +677,12 @@ int store_open(const store_options_t *opt, store_t **out) {
   s->post = opt->post;
   s->post_arg = opt->post_arg;
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  s->interval_us = opt->commit_interval_us;
   pthread_cond_init(&s->ckpt_cv, NULL);
   if (open_db(s->path, 0, &s->wdb) < 0) goto fail;
   char pragmas[320];
