@@ -12,6 +12,12 @@ export TERND="$PWD/$build/ternd"
 export TERN_BUILD="$PWD/$build"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
+echo "== docs/options.md matches the option table"
+if ! diff <(tail -n +5 docs/options.md) <("$TERND" --options-markdown) >/dev/null; then
+  echo "docs/options.md is out of date: regenerate it with $TERND --options-markdown (keep its 4-line header)" >&2
+  exit 1
+fi
+
 echo "== unit tests"
 (cd "$build" && ctest --output-on-failure --timeout 300)
 
