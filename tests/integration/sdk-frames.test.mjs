@@ -224,4 +224,42 @@ describe('libtern frames against a scripted server', () => {
     }
     fake.close();
   });
+
+  it('drops a silent connection after the watchdog period and logs in again', { timeout: 30000 }, async () => {
+    const fake = new FakeServer();
+    const port = await fake.listen();
+    const child = spawn(sdkBinary('sdk_fake'), ['watchdog'], {
+      env: { ...process.env, TERN_URL: `ws://127.0.0.1:${port}/`, TERN_APP_ID: APP, ASAN_OPTIONS: 'detect_leaks=1:exitcode=23' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise((r) => child.on('exit', r));
+    try {
+      let c = await fake.nextConn();
+      let f = await next(c);
+      send(c, { cmd: 'session', op: 'opened', i: f.i, peerId: 'Tom', serverTs: Date.now(), sessionMessage: { st: 'tokW', stTtl: 3600 } });
+      // from now on this connection is silent: echoes are not answered
+      c.ws.removeAllListeners('message');
+      c.ws.on('message', (data) => c.frames.push(decode(data)));
+      const silentFrom = Date.now();
+      const closed = new Promise((r) => c.ws.on('close', () => r(Date.now())));
+      const closedAt = await closed;
+      assert.ok(closedAt - silentFrom >= 500 && closedAt - silentFrom < 3000, `closed after ${closedAt - silentFrom} ms`);
+      assert.ok(c.frames.some((x) => x.cmd === 'echo'), 'it pinged before giving up');
+      c = await fake.nextConn();
+      f = await next(c);
+      const { i } = f;
+      delete f.i;
+      assert.deepEqual(f, { cmd: 'session', op: 'open', appId: APP, peerId: 'Tom', sessionMessage: { ua: UA, configBitmap: BITMAP, r: true, st: 'tokW' } });
+      send(c, { cmd: 'session', op: 'opened', i, peerId: 'Tom', serverTs: Date.now(), sessionMessage: { st: 'tokW2', stTtl: 3600 } });
+      assert.equal(await exited, 0, err.slice(-3000));
+      assert.deepEqual(out.trim().split('\n'), ['opened', 'paused', 'resuming', 'resumed']);
+    } finally {
+      child.kill();
+      fake.close();
+    }
+  });
 });

@@ -84,7 +84,33 @@ static void log_cb(void *data, int level, const char *line) {
   if (getenv("TERN_TEST_VERBOSE")) fprintf(stderr, "libtern: %s\n", line);
 }
 
-int main(void) {
+/* `sdk_fake watchdog`: a server that goes silent is dropped after watchdog_ms, and the
+ * client comes back on a new connection. */
+static int watchdog_main(void) {
+  tern_options_t o;
+  tern_options_init(&o);
+  o.url = getenv("TERN_URL");
+  o.app_id = getenv("TERN_APP_ID");
+  o.ping_interval_ms = 200;
+  o.watchdog_ms = 700;
+  o.reconnect_initial_ms = 100;
+  o.log_cb = log_cb;
+  o.log_level = TERN_LOG_DEBUG;
+  tern_t *t = tern_sync_new(&o);
+  CHECK(t, "tern_sync_new");
+  tern_client_t *c = tern_client_get(t, "Tom", NULL);
+  tern_delegate_t d = {.on_paused = on_paused, .on_resuming = on_resuming, .on_resumed = on_resumed};
+  tern_client_set_delegate(c, &d, NULL);
+  int rc = tern_sync_open(c, NULL);
+  CHECK(rc == 0, "open: %s", tern_err_name(rc));
+  say("opened");
+  wait_flag(t, &resumed_seen, "resumed");
+  tern_free(t);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "watchdog") == 0) return watchdog_main();
   tern_options_t o;
   tern_options_init(&o);
   CHECK(o.reconnect_initial_ms == 1000 && o.reconnect_max_ms == 300000 && o.ping_interval_ms == 180000,
