@@ -207,8 +207,10 @@ typedef struct {
   int force; /* 1: log in even if this device was kicked by a same-tag login */
 } tern_open_options_t;
 
-/* openWithCallback: / openWithOption:callback:. opt may be NULL (non-forced).
- * Returns TERN_EINVAL when already open or opening. cb may be NULL. */
+/* openWithCallback: / openWithOption:callback:. opt may be NULL (non-forced). Returns
+ * TERN_EINVAL when already open or opening, TERN_ECONFIG when no adapter is attached.
+ * cb (may be NULL) gets 0, or why the login failed (-4111 when another device holds the
+ * tag, a network error when the server could not be reached, TERN_ECANCELED on close). */
 int tern_client_open(tern_client_t *c, const tern_open_options_t *opt, tern_client_cb cb, void *data);
 /* closeWithCallback:. The server forgets the session; the client may be opened again. */
 int tern_client_close(tern_client_t *c, tern_client_cb cb, void *data);
@@ -438,7 +440,8 @@ typedef void (*tern_query_cb)(tern_client_t *c, tern_conv_t *const *convs, size_
                               void *data);
 /* findConversationsWithCallback:. The query is copied; free it when you like. */
 int tern_query_find(const tern_query_t *q, tern_query_cb cb, void *data);
-/* getConversationById:callback: (uses the query's cache policy). conv NULL if not found. */
+/* getConversationById:callback: (uses the query's cache policy). Not found: conv NULL and
+ * status TERN_ENOENT. */
 int tern_query_get(const tern_query_t *q, const char *conv_id, tern_conv_cb cb, void *data);
 
 #ifdef __cplusplus
