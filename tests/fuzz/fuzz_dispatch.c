@@ -15,12 +15,14 @@
  *                 its next record, so chat-room pushes to it are shed by priority
  *   flags bit 5   the disk is full: every store write this message (and the completions
  *                 run after it) submits fails (store_fail_writes), as in production
+ *   flags bit 6   after this record the socket drops (1006: will messages go out)
+ *   flags bit 7   after this record the socket closes normally (1000)
  *
  * A short last record takes whatever bytes are left. Learned-id placeholders (fuzz_im.h)
  * in a payload are replaced before it is handed over (in a text record, inside the
- * base64). A link im closes stays closed until
- * the end of the record that closed it; the next record for it opens a new socket, as a
- * reconnecting client would.
+ * base64). A socket im closes is gone (with im's close code) at the end of the record;
+ * the next record for a gone socket opens a new one, as a reconnecting client would. At
+ * the end of the input socket 0 drops (1006) and socket 1 closes (1000).
  *
  * Checks: sanitizers; every frame the server sends must decode with all required fields;
  * pb_to_json/pb_from_json never crash on whatever decodes; the JSON view of a decoded
@@ -36,7 +38,8 @@
 typedef struct {
   im_link_t link;
   int open;   /* im_link_open done and not yet gone */
-  int closed; /* im asked to close it */
+  int closed; /* im asked to close it, with close_code */
+  int close_code;
   size_t queued; /* what ops->queued reports */
 } fake_link_t;
 
@@ -54,18 +57,20 @@ static void link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const ui
 }
 
 static void link_close(im_link_t *l, int code, const char *reason) {
-  (void)code;
   (void)reason;
-  ((fake_link_t *)l)->closed = 1;
+  fake_link_t *fl = (fake_link_t *)l;
+  if (fl->closed) return; /* conn_close: the first reason stands */
+  fl->closed = 1;
+  fl->close_code = code ? code : 1000;
 }
 
 static size_t link_queued(im_link_t *l) { return ((fake_link_t *)l)->queued; }
 
 static const im_link_ops_t ops = {.send = link_send, .close = link_close, .queued = link_queued};
 
-static void link_gone(fake_link_t *fl) {
+static void link_gone(fake_link_t *fl, int code) {
   if (!fl->open) return;
-  im_link_gone(&fl->link, 1000);
+  im_link_gone(&fl->link, fl->closed ? fl->close_code : code);
   fl->open = fl->closed = 0;
 }
 
@@ -135,16 +140,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (flags & 32) store_fail_writes(fz_server()->store, 1);
     if (len) { /* ws.c ignores empty messages (legacy heartbeats) */
       int code = im_link_message(&fl->link, buf, len, base64);
-      if (code) fl->closed = 1;
+      if (code) link_close(&fl->link, code, NULL); /* ws.c's deliver() */
     }
     if (!(flags & 4)) fz_drain();
     store_fail_writes(fz_server()->store, 0);
+    if (flags & 64) link_gone(fl, 1006);
+    else if (flags & 128) link_gone(fl, 1000);
     for (int k = 0; k < 2; k++)
-      if (links[k].closed) link_gone(&links[k]);
+      if (links[k].closed) link_gone(&links[k], 0);
+    fz_drain();
   }
   fz_drain();
-  link_gone(&links[0]);
-  link_gone(&links[1]);
+  link_gone(&links[0], 1006);
+  link_gone(&links[1], 1000);
+  fz_drain();
   fz_end();
   free(buf);
   return 0;

@@ -39,12 +39,13 @@ function seed(target, name, bytes) {
 
 // ---------------------------------------------------------------- fuzz_dispatch
 // record: flags u8 (bit0 link 1, bit1 base64 text, bit2 hold completions, bit3 v1 socket,
-// bit4 socket congested, bit5 store writes fail),
+// bit4 socket congested, bit5 store writes fail, bit6 socket drops after, bit7 closes after),
 // len u16be, payload
-function rec(cmd, { link = 0, text = false, hold = false, v1 = false, congested = false, diskFull = false } = {}) {
+function rec(cmd, { link = 0, text = false, hold = false, v1 = false, congested = false, diskFull = false, drop = false, bye = false } = {}) {
   let payload = Buffer.isBuffer(cmd) ? cmd : encode(cmd);
   if (text) payload = Buffer.from(payload.toString('base64'));
-  const flags = (link ? 1 : 0) | (text ? 2 : 0) | (hold ? 4 : 0) | (v1 ? 8 : 0) | (congested ? 16 : 0) | (diskFull ? 32 : 0);
+  const flags = (link ? 1 : 0) | (text ? 2 : 0) | (hold ? 4 : 0) | (v1 ? 8 : 0) | (congested ? 16 : 0) | (diskFull ? 32 : 0) |
+    (drop ? 64 : 0) | (bye ? 128 : 0);
   return Buffer.concat([Buffer.from([flags, payload.length >> 8, payload.length & 255]), payload]);
 }
 let serial = 0;
@@ -224,6 +225,19 @@ dispatch('will', [
   rec(direct(CID(), 'I was disconnected', { will: true })),
   rec(open('Jerry'), { link: 1 }),
   rec(Buffer.from([0xff, 0xff, 0xff])), // undecodable: im closes link 0 with 4114, the will goes out
+]);
+
+dispatch('will-drop-reconnect', [
+  rec(open('Tom')),
+  rec(open('Jerry'), { link: 1 }),
+  rec(conv('start', { m: ['Jerry'] })),
+  rec(direct(CID(), 'gone', { will: true }), { drop: true }),
+  rec(open('Tom', { r: true, st: ST() })),
+  rec(direct(CID(), 'bye', { will: true }), { bye: true }),
+  rec(open('Tom', { r: true, st: ST(2) })),
+  rec(conv('start', { transient: true })),
+  rec(conv('add', { cid: CID(1), m: ['Jerry'] }), { link: 1, drop: true }),
+  rec(open('Jerry', { r: true, st: ST(1) }), { link: 1 }),
 ]);
 
 dispatch('held-completions', [
