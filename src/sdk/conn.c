@@ -314,6 +314,7 @@ static void conn_drop(tern_t *t, const char *why) {
   if (t->state == CONN_CLOSING || t->state == CONN_IDLE || t->state == CONN_WAIT) return;
   tlog(t, TERN_LOG_WARN, "dropping connection: %s", why);
   t->state = CONN_CLOSING;
+  t->idle_close = 0;
   t->io.close(t->io.data);
 }
 
@@ -322,6 +323,7 @@ void conn_maybe_idle(tern_t *t) {
   if (t->state == CONN_OPEN || t->state == CONN_HANDSHAKE || t->state == CONN_CONNECTING) {
     if (t->state == CONN_OPEN) ws_send_frame(t, WS_OP_CLOSE, "\x03\xe8", 2);
     t->state = CONN_CLOSING;
+    t->idle_close = 1;
     t->io.close(t->io.data);
   } else if (t->state == CONN_WAIT) {
     t->state = CONN_IDLE;
@@ -435,11 +437,20 @@ void tern_io_closed(tern_t *t, int err) {
   if (was == CONN_IDLE || was == CONN_WAIT) return;
   tlog(t, TERN_LOG_INFO, "connection closed (%s)", err ? tern_err_name(err) : "EOF");
   t->state = CONN_WAIT; /* provisional, so callbacks see "not open" */
+  int idle_close = t->idle_close;
+  t->idle_close = 0;
   fail_all(t, TERN_ECLOSED);
   int status = was == CONN_HANDSHAKE ? TERN_EHANDSHAKE : TERN_ECONNECT;
-  for (tern_client_t *c = t->clients; c; c = c->next)
-    client_on_dropped(c, status);
-  if (any_client_wants_socket(t)) {
+  /* a socket closed because nobody needed it failed nobody: a client that opened meanwhile
+   * simply waits for the next one */
+  if (!idle_close)
+    for (tern_client_t *c = t->clients; c; c = c->next)
+      client_on_dropped(c, status);
+  if (idle_close && any_client_wants_socket(t)) {
+    /* a client opened while the idle socket was closing: connect again at once */
+    t->retry_at = tern_now();
+    t->state = CONN_WAIT;
+  } else if (any_client_wants_socket(t)) {
     int64_t delay = t->o.reconnect_initial_ms;
     for (int i = 0; i < t->attempt && delay < t->o.reconnect_max_ms; i++)
       delay *= 2;

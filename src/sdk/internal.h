@@ -70,6 +70,7 @@ struct tern {
   req_t *reqs;
   tern_client_t *clients;
   int attempt;        /* reconnect attempts since the last successful login */
+  int idle_close;     /* the socket is closing because nobody needed it, not because it failed */
   int64_t retry_at;   /* CONN_WAIT: when to connect again */
   int64_t last_input; /* watchdog */
   int64_t next_ping;
