@@ -3,8 +3,10 @@
 #ifndef TERN_ERROR_MAP_H
 #define TERN_ERROR_MAP_H
 
-/* X(name, value, description). The first 13 rows must stay equal to src/common/err.h. */
-#define TERN_SDK_ERRNO_MAP(X)                                                                                          \
+/* X(name, value, description). The core rows are the whole project's: the server's
+ * internal codes (src/common/err.h takes them from here), and what libtern returns for the
+ * same conditions; the SDK rows add what only a client meets. */
+#define TERN_CORE_ERRNO_MAP(X)                                                                                         \
   X(ENOMEM, -1, "out of memory")                                                                                       \
   X(EINVAL, -2, "invalid argument")                                                                                    \
   X(EPROTO, -3, "protocol error")                                                                                      \
@@ -17,7 +19,10 @@
   X(ETIMEDOUT, -10, "timed out")                                                                                       \
   X(EPERM, -11, "not permitted")                                                                                       \
   X(ESTORE, -12, "storage failure")                                                                                    \
-  X(ECONFIG, -13, "bad configuration")                                                                                 \
+  X(ECONFIG, -13, "bad configuration")
+
+#define TERN_SDK_ERRNO_MAP(X)                                                                                          \
+  TERN_CORE_ERRNO_MAP(X)                                                                                               \
   X(ENOTOPEN, -30, "client is not open")                                                                               \
   X(ECONNECT, -31, "could not connect to the server")                                                                  \
   X(EHANDSHAKE, -32, "WebSocket handshake refused")                                                                    \

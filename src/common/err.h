@@ -1,26 +1,16 @@
 /* err.h — the two error tables of tern.
  *
  * Internal errors are negative TERN_E* values returned by every fallible function
- * (0 = success). Protocol errors are the LeanCloud 4xxx codes with their NAMEs, which the
- * SDKs show to users verbatim; both live here as X-macro tables so that the enum, the
- * name and the description can never drift apart (libuv's UV_ERRNO_MAP). */
+ * (0 = success); their table is include/tern/error_map.h's core rows, which libtern returns
+ * too. Protocol errors are the LeanCloud 4xxx codes with their NAMEs, which the SDKs show
+ * to users verbatim. Both are X-macro tables so that the enum, the name and the
+ * description can never drift apart (libuv's UV_ERRNO_MAP). */
 #ifndef TERN_ERR_H
 #define TERN_ERR_H
 
-#define TERN_ERRNO_MAP(X)                                   \
-  X(ENOMEM,   -1, "out of memory")                          \
-  X(EINVAL,   -2, "invalid argument")                       \
-  X(EPROTO,   -3, "protocol error")                         \
-  X(EIO,      -4, "input/output error")                     \
-  X(ENOENT,   -5, "not found")                              \
-  X(EEXIST,   -6, "already exists")                         \
-  X(E2BIG,    -7, "too large")                              \
-  X(EAGAIN,   -8, "try again")                              \
-  X(ECLOSED,  -9, "closed")                                 \
-  X(ETIMEDOUT, -10, "timed out")                            \
-  X(EPERM,    -11, "not permitted")                         \
-  X(ESTORE,   -12, "storage failure")                       \
-  X(ECONFIG,  -13, "bad configuration")
+#include "tern/error_map.h" /* the one table of negative codes, shared with libtern */
+
+#define TERN_ERRNO_MAP(X) TERN_CORE_ERRNO_MAP(X)
 
 enum {
 #define X(name, val, desc) TERN_##name = (val),

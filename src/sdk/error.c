@@ -1,9 +1,8 @@
 /* error.c — tern_strerror / tern_err_name for libtern.
  *
- * Local codes come from TERN_SDK_ERRNO_MAP (include/tern/error_map.h); server codes are the
- * negated protocol codes of LC_ERROR_MAP (src/common/err.h). Only err.h's macros are used
- * here — none of its functions — and the rows the two tables share are checked to agree at
- * compile time, so they cannot drift apart. */
+ * Local codes come from TERN_SDK_ERRNO_MAP (include/tern/error_map.h, whose core rows are
+ * also the server's TERN_E* codes); server codes are the negated protocol codes of
+ * LC_ERROR_MAP (src/common/err.h). Only err.h's macros are used here, none of its functions. */
 #include "err.h"
 #include "tern/error_map.h"
 
@@ -12,11 +11,6 @@ enum {
   TERN_SDK_ERRNO_MAP(X)
 #undef X
 };
-
-/* every row of the project table is in the public one with the same value */
-#define X(name, val, desc) _Static_assert((int)SDK_##name == (int)TERN_##name, "error tables disagree on " #name);
-TERN_ERRNO_MAP(X)
-#undef X
 
 const char *tern_strerror(int err) {
   switch (err) {
