@@ -183,6 +183,11 @@ typedef struct {
   int64_t conv, at;
   char **clients;
   size_t n;
+  int64_t expire_at;  /* SET_SHUTUP adds: when a temporary shut-up lifts (0: never). Adding a
+                       * permanent entry over a temporary one makes it permanent; a
+                       * temporary one never shortens a permanent one */
+  const char *role;   /* SET_MANAGER adds: the role the row keeps (NULL: Manager; REST keeps
+                       * Member rows so their objectId stays valid) */
 } job_set_t;          /* JOB_SET_CHANGE */
 
 typedef struct {
@@ -320,6 +325,39 @@ int store_client_convs(store_reader_t *r, const char *client, int kind, const ch
 int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
                         void (*cb)(void *arg, const char *cid), void *arg);
 int store_client_blocked(store_reader_t *r, const char *client, const char *cid); /* 1, 0 or <0 */
+/* One page of a conversation's shut-up (SET_SHUTUP) or blocked (SET_BLOCK) clients in client
+ * order after `after` (NULL: from the start), with when each was added; permanent_only
+ * leaves out temporary shut-ups. */
+int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+                        void (*cb)(void *arg, const char *client, int64_t at), void *arg);
+/* When client's entry in one of conv's sets lifts (*expire_at 0: never); TERN_ENOENT if it
+ * has none. */
+int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at);
+/* Temporary shut-ups whose time has come (expire_at <= now), at most max. */
+int store_shutups_expired(store_reader_t *r, int64_t now, int max,
+                          void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
+
+/* A position in the app-wide message order (ts, seq, mid); mid NULL: the time ts itself. */
+typedef struct {
+  int has, incl;
+  int64_t ts, seq;
+  const char *mid;
+} msg_bound_t;
+
+/* History across every conversation (REST GET /1.2/rtm/messages, …/clients/:id/messages). */
+typedef struct {
+  int newer; /* 0: newest first from hi down; 1: oldest first from lo up */
+  msg_bound_t lo, hi;
+  int limit;
+  const char *sender; /* only the messages this client sent; NULL: all */
+} app_logs_req_t;
+
+/* Runs an app-wide history page. There is no index across conversations (it would tax
+ * every insert for an admin read), so this scans the message table: call it off the network
+ * loop, on a reader of its own. */
+int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
+                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
+
 /* The devices `client` receives offline pushes on (protocol.md §10), at most `max`. */
 int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
                   void *arg);

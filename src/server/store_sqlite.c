@@ -72,6 +72,10 @@ static const char *const migrations[] = {
      * subscribers, a subscriber's own message): the readers besides the sender, each id
      * framed by char(31); NULL = every member */
     "ALTER TABLE msg ADD COLUMN readers TEXT;",
+    /* 6: temporary shut-ups (REST …/temporary-silenceds): the time the entry lifts, NULL
+     * for permanent ones; the sweep finds the due ones through the partial index */
+    "ALTER TABLE conv_set ADD COLUMN expire_at INTEGER;"
+    "CREATE INDEX conv_set_expiry ON conv_set(expire_at) WHERE expire_at IS NOT NULL;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -361,6 +365,10 @@ static int run_set_change(store_t *s, job_set_t *j) {
         hex_encode(rnd, sizeof rnd, id);
         sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, j->at);
+        if (j->role)
+          sqlite3_bind_text(st, 5, j->role, -1, SQLITE_STATIC);
+        else
+          sqlite3_bind_null(st, 5);
       }
       if ((rc = step_done(st))) return rc;
       continue;
@@ -369,7 +377,13 @@ static int run_set_change(store_t *s, job_set_t *j) {
     sqlite3_bind_int64(st, 1, j->conv);
     sqlite3_bind_int(st, 2, j->set);
     sqlite3_bind_text(st, 3, j->clients[i], -1, SQLITE_STATIC);
-    if (j->add) sqlite3_bind_int64(st, 4, j->at);
+    if (j->add) {
+      sqlite3_bind_int64(st, 4, j->at);
+      if (j->expire_at)
+        sqlite3_bind_int64(st, 5, j->expire_at);
+      else
+        sqlite3_bind_null(st, 5);
+    }
     if ((rc = step_done(st))) return rc;
   }
   if (!j->remove_members) return 0;
@@ -727,11 +741,13 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
       {&s->upd_doc, "UPDATE conv SET doc = ?1, updated_at = max(updated_at, ?2) WHERE id = ?3"},
-      {&s->ins_set, "INSERT OR IGNORE INTO conv_set (conv, kind, client, created_at) VALUES (?1, ?2, ?3, ?4)"},
+      {&s->ins_set, "INSERT INTO conv_set (conv, kind, client, created_at, expire_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                    " ON CONFLICT (conv, kind, client) DO UPDATE SET expire_at = CASE WHEN conv_set.expire_at IS NULL"
+                    " OR excluded.expire_at IS NULL THEN NULL ELSE excluded.expire_at END"},
       {&s->del_set, "DELETE FROM conv_set WHERE conv = ?1 AND kind = ?2 AND client = ?3"},
       {&s->ins_role, "INSERT INTO member_info (conv, client, role, info_id, created_at, updated_at)"
-                     " VALUES (?1, ?2, 'Manager', ?3, ?4, ?4) ON CONFLICT (conv, client) DO UPDATE SET"
-                     " role = 'Manager', updated_at = ?4"},
+                     " VALUES (?1, ?2, coalesce(?5, 'Manager'), ?3, ?4, ?4) ON CONFLICT (conv, client) DO UPDATE SET"
+                     " role = coalesce(?5, 'Manager'), updated_at = ?4"},
       {&s->del_role, "DELETE FROM member_info WHERE conv = ?1 AND client = ?2"},
       {&s->ins_cblock, "INSERT OR IGNORE INTO client_block (client, cid, created_at) VALUES (?1, ?2, ?3)"},
       {&s->del_cblock, "DELETE FROM client_block WHERE client = ?1 AND cid = ?2"},
@@ -1018,6 +1034,94 @@ int store_client_convs(store_reader_t *r, const char *client, int kind, const ch
            " AND c.cid > ?2 ORDER BY c.cid LIMIT ?3",
            kind);
   return scan_pairs(r, sql, 0, client, after, limit, cb, arg);
+}
+
+int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+                        void (*cb)(void *arg, const char *client, int64_t at), void *arg) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT client, created_at FROM conv_set WHERE conv = ?1 AND kind = %d%s AND client > ?2 ORDER BY client "
+           "LIMIT ?3",
+           set, permanent_only ? " AND expire_at IS NULL" : "");
+  return scan_pairs(r, sql, conv, NULL, after, limit, cb, arg);
+}
+
+int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at) {
+  sqlite3_stmt *st;
+  if (prepare(r->db, "SELECT coalesce(expire_at, 0) FROM conv_set WHERE conv = ?1 AND kind = ?2 AND client = ?3", &st) <
+      0)
+    return TERN_ESTORE;
+  sqlite3_bind_int64(st, 1, conv);
+  sqlite3_bind_int(st, 2, set);
+  sqlite3_bind_text(st, 3, client, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *expire_at = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+}
+
+/* Asked every second by the sweep: the partial index makes it a look at an empty range. */
+int store_shutups_expired(store_reader_t *r, int64_t now, int max,
+                          void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg) {
+  sqlite3_stmt *st;
+  if (prepare(r->db,
+              "SELECT s.conv, c.cid, s.client FROM conv_set s JOIN conv c ON c.id = s.conv"
+              " WHERE s.expire_at IS NOT NULL AND s.expire_at <= ?1 AND s.kind = 1 LIMIT ?2",
+              &st) < 0)
+    return TERN_ESTORE;
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int(st, 2, max);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    cb(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+       (const char *)sqlite3_column_text(st, 2));
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+/* One bound of an app-wide page as SQL: the key triple when the message is named, else the
+ * time alone. Parameters ?first.. are bound by bind_bound. */
+static void put_bound(buf_t *sql, const msg_bound_t *b, int lower, int first) {
+  const char *op = lower ? (b->incl ? ">=" : ">") : (b->incl ? "<=" : "<");
+  if (b->mid)
+    buf_printf(sql, " AND (m.ts, m.seq, m.mid) %s (?%d, ?%d, ?%d)", op, first, first + 1, first + 2);
+  else
+    buf_printf(sql, " AND m.ts %s ?%d", op, first);
+}
+
+static void bind_bound(sqlite3_stmt *st, const msg_bound_t *b, int first) {
+  sqlite3_bind_int64(st, first, b->ts);
+  if (!b->mid) return;
+  sqlite3_bind_int64(st, first + 1, b->seq);
+  sqlite3_bind_text(st, first + 2, b->mid, -1, SQLITE_STATIC);
+}
+
+int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
+                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
+  buf_t sql = BUF_INIT;
+  const char *dir = q->newer ? "ASC" : "DESC";
+  buf_append_str(
+      &sql, "SELECT m.ts, m.seq, m.mid, m.sender, m.data, m.flags, m.mentions, m.patch_ts, m.readers, c.cid, c.kind"
+            " FROM msg m JOIN conv c ON c.id = m.conv WHERE (?1 IS NULL OR m.sender = ?1)");
+  if (q->lo.has) put_bound(&sql, &q->lo, 1, 3);
+  if (q->hi.has) put_bound(&sql, &q->hi, 0, 6);
+  /* mid breaks ties between conversations: (ts, seq) is unique only within one */
+  buf_printf(&sql, " ORDER BY m.ts %s, m.seq %s, m.mid %s LIMIT ?2", dir, dir, dir);
+  sqlite3_stmt *st;
+  int rc = prepare(r->db, buf_cstr(&sql), &st);
+  buf_free(&sql);
+  if (rc < 0) return rc;
+  if (q->sender) sqlite3_bind_text(st, 1, q->sender, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, q->limit);
+  if (q->lo.has) bind_bound(st, &q->lo, 3);
+  if (q->hi.has) bind_bound(st, &q->hi, 6);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    msg_view_t m;
+    read_msg(st, 0, &m);
+    cb(arg, (const char *)sqlite3_column_text(st, 9), sqlite3_column_int(st, 10), &m);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
 int store_client_blocked(store_reader_t *r, const char *client, const char *cid) {
