@@ -4,7 +4,10 @@
  * All three are sets of client ids per conversation, cached in the conversation as sorted
  * snapshots (checked on every send and join) and changed by one mechanism: the new
  * snapshot is swapped in under the conversation's lock, the change is queued for storage,
- * and the reply and notifications follow the commit. */
+ * and the reply and notifications follow the commit. The REST API (rest_rtm.c) drives the
+ * same steps as the app's back end through the *_apply functions. A shut-up may be
+ * temporary: stored with its end and lifted by worker 0's 1-second tick, so the check on
+ * every send stays one look in the snapshot. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,14 +130,17 @@ static void reply_sets(im_worker_t *w, const reply_to_t *rt, const set_spec_t *s
 /* ---------------------------------------------------------------- set changes */
 
 typedef struct {
-  job_set_t j;
+  job_set_t j; /* j.clients: every allowed id, written whether or not it changed (so a
+                * permanent shut-up over a temporary one sticks, and a stale row goes) */
   im_t *im;
   const set_spec_t *sp;
   reply_to_t rt;
+  im_done_t done;
   conv_t *conv;
   char *initby;
   strv_t allowed;
-  strv_t left;  /* block: targets that were members and are out now */
+  strv_t changed; /* the ids whose membership in the set changed: the ones announced */
+  strv_t left;    /* block: targets that were members and are out now */
   failed_t failed;
 } set_job_t;
 
@@ -142,12 +148,28 @@ static void set_job_free(set_job_t *sj) {
   for (size_t i = 0; i < sj->j.n; i++) free(sj->j.clients[i]);
   free(sj->j.clients);
   strv_free(&sj->allowed);
+  strv_free(&sj->changed);
   strv_free(&sj->left);
   failed_free(&sj->failed);
   free(sj->initby);
   reply_to_free(&sj->rt);
   conv_release(sj->conv);
   free(sj);
+}
+
+/* What the REST API hears: {"allowed": [ids], "failed": [{client_id, code, error}], "updated_at"} */
+static void set_done_rest(im_worker_t *w, set_job_t *sj) {
+  if (!sj->done.fn) return;
+  json_t *ok = json_array(), *failed = json_array();
+  for (size_t i = 0; i < sj->allowed.n; i++)
+    json_array_append_new(ok, json_string(sj->allowed.v[i]));
+  for (size_t i = 0; i < sj->failed.n; i++)
+    for (size_t k = 0; k < sj->failed.v[i]->n_pids; k++)
+      json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", sj->failed.v[i]->pids[k], "code",
+                                              sj->failed.v[i]->code, "error", sj->failed.v[i]->reason));
+  json_t *res = json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)sj->j.at);
+  im_done(w, &sj->done, 0, res);
+  json_decref(res);
 }
 
 static void set_done(task_t *t) {
@@ -157,17 +179,22 @@ static void set_done(task_t *t) {
   if (sj->j.job.result < 0) {
     convcache_drop(sj->im, c);
     reply_error_async(w, &sj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
+    im_done(w, &sj->done, LC_CONVERSATION_INTERNAL_ERROR, NULL);
     set_job_free(sj);
     return;
   }
   reply_sets(w, &sj->rt, sj->sp, c->cid, &sj->allowed, &sj->failed);
-  if (sj->j.n) {
+  set_done_rest(w, sj);
+  if (sj->changed.n) {
     const set_spec_t *sp = sj->sp;
-    members_t *m = conv_members(c);
-    conv_notify(w, c->cid, sp->target_op, sj->initby, NULL, 0, sj->j.at, sj->j.clients, sj->j.n, 0);
-    if (sj->left.n) conv_notify(w, c->cid, LC__OP_TYPE__left, sj->initby, NULL, 0, sj->j.at, sj->left.v, sj->left.n, 0);
+    strv_t *ch = &sj->changed;
+    conv_notify(w, c->cid, sp->target_op, sj->initby, NULL, 0, sj->j.at, ch->v, ch->n, 0);
+    /* a service conversation's subscribers are told nothing about each other (§3.12) */
+    members_t *m = c->kind == CONV_SYSTEM ? NULL : conv_members(c);
+    if (sj->left.n && c->kind != CONV_SYSTEM)
+      conv_notify(w, c->cid, LC__OP_TYPE__left, sj->initby, NULL, 0, sj->j.at, sj->left.v, sj->left.n, 0);
     if (m && m->n) {
-      conv_notify(w, c->cid, sp->group_op, sj->initby, sj->j.clients, sj->j.n, sj->j.at, m->ids, m->n, 0);
+      conv_notify(w, c->cid, sp->group_op, sj->initby, ch->v, ch->n, sj->j.at, m->ids, m->n, 0);
       if (sj->left.n)
         conv_notify(w, c->cid, LC__OP_TYPE__members_left, sj->initby, sj->left.v, sj->left.n, sj->j.at, m->ids, m->n, 0);
     }
@@ -176,20 +203,22 @@ static void set_done(task_t *t) {
   set_job_free(sj);
 }
 
-static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, size_t n) {
-  const char *self = r->s->client_id;
-  if (conv_role(c, self) < ROLE_MANAGER) {
-    reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "only the owner and managers may do this");
-    conv_release(c);
-    return;
-  }
+/* Applies a change of one of c's sets for `initby` (authorised by the caller): the new
+ * snapshot is swapped in now, storage follows, then the reply (rt, may be NULL), done (may
+ * be NULL) and the notifications. expire_at: a temporary shut-up. Takes c's reference. */
+static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const char *initby, char *const *ids, size_t n,
+                      int64_t expire_at, const reply_to_t *rt, const im_done_t *done) {
   set_job_t *sj = xcalloc(1, sizeof *sj);
-  sj->im = r->w->im;
+  sj->im = w->im;
   sj->sp = sp;
   sj->conv = c;
-  sj->initby = xstrdup(self);
+  sj->initby = xstrdup(initby);
   sj->j.clients = xcalloc(n + 1, sizeof(char *));
-  reply_to_init(&sj->rt, r);
+  if (rt) {
+    sj->rt = *rt;
+    sj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  }
+  if (done) sj->done = *done;
 
   pthread_mutex_lock(&c->mu);
   members_t *cur = c->sets[sp->set];
@@ -214,18 +243,19 @@ static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, si
       continue;
     }
     strv_add(&sj->allowed, id);
+    sj->j.clients[sj->j.n++] = xstrdup(id);
     if (have == sp->add) continue; /* already so: succeeds, changes nothing, announced to nobody */
     if (sp->add) size++;
-    sj->j.clients[sj->j.n++] = xstrdup(id);
+    strv_add(&sj->changed, id);
   }
   int64_t at = now_ms();
-  if (sj->j.n) {
-    c->sets[sp->set] = set_with(cur, sj->j.clients, sj->j.n, sp->add);
+  if (sj->changed.n) {
+    c->sets[sp->set] = set_with(cur, sj->changed.v, sj->changed.n, sp->add);
     members_release(cur);
     if (sp->set == SET_BLOCK && sp->add && c->members) {
       /* blocking takes the clients out of the conversation */
-      for (size_t i = 0; i < sj->j.n; i++)
-        if (members_has(c->members, sj->j.clients[i])) strv_add(&sj->left, sj->j.clients[i]);
+      for (size_t i = 0; i < sj->changed.n; i++)
+        if (members_has(c->members, sj->changed.v[i])) strv_add(&sj->left, sj->changed.v[i]);
       if (sj->left.n) {
         members_t *old = c->members;
         c->members = set_with(old, sj->left.v, sj->left.n, 0);
@@ -239,13 +269,76 @@ static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, si
   }
   sj->j.set = sp->set;
   sj->j.add = sp->add;
+  sj->j.expire_at = sp->add && sp->set == SET_SHUTUP ? expire_at : 0;
   sj->j.conv = c->id;
   sj->j.at = at;
   sj->j.job.type = JOB_SET_CHANGE;
-  sj->j.job.worker = r->w->idx;
+  sj->j.job.worker = w->idx;
   sj->j.job.task.fn = set_done;
-  store_submit(r->w->im->store, &sj->j.job);
+  store_submit(w->im->store, &sj->j.job); /* under c->mu: storage sees changes in cache order */
   pthread_mutex_unlock(&c->mu);
+}
+
+static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, size_t n) {
+  if (conv_role(c, r->s->client_id) < ROLE_MANAGER) {
+    reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "only the owner and managers may do this");
+    conv_release(c);
+    return;
+  }
+  reply_to_t rt;
+  reply_to_init(&rt, r);
+  set_apply(r->w, c, sp, r->s->client_id, ids, n, 0, &rt, NULL);
+  reply_to_free(&rt);
+}
+
+void conv_shutup_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                       int64_t expire_at, const im_done_t *done) {
+  set_apply(w, c, add ? &shutup_add : &shutup_remove, initby, ids, n, expire_at, NULL, done);
+}
+
+void conv_block_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                      const im_done_t *done) {
+  set_apply(w, c, add ? &block_add : &block_remove, initby, ids, n, 0, NULL, done);
+}
+
+typedef struct {
+  im_worker_t *w;
+  int lifted;
+} lift_t;
+
+static void plain_set_free(store_job_t *j) {
+  job_set_t *sj = (job_set_t *)j;
+  free(sj->clients[0]);
+  free(sj->clients);
+  free(sj);
+}
+
+static void lift_one(void *arg, int64_t conv, const char *cid, const char *client) {
+  lift_t *l = arg;
+  conv_t *c = conv_get(l->w, cid, NULL);
+  if (!c) { /* being deleted, or unreadable: drop the row so it cannot stay due forever */
+    job_set_t *j = xcalloc(1, sizeof *j);
+    j->clients = xmalloc(sizeof(char *));
+    j->clients[0] = xstrdup(client);
+    j->n = 1;
+    j->set = SET_SHUTUP;
+    j->conv = conv;
+    j->job.type = JOB_SET_CHANGE;
+    j->job.worker = -1;
+    j->job.free_fn = plain_set_free;
+    store_submit(l->w->im->store, &j->job);
+    return;
+  }
+  char *ids[1] = {(char *)client};
+  /* as if the app's back end lifted it: the target and the members hear unshutuped */
+  set_apply(l->w, c, &shutup_remove, "", ids, 1, 0, NULL, NULL);
+  l->lifted++;
+}
+
+void conv_silence_sweep(im_worker_t *w, int64_t now) {
+  lift_t l = {w, 0};
+  store_shutups_expired(w->reader, now, 100, lift_one, &l);
+  if (l.lifted) log_at(LOG_DEBUG, "sweep: lifted %d temporary shut-up%s", l.lifted, l.lifted == 1 ? "" : "s");
 }
 
 void im_conv_shutup(req_t *r, int add) {
@@ -261,9 +354,34 @@ typedef struct {
   job_set_t j;
   im_t *im;
   reply_to_t rt;
+  im_done_t done;
   conv_t *conv;
   char *initby, *pid, *role;
 } role_job_t;
+
+typedef struct {
+  const char *client;
+  char *info_id;
+} info_find_t;
+
+static void info_find(void *arg, const member_info_t *mi) {
+  info_find_t *f = arg;
+  if (!f->info_id && strcmp(mi->client, f->client) == 0) f->info_id = xstrdup(mi->info_id);
+}
+
+/* What the REST API hears: {"updated_at", "client_id", "role", "info_id"?} — the row's id is
+ * read back after the commit (the writer made it); none when the row went. */
+static void role_done_rest(im_worker_t *w, role_job_t *rj) {
+  if (!rj->done.fn) return;
+  json_t *res =
+      json_pack("{s:I, s:s, s:s}", "updated_at", (json_int_t)rj->j.at, "client_id", rj->pid, "role", rj->role);
+  info_find_t f = {rj->pid, NULL};
+  if (rj->j.add && store_member_infos(w->reader, rj->conv->id, info_find, &f) == 0 && f.info_id)
+    json_object_set_new(res, "info_id", json_string(f.info_id));
+  free(f.info_id);
+  im_done(w, &rj->done, 0, res);
+  json_decref(res);
+}
 
 static void role_done(task_t *t) {
   role_job_t *rj = (role_job_t *)t;
@@ -272,6 +390,7 @@ static void role_done(task_t *t) {
   if (rj->j.job.result < 0) {
     convcache_drop(rj->im, c);
     reply_error_async(w, &rj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
+    im_done(w, &rj->done, LC_CONVERSATION_INTERNAL_ERROR, NULL);
   } else {
     lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
     Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
@@ -281,6 +400,7 @@ static void role_done(task_t *t) {
     out.convmessage = &cm;
     cm.cid = c->cid;
     reply_async(w, &rj->rt, &out);
+    role_done_rest(w, rj);
     /* every member hears of it: member_info_changed {cid, initBy, info {pid, role}} */
     memset(&out, 0, sizeof out);
     lc__generic_command__init(&out);
@@ -313,49 +433,53 @@ static void role_done(task_t *t) {
   free(rj);
 }
 
-void im_conv_member_info(req_t *r) {
-  Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
-  if (!c) return;
-  const char *pid = in->info && in->info->pid ? in->info->pid : in->targetclientid;
-  const char *role = in->info ? in->info->role : NULL;
-  int code = 0;
-  const char *detail = NULL;
+/* Why pid may not be given `role` in c, or 0. requester: the client asking, who must be the
+ * owner (NULL: the app's back end, which may). */
+static int role_refused(conv_t *c, const char *requester, const char *pid, const char *role, const char **detail) {
+  *detail = NULL;
   if (!pid || !role) {
-    code = LC_UNKNOWN_CONVERSATION_ROLE;
-    detail = "info {pid, role} is required";
-  } else if (strcmp(role, "Owner") == 0 || (c->creator && strcmp(pid, c->creator) == 0)) {
-    code = LC_CONVERSATION_OPERATION_UNAUTHORIZED;
-    detail = "the owner is the creator and cannot change";
-  } else if (strcmp(role, "Manager") != 0 && strcmp(role, "Member") != 0) {
-    code = LC_UNKNOWN_CONVERSATION_ROLE;
-  } else if (conv_role(c, r->s->client_id) < ROLE_OWNER) {
-    code = LC_CONVERSATION_OPERATION_UNAUTHORIZED;
-    detail = "only the owner may change roles";
-  } else if (conv_role(c, pid) < ROLE_MEMBER) {
-    code = LC_CONVERSATION_MEMBERSHIP_REQUIRED;
+    *detail = "info {pid, role} is required";
+    return LC_UNKNOWN_CONVERSATION_ROLE;
   }
-  if (code) {
-    reply_error(r, code, detail);
-    conv_release(c);
-    return;
+  if (strcmp(role, "Owner") == 0 || (c->creator && strcmp(pid, c->creator) == 0)) {
+    *detail = "the owner is the creator and cannot change";
+    return LC_CONVERSATION_OPERATION_UNAUTHORIZED;
   }
+  if (strcmp(role, "Manager") != 0 && strcmp(role, "Member") != 0) return LC_UNKNOWN_CONVERSATION_ROLE;
+  if (requester && conv_role(c, requester) < ROLE_OWNER) {
+    *detail = "only the owner may change roles";
+    return LC_CONVERSATION_OPERATION_UNAUTHORIZED;
+  }
+  if (conv_role(c, pid) < ROLE_MEMBER) return LC_CONVERSATION_MEMBERSHIP_REQUIRED;
+  return 0;
+}
+
+/* Gives pid `role` (checked): the cache now, the member_info row next (kept with the role
+ * unless drop_row: then Member is the row's absence), then reply, done and pushes. Takes
+ * c's reference. */
+static void role_apply(im_worker_t *w, conv_t *c, const char *initby, const char *pid, const char *role, int drop_row,
+                       const reply_to_t *rt, const im_done_t *done) {
   int manager = strcmp(role, "Manager") == 0;
   role_job_t *rj = xcalloc(1, sizeof *rj);
-  rj->im = r->w->im;
+  rj->im = w->im;
   rj->conv = c;
-  rj->initby = xstrdup(r->s->client_id);
+  rj->initby = xstrdup(initby);
   rj->pid = xstrdup(pid);
   rj->role = xstrdup(role);
-  reply_to_init(&rj->rt, r);
+  if (rt) {
+    rj->rt = *rt;
+    rj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
+  }
+  if (done) rj->done = *done;
   rj->j.clients = xmalloc(sizeof(char *));
   rj->j.clients[0] = xstrdup(pid);
   rj->j.n = 1;
   rj->j.set = SET_MANAGER;
-  rj->j.add = manager;
+  rj->j.add = manager || !drop_row;
+  rj->j.role = rj->role;
   rj->j.conv = c->id;
   rj->j.job.type = JOB_SET_CHANGE;
-  rj->j.job.worker = r->w->idx;
+  rj->j.job.worker = w->idx;
   rj->j.job.task.fn = role_done;
   pthread_mutex_lock(&c->mu);
   rj->j.at = conv_touch(c);
@@ -364,8 +488,38 @@ void im_conv_member_info(req_t *r) {
     c->sets[SET_MANAGER] = set_with(cur, rj->j.clients, 1, manager);
     members_release(cur);
   }
-  store_submit(r->w->im->store, &rj->j.job);
+  store_submit(w->im->store, &rj->j.job);
   pthread_mutex_unlock(&c->mu);
+}
+
+void im_conv_member_info(req_t *r) {
+  Lc__ConvCommand *in = r->cmd->convmessage;
+  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!c) return;
+  const char *pid = in->info && in->info->pid ? in->info->pid : in->targetclientid;
+  const char *role = in->info ? in->info->role : NULL;
+  const char *detail;
+  int code = role_refused(c, r->s->client_id, pid, role, &detail);
+  if (code) {
+    reply_error(r, code, detail);
+    conv_release(c);
+    return;
+  }
+  reply_to_t rt;
+  reply_to_init(&rt, r);
+  role_apply(r->w, c, r->s->client_id, pid, role, strcmp(role, "Manager") != 0, &rt, NULL);
+  reply_to_free(&rt);
+}
+
+int conv_role_apply(im_worker_t *w, conv_t *c, const char *initby, const char *pid, const char *role, int drop_row,
+                    const im_done_t *done, const char **detail) {
+  int code = role_refused(c, NULL, pid, role, detail);
+  if (code) {
+    conv_release(c);
+    return code;
+  }
+  role_apply(w, c, initby, pid, role, drop_row, NULL, done);
+  return 0;
 }
 
 /* ---------------------------------------------------------------- queries and checks */

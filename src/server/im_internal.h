@@ -220,6 +220,27 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *con
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 /* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */
 void conv_mutes_apply(im_worker_t *w, conv_t *c, char *const *ids, size_t n, int mute, const im_done_t *done);
+/* Shut-up (SET_SHUTUP) and blacklist (SET_BLOCK) changes for the REST API, as the app's
+ * back end (no rights checked) named `initby`: same snapshot swap, storage, pushes and
+ * limits as conv/add_shutup and blacklist/block. expire_at (ms, 0: never): a temporary
+ * shut-up, lifted by conv_silence_sweep. done gets {"allowed", "failed": [{client_id, code,
+ * error}], "updated_at"}. They take the reference of c. */
+void conv_shutup_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                       int64_t expire_at, const im_done_t *done);
+void conv_block_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                      const im_done_t *done);
+/* Lifts the temporary shut-ups whose time has come (the worker's 1-second tick). */
+void conv_silence_sweep(im_worker_t *w, int64_t now);
+/* Gives member pid `role` (Member or Manager) as the app's back end: the row keeps the role
+ * unless drop_row (Member by the row's absence). Returns a protocol error (detail set) when
+ * refused — the owner, an unknown role, not a member — else 0 and done gets {"updated_at",
+ * "client_id", "role", "info_id" (when the row stays)}. Takes the reference of c either way. */
+int conv_role_apply(im_worker_t *w, conv_t *c, const char *initby, const char *pid, const char *role, int drop_row,
+                    const im_done_t *done, const char **detail);
+/* Distinct clients that opened a session since 00:00 UTC today (GET /1.2/rtm/stats
+ * user_count_today), kept in memory: the count starts again when the process does. */
+void im_daily_note(const char *client, int64_t now);
+size_t im_daily_count(int64_t now);
 void im_conv_mute(req_t *r, int mute);
 void im_conv_member_info(req_t *r);
 void im_conv_shutup(req_t *r, int add);

@@ -253,6 +253,7 @@ void im_session_open(req_t *r) {
   free(tag);
   r->s = s;
   send_opened(r, s);
+  im_daily_note(s->client_id, now_ms());
   if (sm->devicetoken) push_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
   if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {
     json_t *p = json_pack("{s:s, s:i}", "peerId", s->client_id, "reconnect", reconnect ? 1 : 0);
@@ -306,4 +307,74 @@ void im_session_query(req_t *r) {
   out.sessionmessage = &sm;
   reply(r, &out);
   free(online);
+}
+
+/* ---------------------------------------------------------------- clients seen today */
+
+/* user_count_today (REST /1.2/rtm/stats): a set of 64-bit hashes of the client ids that
+ * opened a session since 00:00 UTC, dropped when the day changes. 8 bytes a client instead
+ * of the ids themselves; two ids sharing a hash (odds about n²/2^65) count once. In memory
+ * only, so a restart starts the day's count again. One lock, held for a probe per login. */
+static struct {
+  pthread_mutex_t mu;
+  int64_t day;
+  uint64_t *slots; /* open addressing; 0 = empty */
+  size_t cap, n;
+} daily = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t id_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a, then a 64-bit finaliser to spread it */
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h ? h : 1;
+}
+
+/* A new UTC day empties the set. Call under daily.mu. */
+static void daily_roll(int64_t now) {
+  int64_t day = now / 86400000;
+  if (day == daily.day) return;
+  daily.day = day;
+  free(daily.slots);
+  daily.slots = NULL;
+  daily.cap = daily.n = 0;
+}
+
+static void daily_put(uint64_t *slots, size_t cap, uint64_t h, size_t *n) {
+  size_t i = (size_t)h & (cap - 1);
+  while (slots[i] && slots[i] != h)
+    i = (i + 1) & (cap - 1);
+  if (!slots[i]) {
+    slots[i] = h;
+    (*n)++;
+  }
+}
+
+void im_daily_note(const char *client, int64_t now) {
+  uint64_t h = id_hash(client);
+  pthread_mutex_lock(&daily.mu);
+  daily_roll(now);
+  if ((daily.n + 1) * 2 > daily.cap) { /* at most half full: probes stay short */
+    size_t cap = daily.cap ? daily.cap * 2 : 1024, n = 0;
+    uint64_t *slots = xcalloc(cap, sizeof *slots);
+    for (size_t i = 0; i < daily.cap; i++)
+      if (daily.slots[i]) daily_put(slots, cap, daily.slots[i], &n);
+    free(daily.slots);
+    daily.slots = slots;
+    daily.cap = cap;
+  }
+  daily_put(daily.slots, daily.cap, h, &daily.n);
+  pthread_mutex_unlock(&daily.mu);
+}
+
+size_t im_daily_count(int64_t now) {
+  pthread_mutex_lock(&daily.mu);
+  daily_roll(now);
+  size_t n = daily.n;
+  pthread_mutex_unlock(&daily.mu);
+  return n;
 }
