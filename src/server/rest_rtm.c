@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "crypto.h"
 #include "err.h"
 #include "hooks.h"
@@ -59,15 +60,18 @@ static void im_error(conn_t *c, const http_req_t *r, int code, const char *detai
   http_respond_error(c, r, im_status(code), code, detail ? detail : lc_error_name(code));
 }
 
-/* The conversation named by :cid, of the kind the path serves; answers 404 itself. */
-static conv_t *path_conv(conn_t *c, const http_req_t *r) {
-  const char *cid = http_path_param(r, "cid");
-  conv_t *conv = cid ? conv_get(c->w->imw, cid, NULL) : NULL;
-  int kind = path_kind(r);
+/* The conversation cid if it is of `kind` (normal includes temporary); answers 404 itself. */
+static conv_t *find_conv(conn_t *c, const http_req_t *r, const char *cid, int kind) {
+  conv_t *conv = cid && *cid ? conv_get(c->w->imw, cid, NULL) : NULL;
   if (conv && (conv->kind == kind || (kind == CONV_NORMAL && conv->kind == CONV_TEMP))) return conv;
   if (conv) conv_release(conv);
   http_respond_error(c, r, 404, LC_CONVERSATION_NOT_FOUND, "conversation not found");
   return NULL;
+}
+
+/* The conversation named by :cid, of the kind the path serves; answers 404 itself. */
+static conv_t *path_conv(conn_t *c, const http_req_t *r) {
+  return find_conv(c, r, http_path_param(r, "cid"), path_kind(r));
 }
 
 /* client_ids from a JSON body as a C array (borrowed strings); NULL after a 400. */
@@ -274,8 +278,10 @@ static void rest_conv_create(conn_t *c, const http_req_t *r) {
   store_submit(w->im->store, &cj->j.job);
 }
 
-/* GET /1.2/rtm/{…}?where&skip&limit&order — all conversations of the kind by default. */
-static void rest_conv_list(conn_t *c, const http_req_t *r) {
+/* GET /1.2/rtm/{…}?where&skip&limit&order — all conversations of the kind by default;
+ * GET /1.2/rtm/all-conversations: of every kind the query language knows (normal, chat
+ * room, service; temporary conversations are not queryable, as over the protocol). */
+static void conv_list(conn_t *c, const http_req_t *r, int all_kinds) {
   if (rest_check_app(c, r, 1) < 0) return;
   char *where_s = http_query_param(r, "where"), *skip_s = http_query_param(r, "skip"),
        *limit_s = http_query_param(r, "limit"), *order = http_query_param(r, "order");
@@ -290,7 +296,8 @@ static void rest_conv_list(conn_t *c, const http_req_t *r) {
   }
   int kind = path_kind(r);
   /* the kind of this path, and "no condition" means everything of it (not "m contains me") */
-  json_t *scope = json_pack("{s:b, s:b}", "tr", kind == CONV_ROOM, "sys", kind == CONV_SYSTEM);
+  json_t *scope = all_kinds ? json_pack("{s:{s:b}}", "objectId", "$exists", 1)
+                            : json_pack("{s:b, s:b}", "tr", kind == CONV_ROOM, "sys", kind == CONV_SYSTEM);
   json_t *all = json_pack("{s:[o, O]}", "$and", scope, where);
   if (query_where(&q, all, "", err, sizeof err) < 0 || query_sort(&q, order, &ord, err, sizeof err) < 0) {
     json_decref(all);
@@ -317,6 +324,9 @@ done:
   free(limit_s);
   free(order);
 }
+
+static void rest_conv_list(conn_t *c, const http_req_t *r) { conv_list(c, r, 0); }
+static void rest_all_conversations(conn_t *c, const http_req_t *r) { conv_list(c, r, 1); }
 
 static void rest_conv_get(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
@@ -607,9 +617,13 @@ enum { SEND_PLAIN, SEND_BROADCAST };
  * priority, mention_all, mention_client_ids} → {"msg-id", "timestamp"} once stored. A
  * service conversation's /messages go to to_clients (≤ 20) only; its /broadcasts to every
  * subscriber. */
-static void send_message(conn_t *c, const http_req_t *r, int mode) {
+static void send_message(conn_t *c, const http_req_t *r, int mode, int global) {
   if (rest_check_app(c, r, 1) < 0) return;
   json_t *body = body_json(r);
+  /* POST /1.2/rtm/broadcasts names its service conversation in the body */
+  const char *conv_id = global ? json_string_value(json_object_get(body, "conv_id")) : NULL;
+  json_t *valid_till = global ? json_object_get(body, "valid_till") : NULL;
+  int64_t now = now_ms();
   const char *from = json_string_value(json_object_get(body, "from_client"));
   char *text = message_text(body);
   json_t *pd = json_object_get(body, "push_data");
@@ -622,6 +636,11 @@ static void send_message(conn_t *c, const http_req_t *r, int mode) {
   int sys = path_kind(r) == CONV_SYSTEM;
   if (!json_is_object(body) || !from || !*from || utf8_chars(from) > 64 || !text) {
     bad(c, r, "from_client (a client id) and message (a string) are required");
+  } else if (global && (!conv_id || !*conv_id)) {
+    bad(c, r, "conv_id (a service conversation) is required");
+  } else if (valid_till && (!json_is_integer(valid_till) || json_integer_value(valid_till) <= now ||
+                            json_integer_value(valid_till) > now + 31 * 86400000LL)) {
+    bad(c, r, "valid_till must be a time in ms within the next month");
   } else if (strlen(text) > (size_t)w->im->cfg->max_message) {
     http_respond_error(c, r, 400, LC_FRAME_TOO_LONG, "message larger than the configured limit");
   } else if (!mentions) {
@@ -633,7 +652,7 @@ static void send_message(conn_t *c, const http_req_t *r, int mode) {
   } else if (pd && !push_data) {
     bad(c, r, "push_data must be a JSON object");
   } else {
-    conv_t *conv = path_conv(c, r);
+    conv_t *conv = global ? find_conv(c, r, conv_id, CONV_SYSTEM) : path_conv(c, r);
     if (conv) {
       im_done_t d;
       /* a REST message to a chat room is never copied to the sender's own sessions */
@@ -653,8 +672,12 @@ static void send_message(conn_t *c, const http_req_t *r, int mode) {
   json_decref(body);
 }
 
-static void rest_send(conn_t *c, const http_req_t *r) { send_message(c, r, SEND_PLAIN); }
-static void rest_broadcast(conn_t *c, const http_req_t *r) { send_message(c, r, SEND_BROADCAST); }
+static void rest_send(conn_t *c, const http_req_t *r) { send_message(c, r, SEND_PLAIN, 0); }
+static void rest_broadcast(conn_t *c, const http_req_t *r) { send_message(c, r, SEND_BROADCAST, 0); }
+/* POST /1.2/rtm/broadcasts {from_client, conv_id, message, valid_till, push, transient}: a
+ * broadcast to the service conversation's subscribers, as …/:cid/broadcasts. valid_till
+ * is checked (≤ a month ahead) and not otherwise used: see docs/protocol-map.md. */
+static void rest_global_broadcast(conn_t *c, const http_req_t *r) { send_message(c, r, SEND_BROADCAST, 1); }
 
 static int64_t qint(const http_req_t *r, const char *key, int64_t def) {
   char *v = http_query_param(r, key);
@@ -795,12 +818,456 @@ static void rest_kick(conn_t *c, const http_req_t *r) {
   json_decref(body);
 }
 
-/* GET /1.2/rtm/stats */
+/* GET /1.2/rtm/stats → {"result": {"online_user_count", "user_count_today"}}: clients online
+ * now, and distinct clients that opened a session since 00:00 UTC (since start-up, if that
+ * was later today: the count lives in memory). */
 static void rest_stats(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   http_respond_json(c, r, 200,
-                    json_pack("{s:{s:I}}", "result", "online_user_count",
-                              (json_int_t)presence_count(c->w->srv->im->presence)));
+                    json_pack("{s:{s:I, s:I}}", "result", "online_user_count",
+                              (json_int_t)presence_count(c->w->srv->im->presence), "user_count_today",
+                              (json_int_t)im_daily_count(now_ms())));
+}
+
+/* ---------------------------------------------------------------- shut-up and blacklists */
+
+/* …/permanent-silenceds and …/blacklists answer {} — with "failed": [{client_id, code,
+ * error}] added when some ids were refused (the owner, a full list) — and the first refusal
+ * as the error when every id was. */
+static void sets_answer(im_worker_t *w, void *arg, int code, json_t *result) {
+  json_t *failed = json_object_get(result, "failed");
+  if (!code && json_array_size(json_object_get(result, "allowed")) == 0 && json_array_size(failed) > 0) {
+    json_t *first = json_array_get(failed, 0);
+    json_t *e = json_pack("{s:s}", "error", json_string_value(json_object_get(first, "error")));
+    answer(w, arg, (int)json_integer_value(json_object_get(first, "code")), e);
+    json_decref(e);
+    return;
+  }
+  answer(w, arg, code, result);
+}
+
+static json_t *shape_sets(void *ctx, json_t *result) {
+  json_t *failed = json_object_get(result, "failed");
+  return json_array_size(failed) ? json_pack("{s:O}", "failed", failed) : json_object();
+}
+
+static const im_done_t *sets_done(waiting_t *wt, im_done_t *d) {
+  d->fn = sets_answer;
+  d->arg = wt;
+  return d;
+}
+
+/* POST / DELETE …/:cid/permanent-silenceds and …/:cid/blacklists {"client_ids": [≤ 500]}:
+ * conv/add_shutup, remove_shutup and blacklist/block, unblock as the app's back end (initBy
+ * ""): the targets and the members get the same pushes. Removing a shut-up this way lifts
+ * a temporary one too. */
+static void sets_change(conn_t *c, const http_req_t *r, int set, int add) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  json_t *body = body_json(r);
+  size_t n;
+  char **ids = json_is_object(body) ? client_ids(c, r, body, &n) : (bad(c, r, "the body must be a JSON object"), NULL);
+  conv_t *conv = ids ? path_conv(c, r) : NULL;
+  if (conv) {
+    im_done_t d;
+    waiting_t *wt = wait_for(c, shape_sets, conv->cid);
+    if (set == SET_SHUTUP)
+      conv_shutup_apply(c->w->imw, conv, "", ids, n, add, 0, sets_done(wt, &d));
+    else
+      conv_block_apply(c->w->imw, conv, "", ids, n, add, sets_done(wt, &d));
+  }
+  free(ids);
+  json_decref(body);
+}
+
+static void rest_silence_add(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_SHUTUP, 1); }
+static void rest_silence_remove(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_SHUTUP, 0); }
+static void rest_block_add(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_BLOCK, 1); }
+static void rest_block_remove(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_BLOCK, 0); }
+
+typedef struct {
+  json_t *ids;
+  int limit;
+  const char *last; /* the last id of the page, borrowed from ids */
+} set_page_t;
+
+static void set_page_row(void *arg, const char *client, int64_t at) {
+  set_page_t *p = arg;
+  if ((int)json_array_size(p->ids) == p->limit) { /* one more than the page: there is a next */
+    p->last = json_string_value(json_array_get(p->ids, p->limit - 1));
+    return;
+  }
+  json_array_append_new(p->ids, json_string(client));
+}
+
+/* GET …/:cid/permanent-silenceds and …/:cid/blacklists ?limit (default 10, ≤ 500) &next →
+ * {"client_ids": [ids in order], "next"?: pass it back for the ids after this page}. The
+ * silenced list leaves out temporary shut-ups. */
+static void sets_list(conn_t *c, const http_req_t *r, int set) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  conv_t *conv = path_conv(c, r);
+  if (!conv) return;
+  char *next = http_query_param(r, "next");
+  set_page_t p = {json_array(), page_limit(r, 10, 500), NULL};
+  if (store_conv_set_page(c->w->imw->reader, conv->id, set, set == SET_SHUTUP, next, p.limit + 1, set_page_row, &p) <
+      0) {
+    json_decref(p.ids);
+    http_respond_error(c, r, 500, 1, "storage failed");
+  } else {
+    json_t *res = json_pack("{s:o}", "client_ids", p.ids);
+    if (p.last) json_object_set_new(res, "next", json_string(p.last));
+    http_respond_json(c, r, 200, res);
+  }
+  free(next);
+  conv_release(conv);
+}
+
+static void rest_silence_list(conn_t *c, const http_req_t *r) { sets_list(c, r, SET_SHUTUP); }
+static void rest_block_list(conn_t *c, const http_req_t *r) { sets_list(c, r, SET_BLOCK); }
+
+/* POST …/:cid/temporary-silenceds {"client_id", "ttl": seconds, 1 to 86400} → {}: a shut-up
+ * that the server lifts after ttl (the target and members then hear unshutuped). Over a
+ * permanent one it changes nothing; over a temporary one it sets the new end. */
+static void rest_temp_silence(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  json_t *body = body_json(r);
+  const char *id = json_string_value(json_object_get(body, "client_id"));
+  json_t *ttl = json_object_get(body, "ttl");
+  if (!id || !*id || utf8_chars(id) > 64) {
+    bad(c, r, "client_id (1 to 64 characters) is required");
+  } else if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 || json_integer_value(ttl) > 86400) {
+    bad(c, r, "ttl must be a number of seconds from 1 to 86400 (24 hours)");
+  } else {
+    conv_t *conv = path_conv(c, r);
+    if (conv) {
+      im_done_t d;
+      char *ids[1] = {(char *)id};
+      int64_t until = now_ms() + json_integer_value(ttl) * 1000;
+      conv_shutup_apply(c->w->imw, conv, "", ids, 1, 1, until, sets_done(wait_for(c, shape_sets, conv->cid), &d));
+    }
+  }
+  json_decref(body);
+}
+
+/* DELETE …/:cid/temporary-silenceds?client_id= → {}: lifts the client's temporary shut-up
+ * now; a permanent one stays (…/permanent-silenceds removes that). */
+static void rest_temp_unsilence(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  char *id = http_query_param(r, "client_id");
+  conv_t *conv = NULL;
+  if (!id || !*id || utf8_chars(id) > 64) {
+    bad(c, r, "client_id (1 to 64 characters) is required");
+  } else if ((conv = path_conv(c, r))) {
+    int64_t until = 0;
+    int rc = store_conv_set_expiry(c->w->imw->reader, conv->id, SET_SHUTUP, id, &until);
+    if (rc == TERN_ESTORE) {
+      http_respond_error(c, r, 500, 1, "storage failed");
+    } else if (rc == TERN_ENOENT || until == 0) { /* nothing temporary to lift */
+      http_respond_json(c, r, 200, json_object());
+    } else {
+      im_done_t d;
+      char *ids[1] = {id};
+      conv_shutup_apply(c->w->imw, conv, "", ids, 1, 0, 0, sets_done(wait_for(c, shape_sets, conv->cid), &d));
+      conv = NULL; /* the apply took it */
+    }
+  }
+  if (conv) conv_release(conv);
+  free(id);
+}
+
+/* ---------------------------------------------------------------- member roles */
+
+/* {"updatedAt", "objectId": the member info's id} */
+static json_t *shape_info(void *ctx, json_t *result) {
+  waiting_t *wt = ctx;
+  char iso[ISO_LEN + 1];
+  iso_format(json_integer_value(json_object_get(result, "updated_at")), iso);
+  const char *id = json_string_value(json_object_get(result, "info_id"));
+  return json_pack("{s:s, s:s}", "updatedAt", iso, "objectId", id ? id : wt->cid);
+}
+
+typedef struct {
+  const char *info_id;
+  char *client;
+} info_owner_t;
+
+static void info_owner(void *arg, const member_info_t *mi) {
+  info_owner_t *o = arg;
+  if (!o->client && strcmp(mi->info_id, o->info_id) == 0) o->client = xstrdup(mi->client);
+}
+
+/* Sets the role; answers a refusal (the owner, an unknown role, not a member) itself. */
+static void role_change(conn_t *c, const http_req_t *r, conv_t *conv, const char *client, const char *role,
+                        int drop_row, const char *info_id) {
+  im_done_t d;
+  waiting_t *wt = wait_for(c, shape_info, info_id ? info_id : conv->cid);
+  const char *detail = NULL;
+  int code = conv_role_apply(c->w->imw, conv, "", client, role, drop_row, done_of(wt, &d), &detail);
+  if (code) {
+    json_t *e = json_pack("{s:s}", "error", detail ? detail : lc_error_name(code));
+    answer(c->w->imw, wt, code, e);
+    json_decref(e);
+  }
+}
+
+/* POST …/:cid/member-infos {"clientId", "role": Member | Manager} and PUT
+ * …/member-infos/:info_id {"role"} → {"updatedAt", "objectId"}: what conv/member_info_update
+ * does, as the app's back end (members hear member_info_changed with initBy ""). The owner
+ * is the creator and cannot change, or be given away. A Member row is kept so its objectId
+ * stays valid; DELETE …/member-infos/:info_id drops the row (the client is a Member). */
+static void rest_info_set(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  json_t *body = body_json(r);
+  const char *info_id = http_path_param(r, "info_id");
+  const char *client = json_string_value(json_object_get(body, "clientId"));
+  if (!client) client = json_string_value(json_object_get(body, "client_id"));
+  const char *role = json_string_value(json_object_get(body, "role"));
+  info_owner_t o = {info_id, NULL};
+  conv_t *conv = NULL;
+  if (!json_is_object(body) || !role || (!info_id && (!client || !*client || utf8_chars(client) > 64))) {
+    bad(c, r, info_id ? "role is required" : "clientId (1 to 64 characters) and role are required");
+  } else if ((conv = path_conv(c, r))) {
+    if (info_id && store_member_infos(c->w->imw->reader, conv->id, info_owner, &o) < 0) {
+      http_respond_error(c, r, 500, 1, "storage failed");
+    } else if (info_id && (!o.client || (client && strcmp(client, o.client) != 0))) {
+      http_respond_error(c, r, 404, 101, "member info not found");
+    } else {
+      role_change(c, r, conv, info_id ? o.client : client, role, 0, info_id);
+      conv = NULL;
+    }
+  }
+  if (conv) conv_release(conv);
+  free(o.client);
+  json_decref(body);
+}
+
+static void rest_info_delete(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  conv_t *conv = path_conv(c, r);
+  if (!conv) return;
+  info_owner_t o = {http_path_param(r, "info_id"), NULL};
+  if (store_member_infos(c->w->imw->reader, conv->id, info_owner, &o) < 0) {
+    http_respond_error(c, r, 500, 1, "storage failed");
+  } else if (!o.client) {
+    http_respond_error(c, r, 404, 101, "member info not found");
+  } else {
+    role_change(c, r, conv, o.client, "Member", 1, o.info_id);
+    conv = NULL;
+  }
+  if (conv) conv_release(conv);
+  free(o.client);
+}
+
+typedef struct {
+  json_t *results;
+  const char *role;
+  int skip, limit;
+} infos_page_t;
+
+static void info_row(void *arg, const member_info_t *mi) {
+  infos_page_t *p = arg;
+  if (p->role && strcmp(p->role, mi->role) != 0) return;
+  if (p->skip > 0) {
+    p->skip--;
+    return;
+  }
+  if ((int)json_array_size(p->results) < p->limit)
+    json_array_append_new(
+        p->results, json_pack("{s:s, s:s, s:s}", "clientId", mi->client, "objectId", mi->info_id, "role", mi->role));
+}
+
+/* GET …/:cid/member-infos?skip&limit(default 100, ≤ 1000)&role → {"results": [{clientId,
+ * objectId, role}]} in client order: the kept rows (the owner, the creator, has none). */
+static void rest_info_list(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  char *role = http_query_param(r, "role");
+  if (role && *role && strcmp(role, "Member") != 0 && strcmp(role, "Manager") != 0 && strcmp(role, "Owner") != 0) {
+    bad(c, r, "role must be Member, Manager or Owner");
+    free(role);
+    return;
+  }
+  conv_t *conv = path_conv(c, r);
+  if (conv) {
+    int64_t skip = qint(r, "skip", 0);
+    infos_page_t p = {json_array(), role && *role ? role : NULL,
+                      skip < 0        ? 0
+                      : skip > 100000 ? 100000
+                                      : (int)skip,
+                      page_limit(r, 100, 1000)};
+    if (store_member_infos(c->w->imw->reader, conv->id, info_row, &p) < 0) {
+      json_decref(p.results);
+      http_respond_error(c, r, 500, 1, "storage failed");
+    } else {
+      http_respond_json(c, r, 200, json_pack("{s:o}", "results", p.results));
+    }
+    conv_release(conv);
+  }
+  free(role);
+}
+
+/* ---------------------------------------------------------------- app-wide history */
+
+/* One history item (the shape of im_rest_history's) for a message of any conversation. */
+static json_t *app_item(const char *cid, int kind, const msg_view_t *m) {
+  int bin = m->flags & MSG_F_BIN;
+  json_t *data;
+  if (bin) {
+    char *b64 = xmalloc(base64_encoded_len(m->len) + 1);
+    data = json_stringn(b64, base64_encode(m->data, m->len, b64));
+    free(b64);
+  } else {
+    data = json_stringn((const char *)m->data, m->len);
+  }
+  json_t *it = json_pack("{s:I, s:o, s:s, s:s, s:b, s:s, s:s, s:b, s:b}", "timestamp", (json_int_t)m->ts, "data", data,
+                         "from", m->sender, "msg-id", m->mid, "bin", bin != 0, "conv-id", cid, "to", cid, "is-conv", 1,
+                         "is-room", kind == CONV_ROOM);
+  if (m->patch_ts) json_object_set_new(it, "patch-timestamp", json_integer(m->patch_ts));
+  return it;
+}
+
+static void app_row(void *arg, const char *cid, int kind, const msg_view_t *m) {
+  json_array_append_new(arg, app_item(cid, kind, m));
+}
+
+/* A page of the app's history, read on the thread pool with a reader of its own: it scans
+ * the message table (store_app_logs), which must not hold up a network loop. */
+typedef struct {
+  uv_work_t work;
+  worker_t *w;
+  uint64_t conn;
+  store_t *store;
+  app_logs_req_t q;
+  char *sender, *lo_mid, *hi_mid;
+  json_t *out; /* NULL: the read failed */
+} app_hist_t;
+
+static void app_hist_work(uv_work_t *wk) {
+  app_hist_t *h = (app_hist_t *)wk;
+  store_reader_t *rd = store_reader_new(h->store);
+  json_t *arr = json_array();
+  if (!rd || store_app_logs(rd, &h->q, app_row, arr) < 0) {
+    json_decref(arr);
+    arr = NULL;
+  }
+  store_reader_free(rd);
+  h->out = arr;
+}
+
+static void app_hist_after(uv_work_t *wk, int status) {
+  app_hist_t *h = (app_hist_t *)wk;
+  conn_t *c = htab_get(&h->w->conns, h->conn);
+  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  if (r) {
+    if (h->out)
+      http_respond_json(c, r, 200, json_incref(h->out));
+    else
+      http_respond_error(c, r, 500, 1, "history failed");
+    http_resume(c);
+  }
+  json_decref(h->out);
+  free(h->sender);
+  free(h->lo_mid);
+  free(h->hi_mid);
+  free(h);
+}
+
+/* A page bound from (msgid, timestamp): the message itself when the id is ours, else the
+ * time. *mid_out keeps the id the bound points into. */
+static void app_bound(const http_req_t *r, const char *mid_key, const char *ts_key, const char *incl_key,
+                      msg_bound_t *b, char **mid_out) {
+  char *mid = http_query_param(r, mid_key);
+  int64_t ts = qint(r, ts_key, 0), mts, mseq;
+  b->incl = qbool(r, incl_key);
+  if (mid && msgid_parse(mid, &mts, &mseq) == 0) {
+    b->has = 1;
+    b->ts = mts;
+    b->seq = mseq;
+    b->mid = *mid_out = mid;
+    return;
+  }
+  free(mid);
+  if (ts > 0) {
+    b->has = 1;
+    b->ts = ts;
+  }
+}
+
+/* GET /1.2/rtm/messages and GET /1.2/rtm/clients/:client_id/messages (the messages that
+ * client sent): history params as …/:cid/messages (msgid+timestamp start, till_msgid+
+ * till_timestamp end, include_start, include_stop, reversed, limit 100 ≤ 1000), across
+ * every conversation in (timestamp, msg-id) order. */
+static void rest_app_history(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  const char *sender = http_path_param(r, "client_id");
+  if (sender && utf8_chars(sender) > 64) {
+    bad(c, r, "client_id is at most 64 characters");
+    return;
+  }
+  app_hist_t *h = xcalloc(1, sizeof *h);
+  h->w = c->w;
+  h->conn = c->id;
+  h->store = c->w->imw->im->store;
+  h->q.newer = qbool(r, "reversed");
+  h->q.limit = (int)qint(r, "limit", 100);
+  if (h->q.limit < 0) h->q.limit = 0;
+  if (h->q.limit > 1000) h->q.limit = 1000;
+  h->q.sender = h->sender = sender ? xstrdup(sender) : NULL;
+  /* newest first: the start is the upper bound; reversed: the lower */
+  msg_bound_t *start = h->q.newer ? &h->q.lo : &h->q.hi, *stop = h->q.newer ? &h->q.hi : &h->q.lo;
+  app_bound(r, "msgid", "timestamp", "include_start", start, h->q.newer ? &h->lo_mid : &h->hi_mid);
+  app_bound(r, "till_msgid", "till_timestamp", "include_stop", stop, h->q.newer ? &h->hi_mid : &h->lo_mid);
+  http_defer(c);
+  uv_queue_work(&c->w->loop, &h->work, app_hist_work, app_hist_after);
+}
+
+/* ---------------------------------------------------------------- broadcasts */
+
+/* The service conversation named by ?conv_id; answers 400 or 404 itself. */
+static conv_t *query_service_conv(conn_t *c, const http_req_t *r) {
+  char *cid = http_query_param(r, "conv_id");
+  conv_t *conv = NULL;
+  if (!cid || !*cid)
+    bad(c, r, "conv_id (a service conversation) is required");
+  else
+    conv = find_conv(c, r, cid, CONV_SYSTEM);
+  free(cid);
+  return conv;
+}
+
+/* GET /1.2/rtm/broadcasts?conv_id&limit(default 10, ≤ 1000)&skip → the service
+ * conversation's broadcasts, newest first, as history items: its messages for every
+ * subscriber, not those for chosen subscribers or a subscriber's own. */
+static void rest_broadcast_list(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  conv_t *conv = query_service_conv(c, r);
+  if (!conv) return;
+  int limit = page_limit(r, 10, 1000);
+  int64_t skip = qint(r, "skip", 0);
+  if (skip < 0) skip = 0;
+  if (skip > 10000) skip = 10000;
+  json_t *arr;
+  /* viewer "": no client is named "", so only the messages with no readers list match */
+  if (im_rest_history(c->w->imw, conv, "", NULL, 0, NULL, 0, 0, 0, 0, limit + (int)skip, &arr) < 0) {
+    http_respond_error(c, r, 500, 1, "history failed");
+  } else {
+    json_t *page = json_array();
+    for (size_t i = (size_t)skip; i < json_array_size(arr); i++)
+      json_array_append(page, json_array_get(arr, i));
+    json_decref(arr);
+    http_respond_json(c, r, 200, page);
+  }
+  conv_release(conv);
+}
+
+/* DELETE /1.2/rtm/broadcasts/:mid?conv_id → {}: the server's copy goes (as …/messages/:mid). */
+static void rest_broadcast_delete(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  conv_t *conv = query_service_conv(c, r);
+  if (!conv) return;
+  im_done_t d;
+  waiting_t *wt = wait_for(c, shape_empty, conv->cid);
+  int code = im_rest_delete(c->w->imw, conv, http_path_param(r, "mid"), NULL, done_of(wt, &d));
+  if (code) answer(c->w->imw, wt, code, NULL);
+  conv_release(conv);
 }
 
 /* ---------------------------------------------------------------- user login signatures */
@@ -906,12 +1373,29 @@ static void rest_user_sign(conn_t *c, const http_req_t *r) {
       {HTTP_DELETE, prefix "/:cid", rest_conv_delete},                                          \
       {HTTP_POST, prefix "/:cid/messages", rest_send}, {HTTP_GET, prefix "/:cid/messages", rest_history},       \
       {HTTP_PUT, prefix "/:cid/messages/:mid", rest_edit}, {HTTP_PUT, prefix "/:cid/messages/:mid/recall", rest_recall}, \
-      {HTTP_DELETE, prefix "/:cid/messages/:mid", rest_delete_message}
+      {HTTP_DELETE, prefix "/:cid/messages/:mid", rest_delete_message},                         \
+      {HTTP_POST, prefix "/:cid/blacklists", rest_block_add},                                   \
+      {HTTP_DELETE, prefix "/:cid/blacklists", rest_block_remove},                              \
+      {HTTP_GET, prefix "/:cid/blacklists", rest_block_list}
+
+/* shut-up and roles: normal conversations and chat rooms (§7.1, §7.2) */
+#define MODERATION_ROUTES(prefix)                                                   \
+  {HTTP_POST, prefix "/:cid/permanent-silenceds", rest_silence_add},                \
+      {HTTP_DELETE, prefix "/:cid/permanent-silenceds", rest_silence_remove},       \
+      {HTTP_GET, prefix "/:cid/permanent-silenceds", rest_silence_list},            \
+      {HTTP_POST, prefix "/:cid/temporary-silenceds", rest_temp_silence},           \
+      {HTTP_DELETE, prefix "/:cid/temporary-silenceds", rest_temp_unsilence},       \
+      {HTTP_POST, prefix "/:cid/member-infos", rest_info_set},                      \
+      {HTTP_GET, prefix "/:cid/member-infos", rest_info_list},                      \
+      {HTTP_PUT, prefix "/:cid/member-infos/:info_id", rest_info_set},              \
+      {HTTP_DELETE, prefix "/:cid/member-infos/:info_id", rest_info_delete}
 
 const rest_route_t rest_rtm_routes[] = {
     CONV_ROUTES("/1.2/rtm/conversations"),
     CONV_ROUTES("/1.2/rtm/chatrooms"),
     CONV_ROUTES("/1.2/rtm/service-conversations"),
+    MODERATION_ROUTES("/1.2/rtm/conversations"),
+    MODERATION_ROUTES("/1.2/rtm/chatrooms"),
     {HTTP_POST, "/1.2/rtm/conversations/:cid/members", rest_members_add},
     {HTTP_DELETE, "/1.2/rtm/conversations/:cid/members", rest_members_remove},
     {HTTP_GET, "/1.2/rtm/conversations/:cid/members", rest_members_list},
@@ -933,5 +1417,11 @@ const rest_route_t rest_rtm_routes[] = {
     {HTTP_GET, "/1.2/rtm/clients/:client_id/unread-count", rest_unread_count},
     {HTTP_POST, "/1.2/rtm/clients/:client_id/kick", rest_kick},
     {HTTP_GET, "/1.2/rtm/stats", rest_stats},
+    {HTTP_GET, "/1.2/rtm/all-conversations", rest_all_conversations},
+    {HTTP_GET, "/1.2/rtm/messages", rest_app_history},
+    {HTTP_GET, "/1.2/rtm/clients/:client_id/messages", rest_app_history},
+    {HTTP_POST, "/1.2/rtm/broadcasts", rest_global_broadcast},
+    {HTTP_GET, "/1.2/rtm/broadcasts", rest_broadcast_list},
+    {HTTP_DELETE, "/1.2/rtm/broadcasts/:mid", rest_broadcast_delete},
     {0, NULL, NULL},
 };
