@@ -278,7 +278,7 @@ out:
 
 static void job_work(uv_work_t *wk) {
   job_t *j = (job_t *)wk;
-  int rc;
+  int rc = TERN_EINVAL; /* every kind sets it; the compiler cannot see the switch is complete */
   switch (j->kind) {
   case JOB_PUT:
     put_work(j);
