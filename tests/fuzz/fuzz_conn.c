@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base64.h"
 #include "fuzz_im.h"
+#include "http.h"
 #include "worker.h"
 #include "ws_frame.h"
 
@@ -16,19 +18,12 @@ typedef struct {
   int out_closed; /* a close frame went out */
 } fz_conn_t;
 
-static worker_t *worker(void) {
-  static worker_t *w;
-  if (!w) w = xcalloc(1, sizeof *w);
-  w->srv = fz_server();
-  w->imw = fz_imw(); /* new for every input */
-  w->flush_list = w->reap_list = NULL;
-  return w;
-}
-
 conn_t *fz_conn_new(void) {
   fz_conn_t *fc = xcalloc(1, sizeof *fc);
   conn_t *c = &fc->c;
-  c->w = worker();
+  c->w = fz_server()->workers[0];
+  c->w->flush_list = c->w->reap_list = NULL;
+  c->id = htab_add(&c->w->conns, c); /* deferred REST answers find it by handle */
   c->state = CONN_HTTP;
   c->created_ms = c->last_rx_ms = 1;
   strcpy(c->ip, "127.0.0.1");
@@ -58,6 +53,23 @@ static void handle_input(conn_t *c, uint8_t *p, size_t n) {
     buf_append(&c->in, p + consumed, n - (size_t)consumed);
 }
 
+/* Ids in a REST answer ("objectId": "…", "msgId": "…"): every quoted string of the right
+ * shape is learned, as ids in server frames are. */
+static void learn_strings(const char *p, size_t n) {
+  char tmp[64];
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != '"') continue;
+    size_t j = i + 1;
+    while (j < n && p[j] != '"' && p[j] != '\\' && j - i < sizeof tmp) j++;
+    if (j < n && p[j] == '"' && j - i - 1 < sizeof tmp) {
+      memcpy(tmp, p + i + 1, j - i - 1);
+      tmp[j - i - 1] = 0;
+      fz_learn(tmp);
+    }
+    i = j;
+  }
+}
+
 /* One HTTP response at the front of the output; returns its length. */
 static size_t check_response(fz_conn_t *fc, const uint8_t *p, size_t n) {
   if (n < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0) fz_fail("response does not start with HTTP/1.1", p, n);
@@ -75,6 +87,7 @@ static size_t check_response(fz_conn_t *fc, const uint8_t *p, size_t n) {
   size_t len = strtoul((const char *)cl + 18, NULL, 10);
   if (head + len > n) fz_fail("response shorter than its Content-Length", p, n);
   if (getenv("TERN_FUZZ_TRACE")) fprintf(stderr, "HTTP %d %.*s\n", status, (int)len, (const char *)p + head);
+  learn_strings((const char *)p + head, len);
   return head + len;
 }
 
@@ -130,7 +143,14 @@ static void flush(fz_conn_t *fc) {
 static size_t message_len(conn_t *c, const uint8_t *p, size_t n) {
   if (c->state == CONN_HTTP) {
     const uint8_t *end = memmem(p, n, "\r\n\r\n", 4);
-    return end ? (size_t)(end - p) + 4 : n;
+    if (!end) return n;
+    size_t head = (size_t)(end - p) + 4, body = 0;
+    for (size_t i = 0; i + 17 < head; i++) /* the body too, when a Content-Length says how long */
+      if (strncasecmp((const char *)p + i, "\r\nContent-Length:", 17) == 0) {
+        body = strtoul((const char *)p + i + 17, NULL, 10);
+        break;
+      }
+    return body < n - head ? head + body : n;
   }
   ws_header_t h;
   if (ws_parse_header(p, n, &h) == 1 && h.len <= n - h.header_len) return h.header_len + (size_t)h.len;
@@ -141,8 +161,10 @@ void fz_conn_feed(conn_t *c, const uint8_t *data, size_t size, size_t chunk) {
   fz_conn_t *fc = (fz_conn_t *)c;
   uint8_t *readbuf = xmalloc(WORKER_READBUF);
   for (size_t off = 0, n; off < size; off += n) {
-    /* on_read: nothing more is read once the connection is closing or being reaped */
-    if (c->state == CONN_CLOSING || c->reaping) break;
+    /* on_read: nothing more is read once the connection is closing or being reaped, nor
+     * while a deferred request waits for its answer (http_defer stops reading) */
+    if (http_deferred_req(c)) fz_drain();
+    if (c->state == CONN_CLOSING || c->reaping || http_deferred_req(c)) break;
     n = chunk ? chunk : message_len(c, data + off, size - off);
     if (n > size - off) n = size - off;
     if (n > WORKER_READBUF) n = WORKER_READBUF;
@@ -163,7 +185,13 @@ void fz_conn_free(conn_t *c) {
   flush(fc);
   /* conn_reap + on_closed */
   if (c->link.imw) im_link_gone(&c->link, c->close_code ? c->close_code : 1006);
+  if (c->source) { /* a response body still being produced (file storage is off: never) */
+    conn_source_t *s = c->source;
+    c->source = NULL;
+    s->gone(s);
+  }
   if (c->http) http_conn_free(c->http);
+  htab_del(&c->w->conns, c->id);
   fz_drain();
   buf_free(&c->in);
   buf_free(&c->out);

@@ -24,8 +24,10 @@
 conn_t *fz_conn_new(void);
 /* Makes it a WebSocket connection as the 101 would (ws_start), minus the response. */
 void fz_conn_ws_start(conn_t *c, int base64, int proto_version);
-/* Feeds data in reads of `chunk` bytes, or with chunk 0 one read per HTTP request head
- * or WebSocket frame (so a message can use ids from the replies to the one before); no
+/* Feeds data in reads of `chunk` bytes, or with chunk 0 one read per HTTP request (head
+ * and Content-Length body) or WebSocket frame, so a message can use ids from the replies
+ * to the one before (ids are learned from frames and from quoted strings in HTTP
+ * bodies); no
  * read exceeds the worker's 64 KiB buffer. Learned-id placeholders in each read are
  * substituted first (they cannot be seen through a mask or base64). */
 void fz_conn_feed(conn_t *c, const uint8_t *data, size_t size, size_t chunk);

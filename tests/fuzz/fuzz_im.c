@@ -10,8 +10,10 @@
 #include "codec.h"
 #include "config.h"
 #include "im_internal.h" /* im->post */
+#include "ipcount.h"
 #include "log.h"
 #include "store.h"
+#include "worker.h"
 
 static struct {
   int ready;
@@ -19,6 +21,7 @@ static struct {
   server_t srv;
   im_t *im;
   im_worker_t *imw;
+  worker_t *w; /* worker 0: never started, but its loop runs thread-pool work in fz_drain */
   sqlite3 *side; /* our own connection, to empty the tables between inputs */
   buf_t wipe;    /* DELETE FROM every table of the schema but its version */
   char dir[64], path[96];
@@ -140,12 +143,18 @@ static void post(void *arg, int worker, task_t *t) {
 }
 
 void fz_drain(void) {
-  while (fz.head) {
-    task_t *t = fz.head;
-    fz.head = t->next;
-    if (!fz.head) fz.tail = NULL;
-    t->next = NULL;
-    t->fn(t);
+  for (;;) {
+    while (fz.head) {
+      task_t *t = fz.head;
+      fz.head = t->next;
+      if (!fz.head) fz.tail = NULL;
+      t->next = NULL;
+      t->fn(t);
+    }
+    /* work some handler queued on the thread pool (uv_queue_work): wait for it, run its
+     * completion, which may queue more */
+    if (!uv_loop_alive(&fz.w->loop)) break;
+    uv_run(&fz.w->loop, UV_RUN_ONCE);
   }
 }
 
@@ -154,6 +163,11 @@ static void cleanup(void) {
   fz_drain();
   im_worker_free(fz.imw);
   im_free(fz.im);
+  uv_run(&fz.w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&fz.w->loop);
+  htab_free(&fz.w->conns);
+  free(fz.w);
+  ipcount_free(fz.srv.ips);
   store_close(fz.srv.store);
   sqlite3_close(fz.side);
   buf_free(&fz.wipe);
@@ -193,6 +207,7 @@ void fz_setup(void) {
     abort();
   }
   snprintf(fz.path, sizeof fz.path, "%s/fuzz.db", fz.dir);
+  if (config_set(&fz.cfg, "data_dir", fz.dir, err, sizeof err) < 0) abort(); /* nothing is written there */
   store_options_t so = {.path = fz.path, .inline_writes = 1, .post = post};
   if (store_open(&so, &fz.srv.store) < 0) abort();
   if (sqlite3_open(fz.path, &fz.side) != SQLITE_OK) abort();
@@ -203,6 +218,15 @@ void fz_setup(void) {
     abort();
   while (sqlite3_step(st) == SQLITE_ROW) buf_printf(&fz.wipe, "DELETE FROM \"%s\";", sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
+  /* Worker 0 as main.c and worker.c set it up, minus its thread and listener. File
+   * storage (srv.files) stays off, as rest_files.c expects of a harness: uploads would
+   * fsync real files. */
+  fz.w = xcalloc(1, sizeof *fz.w);
+  fz.w->srv = &fz.srv;
+  uv_loop_init(&fz.w->loop);
+  htab_init(&fz.w->conns, 0);
+  fz.srv.workers[0] = fz.w;
+  fz.srv.ips = ipcount_new();
   worker_set_current(0);
   fz.ready = 1;
   atexit(cleanup);
@@ -225,6 +249,7 @@ void fz_begin(void) {
   fz.im->post = post;
   fz.srv.im = fz.im;
   fz.imw = im_worker_new(fz.im, 0);
+  fz.w->imw = fz.imw;
   memset(nlearned, 0, sizeof nlearned);
 }
 

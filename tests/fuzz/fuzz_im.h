@@ -33,14 +33,16 @@
 #define FZ_APP_ID "probeAppId0000000000000-gzGzoHsz" /* the id in tests/unit/data/vectors.jsonl */
 
 /* Once per process: config defaults (tightened a little so inputs stay fast), a temp
- * database, the store, im and worker 0 as the calling thread. Idempotent. */
+ * database, the store, worker 0 (its loop initialised, never run as a thread; the calling
+ * thread is worker 0). Idempotent. */
 void fz_setup(void);
 server_t *fz_server(void);
 im_worker_t *fz_imw(void);
 
 /* Starts one input on an empty database, with no learned ids. */
 void fz_begin(void);
-/* Runs every queued store completion (and whatever they queue) until none is left. */
+/* Runs every queued store completion and every piece of thread-pool work on worker 0's
+ * loop (and whatever they queue) until none is left. */
 void fz_drain(void);
 /* Ends one input: drains. Callers must have dropped their links (im_link_gone) first. */
 void fz_end(void);

@@ -425,6 +425,88 @@ http('garbage', 'HELLO\r\n\r\n');
 http('many-headers', 'GET / HTTP/1.1\r\n' + Array.from({ length: 70 }, (_, k) => `X-H${k}: v\r\n`).join('') + '\r\n');
 http('split-header-values', 'GET /health HTTP/1.1\r\nX-Long: ' + 'a'.repeat(300) + '\r\n\r\n', { chunk: 17 });
 
+// The REST API (master key), one keep-alive connection per seed: each request can use the
+// ids the answers before it returned (learned from quoted strings in the bodies).
+const MASTER = 'fuzz-master-key-0123456789abcdef';
+const rest = (method, path, body, { auth = 'master', extra = '' } = {}) => {
+  const b = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+  const key = auth === 'master' ? `X-LC-Key: ${MASTER},master\r\n` : auth === 'app' ? 'X-LC-Key: fuzz-app-key\r\n' : '';
+  return `${method} ${path} HTTP/1.1\r\nHost: x\r\nX-LC-Id: ${APP}\r\n${key}${extra}` +
+    (b ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n` : '') + `\r\n${b}`;
+};
+const C = '/1.2/rtm/conversations';
+http('rest-conversation', [
+  rest('POST', C, { name: 'n', m: ['Tom', 'Jerry'], unique: true, attr: { topic: 'x' } }),
+  rest('GET', `${C}/${CID()}`),
+  rest('GET', `${C}?where=${encodeURIComponent('{"m":"Tom"}')}&limit=10&skip=0&order=-updatedAt`),
+  rest('PUT', `${C}/${CID()}`, { name: 'renamed', attr: { topic: 'y' }, tags: { __op: 'AddUnique', objects: ['a'] } }),
+  rest('POST', `${C}/${CID()}/members`, { client_ids: ['Spike', 'Tyke'] }),
+  rest('GET', `${C}/${CID()}/members?limit=1`),
+  rest('DELETE', `${C}/${CID()}/members`, { client_ids: ['Tyke'] }),
+  rest('POST', `${C}/${CID()}/mutes`, { client_ids: ['Jerry'] }),
+  rest('GET', `${C}/${CID()}/mutes`),
+  rest('DELETE', `${C}/${CID()}/mutes`, { client_ids: ['Jerry'] }),
+  rest('DELETE', `${C}/${CID()}`),
+].join(''));
+http('rest-messages', [
+  rest('POST', C, { name: 'm', m: ['Tom', 'Jerry'] }),
+  rest('POST', `${C}/${CID()}/messages`, { from_client: 'Tom', message: '{"_lctype":-1,"_lctext":"hi"}', transient: false, no_sync: true, push_data: { alert: 'hi' }, mention_client_ids: ['Jerry'], mention_all: false, priority: 'high' }),
+  rest('POST', `${C}/${CID()}/messages`, { from_client: 'Jerry', message: 'second', to_clients: ['Tom'] }),
+  rest('GET', `${C}/${CID()}/messages?limit=10&reversed=true&include_start=true&msgid=${MID()}`),
+  rest('PUT', `${C}/${CID()}/messages/${MID()}`, { from_client: 'Tom', message: 'edited', timestamp: 1 }),
+  rest('PUT', `${C}/${CID()}/messages/${MID()}/recall`, { from_client: 'Tom', timestamp: 1 }),
+  rest('DELETE', `${C}/${CID()}/messages/${MID(1)}?timestamp=1&from_client=Jerry`),
+  rest('GET', '/1.2/rtm/messages?limit=5'),
+  rest('GET', '/1.2/rtm/clients/Tom/messages?limit=5&till_timestamp=99999999999999'),
+  rest('GET', '/1.2/rtm/clients/Jerry/unread-count'),
+].join(''));
+http('rest-sets', [
+  rest('POST', C, { name: 's', m: ['Tom', 'Jerry', 'Spike'] }),
+  rest('POST', `${C}/${CID()}/blacklists`, { client_ids: ['Spike'] }),
+  rest('GET', `${C}/${CID()}/blacklists?limit=10&next=`),
+  rest('DELETE', `${C}/${CID()}/blacklists`, { client_ids: ['Spike'] }),
+  rest('POST', `${C}/${CID()}/permanent-silenceds`, { client_ids: ['Jerry'] }),
+  rest('GET', `${C}/${CID()}/permanent-silenceds`),
+  rest('DELETE', `${C}/${CID()}/permanent-silenceds`, { client_ids: ['Jerry'] }),
+  rest('POST', `${C}/${CID()}/temporary-silenceds`, { client_ids: ['Jerry'], ttl: 60 }),
+  rest('DELETE', `${C}/${CID()}/temporary-silenceds`, { client_ids: ['Jerry'] }),
+  rest('POST', `${C}/${CID()}/member-infos`, { client_id: 'Jerry', role: 'Manager' }),
+  rest('GET', `${C}/${CID()}/member-infos?client_id=Jerry`),
+].join(''));
+http('rest-rooms-services', [
+  rest('POST', '/1.2/rtm/chatrooms', { name: 'room' }),
+  rest('GET', `/1.2/rtm/chatrooms/${CID()}/members/online-count`),
+  rest('POST', '/1.2/rtm/service-conversations', { name: 'svc' }),
+  rest('POST', `/1.2/rtm/service-conversations/${CID(1)}/subscribers`, { client_id: 'Tom' }),
+  rest('GET', `/1.2/rtm/service-conversations/${CID(1)}/subscribers/count`),
+  rest('POST', `/1.2/rtm/service-conversations/${CID(1)}/broadcasts`, { from_client: 'svc', message: 'news', to_clients: ['Tom'] }),
+  rest('GET', '/1.2/rtm/clients/Tom/service-conversations'),
+  rest('DELETE', `/1.2/rtm/service-conversations/${CID(1)}/subscribers/Tom`),
+  rest('POST', '/1.2/rtm/broadcasts', { from_client: 'sys', message: 'all', valid_till: 99999999999999 }),
+  rest('GET', '/1.2/rtm/broadcasts'),
+  rest('DELETE', `/1.2/rtm/broadcasts/${MID()}`),
+].join(''));
+http('rest-clients', [
+  rest('POST', '/1.2/rtm/clients/check-online', { client_ids: ['Tom', 'Jerry'] }),
+  rest('POST', '/1.2/rtm/clients/Tom/kick', { reason: 'bye' }),
+  rest('GET', '/1.2/rtm/clients/sign?client_id=Tom'),
+  rest('GET', '/1.2/rtm/stats'),
+  rest('GET', '/1.2/rtm/all-conversations?limit=2'),
+  rest('GET', '/metrics', undefined, { auth: 'none' }),
+  rest('POST', '/1.1/installations', { deviceType: 'ios', deviceToken: 'abc', channels: ['x'] }, { auth: 'app' }),
+  rest('POST', '/debug/faults', { store_fail: true }),
+  rest('POST', '/1.1/rtm/sign', { session_token: 'x', client_id: 'Tom' }), // 501 closes the connection
+].join(''));
+http('rest-sign-header', rest('GET', '/1.2/rtm/stats', undefined, { auth: 'none', extra: 'X-LC-Sign: 0123456789abcdef0123456789abcdef,1795654081298,master\r\n' }));
+http('rest-bad-bodies', [
+  rest('POST', C, '{"m":'),
+  rest('POST', C, '[]'),
+  rest('POST', C, { m: 'Tom', name: 7, unique: 'yes' }),
+  rest('POST', `${C}/${UNKNOWN_CID}/messages`, { from_client: 7, message: null }),
+  rest('PUT', `${C}/%zz`, {}),
+].join(''));
+http('rest-app-key', rest('GET', `${C}`, undefined, { auth: 'app' }));
+
 // ---------------------------------------------------------------- fuzz_where
 // where-JSON, NUL, sort, NUL, flags byte
 {
