@@ -17,6 +17,12 @@
  *                 run after it) submits fails (store_fail_writes), as in production
  *   flags bit 6   after this record the socket drops (1006: will messages go out)
  *   flags bit 7   after this record the socket closes normally (1000)
+ *   flags 0xff    not a message: the worker's 1-second sweep runs (im_worker_sweep), at a
+ *                 time the payload's first 4 bytes (big-endian seconds, mod 400 days) put
+ *                 ahead of now — temporary shut-ups lift, and expired temporary or idle
+ *                 conversations and old notifications go (those at most once per
+ *                 sweep_interval of that time, as in production: the first sweep of a
+ *                 process always runs them)
  *
  * A short last record takes whatever bytes are left. Learned-id placeholders (fuzz_im.h)
  * in a payload are replaced before it is handed over (in a text record, inside the
@@ -34,6 +40,7 @@
 #include "codec.h"
 #include "fuzz_im.h"
 #include "store.h"
+#include "timeutil.h"
 
 typedef struct {
   im_link_t link;
@@ -123,6 +130,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
       off += len;
       len = 0;
+    }
+    if (flags == 0xff) {
+      uint32_t secs = 0;
+      for (size_t k = 0; k < 4 && k < len; k++) secs = secs << 8 | data[off + k];
+      off += len;
+      im_worker_sweep(imw, now_ms() + (int64_t)(secs % (400u * 86400u)) * 1000);
+      fz_drain();
+      continue;
     }
     fake_link_t *fl = &links[flags & 1];
     if (!fl->open) {

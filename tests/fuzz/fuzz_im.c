@@ -144,6 +144,7 @@ static void post(void *arg, int worker, task_t *t) {
 
 void fz_drain(void) {
   for (;;) {
+    im_worker_tick(fz.imw); /* as worker.c's drain() does before the loop sleeps */
     while (fz.head) {
       task_t *t = fz.head;
       fz.head = t->next;

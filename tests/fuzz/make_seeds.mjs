@@ -275,6 +275,19 @@ dispatch('room-congested', [
   rec(direct(CID(), 'high', {}, { priority: 1 })),
 ]);
 
+const sweep = (secs) => Buffer.from([0xff, 0, 4, (secs >>> 24) & 255, (secs >>> 16) & 255, (secs >>> 8) & 255, secs & 255]);
+dispatch('sweeps', [
+  rec(open('Tom')),
+  rec(conv('start', { m: ['Jerry'], tempConv: true, tempConvTTL: 60 })),
+  rec(conv('start', { m: ['Jerry', 'Spike'] })),
+  rec(direct(CID(), 'kept')),
+  sweep(3600),
+  rec(conv('query', { tempConvIds: [TMP()] })),
+  sweep(400 * 86400 - 1),
+  rec(conv('query', {})),
+  rec(req({ cmd: 'logs', logsMessage: { cid: CID() } })),
+]);
+
 dispatch('base64', [
   rec(open('Tom'), { text: true }),
   rec(conv('start', { m: ['Jerry'] }), { text: true }),
