@@ -714,6 +714,7 @@ int store_open(const store_options_t *opt, store_t **out) {
     sqlite3_wal_autocheckpoint(s->wdb, 0);
     sqlite3_wal_hook(s->wdb, wal_hook, s);
     pthread_create(&s->checkpointer, NULL, checkpointer_main, s);
+    pthread_setname_np(s->checkpointer, "tern-ckpt"); /* names show in top -H, perf, gdb */
     s->ckpt_started = 1;
   }
   const struct {
@@ -778,6 +779,7 @@ int store_open(const store_options_t *opt, store_t **out) {
   atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, writer_main, s);
+    pthread_setname_np(s->writer, "tern-writer");
     s->started = 1;
   }
   *out = s;

@@ -245,7 +245,12 @@ int server_start(server_t *srv) {
              host, port);
     srv->public_url = xstrdup(url);
   }
-  for (int i = 0; i < n; i++) pthread_create(&srv->workers[i]->thread, NULL, worker_main, srv->workers[i]);
+  for (int i = 0; i < n; i++) {
+    pthread_create(&srv->workers[i]->thread, NULL, worker_main, srv->workers[i]);
+    char name[16];
+    snprintf(name, sizeof name, "tern-w%d", i);
+    pthread_setname_np(srv->workers[i]->thread, name);
+  }
   /* Test scripts wait for this exact line (port 0 picks a free port). */
   printf("ternd listening on %s:%d with %d worker%s\n", host, port, n, n == 1 ? "" : "s");
   fflush(stdout);
