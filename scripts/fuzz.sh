@@ -6,6 +6,8 @@
 #
 #   FUZZ_SECONDS=60    time per target
 #   FUZZ_JOBS=1        targets run side by side (each is one process)
+#   FUZZ_TIMEOUT=20    seconds one input may take before it counts as a hang (generous:
+#                      on a loaded machine I/O stalls made a 1 ms input take 13 s)
 #   FUZZ_MERGE=0       1: afterwards merge what the run found into tests/fuzz/corpus/<t>
 #                      (libFuzzer -merge=1 keeps only inputs that add coverage)
 #   FUZZ_BUILD=build-fuzz
@@ -18,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
+timeout=${FUZZ_TIMEOUT:-20}
 jobs=${FUZZ_JOBS:-1}
 all=(http ws_frame dispatch where config imgsize)
 targets=("$@")
@@ -51,7 +54,7 @@ run() {
   local dict=()
   [[ -f tests/fuzz/dict/$t.dict ]] && dict=(-dict="tests/fuzz/dict/$t.dict")
   [[ -n ${extra[$t]:-} ]] && dict+=("${extra[$t]}")
-  "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+  "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout="$timeout" \
     -max_len="${max_len[$t]}" -print_final_stats=1 -artifact_prefix="$out/" "${dict[@]}" \
     "$out/corpus" "tests/fuzz/corpus/$t" >"$out/fuzz.log" 2>&1 || true
   local last
@@ -65,7 +68,7 @@ run() {
     return 1
   fi
   if [[ ${FUZZ_MERGE:-0} == 1 ]]; then
-    "$build/tests/fuzz/fuzz_$t" -merge=1 -max_len="${max_len[$t]}" -rss_limit_mb=2048 -timeout=10 \
+    "$build/tests/fuzz/fuzz_$t" -merge=1 -max_len="${max_len[$t]}" -rss_limit_mb=2048 -timeout="$timeout" \
       "tests/fuzz/corpus/$t" "$out/corpus" >>"$out/fuzz.log" 2>&1
     echo "   merged into tests/fuzz/corpus/$t ($(ls "tests/fuzz/corpus/$t" | wc -l) files)"
   fi
