@@ -31,4 +31,8 @@ char *cli_msg_summary(const tern_msg_t *m);
 
 int chat_main(const cli_opts_t *o);
 
+/* A key ternd saved in $TERN_DATA_DIR/app.json (default ./tern-data): "app_id", "app_key",
+ * "master_key"; malloc'd, or NULL. */
+char *cli_saved_key(const char *name);
+
 #endif

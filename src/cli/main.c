@@ -5,6 +5,7 @@
  *   tern history --as Tom --conv CID        the blocking layer <tern/sync.h>; --json prints
  *   tern conv create|add|remove|query …     machine-readable output (one JSON document,
  *   tern watch --as Jerry [--count N]       or one JSON object per line for watch)
+ *   tern admin conv|msg|kick|push|file …    the REST API with the master key (admin.c)
  *
  * The server and app come from --url/--app-id, or TERN_URL/TERN_APP_ID, or — so that
  * `make run` followed by `tern chat` just works — ws://127.0.0.1:8080/ and the app id that
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "cli.h"
 
 static const char *USAGE =
@@ -32,6 +34,8 @@ static const char *USAGE =
     "  conv query [--where JSON] [--limit N] [--order ORDER]\n"
     "  conv count --conv CID\n"
     "  watch                         print incoming events (--count N, --timeout SEC)\n"
+    "  admin ...                     back office over the REST API with the master key\n"
+    "                                (tern admin --help)\n"
     "\n"
     "options:\n"
     "  --as ID         client id (required)\n"
@@ -45,8 +49,7 @@ static const char *USAGE =
 
 /* ---- shared helpers ---- */
 
-/* A key ternd saved in <data dir>/app.json ("app_id", "app_key"), malloc'd, or NULL. */
-static char *saved_key(const char *name) {
+char *cli_saved_key(const char *name) {
   const char *dir = getenv("TERN_DATA_DIR");
   char path[4096];
   snprintf(path, sizeof path, "%s/app.json", dir && *dir ? dir : "tern-data");
@@ -548,6 +551,8 @@ static int cmd_watch(const cli_opts_t *o, args_t *a) {
 /* ---- argument parsing ---- */
 
 int main(int argc, char **argv) {
+  /* admin speaks HTTP with the master key, not IM as a client: its own options */
+  if (argc > 1 && strcmp(argv[1], "admin") == 0) return admin_main(argc - 1, argv + 1);
   cli_opts_t o = {0};
   args_t a = {0};
   a.pos = calloc((size_t)argc + 1, sizeof *a.pos);
@@ -630,8 +635,8 @@ int main(int argc, char **argv) {
   char *saved = NULL, *saved_app_key = NULL;
   if (!o.url) o.url = "ws://127.0.0.1:8080/";
   if (!o.app_id) {
-    o.app_id = saved = saved_key("app_id");
-    if (!o.app_key) o.app_key = saved_app_key = saved_key("app_key"); /* file uploads need it */
+    o.app_id = saved = cli_saved_key("app_id");
+    if (!o.app_key) o.app_key = saved_app_key = cli_saved_key("app_key"); /* file uploads need it */
   }
   int rc = 2;
   if (!o.app_id)
