@@ -198,7 +198,7 @@ static void path_segment(ctx_t *cx, buf_t *b, const char *seg, size_t n, const c
 }
 
 static int field_resolve(ctx_t *cx, const char *key, size_t klen, field_t *f) {
-  static const char *const times[][2] = {{"createdAt", "c.created_at"}, {"updatedAt", "c.updated_at"}, {"lm", "c.lm"}};
+  static const char *const times[][2] = {{"createdAt", "c.created_at"}, {"updatedAt", "c.updated_at"}, {"lm", QUERY_LM_SQL}};
   memset(f, 0, sizeof *f);
   f->name = key;
   if (strlen(key) != klen) return fail(cx, "key contains a NUL byte");
@@ -767,7 +767,7 @@ int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errle
   size_t saved = q->nparams;
   field_t f;
   if (err && errlen) err[0] = 0;
-  if (!sort || !sort[strspn(sort, " \t")]) return buf_append_str(out, "c.lm DESC, c.updated_at DESC, c.id DESC"), 0;
+  if (!sort || !sort[strspn(sort, " \t")]) return buf_append_str(out, QUERY_LM_SQL " DESC, c.updated_at DESC, c.id DESC"), 0;
   for (const char *p = sort; !cx.rc; p++) {
     size_t n = strcspn(p, ","), len = n;
     const char *s = p;

@@ -62,4 +62,9 @@ int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errle
  * thread (16 entries, freed when the thread exits). */
 int query_regex_match(const char *pattern, const char *options, const char *subject, size_t subject_len);
 
+/* A conversation's lm (last message time) as queries must see it: the stored column lags
+ * by up to a second (store_sqlite.c, lm_note), so read the newest message — one seek in
+ * msg's primary key — and fall back to the column when none is left. Conversation c. */
+#define QUERY_LM_SQL "coalesce((SELECT ts FROM msg WHERE msg.conv = c.id ORDER BY ts DESC, seq DESC LIMIT 1), c.lm)"
+
 #endif
