@@ -15,7 +15,8 @@ typedef struct entry {
   struct entry *next;
   uint32_t hash;
   uint32_t n, cap;
-  presence_ref_t *refs;
+  presence_ref_t *refs; /* &one while a client has one session (nearly always), else heap */
+  presence_ref_t one;
   bucket_t rate; /* commands of this client, all sessions together */
   char client[];
 } entry_t;
@@ -49,7 +50,7 @@ presence_t *presence_new(void) {
 
 static void entry_free(entry_t *e) {
   for (uint32_t i = 0; i < e->n; i++) free(e->refs[i].tag);
-  free(e->refs);
+  if (e->refs != &e->one) free(e->refs);
   free(e);
 }
 
@@ -108,14 +109,19 @@ void presence_add(presence_t *p, const char *client, uint64_t session, const cha
     e = xcalloc(1, sizeof *e + len + 1);
     memcpy(e->client, client, len + 1);
     e->hash = h;
+    e->refs = &e->one; /* an idle login costs one allocation here, not two */
+    e->cap = 1;
     *pp = e;
     s->count++;
     atomic_fetch_add(&p->clients, 1);
     if (s->count > s->nbuckets) grow(s);
   }
   if (e->n == e->cap) {
-    e->cap = e->cap ? e->cap * 2 : 2;
-    e->refs = xrealloc(e->refs, e->cap * sizeof *e->refs);
+    presence_ref_t *more = xmalloc(e->cap * 2 * sizeof *more);
+    memcpy(more, e->refs, e->n * sizeof *more);
+    if (e->refs != &e->one) free(e->refs);
+    e->refs = more;
+    e->cap *= 2;
   }
   e->refs[e->n].session = session;
   e->refs[e->n].tag = tag ? xstrdup(tag) : NULL;
