@@ -27,7 +27,10 @@ static const char *schema =
     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, lm INTEGER,"
     " member_count INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL DEFAULT '{}');"
     "CREATE TABLE member (conv INTEGER NOT NULL, client TEXT NOT NULL, PRIMARY KEY (conv, client)) WITHOUT ROWID;"
-    "CREATE INDEX member_client ON member(client, conv);";
+    "CREATE INDEX member_client ON member(client, conv);"
+    /* lm reads the newest message (QUERY_LM_SQL); with none it is the column's value */
+    "CREATE TABLE msg (conv INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " PRIMARY KEY (conv, ts, seq)) WITHOUT ROWID;";
 
 /* id order = array order; times are days of January 2026 (created), updated = created + 1 s.
  * Each row is there to tell something apart: c2 has tr = 1 against c3's true, c3 a text score
