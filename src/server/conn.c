@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "http.h"
 #include "ipcount.h"
 #include "tls.h"
 #include "log.h"
@@ -28,6 +29,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   b->len = sizeof w->readbuf;
 }
 
+static size_t tls_queued(const conn_t *c) { return c->tls ? tls_queue(c->tls)->len : 0; }
+
+size_t conn_queued(const conn_t *c) { return c->out.len + c->wbuf.len + tls_queued(c); }
+
 void conn_accept(worker_t *w, uv_stream_t *server) {
   conn_t *c = xcalloc(1, sizeof *c);
   c->w = w;
@@ -45,7 +50,7 @@ void conn_accept(worker_t *w, uv_stream_t *server) {
     else uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
   }
   c->id = htab_add(&w->conns, c);
-  c->created_ms = c->last_rx_ms = now_ms();
+  c->link.sessionless_since_ms = c->last_rx_ms = now_ms(); /* the login timer starts at accept */
   c->state = CONN_HTTP;
   c->next = w->all;
   if (w->all) w->all->prev = c;
@@ -102,13 +107,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   c->link.last_rx_ms = c->last_rx_ms;
   if (c->tls) {
     buf_t plain = BUF_INIT;
-    size_t before = c->tls_out.len;
-    if (tls_feed(c->tls, (uint8_t *)b->base, (size_t)nread, &plain, &c->tls_out) < 0) {
+    buf_t *q = tls_queue(c->tls);
+    size_t before = q->len;
+    if (tls_feed(c->tls, (uint8_t *)b->base, (size_t)nread, &plain, q) < 0) {
       buf_free(&plain);
       conn_abort(c, 1006);
       return;
     }
-    if (c->tls_out.len != before || (c->out.len && tls_ready(c->tls))) worker_schedule_flush(w, c);
+    if (q->len != before || (c->out.len && tls_ready(c->tls))) worker_schedule_flush(w, c);
     if (plain.len) handle_input(c, plain.data, plain.len);
     buf_free(&plain);
     return;
@@ -123,7 +129,7 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
   size_t total = 0;
   for (int i = 0; i < nbufs; i++) total += bufs[i].len;
   size_t limit = (size_t)c->w->srv->cfg->output_limit;
-  if (c->out.len + c->wbuf.len + c->tls_out.len + total > limit) {
+  if (conn_queued(c) + total > limit) {
     log_at(LOG_WARN, "conn %s: output queue over %zu bytes, dropping slow consumer", c->ip, limit);
     conn_abort(c, 1008);
     return TERN_E2BIG;
@@ -153,7 +159,7 @@ static void on_write(uv_write_t *req, int status) {
     conn_abort(c, 1006);
     return;
   }
-  if (c->out.len || c->tls_out.len || c->state == CONN_CLOSING || c->source) worker_schedule_flush(c->w, c);
+  if (c->out.len || tls_queued(c) || c->state == CONN_CLOSING || c->source) worker_schedule_flush(c->w, c);
 }
 
 void conn_flush(conn_t *c) {
@@ -163,13 +169,13 @@ void conn_flush(conn_t *c) {
   buf_t *src = &c->out;
   if (c->tls) {
     if (c->out.len && tls_ready(c->tls)) {
-      if (tls_seal(c->tls, c->out.data, c->out.len, &c->tls_out) < 0) {
+      if (tls_seal(c->tls, c->out.data, c->out.len, tls_queue(c->tls)) < 0) {
         conn_abort(c, 1006);
         return;
       }
       buf_free(&c->out);
     }
-    src = &c->tls_out;
+    src = tls_queue(c->tls);
   }
   if (src->len) {
     uv_buf_t b = uv_buf_init((char *)src->data, (unsigned)src->len);
@@ -198,7 +204,7 @@ void conn_flush(conn_t *c) {
       return;
     }
   }
-  if (c->source && c->state == CONN_HTTP && !c->out.len && !c->tls_out.len) {
+  if (c->source && c->state == CONN_HTTP && !c->out.len && !tls_queued(c)) {
     /* Everything is written: the body being produced gets to add its next piece. A
      * download making progress counts as activity for the idle and login timeouts. */
     c->last_rx_ms = now_ms();
@@ -251,8 +257,8 @@ static void on_closed(uv_handle_t *h) {
   buf_free(&c->in);
   buf_free(&c->out);
   buf_free(&c->wbuf);
-  buf_free(&c->frag);
-  buf_free(&c->tls_out);
+  if (c->frag) buf_free(c->frag);
+  free(c->frag);
   tls_conn_free(c->tls);
   free(c->wreq);
   free(c);
@@ -290,12 +296,13 @@ void conn_sweep(worker_t *w, int64_t now) {
   int64_t idle_ms = cfg->idle_timeout * 1000, login_ms = cfg->login_timeout * 1000;
   for (conn_t *c = w->all; c; c = c->next) {
     if (c->reaping || c->state >= CONN_CLOSING) continue;
-    if (now - c->last_rx_ms > idle_ms || (c->state == CONN_HTTP && c->req_deadline_ms && now > c->req_deadline_ms)) {
+    int64_t deadline = c->state == CONN_HTTP ? http_deadline(c) : 0;
+    if (now - c->last_rx_ms > idle_ms || (deadline && now > deadline)) {
       conn_close(c, 4107, "READ_TIMEOUT");
-    } else if (c->link.nsessions == 0 && now - (c->state == CONN_WS ? c->link.sessionless_since_ms : c->created_ms) > login_ms &&
+    } else if (c->link.nsessions == 0 && now - c->link.sessionless_since_ms > login_ms &&
                (c->state == CONN_WS || now - c->last_rx_ms > login_ms)) {
       /* No session in time (4108); an HTTP keep-alive connection is only dropped when it
-       * has also been quiet that long (a trickled request meets req_deadline_ms above). */
+       * has also been quiet that long (a trickled request meets its deadline above). */
       conn_close(c, 4108, "LOGIN_TIMEOUT");
     }
   }

@@ -54,15 +54,14 @@ struct conn {
   http_conn_t *http;  /* HTTP parser state, only while state == CONN_HTTP */
   im_link_t link;     /* the IM view: sessions on this socket */
   buf_t in;           /* bytes of an incomplete frame or request */
-  buf_t frag;         /* payload of a fragmented WebSocket message */
+  buf_t *frag;        /* payload of a fragmented WebSocket message in progress, or NULL */
   buf_t out;          /* queued output */
   buf_t wbuf;         /* output handed to an in-flight uv_write */
   conn_source_t *source; /* a response body still being produced, or NULL */
-  tls_conn_t *tls;    /* TLS state when the listener speaks TLS; out is then plaintext */
-  buf_t tls_out;      /* ciphertext waiting for the socket */
+  tls_conn_t *tls;    /* TLS state (and its ciphertext queue) when the listener speaks TLS;
+                         out is then plaintext */
   uv_write_t *wreq;
-  int64_t created_ms, last_rx_ms;
-  int64_t req_deadline_ms; /* an HTTP request under way must be read by then (0: none) */
+  int64_t last_rx_ms; /* (link.sessionless_since_ms: since when without a session, from accept) */
   struct conn *flush_next, *reap_next;
   struct conn *prev, *next; /* all connections of the worker */
   char ip[46];
@@ -76,6 +75,8 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs);
 /* Marks the connection for closing after its queued output is written. For WebSocket
  * connections a close frame with `code` and `reason` is queued first (code 0: none). */
 void conn_close(conn_t *c, int code, const char *reason);
+/* Bytes queued and not yet written (plaintext, in flight, and ciphertext). */
+size_t conn_queued(const conn_t *c);
 /* Immediate teardown without flushing (peer reset, fatal input). */
 void conn_abort(conn_t *c, int code);
 /* Stop reading from the socket (a request is being answered asynchronously), and start

@@ -23,6 +23,7 @@ struct http_conn {
   int error_status;  /* set by callbacks to stop with an HTTP error */
   int complete;      /* a request finished; dispatch after execute returns */
   int deferred;      /* its handler answers later (http_defer) */
+  int64_t deadline_ms; /* the request under way must be read by then (0: none) */
 };
 
 static void req_reset(http_conn_t *h) {
@@ -131,7 +132,7 @@ char *http_url_decode(const char *s, size_t n, int plus) {
  * its first byte however it is trickled (slowloris), the whole request within idle_timeout. */
 static int on_message_begin(http_parser *p) {
   http_conn_t *h = p->data;
-  h->conn->req_deadline_ms = now_ms() + (int64_t)h->conn->w->srv->cfg->login_timeout * 1000;
+  h->deadline_ms = now_ms() + (int64_t)h->conn->w->srv->cfg->login_timeout * 1000;
   return 0;
 }
 
@@ -139,7 +140,7 @@ static int on_headers_complete(http_parser *p) {
   http_conn_t *h = p->data;
   const tern_config_t *cfg = h->conn->w->srv->cfg;
   if (cfg->idle_timeout > cfg->login_timeout)
-    h->conn->req_deadline_ms += (int64_t)(cfg->idle_timeout - cfg->login_timeout) * 1000;
+    h->deadline_ms += (int64_t)(cfg->idle_timeout - cfg->login_timeout) * 1000;
   if (h->last_was_value && push_header(h)) return -1;
   http_req_t *r = &h->req;
   r->method = p->method;
@@ -180,7 +181,7 @@ static int on_body(http_parser *p, const char *at, size_t n) {
 static int on_message_complete(http_parser *p) {
   http_conn_t *h = p->data;
   h->complete = 1;
-  h->conn->req_deadline_ms = 0;
+  h->deadline_ms = 0;
   http_parser_pause(p, 1); /* one request at a time: dispatch, then continue */
   return 0;
 }
@@ -338,6 +339,8 @@ void http_resume(conn_t *c) {
   if (!keep) conn_close(c, 0, NULL);
   else conn_resume_input(c);
 }
+
+int64_t http_deadline(const conn_t *c) { return c->http ? c->http->deadline_ms : 0; }
 
 const http_req_t *http_deferred_req(conn_t *c) {
   return c->http && c->http->deferred ? &c->http->req : NULL;

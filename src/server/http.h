@@ -75,6 +75,9 @@ void http_resume(conn_t *c);
 /* The request c is answering later, or NULL when none is deferred (it closed or was
  * answered): how deferred work finds what to answer. */
 const http_req_t *http_deferred_req(conn_t *c);
+/* When the request c is reading must be complete (conn_sweep closes it after), 0 if none:
+ * its head within login_timeout of its first byte, the whole within idle_timeout. */
+int64_t http_deadline(const conn_t *c);
 /* Moves the current request's body into *out (the caller frees it): for work that may
  * outlive the connection. */
 void http_take_body(conn_t *c, buf_t *out);

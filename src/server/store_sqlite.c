@@ -75,8 +75,8 @@ static const char *const migrations[] = {
     "ALTER TABLE msg ADD COLUMN readers TEXT;",
     /* 6: temporary shut-ups (REST …/temporary-silenceds): the time the entry lifts, NULL
      * for permanent ones; the sweep finds the due ones through the partial index */
-    "ALTER TABLE conv_set ADD COLUMN expire_at INTEGER;"
-    "CREATE INDEX conv_set_expiry ON conv_set(expire_at) WHERE expire_at IS NOT NULL;",
+    ("ALTER TABLE conv_set ADD COLUMN expire_at INTEGER;"
+     "CREATE INDEX conv_set_expiry ON conv_set(expire_at) WHERE expire_at IS NOT NULL;"),
     /* 7: queries sort by the newest message's time (QUERY_LM_SQL), not the lagging lm
      * column, so its index only cost writes */
     "DROP INDEX conv_lm;",

@@ -14,6 +14,7 @@ struct tls_ctx {
 struct tls_conn {
   SSL *ssl;
   BIO *rbio, *wbio; /* rbio: ciphertext in; wbio: ciphertext out */
+  buf_t queue;      /* ciphertext for the socket (tls_queue) */
 };
 
 int tls_ctx_new(const char *cert_path, const char *key_path, tls_ctx_t **out) {
@@ -55,8 +56,11 @@ tls_conn_t *tls_conn_new(tls_ctx_t *ctx) {
 void tls_conn_free(tls_conn_t *t) {
   if (!t) return;
   SSL_free(t->ssl); /* frees both BIOs */
+  buf_free(&t->queue);
   free(t);
 }
+
+buf_t *tls_queue(tls_conn_t *t) { return &t->queue; }
 
 static void drain_wbio(tls_conn_t *t, buf_t *out) {
   size_t pending;

@@ -27,5 +27,8 @@ int tls_feed(tls_conn_t *t, const uint8_t *cipher, size_t n, buf_t *plain, buf_t
 int tls_ready(tls_conn_t *t);
 /* Encrypts plaintext into records appended to out. Call only when tls_ready(). */
 int tls_seal(tls_conn_t *t, const uint8_t *plain, size_t n, buf_t *out);
+/* The connection's ciphertext waiting for the socket: kept here, not in every conn_t, so
+ * plain connections do not pay for it. */
+buf_t *tls_queue(tls_conn_t *t);
 
 #endif

@@ -45,7 +45,7 @@ static void link_close(im_link_t *l, int code, const char *reason) {
 
 static size_t link_queued(im_link_t *l) {
   conn_t *c = (conn_t *)((char *)l - offsetof(conn_t, link));
-  return c->out.len + c->wbuf.len + c->tls_out.len;
+  return conn_queued(c);
 }
 
 static const im_link_ops_t link_ops = {link_send, link_close, link_queued};
@@ -99,7 +99,7 @@ int ws_input(conn_t *c, uint8_t *p, size_t n) {
       conn_close(c, 1002, "protocol error");
       return (int)n;
     }
-    if (h.len > max || c->frag.len + h.len > max) {
+    if (h.len > max || (c->frag ? c->frag->len : 0) + h.len > max) {
       conn_close(c, 4109, "FRAME_TOO_LONG");
       return (int)n;
     }
@@ -119,7 +119,8 @@ int ws_input(conn_t *c, uint8_t *p, size_t n) {
         if (deliver(c, h.opcode, payload, len) < 0) return (int)n;
       } else {
         c->frag_opcode = h.opcode;
-        buf_append(&c->frag, payload, len);
+        c->frag = xcalloc(1, sizeof *c->frag); /* only while a fragmented message arrives */
+        buf_append(c->frag, payload, len);
       }
       break;
     case WS_OP_CONT:
@@ -127,11 +128,12 @@ int ws_input(conn_t *c, uint8_t *p, size_t n) {
         conn_close(c, 1002, "unexpected continuation frame");
         return (int)n;
       }
-      buf_append(&c->frag, payload, len);
+      buf_append(c->frag, payload, len);
       if (h.fin) {
         int op = c->frag_opcode;
-        buf_t msg = c->frag;
-        c->frag = (buf_t)BUF_INIT;
+        buf_t msg = *c->frag;
+        free(c->frag);
+        c->frag = NULL;
         c->frag_opcode = 0;
         int rc = deliver(c, op, msg.data, msg.len);
         buf_free(&msg);

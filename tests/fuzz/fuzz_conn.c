@@ -25,7 +25,7 @@ conn_t *fz_conn_new(void) {
   c->w->flush_list = c->w->reap_list = NULL;
   c->id = htab_add(&c->w->conns, c); /* deferred REST answers find it by handle */
   c->state = CONN_HTTP;
-  c->created_ms = c->last_rx_ms = 1;
+  c->link.sessionless_since_ms = c->last_rx_ms = 1;
   strcpy(c->ip, "127.0.0.1");
   return c;
 }
@@ -196,8 +196,8 @@ void fz_conn_free(conn_t *c) {
   buf_free(&c->in);
   buf_free(&c->out);
   buf_free(&c->wbuf);
-  buf_free(&c->frag);
-  buf_free(&c->tls_out);
+  if (c->frag) buf_free(c->frag);
+  free(c->frag);
   free(c->wreq);
   c->w->flush_list = c->w->reap_list = NULL;
   free(fc);
