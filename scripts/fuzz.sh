@@ -12,8 +12,9 @@
 #                      (libFuzzer -merge=1 keeps only inputs that add coverage)
 #   FUZZ_BUILD=build-fuzz
 #
-# tests/fuzz/dict/<t>.dict, when present, is passed as -dict. The committed corpus is only read; new inputs go to $FUZZ_BUILD/fuzz-out/<t>/corpus and
-# crashes to $FUZZ_BUILD/fuzz-out/<t>/ (crash-*, leak-*, timeout-*, oom-*). The script
+# tests/fuzz/dict/<t>.dict, when present, is passed as -dict. The committed corpus is only
+# read; new inputs go to $FUZZ_BUILD/fuzz-out/<t>/corpus and crashes to
+# $FUZZ_BUILD/fuzz-out/<t>/ (crash-*, leak-*, timeout-*, oom-*). The script
 # exits 1 if any target crashed. A crash is fixed, then its input is committed as
 # tests/fuzz/corpus/<t>/regress-<name> so `make test` replays it from then on.
 set -euo pipefail
