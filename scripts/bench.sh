@@ -17,6 +17,11 @@ app_id=benchApp00000000000000000-gzGzoHsz
 stamp=$(date +%Y%m%d)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
 out=bench/results/$stamp-$commit
+n=1
+while [[ -e $out.json ]]; do # another run of the same commit: keep both (medians need three)
+  n=$((n + 1))
+  out=bench/results/$stamp-$commit-$n
+done
 mkdir -p bench/results
 tmp=$(mktemp -d)
 server_pid=""
@@ -74,12 +79,14 @@ run() {
 }
 
 : >"$tmp/pairs.tsv"
-run idle --scenario idle --clients 10000 --sources 2 --duration 10 --warmup 2
+run idle --scenario idle --clients 19000 --sources 2 --duration 10 --warmup 2
 for rate in 25000 50000 100000 150000 200000 0; do # 0 = flat out: the saturation point
   run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 --tsv "$tmp/pairs.tsv"
 done
 run group --scenario group --clients 2000 --group-size 500 --rate 1000 --duration 15 --warmup 3
+run group --scenario group --clients 2000 --group-size 500 --rate 0 --duration 10 --warmup 2 # capacity
 run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 200 --duration 15 --warmup 3
+run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 0 --duration 10 --warmup 2 # capacity
 run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
 run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
 
