@@ -20,6 +20,7 @@
 #include "log.h"
 #include "push_internal.h"
 #include "rest.h"
+#include "rest_rtm.h"
 #include "timeutil.h"
 #include "utf8.h"
 #include "worker.h"
@@ -216,6 +217,44 @@ static void installation_job_free(store_job_t *sj) {
   free(j);
 }
 
+/* A write to an installation answers once it is committed — as every other write does —
+ * so a client that reads or changes it next sees this change (helper-12 saw an
+ * AddUnique lost to a Remove sent right after its answer). */
+typedef struct {
+  job_installation_t j; /* first: installation_job_free frees the whole */
+  rest_wait_t *wt;
+  json_t *answer;
+} stored_t;
+
+static void installation_stored(task_t *t) {
+  stored_t *st = (stored_t *)t;
+  rest_answer(NULL, st->wt, st->j.job.result < 0 ? LC_INTERNAL_ERROR : 0, st->answer);
+  json_decref(st->answer);
+  installation_job_free(&st->j.job);
+}
+
+/* A write job whose request is answered after the commit (stored_submit); until then an
+ * installation_job_free drops it. */
+static job_installation_t *stored_new(void) {
+  stored_t *st = xcalloc(1, sizeof *st);
+  st->j.job.type = JOB_INSTALLATION;
+  st->j.job.free_fn = installation_job_free;
+  return &st->j;
+}
+
+/* Submits j; c's request gets `answer` (stolen) with status and headers once committed,
+ * or a 500 if the commit fails. */
+static void stored_submit(conn_t *c, job_installation_t *j, int status, json_t *answer, const char *headers) {
+  stored_t *st = (stored_t *)j;
+  st->answer = answer;
+  st->wt = rest_wait(c, rest_shape_copy, NULL);
+  st->wt->status = status;
+  st->wt->headers = headers ? xstrdup(headers) : NULL;
+  j->job.worker = c->w->idx;
+  j->job.task.fn = installation_stored;
+  store_submit(c->w->imw->im->store, &j->job);
+}
+
 static void bad_request(conn_t *c, const http_req_t *r, const char *why) { http_respond_error(c, r, 400, 107, why); }
 
 static void not_found(conn_t *c, const http_req_t *r) { http_respond_error(c, r, 404, 101, "Object not found."); }
@@ -256,10 +295,7 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
     json_decref(doc);
     doc = json_object();
   }
-  job_installation_t *j = xcalloc(1, sizeof *j);
-  j->job.type = JOB_INSTALLATION;
-  j->job.worker = -1;
-  j->job.free_fn = installation_job_free;
+  job_installation_t *j = stored_new();
   const char *err = apply(doc, body);
   if (!err) err = check(doc, j);
   if (err) {
@@ -287,20 +323,14 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
   char created[ISO_LEN + 1], updated[ISO_LEN + 1];
   iso_format(j->created_at, created);
   iso_format(now, updated);
-  char *oid = xstrdup(j->id);
-  store_submit(w->im->store, &j->job);
   if (!found) {
     char loc[96];
-    snprintf(loc, sizeof loc, "Location: /1.1/installations/%s\r\n", oid);
-    json_t *o = json_pack("{s:s, s:s}", "objectId", oid, "createdAt", created);
-    char *s = json_dumps(o, JSON_COMPACT);
-    http_respond(c, r, 201, "application/json; charset=utf-8", s, strlen(s), loc);
-    free(s);
-    json_decref(o);
+    snprintf(loc, sizeof loc, "Location: /1.1/installations/%s\r\n", j->id);
+    stored_submit(c, j, 201, json_pack("{s:s, s:s}", "objectId", j->id, "createdAt", created), loc);
   } else {
-    http_respond_json(c, r, 200, json_pack("{s:s, s:s, s:s}", "objectId", oid, "createdAt", created, "updatedAt", updated));
+    stored_submit(c, j, 200, json_pack("{s:s, s:s, s:s}", "objectId", j->id, "createdAt", created, "updatedAt", updated),
+                  NULL);
   }
-  free(oid);
   json_decref(doc);
   json_decref(body);
   installation_row_free(&row);
@@ -340,14 +370,10 @@ static void delete_one(conn_t *c, const http_req_t *r, const char *id) {
     return;
   }
   installation_row_free(&row);
-  job_installation_t *j = xcalloc(1, sizeof *j);
-  j->job.type = JOB_INSTALLATION;
-  j->job.worker = -1;
-  j->job.free_fn = installation_job_free;
+  job_installation_t *j = stored_new();
   j->remove = 1;
   j->id = xstrdup(id);
-  store_submit(c->w->imw->im->store, &j->job);
-  http_respond_json(c, r, 200, json_object());
+  stored_submit(c, j, 200, json_object(), NULL);
 }
 
 void push_rest_installations(conn_t *c, const http_req_t *r) {

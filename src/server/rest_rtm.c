@@ -98,12 +98,19 @@ void rest_answer(im_worker_t *w, void *arg, int code, json_t *result) {
     if (code) {
       const char *err = json_string_value(json_object_get(result, "error"));
       rest_im_error(c, r, code, err);
+    } else if (wt->headers) {
+      json_t *body = wt->shape(wt, result);
+      char *s = json_dumps(body, JSON_COMPACT);
+      http_respond(c, r, wt->status, "application/json; charset=utf-8", s, strlen(s), wt->headers);
+      free(s);
+      json_decref(body);
     } else {
       http_respond_json(c, r, wt->status, wt->shape(wt, result));
     }
     http_resume(c);
   }
   free(wt->cid);
+  free(wt->headers);
   free(wt);
 }
 

@@ -52,6 +52,7 @@ typedef struct {
   json_t *(*shape)(void *ctx, json_t *result); /* the success body from the result */
   char *cid;
   int status;
+  char *headers; /* extra response header lines ("Name: value\r\n"), owned, or NULL */
 } rest_wait_t;
 
 /* Defers c's request until rest_answer(); cid is kept for the shape (may be NULL). */

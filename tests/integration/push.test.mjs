@@ -330,6 +330,24 @@ test('§10 _Installation over REST: channels name the clients; PUT changes them;
     await assertNoPush(ack.uid, 'installation deleted');
   }));
 
+test('§10 _Installation writes answer after their commit: back-to-back channel changes are all kept', () =>
+  withServer(webhookEnv(), async (srv) => {
+    let r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'ios', deviceToken: hexToken(), channels: ['a'] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const id = r.body.objectId;
+    // each request is sent the moment the previous one is answered, and reads what it left
+    for (const [op, ch] of [['AddUnique', 'b'], ['Remove', 'a'], ['AddUnique', 'c'], ['AddUnique', 'd'], ['Remove', 'b']]) {
+      r = await rest(srv, 'PUT', `/1.1/installations/${id}`, { channels: { __op: op, objects: [ch] } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    r = await rest(srv, 'GET', `/1.1/installations/${id}`);
+    assert.deepEqual([...r.body.channels].sort(), ['c', 'd']);
+    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`);
+    assert.equal(r.status, 200);
+    r = await rest(srv, 'GET', `/1.1/installations/${id}`);
+    assert.equal(r.status, 404, 'deleted, and the answer came after the delete committed');
+  }));
+
 test('retries with backoff: a webhook failing twice gets 3 requests and one delivery; one always failing gets push_retries+1 and a dead letter', () =>
   withServer(webhookEnv(), async (srv) => {
     const tom = await session(srv, uid('Tom'));
