@@ -34,7 +34,7 @@ char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
 
 char *xstrndup(const char *s, size_t n) {
   char *p = xmalloc(n + 1);
-  memcpy(p, s, n);
+  if (n) memcpy(p, s, n); /* s may be NULL when n is 0 (SQLite's empty blob): memcpy's is UB */
   p[n] = 0;
   return p;
 }
