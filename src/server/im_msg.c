@@ -599,7 +599,9 @@ void im_msg_direct(req_t *r) {
                  .n_mentions = dm->n_mentionpids,
                  .priority = r->cmd->has_priority ? r->cmd->priority : 2,
                  .push_data = dm->pushdata};
-  in.data = in.bin ? dm->binarymsg.data : (const uint8_t *)(dm->msg ? dm->msg : "");
+  /* protobuf-c leaves an empty binaryMsg's data NULL; the content is copied with memcpy */
+  in.data = in.bin ? (dm->binarymsg.data ? dm->binarymsg.data : (const uint8_t *)"")
+                   : (const uint8_t *)(dm->msg ? dm->msg : "");
   in.len = in.bin ? dm->binarymsg.len : strlen((const char *)in.data);
   /* pushData counts against the size limit (DOC: 5 KB including pushData) */
   size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;

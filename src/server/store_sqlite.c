@@ -964,6 +964,7 @@ static void read_msg(sqlite3_stmt *st, int base, msg_view_t *m) {
   m->mid = (const char *)sqlite3_column_text(st, base + 2);
   m->sender = (const char *)sqlite3_column_text(st, base + 3);
   m->data = sqlite3_column_blob(st, base + 4);
+  if (!m->data) m->data = (const uint8_t *)""; /* SQLite's empty blob is NULL: views are never NULL (memcpy) */
   m->len = (size_t)sqlite3_column_bytes(st, base + 4);
   m->flags = sqlite3_column_int(st, base + 5);
   m->mentions = (const char *)sqlite3_column_text(st, base + 6);

@@ -208,6 +208,18 @@ dispatch('offline-unread-v3', [
   rec({ cmd: 'read', readMessage: { cids: [CID(), UNKNOWN_CID] } }, { link: 1 }),
 ]);
 
+dispatch('empty-messages', [
+  rec(open('Tom')),
+  rec(conv('start', { m: ['Jerry'] })),
+  rec(direct(CID(), '')),
+  rec(direct(CID(), '', { binaryMsg: Buffer.alloc(0) })),
+  rec(direct(CID(), '', { will: true })),
+  rec(req({ cmd: 'logs', logsMessage: { cid: CID() } })),
+  rec(req({ cmd: 'patch', op: 'modify', patchMessage: { patches: [{ cid: CID(), mid: MID(), data: '' }] } })),
+  rec(open('Jerry'), { link: 1, v1: true }),
+  rec(open('Spike'), { link: 1 }),
+]);
+
 dispatch('patch', [
   rec(open('Tom')),
   rec(open('Jerry'), { link: 1 }),
@@ -519,6 +531,13 @@ http('rest-bad-bodies', [
   rest('PUT', `${C}/%zz`, {}),
 ].join(''));
 http('rest-app-key', rest('GET', `${C}`, undefined, { auth: 'app' }));
+http('rest-empty-message', [
+  rest('POST', C, { name: 'e', m: ['Tom', 'Jerry'] }),
+  rest('POST', `${C}/${CID()}/messages`, { from_client: 'Tom', message: '' }),
+  rest('GET', `${C}/${CID()}/messages?limit=10`),
+  rest('GET', '/1.2/rtm/messages?limit=10'),
+  rest('GET', '/1.2/rtm/clients/Tom/messages?limit=10'),
+].join(''));
 
 // ---------------------------------------------------------------- fuzz_where
 // where-JSON, NUL, sort, NUL, flags byte
