@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "query.h"
+#include "walbuf.h"
 #include "log.h"
 #include "store.h"
 #include "timeutil.h"
@@ -177,10 +178,11 @@ static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   else sqlite3_result_int(ctx, rc);
 }
 
-static int open_db(const char *path, int readonly, sqlite3 **out) {
+/* vfs: NULL for the default, or WALBUF_VFS for the writer's connection. */
+static int open_db(const char *path, int readonly, const char *vfs, sqlite3 **out) {
   sqlite3 *db = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(path, &db, flags, vfs) != SQLITE_OK) {
     log_at(LOG_ERROR, "cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close(db);
     return TERN_ESTORE;
@@ -747,7 +749,8 @@ int store_open(const store_options_t *opt, store_t **out) {
   pthread_condattr_destroy(&ca);
   s->interval_us = opt->commit_interval_us;
   pthread_cond_init(&s->ckpt_cv, NULL);
-  if (open_db(s->path, 0, &s->wdb) < 0) goto fail;
+  /* the writer gathers each commit's WAL frames into one write (walbuf.c) */
+  if (open_db(s->path, 0, walbuf_register() == 0 ? WALBUF_VFS : NULL, &s->wdb) < 0) goto fail;
   char pragmas[320];
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-32768; "
@@ -756,7 +759,7 @@ int store_open(const store_options_t *opt, store_t **out) {
   if (exec(s->wdb, pragmas) < 0 || migrate(s->wdb) < 0) goto fail;
   if (!s->inline_writes) {
     /* the writer never checkpoints itself: the checkpointer thread does */
-    if (open_db(s->path, 0, &s->cdb) < 0) goto fail;
+    if (open_db(s->path, 0, NULL, &s->cdb) < 0) goto fail;
     char sync[64];
     snprintf(sync, sizeof sync, "PRAGMA synchronous=%s;", s->sync_full ? "FULL" : "NORMAL");
     exec(s->cdb, sync);
@@ -886,7 +889,7 @@ void store_close(store_t *s) {
 store_reader_t *store_reader_new(store_t *s) {
   store_reader_t *r = xcalloc(1, sizeof *r);
   r->s = s;
-  if (open_db(s->path, 1, &r->db) < 0) {
+  if (open_db(s->path, 1, NULL, &r->db) < 0) {
     free(r);
     return NULL;
   }
