@@ -101,8 +101,10 @@ static void cleanup(void) {
 static void setup(void) {
   const char *lv = getenv("TERN_FUZZ_LOG");
   log_level = lv && log_level_parse(lv) >= 0 ? log_level_parse(lv) : -1;
+  /* tmpfs when there is one: an input's database never waits on a busy disk */
   const char *tmp = getenv("TMPDIR");
-  snprintf(fw.dir, sizeof fw.dir, "%s/tern-fuzz-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+  if (!tmp || strlen(tmp) >= 40) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  snprintf(fw.dir, sizeof fw.dir, "%s/tern-fuzz-XXXXXX", tmp);
   must(mkdtemp(fw.dir) != NULL, "mkdtemp");
   snprintf(fw.path, sizeof fw.path, "%s/where.db", fw.dir);
   store_options_t so = {.path = fw.path, .inline_writes = 1};
