@@ -32,10 +32,14 @@ int files_open(const char *dir, files_t **out) {
   }
   struct stat st;
   int err = 0;
-  if (mkdir(p, 0700) < 0 && errno != EEXIST) err = errno;
-  else if (stat(p, &st) < 0) err = errno;
-  else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
-  else if (access(p, W_OK | X_OK) < 0) err = errno;
+  if (mkdir(p, 0700) < 0 && errno != EEXIST)
+    err = errno;
+  else if (stat(p, &st) < 0)
+    err = errno;
+  else if (!S_ISDIR(st.st_mode))
+    err = ENOTDIR;
+  else if (access(p, W_OK | X_OK) < 0)
+    err = errno;
   if (err) {
     log_at(LOG_ERROR, "file storage: cannot use directory %s: %s", dir, strerror(err));
     free(p);
@@ -111,9 +115,24 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
   if (!files_valid_id(id)) return TERN_EINVAL;
   char *text = json_dumps(meta, JSON_COMPACT);
   if (!text) return TERN_EINVAL;
-  buf_t path = BUF_INIT;
-  path_of(f, id, "", &path);
-  int rc = write_atomic((char *)path.data, data, n);
+  buf_t path = BUF_INIT, claim = BUF_INIT;
+  /* One writer per id: the claim is created exclusively and removed when done. */
+  path_of(f, id, ".claim", &claim);
+  int cfd = open((char *)claim.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (cfd < 0) {
+    int rc = errno == EEXIST ? TERN_EEXIST : TERN_EIO;
+    if (rc == TERN_EIO) log_at(LOG_ERROR, "file storage: claiming %s: %s", (char *)claim.data, strerror(errno));
+    buf_free(&claim);
+    free(text);
+    return rc;
+  }
+  close(cfd);
+  path_of(f, id, ".json", &path);
+  int rc = access((char *)path.data, F_OK) == 0 ? TERN_EEXIST : 0;
+  if (rc == 0) {
+    path_of(f, id, "", &path);
+    rc = write_atomic((char *)path.data, data, n);
+  }
   if (rc == 0) {
     path_of(f, id, ".json", &path);
     rc = write_atomic((char *)path.data, text, strlen(text));
@@ -123,6 +142,8 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
     }
   }
   if (rc == 0) sync_dir(f);
+  unlink((char *)claim.data);
+  buf_free(&claim);
   buf_free(&path);
   free(text);
   return rc;

@@ -8,7 +8,7 @@
  *
  * Every function but files_new_id/files_valid_id does blocking file I/O: call them off
  * the network loops (rest_files.c runs them on libuv's thread pool). They are safe to call
- * from several threads at once: each object is written once, under a fresh id. */
+ * from several threads at once: each object is written once (files_put refuses a second). */
 #ifndef TERN_FILES_H
 #define TERN_FILES_H
 
@@ -29,7 +29,9 @@ void files_new_id(char id[FILES_ID_LEN + 1]);
 /* 1 when s is an objectId this module could have made (so it is safe in a path). */
 int files_valid_id(const char *s);
 
-/* Stores the bytes, then the metadata (borrowed). 0 or TERN_EIO. */
+/* Stores the bytes, then the metadata (borrowed). 0, TERN_EIO, or TERN_EEXIST when the id
+ * is stored already or another call is storing it ("<id>.claim" exists meanwhile; a crash
+ * mid-write leaves it, and that id taken). */
 int files_put(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta);
 /* The metadata (new reference, caller decrefs) or TERN_ENOENT; TERN_EIO when unreadable. */
 int files_get_meta(const files_t *f, const char *id, json_t **meta);

@@ -32,5 +32,10 @@ void rest_file_upload(conn_t *c, const http_req_t *r);
 void rest_file_meta(conn_t *c, const http_req_t *r);
 void rest_file_delete(conn_t *c, const http_req_t *r);
 void rest_file_download(conn_t *c, const http_req_t *r);
+/* The upload-token flow of leancloud-storage 4.x's AV.File.save(): POST fileTokens, PUT
+ * the bytes to its upload_url (path parameter "id"), POST fileCallback. */
+void rest_file_token(conn_t *c, const http_req_t *r);
+void rest_file_token_upload(conn_t *c, const http_req_t *r);
+void rest_file_callback(conn_t *c, const http_req_t *r);
 
 #endif

@@ -7,8 +7,18 @@
  *   GET    /1.1/files/<objectId>    the metadata                                  app key
  *   DELETE /1.1/files/<objectId>    {}                                            master key
  *   GET    /files/<objectId>[/<name>]  the bytes, one Range allowed; HEAD too      none
+ *   POST   /1.1/fileTokens          JSON {name, mime_type?, metaData?}: an objectId and an
+ *                                   upload URL (AV.File.save() of leancloud-storage 4.x) app key
+ *   PUT    /1.1/fileUploads/<id>?token=…  the bytes, to the URL fileTokens gave   the token
+ *   POST   /1.1/fileCallback        {token, result}: result false deletes the file  app key
  * (/1.2/files/… alike.) Downloads need no key: their URLs are what image and file
  * messages carry (protocol.md §4 `_lcfile.url`), and a receiver just fetches them.
+ *
+ * The token flow is the cloud's, with tern as its storage provider: fileTokens answers
+ * provider "s3", whose uploader in the SDKs is a plain PUT of the bytes to upload_url. The
+ * token is stateless — the objectId, expiry, name, type and the client's metaData, signed
+ * with HMAC-SHA256 under the master key — so any worker takes the PUT and nothing is kept
+ * for an upload that never comes. files_put stores an id once: a replayed PUT gets 409.
  *
  * Nothing here blocks the worker's loop on the disk. Each request becomes a job on libuv's
  * thread pool — hashing and writing an upload, reading metadata, deleting, opening a
@@ -41,12 +51,12 @@
 static const struct {
   const char *ext, *mime;
 } MIMES[] = {
-    {"png", "image/png"},        {"jpg", "image/jpeg"},       {"jpeg", "image/jpeg"},      {"gif", "image/gif"},
-    {"webp", "image/webp"},      {"bmp", "image/bmp"},        {"svg", "image/svg+xml"},    {"ico", "image/x-icon"},
-    {"mp3", "audio/mpeg"},       {"m4a", "audio/mp4"},        {"aac", "audio/aac"},        {"wav", "audio/wav"},
-    {"amr", "audio/amr"},        {"ogg", "audio/ogg"},        {"mp4", "video/mp4"},        {"mov", "video/quicktime"},
-    {"webm", "video/webm"},      {"txt", "text/plain"},       {"html", "text/html"},       {"css", "text/css"},
-    {"csv", "text/csv"},         {"json", "application/json"}, {"pdf", "application/pdf"}, {"zip", "application/zip"},
+    {"png", "image/png"},   {"jpg", "image/jpeg"},        {"jpeg", "image/jpeg"},     {"gif", "image/gif"},
+    {"webp", "image/webp"}, {"bmp", "image/bmp"},         {"svg", "image/svg+xml"},   {"ico", "image/x-icon"},
+    {"mp3", "audio/mpeg"},  {"m4a", "audio/mp4"},         {"aac", "audio/aac"},       {"wav", "audio/wav"},
+    {"amr", "audio/amr"},   {"ogg", "audio/ogg"},         {"mp4", "video/mp4"},       {"mov", "video/quicktime"},
+    {"webm", "video/webm"}, {"txt", "text/plain"},        {"html", "text/html"},      {"css", "text/css"},
+    {"csv", "text/csv"},    {"json", "application/json"}, {"pdf", "application/pdf"}, {"zip", "application/zip"},
 };
 
 static const char *mime_guess(const char *name) {
@@ -61,9 +71,11 @@ static const char *mime_guess(const char *name) {
  * '/', trimmed, not too long. Returns a new string or NULL. */
 static char *mime_clean(const char *s) {
   if (!s) return NULL;
-  while (*s == ' ') s++;
+  while (*s == ' ')
+    s++;
   size_t n = strlen(s);
-  while (n && s[n - 1] == ' ') n--;
+  while (n && s[n - 1] == ' ')
+    n--;
   if (n == 0 || n > MIME_MAX_BYTES || !memchr(s, '/', n)) return NULL;
   for (size_t i = 0; i < n; i++)
     if (s[i] < 0x20 || s[i] > 0x7e) return NULL;
@@ -92,7 +104,8 @@ static void public_base(const server_t *srv, buf_t *b) {
   const char *u = srv->cfg->public_http_url;
   if (u && *u) {
     size_t n = strlen(u);
-    while (n && u[n - 1] == '/') n--;
+    while (n && u[n - 1] == '/')
+      n--;
     buf_append(b, u, n);
     return;
   }
@@ -116,20 +129,26 @@ static void pct_encode(buf_t *b, const char *s) {
     unsigned char ch = (unsigned char)*s;
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
       buf_append(b, s, 1);
-    else buf_printf(b, "%%%02X", ch);
+    else
+      buf_printf(b, "%%%02X", ch);
   }
+}
+
+/* The download URL of file id named name. */
+static json_t *file_url(const server_t *srv, const char *id, const char *name) {
+  buf_t url = BUF_INIT;
+  public_base(srv, &url);
+  buf_printf(&url, "/files/%s/", id);
+  pct_encode(&url, name ? name : "file");
+  json_t *out = json_stringn((char *)url.data, url.len);
+  buf_free(&url);
+  return out;
 }
 
 /* The stored metadata plus the URL: what uploads and metadata reads answer. */
 static json_t *with_url(const server_t *srv, json_t *meta, const char *id) {
   json_t *out = json_copy(meta);
-  buf_t url = BUF_INIT;
-  public_base(srv, &url);
-  buf_printf(&url, "/files/%s/", id);
-  const char *name = json_string_value(json_object_get(meta, "name"));
-  pct_encode(&url, name ? name : "file");
-  json_object_set_new(out, "url", json_stringn((char *)url.data, url.len));
-  buf_free(&url);
+  json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
   return out;
 }
 
@@ -141,15 +160,19 @@ typedef struct {
   uv_work_t work; /* first: the callbacks get &work */
   job_kind_t kind;
   worker_t *w;
-  uint64_t conn;        /* the connection by handle: it may be gone when the job is done */
-  const http_req_t *r;  /* deferred, so valid while the connection lives */
+  uint64_t conn;       /* the connection by handle: it may be gone when the job is done */
+  const http_req_t *r; /* deferred, so valid while the connection lives */
   const files_t *files;
   char id[FILES_ID_LEN + 1];
-  /* JOB_PUT input: the body (owned), the name from the path, the Content-Type header */
+  /* JOB_PUT input: the body (owned), the name from the path, the Content-Type header;
+   * from an upload token also the id (preset), the type and the client's metaData */
   buf_t data;
   char *name, *content_type;
   int json;
   size_t max;
+  char *mime;
+  json_t *client_meta;
+  int callback; /* JOB_DELETE for a failed upload's fileCallback: gone already is fine */
   /* results */
   int status, code;
   char error[160];
@@ -214,8 +237,8 @@ out:
 }
 
 static void put_work(job_t *j) {
-  char *name = j->name ? xstrdup(j->name) : NULL, *mime = NULL;
-  json_t *meta = NULL;
+  char *name = j->name ? xstrdup(j->name) : NULL, *mime = j->mime ? xstrdup(j->mime) : NULL;
+  json_t *meta = j->client_meta ? json_deep_copy(j->client_meta) : NULL;
   int shaped = j->json ? put_decode_json(j, &name, &mime, &meta) : 0;
   if (shaped < 0) goto out;
   if (!name) {
@@ -255,20 +278,24 @@ static void put_work(job_t *j) {
   }
   char created[ISO_LEN + 1];
   iso_format(now_ms(), created);
-  files_new_id(j->id);
+  if (!j->id[0]) files_new_id(j->id);
   j->meta = json_pack("{s:s, s:s, s:I, s:s, s:O, s:s}", "objectId", j->id, "name", name, "size",
                       (json_int_t)j->data.len, "mime_type", mime, "metaData", meta, "createdAt", created);
   if (!j->meta) {
     job_fail(j, 400, 400, "metaData could not be stored");
     goto out;
   }
-  if (files_put(j->files, j->id, j->data.data, j->data.len, j->meta) < 0) {
+  int rc = files_put(j->files, j->id, j->data.data, j->data.len, j->meta);
+  if (rc < 0) {
     json_decref(j->meta);
     j->meta = NULL;
-    job_fail(j, 500, 1, "the file could not be stored");
+    if (rc == TERN_EEXIST)
+      job_fail(j, 409, 137, "this upload token was used already");
+    else
+      job_fail(j, 500, 1, "the file could not be stored");
     goto out;
   }
-  j->status = 201;
+  j->status = j->client_meta ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
 out:
   buf_free(&j->data); /* up to max_file_size: do not keep it until the answer */
   json_decref(meta);
@@ -280,23 +307,22 @@ static void job_work(uv_work_t *wk) {
   job_t *j = (job_t *)wk;
   int rc = TERN_EINVAL; /* every kind sets it; the compiler cannot see the switch is complete */
   switch (j->kind) {
-  case JOB_PUT:
-    put_work(j);
-    return;
-  case JOB_META:
-    rc = files_get_meta(j->files, j->id, &j->meta);
-    break;
-  case JOB_DELETE:
-    rc = files_delete(j->files, j->id);
-    break;
+  case JOB_PUT: put_work(j); return;
+  case JOB_META: rc = files_get_meta(j->files, j->id, &j->meta); break;
+  case JOB_DELETE: rc = files_delete(j->files, j->id); break;
   case JOB_OPEN:
     rc = files_get_meta(j->files, j->id, &j->meta);
     if (rc == 0) rc = files_open_data(j->files, j->id, &j->fd, &j->size);
     break;
   }
-  if (rc == TERN_ENOENT) job_fail(j, 404, 404, "file not found");
-  else if (rc < 0) job_fail(j, 500, 1, "file storage failed");
-  else j->status = 200;
+  if (rc == TERN_ENOENT && j->callback)
+    j->status = 200;
+  else if (rc == TERN_ENOENT)
+    job_fail(j, 404, 404, "file not found");
+  else if (rc < 0)
+    job_fail(j, 500, 1, "file storage failed");
+  else
+    j->status = 200;
 }
 
 /* ---------------------------------------------------------------- downloads */
@@ -390,7 +416,8 @@ static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
   int status = ranged ? 206 : 200;
   buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\nAccept-Ranges: bytes\r\n", status,
              http_status_text(status), mime ? mime : "application/octet-stream", (long long)len);
-  if (ranged) buf_printf(&h, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)first, (long long)last, (long long)j->size);
+  if (ranged)
+    buf_printf(&h, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)first, (long long)last, (long long)j->size);
   if (sum && strlen(sum) == 32 && strspn(sum, "0123456789abcdef") == 32) buf_printf(&h, "ETag: \"%s\"\r\n", sum);
   if (name) {
     buf_append_str(&h, "Content-Disposition: inline; filename*=UTF-8''");
@@ -399,10 +426,11 @@ static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
   }
   /* An object never changes under its id. Uploads are anyone's content served from the
    * API's origin: no sniffing, and no scripts should one be HTML or SVG. */
-  buf_printf(&h, "Cache-Control: public, max-age=31536000, immutable\r\nX-Content-Type-Options: nosniff\r\n"
-                 "Content-Security-Policy: sandbox\r\nAccess-Control-Allow-Origin: *\r\n"
-                 "Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag\r\n"
-                 "Connection: %s\r\n\r\n",
+  buf_printf(&h,
+             "Cache-Control: public, max-age=31536000, immutable\r\nX-Content-Type-Options: nosniff\r\n"
+             "Content-Security-Policy: sandbox\r\nAccess-Control-Allow-Origin: *\r\n"
+             "Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag\r\n"
+             "Connection: %s\r\n\r\n",
              r->keep_alive ? "keep-alive" : "close");
   conn_write(c, h.data, h.len);
   buf_free(&h);
@@ -445,6 +473,8 @@ static void job_after(uv_work_t *wk, int status) {
   buf_free(&j->data);
   free(j->name);
   free(j->content_type);
+  free(j->mime);
+  json_decref(j->client_meta);
   json_decref(j->meta);
   free(j);
 }
@@ -476,7 +506,7 @@ static int files_on(conn_t *c, const http_req_t *r) {
 
 size_t rest_files_body_limit(conn_t *c, const http_req_t *r) {
   size_t max = (size_t)c->w->srv->cfg->max_file_size;
-  return is_json_request(r) ? max / 3 * 4 + 4 + JSON_SLACK : max;
+  return is_json_request(r) && r->method == HTTP_POST ? max / 3 * 4 + 4 + JSON_SLACK : max;
 }
 
 void rest_file_upload(conn_t *c, const http_req_t *r) {
@@ -521,4 +551,135 @@ void rest_file_delete(conn_t *c, const http_req_t *r) {
 
 void rest_file_download(conn_t *c, const http_req_t *r) {
   if (files_on(c, r)) submit_by_id(c, r, JOB_OPEN);
+}
+
+/* ---------------------------------------------------------------- upload tokens */
+
+#define TOKEN_TTL_MS (3600 * 1000) /* an upload URL works for an hour */
+#define TOKEN_META_MAX 2048        /* bytes of the client's metaData carried in the URL */
+#define TOKEN_MAX 8192             /* the longest a name and metaData can make one, with room */
+
+/* hex HMAC-SHA256 of the token's payload under the master key */
+static void token_mac(const server_t *srv, const char *payload, size_t n, char hex[65]) {
+  static const char domain[] = "tern file upload token\n"; /* no other HMAC under this key matches */
+  buf_t m = BUF_INIT;
+  buf_append(&m, domain, sizeof domain - 1);
+  buf_append(&m, payload, n);
+  uint8_t mac[32];
+  hmac_sha256(srv->master_key, strlen(srv->master_key), m.data, m.len, mac);
+  hex_encode(mac, sizeof mac, hex);
+  buf_free(&m);
+}
+
+/* base64url(JSON claims) "." hex MAC; a new string. */
+static char *token_make(const server_t *srv, const json_t *claims) {
+  char *text = json_dumps(claims, JSON_COMPACT);
+  size_t n = strlen(text);
+  char *tok = xmalloc(n / 3 * 4 + 4 + 1 + 64 + 1);
+  size_t len = base64url_encode((const uint8_t *)text, n, tok);
+  tok[len] = '.';
+  token_mac(srv, tok, len, tok + len + 1);
+  free(text);
+  return tok;
+}
+
+/* The claims of a token this server made that has not expired (new reference), or NULL. */
+static json_t *token_open(const server_t *srv, const char *tok) {
+  const char *dot = tok ? strchr(tok, '.') : NULL;
+  if (!dot || strlen(tok) > TOKEN_MAX) return NULL;
+  char mac[65];
+  token_mac(srv, tok, (size_t)(dot - tok), mac);
+  if (!ct_equal(mac, 64, dot + 1, strlen(dot + 1))) return NULL;
+  uint8_t *raw = xmalloc((size_t)(dot - tok) / 4 * 3 + 3);
+  long n = base64_decode(tok, (size_t)(dot - tok), raw);
+  json_t *claims = n < 0 ? NULL : json_loadb((const char *)raw, (size_t)n, 0, NULL);
+  free(raw);
+  json_t *id = json_object_get(claims, "id"), *exp = json_object_get(claims, "exp");
+  if (!json_is_string(id) || !files_valid_id(json_string_value(id)) || !json_is_integer(exp) ||
+      json_integer_value(exp) < now_ms()) {
+    json_decref(claims);
+    return NULL;
+  }
+  return claims;
+}
+
+void rest_file_token(conn_t *c, const http_req_t *r) {
+  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  const server_t *srv = c->w->srv;
+  json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  const char *name = json_string_value(json_object_get(body, "name"));
+  json_t *md = json_object_get(body, "metaData");
+  char *meta_text = json_is_object(md) ? json_dumps(md, JSON_COMPACT) : NULL;
+  if (!json_is_object(body) || !name || !name_ok(name)) {
+    http_respond_error(c, r, 400, 107,
+                       "fileTokens takes {\"name\": 1 to 1024 bytes of UTF-8, \"mime_type\"?, \"metaData\"?}");
+  } else if (md && !json_is_null(md) && (!meta_text || strlen(meta_text) > TOKEN_META_MAX)) {
+    http_respond_error(c, r, 400, 107, "metaData must be an object of at most 2048 bytes of JSON");
+  } else {
+    char *mime = mime_clean(json_string_value(json_object_get(body, "mime_type")));
+    if (!mime) mime = xstrdup(mime_guess(name));
+    char id[FILES_ID_LEN + 1], created[ISO_LEN + 1];
+    files_new_id(id);
+    int64_t now = now_ms();
+    iso_format(now, created);
+    json_t *claims = json_pack("{s:s, s:I, s:s, s:s}", "id", id, "exp", (json_int_t)(now + TOKEN_TTL_MS), "name", name,
+                               "mime", mime);
+    if (meta_text) json_object_set(claims, "meta", md);
+    char *tok = token_make(srv, claims);
+    buf_t up = BUF_INIT;
+    public_base(srv, &up);
+    buf_printf(&up, "/1.1/fileUploads/%s?token=%s", id, tok);
+    json_t *out = json_pack("{s:s, s:s, s:s, s:o, s:s%, s:s, s:s, s:s, s:s}", "objectId", id, "createdAt", created,
+                            "token", tok, "url", file_url(srv, id, name), "upload_url", (char *)up.data, up.len,
+                            "provider", "s3", "bucket", "files", "key", id, "mime_type", mime);
+    http_respond_json(c, r, 200, out);
+    buf_free(&up);
+    free(tok);
+    json_decref(claims);
+    free(mime);
+  }
+  free(meta_text);
+  json_decref(body);
+}
+
+void rest_file_token_upload(conn_t *c, const http_req_t *r) {
+  if (!files_on(c, r)) return;
+  char *tok = http_query_param(r, "token");
+  json_t *claims = token_open(c->w->srv, tok);
+  free(tok);
+  const char *id = http_path_param(r, "id");
+  if (!claims || !id || strcmp(id, json_string_value(json_object_get(claims, "id"))) != 0) {
+    http_respond_error(c, r, 403, 403, "the upload token is not valid for this file, or it has expired");
+    json_decref(claims);
+    return;
+  }
+  job_t *j = job_new(c, r, JOB_PUT);
+  memcpy(j->id, id, FILES_ID_LEN + 1);
+  j->name = xstrdup(json_string_value(json_object_get(claims, "name")));
+  j->mime = xstrdup(json_string_value(json_object_get(claims, "mime")));
+  json_t *meta = json_object_get(claims, "meta");
+  j->client_meta = json_is_object(meta) ? json_incref(meta) : json_object();
+  j->max = (size_t)c->w->srv->cfg->max_file_size;
+  json_decref(claims);
+  http_take_body(c, &j->data);
+  job_submit(c, j);
+}
+
+void rest_file_callback(conn_t *c, const http_req_t *r) {
+  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  json_t *claims = token_open(c->w->srv, json_string_value(json_object_get(body, "token")));
+  json_t *result = json_object_get(body, "result");
+  if (!claims || !json_is_boolean(result)) {
+    http_respond_error(c, r, 400, 107, "fileCallback takes {\"token\": a valid upload token, \"result\": true|false}");
+  } else if (json_is_true(result)) {
+    http_respond_json(c, r, 200, json_object()); /* the PUT stored it already */
+  } else {                                       /* the client gave up: whatever arrived goes */
+    job_t *j = job_new(c, r, JOB_DELETE);
+    memcpy(j->id, json_string_value(json_object_get(claims, "id")), FILES_ID_LEN + 1);
+    j->callback = 1;
+    job_submit(c, j);
+  }
+  json_decref(claims);
+  json_decref(body);
 }

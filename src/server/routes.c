@@ -5,8 +5,8 @@
 #include <http_parser.h>
 #include <string.h>
 
-#include "http.h"
 #include "hooks.h"
+#include "http.h"
 #include "im_internal.h"
 #include "push.h"
 #include "rest.h"
@@ -48,14 +48,18 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
   im_t *im = srv->im;
   buf_t b = BUF_INIT;
   size_t conns = 0;
-  for (int i = 0; i < srv->nworkers; i++) conns += srv->workers[i]->nconns; /* each read is one word: fine */
-  buf_printf(&b, "# HELP tern_connections Open client connections.\n# TYPE tern_connections gauge\ntern_connections %zu\n",
+  for (int i = 0; i < srv->nworkers; i++)
+    conns += srv->workers[i]->nconns; /* each read is one word: fine */
+  buf_printf(&b,
+             "# HELP tern_connections Open client connections.\n# TYPE tern_connections gauge\ntern_connections %zu\n",
              conns);
-  buf_printf(&b, "# HELP tern_clients_online Client ids with at least one session.\n# TYPE tern_clients_online gauge\n"
-                 "tern_clients_online %zu\n",
+  buf_printf(&b,
+             "# HELP tern_clients_online Client ids with at least one session.\n# TYPE tern_clients_online gauge\n"
+             "tern_clients_online %zu\n",
              presence_count(im->presence));
-  buf_printf(&b, "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
-                 "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
+  buf_printf(&b,
+             "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
+             "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
              atomic_load(&im->room_drops));
   hooks_metrics(im->hooks, &b);
   push_metrics(im->push, &b);
@@ -145,6 +149,11 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.2/files/:id", rest_file_meta},
     {HTTP_DELETE, "/1.1/files/:id", rest_file_delete},
     {HTTP_DELETE, "/1.2/files/:id", rest_file_delete},
+    {HTTP_POST, "/1.1/fileTokens", rest_file_token},
+    {HTTP_POST, "/1.2/fileTokens", rest_file_token},
+    {HTTP_PUT, "/1.1/fileUploads/:id", rest_file_token_upload, rest_files_body_limit},
+    {HTTP_POST, "/1.1/fileCallback", rest_file_callback},
+    {HTTP_POST, "/1.2/fileCallback", rest_file_callback},
     {HTTP_GET, "/files/:id", rest_file_download},
     {HTTP_HEAD, "/files/:id", rest_file_download},
     {HTTP_GET, "/files/:id/*name", rest_file_download},
@@ -175,10 +184,11 @@ size_t routes_body_limit(conn_t *c, const http_req_t *r) {
 
 void routes_dispatch(conn_t *c, http_req_t *r) {
   if (r->method == HTTP_OPTIONS) { /* CORS preflight from browser SDKs */
-    http_respond(c, r, 204, "text/plain", "", 0,
-                 "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
-                 "Access-Control-Allow-Headers: Content-Type, X-LC-Id, X-LC-Key, X-LC-Sign, X-LC-IM-Session-Token, X-LC-UA\r\n"
-                 "Access-Control-Max-Age: 86400\r\n");
+    http_respond(
+        c, r, 204, "text/plain", "", 0,
+        "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
+        "Access-Control-Allow-Headers: Content-Type, X-LC-Id, X-LC-Key, X-LC-Sign, X-LC-IM-Session-Token, X-LC-UA\r\n"
+        "Access-Control-Max-Age: 86400\r\n");
     return;
   }
   int path_known;

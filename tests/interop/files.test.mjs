@@ -2,6 +2,12 @@
 // over the REST path, sends a typed message carrying the returned URL and metadata
 // (protocol.md §4 `_lcfile`), and the receiver downloads the URL byte-identical.
 //
+// The last suite is what an app does today, with nothing of ours in between:
+// leancloud-storage 4.15.2's AV.File.save() (POST /1.1/fileTokens, PUT to the upload URL,
+// POST /1.1/fileCallback), then the ImageMessage of leancloud-realtime-plugin-typed-messages
+// 4.0.2 built from that AV.File. The suites before it make the old SDK's one-request upload
+// with fetch:
+//
 // The realtime SDK has no uploader of its own: apps upload with leancloud-storage's AV.File
 // (what leancloud-realtime-plugin-typed-messages wraps), whose REST path is POST
 // /1.1/files/<name> with X-LC-Id / X-LC-Key — the bytes as base64 in a JSON body
@@ -11,6 +17,8 @@
 // height, size}} from the answer.
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import AV from 'leancloud-storage';
 import { startServer } from '../lib/server.mjs';
 import { MODES, Clients, collect, uid, payloadOf, createConversationSeen } from '../lib/interop-util.mjs';
 import { png, gif, md5, download } from '../lib/files-util.mjs';
@@ -126,3 +134,72 @@ for (const mode of MODES) {
     });
   });
 }
+
+// leancloud-storage and the typed-messages plugin, as an app uses them. AV.init is once per
+// process, so one server serves both transport modes here.
+const initTypedMessages = createRequire(import.meta.url)('leancloud-realtime-plugin-typed-messages');
+const pluginClasses = (sdk) => {
+  const { TypedMessagesPlugin, ...classes } = initTypedMessages(AV, sdk);
+  return classes;
+};
+
+describe('files through leancloud-storage AV.File and the typed-messages plugin', () => {
+  let server;
+  let env;
+  before(async () => {
+    server = await startServer();
+    AV.init({ appId: server.appId, appKey: server.appKey, serverURLs: server.httpUrl });
+  });
+  after(async () => {
+    if (server) await server.stop();
+  });
+  afterEach(async () => {
+    await env.closeAll();
+  });
+
+  for (const mode of MODES) {
+    it(`[${mode.name}] AV.File.save() uploads; an ImageMessage of it reaches the receiver, whose AV.File downloads byte-identical`, async () => {
+      env = new Clients(server, { noBinary: mode.noBinary, classes: pluginClasses });
+      const tom = await env.login(uid('tom'));
+      const jerry = await env.login(uid('jerry'));
+      const bytes = png(12, 7);
+      const file = await new AV.File('猫 cat.png', bytes).save();
+      assert.match(file.id, /^[0-9a-f]{24}$/);
+      assert.ok(file.url().startsWith(`${server.httpUrl}/files/${file.id}/`), file.url());
+
+      // what the storage API says about it: the server looked at the bytes
+      const fetched = await AV.File.createWithoutData(file.id).fetch();
+      assert.equal(fetched.name(), '猫 cat.png');
+      assert.equal(fetched.get('mime_type'), 'image/png');
+      assert.deepEqual(
+        { width: fetched.metaData('width'), height: fetched.metaData('height'), size: fetched.metaData('size'), sum: fetched.metaData('_checksum') },
+        { width: 12, height: 7, size: bytes.length, sum: md5(bytes) },
+      );
+
+      const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'pictures' }, [jerry]);
+      const got = collect(jerry, 'message', (m) => m);
+      const img = new tom.classes.ImageMessage(file);
+      img.setText('look at this');
+      const sent = await conv.send(img);
+
+      const [m] = await got.until(1);
+      assert.ok(m instanceof jerry.classes.ImageMessage, 'parsed as the plugin\'s ImageMessage');
+      assert.equal(m.id, sent.id);
+      assert.equal(m.text, 'look at this');
+      const theirs = m.getFile();
+      assert.ok(theirs instanceof AV.File);
+      assert.equal(theirs.id, file.id);
+      assert.equal(theirs.name(), '猫 cat.png');
+      assert.equal(theirs.metaData('size'), bytes.length);
+      const d = await download(theirs.url());
+      assert.equal(d.status, 200);
+      assert.ok(d.body.equals(bytes), 'downloaded bytes are the uploaded bytes');
+      assert.equal(d.headers.get('content-type'), 'image/png');
+
+      // and from history, as after a reinstall
+      const [old] = await (await jerry.getConversation(conv.id)).queryMessages({ limit: 1 });
+      assert.ok(old instanceof jerry.classes.ImageMessage);
+      assert.equal(old.getFile().url(), file.url());
+    });
+  }
+});

@@ -101,13 +101,14 @@ export class Clients {
 
   // A fresh Realtime (own SDK module instance, own WebSocket). opts.target replaces the
   // server it points at (e.g. a proxy: {...server, wsUrl, httpUrl}); opts.major 4 or 5,
-  // opts.noBinary, opts.pushOfflineMessages (v4) override the defaults.
+  // opts.noBinary, opts.pushOfflineMessages (v4) override the defaults; opts.classes(sdk)
+  // replaces messageClasses (e.g. the real typed-messages plugin's).
   realtime(opts = {}) {
     const target = opts.target || this.server;
     const o = { ...this.defaults, ...opts };
     const { sdk, realtime: rt } = (o.major ?? 5) === 4 ? realtimeV4(target, o) : realtime(target, o);
     const entry = { sdk, rt, major: opts.major ?? this.defaults.major ?? 5 };
-    entry.classes = messageClasses(sdk);
+    entry.classes = (o.classes ?? messageClasses)(sdk);
     rt.register(Object.values(entry.classes));
     this.realtimes.push(entry);
     return entry;
@@ -164,9 +165,9 @@ function realtimeV4(target, { noBinary = false, pushOfflineMessages, plugins } =
   return { sdk, realtime: new sdk.Realtime(opts) };
 }
 
-// Typed message classes equivalent to leancloud-realtime-plugin-typed-messages (not a
-// dependency here: it needs leancloud-storage to upload files). They carry the same
-// payload fields: `_lcfile` {url, objId, metaData} for -2/-3/-4/-6, `_lcloc` for -5.
+// Typed message classes equivalent to leancloud-realtime-plugin-typed-messages, without
+// its need for saved AV.File objects (tests/interop/files.test.mjs uses the plugin itself
+// with leancloud-storage). They carry the same payload fields: `_lcfile` {url, objId, metaData} for -2/-3/-4/-6, `_lcloc` for -5.
 // Built with the SDK's public messageType/messageField decorators and registered per
 // Realtime, which is exactly how an app defines its own types.
 export const CUSTOM_TYPE = 1001;

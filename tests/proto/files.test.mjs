@@ -363,6 +363,129 @@ test('#7 §4 max_file_size: at the limit 201, one byte over 413 (raw and base64)
     await assertHealthy(srv);
   }));
 
+// ---------------------------------------------------------------- the upload-token flow
+// leancloud-storage 4.x: POST /1.1/fileTokens, PUT the bytes to upload_url, POST
+// /1.1/fileCallback (tests/interop/files.test.mjs drives it with the SDK itself).
+
+const fileToken = (srv, body, headers = appHeaders(srv)) =>
+  fetch(`${srv.httpUrl}/1.1/fileTokens`, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+const putTo = (url, bytes, contentType = 'application/octet-stream') =>
+  fetch(url, { method: 'PUT', headers: { 'Content-Type': contentType }, body: bytes });
+const fileCallback = (srv, body) =>
+  fetch(`${srv.httpUrl}/1.1/fileCallback`, { method: 'POST', headers: { ...appHeaders(srv), 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+test('#7 §4 upload token: fileTokens answers provider s3 and an upload URL; the PUT stores the bytes under that objectId', async () => {
+  const t = await fileToken(server, { name: 'shot 1.png', metaData: { size: 3, owner: 'tom', app: { v: 2 } } });
+  assert.equal(t.status, 200);
+  const tok = await t.json();
+  assert.match(tok.objectId, ID_RE);
+  assert.equal(tok.provider, 's3');
+  assert.equal(tok.mime_type, 'image/png'); // from the name: the SDK sends none for a Buffer
+  assert.equal(tok.url, urlOf(server, tok.objectId, 'shot 1.png'));
+  assert.ok(tok.upload_url.startsWith(`${server.httpUrl}/1.1/fileUploads/${tok.objectId}?token=`), tok.upload_url);
+  assert.match(tok.createdAt, ISO_RE);
+  // nothing is stored until the bytes come
+  assert.equal((await download(tok.url)).status, 404);
+
+  const bytes = png(7, 5);
+  const up = await putTo(tok.upload_url, bytes, 'image/png');
+  assert.equal(up.status, 200, await up.clone().text());
+  const d = await download(tok.url);
+  assert.equal(d.status, 200);
+  assert.ok(d.body.equals(bytes));
+  assert.equal(d.headers.get('content-type'), 'image/png');
+  const meta = await (await fetch(`${server.httpUrl}/1.1/files/${tok.objectId}`, { headers: appHeaders(server) })).json();
+  assert.equal(meta.name, 'shot 1.png');
+  // the client's metaData is kept; size and the image fields are what arrived
+  assert.deepEqual(meta.metaData, { size: bytes.length, owner: 'tom', app: { v: 2 }, _checksum: md5(bytes), width: 7, height: 5, format: 'png' });
+
+  const cb = await fileCallback(server, { token: tok.token, result: true });
+  assert.equal(cb.status, 200);
+  assert.deepEqual(await cb.json(), {});
+  assert.equal((await download(tok.url)).status, 200);
+});
+
+test('#7 §4 upload token: a replayed PUT is 409 and changes nothing; a forged, altered or misdirected token is 403', async () => {
+  const tok = await (await fileToken(server, { name: 'a.txt', mime_type: 'text/plain' })).json();
+  assert.equal((await putTo(tok.upload_url, Buffer.from('first'))).status, 200);
+  const again = await putTo(tok.upload_url, Buffer.from('second'));
+  assert.equal(again.status, 409);
+  assert.equal((await again.json()).code, 137);
+  assert.equal((await download(tok.url)).body.toString(), 'first');
+
+  const other = await (await fileToken(server, { name: 'b.txt' })).json();
+  const base = other.upload_url.slice(0, other.upload_url.indexOf('?'));
+  const [payload, mac] = other.token.split('.');
+  const flip = (s) => s.slice(0, -1) + (s.at(-1) === 'a' ? 'b' : 'a');
+  for (const [why, url] of [
+    ['no token', base],
+    ['MAC altered', `${base}?token=${payload}.${flip(mac)}`],
+    ['payload altered', `${base}?token=${flip(payload)}.${mac}`],
+    ['no MAC', `${base}?token=${payload}`],
+    ['another file\'s token', `${server.httpUrl}/1.1/fileUploads/${tok.objectId}?token=${other.token}`],
+    ['a token for an id the path does not name', `${server.httpUrl}/1.1/fileUploads/${'d'.repeat(24)}?token=${other.token}`],
+  ]) {
+    const r = await putTo(url, Buffer.from('x'));
+    assert.equal(r.status, 403, why);
+    assert.equal((await r.json()).code, 403, why);
+  }
+  assert.equal((await download(other.url)).status, 404);
+  assert.equal((await putTo(other.upload_url, Buffer.from('ok'))).status, 200); // still good itself
+  await assertHealthy(server);
+});
+
+test('#7 §4 upload token: fileCallback with result false deletes what was uploaded; a bad callback is 400', async () => {
+  const tok = await (await fileToken(server, { name: 'gone.bin' })).json();
+  assert.equal((await putTo(tok.upload_url, Buffer.from([1, 2, 3]))).status, 200);
+  const cb = await fileCallback(server, { token: tok.token, result: false });
+  assert.equal(cb.status, 200);
+  assert.deepEqual(await cb.json(), {});
+  assert.equal((await download(tok.url)).status, 404);
+  // the upload never came: nothing to delete, still {}
+  const none = await (await fileToken(server, { name: 'never.bin' })).json();
+  assert.equal((await fileCallback(server, { token: none.token, result: false })).status, 200);
+  for (const body of [{ token: 'nope', result: true }, { token: none.token }, { result: false }]) {
+    const r = await fileCallback(server, body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.equal((await r.json()).code, 107);
+  }
+});
+
+test('#7 §4 upload token: the longest name (1,020 bytes of UTF-8) and metaData (2 KB) make a token that works', async () => {
+  const name = '猫'.repeat(340) + '.png';
+  const metaData = { note: 'n'.repeat(2000 - 12) };
+  assert.ok(JSON.stringify(metaData).length <= 2048);
+  const t = await fileToken(server, { name, metaData });
+  assert.equal(t.status, 200);
+  const tok = await t.json();
+  assert.equal((await putTo(tok.upload_url, png(1, 1))).status, 200);
+  const meta = await (await fetch(`${server.httpUrl}/1.1/files/${tok.objectId}`, { headers: appHeaders(server) })).json();
+  assert.equal(meta.name, name);
+  assert.equal(meta.metaData.note, metaData.note);
+});
+
+test('#7 §4 upload token: fileTokens needs the app key and a name; metaData is an object of at most 2 KB', async () => {
+  assert.equal((await fileToken(server, { name: 'x.png' }, { 'X-LC-Id': server.appId, 'X-LC-Key': 'wrong' })).status, 401);
+  for (const body of [{}, { name: '' }, { name: 5 }, { name: 'x', metaData: 'str' }, { name: 'x', metaData: { big: 'y'.repeat(3000) } }]) {
+    const r = await fileToken(server, body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.equal((await r.json()).code, 107);
+  }
+  const notJson = await fetch(`${server.httpUrl}/1.1/fileTokens`, { method: 'POST', headers: appHeaders(server), body: '{oops' });
+  assert.equal(notJson.status, 400);
+});
+
+test('#7 §4 upload token: the PUT honours max_file_size (413) and the token still works for a smaller retry', () =>
+  withServer({ TERN_MAX_FILE_SIZE: '1000' }, async (srv) => {
+    const tok = await (await fileToken(srv, { name: 'big.json' })).json();
+    const over = await putTo(tok.upload_url, Buffer.alloc(1001, 0x20), 'application/json');
+    assert.equal(over.status, 413);
+    const ok = await putTo(tok.upload_url, Buffer.from('{"a":1}'), 'application/json');
+    assert.equal(ok.status, 200);
+    assert.equal((await download(tok.url)).body.toString(), '{"a":1}');
+    await assertHealthy(srv);
+  }));
+
 // ---------------------------------------------------------------- options
 
 test('#7 §4 options: public_http_url is the base of file URLs; files_dir holds the bytes', async () => {
