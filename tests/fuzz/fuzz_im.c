@@ -1,6 +1,7 @@
 /* fuzz_im.c — the shared in-process server of the IM-facing fuzz targets (see fuzz_im.h). */
 #include "fuzz_im.h"
 
+#include <dirent.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "files.h"
 #include "im_internal.h" /* im->post */
 #include "ipcount.h"
 #include "log.h"
@@ -24,7 +26,7 @@ static struct {
   worker_t *w; /* worker 0: never started, but its loop runs thread-pool work in fz_drain */
   sqlite3 *side; /* our own connection, to empty the tables between inputs */
   buf_t wipe;    /* DELETE FROM every table of the schema but its version */
-  char dir[64], path[96];
+  char dir[64], path[96], files[96];
   task_t *head, *tail; /* completions waiting for "the next loop iteration" */
 } fz;
 
@@ -221,9 +223,11 @@ void fz_setup(void) {
     abort();
   while (sqlite3_step(st) == SQLITE_ROW) buf_printf(&fz.wipe, "DELETE FROM \"%s\";", sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
-  /* Worker 0 as main.c and worker.c set it up, minus its thread and listener. File
-   * storage (srv.files) stays off, as rest_files.c expects of a harness: uploads would
-   * fsync real files. */
+  /* File storage in the same temporary directory (tmpfs: its fsyncs cost nothing),
+   * emptied before every input as the database is. */
+  snprintf(fz.files, sizeof fz.files, "%s/files", fz.dir);
+  if (files_open(fz.files, &fz.srv.files) < 0) abort();
+  /* Worker 0 as main.c and worker.c set it up, minus its thread and listener. */
   fz.w = xcalloc(1, sizeof *fz.w);
   fz.w->srv = &fz.srv;
   uv_loop_init(&fz.w->loop);
@@ -248,6 +252,14 @@ void fz_begin(void) {
     fprintf(stderr, "fuzz: cannot empty the database: %s\n", sqlite3_errmsg(fz.side));
     abort();
   }
+  DIR *d = opendir(fz.files);
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", fz.files, e->d_name);
+    unlink(p);
+  }
+  if (d) closedir(d);
   fz.im = im_new(&fz.srv);
   fz.im->post = post;
   fz.srv.im = fz.im;

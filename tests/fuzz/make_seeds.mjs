@@ -11,6 +11,7 @@
 // script only (re)writes seed-* files, so it is safe to run again after changing it.
 //
 // The input format of each target is described at the top of its fuzz_<target>.c.
+import { createHmac } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -537,6 +538,41 @@ http('rest-empty-message', [
   rest('GET', `${C}/${CID()}/messages?limit=10`),
   rest('GET', '/1.2/rtm/messages?limit=10'),
   rest('GET', '/1.2/rtm/clients/Tom/messages?limit=10'),
+].join(''));
+
+// File storage: uploads (raw and the old SDK's JSON), metadata, ranged and HEAD downloads,
+// deletion, and the upload-token flow. An upload token is signed with the harness's master
+// key, so the seed carries a valid one (it expires in 2100) for the fuzzer to mutate.
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC';
+const FILE_ID = 'f0f0f0f0f0f0f0f0f0f0f0f0';
+const uploadToken = (claims) => {
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  const mac = createHmac('sha256', MASTER).update(`tern file upload token\n${payload}`).digest('hex');
+  return `${payload}.${mac}`;
+};
+const TOKEN = uploadToken({ id: FILE_ID, exp: 4102444800000, name: 'seed.png', mime: 'image/png', meta: { owner: 'Tom' } });
+const raw = (method, path, body, headers = '') =>
+  `${method} ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+http('rest-files', [
+  raw('POST', '/1.1/files/notes.txt', 'some text\n', `X-LC-Id: ${APP}\r\nX-LC-Key: fuzz-app-key\r\nContent-Type: text/plain\r\n`),
+  rest('GET', `/1.1/files/${CID()}`, undefined, { auth: 'app' }),
+  rest('GET', `/files/${CID()}/notes.txt`, undefined, { auth: 'none', extra: 'Range: bytes=2-5\r\n' }),
+  rest('HEAD', `/files/${CID()}`, undefined, { auth: 'none' }),
+  rest('GET', `/files/${CID()}`, undefined, { auth: 'none', extra: 'Range: bytes=99-\r\n' }),
+  rest('POST', '/1.1/files', { base64: PNG_1X1, name: 'dot.png', mime_type: 'image/png', metaData: { owner: 'Tom' } }, { auth: 'app' }),
+  rest('GET', `/files/${CID(1)}`, undefined, { auth: 'none' }),
+  rest('DELETE', `/1.1/files/${CID()}`),
+  rest('GET', `/files/${CID()}`, undefined, { auth: 'none' }),
+].join(''));
+http('rest-file-tokens', [
+  rest('POST', '/1.1/fileTokens', { name: 'a.png', metaData: { size: 3, owner: 'unknown' } }, { auth: 'app' }),
+  raw('PUT', `/1.1/fileUploads/${FILE_ID}?token=${TOKEN}`, 'not really a png', 'Content-Type: image/png\r\n'),
+  raw('PUT', `/1.1/fileUploads/${FILE_ID}?token=${TOKEN}`, 'again', 'Content-Type: image/png\r\n'),
+  rest('GET', `/files/${FILE_ID}/seed.png`, undefined, { auth: 'none' }),
+  rest('POST', '/1.1/fileCallback', { token: TOKEN, result: false }, { auth: 'app' }),
+  rest('GET', `/1.1/files/${FILE_ID}`, undefined, { auth: 'app' }),
+  raw('PUT', `/1.1/fileUploads/${FILE_ID}?token=${TOKEN.slice(0, -1)}0`, 'forged'),
+  rest('POST', '/1.1/fileCallback', { token: 'x.y', result: true }, { auth: 'app' }),
 ].join(''));
 
 // ---------------------------------------------------------------- fuzz_where
