@@ -182,13 +182,31 @@ size_t routes_body_limit(conn_t *c, const http_req_t *r) {
   return rt && rt->body_limit ? rt->body_limit(c, r) : HTTP_MAX_BODY;
 }
 
+/* CORS preflight from browser SDKs. The headers allowed are those the browser asks for:
+ * the SDKs send more than one list could keep up with (leancloud-storage adds X-LC-Prod,
+ * X-LC-Session, and Cache-Control on its PUT of a file to an upload URL). The request is
+ * echoed only when it is a plain list of header names; otherwise the SDKs' usual set. */
+static void preflight(conn_t *c, const http_req_t *r) {
+  const char *asked = http_header(r, "Access-Control-Request-Headers");
+  size_t n = asked ? strlen(asked) : 0;
+  int plain = n > 0 && n <= 512;
+  for (size_t i = 0; plain && i < n; i++)
+    plain = (asked[i] >= 'a' && asked[i] <= 'z') || (asked[i] >= 'A' && asked[i] <= 'Z') ||
+            (asked[i] >= '0' && asked[i] <= '9') || asked[i] == '-' || asked[i] == '_' || asked[i] == ',' ||
+            asked[i] == ' ';
+  char extra[768];
+  snprintf(extra, sizeof extra,
+           "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n"
+           "Access-Control-Allow-Headers: %s\r\nAccess-Control-Max-Age: 86400\r\n",
+           plain ? asked
+                 : "Content-Type, Cache-Control, Range, X-LC-Id, X-LC-Key, X-LC-Sign, X-LC-Session, X-LC-Prod, "
+                   "X-LC-IM-Session-Token, X-LC-UA");
+  http_respond(c, r, 204, "text/plain", "", 0, extra);
+}
+
 void routes_dispatch(conn_t *c, http_req_t *r) {
-  if (r->method == HTTP_OPTIONS) { /* CORS preflight from browser SDKs */
-    http_respond(
-        c, r, 204, "text/plain", "", 0,
-        "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
-        "Access-Control-Allow-Headers: Content-Type, X-LC-Id, X-LC-Key, X-LC-Sign, X-LC-IM-Session-Token, X-LC-UA\r\n"
-        "Access-Control-Max-Age: 86400\r\n");
+  if (r->method == HTTP_OPTIONS) {
+    preflight(c, r);
     return;
   }
   int path_known;

@@ -188,6 +188,26 @@ test('§3.20/§7.4 GET /1.1/rtm/notifications requires app id and a session toke
   await assertHealthy(server);
 });
 
+test('§7 CORS preflight: the headers a browser asks for are allowed (leancloud-storage\'s upload PUT sends Cache-Control); anything but a list of names gets the usual set', async () => {
+  const pre = (headers) => fetch(`${server.httpUrl}/1.1/fileUploads/${'a'.repeat(24)}?token=x`, {
+    method: 'OPTIONS',
+    headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'PUT', ...headers },
+  });
+  const asked = await pre({ 'Access-Control-Request-Headers': 'cache-control,content-type,x-lc-prod' });
+  assert.equal(asked.status, 204);
+  assert.equal(asked.headers.get('access-control-allow-origin'), '*');
+  assert.match(asked.headers.get('access-control-allow-methods'), /\bPUT\b/);
+  assert.equal(asked.headers.get('access-control-allow-headers'), 'cache-control,content-type,x-lc-prod');
+  for (const odd of ['x-a;b', 'a'.repeat(600)]) {
+    const r = await pre({ 'Access-Control-Request-Headers': odd });
+    assert.equal(r.status, 204);
+    assert.match(r.headers.get('access-control-allow-headers'), /^Content-Type, Cache-Control, .*X-LC-Id/);
+  }
+  const none = await pre({});
+  assert.match(none.headers.get('access-control-allow-headers'), /X-LC-Sign/);
+  await assertHealthy(server);
+});
+
 test('§7 GET /health', async () => {
   const res = await httpRequest(server, { path: '/health' });
   assert.equal(res.status, 200);
