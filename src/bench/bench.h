@@ -316,6 +316,7 @@ uint32_t rng_next(bthread_t *th);
 typedef struct {
   long rss_kb;
   double cpu_s;
+  long wal_kb; /* the size of the SQLite WAL the server has mapped (its -shm file's), -1 if none */
 } proc_sample_t;
 
 int proc_sample(int pid, proc_sample_t *out); /* 0, or -1 if the process is gone */

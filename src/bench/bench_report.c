@@ -1,7 +1,7 @@
 /* bench_report.c — what a run measured, for people (a table) and machines (--json).
  *
- * Also the /proc readings: the server's RSS (VmRSS) and CPU time (utime + stime), the
- * generator's own, and the whole machine's busy share, so a reader can tell whether the
+ * Also the /proc readings: the server's RSS (VmRSS), CPU time (utime + stime) and WAL size,
+ * the generator's own, and the whole machine's busy share, so a reader can tell whether the
  * server or the generator ran out of CPU first (both share the same cores). */
 #include <dirent.h>
 #include <jansson.h>
@@ -9,17 +9,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
 
 static const char *const scenario_names[] = {"idle", "pairs", "group", "chatroom", "login-storm", "history"};
 
+/* The WAL beside the "-shm" file SQLite maps in a WAL-mode database: its size in KiB, or
+ * -1. A WAL that keeps growing under load is a checkpointer that cannot catch up. */
+static long wal_kb(int pid) {
+  char path[64], line[4200];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long kb = -1;
+  while (kb < 0 && fgets(line, sizeof line, f)) {
+    size_t n = strcspn(line, "\n");
+    line[n] = 0;
+    char *file = strchr(line, '/');
+    if (!file || n < 4 || strcmp(line + n - 4, "-shm") != 0) continue;
+    memcpy(line + n - 4, "-wal", 4);
+    struct stat st;
+    if (stat(file, &st) == 0) kb = (long)(st.st_size / 1024);
+  }
+  fclose(f);
+  return kb;
+}
+
 int proc_sample(int pid, proc_sample_t *out) {
   char path[64], line[512];
   out->rss_kb = 0;
   out->cpu_s = 0;
+  out->wal_kb = -1;
   if (pid <= 0) return -1;
+  out->wal_kb = wal_kb(pid);
   snprintf(path, sizeof path, "/proc/%d/status", pid);
   FILE *f = fopen(path, "r");
   if (!f) return -1;
@@ -272,6 +296,7 @@ void report_print(const run_info_t *ri) {
   json_object_set_new(srv, "rss_before_kb", json_integer(ri->before.rss_kb));
   json_object_set_new(srv, "rss_start_kb", json_integer(ri->start.rss_kb));
   json_object_set_new(srv, "rss_end_kb", json_integer(ri->end.rss_kb));
+  if (ri->end.wal_kb >= 0) json_object_set_new(srv, "wal_end_kb", json_integer(ri->end.wal_kb));
   json_object_set_new(srv, "cpu_s", json_real(srv_cpu));
   json_object_set_new(srv, "cpu_util", json_real(srv_cpu / d)); /* cores' worth */
   json_object_set_new(j, "server", srv);
@@ -340,6 +365,7 @@ void report_print(const run_info_t *ri) {
            ack.max / 1e3);
   printf("  server             pid %d, RSS %ld -> %ld KB (before connecting %ld KB), CPU %.2f s (%.0f%% of a core)\n",
          ri->server_pid, ri->start.rss_kb, ri->end.rss_kb, ri->before.rss_kb, srv_cpu, 100 * srv_cpu / d);
+  if (ri->end.wal_kb >= 0) printf("  server storage     WAL %ld KB at the end\n", ri->end.wal_kb);
   printf("  generator          CPU %.2f s (%.0f%% of a core), RSS %ld KB; machine %.0f%% busy\n", ri->gen_cpu_s,
          100 * ri->gen_cpu_s / d, ri->gen_rss_kb, 100 * ri->machine_busy);
   if (bench.sc == SC_IDLE && ri->held)
