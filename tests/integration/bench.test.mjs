@@ -53,6 +53,9 @@ async function bench(args) {
   assert.equal(rep.login_failures, 0);
   assert.equal(rep.unexpected_frames, 0);
   assert.ok(rep.server.rss_end_kb > 0, 'server RSS was sampled');
+  // the server's WAL, found through the -shm file it maps: small after a short run
+  assert.ok(Number.isInteger(rep.server.wal_end_kb) && rep.server.wal_end_kb >= 0 && rep.server.wal_end_kb < 256 * 1024,
+    `wal_end_kb: ${rep.server.wal_end_kb}`);
   return rep;
 }
 
