@@ -254,6 +254,53 @@ test('§10 no push to online members, for transient messages or in chat rooms; n
     assert.deepEqual(pushesFor(ack.uid).map((p) => p.body.clientId), [jerry], 'nobody without a device');
   }));
 
+// The back end's REST calls, with the master key.
+async function master(srv, method, path, body) {
+  const res = await fetch(`${srv.httpUrl}${path}`, {
+    method,
+    headers: { 'X-LC-Id': srv.appId, 'X-LC-Key': `${srv.masterKey},master`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  assert.ok(res.status === 200 || res.status === 201, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+test('§10 service conversations: a broadcast with push reaches offline subscribers with a device; to_clients only those chosen; a subscriber\'s own message nobody', () =>
+  withServer(webhookEnv({ TERN_HOOKS: '' }), async (srv) => {
+    const cid = (await master(srv, 'POST', '/1.2/rtm/service-conversations', { name: 'news' })).objectId;
+    const observer = await session(srv, uid('Observer'));
+    const [here, away, bare, other] = [uid('Here'), uid('Away'), uid('Bare'), uid('Other')];
+    const awayToken = await registerToken(srv, observer, away);
+    await registerToken(srv, observer, other);
+    for (const id of [here, away, bare]) await master(srv, 'POST', `/1.2/rtm/service-conversations/${cid}/subscribers`, { client_id: id });
+    const online = await session(srv, here);
+    await online.request({ cmd: 'report', op: 'upload', reportMessage: { initiative: true, type: 'token', data: hexToken() } });
+
+    const push = { alert: 'Breaking news', badge: 1 };
+    const bc = await master(srv, 'POST', `/1.2/rtm/service-conversations/${cid}/broadcasts`, { from_client: 'news-bot', message: 'extra!', push });
+    await eventually(() => pushesFor(bc['msg-id']).length, 'broadcast push');
+    await sleep(400); // and nobody else: not the online one, not the one without a device, not a non-subscriber
+    const [p] = pushesFor(bc['msg-id']);
+    assert.deepEqual(pushesFor(bc['msg-id']).map((x) => x.body.clientId), [away]);
+    assert.deepEqual(p.body, {
+      clientId: away, convId: cid, fromClientId: 'news-bot', msgId: bc['msg-id'], timestamp: bc.timestamp,
+      devices: [{ deviceType: 'ios', deviceToken: awayToken }], data: push,
+    });
+
+    const only = await master(srv, 'POST', `/1.2/rtm/service-conversations/${cid}/messages`,
+      { from_client: 'news-bot', message: 'for the online one', to_clients: [here], push_data: { alert: 'psst' } });
+    await assertNoPush(only['msg-id'], 'to_clients: that one is online');
+    const toAway = await master(srv, 'POST', `/1.2/rtm/service-conversations/${cid}/messages`,
+      { from_client: 'news-bot', message: 'for you', to_clients: [away, bare], push_data: { alert: 'psst' } });
+    await eventually(() => pushesFor(toAway['msg-id']).length, 'to_clients push');
+    await sleep(300);
+    assert.deepEqual(pushesFor(toAway['msg-id']).map((x) => [x.body.clientId, x.body.data]), [[away, { alert: 'psst' }]]);
+
+    const own = await sendMsg(online, cid, 'feedback', { pushData: JSON.stringify({ alert: 'nobody' }) });
+    await assertNoPush(own.uid, 'a subscriber\'s own message goes to no other subscriber');
+  }));
+
 test('§3.3 report upload: other report types are acknowledged and not kept; an empty token is refused', () =>
   withServer(webhookEnv(), async (srv) => {
     const c = await session(srv, uid('C'));
