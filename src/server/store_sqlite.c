@@ -109,8 +109,9 @@ struct store {
   int64_t lm_flushed_us;
   int closing, started;
   atomic_int fail_writes;
-  /* checkpoints run on their own thread and connection, so the writer never waits for
-   * the fsyncs a checkpoint does (tern-bench saw 47 ms commit stalls otherwise) */
+  /* checkpoints run on their own thread and connection, so the writer waits only for the
+   * short last round of a catch-up (checkpointer_main), not for every checkpoint's fsyncs
+   * (tern-bench saw 47 ms commit stalls when the writer checkpointed itself) */
   pthread_t checkpointer;
   sqlite3 *cdb;
   int ckpt_started, ckpt_stop, ckpt_wanted;
