@@ -359,6 +359,19 @@ describe('service conversations', () => {
     assert.equal(mineUnread.unread, 1);
     assert.equal(mineUnread.mid, bc['msg-id']);
 
+    // modifying a broadcast (§7.3: PUT …/service-conversations/{cid}/messages/{mid}): the
+    // subscribers online get the patch, history and the global list show the new text
+    const path = `/1.2/rtm/service-conversations/${cid}/messages/${bc['msg-id']}`;
+    assert.deepEqual(await ok('PUT', path, { from_client: 'news-bot', message: TEXT('to all, corrected'), timestamp: bc.timestamp }), {});
+    for (const cl of [ca, cb, cc]) {
+      const p = await cl.next((x) => x.cmd === 'patch' && x.op === 'modify');
+      assert.equal(p.patchMessage.patches[0].mid, bc['msg-id']);
+      assert.equal(p.patchMessage.patches[0].data, TEXT('to all, corrected'));
+    }
+    assert.equal((await hist(c)).find((x) => x['msg-id'] === bc['msg-id']).data, TEXT('to all, corrected'));
+    const notSender = await api('PUT', path, { body: { from_client: a, message: TEXT('hijack') } });
+    assert.equal(notSender.status, 403);
+
     assertBad(await api('POST', `/1.2/rtm/service-conversations/${cid}/messages`, { body: { from_client: 'x', message: 'y' } }),
       'a service message without to_clients');
     assertBad(await api('POST', `/1.2/rtm/service-conversations/${cid}/messages`,
