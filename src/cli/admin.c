@@ -303,6 +303,30 @@ int admin_call_raw(admin_t *ad, const char *method, const char *path, const char
   return 0;
 }
 
+int admin_show(admin_t *ad, const char *path) {
+  json_t *res;
+  int rc = admin_call(ad, "GET", path, NULL, &res);
+  if (rc) return rc;
+  if (ad->a.json) return admin_print_json(res);
+  admin_print_fields(res);
+  json_decref(res);
+  return 0;
+}
+
+int admin_act(admin_t *ad, const char *method, const char *path, json_t *body, const char *done, ...) {
+  json_t *res;
+  int rc = admin_call(ad, method, path, body, &res);
+  if (rc) return rc;
+  if (ad->a.json) return admin_print_json(res);
+  json_decref(res);
+  va_list ap;
+  va_start(ap, done);
+  vprintf(done, ap);
+  va_end(ap);
+  putchar('\n');
+  return 0;
+}
+
 int admin_call(admin_t *ad, const char *method, const char *path, json_t *body, json_t **out) {
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   ahttp_resp_t r;
@@ -370,15 +394,10 @@ int admin_kick(admin_t *ad) {
   json_t *body = ad->a.reason ? json_pack("{s:s}", "reason", ad->a.reason) : json_object();
   if (!body) return admin_usage_error(ad, "--reason is not UTF-8");
   char *path = client_path(client, "/kick");
-  json_t *res;
-  int rc = admin_call(ad, "POST", path, body, &res);
+  int rc = admin_act(ad, "POST", path, body, "kicked %s", client);
   free(path);
   json_decref(body);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  json_decref(res);
-  printf("kicked %s\n", client);
-  return 0;
+  return rc;
 }
 
 int admin_online(admin_t *ad) {

@@ -95,6 +95,13 @@ int admin_call(admin_t *ad, const char *method, const char *path, json_t *body, 
 int admin_call_raw(admin_t *ad, const char *method, const char *path, const char *extra_headers, const void *body,
                    size_t len, FILE *sink, ahttp_resp_t *resp);
 
+/* GET path: the answer on stdout, as JSON with --json, else as admin_print_fields. */
+int admin_show(admin_t *ad, const char *path);
+/* A call whose answer says nothing more than that it worked: with --json the answer, else
+ * the printf-style line `done` (its newline added). admin_call's return value. */
+int admin_act(admin_t *ad, const char *method, const char *path, json_t *body, const char *done, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* --json: the answer as JSON on one line (takes j). Returns 0. */
 int admin_print_json(json_t *j);
 /* An object as "key: value" lines (strings bare, lists of strings comma-joined). */

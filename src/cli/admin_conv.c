@@ -71,14 +71,9 @@ int admin_conv_create(admin_t *ad) {
 int admin_conv_get(admin_t *ad) {
   char *path = admin_conv_path(ad, ad->a.pos[0], NULL);
   if (!path) return 1;
-  json_t *res;
-  int rc = admin_call(ad, "GET", path, NULL, &res);
+  int rc = admin_show(ad, path);
   free(path);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  admin_print_fields(res);
-  json_decref(res);
-  return 0;
+  return rc;
 }
 
 int admin_conv_list(admin_t *ad) {

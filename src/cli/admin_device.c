@@ -82,21 +82,15 @@ int admin_push_install(admin_t *ad) {
 
 int admin_push_show(admin_t *ad) {
   char *path = install_path(ad->a.pos[0]);
-  json_t *res;
-  int rc = admin_call(ad, "GET", path, NULL, &res);
+  int rc = admin_show(ad, path);
   free(path);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  admin_print_fields(res);
-  json_decref(res);
-  return 0;
+  return rc;
 }
 
 int admin_push_update(admin_t *ad) {
   admin_args_t *a = &ad->a;
-  /* One request, one operator per key. Adding and removing would take two PUTs on the
-   * same object, and ternd answers an installation PUT before its write commits, so a
-   * second PUT right behind the first can read the old object and undo it. */
+  /* One request, and a key holds one operator: adding and removing channels would take
+   * two PUTs, which the caller can make. */
   if (!!a->channels + !!a->add_channels + !!a->remove_channels > 1)
     return admin_usage_error(ad, "one of --channels, --add-channels, --remove-channels per call");
   json_t *body = install_body(ad);
@@ -108,27 +102,17 @@ int admin_push_update(admin_t *ad) {
     return admin_usage_error(ad, "nothing to update");
   }
   char *path = install_path(a->pos[0]);
-  json_t *res = NULL;
-  int rc = admin_call(ad, "PUT", path, body, &res);
+  int rc = admin_act(ad, "PUT", path, body, "updated installation %s", a->pos[0]);
   free(path);
   json_decref(body);
-  if (rc) return rc;
-  if (a->json) return admin_print_json(res);
-  printf("updated installation %s\n", a->pos[0]);
-  json_decref(res);
-  return 0;
+  return rc;
 }
 
 int admin_push_delete(admin_t *ad) {
   char *path = install_path(ad->a.pos[0]);
-  json_t *res;
-  int rc = admin_call(ad, "DELETE", path, NULL, &res);
+  int rc = admin_act(ad, "DELETE", path, NULL, "deleted installation %s", ad->a.pos[0]);
   free(path);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  json_decref(res);
-  printf("deleted installation %s\n", ad->a.pos[0]);
-  return 0;
+  return rc;
 }
 
 /* ---------------------------------------------------------------- files */
@@ -195,26 +179,16 @@ int admin_file_upload(admin_t *ad) {
 
 int admin_file_info(admin_t *ad) {
   char *path = file_path("/1.1/files/", ad->a.pos[0]);
-  json_t *res;
-  int rc = admin_call(ad, "GET", path, NULL, &res);
+  int rc = admin_show(ad, path);
   free(path);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  admin_print_fields(res);
-  json_decref(res);
-  return 0;
+  return rc;
 }
 
 int admin_file_delete(admin_t *ad) {
   char *path = file_path("/1.1/files/", ad->a.pos[0]);
-  json_t *res;
-  int rc = admin_call(ad, "DELETE", path, NULL, &res);
+  int rc = admin_act(ad, "DELETE", path, NULL, "deleted file %s", ad->a.pos[0]);
   free(path);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  json_decref(res);
-  printf("deleted file %s\n", ad->a.pos[0]);
-  return 0;
+  return rc;
 }
 
 int admin_file_download(admin_t *ad) {

@@ -216,14 +216,9 @@ int admin_msg_delete(admin_t *ad) {
     buf_append_str(&p, "?from_client=");
     ahttp_encode(&p, ad->a.from);
   }
-  json_t *res;
-  int rc = admin_call(ad, "DELETE", buf_cstr(&p), NULL, &res);
+  int rc = admin_act(ad, "DELETE", buf_cstr(&p), NULL, "deleted %s (the server's copy)", ad->a.pos[1]);
   buf_free(&p);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  json_decref(res);
-  printf("deleted %s (the server's copy)\n", ad->a.pos[1]);
-  return 0;
+  return rc;
 }
 
 /* ---------------------------------------------------------------- service conversations */
