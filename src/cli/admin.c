@@ -355,7 +355,7 @@ const char *admin_conv_kind(admin_t *ad, const char *cid) {
   json_decref(where);
   buf_t p = BUF_INIT;
   buf_append_str(&p, "/1.2/rtm/all-conversations?limit=1&where=");
-  ahttp_encode(&p, w);
+  buf_append_pct(&p, w);
   free(w);
   json_t *res = NULL;
   int rc = admin_call(ad, "GET", buf_cstr(&p), NULL, &res);
@@ -374,7 +374,7 @@ char *admin_conv_path(admin_t *ad, const char *cid, const char *rest) {
   if (!kind) return NULL;
   buf_t p = BUF_INIT;
   buf_printf(&p, "/1.2/rtm/%s/", kind);
-  ahttp_encode(&p, cid);
+  buf_append_pct(&p, cid);
   buf_append_str(&p, rest ? rest : "");
   return buf_cstr(&p);
 }
@@ -384,7 +384,7 @@ char *admin_conv_path(admin_t *ad, const char *cid, const char *rest) {
 static char *client_path(const char *client, const char *rest) {
   buf_t p = BUF_INIT;
   buf_append_str(&p, "/1.2/rtm/clients/");
-  ahttp_encode(&p, client);
+  buf_append_pct(&p, client);
   buf_append_str(&p, rest);
   return buf_cstr(&p);
 }
@@ -432,7 +432,7 @@ int admin_unread(admin_t *ad) {
   free(path);
   if (ad->a.conv) {
     buf_append_str(&p, "?conv_id=");
-    ahttp_encode(&p, ad->a.conv);
+    buf_append_pct(&p, ad->a.conv);
   }
   json_t *res;
   int rc = admin_call(ad, "GET", buf_cstr(&p), NULL, &res);

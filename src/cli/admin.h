@@ -45,8 +45,6 @@ int ahttp_request(const ahttp_server_t *s, const char *method, const char *path,
                   size_t len, FILE *sink, ahttp_resp_t *out, char *err, size_t errlen);
 void ahttp_resp_free(ahttp_resp_t *r);
 
-/* Percent-encodes s for a path segment or a query value. */
-void ahttp_encode(buf_t *b, const char *s);
 
 /* ---- admin.c: the parsed command line and shared helpers ---- */
 

@@ -92,13 +92,13 @@ int admin_conv_list(admin_t *ad) {
     char *text = json_dumps(w, JSON_COMPACT);
     json_decref(w);
     buf_printf(&p, "%cwhere=", sep);
-    ahttp_encode(&p, text);
+    buf_append_pct(&p, text);
     free(text);
     sep = '&';
   }
   if (a->order) {
     buf_printf(&p, "%corder=", sep);
-    ahttp_encode(&p, a->order);
+    buf_append_pct(&p, a->order);
     sep = '&';
   }
   if (a->has_limit) {
@@ -176,7 +176,7 @@ int admin_conv_members(admin_t *ad) {
   /* chat rooms: who is in the room now; service conversations: the first subscribers */
   buf_t p = BUF_INIT;
   buf_printf(&p, "/1.2/rtm/%s/", kind);
-  ahttp_encode(&p, cid);
+  buf_append_pct(&p, cid);
   buf_append_str(&p, service ? "/subscribers?limit=50" : "/members");
   json_t *res;
   int rc = admin_call(ad, "GET", buf_cstr(&p), NULL, &res);
@@ -215,14 +215,14 @@ static int members_change(admin_t *ad, int add) {
     json_array_foreach(ids, i, id) {
       buf_t p = BUF_INIT;
       buf_append_str(&p, "/1.2/rtm/service-conversations/");
-      ahttp_encode(&p, cid);
+      buf_append_pct(&p, cid);
       buf_append_str(&p, "/subscribers");
       json_t *body = NULL;
       if (add) {
         body = json_pack("{s:O}", "client_id", id);
       } else {
         buf_append_str(&p, "/");
-        ahttp_encode(&p, json_string_value(id));
+        buf_append_pct(&p, json_string_value(id));
       }
       json_decref(res);
       res = NULL;
@@ -234,7 +234,7 @@ static int members_change(admin_t *ad, int add) {
   } else {
     buf_t p = BUF_INIT;
     buf_append_str(&p, "/1.2/rtm/conversations/");
-    ahttp_encode(&p, cid);
+    buf_append_pct(&p, cid);
     buf_append_str(&p, "/members");
     json_t *body = json_pack("{s:O}", "client_ids", ids);
     rc = admin_call(ad, add ? "POST" : "DELETE", buf_cstr(&p), body, &res);
@@ -269,7 +269,7 @@ static int mutes_change(admin_t *ad, int mute) {
   }
   buf_t p = BUF_INIT;
   buf_append_str(&p, "/1.2/rtm/conversations/");
-  ahttp_encode(&p, cid);
+  buf_append_pct(&p, cid);
   buf_append_str(&p, "/mutes");
   json_t *body = json_pack("{s:O}", "client_ids", ids), *res;
   int rc = admin_call(ad, mute ? "POST" : "DELETE", buf_cstr(&p), body, &res);

@@ -25,7 +25,7 @@ static char *install_path(const char *id) {
   buf_append_str(&p, "/1.1/installations");
   if (id) {
     buf_append_str(&p, "/");
-    ahttp_encode(&p, id);
+    buf_append_pct(&p, id);
   }
   return buf_cstr(&p);
 }
@@ -120,7 +120,7 @@ int admin_push_delete(admin_t *ad) {
 static char *file_path(const char *prefix, const char *id) {
   buf_t p = BUF_INIT;
   buf_append_str(&p, prefix);
-  ahttp_encode(&p, id);
+  buf_append_pct(&p, id);
   return buf_cstr(&p);
 }
 

@@ -95,16 +95,6 @@ void ahttp_server_free(ahttp_server_t *s) {
   s->host = s->port = s->authority = s->prefix = NULL;
 }
 
-void ahttp_encode(buf_t *b, const char *s) {
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
-      buf_append(b, s, 1);
-    else
-      buf_printf(b, "%%%02X", ch);
-  }
-}
-
 /* ---------------------------------------------------------------- the connection */
 
 typedef struct {

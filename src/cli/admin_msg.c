@@ -53,15 +53,25 @@ static int print_sent(admin_t *ad, json_t *res, const char *verb) {
   return 0;
 }
 
+/* {from_client, message} of a send or a broadcast, or NULL with *usage the exit status. */
+static json_t *send_body(admin_t *ad, int *usage) {
+  if (!ad->a.from) {
+    *usage = admin_usage_error(ad, "--from ID (the sender) is required");
+    return NULL;
+  }
+  char *text = message_of(ad, usage);
+  if (!text) return NULL;
+  json_t *body = json_pack("{s:s, s:s}", "from_client", ad->a.from, "message", text);
+  free(text);
+  if (!body) *usage = admin_usage_error(ad, "--from is not UTF-8");
+  return body;
+}
+
 int admin_msg_send(admin_t *ad) {
   admin_args_t *a = &ad->a;
-  if (!a->from) return admin_usage_error(ad, "--from ID (the sender) is required");
   int usage;
-  char *text = message_of(ad, &usage);
-  if (!text) return usage;
-  json_t *body = json_pack("{s:s, s:s}", "from_client", a->from, "message", text);
-  free(text);
-  if (!body) return admin_usage_error(ad, "--from is not UTF-8");
+  json_t *body = send_body(ad, &usage);
+  if (!body) return usage;
   if (a->transient) json_object_set_new(body, "transient", json_true());
   if (a->no_sync) json_object_set_new(body, "no_sync", json_true());
   if (a->priority) json_object_set_new(body, "priority", json_string(a->priority));
@@ -109,7 +119,7 @@ static void add_bound(buf_t *q, const char *x, const char *mid_key, const char *
   int split = slash && slash > x && all_digits(slash + 1);
   char *mid = xstrndup(x, split ? (size_t)(slash - x) : strlen(x));
   buf_printf(q, "&%s=", mid_key);
-  ahttp_encode(q, mid);
+  buf_append_pct(q, mid);
   free(mid);
   if (split) buf_printf(q, "&%s=%s", ts_key, slash + 1);
 }
@@ -142,10 +152,10 @@ int admin_msg_history(admin_t *ad) {
     return admin_usage_error(ad, "--client is for service conversations (what one subscriber sees)");
   buf_t p = BUF_INIT;
   buf_printf(&p, "/1.2/rtm/%s/", kind);
-  ahttp_encode(&p, cid);
+  buf_append_pct(&p, cid);
   if (a->client) {
     buf_append_str(&p, "/subscribers/");
-    ahttp_encode(&p, a->client);
+    buf_append_pct(&p, a->client);
   }
   buf_printf(&p, "/messages?limit=%d%s", a->has_limit ? a->limit : 20, reversed ? "&reversed=true" : "");
   const char *start = a->before ? a->before : a->after;
@@ -171,7 +181,7 @@ static char *message_path(admin_t *ad, const char *rest) {
   buf_t p = BUF_INIT;
   buf_append_str(&p, conv);
   free(conv);
-  ahttp_encode(&p, ad->a.pos[1]);
+  buf_append_pct(&p, ad->a.pos[1]);
   buf_append_str(&p, rest);
   return buf_cstr(&p);
 }
@@ -214,7 +224,7 @@ int admin_msg_delete(admin_t *ad) {
   free(path);
   if (ad->a.from) {
     buf_append_str(&p, "?from_client=");
-    ahttp_encode(&p, ad->a.from);
+    buf_append_pct(&p, ad->a.from);
   }
   int rc = admin_act(ad, "DELETE", buf_cstr(&p), NULL, "deleted %s (the server's copy)", ad->a.pos[1]);
   buf_free(&p);
@@ -225,19 +235,15 @@ int admin_msg_delete(admin_t *ad) {
 
 static void service_path(buf_t *p, const char *cid, const char *rest) {
   buf_append_str(p, "/1.2/rtm/service-conversations/");
-  ahttp_encode(p, cid);
+  buf_append_pct(p, cid);
   buf_append_str(p, rest);
 }
 
 int admin_broadcast(admin_t *ad) {
   admin_args_t *a = &ad->a;
-  if (!a->from) return admin_usage_error(ad, "--from ID (the sender) is required");
   int usage;
-  char *text = message_of(ad, &usage);
-  if (!text) return usage;
-  json_t *body = json_pack("{s:s, s:s}", "from_client", a->from, "message", text);
-  free(text);
-  if (!body) return admin_usage_error(ad, "--from is not UTF-8");
+  json_t *body = send_body(ad, &usage);
+  if (!body) return usage;
   if (a->push_data) {
     json_t *pd = admin_json_arg(ad, "push-data", a->push_data, JSON_OBJECT);
     if (!pd) {
@@ -264,7 +270,7 @@ int admin_subscribers(admin_t *ad) {
     buf_printf(&p, "?limit=%d", a->has_limit ? a->limit : 50);
     if (a->next) {
       buf_append_str(&p, "&client_id=");
-      ahttp_encode(&p, a->next);
+      buf_append_pct(&p, a->next);
     }
   }
   json_t *res;

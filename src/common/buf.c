@@ -89,3 +89,13 @@ char *buf_cstr(buf_t *b) {
   b->data[b->len] = 0;
   return (char *)b->data;
 }
+
+void buf_append_pct(buf_t *b, const char *s) {
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
+      buf_append(b, s, 1);
+    else
+      buf_printf(b, "%%%02X", ch);
+  }
+}

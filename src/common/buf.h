@@ -22,6 +22,9 @@ void buf_reserve(buf_t *b, size_t extra); /* ensure cap >= len + extra */
 void buf_append(buf_t *b, const void *p, size_t n);
 void buf_append_str(buf_t *b, const char *s);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s percent-encoded (RFC 3986): every byte but the unreserved A-Z a-z 0-9 - _ . ~ as %XX,
+ * so it fits a path segment, a query value or an RFC 8187 header value. */
+void buf_append_pct(buf_t *b, const char *s);
 void buf_consume(buf_t *b, size_t n); /* drop n bytes from the front */
 void buf_free(buf_t *b);
 /* NUL-terminates without counting the terminator in len; returns data as char*. */

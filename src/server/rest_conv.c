@@ -190,19 +190,23 @@ done:
 void rest_conv_list(conn_t *c, const http_req_t *r) { conv_list(c, r, 0); }
 void rest_all_conversations(conn_t *c, const http_req_t *r) { conv_list(c, r, 1); }
 
+/* One conversation's document as store_conv_fetch gives it (flags as there): a new
+ * reference, or NULL when it is gone or unreadable. */
+static json_t *conv_doc(conn_t *c, const conv_t *conv, int flags) {
+  const char *ids[1] = {conv->cid};
+  json_t *arr = NULL;
+  json_t *doc = store_conv_fetch(c->w->imw->reader, ids, 1, flags, &arr) == 0 ? json_incref(json_array_get(arr, 0)) : NULL;
+  json_decref(arr);
+  return doc;
+}
+
 void rest_conv_get(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
-  const char *ids[1] = {conv->cid};
-  json_t *arr;
-  if (store_conv_fetch(c->w->imw->reader, ids, 1, 0, &arr) < 0 || json_array_size(arr) == 0) {
-    if (arr) json_decref(arr);
-    http_respond_error(c, r, 404, LC_CONVERSATION_NOT_FOUND, "conversation not found");
-  } else {
-    http_respond_json(c, r, 200, json_incref(json_array_get(arr, 0)));
-    json_decref(arr);
-  }
+  json_t *doc = conv_doc(c, conv, 0);
+  if (doc) http_respond_json(c, r, 200, doc);
+  else http_respond_error(c, r, 404, LC_CONVERSATION_NOT_FOUND, "conversation not found");
   conv_release(conv);
 }
 
@@ -421,12 +425,10 @@ void rest_mutes_list(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
-  const char *ids[1] = {conv->cid};
-  json_t *arr = NULL;
-  json_t *mu = NULL;
-  if (store_conv_fetch(c->w->imw->reader, ids, 1, 1, &arr) == 0) mu = json_object_get(json_array_get(arr, 0), "mu");
-  http_respond_json(c, r, 200, json_pack("{s:O}", "result", json_is_array(mu) ? mu : json_array()));
-  json_decref(arr);
+  json_t *doc = conv_doc(c, conv, 1), *mu = json_object_get(doc, "mu");
+  /* "o" takes the reference: a borrowed list gets its own, a new empty one is handed over */
+  http_respond_json(c, r, 200, json_pack("{s:o}", "result", json_is_array(mu) ? json_incref(mu) : json_array()));
+  json_decref(doc);
   conv_release(conv);
 }
 

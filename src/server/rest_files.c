@@ -124,22 +124,12 @@ static void public_base(const server_t *srv, buf_t *b) {
   buf_append(b, u, strcspn(u, "/?#"));
 }
 
-static void pct_encode(buf_t *b, const char *s) {
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
-      buf_append(b, s, 1);
-    else
-      buf_printf(b, "%%%02X", ch);
-  }
-}
-
 /* The download URL of file id named name. */
 static json_t *file_url(const server_t *srv, const char *id, const char *name) {
   buf_t url = BUF_INIT;
   public_base(srv, &url);
   buf_printf(&url, "/files/%s/", id);
-  pct_encode(&url, name ? name : "file");
+  buf_append_pct(&url, name ? name : "file");
   json_t *out = json_stringn((char *)url.data, url.len);
   buf_free(&url);
   return out;
@@ -421,7 +411,7 @@ static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
   if (sum && strlen(sum) == 32 && strspn(sum, "0123456789abcdef") == 32) buf_printf(&h, "ETag: \"%s\"\r\n", sum);
   if (name) {
     buf_append_str(&h, "Content-Disposition: inline; filename*=UTF-8''");
-    pct_encode(&h, name);
+    buf_append_pct(&h, name);
     buf_append_str(&h, "\r\n");
   }
   /* An object never changes under its id. Uploads are anyone's content served from the
