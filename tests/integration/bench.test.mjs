@@ -5,30 +5,11 @@
 // either fails the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startServer } from '../lib/server.mjs';
+import { benchBin, runBench } from '../lib/bench.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const benchBin = join(process.env.TERN_BUILD || join(root, 'build-asan'), 'tern-bench');
 const SANITIZER = /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
-
-function runBench(args, { timeoutMs = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(benchBin, args, {
-      env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:exitcode=23', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=24' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`tern-bench timed out:\n${stderr}`)); }, timeoutMs);
-    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
-  });
-}
 
 let server;
 before(async () => {

@@ -7,10 +7,8 @@
 // members, exactly once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startServer } from '../lib/server.mjs';
+import { runBench } from '../lib/bench.mjs';
 import { closeAll, connect, login, startConv, uid } from '../lib/proto-client.mjs';
 
 const N = 1000;
@@ -114,22 +112,9 @@ test(`chat room with ${N} online members: online count, online members, delivery
 });
 
 test(`tern-bench chatroom with ${N} clients: every message reaches the other ${N - 1}, none lost or duplicated`, { timeout: 120000 }, async () => {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const bin = join(process.env.TERN_BUILD || join(root, 'build-asan'), 'tern-bench');
   const args = ['--url', server.wsUrl, '--app-id', server.appId, '--server-pid', String(server.child.pid), '--json',
     '--scenario', 'chatroom', '--clients', String(N), '--senders', '4', '--rate', '50', '--duration', '2', '--warmup', '0.5', '--drain', '15'];
-  const { code, stdout, stderr } = await new Promise((resolve, reject) => {
-    const child = spawn(bin, args, {
-      env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:exitcode=23', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=24' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`tern-bench timed out: ${err}`)); }, 90000);
-    child.on('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout: out, stderr: err }); });
-  });
+  const { code, stdout, stderr } = await runBench(args, { timeoutMs: 90000 });
   assert.equal(code, 0, `tern-bench exited ${code}: ${stderr}`);
   const rep = JSON.parse(stdout);
   assert.equal(rep.params.clients, N);

@@ -11,17 +11,13 @@
 // the output limit all of that would pile up in ternd; the RSS bound below is far below it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startServer } from '../lib/server.mjs';
+import { benchBin, spawnBench } from '../lib/bench.mjs';
 import { closeAll, session, startConv, uid } from '../lib/proto-client.mjs';
 import { rawWebSocket } from '../lib/proto-raw.mjs';
 import { TEXT, logCount, memKb, rssSampler, sleep, until, within } from '../lib/issue4-util.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const benchBin = join(process.env.TERN_BUILD || join(root, 'build-asan'), 'tern-bench');
 const SANITIZER = /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
 
 const MiB = 1 << 20;
@@ -40,18 +36,6 @@ const FLOOD_CAP = 200 * MiB;
 // by at least FLOOD_AFTER_DROP (~290 MiB when tried with output_limit = 1 GiB).
 const RSS_ALLOWANCE_KB = (OUTPUT_LIMIT + QUARANTINE_MB * MiB + 32 * MiB) / 1024;
 
-function runBench(args) {
-  const child = spawn(benchBin, args, {
-    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:exitcode=23', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=24' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => { stdout += d; });
-  child.stderr.on('data', (d) => { stderr += d; });
-  const done = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { child, done, stderr: () => stderr };
-}
 
 test('slow consumer: one member never reads while 500 receive a stream — it is dropped past output_limit, the 500 get everything, RSS stays bounded', { timeout: 150000 }, async () => {
   assert.ok(existsSync(benchBin), `${benchBin} is missing: build the tern-bench target`);
@@ -79,7 +63,7 @@ test('slow consumer: one member never reads while 500 receive a stream — it is
 
     // 500 receivers in one group, 100 messages/s of 200 bytes, one sender at a time
     const prefix = `${uid('sc')}-`;
-    bench = runBench(['--url', server.wsUrl, '--app-id', server.appId, '--server-pid', String(pid), '--json',
+    bench = spawnBench(['--url', server.wsUrl, '--app-id', server.appId, '--server-pid', String(pid), '--json',
       '--scenario', 'group', '--clients', '500', '--group-size', '500', '--rate', '100', '--payload', '200',
       '--rotate', '1000000', '--warmup', '2', '--duration', '6', '--drain', '15', '--id-prefix', prefix]);
 
