@@ -10,10 +10,10 @@
 //  12  reliable notifications: what a client missed while disconnected arrives after its
 //      reconnect through GET /1.1/rtm/notifications, as the same events, in order
 // A TCP proxy (tests/lib/interop-proxy.mjs) cuts connections without a close frame.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, uid, createConversationSeen, reconnection, waitFor, sleep } from '../lib/interop-util.mjs';
+import { MODES, Clients, uid, createConversationSeen, reconnection, waitFor, sleep, modeSuite } from '../lib/interop-util.mjs';
 import {
   recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies, decodingProxy, wirePushes,
 } from '../lib/issue3-interop.mjs';
@@ -36,26 +36,18 @@ async function cut(client, proxy) {
 
 for (const mode of MODES) {
   describe(`edit, recall, chat rooms, wills and reliable notifications [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => { server = await startServer(); });
-    after(async () => { if (server) await server.stop(); });
-    beforeEach(() => { env = new Clients(server, { noBinary: mode.noBinary }); });
-    afterEach(async () => {
-      await env.closeAll();
-      await closeProxies();
-    });
+    const suite = modeSuite(mode, { cleanup: closeProxies });
 
-    const via = (proxy) => ({ ...server, wsUrl: proxy.wsUrl, httpUrl: proxy.httpUrl });
+    const via = (proxy) => ({ ...suite.server, wsUrl: proxy.wsUrl, httpUrl: proxy.httpUrl });
 
     it('edit and recall: messageupdate / messagerecall on the members and the sender\'s other device, history replaced, 4403 / 4404', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const tyke = uid('tyke');
       const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id, tyke], unique: false }, [jerry, spike]);
       const cid = conv.id;
-      const tom2 = await env.login(tom.id); // Tom's other device
+      const tom2 = await suite.env.login(tom.id); // Tom's other device
       const rec = { tom: recordEvents(tom), jerry: recordEvents(jerry), spike: recordEvents(spike), tom2: recordEvents(tom2) };
       const m1 = await conv.send(new tom.sdk.TextMessage('original'));
       const m2 = await conv.send(new tom.sdk.TextMessage('to be recalled'));
@@ -94,16 +86,16 @@ for (const mode of MODES) {
       await assert.rejects(tconv.recall({ id: 'AAAAAAAAAAAAAAAAAAAAAA', timestamp: m3.timestamp }), (e) => e.code === 4404 && e.message === 'MESSAGE_NOT_FOUND');
       assert.equal((await jconv.queryMessages({ limit: 1 }))[0].text, 'jerry\'s own');
       // Tyke, offline: nothing pushed; its history shows the new contents
-      const t = await assertOfflineMemberGetsNothing(env, server, tyke, cid, { noBinary: mode.noBinary });
+      const t = await assertOfflineMemberGetsNothing(suite.env, suite.server, tyke, cid, { noBinary: mode.noBinary });
       const th = await t.conv.queryMessages({ limit: 10 });
       assert.equal(th[0].text, 'edited');
       assert.ok(th[1] instanceof t.client.sdk.RecalledMessage);
     });
 
     it('patches made while a member was disconnected arrive after its reconnect (lastPatchTime catch-up)', async () => {
-      const proxy = await decodingProxy(server);
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'), { target: via(proxy) });
+      const proxy = await decodingProxy(suite.server);
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'), { target: via(proxy) });
       const conv = await createConversationSeen(tom, { members: [jerry.id], unique: false }, [jerry]);
       const rec = recordEvents(jerry);
       const m1 = await conv.send(new tom.sdk.TextMessage('one'));
@@ -123,10 +115,10 @@ for (const mode of MODES) {
     });
 
     it('will message: delivered when the sender\'s connection dies, not after a goodbye', async () => {
-      const proxy = await decodingProxy(server);
-      const tom = await env.login(uid('tom'), { target: via(proxy) });
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const proxy = await decodingProxy(suite.server);
+      const tom = await suite.env.login(uid('tom'), { target: via(proxy) });
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id], unique: false }, [jerry, spike]);
       const rec = recordEvents(jerry);
       const will = await conv.send(new tom.sdk.TextMessage('tom dropped'), { will: true });
@@ -149,10 +141,10 @@ for (const mode of MODES) {
     });
 
     it('reliable notifications: what happened while disconnected arrives after the reconnect, as events, in order', async () => {
-      const proxy = await decodingProxy(server);
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'), { target: via(proxy) });
-      const spike = await env.login(uid('spike'));
+      const proxy = await decodingProxy(suite.server);
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'), { target: via(proxy) });
+      const spike = await suite.env.login(uid('spike'));
       const butch = uid('butch');
       const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id], name: 'before', unique: false }, [jerry, spike]);
       const cid = conv.id;
@@ -188,13 +180,13 @@ for (const mode of MODES) {
     });
 
     it('chat room: re-joined after a reconnect, one room per login, no membership events, priorities accepted', async () => {
-      const proxy = await decodingProxy(server);
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'), { target: via(proxy) });
+      const proxy = await decodingProxy(suite.server);
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'), { target: via(proxy) });
       const recT = recordEvents(tom);
       const recJ = recordEvents(jerry);
       const room = await tom.createChatRoom({ name: 'lobby' });
-      const spike = await env.login(uid('spike'));
+      const spike = await suite.env.login(uid('spike'));
       const other = await spike.createChatRoom({ name: 'other' });
       const jroom = await jerry.getConversation(room.id);
       await jroom.join();
@@ -223,8 +215,8 @@ for (const mode of MODES) {
     });
 
     it('temporary conversation past its TTL: the server refuses it with 4323 even when the client\'s clock disagrees', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const tmp = await tom.createTemporaryConversation({ members: [jerry.id], ttl: 1 });
       assert.match(tmp.id, /^_tmp:/);
       await tmp.send(new tom.sdk.TextMessage('in time'));

@@ -2,32 +2,18 @@
 // transport. Tom creates a room (and is in it), Jerry and Spike find it by id and join,
 // count() is the online count, messages reach everyone in the room, quit() leaves, and
 // room messages never become unread counts.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, collect, waitFor, uid } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, uid, modeSuite } from '../lib/interop-util.mjs';
 
 for (const mode of MODES) {
   describe(`chat rooms [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => {
-      server = await startServer();
-    });
-    after(async () => {
-      if (server) await server.stop();
-    });
-    beforeEach(() => {
-      env = new Clients(server, { noBinary: mode.noBinary });
-    });
-    afterEach(async () => {
-      await env.closeAll();
-    });
+    const suite = modeSuite(mode);
 
     it('create, join, count, deliver, quit, and no unread counts for room messages', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const room = await tom.createChatRoom({ name: 'lobby', topic: 'cheese' });
       assert.ok(room instanceof tom.sdk.ChatRoom);
       assert.equal(room.transient, true);
@@ -77,7 +63,7 @@ for (const mode of MODES) {
       // a new login of Jerry hears about unread messages of his normal conversation only
       const dm = await tom.createConversation({ members: [jerry.id], name: 'dm' });
       const dmMsg = await dm.send(new tom.sdk.TextMessage('direct'));
-      const jerry2 = await env.login(jerry.id);
+      const jerry2 = await suite.env.login(jerry.id);
       const [convs] = await waitFor(jerry2, 'unreadmessagescountupdate');
       assert.deepEqual(convs.map((c) => c.id), [dm.id], 'no unread count for the chat room');
       assert.equal(convs[0].unreadMessagesCount, 1);
@@ -85,8 +71,8 @@ for (const mode of MODES) {
     });
 
     it('leaving the room by logging out lowers the online count', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const room = await tom.createChatRoom({ name: 'short stay' });
       const jroom = await jerry.getConversation(room.id);
       await jroom.join();
@@ -96,8 +82,8 @@ for (const mode of MODES) {
     });
 
     it('a client that joins late receives only what is sent after it joined', async () => {
-      const tom = await env.login(uid('tom'));
-      const outsider = await env.login(uid('outsider'));
+      const tom = await suite.env.login(uid('tom'));
+      const outsider = await suite.env.login(uid('outsider'));
       const room = await tom.createChatRoom({ name: 'closed door' });
       const oGot = collect(outsider, 'message', (m) => m.id);
       const m1 = await room.send(new tom.sdk.TextMessage('inside only'));

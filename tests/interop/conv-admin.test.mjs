@@ -6,10 +6,10 @@
 // + kicked / membersblocked + membersleft, 4548 on re-join). Each step asserts the events
 // of the initiator, the target and a third member, in order, and that a member offline
 // throughout finds nothing queued.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, uid, createConversationSeen } from '../lib/interop-util.mjs';
+import { MODES, Clients, uid, createConversationSeen, modeSuite } from '../lib/interop-util.mjs';
 import { recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies } from '../lib/issue3-interop.mjs';
 
 const sorted = (a) => [...a].sort();
@@ -19,21 +19,13 @@ const NOTIFS = ['invited', 'kicked', 'membersjoined', 'membersleft', 'memberinfo
 
 for (const mode of MODES) {
   describe(`roles, shut-up and blacklists [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => { server = await startServer(); });
-    after(async () => { if (server) await server.stop(); });
-    beforeEach(() => { env = new Clients(server, { noBinary: mode.noBinary }); });
-    afterEach(async () => {
-      await env.closeAll();
-      await closeProxies();
-    });
+    const suite = modeSuite(mode, { cleanup: closeProxies });
 
     /** Tom (owner) with Jerry and Spike online and Tyke offline; creation events drained. */
     async function crew() {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const tyke = uid('tyke');
       const rec = { tom: recordEvents(tom), jerry: recordEvents(jerry), spike: recordEvents(spike) };
       const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id, tyke], name: 'crew', unique: false }, [jerry, spike]);
@@ -69,7 +61,7 @@ for (const mode of MODES) {
       for (const k of ['tom', 'jerry', 'spike']) assert.deepEqual(await waitN(k, 2), [promoted, demoted], `${k}: both changes, in order`);
       const again = await sconv.getAllMemberInfo({ noCache: true });
       assert.equal(again.find((i) => i.memberId === jerry.id).role, 'Member');
-      await assertOfflineMemberGetsNothing(env, server, tyke, cid, { noBinary: mode.noBinary });
+      await assertOfflineMemberGetsNothing(suite.env, suite.server, tyke, cid, { noBinary: mode.noBinary });
     });
 
     it('shut-up: muted + membersmuted to the target, membersmuted to the rest; 4563 while muted; query; unmute', async () => {
@@ -103,7 +95,7 @@ for (const mode of MODES) {
       await jconv.send(new jerry.sdk.TextMessage('free again'));
       assert.deepEqual((await sconv.queryMutedMembers()).results, []);
       // Tyke finds the messages as an unread count, and no shut-up notification
-      await assertOfflineMemberGetsNothing(env, server, tyke, cid, { noBinary: mode.noBinary });
+      await assertOfflineMemberGetsNothing(suite.env, suite.server, tyke, cid, { noBinary: mode.noBinary });
     });
 
     it('paged queryMutedMembers: limit and next', async () => {
@@ -151,7 +143,7 @@ for (const mode of MODES) {
       await jconv.join();
       assert.deepEqual((await waitN('jerry', 5)).slice(3), [{ e: 'invited', by: jerry.id }, { e: 'membersjoined', by: jerry.id, members: [jerry.id] }]);
       assert.deepEqual((await sconv.queryBlockedMembers()).results, []);
-      await assertOfflineMemberGetsNothing(env, server, tyke, cid, { noBinary: mode.noBinary });
+      await assertOfflineMemberGetsNothing(suite.env, suite.server, tyke, cid, { noBinary: mode.noBinary });
     });
   });
 }

@@ -5,10 +5,9 @@
 // each client involved saw — initiator, target, third member, and the updater's second
 // device — with their payloads and order, and that a member offline throughout gets
 // nothing queued for the conversation when it logs in.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, uid, createConversationSeen } from '../lib/interop-util.mjs';
+import { MODES, uid, createConversationSeen, modeSuite } from '../lib/interop-util.mjs';
 import { recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies } from '../lib/issue3-interop.mjs';
 
 const sorted = (a) => [...a].sort();
@@ -16,21 +15,13 @@ const MEMBERSHIP = ['invited', 'kicked', 'membersjoined', 'membersleft'];
 
 for (const mode of MODES) {
   describe(`conversation membership, attributes and mute [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => { server = await startServer(); });
-    after(async () => { if (server) await server.stop(); });
-    beforeEach(() => { env = new Clients(server, { noBinary: mode.noBinary }); });
-    afterEach(async () => {
-      await env.closeAll();
-      await closeProxies();
-    });
+    const suite = modeSuite(mode, { cleanup: closeProxies });
 
     it('invite / join / kick / quit / partial add: events, payloads and order on every client; count; the offline member gets nothing', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
-      const butch = await env.login(uid('butch'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
+      const butch = await suite.env.login(uid('butch'));
       const tyke = uid('tyke'); // a member that stays offline until the end
       const rec = { tom: recordEvents(tom), jerry: recordEvents(jerry), spike: recordEvents(spike), butch: recordEvents(butch) };
       const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id, tyke], name: 'crew', unique: false }, [jerry, spike]);
@@ -101,13 +92,13 @@ for (const mode of MODES) {
         assert.deepEqual(sorted(c.members), final, `${k}'s member list followed the events`);
       }
       // Tyke, offline all along: nothing queued
-      const t = await assertOfflineMemberGetsNothing(env, server, tyke, cid, { noBinary: mode.noBinary });
+      const t = await assertOfflineMemberGetsNothing(suite.env, suite.server, tyke, cid, { noBinary: mode.noBinary });
       assert.deepEqual(sorted(t.conv.members), final);
       await check('end (no late events)');
     });
 
     it('the 500-member limit: a partial add answers 4304 CONVERSATION_FULL for the ids beyond it; join of a full conversation fails', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const others = Array.from({ length: 498 }, (_, k) => `${tom.id}-m${k}`);
       const conv = await tom.createConversation({ members: others, unique: false });
       assert.equal(await conv.count(), 499);
@@ -119,23 +110,23 @@ for (const mode of MODES) {
       assert.equal(r.failures[0].message, 'CONVERSATION_FULL');
       assert.deepEqual(r.failures[0].clientIds, [y]);
       assert.equal(await conv.count(), 500);
-      const late = await env.login(y);
+      const late = await suite.env.login(y);
       const lconv = await late.getConversation(conv.id);
       await assert.rejects(lconv.join(), (e) => e.code === 4304);
       assert.equal(await conv.count(), 500);
     });
 
     it('update by a member: dotted path, custom fields, an operator; others and the updater\'s other device get conversationinfoupdated; untouched keys survive', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const tyke = uid('tyke');
       const conv = await createConversationSeen(tom, {
         members: [jerry.id, spike.id, tyke], name: 'n0', unique: false,
         color: 'red', size: 3, attr: { topic: 't0', lang: 'en' }, extra: 'bye',
       }, [jerry, spike]);
       const cid = conv.id;
-      const jerry2 = await env.login(jerry.id); // Jerry's second device (its own Realtime)
+      const jerry2 = await suite.env.login(jerry.id); // Jerry's second device (its own Realtime)
       const rec = { tom: recordEvents(tom), jerry: recordEvents(jerry), spike: recordEvents(spike), jerry2: recordEvents(jerry2) };
       const jconv = await jerry.getConversation(cid);
       jconv.set('attr.topic', 't1');
@@ -177,16 +168,16 @@ for (const mode of MODES) {
       assert.equal(jconv.name, 'by spike');
       assert.deepEqual(rec.jerry.of(cid, ['conversationinfoupdated']).map((x) => x.by), [spike.id], 'the updating session is not told of its own update');
       assert.deepEqual(rec.spike.of(cid, ['conversationinfoupdated']).map((x) => x.by), [jerry.id]);
-      await assertOfflineMemberGetsNothing(env, server, tyke, cid, { noBinary: mode.noBinary });
+      await assertOfflineMemberGetsNothing(suite.env, suite.server, tyke, cid, { noBinary: mode.noBinary });
     });
 
     it('three custom attributes, one changed: the other two unchanged in a second client\'s query', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'three', unique: false, first: 'one', second: { v: 2 }, third: [3] }, [jerry]);
       conv.set('second', { v: 22 });
       await conv.save();
-      const observer = await env.login(jerry.id); // a fresh SDK copy: nothing cached
+      const observer = await suite.env.login(jerry.id); // a fresh SDK copy: nothing cached
       const [seen] = await observer.getQuery().equalTo('objectId', conv.id).find();
       assert.equal(seen.get('first'), 'one');
       assert.deepEqual(seen.get('third'), [3]);
@@ -195,8 +186,8 @@ for (const mode of MODES) {
     });
 
     it('update by a member who was kicked → 4309 CONVERSATION_UPDATE_REJECTED, nothing changes', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'keep', unique: false }, [jerry]);
       const jconv = await jerry.getConversation(conv.id);
       await conv.remove(jerry.id);
@@ -208,8 +199,8 @@ for (const mode of MODES) {
     });
 
     it('mute / unmute: muted and mutedMembers on the requester, visible at once to others\' queries, no events', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const recT = recordEvents(tom);
       // several conversations: an acknowledged mute must be visible to the very next query
       for (let k = 0; k < 5; k += 1) {
@@ -234,8 +225,8 @@ for (const mode of MODES) {
     });
 
     it('ping answers which of the given clients are online', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const away = uid('away');
       assert.deepEqual(sorted(await tom.ping([jerry.id, away, tom.id])), sorted([jerry.id, tom.id]));
       await jerry.close();

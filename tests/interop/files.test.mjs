@@ -15,12 +15,12 @@
 // is made here with fetch, exactly so; then the message classes of the typed-messages
 // plugin (tests/lib/interop-util.mjs) carry {url, objId, metaData: {name, format, width,
 // height, size}} from the answer.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import AV from 'leancloud-storage';
 import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, collect, uid, payloadOf, createConversationSeen } from '../lib/interop-util.mjs';
+import { MODES, Clients, collect, uid, payloadOf, createConversationSeen, modeSuite } from '../lib/interop-util.mjs';
 import { png, gif, md5, download } from '../lib/files-util.mjs';
 
 // POST /1.1/files/<name> as AV.File.save() sends it for a file built from data.
@@ -48,26 +48,13 @@ const lcfile = (file, extra = {}) => ({
 
 for (const mode of MODES) {
   describe(`files [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => {
-      server = await startServer();
-    });
-    after(async () => {
-      if (server) await server.stop();
-    });
-    beforeEach(() => {
-      env = new Clients(server, { noBinary: mode.noBinary });
-    });
-    afterEach(async () => {
-      await env.closeAll();
-    });
+    const suite = modeSuite(mode);
 
     it('an image uploaded through the REST path travels in an ImageMessage; the receiver downloads it byte-identical', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const bytes = png(16, 9);
-      const file = await avFileSave(server, '猫 cat.png', bytes, 'image/png');
+      const file = await avFileSave(suite.server, '猫 cat.png', bytes, 'image/png');
       assert.equal(file.name, '猫 cat.png');
       assert.deepEqual(
         { width: file.metaData.width, height: file.metaData.height, format: file.metaData.format, size: file.size },
@@ -101,13 +88,13 @@ for (const mode of MODES) {
     });
 
     it('a raw upload travels in a FileMessage to a group; every member downloads it, and history still points at it', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const bytes = Buffer.concat([gif(3, 3), Buffer.from(' and some trailing bytes')]);
-      const res = await fetch(`${server.httpUrl}/1.1/files/${encodeURIComponent('report (final).gif')}`, {
+      const res = await fetch(`${suite.server.httpUrl}/1.1/files/${encodeURIComponent('report (final).gif')}`, {
         method: 'POST',
-        headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'Content-Type': 'image/gif' },
+        headers: { 'X-LC-Id': suite.server.appId, 'X-LC-Key': suite.server.appKey, 'Content-Type': 'image/gif' },
         body: bytes,
       });
       assert.equal(res.status, 201);

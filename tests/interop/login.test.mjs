@@ -2,32 +2,18 @@
 // ids with unicode and at the 64-character limit, the online query `client.ping()` (point
 // 13) and two IMClients multiplexed on one WebSocket (point 10). Runs once per transport
 // (binary protobuf frames and base64 text frames).
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, collect, waitFor, uid } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, uid, modeSuite } from '../lib/interop-util.mjs';
 
 for (const mode of MODES) {
   describe(`login and sessions [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => {
-      server = await startServer();
-    });
-    after(async () => {
-      if (server) await server.stop();
-    });
-    beforeEach(() => {
-      env = new Clients(server, { noBinary: mode.noBinary });
-    });
-    afterEach(async () => {
-      await env.closeAll();
-    });
+    const suite = modeSuite(mode);
 
     it('createIMClient logs in, close() logs out (seen by another client\'s ping)', async () => {
       const tomId = uid('tom');
-      const watcher = await env.login(uid('watcher'));
-      const tom = await env.login(tomId);
+      const watcher = await suite.env.login(uid('watcher'));
+      const tom = await suite.env.login(tomId);
       assert.equal(tom.id, tomId);
       assert.deepEqual(await watcher.ping([tomId]), [tomId]);
       const closed = waitFor(tom, 'close');
@@ -41,8 +27,8 @@ for (const mode of MODES) {
       const a = uid('a');
       const b = uid('b');
       const offline = uid('never');
-      const ca = await env.login(a);
-      await env.login(b);
+      const ca = await suite.env.login(a);
+      await suite.env.login(b);
       const online = await ca.ping([offline, b, a]);
       assert.deepEqual([...online].sort(), [a, b].sort());
       assert.deepEqual(await ca.ping([offline]), []);
@@ -51,8 +37,8 @@ for (const mode of MODES) {
     it('unicode client ids log in and exchange messages', async () => {
       const tomId = `汤姆-トム-🐱-${uid('ü')}`;
       const jerryId = `杰瑞-ジェリー-🐭-${uid('ñ')}`;
-      const tom = await env.login(tomId);
-      const jerry = await env.login(jerryId);
+      const tom = await suite.env.login(tomId);
+      const jerry = await suite.env.login(jerryId);
       assert.equal(tom.id, tomId);
       assert.equal(jerry.id, jerryId);
       const got = waitFor(jerry, 'message');
@@ -72,9 +58,9 @@ for (const mode of MODES) {
       const base = uid('x');
       const longId = (base + 'L'.repeat(64)).slice(0, 64);
       assert.equal(longId.length, 64);
-      const tom = await env.login(longId);
+      const tom = await suite.env.login(longId);
       assert.equal(tom.id, longId);
-      const jerry = await env.login(uid('jerry'));
+      const jerry = await suite.env.login(uid('jerry'));
       const got = waitFor(tom, 'message');
       const conv = await jerry.createConversation({ members: [longId] });
       await conv.send(new jerry.sdk.TextMessage('to the long id'));
@@ -85,9 +71,9 @@ for (const mode of MODES) {
 
     it('a 64-character client id of multi-byte characters is accepted (the limit is characters)', async () => {
       const longId = '猫'.repeat(64);
-      const tom = await env.login(longId);
+      const tom = await suite.env.login(longId);
       assert.equal(tom.id, longId);
-      const jerry = await env.login(uid('jerry'));
+      const jerry = await suite.env.login(uid('jerry'));
       const got = waitFor(tom, 'message');
       const conv = await jerry.createConversation({ members: [longId] });
       await conv.send(new jerry.sdk.TextMessage('to 64 cats'));
@@ -97,7 +83,7 @@ for (const mode of MODES) {
 
     it('a 65-character client id is refused with INVALID_LOGIN (4103)', async () => {
       const tooLong = (uid('y') + 'L'.repeat(65)).slice(0, 65);
-      await assert.rejects(env.login(tooLong), (err) => {
+      await assert.rejects(suite.env.login(tooLong), (err) => {
         assert.equal(err.code, 4103);
         return true;
       });
@@ -106,9 +92,9 @@ for (const mode of MODES) {
     it('two IMClients on one Realtime share a socket and each gets exactly the other\'s messages', async () => {
       const tomId = uid('tom');
       const jerryId = uid('jerry');
-      const entry = env.realtime();
-      const tom = await env.loginOn(entry, tomId);
-      const jerry = await env.loginOn(entry, jerryId);
+      const entry = suite.env.realtime();
+      const tom = await suite.env.loginOn(entry, tomId);
+      const jerry = await suite.env.loginOn(entry, jerryId);
       assert.equal(tom.id, tomId);
       assert.equal(jerry.id, jerryId);
       const tomGot = collect(tom, 'message', (m) => ({ text: m.text, from: m.from }));
@@ -135,7 +121,7 @@ for (const mode of MODES) {
         { text: 't2', from: tomId },
       ]);
       // both are online as far as the server is concerned, through the one socket
-      const watcher = await env.login(uid('watcher'));
+      const watcher = await suite.env.login(uid('watcher'));
       assert.deepEqual([...(await watcher.ping([tomId, jerryId]))].sort(), [tomId, jerryId].sort());
       // closing one client keeps the other working on the shared socket
       await tom.close();

@@ -7,10 +7,9 @@
 // * INVITED / MEMBERS_JOINED when Tom creates a group with Jerry and Spike online;
 // * transient messages: delivered online, acked, never in history;
 // * delivery receipts: status DELIVERED, deliveredAt, lastDeliveredAt after Jerry acks.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, collect, waitFor, sleep, uid, payloadOf, CUSTOM_TYPE, createConversationSeen } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, sleep, uid, payloadOf, CUSTOM_TYPE, createConversationSeen, modeSuite } from '../lib/interop-util.mjs';
 
 const ATTRS = {
   nested: { list: [1, 'two', { three: 3 }], empty: {}, nothing: null },
@@ -69,24 +68,11 @@ function assertSameMessages(received, sent, receiverClient, senderId) {
 
 for (const mode of MODES) {
   describe(`messaging [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => {
-      server = await startServer();
-    });
-    after(async () => {
-      if (server) await server.stop();
-    });
-    beforeEach(() => {
-      env = new Clients(server, { noBinary: mode.noBinary });
-    });
-    afterEach(async () => {
-      await env.closeAll();
-    });
+    const suite = modeSuite(mode);
 
     it('1:1: every typed message and a custom type arrive intact, in order, as the right class', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const got = collect(jerry, 'message');
       const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'typed 1:1' }, [jerry]);
       const sent = [];
@@ -107,9 +93,9 @@ for (const mode of MODES) {
     });
 
     it('group of three: Jerry and Spike get the INVITED and MEMBERS_JOINED notifications', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const all = [tom.id, jerry.id, spike.id].sort();
       const waits = [jerry, spike, tom].map((c) => ({
         invited: waitFor(c, 'invited'),
@@ -131,9 +117,9 @@ for (const mode of MODES) {
     });
 
     it('group of three: every type reaches both other members, none echoes to the sender', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
-      const spike = await env.login(uid('spike'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
+      const spike = await suite.env.login(uid('spike'));
       const conv = await createConversationSeen(tom, { members: [jerry.id, spike.id], name: 'typed group' }, [jerry, spike]);
       const jGot = collect(jerry, 'message', (m) => m);
       const sGot = collect(spike, 'message', (m) => m);
@@ -154,8 +140,8 @@ for (const mode of MODES) {
     });
 
     it('transient message: reaches the online member, is acked, never appears in history', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'transient' }, [jerry]);
       const got = collect(jerry, 'message', (m) => m);
       const before = await conv.send(new tom.sdk.TextMessage('stored 1'));
@@ -179,12 +165,12 @@ for (const mode of MODES) {
     });
 
     it('transient message to an offline member is dropped, not kept as unread', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const jerryId = uid('jerry');
       const conv = await tom.createConversation({ members: [jerryId], name: 'transient offline' });
       await conv.send(new tom.sdk.TextMessage('t1'), { transient: true });
       const last = await conv.send(new tom.sdk.TextMessage('kept'));
-      const jerry = await env.login(jerryId);
+      const jerry = await suite.env.login(jerryId);
       const [convs] = await waitFor(jerry, 'unreadmessagescountupdate', (cs) => cs.some((c) => c.id === conv.id));
       const jconv = convs.find((c) => c.id === conv.id);
       assert.equal(jconv.unreadMessagesCount, 1);
@@ -192,8 +178,8 @@ for (const mode of MODES) {
     });
 
     it('delivery receipt: status DELIVERED, deliveredAt and lastDeliveredAt after Jerry receives', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const conv = await tom.createConversation({ members: [jerry.id], name: 'receipts' });
       const got = waitFor(jerry, 'message');
       const delivered = waitFor(conv, 'lastdeliveredatupdate');
@@ -222,8 +208,8 @@ for (const mode of MODES) {
     });
 
     it('a message without receipt:true gets no receipt', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'no receipts' }, [jerry]);
       const got = collect(jerry, 'message', (m) => m);
       const receipts = collect(conv, 'lastdeliveredatupdate');

@@ -2,10 +2,9 @@
 // counts at its next login (issue #2 point 5), read state syncs to its other devices, and
 // the sender sees how far it has read (point 13: fetchReceiptTimestamps / max_read, and
 // the read receipt push). Runs once per transport.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, waitFor, sleep, uid } from '../lib/interop-util.mjs';
+import { MODES, waitFor, sleep, uid, modeSuite } from '../lib/interop-util.mjs';
 
 const N = 5;
 
@@ -20,23 +19,10 @@ async function unreadFor(client, cid, predicate = () => true) {
 
 for (const mode of MODES) {
   describe(`offline messages and unread counts [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => {
-      server = await startServer();
-    });
-    after(async () => {
-      if (server) await server.stop();
-    });
-    beforeEach(() => {
-      env = new Clients(server, { noBinary: mode.noBinary });
-    });
-    afterEach(async () => {
-      await env.closeAll();
-    });
+    const suite = modeSuite(mode);
 
     it('a never-logged-in member gets unread count, mention and last message at login; history in order; read syncs to a 2nd device', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const jerryId = uid('jerry');
       const conv = await tom.createConversation({ members: [jerryId], name: 'offline' });
       const sent = [];
@@ -46,7 +32,7 @@ for (const mode of MODES) {
         sent.push(await conv.send(m));
       }
 
-      const jerry1 = await env.login(jerryId);
+      const jerry1 = await suite.env.login(jerryId);
       const c1 = await unreadFor(jerry1, conv.id);
       assert.equal(c1.unreadMessagesCount, N);
       assert.equal(c1.unreadMessagesMentioned, true);
@@ -66,7 +52,7 @@ for (const mode of MODES) {
       assert.equal(history[1].mentioned, false);
 
       // a second device of Jerry sees the same state
-      const jerry2 = await env.login(jerryId);
+      const jerry2 = await suite.env.login(jerryId);
       const c2 = await unreadFor(jerry2, conv.id);
       assert.equal(c2.unreadMessagesCount, N);
       assert.equal(c2.unreadMessagesMentioned, true);
@@ -84,7 +70,7 @@ for (const mode of MODES) {
       assert.equal(conv.lastReadAt.getTime(), sent[N - 1].timestamp.getTime(), 'read receipt points at the last message');
 
       // max_read from a fresh view of the conversation
-      const tom2 = await env.login(tom.id);
+      const tom2 = await suite.env.login(tom.id);
       const tconv = await tom2.getConversation(conv.id);
       assert.equal(tconv.lastReadAt, undefined);
       // read is fire-and-forget and the server stores the position asynchronously (the push
@@ -100,7 +86,7 @@ for (const mode of MODES) {
       // a third login after the read starts at zero: no unread notification for this conversation
       const other = await tom.createConversation({ members: [jerryId], name: 'barrier', unique: false });
       const bmsg = await other.send(new tom.sdk.TextMessage('barrier'));
-      const jerry3 = await env.login(jerryId);
+      const jerry3 = await suite.env.login(jerryId);
       const [convs] = await waitFor(jerry3, 'unreadmessagescountupdate', (cs) => cs.some((c) => c.id === other.id));
       assert.deepEqual(convs.map((c) => c.id), [other.id], 'only the conversation with unread messages');
       assert.equal(convs[0].unreadMessagesCount, 1);
@@ -112,8 +98,8 @@ for (const mode of MODES) {
       const tomId = uid('tom');
       const jerryId = uid('jerry');
       const spikeId = uid('spike');
-      const tom = await env.login(tomId);
-      let jerry = await env.login(jerryId);
+      const tom = await suite.env.login(tomId);
+      let jerry = await suite.env.login(jerryId);
       const seen = waitFor(jerry, 'invited');
       const conv = await tom.createConversation({ members: [jerryId, spikeId], name: 'away' });
       await seen;
@@ -134,7 +120,7 @@ for (const mode of MODES) {
       away.push(await conv.send(all));
       away.push(await conv.send(new tom.sdk.TextMessage('away 3')));
 
-      jerry = await env.login(jerryId);
+      jerry = await suite.env.login(jerryId);
       const c = await unreadFor(jerry, conv.id);
       assert.equal(c.unreadMessagesCount, 3);
       assert.equal(c.unreadMessagesMentioned, true);
@@ -145,7 +131,7 @@ for (const mode of MODES) {
       assert.equal(history[2].mentioned, true);
       assert.equal(history[3].mentioned, false);
       // Spike never logged in: all four are unread for him, with the mentionAll
-      const spike = await env.login(spikeId);
+      const spike = await suite.env.login(spikeId);
       const s = await unreadFor(spike, conv.id);
       assert.equal(s.unreadMessagesCount, 4);
       assert.equal(s.unreadMessagesMentioned, true);
@@ -153,7 +139,7 @@ for (const mode of MODES) {
     });
 
     it('count() returns the member count of a normal conversation', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const conv = await tom.createConversation({ members: [uid('a'), uid('b'), uid('c')], name: 'count' });
       assert.equal(await conv.count(), 4);
       const pair = await tom.createConversation({ members: [uid('d')], name: 'pair' });

@@ -3,12 +3,11 @@
 // reconnect), plus v4's pushOfflineMessages mode (subprotocol lc.protobuf2.1: offline
 // messages are pushed at login instead of counted). v4 has no usable `server` option
 // (it forces https), so it connects through RTMServers only; unique defaults to false.
-import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
 import { freshSdk } from '../lib/sdk.mjs';
 import { startProxy, sessionOpens } from '../lib/interop-proxy.mjs';
-import { MODES, Clients, collect, waitFor, uid, createConversationSeen, payloadOf, reconnection, sleep } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, uid, createConversationSeen, payloadOf, reconnection, sleep, modeSuite } from '../lib/interop-util.mjs';
 
 const decode = (() => {
   const sdk = freshSdk(4);
@@ -18,25 +17,12 @@ const decode = (() => {
 
 for (const mode of MODES) {
   describe(`SDK 4.3.1 [${mode.name}]`, () => {
-    let server;
-    let env;
-    before(async () => {
-      server = await startServer();
-    });
-    after(async () => {
-      if (server) await server.stop();
-    });
-    beforeEach(() => {
-      env = new Clients(server, { major: 4, noBinary: mode.noBinary });
-    });
-    afterEach(async () => {
-      await env.closeAll();
-    });
+    const suite = modeSuite(mode, { clients: { major: 4 } });
 
     it('logs in and out (ping sees it), unicode id', async () => {
       const tomId = `汤姆-${uid('tom')}`;
-      const watcher = await env.login(uid('watcher'));
-      const tom = await env.login(tomId);
+      const watcher = await suite.env.login(uid('watcher'));
+      const tom = await suite.env.login(tomId);
       assert.equal(tom.id, tomId);
       assert.deepEqual(await watcher.ping([tomId]), [tomId]);
       await tom.close();
@@ -44,8 +30,8 @@ for (const mode of MODES) {
     });
 
     it('1:1 send and receive, text and typed with _lcattrs; replies; unique is off by default', async () => {
-      const tom = await env.login(uid('tom'));
-      const jerry = await env.login(uid('jerry'));
+      const tom = await suite.env.login(uid('tom'));
+      const jerry = await suite.env.login(uid('jerry'));
       const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'v4 chat' }, [jerry]);
       const again = await tom.createConversation({ members: [jerry.id], name: 'v4 chat 2' });
       assert.notEqual(again.id, conv.id, 'v4 creates a new conversation unless unique: true');
@@ -78,7 +64,7 @@ for (const mode of MODES) {
     });
 
     it('history: 45 messages paged back with createMessagesIterator and forwards with OLD_TO_NEW', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const conv = await tom.createConversation({ members: [uid('jerry')], name: 'v4 history' });
       const ids = [];
       for (let i = 0; i < 45; i++) ids.push((await conv.send(new tom.sdk.TextMessage(`h${i}`))).id);
@@ -110,7 +96,7 @@ for (const mode of MODES) {
     });
 
     it('offline member: unread count, mention and last message at login; read() clears it on a second device', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const jerryId = uid('jerry');
       const conv = await tom.createConversation({ members: [jerryId], name: 'v4 offline' });
       const sent = [];
@@ -119,7 +105,7 @@ for (const mode of MODES) {
         if (i === 0) m.setMentionList([jerryId]);
         sent.push(await conv.send(m));
       }
-      const jerry = await env.login(jerryId);
+      const jerry = await suite.env.login(jerryId);
       const [convs] = await waitFor(jerry, 'unreadmessagescountupdate', (cs) => cs.some((c) => c.id === conv.id));
       const c = convs.find((x) => x.id === conv.id);
       assert.equal(c.unreadMessagesCount, 3);
@@ -127,7 +113,7 @@ for (const mode of MODES) {
       assert.equal(c.lastMessage.id, sent[2].id);
       assert.equal(c.lastMessage.text, 'off 2');
       assert.deepEqual((await c.queryMessages({ limit: 10 })).map((m) => m.id), sent.map((m) => m.id));
-      const jerry2 = await env.login(jerryId);
+      const jerry2 = await suite.env.login(jerryId);
       await waitFor(jerry2, 'unreadmessagescountupdate', (cs) => cs.some((x) => x.id === conv.id && x.unreadMessagesCount === 3));
       const cleared = waitFor(jerry2, 'unreadmessagescountupdate', (cs) =>
         cs.some((x) => x.id === conv.id && x.unreadMessagesCount === 0),
@@ -138,11 +124,11 @@ for (const mode of MODES) {
     });
 
     it('reconnect after a TCP drop resumes with r:true + st and keeps messaging', async () => {
-      const proxy = await startProxy(server.port, { decode });
+      const proxy = await startProxy(suite.server.port, { decode });
       try {
-        const via = { ...server, wsUrl: proxy.wsUrl, httpUrl: proxy.httpUrl };
-        const tom = await env.login(uid('tom'));
-        const jerry = await env.login(uid('jerry'), { target: via });
+        const via = { ...suite.server, wsUrl: proxy.wsUrl, httpUrl: proxy.httpUrl };
+        const tom = await suite.env.login(uid('tom'));
+        const jerry = await suite.env.login(uid('jerry'), { target: via });
         const conv = await createConversationSeen(tom, { members: [jerry.id], name: 'v4 reconnect' }, [jerry]);
         const jconv = await jerry.getConversation(conv.id);
         const rj = reconnection(jerry);
@@ -161,23 +147,23 @@ for (const mode of MODES) {
         const r = await jconv.send(new jerry.sdk.TextMessage('still here'));
         assert.equal((await toTom)[0].id, r.id);
       } finally {
-        await env.closeAll();
+        await suite.env.closeAll();
         await proxy.close();
       }
     });
 
     it('pushOfflineMessages: messages sent while offline are pushed at login, each exactly once', async () => {
-      const tom = await env.login(uid('tom'));
+      const tom = await suite.env.login(uid('tom'));
       const jerryId = uid('jerry');
       const conv = await tom.createConversation({ members: [jerryId], name: 'v4 push offline' });
       const sent = [];
       for (let i = 0; i < 4; i++) sent.push(await conv.send(new tom.sdk.TextMessage(`push ${i}`)));
-      const entry = env.realtime({ pushOfflineMessages: true });
+      const entry = suite.env.realtime({ pushOfflineMessages: true });
       // The pushes follow session/opened at once, but the SDK emits each only after looking
       // up the (uncached) conversation, so a listener attached here is in time. Those
       // lookups may finish in any order, so the order of the events is the SDK's, not the
       // server's: compare as sets.
-      const client = await env.loginOn(entry, jerryId);
+      const client = await suite.env.loginOn(entry, jerryId);
       const got = collect(client, 'message', (m) => ({ id: m.id, text: m.text, cid: m.cid }));
       const received = await got.until(4);
       const byId = (a, b) => (a.id < b.id ? -1 : 1);
@@ -189,8 +175,8 @@ for (const mode of MODES) {
       await client.close();
       const fresh = await tom.createConversation({ members: [jerryId], name: 'v4 push offline 2' });
       const next = await fresh.send(new tom.sdk.TextMessage('only this one'));
-      const entry2 = env.realtime({ pushOfflineMessages: true });
-      const client2 = await env.loginOn(entry2, jerryId);
+      const entry2 = suite.env.realtime({ pushOfflineMessages: true });
+      const client2 = await suite.env.loginOn(entry2, jerryId);
       const got2 = collect(client2, 'message', (m) => m.id);
       assert.deepEqual(await got2.until(1), [next.id]);
       await client2.ping([tom.id]); // barrier: anything else would have been pushed by now

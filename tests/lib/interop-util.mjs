@@ -5,9 +5,12 @@
 //   teardown, so no test leaks a socket or a reconnect timer.
 // * messageClasses: the typed message classes (-2 … -6 and a custom positive type) built
 //   with the SDK's own messageType/messageField decorators.
-// * MODES: the transport modes every suite is parametrised over.
+// * MODES: the transport modes every suite is parametrised over; modeSuite: the hooks of
+//   one such suite (its ternd, a Clients per test).
 import assert from 'node:assert/strict';
+import { before, after, beforeEach, afterEach } from 'node:test';
 import { realtime, freshSdk } from './sdk.mjs';
+import { startServer } from './server.mjs';
 
 export const MODES = [
   { name: 'binary', noBinary: false },
@@ -15,6 +18,21 @@ export const MODES = [
 ];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The hooks of a per-mode suite, for use inside its describe(): a ternd for the suite, a
+// fresh Clients per test (opts.clients: more Clients defaults, e.g. {major: 4}) closed
+// after it, then opts.cleanup(). Tests read suite.server and suite.env when they run.
+export function modeSuite(mode, { clients = {}, cleanup } = {}) {
+  const suite = { server: null, env: null };
+  before(async () => { suite.server = await startServer(); });
+  after(async () => { if (suite.server) await suite.server.stop(); });
+  beforeEach(() => { suite.env = new Clients(suite.server, { ...clients, noBinary: mode.noBinary }); });
+  afterEach(async () => {
+    await suite.env.closeAll();
+    if (cleanup) await cleanup();
+  });
+  return suite;
+}
 
 // Resolves with the event's argument list the first time `event` fires on `emitter` with
 // arguments accepted by `predicate`; rejects after timeoutMs.
