@@ -270,7 +270,7 @@ static void rest_members_change(conn_t *c, const http_req_t *r, int add) {
   if (rest_check_app(c, r, 1) < 0) return;
   json_t *body = rest_body_json(r);
   size_t n;
-  char **ids = json_is_object(body) ? rest_client_ids(c, r, body, &n) : (rest_bad(c, r, "the body must be a JSON object"), NULL);
+  char **ids = rest_client_ids(c, r, body, &n);
   if (!ids) {
     json_decref(body);
     return;
@@ -404,7 +404,7 @@ static void rest_mutes_change(conn_t *c, const http_req_t *r, int mute) {
   if (rest_check_app(c, r, 1) < 0) return;
   json_t *body = rest_body_json(r);
   size_t n;
-  char **ids = json_is_object(body) ? rest_client_ids(c, r, body, &n) : (rest_bad(c, r, "the body must be a JSON object"), NULL);
+  char **ids = rest_client_ids(c, r, body, &n);
   if (!ids) {
     json_decref(body);
     return;
@@ -468,7 +468,7 @@ static void sets_change(conn_t *c, const http_req_t *r, int set, int add) {
   if (rest_check_app(c, r, 1) < 0) return;
   json_t *body = rest_body_json(r);
   size_t n;
-  char **ids = json_is_object(body) ? rest_client_ids(c, r, body, &n) : (rest_bad(c, r, "the body must be a JSON object"), NULL);
+  char **ids = rest_client_ids(c, r, body, &n);
   conv_t *conv = ids ? rest_path_conv(c, r) : NULL;
   if (conv) {
     im_done_t d;

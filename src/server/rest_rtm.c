@@ -59,6 +59,10 @@ conv_t *rest_path_conv(conn_t *c, const http_req_t *r) {
 
 /* client_ids from a JSON body as a C array (borrowed strings); NULL after a 400. */
 char **rest_client_ids(conn_t *c, const http_req_t *r, json_t *body, size_t *n) {
+  if (!json_is_object(body)) {
+    rest_bad(c, r, "the body must be a JSON object");
+    return NULL;
+  }
   json_t *ids = json_object_get(body, "client_ids");
   if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 500) {
     rest_bad(c, r, "client_ids must be an array of 1 to 500 client ids");

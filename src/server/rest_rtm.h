@@ -34,7 +34,7 @@ void rest_im_error(conn_t *c, const http_req_t *r, int code, const char *detail)
 conv_t *rest_find_conv(conn_t *c, const http_req_t *r, const char *cid, int kind);
 conv_t *rest_path_conv(conn_t *c, const http_req_t *r);
 /* body's client_ids (1 to 500 ids of 1 to 64 characters) as a borrowed array the caller
- * frees; NULL after answering 400. */
+ * frees; NULL after answering 400 (also when body is not a JSON object). */
 char **rest_client_ids(conn_t *c, const http_req_t *r, json_t *body, size_t *n);
 /* A JSON array of at most max ids as a borrowed array (n set; absent: empty), or NULL
  * when it is anything else. */
