@@ -225,6 +225,14 @@ void admin_print_fields(json_t *obj) {
   }
 }
 
+int admin_put_object(admin_t *ad, json_t *obj, const char *key, const char *flag, const char *text) {
+  if (!text) return 0;
+  json_t *v = admin_json_arg(ad, flag, text, JSON_OBJECT);
+  if (!v) return 2;
+  json_object_set_new(obj, key, v);
+  return 0;
+}
+
 json_t *admin_json_arg(admin_t *ad, const char *flag, const char *text, json_type type) {
   json_error_t e;
   json_t *j = json_loads(text, JSON_DECODE_ANY, &e);

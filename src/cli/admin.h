@@ -108,6 +108,9 @@ void admin_print_fields(json_t *obj);
 int admin_usage_error(admin_t *ad, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON argument of the given type (JSON_OBJECT …), or NULL after admin_usage_error. */
 json_t *admin_json_arg(admin_t *ad, const char *flag, const char *text, json_type type);
+/* obj[key] = the JSON object --flag gives as text (nothing when text is NULL). 0, or the
+ * exit status 2 after admin_usage_error. */
+int admin_put_object(admin_t *ad, json_t *obj, const char *key, const char *flag, const char *text);
 /* "a,b c" words → a JSON array of strings (commas split, empties dropped). */
 json_t *admin_id_list(char *const *words, int n);
 /* ms → "YYYY-MM-DD HH:MM:SS" local time. */

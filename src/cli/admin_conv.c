@@ -49,13 +49,9 @@ int admin_conv_create(admin_t *ad) {
   }
   if (a->unique) json_object_set_new(body, "unique", json_true());
   if (a->creator) json_object_set_new(body, "c", json_string(a->creator));
-  if (a->attr) {
-    json_t *attr = admin_json_arg(ad, "attr", a->attr, JSON_OBJECT);
-    if (!attr) {
-      json_decref(body);
-      return 2;
-    }
-    json_object_set_new(body, "attr", attr);
+  if (admin_put_object(ad, body, "attr", "attr", a->attr)) {
+    json_decref(body);
+    return 2;
   }
   json_t *res;
   int rc = admin_call(ad, "POST", kind_path(a), body, &res);

@@ -29,14 +29,9 @@ static char *message_of(admin_t *ad, int *usage) {
     *usage = admin_usage_error(ad, "--text is not UTF-8");
     return NULL;
   }
-  if (a->attr) {
-    json_t *attr = admin_json_arg(ad, "attr", a->attr, JSON_OBJECT);
-    if (!attr) {
-      json_decref(m);
-      *usage = 2;
-      return NULL;
-    }
-    json_object_set_new(m, "_lcattrs", attr);
+  if ((*usage = admin_put_object(ad, m, "_lcattrs", "attr", a->attr))) {
+    json_decref(m);
+    return NULL;
   }
   char *s = json_dumps(m, JSON_COMPACT);
   json_decref(m);
@@ -85,13 +80,9 @@ int admin_msg_send(admin_t *ad) {
     words[0] = (char *)a->to;
     json_object_set_new(body, "to_clients", admin_id_list(words, 1));
   }
-  if (a->push_data) {
-    json_t *pd = admin_json_arg(ad, "push-data", a->push_data, JSON_OBJECT);
-    if (!pd) {
-      json_decref(body);
-      return 2;
-    }
-    json_object_set_new(body, "push_data", pd);
+  if (admin_put_object(ad, body, "push_data", "push-data", a->push_data)) {
+    json_decref(body);
+    return 2;
   }
   char *path = admin_conv_path(ad, a->pos[0], "/messages");
   json_t *res = NULL;
@@ -244,13 +235,9 @@ int admin_broadcast(admin_t *ad) {
   int usage;
   json_t *body = send_body(ad, &usage);
   if (!body) return usage;
-  if (a->push_data) {
-    json_t *pd = admin_json_arg(ad, "push-data", a->push_data, JSON_OBJECT);
-    if (!pd) {
-      json_decref(body);
-      return 2;
-    }
-    json_object_set_new(body, "push", pd); /* broadcasts call it "push" (§7.2) */
+  if (admin_put_object(ad, body, "push", "push-data", a->push_data)) { /* broadcasts call it "push" (§7.2) */
+    json_decref(body);
+    return 2;
   }
   buf_t p = BUF_INIT;
   service_path(&p, a->pos[0], "/broadcasts");
