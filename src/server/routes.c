@@ -8,6 +8,7 @@
 #include "hooks.h"
 #include "http.h"
 #include "im_internal.h"
+#include "metrics.h"
 #include "push.h"
 #include "rest.h"
 #include "store.h"
@@ -61,6 +62,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
              "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
              atomic_load(&im->room_drops));
+  metrics_render(&b);
   hooks_metrics(im->hooks, &b);
   push_metrics(im->push, &b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
