@@ -12,6 +12,7 @@
 #include "push.h"
 #include "rest.h"
 #include "store.h"
+#include "web.h"
 #include "worker.h"
 
 /* GET /v1/route — protocol.md §1.4(b): where clients should open their WebSocket. */
@@ -160,6 +161,18 @@ static const route_t routes[] = {
     {HTTP_HEAD, "/files/:id", rest_file_download},
     {HTTP_GET, "/files/:id/*name", rest_file_download},
     {HTTP_HEAD, "/files/:id/*name", rest_file_download},
+    {HTTP_GET, "/console", web_serve},
+    {HTTP_HEAD, "/console", web_serve},
+    {HTTP_GET, "/console/", web_serve},
+    {HTTP_HEAD, "/console/", web_serve},
+    {HTTP_GET, "/console/*file", web_serve},
+    {HTTP_HEAD, "/console/*file", web_serve},
+    {HTTP_GET, "/chat", web_serve},
+    {HTTP_HEAD, "/chat", web_serve},
+    {HTTP_GET, "/chat/", web_serve},
+    {HTTP_HEAD, "/chat/", web_serve},
+    {HTTP_GET, "/chat/*file", web_serve},
+    {HTTP_HEAD, "/chat/*file", web_serve},
 };
 
 /* The row for r's method and path; NULL with *path_known set when only the method differs. */
