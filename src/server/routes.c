@@ -161,6 +161,8 @@ static const route_t routes[] = {
     {HTTP_HEAD, "/files/:id", rest_file_download},
     {HTTP_GET, "/files/:id/*name", rest_file_download},
     {HTTP_HEAD, "/files/:id/*name", rest_file_download},
+    {HTTP_GET, "/1.2/tern/hooks", rest_hooks_status},
+    {HTTP_GET, "/1.2/tern/push/dead-letters", rest_dead_letters},
     {HTTP_GET, "/console", web_serve},
     {HTTP_HEAD, "/console", web_serve},
     {HTTP_GET, "/console/", web_serve},
