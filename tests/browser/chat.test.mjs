@@ -45,6 +45,7 @@ test('two browsers chat through /chat: typing, text, read receipt, image, edit, 
   await jerry.click('#convs li');
   await jerry.waitForSelector('#conv:not([hidden])');
   assert.equal(await jerry.textContent('#conv-members'), 'Jerry, Tom');
+  assert.equal(await jerry.textContent('#convs li'), 'Tom', 'the list shows the other member, no badge once open');
 
   // typing: the first keystroke sends a transient TypingMessage
   await tom.locator('#text').pressSequentially('hello Jerry', { delay: 10 });

@@ -115,10 +115,8 @@ function listed(conv) {
     $('convs').prepend(li);
   }
   const unread = conv === current ? 0 : conv.unreadMessagesCount || 0;
-  li.replaceChildren(
-    h('span', { class: 'name' }, title(conv), conv.transient ? h('small', {}, ' chat room') : null),
-    unread ? h('span', { class: 'badge' }, String(unread)) : null,
-  );
+  li.replaceChildren(h('span', { class: 'name' }, title(conv), conv.transient ? h('small', {}, ' chat room') : null));
+  if (unread) li.append(h('span', { class: 'badge' }, String(unread)));
   li.classList.toggle('active', conv === current);
 }
 

@@ -11,6 +11,7 @@ const KINDS = {
   'service-conversations': '/1.2/rtm/service-conversations',
   all: '/1.2/rtm/all-conversations',
 };
+const present = (...xs) => xs.filter((x) => x !== null && x !== undefined);
 const ids = (s) => (s || '').split(',').map((x) => x.trim()).filter(Boolean);
 const parseJSON = (s, what) => {
   if (!s || !s.trim()) return undefined;
@@ -134,7 +135,7 @@ async function membersPanel(base, conv, isRoom) {
       await api(on ? 'DELETE' : 'POST', `${base}/${path}`, { client_ids: [id] });
       refresh();
     }, { cls: 'link' });
-    box.replaceChildren(h('h3', {}, isRoom ? 'Online members' : 'Members'), table([
+    box.replaceChildren(...present(h('h3', {}, isRoom ? 'Online members' : 'Members'), table([
       ['client', (id) => h('a', { href: `#/clients/${encodeURIComponent(id)}` }, id)],
       ['online', (id) => (online.has(id) ? h('span', { class: 'dot on' }, 'online') : h('span', { class: 'dot' }, 'offline'))],
       ['role', (id) => (isRoom ? '' : h('select', {
@@ -176,7 +177,7 @@ async function membersPanel(base, conv, isRoom) {
       await api('POST', `${base}/temporary-silenceds`, { client_id: v.id, ttl: Number(v.ttl) });
       f.reset();
       flash(`${v.id} shut up for ${v.ttl} s`);
-    }));
+    })));
   }
   await refresh();
   return box;

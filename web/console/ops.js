@@ -28,7 +28,7 @@ export async function push(view) {
     table([['when', (d) => when(d.at)], ['provider', (d) => d.provider || ''], ['client', (d) => d.clientId || ''],
       ['reason', (d) => d.reason || d.unparsed || ''], ['attempts', (d) => String(d.attempts ?? '')], ['last answer', (d) => `${d.status ?? ''} ${d.error || ''}`],
       ['message', (d) => (d.msgId ? `${d.convId} / ${d.msgId}` : '')]], dead.results, 'no push was given up on'),
-    dead.truncated ? h('p', { class: 'hint' }, 'Older entries are in push-dead-letter.jsonl in the data directory.') : null);
+    h('p', { class: 'hint', hidden: !dead.truncated }, 'Older entries are in push-dead-letter.jsonl in the data directory.'));
 }
 
 export async function files(view) {
