@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what tern needs on Debian 12, only what is missing: the build and runtime
-# libraries always, and with --test the test tools and the npm packages of tests/.
+# libraries always (node and npm too: the build bundles web/, see web/build.sh), and with
+# --test the test tools (Chromium for tests/browser) and the npm packages of tests/.
 # Uses sudo when not root. Safe to run again: it exits quickly when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
-  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox)
-test_pkgs=(libcmocka-dev nodejs npm clang libclang-rt-14-dev procps openssl tmux)
+  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox nodejs npm)
+# chromium: the browser tests of /console and /chat (driven by playwright-core from web/)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev procps openssl tmux chromium)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -4,6 +4,7 @@
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+#   5. /console and /chat in headless Chromium           (tests/browser)
 # Every spawned ternd is checked at teardown for sanitizer reports (tests/lib/server.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +35,5 @@ run_node() {
 run_node proto
 run_node interop
 run_node integration
+run_node browser
 echo "== all tests passed"

@@ -22,6 +22,7 @@
   X(tls_key, STR, "", 0, 0, "PEM private key for tls_cert")                                         \
   X(public_url, STR, "", 0, 0, "WebSocket URL the router hands out (default ws://<listen>/)")       \
   X(public_http_url, STR, "", 0, 0, "base of the file URLs uploads answer (default: public_url with ws→http, wss→https)") \
+  X(web_root, STR, "", 0, 0, "directory of the web console (/console) and browser chat (/chat), read at start (default: web/ beside ternd, then ../share/tern/web; \"off\": none)") \
   X(files_dir, STR, "", 0, 0, "directory for uploaded files (default <data_dir>/files)")            \
   X(max_file_size, INT, 10485760, 1, 1073741824, "largest file upload in bytes, held in memory while it arrives (413 above)") \
   X(workers, INT, 0, 0, 64, "network worker threads, each with its own event loop (0 = cores)")     \

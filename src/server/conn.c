@@ -9,6 +9,7 @@
 #include "ipcount.h"
 #include "tls.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "worker.h"
 
@@ -266,6 +267,7 @@ static void on_closed(uv_handle_t *h) {
 
 void conn_reap(conn_t *c) {
   worker_t *w = c->w;
+  if (c->link.ops) metric_add(c->ws_base64 ? M_WS_BASE64 : M_WS_PROTOBUF, -1); /* it was a WebSocket */
   if (c->link.imw) im_link_gone(&c->link, c->close_code);
   if (c->source) {
     conn_source_t *s = c->source;

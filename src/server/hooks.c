@@ -153,3 +153,23 @@ void hooks_metrics(const hooks_t *h, buf_t *out) {
     buf_printf(out, "tern_hook_latency_seconds_count{hook=\"%s\"} %lu\n", names[i], cum);
   }
 }
+
+json_t *hooks_status(const hooks_t *h) {
+  json_t *list = json_array();
+  for (int i = 0; i < HOOK_COUNT; i++) {
+    const hook_stats_t *st = h ? &h->stats[i] : NULL;
+    unsigned long calls = 0, done = 0;
+    double ms = 0;
+    if (st) {
+      calls = atomic_load(&st->calls);
+      for (size_t k = 0; k <= NBOUNDS; k++) done += atomic_load(&st->buckets[k]);
+      ms = done ? (double)atomic_load(&st->micros) / 1000.0 / (double)done : 0;
+    }
+    json_array_append_new(list, json_pack("{s:s, s:b, s:I, s:I, s:f}", "name", names[i], "enabled", hook_enabled(h, i),
+                                          "calls", (json_int_t)calls, "failures",
+                                          (json_int_t)(st ? atomic_load(&st->failures) : 0), "avg_ms", ms));
+  }
+  json_t *o = json_pack("{s:o, s:I, s:b, s:o}", "url", h ? json_string(h->url) : json_null(), "timeout_ms",
+                        (json_int_t)(h ? h->timeout_ms : 0), "fail_closed", h ? h->fail_closed : 0, "hooks", list);
+  return o;
+}

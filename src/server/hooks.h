@@ -53,5 +53,8 @@ void hook_call(im_worker_t *w, hook_t which, json_t *params, hook_cb cb, void *a
 
 /* Prometheus text for /metrics: per hook calls, failures and latency. */
 void hooks_metrics(const hooks_t *h, buf_t *out);
+/* {url, timeout_ms, fail_closed, hooks: [{name, enabled, calls, failures, avg_ms}]} for
+ * GET /1.2/tern/hooks; h may be NULL (no hook configured: url null, every hook off). */
+json_t *hooks_status(const hooks_t *h);
 
 #endif

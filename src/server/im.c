@@ -131,6 +131,7 @@ void reply(const req_t *r, lc_cmd_t *cmd) {
 static void fill_error(lc_cmd_t *cmd, Lc__ErrorCommand *em, int code, const char *detail) {
   PB_SET(*cmd, cmd, LC__COMMAND_TYPE__error);
   em->code = code;
+  metric_error(code);
   em->reason = (char *)lc_error_name(code);
   em->detail = (char *)detail;
   cmd->errormessage = em;
@@ -192,6 +193,7 @@ push_t *push_new(const lc_cmd_t *cmd) {
   atomic_init(&p->ref, 1);
   p->priority = 2;
   p->not_to = NULL;
+  p->msg = cmd->cmd == LC__COMMAND_TYPE__direct;
   p->len = n;
   lc__generic_command__pack(cmd, p->body);
   return p;
@@ -219,6 +221,7 @@ void push_to_session(session_t *s, const push_t *p) {
   }
   memcpy(prefix + o, s->client_id, len);
   s->link->ops->send(s->link, prefix, o + len, p->body, p->len);
+  metric_inc(M_FANOUT); metric_add(M_MESSAGES_OUT, p->msg);
 }
 
 typedef struct {

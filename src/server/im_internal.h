@@ -15,6 +15,7 @@
 #include "htab.h"
 #include "httpc.h"
 #include "im.h"
+#include "metrics.h"
 #include "presence.h"
 #include "sign.h"
 #include "store.h"
@@ -164,6 +165,7 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
 typedef struct {
   atomic_int ref;
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
+  int msg;      /* a message (direct), not a notification: counted as tern_messages_out_total */
   char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
   size_t len;
   uint8_t body[];

@@ -69,6 +69,7 @@ typedef struct {
   char *ip;           /* the sender's address, for hooks (NULL for wills and REST) */
   char *push_data;    /* the message's pushData (JSON text) for offline push, or NULL */
   im_done_t done;     /* REST: told the id and timestamp once stored */
+  uint64_t t0_ns;     /* accepted for storage (tern_send_ack_seconds) */
 } send_job_t;
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
@@ -259,6 +260,7 @@ static void send_done(task_t *t) {
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
+    metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     deliver(w, sj->conv, sj->members, sj->push, sj->skip);
     message_sent_hook(w, sj);
@@ -336,6 +338,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
                        const im_done_t *done) {
   int priority = in->priority >= 1 && in->priority <= 3 ? in->priority : 2;
   im_t *im = w->im;
+  metric_inc(M_MESSAGES_IN);
   int receipt = in->receipt && !in->transient && c->kind != CONV_ROOM;
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__DirectCommand pm = LC__DIRECT_COMMAND__INIT;
@@ -381,6 +384,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   }
 
   send_job_t *sj = xcalloc(1, sizeof *sj);
+  sj->t0_ns = mono_ns();
   sj->im = im;
   sj->conv = c;
   sj->members = members;

@@ -32,6 +32,7 @@ static void open_failed(req_t *r, int code, const char *detail) {
   sm.detail = (char *)detail;
   out.sessionmessage = &sm;
   reply(r, &out);
+  metric_inc(M_LOGINS_REFUSED);
 }
 
 static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_id, const char *tag, int64_t bitmap) {
@@ -47,6 +48,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   *pp = s;
   l->nsessions++;
   presence_add(w->im->presence, s->client_id, s->id, s->tag);
+  metric_inc(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF);
   return s;
 }
 
@@ -88,6 +90,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   im_room_leave(w, s);
   presence_del(w->im->presence, s->client_id, s->id);
   htab_del(&w->sessions, s->id);
+  metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
   log_at(LOG_DEBUG, "session %s closed (%d)", s->client_id, code);
   free(s->client_id);
   free(s->tag);
@@ -201,6 +204,7 @@ void im_session_open(req_t *r) {
       /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
        * is rejected that way; a session/closed reply would end its reconnect for good. */
       reply_error(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
+      metric_inc(M_LOGINS_BAD_TOKEN);
       return;
     }
     token_ok = 1;
@@ -253,6 +257,7 @@ void im_session_open(req_t *r) {
   free(tag);
   r->s = s;
   send_opened(r, s);
+  metric_inc(M_LOGINS_OK);
   im_daily_note(s->client_id, now_ms());
   if (sm->devicetoken) push_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
   if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {

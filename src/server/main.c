@@ -25,6 +25,7 @@
 #include "push.h"
 #include "server.h"
 #include "store.h"
+#include "web.h"
 
 static void random_key(char *out, size_t len) {
   static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -120,6 +121,7 @@ int main(int argc, char **argv) {
   snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);
   if (!*cfg.files_dir) strncat(filesdir, "/files", sizeof filesdir - strlen(filesdir) - 1);
   if (files_open(filesdir, &srv.files) < 0) return 1;
+  if (web_open(cfg.web_root, &srv.web) < 0) return 1;
   srv.ips = ipcount_new();
   if (*cfg.tls_cert || *cfg.tls_key) {
     if (!*cfg.tls_cert || !*cfg.tls_key) {
@@ -159,6 +161,7 @@ int main(int argc, char **argv) {
   ipcount_free(srv.ips);
   tls_ctx_free(srv.tls);
   files_free(srv.files);
+  web_free(srv.web);
   free(srv.app_id);
   free(srv.app_key);
   free(srv.master_key);

@@ -68,7 +68,7 @@ int push_hub_new(const tern_config_t *cfg, push_hub_t **out) {
     if ((rc = hub->providers[i]->init(cfg, &hub->pstate[i])) < 0) goto fail;
   }
   buf_t path = BUF_INIT;
-  buf_printf(&path, "%s/push-dead-letter.jsonl", cfg->data_dir);
+  push_dead_letter_path(cfg, &path);
   hub->dead_path = buf_cstr(&path);
   hub->dead_fd = open(hub->dead_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (hub->dead_fd < 0) {
@@ -151,6 +151,10 @@ void push_metrics(const push_hub_t *hub, buf_t *out) {
 }
 
 /* ---------------------------------------------------------------- dead letters */
+
+void push_dead_letter_path(const tern_config_t *cfg, buf_t *out) {
+  buf_printf(out, "%s/push-dead-letter.jsonl", cfg->data_dir);
+}
 
 typedef struct {
   uv_fs_t req;

@@ -64,6 +64,9 @@ void push_worker_stop(im_worker_t *w);
 /* Prometheus text for /metrics: per provider requests, deliveries, retries, dead letters.
  * hub may be NULL (prints nothing). */
 void push_metrics(const push_hub_t *hub, buf_t *out);
+/* Where the dead-letter log is: <data_dir>/push-dead-letter.jsonl (read back by
+ * GET /1.2/tern/push/dead-letters, rest_admin.c). */
+void push_dead_letter_path(const tern_config_t *cfg, buf_t *out);
 
 /* ---- the device registry (push_registry.c) ---- */
 

@@ -23,6 +23,10 @@ typedef struct {
 extern const rest_route_t rest_rtm_routes[];
 
 void rest_member_infos(conn_t *c, const http_req_t *r);
+/* rest_admin.c — tern's operator reads (master key): GET /1.2/tern/hooks,
+ * GET /1.2/tern/push/dead-letters. */
+void rest_hooks_status(conn_t *c, const http_req_t *r);
+void rest_dead_letters(conn_t *c, const http_req_t *r);
 void rest_notifications(conn_t *c, const http_req_t *r);
 
 /* rest_files.c — the file endpoint. Routes with path parameters "name" (upload, optional)

@@ -8,9 +8,11 @@
 #include "hooks.h"
 #include "http.h"
 #include "im_internal.h"
+#include "metrics.h"
 #include "push.h"
 #include "rest.h"
 #include "store.h"
+#include "web.h"
 #include "worker.h"
 
 /* GET /v1/route — protocol.md §1.4(b): where clients should open their WebSocket. */
@@ -61,6 +63,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
              "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
              atomic_load(&im->room_drops));
+  metrics_render(&b);
   hooks_metrics(im->hooks, &b);
   push_metrics(im->push, &b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
@@ -158,6 +161,20 @@ static const route_t routes[] = {
     {HTTP_HEAD, "/files/:id", rest_file_download},
     {HTTP_GET, "/files/:id/*name", rest_file_download},
     {HTTP_HEAD, "/files/:id/*name", rest_file_download},
+    {HTTP_GET, "/1.2/tern/hooks", rest_hooks_status},
+    {HTTP_GET, "/1.2/tern/push/dead-letters", rest_dead_letters},
+    {HTTP_GET, "/console", web_serve},
+    {HTTP_HEAD, "/console", web_serve},
+    {HTTP_GET, "/console/", web_serve},
+    {HTTP_HEAD, "/console/", web_serve},
+    {HTTP_GET, "/console/*file", web_serve},
+    {HTTP_HEAD, "/console/*file", web_serve},
+    {HTTP_GET, "/chat", web_serve},
+    {HTTP_HEAD, "/chat", web_serve},
+    {HTTP_GET, "/chat/", web_serve},
+    {HTTP_HEAD, "/chat/", web_serve},
+    {HTTP_GET, "/chat/*file", web_serve},
+    {HTTP_HEAD, "/chat/*file", web_serve},
 };
 
 /* The row for r's method and path; NULL with *path_known set when only the method differs. */

@@ -42,6 +42,7 @@ typedef struct server {
   ipcount_t *ips; /* open connections per peer address */
   tls_ctx_t *tls; /* set when the listener speaks TLS */
   files_t *files; /* uploaded files (files.c); NULL: the file endpoint answers 404 */
+  struct web *web; /* the console's and chat's assets (web.h); NULL: /console and /chat answer 404 */
   atomic_int stopping;
 } server_t;
 

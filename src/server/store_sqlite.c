@@ -23,6 +23,7 @@
 #include "query.h"
 #include "walbuf.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -630,6 +631,7 @@ static void run_batch(store_t *s, store_job_t *batch) {
     }
   }
   free(lm.v);
+  metric_observe_us(M_COMMIT, (uint64_t)(mono_us() - now));
   /* Completions go back as one chain per worker: one lock and one wake-up per batch. */
   task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
   while (batch) {

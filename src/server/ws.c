@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 #include "ws_frame.h"
 
@@ -55,6 +56,8 @@ void ws_start(conn_t *c, int base64, int proto_version) {
   c->ws_base64 = (uint8_t)base64;
   im_link_open(&c->link, c->w->imw, &link_ops, proto_version, c->ip);
   c->link.last_rx_ms = c->last_rx_ms;
+  c->link.base64 = (uint8_t)base64;
+  metric_inc(base64 ? M_WS_BASE64 : M_WS_PROTOBUF);
 }
 
 static void send_control(conn_t *c, int opcode, const uint8_t *p, size_t n) {

@@ -1,0 +1,76 @@
+/* metrics.h — the server's counters, gauges and histograms, rendered for /metrics.
+ *
+ * One X-macro row per series (TERN_METRICS): adding a series is one line here and one
+ * increment where the thing happens. Rows that share a name form one family (one # HELP
+ * and # TYPE); their labels tell them apart.
+ *
+ * Cheap on the hot path: every worker thread (worker_current() >= 0) writes its own
+ * cache-line-aligned shard with a relaxed load and store — no lock prefix, no sharing —
+ * and other threads (the store's writer, the thread pool) add to one shared shard with
+ * atomic_fetch_add. A scrape sums the shards; a gauge is the sum of what each thread
+ * added and took away, so a session opened on one worker and closed on another nets out.
+ *
+ * Histograms share one set of bucket bounds (durations, 50 µs to 10 s) and are observed
+ * in microseconds; they render as Prometheus histograms in seconds (_bucket{le=…},
+ * _sum, _count). */
+#ifndef TERN_METRICS_H
+#define TERN_METRICS_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+/* X(id, kind, name, labels, help) — kind is COUNTER, GAUGE or HIST; labels is the text
+ * inside {…} or "". */
+#define TERN_METRICS(X)                                                                                              \
+  X(WS_PROTOBUF, GAUGE, "tern_ws_connections", "protocol=\"protobuf\"",                                            \
+    "Open WebSocket connections by framing (lc.protobuf2.* binary frames, lc.proto2base64.* text frames).")         \
+  X(WS_BASE64, GAUGE, "tern_ws_connections", "protocol=\"base64\"", "")                                             \
+  X(SESSIONS_PROTOBUF, GAUGE, "tern_sessions", "protocol=\"protobuf\"",                                             \
+    "Open client sessions (logins) by the framing of their WebSocket.")                                             \
+  X(SESSIONS_BASE64, GAUGE, "tern_sessions", "protocol=\"base64\"", "")                                             \
+  X(LOGINS_OK, COUNTER, "tern_logins_total", "result=\"ok\"",                                                       \
+    "session/open requests by result: ok, refused (session/closed: app, client id, signature, quota, conflict), "   \
+    "bad_token (an expired or invalid session token on reconnect).")                                                \
+  X(LOGINS_REFUSED, COUNTER, "tern_logins_total", "result=\"refused\"", "")                                         \
+  X(LOGINS_BAD_TOKEN, COUNTER, "tern_logins_total", "result=\"bad_token\"", "")                                     \
+  X(MESSAGES_IN, COUNTER, "tern_messages_in_total", "",                                                             \
+    "Messages accepted for delivery (from clients, the REST API and will messages; transient ones included).")      \
+  X(MESSAGES_OUT, COUNTER, "tern_messages_out_total", "",                                                           \
+    "Messages delivered to sessions: one per receiving session (the fan-out of messages).")                         \
+  X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                            \
+    "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")       \
+  X(SEND_ACK, HIST, "tern_send_ack_seconds", "",                                                                    \
+    "From a message accepted for storage to its ack (the commit included; the _messageReceived hook not).")         \
+  X(COMMIT, HIST, "tern_store_commit_seconds", "", "One group commit of the store: BEGIN to COMMIT of a batch.")
+
+#define METRICS_NBOUNDS 17
+/* The histograms' upper bounds in microseconds (+Inf follows). */
+extern const uint64_t metrics_bounds_us[METRICS_NBOUNDS];
+
+#define METRICS_SLOTS_COUNTER 1
+#define METRICS_SLOTS_GAUGE 1
+#define METRICS_SLOTS_HIST (METRICS_NBOUNDS + 2) /* buckets, +Inf, sum of µs */
+
+typedef enum {
+#define X(id, kind, name, labels, help) M_##id, M_##id##_LAST_ = M_##id + METRICS_SLOTS_##kind - 1,
+  TERN_METRICS(X)
+#undef X
+  M_ERRORS_BASE_, /* then one slot per protocol error code (LC_ERROR_MAP) and one for others */
+} metric_t;
+
+/* Adds n (negative for a gauge going down) to a counter or gauge. */
+void metric_add(metric_t m, int64_t n);
+static inline void metric_inc(metric_t m) { metric_add(m, 1); }
+/* Records one observation of a histogram, in microseconds. */
+void metric_observe_us(metric_t m, uint64_t us);
+/* Counts one protocol error sent to a client ({cmd: error} with this code): the series
+ * tern_errors_total{code, reason}. */
+void metric_error(int code);
+
+/* The value of a counter or gauge summed over every shard (tests, /1.2/rtm/stats). */
+int64_t metric_value(metric_t m);
+/* Appends every series in Prometheus text format 0.0.4. */
+void metrics_render(buf_t *out);
+
+#endif
