@@ -190,7 +190,9 @@ static void usage(FILE *f, const char *group) {
         "                     asked of the server; for create and list: which kind)\n"
         "  --timeout SEC      connect and read timeout (default 30)\n"
         "  --cacert FILE      https: trust this CA certificate; --insecure: do not check\n"
-        "\nexit status: 0 done, 1 refused by the server or unreachable (error JSON on stderr), 2 bad usage\n",
+        "\nexit status: 0 done, 1 refused by the server or unreachable (error JSON on stderr), 2 bad usage\n"
+        "import/export leancloud: 1 also when a record was skipped or the run stopped (the summary says which;\n"
+        "  with --state, running the same command again resumes); docs/migrate-import.md\n",
         f);
 }
 
