@@ -356,7 +356,8 @@ static void sync_free(sync_t *s) {
 typedef struct page page_t;
 struct page {
   imp_t *im;
-  json_t *items; /* [[cid, item], …] */
+  json_t *items;  /* [[cid, item], …] */
+  json_t *commit; /* state changes that go with these messages (NULL: none) */
   int pending;
   void (*done)(page_t *p, void *arg);
   void *arg;
@@ -505,16 +506,20 @@ static void page_emit(page_t *p) {
       emit(im, rec);
     }
   }
+  /* after the records: the body that carries them carries their cursor */
+  if (p->commit && !im->stop) commit_later(im, json_incref(p->commit));
+  json_decref(p->commit);
   p->done(p, p->arg);
   json_decref(p->items);
   free(p);
 }
 
 /* Emits a page of [cid, item] pairs after rehosting the files they refer to. */
-static void page_start(imp_t *im, json_t *items, void (*done)(page_t *, void *), void *arg) {
+static void page_start(imp_t *im, json_t *items, json_t *commit, void (*done)(page_t *, void *), void *arg) {
   page_t *p = xcalloc(1, sizeof *p);
   p->im = im;
   p->items = items;
+  p->commit = commit;
   p->done = done;
   p->arg = arg;
   p->pending = 1;
@@ -636,7 +641,6 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
   j->mid = newmid;
   j->ts = ts;
   if (last_page) j->need_hist = 0;
-  page_start(im, items, hist_emitted, j);
   /* the cursor (and, at the end, "walked") go with the body holding these messages */
   json_t *c = json_object();
   if (j->mid) {
@@ -644,7 +648,7 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
     json_object_set_new(c, "mid", json_string(j->mid));
   }
   if (last_page) json_object_set_new(c, "w", json_integer(1));
-  commit_later(im, json_pack("{s:{s:o}}", "convs", j->cid, c));
+  page_start(im, items, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
 }
 
 static void job_history(job_t *j) {
@@ -693,7 +697,7 @@ static void extras_done(json_t *ex, const char *err, long status, void *arg) {
     const char *why = NULL;
     json_t *rec = imp_rec_conversation(j->conv, now_ms(), &why);
     if (!rec) {
-      skip(im, "conversation", j->cid, why);
+      if (why) skip(im, "conversation", j->cid, why);
       job_end(j);
       return;
     }
@@ -746,6 +750,13 @@ static void job_start(imp_t *im, json_t *conv) {
   const char *cid = json_string_value(json_object_get(conv, "objectId"));
   if (!cid || !*cid) {
     skip(im, "conversation", "", "no objectId");
+    im->convs++;
+    return;
+  }
+  const char *why = NULL;
+  json_t *probe = imp_rec_conversation(conv, now_ms(), &why);
+  json_decref(probe);
+  if (!probe && !why) { /* an expired temporary conversation: not copied */
     im->convs++;
     return;
   }
@@ -973,17 +984,14 @@ static void app_walk_phase(imp_t *im) {
       if (after && m && t >= cts) json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
     }
     flag_t *f = xcalloc(1, sizeof *f);
-    page_start(im, items, flag_done, f);
+    page_start(im, items, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
     while (!f->done && !im->stop) drive(im, 50);
     int done = f->done;
     if (done)
       free(f);
     else
       f->abandoned = 1;
-    if (json_object_size(cursors))
-      commit_later(im, json_pack("{s:o}", "convs", cursors));
-    else
-      json_decref(cursors);
+    json_decref(cursors);
     sync_free(s);
     if (n < HIST_LIMIT || !done) break;
   }

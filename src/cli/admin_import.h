@@ -105,8 +105,10 @@ int imp_state_snapshot(imp_state_t *s);
 const char *imp_date_iso(json_t *j);
 int64_t imp_date_ms(json_t *j); /* 0 when absent or unparseable */
 
-/* The conversation record for a _Conversation object, or NULL with *why set (expired
- * temporary conversation, no objectId). now: for temporary conversations' expiry. */
+/* The conversation record for a _Conversation object, or NULL with *why set (no objectId),
+ * or NULL with *why NULL: an expired temporary conversation, which is left out. now: for
+ * temporary conversations' expiry. A custom field named "type" cannot travel (the record's
+ * own "type" holds the name): it is dropped, as is ACL. */
 json_t *imp_rec_conversation(json_t *obj, int64_t now, const char **why);
 /* conversation kind for the REST paths: "conversations", "chatrooms", "service-conversations" */
 const char *imp_conv_kind(json_t *obj);
