@@ -28,72 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "admin_import.h"
+#include "admin_import_run.h"
 #include "crypto.h"
 #include "timeutil.h"
-
-enum { MODE_IMPORT, MODE_DRY, MODE_EXPORT };
-#define MAX_QUEUED 3
-#define HIST_LIMIT 1000
-#define MARGIN_MS (10 * 60 * 1000)
-
-typedef struct batch {
-  buf_t body;
-  int lines;
-  json_t *commit;
-  int64_t opened_ms;
-  struct batch *next;
-} batch_t;
-
-typedef struct job job_t;
-typedef struct imp imp_t;
-
-struct imp {
-  admin_t *ad;
-  int mode;
-  imp_net_t *net;
-  imp_src_t *src;
-  imp_state_t *st;
-  /* options */
-  int concurrency, rehost, full, recheck_days;
-  size_t batch_bytes;
-  int batch_lines;
-  char *target_base, *target_headers;
-  /* batches */
-  batch_t *open, *head, *tail;
-  int queued, posting;
-  job_t *stalled;
-  int active_jobs;
-  /* counters */
-  long convs, convs_total, msgs, inst, inst_total, files, files_total, applied, unchanged, batches;
-  json_t *skips;
-  int stop;
-  char fatal[600];
-  int64_t started_ms, prev_started_ms;
-  json_t *walked; /* cids walked per conversation this run */
-  /* export */
-  char *out_dir;
-  FILE *f_conv, *f_extras, *f_inst, *f_file;
-  /* progress */
-  json_t *fetched; /* export: files already saved */
-  int tty;
-  int64_t last_progress_ms;
-  int drawn;
-};
-
-struct job {
-  job_t *next_stalled; /* while waiting for the target (imp_t.stalled) */
-  imp_t *im;
-  json_t *conv;
-  char *cid;
-  char hash[17];
-  int need_fields, need_hist, delta_hist;
-  int64_t ts;
-  char *mid;
-  int64_t edits_after; /* delta over a directory: re-send items at or before the cursor edited since */
-};
-
 
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) {
@@ -104,7 +41,7 @@ static void on_signal(int sig) {
 
 /* ---------------------------------------------------------------- skips and stops */
 
-static void skip(imp_t *im, const char *kind, const char *id, const char *reason) {
+void imp_skip(imp_t *im, const char *kind, const char *id, const char *reason) {
   json_t *s = json_pack("{s:s, s:s, s:s}", "kind", kind, "id", id ? id : "", "reason", reason ? reason : "");
   if (!s) s = json_pack("{s:s, s:s, s:s}", "kind", kind, "id", "(not UTF-8)", "reason", "(not UTF-8)");
   if (!im->ad->a.json && !im->tty) fprintf(stderr, "tern admin: skipped %s %s: %s\n", kind, id ? id : "", reason);
@@ -113,7 +50,7 @@ static void skip(imp_t *im, const char *kind, const char *id, const char *reason
   else json_decref(s);
 }
 
-static void fail(imp_t *im, const char *fmt, ...) {
+void imp_fail(imp_t *im, const char *fmt, ...) {
   if (!im->fatal[0]) {
     va_list ap;
     va_start(ap, fmt);
@@ -127,7 +64,7 @@ static void fail(imp_t *im, const char *fmt, ...) {
 
 static void pump(imp_t *im);
 
-static void commit_later(imp_t *im, json_t *delta) {
+void imp_commit_later(imp_t *im, json_t *delta) {
   if (im->mode != MODE_IMPORT) { /* nothing to wait for */
     imp_state_commit(im->st, delta);
     return;
@@ -154,7 +91,7 @@ static void seal(imp_t *im) {
 }
 
 /* One record: printed (--dry-run) or added to the open body. Takes rec. */
-static void emit(imp_t *im, json_t *rec) {
+void imp_emit(imp_t *im, json_t *rec) {
   const char *type = json_string_value(json_object_get(rec, "type"));
   if (type && strcmp(type, "message") == 0) im->msgs++;
   char *line = json_dumps(rec, JSON_COMPACT);
@@ -193,7 +130,7 @@ static void posted(imp_req_t *r, void *arg) {
   im->posting = 0;
   json_t *ans = r->status == 200 ? json_loadb((const char *)r->body.data, r->body.len, 0, NULL) : NULL;
   if (!json_is_object(ans)) {
-    fail(im, "the target refused a batch of %d records: %s", b->lines,
+    imp_fail(im, "the target refused a batch of %d records: %s", b->lines,
          r->status == 200 ? "its answer is not the {\"applied\",\"unchanged\",\"skipped\"} expected"
          : r->status == 404 ? "HTTP 404 (does this ternd have POST /1.2/import/records?)"
                             : r->err);
@@ -208,10 +145,10 @@ static void posted(imp_req_t *r, void *arg) {
   json_t *s;
   json_array_foreach(json_object_get(ans, "skipped"), i, s) {
     const char *reason = json_string_value(json_object_get(s, "reason"));
-    skip(im, "record", json_string_value(json_object_get(s, "id")), reason ? reason : "refused by the target");
+    imp_skip(im, "record", json_string_value(json_object_get(s, "id")), reason ? reason : "refused by the target");
   }
   json_decref(ans);
-  if (imp_state_commit(im->st, json_incref(b->commit)) < 0) fail(im, "the state file could not be written");
+  if (imp_state_commit(im->st, json_incref(b->commit)) < 0) imp_fail(im, "the state file could not be written");
   batch_free(b);
 }
 
@@ -308,7 +245,7 @@ static void progress(imp_t *im, int final) {
 
 /* One turn of the loop: answers, batches, progress. */
 static void drive(imp_t *im, int wait_ms) {
-  if (interrupted && !im->stop) fail(im, "interrupted");
+  if (interrupted && !im->stop) imp_fail(im, "interrupted");
   imp_net_step(im->net, wait_ms);
   pump(im);
   progress(im, 0);
@@ -351,231 +288,6 @@ static void sync_free(sync_t *s) {
   free(s);
 }
 
-/* ---------------------------------------------------------------- files: rehosting */
-
-typedef struct page page_t;
-struct page {
-  imp_t *im;
-  json_t *items;  /* [[cid, item], …] */
-  json_t *commit; /* state changes that go with these messages (NULL: none) */
-  int pending;
-  void (*done)(page_t *p, void *arg);
-  void *arg;
-};
-
-typedef struct {
-  imp_t *im;
-  page_t *page;
-  char *id, *url, *name, *mime, *created, *meta;
-} rehost_t;
-
-static void rehost_end(rehost_t *r);
-
-static void rehost_put_done(imp_req_t *q, void *arg) {
-  rehost_t *r = arg;
-  imp_t *im = r->im;
-  json_t *ans = q->status >= 200 && q->status <= 299 ? json_loadb((const char *)q->body.data, q->body.len, 0, NULL) : NULL;
-  const char *nu = json_string_value(json_object_get(ans, "url"));
-  if (nu) {
-    json_t *d = json_pack("{s:{s:s}, s:{s:s}}", "files", r->id, nu, "urls", r->url, nu);
-    if (d) imp_state_commit(im->st, d);
-    im->files++;
-  } else {
-    skip(im, "file", r->id, q->status == 404 ? "HTTP 404 (does this ternd have PUT /1.2/import/files/{objectId}?)"
-                            : q->err[0] ? q->err : "the target's answer has no url");
-  }
-  json_decref(ans);
-  rehost_end(r);
-}
-
-static void rehost_got_bytes(imp_req_t *q, void *arg) {
-  rehost_t *r = arg;
-  imp_t *im = r->im;
-  if (im->stop) {
-    rehost_end(r);
-    return;
-  }
-  if (q->status < 200 || q->status > 299) {
-    char why[400];
-    snprintf(why, sizeof why, "download of %s failed: %s", r->url, q->err[0] ? q->err : "no answer");
-    skip(im, "file", r->id, why);
-    rehost_end(r);
-    return;
-  }
-  if (im->mode == MODE_EXPORT) {
-    buf_t p = BUF_INIT;
-    buf_printf(&p, "%s/files/", im->out_dir);
-    buf_append_pct(&p, r->id);
-    FILE *f = fopen(buf_cstr(&p), "wb");
-    if (!f || fwrite(q->body.data, 1, q->body.len, f) != q->body.len) skip(im, "file", r->id, strerror(errno));
-    else im->files++;
-    if (f) fclose(f);
-    buf_free(&p);
-    rehost_end(r);
-    return;
-  }
-  const char *mime = r->mime ? r->mime : q->content_type ? q->content_type : "application/octet-stream";
-  buf_t u = BUF_INIT, h = BUF_INIT;
-  buf_printf(&u, "%s/1.2/import/files/", im->target_base);
-  buf_append_pct(&u, r->id);
-  buf_printf(&h, "%sContent-Type: %s\r\nX-Tern-File-Name: ", im->target_headers, mime);
-  buf_append_pct(&h, r->name ? r->name : r->id);
-  buf_append_str(&h, "\r\n");
-  if (r->created) buf_printf(&h, "X-Tern-Created-At: %s\r\n", r->created);
-  if (r->meta) buf_printf(&h, "X-Tern-Meta: %s\r\n", r->meta);
-  imp_net_request(im->net, "PUT", buf_cstr(&u), buf_cstr(&h), q->body.data, q->body.len, 0, rehost_put_done, r);
-  buf_free(&u);
-  buf_free(&h);
-}
-
-static void page_emit(page_t *p);
-
-static void rehost_end(rehost_t *r) {
-  page_t *p = r->page;
-  free(r->id);
-  free(r->url);
-  free(r->name);
-  free(r->mime);
-  free(r->created);
-  free(r->meta);
-  free(r);
-  if (p && --p->pending == 0) page_emit(p);
-}
-
-static void rehost_start(imp_t *im, page_t *p, const char *id, const char *url, const char *name, const char *mime,
-                         const char *created, json_t *meta) {
-  rehost_t *r = xcalloc(1, sizeof *r);
-  r->im = im;
-  r->page = p;
-  r->id = xstrdup(id);
-  r->url = xstrdup(url);
-  r->name = name && !strpbrk(name, "\r\n") ? xstrdup(name) : NULL;
-  r->mime = mime && !strpbrk(mime, "\r\n") ? xstrdup(mime) : NULL;
-  r->created = created && !strpbrk(created, "\r\n") ? xstrdup(created) : NULL;
-  r->meta = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-  if (p) p->pending++;
-  imp_src_file_bytes(im->src, id, url, rehost_got_bytes, r);
-}
-
-/* The new URL of a rehosted file, or NULL. */
-static const char *rehosted(imp_t *im, const char *objid, const char *url) {
-  json_t *doc = imp_state_doc(im->st);
-  const char *u = objid ? json_string_value(json_object_get(json_object_get(doc, "files"), objid)) : NULL;
-  if (!u && url) u = json_string_value(json_object_get(json_object_get(doc, "urls"), url));
-  return u;
-}
-
-/* A message file without a _File row: an id from its URL, the same on every run. */
-static void url_id(const char *url, char out[25]) {
-  uint8_t d[16];
-  char hex[33];
-  md5(url, strlen(url), d);
-  hex_encode(d, 16, hex);
-  memcpy(out, hex, 24);
-  out[24] = 0;
-}
-
-/* ---------------------------------------------------------------- history pages */
-
-static void page_emit(page_t *p) {
-  imp_t *im = p->im;
-  size_t i;
-  json_t *pair;
-  if (!im->stop && im->mode != MODE_EXPORT) {
-    json_array_foreach(p->items, i, pair) {
-      const char *cid = json_string_value(json_array_get(pair, 0));
-      json_t *item = json_array_get(pair, 1);
-      const char *why = NULL;
-      json_t *rec = imp_rec_message(cid, item, &why);
-      if (!rec) {
-        skip(im, "message", json_string_value(json_object_get(item, "msg-id")), why);
-        continue;
-      }
-      json_t *parsed;
-      const char *url, *objid, *name;
-      if (im->rehost && !json_is_true(json_object_get(rec, "bin")) &&
-          imp_msg_file(json_string_value(json_object_get(rec, "data")), &parsed, &url, &objid, &name)) {
-        const char *nu = rehosted(im, objid, url);
-        if (nu) {
-          char *d = imp_msg_rewrite_url(json_string_value(json_object_get(rec, "data")), url, nu);
-          json_object_set_new(rec, "data", json_string(d));
-          free(d);
-        }
-        json_decref(parsed);
-      }
-      emit(im, rec);
-    }
-  }
-  /* after the records: the body that carries them carries their cursor */
-  if (p->commit && !im->stop) commit_later(im, json_incref(p->commit));
-  json_decref(p->commit);
-  p->done(p, p->arg);
-  json_decref(p->items);
-  free(p);
-}
-
-/* Emits a page of [cid, item] pairs after rehosting the files they refer to. */
-static void page_start(imp_t *im, json_t *items, json_t *commit, void (*done)(page_t *, void *), void *arg) {
-  page_t *p = xcalloc(1, sizeof *p);
-  p->im = im;
-  p->items = items;
-  p->commit = commit;
-  p->done = done;
-  p->arg = arg;
-  p->pending = 1;
-  if (im->rehost && im->mode != MODE_DRY) {
-    json_t *seen = json_object();
-    size_t i;
-    json_t *pair;
-    json_array_foreach(items, i, pair) {
-      json_t *item = json_array_get(pair, 1), *parsed;
-      const char *url, *objid, *name;
-      if (json_is_true(json_object_get(item, "bin")) ||
-          !imp_msg_file(json_string_value(json_object_get(item, "data")), &parsed, &url, &objid, &name))
-        continue;
-      char gen[25];
-      if (!objid) url_id(url, gen);
-      const char *id = objid ? objid : gen;
-      int todo = im->mode == MODE_EXPORT ? !json_object_get(im->fetched, id) : !rehosted(im, objid, url);
-      if (!json_object_get(seen, url) && todo) {
-        json_object_set_new(seen, url, json_true());
-        if (im->mode == MODE_EXPORT) json_object_set_new(im->fetched, id, json_true());
-        json_t *meta = json_object_get(json_object_get(parsed, "_lcfile"), "metaData");
-        rehost_start(im, p, id, url, name, NULL, NULL, meta);
-      }
-      json_decref(parsed);
-    }
-    json_decref(seen);
-  }
-  if (--p->pending == 0) page_emit(p);
-}
-
-/* ---------------------------------------------------------------- export files */
-
-static void out_line(imp_t *im, FILE *f, json_t *obj) {
-  char *s = json_dumps(obj, JSON_COMPACT);
-  if (s && (fputs(s, f) < 0 || fputc('\n', f) < 0)) fail(im, "cannot write to %s: %s", im->out_dir, strerror(errno));
-  free(s);
-}
-
-static void out_messages(imp_t *im, const char *cid, json_t *items) {
-  buf_t p = BUF_INIT;
-  buf_printf(&p, "%s/messages/", im->out_dir);
-  buf_append_pct(&p, cid);
-  buf_append_str(&p, ".jsonl");
-  FILE *f = fopen(buf_cstr(&p), "a");
-  if (!f) {
-    fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
-  } else {
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) out_line(im, f, it);
-    if (fclose(f) != 0) fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
-  }
-  im->msgs += (long)json_array_size(items);
-  buf_free(&p);
-}
-
 /* ---------------------------------------------------------------- conversation jobs */
 
 
@@ -608,14 +320,14 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
   if (!arr) {
     char why[400];
     snprintf(why, sizeof why, "history: %s", err);
-    skip(im, "conversation", j->cid, why);
+    imp_skip(im, "conversation", j->cid, why);
     job_end(j);
     return;
   }
   size_t n = json_array_size(arr);
   int last_page = imp_src_is_dir(im->src) || n < HIST_LIMIT;
   if (im->mode == MODE_EXPORT) {
-    out_messages(im, j->cid, arr);
+    imp_out_messages(im, j->cid, arr);
   }
   json_t *items = json_array();
   size_t i;
@@ -648,7 +360,7 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
     json_object_set_new(c, "mid", json_string(j->mid));
   }
   if (last_page) json_object_set_new(c, "w", json_integer(1));
-  page_start(im, items, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
+  imp_page_start(im, items, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
 }
 
 static void job_history(job_t *j) {
@@ -669,7 +381,7 @@ static void job_history(job_t *j) {
 static void job_resume(job_t *j) { job_history(j); }
 
 static void put_set(imp_t *im, const char *type, const char *cid, json_t *ids) {
-  emit(im, json_pack("{s:s, s:s, s:O}", "type", type, "cid", cid, "clients", json_is_array(ids) ? ids : json_array()));
+  imp_emit(im, json_pack("{s:s, s:s, s:O}", "type", type, "cid", cid, "clients", json_is_array(ids) ? ids : json_array()));
 }
 
 static void extras_done(json_t *ex, const char *err, long status, void *arg) {
@@ -683,25 +395,25 @@ static void extras_done(json_t *ex, const char *err, long status, void *arg) {
   if (!ex) {
     char why[400];
     snprintf(why, sizeof why, "roles, shut-ups, blacklist or subscribers: %s", err);
-    skip(im, "conversation", j->cid, why);
+    imp_skip(im, "conversation", j->cid, why);
     job_end(j);
     return;
   }
   if (im->mode == MODE_EXPORT) {
-    out_line(im, im->f_conv, j->conv);
+    imp_out_line(im, im->f_conv, j->conv);
     json_t *line = json_deep_copy(ex);
     json_object_set_new(line, "cid", json_string(j->cid));
-    out_line(im, im->f_extras, line);
+    imp_out_line(im, im->f_extras, line);
     json_decref(line);
   } else {
     const char *why = NULL;
     json_t *rec = imp_rec_conversation(j->conv, now_ms(), &why);
     if (!rec) {
-      if (why) skip(im, "conversation", j->cid, why);
+      if (why) imp_skip(im, "conversation", j->cid, why);
       job_end(j);
       return;
     }
-    emit(im, rec);
+    imp_emit(im, rec);
     int sys = json_is_true(json_object_get(j->conv, "sys"));
     int temp = json_is_true(json_object_get(rec, "temporary"));
     if (!temp && !sys) {
@@ -714,7 +426,7 @@ static void extras_done(json_t *ex, const char *err, long status, void *arg) {
         /* the owner is the creator, `c`; tern keeps no row for it */
         if (cl && role && strcmp(role, "Owner") != 0) json_object_set_new(roles, cl, json_string(role));
       }
-      emit(im, json_pack("{s:s, s:s, s:o}", "type", "member_roles", "cid", j->cid, "roles", roles));
+      imp_emit(im, json_pack("{s:s, s:s, s:o}", "type", "member_roles", "cid", j->cid, "roles", roles));
       put_set(im, "shutup", j->cid, json_object_get(ex, "permanent_silenceds"));
     }
     if (!temp) put_set(im, "blacklist", j->cid, json_object_get(ex, "blacklists"));
@@ -724,14 +436,14 @@ static void extras_done(json_t *ex, const char *err, long status, void *arg) {
       do {
         json_t *part = json_array();
         for (size_t k = at; k < n && k < at + 10000; k++) json_array_append(part, json_array_get(subs, k));
-        emit(im, json_pack("{s:s, s:s, s:o, s:b}", "type", "subscribers", "cid", j->cid, "clients", part, "replace",
+        imp_emit(im, json_pack("{s:s, s:s, s:o, s:b}", "type", "subscribers", "cid", j->cid, "clients", part, "replace",
                            at == 0));
         at += 10000;
       } while (at < n);
     }
   }
   const char *u = imp_date_iso(json_object_get(j->conv, "updatedAt"));
-  commit_later(im, json_pack("{s:{s:{s:s, s:s}}}", "convs", j->cid, "h", j->hash, "u", u ? u : ""));
+  imp_commit_later(im, json_pack("{s:{s:{s:s, s:s}}}", "convs", j->cid, "h", j->hash, "u", u ? u : ""));
   job_history(j);
 }
 
@@ -749,7 +461,7 @@ static void conv_hash(json_t *conv, char out[17]) {
 static void job_start(imp_t *im, json_t *conv) {
   const char *cid = json_string_value(json_object_get(conv, "objectId"));
   if (!cid || !*cid) {
-    skip(im, "conversation", "", "no objectId");
+    imp_skip(im, "conversation", "", "no objectId");
     im->convs++;
     return;
   }
@@ -810,7 +522,7 @@ static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp
         sync_free(s);
         break;
       }
-      fail(im, "listing %s failed: %s", cls, s->err);
+      imp_fail(im, "listing %s failed: %s", cls, s->err);
       sync_free(s);
       break;
     }
@@ -835,7 +547,7 @@ static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp
         free(mark);
         mark = xstrdup(last);
       }
-      if (mark) commit_later(im, json_pack("{s:{s:{s:s, s:i}}}", "pagers", cls, "mark", mark, "ties", ties));
+      if (mark) imp_commit_later(im, json_pack("{s:{s:{s:s, s:i}}}", "pagers", cls, "mark", mark, "ties", ties));
     }
     sync_free(s);
     if (n < 1000 || imp_src_is_dir(im->src)) break;
@@ -848,24 +560,24 @@ static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp
 static void one_installation(imp_t *im, json_t *o) {
   im->inst++;
   if (im->mode == MODE_EXPORT) {
-    out_line(im, im->f_inst, o);
+    imp_out_line(im, im->f_inst, o);
     return;
   }
   const char *why;
   json_t *rec = imp_rec_installation(o, &why);
   if (rec)
-    emit(im, rec);
+    imp_emit(im, rec);
   else
-    skip(im, "installation", json_string_value(json_object_get(o, "objectId")), why);
+    imp_skip(im, "installation", json_string_value(json_object_get(o, "objectId")), why);
 }
 
 static void one_file(imp_t *im, json_t *o) {
   const char *id = json_string_value(json_object_get(o, "objectId"));
   if (im->mode == MODE_EXPORT) {
-    out_line(im, im->f_file, o);
+    imp_out_line(im, im->f_file, o);
     const char *url = json_string_value(json_object_get(o, "url"));
     if (im->rehost && id && url)
-      rehost_start(im, NULL, id, url, NULL, NULL, NULL, NULL);
+      imp_rehost_start(im, NULL, id, url, NULL, NULL, NULL, NULL);
     else
       im->files++;
     return;
@@ -873,12 +585,12 @@ static void one_file(imp_t *im, json_t *o) {
   const char *why;
   json_t *rec = imp_rec_file(o, &why);
   if (!rec) {
-    skip(im, "file", id, why);
+    imp_skip(im, "file", id, why);
     return;
   }
   if (im->rehost && im->mode == MODE_IMPORT) {
-    if (!rehosted(im, id, NULL))
-      rehost_start(im, NULL, id, json_string_value(json_object_get(rec, "url")),
+    if (!imp_rehosted(im, id, NULL))
+      imp_rehost_start(im, NULL, id, json_string_value(json_object_get(rec, "url")),
                    json_string_value(json_object_get(rec, "name")), json_string_value(json_object_get(rec, "mime_type")),
                    json_string_value(json_object_get(rec, "createdAt")), json_object_get(rec, "metaData"));
     else
@@ -887,7 +599,7 @@ static void one_file(imp_t *im, json_t *o) {
     return;
   }
   im->files++;
-  emit(im, rec);
+  imp_emit(im, rec);
 }
 
 static void conversations_phase(imp_t *im) {
@@ -898,7 +610,7 @@ static void conversations_phase(imp_t *im) {
     imp_src_list(im->src, "_Conversation", 1, after, NULL, 0, first, sync_cb, s);
     if (!wait_for(im, s)) break;
     if (!s->ans) {
-      fail(im, "listing _Conversation failed: %s", s->err);
+      imp_fail(im, "listing _Conversation failed: %s", s->err);
       sync_free(s);
       break;
     }
@@ -951,7 +663,7 @@ static void app_walk_phase(imp_t *im) {
     imp_src_app_history(im->src, ts, mid, HIST_LIMIT, sync_cb, s);
     if (!wait_for(im, s)) break;
     if (!s->ans) {
-      fail(im, "reading the app's history (GET /1.2/rtm/messages) failed: %s", s->err);
+      imp_fail(im, "reading the app's history (GET /1.2/rtm/messages) failed: %s", s->err);
       sync_free(s);
       break;
     }
@@ -984,7 +696,7 @@ static void app_walk_phase(imp_t *im) {
       if (after && m && t >= cts) json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
     }
     flag_t *f = xcalloc(1, sizeof *f);
-    page_start(im, items, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
+    imp_page_start(im, items, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
     while (!f->done && !im->stop) drive(im, 50);
     int done = f->done;
     if (done)
@@ -1006,7 +718,7 @@ static FILE *out_open(imp_t *im, const char *name) {
   buf_t p = BUF_INIT;
   buf_printf(&p, "%s/%s", im->out_dir, name);
   FILE *f = fopen(buf_cstr(&p), "w");
-  if (!f) fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
+  if (!f) imp_fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
   buf_free(&p);
   return f;
 }
@@ -1165,7 +877,7 @@ static int run(admin_t *ad, int mode) {
       json_t *man = json_pack("{s:s, s:I, s:b, s:i, s:i, s:i, s:i}", "source", a->from, "exported_at",
                               (json_int_t)now_ms(), "complete", 1, "conversations", (int)im.convs, "messages",
                               (int)im.msgs, "installations", (int)im.inst, "files", (int)im.files);
-      out_line(&im, mf, man);
+      imp_out_line(&im, mf, man);
       json_decref(man);
       fclose(mf);
     }

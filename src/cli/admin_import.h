@@ -10,6 +10,7 @@
  *   admin_import_src.c    the two sources: LeanCloud's REST API (--from) and a directory of
  *                         exported files (--from-dir)
  *   admin_import.c        the run: phases, conversation jobs, batches, progress, summary
+ *   admin_import_pages.c  history pages: rehosting the files they refer to, export files
  *
  * Everything runs on one thread; concurrency is libcurl's. Callbacks run from
  * imp_net_step, never from inside libcurl. */
