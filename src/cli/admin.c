@@ -89,6 +89,18 @@ static const flag_t FLAGS[] = {
     IH("badge", badge),
     S("out", out),
     S("mime", mime),
+    S("from-app-id", from_app_id),
+    S("from-master-key", from_master_key),
+    S("from-dir", from_dir),
+    S("state", state),
+    B("rehost-files", rehost_files),
+    B("dry-run", dry_run),
+    B("full", full),
+    I("concurrency", concurrency),
+    I("batch", batch),
+    IH("rate", rate),
+    IH("retries", retries),
+    IH("recheck-days", recheck_days),
 };
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
@@ -151,6 +163,17 @@ static const cmd_t CMDS[] = {
     {"file", "info", admin_file_info, 1, 1, "", "file info ID"},
     {"file", "delete", admin_file_delete, 1, 1, "", "file delete ID"},
     {"file", "download", admin_file_download, 1, 1, "out", "file download ID [-o OUT]"},
+    {"import", "leancloud", admin_import_leancloud, 0, 0,
+     "from from-app-id from-master-key from-dir state rehost-files dry-run full concurrency batch rate retries "
+     "recheck-days",
+     "import leancloud (--from https://API_HOST [--from-app-id ID] --from-master-key KEY | --from-dir DIR)\n"
+     "                 [--state FILE] [--rehost-files] [--rate N (source requests/s, 30)] [--concurrency N (8)]\n"
+     "                 [--retries N (10)] [--recheck-days N (7)] [--full] [--batch N (5000)] [--dry-run]\n"
+     "                 (into the tern of --server; the app id is the same on both sides)"},
+    {"export", "leancloud", admin_export_leancloud, 0, 0,
+     "from from-app-id from-master-key to rehost-files rate concurrency retries",
+     "export leancloud --from https://API_HOST --from-app-id ID --from-master-key KEY --to DIR\n"
+     "                 [--rehost-files (save the files' bytes too)] [--rate N] [--concurrency N] [--retries N]"},
 };
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
 
@@ -167,7 +190,9 @@ static void usage(FILE *f, const char *group) {
         "                     asked of the server; for create and list: which kind)\n"
         "  --timeout SEC      connect and read timeout (default 30)\n"
         "  --cacert FILE      https: trust this CA certificate; --insecure: do not check\n"
-        "\nexit status: 0 done, 1 refused by the server or unreachable (error JSON on stderr), 2 bad usage\n",
+        "\nexit status: 0 done, 1 refused by the server or unreachable (error JSON on stderr), 2 bad usage\n"
+        "import/export leancloud: 1 also when a record was skipped or the run stopped (the summary says which;\n"
+        "  with --state, running the same command again resumes); docs/migrate-import.md\n",
         f);
 }
 
@@ -591,6 +616,8 @@ static int resolve(admin_t *ad) {
     buf_t h = BUF_INIT;
     buf_printf(&h, "X-LC-Id: %s\r\nX-LC-Key: %s,master\r\n", app_id, master);
     ad->headers = buf_cstr(&h);
+    ad->server_url = xstrdup(server);
+    ad->app_id = xstrdup(app_id);
   }
   free(saved_id);
   free(saved_master);
@@ -605,11 +632,14 @@ int admin_main(int argc, char **argv) {
   if (rc == 0 && help) {
     usage(stdout, ad.group);
   } else if (rc == 0) {
-    rc = resolve(&ad);
+    /* an export needs no tern: only the source's keys */
+    rc = cmd->fn == admin_export_leancloud ? 0 : resolve(&ad);
     if (rc == 0) rc = cmd->fn(&ad);
   }
   free(ad.a.pos);
   free(ad.headers);
+  free(ad.server_url);
+  free(ad.app_id);
   ahttp_server_free(&ad.srv);
   return rc;
 }

@@ -65,8 +65,11 @@ typedef struct {
   const char *type, *token, *installation_id, *registration_id, *channels, *add_channels, *remove_channels, *out, *mime;
   int badge;
   int limit;
+  /* import / export leancloud (--from is the source URL there, --to the export directory) */
+  const char *from_app_id, *from_master_key, *from_dir, *state;
+  int rehost_files, dry_run, full, concurrency, batch, rate, retries, recheck_days;
   /* set when the flag was given (limit and badge may be 0) */
-  int has_limit, has_badge;
+  int has_limit, has_badge, has_rate, has_retries, has_recheck_days;
   char **pos; /* positional words after the command */
   int npos;
 } admin_args_t;
@@ -76,6 +79,8 @@ struct admin {
   admin_args_t a;
   ahttp_server_t srv;
   char *headers;     /* X-LC-Id, X-LC-Key */
+  char *server_url;  /* the REST API's base URL, as resolved */
+  char *app_id;      /* the app id, as resolved */
   const char *group; /* the command's first word */
   const char *cmd;   /* "conv create", for messages */
   int status;        /* the HTTP status of the last call */
@@ -152,6 +157,9 @@ int admin_file_upload(admin_t *ad);
 int admin_file_info(admin_t *ad);
 int admin_file_delete(admin_t *ad);
 int admin_file_download(admin_t *ad);
+/* admin_import.c */
+int admin_import_leancloud(admin_t *ad);
+int admin_export_leancloud(admin_t *ad);
 
 /* main.c hands `tern admin …` here: argv[0] is "admin". */
 int admin_main(int argc, char **argv);

@@ -1,0 +1,167 @@
+/* admin_import.h — `tern admin import leancloud` and `tern admin export leancloud`: the
+ * pieces the importer is made of, shared between its files.
+ *
+ *   admin_import_net.c    libcurl multi: many requests in flight, a request rate for the
+ *                         source, retries with Retry-After or capped exponential backoff
+ *   admin_import_state.c  the state file (--state): a JSON snapshot written atomically plus
+ *                         an fsync'd journal of what each acknowledged batch advanced
+ *   admin_import_rec.c    LeanCloud objects and history items → the target's NDJSON records
+ *                         (docs/migrate-import.md), file URL rewriting for --rehost-files
+ *   admin_import_src.c    the two sources: LeanCloud's REST API (--from) and a directory of
+ *                         exported files (--from-dir)
+ *   admin_import.c        the run: phases, conversation jobs, batches, progress, summary
+ *   admin_import_pages.c  history pages: rehosting the files they refer to, export files
+ *
+ * Everything runs on one thread; concurrency is libcurl's. Callbacks run from
+ * imp_net_step, never from inside libcurl. */
+#ifndef TERN_CLI_ADMIN_IMPORT_H
+#define TERN_CLI_ADMIN_IMPORT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* ---------------------------------------------------------------- net */
+
+typedef struct imp_net imp_net_t;
+typedef struct imp_req imp_req_t;
+typedef void (*imp_req_cb)(imp_req_t *r, void *arg);
+
+struct imp_req {
+  /* the answer, valid in the callback: status 0 when no answer came (after retries) */
+  long status;
+  buf_t body;
+  char *content_type; /* the answer's, or NULL */
+  char err[256];      /* why, when status is 0 or not 2xx */
+  const char *url;
+  int attempts;
+  /* private */
+  char *method;
+  struct curl_slist *hdrs;
+  buf_t req_body;
+  int source; /* counts against --rate */
+  int64_t not_before_ms;
+  int64_t retry_after_ms;
+  void *easy;
+  imp_req_cb cb;
+  void *arg;
+  imp_req_t *next;
+};
+
+typedef struct {
+  double rate;         /* source requests per second, 0: unlimited */
+  int timeout_ms;      /* per request */
+  int retries;         /* further attempts after the first */
+  int insecure;        /* do not verify TLS certificates */
+  const char *cacert;  /* trust this PEM instead of the system's CAs */
+  int max_backoff_ms;  /* cap of the exponential backoff and of Retry-After */
+} imp_net_opts_t;
+
+imp_net_t *imp_net_new(const imp_net_opts_t *o);
+void imp_net_free(imp_net_t *n);
+/* Queues a request. headers: "Name: value" lines separated by "\r\n" (may be NULL); body
+ * is copied. source: rate-limited. cb runs exactly once, from imp_net_step. */
+imp_req_t *imp_net_request(imp_net_t *n, const char *method, const char *url, const char *headers, const void *body,
+                           size_t len, int source, imp_req_cb cb, void *arg);
+/* Runs ready callbacks and transfers for at most wait_ms. Returns the requests not yet
+ * answered (queued, waiting for a retry or in flight). */
+int imp_net_step(imp_net_t *n, int wait_ms);
+int imp_net_pending(const imp_net_t *n);
+/* Answers every request not yet answered with status 0 and err "cancelled", and runs the
+ * deferred callbacks, until nothing is left (callbacks may queue more: they are answered
+ * the same way). For a run that stops. */
+void imp_net_cancel(imp_net_t *n);
+/* Counters for the summary. */
+void imp_net_counts(const imp_net_t *n, long *requests, long *retries);
+/* Runs cb(arg) from the next imp_net_step (a source that answers at once uses this, so no
+ * callback chain grows the stack). */
+void imp_net_defer(imp_net_t *n, imp_req_cb cb, void *arg);
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct imp_state imp_state_t;
+
+/* Loads FILE (and replays FILE.journal); a missing file is an empty state. NULL path: an
+ * in-memory state that is never written (--dry-run, export). 0, or -1 with err. */
+int imp_state_open(imp_state_t **out, const char *path, char *err, size_t errlen);
+void imp_state_free(imp_state_t *s);
+/* The state document: {"version", "source", "runs": {...}, "convs": {cid: {"u", "h", "ts",
+ * "mid"}}, "pagers": {name: {"mark","ties"}}, "files": {objectId: url}, "urls": {old: new},
+ * "skipped": [...]}. Borrowed; change it only through imp_state_commit. */
+json_t *imp_state_doc(imp_state_t *s);
+/* Merges delta into the document (objects merged two levels deep, "skipped" appended) and
+ * makes it durable: one journal line, fdatasync'd; the snapshot is rewritten now and then.
+ * Takes delta. 0, or -1 (the error on stderr). */
+int imp_state_commit(imp_state_t *s, json_t *delta);
+/* The same merge on any two objects (a batch gathers its commit this way). */
+void imp_json_merge(json_t *dst, json_t *src);
+/* Rewrites the snapshot (temp + fsync + rename) and empties the journal. */
+int imp_state_snapshot(imp_state_t *s);
+
+/* ---------------------------------------------------------------- records */
+
+/* ISO "…Z" string of a LeanCloud date: an ISO string or {"__type":"Date","iso"}. NULL
+ * when neither. Borrowed from j. */
+const char *imp_date_iso(json_t *j);
+int64_t imp_date_ms(json_t *j); /* 0 when absent or unparseable */
+
+/* The conversation record for a _Conversation object, or NULL with *why set (no objectId),
+ * or NULL with *why NULL: an expired temporary conversation, which is left out. now: for
+ * temporary conversations' expiry. A custom field named "type" cannot travel (the record's
+ * own "type" holds the name): it is dropped, as is ACL. */
+json_t *imp_rec_conversation(json_t *obj, int64_t now, const char **why);
+/* conversation kind for the REST paths: "conversations", "chatrooms", "service-conversations" */
+const char *imp_conv_kind(json_t *obj);
+/* The message record for one history item of conversation cid, or NULL with *why. The
+ * item's content goes through rewrite (NULL: unchanged). */
+json_t *imp_rec_message(const char *cid, json_t *item, const char **why);
+/* The installation and file records. NULL with *why when unusable. */
+json_t *imp_rec_installation(json_t *obj, const char **why);
+json_t *imp_rec_file(json_t *obj, const char **why);
+
+/* The file a message's content refers to (typed messages' _lcfile), or 0 when none:
+ * *url (borrowed from data's parse: caller frees *parsed), *objid (may be NULL). */
+int imp_msg_file(const char *data, json_t **parsed, const char **url, const char **objid, const char **name);
+/* data with the file URL replaced (the JSON text kept as it was where it can be: the old
+ * URL's JSON string replaced in place; else re-encoded). malloc'd. */
+char *imp_msg_rewrite_url(const char *data, const char *old_url, const char *new_url);
+
+/* ---------------------------------------------------------------- sources */
+
+typedef struct imp_src imp_src_t;
+
+/* One page of a class listing: results (borrowed for the callback), or results NULL and
+ * err set. more: another page follows (ask again with the returned cursor). */
+typedef void (*imp_page_cb)(json_t *results, const char *err, long status, void *arg);
+
+typedef struct {
+  const char *url;        /* --from: https://API_HOST (http:// for tests) */
+  const char *dir;        /* --from-dir */
+  const char *app_id, *master_key;
+} imp_src_opts_t;
+
+imp_src_t *imp_src_new(const imp_src_opts_t *o, imp_net_t *net, char *err, size_t errlen);
+void imp_src_free(imp_src_t *s);
+int imp_src_is_dir(const imp_src_t *s);
+
+/* Listing of a class (_Conversation, _Installation, _File), 1000 at a time.
+ * by_id: ordered by objectId, after `after` (NULL: from the start);
+ * otherwise ordered by updatedAt ≥ mark (NULL: all) skipping `ties` at the mark.
+ * count: ask for the total too (results then carry it in the callback's json as
+ * {"results","count"}: the callback gets the whole answer object). */
+void imp_src_list(imp_src_t *s, const char *cls, int by_id, const char *after, const char *mark, int ties, int count,
+                  imp_page_cb cb, void *arg);
+/* A conversation's extras: member roles, shut-ups, blacklist, subscribers (as applies to its
+ * kind), delivered as one object {"member_infos":[…], "permanent_silenceds":[…],
+ * "blacklists":[…], "subscribers":[…]}. */
+void imp_src_extras(imp_src_t *s, json_t *conv, imp_page_cb cb, void *arg);
+/* A page of history, oldest first, after (ts, mid) (ts 0: from the start). */
+void imp_src_history(imp_src_t *s, json_t *conv, int64_t ts, const char *mid, int limit, imp_page_cb cb, void *arg);
+/* A page of the app's whole history, oldest first, after (ts, mid). */
+void imp_src_app_history(imp_src_t *s, int64_t ts, const char *mid, int limit, imp_page_cb cb, void *arg);
+/* The bytes of a file: an exported copy (dir source, files/<objectId>), else a GET of its
+ * URL without the app's keys. cb gets req (status, body, content_type). */
+void imp_src_file_bytes(imp_src_t *s, const char *objid, const char *url, imp_req_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,229 @@
+/* admin_import_pages.c — what happens to a page of history between the source and the
+ * batch: the files its typed messages refer to are rehosted first (--rehost-files:
+ * downloaded without the app's keys, stored with PUT /1.2/import/files/{id}, the URL in the
+ * content swapped for tern's), then its records go into the open body, followed by the
+ * cursor that says they are done. Export writes pages and files to the directory instead.
+ * Split from admin_import.c for size; the run's state is admin_import_run.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_import_run.h"
+#include "crypto.h"
+#include "timeutil.h"
+
+/* ---------------------------------------------------------------- files: rehosting */
+
+
+typedef struct {
+  imp_t *im;
+  page_t *page;
+  char *id, *url, *name, *mime, *created, *meta;
+} rehost_t;
+
+static void rehost_end(rehost_t *r);
+
+static void rehost_put_done(imp_req_t *q, void *arg) {
+  rehost_t *r = arg;
+  imp_t *im = r->im;
+  json_t *ans = q->status >= 200 && q->status <= 299 ? json_loadb((const char *)q->body.data, q->body.len, 0, NULL) : NULL;
+  const char *nu = json_string_value(json_object_get(ans, "url"));
+  if (nu) {
+    json_t *d = json_pack("{s:{s:s}, s:{s:s}}", "files", r->id, nu, "urls", r->url, nu);
+    if (d) imp_state_commit(im->st, d);
+    im->files++;
+  } else {
+    imp_skip(im, "file", r->id, q->status == 404 ? "HTTP 404 (does this ternd have PUT /1.2/import/files/{objectId}?)"
+                            : q->err[0] ? q->err : "the target's answer has no url");
+  }
+  json_decref(ans);
+  rehost_end(r);
+}
+
+static void rehost_got_bytes(imp_req_t *q, void *arg) {
+  rehost_t *r = arg;
+  imp_t *im = r->im;
+  if (im->stop) {
+    rehost_end(r);
+    return;
+  }
+  if (q->status < 200 || q->status > 299) {
+    char why[400];
+    snprintf(why, sizeof why, "download of %s failed: %s", r->url, q->err[0] ? q->err : "no answer");
+    imp_skip(im, "file", r->id, why);
+    rehost_end(r);
+    return;
+  }
+  if (im->mode == MODE_EXPORT) {
+    buf_t p = BUF_INIT;
+    buf_printf(&p, "%s/files/", im->out_dir);
+    buf_append_pct(&p, r->id);
+    FILE *f = fopen(buf_cstr(&p), "wb");
+    if (!f || fwrite(q->body.data, 1, q->body.len, f) != q->body.len) imp_skip(im, "file", r->id, strerror(errno));
+    else im->files++;
+    if (f) fclose(f);
+    buf_free(&p);
+    rehost_end(r);
+    return;
+  }
+  const char *mime = r->mime ? r->mime : q->content_type ? q->content_type : "application/octet-stream";
+  buf_t u = BUF_INIT, h = BUF_INIT;
+  buf_printf(&u, "%s/1.2/import/files/", im->target_base);
+  buf_append_pct(&u, r->id);
+  buf_printf(&h, "%sContent-Type: %s\r\nX-Tern-File-Name: ", im->target_headers, mime);
+  buf_append_pct(&h, r->name ? r->name : r->id);
+  buf_append_str(&h, "\r\n");
+  if (r->created) buf_printf(&h, "X-Tern-Created-At: %s\r\n", r->created);
+  if (r->meta) buf_printf(&h, "X-Tern-Meta: %s\r\n", r->meta);
+  imp_net_request(im->net, "PUT", buf_cstr(&u), buf_cstr(&h), q->body.data, q->body.len, 0, rehost_put_done, r);
+  buf_free(&u);
+  buf_free(&h);
+}
+
+static void page_emit(page_t *p);
+
+static void rehost_end(rehost_t *r) {
+  page_t *p = r->page;
+  free(r->id);
+  free(r->url);
+  free(r->name);
+  free(r->mime);
+  free(r->created);
+  free(r->meta);
+  free(r);
+  if (p && --p->pending == 0) page_emit(p);
+}
+
+void imp_rehost_start(imp_t *im, page_t *p, const char *id, const char *url, const char *name, const char *mime,
+                         const char *created, json_t *meta) {
+  rehost_t *r = xcalloc(1, sizeof *r);
+  r->im = im;
+  r->page = p;
+  r->id = xstrdup(id);
+  r->url = xstrdup(url);
+  r->name = name && !strpbrk(name, "\r\n") ? xstrdup(name) : NULL;
+  r->mime = mime && !strpbrk(mime, "\r\n") ? xstrdup(mime) : NULL;
+  r->created = created && !strpbrk(created, "\r\n") ? xstrdup(created) : NULL;
+  r->meta = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+  if (p) p->pending++;
+  imp_src_file_bytes(im->src, id, url, rehost_got_bytes, r);
+}
+
+/* The new URL of a rehosted file, or NULL. */
+const char *imp_rehosted(imp_t *im, const char *objid, const char *url) {
+  json_t *doc = imp_state_doc(im->st);
+  const char *u = objid ? json_string_value(json_object_get(json_object_get(doc, "files"), objid)) : NULL;
+  if (!u && url) u = json_string_value(json_object_get(json_object_get(doc, "urls"), url));
+  return u;
+}
+
+/* A message file without a _File row: an id from its URL, the same on every run. */
+static void url_id(const char *url, char out[25]) {
+  uint8_t d[16];
+  char hex[33];
+  md5(url, strlen(url), d);
+  hex_encode(d, 16, hex);
+  memcpy(out, hex, 24);
+  out[24] = 0;
+}
+
+/* ---------------------------------------------------------------- history pages */
+
+static void page_emit(page_t *p) {
+  imp_t *im = p->im;
+  size_t i;
+  json_t *pair;
+  if (!im->stop && im->mode != MODE_EXPORT) {
+    json_array_foreach(p->items, i, pair) {
+      const char *cid = json_string_value(json_array_get(pair, 0));
+      json_t *item = json_array_get(pair, 1);
+      const char *why = NULL;
+      json_t *rec = imp_rec_message(cid, item, &why);
+      if (!rec) {
+        imp_skip(im, "message", json_string_value(json_object_get(item, "msg-id")), why);
+        continue;
+      }
+      json_t *parsed;
+      const char *url, *objid, *name;
+      if (im->rehost && !json_is_true(json_object_get(rec, "bin")) &&
+          imp_msg_file(json_string_value(json_object_get(rec, "data")), &parsed, &url, &objid, &name)) {
+        const char *nu = imp_rehosted(im, objid, url);
+        if (nu) {
+          char *d = imp_msg_rewrite_url(json_string_value(json_object_get(rec, "data")), url, nu);
+          json_object_set_new(rec, "data", json_string(d));
+          free(d);
+        }
+        json_decref(parsed);
+      }
+      imp_emit(im, rec);
+    }
+  }
+  /* after the records: the body that carries them carries their cursor */
+  if (p->commit && !im->stop) imp_commit_later(im, json_incref(p->commit));
+  json_decref(p->commit);
+  p->done(p, p->arg);
+  json_decref(p->items);
+  free(p);
+}
+
+/* Emits a page of [cid, item] pairs after rehosting the files they refer to. */
+void imp_page_start(imp_t *im, json_t *items, json_t *commit, void (*done)(page_t *, void *), void *arg) {
+  page_t *p = xcalloc(1, sizeof *p);
+  p->im = im;
+  p->items = items;
+  p->commit = commit;
+  p->done = done;
+  p->arg = arg;
+  p->pending = 1;
+  if (im->rehost && im->mode != MODE_DRY) {
+    json_t *seen = json_object();
+    size_t i;
+    json_t *pair;
+    json_array_foreach(items, i, pair) {
+      json_t *item = json_array_get(pair, 1), *parsed;
+      const char *url, *objid, *name;
+      if (json_is_true(json_object_get(item, "bin")) ||
+          !imp_msg_file(json_string_value(json_object_get(item, "data")), &parsed, &url, &objid, &name))
+        continue;
+      char gen[25];
+      if (!objid) url_id(url, gen);
+      const char *id = objid ? objid : gen;
+      int todo = im->mode == MODE_EXPORT ? !json_object_get(im->fetched, id) : !imp_rehosted(im, objid, url);
+      if (!json_object_get(seen, url) && todo) {
+        json_object_set_new(seen, url, json_true());
+        if (im->mode == MODE_EXPORT) json_object_set_new(im->fetched, id, json_true());
+        json_t *meta = json_object_get(json_object_get(parsed, "_lcfile"), "metaData");
+        imp_rehost_start(im, p, id, url, name, NULL, NULL, meta);
+      }
+      json_decref(parsed);
+    }
+    json_decref(seen);
+  }
+  if (--p->pending == 0) page_emit(p);
+}
+
+/* ---------------------------------------------------------------- export files */
+
+void imp_out_line(imp_t *im, FILE *f, json_t *obj) {
+  char *s = json_dumps(obj, JSON_COMPACT);
+  if (s && (fputs(s, f) < 0 || fputc('\n', f) < 0)) imp_fail(im, "cannot write to %s: %s", im->out_dir, strerror(errno));
+  free(s);
+}
+
+void imp_out_messages(imp_t *im, const char *cid, json_t *items) {
+  buf_t p = BUF_INIT;
+  buf_printf(&p, "%s/messages/", im->out_dir);
+  buf_append_pct(&p, cid);
+  buf_append_str(&p, ".jsonl");
+  FILE *f = fopen(buf_cstr(&p), "a");
+  if (!f) {
+    imp_fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
+  } else {
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) imp_out_line(im, f, it);
+    if (fclose(f) != 0) imp_fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
+  }
+  im->msgs += (long)json_array_size(items);
+  buf_free(&p);
+}

@@ -1,0 +1,220 @@
+/* admin_import_rec.c — LeanCloud's shapes in, the target's NDJSON records out.
+ *
+ * The source shapes are LeanCloud's documented ones (tests/fixtures/leancloud/README.md
+ * names where each comes from): storage objects with createdAt/updatedAt as ISO strings and
+ * other dates as {"__type":"Date","iso"}, IM REST history items. The records are the
+ * import contract (docs/migrate-import.md). What tern does not keep is dropped here and
+ * nowhere else: ACL (tern has no per-object ACLs), and in history items from-ip, ack-at,
+ * is-conv, is-room, conv-id (a hash on LeanCloud, not the conversation id).
+ *
+ * How LeanCloud marks a recalled message in a history item is not documented; the
+ * content it leaves is the typed message {"_lctype":-127} (the SDKs show "recalled"
+ * from exactly that), so that content is the mark, and a "recall" or "recalled" flag
+ * is honoured too. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_import.h"
+#include "timeutil.h"
+
+const char *imp_date_iso(json_t *j) {
+  if (json_is_string(j)) return json_string_value(j);
+  if (json_is_object(j)) {
+    const char *t = json_string_value(json_object_get(j, "__type"));
+    if (t && strcmp(t, "Date") == 0) return json_string_value(json_object_get(j, "iso"));
+  }
+  return NULL;
+}
+
+int64_t imp_date_ms(json_t *j) {
+  int64_t ms = 0;
+  if (json_is_integer(j)) return json_integer_value(j);
+  const char *iso = imp_date_iso(j);
+  if (!iso || iso_parse(iso, &ms) != 0) return 0;
+  return ms;
+}
+
+const char *imp_conv_kind(json_t *obj) {
+  if (json_is_true(json_object_get(obj, "tr"))) return "chatrooms";
+  if (json_is_true(json_object_get(obj, "sys"))) return "service-conversations";
+  return "conversations";
+}
+
+/* createdAt / updatedAt as the ISO string the contract carries (Date objects unwrapped). */
+static void set_iso(json_t *rec, const char *key, json_t *v) {
+  const char *iso = imp_date_iso(v);
+  if (iso) json_object_set_new(rec, key, json_string(iso));
+}
+
+json_t *imp_rec_conversation(json_t *obj, int64_t now, const char **why) {
+  const char *id = json_string_value(json_object_get(obj, "objectId"));
+  if (!id || !*id) {
+    *why = "no objectId";
+    return NULL;
+  }
+  json_t *rec = json_pack("{s:s}", "type", "conversation");
+  const char *k;
+  json_t *v;
+  json_object_foreach(obj, k, v) {
+    if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0 || strcmp(k, "temp") == 0 || strcmp(k, "ttl") == 0) continue;
+    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0)
+      set_iso(rec, k, v);
+    else
+      json_object_set(rec, k, v);
+  }
+  /* temporary conversations: only in query answers, with temp/ttl (seconds from creation) */
+  int temp = json_is_true(json_object_get(obj, "temp")) || strncmp(id, "_tmp:", 5) == 0;
+  json_object_set_new(rec, "temporary", json_boolean(temp));
+  if (temp) {
+    int64_t created = imp_date_ms(json_object_get(obj, "createdAt"));
+    json_t *ttl = json_object_get(obj, "ttl");
+    int64_t exp = imp_date_ms(json_object_get(obj, "expireAt"));
+    if (!exp && json_is_integer(ttl) && created) exp = created + json_integer_value(ttl) * 1000;
+    if (exp && exp <= now) {
+      json_decref(rec);
+      *why = NULL; /* gone on LeanCloud too: left out, not skipped */
+      return NULL;
+    }
+    if (exp) {
+      char iso[32];
+      iso_format(exp, iso);
+      json_object_set_new(rec, "expireAt", json_string(iso));
+    }
+  }
+  return rec;
+}
+
+static int is_recalled_content(const char *data) {
+  if (!data || !strstr(data, "-127")) return 0;
+  json_t *j = json_loads(data, 0, NULL);
+  json_t *t = json_object_get(j, "_lctype");
+  int yes = json_is_integer(t) && json_integer_value(t) == -127;
+  json_decref(j);
+  return yes;
+}
+
+json_t *imp_rec_message(const char *cid, json_t *item, const char **why) {
+  const char *mid = json_string_value(json_object_get(item, "msg-id"));
+  json_t *ts = json_object_get(item, "timestamp");
+  json_t *data = json_object_get(item, "data");
+  if (!mid || !*mid) {
+    *why = "no msg-id";
+    return NULL;
+  }
+  if (!json_is_integer(ts)) {
+    *why = "no timestamp";
+    return NULL;
+  }
+  if (!json_is_string(data)) {
+    *why = "no data";
+    return NULL;
+  }
+  const char *from = json_string_value(json_object_get(item, "from"));
+  int bin = json_is_true(json_object_get(item, "bin"));
+  json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:s, s:b}", "type", "message", "cid", cid, "msg-id", mid, "timestamp",
+                          ts, "from", from ? from : "", "bin", bin);
+  json_object_set(rec, bin ? "binary" : "data", data);
+  json_t *pt = json_object_get(item, "patch-timestamp");
+  if (!pt) pt = json_object_get(item, "patchTimestamp");
+  if (json_is_integer(pt) && json_integer_value(pt) > 0) json_object_set(rec, "patch-timestamp", pt);
+  if (json_is_true(json_object_get(item, "recall")) || json_is_true(json_object_get(item, "recalled")) ||
+      (!bin && is_recalled_content(json_string_value(data))))
+    json_object_set_new(rec, "recalled", json_true());
+  json_t *ma = json_object_get(item, "mention-all");
+  if (!ma) ma = json_object_get(item, "mentionAll");
+  if (json_is_true(ma)) json_object_set_new(rec, "mention-all", json_true());
+  json_t *mp = json_object_get(item, "mention-pids");
+  if (!mp) mp = json_object_get(item, "mentionPids");
+  if (json_is_array(mp) && json_array_size(mp)) json_object_set(rec, "mention-pids", mp);
+  return rec;
+}
+
+json_t *imp_rec_installation(json_t *obj, const char **why) {
+  const char *id = json_string_value(json_object_get(obj, "objectId"));
+  if (!id || !*id) {
+    *why = "no objectId";
+    return NULL;
+  }
+  json_t *rec = json_pack("{s:s}", "type", "installation");
+  const char *k;
+  json_t *v;
+  json_object_foreach(obj, k, v) {
+    if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0) continue;
+    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0)
+      set_iso(rec, k, v);
+    else
+      json_object_set(rec, k, v);
+  }
+  return rec;
+}
+
+json_t *imp_rec_file(json_t *obj, const char **why) {
+  const char *id = json_string_value(json_object_get(obj, "objectId"));
+  const char *url = json_string_value(json_object_get(obj, "url"));
+  if (!id || !*id) {
+    *why = "no objectId";
+    return NULL;
+  }
+  if (!url || !*url) {
+    *why = "no url (a scan answer gives only the key: list _File with a class query)";
+    return NULL;
+  }
+  const char *name = json_string_value(json_object_get(obj, "name"));
+  const char *mime = json_string_value(json_object_get(obj, "mime_type"));
+  json_t *meta = json_object_get(obj, "metaData");
+  json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "file", "objectId", id, "name", name ? name : id, "url",
+                          url, "mime_type", mime ? mime : "application/octet-stream");
+  json_object_set_new(rec, "metaData", json_is_object(meta) ? json_incref(meta) : json_object());
+  set_iso(rec, "createdAt", json_object_get(obj, "createdAt"));
+  return rec;
+}
+
+int imp_msg_file(const char *data, json_t **parsed, const char **url, const char **objid, const char **name) {
+  *parsed = NULL;
+  if (!data || !strstr(data, "_lcfile")) return 0;
+  json_t *j = json_loads(data, 0, NULL);
+  json_t *f = json_object_get(j, "_lcfile");
+  const char *u = json_string_value(json_object_get(f, "url"));
+  if (!u || !*u) {
+    json_decref(j);
+    return 0;
+  }
+  *parsed = j;
+  *url = u;
+  *objid = json_string_value(json_object_get(f, "objId"));
+  *name = json_string_value(json_object_get(f, "name"));
+  if (!*name) *name = json_string_value(json_object_get(json_object_get(f, "metaData"), "name"));
+  return 1;
+}
+
+char *imp_msg_rewrite_url(const char *data, const char *old_url, const char *new_url) {
+  json_t *o = json_string(old_url), *n = json_string(new_url);
+  char *oe = json_dumps(o, JSON_ENCODE_ANY), *ne = json_dumps(n, JSON_ENCODE_ANY);
+  json_decref(o);
+  json_decref(n);
+  char *out = NULL;
+  const char *at = oe ? strstr(data, oe) : NULL;
+  if (at) {
+    /* the text as the app wrote it, the URL's JSON string swapped (every occurrence) */
+    buf_t b = BUF_INIT;
+    const char *p = data;
+    size_t ol = strlen(oe);
+    while ((at = strstr(p, oe))) {
+      buf_append(&b, p, (size_t)(at - p));
+      buf_append_str(&b, ne);
+      p = at + ol;
+    }
+    buf_append_str(&b, p);
+    out = buf_cstr(&b);
+  } else {
+    /* written with other escapes: set the field and encode again */
+    json_t *j = json_loads(data, 0, NULL);
+    json_t *f = json_object_get(j, "_lcfile");
+    if (json_is_object(f)) json_object_set_new(f, "url", json_string(new_url));
+    out = j ? json_dumps(j, JSON_COMPACT) : xstrdup(data);
+    json_decref(j);
+  }
+  free(oe);
+  free(ne);
+  return out;
+}

@@ -1,0 +1,109 @@
+/* admin_import_run.h — the state of one import or export run, shared by admin_import.c
+ * (phases, jobs, batches, progress) and admin_import_pages.c (history pages, rehosted
+ * files, export files). Not a public interface: both files are one subsystem split for
+ * size. */
+#ifndef TERN_CLI_ADMIN_IMPORT_RUN_H
+#define TERN_CLI_ADMIN_IMPORT_RUN_H
+
+#include <stdio.h>
+
+#include "admin.h"
+#include "admin_import.h"
+
+enum { MODE_IMPORT, MODE_DRY, MODE_EXPORT };
+#define MAX_QUEUED 3
+#define HIST_LIMIT 1000
+#define MARGIN_MS (10 * 60 * 1000)
+
+typedef struct batch {
+  buf_t body;
+  int lines;
+  json_t *commit;
+  int64_t opened_ms;
+  struct batch *next;
+} batch_t;
+
+typedef struct job job_t;
+typedef struct imp imp_t;
+
+struct imp {
+  admin_t *ad;
+  int mode;
+  imp_net_t *net;
+  imp_src_t *src;
+  imp_state_t *st;
+  /* options */
+  int concurrency, rehost, full, recheck_days;
+  size_t batch_bytes;
+  int batch_lines;
+  char *target_base, *target_headers;
+  /* batches */
+  batch_t *open, *head, *tail;
+  int queued, posting;
+  job_t *stalled;
+  int active_jobs;
+  /* counters */
+  long convs, convs_total, msgs, inst, inst_total, files, files_total, applied, unchanged, batches;
+  json_t *skips;
+  int stop;
+  char fatal[600];
+  int64_t started_ms, prev_started_ms;
+  json_t *walked; /* cids walked per conversation this run */
+  /* export */
+  char *out_dir;
+  FILE *f_conv, *f_extras, *f_inst, *f_file;
+  /* progress */
+  json_t *fetched; /* export: files already saved */
+  int tty;
+  int64_t last_progress_ms;
+  int drawn;
+};
+
+struct job {
+  job_t *next_stalled; /* while waiting for the target (imp_t.stalled) */
+  imp_t *im;
+  json_t *conv;
+  char *cid;
+  char hash[17];
+  int need_fields, need_hist, delta_hist;
+  int64_t ts;
+  char *mid;
+  int64_t edits_after; /* delta over a directory: re-send items at or before the cursor edited since */
+};
+
+
+typedef struct page page_t;
+struct page {
+  imp_t *im;
+  json_t *items;  /* [[cid, item], …] */
+  json_t *commit; /* state changes that go with these messages (NULL: none) */
+  int pending;
+  void (*done)(page_t *p, void *arg);
+  void *arg;
+};
+
+/* admin_import.c */
+/* A record that could not be copied: logged, counted, kept in the state's skip list. */
+void imp_skip(imp_t *im, const char *kind, const char *id, const char *reason);
+/* Stops the run with a reason (the first one wins). */
+void imp_fail(imp_t *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One record into the open body (--dry-run: printed). Takes rec. */
+void imp_emit(imp_t *im, json_t *rec);
+/* State changes that take effect when the body now open is acknowledged. Takes delta. */
+void imp_commit_later(imp_t *im, json_t *delta);
+
+/* admin_import_pages.c */
+/* Emits a page of [cid, history item] pairs once the files they refer to are rehosted
+ * (--rehost-files), then commit (may be NULL) with them, then done(p, arg). Takes items
+ * and commit. done may run before this returns. */
+void imp_page_start(imp_t *im, json_t *items, json_t *commit, void (*done)(page_t *, void *), void *arg);
+/* Downloads a file and stores it in the target (export: in DIR/files); p (may be NULL)
+ * waits for it. */
+void imp_rehost_start(imp_t *im, page_t *p, const char *id, const char *url, const char *name, const char *mime,
+                      const char *created, json_t *meta);
+/* The tern URL of a rehosted file, or NULL. */
+const char *imp_rehosted(imp_t *im, const char *objid, const char *url);
+void imp_out_line(imp_t *im, FILE *f, json_t *obj);
+void imp_out_messages(imp_t *im, const char *cid, json_t *items);
+
+#endif
