@@ -461,10 +461,19 @@ static void unsupported(req_t *r) {
   reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, detail);
 }
 
+/* An echo is answered in kind: with its `i` (JS), or without one. The C# SDK's heartbeat
+ * (Realtime/Internal/Connection/LCRTMHeartBeat.cs) is an echo with no `i`, and only an
+ * i-less echo coming back counts as its pong (ConnectedState.OnMessage): left unanswered,
+ * it drops and reconnects the socket every six minutes. */
 static void echo(req_t *r) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__echo);
-  reply(r, &out);
+  if (r->has_i) {
+    reply(r, &out);
+    return;
+  }
+  out.peerid = r->cmd->peerid;
+  send_cmd(r->link, &out);
 }
 
 /* Over the rate: a request gets 4116 and is not run; fire-and-forget commands are
