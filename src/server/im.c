@@ -187,13 +187,18 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
 /* ---------------------------------------------------------------- pushes */
 
 push_t *push_new(const lc_cmd_t *cmd) {
-  size_t n = lc__generic_command__get_packed_size(cmd);
+  /* Every push is stamped service 2 (IM) here rather than by each caller: the Swift and
+   * Objective-C SDKs route a command without `i` only when it carries service 2 and drop
+   * the rest without a word (RTMConnection.swift, LCRTMConnection.m). */
+  lc_cmd_t c = *cmd;
+  PB_SET(c, service, 2);
+  size_t n = lc__generic_command__get_packed_size(&c);
   push_t *p = xmalloc(sizeof *p + n);
   atomic_init(&p->ref, 1);
   p->priority = 2;
   p->not_to = NULL;
   p->len = n;
-  lc__generic_command__pack(cmd, p->body);
+  lc__generic_command__pack(&c, p->body);
   return p;
 }
 
