@@ -20,9 +20,19 @@
 
 #define CLIENT_ID_MAX 64
 
-/* Failure of session/open goes back as session/closed with the code (§2.5), which every
- * SDK reads as a failed login. */
+/* A refused login goes back as {cmd: error} with the request's i (§2.5). The C# SDK reads
+ * only that as a failed open: LCIMSessionController.Open takes any other reply as success
+ * and registers the client. The Java SDK completes the open callback with the code only
+ * that way (LCDefaultConnectionListener.processErrorCommand); a session/closed makes it
+ * report the client offline and the open time out. JS, Swift and ObjC read both forms.
+ * A re-login that loses to the device holding its <clientId, tag> (4111) stays
+ * session/closed with the code: that is the session ending, which Swift, ObjC, C#
+ * (LCIMSessionController.Reopen) and Java (onSessionClosedFromServer) handle as such. */
 static void open_failed(req_t *r, int code, const char *detail) {
+  if (code != LC_SESSION_CONFLICT) {
+    reply_error(r, code, detail);
+    return;
+  }
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);

@@ -6,6 +6,7 @@
 //
 // Server behaviours a test here added (each failed before its change):
 //   - an echo without `i` (the C# heartbeat) is answered by an echo without `i`;
+//   - a refused session open is {cmd: error} (C#, Java), except a re-login conflict (4111);
 //   - "//v1/route" and "//1.1/…" (a server URL configured with a trailing slash, as the
 //     C# and JS 5 SDKs join it) reach the same routes as "/v1/route" and "/1.1/…".
 import { test, before, after, describe } from 'node:test';
@@ -240,6 +241,39 @@ describe('session open as each SDK builds it', { concurrency: true }, () => {
     const csharp = await connect(server);
     const r2 = await csharp.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: uid('cs'), sessionMessage: { r: true } });
     assert.equal(r2.op, 'opened', JSON.stringify(r2));
+  });
+});
+
+// ---------------------------------------------------------------- a refused login
+
+describe('a refused login', { concurrency: true }, () => {
+  test('C# (LCIMSessionController.Open reads any reply but an error as success) and Java (processErrorCommand completes CLIENT_OPEN with the code): a refused open is {cmd: error, i, errorMessage {code, reason}}', async () => {
+    const cases = [
+      { what: 'another appId (4100)', open: { appId: 'someOtherApp', peerId: uid('cs') }, code: 4100, reason: 'APP_NOT_AVAILABLE' },
+      { what: 'a 65-character client id (4103)', open: { appId: server.appId, peerId: 'c'.repeat(65) }, code: 4103, reason: 'INVALID_LOGIN' },
+    ];
+    for (const c of cases) {
+      const cl = await connect(server);
+      const r = await cl.request({ cmd: 'session', op: 'open', i: 12, ...c.open, sessionMessage: { r: false, configBitmap: 0xab, ua: 'LeanCloud-CSharp-SDK/2.4.1' } });
+      assertError(r, 12, c.code, c.reason);
+      assertError(await cl.request({ cmd: 'conv', op: 'query', i: 13 }), 13, 4105, 'SESSION_REQUIRED');
+    }
+  });
+
+  test('Swift/ObjC/Java/C# automatic re-login that loses to the device holding <clientId, tag>: session/closed {code 4111} with the i (C# Reopen and Swift handleSessionOpenCallback read op closed)', async () => {
+    const peer = uid('tagged');
+    const first = await session(server, peer, { extra: { tag: 'mobile' } });
+    const st = first.openReply.sessionMessage.st;
+    const holder = await session(server, peer, { extra: { tag: 'mobile' } }); // kicks `first`
+    await first.next((p) => p.cmd === 'session' && p.op === 'closed');
+    const again = await connect(server);
+    const r = await again.request({ cmd: 'session', op: 'open', i: 21, appId: server.appId, peerId: peer, sessionMessage: { r: true, st } });
+    assert.equal(`${r.cmd}/${r.op}`, 'session/closed', JSON.stringify(r));
+    assert.equal(r.i, 21);
+    assert.equal(r.sessionMessage.code, 4111);
+    assert.equal(r.sessionMessage.reason, 'SESSION_CONFLICT');
+    await holder.echo(); // the holder stays
+    assert.equal(holder.isClosed, false);
   });
 });
 
