@@ -7,6 +7,7 @@
 // Server behaviours a test here added (each failed before its change):
 //   - an echo without `i` (the C# heartbeat) is answered by an echo without `i`;
 //   - a refused session open is {cmd: error} (C#, Java), except a re-login conflict (4111);
+//   - a session open without `i` (Java's re-login after a reconnect) is answered too;
 //   - "//v1/route" and "//1.1/…" (a server URL configured with a trailing slash, as the
 //     C# and JS 5 SDKs join it) reach the same routes as "/v1/route" and "/1.1/…".
 import { test, before, after, describe } from 'node:test';
@@ -274,6 +275,62 @@ describe('a refused login', { concurrency: true }, () => {
     assert.equal(r.sessionMessage.reason, 'SESSION_CONFLICT');
     await holder.echo(); // the holder stays
     assert.equal(holder.isClosed, false);
+  });
+});
+
+// ---------------------------------------------------------------- Java's automatic re-login carries no i
+
+describe('Java re-login after a reconnect (LCSession.reopen → openWithSessionToken: session open with st and no i)', { concurrency: true }, () => {
+  const javaOpen = (server0, peer, st) => ({
+    cmd: 'session', op: 'open', i: null, appId: server0.appId, peerId: peer,
+    sessionMessage: { ua: 'LeanCloud-Java-SDK/8.2.28', deviceId: 'a1b2c3d4e5f6-installation', r: true, st, configBitmap: 175 },
+  });
+
+  test('a valid token: session/opened without i, with service 2, peerId, st and stTtl (processSessionCommand: "session resumed"), and the session works', async () => {
+    const peer = uid('jre');
+    const first = await session(server, peer, { extra: { configBitmap: 175 } });
+    const st = first.openReply.sessionMessage.st;
+    await first.close();
+    const c = await connect(server);
+    c.send(javaOpen(server, peer, st));
+    const opened = await c.next((p) => p.cmd === 'session');
+    assert.equal(opened.op, 'opened', JSON.stringify(opened));
+    assert.equal(opened.i, undefined);
+    assert.equal(opened.service, 2);
+    assert.equal(opened.peerId, peer);
+    assert.equal(typeof opened.sessionMessage.st, 'string');
+    assert.ok(opened.sessionMessage.stTtl > 0);
+    const q = await c.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: '{}' } } });
+    assert.equal(q.op, 'results', 'the re-login opened a session');
+  });
+
+  test('a token tern did not issue (e.g. LeanCloud\'s, after the switch): {cmd: error, code 4112} without i, which makes Java drop it and log in afresh (processErrorCommand, CODE_SESSION_TOKEN_FAILURE)', async () => {
+    const c = await connect(server);
+    const peer = uid('jold');
+    c.send(javaOpen(server, peer, 'Bk4tR1pQdVZ4a0ZpbmVfaXNfbGVhbmNsb3Vk'));
+    const err = await c.next((p) => p.cmd === 'error');
+    assert.equal(err.i, undefined);
+    assert.equal(err.errorMessage.code, 4112);
+    assert.equal(err.errorMessage.reason, 'SESSION_TOKEN_EXPIRED');
+    assert.equal(err.peerId, peer);
+    // Java then sends a fresh open with an i, which works
+    const r = await c.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: peer, sessionMessage: { ua: 'LeanCloud-Java-SDK/8.2.28', r: true, configBitmap: 175 } });
+    assert.equal(r.op, 'opened');
+  });
+
+  test('a re-login that loses to the device holding <clientId, tag>: session/closed {code 4111} without i (onSessionClosedFromServer)', async () => {
+    const peer = uid('jtag');
+    const first = await session(server, peer, { extra: { tag: 'mobile', configBitmap: 175 } });
+    const st = first.openReply.sessionMessage.st;
+    await session(server, peer, { extra: { tag: 'mobile' } });
+    await first.next((p) => p.cmd === 'session' && p.op === 'closed');
+    const c = await connect(server);
+    c.send(javaOpen(server, peer, st));
+    const closed = await c.next((p) => p.cmd === 'session');
+    assert.equal(closed.op, 'closed', JSON.stringify(closed));
+    assert.equal(closed.i, undefined);
+    assert.equal(closed.sessionMessage.code, 4111);
+    assert.equal(closed.peerId, peer);
   });
 });
 
