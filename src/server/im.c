@@ -188,14 +188,19 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
 /* ---------------------------------------------------------------- pushes */
 
 push_t *push_new(const lc_cmd_t *cmd) {
-  size_t n = lc__generic_command__get_packed_size(cmd);
+  /* Every push is stamped service 2 (IM) here rather than by each caller: the Swift and
+   * Objective-C SDKs route a command without `i` only when it carries service 2 and drop
+   * the rest without a word (RTMConnection.swift, LCRTMConnection.m). */
+  lc_cmd_t c = *cmd;
+  PB_SET(c, service, 2);
+  size_t n = lc__generic_command__get_packed_size(&c);
   push_t *p = xmalloc(sizeof *p + n);
   atomic_init(&p->ref, 1);
   p->priority = 2;
   p->not_to = NULL;
   p->msg = cmd->cmd == LC__COMMAND_TYPE__direct;
   p->len = n;
-  lc__generic_command__pack(cmd, p->body);
+  lc__generic_command__pack(&c, p->body);
   return p;
 }
 
@@ -464,10 +469,19 @@ static void unsupported(req_t *r) {
   reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, detail);
 }
 
+/* An echo is answered in kind: with its `i` (JS), or without one. The C# SDK's heartbeat
+ * (Realtime/Internal/Connection/LCRTMHeartBeat.cs) is an echo with no `i`, and only an
+ * i-less echo coming back counts as its pong (ConnectedState.OnMessage): left unanswered,
+ * it drops and reconnects the socket every six minutes. */
 static void echo(req_t *r) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__echo);
-  reply(r, &out);
+  if (r->has_i) {
+    reply(r, &out);
+    return;
+  }
+  out.peerid = r->cmd->peerid;
+  send_cmd(r->link, &out);
 }
 
 /* Over the rate: a request gets 4116 and is not run; fire-and-forget commands are

@@ -171,7 +171,8 @@ typedef struct {
   uint8_t body[];
 } push_t;
 
-push_t *push_new(const lc_cmd_t *cmd); /* cmd must not carry peerId or i */
+/* cmd must not carry peerId or i; the push always carries service 2 (IM). */
+push_t *push_new(const lc_cmd_t *cmd);
 void push_release(push_t *p);
 /* Sends the push to one local session, with its client id as the peerId prefix. */
 void push_to_session(session_t *s, const push_t *p);

@@ -20,18 +20,54 @@
 
 #define CLIENT_ID_MAX 64
 
-/* Failure of session/open goes back as session/closed with the code (§2.5), which every
- * SDK reads as a failed login. */
-static void open_failed(req_t *r, int code, const char *detail) {
+/* Every session/open is answered, with its i or without one. Java's automatic re-login
+ * after a reconnect carries none (LCSession.reopen → openWithSessionToken with requestId
+ * null) and still waits for session/opened (LCDefaultConnectionListener.processSession-
+ * Command: "session resumed"); without it the session stays Closed and every call fails
+ * "Connection Lost". A reply without i goes like a push: service 2 and the peerId. */
+static void open_reply(req_t *r, lc_cmd_t *out) {
+  if (r->has_i) PB_SET(*out, i, r->i);
+  else PB_SET(*out, service, 2);
+  if (!out->peerid) out->peerid = r->cmd->peerid;
+  buf_t b = BUF_INIT;
+  codec_pack(out, &b);
+  r->link->ops->send(r->link, NULL, 0, b.data, b.len);
+  buf_free(&b);
+}
+
+/* A refused login goes back as {cmd: error} (§2.5). The C# SDK reads only that as a failed
+ * open: LCIMSessionController.Open takes any other reply as success and registers the
+ * client. The Java SDK completes the open callback with the code only that way
+ * (processErrorCommand), and on an i-less 4112 drops its token and logs in afresh; a
+ * session/closed makes it report the client offline and the open time out. JS, Swift and
+ * ObjC read both forms. A re-login that loses to the device holding its <clientId, tag>
+ * (4111) stays session/closed with the code: that is the session ending, which Swift,
+ * ObjC, C# (LCIMSessionController.Reopen) and Java (onSessionClosedFromServer) handle as
+ * such. */
+static void open_refuse(req_t *r, int code, const char *detail) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
-  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
-  PB_SET(out, op, LC__OP_TYPE__closed);
-  PB_SET(sm, code, code);
-  sm.reason = (char *)lc_error_name(code);
-  sm.detail = (char *)detail;
-  out.sessionmessage = &sm;
-  reply(r, &out);
+  Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  if (code != LC_SESSION_CONFLICT) {
+    PB_SET(out, cmd, LC__COMMAND_TYPE__error);
+    em.code = code;
+    em.reason = (char *)lc_error_name(code);
+    em.detail = (char *)detail;
+    out.errormessage = &em;
+  } else {
+    PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+    PB_SET(out, op, LC__OP_TYPE__closed);
+    PB_SET(sm, code, code);
+    sm.reason = (char *)lc_error_name(code);
+    sm.detail = (char *)detail;
+    out.sessionmessage = &sm;
+  }
+  metric_error(code);
+  open_reply(r, &out);
+}
+
+static void open_failed(req_t *r, int code, const char *detail) {
+  open_refuse(r, code, detail);
   metric_inc(M_LOGINS_REFUSED);
 }
 
@@ -164,13 +200,7 @@ static void send_opened(req_t *r, session_t *s) {
   sm.st = st;
   PB_SET(sm, stttl, (int32_t)im->cfg->session_ttl);
   out.sessionmessage = &sm;
-  /* reply() would copy the request's peerId; an anonymous login must get the invented one */
-  if (!r->has_i) return;
-  PB_SET(out, i, r->i);
-  buf_t b = BUF_INIT;
-  codec_pack(&out, &b);
-  r->link->ops->send(r->link, NULL, 0, b.data, b.len);
-  buf_free(&b);
+  open_reply(r, &out); /* peerId set: an anonymous login must get the invented one */
 }
 
 void im_session_open(req_t *r) {
@@ -203,7 +233,7 @@ void im_session_open(req_t *r) {
     if (rc < 0) {
       /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
        * is rejected that way; a session/closed reply would end its reconnect for good. */
-      reply_error(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
+      open_refuse(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
       metric_inc(M_LOGINS_BAD_TOKEN);
       return;
     }

@@ -177,16 +177,27 @@ static const route_t routes[] = {
     {HTTP_HEAD, "/chat/*file", web_serve},
 };
 
+/* The path routes see: a run of leading slashes counts as one. The C# SDK builds its
+ * router URL as "{server}/v1/route" (Realtime/Internal/Router/LCRTMRouter.cs) and the JS
+ * SDK 5 "${RTMRouter}/v1/route" and "${api}/1.1/…", so a server URL configured with a
+ * trailing slash asks for "//v1/route". */
+static const char *route_path(const http_req_t *r) {
+  const char *p = r->raw_path;
+  while (p[0] == '/' && p[1] == '/') p++;
+  return p;
+}
+
 /* The row for r's method and path; NULL with *path_known set when only the method differs. */
 static const route_t *find_route(const http_req_t *r, int *path_known) {
+  const char *path = route_path(r);
   *path_known = 0;
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    if (!route_match(routes[i].path, r->raw_path, NULL)) continue;
+    if (!route_match(routes[i].path, path, NULL)) continue;
     *path_known = 1;
     if (routes[i].method == r->method) return &routes[i];
   }
   for (const route_t *rt = rest_rtm_routes; rt->path; rt++) {
-    if (!route_match(rt->path, r->raw_path, NULL)) continue;
+    if (!route_match(rt->path, path, NULL)) continue;
     *path_known = 1;
     if (rt->method == r->method) return rt;
   }
@@ -232,7 +243,7 @@ void routes_dispatch(conn_t *c, http_req_t *r) {
   int path_known;
   const route_t *rt = find_route(r, &path_known);
   if (rt) {
-    route_match(rt->path, r->raw_path, r);
+    route_match(rt->path, route_path(r), r);
     rt->fn(c, r);
   } else if (path_known) {
     http_respond_error(c, r, 405, 405, "method not allowed");

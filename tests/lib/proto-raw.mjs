@@ -89,8 +89,9 @@ export function closePayload(code, reason = '') {
 /**
  * A WebSocket on a bare TCP socket. Resolves after the 101; rejects with the HTTP status
  * if the server refuses. Server frames are parsed as they arrive (they must be unmasked).
+ * `headers` are added to the upgrade request as given (an SDK's exact handshake).
  */
-export function rawWebSocket(server, { subprotocol = 'lc.protobuf2.3', path = '/' } = {}) {
+export function rawWebSocket(server, { subprotocol = 'lc.protobuf2.3', path = '/', headers: extra = {} } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(server.port, '127.0.0.1');
     const key = randomBytes(16).toString('base64');
@@ -103,6 +104,7 @@ export function rawWebSocket(server, { subprotocol = 'lc.protobuf2.3', path = '/
         'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${key}`,
       ];
       if (subprotocol) lines.push(`Sec-WebSocket-Protocol: ${subprotocol}`);
+      for (const [k, v] of Object.entries(extra)) lines.push(`${k}: ${v}`);
       sock.write(lines.join('\r\n') + '\r\n\r\n');
     });
     sock.on('data', (d) => {

@@ -71,7 +71,7 @@ test('logins by result: refused (client id too long) and bad_token (a forged ses
   const before = await scrape(server);
   const c = await connect(server);
   const r1 = await c.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: 'x'.repeat(65), sessionMessage: {} });
-  assert.equal(r1.op, 'closed');
+  assert.equal(r1.cmd, 'error'); // a refused open is {cmd: error} (docs/protocol-map.md)
   const r2 = await c.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: uid('tok'), sessionMessage: { r: true, st: 'forged' } });
   assert.equal(r2.cmd, 'error');
   const m = await scrape(server);
