@@ -225,11 +225,11 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
   size_t size = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids[i];
-    size_t len = utf8_chars(id);
     int dup = 0;
     for (size_t k = 0; k < sj->allowed.n; k++) dup |= strcmp(sj->allowed.v[k], id) == 0;
     if (dup) continue;
-    if (len == 0 || len > 64) {
+    int have = members_has(cur, id);
+    if (!(have && !sp->add) && !utf8_client_id_ok(id)) { /* one stored before ids were checked may go */
       failed_add(&sj->failed, LC_INVALID_LOGIN, id);
       continue;
     }
@@ -237,7 +237,6 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
       failed_add(&sj->failed, sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
       continue;
     }
-    int have = members_has(cur, id);
     if (sp->add && !have && size >= SET_MAX) {
       failed_add(&sj->failed, sp->full_code, id);
       continue;
@@ -446,6 +445,10 @@ static int role_refused(conv_t *c, const char *requester, const char *pid, const
     return LC_CONVERSATION_OPERATION_UNAUTHORIZED;
   }
   if (strcmp(role, "Manager") != 0 && strcmp(role, "Member") != 0) return LC_UNKNOWN_CONVERSATION_ROLE;
+  if (!utf8_client_id_ok(pid)) {
+    *detail = "pid must be 1 to 64 characters of UTF-8, no control characters";
+    return LC_INVALID_LOGIN;
+  }
   if (requester && conv_role(c, requester) < ROLE_OWNER) {
     *detail = "only the owner may change roles";
     return LC_CONVERSATION_OPERATION_UNAUTHORIZED;

@@ -209,7 +209,9 @@ void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
 /* Conversation creation pieces shared by conv/start and the REST API. */
 void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
-void conv_unique_id(char *const *members, size_t n, char out[33]); /* members sorted */
+/* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
+ * different id from a normal conversation's over the same members). */
+void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
 void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
 
 /* The apply steps behind the handlers, for the REST API: they take the reference of c and
@@ -254,6 +256,14 @@ int conv_role(conv_t *c, const char *client);
 void conv_forget_roles(conv_t *c, char *const *ids, size_t n);
 members_t *conv_set(conv_t *c, int set); /* referenced snapshot or NULL */
 int conv_in_set(conv_t *c, int set, const char *client);
+
+/* Why client `id` may not join or be added to c, or 0: 4548 when the conversation blocked
+ * it or it blocked the conversation (§3.17). Call under c->mu. */
+int conv_join_refused(im_worker_t *w, conv_t *c, const char *id);
+/* Deletes c now: a tombstone at once (lookups find nothing from then on), its row once the
+ * delete commits (queued after everything already submitted). idle_only: leave a chat room
+ * with people in it alone (returns 0). Takes c's reference either way; 1 when queued. */
+int conv_delete(im_worker_t *w, conv_t *c, int idle_only);
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);

@@ -18,7 +18,6 @@
 #include "token.h"
 #include "utf8.h"
 
-#define CLIENT_ID_MAX 64
 
 /* Failure of session/open goes back as session/closed with the code (§2.5), which every
  * SDK reads as a failed login. */
@@ -188,8 +187,8 @@ void im_session_open(req_t *r) {
     hex_encode(rnd, sizeof rnd, anon + 5);
     peer = anon;
   }
-  if (utf8_chars(peer) > CLIENT_ID_MAX) {
-    open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters");
+  if (!utf8_client_id_ok(peer)) { /* §9.1; and an id is framed and hashed as it is (utf8.h) */
+    open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters of UTF-8, no control characters");
     return;
   }
   int reconnect = sm->has_r && sm->r;
