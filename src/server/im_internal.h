@@ -272,6 +272,10 @@ void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, ch
 /* The next updatedAt: now, but never at or before the previous one. Call under c->mu. */
 int64_t conv_touch(conv_t *c);
 
+/* May `sender` send to (or edit and recall its messages in) c (§3.6)? 0 with *mp the member
+ * snapshot (referenced; NULL for chat rooms and service conversations), or the protocol
+ * error with a detail: 4323 expired, 4401 not a member, 4548 blocked, 4563 shut up. */
+int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail);
 void im_msg_direct(req_t *r);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);

@@ -224,6 +224,8 @@ void im_session_open(req_t *r) {
     }
   }
   session_t *s = session_find(r->link, peer);
+  uint64_t held[16]; /* older sessions this login pushes out: kicked once it is answered */
+  size_t nheld = 0;
   if (!s && r->link->nsessions >= im->cfg->max_sessions_per_conn) {
     open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
     free(tag);
@@ -233,7 +235,6 @@ void im_session_open(req_t *r) {
     /* <clientId, tag> is unique: an explicit login pushes the older session out (4111);
      * an automatic re-login loses to the session that is there (§3.1) */
     pthread_mutex_lock(&im->sso_mu);
-    uint64_t held[16];
     size_t n = presence_get_tagged(im->presence, peer, tag, held, 16);
     if (n && reconnect) {
       pthread_mutex_unlock(&im->sso_mu);
@@ -241,7 +242,7 @@ void im_session_open(req_t *r) {
       free(tag);
       return;
     }
-    for (size_t i = 0; i < n && i < 16; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
+    nheld = n < 16 ? n : 16;
     s = session_new(r->w, r->link, peer, tag, sm->has_configbitmap ? sm->configbitmap : 0);
     pthread_mutex_unlock(&im->sso_mu);
   } else if (!s) {
@@ -252,6 +253,8 @@ void im_session_open(req_t *r) {
   free(tag);
   r->s = s;
   send_opened(r, s);
+  /* the reply first, then what it causes (the older sessions' session/closed 4111) */
+  for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
   im_daily_note(s->client_id, now_ms());
   if (sm->devicetoken) push_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
   if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {
