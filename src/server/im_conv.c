@@ -605,8 +605,6 @@ static void members_done(task_t *t) {
   members_job_free(mj);
 }
 
-static int add_refused(im_worker_t *w, conv_t *c, const char *id);
-
 static void room_membership(req_t *r, conv_t *c, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
   members_job_t tmp = {.add = add, .conv = c};
@@ -614,11 +612,11 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   int includes_self = in->n_m == 0;
   for (size_t i = 0; i < in->n_m; i++) {
     if (strcmp(in->m[i], self) == 0) includes_self = 1;
-    else add_failed(&tmp, LC_CONVERSATION_NOT_ALLOWED, in->m[i]); /* rooms: self only */
+    else add_failed(&tmp, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN, in->m[i]); /* rooms: self only */
   }
   if (includes_self && add) {
     pthread_mutex_lock(&c->mu);
-    int code = add_refused(r->w, c, self);
+    int code = conv_join_refused(r->w, c, self);
     pthread_mutex_unlock(&c->mu);
     if (code) {
       add_failed(&tmp, code, self);
@@ -640,10 +638,20 @@ static void room_membership(req_t *r, conv_t *c, int add) {
 
 /* Why `id` may not join / be added, or 0. Blocked by the conversation, or it blocked the
  * conversation itself (§3.17): 4548 either way. Call under c->mu. */
-static int add_refused(im_worker_t *w, conv_t *c, const char *id) {
+int conv_join_refused(im_worker_t *w, conv_t *c, const char *id) {
   if (members_has(c->sets[SET_BLOCK], id)) return LC_BLOCKED_BY_CONV;
   if (store_client_blocked(w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
   return 0;
+}
+
+/* With member_roles on, may the owner (creator) `id` not leave c? While roles are in use —
+ * the conversation has a Manager — it must stay: Managers answer to it, and nobody else may
+ * change roles (4324). A conversation without Managers needs no owner, so its creator may
+ * quit and re-join (it is the Owner again once back, being the creator). Judged on the
+ * roles as they were when the request came: under c->mu, before this request's changes. */
+static int owner_stays(im_worker_t *w, conv_t *c, const char *id) {
+  if (!w->im->cfg->member_roles || !c->creator || strcmp(id, c->creator) != 0) return 0;
+  return c->sets[SET_MANAGER] && c->sets[SET_MANAGER]->n > 0;
 }
 
 /* Applies an add or remove of ids_in to c for `self` (already authorised), answers rt after
@@ -663,15 +671,16 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
   size_t count = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids_in[i];
-    size_t len = utf8_chars(id);
     int dup = 0, code = 0;
     for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
     if (dup) continue;
     int have = members_has(cur, id);
-    if (len == 0 || len > 64) code = LC_INVALID_LOGIN;
-    else if (add && !have && (code = add_refused(w, c, id))) (void)0;
+    /* a malformed id cannot come in; one already there (stored before ids were checked)
+     * may still be removed */
+    if (!(have && !add) && !utf8_client_id_ok(id)) code = LC_INVALID_LOGIN;
+    else if (add && !have && (code = conv_join_refused(w, c, id))) (void)0;
     else if (add && !have && c->kind != CONV_SYSTEM && (long)count >= w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
-    else if (!add && w->im->cfg->member_roles && have && c->creator && strcmp(id, c->creator) == 0) code = LC_CONVERSATION_NEED_OWNER;
+    else if (!add && have && owner_stays(w, c, id)) code = LC_CONVERSATION_NEED_OWNER;
     if (code) {
       add_failed(mj, code, id);
       continue;

@@ -182,6 +182,9 @@ session_t *session_find(im_link_t *l, const char *client_id);
 session_t *im_session_get(im_worker_t *w, uint64_t handle);
 void im_room_leave(im_worker_t *w, session_t *s);
 void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
+/* Every session of the clients ids that is in room c (on any worker) leaves it and gets p:
+ * a blacklisted client is out of the room at once (§3.17). */
+void im_room_kick(im_worker_t *w, conv_t *c, const push_t *p, char *const *ids, size_t n);
 /* A session left its room by dropping: remember the room for a reconnect within 30 min. */
 void im_room_remember(im_t *im, session_t *s);
 /* After a reconnect login: back into the remembered room, if any. */

@@ -892,8 +892,15 @@ void im_msg_logs(req_t *r) {
   }
   conv_t *c = conv_get(r->w, lm->cid, NULL);
   members_t *m = c ? conv_members(c) : NULL;
-  if (!c || ((c->kind == CONV_NORMAL || c->kind == CONV_TEMP) && !members_has(m, r->s->client_id))) {
-    reply_error(r, LC_CONVERSATION_LOG_REJECTED, c ? "not a member" : "conversation not found");
+  /* a chat room keeps no member list: its members are the sessions in it now (a room
+   * reloaded into the cache is another conv_t, so compare ids) */
+  int member = c && (c->kind == CONV_ROOM ? r->s->room && strcmp(r->s->room->cid, c->cid) == 0
+                     : c->kind == CONV_NORMAL || c->kind == CONV_TEMP ? members_has(m, r->s->client_id)
+                                                                      : 1);
+  if (!member) {
+    reply_error(r, LC_CONVERSATION_LOG_REJECTED, !c ? "conversation not found"
+                                                 : c->kind == CONV_ROOM ? "join the chat room to read its history"
+                                                                        : "not a member");
     members_release(m);
     conv_release(c);
     return;
