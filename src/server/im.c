@@ -131,8 +131,13 @@ void reply(const req_t *r, lc_cmd_t *cmd) {
 static void fill_error(lc_cmd_t *cmd, Lc__ErrorCommand *em, int code, const char *detail) {
   PB_SET(*cmd, cmd, LC__COMMAND_TYPE__error);
   em->code = code;
-  em->reason = (char *)lc_error_name(code);
-  em->detail = (char *)detail;
+  /* reason is the NAME (§6), which the SDKs show as the error's message. 4323 goes with an
+   * empty reason and no detail: the SDKs then show their own text for it ("Temporary
+   * conversation expired or does not exist."), which is what an app shows its users. The
+   * field is required, so it is sent, empty. */
+  int own_text = code == LC_TEMPORARY_CONVERSATION_EXPIRED;
+  em->reason = own_text ? "" : (char *)lc_error_name(code);
+  em->detail = own_text ? NULL : (char *)detail;
   cmd->errormessage = em;
 }
 

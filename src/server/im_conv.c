@@ -362,9 +362,14 @@ void im_conv_query(req_t *r) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
     goto done;
   }
-  int limit = cm->has_limit && cm->limit > 0 ? cm->limit : 10;
+  /* limit absent: 10; limit 0 (the JS SDK's query.limit(0)) asks for none; negative: 10 */
+  int limit = cm->has_limit && cm->limit >= 0 ? cm->limit : 10;
   if (limit > 1000) limit = 1000;
   int skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
+  if (limit == 0) {
+    send_results(r, json_array());
+    goto done;
+  }
   if (store_conv_query(r->w->reader, &q, buf_cstr(&order), limit, skip, flags, &arr) < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, "query failed");
     goto done;
