@@ -1,5 +1,6 @@
-/* utf8.h — counting characters. Client ids are limited to 64 *characters* (protocol.md
- * §9.1), and ids in Chinese or with emoji are normal in IM apps, so byte lengths won't do. */
+/* utf8.h — counting characters and checking client ids. Client ids are limited to 64
+ * *characters* (protocol.md §9.1), and ids in Chinese or with emoji are normal in IM apps,
+ * so byte lengths won't do. */
 #ifndef TERN_UTF8_H
 #define TERN_UTF8_H
 
@@ -7,5 +8,14 @@
 
 /* Number of code points in a NUL-terminated string (invalid bytes count as one each). */
 size_t utf8_chars(const char *s);
+
+/* 1 when s (NUL-terminated, may be NULL) is an acceptable client id, else 0: valid UTF-8
+ * (shortest form, no surrogates, nothing above U+10FFFF), 1 to 64 code points, and no
+ * control character (U+0000–U+001F, U+007F). Ids are compared, hashed and framed as they
+ * are, so anything that could make two lists of ids read alike is refused here. Reads at
+ * most 64 × 4 + 1 bytes of s, so a huge id costs nothing to refuse. */
+int utf8_client_id_ok(const char *s);
+
+#define UTF8_CLIENT_ID_MAX 64 /* characters */
 
 #endif

@@ -132,8 +132,13 @@ static void fill_error(lc_cmd_t *cmd, Lc__ErrorCommand *em, int code, const char
   PB_SET(*cmd, cmd, LC__COMMAND_TYPE__error);
   em->code = code;
   metric_error(code);
-  em->reason = (char *)lc_error_name(code);
-  em->detail = (char *)detail;
+  /* reason is the NAME (§6), which the SDKs show as the error's message. 4323 goes with an
+   * empty reason and no detail: the SDKs then show their own text for it ("Temporary
+   * conversation expired or does not exist."), which is what an app shows its users. The
+   * field is required, so it is sent, empty. */
+  int own_text = code == LC_TEMPORARY_CONVERSATION_EXPIRED;
+  em->reason = own_text ? "" : (char *)lc_error_name(code);
+  em->detail = own_text ? NULL : (char *)detail;
   cmd->errormessage = em;
 }
 
@@ -262,9 +267,9 @@ static void handles_add(handles_t *h, uint64_t x) {
   h->v[h->n++] = x;
 }
 
-void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n, uint64_t skip) {
-  im_t *im = w->im;
-  handles_t per[MAX_WORKERS];
+/* The session handles of every client in ids (but skip), grouped by owning worker; the
+ * caller frees per[k].v. */
+static void handles_by_worker(im_t *im, char *const *ids, size_t n, uint64_t skip, handles_t *per) {
   memset(per, 0, sizeof(handles_t) * (size_t)im->nworkers);
   uint64_t tmp[32];
   for (size_t i = 0; i < n; i++) {
@@ -281,6 +286,12 @@ void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n
     }
     if (hs != tmp) free(hs);
   }
+}
+
+void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n, uint64_t skip) {
+  im_t *im = w->im;
+  handles_t per[MAX_WORKERS];
+  handles_by_worker(im, ids, n, skip, per);
   for (int k = 0; k < im->nworkers; k++) {
     if (!per[k].n) continue;
     if (k == w->idx) {
@@ -401,6 +412,62 @@ void im_room_leave(im_worker_t *w, session_t *s) {
   conv_release(c);
 }
 
+/* ---- taking clients out of a room (blacklist, §3.17) */
+
+typedef struct {
+  task_t task;
+  im_t *im;
+  char *cid;
+  push_t *push;
+  size_t n;
+  uint64_t sessions[];
+} room_kick_t;
+
+/* Of the sessions hs (this worker's), those in room cid leave it and are sent p. */
+static void room_kick_local(im_worker_t *w, const char *cid, const push_t *p, const uint64_t *hs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    session_t *s = htab_get(&w->sessions, hs[i]);
+    /* by id: a room reloaded into the cache is another conv_t for the same room */
+    if (!s || !s->room || strcmp(s->room->cid, cid) != 0) continue;
+    im_room_leave(w, s);
+    push_to_session(s, p);
+  }
+}
+
+static void room_kick_run(task_t *t) {
+  room_kick_t *k = (room_kick_t *)t;
+  int idx = worker_current();
+  if (idx >= 0 && k->im->workers[idx]) room_kick_local(k->im->workers[idx], k->cid, k->push, k->sessions, k->n);
+  push_release(k->push);
+  free(k->cid);
+  free(k);
+}
+
+void im_room_kick(im_worker_t *w, conv_t *c, const push_t *p, char *const *ids, size_t n) {
+  im_t *im = w->im;
+  handles_t per[MAX_WORKERS];
+  handles_by_worker(im, ids, n, 0, per);
+  for (int k = 0; k < im->nworkers; k++) {
+    if (!per[k].n) continue;
+    if (k == w->idx) {
+      room_kick_local(w, c->cid, p, per[k].v, per[k].n);
+    } else {
+      /* queued behind whatever push_to_clients sent that worker before: the order holds */
+      room_kick_t *rk = xmalloc(sizeof *rk + per[k].n * sizeof(uint64_t));
+      rk->task.fn = room_kick_run;
+      rk->task.next = NULL;
+      rk->im = im;
+      rk->cid = xstrdup(c->cid);
+      rk->push = (push_t *)p;
+      atomic_fetch_add(&rk->push->ref, 1);
+      rk->n = per[k].n;
+      memcpy(rk->sessions, per[k].v, per[k].n * sizeof(uint64_t));
+      im->post(im->post_arg, k, &rk->task);
+    }
+    free(per[k].v);
+  }
+}
+
 #define REJOIN_MS (30 * 60 * 1000)
 
 void im_room_remember(im_t *im, session_t *s) {
@@ -445,7 +512,13 @@ void im_room_rejoin(im_worker_t *w, session_t *s) {
   pthread_mutex_unlock(&im->rejoin_mu);
   if (!cid) return;
   conv_t *c = conv_get(w, cid, NULL);
-  if (c && c->kind == CONV_ROOM && !conv_in_set(c, SET_BLOCK, s->client_id)) im_room_join(w, s, c);
+  int refused = 1;
+  if (c && c->kind == CONV_ROOM) { /* what a join would be refused for, a re-join is too */
+    pthread_mutex_lock(&c->mu);
+    refused = conv_join_refused(w, c, s->client_id) != 0;
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (!refused) im_room_join(w, s, c);
   if (c) conv_release(c);
   free(cid);
 }

@@ -4,6 +4,7 @@
  * Every change is applied to the cache first (so a message sent right after a join is
  * accepted), written through the store, and answered only after the commit; on a storage
  * failure the conversation is dropped from the cache so it reloads from the database. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,12 +62,35 @@ void conv_doc_strip(json_t *doc) {
   for (int i = 0; reserved_keys[i]; i++) json_object_del(doc, reserved_keys[i]);
 }
 
-void conv_unique_id(char *const *members, size_t n, char out[33]) {
-  /* MD5 of the sorted member list: the same set always hashes the same */
+/* The unique id of a member set (docs/protocol-map.md, "unique conversation id"): MD5 hex of
+ * an encoding of the sorted ids that two different lists can never share.
+ * * Normal conversations whose ids hold no '\n' keep the form tern always used — each id
+ *   followed by '\n' — so unique conversations stored before this rule are still found.
+ *   Without '\n' inside the ids that form splits back into one list only, and '\n' is a
+ *   control character, refused in client ids (utf8_client_id_ok): every list built now
+ *   takes this branch.
+ * * Anything else — an id with '\n' (only old stored data could hold one), or a temporary
+ *   conversation — is "\n" + a kind letter + "\n" + each id as <byte length>:<bytes>.
+ *   The old form never starts with '\n' (ids were never empty), the kind letter keeps a
+ *   temporary conversation's id apart from a normal one's over the same members, and the
+ *   length prefixes make the list unambiguous. */
+void conv_unique_id(char *const *members, size_t n, int temp, char out[33]) {
   buf_t b = BUF_INIT;
-  for (size_t i = 0; i < n; i++) {
-    buf_append_str(&b, members[i]);
-    buf_append(&b, "\n", 1);
+  int plain = !temp;
+  for (size_t i = 0; plain && i < n; i++) plain = strchr(members[i], '\n') == NULL;
+  if (plain) {
+    for (size_t i = 0; i < n; i++) {
+      buf_append_str(&b, members[i]);
+      buf_append(&b, "\n", 1);
+    }
+  } else {
+    buf_append_str(&b, temp ? "\nt\n" : "\nu\n");
+    for (size_t i = 0; i < n; i++) {
+      char len[24];
+      snprintf(len, sizeof len, "%zu:", strlen(members[i]));
+      buf_append_str(&b, len);
+      buf_append_str(&b, members[i]);
+    }
   }
   uint8_t d[16];
   md5(b.data, b.len, d);
@@ -98,6 +122,14 @@ static void send_started(im_worker_t *w, const reply_to_t *rt, const char *cid, 
   reply_async(w, rt, &out);
 }
 
+/* Seconds a temporary conversation has left (rounded up), or 0 when it is gone or expired. */
+static int temp_left(im_worker_t *w, const char *cid) {
+  conv_t *c = conv_get(w, cid, NULL);
+  int64_t left = c && c->kind == CONV_TEMP ? c->expire_at - now_ms() : 0;
+  if (c) conv_release(c);
+  return left > 0 ? (int)((left + 999) / 1000) : 0;
+}
+
 static void start_free(start_job_t *sj) {
   conv_row_free(&sj->j.row);
   free(sj->j.doc);
@@ -110,8 +142,12 @@ static void start_done(task_t *t) {
   start_job_t *sj = (start_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
   job_conv_create_t *j = &sj->j;
-  if (j->job.result == TERN_EEXIST) {
-    send_started(w, &sj->rt, j->existing_cid, j->existing_created_at, j->row.unique_id, 0, 1);
+  if (j->job.result == TERN_EEXIST) { /* a unique twin committed first: answer with it */
+    int ttl = 0;
+    if (j->row.kind == CONV_TEMP && (ttl = temp_left(w, j->existing_cid)) <= 0)
+      reply_error_async(w, &sj->rt, LC_CONVERSATION_API_FAILED, "the twin expired while this start ran: start again");
+    else
+      send_started(w, &sj->rt, j->existing_cid, j->existing_created_at, j->row.unique_id, ttl, 1);
   } else if (j->job.result < 0) {
     reply_error_async(w, &sj->rt, LC_CONVERSATION_API_FAILED, "storage failed");
   } else {
@@ -165,7 +201,8 @@ void im_conv_start(req_t *r) {
     return;
   int room = cm->has_transient && cm->transient;
   int temp = !room && cm->has_tempconv && cm->tempconv;
-  int unique = !room && !temp && cm->has_unique && cm->unique;
+  /* unique temporary conversations too: the same members get the same one while it lives */
+  int unique = !room && cm->has_unique && cm->unique;
 
   json_t *doc = NULL;
   if (cm->attr && cm->attr->data && *cm->attr->data) {
@@ -195,11 +232,10 @@ void im_conv_start(req_t *r) {
     for (size_t i = 0; i < sorted->n; i++) row->members[i] = xstrdup(sorted->ids[i]);
     members_release(sorted);
     for (size_t i = 0; i < row->nmembers; i++) {
-      size_t len = utf8_chars(row->members[i]);
-      if (len == 0 || len > 64) {
+      if (!utf8_client_id_ok(row->members[i])) {
         json_decref(doc);
         start_free(sj);
-        reply_error(r, LC_INVALID_LOGIN, "member ids must be 1 to 64 characters");
+        reply_error(r, LC_INVALID_LOGIN, "member ids must be 1 to 64 characters of UTF-8, no control characters");
         return;
       }
     }
@@ -225,17 +261,26 @@ void im_conv_start(req_t *r) {
   }
   if (unique) {
     char hex[33];
-    conv_unique_id(row->members, row->nmembers, hex);
+    conv_unique_id(row->members, row->nmembers, temp, hex);
     row->unique_id = xstrdup(hex);
     char *existing = NULL;
     int64_t created = 0;
     if (store_conv_find_unique(r->w->reader, hex, &existing, &created) == 0) {
-      reply_to_init(&sj->rt, r);
-      send_started(r->w, &sj->rt, existing, created, hex, 0, 1);
+      int ttl = 0;
+      if (temp && (ttl = temp_left(r->w, existing)) <= 0) {
+        /* the twin expired (the sweep has not removed it yet): it goes now, so that the
+         * new one can take its unique id — the delete is queued before the insert */
+        conv_t *old = conv_get(r->w, existing, NULL);
+        if (old) conv_delete(r->w, old, 0);
+      } else {
+        reply_to_init(&sj->rt, r);
+        send_started(r->w, &sj->rt, existing, created, hex, ttl, 1);
+        free(existing);
+        json_decref(doc);
+        start_free(sj);
+        return;
+      }
       free(existing);
-      json_decref(doc);
-      start_free(sj);
-      return;
     }
   }
   json_object_set_new(doc, "c", json_string(self));
@@ -317,9 +362,14 @@ void im_conv_query(req_t *r) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
     goto done;
   }
-  int limit = cm->has_limit && cm->limit > 0 ? cm->limit : 10;
+  /* limit absent: 10; limit 0 (the JS SDK's query.limit(0)) asks for none; negative: 10 */
+  int limit = cm->has_limit && cm->limit >= 0 ? cm->limit : 10;
   if (limit > 1000) limit = 1000;
   int skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
+  if (limit == 0) {
+    send_results(r, json_array());
+    goto done;
+  }
   if (store_conv_query(r->w->reader, &q, buf_cstr(&order), limit, skip, flags, &arr) < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, "query failed");
     goto done;
@@ -560,8 +610,6 @@ static void members_done(task_t *t) {
   members_job_free(mj);
 }
 
-static int add_refused(im_worker_t *w, conv_t *c, const char *id);
-
 static void room_membership(req_t *r, conv_t *c, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
   members_job_t tmp = {.add = add, .conv = c};
@@ -569,11 +617,11 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   int includes_self = in->n_m == 0;
   for (size_t i = 0; i < in->n_m; i++) {
     if (strcmp(in->m[i], self) == 0) includes_self = 1;
-    else add_failed(&tmp, LC_CONVERSATION_NOT_ALLOWED, in->m[i]); /* rooms: self only */
+    else add_failed(&tmp, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN, in->m[i]); /* rooms: self only */
   }
   if (includes_self && add) {
     pthread_mutex_lock(&c->mu);
-    int code = add_refused(r->w, c, self);
+    int code = conv_join_refused(r->w, c, self);
     pthread_mutex_unlock(&c->mu);
     if (code) {
       add_failed(&tmp, code, self);
@@ -595,10 +643,20 @@ static void room_membership(req_t *r, conv_t *c, int add) {
 
 /* Why `id` may not join / be added, or 0. Blocked by the conversation, or it blocked the
  * conversation itself (§3.17): 4548 either way. Call under c->mu. */
-static int add_refused(im_worker_t *w, conv_t *c, const char *id) {
+int conv_join_refused(im_worker_t *w, conv_t *c, const char *id) {
   if (members_has(c->sets[SET_BLOCK], id)) return LC_BLOCKED_BY_CONV;
   if (store_client_blocked(w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
   return 0;
+}
+
+/* With member_roles on, may the owner (creator) `id` not leave c? While roles are in use —
+ * the conversation has a Manager — it must stay: Managers answer to it, and nobody else may
+ * change roles (4324). A conversation without Managers needs no owner, so its creator may
+ * quit and re-join (it is the Owner again once back, being the creator). Judged on the
+ * roles as they were when the request came: under c->mu, before this request's changes. */
+static int owner_stays(im_worker_t *w, conv_t *c, const char *id) {
+  if (!w->im->cfg->member_roles || !c->creator || strcmp(id, c->creator) != 0) return 0;
+  return c->sets[SET_MANAGER] && c->sets[SET_MANAGER]->n > 0;
 }
 
 /* Applies an add or remove of ids_in to c for `self` (already authorised), answers rt after
@@ -618,15 +676,16 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
   size_t count = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids_in[i];
-    size_t len = utf8_chars(id);
     int dup = 0, code = 0;
     for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
     if (dup) continue;
     int have = members_has(cur, id);
-    if (len == 0 || len > 64) code = LC_INVALID_LOGIN;
-    else if (add && !have && (code = add_refused(w, c, id))) (void)0;
+    /* a malformed id cannot come in; one already there (stored before ids were checked)
+     * may still be removed */
+    if (!(have && !add) && !utf8_client_id_ok(id)) code = LC_INVALID_LOGIN;
+    else if (add && !have && (code = conv_join_refused(w, c, id))) (void)0;
     else if (add && !have && c->kind != CONV_SYSTEM && (long)count >= w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
-    else if (!add && w->im->cfg->member_roles && have && c->creator && strcmp(id, c->creator) == 0) code = LC_CONVERSATION_NEED_OWNER;
+    else if (!add && have && owner_stays(w, c, id)) code = LC_CONVERSATION_NEED_OWNER;
     if (code) {
       add_failed(mj, code, id);
       continue;

@@ -172,6 +172,29 @@ static void set_done_rest(im_worker_t *w, set_job_t *sj) {
   json_decref(res);
 }
 
+/* A chat room has no member list, so blocking takes the blocked clients' sessions out of
+ * the room itself: each in the room gets `left` (after `blocked`), as a member removed from
+ * a conversation does (§3.12, §3.17) — the JS SDK emits KICKED for it. The rest of the room
+ * hears nothing, as of any coming and going in a room. */
+static void room_kick(im_worker_t *w, set_job_t *sj) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__conv);
+  PB_SET(out, op, LC__OP_TYPE__left);
+  PB_SET(out, service, 2);
+  PB_SET(out, serverts, now_ms());
+  PB_SET(out, notificationtype, 1);
+  out.convmessage = &cm;
+  char iso[ISO_LEN + 1];
+  iso_format(sj->j.at, iso);
+  cm.cid = sj->conv->cid;
+  cm.initby = sj->initby;
+  cm.udate = iso;
+  push_t *p = push_new(&out);
+  im_room_kick(w, sj->conv, p, sj->changed.v, sj->changed.n);
+  push_release(p);
+}
+
 static void set_done(task_t *t) {
   set_job_t *sj = (set_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -189,6 +212,7 @@ static void set_done(task_t *t) {
     const set_spec_t *sp = sj->sp;
     strv_t *ch = &sj->changed;
     conv_notify(w, c->cid, sp->target_op, sj->initby, NULL, 0, sj->j.at, ch->v, ch->n, 0);
+    if (c->kind == CONV_ROOM && sp->set == SET_BLOCK && sp->add) room_kick(w, sj);
     /* a service conversation's subscribers are told nothing about each other (§3.12) */
     members_t *m = c->kind == CONV_SYSTEM ? NULL : conv_members(c);
     if (sj->left.n && c->kind != CONV_SYSTEM)
@@ -225,11 +249,11 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
   size_t size = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids[i];
-    size_t len = utf8_chars(id);
     int dup = 0;
     for (size_t k = 0; k < sj->allowed.n; k++) dup |= strcmp(sj->allowed.v[k], id) == 0;
     if (dup) continue;
-    if (len == 0 || len > 64) {
+    int have = members_has(cur, id);
+    if (!(have && !sp->add) && !utf8_client_id_ok(id)) { /* one stored before ids were checked may go */
       failed_add(&sj->failed, LC_INVALID_LOGIN, id);
       continue;
     }
@@ -237,7 +261,6 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
       failed_add(&sj->failed, sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
       continue;
     }
-    int have = members_has(cur, id);
     if (sp->add && !have && size >= SET_MAX) {
       failed_add(&sj->failed, sp->full_code, id);
       continue;
@@ -282,6 +305,13 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
 static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, size_t n) {
   if (conv_role(c, r->s->client_id) < ROLE_MANAGER) {
     reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "only the owner and managers may do this");
+    conv_release(c);
+    return;
+  }
+  if (sp == &shutup_remove && conv_in_set(c, SET_SHUTUP, r->s->client_id)) {
+    /* a silenced Manager lifts no shut-up, its own nor another's (§3.16: a muted member
+     * cannot unmute others) — else two silenced Managers would free each other */
+    reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "a member who is shut up cannot lift shut-ups");
     conv_release(c);
     return;
   }
@@ -446,6 +476,10 @@ static int role_refused(conv_t *c, const char *requester, const char *pid, const
     return LC_CONVERSATION_OPERATION_UNAUTHORIZED;
   }
   if (strcmp(role, "Manager") != 0 && strcmp(role, "Member") != 0) return LC_UNKNOWN_CONVERSATION_ROLE;
+  if (!utf8_client_id_ok(pid)) {
+    *detail = "pid must be 1 to 64 characters of UTF-8, no control characters";
+    return LC_INVALID_LOGIN;
+  }
   if (requester && conv_role(c, requester) < ROLE_OWNER) {
     *detail = "only the owner may change roles";
     return LC_CONVERSATION_OPERATION_UNAUTHORIZED;

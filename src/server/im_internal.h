@@ -185,6 +185,9 @@ session_t *session_find(im_link_t *l, const char *client_id);
 session_t *im_session_get(im_worker_t *w, uint64_t handle);
 void im_room_leave(im_worker_t *w, session_t *s);
 void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
+/* Every session of the clients ids that is in room c (on any worker) leaves it and gets p:
+ * a blacklisted client is out of the room at once (§3.17). */
+void im_room_kick(im_worker_t *w, conv_t *c, const push_t *p, char *const *ids, size_t n);
 /* A session left its room by dropping: remember the room for a reconnect within 30 min. */
 void im_room_remember(im_t *im, session_t *s);
 /* After a reconnect login: back into the remembered room, if any. */
@@ -212,7 +215,9 @@ void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
 /* Conversation creation pieces shared by conv/start and the REST API. */
 void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
-void conv_unique_id(char *const *members, size_t n, char out[33]); /* members sorted */
+/* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
+ * different id from a normal conversation's over the same members). */
+void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
 void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
 
 /* The apply steps behind the handlers, for the REST API: they take the reference of c and
@@ -258,6 +263,14 @@ void conv_forget_roles(conv_t *c, char *const *ids, size_t n);
 members_t *conv_set(conv_t *c, int set); /* referenced snapshot or NULL */
 int conv_in_set(conv_t *c, int set, const char *client);
 
+/* Why client `id` may not join or be added to c, or 0: 4548 when the conversation blocked
+ * it or it blocked the conversation (§3.17). Call under c->mu. */
+int conv_join_refused(im_worker_t *w, conv_t *c, const char *id);
+/* Deletes c now: a tombstone at once (lookups find nothing from then on), its row once the
+ * delete commits (queued after everything already submitted). idle_only: leave a chat room
+ * with people in it alone (returns 0). Takes c's reference either way; 1 when queued. */
+int conv_delete(im_worker_t *w, conv_t *c, int idle_only);
+
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);
 void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
@@ -265,6 +278,10 @@ void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, ch
 /* The next updatedAt: now, but never at or before the previous one. Call under c->mu. */
 int64_t conv_touch(conv_t *c);
 
+/* May `sender` send to (or edit and recall its messages in) c (§3.6)? 0 with *mp the member
+ * snapshot (referenced; NULL for chat rooms and service conversations), or the protocol
+ * error with a detail: 4323 expired, 4401 not a member, 4548 blocked, 4563 shut up. */
+int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail);
 void im_msg_direct(req_t *r);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);

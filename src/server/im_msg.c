@@ -286,6 +286,34 @@ typedef struct {
   int not_to_sender;     /* chat rooms: the sender's own sessions get no copy (REST) */
 } msg_in_t;
 
+int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail) {
+  int code = 0;
+  members_t *members = NULL;
+  *mp = NULL;
+  if (c->kind == CONV_TEMP && c->expire_at <= now_ms()) {
+    code = LC_TEMPORARY_CONVERSATION_EXPIRED;
+  } else if (c->kind == CONV_NORMAL || c->kind == CONV_TEMP) {
+    members = conv_members(c);
+    if (!members_has(members, sender)) {
+      *detail = "sender is not a member";
+      code = LC_INVALID_MESSAGING_TARGET;
+    }
+  }
+  /* a blocked client is no member of a normal conversation (4401 above); a chat room or a
+   * service conversation has no member list to leave, so the blacklist itself says no */
+  if (!code && conv_in_set(c, SET_BLOCK, sender)) {
+    *detail = "the conversation blocked you";
+    code = LC_BLOCKED_BY_CONV;
+  }
+  if (!code && conv_in_set(c, SET_SHUTUP, sender)) {
+    *detail = "you are muted in this conversation";
+    code = LC_SILIENCED;
+  }
+  if (code) members_release(members);
+  else *mp = members;
+  return code;
+}
+
 /* May `sender` send `in`? Returns 0 with the conversation (and member snapshot for
  * normal and temporary conversations) referenced, or a protocol error code. */
 static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, conv_t **cp, members_t **mp,
@@ -305,23 +333,9 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
     if (err) return LC_INTERNAL_ERROR;
     return strncmp(in->cid, "_tmp:", 5) == 0 ? LC_TEMPORARY_CONVERSATION_EXPIRED : LC_INVALID_MESSAGING_TARGET;
   }
-  int code = 0;
-  members_t *members = NULL;
-  if (c->kind == CONV_TEMP && c->expire_at <= now_ms()) {
-    code = LC_TEMPORARY_CONVERSATION_EXPIRED;
-  } else if (c->kind == CONV_NORMAL || c->kind == CONV_TEMP) {
-    members = conv_members(c);
-    if (!members_has(members, sender)) {
-      *detail = "sender is not a member";
-      code = LC_INVALID_MESSAGING_TARGET;
-    }
-  }
-  if (!code && conv_in_set(c, SET_SHUTUP, sender)) {
-    *detail = "you are muted in this conversation";
-    code = LC_SILIENCED;
-  }
+  members_t *members;
+  int code = msg_may_send(c, sender, &members, detail);
   if (code) {
-    members_release(members);
     conv_release(c);
     return code;
   }
@@ -882,8 +896,15 @@ void im_msg_logs(req_t *r) {
   }
   conv_t *c = conv_get(r->w, lm->cid, NULL);
   members_t *m = c ? conv_members(c) : NULL;
-  if (!c || ((c->kind == CONV_NORMAL || c->kind == CONV_TEMP) && !members_has(m, r->s->client_id))) {
-    reply_error(r, LC_CONVERSATION_LOG_REJECTED, c ? "not a member" : "conversation not found");
+  /* a chat room keeps no member list: its members are the sessions in it now (a room
+   * reloaded into the cache is another conv_t, so compare ids) */
+  int member = c && (c->kind == CONV_ROOM ? r->s->room && strcmp(r->s->room->cid, c->cid) == 0
+                     : c->kind == CONV_NORMAL || c->kind == CONV_TEMP ? members_has(m, r->s->client_id)
+                                                                      : 1);
+  if (!member) {
+    reply_error(r, LC_CONVERSATION_LOG_REJECTED, !c ? "conversation not found"
+                                                 : c->kind == CONV_ROOM ? "join the chat room to read its history"
+                                                                        : "not a member");
     members_release(m);
     conv_release(c);
     return;

@@ -68,30 +68,34 @@ static void delete_done(task_t *t) {
   free(d);
 }
 
-static void expired_each(void *arg, int64_t id, const char *cid, int kind) {
-  sweep_t *sw = arg;
-  im_t *im = sw->w->im;
-  /* Load it (if it is not cached) and mark it deleted before the delete is queued: from
-   * here on every lookup finds the tombstone instead of reloading the row. */
-  conv_t *c = conv_get(sw->w, cid, NULL);
-  if (!c) return;
+int conv_delete(im_worker_t *w, conv_t *c, int idle_only) {
+  /* Marked deleted before the delete is queued: from here on every lookup finds the
+   * tombstone instead of reloading the row. */
   pthread_mutex_lock(&c->mu);
-  int busy = kind == CONV_ROOM && atomic_load(&c->online) > 0; /* people are in it: not idle */
+  int busy = idle_only && c->kind == CONV_ROOM && atomic_load(&c->online) > 0; /* people are in it: not idle */
   if (!busy) c->deleted = 1;
   pthread_mutex_unlock(&c->mu);
   if (busy) {
     conv_release(c);
-    return;
+    return 0;
   }
   delete_job_t *d = xcalloc(1, sizeof *d);
-  d->im = im;
+  d->im = w->im;
   d->conv = c;
-  d->j.conv = id;
+  d->j.conv = c->id;
   d->j.job.type = JOB_CONV_DELETE;
-  d->j.job.worker = sw->w->idx;
+  d->j.job.worker = w->idx;
   d->j.job.task.fn = delete_done;
-  store_submit(im->store, &d->j.job);
-  sw->deleted++;
+  store_submit(w->im->store, &d->j.job);
+  return 1;
+}
+
+static void expired_each(void *arg, int64_t id, const char *cid, int kind) {
+  sweep_t *sw = arg;
+  (void)id;
+  (void)kind;
+  conv_t *c = conv_get(sw->w, cid, NULL); /* loads it if it is not cached */
+  if (c && conv_delete(sw->w, c, 1)) sw->deleted++;
 }
 
 void im_worker_sweep(im_worker_t *w, int64_t now) {

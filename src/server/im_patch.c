@@ -20,6 +20,8 @@
 #define PATCHES_PER_REQUEST 20
 #define CATCH_UP_MAX 200
 
+typedef struct patch_job patch_job_t;
+
 typedef struct {
   im_t *im;
   reply_to_t rt; /* the WebSocket request, or zeroed for a REST one (done) */
@@ -27,9 +29,11 @@ typedef struct {
   int pending, failed;
   int64_t patch_ts;
   uint64_t skip;
+  patch_job_t *jobs[PATCHES_PER_REQUEST]; /* kept until all committed: reply first, then pushes */
+  size_t njobs;
 } patch_batch_t;
 
-typedef struct {
+struct patch_job {
   job_msg_patch_t j;
   patch_batch_t *batch;
   conv_t *conv;
@@ -37,7 +41,7 @@ typedef struct {
   char **mention_pids;
   size_t n_mentions;
   int recall;
-} patch_job_t;
+};
 
 /* Patch timestamps are unique and increasing, so a client's lastPatchTime cursor never
  * skips a patch made in the same millisecond. */
@@ -104,32 +108,36 @@ static void patch_job_free(patch_job_t *pj) {
   free(pj);
 }
 
+/* Each patch's commit lands here; the last one answers the request, and only then do the
+ * members hear of the patches that were stored — the reply goes before any notification
+ * (a client that starts listening once answered misses nothing). */
 static void patch_done(task_t *t) {
   patch_job_t *pj = (patch_job_t *)t;
   patch_batch_t *b = pj->batch;
   im_worker_t *w = b->im->workers[worker_current()];
   if (pj->j.job.result < 0) b->failed = 1;
-  else patch_push(w, pj);
-  if (--b->pending == 0) {
-    if (b->done.fn) {
-      json_t *res = json_pack("{s:I}", "patchTs", (json_int_t)b->patch_ts);
-      im_done(w, &b->done, b->failed ? LC_INTERNAL_ERROR : 0, res);
-      json_decref(res);
-    } else if (b->failed) {
-      reply_error_async(w, &b->rt, LC_INTERNAL_ERROR, "the change could not be stored");
-    } else {
-      lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
-      Lc__PatchCommand pm = LC__PATCH_COMMAND__INIT;
-      PB_SET(out, cmd, LC__COMMAND_TYPE__patch);
-      PB_SET(out, op, LC__OP_TYPE__modified);
-      out.patchmessage = &pm;
-      PB_SET(pm, lastpatchtime, b->patch_ts);
-      reply_async(w, &b->rt, &out);
-    }
-    reply_to_free(&b->rt);
-    free(b);
+  if (--b->pending > 0) return;
+  if (b->done.fn) {
+    json_t *res = json_pack("{s:I}", "patchTs", (json_int_t)b->patch_ts);
+    im_done(w, &b->done, b->failed ? LC_INTERNAL_ERROR : 0, res);
+    json_decref(res);
+  } else if (b->failed) {
+    reply_error_async(w, &b->rt, LC_INTERNAL_ERROR, "the change could not be stored");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__PatchCommand pm = LC__PATCH_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__patch);
+    PB_SET(out, op, LC__OP_TYPE__modified);
+    out.patchmessage = &pm;
+    PB_SET(pm, lastpatchtime, b->patch_ts);
+    reply_async(w, &b->rt, &out);
   }
-  patch_job_free(pj);
+  for (size_t i = 0; i < b->njobs; i++) {
+    if (b->jobs[i]->j.job.result >= 0) patch_push(w, b->jobs[i]); /* what was stored is told */
+    patch_job_free(b->jobs[i]);
+  }
+  reply_to_free(&b->rt);
+  free(b);
 }
 
 typedef struct {
@@ -145,8 +153,11 @@ static int take_msg(void *arg, const msg_view_t *m) {
   return 1;
 }
 
-/* Validates one patch of `from` and builds its job; returns 0 or a protocol error code. */
-static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, patch_job_t **out) {
+/* Validates one patch of `from` and builds its job; returns 0 or a protocol error code.
+ * as_client: a client's own patch, which must pass what a send would (msg_may_send:
+ * membership, blacklist, shut-up) — a client removed from a conversation no longer rewrites
+ * what it said there; the REST API acts with the app's authority and skips that. */
+static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_client, patch_job_t **out) {
   im_t *im = w->im;
   int recall = it->has_recall && it->recall;
   if (recall && !im->cfg->message_recall) return LC_MESSAGE_RECALL_DISABLED;
@@ -160,6 +171,12 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, patch_jo
   int code = 0;
   if (!f.found || strcmp(f.mid, it->mid) != 0) code = LC_MESSAGE_NOT_FOUND;
   else if (strcmp(f.sender, from) != 0) code = LC_MESSAGE_OWNERSHIP_REQUIRED;
+  if (!code && as_client) {
+    members_t *m;
+    const char *detail;
+    code = msg_may_send(c, from, &m, &detail);
+    members_release(m);
+  }
   size_t len = recall ? strlen(RECALLED) : it->has_binarymsg ? it->binarymsg.len : it->data ? strlen(it->data) : 0;
   if (!code && len > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
   free(f.sender);
@@ -200,8 +217,10 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, patch_jo
 }
 
 static void submit_all(patch_batch_t *b, patch_job_t **jobs, size_t n) {
+  b->njobs = n;
   for (size_t i = 0; i < n; i++) {
     patch_job_t *pj = jobs[i];
+    b->jobs[i] = pj;
     pj->batch = b;
     pj->j.patch_ts = b->patch_ts;
     pj->j.job.type = JOB_MSG_PATCH;
@@ -318,7 +337,7 @@ void im_patch_modify(req_t *r) {
   }
   patch_job_t *jobs[PATCHES_PER_REQUEST];
   for (size_t i = 0; i < n; i++) {
-    int code = prepare(r->w, r->s->client_id, r->cmd->patchmessage->patches[i], &jobs[i]);
+    int code = prepare(r->w, r->s->client_id, r->cmd->patchmessage->patches[i], 1, &jobs[i]);
     if (code) {
       for (size_t k = 0; k < i; k++) patch_job_free(jobs[k]); /* none was submitted */
       reply_error(r, code, NULL);
@@ -343,7 +362,7 @@ int im_rest_patch(im_worker_t *w, const char *cid, const char *mid, const char *
     it.data = (char *)data; /* NUL-terminated by the caller */
   }
   patch_job_t *job;
-  int code = prepare(w, from, &it, &job);
+  int code = prepare(w, from, &it, 0, &job);
   if (code) return code;
   patch_batch_t *b = xcalloc(1, sizeof *b);
   b->done = *done;

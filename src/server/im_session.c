@@ -18,7 +18,6 @@
 #include "token.h"
 #include "utf8.h"
 
-#define CLIENT_ID_MAX 64
 
 /* Every session/open is answered, with its i or without one. Java's automatic re-login
  * after a reconnect carries none (LCSession.reopen → openWithSessionToken with requestId
@@ -221,8 +220,8 @@ void im_session_open(req_t *r) {
     hex_encode(rnd, sizeof rnd, anon + 5);
     peer = anon;
   }
-  if (utf8_chars(peer) > CLIENT_ID_MAX) {
-    open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters");
+  if (!utf8_client_id_ok(peer)) { /* §9.1; and an id is framed and hashed as it is (utf8.h) */
+    open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters of UTF-8, no control characters");
     return;
   }
   int reconnect = sm->has_r && sm->r;
@@ -259,6 +258,8 @@ void im_session_open(req_t *r) {
     }
   }
   session_t *s = session_find(r->link, peer);
+  uint64_t held[16]; /* older sessions this login pushes out: kicked once it is answered */
+  size_t nheld = 0;
   if (!s && r->link->nsessions >= im->cfg->max_sessions_per_conn) {
     open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
     free(tag);
@@ -268,7 +269,6 @@ void im_session_open(req_t *r) {
     /* <clientId, tag> is unique: an explicit login pushes the older session out (4111);
      * an automatic re-login loses to the session that is there (§3.1) */
     pthread_mutex_lock(&im->sso_mu);
-    uint64_t held[16];
     size_t n = presence_get_tagged(im->presence, peer, tag, held, 16);
     if (n && reconnect) {
       pthread_mutex_unlock(&im->sso_mu);
@@ -276,7 +276,7 @@ void im_session_open(req_t *r) {
       free(tag);
       return;
     }
-    for (size_t i = 0; i < n && i < 16; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
+    nheld = n < 16 ? n : 16;
     s = session_new(r->w, r->link, peer, tag, sm->has_configbitmap ? sm->configbitmap : 0);
     pthread_mutex_unlock(&im->sso_mu);
   } else if (!s) {
@@ -288,6 +288,8 @@ void im_session_open(req_t *r) {
   r->s = s;
   send_opened(r, s);
   metric_inc(M_LOGINS_OK);
+  /* the reply first, then what it causes (the older sessions' session/closed 4111) */
+  for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
   im_daily_note(s->client_id, now_ms());
   if (sm->devicetoken) push_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
   if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {

@@ -49,6 +49,7 @@ static void unread_sum(void *arg, const unread_view_t *u) {
 void rest_unread_count(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 0) < 0) return;
   const char *client = http_path_param(r, "client_id");
+  if (!rest_client_id_ok(c, r, client, "the client id in the path")) return;
   char *only = http_query_param(r, "conv_id");
   unread_sum_t s = {0, only};
   if (store_unread(c->w->imw->reader, client, 0, 1000, unread_sum, &s) < 0)
@@ -62,6 +63,7 @@ void rest_unread_count(conn_t *c, const http_req_t *r) {
 void rest_kick(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   const char *client = http_path_param(r, "client_id");
+  if (!rest_client_id_ok(c, r, client, "the client id in the path")) return;
   json_t *body = rest_body_json(r);
   const char *reason = json_string_value(json_object_get(body, "reason"));
   if (reason && utf8_chars(reason) > 20) {
@@ -134,7 +136,7 @@ static void user_sign_me_done(void *arg, const httpc_result_t *res) {
   im_worker_t *w = us->im->workers[worker_current()];
   json_t *user = res->status ? json_loadb(res->body, res->len, 0, NULL) : NULL;
   const char *id = json_string_value(json_object_get(user, "objectId"));
-  if (res->status != 200 || !id || !*id || utf8_chars(id) > 64) {
+  if (res->status != 200 || !utf8_client_id_ok(id)) { /* its objectId becomes the client id */
     log_at(LOG_WARN, "rtm/sign: users_url answered %ld%s%s", res->status, res->error ? ": " : "", res->error ? res->error : "");
     json_decref(user);
     int status = res->status;

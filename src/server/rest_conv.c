@@ -68,6 +68,17 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
     rest_bad(c, r, "m must be an array of client ids");
     return;
   }
+  for (size_t i = 0; i < json_array_size(m); i++) {
+    if (!rest_client_id_ok(c, r, json_string_value(json_array_get(m, i)), "each of m")) {
+      json_decref(body);
+      return;
+    }
+  }
+  json_t *cv = json_object_get(body, "c");
+  if (cv && !rest_client_id_ok(c, r, json_string_value(cv), "c (the creator)")) {
+    json_decref(body);
+    return;
+  }
   create_job_t *cj = xcalloc(1, sizeof *cj);
   cj->im = w->im;
   conv_row_t *row = &cj->j.row;
@@ -77,8 +88,7 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
     char **ids = xcalloc(n + 1, sizeof(char *));
     size_t k = 0;
     for (size_t i = 0; i < n && k < cap; i++) {
-      const char *s = json_string_value(json_array_get(m, i));
-      if (s && *s && utf8_chars(s) <= 64) ids[k++] = (char *)s;
+      ids[k++] = (char *)json_string_value(json_array_get(m, i)); /* checked above */
     }
     members_t *sorted = members_new(ids, k);
     free(ids);
@@ -111,7 +121,7 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
   if (json_is_string(json_object_get(body, "name"))) json_object_set(cj->answer, "name", json_object_get(body, "name"));
   if (unique) {
     char hex[33];
-    conv_unique_id(row->members, row->nmembers, hex);
+    conv_unique_id(row->members, row->nmembers, 0, hex);
     row->unique_id = xstrdup(hex);
     json_object_set_new(doc, "uniqueId", json_string(hex));
     json_object_set_new(cj->answer, "uniqueId", json_string(hex));
@@ -301,9 +311,7 @@ static void subscription(conn_t *c, const http_req_t *r, int add) {
   if (rest_check_app(c, r, 1) < 0) return;
   json_t *body = add ? rest_body_json(r) : NULL;
   const char *id = add ? json_string_value(json_object_get(body, "client_id")) : http_path_param(r, "client_id");
-  if (!id || !*id || utf8_chars(id) > 64) {
-    rest_bad(c, r, "client_id (1 to 64 characters) is required");
-  } else {
+  if (rest_client_id_ok(c, r, id, "client_id")) {
     conv_t *conv = rest_path_conv(c, r);
     if (conv) {
       im_done_t d;
@@ -361,6 +369,7 @@ void rest_subscriber_count(conn_t *c, const http_req_t *r) {
  * → the service conversations the client subscribes to, same rows. */
 void rest_client_subscriptions(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
+  if (!rest_client_id_ok(c, r, http_path_param(r, "client_id"), "the client id in the path")) return;
   char *after = http_query_param(r, "conv_id");
   pairs_t p = {json_array(), NULL, http_path_param(r, "client_id")};
   if (store_client_convs(c->w->imw->reader, p.client, CONV_SYSTEM, after, rest_page_limit(r, 50, 1000), subscriber_row, &p) < 0) {
@@ -535,8 +544,8 @@ void rest_temp_silence(conn_t *c, const http_req_t *r) {
   json_t *body = rest_body_json(r);
   const char *id = json_string_value(json_object_get(body, "client_id"));
   json_t *ttl = json_object_get(body, "ttl");
-  if (!id || !*id || utf8_chars(id) > 64) {
-    rest_bad(c, r, "client_id (1 to 64 characters) is required");
+  if (!rest_client_id_ok(c, r, id, "client_id")) {
+    /* answered */
   } else if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 || json_integer_value(ttl) > 86400) {
     rest_bad(c, r, "ttl must be a number of seconds from 1 to 86400 (24 hours)");
   } else {
@@ -557,8 +566,8 @@ void rest_temp_unsilence(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   char *id = http_query_param(r, "client_id");
   conv_t *conv = NULL;
-  if (!id || !*id || utf8_chars(id) > 64) {
-    rest_bad(c, r, "client_id (1 to 64 characters) is required");
+  if (!rest_client_id_ok(c, r, id, "client_id")) {
+    /* answered */
   } else if ((conv = rest_path_conv(c, r))) {
     int64_t until = 0;
     int rc = store_conv_set_expiry(c->w->imw->reader, conv->id, SET_SHUTUP, id, &until);
@@ -626,8 +635,10 @@ void rest_info_set(conn_t *c, const http_req_t *r) {
   const char *role = json_string_value(json_object_get(body, "role"));
   info_owner_t o = {info_id, NULL};
   conv_t *conv = NULL;
-  if (!json_is_object(body) || !role || (!info_id && (!client || !*client || utf8_chars(client) > 64))) {
-    rest_bad(c, r, info_id ? "role is required" : "clientId (1 to 64 characters) and role are required");
+  if (!json_is_object(body) || !role || (!info_id && !client)) {
+    rest_bad(c, r, info_id ? "role is required" : "clientId and role are required");
+  } else if (client && !rest_client_id_ok(c, r, client, "clientId")) {
+    /* answered */
   } else if ((conv = rest_path_conv(c, r))) {
     if (info_id && store_member_infos(c->w->imw->reader, conv->id, info_owner, &o) < 0) {
       http_respond_error(c, r, 500, 1, "storage failed");

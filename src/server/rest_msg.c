@@ -52,8 +52,10 @@ static void send_message(conn_t *c, const http_req_t *r, int mode, int global) {
   char **to = json_is_object(body) ? rest_string_array(json_object_get(body, "to_clients"), 20, &nto) : NULL;
   im_worker_t *w = c->w->imw;
   int sys = rest_path_kind(r) == CONV_SYSTEM;
-  if (!json_is_object(body) || !from || !*from || utf8_chars(from) > 64 || !text) {
+  if (!json_is_object(body) || !from || !text) {
     rest_bad(c, r, "from_client (a client id) and message (a string) are required");
+  } else if (!rest_client_id_ok(c, r, from, "from_client")) {
+    /* answered */
   } else if (global && (!conv_id || !*conv_id)) {
     rest_bad(c, r, "conv_id (a service conversation) is required");
   } else if (valid_till && (!json_is_integer(valid_till) || json_integer_value(valid_till) <= now ||
@@ -108,9 +110,9 @@ static void patch_message(conn_t *c, const http_req_t *r, int recall) {
   char *text = json_is_string(message) ? xstrdup(json_string_value(message))
                : json_is_object(message) ? json_dumps(message, JSON_COMPACT)
                                          : NULL;
-  if (!json_is_object(body) || !from || !*from || (!recall && !text)) {
+  if (!json_is_object(body) || !from || (!recall && !text)) {
     rest_bad(c, r, recall ? "from_client (the sender) is required" : "from_client (the sender) and message are required");
-  } else {
+  } else if (rest_client_id_ok(c, r, from, "from_client")) {
     conv_t *conv = rest_path_conv(c, r);
     if (conv) {
       im_done_t d;
@@ -134,6 +136,11 @@ void rest_delete_message(conn_t *c, const http_req_t *r) {
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
   char *from = http_query_param(r, "from_client");
+  if (from && *from && !rest_client_id_ok(c, r, from, "from_client")) {
+    free(from);
+    conv_release(conv);
+    return;
+  }
   im_done_t d;
   rest_wait_t *wt = rest_wait(c, rest_shape_empty, conv->cid);
   int code = im_rest_delete(c->w->imw, conv, http_path_param(r, "mid"), from && *from ? from : NULL, rest_done(wt, &d));
@@ -146,6 +153,8 @@ void rest_delete_message(conn_t *c, const http_req_t *r) {
  * include_stop&reversed&limit — newest first unless reversed; limit default 100, max 1000. */
 void rest_history(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
+  const char *viewer = http_path_param(r, "client_id"); /* …/subscribers/:client_id/messages */
+  if (viewer && !rest_client_id_ok(c, r, viewer, "the client id in the path")) return;
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
   char *msgid = http_query_param(r, "msgid"), *till = http_query_param(r, "till_msgid");
@@ -154,7 +163,7 @@ void rest_history(conn_t *c, const http_req_t *r) {
   if (limit > 1000) limit = 1000;
   json_t *arr;
   /* …/subscribers/:client_id/messages: what that subscriber may read */
-  if (im_rest_history(c->w->imw, conv, http_path_param(r, "client_id"), msgid, rest_qint(r, "timestamp", 0), till, rest_qint(r, "till_timestamp", 0),
+  if (im_rest_history(c->w->imw, conv, viewer, msgid, rest_qint(r, "timestamp", 0), till, rest_qint(r, "till_timestamp", 0),
                       rest_qbool(r, "include_start"), rest_qbool(r, "include_stop"), rest_qbool(r, "reversed"), limit, &arr) < 0)
     http_respond_error(c, r, 500, 1, "history failed");
   else
@@ -258,10 +267,7 @@ static void app_bound(const http_req_t *r, const char *mid_key, const char *ts_k
 void rest_app_history(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   const char *sender = http_path_param(r, "client_id");
-  if (sender && utf8_chars(sender) > 64) {
-    rest_bad(c, r, "client_id is at most 64 characters");
-    return;
-  }
+  if (sender && !rest_client_id_ok(c, r, sender, "the client id in the path")) return;
   app_hist_t *h = xcalloc(1, sizeof *h);
   h->w = c->w;
   h->conn = c->id;

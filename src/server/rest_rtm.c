@@ -1,6 +1,7 @@
 /* rest_rtm.c — the server-to-server REST API, /1.2/rtm/… (protocol.md §7): the plumbing
  * its handlers share (rest_rtm.h) and the route table. The handlers are in rest_conv.c
  * (conversations and their lists), rest_msg.c (messages) and rest_client.c (clients). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,14 @@ conv_t *rest_path_conv(conn_t *c, const http_req_t *r) {
   return rest_find_conv(c, r, http_path_param(r, "cid"), rest_path_kind(r));
 }
 
+int rest_client_id_ok(conn_t *c, const http_req_t *r, const char *id, const char *what) {
+  if (utf8_client_id_ok(id)) return 1;
+  char msg[200];
+  snprintf(msg, sizeof msg, "%s must be a client id: 1 to 64 characters of UTF-8, no control characters", what);
+  http_respond_error(c, r, 400, LC_INVALID_LOGIN, msg);
+  return 0;
+}
+
 /* client_ids from a JSON body as a C array (borrowed strings); NULL after a 400. */
 char **rest_client_ids(conn_t *c, const http_req_t *r, json_t *body, size_t *n) {
   if (!json_is_object(body)) {
@@ -72,9 +81,13 @@ char **rest_client_ids(conn_t *c, const http_req_t *r, json_t *body, size_t *n) 
   char **v = xcalloc(*n, sizeof(char *));
   for (size_t i = 0; i < *n; i++) {
     const char *s = json_string_value(json_array_get(ids, i));
-    if (!s || !*s || utf8_chars(s) > 64) {
+    if (!s) {
       free(v);
-      rest_bad(c, r, "client_ids must be strings of 1 to 64 characters");
+      rest_bad(c, r, "client_ids must be strings");
+      return NULL;
+    }
+    if (!rest_client_id_ok(c, r, s, "each of client_ids")) {
+      free(v);
       return NULL;
     }
     v[i] = (char *)s;
@@ -152,7 +165,7 @@ char **rest_string_array(json_t *a, size_t max, size_t *n) {
   char **v = xcalloc(json_array_size(a) + 1, sizeof(char *));
   for (size_t i = 0; i < json_array_size(a); i++) {
     const char *s = json_string_value(json_array_get(a, i));
-    if (!s || !*s || utf8_chars(s) > 64) {
+    if (!utf8_client_id_ok(s)) {
       free(v);
       return NULL;
     }

@@ -33,11 +33,14 @@ void rest_im_error(conn_t *c, const http_req_t *r, int code, const char *detail)
  * answers 404 itself and returns NULL. rest_path_conv: the :cid of the path's kind. */
 conv_t *rest_find_conv(conn_t *c, const http_req_t *r, const char *cid, int kind);
 conv_t *rest_path_conv(conn_t *c, const http_req_t *r);
-/* body's client_ids (1 to 500 ids of 1 to 64 characters) as a borrowed array the caller
- * frees; NULL after answering 400 (also when body is not a JSON object). */
+/* 1 when id (may be NULL) is a client id as utf8_client_id_ok has it; else answers 400 with
+ * code 4103 INVALID_LOGIN naming `what`, and returns 0. */
+int rest_client_id_ok(conn_t *c, const http_req_t *r, const char *id, const char *what);
+/* body's client_ids (1 to 500 client ids) as a borrowed array the caller frees; NULL after
+ * answering 400 (also when body is not a JSON object; 4103 for a malformed id). */
 char **rest_client_ids(conn_t *c, const http_req_t *r, json_t *body, size_t *n);
-/* A JSON array of at most max ids as a borrowed array (n set; absent: empty), or NULL
- * when it is anything else. */
+/* A JSON array of at most max client ids as a borrowed array (n set; absent: empty), or
+ * NULL when it is anything else. */
 char **rest_string_array(json_t *a, size_t max, size_t *n);
 int64_t rest_qint(const http_req_t *r, const char *key, int64_t def); /* query parameters */
 int rest_qbool(const http_req_t *r, const char *key);                /* "true" or "1" */

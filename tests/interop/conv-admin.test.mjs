@@ -6,10 +6,10 @@
 // + kicked / membersblocked + membersleft, 4548 on re-join). Each step asserts the events
 // of the initiator, the target and a third member, in order, and that a member offline
 // throughout finds nothing queued.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, uid, createConversationSeen, modeSuite } from '../lib/interop-util.mjs';
+import { MODES, Clients, uid, createConversationSeen, modeSuite, waitFor } from '../lib/interop-util.mjs';
 import { recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies } from '../lib/issue3-interop.mjs';
 
 const sorted = (a) => [...a].sort();
@@ -152,12 +152,15 @@ describe('member_roles on (JS SDK)', () => {
   let server;
   let env;
   before(async () => { server = await startServer({ env: { TERN_MEMBER_ROLES: '1' } }); });
-  after(async () => {
+  afterEach(async () => {
     if (env) await env.closeAll();
+    env = null;
+  });
+  after(async () => {
     if (server) await server.stop();
   });
 
-  it('a plain member cannot add or remove others (4320); the owner cannot quit or be removed (4324)', async () => {
+  it('a plain member cannot add or remove others (4320); with a Manager the owner cannot quit or be removed (4324)', async () => {
     env = new Clients(server);
     const tom = await env.login(uid('tom'));
     const jerry = await env.login(uid('jerry'));
@@ -166,8 +169,8 @@ describe('member_roles on (JS SDK)', () => {
     const jconv = await jerry.getConversation(conv.id);
     await assert.rejects(jconv.add([uid('x')]), (e) => e.code === 4320 && e.message === 'CONVERSATION_OPERATION_UNAUTHORIZED');
     await assert.rejects(jconv.remove([spike.id]), (e) => e.code === 4320);
-    await assert.rejects(conv.quit(), (e) => e.code === 4324 && e.message === 'CONVERSATION_NEED_OWNER');
     await conv.updateMemberRole(jerry.id, 'Manager');
+    await assert.rejects(conv.quit(), (e) => e.code === 4324 && e.message === 'CONVERSATION_NEED_OWNER');
     const r = await jconv.remove([tom.id, spike.id]);
     assert.deepEqual(r.successfulClientIds, [spike.id]);
     assert.equal(r.failures.length, 1);
@@ -175,5 +178,21 @@ describe('member_roles on (JS SDK)', () => {
     assert.deepEqual(r.failures[0].clientIds, [tom.id]);
     const [seen] = await tom.getQuery().equalTo('objectId', conv.id).find();
     assert.deepEqual(sorted(seen.members), sorted([tom.id, jerry.id]));
+  });
+
+  it('the creator of a conversation without Managers may quit and join again, the Owner once back (issue #11 point 19)', async () => {
+    env = new Clients(server);
+    const tom = await env.login(uid('tom'));
+    const jerry = await env.login(uid('jerry'));
+    const conv = await createConversationSeen(tom, { members: [jerry.id], unique: false }, [jerry]);
+    const jconv = await jerry.getConversation(conv.id);
+    const left = waitFor(jerry, 'membersleft');
+    await conv.quit();
+    assert.deepEqual((await left)[0].members, [tom.id]);
+    await assert.rejects(conv.muteMembers([jerry.id]), (e) => e.code === 4320, 'no powers while out');
+    await conv.join();
+    const r = await conv.muteMembers([jerry.id]);
+    assert.deepEqual(r.successfulClientIds, [jerry.id], 'the Owner again');
+    await assert.rejects(jconv.send(new jerry.sdk.TextMessage('hush')), (e) => e.code === 4563);
   });
 });

@@ -132,13 +132,13 @@ test('§3.4 temporary conversation past its TTL: 4323 for send, count, update, a
     let i = 100;
     for (const [cl, cmd] of cases) {
       i += 1;
-      assertError(await cl.request({ ...cmd, i }), i, 4323, 'TEMPORARY_CONVERSATION_EXPIRED');
+      assertError(await cl.request({ ...cmd, i }), i, 4323, ''); // an empty reason: the SDKs show their own text
     }
     await eventually(async () => {
       const r = await A.request({ cmd: 'conv', op: 'query', convMessage: { tempConvIds: [cid] } });
       return JSON.parse(r.convMessage.results.data).length === 0;
     }, 5000, 'the sweep deletes the expired temporary conversation');
-    assertError(await A.request({ cmd: 'direct', i: 200, directMessage: { cid, msg: TEXT('gone') } }), 200, 4323, 'TEMPORARY_CONVERSATION_EXPIRED');
+    assertError(await A.request({ cmd: 'direct', i: 200, directMessage: { cid, msg: TEXT('gone') } }), 200, 4323, ''); // an empty reason: the SDKs show their own text
   });
 });
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "base64.h"
+#include "crypto.h"
 #include "config.h"
 #include "err.h"
 #include "htab.h"
@@ -16,6 +17,7 @@
 #include "presence.h"
 #include "timeutil.h"
 #include "token.h"
+#include "utf8.h"
 #include "ws_frame.h"
 
 static void test_ws_header_roundtrip(void **state) {
@@ -211,6 +213,59 @@ static void test_config(void **state) {
   config_free(&cfg);
 }
 
+static void test_client_id(void **state) {
+  static const char *const good[] = {"a", "Tom", "0123", "a b", "_-.@:/", "\xe5\xa5\xbd", "\xf0\x9f\x98\x80",
+                                     "\xc2\x80" /* U+0080 */, "\xef\xbf\xbf" /* U+FFFF */,
+                                     "\xf4\x8f\xbf\xbf" /* U+10FFFF */, NULL};
+  for (int i = 0; good[i]; i++) assert_true(utf8_client_id_ok(good[i]));
+  static const char *const bad[] = {"", "a\nb", "\t", "a\x1f", "\x7f", "a\x80", "\xc0\xaf" /* overlong / */,
+                                    "\xe0\x80\xaf" /* overlong */, "\xed\xa0\x80" /* surrogate */,
+                                    "\xf4\x90\x80\x80" /* > U+10FFFF */, "\xf5\x80\x80\x80", "\xe5\xa5" /* cut */,
+                                    "\xff", NULL};
+  for (int i = 0; bad[i]; i++) assert_false(utf8_client_id_ok(bad[i]));
+  assert_false(utf8_client_id_ok(NULL));
+  char id[4 * 65 + 1] = "";
+  for (int i = 0; i < 64; i++) strcat(id, "\xf0\x9f\x98\x80"); /* 64 emoji, 256 bytes */
+  assert_true(utf8_client_id_ok(id));
+  strcat(id, "a");
+  assert_false(utf8_client_id_ok(id));
+  memset(id, 'x', 64);
+  id[64] = 0;
+  assert_true(utf8_client_id_ok(id));
+  id[64] = 'x';
+  id[65] = 0;
+  assert_false(utf8_client_id_ok(id));
+}
+
+static void hash_of(const char *text, char out[33]) {
+  uint8_t d[16];
+  md5(text, strlen(text), d);
+  hex_encode(d, 16, out);
+}
+
+static void test_unique_id(void **state) {
+  char got[33], want[33];
+  /* ordinary ids keep the form tern always used: each id and a newline */
+  char *ab[] = {"alice", "bob"};
+  conv_unique_id(ab, 2, 0, got);
+  hash_of("alice\nbob\n", want);
+  assert_string_equal(got, want);
+  /* an id holding '\n' no longer reads like two ids */
+  char *forged[] = {"alice\nbob"};
+  conv_unique_id(forged, 1, 0, got);
+  assert_string_not_equal(got, want);
+  char *split[] = {"a", "b\nc"}, *split2[] = {"a\nb", "c"};
+  char other[33];
+  conv_unique_id(split, 2, 0, got);
+  conv_unique_id(split2, 2, 0, other);
+  assert_string_not_equal(got, other);
+  /* a temporary conversation's differs from a normal one's over the same members */
+  conv_unique_id(ab, 2, 1, got);
+  conv_unique_id(ab, 2, 0, other);
+  assert_string_not_equal(got, other);
+  assert_int_equal(strlen(got), 32);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ws_header_roundtrip), cmocka_unit_test(test_ws_header_rejects),
@@ -218,7 +273,8 @@ int main(void) {
       cmocka_unit_test(test_base64),              cmocka_unit_test(test_iso),
       cmocka_unit_test(test_token),               cmocka_unit_test(test_msgid),
       cmocka_unit_test(test_htab),                cmocka_unit_test(test_presence),
-      cmocka_unit_test(test_config),
+      cmocka_unit_test(test_config),              cmocka_unit_test(test_client_id),
+      cmocka_unit_test(test_unique_id),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
