@@ -3,15 +3,17 @@
 #include "ipcount.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 
-typedef struct entry {
-  struct entry *next;
+typedef struct ipcount_entry {
+  struct ipcount_entry *next;
   long n;
+  _Atomic int64_t out; /* bytes queued to this address's connections */
   char ip[46];
 } entry_t;
 
@@ -48,32 +50,36 @@ static entry_t **find(ipcount_t *t, const char *ip) {
   return pp;
 }
 
-int ipcount_add(ipcount_t *t, const char *ip, long limit) {
+ipcount_entry_t *ipcount_add(ipcount_t *t, const char *ip, long limit) {
   pthread_mutex_lock(&t->mu);
   entry_t **pp = find(t, ip);
   if (!*pp) {
     *pp = xcalloc(1, sizeof **pp);
     snprintf((*pp)->ip, sizeof (*pp)->ip, "%s", ip);
   }
-  int rc = 0;
-  if (limit > 0 && (*pp)->n >= limit) rc = -1;
-  else (*pp)->n++;
+  entry_t *e = *pp;
+  if (limit > 0 && e->n >= limit) e = NULL;
+  else e->n++;
   if ((*pp)->n == 0) { /* refused its first: nothing to keep */
-    entry_t *e = *pp;
-    *pp = e->next;
-    free(e);
+    entry_t *gone = *pp;
+    *pp = gone->next;
+    free(gone);
   }
   pthread_mutex_unlock(&t->mu);
-  return rc;
+  return e;
 }
 
-void ipcount_del(ipcount_t *t, const char *ip) {
+void ipcount_del(ipcount_t *t, ipcount_entry_t *e) {
+  if (!e) return;
   pthread_mutex_lock(&t->mu);
-  entry_t **pp = find(t, ip);
-  if (*pp && --(*pp)->n <= 0) {
-    entry_t *e = *pp;
-    *pp = e->next;
+  if (--e->n <= 0) {
+    entry_t **pp = find(t, e->ip);
+    if (*pp == e) *pp = e->next;
     free(e);
   }
   pthread_mutex_unlock(&t->mu);
 }
+
+int64_t ipcount_out_add(ipcount_entry_t *e, int64_t delta) { return atomic_fetch_add(&e->out, delta) + delta; }
+
+int64_t ipcount_out(const ipcount_entry_t *e) { return atomic_load(&((ipcount_entry_t *)e)->out); }
