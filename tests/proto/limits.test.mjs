@@ -155,6 +155,36 @@ test('§6/§7 connections per IP (max_conns_per_ip=6): the next gets HTTP 429 JS
     await by.check();
   }));
 
+test('§6/§7 connections in all (max_conns=5, issue #11 point 7): the next gets HTTP 503 JSON and is closed; a closed one frees its slot; /metrics counts the refusals', () =>
+  withServer({ TERN_MAX_CONNS: '5', TERN_MAX_CONNS_PER_IP: '0' }, async (srv) => {
+    const mine = [];
+    for (let k = 0; k < 5; k++) {
+      mine.push(await connect(srv));
+      await login(mine[k], uid(`all${k}`));
+    }
+    const s = await tcp(srv);
+    s.write(`GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Protocol: lc.protobuf2.3\r\n\r\n`);
+    const { data, how } = await drainUntilClosed(s, 3000);
+    assert.notEqual(how, 'timeout', 'the refused connection is closed');
+    const text = data.toString();
+    assert.match(text, /^HTTP\/1\.1 503 /, text);
+    const json = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(json, { code: 503, error: 'the server is at its connection limit' });
+    await assert.rejects(connect(srv), (e) => e.statusCode === 503, 'a WebSocket client sees 503');
+    for (const c of mine) await c.echo(); // the five are unaffected
+    // two closed: one slot for a new client, one for /metrics
+    await mine.pop().close();
+    await mine.pop().close();
+    const again = await until(() => connect(srv).catch(() => null), 2000, 'a slot after closing one');
+    await login(again, uid('again'));
+    await again.echo();
+    const m = await until(() => httpRequest(srv, { path: '/metrics' }).catch(() => null), 2000, '/metrics');
+    assert.ok(Number(/^tern_connections_refused_total\{limit="server"\} (\d+)$/m.exec(m.body)?.[1]) >= 2, m.body);
+    const lines = logCount(srv, /over max_conns \(5 open\), refused/);
+    assert.ok(lines >= 1 && lines <= 2, `${lines} lines for 2 refusals a few ms apart: a line a second at most`);
+    await again.close();
+  }));
+
 // ---------------------------------------------------------------- frame size → close 4109
 
 test('§1.1/§6 4109 max_frame=1024: oversized frames close FRAME_TOO_LONG, also one only announced in its header; nobody else notices', () =>
