@@ -105,17 +105,29 @@ static void acct_sync(conn_t *c) {
   size_t q = c->reaping ? 0 : conn_queued(c);
   if (q == c->acct) return;
   int64_t d = (int64_t)q - (int64_t)c->acct;
+  size_t was = c->acct;
   c->acct = q;
   worker_t *w = c->w;
   server_t *srv = w->srv;
   int64_t total = atomic_fetch_add(&srv->out_queued, d) + d;
-  int64_t ip = c->ipe ? ipcount_out_add(c->ipe, d) : 0;
+  int64_t ip = 0;
+  if (c->ipe) {
+    ip = ipcount_out_add(c->ipe, d);
+    ipcount_top_update(c->ipe, was, q, w->idx);
+  }
   if (d <= 0) return;
   if (q > atomic_load_explicit(&w->out_max, memory_order_relaxed)) atomic_store(&w->out_max, q);
   const tern_config_t *cfg = srv->cfg;
   if ((cfg->output_limit_total > 0 && total > cfg->output_limit_total) ||
-      (cfg->output_limit_ip > 0 && ip > cfg->output_limit_ip))
+      (cfg->output_limit_ip > 0 && ip > cfg->output_limit_ip)) {
+    /* Shed now: one loop iteration can queue a lot (a 100 KB message to a few hundred
+     * backed-up members is tens of MB), so waiting for the drain would let a cap be
+     * passed by that much. Dropping only marks connections (they are reaped later), so
+     * this is safe in any write's call stack. Once this iteration has left the drop to
+     * another worker, further writes do not scan again; the drain does. */
     w->shed = 1;
+    if (!w->shed_deferred) conn_shed(w);
+  }
 }
 
 static void drop_queue(conn_t *c, const char *limit, long cap, atomic_ulong *counter) {
@@ -127,20 +139,35 @@ static void drop_queue(conn_t *c, const char *limit, long cap, atomic_ulong *cou
 }
 
 void conn_shed(worker_t *w) {
+  w->shed = 0;
   server_t *srv = w->srv;
   const tern_config_t *cfg = srv->cfg;
+  int ip_left = 0; /* an address over its cap whose largest queue another worker holds */
   for (;;) {
     /* this worker's largest queue, and its largest from an address over output_limit_ip */
     conn_t *big = NULL, *big_ip = NULL;
     for (conn_t *c = w->all; c; c = c->next) {
       if (c->reaping || !c->acct) continue;
       if (!big || c->acct > big->acct) big = c;
-      if (cfg->output_limit_ip > 0 && c->ipe && ipcount_out(c->ipe) > cfg->output_limit_ip &&
+      if (!ip_left && cfg->output_limit_ip > 0 && c->ipe && ipcount_out(c->ipe) > cfg->output_limit_ip &&
           (!big_ip || c->acct > big_ip->acct))
         big_ip = c;
     }
     atomic_store(&w->out_max, big ? big->acct : 0);
     if (big_ip) {
+      /* The address's largest queue goes first, wherever it is: when its record names
+       * another worker that may still hold it (its largest queue is at least that big),
+       * that worker is asked to drop it. */
+      size_t top;
+      int tw;
+      ipcount_top(big_ip->ipe, &top, &tw);
+      if (tw >= 0 && tw != w->idx && tw < srv->nworkers && srv->workers[tw] && top > big_ip->acct &&
+          atomic_load(&srv->workers[tw]->out_max) >= top) {
+        worker_wake_shed(srv, tw);
+        w->shed_deferred = 1;
+        ip_left = 1;
+        continue;
+      }
       drop_queue(big_ip, "output_limit_ip", cfg->output_limit_ip, &srv->out_dropped_ip);
       continue;
     }
@@ -160,6 +187,7 @@ void conn_shed(worker_t *w) {
     }
     if (other >= 0 && (most > big->acct || (most == big->acct && other < w->idx))) {
       worker_wake_shed(srv, other);
+      w->shed_deferred = 1;
       return;
     }
     drop_queue(big, "output_limit_total", cfg->output_limit_total, &srv->out_dropped_total);

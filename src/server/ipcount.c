@@ -14,6 +14,7 @@ typedef struct ipcount_entry {
   struct ipcount_entry *next;
   long n;
   _Atomic int64_t out; /* bytes queued to this address's connections */
+  _Atomic uint64_t top; /* largest queue << 16 | worker + 1 (0: none), one word so the pair stays whole */
   char ip[46];
 } entry_t;
 
@@ -83,3 +84,23 @@ void ipcount_del(ipcount_t *t, ipcount_entry_t *e) {
 int64_t ipcount_out_add(ipcount_entry_t *e, int64_t delta) { return atomic_fetch_add(&e->out, delta) + delta; }
 
 int64_t ipcount_out(const ipcount_entry_t *e) { return atomic_load(&((ipcount_entry_t *)e)->out); }
+
+#define TOP_MAX (((uint64_t)1 << 48) - 1)
+
+void ipcount_top_update(ipcount_entry_t *e, size_t was, size_t now, int worker) {
+  uint64_t q = now < TOP_MAX ? now : TOP_MAX, w = (uint64_t)(worker + 1) & 0xffff;
+  uint64_t cur = atomic_load(&e->top);
+  for (;;) {
+    uint64_t tq = cur >> 16, tw = cur & 0xffff, next;
+    if (q > tq) next = q << 16 | w;
+    else if (tw == w && tq == (was < TOP_MAX ? was : TOP_MAX)) next = q ? q << 16 | w : 0;
+    else return;
+    if (next == cur || atomic_compare_exchange_weak(&e->top, &cur, next)) return;
+  }
+}
+
+void ipcount_top(const ipcount_entry_t *e, size_t *bytes, int *worker) {
+  uint64_t cur = atomic_load(&((ipcount_entry_t *)e)->top);
+  *bytes = (size_t)(cur >> 16);
+  *worker = (int)(cur & 0xffff) - 1;
+}

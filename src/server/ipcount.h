@@ -6,6 +6,7 @@
 #ifndef TERN_IPCOUNT_H
 #define TERN_IPCOUNT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct ipcount ipcount_t;
@@ -20,5 +21,12 @@ void ipcount_del(ipcount_t *t, ipcount_entry_t *e);
 /* The bytes queued to the address's connections: adds delta, returns the new sum. */
 int64_t ipcount_out_add(ipcount_entry_t *e, int64_t delta);
 int64_t ipcount_out(const ipcount_entry_t *e);
+/* The address's largest single queue as last reported, and the worker holding it, so the
+ * worker that finds the address over output_limit_ip can leave the drop to the worker with
+ * the largest queue. A worker reports each change of one of its queues from `was` to `now`
+ * bytes: a queue larger than the record becomes the record; the record's own queue
+ * shrinking (or going, now 0) updates or clears it. *worker is -1 when none is known. */
+void ipcount_top_update(ipcount_entry_t *e, size_t was, size_t now, int worker);
+void ipcount_top(const ipcount_entry_t *e, size_t *bytes, int *worker);
 
 #endif

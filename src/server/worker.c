@@ -70,6 +70,7 @@ void worker_schedule_reap(worker_t *w, conn_t *c) {
  * both the prepare and check phases so output queued by timers, I/O callbacks or inbox
  * tasks leaves in the same iteration. */
 static void drain(worker_t *w) {
+  w->shed_deferred = 0;
   im_worker_tick(w->imw);
   while (w->flush_list) {
     conn_t *c = w->flush_list;
@@ -78,10 +79,8 @@ static void drain(worker_t *w) {
     conn_flush(c);
   }
   /* over output_limit_ip or output_limit_total: drop the largest queues (conn.c) */
-  if (w->shed || (atomic_load_explicit(&w->shed_wanted, memory_order_relaxed) && atomic_exchange(&w->shed_wanted, 0))) {
-    w->shed = 0;
+  if (w->shed || (atomic_load_explicit(&w->shed_wanted, memory_order_relaxed) && atomic_exchange(&w->shed_wanted, 0)))
     conn_shed(w);
-  }
   while (w->reap_list) {
     conn_t *c = w->reap_list;
     w->reap_list = c->reap_next;

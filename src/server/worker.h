@@ -35,10 +35,11 @@ struct worker {
   size_t accepted;     /* connections accepted since start (/metrics) */
   /* Output accounting (conn.c): the largest queue this worker holds, as it last knew it,
    * for the other workers to compare with theirs; shed: a queue grew past
-   * output_limit_ip or output_limit_total, so drain() sheds before the loop sleeps;
+   * output_limit_ip or output_limit_total and the drop waits for drain();
    * shed_wanted: another worker asks this one to look (its queue may be the largest). */
   atomic_size_t out_max;
   int shed;
+  int shed_deferred; /* this iteration already asked another worker to drop its largest */
   atomic_int shed_wanted;
   im_worker_t *imw;
   uint8_t readbuf[WORKER_READBUF];
