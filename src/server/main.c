@@ -223,7 +223,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
   if (rc != 0) {
     int e = log_open(srv->cfg->log_file);
     if (e < 0) log_at(LOG_ERROR, "SIGHUP: cannot reopen log_file %s: %s", srv->cfg->log_file, strerror(-e));
-    log_at(LOG_ERROR, "SIGHUP: the configuration has an error, nothing changed: %.*s", (int)strcspn(errs ? errs : "", "\n"),
+    log_write(LOG_ERROR, "SIGHUP: the configuration has an error, nothing changed: %.*s", (int)strcspn(errs ? errs : "", "\n"),
            errs ? errs : "");
     free(errs);
     config_free(&next);
@@ -234,8 +234,9 @@ static void on_sighup(uv_signal_t *h, int signum) {
   server_with_workers_parked(srv, apply_reload, &r);
   int e = log_open(srv->cfg->log_file);
   if (e < 0) log_at(LOG_ERROR, "SIGHUP: cannot open log_file %s: %s", srv->cfg->log_file, strerror(-e));
-  log_at(LOG_INFO, "SIGHUP: log reopened; reloaded: %s", r.applied.len ? buf_cstr(&r.applied) : "nothing changed");
-  if (r.ignored.len) log_at(LOG_WARN, "SIGHUP: changed but only applied at a restart: %s", buf_cstr(&r.ignored));
+  /* whatever the (new) level: whoever sent the signal wants to know what it did */
+  log_write(LOG_INFO, "SIGHUP: log reopened; reloaded: %s", r.applied.len ? buf_cstr(&r.applied) : "nothing changed");
+  if (r.ignored.len) log_write(LOG_WARN, "SIGHUP: changed but only applied at a restart: %s", buf_cstr(&r.ignored));
   buf_free(&r.applied);
   buf_free(&r.ignored);
   config_free(&next);
