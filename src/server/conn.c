@@ -97,10 +97,12 @@ void conn_accept(worker_t *w, int fd) {
 /* ---- output accounting (output_limit_ip, output_limit_total) ----
  *
  * What a handler queues normally leaves in the same loop iteration, so it is counted only
- * once it has outlived a flush: after each flush, and on each write while a uv_write is
- * still in flight, c->acct is brought to the queue's size and the difference goes to the
- * address's and the server's sums. The hot path (a reader that keeps up) touches no
- * shared counter. A sum past its cap asks the worker to shed before the loop sleeps. */
+ * once it has outlived a flush: after each flush, and while a connection is backed up (a
+ * uv_write in flight, or bytes counted already) on each ACCT_STEP more it is written,
+ * c->acct is brought to the queue's size and the difference goes to the address's and the
+ * server's sums. A reader that keeps up touches no shared counter, and a backed-up one
+ * only every ACCT_STEP bytes between flushes. A sum past its cap sheds at once. */
+#define ACCT_STEP (16 * 1024)
 static void acct_sync(conn_t *c) {
   size_t q = c->reaping ? 0 : conn_queued(c);
   if (q == c->acct) return;
@@ -259,7 +261,7 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
   buf_reserve(&c->out, total);
   for (int i = 0; i < nbufs; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
   worker_schedule_flush(c->w, c);
-  if (c->writing || c->acct) acct_sync(c); /* backed up: this write will outlive the flush */
+  if ((c->writing || c->acct) && conn_queued(c) >= c->acct + ACCT_STEP) acct_sync(c); /* backed up */
   return 0;
 }
 

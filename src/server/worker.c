@@ -93,7 +93,10 @@ static void on_check(uv_check_t *h) { drain(h->data); }
 
 void worker_wake_shed(server_t *srv, int idx) {
   worker_t *w = srv->workers[idx];
-  if (atomic_exchange(&w->shed_wanted, 1) == 0) uv_async_send(&w->async);
+  if (atomic_exchange(&w->shed_wanted, 1) != 0) return; /* asked already, not yet looked */
+  pthread_mutex_lock(&w->mu); /* as worker_post: a loop that has ended is not woken */
+  if (!w->dead) uv_async_send(&w->async);
+  pthread_mutex_unlock(&w->mu);
 }
 
 static void on_tick(uv_timer_t *h) {
