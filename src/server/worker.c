@@ -7,8 +7,9 @@
  * binds the address: on Linux that fails with EADDRINUSE whenever any other socket holds
  * it, and ternd refuses to start (docs/architecture.md, "Listening").
  *
- * Connections are accepted here rather than by uv_listen: when accept() fails for want of
- * descriptors (EMFILE, ENFILE) or memory, libuv's listener calls back and tries again at
+ * Connections are accepted here rather than by uv_listen: once descriptors run out
+ * (EMFILE), libuv's listener accepts and drops connections with a spare descriptor, and
+ * when another thread has taken that one it calls back with EMFILE and tries again at
  * once, for ever, at full CPU. This one stops watching the socket and tries again after
  * ACCEPT_BACKOFF_MS; the connections wait in the kernel's queue meanwhile, and the ones
  * already open go on as usual.
