@@ -108,7 +108,8 @@ static int lock_data_dir(const char *dir) {
     pid[n > 0 ? n : 0] = 0;
     pid[strcspn(pid, "\n")] = 0;
     if (e == EWOULDBLOCK)
-      log_at(LOG_ERROR, "data directory %s is in use by another ternd%s%s%s (lock %s): stop it, or give this one another data_dir",
+      log_at(LOG_ERROR,
+             "data directory %s is in use by another ternd%s%s%s (lock %s): stop it, or give this one another data_dir",
              dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", path);
     else
       log_at(LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
@@ -170,7 +171,8 @@ static void warn_unsigned(const server_t *srv) {
   log_at(LOG_WARN,
          "listening on %s, reachable from other machines, with %s%s%s off: anyone who can connect can %s "
          "(as on LeanCloud with signatures off); set %s%s%s and sign in the app's server (docs/security.md)",
-         srv->bound, cfg->sign_login ? "" : "login signatures", !cfg->sign_login && !cfg->sign_conversation ? " and " : "",
+         srv->bound, cfg->sign_login ? "" : "login signatures",
+         !cfg->sign_login && !cfg->sign_conversation ? " and " : "",
          cfg->sign_conversation ? "" : "conversation signatures",
          !cfg->sign_login ? "log in as any client id" : "start, join or change any conversation it names",
          cfg->sign_login ? "" : "TERN_SIGN_LOGIN=1", !cfg->sign_login && !cfg->sign_conversation ? " and " : "",
@@ -223,8 +225,8 @@ static void on_sighup(uv_signal_t *h, int signum) {
   if (rc != 0) {
     int e = log_open(srv->cfg->log_file);
     if (e < 0) log_at(LOG_ERROR, "SIGHUP: cannot reopen log_file %s: %s", srv->cfg->log_file, strerror(-e));
-    log_write(LOG_ERROR, "SIGHUP: the configuration has an error, nothing changed: %.*s", (int)strcspn(errs ? errs : "", "\n"),
-           errs ? errs : "");
+    log_write(LOG_ERROR, "SIGHUP: the configuration has an error, nothing changed: %.*s",
+              (int)strcspn(errs ? errs : "", "\n"), errs ? errs : "");
     free(errs);
     config_free(&next);
     return;

@@ -140,8 +140,17 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
       return;
     /* the one connection went wrong (accept(2): Linux passes pending network errors on),
      * or a signal: take the next */
-    case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN:
-    case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:
       continue;
     default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until something closes */
       err = errno;
@@ -149,8 +158,9 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
   }
   if (!err) return; /* a full batch: more next iteration */
   atomic_fetch_add(&w->srv->accept_errors, 1);
-  log_limited(&accept_log, LOG_WARN, "accept: %s; not accepting for %d ms (connections wait in the queue, open ones go on)",
-              strerror(err), ACCEPT_BACKOFF_MS);
+  log_limited(&accept_log, LOG_WARN,
+              "accept: %s; not accepting for %d ms (connections wait in the queue, open ones go on)", strerror(err),
+              ACCEPT_BACKOFF_MS);
   uv_poll_stop(&w->listener);
   uv_timer_start(&w->listen_retry, listen_resume, ACCEPT_BACKOFF_MS, 0);
 }
