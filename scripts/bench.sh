@@ -36,7 +36,7 @@ start_server() {
   dir=$(mktemp -d -p "$tmp")
   : >"$tmp/ternd.out"
   TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_LOG_LEVEL=warn \
-  TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 \
+  TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
     "$ternd" >"$tmp/ternd.out" 2>>"$tmp/ternd.err" &
   server_pid=$!
   for _ in $(seq 200); do # wait for the "listening on" line, not a fixed sleep

@@ -42,6 +42,55 @@ static const option_t *find(const char *name) {
   return NULL;
 }
 
+/* The option a spelling names: case and '-' for '_' do not matter (--log-level, TERN_...). */
+static const option_t *lookup(const char *name) {
+  char norm[64];
+  size_t n = strlen(name);
+  if (n == 0 || n >= sizeof norm) return NULL;
+  for (size_t i = 0; i <= n; i++) norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+  return find(norm);
+}
+
+/* What a running ternd applies on SIGHUP: options read where they are used, on the
+ * workers' threads (which config_reload's caller holds still), never copied at start. The
+ * rest (addresses, keys, storage, hooks, push) need a restart. */
+static const char *const reloadable[] = {
+    "log_level",      "log_file",         "log_frames",    "max_conn_rate",  "max_client_rate",
+    "max_conns_per_ip", "max_conns",      "max_sessions_per_conn", "output_limit", "output_limit_ip",
+    "output_limit_total", "max_frame",    "max_message",   "max_file_size",  "max_members",
+    "idle_timeout",   "login_timeout",
+};
+
+int config_reloadable(const char *name) {
+  for (size_t i = 0; i < sizeof reloadable / sizeof reloadable[0]; i++)
+    if (strcmp(reloadable[i], name) == 0) return 1;
+  return 0;
+}
+
+void config_reload(tern_config_t *cur, const tern_config_t *next, config_change_cb changed, void *arg) {
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const option_t *o = &options[i];
+    char *to = (char *)cur + o->offset;
+    const char *from = (const char *)next + o->offset;
+    int differs = o->type == T_STR   ? strcmp(*(char **)to, *(char *const *)from) != 0
+                  : o->type == T_INT ? *(long *)to != *(const long *)from
+                                     : *(int *)to != *(const int *)from;
+    if (!differs) continue;
+    int apply = config_reloadable(o->name);
+    if (apply) {
+      if (o->type == T_STR) {
+        free(*(char **)to);
+        *(char **)to = xstrdup(*(char *const *)from);
+      } else if (o->type == T_INT) {
+        *(long *)to = *(const long *)from;
+      } else {
+        *(int *)to = *(const int *)from;
+      }
+    }
+    if (changed) changed(o->name, apply, arg);
+  }
+}
+
 void config_defaults(tern_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -63,11 +112,7 @@ void config_free(tern_config_t *cfg) {
 }
 
 int config_set(tern_config_t *cfg, const char *name, const char *value, char *err, size_t errlen) {
-  char norm[64];
-  size_t n = strlen(name);
-  if (n == 0 || n >= sizeof norm) goto unknown;
-  for (size_t i = 0; i <= n; i++) norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
-  const option_t *o = find(norm);
+  const option_t *o = lookup(name);
   if (!o) goto unknown;
   char *field = (char *)cfg + o->offset;
   if (o->type == T_STR) {
@@ -144,10 +189,10 @@ int config_parse_text(tern_config_t *cfg, const char *text, char *err, size_t er
   return rc;
 }
 
-static int load_file(tern_config_t *cfg, const char *path) {
+static int load_file(tern_config_t *cfg, const char *path, FILE *errs) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    fprintf(stderr, "ternd: cannot open config file %s: %s\n", path, strerror(errno));
+    fprintf(errs, "ternd: cannot open config file %s: %s\n", path, strerror(errno));
     return TERN_ECONFIG;
   }
   buf_t b = BUF_INIT;
@@ -157,7 +202,7 @@ static int load_file(tern_config_t *cfg, const char *path) {
   fclose(f);
   char err[256];
   int rc = config_parse_text(cfg, buf_cstr(&b), err, sizeof err);
-  if (rc < 0) fprintf(stderr, "ternd: %s: %s\n", path, err);
+  if (rc < 0) fprintf(errs, "ternd: %s: %s\n", path, err);
   buf_free(&b);
   return rc;
 }
@@ -168,7 +213,9 @@ static void env_name(const char *name, char *out, size_t outlen) {
   out[o] = 0;
 }
 
-int config_load(tern_config_t *cfg, int argc, char **argv) {
+int config_load(tern_config_t *cfg, int argc, char **argv) { return config_load_to(cfg, argc, argv, stderr); }
+
+int config_load_to(tern_config_t *cfg, int argc, char **argv, FILE *errs) {
   char err[256];
   config_defaults(cfg);
   /* the config file name may come from the environment or a flag; find it first */
@@ -184,41 +231,44 @@ int config_load(tern_config_t *cfg, int argc, char **argv) {
       return 1;
     }
   }
-  if (file && *file && load_file(cfg, file) < 0) return TERN_ECONFIG;
+  if (file && *file && load_file(cfg, file, errs) < 0) return TERN_ECONFIG;
   for (size_t i = 0; i < N_OPTIONS; i++) {
     char env[80];
     env_name(options[i].name, env, sizeof env);
     const char *v = getenv(env);
     if (v && config_set(cfg, options[i].name, v, err, sizeof err) < 0) {
-      fprintf(stderr, "ternd: %s: %s\n", env, err);
+      fprintf(errs, "ternd: %s: %s\n", env, err);
       return TERN_ECONFIG;
     }
   }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strncmp(a, "--", 2) != 0) {
-      fprintf(stderr, "ternd: unexpected argument \"%s\" (see --help)\n", a);
+    if (strncmp(a, "--", 2) != 0 || !a[2]) {
+      fprintf(errs, "ternd: unexpected argument \"%.200s\" (options are --name=value; see --help)\n", a);
       return TERN_ECONFIG;
     }
     a += 2;
-    char name[64];
-    const char *value;
     const char *eq = strchr(a, '=');
-    if (eq) {
-      snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
-      value = eq + 1;
-    } else {
-      snprintf(name, sizeof name, "%s", a);
-      const option_t *o = find(name);
-      if (o && o->type == T_BOOL) value = "1";
-      else if (i + 1 < argc) value = argv[++i];
-      else {
-        fprintf(stderr, "ternd: --%s needs a value\n", name);
-        return TERN_ECONFIG;
-      }
+    size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), a);
+    /* An unknown flag is reported as such, before anything else is made of it (a
+     * misspelt boolean must not swallow the next argument as its value). */
+    const option_t *o = nl < sizeof name ? lookup(name) : NULL;
+    if (!o) {
+      fprintf(errs, "ternd: unknown option --%.*s (see --help)\n", (int)(nl < 200 ? nl : 200), a);
+      return TERN_ECONFIG;
     }
-    if (config_set(cfg, name, value, err, sizeof err) < 0) {
-      fprintf(stderr, "ternd: --%s\n", err);
+    const char *value;
+    if (eq) value = eq + 1;
+    else if (o->type == T_BOOL) value = "1";
+    else if (i + 1 < argc) value = argv[++i];
+    else {
+      fprintf(errs, "ternd: --%s needs a value\n", o->name);
+      return TERN_ECONFIG;
+    }
+    if (config_set(cfg, o->name, value, err, sizeof err) < 0) {
+      fprintf(errs, "ternd: --%s\n", err);
       return TERN_ECONFIG;
     }
   }
@@ -232,23 +282,25 @@ static void default_text(const option_t *o, char *out, size_t n) {
 }
 
 void config_help(FILE *out) {
-  fprintf(out, "usage: ternd [--option=value ...]\n\nEvery option may also be set as TERN_<OPTION> in the "
+  fprintf(out, "usage: ternd [--option=value ...] | --version | --help\n\nEvery option may also be set as TERN_<OPTION> in the "
                "environment or as `option = value` in the --config file.\n\n");
   for (size_t i = 0; i < N_OPTIONS; i++) {
     char def[96], env[80];
     default_text(&options[i], def, sizeof def);
     env_name(options[i].name, env, sizeof env);
-    fprintf(out, "  --%-22s %s\n  %-24s default %s, env %s\n", options[i].name, options[i].help, "", def, env);
+    fprintf(out, "  --%-22s %s\n  %-24s default %s, env %s%s\n", options[i].name, options[i].help, "", def, env,
+            config_reloadable(options[i].name) ? ", reloaded on SIGHUP" : "");
   }
 }
 
 void config_markdown(FILE *out) {
-  fprintf(out, "| option | environment | default | range | meaning |\n|---|---|---|---|---|\n");
+  fprintf(out, "| option | environment | default | range | on SIGHUP | meaning |\n|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < N_OPTIONS; i++) {
     char def[96], env[80], range[64] = "";
     default_text(&options[i], def, sizeof def);
     env_name(options[i].name, env, sizeof env);
     if (options[i].type == T_INT) snprintf(range, sizeof range, "%ld–%ld", options[i].min, options[i].max);
-    fprintf(out, "| `%s` | `%s` | `%s` | %s | %s |\n", options[i].name, env, def, range, options[i].help);
+    fprintf(out, "| `%s` | `%s` | `%s` | %s | %s | %s |\n", options[i].name, env, def, range,
+            config_reloadable(options[i].name) ? "reloaded" : "", options[i].help);
   }
 }

@@ -34,10 +34,13 @@
   X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave while there is a Manager (4320, 4324)") \
   X(max_conn_rate, INT, 2000, 0, 1000000, "commands per second one connection may send (burst 2x; 0 = no limit; 4116)") \
   X(max_client_rate, INT, 1000, 0, 1000000, "commands per second one logged-in client may send (burst 2x; 0 = no limit; 4116)") \
-  X(max_conns_per_ip, INT, 10000, 0, 1000000, "open connections from one IP address (0 = no limit; HTTP 429)") \
+  X(max_conns_per_ip, INT, 1000, 0, 1000000, "open connections from one IP address (0 = no limit; HTTP 429)") \
+  X(max_conns, INT, 0, 0, 100000000, "open connections in all; past it HTTP 503 (0 = the open-files limit less a reserve of 256 descriptors, or of a quarter below 1,024)") \
   X(debug_faults, BOOL, 0, 0, 1, "enable POST /debug/faults (master key) to inject storage failures in tests") \
   X(max_sessions_per_conn, INT, 64, 1, 4096, "clients multiplexed on one WebSocket")                \
   X(output_limit, INT, 8388608, 65536, 1073741824, "bytes queued to one slow connection before it is dropped") \
+  X(output_limit_ip, INT, 67108864, 0, 68719476736, "bytes queued to all slow connections from one IP address; past it the largest of their queues are dropped first (0 = no limit)") \
+  X(output_limit_total, INT, 536870912, 0, 68719476736, "bytes queued to all slow connections of the server; past it the largest queues are dropped first (0 = no limit)") \
   X(sign_login, BOOL, 0, 0, 1, "require a login signature (4102)")                                  \
   X(sign_conversation, BOOL, 0, 0, 1, "require signatures to start conversations and add/remove members (4302)") \
   X(sign_blacklist, BOOL, 0, 0, 1, "require signatures for blacklist changes (4546)")               \
@@ -75,6 +78,7 @@
   X(commit_interval, INT, 500, 0, 100000, "microseconds between group commits while messages keep coming (fewer, fuller commits; 0: commit as soon as the last one ends)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
+  X(log_file, STR, "", 0, 0, "append the log to this file instead of stderr; reopened on SIGHUP (log rotation)") \
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")
 
 typedef struct {
@@ -89,6 +93,8 @@ typedef struct {
 /* Fills defaults, then the file named by --config/TERN_CONFIG, the environment and argv.
  * Returns 0, 1 when --help was printed, or TERN_ECONFIG with a message on stderr. */
 int config_load(tern_config_t *cfg, int argc, char **argv);
+/* The same with the messages going to errs instead of stderr (SIGHUP logs them). */
+int config_load_to(tern_config_t *cfg, int argc, char **argv, FILE *errs);
 /* Parses one "name = value" assignment into cfg; used by the loaders and the fuzzer. */
 int config_set(tern_config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 /* Parses the text of a config file; err gets "line N: ..." on failure. */
@@ -96,6 +102,13 @@ int config_parse_text(tern_config_t *cfg, const char *text, char *err, size_t er
 void config_defaults(tern_config_t *cfg);
 void config_free(tern_config_t *cfg);
 void config_help(FILE *out);
+/* 1 when a running ternd applies a new value of the option on SIGHUP (config_reload). */
+int config_reloadable(const char *name);
+/* SIGHUP: copies into cur every reloadable option whose value differs in next (a fresh
+ * config_load); changed(name, applied, arg) hears of each differing option, applied 0 for
+ * those that need a restart. The caller makes sure no other thread reads cur meanwhile. */
+typedef void (*config_change_cb)(const char *name, int applied, void *arg);
+void config_reload(tern_config_t *cur, const tern_config_t *next, config_change_cb changed, void *arg);
 void config_markdown(FILE *out); /* the option table for docs/options.md */
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "http.h"
@@ -34,12 +35,30 @@ static size_t tls_queued(const conn_t *c) { return c->tls ? tls_queue(c->tls)->l
 
 size_t conn_queued(const conn_t *c) { return c->out.len + c->wbuf.len + tls_queued(c); }
 
-void conn_accept(worker_t *w, uv_stream_t *server) {
+static log_limit_t refuse_log, drop_log;
+
+/* An answer for a connection refused before it was read: plain HTTP, which both a REST
+ * client and a WebSocket upgrade understand, then close. */
+static void refuse(conn_t *c, int status, const char *phrase, const char *why) {
+  char head[200], body[160];
+  int bn = snprintf(body, sizeof body, "{\"code\":%d,\"error\":\"%s\"}", status, why);
+  int hn = snprintf(head, sizeof head,
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                    "Connection: close\r\n\r\n",
+                    status, phrase, bn);
+  uv_buf_t parts[2] = {uv_buf_init(head, (unsigned)hn), uv_buf_init(body, (unsigned)bn)};
+  conn_writev(c, parts, 2);
+  conn_close(c, 0, NULL);
+}
+
+void conn_accept(worker_t *w, int fd) {
+  server_t *srv = w->srv;
   conn_t *c = xcalloc(1, sizeof *c);
   c->w = w;
   uv_tcp_init(&w->loop, &c->tcp);
   c->tcp.data = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    close(fd);
     uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
     return;
   }
@@ -57,22 +76,125 @@ void conn_accept(worker_t *w, uv_stream_t *server) {
   if (w->all) w->all->prev = c;
   w->all = c;
   w->nconns++;
-  if (ipcount_add(w->srv->ips, c->ip, w->srv->cfg->max_conns_per_ip) < 0) {
-    static const char body[] = "{\"code\":429,\"error\":\"too many connections from this address\"}";
-    char head[160];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     sizeof body - 1);
-    log_at(LOG_WARN, "conn %s: over max_conns_per_ip, refused", c->ip);
-    uv_buf_t parts[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body, sizeof body - 1)};
-    conn_writev(c, parts, 2);
-    conn_close(c, 0, NULL);
+  /* Every connection holds a descriptor, a refused one too until its answer is out. */
+  long open = atomic_fetch_add(&srv->nconns, 1) + 1, cap = server_conn_cap(srv);
+  if (open > cap) {
+    atomic_fetch_add(&srv->refused_server, 1);
+    log_limited(&refuse_log, LOG_WARN, "conn %s: over max_conns (%ld open), refused", c->ip, cap);
+    refuse(c, 503, "Service Unavailable", "the server is at its connection limit");
     return;
   }
-  c->counted = 1;
-  if (w->srv->tls) c->tls = tls_conn_new(w->srv->tls);
+  c->ipe = ipcount_add(srv->ips, c->ip, srv->cfg->max_conns_per_ip);
+  if (!c->ipe) {
+    atomic_fetch_add(&srv->refused_ip, 1);
+    log_limited(&refuse_log, LOG_WARN, "conn %s: over max_conns_per_ip, refused", c->ip);
+    refuse(c, 429, "Too Many Requests", "too many connections from this address");
+    return;
+  }
+  if (srv->tls) c->tls = tls_conn_new(srv->tls);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- output accounting (output_limit_ip, output_limit_total) ----
+ *
+ * What a handler queues normally leaves in the same loop iteration, so it is counted only
+ * once it has outlived a flush: after each flush, and while a connection is backed up (a
+ * uv_write in flight, or bytes counted already) on each ACCT_STEP more it is written,
+ * c->acct is brought to the queue's size and the difference goes to the address's and the
+ * server's sums. A reader that keeps up touches no shared counter, and a backed-up one
+ * only every ACCT_STEP bytes between flushes. A sum past its cap sheds at once. */
+#define ACCT_STEP (16 * 1024)
+static void acct_sync(conn_t *c) {
+  size_t q = c->reaping ? 0 : conn_queued(c);
+  if (q == c->acct) return;
+  int64_t d = (int64_t)q - (int64_t)c->acct;
+  size_t was = c->acct;
+  c->acct = q;
+  worker_t *w = c->w;
+  server_t *srv = w->srv;
+  int64_t total = atomic_fetch_add(&srv->out_queued, d) + d;
+  int64_t ip = 0;
+  if (c->ipe) {
+    ip = ipcount_out_add(c->ipe, d);
+    ipcount_top_update(c->ipe, was, q, w->idx);
+  }
+  if (d <= 0) return;
+  if (q > atomic_load_explicit(&w->out_max, memory_order_relaxed)) atomic_store(&w->out_max, q);
+  const tern_config_t *cfg = srv->cfg;
+  if ((cfg->output_limit_total > 0 && total > cfg->output_limit_total) ||
+      (cfg->output_limit_ip > 0 && ip > cfg->output_limit_ip)) {
+    /* Shed now: one loop iteration can queue a lot (a 100 KB message to a few hundred
+     * backed-up members is tens of MB), so waiting for the drain would let a cap be
+     * passed by that much. Dropping only marks connections (they are reaped later), so
+     * this is safe in any write's call stack. Once this iteration has left the drop to
+     * another worker, further writes do not scan again; the drain does. */
+    w->shed = 1;
+    if (!w->shed_deferred) conn_shed(w);
+  }
+}
+
+static void drop_queue(conn_t *c, const char *limit, long cap, atomic_ulong *counter) {
+  atomic_fetch_add(counter, 1);
+  log_limited(&drop_log, LOG_WARN, "conn %s: %zu bytes queued, the largest while over %s (%ld): dropping it", c->ip,
+              c->acct, limit, cap);
+  conn_abort(c, 1008);
+  acct_sync(c); /* reaping now: its bytes leave the sums at once */
+}
+
+void conn_shed(worker_t *w) {
+  w->shed = 0;
+  server_t *srv = w->srv;
+  const tern_config_t *cfg = srv->cfg;
+  int ip_left = 0; /* an address over its cap whose largest queue another worker holds */
+  for (;;) {
+    /* this worker's largest queue, and its largest from an address over output_limit_ip */
+    conn_t *big = NULL, *big_ip = NULL;
+    for (conn_t *c = w->all; c; c = c->next) {
+      if (c->reaping || !c->acct) continue;
+      if (!big || c->acct > big->acct) big = c;
+      if (!ip_left && cfg->output_limit_ip > 0 && c->ipe && ipcount_out(c->ipe) > cfg->output_limit_ip &&
+          (!big_ip || c->acct > big_ip->acct))
+        big_ip = c;
+    }
+    atomic_store(&w->out_max, big ? big->acct : 0);
+    if (big_ip) {
+      /* The address's largest queue goes first, wherever it is: when its record names
+       * another worker that may still hold it (its largest queue is at least that big),
+       * that worker is asked to drop it. */
+      size_t top;
+      int tw;
+      ipcount_top(big_ip->ipe, &top, &tw);
+      if (tw >= 0 && tw != w->idx && tw < srv->nworkers && srv->workers[tw] && top > big_ip->acct &&
+          atomic_load(&srv->workers[tw]->out_max) >= top) {
+        worker_wake_shed(srv, tw);
+        w->shed_deferred = 1;
+        ip_left = 1;
+        continue;
+      }
+      drop_queue(big_ip, "output_limit_ip", cfg->output_limit_ip, &srv->out_dropped_ip);
+      continue;
+    }
+    if (!big || cfg->output_limit_total <= 0 || atomic_load(&srv->out_queued) <= cfg->output_limit_total) return;
+    /* Over the server's cap: the largest queue goes first, wherever it is. Another
+     * worker's figure may be out of date (it only rises between its own sheds); the one
+     * asked to look corrects it, and asks back when this one's is larger after all. */
+    int other = -1;
+    size_t most = 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+      if (i == w->idx || !srv->workers[i]) continue;
+      size_t m = atomic_load(&srv->workers[i]->out_max);
+      if (m > most) {
+        most = m;
+        other = i;
+      }
+    }
+    if (other >= 0 && (most > big->acct || (most == big->acct && other < w->idx))) {
+      worker_wake_shed(srv, other);
+      w->shed_deferred = 1;
+      return;
+    }
+    drop_queue(big, "output_limit_total", cfg->output_limit_total, &srv->out_dropped_total);
+  }
 }
 
 static void handle_input(conn_t *c, uint8_t *p, size_t n) {
@@ -131,13 +253,16 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
   for (int i = 0; i < nbufs; i++) total += bufs[i].len;
   size_t limit = (size_t)c->w->srv->cfg->output_limit;
   if (conn_queued(c) + total > limit) {
-    log_at(LOG_WARN, "conn %s: output queue over %zu bytes, dropping slow consumer", c->ip, limit);
+    atomic_fetch_add(&c->w->srv->out_dropped_conn, 1);
+    log_limited(&drop_log, LOG_WARN, "conn %s: output queue over %zu bytes, dropping slow consumer", c->ip, limit);
     conn_abort(c, 1008);
+    acct_sync(c);
     return TERN_E2BIG;
   }
   buf_reserve(&c->out, total);
   for (int i = 0; i < nbufs; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
   worker_schedule_flush(c->w, c);
+  if ((c->writing || c->acct) && conn_queued(c) >= c->acct + ACCT_STEP) acct_sync(c); /* backed up */
   return 0;
 }
 
@@ -156,6 +281,7 @@ static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
   c->writing = 0;
   buf_free(&c->wbuf);
+  acct_sync(c);
   if (status < 0) {
     conn_abort(c, 1006);
     return;
@@ -163,7 +289,14 @@ static void on_write(uv_write_t *req, int status) {
   if (c->out.len || tls_queued(c) || c->state == CONN_CLOSING || c->source) worker_schedule_flush(c->w, c);
 }
 
+static void flush(conn_t *c);
+
 void conn_flush(conn_t *c) {
+  flush(c);
+  acct_sync(c); /* what the kernel did not take now counts (or no longer does) */
+}
+
+static void flush(conn_t *c) {
   if (c->reaping || c->writing) return;
   /* With TLS, queued plaintext is sealed into records now (once the handshake is done) and
    * the records are what goes to the socket. */
@@ -279,7 +412,10 @@ void conn_reap(conn_t *c) {
     c->http = NULL;
   }
   htab_del(&w->conns, c->id);
-  if (c->counted) ipcount_del(w->srv->ips, c->ip);
+  acct_sync(c); /* reaping: its queue leaves the sums */
+  ipcount_del(w->srv->ips, c->ipe);
+  c->ipe = NULL;
+  atomic_fetch_sub(&w->srv->nconns, 1);
   if (c->prev) c->prev->next = c->next;
   else w->all = c->next;
   if (c->next) c->next->prev = c->prev;

@@ -4,7 +4,10 @@
  * incomplete, an output queue with a byte count and a hard limit that drops slow
  * consumers, and the timestamps the worker's 1-second sweep uses for the idle (4107) and
  * login (4108) timeouts. Handlers only append output; the worker flushes each connection
- * once per loop iteration with uv_try_write, the rest with uv_write (rule 15). A
+ * once per loop iteration with uv_try_write, the rest with uv_write (rule 15). A queue
+ * that outlives a flush also counts towards its address's and the server's totals
+ * (output_limit_ip, output_limit_total); past either, the largest such queues are dropped
+ * first, since their readers are the slowest (conn_shed). A
  * connection is never freed inside its own call stack: conn_close() marks it, the worker
  * reaps it before the loop sleeps (rule 8). */
 #ifndef TERN_CONN_H
@@ -48,7 +51,8 @@ struct conn {
   uint8_t reaping;    /* on the worker's reap list; uv_close pending */
   uint8_t writing;    /* a uv_write is in flight with wbuf */
   uint8_t close_sent; /* WebSocket close frame queued */
-  uint8_t counted;    /* counted in srv->ips */
+  struct ipcount_entry *ipe; /* its address in srv->ips (counted), NULL when refused */
+  size_t acct;        /* bytes of its queue counted in srv->out_queued and ipe */
   int close_code;     /* why it closes, for im (1000, 1006, 4107, ...) */
   int frag_opcode;    /* opcode of a fragmented message in progress, 0 if none */
   http_conn_t *http;  /* HTTP parser state, only while state == CONN_HTTP */
@@ -84,8 +88,12 @@ void conn_abort(conn_t *c, int code);
 void conn_pause_input(conn_t *c);
 void conn_resume_input(conn_t *c);
 
-/* Worker-side plumbing, called by worker.c. */
-void conn_accept(worker_t *w, uv_stream_t *server);
+/* Worker-side plumbing, called by worker.c. conn_accept takes over a socket accept()
+ * returned; conn_shed drops the largest queues while output_limit_ip or
+ * output_limit_total is exceeded — the server's largest, when the largest of all is on
+ * another worker, by asking that one to look (worker_wake_shed). */
+void conn_accept(worker_t *w, int fd);
+void conn_shed(worker_t *w);
 void conn_flush(conn_t *c);
 void conn_reap(conn_t *c);
 void conn_sweep(worker_t *w, int64_t now);

@@ -3,15 +3,18 @@
 #include "ipcount.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 
-typedef struct entry {
-  struct entry *next;
+typedef struct ipcount_entry {
+  struct ipcount_entry *next;
   long n;
+  _Atomic int64_t out; /* bytes queued to this address's connections */
+  _Atomic uint64_t top; /* largest queue << 16 | worker + 1 (0: none), one word so the pair stays whole */
   char ip[46];
 } entry_t;
 
@@ -48,32 +51,56 @@ static entry_t **find(ipcount_t *t, const char *ip) {
   return pp;
 }
 
-int ipcount_add(ipcount_t *t, const char *ip, long limit) {
+ipcount_entry_t *ipcount_add(ipcount_t *t, const char *ip, long limit) {
   pthread_mutex_lock(&t->mu);
   entry_t **pp = find(t, ip);
   if (!*pp) {
     *pp = xcalloc(1, sizeof **pp);
     snprintf((*pp)->ip, sizeof (*pp)->ip, "%s", ip);
   }
-  int rc = 0;
-  if (limit > 0 && (*pp)->n >= limit) rc = -1;
-  else (*pp)->n++;
+  entry_t *e = *pp;
+  if (limit > 0 && e->n >= limit) e = NULL;
+  else e->n++;
   if ((*pp)->n == 0) { /* refused its first: nothing to keep */
-    entry_t *e = *pp;
-    *pp = e->next;
-    free(e);
+    entry_t *gone = *pp;
+    *pp = gone->next;
+    free(gone);
   }
   pthread_mutex_unlock(&t->mu);
-  return rc;
+  return e;
 }
 
-void ipcount_del(ipcount_t *t, const char *ip) {
+void ipcount_del(ipcount_t *t, ipcount_entry_t *e) {
+  if (!e) return;
   pthread_mutex_lock(&t->mu);
-  entry_t **pp = find(t, ip);
-  if (*pp && --(*pp)->n <= 0) {
-    entry_t *e = *pp;
-    *pp = e->next;
+  if (--e->n <= 0) {
+    entry_t **pp = find(t, e->ip);
+    if (*pp == e) *pp = e->next;
     free(e);
   }
   pthread_mutex_unlock(&t->mu);
+}
+
+int64_t ipcount_out_add(ipcount_entry_t *e, int64_t delta) { return atomic_fetch_add(&e->out, delta) + delta; }
+
+int64_t ipcount_out(const ipcount_entry_t *e) { return atomic_load(&((ipcount_entry_t *)e)->out); }
+
+#define TOP_MAX (((uint64_t)1 << 48) - 1)
+
+void ipcount_top_update(ipcount_entry_t *e, size_t was, size_t now, int worker) {
+  uint64_t q = now < TOP_MAX ? now : TOP_MAX, w = (uint64_t)(worker + 1) & 0xffff;
+  uint64_t cur = atomic_load(&e->top);
+  for (;;) {
+    uint64_t tq = cur >> 16, tw = cur & 0xffff, next;
+    if (q > tq) next = q << 16 | w;
+    else if (tw == w && tq == (was < TOP_MAX ? was : TOP_MAX)) next = q ? q << 16 | w : 0;
+    else return;
+    if (next == cur || atomic_compare_exchange_weak(&e->top, &cur, next)) return;
+  }
+}
+
+void ipcount_top(const ipcount_entry_t *e, size_t *bytes, int *worker) {
+  uint64_t cur = atomic_load(&((ipcount_entry_t *)e)->top);
+  *bytes = (size_t)(cur >> 16);
+  *worker = (int)(cur & 0xffff) - 1;
 }

@@ -1,16 +1,23 @@
 /* main.c — ternd: configuration, app keys, storage, workers, signals.
  *
- * Start-up order matters: keys before anything that signs tokens, the store before the
- * IM state that reads through it, workers last. Shutdown is the reverse, with one twist:
- * workers stop first, then the store drains its queue (so every accepted write commits),
- * and only then are the workers' leftover completions released. */
+ * Start-up order matters: the data directory's lock before anything is written there,
+ * keys before anything that signs tokens, the store before the IM state that reads
+ * through it, workers last. Shutdown is the reverse, with one twist: workers stop first,
+ * then the store drains its queue (so every accepted write commits), and only then are the
+ * workers' leftover completions released. SIGHUP reopens the log file and applies the
+ * reloadable options (config.c) while the workers are parked; it never ends the process. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -26,6 +33,7 @@
 #include "server.h"
 #include "store.h"
 #include "web.h"
+#include "tern_version.h"
 
 static void random_key(char *out, size_t len) {
   static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -82,59 +90,226 @@ static int load_keys(server_t *srv) {
 
 static void post_to_worker(void *arg, int worker, task_t *t) { worker_post(arg, worker, t); }
 
+/* One ternd per data directory: a second one would share the database with it, and its
+ * app keys. The lock is flock(2) on <data_dir>/ternd.lock, held by the open descriptor for
+ * the process's life; the kernel drops it when the process dies however it dies, so a
+ * stale file from a killed ternd blocks nothing. The file holds the pid, for the message. */
+static int lock_data_dir(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/ternd.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    log_at(LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    if (e == EWOULDBLOCK)
+      log_at(LOG_ERROR,
+             "data directory %s is in use by another ternd%s%s%s (lock %s): stop it, or give this one another data_dir",
+             dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", path);
+    else
+      log_at(LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) log_at(LOG_WARN, "cannot write %s", path);
+  return fd; /* kept open, never closed: the lock lasts as long as the process */
+}
+
+/* Descriptors: each connection holds one, so the soft limit (often 1,024) is raised to the
+ * hard one, and max_conns (when 0) is derived from the result. */
+static long raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 1024;
+  rlim_t was = rl.rlim_cur;
+  if (rl.rlim_cur != RLIM_INFINITY && (rl.rlim_max == RLIM_INFINITY || rl.rlim_cur < rl.rlim_max)) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+      log_at(LOG_WARN, "open files: cannot raise the limit from %lu to %lu: %s", (unsigned long)was,
+             (unsigned long)rl.rlim_cur, strerror(errno));
+      rl.rlim_cur = was;
+    }
+  }
+  long n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30 ? 1L << 30 : (long)rl.rlim_cur;
+  if (rl.rlim_cur != was)
+    log_at(LOG_INFO, "open files: limit raised from %lu to %ld (the hard limit)", (unsigned long)was, n);
+  else
+    log_at(LOG_INFO, "open files: limit %ld (the hard limit is %lu)", n, (unsigned long)rl.rlim_max);
+  return n;
+}
+
+/* Is host:port (as server_start wrote srv->bound) on the loopback interface only? */
+static int bound_loopback(const char *bound) {
+  char host[80];
+  snprintf(host, sizeof host, "%s", bound);
+  char *colon = strrchr(host, ':');
+  if (colon) *colon = 0;
+  const char *h = host;
+  if (*h == '[') {
+    h++;
+    host[strlen(host) - 1] = 0;
+  }
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, h, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, h, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return 0;
+}
+
+/* Reachable from other machines with signatures off: anyone may log in as anyone (and
+ * start or join any conversation), as on LeanCloud with signatures off. Fine on a trusted
+ * network or for a demo; said once at start so nobody runs it that way unknowingly. */
+static void warn_unsigned(const server_t *srv) {
+  const tern_config_t *cfg = srv->cfg;
+  if (bound_loopback(srv->bound) || (cfg->sign_login && cfg->sign_conversation)) return;
+  log_at(LOG_WARN,
+         "listening on %s, reachable from other machines, with %s%s%s off: anyone who can connect can %s "
+         "(as on LeanCloud with signatures off); set %s%s%s and sign in the app's server (docs/security.md)",
+         srv->bound, cfg->sign_login ? "" : "login signatures",
+         !cfg->sign_login && !cfg->sign_conversation ? " and " : "",
+         cfg->sign_conversation ? "" : "conversation signatures",
+         !cfg->sign_login ? "log in as any client id" : "start, join or change any conversation it names",
+         cfg->sign_login ? "" : "TERN_SIGN_LOGIN=1", !cfg->sign_login && !cfg->sign_conversation ? " and " : "",
+         cfg->sign_conversation ? "" : "TERN_SIGN_CONVERSATION=1");
+}
+
 static uv_loop_t *main_loop;
+static server_t *the_server;
+static int saved_argc;
+static char **saved_argv;
 
 static void on_signal(uv_signal_t *h, int signum) {
   log_at(LOG_INFO, "signal %d: shutting down", signum);
   uv_stop(main_loop);
 }
 
+typedef struct {
+  tern_config_t *cur, *next;
+  buf_t applied, ignored;
+} reload_t;
+
+static void note_change(const char *name, int applied, void *arg) {
+  reload_t *r = arg;
+  buf_t *b = applied ? &r->applied : &r->ignored;
+  buf_printf(b, "%s%s", b->len ? ", " : "", name);
+}
+
+static void apply_reload(void *arg) { /* the workers are parked */
+  reload_t *r = arg;
+  config_reload(r->cur, r->next, note_change, r);
+  log_level = log_level_parse(r->cur->log_level);
+}
+
+/* SIGHUP: the configuration is read again as at start (file, environment, flags); the
+ * reloadable options take their new values, the log file is reopened (after a rotation it
+ * is a new file), and an error in the file changes nothing. */
+static void on_sighup(uv_signal_t *h, int signum) {
+  server_t *srv = the_server;
+  char *errs = NULL;
+  size_t errlen = 0;
+  FILE *ef = open_memstream(&errs, &errlen);
+  tern_config_t next;
+  int rc = config_load_to(&next, saved_argc, saved_argv, ef ? ef : stderr);
+  if (ef) fclose(ef);
+  if (rc == 0 && log_level_parse(next.log_level) < 0) {
+    rc = TERN_ECONFIG;
+    free(errs);
+    errs = xstrdup("ternd: log_level must be error, warn, info or debug\n");
+  }
+  if (rc != 0) {
+    int e = log_open(srv->cfg->log_file);
+    if (e < 0) log_at(LOG_ERROR, "SIGHUP: cannot reopen log_file %s: %s", srv->cfg->log_file, strerror(-e));
+    log_write(LOG_ERROR, "SIGHUP: the configuration has an error, nothing changed: %.*s",
+              (int)strcspn(errs ? errs : "", "\n"), errs ? errs : "");
+    free(errs);
+    config_free(&next);
+    return;
+  }
+  free(errs);
+  reload_t r = {.cur = srv->cfg, .next = &next, .applied = BUF_INIT, .ignored = BUF_INIT};
+  server_with_workers_parked(srv, apply_reload, &r);
+  int e = log_open(srv->cfg->log_file);
+  if (e < 0) log_at(LOG_ERROR, "SIGHUP: cannot open log_file %s: %s", srv->cfg->log_file, strerror(-e));
+  /* whatever the (new) level: whoever sent the signal wants to know what it did */
+  log_write(LOG_INFO, "SIGHUP: log reopened; reloaded: %s", r.applied.len ? buf_cstr(&r.applied) : "nothing changed");
+  if (r.ignored.len) log_write(LOG_WARN, "SIGHUP: changed but only applied at a restart: %s", buf_cstr(&r.ignored));
+  buf_free(&r.applied);
+  buf_free(&r.ignored);
+  config_free(&next);
+}
+
 int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--version")) {
+      printf("ternd %s (commit %s)\n", TERN_VERSION, TERN_COMMIT);
+      return 0;
+    }
+  /* Until the handler is in place a SIGHUP (a log rotation, say) must not end start-up. */
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  /* The database, its WAL, uploads, app.json and the log are the app's data and keys:
+   * whatever ternd creates is the owner's alone (files 0600, directories 0700). */
+  umask(077);
   tern_config_t cfg;
   int rc = config_load(&cfg, argc, argv);
-  if (rc == 1) {
+  if (rc != 0) {
     config_free(&cfg);
-    return 0;
+    return rc == 1 ? 0 : 2;
   }
-  if (rc < 0) return 2;
   int lvl = log_level_parse(cfg.log_level);
   if (lvl < 0) {
     fprintf(stderr, "ternd: log_level must be error, warn, info or debug\n");
+    config_free(&cfg);
     return 2;
   }
   log_level = lvl;
-  signal(SIGPIPE, SIG_IGN);
-  if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
-    log_at(LOG_ERROR, "cannot create data directory %s: %s", cfg.data_dir, strerror(errno));
-    return 1;
+  if (*cfg.log_file && (rc = log_open(cfg.log_file)) < 0) {
+    fprintf(stderr, "ternd: cannot open log_file %s: %s\n", cfg.log_file, strerror(-rc));
+    config_free(&cfg);
+    return 2;
   }
   server_t srv = {.cfg = &cfg};
+  int status = 1;
+  srv.nofile = raise_nofile();
+  if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+    log_at(LOG_ERROR, "cannot create data directory %s: %s", cfg.data_dir, strerror(errno));
+    goto fail;
+  }
+  if (lock_data_dir(cfg.data_dir) < 0) goto fail;
   srv.public_url = cfg.public_url && *cfg.public_url ? xstrdup(cfg.public_url) : NULL;
-  if (load_keys(&srv) < 0) return 1;
+  if (load_keys(&srv) < 0) goto fail;
 
   char dbpath[4096];
   snprintf(dbpath, sizeof dbpath, "%s/tern.db", cfg.data_dir);
   store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
                         .post_arg = &srv, .commit_interval_us = (int)cfg.commit_interval};
-  if (store_open(&so, &srv.store) < 0) return 1;
+  if (store_open(&so, &srv.store) < 0) goto fail;
   char filesdir[4096];
   snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);
   if (!*cfg.files_dir) strncat(filesdir, "/files", sizeof filesdir - strlen(filesdir) - 1);
-  if (files_open(filesdir, &srv.files) < 0) return 1;
-  if (web_open(cfg.web_root, &srv.web) < 0) return 1;
+  if (files_open(filesdir, &srv.files) < 0) goto fail;
+  if (web_open(cfg.web_root, &srv.web) < 0) goto fail;
   srv.ips = ipcount_new();
   if (*cfg.tls_cert || *cfg.tls_key) {
     if (!*cfg.tls_cert || !*cfg.tls_key) {
       log_at(LOG_ERROR, "tls_cert and tls_key go together");
-      return 1;
+      goto fail;
     }
-    if (tls_ctx_new(cfg.tls_cert, cfg.tls_key, &srv.tls) < 0) return 1;
+    if (tls_ctx_new(cfg.tls_cert, cfg.tls_key, &srv.tls) < 0) goto fail;
   }
   srv.im = im_new(&srv);
-  if (push_hub_new(&cfg, &srv.im->push) < 0) return 1;
+  if (push_hub_new(&cfg, &srv.im->push) < 0) goto fail;
   srv.im->post = post_to_worker;
   srv.im->post_arg = &srv;
-  if (server_start(&srv) < 0) return 1;
+  if (server_start(&srv) < 0) goto fail;
+  warn_unsigned(&srv);
   printf("app id:     %s\napp key:    %s\nmaster key: %s\nrouter:     GET http://%s/v1/route -> %s\n", srv.app_id,
          srv.app_key, srv.master_key, srv.bound, srv.public_url);
   fflush(stdout);
@@ -142,21 +317,29 @@ int main(int argc, char **argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   main_loop = &loop;
-  uv_signal_t sigint, sigterm;
+  the_server = &srv;
+  saved_argc = argc;
+  saved_argv = argv;
+  uv_signal_t sigint, sigterm, sighup;
   uv_signal_init(&loop, &sigint);
   uv_signal_init(&loop, &sigterm);
+  uv_signal_init(&loop, &sighup);
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
+  uv_signal_start(&sighup, on_sighup, SIGHUP);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&sigint, NULL);
   uv_close((uv_handle_t *)&sigterm, NULL);
+  uv_close((uv_handle_t *)&sighup, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
 
   server_stop(&srv);
+  status = 0;
+fail: /* a failed start gets here with no worker running (server_start cleans up its own) */
   store_close(srv.store);
   server_free(&srv);
-  push_hub_free(srv.im->push);
+  if (srv.im) push_hub_free(srv.im->push);
   im_free(srv.im);
   ipcount_free(srv.ips);
   tls_ctx_free(srv.tls);
@@ -167,6 +350,6 @@ int main(int argc, char **argv) {
   free(srv.master_key);
   free(srv.public_url);
   config_free(&cfg);
-  log_at(LOG_INFO, "bye");
-  return 0;
+  if (status == 0) log_at(LOG_INFO, "bye");
+  return status;
 }

@@ -63,6 +63,32 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
              "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
              atomic_load(&im->room_drops));
+  buf_printf(&b,
+             "# HELP tern_worker_connections_accepted_total Connections each worker accepted.\n"
+             "# TYPE tern_worker_connections_accepted_total counter\n");
+  for (int i = 0; i < srv->nworkers; i++)
+    buf_printf(&b, "tern_worker_connections_accepted_total{worker=\"%d\"} %zu\n", i, srv->workers[i]->accepted);
+  buf_printf(&b,
+             "# HELP tern_connections_refused_total Connections refused at accept (max_conns_per_ip: ip, "
+             "max_conns: server).\n"
+             "# TYPE tern_connections_refused_total counter\ntern_connections_refused_total{limit=\"ip\"} %lu\n"
+             "tern_connections_refused_total{limit=\"server\"} %lu\n",
+             atomic_load(&srv->refused_ip), atomic_load(&srv->refused_server));
+  buf_printf(&b,
+             "# HELP tern_accept_errors_total Times accept() failed for want of descriptors or memory (the listener "
+             "then rests).\n"
+             "# TYPE tern_accept_errors_total counter\ntern_accept_errors_total %lu\n",
+             atomic_load(&srv->accept_errors));
+  buf_printf(&b,
+             "# HELP tern_output_queued_bytes Output queued to connections that did not take it at once.\n"
+             "# TYPE tern_output_queued_bytes gauge\ntern_output_queued_bytes %lld\n",
+             (long long)atomic_load(&srv->out_queued));
+  buf_printf(&b,
+             "# HELP tern_output_dropped_total Slow connections dropped for their output queue, by the limit it hit.\n"
+             "# TYPE tern_output_dropped_total counter\ntern_output_dropped_total{limit=\"connection\"} %lu\n"
+             "tern_output_dropped_total{limit=\"ip\"} %lu\ntern_output_dropped_total{limit=\"total\"} %lu\n",
+             atomic_load(&srv->out_dropped_conn), atomic_load(&srv->out_dropped_ip),
+             atomic_load(&srv->out_dropped_total));
   metrics_render(&b);
   hooks_metrics(im->hooks, &b);
   push_metrics(im->push, &b);

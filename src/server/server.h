@@ -44,6 +44,13 @@ typedef struct server {
   files_t *files; /* uploaded files (files.c); NULL: the file endpoint answers 404 */
   struct web *web; /* the console's and chat's assets (web.h); NULL: /console and /chat answer 404 */
   atomic_int stopping;
+  long nofile;          /* the open-files limit ternd runs with (raised to the hard one) */
+  atomic_long nconns;   /* open connections on every worker, refused ones included */
+  /* Output queues that outlived a flush, in bytes, over every worker (conn.c keeps it:
+   * output_limit_total); and what was shed or refused, for /metrics. */
+  atomic_llong out_queued;
+  atomic_ulong out_dropped_conn, out_dropped_ip, out_dropped_total;
+  atomic_ulong refused_ip, refused_server, accept_errors;
 } server_t;
 
 /* Runs t->fn(t) on worker `idx`'s loop thread — and likewise every task chained after t
@@ -55,7 +62,17 @@ int worker_current(void);
 /* For unit tests and fuzzers that drive im on their own thread, as worker `idx`. */
 void worker_set_current(int idx);
 
-int server_start(server_t *srv);   /* binds, starts the workers */
+/* Binds, starts the workers. A port another process listens on, even with SO_REUSEPORT,
+ * fails with TERN_EIO ("address in use"): SO_REUSEPORT is shared among this process's
+ * workers only (worker.c). */
+int server_start(server_t *srv);
+/* Open connections allowed in all: max_conns, or when it is 0 the open-files limit less a
+ * reserve for the database, files and outgoing HTTP. */
+long server_conn_cap(const server_t *srv);
+/* Runs fn(arg) on the calling thread while every worker waits, parked in a task between
+ * two barriers: whatever workers read without locks (the configuration) may change in fn.
+ * Not from a worker thread; the workers must be running. */
+void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg);
 void server_stop(server_t *srv);   /* asks every worker to finish; joins them */
 /* After server_stop and the store's close: runs tasks still queued (they find their
  * connections gone and only free memory) and frees the workers. */

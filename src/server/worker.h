@@ -15,7 +15,9 @@ struct worker {
   int idx;
   server_t *srv;
   uv_loop_t loop;
-  uv_tcp_t listener;
+  int listen_fd;        /* this worker's SO_REUSEPORT socket */
+  uv_poll_t listener;   /* readable: connections wait in listen_fd's queue */
+  uv_timer_t listen_retry; /* re-arms the listener after accept() ran out of descriptors */
   uv_async_t async;   /* wakes the loop for the inbox and for stop */
   uv_prepare_t prep;  /* flush + reap before the loop sleeps */
   uv_check_t check;   /* flush + reap right after I/O callbacks */
@@ -30,6 +32,15 @@ struct worker {
   conn_t *flush_list;  /* connections with output to write */
   conn_t *reap_list;   /* connections to close */
   size_t nconns;
+  size_t accepted;     /* connections accepted since start (/metrics) */
+  /* Output accounting (conn.c): the largest queue this worker holds, as it last knew it,
+   * for the other workers to compare with theirs; shed: a queue grew past
+   * output_limit_ip or output_limit_total and the drop waits for drain();
+   * shed_wanted: another worker asks this one to look (its queue may be the largest). */
+  atomic_size_t out_max;
+  int shed;
+  int shed_deferred; /* this iteration already asked another worker to drop its largest */
+  atomic_int shed_wanted;
   im_worker_t *imw;
   uint8_t readbuf[WORKER_READBUF];
   int readbuf_busy;
@@ -37,5 +48,7 @@ struct worker {
 
 void worker_schedule_flush(worker_t *w, conn_t *c);
 void worker_schedule_reap(worker_t *w, conn_t *c);
+/* Asks worker idx to run the output shedding (conn_shed) soon; any thread. */
+void worker_wake_shed(server_t *srv, int idx);
 
 #endif

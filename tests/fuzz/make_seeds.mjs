@@ -617,6 +617,10 @@ cfg('flags-bad', '', ['--workers', 'many', 'stray']);
 cfg('flags-help', 'workers = 1', ['--help']);
 cfg('flags-missing-value', '', ['--listen']);
 cfg('flags-markdown', '', ['--options-markdown']);
+cfg('flags-unknown', '', ['--bogus', '--bogus=1', '--listen=127.0.0.1:0']);
+cfg('flags-misspelt-bool', '', ['--sign-loginn', '--listen', '127.0.0.1:0']);
+cfg('flags-odd', '', ['--', '--=1', `--${'x'.repeat(80)}=1`, '--LOG-LEVEL=debug']);
+cfg('limits', 'max_conns = 0\nmax_conns_per_ip = 1000\noutput_limit_ip = 68719476736\noutput_limit_total = 68719476737\nlog_file = /dev/null\n');
 
 // ---------------------------------------------------------------- write
 for (const [target, files] of Object.entries(out)) {

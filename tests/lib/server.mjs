@@ -13,10 +13,13 @@ export function ternBinary() {
   return process.env.TERND || join(root, 'build-asan', 'ternd');
 }
 
-export async function startServer({ env = {}, dataDir, args = [] } = {}) {
+// shell: commands bash runs before it execs ternd in its place (same pid), e.g.
+// 'ulimit -n 64' to start it with few descriptors.
+export async function startServer({ env = {}, dataDir, args = [], shell } = {}) {
   const dir = dataDir || mkdtempSync(join(tmpdir(), 'tern-test-'));
   const appId = env.TERN_APP_ID || 'testAppId0000000000000000-gzGzoHsz';
-  const child = spawn(ternBinary(), args, {
+  const [cmd, argv] = shell ? ['bash', ['-c', `${shell} && exec "$0" "$@"`, ternBinary(), ...args]] : [ternBinary(), args];
+  const child = spawn(cmd, argv, {
     env: {
       ...process.env,
       TERN_LISTEN: '127.0.0.1:0',

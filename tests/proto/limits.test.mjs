@@ -155,6 +155,36 @@ test('§6/§7 connections per IP (max_conns_per_ip=6): the next gets HTTP 429 JS
     await by.check();
   }));
 
+test('§6/§7 connections in all (max_conns=5, issue #11 point 7): the next gets HTTP 503 JSON and is closed; a closed one frees its slot; /metrics counts the refusals', () =>
+  withServer({ TERN_MAX_CONNS: '5', TERN_MAX_CONNS_PER_IP: '0' }, async (srv) => {
+    const mine = [];
+    for (let k = 0; k < 5; k++) {
+      mine.push(await connect(srv));
+      await login(mine[k], uid(`all${k}`));
+    }
+    const s = await tcp(srv);
+    s.write(`GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Protocol: lc.protobuf2.3\r\n\r\n`);
+    const { data, how } = await drainUntilClosed(s, 3000);
+    assert.notEqual(how, 'timeout', 'the refused connection is closed');
+    const text = data.toString();
+    assert.match(text, /^HTTP\/1\.1 503 /, text);
+    const json = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(json, { code: 503, error: 'the server is at its connection limit' });
+    await assert.rejects(connect(srv), (e) => e.statusCode === 503, 'a WebSocket client sees 503');
+    for (const c of mine) await c.echo(); // the five are unaffected
+    // two closed: one slot for a new client, one for /metrics
+    await mine.pop().close();
+    await mine.pop().close();
+    const again = await until(() => connect(srv).catch(() => null), 2000, 'a slot after closing one');
+    await login(again, uid('again'));
+    await again.echo();
+    const m = await until(() => httpRequest(srv, { path: '/metrics' }).catch(() => null), 2000, '/metrics');
+    assert.ok(Number(/^tern_connections_refused_total\{limit="server"\} (\d+)$/m.exec(m.body)?.[1]) >= 2, m.body);
+    const lines = logCount(srv, /over max_conns \(5 open\), refused/);
+    assert.ok(lines >= 1 && lines <= 2, `${lines} lines for 2 refusals a few ms apart: a line a second at most`);
+    await again.close();
+  }));
+
 // ---------------------------------------------------------------- frame size → close 4109
 
 test('§1.1/§6 4109 max_frame=1024: oversized frames close FRAME_TOO_LONG, also one only announced in its header; nobody else notices', () =>
@@ -308,6 +338,69 @@ test('§5 output_limit=1 MiB: a member that stops reading is dropped once its qu
   }));
 
 // ---------------------------------------------------------------- HTTP limits
+
+/** A number from /metrics: the first line that starts with `name` (labels included). */
+async function metric(srv, name) {
+  const body = (await httpRequest(srv, { path: '/metrics' })).body;
+  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `${name} not in /metrics:\n${body}`);
+  return Number(line.slice(name.length + 1));
+}
+
+for (const which of ['ip', 'total']) {
+  const env = which === 'ip'
+    ? { TERN_OUTPUT_LIMIT_IP: String(8 << 20), TERN_OUTPUT_LIMIT_TOTAL: '0' }
+    : { TERN_OUTPUT_LIMIT_IP: '0', TERN_OUTPUT_LIMIT_TOTAL: String(8 << 20) };
+  test(`§5 output_limit_${which}=8 MiB (issue #11 point 11): past it the largest queue goes first; a smaller one from the same address stays and gets everything`, () =>
+    withServer({
+      ...env, TERN_WORKERS: '2', TERN_OUTPUT_LIMIT: String(64 << 20), TERN_MAX_MESSAGE: String(128 << 10),
+      TERN_MAX_FRAME: String(256 << 10), TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0',
+    }, async (srv) => {
+      const F = await session(srv, uid('F'), { extra: { configBitmap: 8 } }); // acks for transient messages
+      const A = await session(srv, uid('bigQ'));
+      const B = await session(srv, uid('smallQ'));
+      const cidA = (await startConv(F, [A.peer])).cid;
+      const cidB = (await startConv(F, [B.peer])).cid;
+      await A.nextCmd('conv', 'joined');
+      await B.nextCmd('conv', 'joined');
+      A.ws._socket.pause(); // neither reads any more: the kernel's buffers fill, then ternd's queues
+      B.ws._socket.pause();
+      const pad = 'q'.repeat(100 * 1024);
+      const send = (cid, k) => F.request({ cmd: 'direct', directMessage: { cid, msg: TEXT(`${k} ${pad}`), transient: true } }, 20000)
+        .then((r) => assert.equal(r.cmd, 'ack', JSON.stringify(r)));
+      const dropped = `tern_output_dropped_total{limit="${which}"}`;
+      // A first, until 5 MiB wait in ternd for it (the metric counts queues that outlive a flush)
+      let sentA = 0;
+      while (await metric(srv, 'tern_output_queued_bytes') < (5 << 20)) {
+        await Promise.all([0, 1, 2, 3].map((j) => send(cidA, sentA + j)));
+        sentA += 4;
+        assert.ok(sentA < 600, `${sentA} messages to A and still under 5 MiB queued`);
+      }
+      // then B, until the sum passes 8 MiB: A's queue is the larger, so A goes
+      let sentB = 0;
+      while (await metric(srv, dropped) === 0) {
+        await send(cidB, sentB++);
+        assert.ok(sentB < 300, `nothing dropped after ${sentB} messages to B (output_limit_${which} not enforced)`);
+      }
+      assert.equal(await metric(srv, dropped), 1, 'one connection dropped');
+      assert.equal(await metric(srv, 'tern_output_dropped_total{limit="connection"}'), 0);
+      assert.ok(await metric(srv, 'tern_output_queued_bytes') <= (8 << 20), 'under the cap again');
+      assert.match(srv.stderr(), new RegExp(`the largest while over output_limit_${which} \\(8388608\\): dropping it`));
+      // A was the one: reading again, it finds the connection closed
+      A.ws._socket.resume();
+      await until(() => A.isClosed, 10000, 'A (the larger queue) closed');
+      // B stays, and gets every message sent to it, in order
+      B.ws._socket.resume();
+      await B.next((p) => p.cmd === 'direct' && p.directMessage?.msg?.startsWith(`"${sentB - 1} `) === false
+        && JSON.parse(p.directMessage.msg)._lctext.startsWith(`${sentB - 1} `), 20000);
+      const got = B.received.filter((p) => p.cmd === 'direct' && p.directMessage?.cid === cidB)
+        .map((p) => Number(JSON.parse(p.directMessage.msg)._lctext.split(' ')[0]));
+      assert.deepEqual(got, Array.from({ length: sentB }, (_, k) => k), 'B received everything, in order');
+      assert.equal(B.isClosed, false);
+      await B.echo();
+      await F.echo();
+    }));
+}
 
 test('§7 HTTP limits: headers over 16 KiB or more than 64 headers → 431; a body over 1 MiB → 413 (announced or chunked); JSON error bodies', () =>
   withServer({}, async (srv) => {
