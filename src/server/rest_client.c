@@ -12,6 +12,7 @@
 #include "hooks.h"
 #include "httpc.h"
 #include "log.h"
+#include "revoke.h"
 #include "sign.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -58,7 +59,10 @@ void rest_unread_count(conn_t *c, const http_req_t *r) {
   free(only);
 }
 
-/* POST /1.2/rtm/clients/:client_id/kick {"reason"} — every session gets session/closed 4115. */
+/* POST /1.2/rtm/clients/:client_id/kick {"reason"} — every session gets session/closed 4115,
+ * and every session token the client was given until now is revoked (revoke.h), on the
+ * devices that are offline too: a kicked client logs in afresh (with a signature, when
+ * sign_login is on), it does not slip back in on a token. */
 void rest_kick(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   const char *client = http_path_param(r, "client_id");
@@ -67,6 +71,7 @@ void rest_kick(conn_t *c, const http_req_t *r) {
   if (reason && utf8_chars(reason) > 20) {
     rest_bad(c, r, "reason is at most 20 characters");
   } else {
+    revoke_client(c->w->imw, client);
     uint64_t held[64];
     size_t n = presence_get(c->w->srv->im->presence, client, held, 64);
     for (size_t i = 0; i < n && i < 64; i++) im_session_kick(c->w->imw, held[i], LC_KICKED_BY_APP, reason);

@@ -11,10 +11,12 @@
 
 #include "buf.h"
 #include "crypto.h"
+#include "err.h"
 #include "http.h"
 #include "im_internal.h"
 #include "rest.h"
 #include "timeutil.h"
+#include "revoke.h"
 #include "token.h"
 #include "worker.h"
 
@@ -92,12 +94,19 @@ int rest_check_app(conn_t *c, const http_req_t *r, int need_master) {
   return 0;
 }
 
-/* The client a session-token request acts for, or NULL after answering 401. */
+/* The client a session-token request acts for, or NULL after answering 401: its token must
+ * be sealed for it, unexpired and not revoked (revoke.h). */
 char *rest_session_client(conn_t *c, const http_req_t *r) {
   server_t *srv = c->w->srv;
   char *client = http_query_param(r, "client_id");
   const char *st = http_header(r, "X-LC-IM-Session-Token");
-  if (!client || !st || token_check(srv->master_key, srv->app_id, client, st, NULL, NULL) != 0) {
+  token_info_t info;
+  int rc = client && st ? token_check(srv->master_key, srv->app_id, client, st, &info) : TERN_EINVAL;
+  if (rc == 0) {
+    free(info.tag);
+    rc = revoke_check(c->w->imw, client, &info);
+  }
+  if (rc != 0) {
     free(client);
     http_respond_error(c, r, 401, 4112, "SESSION_TOKEN_EXPIRED");
     return NULL;

@@ -29,7 +29,7 @@ const ph = (letter, k, len) => `$${letter}${k}` + '$'.repeat(len - 3);
 const CID = (k = 0) => ph('c', k, 24);
 const TMP = (k = 0) => ph('t', k, 29);
 const MID = (k = 0) => ph('m', k, 22);
-const ST = (k = 0) => ph('s', k, 38);
+const ST = (k = 0) => ph('s', k, 46);
 const APP = 'probeAppId0000000000000-gzGzoHsz';
 const UNKNOWN_CID = '000000000000000000000000';
 
