@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,19 @@
 #include "buf.h"
 #include "crypto.h"
 #include "err.h"
+#include "ipcount.h"
 #include "log.h"
 
 struct files {
   char *dir;
+  pthread_mutex_t mu; /* the slot counts */
+  ipcount_t *ips;     /* upload slots per address */
+  long in_use, refused;
+};
+
+struct files_slot {
+  files_t *f;
+  char ip[46];
 };
 
 int files_open(const char *dir, files_t **out) {
@@ -47,14 +57,53 @@ int files_open(const char *dir, files_t **out) {
   }
   files_t *f = xcalloc(1, sizeof *f);
   f->dir = p;
+  pthread_mutex_init(&f->mu, NULL);
+  f->ips = ipcount_new();
   *out = f;
   return 0;
 }
 
 void files_free(files_t *f) {
   if (!f) return;
+  ipcount_free(f->ips);
+  pthread_mutex_destroy(&f->mu);
   free(f->dir);
   free(f);
+}
+
+/* ---------------------------------------------------------------- upload slots */
+
+int files_slot_take(files_t *f, const char *ip, long per_ip, long total, files_slot_t **out) {
+  int rc = 0;
+  pthread_mutex_lock(&f->mu);
+  if (total > 0 && f->in_use >= total) rc = TERN_E2BIG;
+  else if (ipcount_add(f->ips, ip, per_ip) < 0) rc = TERN_EAGAIN;
+  if (rc == 0) f->in_use++;
+  else f->refused++;
+  pthread_mutex_unlock(&f->mu);
+  if (rc < 0) return rc;
+  files_slot_t *s = xcalloc(1, sizeof *s);
+  s->f = f;
+  snprintf(s->ip, sizeof s->ip, "%s", ip);
+  *out = s;
+  return 0;
+}
+
+void files_slot_release(void *slot) {
+  files_slot_t *s = slot;
+  if (!s) return;
+  pthread_mutex_lock(&s->f->mu);
+  s->f->in_use--;
+  ipcount_del(s->f->ips, s->ip);
+  pthread_mutex_unlock(&s->f->mu);
+  free(s);
+}
+
+void files_slot_stats(files_t *f, long *in_use, long *refused) {
+  pthread_mutex_lock(&f->mu);
+  *in_use = f->in_use;
+  *refused = f->refused;
+  pthread_mutex_unlock(&f->mu);
 }
 
 void files_new_id(char id[FILES_ID_LEN + 1]) {

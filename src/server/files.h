@@ -6,9 +6,10 @@
  * the sidecar last: a file exists once its sidecar does, so readers never see a partial
  * one, and a crash leaves at most a stray temporary ("*.tmp") behind.
  *
- * Every function but files_new_id/files_valid_id does blocking file I/O: call them off
- * the network loops (rest_files.c runs them on libuv's thread pool). They are safe to call
- * from several threads at once: each object is written once (files_put refuses a second). */
+ * Every function but files_new_id/files_valid_id and the upload slots does blocking file
+ * I/O: call them off the network loops (rest_files.c runs them on libuv's thread pool).
+ * They are safe to call from several threads at once: each object is written once
+ * (files_put refuses a second). */
 #ifndef TERN_FILES_H
 #define TERN_FILES_H
 
@@ -41,5 +42,15 @@ int files_open_data(const files_t *f, const char *id, int *fd, int64_t *size);
 /* Removes the metadata first (the file is gone from then on), then the bytes.
  * TERN_ENOENT when it was not there. */
 int files_delete(const files_t *f, const char *id);
+
+/* Upload slots: an upload's body is held in memory until it is stored, so how many may be
+ * in flight is capped, per peer address and in all. No file I/O; any thread. */
+typedef struct files_slot files_slot_t;
+/* Takes a slot for an upload from ip: 0 with *out, or TERN_EAGAIN when ip has per_ip in
+ * flight, TERN_E2BIG when all have total (a limit of 0: none). */
+int files_slot_take(files_t *f, const char *ip, long per_ip, long total, files_slot_t **out);
+void files_slot_release(void *slot); /* a files_slot_t; NULL is a no-op */
+/* Slots in use now, and uploads refused for want of one since start. */
+void files_slot_stats(files_t *f, long *in_use, long *refused);
 
 #endif

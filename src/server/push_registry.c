@@ -376,8 +376,9 @@ static void delete_one(conn_t *c, const http_req_t *r, const char *id) {
   stored_submit(c, j, 200, json_object(), NULL);
 }
 
+/* The route table decides who may call (routes.c): the app key for POST, GET and PUT, the
+ * master key for DELETE (LeanCloud's default too). */
 void push_rest_installations(conn_t *c, const http_req_t *r) {
-  if (rest_check_app(c, r, 0) < 0) return;
   const char *id = http_path_param(r, "id"); /* routes: /1.1/installations[/:id] */
   if (id && strlen(id) > 64) {
     not_found(c, r);

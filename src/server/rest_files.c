@@ -20,6 +20,10 @@
  * with HMAC-SHA256 under the master key — so any worker takes the PUT and nothing is kept
  * for an upload that never comes. files_put stores an id once: a replayed PUT gets 409.
  *
+ * Who may call what is the route table's (routes.c, checked from the request's head by
+ * rest_auth.c); an upload also needs one of a limited number of upload slots
+ * (rest_files_admit), held until its body is freed. The handlers below start the work.
+ *
  * Nothing here blocks the worker's loop on the disk. Each request becomes a job on libuv's
  * thread pool — hashing and writing an upload, reading metadata, deleting, opening a
  * download — while the request is deferred (http_defer: pipelined requests wait behind
@@ -162,6 +166,7 @@ typedef struct {
   size_t max;
   char *mime;
   json_t *client_meta;
+  void *slot;     /* the upload slot its body holds (http_take_slot), released with it */
   int callback; /* JOB_DELETE for a failed upload's fileCallback: gone already is fine */
   /* results */
   int status, code;
@@ -288,6 +293,8 @@ static void put_work(job_t *j) {
   j->status = j->client_meta ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
 out:
   buf_free(&j->data); /* up to max_file_size: do not keep it until the answer */
+  files_slot_release(j->slot); /* nor its slot, which counts that memory */
+  j->slot = NULL;
   json_decref(meta);
   free(name);
   free(mime);
@@ -461,6 +468,7 @@ static void job_after(uv_work_t *wk, int status) {
   }
   if (j->fd >= 0) close(j->fd);
   buf_free(&j->data);
+  files_slot_release(j->slot);
   free(j->name);
   free(j->content_type);
   free(j->mime);
@@ -499,8 +507,42 @@ size_t rest_files_body_limit(conn_t *c, const http_req_t *r) {
   return is_json_request(r) && r->method == HTTP_POST ? max / 3 * 4 + 4 + JSON_SLACK : max;
 }
 
+int rest_files_admit(conn_t *c, http_req_t *r) {
+  server_t *srv = c->w->srv;
+  if (!srv->files || r->key == REST_KEY_MASTER) return 0; /* no storage: 404 in turn; the back end is trusted */
+  files_slot_t *slot;
+  int rc = files_slot_take(srv->files, c->ip, srv->cfg->max_uploads_per_ip, srv->cfg->max_uploads, &slot);
+  if (rc == TERN_EAGAIN) {
+    r->deny_status = 429;
+    r->deny_code = 429;
+    r->deny_msg = "Too many uploads in flight from this address (max_uploads_per_ip): retry when one has finished.";
+    return -1;
+  }
+  if (rc < 0) {
+    r->deny_status = 503;
+    r->deny_code = 503;
+    r->deny_msg = "Too many uploads in flight on this server (max_uploads): retry later.";
+    return -1;
+  }
+  r->slot = slot;
+  r->slot_free = files_slot_release;
+  return 0;
+}
+
+void rest_files_metrics(server_t *srv, buf_t *out) {
+  if (!srv->files) return;
+  long in_use, refused;
+  files_slot_stats(srv->files, &in_use, &refused);
+  buf_printf(out,
+             "# HELP tern_uploads_in_flight File uploads whose bodies are held in memory now.\n"
+             "# TYPE tern_uploads_in_flight gauge\ntern_uploads_in_flight %ld\n"
+             "# HELP tern_uploads_refused_total Uploads refused for want of a slot (429, 503).\n"
+             "# TYPE tern_uploads_refused_total counter\ntern_uploads_refused_total %ld\n",
+             in_use, refused);
+}
+
 void rest_file_upload(conn_t *c, const http_req_t *r) {
-  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  if (!files_on(c, r)) return;
   job_t *j = job_new(c, r, JOB_PUT);
   const char *name = http_path_param(r, "name"), *ct = http_header(r, "Content-Type");
   j->name = name ? xstrdup(name) : NULL;
@@ -508,6 +550,7 @@ void rest_file_upload(conn_t *c, const http_req_t *r) {
   j->json = is_json_request(r);
   j->max = (size_t)c->w->srv->cfg->max_file_size;
   http_take_body(c, &j->data);
+  j->slot = http_take_slot(c);
   job_submit(c, j);
 }
 
@@ -532,11 +575,11 @@ static void submit_by_id(conn_t *c, const http_req_t *r, job_kind_t kind) {
 }
 
 void rest_file_meta(conn_t *c, const http_req_t *r) {
-  if (files_on(c, r) && rest_check_app(c, r, 0) == 0) submit_by_id(c, r, JOB_META);
+  if (files_on(c, r)) submit_by_id(c, r, JOB_META);
 }
 
 void rest_file_delete(conn_t *c, const http_req_t *r) {
-  if (files_on(c, r) && rest_check_app(c, r, 1) == 0) submit_by_id(c, r, JOB_DELETE);
+  if (files_on(c, r)) submit_by_id(c, r, JOB_DELETE);
 }
 
 void rest_file_download(conn_t *c, const http_req_t *r) {
@@ -593,8 +636,18 @@ static json_t *token_open(const server_t *srv, const char *tok) {
   return claims;
 }
 
+int rest_files_token_ok(conn_t *c, const http_req_t *r) {
+  char *tok = http_query_param(r, "token");
+  json_t *claims = token_open(c->w->srv, tok);
+  free(tok);
+  const char *id = http_path_param(r, "id");
+  int ok = claims && id && strcmp(id, json_string_value(json_object_get(claims, "id"))) == 0;
+  json_decref(claims);
+  return ok;
+}
+
 void rest_file_token(conn_t *c, const http_req_t *r) {
-  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  if (!files_on(c, r)) return;
   const server_t *srv = c->w->srv;
   json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
   const char *name = json_string_value(json_object_get(body, "name"));
@@ -652,11 +705,12 @@ void rest_file_token_upload(conn_t *c, const http_req_t *r) {
   j->max = (size_t)c->w->srv->cfg->max_file_size;
   json_decref(claims);
   http_take_body(c, &j->data);
+  j->slot = http_take_slot(c);
   job_submit(c, j);
 }
 
 void rest_file_callback(conn_t *c, const http_req_t *r) {
-  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  if (!files_on(c, r)) return;
   json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
   json_t *claims = token_open(c->w->srv, json_string_value(json_object_get(body, "token")));
   json_t *result = json_object_get(body, "result");

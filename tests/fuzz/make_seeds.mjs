@@ -518,7 +518,7 @@ http('rest-clients', [
   rest('GET', '/1.2/rtm/clients/sign?client_id=Tom'),
   rest('GET', '/1.2/rtm/stats'),
   rest('GET', '/1.2/rtm/all-conversations?limit=2'),
-  rest('GET', '/metrics', undefined, { auth: 'none' }),
+  rest('GET', '/metrics'),
   rest('POST', '/1.1/installations', { deviceType: 'ios', deviceToken: 'abc', channels: ['x'] }, { auth: 'app' }),
   rest('POST', '/debug/faults', { store_fail: true }),
   rest('POST', '/1.1/rtm/sign', { session_token: 'x', client_id: 'Tom' }), // 501 closes the connection

@@ -67,10 +67,14 @@ function hexToken() {
   return [...Array(64)].map(() => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
 }
 
-async function rest(srv, method, path, body) {
+// An installation call with the app key (key 'app'), the master key ('master'), or the app
+// key with a client's session token ({ st }).
+async function rest(srv, method, path, body, key = 'app') {
+  const auth = key === 'master' ? { 'X-LC-Key': `${srv.masterKey},master` }
+    : key === 'app' ? { 'X-LC-Key': srv.appKey } : { 'X-LC-Key': srv.appKey, 'X-LC-IM-Session-Token': key.st };
   const res = await fetch(`${srv.httpUrl}${path}`, {
     method,
-    headers: { 'X-LC-Id': srv.appId, 'X-LC-Key': srv.appKey, 'Content-Type': 'application/json' },
+    headers: { 'X-LC-Id': srv.appId, ...auth, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -325,13 +329,13 @@ test('§3.1 deviceToken at login registers the device (Swift); a UDID does not',
     assert.deepEqual(pushesFor(ack.uid).map((p) => [p.body.clientId, p.body.devices]), [[a, [{ deviceType: 'ios', deviceToken: token }]]]);
   }));
 
-test('§10 _Installation over REST: channels name the clients; PUT changes them; DELETE removes the device', () =>
+test('§10 _Installation over REST: channels name the clients (bound by the master key); PUT changes them; DELETE removes the device', () =>
   withServer(webhookEnv(), async (srv) => {
     const tom = await session(srv, uid('Tom'));
     const [jerry, spike] = [uid('Jerry'), uid('Spike')];
     const { cid } = await startConv(tom, [jerry, spike]);
     let r = await rest(srv, 'POST', '/1.1/installations',
-      { deviceType: 'android', installationId: 'inst-1', registrationId: 'reg-1', channels: [jerry, spike], vendor: 'fcm' });
+      { deviceType: 'android', installationId: 'inst-1', registrationId: 'reg-1', channels: [jerry, spike], vendor: 'fcm' }, 'master');
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.match(r.body.objectId, /^[0-9a-f]{24}$/);
     assert.match(r.body.createdAt, /^\d{4}-\d\d-\d\dT/);
@@ -343,7 +347,8 @@ test('§10 _Installation over REST: channels name the clients; PUT changes them;
       objectId: id, deviceType: 'android', installationId: 'inst-1', registrationId: 'reg-1', channels: [jerry, spike],
       vendor: 'fcm', createdAt: 0, updatedAt: 0,
     });
-    // the same device again: one installation, updated
+    // the same device again, with the app key (as the SDK re-saves it): one installation,
+    // updated, and its channels stay bound — the device is the same
     r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', registrationId: 'reg-1', channels: [jerry, spike], badge: 0 });
     assert.equal(r.status, 200);
     assert.equal(r.body.objectId, id);
@@ -370,7 +375,8 @@ test('§10 _Installation over REST: channels name the clients; PUT changes them;
     const bad = await fetch(`${srv.httpUrl}/1.1/installations`, { method: 'POST', body: '{}', headers: { 'X-LC-Id': srv.appId, 'X-LC-Key': 'wrong' } });
     assert.equal(bad.status, 401);
 
-    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`);
+    assert.equal((await rest(srv, 'DELETE', `/1.1/installations/${id}`)).status, 403, 'deleting takes the master key');
+    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`, undefined, 'master');
     assert.equal(r.status, 200);
     assert.equal((await rest(srv, 'GET', `/1.1/installations/${id}`)).status, 404);
     ack = await sendMsg(tom, cid, 'nobody');
@@ -389,7 +395,7 @@ test('§10 _Installation writes answer after their commit: back-to-back channel 
     }
     r = await rest(srv, 'GET', `/1.1/installations/${id}`);
     assert.deepEqual([...r.body.channels].sort(), ['c', 'd']);
-    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`);
+    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`, undefined, 'master');
     assert.equal(r.status, 200);
     r = await rest(srv, 'GET', `/1.1/installations/${id}`);
     assert.equal(r.status, 404, 'deleted, and the answer came after the delete committed');
@@ -422,7 +428,7 @@ test('retries with backoff: a webhook failing twice gets 3 requests and one deli
       data: 0,
     });
     assert.equal(lines[0].data.alert, `${tom.peerId} wrote in ${cid}`);
-    const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${srv.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${srv.masterKey}` } })).text();
     assert.match(metrics, /tern_push_requests_total\{provider="webhook"\} 7/);
     assert.match(metrics, /tern_push_delivered_total\{provider="webhook"\} 1/);
     assert.match(metrics, /tern_push_retries_total\{provider="webhook"\} 5/);
@@ -606,7 +612,7 @@ test('FCM: a JWT-bearer grant signed RS256 buys the access token once; messages:
     }, async (srv) => {
       const tom = await session(srv, uid('Tom'));
       const jerry = uid('Jerry');
-      const r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', installationId: 'i1', registrationId: 'fcm-reg-1', channels: [jerry] });
+      const r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', installationId: 'i1', registrationId: 'fcm-reg-1', channels: [jerry] }, 'master');
       assert.equal(r.status, 201);
       const { cid } = await startConv(tom, [jerry]);
       const t0 = Math.floor(Date.now() / 1000);
