@@ -176,8 +176,10 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
     return rc;
   }
   close(cfd);
+  buf_t gone = BUF_INIT;
+  path_of(f, id, ".gone", &gone);
   path_of(f, id, ".json", &path);
-  int rc = access((char *)path.data, F_OK) == 0 ? TERN_EEXIST : 0;
+  int rc = access((char *)path.data, F_OK) == 0 || access((char *)gone.data, F_OK) == 0 ? TERN_EEXIST : 0;
   if (rc == 0) {
     path_of(f, id, "", &path);
     rc = write_atomic((char *)path.data, data, n);
@@ -190,8 +192,18 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
       unlink((char *)path.data);
     }
   }
+  if (rc == 0 && access((char *)gone.data, F_OK) == 0) {
+    /* deleted while being written (files_delete writes the tombstone before it looks for
+     * the metadata): the delete wins, whichever of the two looked first */
+    path_of(f, id, ".json", &path);
+    unlink((char *)path.data);
+    path_of(f, id, "", &path);
+    unlink((char *)path.data);
+    rc = TERN_EEXIST;
+  }
   if (rc == 0) sync_dir(f);
   unlink((char *)claim.data);
+  buf_free(&gone);
   buf_free(&claim);
   buf_free(&path);
   free(text);
@@ -245,6 +257,14 @@ out:
 int files_delete(const files_t *f, const char *id) {
   if (!files_valid_id(id)) return TERN_ENOENT;
   buf_t path = BUF_INIT;
+  path_of(f, id, ".gone", &path);
+  int fd = open((char *)path.data, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    log_at(LOG_ERROR, "file storage: retiring %s: %s", (char *)path.data, strerror(errno));
+    buf_free(&path);
+    return TERN_EIO; /* without its tombstone the id could be stored again: keep the file */
+  }
+  close(fd);
   path_of(f, id, ".json", &path);
   int rc = 0;
   if (unlink((char *)path.data) < 0) {
@@ -252,8 +272,8 @@ int files_delete(const files_t *f, const char *id) {
   } else {
     path_of(f, id, "", &path);
     unlink((char *)path.data);
-    sync_dir(f);
   }
+  sync_dir(f); /* the tombstone too */
   buf_free(&path);
   return rc;
 }

@@ -18,7 +18,9 @@
  * provider "s3", whose uploader in the SDKs is a plain PUT of the bytes to upload_url. The
  * token is stateless — the objectId, expiry, name, type and the client's metaData, signed
  * with HMAC-SHA256 under the master key — so any worker takes the PUT and nothing is kept
- * for an upload that never comes. files_put stores an id once: a replayed PUT gets 409.
+ * for an upload that never comes. files_put stores an id once, and never again once it was
+ * deleted: a replayed PUT gets 409, also after fileCallback {result: false} removed what
+ * the first one stored.
  *
  * Who may call what is the route table's (routes.c, checked from the request's head by
  * rest_auth.c); an upload also needs one of a limited number of upload slots

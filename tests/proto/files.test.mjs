@@ -451,6 +451,28 @@ test('#7 §4 upload token: fileCallback with result false deletes what was uploa
   }
 });
 
+test('#11 §13 upload tokens are single-use: after fileCallback {result: false} deleted the file, the token cannot PUT new bytes under its id and URL', async () => {
+  const tok = await (await fileToken(server, { name: 'avatar.png' })).json();
+  assert.equal((await putTo(tok.upload_url, png(2, 2), 'image/png')).status, 200);
+  assert.equal((await fileCallback(server, { token: tok.token, result: false })).status, 200);
+  const again = await putTo(tok.upload_url, Buffer.from('<svg onload=alert(1)>'), 'image/svg+xml');
+  assert.equal(again.status, 409, 'the same token, an hour to live, after the delete');
+  assert.equal((await again.json()).code, 137);
+  assert.equal((await download(tok.url)).status, 404, 'nothing new under the URL');
+  assert.equal((await fetch(`${server.httpUrl}/1.1/files/${tok.objectId}`, { headers: appHeaders(server) })).status, 404);
+  // given up before its bytes came: the token is spent all the same
+  const early = await (await fileToken(server, { name: 'late.bin' })).json();
+  assert.equal((await fileCallback(server, { token: early.token, result: false })).status, 200);
+  assert.equal((await putTo(early.upload_url, Buffer.from('late'))).status, 409);
+  assert.equal((await download(early.url)).status, 404);
+  // and a master-key DELETE retires the id likewise
+  const third = await (await fileToken(server, { name: 'third.bin' })).json();
+  assert.equal((await putTo(third.upload_url, Buffer.from('one'))).status, 200);
+  const del = await fetch(`${server.httpUrl}/1.1/files/${third.objectId}`, { method: 'DELETE', headers: masterHeaders(server) });
+  assert.equal(del.status, 200);
+  assert.equal((await putTo(third.upload_url, Buffer.from('two'))).status, 409);
+});
+
 test('#7 §4 upload token: the longest name (1,020 bytes of UTF-8) and metaData (2 KB) make a token that works', async () => {
   const name = '猫'.repeat(340) + '.png';
   const metaData = { note: 'n'.repeat(2000 - 12) };

@@ -174,6 +174,16 @@ static void test_storage(void **state) {
   assert_int_equal(files_get_meta(f, id, &got), TERN_ENOENT);
   assert_int_equal(files_open_data(f, id, &fd, &size), TERN_ENOENT);
   assert_int_equal(files_get_meta(f, "nope", &got), TERN_ENOENT);
+  /* a deleted id is never stored again (an upload token names it for an hour) */
+  meta = json_pack("{s:s}", "name", "again.bin");
+  assert_int_equal(files_put(f, id, "xyz", 3, meta), TERN_EEXIST);
+  assert_int_equal(files_open_data(f, id, &fd, &size), TERN_ENOENT);
+  /* nor one deleted before it was ever stored (an upload given up before its bytes came) */
+  char id2[FILES_ID_LEN + 1];
+  files_new_id(id2);
+  assert_int_equal(files_delete(f, id2), TERN_ENOENT);
+  assert_int_equal(files_put(f, id2, "xyz", 3, meta), TERN_EEXIST);
+  json_decref(meta);
   files_free(f);
   files_free(NULL);
   char cmd[128];
