@@ -4,6 +4,9 @@
  *   POST   /1.1/files/<name>        raw bytes, Content-Type kept as mime_type     app key
  *   POST   /1.1/files[/<name>]      JSON {"base64", "name", "mime_type"|"_ContentType",
  *                                   "metaData"} (the old JS SDK's AV.File upload)  app key
+ *   POST   /1.1/files[/<name>]      JSON {"name", "url", "mime_type", "metaData": {"__source":
+ *                                   "external", …}}: AV.File.withURL(…).save(), a file
+ *                                   object pointing elsewhere; no bytes are kept     app key
  *   GET    /1.1/files/<objectId>    the metadata                                  app key
  *   DELETE /1.1/files/<objectId>    {}                                            master key
  *   GET    /files/<objectId>[/<name>]  the bytes, one Range allowed; HEAD too      none
@@ -53,6 +56,8 @@
 #define NAME_MAX_BYTES 1024
 #define MIME_MAX_BYTES 127
 #define JSON_SLACK (64 * 1024) /* room for name and metaData around a JSON upload's base64 */
+#define EXTERNAL_URL_MAX 2048
+#define EXTERNAL_META_MAX 4096
 
 static const struct {
   const char *ext, *mime;
@@ -141,10 +146,12 @@ static json_t *file_url(const server_t *srv, const char *id, const char *name) {
   return out;
 }
 
-/* The stored metadata plus the URL: what uploads and metadata reads answer. */
+/* The stored metadata plus the URL: what uploads and metadata reads answer. An external
+ * file keeps the URL it was saved with. */
 static json_t *with_url(const server_t *srv, json_t *meta, const char *id) {
   json_t *out = json_copy(meta);
-  json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
+  if (!json_is_string(json_object_get(meta, "url")))
+    json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
   return out;
 }
 
@@ -168,6 +175,7 @@ typedef struct {
   size_t max;
   char *mime;
   json_t *client_meta;
+  char *external; /* JOB_PUT of an external file: its URL (no bytes are kept) */
   void *slot;     /* the upload slot its body holds (http_take_slot), released with it */
   int callback; /* JOB_DELETE for a failed upload's fileCallback: gone already is fine */
   /* results */
@@ -184,16 +192,65 @@ static void job_fail(job_t *j, int status, int code, const char *msg) {
   snprintf(j->error, sizeof j->error, "%s", msg);
 }
 
+/* An external file's URL: http or https with a host, no spaces or control characters (UTF-8
+ * is allowed: JSON brought it, valid), not too long. */
+static int external_url_ok(const char *u) {
+  size_t n = u ? strlen(u) : 0;
+  if (n > EXTERNAL_URL_MAX || (strncasecmp(u, "https://", 8) != 0 && strncasecmp(u, "http://", 7) != 0)) return 0;
+  size_t host = strncasecmp(u, "https://", 8) == 0 ? 8 : 7;
+  if (n == host || u[host] == '/') return 0; /* a host is needed */
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f) return 0;
+  return 1;
+}
+
+/* AV.File.withURL(name, url).save() (leancloud-storage): {"name", "url", "mime_type"?,
+ * "metaData": {"__source": "external", "size": 0, …}} — to POST /1.1/files, or to a named
+ * path: there it needs the __source mark, since any other JSON is a file to store as is.
+ * Fills the job as a file object of no bytes that points at url (j->external); returns 1
+ * when the body is that, 0 when not, -1 after job_fail. */
+static int put_external(job_t *j, json_t *body, char **name, char **mime, json_t **client_meta) {
+  json_t *url = json_object_get(body, "url"), *md = json_object_get(body, "metaData");
+  const char *src = json_string_value(json_object_get(md, "__source"));
+  if (!json_is_string(url) || json_object_get(body, "base64") || (j->name && !(src && !strcmp(src, "external"))))
+    return 0;
+  if (!external_url_ok(json_string_value(url))) {
+    job_fail(j, 400, 107, "an external file's url must be an http:// or https:// URL of at most 2048 characters");
+    return -1;
+  }
+  if (md && !json_is_object(md)) {
+    job_fail(j, 400, 107, "metaData must be an object");
+    return -1;
+  }
+  char *text = md ? json_dumps(md, JSON_COMPACT) : NULL;
+  size_t len = text ? strlen(text) : 0;
+  free(text);
+  if (len > EXTERNAL_META_MAX) {
+    job_fail(j, 400, 107, "an external file's metaData is at most 4096 bytes of JSON");
+    return -1;
+  }
+  const char *jn = json_string_value(json_object_get(body, "name"));
+  if (jn && !*name) *name = xstrdup(jn);
+  *mime = mime_clean(json_string_value(json_object_get(body, "mime_type")));
+  *client_meta = md ? json_deep_copy(md) : json_object();
+  j->external = xstrdup(json_string_value(url));
+  buf_free(&j->data);
+  return 1;
+}
+
 /* JSON uploads: {"base64": "...", "name"?, "mime_type"? | "_ContentType"?, "metaData"?}.
- * Swaps j->data for the decoded bytes; returns 1 when the body is that shape, 0 when it is
- * not (then, with a name in the path, it is a JSON file uploaded as is), -1 after j_fail. */
+ * Swaps j->data for the decoded bytes; returns 1 when the body is that shape (or an
+ * external file's, put_external), 0 when it is not (then, with a name in the path, it is a
+ * JSON file uploaded as is), -1 after job_fail. */
 static int put_decode_json(job_t *j, char **name, char **mime, json_t **client_meta) {
   json_t *body = json_loadb((const char *)j->data.data, j->data.len, 0, NULL);
   json_t *b64 = json_object_get(body, "base64");
   if (!json_is_string(b64)) {
+    int ext = json_is_object(body) ? put_external(j, body, name, mime, client_meta) : 0;
     json_decref(body);
+    if (ext) return ext;
     if (j->name) return 0;
-    job_fail(j, 400, 107, "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}");
+    job_fail(j, 400, 107, "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}, or {\"name\", \"url\"} for an external file");
     return -1;
   }
   const char *s = json_string_value(b64);
@@ -259,16 +316,18 @@ static void put_work(job_t *j) {
   }
   if (!mime) mime = xstrdup(mime_guess(name));
 
-  uint8_t d[16];
-  char md5hex[33];
-  md5(j->data.data ? j->data.data : (const uint8_t *)"", j->data.len, d);
-  hex_encode(d, 16, md5hex);
   if (!meta) meta = json_object();
-  json_object_set_new(meta, "size", json_integer((json_int_t)j->data.len));
-  json_object_set_new(meta, "_checksum", json_string(md5hex));
+  if (!j->external) { /* what the bytes say; an external file's metaData is the client's */
+    uint8_t d[16];
+    char md5hex[33];
+    md5(j->data.data ? j->data.data : (const uint8_t *)"", j->data.len, d);
+    hex_encode(d, 16, md5hex);
+    json_object_set_new(meta, "size", json_integer((json_int_t)j->data.len));
+    json_object_set_new(meta, "_checksum", json_string(md5hex));
+  }
   if (!json_object_get(meta, "owner")) json_object_set_new(meta, "owner", json_string("unknown"));
   imgsize_t im;
-  if (imgsize_parse(j->data.data, j->data.len, &im) == 0) {
+  if (!j->external && imgsize_parse(j->data.data, j->data.len, &im) == 0) {
     json_object_set_new(meta, "width", json_integer(im.width));
     json_object_set_new(meta, "height", json_integer(im.height));
     json_object_set_new(meta, "format", json_string(im.format));
@@ -282,6 +341,7 @@ static void put_work(job_t *j) {
     job_fail(j, 400, 400, "metaData could not be stored");
     goto out;
   }
+  if (j->external) json_object_set_new(j->meta, "url", json_string(j->external)); /* kept as given */
   int rc = files_put(j->files, j->id, j->data.data, j->data.len, j->meta);
   if (rc < 0) {
     json_decref(j->meta);
@@ -292,7 +352,7 @@ static void put_work(job_t *j) {
       job_fail(j, 500, 1, "the file could not be stored");
     goto out;
   }
-  j->status = j->client_meta ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
+  j->status = j->client_meta && !j->external ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
 out:
   buf_free(&j->data); /* up to max_file_size: do not keep it until the answer */
   files_slot_release(j->slot); /* nor its slot, which counts that memory */
@@ -311,6 +371,12 @@ static void job_work(uv_work_t *wk) {
   case JOB_DELETE: rc = files_delete(j->files, j->id); break;
   case JOB_OPEN:
     rc = files_get_meta(j->files, j->id, &j->meta);
+    if (rc == 0 && json_is_string(json_object_get(j->meta, "url"))) {
+      /* an external file: its bytes are at its url, and this origin does not redirect to
+       * a URL anyone with the app key chose */
+      job_fail(j, 404, 404, "this file is an external link: fetch it from its url (GET /1.1/files/<objectId>)");
+      return;
+    }
     if (rc == 0) rc = files_open_data(j->files, j->id, &j->fd, &j->size);
     break;
   }
@@ -471,6 +537,7 @@ static void job_after(uv_work_t *wk, int status) {
   if (j->fd >= 0) close(j->fd);
   buf_free(&j->data);
   files_slot_release(j->slot);
+  free(j->external);
   free(j->name);
   free(j->content_type);
   free(j->mime);
