@@ -383,6 +383,65 @@ test('§10 _Installation over REST: channels name the clients (bound by the mast
     await assertNoPush(ack.uid, 'installation deleted');
   }));
 
+test('#11 §6 who may bind: the app key alone routes nobody\'s pushes to its device; the client\'s own session token or the master key do', () =>
+  withServer(webhookEnv({ TERN_HOOKS: '' }), async (srv) => {
+    const tom = await session(srv, uid('Tom'));
+    const [jerry, spike] = [uid('Jerry'), uid('Spike')];
+    const { cid } = await startConv(tom, [jerry, spike]);
+    const devicesOf = (msgId) => pushesFor(msgId).map((p) => [p.body.clientId, p.body.devices.map((d) => d.deviceToken)]).sort();
+
+    // someone with the app key (every copy of the app has it) claims Jerry's channel
+    let r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', registrationId: 'evil-1', channels: [jerry] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const evil = r.body.objectId;
+    assert.deepEqual((await rest(srv, 'GET', `/1.1/installations/${evil}`)).body.channels, [jerry], 'saved as sent');
+    let ack = await sendMsg(tom, cid, 'for Jerry\'s eyes only');
+    await assertNoPush(ack.uid, 'the app key alone binds nobody');
+
+    // Jerry's own app, with Jerry's session token: Jerry binds, Spike (not vouched for) does not
+    const j = await session(srv, jerry);
+    const st = j.openReply.sessionMessage.st;
+    r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', registrationId: 'jerry-phone', channels: [jerry, spike] }, { st });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const mine = r.body.objectId;
+    await goOffline(tom, j);
+    ack = await sendMsg(tom, cid, 'hi Jerry');
+    await eventually(() => pushesFor(ack.uid).length, 'Jerry\'s push');
+    await sleep(300);
+    assert.deepEqual(devicesOf(ack.uid), [[jerry, ['jerry-phone']]]);
+
+    // the app key cannot point that installation at another device: the binding goes
+    r = await rest(srv, 'PUT', `/1.1/installations/${mine}`, { registrationId: 'evil-2' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    ack = await sendMsg(tom, cid, 'after the switch');
+    await assertNoPush(ack.uid, 'a new device is not bound by the old binding');
+    // nor does the app key with a token that was logged out
+    const j2 = await session(srv, jerry);
+    const dead = j2.openReply.sessionMessage.st;
+    assert.equal((await j2.request({ cmd: 'session', op: 'close' })).op, 'closed');
+    r = await rest(srv, 'PUT', `/1.1/installations/${evil}`, { channels: [jerry] }, { st: dead });
+    assert.equal(r.status, 200);
+    ack = await sendMsg(tom, cid, 'still private');
+    await assertNoPush(ack.uid, 'a revoked token vouches for nobody');
+    // a token of another client vouches only for that client
+    const s = await session(srv, spike);
+    r = await rest(srv, 'PUT', `/1.1/installations/${evil}`, { channels: [jerry, spike] }, { st: s.openReply.sessionMessage.st });
+    assert.equal(r.status, 200);
+    await goOffline(tom, s);
+    ack = await sendMsg(tom, cid, 'spike only');
+    await eventually(() => pushesFor(ack.uid).length, 'Spike\'s push');
+    await sleep(300);
+    assert.deepEqual(devicesOf(ack.uid), [[spike, ['evil-1']]]);
+
+    // the master key binds whom it names
+    r = await rest(srv, 'PUT', `/1.1/installations/${mine}`, { channels: [jerry] }, 'master');
+    assert.equal(r.status, 200);
+    ack = await sendMsg(tom, cid, 'back end says so');
+    await eventually(() => pushesFor(ack.uid).length === 2, 'both pushes');
+    assert.deepEqual(devicesOf(ack.uid), [[jerry, ['evil-2']], [spike, ['evil-1']]]);
+    assert.equal((await rest(srv, 'DELETE', `/1.1/installations/${evil}`)).status, 403);
+  }));
+
 test('§10 _Installation writes answer after their commit: back-to-back channel changes are all kept', () =>
   withServer(webhookEnv(), async (srv) => {
     let r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'ios', deviceToken: hexToken(), channels: ['a'] });
