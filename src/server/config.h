@@ -25,6 +25,8 @@
   X(web_root, STR, "", 0, 0, "directory of the web console (/console) and browser chat (/chat), read at start (default: web/ beside ternd, then ../share/tern/web; \"off\": none)") \
   X(files_dir, STR, "", 0, 0, "directory for uploaded files (default <data_dir>/files)")            \
   X(max_file_size, INT, 10485760, 1, 1073741824, "largest file upload in bytes, held in memory while it arrives (413 above)") \
+  X(max_uploads, INT, 32, 0, 100000, "file uploads in flight (held in memory) at once, over all addresses; the master key's are not counted (0 = no limit; HTTP 503)") \
+  X(max_uploads_per_ip, INT, 4, 0, 100000, "file uploads in flight at once from one IP address (0 = no limit; HTTP 429)") \
   X(workers, INT, 0, 0, 64, "network worker threads, each with its own event loop (0 = cores)")     \
   X(idle_timeout, INT, 600, 1, 86400, "seconds of client silence before close 4107 (JS pings every 180 s)") \
   X(login_timeout, INT, 60, 1, 3600, "seconds a connection may stay without a session (4108)")     \
@@ -45,6 +47,7 @@
   X(sign_conversation, BOOL, 0, 0, 1, "require signatures to start conversations and add/remove members (4302)") \
   X(sign_blacklist, BOOL, 0, 0, 1, "require signatures for blacklist changes (4546)")               \
   X(sign_ttl, INT, 21600, 1, 604800, "seconds a signature's timestamp stays valid (nonces are unique within it)") \
+  X(sign_header_window, INT, 900, 1, 86400, "seconds an X-LC-Sign request signature's timestamp may be away from now, either side (401 past it)") \
   X(message_edit, BOOL, 1, 0, 1, "senders may edit their messages (patch/modify; 4406 when off)")   \
   X(message_recall, BOOL, 1, 0, 1, "senders may recall their messages (4407 when off)")            \
   X(session_ttl, INT, 17280, 60, 31536000, "seconds a session token (st) stays valid")              \

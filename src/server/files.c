@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,19 @@
 #include "buf.h"
 #include "crypto.h"
 #include "err.h"
+#include "ipcount.h"
 #include "log.h"
 
 struct files {
   char *dir;
+  pthread_mutex_t mu; /* the slot counts */
+  ipcount_t *ips;     /* upload slots per address */
+  long in_use, refused;
+};
+
+struct files_slot {
+  files_t *f;
+  ipcount_entry_t *ip; /* the address's count, held until the slot is released */
 };
 
 int files_open(const char *dir, files_t **out) {
@@ -47,14 +57,54 @@ int files_open(const char *dir, files_t **out) {
   }
   files_t *f = xcalloc(1, sizeof *f);
   f->dir = p;
+  pthread_mutex_init(&f->mu, NULL);
+  f->ips = ipcount_new();
   *out = f;
   return 0;
 }
 
 void files_free(files_t *f) {
   if (!f) return;
+  ipcount_free(f->ips);
+  pthread_mutex_destroy(&f->mu);
   free(f->dir);
   free(f);
+}
+
+/* ---------------------------------------------------------------- upload slots */
+
+int files_slot_take(files_t *f, const char *ip, long per_ip, long total, files_slot_t **out) {
+  int rc = 0;
+  ipcount_entry_t *e = NULL;
+  pthread_mutex_lock(&f->mu);
+  if (total > 0 && f->in_use >= total) rc = TERN_E2BIG;
+  else if (!(e = ipcount_add(f->ips, ip, per_ip))) rc = TERN_EAGAIN;
+  if (rc == 0) f->in_use++;
+  else f->refused++;
+  pthread_mutex_unlock(&f->mu);
+  if (rc < 0) return rc;
+  files_slot_t *s = xcalloc(1, sizeof *s);
+  s->f = f;
+  s->ip = e;
+  *out = s;
+  return 0;
+}
+
+void files_slot_release(void *slot) {
+  files_slot_t *s = slot;
+  if (!s) return;
+  pthread_mutex_lock(&s->f->mu);
+  s->f->in_use--;
+  ipcount_del(s->f->ips, s->ip);
+  pthread_mutex_unlock(&s->f->mu);
+  free(s);
+}
+
+void files_slot_stats(files_t *f, long *in_use, long *refused) {
+  pthread_mutex_lock(&f->mu);
+  *in_use = f->in_use;
+  *refused = f->refused;
+  pthread_mutex_unlock(&f->mu);
 }
 
 void files_new_id(char id[FILES_ID_LEN + 1]) {
@@ -127,8 +177,10 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
     return rc;
   }
   close(cfd);
+  buf_t gone = BUF_INIT;
+  path_of(f, id, ".gone", &gone);
   path_of(f, id, ".json", &path);
-  int rc = access((char *)path.data, F_OK) == 0 ? TERN_EEXIST : 0;
+  int rc = access((char *)path.data, F_OK) == 0 || access((char *)gone.data, F_OK) == 0 ? TERN_EEXIST : 0;
   if (rc == 0) {
     path_of(f, id, "", &path);
     rc = write_atomic((char *)path.data, data, n);
@@ -141,8 +193,18 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
       unlink((char *)path.data);
     }
   }
+  if (rc == 0 && access((char *)gone.data, F_OK) == 0) {
+    /* deleted while being written (files_delete writes the tombstone before it looks for
+     * the metadata): the delete wins, whichever of the two looked first */
+    path_of(f, id, ".json", &path);
+    unlink((char *)path.data);
+    path_of(f, id, "", &path);
+    unlink((char *)path.data);
+    rc = TERN_EEXIST;
+  }
   if (rc == 0) sync_dir(f);
   unlink((char *)claim.data);
+  buf_free(&gone);
   buf_free(&claim);
   buf_free(&path);
   free(text);
@@ -196,6 +258,14 @@ out:
 int files_delete(const files_t *f, const char *id) {
   if (!files_valid_id(id)) return TERN_ENOENT;
   buf_t path = BUF_INIT;
+  path_of(f, id, ".gone", &path);
+  int fd = open((char *)path.data, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    log_at(LOG_ERROR, "file storage: retiring %s: %s", (char *)path.data, strerror(errno));
+    buf_free(&path);
+    return TERN_EIO; /* without its tombstone the id could be stored again: keep the file */
+  }
+  close(fd);
   path_of(f, id, ".json", &path);
   int rc = 0;
   if (unlink((char *)path.data) < 0) {
@@ -203,8 +273,8 @@ int files_delete(const files_t *f, const char *id) {
   } else {
     path_of(f, id, "", &path);
     unlink((char *)path.data);
-    sync_dir(f);
   }
+  sync_dir(f); /* the tombstone too */
   buf_free(&path);
   return rc;
 }

@@ -19,8 +19,10 @@ struct http_conn {
   buf_t url, field, value;
   int last_was_value;
   size_t header_bytes;
-  size_t body_limit; /* this request's, from routes_body_limit() */
+  size_t body_limit; /* this request's, from routes_head() */
   int error_status;  /* set by callbacks to stop with an HTTP error */
+  int error_code;    /* its LeanCloud code (0: the status) */
+  const char *error_msg; /* its message (NULL: a generic one); static */
   int complete;      /* a request finished; dispatch after execute returns */
   int deferred;      /* its handler answers later (http_defer) */
   int64_t deadline_ms; /* the request under way must be read by then (0: none) */
@@ -40,6 +42,7 @@ static void req_reset(http_conn_t *h) {
     free(r->params[i].value);
   }
   buf_free(&r->body);
+  if (r->slot) r->slot_free(r->slot); /* after the body: the slot counts its memory */
   memset(r, 0, sizeof *r);
   buf_free(&h->url);
   buf_free(&h->field);
@@ -151,9 +154,19 @@ static int on_headers_complete(http_parser *p) {
   r->path = http_url_decode(u, plen, 0);
   r->raw_path = xstrndup(u, plen);
   r->query = xstrdup(q ? q + 1 : "");
-  /* The route decides how much body it takes (file uploads take more than JSON calls),
-   * and a declared length over it is refused before a byte of it is buffered. */
-  h->body_limit = routes_body_limit(h->conn, r);
+  /* The route decides, from the head, who may send this (keys, an upload token, an upload
+   * slot) and how much body it takes (file uploads take more than JSON calls). A refused
+   * request with a body is answered now and the connection closed: not a byte of the body
+   * is buffered. One without waits for its turn and keeps the connection. A declared
+   * length over the limit is refused likewise. Upgrades are not routed. */
+  h->body_limit = p->upgrade ? HTTP_MAX_BODY : routes_head(h->conn, r);
+  int has_body = (p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0);
+  if (r->deny_status && has_body) {
+    h->error_status = r->deny_status;
+    h->error_code = r->deny_code;
+    h->error_msg = r->deny_msg;
+    return -1;
+  }
   if (p->content_length != ULLONG_MAX && p->content_length > h->body_limit) {
     h->error_status = 413;
     return -1;
@@ -351,6 +364,12 @@ void http_take_body(conn_t *c, buf_t *out) {
   c->http->req.body = (buf_t)BUF_INIT;
 }
 
+void *http_take_slot(conn_t *c) {
+  void *slot = c->http->req.slot;
+  c->http->req.slot = NULL;
+  return slot;
+}
+
 /* Pick the first offered subprotocol we speak. Returns its format/version or -1. */
 static int pick_subprotocol(const char *offer, char *chosen, size_t chosen_len, int *base64, int *version) {
   static const struct {
@@ -458,7 +477,8 @@ int http_input(conn_t *c, uint8_t *p, size_t n) {
     enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
     if (err != HPE_OK && err != HPE_PAUSED) {
       int status = h->error_status ? h->error_status : 400;
-      http_respond_error(c, NULL, status, status, h->error_status ? "request too large" : http_errno_description(err));
+      const char *msg = h->error_msg ? h->error_msg : h->error_status ? "request too large" : http_errno_description(err);
+      http_respond_error(c, NULL, status, h->error_code ? h->error_code : status, msg);
       return (int)n;
     }
     if (!h->complete) break; /* need more bytes */

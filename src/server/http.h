@@ -37,6 +37,14 @@ typedef struct {
   int nparams;
   buf_t body;
   int keep_alive;
+  /* Decided by routes_head() from the head, before any body byte is read (routes.c): */
+  const void *route;   /* the route row chosen (rest_route_t), NULL when none matched */
+  int route_known;     /* no row for this method, but the path has rows (405) */
+  int key;             /* what X-LC-Key / X-LC-Sign proved (rest.h REST_KEY_*) */
+  int deny_status, deny_code; /* refused (401, 403, 429, 503 …): answered instead of the route */
+  const char *deny_msg;       /* a static string */
+  void *slot;                 /* a resource held while the body is in memory (an upload slot) */
+  void (*slot_free)(void *slot); /* releases it: when the request ends, unless taken */
 } http_req_t;
 
 const char *http_header(const http_req_t *r, const char *name); /* case-insensitive; NULL if absent */
@@ -81,12 +89,20 @@ int64_t http_deadline(const conn_t *c);
 /* Moves the current request's body into *out (the caller frees it): for work that may
  * outlive the connection. */
 void http_take_body(conn_t *c, buf_t *out);
+/* Moves the current request's slot (r->slot) to the caller, who releases it with
+ * r->slot_free once it has freed the body: an upload's memory is counted until then, even
+ * if the connection goes first. NULL when it holds none. */
+void *http_take_slot(conn_t *c);
 
-/* routes.c: the largest body r may carry, decided from its head before any body byte is
- * read: the route's own limit when its row names one, else HTTP_MAX_BODY. */
-size_t routes_body_limit(conn_t *c, const http_req_t *r);
-/* routes.c: the request router. The upgrade path is handled before it. It sets r->params
- * for the route it picks, then calls the route's handler. */
+/* routes.c: everything decided from a request's head, before any body byte is read: the
+ * route (r->route, r->params), whether its keys may call it (r->key, or r->deny_* — a
+ * refused request with a body is answered at once and the connection closed, one without
+ * is answered in turn), an upload slot for upload routes; returns the largest body r may
+ * carry: the route's own limit when its row names one, else HTTP_MAX_BODY. Not called for
+ * WebSocket upgrades. */
+size_t routes_head(conn_t *c, http_req_t *r);
+/* routes.c: the request router. The upgrade path is handled before it. It answers the
+ * refusal routes_head() decided, or calls the handler of the route it chose. */
 void routes_dispatch(conn_t *c, http_req_t *r);
 /* Route patterns. A pattern is a path of segments: a literal segment matches itself,
  * ":name" matches any one non-empty segment, and "*name" — last only — matches the

@@ -14,6 +14,7 @@
 #include "im_internal.h"
 #include "log.h"
 #include "push.h"
+#include "revoke.h"
 #include "timeutil.h"
 
 int64_t conv_kind_wire(int kind) { return kind; }
@@ -33,6 +34,7 @@ im_t *im_new(server_t *srv) {
   pthread_mutex_init(&im->rejoin_mu, NULL);
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
+  im->revoke = revoke_new();
   im->hooks = hooks_new(srv->cfg->hook_url, srv->app_id, srv->app_key, srv->cfg->hook_key, srv->cfg->hooks,
                         srv->cfg->hook_timeout, srv->cfg->hook_fail_closed);
   return im;
@@ -56,6 +58,7 @@ void im_free(im_t *im) {
   pthread_mutex_destroy(&im->rejoin_mu);
   pthread_mutex_destroy(&im->sso_mu);
   signer_free(im->signer);
+  revoke_free(im->revoke);
   hooks_free(im->hooks);
   presence_free(im->presence);
   convcache_free(im->convs);

@@ -41,6 +41,7 @@ struct im {
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
   atomic_size_t room_drops;  /* room messages dropped for congestion */
+  struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
 };
 
 struct im_worker {
@@ -62,6 +63,7 @@ struct session {
   conv_t *room;       /* the chat room this login is in (one at a time) */
   uint32_t room_slot; /* index in room->online[worker] */
   will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
+  uint8_t lineage[8]; /* of the tokens this login is given (token.h): revoked at logout */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */

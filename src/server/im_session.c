@@ -3,7 +3,8 @@
  * A session is one client id logged in on one socket. Several may share a socket (the JS
  * SDK multiplexes every IMClient of a Realtime over one WebSocket); the first opened is
  * the socket's default peer. Tokens (`st`) are sealed, so a reconnect with r:true + st
- * works on any worker and after a restart. */
+ * works on any worker and after a restart; a logout, an admin kick and a displacing
+ * single-sign-on login revoke them (revoke.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "im_internal.h"
 #include "log.h"
 #include "push.h"
+#include "revoke.h"
 #include "timeutil.h"
 #include "sign.h"
 #include "token.h"
@@ -76,6 +78,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   s->client_id = xstrdup(client_id);
   s->tag = tag ? xstrdup(tag) : NULL;
   s->config_bitmap = bitmap;
+  random_bytes(s->lineage, sizeof s->lineage); /* a fresh login's; a reconnect takes its token's */
   s->id = htab_add(&w->sessions, s);
   /* append: the first session on a socket stays its default peer */
   session_t **pp = &l->sessions;
@@ -135,6 +138,9 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
 /* ---------------------------------------------------------------- kicks */
 
 static void kick_local(im_worker_t *w, session_t *s, int code, const char *detail) {
+  /* a login pushed out by another with its tag loses its token: the device that took over
+   * is the one that may resume (an admin kick revoked every token of the client already) */
+  if (code == LC_SESSION_CONFLICT) revoke_lineage(w, s->lineage);
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
@@ -189,7 +195,7 @@ void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *deta
 static void send_opened(req_t *r, session_t *s) {
   im_t *im = r->w->im;
   char st[TOKEN_MAX_LEN + 1];
-  token_make(im->master_key, im->app_id, s->client_id, s->tag, im->cfg->session_ttl, st);
+  token_make_lineage(im->master_key, im->app_id, s->client_id, s->tag, s->lineage, im->cfg->session_ttl, st);
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
@@ -227,15 +233,33 @@ void im_session_open(req_t *r) {
   int reconnect = sm->has_r && sm->r;
   char *tag = NULL; /* single sign-on: explicit logins name it, reconnects carry it in st */
   int token_ok = 0;
+  token_info_t st_info;
   if (reconnect && sm->st) {
-    int rc = token_check(im->master_key, im->app_id, peer, sm->st, NULL, &tag);
+    /* sealed for this client and unexpired, and not revoked by a logout, a kick or a
+     * displacing login since (revoke.h: one store read) */
+    int rc = token_check(im->master_key, im->app_id, peer, sm->st, &st_info);
+    if (rc == 0 && (rc = revoke_check(r->w, peer, &st_info)) < 0) {
+      /* A tagged login displaced by single sign-on lost its token with it. While the session
+       * that displaced it holds <clientId, tag>, its re-login hears what it heard before
+       * revocation existed — 4111, the session ended elsewhere — for an SDK told 4112 logs in
+       * afresh (Java, JS), which would push the holder out in turn. */
+      int held = st_info.tag && presence_get_tagged(im->presence, peer, st_info.tag, NULL, 0) > 0;
+      free(st_info.tag);
+      if (held) {
+        open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
+        return;
+      }
+    }
     if (rc < 0) {
       /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
        * is rejected that way; a session/closed reply would end its reconnect for good. */
-      open_refuse(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired" : "invalid session token");
+      open_refuse(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired"
+                                               : rc == TERN_EPERM   ? "session token revoked"
+                                                                    : "invalid session token");
       metric_inc(M_LOGINS_BAD_TOKEN);
       return;
     }
+    tag = st_info.tag;
     token_ok = 1;
   } else if (sm->tag && *sm->tag && strcmp(sm->tag, "default") != 0) {
     if (strlen(sm->tag) > TOKEN_TAG_MAX) {
@@ -285,6 +309,7 @@ void im_session_open(req_t *r) {
     s->config_bitmap = sm->configbitmap;
   }
   free(tag);
+  if (token_ok) memcpy(s->lineage, st_info.lineage, sizeof s->lineage); /* the device's chain goes on */
   r->s = s;
   send_opened(r, s);
   metric_inc(M_LOGINS_OK);
@@ -310,13 +335,14 @@ void im_session_close(req_t *r) {
   PB_SET(out, op, LC__OP_TYPE__closed);
   out.sessionmessage = &sm; /* present and empty, as the cloud sends it */
   reply(r, &out);
+  revoke_lineage(r->w, r->s->lineage); /* a logout: this device's token no longer resumes */
   im_session_drop(r->w, r->s, 1000);
 }
 
 void im_session_refresh(req_t *r) {
   im_t *im = r->w->im;
   char st[TOKEN_MAX_LEN + 1];
-  token_make(im->master_key, im->app_id, r->s->client_id, r->s->tag, im->cfg->session_ttl, st);
+  token_make_lineage(im->master_key, im->app_id, r->s->client_id, r->s->tag, r->s->lineage, im->cfg->session_ttl, st);
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);

@@ -78,7 +78,8 @@ void push_report(req_t *r);
  * none: only hex tokens are taken). Fire and forget. */
 void push_login_token(im_worker_t *w, const char *client, const char *token);
 /* REST `_Installation` (§10): POST /1.1/installations, GET/PUT/DELETE
- * /1.1/installations/<objectId>, app key or master key. Route both paths here. */
+ * /1.1/installations/<objectId>. Route both paths here. Channels bind (route pushes) only
+ * with the master key or the channel's own session token (push_registry.c). */
 void push_rest_installations(conn_t *c, const http_req_t *r);
 
 #endif

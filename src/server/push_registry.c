@@ -8,6 +8,13 @@
  * over REST; its `channels` are the client ids whose offline pushes the device receives,
  * each stored as a device row of its own so a push needs one indexed read per recipient.
  *
+ * A push carries the message's text, so a channel binds (gets a device row) only when
+ * someone who may read that client's messages vouches for it: the master key, or the
+ * client's own session token (X-LC-IM-Session-Token) — the app key alone is in every copy
+ * of the app and vouches for nobody. An installation saved with the app key alone keeps
+ * its channels in the object (GET shows them) and binds only those bound before, while
+ * its device (type and token) stays the same. docs/push.md, "Who may bind a device".
+ *
  * Writes go through the store like everything else. The report reply waits for the
  * commit; the REST answers do not (HTTP handlers answer in their call), which is safe for
  * the order that matters: a message sent after the registration is committed after it. */
@@ -206,6 +213,43 @@ static const char *check(json_t *doc, job_installation_t *j) {
   return NULL;
 }
 
+/* Has this installation's device (id, token) a row for client — was it bound before? */
+typedef struct {
+  const char *id, *token;
+  int found;
+} bound_probe_t;
+
+static void bound_each(void *arg, const device_view_t *d) {
+  bound_probe_t *p = arg;
+  if (d->installation_id && !strcmp(d->installation_id, p->id) && !strcmp(d->token, p->token)) p->found = 1;
+}
+
+/* Narrows j->channels (all of the document's, from check()) to those this request may
+ * bind: every one with the master key; otherwise those the session token in
+ * X-LC-IM-Session-Token is a live token of, and — while the device is the one stored
+ * under id — those bound before. */
+static void bind_channels(conn_t *c, const http_req_t *r, job_installation_t *j, const installation_row_t *old) {
+  if (r->key == REST_KEY_MASTER) return;
+  const char *st = http_header(r, "X-LC-IM-Session-Token");
+  int same_device = old && !strcmp(old->token, j->token) && !strcmp(old->device_type, j->device_type);
+  size_t k = 0;
+  for (size_t i = 0; i < j->n; i++) {
+    const char *ch = j->channels[i];
+    int bind = st && rest_token_live(c, ch, st) == 0;
+    if (!bind && same_device) {
+      bound_probe_t p = {old->id, old->token, 0};
+      bind = store_devices(c->w->imw->reader, ch, 256, bound_each, &p) == 0 && p.found;
+    }
+    if (bind) {
+      j->channels[k++] = j->channels[i];
+    } else {
+      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)", ch);
+      free(j->channels[i]);
+    }
+  }
+  j->n = k;
+}
+
 static void installation_job_free(store_job_t *sj) {
   job_installation_t *j = (job_installation_t *)sj;
   free(j->id);
@@ -298,6 +342,7 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
   job_installation_t *j = stored_new();
   const char *err = apply(doc, body);
   if (!err) err = check(doc, j);
+  if (!err) bind_channels(c, r, j, found ? &row : NULL);
   if (err) {
     bad_request(c, r, err);
     installation_job_free(&j->job);
@@ -376,8 +421,9 @@ static void delete_one(conn_t *c, const http_req_t *r, const char *id) {
   stored_submit(c, j, 200, json_object(), NULL);
 }
 
+/* The route table decides who may call (routes.c): the app key for POST, GET and PUT, the
+ * master key for DELETE (LeanCloud's default too); what a save may bind is bind_channels'. */
 void push_rest_installations(conn_t *c, const http_req_t *r) {
-  if (rest_check_app(c, r, 0) < 0) return;
   const char *id = http_path_param(r, "id"); /* routes: /1.1/installations[/:id] */
   if (id && strlen(id) > 64) {
     not_found(c, r);

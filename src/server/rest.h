@@ -4,23 +4,53 @@
 
 #include "http.h"
 
-/* X-LC-Id / X-LC-Key check (app key, or master key with ",master"); need_master refuses
- * the app key with 403. Answers the error itself and returns -1 on failure. */
-int rest_check_app(conn_t *c, const http_req_t *r, int need_master);
-/* The client_id whose X-LC-IM-Session-Token is valid (caller frees), or NULL after a 401. */
-char *rest_session_client(conn_t *c, const http_req_t *r);
+/* What a request's keys prove (http_req_t.key): X-LC-Id naming this app together with
+ * X-LC-Key "<app key>" or "<master key>,master", or X-LC-Sign "md5(ts + key),ts[,master]"
+ * with ts (ms) within sign_header_window of now. */
+enum { REST_KEY_NONE = 0, REST_KEY_APP = 1, REST_KEY_MASTER = 2 };
 
-/* One row of a route table: method, path pattern (see route_match), handler, and the
- * largest body the route takes, asked once the head is in (NULL: HTTP_MAX_BODY). */
+/* Who may call a route (rest_route_t.auth). The default, a row that names none, is the
+ * master key: a route someone forgets to think about is closed, not open. */
+typedef enum {
+  AUTH_MASTER = 0, /* the master key */
+  AUTH_CLIENT,     /* the master key, or the app key plus X-LC-IM-Session-Token: a live session
+                    * token (not expired, not revoked) of the client the request is about —
+                    * the path's :client_id, else the query's client_id */
+  AUTH_APP,        /* the app key (or the master key) */
+  AUTH_UPLOAD,     /* an upload token from fileTokens (?token=) for the path's :id; keys are not looked at */
+  AUTH_METRICS,    /* the master key, also as "Authorization: Bearer <master key>" (Prometheus) */
+  AUTH_OPEN,       /* anyone: no key is looked at */
+} rest_auth_t;
+
+/* X-LC-Id / X-LC-Key check (app key, or master key with ",master"); need_master refuses
+ * the app key with 403. Answers the error itself and returns -1 on failure. For handlers
+ * whose route row already says as much it is a second look, never a weaker one. */
+int rest_check_app(conn_t *c, const http_req_t *r, int need_master);
+/* The client a request that passed AUTH_CLIENT acts for (borrowed from r or copied into
+ * a new string: the caller frees it), or NULL after answering 400 when it names none. */
+char *rest_session_client(conn_t *c, const http_req_t *r);
+/* Decides from the head alone whether r may reach a route of level `need`: 0 (r->key set),
+ * or -1 with the refusal in r->deny_status, deny_code, deny_msg (rest_auth.c). */
+int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need);
+/* 0 when st is a live session token of client (sealed for it, not expired, not revoked:
+ * token.h, revoke.h); TERN_EINVAL, TERN_ETIMEDOUT or TERN_EPERM otherwise. */
+int rest_token_live(conn_t *c, const char *client, const char *st);
+
+/* One row of a route table: method, path pattern (see route_match), handler, the largest
+ * body the route takes, asked once the head is in (NULL: HTTP_MAX_BODY; a row that names
+ * one is an upload: it also needs an upload slot, rest_files_admit), and who may call it. */
 typedef struct {
   int method;
   const char *path;
   void (*fn)(conn_t *c, const http_req_t *r);
   size_t (*body_limit)(conn_t *c, const http_req_t *r);
+  rest_auth_t auth;
 } rest_route_t;
 
 /* rest_rtm.c: the /1.2/rtm/… API, ended by a row with a NULL path. */
 extern const rest_route_t rest_rtm_routes[];
+/* routes.c: calls cb for every row of both tables, in the order they are matched. */
+void routes_each(void (*cb)(void *arg, const rest_route_t *rt), void *arg);
 
 void rest_member_infos(conn_t *c, const http_req_t *r);
 /* rest_admin.c — tern's operator reads (master key): GET /1.2/tern/hooks,
@@ -32,6 +62,15 @@ void rest_notifications(conn_t *c, const http_req_t *r);
 /* rest_files.c — the file endpoint. Routes with path parameters "name" (upload, optional)
  * and "id" (the others); uploads take bodies up to rest_files_body_limit(). */
 size_t rest_files_body_limit(conn_t *c, const http_req_t *r);
+/* An upload holds its body in memory until it is stored: at most max_uploads_per_ip from one
+ * address and max_uploads in all may be in flight (the master key is not counted). Takes a
+ * slot for r (released with the request, or by the job its body moves to), or sets r's
+ * refusal (429, 503) and returns -1. */
+int rest_files_admit(conn_t *c, http_req_t *r);
+/* 1 when r's ?token= is an upload token this server made for the path's :id, unexpired. */
+int rest_files_token_ok(conn_t *c, const http_req_t *r);
+/* Prometheus lines for /metrics: uploads in flight, uploads refused. */
+void rest_files_metrics(server_t *srv, buf_t *out);
 void rest_file_upload(conn_t *c, const http_req_t *r);
 void rest_file_meta(conn_t *c, const http_req_t *r);
 void rest_file_delete(conn_t *c, const http_req_t *r);

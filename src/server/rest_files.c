@@ -4,6 +4,9 @@
  *   POST   /1.1/files/<name>        raw bytes, Content-Type kept as mime_type     app key
  *   POST   /1.1/files[/<name>]      JSON {"base64", "name", "mime_type"|"_ContentType",
  *                                   "metaData"} (the old JS SDK's AV.File upload)  app key
+ *   POST   /1.1/files[/<name>]      JSON {"name", "url", "mime_type", "metaData": {"__source":
+ *                                   "external", …}}: AV.File.withURL(…).save(), a file
+ *                                   object pointing elsewhere; no bytes are kept     app key
  *   GET    /1.1/files/<objectId>    the metadata                                  app key
  *   DELETE /1.1/files/<objectId>    {}                                            master key
  *   GET    /files/<objectId>[/<name>]  the bytes, one Range allowed; HEAD too      none
@@ -18,7 +21,13 @@
  * provider "s3", whose uploader in the SDKs is a plain PUT of the bytes to upload_url. The
  * token is stateless — the objectId, expiry, name, type and the client's metaData, signed
  * with HMAC-SHA256 under the master key — so any worker takes the PUT and nothing is kept
- * for an upload that never comes. files_put stores an id once: a replayed PUT gets 409.
+ * for an upload that never comes. files_put stores an id once, and never again once it was
+ * deleted: a replayed PUT gets 409, also after fileCallback {result: false} removed what
+ * the first one stored.
+ *
+ * Who may call what is the route table's (routes.c, checked from the request's head by
+ * rest_auth.c); an upload also needs one of a limited number of upload slots
+ * (rest_files_admit), held until its body is freed. The handlers below start the work.
  *
  * Nothing here blocks the worker's loop on the disk. Each request becomes a job on libuv's
  * thread pool — hashing and writing an upload, reading metadata, deleting, opening a
@@ -47,6 +56,8 @@
 #define NAME_MAX_BYTES 1024
 #define MIME_MAX_BYTES 127
 #define JSON_SLACK (64 * 1024) /* room for name and metaData around a JSON upload's base64 */
+#define EXTERNAL_URL_MAX 2048
+#define EXTERNAL_META_MAX 4096
 
 static const struct {
   const char *ext, *mime;
@@ -135,10 +146,12 @@ static json_t *file_url(const server_t *srv, const char *id, const char *name) {
   return out;
 }
 
-/* The stored metadata plus the URL: what uploads and metadata reads answer. */
+/* The stored metadata plus the URL: what uploads and metadata reads answer. An external
+ * file keeps the URL it was saved with. */
 static json_t *with_url(const server_t *srv, json_t *meta, const char *id) {
   json_t *out = json_copy(meta);
-  json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
+  if (!json_is_string(json_object_get(meta, "url")))
+    json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
   return out;
 }
 
@@ -162,6 +175,8 @@ typedef struct {
   size_t max;
   char *mime;
   json_t *client_meta;
+  char *external; /* JOB_PUT of an external file: its URL (no bytes are kept) */
+  void *slot;     /* the upload slot its body holds (http_take_slot), released with it */
   int callback; /* JOB_DELETE for a failed upload's fileCallback: gone already is fine */
   /* results */
   int status, code;
@@ -177,16 +192,65 @@ static void job_fail(job_t *j, int status, int code, const char *msg) {
   snprintf(j->error, sizeof j->error, "%s", msg);
 }
 
+/* An external file's URL: http or https with a host, no spaces or control characters (UTF-8
+ * is allowed: JSON brought it, valid), not too long. */
+static int external_url_ok(const char *u) {
+  size_t n = u ? strlen(u) : 0;
+  if (n > EXTERNAL_URL_MAX || (strncasecmp(u, "https://", 8) != 0 && strncasecmp(u, "http://", 7) != 0)) return 0;
+  size_t host = strncasecmp(u, "https://", 8) == 0 ? 8 : 7;
+  if (n == host || u[host] == '/') return 0; /* a host is needed */
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f) return 0;
+  return 1;
+}
+
+/* AV.File.withURL(name, url).save() (leancloud-storage): {"name", "url", "mime_type"?,
+ * "metaData": {"__source": "external", "size": 0, …}} — to POST /1.1/files, or to a named
+ * path: there it needs the __source mark, since any other JSON is a file to store as is.
+ * Fills the job as a file object of no bytes that points at url (j->external); returns 1
+ * when the body is that, 0 when not, -1 after job_fail. */
+static int put_external(job_t *j, json_t *body, char **name, char **mime, json_t **client_meta) {
+  json_t *url = json_object_get(body, "url"), *md = json_object_get(body, "metaData");
+  const char *src = json_string_value(json_object_get(md, "__source"));
+  if (!json_is_string(url) || json_object_get(body, "base64") || (j->name && !(src && !strcmp(src, "external"))))
+    return 0;
+  if (!external_url_ok(json_string_value(url))) {
+    job_fail(j, 400, 107, "an external file's url must be an http:// or https:// URL of at most 2048 characters");
+    return -1;
+  }
+  if (md && !json_is_object(md)) {
+    job_fail(j, 400, 107, "metaData must be an object");
+    return -1;
+  }
+  char *text = md ? json_dumps(md, JSON_COMPACT) : NULL;
+  size_t len = text ? strlen(text) : 0;
+  free(text);
+  if (len > EXTERNAL_META_MAX) {
+    job_fail(j, 400, 107, "an external file's metaData is at most 4096 bytes of JSON");
+    return -1;
+  }
+  const char *jn = json_string_value(json_object_get(body, "name"));
+  if (jn && !*name) *name = xstrdup(jn);
+  *mime = mime_clean(json_string_value(json_object_get(body, "mime_type")));
+  *client_meta = md ? json_deep_copy(md) : json_object();
+  j->external = xstrdup(json_string_value(url));
+  buf_free(&j->data);
+  return 1;
+}
+
 /* JSON uploads: {"base64": "...", "name"?, "mime_type"? | "_ContentType"?, "metaData"?}.
- * Swaps j->data for the decoded bytes; returns 1 when the body is that shape, 0 when it is
- * not (then, with a name in the path, it is a JSON file uploaded as is), -1 after j_fail. */
+ * Swaps j->data for the decoded bytes; returns 1 when the body is that shape (or an
+ * external file's, put_external), 0 when it is not (then, with a name in the path, it is a
+ * JSON file uploaded as is), -1 after job_fail. */
 static int put_decode_json(job_t *j, char **name, char **mime, json_t **client_meta) {
   json_t *body = json_loadb((const char *)j->data.data, j->data.len, 0, NULL);
   json_t *b64 = json_object_get(body, "base64");
   if (!json_is_string(b64)) {
+    int ext = json_is_object(body) ? put_external(j, body, name, mime, client_meta) : 0;
     json_decref(body);
+    if (ext) return ext;
     if (j->name) return 0;
-    job_fail(j, 400, 107, "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}");
+    job_fail(j, 400, 107, "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}, or {\"name\", \"url\"} for an external file");
     return -1;
   }
   const char *s = json_string_value(b64);
@@ -252,16 +316,18 @@ static void put_work(job_t *j) {
   }
   if (!mime) mime = xstrdup(mime_guess(name));
 
-  uint8_t d[16];
-  char md5hex[33];
-  md5(j->data.data ? j->data.data : (const uint8_t *)"", j->data.len, d);
-  hex_encode(d, 16, md5hex);
   if (!meta) meta = json_object();
-  json_object_set_new(meta, "size", json_integer((json_int_t)j->data.len));
-  json_object_set_new(meta, "_checksum", json_string(md5hex));
+  if (!j->external) { /* what the bytes say; an external file's metaData is the client's */
+    uint8_t d[16];
+    char md5hex[33];
+    md5(j->data.data ? j->data.data : (const uint8_t *)"", j->data.len, d);
+    hex_encode(d, 16, md5hex);
+    json_object_set_new(meta, "size", json_integer((json_int_t)j->data.len));
+    json_object_set_new(meta, "_checksum", json_string(md5hex));
+  }
   if (!json_object_get(meta, "owner")) json_object_set_new(meta, "owner", json_string("unknown"));
   imgsize_t im;
-  if (imgsize_parse(j->data.data, j->data.len, &im) == 0) {
+  if (!j->external && imgsize_parse(j->data.data, j->data.len, &im) == 0) {
     json_object_set_new(meta, "width", json_integer(im.width));
     json_object_set_new(meta, "height", json_integer(im.height));
     json_object_set_new(meta, "format", json_string(im.format));
@@ -275,6 +341,7 @@ static void put_work(job_t *j) {
     job_fail(j, 400, 400, "metaData could not be stored");
     goto out;
   }
+  if (j->external) json_object_set_new(j->meta, "url", json_string(j->external)); /* kept as given */
   int rc = files_put(j->files, j->id, j->data.data, j->data.len, j->meta);
   if (rc < 0) {
     json_decref(j->meta);
@@ -285,9 +352,11 @@ static void put_work(job_t *j) {
       job_fail(j, 500, 1, "the file could not be stored");
     goto out;
   }
-  j->status = j->client_meta ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
+  j->status = j->client_meta && !j->external ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
 out:
   buf_free(&j->data); /* up to max_file_size: do not keep it until the answer */
+  files_slot_release(j->slot); /* nor its slot, which counts that memory */
+  j->slot = NULL;
   json_decref(meta);
   free(name);
   free(mime);
@@ -302,6 +371,12 @@ static void job_work(uv_work_t *wk) {
   case JOB_DELETE: rc = files_delete(j->files, j->id); break;
   case JOB_OPEN:
     rc = files_get_meta(j->files, j->id, &j->meta);
+    if (rc == 0 && json_is_string(json_object_get(j->meta, "url"))) {
+      /* an external file: its bytes are at its url, and this origin does not redirect to
+       * a URL anyone with the app key chose */
+      job_fail(j, 404, 404, "this file is an external link: fetch it from its url (GET /1.1/files/<objectId>)");
+      return;
+    }
     if (rc == 0) rc = files_open_data(j->files, j->id, &j->fd, &j->size);
     break;
   }
@@ -461,6 +536,8 @@ static void job_after(uv_work_t *wk, int status) {
   }
   if (j->fd >= 0) close(j->fd);
   buf_free(&j->data);
+  files_slot_release(j->slot);
+  free(j->external);
   free(j->name);
   free(j->content_type);
   free(j->mime);
@@ -499,8 +576,42 @@ size_t rest_files_body_limit(conn_t *c, const http_req_t *r) {
   return is_json_request(r) && r->method == HTTP_POST ? max / 3 * 4 + 4 + JSON_SLACK : max;
 }
 
+int rest_files_admit(conn_t *c, http_req_t *r) {
+  server_t *srv = c->w->srv;
+  if (!srv->files || r->key == REST_KEY_MASTER) return 0; /* no storage: 404 in turn; the back end is trusted */
+  files_slot_t *slot;
+  int rc = files_slot_take(srv->files, c->ip, srv->cfg->max_uploads_per_ip, srv->cfg->max_uploads, &slot);
+  if (rc == TERN_EAGAIN) {
+    r->deny_status = 429;
+    r->deny_code = 429;
+    r->deny_msg = "Too many uploads in flight from this address (max_uploads_per_ip): retry when one has finished.";
+    return -1;
+  }
+  if (rc < 0) {
+    r->deny_status = 503;
+    r->deny_code = 503;
+    r->deny_msg = "Too many uploads in flight on this server (max_uploads): retry later.";
+    return -1;
+  }
+  r->slot = slot;
+  r->slot_free = files_slot_release;
+  return 0;
+}
+
+void rest_files_metrics(server_t *srv, buf_t *out) {
+  if (!srv->files) return;
+  long in_use, refused;
+  files_slot_stats(srv->files, &in_use, &refused);
+  buf_printf(out,
+             "# HELP tern_uploads_in_flight File uploads whose bodies are held in memory now.\n"
+             "# TYPE tern_uploads_in_flight gauge\ntern_uploads_in_flight %ld\n"
+             "# HELP tern_uploads_refused_total Uploads refused for want of a slot (429, 503).\n"
+             "# TYPE tern_uploads_refused_total counter\ntern_uploads_refused_total %ld\n",
+             in_use, refused);
+}
+
 void rest_file_upload(conn_t *c, const http_req_t *r) {
-  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  if (!files_on(c, r)) return;
   job_t *j = job_new(c, r, JOB_PUT);
   const char *name = http_path_param(r, "name"), *ct = http_header(r, "Content-Type");
   j->name = name ? xstrdup(name) : NULL;
@@ -508,6 +619,7 @@ void rest_file_upload(conn_t *c, const http_req_t *r) {
   j->json = is_json_request(r);
   j->max = (size_t)c->w->srv->cfg->max_file_size;
   http_take_body(c, &j->data);
+  j->slot = http_take_slot(c);
   job_submit(c, j);
 }
 
@@ -532,11 +644,11 @@ static void submit_by_id(conn_t *c, const http_req_t *r, job_kind_t kind) {
 }
 
 void rest_file_meta(conn_t *c, const http_req_t *r) {
-  if (files_on(c, r) && rest_check_app(c, r, 0) == 0) submit_by_id(c, r, JOB_META);
+  if (files_on(c, r)) submit_by_id(c, r, JOB_META);
 }
 
 void rest_file_delete(conn_t *c, const http_req_t *r) {
-  if (files_on(c, r) && rest_check_app(c, r, 1) == 0) submit_by_id(c, r, JOB_DELETE);
+  if (files_on(c, r)) submit_by_id(c, r, JOB_DELETE);
 }
 
 void rest_file_download(conn_t *c, const http_req_t *r) {
@@ -593,8 +705,18 @@ static json_t *token_open(const server_t *srv, const char *tok) {
   return claims;
 }
 
+int rest_files_token_ok(conn_t *c, const http_req_t *r) {
+  char *tok = http_query_param(r, "token");
+  json_t *claims = token_open(c->w->srv, tok);
+  free(tok);
+  const char *id = http_path_param(r, "id");
+  int ok = claims && id && strcmp(id, json_string_value(json_object_get(claims, "id"))) == 0;
+  json_decref(claims);
+  return ok;
+}
+
 void rest_file_token(conn_t *c, const http_req_t *r) {
-  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  if (!files_on(c, r)) return;
   const server_t *srv = c->w->srv;
   json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
   const char *name = json_string_value(json_object_get(body, "name"));
@@ -652,11 +774,12 @@ void rest_file_token_upload(conn_t *c, const http_req_t *r) {
   j->max = (size_t)c->w->srv->cfg->max_file_size;
   json_decref(claims);
   http_take_body(c, &j->data);
+  j->slot = http_take_slot(c);
   job_submit(c, j);
 }
 
 void rest_file_callback(conn_t *c, const http_req_t *r) {
-  if (!files_on(c, r) || rest_check_app(c, r, 0) < 0) return;
+  if (!files_on(c, r)) return;
   json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
   json_t *claims = token_open(c->w->srv, json_string_value(json_object_get(body, "token")));
   json_t *result = json_object_get(body, "result");

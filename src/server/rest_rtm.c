@@ -190,6 +190,11 @@ int rest_qbool(const http_req_t *r, const char *key) {
 
 /* ---------------------------------------------------------------- the table */
 
+/* Rows that name no auth need the master key (AUTH_MASTER): everything here but the user
+ * login signature (the app key and a user's session token, as LeanCloud had it) and a
+ * client's unread count (the app key only with that client's session token: LeanCloud let
+ * the app key alone read anyone's). */
+
 #define CONV_ROUTES(prefix)                                                                   \
   {HTTP_POST, prefix, rest_conv_create}, {HTTP_GET, prefix, rest_conv_list},                  \
       {HTTP_GET, prefix "/:cid", rest_conv_get}, {HTTP_PUT, prefix "/:cid", rest_conv_update}, \
@@ -235,9 +240,9 @@ const rest_route_t rest_rtm_routes[] = {
     {HTTP_POST, "/1.2/rtm/service-conversations/:cid/broadcasts", rest_broadcast},
     {HTTP_GET, "/1.2/rtm/clients/:client_id/service-conversations", rest_client_subscriptions},
     {HTTP_POST, "/1.2/rtm/clients/check-online", rest_check_online},
-    {HTTP_GET, "/1.2/rtm/clients/sign", rest_user_sign},
-    {HTTP_POST, "/1.1/rtm/sign", rest_user_sign},
-    {HTTP_GET, "/1.2/rtm/clients/:client_id/unread-count", rest_unread_count},
+    {HTTP_GET, "/1.2/rtm/clients/sign", rest_user_sign, NULL, AUTH_APP},
+    {HTTP_POST, "/1.1/rtm/sign", rest_user_sign, NULL, AUTH_APP},
+    {HTTP_GET, "/1.2/rtm/clients/:client_id/unread-count", rest_unread_count, NULL, AUTH_CLIENT},
     {HTTP_POST, "/1.2/rtm/clients/:client_id/kick", rest_kick},
     {HTTP_GET, "/1.2/rtm/stats", rest_stats},
     {HTTP_GET, "/1.2/rtm/all-conversations", rest_all_conversations},

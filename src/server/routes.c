@@ -31,7 +31,6 @@ static void route_faults(conn_t *c, const http_req_t *r) {
     http_respond_error(c, r, 404, 404, "not found");
     return;
   }
-  if (rest_check_app(c, r, 1) < 0) return;
   json_t *j = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
   json_t *f = json_object_get(j, "store_fail");
   if (!json_is_boolean(f)) {
@@ -44,7 +43,8 @@ static void route_faults(conn_t *c, const http_req_t *r) {
   http_respond_json(c, r, 200, json_pack("{s:b}", "store_fail", json_is_true(f)));
 }
 
-/* GET /metrics — Prometheus text: what is online, what is being shed, how the hooks do. */
+/* GET /metrics — Prometheus text: what is online, what is being shed, how the hooks do.
+ * The master key (AUTH_METRICS): the counts say how busy the app is and who is online. */
 static void route_metrics(conn_t *c, const http_req_t *r) {
   server_t *srv = c->w->srv;
   im_t *im = srv->im;
@@ -89,6 +89,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "tern_output_dropped_total{limit=\"ip\"} %lu\ntern_output_dropped_total{limit=\"total\"} %lu\n",
              atomic_load(&srv->out_dropped_conn), atomic_load(&srv->out_dropped_ip),
              atomic_load(&srv->out_dropped_total));
+  rest_files_metrics(srv, &b);
   metrics_render(&b);
   hooks_metrics(im->hooks, &b);
   push_metrics(im->push, &b);
@@ -156,52 +157,59 @@ int route_match(const char *pattern, const char *raw_path, http_req_t *r) {
 
 /* One row per method and path pattern (see route_match); the first row that matches both
  * wins, this table before the REST API's. A path that matches only rows of other methods
- * gets 405. */
+ * gets 405. The last column says who may call the route (rest.h rest_auth_t; rows of
+ * rest_rtm_routes that say nothing need the master key); docs/rest.md lists every row with
+ * its key, and tests/unit/test_routes.c holds the two to each other. */
 typedef rest_route_t route_t;
 
 static const route_t routes[] = {
-    {HTTP_GET, "/v1/route", route_router},
-    {HTTP_GET, "/1.1/rtm/notifications", rest_notifications},
-    {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos},
-    {HTTP_GET, "/health", route_health},
-    {HTTP_GET, "/metrics", route_metrics},
-    {HTTP_POST, "/1.1/installations", push_rest_installations},
-    {HTTP_GET, "/1.1/installations/:id", push_rest_installations},
-    {HTTP_PUT, "/1.1/installations/:id", push_rest_installations},
-    {HTTP_DELETE, "/1.1/installations/:id", push_rest_installations},
-    {HTTP_POST, "/debug/faults", route_faults},
-    {HTTP_POST, "/1.1/files", rest_file_upload, rest_files_body_limit},
-    {HTTP_POST, "/1.2/files", rest_file_upload, rest_files_body_limit},
-    {HTTP_POST, "/1.1/files/*name", rest_file_upload, rest_files_body_limit},
-    {HTTP_POST, "/1.2/files/*name", rest_file_upload, rest_files_body_limit},
-    {HTTP_GET, "/1.1/files/:id", rest_file_meta},
-    {HTTP_GET, "/1.2/files/:id", rest_file_meta},
-    {HTTP_DELETE, "/1.1/files/:id", rest_file_delete},
-    {HTTP_DELETE, "/1.2/files/:id", rest_file_delete},
-    {HTTP_POST, "/1.1/fileTokens", rest_file_token},
-    {HTTP_POST, "/1.2/fileTokens", rest_file_token},
-    {HTTP_PUT, "/1.1/fileUploads/:id", rest_file_token_upload, rest_files_body_limit},
-    {HTTP_POST, "/1.1/fileCallback", rest_file_callback},
-    {HTTP_POST, "/1.2/fileCallback", rest_file_callback},
-    {HTTP_GET, "/files/:id", rest_file_download},
-    {HTTP_HEAD, "/files/:id", rest_file_download},
-    {HTTP_GET, "/files/:id/*name", rest_file_download},
-    {HTTP_HEAD, "/files/:id/*name", rest_file_download},
-    {HTTP_GET, "/1.2/tern/hooks", rest_hooks_status},
-    {HTTP_GET, "/1.2/tern/push/dead-letters", rest_dead_letters},
-    {HTTP_GET, "/console", web_serve},
-    {HTTP_HEAD, "/console", web_serve},
-    {HTTP_GET, "/console/", web_serve},
-    {HTTP_HEAD, "/console/", web_serve},
-    {HTTP_GET, "/console/*file", web_serve},
-    {HTTP_HEAD, "/console/*file", web_serve},
-    {HTTP_GET, "/chat", web_serve},
-    {HTTP_HEAD, "/chat", web_serve},
-    {HTTP_GET, "/chat/", web_serve},
-    {HTTP_HEAD, "/chat/", web_serve},
-    {HTTP_GET, "/chat/*file", web_serve},
-    {HTTP_HEAD, "/chat/*file", web_serve},
+    {HTTP_GET, "/v1/route", route_router, NULL, AUTH_OPEN},
+    {HTTP_GET, "/1.1/rtm/notifications", rest_notifications, NULL, AUTH_CLIENT},
+    {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos, NULL, AUTH_CLIENT},
+    {HTTP_GET, "/health", route_health, NULL, AUTH_OPEN},
+    {HTTP_GET, "/metrics", route_metrics, NULL, AUTH_METRICS},
+    {HTTP_POST, "/1.1/installations", push_rest_installations, NULL, AUTH_APP},
+    {HTTP_GET, "/1.1/installations/:id", push_rest_installations, NULL, AUTH_APP},
+    {HTTP_PUT, "/1.1/installations/:id", push_rest_installations, NULL, AUTH_APP},
+    {HTTP_DELETE, "/1.1/installations/:id", push_rest_installations, NULL, AUTH_MASTER},
+    {HTTP_POST, "/debug/faults", route_faults, NULL, AUTH_MASTER},
+    {HTTP_POST, "/1.1/files", rest_file_upload, rest_files_body_limit, AUTH_APP},
+    {HTTP_POST, "/1.2/files", rest_file_upload, rest_files_body_limit, AUTH_APP},
+    {HTTP_POST, "/1.1/files/*name", rest_file_upload, rest_files_body_limit, AUTH_APP},
+    {HTTP_POST, "/1.2/files/*name", rest_file_upload, rest_files_body_limit, AUTH_APP},
+    {HTTP_GET, "/1.1/files/:id", rest_file_meta, NULL, AUTH_APP},
+    {HTTP_GET, "/1.2/files/:id", rest_file_meta, NULL, AUTH_APP},
+    {HTTP_DELETE, "/1.1/files/:id", rest_file_delete, NULL, AUTH_MASTER},
+    {HTTP_DELETE, "/1.2/files/:id", rest_file_delete, NULL, AUTH_MASTER},
+    {HTTP_POST, "/1.1/fileTokens", rest_file_token, NULL, AUTH_APP},
+    {HTTP_POST, "/1.2/fileTokens", rest_file_token, NULL, AUTH_APP},
+    {HTTP_PUT, "/1.1/fileUploads/:id", rest_file_token_upload, rest_files_body_limit, AUTH_UPLOAD},
+    {HTTP_POST, "/1.1/fileCallback", rest_file_callback, NULL, AUTH_APP},
+    {HTTP_POST, "/1.2/fileCallback", rest_file_callback, NULL, AUTH_APP},
+    {HTTP_GET, "/files/:id", rest_file_download, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/files/:id", rest_file_download, NULL, AUTH_OPEN},
+    {HTTP_GET, "/files/:id/*name", rest_file_download, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/files/:id/*name", rest_file_download, NULL, AUTH_OPEN},
+    {HTTP_GET, "/1.2/tern/hooks", rest_hooks_status, NULL, AUTH_MASTER},
+    {HTTP_GET, "/1.2/tern/push/dead-letters", rest_dead_letters, NULL, AUTH_MASTER},
+    {HTTP_GET, "/console", web_serve, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/console", web_serve, NULL, AUTH_OPEN},
+    {HTTP_GET, "/console/", web_serve, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/console/", web_serve, NULL, AUTH_OPEN},
+    {HTTP_GET, "/console/*file", web_serve, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/console/*file", web_serve, NULL, AUTH_OPEN},
+    {HTTP_GET, "/chat", web_serve, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/chat", web_serve, NULL, AUTH_OPEN},
+    {HTTP_GET, "/chat/", web_serve, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/chat/", web_serve, NULL, AUTH_OPEN},
+    {HTTP_GET, "/chat/*file", web_serve, NULL, AUTH_OPEN},
+    {HTTP_HEAD, "/chat/*file", web_serve, NULL, AUTH_OPEN},
 };
+
+void routes_each(void (*cb)(void *arg, const rest_route_t *rt), void *arg) {
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) cb(arg, &routes[i]);
+  for (const route_t *rt = rest_rtm_routes; rt->path; rt++) cb(arg, rt);
+}
 
 /* The path routes see: a run of leading slashes counts as one. The C# SDK builds its
  * router URL as "{server}/v1/route" (Realtime/Internal/Router/LCRTMRouter.cs) and the JS
@@ -230,13 +238,16 @@ static const route_t *find_route(const http_req_t *r, int *path_known) {
   return NULL;
 }
 
-size_t routes_body_limit(conn_t *c, const http_req_t *r) {
-  /* Only uploads (POST, PUT) ask for more. Every WebSocket upgrade comes through here, and
-   * matching it against the whole table was 2.6% of the server's CPU in a login storm. */
-  if (r->method != HTTP_POST && r->method != HTTP_PUT) return HTTP_MAX_BODY;
-  int path_known;
-  const route_t *rt = find_route(r, &path_known);
-  return rt && rt->body_limit ? rt->body_limit(c, r) : HTTP_MAX_BODY;
+size_t routes_head(conn_t *c, http_req_t *r) {
+  if (r->method == HTTP_OPTIONS) return HTTP_MAX_BODY; /* a preflight: no route, no keys */
+  const route_t *rt = find_route(r, &r->route_known);
+  r->route = rt;
+  if (!rt) return HTTP_MAX_BODY; /* 404 / 405 in turn */
+  route_match(rt->path, route_path(r), r); /* the parameters: auth may need :client_id, :id */
+  if (rest_authorize(c, r, rt->auth) < 0) return 0;
+  if (!rt->body_limit) return HTTP_MAX_BODY;
+  if (rest_files_admit(c, r) < 0) return 0;
+  return rt->body_limit(c, r);
 }
 
 /* CORS preflight from browser SDKs. The headers allowed are those the browser asks for:
@@ -266,12 +277,12 @@ void routes_dispatch(conn_t *c, http_req_t *r) {
     preflight(c, r);
     return;
   }
-  int path_known;
-  const route_t *rt = find_route(r, &path_known);
-  if (rt) {
-    route_match(rt->path, route_path(r), r);
+  const route_t *rt = r->route;
+  if (r->deny_status) {
+    http_respond_error(c, r, r->deny_status, r->deny_code, r->deny_msg);
+  } else if (rt) {
     rt->fn(c, r);
-  } else if (path_known) {
+  } else if (r->route_known) {
     http_respond_error(c, r, 405, 405, "method not allowed");
   } else {
     http_respond_error(c, r, 404, 404, "not found");

@@ -111,6 +111,7 @@ typedef enum {
   JOB_PRUNE,
   JOB_DEVICE,
   JOB_INSTALLATION,
+  JOB_REVOKE,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -238,6 +239,14 @@ typedef struct {
   int64_t created_at, updated_at;
 } job_installation_t; /* JOB_INSTALLATION: create or replace; its channels replace the old ones */
 
+typedef struct {
+  store_job_t job;
+  char *client;       /* set: every session token of client issued at or before `at` is revoked */
+  uint8_t lineage[8]; /* else: every token of this lineage (token.h) */
+  int64_t at;
+  int64_t expires_at; /* when every token the row names has expired: it may go then */
+} job_revoke_t;       /* JOB_REVOKE (revoke.h); each also prunes a few expired rows */
+
 /* A device a client's offline pushes go to, borrowed for the duration of a callback. */
 typedef struct {
   const char *token, *type;
@@ -364,5 +373,9 @@ int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(voi
 /* An installation by objectId (id not NULL), else by (device_type, token). */
 int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
                            installation_row_t *out);
+/* Session-token revocations (revoke.h): *before gets the time up to which client's tokens
+ * are revoked (0: none), *lineage_revoked whether the 8-byte lineage is. One indexed read. */
+int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+                        int *lineage_revoked);
 
 #endif

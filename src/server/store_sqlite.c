@@ -82,6 +82,14 @@ static const char *const migrations[] = {
     /* 7: queries sort by the newest message's time (QUERY_LM_SQL), not the lagging lm
      * column, so its index only cost writes */
     "DROP INDEX conv_lm;",
+    /* 8: session-token revocations (revoke.h): logged-out or displaced token lineages, and
+     * per client the time up to which an admin kick revoked every token; each row goes
+     * once every token it names has expired (expires_at) */
+    ("CREATE TABLE token_revoked (lineage BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX token_revoked_expiry ON token_revoked(expires_at);"
+     "CREATE TABLE client_revoked (client TEXT PRIMARY KEY, before INTEGER NOT NULL, expires_at INTEGER NOT NULL)"
+     " WITHOUT ROWID;"
+     "CREATE INDEX client_revoked_expiry ON client_revoked(expires_at);"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -125,6 +133,7 @@ struct store {
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
   sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
       *del_inst_devices, *ins_inst_device;
+  sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
   atomic_llong notif_seq;
 };
 
@@ -135,7 +144,8 @@ struct store_reader {
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
       *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs,
-      *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token;
+      *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token,
+      *revoked;
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -557,6 +567,26 @@ static int run_installation(store_t *s, job_installation_t *j) {
   return step_done(s->set_badge);
 }
 
+/* A revocation, then up to 16 rows of each kind whose tokens have all expired: pruning
+ * rides on the writes that grow the tables, so no sweep is needed to bound them. */
+static int run_revoke(store_t *s, job_revoke_t *j) {
+  int rc;
+  sqlite3_stmt *st = j->client ? s->ins_client_revoked : s->ins_revoked;
+  if (j->client) {
+    sqlite3_bind_text(st, 1, j->client, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->at);
+    sqlite3_bind_int64(st, 3, j->expires_at);
+  } else {
+    sqlite3_bind_blob(st, 1, j->lineage, sizeof j->lineage, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->expires_at);
+  }
+  if ((rc = step_done(st))) return rc;
+  sqlite3_bind_int64(s->prune_revoked, 1, j->at);
+  if ((rc = step_done(s->prune_revoked))) return rc;
+  sqlite3_bind_int64(s->prune_client_revoked, 1, j->at);
+  return step_done(s->prune_client_revoked);
+}
+
 static int run_job(store_t *s, store_job_t *j) {
   switch (j->type) {
   case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
@@ -575,13 +605,15 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_PRUNE: return run_prune(s, (job_prune_t *)j);
   case JOB_DEVICE: return run_device(s, (job_device_t *)j);
   case JOB_INSTALLATION: return run_installation(s, (job_installation_t *)j);
+  case JOB_REVOKE: return run_revoke(s, (job_revoke_t *)j);
   }
   return SQLITE_MISUSE;
 }
 
 static int multi_statement(job_type_t t) {
   return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE ||
-         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE || t == JOB_INSTALLATION;
+         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE || t == JOB_INSTALLATION ||
+         t == JOB_REVOKE;
 }
 
 
@@ -867,6 +899,15 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->ins_inst_device, "INSERT INTO device (client, token, type, installation_id, badge, updated_at)"
                             " VALUES (?1, ?2, ?3, ?4, coalesce((SELECT max(badge) FROM device WHERE token = ?2), 0), ?5)"
                             " ON CONFLICT (client, token) DO UPDATE SET type = ?3, installation_id = ?4, updated_at = ?5"},
+      {&s->ins_revoked, "INSERT OR REPLACE INTO token_revoked (lineage, expires_at) VALUES (?1, ?2)"},
+      /* a later kick moves the cut forward, never back */
+      {&s->ins_client_revoked, "INSERT INTO client_revoked (client, before, expires_at) VALUES (?1, ?2, ?3)"
+                               " ON CONFLICT (client) DO UPDATE SET before = max(before, ?2),"
+                               " expires_at = max(expires_at, ?3)"},
+      {&s->prune_revoked, "DELETE FROM token_revoked WHERE lineage IN"
+                          " (SELECT lineage FROM token_revoked WHERE expires_at < ?1 LIMIT 16)"},
+      {&s->prune_client_revoked, "DELETE FROM client_revoked WHERE client IN"
+                                 " (SELECT client FROM client_revoked WHERE expires_at < ?1 LIMIT 16)"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
@@ -907,7 +948,8 @@ void store_close(store_t *s) {
                          s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
                          s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->del_msg, s->ins_notif,
                          s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
-                         s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device};
+                         s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device,
+                         s->ins_revoked, s->ins_client_revoked, s->prune_revoked, s->prune_client_revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
@@ -977,6 +1019,8 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->inst_by_id, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE id = ?1"},
       {&r->inst_by_token, "SELECT id, device_type, token, body, created_at, updated_at FROM installation"
                           " WHERE device_type = ?1 AND token = ?2"},
+      {&r->revoked, "SELECT (SELECT before FROM client_revoked WHERE client = ?1),"
+                    " EXISTS (SELECT 1 FROM token_revoked WHERE lineage = ?2)"},
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(r->db, stmts[i].sql, stmts[i].st) < 0) {
@@ -991,7 +1035,7 @@ void store_reader_free(store_reader_t *r) {
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
                          r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->last_msg_for, r->msg_get, r->receipts,
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
-                         r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token};
+                         r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token, r->revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
@@ -1716,4 +1760,18 @@ int store_installation_get(store_reader_t *r, const char *id, const char *device
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+}
+
+int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+                        int *lineage_revoked) {
+  sqlite3_stmt *st = r->revoked;
+  sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_blob(st, 2, lineage, 8, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *before = sqlite3_column_int64(st, 0); /* NULL reads as 0: no kick */
+    *lineage_revoked = sqlite3_column_int(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : TERN_ESTORE;
 }

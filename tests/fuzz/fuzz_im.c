@@ -36,9 +36,9 @@ enum { K_CID, K_TMP, K_MID, K_ST, NKINDS };
 static const struct {
   char letter;
   size_t len;
-} kinds[NKINDS] = {{'c', 24}, {'t', 29}, {'m', 22}, {'s', 38}};
+} kinds[NKINDS] = {{'c', 24}, {'t', 29}, {'m', 22}, {'s', 46}};
 #define SLOTS 4
-static char learned[NKINDS][SLOTS][40];
+static char learned[NKINDS][SLOTS][48]; /* the longest kind (a session token, 46) and its NUL */
 static int nlearned[NKINDS];
 
 static int is_hex(const char *s, size_t n) {
@@ -61,7 +61,7 @@ void fz_learn(const char *s) {
   if (n == 24 && is_hex(s, n)) k = K_CID;
   else if (n == 29 && memcmp(s, "_tmp:", 5) == 0 && is_hex(s + 5, 24)) k = K_TMP;
   else if (n == 22 && is_b64url(s, n)) k = K_MID;
-  else if (n == 38 && is_b64url(s, n)) k = K_ST;
+  else if (n == 46 && is_b64url(s, n)) k = K_ST;
   if (k < 0) return;
   for (int i = 0; i < nlearned[k]; i++)
     if (strcmp(learned[k][i], s) == 0) return;

@@ -17,7 +17,7 @@
  *   $c0$$$$$$$$$$$$$$$$$$$$$  (24 bytes)  the 1st..4th conversation id seen (24 hex)
  *   $t0$$$$$$$$$$$$$$$$$$$$$$$$$$ (29)    the 1st..4th temporary one (_tmp:…)
  *   $m0$$$$$$$$$$$$$$$$$$$  (22 bytes)    the 1st..4th message id seen
- *   $s0$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$ (38)  the 1st..4th session token seen
+ *   $s0$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$ (46)  the 1st..4th session token seen (untagged)
  *
  * (digit 0..3). A placeholder keeps its length, so it can sit anywhere — in a protobuf
  * string, inside where-JSON — without re-encoding anything. */

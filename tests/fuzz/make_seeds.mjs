@@ -29,7 +29,7 @@ const ph = (letter, k, len) => `$${letter}${k}` + '$'.repeat(len - 3);
 const CID = (k = 0) => ph('c', k, 24);
 const TMP = (k = 0) => ph('t', k, 29);
 const MID = (k = 0) => ph('m', k, 22);
-const ST = (k = 0) => ph('s', k, 38);
+const ST = (k = 0) => ph('s', k, 46);
 const APP = 'probeAppId0000000000000-gzGzoHsz';
 const UNKNOWN_CID = '000000000000000000000000';
 
@@ -518,7 +518,7 @@ http('rest-clients', [
   rest('GET', '/1.2/rtm/clients/sign?client_id=Tom'),
   rest('GET', '/1.2/rtm/stats'),
   rest('GET', '/1.2/rtm/all-conversations?limit=2'),
-  rest('GET', '/metrics', undefined, { auth: 'none' }),
+  rest('GET', '/metrics'),
   rest('POST', '/1.1/installations', { deviceType: 'ios', deviceToken: 'abc', channels: ['x'] }, { auth: 'app' }),
   rest('POST', '/debug/faults', { store_fail: true }),
   rest('POST', '/1.1/rtm/sign', { session_token: 'x', client_id: 'Tom' }), // 501 closes the connection

@@ -246,7 +246,7 @@ test('/metrics reports hook calls and latency', () =>
     await session(srv, uid('m'));
     await waitCall('_clientOnline');
     await new Promise((r) => setTimeout(r, 100));
-    const text = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    const text = await (await fetch(`${srv.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${srv.masterKey}` } })).text();
     assert.match(text, /tern_hook_calls_total\{hook="_clientOnline"\} 1/);
     assert.match(text, /tern_hook_latency_seconds_count\{hook="_clientOnline"\} 1/);
     assert.match(text, /tern_clients_online 1/);

@@ -67,10 +67,14 @@ function hexToken() {
   return [...Array(64)].map(() => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
 }
 
-async function rest(srv, method, path, body) {
+// An installation call with the app key (key 'app'), the master key ('master'), or the app
+// key with a client's session token ({ st }).
+async function rest(srv, method, path, body, key = 'app') {
+  const auth = key === 'master' ? { 'X-LC-Key': `${srv.masterKey},master` }
+    : key === 'app' ? { 'X-LC-Key': srv.appKey } : { 'X-LC-Key': srv.appKey, 'X-LC-IM-Session-Token': key.st };
   const res = await fetch(`${srv.httpUrl}${path}`, {
     method,
-    headers: { 'X-LC-Id': srv.appId, 'X-LC-Key': srv.appKey, 'Content-Type': 'application/json' },
+    headers: { 'X-LC-Id': srv.appId, ...auth, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -325,13 +329,13 @@ test('§3.1 deviceToken at login registers the device (Swift); a UDID does not',
     assert.deepEqual(pushesFor(ack.uid).map((p) => [p.body.clientId, p.body.devices]), [[a, [{ deviceType: 'ios', deviceToken: token }]]]);
   }));
 
-test('§10 _Installation over REST: channels name the clients; PUT changes them; DELETE removes the device', () =>
+test('§10 _Installation over REST: channels name the clients (bound by the master key); PUT changes them; DELETE removes the device', () =>
   withServer(webhookEnv(), async (srv) => {
     const tom = await session(srv, uid('Tom'));
     const [jerry, spike] = [uid('Jerry'), uid('Spike')];
     const { cid } = await startConv(tom, [jerry, spike]);
     let r = await rest(srv, 'POST', '/1.1/installations',
-      { deviceType: 'android', installationId: 'inst-1', registrationId: 'reg-1', channels: [jerry, spike], vendor: 'fcm' });
+      { deviceType: 'android', installationId: 'inst-1', registrationId: 'reg-1', channels: [jerry, spike], vendor: 'fcm' }, 'master');
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.match(r.body.objectId, /^[0-9a-f]{24}$/);
     assert.match(r.body.createdAt, /^\d{4}-\d\d-\d\dT/);
@@ -343,7 +347,8 @@ test('§10 _Installation over REST: channels name the clients; PUT changes them;
       objectId: id, deviceType: 'android', installationId: 'inst-1', registrationId: 'reg-1', channels: [jerry, spike],
       vendor: 'fcm', createdAt: 0, updatedAt: 0,
     });
-    // the same device again: one installation, updated
+    // the same device again, with the app key (as the SDK re-saves it): one installation,
+    // updated, and its channels stay bound — the device is the same
     r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', registrationId: 'reg-1', channels: [jerry, spike], badge: 0 });
     assert.equal(r.status, 200);
     assert.equal(r.body.objectId, id);
@@ -370,11 +375,71 @@ test('§10 _Installation over REST: channels name the clients; PUT changes them;
     const bad = await fetch(`${srv.httpUrl}/1.1/installations`, { method: 'POST', body: '{}', headers: { 'X-LC-Id': srv.appId, 'X-LC-Key': 'wrong' } });
     assert.equal(bad.status, 401);
 
-    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`);
+    assert.equal((await rest(srv, 'DELETE', `/1.1/installations/${id}`)).status, 403, 'deleting takes the master key');
+    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`, undefined, 'master');
     assert.equal(r.status, 200);
     assert.equal((await rest(srv, 'GET', `/1.1/installations/${id}`)).status, 404);
     ack = await sendMsg(tom, cid, 'nobody');
     await assertNoPush(ack.uid, 'installation deleted');
+  }));
+
+test('#11 §6 who may bind: the app key alone routes nobody\'s pushes to its device; the client\'s own session token or the master key do', () =>
+  withServer(webhookEnv({ TERN_HOOKS: '' }), async (srv) => {
+    const tom = await session(srv, uid('Tom'));
+    const [jerry, spike] = [uid('Jerry'), uid('Spike')];
+    const { cid } = await startConv(tom, [jerry, spike]);
+    const devicesOf = (msgId) => pushesFor(msgId).map((p) => [p.body.clientId, p.body.devices.map((d) => d.deviceToken)]).sort();
+
+    // someone with the app key (every copy of the app has it) claims Jerry's channel
+    let r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', registrationId: 'evil-1', channels: [jerry] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const evil = r.body.objectId;
+    assert.deepEqual((await rest(srv, 'GET', `/1.1/installations/${evil}`)).body.channels, [jerry], 'saved as sent');
+    let ack = await sendMsg(tom, cid, 'for Jerry\'s eyes only');
+    await assertNoPush(ack.uid, 'the app key alone binds nobody');
+
+    // Jerry's own app, with Jerry's session token: Jerry binds, Spike (not vouched for) does not
+    const j = await session(srv, jerry);
+    const st = j.openReply.sessionMessage.st;
+    r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', registrationId: 'jerry-phone', channels: [jerry, spike] }, { st });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const mine = r.body.objectId;
+    await goOffline(tom, j);
+    ack = await sendMsg(tom, cid, 'hi Jerry');
+    await eventually(() => pushesFor(ack.uid).length, 'Jerry\'s push');
+    await sleep(300);
+    assert.deepEqual(devicesOf(ack.uid), [[jerry, ['jerry-phone']]]);
+
+    // the app key cannot point that installation at another device: the binding goes
+    r = await rest(srv, 'PUT', `/1.1/installations/${mine}`, { registrationId: 'evil-2' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    ack = await sendMsg(tom, cid, 'after the switch');
+    await assertNoPush(ack.uid, 'a new device is not bound by the old binding');
+    // nor does the app key with a token that was logged out
+    const j2 = await session(srv, jerry);
+    const dead = j2.openReply.sessionMessage.st;
+    assert.equal((await j2.request({ cmd: 'session', op: 'close' })).op, 'closed');
+    r = await rest(srv, 'PUT', `/1.1/installations/${evil}`, { channels: [jerry] }, { st: dead });
+    assert.equal(r.status, 200);
+    ack = await sendMsg(tom, cid, 'still private');
+    await assertNoPush(ack.uid, 'a revoked token vouches for nobody');
+    // a token of another client vouches only for that client
+    const s = await session(srv, spike);
+    r = await rest(srv, 'PUT', `/1.1/installations/${evil}`, { channels: [jerry, spike] }, { st: s.openReply.sessionMessage.st });
+    assert.equal(r.status, 200);
+    await goOffline(tom, s);
+    ack = await sendMsg(tom, cid, 'spike only');
+    await eventually(() => pushesFor(ack.uid).length, 'Spike\'s push');
+    await sleep(300);
+    assert.deepEqual(devicesOf(ack.uid), [[spike, ['evil-1']]]);
+
+    // the master key binds whom it names
+    r = await rest(srv, 'PUT', `/1.1/installations/${mine}`, { channels: [jerry] }, 'master');
+    assert.equal(r.status, 200);
+    ack = await sendMsg(tom, cid, 'back end says so');
+    await eventually(() => pushesFor(ack.uid).length === 2, 'both pushes');
+    assert.deepEqual(devicesOf(ack.uid), [[jerry, ['evil-2']], [spike, ['evil-1']]]);
+    assert.equal((await rest(srv, 'DELETE', `/1.1/installations/${evil}`)).status, 403);
   }));
 
 test('§10 _Installation writes answer after their commit: back-to-back channel changes are all kept', () =>
@@ -389,7 +454,7 @@ test('§10 _Installation writes answer after their commit: back-to-back channel 
     }
     r = await rest(srv, 'GET', `/1.1/installations/${id}`);
     assert.deepEqual([...r.body.channels].sort(), ['c', 'd']);
-    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`);
+    r = await rest(srv, 'DELETE', `/1.1/installations/${id}`, undefined, 'master');
     assert.equal(r.status, 200);
     r = await rest(srv, 'GET', `/1.1/installations/${id}`);
     assert.equal(r.status, 404, 'deleted, and the answer came after the delete committed');
@@ -422,7 +487,7 @@ test('retries with backoff: a webhook failing twice gets 3 requests and one deli
       data: 0,
     });
     assert.equal(lines[0].data.alert, `${tom.peerId} wrote in ${cid}`);
-    const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${srv.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${srv.masterKey}` } })).text();
     assert.match(metrics, /tern_push_requests_total\{provider="webhook"\} 7/);
     assert.match(metrics, /tern_push_delivered_total\{provider="webhook"\} 1/);
     assert.match(metrics, /tern_push_retries_total\{provider="webhook"\} 5/);
@@ -606,7 +671,7 @@ test('FCM: a JWT-bearer grant signed RS256 buys the access token once; messages:
     }, async (srv) => {
       const tom = await session(srv, uid('Tom'));
       const jerry = uid('Jerry');
-      const r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', installationId: 'i1', registrationId: 'fcm-reg-1', channels: [jerry] });
+      const r = await rest(srv, 'POST', '/1.1/installations', { deviceType: 'android', installationId: 'i1', registrationId: 'fcm-reg-1', channels: [jerry] }, 'master');
       assert.equal(r.status, 201);
       const { cid } = await startConv(tom, [jerry]);
       const t0 = Math.floor(Date.now() / 1000);

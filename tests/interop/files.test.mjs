@@ -130,6 +130,45 @@ const pluginClasses = (sdk) => {
   return classes;
 };
 
+describe('external files: AV.File.withURL(name, url).save() of leancloud-storage (issue #11 §21)', () => {
+  let server;
+  before(async () => {
+    server = await startServer();
+    AV.init({ appId: server.appId, appKey: server.appKey, serverURLs: server.httpUrl });
+  });
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  it('saves a file object that points at the URL and keeps its metadata; fetch and GET /1.1/files/:id return it; tern serves no bytes for it', async () => {
+    const url = 'https://cdn.example.com/pics/猫.png?size=large';
+    const saved = await AV.File.withURL('cat.png', url, { author: 'tom', width: 640 }).save();
+    assert.match(saved.id, /^[0-9a-f]{24}$/);
+    assert.equal(saved.url(), url);
+
+    const fetched = await AV.File.createWithoutData(saved.id).fetch();
+    assert.equal(fetched.name(), 'cat.png');
+    assert.equal(fetched.url(), url, 'the external URL, not a tern download URL');
+    assert.equal(fetched.get('mime_type'), 'image/png');
+    assert.equal(fetched.metaData('__source'), 'external');
+    assert.equal(fetched.metaData('author'), 'tom');
+    assert.equal(fetched.metaData('width'), 640);
+    assert.equal(fetched.metaData('size'), 0);
+
+    const res = await fetch(`${server.httpUrl}/1.1/files/${saved.id}`, { headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey } });
+    assert.equal(res.status, 200);
+    const meta = await res.json();
+    assert.deepEqual({ ...meta, createdAt: 'T', updatedAt: 'T' }, {
+      objectId: saved.id, name: 'cat.png', url, size: 0, mime_type: 'image/png', createdAt: 'T', updatedAt: 'T',
+      metaData: { __source: 'external', size: 0, owner: 'unknown', author: 'tom', width: 640 },
+    });
+    // no bytes were stored as the file: its tern download URL has nothing, and does not redirect
+    const d = await fetch(`${server.httpUrl}/files/${saved.id}/cat.png`, { redirect: 'manual' });
+    assert.equal(d.status, 404);
+    await d.arrayBuffer();
+  });
+});
+
 describe('files through leancloud-storage AV.File and the typed-messages plugin', () => {
   let server;
   let env;

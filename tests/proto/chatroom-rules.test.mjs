@@ -148,7 +148,11 @@ test('§3.12 chat room: no automatic re-join for a fresh login (r:false) or afte
   const stE = E.openReply.sessionMessage.st;
   assert.equal((await E.request({ cmd: 'session', op: 'close' })).op, 'closed');
   await countBecomes(B, room, 1, 'E closed its session');
-  const E2 = await session(server, e, { extra: { r: true, st: stE } });
+  // a logout revokes its token (issue #11 §10): the r:true reconnect with it is refused,
+  // and one without a token (as the JS SDK retries then) is not put back either
+  const refused = await (await connect(server)).request({ cmd: 'session', op: 'open', appId: server.appId, peerId: e, sessionMessage: { r: true, st: stE } });
+  assert.equal(refused.errorMessage?.code, 4112, JSON.stringify(refused));
+  const E2 = await session(server, e, { extra: { r: true } });
   assert.equal(await isMember(E2, room), false, 'a session close is a goodbye');
   // F closes the WebSocket cleanly (close frame 1000)
   const F = await session(server, f);

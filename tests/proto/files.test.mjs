@@ -135,6 +135,64 @@ test('#7 §4 a JSON file uploaded raw (no "base64" key) is stored as it is', asy
   assert.equal((await download(r.json.url)).body.toString(), body);
 });
 
+// ---------------------------------------------------------------- external files (issue #11 §21)
+
+const postJson = (srv, path, body, headers = appHeaders(srv)) => fetch(`${srv.httpUrl}${path}`, {
+  method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+});
+
+test('#11 §21 an external file ({name, url, metaData.__source "external"}) is a file object pointing at its URL; a named path needs the mark, else the JSON is the file', async () => {
+  const url = 'http://example.org/a%20b/clip.mp4';
+  let r = await postJson(server, `/1.1/files/${encodeURIComponent('clip.mp4')}`,
+    { name: 'clip.mp4', url, mime_type: 'video/mp4', metaData: { __source: 'external', size: 0, owner: 'tom', duration: 12.5 } });
+  assert.equal(r.status, 201);
+  const ext = await r.json();
+  assert.equal(ext.url, url);
+  assert.equal(ext.size, 0);
+  assert.equal(ext.mime_type, 'video/mp4');
+  assert.deepEqual(ext.metaData, { __source: 'external', size: 0, owner: 'tom', duration: 12.5 });
+  const meta = await (await fetch(`${server.httpUrl}/1.1/files/${ext.objectId}`, { headers: appHeaders(server) })).json();
+  assert.equal(meta.url, url);
+  assert.equal(meta.updatedAt, meta.createdAt);
+  for (const path of [`/files/${ext.objectId}`, `/files/${ext.objectId}/clip.mp4`]) {
+    const d = await fetch(`${server.httpUrl}${path}`, { redirect: 'manual' });
+    assert.equal(d.status, 404, `${path}: no bytes here, and no redirect to a URL a client chose`);
+    assert.equal(d.headers.get('location'), null);
+    await d.arrayBuffer();
+  }
+  // without the mark, JSON to a named path is a JSON file, stored as it is
+  const plain = { name: 'x', url: 'https://example.org/' };
+  r = await postJson(server, '/1.1/files/links.json', plain);
+  assert.equal(r.status, 201);
+  const stored = await r.json();
+  assert.notEqual(stored.url, plain.url);
+  assert.equal((await download(stored.url)).body.toString(), JSON.stringify(plain));
+  // the master key may delete it like any file
+  const del = await fetch(`${server.httpUrl}/1.1/files/${ext.objectId}`, { method: 'DELETE', headers: masterHeaders(server) });
+  assert.equal(del.status, 200);
+  assert.equal((await fetch(`${server.httpUrl}/1.1/files/${ext.objectId}`, { headers: appHeaders(server) })).status, 404);
+});
+
+const badExternal = [
+  { name: 'javascript: URL', body: { name: 'x', url: 'javascript:alert(1)' } },
+  { name: 'data: URL', body: { name: 'x', url: 'data:text/html,<script>alert(1)</script>' } },
+  { name: 'no host', body: { name: 'x', url: 'https:///path' } },
+  { name: 'a space', body: { name: 'x', url: 'https://example.org/a b' } },
+  { name: 'a line break', body: { name: 'x', url: 'https://example.org/\r\nSet-Cookie: a=b' } },
+  { name: 'over 2048 characters', body: { name: 'x', url: `https://example.org/${'a'.repeat(2100)}` } },
+  { name: 'metaData not an object', body: { name: 'x', url: 'https://example.org/', metaData: 'm' } },
+  { name: 'metaData over 4 KB', body: { name: 'x', url: 'https://example.org/', metaData: { big: 'b'.repeat(5000) } } },
+  { name: 'no name', body: { url: 'https://example.org/' } },
+];
+for (const c of badExternal) {
+  test(`#11 §21 external file refused (400): ${c.name}`, async () => {
+    const r = await postJson(server, '/1.1/files', c.body);
+    assert.equal(r.status, 400, c.name);
+    const j = await r.json();
+    assert.equal(typeof j.error, 'string');
+  });
+}
+
 // ---------------------------------------------------------------- names
 
 const names = ['猫 photo (1).png', 'résumé.pdf', '😀.gif', 'a b+c&d=e?f#g.txt', 'dir/inside.txt', '..%2F..%2Fetc.txt', '../../escape.txt'];
@@ -449,6 +507,28 @@ test('#7 §4 upload token: fileCallback with result false deletes what was uploa
     assert.equal(r.status, 400, JSON.stringify(body));
     assert.equal((await r.json()).code, 107);
   }
+});
+
+test('#11 §13 upload tokens are single-use: after fileCallback {result: false} deleted the file, the token cannot PUT new bytes under its id and URL', async () => {
+  const tok = await (await fileToken(server, { name: 'avatar.png' })).json();
+  assert.equal((await putTo(tok.upload_url, png(2, 2), 'image/png')).status, 200);
+  assert.equal((await fileCallback(server, { token: tok.token, result: false })).status, 200);
+  const again = await putTo(tok.upload_url, Buffer.from('<svg onload=alert(1)>'), 'image/svg+xml');
+  assert.equal(again.status, 409, 'the same token, an hour to live, after the delete');
+  assert.equal((await again.json()).code, 137);
+  assert.equal((await download(tok.url)).status, 404, 'nothing new under the URL');
+  assert.equal((await fetch(`${server.httpUrl}/1.1/files/${tok.objectId}`, { headers: appHeaders(server) })).status, 404);
+  // given up before its bytes came: the token is spent all the same
+  const early = await (await fileToken(server, { name: 'late.bin' })).json();
+  assert.equal((await fileCallback(server, { token: early.token, result: false })).status, 200);
+  assert.equal((await putTo(early.upload_url, Buffer.from('late'))).status, 409);
+  assert.equal((await download(early.url)).status, 404);
+  // and a master-key DELETE retires the id likewise
+  const third = await (await fileToken(server, { name: 'third.bin' })).json();
+  assert.equal((await putTo(third.upload_url, Buffer.from('one'))).status, 200);
+  const del = await fetch(`${server.httpUrl}/1.1/files/${third.objectId}`, { method: 'DELETE', headers: masterHeaders(server) });
+  assert.equal(del.status, 200);
+  assert.equal((await putTo(third.upload_url, Buffer.from('two'))).status, 409);
 });
 
 test('#7 §4 upload token: the longest name (1,020 bytes of UTF-8) and metaData (2 KB) make a token that works', async () => {

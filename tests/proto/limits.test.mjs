@@ -23,6 +23,9 @@ function burst(c, cmds) {
   return is;
 }
 
+const MASTER = (srv) => ({ 'X-LC-Id': srv.appId, 'X-LC-Key': `${srv.masterKey},master` });
+const masterLines = (srv) => `X-LC-Id: ${srv.appId}\r\nX-LC-Key: ${srv.masterKey},master\r\n`;
+
 const isDirect = (text) => (p) => p.cmd === 'direct' && p.directMessage?.msg === text;
 
 // ---------------------------------------------------------------- command rates → 4116
@@ -178,7 +181,7 @@ test('§6/§7 connections in all (max_conns=5, issue #11 point 7): the next gets
     const again = await until(() => connect(srv).catch(() => null), 2000, 'a slot after closing one');
     await login(again, uid('again'));
     await again.echo();
-    const m = await until(() => httpRequest(srv, { path: '/metrics' }).catch(() => null), 2000, '/metrics');
+    const m = await until(() => httpRequest(srv, { path: '/metrics', headers: MASTER(srv) }).catch(() => null), 2000, '/metrics');
     assert.ok(Number(/^tern_connections_refused_total\{limit="server"\} (\d+)$/m.exec(m.body)?.[1]) >= 2, m.body);
     const lines = logCount(srv, /over max_conns \(5 open\), refused/);
     assert.ok(lines >= 1 && lines <= 2, `${lines} lines for 2 refusals a few ms apart: a line a second at most`);
@@ -339,9 +342,10 @@ test('§5 output_limit=1 MiB: a member that stops reading is dropped once its qu
 
 // ---------------------------------------------------------------- HTTP limits
 
+
 /** A number from /metrics: the first line that starts with `name` (labels included). */
 async function metric(srv, name) {
-  const body = (await httpRequest(srv, { path: '/metrics' })).body;
+  const body = (await httpRequest(srv, { path: '/metrics', headers: MASTER(srv) })).body;
   const line = body.split('\n').find((l) => l.startsWith(`${name} `));
   assert.ok(line, `${name} not in /metrics:\n${body}`);
   return Number(line.slice(name.length + 1));
@@ -410,7 +414,8 @@ test('§7 HTTP limits: headers over 16 KiB or more than 64 headers → 431; a bo
       { name: '17 KiB header value', headers: { 'X-Pad': 'p'.repeat(17 * 1024) }, status: 431 },
       { name: '17 KiB URL', path: `/health?${'q'.repeat(17 * 1024)}`, status: 431 },
       { name: '70 headers', headers: Object.fromEntries(Array.from({ length: 70 }, (_, k) => [`X-H${k}`, 'v'])), status: 431 },
-      { name: 'Content-Length 1 MiB + 1', method: 'POST', path: '/debug/faults', body: 'x'.repeat(1024 * 1024 + 1), status: 413 },
+      // with the master key, which /debug/faults needs: a request without it is refused before its size matters
+      { name: 'Content-Length 1 MiB + 1', method: 'POST', path: '/debug/faults', headers: MASTER(srv), body: 'x'.repeat(1024 * 1024 + 1), status: 413 },
     ];
     for (const row of rows) {
       const res = await httpRequest(srv, { method: row.method || 'GET', path: row.path || '/health', headers: row.headers || {}, body: row.body })
@@ -423,13 +428,13 @@ test('§7 HTTP limits: headers over 16 KiB or more than 64 headers → 431; a bo
     }
     // announced only: the 413 comes at once, without waiting for the body
     const s = await tcp(srv);
-    s.write('POST /debug/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{');
+    s.write(`POST /debug/faults HTTP/1.1\r\nHost: x\r\n${masterLines(srv)}Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{`);
     const announced = await drainUntilClosed(s, 3000);
     assert.match(announced.data.toString(), /^HTTP\/1\.1 413 /, 'announced 50 MB → 413');
     assert.notEqual(announced.how, 'timeout', 'and the connection is closed');
     // chunked: no length announced, the body grows past 1 MiB
     const c = await tcp(srv);
-    c.write('POST /debug/faults HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+    c.write(`POST /debug/faults HTTP/1.1\r\nHost: x\r\n${masterLines(srv)}Transfer-Encoding: chunked\r\n\r\n`);
     const chunk = 'y'.repeat(256 * 1024);
     const replyP = drainUntilClosed(c, 5000);
     for (let k = 0; k < 5 && !c.destroyed; k++) c.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);

@@ -261,18 +261,23 @@ describe('a refused login', { concurrency: true }, () => {
     }
   });
 
-  test('Swift/ObjC/Java/C# automatic re-login that loses to the device holding <clientId, tag>: session/closed {code 4111} with the i (C# Reopen and Swift handleSessionOpenCallback read op closed)', async () => {
+  test('Swift/ObjC/Java/C# automatic re-login that loses to the device holding <clientId, tag>: session/closed {code 4111} with the i (C# Reopen and Swift handleSessionOpenCallback read op closed), with its (revoked) st or without one', async () => {
     const peer = uid('tagged');
     const first = await session(server, peer, { extra: { tag: 'mobile' } });
     const st = first.openReply.sessionMessage.st;
     const holder = await session(server, peer, { extra: { tag: 'mobile' } }); // kicks `first`
     await first.next((p) => p.cmd === 'session' && p.op === 'closed');
     const again = await connect(server);
-    const r = await again.request({ cmd: 'session', op: 'open', i: 21, appId: server.appId, peerId: peer, sessionMessage: { r: true, st } });
-    assert.equal(`${r.cmd}/${r.op}`, 'session/closed', JSON.stringify(r));
-    assert.equal(r.i, 21);
-    assert.equal(r.sessionMessage.code, 4111);
-    assert.equal(r.sessionMessage.reason, 'SESSION_CONFLICT');
+    // its token was revoked with the displacement (issue #11 point 10), but while the holder is
+    // there the SDK is told the session ended elsewhere, not to log in afresh (which would
+    // push the holder out in turn)
+    for (const [i, sessionMessage] of [[20, { r: true, st }], [21, { r: true, tag: 'mobile' }]]) {
+      const r = await again.request({ cmd: 'session', op: 'open', i, appId: server.appId, peerId: peer, sessionMessage });
+      assert.equal(`${r.cmd}/${r.op}`, 'session/closed', JSON.stringify(r));
+      assert.equal(r.i, i);
+      assert.equal(r.sessionMessage.code, 4111);
+      assert.equal(r.sessionMessage.reason, 'SESSION_CONFLICT');
+    }
     await holder.echo(); // the holder stays
     assert.equal(holder.isClosed, false);
   });

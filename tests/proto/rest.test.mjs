@@ -64,11 +64,16 @@ describe('auth', () => {
     assert.equal(typeof r.body.result.online_user_count, 'number');
   });
 
-  test('unread-count takes the app key', async () => {
-    const r = await api('GET', `/1.2/rtm/clients/${uid('n')}/unread-count`,
+  test('unread-count takes the app key only with that client\'s session token (issue #11 §14; tests/proto/auth.test.mjs)', async () => {
+    const id = uid('n');
+    const r = await api('GET', `/1.2/rtm/clients/${id}/unread-count`,
       { headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey } });
-    assert.equal(r.status, 200);
-    assert.deepEqual(r.body, { count: 0 });
+    assert.equal(r.status, 401);
+    const c = await session(server, id);
+    const mine = await api('GET', `/1.2/rtm/clients/${id}/unread-count`,
+      { headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'X-LC-IM-Session-Token': c.openReply.sessionMessage.st } });
+    assert.equal(mine.status, 200);
+    assert.deepEqual(mine.body, { count: 0 });
   });
 });
 

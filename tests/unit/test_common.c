@@ -105,27 +105,55 @@ static void test_iso(void **state) {
 
 static void test_token(void **state) {
   char st[TOKEN_MAX_LEN + 1];
-  char *tag = (char *)"x";
+  token_info_t info = {.tag = (char *)"x"};
+  int64_t before = now_ms();
   token_make("master", "app", "Tom", NULL, 60, st);
-  assert_int_equal(strlen(st), 38);
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL, &tag), 0);
-  assert_null(tag);
-  assert_int_equal(token_check("master", "app", "Jerry", st, NULL, NULL), TERN_EINVAL); /* bound to the client */
-  assert_int_equal(token_check("other", "app", "Tom", st, NULL, NULL), TERN_EINVAL);    /* and to the key */
-  assert_int_equal(token_check("master", "app2", "Tom", st, NULL, NULL), TERN_EINVAL);  /* and to the app */
+  assert_int_equal(strlen(st), 46);
+  assert_int_equal(token_check("master", "app", "Tom", st, &info), 0);
+  assert_null(info.tag);
+  assert_true(info.issued_ms >= before && info.issued_ms <= now_ms()); /* what an admin kick cuts at */
+  assert_true(info.expires_ms / 1000 >= before / 1000 + 59 && info.expires_ms / 1000 <= now_ms() / 1000 + 60);
+  assert_int_equal(token_check("master", "app", "Jerry", st, NULL), TERN_EINVAL); /* bound to the client */
+  assert_int_equal(token_check("other", "app", "Tom", st, NULL), TERN_EINVAL);    /* and to the key */
+  assert_int_equal(token_check("master", "app2", "Tom", st, NULL), TERN_EINVAL);  /* and to the app */
   st[5] ^= 1;
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL, NULL), TERN_EINVAL);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_EINVAL);
   token_make("master", "app", "Tom", NULL, -10, st);
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL, NULL), TERN_ETIMEDOUT);
-  assert_int_equal(token_check("master", "app", "Tom", "short", NULL, NULL), TERN_EINVAL);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_ETIMEDOUT);
+  assert_int_equal(token_check("master", "app", "Tom", "short", NULL), TERN_EINVAL);
   /* the single-sign-on tag travels sealed in the token */
   token_make("master", "app", "Tom", "Mobile", 60, st);
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL, &tag), 0);
-  assert_string_equal(tag, "Mobile");
-  free(tag);
+  assert_int_equal(token_check("master", "app", "Tom", st, &info), 0);
+  assert_string_equal(info.tag, "Mobile");
+  free(info.tag);
   size_t n = strlen(st);
   st[n - 1] = st[n - 1] == 'A' ? 'B' : 'A'; /* a changed tag breaks the seal */
-  assert_int_equal(token_check("master", "app", "Tom", st, NULL, NULL), TERN_EINVAL);
+  assert_int_equal(token_check("master", "app", "Tom", st, NULL), TERN_EINVAL);
+}
+
+/* Every fresh token starts a lineage of its own; a token made for a lineage carries it
+ * sealed, so revoking a lineage (a logout) names every token descended from one login. */
+static void test_token_lineage(void **state) {
+  char a[TOKEN_MAX_LEN + 1], b[TOKEN_MAX_LEN + 1], c[TOKEN_MAX_LEN + 1];
+  token_info_t ia, ib, ic;
+  token_make("master", "app", "Tom", NULL, 60, a);
+  token_make("master", "app", "Tom", NULL, 60, b);
+  assert_int_equal(token_check("master", "app", "Tom", a, &ia), 0);
+  assert_int_equal(token_check("master", "app", "Tom", b, &ib), 0);
+  assert_memory_not_equal(ia.lineage, ib.lineage, TOKEN_LINEAGE_LEN);
+  token_make_lineage("master", "app", "Tom", "Mobile", ia.lineage, 60, c);
+  assert_int_equal(token_check("master", "app", "Tom", c, &ic), 0);
+  assert_memory_equal(ic.lineage, ia.lineage, TOKEN_LINEAGE_LEN);
+  assert_string_equal(ic.tag, "Mobile");
+  free(ic.tag);
+  /* the lineage is sealed: changing a byte of it breaks the token */
+  uint8_t raw[TOKEN_MAX_LEN];
+  long len = base64_decode(c, strlen(c), raw);
+  assert_true(len > 18);
+  raw[12] ^= 1;
+  char forged[TOKEN_MAX_LEN + 1];
+  forged[base64url_encode(raw, (size_t)len, forged)] = 0;
+  assert_int_equal(token_check("master", "app", "Tom", forged, NULL), TERN_EINVAL);
 }
 
 static void test_msgid(void **state) {
@@ -271,7 +299,8 @@ int main(void) {
       cmocka_unit_test(test_ws_header_roundtrip), cmocka_unit_test(test_ws_header_rejects),
       cmocka_unit_test(test_ws_unmask_offsets),   cmocka_unit_test(test_ws_accept),
       cmocka_unit_test(test_base64),              cmocka_unit_test(test_iso),
-      cmocka_unit_test(test_token),               cmocka_unit_test(test_msgid),
+      cmocka_unit_test(test_token),               cmocka_unit_test(test_token_lineage),
+      cmocka_unit_test(test_msgid),
       cmocka_unit_test(test_htab),                cmocka_unit_test(test_presence),
       cmocka_unit_test(test_config),              cmocka_unit_test(test_client_id),
       cmocka_unit_test(test_unique_id),

@@ -174,6 +174,16 @@ static void test_storage(void **state) {
   assert_int_equal(files_get_meta(f, id, &got), TERN_ENOENT);
   assert_int_equal(files_open_data(f, id, &fd, &size), TERN_ENOENT);
   assert_int_equal(files_get_meta(f, "nope", &got), TERN_ENOENT);
+  /* a deleted id is never stored again (an upload token names it for an hour) */
+  meta = json_pack("{s:s}", "name", "again.bin");
+  assert_int_equal(files_put(f, id, "xyz", 3, meta), TERN_EEXIST);
+  assert_int_equal(files_open_data(f, id, &fd, &size), TERN_ENOENT);
+  /* nor one deleted before it was ever stored (an upload given up before its bytes came) */
+  char id2[FILES_ID_LEN + 1];
+  files_new_id(id2);
+  assert_int_equal(files_delete(f, id2), TERN_ENOENT);
+  assert_int_equal(files_put(f, id2, "xyz", 3, meta), TERN_EEXIST);
+  json_decref(meta);
   files_free(f);
   files_free(NULL);
   char cmd[128];
@@ -181,11 +191,44 @@ static void test_storage(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Upload slots: per address and in all, 0 meaning no limit; a release frees both. */
+static void test_slots(void **state) {
+  char dir[] = "/tmp/tern-files-test-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  files_t *f;
+  assert_int_equal(files_open(dir, &f), 0);
+  files_slot_t *a1, *a2, *b1, *x;
+  long in_use, refused;
+  assert_int_equal(files_slot_take(f, "10.0.0.1", 2, 3, &a1), 0);
+  assert_int_equal(files_slot_take(f, "10.0.0.1", 2, 3, &a2), 0);
+  assert_int_equal(files_slot_take(f, "10.0.0.1", 2, 3, &x), TERN_EAGAIN); /* that address is full */
+  assert_int_equal(files_slot_take(f, "10.0.0.2", 2, 3, &b1), 0);
+  assert_int_equal(files_slot_take(f, "10.0.0.3", 2, 3, &x), TERN_E2BIG); /* the server is full */
+  files_slot_stats(f, &in_use, &refused);
+  assert_int_equal(in_use, 3);
+  assert_int_equal(refused, 2);
+  files_slot_release(a1);
+  assert_int_equal(files_slot_take(f, "10.0.0.3", 2, 3, &x), 0);
+  files_slot_release(x);
+  assert_int_equal(files_slot_take(f, "10.0.0.1", 2, 3, &a1), 0); /* its address has room again */
+  files_slot_release(a1);
+  files_slot_release(a2);
+  files_slot_release(b1);
+  files_slot_release(NULL);
+  files_slot_stats(f, &in_use, &refused);
+  assert_int_equal(in_use, 0);
+  files_slot_t *many[100]; /* limits of 0: none */
+  for (int i = 0; i < 100; i++) assert_int_equal(files_slot_take(f, "10.0.0.9", 0, 0, &many[i]), 0);
+  for (int i = 0; i < 100; i++) files_slot_release(many[i]);
+  files_free(f);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_imgsize_formats), cmocka_unit_test(test_imgsize_truncated),
       cmocka_unit_test(test_imgsize_refuses), cmocka_unit_test(test_range),
-      cmocka_unit_test(test_storage),
+      cmocka_unit_test(test_storage),         cmocka_unit_test(test_slots),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,38 @@
+/* revoke.h — taking session tokens back (logout, admin kick, single-sign-on displacement).
+ *
+ * Tokens are sealed (token.h) and work on any worker and after a restart, so revoking one
+ * means remembering what it carries: a logout or a displaced login revokes its token's
+ * lineage (every token descended from that fresh login: refreshes, reconnects with it); an
+ * admin kick revokes every token of the client issued until then, on every device, online
+ * or not. Each revocation is a row in the store (a write job, durable across restarts)
+ * kept until every token it names has expired, so the tables hold at most one
+ * session_ttl's worth of revocations; each write also prunes a few expired rows.
+ *
+ * The cost lands on reconnects, not logins: a fresh login reads nothing (its token is of a
+ * new lineage and issued now); a reconnect with `st` (and a REST call with a session token)
+ * makes one indexed read on the worker's store reader. Until the job commits, a revocation
+ * is held in memory, so it works on every worker at once — a logout followed at once by a
+ * reconnect with the old token is refused; if the commit fails it stays in memory (it then
+ * does not survive a restart). */
+#ifndef TERN_REVOKE_H
+#define TERN_REVOKE_H
+
+#include "im_internal.h"
+#include "token.h"
+
+typedef struct revoke revoke_t;
+
+revoke_t *revoke_new(void);
+void revoke_free(revoke_t *rv); /* after the store has closed (its jobs point here); NULL: no-op */
+
+/* A logout or a displaced login: every token of this lineage stops working now. Call on
+ * w's thread. */
+void revoke_lineage(im_worker_t *w, const uint8_t lineage[TOKEN_LINEAGE_LEN]);
+/* An admin kick: every token of client issued until now stops working. */
+void revoke_client(im_worker_t *w, const char *client);
+/* 0 when a token of client (as token_check read it) has not been revoked and does not
+ * outlive the current session_ttl (it was issued under a longer one); TERN_EPERM when it
+ * is revoked, TERN_ESTORE when storage could not tell (callers refuse it then). */
+int revoke_check(im_worker_t *w, const char *client, const token_info_t *info);
+
+#endif
