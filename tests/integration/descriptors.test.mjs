@@ -128,7 +128,7 @@ test('EMFILE (ulimit -n 64): the listener rests — low CPU, at most a log line 
     assert.match(String(status), /^HTTP\/1\.1 200 /, 'the connection that waited in the queue is answered');
     const fresh = await until(() => httpRequest(server, { path: '/health' }).catch(() => null), 5000, 'a new connection');
     assert.equal(fresh.status, 200);
-    const metrics = await httpRequest(server, { path: '/metrics' });
+    const metrics = await httpRequest(server, { path: '/metrics', headers: { Authorization: `Bearer ${server.masterKey}` } });
     const errors = Number(/^tern_accept_errors_total (\d+)$/m.exec(metrics.body)?.[1]);
     assert.ok(errors >= 1, metrics.body);
     await A.echo();

@@ -25,7 +25,7 @@ const FLOOD_MSG = 100 * 1024;
 const RSS_ALLOWANCE_KB = (TOTAL + QUARANTINE_MB * MiB + 32 * MiB) / 1024;
 
 async function metrics(server) {
-  const body = (await httpRequest(server, { path: '/metrics' })).body;
+  const body = (await httpRequest(server, { path: '/metrics', headers: { Authorization: `Bearer ${server.masterKey}` } })).body;
   const num = (name) => Number(body.split('\n').find((l) => l.startsWith(`${name} `))?.slice(name.length + 1) ?? NaN);
   return {
     queued: num('tern_output_queued_bytes'),
