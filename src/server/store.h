@@ -204,6 +204,7 @@ typedef struct {
    * changed, and a queued job holds only the changed values, never the whole document */
   doc_change_t *changes;
   size_t n;
+  int merged, merged_rc; /* the writer's: already run with an earlier job of the batch */
 } job_conv_update_t;   /* JOB_CONV_UPDATE (no change: only updated_at moves) */
 void doc_changes_free(doc_change_t *v, size_t n);
 

@@ -122,7 +122,7 @@ struct store {
   int writer_busy; /* a batch is running (between taking it and posting its completions) */
   pthread_cond_t ckpt_cv;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
-      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *upd_time, *set_path, *del_path, *ins_set, *del_set, *ins_role, *del_role,
+      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
   sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
       *del_inst_devices, *ins_inst_device;
@@ -412,27 +412,108 @@ void doc_changes_free(doc_change_t *v, size_t n) {
   free(v);
 }
 
-/* Each change rewrites the stored document once, with SQLite's own JSON editing; the
- * worker never serialises the whole document for it. A document SQLite cannot parse
- * (nested deeper than JSON1 allows, from older builds) fails the job, unless the change
- * replaces it whole ("$"). */
-static int run_conv_update(store_t *s, job_conv_update_t *j) {
-  sqlite3_bind_int64(s->upd_time, 1, j->updated_at);
-  sqlite3_bind_int64(s->upd_time, 2, j->conv);
-  int rc = step_done(s->upd_time);
-  for (size_t i = 0; i < j->n && !rc; i++) {
-    const doc_change_t *ch = &j->changes[i];
-    sqlite3_stmt *st = !ch->value ? s->del_path : strcmp(ch->path, "$") == 0 ? s->upd_doc : s->set_path;
-    if (st == s->upd_doc) {
-      sqlite3_bind_text(st, 1, ch->value, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 2, j->conv);
-    } else {
-      sqlite3_bind_text(st, 1, ch->path, -1, SQLITE_STATIC);
-      if (ch->value) sqlite3_bind_text(st, 2, ch->value, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 3, j->conv);
-    }
-    rc = step_done(st);
+/* Every update of one conversation in a batch is applied by as few statements as SQLite's
+ * limits allow: the stored document is parsed and rewritten once per statement, not once
+ * per change, so updates hammering a large document cost the writer (and everyone whose
+ * acks wait for it) about one rewrite per commit. Changes nest as json_set(…)/json_remove(…)
+ * calls in order; "$" replaces the document. A document SQLite cannot parse (nested deeper
+ * than JSON1 allows, from older builds) fails its jobs unless "$" replaces it. */
+#define GROUP_CALLS 16 /* nested calls per statement: the parser's stack is small */
+#define GROUP_PAIRS 60 /* path/value pairs per call: SQLite takes 127 arguments */
+
+typedef struct {
+  buf_t sql;
+  const char **params;
+  size_t nparams, cap;
+  int calls, pairs, last; /* last: 1 json_set, 2 json_remove, 0 none open */
+} group_t;
+
+static void group_param(group_t *g, const char *p) {
+  if (g->nparams == g->cap) {
+    g->cap = g->cap ? 2 * g->cap : 16;
+    g->params = xrealloc(g->params, g->cap * sizeof *g->params);
   }
+  g->params[g->nparams++] = p;
+}
+
+static int group_flush(store_t *s, group_t *g, int64_t conv) {
+  if (!g->sql.len) return 0;
+  buf_t stmt = BUF_INIT;
+  buf_printf(&stmt, "UPDATE conv SET doc = %s WHERE id = ?", buf_cstr(&g->sql));
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(s->wdb, buf_cstr(&stmt), -1, &st, NULL);
+  buf_free(&stmt);
+  if (rc == SQLITE_OK) {
+    for (size_t i = 0; i < g->nparams; i++) sqlite3_bind_text(st, (int)i + 1, g->params[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, (int)g->nparams + 1, conv);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(s->wdb);
+    sqlite3_finalize(st);
+  }
+  g->sql.len = 0;
+  g->nparams = 0;
+  g->calls = g->pairs = g->last = 0;
+  return rc;
+}
+
+/* Adds one change: "doc" becomes json_set(doc, ?, json(?)), or the open call of the same
+ * kind takes another pair. The arguments of a call are written after its inner call, so
+ * appending at the end keeps the text's '?' order the order of the changes. */
+static int group_add(store_t *s, group_t *g, int64_t conv, const doc_change_t *ch) {
+  int kind = !ch->value ? 2 : strcmp(ch->path, "$") == 0 ? 3 : 1;
+  if (kind == 3) { /* the whole document: what came before is moot */
+    g->sql.len = 0;
+    g->nparams = 0;
+    buf_append_str(&g->sql, "?");
+    group_param(g, ch->value);
+    g->calls = g->pairs = g->last = 0;
+    return 0;
+  }
+  if (g->last != kind || g->pairs == GROUP_PAIRS) {
+    if (g->calls == GROUP_CALLS) {
+      int rc = group_flush(s, g, conv);
+      if (rc) return rc;
+    }
+    buf_t inner = BUF_INIT;
+    buf_append_str(&inner, kind == 1 ? "json_set(" : "json_remove(");
+    buf_append_str(&inner, g->sql.len ? buf_cstr(&g->sql) : "doc");
+    buf_free(&g->sql);
+    g->sql = inner;
+    g->calls++;
+    g->pairs = 0;
+    g->last = kind;
+  } else {
+    g->sql.len--; /* reopen the call: drop its ')' */
+  }
+  buf_append_str(&g->sql, kind == 1 ? ", ?, json(?))" : ", ?)");
+  group_param(g, ch->path);
+  if (kind == 1) group_param(g, ch->value);
+  g->pairs++;
+  return 0;
+}
+
+static int run_conv_update(store_t *s, job_conv_update_t *j) {
+  if (j->merged) return j->merged_rc;
+  group_t g = {BUF_INIT, NULL, 0, 0, 0, 0, 0};
+  int64_t updated_at = j->updated_at;
+  int rc = 0;
+  for (store_job_t *k = &j->job; k && !rc; k = k->next) {
+    job_conv_update_t *u = (job_conv_update_t *)k;
+    if (k->type != JOB_CONV_UPDATE || u->conv != j->conv || u->merged) continue;
+    if (u != j) u->merged = 1;
+    if (u->updated_at > updated_at) updated_at = u->updated_at;
+    for (size_t i = 0; i < u->n && !rc; i++) rc = group_add(s, &g, j->conv, &u->changes[i]);
+  }
+  if (!rc) rc = group_flush(s, &g, j->conv);
+  buf_free(&g.sql);
+  free(g.params);
+  if (!rc) {
+    sqlite3_bind_int64(s->upd_time, 1, updated_at);
+    sqlite3_bind_int64(s->upd_time, 2, j->conv);
+    rc = step_done(s->upd_time);
+  }
+  for (store_job_t *k = j->job.next; k; k = k->next) /* the merged ones report the same */
+    if (k->type == JOB_CONV_UPDATE && ((job_conv_update_t *)k)->conv == j->conv && ((job_conv_update_t *)k)->merged)
+      ((job_conv_update_t *)k)->merged_rc = rc;
   return rc;
 }
 
@@ -863,10 +944,7 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->del_msg, "DELETE FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
-      {&s->upd_doc, "UPDATE conv SET doc = ?1 WHERE id = ?2"},
       {&s->upd_time, "UPDATE conv SET updated_at = max(updated_at, ?1) WHERE id = ?2"},
-      {&s->set_path, "UPDATE conv SET doc = json_set(doc, ?1, json(?2)) WHERE id = ?3"},
-      {&s->del_path, "UPDATE conv SET doc = json_remove(doc, ?1) WHERE id = ?3"},
       {&s->ins_set, "INSERT INTO conv_set (conv, kind, client, created_at, expire_at) VALUES (?1, ?2, ?3, ?4, ?5)"
                     " ON CONFLICT (conv, kind, client) DO UPDATE SET expire_at = CASE WHEN conv_set.expire_at IS NULL"
                     " OR excluded.expire_at IS NULL THEN NULL ELSE excluded.expire_at END"},
@@ -937,7 +1015,7 @@ void store_close(store_t *s) {
   free(s->lm.v);
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
-                         s->upd_doc, s->upd_time, s->set_path, s->del_path, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
+                         s->upd_time, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
                          s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->del_msg, s->ins_notif,
                          s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
                          s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device};
