@@ -329,7 +329,8 @@ static void conv_query_done(task_t *t) {
   int rc = cq->sq.result;
   if (cq->done.fn) {
     json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->sq.out);
-    im_done(w, &cq->done, rc ? LC_CONVERSATION_QUERY_FAILED : 0, res);
+    /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
+    im_done(w, &cq->done, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : rc ? LC_CONVERSATION_QUERY_FAILED : 0, res);
     json_decref(res);
   } else if (rc) {
     reply_error_async(w, &cq->rt, LC_CONVERSATION_QUERY_FAILED, query_failure(rc));

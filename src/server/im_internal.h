@@ -218,14 +218,15 @@ void conv_doc_strip(json_t *doc);                    /* drops the keys the serve
  * answer through rt (WebSocket; may be zeroed) and done (may be NULL). */
 void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
                         const reply_to_t *rt, const im_done_t *done);
-/* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 /* A conversation query (protocol.md §3.5) run on the store's query threads (store.h), within
- * query_timeout: done gets {"results": [...]} or code 4310 with {"error": why}. Returns 0, or
- * TERN_EINVAL with err set when where/sort do not translate (done is then not called). */
+ * query_timeout: done gets {"results": [...]}, or code 4310 (4300 when storage failed) with
+ * {"error": why}. Returns 0, or TERN_EINVAL with err set when where/sort do not translate
+ * (done is then not called). */
 int conv_query_run(im_worker_t *w, json_t *where, const char *self, const char *sort, int limit, int skip, int flags,
                    const im_done_t *done, char *err, size_t errlen);
 /* Queries one connection may have running at once; more get 4310 at once. */
 #define MAX_LINK_QUERIES 4
+/* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 /* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */
 void conv_mutes_apply(im_worker_t *w, conv_t *c, char *const *ids, size_t n, int mute, const im_done_t *done);

@@ -759,6 +759,22 @@ static void run_batch(store_t *s, store_job_t *batch) {
     if (head[w]) s->post(s->post_arg, w, head[w]);
 }
 
+/* Document rewrites commit after the rest of their batch, in a transaction of their own:
+ * one conversation update can rewrite a large document (max_conv_doc allows 16 MiB), and
+ * the messages, acks and receipts gathered beside it must not wait for that. Nothing else
+ * reads or writes conv.doc, so the order between the two parts does not matter. */
+static void run_batch_split(store_t *s, store_job_t *batch) {
+  store_job_t *rest = NULL, **rt = &rest, *docs = NULL, **dt = &docs;
+  for (store_job_t *j = batch, *next; j; j = next) {
+    next = j->next;
+    j->next = NULL;
+    if (j->type == JOB_CONV_UPDATE) *dt = j, dt = &j->next;
+    else *rt = j, rt = &j->next;
+  }
+  if (rest) run_batch(s, rest);
+  if (docs) run_batch(s, docs);
+}
+
 /* Group commit. Work that finds the writer idle is committed at once; while work keeps
  * coming, commits are at least interval_us apart, so each carries many jobs. A commit
  * writes whole pages (the message table's last leaf, the conversation row, …) however
@@ -791,7 +807,7 @@ static void *writer_main(void *arg) {
     s->last_commit_us = mono_us();
     s->writer_busy = 1;
     pthread_mutex_unlock(&s->mu);
-    run_batch(s, batch);
+    run_batch_split(s, batch);
     pthread_mutex_lock(&s->mu);
     s->writer_busy = 0;
     if (s->ckpt_hold) pthread_cond_signal(&s->ckpt_cv);

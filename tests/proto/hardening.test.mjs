@@ -54,6 +54,13 @@ async function query(c, where) {
   return JSON.parse(r.convMessage.results.data);
 }
 
+/** Stops a server a test started itself, whatever state the test left it in. */
+async function stopQuietly(srv) {
+  if (!srv) return;
+  await closeAll(srv);
+  await srv.stop({ keepData: true }).catch(() => {});
+}
+
 /** Runs one SQL statement on a stopped server's database with the sqlite3 CLI. */
 function sql(dir, statement) {
   return execFileSync('sqlite3', [join(dir, 'tern.db'), statement], { encoding: 'utf8' }).trim();
@@ -130,7 +137,7 @@ describe('§2 conversation document size: max_conv_doc (64 KiB by default)', () 
     assert.match(r.errorMessage.detail, /max_conv_doc/);
     const { cid } = await startConv(A, [uid('B')]);
     const chunk = 'y'.repeat(20 * 1024);
-    for (const k of ['a', 'b', 'c']) assert.equal((await update(A, cid, { [k]: chunk })).op, 'updated');
+    for (const k of ['a', 'b', 'e']) assert.equal((await update(A, cid, { [k]: chunk })).op, 'updated');
     const over = await update(A, cid, { d: chunk, name: 'not applied' }, 42);
     assertError(over, 42, 4306, 'CONVERSATION_UPDATE_FAILED');
     assert.match(over.errorMessage.detail, /max_conv_doc/);
@@ -172,8 +179,9 @@ describe('§2 documents stored by older builds (planted with sqlite3)', () => {
   test('a conversation whose document SQLite cannot parse (2,010 levels) is skipped by queries instead of failing them for everyone; it takes only Deletes until it fits', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tern-deep-'));
     const files = mkdtempSync(join(tmpdir(), 'tern-deep-doc-'));
+    let srv;
     try {
-      let srv = await startServer({ dataDir: dir });
+      srv = await startServer({ dataDir: dir });
       const [a, b] = [uid('A'), uid('B')];
       let A = await session(srv, a);
       const good = (await startConv(A, [b], { attr: { data: '{"topic":"tea","level":1}' } })).cid;
@@ -212,6 +220,7 @@ describe('§2 documents stored by older builds (planted with sqlite3)', () => {
       await srv.stop({ keepData: true });
       assert.equal(sql(dir, `SELECT json_extract(doc, '$.topic') FROM conv WHERE cid = '${bad}'`), 'coffee', 'stored');
     } finally {
+      await stopQuietly(srv);
       rmSync(dir, { recursive: true, force: true });
       rmSync(files, { recursive: true, force: true });
     }
@@ -221,12 +230,18 @@ describe('§2 documents stored by older builds (planted with sqlite3)', () => {
 // ---------------------------------------------------------------- point 3: bounded updates
 
 describe('§3 attribute updates cost what they change', () => {
+  // Before: 300 such updates took the server to 2.4 GB and held unrelated acks ~23 s.
   test('300 two-byte updates of an 8 MB document: memory stays flat, a bystander\'s round trips stay fast, every update lands', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tern-bigdoc-'));
-    // a cap that admits the document, so the updates are real work, not refusals
-    const env = { TERN_MAX_CONV_DOC: '16777216', TERN_MAX_CLIENT_RATE: '0', TERN_MAX_CONN_RATE: '0' };
+    // a cap that admits the document, so the updates are real work, not refusals; a small
+    // ASan quarantine, so freed blocks (SQLite's 8 MB rewrites) do not count as memory held
+    const env = {
+      TERN_MAX_CONV_DOC: '16777216', TERN_MAX_CLIENT_RATE: '0', TERN_MAX_CONN_RATE: '0',
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:exitcode=23:quarantine_size_mb=16',
+    };
+    let srv;
     try {
-      let srv = await startServer({ dataDir: dir, env });
+      srv = await startServer({ dataDir: dir, env });
       const [a, b] = [uid('A'), uid('B')];
       let A = await session(srv, a);
       const { cid } = await startConv(A, [b]);
@@ -237,7 +252,7 @@ describe('§3 attribute updates cost what they change', () => {
       srv = await startServer({ dataDir: dir, env });
       A = await session(srv, a);
       assert.equal((await update(A, cid, { n: 0 })).op, 'updated'); // loads the document once
-      const by = await bystander(srv, { intervalMs: 20, maxRoundMs: 1500, label: 'bigdoc' });
+      const by = await bystander(srv, { intervalMs: 20, maxRoundMs: 2000, label: 'bigdoc' });
       const base = memKb(srv.child.pid).rss;
       const sampler = rssSampler(srv.child.pid, 20);
       const N = 300;
@@ -248,20 +263,22 @@ describe('§3 attribute updates cost what they change', () => {
       assert.deepEqual([...new Set(replies.map((r) => r.op ?? r.cmd))], ['updated'], 'every update is acknowledged');
       await by.check({ minRounds: 5 });
       const grewMb = (max - base) / 1024;
-      assert.ok(grewMb < 200, `RSS grew by ${grewMb.toFixed(0)} MB during the updates (was ${(base / 1024).toFixed(0)} MB)`);
+      assert.ok(grewMb < 100, `RSS grew by ${grewMb.toFixed(0)} MB during the updates (was ${(base / 1024).toFixed(0)} MB)`);
       await A.close();
       await srv.stop({ keepData: true });
       // (read back with sqlite3: an 8 MB reply would pass the output limit)
       assert.equal(sql(dir, `SELECT json_extract(doc, '$.n') || ' ' || length(json_extract(doc, '$.big')) FROM conv WHERE cid = '${cid}'`), `${N % 10} 8000000`);
     } finally {
+      await stopQuietly(srv);
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   test('updates of nested paths, operators and several keys at once are stored as applied (restart reads them back)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tern-paths-'));
+    let srv;
     try {
-      let srv = await startServer({ dataDir: dir });
+      srv = await startServer({ dataDir: dir });
       const a = uid('A');
       let A = await session(srv, a);
       const { cid } = await startConv(A, [uid('B')], { attr: { data: '{"keep":1,"num":5,"obj":{"x":1,"y":2},"scalar":3,"list":[1]}' } });
@@ -289,6 +306,7 @@ describe('§3 attribute updates cost what they change', () => {
       await A.close();
       await srv.stop();
     } finally {
+      await stopQuietly(srv);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -345,8 +363,9 @@ describe('§12 message text is UTF-8 or refused', () => {
 
   test('history rows an older build stored with ill-formed text reach REST history (U+FFFD), never vanish', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tern-utf8-'));
+    let srv;
     try {
-      let srv = await startServer({ dataDir: dir });
+      srv = await startServer({ dataDir: dir });
       const a = uid('A');
       let A = await session(srv, a);
       const { cid } = await startConv(A, [uid('B')]);
@@ -375,6 +394,7 @@ describe('§12 message text is UTF-8 or refused', () => {
       await A.close();
       await srv.stop();
     } finally {
+      await stopQuietly(srv);
       rmSync(dir, { recursive: true, force: true });
     }
   });
