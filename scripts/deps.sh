@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
   libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox)
-test_pkgs=(libcmocka-dev nodejs npm clang libclang-rt-14-dev procps openssl tmux)
+test_pkgs=(libcmocka-dev nodejs npm clang libclang-rt-14-dev procps openssl tmux sqlite3)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -11,6 +11,7 @@
 #include "err.h"
 #include "hooks.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "jsonlim.h"
 #include "log.h"
 #include "query.h"
@@ -297,12 +298,15 @@ typedef struct {
   im_t *im;
   reply_to_t rt;
   int counted; /* holds one of the link's MAX_LINK_QUERIES */
+  char *ip;    /* holds one of this address's max_queries_per_ip */
   im_done_t done;
   query_t q;
   buf_t order;
 } conv_query_t;
 
 static void conv_query_free(conv_query_t *cq) {
+  if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
+  free(cq->ip);
   json_decref(cq->sq.out);
   reply_to_free(&cq->rt);
   query_free(&cq->q);
@@ -360,11 +364,20 @@ static void conv_query_submit(im_worker_t *w, conv_query_t *cq) {
   }
 }
 
-int conv_query_run(im_worker_t *w, json_t *where, const char *self, const char *sort, int limit, int skip, int flags,
-                   const im_done_t *done, char *err, size_t errlen) {
+/* Counts one more query from ip (0, or TERN_EAGAIN past max_queries_per_ip). */
+static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
+  ip = ip ? ip : "";
+  if (ipcount_add(w->im->query_ips, ip, w->im->cfg->max_queries_per_ip) < 0) return TERN_EAGAIN;
+  cq->ip = xstrdup(ip);
+  return 0;
+}
+
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
+                   int flags, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
   int rc = query_where(&cq->q, where, self, err, errlen);
   if (rc == 0) rc = query_sort(&cq->q, sort, &cq->order, err, errlen);
+  if (rc == 0 && (rc = count_ip(w, cq, ip)) < 0) snprintf(err, errlen, "too many queries from this address");
   if (rc < 0) {
     conv_query_free(cq);
     return rc;
@@ -425,6 +438,11 @@ void im_conv_query(req_t *r) {
   cq->sq.limit = limit;
   cq->sq.skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
   cq->sq.flags = flags;
+  if (count_ip(r->w, cq, r->link->ip) < 0) {
+    reply_error(r, LC_CONVERSATION_QUERY_FAILED, "too many queries from this address");
+    conv_query_free(cq);
+    return;
+  }
   reply_to_init(&cq->rt, r);
   cq->counted = 1;
   r->link->queries++;

@@ -40,6 +40,7 @@ struct im {
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
   atomic_size_t room_drops;  /* room messages dropped for congestion */
+  struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
 };
 
 struct im_worker {
@@ -220,10 +221,10 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *con
                         const reply_to_t *rt, const im_done_t *done);
 /* A conversation query (protocol.md §3.5) run on the store's query threads (store.h), within
  * query_timeout: done gets {"results": [...]}, or code 4310 (4300 when storage failed) with
- * {"error": why}. Returns 0, or TERN_EINVAL with err set when where/sort do not translate
- * (done is then not called). */
-int conv_query_run(im_worker_t *w, json_t *where, const char *self, const char *sort, int limit, int skip, int flags,
-                   const im_done_t *done, char *err, size_t errlen);
+ * {"error": why}. Returns 0, or with err set (done is then not called) TERN_EINVAL when
+ * where/sort do not translate, TERN_EAGAIN when `ip` has max_queries_per_ip running. */
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
+                   int flags, const im_done_t *done, char *err, size_t errlen);
 /* Queries one connection may have running at once; more get 4310 at once. */
 #define MAX_LINK_QUERIES 4
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */

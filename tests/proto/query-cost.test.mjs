@@ -140,3 +140,38 @@ test('§3.5 at most 4 queries run for one connection; more get 4310 at once, the
     const again = await owner.request(queryCmd({ k: 1 }));
     assert.equal(again.op, 'results', JSON.stringify(again));
   }));
+
+test('§3.5 max_queries_per_ip: queries from one address past it get 4310 at once, across connections', () =>
+  withServer({ ...ENV, TERN_MAX_QUERIES_PER_IP: '6' }, async (srv) => {
+    const owner = await session(srv, uid('owner'));
+    await plant(owner, 300);
+    const other = await session(srv, owner.peer); // a second connection of the same client, same address
+    const sent = [];
+    for (const c of [owner, other]) for (let k = 0; k < 4; k++) sent.push([c, c.send(queryCmd({ s: { $regex: HOSTILE } }))]);
+    const rs = await Promise.all(sent.map(([c, i]) => c.reply(i, 15000)));
+    const perIp = rs.filter((r) => /too many queries from this address/.test(r.errorMessage?.detail ?? ''));
+    assert.equal(perIp.length, 2, JSON.stringify(rs.map((r) => r.errorMessage?.detail)));
+    assert.ok(rs.every((r) => r.cmd === 'error' && r.errorMessage.code === 4310));
+    // REST from the same address counts too, and is free again once those are answered
+    const again = await owner.request(queryCmd({ k: 1 }));
+    assert.equal(again.op, 'results', JSON.stringify(again));
+  }));
+
+test('§3.5 at most 256 queries wait server-wide: past it 4310 "server busy" at once; a bystander is unaffected', () =>
+  withServer({ ...ENV, TERN_MAX_QUERIES_PER_IP: '0', TERN_QUERY_TIMEOUT: '2000' }, async (srv) => {
+    const owner = await session(srv, uid('owner'));
+    await plant(owner, 200);
+    const conns = [];
+    for (let k = 0; k < 70; k++) conns.push(await session(srv, owner.peer));
+    const A = await session(srv, uid('byA'));
+    const sent = [];
+    for (const c of conns) for (let k = 0; k < 4; k++) sent.push([c, c.send(queryCmd({ s: { $regex: HOSTILE } }))]);
+    const e0 = Date.now();
+    assert.equal((await A.request({ cmd: 'echo' }, 5000)).cmd, 'echo');
+    const echoMs = Date.now() - e0;
+    const rs = await Promise.all(sent.map(([c, i]) => c.reply(i, 30000)));
+    const busy = rs.filter((r) => /server busy/.test(r.errorMessage?.detail ?? ''));
+    assert.ok(busy.length >= 280 - 256 - 2 && busy.length <= 280 - 256, `${busy.length} refused as busy`);
+    assert.ok(rs.every((r) => r.cmd === 'error' && r.errorMessage.code === 4310));
+    assert.ok(echoMs < 1000, `an echo during the flood took ${echoMs} ms`);
+  }));
