@@ -25,6 +25,7 @@
 #include "walbuf.h"
 #include "log.h"
 #include "store.h"
+#include "store_doc.h"
 #include "store_query.h"
 #include "timeutil.h"
 
@@ -404,96 +405,14 @@ static int run_conv_delete(store_t *s, job_members_t *j) {
   return 0;
 }
 
-void doc_changes_free(doc_change_t *v, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(v[i].path);
-    free(v[i].value);
-  }
-  free(v);
-}
-
 /* Every update of one conversation in a batch is applied by as few statements as SQLite's
- * limits allow: the stored document is parsed and rewritten once per statement, not once
- * per change, so updates hammering a large document cost the writer (and everyone whose
- * acks wait for it) about one rewrite per commit. Changes nest as json_set(…)/json_remove(…)
- * calls in order; "$" replaces the document. A document SQLite cannot parse (nested deeper
- * than JSON1 allows, from older builds) fails its jobs unless "$" replaces it. */
-#define GROUP_CALLS 16 /* nested calls per statement: the parser's stack is small */
-#define GROUP_PAIRS 60 /* path/value pairs per call: SQLite takes 127 arguments */
-
-typedef struct {
-  buf_t sql;
-  const char **params;
-  size_t nparams, cap;
-  int calls, pairs, last; /* last: 1 json_set, 2 json_remove, 0 none open */
-} group_t;
-
-static void group_param(group_t *g, const char *p) {
-  if (g->nparams == g->cap) {
-    g->cap = g->cap ? 2 * g->cap : 16;
-    g->params = xrealloc(g->params, g->cap * sizeof *g->params);
-  }
-  g->params[g->nparams++] = p;
-}
-
-static int group_flush(store_t *s, group_t *g, int64_t conv) {
-  if (!g->sql.len) return 0;
-  buf_t stmt = BUF_INIT;
-  buf_printf(&stmt, "UPDATE conv SET doc = %s WHERE id = ?", buf_cstr(&g->sql));
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(s->wdb, buf_cstr(&stmt), -1, &st, NULL);
-  buf_free(&stmt);
-  if (rc == SQLITE_OK) {
-    for (size_t i = 0; i < g->nparams; i++) sqlite3_bind_text(st, (int)i + 1, g->params[i], -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, (int)g->nparams + 1, conv);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(s->wdb);
-    sqlite3_finalize(st);
-  }
-  g->sql.len = 0;
-  g->nparams = 0;
-  g->calls = g->pairs = g->last = 0;
-  return rc;
-}
-
-/* Adds one change: "doc" becomes json_set(doc, ?, json(?)), or the open call of the same
- * kind takes another pair. The arguments of a call are written after its inner call, so
- * appending at the end keeps the text's '?' order the order of the changes. */
-static int group_add(store_t *s, group_t *g, int64_t conv, const doc_change_t *ch) {
-  int kind = !ch->value ? 2 : strcmp(ch->path, "$") == 0 ? 3 : 1;
-  if (kind == 3) { /* the whole document: what came before is moot */
-    g->sql.len = 0;
-    g->nparams = 0;
-    buf_append_str(&g->sql, "?");
-    group_param(g, ch->value);
-    g->calls = g->pairs = g->last = 0;
-    return 0;
-  }
-  if (g->last != kind || g->pairs == GROUP_PAIRS) {
-    if (g->calls == GROUP_CALLS) {
-      int rc = group_flush(s, g, conv);
-      if (rc) return rc;
-    }
-    buf_t inner = BUF_INIT;
-    buf_append_str(&inner, kind == 1 ? "json_set(" : "json_remove(");
-    buf_append_str(&inner, g->sql.len ? buf_cstr(&g->sql) : "doc");
-    buf_free(&g->sql);
-    g->sql = inner;
-    g->calls++;
-    g->pairs = 0;
-    g->last = kind;
-  } else {
-    g->sql.len--; /* reopen the call: drop its ')' */
-  }
-  buf_append_str(&g->sql, kind == 1 ? ", ?, json(?))" : ", ?)");
-  group_param(g, ch->path);
-  if (kind == 1) group_param(g, ch->value);
-  g->pairs++;
-  return 0;
-}
-
+ * limits allow (store_doc.c): the stored document is parsed and rewritten once per
+ * statement, not once per change, so updates hammering a large document cost the writer
+ * (and everyone whose acks wait for it) about one rewrite per commit. */
 static int run_conv_update(store_t *s, job_conv_update_t *j) {
   if (j->merged) return j->merged_rc;
-  group_t g = {BUF_INIT, NULL, 0, 0, 0, 0, 0};
+  doc_group_t g;
+  doc_group_init(&g);
   int64_t updated_at = j->updated_at;
   int rc = 0;
   for (store_job_t *k = &j->job; k && !rc; k = k->next) {
@@ -501,11 +420,10 @@ static int run_conv_update(store_t *s, job_conv_update_t *j) {
     if (k->type != JOB_CONV_UPDATE || u->conv != j->conv || u->merged) continue;
     if (u != j) u->merged = 1;
     if (u->updated_at > updated_at) updated_at = u->updated_at;
-    for (size_t i = 0; i < u->n && !rc; i++) rc = group_add(s, &g, j->conv, &u->changes[i]);
+    for (size_t i = 0; i < u->n && !rc; i++) rc = doc_group_add(s->wdb, &g, j->conv, &u->changes[i]);
   }
-  if (!rc) rc = group_flush(s, &g, j->conv);
-  buf_free(&g.sql);
-  free(g.params);
+  if (!rc) rc = doc_group_flush(s->wdb, &g, j->conv);
+  doc_group_free(&g);
   if (!rc) {
     sqlite3_bind_int64(s->upd_time, 1, updated_at);
     sqlite3_bind_int64(s->upd_time, 2, j->conv);
