@@ -227,6 +227,40 @@ describe('§2 documents stored by older builds (planted with sqlite3)', () => {
   });
 });
 
+describe('§2 documents over max_conv_doc from older builds', () => {
+  test('a 200 KB document (default cap 64 KiB) takes only Deletes; once under the cap, updates work again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tern-bigold-'));
+    let srv;
+    try {
+      srv = await startServer({ dataDir: dir });
+      const a = uid('A');
+      let A = await session(srv, a);
+      const { cid } = await startConv(A, [uid('B')], { attr: { data: '{"name":"old"}' } });
+      await A.close();
+      await srv.stop({ keepData: true });
+      sql(dir, `UPDATE conv SET doc = json_set(doc, '$.blob', printf('%.*c', 200000, 'b')) WHERE cid = '${cid}'`);
+      srv = await startServer({ dataDir: dir });
+      A = await session(srv, a);
+      for (const attr of [{ name: 'x' }, { name: { __op: 'Delete' }, other: 1 }, { blob: 'small' }]) {
+        const r = await update(A, cid, attr, 71);
+        assertError(r, 71, 4306, 'CONVERSATION_UPDATE_FAILED');
+        assert.match(r.errorMessage.detail, /only Delete/, JSON.stringify(attr));
+      }
+      assert.equal((await update(A, cid, { name: { __op: 'Delete' } })).op, 'updated', 'a Delete is taken');
+      assert.equal((await update(A, cid, { blob: { __op: 'Delete' } })).op, 'updated');
+      assert.equal((await update(A, cid, { name: 'new' })).op, 'updated', 'under the cap: updates work');
+      const [doc] = await query(A, { objectId: cid });
+      assert.equal(doc.name, 'new');
+      assert.equal(doc.blob, undefined);
+      await A.close();
+      await srv.stop();
+    } finally {
+      await stopQuietly(srv);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 // ---------------------------------------------------------------- point 3: bounded updates
 
 describe('§3 attribute updates cost what they change', () => {
