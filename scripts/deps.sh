@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
   libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox nodejs npm)
 # chromium: the browser tests of /console and /chat (driven by playwright-core from web/)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev procps openssl tmux chromium)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev procps openssl tmux sqlite3 chromium)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

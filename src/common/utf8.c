@@ -2,6 +2,7 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 size_t utf8_chars(const char *s) {
   size_t n = 0;
@@ -10,43 +11,62 @@ size_t utf8_chars(const char *s) {
   return n;
 }
 
-/* Decodes one code point at s; returns its length in bytes, or 0 when the bytes there are
- * not well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF). A
- * NUL ends the input, so a truncated sequence is refused at its terminator. */
-static size_t decode(const unsigned char *s, uint32_t *cp) {
+/* Length of the well-formed sequence at s[0..len), or 0 if none starts there. */
+static size_t seq_len(const unsigned char *s, size_t len) {
   unsigned char c = s[0];
-  size_t len;
-  uint32_t v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, v = c & 0x1F, min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3, v = c & 0x0F, min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, v = c & 0x07, min = 0x10000;
-  } else {
-    return 0; /* a continuation byte, C0/C1 (always overlong) or F5..FF */
-  }
-  for (size_t i = 1; i < len; i++) {
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c == 0xE0) n = 3, lo = 0xA0;
+  else if (c == 0xED) n = 3, hi = 0x9F; /* no surrogates */
+  else if (c >= 0xE1 && c <= 0xEF) n = 3;
+  else if (c == 0xF0) n = 4, lo = 0x90;
+  else if (c >= 0xF1 && c <= 0xF3) n = 4;
+  else if (c == 0xF4) n = 4, hi = 0x8F; /* nothing above U+10FFFF */
+  else return 0;
+  if (len < n || s[1] < lo || s[1] > hi) return 0;
+  for (size_t i = 2; i < n; i++)
     if ((s[i] & 0xC0) != 0x80) return 0;
-    v = v << 6 | (s[i] & 0x3F);
+  return n;
+}
+
+int utf8_valid(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    size_t n = seq_len(p + i, len - i);
+    if (!n) return 0;
+    i += n;
   }
-  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return len;
+  return 1;
+}
+
+void utf8_sanitize(const char *s, size_t len, buf_t *out) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, run = 0; /* run: start of the pending well-formed stretch */
+  while (i < len) {
+    size_t n = seq_len(p + i, len - i);
+    if (n) {
+      i += n;
+      continue;
+    }
+    buf_append(out, s + run, i - run);
+    buf_append(out, "\xEF\xBF\xBD", 3);
+    i++; /* one replacement per ill-formed byte: simple, and never loses a valid neighbour */
+    while (i < len && (p[i] & 0xC0) == 0x80 && !seq_len(p + i, len - i)) i++; /* its stray continuation bytes */
+    run = i;
+  }
+  buf_append(out, s + run, len - run);
 }
 
 int utf8_client_id_ok(const char *s) {
   if (!s || !*s) return 0;
   const unsigned char *p = (const unsigned char *)s;
-  size_t n = 0;
-  while (*p) {
-    uint32_t cp;
-    size_t len = decode(p, &cp);
-    if (!len || cp < 0x20 || cp == 0x7F || ++n > UTF8_CLIENT_ID_MAX) return 0;
-    p += len;
+  size_t len = strlen(s), n = 0;
+  for (size_t i = 0; i < len;) {
+    size_t k = seq_len(p + i, len - i);
+    if (!k || (k == 1 && (p[i] < 0x20 || p[i] == 0x7F)) || ++n > UTF8_CLIENT_ID_MAX) return 0;
+    i += k;
   }
   return 1;
 }

@@ -6,8 +6,16 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /* Number of code points in a NUL-terminated string (invalid bytes count as one each). */
 size_t utf8_chars(const char *s);
+/* 1 if s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF), else 0. Message text must be: JSON cannot carry anything else. */
+int utf8_valid(const char *s, size_t len);
+/* Appends s[0..len) to out with every ill-formed sequence replaced by U+FFFD (the
+ * Unicode "maximal subpart" practice), so text that must become JSON never disappears. */
+void utf8_sanitize(const char *s, size_t len, buf_t *out);
 
 /* 1 when s (NUL-terminated, may be NULL) is an acceptable client id, else 0: valid UTF-8
  * (shortest form, no surrogates, nothing above U+10FFFF), 1 to 64 code points, and no

@@ -33,6 +33,9 @@
   X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message accepted; above it close 4109") \
   X(max_message, INT, 5120, 64, 1048576, "largest message content incl. pushData (4109)")          \
   X(max_members, INT, 500, 2, 100000, "members per conversation (4304)")                            \
+  X(max_conv_doc, INT, 65536, 1024, 16777216, "largest conversation document (attributes and custom fields as compact JSON, bytes): a create or update past it gets 4301 / 4306, REST 400") \
+  X(query_timeout, INT, 1000, 10, 600000, "milliseconds one conversation query may run (off the network loop) before it is abandoned with 4310 / REST 400") \
+  X(max_queries_per_ip, INT, 32, 0, 100000, "conversation queries running or queued from one IP address, WebSocket and REST together (0 = no limit; 4310 / REST 400 past it)") \
   X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave while there is a Manager (4320, 4324)") \
   X(max_conn_rate, INT, 2000, 0, 1000000, "commands per second one connection may send (burst 2x; 0 = no limit; 4116)") \
   X(max_client_rate, INT, 1000, 0, 1000000, "commands per second one logged-in client may send (burst 2x; 0 = no limit; 4116)") \

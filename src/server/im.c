@@ -12,6 +12,7 @@
 #include "err.h"
 #include "hooks.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "log.h"
 #include "push.h"
 #include "revoke.h"
@@ -31,6 +32,7 @@ im_t *im_new(server_t *srv) {
   im->store = srv->store;
   im->presence = presence_new();
   im->convs = convcache_new();
+  im->query_ips = ipcount_new();
   pthread_mutex_init(&im->rejoin_mu, NULL);
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
@@ -62,6 +64,7 @@ void im_free(im_t *im) {
   hooks_free(im->hooks);
   presence_free(im->presence);
   convcache_free(im->convs);
+  ipcount_free(im->query_ips);
   free(im);
 }
 

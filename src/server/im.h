@@ -41,6 +41,7 @@ struct im_link {
   int64_t last_rx_ms;
   int64_t sessionless_since_ms; /* when the socket last had no session (login timeout) */
   bucket_t rate;                /* commands per second on this connection */
+  uint16_t queries;             /* conversation queries running for it (im_conv.c) */
 };
 
 im_t *im_new(server_t *srv);

@@ -12,6 +12,8 @@
 #include "err.h"
 #include "hooks.h"
 #include "im_internal.h"
+#include "ipcount.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "query.h"
 #include "timeutil.h"
@@ -207,10 +209,12 @@ void im_conv_start(req_t *r) {
   json_t *doc = NULL;
   if (cm->attr && cm->attr->data && *cm->attr->data) {
     json_error_t jerr;
-    doc = json_loads(cm->attr->data, JSON_REJECT_DUPLICATES, &jerr);
+    doc = json_loads_capped(cm->attr->data, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
+      char detail[200];
+      snprintf(detail, sizeof detail, "attr must be a JSON object%s%s", doc ? "" : ": ", doc ? "" : jerr.text);
       json_decref(doc);
-      reply_error(r, LC_CONVERSATION_API_FAILED, "attr must be a JSON object");
+      reply_error(r, LC_CONVERSATION_API_FAILED, detail);
       return;
     }
     conv_doc_strip(doc);
@@ -291,6 +295,13 @@ void im_conv_start(req_t *r) {
   json_object_set_new(doc, "mu", json_array());
   sj->j.doc = json_dumps(doc, JSON_COMPACT);
   json_decref(doc);
+  if (strlen(sj->j.doc) > (size_t)im->cfg->max_conv_doc) {
+    char detail[120];
+    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)", im->cfg->max_conv_doc);
+    start_free(sj);
+    reply_error(r, LC_CONVERSATION_API_FAILED, detail);
+    return;
+  }
   reply_to_init(&sj->rt, r);
   sj->j.job.type = JOB_CONV_CREATE;
   sj->j.job.worker = r->w->idx;
@@ -299,7 +310,7 @@ void im_conv_start(req_t *r) {
     /* _conversationStart: after the signature check, before anything is created (§8) */
     json_t *m = json_array();
     for (size_t i = 0; i < row->nmembers; i++) json_array_append_new(m, json_string(row->members[i]));
-    json_t *attr = cm->attr && cm->attr->data ? json_loads(cm->attr->data, 0, NULL) : NULL;
+    json_t *attr = cm->attr && cm->attr->data ? json_loads_capped(cm->attr->data, 0, NULL) : NULL;
     if (!json_is_object(attr)) {
       json_decref(attr);
       attr = json_object();
@@ -313,17 +324,120 @@ void im_conv_start(req_t *r) {
 
 /* ---------------------------------------------------------------- query */
 
-static void send_results(req_t *r, json_t *arr) {
+static void send_results(im_worker_t *w, const reply_to_t *rt, json_t *arr) {
   char *data = json_dumps(arr, JSON_COMPACT);
-  json_decref(arr);
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
   Lc__JsonObjectMessage res = LC__JSON_OBJECT_MESSAGE__INIT;
   conv_reply_base(&out, &cm, LC__OP_TYPE__results);
   res.data = data;
   cm.results = &res;
-  reply(r, &out);
+  reply_async(w, rt, &out);
   free(data);
+}
+
+/* Results answered at once, on the request's own worker. */
+static void reply_results(req_t *r, json_t *arr) {
+  reply_to_t rt;
+  reply_to_init(&rt, r);
+  send_results(r->w, &rt, arr);
+  reply_to_free(&rt);
+}
+
+/* A query on its way through the query threads (store.h): answered over the socket (rt),
+ * or to a REST caller (done). */
+typedef struct {
+  store_query_t sq;
+  im_t *im;
+  reply_to_t rt;
+  int counted; /* holds one of the link's MAX_LINK_QUERIES */
+  ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
+  im_done_t done;
+  query_t q;
+  buf_t order;
+} conv_query_t;
+
+static void conv_query_free(conv_query_t *cq) {
+  if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
+  json_decref(cq->sq.out);
+  reply_to_free(&cq->rt);
+  query_free(&cq->q);
+  buf_free(&cq->order);
+  free(cq);
+}
+
+static const char *query_failure(int rc) {
+  switch (rc) {
+  case TERN_ETIMEDOUT: return "query too expensive: it ran out of time (query_timeout)";
+  case TERN_E2BIG: return "query too expensive: a regular expression hit its match limits";
+  case TERN_EAGAIN: return "server busy: too many queries waiting";
+  default: return "query failed";
+  }
+}
+
+static void conv_query_done(task_t *t) {
+  conv_query_t *cq = (conv_query_t *)t;
+  im_worker_t *w = cq->im->workers[worker_current()];
+  if (cq->counted) {
+    im_link_t *l = reply_to_link(w, &cq->rt);
+    if (l && l->queries) l->queries--;
+  }
+  int rc = cq->sq.result;
+  if (cq->done.fn) {
+    json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->sq.out);
+    /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
+    im_done(w, &cq->done, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : rc ? LC_CONVERSATION_QUERY_FAILED : 0, res);
+    json_decref(res);
+  } else if (rc) {
+    reply_error_async(w, &cq->rt, LC_CONVERSATION_QUERY_FAILED, query_failure(rc));
+  } else {
+    send_results(w, &cq->rt, cq->sq.out);
+  }
+  conv_query_free(cq);
+}
+
+static conv_query_t *conv_query_new(im_worker_t *w) {
+  conv_query_t *cq = xcalloc(1, sizeof *cq);
+  cq->im = w->im;
+  query_init(&cq->q);
+  return cq;
+}
+
+/* Submits cq (its q, order, limit, skip, flags set); on a full queue answers at once. */
+static void conv_query_submit(im_worker_t *w, conv_query_t *cq) {
+  cq->sq.task.fn = conv_query_done;
+  cq->sq.worker = w->idx;
+  cq->sq.q = &cq->q;
+  cq->sq.order_by = buf_cstr(&cq->order);
+  cq->sq.deadline_ns = mono_ns() + (uint64_t)w->im->cfg->query_timeout * 1000000u;
+  if (store_query_submit(w->im->store, &cq->sq) < 0) {
+    cq->sq.result = TERN_EAGAIN;
+    conv_query_done(&cq->sq.task);
+  }
+}
+
+/* Counts one more query from ip (0, or TERN_EAGAIN past max_queries_per_ip). */
+static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
+  cq->ip = ipcount_add(w->im->query_ips, ip ? ip : "", w->im->cfg->max_queries_per_ip);
+  return cq->ip ? 0 : TERN_EAGAIN;
+}
+
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
+                   int flags, const im_done_t *done, char *err, size_t errlen) {
+  conv_query_t *cq = conv_query_new(w);
+  int rc = query_where(&cq->q, where, self, err, errlen);
+  if (rc == 0) rc = query_sort(&cq->q, sort, &cq->order, err, errlen);
+  if (rc == 0 && (rc = count_ip(w, cq, ip)) < 0) snprintf(err, errlen, "too many queries from this address");
+  if (rc < 0) {
+    conv_query_free(cq);
+    return rc;
+  }
+  cq->done = *done;
+  cq->sq.limit = limit;
+  cq->sq.skip = skip;
+  cq->sq.flags = flags;
+  conv_query_submit(w, cq);
+  return 0;
 }
 
 void im_conv_query(req_t *r) {
@@ -337,13 +451,18 @@ void im_conv_query(req_t *r) {
       reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
       return;
     }
-    send_results(r, arr);
+    reply_results(r, arr);
+    json_decref(arr);
+    return;
+  }
+  if (r->link->queries >= MAX_LINK_QUERIES) {
+    reply_error(r, LC_CONVERSATION_QUERY_FAILED, "too many queries running on this connection");
     return;
   }
   json_t *where = NULL;
   if (cm->where && cm->where->data && *cm->where->data) {
     json_error_t jerr;
-    where = json_loads(cm->where->data, 0, &jerr);
+    where = json_loads_capped(cm->where->data, 0, &jerr);
     if (!where) {
       char detail[200];
       snprintf(detail, sizeof detail, "where is not JSON: %s", jerr.text);
@@ -351,33 +470,38 @@ void im_conv_query(req_t *r) {
       return;
     }
   }
-  query_t q;
-  query_init(&q);
-  buf_t order = BUF_INIT;
+  conv_query_t *cq = conv_query_new(r->w);
   char err[200] = "";
-  int rc = query_where(&q, where, r->s->client_id, err, sizeof err);
-  if (rc == 0) rc = query_sort(&q, cm->sort, &order, err, sizeof err);
+  int rc = query_where(&cq->q, where, r->s->client_id, err, sizeof err);
+  if (rc == 0) rc = query_sort(&cq->q, cm->sort, &cq->order, err, sizeof err);
   json_decref(where);
   if (rc < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
-    goto done;
+    conv_query_free(cq);
+    return;
   }
   /* limit absent: 10; limit 0 (the JS SDK's query.limit(0)) asks for none; negative: 10 */
   int limit = cm->has_limit && cm->limit >= 0 ? cm->limit : 10;
   if (limit > 1000) limit = 1000;
-  int skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
   if (limit == 0) {
-    send_results(r, json_array());
-    goto done;
+    json_t *none = json_array();
+    reply_results(r, none);
+    json_decref(none);
+    conv_query_free(cq);
+    return;
   }
-  if (store_conv_query(r->w->reader, &q, buf_cstr(&order), limit, skip, flags, &arr) < 0) {
-    reply_error(r, LC_CONVERSATION_QUERY_FAILED, "query failed");
-    goto done;
+  cq->sq.limit = limit;
+  cq->sq.skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
+  cq->sq.flags = flags;
+  if (count_ip(r->w, cq, r->link->ip) < 0) {
+    reply_error(r, LC_CONVERSATION_QUERY_FAILED, "too many queries from this address");
+    conv_query_free(cq);
+    return;
   }
-  send_results(r, arr);
-done:
-  query_free(&q);
-  buf_free(&order);
+  reply_to_init(&cq->rt, r);
+  cq->counted = 1;
+  r->link->queries++;
+  conv_query_submit(r->w, cq);
 }
 
 /* ---------------------------------------------------------------- lookups */

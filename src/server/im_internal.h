@@ -42,6 +42,7 @@ struct im {
   struct rejoin *rejoin;
   atomic_size_t room_drops;  /* room messages dropped for congestion */
   struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
+  struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
 };
 
 struct im_worker {
@@ -94,6 +95,8 @@ struct conv {
   int has_receipts;   /* some message asked for receipts: acks must look for them */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
+  size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
+  int doc_deep;       /* it nests deeper than JSON_MAX_DEPTH (a document from an older build) */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   conv_t *hnext;
@@ -226,6 +229,14 @@ void conv_doc_strip(json_t *doc);                    /* drops the keys the serve
  * answer through rt (WebSocket; may be zeroed) and done (may be NULL). */
 void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
                         const reply_to_t *rt, const im_done_t *done);
+/* A conversation query (protocol.md §3.5) run on the store's query threads (store.h), within
+ * query_timeout: done gets {"results": [...]}, or code 4310 (4300 when storage failed) with
+ * {"error": why}. Returns 0, or with err set (done is then not called) TERN_EINVAL when
+ * where/sort do not translate, TERN_EAGAIN when `ip` has max_queries_per_ip running. */
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
+                   int flags, const im_done_t *done, char *err, size_t errlen);
+/* Queries one connection may have running at once; more get 4310 at once. */
+#define MAX_LINK_QUERIES 4
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 /* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */

@@ -12,9 +12,11 @@
 #include "err.h"
 #include "hooks.h"
 #include "im_internal.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "push.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #define SEQ_MAX INT64_MAX
 
@@ -104,7 +106,7 @@ static void send_job_free(send_job_t *sj) {
 
 /* The content as hooks see it: a string, base64 when binary. */
 static json_t *content_json(const uint8_t *data, size_t len, int bin) {
-  if (!bin) return json_stringn((const char *)data, len);
+  if (!bin) return json_stringn_lossy((const char *)data, len);
   char *b64 = xmalloc(base64_encoded_len(len) + 1);
   size_t n = base64_encode(data, len, b64);
   json_t *j = json_stringn(b64, n);
@@ -629,6 +631,16 @@ void im_msg_direct(req_t *r) {
   size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;
   if (in.len + extra > (size_t)r->w->im->cfg->max_message) {
     reply_error(r, LC_FRAME_TOO_LONG, "message larger than the configured limit");
+    return;
+  }
+  /* Text is UTF-8 or refused (protocol-map.md): REST history, hooks and pushes carry it as
+   * JSON, which has no way to say anything else, and it must read the same everywhere. */
+  if (!in.bin && !utf8_valid((const char *)in.data, in.len)) {
+    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "msg is not valid UTF-8 (binary content goes in binaryMsg)");
+    return;
+  }
+  if (dm->pushdata && (!utf8_valid(dm->pushdata, extra) || json_text_depth(dm->pushdata, extra, JSON_MAX_DEPTH) > JSON_MAX_DEPTH)) {
+    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "pushData must be UTF-8 JSON nested at most 64 levels");
     return;
   }
   conv_t *c;

@@ -15,6 +15,7 @@
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #define RECALLED "{\"_lctype\":-127}"
 #define PATCHES_PER_REQUEST 20
@@ -179,6 +180,8 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_c
   }
   size_t len = recall ? strlen(RECALLED) : it->has_binarymsg ? it->binarymsg.len : it->data ? strlen(it->data) : 0;
   if (!code && len > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
+  /* text must be UTF-8, as in a send (im_msg.c): JSON — REST history, hooks — carries nothing else */
+  if (!code && !recall && !it->has_binarymsg && it->data && !utf8_valid(it->data, len)) code = LC_UNPARSEABLE_RAW_MESSAGE;
   free(f.sender);
   free(f.mid);
   if (code) {

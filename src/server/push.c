@@ -21,6 +21,7 @@
 #include "base64.h"
 #include "crypto.h"
 #include "err.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -490,7 +491,7 @@ size_t push_recipients(const push_request_t *req, const char **out, size_t *mute
 static json_t *as_payload(json_t *v) {
   if (json_is_string(v)) {
     const char *s = json_string_value(v);
-    json_t *inner = json_loads(s, 0, NULL);
+    json_t *inner = json_loads_capped(s, 0, NULL);
     if (json_is_object(inner)) {
       json_decref(v);
       v = inner;
@@ -511,7 +512,7 @@ static json_t *as_payload(json_t *v) {
 /* JSON text from the hook or the message; text that is not JSON is taken as the alert. */
 static json_t *payload_from_text(const char *text) {
   if (!text || !*text) return NULL;
-  json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+  json_t *v = json_loads_capped(text, JSON_DECODE_ANY, NULL);
   if (!v) v = json_string(text);
   return v ? as_payload(v) : NULL;
 }

@@ -24,6 +24,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "push_internal.h"
 #include "rest.h"
@@ -306,7 +307,7 @@ static void not_found(conn_t *c, const http_req_t *r) { http_respond_error(c, r,
 /* POST (id NULL) or PUT: merge the body into the stored object (or a new one) and save. */
 static void save(conn_t *c, const http_req_t *r, const char *id) {
   im_worker_t *w = c->w->imw;
-  json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  json_t *body = json_loadb_capped((const char *)r->body.data, r->body.len, 0, NULL);
   if (!json_is_object(body)) {
     json_decref(body);
     bad_request(c, r, "the body must be a JSON object");

@@ -44,6 +44,7 @@ typedef struct {
   char *err;
   size_t errlen;
   int terms;
+  int uses_doc; /* some condition reads the document */
   int rc; /* first error; once set, binds do nothing and emitters stop at their next check */
 } ctx_t;
 
@@ -79,6 +80,12 @@ typedef struct {
   " WHEN json_extract(o.value, '$.__type') IS 'Date' THEN json_extract(k.v, '$.__type') IS 'Date'"                     \
   " AND json_extract(k.v, '$.iso') IS json_extract(o.value, '$.iso') ELSE k.v = o.value END"                           \
   " WHEN 'array' THEN k.t IS 'array' AND k.v = o.value ELSE k.t IS o.type END"
+/* The document as JSON1 may read it. SQLite refuses a document nested deeper than ~1,000
+ * levels with an error that fails the whole statement, so one such row (stored by an older
+ * build; JSON_MAX_DEPTH keeps new ones out) made every query on a document field fail for
+ * everyone. Guarded, it reads as NULL — no field — and query_where skips the row. CASE is
+ * lazy, so the JSON functions never see it; json_valid is served by SQLite's parse cache. */
+#define DOC_SQL "(CASE WHEN json_valid(c.doc) THEN c.doc END)"
 #define SQL_MEMBER_OF "EXISTS (SELECT 1 FROM member WHERE conv = c.id AND "
 #define SQL_LIST "(SELECT value FROM json_each("
 
@@ -179,10 +186,10 @@ static int too_deep(json_t *v, int depth) {
  * stored key's raw JSON text, so the segment is written JSON-escaped exactly as jansson writes
  * keys. A quoted label ends at the first '"', so segments containing '"' go unquoted (fine, as
  * they cannot contain '.'), which only fails if they also contain '[' — that we refuse. */
-static void path_segment(ctx_t *cx, buf_t *b, const char *seg, size_t n, const char *key) {
+int query_path_segment(buf_t *b, const char *seg, size_t n) {
   static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
   int quote = memchr(seg, '"', n) != NULL;
-  if (quote && memchr(seg, '[', n)) fail(cx, "key \"%.64s\" mixes '\"' and '['", key);
+  if (quote && memchr(seg, '[', n)) return TERN_EINVAL;
   buf_append_str(b, quote ? "." : ".\"");
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)seg[i];
@@ -195,6 +202,11 @@ static void path_segment(ctx_t *cx, buf_t *b, const char *seg, size_t n, const c
       buf_append(b, &seg[i], 1);
   }
   if (!quote) buf_append_str(b, "\"");
+  return 0;
+}
+
+static void path_segment(ctx_t *cx, buf_t *b, const char *seg, size_t n, const char *key) {
+  if (query_path_segment(b, seg, n) < 0) fail(cx, "key \"%.64s\" mixes '\"' and '['", key);
 }
 
 static int field_resolve(ctx_t *cx, const char *key, size_t klen, field_t *f) {
@@ -208,6 +220,7 @@ static int field_resolve(ctx_t *cx, const char *key, size_t klen, field_t *f) {
   if (strcmp(key, "objectId") == 0) return f->kind = F_CID, f->col = "c.cid", 0;
   if (strcmp(key, "m") == 0) return f->kind = F_MEMBERS, 0;
   f->kind = F_DOC;
+  cx->uses_doc = 1;
   if (klen == 0) return fail(cx, "empty key");
   if (key[0] == '$') return fail(cx, "unsupported operator %.64s", key);
   buf_t b = BUF_INIT;
@@ -284,7 +297,14 @@ static int bind_regex(ctx_t *cx, json_t *pattern, json_t *options) {
  * only so the cache is freed when a store thread exits. */
 #define RX_SLOTS 16
 #define RX_MAX_PATTERN 16384
-#define RX_MATCH_LIMIT 1000000 /* backtracking steps per match: bounds a catastrophic pattern */
+/* Limits of one match, set in the match context: a pattern's own (*LIMIT_MATCH=…),
+ * (*LIMIT_DEPTH=…), (*LIMIT_HEAP=…) can lower them, never raise them. 1,000,000 steps take
+ * about 10 ms; the whole query's budget is its deadline (query_budget_begin), checked before
+ * every match and every 1,000 SQLite steps, so no query runs much past it however many rows
+ * it matches. */
+#define RX_MATCH_LIMIT 1000000
+#define RX_DEPTH_LIMIT 10000
+#define RX_HEAP_LIMIT 8192 /* KiB */
 
 typedef struct {
   char *pattern;
@@ -331,6 +351,8 @@ static rx_cache_t *rx_cache(void) {
     return NULL;
   }
   pcre2_set_match_limit(c->mctx, RX_MATCH_LIMIT);
+  pcre2_set_depth_limit(c->mctx, RX_DEPTH_LIMIT);
+  pcre2_set_heap_limit(c->mctx, RX_HEAP_LIMIT);
   pthread_setspecific(rx_key, c);
   return rx_tls = c;
 }
@@ -384,15 +406,44 @@ static int rx_get(const char *pattern, const char *options, rx_slot_t **out, cha
   return 0;
 }
 
+/* The budget of the query running on this thread (query.h). */
+static _Thread_local struct {
+  uint64_t deadline_ns;
+  int failure;
+} budget;
+
+void query_budget_begin(uint64_t deadline_ns) {
+  budget.deadline_ns = deadline_ns;
+  budget.failure = 0;
+}
+
+void query_budget_end(void) {
+  budget.deadline_ns = 0;
+  budget.failure = 0;
+}
+
+int query_budget_expired(void) {
+  if (!budget.deadline_ns || mono_ns() < budget.deadline_ns) return 0;
+  budget.failure = TERN_ETIMEDOUT;
+  return 1;
+}
+
+int query_budget_failure(void) { return budget.failure; }
+
 int query_regex_match(const char *pattern, const char *options, const char *subject, size_t subject_len) {
   rx_slot_t *s;
   char msg[8];
   if (!pattern) return TERN_EINVAL;
+  if (query_budget_expired()) return TERN_ETIMEDOUT;
   int rc = rx_get(pattern, options, &s, msg, sizeof msg);
   if (rc) return rc;
   rc = pcre2_match(s->code, (PCRE2_SPTR)(subject ? subject : ""), subject ? subject_len : 0, 0, 0, s->md, rx_tls->mctx);
   if (rc >= 0) return 1;
-  if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) return TERN_E2BIG;
+  if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
+    if (!budget.failure) budget.failure = TERN_E2BIG;
+    return TERN_E2BIG;
+  }
+  if (rc == PCRE2_ERROR_NOMEMORY) return TERN_ENOMEM;
   return 0;
 }
 
@@ -487,8 +538,8 @@ static int emit_members(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t 
 
 /* The row set K of a doc field: the value itself, plus its elements when it is an array. */
 static int emit_k(ctx_t *cx, const char *path) {
-  static const char *const parts[] = {"(SELECT json_type(c.doc, ", ") AS t, json_extract(c.doc, ",
-                                      ") AS v UNION ALL SELECT type, value FROM json_each(c.doc, "};
+  static const char *const parts[] = {"(SELECT json_type(" DOC_SQL ", ", ") AS t, json_extract(" DOC_SQL ", ",
+                                      ") AS v UNION ALL SELECT type, value FROM json_each(" DOC_SQL ", "};
   for (int i = 0; i < 3; i++) {
     put(cx, parts[i]);
     bind_text(cx, path);
@@ -546,13 +597,13 @@ static int emit_doc(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opt
     bind_regex(cx, v, opts);
     return put(cx, ", k.v) ELSE 0 END)");
   case OP_EXISTS:
-    put(cx, "json_type(c.doc, ");
+    put(cx, "json_type(" DOC_SQL ", ");
     bind_text(cx, f->path);
     return put(cx, json_is_true(v) ? ") IS NOT NULL" : ") IS NULL");
   case OP_SIZE: /* json_array_length is 0 for scalars, hence the type test */
-    put(cx, "(json_type(c.doc, ");
+    put(cx, "(json_type(" DOC_SQL ", ");
     bind_text(cx, f->path);
-    put(cx, ") IS 'array' AND json_array_length(c.doc, ");
+    put(cx, ") IS 'array' AND json_array_length(" DOC_SQL ", ");
     bind_text(cx, f->path);
     put(cx, ") = ");
     bind_int(cx, json_integer_value(v));
@@ -754,6 +805,7 @@ int query_where(query_t *q, json_t *where, const char *self, char *err, size_t e
     emit_obj(&cx, where, 1);
     if (!cx.rc && 3 + need_obj(where, 1) > STACK_BUDGET) /* 3: "(c.kind … AND" */
       fail(&cx, "query nests too many $and/$or with other conditions beside them");
+    if (cx.uses_doc) put(&cx, " AND json_valid(c.doc)"); /* last in the chain: costs no stack */
   }
   put(&cx, ")");
   if (cx.rc) query_free(q);
@@ -782,7 +834,7 @@ int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errle
     else if (strcmp(key, "m") == 0)
       fail(&cx, "cannot sort by m");
     else if (field_resolve(&cx, key, strlen(key), &f) == 0) {
-      put(&cx, f.kind == F_DOC ? "json_extract(c.doc, " : f.col);
+      put(&cx, f.kind == F_DOC ? "json_extract(" DOC_SQL ", " : f.col);
       if (f.kind == F_DOC) bind_text(&cx, f.path), put(&cx, ")");
       put(&cx, desc ? " DESC, " : " ASC, ");
       free(f.path);

@@ -53,14 +53,30 @@ int query_where(query_t *q, json_t *where, const char *self, char *err, size_t e
  * skip is deterministic. Sorting by "m" is rejected. Returns 0, or TERN_EINVAL with err set (then
  * out and q are unchanged). */
 int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errlen);
+/* Appends one segment seg[0..n) of a dotted key to an SQLite JSON path ("$" first) in the
+ * form the generated SQL uses, so the store's json_set/json_remove address exactly the
+ * member jansson wrote. TERN_EINVAL (nothing appended) when SQLite cannot address it (a
+ * segment with both '"' and '['). */
+int query_path_segment(buf_t *b, const char *seg, size_t n);
 /* PCRE2 match used by the SQL function regexp(pattern, options, subject) that the SQLite store
  * registers: returns 1 match, 0 no match, TERN_EINVAL bad pattern/options (options: any of "imxs";
  * patterns longer than 16 KiB are refused), TERN_E2BIG when matching hit the backtracking limit
  * (a catastrophic pattern; report it as a failed query rather than a silent miss), TERN_ENOMEM if
- * PCRE2 cannot allocate. Any negative result should fail the SQL call. The subject may
+ * PCRE2 cannot allocate, TERN_ETIMEDOUT once the thread's query deadline passed (below). Any
+ * negative result should fail the SQL call. The subject may
  * contain invalid UTF-8 (it never matches there). Thread-safe: compiled patterns are cached per
  * thread (16 entries, freed when the thread exits). */
 int query_regex_match(const char *pattern, const char *options, const char *subject, size_t subject_len);
+/* The budget of the one query running on the calling thread. begin: from now on
+ * query_regex_match answers TERN_ETIMEDOUT once mono_ns() passes deadline_ns (0: no
+ * deadline) and notes why a match failed; query_budget_expired() is true past the deadline
+ * (the store's SQLite progress handler asks it); query_budget_failure() is 0, TERN_ETIMEDOUT
+ * or TERN_E2BIG (a match hit PCRE2's match, depth or heap limit) — why the statement failed.
+ * end: forget it. Thread-local. */
+void query_budget_begin(uint64_t deadline_ns);
+void query_budget_end(void);
+int query_budget_expired(void);
+int query_budget_failure(void);
 
 /* A conversation's lm (last message time) as queries must see it: the stored column lags
  * by up to a second (store_sqlite.c, lm_note), so read the newest message — one seek in

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "err.h"
+#include "jsonlim.h"
 #include "query.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -142,6 +143,13 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
   cj->j.doc = json_dumps(doc, JSON_COMPACT);
   json_decref(doc);
   json_decref(body);
+  if (strlen(cj->j.doc) > (size_t)w->im->cfg->max_conv_doc) {
+    char detail[120];
+    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)", w->im->cfg->max_conv_doc);
+    create_free(cj);
+    rest_bad(c, r, detail);
+    return;
+  }
   cj->wt = rest_wait(c, shape_created, cid);
   cj->wt->status = 201;
   cj->j.job.type = JOB_CONV_CREATE;
@@ -157,13 +165,10 @@ static void conv_list(conn_t *c, const http_req_t *r, int all_kinds) {
   if (rest_check_app(c, r, 1) < 0) return;
   char *where_s = http_query_param(r, "where"), *skip_s = http_query_param(r, "skip"),
        *limit_s = http_query_param(r, "limit"), *order = http_query_param(r, "order");
-  json_t *where = where_s && *where_s ? json_loads(where_s, 0, NULL) : json_object();
-  query_t q;
-  query_init(&q);
-  buf_t ord = BUF_INIT;
+  json_t *where = where_s && *where_s ? json_loads_capped(where_s, 0, NULL) : json_object();
   char err[200] = "";
   if (!json_is_object(where)) {
-    rest_bad(c, r, "where must be a JSON object");
+    rest_bad(c, r, "where must be a JSON object (nested at most 64 levels)");
     goto done;
   }
   int kind = rest_path_kind(r);
@@ -171,26 +176,21 @@ static void conv_list(conn_t *c, const http_req_t *r, int all_kinds) {
   json_t *scope = all_kinds ? json_pack("{s:{s:b}}", "objectId", "$exists", 1)
                             : json_pack("{s:b, s:b}", "tr", kind == CONV_ROOM, "sys", kind == CONV_SYSTEM);
   json_t *all = json_pack("{s:[o, O]}", "$and", scope, where);
-  if (query_where(&q, all, "", err, sizeof err) < 0 || query_sort(&q, order, &ord, err, sizeof err) < 0) {
-    json_decref(all);
-    rest_bad(c, r, err);
-    goto done;
-  }
-  json_decref(all);
   int limit = limit_s ? atoi(limit_s) : 10, skip = skip_s ? atoi(skip_s) : 0;
   if (limit <= 0) limit = 10;
   if (limit > 1000) limit = 1000;
   if (skip < 0) skip = 0;
-  json_t *arr;
-  if (store_conv_query(c->w->imw->reader, &q, buf_cstr(&ord), limit, skip, 0, &arr) < 0) {
-    http_respond_error(c, r, 500, 1, "query failed");
-    goto done;
+  /* on the query threads, within query_timeout (4310 → 400 past it), like conv query */
+  im_done_t d;
+  rest_wait_t *wt = rest_wait(c, shape_created, NULL);
+  if (conv_query_run(c->w->imw, c->ip, all, "", order, limit, skip, 0, rest_done(wt, &d), err, sizeof err) < 0) {
+    json_t *why = json_pack("{s:s}", "error", err); /* 400, as for any query the server refuses */
+    rest_answer(c->w->imw, wt, LC_CONVERSATION_QUERY_FAILED, why);
+    json_decref(why);
   }
-  http_respond_json(c, r, 200, json_pack("{s:o}", "results", arr));
+  json_decref(all);
 done:
   json_decref(where);
-  query_free(&q);
-  buf_free(&ord);
   free(where_s);
   free(skip_s);
   free(limit_s);

@@ -45,6 +45,7 @@
 #include "base64.h"
 #include "crypto.h"
 #include "err.h"
+#include "jsonlim.h"
 #include "files.h"
 #include "imgsize.h"
 #include "log.h"
@@ -243,7 +244,7 @@ static int put_external(job_t *j, json_t *body, char **name, char **mime, json_t
  * external file's, put_external), 0 when it is not (then, with a name in the path, it is a
  * JSON file uploaded as is), -1 after job_fail. */
 static int put_decode_json(job_t *j, char **name, char **mime, json_t **client_meta) {
-  json_t *body = json_loadb((const char *)j->data.data, j->data.len, 0, NULL);
+  json_t *body = json_loadb_capped((const char *)j->data.data, j->data.len, 0, NULL);
   json_t *b64 = json_object_get(body, "base64");
   if (!json_is_string(b64)) {
     int ext = json_is_object(body) ? put_external(j, body, name, mime, client_meta) : 0;
@@ -718,7 +719,7 @@ int rest_files_token_ok(conn_t *c, const http_req_t *r) {
 void rest_file_token(conn_t *c, const http_req_t *r) {
   if (!files_on(c, r)) return;
   const server_t *srv = c->w->srv;
-  json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  json_t *body = json_loadb_capped((const char *)r->body.data, r->body.len, 0, NULL);
   const char *name = json_string_value(json_object_get(body, "name"));
   json_t *md = json_object_get(body, "metaData");
   char *meta_text = json_is_object(md) ? json_dumps(md, JSON_COMPACT) : NULL;
@@ -780,7 +781,7 @@ void rest_file_token_upload(conn_t *c, const http_req_t *r) {
 
 void rest_file_callback(conn_t *c, const http_req_t *r) {
   if (!files_on(c, r)) return;
-  json_t *body = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+  json_t *body = json_loadb_capped((const char *)r->body.data, r->body.len, 0, NULL);
   json_t *claims = token_open(c->w->srv, json_string_value(json_object_get(body, "token")));
   json_t *result = json_object_get(body, "result");
   if (!claims || !json_is_boolean(result)) {

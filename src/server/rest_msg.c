@@ -8,6 +8,7 @@
 
 #include "base64.h"
 #include "err.h"
+#include "jsonlim.h"
 #include "timeutil.h"
 #include "utf8.h"
 #include "rest_rtm.h"
@@ -184,7 +185,7 @@ static json_t *app_item(const char *cid, int kind, const msg_view_t *m) {
     data = json_stringn(b64, base64_encode(m->data, m->len, b64));
     free(b64);
   } else {
-    data = json_stringn((const char *)m->data, m->len);
+    data = json_stringn_lossy((const char *)m->data, m->len);
   }
   json_t *it = json_pack("{s:I, s:o, s:s, s:s, s:b, s:s, s:s, s:b, s:b}", "timestamp", (json_int_t)m->ts, "data", data,
                          "from", m->sender, "msg-id", m->mid, "bin", bin != 0, "conv-id", cid, "to", cid, "is-conv", 1,

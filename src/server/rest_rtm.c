@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "jsonlim.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -21,8 +22,8 @@ int rest_path_kind(const http_req_t *r) {
 
 json_t *rest_body_json(const http_req_t *r) {
   if (!r->body.len) return json_object();
-  json_t *j = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
-  return j;
+  /* every REST body is held to JSON_MAX_DEPTH levels: callers answer 400 for NULL */
+  return json_loadb_capped((const char *)r->body.data, r->body.len, 0, NULL);
 }
 
 void rest_bad(conn_t *c, const http_req_t *r, const char *msg) { http_respond_error(c, r, 400, 107, msg); }

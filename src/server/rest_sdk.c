@@ -11,6 +11,7 @@
 
 #include "http.h"
 #include "im_internal.h"
+#include "jsonlim.h"
 #include "rest.h"
 #include "timeutil.h"
 #include "worker.h"
@@ -87,7 +88,7 @@ void rest_member_infos(conn_t *c, const http_req_t *r) {
   char *client = rest_session_client(c, r);
   if (!client) return;
   char *where_s = http_query_param(r, "where");
-  json_t *where = where_s ? json_loads(where_s, 0, NULL) : NULL;
+  json_t *where = where_s ? json_loads_capped(where_s, 0, NULL) : NULL;
   const char *cid = json_string_value(json_object_get(where, "cid"));
   im_worker_t *w = c->w->imw;
   conv_t *conv = cid ? conv_get(w, cid, NULL) : NULL;

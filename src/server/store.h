@@ -92,6 +92,28 @@ typedef struct {
 } member_progress_t;
 typedef void (*progress_cb)(void *arg, const member_progress_t *p);
 
+/* ---- conversation queries, off the network loops (store_query.c) ----
+ * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
+ * documents), so queries run on query threads of their own, never on a worker's loop, each
+ * within a deadline that counts from submission (time spent queued included). */
+typedef struct store_query store_query_t;
+struct store_query {
+  task_t task;         /* set task.fn: runs on `worker` when done; owns the query then */
+  int worker;
+  query_t *q;          /* borrowed until then, like order_by */
+  const char *order_by;
+  int limit, skip, flags;
+  uint64_t deadline_ns; /* mono_ns() by which it must be answered */
+  int result;          /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
+  json_t *out;         /* result 0: the JSON array (owned by the query) */
+  store_query_t *next;
+};
+/* Most queries waiting for a query thread, server-wide; past it submit refuses. */
+#define STORE_QUERY_QUEUE_MAX 256
+/* Queues q; TERN_EAGAIN (nothing queued, task not run) when the queue is full. With
+ * inline_writes it runs at once on the caller's thread and posts like any other. */
+int store_query_submit(store_t *s, store_query_t *q);
+
 /* ---- write jobs ---- */
 
 typedef enum {
@@ -170,11 +192,22 @@ typedef struct {
   size_t n;
 } job_members_t;        /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
 
+/* One change of a conversation document: the value at an SQLite JSON path. */
+typedef struct {
+  char *path;  /* "$" (the whole document) or "$.\"a\".\"b\"" as query.h's paths */
+  char *value; /* JSON text of the value there now; NULL: the path was removed */
+} doc_change_t;
+
 typedef struct {
   store_job_t job;
   int64_t conv, updated_at;
-  char *doc; /* the whole new document (JSON object text) */
-} job_conv_update_t;
+  /* applied in order with json_set / json_remove: an update costs the writer what it
+   * changed, and a queued job holds only the changed values, never the whole document */
+  doc_change_t *changes;
+  size_t n;
+  int merged, merged_rc; /* the writer's: already run with an earlier job of the batch */
+} job_conv_update_t;   /* JOB_CONV_UPDATE (no change: only updated_at moves) */
+void doc_changes_free(doc_change_t *v, size_t n);
 
 typedef struct {
   store_job_t job;
@@ -297,6 +330,11 @@ int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid,
  * (protocol.md §3.5) to *out. flags: 1 compact (no m), 2 with last message. */
 int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
                      json_t **out);
+/* The same with a budget: past deadline_ns (mono_ns()) SQLite's progress handler and the
+ * regexp() function stop the statement, and the call returns TERN_ETIMEDOUT; a regular
+ * expression that hits PCRE2's match, depth or heap limit gives TERN_E2BIG. 0: no deadline. */
+int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                           uint64_t deadline_ns, json_t **out);
 /* The same objects for explicit ids of any kind (temporary conversations included). */
 int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
 int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);

@@ -20,11 +20,14 @@
 #include "buf.h"
 #include "crypto.h"
 #include "err.h"
+#include "jsonlim.h"
 #include "query.h"
 #include "walbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "store_doc.h"
+#include "store_query.h"
 #include "timeutil.h"
 
 #define BATCH_MAX 4096
@@ -129,12 +132,13 @@ struct store {
   int writer_busy; /* a batch is running (between taking it and posting its completions) */
   pthread_cond_t ckpt_cv;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
-      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_doc, *ins_set, *del_set, *ins_role, *del_role,
+      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
   sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
       *del_inst_devices, *ins_inst_device;
   sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
   atomic_llong notif_seq;
+  qpool_t *qpool; /* conversation queries (store_query.c) */
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -180,6 +184,8 @@ static int exec(sqlite3 *db, const char *sql) {
   return 0;
 }
 
+int store_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
+
 static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *pat = (const char *)sqlite3_value_text(argv[0]);
   const char *opts = (const char *)sqlite3_value_text(argv[1]);
@@ -189,7 +195,7 @@ static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   const char *subj = (const char *)sqlite3_value_text(argv[2]);
   int rc = query_regex_match(pat, opts ? opts : "", subj, (size_t)sqlite3_value_bytes(argv[2]));
-  if (rc < 0) sqlite3_result_error(ctx, "invalid regular expression", -1);
+  if (rc < 0) sqlite3_result_error(ctx, rc == TERN_ETIMEDOUT ? "query deadline passed" : "invalid regular expression", -1);
   else sqlite3_result_int(ctx, rc);
 }
 
@@ -410,11 +416,34 @@ static int run_conv_delete(store_t *s, job_members_t *j) {
   return 0;
 }
 
+/* Every update of one conversation in a batch is applied by as few statements as SQLite's
+ * limits allow (store_doc.c): the stored document is parsed and rewritten once per
+ * statement, not once per change, so updates hammering a large document cost the writer
+ * (and everyone whose acks wait for it) about one rewrite per commit. */
 static int run_conv_update(store_t *s, job_conv_update_t *j) {
-  sqlite3_bind_text(s->upd_doc, 1, j->doc, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s->upd_doc, 2, j->updated_at);
-  sqlite3_bind_int64(s->upd_doc, 3, j->conv);
-  return step_done(s->upd_doc);
+  if (j->merged) return j->merged_rc;
+  doc_group_t g;
+  doc_group_init(&g);
+  int64_t updated_at = j->updated_at;
+  int rc = 0;
+  for (store_job_t *k = &j->job; k && !rc; k = k->next) {
+    job_conv_update_t *u = (job_conv_update_t *)k;
+    if (k->type != JOB_CONV_UPDATE || u->conv != j->conv || u->merged) continue;
+    if (u != j) u->merged = 1;
+    if (u->updated_at > updated_at) updated_at = u->updated_at;
+    for (size_t i = 0; i < u->n && !rc; i++) rc = doc_group_add(s->wdb, &g, j->conv, &u->changes[i]);
+  }
+  if (!rc) rc = doc_group_flush(s->wdb, &g, j->conv);
+  doc_group_free(&g);
+  if (!rc) {
+    sqlite3_bind_int64(s->upd_time, 1, updated_at);
+    sqlite3_bind_int64(s->upd_time, 2, j->conv);
+    rc = step_done(s->upd_time);
+  }
+  for (store_job_t *k = j->job.next; k; k = k->next) /* the merged ones report the same */
+    if (k->type == JOB_CONV_UPDATE && ((job_conv_update_t *)k)->conv == j->conv && ((job_conv_update_t *)k)->merged)
+      ((job_conv_update_t *)k)->merged_rc = rc;
+  return rc;
 }
 
 static int run_set_change(store_t *s, job_set_t *j) {
@@ -611,9 +640,9 @@ static int run_job(store_t *s, store_job_t *j) {
 }
 
 static int multi_statement(job_type_t t) {
-  return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE ||
-         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE || t == JOB_INSTALLATION ||
-         t == JOB_REVOKE;
+  return t == JOB_CONV_CREATE || t == JOB_CONV_UPDATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE ||
+         t == JOB_CONV_DELETE || t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE ||
+         t == JOB_INSTALLATION || t == JOB_REVOKE;
 }
 
 
@@ -682,6 +711,22 @@ static void run_batch(store_t *s, store_job_t *batch) {
     if (head[w]) s->post(s->post_arg, w, head[w]);
 }
 
+/* Document rewrites commit after the rest of their batch, in a transaction of their own:
+ * one conversation update can rewrite a large document (max_conv_doc allows 16 MiB), and
+ * the messages, acks and receipts gathered beside it must not wait for that. Nothing else
+ * reads or writes conv.doc, so the order between the two parts does not matter. */
+static void run_batch_split(store_t *s, store_job_t *batch) {
+  store_job_t *rest = NULL, **rt = &rest, *docs = NULL, **dt = &docs;
+  for (store_job_t *j = batch, *next; j; j = next) {
+    next = j->next;
+    j->next = NULL;
+    if (j->type == JOB_CONV_UPDATE) *dt = j, dt = &j->next;
+    else *rt = j, rt = &j->next;
+  }
+  if (rest) run_batch(s, rest);
+  if (docs) run_batch(s, docs);
+}
+
 /* Group commit. Work that finds the writer idle is committed at once; while work keeps
  * coming, commits are at least interval_us apart, so each carries many jobs. A commit
  * writes whole pages (the message table's last leaf, the conversation row, …) however
@@ -714,7 +759,7 @@ static void *writer_main(void *arg) {
     s->last_commit_us = mono_us();
     s->writer_busy = 1;
     pthread_mutex_unlock(&s->mu);
-    run_batch(s, batch);
+    run_batch_split(s, batch);
     pthread_mutex_lock(&s->mu);
     s->writer_busy = 0;
     if (s->ckpt_hold) pthread_cond_signal(&s->ckpt_cv);
@@ -867,7 +912,7 @@ int store_open(const store_options_t *opt, store_t **out) {
       {&s->del_msg, "DELETE FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
-      {&s->upd_doc, "UPDATE conv SET doc = ?1, updated_at = max(updated_at, ?2) WHERE id = ?3"},
+      {&s->upd_time, "UPDATE conv SET updated_at = max(updated_at, ?1) WHERE id = ?2"},
       {&s->ins_set, "INSERT INTO conv_set (conv, kind, client, created_at, expire_at) VALUES (?1, ?2, ?3, ?4, ?5)"
                     " ON CONFLICT (conv, kind, client) DO UPDATE SET expire_at = CASE WHEN conv_set.expire_at IS NULL"
                     " OR excluded.expire_at IS NULL THEN NULL ELSE excluded.expire_at END"},
@@ -912,6 +957,7 @@ int store_open(const store_options_t *opt, store_t **out) {
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
   atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
+  s->qpool = qpool_new(s, s->post, s->post_arg, !s->inline_writes);
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, writer_main, s);
     pthread_setname_np(s->writer, "tern-writer");
@@ -926,6 +972,7 @@ fail:
 
 void store_close(store_t *s) {
   if (!s) return;
+  qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
   if (s->started) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;
@@ -945,7 +992,7 @@ void store_close(store_t *s) {
   free(s->lm.v);
   sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
                          s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
-                         s->upd_doc, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
+                         s->upd_time, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
                          s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->del_msg, s->ins_notif,
                          s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
                          s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device,
@@ -1353,7 +1400,7 @@ static json_t *conv_json(store_reader_t *r, sqlite3_stmt *st, int flags) {
         json_object_set_new(o, "msg", json_stringn(b64, n));
         free(b64);
       } else {
-        json_object_set_new(o, "msg", json_stringn((const char *)m.data, m.len));
+        json_object_set_new(o, "msg", json_stringn_lossy((const char *)m.data, m.len));
       }
       json_object_set_new(o, "bin", json_boolean(bin));
       json_object_set_new(o, "msg_from", json_string(m.sender));
@@ -1375,16 +1422,26 @@ static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_
   json_t *arr = json_array();
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(arr, conv_json(r, st, flags));
-  if (rc != SQLITE_DONE) {
-    log_at(LOG_WARN, "conversation query failed: %s", sqlite3_errmsg(r->db));
+  int why = query_budget_failure(); /* a row's member list may have been cut short too */
+  if (rc != SQLITE_DONE || why) {
+    if (!why) log_at(LOG_WARN, "conversation query failed: %s", sqlite3_errmsg(r->db));
     json_decref(arr);
-    return TERN_ESTORE;
+    return why ? why : TERN_ESTORE;
   }
   *out = arr;
   return 0;
 }
 
+/* SQLite calls this every PROGRESS_OPS virtual-machine steps of a budgeted statement. */
+#define PROGRESS_OPS 1000
+static int progress_fn(void *arg) { return query_budget_expired(); }
+
 int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags, json_t **out) {
+  return store_conv_query_until(r, q, order_by, limit, skip, flags, 0, out);
+}
+
+int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                           uint64_t deadline_ns, json_t **out) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT " CONV_COLS " FROM conv c WHERE %s ORDER BY %s LIMIT %d OFFSET %d", buf_cstr(&q->sql),
              order_by, limit, skip);
@@ -1401,7 +1458,11 @@ int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int li
     else if (p->type == QP_INT) sqlite3_bind_int64(st, (int)i + 1, p->i);
     else sqlite3_bind_double(st, (int)i + 1, p->d);
   }
+  query_budget_begin(deadline_ns);
+  if (deadline_ns) sqlite3_progress_handler(r->db, PROGRESS_OPS, progress_fn, NULL);
   rc = run_conv_select(r, st, flags, out);
+  if (deadline_ns) sqlite3_progress_handler(r->db, 0, NULL, NULL);
+  query_budget_end();
   sqlite3_finalize(st);
   return rc;
 }

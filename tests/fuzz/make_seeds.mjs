@@ -323,6 +323,36 @@ dispatch('misc-commands', [
   rec(Buffer.alloc(0)),
 ]);
 
+// Issue #11 limits: documents nested past 64 levels, past max_conv_doc, text that is not
+// UTF-8 (a command encoded with a same-length hole, then the hole overwritten).
+{
+  const nest = (n) => '['.repeat(n) + ']'.repeat(n);
+  const holed = (cmd, hole, bytes) => {
+    const buf = encode(cmd);
+    Buffer.from(bytes).copy(buf, buf.indexOf(Buffer.from(hole)));
+    return buf;
+  };
+  const BAD = [0x61, 0xff, 0xfe, 0x62, 0xc3, 0x28, 0xed, 0xa0, 0x80];
+  const chunk = 'y'.repeat(7000);
+  dispatch('json-limits', [
+    rec(open('Tom')),
+    rec(conv('start', { m: ['Jerry'], attr: { data: `{"k":${nest(63)}}` } })),
+    rec(conv('start', { m: ['Jerry'], attr: { data: `{"k":${nest(64)}}` } })),
+    rec(conv('update', { cid: CID(), attr: { data: `{"k":${nest(64)}}` } })),
+    rec(conv('update', { cid: CID(), attr: { data: `{"${Array.from({ length: 60 }, (_, k) => `s${k}`).join('.')}":${nest(5)}}` } })),
+    rec(conv('update', { cid: CID(), attr: { data: '{"a.b.c":1,"a.b":{"__op":"Delete"},"k\\"q":2,"odd\\"[":3,"n":{"__op":"Increment","amount":1}}' } })),
+    ...Array.from({ length: 10 }, (_, k) => rec(conv('update', { cid: CID(), attr: { data: JSON.stringify({ [`c${k}`]: chunk }) } }))),
+    rec(conv('update', { cid: CID(), attr: { data: '{"c0":{"__op":"Delete"},"c1":{"__op":"Delete"}}' } })),
+    rec(conv('mute', { cid: CID() })),
+    rec(direct(CID(), 'ok', { pushData: `{"k":${nest(64)}}` })),
+    rec(holed(direct(CID(), 'HOLEHOLEH'), 'HOLEHOLEH', BAD)),
+    rec(direct(CID(), 'to edit')),
+    rec(holed(req({ cmd: 'patch', op: 'modify', patchMessage: { patches: [{ cid: CID(), mid: MID(), timestamp: T, data: 'HOLEHOLEH' }] } }), 'HOLEHOLEH', BAD)),
+    rec(conv('query', { where: { data: '{"k":{"$exists":true},"s0":{"$regex":"(*LIMIT_MATCH=4000000000)(*NO_START_OPT)(a|aa)*b"}}' }, sort: 'n' })),
+    rec(conv('query', { where: { data: `{"k":${nest(70)}}` } })),
+  ]);
+}
+
 // The official SDKs' frames (vectors.jsonl), one seed per captured connection: the cids,
 // message ids they name become placeholders, so the fuzzer starts from real bytes.
 {
@@ -474,6 +504,17 @@ http('rest-conversation', [
   rest('DELETE', `${C}/${CID()}/mutes`, { client_ids: ['Jerry'] }),
   rest('DELETE', `${C}/${CID()}`),
 ].join(''));
+http('rest-json-limits', [
+  rest('POST', C, `{"name":"deep","m":["Tom"],"d":${'['.repeat(64)}${']'.repeat(64)}}`),
+  rest('POST', C, { name: 'big', m: ['Tom'], big: 'z'.repeat(70000) }),
+  rest('POST', C, { name: 'ok', m: ['Tom', 'Jerry'] }),
+  rest('PUT', `${C}/${CID()}`, `{"d":${'['.repeat(64)}${']'.repeat(64)}}`),
+  rest('PUT', `${C}/${CID()}`, { one: 'w'.repeat(40000) }),
+  rest('PUT', `${C}/${CID()}`, { two: 'w'.repeat(40000) }),
+  rest('GET', `${C}?where=${encodeURIComponent(`{"d":${'['.repeat(70)}${']'.repeat(70)}}`)}`),
+  rest('GET', `${C}?where=${encodeURIComponent('{"name":{"$regex":"(*NO_START_OPT)(a|aa)*b"}}')}&order=name`),
+  rest('POST', `${C}/${CID()}/messages`, `{"from_client":"Tom","message":"x","push_data":{"a":${'['.repeat(64)}${']'.repeat(64)}}}`),
+].join(''));
 http('rest-messages', [
   rest('POST', C, { name: 'm', m: ['Tom', 'Jerry'] }),
   rest('POST', `${C}/${CID()}/messages`, { from_client: 'Tom', message: '{"_lctype":-1,"_lctext":"hi"}', transient: false, no_sync: true, push_data: { alert: 'hi' }, mention_client_ids: ['Jerry'], mention_all: false, priority: 'high' }),
@@ -598,6 +639,8 @@ http('rest-file-tokens', [
 seed('where', 'empty', '');
 seed('where', 'null-sort', Buffer.concat([Buffer.from('null'), Buffer.from([0]), Buffer.from('-lm,name'), Buffer.from([0, 1])]));
 seed('where', 'deep-or', '{"$or":[{"$and":[{"a":1},{"$or":[{"b":{"$in":[1,"x",null]}},{"c":{"$exists":false}}]}]},{"m":{"$size":0}}]}');
+seed('where', 'deep-value-65', `{"a":${'['.repeat(64)}${']'.repeat(64)}}`);
+seed('where', 'regex-inline-limits', Buffer.concat([Buffer.from('{"name":{"$regex":"(*LIMIT_MATCH=4000000000)(*LIMIT_DEPTH=4000000000)(*NO_START_OPT)(a|aa)*b"}}'), Buffer.from([0]), Buffer.from('attr.level'), Buffer.from([0, 0])]));
 seed('where', 'regex-catastrophic', '{"name":{"$regex":"(a+)+$","$options":"imxs"}}');
 
 // ---------------------------------------------------------------- fuzz_config
