@@ -9,6 +9,7 @@
  *
  * Threads: one writer connection owned by the writer thread (group commit), one read
  * connection per worker. */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -117,6 +118,8 @@ struct store {
   size_t queued;           /* jobs in head..tail */
   int writer_asleep;       /* waiting for work with none queued: a submit must wake it */
   int64_t interval_us, last_commit_us;
+  store_job_t *docs_waiting;  /* writer only: attribute updates held for the next docs round */
+  int64_t docs_last_us;       /* writer only: when the last docs round ended */
   lm_tab_t lm;             /* writer only: lm not yet written (see lm_note) */
   int64_t lm_flushed_us;
   int closing, started;
@@ -714,9 +717,19 @@ static void run_batch(store_t *s, store_job_t *batch) {
 /* Document rewrites commit after the rest of their batch, in a transaction of their own:
  * one conversation update can rewrite a large document (max_conv_doc allows 16 MiB), and
  * the messages, acks and receipts gathered beside it must not wait for that. Nothing else
- * reads or writes conv.doc, so the order between the two parts does not matter. */
-static void run_batch_split(store_t *s, store_job_t *batch) {
-  store_job_t *rest = NULL, **rt = &rest, *docs = NULL, **dt = &docs;
+ * reads or writes conv.doc, so the order between the two parts does not matter.
+ *
+ * And at most one such round per DOCS_INTERVAL_US: updates that arrive sooner wait for the
+ * next round and merge there (run_conv_update), so a client hammering a large document
+ * costs the writer one rewrite of it per round, not one per commit — a commit comes every
+ * few hundred µs under load, and every client's acks wait for the writer (issue #11: a
+ * document at the size cap updated ~1,000 times a second held bystanders' acks for up to
+ * 270 ms). An update's ack waits for its round, at most DOCS_INTERVAL_US more. */
+#define DOCS_INTERVAL_US 10000
+
+static void run_batch_split(store_t *s, store_job_t *batch, int force_docs) {
+  store_job_t *rest = NULL, **rt = &rest, **dt = &s->docs_waiting;
+  while (*dt) dt = &(*dt)->next;
   for (store_job_t *j = batch, *next; j; j = next) {
     next = j->next;
     j->next = NULL;
@@ -724,7 +737,12 @@ static void run_batch_split(store_t *s, store_job_t *batch) {
     else *rt = j, rt = &j->next;
   }
   if (rest) run_batch(s, rest);
-  if (docs) run_batch(s, docs);
+  if (s->docs_waiting && (force_docs || mono_us() - s->docs_last_us >= DOCS_INTERVAL_US)) {
+    store_job_t *docs = s->docs_waiting;
+    s->docs_waiting = NULL;
+    run_batch(s, docs);
+    s->docs_last_us = mono_us();
+  }
 }
 
 /* Group commit. Work that finds the writer idle is committed at once; while work keeps
@@ -737,12 +755,20 @@ static void *writer_main(void *arg) {
   store_t *s = arg;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!s->head && !s->closing) {
+    /* asleep until there is work, or the round of held attribute updates is due */
+    int docs_due = 0;
+    while (!s->head && !s->closing && !docs_due) {
       s->writer_asleep = 1;
-      pthread_cond_wait(&s->cv, &s->mu);
+      if (!s->docs_waiting) {
+        pthread_cond_wait(&s->cv, &s->mu);
+      } else {
+        int64_t at = s->docs_last_us + DOCS_INTERVAL_US;
+        struct timespec ts = {(time_t)(at / 1000000), (long)(at % 1000000) * 1000};
+        docs_due = mono_us() >= at || pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
+      }
       s->writer_asleep = 0;
     }
-    if (!s->head) break; /* closing, and everything is committed */
+    if (!s->head && !s->docs_waiting) break; /* closing, and everything is committed */
     int64_t due = s->last_commit_us + s->interval_us;
     while (s->head && !s->closing && s->queued < BATCH_MAX && mono_us() < due) {
       struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
@@ -752,14 +778,17 @@ static void *writer_main(void *arg) {
     store_job_t *batch = s->head, *last = NULL;
     size_t n = 0;
     for (store_job_t *j = batch; j && n < BATCH_MAX; j = j->next, n++) last = j;
-    s->head = last->next;
-    if (!s->head) s->tail = NULL;
-    last->next = NULL;
-    s->queued -= n;
-    s->last_commit_us = mono_us();
+    if (last) {
+      s->head = last->next;
+      if (!s->head) s->tail = NULL;
+      last->next = NULL;
+      s->queued -= n;
+      s->last_commit_us = mono_us();
+    }
+    int force_docs = s->closing || docs_due;
     s->writer_busy = 1;
     pthread_mutex_unlock(&s->mu);
-    run_batch_split(s, batch);
+    run_batch_split(s, batch, force_docs);
     pthread_mutex_lock(&s->mu);
     s->writer_busy = 0;
     if (s->ckpt_hold) pthread_cond_signal(&s->ckpt_cv);
