@@ -38,6 +38,12 @@ int files_get_meta(const files_t *f, const char *id, json_t **meta);
 /* Opens the bytes for reading: the descriptor (caller closes) and the size. TERN_ENOENT
  * when the file has no metadata (not there, being written, or deleted). */
 int files_open_data(const files_t *f, const char *id, int *fd, int64_t *size);
+/* Stores metadata alone, replacing any (an imported file whose bytes stay at its external
+ * URL: files_open_data then finds none). 0, TERN_EINVAL or TERN_EIO. */
+int files_put_meta(const files_t *f, const char *id, const json_t *meta);
+/* Calls cb with the objectId of every stored file (in no order); TERN_EIO when the
+ * directory cannot be read. */
+int files_list(const files_t *f, void (*cb)(void *arg, const char *id), void *arg);
 /* Removes the metadata first (the file is gone from then on), then the bytes.
  * TERN_ENOENT when it was not there. */
 int files_delete(const files_t *f, const char *id);

@@ -135,12 +135,16 @@ static json_t *file_url(const server_t *srv, const char *id, const char *name) {
   return out;
 }
 
-/* The stored metadata plus the URL: what uploads and metadata reads answer. */
+/* The stored metadata plus the URL: what uploads and metadata reads answer. An imported
+ * file that was not rehosted (rest_import.c) keeps the URL it came with. */
 static json_t *with_url(const server_t *srv, json_t *meta, const char *id) {
   json_t *out = json_copy(meta);
-  json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
+  if (!json_is_true(json_object_get(meta, "external")))
+    json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
   return out;
 }
+
+json_t *rest_file_json(const server_t *srv, json_t *meta, const char *id) { return with_url(srv, meta, id); }
 
 /* ---------------------------------------------------------------- jobs on the thread pool */
 

@@ -24,6 +24,7 @@
 #include "walbuf.h"
 #include "log.h"
 #include "store.h"
+#include "store_sqlite_int.h"
 #include "timeutil.h"
 
 #define BATCH_MAX 4096
@@ -81,6 +82,13 @@ static const char *const migrations[] = {
     /* 7: queries sort by the newest message's time (QUERY_LM_SQL), not the lagging lm
      * column, so its index only cost writes */
     "DROP INDEX conv_lm;",
+    /* 8: imported history (rest_import.c): message ids that are not tern's own map to
+     * their key in msg_ext, looked up only in conversations flagged ext_ids; installations
+     * are read in updatedAt order by an importer's delta (`_Installation`) */
+    ("CREATE TABLE msg_ext (conv INTEGER NOT NULL, mid TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,"
+     "  PRIMARY KEY (conv, mid)) WITHOUT ROWID;"
+     "ALTER TABLE conv ADD COLUMN ext_ids INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX installation_updated ON installation(updated_at);"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -125,6 +133,7 @@ struct store {
   sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
       *del_inst_devices, *ins_inst_device;
   atomic_llong notif_seq;
+  store_import_t *imp; /* the bulk import's statements, prepared on its first job */
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -135,6 +144,7 @@ struct store_reader {
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
       *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs,
       *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token;
+  sqlite3_stmt *msg_ext_get; /* prepared on first use: only conversations with imported ids ask */
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -574,13 +584,15 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_PRUNE: return run_prune(s, (job_prune_t *)j);
   case JOB_DEVICE: return run_device(s, (job_device_t *)j);
   case JOB_INSTALLATION: return run_installation(s, (job_installation_t *)j);
+  case JOB_IMPORT: return store_import_run(s->wdb, &s->imp, (job_import_t *)j);
   }
   return SQLITE_MISUSE;
 }
 
 static int multi_statement(job_type_t t) {
   return t == JOB_CONV_CREATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE || t == JOB_CONV_DELETE ||
-         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE || t == JOB_INSTALLATION;
+         t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE || t == JOB_INSTALLATION ||
+         t == JOB_IMPORT;
 }
 
 
@@ -907,6 +919,7 @@ void store_close(store_t *s) {
                          s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
                          s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  store_import_free(s->imp);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
     sqlite3_close(s->wdb);
@@ -937,7 +950,8 @@ store_reader_t *store_reader_new(store_t *s) {
     sqlite3_stmt **st;
     const char *sql;
   } stmts[] = {
-      {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at FROM conv WHERE cid = ?1"},
+      {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, ext_ids FROM conv"
+                      " WHERE cid = ?1"},
       {&r->conv_doc, "SELECT doc FROM conv WHERE id = ?1"},
       {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
       {&r->conv_sets, "SELECT 0, client FROM member_info WHERE conv = ?1 AND role = 'Manager'"
@@ -991,6 +1005,7 @@ void store_reader_free(store_reader_t *r) {
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
                          r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  sqlite3_finalize(r->msg_ext_get);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
   free(r);
@@ -1045,6 +1060,7 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   out->updated_at = sqlite3_column_int64(st, 6);
   out->lm = sqlite3_column_int64(st, 7);
   out->expire_at = sqlite3_column_int64(st, 8);
+  out->ext_ids = sqlite3_column_int(st, 9);
   sqlite3_reset(st);
   st = r->conv_members;
   sqlite3_bind_int64(st, 1, out->id);
@@ -1711,6 +1727,23 @@ int store_installation_get(store_reader_t *r, const char *id, const char *device
     out->body = col_strdup(st, 3);
     out->created_at = sqlite3_column_int64(st, 4);
     out->updated_at = sqlite3_column_int64(st, 5);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+}
+
+sqlite3 *store_reader_db(store_reader_t *r) { return r->db; }
+
+int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
+  if (!r->msg_ext_get && prepare(r->db, "SELECT ts, seq FROM msg_ext WHERE conv = ?1 AND mid = ?2", &r->msg_ext_get) < 0)
+    return TERN_ESTORE;
+  sqlite3_stmt *st = r->msg_ext_get;
+  sqlite3_bind_int64(st, 1, conv);
+  sqlite3_bind_text(st, 2, mid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *ts = sqlite3_column_int64(st, 0);
+    *seq = sqlite3_column_int64(st, 1);
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
