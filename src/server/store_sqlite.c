@@ -83,11 +83,14 @@ static const char *const migrations[] = {
      * column, so its index only cost writes */
     "DROP INDEX conv_lm;",
     /* 8: imported history (rest_import.c): message ids that are not tern's own map to
-     * their key in msg_ext, looked up only in conversations flagged ext_ids; installations
-     * are read in updatedAt order by an importer's delta (`_Installation`) */
+     * their key in msg_ext, looked up only in conversations flagged ext_ids; an import
+     * keeps the cloud's updatedAt and lm, so the idle sweep counts from imported_at too
+     * (else what was idle for a year in the cloud would go the second it arrived);
+     * installations are read in updatedAt order by an importer's delta (`_Installation`) */
     ("CREATE TABLE msg_ext (conv INTEGER NOT NULL, mid TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,"
      "  PRIMARY KEY (conv, mid)) WITHOUT ROWID;"
      "ALTER TABLE conv ADD COLUMN ext_ids INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE conv ADD COLUMN imported_at INTEGER;"
      "CREATE INDEX installation_updated ON installation(updated_at);"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -981,7 +984,7 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
       {&r->notifs, "SELECT ts, body FROM notif WHERE client = ?1 AND ts > ?2 ORDER BY ts, seq LIMIT ?3"},
       {&r->expired, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= ?1)"
-                    " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at) < ?2) LIMIT ?3"},
+                    " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at, coalesce(imported_at, 0)) < ?2) LIMIT ?3"},
       {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
                     " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO("1")
                     " ORDER BY msg.patch_ts LIMIT ?3"},

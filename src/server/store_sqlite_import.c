@@ -37,11 +37,12 @@ static const char *const SQL[N_STMTS] = {
     "SELECT id, kind, creator, unique_id, created_at, updated_at, coalesce(lm, 0), coalesce(expire_at, 0), doc"
     " FROM conv WHERE cid = ?1",
     /* conv_ins */
-    "INSERT INTO conv (cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, member_count, doc)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    "INSERT INTO conv (cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, member_count, doc, imported_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     /* conv_upd: lm only ever grows (messages move it too) */
     "UPDATE conv SET creator = ?2, unique_id = ?3, created_at = ?4, updated_at = ?5,"
-    " lm = CASE WHEN ?6 IS NULL THEN lm ELSE max(coalesce(lm, 0), ?6) END, expire_at = ?7, doc = ?8 WHERE id = ?1",
+    " lm = CASE WHEN ?6 IS NULL THEN lm ELSE max(coalesce(lm, 0), ?6) END, expire_at = ?7, doc = ?8, imported_at = ?9"
+    " WHERE id = ?1",
     /* unique_owner */
     "SELECT cid FROM conv WHERE unique_id = ?1",
     /* members */
@@ -86,7 +87,7 @@ static const char *const SQL[N_STMTS] = {
     "UPDATE member SET read_ts = ?2, read_seq = ?3 WHERE conv = ?1 AND (read_ts, read_seq) < (?2, ?3)",
     "UPDATE member SET ack_ts = ?2, ack_seq = ?3 WHERE conv = ?1 AND (ack_ts, ack_seq) < (?2, ?3)",
     /* conv_ext */
-    "UPDATE conv SET ext_ids = 1, lm = max(coalesce(lm, 0), ?2) WHERE id = ?1",
+    "UPDATE conv SET ext_ids = 1, lm = max(coalesce(lm, 0), ?2), imported_at = ?3 WHERE id = ?1",
     /* inst_get */
     "SELECT device_type, token, body, created_at, updated_at FROM installation WHERE id = ?1",
     /* inst_clients */
@@ -336,6 +337,7 @@ static int import_conv(ctx_t *x, import_op_t *op) {
     bind_int_or_null(ins, 8, r->expire_at);
     sqlite3_bind_int64(ins, 9, members ? (int64_t)r->nmembers : 0);
     sqlite3_bind_text(ins, 10, op->doc, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 11, now_ms());
     if ((rc = done(ins))) return rc;
     int64_t id = sqlite3_last_insert_rowid(x->db);
     for (size_t i = 0; members && i < r->nmembers; i++) {
@@ -376,6 +378,7 @@ static int import_conv(ctx_t *x, import_op_t *op) {
     bind_int_or_null(u, 6, op->lm);
     bind_int_or_null(u, 7, r->expire_at);
     sqlite3_bind_text(u, 8, op->doc, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(u, 9, now_ms());
     if ((rc = done(u))) return rc;
   }
   if (members && (rc = members_sync(x, id, r->members, r->nmembers, 0, now_ms(), &changed))) return rc;
@@ -630,6 +633,7 @@ static int finish_touched(ctx_t *x) {
     if (rc) break;
     sqlite3_bind_int64(st->conv_ext, 1, t->conv);
     sqlite3_bind_int64(st->conv_ext, 2, t->max_ts);
+    sqlite3_bind_int64(st->conv_ext, 3, now_ms());
     rc = done(st->conv_ext);
   }
   return rc;
