@@ -9,10 +9,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startServer } from '../lib/server.mjs';
 import { Clients, waitFor } from '../lib/interop-util.mjs';
 import { session, closeAll, uid } from '../lib/proto-client.mjs';
 
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let server, env;
 before(async () => {
   server = await startServer({ env: { TERN_MAX_CLIENT_RATE: '0', TERN_MAX_CONN_RATE: '0' } });
@@ -466,5 +470,15 @@ describe('bulk', () => {
       total += h.length;
     }
     assert.equal(total, N);
+  });
+
+  it('bench/import.mjs (make bench\'s driver) imports 20,000 messages and reports none lost', async () => {
+    const out = execFileSync(process.execPath, [join(root, 'bench', 'import.mjs'), '--url', server.httpUrl, '--app-id', server.appId,
+      '--master-key', server.masterKey, '--messages', '20000', '--convs', '20', '--batch', '5000', '--json'], { encoding: 'utf8' });
+    const r = JSON.parse(out);
+    assert.deepEqual([r.scenario, r.messages, r.applied, r.skipped, r.lost], ['import', 20000, 20000, 0, 0]);
+    assert.ok(r.msgs_per_s > 0);
+    const convs = await api('GET', `/1.1/classes/_Conversation?count=1&limit=0&where=${encodeURIComponent(JSON.stringify({ name: { $regex: '^conversation ' } }))}`);
+    assert.equal(convs.body.count, 20);
   });
 });
