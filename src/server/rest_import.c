@@ -493,7 +493,7 @@ static const char *parse_line(import_req_t *q, json_t *o, int line) {
     int type;
   } types[] = {{"conversation", IMP_CONV},     {"member_roles", IMP_ROLES}, {"shutup", IMP_SHUTUP},
                {"blacklist", IMP_BLOCK},       {"subscribers", IMP_SUBSCRIBERS}, {"message", IMP_MSG},
-               {"installation", IMP_INSTALLATION}};
+               {"installation", IMP_INSTALLATION}, {"mutes", IMP_MUTES}};
   int t = 0;
   for (size_t i = 0; i < sizeof types / sizeof types[0] && !t; i++)
     if (strcmp(type, types[i].name) == 0) t = types[i].type;
@@ -512,6 +512,7 @@ static const char *parse_line(import_req_t *q, json_t *o, int line) {
     case IMP_SHUTUP:
     case IMP_BLOCK: why = parse_list(o, op, SET_MAX); break;
     case IMP_SUBSCRIBERS: why = parse_list(o, op, SUBSCRIBERS_MAX); break;
+    case IMP_MUTES: why = parse_list(o, op, (size_t)q->srv->cfg->max_members); break;
     case IMP_MSG: why = parse_msg(q, o, op); break;
     case IMP_INSTALLATION: why = parse_installation(o, op); break;
     }

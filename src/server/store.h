@@ -242,7 +242,7 @@ typedef struct {
 
 /* ---- bulk import (rest_import.c, docs/migrate-api.md): one job carries a whole request */
 
-enum { IMP_CONV = 1, IMP_ROLES, IMP_SHUTUP, IMP_BLOCK, IMP_SUBSCRIBERS, IMP_MSG, IMP_INSTALLATION };
+enum { IMP_CONV = 1, IMP_ROLES, IMP_SHUTUP, IMP_BLOCK, IMP_SUBSCRIBERS, IMP_MUTES, IMP_MSG, IMP_INSTALLATION };
 enum { IMP_APPLIED = 1, IMP_UNCHANGED, IMP_SKIPPED };
 
 typedef struct {
@@ -257,7 +257,8 @@ typedef struct {
   char *doc;          /* the document (JSON object text, keys sorted) */
   int64_t lm;         /* the record's lm (0: none); the stored one only ever grows */
   /* IMP_ROLES (roles[i] of clients[i], Member or Manager), IMP_SHUTUP (permanent shut-ups),
-   * IMP_BLOCK: the whole set is replaced. IMP_SUBSCRIBERS: added, or the set replaced. */
+   * IMP_BLOCK: the whole set is replaced. IMP_SUBSCRIBERS: added, or the set replaced.
+   * IMP_MUTES: the document's `mu` becomes clients. */
   char **clients, **roles;
   size_t n;
   int replace;

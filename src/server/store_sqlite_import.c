@@ -27,7 +27,7 @@ struct store_import {
   sqlite3_stmt *conv_get, *conv_ins, *conv_upd, *unique_owner, *members, *member_ins, *member_del, *role_del,
       *member_count, *last_key, *roles, *role_put, *set_of, *set_ins, *set_del, *ext_get, *ext_ins, *seq_at, *msg_ins,
       *msg_upd, *read_fwd, *ack_fwd, *conv_ext, *inst_get, *inst_clients, *inst_put, *inst_devices_del,
-      *inst_device_ins, *badge;
+      *inst_device_ins, *badge, *doc_get, *doc_put;
 };
 
 #define N_STMTS (sizeof(struct store_import) / sizeof(sqlite3_stmt *))
@@ -103,6 +103,9 @@ static const char *const SQL[N_STMTS] = {
     " ON CONFLICT (client, token) DO UPDATE SET type = ?3, installation_id = ?4, updated_at = ?5",
     /* badge */
     "UPDATE device SET badge = ?2 WHERE token = ?1",
+    /* doc_get, doc_put */
+    "SELECT doc FROM conv WHERE id = ?1",
+    "UPDATE conv SET doc = ?2, imported_at = ?3 WHERE id = ?1",
 };
 
 void store_import_free(store_import_t *imp) {
@@ -468,6 +471,50 @@ static int import_set(ctx_t *x, import_op_t *op, int64_t conv, int set) {
   return rc;
 }
 
+/* The document's mu (who muted offline push) becomes op->clients (sorted). */
+static int import_mutes(ctx_t *x, import_op_t *op, int64_t conv) {
+  store_import_t *st = x->st;
+  sqlite3_bind_int64(st->doc_get, 1, conv);
+  int rc = sqlite3_step(st->doc_get);
+  json_t *doc = rc == SQLITE_ROW ? json_loads((const char *)sqlite3_column_text(st->doc_get, 0), 0, NULL) : NULL;
+  sqlite3_reset(st->doc_get);
+  if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? 0 : rc;
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    doc = json_object();
+  }
+  list_t have = {0};
+  json_t *mu = json_object_get(doc, "mu");
+  have.v = xcalloc(json_array_size(mu) + 1, sizeof(char *));
+  for (size_t i = 0; i < json_array_size(mu); i++)
+    if (json_is_string(json_array_get(mu, i))) have.v[have.n++] = xstrdup(json_string_value(json_array_get(mu, i)));
+  for (size_t i = 1; i < have.n; i++) /* sorted, to compare with the record's */
+    for (size_t k = i; k > 0 && strcmp(have.v[k - 1], have.v[k]) > 0; k--) {
+      char *t = have.v[k];
+      have.v[k] = have.v[k - 1];
+      have.v[k - 1] = t;
+    }
+  int same = json_is_array(mu) && have.n == json_array_size(mu) && lists_equal(have.v, have.n, op->clients, op->n);
+  list_free(&have);
+  if (same) {
+    json_decref(doc);
+    op->outcome = IMP_UNCHANGED;
+    return 0;
+  }
+  json_t *a = json_array();
+  for (size_t i = 0; i < op->n; i++) json_array_append_new(a, json_string(op->clients[i]));
+  json_object_set_new(doc, "mu", a);
+  char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(doc);
+  sqlite3_bind_int64(st->doc_put, 1, conv);
+  sqlite3_bind_text(st->doc_put, 2, text, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st->doc_put, 3, now_ms());
+  rc = done(st->doc_put);
+  free(text);
+  if (!rc) op->outcome = IMP_APPLIED;
+  return rc;
+}
+
 static import_conv_t *touched(ctx_t *x, int64_t conv, const char *cid) {
   job_import_t *j = x->j;
   for (size_t i = j->ntouched; i-- > 0;)
@@ -666,6 +713,7 @@ int store_import_run(sqlite3 *db, store_import_t **pimp, job_import_t *j) {
     case IMP_ROLES: rc = import_roles(&x, op, conv); break;
     case IMP_SHUTUP: rc = import_set(&x, op, conv, SET_SHUTUP); break;
     case IMP_BLOCK: rc = import_set(&x, op, conv, SET_BLOCK); break;
+    case IMP_MUTES: rc = import_mutes(&x, op, conv); break;
     case IMP_SUBSCRIBERS: {
       if (kind != CONV_SYSTEM) {
         skip(op, "subscribers are for service conversations");

@@ -320,6 +320,10 @@ describe('edits and recalls of imported messages', () => {
     assert.deepEqual(await postOk([{ type: 'conversation', objectId: cid, m: [A, 'zed'], c: A, name: 'renamed' }]).then((x) => x.applied), 1);
     const conv = (await api('GET', `/1.2/rtm/conversations/${cid}`)).body;
     assert.deepEqual([conv.name, conv.m], ['renamed', [A, 'zed']]);
+    // mutes: a record of their own too (the conversation's mu), replacing the list
+    assert.deepEqual(await postOk([{ type: 'mutes', cid, clients: ['zed', A] }]), { applied: 1, unchanged: 0, skipped: [] });
+    assert.deepEqual(await postOk([{ type: 'mutes', cid, clients: [A, 'zed'] }]), { applied: 0, unchanged: 1, skipped: [] });
+    assert.deepEqual((await api('GET', `/1.2/rtm/conversations/${cid}/mutes`)).body.result, [A, 'zed'].sort());
   });
 });
 
