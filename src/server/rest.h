@@ -7,6 +7,9 @@
 /* X-LC-Id / X-LC-Key check (app key, or master key with ",master"); need_master refuses
  * the app key with 403. Answers the error itself and returns -1 on failure. */
 int rest_check_app(conn_t *c, const http_req_t *r, int need_master);
+/* Whether r carries valid master-key credentials, answering nothing: for decisions made
+ * from a request's head (how large a body to accept). */
+int rest_is_master(conn_t *c, const http_req_t *r);
 /* The client_id whose X-LC-IM-Session-Token is valid (caller frees), or NULL after a 401. */
 char *rest_session_client(conn_t *c, const http_req_t *r);
 

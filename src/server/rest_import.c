@@ -712,23 +712,10 @@ static void import_done(task_t *t) {
 
 /* ---------------------------------------------------------------- handlers */
 
-/* Before the body is read: only a request that claims the master key may send a large one
- * (the claim is checked in full once it is in), so a stranger cannot make the server hold
- * 16 MiB. */
-static int claims_master(conn_t *c, const http_req_t *r) {
-  server_t *srv = c->w->srv;
-  const char *id = http_header(r, "X-LC-Id"), *key = http_header(r, "X-LC-Key"), *sign = http_header(r, "X-LC-Sign");
-  if (!id || strcmp(id, srv->app_id) != 0) return 0;
-  if (key) {
-    size_t kl = strlen(key);
-    return kl > 7 && strcmp(key + kl - 7, ",master") == 0 && ct_equal(key, kl - 7, srv->master_key, strlen(srv->master_key));
-  }
-  size_t sl = sign ? strlen(sign) : 0;
-  return sl > 7 && strcmp(sign + sl - 7, ",master") == 0;
-}
-
+/* Before the body is read: only a request with the master key may send a large one, so a
+ * stranger cannot make the server hold 16 MiB. */
 size_t rest_import_body_limit(conn_t *c, const http_req_t *r) {
-  if (!claims_master(c, r)) return HTTP_MAX_BODY;
+  if (!rest_is_master(c, r)) return HTTP_MAX_BODY;
   if (r->method == HTTP_PUT) return (size_t)c->w->srv->cfg->max_file_size;
   return IMPORT_MAX_BODY;
 }

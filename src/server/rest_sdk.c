@@ -92,6 +92,15 @@ int rest_check_app(conn_t *c, const http_req_t *r, int need_master) {
   return 0;
 }
 
+int rest_is_master(conn_t *c, const http_req_t *r) {
+  server_t *srv = c->w->srv;
+  const char *id = http_header(r, "X-LC-Id"), *key = http_header(r, "X-LC-Key"), *sign = http_header(r, "X-LC-Sign");
+  if (!id || strcmp(id, srv->app_id) != 0) return 0;
+  if (!key) return sign && check_sign_header(srv, sign) == 1;
+  size_t kl = strlen(key);
+  return kl > 7 && strcmp(key + kl - 7, ",master") == 0 && ct_equal(key, kl - 7, srv->master_key, strlen(srv->master_key));
+}
+
 /* The client a session-token request acts for, or NULL after answering 401. */
 char *rest_session_client(conn_t *c, const http_req_t *r) {
   server_t *srv = c->w->srv;

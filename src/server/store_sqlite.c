@@ -86,9 +86,12 @@ static const char *const migrations[] = {
      * their key in msg_ext, looked up only in conversations flagged ext_ids; an import
      * keeps the cloud's updatedAt and lm, so the idle sweep counts from imported_at too
      * (else what was idle for a year in the cloud would go the second it arrived);
-     * installations are read in updatedAt order by an importer's delta (`_Installation`) */
+     * installations are read in updatedAt order by an importer's delta (`_Installation`).
+     * A deleted conversation's mappings go with it: its row id can be handed out again,
+     * and a stale mapping would make a new conversation's import skip its messages */
     ("CREATE TABLE msg_ext (conv INTEGER NOT NULL, mid TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,"
      "  PRIMARY KEY (conv, mid)) WITHOUT ROWID;"
+     "CREATE TRIGGER msg_ext_conv_gone AFTER DELETE ON conv BEGIN DELETE FROM msg_ext WHERE conv = old.id; END;"
      "ALTER TABLE conv ADD COLUMN ext_ids INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE conv ADD COLUMN imported_at INTEGER;"
      "CREATE INDEX installation_updated ON installation(updated_at);"),

@@ -327,6 +327,17 @@ describe('edits and recalls of imported messages', () => {
   });
 });
 
+describe('a conversation deleted and imported again', () => {
+  it('gets its messages again: the mappings went with the old one (its row id is reused)', async () => {
+    const cid = hex24(), mid = lcId();
+    const recs = [{ type: 'conversation', objectId: cid, m: ['x'], c: 'x' }, { type: 'message', cid, 'msg-id': mid, timestamp: T0, from: 'x', data: 'once' }];
+    assert.equal((await postOk(recs)).applied, 2);
+    assert.equal((await api('DELETE', `/1.2/rtm/conversations/${cid}`)).status, 200);
+    assert.deepEqual(await postOk(recs), { applied: 2, unchanged: 0, skipped: [] });
+    assert.deepEqual((await allHistory('conversations', cid)).map((m) => m['msg-id']), [mid]);
+  });
+});
+
 describe('ack and read of imported messages (raw frames)', () => {
   // An id whose base64 decodes to a timestamp far in the future: read as one of tern's own
   // ids, acking or reading it would move the position past every message to come.
@@ -444,6 +455,8 @@ describe('bad input', () => {
     // the limit is decided from the head, before any byte of the body is read
     const wrong = { 'X-LC-Id': server.appId, 'X-LC-Key': 'wrong,master' };
     assert.equal(await headStatus('/1.2/import/records', wrong, 2 * 1024 * 1024), 413, 'without the master key: the usual 1 MiB');
+    const forged = { 'X-LC-Id': server.appId, 'X-LC-Sign': `${'0'.repeat(32)},${Date.now()},master` };
+    assert.equal(await headStatus('/1.2/import/records', forged, 2 * 1024 * 1024), 413, 'nor with a signature that does not verify');
     assert.equal(await headStatus('/1.2/import/records', MASTER(), 16 * 1024 * 1024 + 1), 413, 'past 16 MiB');
     assert.equal(await headStatus('/1.2/import/records', MASTER(), 16 * 1024 * 1024, true), 100, 'up to 16 MiB it reads on');
   });
