@@ -205,7 +205,7 @@ static const char *parse_conv(import_req_t *q, json_t *o, import_op_t *op) {
   int room = json_is_true(json_object_get(o, "tr")), sys = json_is_true(json_object_get(o, "sys")),
       temp = json_is_true(json_object_get(o, "temporary"));
   if (room + sys + temp > 1) return "tr, sys and temporary exclude each other";
-  int64_t now = now_ms(), created = now, updated = now, lm = 0, expire = 0;
+  int64_t now = now_ms(), created = 0, updated = 0, lm = 0, expire = 0; /* 0: the stored one, else now */
   if (time_of(json_object_get(o, "createdAt"), &created) < 0 || time_of(json_object_get(o, "updatedAt"), &updated) < 0 ||
       time_of(json_object_get(o, "lm"), &lm) < 0 || time_of(json_object_get(o, "expireAt"), &expire) < 0)
     return "createdAt, updatedAt, lm and expireAt are Dates, ISO-8601 strings or ms";
@@ -358,7 +358,7 @@ static const char *parse_installation(json_t *o, import_op_t *op) {
     if ((unsigned char)tok[i] <= ' ' || tok[i] == 0x7f) return "a device token has no spaces or control characters";
   json_t *badge = json_object_get(o, "badge");
   if (badge && !json_is_null(badge) && !json_is_integer(badge)) return "badge must be an integer";
-  int64_t now = now_ms(), created = now, updated = now;
+  int64_t created = 0, updated = 0; /* 0: the stored one, else now */
   if (time_of(json_object_get(o, "createdAt"), &created) < 0 || time_of(json_object_get(o, "updatedAt"), &updated) < 0)
     return "createdAt and updatedAt are Dates, ISO-8601 strings or ms";
   const char *why = NULL;
@@ -422,7 +422,7 @@ static const char *import_file_record(import_req_t *q, json_t *o, int *applied) 
   const char *name = json_string_value(json_object_get(o, "name"));
   const char *url = json_string_value(json_object_get(o, "url"));
   json_t *mime = json_object_get(o, "mime_type"), *md = json_object_get(o, "metaData");
-  int64_t created = now_ms();
+  int64_t created = 0; /* absent: the stored object's, else now */
   if (!q->srv->files) return "file storage is not configured";
   if (!id || !files_valid_id(id)) return "a file's objectId is 24 lowercase hex digits";
   if (!file_name_ok(name)) return "name must be 1 to 1024 bytes without control characters";
@@ -432,6 +432,9 @@ static const char *import_file_record(import_req_t *q, json_t *o, int *applied) 
     return "mime_type must be a media type";
   if (md && !json_is_null(md) && !json_is_object(md)) return "metaData must be an object";
   if (time_of(json_object_get(o, "createdAt"), &created) < 0) return "createdAt is a Date, ISO-8601 string or ms";
+  json_t *have = NULL;
+  int rc = files_get_meta(q->srv->files, id, &have);
+  if (!created && (rc < 0 || time_of(json_object_get(have, "createdAt"), &created) <= 0)) created = now_ms();
   char iso[ISO_LEN + 1];
   iso_format(created, iso);
   json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:b}", "objectId", id, "name", name, "url", url, "mime_type",
@@ -441,19 +444,15 @@ static const char *import_file_record(import_req_t *q, json_t *o, int *applied) 
   const char *why = NULL;
   if (!text || strlen(text) > FILE_META_MAX) {
     why = "the file's metadata is larger than 8 KiB";
+  } else if (rc == 0 && (!json_is_true(json_object_get(have, "external")) || json_equal(have, meta))) {
+    *applied = 0; /* rehosted already, or the same */
+  } else if (rc == 0 || rc == TERN_ENOENT) {
+    if (files_put_meta(q->srv->files, id, meta) < 0) why = "the file object could not be stored";
+    *applied = 1;
   } else {
-    json_t *have = NULL;
-    int rc = files_get_meta(q->srv->files, id, &have);
-    if (rc == 0 && (!json_is_true(json_object_get(have, "external")) || json_equal(have, meta))) {
-      *applied = 0; /* rehosted already, or the same */
-    } else if (rc == 0 || rc == TERN_ENOENT) {
-      if (files_put_meta(q->srv->files, id, meta) < 0) why = "the file object could not be stored";
-      *applied = 1;
-    } else {
-      why = "the file storage failed";
-    }
-    json_decref(have);
+    why = "the file storage failed";
   }
+  json_decref(have);
   free(text);
   json_decref(meta);
   return why;

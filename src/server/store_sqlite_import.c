@@ -329,6 +329,9 @@ static int import_conv(ctx_t *x, import_op_t *op) {
   if (rc != SQLITE_ROW) {
     sqlite3_reset(g);
     if (rc != SQLITE_DONE) return rc;
+    int64_t now = now_ms(); /* the record gave no times: the import's */
+    if (!r->created_at) r->created_at = now;
+    if (!r->updated_at) r->updated_at = now;
     sqlite3_stmt *ins = st->conv_ins;
     sqlite3_bind_text(ins, 1, r->cid, -1, SQLITE_STATIC);
     sqlite3_bind_int(ins, 2, r->kind);
@@ -360,6 +363,8 @@ static int import_conv(ctx_t *x, import_op_t *op) {
   }
   int64_t id = sqlite3_column_int64(g, 0);
   int kind = sqlite3_column_int(g, 1);
+  if (!r->created_at) r->created_at = sqlite3_column_int64(g, 4); /* the record gave none: as stored */
+  if (!r->updated_at) r->updated_at = sqlite3_column_int64(g, 5);
   const char *creator = (const char *)sqlite3_column_text(g, 2), *uid = (const char *)sqlite3_column_text(g, 3);
   int same = str_eq(creator, r->creator) && str_eq(uid, ukey) && sqlite3_column_int64(g, 4) == r->created_at &&
              sqlite3_column_int64(g, 5) == r->updated_at && op->lm <= sqlite3_column_int64(g, 6) &&
@@ -616,6 +621,9 @@ static int import_installation(ctx_t *x, import_op_t *op) {
   sqlite3_stmt *g = st->inst_get;
   sqlite3_bind_text(g, 1, in->id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(g), same = 0;
+  int64_t now = now_ms(); /* times the record did not give: as stored, else the import's */
+  if (!in->created_at) in->created_at = rc == SQLITE_ROW ? sqlite3_column_int64(g, 3) : now;
+  if (!in->updated_at) in->updated_at = rc == SQLITE_ROW ? sqlite3_column_int64(g, 4) : now;
   if (rc == SQLITE_ROW) {
     same = str_eq((const char *)sqlite3_column_text(g, 0), in->device_type) &&
            str_eq((const char *)sqlite3_column_text(g, 1), in->token) &&

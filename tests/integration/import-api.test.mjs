@@ -306,6 +306,17 @@ describe('edits and recalls of imported messages', () => {
     assert.deepEqual(again, { applied: 0, unchanged: 4, skipped: [] });
   });
 
+  it('records without times take the import\'s once, and a replay of them changes nothing', async () => {
+    const recs = [{ type: 'conversation', objectId: hex24(), m: ['x'] },
+      { type: 'installation', objectId: `i${hex24()}`, deviceType: 'android', installationId: `iid-${hex24()}`, channels: ['x'] },
+      { type: 'file', objectId: hex24(), name: 'f.txt', url: 'https://example.com/f.txt' }];
+    assert.deepEqual(await postOk(recs), { applied: 3, unchanged: 0, skipped: [] });
+    const conv = (await api('GET', `/1.2/rtm/conversations/${recs[0].objectId}`)).body;
+    assert.ok(Math.abs(Date.parse(conv.createdAt) - Date.now()) < 60000, 'the time of the import');
+    assert.deepEqual(await postOk(recs), { applied: 0, unchanged: 3, skipped: [] });
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${recs[0].objectId}`)).body.updatedAt, conv.updatedAt);
+  });
+
   it('a delta: a newer patch-timestamp replaces the content, an older or equal one changes nothing', async () => {
     const A = uid('a'), cid = hex24(), mid = lcId();
     const base = { type: 'message', cid, 'msg-id': mid, timestamp: T0, from: A, data: TEXT('v1') };
