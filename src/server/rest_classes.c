@@ -550,7 +550,7 @@ static void files_work(uv_work_t *wk) {
     }
     f->nids = k;
     json_decref(idv);
-    qsort(f->ids, f->nids, sizeof(char *), cmp_ids);
+    if (f->nids) qsort(f->ids, f->nids, sizeof(char *), cmp_ids); /* ids is NULL when there are none */
     total = (int64_t)f->nids;
     for (size_t i = (size_t)f->p.skip; i < f->nids && (int)json_array_size(arr) < f->p.limit; i++) {
       json_t *o = file_object(f->srv, f->ids[i]);
