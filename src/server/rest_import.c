@@ -535,6 +535,7 @@ static const char *line_id(json_t *o) {
 
 static void parse_work(uv_work_t *wk) {
   import_req_t *q = wk->data;
+  if (!q->body.len) return; /* nothing to apply (and no buffer: data is NULL) */
   const char *p = (const char *)q->body.data, *end = p + q->body.len;
   size_t lines = 0;
   for (const char *s = p; s < end;) { /* count first: a body over the limit changes nothing */

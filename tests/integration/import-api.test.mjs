@@ -453,6 +453,10 @@ describe('bad input', () => {
     assert.match(r.skipped[6].reason, /more client ids than allowed/);
   });
 
+  it('an empty body applies nothing', async () => {
+    assert.deepEqual(await postOk([]), { applied: 0, unchanged: 0, skipped: [] });
+  });
+
   it('401 without keys, 403 with the app key, 413 past the limits (nothing applied)', async () => {
     const rec = [{ type: 'conversation', objectId: hex24(), m: ['x'] }];
     assert.equal((await post(rec, {})).status, 401);
