@@ -14,6 +14,7 @@ for b in "$ternd" "$benchbin"; do
 done
 
 app_id=benchApp00000000000000000-gzGzoHsz
+master_key=benchMasterKey00000000000
 stamp=$(date +%Y%m%d)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
 out=bench/results/$stamp-$commit
@@ -35,7 +36,7 @@ start_server() {
   local dir
   dir=$(mktemp -d -p "$tmp")
   : >"$tmp/ternd.out"
-  TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_LOG_LEVEL=warn \
+  TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_MASTER_KEY=$master_key TERN_LOG_LEVEL=warn \
   TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
     "$ternd" >"$tmp/ternd.out" 2>>"$tmp/ternd.err" &
   server_pid=$!
@@ -89,6 +90,26 @@ run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 200 --duratio
 run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 0 --duration 10 --warmup 2 # capacity
 run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
 run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
+
+# The import rate (docs/migrate-api.md): 1,000,000 messages through POST /1.2/import/records
+# into an empty ternd, by bench/import.mjs (Node: the test suite's; without it, no figure).
+start_server
+f=$tmp/run-${#runs[@]}.json
+echo "bench: import: 1000000 messages in bodies of 5000" >&2
+if ! command -v node >/dev/null; then
+  echo "bench: import skipped: node is not installed (scripts/deps.sh --test installs it)" >&2
+  printf '{"scenario":"import","error":"node not installed"}\n' >"$f"
+elif node bench/import.mjs --url "http://127.0.0.1:$port" --app-id "$app_id" --master-key "$master_key" \
+  --messages 1000000 --batch 5000 --inflight 3 --server-pid "$server_pid" --json >"$f" 2>"$tmp/bench.err"; then
+  sed -n 's/.*"seconds":\([0-9.]*\),"msgs_per_s":\([0-9]*\).*"lost":\([0-9]*\).*/  \2 msgs\/s (\1 s), lost \3/p' "$f" >&2
+else
+  failures=$((failures + 1))
+  echo "bench: import FAILED:" >&2
+  cat "$tmp/bench.err" >&2
+  printf '{"scenario":"import","error":"%s"}\n' "$(tail -1 "$tmp/bench.err" | tr -d '"\\')" >"$f"
+fi
+runs+=("$f")
+stop_server
 
 # The results file: the machine, then every run's report as tern-bench printed it.
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)

@@ -137,6 +137,7 @@ conv_t *conv_from_row(im_t *im, conv_row_t *row) {
   c->last_seq = row->last_seq;
   /* After a restart we cannot know whether old messages asked for receipts; look. */
   c->has_receipts = row->last_seq > 0;
+  atomic_init(&c->ext_ids, row->ext_ids);
   atomic_init(&c->ref, 1);
   atomic_init(&c->online, 0);
   pthread_mutex_init(&c->mu, NULL);
@@ -293,5 +294,15 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
     conv_release(c);
     return NULL;
   }
+  return c;
+}
+
+conv_t *convcache_peek(im_t *im, const char *cid) {
+  uint32_t h;
+  shard_t *s = shard_for(im->convs, cid, &h);
+  pthread_mutex_lock(&s->mu);
+  conv_t *c = *find(s, cid, h);
+  if (c) conv_retain(c);
+  pthread_mutex_unlock(&s->mu);
   return c;
 }

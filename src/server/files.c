@@ -4,6 +4,7 @@
  * a client's file name, so a name like "../x" is just a name. */
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -161,7 +162,7 @@ static void sync_dir(const files_t *f) {
   close(fd);
 }
 
-int files_put(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta) {
+static int put(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta, int over) {
   if (!files_valid_id(id)) return TERN_EINVAL;
   char *text = json_dumps(meta, JSON_COMPACT);
   if (!text) return TERN_EINVAL;
@@ -180,7 +181,7 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
   buf_t gone = BUF_INIT;
   path_of(f, id, ".gone", &gone);
   path_of(f, id, ".json", &path);
-  int rc = access((char *)path.data, F_OK) == 0 || access((char *)gone.data, F_OK) == 0 ? TERN_EEXIST : 0;
+  int rc = (!over && access((char *)path.data, F_OK) == 0) || access((char *)gone.data, F_OK) == 0 ? TERN_EEXIST : 0;
   if (rc == 0) {
     path_of(f, id, "", &path);
     rc = write_atomic((char *)path.data, data, n);
@@ -209,6 +210,14 @@ int files_put(const files_t *f, const char *id, const void *data, size_t n, cons
   buf_free(&path);
   free(text);
   return rc;
+}
+
+int files_put(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta) {
+  return put(f, id, data, n, meta, 0);
+}
+
+int files_put_bytes(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta) {
+  return put(f, id, data, n, meta, 1);
 }
 
 int files_get_meta(const files_t *f, const char *id, json_t **meta) {
@@ -277,4 +286,35 @@ int files_delete(const files_t *f, const char *id) {
   sync_dir(f); /* the tombstone too */
   buf_free(&path);
   return rc;
+}
+
+int files_put_meta(const files_t *f, const char *id, const json_t *meta) {
+  if (!files_valid_id(id)) return TERN_EINVAL;
+  char *text = json_dumps(meta, JSON_COMPACT);
+  if (!text) return TERN_EINVAL;
+  buf_t path = BUF_INIT;
+  path_of(f, id, ".json", &path);
+  int rc = write_atomic((char *)path.data, text, strlen(text));
+  if (rc == 0) sync_dir(f);
+  buf_free(&path);
+  free(text);
+  return rc;
+}
+
+int files_list(const files_t *f, void (*cb)(void *arg, const char *id), void *arg) {
+  DIR *d = opendir(f->dir);
+  if (!d) {
+    log_at(LOG_ERROR, "file storage: listing %s: %s", f->dir, strerror(errno));
+    return TERN_EIO;
+  }
+  struct dirent *e;
+  char id[FILES_ID_LEN + 1];
+  while ((e = readdir(d))) { /* a file is there once its "<objectId>.json" is */
+    if (strlen(e->d_name) != FILES_ID_LEN + 5 || strcmp(e->d_name + FILES_ID_LEN, ".json") != 0) continue;
+    memcpy(id, e->d_name, FILES_ID_LEN);
+    id[FILES_ID_LEN] = 0;
+    if (files_valid_id(id)) cb(arg, id);
+  }
+  closedir(d);
+  return 0;
 }

@@ -39,11 +39,21 @@ int files_valid_id(const char *s);
  * meanwhile; a crash mid-write leaves it, and that id taken). A delete that overlaps the
  * call wins: what it wrote is taken out again and it returns TERN_EEXIST. */
 int files_put(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta);
+/* The same over metadata stored alone (an external file whose bytes arrive now: an
+ * import's rehost): the bytes and the new metadata replace it. A retired id stays retired
+ * (TERN_EEXIST). */
+int files_put_bytes(const files_t *f, const char *id, const void *data, size_t n, const json_t *meta);
 /* The metadata (new reference, caller decrefs) or TERN_ENOENT; TERN_EIO when unreadable. */
 int files_get_meta(const files_t *f, const char *id, json_t **meta);
 /* Opens the bytes for reading: the descriptor (caller closes) and the size. TERN_ENOENT
  * when the file has no metadata (not there, being written, or deleted). */
 int files_open_data(const files_t *f, const char *id, int *fd, int64_t *size);
+/* Stores metadata alone, replacing any (an imported file whose bytes stay at its external
+ * URL: files_open_data then finds none). 0, TERN_EINVAL or TERN_EIO. */
+int files_put_meta(const files_t *f, const char *id, const json_t *meta);
+/* Calls cb with the objectId of every stored file (in no order); TERN_EIO when the
+ * directory cannot be read. */
+int files_list(const files_t *f, void (*cb)(void *arg, const char *id), void *arg);
 /* Retires the id for good (its tombstone), removes the metadata (the file is gone from
  * then on), then the bytes. TERN_ENOENT when it was not there — retired all the same. */
 int files_delete(const files_t *f, const char *id);

@@ -93,6 +93,7 @@ struct conv {
   int64_t updated_at;
   int64_t last_ts, last_seq;
   int has_receipts;   /* some message asked for receipts: acks must look for them */
+  atomic_int ext_ids; /* holds imported messages whose ids are not tern's (msg_key_resolve) */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
@@ -112,6 +113,8 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err);
 conv_t *conv_from_row(im_t *im, conv_row_t *row);
 void convcache_put(im_t *im, conv_t *c);
 void convcache_drop(im_t *im, conv_t *c); /* forget it (deleted, or storage disagreed) */
+/* The cached conversation cid, referenced, or NULL when it is not in the cache (no load). */
+conv_t *convcache_peek(im_t *im, const char *cid);
 void conv_retain(conv_t *c);
 void conv_release(conv_t *c);
 members_t *conv_members(conv_t *c); /* referenced snapshot or NULL; release with members_release */
@@ -318,6 +321,8 @@ void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t 
 int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
                     const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed, int limit,
                     json_t **out);
+/* Adds patch-timestamp, mention-all, mention-pids and recall to a REST history item. */
+void im_rest_item_extras(json_t *it, const msg_view_t *m);
 /* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */
 void notif_record(im_worker_t *w, const lc_cmd_t *cmd, char *const *to, size_t n);
 void im_worker_sweep(im_worker_t *w, int64_t now);
@@ -341,6 +346,11 @@ int scan_lctype(const char *s, size_t n, int *out);
 #define MSGID_LEN 22
 void msgid_make(int64_t ts, int64_t seq, char out[MSGID_LEN + 1]);
 int msgid_parse(const char *mid, int64_t *ts, int64_t *seq);
+/* The storage key of message `mid` in conversation c, for every id a client or the REST
+ * API names: in a conversation with imported messages (c->ext_ids) their own ids map to
+ * keys in msg_ext, looked up first; otherwise, and for tern's ids, the key the id encodes
+ * (no lookup). 0, or TERN_EINVAL when the id names no key. */
+int msg_key_resolve(im_worker_t *w, conv_t *c, const char *mid, int64_t *ts, int64_t *seq);
 
 /* ---- helpers ---- */
 int64_t conv_kind_wire(int kind); /* convType on the wire */

@@ -747,7 +747,7 @@ void im_msg_ack(req_t *r) {
   const char *self = r->s->client_id;
   int64_t lo_ts, lo_seq, hi_ts, hi_seq;
   if (c->kind == CONV_ROOM || !is_member_of(c, self)) goto done;
-  if (am->mid && msgid_parse(am->mid, &hi_ts, &hi_seq) == 0) {
+  if (am->mid && msg_key_resolve(r->w, c, am->mid, &hi_ts, &hi_seq) == 0) {
     lo_ts = hi_ts;
     lo_seq = hi_seq - 1;
   } else if (am->has_tots) {
@@ -776,7 +776,7 @@ static void read_one(req_t *r, const char *cid, int has_ts, int64_t ts, const ch
   members_t *m = c->kind == CONV_ROOM ? NULL : conv_members(c);
   if (!members_has(m, self)) goto done;
   int64_t pos_ts, pos_seq;
-  if (!mid || msgid_parse(mid, &pos_ts, &pos_seq) < 0) {
+  if (!mid || msg_key_resolve(r->w, c, mid, &pos_ts, &pos_seq) < 0) {
     pos_ts = has_ts && ts > 0 ? ts : now_ms();
     pos_seq = SEQ_MAX;
   }
@@ -877,10 +877,11 @@ static void other_progress(void *arg, const member_progress_t *p) {
   a->have_progress = 1;
 }
 
-/* A boundary given as (t, mid): the message itself when the id is ours, else a time. */
-static void bound(int64_t t, const char *mid, int incl, int is_lower, int *has, int64_t *bts, int64_t *bseq, int *bincl) {
+/* A boundary given as (t, mid): the message itself when the id names one, else a time. */
+static void bound(im_worker_t *w, conv_t *c, int64_t t, const char *mid, int incl, int is_lower, int *has, int64_t *bts,
+                  int64_t *bseq, int *bincl) {
   int64_t mts, mseq;
-  if (mid && msgid_parse(mid, &mts, &mseq) == 0) {
+  if (mid && msg_key_resolve(w, c, mid, &mts, &mseq) == 0) {
     *has = 1;
     *bts = mts;
     *bseq = mseq;
@@ -926,11 +927,11 @@ void im_msg_logs(req_t *r) {
   int start_incl = lm->has_tincluded && lm->tincluded, end_incl = lm->has_ttincluded && lm->ttincluded;
   int64_t t = lm->has_t ? lm->t : 0, tt = lm->has_tt ? lm->tt : 0;
   if (q.newer) {
-    bound(t, lm->mid, start_incl, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
-    bound(tt, lm->tmid, end_incl, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+    bound(r->w, c, t, lm->mid, start_incl, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+    bound(r->w, c, tt, lm->tmid, end_incl, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
   } else {
-    bound(t, lm->mid, start_incl, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
-    bound(tt, lm->tmid, end_incl, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+    bound(r->w, c, t, lm->mid, start_incl, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+    bound(r->w, c, tt, lm->tmid, end_incl, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
   }
   q.limit = lm->has_l ? lm->l : lm->has_limit ? lm->limit : 20;
   if (q.limit < 0) q.limit = 0;
@@ -1111,9 +1112,20 @@ static int hist_each(void *arg, const msg_view_t *m) {
   int bin = m->flags & MSG_F_BIN;
   it = json_pack("{s:I, s:o, s:s, s:s, s:b}", "timestamp", (json_int_t)m->ts, "data",
                  content_json(m->data, m->len, bin), "from", m->sender, "msg-id", m->mid, "bin", bin != 0);
-  if (m->patch_ts) json_object_set_new(it, "patch-timestamp", json_integer(m->patch_ts));
+  im_rest_item_extras(it, m);
   json_array_append_new(a, it);
   return 0;
+}
+
+/* What a REST history item says beyond LeanCloud's documented fields, when it applies: the
+ * edit time, mentions, and a recall (whose data is the recalled typed message, -127). */
+void im_rest_item_extras(json_t *it, const msg_view_t *m) {
+  if (m->patch_ts) json_object_set_new(it, "patch-timestamp", json_integer(m->patch_ts));
+  if (m->flags & MSG_F_MENTION_ALL) json_object_set_new(it, "mention-all", json_true());
+  json_t *mp = m->mentions ? json_loads(m->mentions, 0, NULL) : NULL;
+  if (json_array_size(mp)) json_object_set(it, "mention-pids", mp);
+  json_decref(mp);
+  if (m->flags & MSG_F_RECALLED) json_object_set_new(it, "recall", json_true());
 }
 
 int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
@@ -1122,11 +1134,11 @@ int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *m
   logs_req_t q = {.conv = c->id, .newer = reversed, .limit = limit, .viewer = viewer};
   /* REST pages like logs: from a start towards an end, newest first unless reversed */
   if (reversed) {
-    bound(ts, msgid, include_start, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
-    bound(till_ts, till_msgid, include_stop, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+    bound(w, c, ts, msgid, include_start, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+    bound(w, c, till_ts, till_msgid, include_stop, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
   } else {
-    bound(ts, msgid, include_start, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
-    bound(till_ts, till_msgid, include_stop, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
+    bound(w, c, ts, msgid, include_start, 0, &q.has_hi, &q.hi_ts, &q.hi_seq, &q.hi_incl);
+    bound(w, c, till_ts, till_msgid, include_stop, 1, &q.has_lo, &q.lo_ts, &q.lo_seq, &q.lo_incl);
   }
   json_t *arr = json_array();
   if (store_logs(w->reader, &q, hist_each, arr) < 0) {

@@ -164,9 +164,12 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_c
   if (recall && !im->cfg->message_recall) return LC_MESSAGE_RECALL_DISABLED;
   if (!recall && !im->cfg->message_edit) return LC_MESSAGE_EDIT_DISABLED;
   int64_t ts, seq;
-  if (!it->cid || !it->mid || msgid_parse(it->mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
-  conv_t *c = conv_get(w, it->cid, NULL);
+  conv_t *c = it->cid && it->mid ? conv_get(w, it->cid, NULL) : NULL;
   if (!c) return LC_MESSAGE_NOT_FOUND;
+  if (msg_key_resolve(w, c, it->mid, &ts, &seq) < 0) {
+    conv_release(c);
+    return LC_MESSAGE_NOT_FOUND;
+  }
   found_t f = {0};
   store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
   int code = 0;
@@ -389,7 +392,7 @@ static void delete_done(task_t *t) {
 
 int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from, const im_done_t *done) {
   int64_t ts, seq;
-  if (msgid_parse(mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
+  if (msg_key_resolve(w, c, mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
   found_t f = {0};
   store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
   int code = !f.found || strcmp(f.mid, mid) != 0 ? LC_MESSAGE_NOT_FOUND

@@ -3,7 +3,11 @@
  * An id is base64url of 16 bytes: 6 bytes of timestamp, 6 of the per-conversation sequence
  * and 4 random. The SDKs treat ids as opaque 22-character strings (the cloud's look the
  * same), and the server gets the (ts, seq) key back from any id a client sends — for
- * history paging, acks, reads and edits — without a secondary index on ids. */
+ * history paging, acks, reads and edits — without a secondary index on ids.
+ *
+ * Imported messages (rest_import.c) keep the cloud's ids, which encode no key: those map
+ * to their key in msg_ext, and msg_key_resolve looks there first, only in conversations
+ * that hold such messages, so every other conversation pays nothing. */
 #include <string.h>
 
 #include "base64.h"
@@ -44,4 +48,10 @@ int msgid_parse(const char *mid, int64_t *ts, int64_t *seq) {
   *ts = t;
   *seq = s;
   return 0;
+}
+
+int msg_key_resolve(im_worker_t *w, conv_t *c, const char *mid, int64_t *ts, int64_t *seq) {
+  if (!mid) return TERN_EINVAL;
+  if (atomic_load(&c->ext_ids) && store_msg_ext_get(w->reader, c->id, mid, ts, seq) == 0) return 0;
+  return msgid_parse(mid, ts, seq);
 }

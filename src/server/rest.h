@@ -80,5 +80,19 @@ void rest_file_download(conn_t *c, const http_req_t *r);
 void rest_file_token(conn_t *c, const http_req_t *r);
 void rest_file_token_upload(conn_t *c, const http_req_t *r);
 void rest_file_callback(conn_t *c, const http_req_t *r);
+/* A stored file's object as the API shows it: its metadata plus its download URL. */
+json_t *rest_file_json(const server_t *srv, json_t *meta, const char *id);
+
+/* rest_import.c — tern as an import target (docs/migrate-api.md), master key only:
+ * POST /1.2/import/records (NDJSON) and PUT /1.2/import/files/:id (the bytes). */
+size_t rest_import_body_limit(conn_t *c, const http_req_t *r);
+void rest_import_records(conn_t *c, const http_req_t *r);
+void rest_import_file(conn_t *c, const http_req_t *r);
+
+/* rest_classes.c — LeanCloud's storage-API reads of _Conversation, _Installation and
+ * _File, with the master key (tern as an export source). */
+void rest_class_conversations(conn_t *c, const http_req_t *r);
+void rest_class_installations(conn_t *c, const http_req_t *r);
+void rest_class_files(conn_t *c, const http_req_t *r);
 
 #endif

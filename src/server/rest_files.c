@@ -148,13 +148,16 @@ static json_t *file_url(const server_t *srv, const char *id, const char *name) {
 }
 
 /* The stored metadata plus the URL: what uploads and metadata reads answer. An external
- * file keeps the URL it was saved with. */
+ * file (AV.File.withURL, or an import that was not rehosted: rest_import.c) keeps the URL
+ * it was saved with. */
 static json_t *with_url(const server_t *srv, json_t *meta, const char *id) {
   json_t *out = json_copy(meta);
   if (!json_is_string(json_object_get(meta, "url")))
     json_object_set_new(out, "url", file_url(srv, id, json_string_value(json_object_get(meta, "name"))));
   return out;
 }
+
+json_t *rest_file_json(const server_t *srv, json_t *meta, const char *id) { return with_url(srv, meta, id); }
 
 /* ---------------------------------------------------------------- jobs on the thread pool */
 

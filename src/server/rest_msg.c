@@ -190,7 +190,7 @@ static json_t *app_item(const char *cid, int kind, const msg_view_t *m) {
   json_t *it = json_pack("{s:I, s:o, s:s, s:s, s:b, s:s, s:s, s:b, s:b}", "timestamp", (json_int_t)m->ts, "data", data,
                          "from", m->sender, "msg-id", m->mid, "bin", bin != 0, "conv-id", cid, "to", cid, "is-conv", 1,
                          "is-room", kind == CONV_ROOM);
-  if (m->patch_ts) json_object_set_new(it, "patch-timestamp", json_integer(m->patch_ts));
+  im_rest_item_extras(it, m);
   return it;
 }
 
@@ -207,12 +207,27 @@ typedef struct {
   store_t *store;
   app_logs_req_t q;
   char *sender, *lo_mid, *hi_mid;
+  int lo_ext, hi_ext; /* the bound's id may be an imported one: find its key */
   json_t *out; /* NULL: the read failed */
 } app_hist_t;
+
+/* An imported message's id encodes no key: its mapping gives it, else the time alone. */
+static void ext_bound(store_reader_t *rd, msg_bound_t *b) {
+  int64_t ts, seq;
+  if (store_msg_ext_find(rd, b->mid, &ts, &seq) == 0) {
+    b->ts = ts;
+    b->seq = seq;
+    return;
+  }
+  b->mid = NULL;
+  b->has = b->ts > 0;
+}
 
 static void app_hist_work(uv_work_t *wk) {
   app_hist_t *h = (app_hist_t *)wk;
   store_reader_t *rd = store_reader_new(h->store);
+  if (rd && h->lo_ext) ext_bound(rd, &h->q.lo);
+  if (rd && h->hi_ext) ext_bound(rd, &h->q.hi);
   json_t *arr = json_array();
   if (!rd || store_app_logs(rd, &h->q, app_row, arr) < 0) {
     json_decref(arr);
@@ -241,17 +256,25 @@ static void app_hist_after(uv_work_t *wk, int status) {
 }
 
 /* A page bound from (msgid, timestamp): the message itself when the id is ours, else the
- * time. *mid_out keeps the id the bound points into. */
+ * time. *mid_out keeps the id the bound points into. An id that does not encode the
+ * timestamp given with it may be an imported one: *ext asks the work to look it up. */
 static void app_bound(const http_req_t *r, const char *mid_key, const char *ts_key, const char *incl_key,
-                      msg_bound_t *b, char **mid_out) {
+                      msg_bound_t *b, char **mid_out, int *ext) {
   char *mid = http_query_param(r, mid_key);
   int64_t ts = rest_qint(r, ts_key, 0), mts, mseq;
   b->incl = rest_qbool(r, incl_key);
-  if (mid && msgid_parse(mid, &mts, &mseq) == 0) {
+  if (mid && msgid_parse(mid, &mts, &mseq) == 0 && (ts <= 0 || ts == mts)) {
     b->has = 1;
     b->ts = mts;
     b->seq = mseq;
     b->mid = *mid_out = mid;
+    return;
+  }
+  if (mid && *mid && strlen(mid) <= 64) {
+    b->has = 1;
+    b->ts = ts > 0 ? ts : 0;
+    b->mid = *mid_out = mid;
+    *ext = 1;
     return;
   }
   free(mid);
@@ -280,8 +303,10 @@ void rest_app_history(conn_t *c, const http_req_t *r) {
   h->q.sender = h->sender = sender ? xstrdup(sender) : NULL;
   /* newest first: the start is the upper bound; reversed: the lower */
   msg_bound_t *start = h->q.newer ? &h->q.lo : &h->q.hi, *stop = h->q.newer ? &h->q.hi : &h->q.lo;
-  app_bound(r, "msgid", "timestamp", "include_start", start, h->q.newer ? &h->lo_mid : &h->hi_mid);
-  app_bound(r, "till_msgid", "till_timestamp", "include_stop", stop, h->q.newer ? &h->hi_mid : &h->lo_mid);
+  app_bound(r, "msgid", "timestamp", "include_start", start, h->q.newer ? &h->lo_mid : &h->hi_mid,
+            h->q.newer ? &h->lo_ext : &h->hi_ext);
+  app_bound(r, "till_msgid", "till_timestamp", "include_stop", stop, h->q.newer ? &h->hi_mid : &h->lo_mid,
+            h->q.newer ? &h->hi_ext : &h->lo_ext);
   http_defer(c);
   uv_queue_work(&c->w->loop, &h->work, app_hist_work, app_hist_after);
 }

@@ -204,6 +204,17 @@ static const route_t routes[] = {
     {HTTP_HEAD, "/chat/", web_serve, NULL, AUTH_OPEN},
     {HTTP_GET, "/chat/*file", web_serve, NULL, AUTH_OPEN},
     {HTTP_HEAD, "/chat/*file", web_serve, NULL, AUTH_OPEN},
+    /* the master key (no auth named): the import API and the LeanCloud-shaped class reads */
+    {HTTP_POST, "/1.2/import/records", rest_import_records, rest_import_body_limit},
+    {HTTP_PUT, "/1.2/import/files/:id", rest_import_file, rest_import_body_limit},
+    {HTTP_GET, "/1.1/classes/_Conversation", rest_class_conversations},
+    {HTTP_GET, "/1.1/classes/_Conversation/:id", rest_class_conversations},
+    {HTTP_GET, "/1.1/classes/_Installation", rest_class_installations},
+    {HTTP_GET, "/1.1/classes/_Installation/:id", rest_class_installations},
+    {HTTP_GET, "/1.1/installations", rest_class_installations},
+    {HTTP_GET, "/1.1/classes/_File", rest_class_files},
+    {HTTP_GET, "/1.1/classes/_File/:id", rest_class_files},
+    {HTTP_GET, "/1.1/files", rest_class_files},
 };
 
 void routes_each(void (*cb)(void *arg, const rest_route_t *rt), void *arg) {

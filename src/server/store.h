@@ -38,6 +38,7 @@ typedef struct {
   char *unique_id;
   int64_t created_at, updated_at, lm, expire_at;
   int64_t last_ts, last_seq; /* newest message's key, 0/0 if none */
+  int ext_ids;               /* some messages were imported with ids of their own (msg_ext) */
   char **members;
   size_t nmembers;
   /* the conversation's client sets (sorted): managers, shut-up members, blocked clients */
@@ -134,6 +135,7 @@ typedef enum {
   JOB_DEVICE,
   JOB_INSTALLATION,
   JOB_REVOKE,
+  JOB_IMPORT,
 } job_type_t;
 
 typedef struct store_job store_job_t;
@@ -280,6 +282,60 @@ typedef struct {
   int64_t expires_at; /* when every token the row names has expired: it may go then */
 } job_revoke_t;       /* JOB_REVOKE (revoke.h); each also prunes a few expired rows */
 
+/* ---- bulk import (rest_import.c, docs/migrate-api.md): one job carries a whole request */
+
+enum { IMP_CONV = 1, IMP_ROLES, IMP_SHUTUP, IMP_BLOCK, IMP_SUBSCRIBERS, IMP_MUTES, IMP_MSG, IMP_INSTALLATION };
+enum { IMP_APPLIED = 1, IMP_UNCHANGED, IMP_SKIPPED };
+
+typedef struct {
+  int type;           /* IMP_* */
+  int line;           /* in the request body, from 1 */
+  int outcome;        /* IMP_APPLIED, IMP_UNCHANGED or IMP_SKIPPED, set by the store */
+  const char *reason; /* IMP_SKIPPED: why (static text) */
+  char *cid;          /* the conversation, for every type but IMP_INSTALLATION */
+  /* IMP_CONV: created with exactly these columns if absent, else replaced by them. row.id,
+   * row.last_* are unused; members (sorted, distinct) only for normal and temporary ones. */
+  conv_row_t *conv;
+  char *doc;          /* the document (JSON object text, keys sorted) */
+  int64_t lm;         /* the record's lm (0: none); the stored one only ever grows */
+  /* IMP_ROLES (roles[i] of clients[i], Member or Manager), IMP_SHUTUP (permanent shut-ups),
+   * IMP_BLOCK: the whole set is replaced. IMP_SUBSCRIBERS: added, or the set replaced.
+   * IMP_MUTES: the document's `mu` becomes clients. */
+  char **clients, **roles;
+  size_t n;
+  int replace;
+  /* IMP_MSG: stored under mid at (ts, seq); seq 0: the store picks the next free one at ts.
+   * If mid is there already, only a newer patch_ts replaces its content and flags. */
+  int64_t ts, seq, patch_ts;
+  char *mid, *sender;
+  uint8_t *data;
+  size_t len;
+  int flags;
+  char *mentions;
+  int has_lctype, lctype;
+  /* IMP_INSTALLATION: as JOB_INSTALLATION (remove unused); unchanged when identical */
+  job_installation_t *inst;
+} import_op_t;
+
+/* What a JOB_IMPORT did to one conversation's messages: the newest key it wrote and the
+ * largest seq it used (the cache's next key must stay beyond both). */
+typedef struct {
+  int64_t conv;
+  char *cid;
+  int64_t max_ts, max_ts_seq, max_seq;
+} import_conv_t;
+
+typedef struct {
+  store_job_t job;
+  import_op_t *ops;
+  size_t n;
+  /* out: the conversations that got new messages (the caller frees each cid, and touched) */
+  import_conv_t *touched;
+  size_t ntouched;
+} job_import_t;       /* JOB_IMPORT: ops in order, in the batch's transaction. A failing
+                       * statement fails the job (result TERN_ESTORE, nothing kept); a line
+                       * that cannot apply is IMP_SKIPPED with its reason */
+
 /* A device a client's offline pushes go to, borrowed for the duration of a callback. */
 typedef struct {
   const char *token, *type;
@@ -383,6 +439,18 @@ int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *
 /* Temporary shut-ups whose time has come (expire_at <= now), at most max. */
 int store_shutups_expired(store_reader_t *r, int64_t now, int max,
                           void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
+
+/* The key of an imported message (ids that are not tern's: msg_ext), 0 or TERN_ENOENT. */
+int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
+/* Imported messages named mid in any conversation (app-wide history bounds): the first. */
+int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+/* How many rows a translated `where` selects: of conversations (query.h, alias c) or of
+ * installations (columns id, device_type, token, body, created_at, updated_at). */
+enum { STORE_CLASS_CONV = 1, STORE_CLASS_INSTALLATION = 2 };
+int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n);
+/* A page of installations that match q (as above) in order_by (SQL over those columns). */
+int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+                             void (*cb)(void *arg, const installation_row_t *row), void *arg);
 
 /* A position in the app-wide message order (ts, seq, mid); mid NULL: the time ts itself. */
 typedef struct {

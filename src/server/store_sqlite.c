@@ -29,6 +29,7 @@
 #include "store.h"
 #include "store_doc.h"
 #include "store_query.h"
+#include "store_sqlite_int.h"
 #include "timeutil.h"
 
 #define BATCH_MAX 4096
@@ -94,6 +95,19 @@ static const char *const migrations[] = {
      "CREATE TABLE client_revoked (client TEXT PRIMARY KEY, before INTEGER NOT NULL, expires_at INTEGER NOT NULL)"
      " WITHOUT ROWID;"
      "CREATE INDEX client_revoked_expiry ON client_revoked(expires_at);"),
+    /* 9: imported history (rest_import.c): message ids that are not tern's own map to
+     * their key in msg_ext, looked up only in conversations flagged ext_ids; an import
+     * keeps the cloud's updatedAt and lm, so the idle sweep counts from imported_at too
+     * (else what was idle for a year in the cloud would go the second it arrived);
+     * installations are read in updatedAt order by an importer's delta (`_Installation`).
+     * A deleted conversation's mappings go with it: its row id can be handed out again,
+     * and a stale mapping would make a new conversation's import skip its messages */
+    ("CREATE TABLE msg_ext (conv INTEGER NOT NULL, mid TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,"
+     "  PRIMARY KEY (conv, mid)) WITHOUT ROWID;"
+     "CREATE TRIGGER msg_ext_conv_gone AFTER DELETE ON conv BEGIN DELETE FROM msg_ext WHERE conv = old.id; END;"
+     "ALTER TABLE conv ADD COLUMN ext_ids INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE conv ADD COLUMN imported_at INTEGER;"
+     "CREATE INDEX installation_updated ON installation(updated_at);"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -142,6 +156,7 @@ struct store {
   sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
   atomic_llong notif_seq;
   qpool_t *qpool; /* conversation queries (store_query.c) */
+  store_import_t *imp; /* the bulk import's statements, prepared on its first job */
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -153,6 +168,7 @@ struct store_reader {
       *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs,
       *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token,
       *revoked;
+  sqlite3_stmt *msg_ext_get; /* prepared on first use: only conversations with imported ids ask */
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -638,6 +654,7 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_DEVICE: return run_device(s, (job_device_t *)j);
   case JOB_INSTALLATION: return run_installation(s, (job_installation_t *)j);
   case JOB_REVOKE: return run_revoke(s, (job_revoke_t *)j);
+  case JOB_IMPORT: return store_import_run(s->wdb, &s->imp, (job_import_t *)j);
   }
   return SQLITE_MISUSE;
 }
@@ -645,7 +662,7 @@ static int run_job(store_t *s, store_job_t *j) {
 static int multi_statement(job_type_t t) {
   return t == JOB_CONV_CREATE || t == JOB_CONV_UPDATE || t == JOB_MEMBERS_ADD || t == JOB_MEMBERS_REMOVE ||
          t == JOB_CONV_DELETE || t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE ||
-         t == JOB_INSTALLATION || t == JOB_REVOKE;
+         t == JOB_INSTALLATION || t == JOB_REVOKE || t == JOB_IMPORT;
 }
 
 
@@ -1027,6 +1044,7 @@ void store_close(store_t *s) {
                          s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device,
                          s->ins_revoked, s->ins_client_revoked, s->prune_revoked, s->prune_client_revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  store_import_free(s->imp);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
     sqlite3_close(s->wdb);
@@ -1057,7 +1075,8 @@ store_reader_t *store_reader_new(store_t *s) {
     sqlite3_stmt **st;
     const char *sql;
   } stmts[] = {
-      {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at FROM conv WHERE cid = ?1"},
+      {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, ext_ids FROM conv"
+                      " WHERE cid = ?1"},
       {&r->conv_doc, "SELECT doc FROM conv WHERE id = ?1"},
       {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
       {&r->conv_sets, "SELECT 0, client FROM member_info WHERE conv = ?1 AND role = 'Manager'"
@@ -1087,7 +1106,7 @@ store_reader_t *store_reader_new(store_t *s) {
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
       {&r->notifs, "SELECT ts, body FROM notif WHERE client = ?1 AND ts > ?2 ORDER BY ts, seq LIMIT ?3"},
       {&r->expired, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= ?1)"
-                    " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at) < ?2) LIMIT ?3"},
+                    " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at, coalesce(imported_at, 0)) < ?2) LIMIT ?3"},
       {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
                     " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO("1")
                     " ORDER BY msg.patch_ts LIMIT ?3"},
@@ -1113,6 +1132,7 @@ void store_reader_free(store_reader_t *r) {
                          r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
                          r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token, r->revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  sqlite3_finalize(r->msg_ext_get);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
   free(r);
@@ -1167,6 +1187,7 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   out->updated_at = sqlite3_column_int64(st, 6);
   out->lm = sqlite3_column_int64(st, 7);
   out->expire_at = sqlite3_column_int64(st, 8);
+  out->ext_ids = sqlite3_column_int(st, 9);
   sqlite3_reset(st);
   st = r->conv_members;
   sqlite3_bind_int64(st, 1, out->id);
@@ -1864,4 +1885,21 @@ int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lin
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : TERN_ESTORE;
+}
+
+sqlite3 *store_reader_db(store_reader_t *r) { return r->db; }
+
+int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
+  if (!r->msg_ext_get && prepare(r->db, "SELECT ts, seq FROM msg_ext WHERE conv = ?1 AND mid = ?2", &r->msg_ext_get) < 0)
+    return TERN_ESTORE;
+  sqlite3_stmt *st = r->msg_ext_get;
+  sqlite3_bind_int64(st, 1, conv);
+  sqlite3_bind_text(st, 2, mid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *ts = sqlite3_column_int64(st, 0);
+    *seq = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }

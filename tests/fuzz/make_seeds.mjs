@@ -616,6 +616,48 @@ http('rest-file-tokens', [
   rest('POST', '/1.1/fileCallback', { token: 'x.y', result: true }, { auth: 'app' }),
 ].join(''));
 
+// The import API (docs/migrate-api.md): an NDJSON body of every record kind and some bad
+// lines, a replay, a rehosted file; then the storage-class reads an importer makes.
+const ndjson = (lines) => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
+const IMP_CID = 'a0a0a0a0a0a0a0a0a0a0a0a0';
+const IMPORT_BODY = ndjson([
+  { type: 'conversation', objectId: IMP_CID, name: 'imported', m: ['Tom', 'Jerry'], c: 'Tom', mu: ['Jerry'], unique: true,
+    uniqueId: '6c7b0e5afcae9aa1139a0afa25833dec', createdAt: '2024-01-01T00:00:00.000Z', updatedAt: { __type: 'Date', iso: '2024-01-02T00:00:00.000Z' },
+    lm: { __type: 'Date', iso: '2024-01-03T00:00:00.000Z' }, color: 'red' },
+  { type: 'conversation', objectId: 'b0b0b0b0b0b0b0b0b0b0b0b0', sys: true, name: 'svc' },
+  { type: 'message', cid: IMP_CID, 'msg-id': 'vdkGm4dtRNmhQ5gqUTFBiA', timestamp: 1704240000000, from: 'Tom', data: '{"_lctype":-1,"_lctext":"hi"}', 'mention-pids': ['Jerry'] },
+  { type: 'message', cid: IMP_CID, 'msg-id': 'qNkRkFWOeSqP65S9fDyHJw', timestamp: 1704240000000, from: 'Jerry', data: 'AAEC/w==', bin: true },
+  { type: 'message', cid: IMP_CID, 'msg-id': 'zzzzzzzzzzzzzzzzzzzzzw', timestamp: 1704240001000, from: 'Tom', data: '{"_lctype":-127}', recalled: true, 'patch-timestamp': 1704240002000 },
+  { type: 'member_roles', cid: IMP_CID, roles: { Jerry: 'Manager' } },
+  { type: 'shutup', cid: IMP_CID, clients: ['Jerry'] },
+  { type: 'blacklist', cid: IMP_CID, clients: ['Spike'] },
+  { type: 'mutes', cid: IMP_CID, clients: ['Tom'] },
+  { type: 'subscribers', cid: 'b0b0b0b0b0b0b0b0b0b0b0b0', clients: ['Tom'], replace: true },
+  { type: 'installation', objectId: 'inst0', deviceType: 'ios', deviceToken: 'abcdef', channels: ['Tom'], badge: 1 },
+  { type: 'file', objectId: 'c0c0c0c0c0c0c0c0c0c0c0c0', name: 'x.png', url: 'https://example.com/x.png', mime_type: 'image/png', metaData: { size: 3 } },
+  '{"type":"message"',
+  { type: 'nonsense' },
+]);
+const ndjsonPost = (body) => `POST /1.2/import/records HTTP/1.1\r\nHost: x\r\nX-LC-Id: ${APP}\r\nX-LC-Key: ${MASTER},master\r\n` +
+  `Content-Type: application/x-ndjson\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+http('rest-import', [
+  ndjsonPost(IMPORT_BODY),
+  ndjsonPost(IMPORT_BODY),
+  raw('PUT', '/1.2/import/files/c0c0c0c0c0c0c0c0c0c0c0c0', 'png bytes', `X-LC-Id: ${APP}\r\nX-LC-Key: ${MASTER},master\r\nContent-Type: image/png\r\n` +
+    'X-Tern-File-Name: x%20y.png\r\nX-Tern-Created-At: 2024-01-01T00:00:00.000Z\r\nX-Tern-Meta: {"owner":"Tom"}\r\n'),
+  rest('GET', `${C}/${IMP_CID}/messages?limit=2&msgid=qNkRkFWOeSqP65S9fDyHJw&timestamp=1704240000000`),
+].join(''));
+http('rest-classes', [
+  ndjsonPost(IMPORT_BODY),
+  rest('GET', `/1.1/classes/_Conversation?count=1&limit=2&skip=1&order=-updatedAt&where=${encodeURIComponent('{"updatedAt":{"$gt":{"__type":"Date","iso":"2020-01-01T00:00:00.000Z"}},"objectId":{"$gt":"0"}}')}`),
+  rest('GET', `/1.1/classes/_Conversation/${IMP_CID}`),
+  rest('GET', `/1.1/classes/_Installation?count=1&order=updatedAt,-objectId&where=${encodeURIComponent('{"badge":{"$gte":1},"channels":"Tom","deviceType":{"$in":["ios"]},"x":{"$exists":false}}')}`),
+  rest('GET', '/1.1/installations?limit=0&count=1'),
+  rest('GET', `/1.1/classes/_File?order=objectId&where=${encodeURIComponent('{"objectId":{"$gt":"0"}}')}`),
+  rest('GET', `/1.1/files?order=-createdAt&where=${encodeURIComponent('{"metaData.size":{"$lt":9},"name":{"$ne":"y"}}')}`),
+  rest('GET', '/1.1/classes/_File/c0c0c0c0c0c0c0c0c0c0c0c0'),
+].join(''));
+
 // ---------------------------------------------------------------- fuzz_where
 // where-JSON, NUL, sort, NUL, flags byte
 {
