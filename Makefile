@@ -34,10 +34,11 @@ build:
 # Only what `make run` starts (ternd, tern, the web pages ternd serves), the compiler's
 # output in $(BUILD)/build.log, shown only when the build fails.
 run: deps
+	@mkdir -p $(BUILD)
 	@printf 'building ternd and tern in %s/ (log: %s/build.log)... ' '$(BUILD)' '$(BUILD)'
-	@{ $(CONFIGURE) && cmake --build $(BUILD) -j$(JOBS) --target run-targets; } >$(BUILD).log.tmp 2>&1 \
-	  || { echo failed; tail -n 40 $(BUILD).log.tmp; exit 1; }
-	@mv $(BUILD).log.tmp $(BUILD)/build.log && echo done
+	@{ $(CONFIGURE) && cmake --build $(BUILD) -j$(JOBS) --target run-targets; } >$(BUILD)/build.log 2>&1 \
+	  || { echo failed; tail -n 40 $(BUILD)/build.log; exit 1; }
+	@echo done
 	@mkdir -p $(DATA)
 	@exec $(BUILD)/ternd --data-dir $(DATA) $(ARGS)
 
