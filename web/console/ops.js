@@ -2,14 +2,9 @@
 import { api, get, q } from './api.js';
 import { h, table, form, input, action, flash, json, when } from './dom.js';
 
-/** A list that needs the storage-API class reads (GET /1.1/classes/…); says so when absent. */
+/** The newest rows of a class, through the storage-API class reads (GET /1.1/classes/…). */
 async function classList(cls, params) {
-  try {
-    return (await get(`/1.1/classes/${cls}?${q(params)}`)).results;
-  } catch (e) {
-    if (e.status === 404) return null;
-    throw e;
-  }
+  return (await get(`/1.1/classes/${cls}?${q(params)}`)).results;
 }
 
 export async function push(view) {
@@ -18,8 +13,7 @@ export async function push(view) {
   const one = h('div');
   view.append(h('h2', {}, 'Push'),
     h('h3', {}, 'Installations'),
-    inst === null ? h('p', { class: 'empty' }, 'This ternd has no installation listing (GET /1.1/classes/_Installation); look one up by id.')
-      : table([['id', (i) => i.objectId], ['device', (i) => i.deviceType], ['token', (i) => h('code', {}, (i.deviceToken || i.registrationId || '').slice(0, 24))],
+    table([['id', (i) => i.objectId], ['device', (i) => i.deviceType], ['token', (i) => h('code', {}, (i.deviceToken || i.registrationId || '').slice(0, 24))],
         ['channels', (i) => (i.channels || []).join(', ')], ['updated', (i) => when(i.updatedAt)]], inst, 'no installations'),
     form({}, [input('id', 'installation objectId', { required: true }), h('button', {}, 'Look up')], async (v) => {
       one.replaceChildren(json(await get(`/1.1/installations/${encodeURIComponent(v.id)}`)));
@@ -34,7 +28,6 @@ export async function push(view) {
 export async function files(view) {
   const list = await classList('_File', { limit: 100, order: '-createdAt' });
   const one = h('div');
-  const row = (f) => f;
   const del = (f) => action('delete', async () => {
     await api('DELETE', `/1.1/files/${encodeURIComponent(f.objectId)}`);
     flash(`deleted ${f.objectId}`);
@@ -43,7 +36,7 @@ export async function files(view) {
   const columns = [['id', (f) => f.objectId], ['name', (f) => (f.url ? h('a', { href: f.url, target: '_blank', rel: 'noopener' }, f.name) : f.name)],
     ['type', (f) => f.mime_type || ''], ['size', (f) => String(f.metaData?.size ?? '')], ['created', (f) => when(f.createdAt)], ['', del]];
   view.append(h('h2', {}, 'Files'),
-    list === null ? h('p', { class: 'empty' }, 'This ternd has no file listing (GET /1.1/classes/_File); look one up by id.') : table(columns, list.map(row), 'no files'),
+    table(columns, list, 'no files'),
     form({}, [input('id', 'file objectId', { required: true }), h('button', {}, 'Look up')], async (v) => {
       const f = await get(`/1.1/files/${encodeURIComponent(v.id)}`);
       one.replaceChildren(table(columns, [f]));
