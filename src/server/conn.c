@@ -401,7 +401,7 @@ static void on_closed(uv_handle_t *h) {
 void conn_reap(conn_t *c) {
   worker_t *w = c->w;
   if (c->link.ops) metric_add(c->ws_base64 ? M_WS_BASE64 : M_WS_PROTOBUF, -1); /* it was a WebSocket */
-  if (c->link.imw) im_link_gone(&c->link, c->close_code);
+  if (c->link.imw) w->srv->net_app->link_gone(&c->link, c->close_code);
   if (c->source) {
     conn_source_t *s = c->source;
     c->source = NULL;

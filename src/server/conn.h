@@ -16,7 +16,8 @@
 #include <uv.h>
 
 #include "buf.h"
-#include "im.h"
+#include "link.h"
+#include "server.h"
 
 typedef enum {
   CONN_HTTP = 0, /* parsing HTTP requests (router, REST, or the upgrade) */

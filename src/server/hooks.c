@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "buf.h"
-#include "im_internal.h"
 #include "log.h"
+#include "out.h"
 
 static const char *const names[HOOK_COUNT] = {
     "_messageReceived",    "_receiversOffline",    "_messageSent",      "_messageUpdate",
@@ -83,7 +83,7 @@ typedef struct {
 
 static void on_done(void *arg, const httpc_result_t *res) {
   call_t *c = arg;
-  hooks_t *h = c->w->im->hooks;
+  hooks_t *h = out_of(c->w->im)->hooks; /* a call was made: there is an out_t */
   hook_stats_t *st = &h->stats[c->which];
   double ms = res->seconds * 1000.0;
   size_t k = 0;
@@ -109,8 +109,10 @@ static void on_done(void *arg, const httpc_result_t *res) {
 }
 
 void hook_call(im_worker_t *w, hook_t which, json_t *params, hook_cb cb, void *arg) {
-  hooks_t *h = w->im->hooks;
-  if (!hook_enabled(h, which) || !w->http) {
+  out_t *o = out_of(w->im);
+  hooks_t *h = o ? o->hooks : NULL;
+  httpc_t *http = out_http(w);
+  if (!hook_enabled(h, which) || !http) {
     json_decref(params);
     if (cb) cb(w, arg, NULL, 0);
     return;
@@ -123,7 +125,7 @@ void hook_call(im_worker_t *w, hook_t which, json_t *params, hook_cb cb, void *a
   call_t *c = xmalloc(sizeof *c);
   *c = (call_t){w, which, cb, arg};
   atomic_fetch_add(&h->stats[which].calls, 1);
-  if (httpc_request(w->http, "POST", url, headers, body, strlen(body), h->timeout_ms, 0, on_done, c) < 0) {
+  if (httpc_request(http, "POST", url, headers, body, strlen(body), h->timeout_ms, 0, on_done, c) < 0) {
     httpc_result_t res = {.error = "request not started", .body = ""};
     on_done(c, &res);
   }

@@ -5,32 +5,15 @@
  * continues in the callback, on the same worker. Only hooks named in the `hooks` option
  * are called (a hook the app does not implement would cost every message a round trip).
  * A failed call (timeout, non-200, bad JSON) lets the operation through unchanged unless
- * hook_fail_closed is set. */
+ * hook_fail_closed is set. The IM layer reaches these through im_out.h's table (out.c);
+ * hook_t and hook_cb are defined there. */
 #ifndef TERN_HOOKS_H
 #define TERN_HOOKS_H
 
 #include <jansson.h>
 
 #include "buf.h"
-#include "im.h"
-
-typedef enum {
-  HOOK_MESSAGE_RECEIVED,
-  HOOK_RECEIVERS_OFFLINE,
-  HOOK_MESSAGE_SENT,
-  HOOK_MESSAGE_UPDATE,
-  HOOK_CONVERSATION_START,
-  HOOK_CONVERSATION_STARTED,
-  HOOK_CONVERSATION_ADD,
-  HOOK_CONVERSATION_ADDED,
-  HOOK_CONVERSATION_REMOVE,
-  HOOK_CONVERSATION_REMOVED,
-  HOOK_CONVERSATION_UPDATE,
-  HOOK_CLIENT_ONLINE,
-  HOOK_CLIENT_OFFLINE,
-  HOOK_RTM_CLIENT_SIGN,
-  HOOK_COUNT
-} hook_t;
+#include "im_internal.h" /* hook_t, hook_cb: im_out.h */
 
 typedef struct hooks hooks_t;
 
@@ -41,14 +24,9 @@ void hooks_free(hooks_t *h);
 int hook_enabled(const hooks_t *h, hook_t which);
 const char *hook_name(hook_t which);
 
-/* The outcome: result is the value under "result" in the hook's answer — an object for
- * most hooks, true/false for _rtmClientSign (borrowed for the callback; NULL when there is
- * none, the call failed or the hook is off: "carry on as usual"); failed is set when the
- * call did not succeed and hook_fail_closed asks that to reject the operation. */
-typedef void (*hook_cb)(im_worker_t *w, void *arg, json_t *result, int failed);
-
-/* Calls the hook with params (stolen). When it is not enabled, or the worker has no HTTP
- * client, cb runs at once with (NULL, 0). cb may be NULL for hooks whose answer is ignored. */
+/* Calls the hook with params (stolen), with the hooks of w's out_t (out.h). When it is not
+ * enabled, or the worker has no HTTP client, cb runs at once with (NULL, 0). cb may be NULL
+ * for hooks whose answer is ignored. */
 void hook_call(im_worker_t *w, hook_t which, json_t *params, hook_cb cb, void *arg);
 
 /* Prometheus text for /metrics: per hook calls, failures and latency. */

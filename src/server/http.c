@@ -19,7 +19,7 @@ struct http_conn {
   buf_t url, field, value;
   int last_was_value;
   size_t header_bytes;
-  size_t body_limit; /* this request's, from routes_head() */
+  size_t body_limit; /* this request's, from net_app->http_head (routes_head) */
   int error_status;  /* set by callbacks to stop with an HTTP error */
   int error_code;    /* its LeanCloud code (0: the status) */
   const char *error_msg; /* its message (NULL: a generic one); static */
@@ -159,7 +159,7 @@ static int on_headers_complete(http_parser *p) {
    * request with a body is answered now and the connection closed: not a byte of the body
    * is buffered. One without waits for its turn and keeps the connection. A declared
    * length over the limit is refused likewise. Upgrades are not routed. */
-  h->body_limit = p->upgrade ? HTTP_MAX_BODY : routes_head(h->conn, r);
+  h->body_limit = p->upgrade ? HTTP_MAX_BODY : h->conn->w->srv->net_app->http_head(h->conn, r);
   int has_body = (p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0);
   if (r->deny_status && has_body) {
     h->error_status = r->deny_status;
@@ -491,7 +491,7 @@ int http_input(conn_t *c, uint8_t *p, size_t n) {
       int r = ws_input(c, p + off, n - off);
       return r < 0 ? (int)n : (int)(off + (size_t)r);
     }
-    routes_dispatch(c, &h->req);
+    c->w->srv->net_app->http_request(c, &h->req);
     if (h->deferred) return (int)off; /* the rest waits for http_resume */
     req_reset(h);
   }

@@ -1,7 +1,8 @@
 /* http.h — HTTP/1.1 requests on a connection before (or instead of) the WebSocket.
  *
  * Parsing is libhttp-parser's; this layer collects one request at a time with hard
- * limits on header and body size, then hands it to the route table in routes.c. */
+ * limits on header and body size, then hands it to the layer above through net.h's
+ * http_head and http_request (the route table, api/routes.c). */
 #ifndef TERN_HTTP_H
 #define TERN_HTTP_H
 
@@ -26,7 +27,7 @@ typedef struct {
   char *name, *value; /* value percent-decoded */
 } http_param_t;
 
-typedef struct {
+typedef struct http_req {
   int method;     /* http_parser's enum http_method */
   char *path;     /* decoded path, no query */
   char *raw_path; /* the path as sent (still percent-encoded), no query: what routes match */
@@ -37,7 +38,8 @@ typedef struct {
   int nparams;
   buf_t body;
   int keep_alive;
-  /* Decided by routes_head() from the head, before any body byte is read (routes.c): */
+  /* Decided from the head by the layer above (net.h http_head: routes_head), before any
+   * body byte is read: */
   const void *route;   /* the route row chosen (rest_route_t), NULL when none matched */
   int route_known;     /* no row for this method, but the path has rows (405) */
   int key;             /* what X-LC-Key / X-LC-Sign proved (rest.h REST_KEY_*) */
@@ -93,25 +95,5 @@ void http_take_body(conn_t *c, buf_t *out);
  * r->slot_free once it has freed the body: an upload's memory is counted until then, even
  * if the connection goes first. NULL when it holds none. */
 void *http_take_slot(conn_t *c);
-
-/* routes.c: everything decided from a request's head, before any body byte is read: the
- * route (r->route, r->params), whether its keys may call it (r->key, or r->deny_* — a
- * refused request with a body is answered at once and the connection closed, one without
- * is answered in turn), an upload slot for upload routes; returns the largest body r may
- * carry: the route's own limit when its row names one, else HTTP_MAX_BODY. Not called for
- * WebSocket upgrades. */
-size_t routes_head(conn_t *c, http_req_t *r);
-/* routes.c: the request router. The upgrade path is handled before it. It answers the
- * refusal routes_head() decided, or calls the handler of the route it chose. */
-void routes_dispatch(conn_t *c, http_req_t *r);
-/* Route patterns. A pattern is a path of segments: a literal segment matches itself,
- * ":name" matches any one non-empty segment, and "*name" — last only — matches the
- * non-empty rest of the path, slashes included. Examples: "/1.2/rtm/conversations/:cid/members"
- * gives cid; "/files/:id" followed by the segment "*name" gives id and name.
- * Matching is on the raw (percent-encoded) path, so an encoded '/' stays inside its
- * segment; values are decoded afterwards. Returns 1 on a match — then, when r is not NULL,
- * r->params holds the parameters (replacing earlier ones) — else 0. Patterns with more
- * than HTTP_MAX_PARAMS parameters never match. */
-int route_match(const char *pattern, const char *raw_path, http_req_t *r);
 
 #endif

@@ -10,11 +10,9 @@
 #include <string.h>
 
 #include "err.h"
-#include "hooks.h"
 #include "im_internal.h"
 #include "ipcount.h"
 #include "log.h"
-#include "push.h"
 #include "revoke.h"
 #include "timeutil.h"
 
@@ -37,8 +35,6 @@ im_t *im_new(server_t *srv) {
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
   im->revoke = revoke_new();
-  im->hooks = hooks_new(srv->cfg->hook_url, srv->app_id, srv->app_key, srv->cfg->hook_key, srv->cfg->hooks,
-                        srv->cfg->hook_timeout, srv->cfg->hook_fail_closed);
   return im;
 }
 
@@ -61,7 +57,6 @@ void im_free(im_t *im) {
   pthread_mutex_destroy(&im->sso_mu);
   signer_free(im->signer);
   revoke_free(im->revoke);
-  hooks_free(im->hooks);
   presence_free(im->presence);
   convcache_free(im->convs);
   ipcount_free(im->query_ips);
@@ -91,6 +86,25 @@ void im_worker_free(im_worker_t *w) {
 }
 
 void im_worker_tick(im_worker_t *w) { (void)w; }
+
+/* ---------------------------------------------------------------- hooks and offline push */
+
+int im_hook_enabled(const im_t *im, hook_t which) { return im->out && im->out->hook_enabled(im, which); }
+
+void im_hook_call(im_worker_t *w, hook_t which, json_t *params, hook_cb cb, void *arg) {
+  if (w->im->out) {
+    w->im->out->hook_call(w, which, params, cb, arg);
+    return;
+  }
+  json_decref(params); /* no hook is configured: carry on as usual */
+  if (cb) cb(w, arg, NULL, 0);
+}
+
+int im_push_enabled(const im_t *im) { return im->out && im->out->push_enabled(im); }
+
+void im_push_offline(im_worker_t *w, const push_request_t *req) {
+  if (w->im->out) w->im->out->push_offline(w, req);
+}
 
 void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int proto_version, const char *ip) {
   l->ops = ops;
@@ -638,7 +652,7 @@ static void dispatch(req_t *r) {
   case LC__COMMAND_TYPE__ack: im_msg_ack(r); return;
   case LC__COMMAND_TYPE__read: im_msg_read(r); return;
   case LC__COMMAND_TYPE__logs: im_msg_logs(r); return;
-  case LC__COMMAND_TYPE__report: push_report(r); return;
+  case LC__COMMAND_TYPE__report: im_device_report(r); return;
   }
   unsupported(r);
 }

@@ -10,7 +10,6 @@
 
 #include "crypto.h"
 #include "err.h"
-#include "hooks.h"
 #include "im_internal.h"
 #include "ipcount.h"
 #include "jsonlim.h"
@@ -156,7 +155,7 @@ static void start_done(task_t *t) {
     conv_t *c = conv_from_row(sj->im, &j->row);
     convcache_put(sj->im, c);
     send_started(w, &sj->rt, c->cid, c->created_at, j->row.unique_id, sj->temp_ttl, 0);
-    hook_call(w, HOOK_CONVERSATION_STARTED, json_pack("{s:s}", "convId", c->cid), NULL, NULL);
+    im_hook_call(w, HOOK_CONVERSATION_STARTED, json_pack("{s:s}", "convId", c->cid), NULL, NULL);
     if (c->kind == CONV_ROOM) { /* the creator is in the room right away (§3.4) */
       session_t *s = im_session_get(w, sj->rt.session);
       if (s) im_room_join(w, s, c);
@@ -306,7 +305,7 @@ void im_conv_start(req_t *r) {
   sj->j.job.type = JOB_CONV_CREATE;
   sj->j.job.worker = r->w->idx;
   sj->j.job.task.fn = start_done;
-  if (hook_enabled(im->hooks, HOOK_CONVERSATION_START)) {
+  if (im_hook_enabled(im, HOOK_CONVERSATION_START)) {
     /* _conversationStart: after the signature check, before anything is created (§8) */
     json_t *m = json_array();
     for (size_t i = 0; i < row->nmembers; i++) json_array_append_new(m, json_string(row->members[i]));
@@ -315,8 +314,8 @@ void im_conv_start(req_t *r) {
       json_decref(attr);
       attr = json_object();
     }
-    hook_call(r->w, HOOK_CONVERSATION_START, json_pack("{s:s, s:o, s:o}", "initBy", self, "members", m, "attr", attr),
-              start_hook_done, sj);
+    im_hook_call(r->w, HOOK_CONVERSATION_START,
+                 json_pack("{s:s, s:o, s:o}", "initBy", self, "members", m, "attr", attr), start_hook_done, sj);
     return;
   }
   store_submit(im->store, &sj->j.job);
@@ -728,8 +727,8 @@ static void members_done(task_t *t) {
     members_release(now);
     json_t *m = json_array();
     for (size_t i = 0; i < mj->j.n; i++) json_array_append_new(m, json_string(mj->j.clients[i]));
-    hook_call(w, mj->add ? HOOK_CONVERSATION_ADDED : HOOK_CONVERSATION_REMOVED,
-              json_pack("{s:s, s:s, s:o}", "initBy", mj->initby, "convId", c->cid, "members", m), NULL, NULL);
+    im_hook_call(w, mj->add ? HOOK_CONVERSATION_ADDED : HOOK_CONVERSATION_REMOVED,
+                 json_pack("{s:s, s:s, s:o}", "initBy", mj->initby, "convId", c->cid, "members", m), NULL, NULL);
   }
   members_job_free(mj);
 }
@@ -925,7 +924,7 @@ void im_conv_members_change(req_t *r, int add) {
     conv_release(c);
     return;
   }
-  if (hook_enabled(im->hooks, add ? HOOK_CONVERSATION_ADD : HOOK_CONVERSATION_REMOVE) && !(!add && only_self)) {
+  if (im_hook_enabled(im, add ? HOOK_CONVERSATION_ADD : HOOK_CONVERSATION_REMOVE) && !(!add && only_self)) {
     /* _conversationAdd before any add (joins too), _conversationRemove before kicks (§8) */
     held_members_t *hm = xcalloc(1, sizeof *hm);
     hm->conv = c;
@@ -939,8 +938,8 @@ void im_conv_members_change(req_t *r, int add) {
       json_array_append_new(m, json_string(in->m[i]));
     }
     reply_to_init(&hm->rt, r);
-    hook_call(r->w, add ? HOOK_CONVERSATION_ADD : HOOK_CONVERSATION_REMOVE,
-              json_pack("{s:s, s:o, s:s}", "initBy", self, "members", m, "convId", c->cid), members_hook_done, hm);
+    im_hook_call(r->w, add ? HOOK_CONVERSATION_ADD : HOOK_CONVERSATION_REMOVE,
+                 json_pack("{s:s, s:o, s:s}", "initBy", self, "members", m, "convId", c->cid), members_hook_done, hm);
     return;
   }
   reply_to_t rt;

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "hooks.h"
 #include "im_internal.h"
 #include "jsonlim.h"
 #include "log.h"
@@ -506,7 +505,7 @@ static void update_hook(req_t *r, update_job_t *u, json_t *attr, int mute) {
   json_t *p = json_pack("{s:s, s:s}", "initBy", u->initby, "convId", u->conv->cid);
   if (attr) json_object_set(p, "attr", attr);
   else json_object_set_new(p, "mute", json_boolean(mute));
-  hook_call(r->w, HOOK_CONVERSATION_UPDATE, p, update_hook_done, h);
+  im_hook_call(r->w, HOOK_CONVERSATION_UPDATE, p, update_hook_done, h);
 }
 
 void im_conv_update(req_t *r) {
@@ -535,7 +534,7 @@ void im_conv_update(req_t *r) {
   }
   update_job_t *u = update_job_new(r, c);
   u->attr = xstrdup(in->attr->data);
-  if (hook_enabled(r->w->im->hooks, HOOK_CONVERSATION_UPDATE)) update_hook(r, u, attr, 0);
+  if (im_hook_enabled(r->w->im, HOOK_CONVERSATION_UPDATE)) update_hook(r, u, attr, 0);
   else apply_update(r->w, u, edit_attr, attr);
   json_decref(attr);
 }
@@ -571,7 +570,7 @@ void im_conv_mute(req_t *r, int mute) {
     conv_release(c);
     return;
   }
-  if (hook_enabled(r->w->im->hooks, HOOK_CONVERSATION_UPDATE)) update_hook(r, update_job_new(r, c), NULL, mute);
+  if (im_hook_enabled(r->w->im, HOOK_CONVERSATION_UPDATE)) update_hook(r, update_job_new(r, c), NULL, mute);
   else apply_update(r->w, update_job_new(r, c), edit_mute, &mute);
 }
 

@@ -1,5 +1,6 @@
-/* im_internal.h — types shared by the IM modules (im.c, im_session.c, im_conv.c,
- * im_msg.c, convcache.c). Nothing outside src/server/im*.c and convcache.c includes it.
+/* im_internal.h — the IM core: the types and functions the IM modules (im*.c,
+ * convcache.c, …) share, and that the layers above im (api/, out/) build on. Nothing
+ * below im (base, store) or beside it (net) can include it.
  *
  * Threading: an im_worker_t and every session, link and room list it owns are touched
  * only by that worker's thread. Shared state is the presence index (presence.c) and the
@@ -13,8 +14,8 @@
 
 #include "codec.h"
 #include "htab.h"
-#include "httpc.h"
 #include "im.h"
+#include "im_out.h"
 #include "metrics.h"
 #include "presence.h"
 #include "sign.h"
@@ -35,8 +36,8 @@ struct im {
   presence_t *presence;
   convcache_t *convs;
   signer_t *signer;
-  struct hooks *hooks; /* NULL when no hook is configured */
-  struct push_hub *push; /* offline push (push.h); NULL when push_provider is none */
+  const im_out_t *out; /* hooks and offline push (im_out.h), or NULL: neither */
+  void *out_arg;        /* their state (out/'s out_t), which im never looks into */
   pthread_mutex_t sso_mu; /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
@@ -51,7 +52,6 @@ struct im_worker {
   htab_t links;    /* handle → im_link_t, for completions that outlive a callback */
   htab_t sessions; /* handle → session_t */
   store_reader_t *reader;
-  httpc_t *http;   /* outgoing HTTP on this worker's loop (hooks, push); NULL in harnesses */
 };
 
 struct session {
@@ -341,6 +341,17 @@ int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from,
 void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
 /* `_lctype` of a typed message's JSON text, if it has one (1) */
 int scan_lctype(const char *s, size_t n, int *out);
+
+/* ---- im_device.c: the devices a client's offline pushes go to (protocol.md §3.3, §10) ---- */
+/* `{cmd: report, op: upload, reportMessage: {initiative, type: "token", data: <token>}}`
+ * (§3.3): the token becomes a device of the session's client (an APNs token: type "ios");
+ * `report/uploaded` is the reply once it is stored. */
+void im_device_report(req_t *r);
+/* A login's SessionCommand.deviceToken (Swift sends its APNs token, or a UDID when it has
+ * none: only hex tokens are taken). Fire and forget. */
+void im_device_login_token(im_worker_t *w, const char *client, const char *token);
+/* 1 when t is a device token the registry takes: 1 to 256 printable characters. */
+int device_token_valid(const char *t);
 
 /* ---- msgid.c: message ids carry their storage key ---- */
 #define MSGID_LEN 22

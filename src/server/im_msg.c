@@ -10,11 +10,9 @@
 
 #include "base64.h"
 #include "err.h"
-#include "hooks.h"
 #include "im_internal.h"
 #include "jsonlim.h"
 #include "log.h"
-#include "push.h"
 #include "timeutil.h"
 #include "utf8.h"
 
@@ -116,7 +114,7 @@ static json_t *content_json(const uint8_t *data, size_t len, int bin) {
 
 /* After delivery: _messageSent with who was online and who was not (§8). */
 static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
-  if (!hook_enabled(w->im->hooks, HOOK_MESSAGE_SENT)) return;
+  if (!im_hook_enabled(w->im, HOOK_MESSAGE_SENT)) return;
   json_t *online = json_array(), *offline = json_array();
   for (size_t i = 0; sj->members && i < sj->members->n; i++) {
     const char *id = sj->members->ids[i];
@@ -129,7 +127,7 @@ static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
                         content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "receipt",
                         (sj->j.flags & MSG_F_RECEIPT) != 0, "timestamp", (json_int_t)sj->j.ts);
   if (sj->ip) json_object_set_new(p, "sourceIP", json_string(sj->ip));
-  hook_call(w, HOOK_MESSAGE_SENT, p, NULL, NULL);
+  im_hook_call(w, HOOK_MESSAGE_SENT, p, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------- offline push (§10) */
@@ -158,7 +156,7 @@ static void offline_send(im_worker_t *w, offline_t *o, const char *hook_payload,
   push_request_t req = {.from = o->from, .cid = o->cid, .timestamp = o->ts, .msg_id = o->msg_id, .to = o->to,
                         .nto = o->nto, .hook_payload = hook_payload, .push_data = o->push_data, .force = force,
                         .muted = o->muted, .nmuted = o->nmuted};
-  push_offline(w, &req);
+  im_push_offline(w, &req);
   offline_free(o);
 }
 
@@ -201,7 +199,7 @@ static void receivers_offline_done(im_worker_t *w, void *arg, json_t *result, in
 static void offline_push(im_worker_t *w, send_job_t *sj) {
   im_t *im = w->im;
   conv_t *c = sj->conv;
-  if (!im->push || !sj->members || c->kind == CONV_ROOM) return;
+  if (!im_push_enabled(im) || !sj->members || c->kind == CONV_ROOM) return;
   offline_t *o = xcalloc(1, sizeof *o);
   o->to = xcalloc(sj->members->n + 1, sizeof(char *));
   for (size_t i = 0; i < sj->members->n; i++) {
@@ -235,7 +233,7 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   for (size_t i = 0; i < json_array_size(mu); i++)
     if (json_is_string(json_array_get(mu, i))) o->muted[o->nmuted++] = xstrdup(json_string_value(json_array_get(mu, i)));
   json_decref(mu);
-  if (!hook_enabled(im->hooks, HOOK_RECEIVERS_OFFLINE)) {
+  if (!im_hook_enabled(im, HOOK_RECEIVERS_OFFLINE)) {
     offline_send(w, o, NULL, 0);
     return;
   }
@@ -252,7 +250,7 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   json_t *p = json_pack("{s:s, s:s, s:o, s:o, s:I, s:b, s:o}", "fromPeer", o->from, "convId", o->cid, "offlinePeers",
                         offline, "content", content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "timestamp",
                         (json_int_t)o->ts, "mentionAll", all, "mentionOfflinePeers", mentioned);
-  hook_call(w, HOOK_RECEIVERS_OFFLINE, p, receivers_offline_done, o);
+  im_hook_call(w, HOOK_RECEIVERS_OFFLINE, p, receivers_offline_done, o);
 }
 
 static void send_done(task_t *t) {
@@ -603,7 +601,7 @@ static void received_hook(req_t *r, conv_t *c, members_t *members, const msg_in_
                         content_json(in->data, in->len, in->bin), "receipt", in->receipt, "timestamp",
                         (json_int_t)now_ms(), "system", c->kind == CONV_SYSTEM, "groupId");
   if (h->ip) json_object_set_new(p, "sourceIP", json_string(h->ip));
-  hook_call(r->w, HOOK_MESSAGE_RECEIVED, p, received_done, h);
+  im_hook_call(r->w, HOOK_MESSAGE_RECEIVED, p, received_done, h);
 }
 
 /* ---------------------------------------------------------------- direct */
@@ -679,7 +677,7 @@ void im_msg_direct(req_t *r) {
     }
     members_release(members);
     conv_release(c);
-  } else if (hook_enabled(r->w->im->hooks, HOOK_MESSAGE_RECEIVED)) {
+  } else if (im_hook_enabled(r->w->im, HOOK_MESSAGE_RECEIVED)) {
     received_hook(r, c, members, &in, &rt); /* takes c and members */
   } else {
     msg_submit(r->w, c, members, r->s->client_id, r->s->id, &in, &rt, (r->s->config_bitmap & 8) != 0, r->link->ip,

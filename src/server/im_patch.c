@@ -11,7 +11,6 @@
 
 #include "base64.h"
 #include "err.h"
-#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
 #include "timeutil.h"
@@ -306,7 +305,7 @@ static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, si
   b->im = w->im;
   b->pending = (int)n;
   b->patch_ts = next_patch_ts();
-  if (!hook_enabled(b->im->hooks, HOOK_MESSAGE_UPDATE)) {
+  if (!im_hook_enabled(b->im, HOOK_MESSAGE_UPDATE)) {
     for (size_t i = 0; i < n; i++) jobs[i]->j.job.worker = w->idx;
     submit_all(b, jobs, n);
     return;
@@ -330,7 +329,7 @@ static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, si
     patch_call_t *pc = xmalloc(sizeof *pc);
     pc->h = h;
     pc->i = i;
-    hook_call(w, HOOK_MESSAGE_UPDATE, p, update_hook_done, pc);
+    im_hook_call(w, HOOK_MESSAGE_UPDATE, p, update_hook_done, pc);
   }
 }
 

@@ -10,10 +10,8 @@
 
 #include "crypto.h"
 #include "err.h"
-#include "hooks.h"
 #include "im_internal.h"
 #include "log.h"
-#include "push.h"
 #include "revoke.h"
 #include "timeutil.h"
 #include "sign.h"
@@ -93,7 +91,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
 /* _clientOffline (§8): closeCode 1 logout, 2 connection lost, 3 tag conflict, 4 kicked by
  * the API; errorCode/errorMsg for the protocol's own reasons to close. */
 static void offline_hook(im_worker_t *w, session_t *s, int code) {
-  if (!hook_enabled(w->im->hooks, HOOK_CLIENT_OFFLINE)) return;
+  if (!im_hook_enabled(w->im, HOOK_CLIENT_OFFLINE)) return;
   int close_code = code == 1000 ? 1 : code == LC_SESSION_CONFLICT ? 3 : code == LC_KICKED_BY_APP ? 4 : 2;
   static const char *const msgs[] = {"", "logout", "connection lost", "session conflict", "kicked by the app"};
   json_t *p = json_pack("{s:s, s:i, s:s}", "peerId", s->client_id, "closeCode", close_code, "closeMsg", msgs[close_code]);
@@ -104,7 +102,7 @@ static void offline_hook(im_worker_t *w, session_t *s, int code) {
     json_object_set_new(p, "errorCode", json_integer(code));
     json_object_set_new(p, "errorMsg", json_string(lc_error_name(code)));
   }
-  hook_call(w, HOOK_CLIENT_OFFLINE, p, NULL, NULL);
+  im_hook_call(w, HOOK_CLIENT_OFFLINE, p, NULL, NULL);
 }
 
 void im_session_drop(im_worker_t *w, session_t *s, int code) {
@@ -316,12 +314,12 @@ void im_session_open(req_t *r) {
   /* the reply first, then what it causes (the older sessions' session/closed 4111) */
   for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
   im_daily_note(s->client_id, now_ms());
-  if (sm->devicetoken) push_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
-  if (hook_enabled(im->hooks, HOOK_CLIENT_ONLINE)) {
+  if (sm->devicetoken) im_device_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
+  if (im_hook_enabled(im, HOOK_CLIENT_ONLINE)) {
     json_t *p = json_pack("{s:s, s:i}", "peerId", s->client_id, "reconnect", reconnect ? 1 : 0);
     if (r->link->ip) json_object_set_new(p, "sourceIP", json_string(r->link->ip));
     if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
-    hook_call(r->w, HOOK_CLIENT_ONLINE, p, NULL, NULL);
+    im_hook_call(r->w, HOOK_CLIENT_ONLINE, p, NULL, NULL);
   }
   if (reconnect) im_room_rejoin(r->w, s);
   im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);

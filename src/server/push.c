@@ -23,6 +23,7 @@
 #include "err.h"
 #include "jsonlim.h"
 #include "log.h"
+#include "out.h"
 #include "timeutil.h"
 
 /* ---------------------------------------------------------------- the hub */
@@ -107,21 +108,22 @@ void push_hub_free(push_hub_t *hub) {
 
 /* The worker's part, made on first use; NULL once it stops (or without a hub or HTTP). */
 static push_worker_t *worker_state(im_worker_t *w) {
-  push_hub_t *hub = w->im->push;
+  out_t *o = out_of(w->im);
+  push_hub_t *hub = o ? o->push : NULL;
   if (!hub) return NULL;
   push_worker_t *pw = hub->workers[w->idx];
   if (!pw) {
-    if (!w->http) return NULL;
+    if (!out_http(w)) return NULL;
     pw = xcalloc(1, sizeof *pw);
     pw->hub = hub;
     pw->w = w;
-    pw->loop = httpc_loop(w->http);
+    pw->loop = httpc_loop(out_http(w));
     hub->workers[w->idx] = pw;
   }
-  return pw->stopping || !w->http ? NULL : pw;
+  return pw->stopping || !out_http(w) ? NULL : pw;
 }
 
-httpc_t *push_http(push_worker_t *pw) { return pw->stopping ? NULL : pw->w->http; }
+httpc_t *push_http(push_worker_t *pw) { return pw->stopping ? NULL : out_http(pw->w); }
 
 long push_timeout_ms(push_worker_t *pw) { return pw->hub->cfg->push_timeout; }
 
@@ -248,20 +250,12 @@ static void on_retry(uv_timer_t *t) {
   attempt(d);
 }
 
-void push_device_job_free(store_job_t *j) {
-  job_device_t *d = (job_device_t *)j;
-  free(d->client);
-  free(d->token);
-  free(d->type);
-  free(d);
-}
-
 static void forget_devices(push_delivery_t *d) {
   for (size_t i = 0; i < d->ndevices; i++) {
     job_device_t *j = xcalloc(1, sizeof *j);
     j->job.type = JOB_DEVICE;
     j->job.worker = -1; /* fire and forget */
-    j->job.free_fn = push_device_job_free;
+    j->job.free_fn = job_device_free;
     j->op = DEVICE_DROP;
     j->token = xstrdup(d->devices[i].token);
     store_submit(d->pw->w->im->store, &j->job);
@@ -378,7 +372,7 @@ static void badge_increment(push_worker_t *pw, const json_t *data, push_device_t
   job_device_t *j = xcalloc(1, sizeof *j);
   j->job.type = JOB_DEVICE;
   j->job.worker = -1;
-  j->job.free_fn = push_device_job_free;
+  j->job.free_fn = job_device_free;
   j->op = DEVICE_BADGE;
   j->add = 1;
   j->badge = 1;

@@ -11,10 +11,14 @@
  * behind one ops table (push_internal.h), several at once if configured.
  *
  * Everything runs on the worker that calls push_offline: device lookups through its store
- * reader, requests through its httpc, retries with exponential backoff on its uv timers.
- * A push that still fails after push_retries retries (or fails for good, e.g. a rejected
- * token) is appended as one JSON line to <data_dir>/push-dead-letter.jsonl. Nothing here
- * blocks the loop; nothing is retried across a restart. */
+ * reader, requests through its httpc (out.h), retries with exponential backoff on its uv
+ * timers. A push that still fails after push_retries retries (or fails for good, e.g. a
+ * rejected token) is appended as one JSON line to <data_dir>/push-dead-letter.jsonl.
+ * Nothing here blocks the loop; nothing is retried across a restart.
+ *
+ * The IM layer reaches push_offline only through im_out.h's table (out.c). The registry
+ * push reads is written below and beside it: by im (im_device.c, tokens reported on the IM
+ * socket) and by the REST API (rest_installations.c, `_Installation` objects). */
 #ifndef TERN_PUSH_H
 #define TERN_PUSH_H
 
@@ -23,24 +27,9 @@
 
 #include "buf.h"
 #include "config.h"
-#include "http.h"
-#include "im_internal.h"
+#include "im_internal.h" /* push_request_t: im_out.h */
 
 typedef struct push_hub push_hub_t;
-
-typedef struct {
-  const char *from;          /* sender client id */
-  const char *cid;           /* conversation id */
-  int64_t timestamp;         /* message timestamp (ms) */
-  const char *msg_id;
-  char *const *to;           /* offline recipients (after the hook's offlinePeers filter) */
-  size_t nto;
-  const char *hook_payload;  /* the hook's pushMessage as JSON text (a JSON string or object), or NULL */
-  const char *push_data;     /* the message's pushData (JSON text), or NULL */
-  int force;                 /* push even to members who muted the conversation (hook `force`) */
-  char *const *muted;        /* the conversation's `mu` list (sorted), to skip unless force */
-  size_t nmuted;
-} push_request_t;
 
 /* The process-wide part: providers with their keys loaded, the template, counters and the
  * dead-letter file. Reads cfg (push_* / apns_* / fcm_* options) and keeps a pointer to it.
@@ -52,7 +41,7 @@ void push_hub_free(push_hub_t *hub); /* NULL: no-op */
 
 /* Resolves the payload (hook > pushData > template), looks up each recipient's devices and
  * sends through the configured providers, asynchronously on worker w's loop. Call on w's
- * thread. req is borrowed for the call. Without a hub (w->im->push NULL), an HTTP client,
+ * thread. req is borrowed for the call. Without a hub (push_provider none), an HTTP client,
  * or a payload, or after push_worker_stop, it does nothing. */
 void push_offline(im_worker_t *w, const push_request_t *req);
 
@@ -67,19 +56,5 @@ void push_metrics(const push_hub_t *hub, buf_t *out);
 /* Where the dead-letter log is: <data_dir>/push-dead-letter.jsonl (read back by
  * GET /1.2/tern/push/dead-letters, rest_admin.c). */
 void push_dead_letter_path(const tern_config_t *cfg, buf_t *out);
-
-/* ---- the device registry (push_registry.c) ---- */
-
-/* `{cmd: report, op: upload, reportMessage: {initiative, type: "token", data: <token>}}`
- * (§3.3): the token becomes a device of the session's client (an APNs token: type "ios");
- * `report/uploaded` is the reply once it is stored. */
-void push_report(req_t *r);
-/* A login's SessionCommand.deviceToken (Swift sends its APNs token, or a UDID when it has
- * none: only hex tokens are taken). Fire and forget. */
-void push_login_token(im_worker_t *w, const char *client, const char *token);
-/* REST `_Installation` (§10): POST /1.1/installations, GET/PUT/DELETE
- * /1.1/installations/<objectId>. Route both paths here. Channels bind (route pushes) only
- * with the master key or the channel's own session token (push_registry.c). */
-void push_rest_installations(conn_t *c, const http_req_t *r);
 
 #endif

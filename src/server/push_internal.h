@@ -103,8 +103,6 @@ push_outcome_t push_outcome_of(long status);
 /* The worker's HTTP client (NULL once the worker is stopping). */
 httpc_t *push_http(push_worker_t *pw);
 long push_timeout_ms(push_worker_t *pw);
-/* free_fn of fire-and-forget JOB_DEVICE jobs: frees client, token, type and the job. */
-void push_device_job_free(store_job_t *j);
 
 /* ---- pure pieces, unit-tested ---- */
 

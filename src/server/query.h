@@ -21,7 +21,7 @@ typedef struct {
   double d;
   char *s;
 } query_param_t;
-typedef struct {
+typedef struct query {
   buf_t sql;             /* boolean SQL expression over alias c, NUL-terminated via buf_cstr */
   query_param_t *params; /* positional parameters for the `?` placeholders, in order */
   size_t nparams, cap;

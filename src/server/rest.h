@@ -47,6 +47,27 @@ typedef struct {
   rest_auth_t auth;
 } rest_route_t;
 
+/* routes.c, net's http_head (net.h): everything decided from a request's head, before any body byte is read: the
+ * route (r->route, r->params), whether its keys may call it (r->key, or r->deny_* — a
+ * refused request with a body is answered at once and the connection closed, one without
+ * is answered in turn), an upload slot for upload routes; returns the largest body r may
+ * carry: the route's own limit when its row names one, else HTTP_MAX_BODY. Not called for
+ * WebSocket upgrades. */
+size_t routes_head(conn_t *c, http_req_t *r);
+/* routes.c, net's http_request: the request router. The upgrade path is handled before it. It answers the
+ * refusal routes_head() decided, or calls the handler of the route it chose. */
+void routes_dispatch(conn_t *c, http_req_t *r);
+/* Route patterns. A pattern is a path of segments: a literal segment matches itself,
+ * ":name" matches any one non-empty segment, and "*name" — last only — matches the
+ * non-empty rest of the path, slashes included. Examples: "/1.2/rtm/conversations/:cid/members"
+ * gives cid; "/files/:id" followed by the segment "*name" gives id and name.
+ * Matching is on the raw (percent-encoded) path, so an encoded '/' stays inside its
+ * segment; values are decoded afterwards. Returns 1 on a match — then, when r is not NULL,
+ * r->params holds the parameters (replacing earlier ones) — else 0. Patterns with more
+ * than HTTP_MAX_PARAMS parameters never match. */
+int route_match(const char *pattern, const char *raw_path, http_req_t *r);
+
+
 /* rest_rtm.c: the /1.2/rtm/… API, ended by a row with a NULL path. */
 extern const rest_route_t rest_rtm_routes[];
 /* routes.c: calls cb for every row of both tables, in the order they are matched. */
@@ -58,6 +79,10 @@ void rest_member_infos(conn_t *c, const http_req_t *r);
 void rest_hooks_status(conn_t *c, const http_req_t *r);
 void rest_dead_letters(conn_t *c, const http_req_t *r);
 void rest_notifications(conn_t *c, const http_req_t *r);
+/* rest_installations.c — `_Installation` (protocol.md §10): POST /1.1/installations,
+ * GET/PUT/DELETE /1.1/installations/<objectId>. Route both paths here. Channels bind (route
+ * pushes) only with the master key or the channel's own session token. */
+void rest_installations(conn_t *c, const http_req_t *r);
 
 /* rest_files.c — the file endpoint. Routes with path parameters "name" (upload, optional)
  * and "id" (the others); uploads take bodies up to rest_files_body_limit(). */

@@ -14,9 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hooks.h"
 #include "log.h"
-#include "push.h"
+#include "out.h"
 #include "rest.h"
 #include "rest_rtm.h"
 #include "worker.h"
@@ -27,7 +26,8 @@
 /* GET /1.2/tern/hooks → hooks_status() */
 void rest_hooks_status(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
-  http_respond_json(c, r, 200, hooks_status(c->w->srv->im->hooks));
+  out_t *o = out_of(c->w->srv->im);
+  http_respond_json(c, r, 200, hooks_status(o ? o->hooks : NULL));
 }
 
 typedef struct {

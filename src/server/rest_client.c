@@ -9,9 +9,8 @@
 
 #include "crypto.h"
 #include "err.h"
-#include "hooks.h"
-#include "httpc.h"
 #include "log.h"
+#include "out.h"
 #include "revoke.h"
 #include "sign.h"
 #include "timeutil.h"
@@ -148,8 +147,8 @@ static void user_sign_me_done(void *arg, const httpc_result_t *res) {
     return;
   }
   us->user_id = xstrdup(id);
-  if (hook_enabled(w->im->hooks, HOOK_RTM_CLIENT_SIGN)) {
-    hook_call(w, HOOK_RTM_CLIENT_SIGN, json_pack("{s:O}", "user", user), user_sign_hook_done, us);
+  if (im_hook_enabled(w->im, HOOK_RTM_CLIENT_SIGN)) {
+    im_hook_call(w, HOOK_RTM_CLIENT_SIGN, json_pack("{s:O}", "user", user), user_sign_hook_done, us);
   } else {
     user_sign_finish(w, us, 0, NULL);
   }
@@ -165,7 +164,7 @@ void rest_user_sign(conn_t *c, const http_req_t *r) {
   im_worker_t *w = c->w->imw;
   if (!token || !*token || strlen(token) > 256 || strpbrk(token, "\r\n")) {
     rest_bad(c, r, "session_token is required");
-  } else if (!*cfg->users_url || !w->http) {
+  } else if (!*cfg->users_url || !out_http(w)) {
     http_respond_error(c, r, 501, 1, "user login needs users_url: the storage API that knows the app's users");
   } else {
     user_sign_t *us = xcalloc(1, sizeof *us);
@@ -177,7 +176,7 @@ void rest_user_sign(conn_t *c, const http_req_t *r) {
     snprintf(key, sizeof key, "X-LC-Key: %s", c->w->srv->app_key);
     snprintf(tok, sizeof tok, "X-LC-Session-Token: %s", token);
     const char *headers[] = {id, key, tok, NULL};
-    if (httpc_request(w->http, "GET", url, headers, NULL, 0, cfg->hook_timeout, 0, user_sign_me_done, us) < 0) {
+    if (httpc_request(out_http(w), "GET", url, headers, NULL, 0, cfg->hook_timeout, 0, user_sign_me_done, us) < 0) {
       httpc_result_t res = {.error = "request not started", .body = ""};
       user_sign_me_done(us, &res);
     }

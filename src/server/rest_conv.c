@@ -9,7 +9,6 @@
 
 #include "err.h"
 #include "jsonlim.h"
-#include "query.h"
 #include "timeutil.h"
 #include "utf8.h"
 #include "rest_rtm.h"

@@ -5,11 +5,10 @@
 #include <http_parser.h>
 #include <string.h>
 
-#include "hooks.h"
 #include "http.h"
 #include "im_internal.h"
 #include "metrics.h"
-#include "push.h"
+#include "out.h"
 #include "rest.h"
 #include "store.h"
 #include "web.h"
@@ -91,8 +90,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              atomic_load(&srv->out_dropped_total));
   rest_files_metrics(srv, &b);
   metrics_render(&b);
-  hooks_metrics(im->hooks, &b);
-  push_metrics(im->push, &b);
+  out_metrics(out_of(im), &b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
   buf_free(&b);
 }
@@ -168,10 +166,10 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos, NULL, AUTH_CLIENT},
     {HTTP_GET, "/health", route_health, NULL, AUTH_OPEN},
     {HTTP_GET, "/metrics", route_metrics, NULL, AUTH_METRICS},
-    {HTTP_POST, "/1.1/installations", push_rest_installations, NULL, AUTH_APP},
-    {HTTP_GET, "/1.1/installations/:id", push_rest_installations, NULL, AUTH_APP},
-    {HTTP_PUT, "/1.1/installations/:id", push_rest_installations, NULL, AUTH_APP},
-    {HTTP_DELETE, "/1.1/installations/:id", push_rest_installations, NULL, AUTH_MASTER},
+    {HTTP_POST, "/1.1/installations", rest_installations, NULL, AUTH_APP},
+    {HTTP_GET, "/1.1/installations/:id", rest_installations, NULL, AUTH_APP},
+    {HTTP_PUT, "/1.1/installations/:id", rest_installations, NULL, AUTH_APP},
+    {HTTP_DELETE, "/1.1/installations/:id", rest_installations, NULL, AUTH_MASTER},
     {HTTP_POST, "/debug/faults", route_faults, NULL, AUTH_MASTER},
     {HTTP_POST, "/1.1/files", rest_file_upload, rest_files_body_limit, AUTH_APP},
     {HTTP_POST, "/1.2/files", rest_file_upload, rest_files_body_limit, AUTH_APP},

@@ -15,10 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query.h"
 #include "server.h"
 
 typedef struct store_reader store_reader_t;
+/* A `where` compiled to SQL by the SQLite backend's query compiler (store/sqlite/query/
+ * query.h). TODO(#13 part 2): the interface takes parsed queries, each backend compiles
+ * them, and this type leaves it. */
+typedef struct query query_t;
 
 enum { CONV_NORMAL = 1, CONV_ROOM = 2, CONV_SYSTEM = 3, CONV_TEMP = 4 };
 
@@ -261,6 +264,8 @@ typedef struct {
   int add;
   int64_t at;
 } job_device_t;       /* JOB_DEVICE (push.h's device registry) */
+/* free_fn of fire-and-forget JOB_DEVICE jobs: frees client, token, type and the job. */
+void job_device_free(store_job_t *j);
 
 typedef struct {
   store_job_t job;

@@ -11,14 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void doc_changes_free(doc_change_t *v, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(v[i].path);
-    free(v[i].value);
-  }
-  free(v);
-}
-
 void doc_group_init(doc_group_t *g) { memset(g, 0, sizeof *g); }
 
 void doc_group_free(doc_group_t *g) {

@@ -172,19 +172,6 @@ struct store_reader {
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
-void conv_row_free(conv_row_t *r) {
-  free(r->cid);
-  free(r->creator);
-  free(r->unique_id);
-  for (size_t i = 0; i < r->nmembers; i++) free(r->members[i]);
-  free(r->members);
-  for (int k = 0; k < 3; k++) {
-    for (size_t i = 0; i < r->nsets[k]; i++) free(r->sets[k][i]);
-    free(r->sets[k]);
-  }
-  memset(r, 0, sizeof *r);
-}
-
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
   if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
     log_at(LOG_ERROR, "sqlite prepare failed: %s: %s", sqlite3_errmsg(db), sql);
@@ -1840,14 +1827,6 @@ int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(voi
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
-}
-
-void installation_row_free(installation_row_t *r) {
-  free(r->id);
-  free(r->device_type);
-  free(r->token);
-  free(r->body);
-  memset(r, 0, sizeof *r);
 }
 
 int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "log.h"
+#include "query.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 

@@ -28,17 +28,8 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "im.h"
-#include "im_internal.h"
 #include "log.h"
-#include "push.h"
 #include "timeutil.h"
-
-static __thread int current_worker = -1;
-
-int worker_current(void) { return current_worker; }
-
-void worker_set_current(int idx) { current_worker = idx; }
 
 void worker_post(server_t *srv, int idx, task_t *t) {
   worker_t *w = srv->workers[idx];
@@ -72,7 +63,7 @@ void worker_schedule_reap(worker_t *w, conn_t *c) {
  * tasks leaves in the same iteration. */
 static void drain(worker_t *w) {
   w->shed_deferred = 0;
-  im_worker_tick(w->imw);
+  w->srv->net_app->worker_tick(w->imw);
   while (w->flush_list) {
     conn_t *c = w->flush_list;
     w->flush_list = c->flush_next;
@@ -104,7 +95,7 @@ static void on_tick(uv_timer_t *h) {
   worker_t *w = h->data;
   int64_t now = now_ms();
   conn_sweep(w, now);
-  im_worker_sweep(w->imw, now);
+  w->srv->net_app->worker_sweep(w->imw, now);
 }
 
 /* Connections taken from the queue per wake-up, so a flood of them cannot starve the
@@ -181,9 +172,7 @@ static void begin_stop(worker_t *w) {
   drain(w);
   for (conn_t *c = w->all; c; c = c->next) conn_abort(c, 1001);
   drain(w);
-  push_worker_stop(w->imw);  /* pushes waiting for a retry go to the dead-letter log */
-  httpc_close(w->imw->http); /* cancels hook and push calls in flight */
-  w->imw->http = NULL;
+  w->srv->net_app->worker_stop(w->imw); /* outgoing calls in flight and waiting end */
   uv_close((uv_handle_t *)&w->listener, on_listener_closed);
   uv_close((uv_handle_t *)&w->listen_retry, NULL);
   uv_close((uv_handle_t *)&w->prep, NULL);
@@ -212,7 +201,7 @@ static void on_async(uv_async_t *h) {
 
 static void *worker_main(void *arg) {
   worker_t *w = arg;
-  current_worker = w->idx;
+  worker_set_current(w->idx);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   pthread_mutex_lock(&w->mu);
   w->dead = 1; /* from now on tasks wait in the inbox for server_free */
@@ -337,8 +326,7 @@ int server_start(server_t *srv) {
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 1000, 1000);
-    w->imw = im_worker_new(srv->im, i);
-    w->imw->http = httpc_new(&w->loop);
+    w->imw = srv->net_app->worker_start(srv, i, &w->loop);
   }
   char host[64];
   int port;
@@ -417,7 +405,7 @@ void server_free(server_t *srv) {
     worker_t *w = srv->workers[i];
     /* Completions the store posted after the loop ended: their connections are gone, so
      * running them here only releases what they carry. */
-    current_worker = i;
+    worker_set_current(i);
     task_t *t = w->inbox_head;
     w->inbox_head = w->inbox_tail = NULL;
     while (t) {
@@ -425,8 +413,8 @@ void server_free(server_t *srv) {
       t->fn(t);
       t = next;
     }
-    current_worker = -1;
-    im_worker_free(w->imw);
+    worker_set_current(-1);
+    srv->net_app->worker_free(w->imw);
     htab_free(&w->conns);
     pthread_mutex_destroy(&w->mu);
     free(w);

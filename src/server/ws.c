@@ -1,7 +1,7 @@
 /* ws.c — the WebSocket side of a connection: frames in, GenericCommands out.
  *
  * Incoming frames are parsed in place (unmasked where they lie); complete messages go to
- * im. Outgoing commands are framed here for the connection's negotiated format: binary
+ * the IM layer over the connection's link (link.h, through net.h's callbacks). Outgoing commands are framed here for the connection's negotiated format: binary
  * frames hold the protobuf bytes, text frames (lc.proto2base64.*) hold their base64. */
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@ static const im_link_ops_t link_ops = {link_send, link_close, link_queued};
 void ws_start(conn_t *c, int base64, int proto_version) {
   c->state = CONN_WS;
   c->ws_base64 = (uint8_t)base64;
-  im_link_open(&c->link, c->w->imw, &link_ops, proto_version, c->ip);
+  c->w->srv->net_app->link_open(&c->link, c->w->imw, &link_ops, proto_version, c->ip);
   c->link.last_rx_ms = c->last_rx_ms;
   c->link.base64 = (uint8_t)base64;
   metric_inc(base64 ? M_WS_BASE64 : M_WS_PROTOBUF);
@@ -83,7 +83,7 @@ static int deliver(conn_t *c, int opcode, const uint8_t *p, size_t n) {
   /* Decode by frame type rather than by subprotocol: protobufjs accepts either, and a
    * text frame can only be base64. An empty message is a legacy heartbeat: ignore it. */
   if (n == 0) return 0;
-  int code = im_link_message(&c->link, p, n, opcode == WS_OP_TEXT);
+  int code = c->w->srv->net_app->link_message(&c->link, p, n, opcode == WS_OP_TEXT);
   if (code) {
     conn_close(c, code, lc_error_name(code));
     return -1;

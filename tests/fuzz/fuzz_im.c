@@ -15,6 +15,7 @@
 #include "ipcount.h"
 #include "log.h"
 #include "store.h"
+#include "wire.h"
 #include "worker.h"
 
 static struct {
@@ -203,6 +204,7 @@ void fz_setup(void) {
   fz.srv.master_key = "fuzz-master-key-0123456789abcdef";
   fz.srv.public_url = "ws://127.0.0.1:8080/";
   fz.srv.nworkers = 1;
+  fz.srv.net_app = &wire_net_app; /* as main.c wires it: links to im, HTTP to the routes */
   /* tmpfs when there is one: an input's database never waits on a busy disk */
   const char *tmp = getenv("TMPDIR");
   if (!tmp || strlen(tmp) >= 40) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";

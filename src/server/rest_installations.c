@@ -1,12 +1,10 @@
-/* push_registry.c — where offline pushes go: device tokens and `_Installation` objects
- * (protocol.md §3.3, §10).
+/* rest_installations.c — `_Installation` objects over REST (protocol.md §10): where an
+ * app's devices receive offline pushes.
  *
- * Two ways in. SDKs that push through APNs themselves report their token on the IM socket
- * (`report upload`, or deviceToken at login, both Swift): the token becomes a device of
- * the logged-in client, and leaves any other client it was reported for — one device
- * shows one login's pushes. Apps (and the Android/Java SDKs) register an `_Installation`
- * over REST; its `channels` are the client ids whose offline pushes the device receives,
- * each stored as a device row of its own so a push needs one indexed read per recipient.
+ * Apps (and the Android/Java SDKs) register an `_Installation`; its `channels` are the
+ * client ids whose offline pushes the device receives, each stored as a device row of its
+ * own so a push needs one indexed read per recipient (push.c reads them). Tokens the SDKs
+ * report on the IM socket land in the same rows (im_device.c).
  *
  * A push carries the message's text, so a channel binds (gets a device row) only when
  * someone who may read that client's messages vouches for it: the master key, or the
@@ -15,9 +13,7 @@
  * its channels in the object (GET shows them) and binds only those bound before, while
  * its device (type and token) stays the same. docs/push.md, "Who may bind a device".
  *
- * Writes go through the store like everything else. The report reply waits for the
- * commit; the REST answers do not (HTTP handlers answer in their call), which is safe for
- * the order that matters: a message sent after the registration is committed after it. */
+ * Writes go through the store like everything else and are answered once committed. */
 #include <http_parser.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,105 +22,14 @@
 #include "err.h"
 #include "jsonlim.h"
 #include "log.h"
-#include "push_internal.h"
 #include "rest.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
 #include "utf8.h"
 #include "worker.h"
 
-#define TOKEN_MAX 256
 #define CHANNELS_MAX 100
 #define CLIENT_ID_MAX 64
-
-static int token_valid(const char *t) {
-  size_t n = t ? strlen(t) : 0;
-  if (n == 0 || n > TOKEN_MAX) return 0;
-  for (; *t; t++)
-    if ((unsigned char)*t <= ' ' || *t == 0x7f) return 0;
-  return 1;
-}
-
-static void device_put(job_device_t *j, const char *client, const char *token, const char *type) {
-  j->job.type = JOB_DEVICE;
-  j->op = DEVICE_PUT;
-  j->client = xstrdup(client);
-  j->token = xstrdup(token);
-  j->type = xstrdup(type);
-  j->at = now_ms();
-}
-
-/* ---------------------------------------------------------------- report upload */
-
-typedef struct {
-  job_device_t j; /* first: the store hands back &j.job.task */
-  im_t *im;
-  reply_to_t rt;
-} report_job_t;
-
-static void report_stored(task_t *t) {
-  report_job_t *rj = (report_job_t *)t;
-  int idx = worker_current();
-  im_worker_t *w = idx >= 0 ? rj->im->workers[idx] : NULL;
-  if (w && rj->j.job.result < 0) {
-    reply_error_async(w, &rj->rt, LC_INTERNAL_ERROR, "device token could not be stored");
-  } else if (w) {
-    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
-    PB_SET(out, cmd, LC__COMMAND_TYPE__report);
-    PB_SET(out, op, LC__OP_TYPE__uploaded);
-    reply_async(w, &rj->rt, &out);
-  }
-  reply_to_free(&rj->rt);
-  free(rj->j.client);
-  free(rj->j.token);
-  free(rj->j.type);
-  free(rj);
-}
-
-void push_report(req_t *r) {
-  lc_cmd_t *c = r->cmd;
-  if (!c->has_op || c->op != LC__OP_TYPE__upload) {
-    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "unsupported command report/-");
-    return;
-  }
-  Lc__ReportCommand *rm = c->reportmessage;
-  if (!rm || !rm->type || strcmp(rm->type, "token") != 0) {
-    /* a report this server has no use for: acknowledged, not kept */
-    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
-    PB_SET(out, cmd, LC__COMMAND_TYPE__report);
-    PB_SET(out, op, LC__OP_TYPE__uploaded);
-    reply(r, &out);
-    return;
-  }
-  if (!token_valid(rm->data)) {
-    reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "a device token is 1 to 256 printable characters");
-    return;
-  }
-  report_job_t *rj = xcalloc(1, sizeof *rj);
-  device_put(&rj->j, r->s->client_id, rm->data, "ios"); /* the Swift SDK's APNs token */
-  rj->im = r->w->im;
-  reply_to_init(&rj->rt, r);
-  rj->j.job.worker = r->w->idx;
-  rj->j.job.task.fn = report_stored;
-  store_submit(r->w->im->store, &rj->j.job);
-}
-
-void push_login_token(im_worker_t *w, const char *client, const char *token) {
-  /* an APNs token is hex (64 characters today); Swift sends a UDID when it has none */
-  size_t n = token ? strlen(token) : 0;
-  if (n < 32 || n > 200) return;
-  for (size_t i = 0; i < n; i++)
-    if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f') ||
-          (token[i] >= 'A' && token[i] <= 'F')))
-      return;
-  job_device_t *j = xcalloc(1, sizeof *j);
-  device_put(j, client, token, "ios");
-  j->job.worker = -1;
-  j->job.free_fn = push_device_job_free;
-  store_submit(w->im->store, &j->job);
-}
-
-/* ---------------------------------------------------------------- _Installation */
 
 /* The token a device is pushed on: APNs deviceToken for iOS; for Android the FCM
  * registrationId ("mixed push"), else the installationId; other types whatever they have. */
@@ -185,7 +90,7 @@ static const char *check(json_t *doc, job_installation_t *j) {
   const char *type = json_string_value(json_object_get(doc, "deviceType"));
   if (!type || !*type || strlen(type) > 32) return "deviceType is required (ios, android, …)";
   const char *tok = token_of(doc, type);
-  if (!token_valid(tok))
+  if (!device_token_valid(tok))
     return strcmp(type, "ios") == 0 ? "deviceToken is required for ios"
                                     : "a registrationId, installationId or deviceToken is required";
   json_t *ch = json_object_get(doc, "channels");
@@ -424,7 +329,7 @@ static void delete_one(conn_t *c, const http_req_t *r, const char *id) {
 
 /* The route table decides who may call (routes.c): the app key for POST, GET and PUT, the
  * master key for DELETE (LeanCloud's default too); what a save may bind is bind_channels'. */
-void push_rest_installations(conn_t *c, const http_req_t *r) {
+void rest_installations(conn_t *c, const http_req_t *r) {
   const char *id = http_path_param(r, "id"); /* routes: /1.1/installations[/:id] */
   if (id && strlen(id) > 64) {
     not_found(c, r);
