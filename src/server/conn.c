@@ -69,7 +69,7 @@ void conn_accept(worker_t *w, int fd) {
     if (ss.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
     else uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
   }
-  c->id = htab_add(&w->conns, c);
+  c->id = handle_table_add(&w->conns, c);
   c->link.sessionless_since_ms = c->last_rx_ms = now_ms(); /* the login timer starts at accept */
   c->state = CONN_HTTP;
   c->next = w->all;
@@ -411,7 +411,7 @@ void conn_reap(conn_t *c) {
     http_conn_free(c->http);
     c->http = NULL;
   }
-  htab_del(&w->conns, c->id);
+  handle_table_del(&w->conns, c->id);
   acct_sync(c); /* reaping: its queue leaves the sums */
   ipcount_del(w->srv->ips, c->ipe);
   c->ipe = NULL;

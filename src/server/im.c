@@ -1,11 +1,11 @@
-/* im.c — IM plumbing: command dispatch, replies, encode-once push delivery, links.
+/* im.c — IM plumbing: command dispatch, replies, encode-once fan-out, links.
  *
  * A request is decoded once, routed to its session (by peerId, else the socket's default
  * peer, protocol.md §1.6) and handed to one handler. Replies carry the request's `i`;
- * pushes never do and always carry `service: 2` and the recipient's peerId. A push is
- * protobuf-encoded once; each recipient gets a tiny peerId prefix in front of the shared
- * body (protobuf fields may come in any order), and recipients on other workers get it
- * through one task per worker. */
+ * fan-out frames (the protocol's server pushes) never do and always carry `service: 2`
+ * and the recipient's peerId. A fan-out frame is protobuf-encoded once; each recipient
+ * gets a tiny peerId prefix in front of the shared body (protobuf fields may come in any
+ * order), and recipients on other workers get it through one task per worker. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,8 +67,8 @@ im_worker_t *im_worker_new(im_t *im, int idx) {
   im_worker_t *w = xcalloc(1, sizeof *w);
   w->im = im;
   w->idx = idx;
-  htab_init(&w->links, idx);
-  htab_init(&w->sessions, idx);
+  handle_table_init(&w->links, idx);
+  handle_table_init(&w->sessions, idx);
   w->reader = store_reader_new(im->store);
   if (!w->reader) abort(); /* the store opened a moment ago; a reader failing is fatal */
   im->workers[idx] = w;
@@ -79,8 +79,8 @@ im_worker_t *im_worker_new(im_t *im, int idx) {
 void im_worker_free(im_worker_t *w) {
   if (!w) return;
   store_reader_free(w->reader);
-  htab_free(&w->links);
-  htab_free(&w->sessions);
+  handle_table_free(&w->links);
+  handle_table_free(&w->sessions);
   w->im->workers[w->idx] = NULL;
   free(w);
 }
@@ -114,13 +114,13 @@ void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int pr
   l->sessions = NULL;
   l->nsessions = 0;
   l->sessionless_since_ms = now_ms();
-  l->id = htab_add(&w->links, l);
+  l->id = handle_table_add(&w->links, l);
 }
 
 void im_link_gone(im_link_t *l, int code) {
   im_worker_t *w = l->imw;
   while (l->sessions) im_session_drop(w, l->sessions, code);
-  htab_del(&w->links, l->id);
+  handle_table_del(&w->links, l->id);
   l->imw = NULL;
 }
 
@@ -130,7 +130,7 @@ session_t *session_find(im_link_t *l, const char *client_id) {
   return NULL;
 }
 
-session_t *im_session_get(im_worker_t *w, uint64_t handle) { return htab_get(&w->sessions, handle); }
+session_t *im_session_get(im_worker_t *w, uint64_t handle) { return handle_table_get(&w->sessions, handle); }
 
 /* ---------------------------------------------------------------- replies */
 
@@ -182,7 +182,7 @@ void reply_to_free(reply_to_t *rt) {
   rt->peer = NULL;
 }
 
-im_link_t *reply_to_link(im_worker_t *w, const reply_to_t *rt) { return htab_get(&w->links, rt->link); }
+im_link_t *reply_to_link(im_worker_t *w, const reply_to_t *rt) { return handle_table_get(&w->links, rt->link); }
 
 void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd) {
   im_link_t *l = reply_to_link(w, rt);
@@ -210,16 +210,16 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
   reply_async(w, rt, &cmd);
 }
 
-/* ---------------------------------------------------------------- pushes */
+/* ---------------------------------------------------------------- fan-out */
 
-push_t *push_new(const lc_cmd_t *cmd) {
-  /* Every push is stamped service 2 (IM) here rather than by each caller: the Swift and
+fanout_t *fanout_new(const lc_cmd_t *cmd) {
+  /* Every frame is stamped service 2 (IM) here rather than by each caller: the Swift and
    * Objective-C SDKs route a command without `i` only when it carries service 2 and drop
    * the rest without a word (RTMConnection.swift, LCRTMConnection.m). */
   lc_cmd_t c = *cmd;
   PB_SET(c, service, 2);
   size_t n = lc__generic_command__get_packed_size(&c);
-  push_t *p = xmalloc(sizeof *p + n);
+  fanout_t *p = xmalloc(sizeof *p + n);
   atomic_init(&p->ref, 1);
   p->priority = 2;
   p->not_to = NULL;
@@ -229,14 +229,14 @@ push_t *push_new(const lc_cmd_t *cmd) {
   return p;
 }
 
-void push_release(push_t *p) {
+void fanout_release(fanout_t *p) {
   if (p && atomic_fetch_sub(&p->ref, 1) == 1) {
     free(p->not_to);
     free(p);
   }
 }
 
-void push_to_session(session_t *s, const push_t *p) {
+void fanout_to_session(session_t *s, const fanout_t *p) {
   /* field 4 (peerId), wire type 2: tag 0x22, a varint length, the id. Ids are at most 64
    * characters, so at most 256 bytes: the length takes one or two bytes. */
   uint8_t prefix[3 + 256];
@@ -257,7 +257,7 @@ void push_to_session(session_t *s, const push_t *p) {
 typedef struct {
   task_t task;
   im_t *im;
-  push_t *push;
+  fanout_t *frame;
   size_t n;
   uint64_t sessions[];
 } delivery_t;
@@ -267,10 +267,10 @@ static void delivery_run(task_t *t) {
   int idx = worker_current();
   im_worker_t *w = idx >= 0 ? d->im->workers[idx] : NULL;
   for (size_t i = 0; w && i < d->n; i++) {
-    session_t *s = htab_get(&w->sessions, d->sessions[i]);
-    if (s) push_to_session(s, d->push);
+    session_t *s = handle_table_get(&w->sessions, d->sessions[i]);
+    if (s) fanout_to_session(s, d->frame);
   }
-  push_release(d->push);
+  fanout_release(d->frame);
   free(d);
 }
 
@@ -301,14 +301,14 @@ static void handles_by_worker(im_t *im, char *const *ids, size_t n, uint64_t ski
     }
     for (size_t j = 0; j < k; j++) {
       if (hs[j] == skip) continue;
-      int owner = htab_owner(hs[j]);
+      int owner = handle_owner(hs[j]);
       if (owner < im->nworkers) handles_add(&per[owner], hs[j]);
     }
     if (hs != tmp) free(hs);
   }
 }
 
-void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n, uint64_t skip) {
+void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, skip, per);
@@ -316,16 +316,16 @@ void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n
     if (!per[k].n) continue;
     if (k == w->idx) {
       for (size_t j = 0; j < per[k].n; j++) {
-        session_t *s = htab_get(&w->sessions, per[k].v[j]);
-        if (s) push_to_session(s, p);
+        session_t *s = handle_table_get(&w->sessions, per[k].v[j]);
+        if (s) fanout_to_session(s, p);
       }
     } else {
       delivery_t *d = xmalloc(sizeof *d + per[k].n * sizeof(uint64_t));
       d->task.fn = delivery_run;
       d->task.next = NULL;
       d->im = im;
-      d->push = (push_t *)p;
-      atomic_fetch_add(&d->push->ref, 1);
+      d->frame = (fanout_t *)p;
+      atomic_fetch_add(&d->frame->ref, 1);
       d->n = per[k].n;
       memcpy(d->sessions, per[k].v, per[k].n * sizeof(uint64_t));
       im->post(im->post_arg, k, &d->task);
@@ -337,7 +337,7 @@ void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n
 typedef struct {
   task_t task;
   im_t *im;
-  push_t *push;
+  fanout_t *frame;
   conv_t *conv;
   uint64_t skip;
 } room_delivery_t;
@@ -351,7 +351,7 @@ static int congested_drop(im_worker_t *w, session_t *s, int priority) {
   return priority >= 3 ? q > limit / 8 : q > limit / 2;
 }
 
-static void room_deliver_local(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
+static void room_deliver_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
   room_slice_t *sl = &c->room[w->idx];
   for (uint32_t i = 0; i < sl->n; i++) {
     session_t *s = sl->v[i];
@@ -360,20 +360,20 @@ static void room_deliver_local(im_worker_t *w, const push_t *p, conv_t *c, uint6
       atomic_fetch_add(&w->im->room_drops, 1);
       continue;
     }
-    push_to_session(s, p);
+    fanout_to_session(s, p);
   }
 }
 
 static void room_delivery_run(task_t *t) {
   room_delivery_t *d = (room_delivery_t *)t;
   int idx = worker_current();
-  if (idx >= 0 && d->im->workers[idx]) room_deliver_local(d->im->workers[idx], d->push, d->conv, d->skip);
-  push_release(d->push);
+  if (idx >= 0 && d->im->workers[idx]) room_deliver_local(d->im->workers[idx], d->frame, d->conv, d->skip);
+  fanout_release(d->frame);
   conv_release(d->conv);
   free(d);
 }
 
-void push_to_room(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
+void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
   if (!c->room || atomic_load(&c->online) == 0) return;
   im_t *im = w->im;
   for (int k = 0; k < im->nworkers; k++) {
@@ -385,8 +385,8 @@ void push_to_room(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip) {
     d->task.fn = room_delivery_run;
     d->task.next = NULL;
     d->im = im;
-    d->push = (push_t *)p;
-    atomic_fetch_add(&d->push->ref, 1);
+    d->frame = (fanout_t *)p;
+    atomic_fetch_add(&d->frame->ref, 1);
     conv_retain(c);
     d->conv = c;
     d->skip = skip;
@@ -438,32 +438,32 @@ typedef struct {
   task_t task;
   im_t *im;
   char *cid;
-  push_t *push;
+  fanout_t *frame;
   size_t n;
   uint64_t sessions[];
 } room_kick_t;
 
 /* Of the sessions hs (this worker's), those in room cid leave it and are sent p. */
-static void room_kick_local(im_worker_t *w, const char *cid, const push_t *p, const uint64_t *hs, size_t n) {
+static void room_kick_local(im_worker_t *w, const char *cid, const fanout_t *p, const uint64_t *hs, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    session_t *s = htab_get(&w->sessions, hs[i]);
+    session_t *s = handle_table_get(&w->sessions, hs[i]);
     /* by id: a room reloaded into the cache is another conv_t for the same room */
     if (!s || !s->room || strcmp(s->room->cid, cid) != 0) continue;
     im_room_leave(w, s);
-    push_to_session(s, p);
+    fanout_to_session(s, p);
   }
 }
 
 static void room_kick_run(task_t *t) {
   room_kick_t *k = (room_kick_t *)t;
   int idx = worker_current();
-  if (idx >= 0 && k->im->workers[idx]) room_kick_local(k->im->workers[idx], k->cid, k->push, k->sessions, k->n);
-  push_release(k->push);
+  if (idx >= 0 && k->im->workers[idx]) room_kick_local(k->im->workers[idx], k->cid, k->frame, k->sessions, k->n);
+  fanout_release(k->frame);
   free(k->cid);
   free(k);
 }
 
-void im_room_kick(im_worker_t *w, conv_t *c, const push_t *p, char *const *ids, size_t n) {
+void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, 0, per);
@@ -472,14 +472,14 @@ void im_room_kick(im_worker_t *w, conv_t *c, const push_t *p, char *const *ids, 
     if (k == w->idx) {
       room_kick_local(w, c->cid, p, per[k].v, per[k].n);
     } else {
-      /* queued behind whatever push_to_clients sent that worker before: the order holds */
+      /* queued behind whatever fanout_to_clients sent that worker before: the order holds */
       room_kick_t *rk = xmalloc(sizeof *rk + per[k].n * sizeof(uint64_t));
       rk->task.fn = room_kick_run;
       rk->task.next = NULL;
       rk->im = im;
       rk->cid = xstrdup(c->cid);
-      rk->push = (push_t *)p;
-      atomic_fetch_add(&rk->push->ref, 1);
+      rk->frame = (fanout_t *)p;
+      atomic_fetch_add(&rk->frame->ref, 1);
       rk->n = per[k].n;
       memcpy(rk->sessions, per[k].v, per[k].n * sizeof(uint64_t));
       im->post(im->post_arg, k, &rk->task);

@@ -42,9 +42,9 @@ void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, ch
   cm.udate = iso;
   cm.m = m;
   cm.n_m = nm;
-  push_t *p = push_new(&out);
-  push_to_clients(w, p, to, nto, skip);
-  push_release(p);
+  fanout_t *p = fanout_new(&out);
+  fanout_to_clients(w, p, to, nto, skip);
+  fanout_release(p);
   notif_record(w, &out, to, nto);
 }
 

@@ -343,18 +343,18 @@ static void send_updated(im_worker_t *w, update_job_t *u) {
   attr.data = u->attr;
   cm.attr = &attr;
   cm.initby = u->initby;
-  push_t *p = push_new(&out);
+  fanout_t *p = fanout_new(&out);
   if (u->conv->kind == CONV_ROOM) {
-    push_to_room(w, p, u->conv, u->skip);
+    fanout_to_room(w, p, u->conv, u->skip);
   } else {
     members_t *m = conv_members(u->conv);
     if (m) {
-      push_to_clients(w, p, m->ids, m->n, u->skip);
+      fanout_to_clients(w, p, m->ids, m->n, u->skip);
       notif_record(w, &out, m->ids, m->n);
     }
     members_release(m);
   }
-  push_release(p);
+  fanout_release(p);
 }
 
 static void update_done(task_t *t) {

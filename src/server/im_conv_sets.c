@@ -190,9 +190,9 @@ static void room_kick(im_worker_t *w, set_job_t *sj) {
   cm.cid = sj->conv->cid;
   cm.initby = sj->initby;
   cm.udate = iso;
-  push_t *p = push_new(&out);
+  fanout_t *p = fanout_new(&out);
   im_room_kick(w, sj->conv, p, sj->changed.v, sj->changed.n);
-  push_release(p);
+  fanout_release(p);
 }
 
 static void set_done(task_t *t) {
@@ -444,14 +444,14 @@ static void role_done(task_t *t) {
     info.pid = rj->pid;
     info.role = rj->role;
     cm.info = &info;
-    push_t *p = push_new(&out);
+    fanout_t *p = fanout_new(&out);
     members_t *m = conv_members(c);
     if (m) {
-      push_to_clients(w, p, m->ids, m->n, 0);
+      fanout_to_clients(w, p, m->ids, m->n, 0);
       notif_record(w, &out, m->ids, m->n);
     }
     members_release(m);
-    push_release(p);
+    fanout_release(p);
   }
   free(rj->j.clients[0]);
   free(rj->j.clients);

@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 
 #include "codec.h"
-#include "htab.h"
+#include "handle_table.h"
 #include "im.h"
 #include "im_out.h"
 #include "metrics.h"
@@ -49,8 +49,8 @@ struct im {
 struct im_worker {
   im_t *im;
   int idx;
-  htab_t links;    /* handle → im_link_t, for completions that outlive a callback */
-  htab_t sessions; /* handle → session_t */
+  handle_table_t links;    /* handle → im_link_t, for completions that outlive a callback */
+  handle_table_t sessions; /* handle → session_t */
   store_reader_t *reader;
 };
 
@@ -169,7 +169,9 @@ void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const cha
  * appCode/appMsg (protocol.md §8). */
 void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t *hook_result);
 
-/* A push body encoded once and shared by every recipient (style rule 9). */
+/* A fan-out frame: one command for many sessions (a message, a receipt, a notification —
+ * the protocol's server "pushes", not the offline push of push.h), encoded once and
+ * shared by every recipient (style rule 9). */
 typedef struct {
   atomic_int ref;
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
@@ -177,17 +179,17 @@ typedef struct {
   char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
   size_t len;
   uint8_t body[];
-} push_t;
+} fanout_t;
 
-/* cmd must not carry peerId or i; the push always carries service 2 (IM). */
-push_t *push_new(const lc_cmd_t *cmd);
-void push_release(push_t *p);
-/* Sends the push to one local session, with its client id as the peerId prefix. */
-void push_to_session(session_t *s, const push_t *p);
+/* cmd must not carry peerId or i; the frame always carries service 2 (IM). */
+fanout_t *fanout_new(const lc_cmd_t *cmd);
+void fanout_release(fanout_t *p);
+/* Sends the frame to one local session, with its client id as the peerId prefix. */
+void fanout_to_session(session_t *s, const fanout_t *p);
 /* Delivers to every session of each client in ids (any worker), except `skip`. */
-void push_to_clients(im_worker_t *w, const push_t *p, char *const *ids, size_t n, uint64_t skip);
+void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
 /* Delivers to every session in a chat room (any worker), except `skip`. */
-void push_to_room(im_worker_t *w, const push_t *p, conv_t *c, uint64_t skip);
+void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
 
 session_t *session_find(im_link_t *l, const char *client_id);
 session_t *im_session_get(im_worker_t *w, uint64_t handle);
@@ -195,7 +197,7 @@ void im_room_leave(im_worker_t *w, session_t *s);
 void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
 /* Every session of the clients ids that is in room c (on any worker) leaves it and gets p:
  * a blacklisted client is out of the room at once (§3.17). */
-void im_room_kick(im_worker_t *w, conv_t *c, const push_t *p, char *const *ids, size_t n);
+void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
 /* A session left its room by dropping: remember the room for a reconnect within 30 min. */
 void im_room_remember(im_t *im, session_t *s);
 /* After a reconnect login: back into the remembered room, if any. */

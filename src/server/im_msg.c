@@ -2,8 +2,9 @@
  * what a client is told right after it logs in (protocol.md §3.6–§3.11).
  *
  * A message is given its key (timestamp, per-conversation sequence) and id under the
- * conversation's lock, encoded once as a push, and written through the store. Only when
- * its batch has committed does the sender get its ack and do the recipients get the push:
+ * conversation's lock, encoded once as a fan-out frame, and written through the store.
+ * Only when its batch has committed does the sender get its ack and do the recipients get
+ * the frame:
  * an acked message is always durable, and nobody sees a message that could be lost. */
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ typedef struct {
   reply_to_t rt;
   conv_t *conv;
   members_t *members; /* recipients as of the send */
-  push_t *push;
+  fanout_t *frame;
   uint64_t skip;      /* the sending session: it has the message already */
   char *ip;           /* the sender's address, for hooks (NULL for wills and REST) */
   char *push_data;    /* the message's pushData (JSON text) for offline push, or NULL */
@@ -82,9 +83,9 @@ static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int6
   reply_async(w, rt, &out);
 }
 
-static void deliver(im_worker_t *w, conv_t *c, members_t *m, const push_t *p, uint64_t skip) {
-  if (c->kind == CONV_ROOM) push_to_room(w, p, c, skip);
-  else if (m) push_to_clients(w, p, m->ids, m->n, skip);
+static void deliver(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip) {
+  if (c->kind == CONV_ROOM) fanout_to_room(w, p, c, skip);
+  else if (m) fanout_to_clients(w, p, m->ids, m->n, skip);
 }
 
 static void send_job_free(send_job_t *sj) {
@@ -97,7 +98,7 @@ static void send_job_free(send_job_t *sj) {
   free(sj->j.readers);
   reply_to_free(&sj->rt);
   members_release(sj->members);
-  push_release(sj->push);
+  fanout_release(sj->frame);
   conv_release(sj->conv);
   free(sj);
 }
@@ -262,7 +263,7 @@ static void send_done(task_t *t) {
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
-    deliver(w, sj->conv, sj->members, sj->push, sj->skip);
+    deliver(w, sj->conv, sj->members, sj->frame, sj->skip);
     message_sent_hook(w, sj);
     offline_push(w, sj);
     json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
@@ -380,7 +381,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     msgid_make(ts, 0, mid);
     pm.id = mid;
     PB_SET(pm, timestamp, ts);
-    push_t *p = push_new(&out);
+    fanout_t *p = fanout_new(&out);
     p->priority = priority;
     if (in->not_to_sender) p->not_to = xstrdup(sender);
     if (rt && ack_transient) send_ack(w, rt, mid, ts);
@@ -390,7 +391,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
       json_decref(res);
     }
     deliver(w, c, members, p, skip);
-    push_release(p);
+    fanout_release(p);
     members_release(members);
     conv_release(c);
     free(text);
@@ -445,9 +446,9 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   j->mid = xstrdup(mid);
   pm.id = mid;
   PB_SET(pm, timestamp, ts);
-  sj->push = push_new(&out);
-  sj->push->priority = priority;
-  if (in->not_to_sender) sj->push->not_to = xstrdup(sender);
+  sj->frame = fanout_new(&out);
+  sj->frame->priority = priority;
+  if (in->not_to_sender) sj->frame->not_to = xstrdup(sender);
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
   free(text);
@@ -725,10 +726,10 @@ static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid,
   PB_SET(rm, t, t);
   if (read) PB_SET(rm, read, 1);
   rm.from = (char *)from;
-  push_t *p = push_new(&out);
+  fanout_t *p = fanout_new(&out);
   char *ids[1] = {(char *)to};
-  push_to_clients(w, p, ids, 1, 0);
-  push_release(p);
+  fanout_to_clients(w, p, ids, 1, 0);
+  fanout_release(p);
 }
 
 static int receipt_each(void *arg, const msg_view_t *m) {
@@ -798,10 +799,10 @@ static void read_one(req_t *r, const char *cid, int has_ts, int64_t ts, const ch
   tu.cid = c->cid;
   tu.unread = 0;
   PB_SET(tu, mentioned, 0);
-  push_t *p = push_new(&out);
+  fanout_t *p = fanout_new(&out);
   char *ids[1] = {(char *)self};
-  push_to_clients(r->w, p, ids, 1, r->s->id);
-  push_release(p);
+  fanout_to_clients(r->w, p, ids, 1, r->s->id);
+  fanout_release(p);
 done:
   members_release(m);
   conv_release(c);
@@ -1027,9 +1028,9 @@ static void offline_each(void *arg, const char *cid, int kind, const msg_view_t 
   PB_SET(dm, hasmore, a->n < a->total);
   PB_SET(dm, convtype, kind);
   if (m->flags & MSG_F_MENTION_ALL) PB_SET(dm, mentionall, 1);
-  push_t *p = push_new(&out);
-  push_to_session(a->s, p);
-  push_release(p);
+  fanout_t *p = fanout_new(&out);
+  fanout_to_session(a->s, p);
+  fanout_release(p);
   if (!(m->flags & MSG_F_BIN)) free(dm.msg);
 }
 
@@ -1057,9 +1058,9 @@ void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
     um.convs = acc.t;
     um.n_convs = acc.n;
     PB_SET(um, notiftime, now_ms());
-    push_t *p = push_new(&out);
-    push_to_session(s, p);
-    push_release(p);
+    fanout_t *p = fanout_new(&out);
+    fanout_to_session(s, p);
+    fanout_release(p);
   }
   for (size_t i = 0; i < acc.n; i++) lc__unread_tuple__free_unpacked(acc.t[i], NULL);
   free(acc.t);

@@ -86,15 +86,15 @@ static void patch_push(im_worker_t *w, patch_job_t *pj) {
   pm.n_patches = 1;
   fill_item(&it, pj->conv->cid, pj->mid, pj->j.ts, pj->from, pj->j.data, pj->j.len, pj->j.flags, pj->j.patch_ts,
             pj->mention_pids, pj->n_mentions);
-  push_t *p = push_new(&out);
+  fanout_t *p = fanout_new(&out);
   if (pj->conv->kind == CONV_ROOM) {
-    push_to_room(w, p, pj->conv, pj->batch->skip);
+    fanout_to_room(w, p, pj->conv, pj->batch->skip);
   } else {
     members_t *m = conv_members(pj->conv);
-    if (m) push_to_clients(w, p, m->ids, m->n, pj->batch->skip);
+    if (m) fanout_to_clients(w, p, m->ids, m->n, pj->batch->skip);
     members_release(m);
   }
-  push_release(p);
+  fanout_release(p);
 }
 
 static void patch_job_free(patch_job_t *pj) {
@@ -461,9 +461,9 @@ void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since) {
     out.patchmessage = &pm;
     pm.patches = c.items;
     pm.n_patches = c.n;
-    push_t *p = push_new(&out);
-    push_to_session(s, p);
-    push_release(p);
+    fanout_t *p = fanout_new(&out);
+    fanout_to_session(s, p);
+    fanout_release(p);
   }
   for (size_t i = 0; i < c.n; i++) free(c.items[i]);
   free(c.items);

@@ -77,7 +77,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   s->tag = tag ? xstrdup(tag) : NULL;
   s->config_bitmap = bitmap;
   random_bytes(s->lineage, sizeof s->lineage); /* a fresh login's; a reconnect takes its token's */
-  s->id = htab_add(&w->sessions, s);
+  s->id = handle_table_add(&w->sessions, s);
   /* append: the first session on a socket stays its default peer */
   session_t **pp = &l->sessions;
   while (*pp) pp = &(*pp)->next;
@@ -125,7 +125,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   }
   im_room_leave(w, s);
   presence_del(w->im->presence, s->client_id, s->id);
-  htab_del(&w->sessions, s->id);
+  handle_table_del(&w->sessions, s->id);
   metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
   log_at(LOG_DEBUG, "session %s closed (%d)", s->client_id, code);
   free(s->client_id);
@@ -148,9 +148,9 @@ static void kick_local(im_worker_t *w, session_t *s, int code, const char *detai
   PB_SET(sm, code, code);
   sm.reason = (char *)lc_error_name(code);
   sm.detail = (char *)detail;
-  push_t *p = push_new(&out);
-  push_to_session(s, p);
-  push_release(p);
+  fanout_t *p = fanout_new(&out);
+  fanout_to_session(s, p);
+  fanout_release(p);
   im_session_drop(w, s, code);
 }
 
@@ -166,16 +166,16 @@ static void kick_run(task_t *t) {
   kick_t *k = (kick_t *)t;
   int idx = worker_current();
   im_worker_t *w = idx >= 0 ? k->im->workers[idx] : NULL;
-  session_t *s = w ? htab_get(&w->sessions, k->handle) : NULL;
+  session_t *s = w ? handle_table_get(&w->sessions, k->handle) : NULL;
   if (s) kick_local(w, s, k->code, k->detail);
   free(k->detail);
   free(k);
 }
 
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
-  int owner = htab_owner(handle);
+  int owner = handle_owner(handle);
   if (owner == w->idx) {
-    session_t *s = htab_get(&w->sessions, handle);
+    session_t *s = handle_table_get(&w->sessions, handle);
     if (s) kick_local(w, s, code, detail);
     return;
   }

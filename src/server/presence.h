@@ -12,7 +12,7 @@
 typedef struct presence presence_t;
 
 typedef struct {
-  uint64_t session; /* handle; htab_owner() is the worker */
+  uint64_t session; /* handle; handle_owner() is the worker */
   char *tag;        /* single-sign-on tag or NULL */
 } presence_ref_t;
 

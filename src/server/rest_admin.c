@@ -89,7 +89,7 @@ static void dead_work(uv_work_t *wk) {
 static void dead_after(uv_work_t *wk, int status) {
   (void)status;
   dead_job_t *j = (dead_job_t *)wk;
-  conn_t *c = htab_get(&j->w->conns, j->conn);
+  conn_t *c = handle_table_get(&j->w->conns, j->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
     if (j->failed) {

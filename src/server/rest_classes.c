@@ -580,7 +580,7 @@ static void files_work(uv_work_t *wk) {
 
 static void files_after(uv_work_t *wk, int status) {
   files_req_t *f = wk->data;
-  conn_t *c = htab_get(&f->w->conns, f->conn);
+  conn_t *c = handle_table_get(&f->w->conns, f->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
     if (f->status == 200) http_respond_json(c, r, 200, json_incref(f->out));

@@ -522,7 +522,7 @@ static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
 
 static void job_after(uv_work_t *wk, int status) {
   job_t *j = (job_t *)wk;
-  conn_t *c = htab_get(&j->w->conns, j->conn);
+  conn_t *c = handle_table_get(&j->w->conns, j->conn);
   if (c && !c->reaping && c->http) {
     const server_t *srv = c->w->srv;
     const http_req_t *r = j->r;

@@ -105,7 +105,7 @@ static void req_free(import_req_t *q) {
 
 /* Answers the deferred request if its connection is still there, then frees q. */
 static void req_answer(import_req_t *q, int status, json_t *body) {
-  conn_t *c = htab_get(&q->w->conns, q->conn);
+  conn_t *c = handle_table_get(&q->w->conns, q->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
     http_respond_json(c, r, status, body);
@@ -831,7 +831,7 @@ static void file_work(uv_work_t *wk) {
 
 static void file_after(uv_work_t *wk, int status) {
   file_req_t *f = wk->data;
-  conn_t *c = htab_get(&f->w->conns, f->conn);
+  conn_t *c = handle_table_get(&f->w->conns, f->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
     if (f->status || !f->meta) {

@@ -239,7 +239,7 @@ static void app_hist_work(uv_work_t *wk) {
 
 static void app_hist_after(uv_work_t *wk, int status) {
   app_hist_t *h = (app_hist_t *)wk;
-  conn_t *c = htab_get(&h->w->conns, h->conn);
+  conn_t *c = handle_table_get(&h->w->conns, h->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
     if (h->out)

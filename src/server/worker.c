@@ -307,7 +307,7 @@ int server_start(server_t *srv) {
     w->srv = srv;
     srv->workers[i] = w;
     pthread_mutex_init(&w->mu, NULL);
-    htab_init(&w->conns, i);
+    handle_table_init(&w->conns, i);
     uv_loop_init(&w->loop);
     w->listen_fd = fds[i];
     uv_poll_init(&w->loop, &w->listener, w->listen_fd);
@@ -415,7 +415,7 @@ void server_free(server_t *srv) {
     }
     worker_set_current(-1);
     srv->net_app->worker_free(w->imw);
-    htab_free(&w->conns);
+    handle_table_free(&w->conns);
     pthread_mutex_destroy(&w->mu);
     free(w);
     srv->workers[i] = NULL;

@@ -7,7 +7,7 @@
 #include <uv.h>
 
 #include "conn.h"
-#include "htab.h"
+#include "handle_table.h"
 #include "net.h"
 #include "server.h"
 
@@ -29,7 +29,7 @@ struct worker {
   task_t *inbox_head, *inbox_tail;
   int stop;
   int dead; /* loop finished: posts queue up but must not touch the loop */
-  htab_t conns;        /* handle → conn_t */
+  handle_table_t conns; /* handle → conn_t */
   conn_t *all;         /* every live connection */
   conn_t *flush_list;  /* connections with output to write */
   conn_t *reap_list;   /* connections to close */

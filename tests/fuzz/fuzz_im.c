@@ -169,7 +169,7 @@ static void cleanup(void) {
   im_free(fz.im);
   uv_run(&fz.w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&fz.w->loop);
-  htab_free(&fz.w->conns);
+  handle_table_free(&fz.w->conns);
   free(fz.w);
   ipcount_free(fz.srv.ips);
   store_close(fz.srv.store);
@@ -233,7 +233,7 @@ void fz_setup(void) {
   fz.w = xcalloc(1, sizeof *fz.w);
   fz.w->srv = &fz.srv;
   uv_loop_init(&fz.w->loop);
-  htab_init(&fz.w->conns, 0);
+  handle_table_init(&fz.w->conns, 0);
   fz.srv.workers[0] = fz.w;
   fz.srv.ips = ipcount_new();
   worker_set_current(0);

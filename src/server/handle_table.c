@@ -1,24 +1,24 @@
-/* htab.c — handle = generation(32) | owner(8) | slot(24). */
-#include "htab.h"
+/* handle_table.c — handle = generation(32) | owner(8) | slot(24). */
+#include "handle_table.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 
-void htab_init(htab_t *t, int owner) {
+void handle_table_init(handle_table_t *t, int owner) {
   memset(t, 0, sizeof *t);
   t->owner = (uint8_t)owner;
 }
 
-void htab_free(htab_t *t) {
+void handle_table_free(handle_table_t *t) {
   free(t->ptr);
   free(t->gen);
   free(t->free_list);
   memset(t, 0, sizeof *t);
 }
 
-uint64_t htab_add(htab_t *t, void *p) {
+uint64_t handle_table_add(handle_table_t *t, void *p) {
   uint32_t slot;
   if (t->nfree) {
     slot = t->free_list[--t->nfree];
@@ -40,15 +40,15 @@ uint64_t htab_add(htab_t *t, void *p) {
   return (uint64_t)t->gen[slot] << 32 | (uint64_t)t->owner << 24 | slot;
 }
 
-void *htab_get(const htab_t *t, uint64_t h) {
+void *handle_table_get(const handle_table_t *t, uint64_t h) {
   uint32_t slot = (uint32_t)(h & 0xffffff);
   if (((h >> 24) & 0xff) != t->owner || slot >= t->used) return NULL;
   if (t->gen[slot] != (uint32_t)(h >> 32)) return NULL;
   return t->ptr[slot];
 }
 
-void htab_del(htab_t *t, uint64_t h) {
-  if (!htab_get(t, h)) return;
+void handle_table_del(handle_table_t *t, uint64_t h) {
+  if (!handle_table_get(t, h)) return;
   uint32_t slot = (uint32_t)(h & 0xffffff);
   t->ptr[slot] = NULL;
   t->gen[slot]++;
