@@ -40,7 +40,7 @@
 #define ROLES_MAX 1000
 #define SUBSCRIBERS_MAX 10000              /* per line; send more lines without replace */
 #define MENTIONS_MAX 100
-#define CHANNELS_MAX 100                   /* as push_registry.c */
+#define CHANNELS_MAX 100                   /* as rest_installations.c */
 #define TOKEN_MAX 256
 #define FILE_META_MAX 8192                 /* X-Tern-Meta and a file record's metaData */
 #define RECALLED "{\"_lctype\":-127}"
@@ -336,7 +336,7 @@ static const char *parse_msg(import_req_t *q, json_t *o, import_op_t *op) {
   return NULL;
 }
 
-/* The token a device is pushed on, as push_registry.c picks it. */
+/* The token a device is pushed on, as rest_installations.c picks it. */
 static const char *token_of(json_t *o, const char *type) {
   const char *dt = json_string_value(json_object_get(o, "deviceToken"));
   const char *reg = json_string_value(json_object_get(o, "registrationId"));

@@ -1,5 +1,5 @@
 /* push_internal.h — what push.c shares with its providers (push_webhook.c, push_apns.c,
- * push_fcm.c) and with the unit tests. Nothing outside src/server/push*.c and
+ * push_fcm.c) and with the unit tests. Nothing outside src/server/out/push*.c and
  * tests/unit/test_push.c includes it.
  *
  * A delivery is one request's worth of work for one provider: one device for APNs and FCM,

@@ -7,7 +7,9 @@
  * durable. One writer thread commits whatever has queued up in one transaction (group
  * commit); while it commits, the next batch gathers.
  *
- * The backend is an ops table (style rule 4); store_sqlite.c is the embedded default. */
+ * Style rule 4 wants the backend behind an ops table; until issue #13 part 2 gives it one,
+ * the functions below are those of the one backend, store/sqlite (the build links it to
+ * whoever links this interface, and shows them none of its headers). */
 #ifndef TERN_STORE_H
 #define TERN_STORE_H
 
