@@ -4,6 +4,7 @@
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+#   5. every issue #11 attack at once beside a chatting pair, alone (tests/attack)
 #   5. /console and /chat in headless Chromium           (tests/browser)
 # Every spawned ternd is checked at teardown for sanitizer reports (tests/lib/server.mjs).
 set -euo pipefail
@@ -35,5 +36,8 @@ run_node() {
 run_node proto
 run_node interop
 run_node integration
+# Latency under attack: alone, so that no other test's load is measured with it.
+echo "== attack tests"
+node --test --test-concurrency=1 --test-timeout=600000 tests/attack/*.test.mjs
 run_node browser
 echo "== all tests passed"

@@ -9,7 +9,8 @@
 //   fds     — as many TCP connections as it can hold, churned so accept() keeps hitting EMFILE
 //   uploads — keyless near-10 MiB POSTs (refused from their heads), and keyed uploads that
 //             trickle their bodies to hold upload slots
-//   deaf    — 100 members of a group that never read, while a sender floods the group
+//   deaf    — 100 members of a group that never read, while a sender floods the group with
+//             20 KB messages, 10 a second
 import net from 'node:net';
 import { session, startConv, uid } from './proto-client.mjs';
 import { TEXT, sleep } from './issue4-util.mjs';
@@ -109,7 +110,7 @@ async function deafAttack() {
   loop(async () => {
     const r = await F.request({ cmd: 'direct', directMessage: { cid, msg: TEXT(`${k++} ${pad}`), transient: true } }, 20000);
     if (r.cmd === 'ack') stats.floodSent++; else stats.floodRefused++;
-    await sleep(30);
+    await sleep(100); // 10 a second: 2 MB of fan-out each, what output_limit_total is for
   });
 }
 
