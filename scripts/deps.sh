@@ -6,10 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# file: what `make deb`'s cpack runs dpkg-shlibdeps with (dpkg-dev comes with build-essential)
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
-  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox nodejs npm)
+  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev gnuplot-nox nodejs npm file)
 # chromium: the browser tests of /console and /chat (driven by playwright-core from web/)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev procps openssl tmux sqlite3 chromium)
+# systemd (systemd-analyze verify) and man-db: the package test (tests/integration/package.test.mjs)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev procps openssl tmux sqlite3 chromium systemd man-db)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -62,10 +62,11 @@ enum { TERN_LOG_ERROR = 0, TERN_LOG_WARN = 1, TERN_LOG_INFO = 2, TERN_LOG_DEBUG 
 typedef void (*tern_log_cb)(void *data, int level, const char *line);
 
 typedef struct {
-  const char *url;          /* required: ws://host:port[/path] of the server (no TLS yet) */
+  const char *url;          /* required: ws://host[:port][/path] or wss://… (TLS) of the server */
   const char *app_id;       /* required */
   const char *app_key;      /* optional: sent as X-LC-Key with file uploads */
-  const char *files_url;    /* optional: http base for uploads; default: the url as http:// */
+  const char *files_url;    /* optional: http:// or https:// base for uploads; default: the url
+                               as http:// (https:// for wss://) */
   const char *cache_dir;    /* optional: directory of the per-client SQLite caches
                                (<cache_dir>/<app_id>-<client>.db); NULL = in-memory caches */
   int push_offline;         /* 0 (default): unread-count mode (lc.protobuf2.3, the guide's
@@ -79,11 +80,18 @@ typedef struct {
   int log_level;            /* most verbose level passed to log_cb; default TERN_LOG_INFO */
   tern_log_cb log_cb;
   void *log_data;
+  /* TLS (wss://, https://): the server's certificate chain is verified against the system's
+   * trust store, or only against the PEM certificates in tls_ca_file when set, and its name
+   * against the URL's host; tls_insecure = 1 skips both checks (tests only). A failed check
+   * fails the connection with TERN_ETLS (the reason is logged at TERN_LOG_ERROR). */
+  const char *tls_ca_file;
+  int tls_insecure;
 } tern_options_t;
 
 /* Fills defaults (all pointers NULL). */
 void tern_options_init(tern_options_t *o);
-/* Copies the options. Returns NULL on missing url/app_id, a url that is not ws://, or ENOMEM. */
+/* Copies the options. Returns NULL on missing url/app_id, a url that is not ws:// or wss://,
+ * a files_url that is not http:// or https://, or ENOMEM. */
 tern_t *tern_new(const tern_options_t *o);
 /* Closes every client without waiting for replies, fails pending requests with
  * TERN_ECANCELED (their callbacks run), tells the adapter to clean up, frees everything.
@@ -123,8 +131,18 @@ void tern_io_input(tern_t *t, const void *p, size_t n);
 /* Bytes waiting to be written: *p, returns the count (0 = nothing). Then tern_io_written(). */
 size_t tern_io_output(tern_t *t, const void **p);
 void tern_io_written(tern_t *t, size_t n);
-/* The TCP connection ended (err 0 = clean EOF, else a negative code). */
+/* The TCP connection ended (err 0 = clean EOF, else a negative code; TERN_ETLS when the
+ * TLS handshake failed: a client opening then fails with TERN_ETLS, not TERN_ECONNECT). */
 void tern_io_closed(tern_t *t, int err);
+/* What an adapter needs for TLS. Returns 1 when the connections it opens for the WebSocket
+ * (http = 0: a wss:// url) or for uploads (http = 1: an https:// files_url, or none with a
+ * wss:// url) must speak TLS, 0 for plain TCP; *ca_file (may be NULL: the system's trust
+ * store) and *insecure tell how to check the server (tern_options_t.tls_ca_file). With TLS
+ * the adapter sends the host as SNI, checks the chain and the host name, and only then calls
+ * tern_io_connected(); the core sees plaintext only. */
+int tern_io_tls(const tern_t *t, int http, const char **ca_file, int *insecure);
+/* A log line from the adapter, through the tern_t's log_cb and level (the SDK never prints). */
+void tern_io_log(tern_t *t, int level, const char *line);
 /* The timer fired. */
 void tern_io_timer(tern_t *t);
 void tern_io_http_done(tern_t *t, uint64_t id, int status, const void *resp, size_t n);

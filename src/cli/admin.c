@@ -28,16 +28,17 @@ typedef struct {
   int kind;
   size_t off;
   size_t has_off; /* F_INT: where "was given" is recorded, or 0 */
+  long min, max;  /* F_INT: the accepted range, said when a value is outside it */
 } flag_t;
 
 #define S(n, f)                                                                                                        \
-  { n, F_STR, offsetof(admin_args_t, f), 0 }
-#define I(n, f)                                                                                                        \
-  { n, F_INT, offsetof(admin_args_t, f), 0 }
-#define IH(n, f)                                                                                                       \
-  { n, F_INT, offsetof(admin_args_t, f), offsetof(admin_args_t, has_##f) }
+  { n, F_STR, offsetof(admin_args_t, f), 0, 0, 0 }
+#define I(n, f, lo, hi)                                                                                                \
+  { n, F_INT, offsetof(admin_args_t, f), 0, lo, hi }
+#define IH(n, f, lo, hi)                                                                                               \
+  { n, F_INT, offsetof(admin_args_t, f), offsetof(admin_args_t, has_##f), lo, hi }
 #define B(n, f)                                                                                                        \
-  { n, F_BOOL, offsetof(admin_args_t, f), 0 }
+  { n, F_BOOL, offsetof(admin_args_t, f), 0, 0, 0 }
 
 static const flag_t FLAGS[] = {
     S("server", server),
@@ -46,7 +47,7 @@ static const flag_t FLAGS[] = {
     S("cacert", cacert),
     B("json", json),
     B("insecure", insecure),
-    I("timeout", timeout),
+    I("timeout", timeout, 1, 86400),
     S("name", name),
     S("members", members),
     S("attr", attr),
@@ -58,8 +59,8 @@ static const flag_t FLAGS[] = {
     B("room", room),
     B("service", service),
     B("all", all),
-    IH("limit", limit),
-    I("skip", skip),
+    IH("limit", limit, 0, 1000),
+    I("skip", skip, 0, 1000000000),
     S("from", from),
     S("text", text),
     S("content", content),
@@ -86,7 +87,7 @@ static const flag_t FLAGS[] = {
     S("channels", channels),
     S("add-channels", add_channels),
     S("remove-channels", remove_channels),
-    IH("badge", badge),
+    IH("badge", badge, 0, 1000000),
     S("out", out),
     S("mime", mime),
     S("from-app-id", from_app_id),
@@ -96,11 +97,11 @@ static const flag_t FLAGS[] = {
     B("rehost-files", rehost_files),
     B("dry-run", dry_run),
     B("full", full),
-    I("concurrency", concurrency),
-    I("batch", batch),
-    IH("rate", rate),
-    IH("retries", retries),
-    IH("recheck-days", recheck_days),
+    I("concurrency", concurrency, 1, 1000),
+    I("batch", batch, 1, 1000000000),
+    IH("rate", rate, 0, 1000000000),
+    IH("retries", retries, 0, 1000000000),
+    IH("recheck-days", recheck_days, 0, 1000000000),
 };
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
@@ -556,8 +557,8 @@ static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *hel
     } else {
       char *end;
       long n = strtol(v, &end, 10);
-      if (!*v || *end || n < 0 || n > 1000000000)
-        return admin_usage_error(ad, "--%s needs a number, not %s", f->name, v);
+      if (!*v || *end || n < f->min || n > f->max)
+        return admin_usage_error(ad, "--%s needs a number from %ld to %ld, not %s", f->name, f->min, f->max, v);
       *(int *)field = (int)n;
       if (f->has_off) *(int *)((char *)a + f->has_off) = 1;
     }

@@ -6,6 +6,7 @@
  * so that an operator only ever types the id. Membership differs by kind too: normal
  * conversations have members, service conversations subscribers, chat rooms neither (the
  * clients in them come and go) — `add`, `remove` and `members` map onto what there is. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,12 +65,77 @@ int admin_conv_create(admin_t *ad) {
   return 0;
 }
 
+/* `conv get` without --json: the stored fields under the names a person reads, in the
+ * order they matter, then any custom field as it is named. --json gives the REST document
+ * unchanged (LeanCloud's short keys), which scripts keep using. */
+static const struct {
+  const char *key, *label;
+} CONV_FIELDS[] = {
+    {"objectId", "id"},
+    {"name", "name"},
+    {"c", "creator"},
+    {"m", "members"},
+    {"tr", "chat room"},
+    {"sys", "service conversation"},
+    {"temp", "temporary"},
+    {"ttl", "expires (seconds)"},
+    {"unique", "unique"},
+    {"uniqueId", "unique id"},
+    {"mu", "offline push muted for"},
+    {"attr", "attributes"},
+    {"createdAt", "created"},
+    {"updatedAt", "updated"},
+    {"lm", "last message at"},
+};
+
+static void print_conv_value(const char *label, json_t *v) {
+  size_t i;
+  json_t *x;
+  int strings = json_is_array(v);
+  json_array_foreach(v, i, x) strings &= json_is_string(x);
+  json_t *iso = json_is_object(v) ? json_object_get(v, "iso") : NULL; /* {"__type":"Date","iso":…} */
+  printf("%s: ", label);
+  if (json_is_string(v))
+    printf("%s", json_string_value(v));
+  else if (json_is_boolean(v))
+    printf("%s", json_is_true(v) ? "yes" : "no");
+  else if (json_is_string(iso))
+    printf("%s", json_string_value(iso));
+  else if (strings && json_array_size(v) == 0)
+    printf("(none)");
+  else if (strings)
+    json_array_foreach(v, i, x) printf("%s%s", i ? ", " : "", json_string_value(x));
+  else {
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    printf("%s", s ? s : "?");
+    free(s);
+  }
+  printf("\n");
+}
+
 int admin_conv_get(admin_t *ad) {
   char *path = admin_conv_path(ad, ad->a.pos[0], NULL);
   if (!path) return 1;
-  int rc = admin_show(ad, path);
+  json_t *res;
+  int rc = admin_call(ad, "GET", path, NULL, &res);
   free(path);
-  return rc;
+  if (rc) return rc;
+  if (ad->a.json) return admin_print_json(res);
+  size_t nf = sizeof CONV_FIELDS / sizeof CONV_FIELDS[0];
+  for (size_t i = 0; i < nf; i++) {
+    json_t *v = json_object_get(res, CONV_FIELDS[i].key);
+    if (v && !json_is_null(v)) print_conv_value(CONV_FIELDS[i].label, v);
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(res, k, v) {
+    size_t i = 0;
+    while (i < nf && strcmp(CONV_FIELDS[i].key, k) != 0)
+      i++;
+    if (i == nf) print_conv_value(k, v);
+  }
+  json_decref(res);
+  return 0;
 }
 
 int admin_conv_list(admin_t *ad) {

@@ -1,53 +1,195 @@
 /* main.c — `tern`, the terminal client of tern, built only on libtern's public API.
  *
- *   tern chat --as Tom                      interactive chat (see chat.c)
+ *   tern chat --as Tom                      interactive chat (chat.c)
  *   tern send --as Tom --to Jerry hello     scriptable commands, one request each, using
- *   tern history --as Tom --conv CID        the blocking layer <tern/sync.h>; --json prints
- *   tern conv create|add|remove|query …     machine-readable output (one JSON document,
- *   tern watch --as Jerry [--count N]       or one JSON object per line for watch)
+ *   tern history --as Tom --conv CID        the blocking layer <tern/sync.h> (cmds.c); --json
+ *   tern conv create|add|remove|query|count prints machine-readable output (one JSON
+ *   tern watch --as Jerry [--count N]       document, or one JSON object per line for watch)
  *   tern admin conv|msg|kick|push|file …    the REST API with the master key (admin.c)
+ *
+ * One table lists every command with the options it takes and its help, as `tern admin`
+ * does, so parsing, per-command checks and `tern COMMAND --help` cannot drift apart. Every
+ * value is checked before anything connects: numbers against their range, JSON arguments
+ * with the parser's own message, a command's required options and words. Exit status: 0
+ * done, 1 refused by the server or not reached (the message names the URL), 2 bad usage.
  *
  * The server and app come from --url/--app-id, or TERN_URL/TERN_APP_ID, or — so that
  * `make run` followed by `tern chat` just works — ws://127.0.0.1:8080/ and the app id that
  * ternd saved in ./tern-data/app.json (or $TERN_DATA_DIR/app.json). */
-#include <errno.h>
-#include <signal.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "admin.h"
 #include "cli.h"
+#include "tern_version.h"
 
-static const char *USAGE =
-    "usage: tern <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  chat                          interactive chat (/help inside)\n"
-    "  send (--conv CID | --to ID) TEXT...\n"
-    "                                send a text message (--transient, --receipt,\n"
-    "                                --type N, --attr JSON, --file PATH, --image URL)\n"
-    "  history --conv CID            messages, oldest first (--limit N, --before MID --before-ts MS)\n"
-    "  conv create [--name N] [--unique] [--transient] [--attr JSON] MEMBER...\n"
-    "  conv add|remove --conv CID ID...\n"
-    "  conv query [--where JSON] [--limit N] [--order ORDER]\n"
-    "  conv count --conv CID\n"
-    "  watch                         print incoming events (--count N, --timeout SEC)\n"
-    "  admin ...                     back office over the REST API with the master key\n"
-    "                                (tern admin --help)\n"
-    "\n"
-    "options:\n"
-    "  --as ID         client id (required)\n"
-    "  --tag TAG       login tag (single sign-on)\n"
-    "  --url URL       server WebSocket URL (env TERN_URL; default ws://127.0.0.1:8080/)\n"
-    "  --app-id ID     app id (env TERN_APP_ID; default: ./tern-data/app.json)\n"
-    "  --app-key KEY   app key, for file uploads (env TERN_APP_KEY; default: as the app id)\n"
-    "  --cache-dir DIR local cache directory (default: none, in memory)\n"
-    "  --json          JSON output\n"
-    "  --verbose       libtern log on stderr\n";
+/* ---------------------------------------------------------------- options */
 
-/* ---- shared helpers ---- */
+enum { F_STR, F_INT, F_BOOL };
+enum { IN_OPTS, IN_ARGS }; /* which struct the value goes to */
+
+typedef struct {
+  const char *name; /* without "--" */
+  int kind, in;
+  size_t off;
+  int64_t min, max; /* F_INT */
+  const char *says; /* F_INT: what the number is, for the range message */
+} flag_t;
+
+#define OS(n, f) {n, F_STR, IN_OPTS, offsetof(cli_opts_t, f), 0, 0, NULL}
+#define OB(n, f) {n, F_BOOL, IN_OPTS, offsetof(cli_opts_t, f), 0, 0, NULL}
+#define AS(n, f) {n, F_STR, IN_ARGS, offsetof(cli_args_t, f), 0, 0, NULL}
+#define AB(n, f) {n, F_BOOL, IN_ARGS, offsetof(cli_args_t, f), 0, 0, NULL}
+#define AI(n, f, lo, hi, says) {n, F_INT, IN_ARGS, offsetof(cli_args_t, f), lo, hi, says}
+
+static const flag_t FLAGS[] = {
+    OS("as", as),
+    OS("tag", tag),
+    OS("url", url),
+    OS("app-id", app_id),
+    OS("app-key", app_key),
+    OS("cache-dir", cache_dir),
+    OS("cacert", cacert),
+    OB("insecure", insecure),
+    OB("json", json),
+    OB("verbose", verbose),
+    AS("conv", conv),
+    AS("to", to),
+    AS("attr", attr),
+    AS("file", file),
+    AS("image", image),
+    AS("name", name),
+    AS("where", where),
+    AS("order", order),
+    AS("before", before),
+    AI("before-ts", before_ts, 0, 9007199254740991LL, "a time in milliseconds since 1970"),
+    AI("limit", limit, 1, 1000, "messages or conversations"),
+    AI("count", count, 1, 1000000, "events"),
+    AI("timeout", timeout, 1, 86400, "seconds"),
+    AI("type", type, -7, INT_MAX, "a message type"),
+    AB("transient", transient),
+    AB("receipt", receipt),
+    AB("unique", unique),
+};
+#define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
+
+static const char COMMON[] = "as tag url app-id app-key cache-dir cacert insecure json verbose";
+
+static const char COMMON_HELP[] =
+    "common options:\n"
+    "  --as ID          client id to log in as (required)\n"
+    "  --tag TAG        login tag (single sign-on: one device per tag)\n"
+    "  --url URL        server WebSocket URL, ws:// or wss:// (env TERN_URL; default ws://127.0.0.1:8080/)\n"
+    "  --app-id ID      app id (env TERN_APP_ID; default: ./tern-data/app.json)\n"
+    "  --app-key KEY    app key, for file uploads (env TERN_APP_KEY; default: ./tern-data/app.json)\n"
+    "  --cacert FILE    wss://: trust the PEM certificates in FILE instead of the system's\n"
+    "  --insecure       wss://: do not check the server's certificate (tests only)\n"
+    "  --cache-dir DIR  local cache directory (default: none, in memory)\n"
+    "  --json           JSON output\n"
+    "  --verbose        libtern's log on stderr\n";
+
+/* ---------------------------------------------------------------- commands */
+
+typedef struct {
+  const char *group, *name; /* name NULL: a one-word command */
+  const char *flags;        /* the options it takes besides COMMON */
+  int min_pos, max_pos;     /* words after the command (-1: any number) */
+  const char *summary;      /* one line for `tern --help` */
+  const char *help;         /* `tern COMMAND --help` */
+} cmd_t;
+
+static const cmd_t CMDS[] = {
+    {"chat", NULL, "", 0, 0, "interactive chat (/help inside)",
+     "usage: tern chat --as ID\n"
+     "  An interactive chat: messages arrive while you type. Commands inside:\n"
+     "  /list  /open N|ID  /new NAME [ID…]  /more  /members  /add ID…  /remove ID…  /leave\n"
+     "  /login  /help  /quit. Arrow keys edit the line, up and down walk the input history.\n"},
+    {"send", NULL, "conv to transient receipt type attr file image", 0, -1,
+     "send a message (TEXT, --file PATH, --image URL)",
+     "usage: tern send --as ID (--conv CID | --to ID) [options] TEXT...\n"
+     "  Sends a message; prints \"sent MID to CID\" (--json: the message).\n"
+     "  --conv CID      the conversation\n"
+     "  --to ID         the unique conversation of you and ID (made if needed)\n"
+     "  --type N        -1 text (default), -2 image, -3 audio, -4 video, -5 location, -6 file,\n"
+     "                  or a custom type from 1\n"
+     "  --attr JSON     the message's attributes (a JSON object)\n"
+     "  --file PATH     upload PATH and send it (with --type -2 … -6); TEXT is optional\n"
+     "  --image URL     an image message with URL; TEXT is optional\n"
+     "  --transient     not stored, not delivered later (typing indicators)\n"
+     "  --receipt       ask for a delivery receipt\n"},
+    {"history", NULL, "conv to limit before before-ts", 0, 0, "messages of a conversation, oldest first",
+     "usage: tern history --as ID (--conv CID | --to ID) [--limit N] [--before MID --before-ts MS]\n"
+     "  Prints a page of messages, oldest first.\n"
+     "  --limit N       messages in the page, 1 to 1000 (default 20)\n"
+     "  --before MID    the page before message MID, which was sent at --before-ts MS\n"},
+    {"conv", "create", "name unique transient attr", 0, -1, "create a conversation",
+     "usage: tern conv create --as ID [--name N] [--unique] [--transient] [--attr JSON] MEMBER...\n"
+     "  Creates a conversation of you and the MEMBERs; prints it.\n"
+     "  --unique        the same members get the same conversation\n"
+     "  --transient     a chat room\n"
+     "  --attr JSON     its attributes (a JSON object)\n"},
+    {"conv", "add", "conv", 1, -1, "add members", "usage: tern conv add --as ID --conv CID MEMBER...\n"},
+    {"conv", "remove", "conv", 1, -1, "remove members", "usage: tern conv remove --as ID --conv CID MEMBER...\n"},
+    {"conv", "query", "where limit order", 0, 0, "find conversations",
+     "usage: tern conv query --as ID [--where JSON] [--limit N] [--order KEYS]\n"
+     "  --where JSON    conditions, e.g. '{\"attr.type\":\"private\",\"name\":{\"$regex\":\"^cat\"}}'\n"
+     "  --limit N       1 to 1000 (default: the server's, 10)\n"
+     "  --order KEYS    e.g. -lm (latest message first)\n"},
+    {"conv", "count", "conv", 0, 0, "count members (online, in a chat room)",
+     "usage: tern conv count --as ID --conv CID\n"},
+    {"watch", NULL, "count timeout", 0, 0, "print incoming events",
+     "usage: tern watch --as ID [--count N] [--timeout SEC]\n"
+     "  Logs in and prints every event (messages, members, typing …) until interrupted.\n"
+     "  --count N       exit after N events, counted from \"watching\" (--json: \"ready\") on\n"
+     "  --timeout SEC   exit after SEC seconds, 1 to 86400\n"},
+};
+#define NCMDS (sizeof CMDS / sizeof CMDS[0])
+
+static void usage(FILE *f) {
+  fputs("usage: tern <command> [options]\n\ncommands:\n", f);
+  for (size_t i = 0; i < NCMDS; i++) {
+    char words[40];
+    snprintf(words, sizeof words, "%s%s%s", CMDS[i].group, CMDS[i].name ? " " : "", CMDS[i].name ? CMDS[i].name : "");
+    fprintf(f, "  %-16s%s\n", words, CMDS[i].summary);
+  }
+  fputs("  admin …         the back office over the REST API with the master key (tern admin --help)\n\n", f);
+  fputs(COMMON_HELP, f);
+  fputs("\n`tern COMMAND --help` tells more; `tern --version` the version.\n"
+        "exit status: 0 done, 1 refused by the server or not reached, 2 bad usage\n",
+        f);
+}
+
+static void command_help(FILE *f, const char *group, const cmd_t *cmd) {
+  for (size_t i = 0; i < NCMDS; i++)
+    if (cmd ? &CMDS[i] == cmd : strcmp(CMDS[i].group, group) == 0) fputs(CMDS[i].help, f);
+  fputc('\n', f);
+  fputs(COMMON_HELP, f);
+}
+
+static int takes(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)); p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) return 1;
+  return 0;
+}
+
+/* "tern send: …" (or "tern: …" before a command is known) and where to read more; 2. */
+static int usage_error(const char *cmdname, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmdname, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "tern%s%s: ", cmdname ? " " : "", cmdname ? cmdname : "");
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (tern %s%s--help)\n", cmdname ? cmdname : "", cmdname ? " " : "");
+  return 2;
+}
+
+/* ---------------------------------------------------------------- shared helpers */
 
 char *cli_saved_key(const char *name) {
   const char *dir = getenv("TERN_DATA_DIR");
@@ -60,7 +202,15 @@ char *cli_saved_key(const char *name) {
   return out;
 }
 
-static void log_stderr(void *data, int level, const char *line) { fprintf(stderr, "libtern: %s\n", line); }
+static char last_error[600];
+static int verbosity;
+
+static void log_line(void *data, int level, const char *line) {
+  if (level == TERN_LOG_ERROR) snprintf(last_error, sizeof last_error, "%s", line);
+  if (verbosity) fprintf(stderr, "libtern: %s\n", line);
+}
+
+const char *cli_last_error(void) { return last_error; }
 
 void cli_tern_options(const cli_opts_t *o, tern_options_t *to) {
   tern_options_init(to);
@@ -68,11 +218,35 @@ void cli_tern_options(const cli_opts_t *o, tern_options_t *to) {
   to->app_id = o->app_id;
   to->app_key = o->app_key;
   to->cache_dir = o->cache_dir;
+  to->tls_ca_file = o->cacert;
+  to->tls_insecure = o->insecure;
   to->command_timeout_ms = 10000;
-  if (o->verbose) {
-    to->log_cb = log_stderr;
-    to->log_level = o->verbose > 1 ? TERN_LOG_DEBUG : TERN_LOG_INFO;
+  verbosity = o->verbose;
+  to->log_cb = log_line;
+  to->log_level = o->verbose > 1 ? TERN_LOG_DEBUG : o->verbose ? TERN_LOG_INFO : TERN_LOG_ERROR;
+}
+
+int cli_is_connect_error(int rc) {
+  return rc == TERN_ECONNECT || rc == TERN_ETLS || rc == TERN_EHANDSHAKE || rc == TERN_ETIMEDOUT || rc == TERN_ECLOSED;
+}
+
+int cli_connect_failed(const cli_opts_t *o, int rc) {
+  const char *detail = cli_last_error();
+  if (o->json) {
+    json_t *j = json_pack("{s:s,s:i,s:s,s:s}", "error", tern_err_name(rc), "code", rc, "what",
+                          cli_is_connect_error(rc) ? "connect" : "login", "url", o->url);
+    if (j && *detail) json_object_set_new(j, "detail", json_string(detail));
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    printf("%s\n", s ? s : "{}");
+    free(s);
+    json_decref(j);
   }
+  if (cli_is_connect_error(rc))
+    fprintf(stderr, "tern: cannot connect to %s: %s (%s)%s%s\n", o->url, tern_strerror(rc), tern_err_name(rc),
+            *detail ? "; " : "", detail);
+  else
+    fprintf(stderr, "tern: %s could not log in at %s: %s (%s)\n", o->as, o->url, tern_strerror(rc), tern_err_name(rc));
+  return 1;
 }
 
 json_t *cli_msg_json(const tern_msg_t *m) {
@@ -117,6 +291,25 @@ json_t *cli_conv_json(const tern_conv_t *c) {
   return j;
 }
 
+const char *cli_conv_label(const tern_conv_t *c, const char *self, char *out, size_t n) {
+  const char *name = tern_conv_name(c);
+  if (name && *name) {
+    snprintf(out, n, "%s", name);
+    return out;
+  }
+  size_t nm;
+  const char *const *m = tern_conv_members(c, &nm);
+  size_t len = 0;
+  out[0] = 0;
+  for (size_t i = 0; i < nm && len + 1 < n; i++) {
+    if (self && strcmp(m[i], self) == 0) continue;
+    len += (size_t)snprintf(out + len, n - len, "%s%s", len ? ", " : "", m[i]);
+    if (len >= n) len = n - 1;
+  }
+  if (!out[0]) snprintf(out, n, "%s", tern_conv_id(c)); /* only you, or members unknown */
+  return out;
+}
+
 char *cli_msg_summary(const tern_msg_t *m) {
   char buf[4096];
   const char *text = tern_msg_text(m);
@@ -141,520 +334,185 @@ char *cli_msg_summary(const tern_msg_t *m) {
   return strdup(buf);
 }
 
-static void print_json(json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-  printf("%s\n", s ? s : "null");
-  fflush(stdout);
-  free(s);
+/* ---------------------------------------------------------------- parsing */
+
+/* A JSON argument that must be an object: the parser's own message when it is not JSON. */
+static int check_json_object(const char *cmdname, const char *flag, const char *text) {
+  if (!text) return 0;
+  json_error_t e;
+  json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
+  if (!j) return usage_error(cmdname, "--%s is not JSON: %s (line %d, column %d)", flag, e.text, e.line, e.column);
+  int ok = json_is_object(j);
   json_decref(j);
+  return ok ? 0 : usage_error(cmdname, "--%s must be a JSON object, like '{\"key\":\"value\"}'", flag);
 }
 
-static int fail(const cli_opts_t *o, const char *what, int rc) {
-  if (o->json) print_json(json_pack("{s:s,s:i,s:s}", "error", tern_err_name(rc), "code", rc, "what", what));
-  fprintf(stderr, "tern: %s: %s (%s)\n", what, tern_strerror(rc), tern_err_name(rc));
-  return 1;
+static const cmd_t *find_cmd(const char *group, const char *name) {
+  for (size_t i = 0; i < NCMDS; i++)
+    if (strcmp(CMDS[i].group, group) == 0 && (!CMDS[i].name ? !name : name && strcmp(CMDS[i].name, name) == 0))
+      return &CMDS[i];
+  return NULL;
 }
 
-/* ---- command context: a sync tern_t and the open client ---- */
-
-typedef struct {
-  const cli_opts_t *o;
-  tern_t *t;
-  tern_client_t *c;
-} ctx_t;
-
-static int ctx_open(ctx_t *x, const cli_opts_t *o, const tern_delegate_t *d, void *ddata) {
-  x->o = o;
-  tern_options_t to;
-  cli_tern_options(o, &to);
-  x->t = tern_sync_new(&to);
-  if (!x->t) return fail(o, "bad --url or --app-id", TERN_EINVAL);
-  tern_register_message_type(x->t, CLI_TYPING_TYPE);
-  x->c = tern_client_get(x->t, o->as, o->tag);
-  if (!x->c) {
-    tern_free(x->t);
-    return fail(o, "bad client id", TERN_EINVAL);
-  }
-  if (d) tern_client_set_delegate(x->c, d, ddata);
-  int rc = tern_sync_open(x->c, NULL);
-  if (rc < 0) {
-    tern_free(x->t);
-    return fail(o, "login", rc);
-  }
+static int is_group(const char *w) {
+  for (size_t i = 0; i < NCMDS; i++)
+    if (strcmp(CMDS[i].group, w) == 0) return 1 + (CMDS[i].name != NULL);
   return 0;
 }
-
-static void ctx_close(ctx_t *x) {
-  tern_sync_close(x->c);
-  tern_free(x->t);
-}
-
-/* --conv CID, or --to ID: the unique conversation of the two. */
-static int find_conv(ctx_t *x, const char *cid, const char *to, tern_conv_t **out) {
-  int rc;
-  if (cid)
-    rc = tern_sync_get_conv(x->c, cid, out);
-  else if (to)
-    rc = tern_sync_create_conv(x->c, NULL, &to, 1, NULL, TERN_CONV_UNIQUE, out);
-  else
-    return fail(x->o, "--conv or --to is required", TERN_EINVAL);
-  return rc < 0 ? fail(x->o, "conversation", rc) : 0;
-}
-
-/* ---- commands ---- */
-
-typedef struct {
-  const char *conv, *to, *attr, *file, *image, *name, *where, *order, *before;
-  int64_t before_ts;
-  int limit, count, timeout, transient, receipt, unique, type;
-  char **pos;
-  int npos;
-} args_t;
-
-static char *join_words(char **w, int n) {
-  size_t len = 1;
-  for (int i = 0; i < n; i++)
-    len += strlen(w[i]) + 1;
-  char *s = calloc(1, len);
-  for (int i = 0; i < n; i++) {
-    if (i) strcat(s, " ");
-    strcat(s, w[i]);
-  }
-  return s;
-}
-
-static int cmd_send(const cli_opts_t *o, args_t *a) {
-  ctx_t x;
-  if (ctx_open(&x, o, NULL, NULL)) return 1;
-  tern_conv_t *conv;
-  if (find_conv(&x, a->conv, a->to, &conv)) {
-    ctx_close(&x);
-    return 1;
-  }
-  char *text = join_words(a->pos, a->npos);
-  tern_msg_t *m;
-  if (a->file)
-    m = tern_msg_new_file_path(a->type ? a->type : TERN_MSG_FILE, *text ? text : NULL, a->file, a->attr);
-  else if (a->image)
-    m = tern_msg_new_file_url(TERN_MSG_IMAGE, *text ? text : NULL, a->image, a->attr);
-  else if (a->type)
-    m = tern_msg_new_typed(a->type, text, a->attr);
-  else
-    m = tern_msg_new_text(text, a->attr);
-  free(text);
-  if (!m) {
-    ctx_close(&x);
-    return fail(o, "message", TERN_EINVAL);
-  }
-  tern_msg_t *sent = NULL;
-  unsigned opts = (a->transient ? TERN_SEND_TRANSIENT : 0) | (a->receipt ? TERN_SEND_RECEIPT : 0);
-  int rc = tern_sync_send(conv, m, opts, &sent);
-  tern_msg_free(m);
-  int ret = 0;
-  if (rc < 0)
-    ret = fail(o, "send", rc);
-  else if (o->json)
-    print_json(cli_msg_json(sent));
-  else
-    printf("sent %s to %s\n", tern_msg_id(sent), tern_conv_id(conv));
-  tern_msg_free(sent);
-  ctx_close(&x);
-  return ret;
-}
-
-static int cmd_history(const cli_opts_t *o, args_t *a) {
-  ctx_t x;
-  if (ctx_open(&x, o, NULL, NULL)) return 1;
-  tern_conv_t *conv;
-  if (find_conv(&x, a->conv, a->to, &conv)) {
-    ctx_close(&x);
-    return 1;
-  }
-  tern_msg_t **msgs;
-  size_t n;
-  int rc = tern_sync_history(conv, a->before, a->before_ts, a->limit ? a->limit : 20, &msgs, &n, NULL);
-  if (rc < 0) {
-    ctx_close(&x);
-    return fail(o, "history", rc);
-  }
-  if (o->json) {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-      json_array_append_new(arr, cli_msg_json(msgs[i]));
-    print_json(arr);
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      char *s = cli_msg_summary(msgs[i]);
-      time_t secs = (time_t)(tern_msg_timestamp(msgs[i]) / 1000);
-      struct tm tm;
-      localtime_r(&secs, &tm);
-      char when[32];
-      strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-      printf("%s %s %s: %s\n", when, tern_msg_id(msgs[i]), tern_msg_from(msgs[i]), s);
-      free(s);
-    }
-  }
-  tern_sync_msgs_free(msgs, n);
-  ctx_close(&x);
-  return 0;
-}
-
-static void print_conv(const cli_opts_t *o, tern_conv_t *c) {
-  if (o->json) {
-    print_json(cli_conv_json(c));
-    return;
-  }
-  size_t n;
-  const char *const *m = tern_conv_members(c, &n);
-  printf("%s  %s  [", tern_conv_id(c), tern_conv_name(c) ? tern_conv_name(c) : "(unnamed)");
-  for (size_t i = 0; i < n; i++)
-    printf("%s%s", i ? ", " : "", m[i]);
-  printf("]\n");
-}
-
-static int cmd_conv(const cli_opts_t *o, args_t *a) {
-  if (a->npos < 1) {
-    fputs(USAGE, stderr);
-    return 2;
-  }
-  const char *sub = a->pos[0];
-  ctx_t x;
-  if (ctx_open(&x, o, NULL, NULL)) return 1;
-  int ret = 0, rc;
-  tern_conv_t *conv = NULL;
-  if (strcmp(sub, "create") == 0) {
-    unsigned opts = (a->unique ? TERN_CONV_UNIQUE : 0) | (a->transient ? TERN_CONV_TRANSIENT : 0);
-    rc = tern_sync_create_conv(x.c, a->name, (const char *const *)a->pos + 1, (size_t)(a->npos - 1), a->attr, opts,
-                               &conv);
-    if (rc < 0)
-      ret = fail(o, "create", rc);
-    else
-      print_conv(o, conv);
-  } else if (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0 || strcmp(sub, "count") == 0) {
-    if (find_conv(&x, a->conv, NULL, &conv)) {
-      ctx_close(&x);
-      return 1;
-    }
-    if (strcmp(sub, "count") == 0) {
-      int count = 0;
-      rc = tern_sync_count_members(conv, &count);
-      if (rc < 0)
-        ret = fail(o, "count", rc);
-      else if (o->json)
-        print_json(json_pack("{s:s,s:i}", "id", tern_conv_id(conv), "count", count));
-      else
-        printf("%d\n", count);
-    } else {
-      const char *const *ids = (const char *const *)a->pos + 1;
-      size_t n = (size_t)(a->npos - 1);
-      rc = sub[0] == 'a' ? tern_sync_add_members(conv, ids, n) : tern_sync_remove_members(conv, ids, n);
-      if (rc < 0)
-        ret = fail(o, sub, rc);
-      else
-        print_conv(o, conv);
-    }
-  } else if (strcmp(sub, "query") == 0) {
-    tern_query_t *q = tern_query_new(x.c);
-    tern_query_set_cache_policy(q, TERN_NETWORK_ELSE_CACHE);
-    if (a->limit) tern_query_set_limit(q, a->limit);
-    if (a->order) tern_query_set_order(q, a->order);
-    rc = 0;
-    if (a->where) {
-      json_t *w = json_loads(a->where, 0, NULL);
-      const char *k;
-      json_t *v;
-      if (!json_is_object(w)) rc = TERN_EINVAL;
-      json_object_foreach(w, k, v) {
-        char *vs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (json_is_object(v)) { /* {"$gt": 5} … pass operator objects through */
-          const char *op;
-          json_t *ov;
-          json_object_foreach(v, op, ov) {
-            static const char *names[] = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"};
-            char *ovs = json_dumps(ov, JSON_COMPACT | JSON_ENCODE_ANY);
-            int found = 0;
-            for (int i = 0; i < 6; i++)
-              if (strcmp(op, names[i]) == 0) {
-                tern_query_where(q, k, (tern_cmp_t)i, ovs);
-                found = 1;
-              }
-            if (!found && strcmp(op, "$regex") == 0)
-              tern_query_matches_regex(q, k, json_string_value(ov), json_string_value(json_object_get(v, "$options")));
-            else if (!found && strcmp(op, "$all") == 0 && json_is_array(ov)) {
-              const char *vals[64];
-              size_t nv = 0;
-              for (size_t i = 0; i < json_array_size(ov) && nv < 64; i++)
-                if (json_is_string(json_array_get(ov, i))) vals[nv++] = json_string_value(json_array_get(ov, i));
-              tern_query_contains_all(q, k, vals, nv);
-            } else if (!found && strcmp(op, "$options") != 0)
-              rc = TERN_EINVAL;
-            free(ovs);
-          }
-        } else {
-          tern_query_where(q, k, TERN_EQ, vs);
-        }
-        free(vs);
-      }
-      json_decref(w);
-    }
-    tern_conv_t **res = NULL;
-    size_t n = 0;
-    if (rc == 0) rc = tern_sync_find(q, &res, &n);
-    tern_query_free(q);
-    if (rc < 0)
-      ret = fail(o, "query", rc);
-    else if (o->json) {
-      json_t *arr = json_array();
-      for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, cli_conv_json(res[i]));
-      print_json(arr);
-    } else {
-      for (size_t i = 0; i < n; i++)
-        print_conv(o, res[i]);
-    }
-    free(res);
-  } else {
-    fprintf(stderr, "tern: unknown conv command %s\n", sub);
-    ret = 2;
-  }
-  ctx_close(&x);
-  return ret;
-}
-
-/* ---- watch ---- */
-
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) { interrupted = 1; }
-
-typedef struct {
-  const cli_opts_t *o;
-  int events;
-} watch_t;
-
-static void emit(watch_t *w, json_t *j, const char *text) {
-  w->events++;
-  if (w->o->json)
-    print_json(j);
-  else {
-    printf("%s\n", text);
-    fflush(stdout);
-    json_decref(j);
-  }
-}
-
-static void w_message(tern_client_t *c, tern_conv_t *conv, const tern_msg_t *m, void *data) {
-  if (tern_msg_type(m) == CLI_TYPING_TYPE) {
-    char line[256];
-    snprintf(line, sizeof line, "%s is typing in %s", tern_msg_from(m), tern_conv_id(conv));
-    emit(data, json_pack("{s:s,s:s,s:s}", "event", "typing", "conv", tern_conv_id(conv), "from", tern_msg_from(m)),
-         line);
-    return;
-  }
-  json_t *j = json_pack("{s:s,s:o}", "event", "message", "message", cli_msg_json(m));
-  char *s = cli_msg_summary(m);
-  char line[4200];
-  snprintf(line, sizeof line, "[%s] %s: %s", tern_conv_name(conv) ? tern_conv_name(conv) : tern_conv_id(conv),
-           tern_msg_from(m), s);
-  free(s);
-  emit(data, j, line);
-}
-
-static void w_members(tern_client_t *c, tern_conv_t *conv, const char *const *ids, size_t n, const char *by, void *data,
-                      const char *what) {
-  json_t *a = json_array();
-  char list[1024] = "";
-  for (size_t i = 0; i < n; i++) {
-    json_array_append_new(a, json_string(ids[i]));
-    if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
-    strncat(list, ids[i], sizeof list - strlen(list) - 1);
-  }
-  char line[1400];
-  snprintf(line, sizeof line, "%s: %s %s by %s", tern_conv_id(conv), list, what, by ? by : "?");
-  emit(data, json_pack("{s:s,s:s,s:o,s:s?}", "event", what, "conv", tern_conv_id(conv), "members", a, "by", by), line);
-}
-static void w_added(tern_client_t *c, tern_conv_t *v, const char *const *ids, size_t n, const char *by, void *d) {
-  w_members(c, v, ids, n, by, d, "joined");
-}
-static void w_removed(tern_client_t *c, tern_conv_t *v, const char *const *ids, size_t n, const char *by, void *d) {
-  w_members(c, v, ids, n, by, d, "left");
-}
-static void w_simple(void *data, const char *ev, tern_conv_t *conv, const char *by) {
-  char line[512];
-  snprintf(line, sizeof line, "%s %s by %s", conv ? tern_conv_id(conv) : "", ev, by ? by : "?");
-  emit(data, json_pack("{s:s,s:s?,s:s?}", "event", ev, "conv", conv ? tern_conv_id(conv) : NULL, "by", by), line);
-}
-static void w_invited(tern_client_t *c, tern_conv_t *v, const char *by, void *d) { w_simple(d, "invited", v, by); }
-static void w_kicked(tern_client_t *c, tern_conv_t *v, const char *by, void *d) { w_simple(d, "kicked", v, by); }
-static void w_unread(tern_client_t *c, tern_conv_t *v, int n, void *d) {
-  char line[256];
-  snprintf(line, sizeof line, "%s unread %d", tern_conv_id(v), n);
-  emit(d, json_pack("{s:s,s:s,s:i}", "event", "unread", "conv", tern_conv_id(v), "count", n), line);
-}
-static void w_delivered(tern_client_t *c, tern_conv_t *v, const tern_msg_t *m, void *d) {
-  char line[256];
-  snprintf(line, sizeof line, "%s delivered %s", tern_conv_id(v), tern_msg_id(m));
-  emit(d, json_pack("{s:s,s:s,s:s?}", "event", "delivered", "conv", tern_conv_id(v), "id", tern_msg_id(m)), line);
-}
-static void w_updated(tern_client_t *c, tern_conv_t *v, const char *attr, const char *by, void *d) {
-  char line[1024];
-  snprintf(line, sizeof line, "%s updated %s by %s", tern_conv_id(v), attr, by ? by : "?");
-  emit(d,
-       json_pack("{s:s,s:s,s:o,s:s?}", "event", "updated", "conv", tern_conv_id(v), "attr", json_loads(attr, 0, NULL),
-                 "by", by),
-       line);
-}
-static void w_paused(tern_client_t *c, void *d) { w_simple(d, "paused", NULL, NULL); }
-static void w_resumed(tern_client_t *c, void *d) { w_simple(d, "resumed", NULL, NULL); }
-static void w_offline(tern_client_t *c, int err, void *d) {
-  char line[128];
-  snprintf(line, sizeof line, "offline %d", TERN_ERR_CODE(err));
-  emit(d, json_pack("{s:s,s:i}", "event", "offline", "code", TERN_ERR_CODE(err)), line);
-  interrupted = 1;
-}
-
-static int cmd_watch(const cli_opts_t *o, args_t *a) {
-  watch_t w = {.o = o};
-  tern_delegate_t d = {
-      .on_message = w_message,
-      .on_common_message = w_message,
-      .on_members_added = w_added,
-      .on_members_removed = w_removed,
-      .on_invited = w_invited,
-      .on_kicked = w_kicked,
-      .on_unread = w_unread,
-      .on_message_delivered = w_delivered,
-      .on_conv_updated = w_updated,
-      .on_paused = w_paused,
-      .on_resumed = w_resumed,
-      .on_offline = w_offline,
-  };
-  ctx_t x;
-  if (ctx_open(&x, o, &d, &w)) return 1;
-  signal(SIGINT, on_sigint);
-  signal(SIGTERM, on_sigint);
-  if (o->json)
-    print_json(json_pack("{s:s,s:s}", "event", "ready", "as", o->as));
-  else {
-    printf("watching as %s\n", o->as);
-    fflush(stdout);
-  }
-  int waited = 0;
-  while (!interrupted && (!a->count || w.events < a->count) && (!a->timeout || waited < a->timeout * 1000)) {
-    tern_sync_wait(x.t, 100);
-    waited += 100;
-  }
-  if (tern_client_status(x.c) == TERN_CLIENT_OPEN) tern_sync_close(x.c);
-  tern_free(x.t);
-  return 0;
-}
-
-/* ---- argument parsing ---- */
 
 int main(int argc, char **argv) {
   /* admin speaks HTTP with the master key, not IM as a client: its own options */
   if (argc > 1 && strcmp(argv[1], "admin") == 0) return admin_main(argc - 1, argv + 1);
+  if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
+    printf("tern %s (commit %s)\n", TERN_VERSION, TERN_COMMIT);
+    return 0;
+  }
   cli_opts_t o = {0};
-  args_t a = {0};
+  cli_args_t a = {0};
   a.pos = calloc((size_t)argc + 1, sizeof *a.pos);
+  if (!a.pos) return 1;
   o.url = getenv("TERN_URL");
   o.app_id = getenv("TERN_APP_ID");
   o.app_key = getenv("TERN_APP_KEY");
-  const char *cmd = NULL;
-  for (int i = 1; i < argc; i++) {
+  const char *group = NULL, *sub = NULL;
+  const cmd_t *cmd = NULL;
+  char cmdname[40] = "";
+  char given[NFLAGS] = {0};
+  int help = 0, rc = 0;
+#define NAME() (*cmdname ? cmdname : NULL)
+  for (int i = 1; i < argc && rc == 0; i++) {
     const char *s = argv[i];
-#define VAL() (i + 1 < argc ? argv[++i] : (fprintf(stderr, "tern: %s needs a value\n", s), exit(2), ""))
-    if (strcmp(s, "--as") == 0)
-      o.as = VAL();
-    else if (strcmp(s, "--tag") == 0)
-      o.tag = VAL();
-    else if (strcmp(s, "--url") == 0)
-      o.url = VAL();
-    else if (strcmp(s, "--app-id") == 0)
-      o.app_id = VAL();
-    else if (strcmp(s, "--app-key") == 0)
-      o.app_key = VAL();
-    else if (strcmp(s, "--cache-dir") == 0)
-      o.cache_dir = VAL();
-    else if (strcmp(s, "--json") == 0)
-      o.json = 1;
-    else if (strcmp(s, "--verbose") == 0 || strcmp(s, "-v") == 0)
+    if (!strcmp(s, "-h") || !strcmp(s, "--help") || (!strcmp(s, "help") && !group)) {
+      help = 1;
+    } else if (!strcmp(s, "--version")) {
+      rc = usage_error(NAME(), "--version goes alone: tern --version");
+    } else if (!strcmp(s, "-v")) {
       o.verbose++;
-    else if (strcmp(s, "--conv") == 0)
-      a.conv = VAL();
-    else if (strcmp(s, "--to") == 0)
-      a.to = VAL();
-    else if (strcmp(s, "--attr") == 0)
-      a.attr = VAL();
-    else if (strcmp(s, "--file") == 0)
-      a.file = VAL();
-    else if (strcmp(s, "--image") == 0)
-      a.image = VAL();
-    else if (strcmp(s, "--name") == 0)
-      a.name = VAL();
-    else if (strcmp(s, "--where") == 0)
-      a.where = VAL();
-    else if (strcmp(s, "--order") == 0)
-      a.order = VAL();
-    else if (strcmp(s, "--before") == 0)
-      a.before = VAL();
-    else if (strcmp(s, "--before-ts") == 0)
-      a.before_ts = strtoll(VAL(), NULL, 10);
-    else if (strcmp(s, "--limit") == 0)
-      a.limit = atoi(VAL());
-    else if (strcmp(s, "--count") == 0)
-      a.count = atoi(VAL());
-    else if (strcmp(s, "--timeout") == 0)
-      a.timeout = atoi(VAL());
-    else if (strcmp(s, "--type") == 0)
-      a.type = atoi(VAL());
-    else if (strcmp(s, "--transient") == 0)
-      a.transient = 1;
-    else if (strcmp(s, "--receipt") == 0)
-      a.receipt = 1;
-    else if (strcmp(s, "--unique") == 0)
-      a.unique = 1;
-    else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 || strcmp(s, "help") == 0) {
-      fputs(USAGE, stdout);
-      free(a.pos);
-      return 0;
-    } else if (strncmp(s, "--", 2) == 0 && s[2]) {
-      fprintf(stderr, "tern: unknown option %s\n", s);
-      free(a.pos);
-      return 2;
-    } else if (!cmd)
-      cmd = s;
-    else
+    } else if (!strcmp(s, "--")) { /* the rest are words (ids that start with "-") */
+      while (++i < argc)
+        a.pos[a.npos++] = argv[i];
+    } else if (!strncmp(s, "--", 2) && s[2]) {
+      const char *name = s + 2, *eq = strchr(name, '=');
+      size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+      const flag_t *f = NULL;
+      for (size_t k = 0; k < NFLAGS; k++)
+        if (strlen(FLAGS[k].name) == nlen && !strncmp(FLAGS[k].name, name, nlen)) f = &FLAGS[k];
+      if (!f) {
+        rc = usage_error(NAME(), "unknown option %.*s", (int)(nlen + 2), s);
+        break;
+      }
+      given[f - FLAGS] = 1;
+      char *field = (char *)(f->in == IN_OPTS ? (void *)&o : (void *)&a) + f->off;
+      if (f->kind == F_BOOL) {
+        if (eq) rc = usage_error(NAME(), "--%s takes no value", f->name);
+        else if (!strcmp(f->name, "verbose")) o.verbose++;
+        else *(int *)field = 1;
+        continue;
+      }
+      const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+      if (!v) {
+        rc = usage_error(NAME(), "--%s needs a value", f->name);
+      } else if (f->kind == F_STR) {
+        *(const char **)field = v;
+      } else {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (!strcmp(f->name, "type") && (!*v || *end || n == 0 || n < f->min || n > f->max))
+          rc = usage_error(NAME(), "--type must be a message type, -7 to -1 (built-in) or 1 to %d (custom), not \"%s\"",
+                           INT_MAX, v);
+        else if (!*v || *end || n < f->min || n > f->max)
+          rc = usage_error(NAME(), "--%s must be a number from %lld to %lld (%s), not \"%s\"", f->name,
+                           (long long)f->min, (long long)f->max, f->says, v);
+        else if (f->off == offsetof(cli_args_t, before_ts))
+          a.before_ts = n;
+        else
+          *(int *)field = (int)n;
+      }
+    } else if (!group) {
+      int kind = is_group(s);
+      if (!kind) {
+        rc = usage_error(NULL, "unknown command %s", s);
+        break;
+      }
+      group = s;
+      if (kind == 1) {
+        cmd = find_cmd(group, NULL);
+        snprintf(cmdname, sizeof cmdname, "%s", group);
+      } else {
+        snprintf(cmdname, sizeof cmdname, "%s", group);
+      }
+    } else if (!cmd) { /* the second word of a two-word command */
+      sub = s;
+      cmd = find_cmd(group, sub);
+      if (!cmd) {
+        rc = usage_error(group, "unknown command %s %s", group, sub);
+        break;
+      }
+      snprintf(cmdname, sizeof cmdname, "%s %s", group, sub);
+    } else {
       a.pos[a.npos++] = argv[i];
-#undef VAL
+    }
   }
-  if (!cmd) {
-    fputs(USAGE, stderr);
+#undef NAME
+  if (rc == 0 && help) {
+    if (!group)
+      usage(stdout);
+    else
+      command_help(stdout, group, cmd);
     free(a.pos);
-    return 2;
+    return 0;
   }
+  if (rc == 0 && !group) {
+    usage(stderr);
+    rc = 2;
+  }
+  if (rc == 0 && !cmd) rc = usage_error(group, "%s what? create, add, remove, query or count", group);
+  for (size_t k = 0; rc == 0 && k < NFLAGS; k++)
+    if (given[k] && !takes(COMMON, FLAGS[k].name) && !takes(cmd->flags, FLAGS[k].name))
+      rc = usage_error(cmdname, "--%s is not an option of %s", FLAGS[k].name, cmdname);
+  if (rc == 0 && cmd->max_pos == 0 && a.npos > 0) rc = usage_error(cmdname, "unexpected argument \"%s\"", a.pos[0]);
+  if (rc == 0 && a.npos < cmd->min_pos) rc = usage_error(cmdname, "which members?");
+  if (rc == 0) rc = check_json_object(cmdname, "attr", a.attr);
+  if (rc == 0) rc = check_json_object(cmdname, "where", a.where);
+  if (rc == 0 && !strcmp(group, "send")) {
+    if (!a.conv && !a.to) rc = usage_error(cmdname, "--conv CID or --to ID is required");
+    else if (a.npos == 0 && !a.file && !a.image) rc = usage_error(cmdname, "no text to send");
+    else if (a.file && a.image) rc = usage_error(cmdname, "--file and --image exclude each other");
+  }
+  if (rc == 0 && !strcmp(group, "history") && !a.conv && !a.to) rc = usage_error(cmdname, "--conv CID or --to ID is required");
+  if (rc == 0 && !strcmp(group, "history") && !a.before != !a.before_ts)
+    rc = usage_error(cmdname, "--before MID and --before-ts MS go together (the message and its timestamp)");
+  if (rc == 0 && sub && strcmp(sub, "create") && strcmp(sub, "query") && !a.conv)
+    rc = usage_error(cmdname, "--conv CID is required");
+  if (rc == 0 && (o.cacert || o.insecure) && o.url && strncmp(o.url, "wss://", 6))
+    rc = usage_error(cmdname, "--cacert and --insecure are for wss:// URLs, not %s", o.url);
+  if (rc) {
+    free(a.pos);
+    return rc;
+  }
+
   char *saved = NULL, *saved_app_key = NULL;
   if (!o.url) o.url = "ws://127.0.0.1:8080/";
   if (!o.app_id) {
     o.app_id = saved = cli_saved_key("app_id");
     if (!o.app_key) o.app_key = saved_app_key = cli_saved_key("app_key"); /* file uploads need it */
   }
-  int rc = 2;
-  if (!o.app_id)
-    fprintf(stderr, "tern: no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)\n");
+  if (strncmp(o.url, "ws://", 5) && strncmp(o.url, "wss://", 6))
+    rc = usage_error(cmdname, "--url must be a ws:// or wss:// URL, not %s", o.url);
+  else if (!o.app_id)
+    rc = usage_error(cmdname, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
   else if (!o.as)
-    fprintf(stderr, "tern: --as ID is required\n");
-  else if (strcmp(cmd, "chat") == 0)
+    rc = usage_error(cmdname, "--as ID is required");
+  else if (!strcmp(group, "chat"))
     rc = chat_main(&o);
-  else if (strcmp(cmd, "send") == 0)
+  else if (!strcmp(group, "send"))
     rc = cmd_send(&o, &a);
-  else if (strcmp(cmd, "history") == 0)
+  else if (!strcmp(group, "history"))
     rc = cmd_history(&o, &a);
-  else if (strcmp(cmd, "conv") == 0)
-    rc = cmd_conv(&o, &a);
-  else if (strcmp(cmd, "watch") == 0)
+  else if (!strcmp(group, "conv"))
+    rc = cmd_conv(&o, &a, sub);
+  else if (!strcmp(group, "watch"))
     rc = cmd_watch(&o, &a);
-  else
-    fprintf(stderr, "tern: unknown command %s\n%s", cmd, USAGE);
   free(saved);
   free(saved_app_key);
   free(a.pos);

@@ -46,11 +46,15 @@ void tern_options_init(tern_options_t *o) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-/* ws://host[:port][/path] → host, port, path. */
-static int parse_url(const char *url, const char *scheme, int defport, char **host, int *port, char **path) {
-  size_t sl = strlen(scheme);
-  if (strncmp(url, scheme, sl) != 0) return TERN_EINVAL;
-  const char *h = url + sl;
+/* scheme://host[:port][/path] → host, port, path, and whether the scheme is the TLS one:
+ * ws:// (80) or wss:// (443) with base "ws", http:// (80) or https:// (443) with "http". */
+static int parse_url(const char *url, const char *base, int *tls, char **host, int *port, char **path) {
+  size_t bl = strlen(base);
+  if (strncmp(url, base, bl) != 0) return TERN_EINVAL;
+  *tls = url[bl] == 's';
+  if (strncmp(url + bl + *tls, "://", 3) != 0) return TERN_EINVAL;
+  int defport = *tls ? 443 : 80;
+  const char *h = url + bl + *tls + 3;
   const char *slash = strchr(h, '/');
   size_t hl = slash ? (size_t)(slash - h) : strlen(h);
   if (hl == 0) return TERN_EINVAL;
@@ -89,6 +93,8 @@ tern_t *tern_new(const tern_options_t *o) {
   t->app_key = dup_or_null(o->app_key);
   t->files_url = dup_or_null(o->files_url);
   t->cache_dir = dup_or_null(o->cache_dir);
+  t->tls_ca_file = dup_or_null(o->tls_ca_file);
+  t->o.tls_ca_file = t->tls_ca_file;
   t->o.url = t->url;
   t->o.app_id = t->app_id;
   t->o.app_key = t->app_key;
@@ -97,14 +103,15 @@ tern_t *tern_new(const tern_options_t *o) {
   t->next_i = 1;
   t->armed = -1;
   if (!t->url || !t->app_id || (o->app_key && !t->app_key) || (o->files_url && !t->files_url) ||
-      (o->cache_dir && !t->cache_dir))
+      (o->cache_dir && !t->cache_dir) || (o->tls_ca_file && !t->tls_ca_file))
     goto fail;
-  if (parse_url(t->url, "ws://", 80, &t->host, &t->port, &t->path) < 0) goto fail;
+  if (parse_url(t->url, "ws", &t->tls, &t->host, &t->port, &t->path) < 0) goto fail;
   if (t->files_url) {
-    if (parse_url(t->files_url, "http://", 80, &t->http_host, &t->http_port, NULL) < 0) goto fail;
+    if (parse_url(t->files_url, "http", &t->http_tls, &t->http_host, &t->http_port, NULL) < 0) goto fail;
   } else {
     t->http_host = strdup(t->host);
     t->http_port = t->port;
+    t->http_tls = t->tls;
     if (!t->http_host) goto fail;
   }
   return t;
@@ -114,12 +121,21 @@ fail:
   free(t->app_key);
   free(t->files_url);
   free(t->cache_dir);
+  free(t->tls_ca_file);
   free(t->host);
   free(t->path);
   free(t->http_host);
   free(t);
   return NULL;
 }
+
+int tern_io_tls(const tern_t *t, int http, const char **ca_file, int *insecure) {
+  if (ca_file) *ca_file = t->tls_ca_file;
+  if (insecure) *insecure = t->o.tls_insecure;
+  return http ? t->http_tls : t->tls;
+}
+
+void tern_io_log(tern_t *t, int level, const char *line) { tlog(t, level, "%s", line); }
 
 int tern_register_message_type(tern_t *t, int type) {
   if (!t || type <= 0) return TERN_EINVAL;
@@ -289,7 +305,7 @@ static void start_connect(tern_t *t) {
   t->state = CONN_CONNECTING;
   t->in.len = 0;
   t->out.len = 0;
-  tlog(t, TERN_LOG_INFO, "connecting to %s:%d", t->host, t->port);
+  tlog(t, TERN_LOG_INFO, "connecting to %s:%d%s", t->host, t->port, t->tls ? " (TLS)" : "");
   t->io.connect(t->io.data, t->host, t->port);
 }
 
@@ -440,7 +456,7 @@ void tern_io_closed(tern_t *t, int err) {
   int idle_close = t->idle_close;
   t->idle_close = 0;
   fail_all(t, TERN_ECLOSED);
-  int status = was == CONN_HANDSHAKE ? TERN_EHANDSHAKE : TERN_ECONNECT;
+  int status = err == TERN_ETLS ? TERN_ETLS : was == CONN_HANDSHAKE ? TERN_EHANDSHAKE : TERN_ECONNECT;
   /* a socket closed because nobody needed it failed nobody: a client that opened meanwhile
    * simply waits for the next one */
   if (!idle_close)
@@ -630,6 +646,7 @@ void tern_free(tern_t *t) {
   free(t->app_key);
   free(t->files_url);
   free(t->cache_dir);
+  free(t->tls_ca_file);
   free(t->host);
   free(t->path);
   free(t->http_host);

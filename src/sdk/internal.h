@@ -56,11 +56,13 @@ typedef struct defer {
 struct tern {
   tern_options_t o;
   defer_t *deferred;
-  char *url, *app_id, *app_key, *files_url, *cache_dir;
+  char *url, *app_id, *app_key, *files_url, *cache_dir, *tls_ca_file;
   char *host, *path;
   int port;
+  int tls; /* wss:// */
   char *http_host;
   int http_port;
+  int http_tls; /* uploads over https:// */
   tern_io_t io;
   int attached;
   enum conn_state state;

@@ -12,6 +12,7 @@
  * reloadable options (config.c) while the workers are parked; it never ends the process. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include "tls.h"
 #include "log.h"
 #include "out.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "store.h"
 #include "web.h"
@@ -186,6 +188,56 @@ static void warn_unsigned(const server_t *srv) {
          cfg->sign_conversation ? "" : "TERN_SIGN_CONVERSATION=1");
 }
 
+/* listen = name:port (localhost:8080): the workers bind an address, so the name is looked
+ * up once here, an IPv4 address first (clients are told ws://127.0.0.1…, not [::1]); a
+ * name that does not resolve stops start-up saying what to write instead. An address, an
+ * empty host or a [v6] one is left as it is. */
+static int resolve_listen(const char *spec, char *out, size_t outlen) {
+  snprintf(out, outlen, "%s", spec);
+  const char *colon = strrchr(spec, ':');
+  char host[256];
+  if (!colon || spec[0] == '[' || colon == spec || (size_t)(colon - spec) >= sizeof host) return 0;
+  snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+  struct in_addr a4;
+  if (inet_pton(AF_INET, host, &a4) == 1) return 0;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *pick = NULL;
+  int e = getaddrinfo(host, NULL, &hints, &res);
+  for (struct addrinfo *ai = e ? NULL : res; ai; ai = ai->ai_next)
+    if (!pick || (ai->ai_family == AF_INET && pick->ai_family != AF_INET)) pick = ai;
+  if (!pick) {
+    log_at(LOG_ERROR, "listen: cannot resolve \"%s\" (%s): give an IP address, e.g. 127.0.0.1%s or [::1]%s", host,
+           e ? gai_strerror(e) : "no address", colon, colon);
+    if (res) freeaddrinfo(res);
+    return TERN_ECONFIG;
+  }
+  char ip[INET6_ADDRSTRLEN];
+  int v6 = pick->ai_family == AF_INET6;
+  inet_ntop(pick->ai_family, v6 ? (void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+                                 : (void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr, ip, sizeof ip);
+  freeaddrinfo(res);
+  snprintf(out, outlen, v6 ? "[%s]%s" : "%s%s", ip, colon);
+  log_at(LOG_INFO, "listen: %s is %s", host, ip);
+  return 0;
+}
+
+/* What an operator needs to point apps, the CLI and a browser at this server, on stdout.
+ * Listening on every address with no public_url, the router would hand clients
+ * ws://0.0.0.0:…, where no client elsewhere can connect: said once. */
+static void banner(const server_t *srv) {
+  const char *http = srv->tls ? "https" : "http";
+  printf("app id:     %s\napp key:    %s\nmaster key: %s\n", srv->app_id, srv->app_key, srv->master_key);
+  printf("WebSocket:  %s\nREST API:   %s://%s   (the SDKs' server option)\nrouter:     GET %s://%s/v1/route -> %s\n",
+         srv->public_url, http, srv->bound, http, srv->bound, srv->public_url);
+  if (srv->web) printf("console:    %s://%s/console/\nchat:       %s://%s/chat/\n", http, srv->bound, http, srv->bound);
+  fflush(stdout);
+  const tern_config_t *cfg = srv->cfg;
+  if ((!strncmp(srv->bound, "0.0.0.0:", 8) || !strncmp(srv->bound, "[::]:", 5)) && !*cfg->public_url)
+    log_at(LOG_WARN,
+           "listening on %s without public_url: the router hands clients %s, an address no other machine can "
+           "connect to; set public_url to the URL clients reach this server at (e.g. wss://im.example.com/)",
+           srv->bound, srv->public_url);
+}
+
 static uv_loop_t *main_loop;
 static server_t *the_server;
 static int saved_argc;
@@ -193,6 +245,7 @@ static char **saved_argv;
 
 static void on_signal(uv_signal_t *h, int signum) {
   log_at(LOG_INFO, "signal %d: shutting down", signum);
+  sdnotify_send("STOPPING=1");
   uv_stop(main_loop);
 }
 
@@ -218,6 +271,7 @@ static void apply_reload(void *arg) { /* the workers are parked */
  * is a new file), and an error in the file changes nothing. */
 static void on_sighup(uv_signal_t *h, int signum) {
   server_t *srv = the_server;
+  sdnotify_send("RELOADING=1");
   char *errs = NULL;
   size_t errlen = 0;
   FILE *ef = open_memstream(&errs, &errlen);
@@ -236,6 +290,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
               (int)strcspn(errs ? errs : "", "\n"), errs ? errs : "");
     free(errs);
     config_free(&next);
+    sdnotify_send("READY=1");
     return;
   }
   free(errs);
@@ -249,6 +304,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
   buf_free(&r.applied);
   buf_free(&r.ignored);
   config_free(&next);
+  sdnotify_send("READY=1");
 }
 
 int main(int argc, char **argv) {
@@ -317,11 +373,17 @@ int main(int argc, char **argv) {
   if (out_new(&srv, &out) < 0) goto fail;
   out_attach(out, srv.im);
   srv.net_app = &wire_net_app;
-  if (server_start(&srv) < 0) goto fail;
+  char *listen_spec = cfg.listen, resolved[300];
+  if (resolve_listen(listen_spec, resolved, sizeof resolved) < 0) goto fail;
+  cfg.listen = resolved; /* for server_start only: SIGHUP compares what the operator wrote */
+  rc = server_start(&srv);
+  cfg.listen = listen_spec;
+  if (rc < 0) goto fail;
   warn_unsigned(&srv);
-  printf("app id:     %s\napp key:    %s\nmaster key: %s\nrouter:     GET http://%s/v1/route -> %s\n", srv.app_id,
-         srv.app_key, srv.master_key, srv.bound, srv.public_url);
-  fflush(stdout);
+  banner(&srv);
+  char ready[200];
+  snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s", srv.bound);
+  if (sdnotify_send(ready) < 0) log_at(LOG_WARN, "NOTIFY_SOCKET is set but ternd could not tell it READY=1");
 
   uv_loop_t loop;
   uv_loop_init(&loop);

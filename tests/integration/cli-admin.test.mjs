@@ -110,9 +110,18 @@ describe('tern admin conv', () => {
     assert.deepEqual(stored.m, [jerry, tom].sort());
     assert.deepEqual(stored.attr, { tag, n: 1 });
     assert.deepEqual(await okJson(['conv', 'get', cid]), stored, 'get --json is the REST document');
+    const raw = await ok(['conv', 'get', cid, '--json']);
+    assert.ok(raw.endsWith('}\n') && !raw.slice(0, -1).includes('\n'), `one line, newline-terminated: ${JSON.stringify(raw)}`);
+    // without --json: the fields under names a person reads (issue #15 point 5), custom fields as named
     const readable = await ok(['conv', 'get', cid]);
-    assert.match(readable, new RegExp(`^name: 猫和老鼠$`, 'm'));
-    assert.match(readable, new RegExp(`^m: ${jerry}, ${tom}$`, 'm'));
+    const shown = readable.trimEnd().split('\n');
+    assert.equal(shown[0], `id: ${cid}`);
+    assert.equal(shown[1], 'name: 猫和老鼠');
+    assert.match(readable, new RegExp(`^members: ${jerry}, ${tom}$`, 'm'));
+    assert.match(readable, /^chat room: no$/m);
+    assert.match(readable, new RegExp(`^attributes: \\{"tag":"${tag}","n":1\\}$`, 'm'));
+    assert.match(readable, /^created: \d{4}-\d\d-\d\dT/m);
+    assert.doesNotMatch(readable, /^(objectId|m|tr|c|mu|attr|createdAt|updatedAt|lm): /m, 'no LeanCloud short keys');
 
     // unique: the same members again answer the same conversation, and say it existed
     const u1 = await ok(['conv', 'create', '--unique', '--members', `${tom},${jerry}`, '--name', 'u']);
