@@ -373,18 +373,8 @@ int main(int argc, char **argv) {
   if (out_new(&srv, &out) < 0) goto fail;
   out_attach(out, srv.im);
   srv.net_app = &wire_net_app;
-  char *listen_spec = cfg.listen, resolved[300];
-  if (resolve_listen(listen_spec, resolved, sizeof resolved) < 0) goto fail;
-  cfg.listen = resolved; /* for server_start only: SIGHUP compares what the operator wrote */
-  rc = server_start(&srv);
-  cfg.listen = listen_spec;
-  if (rc < 0) goto fail;
-  warn_unsigned(&srv);
-  banner(&srv);
-  char ready[200];
-  snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s", srv.bound);
-  if (sdnotify_send(ready) < 0) log_at(LOG_WARN, "NOTIFY_SOCKET is set but ternd could not tell it READY=1");
-
+  /* Signals are caught before the first client can see the port (and a supervisor the
+   * "listening" line): a SIGTERM that follows at once waits in the loop for uv_run. */
   uv_loop_t loop;
   uv_loop_init(&loop);
   main_loop = &loop;
@@ -398,12 +388,27 @@ int main(int argc, char **argv) {
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
   uv_signal_start(&sighup, on_sighup, SIGHUP);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  char *listen_spec = cfg.listen, resolved[300];
+  rc = resolve_listen(listen_spec, resolved, sizeof resolved);
+  if (rc == 0) {
+    cfg.listen = resolved; /* for server_start only: SIGHUP compares what the operator wrote */
+    rc = server_start(&srv);
+    cfg.listen = listen_spec;
+  }
+  if (rc == 0) {
+    warn_unsigned(&srv);
+    banner(&srv);
+    char ready[200];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s", srv.bound);
+    if (sdnotify_send(ready) < 0) log_at(LOG_WARN, "NOTIFY_SOCKET is set but ternd could not tell it READY=1");
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
   uv_close((uv_handle_t *)&sigint, NULL);
   uv_close((uv_handle_t *)&sigterm, NULL);
   uv_close((uv_handle_t *)&sighup, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+  if (rc < 0) goto fail;
 
   server_stop(&srv);
   status = 0;
