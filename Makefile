@@ -71,6 +71,6 @@ clean:
 	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz
 
 format:
-	clang-format -i src/*/*.c src/*/*.h include/tern/*.h tests/unit/*.c
+	clang-format -i $(shell find src -name '*.[ch]') include/tern/*.h tests/unit/*.c
 
 FORCE:

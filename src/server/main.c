@@ -1,5 +1,9 @@
 /* main.c — ternd: configuration, app keys, storage, workers, signals.
  *
+ * It makes each layer's state and connects them (with wire.c's tables): the store, then
+ * im on it, out attached to im, the REST API's files and assets, and the network layer's
+ * workers, which call up through srv->net_app.
+ *
  * Start-up order matters: the data directory's lock before anything is written there,
  * keys before anything that signs tokens, the store before the IM state that reads
  * through it, workers last. Shutdown is the reverse, with one twist: workers stop first,
@@ -26,15 +30,17 @@
 #include "crypto.h"
 #include "err.h"
 #include "files.h"
-#include "im_internal.h"
+#include "im_internal.h" /* im->post */
 #include "ipcount.h"
 #include "tls.h"
 #include "log.h"
-#include "push.h"
+#include "out.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "store.h"
 #include "web.h"
+#include "wire.h"
+#include "worker.h"
 #include "tern_version.h"
 
 static void random_key(char *out, size_t len) {
@@ -332,6 +338,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   server_t srv = {.cfg = &cfg};
+  out_t *out = NULL;
   int status = 1;
   srv.nofile = raise_nofile();
   if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
@@ -361,9 +368,11 @@ int main(int argc, char **argv) {
     if (tls_ctx_new(cfg.tls_cert, cfg.tls_key, &srv.tls) < 0) goto fail;
   }
   srv.im = im_new(&srv);
-  if (push_hub_new(&cfg, &srv.im->push) < 0) goto fail;
   srv.im->post = post_to_worker;
   srv.im->post_arg = &srv;
+  if (out_new(&srv, &out) < 0) goto fail;
+  out_attach(out, srv.im);
+  srv.net_app = &wire_net_app;
   /* Signals are caught before the first client can see the port (and a supervisor the
    * "listening" line): a SIGTERM that follows at once waits in the loop for uv_run. */
   uv_loop_t loop;
@@ -406,7 +415,7 @@ int main(int argc, char **argv) {
 fail: /* a failed start gets here with no worker running (server_start cleans up its own) */
   store_close(srv.store);
   server_free(&srv);
-  if (srv.im) push_hub_free(srv.im->push);
+  out_free(out);
   im_free(srv.im);
   ipcount_free(srv.ips);
   tls_ctx_free(srv.tls);

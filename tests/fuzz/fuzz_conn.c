@@ -24,7 +24,7 @@ conn_t *fz_conn_new(void) {
   conn_t *c = &fc->c;
   c->w = fz_server()->workers[0];
   c->w->flush_list = c->w->reap_list = NULL;
-  c->id = htab_add(&c->w->conns, c); /* deferred REST answers find it by handle */
+  c->id = handle_table_add(&c->w->conns, c); /* deferred REST answers find it by handle */
   c->state = CONN_HTTP;
   c->link.sessionless_since_ms = c->last_rx_ms = 1;
   strcpy(c->ip, "127.0.0.1");
@@ -220,7 +220,7 @@ void fz_conn_free(conn_t *c) {
     s->gone(s);
   }
   if (c->http) http_conn_free(c->http);
-  htab_del(&c->w->conns, c->id);
+  handle_table_del(&c->w->conns, c->id);
   fz_drain();
   buf_free(&c->in);
   buf_free(&c->out);

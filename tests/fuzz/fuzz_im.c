@@ -15,6 +15,7 @@
 #include "ipcount.h"
 #include "log.h"
 #include "store.h"
+#include "wire.h"
 #include "worker.h"
 
 static struct {
@@ -168,7 +169,7 @@ static void cleanup(void) {
   im_free(fz.im);
   uv_run(&fz.w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&fz.w->loop);
-  htab_free(&fz.w->conns);
+  handle_table_free(&fz.w->conns);
   free(fz.w);
   ipcount_free(fz.srv.ips);
   store_close(fz.srv.store);
@@ -203,6 +204,7 @@ void fz_setup(void) {
   fz.srv.master_key = "fuzz-master-key-0123456789abcdef";
   fz.srv.public_url = "ws://127.0.0.1:8080/";
   fz.srv.nworkers = 1;
+  fz.srv.net_app = &wire_net_app; /* as main.c wires it: links to im, HTTP to the routes */
   /* tmpfs when there is one: an input's database never waits on a busy disk */
   const char *tmp = getenv("TMPDIR");
   if (!tmp || strlen(tmp) >= 40) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -231,7 +233,7 @@ void fz_setup(void) {
   fz.w = xcalloc(1, sizeof *fz.w);
   fz.w->srv = &fz.srv;
   uv_loop_init(&fz.w->loop);
-  htab_init(&fz.w->conns, 0);
+  handle_table_init(&fz.w->conns, 0);
   fz.srv.workers[0] = fz.w;
   fz.srv.ips = ipcount_new();
   worker_set_current(0);

@@ -382,7 +382,7 @@ describe('tern admin push', () => {
     // the same device again is the same installation
     assert.equal(await ok(['push', 'install', '--type', 'ios', '--token', token]), `updated installation ${id}\n`);
 
-    // ternd answers installation writes before they commit (push_registry.c): each step
+    // ternd answers installation writes before they commit (rest_installations.c): each step
     // waits until a read shows it, so the next one cannot be applied to the old object
     await ok(['push', 'update', id, '--add-channels', c]);
     await eventually(async () => (await get(`/1.1/installations/${id}`)).channels, [a, b, c], 'added c');

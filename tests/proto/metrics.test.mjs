@@ -1,4 +1,4 @@
-// /metrics: the registry of src/server/metrics.c — connections and sessions by protocol,
+// /metrics: the registry of src/server/base/metrics.c — connections and sessions by protocol,
 // logins by result, messages in and out, fan-out, send→ack and commit latency histograms,
 // and errors by code — in Prometheus text format. The console's dashboard reads these.
 import { test, before, after, afterEach } from 'node:test';

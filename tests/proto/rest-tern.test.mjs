@@ -1,4 +1,4 @@
-// tern's own operator reads for the web console (src/server/rest_admin.c, docs/rest.md):
+// tern's own operator reads for the web console (src/server/api/rest_admin.c, docs/rest.md):
 // GET /1.2/tern/hooks and GET /1.2/tern/push/dead-letters, master key only.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Static assets of /console and /chat (src/server/web.c): content types, caching (ETag,
+// Static assets of /console and /chat (src/server/api/web.c): content types, caching (ETag,
 // 304), HEAD, the security headers (a strict CSP without inline script), web_root, and that
 // no request path — dot segments, encoded dots and slashes, backslashes, symbolic links,
 // dotfiles — reaches a file outside the directory.

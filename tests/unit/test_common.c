@@ -12,7 +12,7 @@
 #include "crypto.h"
 #include "config.h"
 #include "err.h"
-#include "htab.h"
+#include "handle_table.h"
 #include "im_internal.h"
 #include "presence.h"
 #include "timeutil.h"
@@ -171,27 +171,27 @@ static void test_msgid(void **state) {
   assert_int_equal(msgid_parse(mid, &ts, &seq), TERN_EINVAL);
 }
 
-static void test_htab(void **state) {
-  htab_t t;
-  htab_init(&t, 3);
+static void test_handle_table(void **state) {
+  handle_table_t t;
+  handle_table_init(&t, 3);
   int a, b;
-  uint64_t ha = htab_add(&t, &a), hb = htab_add(&t, &b);
-  assert_int_equal(htab_owner(ha), 3);
-  assert_ptr_equal(htab_get(&t, ha), &a);
-  htab_del(&t, ha);
-  assert_null(htab_get(&t, ha));
-  uint64_t hc = htab_add(&t, &a); /* reuses the slot with a new generation */
+  uint64_t ha = handle_table_add(&t, &a), hb = handle_table_add(&t, &b);
+  assert_int_equal(handle_owner(ha), 3);
+  assert_ptr_equal(handle_table_get(&t, ha), &a);
+  handle_table_del(&t, ha);
+  assert_null(handle_table_get(&t, ha));
+  uint64_t hc = handle_table_add(&t, &a); /* reuses the slot with a new generation */
   assert_true(hc != ha);
-  assert_null(htab_get(&t, ha));
-  assert_ptr_equal(htab_get(&t, hc), &a);
-  assert_ptr_equal(htab_get(&t, hb), &b);
-  htab_t other;
-  htab_init(&other, 4);
-  assert_null(htab_get(&other, hb)); /* a handle of another worker finds nothing */
-  htab_free(&other);
-  for (int i = 0; i < 10000; i++) htab_add(&t, &b);
-  assert_ptr_equal(htab_get(&t, hc), &a);
-  htab_free(&t);
+  assert_null(handle_table_get(&t, ha));
+  assert_ptr_equal(handle_table_get(&t, hc), &a);
+  assert_ptr_equal(handle_table_get(&t, hb), &b);
+  handle_table_t other;
+  handle_table_init(&other, 4);
+  assert_null(handle_table_get(&other, hb)); /* a handle of another worker finds nothing */
+  handle_table_free(&other);
+  for (int i = 0; i < 10000; i++) handle_table_add(&t, &b);
+  assert_ptr_equal(handle_table_get(&t, hc), &a);
+  handle_table_free(&t);
 }
 
 static void test_presence(void **state) {
@@ -301,7 +301,7 @@ int main(void) {
       cmocka_unit_test(test_base64),              cmocka_unit_test(test_iso),
       cmocka_unit_test(test_token),               cmocka_unit_test(test_token_lineage),
       cmocka_unit_test(test_msgid),
-      cmocka_unit_test(test_htab),                cmocka_unit_test(test_presence),
+      cmocka_unit_test(test_handle_table), cmocka_unit_test(test_presence),
       cmocka_unit_test(test_config),              cmocka_unit_test(test_client_id),
       cmocka_unit_test(test_unique_id),
   };

@@ -1,0 +1,643 @@
+/* rest_classes.c — tern as a LeanCloud-shaped export source (issue #12): the storage API's
+ * reads of the three classes an importer pulls, with the master key, in LeanCloud's shapes.
+ *
+ *   GET /1.1/classes/_Conversation[/:id]              conversations (not temporary ones)
+ *   GET /1.1/classes/_Installation[/:id], /1.1/installations   push installations
+ *   GET /1.1/classes/_File[/:id], /1.1/files          file objects (url: where to fetch them)
+ *
+ * Lists take `where` (JSON), `order` (comma list, '-' for descending), `limit` (default
+ * 100, at most 1000; 0 with count), `skip` and `count=1`, and answer {"results": […]} plus
+ * "count" when asked. Conversations go through the conversation query translator
+ * (query.c), so every operator of `conv query` works; installations and files take the
+ * subset an export needs (docs/rest.md): plain equality, $ne $lt $lte $gt $gte $in $nin
+ * $exists on objectId, createdAt, updatedAt and their own fields. Installations are rows,
+ * filtered in SQL; files are sidecars in a directory (files.c), listed and filtered on the
+ * thread pool — by objectId alone without opening them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "files.h"
+#include "query.h"
+#include "rest_rtm.h"
+#include "timeutil.h"
+
+#define SKIP_MAX 10000000
+
+typedef struct {
+  int limit, skip, count;
+  char *order;
+  json_t *where; /* an object ({} when absent) */
+} page_t;
+
+static void page_free(page_t *p) {
+  free(p->order);
+  json_decref(p->where);
+}
+
+/* The paging parameters; answers 400 itself and returns -1 when they are not valid. */
+static int page_of(conn_t *c, const http_req_t *r, page_t *p) {
+  memset(p, 0, sizeof *p);
+  char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"), *count = http_query_param(r, "count");
+  p->order = http_query_param(r, "order");
+  p->where = where && *where ? json_loads(where, 0, NULL) : json_object();
+  p->limit = limit && *limit ? atoi(limit) : 100;
+  if (p->limit < 0) p->limit = 100;
+  if (p->limit > 1000) p->limit = 1000;
+  int64_t skip = rest_qint(r, "skip", 0);
+  p->skip = skip < 0 ? 0 : skip > SKIP_MAX ? SKIP_MAX : (int)skip;
+  p->count = count && (strcmp(count, "1") == 0 || strcmp(count, "true") == 0);
+  free(where);
+  free(limit);
+  free(count);
+  if (!json_is_object(p->where)) {
+    rest_bad(c, r, "where must be a JSON object");
+    page_free(p);
+    return -1;
+  }
+  return 0;
+}
+
+static void not_found(conn_t *c, const http_req_t *r) { http_respond_error(c, r, 404, 101, "Object not found."); }
+
+static json_t *results(json_t *arr, const page_t *p, int64_t n) {
+  json_t *o = json_pack("{s:o}", "results", arr);
+  if (p->count) json_object_set_new(o, "count", json_integer(n));
+  return o;
+}
+
+/* ---------------------------------------------------------------- where for installations and files */
+
+typedef enum { C_EQ, C_NE, C_LT, C_LTE, C_GT, C_GTE, C_IN, C_NIN, C_EXISTS } cop_t;
+static const char *const cop_names[] = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte", "$in", "$nin", "$exists"};
+
+typedef struct {
+  const char *field; /* borrowed from the where object */
+  cop_t op;
+  json_t *val;       /* borrowed */
+  int is_time;       /* createdAt / updatedAt: ms holds the operand (or each of val's, for $in) */
+  int64_t ms;
+} cond_t;
+
+typedef struct {
+  cond_t v[64];
+  size_t n;
+} conds_t;
+
+/* A time as LeanCloud writes them: a Date object, an ISO-8601 string or ms. */
+static int time_of(json_t *v, int64_t *ms) {
+  if (json_is_object(v)) {
+    const char *type = json_string_value(json_object_get(v, "__type"));
+    if (!type || strcmp(type, "Date") != 0) return -1;
+    v = json_object_get(v, "iso");
+  }
+  if (json_is_string(v)) return iso_parse(json_string_value(v), ms) == 0 ? 0 : -1;
+  if (json_is_integer(v)) return *ms = json_integer_value(v), 0;
+  return -1;
+}
+
+static int is_time_field(const char *f) { return strcmp(f, "createdAt") == 0 || strcmp(f, "updatedAt") == 0; }
+
+/* A field name: letters, digits, '_', and '.' between parts (metaData.size). */
+static int field_ok(const char *f) {
+  size_t n = strlen(f);
+  if (!n || n > 64 || f[0] == '.' || f[n - 1] == '.' || strstr(f, "..")) return 0;
+  return strspn(f, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") == n;
+}
+
+static const char *add_cond(conds_t *cs, const char *field, cop_t op, json_t *val) {
+  if (cs->n == sizeof cs->v / sizeof cs->v[0]) return "too many conditions";
+  cond_t *c = &cs->v[cs->n++];
+  *c = (cond_t){field, op, val, is_time_field(field), 0};
+  if (op == C_EXISTS) return json_is_boolean(val) ? NULL : "$exists takes true or false";
+  if (op == C_IN || op == C_NIN) {
+    if (!json_is_array(val)) return "$in and $nin take an array";
+    if (c->is_time) return "$in and $nin do not apply to createdAt and updatedAt";
+    return NULL;
+  }
+  if (c->is_time && time_of(val, &c->ms) < 0) return "createdAt and updatedAt compare with Dates, ISO strings or ms";
+  if (!c->is_time && !json_is_string(val) && !json_is_number(val) && !json_is_boolean(val))
+    return "values are strings, numbers or booleans";
+  return NULL;
+}
+
+/* {"field": value | {"$op": operand, …}, …} → an AND of conditions; NULL or why not. */
+static const char *conds_of(json_t *where, conds_t *cs) {
+  cs->n = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(where, k, v) {
+    if (!field_ok(k)) return k[0] == '$' ? "this class takes no $and / $or: list the conditions in one object"
+                                         : "field names are letters, digits, '_' and '.'";
+    int ops = 0;
+    const char *ok;
+    json_t *ov;
+    if (json_is_object(v) && !json_object_get(v, "__type")) json_object_foreach(v, ok, ov) ops += ok[0] == '$';
+    if (!ops) {
+      const char *why = add_cond(cs, k, C_EQ, v);
+      if (why) return why;
+      continue;
+    }
+    json_object_foreach(v, ok, ov) {
+      size_t i = 0;
+      while (i < sizeof cop_names / sizeof cop_names[0] && strcmp(cop_names[i], ok) != 0) i++;
+      if (i == sizeof cop_names / sizeof cop_names[0]) return "unsupported operator (this class takes $ne $lt $lte $gt $gte $in $nin $exists)";
+      const char *why = add_cond(cs, k, (cop_t)i, ov);
+      if (why) return why;
+    }
+  }
+  return NULL;
+}
+
+/* ---- as SQL over the installation table (params bound through a query_t) */
+
+static void sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
+  if (q->nparams == q->cap) {
+    q->cap = q->cap ? q->cap * 2 : 16;
+    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
+  }
+  query_param_t *p = &q->params[q->nparams++];
+  memset(p, 0, sizeof *p);
+  p->type = type;
+  p->s = s ? xstrdup(s) : NULL;
+  p->i = i;
+  buf_append_str(&q->sql, "?");
+}
+
+static void sql_value(query_t *q, json_t *v) {
+  if (json_is_string(v)) sql_param(q, QP_TEXT, json_string_value(v), 0);
+  else if (json_is_integer(v)) sql_param(q, QP_INT, NULL, json_integer_value(v));
+  else if (json_is_boolean(v)) sql_param(q, QP_INT, NULL, json_is_true(v));
+  else {
+    sql_param(q, QP_REAL, NULL, 0);
+    q->params[q->nparams - 1].d = json_real_value(v);
+  }
+}
+
+static void sql_list(query_t *q, json_t *arr) {
+  char *text = json_dumps(arr, JSON_COMPACT);
+  buf_append_str(&q->sql, "(SELECT value FROM json_each(");
+  sql_param(q, QP_TEXT, text, 0);
+  buf_append_str(&q->sql, "))");
+  free(text);
+}
+
+static const char *const cmp_sql[] = {[C_EQ] = " = ", [C_NE] = " <> ", [C_LT] = " < ",
+                                      [C_LTE] = " <= ", [C_GT] = " > ",  [C_GTE] = " >= "};
+
+/* Installation columns by field; other fields are paths into the stored object. */
+static const char *inst_column(const char *f) {
+  if (strcmp(f, "objectId") == 0) return "id";
+  if (strcmp(f, "createdAt") == 0) return "created_at";
+  if (strcmp(f, "updatedAt") == 0) return "updated_at";
+  if (strcmp(f, "deviceType") == 0) return "device_type";
+  return NULL;
+}
+
+static void inst_sql(const conds_t *cs, query_t *q) {
+  buf_append_str(&q->sql, "1");
+  for (size_t i = 0; i < cs->n; i++) {
+    const cond_t *c = &cs->v[i];
+    const char *col = inst_column(c->field);
+    buf_append_str(&q->sql, " AND ");
+    if (col) {
+      if (c->op == C_EXISTS) {
+        buf_append_str(&q->sql, json_is_true(c->val) ? "1" : "0");
+      } else if (c->op == C_IN || c->op == C_NIN) {
+        buf_printf(&q->sql, "%s %sIN ", col, c->op == C_NIN ? "NOT " : "");
+        sql_list(q, c->val);
+      } else {
+        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
+        if (c->is_time) sql_param(q, QP_INT, NULL, c->ms);
+        else sql_value(q, c->val);
+      }
+      continue;
+    }
+    buf_t path = BUF_INIT;
+    buf_append_str(&path, "$");
+    for (const char *s = c->field; *s;) { /* fields are checked: no quote can be in one */
+      size_t n = strcspn(s, ".");
+      buf_printf(&path, ".\"%.*s\"", (int)n, s);
+      s += n + (s[n] == '.');
+    }
+    const char *p = buf_cstr(&path);
+    switch (c->op) {
+    case C_EXISTS:
+      buf_append_str(&q->sql, "json_type(body, ");
+      sql_param(q, QP_TEXT, p, 0);
+      buf_append_str(&q->sql, json_is_true(c->val) ? ") IS NOT NULL" : ") IS NULL");
+      break;
+    case C_EQ:
+    case C_NE: /* an array field equals a value it contains, as in LeanCloud */
+    case C_IN:
+    case C_NIN:
+      buf_append_str(&q->sql, c->op == C_NE || c->op == C_NIN ? "NOT EXISTS" : "EXISTS");
+      buf_append_str(&q->sql, " (SELECT 1 FROM json_each(body, ");
+      sql_param(q, QP_TEXT, p, 0);
+      buf_append_str(&q->sql, ") WHERE value ");
+      if (c->op == C_IN || c->op == C_NIN) {
+        buf_append_str(&q->sql, "IN ");
+        sql_list(q, c->val);
+      } else {
+        buf_append_str(&q->sql, "= ");
+        sql_value(q, c->val);
+      }
+      buf_append_str(&q->sql, ")");
+      break;
+    default:
+      buf_append_str(&q->sql, "json_extract(body, ");
+      sql_param(q, QP_TEXT, p, 0);
+      buf_printf(&q->sql, ")%s", cmp_sql[c->op]);
+      sql_value(q, c->val);
+    }
+    buf_free(&path);
+  }
+  buf_cstr(&q->sql);
+}
+
+/* ORDER BY for a class with objectId, createdAt, updatedAt (the only sort keys offered
+ * here); cols names their columns in that order. NULL or why not. */
+static const char *order_sql(const char *order, const char *const cols[3], buf_t *out) {
+  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
+  const char *s = order && *order ? order : "createdAt";
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    int desc = *s == '-';
+    size_t k = 0;
+    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
+    if (k == 3) return "order takes objectId, createdAt and updatedAt ('-' for descending)";
+    buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
+    s += n + (s[n] == ',');
+  }
+  buf_printf(out, "%s ASC", cols[0]);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- _Conversation */
+
+/* A conversation as the class holds it: without what only `conv query` answers add. */
+static json_t *conv_object(json_t *o) {
+  json_object_del(o, "conv_type");
+  json_object_del(o, "temp");
+  json_object_del(o, "ttl");
+  return o;
+}
+
+void rest_class_conversations(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  store_reader_t *rd = c->w->imw->reader;
+  const char *id = http_path_param(r, "id");
+  if (id) {
+    const char *ids[1] = {id};
+    json_t *arr = NULL;
+    if (store_conv_fetch(rd, ids, 1, 0, &arr) < 0) {
+      http_respond_error(c, r, 500, 1, "storage failed");
+      return;
+    }
+    json_t *o = json_array_get(arr, 0);
+    if (!o || json_integer_value(json_object_get(o, "conv_type")) == CONV_TEMP) not_found(c, r);
+    else http_respond_json(c, r, 200, conv_object(json_incref(o)));
+    json_decref(arr);
+    return;
+  }
+  page_t p;
+  if (page_of(c, r, &p) < 0) return;
+  query_t q;
+  query_init(&q);
+  buf_t ord = BUF_INIT;
+  char err[200] = "";
+  /* every kind the class holds (query_where leaves temporary ones out), not "m contains me" */
+  json_t *all = json_pack("{s:[{s:{s:b}}, O]}", "$and", "objectId", "$exists", 1, p.where);
+  int64_t n = 0;
+  json_t *arr = NULL;
+  if (query_where(&q, all, "", err, sizeof err) < 0 ||
+      query_sort(&q, p.order && *p.order ? p.order : "createdAt", &ord, err, sizeof err) < 0) {
+    rest_bad(c, r, err);
+  } else if ((p.count && store_class_count(rd, STORE_CLASS_CONV, &q, &n) < 0) ||
+             (p.limit && store_conv_query(rd, &q, buf_cstr(&ord), p.limit, p.skip, 0, &arr) < 0)) {
+    http_respond_error(c, r, 500, 1, "query failed");
+  } else {
+    if (!arr) arr = json_array();
+    for (size_t i = 0; i < json_array_size(arr); i++) conv_object(json_array_get(arr, i));
+    http_respond_json(c, r, 200, results(arr, &p, n));
+    arr = NULL;
+  }
+  json_decref(arr);
+  json_decref(all);
+  query_free(&q);
+  buf_free(&ord);
+  page_free(&p);
+}
+
+/* ---------------------------------------------------------------- _Installation */
+
+static json_t *inst_object(const installation_row_t *row) {
+  json_t *o = row->body ? json_loads(row->body, 0, NULL) : NULL;
+  if (!json_is_object(o)) {
+    json_decref(o);
+    o = json_object();
+  }
+  char iso[ISO_LEN + 1];
+  json_object_set_new(o, "objectId", json_string(row->id));
+  iso_format(row->created_at, iso);
+  json_object_set_new(o, "createdAt", json_string(iso));
+  iso_format(row->updated_at, iso);
+  json_object_set_new(o, "updatedAt", json_string(iso));
+  return o;
+}
+
+static void inst_row(void *arg, const installation_row_t *row) { json_array_append_new(arg, inst_object(row)); }
+
+void rest_class_installations(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  store_reader_t *rd = c->w->imw->reader;
+  const char *id = http_path_param(r, "id");
+  if (id) {
+    installation_row_t row;
+    int rc = strlen(id) > 64 ? TERN_ENOENT : store_installation_get(rd, id, NULL, NULL, &row);
+    if (rc == TERN_ENOENT) {
+      not_found(c, r);
+    } else if (rc < 0) {
+      http_respond_error(c, r, 500, 1, "storage failed");
+    } else {
+      http_respond_json(c, r, 200, inst_object(&row));
+      installation_row_free(&row);
+    }
+    return;
+  }
+  page_t p;
+  if (page_of(c, r, &p) < 0) return;
+  conds_t *cs = xmalloc(sizeof *cs);
+  query_t q;
+  query_init(&q);
+  buf_t ord = BUF_INIT;
+  static const char *const cols[3] = {"id", "created_at", "updated_at"};
+  const char *why = conds_of(p.where, cs);
+  if (!why) why = order_sql(p.order, cols, &ord);
+  int64_t n = 0;
+  json_t *arr = json_array();
+  if (why) {
+    rest_bad(c, r, why);
+  } else {
+    inst_sql(cs, &q);
+    if ((p.count && store_class_count(rd, STORE_CLASS_INSTALLATION, &q, &n) < 0) ||
+        (p.limit && store_installation_query(rd, &q, buf_cstr(&ord), p.limit, p.skip, inst_row, arr) < 0)) {
+      http_respond_error(c, r, 500, 1, "query failed");
+    } else {
+      http_respond_json(c, r, 200, results(arr, &p, n));
+      arr = NULL;
+    }
+  }
+  json_decref(arr);
+  free(cs);
+  query_free(&q);
+  buf_free(&ord);
+  page_free(&p);
+}
+
+/* ---------------------------------------------------------------- _File (on the thread pool) */
+
+/* The value at a dotted path of o, or NULL. */
+static json_t *field_of(json_t *o, const char *f) {
+  char part[65];
+  while (o && *f) {
+    size_t n = strcspn(f, ".");
+    snprintf(part, sizeof part, "%.*s", (int)n, f);
+    o = json_object_get(o, part);
+    f += n + (f[n] == '.');
+  }
+  return o;
+}
+
+/* -1, 0, 1 as a compares with b (numbers with numbers, strings with strings); 2: they do not. */
+static int compare(json_t *a, json_t *b) {
+  if (json_is_number(a) && json_is_number(b)) {
+    double x = json_number_value(a), y = json_number_value(b);
+    return x < y ? -1 : x > y;
+  }
+  if (json_is_string(a) && json_is_string(b)) {
+    int d = strcmp(json_string_value(a), json_string_value(b));
+    return d < 0 ? -1 : d > 0;
+  }
+  if (json_is_boolean(a) && json_is_boolean(b)) return json_is_true(a) == json_is_true(b) ? 0 : 2;
+  return 2;
+}
+
+/* Does v (or, v being an array, one of its elements) equal x? */
+static int equals(json_t *v, json_t *x) {
+  if (json_is_array(v)) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) if (compare(e, x) == 0) return 1;
+    return 0;
+  }
+  return v && compare(v, x) == 0;
+}
+
+static int in_list(json_t *v, json_t *list) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(list, i, e) if (equals(v, e)) return 1;
+  return 0;
+}
+
+static int cond_holds(const cond_t *c, json_t *o) {
+  json_t *v = field_of(o, c->field);
+  if (c->op == C_EXISTS) return (v != NULL) == json_is_true(c->val);
+  if (c->op == C_IN) return in_list(v, c->val);
+  if (c->op == C_NIN) return !in_list(v, c->val);
+  int d;
+  if (c->is_time) {
+    int64_t ms;
+    if (!v || time_of(v, &ms) < 0) return c->op == C_NE;
+    d = ms < c->ms ? -1 : ms > c->ms;
+  } else if (c->op == C_EQ || c->op == C_NE) {
+    return equals(v, c->val) == (c->op == C_EQ);
+  } else {
+    d = compare(v, c->val);
+    if (d == 2) return 0;
+  }
+  switch (c->op) {
+  case C_EQ: return d == 0;
+  case C_NE: return d != 0;
+  case C_LT: return d < 0;
+  case C_LTE: return d <= 0;
+  case C_GT: return d > 0;
+  default: return d >= 0;
+  }
+}
+
+typedef struct {
+  uv_work_t work;
+  worker_t *w;
+  uint64_t conn;
+  server_t *srv;
+  page_t p;
+  conds_t cs;
+  char *id; /* one object, or NULL: a list */
+  /* the order: by which key (0 objectId, 1 createdAt, 2 updatedAt) and direction */
+  int key[3], desc[3], nkeys;
+  char **ids;
+  size_t nids, cap;
+  int status;
+  json_t *out;
+} files_req_t;
+
+static void collect_id(void *arg, const char *id) {
+  files_req_t *f = arg;
+  if (f->nids == f->cap) {
+    f->cap = f->cap ? f->cap * 2 : 256;
+    f->ids = xrealloc(f->ids, f->cap * sizeof(char *));
+  }
+  f->ids[f->nids++] = xstrdup(id);
+}
+
+/* The object as the class shows it: the metadata, the URL, updatedAt (files never change). */
+static json_t *file_object(const server_t *srv, const char *id) {
+  json_t *meta = NULL;
+  if (files_get_meta(srv->files, id, &meta) < 0) return NULL;
+  json_t *o = rest_file_json(srv, meta, id);
+  json_object_del(o, "external");
+  json_object_set(o, "updatedAt", json_object_get(o, "createdAt"));
+  json_decref(meta);
+  return o;
+}
+
+static _Thread_local files_req_t *tl_sort; /* qsort has no argument: the request being sorted */
+
+static int cmp_objects(const void *a, const void *b) {
+  json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
+  for (int i = 0; i < tl_sort->nkeys; i++) {
+    const char *s = json_string_value(json_object_get(x, keys[tl_sort->key[i]]));
+    const char *t = json_string_value(json_object_get(y, keys[tl_sort->key[i]]));
+    int d = strcmp(s ? s : "", t ? t : "");
+    if (d) return tl_sort->desc[i] ? -d : d;
+  }
+  return strcmp(json_string_value(json_object_get(x, "objectId")), json_string_value(json_object_get(y, "objectId")));
+}
+
+static int cmp_ids(const void *a, const void *b) {
+  int d = strcmp(*(char *const *)a, *(char *const *)b);
+  return tl_sort->desc[0] ? -d : d;
+}
+
+static void files_work(uv_work_t *wk) {
+  files_req_t *f = wk->data;
+  if (f->id) {
+    f->out = files_valid_id(f->id) ? file_object(f->srv, f->id) : NULL;
+    f->status = f->out ? 200 : 404;
+    return;
+  }
+  if (files_list(f->srv->files, collect_id, f) < 0) {
+    f->status = 500;
+    return;
+  }
+  tl_sort = f;
+  json_t *arr = json_array();
+  int64_t total = 0;
+  int by_id = f->nkeys == 1 && f->key[0] == 0;
+  for (size_t i = 0; by_id && i < f->cs.n; i++) by_id = strcmp(f->cs.v[i].field, "objectId") == 0;
+  if (by_id) { /* the names say all: open only the page */
+    json_t *idv = json_object();
+    size_t k = 0;
+    for (size_t i = 0; i < f->nids; i++) {
+      json_object_set_new(idv, "objectId", json_string(f->ids[i]));
+      int keep = 1;
+      for (size_t c = 0; c < f->cs.n && keep; c++) keep = cond_holds(&f->cs.v[c], idv);
+      if (keep) f->ids[k++] = f->ids[i];
+      else free(f->ids[i]);
+    }
+    f->nids = k;
+    json_decref(idv);
+    if (f->nids) qsort(f->ids, f->nids, sizeof(char *), cmp_ids); /* ids is NULL when there are none */
+    total = (int64_t)f->nids;
+    for (size_t i = (size_t)f->p.skip; i < f->nids && (int)json_array_size(arr) < f->p.limit; i++) {
+      json_t *o = file_object(f->srv, f->ids[i]);
+      if (o) json_array_append_new(arr, o);
+    }
+  } else {
+    json_t **v = xcalloc(f->nids + 1, sizeof(json_t *));
+    size_t k = 0;
+    for (size_t i = 0; i < f->nids; i++) {
+      json_t *o = file_object(f->srv, f->ids[i]);
+      int keep = o != NULL;
+      for (size_t c = 0; c < f->cs.n && keep; c++) keep = cond_holds(&f->cs.v[c], o);
+      if (keep) v[k++] = o;
+      else json_decref(o);
+    }
+    qsort(v, k, sizeof *v, cmp_objects);
+    total = (int64_t)k;
+    for (size_t i = 0; i < k; i++) {
+      if (i >= (size_t)f->p.skip && (int)json_array_size(arr) < f->p.limit) json_array_append(arr, v[i]);
+      json_decref(v[i]);
+    }
+    free(v);
+  }
+  f->out = results(arr, &f->p, total);
+  f->status = 200;
+}
+
+static void files_after(uv_work_t *wk, int status) {
+  files_req_t *f = wk->data;
+  conn_t *c = handle_table_get(&f->w->conns, f->conn);
+  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  if (r) {
+    if (f->status == 200) http_respond_json(c, r, 200, json_incref(f->out));
+    else if (f->status == 404) not_found(c, r);
+    else http_respond_error(c, r, 500, 1, "the file storage could not be listed");
+    http_resume(c);
+  }
+  json_decref(f->out);
+  for (size_t i = 0; i < f->nids; i++) free(f->ids[i]);
+  free(f->ids);
+  free(f->id);
+  page_free(&f->p);
+  free(f);
+}
+
+void rest_class_files(conn_t *c, const http_req_t *r) {
+  if (rest_check_app(c, r, 1) < 0) return;
+  if (!c->w->srv->files) {
+    http_respond_error(c, r, 404, 404, "file storage is not configured");
+    return;
+  }
+  files_req_t *f = xcalloc(1, sizeof *f);
+  const char *id = http_path_param(r, "id");
+  if (id) {
+    f->id = xstrdup(id);
+  } else {
+    if (page_of(c, r, &f->p) < 0) {
+      free(f);
+      return;
+    }
+    const char *why = conds_of(f->p.where, &f->cs);
+    static const char *const keys[3] = {"0", "1", "2"};
+    buf_t ord = BUF_INIT;
+    if (!why) why = order_sql(f->p.order, keys, &ord);
+    if (why) {
+      rest_bad(c, r, why);
+      buf_free(&ord);
+      page_free(&f->p);
+      free(f);
+      return;
+    }
+    /* order_sql wrote "k ASC|DESC, …, 0 ASC": read the keys back */
+    for (const char *s = buf_cstr(&ord); *s && f->nkeys < 3;) {
+      f->key[f->nkeys] = *s - '0';
+      f->desc[f->nkeys] = strncmp(s + 2, "DESC", 4) == 0;
+      f->nkeys++;
+      const char *comma = strchr(s, ',');
+      if (!comma) break;
+      s = comma + 2;
+    }
+    if (f->nkeys > 1 && f->key[f->nkeys - 1] == 0 && !f->desc[f->nkeys - 1]) f->nkeys--; /* the tie-break */
+    buf_free(&ord);
+  }
+  f->work.data = f;
+  f->w = c->w;
+  f->conn = c->id;
+  f->srv = c->w->srv;
+  http_defer(c);
+  uv_queue_work(&c->w->loop, &f->work, files_work, files_after);
+}

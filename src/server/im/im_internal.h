@@ -1,0 +1,372 @@
+/* im_internal.h — the IM core: the types and functions the IM modules (im*.c,
+ * convcache.c, …) share, and that the layers above im (api/, out/) build on. Nothing
+ * below im (base, store) or beside it (net) can include it.
+ *
+ * Threading: an im_worker_t and every session, link and room list it owns are touched
+ * only by that worker's thread. Shared state is the presence index (presence.c) and the
+ * conversation cache (convcache.c), each with its own locks; a conv_t's mutable fields are
+ * guarded by conv->mu. */
+#ifndef TERN_IM_INTERNAL_H
+#define TERN_IM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "codec.h"
+#include "handle_table.h"
+#include "im.h"
+#include "im_out.h"
+#include "metrics.h"
+#include "presence.h"
+#include "sign.h"
+#include "store.h"
+
+typedef struct conv conv_t;
+typedef struct will will_t;
+typedef struct convcache convcache_t;
+
+struct im {
+  const tern_config_t *cfg;
+  const char *app_id, *master_key;
+  store_t *store;
+  void (*post)(void *arg, int worker, task_t *t);
+  void *post_arg;
+  int nworkers;
+  im_worker_t *workers[MAX_WORKERS];
+  presence_t *presence;
+  convcache_t *convs;
+  signer_t *signer;
+  const im_out_t *out; /* hooks and offline push (im_out.h), or NULL: neither */
+  void *out_arg;        /* their state (out/'s out_t), which im never looks into */
+  pthread_mutex_t sso_mu; /* tagged logins: check-and-register is one step */
+  pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
+  struct rejoin *rejoin;
+  atomic_size_t room_drops;  /* room messages dropped for congestion */
+  struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
+  struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
+};
+
+struct im_worker {
+  im_t *im;
+  int idx;
+  handle_table_t links;    /* handle → im_link_t, for completions that outlive a callback */
+  handle_table_t sessions; /* handle → session_t */
+  store_reader_t *reader;
+};
+
+struct session {
+  uint64_t id;
+  im_link_t *link;
+  session_t *next; /* in link->sessions */
+  char *client_id;
+  char *tag;
+  int64_t config_bitmap;
+  conv_t *room;       /* the chat room this login is in (one at a time) */
+  uint32_t room_slot; /* index in room->online[worker] */
+  will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
+  uint8_t lineage[8]; /* of the tokens this login is given (token.h): revoked at logout */
+};
+
+/* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
+typedef struct {
+  atomic_int ref;
+  size_t n;
+  char *ids[];
+} members_t;
+
+/* Online sessions of a chat room held by one worker; only that worker touches it. */
+typedef struct {
+  session_t **v;
+  uint32_t n, cap;
+} room_slice_t;
+
+struct conv {
+  char *cid;
+  int64_t id;
+  int kind;
+  char *creator;
+  int64_t created_at, expire_at;
+  atomic_int ref;
+  pthread_mutex_t mu; /* guards the fields below */
+  members_t *members; /* NULL for chat rooms and system conversations */
+  members_t *sets[3]; /* SET_MANAGER, SET_SHUTUP, SET_BLOCK snapshots (NULL = empty) */
+  int64_t updated_at;
+  int64_t last_ts, last_seq;
+  int has_receipts;   /* some message asked for receipts: acks must look for them */
+  atomic_int ext_ids; /* holds imported messages whose ids are not tern's (msg_key_resolve) */
+  int deleted;
+  json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
+  size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
+  int doc_deep;       /* it nests deeper than JSON_MAX_DEPTH (a document from an older build) */
+  room_slice_t *room; /* chat rooms: one slice per worker */
+  atomic_int online;  /* chat rooms: sessions in the room */
+  conv_t *hnext;
+};
+
+/* ---- convcache.c ---- */
+convcache_t *convcache_new(void);
+void convcache_free(convcache_t *cc);
+/* A referenced conversation, loaded through the worker's reader on a miss; NULL when it
+ * does not exist (or storage failed: *err gets TERN_ESTORE). Release with conv_release. */
+conv_t *conv_get(im_worker_t *w, const char *cid, int *err);
+/* Puts a just-created conversation in the cache (takes the row's strings). */
+conv_t *conv_from_row(im_t *im, conv_row_t *row);
+void convcache_put(im_t *im, conv_t *c);
+void convcache_drop(im_t *im, conv_t *c); /* forget it (deleted, or storage disagreed) */
+/* The cached conversation cid, referenced, or NULL when it is not in the cache (no load). */
+conv_t *convcache_peek(im_t *im, const char *cid);
+void conv_retain(conv_t *c);
+void conv_release(conv_t *c);
+members_t *conv_members(conv_t *c); /* referenced snapshot or NULL; release with members_release */
+void members_release(members_t *m);
+members_t *members_new(char **ids, size_t n); /* sorts and dedups a copy */
+int members_has(const members_t *m, const char *id);
+
+/* ---- im.c: requests, replies and delivery ---- */
+
+/* The request being handled. */
+typedef struct {
+  im_worker_t *w;
+  im_link_t *link;
+  session_t *s;   /* NULL only for session open */
+  lc_cmd_t *cmd;
+  int has_i;
+  int32_t i;
+} req_t;
+
+/* What a reply needs after an asynchronous step: handles, not pointers. */
+typedef struct {
+  uint64_t link, session;
+  int has_i;
+  int32_t i;
+  char *peer; /* request's peerId to echo, or NULL */
+} reply_to_t;
+
+void reply_to_init(reply_to_t *rt, const req_t *r);
+void reply_to_free(reply_to_t *rt);
+/* Finds the link of rt on the current worker, or NULL if it is gone. */
+im_link_t *reply_to_link(im_worker_t *w, const reply_to_t *rt);
+
+/* A completion for callers that are not a WebSocket request (the REST API): fn runs on the
+ * worker once the change committed (code 0, result describing it) or failed (code = the
+ * protocol error). result is borrowed for the call. */
+typedef struct {
+  void (*fn)(im_worker_t *w, void *arg, int code, json_t *result);
+  void *arg;
+} im_done_t;
+
+static inline void im_done(im_worker_t *w, const im_done_t *d, int code, json_t *result) {
+  if (d && d->fn) d->fn(w, d->arg, code, result);
+}
+
+/* Sends cmd as the reply: sets i (and peerId when the request carried one). */
+void reply(const req_t *r, lc_cmd_t *cmd);
+void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd);
+/* {cmd: error, i, errorMessage{code, reason = NAME, detail}} */
+void reply_error(const req_t *r, int code, const char *detail);
+void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const char *detail);
+/* A hook said no (or failed, hook_result NULL): code with the hook's code/detail as
+ * appCode/appMsg (protocol.md §8). */
+void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t *hook_result);
+
+/* A fan-out frame: one command for many sessions (a message, a receipt, a notification —
+ * the protocol's server "pushes", not the offline push of push.h), encoded once and
+ * shared by every recipient (style rule 9). */
+typedef struct {
+  atomic_int ref;
+  int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
+  int msg;      /* a message (direct), not a notification: counted as tern_messages_out_total */
+  char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
+  size_t len;
+  uint8_t body[];
+} fanout_t;
+
+/* cmd must not carry peerId or i; the frame always carries service 2 (IM). */
+fanout_t *fanout_new(const lc_cmd_t *cmd);
+void fanout_release(fanout_t *p);
+/* Sends the frame to one local session, with its client id as the peerId prefix. */
+void fanout_to_session(session_t *s, const fanout_t *p);
+/* Delivers to every session of each client in ids (any worker), except `skip`. */
+void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
+/* Delivers to every session in a chat room (any worker), except `skip`. */
+void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+
+session_t *session_find(im_link_t *l, const char *client_id);
+session_t *im_session_get(im_worker_t *w, uint64_t handle);
+void im_room_leave(im_worker_t *w, session_t *s);
+void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
+/* Every session of the clients ids that is in room c (on any worker) leaves it and gets p:
+ * a blacklisted client is out of the room at once (§3.17). */
+void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
+/* A session left its room by dropping: remember the room for a reconnect within 30 min. */
+void im_room_remember(im_t *im, session_t *s);
+/* After a reconnect login: back into the remembered room, if any. */
+void im_room_rejoin(im_worker_t *w, session_t *s);
+
+/* ---- the handlers ---- */
+void im_session_open(req_t *r);
+void im_session_close(req_t *r);
+void im_session_refresh(req_t *r);
+void im_session_query(req_t *r);
+void im_session_drop(im_worker_t *w, session_t *s, int code);
+/* Ends a session anywhere (any worker): it gets session/closed {code, reason, detail}. */
+void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
+/* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
+ * when it fails. Call only when the operation's signing is switched on. */
+int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);
+
+void im_conv_start(req_t *r);
+void im_conv_query(req_t *r);
+void im_conv_count(req_t *r);
+void im_conv_members_change(req_t *r, int add);
+void im_conv_online_members(req_t *r);
+void im_conv_is_member(req_t *r);
+void im_conv_max_read(req_t *r);
+void im_conv_update(req_t *r);
+/* Conversation creation pieces shared by conv/start and the REST API. */
+void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
+/* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
+ * different id from a normal conversation's over the same members). */
+void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
+void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
+
+/* The apply steps behind the handlers, for the REST API: they take the reference of c and
+ * answer through rt (WebSocket; may be zeroed) and done (may be NULL). */
+void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                        const reply_to_t *rt, const im_done_t *done);
+/* A conversation query (protocol.md §3.5) run on the store's query threads (store.h), within
+ * query_timeout: done gets {"results": [...]}, or code 4310 (4300 when storage failed) with
+ * {"error": why}. Returns 0, or with err set (done is then not called) TERN_EINVAL when
+ * where/sort do not translate, TERN_EAGAIN when `ip` has max_queries_per_ip running. */
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
+                   int flags, const im_done_t *done, char *err, size_t errlen);
+/* Queries one connection may have running at once; more get 4310 at once. */
+#define MAX_LINK_QUERIES 4
+/* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
+void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
+/* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */
+void conv_mutes_apply(im_worker_t *w, conv_t *c, char *const *ids, size_t n, int mute, const im_done_t *done);
+/* Shut-up (SET_SHUTUP) and blacklist (SET_BLOCK) changes for the REST API, as the app's
+ * back end (no rights checked) named `initby`: same snapshot swap, storage, pushes and
+ * limits as conv/add_shutup and blacklist/block. expire_at (ms, 0: never): a temporary
+ * shut-up, lifted by conv_silence_sweep. done gets {"allowed", "failed": [{client_id, code,
+ * error}], "updated_at"}. They take the reference of c. */
+void conv_shutup_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                       int64_t expire_at, const im_done_t *done);
+void conv_block_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
+                      const im_done_t *done);
+/* Lifts the temporary shut-ups whose time has come (the worker's 1-second tick). */
+void conv_silence_sweep(im_worker_t *w, int64_t now);
+/* Gives member pid `role` (Member or Manager) as the app's back end: the row keeps the role
+ * unless drop_row (Member by the row's absence). Returns a protocol error (detail set) when
+ * refused — the owner, an unknown role, not a member — else 0 and done gets {"updated_at",
+ * "client_id", "role", "info_id" (when the row stays)}. Takes the reference of c either way. */
+int conv_role_apply(im_worker_t *w, conv_t *c, const char *initby, const char *pid, const char *role, int drop_row,
+                    const im_done_t *done, const char **detail);
+/* Distinct clients that opened a session since 00:00 UTC today (GET /1.2/rtm/stats
+ * user_count_today), kept in memory: the count starts again when the process does. */
+void im_daily_note(const char *client, int64_t now);
+size_t im_daily_count(int64_t now);
+void im_conv_mute(req_t *r, int mute);
+void im_conv_member_info(req_t *r);
+void im_conv_shutup(req_t *r, int add);
+void im_conv_query_shutup(req_t *r);
+void im_conv_check_shutup(req_t *r);
+void im_blacklist(req_t *r);
+
+enum { ROLE_NONE = 0, ROLE_MEMBER = 1, ROLE_MANAGER = 2, ROLE_OWNER = 3 };
+int conv_role(conv_t *c, const char *client);
+/* Members who left lose their role (cache side; storage drops the rows). Call under c->mu. */
+void conv_forget_roles(conv_t *c, char *const *ids, size_t n);
+members_t *conv_set(conv_t *c, int set); /* referenced snapshot or NULL */
+int conv_in_set(conv_t *c, int set, const char *client);
+
+/* Why client `id` may not join or be added to c, or 0: 4548 when the conversation blocked
+ * it or it blocked the conversation (§3.17). Call under c->mu. */
+int conv_join_refused(im_worker_t *w, conv_t *c, const char *id);
+/* Deletes c now: a tombstone at once (lookups find nothing from then on), its row once the
+ * delete commits (queued after everything already submitted). idle_only: leave a chat room
+ * with people in it alone (returns 0). Takes c's reference either way; 1 when queued. */
+int conv_delete(im_worker_t *w, conv_t *c, int idle_only);
+
+/* im_conv.c helpers shared with the other conversation modules */
+conv_t *need_conv(req_t *r, const char *cid, int missing_code);
+void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
+                 char *const *to, size_t nto, uint64_t skip);
+/* The next updatedAt: now, but never at or before the previous one. Call under c->mu. */
+int64_t conv_touch(conv_t *c);
+
+/* May `sender` send to (or edit and recall its messages in) c (§3.6)? 0 with *mp the member
+ * snapshot (referenced; NULL for chat rooms and service conversations), or the protocol
+ * error with a detail: 4323 expired, 4401 not a member, 4548 blocked, 4563 shut up. */
+int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail);
+void im_msg_direct(req_t *r);
+void im_msg_ack(req_t *r);
+void im_msg_read(req_t *r);
+void im_msg_logs(req_t *r);
+void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+/* A message sent over REST (§7.1, §7.2); pointers borrowed for the call. */
+typedef struct {
+  const uint8_t *data;
+  size_t len;
+  int transient, no_sync, priority, mention_all;
+  char **mentions;
+  size_t nm;
+  const char *push_data; /* JSON text or NULL */
+  char **to;             /* nto > 0: only these clients get it and read it (service conversations) */
+  size_t nto;
+} rest_msg_t;
+/* REST: send as `from` (membership not checked); done gets {"msg-id", "timestamp"}. */
+void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t *msg, const im_done_t *done);
+/* REST history (§7.1): items newest first unless reversed; viewer (or NULL: everything)
+ * limits it to the messages that client may read. */
+int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
+                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed, int limit,
+                    json_t **out);
+/* Adds patch-timestamp, mention-all, mention-pids and recall to a REST history item. */
+void im_rest_item_extras(json_t *it, const msg_view_t *m);
+/* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */
+void notif_record(im_worker_t *w, const lc_cmd_t *cmd, char *const *to, size_t n);
+void im_worker_sweep(im_worker_t *w, int64_t now);
+void im_wills_fire(im_worker_t *w, session_t *s);
+void im_wills_free(session_t *s);
+void im_patch_modify(req_t *r);
+/* REST edit (data, len; text NUL-terminated) or recall of message mid as `from`, who must
+ * be its sender. Returns a protocol error code when the patch is refused up front (the
+ * message is not found, is someone else's, is too long, patching is off); else 0 and done
+ * gets {"patchTs"} once stored, or the error. */
+int im_rest_patch(im_worker_t *w, const char *cid, const char *mid, const char *from, const uint8_t *data, size_t len,
+                  int bin, int recall, const im_done_t *done);
+/* REST delete of the server's copy of message mid (from, when given, must be its sender);
+ * clients keep theirs. Same return and done as im_rest_patch (done gets {}). */
+int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from, const im_done_t *done);
+void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
+/* `_lctype` of a typed message's JSON text, if it has one (1) */
+int scan_lctype(const char *s, size_t n, int *out);
+
+/* ---- im_device.c: the devices a client's offline pushes go to (protocol.md §3.3, §10) ---- */
+/* `{cmd: report, op: upload, reportMessage: {initiative, type: "token", data: <token>}}`
+ * (§3.3): the token becomes a device of the session's client (an APNs token: type "ios");
+ * `report/uploaded` is the reply once it is stored. */
+void im_device_report(req_t *r);
+/* A login's SessionCommand.deviceToken (Swift sends its APNs token, or a UDID when it has
+ * none: only hex tokens are taken). Fire and forget. */
+void im_device_login_token(im_worker_t *w, const char *client, const char *token);
+/* 1 when t is a device token the registry takes: 1 to 256 printable characters. */
+int device_token_valid(const char *t);
+
+/* ---- msgid.c: message ids carry their storage key ---- */
+#define MSGID_LEN 22
+void msgid_make(int64_t ts, int64_t seq, char out[MSGID_LEN + 1]);
+int msgid_parse(const char *mid, int64_t *ts, int64_t *seq);
+/* The storage key of message `mid` in conversation c, for every id a client or the REST
+ * API names: in a conversation with imported messages (c->ext_ids) their own ids map to
+ * keys in msg_ext, looked up first; otherwise, and for tern's ids, the key the id encodes
+ * (no lookup). 0, or TERN_EINVAL when the id names no key. */
+int msg_key_resolve(im_worker_t *w, conv_t *c, const char *mid, int64_t *ts, int64_t *seq);
+
+/* ---- helpers ---- */
+int64_t conv_kind_wire(int kind); /* convType on the wire */
+void iso_now(char out[25]);
+
+#endif

@@ -1,0 +1,441 @@
+/* im_session.c — logging in and out: session open/close/refresh/query (protocol.md §3.1–3.3).
+ *
+ * A session is one client id logged in on one socket. Several may share a socket (the JS
+ * SDK multiplexes every IMClient of a Realtime over one WebSocket); the first opened is
+ * the socket's default peer. Tokens (`st`) are sealed, so a reconnect with r:true + st
+ * works on any worker and after a restart; a logout, an admin kick and a displacing
+ * single-sign-on login revoke them (revoke.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "revoke.h"
+#include "timeutil.h"
+#include "sign.h"
+#include "token.h"
+#include "utf8.h"
+
+
+/* Every session/open is answered, with its i or without one. Java's automatic re-login
+ * after a reconnect carries none (LCSession.reopen → openWithSessionToken with requestId
+ * null) and still waits for session/opened (LCDefaultConnectionListener.processSession-
+ * Command: "session resumed"); without it the session stays Closed and every call fails
+ * "Connection Lost". A reply without i goes like a push: service 2 and the peerId. */
+static void open_reply(req_t *r, lc_cmd_t *out) {
+  if (r->has_i) PB_SET(*out, i, r->i);
+  else PB_SET(*out, service, 2);
+  if (!out->peerid) out->peerid = r->cmd->peerid;
+  buf_t b = BUF_INIT;
+  codec_pack(out, &b);
+  r->link->ops->send(r->link, NULL, 0, b.data, b.len);
+  buf_free(&b);
+}
+
+/* A refused login goes back as {cmd: error} (§2.5). The C# SDK reads only that as a failed
+ * open: LCIMSessionController.Open takes any other reply as success and registers the
+ * client. The Java SDK completes the open callback with the code only that way
+ * (processErrorCommand), and on an i-less 4112 drops its token and logs in afresh; a
+ * session/closed makes it report the client offline and the open time out. JS, Swift and
+ * ObjC read both forms. A re-login that loses to the device holding its <clientId, tag>
+ * (4111) stays session/closed with the code: that is the session ending, which Swift,
+ * ObjC, C# (LCIMSessionController.Reopen) and Java (onSessionClosedFromServer) handle as
+ * such. */
+static void open_refuse(req_t *r, int code, const char *detail) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  if (code != LC_SESSION_CONFLICT) {
+    PB_SET(out, cmd, LC__COMMAND_TYPE__error);
+    em.code = code;
+    em.reason = (char *)lc_error_name(code);
+    em.detail = (char *)detail;
+    out.errormessage = &em;
+  } else {
+    PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+    PB_SET(out, op, LC__OP_TYPE__closed);
+    PB_SET(sm, code, code);
+    sm.reason = (char *)lc_error_name(code);
+    sm.detail = (char *)detail;
+    out.sessionmessage = &sm;
+  }
+  metric_error(code);
+  open_reply(r, &out);
+}
+
+static void open_failed(req_t *r, int code, const char *detail) {
+  open_refuse(r, code, detail);
+  metric_inc(M_LOGINS_REFUSED);
+}
+
+static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_id, const char *tag, int64_t bitmap) {
+  session_t *s = xcalloc(1, sizeof *s);
+  s->link = l;
+  s->client_id = xstrdup(client_id);
+  s->tag = tag ? xstrdup(tag) : NULL;
+  s->config_bitmap = bitmap;
+  random_bytes(s->lineage, sizeof s->lineage); /* a fresh login's; a reconnect takes its token's */
+  s->id = handle_table_add(&w->sessions, s);
+  /* append: the first session on a socket stays its default peer */
+  session_t **pp = &l->sessions;
+  while (*pp) pp = &(*pp)->next;
+  *pp = s;
+  l->nsessions++;
+  presence_add(w->im->presence, s->client_id, s->id, s->tag);
+  metric_inc(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF);
+  return s;
+}
+
+/* _clientOffline (§8): closeCode 1 logout, 2 connection lost, 3 tag conflict, 4 kicked by
+ * the API; errorCode/errorMsg for the protocol's own reasons to close. */
+static void offline_hook(im_worker_t *w, session_t *s, int code) {
+  if (!im_hook_enabled(w->im, HOOK_CLIENT_OFFLINE)) return;
+  int close_code = code == 1000 ? 1 : code == LC_SESSION_CONFLICT ? 3 : code == LC_KICKED_BY_APP ? 4 : 2;
+  static const char *const msgs[] = {"", "logout", "connection lost", "session conflict", "kicked by the app"};
+  json_t *p = json_pack("{s:s, s:i, s:s}", "peerId", s->client_id, "closeCode", close_code, "closeMsg", msgs[close_code]);
+  if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
+  if (close_code != 2 && s->link->ip) json_object_set_new(p, "sourceIP", json_string(s->link->ip));
+  if (code == LC_READ_TIMEOUT || code == LC_LOGIN_TIMEOUT || code == LC_FRAME_TOO_LONG ||
+      code == LC_UNPARSEABLE_RAW_MESSAGE || code == LC_INTERNAL_ERROR) {
+    json_object_set_new(p, "errorCode", json_integer(code));
+    json_object_set_new(p, "errorMsg", json_string(lc_error_name(code)));
+  }
+  im_hook_call(w, HOOK_CLIENT_OFFLINE, p, NULL, NULL);
+}
+
+void im_session_drop(im_worker_t *w, session_t *s, int code) {
+  offline_hook(w, s, code);
+  im_link_t *l = s->link;
+  for (session_t **pp = &l->sessions; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  }
+  if (--l->nsessions == 0) l->sessionless_since_ms = now_ms(); /* the login timer starts over */
+  /* 1000 is a goodbye (session close, a WebSocket close frame); anything else — a reset,
+   * a timeout, a dropped slow consumer — is the unexpected end a will is for */
+  if (code != 1000 && code != 1001) { /* 1001: the server itself is going away */
+    im_wills_fire(w, s);
+    im_room_remember(w->im, s);
+  } else {
+    im_wills_free(s);
+  }
+  im_room_leave(w, s);
+  presence_del(w->im->presence, s->client_id, s->id);
+  handle_table_del(&w->sessions, s->id);
+  metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
+  log_at(LOG_DEBUG, "session %s closed (%d)", s->client_id, code);
+  free(s->client_id);
+  free(s->tag);
+  free(s);
+}
+
+/* ---------------------------------------------------------------- kicks */
+
+static void kick_local(im_worker_t *w, session_t *s, int code, const char *detail) {
+  /* a login pushed out by another with its tag loses its token: the device that took over
+   * is the one that may resume (an admin kick revoked every token of the client already) */
+  if (code == LC_SESSION_CONFLICT) revoke_lineage(w, s->lineage);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__closed);
+  PB_SET(out, service, 2);
+  out.sessionmessage = &sm;
+  PB_SET(sm, code, code);
+  sm.reason = (char *)lc_error_name(code);
+  sm.detail = (char *)detail;
+  fanout_t *p = fanout_new(&out);
+  fanout_to_session(s, p);
+  fanout_release(p);
+  im_session_drop(w, s, code);
+}
+
+typedef struct {
+  task_t task;
+  im_t *im;
+  uint64_t handle;
+  int code;
+  char *detail;
+} kick_t;
+
+static void kick_run(task_t *t) {
+  kick_t *k = (kick_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? k->im->workers[idx] : NULL;
+  session_t *s = w ? handle_table_get(&w->sessions, k->handle) : NULL;
+  if (s) kick_local(w, s, k->code, k->detail);
+  free(k->detail);
+  free(k);
+}
+
+void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
+  int owner = handle_owner(handle);
+  if (owner == w->idx) {
+    session_t *s = handle_table_get(&w->sessions, handle);
+    if (s) kick_local(w, s, code, detail);
+    return;
+  }
+  kick_t *k = xcalloc(1, sizeof *k);
+  k->task.fn = kick_run;
+  k->im = w->im;
+  k->handle = handle;
+  k->code = code;
+  k->detail = detail ? xstrdup(detail) : NULL;
+  w->im->post(w->im->post_arg, owner, &k->task);
+}
+
+/* ---------------------------------------------------------------- open */
+
+static void send_opened(req_t *r, session_t *s) {
+  im_t *im = r->w->im;
+  char st[TOKEN_MAX_LEN + 1];
+  token_make_lineage(im->master_key, im->app_id, s->client_id, s->tag, s->lineage, im->cfg->session_ttl, st);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__opened);
+  out.peerid = s->client_id;
+  PB_SET(out, serverts, now_ms());
+  sm.st = st;
+  PB_SET(sm, stttl, (int32_t)im->cfg->session_ttl);
+  out.sessionmessage = &sm;
+  open_reply(r, &out); /* peerId set: an anonymous login must get the invented one */
+}
+
+void im_session_open(req_t *r) {
+  im_t *im = r->w->im;
+  lc_cmd_t *c = r->cmd;
+  Lc__SessionCommand empty = LC__SESSION_COMMAND__INIT;
+  Lc__SessionCommand *sm = c->sessionmessage ? c->sessionmessage : &empty;
+  if (c->appid && strcmp(c->appid, im->app_id) != 0) {
+    open_failed(r, LC_APP_NOT_AVAILABLE, "unknown appId");
+    return;
+  }
+  char anon[40];
+  const char *peer = c->peerid;
+  if (!peer || !*peer) { /* anonymous login: invent an id and return it (§1.6) */
+    uint8_t rnd[12];
+    random_bytes(rnd, sizeof rnd);
+    memcpy(anon, "anon-", 5);
+    hex_encode(rnd, sizeof rnd, anon + 5);
+    peer = anon;
+  }
+  if (!utf8_client_id_ok(peer)) { /* §9.1; and an id is framed and hashed as it is (utf8.h) */
+    open_failed(r, LC_INVALID_LOGIN, "client id must be 1 to 64 characters of UTF-8, no control characters");
+    return;
+  }
+  int reconnect = sm->has_r && sm->r;
+  char *tag = NULL; /* single sign-on: explicit logins name it, reconnects carry it in st */
+  int token_ok = 0;
+  token_info_t st_info;
+  if (reconnect && sm->st) {
+    /* sealed for this client and unexpired, and not revoked by a logout, a kick or a
+     * displacing login since (revoke.h: one store read) */
+    int rc = token_check(im->master_key, im->app_id, peer, sm->st, &st_info);
+    if (rc == 0 && (rc = revoke_check(r->w, peer, &st_info)) < 0) {
+      /* A tagged login displaced by single sign-on lost its token with it. While the session
+       * that displaced it holds <clientId, tag>, its re-login hears what it heard before
+       * revocation existed — 4111, the session ended elsewhere — for an SDK told 4112 logs in
+       * afresh (Java, JS), which would push the holder out in turn. */
+      int held = st_info.tag && presence_get_tagged(im->presence, peer, st_info.tag, NULL, 0) > 0;
+      free(st_info.tag);
+      if (held) {
+        open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
+        return;
+      }
+    }
+    if (rc < 0) {
+      /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
+       * is rejected that way; a session/closed reply would end its reconnect for good. */
+      open_refuse(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired"
+                                               : rc == TERN_EPERM   ? "session token revoked"
+                                                                    : "invalid session token");
+      metric_inc(M_LOGINS_BAD_TOKEN);
+      return;
+    }
+    tag = st_info.tag;
+    token_ok = 1;
+  } else if (sm->tag && *sm->tag && strcmp(sm->tag, "default") != 0) {
+    if (strlen(sm->tag) > TOKEN_TAG_MAX) {
+      open_failed(r, LC_INVALID_LOGIN, "tag too long");
+      return;
+    }
+    tag = xstrdup(sm->tag);
+  }
+  /* A login signature is needed unless a valid session token vouches for the client. */
+  if (im->cfg->sign_login && !token_ok) {
+    char *text = sign_string_login(im->app_id, peer, sm->has_t ? sm->t : 0, sm->n);
+    int rc = sign_check(im->signer, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
+    free(text);
+    if (rc < 0) {
+      open_failed(r, LC_SIGNATURE_FAILED, rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
+                                          : rc == TERN_EEXIST  ? "signature nonce already used"
+                                                               : "signature does not match");
+      free(tag);
+      return;
+    }
+  }
+  session_t *s = session_find(r->link, peer);
+  uint64_t held[16]; /* older sessions this login pushes out: kicked once it is answered */
+  size_t nheld = 0;
+  if (!s && r->link->nsessions >= im->cfg->max_sessions_per_conn) {
+    open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
+    free(tag);
+    return;
+  }
+  if (!s && tag) {
+    /* <clientId, tag> is unique: an explicit login pushes the older session out (4111);
+     * an automatic re-login loses to the session that is there (§3.1) */
+    pthread_mutex_lock(&im->sso_mu);
+    size_t n = presence_get_tagged(im->presence, peer, tag, held, 16);
+    if (n && reconnect) {
+      pthread_mutex_unlock(&im->sso_mu);
+      open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
+      free(tag);
+      return;
+    }
+    nheld = n < 16 ? n : 16;
+    s = session_new(r->w, r->link, peer, tag, sm->has_configbitmap ? sm->configbitmap : 0);
+    pthread_mutex_unlock(&im->sso_mu);
+  } else if (!s) {
+    s = session_new(r->w, r->link, peer, NULL, sm->has_configbitmap ? sm->configbitmap : 0);
+  } else if (sm->has_configbitmap) {
+    s->config_bitmap = sm->configbitmap;
+  }
+  free(tag);
+  if (token_ok) memcpy(s->lineage, st_info.lineage, sizeof s->lineage); /* the device's chain goes on */
+  r->s = s;
+  send_opened(r, s);
+  metric_inc(M_LOGINS_OK);
+  /* the reply first, then what it causes (the older sessions' session/closed 4111) */
+  for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
+  im_daily_note(s->client_id, now_ms());
+  if (sm->devicetoken) im_device_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
+  if (im_hook_enabled(im, HOOK_CLIENT_ONLINE)) {
+    json_t *p = json_pack("{s:s, s:i}", "peerId", s->client_id, "reconnect", reconnect ? 1 : 0);
+    if (r->link->ip) json_object_set_new(p, "sourceIP", json_string(r->link->ip));
+    if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
+    im_hook_call(r->w, HOOK_CLIENT_ONLINE, p, NULL, NULL);
+  }
+  if (reconnect) im_room_rejoin(r->w, s);
+  im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
+  if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);
+}
+
+void im_session_close(req_t *r) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__closed);
+  out.sessionmessage = &sm; /* present and empty, as the cloud sends it */
+  reply(r, &out);
+  revoke_lineage(r->w, r->s->lineage); /* a logout: this device's token no longer resumes */
+  im_session_drop(r->w, r->s, 1000);
+}
+
+void im_session_refresh(req_t *r) {
+  im_t *im = r->w->im;
+  char st[TOKEN_MAX_LEN + 1];
+  token_make_lineage(im->master_key, im->app_id, r->s->client_id, r->s->tag, r->s->lineage, im->cfg->session_ttl, st);
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__refreshed);
+  sm.st = st;
+  PB_SET(sm, stttl, (int32_t)im->cfg->session_ttl);
+  out.sessionmessage = &sm;
+  reply(r, &out);
+}
+
+void im_session_query(req_t *r) {
+  Lc__SessionCommand *in = r->cmd->sessionmessage;
+  size_t n = in ? in->n_sessionpeerids : 0;
+  if (n > 20) n = 20; /* the documented cap; later ids are not looked at */
+  char **online = xcalloc(n ? n : 1, sizeof *online);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (presence_online(r->w->im->presence, in->sessionpeerids[i])) online[k++] = in->sessionpeerids[i];
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__session);
+  PB_SET(out, op, LC__OP_TYPE__query_result);
+  sm.n_onlinesessionpeerids = k;
+  sm.onlinesessionpeerids = online;
+  out.sessionmessage = &sm;
+  reply(r, &out);
+  free(online);
+}
+
+/* ---------------------------------------------------------------- clients seen today */
+
+/* user_count_today (REST /1.2/rtm/stats): a set of 64-bit hashes of the client ids that
+ * opened a session since 00:00 UTC, dropped when the day changes. 8 bytes a client instead
+ * of the ids themselves; two ids sharing a hash (odds about n²/2^65) count once. In memory
+ * only, so a restart starts the day's count again. One lock, held for a probe per login. */
+static struct {
+  pthread_mutex_t mu;
+  int64_t day;
+  uint64_t *slots; /* open addressing; 0 = empty */
+  size_t cap, n;
+} daily = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t id_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a, then a 64-bit finaliser to spread it */
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h ? h : 1;
+}
+
+/* A new UTC day empties the set. Call under daily.mu. */
+static void daily_roll(int64_t now) {
+  int64_t day = now / 86400000;
+  if (day == daily.day) return;
+  daily.day = day;
+  free(daily.slots);
+  daily.slots = NULL;
+  daily.cap = daily.n = 0;
+}
+
+static void daily_put(uint64_t *slots, size_t cap, uint64_t h, size_t *n) {
+  size_t i = (size_t)h & (cap - 1);
+  while (slots[i] && slots[i] != h)
+    i = (i + 1) & (cap - 1);
+  if (!slots[i]) {
+    slots[i] = h;
+    (*n)++;
+  }
+}
+
+void im_daily_note(const char *client, int64_t now) {
+  uint64_t h = id_hash(client);
+  pthread_mutex_lock(&daily.mu);
+  daily_roll(now);
+  if ((daily.n + 1) * 2 > daily.cap) { /* at most half full: probes stay short */
+    size_t cap = daily.cap ? daily.cap * 2 : 1024, n = 0;
+    uint64_t *slots = xcalloc(cap, sizeof *slots);
+    for (size_t i = 0; i < daily.cap; i++)
+      if (daily.slots[i]) daily_put(slots, cap, daily.slots[i], &n);
+    free(daily.slots);
+    daily.slots = slots;
+    daily.cap = cap;
+  }
+  daily_put(daily.slots, daily.cap, h, &daily.n);
+  pthread_mutex_unlock(&daily.mu);
+}
+
+size_t im_daily_count(int64_t now) {
+  pthread_mutex_lock(&daily.mu);
+  daily_roll(now);
+  size_t n = daily.n;
+  pthread_mutex_unlock(&daily.mu);
+  return n;
+}

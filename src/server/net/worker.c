@@ -1,0 +1,423 @@
+/* worker.c — worker threads: one libuv loop each, SO_REUSEPORT listeners, a task inbox.
+ *
+ * Each worker binds its own listening socket on the same address with SO_REUSEPORT, so
+ * the kernel spreads connections over the loops and no connection ever changes thread.
+ * SO_REUSEPORT would as gladly let a second ternd (or anything of the same user) join in
+ * and be handed half the clients, so before the workers bind, a probe socket without it
+ * binds the address: on Linux that fails with EADDRINUSE whenever any other socket holds
+ * it, and ternd refuses to start (docs/architecture.md, "Listening").
+ *
+ * Connections are accepted here rather than by uv_listen: once descriptors run out
+ * (EMFILE), libuv's listener accepts and drops connections with a spare descriptor, and
+ * when another thread has taken that one it calls back with EMFILE and tries again at
+ * once, for ever, at full CPU. This one stops watching the socket and tries again after
+ * ACCEPT_BACKOFF_MS; the connections wait in the kernel's queue meanwhile, and the ones
+ * already open go on as usual.
+ *
+ * The inbox is a mutex-protected list drained in one swap per wake-up: a poster holds the
+ * lock for a pointer write, never while the target runs its tasks. */
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+
+void worker_post(server_t *srv, int idx, task_t *t) {
+  worker_t *w = srv->workers[idx];
+  task_t *last = t;
+  while (last->next) last = last->next;
+  pthread_mutex_lock(&w->mu);
+  if (w->inbox_tail) w->inbox_tail->next = t;
+  else w->inbox_head = t;
+  w->inbox_tail = last;
+  int dead = w->dead;
+  pthread_mutex_unlock(&w->mu);
+  if (!dead) uv_async_send(&w->async);
+}
+
+void worker_schedule_flush(worker_t *w, conn_t *c) {
+  if (c->in_flush) return;
+  c->in_flush = 1;
+  c->flush_next = w->flush_list;
+  w->flush_list = c;
+}
+
+void worker_schedule_reap(worker_t *w, conn_t *c) {
+  if (c->reaping) return;
+  c->reaping = 1;
+  c->reap_next = w->reap_list;
+  w->reap_list = c;
+}
+
+/* Flush every connection with output, then close the ones marked for closing. Runs in
+ * both the prepare and check phases so output queued by timers, I/O callbacks or inbox
+ * tasks leaves in the same iteration. */
+static void drain(worker_t *w) {
+  w->shed_deferred = 0;
+  w->srv->net_app->worker_tick(w->imw);
+  while (w->flush_list) {
+    conn_t *c = w->flush_list;
+    w->flush_list = c->flush_next;
+    c->in_flush = 0;
+    conn_flush(c);
+  }
+  /* over output_limit_ip or output_limit_total: drop the largest queues (conn.c) */
+  if (w->shed || (atomic_load_explicit(&w->shed_wanted, memory_order_relaxed) && atomic_exchange(&w->shed_wanted, 0)))
+    conn_shed(w);
+  while (w->reap_list) {
+    conn_t *c = w->reap_list;
+    w->reap_list = c->reap_next;
+    conn_reap(c);
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) { drain(h->data); }
+static void on_check(uv_check_t *h) { drain(h->data); }
+
+void worker_wake_shed(server_t *srv, int idx) {
+  worker_t *w = srv->workers[idx];
+  if (atomic_exchange(&w->shed_wanted, 1) != 0) return; /* asked already, not yet looked */
+  pthread_mutex_lock(&w->mu); /* as worker_post: a loop that has ended is not woken */
+  if (!w->dead) uv_async_send(&w->async);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static void on_tick(uv_timer_t *h) {
+  worker_t *w = h->data;
+  int64_t now = now_ms();
+  conn_sweep(w, now);
+  w->srv->net_app->worker_sweep(w->imw, now);
+}
+
+/* Connections taken from the queue per wake-up, so a flood of them cannot starve the
+ * loop's other work; the rest wait for the next iteration (the poll is level-triggered). */
+#define ACCEPT_BATCH 64
+/* How long the listener rests after accept() failed for want of descriptors or memory. */
+#define ACCEPT_BACKOFF_MS 100
+
+static log_limit_t accept_log; /* every worker's accept failures: a line a second at most */
+
+static void on_listen_ready(uv_poll_t *h, int status, int events);
+
+static void listen_resume(uv_timer_t *t) {
+  worker_t *w = t->data;
+  uv_poll_start(&w->listener, UV_READABLE, on_listen_ready);
+}
+
+static void on_listen_ready(uv_poll_t *h, int status, int events) {
+  worker_t *w = h->data;
+  int err = status < 0 ? -status : 0;
+  for (int k = 0; !err && k < ACCEPT_BATCH; k++) {
+    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      w->accepted++;
+      conn_accept(w, fd);
+      continue;
+    }
+    switch (errno) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+      return;
+    /* the one connection went wrong (accept(2): Linux passes pending network errors on),
+     * or a signal: take the next */
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:
+      continue;
+    default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until something closes */
+      err = errno;
+    }
+  }
+  if (!err) return; /* a full batch: more next iteration */
+  atomic_fetch_add(&w->srv->accept_errors, 1);
+  log_limited(&accept_log, LOG_WARN,
+              "accept: %s; not accepting for %d ms (connections wait in the queue, open ones go on)", strerror(err),
+              ACCEPT_BACKOFF_MS);
+  uv_poll_stop(&w->listener);
+  uv_timer_start(&w->listen_retry, listen_resume, ACCEPT_BACKOFF_MS, 0);
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  worker_t *w = h->data;
+  if (w->listen_fd >= 0) close(w->listen_fd);
+  w->listen_fd = -1;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void begin_stop(worker_t *w) {
+  /* Tell every connection we are going away (1001), then close the loop's handles. */
+  for (conn_t *c = w->all; c; c = c->next) conn_close(c, 1001, "server shutting down");
+  drain(w);
+  for (conn_t *c = w->all; c; c = c->next) conn_abort(c, 1001);
+  drain(w);
+  w->srv->net_app->worker_stop(w->imw); /* outgoing calls in flight and waiting end */
+  uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+  uv_close((uv_handle_t *)&w->listen_retry, NULL);
+  uv_close((uv_handle_t *)&w->prep, NULL);
+  uv_close((uv_handle_t *)&w->check, NULL);
+  uv_close((uv_handle_t *)&w->tick, NULL);
+  uv_close((uv_handle_t *)&w->async, NULL);
+}
+
+static void on_async(uv_async_t *h) {
+  worker_t *w = h->data;
+  pthread_mutex_lock(&w->mu);
+  task_t *t = w->inbox_head;
+  w->inbox_head = w->inbox_tail = NULL;
+  int stop = w->stop;
+  pthread_mutex_unlock(&w->mu);
+  while (t) {
+    task_t *next = t->next;
+    t->fn(t);
+    t = next;
+  }
+  if (stop == 1) {
+    w->stop = 2;
+    begin_stop(w);
+  }
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  worker_set_current(w->idx);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  pthread_mutex_lock(&w->mu);
+  w->dead = 1; /* from now on tasks wait in the inbox for server_free */
+  pthread_mutex_unlock(&w->mu);
+  uv_walk(&w->loop, close_walk, NULL);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&w->loop) != 0) log_at(LOG_WARN, "worker %d: loop closed with live handles", w->idx);
+  return NULL;
+}
+
+static int parse_listen(const char *spec, struct sockaddr_storage *ss) {
+  char host[256];
+  const char *colon = strrchr(spec, ':');
+  if (!colon) return TERN_ECONFIG;
+  int port = atoi(colon + 1);
+  if (port < 0 || port > 65535) return TERN_ECONFIG;
+  size_t hl = (size_t)(colon - spec);
+  if (hl >= sizeof host) return TERN_ECONFIG;
+  memcpy(host, spec, hl);
+  host[hl] = 0;
+  if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+    host[hl - 1] = 0;
+    return uv_ip6_addr(host + 1, port, (struct sockaddr_in6 *)ss) ? TERN_ECONFIG : 0;
+  }
+  if (!*host) snprintf(host, sizeof host, "0.0.0.0");
+  return uv_ip4_addr(host, port, (struct sockaddr_in *)ss) ? TERN_ECONFIG : 0;
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *ss) {
+  return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Is the address free of every other listener? Bound without SO_REUSEPORT, a socket
+ * fails with EADDRINUSE when any other one holds the address — with SO_REUSEPORT or not —
+ * so a second ternd stops here instead of quietly sharing the port. SO_REUSEADDR still
+ * lets it pass connections of an earlier run left in TIME_WAIT. Port 0 gets its port
+ * here, and the workers bind that one; between the probe's close and their bind lie
+ * microseconds. */
+static int probe_free(struct sockaddr_storage *ss) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return TERN_EIO;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  socklen_t len = addr_len(ss);
+  int rc = bind(fd, (struct sockaddr *)ss, len);
+  int e = errno;
+  if (rc == 0) getsockname(fd, (struct sockaddr *)ss, &len);
+  close(fd);
+  errno = e;
+  return rc < 0 ? TERN_EIO : 0;
+}
+
+static int bind_reuseport(struct sockaddr_storage *ss, int *out_fd) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return TERN_EIO;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  socklen_t len = addr_len(ss);
+  if (bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return TERN_EIO;
+  }
+  /* Port 0 means "any": later workers must share the port the first one got. */
+  getsockname(fd, (struct sockaddr *)ss, &len);
+  *out_fd = fd;
+  return 0;
+}
+
+int server_start(server_t *srv) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  if (parse_listen(srv->cfg->listen, &ss) < 0) {
+    log_at(LOG_ERROR, "listen: cannot parse \"%s\" (want host:port)", srv->cfg->listen);
+    return TERN_ECONFIG;
+  }
+  int n = (int)srv->cfg->workers;
+  if (n <= 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    n = cores > 0 ? (int)cores : 1;
+  }
+  if (n > MAX_WORKERS) n = MAX_WORKERS;
+  if (probe_free(&ss) < 0) {
+    int e = errno;
+    log_at(LOG_ERROR, "listen on %s: %s%s", srv->cfg->listen, strerror(e),
+           e == EADDRINUSE ? " (another process listens there: is another ternd running?)" : "");
+    return TERN_EIO;
+  }
+  /* every socket first, so that a failure leaves nothing behind but closed descriptors */
+  int fds[MAX_WORKERS];
+  for (int i = 0; i < n; i++)
+    if (bind_reuseport(&ss, &fds[i]) < 0) {
+      log_at(LOG_ERROR, "listen on %s: %s", srv->cfg->listen, strerror(errno));
+      while (i--) close(fds[i]);
+      return TERN_EIO;
+    }
+  srv->nworkers = n;
+  for (int i = 0; i < n; i++) {
+    worker_t *w = xcalloc(1, sizeof *w);
+    w->idx = i;
+    w->srv = srv;
+    srv->workers[i] = w;
+    pthread_mutex_init(&w->mu, NULL);
+    handle_table_init(&w->conns, i);
+    uv_loop_init(&w->loop);
+    w->listen_fd = fds[i];
+    uv_poll_init(&w->loop, &w->listener, w->listen_fd);
+    w->listener.data = w;
+    uv_poll_start(&w->listener, UV_READABLE, on_listen_ready);
+    uv_timer_init(&w->loop, &w->listen_retry);
+    w->listen_retry.data = w;
+    uv_async_init(&w->loop, &w->async, on_async);
+    w->async.data = w;
+    uv_prepare_init(&w->loop, &w->prep);
+    w->prep.data = w;
+    uv_prepare_start(&w->prep, on_prepare);
+    uv_check_init(&w->loop, &w->check);
+    w->check.data = w;
+    uv_check_start(&w->check, on_check);
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, 1000, 1000);
+    w->imw = srv->net_app->worker_start(srv, i, &w->loop);
+  }
+  char host[64];
+  int port;
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  }
+  snprintf(srv->bound, sizeof srv->bound, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+  if (!srv->public_url || !*srv->public_url) {
+    free(srv->public_url);
+    char url[128];
+    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/", srv->tls ? "wss" : "ws",
+             host, port);
+    srv->public_url = xstrdup(url);
+  }
+  for (int i = 0; i < n; i++) {
+    pthread_create(&srv->workers[i]->thread, NULL, worker_main, srv->workers[i]);
+    char name[16];
+    snprintf(name, sizeof name, "tern-w%d", i);
+    pthread_setname_np(srv->workers[i]->thread, name);
+  }
+  /* Test scripts wait for this exact line (port 0 picks a free port). */
+  printf("ternd listening on %s:%d with %d worker%s\n", host, port, n, n == 1 ? "" : "s");
+  fflush(stdout);
+  return 0;
+}
+
+long server_conn_cap(const server_t *srv) {
+  if (srv->cfg->max_conns > 0) return srv->cfg->max_conns;
+  long n = srv->nofile > 0 ? srv->nofile : 1024;
+  long reserve = n < 1024 ? n / 4 : 256;
+  return n - reserve;
+}
+
+typedef struct {
+  task_t task;
+  pthread_barrier_t *barrier;
+} park_t;
+
+static void park_run(task_t *t) {
+  pthread_barrier_t *b = ((park_t *)t)->barrier;
+  pthread_barrier_wait(b); /* every worker is here: the caller runs its function */
+  pthread_barrier_wait(b); /* it is done; t is gone once the caller returns */
+}
+
+void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg) {
+  pthread_barrier_t b;
+  park_t parks[MAX_WORKERS];
+  pthread_barrier_init(&b, NULL, (unsigned)srv->nworkers + 1);
+  for (int i = 0; i < srv->nworkers; i++) {
+    parks[i] = (park_t){.task = {.fn = park_run}, .barrier = &b};
+    worker_post(srv, i, &parks[i].task);
+  }
+  pthread_barrier_wait(&b);
+  fn(arg);
+  pthread_barrier_wait(&b);
+  pthread_barrier_destroy(&b); /* waits until every worker has left it */
+}
+
+void server_stop(server_t *srv) {
+  for (int i = 0; i < srv->nworkers; i++) {
+    worker_t *w = srv->workers[i];
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->async);
+  }
+  for (int i = 0; i < srv->nworkers; i++) pthread_join(srv->workers[i]->thread, NULL);
+}
+
+void server_free(server_t *srv) {
+  for (int i = 0; i < srv->nworkers; i++) {
+    worker_t *w = srv->workers[i];
+    /* Completions the store posted after the loop ended: their connections are gone, so
+     * running them here only releases what they carry. */
+    worker_set_current(i);
+    task_t *t = w->inbox_head;
+    w->inbox_head = w->inbox_tail = NULL;
+    while (t) {
+      task_t *next = t->next;
+      t->fn(t);
+      t = next;
+    }
+    worker_set_current(-1);
+    srv->net_app->worker_free(w->imw);
+    handle_table_free(&w->conns);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    srv->workers[i] = NULL;
+  }
+}

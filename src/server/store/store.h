@@ -1,0 +1,494 @@
+/* store.h — persistence behind one interface (design.md: store).
+ *
+ * Reads are synchronous calls on a per-worker reader, because a SQLite read of an indexed
+ * range costs microseconds and WAL lets readers run beside the writer. Writes are jobs:
+ * the caller fills a job, submits it, and gets it back on its own worker (job->task) after
+ * the batch that contains it has committed — so an ack never leaves before its message is
+ * durable. One writer thread commits whatever has queued up in one transaction (group
+ * commit); while it commits, the next batch gathers.
+ *
+ * Style rule 4 wants the backend behind an ops table; until issue #13 part 2 gives it one,
+ * the functions below are those of the one backend, store/sqlite (the build links it to
+ * whoever links this interface, and shows them none of its headers). */
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+typedef struct store_reader store_reader_t;
+/* A `where` compiled to SQL by the SQLite backend's query compiler (store/sqlite/query/
+ * query.h). TODO(#13 part 2): the interface takes parsed queries, each backend compiles
+ * them, and this type leaves it. */
+typedef struct query query_t;
+
+enum { CONV_NORMAL = 1, CONV_ROOM = 2, CONV_SYSTEM = 3, CONV_TEMP = 4 };
+
+enum {
+  MSG_F_BIN = 1,          /* data is binary (binaryMsg) */
+  MSG_F_RECEIPT = 2,      /* sender asked for receipts (r) */
+  MSG_F_MENTION_ALL = 4,  /* mentionAll */
+  MSG_F_RECALLED = 8,     /* replaced by a recall */
+};
+
+/* A conversation as stored, for the cache. Strings are owned; free with conv_row_free. */
+typedef struct {
+  int64_t id;
+  char *cid;
+  int kind;
+  char *creator;
+  char *unique_id;
+  int64_t created_at, updated_at, lm, expire_at;
+  int64_t last_ts, last_seq; /* newest message's key, 0/0 if none */
+  int ext_ids;               /* some messages were imported with ids of their own (msg_ext) */
+  char **members;
+  size_t nmembers;
+  /* the conversation's client sets (sorted): managers, shut-up members, blocked clients */
+  char **sets[3];
+  size_t nsets[3];
+} conv_row_t;
+
+enum { SET_MANAGER = 0, SET_SHUTUP = 1, SET_BLOCK = 2 };
+void conv_row_free(conv_row_t *r);
+
+/* A stored message, borrowed for the duration of a callback. */
+typedef struct {
+  int64_t ts, seq;
+  const char *mid, *sender;
+  const uint8_t *data;
+  size_t len;
+  int flags;
+  const char *mentions; /* JSON array text or NULL */
+  int64_t patch_ts;
+  const char *readers; /* NULL, or the only readers besides the sender: ids framed by \x1f */
+} msg_view_t;
+typedef int (*msg_cb)(void *arg, const msg_view_t *m); /* nonzero stops the scan */
+
+/* History request, already resolved to key bounds by the caller (protocol.md §3.11). */
+typedef struct {
+  int64_t conv;
+  int newer;              /* 0: walk from hi down (OLD), 1: from lo up (NEW) */
+  int has_lo, has_hi;
+  int64_t lo_ts, lo_seq;  /* lower bound key */
+  int64_t hi_ts, hi_seq;  /* upper bound key */
+  int lo_incl, hi_incl;
+  int limit;
+  int has_lctype, lctype;
+  const char *viewer;     /* only the messages this client may read; NULL: all */
+} logs_req_t;
+
+/* One conversation's unread state for a client (protocol.md §3.10). */
+typedef struct {
+  const char *cid;
+  int kind;
+  int unread;  /* capped at 100 */
+  int mentioned;
+  int64_t read_changed_at;
+  msg_view_t last; /* last.mid == NULL if the conversation has no message */
+} unread_view_t;
+typedef void (*unread_cb)(void *arg, const unread_view_t *u);
+
+/* Per-member read/ack progress. */
+typedef struct {
+  const char *client;
+  int64_t read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at;
+} member_progress_t;
+typedef void (*progress_cb)(void *arg, const member_progress_t *p);
+
+/* ---- conversation queries, off the network loops (store_query.c) ----
+ * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
+ * documents), so queries run on query threads of their own, never on a worker's loop, each
+ * within a deadline that counts from submission (time spent queued included). */
+typedef struct store_query store_query_t;
+struct store_query {
+  task_t task;         /* set task.fn: runs on `worker` when done; owns the query then */
+  int worker;
+  query_t *q;          /* borrowed until then, like order_by */
+  const char *order_by;
+  int limit, skip, flags;
+  uint64_t deadline_ns; /* mono_ns() by which it must be answered */
+  int result;          /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
+  json_t *out;         /* result 0: the JSON array (owned by the query) */
+  store_query_t *next;
+};
+/* Most queries waiting for a query thread, server-wide; past it submit refuses. */
+#define STORE_QUERY_QUEUE_MAX 256
+/* Queues q; TERN_EAGAIN (nothing queued, task not run) when the queue is full. With
+ * inline_writes it runs at once on the caller's thread and posts like any other. */
+int store_query_submit(store_t *s, store_query_t *q);
+
+/* ---- write jobs ---- */
+
+typedef enum {
+  JOB_CONV_CREATE,
+  JOB_MSG_INSERT,
+  JOB_MEMBER_ACK,
+  JOB_MEMBER_READ,
+  JOB_MEMBERS_ADD,
+  JOB_MEMBERS_REMOVE,
+  JOB_CONV_DELETE,
+  JOB_CONV_UPDATE,
+  JOB_SET_CHANGE,
+  JOB_CLIENT_BLOCK,
+  JOB_MSG_PATCH,
+  JOB_MSG_DELETE,
+  JOB_NOTIF,
+  JOB_PRUNE,
+  JOB_DEVICE,
+  JOB_INSTALLATION,
+  JOB_REVOKE,
+  JOB_IMPORT,
+} job_type_t;
+
+typedef struct store_job store_job_t;
+struct store_job {
+  task_t task;        /* set task.fn: runs on `worker` after commit; owns the job then */
+  job_type_t type;
+  int worker;         /* -1: fire and forget, the store frees it with free_fn */
+  int result;         /* 0, TERN_EEXIST (unique conflict), or TERN_ESTORE */
+  void (*free_fn)(store_job_t *j);
+  store_job_t *next;
+};
+
+typedef struct {
+  store_job_t job;
+  conv_row_t row;     /* id is filled in on success */
+  char *doc;          /* JSON object text of the other fields */
+  char *existing_cid; /* set when result == TERN_EEXIST: the unique twin */
+  int64_t existing_created_at;
+} job_conv_create_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, ts, seq, patch_ts;
+  char *mid, *sender;
+  uint8_t *data;
+  size_t len;
+  int flags;
+  char *mentions;     /* JSON array text or NULL */
+  int has_lctype, lctype;
+  char *readers;      /* NULL (every member) or the readers besides the sender, framed by \x1f */
+} job_msg_insert_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, ts, seq, at;
+  char *client;
+} job_progress_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, ts, seq, patch_ts;
+  uint8_t *data;
+  size_t len;
+  int flags;
+  char *mentions;
+  int has_lctype, lctype; /* of the new content (a recall is -127) */
+} job_msg_patch_t;    /* JOB_MSG_PATCH: an edit or a recall replaces the stored content;
+                         JOB_MSG_DELETE (conv, ts, seq only): the server's copy goes */       /* JOB_MEMBER_ACK, JOB_MEMBER_READ: only ever moves forward */
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, updated_at;
+  int64_t seen_ts, seen_seq; /* add: the conversation's newest key at the join — newcomers
+                              * start with everything up to it read and delivered */
+  char **clients;
+  size_t n;
+} job_members_t;        /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
+
+/* One change of a conversation document: the value at an SQLite JSON path. */
+typedef struct {
+  char *path;  /* "$" (the whole document) or "$.\"a\".\"b\"" as query.h's paths */
+  char *value; /* JSON text of the value there now; NULL: the path was removed */
+} doc_change_t;
+
+typedef struct {
+  store_job_t job;
+  int64_t conv, updated_at;
+  /* applied in order with json_set / json_remove: an update costs the writer what it
+   * changed, and a queued job holds only the changed values, never the whole document */
+  doc_change_t *changes;
+  size_t n;
+  int merged, merged_rc; /* the writer's: already run with an earlier job of the batch */
+} job_conv_update_t;   /* JOB_CONV_UPDATE (no change: only updated_at moves) */
+void doc_changes_free(doc_change_t *v, size_t n);
+
+typedef struct {
+  store_job_t job;
+  int set;            /* SET_* */
+  int add;            /* 1 add to the set, 0 remove */
+  int remove_members; /* blocking also takes the clients out of the member list */
+  int64_t conv, at;
+  char **clients;
+  size_t n;
+  int64_t expire_at;  /* SET_SHUTUP adds: when a temporary shut-up lifts (0: never). Adding a
+                       * permanent entry over a temporary one makes it permanent; a
+                       * temporary one never shortens a permanent one */
+  const char *role;   /* SET_MANAGER adds: the role the row keeps (NULL: Manager; REST keeps
+                       * Member rows so their objectId stays valid) */
+} job_set_t;          /* JOB_SET_CHANGE */
+
+typedef struct {
+  store_job_t job;
+  int add;
+  char *client;
+  char **cids;
+  size_t n;
+  int64_t at;
+} job_client_block_t; /* JOB_CLIENT_BLOCK: a client blocks conversations */
+
+typedef struct {
+  store_job_t job;
+  int64_t ts;  /* the notification's serverTs */
+  char *body;  /* its JSON, as /rtm/notifications returns it */
+  char **clients;
+  size_t n;
+} job_notif_t;        /* JOB_NOTIF: keep one permanent notification for each recipient */
+
+typedef struct {
+  store_job_t job;
+  int64_t notif_before;
+} job_prune_t;        /* JOB_PRUNE: forget notifications older than that */
+
+enum { DEVICE_PUT = 0, DEVICE_DROP = 1, DEVICE_BADGE = 2 };
+
+typedef struct {
+  store_job_t job;
+  int op;       /* DEVICE_PUT: `client` receives its offline pushes on `token` (of `type`), and a
+                 * token reported this way leaves the other clients it was reported for;
+                 * DEVICE_DROP: the provider says the token is dead — every row of it goes;
+                 * DEVICE_BADGE: every row of the token gets badge (add: badge += badge) */
+  char *client, *token, *type;
+  int64_t badge;
+  int add;
+  int64_t at;
+} job_device_t;       /* JOB_DEVICE (push.h's device registry) */
+/* free_fn of fire-and-forget JOB_DEVICE jobs: frees client, token, type and the job. */
+void job_device_free(store_job_t *j);
+
+typedef struct {
+  store_job_t job;
+  int remove;         /* 1: delete the installation and its device rows (only id is used) */
+  char *id, *device_type, *token;
+  char *body;         /* the whole `_Installation` object as JSON text */
+  char **channels;    /* client ids whose offline pushes go to this device */
+  size_t n;
+  int has_badge;
+  int64_t badge;
+  int64_t created_at, updated_at;
+} job_installation_t; /* JOB_INSTALLATION: create or replace; its channels replace the old ones */
+
+typedef struct {
+  store_job_t job;
+  char *client;       /* set: every session token of client issued at or before `at` is revoked */
+  uint8_t lineage[8]; /* else: every token of this lineage (token.h) */
+  int64_t at;
+  int64_t expires_at; /* when every token the row names has expired: it may go then */
+} job_revoke_t;       /* JOB_REVOKE (revoke.h); each also prunes a few expired rows */
+
+/* ---- bulk import (rest_import.c, docs/migrate-api.md): one job carries a whole request */
+
+enum { IMP_CONV = 1, IMP_ROLES, IMP_SHUTUP, IMP_BLOCK, IMP_SUBSCRIBERS, IMP_MUTES, IMP_MSG, IMP_INSTALLATION };
+enum { IMP_APPLIED = 1, IMP_UNCHANGED, IMP_SKIPPED };
+
+typedef struct {
+  int type;           /* IMP_* */
+  int line;           /* in the request body, from 1 */
+  int outcome;        /* IMP_APPLIED, IMP_UNCHANGED or IMP_SKIPPED, set by the store */
+  const char *reason; /* IMP_SKIPPED: why (static text) */
+  char *cid;          /* the conversation, for every type but IMP_INSTALLATION */
+  /* IMP_CONV: created with exactly these columns if absent, else replaced by them. row.id,
+   * row.last_* are unused; members (sorted, distinct) only for normal and temporary ones. */
+  conv_row_t *conv;
+  char *doc;          /* the document (JSON object text, keys sorted) */
+  int64_t lm;         /* the record's lm (0: none); the stored one only ever grows */
+  /* IMP_ROLES (roles[i] of clients[i], Member or Manager), IMP_SHUTUP (permanent shut-ups),
+   * IMP_BLOCK: the whole set is replaced. IMP_SUBSCRIBERS: added, or the set replaced.
+   * IMP_MUTES: the document's `mu` becomes clients. */
+  char **clients, **roles;
+  size_t n;
+  int replace;
+  /* IMP_MSG: stored under mid at (ts, seq); seq 0: the store picks the next free one at ts.
+   * If mid is there already, only a newer patch_ts replaces its content and flags. */
+  int64_t ts, seq, patch_ts;
+  char *mid, *sender;
+  uint8_t *data;
+  size_t len;
+  int flags;
+  char *mentions;
+  int has_lctype, lctype;
+  /* IMP_INSTALLATION: as JOB_INSTALLATION (remove unused); unchanged when identical */
+  job_installation_t *inst;
+} import_op_t;
+
+/* What a JOB_IMPORT did to one conversation's messages: the newest key it wrote and the
+ * largest seq it used (the cache's next key must stay beyond both). */
+typedef struct {
+  int64_t conv;
+  char *cid;
+  int64_t max_ts, max_ts_seq, max_seq;
+} import_conv_t;
+
+typedef struct {
+  store_job_t job;
+  import_op_t *ops;
+  size_t n;
+  /* out: the conversations that got new messages (the caller frees each cid, and touched) */
+  import_conv_t *touched;
+  size_t ntouched;
+} job_import_t;       /* JOB_IMPORT: ops in order, in the batch's transaction. A failing
+                       * statement fails the job (result TERN_ESTORE, nothing kept); a line
+                       * that cannot apply is IMP_SKIPPED with its reason */
+
+/* A device a client's offline pushes go to, borrowed for the duration of a callback. */
+typedef struct {
+  const char *token, *type;
+  const char *installation_id; /* NULL for a reported token */
+  int64_t badge;
+} device_view_t;
+
+/* A stored installation; strings are owned (free with installation_row_free). */
+typedef struct {
+  char *id, *device_type, *token, *body;
+  int64_t created_at, updated_at;
+} installation_row_t;
+void installation_row_free(installation_row_t *r);
+
+/* A role assignment (`_ConversationMemberInfo`). */
+typedef struct {
+  const char *client, *role, *info_id;
+  int64_t created_at, updated_at;
+} member_info_t;
+
+typedef struct {
+  const char *path;   /* database file; ":memory:" is not shared between threads */
+  int sync_full;      /* synchronous=FULL instead of NORMAL */
+  int inline_writes;  /* run jobs on the submitting thread (fuzzers, unit tests) */
+  int commit_interval_us; /* at most one commit per interval while jobs keep coming (0: none) */
+  void (*post)(void *arg, int worker, task_t *t); /* how completions reach a worker */
+  void *post_arg;
+} store_options_t;
+
+typedef struct store store_t;
+
+int store_open(const store_options_t *opt, store_t **out);
+/* Drains the queue (every submitted job completes), stops the writer, closes. */
+void store_close(store_t *s);
+void store_submit(store_t *s, store_job_t *j);
+/* Test hook: make every later commit fail as if the disk were full (fault injection). */
+void store_fail_writes(store_t *s, int on);
+
+store_reader_t *store_reader_new(store_t *s);
+void store_reader_free(store_reader_t *r);
+
+/* Reads. All return 0, TERN_ENOENT, or TERN_ESTORE. */
+int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
+/* The conversation's JSON document (everything that is not a column), malloc'd. */
+int store_conv_doc(store_reader_t *r, int64_t conv, char **doc);
+int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
+/* Runs a translated `where` (query.h) and appends a JSON array of conversation objects
+ * (protocol.md §3.5) to *out. flags: 1 compact (no m), 2 with last message. */
+int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                     json_t **out);
+/* The same with a budget: past deadline_ns (mono_ns()) SQLite's progress handler and the
+ * regexp() function stop the statement, and the call returns TERN_ETIMEDOUT; a regular
+ * expression that hits PCRE2's match, depth or heap limit gives TERN_E2BIG. 0: no deadline. */
+int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                           uint64_t deadline_ns, json_t **out);
+/* The same objects for explicit ids of any kind (temporary conversations included). */
+int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
+int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
+/* Messages in (from, to] of conv not sent by `client` that asked for receipts. */
+int store_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+                       int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg);
+/* Unread state of every conversation of `client` changed after `since` (ms), newest
+ * first, at most `max` conversations. */
+int store_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+/* Messages of `client`'s conversations it has not acked, oldest first, at most `max`
+ * (the lc.protobuf2.1 offline push). */
+int store_offline(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const char *cid, int kind,
+                                                                           const msg_view_t *m), void *arg);
+int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+/* Notifications kept for client after `after` (serverTs), oldest first, about `limit`. */
+int store_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+                        void (*cb)(void *arg, int64_t ts, const char *body), void *arg);
+/* Conversations to delete: temporary ones past their TTL, others idle since idle_before. */
+int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+                  void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg);
+/* Edits and recalls newer than `since` (patch_ts) in `client`'s conversations, oldest first. */
+int store_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
+                        void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg);
+/* Role assignments of a conversation (managers; the owner is the creator). */
+int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg);
+/* Members (subscribers) of conv in client order after `after` (NULL: from the start), with
+ * when each joined. */
+int store_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
+                       void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg);
+/* The conversations of one kind `client` is a member of, in cid order after `after`. */
+int store_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+                       void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg);
+/* Conversations `client` has blocked, in cid order after `after` (NULL: from the start). */
+int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
+                        void (*cb)(void *arg, const char *cid), void *arg);
+int store_client_blocked(store_reader_t *r, const char *client, const char *cid); /* 1, 0 or <0 */
+/* One page of a conversation's shut-up (SET_SHUTUP) or blocked (SET_BLOCK) clients in client
+ * order after `after` (NULL: from the start), with when each was added; permanent_only
+ * leaves out temporary shut-ups. */
+int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+                        void (*cb)(void *arg, const char *client, int64_t at), void *arg);
+/* When client's entry in one of conv's sets lifts (*expire_at 0: never); TERN_ENOENT if it
+ * has none. */
+int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at);
+/* Temporary shut-ups whose time has come (expire_at <= now), at most max. */
+int store_shutups_expired(store_reader_t *r, int64_t now, int max,
+                          void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
+
+/* The key of an imported message (ids that are not tern's: msg_ext), 0 or TERN_ENOENT. */
+int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
+/* Imported messages named mid in any conversation (app-wide history bounds): the first. */
+int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+/* How many rows a translated `where` selects: of conversations (query.h, alias c) or of
+ * installations (columns id, device_type, token, body, created_at, updated_at). */
+enum { STORE_CLASS_CONV = 1, STORE_CLASS_INSTALLATION = 2 };
+int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n);
+/* A page of installations that match q (as above) in order_by (SQL over those columns). */
+int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+                             void (*cb)(void *arg, const installation_row_t *row), void *arg);
+
+/* A position in the app-wide message order (ts, seq, mid); mid NULL: the time ts itself. */
+typedef struct {
+  int has, incl;
+  int64_t ts, seq;
+  const char *mid;
+} msg_bound_t;
+
+/* History across every conversation (REST GET /1.2/rtm/messages, …/clients/:id/messages). */
+typedef struct {
+  int newer; /* 0: newest first from hi down; 1: oldest first from lo up */
+  msg_bound_t lo, hi;
+  int limit;
+  const char *sender; /* only the messages this client sent; NULL: all */
+} app_logs_req_t;
+
+/* Runs an app-wide history page. There is no index across conversations (it would tax
+ * every insert for an admin read), so this scans the message table: call it off the network
+ * loop, on a reader of its own. */
+int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
+                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
+
+/* The devices `client` receives offline pushes on (protocol.md §10), at most `max`. */
+int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+                  void *arg);
+/* An installation by objectId (id not NULL), else by (device_type, token). */
+int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
+                           installation_row_t *out);
+/* Session-token revocations (revoke.h): *before gets the time up to which client's tokens
+ * are revoked (0: none), *lineage_revoked whether the 8-byte lineage is. One indexed read. */
+int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+                        int *lineage_revoked);
+
+#endif
