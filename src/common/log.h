@@ -42,7 +42,8 @@ int log_allow(log_limit_t *l, unsigned long *skipped);
  * list of key=%conv, conv one of s d i u ld lu lld llu zu f (printf's own, so the compiler
  * checks the arguments). Text: "<ts> <level> <event> key=value …", a value quoted when it
  * has a space, a quote, '=' or a control character; JSON: {"ts","level","event", key: value
- * …}, numbers as numbers, a NULL string as null. The keys are the log's stable interface
+ * …}, numbers as numbers, a NULL string as null (text: "-"). Values are always arguments:
+ * a literal after '=' ends the line there. The keys are the log's stable interface
  * (docs/operations.md lists them). Call through log_event, which checks the level first. */
 void log_event_write(int level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define log_event(level, event, ...)                                     \

@@ -71,8 +71,8 @@ static void open_refuse(req_t *r, int code, const char *detail) {
   metric_error(code);
   metric_login_failed(code);
   const Lc__SessionCommand *in = r->cmd->sessionmessage;
-  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=refused code=%d reason=%s", r->link->ip,
-            loggable_id(r->cmd->peerid), loggable_id(in ? in->tag : NULL), code, lc_error_name(code));
+  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reason=%s", r->link->ip,
+            loggable_id(r->cmd->peerid), loggable_id(in ? in->tag : NULL), "refused", code, lc_error_name(code));
   open_reply(r, &out);
 }
 
@@ -324,8 +324,8 @@ void im_session_open(req_t *r) {
   r->s = s;
   send_opened(r, s);
   metric_inc(M_LOGINS_OK);
-  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=ok code=0 reconnect=%d", r->link->ip, s->client_id,
-            s->tag, reconnect);
+  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reconnect=%d", r->link->ip, s->client_id,
+            s->tag, "ok", 0, reconnect);
   /* the reply first, then what it causes (the older sessions' session/closed 4111) */
   for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
   im_daily_note(s->client_id, now_ms());

@@ -406,16 +406,26 @@ static void on_closed(uv_handle_t *h) {
 
 int conn_forwarded(conn_t *c, const char *client) {
   server_t *srv = c->w->srv;
+  if (!client) { /* a request that names no client: the proxy's own again (counted, not limited) */
+    if (!c->via[0]) return 0;
+    client = c->via;
+  }
   if (strcmp(c->ip, client) == 0 || c->acct || !c->ipe) return 0;
-  ipcount_entry_t *e = ipcount_add(srv->ips, client, srv->cfg->max_conns_per_ip);
+  int back = client == c->via;
+  ipcount_entry_t *e = ipcount_add(srv->ips, client, back ? 0 : srv->cfg->max_conns_per_ip);
   if (!e) {
     atomic_fetch_add(&srv->refused_ip, 1);
     log_limited(&refuse_log, LOG_WARN, "conn %s via %s: over max_conns_per_ip, refused", client, c->ip);
     return TERN_EAGAIN;
   }
-  if (!c->via[0]) snprintf(c->via, sizeof c->via, "%s", c->ip);
   ipcount_del(srv->ips, c->ipe);
   c->ipe = e;
+  if (back) {
+    memcpy(c->ip, c->via, sizeof c->ip);
+    c->via[0] = 0;
+    return 0;
+  }
+  if (!c->via[0]) memcpy(c->via, c->ip, sizeof c->via);
   snprintf(c->ip, sizeof c->ip, "%s", client);
   return 0;
 }

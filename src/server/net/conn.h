@@ -85,9 +85,9 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs);
 void conn_close(conn_t *c, int code, const char *reason);
 /* A trusted proxy's request names its client (X-Forwarded-For): from now on the connection
  * is logged and counted (max_conns_per_ip, output_limit_ip, queries, uploads) as that
- * address, the proxy's kept in c->via. 0, or TERN_EAGAIN when the client's address is at
- * max_conns_per_ip (answer 429). Nothing changes while output is queued (counted under the
- * address it has). */
+ * address, the proxy's kept in c->via; client NULL (a request that names none) makes it
+ * the proxy's again. 0, or TERN_EAGAIN when the client's address is at max_conns_per_ip
+ * (answer 429). Nothing changes while output is queued (counted under the address it has). */
 int conn_forwarded(conn_t *c, const char *client);
 /* Bytes queued and not yet written (plaintext, in flight, and ciphertext). */
 size_t conn_queued(const conn_t *c);

@@ -151,9 +151,11 @@ static int on_headers_complete(http_parser *p) {
   if (h->last_was_value && push_header(h)) return -1;
   http_req_t *r = &h->req;
   char client[64];
-  if (h->conn->from_proxy && proxies_client(h->conn->w->srv->proxies, http_header(r, "X-Forwarded-For"), client,
-                                            sizeof client) &&
-      conn_forwarded(h->conn, client) < 0) {
+  if (h->conn->from_proxy &&
+      conn_forwarded(h->conn, proxies_client(h->conn->w->srv->proxies, http_header(r, "X-Forwarded-For"), client,
+                                             sizeof client)
+                                  ? client
+                                  : NULL) < 0) {
     h->error_status = 429;
     h->error_msg = "too many connections from this address";
     return -1;
