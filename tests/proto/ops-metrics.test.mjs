@@ -6,7 +6,9 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
 import { closeAll, connect, sendMsg, session, startConv, uid } from '../lib/proto-client.mjs';
 import { parseMetrics, scrape, scrapeUntil, value } from '../lib/metrics.mjs';
@@ -146,4 +148,29 @@ test('/ready: 200 when the store commits and the workers answer; 503 while commi
   const again = await get('/ready');
   assert.equal(again.status, 200);
   assert.equal((await again.json()).store, 'ok');
+});
+
+test('docs/grafana-dashboard.json: every query parses (promtool check rules) and reads only series /metrics has', async () => {
+  const dash = JSON.parse(readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8'));
+  const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.length >= 20, 'a panel for each group of series');
+  // Grafana's variables as Prometheus would see them once substituted
+  const promql = exprs.map((e) => e.replaceAll('$__rate_interval', '1m').replaceAll('$job', 'tern'));
+  const rules = `groups:\n  - name: dashboard\n    rules:\n${promql.map((e, i) => `      - record: tern:dashboard:q${i}\n        expr: ${JSON.stringify(e)}\n`).join('')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'tern-dash-'));
+  try {
+    writeFileSync(join(dir, 'rules.yml'), rules);
+    const r = spawnSync('promtool', ['check', 'rules', join(dir, 'rules.yml')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool check rules:\n${r.stdout}${r.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const m = await scrape(server);
+  const families = new Set([...m.type.keys()]);
+  const used = new Set(exprs.flatMap((e) => e.match(/\b(?:tern|process)_[a-z_]+/g)).map((n) => n.replace(/_(bucket|sum|count)$/, '')));
+  // the hook families appear once hooks are configured, the per-provider push families once a
+  // provider is (tests/integration/hooks.test.mjs and push.test.mjs check those)
+  const configured = /^tern_hook_|^tern_push_(requests|delivered|retries|dead_letters)_total$/;
+  const missing = [...used].filter((n) => !families.has(n) && !configured.test(n));
+  assert.deepEqual(missing, [], 'series the dashboard reads that /metrics does not have');
 });
