@@ -1,0 +1,379 @@
+// The rows of docs/security.md "Limits and their defaults" that no other test covered (issue
+// #11, last acceptance line): each test drives one limit with raw frames or plain HTTP,
+// asserts the exact code or status one step past it and that at the limit the request is
+// accepted. Limits that are options run on a ternd of their own with the option lowered
+// through TERN_* (a 60 s sign_ttl instead of 6 h); fixed ones run at their real value.
+// Every test names its row; docs/security.md names the test back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../lib/server.mjs';
+import {
+  assertError, connect, login, session, startConv, uid, withServer,
+} from '../lib/proto-client.mjs';
+import { httpRequest } from '../lib/proto-raw.mjs';
+import { TEXT, drainUntilClosed, sleep, tcp } from '../lib/issue4-util.mjs';
+
+const MASTER = (srv) => ({ 'X-LC-Id': srv.appId, 'X-LC-Key': `${srv.masterKey},master` });
+const hex24 = () => randomBytes(12).toString('hex');
+
+/** POST /1.2/import/records with NDJSON lines; resolves {status, json}. */
+function importRecords(srv, records) {
+  const body = records.map((r) => JSON.stringify(r)).join('\n');
+  return httpRequest(srv, {
+    method: 'POST', path: '/1.2/import/records', body,
+    headers: { ...MASTER(srv), 'Content-Type': 'application/x-ndjson', 'Content-Length': Buffer.byteLength(body) },
+  });
+}
+
+// ---------------------------------------------------------------- shut-up list, blacklist: 500
+
+test('shut-up list and blacklist (fixed 500): the 500th id is taken, the 501st is in failedPids with 4561 / 4543', () =>
+  withServer({ TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0' }, async (srv) => {
+    const owner = await session(srv, uid('own'));
+    const cid = (await startConv(owner, [uid('m')])).cid;
+    const ids = Array.from({ length: 501 }, (_, k) => `lt-${k}`);
+    for (const [op, cmd, field, reply, code, reason] of [
+      ['add_shutup', 'conv', 'convMessage', 'shutup_added', 4561, 'SILIENCED_MEMBER_LIST_FULL'],
+      ['block', 'blacklist', 'blacklistMessage', 'blocked', 4543, 'BLACKLIST_FULL'],
+    ]) {
+      const msg = (m) => (cmd === 'conv' ? { cid, m } : { srcCid: cid, toPids: m });
+      // 499, then the 500th alone: at the limit it is still taken
+      let r = await owner.request({ cmd, op, [field]: msg(ids.slice(0, 499)) }, 20000);
+      assert.equal(r.op, reply, JSON.stringify(r).slice(0, 300));
+      r = await owner.request({ cmd, op, [field]: msg([ids[499]]) });
+      assert.equal(r.op, reply, JSON.stringify(r));
+      assert.deepEqual(r[field].allowedPids, [ids[499]], `${op}: the 500th is taken`);
+      assert.equal(r[field].failedPids, undefined, `${op}: nothing failed at 500`);
+      // one past it: refused for that id, the ids already in still succeed (no change)
+      r = await owner.request({ cmd, op, [field]: msg([ids[0], ids[500]]) });
+      assert.equal(r.op, reply, JSON.stringify(r));
+      assert.deepEqual(r[field].allowedPids, [ids[0]]);
+      assert.deepEqual(r[field].failedPids, [{ code, reason, pids: [ids[500]] }], `${op}: the 501st`);
+    }
+    const q = await owner.request({ cmd: 'conv', op: 'check_shutup', convMessage: { cid, m: [ids[0], ids[499], ids[500]] } });
+    assert.deepEqual(q.convMessage.m, [ids[0], ids[499]], 'the shut-up list holds the 1st and the 500th, not the 501st');
+  }));
+
+// ---------------------------------------------------------------- will messages: 16
+
+test('will messages per session (fixed 16): the 16th is acked, the 17th gets 4116 and is not kept; the 16 go out when the connection drops', () =>
+  withServer({}, async (srv) => {
+    const [a, b] = [uid('willA'), uid('willB')];
+    const A = await session(srv, a);
+    const B = await session(srv, b);
+    const cid = (await startConv(A, [b])).cid;
+    for (let k = 0; k < 16; k++) {
+      const r = await A.request({ cmd: 'direct', directMessage: { cid, msg: TEXT(`will ${k}`), will: true } });
+      assert.equal(r.cmd, 'ack', `will ${k}: ${JSON.stringify(r)}`);
+    }
+    const i = A.send({ cmd: 'direct', directMessage: { cid, msg: TEXT('will 16'), will: true } });
+    const r = await A.reply(i);
+    assertError(r, i, 4116, 'MESSAGE_SENT_QUOTA_EXCEEDED');
+    assert.equal(r.errorMessage.detail, 'too many will messages on this session');
+    A.ws._socket.destroy(); // dropped without a goodbye: the wills are sent
+    const got = new Set();
+    while (got.size < 16) {
+      const p = await B.next((x) => x.cmd === 'direct');
+      got.add(JSON.parse(p.directMessage.msg)._lctext);
+    }
+    assert.deepEqual([...got].sort(), Array.from({ length: 16 }, (_, k) => `will ${k}`).sort());
+    await B.echo();
+    assert.ok(!B.pending().some((p) => p.cmd === 'direct' && p.directMessage.msg.includes('will 16')), 'the 17th was not kept');
+  }));
+
+// ---------------------------------------------------------------- session query: 20 ids
+
+test('session query (fixed 20 ids): with 20 ids every online one is answered; past 20 the later ids are not looked at', () =>
+  withServer({}, async (srv) => {
+    const c = await connect(srv);
+    const ids = Array.from({ length: 25 }, () => uid('on'));
+    for (const id of ids) await login(c, id);
+    const q = async (list) => {
+      const r = await c.request({ cmd: 'session', op: 'query', peerId: ids[0], sessionMessage: { sessionPeerIds: list } });
+      assert.equal(r.op, 'query_result', JSON.stringify(r));
+      return r.sessionMessage?.onlineSessionPeerIds ?? [];
+    };
+    assert.deepEqual(await q(ids.slice(0, 20)), ids.slice(0, 20), 'at the limit: all 20 online');
+    assert.deepEqual(await q(ids), ids.slice(0, 20), 'past it: the last 5 (online too) are ignored');
+    assert.deepEqual(await q(ids.slice(5)), ids.slice(5), 'they are online');
+  }));
+
+// ---------------------------------------------------------------- pages: logs, conv query, REST lists, class reads
+
+test('pages of 1,000 (fixed): logs, conv query, GET /1.2/rtm/conversations and /1.1/classes/_Conversation cap a larger limit at 1,000; classes default to 100 and take any skip', () =>
+  withServer({ TERN_QUERY_TIMEOUT: '20000' }, async (srv) => {
+    // 1,001 conversations of one member, the first with 1,001 messages: one import request
+    const me = uid('pages');
+    const cids = Array.from({ length: 1001 }, hex24);
+    const T0 = Date.parse('2024-03-01T08:00:00.000Z');
+    const recs = cids.map((cid) => ({ type: 'conversation', objectId: cid, m: [me, 'other'], c: me }));
+    for (let k = 0; k < 1001; k++) recs.push({ type: 'message', cid: cids[0], 'msg-id': `pg-${k}`, timestamp: T0 + k, from: me, data: TEXT(`#${k}`) });
+    const imp = await importRecords(srv, recs);
+    assert.equal(imp.status, 200, imp.body.slice(0, 300));
+    assert.equal(imp.json.applied, 2002, imp.body.slice(0, 300));
+    const c = await session(srv, me);
+    // logs
+    for (const [limit, want] of [[1000, 1000], [1001, 1000], [5000, 1000]]) {
+      const r = await c.request({ cmd: 'logs', logsMessage: { cid: cids[0], limit } }, 20000);
+      assert.equal(r.cmd, 'logs', JSON.stringify(r).slice(0, 300));
+      assert.equal(r.logsMessage.logs.length, want, `logs limit ${limit}`);
+    }
+    // conv query (WebSocket)
+    for (const [limit, want] of [[1000, 1000], [1001, 1000]]) {
+      const r = await c.request({ cmd: 'conv', op: 'query', convMessage: { limit, where: { data: JSON.stringify({ m: me }) } } }, 20000);
+      assert.equal(r.op, 'results', JSON.stringify(r).slice(0, 300));
+      assert.equal(JSON.parse(r.convMessage.results.data).length, want, `conv query limit ${limit}`);
+    }
+    // REST: the conversation list and the class read
+    const get = async (path) => {
+      const r = await httpRequest(srv, { path, headers: MASTER(srv) });
+      assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 300)}`);
+      return r.json.results;
+    };
+    assert.equal((await get('/1.2/rtm/conversations?limit=1000')).length, 1000);
+    assert.equal((await get('/1.2/rtm/conversations?limit=1001')).length, 1000);
+    assert.equal((await get('/1.1/classes/_Conversation?limit=1000')).length, 1000);
+    assert.equal((await get('/1.1/classes/_Conversation?limit=1001')).length, 1000);
+    assert.equal((await get('/1.1/classes/_Conversation')).length, 100, 'classes: 100 without a limit');
+    assert.equal((await get('/1.1/classes/_Conversation?skip=1000&limit=5')).length, 1, 'skip within the cap counts');
+    // skip past the cap (10,000,000) is taken as the cap: an empty page, not an error
+    assert.deepEqual(await get('/1.1/classes/_Conversation?skip=10000001'), []);
+    assert.deepEqual(await get('/1.1/classes/_Conversation?skip=99999999999999'), []);
+  }));
+
+// ---------------------------------------------------------------- import requests in flight: 8
+
+test('import requests in flight (fixed 8, server-wide): of 14 sent at once the first 8 are taken, the rest get 429 {"code": 429} until an answer frees a slot', () =>
+  withServer({}, async (srv) => {
+    const cid = hex24();
+    assert.equal((await importRecords(srv, [{ type: 'conversation', objectId: cid, m: ['u1', 'u2'], c: 'u1' }])).status, 200);
+    // bodies of 4,000 messages: each takes the writer a while, so the 14 overlap
+    const T0 = Date.parse('2024-03-01T08:00:00.000Z');
+    const bodyOf = (j) => Array.from({ length: 4000 }, (_, k) => ({
+      type: 'message', cid, 'msg-id': `fl-${j}-${k}`, timestamp: T0 + j * 10000 + k, from: 'u1', data: TEXT(`${j}/${k}`),
+    }));
+    const bodies = Array.from({ length: 14 }, (_, j) => bodyOf(j).map((r) => JSON.stringify(r)).join('\n'));
+    // all heads and bodies written before any answer is read
+    const socks = await Promise.all(bodies.map(() => tcp(srv)));
+    const answers = socks.map((s) => drainUntilClosed(s, 30000));
+    for (const [j, s] of socks.entries()) {
+      s.write(`POST /1.2/import/records HTTP/1.1\r\nHost: x\r\nX-LC-Id: ${srv.appId}\r\nX-LC-Key: ${srv.masterKey},master\r\n`
+        + `Content-Type: application/x-ndjson\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(bodies[j])}\r\n\r\n${bodies[j]}`);
+    }
+    const got = (await Promise.all(answers)).map((a) => a.data.toString());
+    const status = got.map((t) => Number(/^HTTP\/1\.1 (\d{3})/.exec(t)?.[1]));
+    const ok = status.filter((s) => s === 200).length;
+    const busy = got.filter((t, k) => status[k] === 429);
+    assert.equal(ok + busy.length, 14, `statuses: ${status}`);
+    assert.ok(ok >= 8, `${ok} taken: at the limit, 8 are in flight at once`);
+    assert.ok(busy.length >= 1, `none refused with 14 in flight (statuses ${status})`);
+    for (const t of busy) {
+      const json = JSON.parse(t.slice(t.indexOf('\r\n\r\n') + 4));
+      assert.equal(json.code, 429);
+      assert.match(json.error, /too many import requests at once/);
+    }
+    // the slots come back: a request after the answers is taken
+    assert.equal((await importRecords(srv, bodyOf(99).slice(0, 10))).status, 200);
+  }));
+
+// ---------------------------------------------------------------- rehosted file: max_file_size
+
+test('rehosted file PUT /1.2/import/files/{id} (max_file_size lowered to 1000): 1000 bytes stored, 1001 → 413 from the head', () =>
+  withServer({ TERN_MAX_FILE_SIZE: '1000' }, async (srv) => {
+    const put = (id, len) => httpRequest(srv, {
+      method: 'PUT', path: `/1.2/import/files/${id}`, body: Buffer.alloc(len, 0x61),
+      headers: { ...MASTER(srv), 'Content-Type': 'text/plain', 'Content-Length': len, 'X-Tern-File-Name': 'a.txt' },
+    });
+    const at = await put(hex24(), 1000);
+    assert.equal(at.status, 200, at.body);
+    assert.match(at.json.url, /\/files\//);
+    const over = await put(hex24(), 1001);
+    assert.equal(over.status, 413, over.body);
+    assert.equal(over.json.code, 413);
+    // decided from the head: an announced 1 GB body is refused before any of it is sent
+    const s = await tcp(srv);
+    s.write(`PUT /1.2/import/files/${hex24()} HTTP/1.1\r\nHost: x\r\nX-LC-Id: ${srv.appId}\r\nX-LC-Key: ${srv.masterKey},master\r\nContent-Length: 1000000000\r\n\r\n`);
+    const { data, how } = await drainUntilClosed(s, 3000);
+    assert.match(data.toString(), /^HTTP\/1\.1 413 /);
+    assert.notEqual(how, 'timeout', 'and the connection is closed');
+  }));
+
+// ---------------------------------------------------------------- web_root: 512 files, 64 MiB, 8 levels
+
+test('web_root (fixed 512 files, 64 MiB, folders 8 deep): at each limit ternd starts; one past it, it refuses to start and says why', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'tern-webcap-'));
+  try {
+    const tree = (name, make) => { const d = join(base, name); mkdirSync(d); make(d); return d; };
+    const files = (n) => (d) => { for (let k = 0; k < n; k++) writeFileSync(join(d, `f${k}.txt`), 'x'); };
+    const sparse = (bytes) => (d) => { writeFileSync(join(d, 'big.bin'), ''); truncateSync(join(d, 'big.bin'), bytes); };
+    const deep = (levels) => (d) => {
+      let p = d;
+      for (let k = 0; k < levels; k++) { p = join(p, `d${k}`); mkdirSync(p); }
+      writeFileSync(join(p, 'leaf.txt'), 'leaf');
+    };
+    const rows = [
+      { name: '512 files', dir: tree('n512', files(512)), ok: true },
+      { name: '513 files', dir: tree('n513', files(513)), err: /web_root: more than 512 files or 64 MiB/ },
+      { name: '64 MiB', dir: tree('b64', sparse(64 << 20)), ok: true },
+      { name: '64 MiB + 1', dir: tree('b65', sparse((64 << 20) + 1)), err: /web_root: more than 512 files or 64 MiB/ },
+      { name: '8 levels of folders', dir: tree('d8', deep(8)), ok: true },
+      { name: '9 levels of folders', dir: tree('d9', deep(9)), err: /web_root: .* is nested more than 8 deep/ },
+    ];
+    for (const row of rows) {
+      if (row.ok) {
+        const srv = await startServer({ env: { TERN_WEB_ROOT: row.dir } });
+        try {
+          assert.equal((await httpRequest(srv, { path: '/health' })).status, 200, row.name);
+        } finally {
+          await srv.stop();
+        }
+      } else {
+        await assert.rejects(startServer({ env: { TERN_WEB_ROOT: row.dir } }), row.err, row.name);
+      }
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- dead letters: limit ≤ 1,000
+
+test('GET /1.2/tern/push/dead-letters (fixed limit ≤ 1,000): limit=1000 gives 1,000, limit=5000 still 1,000 with truncated: true', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tern-deadcap-'));
+  writeFileSync(join(dir, 'push-dead-letter.jsonl'),
+    Array.from({ length: 1500 }, (_, k) => `${JSON.stringify({ clientId: `c${k}` })}\n`).join(''));
+  const srv = await startServer({ dataDir: dir });
+  try {
+    for (const limit of [1000, 1001, 5000]) {
+      const r = await httpRequest(srv, { path: `/1.2/tern/push/dead-letters?limit=${limit}`, headers: MASTER(srv) });
+      assert.equal(r.status, 200, r.body.slice(0, 200));
+      assert.equal(r.json.results.length, 1000, `limit=${limit}`);
+      assert.equal(r.json.results[0].clientId, 'c1499', 'newest first');
+      assert.equal(r.json.truncated, true);
+    }
+  } finally {
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- sign_ttl
+
+/** HMAC-SHA1 hex with the master key, as the app's signing server makes it (protocol.md §5). */
+const sign = (srv, text) => createHmac('sha1', srv.masterKey).update(text).digest('hex');
+
+test('sign_ttl (lowered to 60 s): a signature 50 s old is accepted; 70 s old (or 70 s ahead) → 4102 login, 4302 conv start, 4546 blacklist', () =>
+  withServer({ TERN_SIGN_TTL: '60', TERN_SIGN_LOGIN: '1', TERN_SIGN_CONVERSATION: '1', TERN_SIGN_BLACKLIST: '1' }, async (srv) => {
+    const now = Math.floor(Date.now() / 1000);
+    const nonce = () => randomBytes(8).toString('hex');
+    const loginCmd = (peer, t) => {
+      const n = nonce();
+      return { cmd: 'session', op: 'open', appId: srv.appId, peerId: peer,
+        sessionMessage: { ua: 't', t, n, s: sign(srv, `${srv.appId}:${peer}::${t}:${n}`) } };
+    };
+    const me = uid('sig');
+    for (const t of [now - 70, now + 70]) {
+      const c = await connect(srv);
+      const r = await c.request(loginCmd(me, t));
+      assertError(r, r.i, 4102, 'SIGNATURE_FAILED');
+      assert.equal(r.errorMessage.detail, 'signature timestamp outside the validity window');
+    }
+    const c = await connect(srv);
+    assert.equal((await c.request(loginCmd(me, now - 50))).op, 'opened', 'at 50 s of 60 the login signature holds');
+    // conversation start
+    const other = uid('sigo');
+    const startCmd = (t) => {
+      const n = nonce();
+      return { cmd: 'conv', op: 'start', convMessage: { m: [other], t, n, s: sign(srv, `${srv.appId}:${me}:${other}:${t}:${n}`) } };
+    };
+    let r = await c.request(startCmd(now - 70));
+    assertError(r, r.i, 4302, 'CONVERSATION_SIGNATURE_FAILED');
+    assert.equal(r.errorMessage.detail, 'signature timestamp outside the validity window');
+    r = await c.request(startCmd(now - 50));
+    assert.equal(r.op, 'started', JSON.stringify(r));
+    const cid = r.convMessage.cid;
+    // blacklist block by the owner
+    const blockCmd = (t) => {
+      const n = nonce();
+      return { cmd: 'blacklist', op: 'block', blacklistMessage: { srcCid: cid, toPids: [other], t, n,
+        s: sign(srv, `${srv.appId}:${me}:${cid}:${other}:${t}:${n}:conversation-block-clients`) } };
+    };
+    r = await c.request(blockCmd(now - 70));
+    assertError(r, r.i, 4546, 'BLACKLIST_SIGNATURE_FAILED');
+    assert.equal(r.errorMessage.detail, 'signature timestamp outside the validity window');
+    r = await c.request(blockCmd(now - 50));
+    assert.equal(r.op, 'blocked', JSON.stringify(r));
+    assert.deepEqual(r.blacklistMessage.allowedPids, [other]);
+  }));
+
+// ---------------------------------------------------------------- session_ttl
+
+/** A token as token.c seals it (st3: expiry s ‖ issued ms ‖ lineage ‖ HMAC-SHA256[0..16]). */
+function sealToken(srv, client, expiresS, issuedMs, lineage = randomBytes(8)) {
+  const head = Buffer.alloc(18);
+  head.writeUInt32BE(expiresS, 0);
+  head.writeUIntBE(issuedMs, 4, 6);
+  lineage.copy(head, 10);
+  const mac = createHmac('sha256', srv.masterKey)
+    .update(Buffer.concat([Buffer.from(`st3:${srv.appId}\0${client}\0`), head])).digest().subarray(0, 16);
+  return Buffer.concat([head, mac]).toString('base64url');
+}
+
+test('session_ttl (lowered to 60 s): a login\'s st lives 60 s (stTtl 60); past its expiry, or sealed to outlive session_ttl, r:true + st → 4112', () =>
+  withServer({ TERN_SESSION_TTL: '60' }, async (srv) => {
+    const me = uid('ttl');
+    const c = await session(srv, me);
+    const sm = c.openReply.sessionMessage;
+    assert.equal(sm.stTtl, 60);
+    const raw = Buffer.from(sm.st, 'base64url');
+    const expires = raw.readUInt32BE(0) * 1000;
+    const issued = raw.readUIntBE(4, 6);
+    assert.ok(Math.abs(expires - issued - 60000) < 1000, `the token lives ${expires - issued} ms`);
+    assert.equal(sealToken(srv, me, raw.readUInt32BE(0), issued, raw.subarray(10, 18)), sm.st, 'the test seals tokens as ternd does');
+    const resume = async (st) => {
+      const s = await connect(srv);
+      return s.request({ cmd: 'session', op: 'open', appId: srv.appId, peerId: me, sessionMessage: { ua: 't', r: true, st } });
+    };
+    const nowS = Math.floor(Date.now() / 1000);
+    // within the lifetime: resumes (a token 59 s old)
+    assert.equal((await resume(sealToken(srv, me, nowS + 1, Date.now() - 59000))).op, 'opened');
+    // past it: expired
+    let r = await resume(sealToken(srv, me, nowS - 1, Date.now() - 61000));
+    assertError(r, r.i, 4112, 'SESSION_TOKEN_EXPIRED');
+    assert.equal(r.errorMessage.detail, 'session token expired');
+    // one that would outlive today's session_ttl (issued under a longer one) is refused too
+    r = await resume(sealToken(srv, me, nowS + 3600, Date.now()));
+    assertError(r, r.i, 4112, 'SESSION_TOKEN_EXPIRED');
+    assert.equal(r.errorMessage.detail, 'session token revoked');
+  }));
+
+// ---------------------------------------------------------------- the whole HTTP request: idle_timeout
+
+test('an HTTP request must be whole within idle_timeout (lowered to 3 s; head within login_timeout 1 s): a body trickled past it is cut, one finished in time is answered', () =>
+  withServer({ TERN_IDLE_TIMEOUT: '3', TERN_LOGIN_TIMEOUT: '1' }, async (srv) => {
+    const body = JSON.stringify({ name: 'x'.repeat(40), m: ['a'] });
+    const trickle = async (everyMs) => {
+      const s = await tcp(srv);
+      const t0 = Date.now();
+      s.write(`POST /1.2/rtm/conversations HTTP/1.1\r\nHost: x\r\nX-LC-Id: ${srv.appId}\r\nX-LC-Key: ${srv.masterKey},master\r\n`
+        + `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+      const res = drainUntilClosed(s, 8000);
+      let k = 0;
+      const timer = setInterval(() => { if (!s.destroyed && k < body.length) s.write(body[k++]); }, everyMs);
+      const r = await res;
+      clearInterval(timer);
+      return { ...r, ms: Date.now() - t0, sent: k };
+    };
+    // every byte within login_timeout of the last, but the whole would take ~7 s: cut at 3 s
+    // (the sweep runs once a second: between 3 and 4 s)
+    const [slow, fast] = await Promise.all([trickle(7000 / body.length), trickle(1500 / body.length)]);
+    assert.equal(slow.data.length, 0, `no answer to the request cut: ${slow.data.toString().slice(0, 200)}`);
+    assert.notEqual(slow.how, 'timeout', 'the connection is closed');
+    assert.ok(slow.sent < body.length, 'cut before the body was whole');
+    assert.ok(slow.ms >= 2500 && slow.ms <= 5000, `cut after ${slow.ms} ms`);
+    assert.match(fast.data.toString(), /^HTTP\/1\.1 20[01] /, `a body finished in 1.5 s is answered: ${fast.data.toString().slice(0, 200)}`);
+  }));
