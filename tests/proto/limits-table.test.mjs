@@ -104,7 +104,7 @@ test('session query (fixed 20 ids): with 20 ids every online one is answered; pa
 
 // ---------------------------------------------------------------- pages: logs, conv query, REST lists, class reads
 
-test('pages of 1,000 (fixed): logs, conv query, GET /1.2/rtm/conversations and /1.1/classes/_Conversation cap a larger limit at 1,000; classes default to 100 and take any skip', () =>
+test('pages of 1,000 (fixed): logs, conv query and the REST conversation list, history and class reads cap a larger limit at 1,000; classes default to 100 and take any skip', () =>
   withServer({ TERN_QUERY_TIMEOUT: '20000' }, async (srv) => {
     // 1,001 conversations of one member, the first with 1,001 messages: one import request
     const me = uid('pages');
@@ -136,6 +136,13 @@ test('pages of 1,000 (fixed): logs, conv query, GET /1.2/rtm/conversations and /
     };
     assert.equal((await get('/1.2/rtm/conversations?limit=1000')).length, 1000);
     assert.equal((await get('/1.2/rtm/conversations?limit=1001')).length, 1000);
+    const history = async (q) => {
+      const r = await httpRequest(srv, { path: `/1.2/rtm/conversations/${cids[0]}/messages?${q}`, headers: MASTER(srv) });
+      assert.equal(r.status, 200, r.body.slice(0, 300));
+      return r.json;
+    };
+    assert.equal((await history('limit=1000')).length, 1000);
+    assert.equal((await history('limit=1001')).length, 1000, 'REST history: 1,000 at most');
     assert.equal((await get('/1.1/classes/_Conversation?limit=1000')).length, 1000);
     assert.equal((await get('/1.1/classes/_Conversation?limit=1001')).length, 1000);
     assert.equal((await get('/1.1/classes/_Conversation')).length, 100, 'classes: 100 without a limit');
@@ -376,4 +383,125 @@ test('an HTTP request must be whole within idle_timeout (lowered to 3 s; head wi
     assert.ok(slow.sent < body.length, 'cut before the body was whole');
     assert.ok(slow.ms >= 2500 && slow.ms <= 5000, `cut after ${slow.ms} ms`);
     assert.match(fast.data.toString(), /^HTTP\/1\.1 20[01] /, `a body finished in 1.5 s is answered: ${fast.data.toString().slice(0, 200)}`);
+  }));
+
+// ---------------------------------------------------------------- where: 16 levels, 256 conditions, 16 KiB patterns
+
+test('conv query where (fixed): 16 levels of $and/$or, 256 conditions and a 16,384-byte $regex are run; one more of each → 4310 with the reason', () =>
+  withServer({ TERN_QUERY_TIMEOUT: '20000' }, async (srv) => {
+    const c = await session(srv, uid('where'));
+    await startConv(c, [uid('w')], { n: 'Lobby' });
+    const query = (where) => c.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify(where) }, limit: 10 } }, 20000);
+    const nest = (levels) => {
+      let w = { name: 'Lobby' };
+      for (let d = 1; d < levels; d++) w = { [d % 2 ? '$and' : '$or']: [w, { m: c.peer }] };
+      return w;
+    };
+    const conds = (n) => Object.fromEntries(Array.from({ length: n }, (_, k) => [`attr.k${k}`, { $exists: false }]));
+    const regex = (n) => ({ name: { $regex: 'a'.repeat(n - 1) + '*' } });
+    for (const [name, atLimit, past, reason] of [
+      ['16 levels', nest(16), nest(17), /nested deeper than 16 levels/],
+      ['256 conditions', conds(256), conds(257), /more than 256 conditions/],
+      ['16,384-byte pattern', regex(16384), regex(16385), /pattern too long/],
+    ]) {
+      const ok = await query(atLimit);
+      assert.equal(ok.op, 'results', `${name}: ${JSON.stringify(ok).slice(0, 300)}`);
+      const r = await query(past);
+      assertError(r, r.i, 4310, 'CONVERSATION_QUERY_FAILED');
+      assert.match(r.errorMessage.detail, reason, name);
+    }
+  }));
+
+// ---------------------------------------------------------------- single sign-on tag: 256 bytes
+
+test('single sign-on tag (fixed 256 bytes, carried in the session token): 256 logs in and resumes with its st; 257 → 4103', () =>
+  withServer({}, async (srv) => {
+    const me = uid('tag');
+    const c = await connect(srv);
+    const ok = await login(c, me, { tag: 't'.repeat(256) });
+    const st = ok.sessionMessage.st;
+    const d = await connect(srv);
+    const r = await d.request({ cmd: 'session', op: 'open', appId: srv.appId, peerId: uid('tag2'), sessionMessage: { ua: 't', tag: 't'.repeat(257) } });
+    assertError(r, r.i, 4103, 'INVALID_LOGIN');
+    assert.equal(r.errorMessage.detail, 'tag too long');
+    c.ws._socket.destroy(); // gone without a goodbye: the st still resumes, with its tag
+    const e = await connect(srv);
+    const back = await e.request({ cmd: 'session', op: 'open', appId: srv.appId, peerId: me, sessionMessage: { ua: 't', r: true, st } });
+    assert.equal(back.op, 'opened', JSON.stringify(back));
+  }));
+
+// ---------------------------------------------------------------- tempConvIds: 1,000 a query
+
+test('conv query by tempConvIds (fixed 1,000 ids): 1,000 are answered; of 1,001 the last is not looked at', () =>
+  withServer({}, async (srv) => {
+    const me = uid('tmpq');
+    const ids = Array.from({ length: 1001 }, () => `_tmp:${hex24()}`);
+    const imp = await importRecords(srv, ids.map((objectId) => ({
+      type: 'conversation', objectId, temporary: true, expireAt: Date.now() + 86400000, m: [me, 'other'],
+    })));
+    assert.equal(imp.status, 200, imp.body.slice(0, 300));
+    assert.equal(imp.json.applied, 1001, imp.body.slice(0, 300));
+    const c = await session(srv, me);
+    const found = async (list) => {
+      const r = await c.request({ cmd: 'conv', op: 'query', convMessage: { tempConvIds: list } }, 20000);
+      assert.equal(r.op, 'results', JSON.stringify(r).slice(0, 300));
+      return JSON.parse(r.convMessage.results.data).map((x) => x.objectId);
+    };
+    assert.deepEqual(new Set(await found(ids.slice(1))), new Set(ids.slice(1)), 'at the limit: all 1,000');
+    const got = await found(ids);
+    assert.equal(got.length, 1000);
+    assert.ok(!got.includes(ids[1000]), 'the 1,001st is not looked at');
+  }));
+
+// ---------------------------------------------------------------- patches: 20 a request, 200 caught up at login
+
+test('patch modify (fixed 20 patches a request) → 21 gets 4404 "too many patches in one request", nothing edited; an edit past max_message gets 4109; the catch-up at login carries 200 patches at most', () =>
+  withServer({ TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0' }, async (srv) => {
+    const [a, b] = [uid('pa'), uid('pb')];
+    const A = await session(srv, a);
+    const cid = (await startConv(A, [b])).cid;
+    const sent = [];
+    for (let k = 0; k < 201; k++) sent.push(await A.request({ cmd: 'direct', directMessage: { cid, msg: TEXT(`m${k}`) } }));
+    const sinceBefore = Date.now() - 1;
+    const item = (k) => ({ cid, mid: sent[k].ackMessage.uid, timestamp: sent[k].ackMessage.t, data: TEXT(`m${k} edited`) });
+    const modify = (ks) => A.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: ks.map(item) } }, 20000);
+    const over = await modify(Array.from({ length: 21 }, (_, k) => k));
+    assertError(over, over.i, 4404, 'MESSAGE_NOT_FOUND');
+    assert.equal(over.errorMessage.detail, 'too many patches in one request');
+    const logs = await A.request({ cmd: 'logs', logsMessage: { cid, limit: 1, direction: 'NEW' } });
+    assert.equal(JSON.parse(logs.logsMessage.logs[0].data)._lctext, 'm0', 'nothing of the 21 was applied');
+    // an edit's content is held to max_message (5,120 bytes) as a send is
+    const big = (n) => ({ ...item(0), data: JSON.stringify({ _lctype: -1, _lctext: 'e'.repeat(n - 27) }) });
+    assert.equal(big(5120).data.length, 5120);
+    const tooBig = await A.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [big(5121)] } });
+    assertError(tooBig, tooBig.i, 4109, 'FRAME_TOO_LONG');
+    const atMax = await A.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [big(5120)] } });
+    assert.equal(atMax.op, 'modified', JSON.stringify(atMax).slice(0, 300));
+    for (let k = 0; k < 201; k += 20) {
+      const r = await modify(Array.from({ length: Math.min(20, 201 - k) }, (_, j) => k + j));
+      assert.equal(r.op, 'modified', `20 patches at the limit: ${JSON.stringify(r).slice(0, 300)}`);
+    }
+    // B was never online: its login with a cursor from before the edits gets one push of 200
+    const B = await connect(srv);
+    await login(B, b, { lastPatchTime: sinceBefore });
+    const p = await B.next((x) => x.cmd === 'patch');
+    assert.equal(p.patchMessage.patches.length, 200, 'the catch-up is capped at 200 patches');
+    assert.equal(new Set(p.patchMessage.patches.map((x) => x.mid)).size, 200);
+  }));
+
+// ---------------------------------------------------------------- unread at login: 50 conversations
+
+test('the unread notice at login (fixed 50 conversations): a client with 51 unread conversations is told of 50', () =>
+  withServer({ TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0' }, async (srv) => {
+    const [a, b] = [uid('ua'), uid('ub')];
+    const A = await session(srv, a);
+    for (let k = 0; k < 51; k++) {
+      const cid = (await startConv(A, [b])).cid;
+      await A.request({ cmd: 'direct', directMessage: { cid, msg: TEXT(`to b ${k}`) } });
+    }
+    const B = await connect(srv);
+    await login(B, b);
+    const u = await B.next((x) => x.cmd === 'unread');
+    assert.equal(u.unreadMessage.convs.length, 50, 'at most 50 conversations in the notice');
+    assert.ok(u.unreadMessage.convs.every((c) => c.unread === 1));
   }));
