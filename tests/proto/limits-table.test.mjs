@@ -239,7 +239,11 @@ test('web_root (fixed 512 files, 64 MiB, folders 8 deep): at each limit ternd st
           await srv.stop();
         }
       } else {
-        await assert.rejects(startServer({ env: { TERN_WEB_ROOT: row.dir } }), row.err, row.name);
+        // (a ternd that starts after all is stopped, not left running, before the test fails)
+        const started = await startServer({ env: { TERN_WEB_ROOT: row.dir } }).catch((e) => e);
+        if (!(started instanceof Error)) await started.stop();
+        assert.ok(started instanceof Error, `${row.name}: ternd started`);
+        assert.match(started.message, row.err, row.name);
       }
     }
   } finally {
@@ -504,4 +508,67 @@ test('the unread notice at login (fixed 50 conversations): a client with 51 unre
     const u = await B.next((x) => x.cmd === 'unread');
     assert.equal(u.unreadMessage.convs.length, 50, 'at most 50 conversations in the notice');
     assert.ok(u.unreadMessage.convs.every((c) => c.unread === 1));
+  }));
+
+// ---------------------------------------------------------------- REST list pages of service conversations
+
+test('REST pages of service conversations (fixed): subscribers 50 a page, a client\'s service conversations 1,000 (default 50), broadcasts 1,000 (default 10)', () =>
+  withServer({}, async (srv) => {
+    const sub = uid('sub');
+    const svc = Array.from({ length: 1001 }, hex24);
+    const T0 = Date.parse('2024-03-01T08:00:00.000Z');
+    const recs = svc.map((cid) => ({ type: 'conversation', objectId: cid, sys: true, name: 'svc', c: 'admin' }));
+    recs.push({ type: 'subscribers', cid: svc[0], clients: Array.from({ length: 50 }, (_, k) => `s${k}`) });
+    for (const cid of svc) recs.push({ type: 'subscribers', cid, clients: [sub] });
+    for (let k = 0; k < 1001; k++) recs.push({ type: 'message', cid: svc[0], 'msg-id': `bc-${k}`, timestamp: T0 + k, from: 'admin', data: TEXT(`#${k}`) });
+    const imp = await importRecords(srv, recs);
+    assert.equal(imp.status, 200, imp.body.slice(0, 300));
+    assert.deepEqual(imp.json.skipped, []);
+    const get = async (path) => {
+      const r = await httpRequest(srv, { path, headers: MASTER(srv) });
+      assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 300)}`);
+      return r.json;
+    };
+    const subs = `/1.2/rtm/service-conversations/${svc[0]}/subscribers`;
+    assert.equal((await get(`${subs}?limit=50`)).length, 50, 'subscribers: 50 at the limit');
+    assert.equal((await get(`${subs}?limit=51`)).length, 50, 'subscribers: 51 of 51 asked, 50 given');
+    const mine = `/1.2/rtm/clients/${sub}/service-conversations`;
+    assert.equal((await get(mine)).length, 50, 'a client\'s service conversations: 50 by default');
+    assert.equal((await get(`${mine}?limit=1000`)).length, 1000);
+    assert.equal((await get(`${mine}?limit=1001`)).length, 1000, 'a client\'s service conversations: 1,000 at most');
+    const bc = `/1.2/rtm/broadcasts?conv_id=${svc[0]}`;
+    assert.equal((await get(bc)).length, 10, 'broadcasts: 10 by default');
+    assert.equal((await get(`${bc}&limit=1000`)).length, 1000);
+    assert.equal((await get(`${bc}&limit=1001`)).length, 1000, 'broadcasts: 1,000 at most');
+    assert.equal((await get(`${bc}&limit=5&skip=1000`)).length, 1, 'skip within its cap counts');
+  }));
+
+// ---------------------------------------------------------------- offline pushes to lc.protobuf2.1 clients: 500
+
+test('offline messages pushed at an lc.protobuf2.1 login (fixed 500): of 501 stored the oldest 500 come; once acked, the 501st comes at the next login', () =>
+  withServer({ TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0' }, async (srv) => {
+    const [a, b] = [uid('oa'), uid('ob')];
+    const A = await session(srv, a);
+    const { cid, cdate } = await startConv(A, [b]);
+    while (Date.now() <= cdate + 1) await sleep(2); // b's position starts at the creation millisecond
+    const sent = [];
+    const send = async (k) => sent.push((await A.request({ cmd: 'direct', directMessage: { cid, msg: `o${k}` } })).ackMessage);
+    for (let k = 0; k < 500; k++) await send(k);
+    while (Date.now() <= sent[499].t + 1) await sleep(2); // the ack below, up to the 500th, must not reach the 501st
+    await send(500);
+    const offline = async () => {
+      const B = await connect(srv, { subprotocol: 'lc.protobuf2.1' });
+      const mark = B.mark();
+      await login(B, b);
+      const got = (await B.quiet(mark)).filter((p) => p.cmd === 'direct');
+      return { B, got };
+    };
+    const first = await offline();
+    assert.equal(first.got.length, 500, 'at most 500 offline messages at a login');
+    assert.deepEqual(first.got.map((p) => p.directMessage.id), sent.slice(0, 500).map((s) => s.uid), 'the oldest 500, in order');
+    first.B.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts: sent[0].t, tots: sent[499].t } });
+    await first.B.echo();
+    await first.B.close();
+    const second = await offline();
+    assert.deepEqual(second.got.map((p) => p.directMessage.id), [sent[500].uid], 'the rest at the next login');
   }));
