@@ -16,8 +16,8 @@ static void test_parse(void **state) {
   assert_int_equal(proxies_parse("", &p, err, sizeof err), 0);
   assert_null(p);
   assert_int_equal(proxies_match(NULL, "127.0.0.1"), 0);
-  static const char *const bad[] = {"10.0.0.0/33", "::/129", "10.0.0.1/", "10.0.0.1/x", "host.example", "1.2.3",
-                                    "10.0.0.0/8,garbage"};
+  static const char *const bad[] = {"10.0.0.0/33",  "::/129", "10.0.0.1/",         "10.0.0.1/x",
+                                    "host.example", "1.2.3",  "10.0.0.0/8,garbage"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(proxies_parse(bad[i], &p, err, sizeof err), TERN_ECONFIG);
     assert_non_null(strstr(err, "is not an address or CIDR"));
@@ -50,7 +50,7 @@ static void test_client(void **state) {
   assert_true(proxies_client(p, "203.0.113.7", out, sizeof out));
   assert_string_equal(out, "203.0.113.7");
   assert_true(proxies_client(p, " 2001:DB8::1 ", out, sizeof out));
-  assert_string_equal(out, "2001:db8::1"); /* normalised */
+  assert_string_equal(out, "2001:db8::1");                                /* normalised */
   assert_false(proxies_client(p, "10.0.0.1, 10.0.0.2", out, sizeof out)); /* only proxies */
   assert_false(proxies_client(p, "unknown, 10.0.0.2", out, sizeof out));
   assert_false(proxies_client(p, "203.0.113.7:443", out, sizeof out));

@@ -19,7 +19,8 @@ int store_backup(store_t *s, const char *dest, int64_t *bytes) {
   unlink(tmp);
   sqlite3 *src = NULL, *dst = NULL;
   int rc = sqlite3_open_v2(store_db_path(s), &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   const char *what = "open";
   if (rc == SQLITE_OK) {
     sqlite3_busy_timeout(src, 5000);
@@ -40,8 +41,7 @@ int store_backup(store_t *s, const char *dest, int64_t *bytes) {
       what = "backup_step";
       int frc = sqlite3_backup_finish(b);
       if (rc == SQLITE_DONE) rc = frc;
-      if (rc == SQLITE_OK)
-        log_at(LOG_DEBUG, "backup of %s: %.1f ms", store_db_path(s), (double)(mono_ns() - t0) / 1e6);
+      if (rc == SQLITE_OK) log_at(LOG_DEBUG, "backup of %s: %.1f ms", store_db_path(s), (double)(mono_ns() - t0) / 1e6);
     }
   }
   if (dst && sqlite3_close(dst) != SQLITE_OK && rc == SQLITE_OK) rc = SQLITE_IOERR;
