@@ -142,3 +142,37 @@ test('ternd --restore refuses a directory that is not a tern backup', async () =
   assert.match(r.stderr, /is not a tern backup/);
   assert.ok(!existsSync(join(tmp, 'c', 'tern.db')));
 });
+
+test('one backup at a time: a second one while the first copies is refused with 409, the first completes', { timeout: 120000 }, async () => {
+  // 300 files to copy (each written, fsync'd and renamed: seconds on this disk) keep the first backup busy
+  const data = join(tmp, 'busy');
+  mkdirSync(join(data, 'files', 'padding'), { recursive: true });
+  for (let i = 0; i < 300; i++) writeFileSync(join(data, 'files', 'padding', `p${i}`), 'x'.repeat(1024));
+  const srv = await startServer({ dataDir: data });
+  try {
+    const post = (to) => fetch(`${srv.httpUrl}/1.2/tern/backup`, {
+      method: 'POST', headers: { ...master(srv), 'Content-Type': 'application/json' }, body: JSON.stringify({ to }),
+    });
+    const d1 = join(tmp, 'busy-1');
+    const first = post(d1);
+    // the database is copied first and renamed into place: from then on the files are being copied
+    const until = Date.now() + 30000;
+    while (!existsSync(join(d1, 'tern.db'))) {
+      assert.ok(Date.now() < until, 'the first backup never wrote its database');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const second = await post(join(tmp, 'busy-2'));
+    const r1 = await first;
+    const b1 = await r1.json();
+    assert.equal(r1.status, 200, JSON.stringify(b1));
+    assert.equal(b1.files, 300);
+    assert.equal(second.status, 409, `the second answered while the first took ${b1.duration_ms} ms`);
+    assert.deepEqual(await second.json(), { code: 409, error: 'a backup is already running' });
+    assert.ok(!existsSync(join(tmp, 'busy-2')), 'the refused backup wrote nothing');
+    // and once the first is done, the next one runs
+    const third = await post(join(tmp, 'busy-3'));
+    assert.equal(third.status, 200);
+  } finally {
+    await srv.stop();
+  }
+});
