@@ -5,7 +5,7 @@
 // trusted_proxies, and then the client's address is the one logged and limited.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,4 +205,30 @@ test('X-Forwarded-For: believed only from trusted_proxies; then the client addre
 test('a bad trusted_proxies or log_format stops the start with a message', async () => {
   await assert.rejects(startServer({ env: { TERN_TRUSTED_PROXIES: '10.0.0.0/33' } }), /trusted_proxies: "10\.0\.0\.0\/33" is not an address or CIDR/);
   await assert.rejects(startServer({ env: { TERN_LOG_FORMAT: 'xml' } }), /log_format must be text or json/);
+});
+
+test('SIGHUP switches log_format and metrics_token without a restart', async () => {
+  const log = join(tmp, 'hup.log');
+  const conf = join(tmp, 'hup.conf');
+  writeFileSync(conf, `log_file = ${log}\nlog_format = text\nmetrics_token = first-token-0123456789\n`);
+  const server = await startServer({ env: { TERN_CONFIG: conf } });
+  try {
+    const scrape = (t) => fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${t}` } }).then((r) => r.status);
+    assert.equal(await scrape('first-token-0123456789'), 200);
+    writeFileSync(conf, `log_file = ${log}\nlog_format = json\nmetrics_token = second-token-0123456789\n`);
+    server.child.kill('SIGHUP');
+    const until = Date.now() + 10000;
+    while (!/SIGHUP: log reopened; reloaded: .*log_format/.test(readFileSync(log, 'utf8'))) {
+      assert.ok(Date.now() < until, `no reload line:\n${readFileSync(log, 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await scrape('first-token-0123456789'), 401);
+    assert.equal(await scrape('second-token-0123456789'), 200);
+    const after = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    const httpLine = after.filter((l) => l.includes('"event":"http"')).at(-1);
+    assert.ok(httpLine, 'the scrape after the reload is logged as JSON');
+    assert.equal(JSON.parse(httpLine).status, 200);
+  } finally {
+    await server.stop();
+  }
 });
