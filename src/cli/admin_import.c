@@ -128,7 +128,7 @@ static void posted(imp_req_t *r, void *arg) {
   if (!im->head) im->tail = NULL;
   im->queued--;
   im->posting = 0;
-  json_t *ans = r->status == 200 ? json_loadb((const char *)r->body.data, r->body.len, 0, NULL) : NULL;
+  json_t *ans = r->status == 200 ? json_incref(r->json) : NULL;
   if (!json_is_object(ans)) {
     imp_fail(im, "the target refused a batch of %d records: %s", b->lines,
          r->status == 200 ? "its answer is not the {\"applied\",\"unchanged\",\"skipped\"} expected"
@@ -171,7 +171,7 @@ static void pump(imp_t *im) {
     buf_t u = BUF_INIT, h = BUF_INIT;
     buf_printf(&u, "%s/1.2/import/records", im->target_base);
     buf_printf(&h, "%sContent-Type: application/x-ndjson\r\n", im->target_headers);
-    imp_net_request(im->net, "POST", buf_cstr(&u), buf_cstr(&h), b->body.data, b->body.len, 0, posted, im);
+    imp_net_request(im->net, "POST", buf_cstr(&u), buf_cstr(&h), b->body.data, b->body.len, IMP_JSON, posted, im);
     buf_free(&u);
     buf_free(&h);
     im->posting = 1;
@@ -772,7 +772,9 @@ static int run(admin_t *ad, int mode) {
   im.started_ms = now_ms();
   im.tty = isatty(2) && mode != MODE_DRY;
   imp_net_opts_t no = {.rate = a->has_rate ? a->rate : 30,
-                       .timeout_ms = a->timeout ? a->timeout * 1000 : 60000,
+                       .timeout_ms = a->timeout > 0 ? a->timeout * 1000 : 60000,
+                       .stall_ms = a->timeout > 0 && a->timeout < 30 ? a->timeout * 1000 : 30000,
+                       .retry_for_ms = a->retry_for > 0 ? a->retry_for * 1000 : 600000,
                        .retries = a->has_retries ? a->retries : 10,
                        .insecure = a->insecure,
                        .cacert = a->cacert,
@@ -856,7 +858,8 @@ static int run(admin_t *ad, int mode) {
   if (!im.stop && im.prev_started_ms && im.mode == MODE_IMPORT && !imp_src_is_dir(im.src)) app_walk_phase(&im);
   /* what is gathered goes out (also when stopping: a body already built costs nothing) */
   if (!im.fatal[0] || strcmp(im.fatal, "interrupted") == 0) seal(&im);
-  int64_t deadline = now_ms() + (int64_t)no.timeout_ms * (no.retries + 1);
+  /* the last bodies: each request gives up within its retry budget, this only bounds the wait */
+  int64_t deadline = now_ms() + (int64_t)no.retry_for_ms + no.timeout_ms;
   while ((im.head || im.posting) && !im.fatal[0] && now_ms() < deadline) drive(&im, 50);
   if (im.stop && im.posting) /* interrupted: let the body on the wire be answered */
     while (im.posting && now_ms() < deadline && interrupted < 2) {

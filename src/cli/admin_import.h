@@ -33,6 +33,7 @@ struct imp_req {
   long status;
   buf_t body;
   char *content_type; /* the answer's, or NULL */
+  json_t *json;       /* IMP_JSON: the 2xx answer parsed (borrowed), else NULL */
   char err[256];      /* why, when status is 0 or not 2xx */
   const char *url;
   int attempts;
@@ -40,8 +41,11 @@ struct imp_req {
   char *method;
   struct curl_slist *hdrs;
   buf_t req_body;
-  int source; /* counts against --rate */
+  int flags; /* IMP_* */
+  int64_t first_ms; /* when the first attempt started: the retry budget counts from here */
   int64_t not_before_ms;
+  int64_t moved, moved_ms, stall_ms; /* the stall limit: bytes moved so far, and when last */
+  char stalled[64];                  /* why the progress callback cut the attempt */
   int64_t retry_after_ms;
   void *easy;
   imp_req_cb cb;
@@ -49,9 +53,19 @@ struct imp_req {
   imp_req_t *next;
 };
 
+/* imp_net_request flags */
+enum {
+  IMP_SOURCE = 1, /* a request to the source: counts against --rate */
+  IMP_JSON = 2,   /* a 2xx answer must be JSON: one that is not was cut short (a connection
+                   * closed mid-answer with no length to tell), and is retried */
+  IMP_FILE = 4,   /* file bytes: no overall time limit per attempt, only the stall limit */
+};
+
 typedef struct {
   double rate;         /* source requests per second, 0: unlimited */
-  int timeout_ms;      /* per request */
+  int timeout_ms;      /* per attempt (IMP_FILE: none); also the connect limit, at most 15 s */
+  int stall_ms;        /* an attempt that moves no byte for this long is cut (and retried) */
+  int retry_for_ms;    /* no new attempt starts later than this after the first (0: no limit) */
   int retries;         /* further attempts after the first */
   int insecure;        /* do not verify TLS certificates */
   const char *cacert;  /* trust this PEM instead of the system's CAs */
@@ -61,9 +75,12 @@ typedef struct {
 imp_net_t *imp_net_new(const imp_net_opts_t *o);
 void imp_net_free(imp_net_t *n);
 /* Queues a request. headers: "Name: value" lines separated by "\r\n" (may be NULL); body
- * is copied. source: rate-limited. cb runs exactly once, from imp_net_step. */
+ * is copied. flags: IMP_*. cb runs exactly once, from imp_net_step. No request waits
+ * forever: every attempt is bounded (timeout_ms, stall_ms), and so is the number of
+ * attempts (retries) and the time they may take together (retry_for_ms); a request that
+ * gives up says so in err ("gave up after N attempts in T s: <last error>"). */
 imp_req_t *imp_net_request(imp_net_t *n, const char *method, const char *url, const char *headers, const void *body,
-                           size_t len, int source, imp_req_cb cb, void *arg);
+                           size_t len, int flags, imp_req_cb cb, void *arg);
 /* Runs ready callbacks and transfers for at most wait_ms. Returns the requests not yet
  * answered (queued, waiting for a retry or in flight). */
 int imp_net_step(imp_net_t *n, int wait_ms);

@@ -26,7 +26,7 @@ static void rehost_end(rehost_t *r);
 static void rehost_put_done(imp_req_t *q, void *arg) {
   rehost_t *r = arg;
   imp_t *im = r->im;
-  json_t *ans = q->status >= 200 && q->status <= 299 ? json_loadb((const char *)q->body.data, q->body.len, 0, NULL) : NULL;
+  json_t *ans = q->json; /* IMP_JSON: parsed when 2xx */
   const char *nu = json_string_value(json_object_get(ans, "url"));
   if (nu) {
     json_t *d = json_pack("{s:{s:s}, s:{s:s}}", "files", r->id, nu, "urls", r->url, nu);
@@ -36,7 +36,6 @@ static void rehost_put_done(imp_req_t *q, void *arg) {
     imp_skip(im, "file", r->id, q->status == 404 ? "HTTP 404 (does this ternd have PUT /1.2/import/files/{objectId}?)"
                             : q->err[0] ? q->err : "the target's answer has no url");
   }
-  json_decref(ans);
   rehost_end(r);
 }
 
@@ -75,7 +74,8 @@ static void rehost_got_bytes(imp_req_t *q, void *arg) {
   buf_append_str(&h, "\r\n");
   if (r->created) buf_printf(&h, "X-Tern-Created-At: %s\r\n", r->created);
   if (r->meta) buf_printf(&h, "X-Tern-Meta: %s\r\n", r->meta);
-  imp_net_request(im->net, "PUT", buf_cstr(&u), buf_cstr(&h), q->body.data, q->body.len, 0, rehost_put_done, r);
+  imp_net_request(im->net, "PUT", buf_cstr(&u), buf_cstr(&h), q->body.data, q->body.len, IMP_FILE | IMP_JSON,
+                  rehost_put_done, r);
   buf_free(&u);
   buf_free(&h);
 }

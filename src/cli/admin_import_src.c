@@ -259,7 +259,7 @@ static void rest_done(imp_req_t *r, void *arg) {
   rest_ctx_t *c = arg;
   json_t *j = NULL;
   if (r->status >= 200 && r->status <= 299) {
-    j = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    j = json_incref(r->json); /* IMP_JSON: parsed, or retried as cut short */
     int ok = c->shape == SHAPE_ARRAY    ? json_is_array(j)
              : c->shape == SHAPE_OBJECT ? json_is_object(j)
                                         : json_is_array(json_object_get(j, "results"));
@@ -282,7 +282,7 @@ static void rest_get(imp_src_t *s, const char *path_and_query, int shape, imp_pa
   c->shape = shape;
   buf_t u = BUF_INIT;
   buf_printf(&u, "%s%s", s->base, path_and_query);
-  imp_net_request(s->net, "GET", buf_cstr(&u), s->headers, NULL, 0, 1, rest_done, c);
+  imp_net_request(s->net, "GET", buf_cstr(&u), s->headers, NULL, 0, IMP_SOURCE | IMP_JSON, rest_done, c);
   buf_free(&u);
 }
 
@@ -536,7 +536,7 @@ void imp_src_file_bytes(imp_src_t *s, const char *objid, const char *url, imp_re
     }
   }
   /* a file host, not the API: no keys go there */
-  imp_net_request(s->net, "GET", url, NULL, NULL, 0, 0, cb, arg);
+  imp_net_request(s->net, "GET", url, NULL, NULL, 0, IMP_FILE, cb, arg);
 }
 
 /* ---------------------------------------------------------------- setup */
