@@ -82,7 +82,7 @@ void imp_net_free(imp_net_t *n);
 imp_req_t *imp_net_request(imp_net_t *n, const char *method, const char *url, const char *headers, const void *body,
                            size_t len, int flags, imp_req_cb cb, void *arg);
 /* Runs ready callbacks and transfers for at most wait_ms. Returns the requests not yet
- * answered (queued, waiting for a retry or in flight). */
+ * answered (queued, waiting for a retry, in flight, or deferred). */
 int imp_net_step(imp_net_t *n, int wait_ms);
 int imp_net_pending(const imp_net_t *n);
 /* Answers every request not yet answered with status 0 and err "cancelled", and runs the

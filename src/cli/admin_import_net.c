@@ -40,7 +40,7 @@ struct imp_net {
   imp_req_t *waiting; /* not started yet: queued or waiting for a retry */
   imp_req_t *active;  /* in flight */
   int inflight;
-  int npending; /* waiting + in flight */
+  int npending; /* waiting + in flight + deferred answers */
   int64_t next_source_ms; /* the rate's next free slot */
   deferred_t *dq, **dq_tail;
   long requests, retried;
@@ -102,6 +102,7 @@ void imp_net_cancel(imp_net_t *n) {
     n->dq_tail = &n->dq;
     while (d) {
       deferred_t *nx = d->next;
+      n->npending--;
       d->cb(NULL, d->arg);
       free(d);
       d = nx;
@@ -137,6 +138,7 @@ void imp_net_defer(imp_net_t *n, imp_req_cb cb, void *arg) {
   d->arg = arg;
   *n->dq_tail = d;
   n->dq_tail = &d->next;
+  n->npending++; /* an answer not yet delivered, like a request in flight */
 }
 
 static size_t on_body(char *p, size_t sz, size_t nm, void *arg) {
@@ -376,6 +378,7 @@ int imp_net_step(imp_net_t *n, int wait_ms) {
   int ran = d != NULL;
   while (d) {
     deferred_t *nx = d->next;
+    n->npending--;
     d->cb(NULL, d->arg);
     free(d);
     d = nx;

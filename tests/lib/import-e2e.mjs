@@ -179,10 +179,11 @@ export function spawnTern(bin, args, env = {}) {
   return { child, exited, stderr: () => err, running: () => child.exitCode === null && child.signalCode === null };
 }
 
-/** Polls `reached()` (async) until it is true, then kills p with SIGKILL and waits for it.
- *  Fails at once, saying why and with `diag()` and p's stderr, when p exits before that
- *  point (it was not killed mid-run) or `reached` stays false for deadlineMs. */
-export async function killWhen(p, reached, { deadlineMs = 90000, diag = async () => '' } = {}) {
+/** Polls `reached()` (async) until it is true, then sends p `signal` (SIGKILL) and waits
+ *  for it; resolves {code, signal}. Fails at once, saying why and with `diag()` and p's
+ *  stderr, when p exits before that point (it was not stopped mid-run) or `reached` stays
+ *  false for deadlineMs. */
+export async function killWhen(p, reached, { deadlineMs = 90000, diag = async () => '', signal: sig = 'SIGKILL' } = {}) {
   const t0 = Date.now();
   for (;;) {
     if (!p.running()) {
@@ -197,9 +198,10 @@ export async function killWhen(p, reached, { deadlineMs = 90000, diag = async ()
     }
     await new Promise((r) => setTimeout(r, 10));
   }
-  p.child.kill('SIGKILL');
-  const { signal } = await p.exited;
-  assert.equal(signal, 'SIGKILL', `killed mid-run: ${await diag()}`);
+  p.child.kill(sig);
+  const res = await p.exited;
+  if (sig === 'SIGKILL') assert.equal(res.signal, 'SIGKILL', `killed mid-run: ${await diag()}`);
+  return res;
 }
 
 /** How many messages a ternd holds in these conversations (REST history, 1,000 a page). */
