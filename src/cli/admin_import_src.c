@@ -82,13 +82,27 @@ static int by_object_id(const void *a, const void *b) {
   return strcmp(x ? x : "", y ? y : "");
 }
 
+/* Sorts by objectId and keeps one object per objectId, the one updated last: a directory
+ * may hold the same class twice (tern's export beside the console's), and an object read
+ * twice would be imported by two jobs at once. */
 static void sort_by_id(json_t *arr) {
   size_t n = json_array_size(arr);
   json_t **v = xcalloc(n + 1, sizeof *v);
   for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(arr, i));
   qsort(v, n, sizeof *v, by_object_id);
   json_array_clear(arr);
-  for (size_t i = 0; i < n; i++) json_array_append_new(arr, v[i]);
+  json_t *last = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *id = json_string_value(json_object_get(v[i], "objectId"));
+    if (last && id && *id && by_object_id(&last, &v[i]) == 0) {
+      if (imp_date_ms(json_object_get(v[i], "updatedAt")) > imp_date_ms(json_object_get(last, "updatedAt")))
+        json_array_set(arr, json_array_size(arr) - 1, v[i]), last = v[i];
+      json_decref(v[i]);
+      continue;
+    }
+    json_array_append_new(arr, v[i]);
+    last = v[i];
+  }
   free(v);
 }
 

@@ -9,7 +9,7 @@
 // ternd as the source too is import.test.mjs.
 import { describe, it, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync, cpSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,6 +140,19 @@ describe('fixtures: LeanCloud\'s documented shapes become the contract\'s record
     assert.equal(byId.bInArYmEsSaGe000000001.binary, 'AAECAwQ=');
     assert.deepEqual(byId.mEnTiOnMeSsAgE00000001['mention-pids'], ['tom']);
     assert.ok(!got.some((x) => x.objectId?.startsWith('_tmp:')), 'an expired temporary conversation is left out');
+  });
+
+  it('a directory holding a class twice (tern\'s export beside the console\'s) reads each object once, the newest', async () => {
+    const dir = join(tmp, 'twice');
+    cpSync(join(FIX, 'export'), dir, { recursive: true });
+    // the console's export of the same class: {"results": […]}, an older copy of each object
+    const older = readLines(join(dir, '_Conversation.jsonl')).map((c) => ({ ...c, name: 'stale', updatedAt: '2000-01-01T00:00:00.000Z' }));
+    writeFileSync(join(dir, '_Conversation.0.json'), JSON.stringify({ results: older }));
+    writeFileSync(join(dir, '_Installation.0.json'), JSON.stringify(readAny(join(dir, '_Installation.json'))));
+    const r = await run(tern, ['admin', 'import', 'leancloud', '--from-dir', dir, '--dry-run',
+      '--server', 'http://127.0.0.1:9', '--app-id', APP, '--master-key', KEY]);
+    const got = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.deepEqual(got, readLines(join(FIX, 'expected-records.ndjson')), r.stderr);
   });
 
   it('the REST source gives the same records as the exported files', async () => {
