@@ -175,8 +175,15 @@ export function spawnTern(bin, args, env = {}) {
   const child = spawn(bin, args, { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => { err = (err + d).slice(-20000); });
-  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  return { child, exited, stderr: () => err, running: () => child.exitCode === null && child.signalCode === null };
+  // a spawn that fails (ENOENT, EACCES while the binary is being relinked) emits 'error'
+  // and never 'exit': answer that too, or a test would wait for good
+  const exited = new Promise((r) => {
+    child.once('exit', (code, signal) => r({ code, signal }));
+    child.once('error', (error) => r({ code: null, signal: null, error }));
+  });
+  let failed = false;
+  exited.then((x) => { failed = !!x.error; });
+  return { child, exited, stderr: () => err, running: () => !failed && child.exitCode === null && child.signalCode === null };
 }
 
 /** Polls `reached()` (async) until it is true, then sends p `signal` (SIGKILL) and waits
@@ -187,8 +194,8 @@ export async function killWhen(p, reached, { deadlineMs = 90000, diag = async ()
   const t0 = Date.now();
   for (;;) {
     if (!p.running()) {
-      const { code, signal } = await p.exited;
-      throw new Error(`the importer exited (${code ?? signal}) before the kill point: ${await diag()}\n${p.stderr().slice(-3000)}`);
+      const { code, signal, error } = await p.exited;
+      throw new Error(`the importer ${error ? `did not start (${error.message})` : `exited (${code ?? signal})`} before the kill point: ${await diag()}\n${p.stderr().slice(-3000)}`);
     }
     if (await reached()) break;
     if (Date.now() - t0 > deadlineMs) {

@@ -22,9 +22,11 @@ const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () =
 /** data: {classes: {_Conversation: [], _Installation: [], _File: []}, extras: {cid: {member_infos,
  *  permanent_silenceds, blacklists, subscribers}}, messages: {cid: [items oldest first]},
  *  files: {objectId: Buffer}, pageCap: the most a permanent-silenceds / blacklists page holds
- *  (500)}; faults: {p429, p500, pDrop} probabilities per request. */
+ *  (500)}; faults: {p429, p500} probabilities per request, pDrop the share of the other
+ *  answers cut half way (every 1/pDrop-th). */
 export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
   const stats = { requests: 0, r429: 0, r500: 0, drops: 0, byPath: {} };
+  let dropSeq = 0;
   const server = http.createServer((req, res) => {
     const u = new URL(req.url, 'http://x');
     stats.requests++;
@@ -48,7 +50,9 @@ export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
       stats.r500++;
       return json(res, 500, { code: 1, error: 'Internal server error.' });
     }
-    const drop = Math.random() < (faults.pDrop || 0);
+    // every (1/pDrop)th answer that is not a 429 or 500 is cut: at that rate, and surely
+    // some in a run (a random draw left a run of a hundred requests without any, now and then)
+    const drop = !!faults.pDrop && ++dropSeq % Math.round(1 / faults.pDrop) === 0;
     const answer = (code, body) => {
       if (!drop) return json(res, code, body);
       stats.drops++;
