@@ -90,19 +90,13 @@ static void seal(imp_t *im) {
   im->queued++;
 }
 
-/* One record: printed (--dry-run) or added to the open body. Takes rec. */
-void imp_emit(imp_t *im, json_t *rec) {
-  const char *type = json_string_value(json_object_get(rec, "type"));
-  if (type && strcmp(type, "message") == 0) im->msgs++;
-  char *line = json_dumps(rec, JSON_COMPACT);
-  json_decref(rec);
-  if (!line) return;
+void imp_emit_text(imp_t *im, const char *line, size_t n, int message) {
+  if (message) im->msgs++;
   if (im->mode == MODE_DRY) {
-    puts(line);
-    free(line);
+    fwrite(line, 1, n, stdout);
+    fputc('\n', stdout);
     return;
   }
-  size_t n = strlen(line);
   if (im->open && (im->open->body.len + n + 1 > im->batch_bytes || im->open->lines >= im->batch_lines)) seal(im);
   if (!im->open) {
     im->open = xcalloc(1, sizeof *im->open);
@@ -112,6 +106,16 @@ void imp_emit(imp_t *im, json_t *rec) {
   buf_append(&im->open->body, line, n);
   buf_append(&im->open->body, "\n", 1);
   im->open->lines++;
+}
+
+/* One record: printed (--dry-run) or added to the open body. Takes rec. */
+void imp_emit(imp_t *im, json_t *rec) {
+  const char *type = json_string_value(json_object_get(rec, "type"));
+  int message = type && strcmp(type, "message") == 0;
+  char *line = json_dumps(rec, JSON_COMPACT);
+  json_decref(rec);
+  if (!line) return;
+  imp_emit_text(im, line, strlen(line), message);
   free(line);
 }
 
@@ -119,6 +123,26 @@ static void batch_free(batch_t *b) {
   buf_free(&b->body);
   json_decref(b->commit);
   free(b);
+}
+
+/* The id of record `line` (from 1) of a body, for a skip the target could not name (a
+ * line it could not parse: U+0000 in a string, which jansson refuses). malloc'd or NULL. */
+static char *body_line_id(const buf_t *body, json_int_t line) {
+  const char *p = (const char *)body->data, *end = p + body->len;
+  if (line < 1 || !p) return NULL;
+  for (json_int_t k = 1; k < line; k++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) return NULL;
+    p = nl + 1;
+  }
+  const char *nl = memchr(p, '\n', (size_t)(end - p));
+  json_t *o = json_loadb(p, (size_t)((nl ? nl : end) - p), JSON_ALLOW_NUL, NULL);
+  const char *id = json_string_value(json_object_get(o, "msg-id"));
+  if (!id) id = json_string_value(json_object_get(o, "objectId"));
+  if (!id) id = json_string_value(json_object_get(o, "cid"));
+  char *out = id ? xstrdup(id) : NULL;
+  json_decref(o);
+  return out;
 }
 
 static void posted(imp_req_t *r, void *arg) {
@@ -145,7 +169,10 @@ static void posted(imp_req_t *r, void *arg) {
   json_t *s;
   json_array_foreach(json_object_get(ans, "skipped"), i, s) {
     const char *reason = json_string_value(json_object_get(s, "reason"));
-    imp_skip(im, "record", json_string_value(json_object_get(s, "id")), reason ? reason : "refused by the target");
+    const char *id = json_string_value(json_object_get(s, "id"));
+    char *found = !id || !*id ? body_line_id(&b->body, json_integer_value(json_object_get(s, "line"))) : NULL;
+    imp_skip(im, "record", found ? found : id, reason ? reason : "refused by the target");
+    free(found);
   }
   json_decref(ans);
   if (imp_state_commit(im->st, json_incref(b->commit)) < 0) imp_fail(im, "the state file could not be written");
@@ -288,6 +315,32 @@ static void sync_free(sync_t *s) {
   free(s);
 }
 
+/* The same for a page of history items. */
+typedef struct {
+  int done, abandoned;
+  imp_items_t *items;
+  char *err;
+} items_wait_t;
+
+static void items_wait_free(items_wait_t *s) {
+  imp_items_free(s->items);
+  free(s->err);
+  free(s);
+}
+
+static void items_cb(imp_items_t *items, const char *err, long status, void *arg) {
+  items_wait_t *s = arg;
+  (void)status;
+  if (s->abandoned) {
+    imp_items_free(items);
+    items_wait_free(s);
+    return;
+  }
+  s->done = 1;
+  s->items = items;
+  s->err = err ? xstrdup(err) : NULL;
+}
+
 /* ---------------------------------------------------------------- conversation jobs */
 
 
@@ -309,11 +362,12 @@ static void hist_emitted(page_t *p, void *arg) {
   job_history(j);
 }
 
-static void hist_page(json_t *arr, const char *err, long status, void *arg) {
+static void hist_page(imp_items_t *arr, const char *err, long status, void *arg) {
   job_t *j = arg;
   imp_t *im = j->im;
   (void)status;
   if (im->stop) {
+    imp_items_free(arr);
     job_end(j);
     return;
   }
@@ -324,25 +378,23 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
     job_end(j);
     return;
   }
-  size_t n = json_array_size(arr);
+  size_t n = arr->n;
   int last_page = imp_src_is_dir(im->src) || n < HIST_LIMIT;
   if (im->mode == MODE_EXPORT) {
     imp_out_messages(im, j->cid, arr);
   }
-  json_t *items = json_array();
-  size_t i;
-  json_t *it;
+  page_t *pg = imp_page_new(im, arr, j->cid);
   int64_t ts = j->ts;
   const char *mid = j->mid;
-  json_array_foreach(arr, i, it) {
-    int64_t t = json_integer_value(json_object_get(it, "timestamp"));
-    const char *m = json_string_value(json_object_get(it, "msg-id"));
+  for (size_t i = 0; i < n; i++) {
+    const imp_item_t *it = &arr->v[i];
+    int64_t t = it->has_ts ? it->ts : 0;
+    const char *m = it->mid.p;
     if (j->edits_after) { /* a directory walked again whole: new ones, and edits since */
       int after = t > j->ts || (t == j->ts && m && j->mid && strcmp(m, j->mid) != 0) || !j->mid;
-      json_t *pt = json_object_get(it, "patch-timestamp");
-      if (!after && !(json_is_integer(pt) && json_integer_value(pt) > j->edits_after)) continue;
+      if (!after && !(it->patch_ts > j->edits_after)) continue;
     }
-    json_array_append_new(items, json_pack("[s, O]", j->cid, it));
+    imp_page_add(pg, NULL, it);
     if (t >= ts && m) {
       ts = t;
       mid = m;
@@ -360,7 +412,7 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
     json_object_set_new(c, "mid", json_string(j->mid));
   }
   if (last_page) json_object_set_new(c, "w", json_integer(1));
-  imp_page_start(im, items, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
+  imp_page_start(pg, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
 }
 
 static void job_history(job_t *j) {
@@ -659,23 +711,29 @@ static void app_walk_phase(imp_t *im) {
   char *mid = NULL;
   while (!im->stop) {
     while (!im->stop && im->queued >= MAX_QUEUED) drive(im, 50);
-    sync_t *s = xcalloc(1, sizeof *s);
-    imp_src_app_history(im->src, ts, mid, HIST_LIMIT, sync_cb, s);
-    if (!wait_for(im, s)) break;
-    if (!s->ans) {
+    items_wait_t *s = xcalloc(1, sizeof *s);
+    imp_src_app_history(im->src, ts, mid, HIST_LIMIT, items_cb, s);
+    while (!s->done && !im->stop) drive(im, 50);
+    if (!s->done) {
+      s->abandoned = 1;
+      break;
+    }
+    if (!s->items) {
       imp_fail(im, "reading the app's history (GET /1.2/rtm/messages) failed: %s", s->err);
-      sync_free(s);
+      items_wait_free(s);
       break;
     }
     json_t *convs = json_object_get(imp_state_doc(im->st), "convs");
-    json_t *items = json_array(), *cursors = json_object();
-    size_t i, n = json_array_size(s->ans);
-    json_t *it;
-    json_array_foreach(s->ans, i, it) {
-      int64_t t = json_integer_value(json_object_get(it, "timestamp"));
-      const char *m = json_string_value(json_object_get(it, "msg-id"));
-      const char *cid = json_string_value(json_object_get(it, "to"));
-      if (!cid) cid = json_string_value(json_object_get(it, "conv-id"));
+    json_t *cursors = json_object();
+    imp_items_t *page = s->items;
+    s->items = NULL;
+    size_t n = page->n;
+    page_t *pg = imp_page_new(im, page, NULL);
+    for (size_t i = 0; i < n; i++) {
+      const imp_item_t *it = &page->v[i];
+      int64_t t = it->has_ts ? it->ts : 0;
+      const char *m = it->mid.p;
+      const char *cid = it->to.p ? it->to.p : it->conv_id.p;
       if (m && t >= ts) {
         ts = t;
         free(mid);
@@ -689,14 +747,13 @@ static void app_walk_phase(imp_t *im) {
       json_t *cur = json_object_get(cursors, cid);
       if (cur) cts = json_integer_value(json_object_get(cur, "ts")), cmid = json_string_value(json_object_get(cur, "mid"));
       int after = t > cts || (t == cts && m && (!cmid || strcmp(m, cmid) != 0));
-      json_t *pt = json_object_get(it, "patch-timestamp");
-      int edited = json_is_integer(pt) && json_integer_value(pt) > edits_after;
+      int edited = it->patch_ts > edits_after;
       if (!after && !edited) continue;
-      json_array_append_new(items, json_pack("[s, O]", cid, it));
+      imp_page_add(pg, cid, it);
       if (after && m && t >= cts) json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
     }
     flag_t *f = xcalloc(1, sizeof *f);
-    imp_page_start(im, items, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
+    imp_page_start(pg, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
     while (!f->done && !im->stop) drive(im, 50);
     int done = f->done;
     if (done)
@@ -704,7 +761,7 @@ static void app_walk_phase(imp_t *im) {
     else
       f->abandoned = 1;
     json_decref(cursors);
-    sync_free(s);
+    items_wait_free(s);
     if (n < HIST_LIMIT || !done) break;
   }
   free(mid);
@@ -791,7 +848,8 @@ static int run(admin_t *ad, int mode) {
   imp_src_opts_t so = {.url = a->from,
                        .dir = a->from_dir,
                        .app_id = a->from_app_id ? a->from_app_id : ad->app_id,
-                       .master_key = a->from_master_key};
+                       .master_key = a->from_master_key,
+                       .keep_json = mode == MODE_EXPORT};
   im.src = imp_src_new(&so, im.net, err, sizeof err);
   if (!im.src) {
     rc = admin_usage_error(ad, "%s", err);

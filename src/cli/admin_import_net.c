@@ -68,6 +68,7 @@ static void req_free(imp_req_t *r) {
   buf_free(&r->req_body);
   free(r->content_type);
   json_decref(r->json);
+  imp_items_free(r->items);
   free((char *)r->url);
   free(r->method);
   free(r);
@@ -167,6 +168,13 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 static size_t on_header(char *p, size_t sz, size_t nm, void *arg) {
   imp_req_t *r = arg;
   size_t n = sz * nm;
+  if (n > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0) {
+    char v[64];
+    size_t k = n - 18 < sizeof v - 1 ? n - 18 : sizeof v - 1;
+    memcpy(v, p + 18, k);
+    v[k] = 0;
+    if (strstr(v, "chunked") || strstr(v, "Chunked")) r->chunked = 1;
+  }
   if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
     char v[128];
     size_t k = n - 12 < sizeof v - 1 ? n - 12 : sizeof v - 1;
@@ -228,10 +236,13 @@ static void start(imp_net_t *n, imp_req_t *r) {
   r->content_type = NULL;
   json_decref(r->json);
   r->json = NULL;
+  imp_items_free(r->items);
+  r->items = NULL;
   r->retry_after_ms = -1;
   r->status = 0;
   r->err[0] = 0;
   r->stalled[0] = 0;
+  r->chunked = 0;
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
@@ -299,11 +310,24 @@ static void finish(imp_net_t *n, imp_req_t *r, CURLcode rc) {
     char *ct = NULL;
     curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
     if (ct) r->content_type = xstrdup(ct);
-    if ((r->flags & IMP_JSON) && r->status >= 200 && r->status <= 299) {
-      r->json = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
-      if (!r->json) {
-        cut = 1;
-        snprintf(r->err, sizeof r->err, "HTTP %ld with an answer cut short (%zu bytes, not JSON)", r->status, r->body.len);
+    if ((r->flags & (IMP_JSON | IMP_HIST)) && r->status >= 200 && r->status <= 299) {
+      /* NUL in a string is allowed: one message holding U+0000 is then the target's to
+       * refuse (a skip with its reason), not the whole page's */
+      json_error_t je = {.text = ""};
+      int not_array = 1;
+      if (r->flags & IMP_HIST) {
+        r->items = imp_items_scan((char *)r->body.data, r->body.len, &not_array, je.text, sizeof je.text);
+        if (r->items) r->body = (buf_t)BUF_INIT; /* the page holds the bytes now */
+      }
+      if (!r->items && not_array) r->json = json_loadb((const char *)r->body.data, r->body.len, JSON_ALLOW_NUL, &je);
+      if (!r->items && !r->json) {
+        /* libcurl checked a Content-Length or the chunks; without either the connection's
+         * close ended the answer, and only the JSON can tell it was cut */
+        curl_off_t len = -1;
+        curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+        cut = len < 0 && !r->chunked;
+        snprintf(r->err, sizeof r->err, "HTTP %ld with an answer %s (%zu bytes): %.100s", r->status,
+                 cut ? "cut short" : "that is not JSON", r->body.len, je.text);
       }
     }
   } else {

@@ -152,6 +152,22 @@ describe('nothing waits forever', () => {
     assert.ok(hits >= 3 && hits <= 6, `Retry-After honoured: ${hits} requests`);
   });
 
+  it('an answer that is not JSON but whole (its length met) is not retried as a cut one', { timeout: 60000 }, async () => {
+    let hits = 0;
+    const url = await listen(http.createServer((req, res) => {
+      hits++;
+      const body = '<html>a captive portal</html>';
+      res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Length': body.length });
+      res.end(body);
+    }));
+    const r = await run(tern, ['admin', 'import', 'leancloud', '--from', url, '--from-master-key', 'k',
+      '--server', target.httpUrl, '--app-id', target.appId, '--master-key', target.masterKey, '--rate', '0',
+      '--state', join(tmp, 'html.json')], { timeoutMs: 30000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /listing _File failed: HTTP 200 with an answer that is not JSON \(29 bytes\)/);
+    assert.equal(hits, 1);
+  });
+
   it('file bytes: a stalled download is cut by the stall limit; a slow one that moves is not cut by --timeout', { timeout: 120000 }, async () => {
     const slow = Buffer.alloc(3000, 7);
     const host = await listen(http.createServer((req, res) => {
