@@ -133,6 +133,7 @@ static void page_emit(page_t *p) {
   imp_t *im = p->im;
   if (!im->stop && im->mode != MODE_EXPORT) {
     buf_t line = BUF_INIT;
+    imp_room_for(im, (int)p->n);
     for (size_t i = 0; i < p->n; i++) {
       const imp_item_t *it = p->e[i].it;
       char *d = NULL;
@@ -146,7 +147,7 @@ static void page_emit(page_t *p) {
       const char *why = NULL;
       line.len = 0;
       if (imp_rec_message_line(&line, p->e[i].cid, it, d, d ? strlen(d) : 0, &why) == 0)
-        imp_emit_text(im, (const char *)line.data, line.len, 1);
+        imp_emit_message(im, p->e[i].cid, it->ts, (const char *)line.data, line.len);
       else
         imp_skip(im, "message", it->mid.p, why);
       free(d);
@@ -154,7 +155,7 @@ static void page_emit(page_t *p) {
     buf_free(&line);
   }
   /* after the records: the body that carries them carries their cursor */
-  if (p->commit && !im->stop) imp_commit_later(im, json_incref(p->commit));
+  if (p->commit && !im->stop) imp_commit_later(im, IMP_MSG, json_incref(p->commit));
   json_decref(p->commit);
   p->done(p, p->arg);
   imp_items_free(p->src);

@@ -142,9 +142,15 @@ export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
  *  answered 200 for — and how often each file was PUT to /1.2/import/files/{id}, which
  *  ternd's own reads cannot tell (a record or file sent twice reads the same as one sent
  *  once). delayFilesMs holds ternd's answers to file PUTs that long (what a slow upload
- *  looks like to the importer), so work that should wait for them shows if it does not. */
-export async function importTap(target, { delayFilesMs = 0 } = {}) {
-  const t = { posts: 0, bodies: [], lineCounts: new Map(), acked: new Set(), filePuts: new Map() };
+ *  looks like to the importer), so work that should wait for them shows if it does not;
+ *  delayRecordsMs holds each records body that long before ternd gets it, so bodies the
+ *  importer sends at once are in flight together: maxInFlight is the most that were, and
+ *  conflicts lists each conversation two bodies in flight together both held such that
+ *  the order ternd applies them in matters (the conversation's own records in either, or
+ *  messages over overlapping times: ties, edits). */
+export async function importTap(target, { delayFilesMs = 0, delayRecordsMs = 0 } = {}) {
+  const t = { posts: 0, bodies: [], lineCounts: new Map(), acked: new Set(), filePuts: new Map(), maxInFlight: 0, conflicts: [] };
+  const live = new Set(); // what each records body now in flight holds, by conversation
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -155,6 +161,30 @@ export async function importTap(target, { delayFilesMs = 0 } = {}) {
       const file = req.method === 'PUT' && path.startsWith('/1.2/import/files/') ? decodeURIComponent(path.slice(18)) : null;
       if (file) t.filePuts.set(file, (t.filePuts.get(file) || 0) + 1);
       const lines = records ? body.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      let mine = null;
+      if (records) {
+        // per conversation: conversation-level records (conv), its messages' time span
+        mine = new Map();
+        for (const r of lines) {
+          const cid = r.type === 'conversation' ? r.objectId : r.cid;
+          if (!cid) continue;
+          const m = mine.get(cid) || { conv: false, min: Infinity, max: -Infinity };
+          if (r.type === 'message') m.min = Math.min(m.min, r.timestamp), m.max = Math.max(m.max, r.timestamp);
+          else m.conv = true;
+          mine.set(cid, m);
+        }
+        for (const other of live) {
+          for (const [cid, m] of mine) {
+            const o = other.get(cid);
+            if (o && (o.conv || m.conv || (o.min <= m.max && m.min <= o.max))) t.conflicts.push(cid);
+          }
+        }
+        live.add(mine);
+        t.maxInFlight = Math.max(t.maxInFlight, live.size);
+      }
+      setTimeout(() => forward(body, records, file, lines, mine), records ? delayRecordsMs : 0);
+    });
+    const forward = (body, records, file, lines, mine) => {
       const up = http.request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url,
         headers: { ...req.headers, 'content-length': body.length } }, (ur) => {
         const out = [];
@@ -173,14 +203,15 @@ export async function importTap(target, { delayFilesMs = 0 } = {}) {
           const h = { ...ur.headers, 'content-length': answer.length };
           delete h['transfer-encoding'];
           setTimeout(() => {
+            if (mine) live.delete(mine);
             res.writeHead(ur.statusCode, h);
             res.end(answer);
           }, file ? delayFilesMs : 0);
         });
       });
-      up.on('error', () => res.socket.destroy());
+      up.on('error', () => { if (mine) live.delete(mine); res.socket.destroy(); });
       up.end(body);
-    });
+    };
   });
   const port = await listen(server);
   t.url = `http://127.0.0.1:${port}`;
