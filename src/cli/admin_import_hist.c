@@ -10,8 +10,8 @@
  * imp_items_from_json gives the same view of them.
  *
  * What the scan accepts is what jansson's json_loadb(…, JSON_ALLOW_NUL) accepts, except
- * that an integer too large for 64 bits is not an integer here (that item is skipped for
- * its timestamp) where jansson fails the whole page. */
+ * that a number too large for jansson is taken here: an integer past 64 bits is not an
+ * integer (that item is skipped for its timestamp) where jansson fails the whole page. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,8 +333,13 @@ static int item(sc_t *s, imp_item_t *it) {
 }
 
 imp_items_t *imp_items_scan(char *data, size_t len, int *not_array, char *err, size_t errlen) {
-  sc_t s = {data, data + len, NULL};
   *not_array = 0;
+  if (!data || !len) { /* an empty answer (its buffer may be NULL) */
+    *not_array = 1;
+    snprintf(err, errlen, "empty");
+    return NULL;
+  }
+  sc_t s = {data, data + len, NULL, 0};
   ws(&s);
   if (s.p >= s.end || *s.p != '[') {
     *not_array = 1; /* nothing changed yet: the caller may look at it as JSON */

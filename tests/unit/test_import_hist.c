@@ -209,6 +209,8 @@ static void test_bad_pages(void **state) {
   assert_string_equal(text, "{\"code\":1,\"error\":\"\\u0041\"}");
   assert_null(scan("[1", 2, &not_array, err));
   assert_int_equal(not_array, 0);
+  assert_null(imp_items_scan(NULL, 0, &not_array, err, sizeof err)); /* an empty answer's buffer */
+  assert_int_equal(not_array, 1);
   /* nesting: as deep as jansson goes, no deeper, and never by recursion without end */
   size_t deep = 100000;
   char *d = malloc(deep * 2);
