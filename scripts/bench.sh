@@ -21,11 +21,12 @@ app_id=benchApp00000000000000000-gzGzoHsz
 master_key=benchMasterKey00000000000
 stamp=$(date +%Y%m%d)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
-out=bench/results/$stamp-$commit${only:+-$only}
+base=bench/results/$stamp-$commit${only:+-$only}
+out=$base
 n=1
 while [[ -e $out.json ]]; do # another run of the same commit: keep both (medians need three)
   n=$((n + 1))
-  out=bench/results/$stamp-$commit-$n
+  out=$base-$n
 done
 mkdir -p bench/results
 tmp=$(mktemp -d)

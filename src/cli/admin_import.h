@@ -5,6 +5,8 @@
  *                         source, retries with Retry-After or capped exponential backoff
  *   admin_import_state.c  the state file (--state): a JSON snapshot written atomically plus
  *                         an fsync'd journal of what each acknowledged batch advanced
+ *   admin_import_hist.c   pages of history items: scanned in place (a bulk run reads a
+ *                         million), or viewed the same way when parsed as JSON
  *   admin_import_rec.c    LeanCloud objects and history items → the target's NDJSON records
  *                         (docs/migrate-import.md), file URL rewriting for --rehost-files
  *   admin_import_src.c    the two sources: LeanCloud's REST API (--from) and a directory of
