@@ -102,6 +102,7 @@ static const flag_t FLAGS[] = {
     IH("rate", rate, 0, 1000000000),
     IH("retries", retries, 0, 1000000000),
     IH("recheck-days", recheck_days, 0, 1000000000),
+    I("retry-for", retry_for, 1, 7 * 86400),
 };
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
@@ -169,15 +170,18 @@ static const cmd_t CMDS[] = {
     {"file", "download", admin_file_download, 1, 1, "out", "file download ID [-o OUT]"},
     {"import", "leancloud", admin_import_leancloud, 0, 0,
      "from from-app-id from-master-key from-dir state rehost-files dry-run full concurrency batch rate retries "
-     "recheck-days",
+     "retry-for recheck-days",
      "import leancloud (--from https://API_HOST [--from-app-id ID] --from-master-key KEY | --from-dir DIR)\n"
      "                 [--state FILE] [--rehost-files] [--rate N (source requests/s, 30)] [--concurrency N (8)]\n"
-     "                 [--retries N (10)] [--recheck-days N (7)] [--full] [--batch N (5000)] [--dry-run]\n"
-     "                 (into the tern of --server; the app id is the same on both sides)"},
+     "                 [--retries N (10)] [--retry-for SEC (600)] [--timeout SEC (per attempt, 60)]\n"
+     "                 [--recheck-days N (7)] [--full] [--batch N (5000)] [--dry-run]\n"
+     "                 (into the tern of --server; the app id is the same on both sides, --from-app-id\n"
+     "                 defaults to --app-id)"},
     {"export", "leancloud", admin_export_leancloud, 0, 0,
-     "from from-app-id from-master-key to rehost-files rate concurrency retries",
-     "export leancloud --from https://API_HOST --from-app-id ID --from-master-key KEY --to DIR\n"
-     "                 [--rehost-files (save the files' bytes too)] [--rate N] [--concurrency N] [--retries N]"},
+     "from from-app-id from-master-key to rehost-files rate concurrency retries retry-for",
+     "export leancloud --from https://API_HOST [--from-app-id ID] --from-master-key KEY --to DIR\n"
+     "                 [--rehost-files (save the files' bytes too)] [--rate N] [--concurrency N] [--retries N]\n"
+     "                 [--retry-for SEC] [--timeout SEC]"},
 };
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
 

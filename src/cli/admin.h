@@ -67,7 +67,7 @@ typedef struct {
   int limit;
   /* import / export leancloud (--from is the source URL there, --to the export directory) */
   const char *from_app_id, *from_master_key, *from_dir, *state;
-  int rehost_files, dry_run, full, concurrency, batch, rate, retries, recheck_days;
+  int rehost_files, dry_run, full, concurrency, batch, rate, retries, recheck_days, retry_for;
   /* set when the flag was given (limit and badge may be 0) */
   int has_limit, has_badge, has_rate, has_retries, has_recheck_days;
   char **pos; /* positional words after the command */

@@ -3,8 +3,10 @@
  * Why not libtern's: libtern moves HTTP bytes through its I/O adapter (tern_io_t.http), a
  * hook made for non-blocking uploads inside an event loop, and answers only the upload
  * it started; reaching it from here would mean a tern_t, a loop and new SDK API for what
- * a command-line tool does once and then exits. Why not libcurl: four REST verbs with
- * small JSON bodies do not need it, and the CLI stays free of it (README, dependencies).
+ * a command-line tool does once and then exits. Why not libcurl here: four REST verbs
+ * with small JSON bodies, one at a time, do not need it. The CLI does link libcurl, for
+ * `tern admin import|export leancloud` only (admin_import_net.c: many requests in flight,
+ * connection reuse, HTTPS to LeanCloud), and these one-shot commands keep this client.
  * So: getaddrinfo, a socket with send/receive timeouts, `Connection: close`, and an
  * answer read by Content-Length, chunks, or to the end. https:// goes through OpenSSL,
  * which ternd already needs, with the certificate checked against the host name or IP. */

@@ -230,6 +230,10 @@ void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed
 /* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
  * different id from a normal conversation's over the same members). */
 void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
+/* The uniqueId an existing unique conversation answers a start with: the one in its
+ * document (an imported conversation keeps LeanCloud's there, docs/migrate-api.md; tern's
+ * own hold the hash they were found by), else `hash`. malloc'd. */
+char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash);
 void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
 
 /* The apply steps behind the handlers, for the REST API: they take the reference of c and
