@@ -160,7 +160,7 @@ static int msg_id_ok(const char *s) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* A JSON array of at most max client ids as a sorted, distinct, owned C array (*n set; an
- * absent array is an empty one). NULL with *why when it is anything else. */
+ * absent array is an empty one). NULL with *why and *n 0 when it is anything else. */
 static char **ids_of(json_t *a, size_t max, size_t *n, const char **why) {
   *n = 0;
   if (a && !json_is_array(a)) {
@@ -177,6 +177,7 @@ static char **ids_of(json_t *a, size_t max, size_t *n, const char **why) {
     if (!client_ok(s)) {
       for (size_t k = 0; k < *n; k++) free(v[k]);
       free(v);
+      *n = 0; /* the caller frees *n entries of what it got: none */
       *why = "client ids are strings of 1 to 64 characters";
       return NULL;
     }

@@ -453,6 +453,21 @@ describe('bad input', () => {
     assert.match(r.skipped[6].reason, /more client ids than allowed/);
   });
 
+  it('a client-id list with a bad entry after good ones is skipped, and the server lives (it freed ids it had not kept)', async () => {
+    const cid = hex24(), other = hex24();
+    const r = await postOk([
+      { type: 'conversation', objectId: cid, m: ['x'] },
+      { type: 'conversation', objectId: other, m: ['x', 'y', 7] },
+      { type: 'shutup', cid, clients: ['x', null] },
+      { type: 'blacklist', cid, clients: ['x', ''] },
+      { type: 'mutes', cid, clients: ['x', {}] },
+    ]);
+    assert.equal(r.applied, 1);
+    assert.deepEqual(r.skipped.map((s) => s.line), [2, 3, 4, 5]);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${other}`)).status, 404);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${cid}`)).status, 200);
+  });
+
   it('an empty body applies nothing', async () => {
     assert.deepEqual(await postOk([]), { applied: 0, unchanged: 0, skipped: [] });
   });
