@@ -27,6 +27,7 @@
 #include "err.h"
 #include "files.h"
 #include "imgsize.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
@@ -564,6 +565,10 @@ static void parse_work(uv_work_t *wk) {
     while (n && (*b == ' ' || *b == '\t')) b++, n--;
     s = nl ? nl + 1 : end;
     if (!n) continue;
+    if (json_text_depth(b, n, JSON_MAX_DEPTH) > JSON_MAX_DEPTH) { /* as every document a peer sends (jsonlim.h) */
+      skipped(q->skipped, line, "", "the record is nested deeper than 64 levels");
+      continue;
+    }
     json_error_t jerr;
     json_t *o = json_loadb(b, n, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(o)) {
@@ -870,7 +875,7 @@ void rest_import_file(conn_t *c, const http_req_t *r) {
   char *name = raw_name ? http_url_decode(raw_name, strlen(raw_name), 0) : xstrdup("file");
   json_t *probe = json_string(name); /* NULL when not UTF-8 */
   int64_t ms = now_ms();
-  json_t *cm = meta_s ? json_loads(meta_s, 0, NULL) : NULL;
+  json_t *cm = meta_s ? json_loads_capped(meta_s, 0, NULL) : NULL;
   const char *why = NULL;
   if (!probe || !file_name_ok(name)) why = "X-Tern-File-Name: 1 to 1024 bytes of percent-encoded UTF-8, no control characters";
   json_decref(probe);
@@ -881,7 +886,7 @@ void rest_import_file(conn_t *c, const http_req_t *r) {
     json_decref(cv);
   }
   if (!why && meta_s && (!json_is_object(cm) || strlen(meta_s) > FILE_META_MAX))
-    why = "X-Tern-Meta: a JSON object of at most 8 KiB";
+    why = "X-Tern-Meta: a JSON object of at most 8 KiB, nested at most 64 levels";
   if (why) {
     rest_bad(c, r, why);
     free(name);

@@ -468,6 +468,23 @@ describe('bad input', () => {
     assert.equal((await api('GET', `/1.2/rtm/conversations/${cid}`)).status, 200);
   });
 
+  it('skips a record nested deeper than 64 levels, as every other way in (jsonlim.h); 64 is taken; X-Tern-Meta likewise', async () => {
+    const cid = hex24(), deep = hex24();
+    const nest = (n) => '['.repeat(n) + ']'.repeat(n);
+    const r = await postOk([
+      `{"type":"conversation","objectId":"${cid}","m":["x"],"d":${nest(63)}}`, // 64 levels: taken
+      `{"type":"conversation","objectId":"${deep}","m":["x"],"d":${nest(64)}}`, // 65: skipped
+      `{"type":"message","cid":"${cid}","msg-id":"deep","timestamp":${T0},"from":"x","data":"x","z":${nest(64)}}`,
+    ]);
+    assert.equal(r.applied, 1);
+    assert.deepEqual(r.skipped, [{ line: 2, id: '', reason: 'the record is nested deeper than 64 levels' },
+      { line: 3, id: '', reason: 'the record is nested deeper than 64 levels' }]);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${deep}`)).status, 404);
+    const meta = (n) => ({ ...MASTER(), 'X-Tern-Meta': `{"a":${nest(n)}}` });
+    assert.equal((await api('PUT', `/1.2/import/files/${hex24()}`, { raw: 'x', headers: meta(64) })).status, 400);
+    assert.equal((await api('PUT', `/1.2/import/files/${hex24()}`, { raw: 'x', headers: meta(63) })).status, 200);
+  });
+
   it('an empty body applies nothing', async () => {
     assert.deepEqual(await postOk([]), { applied: 0, unchanged: 0, skipped: [] });
   });
