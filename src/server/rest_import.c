@@ -141,7 +141,10 @@ static int time_of(json_t *v, int64_t *ms) {
   return -1;
 }
 
-static int client_ok(const char *s) { return s && *s && utf8_chars(s) <= 64; }
+/* A client id as everywhere else ids come in (utf8.h): no control character — an id with
+ * one can never log in, and "\n" in one is what unique conversation ids must not meet
+ * (docs/protocol-map.md "unique conversation id"). */
+static int client_ok(const char *s) { return utf8_client_id_ok(s); }
 
 /* An object id (conversation, installation): 1 to 64 of [A-Za-z0-9_:.-]. */
 static int object_id_ok(const char *s) {
@@ -179,7 +182,7 @@ static char **ids_of(json_t *a, size_t max, size_t *n, const char **why) {
       for (size_t k = 0; k < *n; k++) free(v[k]);
       free(v);
       *n = 0; /* the caller frees *n entries of what it got: none */
-      *why = "client ids are strings of 1 to 64 characters";
+      *why = "client ids are strings of 1 to 64 characters, no control characters";
       return NULL;
     }
     v[(*n)++] = xstrdup(s);

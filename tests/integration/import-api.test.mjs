@@ -485,6 +485,25 @@ describe('bad input', () => {
     assert.equal((await api('PUT', `/1.2/import/files/${hex24()}`, { raw: 'x', headers: meta(63) })).status, 200);
   });
 
+  it('skips client ids with control characters, as every other way in (utf8_client_id_ok)', async () => {
+    const cid = hex24(), ctl = hex24();
+    const r = await postOk([
+      { type: 'conversation', objectId: cid, m: ['x', '中'.repeat(64)] },
+      { type: 'conversation', objectId: ctl, m: ['x', 'alice\nbob'] },
+      { type: 'message', cid, 'msg-id': 'ctl-from', timestamp: T0, from: 'x\u0007', data: 'x' },
+      { type: 'shutup', cid, clients: ['tab\there'] },
+      { type: 'member_roles', cid, roles: { 'del\u007f': 'Manager' } },
+      { type: 'conversation', objectId: hex24(), m: ['x'], c: 'c\r' },
+      { type: 'message', cid, 'msg-id': 'fine', timestamp: T0, from: 'x', data: 'x' },
+    ]);
+    assert.equal(r.applied, 2);
+    assert.deepEqual(r.skipped.map((s) => [s.line, s.reason]), [
+      [2, 'client ids are strings of 1 to 64 characters, no control characters'], [3, 'from must be a client id'],
+      [4, 'client ids are strings of 1 to 64 characters, no control characters'], [5, 'roles maps client ids to role names'],
+      [6, 'c (the creator) is a client id']]);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${ctl}`)).status, 404);
+  });
+
   it('an empty body applies nothing', async () => {
     assert.deepEqual(await postOk([]), { applied: 0, unchanged: 0, skipped: [] });
   });
