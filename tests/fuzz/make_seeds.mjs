@@ -928,6 +928,20 @@ http('upload-size', [
 http('upload-chunked-over', `POST /1.1/files/c.bin HTTP/1.1\r\n${APPH}Transfer-Encoding: chunked\r\n\r\n` +
   `1000\r\n${'c'.repeat(4096)}\r\n1000\r\n${'c'.repeat(4096)}\r\n1\r\nc\r\n0\r\n\r\n`); // 8193 bytes: 413 mid-body
 http('upload-json-over', rest('POST', '/1.1/files', { base64: Buffer.alloc(8193, 1).toString('base64'), name: 'j.bin' }, { auth: 'app' }));
+// external files (AV.File.withURL): the URL 2,048 characters at most, metaData 4,096 bytes
+const ext = (url, meta) => rest('POST', '/1.1/files', { name: 'e.png', url, mime_type: 'image/png', metaData: { __source: 'external', ...meta } }, { auth: 'app' });
+const metaOf = (bytes) => ({ pad: 'p'.repeat(bytes - 32) }); // {"__source":"external","pad":"…"}: `bytes` long
+http('rest-external-files', [
+  ext(`https://e.com/${'u'.repeat(2048 - 14)}`, {}),
+  ext(`https://e.com/${'u'.repeat(2049 - 14)}`, {}),
+  ext('https://e.com/m', metaOf(4096)),
+  ext('https://e.com/m', metaOf(4097)),
+  ext('javascript:alert(1)', {}),
+  ext('https:///no-host', {}),
+  ext('https://e.com/a b', {}),
+  rest('GET', `/files/${CID()}`, undefined, { auth: 'none' }),
+  rest('GET', `/1.1/files/${CID()}`, undefined, { auth: 'app' }),
+].join(''));
 http('upload-slots', [
   up('/1.1/files/one.txt', 'x'.repeat(10), APPH, 100), // connection 0 holds 127.0.0.1's slot
   SW(1), up('/1.1/files/master.txt', 'master keys are not counted', MASTERH),
