@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (clang, ASan+UBSan, -DTERN_FUZZ=ON) in build-fuzz/ and runs
 # each for FUZZ_SECONDS seconds on its committed corpus (docs/fuzzing.md).
 #
-#   scripts/fuzz.sh [target ...]      targets: http ws_frame dispatch where config imgsize (default all)
+#   scripts/fuzz.sh [target ...]      targets: http ws_frame dispatch where config imgsize import
+#                                     jsonlim (default all)
 #
 #   FUZZ_SECONDS=60    time per target
 #   FUZZ_JOBS=1        targets run side by side (each is one process)
@@ -23,13 +24,15 @@ build=${FUZZ_BUILD:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 timeout=${FUZZ_TIMEOUT:-20}
 jobs=${FUZZ_JOBS:-1}
-all=(http ws_frame dispatch where config imgsize)
+all=(http ws_frame dispatch where config imgsize import jsonlim)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 
 # bytes: room for a request past the 16 KiB header limit, a frame past max_frame, and a
-# dozen commands; where/config inputs are short texts
-declare -A max_len=([http]=20000 [ws_frame]=20000 [dispatch]=16384 [where]=4096 [config]=4096 [imgsize]=4096)
+# dozen commands; where/config inputs are short texts; an import body of a few dozen records;
+# jsonlim: past 64 levels of nesting and 64 four-byte characters with room to spare
+declare -A max_len=([http]=20000 [ws_frame]=20000 [dispatch]=16384 [where]=4096 [config]=4096 [imgsize]=4096
+  [import]=16384 [jsonlim]=4096)
 # config_load reports every bad flag on stderr: silence the target (libFuzzer keeps its own
 # descriptor for crash reports)
 declare -A extra=([config]=-close_fd_mask=3)

@@ -17,9 +17,11 @@ typedef struct {
   int out_ws;    /* the output is WebSocket frames (a 101 went out) */
   int out_closed; /* a close frame went out */
   size_t body_left; /* bytes of a download's body still to come (its head went out) */
+  int last_status;  /* the last complete response (fz_conn_last_response) */
+  buf_t last_body;
 } fz_conn_t;
 
-conn_t *fz_conn_new(void) {
+conn_t *fz_conn_new(const char *ip) {
   fz_conn_t *fc = xcalloc(1, sizeof *fc);
   conn_t *c = &fc->c;
   c->w = fz_server()->workers[0];
@@ -27,7 +29,7 @@ conn_t *fz_conn_new(void) {
   c->id = handle_table_add(&c->w->conns, c); /* deferred REST answers find it by handle */
   c->state = CONN_HTTP;
   c->link.sessionless_since_ms = c->last_rx_ms = 1;
-  strcpy(c->ip, "127.0.0.1");
+  snprintf(c->ip, sizeof c->ip, "%s", ip);
   return c;
 }
 
@@ -104,6 +106,9 @@ static size_t check_response(fz_conn_t *fc, const uint8_t *p, size_t n) {
   }
   if (getenv("TERN_FUZZ_TRACE")) fprintf(stderr, "HTTP %d %.*s\n", status, (int)len, (const char *)p + head);
   learn_strings((const char *)p + head, len);
+  fc->last_status = status;
+  fc->last_body.len = 0;
+  buf_append(&fc->last_body, p + head, len);
   return head + len;
 }
 
@@ -225,9 +230,17 @@ void fz_conn_free(conn_t *c) {
   buf_free(&c->in);
   buf_free(&c->out);
   buf_free(&c->wbuf);
+  buf_free(&fc->last_body);
   if (c->frag) buf_free(c->frag);
   free(c->frag);
   free(c->wreq);
   c->w->flush_list = c->w->reap_list = NULL;
   free(fc);
+}
+
+int fz_conn_last_response(conn_t *c, const char **body, size_t *len) {
+  fz_conn_t *fc = (fz_conn_t *)c;
+  *body = fc->last_body.data ? (const char *)fc->last_body.data : "";
+  *len = fc->last_body.len;
+  return fc->last_status;
 }

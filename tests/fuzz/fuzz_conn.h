@@ -20,8 +20,8 @@
 
 #include "conn.h"
 
-/* A fresh connection in state CONN_HTTP (fz_begin() must have run). */
-conn_t *fz_conn_new(void);
+/* A fresh connection in state CONN_HTTP from address ip (fz_begin() must have run). */
+conn_t *fz_conn_new(const char *ip);
 /* Makes it a WebSocket connection as the 101 would (ws_start), minus the response. */
 void fz_conn_ws_start(conn_t *c, int base64, int proto_version);
 /* Feeds data in reads of `chunk` bytes, or with chunk 0 one read per HTTP request (head
@@ -31,6 +31,9 @@ void fz_conn_ws_start(conn_t *c, int base64, int proto_version);
  * read exceeds the worker's 64 KiB buffer. Learned-id placeholders in each read are
  * substituted first (they cannot be seen through a mask or base64). */
 void fz_conn_feed(conn_t *c, const uint8_t *data, size_t size, size_t chunk);
+/* The status of the last complete response written (0: none yet) and its body (valid
+ * until the next feed). */
+int fz_conn_last_response(conn_t *c, const char **body, size_t *len);
 /* Tears the connection down as conn_reap would, then frees it. */
 void fz_conn_free(conn_t *c);
 

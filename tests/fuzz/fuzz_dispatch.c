@@ -23,6 +23,10 @@
  *                 conversations and old notifications go (those at most once per
  *                 sweep_interval of that time, as in production: the first sweep of a
  *                 process always runs them)
+ *   flags 0xfe    not a message: switches (from now to the end of the input) the options
+ *                 the payload's first byte names: bit 0 member_roles on (owner and
+ *                 Manager rules for add/remove, #11.19), bit 1 message_edit off, bit 2
+ *                 message_recall off (every input starts with the defaults)
  *
  * A short last record takes whatever bytes are left. Learned-id placeholders (fuzz_im.h)
  * in a payload are replaced before it is handed over (in a text record, inside the
@@ -38,6 +42,7 @@
 
 #include "base64.h"
 #include "codec.h"
+#include "config.h"
 #include "fuzz_im.h"
 #include "store.h"
 #include "timeutil.h"
@@ -117,6 +122,9 @@ static size_t substitute_base64(uint8_t **buf, size_t len) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_begin();
+  tern_config_t *cfg = fz_server()->cfg; /* the defaults, whatever the last input set */
+  cfg->member_roles = 0;
+  cfg->message_edit = cfg->message_recall = 1;
   im_worker_t *imw = fz_imw();
   uint8_t *buf = malloc(size ? size : 1);
   size_t off = 0;
@@ -137,6 +145,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       off += len;
       im_worker_sweep(imw, now_ms() + (int64_t)(secs % (400u * 86400u)) * 1000);
       fz_drain();
+      continue;
+    }
+    if (flags == 0xfe) {
+      int opt = len ? data[off] : 0;
+      off += len;
+      cfg->member_roles = opt & 1;
+      cfg->message_edit = !(opt & 2);
+      cfg->message_recall = !(opt & 4);
       continue;
     }
     fake_link_t *fl = &links[flags & 1];
@@ -163,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     else if (flags & 128) link_gone(fl, 1000);
     for (int k = 0; k < 2; k++)
       if (links[k].closed) link_gone(&links[k], 0);
-    fz_drain();
+    if (!(flags & 4)) fz_drain(); /* held: the completions wait for a later record */
   }
   fz_drain();
   link_gone(&links[0], 1006);

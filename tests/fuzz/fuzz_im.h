@@ -18,6 +18,10 @@
  *   $t0$$$$$$$$$$$$$$$$$$$$$$$$$$ (29)    the 1st..4th temporary one (_tmp:…)
  *   $m0$$$$$$$$$$$$$$$$$$$  (22 bytes)    the 1st..4th message id seen
  *   $s0$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$ (46)  the 1st..4th session token seen (untagged)
+ *   $u0$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$ (47) the 1st..4th session token with a one-byte
+ *                                                   tag (single sign-on: `tag: "m"`)
+ *   $g0$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$ (46)  an X-LC-Sign value "md5hex,ts" (fuzz_http
+ *                                                   computes four at the start of each input)
  *
  * (digit 0..3). A placeholder keeps its length, so it can sit anywhere — in a protobuf
  * string, inside where-JSON — without re-encoding anything. */
@@ -44,7 +48,9 @@ void fz_begin(void);
 /* Runs every queued store completion and every piece of thread-pool work on worker 0's
  * loop (and whatever they queue) until none is left. */
 void fz_drain(void);
-/* Ends one input: drains. Callers must have dropped their links (im_link_gone) first. */
+/* Ends one input: drains, then checks what the input left stored against security.md's
+ * promises (documents at most JSON_MAX_DEPTH deep, client ids utf8_client_id_ok): a
+ * violation is a finding (fz_fail). Callers must have dropped their links first. */
 void fz_end(void);
 
 /* A frame the server sent (one serialized GenericCommand): it must decode — every

@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_unmask(data, size);
 
   fz_begin();
-  conn_t *c = fz_conn_new();
+  conn_t *c = fz_conn_new("127.0.0.1");
   fz_conn_ws_start(c, mode & 1, mode & 2 ? 1 : 3);
   fz_conn_feed(c, data, size, chunk);
   fz_conn_free(c);

@@ -489,6 +489,57 @@ describe('bad input', () => {
     assert.match(r.skipped[6].reason, /more client ids than allowed/);
   });
 
+  it('a client-id list with a bad entry after good ones is skipped, and the server lives (it freed ids it had not kept)', async () => {
+    const cid = hex24(), other = hex24();
+    const r = await postOk([
+      { type: 'conversation', objectId: cid, m: ['x'] },
+      { type: 'conversation', objectId: other, m: ['x', 'y', 7] },
+      { type: 'shutup', cid, clients: ['x', null] },
+      { type: 'blacklist', cid, clients: ['x', ''] },
+      { type: 'mutes', cid, clients: ['x', {}] },
+    ]);
+    assert.equal(r.applied, 1);
+    assert.deepEqual(r.skipped.map((s) => s.line), [2, 3, 4, 5]);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${other}`)).status, 404);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${cid}`)).status, 200);
+  });
+
+  it('skips a record nested deeper than 64 levels, as every other way in (jsonlim.h); 64 is taken; X-Tern-Meta likewise', async () => {
+    const cid = hex24(), deep = hex24();
+    const nest = (n) => '['.repeat(n) + ']'.repeat(n);
+    const r = await postOk([
+      `{"type":"conversation","objectId":"${cid}","m":["x"],"d":${nest(63)}}`, // 64 levels: taken
+      `{"type":"conversation","objectId":"${deep}","m":["x"],"d":${nest(64)}}`, // 65: skipped
+      `{"type":"message","cid":"${cid}","msg-id":"deep","timestamp":${T0},"from":"x","data":"x","z":${nest(64)}}`,
+    ]);
+    assert.equal(r.applied, 1);
+    assert.deepEqual(r.skipped, [{ line: 2, id: '', reason: 'the record is nested deeper than 64 levels' },
+      { line: 3, id: '', reason: 'the record is nested deeper than 64 levels' }]);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${deep}`)).status, 404);
+    const meta = (n) => ({ ...MASTER(), 'X-Tern-Meta': `{"a":${nest(n)}}` });
+    assert.equal((await api('PUT', `/1.2/import/files/${hex24()}`, { raw: 'x', headers: meta(64) })).status, 400);
+    assert.equal((await api('PUT', `/1.2/import/files/${hex24()}`, { raw: 'x', headers: meta(63) })).status, 200);
+  });
+
+  it('skips client ids with control characters, as every other way in (utf8_client_id_ok)', async () => {
+    const cid = hex24(), ctl = hex24();
+    const r = await postOk([
+      { type: 'conversation', objectId: cid, m: ['x', '中'.repeat(64)] },
+      { type: 'conversation', objectId: ctl, m: ['x', 'alice\nbob'] },
+      { type: 'message', cid, 'msg-id': 'ctl-from', timestamp: T0, from: 'x\u0007', data: 'x' },
+      { type: 'shutup', cid, clients: ['tab\there'] },
+      { type: 'member_roles', cid, roles: { 'del\u007f': 'Manager' } },
+      { type: 'conversation', objectId: hex24(), m: ['x'], c: 'c\r' },
+      { type: 'message', cid, 'msg-id': 'fine', timestamp: T0, from: 'x', data: 'x' },
+    ]);
+    assert.equal(r.applied, 2);
+    assert.deepEqual(r.skipped.map((s) => [s.line, s.reason]), [
+      [2, 'client ids are strings of 1 to 64 characters, no control characters'], [3, 'from must be a client id'],
+      [4, 'client ids are strings of 1 to 64 characters, no control characters'], [5, 'roles maps client ids to role names'],
+      [6, 'c (the creator) is a client id']]);
+    assert.equal((await api('GET', `/1.2/rtm/conversations/${ctl}`)).status, 404);
+  });
+
   it('an empty body applies nothing', async () => {
     assert.deepEqual(await postOk([]), { applied: 0, unchanged: 0, skipped: [] });
   });

@@ -27,6 +27,7 @@
 #include "err.h"
 #include "files.h"
 #include "imgsize.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
@@ -140,7 +141,10 @@ static int time_of(json_t *v, int64_t *ms) {
   return -1;
 }
 
-static int client_ok(const char *s) { return s && *s && utf8_chars(s) <= 64; }
+/* A client id as everywhere else ids come in (utf8.h): no control character — an id with
+ * one can never log in, and "\n" in one is what unique conversation ids must not meet
+ * (docs/protocol-map.md "unique conversation id"). */
+static int client_ok(const char *s) { return utf8_client_id_ok(s); }
 
 /* An object id (conversation, installation): 1 to 64 of [A-Za-z0-9_:.-]. */
 static int object_id_ok(const char *s) {
@@ -160,7 +164,7 @@ static int msg_id_ok(const char *s) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* A JSON array of at most max client ids as a sorted, distinct, owned C array (*n set; an
- * absent array is an empty one). NULL with *why when it is anything else. */
+ * absent array is an empty one). NULL with *why and *n 0 when it is anything else. */
 static char **ids_of(json_t *a, size_t max, size_t *n, const char **why) {
   *n = 0;
   if (a && !json_is_array(a)) {
@@ -177,7 +181,8 @@ static char **ids_of(json_t *a, size_t max, size_t *n, const char **why) {
     if (!client_ok(s)) {
       for (size_t k = 0; k < *n; k++) free(v[k]);
       free(v);
-      *why = "client ids are strings of 1 to 64 characters";
+      *n = 0; /* the caller frees *n entries of what it got: none */
+      *why = "client ids are strings of 1 to 64 characters, no control characters";
       return NULL;
     }
     v[(*n)++] = xstrdup(s);
@@ -563,6 +568,10 @@ static void parse_work(uv_work_t *wk) {
     while (n && (*b == ' ' || *b == '\t')) b++, n--;
     s = nl ? nl + 1 : end;
     if (!n) continue;
+    if (json_text_depth(b, n, JSON_MAX_DEPTH) > JSON_MAX_DEPTH) { /* as every document a peer sends (jsonlim.h) */
+      skipped(q->skipped, line, "", "the record is nested deeper than 64 levels");
+      continue;
+    }
     json_error_t jerr;
     json_t *o = json_loadb(b, n, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(o)) {
@@ -869,7 +878,7 @@ void rest_import_file(conn_t *c, const http_req_t *r) {
   char *name = raw_name ? http_url_decode(raw_name, strlen(raw_name), 0) : xstrdup("file");
   json_t *probe = json_string(name); /* NULL when not UTF-8 */
   int64_t ms = now_ms();
-  json_t *cm = meta_s ? json_loads(meta_s, 0, NULL) : NULL;
+  json_t *cm = meta_s ? json_loads_capped(meta_s, 0, NULL) : NULL;
   const char *why = NULL;
   if (!probe || !file_name_ok(name)) why = "X-Tern-File-Name: 1 to 1024 bytes of percent-encoded UTF-8, no control characters";
   json_decref(probe);
@@ -880,7 +889,7 @@ void rest_import_file(conn_t *c, const http_req_t *r) {
     json_decref(cv);
   }
   if (!why && meta_s && (!json_is_object(cm) || strlen(meta_s) > FILE_META_MAX))
-    why = "X-Tern-Meta: a JSON object of at most 8 KiB";
+    why = "X-Tern-Meta: a JSON object of at most 8 KiB, nested at most 64 levels";
   if (why) {
     rest_bad(c, r, why);
     free(name);
