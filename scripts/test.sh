@@ -5,7 +5,8 @@
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
 #   5. load attacks, one at a time with nothing else running  (tests/attack): every issue
-#      #11 attack beside a chatting pair; 100 readers that never read beside one that does
+#      #11 attack beside a chatting pair; 100 readers that never read beside one that does;
+#      hostile queries beside a pair on the same worker
 #   6. /console and /chat in headless Chromium           (tests/browser)
 # Every spawned ternd is checked at teardown for sanitizer reports (tests/lib/server.mjs).
 set -euo pipefail
