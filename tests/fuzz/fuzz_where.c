@@ -23,6 +23,7 @@
 #include "log.h"
 #include "query.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "timeutil.h"
 
 static struct {
@@ -108,7 +109,7 @@ static void setup(void) {
   must(mkdtemp(fw.dir) != NULL, "mkdtemp");
   snprintf(fw.path, sizeof fw.path, "%s/where.db", fw.dir);
   store_options_t so = {.path = fw.path, .inline_writes = 1};
-  must(store_open(&so, &fw.store) == 0, "store_open"); /* creates the schema */
+  must(store_open(&store_sqlite_ops, &so, &fw.store) == 0, "store_open"); /* creates the schema */
   must(sqlite3_open(fw.path, &fw.db) == SQLITE_OK, "open");
   must(sqlite3_create_function(fw.db, "regexp", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_regexp, NULL,
                                NULL) == SQLITE_OK,

@@ -7,9 +7,10 @@
  * durable. One writer thread commits whatever has queued up in one transaction (group
  * commit); while it commits, the next batch gathers.
  *
- * Style rule 4 wants the backend behind an ops table; until issue #13 part 2 gives it one,
- * the functions below are those of the one backend, store/sqlite (the build links it to
- * whoever links this interface, and shows them none of its headers). */
+ * The backend is an ops table (store_ops_t, at the end): store_open takes the one to use,
+ * every call below goes through it (store.c), and a backend's handles begin with a pointer
+ * to its table. store/sqlite is the one backend today (store_sqlite.h: store_sqlite_ops);
+ * tests/store runs the conformance suite against every backend in its table. */
 #ifndef TERN_STORE_H
 #define TERN_STORE_H
 
@@ -373,8 +374,10 @@ typedef struct {
 } store_options_t;
 
 typedef struct store store_t;
+typedef struct store_ops store_ops_t;
 
-int store_open(const store_options_t *opt, store_t **out);
+/* Opens the store on backend `ops` (store_sqlite_ops, …). */
+int store_open(const store_ops_t *ops, const store_options_t *opt, store_t **out);
 /* Drains the queue (every submitted job completes), stops the writer, closes. */
 void store_close(store_t *s);
 void store_submit(store_t *s, store_job_t *j);
@@ -490,5 +493,76 @@ int store_installation_get(store_reader_t *r, const char *id, const char *device
  * are revoked (0: none), *lineage_revoked whether the 8-byte lineage is. One indexed read. */
 int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
                         int *lineage_revoked);
+
+/* ---- the backend's table ----
+ * Every function above except store_open runs the backend's entry of the same name, with
+ * the same contract. A backend defines its own `struct store` and `struct store_reader`,
+ * each beginning with `const store_ops_t *ops` (store.c finds the table there: a pointer to
+ * a struct is a pointer to its first member), and sets it in open and reader_new.
+ *
+ * What every backend guarantees (tests/store/ checks each of them on each backend):
+ *   - a job's completion (task.fn on `worker`, through opt->post) runs only after the
+ *     transaction holding the job committed; completions of one worker's jobs run in the
+ *     order that worker submitted them; a commit that fails fails every job of it
+ *     (result TERN_ESTORE) and keeps none of them;
+ *   - after a crash (SIGKILL) and open, every job whose completion ran is there, and no job
+ *     is there in part;
+ *   - a reader sees every job whose completion has run. */
+struct store_ops {
+  const char *name; /* "sqlite" */
+  int (*open)(const store_options_t *opt, store_t **out);
+  void (*close)(store_t *s);
+  void (*submit)(store_t *s, store_job_t *j);
+  void (*fail_writes)(store_t *s, int on);
+  int (*query_submit)(store_t *s, store_query_t *q);
+  store_reader_t *(*reader_new)(store_t *s);
+  void (*reader_free)(store_reader_t *r);
+  int (*conv_load)(store_reader_t *r, const char *cid, conv_row_t *out);
+  int (*conv_doc)(store_reader_t *r, int64_t conv, char **doc);
+  int (*conv_find_unique)(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
+  int (*conv_query_until)(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                          uint64_t deadline_ns, json_t **out);
+  int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+  int (*logs)(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
+  int (*msg_get)(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
+  int (*msg_receipts)(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+                      int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg);
+  int (*unread)(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+  int (*offline)(store_reader_t *r, const char *client, int max,
+                 void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
+  int (*progress)(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+  int (*notifications)(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+                       void (*cb)(void *arg, int64_t ts, const char *body), void *arg);
+  int (*expired)(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+                 void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg);
+  int (*patches_since)(store_reader_t *r, const char *client, int64_t since, int max,
+                       void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg);
+  int (*member_infos)(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg);
+  int (*members_page)(store_reader_t *r, int64_t conv, const char *after, int limit,
+                      void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg);
+  int (*client_convs)(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+                      void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg);
+  int (*client_blocks)(store_reader_t *r, const char *client, const char *after, int limit,
+                       void (*cb)(void *arg, const char *cid), void *arg);
+  int (*client_blocked)(store_reader_t *r, const char *client, const char *cid);
+  int (*conv_set_page)(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+                       void (*cb)(void *arg, const char *client, int64_t at), void *arg);
+  int (*conv_set_expiry)(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at);
+  int (*shutups_expired)(store_reader_t *r, int64_t now, int max,
+                         void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
+  int (*msg_ext_get)(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
+  int (*msg_ext_find)(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+  int (*class_count)(store_reader_t *r, int cls, query_t *q, int64_t *n);
+  int (*installation_query)(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+                            void (*cb)(void *arg, const installation_row_t *row), void *arg);
+  int (*app_logs)(store_reader_t *r, const app_logs_req_t *q,
+                  void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
+  int (*devices)(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+                 void *arg);
+  int (*installation_get)(store_reader_t *r, const char *id, const char *device_type, const char *token,
+                          installation_row_t *out);
+  int (*token_revoked)(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+                       int *lineage_revoked);
+};
 
 #endif

@@ -29,6 +29,7 @@
 #include "store.h"
 #include "store_doc.h"
 #include "store_query.h"
+#include "store_sqlite.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 
@@ -120,6 +121,7 @@ typedef struct { /* conv id → newest message time, open addressing (conv 0 = e
 } lm_tab_t;
 
 struct store {
+  const store_ops_t *ops; /* first: store.c finds the table here */
   char *path;
   int sync_full, inline_writes;
   void (*post)(void *arg, int worker, task_t *t);
@@ -162,6 +164,7 @@ struct store {
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
 
 struct store_reader {
+  const store_ops_t *ops; /* first, as in struct store */
   store_t *s;
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
@@ -190,7 +193,7 @@ static int exec(sqlite3 *db, const char *sql) {
   return 0;
 }
 
-int store_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
+static int sq_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
 
 static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *pat = (const char *)sqlite3_value_text(argv[0]);
@@ -869,7 +872,7 @@ static void *checkpointer_main(void *arg) {
   return NULL;
 }
 
-void store_submit(store_t *s, store_job_t *j) {
+static void sq_submit(store_t *s, store_job_t *j) {
   j->next = NULL;
   if (s->inline_writes) {
     run_batch(s, j);
@@ -884,10 +887,13 @@ void store_submit(store_t *s, store_job_t *j) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void store_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, on); }
+static void sq_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, on); }
 
-int store_open(const store_options_t *opt, store_t **out) {
+static void sq_close(store_t *s);
+
+static int sq_open(const store_options_t *opt, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
+  s->ops = &store_sqlite_ops;
   s->path = xstrdup(opt->path);
   s->sync_full = opt->sync_full;
   s->inline_writes = opt->inline_writes;
@@ -999,11 +1005,11 @@ int store_open(const store_options_t *opt, store_t **out) {
   *out = s;
   return 0;
 fail:
-  store_close(s);
+  sq_close(s);
   return TERN_ESTORE;
 }
 
-void store_close(store_t *s) {
+static void sq_close(store_t *s) {
   if (!s) return;
   qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
   if (s->started) {
@@ -1051,8 +1057,9 @@ void store_close(store_t *s) {
 /* May client ?N read the message? (every member, or it sent it, or it is one of readers) */
 #define VISIBLE_TO(n) " AND (readers IS NULL OR sender = ?" n " OR instr(readers, char(31) || ?" n " || char(31)) > 0)"
 
-store_reader_t *store_reader_new(store_t *s) {
+store_reader_t *sq_reader_new(store_t *s) {
   store_reader_t *r = xcalloc(1, sizeof *r);
+  r->ops = &store_sqlite_ops;
   r->s = s;
   if (open_db(s->path, 1, NULL, &r->db) < 0) {
     free(r);
@@ -1106,13 +1113,13 @@ store_reader_t *store_reader_new(store_t *s) {
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(r->db, stmts[i].sql, stmts[i].st) < 0) {
-      store_reader_free(r);
+      sq_reader_free(r);
       return NULL;
     }
   return r;
 }
 
-void store_reader_free(store_reader_t *r) {
+void sq_reader_free(store_reader_t *r) {
   if (!r) return;
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
                          r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->last_msg_for, r->msg_get, r->receipts,
@@ -1156,7 +1163,7 @@ static int scan_msgs(sqlite3_stmt *st, msg_cb cb, void *arg) {
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
+static int sq_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st = r->conv_load;
   sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
@@ -1210,7 +1217,7 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   return 0;
 }
 
-int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg) {
+static int sq_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg) {
   sqlite3_stmt *st = r->member_infos;
   sqlite3_bind_int64(st, 1, conv);
   int rc;
@@ -1224,7 +1231,7 @@ int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, co
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
+static int sq_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
                         void (*cb)(void *arg, const char *cid), void *arg) {
   sqlite3_stmt *st = r->client_blocks;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1252,13 +1259,13 @@ static int scan_pairs(store_reader_t *r, const char *sql, int64_t id, const char
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
+static int sq_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
                        void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg) {
   return scan_pairs(r, "SELECT client, joined_at FROM member WHERE conv = ?1 AND client > ?2 ORDER BY client LIMIT ?3",
                     conv, NULL, after, limit, cb, arg);
 }
 
-int store_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+static int sq_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
                        void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg) {
   char sql[256];
   snprintf(sql, sizeof sql,
@@ -1268,7 +1275,7 @@ int store_client_convs(store_reader_t *r, const char *client, int kind, const ch
   return scan_pairs(r, sql, 0, client, after, limit, cb, arg);
 }
 
-int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+static int sq_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
                         void (*cb)(void *arg, const char *client, int64_t at), void *arg) {
   char sql[256];
   snprintf(sql, sizeof sql,
@@ -1278,7 +1285,7 @@ int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_
   return scan_pairs(r, sql, conv, NULL, after, limit, cb, arg);
 }
 
-int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at) {
+static int sq_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at) {
   sqlite3_stmt *st;
   if (prepare(r->db, "SELECT coalesce(expire_at, 0) FROM conv_set WHERE conv = ?1 AND kind = ?2 AND client = ?3", &st) <
       0)
@@ -1293,7 +1300,7 @@ int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *
 }
 
 /* Asked every second by the sweep: the partial index makes it a look at an empty range. */
-int store_shutups_expired(store_reader_t *r, int64_t now, int max,
+static int sq_shutups_expired(store_reader_t *r, int64_t now, int max,
                           void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg) {
   sqlite3_stmt *st;
   if (prepare(r->db,
@@ -1328,7 +1335,7 @@ static void bind_bound(sqlite3_stmt *st, const msg_bound_t *b, int first) {
   sqlite3_bind_text(st, first + 2, b->mid, -1, SQLITE_STATIC);
 }
 
-int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
+static int sq_app_logs(store_reader_t *r, const app_logs_req_t *q,
                    void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   buf_t sql = BUF_INIT;
   const char *dir = q->newer ? "ASC" : "DESC";
@@ -1356,7 +1363,7 @@ int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_client_blocked(store_reader_t *r, const char *client, const char *cid) {
+static int sq_client_blocked(store_reader_t *r, const char *client, const char *cid) {
   sqlite3_stmt *st = r->client_blocked;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 2, cid, -1, SQLITE_TRANSIENT);
@@ -1365,7 +1372,7 @@ int store_client_blocked(store_reader_t *r, const char *client, const char *cid)
   return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
+static int sq_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
   sqlite3_stmt *st = r->conv_doc;
   sqlite3_bind_int64(st, 1, conv);
   int rc = sqlite3_step(st);
@@ -1374,7 +1381,7 @@ int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
+static int sq_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
   sqlite3_stmt *st = r->find_unique;
   sqlite3_bind_text(st, 1, unique_id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
@@ -1473,11 +1480,7 @@ static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_
 #define PROGRESS_OPS 1000
 static int progress_fn(void *arg) { return query_budget_expired(); }
 
-int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags, json_t **out) {
-  return store_conv_query_until(r, q, order_by, limit, skip, flags, 0, out);
-}
-
-int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+int sq_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
                            uint64_t deadline_ns, json_t **out) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT " CONV_COLS " FROM conv c WHERE %s ORDER BY %s LIMIT %d OFFSET %d", buf_cstr(&q->sql),
@@ -1504,7 +1507,7 @@ int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, 
   return rc;
 }
 
-int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
+static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
   if (n == 0) {
     *out = json_array();
     return 0;
@@ -1525,7 +1528,7 @@ int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int f
 
 /* Logs statements differ only in their bounds and direction: 36 variants, each prepared
  * once per reader on first use. */
-int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
+static int sq_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
   int lo = q->has_lo ? 1 + (q->lo_incl != 0) : 0, hi = q->has_hi ? 1 + (q->hi_incl != 0) : 0;
   int variant = ((q->newer * 3 + lo) * 3 + hi) * 2 + (q->has_lctype != 0);
   sqlite3_stmt **slot = &r->logs[variant];
@@ -1596,7 +1599,7 @@ int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg) {
+static int sq_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg) {
   sqlite3_stmt *st = r->msg_get;
   sqlite3_bind_int64(st, 1, conv);
   sqlite3_bind_int64(st, 2, ts);
@@ -1614,7 +1617,7 @@ int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_
   return found ? 0 : TERN_ENOENT;
 }
 
-int store_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+static int sq_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
                        int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg) {
   sqlite3_stmt *st = r->receipts;
   sqlite3_bind_int64(st, 1, conv);
@@ -1637,7 +1640,7 @@ static int mentions_contain(const char *mentions, const char *client) {
   return hit;
 }
 
-int store_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
+static int sq_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   sqlite3_stmt *st = r->unread_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);
@@ -1692,7 +1695,7 @@ int store_unread(store_reader_t *r, const char *client, int64_t since, int max, 
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_offline(store_reader_t *r, const char *client, int max,
+static int sq_offline(store_reader_t *r, const char *client, int max,
                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->offline_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1740,7 +1743,7 @@ int store_offline(store_reader_t *r, const char *client, int max,
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
+static int sq_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
   sqlite3_stmt *st = r->progress;
   sqlite3_bind_int64(st, 1, conv);
   int rc;
@@ -1760,7 +1763,7 @@ int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
+static int sq_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
                         void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->patches;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1776,7 +1779,7 @@ int store_patches_since(store_reader_t *r, const char *client, int64_t since, in
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+static int sq_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
                         void (*cb)(void *arg, int64_t ts, const char *body), void *arg) {
   /* One row past the limit tells whether there is more; a page never ends inside a group
    * of equal timestamps, because the client's next cursor is the last timestamp it saw. */
@@ -1801,7 +1804,7 @@ int store_notifications(store_reader_t *r, const char *client, int64_t after, in
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+static int sq_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
                   void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg) {
   sqlite3_stmt *st = r->expired;
   sqlite3_bind_int64(st, 1, now);
@@ -1814,7 +1817,7 @@ int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+static int sq_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
                   void *arg) {
   sqlite3_stmt *st = r->devices;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1829,7 +1832,7 @@ int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(voi
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
+static int sq_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
                            installation_row_t *out) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st = id ? r->inst_by_id : r->inst_by_token;
@@ -1852,7 +1855,7 @@ int store_installation_get(store_reader_t *r, const char *id, const char *device
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+static int sq_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
                         int *lineage_revoked) {
   sqlite3_stmt *st = r->revoked;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1868,7 +1871,7 @@ int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lin
 
 sqlite3 *store_reader_db(store_reader_t *r) { return r->db; }
 
-int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
+static int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
   if (!r->msg_ext_get && prepare(r->db, "SELECT ts, seq FROM msg_ext WHERE conv = ?1 AND mid = ?2", &r->msg_ext_get) < 0)
     return TERN_ESTORE;
   sqlite3_stmt *st = r->msg_ext_get;
@@ -1882,3 +1885,44 @@ int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t 
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
+
+const store_ops_t store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .submit = sq_submit,
+    .fail_writes = sq_fail_writes,
+    .query_submit = sq_query_submit,
+    .reader_new = sq_reader_new,
+    .reader_free = sq_reader_free,
+    .conv_load = sq_conv_load,
+    .conv_doc = sq_conv_doc,
+    .conv_find_unique = sq_conv_find_unique,
+    .conv_query_until = sq_conv_query_until,
+    .conv_fetch = sq_conv_fetch,
+    .logs = sq_logs,
+    .msg_get = sq_msg_get,
+    .msg_receipts = sq_msg_receipts,
+    .unread = sq_unread,
+    .offline = sq_offline,
+    .progress = sq_progress,
+    .notifications = sq_notifications,
+    .expired = sq_expired,
+    .patches_since = sq_patches_since,
+    .member_infos = sq_member_infos,
+    .members_page = sq_members_page,
+    .client_convs = sq_client_convs,
+    .client_blocks = sq_client_blocks,
+    .client_blocked = sq_client_blocked,
+    .conv_set_page = sq_conv_set_page,
+    .conv_set_expiry = sq_conv_set_expiry,
+    .shutups_expired = sq_shutups_expired,
+    .msg_ext_get = sq_msg_ext_get,
+    .msg_ext_find = sq_msg_ext_find,
+    .class_count = sq_class_count,
+    .installation_query = sq_installation_query,
+    .app_logs = sq_app_logs,
+    .devices = sq_devices,
+    .installation_get = sq_installation_get,
+    .token_revoked = sq_token_revoked,
+};

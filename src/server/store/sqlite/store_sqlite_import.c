@@ -744,7 +744,7 @@ int store_import_run(sqlite3 *db, store_import_t **pimp, job_import_t *j) {
 
 /* ---------------------------------------------------------------- reads */
 
-int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq) {
+int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq) {
   sqlite3_stmt *st;
   /* no index on mid alone (it would tax every imported message): a scan, off the loop */
   if (sqlite3_prepare_v2(store_reader_db(r), "SELECT ts, seq FROM msg_ext WHERE mid = ?1 LIMIT 1", -1, &st, NULL) !=
@@ -769,7 +769,7 @@ static void bind_query(sqlite3_stmt *st, const query_t *q) {
   }
 }
 
-int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n) {
+int sq_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT count(*) FROM %s WHERE %s", cls == STORE_CLASS_CONV ? "conv c" : "installation",
              buf_cstr(&q->sql));
@@ -787,7 +787,7 @@ int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n) {
   return rc == SQLITE_ROW ? 0 : TERN_ESTORE;
 }
 
-int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip_n,
+int sq_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip_n,
                              void (*cb)(void *arg, const installation_row_t *row), void *arg) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql,

@@ -15,6 +15,17 @@ typedef struct store_import store_import_t;
 int store_import_run(sqlite3 *db, store_import_t **imp, job_import_t *j);
 void store_import_free(store_import_t *imp); /* NULL is a no-op */
 
+/* The backend's entries that live in, or are called from, the other files (store_sqlite.c
+ * puts them in store_sqlite_ops). */
+store_reader_t *sq_reader_new(store_t *s);
+void sq_reader_free(store_reader_t *r);
+int sq_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                        uint64_t deadline_ns, json_t **out);
+int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+int sq_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n);
+int sq_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+                          void (*cb)(void *arg, const installation_row_t *row), void *arg);
+
 /* A reader's connection, for reads that live in the other files. */
 sqlite3 *store_reader_db(store_reader_t *r);
 
