@@ -403,6 +403,8 @@ int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, 
                            uint64_t deadline_ns, json_t **out);
 /* The same objects for explicit ids of any kind (temporary conversations included). */
 int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+/* History: OLD takes the newest `limit` below hi, NEW the oldest above lo; either way
+ * they are handed out oldest first (protocol.md §3.11). */
 int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
 int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
 /* Messages in (from, to] of conv not sent by `client` that asked for receipts. */
