@@ -127,23 +127,41 @@ static void open_store(st_t *t, int interval_us) {
   if (!t->r) abort();
 }
 
-st_t *st_open(const st_backend_t *b, int interval_us) {
+static st_t *st_new(const st_backend_t *b) {
   st_t *t = calloc(1, sizeof *t);
   if (!t) abort();
   log_level = -1; /* the tests provoke failures the store logs */
   t->b = b;
+  pthread_mutex_init(&t->mu, NULL);
+  pthread_cond_init(&t->cv, NULL);
+  current_st = t;
+  return t;
+}
+
+st_t *st_open(const st_backend_t *b, int interval_us) {
+  st_t *t = st_new(b);
   const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   snprintf(t->dir, sizeof t->dir, "%s/tern-store-XXXXXX", tmp);
   if (!mkdtemp(t->dir)) abort();
   b->locate(t->dir, t->path, sizeof t->path);
-  pthread_mutex_init(&t->mu, NULL);
-  pthread_cond_init(&t->cv, NULL);
-  current_st = t;
   open_store(t, interval_us);
   return t;
 }
 
+st_t *st_attach(const st_t *like, int interval_us) {
+  st_t *t = st_new(like->b);
+  memcpy(t->dir, like->dir, sizeof t->dir);
+  memcpy(t->path, like->path, sizeof t->path);
+  open_store(t, interval_us);
+  return t;
+}
+
+void st_wait_any(st_t *t) {
+  if (!st_run(t)) wait_post(t);
+}
+
 static void close_store(st_t *t) {
+  if (!t->s) return;
   store_reader_free(t->r);
   t->r = NULL;
   store_close(t->s); /* posts what it still completes */

@@ -45,8 +45,13 @@ struct st {
 /* Opens a store of backend b in a new temporary directory (threaded writer, no commit
  * interval unless interval_us), with a reader. */
 st_t *st_open(const st_backend_t *b, int interval_us);
-/* Closes the store (every job completes first) and opens it again on the same place. */
+/* Another st_t on the place of `like` (a forked child's own store); never closed. */
+st_t *st_attach(const st_t *like, int interval_us);
+/* Closes the store if open (every job completes first) and opens it again on the same
+ * place. */
 void st_reopen(st_t *t);
+/* Runs what is posted, or waits for the next post (at most 10 s). */
+void st_wait_any(st_t *t);
 /* Closes and removes everything. */
 void st_close(st_t *t);
 

@@ -505,8 +505,11 @@ int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lin
  * What every backend guarantees (tests/store/ checks each of them on each backend):
  *   - a job's completion (task.fn on `worker`, through opt->post) runs only after the
  *     transaction holding the job committed; completions of one worker's jobs run in the
- *     order that worker submitted them; a commit that fails fails every job of it
- *     (result TERN_ESTORE) and keeps none of them;
+ *     order that worker submitted them — except that attribute updates (JOB_CONV_UPDATE)
+ *     may commit in rounds of their own, later than the jobs beside them, and keep that
+ *     order only among themselves (nothing else reads or writes the document); a commit
+ *     that fails fails every job of it (result TERN_ESTORE) and keeps none of them; a job
+ *     that fails alone (a key taken) fails alone;
  *   - after a crash (SIGKILL) and open, every job whose completion ran is there, and no job
  *     is there in part;
  *   - a reader sees every job whose completion has run. */
