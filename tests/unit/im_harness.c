@@ -203,3 +203,23 @@ int th_error(json_t *reply) {
   if (c) return (int)c;
   return (int)th_int(reply, "convMessage.code");
 }
+
+char *th_start(th_link_t *l, int i, const char *m, const char *extra) {
+  th_send(l, "{\"cmd\":\"conv\",\"op\":\"start\",\"i\":%d,\"convMessage\":{\"m\":%s%s%s}}", i, m, extra ? "," : "",
+          extra ? extra : "");
+  json_t *r = th_reply(l, i);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "started");
+  char *cid = strdup(th_str(r, "convMessage.cid"));
+  assert_non_null(cid);
+  return cid;
+}
+
+long long th_direct(th_link_t *l, int i, const char *cid, const char *text) {
+  th_send(l, "{\"cmd\":\"direct\",\"i\":%d,\"directMessage\":{\"cid\":\"%s\",\"msg\":\"%s\"}}", i, cid, text);
+  json_t *r = th_reply(l, i);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "cmd"), "ack");
+  assert_int_equal(th_error(r), 0);
+  return th_int(r, "ackMessage.t");
+}

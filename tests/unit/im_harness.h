@@ -54,6 +54,12 @@ int th_error(json_t *reply);
 const char *th_str(json_t *frame, const char *path);
 long long th_int(json_t *frame, const char *path);
 
+/* conv/start by l (request i) with members m (JSON array text) and other ConvCommand
+ * fields (JSON text or NULL); checks the reply is started, returns the cid (malloc'd). */
+char *th_start(th_link_t *l, int i, const char *m, const char *extra);
+/* direct message text from l to cid (request i); checks the ack, returns its t. */
+long long th_direct(th_link_t *l, int i, const char *cid, const char *text);
+
 /* The store, through its interface. */
 store_reader_t *th_reader(void);
 

@@ -13,15 +13,7 @@
 #include "err.h"
 #include "im_harness.h"
 
-/* conv/start by l with members m (a JSON array text) and extra ConvCommand fields; the cid. */
-static char *start(th_link_t *l, int i, const char *m, const char *extra) {
-  th_send(l, "{\"cmd\":\"conv\",\"op\":\"start\",\"i\":%d,\"convMessage\":{\"m\":%s%s%s}}", i, m, extra ? "," : "",
-          extra ? extra : "");
-  json_t *r = th_reply(l, i);
-  assert_non_null(r);
-  assert_string_equal(th_str(r, "op"), "started");
-  return strdup(th_str(r, "convMessage.cid"));
-}
+#define start th_start
 
 static void start_stores_the_conversation_and_tells_the_members(void **state) {
   (void)state;
