@@ -224,8 +224,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (rc == 0) {
     check_sql(&q, buf_cstr(&order), data, wlen);
-    json_t *out = NULL;
-    if (store_conv_query(fw.reader, &q, buf_cstr(&order), 100, 0, flags, &out) == 0) {
+    json_t *out = NULL; /* and the same through the store's interface, which compiles it again */
+    store_conv_q_t sq = {.where = where, .self = "alice", .sort = sort, .limit = 100, .flags = flags};
+    if (store_conv_query(fw.reader, &sq, &out) == 0) {
       if (!json_is_array(out)) fail("store_conv_query returned no array", NULL, data, wlen);
       char *text = json_dumps(out, JSON_COMPACT);
       free(text);

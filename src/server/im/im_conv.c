@@ -14,7 +14,6 @@
 #include "ipcount.h"
 #include "jsonlim.h"
 #include "log.h"
-#include "query.h"
 #include "timeutil.h"
 #include "utf8.h"
 
@@ -414,16 +413,16 @@ typedef struct {
   int counted; /* holds one of the link's MAX_LINK_QUERIES */
   ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
   im_done_t done;
-  query_t q;
-  buf_t order;
+  char *self, *sort; /* what sq.q points at */
 } conv_query_t;
 
 static void conv_query_free(conv_query_t *cq) {
   if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
   json_decref(cq->sq.out);
   reply_to_free(&cq->rt);
-  query_free(&cq->q);
-  buf_free(&cq->order);
+  json_decref(cq->sq.q.where);
+  free(cq->self);
+  free(cq->sort);
   free(cq);
 }
 
@@ -460,16 +459,13 @@ static void conv_query_done(task_t *t) {
 static conv_query_t *conv_query_new(im_worker_t *w) {
   conv_query_t *cq = xcalloc(1, sizeof *cq);
   cq->im = w->im;
-  query_init(&cq->q);
   return cq;
 }
 
-/* Submits cq (its q, order, limit, skip, flags set); on a full queue answers at once. */
+/* Submits cq (its query set); on a full queue answers at once. */
 static void conv_query_submit(im_worker_t *w, conv_query_t *cq) {
   cq->sq.task.fn = conv_query_done;
   cq->sq.worker = w->idx;
-  cq->sq.q = &cq->q;
-  cq->sq.order_by = buf_cstr(&cq->order);
   cq->sq.deadline_ns = mono_ns() + (uint64_t)w->im->cfg->query_timeout * 1000000u;
   if (store_query_submit(w->im->store, &cq->sq) < 0) {
     cq->sq.result = TERN_EAGAIN;
@@ -486,17 +482,19 @@ static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
 int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
                    int flags, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
-  int rc = query_where(&cq->q, where, self, err, errlen);
-  if (rc == 0) rc = query_sort(&cq->q, sort, &cq->order, err, errlen);
+  cq->self = xstrdup(self ? self : "");
+  cq->sort = sort ? xstrdup(sort) : NULL;
+  cq->sq.q = (store_conv_q_t){.where = json_incref(where), .self = cq->self, .sort = cq->sort};
+  int rc = store_conv_query_check(w->im->store, &cq->sq.q, err, errlen); /* the backend compiles it */
   if (rc == 0 && (rc = count_ip(w, cq, ip)) < 0) snprintf(err, errlen, "too many queries from this address");
   if (rc < 0) {
     conv_query_free(cq);
     return rc;
   }
   cq->done = *done;
-  cq->sq.limit = limit;
-  cq->sq.skip = skip;
-  cq->sq.flags = flags;
+  cq->sq.q.limit = limit;
+  cq->sq.q.skip = skip;
+  cq->sq.q.flags = flags;
   conv_query_submit(w, cq);
   return 0;
 }
@@ -533,9 +531,10 @@ void im_conv_query(req_t *r) {
   }
   conv_query_t *cq = conv_query_new(r->w);
   char err[200] = "";
-  int rc = query_where(&cq->q, where, r->s->client_id, err, sizeof err);
-  if (rc == 0) rc = query_sort(&cq->q, cm->sort, &cq->order, err, sizeof err);
-  json_decref(where);
+  cq->self = xstrdup(r->s->client_id);
+  cq->sort = cm->sort ? xstrdup(cm->sort) : NULL;
+  cq->sq.q = (store_conv_q_t){.where = where, .self = cq->self, .sort = cq->sort}; /* takes where */
+  int rc = store_conv_query_check(r->w->im->store, &cq->sq.q, err, sizeof err);
   if (rc < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
     conv_query_free(cq);
@@ -551,9 +550,9 @@ void im_conv_query(req_t *r) {
     conv_query_free(cq);
     return;
   }
-  cq->sq.limit = limit;
-  cq->sq.skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
-  cq->sq.flags = flags;
+  cq->sq.q.limit = limit;
+  cq->sq.q.skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
+  cq->sq.q.flags = flags;
   if (count_ip(r->w, cq, r->link->ip) < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, "too many queries from this address");
     conv_query_free(cq);

@@ -15,9 +15,12 @@ int store_open(const store_ops_t *ops, const store_options_t *opt, store_t **out
   return rc;
 }
 
-int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                     json_t **out) {
-  return OPS(r)->conv_query_until(r, q, order_by, limit, skip, flags, 0, out);
+int store_conv_query(store_reader_t *r, const store_conv_q_t *q, json_t **out) {
+  return OPS(r)->conv_query_until(r, q, 0, out);
+}
+
+int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen) {
+  return OPS(s)->conv_query_check(s, q, err, errlen);
 }
 
 void store_close(store_t *s) { OPS(s)->close(s); }
@@ -31,10 +34,10 @@ int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) { return OPS(r)-
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
   return OPS(r)->conv_find_unique(r, unique_id, cid, created_at);
 }
-int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                           uint64_t deadline_ns, json_t **out) {
-  return OPS(r)->conv_query_until(r, q, order_by, limit, skip, flags, deadline_ns, out);
+int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out) {
+  return OPS(r)->conv_query_until(r, q, deadline_ns, out);
 }
+int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n) { return OPS(r)->conv_count(r, q, n); }
 int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
   return OPS(r)->conv_fetch(r, cids, n, flags, out);
 }
@@ -103,10 +106,12 @@ int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t 
 int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq) {
   return OPS(r)->msg_ext_find(r, mid, ts, seq);
 }
-int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n) { return OPS(r)->class_count(r, cls, q, n); }
-int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n) {
+  return OPS(r)->installation_count(r, q, n);
+}
+int store_installation_query(store_reader_t *r, const store_class_q_t *q,
                              void (*cb)(void *arg, const installation_row_t *row), void *arg) {
-  return OPS(r)->installation_query(r, q, order_by, limit, skip, cb, arg);
+  return OPS(r)->installation_query(r, q, cb, arg);
 }
 int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
                    void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {

@@ -21,10 +21,33 @@
 #include "server.h"
 
 typedef struct store_reader store_reader_t;
-/* A `where` compiled to SQL by the SQLite backend's query compiler (store/sqlite/query/
- * query.h). TODO(#13 part 2): the interface takes parsed queries, each backend compiles
- * them, and this type leaves it. */
-typedef struct query query_t;
+
+/* A conversation query (protocol.md §3.5) as the client or the app gave it: the backend
+ * compiles it (store/sqlite: query/query.c to SQL). Nothing here is backend language. */
+typedef struct {
+  json_t *where;    /* the `where` object; NULL or {}: the conversations whose m has self */
+  const char *self; /* the asking client ("": the app, no "m has me" default) */
+  const char *sort; /* "-lm", "name,-createdAt", "attr.level" (NULL or "": -lm) */
+  int limit, skip;
+  int flags;        /* 1 compact (no m), 2 with the last message */
+} store_conv_q_t;
+
+/* An AND of simple conditions over a class's fields (`_Installation` reads): the parsed
+ * form api/rest_classes.c makes of a `where`. */
+typedef enum { STORE_EQ, STORE_NE, STORE_LT, STORE_LTE, STORE_GT, STORE_GTE, STORE_IN, STORE_NIN, STORE_EXISTS } store_cmp_t;
+typedef struct {
+  const char *field; /* objectId, createdAt, updatedAt, deviceType, or a dotted path into the object */
+  store_cmp_t op;
+  json_t *val;       /* the operand: string, number or boolean; an array for IN / NIN; a boolean for EXISTS */
+  int is_time;       /* createdAt / updatedAt: compare ms */
+  int64_t ms;
+} store_cond_t;
+typedef struct {
+  const store_cond_t *conds;
+  size_t n;
+  const char *order; /* "createdAt", "-updatedAt,objectId": objectId, createdAt, updatedAt only */
+  int limit, skip;
+} store_class_q_t;
 
 enum { CONV_NORMAL = 1, CONV_ROOM = 2, CONV_SYSTEM = 3, CONV_TEMP = 4 };
 
@@ -107,9 +130,7 @@ typedef struct store_query store_query_t;
 struct store_query {
   task_t task;         /* set task.fn: runs on `worker` when done; owns the query then */
   int worker;
-  query_t *q;          /* borrowed until then, like order_by */
-  const char *order_by;
-  int limit, skip, flags;
+  store_conv_q_t q;    /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
   int result;          /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
   json_t *out;         /* result 0: the JSON array (owned by the query) */
@@ -392,15 +413,17 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
 /* The conversation's JSON document (everything that is not a column), malloc'd. */
 int store_conv_doc(store_reader_t *r, int64_t conv, char **doc);
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
-/* Runs a translated `where` (query.h) and appends a JSON array of conversation objects
- * (protocol.md §3.5) to *out. flags: 1 compact (no m), 2 with last message. */
-int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                     json_t **out);
-/* The same with a budget: past deadline_ns (mono_ns()) SQLite's progress handler and the
- * regexp() function stop the statement, and the call returns TERN_ETIMEDOUT; a regular
- * expression that hits PCRE2's match, depth or heap limit gives TERN_E2BIG. 0: no deadline. */
-int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                           uint64_t deadline_ns, json_t **out);
+/* Whether the backend takes q's where and sort: 0, or TERN_EINVAL with a reason for the
+ * client in err (an unknown operator, a wrong operand, too deep, too many values, …). */
+int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
+/* Runs q and sets *out to a JSON array of conversation objects (protocol.md §3.5). */
+int store_conv_query(store_reader_t *r, const store_conv_q_t *q, json_t **out);
+/* The same with a budget: past deadline_ns (mono_ns()) the backend stops the query and the
+ * call returns TERN_ETIMEDOUT; a regular expression that hits its match, depth or heap
+ * limit gives TERN_E2BIG. 0: no deadline. TERN_EINVAL when q does not check. */
+int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out);
+/* How many conversations q's where selects (limit and skip unused). */
+int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
 /* The same objects for explicit ids of any kind (temporary conversations included). */
 int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
 /* History: OLD takes the newest `limit` below hi, NEW the oldest above lo; either way
@@ -456,12 +479,10 @@ int store_shutups_expired(store_reader_t *r, int64_t now, int max,
 int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
 /* Imported messages named mid in any conversation (app-wide history bounds): the first. */
 int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
-/* How many rows a translated `where` selects: of conversations (query.h, alias c) or of
- * installations (columns id, device_type, token, body, created_at, updated_at). */
-enum { STORE_CLASS_CONV = 1, STORE_CLASS_INSTALLATION = 2 };
-int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n);
-/* A page of installations that match q (as above) in order_by (SQL over those columns). */
-int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+/* Installations that match every condition of q: how many, and a page in q's order
+ * (then objectId). */
+int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
+int store_installation_query(store_reader_t *r, const store_class_q_t *q,
                              void (*cb)(void *arg, const installation_row_t *row), void *arg);
 
 /* A position in the app-wide message order (ts, seq, mid); mid NULL: the time ts itself. */
@@ -525,8 +546,9 @@ struct store_ops {
   int (*conv_load)(store_reader_t *r, const char *cid, conv_row_t *out);
   int (*conv_doc)(store_reader_t *r, int64_t conv, char **doc);
   int (*conv_find_unique)(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
-  int (*conv_query_until)(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                          uint64_t deadline_ns, json_t **out);
+  int (*conv_query_check)(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
+  int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out);
+  int (*conv_count)(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
   int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
   int (*logs)(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
   int (*msg_get)(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
@@ -557,8 +579,8 @@ struct store_ops {
                          void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
   int (*msg_ext_get)(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
   int (*msg_ext_find)(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
-  int (*class_count)(store_reader_t *r, int cls, query_t *q, int64_t *n);
-  int (*installation_query)(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+  int (*installation_count)(store_reader_t *r, const store_class_q_t *q, int64_t *n);
+  int (*installation_query)(store_reader_t *r, const store_class_q_t *q,
                             void (*cb)(void *arg, const installation_row_t *row), void *arg);
   int (*app_logs)(store_reader_t *r, const app_logs_req_t *q,
                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);

@@ -1480,7 +1480,7 @@ static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_
 #define PROGRESS_OPS 1000
 static int progress_fn(void *arg) { return query_budget_expired(); }
 
-int sq_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
                            uint64_t deadline_ns, json_t **out) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT " CONV_COLS " FROM conv c WHERE %s ORDER BY %s LIMIT %d OFFSET %d", buf_cstr(&q->sql),
@@ -1504,6 +1504,55 @@ int sq_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int
   if (deadline_ns) sqlite3_progress_handler(r->db, 0, NULL, NULL);
   query_budget_end();
   sqlite3_finalize(st);
+  return rc;
+}
+
+/* A conversation query compiled to SQL (query/query.c): the where, then its ORDER BY (whose
+ * parameters follow the where's). 0, or TERN_EINVAL with err set and nothing to free. */
+static int conv_compile(const store_conv_q_t *cq, query_t *q, buf_t *order, char *err, size_t errlen) {
+  query_init(q);
+  int rc = query_where(q, cq->where, cq->self ? cq->self : "", err, errlen);
+  if (rc == 0) rc = query_sort(q, cq->sort, order, err, errlen);
+  if (rc < 0) {
+    query_free(q);
+    buf_free(order);
+  }
+  return rc;
+}
+
+static int sq_conv_query_check(store_t *s, const store_conv_q_t *cq, char *err, size_t errlen) {
+  (void)s;
+  query_t q;
+  buf_t order = BUF_INIT;
+  int rc = conv_compile(cq, &q, &order, err, errlen);
+  if (rc == 0) {
+    query_free(&q);
+    buf_free(&order);
+  }
+  return rc;
+}
+
+int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, json_t **out) {
+  query_t q;
+  buf_t order = BUF_INIT;
+  char err[200];
+  int rc = conv_compile(cq, &q, &order, err, sizeof err);
+  if (rc < 0) return rc;
+  rc = conv_query_sql(r, &q, buf_cstr(&order), cq->limit, cq->skip, cq->flags, deadline_ns, out);
+  query_free(&q);
+  buf_free(&order);
+  return rc;
+}
+
+static int sq_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) {
+  query_t q;
+  buf_t order = BUF_INIT;
+  char err[200];
+  int rc = conv_compile(cq, &q, &order, err, sizeof err);
+  if (rc < 0) return rc;
+  rc = sq_count(r, "conv c", &q, n);
+  query_free(&q);
+  buf_free(&order);
   return rc;
 }
 
@@ -1898,7 +1947,9 @@ const store_ops_t store_sqlite_ops = {
     .conv_load = sq_conv_load,
     .conv_doc = sq_conv_doc,
     .conv_find_unique = sq_conv_find_unique,
+    .conv_query_check = sq_conv_query_check,
     .conv_query_until = sq_conv_query_until,
+    .conv_count = sq_conv_count,
     .conv_fetch = sq_conv_fetch,
     .logs = sq_logs,
     .msg_get = sq_msg_get,
@@ -1919,7 +1970,7 @@ const store_ops_t store_sqlite_ops = {
     .shutups_expired = sq_shutups_expired,
     .msg_ext_get = sq_msg_ext_get,
     .msg_ext_find = sq_msg_ext_find,
-    .class_count = sq_class_count,
+    .installation_count = sq_installation_count,
     .installation_query = sq_installation_query,
     .app_logs = sq_app_logs,
     .devices = sq_devices,
