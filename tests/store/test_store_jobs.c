@@ -746,6 +746,25 @@ static void expired_cb(void *arg, int64_t id, const char *cid, int kind) {
   snprintf(c->cid[c->n++], 16, "%s", cid);
 }
 
+typedef struct {
+  int n;
+  char cid[8][16], doc[8][64];
+  int kind[8];
+  long nmembers[8]; /* -1: no member list */
+  int64_t last_seq[8]; /* -1: no last message */
+} views_t;
+
+static void views_cb(void *arg, const conv_view_t *c) {
+  views_t *v = arg;
+  if (v->n >= 8) return;
+  snprintf(v->cid[v->n], 16, "%s", c->cid);
+  snprintf(v->doc[v->n], 64, "%s", c->doc ? c->doc : "");
+  v->kind[v->n] = c->kind;
+  v->nmembers[v->n] = c->members ? (long)c->nmembers : -1;
+  v->last_seq[v->n] = c->last ? c->last->seq : -1;
+  v->n++;
+}
+
 static void conv_delete_and_expiry(void **state) {
   (void)state;
   st_t *t = st_open(st_current, 0);
@@ -761,11 +780,22 @@ static void conv_delete_and_expiry(void **state) {
   expired_t idle = {0}; /* idle since before 10,000: both */
   assert_int_equal(store_expired(t->r, 2000, 10000, 10, expired_cb, &idle), 0);
   assert_int_equal(idle.n, 2);
-  json_t *arr = NULL;
-  const char *const cids[] = {"c", "_tmp:x"};
-  assert_int_equal(store_conv_fetch(t->r, cids, 2, 0, &arr), 0);
-  assert_int_equal(json_array_size(arr), 2);
-  json_decref(arr);
+  const char *const cids[] = {"c", "_tmp:x", "missing"};
+  views_t v = {0};
+  assert_int_equal(store_conv_fetch(t->r, cids, 3, 0, views_cb, &v), 0);
+  assert_int_equal(v.n, 2);
+  int c = strcmp(v.cid[0], "c") == 0 ? 0 : 1;
+  assert_string_equal(v.cid[c], "c");
+  assert_int_equal(v.kind[c], CONV_NORMAL);
+  assert_int_equal(v.nmembers[c], 2);
+  assert_int_equal(v.kind[1 - c], CONV_TEMP);
+  assert_int_equal(v.last_seq[c], -1); /* not asked for */
+  views_t wl = {0};
+  assert_int_equal(store_conv_fetch(t->r, cids, 1, 3, views_cb, &wl), 0); /* compact, with the last message */
+  assert_int_equal(wl.n, 1);
+  assert_int_equal(wl.nmembers[0], -1);
+  assert_int_equal(wl.last_seq[0], 1);
+  assert_non_null(strstr(wl.doc[0], "{"));
   assert_int_equal(members_job(t, JOB_CONV_DELETE, conv, NULL, 3000, 0, 0), 0);
   conv_row_t row;
   assert_int_equal(store_conv_load(t->r, "c", &row), TERN_ENOENT);

@@ -187,8 +187,9 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   const char *id = http_path_param(r, "id");
   if (id) {
     const char *ids[1] = {id};
-    json_t *arr = NULL;
-    if (store_conv_fetch(rd, ids, 1, 0, &arr) < 0) {
+    json_t *arr = json_array();
+    if (store_conv_fetch(rd, ids, 1, 0, conv_view_append, arr) < 0) {
+      json_decref(arr);
       http_respond_error(c, r, 500, 1, "storage failed");
       return;
     }
@@ -206,10 +207,11 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   store_conv_q_t q = {.where = all, .self = "", .sort = p.order && *p.order ? p.order : "createdAt",
                       .limit = p.limit, .skip = p.skip};
   int64_t n = 0;
-  json_t *arr = NULL;
+  json_t *arr = json_array();
   if (store_conv_query_check(c->w->srv->store, &q, err, sizeof err) < 0) {
     rest_bad(c, r, err);
-  } else if ((p.count && store_conv_count(rd, &q, &n) < 0) || (p.limit && store_conv_query(rd, &q, &arr) < 0)) {
+  } else if ((p.count && store_conv_count(rd, &q, &n) < 0) ||
+             (p.limit && store_conv_query(rd, &q, conv_view_append, arr) < 0)) {
     http_respond_error(c, r, 500, 1, "query failed");
   } else {
     if (!arr) arr = json_array();

@@ -155,8 +155,10 @@ void rest_all_conversations(conn_t *c, const http_req_t *r) { conv_list(c, r, 1)
  * reference, or NULL when it is gone or unreadable. */
 static json_t *conv_doc(conn_t *c, const conv_t *conv, int flags) {
   const char *ids[1] = {conv->cid};
-  json_t *arr = NULL;
-  json_t *doc = store_conv_fetch(c->w->imw->reader, ids, 1, flags, &arr) == 0 ? json_incref(json_array_get(arr, 0)) : NULL;
+  json_t *arr = json_array();
+  json_t *doc = store_conv_fetch(c->w->imw->reader, ids, 1, flags, conv_view_append, arr) == 0
+                    ? json_incref(json_array_get(arr, 0))
+                    : NULL;
   json_decref(arr);
   return doc;
 }

@@ -414,11 +414,12 @@ typedef struct {
   ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
   im_done_t done;
   char *self, *sort; /* what sq.q points at */
+  json_t *out;       /* the results, shaped on the query thread (conv_view_append) */
 } conv_query_t;
 
 static void conv_query_free(conv_query_t *cq) {
   if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
-  json_decref(cq->sq.out);
+  json_decref(cq->out);
   reply_to_free(&cq->rt);
   json_decref(cq->sq.q.where);
   free(cq->self);
@@ -444,14 +445,14 @@ static void conv_query_done(task_t *t) {
   }
   int rc = cq->sq.result;
   if (cq->done.fn) {
-    json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->sq.out);
+    json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->out);
     /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
     im_done(w, &cq->done, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : rc ? LC_CONVERSATION_QUERY_FAILED : 0, res);
     json_decref(res);
   } else if (rc) {
     reply_error_async(w, &cq->rt, LC_CONVERSATION_QUERY_FAILED, query_failure(rc));
   } else {
-    send_results(w, &cq->rt, cq->sq.out);
+    send_results(w, &cq->rt, cq->out);
   }
   conv_query_free(cq);
 }
@@ -466,6 +467,9 @@ static conv_query_t *conv_query_new(im_worker_t *w) {
 static void conv_query_submit(im_worker_t *w, conv_query_t *cq) {
   cq->sq.task.fn = conv_query_done;
   cq->sq.worker = w->idx;
+  cq->out = json_array();
+  cq->sq.cb = conv_view_append;
+  cq->sq.cb_arg = cq->out;
   cq->sq.deadline_ns = mono_ns() + (uint64_t)w->im->cfg->query_timeout * 1000000u;
   if (store_query_submit(w->im->store, &cq->sq) < 0) {
     cq->sq.result = TERN_EAGAIN;
@@ -506,7 +510,9 @@ void im_conv_query(req_t *r) {
   json_t *arr = NULL;
   if (cm->n_tempconvids) {
     size_t n = cm->n_tempconvids > 1000 ? 1000 : cm->n_tempconvids;
-    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, &arr) < 0) {
+    arr = json_array();
+    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, conv_view_append, arr) < 0) {
+      json_decref(arr);
       reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
       return;
     }

@@ -223,6 +223,10 @@ void im_conv_online_members(req_t *r);
 void im_conv_is_member(req_t *r);
 void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
+/* The protocol's conversation object (§3.5) from the store's view of one (conv_json.c);
+ * conv_view_append is a conv_view_cb that appends it to the JSON array arr. */
+json_t *conv_view_json(const conv_view_t *v);
+void conv_view_append(void *arr, const conv_view_t *v);
 /* Conversation creation pieces shared by conv/start and the REST API. */
 void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
 /* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a

@@ -15,8 +15,8 @@ int store_open(const store_ops_t *ops, const store_options_t *opt, store_t **out
   return rc;
 }
 
-int store_conv_query(store_reader_t *r, const store_conv_q_t *q, json_t **out) {
-  return OPS(r)->conv_query_until(r, q, 0, out);
+int store_conv_query(store_reader_t *r, const store_conv_q_t *q, conv_view_cb cb, void *arg) {
+  return OPS(r)->conv_query_until(r, q, 0, cb, arg);
 }
 
 int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen) {
@@ -34,12 +34,13 @@ int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) { return OPS(r)-
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
   return OPS(r)->conv_find_unique(r, unique_id, cid, created_at);
 }
-int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out) {
-  return OPS(r)->conv_query_until(r, q, deadline_ns, out);
+int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
+                           void *arg) {
+  return OPS(r)->conv_query_until(r, q, deadline_ns, cb, arg);
 }
 int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n) { return OPS(r)->conv_count(r, q, n); }
-int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
-  return OPS(r)->conv_fetch(r, cids, n, flags, out);
+int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg) {
+  return OPS(r)->conv_fetch(r, cids, n, flags, cb, arg);
 }
 int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) { return OPS(r)->logs(r, q, cb, arg); }
 int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg) {

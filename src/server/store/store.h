@@ -122,6 +122,21 @@ typedef struct {
 } member_progress_t;
 typedef void (*progress_cb)(void *arg, const member_progress_t *p);
 
+/* A conversation as queries and fetches hand it out, borrowed for the duration of the
+ * callback; the IM layer shapes the protocol's JSON from it (im/conv_json.c). */
+typedef struct {
+  const char *cid;
+  int kind;
+  int64_t created_at, updated_at, expire_at;
+  int has_lm;
+  int64_t lm;                /* the newest message's time (else the stored lm) */
+  const char *doc;           /* JSON object text of the other fields */
+  const char *const *members; /* NULL: not asked for (compact), or a chat room / service conversation */
+  size_t nmembers;
+  const msg_view_t *last;    /* the newest message: NULL if not asked for (flags & 2) or none */
+} conv_view_t;
+typedef void (*conv_view_cb)(void *arg, const conv_view_t *c);
+
 /* ---- conversation queries, off the network loops (store_query.c) ----
  * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
  * documents), so queries run on query threads of their own, never on a worker's loop, each
@@ -133,7 +148,8 @@ struct store_query {
   store_conv_q_t q;    /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
   int result;          /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
-  json_t *out;         /* result 0: the JSON array (owned by the query) */
+  conv_view_cb cb;     /* each row, on the query thread, before task.fn; with result != 0 */
+  void *cb_arg;        /* what cb gave is to be dropped */
   store_query_t *next;
 };
 /* Most queries waiting for a query thread, server-wide; past it submit refuses. */
@@ -416,16 +432,18 @@ int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid,
 /* Whether the backend takes q's where and sort: 0, or TERN_EINVAL with a reason for the
  * client in err (an unknown operator, a wrong operand, too deep, too many values, …). */
 int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
-/* Runs q and sets *out to a JSON array of conversation objects (protocol.md §3.5). */
-int store_conv_query(store_reader_t *r, const store_conv_q_t *q, json_t **out);
+/* Runs q: cb gets each conversation, in order. On failure what cb got is to be dropped. */
+int store_conv_query(store_reader_t *r, const store_conv_q_t *q, conv_view_cb cb, void *arg);
 /* The same with a budget: past deadline_ns (mono_ns()) the backend stops the query and the
  * call returns TERN_ETIMEDOUT; a regular expression that hits its match, depth or heap
  * limit gives TERN_E2BIG. 0: no deadline. TERN_EINVAL when q does not check. */
-int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out);
+int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
+                           void *arg);
 /* How many conversations q's where selects (limit and skip unused). */
 int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
-/* The same objects for explicit ids of any kind (temporary conversations included). */
-int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+/* The same for explicit ids of any kind (temporary conversations included), in no
+ * particular order; ids that are not there are left out. flags as store_conv_q_t's. */
+int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg);
 /* History: OLD takes the newest `limit` below hi, NEW the oldest above lo; either way
  * they are handed out oldest first (protocol.md §3.11). */
 int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
@@ -547,9 +565,10 @@ struct store_ops {
   int (*conv_doc)(store_reader_t *r, int64_t conv, char **doc);
   int (*conv_find_unique)(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
   int (*conv_query_check)(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
-  int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out);
+  int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
+                          void *arg);
   int (*conv_count)(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
-  int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+  int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg);
   int (*logs)(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
   int (*msg_get)(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
   int (*msg_receipts)(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,

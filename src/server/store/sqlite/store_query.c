@@ -41,7 +41,7 @@ struct qpool {
 static void run_one(qpool_t *p, store_reader_t *r, store_query_t *q) {
   if (!r) q->result = TERN_ESTORE;
   else if (q->deadline_ns && mono_ns() >= q->deadline_ns) q->result = TERN_ETIMEDOUT; /* its time went in the queue */
-  else q->result = sq_conv_query_until(r, &q->q, q->deadline_ns, &q->out);
+  else q->result = sq_conv_query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
   q->task.next = NULL;
   p->post(p->post_arg, q->worker, &q->task);
 }
@@ -99,7 +99,6 @@ void qpool_free(qpool_t *p) {
 
 int qpool_submit(qpool_t *p, store_query_t *q) {
   q->next = NULL;
-  q->out = NULL;
   if (!p->nthreads) {
     if (!p->inline_reader) p->inline_reader = sq_reader_new(p->s);
     run_one(p, p->inline_reader, q);

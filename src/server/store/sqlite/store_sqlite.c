@@ -1393,86 +1393,64 @@ static int sq_conv_find_unique(store_reader_t *r, const char *unique_id, char **
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-static json_t *date_json(int64_t ms) {
-  char iso[ISO_LEN + 1];
-  iso_format(ms, iso);
-  return json_pack("{s:s, s:s}", "__type", "Date", "iso", iso);
-}
-
-/* Builds the §3.5 object for the current row of a statement whose columns are
- * id, cid, kind, created_at, updated_at, lm, doc, expire_at. */
-static json_t *conv_json(store_reader_t *r, sqlite3_stmt *st, int flags) {
-  const char *doc = (const char *)sqlite3_column_text(st, 6);
-  json_t *o = doc ? json_loads(doc, 0, NULL) : NULL;
-  if (!json_is_object(o)) {
-    json_decref(o);
-    o = json_object();
-  }
+/* Hands cb the current row of a statement whose columns are id, cid, kind, created_at,
+ * updated_at, lm, doc, expire_at; with its members unless compact (flags & 1) or a room or
+ * service conversation, and its newest message when flags & 2. */
+static void conv_row_view(store_reader_t *r, sqlite3_stmt *st, int flags, conv_view_cb cb, void *arg) {
   int64_t id = sqlite3_column_int64(st, 0);
-  int kind = sqlite3_column_int(st, 2);
-  char iso[ISO_LEN + 1];
-  json_object_set_new(o, "objectId", json_string((const char *)sqlite3_column_text(st, 1)));
-  iso_format(sqlite3_column_int64(st, 3), iso);
-  json_object_set_new(o, "createdAt", json_string(iso));
-  iso_format(sqlite3_column_int64(st, 4), iso);
-  json_object_set_new(o, "updatedAt", json_string(iso));
-  if (sqlite3_column_type(st, 5) != SQLITE_NULL) json_object_set_new(o, "lm", date_json(sqlite3_column_int64(st, 5)));
-  json_object_set_new(o, "conv_type", json_integer(kind));
-  if (kind == CONV_TEMP) {
-    int64_t left = (sqlite3_column_int64(st, 7) - now_ms()) / 1000;
-    json_object_set_new(o, "temp", json_true());
-    json_object_set_new(o, "ttl", json_integer(left > 0 ? left : 0));
-  }
-  if (!(flags & 1) && kind != CONV_ROOM && kind != CONV_SYSTEM) {
-    json_t *m = json_array();
+  conv_view_t v = {
+      .cid = (const char *)sqlite3_column_text(st, 1),
+      .kind = sqlite3_column_int(st, 2),
+      .created_at = sqlite3_column_int64(st, 3),
+      .updated_at = sqlite3_column_int64(st, 4),
+      .has_lm = sqlite3_column_type(st, 5) != SQLITE_NULL,
+      .lm = sqlite3_column_int64(st, 5),
+      .doc = (const char *)sqlite3_column_text(st, 6),
+      .expire_at = sqlite3_column_int64(st, 7),
+  };
+  char **members = NULL;
+  size_t n = 0, cap = 0;
+  if (!(flags & 1) && v.kind != CONV_ROOM && v.kind != CONV_SYSTEM) {
     sqlite3_stmt *ms = r->conv_members;
     sqlite3_bind_int64(ms, 1, id);
-    while (sqlite3_step(ms) == SQLITE_ROW) json_array_append_new(m, json_string((const char *)sqlite3_column_text(ms, 0)));
+    while (sqlite3_step(ms) == SQLITE_ROW) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 16;
+        members = xrealloc(members, cap * sizeof *members);
+      }
+      members[n++] = col_strdup(ms, 0);
+    }
     sqlite3_reset(ms);
-    json_object_set_new(o, "m", m);
+    static const char *const none[1] = {NULL};
+    v.members = members ? (const char *const *)members : none;
+    v.nmembers = n;
   }
+  msg_view_t last;
+  sqlite3_stmt *ls = NULL;
   if (flags & 2) {
-    sqlite3_stmt *ls = r->last_msg;
+    ls = r->last_msg;
     sqlite3_bind_int64(ls, 1, id);
     if (sqlite3_step(ls) == SQLITE_ROW) {
-      msg_view_t m;
-      read_msg(ls, 0, &m);
-      int bin = m.flags & MSG_F_BIN;
-      if (bin) {
-        char *b64 = xmalloc(base64_encoded_len(m.len) + 1);
-        size_t n = base64_encode(m.data, m.len, b64);
-        json_object_set_new(o, "msg", json_stringn(b64, n));
-        free(b64);
-      } else {
-        json_object_set_new(o, "msg", json_stringn_lossy((const char *)m.data, m.len));
-      }
-      json_object_set_new(o, "bin", json_boolean(bin));
-      json_object_set_new(o, "msg_from", json_string(m.sender));
-      json_object_set_new(o, "msg_mid", json_string(m.mid));
-      json_object_set_new(o, "msg_timestamp", json_integer(m.ts));
-      if (m.patch_ts) json_object_set_new(o, "patch_timestamp", json_integer(m.patch_ts));
-      json_object_set_new(o, "mention_all", json_boolean(m.flags & MSG_F_MENTION_ALL));
-      json_t *mp = m.mentions ? json_loads(m.mentions, 0, NULL) : NULL;
-      json_object_set_new(o, "mention_pids", json_is_array(mp) ? mp : (json_decref(mp), json_array()));
+      read_msg(ls, 0, &last);
+      v.last = &last;
     }
-    sqlite3_reset(ls);
   }
-  return o;
+  cb(arg, &v);
+  if (ls) sqlite3_reset(ls);
+  for (size_t i = 0; i < n; i++) free(members[i]);
+  free(members);
 }
 
 #define CONV_COLS "c.id, c.cid, c.kind, c.created_at, c.updated_at, " QUERY_LM_SQL ", c.doc, c.expire_at"
 
-static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_t **out) {
-  json_t *arr = json_array();
+static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, conv_view_cb cb, void *arg) {
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(arr, conv_json(r, st, flags));
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) conv_row_view(r, st, flags, cb, arg);
   int why = query_budget_failure(); /* a row's member list may have been cut short too */
   if (rc != SQLITE_DONE || why) {
     if (!why) log_at(LOG_WARN, "conversation query failed: %s", sqlite3_errmsg(r->db));
-    json_decref(arr);
     return why ? why : TERN_ESTORE;
   }
-  *out = arr;
   return 0;
 }
 
@@ -1481,7 +1459,7 @@ static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_
 static int progress_fn(void *arg) { return query_budget_expired(); }
 
 static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                           uint64_t deadline_ns, json_t **out) {
+                          uint64_t deadline_ns, conv_view_cb cb, void *arg) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT " CONV_COLS " FROM conv c WHERE %s ORDER BY %s LIMIT %d OFFSET %d", buf_cstr(&q->sql),
              order_by, limit, skip);
@@ -1500,7 +1478,7 @@ static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, i
   }
   query_budget_begin(deadline_ns);
   if (deadline_ns) sqlite3_progress_handler(r->db, PROGRESS_OPS, progress_fn, NULL);
-  rc = run_conv_select(r, st, flags, out);
+  rc = run_conv_select(r, st, flags, cb, arg);
   if (deadline_ns) sqlite3_progress_handler(r->db, 0, NULL, NULL);
   query_budget_end();
   sqlite3_finalize(st);
@@ -1532,13 +1510,14 @@ static int sq_conv_query_check(store_t *s, const store_conv_q_t *cq, char *err, 
   return rc;
 }
 
-int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, json_t **out) {
+int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, conv_view_cb cb,
+                        void *arg) {
   query_t q;
   buf_t order = BUF_INIT;
   char err[200];
   int rc = conv_compile(cq, &q, &order, err, sizeof err);
   if (rc < 0) return rc;
-  rc = conv_query_sql(r, &q, buf_cstr(&order), cq->limit, cq->skip, cq->flags, deadline_ns, out);
+  rc = conv_query_sql(r, &q, buf_cstr(&order), cq->limit, cq->skip, cq->flags, deadline_ns, cb, arg);
   query_free(&q);
   buf_free(&order);
   return rc;
@@ -1556,11 +1535,9 @@ static int sq_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n
   return rc;
 }
 
-static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
-  if (n == 0) {
-    *out = json_array();
-    return 0;
-  }
+static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb,
+                         void *arg) {
+  if (n == 0) return 0;
   buf_t sql = BUF_INIT;
   buf_append_str(&sql, "SELECT " CONV_COLS " FROM conv c WHERE c.cid IN (");
   for (size_t i = 0; i < n; i++) buf_append_str(&sql, i ? ",?" : "?");
@@ -1570,7 +1547,7 @@ static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, i
   buf_free(&sql);
   if (rc != SQLITE_OK) return TERN_ESTORE;
   for (size_t i = 0; i < n; i++) sqlite3_bind_text(st, (int)i + 1, cids[i], -1, SQLITE_STATIC);
-  rc = run_conv_select(r, st, flags, out);
+  rc = run_conv_select(r, st, flags, cb, arg);
   sqlite3_finalize(st);
   return rc;
 }

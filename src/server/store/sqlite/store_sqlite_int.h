@@ -19,7 +19,7 @@ void store_import_free(store_import_t *imp); /* NULL is a no-op */
  * puts them in store_sqlite_ops). */
 store_reader_t *sq_reader_new(store_t *s);
 void sq_reader_free(store_reader_t *r);
-int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, json_t **out);
+int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);
 int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
 int sq_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
 int sq_installation_query(store_reader_t *r, const store_class_q_t *q,
