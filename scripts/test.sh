@@ -21,6 +21,9 @@ if ! diff <(tail -n +5 docs/options.md) <("$TERND" --options-markdown) >/dev/nul
   exit 1
 fi
 
+echo "== docs/security.md cites tests that exist"
+node scripts/check-limits-doc.mjs
+
 echo "== unit tests"
 (cd "$build" && ctest --output-on-failure --timeout 300)
 

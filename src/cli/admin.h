@@ -149,6 +149,7 @@ int admin_kick(admin_t *ad);
 int admin_online(admin_t *ad);
 int admin_unread(admin_t *ad);
 int admin_stats(admin_t *ad);
+int admin_backup(admin_t *ad);
 int admin_push_install(admin_t *ad);
 int admin_push_show(admin_t *ad);
 int admin_push_update(admin_t *ad);

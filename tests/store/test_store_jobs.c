@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "buf.h"
 #include "err.h"
 #include "st_util.h"
 #include "timeutil.h"
@@ -848,6 +849,36 @@ static void app_wide_history(void **state) {
   st_close(t);
 }
 
+/* An online backup is a store of its own with every committed job in it; a second one to
+ * the same file is refused. */
+static void backup_and_metrics(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "kept", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "in the copy", 0), 0);
+  char dest[600];
+  snprintf(dest, sizeof dest, "%s/copy.db", t->dir);
+  int64_t bytes = 0;
+  assert_int_equal(store_backup(t->s, dest, &bytes), 0);
+  assert_true(bytes > 0);
+  assert_int_equal(store_backup(t->s, dest, &bytes), TERN_EEXIST);
+  buf_t m = BUF_INIT;
+  store_metrics(t->s, &m);
+  assert_non_null(strstr(buf_cstr(&m), "tern_store_db_bytes"));
+  buf_free(&m);
+  store_options_t so = {.path = dest, .inline_writes = 1};
+  store_t *copy = NULL;
+  assert_int_equal(store_open(t->b->ops, &so, &copy), 0);
+  store_reader_t *r = store_reader_new(copy);
+  conv_row_t row;
+  assert_int_equal(store_conv_load(r, "kept", &row), 0);
+  assert_int_equal(row.last_seq, 1);
+  conv_row_free(&row);
+  store_reader_free(r);
+  store_close(copy);
+  st_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(conv_create_and_load),    cmocka_unit_test(msg_insert_logs_get),
@@ -857,7 +888,7 @@ int main(void) {
       cmocka_unit_test(msg_patch_delete),        cmocka_unit_test(notifications_and_prune),
       cmocka_unit_test(devices_and_badges),      cmocka_unit_test(installations),
       cmocka_unit_test(revocations),             cmocka_unit_test(conv_delete_and_expiry),
-      cmocka_unit_test(app_wide_history),
+      cmocka_unit_test(app_wide_history),        cmocka_unit_test(backup_and_metrics),
   };
   int failed = 0;
   for (size_t i = 0; i < st_nbackends; i++) {

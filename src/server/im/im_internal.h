@@ -65,6 +65,7 @@ struct session {
   uint32_t room_slot; /* index in room->online[worker] */
   will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
   uint8_t lineage[8]; /* of the tokens this login is given (token.h): revoked at logout */
+  int64_t opened_ms;  /* logged in (the logout line's duration) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -175,7 +176,8 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
 typedef struct {
   atomic_int ref;
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
-  int msg;      /* a message (direct), not a notification: counted as tern_messages_out_total */
+  int msg;      /* a message (direct: 1 stored, 2 transient), not a notification (0): counted as
+                 * tern_messages_out_total{kind} */
   char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
   size_t len;
   uint8_t body[];

@@ -26,6 +26,8 @@ int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_
 void store_close(store_t *s) { OPS(s)->close(s); }
 void store_submit(store_t *s, store_job_t *j) { OPS(s)->submit(s, j); }
 void store_fail_writes(store_t *s, int on) { OPS(s)->fail_writes(s, on); }
+int store_backup(store_t *s, const char *dest, int64_t *bytes) { return OPS(s)->backup(s, dest, bytes); }
+void store_metrics(store_t *s, buf_t *out) { OPS(s)->metrics(s, out); }
 int store_query_submit(store_t *s, store_query_t *q) { return OPS(s)->query_submit(s, q); }
 store_reader_t *store_reader_new(store_t *s) { return OPS(s)->reader_new(s); }
 void store_reader_free(store_reader_t *r) { OPS(r)->reader_free(r); }

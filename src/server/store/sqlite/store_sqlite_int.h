@@ -28,6 +28,11 @@ int sq_installation_query(store_reader_t *r, const store_class_q_t *q,
 /* SELECT count(*) FROM `from` WHERE q (store_class.c). */
 struct query;
 int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t *n);
+/* The database file's path (store_backup.c). */
+const char *store_db_path(const store_t *s);
+/* store_backup and store_metrics of the interface (store_backup.c). */
+int sq_backup(store_t *s, const char *dest, int64_t *bytes);
+void sq_metrics(store_t *s, buf_t *out);
 
 /* A reader's connection, for reads that live in the other files. */
 sqlite3 *store_reader_db(store_reader_t *r);
