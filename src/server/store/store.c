@@ -23,14 +23,18 @@ int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_
   return OPS(s)->conv_query_check(s, q, err, errlen);
 }
 
-void store_close(store_t *s) { OPS(s)->close(s); }
+void store_close(store_t *s) {
+  if (s) OPS(s)->close(s); /* NULL: nothing was opened (main.c's failure path) */
+}
 void store_submit(store_t *s, store_job_t *j) { OPS(s)->submit(s, j); }
 void store_fail_writes(store_t *s, int on) { OPS(s)->fail_writes(s, on); }
 int store_backup(store_t *s, const char *dest, int64_t *bytes) { return OPS(s)->backup(s, dest, bytes); }
 void store_metrics(store_t *s, buf_t *out) { OPS(s)->metrics(s, out); }
 int store_query_submit(store_t *s, store_query_t *q) { return OPS(s)->query_submit(s, q); }
 store_reader_t *store_reader_new(store_t *s) { return OPS(s)->reader_new(s); }
-void store_reader_free(store_reader_t *r) { OPS(r)->reader_free(r); }
+void store_reader_free(store_reader_t *r) {
+  if (r) OPS(r)->reader_free(r);
+}
 int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) { return OPS(r)->conv_load(r, cid, out); }
 int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) { return OPS(r)->conv_doc(r, conv, doc); }
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {

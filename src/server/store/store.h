@@ -416,7 +416,7 @@ typedef struct store_ops store_ops_t;
 
 /* Opens the store on backend `ops` (store_sqlite_ops, …). */
 int store_open(const store_ops_t *ops, const store_options_t *opt, store_t **out);
-/* Drains the queue (every submitted job completes), stops the writer, closes. */
+/* Drains the queue (every submitted job completes), stops the writer, closes. NULL: no-op. */
 void store_close(store_t *s);
 void store_submit(store_t *s, store_job_t *j);
 /* ---- operations (store_backup.c) ---- */
@@ -434,7 +434,7 @@ void store_metrics(store_t *s, buf_t *out);
 void store_fail_writes(store_t *s, int on);
 
 store_reader_t *store_reader_new(store_t *s);
-void store_reader_free(store_reader_t *r);
+void store_reader_free(store_reader_t *r); /* NULL: no-op */
 
 /* Reads. All return 0, TERN_ENOENT, or TERN_ESTORE. */
 int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
