@@ -18,16 +18,19 @@ static inline char *st_dup(const char *s) {
 /* A NULL-terminated list of strings as an owned array; *n gets its length. */
 static inline char **st_list(const char *const *v, size_t *n) {
   size_t k = 0;
-  while (v[k]) k++;
+  while (v[k])
+    k++;
   char **out = calloc(k ? k : 1, sizeof *out);
   if (!out) abort();
-  for (size_t i = 0; i < k; i++) out[i] = st_dup(v[i]);
+  for (size_t i = 0; i < k; i++)
+    out[i] = st_dup(v[i]);
   *n = k;
   return out;
 }
 
 static inline void st_list_free(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++) free(v[i]);
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
   free(v);
 }
 
@@ -48,8 +51,10 @@ static inline int64_t st_conv_create(st_t *t, const char *cid, int kind, const c
   j.doc = st_dup(doc ? doc : "{}");
   int rc = st_submit_wait(t, &j.job);
   int64_t id = rc == 0 ? j.row.id : rc;
-  if (existing) *existing = j.existing_cid;
-  else free(j.existing_cid);
+  if (existing)
+    *existing = j.existing_cid;
+  else
+    free(j.existing_cid);
   conv_row_free(&j.row);
   free(j.doc);
   return id;
@@ -79,8 +84,8 @@ static inline void st_msg_free(job_msg_insert_t *m) {
   free(m->readers);
 }
 
-static inline int st_msg_insert(st_t *t, int64_t conv, int64_t ts, int64_t seq, const char *sender,
-                                const char *text, int flags) {
+static inline int st_msg_insert(st_t *t, int64_t conv, int64_t ts, int64_t seq, const char *sender, const char *text,
+                                int flags) {
   job_msg_insert_t m;
   st_msg_fill(t, &m, 0, conv, ts, seq, sender, text, flags);
   int rc = st_submit_wait(t, &m.job);

@@ -22,7 +22,8 @@ static void conv_create_and_load(void **state) {
   (void)state;
   st_t *t = st_open(st_current, 0);
   static const char *const members[] = {"carol", "alice", "bob", NULL};
-  int64_t id = st_conv_create(t, "conv-1", CONV_NORMAL, members, "u:alice,bob,carol", "{\"name\":\"team\"}", 1000, NULL);
+  int64_t id =
+      st_conv_create(t, "conv-1", CONV_NORMAL, members, "u:alice,bob,carol", "{\"name\":\"team\"}", 1000, NULL);
   assert_true(id > 0);
   conv_row_t row;
   assert_int_equal(store_conv_load(t->r, "conv-1", &row), 0);
@@ -120,7 +121,9 @@ static void msg_readers_visibility(void **state) {
   int64_t conv = st_conv_create(t, "c", CONV_NORMAL, abc, NULL, NULL, 1000, NULL);
   job_msg_insert_t m;
   st_msg_fill(t, &m, 0, conv, 2000, 1, "alice", "for bob", 0);
-  m.readers = st_dup("\x1f" "bob" "\x1f");
+  m.readers = st_dup("\x1f"
+                     "bob"
+                     "\x1f");
   assert_int_equal(st_submit_wait(t, &m.job), 0);
   st_msg_free(&m);
   logs_req_t q = {.conv = conv, .limit = 10, .viewer = "carol"};
@@ -200,7 +203,8 @@ static void ack_read_progress_unread(void **state) {
   (void)state;
   st_t *t = st_open(st_current, 0);
   int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
-  for (int i = 1; i <= 4; i++) assert_int_equal(st_msg_insert(t, conv, 2000, i, "alice", "x", i == 2 ? MSG_F_RECEIPT : 0), 0);
+  for (int i = 1; i <= 4; i++)
+    assert_int_equal(st_msg_insert(t, conv, 2000, i, "alice", "x", i == 2 ? MSG_F_RECEIPT : 0), 0);
   assert_int_equal(progress_job(t, JOB_MEMBER_ACK, conv, "bob", 2000, 3, 5000), 0);
   assert_int_equal(progress_job(t, JOB_MEMBER_READ, conv, "bob", 2000, 1, 5001), 0);
   /* only ever forward: an older position changes nothing */
@@ -238,8 +242,8 @@ static void ack_read_progress_unread(void **state) {
   st_close(t);
 }
 
-static int members_job(st_t *t, job_type_t type, int64_t conv, const char *const *clients, int64_t at,
-                       int64_t seen_ts, int64_t seen_seq) {
+static int members_job(st_t *t, job_type_t type, int64_t conv, const char *const *clients, int64_t at, int64_t seen_ts,
+                       int64_t seen_seq) {
   job_members_t j = {0};
   st_job_init(t, &j.job, type, 0);
   j.conv = conv;
@@ -751,7 +755,7 @@ typedef struct {
   int n;
   char cid[8][16], doc[8][64];
   int kind[8];
-  long nmembers[8]; /* -1: no member list */
+  long nmembers[8];    /* -1: no member list */
   int64_t last_seq[8]; /* -1: no last message */
 } views_t;
 
@@ -881,14 +885,22 @@ static void backup_and_metrics(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(conv_create_and_load),    cmocka_unit_test(msg_insert_logs_get),
-      cmocka_unit_test(msg_readers_visibility),  cmocka_unit_test(ack_read_progress_unread),
-      cmocka_unit_test(members_add_remove),      cmocka_unit_test(conv_update_doc),
-      cmocka_unit_test(sets_roles_shutups_blocks), cmocka_unit_test(client_blocks),
-      cmocka_unit_test(msg_patch_delete),        cmocka_unit_test(notifications_and_prune),
-      cmocka_unit_test(devices_and_badges),      cmocka_unit_test(installations),
-      cmocka_unit_test(revocations),             cmocka_unit_test(conv_delete_and_expiry),
-      cmocka_unit_test(app_wide_history),        cmocka_unit_test(backup_and_metrics),
+      cmocka_unit_test(conv_create_and_load),
+      cmocka_unit_test(msg_insert_logs_get),
+      cmocka_unit_test(msg_readers_visibility),
+      cmocka_unit_test(ack_read_progress_unread),
+      cmocka_unit_test(members_add_remove),
+      cmocka_unit_test(conv_update_doc),
+      cmocka_unit_test(sets_roles_shutups_blocks),
+      cmocka_unit_test(client_blocks),
+      cmocka_unit_test(msg_patch_delete),
+      cmocka_unit_test(notifications_and_prune),
+      cmocka_unit_test(devices_and_badges),
+      cmocka_unit_test(installations),
+      cmocka_unit_test(revocations),
+      cmocka_unit_test(conv_delete_and_expiry),
+      cmocka_unit_test(app_wide_history),
+      cmocka_unit_test(backup_and_metrics),
   };
   int failed = 0;
   for (size_t i = 0; i < st_nbackends; i++) {

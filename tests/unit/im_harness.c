@@ -166,8 +166,9 @@ void th_clear(th_link_t *l) { json_array_clear(l->frames); }
 
 th_link_t *th_login(const char *peer) {
   th_link_t *l = th_open();
-  th_send(l, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"%s\",\"i\":9000,"
-             "\"sessionMessage\":{\"ua\":\"test\"}}",
+  th_send(l,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"%s\",\"i\":9000,"
+          "\"sessionMessage\":{\"ua\":\"test\"}}",
           FZ_APP_ID, peer);
   json_t *r = th_reply(l, 9000);
   if (!r || strcmp(json_string_value(json_object_get(r, "op")), "opened") != 0) {
@@ -183,8 +184,10 @@ static json_t *at(json_t *f, const char *path) {
   snprintf(buf, sizeof buf, "%s", path);
   json_t *v = f;
   for (char *save = NULL, *p = strtok_r(buf, ".", &save); p && v; p = strtok_r(NULL, ".", &save)) {
-    if (json_is_array(v)) v = json_array_get(v, (size_t)atoi(p));
-    else v = json_object_get(v, p);
+    if (json_is_array(v))
+      v = json_array_get(v, (size_t)atoi(p));
+    else
+      v = json_object_get(v, p);
   }
   return v;
 }

@@ -106,7 +106,8 @@ static int has_member(const char *cid, const char *who) {
   conv_row_t row;
   if (store_conv_load(th_reader(), cid, &row) != 0) return -1;
   int yes = 0;
-  for (size_t i = 0; i < row.nmembers; i++) yes |= strcmp(row.members[i], who) == 0;
+  for (size_t i = 0; i < row.nmembers; i++)
+    yes |= strcmp(row.members[i], who) == 0;
   conv_row_free(&row);
   return yes;
 }
@@ -149,8 +150,10 @@ static void query_count_is_member(void **state) {
   th_begin();
   th_link_t *a = th_login("alice");
   char *cid = start(a, 1, "[\"bob\"]", "\"attr\":{\"data\":\"{\\\"name\\\":\\\"q\\\"}\"}");
-  th_send(a, "{\"cmd\":\"conv\",\"op\":\"query\",\"i\":2,\"convMessage\":{\"where\":{\"data\":\"{\\\"name\\\":\\\"q\\\"}\"},"
-             "\"limit\":10}}");
+  th_send(
+      a,
+      "{\"cmd\":\"conv\",\"op\":\"query\",\"i\":2,\"convMessage\":{\"where\":{\"data\":\"{\\\"name\\\":\\\"q\\\"}\"},"
+      "\"limit\":10}}");
   json_t *r = th_reply(a, 2);
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "results");

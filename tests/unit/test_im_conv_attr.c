@@ -31,8 +31,10 @@ static void update_stores_and_tells_the_members(void **state) {
   th_link_t *a = th_login("alice"), *b = th_login("bob");
   char *cid = th_start(a, 1, "[\"bob\"]", NULL);
   th_clear(b);
-  th_send(a, "{\"cmd\":\"conv\",\"op\":\"update\",\"i\":2,\"convMessage\":{\"cid\":\"%s\","
-             "\"attr\":{\"data\":\"{\\\"name\\\":\\\"renamed\\\",\\\"attr.level\\\":3}\"}}}", cid);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"update\",\"i\":2,\"convMessage\":{\"cid\":\"%s\","
+          "\"attr\":{\"data\":\"{\\\"name\\\":\\\"renamed\\\",\\\"attr.level\\\":3}\"}}}",
+          cid);
   json_t *r = th_reply(a, 2);
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "updated");
@@ -49,8 +51,10 @@ static void update_stores_and_tells_the_members(void **state) {
   json_decref(d);
   /* a non-member may not */
   th_link_t *c = th_login("carol");
-  th_send(c, "{\"cmd\":\"conv\",\"op\":\"update\",\"i\":3,\"convMessage\":{\"cid\":\"%s\","
-             "\"attr\":{\"data\":\"{\\\"name\\\":\\\"x\\\"}\"}}}", cid);
+  th_send(c,
+          "{\"cmd\":\"conv\",\"op\":\"update\",\"i\":3,\"convMessage\":{\"cid\":\"%s\","
+          "\"attr\":{\"data\":\"{\\\"name\\\":\\\"x\\\"}\"}}}",
+          cid);
   assert_true(th_error(th_reply(c, 3)) != 0);
   d = stored_doc(cid);
   assert_string_equal(json_string_value(json_object_get(d, "name")), "renamed");

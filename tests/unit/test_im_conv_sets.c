@@ -35,8 +35,10 @@ static void member_info_update_gives_a_role(void **state) {
   th_link_t *a = th_login("alice"), *b = th_login("bob");
   char *cid = th_start(a, 1, "[\"bob\"]", NULL);
   th_clear(b);
-  th_send(a, "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":2,\"convMessage\":{\"cid\":\"%s\","
-             "\"targetClientId\":\"bob\",\"info\":{\"pid\":\"bob\",\"role\":\"Manager\"}}}", cid);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":2,\"convMessage\":{\"cid\":\"%s\","
+          "\"targetClientId\":\"bob\",\"info\":{\"pid\":\"bob\",\"role\":\"Manager\"}}}",
+          cid);
   json_t *r = th_reply(a, 2);
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "member_info_updated");
@@ -46,8 +48,10 @@ static void member_info_update_gives_a_role(void **state) {
   json_t *p = th_take(b, "conv", "member_info_changed");
   assert_non_null(p);
   json_decref(p);
-  th_send(a, "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":3,\"convMessage\":{\"cid\":\"%s\","
-             "\"targetClientId\":\"bob\",\"info\":{\"pid\":\"bob\",\"role\":\"Emperor\"}}}", cid);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":3,\"convMessage\":{\"cid\":\"%s\","
+          "\"targetClientId\":\"bob\",\"info\":{\"pid\":\"bob\",\"role\":\"Emperor\"}}}",
+          cid);
   assert_int_equal(th_error(th_reply(a, 3)), LC_UNKNOWN_CONVERSATION_ROLE);
   free(cid);
   th_end();
@@ -86,7 +90,8 @@ static void shutups(void **state) {
   th_send(b, "{\"cmd\":\"conv\",\"op\":\"check_shutup\",\"i\":5,\"convMessage\":{\"cid\":\"%s\"}}", cid);
   r = th_reply(b, 5);
   assert_string_equal(th_str(r, "op"), "check_result");
-  th_send(a, "{\"cmd\":\"conv\",\"op\":\"remove_shutup\",\"i\":6,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}", cid);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"remove_shutup\",\"i\":6,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}",
+          cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "shutup_removed");
   n = 0;
   assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
@@ -102,8 +107,10 @@ static void blacklist(void **state) {
   th_link_t *a = th_login("alice"), *b = th_login("bob");
   char *cid = th_start(a, 1, "[\"bob\",\"carol\"]", NULL);
   th_clear(b);
-  th_send(a, "{\"cmd\":\"blacklist\",\"op\":\"block\",\"i\":2,\"blacklistMessage\":{\"srcCid\":\"%s\",\"toPids\":[\"bob\"]}}",
-          cid);
+  th_send(
+      a,
+      "{\"cmd\":\"blacklist\",\"op\":\"block\",\"i\":2,\"blacklistMessage\":{\"srcCid\":\"%s\",\"toPids\":[\"bob\"]}}",
+      cid);
   json_t *r = th_reply(a, 2);
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "blocked");
@@ -121,14 +128,18 @@ static void blacklist(void **state) {
   r = th_reply(a, 3);
   assert_string_equal(th_str(r, "op"), "query_result");
   assert_string_equal(th_str(r, "blacklistMessage.blockedPids.0"), "bob");
-  th_send(a, "{\"cmd\":\"blacklist\",\"op\":\"check_block\",\"i\":4,\"blacklistMessage\":{\"srcCid\":\"%s\","
-             "\"toPids\":[\"bob\",\"carol\"]}}", cid);
+  th_send(a,
+          "{\"cmd\":\"blacklist\",\"op\":\"check_block\",\"i\":4,\"blacklistMessage\":{\"srcCid\":\"%s\","
+          "\"toPids\":[\"bob\",\"carol\"]}}",
+          cid);
   r = th_reply(a, 4);
   assert_string_equal(th_str(r, "op"), "check_result");
   /* blocked: bob cannot be added back */
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":5,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}", cid);
   assert_int_equal(th_int(th_reply(a, 5), "convMessage.failedPids.0.code"), LC_BLOCKED_BY_CONV);
-  th_send(a, "{\"cmd\":\"blacklist\",\"op\":\"unblock\",\"i\":6,\"blacklistMessage\":{\"srcCid\":\"%s\",\"toPids\":[\"bob\"]}}",
+  th_send(a,
+          "{\"cmd\":\"blacklist\",\"op\":\"unblock\",\"i\":6,\"blacklistMessage\":{\"srcCid\":\"%s\",\"toPids\":["
+          "\"bob\"]}}",
           cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "unblocked");
   n = 0;

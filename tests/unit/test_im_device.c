@@ -11,15 +11,14 @@
 #include "err.h"
 #include "im_harness.h"
 
-static void dev_cb(void *arg, const device_view_t *d) {
-  snprintf((char *)arg, 64, "%s/%s", d->token, d->type);
-}
+static void dev_cb(void *arg, const device_view_t *d) { snprintf((char *)arg, 64, "%s/%s", d->token, d->type); }
 
 static void report_upload_stores_the_token(void **state) {
   (void)state;
   th_begin();
   th_link_t *a = th_login("alice");
-  th_send_held(a, "{\"cmd\":\"report\",\"op\":\"upload\",\"i\":1,\"reportMessage\":{\"type\":\"token\",\"data\":\"tok-abc\"}}");
+  th_send_held(
+      a, "{\"cmd\":\"report\",\"op\":\"upload\",\"i\":1,\"reportMessage\":{\"type\":\"token\",\"data\":\"tok-abc\"}}");
   assert_null(th_reply(a, 1)); /* answered after the commit */
   th_drain();
   assert_string_equal(th_str(th_reply(a, 1), "op"), "uploaded");

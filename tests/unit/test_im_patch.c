@@ -44,8 +44,10 @@ static void edit_and_recall(void **state) {
   long long t = th_direct(a, 2, cid, "typo");
   char *mid = strdup(th_str(th_reply(a, 2), "ackMessage.uid"));
   th_clear(b);
-  th_send(a, "{\"cmd\":\"patch\",\"op\":\"modify\",\"i\":3,\"patchMessage\":{\"patches\":[{\"cid\":\"%s\",\"mid\":\"%s\","
-             "\"timestamp\":%lld,\"data\":\"fixed\"}]}}", cid, mid, t);
+  th_send(a,
+          "{\"cmd\":\"patch\",\"op\":\"modify\",\"i\":3,\"patchMessage\":{\"patches\":[{\"cid\":\"%s\",\"mid\":\"%s\","
+          "\"timestamp\":%lld,\"data\":\"fixed\"}]}}",
+          cid, mid, t);
   json_t *r = th_reply(a, 3);
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "modified");
@@ -57,13 +59,17 @@ static void edit_and_recall(void **state) {
   json_decref(p);
   assert_string_equal(stored(cid, t).text, "fixed");
   /* bob may not edit alice's message */
-  th_send(b, "{\"cmd\":\"patch\",\"op\":\"modify\",\"i\":4,\"patchMessage\":{\"patches\":[{\"cid\":\"%s\",\"mid\":\"%s\","
-             "\"timestamp\":%lld,\"data\":\"mine\"}]}}", cid, mid, t);
+  th_send(b,
+          "{\"cmd\":\"patch\",\"op\":\"modify\",\"i\":4,\"patchMessage\":{\"patches\":[{\"cid\":\"%s\",\"mid\":\"%s\","
+          "\"timestamp\":%lld,\"data\":\"mine\"}]}}",
+          cid, mid, t);
   assert_int_equal(th_error(th_reply(b, 4)), LC_MESSAGE_OWNERSHIP_REQUIRED);
   assert_string_equal(stored(cid, t).text, "fixed");
   /* a recall */
-  th_send(a, "{\"cmd\":\"patch\",\"op\":\"modify\",\"i\":5,\"patchMessage\":{\"patches\":[{\"cid\":\"%s\",\"mid\":\"%s\","
-             "\"timestamp\":%lld,\"recall\":true}]}}", cid, mid, t);
+  th_send(a,
+          "{\"cmd\":\"patch\",\"op\":\"modify\",\"i\":5,\"patchMessage\":{\"patches\":[{\"cid\":\"%s\",\"mid\":\"%s\","
+          "\"timestamp\":%lld,\"recall\":true}]}}",
+          cid, mid, t);
   assert_string_equal(th_str(th_reply(a, 5), "op"), "modified");
   got_t g = stored(cid, t);
   assert_true(g.flags & MSG_F_RECALLED);

@@ -15,8 +15,10 @@ static void open_replies_opened_with_a_token(void **state) {
   (void)state;
   th_begin();
   th_link_t *l = th_open();
-  th_send(l, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
-             "\"sessionMessage\":{\"ua\":\"test\"}}", FZ_APP_ID);
+  th_send(l,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
+          "\"sessionMessage\":{\"ua\":\"test\"}}",
+          FZ_APP_ID);
   json_t *r = th_reply(l, 1);
   assert_non_null(r);
   assert_string_equal(th_str(r, "cmd"), "session");
@@ -90,12 +92,16 @@ static void a_tagged_login_closes_the_older_device(void **state) {
   (void)state;
   th_begin();
   th_link_t *a = th_open();
-  th_send(a, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
-             "\"sessionMessage\":{\"tag\":\"mobile\",\"deviceId\":\"d1\"}}", FZ_APP_ID);
+  th_send(a,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
+          "\"sessionMessage\":{\"tag\":\"mobile\",\"deviceId\":\"d1\"}}",
+          FZ_APP_ID);
   assert_string_equal(th_str(th_reply(a, 1), "op"), "opened");
   th_link_t *b = th_open();
-  th_send(b, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
-             "\"sessionMessage\":{\"tag\":\"mobile\",\"deviceId\":\"d2\"}}", FZ_APP_ID);
+  th_send(b,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
+          "\"sessionMessage\":{\"tag\":\"mobile\",\"deviceId\":\"d2\"}}",
+          FZ_APP_ID);
   assert_string_equal(th_str(th_reply(b, 1), "op"), "opened");
   json_t *kicked = th_take(a, "session", "closed");
   assert_non_null(kicked);
