@@ -40,6 +40,7 @@
 #include "sdnotify.h"
 #include "server.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "web.h"
 #include "wire.h"
 #include "worker.h"
@@ -435,7 +436,7 @@ int main(int argc, char **argv) {
   snprintf(dbpath, sizeof dbpath, "%s/tern.db", cfg.data_dir);
   store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
                         .post_arg = &srv, .commit_interval_us = (int)cfg.commit_interval};
-  if (store_open(&so, &srv.store) < 0) goto fail;
+  if (store_open(&store_sqlite_ops, &so, &srv.store) < 0) goto fail;
   char filesdir[4096];
   snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);
   if (!*cfg.files_dir) strncat(filesdir, "/files", sizeof filesdir - strlen(filesdir) - 1);

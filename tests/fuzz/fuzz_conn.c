@@ -38,24 +38,6 @@ void fz_conn_ws_start(conn_t *c, int base64, int proto_version) {
   ((fz_conn_t *)c)->out_ws = 1;
 }
 
-/* conn.c's handle_input(), which is static there; keep the two identical. */
-static void handle_input(conn_t *c, uint8_t *p, size_t n) {
-  if (c->in.len) {
-    buf_append(&c->in, p, n);
-    buf_t pending = c->in;
-    c->in = (buf_t)BUF_INIT;
-    int consumed = c->state == CONN_HTTP ? http_input(c, pending.data, pending.len)
-                                         : ws_input(c, pending.data, pending.len);
-    if (consumed >= 0 && (size_t)consumed < pending.len && c->state != CONN_CLOSING)
-      buf_append(&c->in, pending.data + consumed, pending.len - (size_t)consumed);
-    buf_free(&pending);
-    return;
-  }
-  int consumed = c->state == CONN_HTTP ? http_input(c, p, n) : ws_input(c, p, n);
-  if (consumed >= 0 && (size_t)consumed < n && c->state != CONN_CLOSING)
-    buf_append(&c->in, p + consumed, n - (size_t)consumed);
-}
-
 /* Ids in a REST answer ("objectId": "…", "msgId": "…"): every quoted string of the right
  * shape is learned, as ids in server frames are. */
 static void learn_strings(const char *p, size_t n) {
@@ -205,7 +187,7 @@ void fz_conn_feed(conn_t *c, const uint8_t *data, size_t size, size_t chunk) {
     memcpy(readbuf, data + off, n);
     fz_substitute(readbuf, n);
     c->last_rx_ms = c->link.last_rx_ms = 2;
-    handle_input(c, readbuf, n);
+    conn_input(c, readbuf, n); /* conn.c's own input loop */
     /* the rest of the loop iteration: completions arrive, output is written */
     fz_drain();
     flush(fc);

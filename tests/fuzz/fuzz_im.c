@@ -16,6 +16,7 @@
 #include "jsonlim.h"
 #include "log.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "utf8.h"
 #include "wire.h"
 #include "worker.h"
@@ -232,7 +233,7 @@ void fz_setup(void) {
   snprintf(fz.path, sizeof fz.path, "%s/fuzz.db", fz.dir);
   if (config_set(&fz.cfg, "data_dir", fz.dir, err, sizeof err) < 0) abort(); /* nothing is written there */
   store_options_t so = {.path = fz.path, .inline_writes = 1, .post = post};
-  if (store_open(&so, &fz.srv.store) < 0) abort();
+  if (store_open(&store_sqlite_ops, &so, &fz.srv.store) < 0) abort();
   if (sqlite3_open(fz.path, &fz.side) != SQLITE_OK) abort();
   sqlite3_busy_timeout(fz.side, 10000);
   sqlite3_stmt *st;

@@ -4,11 +4,10 @@
 #   cmake -DNM=nm -DLAYERS=base,store,... -DARCHIVE_<l>=<lib.a> -DUSES_<l>=base,store
 #         -DSTORE_H=<store.h> -DQUERY_H=<query.h> -DQUERY_USERS=im,api -P check_layers.cmake
 #
-# USES_<l> is everything l may call, transitively. Two mappings make part 1 of issue #13
-# hold as it stands: the functions store.h declares count as the store interface's, though
-# the SQLite backend defines them (there is no ops table yet, part 2); and the SQLite query
-# compiler's (query.h) may be called by QUERY_USERS only — the TODO the build also allows,
-# and nothing else of the backend. The include directories keep headers out; this keeps
+# USES_<l> is everything l may call, transitively. Two mappings: the functions store.h
+# declares count as the store interface's (store.c defines them, each through the backend's
+# ops table); and the SQLite query compiler's (query.h) may be called by QUERY_USERS only —
+# im's attribute paths, the TODO the build also allows — and nothing else of the backend. The include directories keep headers out; this keeps
 # out calls made with a hand-written prototype.
 cmake_minimum_required(VERSION 3.18)
 foreach(v NM LAYERS STORE_H QUERY_H)

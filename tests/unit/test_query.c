@@ -1,4 +1,4 @@
-/* test_query.c — query.c against a real in-memory SQLite with the store's schema.
+/* test_query.c — query.c against a real SQLite database made by the store's migrations.
  *
  * Every case runs the full SELECT the store runs and compares the exact set (or order) of
  * conversation ids, so the tests check SQL semantics, not SQL text. A seeded random generator
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -20,17 +21,13 @@
 #include "buf.h"
 #include "err.h"
 #include "query.h"
+#include "store.h"
+#include "store_sqlite.h"
 #include "timeutil.h"
 
-static const char *schema =
-    "CREATE TABLE conv (id INTEGER PRIMARY KEY, cid TEXT NOT NULL UNIQUE, kind INTEGER NOT NULL,"
-    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, lm INTEGER,"
-    " member_count INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL DEFAULT '{}');"
-    "CREATE TABLE member (conv INTEGER NOT NULL, client TEXT NOT NULL, PRIMARY KEY (conv, client)) WITHOUT ROWID;"
-    "CREATE INDEX member_client ON member(client, conv);"
-    /* lm reads the newest message (QUERY_LM_SQL); with none it is the column's value */
-    "CREATE TABLE msg (conv INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,"
-    " PRIMARY KEY (conv, ts, seq)) WITHOUT ROWID;";
+/* The schema is the store's own: setup opens a real SQLite store (store_open runs every
+ * migration) in a temporary directory, closes it, and queries its file directly. */
+static char dbdir[64];
 
 /* id order = array order; times are days of January 2026 (created), updated = created + 1 s.
  * Each row is there to tell something apart: c2 has tr = 1 against c3's true, c3 a text score
@@ -87,8 +84,15 @@ static void sql_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static int setup(void **state) {
   sqlite3 *db;
-  assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, schema, NULL, NULL, NULL), SQLITE_OK);
+  snprintf(dbdir, sizeof dbdir, "%s/tern-query-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+  assert_non_null(mkdtemp(dbdir));
+  char path[128];
+  snprintf(path, sizeof path, "%s/store.db", dbdir);
+  store_options_t so = {.path = path, .inline_writes = 1};
+  store_t *st = NULL;
+  assert_int_equal(store_open(&store_sqlite_ops, &so, &st), 0);
+  store_close(st);
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
   assert_int_equal(
       sqlite3_create_function(db, "regexp", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_regexp, NULL, NULL),
       SQLITE_OK);
@@ -98,7 +102,7 @@ static int setup(void **state) {
                                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                       -1, &ins, NULL),
                    SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO member VALUES (?, ?)", -1, &mem, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO member (conv, client, joined_at) VALUES (?, ?, 0)", -1, &mem, NULL), SQLITE_OK);
   for (size_t i = 0; i < sizeof fixture / sizeof fixture[0]; i++) {
     int64_t created = 1767225600000LL + (fixture[i].day - 1) * 86400000LL, lm;
     json_error_t jerr;
@@ -141,6 +145,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   assert_int_equal(sqlite3_close(*state), SQLITE_OK);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dbdir);
+  assert_int_equal(system(cmd), 0);
   return 0;
 }
 

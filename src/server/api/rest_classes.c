@@ -18,7 +18,6 @@
 
 #include "err.h"
 #include "files.h"
-#include "query.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
 
@@ -68,16 +67,21 @@ static json_t *results(json_t *arr, const page_t *p, int64_t n) {
 
 /* ---------------------------------------------------------------- where for installations and files */
 
-typedef enum { C_EQ, C_NE, C_LT, C_LTE, C_GT, C_GTE, C_IN, C_NIN, C_EXISTS } cop_t;
+/* The store's parsed conditions (store.h), which the installation reads hand to the backend
+ * and the file reads evaluate here. */
+typedef store_cmp_t cop_t;
+#define C_EQ STORE_EQ
+#define C_NE STORE_NE
+#define C_LT STORE_LT
+#define C_LTE STORE_LTE
+#define C_GT STORE_GT
+#define C_GTE STORE_GTE
+#define C_IN STORE_IN
+#define C_NIN STORE_NIN
+#define C_EXISTS STORE_EXISTS
 static const char *const cop_names[] = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte", "$in", "$nin", "$exists"};
 
-typedef struct {
-  const char *field; /* borrowed from the where object */
-  cop_t op;
-  json_t *val;       /* borrowed */
-  int is_time;       /* createdAt / updatedAt: ms holds the operand (or each of val's, for $in) */
-  int64_t ms;
-} cond_t;
+typedef store_cond_t cond_t; /* field and val borrowed from the where object */
 
 typedef struct {
   cond_t v[64];
@@ -149,112 +153,6 @@ static const char *conds_of(json_t *where, conds_t *cs) {
   return NULL;
 }
 
-/* ---- as SQL over the installation table (params bound through a query_t) */
-
-static void sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
-  if (q->nparams == q->cap) {
-    q->cap = q->cap ? q->cap * 2 : 16;
-    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
-  }
-  query_param_t *p = &q->params[q->nparams++];
-  memset(p, 0, sizeof *p);
-  p->type = type;
-  p->s = s ? xstrdup(s) : NULL;
-  p->i = i;
-  buf_append_str(&q->sql, "?");
-}
-
-static void sql_value(query_t *q, json_t *v) {
-  if (json_is_string(v)) sql_param(q, QP_TEXT, json_string_value(v), 0);
-  else if (json_is_integer(v)) sql_param(q, QP_INT, NULL, json_integer_value(v));
-  else if (json_is_boolean(v)) sql_param(q, QP_INT, NULL, json_is_true(v));
-  else {
-    sql_param(q, QP_REAL, NULL, 0);
-    q->params[q->nparams - 1].d = json_real_value(v);
-  }
-}
-
-static void sql_list(query_t *q, json_t *arr) {
-  char *text = json_dumps(arr, JSON_COMPACT);
-  buf_append_str(&q->sql, "(SELECT value FROM json_each(");
-  sql_param(q, QP_TEXT, text, 0);
-  buf_append_str(&q->sql, "))");
-  free(text);
-}
-
-static const char *const cmp_sql[] = {[C_EQ] = " = ", [C_NE] = " <> ", [C_LT] = " < ",
-                                      [C_LTE] = " <= ", [C_GT] = " > ",  [C_GTE] = " >= "};
-
-/* Installation columns by field; other fields are paths into the stored object. */
-static const char *inst_column(const char *f) {
-  if (strcmp(f, "objectId") == 0) return "id";
-  if (strcmp(f, "createdAt") == 0) return "created_at";
-  if (strcmp(f, "updatedAt") == 0) return "updated_at";
-  if (strcmp(f, "deviceType") == 0) return "device_type";
-  return NULL;
-}
-
-static void inst_sql(const conds_t *cs, query_t *q) {
-  buf_append_str(&q->sql, "1");
-  for (size_t i = 0; i < cs->n; i++) {
-    const cond_t *c = &cs->v[i];
-    const char *col = inst_column(c->field);
-    buf_append_str(&q->sql, " AND ");
-    if (col) {
-      if (c->op == C_EXISTS) {
-        buf_append_str(&q->sql, json_is_true(c->val) ? "1" : "0");
-      } else if (c->op == C_IN || c->op == C_NIN) {
-        buf_printf(&q->sql, "%s %sIN ", col, c->op == C_NIN ? "NOT " : "");
-        sql_list(q, c->val);
-      } else {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
-        if (c->is_time) sql_param(q, QP_INT, NULL, c->ms);
-        else sql_value(q, c->val);
-      }
-      continue;
-    }
-    buf_t path = BUF_INIT;
-    buf_append_str(&path, "$");
-    for (const char *s = c->field; *s;) { /* fields are checked: no quote can be in one */
-      size_t n = strcspn(s, ".");
-      buf_printf(&path, ".\"%.*s\"", (int)n, s);
-      s += n + (s[n] == '.');
-    }
-    const char *p = buf_cstr(&path);
-    switch (c->op) {
-    case C_EXISTS:
-      buf_append_str(&q->sql, "json_type(body, ");
-      sql_param(q, QP_TEXT, p, 0);
-      buf_append_str(&q->sql, json_is_true(c->val) ? ") IS NOT NULL" : ") IS NULL");
-      break;
-    case C_EQ:
-    case C_NE: /* an array field equals a value it contains, as in LeanCloud */
-    case C_IN:
-    case C_NIN:
-      buf_append_str(&q->sql, c->op == C_NE || c->op == C_NIN ? "NOT EXISTS" : "EXISTS");
-      buf_append_str(&q->sql, " (SELECT 1 FROM json_each(body, ");
-      sql_param(q, QP_TEXT, p, 0);
-      buf_append_str(&q->sql, ") WHERE value ");
-      if (c->op == C_IN || c->op == C_NIN) {
-        buf_append_str(&q->sql, "IN ");
-        sql_list(q, c->val);
-      } else {
-        buf_append_str(&q->sql, "= ");
-        sql_value(q, c->val);
-      }
-      buf_append_str(&q->sql, ")");
-      break;
-    default:
-      buf_append_str(&q->sql, "json_extract(body, ");
-      sql_param(q, QP_TEXT, p, 0);
-      buf_printf(&q->sql, ")%s", cmp_sql[c->op]);
-      sql_value(q, c->val);
-    }
-    buf_free(&path);
-  }
-  buf_cstr(&q->sql);
-}
-
 /* ORDER BY for a class with objectId, createdAt, updatedAt (the only sort keys offered
  * here); cols names their columns in that order. NULL or why not. */
 static const char *order_sql(const char *order, const char *const cols[3], buf_t *out) {
@@ -289,8 +187,9 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   const char *id = http_path_param(r, "id");
   if (id) {
     const char *ids[1] = {id};
-    json_t *arr = NULL;
-    if (store_conv_fetch(rd, ids, 1, 0, &arr) < 0) {
+    json_t *arr = json_array();
+    if (store_conv_fetch(rd, ids, 1, 0, conv_view_append, arr) < 0) {
+      json_decref(arr);
       http_respond_error(c, r, 500, 1, "storage failed");
       return;
     }
@@ -302,19 +201,17 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   }
   page_t p;
   if (page_of(c, r, &p) < 0) return;
-  query_t q;
-  query_init(&q);
-  buf_t ord = BUF_INIT;
   char err[200] = "";
-  /* every kind the class holds (query_where leaves temporary ones out), not "m contains me" */
+  /* every kind the class holds (queries leave temporary ones out), not "m contains me" */
   json_t *all = json_pack("{s:[{s:{s:b}}, O]}", "$and", "objectId", "$exists", 1, p.where);
+  store_conv_q_t q = {.where = all, .self = "", .sort = p.order && *p.order ? p.order : "createdAt",
+                      .limit = p.limit, .skip = p.skip};
   int64_t n = 0;
-  json_t *arr = NULL;
-  if (query_where(&q, all, "", err, sizeof err) < 0 ||
-      query_sort(&q, p.order && *p.order ? p.order : "createdAt", &ord, err, sizeof err) < 0) {
+  json_t *arr = json_array();
+  if (store_conv_query_check(c->w->srv->store, &q, err, sizeof err) < 0) {
     rest_bad(c, r, err);
-  } else if ((p.count && store_class_count(rd, STORE_CLASS_CONV, &q, &n) < 0) ||
-             (p.limit && store_conv_query(rd, &q, buf_cstr(&ord), p.limit, p.skip, 0, &arr) < 0)) {
+  } else if ((p.count && store_conv_count(rd, &q, &n) < 0) ||
+             (p.limit && store_conv_query(rd, &q, conv_view_append, arr) < 0)) {
     http_respond_error(c, r, 500, 1, "query failed");
   } else {
     if (!arr) arr = json_array();
@@ -324,8 +221,6 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   }
   json_decref(arr);
   json_decref(all);
-  query_free(&q);
-  buf_free(&ord);
   page_free(&p);
 }
 
@@ -368,20 +263,18 @@ void rest_class_installations(conn_t *c, const http_req_t *r) {
   page_t p;
   if (page_of(c, r, &p) < 0) return;
   conds_t *cs = xmalloc(sizeof *cs);
-  query_t q;
-  query_init(&q);
   buf_t ord = BUF_INIT;
   static const char *const cols[3] = {"id", "created_at", "updated_at"};
   const char *why = conds_of(p.where, cs);
-  if (!why) why = order_sql(p.order, cols, &ord);
+  if (!why) why = order_sql(p.order, cols, &ord); /* checks the keys; the backend orders */
   int64_t n = 0;
   json_t *arr = json_array();
   if (why) {
     rest_bad(c, r, why);
   } else {
-    inst_sql(cs, &q);
-    if ((p.count && store_class_count(rd, STORE_CLASS_INSTALLATION, &q, &n) < 0) ||
-        (p.limit && store_installation_query(rd, &q, buf_cstr(&ord), p.limit, p.skip, inst_row, arr) < 0)) {
+    store_class_q_t q = {.conds = cs->v, .n = cs->n, .order = p.order, .limit = p.limit, .skip = p.skip};
+    if ((p.count && store_installation_count(rd, &q, &n) < 0) ||
+        (p.limit && store_installation_query(rd, &q, inst_row, arr) < 0)) {
       http_respond_error(c, r, 500, 1, "query failed");
     } else {
       http_respond_json(c, r, 200, results(arr, &p, n));
@@ -390,7 +283,6 @@ void rest_class_installations(conn_t *c, const http_req_t *r) {
   }
   json_decref(arr);
   free(cs);
-  query_free(&q);
   buf_free(&ord);
   page_free(&p);
 }

@@ -15,46 +15,40 @@
 
 /* ---------------------------------------------------------------- conversations */
 
+/* The answer is built before the conversation is: what the create's done adds is the id
+ * (the twin's when a unique one existed) and then, for a twin, its createdAt and 200. */
 typedef struct {
-  job_conv_create_t j;
-  im_t *im;
   rest_wait_t *wt;
   json_t *answer; /* the fields echoed back */
-} create_job_t;
-
-static void create_free(create_job_t *cj) {
-  conv_row_free(&cj->j.row);
-  free(cj->j.doc);
-  free(cj->j.existing_cid);
-  json_decref(cj->answer);
-  free(cj);
-}
+} create_wait_t;
 
 static json_t *shape_created(void *ctx, json_t *result) { return json_incref(result); }
 
-static void create_done(task_t *t) {
-  create_job_t *cj = (create_job_t *)t;
-  im_worker_t *w = cj->im->workers[worker_current()];
-  job_conv_create_t *j = &cj->j;
-  if (j->job.result == TERN_EEXIST) { /* a unique twin committed first: answer with it */
-    json_object_set_new(cj->answer, "objectId", json_string(j->existing_cid));
-    char *uid = conv_visible_unique_id(w, j->existing_cid, j->row.unique_id);
-    json_object_set_new(cj->answer, "uniqueId", json_string(uid));
-    free(uid);
-    rest_answer(w, cj->wt, 0, cj->answer);
-  } else if (j->job.result < 0) {
-    rest_answer(w, cj->wt, LC_CONVERSATION_API_FAILED, NULL);
-  } else {
-    conv_t *conv = conv_from_row(cj->im, &j->row);
-    convcache_put(cj->im, conv);
-    conv_release(conv);
-    rest_answer(w, cj->wt, 0, cj->answer);
+static void create_done(im_worker_t *w, void *arg, int code, json_t *result) {
+  create_wait_t *cw = arg;
+  if (!code) {
+    json_object_set(cw->answer, "objectId", json_object_get(result, "objectId"));
+    if (json_is_true(json_object_get(result, "existing"))) {
+      char iso[ISO_LEN + 1];
+      iso_format(json_integer_value(json_object_get(result, "createdAt")), iso);
+      json_object_set_new(cw->answer, "createdAt", json_string(iso));
+      const char *hash = json_string_value(json_object_get(cw->answer, "uniqueId"));
+      if (hash) { /* an imported twin answers its own (LeanCloud's) uniqueId */
+        char *uid = conv_visible_unique_id(w, json_string_value(json_object_get(result, "objectId")), hash);
+        json_object_set_new(cw->answer, "uniqueId", json_string(uid));
+        free(uid);
+      }
+      cw->wt->status = 200;
+    }
   }
-  create_free(cj);
+  rest_answer(w, cw->wt, code, code ? NULL : cw->answer);
+  json_decref(cw->answer);
+  free(cw);
 }
 
 /* POST /1.2/rtm/{conversations,chatrooms,service-conversations}
- * {"name", "m": […], "unique", <other fields>} → {objectId, createdAt, updatedAt, name, m, unique, uniqueId} */
+ * {"name", "m": […], "unique", <other fields>} → {objectId, createdAt, updatedAt, name, m, unique, uniqueId}
+ * Created by im's conv_create_apply, as conv/start creates: the same row and document. */
 void rest_conv_create(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   im_worker_t *w = c->w->imw;
@@ -82,85 +76,43 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
     json_decref(body);
     return;
   }
-  create_job_t *cj = xcalloc(1, sizeof *cj);
-  cj->im = w->im;
-  conv_row_t *row = &cj->j.row;
-  if (kind == CONV_NORMAL) {
-    /* REST writes beyond max_members are truncated to the first ones (§9.1) */
-    size_t n = json_array_size(m), cap = (size_t)w->im->cfg->max_members;
-    char **ids = xcalloc(n + 1, sizeof(char *));
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < cap; i++) {
-      ids[k++] = (char *)json_string_value(json_array_get(m, i)); /* checked above */
-    }
-    members_t *sorted = members_new(ids, k);
-    free(ids);
-    row->members = xcalloc(sorted->n + 1, sizeof(char *));
-    for (size_t i = 0; i < sorted->n; i++) row->members[row->nmembers++] = xstrdup(sorted->ids[i]);
-    members_release(sorted);
-  }
+  /* REST writes beyond max_members are truncated to the first ones (§9.1) */
+  size_t n = kind == CONV_NORMAL ? json_array_size(m) : 0, cap = (size_t)w->im->cfg->max_members;
+  if (n > cap) n = cap;
+  char **ids = xcalloc(n + 1, sizeof(char *));
+  for (size_t i = 0; i < n; i++) ids[i] = (char *)json_string_value(json_array_get(m, i)); /* checked above */
   int unique = kind == CONV_NORMAL && json_is_true(json_object_get(body, "unique"));
-  char cid[40];
-  conv_new_id(cid, 0);
-  int64_t now = now_ms();
-  row->cid = xstrdup(cid);
-  row->kind = kind;
-  row->created_at = row->updated_at = now;
-  const char *creator = json_string_value(json_object_get(body, "c"));
-  row->creator = creator ? xstrdup(creator) : NULL;
-  json_t *doc = json_deep_copy(body);
-  conv_doc_strip(doc);
-  if (creator) json_object_set_new(doc, "c", json_string(creator));
-  json_object_set_new(doc, "tr", json_boolean(kind == CONV_ROOM));
-  json_object_set_new(doc, "sys", json_boolean(kind == CONV_SYSTEM));
-  json_object_set_new(doc, "unique", json_boolean(unique));
-  json_object_set_new(doc, "mu", json_array());
-  char iso[ISO_LEN + 1];
-  iso_format(now, iso);
+  conv_spec_t sp = {.kind = kind, .creator = json_string_value(cv), .members = ids, .n = n, .doc = body,
+                    .unique = unique};
+  /* the members as stored: sorted, distinct */
+  members_t *sorted = members_new(ids, n);
   json_t *members = json_array();
-  for (size_t i = 0; i < row->nmembers; i++) json_array_append_new(members, json_string(row->members[i]));
-  cj->answer = json_pack("{s:s, s:s, s:s, s:o, s:b}", "objectId", cid, "createdAt", iso, "updatedAt", iso, "m", members,
+  for (size_t i = 0; i < sorted->n; i++) json_array_append_new(members, json_string(sorted->ids[i]));
+  char iso[ISO_LEN + 1];
+  iso_format(now_ms(), iso);
+  create_wait_t *cw = xcalloc(1, sizeof *cw);
+  cw->answer = json_pack("{s:s, s:s, s:s, s:o, s:b}", "objectId", "", "createdAt", iso, "updatedAt", iso, "m", members,
                          "unique", unique);
-  if (json_is_string(json_object_get(body, "name"))) json_object_set(cj->answer, "name", json_object_get(body, "name"));
+  if (json_is_string(json_object_get(body, "name"))) json_object_set(cw->answer, "name", json_object_get(body, "name"));
   if (unique) {
     char hex[33];
-    conv_unique_id(row->members, row->nmembers, 0, hex);
-    row->unique_id = xstrdup(hex);
-    json_object_set_new(doc, "uniqueId", json_string(hex));
-    json_object_set_new(cj->answer, "uniqueId", json_string(hex));
-    char *existing = NULL;
-    int64_t created;
-    if (store_conv_find_unique(w->reader, hex, &existing, &created) == 0) {
-      iso_format(created, iso);
-      json_object_set_new(cj->answer, "objectId", json_string(existing));
-      json_object_set_new(cj->answer, "createdAt", json_string(iso));
-      char *uid = conv_visible_unique_id(w, existing, hex);
-      json_object_set_new(cj->answer, "uniqueId", json_string(uid));
-      free(uid);
-      http_respond_json(c, r, 200, json_incref(cj->answer));
-      free(existing);
-      json_decref(doc);
-      json_decref(body);
-      create_free(cj);
-      return;
-    }
+    conv_unique_id(sorted->ids, sorted->n, 0, hex);
+    json_object_set_new(cw->answer, "uniqueId", json_string(hex));
   }
-  cj->j.doc = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
+  members_release(sorted);
+  cw->wt = rest_wait(c, shape_created, NULL);
+  cw->wt->status = 201;
+  im_done_t d = {create_done, cw};
+  char err[160];
+  if (conv_create_apply(w, &sp, &d, err, sizeof err) < 0) {
+    json_t *why = json_pack("{s:s}", "error", err); /* 400 with code 107, as rest_bad answers */
+    rest_answer(w, cw->wt, 107, why);
+    json_decref(why);
+    json_decref(cw->answer);
+    free(cw);
+  }
+  free(ids);
   json_decref(body);
-  if (strlen(cj->j.doc) > (size_t)w->im->cfg->max_conv_doc) {
-    char detail[120];
-    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)", w->im->cfg->max_conv_doc);
-    create_free(cj);
-    rest_bad(c, r, detail);
-    return;
-  }
-  cj->wt = rest_wait(c, shape_created, cid);
-  cj->wt->status = 201;
-  cj->j.job.type = JOB_CONV_CREATE;
-  cj->j.job.worker = w->idx;
-  cj->j.job.task.fn = create_done;
-  store_submit(w->im->store, &cj->j.job);
 }
 
 /* GET /1.2/rtm/{…}?where&skip&limit&order — all conversations of the kind by default;
@@ -209,8 +161,10 @@ void rest_all_conversations(conn_t *c, const http_req_t *r) { conv_list(c, r, 1)
  * reference, or NULL when it is gone or unreadable. */
 static json_t *conv_doc(conn_t *c, const conv_t *conv, int flags) {
   const char *ids[1] = {conv->cid};
-  json_t *arr = NULL;
-  json_t *doc = store_conv_fetch(c->w->imw->reader, ids, 1, flags, &arr) == 0 ? json_incref(json_array_get(arr, 0)) : NULL;
+  json_t *arr = json_array();
+  json_t *doc = store_conv_fetch(c->w->imw->reader, ids, 1, flags, conv_view_append, arr) == 0
+                    ? json_incref(json_array_get(arr, 0))
+                    : NULL;
   json_decref(arr);
   return doc;
 }
@@ -244,39 +198,14 @@ void rest_conv_update(conn_t *c, const http_req_t *r) {
   json_decref(body);
 }
 
-typedef struct {
-  job_members_t j;
-  im_t *im;
-  rest_wait_t *wt;
-  conv_t *conv;
-} delete_job_t;
-
-static void delete_done(task_t *t) {
-  delete_job_t *d = (delete_job_t *)t;
-  im_worker_t *w = d->im->workers[worker_current()];
-  convcache_drop(d->im, d->conv); /* the tombstone can go: the row is gone */
-  rest_answer(w, d->wt, d->j.job.result < 0 ? LC_CONVERSATION_API_FAILED : 0, NULL);
-  conv_release(d->conv);
-  free(d);
-}
-
-/* DELETE /1.2/rtm/{…}/:cid — later use gets 4401/4303, like an expired conversation. */
+/* DELETE /1.2/rtm/{…}/:cid — later use gets 4401/4303, like an expired conversation
+ * (im's conv_delete, as the idle sweep deletes). */
 void rest_conv_delete(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
-  pthread_mutex_lock(&conv->mu);
-  conv->deleted = 1;
-  pthread_mutex_unlock(&conv->mu);
-  delete_job_t *d = xcalloc(1, sizeof *d);
-  d->im = c->w->imw->im;
-  d->conv = conv;
-  d->wt = rest_wait(c, rest_shape_empty, conv->cid);
-  d->j.conv = conv->id;
-  d->j.job.type = JOB_CONV_DELETE;
-  d->j.job.worker = c->w->idx;
-  d->j.job.task.fn = delete_done;
-  store_submit(d->im->store, &d->j.job);
+  im_done_t d;
+  conv_delete(c->w->imw, conv, 0, rest_done(rest_wait(c, rest_shape_empty, conv->cid), &d));
 }
 
 /* ---------------------------------------------------------------- members and mutes */

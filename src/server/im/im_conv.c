@@ -14,7 +14,6 @@
 #include "ipcount.h"
 #include "jsonlim.h"
 #include "log.h"
-#include "query.h"
 #include "timeutil.h"
 #include "utf8.h"
 
@@ -127,7 +126,8 @@ char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash) 
 typedef struct {
   job_conv_create_t j;
   im_t *im;
-  reply_to_t rt;
+  reply_to_t rt;   /* a client's conv/start */
+  im_done_t done;  /* or the app's create (conv_create_apply): done.fn set */
   int unique, temp_ttl;
 } start_job_t;
 
@@ -162,10 +162,31 @@ static void start_free(start_job_t *sj) {
   free(sj);
 }
 
+/* What the app's create hands its done: {"objectId", "createdAt" (ms), "existing"}. */
+static void created_result(im_worker_t *w, const im_done_t *done, const char *cid, int64_t created_at, int existing) {
+  json_t *res = json_pack("{s:s, s:I, s:b}", "objectId", cid, "createdAt", (json_int_t)created_at, "existing", existing);
+  im_done(w, done, 0, res);
+  json_decref(res);
+}
+
 static void start_done(task_t *t) {
   start_job_t *sj = (start_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
   job_conv_create_t *j = &sj->j;
+  if (sj->done.fn) { /* the app's create: stored and cached, silent (docs/protocol-map.md) */
+    if (j->job.result == TERN_EEXIST) {
+      created_result(w, &sj->done, j->existing_cid, j->existing_created_at, 1);
+    } else if (j->job.result < 0) {
+      im_done(w, &sj->done, LC_CONVERSATION_API_FAILED, NULL);
+    } else {
+      conv_t *c = conv_from_row(sj->im, &j->row); /* takes the row's strings */
+      convcache_put(sj->im, c);
+      created_result(w, &sj->done, c->cid, c->created_at, 0);
+      conv_release(c);
+    }
+    start_free(sj);
+    return;
+  }
   if (j->job.result == TERN_EEXIST) { /* a unique twin committed first: answer with it */
     int ttl = 0;
     if (j->row.kind == CONV_TEMP && (ttl = temp_left(w, j->existing_cid)) <= 0)
@@ -217,6 +238,75 @@ static void start_hook_done(im_worker_t *w, void *arg, json_t *result, int faile
   store_submit(sj->im->store, &sj->j.job);
 }
 
+/* The row and document of a new conversation, for a client's start and the app's create
+ * alike: members sorted and distinct, a new id, the fields the server owns. */
+static void conv_build(im_t *im, const conv_spec_t *sp, start_job_t *sj) {
+  conv_row_t *row = &sj->j.row;
+  if (sp->kind == CONV_NORMAL || sp->kind == CONV_TEMP) {
+    members_t *sorted = members_new((char **)sp->members, sp->n);
+    row->members = xcalloc(sorted->n + 1, sizeof(char *));
+    for (size_t i = 0; i < sorted->n; i++) row->members[row->nmembers++] = xstrdup(sorted->ids[i]);
+    members_release(sorted);
+  }
+  int64_t now = now_ms();
+  char cid[40];
+  conv_new_id(cid, sp->kind == CONV_TEMP);
+  row->cid = xstrdup(cid);
+  row->kind = sp->kind;
+  row->creator = sp->creator ? xstrdup(sp->creator) : NULL;
+  row->created_at = row->updated_at = now;
+  if (sp->kind == CONV_TEMP) {
+    int ttl = sp->temp_ttl > 0 ? sp->temp_ttl : (int)im->cfg->temp_conv_ttl;
+    if (ttl > TEMP_TTL_MAX) ttl = TEMP_TTL_MAX;
+    sj->temp_ttl = ttl;
+    row->expire_at = now + (int64_t)ttl * 1000;
+  }
+  sj->unique = sp->unique;
+  if (sp->unique) {
+    char hex[33];
+    conv_unique_id(row->members, row->nmembers, sp->kind == CONV_TEMP, hex);
+    row->unique_id = xstrdup(hex);
+  }
+  json_t *doc = sp->doc ? json_deep_copy(sp->doc) : json_object();
+  conv_doc_strip(doc);
+  if (sp->creator) json_object_set_new(doc, "c", json_string(sp->creator));
+  json_object_set_new(doc, "tr", json_boolean(sp->kind == CONV_ROOM));
+  json_object_set_new(doc, "sys", json_boolean(sp->kind == CONV_SYSTEM));
+  json_object_set_new(doc, "unique", json_boolean(sp->unique));
+  if (sp->unique) json_object_set_new(doc, "uniqueId", json_string(row->unique_id));
+  json_object_set_new(doc, "mu", json_array());
+  sj->j.doc = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  sj->j.job.type = JOB_CONV_CREATE;
+  sj->j.job.task.fn = start_done;
+}
+
+int conv_create_apply(im_worker_t *w, const conv_spec_t *sp, const im_done_t *done, char *err, size_t errlen) {
+  im_t *im = w->im;
+  start_job_t *sj = xcalloc(1, sizeof *sj);
+  sj->im = im;
+  conv_build(im, sp, sj);
+  if (strlen(sj->j.doc) > (size_t)im->cfg->max_conv_doc) {
+    snprintf(err, errlen, "the conversation document would exceed max_conv_doc (%ld bytes)", im->cfg->max_conv_doc);
+    start_free(sj);
+    return TERN_E2BIG;
+  }
+  if (sj->unique) { /* the same members made one before: that one */
+    char *existing = NULL;
+    int64_t created = 0;
+    if (store_conv_find_unique(w->reader, sj->j.row.unique_id, &existing, &created) == 0) {
+      created_result(w, done, existing, created, 1);
+      free(existing);
+      start_free(sj);
+      return 0;
+    }
+  }
+  sj->done = *done;
+  sj->j.job.worker = w->idx;
+  store_submit(im->store, &sj->j.job);
+  return 0;
+}
+
 void im_conv_start(req_t *r) {
   im_t *im = r->w->im;
   Lc__ConvCommand empty = LC__CONV_COMMAND__INIT;
@@ -247,51 +337,33 @@ void im_conv_start(req_t *r) {
     doc = json_object();
   }
 
+  /* The creator is always a member, whether or not the client listed itself. */
+  char **listed = xcalloc(cm->n_m + 1, sizeof(char *));
+  for (size_t i = 0; i < cm->n_m; i++) listed[i] = cm->m[i];
+  listed[cm->n_m] = (char *)self;
+  conv_spec_t sp = {.kind = room ? CONV_ROOM : temp ? CONV_TEMP : CONV_NORMAL, .creator = self, .members = listed,
+                    .n = room ? 0 : cm->n_m + 1, .doc = doc, .unique = unique,
+                    .temp_ttl = cm->has_tempconvttl && cm->tempconvttl > 0 ? cm->tempconvttl : 0};
   start_job_t *sj = xcalloc(1, sizeof *sj);
   sj->im = im;
+  conv_build(im, &sp, sj);
+  free(listed);
+  json_decref(doc);
   conv_row_t *row = &sj->j.row;
-  if (!room) {
-    /* The creator is always a member, whether or not the client listed itself. */
-    row->members = xcalloc(cm->n_m + 1, sizeof(char *));
-    for (size_t i = 0; i < cm->n_m; i++) row->members[row->nmembers++] = xstrdup(cm->m[i]);
-    row->members[row->nmembers++] = xstrdup(self);
-    members_t *sorted = members_new(row->members, row->nmembers);
-    for (size_t i = 0; i < row->nmembers; i++) free(row->members[i]);
-    row->nmembers = sorted->n;
-    for (size_t i = 0; i < sorted->n; i++) row->members[i] = xstrdup(sorted->ids[i]);
-    members_release(sorted);
-    for (size_t i = 0; i < row->nmembers; i++) {
-      if (!utf8_client_id_ok(row->members[i])) {
-        json_decref(doc);
-        start_free(sj);
-        reply_error(r, LC_INVALID_LOGIN, "member ids must be 1 to 64 characters of UTF-8, no control characters");
-        return;
-      }
-    }
-    if ((long)row->nmembers > im->cfg->max_members) {
-      json_decref(doc);
+  for (size_t i = 0; i < row->nmembers; i++) {
+    if (!utf8_client_id_ok(row->members[i])) {
       start_free(sj);
-      reply_error(r, LC_CONVERSATION_FULL, NULL);
+      reply_error(r, LC_INVALID_LOGIN, "member ids must be 1 to 64 characters of UTF-8, no control characters");
       return;
     }
   }
-  int64_t now = now_ms();
-  char cid[40];
-  conv_new_id(cid, temp);
-  row->cid = xstrdup(cid);
-  row->kind = room ? CONV_ROOM : temp ? CONV_TEMP : CONV_NORMAL;
-  row->creator = xstrdup(self);
-  row->created_at = row->updated_at = now;
-  if (temp) {
-    int ttl = cm->has_tempconvttl && cm->tempconvttl > 0 ? cm->tempconvttl : (int)im->cfg->temp_conv_ttl;
-    if (ttl > TEMP_TTL_MAX) ttl = TEMP_TTL_MAX;
-    sj->temp_ttl = ttl;
-    row->expire_at = now + (int64_t)ttl * 1000;
+  if ((long)row->nmembers > im->cfg->max_members) {
+    start_free(sj);
+    reply_error(r, LC_CONVERSATION_FULL, NULL);
+    return;
   }
   if (unique) {
-    char hex[33];
-    conv_unique_id(row->members, row->nmembers, temp, hex);
-    row->unique_id = xstrdup(hex);
+    const char *hex = row->unique_id;
     char *existing = NULL;
     int64_t created = 0;
     if (store_conv_find_unique(r->w->reader, hex, &existing, &created) == 0) {
@@ -300,28 +372,19 @@ void im_conv_start(req_t *r) {
         /* the twin expired (the sweep has not removed it yet): it goes now, so that the
          * new one can take its unique id — the delete is queued before the insert */
         conv_t *old = conv_get(r->w, existing, NULL);
-        if (old) conv_delete(r->w, old, 0);
+        if (old) conv_delete(r->w, old, 0, NULL);
       } else {
         reply_to_init(&sj->rt, r);
         char *uid = conv_visible_unique_id(r->w, existing, hex);
         send_started(r->w, &sj->rt, existing, created, uid, ttl, 1);
         free(uid);
         free(existing);
-        json_decref(doc);
         start_free(sj);
         return;
       }
       free(existing);
     }
   }
-  json_object_set_new(doc, "c", json_string(self));
-  json_object_set_new(doc, "tr", json_boolean(room));
-  json_object_set_new(doc, "sys", json_false());
-  json_object_set_new(doc, "unique", json_boolean(unique));
-  if (unique) json_object_set_new(doc, "uniqueId", json_string(row->unique_id));
-  json_object_set_new(doc, "mu", json_array());
-  sj->j.doc = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
   if (strlen(sj->j.doc) > (size_t)im->cfg->max_conv_doc) {
     char detail[120];
     snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)", im->cfg->max_conv_doc);
@@ -330,9 +393,7 @@ void im_conv_start(req_t *r) {
     return;
   }
   reply_to_init(&sj->rt, r);
-  sj->j.job.type = JOB_CONV_CREATE;
   sj->j.job.worker = r->w->idx;
-  sj->j.job.task.fn = start_done;
   if (im_hook_enabled(im, HOOK_CONVERSATION_START)) {
     /* _conversationStart: after the signature check, before anything is created (§8) */
     json_t *m = json_array();
@@ -380,16 +441,17 @@ typedef struct {
   int counted; /* holds one of the link's MAX_LINK_QUERIES */
   ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
   im_done_t done;
-  query_t q;
-  buf_t order;
+  char *self, *sort; /* what sq.q points at */
+  json_t *out;       /* the results, shaped on the query thread (conv_view_append) */
 } conv_query_t;
 
 static void conv_query_free(conv_query_t *cq) {
   if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
-  json_decref(cq->sq.out);
+  json_decref(cq->out);
   reply_to_free(&cq->rt);
-  query_free(&cq->q);
-  buf_free(&cq->order);
+  json_decref(cq->sq.q.where);
+  free(cq->self);
+  free(cq->sort);
   free(cq);
 }
 
@@ -411,14 +473,14 @@ static void conv_query_done(task_t *t) {
   }
   int rc = cq->sq.result;
   if (cq->done.fn) {
-    json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->sq.out);
+    json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->out);
     /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
     im_done(w, &cq->done, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : rc ? LC_CONVERSATION_QUERY_FAILED : 0, res);
     json_decref(res);
   } else if (rc) {
     reply_error_async(w, &cq->rt, LC_CONVERSATION_QUERY_FAILED, query_failure(rc));
   } else {
-    send_results(w, &cq->rt, cq->sq.out);
+    send_results(w, &cq->rt, cq->out);
   }
   conv_query_free(cq);
 }
@@ -426,16 +488,16 @@ static void conv_query_done(task_t *t) {
 static conv_query_t *conv_query_new(im_worker_t *w) {
   conv_query_t *cq = xcalloc(1, sizeof *cq);
   cq->im = w->im;
-  query_init(&cq->q);
   return cq;
 }
 
-/* Submits cq (its q, order, limit, skip, flags set); on a full queue answers at once. */
+/* Submits cq (its query set); on a full queue answers at once. */
 static void conv_query_submit(im_worker_t *w, conv_query_t *cq) {
   cq->sq.task.fn = conv_query_done;
   cq->sq.worker = w->idx;
-  cq->sq.q = &cq->q;
-  cq->sq.order_by = buf_cstr(&cq->order);
+  cq->out = json_array();
+  cq->sq.cb = conv_view_append;
+  cq->sq.cb_arg = cq->out;
   cq->sq.deadline_ns = mono_ns() + (uint64_t)w->im->cfg->query_timeout * 1000000u;
   if (store_query_submit(w->im->store, &cq->sq) < 0) {
     cq->sq.result = TERN_EAGAIN;
@@ -452,17 +514,19 @@ static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
 int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
                    int flags, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
-  int rc = query_where(&cq->q, where, self, err, errlen);
-  if (rc == 0) rc = query_sort(&cq->q, sort, &cq->order, err, errlen);
+  cq->self = xstrdup(self ? self : "");
+  cq->sort = sort ? xstrdup(sort) : NULL;
+  cq->sq.q = (store_conv_q_t){.where = json_incref(where), .self = cq->self, .sort = cq->sort};
+  int rc = store_conv_query_check(w->im->store, &cq->sq.q, err, errlen); /* the backend compiles it */
   if (rc == 0 && (rc = count_ip(w, cq, ip)) < 0) snprintf(err, errlen, "too many queries from this address");
   if (rc < 0) {
     conv_query_free(cq);
     return rc;
   }
   cq->done = *done;
-  cq->sq.limit = limit;
-  cq->sq.skip = skip;
-  cq->sq.flags = flags;
+  cq->sq.q.limit = limit;
+  cq->sq.q.skip = skip;
+  cq->sq.q.flags = flags;
   conv_query_submit(w, cq);
   return 0;
 }
@@ -474,7 +538,9 @@ void im_conv_query(req_t *r) {
   json_t *arr = NULL;
   if (cm->n_tempconvids) {
     size_t n = cm->n_tempconvids > 1000 ? 1000 : cm->n_tempconvids;
-    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, &arr) < 0) {
+    arr = json_array();
+    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, conv_view_append, arr) < 0) {
+      json_decref(arr);
       reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
       return;
     }
@@ -499,9 +565,10 @@ void im_conv_query(req_t *r) {
   }
   conv_query_t *cq = conv_query_new(r->w);
   char err[200] = "";
-  int rc = query_where(&cq->q, where, r->s->client_id, err, sizeof err);
-  if (rc == 0) rc = query_sort(&cq->q, cm->sort, &cq->order, err, sizeof err);
-  json_decref(where);
+  cq->self = xstrdup(r->s->client_id);
+  cq->sort = cm->sort ? xstrdup(cm->sort) : NULL;
+  cq->sq.q = (store_conv_q_t){.where = where, .self = cq->self, .sort = cq->sort}; /* takes where */
+  int rc = store_conv_query_check(r->w->im->store, &cq->sq.q, err, sizeof err);
   if (rc < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
     conv_query_free(cq);
@@ -517,9 +584,9 @@ void im_conv_query(req_t *r) {
     conv_query_free(cq);
     return;
   }
-  cq->sq.limit = limit;
-  cq->sq.skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
-  cq->sq.flags = flags;
+  cq->sq.q.limit = limit;
+  cq->sq.q.skip = cm->has_skip && cm->skip > 0 ? cm->skip : 0;
+  cq->sq.q.flags = flags;
   if (count_ip(r->w, cq, r->link->ip) < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, "too many queries from this address");
     conv_query_free(cq);

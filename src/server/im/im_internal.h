@@ -225,6 +225,10 @@ void im_conv_online_members(req_t *r);
 void im_conv_is_member(req_t *r);
 void im_conv_max_read(req_t *r);
 void im_conv_update(req_t *r);
+/* The protocol's conversation object (§3.5) from the store's view of one (conv_json.c);
+ * conv_view_append is a conv_view_cb that appends it to the JSON array arr. */
+json_t *conv_view_json(const conv_view_t *v);
+void conv_view_append(void *arr, const conv_view_t *v);
 /* Conversation creation pieces shared by conv/start and the REST API. */
 void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
 /* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
@@ -235,6 +239,25 @@ void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
  * own hold the hash they were found by), else `hash`. malloc'd. */
 char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash);
 void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
+/* A new conversation as its creator asks for it; conv/start and the app's create (REST)
+ * both build theirs from one (im_conv.c: conv_build), so the stored row and document are
+ * made one way. */
+typedef struct {
+  int kind;                 /* CONV_* */
+  const char *creator;      /* the creator's id; NULL: none (the app created it) */
+  char *const *members;     /* normal and temporary ones: sorted and made distinct here */
+  size_t n;
+  json_t *doc;              /* the caller's other fields (borrowed; the server's keys dropped) */
+  int unique;               /* one per member set: `uniqueId` from the sorted members */
+  int temp_ttl;             /* CONV_TEMP: seconds (0: temp_conv_ttl), at most TEMP_TTL_MAX */
+} conv_spec_t;
+/* The app's back end creates a conversation (REST POST …/conversations, …/chatrooms,
+ * …/service-conversations): stored, then cached, then done gets {"objectId", "createdAt"
+ * (ms), "existing": false}; a unique one whose twin exists (before or at the commit) gets
+ * the twin's id and createdAt with "existing": true. Silent: no notification, no hook
+ * (docs/protocol-map.md). Returns 0, or TERN_E2BIG (err set, done not called) when the
+ * document would pass max_conv_doc. */
+int conv_create_apply(im_worker_t *w, const conv_spec_t *spec, const im_done_t *done, char *err, size_t errlen);
 
 /* The apply steps behind the handlers, for the REST API: they take the reference of c and
  * answer through rt (WebSocket; may be zeroed) and done (may be NULL). */
@@ -291,9 +314,11 @@ int conv_in_set(conv_t *c, int set, const char *client);
  * it or it blocked the conversation (§3.17). Call under c->mu. */
 int conv_join_refused(im_worker_t *w, conv_t *c, const char *id);
 /* Deletes c now: a tombstone at once (lookups find nothing from then on), its row once the
- * delete commits (queued after everything already submitted). idle_only: leave a chat room
- * with people in it alone (returns 0). Takes c's reference either way; 1 when queued. */
-int conv_delete(im_worker_t *w, conv_t *c, int idle_only);
+ * delete commits (queued after everything already submitted); then done (may be NULL) gets
+ * code 0, or 4300 when storage failed. idle_only: leave a chat room with people in it alone
+ * (returns 0, done not called). Takes c's reference either way; 1 when queued. The one way
+ * a conversation goes: the idle sweep, an expired twin, REST DELETE. */
+int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done);
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);

@@ -58,17 +58,19 @@ typedef struct {
   job_members_t j;
   im_t *im;
   conv_t *conv;
+  im_done_t done;
 } delete_job_t;
 
 /* After the delete committed nothing can load the row again: the tombstone can go. */
 static void delete_done(task_t *t) {
   delete_job_t *d = (delete_job_t *)t;
   convcache_drop(d->im, d->conv);
+  im_done(d->im->workers[worker_current()], &d->done, d->j.job.result < 0 ? LC_CONVERSATION_API_FAILED : 0, NULL);
   conv_release(d->conv);
   free(d);
 }
 
-int conv_delete(im_worker_t *w, conv_t *c, int idle_only) {
+int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done) {
   /* Marked deleted before the delete is queued: from here on every lookup finds the
    * tombstone instead of reloading the row. */
   pthread_mutex_lock(&c->mu);
@@ -82,6 +84,7 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only) {
   delete_job_t *d = xcalloc(1, sizeof *d);
   d->im = w->im;
   d->conv = c;
+  if (done) d->done = *done;
   d->j.conv = c->id;
   d->j.job.type = JOB_CONV_DELETE;
   d->j.job.worker = w->idx;
@@ -95,7 +98,7 @@ static void expired_each(void *arg, int64_t id, const char *cid, int kind) {
   (void)id;
   (void)kind;
   conv_t *c = conv_get(sw->w, cid, NULL); /* loads it if it is not cached */
-  if (c && conv_delete(sw->w, c, 1)) sw->deleted++;
+  if (c && conv_delete(sw->w, c, 1, NULL)) sw->deleted++;
 }
 
 void im_worker_sweep(im_worker_t *w, int64_t now) {

@@ -203,7 +203,7 @@ void conn_shed(worker_t *w) {
   }
 }
 
-static void handle_input(conn_t *c, uint8_t *p, size_t n) {
+void conn_input(conn_t *c, uint8_t *p, size_t n) {
   /* A partial frame from an earlier read: join it with the new bytes. */
   if (c->in.len) {
     buf_append(&c->in, p, n);
@@ -244,13 +244,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
       return;
     }
     if (q->len != before || (c->out.len && tls_ready(c->tls))) worker_schedule_flush(w, c);
-    if (plain.len) handle_input(c, plain.data, plain.len);
+    if (plain.len) conn_input(c, plain.data, plain.len);
     buf_free(&plain);
     return;
   }
   /* The handlers may switch state (HTTP → WebSocket) in the middle of a buffer; the
-   * state functions return how much they consumed and handle_input carries the rest. */
-  handle_input(c, (uint8_t *)b->base, (size_t)nread);
+   * state functions return how much they consumed and conn_input carries the rest. */
+  conn_input(c, (uint8_t *)b->base, (size_t)nread);
 }
 
 int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
@@ -381,7 +381,7 @@ void conn_resume_input(conn_t *c) {
   if (c->in.len) { /* requests that arrived behind the one just answered */
     buf_t pending = c->in;
     c->in = (buf_t)BUF_INIT;
-    handle_input(c, pending.data, pending.len);
+    conn_input(c, pending.data, pending.len);
     buf_free(&pending);
   }
 }

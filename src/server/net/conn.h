@@ -105,6 +105,10 @@ void conn_resume_input(conn_t *c);
 void conn_accept(worker_t *w, int fd);
 void conn_shed(worker_t *w);
 void conn_flush(conn_t *c);
+/* The input loop: what a read's bytes go through (on_read, after TLS opens them). The
+ * bytes go to the HTTP or WebSocket parser by state; what they leave unconsumed (a cut
+ * frame or head) waits in c->in for the next read. The fuzz harnesses feed it directly. */
+void conn_input(conn_t *c, uint8_t *p, size_t n);
 void conn_reap(conn_t *c);
 void conn_sweep(worker_t *w, int64_t now);
 

@@ -7,9 +7,10 @@
  * durable. One writer thread commits whatever has queued up in one transaction (group
  * commit); while it commits, the next batch gathers.
  *
- * Style rule 4 wants the backend behind an ops table; until issue #13 part 2 gives it one,
- * the functions below are those of the one backend, store/sqlite (the build links it to
- * whoever links this interface, and shows them none of its headers). */
+ * The backend is an ops table (store_ops_t, at the end): store_open takes the one to use,
+ * every call below goes through it (store.c), and a backend's handles begin with a pointer
+ * to its table. store/sqlite is the one backend today (store_sqlite.h: store_sqlite_ops);
+ * tests/store runs the conformance suite against every backend in its table. */
 #ifndef TERN_STORE_H
 #define TERN_STORE_H
 
@@ -21,10 +22,33 @@
 #include "server.h"
 
 typedef struct store_reader store_reader_t;
-/* A `where` compiled to SQL by the SQLite backend's query compiler (store/sqlite/query/
- * query.h). TODO(#13 part 2): the interface takes parsed queries, each backend compiles
- * them, and this type leaves it. */
-typedef struct query query_t;
+
+/* A conversation query (protocol.md §3.5) as the client or the app gave it: the backend
+ * compiles it (store/sqlite: query/query.c to SQL). Nothing here is backend language. */
+typedef struct {
+  json_t *where;    /* the `where` object; NULL or {}: the conversations whose m has self */
+  const char *self; /* the asking client ("": the app, no "m has me" default) */
+  const char *sort; /* "-lm", "name,-createdAt", "attr.level" (NULL or "": -lm) */
+  int limit, skip;
+  int flags;        /* 1 compact (no m), 2 with the last message */
+} store_conv_q_t;
+
+/* An AND of simple conditions over a class's fields (`_Installation` reads): the parsed
+ * form api/rest_classes.c makes of a `where`. */
+typedef enum { STORE_EQ, STORE_NE, STORE_LT, STORE_LTE, STORE_GT, STORE_GTE, STORE_IN, STORE_NIN, STORE_EXISTS } store_cmp_t;
+typedef struct {
+  const char *field; /* objectId, createdAt, updatedAt, deviceType, or a dotted path into the object */
+  store_cmp_t op;
+  json_t *val;       /* the operand: string, number or boolean; an array for IN / NIN; a boolean for EXISTS */
+  int is_time;       /* createdAt / updatedAt: compare ms */
+  int64_t ms;
+} store_cond_t;
+typedef struct {
+  const store_cond_t *conds;
+  size_t n;
+  const char *order; /* "createdAt", "-updatedAt,objectId": objectId, createdAt, updatedAt only */
+  int limit, skip;
+} store_class_q_t;
 
 enum { CONV_NORMAL = 1, CONV_ROOM = 2, CONV_SYSTEM = 3, CONV_TEMP = 4 };
 
@@ -99,6 +123,21 @@ typedef struct {
 } member_progress_t;
 typedef void (*progress_cb)(void *arg, const member_progress_t *p);
 
+/* A conversation as queries and fetches hand it out, borrowed for the duration of the
+ * callback; the IM layer shapes the protocol's JSON from it (im/conv_json.c). */
+typedef struct {
+  const char *cid;
+  int kind;
+  int64_t created_at, updated_at, expire_at;
+  int has_lm;
+  int64_t lm;                /* the newest message's time (else the stored lm) */
+  const char *doc;           /* JSON object text of the other fields */
+  const char *const *members; /* NULL: not asked for (compact), or a chat room / service conversation */
+  size_t nmembers;
+  const msg_view_t *last;    /* the newest message: NULL if not asked for (flags & 2) or none */
+} conv_view_t;
+typedef void (*conv_view_cb)(void *arg, const conv_view_t *c);
+
 /* ---- conversation queries, off the network loops (store_query.c) ----
  * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
  * documents), so queries run on query threads of their own, never on a worker's loop, each
@@ -107,12 +146,11 @@ typedef struct store_query store_query_t;
 struct store_query {
   task_t task;         /* set task.fn: runs on `worker` when done; owns the query then */
   int worker;
-  query_t *q;          /* borrowed until then, like order_by */
-  const char *order_by;
-  int limit, skip, flags;
+  store_conv_q_t q;    /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
   int result;          /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
-  json_t *out;         /* result 0: the JSON array (owned by the query) */
+  conv_view_cb cb;     /* each row, on the query thread, before task.fn; with result != 0 */
+  void *cb_arg;        /* what cb gave is to be dropped */
   store_query_t *next;
 };
 /* Most queries waiting for a query thread, server-wide; past it submit refuses. */
@@ -374,9 +412,11 @@ typedef struct {
 } store_options_t;
 
 typedef struct store store_t;
+typedef struct store_ops store_ops_t;
 
-int store_open(const store_options_t *opt, store_t **out);
-/* Drains the queue (every submitted job completes), stops the writer, closes. */
+/* Opens the store on backend `ops` (store_sqlite_ops, …). */
+int store_open(const store_ops_t *ops, const store_options_t *opt, store_t **out);
+/* Drains the queue (every submitted job completes), stops the writer, closes. NULL: no-op. */
 void store_close(store_t *s);
 void store_submit(store_t *s, store_job_t *j);
 /* ---- operations (store_backup.c) ---- */
@@ -394,24 +434,30 @@ void store_metrics(store_t *s, buf_t *out);
 void store_fail_writes(store_t *s, int on);
 
 store_reader_t *store_reader_new(store_t *s);
-void store_reader_free(store_reader_t *r);
+void store_reader_free(store_reader_t *r); /* NULL: no-op */
 
 /* Reads. All return 0, TERN_ENOENT, or TERN_ESTORE. */
 int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
 /* The conversation's JSON document (everything that is not a column), malloc'd. */
 int store_conv_doc(store_reader_t *r, int64_t conv, char **doc);
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
-/* Runs a translated `where` (query.h) and appends a JSON array of conversation objects
- * (protocol.md §3.5) to *out. flags: 1 compact (no m), 2 with last message. */
-int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                     json_t **out);
-/* The same with a budget: past deadline_ns (mono_ns()) SQLite's progress handler and the
- * regexp() function stop the statement, and the call returns TERN_ETIMEDOUT; a regular
- * expression that hits PCRE2's match, depth or heap limit gives TERN_E2BIG. 0: no deadline. */
-int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                           uint64_t deadline_ns, json_t **out);
-/* The same objects for explicit ids of any kind (temporary conversations included). */
-int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out);
+/* Whether the backend takes q's where and sort: 0, or TERN_EINVAL with a reason for the
+ * client in err (an unknown operator, a wrong operand, too deep, too many values, …). */
+int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
+/* Runs q: cb gets each conversation, in order. On failure what cb got is to be dropped. */
+int store_conv_query(store_reader_t *r, const store_conv_q_t *q, conv_view_cb cb, void *arg);
+/* The same with a budget: past deadline_ns (mono_ns()) the backend stops the query and the
+ * call returns TERN_ETIMEDOUT; a regular expression that hits its match, depth or heap
+ * limit gives TERN_E2BIG. 0: no deadline. TERN_EINVAL when q does not check. */
+int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
+                           void *arg);
+/* How many conversations q's where selects (limit and skip unused). */
+int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
+/* The same for explicit ids of any kind (temporary conversations included), in no
+ * particular order; ids that are not there are left out. flags as store_conv_q_t's. */
+int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg);
+/* History: OLD takes the newest `limit` below hi, NEW the oldest above lo; either way
+ * they are handed out oldest first (protocol.md §3.11). */
 int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
 int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
 /* Messages in (from, to] of conv not sent by `client` that asked for receipts. */
@@ -463,12 +509,10 @@ int store_shutups_expired(store_reader_t *r, int64_t now, int max,
 int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
 /* Imported messages named mid in any conversation (app-wide history bounds): the first. */
 int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
-/* How many rows a translated `where` selects: of conversations (query.h, alias c) or of
- * installations (columns id, device_type, token, body, created_at, updated_at). */
-enum { STORE_CLASS_CONV = 1, STORE_CLASS_INSTALLATION = 2 };
-int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n);
-/* A page of installations that match q (as above) in order_by (SQL over those columns). */
-int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip,
+/* Installations that match every condition of q: how many, and a page in q's order
+ * (then objectId). */
+int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
+int store_installation_query(store_reader_t *r, const store_class_q_t *q,
                              void (*cb)(void *arg, const installation_row_t *row), void *arg);
 
 /* A position in the app-wide message order (ts, seq, mid); mid NULL: the time ts itself. */
@@ -502,5 +546,83 @@ int store_installation_get(store_reader_t *r, const char *id, const char *device
  * are revoked (0: none), *lineage_revoked whether the 8-byte lineage is. One indexed read. */
 int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
                         int *lineage_revoked);
+
+/* ---- the backend's table ----
+ * Every function above except store_open runs the backend's entry of the same name, with
+ * the same contract. A backend defines its own `struct store` and `struct store_reader`,
+ * each beginning with `const store_ops_t *ops` (store.c finds the table there: a pointer to
+ * a struct is a pointer to its first member), and sets it in open and reader_new.
+ *
+ * What every backend guarantees (tests/store/ checks each of them on each backend):
+ *   - a job's completion (task.fn on `worker`, through opt->post) runs only after the
+ *     transaction holding the job committed; completions of one worker's jobs run in the
+ *     order that worker submitted them — except that attribute updates (JOB_CONV_UPDATE)
+ *     may commit in rounds of their own, later than the jobs beside them, and keep that
+ *     order only among themselves (nothing else reads or writes the document); a commit
+ *     that fails fails every job of it (result TERN_ESTORE) and keeps none of them; a job
+ *     that fails alone (a key taken) fails alone;
+ *   - after a crash (SIGKILL) and open, every job whose completion ran is there, and no job
+ *     is there in part;
+ *   - a reader sees every job whose completion has run. */
+struct store_ops {
+  const char *name; /* "sqlite" */
+  int (*open)(const store_options_t *opt, store_t **out);
+  void (*close)(store_t *s);
+  void (*submit)(store_t *s, store_job_t *j);
+  void (*fail_writes)(store_t *s, int on);
+  int (*backup)(store_t *s, const char *dest, int64_t *bytes);
+  void (*metrics)(store_t *s, buf_t *out);
+  int (*query_submit)(store_t *s, store_query_t *q);
+  store_reader_t *(*reader_new)(store_t *s);
+  void (*reader_free)(store_reader_t *r);
+  int (*conv_load)(store_reader_t *r, const char *cid, conv_row_t *out);
+  int (*conv_doc)(store_reader_t *r, int64_t conv, char **doc);
+  int (*conv_find_unique)(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
+  int (*conv_query_check)(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
+  int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
+                          void *arg);
+  int (*conv_count)(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
+  int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg);
+  int (*logs)(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);
+  int (*msg_get)(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg);
+  int (*msg_receipts)(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+                      int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg);
+  int (*unread)(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+  int (*offline)(store_reader_t *r, const char *client, int max,
+                 void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
+  int (*progress)(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
+  int (*notifications)(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+                       void (*cb)(void *arg, int64_t ts, const char *body), void *arg);
+  int (*expired)(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+                 void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg);
+  int (*patches_since)(store_reader_t *r, const char *client, int64_t since, int max,
+                       void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg);
+  int (*member_infos)(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg);
+  int (*members_page)(store_reader_t *r, int64_t conv, const char *after, int limit,
+                      void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg);
+  int (*client_convs)(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+                      void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg);
+  int (*client_blocks)(store_reader_t *r, const char *client, const char *after, int limit,
+                       void (*cb)(void *arg, const char *cid), void *arg);
+  int (*client_blocked)(store_reader_t *r, const char *client, const char *cid);
+  int (*conv_set_page)(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+                       void (*cb)(void *arg, const char *client, int64_t at), void *arg);
+  int (*conv_set_expiry)(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at);
+  int (*shutups_expired)(store_reader_t *r, int64_t now, int max,
+                         void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
+  int (*msg_ext_get)(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
+  int (*msg_ext_find)(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+  int (*installation_count)(store_reader_t *r, const store_class_q_t *q, int64_t *n);
+  int (*installation_query)(store_reader_t *r, const store_class_q_t *q,
+                            void (*cb)(void *arg, const installation_row_t *row), void *arg);
+  int (*app_logs)(store_reader_t *r, const app_logs_req_t *q,
+                  void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
+  int (*devices)(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+                 void *arg);
+  int (*installation_get)(store_reader_t *r, const char *id, const char *device_type, const char *token,
+                          installation_row_t *out);
+  int (*token_revoked)(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+                       int *lineage_revoked);
+};
 
 #endif

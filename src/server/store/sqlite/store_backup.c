@@ -11,7 +11,7 @@
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 
-int store_backup(store_t *s, const char *dest, int64_t *bytes) {
+int sq_backup(store_t *s, const char *dest, int64_t *bytes) {
   struct stat st;
   if (stat(dest, &st) == 0) return TERN_EEXIST;
   char tmp[4200];
@@ -62,7 +62,7 @@ int store_backup(store_t *s, const char *dest, int64_t *bytes) {
   return 0;
 }
 
-void store_metrics(store_t *s, buf_t *out) {
+void sq_metrics(store_t *s, buf_t *out) {
   if (!s) return;
   char wal[4200];
   snprintf(wal, sizeof wal, "%s-wal", store_db_path(s));

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_query.h"
+#include "store_sqlite_int.h"
 #include "timeutil.h"
 
 #define QUERY_THREADS 2
@@ -40,7 +41,7 @@ struct qpool {
 static void run_one(qpool_t *p, store_reader_t *r, store_query_t *q) {
   if (!r) q->result = TERN_ESTORE;
   else if (q->deadline_ns && mono_ns() >= q->deadline_ns) q->result = TERN_ETIMEDOUT; /* its time went in the queue */
-  else q->result = store_conv_query_until(r, q->q, q->order_by, q->limit, q->skip, q->flags, q->deadline_ns, &q->out);
+  else q->result = sq_conv_query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
   q->task.next = NULL;
   p->post(p->post_arg, q->worker, &q->task);
 }
@@ -49,7 +50,7 @@ static void *query_main(void *arg) {
   qpool_t *p = arg;
   /* below the network threads: a pool busy with costly queries must not delay delivery */
   if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), QUERY_NICE) != 0) log_at(LOG_DEBUG, "query thread: setpriority failed");
-  store_reader_t *r = store_reader_new(p->s);
+  store_reader_t *r = sq_reader_new(p->s);
   if (!r) log_at(LOG_ERROR, "query thread: cannot open a reader");
   pthread_mutex_lock(&p->mu);
   for (;;) {
@@ -64,7 +65,7 @@ static void *query_main(void *arg) {
     pthread_mutex_lock(&p->mu);
   }
   pthread_mutex_unlock(&p->mu);
-  store_reader_free(r);
+  sq_reader_free(r);
   return NULL;
 }
 
@@ -90,7 +91,7 @@ void qpool_free(qpool_t *p) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
-  store_reader_free(p->inline_reader);
+  sq_reader_free(p->inline_reader);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p);
@@ -98,9 +99,8 @@ void qpool_free(qpool_t *p) {
 
 int qpool_submit(qpool_t *p, store_query_t *q) {
   q->next = NULL;
-  q->out = NULL;
   if (!p->nthreads) {
-    if (!p->inline_reader) p->inline_reader = store_reader_new(p->s);
+    if (!p->inline_reader) p->inline_reader = sq_reader_new(p->s);
     run_one(p, p->inline_reader, q);
     return 0;
   }

@@ -29,6 +29,7 @@
 #include "store.h"
 #include "store_doc.h"
 #include "store_query.h"
+#include "store_sqlite.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 
@@ -120,6 +121,7 @@ typedef struct { /* conv id → newest message time, open addressing (conv 0 = e
 } lm_tab_t;
 
 struct store {
+  const store_ops_t *ops; /* first: store.c finds the table here */
   char *path;
   int sync_full, inline_writes;
   void (*post)(void *arg, int worker, task_t *t);
@@ -162,6 +164,7 @@ struct store {
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
 
 struct store_reader {
+  const store_ops_t *ops; /* first, as in struct store */
   store_t *s;
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
@@ -190,7 +193,7 @@ static int exec(sqlite3 *db, const char *sql) {
   return 0;
 }
 
-int store_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
+static int sq_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
 
 static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *pat = (const char *)sqlite3_value_text(argv[0]);
@@ -873,7 +876,7 @@ static void *checkpointer_main(void *arg) {
   return NULL;
 }
 
-void store_submit(store_t *s, store_job_t *j) {
+static void sq_submit(store_t *s, store_job_t *j) {
   j->next = NULL;
   if (s->inline_writes) {
     run_batch(s, j);
@@ -888,10 +891,13 @@ void store_submit(store_t *s, store_job_t *j) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void store_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, on); }
+static void sq_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, on); }
 
-int store_open(const store_options_t *opt, store_t **out) {
+static void sq_close(store_t *s);
+
+static int sq_open(const store_options_t *opt, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
+  s->ops = &store_sqlite_ops;
   s->path = xstrdup(opt->path);
   s->sync_full = opt->sync_full;
   s->inline_writes = opt->inline_writes;
@@ -1003,11 +1009,11 @@ int store_open(const store_options_t *opt, store_t **out) {
   *out = s;
   return 0;
 fail:
-  store_close(s);
+  sq_close(s);
   return TERN_ESTORE;
 }
 
-void store_close(store_t *s) {
+static void sq_close(store_t *s) {
   if (!s) return;
   qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
   if (s->started) {
@@ -1057,8 +1063,9 @@ void store_close(store_t *s) {
 
 const char *store_db_path(const store_t *s) { return s->path; }
 
-store_reader_t *store_reader_new(store_t *s) {
+store_reader_t *sq_reader_new(store_t *s) {
   store_reader_t *r = xcalloc(1, sizeof *r);
+  r->ops = &store_sqlite_ops;
   r->s = s;
   if (open_db(s->path, 1, NULL, &r->db) < 0) {
     free(r);
@@ -1112,13 +1119,13 @@ store_reader_t *store_reader_new(store_t *s) {
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(r->db, stmts[i].sql, stmts[i].st) < 0) {
-      store_reader_free(r);
+      sq_reader_free(r);
       return NULL;
     }
   return r;
 }
 
-void store_reader_free(store_reader_t *r) {
+void sq_reader_free(store_reader_t *r) {
   if (!r) return;
   sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
                          r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->last_msg_for, r->msg_get, r->receipts,
@@ -1162,7 +1169,7 @@ static int scan_msgs(sqlite3_stmt *st, msg_cb cb, void *arg) {
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
+static int sq_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st = r->conv_load;
   sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
@@ -1216,7 +1223,7 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   return 0;
 }
 
-int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg) {
+static int sq_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, const member_info_t *mi), void *arg) {
   sqlite3_stmt *st = r->member_infos;
   sqlite3_bind_int64(st, 1, conv);
   int rc;
@@ -1230,7 +1237,7 @@ int store_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg, co
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
+static int sq_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
                         void (*cb)(void *arg, const char *cid), void *arg) {
   sqlite3_stmt *st = r->client_blocks;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1258,13 +1265,13 @@ static int scan_pairs(store_reader_t *r, const char *sql, int64_t id, const char
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
+static int sq_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
                        void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg) {
   return scan_pairs(r, "SELECT client, joined_at FROM member WHERE conv = ?1 AND client > ?2 ORDER BY client LIMIT ?3",
                     conv, NULL, after, limit, cb, arg);
 }
 
-int store_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
+static int sq_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
                        void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg) {
   char sql[256];
   snprintf(sql, sizeof sql,
@@ -1274,7 +1281,7 @@ int store_client_convs(store_reader_t *r, const char *client, int kind, const ch
   return scan_pairs(r, sql, 0, client, after, limit, cb, arg);
 }
 
-int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
+static int sq_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
                         void (*cb)(void *arg, const char *client, int64_t at), void *arg) {
   char sql[256];
   snprintf(sql, sizeof sql,
@@ -1284,7 +1291,7 @@ int store_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_
   return scan_pairs(r, sql, conv, NULL, after, limit, cb, arg);
 }
 
-int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at) {
+static int sq_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *client, int64_t *expire_at) {
   sqlite3_stmt *st;
   if (prepare(r->db, "SELECT coalesce(expire_at, 0) FROM conv_set WHERE conv = ?1 AND kind = ?2 AND client = ?3", &st) <
       0)
@@ -1299,7 +1306,7 @@ int store_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const char *
 }
 
 /* Asked every second by the sweep: the partial index makes it a look at an empty range. */
-int store_shutups_expired(store_reader_t *r, int64_t now, int max,
+static int sq_shutups_expired(store_reader_t *r, int64_t now, int max,
                           void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg) {
   sqlite3_stmt *st;
   if (prepare(r->db,
@@ -1334,7 +1341,7 @@ static void bind_bound(sqlite3_stmt *st, const msg_bound_t *b, int first) {
   sqlite3_bind_text(st, first + 2, b->mid, -1, SQLITE_STATIC);
 }
 
-int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
+static int sq_app_logs(store_reader_t *r, const app_logs_req_t *q,
                    void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   buf_t sql = BUF_INIT;
   const char *dir = q->newer ? "ASC" : "DESC";
@@ -1362,7 +1369,7 @@ int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_client_blocked(store_reader_t *r, const char *client, const char *cid) {
+static int sq_client_blocked(store_reader_t *r, const char *client, const char *cid) {
   sqlite3_stmt *st = r->client_blocked;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 2, cid, -1, SQLITE_TRANSIENT);
@@ -1371,7 +1378,7 @@ int store_client_blocked(store_reader_t *r, const char *client, const char *cid)
   return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
+static int sq_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
   sqlite3_stmt *st = r->conv_doc;
   sqlite3_bind_int64(st, 1, conv);
   int rc = sqlite3_step(st);
@@ -1380,7 +1387,7 @@ int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) {
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
+static int sq_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
   sqlite3_stmt *st = r->find_unique;
   sqlite3_bind_text(st, 1, unique_id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
@@ -1392,86 +1399,64 @@ int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid,
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-static json_t *date_json(int64_t ms) {
-  char iso[ISO_LEN + 1];
-  iso_format(ms, iso);
-  return json_pack("{s:s, s:s}", "__type", "Date", "iso", iso);
-}
-
-/* Builds the §3.5 object for the current row of a statement whose columns are
- * id, cid, kind, created_at, updated_at, lm, doc, expire_at. */
-static json_t *conv_json(store_reader_t *r, sqlite3_stmt *st, int flags) {
-  const char *doc = (const char *)sqlite3_column_text(st, 6);
-  json_t *o = doc ? json_loads(doc, 0, NULL) : NULL;
-  if (!json_is_object(o)) {
-    json_decref(o);
-    o = json_object();
-  }
+/* Hands cb the current row of a statement whose columns are id, cid, kind, created_at,
+ * updated_at, lm, doc, expire_at; with its members unless compact (flags & 1) or a room or
+ * service conversation, and its newest message when flags & 2. */
+static void conv_row_view(store_reader_t *r, sqlite3_stmt *st, int flags, conv_view_cb cb, void *arg) {
   int64_t id = sqlite3_column_int64(st, 0);
-  int kind = sqlite3_column_int(st, 2);
-  char iso[ISO_LEN + 1];
-  json_object_set_new(o, "objectId", json_string((const char *)sqlite3_column_text(st, 1)));
-  iso_format(sqlite3_column_int64(st, 3), iso);
-  json_object_set_new(o, "createdAt", json_string(iso));
-  iso_format(sqlite3_column_int64(st, 4), iso);
-  json_object_set_new(o, "updatedAt", json_string(iso));
-  if (sqlite3_column_type(st, 5) != SQLITE_NULL) json_object_set_new(o, "lm", date_json(sqlite3_column_int64(st, 5)));
-  json_object_set_new(o, "conv_type", json_integer(kind));
-  if (kind == CONV_TEMP) {
-    int64_t left = (sqlite3_column_int64(st, 7) - now_ms()) / 1000;
-    json_object_set_new(o, "temp", json_true());
-    json_object_set_new(o, "ttl", json_integer(left > 0 ? left : 0));
-  }
-  if (!(flags & 1) && kind != CONV_ROOM && kind != CONV_SYSTEM) {
-    json_t *m = json_array();
+  conv_view_t v = {
+      .cid = (const char *)sqlite3_column_text(st, 1),
+      .kind = sqlite3_column_int(st, 2),
+      .created_at = sqlite3_column_int64(st, 3),
+      .updated_at = sqlite3_column_int64(st, 4),
+      .has_lm = sqlite3_column_type(st, 5) != SQLITE_NULL,
+      .lm = sqlite3_column_int64(st, 5),
+      .doc = (const char *)sqlite3_column_text(st, 6),
+      .expire_at = sqlite3_column_int64(st, 7),
+  };
+  char **members = NULL;
+  size_t n = 0, cap = 0;
+  if (!(flags & 1) && v.kind != CONV_ROOM && v.kind != CONV_SYSTEM) {
     sqlite3_stmt *ms = r->conv_members;
     sqlite3_bind_int64(ms, 1, id);
-    while (sqlite3_step(ms) == SQLITE_ROW) json_array_append_new(m, json_string((const char *)sqlite3_column_text(ms, 0)));
+    while (sqlite3_step(ms) == SQLITE_ROW) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 16;
+        members = xrealloc(members, cap * sizeof *members);
+      }
+      members[n++] = col_strdup(ms, 0);
+    }
     sqlite3_reset(ms);
-    json_object_set_new(o, "m", m);
+    static const char *const none[1] = {NULL};
+    v.members = members ? (const char *const *)members : none;
+    v.nmembers = n;
   }
+  msg_view_t last;
+  sqlite3_stmt *ls = NULL;
   if (flags & 2) {
-    sqlite3_stmt *ls = r->last_msg;
+    ls = r->last_msg;
     sqlite3_bind_int64(ls, 1, id);
     if (sqlite3_step(ls) == SQLITE_ROW) {
-      msg_view_t m;
-      read_msg(ls, 0, &m);
-      int bin = m.flags & MSG_F_BIN;
-      if (bin) {
-        char *b64 = xmalloc(base64_encoded_len(m.len) + 1);
-        size_t n = base64_encode(m.data, m.len, b64);
-        json_object_set_new(o, "msg", json_stringn(b64, n));
-        free(b64);
-      } else {
-        json_object_set_new(o, "msg", json_stringn_lossy((const char *)m.data, m.len));
-      }
-      json_object_set_new(o, "bin", json_boolean(bin));
-      json_object_set_new(o, "msg_from", json_string(m.sender));
-      json_object_set_new(o, "msg_mid", json_string(m.mid));
-      json_object_set_new(o, "msg_timestamp", json_integer(m.ts));
-      if (m.patch_ts) json_object_set_new(o, "patch_timestamp", json_integer(m.patch_ts));
-      json_object_set_new(o, "mention_all", json_boolean(m.flags & MSG_F_MENTION_ALL));
-      json_t *mp = m.mentions ? json_loads(m.mentions, 0, NULL) : NULL;
-      json_object_set_new(o, "mention_pids", json_is_array(mp) ? mp : (json_decref(mp), json_array()));
+      read_msg(ls, 0, &last);
+      v.last = &last;
     }
-    sqlite3_reset(ls);
   }
-  return o;
+  cb(arg, &v);
+  if (ls) sqlite3_reset(ls);
+  for (size_t i = 0; i < n; i++) free(members[i]);
+  free(members);
 }
 
 #define CONV_COLS "c.id, c.cid, c.kind, c.created_at, c.updated_at, " QUERY_LM_SQL ", c.doc, c.expire_at"
 
-static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_t **out) {
-  json_t *arr = json_array();
+static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, conv_view_cb cb, void *arg) {
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(arr, conv_json(r, st, flags));
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) conv_row_view(r, st, flags, cb, arg);
   int why = query_budget_failure(); /* a row's member list may have been cut short too */
   if (rc != SQLITE_DONE || why) {
     if (!why) log_at(LOG_WARN, "conversation query failed: %s", sqlite3_errmsg(r->db));
-    json_decref(arr);
     return why ? why : TERN_ESTORE;
   }
-  *out = arr;
   return 0;
 }
 
@@ -1479,12 +1464,8 @@ static int run_conv_select(store_reader_t *r, sqlite3_stmt *st, int flags, json_
 #define PROGRESS_OPS 1000
 static int progress_fn(void *arg) { return query_budget_expired(); }
 
-int store_conv_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags, json_t **out) {
-  return store_conv_query_until(r, q, order_by, limit, skip, flags, 0, out);
-}
-
-int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
-                           uint64_t deadline_ns, json_t **out) {
+static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip, int flags,
+                          uint64_t deadline_ns, conv_view_cb cb, void *arg) {
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT " CONV_COLS " FROM conv c WHERE %s ORDER BY %s LIMIT %d OFFSET %d", buf_cstr(&q->sql),
              order_by, limit, skip);
@@ -1503,18 +1484,66 @@ int store_conv_query_until(store_reader_t *r, query_t *q, const char *order_by, 
   }
   query_budget_begin(deadline_ns);
   if (deadline_ns) sqlite3_progress_handler(r->db, PROGRESS_OPS, progress_fn, NULL);
-  rc = run_conv_select(r, st, flags, out);
+  rc = run_conv_select(r, st, flags, cb, arg);
   if (deadline_ns) sqlite3_progress_handler(r->db, 0, NULL, NULL);
   query_budget_end();
   sqlite3_finalize(st);
   return rc;
 }
 
-int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, json_t **out) {
-  if (n == 0) {
-    *out = json_array();
-    return 0;
+/* A conversation query compiled to SQL (query/query.c): the where, then its ORDER BY (whose
+ * parameters follow the where's). 0, or TERN_EINVAL with err set and nothing to free. */
+static int conv_compile(const store_conv_q_t *cq, query_t *q, buf_t *order, char *err, size_t errlen) {
+  query_init(q);
+  int rc = query_where(q, cq->where, cq->self ? cq->self : "", err, errlen);
+  if (rc == 0) rc = query_sort(q, cq->sort, order, err, errlen);
+  if (rc < 0) {
+    query_free(q);
+    buf_free(order);
   }
+  return rc;
+}
+
+static int sq_conv_query_check(store_t *s, const store_conv_q_t *cq, char *err, size_t errlen) {
+  (void)s;
+  query_t q;
+  buf_t order = BUF_INIT;
+  int rc = conv_compile(cq, &q, &order, err, errlen);
+  if (rc == 0) {
+    query_free(&q);
+    buf_free(&order);
+  }
+  return rc;
+}
+
+int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, conv_view_cb cb,
+                        void *arg) {
+  query_t q;
+  buf_t order = BUF_INIT;
+  char err[200];
+  int rc = conv_compile(cq, &q, &order, err, sizeof err);
+  if (rc < 0) return rc;
+  rc = conv_query_sql(r, &q, buf_cstr(&order), cq->limit, cq->skip, cq->flags, deadline_ns, cb, arg);
+  query_free(&q);
+  buf_free(&order);
+  return rc;
+}
+
+static int sq_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) {
+  query_t q;
+  buf_t order = BUF_INIT;
+  char err[200];
+  int rc = conv_compile(cq, &q, &order, err, sizeof err);
+  if (rc < 0) return rc;
+  rc = sq_count(r, "conv c", &q, n);
+  query_free(&q);
+  buf_free(&order);
+  return rc;
+}
+
+static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb,
+                         void *arg) {
+  if (n == 0) return 0;
   buf_t sql = BUF_INIT;
   buf_append_str(&sql, "SELECT " CONV_COLS " FROM conv c WHERE c.cid IN (");
   for (size_t i = 0; i < n; i++) buf_append_str(&sql, i ? ",?" : "?");
@@ -1524,14 +1553,14 @@ int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int f
   buf_free(&sql);
   if (rc != SQLITE_OK) return TERN_ESTORE;
   for (size_t i = 0; i < n; i++) sqlite3_bind_text(st, (int)i + 1, cids[i], -1, SQLITE_STATIC);
-  rc = run_conv_select(r, st, flags, out);
+  rc = run_conv_select(r, st, flags, cb, arg);
   sqlite3_finalize(st);
   return rc;
 }
 
 /* Logs statements differ only in their bounds and direction: 36 variants, each prepared
  * once per reader on first use. */
-int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
+static int sq_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
   int lo = q->has_lo ? 1 + (q->lo_incl != 0) : 0, hi = q->has_hi ? 1 + (q->hi_incl != 0) : 0;
   int variant = ((q->newer * 3 + lo) * 3 + hi) * 2 + (q->has_lctype != 0);
   sqlite3_stmt **slot = &r->logs[variant];
@@ -1602,7 +1631,7 @@ int store_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg) {
+static int sq_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_cb cb, void *arg) {
   sqlite3_stmt *st = r->msg_get;
   sqlite3_bind_int64(st, 1, conv);
   sqlite3_bind_int64(st, 2, ts);
@@ -1620,7 +1649,7 @@ int store_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, msg_
   return found ? 0 : TERN_ENOENT;
 }
 
-int store_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
+static int sq_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
                        int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg) {
   sqlite3_stmt *st = r->receipts;
   sqlite3_bind_int64(st, 1, conv);
@@ -1643,7 +1672,7 @@ static int mentions_contain(const char *mentions, const char *client) {
   return hit;
 }
 
-int store_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
+static int sq_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   sqlite3_stmt *st = r->unread_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);
@@ -1698,7 +1727,7 @@ int store_unread(store_reader_t *r, const char *client, int64_t since, int max, 
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_offline(store_reader_t *r, const char *client, int max,
+static int sq_offline(store_reader_t *r, const char *client, int max,
                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->offline_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1746,7 +1775,7 @@ int store_offline(store_reader_t *r, const char *client, int max,
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
+static int sq_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
   sqlite3_stmt *st = r->progress;
   sqlite3_bind_int64(st, 1, conv);
   int rc;
@@ -1766,7 +1795,7 @@ int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
+static int sq_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
                         void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->patches;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1782,7 +1811,7 @@ int store_patches_since(store_reader_t *r, const char *client, int64_t since, in
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
+static int sq_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
                         void (*cb)(void *arg, int64_t ts, const char *body), void *arg) {
   /* One row past the limit tells whether there is more; a page never ends inside a group
    * of equal timestamps, because the client's next cursor is the last timestamp it saw. */
@@ -1807,7 +1836,7 @@ int store_notifications(store_reader_t *r, const char *client, int64_t after, in
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
+static int sq_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
                   void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg) {
   sqlite3_stmt *st = r->expired;
   sqlite3_bind_int64(st, 1, now);
@@ -1820,7 +1849,7 @@ int store_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
+static int sq_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
                   void *arg) {
   sqlite3_stmt *st = r->devices;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1835,7 +1864,7 @@ int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(voi
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
-int store_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
+static int sq_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
                            installation_row_t *out) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st = id ? r->inst_by_id : r->inst_by_token;
@@ -1858,7 +1887,7 @@ int store_installation_get(store_reader_t *r, const char *id, const char *device
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
+static int sq_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
                         int *lineage_revoked) {
   sqlite3_stmt *st = r->revoked;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
@@ -1874,7 +1903,7 @@ int store_token_revoked(store_reader_t *r, const char *client, const uint8_t lin
 
 sqlite3 *store_reader_db(store_reader_t *r) { return r->db; }
 
-int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
+static int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
   if (!r->msg_ext_get && prepare(r->db, "SELECT ts, seq FROM msg_ext WHERE conv = ?1 AND mid = ?2", &r->msg_ext_get) < 0)
     return TERN_ESTORE;
   sqlite3_stmt *st = r->msg_ext_get;
@@ -1888,3 +1917,48 @@ int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t 
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
+
+const store_ops_t store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .submit = sq_submit,
+    .fail_writes = sq_fail_writes,
+    .backup = sq_backup,
+    .metrics = sq_metrics,
+    .query_submit = sq_query_submit,
+    .reader_new = sq_reader_new,
+    .reader_free = sq_reader_free,
+    .conv_load = sq_conv_load,
+    .conv_doc = sq_conv_doc,
+    .conv_find_unique = sq_conv_find_unique,
+    .conv_query_check = sq_conv_query_check,
+    .conv_query_until = sq_conv_query_until,
+    .conv_count = sq_conv_count,
+    .conv_fetch = sq_conv_fetch,
+    .logs = sq_logs,
+    .msg_get = sq_msg_get,
+    .msg_receipts = sq_msg_receipts,
+    .unread = sq_unread,
+    .offline = sq_offline,
+    .progress = sq_progress,
+    .notifications = sq_notifications,
+    .expired = sq_expired,
+    .patches_since = sq_patches_since,
+    .member_infos = sq_member_infos,
+    .members_page = sq_members_page,
+    .client_convs = sq_client_convs,
+    .client_blocks = sq_client_blocks,
+    .client_blocked = sq_client_blocked,
+    .conv_set_page = sq_conv_set_page,
+    .conv_set_expiry = sq_conv_set_expiry,
+    .shutups_expired = sq_shutups_expired,
+    .msg_ext_get = sq_msg_ext_get,
+    .msg_ext_find = sq_msg_ext_find,
+    .installation_count = sq_installation_count,
+    .installation_query = sq_installation_query,
+    .app_logs = sq_app_logs,
+    .devices = sq_devices,
+    .installation_get = sq_installation_get,
+    .token_revoked = sq_token_revoked,
+};

@@ -20,7 +20,6 @@
 #include "crypto.h"
 #include "err.h"
 #include "log.h"
-#include "query.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 
@@ -744,7 +743,7 @@ int store_import_run(sqlite3 *db, store_import_t **pimp, job_import_t *j) {
 
 /* ---------------------------------------------------------------- reads */
 
-int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq) {
+int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq) {
   sqlite3_stmt *st;
   /* no index on mid alone (it would tax every imported message): a scan, off the loop */
   if (sqlite3_prepare_v2(store_reader_db(r), "SELECT ts, seq FROM msg_ext WHERE mid = ?1 LIMIT 1", -1, &st, NULL) !=
@@ -760,55 +759,3 @@ int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t 
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
-static void bind_query(sqlite3_stmt *st, const query_t *q) {
-  for (size_t i = 0; i < q->nparams; i++) {
-    const query_param_t *p = &q->params[i];
-    if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
-    else if (p->type == QP_INT) sqlite3_bind_int64(st, (int)i + 1, p->i);
-    else sqlite3_bind_double(st, (int)i + 1, p->d);
-  }
-}
-
-int store_class_count(store_reader_t *r, int cls, query_t *q, int64_t *n) {
-  buf_t sql = BUF_INIT;
-  buf_printf(&sql, "SELECT count(*) FROM %s WHERE %s", cls == STORE_CLASS_CONV ? "conv c" : "installation",
-             buf_cstr(&q->sql));
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(store_reader_db(r), buf_cstr(&sql), -1, &st, NULL);
-  buf_free(&sql);
-  if (rc != SQLITE_OK) {
-    log_at(LOG_WARN, "count did not prepare: %s", sqlite3_errmsg(store_reader_db(r)));
-    return TERN_ESTORE;
-  }
-  bind_query(st, q);
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return rc == SQLITE_ROW ? 0 : TERN_ESTORE;
-}
-
-int store_installation_query(store_reader_t *r, query_t *q, const char *order_by, int limit, int skip_n,
-                             void (*cb)(void *arg, const installation_row_t *row), void *arg) {
-  buf_t sql = BUF_INIT;
-  buf_printf(&sql,
-             "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY %s"
-             " LIMIT %d OFFSET %d",
-             buf_cstr(&q->sql), order_by, limit, skip_n);
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(store_reader_db(r), buf_cstr(&sql), -1, &st, NULL);
-  buf_free(&sql);
-  if (rc != SQLITE_OK) {
-    log_at(LOG_WARN, "installation query did not prepare: %s", sqlite3_errmsg(store_reader_db(r)));
-    return TERN_ESTORE;
-  }
-  bind_query(st, q);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    installation_row_t row = {
-        (char *)sqlite3_column_text(st, 0), (char *)sqlite3_column_text(st, 1), (char *)sqlite3_column_text(st, 2),
-        (char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),    sqlite3_column_int64(st, 5),
-    };
-    cb(arg, &row);
-  }
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
-}

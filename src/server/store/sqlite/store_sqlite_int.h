@@ -15,8 +15,24 @@ typedef struct store_import store_import_t;
 int store_import_run(sqlite3 *db, store_import_t **imp, job_import_t *j);
 void store_import_free(store_import_t *imp); /* NULL is a no-op */
 
+/* The backend's entries that live in, or are called from, the other files (store_sqlite.c
+ * puts them in store_sqlite_ops). */
+store_reader_t *sq_reader_new(store_t *s);
+void sq_reader_free(store_reader_t *r);
+int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);
+int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+int sq_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
+int sq_installation_query(store_reader_t *r, const store_class_q_t *q,
+                          void (*cb)(void *arg, const installation_row_t *row), void *arg);
+
+/* SELECT count(*) FROM `from` WHERE q (store_class.c). */
+struct query;
+int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t *n);
 /* The database file's path (store_backup.c). */
 const char *store_db_path(const store_t *s);
+/* store_backup and store_metrics of the interface (store_backup.c). */
+int sq_backup(store_t *s, const char *dest, int64_t *bytes);
+void sq_metrics(store_t *s, buf_t *out);
 
 /* A reader's connection, for reads that live in the other files. */
 sqlite3 *store_reader_db(store_reader_t *r);

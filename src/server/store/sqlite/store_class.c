@@ -1,0 +1,220 @@
+/* store_class.c — the SQLite backend's class reads: counts of a compiled conversation
+ * query, and `_Installation` queries (store.h: store_class_q_t, an AND of simple
+ * conditions) compiled here to SQL over the installation table. Every value travels as a
+ * bound parameter. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "query.h"
+#include "store_sqlite_int.h"
+
+static void bind_query(sqlite3_stmt *st, const query_t *q) {
+  for (size_t i = 0; i < q->nparams; i++) {
+    const query_param_t *p = &q->params[i];
+    if (p->type == QP_TEXT)
+      sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
+    else if (p->type == QP_INT)
+      sqlite3_bind_int64(st, (int)i + 1, p->i);
+    else
+      sqlite3_bind_double(st, (int)i + 1, p->d);
+  }
+}
+
+int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t *n) {
+  buf_t sql = BUF_INIT;
+  buf_printf(&sql, "SELECT count(*) FROM %s WHERE %s", from, q->sql.data ? (const char *)q->sql.data : "1");
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(store_reader_db(r), buf_cstr(&sql), -1, &st, NULL);
+  buf_free(&sql);
+  if (rc != SQLITE_OK) {
+    log_at(LOG_WARN, "count did not prepare: %s", sqlite3_errmsg(store_reader_db(r)));
+    return TERN_ESTORE;
+  }
+  bind_query(st, q);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : TERN_ESTORE;
+}
+
+/* ---- installations */
+
+static void sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
+  if (q->nparams == q->cap) {
+    q->cap = q->cap ? q->cap * 2 : 16;
+    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
+  }
+  query_param_t *p = &q->params[q->nparams++];
+  memset(p, 0, sizeof *p);
+  p->type = type;
+  p->s = s ? xstrdup(s) : NULL;
+  p->i = i;
+  buf_append_str(&q->sql, "?");
+}
+
+static void sql_value(query_t *q, json_t *v) {
+  if (json_is_string(v))
+    sql_param(q, QP_TEXT, json_string_value(v), 0);
+  else if (json_is_integer(v))
+    sql_param(q, QP_INT, NULL, json_integer_value(v));
+  else if (json_is_boolean(v))
+    sql_param(q, QP_INT, NULL, json_is_true(v));
+  else {
+    sql_param(q, QP_REAL, NULL, 0);
+    q->params[q->nparams - 1].d = json_real_value(v);
+  }
+}
+
+static void sql_list(query_t *q, json_t *arr) {
+  char *text = json_dumps(arr, JSON_COMPACT);
+  buf_append_str(&q->sql, "(SELECT value FROM json_each(");
+  sql_param(q, QP_TEXT, text, 0);
+  buf_append_str(&q->sql, "))");
+  free(text);
+}
+
+static const char *const cmp_sql[] = {[STORE_EQ] = " = ",   [STORE_NE] = " <> ", [STORE_LT] = " < ",
+                                      [STORE_LTE] = " <= ", [STORE_GT] = " > ",  [STORE_GTE] = " >= "};
+
+/* Installation columns by field; other fields are paths into the stored object. */
+static const char *inst_column(const char *f) {
+  if (strcmp(f, "objectId") == 0) return "id";
+  if (strcmp(f, "createdAt") == 0) return "created_at";
+  if (strcmp(f, "updatedAt") == 0) return "updated_at";
+  if (strcmp(f, "deviceType") == 0) return "device_type";
+  return NULL;
+}
+
+/* A path segment SQLite's JSON functions cannot address (a quote in a field name) makes
+ * the condition false rather than reach another member. */
+static void inst_sql(const store_class_q_t *cq, query_t *q) {
+  buf_append_str(&q->sql, "1");
+  for (size_t i = 0; i < cq->n; i++) {
+    const store_cond_t *c = &cq->conds[i];
+    const char *col = inst_column(c->field);
+    buf_append_str(&q->sql, " AND ");
+    if (col) {
+      if (c->op == STORE_EXISTS) {
+        buf_append_str(&q->sql, json_is_true(c->val) ? "1" : "0");
+      } else if (c->op == STORE_IN || c->op == STORE_NIN) {
+        buf_printf(&q->sql, "%s %sIN ", col, c->op == STORE_NIN ? "NOT " : "");
+        sql_list(q, c->val);
+      } else {
+        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
+        if (c->is_time)
+          sql_param(q, QP_INT, NULL, c->ms);
+        else
+          sql_value(q, c->val);
+      }
+      continue;
+    }
+    buf_t path = BUF_INIT;
+    buf_append_str(&path, "$");
+    int addressable = 1;
+    for (const char *s = c->field; *s;) {
+      size_t n = strcspn(s, ".");
+      if (memchr(s, '"', n)) addressable = 0; /* api allows none; a backend does not rely on it */
+      buf_printf(&path, ".\"%.*s\"", (int)n, s);
+      s += n + (s[n] == '.');
+    }
+    if (!addressable) {
+      buf_append_str(&q->sql, "0");
+      buf_free(&path);
+      continue;
+    }
+    const char *p = buf_cstr(&path);
+    switch (c->op) {
+    case STORE_EXISTS:
+      buf_append_str(&q->sql, "json_type(body, ");
+      sql_param(q, QP_TEXT, p, 0);
+      buf_append_str(&q->sql, json_is_true(c->val) ? ") IS NOT NULL" : ") IS NULL");
+      break;
+    case STORE_EQ:
+    case STORE_NE: /* an array field equals a value it contains, as in LeanCloud */
+    case STORE_IN:
+    case STORE_NIN:
+      buf_append_str(&q->sql, c->op == STORE_NE || c->op == STORE_NIN ? "NOT EXISTS" : "EXISTS");
+      buf_append_str(&q->sql, " (SELECT 1 FROM json_each(body, ");
+      sql_param(q, QP_TEXT, p, 0);
+      buf_append_str(&q->sql, ") WHERE value ");
+      if (c->op == STORE_IN || c->op == STORE_NIN) {
+        buf_append_str(&q->sql, "IN ");
+        sql_list(q, c->val);
+      } else {
+        buf_append_str(&q->sql, "= ");
+        sql_value(q, c->val);
+      }
+      buf_append_str(&q->sql, ")");
+      break;
+    default:
+      buf_append_str(&q->sql, "json_extract(body, ");
+      sql_param(q, QP_TEXT, p, 0);
+      buf_printf(&q->sql, ")%s", cmp_sql[c->op]);
+      sql_value(q, c->val);
+    }
+    buf_free(&path);
+  }
+  buf_cstr(&q->sql);
+}
+
+/* ORDER BY over objectId, createdAt, updatedAt ('-': descending), then the id; the caller
+ * checked the keys (an unknown one is left out). */
+static void inst_order(const char *order, buf_t *out) {
+  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
+  static const char *const cols[3] = {"id", "created_at", "updated_at"};
+  const char *s = order && *order ? order : "createdAt";
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    int desc = *s == '-';
+    size_t k = 0;
+    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0))
+      k++;
+    if (k < 3) buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
+    s += n + (s[n] == ',');
+  }
+  buf_append_str(out, "id ASC");
+}
+
+int sq_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t *n) {
+  query_t q;
+  query_init(&q);
+  inst_sql(cq, &q);
+  int rc = sq_count(r, "installation", &q, n);
+  query_free(&q);
+  return rc;
+}
+
+int sq_installation_query(store_reader_t *r, const store_class_q_t *cq,
+                          void (*cb)(void *arg, const installation_row_t *row), void *arg) {
+  query_t q;
+  query_init(&q);
+  inst_sql(cq, &q);
+  buf_t sql = BUF_INIT;
+  buf_printf(&sql, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY ",
+             buf_cstr(&q.sql));
+  inst_order(cq->order, &sql);
+  buf_printf(&sql, " LIMIT %d OFFSET %d", cq->limit, cq->skip);
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(store_reader_db(r), buf_cstr(&sql), -1, &st, NULL);
+  buf_free(&sql);
+  if (rc != SQLITE_OK) {
+    log_at(LOG_WARN, "installation query did not prepare: %s", sqlite3_errmsg(store_reader_db(r)));
+    query_free(&q);
+    return TERN_ESTORE;
+  }
+  bind_query(st, &q);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    installation_row_t row = {
+        (char *)sqlite3_column_text(st, 0), (char *)sqlite3_column_text(st, 1), (char *)sqlite3_column_text(st, 2),
+        (char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),        sqlite3_column_int64(st, 5),
+    };
+    cb(arg, &row);
+  }
+  sqlite3_finalize(st);
+  query_free(&q);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}

@@ -1,0 +1,73 @@
+/* st_harness.h — the store conformance suite's harness: the table of backends and a store
+ * opened through the interface (store.h) with a real writer thread, whose completions the
+ * test thread runs as a worker would.
+ *
+ * Every test of tests/store/test_store_*.c runs once per backend of st_backends (a cmocka
+ * group per backend): a new backend (issue #14: PostgreSQL) adds its row there and must
+ * pass the same tests. Nothing here knows SQL or any backend's schema. */
+#ifndef TERN_ST_HARNESS_H
+#define TERN_ST_HARNESS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct {
+  const char *name;
+  const store_ops_t *ops;
+  /* A fresh, empty place for a store: fills path (what store_options_t.path gets) from
+   * dir, a new temporary directory of the test's. */
+  void (*locate)(const char *dir, char *path, size_t n);
+} st_backend_t;
+
+extern const st_backend_t st_backends[];
+extern const size_t st_nbackends;
+
+#define ST_WORKERS 4
+
+typedef struct st st_t;
+struct st {
+  const st_backend_t *b;
+  char dir[256], path[512];
+  store_t *s;
+  store_reader_t *r;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  task_t *head[ST_WORKERS], *tail[ST_WORKERS]; /* posted by the writer, not yet run */
+  /* completions run so far, in the order they ran (st_run runs worker 0's first, …) */
+  store_job_t **done;
+  size_t ndone, capdone;
+  int posts; /* how many times the writer posted (one chain per worker per batch) */
+};
+
+/* Opens a store of backend b in a new temporary directory (threaded writer, no commit
+ * interval unless interval_us), with a reader. */
+st_t *st_open(const st_backend_t *b, int interval_us);
+/* Another st_t on the place of `like` (a forked child's own store); never closed. */
+st_t *st_attach(const st_t *like, int interval_us);
+/* Closes the store if open (every job completes first) and opens it again on the same
+ * place. */
+void st_reopen(st_t *t);
+/* Runs what is posted, or waits for the next post (at most 10 s). */
+void st_wait_any(st_t *t);
+/* Closes and removes everything. */
+void st_close(st_t *t);
+
+/* The completion every test job uses: records the job in t->done (the job's worker field
+ * says which st_t: tests set job.worker to a worker index below ST_WORKERS). */
+void st_job_init(st_t *t, store_job_t *j, job_type_t type, int worker);
+/* Submits j and runs completions until j's has run; returns j->result. */
+int st_submit_wait(st_t *t, store_job_t *j);
+/* Runs the completions posted so far (worker 0's chain first); how many ran. */
+size_t st_run(st_t *t);
+/* Waits until at least n completions have run in all (running them). */
+void st_wait_done(st_t *t, size_t n);
+/* Index of j in t->done, or -1. */
+long st_done_index(const st_t *t, const store_job_t *j);
+
+/* cmocka state: the group's backend, set by each program's main for each group. */
+extern const st_backend_t *st_current;
+
+#endif

@@ -1,0 +1,587 @@
+/* test_store_commit.c — conformance: the durability contract of store.h's write jobs on
+ * every backend of st_backends.
+ *
+ *   - completions of one worker's jobs run in the order that worker submitted them
+ *     (attribute updates among themselves: they commit in rounds of their own);
+ *   - a completion runs only once its job is committed: a reader opened beside the store
+ *     sees the job's effect when the completion runs, and so does the store reopened;
+ *   - a commit that fails fails every job of it, and keeps none of them; a job that fails
+ *     alone (a key taken) fails alone;
+ *   - attribute-update rounds: many updates of one document, merged or not, apply in order;
+ *   - crash recovery: a child process submitting jobs is SIGKILLed mid-stream; reopened,
+ *     every job whose completion ran is there, and no job is there in part;
+ *   - the import job: records applied in order in one job, imported ids mapped to keys.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "st_util.h"
+
+static const char *const AB[] = {"alice", "bob", NULL};
+
+#define NORDER 400
+
+/* Jobs from four workers, submitted as fast as they come with a commit interval, so that
+ * batches hold many jobs of each worker: per worker, completions run in submission order. */
+static void completions_in_submission_order_per_worker(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 500);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t *m = calloc(NORDER, sizeof *m);
+  size_t base = t->ndone;
+  for (int i = 0; i < NORDER; i++) {
+    st_msg_fill(t, &m[i], i % ST_WORKERS, conv, 2000 + i / 50, i + 1, "alice", "x", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + NORDER);
+  assert_true(t->posts < NORDER + 1); /* some batches did carry several jobs */
+  int last[ST_WORKERS] = {-1, -1, -1, -1};
+  for (size_t k = base; k < t->ndone; k++) {
+    job_msg_insert_t *j = (job_msg_insert_t *)t->done[k];
+    int i = (int)(j - m);
+    assert_true(i >= 0 && i < NORDER);
+    assert_int_equal(j->job.result, 0);
+    assert_true(i > last[i % ST_WORKERS]); /* after every earlier job of its worker */
+    last[i % ST_WORKERS] = i;
+  }
+  for (int i = 0; i < NORDER; i++)
+    st_msg_free(&m[i]);
+  free(m);
+  st_close(t);
+}
+
+/* The completion checks, through a second reader, that its message is readable: an ack
+ * sent from here could never announce a message that is not yet committed. */
+static store_reader_t *ack_reader;
+static int ack_visible, ack_ran;
+
+static int found_cb(void *arg, const msg_view_t *m) {
+  (void)m;
+  (*(int *)arg)++;
+  return 0;
+}
+
+static void ack_fn(task_t *task) {
+  job_msg_insert_t *j = (job_msg_insert_t *)task;
+  int n = 0;
+  store_msg_get(ack_reader, j->conv, j->ts, j->seq, found_cb, &n);
+  ack_visible += n == 1;
+  ack_ran++;
+}
+
+static void completion_only_after_commit(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 200);
+  ack_reader = store_reader_new(t->s);
+  ack_visible = ack_ran = 0;
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  enum { N = 200 };
+  job_msg_insert_t *m = calloc(N, sizeof *m);
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], 0, conv, 2000, i + 1, "alice", "x", 0);
+    m[i].job.task.fn = ack_fn;
+    store_submit(t->s, &m[i].job);
+  }
+  while (ack_ran < N)
+    st_wait_any(t);
+  assert_int_equal(ack_visible, N);
+  /* and the store reopened has every one */
+  store_reader_free(ack_reader);
+  st_reopen(t);
+  logs_req_t q = {.conv = conv, .limit = 1000};
+  int n = 0;
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+  assert_int_equal(n, N);
+  for (int i = 0; i < N; i++)
+    st_msg_free(&m[i]);
+  free(m);
+  st_close(t);
+}
+
+/* A commit that fails (store_fail_writes: as if the disk were full) fails every job it
+ * holds, and none of them is kept. */
+static void failed_commit_fails_every_job(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 2000);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  store_fail_writes(t->s, 1);
+  enum { N = 20 };
+  job_msg_insert_t m[N];
+  job_progress_t ack = {0};
+  job_members_t add = {0};
+  size_t base = t->ndone;
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], i % 2, conv, 2000, i + 1, "alice", "x", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  st_job_init(t, &ack.job, JOB_MEMBER_ACK, 0);
+  ack.conv = conv;
+  ack.client = st_dup("bob");
+  ack.ts = 2000;
+  ack.seq = 5;
+  store_submit(t->s, &ack.job);
+  st_job_init(t, &add.job, JOB_MEMBERS_ADD, 1);
+  add.conv = conv;
+  static const char *const c[] = {"carol", NULL};
+  add.clients = st_list(c, &add.n);
+  store_submit(t->s, &add.job);
+  st_wait_done(t, base + N + 2);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(m[i].job.result, TERN_ESTORE);
+  assert_int_equal(ack.job.result, TERN_ESTORE);
+  assert_int_equal(add.job.result, TERN_ESTORE);
+  store_fail_writes(t->s, 0);
+  int n = 0;
+  logs_req_t q = {.conv = conv, .limit = 100};
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+  assert_int_equal(n, 0);
+  conv_row_t row;
+  assert_int_equal(store_conv_load(t->r, "c", &row), 0);
+  assert_int_equal(row.nmembers, 2);
+  conv_row_free(&row);
+  /* and the store works again once writes do */
+  assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "x", 0), 0);
+  for (int i = 0; i < N; i++)
+    st_msg_free(&m[i]);
+  free(ack.client);
+  st_list_free(add.clients, add.n);
+  st_close(t);
+}
+
+/* A job that fails on its own (its key is taken) fails alone: the jobs beside it in the
+ * same batch commit. */
+static void failing_job_fails_alone(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 2000);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t a, dup, b;
+  st_msg_fill(t, &a, 0, conv, 2000, 1, "alice", "a", 0);
+  st_msg_fill(t, &dup, 0, conv, 2000, 1, "alice", "dup", 0);
+  st_msg_fill(t, &b, 0, conv, 2000, 2, "alice", "b", 0);
+  size_t base = t->ndone;
+  store_submit(t->s, &a.job);
+  store_submit(t->s, &dup.job);
+  store_submit(t->s, &b.job);
+  st_wait_done(t, base + 3);
+  assert_int_equal(a.job.result, 0);
+  assert_int_equal(dup.job.result, TERN_ESTORE);
+  assert_int_equal(b.job.result, 0);
+  st_msgs_t g = {0};
+  logs_req_t q = {.conv = conv, .newer = 1, .limit = 10};
+  assert_int_equal(store_logs(t->r, &q, st_msgs_cb, &g), 0);
+  assert_int_equal(g.n, 2);
+  assert_string_equal(g.text[0], "a");
+  assert_string_equal(g.text[1], "b");
+  st_msg_free(&a);
+  st_msg_free(&dup);
+  st_msg_free(&b);
+  st_close(t);
+}
+
+/* Attribute updates of one document, submitted together with messages: each completes
+ * with 0 once its change is committed, they complete in their submission order, and the
+ * document ends as applying them in order gives. */
+static void attribute_update_rounds(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 500);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, "{\"attr\":{}}", 1000, NULL);
+  enum { N = 30 };
+  job_conv_update_t u[N];
+  job_msg_insert_t m[N];
+  size_t base = t->ndone;
+  for (int i = 0; i < N; i++) {
+    memset(&u[i], 0, sizeof u[i]);
+    st_job_init(t, &u[i].job, JOB_CONV_UPDATE, 0);
+    u[i].conv = conv;
+    u[i].updated_at = 2000 + i;
+    u[i].n = i % 3 == 2 ? 2 : 1;
+    u[i].changes = calloc(2, sizeof *u[i].changes);
+    char v[32];
+    snprintf(v, sizeof v, "%d", i);
+    u[i].changes[0].path = st_dup("$.\"attr\".\"n\"");
+    u[i].changes[0].value = st_dup(v);
+    if (u[i].n == 2) { /* and a key that comes and goes */
+      u[i].changes[1].path = st_dup("$.\"attr\".\"flip\"");
+      u[i].changes[1].value = i % 2 ? st_dup("true") : NULL;
+    }
+    store_submit(t->s, &u[i].job);
+    st_msg_fill(t, &m[i], 0, conv, 3000, i + 1, "alice", "x", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + 2 * N);
+  long prev = -1;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(u[i].job.result, 0);
+    assert_int_equal(m[i].job.result, 0);
+    long at = st_done_index(t, &u[i].job);
+    assert_true(at > prev);
+    prev = at;
+  }
+  char *doc = NULL;
+  assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
+  json_t *d = json_loads(doc, 0, NULL);
+  assert_non_null(d);
+  json_t *attr = json_object_get(d, "attr");
+  assert_int_equal(json_integer_value(json_object_get(attr, "n")), N - 1);
+  /* the last update touching flip was i = 29 (odd): true */
+  assert_true(json_is_true(json_object_get(attr, "flip")));
+  json_decref(d);
+  free(doc);
+  conv_row_t row;
+  assert_int_equal(store_conv_load(t->r, "c", &row), 0);
+  assert_int_equal(row.updated_at, 2000 + N - 1);
+  conv_row_free(&row);
+  for (int i = 0; i < N; i++) {
+    doc_changes_free(u[i].changes, u[i].n);
+    st_msg_free(&m[i]);
+  }
+  st_close(t);
+}
+
+/* ---- crash recovery */
+
+/* The child: opens the store, creates the conversation, then submits forever — messages,
+ * member additions of five clients at once, and imports of ten messages at once — and
+ * writes to the pipe, from each completion, which job committed. The parent kills it. */
+enum { REC_MSG = 1, REC_MEMBERS = 2, REC_IMPORT = 3 };
+typedef struct {
+  int kind;
+  int n;
+} rec_t;
+
+static int child_fd;
+
+static void child_done(task_t *task) {
+  store_job_t *j = (store_job_t *)task;
+  rec_t r = {0, 0};
+  if (j->type == JOB_MSG_INSERT)
+    r = (rec_t){REC_MSG, (int)((job_msg_insert_t *)j)->seq};
+  else if (j->type == JOB_MEMBERS_ADD)
+    r = (rec_t){REC_MEMBERS, (int)((job_members_t *)j)->seen_seq};
+  else if (j->type == JOB_IMPORT)
+    r = (rec_t){REC_IMPORT, (int)((job_import_t *)j)->ops[0].line};
+  if (j->result == 0 && write(child_fd, &r, sizeof r) != sizeof r) _exit(3);
+}
+
+static void import_fill(job_import_t *im, int round) {
+  im->n = 10;
+  im->ops = calloc(im->n, sizeof *im->ops);
+  for (size_t k = 0; k < im->n; k++) {
+    import_op_t *op = &im->ops[k];
+    op->type = IMP_MSG;
+    op->line = round;
+    op->cid = st_dup("crash");
+    char mid[32];
+    snprintf(mid, sizeof mid, "imp-%d-%zu", round, k);
+    op->mid = st_dup(mid);
+    op->sender = st_dup("alice");
+    op->ts = 500; /* below the live messages; the store picks the seq */
+    op->data = (uint8_t *)st_dup("imported");
+    op->len = 8;
+  }
+}
+
+static void import_free(job_import_t *im) {
+  for (size_t k = 0; k < im->n; k++) {
+    free(im->ops[k].cid);
+    free(im->ops[k].mid);
+    free(im->ops[k].sender);
+    free(im->ops[k].data);
+  }
+  free(im->ops);
+  for (size_t k = 0; k < im->ntouched; k++)
+    free(im->touched[k].cid);
+  free(im->touched);
+}
+
+static void member_names(int round, const char *names[6], char buf[5][24]) {
+  for (int k = 0; k < 5; k++) {
+    snprintf(buf[k], 24, "m%05d-%d", round, k);
+    names[k] = buf[k];
+  }
+  names[5] = NULL;
+}
+
+static void child_main(st_t *t, int fd) {
+  child_fd = fd;
+  int64_t conv = st_conv_create(t, "crash", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  if (conv <= 0) _exit(2);
+  rec_t ready = {0, (int)conv};
+  if (write(fd, &ready, sizeof ready) != sizeof ready) _exit(3);
+  enum { WINDOW = 64 }; /* jobs in flight at once */
+  for (int round = 1;; round++) {
+    /* leaked on purpose: the process dies with them in flight */
+    store_job_t *j;
+    if (round % 7 == 0) {
+      job_members_t *mj = calloc(1, sizeof *mj);
+      st_job_init(t, &mj->job, JOB_MEMBERS_ADD, 0);
+      mj->conv = conv;
+      mj->seen_seq = round;
+      const char *names[6];
+      char buf[5][24];
+      member_names(round, names, buf);
+      mj->clients = st_list(names, &mj->n);
+      j = &mj->job;
+    } else if (round % 11 == 0) {
+      job_import_t *im = calloc(1, sizeof *im);
+      st_job_init(t, &im->job, JOB_IMPORT, 0);
+      import_fill(im, round);
+      j = &im->job;
+    } else {
+      job_msg_insert_t *m = calloc(1, sizeof *m);
+      st_msg_fill(t, m, 0, conv, 2000 + round / 100, round, "alice", "crash", 0);
+      j = &m->job;
+    }
+    j->task.fn = child_done;
+    store_submit(t->s, j);
+    if (round % WINDOW == 0) st_run(t);
+  }
+}
+
+static void crash_recovery(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 200);
+  /* the child opens its own store on the same place: close ours first */
+  store_reader_free(t->r);
+  store_close(t->s);
+  t->s = NULL;
+  t->r = NULL;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    child_main(st_attach(t, 200), fds[1]);
+    _exit(0);
+  }
+  close(fds[1]);
+  rec_t ready;
+  assert_int_equal(read(fds[0], &ready, sizeof ready), (ssize_t)sizeof ready);
+  int64_t conv = ready.n;
+  /* let it commit for a while: a few thousand completions */
+  enum { WANT = 3000 };
+  rec_t *seen = calloc(WANT * 2, sizeof *seen);
+  size_t nseen = 0;
+  while (nseen < WANT) {
+    ssize_t k = read(fds[0], &seen[nseen], sizeof *seen);
+    assert_int_equal(k, (ssize_t)sizeof *seen);
+    nseen++;
+  }
+  kill(pid, SIGKILL);
+  /* what it wrote before the signal landed ran after a commit too */
+  for (;;) {
+    if (nseen == WANT * 2) break;
+    ssize_t k = read(fds[0], &seen[nseen], sizeof *seen);
+    if (k != (ssize_t)sizeof *seen) break;
+    nseen++;
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  close(fds[0]);
+  st_reopen(t);
+  /* every completion that ran: there */
+  int msgs = 0, members = 0, imports = 0;
+  for (size_t i = 0; i < nseen; i++) {
+    if (seen[i].kind == REC_MSG) {
+      int n = 0;
+      store_msg_get(t->r, conv, 2000 + seen[i].n / 100, seen[i].n, found_cb, &n);
+      assert_int_equal(n, 1);
+      msgs++;
+    } else if (seen[i].kind == REC_MEMBERS) {
+      members++;
+    } else if (seen[i].kind == REC_IMPORT) {
+      imports++;
+    }
+  }
+  assert_true(msgs > 0 && members > 0 && imports > 0);
+  /* and nothing in part: each member addition has all five clients or none, each import
+   * all ten messages or none; the ones that completed have all */
+  conv_row_t row;
+  assert_int_equal(store_conv_load(t->r, "crash", &row), 0);
+  int max_round = 0;
+  for (size_t i = 0; i < nseen; i++)
+    if (seen[i].n > max_round) max_round = seen[i].n;
+  for (int round = 7; round <= max_round + 2000; round += 7) {
+    const char *names[6];
+    char buf[5][24];
+    member_names(round, names, buf);
+    int have = 0;
+    for (int k = 0; k < 5; k++)
+      for (size_t i = 0; i < row.nmembers; i++)
+        if (strcmp(row.members[i], names[k]) == 0) have++;
+    assert_true(have == 0 || have == 5);
+  }
+  for (int round = 11; round <= max_round + 2000; round += 11) {
+    int have = 0;
+    for (int k = 0; k < 10; k++) {
+      char mid[32];
+      int64_t ts, seq;
+      snprintf(mid, sizeof mid, "imp-%d-%d", round, k);
+      if (store_msg_ext_get(t->r, conv, mid, &ts, &seq) == 0) {
+        int n = 0;
+        store_msg_get(t->r, conv, ts, seq, found_cb, &n);
+        assert_int_equal(n, 1);
+        have++;
+      }
+    }
+    assert_true(have == 0 || have == 10);
+  }
+  for (size_t i = 0; i < nseen; i++) {
+    if (seen[i].kind == REC_MEMBERS) {
+      const char *names[6];
+      char buf[5][24];
+      member_names(seen[i].n, names, buf);
+      int have = 0;
+      for (size_t k = 0; k < row.nmembers; k++)
+        if (strcmp(row.members[k], names[0]) == 0) have = 1;
+      assert_true(have);
+    } else if (seen[i].kind == REC_IMPORT) {
+      char mid[32];
+      int64_t ts, seq;
+      snprintf(mid, sizeof mid, "imp-%d-9", seen[i].n);
+      assert_int_equal(store_msg_ext_get(t->r, conv, mid, &ts, &seq), 0);
+    }
+  }
+  conv_row_free(&row);
+  free(seen);
+  st_close(t);
+}
+
+/* ---- import */
+
+static void import_job_and_imported_ids(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  job_import_t im = {0};
+  st_job_init(t, &im.job, JOB_IMPORT, 0);
+  im.n = 5;
+  im.ops = calloc(im.n, sizeof *im.ops);
+  /* 1: a conversation, created with exactly these columns */
+  import_op_t *c = &im.ops[0];
+  c->type = IMP_CONV;
+  c->line = 1;
+  c->cid = st_dup("imported-conv");
+  c->conv = calloc(1, sizeof *c->conv);
+  c->conv->cid = st_dup("imported-conv");
+  c->conv->kind = CONV_NORMAL;
+  c->conv->creator = st_dup("alice");
+  c->conv->created_at = 1000;
+  c->conv->updated_at = 1500;
+  c->conv->members = st_list(AB, &c->conv->nmembers);
+  c->doc = st_dup("{\"name\":\"old\"}");
+  c->lm = 1700;
+  /* 2, 3: messages with ids of their own; 3 with a seq the store picks */
+  for (int k = 1; k <= 2; k++) {
+    import_op_t *op = &im.ops[k];
+    op->type = IMP_MSG;
+    op->line = k + 1;
+    op->cid = st_dup("imported-conv");
+    op->mid = st_dup(k == 1 ? "cloud-id-1" : "cloud-id-2");
+    op->sender = st_dup("bob");
+    op->ts = 1600;
+    op->seq = k == 1 ? 1 : 0;
+    op->data = (uint8_t *)st_dup(k == 1 ? "first" : "second");
+    op->len = strlen((char *)op->data);
+  }
+  /* 4: the first again with a newer patch: its content replaced */
+  import_op_t *p = &im.ops[3];
+  p->type = IMP_MSG;
+  p->line = 4;
+  p->cid = st_dup("imported-conv");
+  p->mid = st_dup("cloud-id-1");
+  p->sender = st_dup("bob");
+  p->ts = 1600;
+  p->seq = 1;
+  p->patch_ts = 1800;
+  p->data = (uint8_t *)st_dup("first, edited");
+  p->len = strlen((char *)p->data);
+  /* 5: a message of a conversation that is not there: skipped with a reason */
+  import_op_t *s = &im.ops[4];
+  s->type = IMP_MSG;
+  s->line = 5;
+  s->cid = st_dup("nowhere");
+  s->mid = st_dup("cloud-id-3");
+  s->sender = st_dup("bob");
+  s->ts = 1600;
+  s->data = (uint8_t *)st_dup("x");
+  s->len = 1;
+  assert_int_equal(st_submit_wait(t, &im.job), 0);
+  assert_int_equal(im.ops[0].outcome, IMP_APPLIED);
+  assert_int_equal(im.ops[1].outcome, IMP_APPLIED);
+  assert_int_equal(im.ops[2].outcome, IMP_APPLIED);
+  assert_int_equal(im.ops[3].outcome, IMP_APPLIED);
+  assert_int_equal(im.ops[4].outcome, IMP_SKIPPED);
+  assert_non_null(im.ops[4].reason);
+  assert_int_equal(im.ntouched, 1);
+  assert_string_equal(im.touched[0].cid, "imported-conv");
+  assert_int_equal(im.touched[0].max_ts, 1600);
+  assert_true(im.touched[0].max_seq >= 2);
+  conv_row_t row;
+  assert_int_equal(store_conv_load(t->r, "imported-conv", &row), 0);
+  assert_int_equal(row.created_at, 1000);
+  assert_int_equal(row.nmembers, 2);
+  assert_int_equal(row.ext_ids, 1);
+  int64_t conv = row.id;
+  conv_row_free(&row);
+  int64_t ts = 0, seq = 0, ts2 = 0, seq2 = 0;
+  assert_int_equal(store_msg_ext_get(t->r, conv, "cloud-id-1", &ts, &seq), 0);
+  assert_int_equal(ts, 1600);
+  assert_int_equal(seq, 1);
+  assert_int_equal(store_msg_ext_get(t->r, conv, "cloud-id-2", &ts2, &seq2), 0);
+  assert_true(seq2 != seq); /* a free key at that time */
+  assert_int_equal(store_msg_ext_get(t->r, conv, "cloud-id-3", &ts, &seq), TERN_ENOENT);
+  assert_int_equal(store_msg_ext_find(t->r, "cloud-id-2", &ts, &seq), 0);
+  assert_int_equal(seq, seq2);
+  st_msgs_t g = {0};
+  assert_int_equal(store_msg_get(t->r, conv, 1600, 1, st_msgs_cb, &g), 0);
+  assert_int_equal(g.n, 1);
+  assert_string_equal(g.text[0], "first, edited");
+  /* the same request again changes nothing */
+  for (size_t k = 0; k < im.n; k++)
+    im.ops[k].outcome = 0;
+  for (size_t k = 0; k < im.ntouched; k++)
+    free(im.touched[k].cid);
+  free(im.touched);
+  im.touched = NULL;
+  im.ntouched = 0;
+  im.job.result = 1;
+  assert_int_equal(st_submit_wait(t, &im.job), 0);
+  assert_int_equal(im.ops[1].outcome, IMP_UNCHANGED);
+  assert_int_equal(im.ops[3].outcome, IMP_UNCHANGED);
+  assert_int_equal(im.ntouched, 0);
+  conv_row_free(c->conv);
+  free(c->conv);
+  free(c->doc);
+  import_free(&im);
+  st_close(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(completions_in_submission_order_per_worker),
+      cmocka_unit_test(completion_only_after_commit),
+      cmocka_unit_test(failed_commit_fails_every_job),
+      cmocka_unit_test(failing_job_fails_alone),
+      cmocka_unit_test(attribute_update_rounds),
+      cmocka_unit_test(import_job_and_imported_ids),
+      cmocka_unit_test(crash_recovery),
+  };
+  int failed = 0;
+  for (size_t i = 0; i < st_nbackends; i++) {
+    st_current = &st_backends[i];
+    failed += _cmocka_run_group_tests(st_current->name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+  }
+  return failed != 0;
+}

@@ -1,0 +1,159 @@
+/* test_im_conv_sets.c — im_conv_sets.c's handlers on a fake link (im_harness.h):
+ * conv/member_info_update, add_shutup, remove_shutup, query_shutup, check_shutup, and
+ * blacklist block, unblock, query, check_block: replies, pushes, stored sets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "im_harness.h"
+
+static int64_t conv_id(const char *cid) {
+  conv_row_t row;
+  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
+  int64_t id = row.id;
+  conv_row_free(&row);
+  return id;
+}
+
+typedef struct {
+  char role[16];
+} role_t;
+
+static void role_cb(void *arg, const member_info_t *mi) {
+  if (strcmp(mi->client, "bob") == 0) snprintf(((role_t *)arg)->role, 16, "%s", mi->role);
+}
+
+static void member_info_update_gives_a_role(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice"), *b = th_login("bob");
+  char *cid = th_start(a, 1, "[\"bob\"]", NULL);
+  th_clear(b);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":2,\"convMessage\":{\"cid\":\"%s\","
+          "\"targetClientId\":\"bob\",\"info\":{\"pid\":\"bob\",\"role\":\"Manager\"}}}",
+          cid);
+  json_t *r = th_reply(a, 2);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "member_info_updated");
+  role_t got = {{0}};
+  assert_int_equal(store_member_infos(th_reader(), conv_id(cid), role_cb, &got), 0);
+  assert_string_equal(got.role, "Manager");
+  json_t *p = th_take(b, "conv", "member_info_changed");
+  assert_non_null(p);
+  json_decref(p);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":3,\"convMessage\":{\"cid\":\"%s\","
+          "\"targetClientId\":\"bob\",\"info\":{\"pid\":\"bob\",\"role\":\"Emperor\"}}}",
+          cid);
+  assert_int_equal(th_error(th_reply(a, 3)), LC_UNKNOWN_CONVERSATION_ROLE);
+  free(cid);
+  th_end();
+}
+
+static void set_count_cb(void *arg, const char *client, int64_t at) {
+  (void)client;
+  (void)at;
+  (*(int *)arg)++;
+}
+
+static void shutups(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice"), *b = th_login("bob");
+  char *cid = th_start(a, 1, "[\"bob\"]", NULL);
+  th_clear(b);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"add_shutup\",\"i\":2,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}", cid);
+  json_t *r = th_reply(a, 2);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "shutup_added");
+  assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "bob");
+  int n = 0;
+  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(n, 1);
+  json_t *p = th_take(b, "conv", "shutuped");
+  assert_non_null(p);
+  json_decref(p);
+  /* bob may not send now */
+  th_send(b, "{\"cmd\":\"direct\",\"i\":3,\"directMessage\":{\"cid\":\"%s\",\"msg\":\"x\"}}", cid);
+  assert_int_equal(th_error(th_reply(b, 3)), LC_SILIENCED);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"query_shutup\",\"i\":4,\"convMessage\":{\"cid\":\"%s\"}}", cid);
+  r = th_reply(a, 4);
+  assert_string_equal(th_str(r, "op"), "shutup_result");
+  assert_string_equal(th_str(r, "convMessage.m.0"), "bob");
+  th_send(b, "{\"cmd\":\"conv\",\"op\":\"check_shutup\",\"i\":5,\"convMessage\":{\"cid\":\"%s\"}}", cid);
+  r = th_reply(b, 5);
+  assert_string_equal(th_str(r, "op"), "check_result");
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"remove_shutup\",\"i\":6,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}",
+          cid);
+  assert_string_equal(th_str(th_reply(a, 6), "op"), "shutup_removed");
+  n = 0;
+  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(n, 0);
+  th_direct(b, 7, cid, "free again");
+  free(cid);
+  th_end();
+}
+
+static void blacklist(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice"), *b = th_login("bob");
+  char *cid = th_start(a, 1, "[\"bob\",\"carol\"]", NULL);
+  th_clear(b);
+  th_send(
+      a,
+      "{\"cmd\":\"blacklist\",\"op\":\"block\",\"i\":2,\"blacklistMessage\":{\"srcCid\":\"%s\",\"toPids\":[\"bob\"]}}",
+      cid);
+  json_t *r = th_reply(a, 2);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "blocked");
+  int n = 0;
+  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(n, 1);
+  conv_row_t row;
+  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
+  assert_int_equal(row.nmembers, 2); /* bob left */
+  conv_row_free(&row);
+  json_t *p = th_take(b, "conv", "blocked");
+  assert_non_null(p);
+  json_decref(p);
+  th_send(a, "{\"cmd\":\"blacklist\",\"op\":\"query\",\"i\":3,\"blacklistMessage\":{\"srcCid\":\"%s\"}}", cid);
+  r = th_reply(a, 3);
+  assert_string_equal(th_str(r, "op"), "query_result");
+  assert_string_equal(th_str(r, "blacklistMessage.blockedPids.0"), "bob");
+  th_send(a,
+          "{\"cmd\":\"blacklist\",\"op\":\"check_block\",\"i\":4,\"blacklistMessage\":{\"srcCid\":\"%s\","
+          "\"toPids\":[\"bob\",\"carol\"]}}",
+          cid);
+  r = th_reply(a, 4);
+  assert_string_equal(th_str(r, "op"), "check_result");
+  /* blocked: bob cannot be added back */
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":5,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}", cid);
+  assert_int_equal(th_int(th_reply(a, 5), "convMessage.failedPids.0.code"), LC_BLOCKED_BY_CONV);
+  th_send(a,
+          "{\"cmd\":\"blacklist\",\"op\":\"unblock\",\"i\":6,\"blacklistMessage\":{\"srcCid\":\"%s\",\"toPids\":["
+          "\"bob\"]}}",
+          cid);
+  assert_string_equal(th_str(th_reply(a, 6), "op"), "unblocked");
+  n = 0;
+  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(n, 0);
+  free(cid);
+  th_end();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(member_info_update_gives_a_role),
+      cmocka_unit_test(shutups),
+      cmocka_unit_test(blacklist),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,123 @@
+/* test_im_session.c — im_session.c's handlers on a fake link (im_harness.h): session/open,
+ * close, refresh, query; their replies, the pushes they cause, and what they store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "im_harness.h"
+
+static void open_replies_opened_with_a_token(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *l = th_open();
+  th_send(l,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
+          "\"sessionMessage\":{\"ua\":\"test\"}}",
+          FZ_APP_ID);
+  json_t *r = th_reply(l, 1);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "cmd"), "session");
+  assert_string_equal(th_str(r, "op"), "opened");
+  assert_string_equal(th_str(r, "peerId"), "alice");
+  assert_non_null(th_str(r, "sessionMessage.st"));
+  assert_true(th_int(r, "sessionMessage.stTtl") > 0);
+  assert_true(th_int(r, "serverTs") > 0);
+  assert_int_equal(l->link.nsessions, 1);
+  th_end();
+}
+
+static void open_refused_for_another_app_or_a_bad_id(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *l = th_open();
+  th_send(l, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"someOtherApp\",\"peerId\":\"alice\",\"i\":1}");
+  json_t *r = th_reply(l, 1);
+  assert_true(l->closed || th_error(r) != 0);
+  assert_int_equal(l->link.nsessions, 0);
+  th_link_t *m = th_open();
+  char longid[80];
+  memset(longid, 'x', 70);
+  longid[70] = 0;
+  th_send(m, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"%s\",\"i\":2}", FZ_APP_ID, longid);
+  assert_int_equal(m->link.nsessions, 0);
+  assert_true(m->closed || th_error(th_reply(m, 2)) != 0);
+  th_end();
+}
+
+static void close_replies_closed_and_ends_the_session(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *l = th_login("alice");
+  th_send(l, "{\"cmd\":\"session\",\"op\":\"close\",\"peerId\":\"alice\",\"i\":3}");
+  json_t *r = th_reply(l, 3);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "closed");
+  assert_int_equal(l->link.nsessions, 0);
+  th_end();
+}
+
+static void refresh_gives_a_new_token(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *l = th_login("alice");
+  th_send(l, "{\"cmd\":\"session\",\"op\":\"refresh\",\"peerId\":\"alice\",\"i\":4,\"sessionMessage\":{}}");
+  json_t *r = th_reply(l, 4);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "refreshed");
+  assert_non_null(th_str(r, "sessionMessage.st"));
+  th_end();
+}
+
+static void query_tells_who_is_online(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice");
+  th_login("bob");
+  th_send(a, "{\"cmd\":\"session\",\"op\":\"query\",\"peerId\":\"alice\",\"i\":5,"
+             "\"sessionMessage\":{\"sessionPeerIds\":[\"bob\",\"carol\"]}}");
+  json_t *r = th_reply(a, 5);
+  assert_non_null(r);
+  assert_string_equal(th_str(r, "op"), "query_result");
+  assert_string_equal(th_str(r, "sessionMessage.onlineSessionPeerIds.0"), "bob");
+  assert_null(th_str(r, "sessionMessage.onlineSessionPeerIds.1"));
+  th_end();
+}
+
+static void a_tagged_login_closes_the_older_device(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_open();
+  th_send(a,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
+          "\"sessionMessage\":{\"tag\":\"mobile\",\"deviceId\":\"d1\"}}",
+          FZ_APP_ID);
+  assert_string_equal(th_str(th_reply(a, 1), "op"), "opened");
+  th_link_t *b = th_open();
+  th_send(b,
+          "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"alice\",\"i\":1,"
+          "\"sessionMessage\":{\"tag\":\"mobile\",\"deviceId\":\"d2\"}}",
+          FZ_APP_ID);
+  assert_string_equal(th_str(th_reply(b, 1), "op"), "opened");
+  json_t *kicked = th_take(a, "session", "closed");
+  assert_non_null(kicked);
+  assert_int_equal(th_int(kicked, "sessionMessage.code"), LC_SESSION_CONFLICT);
+  json_decref(kicked);
+  th_end();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(open_replies_opened_with_a_token),
+      cmocka_unit_test(open_refused_for_another_app_or_a_bad_id),
+      cmocka_unit_test(close_replies_closed_and_ends_the_session),
+      cmocka_unit_test(refresh_gives_a_new_token),
+      cmocka_unit_test(query_tells_who_is_online),
+      cmocka_unit_test(a_tagged_login_closes_the_older_device),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
