@@ -106,10 +106,11 @@ describe('import through a failing source, killed twice', () => {
     for (let i = 0; i < jobs.length; i += 20) {
       await Promise.all(jobs.slice(i, i + 20).map(([cid, k]) => send(source, 'conversations', cid, k % 2 ? 'fa' : 'fb', `m ${k}`)));
     }
-    // --rate spreads the source requests over a few seconds, so the kill points fall
-    // inside a run; --timeout cuts the answers the proxy holds
+    // --rate spreads the source requests over several seconds, so the kill points fall
+    // inside a run (at 25 a second, with two bodies in flight, a run could finish between
+    // two polls of the target's counts under a loaded make test); --timeout cuts the answers the proxy holds
     const args = ['admin', 'import', 'leancloud', '--from', proxy.url, '--from-master-key', source.masterKey,
-      '--server', target.httpUrl, '--app-id', target.appId, '--master-key', target.masterKey, '--rate', '25',
+      '--server', target.httpUrl, '--app-id', target.appId, '--master-key', target.masterKey, '--rate', '10',
       '--timeout', '5', '--state', join(tmp, 'state.json'), '--batch', '500', '--retries', '40'];
     for (let kill = 0; kill < 2; kill++) {
       const before = await countMessages(target, convs);
