@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fuzz_target.h"
 
 static void fail(const char *what, const uint8_t *in, size_t n) {
   fprintf(stderr, "FUZZ CHECK FAILED: %s\n  input: %.*s\n", what, (int)n, (const char *)in);

@@ -39,6 +39,7 @@
 #include "base64.h"
 #include "codec.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 #include "store.h"
 #include "timeutil.h"
 

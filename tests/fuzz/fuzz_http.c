@@ -16,6 +16,7 @@
 
 #include "fuzz_conn.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 #include "token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_target.h"
 #include "imgsize.h"
 
 static int parse_copy(const uint8_t *data, size_t n, imgsize_t *im) {

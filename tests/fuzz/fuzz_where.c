@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fuzz_target.h"
 #include "log.h"
 #include "query.h"
 #include "store.h"

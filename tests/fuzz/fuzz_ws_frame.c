@@ -18,6 +18,7 @@
 
 #include "fuzz_conn.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 #include "ws_frame.h"
 
 static void check_header(const uint8_t *p, size_t n) {
