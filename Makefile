@@ -70,7 +70,8 @@ fuzz:
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz
 
+# rewrites the C sources to .clang-format (clang-format 14); make test checks them
 format:
-	clang-format -i $(shell find src -name '*.[ch]') include/tern/*.h tests/unit/*.c
+	@scripts/format.sh -i
 
 FORCE:

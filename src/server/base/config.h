@@ -11,6 +11,8 @@
 #include <stdio.h>
 
 /* X(name, type, default, min, max, help) — type is STR, INT or BOOL; min/max bound INT. */
+/* a hand-laid table, one row a line however long: clang-format leaves it alone */
+// clang-format off
 #define TERN_OPTIONS(X)                                                                              \
   X(config, STR, "", 0, 0, "config file to read (name = value lines, # comments)")                 \
   X(listen, STR, "127.0.0.1:8080", 0, 0, "host:port for WebSocket, router and REST")               \
@@ -86,6 +88,7 @@
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_file, STR, "", 0, 0, "append the log to this file instead of stderr; reopened on SIGHUP (log rotation)") \
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")
+// clang-format on
 
 typedef struct {
 #define X(name, type, def, min, max, help) CONFIG_FIELD_##type(name)
