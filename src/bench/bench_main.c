@@ -16,6 +16,7 @@
 
 #include "bench.h"
 #include "crypto.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -347,6 +348,7 @@ static void stop_threads(void) {
 }
 
 int main(int argc, char **argv) {
+  json_abort_on_oom(); /* the report's JSON: before any value exists */
   log_level = LOG_WARN;
   if (parse_args(argc, argv) < 0 || check_options() < 0 || parse_url() < 0) return 2;
   struct rlimit rl; /* sockets are files: take every descriptor the hard limit allows */

@@ -25,6 +25,7 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "jsonlim.h"
 #include "tern_version.h"
 
 /* ---------------------------------------------------------------- options */
@@ -361,6 +362,7 @@ static int is_group(const char *w) {
 }
 
 int main(int argc, char **argv) {
+  json_abort_on_oom(); /* before any JSON value exists; libtern's own checks stay for other hosts */
   /* admin speaks HTTP with the master key, not IM as a client: its own options */
   if (argc > 1 && strcmp(argv[1], "admin") == 0) return admin_main(argc - 1, argv + 1);
   if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {

@@ -32,6 +32,7 @@
 #include "files.h"
 #include "im_internal.h" /* im->post */
 #include "ipcount.h"
+#include "jsonlim.h"
 #include "tls.h"
 #include "log.h"
 #include "out.h"
@@ -308,6 +309,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
 }
 
 int main(int argc, char **argv) {
+  json_abort_on_oom(); /* before any JSON value exists */
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--version")) {
       printf("ternd %s (commit %s)\n", TERN_VERSION, TERN_COMMIT);

@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "base64.h"
 #include "crypto.h"
 #include "config.h"
 #include "err.h"
 #include "handle_table.h"
+#include "jsonlim.h"
 #include "im_internal.h"
 #include "presence.h"
 #include "timeutil.h"
@@ -271,6 +273,23 @@ static void hash_of(const char *text, char out[33]) {
   hex_encode(d, 16, out);
 }
 
+/* json_abort_on_oom: jansson allocates through xmalloc (which aborts when malloc fails)
+ * and frees with free; values made afterwards work as before. */
+static void test_json_abort_on_oom(void **state) {
+  json_malloc_t m = NULL;
+  json_free_t f = NULL;
+  json_abort_on_oom();
+  json_get_alloc_funcs(&m, &f);
+  assert_true(m == xmalloc);
+  assert_true(f == free);
+  json_t *j = json_pack("{s:s, s:[i]}", "a", "b", "c", 1);
+  assert_non_null(j);
+  char *text = json_dumps(j, JSON_COMPACT);
+  assert_string_equal(text, "{\"a\":\"b\",\"c\":[1]}");
+  free(text);
+  json_decref(j);
+}
+
 static void test_unique_id(void **state) {
   char got[33], want[33];
   /* ordinary ids keep the form tern always used: each id and a newline */
@@ -303,7 +322,7 @@ int main(void) {
       cmocka_unit_test(test_msgid),
       cmocka_unit_test(test_handle_table), cmocka_unit_test(test_presence),
       cmocka_unit_test(test_config),              cmocka_unit_test(test_client_id),
-      cmocka_unit_test(test_unique_id),
+      cmocka_unit_test(test_unique_id),          cmocka_unit_test(test_json_abort_on_oom),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
