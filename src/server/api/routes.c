@@ -50,7 +50,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
   buf_t b = BUF_INIT;
   size_t conns = 0;
   for (int i = 0; i < srv->nworkers; i++)
-    conns += srv->workers[i]->nconns; /* each read is one word: fine */
+    conns += atomic_load_explicit(&srv->workers[i]->nconns, memory_order_relaxed); /* another worker's count */
   buf_printf(&b,
              "# HELP tern_connections Open client connections.\n# TYPE tern_connections gauge\ntern_connections %zu\n",
              conns);
@@ -66,7 +66,8 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "# HELP tern_worker_connections_accepted_total Connections each worker accepted.\n"
              "# TYPE tern_worker_connections_accepted_total counter\n");
   for (int i = 0; i < srv->nworkers; i++)
-    buf_printf(&b, "tern_worker_connections_accepted_total{worker=\"%d\"} %zu\n", i, srv->workers[i]->accepted);
+    buf_printf(&b, "tern_worker_connections_accepted_total{worker=\"%d\"} %zu\n", i,
+               atomic_load_explicit(&srv->workers[i]->accepted, memory_order_relaxed));
   buf_printf(&b,
              "# HELP tern_connections_refused_total Connections refused at accept (max_conns_per_ip: ip, "
              "max_conns: server).\n"

@@ -75,7 +75,7 @@ void conn_accept(worker_t *w, int fd) {
   c->next = w->all;
   if (w->all) w->all->prev = c;
   w->all = c;
-  w->nconns++;
+  atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
   /* Every connection holds a descriptor, a refused one too until its answer is out. */
   long open = atomic_fetch_add(&srv->nconns, 1) + 1, cap = server_conn_cap(srv);
   if (open > cap) {
@@ -419,7 +419,7 @@ void conn_reap(conn_t *c) {
   if (c->prev) c->prev->next = c->next;
   else w->all = c->next;
   if (c->next) c->next->prev = c->prev;
-  w->nconns--;
+  atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
   if (c->in_flush) { /* unlink from the flush list before the memory goes */
     conn_t **pp = &w->flush_list;
     while (*pp && *pp != c) pp = &(*pp)->flush_next;

@@ -119,7 +119,7 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
   for (int k = 0; !err && k < ACCEPT_BATCH; k++) {
     int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      w->accepted++;
+      atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
       conn_accept(w, fd);
       continue;
     }

@@ -33,8 +33,9 @@ struct worker {
   conn_t *all;         /* every live connection */
   conn_t *flush_list;  /* connections with output to write */
   conn_t *reap_list;   /* connections to close */
-  size_t nconns;
-  size_t accepted;     /* connections accepted since start (/metrics) */
+  /* written by this worker only, read by /metrics on any worker: atomics, relaxed */
+  atomic_size_t nconns;
+  atomic_size_t accepted; /* connections accepted since start (/metrics) */
   /* Output accounting (conn.c): the largest queue this worker holds, as it last knew it,
    * for the other workers to compare with theirs; shed: a queue grew past
    * output_limit_ip or output_limit_total and the drop waits for drain();
