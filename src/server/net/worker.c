@@ -364,29 +364,53 @@ long server_conn_cap(const server_t *srv) {
   return n - reserve;
 }
 
+/* The rendezvous of server_with_workers_parked: every worker arrives, waits for the caller
+ * to release it, and says it has left, all under one mutex, so the caller frees the state
+ * (its stack) only once no worker can touch it again. (A pthread barrier destroyed right
+ * after the last wait relies on glibc's destroy waiting for the waiters to leave, which
+ * POSIX does not promise and ThreadSanitizer reports as a race.) */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int n, arrived, released, left;
+} park_state_t;
+
 typedef struct {
   task_t task;
-  pthread_barrier_t *barrier;
+  park_state_t *st;
 } park_t;
 
 static void park_run(task_t *t) {
-  pthread_barrier_t *b = ((park_t *)t)->barrier;
-  pthread_barrier_wait(b); /* every worker is here: the caller runs its function */
-  pthread_barrier_wait(b); /* it is done; t is gone once the caller returns */
+  park_state_t *st = ((park_t *)t)->st; /* t lives in the caller's frame, like st */
+  pthread_mutex_lock(&st->mu);
+  st->arrived++;
+  pthread_cond_broadcast(&st->cv);
+  while (!st->released) pthread_cond_wait(&st->cv, &st->mu);
+  st->left++;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu); /* the last touch of st and t */
 }
 
 void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg) {
-  pthread_barrier_t b;
+  park_state_t st = {.n = srv->nworkers};
   park_t parks[MAX_WORKERS];
-  pthread_barrier_init(&b, NULL, (unsigned)srv->nworkers + 1);
+  pthread_mutex_init(&st.mu, NULL);
+  pthread_cond_init(&st.cv, NULL);
   for (int i = 0; i < srv->nworkers; i++) {
-    parks[i] = (park_t){.task = {.fn = park_run}, .barrier = &b};
+    parks[i] = (park_t){.task = {.fn = park_run}, .st = &st};
     worker_post(srv, i, &parks[i].task);
   }
-  pthread_barrier_wait(&b);
-  fn(arg);
-  pthread_barrier_wait(&b);
-  pthread_barrier_destroy(&b); /* waits until every worker has left it */
+  pthread_mutex_lock(&st.mu);
+  while (st.arrived < st.n) pthread_cond_wait(&st.cv, &st.mu);
+  pthread_mutex_unlock(&st.mu);
+  fn(arg); /* every worker is parked */
+  pthread_mutex_lock(&st.mu);
+  st.released = 1;
+  pthread_cond_broadcast(&st.cv);
+  while (st.left < st.n) pthread_cond_wait(&st.cv, &st.mu);
+  pthread_mutex_unlock(&st.mu);
+  pthread_cond_destroy(&st.cv);
+  pthread_mutex_destroy(&st.mu);
 }
 
 void server_stop(server_t *srv) {

@@ -61,8 +61,8 @@ int server_start(server_t *srv);
 /* Open connections allowed in all: max_conns, or when it is 0 the open-files limit less a
  * reserve for the database, files and outgoing HTTP. */
 long server_conn_cap(const server_t *srv);
-/* Runs fn(arg) on the calling thread while every worker waits, parked in a task between
- * two barriers: whatever workers read without locks (the configuration) may change in fn.
+/* Runs fn(arg) on the calling thread while every worker waits, parked in a task (a
+ * rendezvous under a mutex): whatever workers read without locks (the configuration) may change in fn.
  * Not from a worker thread; the workers must be running. */
 void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg);
 void server_stop(server_t *srv);   /* asks every worker to finish; joins them */
