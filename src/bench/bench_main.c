@@ -219,7 +219,13 @@ static int parse_url(void) {
   char *colon = strrchr(host, ':');
   if (colon) {
     *colon = 0;
-    port = atoi(colon + 1);
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 1 || p > 65535) {
+      fprintf(stderr, "tern-bench: --url port must be 1-65535, got \"%s\"\n", colon + 1);
+      return -1;
+    }
+    port = (int)p;
   }
   if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
   if (uv_ip4_addr(host, port, &bench.server) != 0) {

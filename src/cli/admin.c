@@ -632,7 +632,7 @@ int admin_main(int argc, char **argv) {
   int rc = parse(&ad, argc, argv, &cmd, &help);
   if (rc == 0 && help) {
     usage(stdout, ad.group);
-  } else if (rc == 0) {
+  } else if (rc == 0 && cmd) { /* parse gives a command whenever it returns 0 without --help */
     /* an export needs no tern: only the source's keys */
     rc = cmd->fn == admin_export_leancloud ? 0 : resolve(&ad);
     if (rc == 0) rc = cmd->fn(&ad);

@@ -459,7 +459,8 @@ static void command(chat_t *ch, char *line) {
     say(ch, "usage: /open N|ID — a number from /list, or a conversation id");
   else if (strcmp(cmd, "open") == 0) {
     char *end;
-    long k = strtol(w[1], &end, 10);
+    /* n == 2: split_words filled w[0] and w[1] (the analyzer loses count through strtok_r) */
+    long k = strtol(w[1], &end, 10); // NOLINT(clang-analyzer-core.NonNullParamChecker)
     if (!*end && k >= 1 && (size_t)k <= ch->nlist)
       open_conv(ch, ch->list[k - 1]);
     else {

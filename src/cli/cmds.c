@@ -77,12 +77,16 @@ static char *join_words(char **w, int n) {
   size_t len = 1;
   for (int i = 0; i < n; i++)
     len += strlen(w[i]) + 1;
-  char *s = calloc(1, len);
+  char *s = malloc(len);
   if (!s) return NULL;
+  size_t at = 0; /* each word and a space fit in len, counted above */
   for (int i = 0; i < n; i++) {
-    if (i) strcat(s, " ");
-    strcat(s, w[i]);
+    size_t k = strlen(w[i]);
+    if (i) s[at++] = ' ';
+    memcpy(s + at, w[i], k);
+    at += k;
   }
+  s[at] = 0;
   return s;
 }
 

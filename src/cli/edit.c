@@ -196,7 +196,7 @@ static int escape(edit_t *e, const unsigned char *s, size_t n) {
   case 'H': e->pos = 0; break;
   case 'F': e->pos = e->len; break;
   case '~': {
-    int code = atoi((const char *)s + 1);
+    int code = (int)strtol((const char *)s + 1, NULL, 10); /* ESC [ n ~: a short run of digits */
     if (code == 1 || code == 7) e->pos = 0;
     else if (code == 4 || code == 8) e->pos = e->len;
     else if (code == 3) delete_range(e, e->pos, next_char(e, e->pos));

@@ -484,9 +484,9 @@ int main(int argc, char **argv) {
   if (rc == 0 && !strcmp(group, "history") && !a.conv && !a.to) rc = usage_error(cmdname, "--conv CID or --to ID is required");
   if (rc == 0 && !strcmp(group, "history") && !a.before != !a.before_ts)
     rc = usage_error(cmdname, "--before MID and --before-ts MS go together (the message and its timestamp)");
-  if (rc == 0 && sub && strcmp(sub, "create") && strcmp(sub, "query") && !a.conv)
+  if (rc == 0 && sub && strcmp(sub, "create") != 0 && strcmp(sub, "query") != 0 && !a.conv)
     rc = usage_error(cmdname, "--conv CID is required");
-  if (rc == 0 && (o.cacert || o.insecure) && o.url && strncmp(o.url, "wss://", 6))
+  if (rc == 0 && (o.cacert || o.insecure) && o.url && strncmp(o.url, "wss://", 6) != 0)
     rc = usage_error(cmdname, "--cacert and --insecure are for wss:// URLs, not %s", o.url);
   if (rc) {
     free(a.pos);
@@ -499,7 +499,7 @@ int main(int argc, char **argv) {
     o.app_id = saved = cli_saved_key("app_id");
     if (!o.app_key) o.app_key = saved_app_key = cli_saved_key("app_key"); /* file uploads need it */
   }
-  if (strncmp(o.url, "ws://", 5) && strncmp(o.url, "wss://", 6))
+  if (strncmp(o.url, "ws://", 5) != 0 && strncmp(o.url, "wss://", 6) != 0)
     rc = usage_error(cmdname, "--url must be a ws:// or wss:// URL, not %s", o.url);
   else if (!o.app_id)
     rc = usage_error(cmdname, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");

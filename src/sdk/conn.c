@@ -71,8 +71,13 @@ static int parse_url(const char *url, const char *base, int *tls, char **host, i
   *host = strndup(h, namel);
   if (path) *path = strdup(slash ? slash : "/");
   if (!*host || (path && !*path)) {
+    /* the caller frees its fields when this fails (tern_new's fail:): leave nothing to free twice */
     free(*host);
-    if (path) free(*path);
+    *host = NULL;
+    if (path) {
+      free(*path);
+      *path = NULL;
+    }
     return TERN_ENOMEM;
   }
   return 0;

@@ -151,7 +151,7 @@ int upload_start(tern_t *t, tern_msg_t *m, upload_done_fn done, void *ctx) {
 /* Returns the body of a complete HTTP response (Content-Length or until EOF), or NULL. */
 static const char *http_body(const char *resp, size_t n, int *status, size_t *blen) {
   if (n < 12 || strncmp(resp, "HTTP/1.", 7) != 0) return NULL;
-  *status = atoi(resp + 9);
+  *status = (int)strtol(resp + 9, NULL, 10); /* "HTTP/1.x NNN": 0 when not a number */
   const char *end = NULL;
   for (size_t i = 0; i + 3 < n; i++)
     if (memcmp(resp + i, "\r\n\r\n", 4) == 0) {

@@ -41,9 +41,9 @@ static int page_of(conn_t *c, const http_req_t *r, page_t *p) {
   char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"), *count = http_query_param(r, "count");
   p->order = http_query_param(r, "order");
   p->where = where && *where ? json_loads(where, 0, NULL) : json_object();
-  p->limit = limit && *limit ? atoi(limit) : 100;
-  if (p->limit < 0) p->limit = 100;
-  if (p->limit > 1000) p->limit = 1000;
+  /* strtoll, not atoi: ?limit=99999999999 is past int (atoi's undefined case), not a page size */
+  long long lim = limit && *limit ? strtoll(limit, NULL, 10) : 100;
+  p->limit = lim < 0 ? 100 : lim > 1000 ? 1000 : (int)lim;
   int64_t skip = rest_qint(r, "skip", 0);
   p->skip = skip < 0 ? 0 : skip > SKIP_MAX ? SKIP_MAX : (int)skip;
   p->count = count && (strcmp(count, "1") == 0 || strcmp(count, "true") == 0);

@@ -3,6 +3,7 @@
  *
  * Part of the /1.2/rtm REST API (protocol.md §7); the plumbing every handler uses and the
  * route table are in rest_rtm.c, declared in rest_rtm.h. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -175,10 +176,10 @@ static void conv_list(conn_t *c, const http_req_t *r, int all_kinds) {
   json_t *scope = all_kinds ? json_pack("{s:{s:b}}", "objectId", "$exists", 1)
                             : json_pack("{s:b, s:b}", "tr", kind == CONV_ROOM, "sys", kind == CONV_SYSTEM);
   json_t *all = json_pack("{s:[o, O]}", "$and", scope, where);
-  int limit = limit_s ? atoi(limit_s) : 10, skip = skip_s ? atoi(skip_s) : 0;
-  if (limit <= 0) limit = 10;
-  if (limit > 1000) limit = 1000;
-  if (skip < 0) skip = 0;
+  /* strtoll, not atoi: a number past int is clamped, not atoi's undefined case */
+  long long lim = limit_s ? strtoll(limit_s, NULL, 10) : 10, sk = skip_s ? strtoll(skip_s, NULL, 10) : 0;
+  int limit = lim <= 0 ? 10 : lim > 1000 ? 1000 : (int)lim;
+  int skip = sk < 0 ? 0 : sk > INT_MAX ? INT_MAX : (int)sk;
   /* on the query threads, within query_timeout (4310 → 400 past it), like conv query */
   im_done_t d;
   rest_wait_t *wt = rest_wait(c, shape_created, NULL);

@@ -199,7 +199,8 @@ static void job_fail(job_t *j, int status, int code, const char *msg) {
 /* An external file's URL: http or https with a host, no spaces or control characters (UTF-8
  * is allowed: JSON brought it, valid), not too long. */
 static int external_url_ok(const char *u) {
-  size_t n = u ? strlen(u) : 0;
+  if (!u) return 0;
+  size_t n = strlen(u);
   if (n > EXTERNAL_URL_MAX || (strncasecmp(u, "https://", 8) != 0 && strncasecmp(u, "http://", 7) != 0)) return 0;
   size_t host = strncasecmp(u, "https://", 8) == 0 ? 8 : 7;
   if (n == host || u[host] == '/') return 0; /* a host is needed */
@@ -384,14 +385,12 @@ static void job_work(uv_work_t *wk) {
     if (rc == 0) rc = files_open_data(j->files, j->id, &j->fd, &j->size);
     break;
   }
-  if (rc == TERN_ENOENT && j->callback)
-    j->status = 200;
-  else if (rc == TERN_ENOENT)
+  if (rc == TERN_ENOENT && !j->callback)
     job_fail(j, 404, 404, "file not found");
-  else if (rc < 0)
+  else if (rc < 0 && rc != TERN_ENOENT)
     job_fail(j, 500, 1, "file storage failed");
   else
-    j->status = 200;
+    j->status = 200; /* found, or not there when a callback does the answering */
 }
 
 /* ---------------------------------------------------------------- downloads */
@@ -738,7 +737,7 @@ void rest_file_token(conn_t *c, const http_req_t *r) {
     files_new_id(id);
     int64_t now = now_ms();
     iso_format(now, created);
-    json_t *claims = json_pack("{s:s, s:I, s:s, s:s}", "id", id, "exp", (json_int_t)(now + TOKEN_TTL_MS), "name", name,
+    json_t *claims = json_pack("{s:s, s:I, s:s, s:s}", "id", id, "exp", (json_int_t)now + TOKEN_TTL_MS, "name", name,
                                "mime", mime);
     if (meta_text) json_object_set(claims, "meta", md);
     char *tok = token_make(srv, claims);

@@ -74,8 +74,8 @@ static const char *apply(json_t *doc, json_t *changes) {
       json_t *out = json_array();
       size_t i;
       json_t *x;
-      json_array_foreach(cur, i, x) if (strcmp(op, "Remove") || !array_has(objs, x)) json_array_append(out, x);
-      if (strcmp(op, "Remove"))
+      json_array_foreach(cur, i, x) if (strcmp(op, "Remove") != 0 || !array_has(objs, x)) json_array_append(out, x);
+      if (strcmp(op, "Remove") != 0)
         json_array_foreach(objs, i, x) if (!strcmp(op, "Add") || !array_has(out, x)) json_array_append(out, x);
       json_object_set_new(doc, k, out);
     } else {

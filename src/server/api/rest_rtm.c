@@ -152,9 +152,9 @@ json_t *rest_shape_copy(void *ctx, json_t *result) { return json_deep_copy(resul
 /* A page size from ?limit: default def, at most max. */
 int rest_page_limit(const http_req_t *r, int def, int max) {
   char *v = http_query_param(r, "limit");
-  int n = v && *v ? atoi(v) : def;
+  long long n = v && *v ? strtoll(v, NULL, 10) : def; /* not atoi: past int it is max, not undefined */
   free(v);
-  return n < 1 ? def : n > max ? max : n;
+  return n < 1 ? def : n > max ? max : (int)n;
 }
 
 /* A JSON array of at most max non-empty strings as a borrowed C array (n set), or NULL

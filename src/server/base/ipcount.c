@@ -61,7 +61,7 @@ ipcount_entry_t *ipcount_add(ipcount_t *t, const char *ip, long limit) {
   entry_t *e = *pp;
   if (limit > 0 && e->n >= limit) e = NULL;
   else e->n++;
-  if ((*pp)->n == 0) { /* refused its first: nothing to keep */
+  if (!e && (*pp)->n == 0) { /* refused its first: nothing to keep (and e is not it) */
     entry_t *gone = *pp;
     *pp = gone->next;
     free(gone);

@@ -286,10 +286,10 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   conv_t *fresh = conv_from_row(w->im, &row);
   conv_row_free(&row);
   c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
-  conv_release(fresh);
   pthread_mutex_lock(&c->mu);
   int gone = c->deleted;
   pthread_mutex_unlock(&c->mu);
+  conv_release(fresh); /* after looking at c, which may be fresh: this reference kept it alive */
   if (gone) {
     conv_release(c);
     return NULL;

@@ -553,7 +553,7 @@ void im_conv_online_members(req_t *r) {
     conv_release(c);
     return;
   }
-  int limit = in->has_limit && in->limit > 0 && in->limit <= 50 ? in->limit : 50;
+  int limit = in && in->has_limit && in->limit > 0 && in->limit <= 50 ? in->limit : 50;
   char **ids = xcalloc((size_t)limit, sizeof *ids);
   size_t n = 0;
   /* Other workers' room slices change under c->mu; hold it while copying ids out. */
@@ -986,7 +986,7 @@ void im_conv_max_read(req_t *r) {
     conv_release(c);
     return;
   }
-  progress_acc_t acc = {.self = r->s->client_id, .all = in->has_queryallmembers && in->queryallmembers};
+  progress_acc_t acc = {.self = r->s->client_id, .all = in && in->has_queryallmembers && in->queryallmembers};
   if (store_progress(r->w->reader, c->id, progress_each, &acc) < 0) {
     reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
   } else {
