@@ -74,7 +74,7 @@ static int load_keys(server_t *srv) {
       random_key(k, 24);
       /* LeanCloud-shaped app id: 24 characters and a region suffix; the "-gzGzoHsz"
        * suffix makes the JS SDK insist on the `server` option, which self-hosting needs. */
-      if (i == 0) strcat(k, "-gzGzoHsz");
+      if (i == 0) snprintf(k + strlen(k), sizeof k - strlen(k), "-gzGzoHsz");
       out[i] = xstrdup(k);
       if (!saved) saved = json_object();
       json_object_set_new(saved, names[i], json_string(k));

@@ -510,7 +510,11 @@ static void update_hook(req_t *r, update_job_t *u, json_t *attr, int mute) {
 
 void im_conv_update(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   if (c->kind == CONV_TEMP) {
     reply_error(r, LC_CONVERSATION_READ_ONLY, "temporary conversations cannot be updated");

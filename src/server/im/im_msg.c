@@ -773,7 +773,7 @@ static void read_one(req_t *r, const char *cid, int has_ts, int64_t ts, const ch
   if (!c) return;
   const char *self = r->s->client_id;
   members_t *m = c->kind == CONV_ROOM ? NULL : conv_members(c);
-  if (!members_has(m, self)) goto done;
+  if (!m || !members_has(m, self)) goto done; /* a chat room keeps no read positions */
   int64_t pos_ts, pos_seq;
   if (!mid || msg_key_resolve(r->w, c, mid, &pos_ts, &pos_seq) < 0) {
     pos_ts = has_ts && ts > 0 ? ts : now_ms();

@@ -216,8 +216,9 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss) {
   char host[256];
   const char *colon = strrchr(spec, ':');
   if (!colon) return TERN_ECONFIG;
-  int port = atoi(colon + 1);
-  if (port < 0 || port > 65535) return TERN_ECONFIG;
+  char *end;
+  long port = strtol(colon + 1, &end, 10); /* "host:" or "host:http" is no port (atoi made it 0: any) */
+  if (end == colon + 1 || *end || port < 0 || port > 65535) return TERN_ECONFIG;
   size_t hl = (size_t)(colon - spec);
   if (hl >= sizeof host) return TERN_ECONFIG;
   memcpy(host, spec, hl);

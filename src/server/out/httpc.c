@@ -165,7 +165,8 @@ void httpc_close(httpc_t *h) {
   h->closing = 1;
   while (h->all) {
     httpc_result_t res = {.error = "cancelled", .body = ""};
-    finish(h->all, &res);
+    /* finish unlinks the transfer from h->all before it frees it */
+    finish(h->all, &res); // NOLINT(clang-analyzer-unix.Malloc)
   }
   uv_close((uv_handle_t *)&h->timer, free_client);
 }

@@ -148,8 +148,8 @@ char *push_apns_body(const json_t *data, int64_t increment_to) {
         json_object_set_new(aps, "badge", json_integer(increment_to));
       else if (json_is_integer(v))
         json_object_set(aps, "badge", v);
-    } else if (strcmp(k, "aps") && strcmp(k, "_profile") && strcmp(k, "_apns_team_id") && strcmp(k, "ios") &&
-               strcmp(k, "android") && strcmp(k, "wp")) {
+    } else if (strcmp(k, "aps") != 0 && strcmp(k, "_profile") != 0 && strcmp(k, "_apns_team_id") != 0 &&
+               strcmp(k, "ios") != 0 && strcmp(k, "android") != 0 && strcmp(k, "wp") != 0) {
       json_object_set(out, k, v); /* custom keys sit beside aps */
     }
   }
@@ -171,9 +171,8 @@ static void apns_done(void *arg, const httpc_result_t *res) {
   json_t *j = res->body && res->len ? json_loadb(res->body, res->len, 0, NULL) : NULL;
   const char *reason = json_string_value(json_object_get(j, "reason"));
   push_outcome_t o = push_outcome_of(st);
-  if (st == 410) {
-    o = PUSH_GONE; /* Unregistered: the app is gone from the device */
-  } else if (st == 400 && reason && (!strcmp(reason, "BadDeviceToken") || !strcmp(reason, "DeviceTokenNotForTopic"))) {
+  if (st == 410 /* Unregistered: the app is gone from the device */ ||
+      (st == 400 && reason && (!strcmp(reason, "BadDeviceToken") || !strcmp(reason, "DeviceTokenNotForTopic")))) {
     o = PUSH_GONE;
   } else if (st == 403 && reason && !strcmp(reason, "ExpiredProviderToken")) {
     expire_token(x->a, x->jwt);
@@ -221,7 +220,7 @@ static void apns_attempt(push_worker_t *pw, void *state, push_delivery_t *d) {
   buf_printf(&url, "%s/3/device/%s", a->base[sandbox], dev->token);
   buf_printf(&auth, "authorization: bearer %s", jwt);
   buf_printf(&topic, "apns-topic: %s", a->topic);
-  buf_printf(&exp, "apns-expiration: %lld", (long long)(now_ms() / 1000 + PUSH_EXPIRY_S));
+  buf_printf(&exp, "apns-expiration: %lld", (long long)(now_ms() / 1000) + PUSH_EXPIRY_S);
   const char *headers[] = {buf_cstr(&auth),
                            buf_cstr(&topic),
                            background ? "apns-push-type: background" : "apns-push-type: alert",

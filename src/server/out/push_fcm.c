@@ -248,7 +248,7 @@ static void fetch_token(fcm_worker_t *fw) {
   json_t *h = json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT");
   if (f->key_id) json_object_set_new(h, "kid", json_string(f->key_id));
   json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", f->email, "scope", SCOPE, "aud", f->token_url, "iat",
-                        (json_int_t)now, "exp", (json_int_t)(now + 3600));
+                        (json_int_t)now, "exp", (json_int_t)now + 3600);
   char *hs = json_dumps(h, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT), *jwt = NULL;
   json_decref(h);
   json_decref(c);

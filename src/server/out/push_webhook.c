@@ -25,7 +25,7 @@ static int webhook_init(const tern_config_t *cfg, void **state) {
     log_at(LOG_ERROR, "push_provider webhook needs push_webhook_url");
     return TERN_ECONFIG;
   }
-  if (strncmp(cfg->push_webhook_url, "http://", 7) && strncmp(cfg->push_webhook_url, "https://", 8)) {
+  if (strncmp(cfg->push_webhook_url, "http://", 7) != 0 && strncmp(cfg->push_webhook_url, "https://", 8) != 0) {
     log_at(LOG_ERROR, "push_webhook_url must be an http:// or https:// URL");
     return TERN_ECONFIG;
   }

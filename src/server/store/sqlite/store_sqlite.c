@@ -1179,7 +1179,7 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   st = r->conv_members;
   sqlite3_bind_int64(st, 1, out->id);
   size_t cap = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while (sqlite3_step(st) == SQLITE_ROW) {
     if (out->nmembers == cap) {
       cap = cap ? cap * 2 : 8;
       out->members = xrealloc(out->members, cap * sizeof *out->members);
@@ -1190,7 +1190,7 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   st = r->conv_sets;
   sqlite3_bind_int64(st, 1, out->id);
   size_t caps[3] = {0, 0, 0};
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while (sqlite3_step(st) == SQLITE_ROW) {
     int k = sqlite3_column_int(st, 0);
     if (k < 0 || k > 2) continue;
     if (out->nsets[k] == caps[k]) {

@@ -257,7 +257,7 @@ static int bind_list(ctx_t *cx, const field_t *f, json_t *v, int elements) {
   json_t *arr = json_array(), *e, *conv;
   size_t n = elements ? json_array_size(v) : 1;
   int rc = 0, foreign = 0;
-  int64_t ms;
+  int64_t ms = 0;
   char iso[ISO_LEN + 1];
   for (size_t i = 0; i < n && rc >= 0; i++) {
     e = elements ? json_array_get(v, i) : v;
