@@ -4,10 +4,14 @@
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+#   4b. the integration tests that load ternd's threads again, on a ThreadSanitizer ternd
+#      ($TERN_TSAN_BUILD, default build-tsan; `make test` builds it)
 #   5. load attacks, one at a time with nothing else running  (tests/attack): every issue
 #      #11 attack beside a chatting pair; 100 readers that never read beside one that does
 #   6. /console and /chat in headless Chromium           (tests/browser)
-# Every spawned ternd is checked at teardown for sanitizer reports (tests/lib/server.mjs).
+# Before them: docs/options.md against the option table, and the C sources against
+# .clang-format (scripts/format.sh). Every spawned ternd is checked at teardown for
+# sanitizer reports (tests/lib/server.mjs), ThreadSanitizer's included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-asan}
@@ -20,6 +24,9 @@ if ! diff <(tail -n +5 docs/options.md) <("$TERND" --options-markdown) >/dev/nul
   echo "docs/options.md is out of date: regenerate it with $TERND --options-markdown (keep its 4-line header)" >&2
   exit 1
 fi
+
+echo "== C sources match .clang-format"
+scripts/format.sh
 
 echo "== unit tests"
 (cd "$build" && ctest --output-on-failure --timeout 300)
@@ -37,6 +44,24 @@ run_node() {
 run_node proto
 run_node interop
 run_node integration
+
+# The integration tests whose ternd runs its threads hard — workers, the store's writer and
+# checkpointer, the query pool, hooks and push on the worker loops, SIGHUP's parked
+# workers — again on the ThreadSanitizer build: a race fails the test (server.mjs). The
+# rest of tests/integration drives the CLI, the SDK or the importer against a lightly used
+# ternd, or (package) builds its own; left to the ASan run above, for the time.
+# slow-consumer is left out too: it bounds ternd's RSS, which TSan's shadow memory inflates.
+tsan=${TERN_TSAN_BUILD:-build-tsan}
+if [[ ! -x "$tsan/ternd" ]]; then
+  echo "no ThreadSanitizer ternd in $tsan/: make test builds it (cmake -DTERN_TSAN=ON, target ternd)" >&2
+  exit 1
+fi
+ln -sfn "$PWD/$build/web" "$tsan/web" # the console and chat pages the banner tests look for
+tsan_tests=(bench chatroom-1000 crash-load descriptors hooks process push startup)
+echo "== integration tests on ThreadSanitizer ternd (${#tsan_tests[@]} files)"
+tsan_files=()
+for t in "${tsan_tests[@]}"; do tsan_files+=("tests/integration/$t.test.mjs"); done
+TSAN_OPTIONS="halt_on_error=0:exitcode=25:suppressions=$PWD/tests/tsan.supp" TERND="$PWD/$tsan/ternd" node --test --test-concurrency=2 --test-timeout=600000 "${tsan_files[@]}"
 # Alone, one at a time: they measure latency or need the reader that keeps up to keep up,
 # which another test's load on these 2 cores can make it fail to do.
 echo "== attack tests"
