@@ -3,13 +3,17 @@
 # a fresh ternd (own data directory, free port) per run, tern-bench against it, then
 #   bench/results/<date>-<commit>.json   every run's report plus what machine this was
 #   bench/results/<date>-<commit>.png    latency against throughput for the pairs sweep
-# Builds nothing (`make bench` built $1) and takes about four minutes; never part of `make test`.
+# Builds nothing (`make bench` built $1) and takes about five minutes; never part of `make test`.
+# BENCH_ONLY=import runs only the two import runs (about a minute), into
+# bench/results/<date>-<commit>-import.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+only=${BENCH_ONLY:-}
+[[ -z $only || $only == import ]] || { echo "bench: BENCH_ONLY is 'import' or unset" >&2; exit 2; }
 ternd=$build/ternd
 benchbin=$build/tern-bench
-for b in "$ternd" "$benchbin"; do
+for b in "$ternd" $([[ -z $only ]] && echo "$benchbin"); do
   [[ -x $b ]] || { echo "bench: $b not found; run 'make bench' (or build $build first)" >&2; exit 2; }
 done
 
@@ -17,31 +21,34 @@ app_id=benchApp00000000000000000-gzGzoHsz
 master_key=benchMasterKey00000000000
 stamp=$(date +%Y%m%d)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
-out=bench/results/$stamp-$commit
+base=bench/results/$stamp-$commit${only:+-$only}
+out=$base
 n=1
 while [[ -e $out.json ]]; do # another run of the same commit: keep both (medians need three)
   n=$((n + 1))
-  out=bench/results/$stamp-$commit-$n
+  out=$base-$n
 done
 mkdir -p bench/results
 tmp=$(mktemp -d)
 server_pid=""
+src_pid=""
 cleanup() {
-  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  for p in $server_pid $src_pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 start_server() {
-  local dir
+  local dir out
   dir=$(mktemp -d -p "$tmp")
-  : >"$tmp/ternd.out"
+  out=$dir.out # its own: two servers run at once for the importer's run
+  : >"$out"     # there before sed reads it (set -e ends the script on sed's error)
   TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_MASTER_KEY=$master_key TERN_LOG_LEVEL=warn \
   TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
-    "$ternd" >"$tmp/ternd.out" 2>>"$tmp/ternd.err" &
+    "$ternd" >"$out" 2>>"$tmp/ternd.err" &
   server_pid=$!
   for _ in $(seq 200); do # wait for the "listening on" line, not a fixed sleep
-    port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$tmp/ternd.out")
+    port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$out")
     [[ -n $port ]] && return 0
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.05
@@ -80,16 +87,18 @@ run() {
 }
 
 : >"$tmp/pairs.tsv"
-run idle --scenario idle --clients 19000 --sources 2 --duration 10 --warmup 2
-for rate in 25000 50000 100000 150000 200000 0; do # 0 = flat out: the saturation point
-  run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 --tsv "$tmp/pairs.tsv"
-done
-run group --scenario group --clients 2000 --group-size 500 --rate 1000 --duration 15 --warmup 3
-run group --scenario group --clients 2000 --group-size 500 --rate 0 --duration 10 --warmup 2 # capacity
-run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 200 --duration 15 --warmup 3
-run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 0 --duration 10 --warmup 2 # capacity
-run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
-run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
+if [[ -z $only ]]; then
+  run idle --scenario idle --clients 19000 --sources 2 --duration 10 --warmup 2
+  for rate in 25000 50000 100000 150000 200000 0; do # 0 = flat out: the saturation point
+    run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 --tsv "$tmp/pairs.tsv"
+  done
+  run group --scenario group --clients 2000 --group-size 500 --rate 1000 --duration 15 --warmup 3
+  run group --scenario group --clients 2000 --group-size 500 --rate 0 --duration 10 --warmup 2 # capacity
+  run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 200 --duration 15 --warmup 3
+  run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 0 --duration 10 --warmup 2 # capacity
+  run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
+  run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
+fi
 
 # The import rate (docs/migrate-api.md): 1,000,000 messages through POST /1.2/import/records
 # into an empty ternd, by bench/import.mjs (Node: the test suite's; without it, no figure).
@@ -109,6 +118,32 @@ else
   printf '{"scenario":"import","error":"%s"}\n' "$(tail -1 "$tmp/bench.err" | tr -d '"\\')" >"$f"
 fi
 runs+=("$f")
+
+# The importer end to end: that ternd, now holding the million messages, is the source (it
+# answers LeanCloud's REST reads); `tern admin import leancloud` copies it into an empty one.
+src_pid=$server_pid
+src_port=$port
+server_pid=""
+start_server
+f=$tmp/run-${#runs[@]}.json
+echo "bench: import-e2e: tern admin import leancloud, 1000000 messages from a ternd into an empty one" >&2
+if ! command -v node >/dev/null || [[ ! -x $build/src/cli/tern ]]; then
+  echo "bench: import-e2e skipped: needs node and $build/src/cli/tern" >&2
+  printf '{"scenario":"import-e2e","error":"node or tern not found"}\n' >"$f"
+elif node bench/import-e2e.mjs --tern "$build/src/cli/tern" --source "http://127.0.0.1:$src_port" \
+  --target "http://127.0.0.1:$port" --app-id "$app_id" --master-key "$master_key" --messages 1000000 \
+  --source-pid "$src_pid" --target-pid "$server_pid" --json >"$f" 2>"$tmp/bench.err"; then
+  sed -n 's/.*"seconds":\([0-9.]*\),"msgs_per_s":\([0-9]*\).*/  \2 msgs\/s (\1 s)/p' "$f" >&2
+else
+  failures=$((failures + 1))
+  echo "bench: import-e2e FAILED:" >&2
+  cat "$tmp/bench.err" >&2
+  printf '{"scenario":"import-e2e","error":"%s"}\n' "$(tail -1 "$tmp/bench.err" | tr -d '"\\')" >"$f"
+fi
+runs+=("$f")
+stop_server
+server_pid=$src_pid
+src_pid=""
 stop_server
 
 # The results file: the machine, then every run's report as tern-bench printed it.
@@ -129,7 +164,9 @@ mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
 mv "$out.json.tmp" "$out.json"
 echo "bench: wrote $out.json" >&2
 
-if command -v gnuplot >/dev/null; then
+if [[ ! -s $tmp/pairs.tsv ]]; then
+  : # no pairs sweep (BENCH_ONLY): no plot
+elif command -v gnuplot >/dev/null; then
   sort -t$'\t' -k4,4g "$tmp/pairs.tsv" >"$tmp/pairs.sorted.tsv"
   gnuplot -e "datafile='$tmp/pairs.sorted.tsv'; outfile='$out.png'; label='$stamp $commit, $(nproc) cores'" bench/plot.gp
   echo "bench: wrote $out.png" >&2

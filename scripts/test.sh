@@ -25,6 +25,9 @@ if ! diff <(tail -n +5 docs/options.md) <("$TERND" --options-markdown) >/dev/nul
   exit 1
 fi
 
+echo "== docs/security.md cites tests that exist"
+node scripts/check-limits-doc.mjs
+
 echo "== C sources match .clang-format"
 scripts/format.sh
 

@@ -102,6 +102,7 @@ static const flag_t FLAGS[] = {
     IH("rate", rate, 0, 1000000000),
     IH("retries", retries, 0, 1000000000),
     IH("recheck-days", recheck_days, 0, 1000000000),
+    I("retry-for", retry_for, 1, 7 * 86400),
 };
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
@@ -147,6 +148,9 @@ static const cmd_t CMDS[] = {
     {"online", NULL, admin_online, 1, -1, "", "online ID[,ID…]…   (at most 20)"},
     {"unread", NULL, admin_unread, 1, 1, "conv", "unread CLIENT [--conv CID]"},
     {"stats", NULL, admin_stats, 0, 0, "", "stats"},
+    {"backup", NULL, admin_backup, 0, 0, "to",
+     "backup --to DIR   (an online copy into DIR on the server's machine: absolute, new or empty;\n"
+     "                 restore with ternd --restore=DIR; a large database may need a larger --timeout)"},
     {"broadcast", NULL, admin_broadcast, 1, 1, "from text content attr push-data",
      "broadcast CID --from ID (--text T | --content RAW) [--push-data JSON]"},
     {"subscribers", NULL, admin_subscribers, 1, 1, "limit next count",
@@ -166,15 +170,18 @@ static const cmd_t CMDS[] = {
     {"file", "download", admin_file_download, 1, 1, "out", "file download ID [-o OUT]"},
     {"import", "leancloud", admin_import_leancloud, 0, 0,
      "from from-app-id from-master-key from-dir state rehost-files dry-run full concurrency batch rate retries "
-     "recheck-days",
+     "retry-for recheck-days",
      "import leancloud (--from https://API_HOST [--from-app-id ID] --from-master-key KEY | --from-dir DIR)\n"
      "                 [--state FILE] [--rehost-files] [--rate N (source requests/s, 30)] [--concurrency N (8)]\n"
-     "                 [--retries N (10)] [--recheck-days N (7)] [--full] [--batch N (5000)] [--dry-run]\n"
-     "                 (into the tern of --server; the app id is the same on both sides)"},
+     "                 [--retries N (10)] [--retry-for SEC (600)] [--timeout SEC (per attempt, 60)]\n"
+     "                 [--recheck-days N (7)] [--full] [--batch N (5000)] [--dry-run]\n"
+     "                 (into the tern of --server; the app id is the same on both sides, --from-app-id\n"
+     "                 defaults to --app-id)"},
     {"export", "leancloud", admin_export_leancloud, 0, 0,
-     "from from-app-id from-master-key to rehost-files rate concurrency retries",
-     "export leancloud --from https://API_HOST --from-app-id ID --from-master-key KEY --to DIR\n"
-     "                 [--rehost-files (save the files' bytes too)] [--rate N] [--concurrency N] [--retries N]"},
+     "from from-app-id from-master-key to rehost-files rate concurrency retries retry-for",
+     "export leancloud --from https://API_HOST [--from-app-id ID] --from-master-key KEY --to DIR\n"
+     "                 [--rehost-files (save the files' bytes too)] [--rate N] [--concurrency N] [--retries N]\n"
+     "                 [--retry-for SEC] [--timeout SEC]"},
 };
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
 
@@ -487,6 +494,25 @@ int admin_stats(admin_t *ad) {
   printf("online now:\t%lld\nclients today:\t%lld\n",
          (long long)json_integer_value(json_object_get(r, "online_user_count")),
          (long long)json_integer_value(json_object_get(r, "user_count_today")));
+  json_decref(res);
+  return 0;
+}
+
+/* POST /1.2/tern/backup: the server copies its database (SQLite's online backup API),
+ * app.json and the uploaded files into --to, on its own machine, while clients go on. */
+int admin_backup(admin_t *ad) {
+  if (!ad->a.to || ad->a.to[0] != '/')
+    return admin_usage_error(ad, "backup needs --to DIR, an absolute directory on the server's machine");
+  json_t *res, *body = json_pack("{s:s}", "to", ad->a.to);
+  int rc = admin_call(ad, "POST", "/1.2/tern/backup", body, &res);
+  json_decref(body);
+  if (rc) return rc;
+  if (ad->a.json) return admin_print_json(res);
+  printf("backed up to %s: database %lld bytes, %lld files (%lld bytes) in %lld ms\n", ad->a.to,
+         (long long)json_integer_value(json_object_get(res, "database_bytes")),
+         (long long)json_integer_value(json_object_get(res, "files")),
+         (long long)json_integer_value(json_object_get(res, "file_bytes")),
+         (long long)json_integer_value(json_object_get(res, "duration_ms")));
   json_decref(res);
   return 0;
 }

@@ -67,7 +67,7 @@ typedef struct {
   int limit;
   /* import / export leancloud (--from is the source URL there, --to the export directory) */
   const char *from_app_id, *from_master_key, *from_dir, *state;
-  int rehost_files, dry_run, full, concurrency, batch, rate, retries, recheck_days;
+  int rehost_files, dry_run, full, concurrency, batch, rate, retries, recheck_days, retry_for;
   /* set when the flag was given (limit and badge may be 0) */
   int has_limit, has_badge, has_rate, has_retries, has_recheck_days;
   char **pos; /* positional words after the command */
@@ -149,6 +149,7 @@ int admin_kick(admin_t *ad);
 int admin_online(admin_t *ad);
 int admin_unread(admin_t *ad);
 int admin_stats(admin_t *ad);
+int admin_backup(admin_t *ad);
 int admin_push_install(admin_t *ad);
 int admin_push_show(admin_t *ad);
 int admin_push_update(admin_t *ad);

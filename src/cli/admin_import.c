@@ -10,11 +10,13 @@
  * why that walk and what it costs).
  *
  * Records are gathered into NDJSON bodies (≤ 2 MiB, ≤ 5,000 lines) posted to the target's
- * POST /1.2/import/records one at a time while the source keeps fetching; a few sealed
+ * POST /1.2/import/records, two at a time, while the source keeps fetching; a few sealed
  * bodies may wait, beyond that the jobs stall. Each body carries the state changes its
  * records stand for (cursors, change marks); they are committed to the state file only
- * when the target has answered 200, so an interruption anywhere re-sends at most the
- * bodies not yet acknowledged, and the target's idempotency absorbs them.
+ * when the target has answered 200 to it and to every body before it, so an interruption
+ * anywhere re-sends at most the bodies not yet acknowledged, and the target's idempotency
+ * absorbs them. Two bodies the order of which matters are never in flight together
+ * (shares_conversation).
  *
  * --dry-run prints the records instead of posting them; export writes what the source
  * answered (the same pull) into a directory that --from-dir reads back. */
@@ -64,24 +66,34 @@ void imp_fail(imp_t *im, const char *fmt, ...) {
 
 static void pump(imp_t *im);
 
-void imp_commit_later(imp_t *im, json_t *delta) {
+/* Two bodies fill at once: conversation-level records (the conversation, its roles and
+ * sets) in one, messages (and installations, files) in the other. A conversation's
+ * records are sealed before any body holding its messages, so they reach the target
+ * first, and a messages body seldom waits for one still in flight (shares_conversation). */
+static batch_t *open_batch(imp_t *im, int stream) {
+  if (!im->open[stream]) {
+    batch_t *b = xcalloc(1, sizeof *b);
+    b->commit = json_object();
+    b->cids = json_object();
+    b->opened_ms = now_ms();
+    im->open[stream] = b;
+  }
+  return im->open[stream];
+}
+
+void imp_commit_later(imp_t *im, int stream, json_t *delta) {
   if (im->mode != MODE_IMPORT) { /* nothing to wait for */
     imp_state_commit(im->st, delta);
     return;
   }
-  if (!im->open) {
-    im->open = xcalloc(1, sizeof *im->open);
-    im->open->commit = json_object();
-    im->open->opened_ms = now_ms();
-  }
-  imp_json_merge(im->open->commit, delta);
+  imp_json_merge(open_batch(im, stream)->commit, delta);
   json_decref(delta);
 }
 
-static void seal(imp_t *im) {
-  batch_t *b = im->open;
+static void enqueue(imp_t *im, int stream) {
+  batch_t *b = im->open[stream];
   if (!b) return;
-  im->open = NULL;
+  im->open[stream] = NULL;
   if (im->tail)
     im->tail->next = b;
   else
@@ -90,54 +102,151 @@ static void seal(imp_t *im) {
   im->queued++;
 }
 
-/* One record: printed (--dry-run) or added to the open body. Takes rec. */
-void imp_emit(imp_t *im, json_t *rec) {
-  const char *type = json_string_value(json_object_get(rec, "type"));
-  if (type && strcmp(type, "message") == 0) im->msgs++;
-  char *line = json_dumps(rec, JSON_COMPACT);
-  json_decref(rec);
-  if (!line) return;
+/* Seals the open bodies: the conversations' first, since messages may need them. */
+static void seal(imp_t *im) {
+  enqueue(im, IMP_CONV);
+  enqueue(im, IMP_MSG);
+}
+
+void imp_room_for(imp_t *im, int lines) {
+  batch_t *b = im->open[IMP_MSG];
+  if (b && b->lines && b->lines + lines > im->batch_lines) seal(im);
+}
+
+/* What a body holds of conversation cid: conversation-level records, and its messages'
+ * time span. */
+static void touch(batch_t *b, const char *cid, int message, int64_t ts) {
+  touch_t *t;
+  if (b->last && strcmp(b->touch[b->last - 1].cid, cid) == 0) {
+    t = &b->touch[b->last - 1];
+  } else {
+    size_t len = strlen(cid);
+    json_t *ix = json_object_getn(b->cids, cid, len);
+    if (ix) {
+      b->last = (size_t)json_integer_value(ix) + 1;
+    } else {
+      if (b->ntouch == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->touch = xrealloc(b->touch, b->cap * sizeof *b->touch);
+      }
+      b->touch[b->ntouch] = (touch_t){.cid = xstrdup(cid), .min = INT64_MAX, .max = INT64_MIN};
+      json_object_setn_new_nocheck(b->cids, cid, len, json_integer((json_int_t)b->ntouch));
+      b->last = ++b->ntouch;
+    }
+    t = &b->touch[b->last - 1];
+  }
+  if (!message) {
+    t->conv = 1;
+  } else {
+    if (ts < t->min) t->min = ts;
+    if (ts > t->max) t->max = ts;
+  }
+}
+
+static void emit_line(imp_t *im, int stream, const char *cid, const char *line, size_t n, int message, int64_t ts) {
+  if (message) im->msgs++;
   if (im->mode == MODE_DRY) {
-    puts(line);
-    free(line);
+    fwrite(line, 1, n, stdout);
+    fputc('\n', stdout);
     return;
   }
-  size_t n = strlen(line);
-  if (im->open && (im->open->body.len + n + 1 > im->batch_bytes || im->open->lines >= im->batch_lines)) seal(im);
-  if (!im->open) {
-    im->open = xcalloc(1, sizeof *im->open);
-    im->open->commit = json_object();
-    im->open->opened_ms = now_ms();
+  batch_t *b = im->open[stream];
+  if (b && (b->body.len + n + 1 > im->batch_bytes || b->lines >= im->batch_lines)) {
+    if (stream == IMP_MSG)
+      seal(im);
+    else
+      enqueue(im, IMP_CONV);
   }
-  buf_append(&im->open->body, line, n);
-  buf_append(&im->open->body, "\n", 1);
-  im->open->lines++;
+  b = open_batch(im, stream);
+  buf_append(&b->body, line, n);
+  buf_append(&b->body, "\n", 1);
+  b->lines++;
+  if (cid) touch(b, cid, message, ts);
+}
+
+void imp_emit_message(imp_t *im, const char *cid, int64_t ts, const char *line, size_t n) {
+  emit_line(im, IMP_MSG, cid, line, n, 1, ts);
+}
+
+/* One record: printed (--dry-run) or added to an open body. Takes rec. */
+void imp_emit(imp_t *im, json_t *rec) {
+  const char *type = json_string_value(json_object_get(rec, "type"));
+  int message = type && strcmp(type, "message") == 0;
+  /* the conversation it belongs to (installations and files: none) */
+  const char *cid = type && strcmp(type, "conversation") == 0 ? json_string_value(json_object_get(rec, "objectId"))
+                                                               : json_string_value(json_object_get(rec, "cid"));
+  char *line = json_dumps(rec, JSON_COMPACT);
+  if (line)
+    emit_line(im, message || !cid ? IMP_MSG : IMP_CONV, cid, line, strlen(line), message,
+              json_integer_value(json_object_get(rec, "timestamp")));
   free(line);
+  json_decref(rec);
 }
 
 static void batch_free(batch_t *b) {
   buf_free(&b->body);
   json_decref(b->commit);
+  json_decref(b->cids);
+  for (size_t i = 0; i < b->ntouch; i++) free(b->touch[i].cid);
+  free(b->touch);
   free(b);
 }
 
+/* The id of record `line` (from 1) of a body, for a skip the target could not name (a
+ * line it could not parse: U+0000 in a string, which jansson refuses). malloc'd or NULL. */
+static char *body_line_id(const buf_t *body, json_int_t line) {
+  const char *p = (const char *)body->data, *end = p + body->len;
+  if (line < 1 || !p) return NULL;
+  for (json_int_t k = 1; k < line; k++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) return NULL;
+    p = nl + 1;
+  }
+  const char *nl = memchr(p, '\n', (size_t)(end - p));
+  json_t *o = json_loadb(p, (size_t)((nl ? nl : end) - p), JSON_ALLOW_NUL, NULL);
+  const char *id = json_string_value(json_object_get(o, "msg-id"));
+  if (!id) id = json_string_value(json_object_get(o, "objectId"));
+  if (!id) id = json_string_value(json_object_get(o, "cid"));
+  char *out = id ? xstrdup(id) : NULL;
+  json_decref(o);
+  return out;
+}
+
+/* Answered bodies leave the queue in the order they were sealed, each committing its
+ * state changes only after every body before it did: a cursor is never recorded past
+ * records the target does not hold. After a body that failed, none is committed (what
+ * they carried is sent again on the next run; the target takes a repeat as unchanged). */
+static void retire(imp_t *im) {
+  while (im->head && im->head->done) {
+    batch_t *b = im->head;
+    im->head = b->next;
+    if (!im->head) im->tail = NULL;
+    im->queued--;
+    if (!b->ok)
+      im->uncommitted = 1;
+    else if (!im->uncommitted && imp_state_commit(im->st, json_incref(b->commit)) < 0)
+      imp_fail(im, "the state file could not be written");
+    batch_free(b);
+  }
+}
+
 static void posted(imp_req_t *r, void *arg) {
-  imp_t *im = arg;
-  batch_t *b = im->head;
-  im->head = b->next;
-  if (!im->head) im->tail = NULL;
-  im->queued--;
-  im->posting = 0;
-  json_t *ans = r->status == 200 ? json_loadb((const char *)r->body.data, r->body.len, 0, NULL) : NULL;
+  batch_t *b = arg;
+  imp_t *im = b->im;
+  im->posting--;
+  b->inflight = 0;
+  b->done = 1;
+  json_t *ans = r->status == 200 ? json_incref(r->json) : NULL;
   if (!json_is_object(ans)) {
     imp_fail(im, "the target refused a batch of %d records: %s", b->lines,
          r->status == 200 ? "its answer is not the {\"applied\",\"unchanged\",\"skipped\"} expected"
          : r->status == 404 ? "HTTP 404 (does this ternd have POST /1.2/import/records?)"
                             : r->err);
     json_decref(ans);
-    batch_free(b);
+    retire(im);
     return;
   }
+  b->ok = 1;
   im->batches++;
   im->applied += (long)json_integer_value(json_object_get(ans, "applied"));
   im->unchanged += (long)json_integer_value(json_object_get(ans, "unchanged"));
@@ -145,11 +254,32 @@ static void posted(imp_req_t *r, void *arg) {
   json_t *s;
   json_array_foreach(json_object_get(ans, "skipped"), i, s) {
     const char *reason = json_string_value(json_object_get(s, "reason"));
-    imp_skip(im, "record", json_string_value(json_object_get(s, "id")), reason ? reason : "refused by the target");
+    const char *id = json_string_value(json_object_get(s, "id"));
+    char *found = !id || !*id ? body_line_id(&b->body, json_integer_value(json_object_get(s, "line"))) : NULL;
+    imp_skip(im, "record", found ? found : id, reason ? reason : "refused by the target");
+    free(found);
   }
   json_decref(ans);
-  if (imp_state_commit(im->st, json_incref(b->commit)) < 0) imp_fail(im, "the state file could not be written");
-  batch_free(b);
+  retire(im);
+}
+
+/* Must b wait for a body in flight? The target applies bodies in flight at once in any
+ * order, so b waits when it holds records of a conversation whose conversation-level
+ * records are in one (or the other way round), or messages of a conversation not all
+ * newer than that conversation's in one (ties at one millisecond keep their order only
+ * in one body; a message's edit must land after it). */
+static int shares_conversation(imp_t *im, batch_t *b) {
+  for (batch_t *x = im->head; x && x != b; x = x->next) {
+    if (!x->inflight) continue;
+    for (size_t i = 0; i < b->ntouch; i++) {
+      const touch_t *t = &b->touch[i];
+      json_t *ix = json_object_getn(x->cids, t->cid, strlen(t->cid));
+      if (!ix) continue;
+      const touch_t *u = &x->touch[json_integer_value(ix)];
+      if (t->conv || u->conv || u->max >= t->min) return 1;
+    }
+  }
+  return 0;
 }
 
 static void job_resume(job_t *j);
@@ -157,25 +287,32 @@ static void job_resume(job_t *j);
 static void pump(imp_t *im) {
   if (im->mode != MODE_IMPORT) return;
   /* a body that waited a second goes out as it is: the target stays busy, the state fresh */
-  if (im->open && !im->posting && im->queued == 0 && now_ms() - im->open->opened_ms > 1000 && im->open->lines) seal(im);
-  if (!im->posting && im->head && !im->fatal[0]) {
+  int64_t oldest = INT64_MAX;
+  for (int k = 0; k < 2; k++)
+    if (im->open[k] && im->open[k]->lines && im->open[k]->opened_ms < oldest) oldest = im->open[k]->opened_ms;
+  if (oldest != INT64_MAX && !im->posting && im->queued == 0 && now_ms() - oldest > 1000) seal(im);
+  /* bodies go out in order, up to MAX_POSTS at once: the target parses one while it
+   * commits another */
+  while (!im->fatal[0] && im->posting < MAX_POSTS) {
     batch_t *b = im->head;
+    while (b && (b->inflight || b->done)) b = b->next;
+    if (!b) break;
     if (b->lines == 0) { /* only state changes: nothing to send */
-      im->head = b->next;
-      if (!im->head) im->tail = NULL;
-      im->queued--;
-      imp_state_commit(im->st, json_incref(b->commit));
-      batch_free(b);
-      return pump(im);
+      b->done = b->ok = 1;
+      continue;
     }
+    if (im->posting && shares_conversation(im, b)) break;
     buf_t u = BUF_INIT, h = BUF_INIT;
     buf_printf(&u, "%s/1.2/import/records", im->target_base);
     buf_printf(&h, "%sContent-Type: application/x-ndjson\r\n", im->target_headers);
-    imp_net_request(im->net, "POST", buf_cstr(&u), buf_cstr(&h), b->body.data, b->body.len, 0, posted, im);
+    b->im = im;
+    b->inflight = 1;
+    im->posting++;
+    imp_net_request(im->net, "POST", buf_cstr(&u), buf_cstr(&h), b->body.data, b->body.len, IMP_JSON, posted, b);
     buf_free(&u);
     buf_free(&h);
-    im->posting = 1;
   }
+  retire(im);
   while (im->stalled && im->queued < MAX_QUEUED && !im->stop) {
     job_t *j = im->stalled;
     im->stalled = j->next_stalled;
@@ -288,6 +425,32 @@ static void sync_free(sync_t *s) {
   free(s);
 }
 
+/* The same for a page of history items. */
+typedef struct {
+  int done, abandoned;
+  imp_items_t *items;
+  char *err;
+} items_wait_t;
+
+static void items_wait_free(items_wait_t *s) {
+  imp_items_free(s->items);
+  free(s->err);
+  free(s);
+}
+
+static void items_cb(imp_items_t *items, const char *err, long status, void *arg) {
+  items_wait_t *s = arg;
+  (void)status;
+  if (s->abandoned) {
+    imp_items_free(items);
+    items_wait_free(s);
+    return;
+  }
+  s->done = 1;
+  s->items = items;
+  s->err = err ? xstrdup(err) : NULL;
+}
+
 /* ---------------------------------------------------------------- conversation jobs */
 
 
@@ -309,11 +472,12 @@ static void hist_emitted(page_t *p, void *arg) {
   job_history(j);
 }
 
-static void hist_page(json_t *arr, const char *err, long status, void *arg) {
+static void hist_page(imp_items_t *arr, const char *err, long status, void *arg) {
   job_t *j = arg;
   imp_t *im = j->im;
   (void)status;
   if (im->stop) {
+    imp_items_free(arr);
     job_end(j);
     return;
   }
@@ -324,25 +488,23 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
     job_end(j);
     return;
   }
-  size_t n = json_array_size(arr);
+  size_t n = arr->n;
   int last_page = imp_src_is_dir(im->src) || n < HIST_LIMIT;
   if (im->mode == MODE_EXPORT) {
     imp_out_messages(im, j->cid, arr);
   }
-  json_t *items = json_array();
-  size_t i;
-  json_t *it;
+  page_t *pg = imp_page_new(im, arr, j->cid);
   int64_t ts = j->ts;
   const char *mid = j->mid;
-  json_array_foreach(arr, i, it) {
-    int64_t t = json_integer_value(json_object_get(it, "timestamp"));
-    const char *m = json_string_value(json_object_get(it, "msg-id"));
+  for (size_t i = 0; i < n; i++) {
+    const imp_item_t *it = &arr->v[i];
+    int64_t t = it->has_ts ? it->ts : 0;
+    const char *m = it->mid.p;
     if (j->edits_after) { /* a directory walked again whole: new ones, and edits since */
       int after = t > j->ts || (t == j->ts && m && j->mid && strcmp(m, j->mid) != 0) || !j->mid;
-      json_t *pt = json_object_get(it, "patch-timestamp");
-      if (!after && !(json_is_integer(pt) && json_integer_value(pt) > j->edits_after)) continue;
+      if (!after && !(it->patch_ts > j->edits_after)) continue;
     }
-    json_array_append_new(items, json_pack("[s, O]", j->cid, it));
+    imp_page_add(pg, NULL, it);
     if (t >= ts && m) {
       ts = t;
       mid = m;
@@ -360,7 +522,7 @@ static void hist_page(json_t *arr, const char *err, long status, void *arg) {
     json_object_set_new(c, "mid", json_string(j->mid));
   }
   if (last_page) json_object_set_new(c, "w", json_integer(1));
-  imp_page_start(im, items, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
+  imp_page_start(pg, json_pack("{s:{s:o}}", "convs", j->cid, c), hist_emitted, j); /* may end j */
 }
 
 static void job_history(job_t *j) {
@@ -443,7 +605,7 @@ static void extras_done(json_t *ex, const char *err, long status, void *arg) {
     }
   }
   const char *u = imp_date_iso(json_object_get(j->conv, "updatedAt"));
-  imp_commit_later(im, json_pack("{s:{s:{s:s, s:s}}}", "convs", j->cid, "h", j->hash, "u", u ? u : ""));
+  imp_commit_later(im, IMP_CONV, json_pack("{s:{s:{s:s, s:s}}}", "convs", j->cid, "h", j->hash, "u", u ? u : ""));
   job_history(j);
 }
 
@@ -547,7 +709,7 @@ static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp
         free(mark);
         mark = xstrdup(last);
       }
-      if (mark) imp_commit_later(im, json_pack("{s:{s:{s:s, s:i}}}", "pagers", cls, "mark", mark, "ties", ties));
+      if (mark) imp_commit_later(im, IMP_MSG, json_pack("{s:{s:{s:s, s:i}}}", "pagers", cls, "mark", mark, "ties", ties));
     }
     sync_free(s);
     if (n < 1000 || imp_src_is_dir(im->src)) break;
@@ -659,23 +821,29 @@ static void app_walk_phase(imp_t *im) {
   char *mid = NULL;
   while (!im->stop) {
     while (!im->stop && im->queued >= MAX_QUEUED) drive(im, 50);
-    sync_t *s = xcalloc(1, sizeof *s);
-    imp_src_app_history(im->src, ts, mid, HIST_LIMIT, sync_cb, s);
-    if (!wait_for(im, s)) break;
-    if (!s->ans) {
+    items_wait_t *s = xcalloc(1, sizeof *s);
+    imp_src_app_history(im->src, ts, mid, HIST_LIMIT, items_cb, s);
+    while (!s->done && !im->stop) drive(im, 50);
+    if (!s->done) {
+      s->abandoned = 1;
+      break;
+    }
+    if (!s->items) {
       imp_fail(im, "reading the app's history (GET /1.2/rtm/messages) failed: %s", s->err);
-      sync_free(s);
+      items_wait_free(s);
       break;
     }
     json_t *convs = json_object_get(imp_state_doc(im->st), "convs");
-    json_t *items = json_array(), *cursors = json_object();
-    size_t i, n = json_array_size(s->ans);
-    json_t *it;
-    json_array_foreach(s->ans, i, it) {
-      int64_t t = json_integer_value(json_object_get(it, "timestamp"));
-      const char *m = json_string_value(json_object_get(it, "msg-id"));
-      const char *cid = json_string_value(json_object_get(it, "to"));
-      if (!cid) cid = json_string_value(json_object_get(it, "conv-id"));
+    json_t *cursors = json_object();
+    imp_items_t *page = s->items;
+    s->items = NULL;
+    size_t n = page->n;
+    page_t *pg = imp_page_new(im, page, NULL);
+    for (size_t i = 0; i < n; i++) {
+      const imp_item_t *it = &page->v[i];
+      int64_t t = it->has_ts ? it->ts : 0;
+      const char *m = it->mid.p;
+      const char *cid = it->to.p ? it->to.p : it->conv_id.p;
       if (m && t >= ts) {
         ts = t;
         free(mid);
@@ -689,14 +857,13 @@ static void app_walk_phase(imp_t *im) {
       json_t *cur = json_object_get(cursors, cid);
       if (cur) cts = json_integer_value(json_object_get(cur, "ts")), cmid = json_string_value(json_object_get(cur, "mid"));
       int after = t > cts || (t == cts && m && (!cmid || strcmp(m, cmid) != 0));
-      json_t *pt = json_object_get(it, "patch-timestamp");
-      int edited = json_is_integer(pt) && json_integer_value(pt) > edits_after;
+      int edited = it->patch_ts > edits_after;
       if (!after && !edited) continue;
-      json_array_append_new(items, json_pack("[s, O]", cid, it));
+      imp_page_add(pg, cid, it);
       if (after && m && t >= cts) json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
     }
     flag_t *f = xcalloc(1, sizeof *f);
-    imp_page_start(im, items, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
+    imp_page_start(pg, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
     while (!f->done && !im->stop) drive(im, 50);
     int done = f->done;
     if (done)
@@ -704,7 +871,7 @@ static void app_walk_phase(imp_t *im) {
     else
       f->abandoned = 1;
     json_decref(cursors);
-    sync_free(s);
+    items_wait_free(s);
     if (n < HIST_LIMIT || !done) break;
   }
   free(mid);
@@ -772,7 +939,9 @@ static int run(admin_t *ad, int mode) {
   im.started_ms = now_ms();
   im.tty = isatty(2) && mode != MODE_DRY;
   imp_net_opts_t no = {.rate = a->has_rate ? a->rate : 30,
-                       .timeout_ms = a->timeout ? a->timeout * 1000 : 60000,
+                       .timeout_ms = a->timeout > 0 ? a->timeout * 1000 : 60000,
+                       .stall_ms = a->timeout > 0 && a->timeout < 30 ? a->timeout * 1000 : 30000,
+                       .retry_for_ms = a->retry_for > 0 ? a->retry_for * 1000 : 600000,
                        .retries = a->has_retries ? a->retries : 10,
                        .insecure = a->insecure,
                        .cacert = a->cacert,
@@ -789,7 +958,8 @@ static int run(admin_t *ad, int mode) {
   imp_src_opts_t so = {.url = a->from,
                        .dir = a->from_dir,
                        .app_id = a->from_app_id ? a->from_app_id : ad->app_id,
-                       .master_key = a->from_master_key};
+                       .master_key = a->from_master_key,
+                       .keep_json = mode == MODE_EXPORT};
   im.src = imp_src_new(&so, im.net, err, sizeof err);
   if (!im.src) {
     rc = admin_usage_error(ad, "%s", err);
@@ -856,9 +1026,10 @@ static int run(admin_t *ad, int mode) {
   if (!im.stop && im.prev_started_ms && im.mode == MODE_IMPORT && !imp_src_is_dir(im.src)) app_walk_phase(&im);
   /* what is gathered goes out (also when stopping: a body already built costs nothing) */
   if (!im.fatal[0] || strcmp(im.fatal, "interrupted") == 0) seal(&im);
-  int64_t deadline = now_ms() + (int64_t)no.timeout_ms * (no.retries + 1);
+  /* the last bodies: each request gives up within its retry budget, this only bounds the wait */
+  int64_t deadline = now_ms() + (int64_t)no.retry_for_ms + no.timeout_ms;
   while ((im.head || im.posting) && !im.fatal[0] && now_ms() < deadline) drive(&im, 50);
-  if (im.stop && im.posting) /* interrupted: let the body on the wire be answered */
+  if (im.stop && im.posting) /* interrupted: let the bodies on the wire be answered */
     while (im.posting && now_ms() < deadline && interrupted < 2) {
       imp_net_step(im.net, 50);
     }
@@ -892,7 +1063,8 @@ done:
     im.head = b->next;
     batch_free(b);
   }
-  if (im.open) batch_free(im.open);
+  for (int k = 0; k < 2; k++)
+    if (im.open[k]) batch_free(im.open[k]);
   while (im.stalled) {
     job_t *j = im.stalled;
     im.stalled = j->next_stalled;

@@ -26,7 +26,7 @@ static void rehost_end(rehost_t *r);
 static void rehost_put_done(imp_req_t *q, void *arg) {
   rehost_t *r = arg;
   imp_t *im = r->im;
-  json_t *ans = q->status >= 200 && q->status <= 299 ? json_loadb((const char *)q->body.data, q->body.len, 0, NULL) : NULL;
+  json_t *ans = q->json; /* IMP_JSON: parsed when 2xx */
   const char *nu = json_string_value(json_object_get(ans, "url"));
   if (nu) {
     json_t *d = json_pack("{s:{s:s}, s:{s:s}}", "files", r->id, nu, "urls", r->url, nu);
@@ -36,7 +36,6 @@ static void rehost_put_done(imp_req_t *q, void *arg) {
     imp_skip(im, "file", r->id, q->status == 404 ? "HTTP 404 (does this ternd have PUT /1.2/import/files/{objectId}?)"
                             : q->err[0] ? q->err : "the target's answer has no url");
   }
-  json_decref(ans);
   rehost_end(r);
 }
 
@@ -75,7 +74,8 @@ static void rehost_got_bytes(imp_req_t *q, void *arg) {
   buf_append_str(&h, "\r\n");
   if (r->created) buf_printf(&h, "X-Tern-Created-At: %s\r\n", r->created);
   if (r->meta) buf_printf(&h, "X-Tern-Meta: %s\r\n", r->meta);
-  imp_net_request(im->net, "PUT", buf_cstr(&u), buf_cstr(&h), q->body.data, q->body.len, 0, rehost_put_done, r);
+  imp_net_request(im->net, "PUT", buf_cstr(&u), buf_cstr(&h), q->body.data, q->body.len, IMP_FILE | IMP_JSON,
+                  rehost_put_done, r);
   buf_free(&u);
   buf_free(&h);
 }
@@ -131,60 +131,71 @@ static void url_id(const char *url, char out[25]) {
 
 static void page_emit(page_t *p) {
   imp_t *im = p->im;
-  size_t i;
-  json_t *pair;
   if (!im->stop && im->mode != MODE_EXPORT) {
-    json_array_foreach(p->items, i, pair) {
-      const char *cid = json_string_value(json_array_get(pair, 0));
-      json_t *item = json_array_get(pair, 1);
-      const char *why = NULL;
-      json_t *rec = imp_rec_message(cid, item, &why);
-      if (!rec) {
-        imp_skip(im, "message", json_string_value(json_object_get(item, "msg-id")), why);
-        continue;
-      }
+    buf_t line = BUF_INIT;
+    imp_room_for(im, (int)p->n);
+    for (size_t i = 0; i < p->n; i++) {
+      const imp_item_t *it = p->e[i].it;
+      char *d = NULL;
       json_t *parsed;
       const char *url, *objid, *name;
-      if (im->rehost && !json_is_true(json_object_get(rec, "bin")) &&
-          imp_msg_file(json_string_value(json_object_get(rec, "data")), &parsed, &url, &objid, &name)) {
+      if (im->rehost && !it->bin && imp_msg_file(it->data.p, &parsed, &url, &objid, &name)) {
         const char *nu = imp_rehosted(im, objid, url);
-        if (nu) {
-          char *d = imp_msg_rewrite_url(json_string_value(json_object_get(rec, "data")), url, nu);
-          json_object_set_new(rec, "data", json_string(d));
-          free(d);
-        }
+        if (nu) d = imp_msg_rewrite_url(it->data.p, url, nu);
         json_decref(parsed);
       }
-      imp_emit(im, rec);
+      const char *why = NULL;
+      line.len = 0;
+      if (imp_rec_message_line(&line, p->e[i].cid, it, d, d ? strlen(d) : 0, &why) == 0)
+        imp_emit_message(im, p->e[i].cid, it->ts, (const char *)line.data, line.len);
+      else
+        imp_skip(im, "message", it->mid.p, why);
+      free(d);
     }
+    buf_free(&line);
   }
   /* after the records: the body that carries them carries their cursor */
-  if (p->commit && !im->stop) imp_commit_later(im, json_incref(p->commit));
+  if (p->commit && !im->stop) imp_commit_later(im, IMP_MSG, json_incref(p->commit));
   json_decref(p->commit);
   p->done(p, p->arg);
-  json_decref(p->items);
+  imp_items_free(p->src);
+  free(p->e);
+  free(p->cid);
   free(p);
 }
 
-/* Emits a page of [cid, item] pairs after rehosting the files they refer to. */
-void imp_page_start(imp_t *im, json_t *items, json_t *commit, void (*done)(page_t *, void *), void *arg) {
+page_t *imp_page_new(imp_t *im, imp_items_t *src, const char *cid) {
   page_t *p = xcalloc(1, sizeof *p);
   p->im = im;
-  p->items = items;
+  p->src = src;
+  p->cid = cid ? xstrdup(cid) : NULL;
+  return p;
+}
+
+void imp_page_add(page_t *p, const char *cid, const imp_item_t *it) {
+  if (p->n == p->cap) {
+    p->cap = p->cap ? p->cap * 2 : (p->src && p->src->n ? p->src->n : 16);
+    p->e = xrealloc(p->e, p->cap * sizeof *p->e);
+  }
+  p->e[p->n].cid = cid ? cid : p->cid;
+  p->e[p->n].it = it;
+  p->n++;
+}
+
+/* Emits a page's items after rehosting the files they refer to. */
+void imp_page_start(page_t *p, json_t *commit, void (*done)(page_t *, void *), void *arg) {
+  imp_t *im = p->im;
   p->commit = commit;
   p->done = done;
   p->arg = arg;
   p->pending = 1;
   if (im->rehost && im->mode != MODE_DRY) {
     json_t *seen = json_object();
-    size_t i;
-    json_t *pair;
-    json_array_foreach(items, i, pair) {
-      json_t *item = json_array_get(pair, 1), *parsed;
+    for (size_t i = 0; i < p->n; i++) {
+      const imp_item_t *it = p->e[i].it;
+      json_t *parsed;
       const char *url, *objid, *name;
-      if (json_is_true(json_object_get(item, "bin")) ||
-          !imp_msg_file(json_string_value(json_object_get(item, "data")), &parsed, &url, &objid, &name))
-        continue;
+      if (it->bin || !imp_msg_file(it->data.p, &parsed, &url, &objid, &name)) continue;
       char gen[25];
       if (!objid) url_id(url, gen);
       const char *id = objid ? objid : gen;
@@ -210,7 +221,7 @@ void imp_out_line(imp_t *im, FILE *f, json_t *obj) {
   free(s);
 }
 
-void imp_out_messages(imp_t *im, const char *cid, json_t *items) {
+void imp_out_messages(imp_t *im, const char *cid, const imp_items_t *items) {
   buf_t p = BUF_INIT;
   buf_printf(&p, "%s/messages/", im->out_dir);
   buf_append_pct(&p, cid);
@@ -219,11 +230,10 @@ void imp_out_messages(imp_t *im, const char *cid, json_t *items) {
   if (!f) {
     imp_fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
   } else {
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) imp_out_line(im, f, it);
+    for (size_t i = 0; i < items->n; i++)
+      if (items->v[i].obj) imp_out_line(im, f, items->v[i].obj); /* an export's source keeps the JSON */
     if (fclose(f) != 0) imp_fail(im, "cannot write %s: %s", buf_cstr(&p), strerror(errno));
   }
-  im->msgs += (long)json_array_size(items);
+  im->msgs += (long)items->n;
   buf_free(&p);
 }

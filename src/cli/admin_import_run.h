@@ -11,20 +11,35 @@
 #include "admin_import.h"
 
 enum { MODE_IMPORT, MODE_DRY, MODE_EXPORT };
-#define MAX_QUEUED 3
+#define MAX_QUEUED 4 /* sealed bodies (in flight or waiting) before the jobs wait */
+#define MAX_POSTS 2  /* bodies in flight at once */
 #define HIST_LIMIT 1000
 #define MARGIN_MS (10 * 60 * 1000)
 
+typedef struct job job_t;
+typedef struct imp imp_t;
+
+/* What a body holds of one conversation. */
+typedef struct {
+  char *cid;
+  int conv;          /* conversation-level records (the conversation, roles, sets) */
+  int64_t min, max;  /* its messages' timestamps (none: min > max) */
+} touch_t;
+
 typedef struct batch {
+  imp_t *im;
   buf_t body;
   int lines;
-  json_t *commit;
+  json_t *commit;  /* state changes it stands for */
+  touch_t *touch;  /* the conversations its records touch */
+  size_t ntouch, cap, last;
+  json_t *cids;    /* cid → index in touch */
+  int inflight, done, ok;
   int64_t opened_ms;
   struct batch *next;
 } batch_t;
 
-typedef struct job job_t;
-typedef struct imp imp_t;
+enum { IMP_MSG, IMP_CONV }; /* the two bodies that fill at once (admin_import.c) */
 
 struct imp {
   admin_t *ad;
@@ -38,8 +53,9 @@ struct imp {
   int batch_lines;
   char *target_base, *target_headers;
   /* batches */
-  batch_t *open, *head, *tail;
+  batch_t *open[2], *head, *tail; /* head…tail: sealed, in order; the first ones in flight or answered */
   int queued, posting;
+  int uncommitted; /* a body failed: later ones are not committed */
   job_t *stalled;
   int active_jobs;
   /* counters */
@@ -72,11 +88,19 @@ struct job {
 };
 
 
+typedef struct {
+  const char *cid;
+  const imp_item_t *it;
+} page_entry_t;
+
 typedef struct page page_t;
 struct page {
   imp_t *im;
-  json_t *items;  /* [[cid, item], …] */
-  json_t *commit; /* state changes that go with these messages (NULL: none) */
+  imp_items_t *src;  /* what the entries point into */
+  page_entry_t *e;   /* the items to import, each with its conversation */
+  size_t n, cap;
+  char *cid;         /* the one conversation of a job's page, or NULL */
+  json_t *commit;    /* state changes that go with these messages (NULL: none) */
   int pending;
   void (*done)(page_t *p, void *arg);
   void *arg;
@@ -89,14 +113,26 @@ void imp_skip(imp_t *im, const char *kind, const char *id, const char *reason);
 void imp_fail(imp_t *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One record into the open body (--dry-run: printed). Takes rec. */
 void imp_emit(imp_t *im, json_t *rec);
-/* State changes that take effect when the body now open is acknowledged. Takes delta. */
-void imp_commit_later(imp_t *im, json_t *delta);
+/* The same for a message of conversation cid at time ts, already written as one line of
+ * compact JSON (no newline). */
+void imp_emit_message(imp_t *im, const char *cid, int64_t ts, const char *line, size_t n);
+/* Seals the open body when `lines` more records would not fit in it (a page of history
+ * then goes into one body, so bodies in flight at once less often share a conversation). */
+void imp_room_for(imp_t *im, int lines);
+/* State changes that take effect when the body of that stream (IMP_MSG, IMP_CONV) now
+ * open is acknowledged, with every body before it. Takes delta. */
+void imp_commit_later(imp_t *im, int stream, json_t *delta);
 
 /* admin_import_pages.c */
-/* Emits a page of [cid, history item] pairs once the files they refer to are rehosted
- * (--rehost-files), then commit (may be NULL) with them, then done(p, arg). Takes items
- * and commit. done may run before this returns. */
-void imp_page_start(imp_t *im, json_t *items, json_t *commit, void (*done)(page_t *, void *), void *arg);
+/* A page of history to import, its entries taken from src (taken; may be NULL when there
+ * are none), each of conversation cid (copied; NULL: each entry names its own). */
+page_t *imp_page_new(imp_t *im, imp_items_t *src, const char *cid);
+/* One item of p->src to import, of conversation cid (NULL: the page's). */
+void imp_page_add(page_t *p, const char *cid, const imp_item_t *it);
+/* Emits the page's records once the files they refer to are rehosted (--rehost-files),
+ * then commit (may be NULL) with them, then done(p, arg), and frees p. Takes commit.
+ * done may run before this returns. */
+void imp_page_start(page_t *p, json_t *commit, void (*done)(page_t *, void *), void *arg);
 /* Downloads a file and stores it in the target (export: in DIR/files); p (may be NULL)
  * waits for it. */
 void imp_rehost_start(imp_t *im, page_t *p, const char *id, const char *url, const char *name, const char *mime,
@@ -104,6 +140,6 @@ void imp_rehost_start(imp_t *im, page_t *p, const char *id, const char *url, con
 /* The tern URL of a rehosted file, or NULL. */
 const char *imp_rehosted(imp_t *im, const char *objid, const char *url);
 void imp_out_line(imp_t *im, FILE *f, json_t *obj);
-void imp_out_messages(imp_t *im, const char *cid, json_t *items);
+void imp_out_messages(imp_t *im, const char *cid, const imp_items_t *items);
 
 #endif

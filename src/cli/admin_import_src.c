@@ -33,6 +33,7 @@ struct imp_src {
   char *base;    /* REST: scheme://host[:port][/prefix], no trailing '/' */
   char *headers; /* X-LC-Id, X-LC-Key */
   char *dir;
+  int keep_json;
   cls_t conv, inst, file;
   json_t *extras; /* dir: cid → extras */
 };
@@ -82,13 +83,27 @@ static int by_object_id(const void *a, const void *b) {
   return strcmp(x ? x : "", y ? y : "");
 }
 
+/* Sorts by objectId and keeps one object per objectId, the one updated last: a directory
+ * may hold the same class twice (tern's export beside the console's), and an object read
+ * twice would be imported by two jobs at once. */
 static void sort_by_id(json_t *arr) {
   size_t n = json_array_size(arr);
   json_t **v = xcalloc(n + 1, sizeof *v);
   for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(arr, i));
   qsort(v, n, sizeof *v, by_object_id);
   json_array_clear(arr);
-  for (size_t i = 0; i < n; i++) json_array_append_new(arr, v[i]);
+  json_t *last = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *id = json_string_value(json_object_get(v[i], "objectId"));
+    if (last && id && *id && by_object_id(&last, &v[i]) == 0) {
+      if (imp_date_ms(json_object_get(v[i], "updatedAt")) > imp_date_ms(json_object_get(last, "updatedAt")))
+        json_array_set(arr, json_array_size(arr) - 1, v[i]), last = v[i];
+      json_decref(v[i]);
+      continue;
+    }
+    json_array_append_new(arr, v[i]);
+    last = v[i];
+  }
   free(v);
 }
 
@@ -162,6 +177,7 @@ static int dir_open(imp_src_t *s, const char *dir, char *err, size_t errlen) {
 
 typedef struct {
   imp_page_cb cb;
+  imp_items_cb items_cb; /* or this, with answer an array of history items */
   void *arg;
   json_t *answer;
 } dir_answer_t;
@@ -169,7 +185,10 @@ typedef struct {
 static void dir_deliver(imp_req_t *unused, void *arg) {
   (void)unused;
   dir_answer_t *a = arg;
-  a->cb(a->answer, NULL, 200, a->arg);
+  if (a->items_cb)
+    a->items_cb(imp_items_from_json(a->answer), NULL, 200, a->arg);
+  else
+    a->cb(a->answer, NULL, 200, a->arg);
   json_decref(a->answer);
   free(a);
 }
@@ -177,6 +196,14 @@ static void dir_deliver(imp_req_t *unused, void *arg) {
 static void dir_answer(imp_src_t *s, json_t *answer, imp_page_cb cb, void *arg) {
   dir_answer_t *a = xcalloc(1, sizeof *a);
   a->cb = cb;
+  a->arg = arg;
+  a->answer = answer;
+  imp_net_defer(s->net, dir_deliver, a);
+}
+
+static void dir_answer_items(imp_src_t *s, json_t *answer, imp_items_cb cb, void *arg) {
+  dir_answer_t *a = xcalloc(1, sizeof *a);
+  a->items_cb = cb;
   a->arg = arg;
   a->answer = answer;
   imp_net_defer(s->net, dir_deliver, a);
@@ -227,7 +254,7 @@ static char *msg_path(const imp_src_t *s, const char *cid) {
 }
 
 /* Everything after (ts, mid) in one page: the file is read once per conversation. */
-static void dir_history(imp_src_t *s, const char *cid, int64_t ts, const char *mid, imp_page_cb cb, void *arg) {
+static void dir_history(imp_src_t *s, const char *cid, int64_t ts, const char *mid, imp_items_cb cb, void *arg) {
   char *path = msg_path(s, cid);
   json_t *all = json_array(), *out = json_array();
   load_objects(all, path);
@@ -242,7 +269,7 @@ static void dir_history(imp_src_t *s, const char *cid, int64_t ts, const char *m
     json_array_append(out, it);
   }
   json_decref(all);
-  dir_answer(s, out, cb, arg);
+  dir_answer_items(s, out, cb, arg);
 }
 
 /* ---------------------------------------------------------------- REST */
@@ -259,15 +286,16 @@ static void rest_done(imp_req_t *r, void *arg) {
   rest_ctx_t *c = arg;
   json_t *j = NULL;
   if (r->status >= 200 && r->status <= 299) {
-    j = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    j = json_incref(r->json); /* IMP_JSON: parsed, or retried as cut short */
     int ok = c->shape == SHAPE_ARRAY    ? json_is_array(j)
              : c->shape == SHAPE_OBJECT ? json_is_object(j)
                                         : json_is_array(json_object_get(j, "results"));
+    if (!ok && j) /* JSON, of the wrong shape (not JSON at all: imp_net said so in err) */
+      snprintf(r->err, sizeof r->err, "HTTP %ld with an answer that is not the %s expected", r->status,
+               c->shape == SHAPE_ARRAY ? "array" : c->shape == SHAPE_OBJECT ? "object" : "{\"results\": […]}");
     if (!ok) {
       json_decref(j);
       j = NULL;
-      snprintf(r->err, sizeof r->err, "HTTP %ld with an answer that is not the %s expected", r->status,
-               c->shape == SHAPE_ARRAY ? "array" : c->shape == SHAPE_OBJECT ? "object" : "{\"results\": […]}");
     }
   }
   c->cb(j, j ? NULL : r->err[0] ? r->err : "no answer", r->status, c->arg);
@@ -282,7 +310,42 @@ static void rest_get(imp_src_t *s, const char *path_and_query, int shape, imp_pa
   c->shape = shape;
   buf_t u = BUF_INIT;
   buf_printf(&u, "%s%s", s->base, path_and_query);
-  imp_net_request(s->net, "GET", buf_cstr(&u), s->headers, NULL, 0, 1, rest_done, c);
+  imp_net_request(s->net, "GET", buf_cstr(&u), s->headers, NULL, 0, IMP_SOURCE | IMP_JSON, rest_done, c);
+  buf_free(&u);
+}
+
+/* History pages: scanned (imp_items_scan), or parsed when the items are to be written
+ * out as they came (keep_json). */
+typedef struct {
+  imp_items_cb cb;
+  void *arg;
+} hist_ctx_t;
+
+static void hist_done(imp_req_t *r, void *arg) {
+  hist_ctx_t *c = arg;
+  imp_items_t *items = NULL;
+  if (r->status >= 200 && r->status <= 299) {
+    if (r->items) {
+      items = r->items;
+      r->items = NULL;
+    } else if (json_is_array(r->json)) {
+      items = imp_items_from_json(r->json);
+    } else if (r->json) { /* JSON, of the wrong shape (not JSON at all: imp_net said so in err) */
+      snprintf(r->err, sizeof r->err, "HTTP %ld with an answer that is not the array expected", r->status);
+    }
+  }
+  c->cb(items, items ? NULL : r->err[0] ? r->err : "no answer", r->status, c->arg);
+  free(c);
+}
+
+static void hist_get(imp_src_t *s, const char *path_and_query, imp_items_cb cb, void *arg) {
+  hist_ctx_t *c = xcalloc(1, sizeof *c);
+  c->cb = cb;
+  c->arg = arg;
+  buf_t u = BUF_INIT;
+  buf_printf(&u, "%s%s", s->base, path_and_query);
+  imp_net_request(s->net, "GET", buf_cstr(&u), s->headers, NULL, 0, IMP_SOURCE | (s->keep_json ? IMP_JSON : IMP_HIST),
+                  hist_done, c);
   buf_free(&u);
 }
 
@@ -320,7 +383,7 @@ static char *conv_path(json_t *conv, const char *rest) {
   return buf_cstr(&p);
 }
 
-void imp_src_history(imp_src_t *s, json_t *conv, int64_t ts, const char *mid, int limit, imp_page_cb cb, void *arg) {
+void imp_src_history(imp_src_t *s, json_t *conv, int64_t ts, const char *mid, int limit, imp_items_cb cb, void *arg) {
   if (s->dir) {
     dir_history(s, json_string_value(json_object_get(conv, "objectId")), ts, mid, cb, arg);
     return;
@@ -333,14 +396,14 @@ void imp_src_history(imp_src_t *s, json_t *conv, int64_t ts, const char *mid, in
     buf_append_str(&q, "&msgid=");
     buf_append_pct(&q, mid);
   }
-  rest_get(s, buf_cstr(&q), SHAPE_ARRAY, cb, arg);
+  hist_get(s, buf_cstr(&q), cb, arg);
   buf_free(&q);
   free(p);
 }
 
-void imp_src_app_history(imp_src_t *s, int64_t ts, const char *mid, int limit, imp_page_cb cb, void *arg) {
+void imp_src_app_history(imp_src_t *s, int64_t ts, const char *mid, int limit, imp_items_cb cb, void *arg) {
   if (s->dir) { /* not used: a directory is walked per conversation */
-    dir_answer(s, json_array(), cb, arg);
+    dir_answer_items(s, json_array(), cb, arg);
     return;
   }
   buf_t q = BUF_INIT;
@@ -350,7 +413,7 @@ void imp_src_app_history(imp_src_t *s, int64_t ts, const char *mid, int limit, i
     buf_append_str(&q, "&msgid=");
     buf_append_pct(&q, mid);
   }
-  rest_get(s, buf_cstr(&q), SHAPE_ARRAY, cb, arg);
+  hist_get(s, buf_cstr(&q), cb, arg);
   buf_free(&q);
 }
 
@@ -536,7 +599,7 @@ void imp_src_file_bytes(imp_src_t *s, const char *objid, const char *url, imp_re
     }
   }
   /* a file host, not the API: no keys go there */
-  imp_net_request(s->net, "GET", url, NULL, NULL, 0, 0, cb, arg);
+  imp_net_request(s->net, "GET", url, NULL, NULL, 0, IMP_FILE, cb, arg);
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -544,6 +607,7 @@ void imp_src_file_bytes(imp_src_t *s, const char *objid, const char *url, imp_re
 imp_src_t *imp_src_new(const imp_src_opts_t *o, imp_net_t *net, char *err, size_t errlen) {
   imp_src_t *s = xcalloc(1, sizeof *s);
   s->net = net;
+  s->keep_json = o->keep_json;
   if (o->dir) {
     if (dir_open(s, o->dir, err, errlen) < 0) {
       imp_src_free(s);

@@ -14,6 +14,8 @@
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 extern _Atomic int log_level;
+/* 1: every line is one JSON object (log_format = json), else plain text. */
+extern _Atomic int log_json;
 
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int log_level_parse(const char *s); /* "error".."debug" → level, or -1 */
@@ -32,8 +34,25 @@ int log_open(const char *path);
 typedef struct {
   _Atomic int64_t next_ms;
   atomic_ulong skipped;
+  atomic_int used; /* log_allow_n: lines written in the current second */
 } log_limit_t;
 int log_allow(log_limit_t *l, unsigned long *skipped);
+
+/* One event with named fields (connection, login, REST call …): fmt is a space-separated
+ * list of key=%conv, conv one of s d i u ld lu lld llu zu f (printf's own, so the compiler
+ * checks the arguments). Text: "<ts> <level> <event> key=value …", a value quoted when it
+ * has a space, a quote, '=' or a control character; JSON: {"ts","level","event", key: value
+ * …}, numbers as numbers, a NULL string as null (text: "-"). Values are always arguments:
+ * a literal after '=' ends the line there. The keys are the log's stable interface
+ * (docs/operations.md lists them). Call through log_event, which checks the level first. */
+void log_event_write(int level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define log_event(level, event, ...)                                     \
+  do {                                                                   \
+    if ((level) <= log_level) log_event_write((level), (event), __VA_ARGS__); \
+  } while (0)
+
+/* At most n lines a second of one kind (log_allow with a larger allowance). */
+int log_allow_n(log_limit_t *l, int n, unsigned long *skipped);
 
 #define log_at(level, ...)                         \
   do {                                             \

@@ -30,12 +30,14 @@
 #include "crypto.h"
 #include "err.h"
 #include "files.h"
+#include "fscopy.h"
 #include "im_internal.h" /* im->post */
 #include "ipcount.h"
 #include "jsonlim.h"
 #include "tls.h"
 #include "log.h"
 #include "out.h"
+#include "proxies.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "store.h"
@@ -265,6 +267,7 @@ static void apply_reload(void *arg) { /* the workers are parked */
   reload_t *r = arg;
   config_reload(r->cur, r->next, note_change, r);
   log_level = log_level_parse(r->cur->log_level);
+  log_json = strcmp(r->cur->log_format, "json") == 0;
 }
 
 /* SIGHUP: the configuration is read again as at start (file, environment, flags); the
@@ -283,6 +286,10 @@ static void on_sighup(uv_signal_t *h, int signum) {
     rc = TERN_ECONFIG;
     free(errs);
     errs = xstrdup("ternd: log_level must be error, warn, info or debug\n");
+  } else if (rc == 0 && strcmp(next.log_format, "text") != 0 && strcmp(next.log_format, "json") != 0) {
+    rc = TERN_ECONFIG;
+    free(errs);
+    errs = xstrdup("ternd: log_format must be text or json\n");
   }
   if (rc != 0) {
     int e = log_open(srv->cfg->log_file);
@@ -308,6 +315,52 @@ static void on_sighup(uv_signal_t *h, int signum) {
   sdnotify_send("READY=1");
 }
 
+/* `ternd --restore DIR`: a backup (POST /1.2/tern/backup, `tern admin backup`) into this
+ * configuration's data directory, which must hold no database yet; then exit. The data
+ * directory is locked meanwhile, so a running ternd cannot be restored over. */
+static int restore(const tern_config_t *cfg, const char *from, const char *filesdir) {
+  char path[4200], dst[4200];
+  snprintf(path, sizeof path, "%s/backup.json", from);
+  json_t *m = json_load_file(path, 0, NULL);
+  const char *fmt = json_string_value(json_object_get(m, "ternd"));
+  int ok = fmt && strcmp(fmt, "tern-backup-1") == 0;
+  json_decref(m);
+  if (!ok) {
+    log_at(LOG_ERROR, "restore: %s is not a tern backup (no backup.json of format tern-backup-1)", from);
+    return -1;
+  }
+  static const char *const present[] = {"tern.db", "tern.db-wal"};
+  for (size_t i = 0; i < 2; i++) {
+    struct stat st;
+    snprintf(dst, sizeof dst, "%s/%s", cfg->data_dir, present[i]);
+    if (stat(dst, &st) == 0) {
+      log_at(LOG_ERROR, "restore: %s exists: restore into an empty data directory (move the old one away)", dst);
+      return -1;
+    }
+  }
+  static const char *const files[] = {"app.json", "tern.db"}; /* the database last: it is what says "restored" */
+  for (size_t i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "%s/%s", from, files[i]);
+    snprintf(dst, sizeof dst, "%s/%s", cfg->data_dir, files[i]);
+    int rc = fs_copy_file(path, dst, NULL);
+    if (rc == -ENOENT && i == 0) continue; /* keys from the configuration */
+    if (rc < 0) {
+      log_at(LOG_ERROR, "restore: copying %s to %s: %s", path, dst, strerror(-rc));
+      return -1;
+    }
+  }
+  long n = 0;
+  snprintf(path, sizeof path, "%s/files", from);
+  int rc = fs_copy_tree(path, filesdir, &n, NULL);
+  if (rc < 0) {
+    log_at(LOG_ERROR, "restore: copying %s to %s: %s", path, filesdir, strerror(-rc));
+    return -1;
+  }
+  log_at(LOG_INFO, "restored %s into %s (%ld uploaded files into %s): start ternd as usual", from, cfg->data_dir, n,
+         filesdir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   json_abort_on_oom(); /* before any JSON value exists */
   for (int i = 1; i < argc; i++)
@@ -315,6 +368,17 @@ int main(int argc, char **argv) {
       printf("ternd %s (commit %s)\n", TERN_VERSION, TERN_COMMIT);
       return 0;
     }
+  /* --restore DIR is a command, not an option: taken out before the options are read */
+  const char *restore_from = NULL;
+  for (int i = 1; i < argc; i++) {
+    int take = 0;
+    if (!strncmp(argv[i], "--restore=", 10)) restore_from = argv[i] + 10, take = 1;
+    else if (!strcmp(argv[i], "--restore") && i + 1 < argc) restore_from = argv[i + 1], take = 2;
+    if (!take) continue;
+    memmove(&argv[i], &argv[i + take], (size_t)(argc - i - take + 1) * sizeof *argv);
+    argc -= take;
+    i--;
+  }
   /* Until the handler is in place a SIGHUP (a log rotation, say) must not end start-up. */
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -334,6 +398,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   log_level = lvl;
+  if (strcmp(cfg.log_format, "text") != 0 && strcmp(cfg.log_format, "json") != 0) {
+    fprintf(stderr, "ternd: log_format must be text or json\n");
+    config_free(&cfg);
+    return 2;
+  }
+  log_json = strcmp(cfg.log_format, "json") == 0;
   if (*cfg.log_file && (rc = log_open(cfg.log_file)) < 0) {
     fprintf(stderr, "ternd: cannot open log_file %s: %s\n", cfg.log_file, strerror(-rc));
     config_free(&cfg);
@@ -348,6 +418,18 @@ int main(int argc, char **argv) {
     goto fail;
   }
   if (lock_data_dir(cfg.data_dir) < 0) goto fail;
+  if (restore_from) {
+    char fdir[4096];
+    snprintf(fdir, sizeof fdir, "%s%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir, *cfg.files_dir ? "" : "/files");
+    if (!*restore_from || restore(&cfg, restore_from, fdir) < 0) goto fail;
+    status = 0;
+    goto fail; /* done: nothing was started */
+  }
+  char perr[200];
+  if (proxies_parse(cfg.trusted_proxies, &srv.proxies, perr, sizeof perr) < 0) {
+    log_at(LOG_ERROR, "%s", perr);
+    goto fail;
+  }
   srv.public_url = cfg.public_url && *cfg.public_url ? xstrdup(cfg.public_url) : NULL;
   if (load_keys(&srv) < 0) goto fail;
 
@@ -420,6 +502,7 @@ fail: /* a failed start gets here with no worker running (server_start cleans up
   out_free(out);
   im_free(srv.im);
   ipcount_free(srv.ips);
+  proxies_free(srv.proxies);
   tls_ctx_free(srv.tls);
   files_free(srv.files);
   web_free(srv.web);

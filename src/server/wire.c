@@ -23,4 +23,5 @@ const net_app_t wire_net_app = {
     .link_gone = im_link_gone,
     .http_head = routes_head,
     .http_request = routes_dispatch,
+    .http_done = routes_done,
 };

@@ -269,6 +269,42 @@ describe('records: every kind, read back through REST', () => {
     const older = await bconv.queryMessages({ limit: 2, startMessageId: sent.id, startTime: sent.timestamp });
     assert.deepEqual(older.map((x) => x.id), msgs.slice(-2).map((x) => x['msg-id']));
   });
+
+  it('a unique start of the imported members answers the conversation\'s own uniqueId (LeanCloud\'s)', async () => {
+    const a = await env.login(A);
+    // the SDK drops uniqueId from the conv/started reply it builds the Conversation from,
+    // so the raw reply is taken where the SDK receives it (IMClient._send's answer)
+    const replies = [];
+    const send = a._send.bind(a);
+    a._send = async (...args) => {
+      const res = await send(...args);
+      replies.push(res);
+      return res;
+    };
+    const conv = await a.createConversation({ members: [B], unique: true });
+    a._send = send;
+    assert.equal(conv.id, pair);
+    const started = replies.find((x) => x?.convMessage?.cid === pair);
+    assert.ok(started, 'the conv/started reply');
+    assert.equal(started.convMessage.uniqueId, '6c7b0e5afcae9aa1139a0afa25833dec', 'the imported uniqueId, not tern\'s hash');
+    await conv.fetch();
+    assert.equal(conv.get('uniqueId'), '6c7b0e5afcae9aa1139a0afa25833dec', 'the Conversation, fetched, says the same');
+    // the REST start of the same members too
+    const r = await api('POST', '/1.2/rtm/conversations', { body: { m: [A, B], c: A, unique: true } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.objectId, r.body.uniqueId], [pair, '6c7b0e5afcae9aa1139a0afa25833dec']);
+    // a unique conversation tern created itself still answers its own (the hash it is found by)
+    const C2 = uid('c2');
+    const mine = await a.createConversation({ members: [C2], unique: true });
+    replies.length = 0;
+    a._send = async (...args) => { const res = await send(...args); replies.push(res); return res; };
+    const again = await a.createConversation({ members: [C2], unique: true });
+    a._send = send;
+    assert.equal(again.id, mine.id);
+    const r2 = await api('GET', `/1.2/rtm/conversations/${mine.id}`);
+    assert.match(r2.body.uniqueId, /^[0-9a-f]{32}$/);
+    assert.equal(replies.find((x) => x?.convMessage?.cid === mine.id).convMessage.uniqueId, r2.body.uniqueId);
+  });
 });
 
 describe('edits and recalls of imported messages', () => {

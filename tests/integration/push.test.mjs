@@ -492,6 +492,9 @@ test('retries with backoff: a webhook failing twice gets 3 requests and one deli
     assert.match(metrics, /tern_push_delivered_total\{provider="webhook"\} 1/);
     assert.match(metrics, /tern_push_retries_total\{provider="webhook"\} 5/);
     assert.match(metrics, /tern_push_dead_letters_total\{provider="webhook"\} 1/);
+    // every attempt timed, every failed one an error (7 requests, 1 delivered)
+    assert.match(metrics, /\ntern_push_seconds_count 7\n/);
+    assert.match(metrics, /\ntern_push_errors_total 6\n/);
   }));
 
 test('a push waiting for its retry when the server stops goes to the dead-letter log', async () => {

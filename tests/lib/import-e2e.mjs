@@ -2,6 +2,7 @@
 // issue lists, and comparing source and target through the REST API. Used by
 // tests/integration/import.test.mjs and import-faults.test.mjs.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { masterHeaders } from './files-util.mjs';
 
 export async function rest(server, method, path, body, headers = {}) {
@@ -164,4 +165,64 @@ export async function seedRest(server, tag) {
   await rest(server, 'POST', '/1.1/installations', { deviceType: 'ios', deviceToken: `${'ab'.repeat(32)}`, channels: [`${tag}a`], badge: 2 });
   await rest(server, 'POST', '/1.1/installations', { deviceType: 'android', installationId: `inst-${tag}`, channels: [`${tag}b`, 'news'] });
   return ids;
+}
+
+/** Starts `tern` (the importer) in the background. `exited` resolves {code, signal}; it is
+ *  set up at once, so a child that finishes on its own before the test kills it is never
+ *  waited for a second time (a once('exit') registered after the exit never fires: that
+ *  hung import-faults for the whole test timeout). stderr is kept for diagnostics. */
+export function spawnTern(bin, args, env = {}) {
+  const child = spawn(bin, args, { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err = (err + d).slice(-20000); });
+  // a spawn that fails (ENOENT, EACCES while the binary is being relinked) emits 'error'
+  // and never 'exit': answer that too, or a test would wait for good
+  const exited = new Promise((r) => {
+    child.once('exit', (code, signal) => r({ code, signal }));
+    child.once('error', (error) => r({ code: null, signal: null, error }));
+  });
+  let failed = false;
+  exited.then((x) => { failed = !!x.error; });
+  return { child, exited, stderr: () => err, running: () => !failed && child.exitCode === null && child.signalCode === null };
+}
+
+/** Polls `reached()` (async) until it is true, then sends p `signal` (SIGKILL) and waits
+ *  for it; resolves {code, signal}. Fails at once, saying why and with `diag()` and p's
+ *  stderr, when p exits before that point (it was not stopped mid-run) or `reached` stays
+ *  false for deadlineMs. */
+export async function killWhen(p, reached, { deadlineMs = 90000, diag = async () => '', signal: sig = 'SIGKILL' } = {}) {
+  const t0 = Date.now();
+  for (;;) {
+    if (!p.running()) {
+      const { code, signal, error } = await p.exited;
+      throw new Error(`the importer ${error ? `did not start (${error.message})` : `exited (${code ?? signal})`} before the kill point: ${await diag()}\n${p.stderr().slice(-3000)}`);
+    }
+    if (await reached()) break;
+    if (Date.now() - t0 > deadlineMs) {
+      p.child.kill('SIGKILL');
+      await p.exited;
+      throw new Error(`no kill point within ${deadlineMs} ms: ${await diag()}\n${p.stderr().slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  p.child.kill(sig);
+  const res = await p.exited;
+  if (sig === 'SIGKILL') assert.equal(res.signal, 'SIGKILL', `killed mid-run: ${await diag()}`);
+  return res;
+}
+
+/** How many messages a ternd holds in these conversations (REST history, 1,000 a page). */
+export async function countMessages(server, cids, kind = 'conversations') {
+  let n = 0;
+  for (const cid of cids) {
+    let q = '';
+    for (;;) {
+      const page = await rest(server, 'GET', `/1.2/rtm/${kind}/${cid}/messages?limit=1000${q}`).catch(() => []);
+      n += page.length;
+      if (page.length < 1000) break;
+      const last = page.at(-1);
+      q = `&msgid=${encodeURIComponent(last['msg-id'])}&timestamp=${last.timestamp}`;
+    }
+  }
+  return n;
 }

@@ -1,15 +1,14 @@
-// Test doubles for `tern admin import leancloud`, for the parts a real ternd cannot play:
+// Test doubles for `tern admin import leancloud`, for the part a real ternd cannot play:
 //
 // fakeLeanCloud — LeanCloud's REST API as documented (storage class queries with where /
 //   order / limit / skip / count, the IM REST API's member-infos, permanent-silenceds,
 //   blacklists, subscribers, per-conversation and app-wide history), serving data the test
 //   holds in memory, and misbehaving on request: 429 with Retry-After, 500, and connections
-//   cut in the middle of an answer. The end-to-end test uses a real ternd as the source;
-//   this one exists to simulate LeanCloud's failures and the shapes tern never produces.
-// fakeTarget — the import contract's receiving side (POST /1.2/import/records,
-//   PUT /1.2/import/files/{id}) keyed like the contract says (a message by cid + msg-id,
-//   replaced only by a newer patch-timestamp), counting how often each line arrived, so a
-//   test can tell "resent once after a kill" from "lost" or "doubled".
+//   cut in the middle of an answer. LeanCloud itself cannot run here; the end-to-end test
+//   (import.test.mjs) uses a real ternd as the source, this one serves the shapes tern never
+//   produces (tests/fixtures/leancloud/) and LeanCloud's failures.
+// importTap — not a double: a counting pass-through in front of the real ternd the import
+//   writes into (the target is always a real ternd).
 import http from 'node:http';
 
 const json = (res, code, body, headers = {}) => {
@@ -22,9 +21,12 @@ const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () =
 
 /** data: {classes: {_Conversation: [], _Installation: [], _File: []}, extras: {cid: {member_infos,
  *  permanent_silenceds, blacklists, subscribers}}, messages: {cid: [items oldest first]},
- *  files: {objectId: Buffer}}; faults: {p429, p500, pDrop} probabilities per request. */
+ *  files: {objectId: Buffer}, pageCap: the most a permanent-silenceds / blacklists page holds
+ *  (500)}; faults: {p429, p500} probabilities per request, pDrop the share of the other
+ *  answers cut half way (every 1/pDrop-th). */
 export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
   const stats = { requests: 0, r429: 0, r500: 0, drops: 0, byPath: {} };
+  let dropSeq = 0;
   const server = http.createServer((req, res) => {
     const u = new URL(req.url, 'http://x');
     stats.requests++;
@@ -48,7 +50,9 @@ export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
       stats.r500++;
       return json(res, 500, { code: 1, error: 'Internal server error.' });
     }
-    const drop = Math.random() < (faults.pDrop || 0);
+    // every (1/pDrop)th answer that is not a 429 or 500 is cut: at that rate, and surely
+    // some in a run (a random draw left a run of a hundred requests without any, now and then)
+    const drop = !!faults.pDrop && ++dropSeq % Math.round(1 / faults.pDrop) === 0;
     const answer = (code, body) => {
       if (!drop) return json(res, code, body);
       stats.drops++;
@@ -92,7 +96,7 @@ export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
       if (m[3] === 'permanent-silenceds' || m[3] === 'blacklists') {
         const all = ex[m[3] === 'blacklists' ? 'blacklists' : 'permanent_silenceds'] || [];
         const start = u.searchParams.has('next') ? all.indexOf(u.searchParams.get('next')) + 1 : 0;
-        const limit = Math.min(num(u, 'limit', 10), 500);
+        const limit = Math.min(num(u, 'limit', 10), data.pageCap ?? 500); // a page may hold fewer than asked
         const page = all.slice(start, start + limit);
         return answer(200, start + limit < all.length ? { client_ids: page, next: page.at(-1) } : { client_ids: page });
       }
@@ -131,67 +135,83 @@ export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
   return { url: `http://127.0.0.1:${port}`, stats, data, faults, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
 }
 
-/** The target side of the contract, in memory. */
-export async function fakeTarget({ appId, masterKey, failLine } = {}) {
-  const t = {
-    convs: new Map(), msgs: new Map(), sets: new Map(), installations: new Map(), files: new Map(),
-    lineCounts: new Map(), posts: 0, puts: 0, bodies: [],
-  };
+/** A pass-through in front of a real ternd, the import's target: every request goes to
+ *  ternd and ternd's answer comes back unchanged. It only counts what the importer sends
+ *  to POST /1.2/import/records — lines per body, how often each record arrived (a message
+ *  by cid + msg-id, others by type + objectId or cid), and the message records ternd
+ *  answered 200 for — and how often each file was PUT to /1.2/import/files/{id}, which
+ *  ternd's own reads cannot tell (a record or file sent twice reads the same as one sent
+ *  once). delayFilesMs holds ternd's answers to file PUTs that long (what a slow upload
+ *  looks like to the importer), so work that should wait for them shows if it does not;
+ *  delayRecordsMs holds each records body that long before ternd gets it, so bodies the
+ *  importer sends at once are in flight together: maxInFlight is the most that were, and
+ *  conflicts lists each conversation two bodies in flight together both held such that
+ *  the order ternd applies them in matters (the conversation's own records in either, or
+ *  messages over overlapping times: ties, edits). */
+export async function importTap(target, { delayFilesMs = 0, delayRecordsMs = 0 } = {}) {
+  const t = { posts: 0, bodies: [], lineCounts: new Map(), acked: new Set(), filePuts: new Map(), maxInFlight: 0, conflicts: [] };
+  const live = new Set(); // what each records body now in flight holds, by conversation
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      if (req.headers['x-lc-id'] !== appId || req.headers['x-lc-key'] !== `${masterKey},master`) {
-        return json(res, 401, { code: 401, error: 'Unauthorized.' });
-      }
       const body = Buffer.concat(chunks);
-      const u = new URL(req.url, 'http://x');
-      let m;
-      if (req.method === 'PUT' && (m = /^\/1\.2\/import\/files\/(.+)$/.exec(u.pathname))) {
-        const id = decodeURIComponent(m[1]);
-        t.puts++;
-        t.files.set(id, { bytes: body, name: decodeURIComponent(req.headers['x-tern-file-name'] || ''),
-          type: req.headers['content-type'], meta: req.headers['x-tern-meta'], createdAt: req.headers['x-tern-created-at'] });
-        return json(res, 200, { objectId: id, url: `${t.url}/files/${id}/${req.headers['x-tern-file-name'] || ''}` });
+      const path = new URL(req.url, 'http://x').pathname;
+      const records = req.method === 'POST' && path === '/1.2/import/records';
+      const file = req.method === 'PUT' && path.startsWith('/1.2/import/files/') ? decodeURIComponent(path.slice(18)) : null;
+      if (file) t.filePuts.set(file, (t.filePuts.get(file) || 0) + 1);
+      const lines = records ? body.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      let mine = null;
+      if (records) {
+        // per conversation: conversation-level records (conv), its messages' time span
+        mine = new Map();
+        for (const r of lines) {
+          const cid = r.type === 'conversation' ? r.objectId : r.cid;
+          if (!cid) continue;
+          const m = mine.get(cid) || { conv: false, min: Infinity, max: -Infinity };
+          if (r.type === 'message') m.min = Math.min(m.min, r.timestamp), m.max = Math.max(m.max, r.timestamp);
+          else m.conv = true;
+          mine.set(cid, m);
+        }
+        for (const other of live) {
+          for (const [cid, m] of mine) {
+            const o = other.get(cid);
+            if (o && (o.conv || m.conv || (o.min <= m.max && m.min <= o.max))) t.conflicts.push(cid);
+          }
+        }
+        live.add(mine);
+        t.maxInFlight = Math.max(t.maxInFlight, live.size);
       }
-      if (req.method !== 'POST' || u.pathname !== '/1.2/import/records') return json(res, 404, { code: 404, error: 'no route' });
-      if (!/application\/x-ndjson/.test(req.headers['content-type'] || '')) return json(res, 400, { code: 107, error: 'ndjson' });
-      t.posts++;
-      const lines = body.toString('utf8').split('\n').filter(Boolean);
-      t.bodies.push(lines.length);
-      let applied = 0, unchanged = 0;
-      const skipped = [];
-      lines.forEach((line, i) => {
-        const r = JSON.parse(line);
-        const k = r.type === 'message' ? `m:${r.cid}:${r['msg-id']}` : `${r.type}:${r.objectId || r.cid}`;
-        t.lineCounts.set(k, (t.lineCounts.get(k) || 0) + 1);
-        if (failLine && failLine(r)) return skipped.push({ line: i + 1, id: r['msg-id'] || r.objectId || r.cid, reason: 'refused by the test' });
-        const put = (map, key, val) => {
-          const old = map.get(key);
-          if (old && JSON.stringify(old) === JSON.stringify(val)) unchanged++;
-          else { map.set(key, val); applied++; }
-        };
-        if (r.type === 'conversation') return put(t.convs, r.objectId, r);
-        if (['member_roles', 'shutup', 'blacklist'].includes(r.type)) return put(t.sets, `${r.type}:${r.cid}`, r);
-        if (r.type === 'subscribers') {
-          const key = `subscribers:${r.cid}`;
-          const cur = r.replace ? [] : [...(t.sets.get(key)?.clients || [])];
-          return put(t.sets, key, { ...r, clients: [...new Set([...cur, ...r.clients])] });
-        }
-        if (r.type === 'installation') return put(t.installations, r.objectId, r);
-        if (r.type === 'file') return put(t.files, r.objectId, r);
-        if (r.type === 'message') {
-          if (!t.convs.has(r.cid)) return skipped.push({ line: i + 1, id: r['msg-id'], reason: 'unknown conversation' });
-          const key = `${r.cid}/${r['msg-id']}`;
-          const old = t.msgs.get(key);
-          if (old && (old['patch-timestamp'] || 0) >= (r['patch-timestamp'] || 0)) return unchanged++;
-          t.msgs.set(key, r);
-          return applied++;
-        }
-        skipped.push({ line: i + 1, id: '', reason: `unknown type ${r.type}` });
-      });
-      json(res, 200, { applied, unchanged, skipped });
+      setTimeout(() => forward(body, records, file, lines, mine), records ? delayRecordsMs : 0);
     });
+    const forward = (body, records, file, lines, mine) => {
+      const up = http.request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url,
+        headers: { ...req.headers, 'content-length': body.length } }, (ur) => {
+        const out = [];
+        ur.on('data', (c) => out.push(c));
+        ur.on('end', () => {
+          const answer = Buffer.concat(out);
+          if (records) {
+            t.posts++;
+            t.bodies.push(lines.length);
+            for (const r of lines) {
+              const k = r.type === 'message' ? `m:${r.cid}:${r['msg-id']}` : `${r.type}:${r.objectId || r.cid}`;
+              t.lineCounts.set(k, (t.lineCounts.get(k) || 0) + 1);
+              if (ur.statusCode === 200 && r.type === 'message') t.acked.add(k);
+            }
+          }
+          const h = { ...ur.headers, 'content-length': answer.length };
+          delete h['transfer-encoding'];
+          setTimeout(() => {
+            if (mine) live.delete(mine);
+            res.writeHead(ur.statusCode, h);
+            res.end(answer);
+          }, file ? delayFilesMs : 0);
+        });
+      });
+      up.on('error', () => { if (mine) live.delete(mine); res.socket.destroy(); });
+      up.end(body);
+    };
   });
   const port = await listen(server);
   t.url = `http://127.0.0.1:${port}`;

@@ -239,12 +239,13 @@ export class ProtoClient {
 
 /**
  * Opens a WebSocket to the server with one subprotocol (null: none offered). base64
- * defaults to true for lc.proto2base64.* subprotocols.
+ * defaults to true for lc.proto2base64.* subprotocols; headers go with the upgrade request.
  */
-export function connect(server, { subprotocol = 'lc.protobuf2.3', base64, path = '/' } = {}) {
+export function connect(server, { subprotocol = 'lc.protobuf2.3', base64, path = '/', headers } = {}) {
   const b64 = base64 ?? /^lc\.proto2base64\./.test(subprotocol || '');
   const url = `ws://127.0.0.1:${server.port}${path}`;
-  const ws = subprotocol === null ? new WebSocket(url) : new WebSocket(url, subprotocol);
+  const opts = headers ? { headers } : undefined; // extra upgrade headers (X-Forwarded-For)
+  const ws = subprotocol === null ? new WebSocket(url, opts) : new WebSocket(url, subprotocol, opts);
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => { ws.terminate(); reject(new Error('WebSocket open timed out')); }, TIMEOUT_MS);
     ws.once('open', () => {

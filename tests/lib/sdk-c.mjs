@@ -47,6 +47,11 @@ export function run(bin, args, { env = {}, timeoutMs = 120000, input } = {}) {
       clearTimeout(timer);
       resolve({ code: code ?? sig, stdout, stderr });
     });
+    // a spawn that fails (ENOENT, EACCES) emits 'error' and never 'exit'
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`${bin}: ${e.message}`));
+    });
     if (input !== undefined) child.stdin.end(input);
     else child.stdin.end();
   });

@@ -97,8 +97,12 @@ test('messages in, messages out, fan-out, and the send→ack and commit histogra
   }
   const m = await scrape(server);
   const d = (k) => value(m, k) - value(before, k);
-  assert.equal(d('tern_messages_in_total'), 5);
-  assert.equal(d('tern_messages_out_total'), 10); // two receivers each
+  assert.equal(d('tern_messages_in_total{kind="stored"}'), 5);
+  assert.equal(d('tern_messages_out_total{kind="stored"}'), 10); // two receivers each
+  assert.equal(d('tern_messages_in_total{kind="transient"}'), 0);
+  assert.equal(d('tern_delivery_seconds_count'), 5);
+  assert.ok(d('tern_store_commit_batch_size_count') >= 1, 'a batch size was recorded');
+  checkHistogram(m, 'tern_delivery_seconds');
   assert.equal(d('tern_fanout_deliveries_total'), 10);
   assert.equal(d('tern_send_ack_seconds_count'), 5);
   assert.ok(d('tern_send_ack_seconds_sum') > 0);
@@ -112,7 +116,16 @@ test('messages in, messages out, fan-out, and the send→ack and commit histogra
   await cz.next((p) => p.cmd === 'conv' && p.op === 'updated');
   const after = await scrape(server);
   assert.ok(value(after, 'tern_fanout_deliveries_total') - value(mark, 'tern_fanout_deliveries_total') >= 2);
-  assert.equal(value(after, 'tern_messages_out_total'), value(mark, 'tern_messages_out_total'));
+  assert.equal(value(after, 'tern_messages_out_total{kind="stored"}'), value(mark, 'tern_messages_out_total{kind="stored"}'));
+  // a transient message counts as kind="transient", in and out
+  const t0 = await scrape(server);
+  cx.send({ cmd: 'direct', i: null, directMessage: { cid: conv.cid, msg: 'typing', transient: true } });
+  await cy.next((p) => p.cmd === 'direct' && p.directMessage?.transient);
+  await cz.next((p) => p.cmd === 'direct' && p.directMessage?.transient);
+  const t1 = await scrape(server);
+  assert.equal(value(t1, 'tern_messages_in_total{kind="transient"}') - value(t0, 'tern_messages_in_total{kind="transient"}'), 1);
+  assert.equal(value(t1, 'tern_messages_out_total{kind="transient"}') - value(t0, 'tern_messages_out_total{kind="transient"}'), 2);
+  assert.equal(value(t1, 'tern_messages_in_total{kind="stored"}'), value(t0, 'tern_messages_in_total{kind="stored"}'));
 });
 
 test('errors by code: a message to an unknown conversation counts 4401 once', async () => {

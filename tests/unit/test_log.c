@@ -75,10 +75,66 @@ static void test_allow(void **state) {
   assert_int_equal(log_allow(&l, &skipped), 0);
 }
 
+/* log_event: one line per event, key=value text or one JSON object, values escaped so a
+ * peer's bytes can neither break a line nor the JSON. */
+/* A NULL the compiler cannot see (a literal NULL for %s is a format warning). */
+static const char *nothing(void) { return getenv("TERN_TEST_UNSET_VARIABLE"); }
+
+static void test_event(void **state) {
+  char dir[] = "/tmp/tern-log-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/ev.log", dir);
+  assert_int_equal(log_open(path), 0);
+  log_json = 0;
+  log_event_write(LOG_INFO, "login", "addr=%s client=%s tag=%s code=%d n=%lld ms=%f", "1.2.3.4", "a b\"c", nothing(), 4112,
+                  (long long)-5, 1.5);
+  assert_non_null(strstr(slurp(path), " info  login addr=1.2.3.4 client=\"a b\\\"c\" tag=- code=4112 n=-5 ms=1.500\n"));
+  log_json = 1;
+  log_event_write(LOG_WARN, "x", "s=%s nul=%s u=%zu bad=%s", "line\nbreak", nothing(), (size_t)7, "\xff\xc3\xa9\xed\xa0\x80");
+  const char *t = slurp(path);
+  const char *j = strstr(t, "{\"ts\":");
+  assert_non_null(j);
+  assert_non_null(strstr(j, "\"level\":\"warn\",\"event\":\"x\",\"s\":\"line\\nbreak\",\"nul\":null,\"u\":7,"
+                            "\"bad\":\"\\ufffd\xc3\xa9\\ufffd\\ufffd\\ufffd\"}\n"));
+  /* free text in JSON: msg */
+  log_write(LOG_ERROR, "quote \" here");
+  assert_non_null(strstr(slurp(path), "\"level\":\"error\",\"msg\":\"quote \\\" here\"}\n"));
+  /* a value longer than a line: cut, still one line, still an object */
+  char big[5000];
+  memset(big, 'v', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  truncate(path, 0);
+  log_event_write(LOG_INFO, "big", "v=%s after=%d", big, 1);
+  t = slurp(path);
+  size_t n = strlen(t);
+  assert_true(n > 1000 && n <= 2048);
+  assert_int_equal(t[n - 1], '\n');
+  assert_int_equal(t[n - 2], '}');
+  assert_ptr_equal(strchr(t, '\n'), t + n - 1); /* one line */
+  log_json = 0;
+  assert_int_equal(log_open(NULL), 0);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void test_allow_n(void **state) {
+  log_limit_t l = {0};
+  unsigned long held = 99;
+  for (int i = 0; i < 5; i++) assert_int_equal(log_allow_n(&l, 5, &held), 1);
+  for (int i = 0; i < 7; i++) assert_int_equal(log_allow_n(&l, 5, &held), 0);
+  struct timespec ts = {1, 20 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  assert_int_equal(log_allow_n(&l, 5, &held), 1);
+  assert_int_equal(held, 7);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_file_and_rotation),
       cmocka_unit_test(test_allow),
+      cmocka_unit_test(test_event),
+      cmocka_unit_test(test_allow_n),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,12 @@ size_t routes_head(conn_t *c, http_req_t *r);
 /* routes.c, net's http_request: the request router. The upgrade path is handled before it. It answers the
  * refusal routes_head() decided, or calls the handler of the route it chose. */
 void routes_dispatch(conn_t *c, http_req_t *r);
+/* routes.c, net's http_done: an answered request ends — one access-log line (method,
+ * path without the query, status, time, address; code for errors) and the count of
+ * tern_http_requests_total{route, status}. */
+void routes_done(conn_t *c, const http_req_t *r);
+/* The lines of tern_http_requests_total and tern_http_request_seconds for /metrics. */
+void routes_metrics(buf_t *out);
 /* Route patterns. A pattern is a path of segments: a literal segment matches itself,
  * ":name" matches any one non-empty segment, and "*name" — last only — matches the
  * non-empty rest of the path, slashes included. Examples: "/1.2/rtm/conversations/:cid/members"
@@ -79,6 +85,10 @@ void rest_member_infos(conn_t *c, const http_req_t *r);
 void rest_hooks_status(conn_t *c, const http_req_t *r);
 void rest_dead_letters(conn_t *c, const http_req_t *r);
 void rest_notifications(conn_t *c, const http_req_t *r);
+/* rest_ops.c — GET /ready (store writable, workers answering, within a deadline) and POST
+ * /1.2/tern/backup (an online copy into a directory on the server: docs/operations.md). */
+void rest_ready(conn_t *c, const http_req_t *r);
+void rest_backup(conn_t *c, const http_req_t *r);
 /* rest_installations.c — `_Installation` (protocol.md §10): POST /1.1/installations,
  * GET/PUT/DELETE /1.1/installations/<objectId>. Route both paths here. Channels bind (route
  * pushes) only with the master key or the channel's own session token. */

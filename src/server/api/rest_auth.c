@@ -82,13 +82,16 @@ static int request_key(const server_t *srv, const http_req_t *r, const char **wh
   return master ? REST_KEY_MASTER : REST_KEY_APP;
 }
 
-/* "Authorization: Bearer <master key>", what a Prometheus scrape config sends. */
+/* "Authorization: Bearer <master key>", what a Prometheus scrape config sends; 2 when the
+ * bearer is the metrics_token instead (it reads /metrics and nothing else). */
 static int bearer_master(const server_t *srv, const http_req_t *r) {
   const char *a = http_header(r, "Authorization");
   if (!a || strncasecmp(a, "Bearer ", 7) != 0) return 0;
   a += 7;
   while (*a == ' ') a++;
-  return ct_equal(a, strlen(a), srv->master_key, strlen(srv->master_key));
+  if (ct_equal(a, strlen(a), srv->master_key, strlen(srv->master_key))) return 1;
+  const char *t = srv->cfg->metrics_token;
+  return t && *t && ct_equal(a, strlen(a), t, strlen(t)) ? 2 : 0;
 }
 
 static int deny(http_req_t *r, int status, int code, const char *msg) {
@@ -129,13 +132,15 @@ int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need) {
   case AUTH_MASTER:
     return key == REST_KEY_APP ? deny(r, 403, 403, "Forbidden: the master key is required.")
                                : deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
-  case AUTH_METRICS:
-    if (bearer_master(srv, r)) {
-      r->key = REST_KEY_MASTER;
+  case AUTH_METRICS: {
+    int b = bearer_master(srv, r);
+    if (b) {
+      r->key = b == 1 ? REST_KEY_MASTER : REST_KEY_NONE; /* the metrics_token proves nothing else */
       return 0;
     }
-    return key == REST_KEY_APP ? deny(r, 403, 403, "Forbidden: the master key is required.")
-                               : deny(r, 401, 401, "Unauthorized: the master key is required (X-LC-Key or Authorization: Bearer).");
+    return key == REST_KEY_APP ? deny(r, 403, 403, "Forbidden: the master key or metrics_token is required.")
+                               : deny(r, 401, 401, "Unauthorized: the master key or metrics_token is required (X-LC-Key or Authorization: Bearer).");
+  }
   case AUTH_APP:
     return key ? 0 : deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
   case AUTH_CLIENT: {

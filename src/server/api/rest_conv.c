@@ -39,6 +39,9 @@ static void create_done(task_t *t) {
   job_conv_create_t *j = &cj->j;
   if (j->job.result == TERN_EEXIST) { /* a unique twin committed first: answer with it */
     json_object_set_new(cj->answer, "objectId", json_string(j->existing_cid));
+    char *uid = conv_visible_unique_id(w, j->existing_cid, j->row.unique_id);
+    json_object_set_new(cj->answer, "uniqueId", json_string(uid));
+    free(uid);
     rest_answer(w, cj->wt, 0, cj->answer);
   } else if (j->job.result < 0) {
     rest_answer(w, cj->wt, LC_CONVERSATION_API_FAILED, NULL);
@@ -132,6 +135,9 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
       iso_format(created, iso);
       json_object_set_new(cj->answer, "objectId", json_string(existing));
       json_object_set_new(cj->answer, "createdAt", json_string(iso));
+      char *uid = conv_visible_unique_id(w, existing, hex);
+      json_object_set_new(cj->answer, "uniqueId", json_string(uid));
+      free(uid);
       http_respond_json(c, r, 200, json_incref(cj->answer));
       free(existing);
       json_decref(doc);

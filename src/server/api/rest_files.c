@@ -482,6 +482,7 @@ static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
   int64_t len = j->size ? last - first + 1 : 0;
   buf_t h = BUF_INIT;
   int status = ranged ? 206 : 200;
+  http_note_status(c, status);
   buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\nAccept-Ranges: bytes\r\n", status,
              http_status_text(status), mime ? mime : "application/octet-stream", (long long)len);
   if (ranged)

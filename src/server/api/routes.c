@@ -7,6 +7,8 @@
 
 #include "http.h"
 #include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
 #include "metrics.h"
 #include "out.h"
 #include "rest.h"
@@ -92,6 +94,9 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
   rest_files_metrics(srv, &b);
   metrics_render(&b);
   out_metrics(out_of(im), &b);
+  routes_metrics(&b);
+  store_metrics(srv->store, &b);
+  metrics_render_process(&b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
   buf_free(&b);
 }
@@ -166,6 +171,7 @@ static const route_t routes[] = {
     {HTTP_GET, "/1.1/rtm/notifications", rest_notifications, NULL, AUTH_CLIENT},
     {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos, NULL, AUTH_CLIENT},
     {HTTP_GET, "/health", route_health, NULL, AUTH_OPEN},
+    {HTTP_GET, "/ready", rest_ready, NULL, AUTH_OPEN},
     {HTTP_GET, "/metrics", route_metrics, NULL, AUTH_METRICS},
     {HTTP_POST, "/1.1/installations", rest_installations, NULL, AUTH_APP},
     {HTTP_GET, "/1.1/installations/:id", rest_installations, NULL, AUTH_APP},
@@ -191,6 +197,7 @@ static const route_t routes[] = {
     {HTTP_HEAD, "/files/:id/*name", rest_file_download, NULL, AUTH_OPEN},
     {HTTP_GET, "/1.2/tern/hooks", rest_hooks_status, NULL, AUTH_MASTER},
     {HTTP_GET, "/1.2/tern/push/dead-letters", rest_dead_letters, NULL, AUTH_MASTER},
+    {HTTP_POST, "/1.2/tern/backup", rest_backup, NULL, AUTH_MASTER},
     {HTTP_GET, "/console", web_serve, NULL, AUTH_OPEN},
     {HTTP_HEAD, "/console", web_serve, NULL, AUTH_OPEN},
     {HTTP_GET, "/console/", web_serve, NULL, AUTH_OPEN},
@@ -297,4 +304,64 @@ void routes_dispatch(conn_t *c, http_req_t *r) {
   } else {
     http_respond_error(c, r, 404, 404, "not found");
   }
+}
+
+/* ---------------------------------------------------------------- access log, per-route counts */
+
+/* Counts by route row and status. REST calls are not the hot path: one shared atomic add
+ * each. The last row is "no route" (404, 405, preflights), the last column "other". */
+#define ROUTES_MAX 255
+static const int statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 409, 413, 416, 429, 500, 503};
+#define N_STATUS (sizeof statuses / sizeof statuses[0])
+static _Atomic uint64_t route_counts[ROUTES_MAX + 1][N_STATUS + 1];
+
+/* The row's place in routes_each order, ROUTES_MAX for none. */
+static size_t route_index(const route_t *rt) {
+  if (!rt) return ROUTES_MAX;
+  size_t i = 0;
+  for (; i < sizeof routes / sizeof routes[0]; i++)
+    if (&routes[i] == rt) return i;
+  for (const route_t *x = rest_rtm_routes; x->path && i < ROUTES_MAX; x++, i++)
+    if (x == rt) return i;
+  return ROUTES_MAX;
+}
+
+static const char *method_name(int m) { return http_method_str((enum http_method)m); }
+
+void routes_done(conn_t *c, const http_req_t *r) {
+  uint64_t us = (mono_ns() - r->t0_ns) / 1000;
+  size_t s = 0;
+  while (s < N_STATUS && statuses[s] != r->status) s++;
+  atomic_fetch_add_explicit(&route_counts[route_index(r->route)][s], 1, memory_order_relaxed);
+  metric_observe_us(M_HTTP_REQUEST, us);
+  /* the path without its query (upload tokens, client ids ride there); never a body */
+  log_event(LOG_INFO, "http", "addr=%s method=%s path=%s status=%d code=%d duration_ms=%f", c->ip,
+            method_name(r->method), r->raw_path, r->status, r->err_code, (double)us / 1000);
+}
+
+static void route_rows(void *arg, const rest_route_t *rt) {
+  buf_t *out = ((void **)arg)[0];
+  size_t *i = ((void **)arg)[1];
+  if (rt && *i >= ROUTES_MAX) return;
+  for (size_t s = 0; s <= N_STATUS; s++) {
+    uint64_t v = atomic_load_explicit(&route_counts[*i][s], memory_order_relaxed);
+    if (!v) continue;
+    char st[8];
+    if (s < N_STATUS) snprintf(st, sizeof st, "%d", statuses[s]);
+    else snprintf(st, sizeof st, "other");
+    buf_printf(out, "tern_http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n",
+               rt ? method_name(rt->method) : "", rt ? rt->path : "none", st, (unsigned long long)v);
+  }
+  (*i)++;
+}
+
+void routes_metrics(buf_t *out) {
+  buf_append_str(out, "# HELP tern_http_requests_total HTTP requests answered, by route (the route table's "
+                      "pattern; none: no route matched, preflights) and status; a series appears with its first.\n"
+                      "# TYPE tern_http_requests_total counter\n");
+  size_t i = 0;
+  void *arg[2] = {out, &i};
+  routes_each(route_rows, arg);
+  i = ROUTES_MAX;
+  route_rows(arg, NULL);
 }

@@ -215,6 +215,7 @@ static void respond_asset(conn_t *c, const http_req_t *r, const asset_t *a) {
   buf_t h = BUF_INIT;
   int status = fresh ? 304 : 200;
   size_t len = fresh ? 0 : a->len;
+  http_note_status(c, status);
   buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nETag: %s\r\nCache-Control: no-cache\r\n",
              status, http_status_text(status), a->type, len, a->etag);
   /* The page talks to its own origin only: REST and uploads over 'self', the chat's

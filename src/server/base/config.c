@@ -55,7 +55,7 @@ static const option_t *lookup(const char *name) {
  * workers' threads (which config_reload's caller holds still), never copied at start. The
  * rest (addresses, keys, storage, hooks, push) need a restart. */
 static const char *const reloadable[] = {
-    "log_level",      "log_file",         "log_frames",    "max_conn_rate",  "max_client_rate",
+    "log_level",      "log_file",         "log_frames",    "log_format",     "metrics_token",    "max_conn_rate",  "max_client_rate",
     "max_conns_per_ip", "max_conns",      "max_sessions_per_conn", "output_limit", "output_limit_ip",
     "output_limit_total", "max_frame",    "max_message",   "max_file_size",  "max_members",
     "idle_timeout",   "login_timeout",
@@ -282,7 +282,9 @@ static void default_text(const option_t *o, char *out, size_t n) {
 }
 
 void config_help(FILE *out) {
-  fprintf(out, "usage: ternd [--option=value ...] | --version | --help\n\nEvery option may also be set as TERN_<OPTION> in the "
+  fprintf(out, "usage: ternd [--option=value ...] | --restore=DIR [--option=value ...] | --version | --help\n\n"
+               "--restore=DIR copies a backup (tern admin backup) into the data directory, which must hold no "
+               "database, and exits.\n\nEvery option may also be set as TERN_<OPTION> in the "
                "environment or as `option = value` in the --config file.\n\n");
   for (size_t i = 0; i < N_OPTIONS; i++) {
     char def[96], env[80];

@@ -87,7 +87,10 @@
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_file, STR, "", 0, 0, "append the log to this file instead of stderr; reopened on SIGHUP (log rotation)") \
-  X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")
+  X(log_format, STR, "text", 0, 0, "text (timestamp, level, event, key=value fields) or json (one object per line with stable keys: docs/operations.md)") \
+  X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")                            \
+  X(trusted_proxies, STR, "", 0, 0, "comma-separated addresses or CIDRs (10.0.0.0/8, ::1) of reverse proxies whose X-Forwarded-For is believed: a request through one is logged and limited per IP as the client it names") \
+  X(metrics_token, STR, "", 0, 0, "bearer token that may read /metrics besides the master key (Authorization: Bearer <token>); empty: the master key only")
 // clang-format on
 
 typedef struct {

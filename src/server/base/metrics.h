@@ -34,43 +34,68 @@
     "bad_token (an expired or invalid session token on reconnect).")                                                \
   X(LOGINS_REFUSED, COUNTER, "tern_logins_total", "result=\"refused\"", "")                                         \
   X(LOGINS_BAD_TOKEN, COUNTER, "tern_logins_total", "result=\"bad_token\"", "")                                     \
-  X(MESSAGES_IN, COUNTER, "tern_messages_in_total", "",                                                             \
-    "Messages accepted for delivery (from clients, the REST API and will messages; transient ones included).")      \
-  X(MESSAGES_OUT, COUNTER, "tern_messages_out_total", "",                                                           \
-    "Messages delivered to sessions: one per receiving session (the fan-out of messages).")                         \
+  X(MESSAGES_IN, COUNTER, "tern_messages_in_total", "kind=\"stored\"",                                               \
+    "Messages accepted for delivery (from clients, the REST API and will messages) by kind: stored, or transient "  \
+    "(never stored).")                                                                                              \
+  X(MESSAGES_IN_TRANSIENT, COUNTER, "tern_messages_in_total", "kind=\"transient\"", "")                             \
+  X(MESSAGES_OUT, COUNTER, "tern_messages_out_total", "kind=\"stored\"",                                              \
+    "Messages delivered to sessions, one per receiving session (the fan-out of messages), by kind.")                \
+  X(MESSAGES_OUT_TRANSIENT, COUNTER, "tern_messages_out_total", "kind=\"transient\"", "")                           \
   X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                            \
     "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")       \
   X(SEND_ACK, HIST, "tern_send_ack_seconds", "",                                                                    \
     "From a message accepted for storage to its ack (the commit included; the _messageReceived hook not).")         \
-  X(COMMIT, HIST, "tern_store_commit_seconds", "", "One group commit of the store: BEGIN to COMMIT of a batch.")
+  X(DELIVERY, HIST, "tern_delivery_seconds", "",                                                                  \
+    "From a message accepted to its fan-out queued to every online recipient (stored: after the commit).")          \
+  X(COMMIT, HIST, "tern_store_commit_seconds", "", "One group commit of the store: BEGIN to COMMIT of a batch.")    \
+  X(COMMIT_BATCH, HISTC, "tern_store_commit_batch_size", "", "Write jobs in one group commit.")                     \
+  X(CHECKPOINTS, COUNTER, "tern_store_checkpoints_total", "",                                                       \
+    "WAL checkpoint rounds run (PASSIVE: each copies what it can without blocking writers).")                       \
+  X(PUSH, HIST, "tern_push_seconds", "", "One request to an offline-push provider, sent to answered (or failed).")  \
+  X(PUSH_ERRORS, COUNTER, "tern_push_errors_total", "",                                                             \
+    "Requests to offline-push providers that failed (transport error, timeout, or a refusing status).")             \
+  X(HTTP_REQUEST, HIST, "tern_http_request_seconds", "",                                                            \
+    "HTTP requests (REST, router, files), first byte to answer queued.")
 
 #define METRICS_NBOUNDS 17
-/* The histograms' upper bounds in microseconds (+Inf follows). */
+/* The histograms' upper bounds in microseconds (+Inf follows); HISTC histograms count
+ * things (batch sizes) with powers of two up to 65536. */
 extern const uint64_t metrics_bounds_us[METRICS_NBOUNDS];
+extern const uint64_t metrics_bounds_count[METRICS_NBOUNDS];
 
 #define METRICS_SLOTS_COUNTER 1
 #define METRICS_SLOTS_GAUGE 1
 #define METRICS_SLOTS_HIST (METRICS_NBOUNDS + 2) /* buckets, +Inf, sum of µs */
+#define METRICS_SLOTS_HISTC METRICS_SLOTS_HIST
 
 typedef enum {
 #define X(id, kind, name, labels, help) M_##id, M_##id##_LAST_ = M_##id + METRICS_SLOTS_##kind - 1,
   TERN_METRICS(X)
 #undef X
-  M_ERRORS_BASE_, /* then one slot per protocol error code (LC_ERROR_MAP) and one for others */
+  M_ERRORS_BASE_, /* then one slot per protocol error code (LC_ERROR_MAP) and one for others,
+                   * and as many again for login failures */
 } metric_t;
 
 /* Adds n (negative for a gauge going down) to a counter or gauge. */
 void metric_add(metric_t m, int64_t n);
 static inline void metric_inc(metric_t m) { metric_add(m, 1); }
-/* Records one observation of a histogram, in microseconds. */
+/* Records one observation of a histogram, in microseconds (HISTC: the count). */
 void metric_observe_us(metric_t m, uint64_t us);
+void metric_observe_count(metric_t m, uint64_t n);
 /* Counts one protocol error sent to a client ({cmd: error} with this code): the series
  * tern_errors_total{code, reason}. */
 void metric_error(int code);
+/* Counts one refused login (session/open answered with an error or session/closed) by
+ * code: tern_login_failures_total{code, reason}. */
+void metric_login_failed(int code);
 
 /* The value of a counter or gauge summed over every shard (tests, /1.2/rtm/stats). */
 int64_t metric_value(metric_t m);
 /* Appends every series in Prometheus text format 0.0.4. */
 void metrics_render(buf_t *out);
+/* The standard process_* series (process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ * process_start_time_seconds) from /proc/self, as the official clients export them. */
+void metrics_render_process(buf_t *out);
 
 #endif

@@ -34,6 +34,7 @@ typedef struct ipcount ipcount_t;
 typedef struct tls_ctx tls_ctx_t;
 typedef struct files files_t;
 typedef struct net_app net_app_t;
+typedef struct proxies proxies_t;
 
 typedef struct server {
   tern_config_t *cfg;
@@ -48,6 +49,7 @@ typedef struct server {
   tls_ctx_t *tls; /* set when the listener speaks TLS */
   files_t *files; /* uploaded files (files.c); NULL: the file endpoint answers 404 */
   struct web *web; /* the console's and chat's assets (web.h); NULL: /console and /chat answer 404 */
+  proxies_t *proxies; /* trusted_proxies (proxies.h), parsed at start; NULL: none */
   const net_app_t *net_app; /* what the network layer calls above it (net.h); set before server_start */
   atomic_int stopping;
   long nofile;          /* the open-files limit ternd runs with (raised to the hard one) */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "revoke.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 int64_t conv_kind_wire(int kind) { return kind; }
 
@@ -162,9 +163,31 @@ static void fill_error(lc_cmd_t *cmd, Lc__ErrorCommand *em, int code, const char
   cmd->errormessage = em;
 }
 
+/* The refused-request line: what was asked (cmd, op) and the answer's code and NAME —
+ * never the detail, which may quote what the peer sent. A peer can provoke refusals at
+ * will, so at most REFUSED_LOG_PER_S lines a second over the server (the rest counted in
+ * tern_errors_total and in the next line's "held back"). */
+#define REFUSED_LOG_PER_S 100
+static log_limit_t refused_log;
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int v, int has) {
+  const ProtobufCEnumValue *ev = has ? protobuf_c_enum_descriptor_get_value(d, v) : NULL;
+  return ev ? ev->name : NULL;
+}
+
+static void log_refused(const im_link_t *l, const char *client, const lc_cmd_t *in, int code) {
+  unsigned long held = 0;
+  if (LOG_INFO > log_level || !log_allow_n(&refused_log, REFUSED_LOG_PER_S, &held)) return;
+  if (client && !utf8_client_id_ok(client)) client = "(invalid)";
+  log_event_write(LOG_INFO, "refused", "addr=%s client=%s cmd=%s op=%s code=%d reason=%s held_back=%lu",
+                  l ? l->ip : NULL, client, in ? enum_name(&lc__command_type__descriptor, in->cmd, in->has_cmd) : NULL,
+                  in ? enum_name(&lc__op_type__descriptor, in->op, in->has_op) : NULL, code, lc_error_name(code), held);
+}
+
 void reply_error(const req_t *r, int code, const char *detail) {
   lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
   Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  log_refused(r->link, r->s ? r->s->client_id : NULL, r->cmd, code);
   fill_error(&cmd, &em, code, detail);
   reply(r, &cmd);
 }
@@ -195,6 +218,7 @@ void reply_async(im_worker_t *w, const reply_to_t *rt, lc_cmd_t *cmd) {
 void reply_error_async(im_worker_t *w, const reply_to_t *rt, int code, const char *detail) {
   lc_cmd_t cmd = LC__GENERIC_COMMAND__INIT;
   Lc__ErrorCommand em = LC__ERROR_COMMAND__INIT;
+  log_refused(reply_to_link(w, rt), rt->peer, NULL, code);
   fill_error(&cmd, &em, code, detail);
   reply_async(w, rt, &cmd);
 }
@@ -223,7 +247,7 @@ fanout_t *fanout_new(const lc_cmd_t *cmd) {
   atomic_init(&p->ref, 1);
   p->priority = 2;
   p->not_to = NULL;
-  p->msg = cmd->cmd == LC__COMMAND_TYPE__direct;
+  p->msg = cmd->cmd != LC__COMMAND_TYPE__direct ? 0 : cmd->directmessage && cmd->directmessage->transient ? 2 : 1;
   p->len = n;
   lc__generic_command__pack(&c, p->body);
   return p;
@@ -251,7 +275,8 @@ void fanout_to_session(session_t *s, const fanout_t *p) {
   }
   memcpy(prefix + o, s->client_id, len);
   s->link->ops->send(s->link, prefix, o + len, p->body, p->len);
-  metric_inc(M_FANOUT); metric_add(M_MESSAGES_OUT, p->msg);
+  metric_inc(M_FANOUT);
+  if (p->msg) metric_inc(p->msg == 2 ? M_MESSAGES_OUT_TRANSIENT : M_MESSAGES_OUT);
 }
 
 typedef struct {

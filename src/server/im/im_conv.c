@@ -101,6 +101,29 @@ void conv_unique_id(char *const *members, size_t n, int temp, char out[33]) {
 
 /* ---------------------------------------------------------------- start */
 
+char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash) {
+  char *out = NULL;
+  conv_t *c = conv_get(w, cid, NULL);
+  if (c) {
+    pthread_mutex_lock(&c->mu);
+    int loaded = c->doc != NULL;
+    const char *u = loaded ? json_string_value(json_object_get(c->doc, "uniqueId")) : NULL;
+    if (u) out = xstrdup(u);
+    pthread_mutex_unlock(&c->mu);
+    char *text = NULL;
+    if (!loaded && store_conv_doc(w->reader, c->id, &text) == 0 && text) {
+      json_t *doc = json_loads(text, 0, NULL);
+      u = json_string_value(json_object_get(doc, "uniqueId"));
+      if (u) out = xstrdup(u);
+      json_decref(doc);
+    }
+    free(text);
+    conv_release(c);
+  }
+  return out ? out : xstrdup(hash);
+}
+
+
 typedef struct {
   job_conv_create_t j;
   im_t *im;
@@ -147,8 +170,11 @@ static void start_done(task_t *t) {
     int ttl = 0;
     if (j->row.kind == CONV_TEMP && (ttl = temp_left(w, j->existing_cid)) <= 0)
       reply_error_async(w, &sj->rt, LC_CONVERSATION_API_FAILED, "the twin expired while this start ran: start again");
-    else
-      send_started(w, &sj->rt, j->existing_cid, j->existing_created_at, j->row.unique_id, ttl, 1);
+    else {
+      char *uid = conv_visible_unique_id(w, j->existing_cid, j->row.unique_id);
+      send_started(w, &sj->rt, j->existing_cid, j->existing_created_at, uid, ttl, 1);
+      free(uid);
+    }
   } else if (j->job.result < 0) {
     reply_error_async(w, &sj->rt, LC_CONVERSATION_API_FAILED, "storage failed");
   } else {
@@ -277,7 +303,9 @@ void im_conv_start(req_t *r) {
         if (old) conv_delete(r->w, old, 0);
       } else {
         reply_to_init(&sj->rt, r);
-        send_started(r->w, &sj->rt, existing, created, hex, ttl, 1);
+        char *uid = conv_visible_unique_id(r->w, existing, hex);
+        send_started(r->w, &sj->rt, existing, created, uid, ttl, 1);
+        free(uid);
         free(existing);
         json_decref(doc);
         start_free(sj);

@@ -65,6 +65,7 @@ struct session {
   uint32_t room_slot; /* index in room->online[worker] */
   will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
   uint8_t lineage[8]; /* of the tokens this login is given (token.h): revoked at logout */
+  int64_t opened_ms;  /* logged in (the logout line's duration) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -175,7 +176,8 @@ void reply_rejected_async(im_worker_t *w, const reply_to_t *rt, int code, json_t
 typedef struct {
   atomic_int ref;
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
-  int msg;      /* a message (direct), not a notification: counted as tern_messages_out_total */
+  int msg;      /* a message (direct: 1 stored, 2 transient), not a notification (0): counted as
+                 * tern_messages_out_total{kind} */
   char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
   size_t len;
   uint8_t body[];
@@ -228,6 +230,10 @@ void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed
 /* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
  * different id from a normal conversation's over the same members). */
 void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
+/* The uniqueId an existing unique conversation answers a start with: the one in its
+ * document (an imported conversation keeps LeanCloud's there, docs/migrate-api.md; tern's
+ * own hold the hash they were found by), else `hash`. malloc'd. */
+char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash);
 void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
 
 /* The apply steps behind the handlers, for the REST API: they take the reference of c and

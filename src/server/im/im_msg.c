@@ -264,6 +264,7 @@ static void send_done(task_t *t) {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     deliver(w, sj->conv, sj->members, sj->frame, sj->skip);
+    metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
     message_sent_hook(w, sj);
     offline_push(w, sj);
     json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
@@ -353,7 +354,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
                        const im_done_t *done) {
   int priority = in->priority >= 1 && in->priority <= 3 ? in->priority : 2;
   im_t *im = w->im;
-  metric_inc(M_MESSAGES_IN);
+  metric_inc(in->transient ? M_MESSAGES_IN_TRANSIENT : M_MESSAGES_IN);
   int receipt = in->receipt && !in->transient && c->kind != CONV_ROOM;
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__DirectCommand pm = LC__DIRECT_COMMAND__INIT;

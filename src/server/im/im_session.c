@@ -43,6 +43,13 @@ static void open_reply(req_t *r, lc_cmd_t *out) {
  * (4111) stays session/closed with the code: that is the session ending, which Swift,
  * ObjC, C# (LCIMSessionController.Reopen) and Java (onSessionClosedFromServer) handle as
  * such. */
+/* A client id or tag as the log may show it: a peer's bytes that are not a valid id are
+ * replaced, never written as they came. */
+static const char *loggable_id(const char *s) {
+  if (!s) return NULL;
+  return utf8_client_id_ok(s) ? s : "(invalid)";
+}
+
 static void open_refuse(req_t *r, int code, const char *detail) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
@@ -62,6 +69,10 @@ static void open_refuse(req_t *r, int code, const char *detail) {
     out.sessionmessage = &sm;
   }
   metric_error(code);
+  metric_login_failed(code);
+  const Lc__SessionCommand *in = r->cmd->sessionmessage;
+  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reason=%s", r->link->ip,
+            loggable_id(r->cmd->peerid), loggable_id(in ? in->tag : NULL), "refused", code, lc_error_name(code));
   open_reply(r, &out);
 }
 
@@ -76,6 +87,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   s->client_id = xstrdup(client_id);
   s->tag = tag ? xstrdup(tag) : NULL;
   s->config_bitmap = bitmap;
+  s->opened_ms = now_ms();
   random_bytes(s->lineage, sizeof s->lineage); /* a fresh login's; a reconnect takes its token's */
   s->id = handle_table_add(&w->sessions, s);
   /* append: the first session on a socket stays its default peer */
@@ -127,7 +139,8 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   presence_del(w->im->presence, s->client_id, s->id);
   handle_table_del(&w->sessions, s->id);
   metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
-  log_at(LOG_DEBUG, "session %s closed (%d)", s->client_id, code);
+  log_event(LOG_INFO, "logout", "addr=%s client=%s tag=%s code=%d duration_ms=%lld", l->ip, s->client_id, s->tag, code,
+            (long long)(now_ms() - s->opened_ms));
   free(s->client_id);
   free(s->tag);
   free(s);
@@ -311,6 +324,8 @@ void im_session_open(req_t *r) {
   r->s = s;
   send_opened(r, s);
   metric_inc(M_LOGINS_OK);
+  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reconnect=%d", r->link->ip, s->client_id,
+            s->tag, "ok", 0, reconnect);
   /* the reply first, then what it causes (the older sessions' session/closed 4111) */
   for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
   im_daily_note(s->client_id, now_ms());

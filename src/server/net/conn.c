@@ -8,6 +8,7 @@
 #include "err.h"
 #include "http.h"
 #include "ipcount.h"
+#include "proxies.h"
 #include "tls.h"
 #include "log.h"
 #include "metrics.h"
@@ -70,7 +71,7 @@ void conn_accept(worker_t *w, int fd) {
     else uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
   }
   c->id = handle_table_add(&w->conns, c);
-  c->link.sessionless_since_ms = c->last_rx_ms = now_ms(); /* the login timer starts at accept */
+  c->link.sessionless_since_ms = c->last_rx_ms = c->opened_ms = now_ms(); /* the login timer starts at accept */
   c->state = CONN_HTTP;
   c->next = w->all;
   if (w->all) w->all->prev = c;
@@ -84,7 +85,10 @@ void conn_accept(worker_t *w, int fd) {
     refuse(c, 503, "Service Unavailable", "the server is at its connection limit");
     return;
   }
-  c->ipe = ipcount_add(srv->ips, c->ip, srv->cfg->max_conns_per_ip);
+  /* a trusted proxy carries many clients: its connections are counted, not limited, until
+   * a request names the client (conn_forwarded) */
+  c->from_proxy = proxies_match(srv->proxies, c->ip);
+  c->ipe = ipcount_add(srv->ips, c->ip, c->from_proxy ? 0 : srv->cfg->max_conns_per_ip);
   if (!c->ipe) {
     atomic_fetch_add(&srv->refused_ip, 1);
     log_limited(&refuse_log, LOG_WARN, "conn %s: over max_conns_per_ip, refused", c->ip);
@@ -92,6 +96,8 @@ void conn_accept(worker_t *w, int fd) {
     return;
   }
   if (srv->tls) c->tls = tls_conn_new(srv->tls);
+  log_event(LOG_INFO, "conn.open", "worker=%d conn=%llu addr=%s tls=%d", w->idx, (unsigned long long)c->id, c->ip,
+            c->tls != NULL);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -398,8 +404,44 @@ static void on_closed(uv_handle_t *h) {
   free(c);
 }
 
+int conn_forwarded(conn_t *c, const char *client) {
+  server_t *srv = c->w->srv;
+  if (!client) { /* a request that names no client: the proxy's own again (counted, not limited) */
+    if (!c->via[0]) return 0;
+    client = c->via;
+  }
+  if (strcmp(c->ip, client) == 0 || c->acct || !c->ipe) return 0;
+  int back = client == c->via;
+  ipcount_entry_t *e = ipcount_add(srv->ips, client, back ? 0 : srv->cfg->max_conns_per_ip);
+  if (!e) {
+    atomic_fetch_add(&srv->refused_ip, 1);
+    log_limited(&refuse_log, LOG_WARN, "conn %s via %s: over max_conns_per_ip, refused", client, c->ip);
+    return TERN_EAGAIN;
+  }
+  ipcount_del(srv->ips, c->ipe);
+  c->ipe = e;
+  if (back) {
+    memcpy(c->ip, c->via, sizeof c->ip);
+    c->via[0] = 0;
+    return 0;
+  }
+  if (!c->via[0]) memcpy(c->via, c->ip, sizeof c->via);
+  snprintf(c->ip, sizeof c->ip, "%s", client);
+  return 0;
+}
+
+/* What the connection spoke, for its close line. */
+static const char *conn_protocol(const conn_t *c) {
+  if (c->link.ops) return c->ws_base64 ? "ws-base64" : "ws-protobuf";
+  return c->tls ? "https" : "http";
+}
+
 void conn_reap(conn_t *c) {
   worker_t *w = c->w;
+  if (c->ipe) /* refused connections were logged (rate-limited) when refused, and never opened */
+    log_event(LOG_INFO, "conn.close", "worker=%d conn=%llu addr=%s via=%s protocol=%s duration_ms=%lld code=%d", w->idx,
+              (unsigned long long)c->id, c->ip, c->via[0] ? c->via : NULL, conn_protocol(c),
+              (long long)(now_ms() - c->opened_ms), c->close_code);
   if (c->link.ops) metric_add(c->ws_base64 ? M_WS_BASE64 : M_WS_PROTOBUF, -1); /* it was a WebSocket */
   if (c->link.imw) w->srv->net_app->link_gone(&c->link, c->close_code);
   if (c->source) {

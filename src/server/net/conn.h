@@ -52,6 +52,7 @@ struct conn {
   uint8_t reaping;    /* on the worker's reap list; uv_close pending */
   uint8_t writing;    /* a uv_write is in flight with wbuf */
   uint8_t close_sent; /* WebSocket close frame queued */
+  uint8_t from_proxy; /* the peer is in trusted_proxies: its X-Forwarded-For names the client */
   struct ipcount_entry *ipe; /* its address in srv->ips (counted), NULL when refused */
   size_t acct;        /* bytes of its queue counted in srv->out_queued and ipe */
   int close_code;     /* why it closes, for im (1000, 1006, 4107, ...) */
@@ -69,7 +70,9 @@ struct conn {
   int64_t last_rx_ms; /* (link.sessionless_since_ms: since when without a session, from accept) */
   struct conn *flush_next, *reap_next;
   struct conn *prev, *next; /* all connections of the worker */
-  char ip[46];
+  int64_t opened_ms;  /* accepted (the close line's duration) */
+  char ip[46];        /* the peer, or the client a trusted proxy names (X-Forwarded-For) */
+  char via[46];       /* that proxy's address when ip is the forwarded one, else "" */
 };
 
 /* Appends bytes to the output queue and schedules a flush. Drops the connection (and
@@ -80,6 +83,12 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs);
 /* Marks the connection for closing after its queued output is written. For WebSocket
  * connections a close frame with `code` and `reason` is queued first (code 0: none). */
 void conn_close(conn_t *c, int code, const char *reason);
+/* A trusted proxy's request names its client (X-Forwarded-For): from now on the connection
+ * is logged and counted (max_conns_per_ip, output_limit_ip, queries, uploads) as that
+ * address, the proxy's kept in c->via; client NULL (a request that names none) makes it
+ * the proxy's again. 0, or TERN_EAGAIN when the client's address is at max_conns_per_ip
+ * (answer 429). Nothing changes while output is queued (counted under the address it has). */
+int conn_forwarded(conn_t *c, const char *client);
 /* Bytes queued and not yet written (plaintext, in flight, and ciphertext). */
 size_t conn_queued(const conn_t *c);
 /* Immediate teardown without flushing (peer reset, fatal input). */

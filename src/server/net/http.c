@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "proxies.h"
 #include "timeutil.h"
 #include "worker.h"
 #include "ws_frame.h"
@@ -30,6 +31,8 @@ struct http_conn {
 
 static void req_reset(http_conn_t *h) {
   http_req_t *r = &h->req;
+  /* an answered request ends: one access-log line, one count (net.h http_done) */
+  if (r->status && r->path && h->conn->w->srv->net_app->http_done) h->conn->w->srv->net_app->http_done(h->conn, r);
   free(r->path);
   free(r->raw_path);
   free(r->query);
@@ -136,6 +139,7 @@ char *http_url_decode(const char *s, size_t n, int plus) {
 static int on_message_begin(http_parser *p) {
   http_conn_t *h = p->data;
   h->deadline_ms = now_ms() + (int64_t)h->conn->w->srv->cfg->login_timeout * 1000;
+  h->req.t0_ns = mono_ns();
   return 0;
 }
 
@@ -146,6 +150,16 @@ static int on_headers_complete(http_parser *p) {
     h->deadline_ms += (int64_t)(cfg->idle_timeout - cfg->login_timeout) * 1000;
   if (h->last_was_value && push_header(h)) return -1;
   http_req_t *r = &h->req;
+  char client[64];
+  if (h->conn->from_proxy &&
+      conn_forwarded(h->conn, proxies_client(h->conn->w->srv->proxies, http_header(r, "X-Forwarded-For"), client,
+                                             sizeof client)
+                                  ? client
+                                  : NULL) < 0) {
+    h->error_status = 429;
+    h->error_msg = "too many connections from this address";
+    return -1;
+  }
   r->method = p->method;
   r->keep_alive = http_should_keep_alive(p);
   const char *u = h->url.len ? (const char *)buf_cstr(&h->url) : "/";
@@ -309,6 +323,7 @@ void http_respond(conn_t *c, const http_req_t *r, int status, const char *conten
   /* A response to HEAD has no body (RFC 9110 §9.3.2); handlers that serve HEAD write their
    * own head with the real length, so what comes through here says 0. */
   if (r && r->method == HTTP_HEAD) len = 0;
+  http_note_status(c, status);
   buf_printf(&b,
              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
              "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n%s\r\n",
@@ -334,7 +349,12 @@ void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j) {
   free(s);
 }
 
+void http_note_status(conn_t *c, int status) {
+  if (c->http) c->http->req.status = status;
+}
+
 void http_respond_error(conn_t *c, const http_req_t *r, int status, int code, const char *message) {
+  if (c->http) c->http->req.err_code = code;
   http_respond_json(c, r, status, json_pack("{s:i, s:s}", "code", code, "error", message));
 }
 

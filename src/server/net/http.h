@@ -47,6 +47,10 @@ typedef struct http_req {
   const char *deny_msg;       /* a static string */
   void *slot;                 /* a resource held while the body is in memory (an upload slot) */
   void (*slot_free)(void *slot); /* releases it: when the request ends, unless taken */
+  /* What became of it, for the access log and /metrics (net.h http_done): */
+  uint64_t t0_ns;      /* mono_ns() at its first byte */
+  int status;          /* the status answered (0: none yet) */
+  int err_code;        /* http_respond_error's code, 0 otherwise */
 } http_req_t;
 
 const char *http_header(const http_req_t *r, const char *name); /* case-insensitive; NULL if absent */
@@ -67,6 +71,9 @@ void http_respond(conn_t *c, const http_req_t *r, int status, const char *conten
                   const char *extra_headers);
 /* Serialises j (stealing the reference) as the JSON body. */
 void http_respond_json(conn_t *c, const http_req_t *r, int status, json_t *j);
+/* Records the status of an answer a handler wrote itself (its own head: downloads, web
+ * assets), for the access log and /metrics; http_respond does it for the rest. */
+void http_note_status(conn_t *c, int status);
 /* The reason phrase for a status code ("Not Found"). */
 const char *http_status_text(int status);
 /* LeanCloud REST error shape {"code": code, "error": message}. */

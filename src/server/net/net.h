@@ -46,6 +46,9 @@ typedef struct net_app {
   size_t (*http_head)(conn_t *c, http_req_t *r);
   /* The whole request is in: answer it, now or later (http_defer). */
   void (*http_request)(conn_t *c, http_req_t *r);
+  /* An answered request ends (r->status set; r->t0_ns when it began): the access log and
+   * the per-route counts. May be NULL. */
+  void (*http_done)(conn_t *c, const http_req_t *r);
 } net_app_t;
 
 #endif

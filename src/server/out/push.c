@@ -23,6 +23,7 @@
 #include "err.h"
 #include "jsonlim.h"
 #include "log.h"
+#include "metrics.h"
 #include "out.h"
 #include "timeutil.h"
 
@@ -240,6 +241,7 @@ static void attempt(push_delivery_t *d) {
   push_hub_t *hub = d->pw->hub;
   d->attempts++;
   atomic_fetch_add(&hub->counters[d->pidx].requests, 1);
+  d->t0_ns = mono_ns();
   hub->providers[d->pidx]->attempt(d->pw, hub->pstate[d->pidx], d);
 }
 
@@ -285,6 +287,8 @@ void push_attempt_done(push_delivery_t *d, push_outcome_t outcome, long status, 
   push_hub_t *hub = pw->hub;
   push_counters_t *c = &hub->counters[d->pidx];
   d->last_status = status;
+  metric_observe_us(M_PUSH, (mono_ns() - d->t0_ns) / 1000);
+  if (outcome != PUSH_OK) metric_inc(M_PUSH_ERRORS);
   free(d->last_error);
   d->last_error = error && *error ? xstrndup(error, strnlen(error, 300)) : NULL;
   const char *why = NULL;

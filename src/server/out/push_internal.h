@@ -83,6 +83,7 @@ struct push_delivery {
   push_delivery_t *prev, *next; /* in pw->all */
   push_worker_t *pw;
   int pidx;                     /* provider index in the hub */
+  uint64_t t0_ns;               /* the attempt under way began (tern_push_seconds) */
   char *client, *cid, *from, *msg_id;
   int64_t timestamp;
   json_t *data;                 /* the resolved payload (shared reference) */

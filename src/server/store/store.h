@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "server.h"
 
 typedef struct store_reader store_reader_t;
@@ -378,6 +379,17 @@ int store_open(const store_options_t *opt, store_t **out);
 /* Drains the queue (every submitted job completes), stops the writer, closes. */
 void store_close(store_t *s);
 void store_submit(store_t *s, store_job_t *j);
+/* ---- operations (store_backup.c) ---- */
+/* A consistent copy of the whole database in a new file `dest`, made with SQLite's online
+ * backup API on a connection of its own: one read transaction, so the copy is the database
+ * as some commit left it (every job acked before the call is in it), while the writer and
+ * the readers go on (WAL). Written to dest.part and renamed once complete. Blocking, and
+ * as long as the database is large: call it off the network loops. 0, TERN_EEXIST (dest
+ * exists), TERN_ESTORE (logged). *bytes gets the copy's size. */
+int store_backup(store_t *s, const char *dest, int64_t *bytes);
+/* /metrics lines: tern_store_db_bytes and tern_store_wal_bytes (the files' sizes). */
+void store_metrics(store_t *s, buf_t *out);
+
 /* Test hook: make every later commit fail as if the disk were full (fault injection). */
 void store_fail_writes(store_t *s, int on);
 

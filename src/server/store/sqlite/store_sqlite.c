@@ -661,6 +661,9 @@ static void run_batch(store_t *s, store_job_t *batch) {
   int64_t now = mono_us();
   int flush_lm = now - s->lm_flushed_us >= LM_FLUSH_US;
   int txn_ok = exec(s->wdb, "BEGIN IMMEDIATE") == 0;
+  uint64_t njobs = 0;
+  for (store_job_t *j = batch; j; j = j->next) njobs++;
+  metric_observe_count(M_COMMIT_BATCH, njobs);
   for (store_job_t *j = batch; j; j = j->next) {
     if (!txn_ok) {
       j->result = TERN_ESTORE;
@@ -835,6 +838,7 @@ static int64_t ckpt_round(store_t *s, int *log) {
   int done = 0;
   if (sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, log, &done) == SQLITE_OK)
     atomic_store(&s->ckpt_done, done);
+  if (*log > 0) metric_inc(M_CHECKPOINTS); /* a round with frames to copy */
   return mono_us() - t0;
 }
 
@@ -1050,6 +1054,8 @@ void store_close(store_t *s) {
 #define LAST_TS(id) "SELECT ts FROM msg WHERE msg.conv = " id " ORDER BY ts DESC, seq DESC LIMIT 1"
 /* May client ?N read the message? (every member, or it sent it, or it is one of readers) */
 #define VISIBLE_TO(n) " AND (readers IS NULL OR sender = ?" n " OR instr(readers, char(31) || ?" n " || char(31)) > 0)"
+
+const char *store_db_path(const store_t *s) { return s->path; }
 
 store_reader_t *store_reader_new(store_t *s) {
   store_reader_t *r = xcalloc(1, sizeof *r);

@@ -15,6 +15,9 @@ typedef struct store_import store_import_t;
 int store_import_run(sqlite3 *db, store_import_t **imp, job_import_t *j);
 void store_import_free(store_import_t *imp); /* NULL is a no-op */
 
+/* The database file's path (store_backup.c). */
+const char *store_db_path(const store_t *s);
+
 /* A reader's connection, for reads that live in the other files. */
 sqlite3 *store_reader_db(store_reader_t *r);
 
