@@ -80,10 +80,8 @@ static void usage(FILE *out) {
     size_t dl = strlen(def);
     if (opt_rows[i].type == OT_S && dl >= 2)
       fprintf(out, "  --%-18s %s (default %.*s)\n", name, opt_rows[i].help, (int)dl - 2, def + 1);
-    else if (opt_rows[i].type == OT_B)
-      fprintf(out, "  --%-18s %s\n", name, opt_rows[i].help);
-    else
-      fprintf(out, "  --%-18s %s (default %s)\n", name, opt_rows[i].help, def);
+    else if (opt_rows[i].type == OT_B) fprintf(out, "  --%-18s %s\n", name, opt_rows[i].help);
+    else fprintf(out, "  --%-18s %s (default %s)\n", name, opt_rows[i].help, def);
   }
 }
 
@@ -118,14 +116,10 @@ static int parse_args(int argc, char **argv) {
       if (!strcmp(opt_rows[i].name, name)) r = &opt_rows[i];
     if (!r) goto bad;
     const char *v;
-    if (eq)
-      v = eq + 1;
-    else if (r->type == OT_B)
-      v = "1";
-    else if (a + 1 < argc)
-      v = argv[++a];
-    else
-      goto bad;
+    if (eq) v = eq + 1;
+    else if (r->type == OT_B) v = "1";
+    else if (a + 1 < argc) v = argv[++a];
+    else goto bad;
     if (opt_set(r, v) < 0) {
       fprintf(stderr, "tern-bench: bad value for --%s: %s\n", arg + 2, v);
       return -1;
@@ -312,8 +306,7 @@ static void progress_line(const char *what) {
 static int run_step(step_t s, const char *name, double timeout_s, int wait) {
   atomic_store(&bench.step_done, 0);
   atomic_store(&bench.step, s);
-  for (int k = 0; k < bench.nthreads; k++)
-    uv_async_send(&bench.threads[k]->wake);
+  for (int k = 0; k < bench.nthreads; k++) uv_async_send(&bench.threads[k]->wake);
   if (!wait) return 0;
   uint64_t t0 = mono_ns(), last = t0;
   while (atomic_load(&bench.step_done) < bench.nthreads) {
@@ -349,8 +342,7 @@ static void sleep_until(uint64_t t) {
 
 static void stop_threads(void) {
   run_step(STEP_STOP, "stop", 0, 0);
-  for (int k = 0; k < bench.nthreads; k++)
-    pthread_join(bench.threads[k]->thread, NULL);
+  for (int k = 0; k < bench.nthreads; k++) pthread_join(bench.threads[k]->thread, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -376,8 +368,7 @@ int main(int argc, char **argv) {
     hex_encode(r, sizeof r, hex);
     snprintf(bench.prefix, sizeof bench.prefix, "tb%s-", hex);
   }
-  for (int k = 0; k < bench.nthreads; k++)
-    thread_init(k);
+  for (int k = 0; k < bench.nthreads; k++) thread_init(k);
   scen_plan();
   bench.history_n = (uint64_t)bench.o.history_messages;
 

@@ -84,13 +84,13 @@ int machine_cpu(uint64_t *busy, uint64_t *total) {
   if (!f) return -1;
   unsigned long long v[8] = {0};
   /* the kernel's own numbers, as in proc_usage */
-  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], // NOLINT(cert-err34-c)
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                 &v[6], // NOLINT(cert-err34-c)
                  &v[7]);
   fclose(f);
   if (n < 4) return -1;
   *total = 0;
-  for (int i = 0; i < 8; i++)
-    *total += v[i];
+  for (int i = 0; i < 8; i++) *total += v[i];
   *busy = *total - v[3] - v[4]; /* minus idle and iowait */
   return 0;
 }
@@ -357,8 +357,9 @@ void report_print(const run_info_t *ri) {
   printf("  delivered          %llu of %llu expected\n", (unsigned long long)t.delivered,
          (unsigned long long)t.expected);
   printf("  lost / duplicated  %llu / %llu   (errors %llu, disconnects %llu, login failures %llu)\n",
-         (unsigned long long)t.lost, (unsigned long long)t.dup, (unsigned long long)t.errors + (unsigned long long)t.unacked,
-         (unsigned long long)t.disconnects, (unsigned long long)t.login_fail);
+         (unsigned long long)t.lost, (unsigned long long)t.dup,
+         (unsigned long long)t.errors + (unsigned long long)t.unacked, (unsigned long long)t.disconnects,
+         (unsigned long long)t.login_fail);
   printf("  throughput         %.0f %s/s sent, %.0f deliveries/s\n", sent_ps, unit, del_ps);
   printf("  latency (us)       p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (%llu samples)\n",
          hist_percentile(&lat, 50) / 1e3, hist_percentile(&lat, 90) / 1e3, hist_percentile(&lat, 99) / 1e3,

@@ -539,8 +539,7 @@ static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *hel
       continue;
     }
     if (strcmp(s, "--") == 0) { /* the rest are positional (ids that start with "-") */
-      while (++i < argc)
-        a->pos[a->npos++] = argv[i];
+      while (++i < argc) a->pos[a->npos++] = argv[i];
       break;
     }
     if (strncmp(s, "--", 2) != 0 && strcmp(s, "-o") != 0) {
@@ -633,8 +632,7 @@ static int resolve(admin_t *ad) {
   if ((!master || !*master) && app_id && saved_id && strcmp(app_id, saved_id) == 0)
     master = saved_master = cli_saved_key("master_key");
   int rc = 0;
-  if (!app_id || !*app_id)
-    rc = admin_usage_error(NULL, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
+  if (!app_id || !*app_id) rc = admin_usage_error(NULL, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
   else if (!master || !*master)
     rc = admin_usage_error(NULL, "no master key (--master-key, TERN_MASTER_KEY, or ./tern-data/app.json)");
   else if (strpbrk(app_id, "\r\n") || strpbrk(master, "\r\n"))

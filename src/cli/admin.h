@@ -45,7 +45,6 @@ int ahttp_request(const ahttp_server_t *s, const char *method, const char *path,
                   size_t len, FILE *sink, ahttp_resp_t *out, char *err, size_t errlen);
 void ahttp_resp_free(ahttp_resp_t *r);
 
-
 /* ---- admin.c: the parsed command line and shared helpers ---- */
 
 typedef struct {

@@ -71,8 +71,7 @@ int ahttp_server_parse(ahttp_server_t *s, const char *url, char *err, size_t err
   }
   const char *path = p + alen;
   size_t plen = strcspn(path, "?#");
-  while (plen && path[plen - 1] == '/')
-    plen--;
+  while (plen && path[plen - 1] == '/') plen--;
   s->prefix = xstrndup(path, plen);
   return 0;
 bad:

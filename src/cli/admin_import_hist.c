@@ -100,8 +100,15 @@ static int str(sc_t *s, int dec, imp_str_t *out) {
     if (c == '\\') {
       if (s->end - r < 2) return fail(s, "a string is not closed");
       char e = r[1];
-      char one = e == '"' ? '"' : e == '\\' ? '\\' : e == '/' ? '/' : e == 'b' ? '\b' : e == 'f' ? '\f'
-               : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : 0;
+      char one = e == '"'    ? '"'
+                 : e == '\\' ? '\\'
+                 : e == '/'  ? '/'
+                 : e == 'b'  ? '\b'
+                 : e == 'f'  ? '\f'
+                 : e == 'n'  ? '\n'
+                 : e == 'r'  ? '\r'
+                 : e == 't'  ? '\t'
+                             : 0;
       if (one) {
         if (dec) *w++ = one;
         r += 2;

@@ -12,9 +12,9 @@
  * reloadable options (config.c) while the workers are parked; it never ends the process. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,17 +34,17 @@
 #include "im_internal.h" /* im->post */
 #include "ipcount.h"
 #include "jsonlim.h"
-#include "tls.h"
 #include "log.h"
 #include "out.h"
 #include "proxies.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "store.h"
+#include "tern_version.h"
+#include "tls.h"
 #include "web.h"
 #include "wire.h"
 #include "worker.h"
-#include "tern_version.h"
 
 static void random_key(char *out, size_t len) {
   static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -123,8 +123,7 @@ static int lock_data_dir(const char *dir) {
       log_at(LOG_ERROR,
              "data directory %s is in use by another ternd%s%s%s (lock %s): stop it, or give this one another data_dir",
              dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", path);
-    else
-      log_at(LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
+    else log_at(LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
     close(fd);
     return -1;
   }
@@ -151,8 +150,7 @@ static long raise_nofile(void) {
   long n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30 ? 1L << 30 : (long)rl.rlim_cur;
   if (rl.rlim_cur != was)
     log_at(LOG_INFO, "open files: limit raised from %lu to %ld (the hard limit)", (unsigned long)was, n);
-  else
-    log_at(LOG_INFO, "open files: limit %ld (the hard limit is %lu)", n, (unsigned long)rl.rlim_max);
+  else log_at(LOG_INFO, "open files: limit %ld (the hard limit is %lu)", n, (unsigned long)rl.rlim_max);
   return n;
 }
 
@@ -215,8 +213,10 @@ static int resolve_listen(const char *spec, char *out, size_t outlen) {
   }
   char ip[INET6_ADDRSTRLEN];
   int v6 = pick->ai_family == AF_INET6;
-  inet_ntop(pick->ai_family, v6 ? (void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
-                                 : (void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr, ip, sizeof ip);
+  inet_ntop(pick->ai_family,
+            v6 ? (void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+               : (void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr,
+            ip, sizeof ip);
   freeaddrinfo(res);
   snprintf(out, outlen, v6 ? "[%s]%s" : "%s%s", ip, colon);
   log_at(LOG_INFO, "listen: %s is %s", host, ip);
@@ -435,8 +435,11 @@ int main(int argc, char **argv) {
 
   char dbpath[4096];
   snprintf(dbpath, sizeof dbpath, "%s/tern.db", cfg.data_dir);
-  store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
-                        .post_arg = &srv, .commit_interval_us = (int)cfg.commit_interval};
+  store_options_t so = {.path = dbpath,
+                        .sync_full = strcmp(cfg.store_sync, "full") == 0,
+                        .post = post_to_worker,
+                        .post_arg = &srv,
+                        .commit_interval_us = (int)cfg.commit_interval};
   if (store_open(&so, &srv.store) < 0) goto fail;
   char filesdir[4096];
   snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);

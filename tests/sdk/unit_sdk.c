@@ -151,8 +151,7 @@ static tern_msg_t *mk(const char *id, int64_t ts) {
 }
 
 static void free_msgs(tern_msg_t **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    tern_msg_free(v[i]);
+  for (size_t i = 0; i < n; i++) tern_msg_free(v[i]);
   free(v);
 }
 
@@ -205,8 +204,7 @@ static void test_cache_continuity(void **state) {
   assert_string_equal(r, "[]");
   free(r);
   assert_null(cache_get_query(c, "other", 3600));
-  for (int i = 0; i < 8; i++)
-    tern_msg_free(all[i]);
+  for (int i = 0; i < 8; i++) tern_msg_free(all[i]);
   tern_free(t);
 }
 
@@ -375,8 +373,7 @@ static void test_hostile_input(void **state) {
     for (int k = 0; k < 8; k++) {
       uint8_t payload[300];
       size_t n = rnd() % sizeof payload;
-      for (size_t i = 0; i < n; i++)
-        payload[i] = (uint8_t)rnd();
+      for (size_t i = 0; i < n; i++) payload[i] = (uint8_t)rnd();
       if (k % 2 == 0) { /* a well-formed frame of random protobuf bytes */
         uint8_t hdr[WS_MAX_HEADER];
         size_t hl = ws_write_header(hdr, (rnd() % 4) ? WS_OP_BINARY : WS_OP_PING, n > 125 ? 125 : n, NULL);

@@ -45,10 +45,8 @@ int files_open(const char *dir, files_t **out) {
   int err = 0;
   if ((mkdir(p, 0700) < 0 && errno != EEXIST) || stat(p, &st) < 0)
     err = errno; /* mkdir's, or stat's when mkdir found it there */
-  else if (!S_ISDIR(st.st_mode))
-    err = ENOTDIR;
-  else if (access(p, W_OK | X_OK) < 0)
-    err = errno;
+  else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
+  else if (access(p, W_OK | X_OK) < 0) err = errno;
   if (err) {
     log_at(LOG_ERROR, "file storage: cannot use directory %s: %s", dir, strerror(err));
     free(p);

@@ -38,7 +38,8 @@ static void page_free(page_t *p) {
 /* The paging parameters; answers 400 itself and returns -1 when they are not valid. */
 static int page_of(conn_t *c, const http_req_t *r, page_t *p) {
   memset(p, 0, sizeof *p);
-  char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"), *count = http_query_param(r, "count");
+  char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"),
+       *count = http_query_param(r, "count");
   p->order = http_query_param(r, "order");
   p->where = where && *where ? json_loads(where, 0, NULL) : json_object();
   /* strtoll, not atoi: ?limit=99999999999 is past int (atoi's undefined case), not a page size */
@@ -74,8 +75,8 @@ static const char *const cop_names[] = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gt
 typedef struct {
   const char *field; /* borrowed from the where object */
   cop_t op;
-  json_t *val;       /* borrowed */
-  int is_time;       /* createdAt / updatedAt: ms holds the operand (or each of val's, for $in) */
+  json_t *val; /* borrowed */
+  int is_time; /* createdAt / updatedAt: ms holds the operand (or each of val's, for $in) */
   int64_t ms;
 } cond_t;
 
@@ -127,8 +128,9 @@ static const char *conds_of(json_t *where, conds_t *cs) {
   const char *k;
   json_t *v;
   json_object_foreach(where, k, v) {
-    if (!field_ok(k)) return k[0] == '$' ? "this class takes no $and / $or: list the conditions in one object"
-                                         : "field names are letters, digits, '_' and '.'";
+    if (!field_ok(k))
+      return k[0] == '$' ? "this class takes no $and / $or: list the conditions in one object"
+                         : "field names are letters, digits, '_' and '.'";
     int ops = 0;
     const char *ok;
     json_t *ov;
@@ -141,7 +143,8 @@ static const char *conds_of(json_t *where, conds_t *cs) {
     json_object_foreach(v, ok, ov) {
       size_t i = 0;
       while (i < sizeof cop_names / sizeof cop_names[0] && strcmp(cop_names[i], ok) != 0) i++;
-      if (i == sizeof cop_names / sizeof cop_names[0]) return "unsupported operator (this class takes $ne $lt $lte $gt $gte $in $nin $exists)";
+      if (i == sizeof cop_names / sizeof cop_names[0])
+        return "unsupported operator (this class takes $ne $lt $lte $gt $gte $in $nin $exists)";
       const char *why = add_cond(cs, k, (cop_t)i, ov);
       if (why) return why;
     }
@@ -182,8 +185,8 @@ static void sql_list(query_t *q, json_t *arr) {
   free(text);
 }
 
-static const char *const cmp_sql[] = {[C_EQ] = " = ", [C_NE] = " <> ", [C_LT] = " < ",
-                                      [C_LTE] = " <= ", [C_GT] = " > ",  [C_GTE] = " >= "};
+static const char *const cmp_sql[] = {
+    [C_EQ] = " = ", [C_NE] = " <> ", [C_LT] = " < ", [C_LTE] = " <= ", [C_GT] = " > ", [C_GTE] = " >= "};
 
 /* Installation columns by field; other fields are paths into the stored object. */
 static const char *inst_column(const char *f) {

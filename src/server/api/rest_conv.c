@@ -10,9 +10,9 @@
 
 #include "err.h"
 #include "jsonlim.h"
+#include "rest_rtm.h"
 #include "timeutil.h"
 #include "utf8.h"
-#include "rest_rtm.h"
 
 /* ---------------------------------------------------------------- conversations */
 
@@ -151,7 +151,8 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
   json_decref(body);
   if (strlen(cj->j.doc) > (size_t)w->im->cfg->max_conv_doc) {
     char detail[120];
-    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)", w->im->cfg->max_conv_doc);
+    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)",
+             w->im->cfg->max_conv_doc);
     create_free(cj);
     rest_bad(c, r, detail);
     return;
@@ -211,7 +212,8 @@ void rest_all_conversations(conn_t *c, const http_req_t *r) { conv_list(c, r, 1)
 static json_t *conv_doc(conn_t *c, const conv_t *conv, int flags) {
   const char *ids[1] = {conv->cid};
   json_t *arr = NULL;
-  json_t *doc = store_conv_fetch(c->w->imw->reader, ids, 1, flags, &arr) == 0 ? json_incref(json_array_get(arr, 0)) : NULL;
+  json_t *doc =
+      store_conv_fetch(c->w->imw->reader, ids, 1, flags, &arr) == 0 ? json_incref(json_array_get(arr, 0)) : NULL;
   json_decref(arr);
   return doc;
 }
@@ -300,7 +302,8 @@ static void rest_members_change(conn_t *c, const http_req_t *r, int add) {
   if (conv) {
     im_done_t d;
     /* initBy "": the app's back end, not a client */
-    conv_members_apply(c->w->imw, conv, "", ids, n, add, NULL, rest_done(rest_wait(c, rest_shape_updated, conv->cid), &d));
+    conv_members_apply(c->w->imw, conv, "", ids, n, add, NULL,
+                       rest_done(rest_wait(c, rest_shape_updated, conv->cid), &d));
   }
   free(ids);
   json_decref(body);
@@ -322,7 +325,8 @@ static void subscription(conn_t *c, const http_req_t *r, int add) {
     if (conv) {
       im_done_t d;
       char *ids[1] = {(char *)id};
-      conv_members_apply(c->w->imw, conv, id, ids, 1, add, NULL, rest_done(rest_wait(c, rest_shape_empty, conv->cid), &d));
+      conv_members_apply(c->w->imw, conv, id, ids, 1, add, NULL,
+                         rest_done(rest_wait(c, rest_shape_empty, conv->cid), &d));
     }
   }
   json_decref(body);
@@ -378,7 +382,8 @@ void rest_client_subscriptions(conn_t *c, const http_req_t *r) {
   if (!rest_client_id_ok(c, r, http_path_param(r, "client_id"), "the client id in the path")) return;
   char *after = http_query_param(r, "conv_id");
   pairs_t p = {json_array(), NULL, http_path_param(r, "client_id")};
-  if (store_client_convs(c->w->imw->reader, p.client, CONV_SYSTEM, after, rest_page_limit(r, 50, 1000), subscriber_row, &p) < 0) {
+  if (store_client_convs(c->w->imw->reader, p.client, CONV_SYSTEM, after, rest_page_limit(r, 50, 1000), subscriber_row,
+                         &p) < 0) {
     json_decref(p.out);
     http_respond_error(c, r, 500, 1, "storage failed");
   } else {
@@ -488,10 +493,8 @@ static void sets_change(conn_t *c, const http_req_t *r, int set, int add) {
   if (conv) {
     im_done_t d;
     rest_wait_t *wt = rest_wait(c, shape_sets, conv->cid);
-    if (set == SET_SHUTUP)
-      conv_shutup_apply(c->w->imw, conv, "", ids, n, add, 0, sets_done(wt, &d));
-    else
-      conv_block_apply(c->w->imw, conv, "", ids, n, add, sets_done(wt, &d));
+    if (set == SET_SHUTUP) conv_shutup_apply(c->w->imw, conv, "", ids, n, add, 0, sets_done(wt, &d));
+    else conv_block_apply(c->w->imw, conv, "", ids, n, add, sets_done(wt, &d));
   }
   free(ids);
   json_decref(body);

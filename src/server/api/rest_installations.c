@@ -149,7 +149,8 @@ static void bind_channels(conn_t *c, const http_req_t *r, job_installation_t *j,
     if (bind) {
       j->channels[k++] = j->channels[i];
     } else {
-      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)", ch);
+      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)",
+             ch);
       free(j->channels[i]);
     }
   }
@@ -279,8 +280,8 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
     snprintf(loc, sizeof loc, "Location: /1.1/installations/%s\r\n", j->id);
     stored_submit(c, j, 201, json_pack("{s:s, s:s}", "objectId", j->id, "createdAt", created), loc);
   } else {
-    stored_submit(c, j, 200, json_pack("{s:s, s:s, s:s}", "objectId", j->id, "createdAt", created, "updatedAt", updated),
-                  NULL);
+    stored_submit(c, j, 200,
+                  json_pack("{s:s, s:s, s:s}", "objectId", j->id, "createdAt", created, "updatedAt", updated), NULL);
   }
   json_decref(doc);
   json_decref(body);

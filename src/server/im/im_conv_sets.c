@@ -26,14 +26,34 @@ typedef struct {
   int full_code;           /* when the set would pass SET_MAX */
 } set_spec_t;
 
-static const set_spec_t shutup_add = {SET_SHUTUP, 1, LC__COMMAND_TYPE__conv, LC__OP_TYPE__shutup_added,
-                                      LC__OP_TYPE__shutuped, LC__OP_TYPE__members_shutuped, LC_SILIENCED_MEMBER_LIST_FULL};
-static const set_spec_t shutup_remove = {SET_SHUTUP, 0, LC__COMMAND_TYPE__conv, LC__OP_TYPE__shutup_removed,
-                                         LC__OP_TYPE__unshutuped, LC__OP_TYPE__members_unshutuped, 0};
-static const set_spec_t block_add = {SET_BLOCK, 1, LC__COMMAND_TYPE__blacklist, LC__OP_TYPE__blocked,
-                                     LC__OP_TYPE__blocked, LC__OP_TYPE__members_blocked, LC_BLACKLIST_FULL};
-static const set_spec_t block_remove = {SET_BLOCK, 0, LC__COMMAND_TYPE__blacklist, LC__OP_TYPE__unblocked,
-                                        LC__OP_TYPE__unblocked, LC__OP_TYPE__members_unblocked, 0};
+static const set_spec_t shutup_add = {SET_SHUTUP,
+                                      1,
+                                      LC__COMMAND_TYPE__conv,
+                                      LC__OP_TYPE__shutup_added,
+                                      LC__OP_TYPE__shutuped,
+                                      LC__OP_TYPE__members_shutuped,
+                                      LC_SILIENCED_MEMBER_LIST_FULL};
+static const set_spec_t shutup_remove = {SET_SHUTUP,
+                                         0,
+                                         LC__COMMAND_TYPE__conv,
+                                         LC__OP_TYPE__shutup_removed,
+                                         LC__OP_TYPE__unshutuped,
+                                         LC__OP_TYPE__members_unshutuped,
+                                         0};
+static const set_spec_t block_add = {SET_BLOCK,
+                                     1,
+                                     LC__COMMAND_TYPE__blacklist,
+                                     LC__OP_TYPE__blocked,
+                                     LC__OP_TYPE__blocked,
+                                     LC__OP_TYPE__members_blocked,
+                                     LC_BLACKLIST_FULL};
+static const set_spec_t block_remove = {SET_BLOCK,
+                                        0,
+                                        LC__COMMAND_TYPE__blacklist,
+                                        LC__OP_TYPE__unblocked,
+                                        LC__OP_TYPE__unblocked,
+                                        LC__OP_TYPE__members_unblocked,
+                                        0};
 
 typedef struct {
   char **v;
@@ -161,8 +181,7 @@ static void set_job_free(set_job_t *sj) {
 static void set_done_rest(im_worker_t *w, set_job_t *sj) {
   if (!sj->done.fn) return;
   json_t *ok = json_array(), *failed = json_array();
-  for (size_t i = 0; i < sj->allowed.n; i++)
-    json_array_append_new(ok, json_string(sj->allowed.v[i]));
+  for (size_t i = 0; i < sj->allowed.n; i++) json_array_append_new(ok, json_string(sj->allowed.v[i]));
   for (size_t i = 0; i < sj->failed.n; i++)
     for (size_t k = 0; k < sj->failed.v[i]->n_pids; k++)
       json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", sj->failed.v[i]->pids[k], "code",
@@ -220,7 +239,8 @@ static void set_done(task_t *t) {
     if (m && m->n) {
       conv_notify(w, c->cid, sp->group_op, sj->initby, ch->v, ch->n, sj->j.at, m->ids, m->n, 0);
       if (sj->left.n)
-        conv_notify(w, c->cid, LC__OP_TYPE__members_left, sj->initby, sj->left.v, sj->left.n, sj->j.at, m->ids, m->n, 0);
+        conv_notify(w, c->cid, LC__OP_TYPE__members_left, sj->initby, sj->left.v, sj->left.n, sj->j.at, m->ids, m->n,
+                    0);
     }
     members_release(m);
   }
@@ -258,7 +278,8 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
       continue;
     }
     if (sp->add && c->creator && strcmp(c->creator, id) == 0) { /* the owner stays in and may speak */
-      failed_add(&sj->failed, sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
+      failed_add(&sj->failed,
+                 sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
       continue;
     }
     if (sp->add && !have && size >= SET_MAX) {

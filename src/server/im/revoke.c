@@ -14,11 +14,11 @@
 
 typedef struct entry {
   struct entry *next;
-  int client_kind;    /* 1: every token of client issued at or before `at`; 0: lineage */
+  int client_kind; /* 1: every token of client issued at or before `at`; 0: lineage */
   uint8_t lineage[TOKEN_LINEAGE_LEN];
   char *client;
   int64_t at, expires_at;
-  int failed;         /* its write failed: kept here until expires_at */
+  int failed; /* its write failed: kept here until expires_at */
 } entry_t;
 
 struct revoke {

@@ -8,11 +8,11 @@
 #include "err.h"
 #include "http.h"
 #include "ipcount.h"
-#include "proxies.h"
-#include "tls.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxies.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "worker.h"
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
@@ -209,8 +209,8 @@ static void handle_input(conn_t *c, uint8_t *p, size_t n) {
     buf_append(&c->in, p, n);
     buf_t pending = c->in;
     c->in = (buf_t)BUF_INIT;
-    int consumed = c->state == CONN_HTTP ? http_input(c, pending.data, pending.len)
-                                         : ws_input(c, pending.data, pending.len);
+    int consumed =
+        c->state == CONN_HTTP ? http_input(c, pending.data, pending.len) : ws_input(c, pending.data, pending.len);
     if (consumed >= 0 && (size_t)consumed < pending.len && c->state != CONN_CLOSING)
       buf_append(&c->in, pending.data + consumed, pending.len - (size_t)consumed);
     buf_free(&pending);

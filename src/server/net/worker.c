@@ -86,7 +86,7 @@ static void on_check(uv_check_t *h) { drain(h->data); }
 void worker_wake_shed(server_t *srv, int idx) {
   worker_t *w = srv->workers[idx];
   if (atomic_exchange(&w->shed_wanted, 1) != 0) return; /* asked already, not yet looked */
-  pthread_mutex_lock(&w->mu); /* as worker_post: a loop that has ended is not woken */
+  pthread_mutex_lock(&w->mu);                           /* as worker_post: a loop that has ended is not woken */
   if (!w->dead) uv_async_send(&w->async);
   pthread_mutex_unlock(&w->mu);
 }
@@ -141,10 +141,8 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
     case EHOSTUNREACH:
     case EOPNOTSUPP:
     case ENETUNREACH:
-    case EPERM:
-      continue;
-    default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until something closes */
-      err = errno;
+    case EPERM: continue;
+    default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until something closes */ err = errno;
     }
   }
   if (!err) return; /* a full batch: more next iteration */
@@ -342,8 +340,8 @@ int server_start(server_t *srv) {
   if (!srv->public_url || !*srv->public_url) {
     free(srv->public_url);
     char url[128];
-    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/", srv->tls ? "wss" : "ws",
-             host, port);
+    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/", srv->tls ? "wss" : "ws", host,
+             port);
     srv->public_url = xstrdup(url);
   }
   for (int i = 0; i < n; i++) {

@@ -143,11 +143,8 @@ int ws_input(conn_t *c, uint8_t *p, size_t n) {
         if (rc < 0) return (int)n;
       }
       break;
-    case WS_OP_PING:
-      send_control(c, WS_OP_PONG, payload, len);
-      break;
-    case WS_OP_PONG:
-      break;
+    case WS_OP_PING: send_control(c, WS_OP_PONG, payload, len); break;
+    case WS_OP_PONG: break;
     case WS_OP_CLOSE: {
       int code = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
       /* echo the close and finish; im learns the code when the connection is reaped */

@@ -207,8 +207,7 @@ int httpc_request(httpc_t *h, const char *method, const char *url, const char *c
      * each is fine there */
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-  }
-  else if (flags & HTTPC_HTTP2) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  } else if (flags & HTTPC_HTTP2) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
   if (body) {
     x->body_copy = xmalloc(len ? len : 1);
     memcpy(x->body_copy, body, len);

@@ -61,11 +61,11 @@ static void apns_free(void *state) {
 }
 
 static int apns_init(const tern_config_t *cfg, void **state) {
-  const char *missing = !*cfg->apns_key_path ? "apns_key_path"
-                        : !*cfg->apns_key_id ? "apns_key_id"
+  const char *missing = !*cfg->apns_key_path  ? "apns_key_path"
+                        : !*cfg->apns_key_id  ? "apns_key_id"
                         : !*cfg->apns_team_id ? "apns_team_id"
-                        : !*cfg->apns_topic  ? "apns_topic"
-                                             : NULL;
+                        : !*cfg->apns_topic   ? "apns_topic"
+                                              : NULL;
   if (missing) {
     log_at(LOG_ERROR, "push_provider apns needs %s", missing);
     return TERN_ECONFIG;
@@ -128,14 +128,21 @@ static void expire_token(apns_t *a, const char *seen) {
   pthread_mutex_unlock(&a->mu);
 }
 
-static const char *const aps_keys[] = {"alert",       "sound",        "category",          "thread-id",
-                                       "content-available", "mutable-content", "interruption-level",
-                                       "relevance-score",   "target-content-id", NULL};
+static const char *const aps_keys[] = {"alert",
+                                       "sound",
+                                       "category",
+                                       "thread-id",
+                                       "content-available",
+                                       "mutable-content",
+                                       "interruption-level",
+                                       "relevance-score",
+                                       "target-content-id",
+                                       NULL};
 
 char *push_apns_body(const json_t *data, int64_t increment_to) {
   json_t *out = json_object();
-  json_t *aps = json_is_object(json_object_get(data, "aps")) ? json_deep_copy(json_object_get(data, "aps"))
-                                                              : json_object();
+  json_t *aps =
+      json_is_object(json_object_get(data, "aps")) ? json_deep_copy(json_object_get(data, "aps")) : json_object();
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)data, k, v) {
@@ -146,8 +153,7 @@ char *push_apns_body(const json_t *data, int64_t increment_to) {
     } else if (strcmp(k, "badge") == 0) {
       if (json_is_string(v) && strcmp(json_string_value(v), "Increment") == 0)
         json_object_set_new(aps, "badge", json_integer(increment_to));
-      else if (json_is_integer(v))
-        json_object_set(aps, "badge", v);
+      else if (json_is_integer(v)) json_object_set(aps, "badge", v);
     } else if (strcmp(k, "aps") != 0 && strcmp(k, "_profile") != 0 && strcmp(k, "_apns_team_id") != 0 &&
                strcmp(k, "ios") != 0 && strcmp(k, "android") != 0 && strcmp(k, "wp") != 0) {
       json_object_set(out, k, v); /* custom keys sit beside aps */

@@ -60,12 +60,16 @@ static int fcm_init(const tern_config_t *cfg, void **state) {
   json_t *cred = json_load_file(cfg->fcm_credentials_path, 0, &e);
   const char *pem = json_string_value(json_object_get(cred, "private_key"));
   const char *email = json_string_value(json_object_get(cred, "client_email"));
-  const char *project = *cfg->fcm_project_id ? cfg->fcm_project_id : json_string_value(json_object_get(cred, "project_id"));
-  const char *token_url = *cfg->fcm_token_url ? cfg->fcm_token_url : json_string_value(json_object_get(cred, "token_uri"));
+  const char *project =
+      *cfg->fcm_project_id ? cfg->fcm_project_id : json_string_value(json_object_get(cred, "project_id"));
+  const char *token_url =
+      *cfg->fcm_token_url ? cfg->fcm_token_url : json_string_value(json_object_get(cred, "token_uri"));
   const char *key_id = json_string_value(json_object_get(cred, "private_key_id"));
   if (!cred || !pem || !email || !project) {
-    log_at(LOG_ERROR, "fcm_credentials_path: %s is not a service-account key with private_key, client_email and "
-                      "project_id (%s)", cfg->fcm_credentials_path, cred ? "field missing" : e.text);
+    log_at(LOG_ERROR,
+           "fcm_credentials_path: %s is not a service-account key with private_key, client_email and "
+           "project_id (%s)",
+           cfg->fcm_credentials_path, cred ? "field missing" : e.text);
     json_decref(cred);
     return TERN_ECONFIG;
   }
@@ -233,8 +237,9 @@ static void token_done(void *arg, const httpc_result_t *res) {
     push_delivery_t *next = d->wait_next;
     d->wait_next = NULL;
     if (auth) send_one(fw->pw, f, d, xstrdup(auth));
-    else push_attempt_done(d, push_outcome_of(res->status) == PUSH_OK ? PUSH_RETRY : push_outcome_of(res->status),
-                           res->status, "no OAuth2 access token");
+    else
+      push_attempt_done(d, push_outcome_of(res->status) == PUSH_OK ? PUSH_RETRY : push_outcome_of(res->status),
+                        res->status, "no OAuth2 access token");
     d = next;
   }
   free(auth);

@@ -369,8 +369,7 @@ static int import_conv(ctx_t *x, import_op_t *op) {
   const char *creator = (const char *)sqlite3_column_text(g, 2), *uid = (const char *)sqlite3_column_text(g, 3);
   int same = str_eq(creator, r->creator) && str_eq(uid, ukey) && sqlite3_column_int64(g, 4) == r->created_at &&
              sqlite3_column_int64(g, 5) == r->updated_at && op->lm <= sqlite3_column_int64(g, 6) &&
-             sqlite3_column_int64(g, 7) == r->expire_at &&
-             docs_equal((const char *)sqlite3_column_text(g, 8), op->doc);
+             sqlite3_column_int64(g, 7) == r->expire_at && docs_equal((const char *)sqlite3_column_text(g, 8), op->doc);
   sqlite3_reset(g);
   if (kind != r->kind) {
     skip(op, "the conversation exists as another kind (normal, chat room, service, temporary)");
@@ -628,8 +627,8 @@ static int import_installation(ctx_t *x, import_op_t *op) {
   if (rc == SQLITE_ROW) {
     same = str_eq((const char *)sqlite3_column_text(g, 0), in->device_type) &&
            str_eq((const char *)sqlite3_column_text(g, 1), in->token) &&
-           docs_equal((const char *)sqlite3_column_text(g, 2), in->body) && sqlite3_column_int64(g, 3) == in->created_at &&
-           sqlite3_column_int64(g, 4) == in->updated_at;
+           docs_equal((const char *)sqlite3_column_text(g, 2), in->body) &&
+           sqlite3_column_int64(g, 3) == in->created_at && sqlite3_column_int64(g, 4) == in->updated_at;
   }
   sqlite3_reset(g);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
@@ -805,7 +804,7 @@ int store_installation_query(store_reader_t *r, query_t *q, const char *order_by
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     installation_row_t row = {
         (char *)sqlite3_column_text(st, 0), (char *)sqlite3_column_text(st, 1), (char *)sqlite3_column_text(st, 2),
-        (char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),    sqlite3_column_int64(st, 5),
+        (char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),        sqlite3_column_int64(st, 5),
     };
     cb(arg, &row);
   }
