@@ -84,9 +84,9 @@ int machine_cpu(uint64_t *busy, uint64_t *total) {
   if (!f) return -1;
   unsigned long long v[8] = {0};
   /* the kernel's own numbers, as in proc_usage */
-  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                 &v[6], // NOLINT(cert-err34-c)
-                 &v[7]);
+  int n;
+  // NOLINTNEXTLINE(cert-err34-c)
+  n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
   fclose(f);
   if (n < 4) return -1;
   *total = 0;

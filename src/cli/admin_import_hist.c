@@ -261,7 +261,7 @@ static int int_field(sc_t *s, int64_t *v) {
   return skip(s, 1) < 0 ? -1 : 0;
 }
 
-#define KEY(k, lit) ((k).n == sizeof lit - 1 && memcmp((k).p, lit, sizeof lit - 1) == 0)
+#define KEY(k, lit) ((k).n == sizeof(lit) - 1 && memcmp((k).p, (lit), sizeof(lit) - 1) == 0)
 
 /* Which of two spellings a field came under: LeanCloud's history uses "patch-timestamp",
  * some answers "patchTimestamp"; the hyphenated one wins when both are there. */

@@ -77,8 +77,8 @@ static void ready_answer(ready_t *rd, int timed_out) {
 
 static void ready_maybe(ready_t *rd) {
   if (rd->answered) return;
-  if (rd->store_done && !rd->store_ok) ready_answer(rd, 0); /* no need to wait for the workers */
-  else if (rd->store_done && rd->pings_back == rd->nworkers) ready_answer(rd, 0);
+  /* the store is done: failed (no need to wait for the workers), or every worker answered */
+  if (rd->store_done && (!rd->store_ok || rd->pings_back == rd->nworkers)) ready_answer(rd, 0);
 }
 
 static void ready_store_done(task_t *t) {

@@ -289,7 +289,10 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   pthread_mutex_lock(&c->mu);
   int gone = c->deleted;
   pthread_mutex_unlock(&c->mu);
-  conv_release(fresh); /* after looking at c, which may be fresh: this reference kept it alive */
+  /* our reference to fresh: when the cache took fresh, it holds one and c (== fresh) is
+   * ours, so this one is never the last and goes without the destroy check */
+  if (c == fresh) atomic_fetch_sub(&fresh->ref, 1);
+  else conv_release(fresh);
   if (gone) {
     conv_release(c);
     return NULL;

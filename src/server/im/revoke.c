@@ -62,7 +62,8 @@ static uint32_t hash(const void *p, size_t n) {
 }
 
 static uint32_t bucket_of(const entry_t *e) {
-  return e->client_kind ? hash(e->client, strlen(e->client)) : hash(e->lineage, TOKEN_LINEAGE_LEN);
+  /* a client entry always has its client (revoke_client) */
+  return e->client_kind && e->client ? hash(e->client, strlen(e->client)) : hash(e->lineage, TOKEN_LINEAGE_LEN);
 }
 
 /* The store has the row (or gave up on it): the memory copy goes, or stays if it failed. */

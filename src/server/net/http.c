@@ -121,8 +121,10 @@ char *http_url_decode(const char *s, size_t n, int plus) {
   char *out = xmalloc(n + 1);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 && hexval((unsigned char)s[i + 2]) >= 0) {
-      out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2]));
+    int hi = 0, lo = 0;
+    if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+        (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+      out[o++] = (char)(hi << 4 | lo);
       i += 2;
     } else if (plus && s[i] == '+') {
       out[o++] = ' ';
