@@ -5,7 +5,7 @@
 #                127.0.0.1:8080 with its data in ./tern-data (DATA=dir, ARGS="--flag=value …")
 #   make test    install what is missing, build with ASan+UBSan (-Werror) and ternd with
 #                ThreadSanitizer, check the format, run every test
-#   make lint    clang-tidy over src/ with .clang-tidy's checks (never part of test: ~10 min)
+#   make lint    clang-tidy over src/ with .clang-tidy's checks (not part of test: 4.5-9 min)
 #   make install build, then install under PREFIX (default /usr/local), DESTDIR honoured
 #   make deb     build for /usr and make the Debian package in $(BUILD)/dist/ (docs/operations.md)
 #   make bench   build optimised, run the standard benchmark set (never part of test)
