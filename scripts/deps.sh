@@ -12,7 +12,9 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libpr
 # chromium: the browser tests of /console and /chat (driven by playwright-core from web/)
 # systemd (systemd-analyze verify) and man-db: the package test (tests/integration/package.test.mjs)
 # prometheus: promtool check metrics, the real parser of /metrics (tests/proto/ops-metrics.test.mjs)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev procps openssl tmux sqlite3 chromium systemd man-db prometheus)
+# clang-format-14 and clang-tidy-14: the format check and `make lint` (scripts/format.sh, scripts/lint.sh)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format-14 clang-tidy-14 procps openssl tmux sqlite3 chromium systemd
+  man-db prometheus)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -4,11 +4,15 @@
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+#   4b. the integration tests that load ternd's threads again, on a ThreadSanitizer ternd
+#      ($TERN_TSAN_BUILD, default build-tsan; `make test` builds it)
 #   5. load attacks, one at a time with nothing else running  (tests/attack): every issue
 #      #11 attack beside a chatting pair; 100 readers that never read beside one that does;
 #      hostile queries beside a pair on the same worker
 #   6. /console and /chat in headless Chromium           (tests/browser)
-# Every spawned ternd is checked at teardown for sanitizer reports (tests/lib/server.mjs).
+# Before them: docs/options.md against the option table, and the C sources against
+# .clang-format (scripts/format.sh). Every spawned ternd is checked at teardown for
+# sanitizer reports (tests/lib/server.mjs), ThreadSanitizer's included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-asan}
@@ -24,6 +28,9 @@ fi
 
 echo "== docs/security.md cites tests that exist"
 node scripts/check-limits-doc.mjs
+
+echo "== C sources match .clang-format"
+scripts/format.sh
 
 echo "== unit tests"
 (cd "$build" && ctest --output-on-failure --timeout 300)
@@ -41,6 +48,27 @@ run_node() {
 run_node proto
 run_node interop
 run_node integration
+
+# The integration tests again on the ThreadSanitizer build — workers, the store's writer and
+# checkpointer, the query pool, hooks and push on the worker loops, SIGHUP's parked
+# workers: a race fails the test (server.mjs). Left out: package (it builds and installs
+# the ASan tree itself), sdk-frames (libtern against a scripted server, no ternd) and
+# slow-consumer (it bounds ternd's RSS, which TSan's shadow memory inflates). About 2.5
+# minutes on an idle 2-core machine.
+tsan=${TERN_TSAN_BUILD:-build-tsan}
+if [[ ! -x "$tsan/ternd" ]]; then
+  echo "no ThreadSanitizer ternd in $tsan/: make test builds it (cmake -DTERN_TSAN=ON, target ternd)" >&2
+  exit 1
+fi
+ln -sfn "$PWD/$build/web" "$tsan/web" # the console and chat pages the banner tests look for
+tsan_skip=" package sdk-frames slow-consumer "
+tsan_files=()
+for f in tests/integration/*.test.mjs; do
+  t=$(basename "$f" .test.mjs)
+  [[ "$tsan_skip" == *" $t "* ]] || tsan_files+=("$f")
+done
+echo "== integration tests on ThreadSanitizer ternd (${#tsan_files[@]} files)"
+TSAN_OPTIONS="halt_on_error=0:exitcode=25:suppressions=$PWD/tests/tsan.supp" TERND="$PWD/$tsan/ternd" node --test --test-concurrency=2 --test-timeout=600000 "${tsan_files[@]}"
 # Alone, one at a time: they measure latency or need the reader that keeps up to keep up,
 # which another test's load on these 2 cores can make it fail to do.
 echo "== attack tests"

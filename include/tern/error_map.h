@@ -30,7 +30,7 @@
   X(ESIGNATURE, -34, "signature callback refused the operation")                                                       \
   X(ECACHEMISS, -35, "not in the local cache")                                                                         \
   X(EUPLOAD, -36, "file upload failed")                                                                                \
-  X(EOFFLINE, -37, "client was taken offline by the server")                                                         \
+  X(EOFFLINE, -37, "client was taken offline by the server")                                                           \
   X(ETLS, -38, "TLS handshake failed (certificate not trusted or not for this host, or not a TLS server)")
 
 #endif

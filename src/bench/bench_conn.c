@@ -174,8 +174,7 @@ static void on_closed(uv_handle_t *h) {
 static void unlink_flush(client_t *c) {
   if (!c->in_flush) return;
   client_t **pp = &c->th->flush_list;
-  while (*pp && *pp != c)
-    pp = &(*pp)->flush_next;
+  while (*pp && *pp != c) pp = &(*pp)->flush_next;
   if (*pp) *pp = c->flush_next;
   c->in_flush = 0;
 }
@@ -248,8 +247,7 @@ static long upgrade_reply(client_t *c, const uint8_t *p, size_t n) {
   if (!h) h = memmem(p, hl, "sec-websocket-accept:", 21);
   if (!h) return -1;
   h += 21;
-  while (*h == ' ')
-    h++;
+  while (*h == ' ') h++;
   if ((size_t)((const uint8_t *)h - p) + 28 > hl || memcmp(h, want, 28) != 0) return -1;
   return (long)hl;
 }

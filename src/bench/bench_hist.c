@@ -36,8 +36,7 @@ void hist_add(hist_t *h, uint64_t v) {
 }
 
 void hist_merge(hist_t *into, const hist_t *from) {
-  for (size_t i = 0; i < HIST_BUCKETS; i++)
-    into->counts[i] += from->counts[i];
+  for (size_t i = 0; i < HIST_BUCKETS; i++) into->counts[i] += from->counts[i];
   into->n += from->n;
   into->sum += from->sum;
   if (from->max > into->max) into->max = from->max;

@@ -16,6 +16,7 @@
 
 #include "bench.h"
 #include "crypto.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -79,10 +80,8 @@ static void usage(FILE *out) {
     size_t dl = strlen(def);
     if (opt_rows[i].type == OT_S && dl >= 2)
       fprintf(out, "  --%-18s %s (default %.*s)\n", name, opt_rows[i].help, (int)dl - 2, def + 1);
-    else if (opt_rows[i].type == OT_B)
-      fprintf(out, "  --%-18s %s\n", name, opt_rows[i].help);
-    else
-      fprintf(out, "  --%-18s %s (default %s)\n", name, opt_rows[i].help, def);
+    else if (opt_rows[i].type == OT_B) fprintf(out, "  --%-18s %s\n", name, opt_rows[i].help);
+    else fprintf(out, "  --%-18s %s (default %s)\n", name, opt_rows[i].help, def);
   }
 }
 
@@ -117,14 +116,10 @@ static int parse_args(int argc, char **argv) {
       if (!strcmp(opt_rows[i].name, name)) r = &opt_rows[i];
     if (!r) goto bad;
     const char *v;
-    if (eq)
-      v = eq + 1;
-    else if (r->type == OT_B)
-      v = "1";
-    else if (a + 1 < argc)
-      v = argv[++a];
-    else
-      goto bad;
+    if (eq) v = eq + 1;
+    else if (r->type == OT_B) v = "1";
+    else if (a + 1 < argc) v = argv[++a];
+    else goto bad;
     if (opt_set(r, v) < 0) {
       fprintf(stderr, "tern-bench: bad value for --%s: %s\n", arg + 2, v);
       return -1;
@@ -218,7 +213,13 @@ static int parse_url(void) {
   char *colon = strrchr(host, ':');
   if (colon) {
     *colon = 0;
-    port = atoi(colon + 1);
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 1 || p > 65535) {
+      fprintf(stderr, "tern-bench: --url port must be 1-65535, got \"%s\"\n", colon + 1);
+      return -1;
+    }
+    port = (int)p;
   }
   if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
   if (uv_ip4_addr(host, port, &bench.server) != 0) {
@@ -305,8 +306,7 @@ static void progress_line(const char *what) {
 static int run_step(step_t s, const char *name, double timeout_s, int wait) {
   atomic_store(&bench.step_done, 0);
   atomic_store(&bench.step, s);
-  for (int k = 0; k < bench.nthreads; k++)
-    uv_async_send(&bench.threads[k]->wake);
+  for (int k = 0; k < bench.nthreads; k++) uv_async_send(&bench.threads[k]->wake);
   if (!wait) return 0;
   uint64_t t0 = mono_ns(), last = t0;
   while (atomic_load(&bench.step_done) < bench.nthreads) {
@@ -342,11 +342,11 @@ static void sleep_until(uint64_t t) {
 
 static void stop_threads(void) {
   run_step(STEP_STOP, "stop", 0, 0);
-  for (int k = 0; k < bench.nthreads; k++)
-    pthread_join(bench.threads[k]->thread, NULL);
+  for (int k = 0; k < bench.nthreads; k++) pthread_join(bench.threads[k]->thread, NULL);
 }
 
 int main(int argc, char **argv) {
+  json_abort_on_oom(); /* the report's JSON: before any value exists */
   log_level = LOG_WARN;
   if (parse_args(argc, argv) < 0 || check_options() < 0 || parse_url() < 0) return 2;
   struct rlimit rl; /* sockets are files: take every descriptor the hard limit allows */
@@ -368,8 +368,7 @@ int main(int argc, char **argv) {
     hex_encode(r, sizeof r, hex);
     snprintf(bench.prefix, sizeof bench.prefix, "tb%s-", hex);
   }
-  for (int k = 0; k < bench.nthreads; k++)
-    thread_init(k);
+  for (int k = 0; k < bench.nthreads; k++) thread_init(k);
   scen_plan();
   bench.history_n = (uint64_t)bench.o.history_messages;
 

@@ -110,10 +110,8 @@ int cmd_view(const uint8_t *p, size_t n, cmd_view_t *v) {
   int rc;
   while ((rc = pb_next(&r, &f)) > 0) {
     if (f.wt == 0) {
-      if (f.field == 1)
-        v->cmd = (int)f.v;
-      else if (f.field == 2)
-        v->op = (int)f.v;
+      if (f.field == 1) v->cmd = (int)f.v;
+      else if (f.field == 2) v->op = (int)f.v;
       else if (f.field == 5) {
         v->has_i = 1;
         v->i = (int32_t)f.v;

@@ -42,8 +42,7 @@ void scen_plan(void) {
     bench.clients[i].next_i = 1;
   }
   int *owner = xcalloc((size_t)n, sizeof *owner);
-  for (int i = 0; i < n; i++)
-    owner[i] = i % T;
+  for (int i = 0; i < n; i++) owner[i] = i % T;
   switch (bench.sc) {
   case SC_PAIRS:
     bench.nconvs = n / 2;
@@ -80,11 +79,9 @@ void scen_plan(void) {
     bench.convs = xcalloc(1, sizeof *bench.convs);
     bench.convs[0].room = 1;
     bench.streams = xcalloc((size_t)senders, sizeof *bench.streams);
-    for (int s = 0; s < senders; s++)
-      new_stream(0, s, n - 1);
+    for (int s = 0; s < senders; s++) new_stream(0, s, n - 1);
     for (int i = 0; i < n; i++)
-      for (int s = 0; s < senders; s++)
-        add_rstate(&bench.clients[i], (uint32_t)s);
+      for (int s = 0; s < senders; s++) add_rstate(&bench.clients[i], (uint32_t)s);
     break;
   }
   case SC_HISTORY:
@@ -96,8 +93,7 @@ void scen_plan(void) {
   case SC_IDLE:
   case SC_LOGIN: break;
   }
-  for (int i = 0; i < n; i++)
-    thread_add_client(owner[i], &bench.clients[i]);
+  for (int i = 0; i < n; i++) thread_add_client(owner[i], &bench.clients[i]);
   for (int s = 0; s < bench.nstreams; s++) {
     stream_t *st = &bench.streams[s];
     st->owner = owner[st->sender];

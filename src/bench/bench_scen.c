@@ -60,12 +60,9 @@ static int get_hex(const uint8_t *p, int digits, uint64_t *out) {
   for (int k = 0; k < digits; k++) {
     uint8_t ch = p[k];
     unsigned d;
-    if (ch >= '0' && ch <= '9')
-      d = ch - '0';
-    else if (ch >= 'a' && ch <= 'f')
-      d = ch - 'a' + 10;
-    else
-      return -1;
+    if (ch >= '0' && ch <= '9') d = ch - '0';
+    else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
+    else return -1;
     v = v << 4 | d;
   }
   *out = v;
@@ -364,8 +361,7 @@ static void run_begin(bthread_t *th) {
     break;
   case SC_LOGIN: {
     int cap = login_cap(th);
-    for (int k = 0; k < th->nclients && k < cap; k++)
-      storm_attempt(th, th->clients[k], now);
+    for (int k = 0; k < th->nclients && k < cap; k++) storm_attempt(th, th->clients[k], now);
     break;
   }
   case SC_IDLE: break;
@@ -377,8 +373,7 @@ void scen_step(bthread_t *th, step_t step) {
   case STEP_CONNECT_A:
   case STEP_CONNECT_B: {
     uint64_t units = 0;
-    for (int k = 0; k < th->nclients; k++)
-      units += in_login_set(th->clients[k], step);
+    for (int k = 0; k < th->nclients; k++) units += in_login_set(th->clients[k], step);
     th->next_connect = 0;
     step_begin(th, units);
     if (units) connect_more(th);
@@ -386,31 +381,25 @@ void scen_step(bthread_t *th, step_t step) {
   }
   case STEP_CREATE: {
     uint64_t units = 0;
-    for (int k = 0; k < bench.nconvs; k++)
-      units += bench.clients[bench.convs[k].creator].th == th;
+    for (int k = 0; k < bench.nconvs; k++) units += bench.clients[bench.convs[k].creator].th == th;
     step_begin(th, units);
     for (int k = 0; k < bench.nconvs; k++) {
       client_t *c = &bench.clients[bench.convs[k].creator];
       if (c->th != th) continue;
-      if (c->state == C_READY)
-        send_start(c, k);
-      else
-        bench_fail("creator %d of conversation %d is not logged in", c->idx, k);
+      if (c->state == C_READY) send_start(c, k);
+      else bench_fail("creator %d of conversation %d is not logged in", c->idx, k);
     }
     break;
   }
   case STEP_JOIN: {
     uint64_t units = 0;
-    for (int k = 0; k < th->nclients; k++)
-      units += th->clients[k]->idx != bench.convs[0].creator;
+    for (int k = 0; k < th->nclients; k++) units += th->clients[k]->idx != bench.convs[0].creator;
     step_begin(th, units);
     for (int k = 0; k < th->nclients; k++) {
       client_t *c = th->clients[k];
       if (c->idx == bench.convs[0].creator) continue;
-      if (c->state == C_READY)
-        send_join(c, 0);
-      else
-        step_progress(th, -1);
+      if (c->state == C_READY) send_join(c, 0);
+      else step_progress(th, -1);
     }
     break;
   }
@@ -431,8 +420,7 @@ void scen_step(bthread_t *th, step_t step) {
   case STEP_RUN: run_begin(th); break;
   case STEP_STOP:
     th->sending = 0;
-    for (int k = 0; k < th->nclients; k++)
-      client_close(th->clients[k]);
+    for (int k = 0; k < th->nclients; k++) client_close(th->clients[k]);
     break;
   case STEP_NONE: break;
   }
@@ -515,10 +503,8 @@ static void on_direct(client_t *c, const uint8_t *p, size_t n, uint64_t now) {
   size_t mlen = 0;
   int64_t ts = 0;
   while (pb_next(&r, &f) > 0) {
-    if (f.field == 1 && f.wt == 2)
-      msg = f.d, mlen = f.n;
-    else if (f.field == 4 && f.wt == 0)
-      ts = (int64_t)f.v;
+    if (f.field == 1 && f.wt == 2) msg = f.d, mlen = f.n;
+    else if (f.field == 4 && f.wt == 0) ts = (int64_t)f.v;
   }
   payload_t pl;
   if (!msg || parse_payload(msg, mlen, &pl) < 0 || pl.slot >= c->nrs || c->rs[pl.slot].stream != pl.stream) {
@@ -529,8 +515,7 @@ static void on_direct(client_t *c, const uint8_t *p, size_t n, uint64_t now) {
   uint64_t word = pl.seq >> 6, bit = 1ull << (pl.seq & 63);
   if (word >= rs->nwords) {
     uint32_t nw = rs->nwords ? rs->nwords : 16;
-    while (nw <= word)
-      nw *= 2;
+    while (nw <= word) nw *= 2;
     rs->bits = xrealloc(rs->bits, nw * sizeof *rs->bits);
     memset(rs->bits + rs->nwords, 0, (nw - rs->nwords) * sizeof *rs->bits);
     rs->nwords = nw;
@@ -576,12 +561,9 @@ static void on_page(client_t *c, const pend_t *pd, const cmd_view_t *v, uint64_t
     const uint8_t *mid = NULL, *data = NULL;
     size_t midn = 0, datan = 0;
     while (pb_next(&ir, &g) > 0) {
-      if (g.field == 3 && g.wt == 0)
-        ts = (int64_t)g.v;
-      else if (g.field == 4 && g.wt == 2)
-        mid = g.d, midn = g.n;
-      else if (g.field == 2 && g.wt == 2)
-        data = g.d, datan = g.n;
+      if (g.field == 3 && g.wt == 0) ts = (int64_t)g.v;
+      else if (g.field == 4 && g.wt == 2) mid = g.d, midn = g.n;
+      else if (g.field == 2 && g.wt == 2) data = g.d, datan = g.n;
     }
     if (items == 0) { /* the oldest item is where the next page starts */
       c->page_t = ts;
@@ -656,17 +638,13 @@ static void on_reply(client_t *c, const cmd_view_t *v, uint64_t now) {
     stream_t *s = &bench.streams[pd.arg];
     s->inflight--;
     th->outstanding--;
-    if (is_error || v->cmd != LC__COMMAND_TYPE__ack)
-      CNT_ADD(th->cnt.errors, 1);
-    else
-      CNT_ADD(th->cnt.acked, 1);
+    if (is_error || v->cmd != LC__COMMAND_TYPE__ack) CNT_ADD(th->cnt.errors, 1);
+    else CNT_ADD(th->cnt.acked, 1);
     if (in_window(pd.t) && now > pd.t) hist_add(&th->ack_lat, now - pd.t);
     step_t step = (step_t)atomic_load(&bench.step);
     if (step == STEP_FILL) {
-      if (s->seq < (uint64_t)bench.o.history_messages)
-        send_msg(th, s, now);
-      else if (!s->inflight)
-        step_progress(th, -1);
+      if (s->seq < (uint64_t)bench.o.history_messages) send_msg(th, s, now);
+      else if (!s->inflight) step_progress(th, -1);
     } else if (th->sending && bench.o.rate <= 0) {
       send_msg(th, s, now);
     }

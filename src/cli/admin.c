@@ -539,8 +539,7 @@ static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *hel
       continue;
     }
     if (strcmp(s, "--") == 0) { /* the rest are positional (ids that start with "-") */
-      while (++i < argc)
-        a->pos[a->npos++] = argv[i];
+      while (++i < argc) a->pos[a->npos++] = argv[i];
       break;
     }
     if (strncmp(s, "--", 2) != 0 && strcmp(s, "-o") != 0) {
@@ -633,8 +632,7 @@ static int resolve(admin_t *ad) {
   if ((!master || !*master) && app_id && saved_id && strcmp(app_id, saved_id) == 0)
     master = saved_master = cli_saved_key("master_key");
   int rc = 0;
-  if (!app_id || !*app_id)
-    rc = admin_usage_error(NULL, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
+  if (!app_id || !*app_id) rc = admin_usage_error(NULL, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
   else if (!master || !*master)
     rc = admin_usage_error(NULL, "no master key (--master-key, TERN_MASTER_KEY, or ./tern-data/app.json)");
   else if (strpbrk(app_id, "\r\n") || strpbrk(master, "\r\n"))
@@ -658,7 +656,7 @@ int admin_main(int argc, char **argv) {
   int rc = parse(&ad, argc, argv, &cmd, &help);
   if (rc == 0 && help) {
     usage(stdout, ad.group);
-  } else if (rc == 0) {
+  } else if (rc == 0 && cmd) { /* parse gives a command whenever it returns 0 without --help */
     /* an export needs no tern: only the source's keys */
     rc = cmd->fn == admin_export_leancloud ? 0 : resolve(&ad);
     if (rc == 0) rc = cmd->fn(&ad);

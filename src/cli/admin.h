@@ -3,8 +3,8 @@
  *
  * admin.c parses the command line against one table of commands and flags and holds the
  * helpers every command uses (one call, printing, errors); admin_conv.c, admin_msg.c and
- * admin_device.c are the commands by subject; admin_http.c is the HTTP/1.1 client under
- * them. */
+ * admin_device.c are the commands by subject; admin_http.c is the HTTP client (libcurl)
+ * under them. */
 #ifndef TERN_CLI_ADMIN_H
 #define TERN_CLI_ADMIN_H
 
@@ -13,16 +13,16 @@
 
 #include "buf.h"
 
-/* ---- admin_http.c: one blocking HTTP/1.1 exchange per call ---- */
+/* ---- admin_http.c: one blocking HTTP exchange per call, through libcurl ---- */
 
 /* Where the REST API is: parsed from http://host[:port][/prefix] or https://…. */
 typedef struct {
   int tls;
   char *host;         /* without IPv6 brackets */
-  char *port;         /* a service name for getaddrinfo */
+  char *port;         /* as written, or 80 / 443 (for messages) */
   char *authority;    /* the Host header: host[:port] as written */
   char *prefix;       /* a path the API sits under behind a proxy, "" or "/x" (no trailing '/') */
-  int timeout_ms;     /* connect, and each read or write */
+  int timeout_ms;     /* to connect, and the longest the answer may stall */
   int insecure;       /* https: do not verify the certificate */
   const char *cacert; /* https: trust this PEM file instead of the system's CAs */
 } ahttp_server_t;
@@ -44,7 +44,6 @@ void ahttp_server_free(ahttp_server_t *s);
 int ahttp_request(const ahttp_server_t *s, const char *method, const char *path, const char *headers, const void *body,
                   size_t len, FILE *sink, ahttp_resp_t *out, char *err, size_t errlen);
 void ahttp_resp_free(ahttp_resp_t *r);
-
 
 /* ---- admin.c: the parsed command line and shared helpers ---- */
 

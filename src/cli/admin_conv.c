@@ -95,16 +95,11 @@ static void print_conv_value(const char *label, json_t *v) {
   json_array_foreach(v, i, x) strings &= json_is_string(x);
   json_t *iso = json_is_object(v) ? json_object_get(v, "iso") : NULL; /* {"__type":"Date","iso":…} */
   printf("%s: ", label);
-  if (json_is_string(v))
-    printf("%s", json_string_value(v));
-  else if (json_is_boolean(v))
-    printf("%s", json_is_true(v) ? "yes" : "no");
-  else if (json_is_string(iso))
-    printf("%s", json_string_value(iso));
-  else if (strings && json_array_size(v) == 0)
-    printf("(none)");
-  else if (strings)
-    json_array_foreach(v, i, x) printf("%s%s", i ? ", " : "", json_string_value(x));
+  if (json_is_string(v)) printf("%s", json_string_value(v));
+  else if (json_is_boolean(v)) printf("%s", json_is_true(v) ? "yes" : "no");
+  else if (json_is_string(iso)) printf("%s", json_string_value(iso));
+  else if (strings && json_array_size(v) == 0) printf("(none)");
+  else if (strings) json_array_foreach(v, i, x) printf("%s%s", i ? ", " : "", json_string_value(x));
   else {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     printf("%s", s ? s : "?");
@@ -130,8 +125,7 @@ int admin_conv_get(admin_t *ad) {
   json_t *v;
   json_object_foreach(res, k, v) {
     size_t i = 0;
-    while (i < nf && strcmp(CONV_FIELDS[i].key, k) != 0)
-      i++;
+    while (i < nf && strcmp(CONV_FIELDS[i].key, k) != 0) i++;
     if (i == nf) print_conv_value(k, v);
   }
   json_decref(res);

@@ -135,8 +135,7 @@ int admin_file_upload(admin_t *ad) {
   buf_t data = BUF_INIT;
   char chunk[65536];
   size_t k;
-  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-    buf_append(&data, chunk, k);
+  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(&data, chunk, k);
   int failed = ferror(f);
   fclose(f);
   if (failed) {

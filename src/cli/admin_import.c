@@ -94,10 +94,8 @@ static void enqueue(imp_t *im, int stream) {
   batch_t *b = im->open[stream];
   if (!b) return;
   im->open[stream] = NULL;
-  if (im->tail)
-    im->tail->next = b;
-  else
-    im->head = b;
+  if (im->tail) im->tail->next = b;
+  else im->head = b;
   im->tail = b;
   im->queued++;
 }
@@ -152,10 +150,8 @@ static void emit_line(imp_t *im, int stream, const char *cid, const char *line, 
   }
   batch_t *b = im->open[stream];
   if (b && (b->body.len + n + 1 > im->batch_bytes || b->lines >= im->batch_lines)) {
-    if (stream == IMP_MSG)
-      seal(im);
-    else
-      enqueue(im, IMP_CONV);
+    if (stream == IMP_MSG) seal(im);
+    else enqueue(im, IMP_CONV);
   }
   b = open_batch(im, stream);
   buf_append(&b->body, line, n);
@@ -174,7 +170,7 @@ void imp_emit(imp_t *im, json_t *rec) {
   int message = type && strcmp(type, "message") == 0;
   /* the conversation it belongs to (installations and files: none) */
   const char *cid = type && strcmp(type, "conversation") == 0 ? json_string_value(json_object_get(rec, "objectId"))
-                                                               : json_string_value(json_object_get(rec, "cid"));
+                                                              : json_string_value(json_object_get(rec, "cid"));
   char *line = json_dumps(rec, JSON_COMPACT);
   if (line)
     emit_line(im, message || !cid ? IMP_MSG : IMP_CONV, cid, line, strlen(line), message,
@@ -222,8 +218,7 @@ static void retire(imp_t *im) {
     im->head = b->next;
     if (!im->head) im->tail = NULL;
     im->queued--;
-    if (!b->ok)
-      im->uncommitted = 1;
+    if (!b->ok) im->uncommitted = 1;
     else if (!im->uncommitted && imp_state_commit(im->st, json_incref(b->commit)) < 0)
       imp_fail(im, "the state file could not be written");
     batch_free(b);
@@ -239,9 +234,9 @@ static void posted(imp_req_t *r, void *arg) {
   json_t *ans = r->status == 200 ? json_incref(r->json) : NULL;
   if (!json_is_object(ans)) {
     imp_fail(im, "the target refused a batch of %d records: %s", b->lines,
-         r->status == 200 ? "its answer is not the {\"applied\",\"unchanged\",\"skipped\"} expected"
-         : r->status == 404 ? "HTTP 404 (does this ternd have POST /1.2/import/records?)"
-                            : r->err);
+             r->status == 200   ? "its answer is not the {\"applied\",\"unchanged\",\"skipped\"} expected"
+             : r->status == 404 ? "HTTP 404 (does this ternd have POST /1.2/import/records?)"
+                                : r->err);
     json_decref(ans);
     retire(im);
     return;
@@ -335,12 +330,13 @@ static json_t *counts_json(imp_t *im) {
   long req, retries;
   imp_net_counts(im->net, &req, &retries);
   double secs = (double)(now_ms() - im->started_ms) / 1000.0;
-  return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:f}", "conversations", (int)im->convs,
-                   "conversations_total", (int)im->convs_total, "messages", (int)im->msgs, "installations",
-                   (int)im->inst, "installations_total", (int)im->inst_total, "files", (int)im->files, "files_total",
-                   (int)im->files_total, "applied", (int)im->applied, "unchanged", (int)im->unchanged, "skipped",
-                   (int)json_array_size(im->skips), "requests", (int)req, "retries", (int)retries, "elapsed_ms",
-                   (json_int_t)(now_ms() - im->started_ms), "messages_per_s", secs > 0 ? (double)im->msgs / secs : 0.0);
+  return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:f}", "conversations",
+                   (int)im->convs, "conversations_total", (int)im->convs_total, "messages", (int)im->msgs,
+                   "installations", (int)im->inst, "installations_total", (int)im->inst_total, "files", (int)im->files,
+                   "files_total", (int)im->files_total, "applied", (int)im->applied, "unchanged", (int)im->unchanged,
+                   "skipped", (int)json_array_size(im->skips), "requests", (int)req, "retries", (int)retries,
+                   "elapsed_ms", (json_int_t)(now_ms() - im->started_ms), "messages_per_s",
+                   secs > 0 ? (double)im->msgs / secs : 0.0);
 }
 
 static void bar(const char *what, long done, long total, double secs) {
@@ -352,10 +348,8 @@ static void bar(const char *what, long done, long total, double secs) {
     b[20] = 0;
   }
   fmt_eta(eta, sizeof eta, done, total, rate);
-  if (total > 0)
-    fprintf(stderr, "\r\033[K%-14s [%s] %ld/%ld  %.0f/s  %s\n", what, b, done, total, rate, eta);
-  else
-    fprintf(stderr, "\r\033[K%-14s %ld  %.0f/s\n", what, done, rate);
+  if (total > 0) fprintf(stderr, "\r\033[K%-14s [%s] %ld/%ld  %.0f/s  %s\n", what, b, done, total, rate, eta);
+  else fprintf(stderr, "\r\033[K%-14s %ld  %.0f/s\n", what, done, rate);
 }
 
 static void progress(imp_t *im, int final) {
@@ -453,7 +447,6 @@ static void items_cb(imp_items_t *items, const char *err, long status, void *arg
 
 /* ---------------------------------------------------------------- conversation jobs */
 
-
 static void job_end(job_t *j) {
   imp_t *im = j->im;
   im->active_jobs--;
@@ -543,7 +536,8 @@ static void job_history(job_t *j) {
 static void job_resume(job_t *j) { job_history(j); }
 
 static void put_set(imp_t *im, const char *type, const char *cid, json_t *ids) {
-  imp_emit(im, json_pack("{s:s, s:s, s:O}", "type", type, "cid", cid, "clients", json_is_array(ids) ? ids : json_array()));
+  imp_emit(im,
+           json_pack("{s:s, s:s, s:O}", "type", type, "cid", cid, "clients", json_is_array(ids) ? ids : json_array()));
 }
 
 static void extras_done(json_t *ex, const char *err, long status, void *arg) {
@@ -599,7 +593,7 @@ static void extras_done(json_t *ex, const char *err, long status, void *arg) {
         json_t *part = json_array();
         for (size_t k = at; k < n && k < at + 10000; k++) json_array_append(part, json_array_get(subs, k));
         imp_emit(im, json_pack("{s:s, s:s, s:o, s:b}", "type", "subscribers", "cid", j->cid, "clients", part, "replace",
-                           at == 0));
+                               at == 0));
         at += 10000;
       } while (at < n);
     }
@@ -659,10 +653,8 @@ static void job_start(imp_t *im, json_t *conv) {
   }
   if (j->need_hist) json_object_set_new(im->walked, cid, json_true());
   im->active_jobs++;
-  if (j->need_fields)
-    imp_src_extras(im->src, conv, extras_done, j);
-  else
-    job_history(j);
+  if (j->need_fields) imp_src_extras(im->src, conv, extras_done, j);
+  else job_history(j);
 }
 
 /* ---------------------------------------------------------------- phases */
@@ -670,9 +662,10 @@ static void job_start(imp_t *im, json_t *conv) {
 /* Updated-since listing of _File or _Installation, each object to one_cb. */
 static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp_t *, json_t *)) {
   json_t *pg = json_object_get(json_object_get(imp_state_doc(im->st), "pagers"), cls);
-  char *mark = im->mode == MODE_EXPORT ? NULL : json_string_value(json_object_get(pg, "mark"))
-                                                    ? xstrdup(json_string_value(json_object_get(pg, "mark")))
-                                                    : NULL;
+  char *mark = im->mode == MODE_EXPORT ? NULL
+               : json_string_value(json_object_get(pg, "mark"))
+                   ? xstrdup(json_string_value(json_object_get(pg, "mark")))
+                   : NULL;
   int ties = im->mode == MODE_EXPORT ? 0 : (int)json_integer_value(json_object_get(pg, "ties"));
   int first = 1;
   while (!im->stop) {
@@ -709,7 +702,8 @@ static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp
         free(mark);
         mark = xstrdup(last);
       }
-      if (mark) imp_commit_later(im, IMP_MSG, json_pack("{s:{s:{s:s, s:i}}}", "pagers", cls, "mark", mark, "ties", ties));
+      if (mark)
+        imp_commit_later(im, IMP_MSG, json_pack("{s:{s:{s:s, s:i}}}", "pagers", cls, "mark", mark, "ties", ties));
     }
     sync_free(s);
     if (n < 1000 || imp_src_is_dir(im->src)) break;
@@ -727,10 +721,8 @@ static void one_installation(imp_t *im, json_t *o) {
   }
   const char *why;
   json_t *rec = imp_rec_installation(o, &why);
-  if (rec)
-    imp_emit(im, rec);
-  else
-    imp_skip(im, "installation", json_string_value(json_object_get(o, "objectId")), why);
+  if (rec) imp_emit(im, rec);
+  else imp_skip(im, "installation", json_string_value(json_object_get(o, "objectId")), why);
 }
 
 static void one_file(imp_t *im, json_t *o) {
@@ -738,10 +730,8 @@ static void one_file(imp_t *im, json_t *o) {
   if (im->mode == MODE_EXPORT) {
     imp_out_line(im, im->f_file, o);
     const char *url = json_string_value(json_object_get(o, "url"));
-    if (im->rehost && id && url)
-      imp_rehost_start(im, NULL, id, url, NULL, NULL, NULL, NULL);
-    else
-      im->files++;
+    if (im->rehost && id && url) imp_rehost_start(im, NULL, id, url, NULL, NULL, NULL, NULL);
+    else im->files++;
     return;
   }
   const char *why;
@@ -753,10 +743,10 @@ static void one_file(imp_t *im, json_t *o) {
   if (im->rehost && im->mode == MODE_IMPORT) {
     if (!imp_rehosted(im, id, NULL))
       imp_rehost_start(im, NULL, id, json_string_value(json_object_get(rec, "url")),
-                   json_string_value(json_object_get(rec, "name")), json_string_value(json_object_get(rec, "mime_type")),
-                   json_string_value(json_object_get(rec, "createdAt")), json_object_get(rec, "metaData"));
-    else
-      im->files++;
+                       json_string_value(json_object_get(rec, "name")),
+                       json_string_value(json_object_get(rec, "mime_type")),
+                       json_string_value(json_object_get(rec, "createdAt")), json_object_get(rec, "metaData"));
+    else im->files++;
     json_decref(rec);
     return;
   }
@@ -805,10 +795,8 @@ typedef struct {
 static void flag_done(page_t *p, void *arg) {
   (void)p;
   flag_t *f = arg;
-  if (f->abandoned)
-    free(f);
-  else
-    f->done = 1;
+  if (f->abandoned) free(f);
+  else f->done = 1;
 }
 
 /* After a completed run: the app's history over the window, for what the conversations'
@@ -855,21 +843,21 @@ static void app_walk_phase(imp_t *im) {
       int64_t cts = json_integer_value(json_object_get(st, "ts"));
       const char *cmid = json_string_value(json_object_get(st, "mid"));
       json_t *cur = json_object_get(cursors, cid);
-      if (cur) cts = json_integer_value(json_object_get(cur, "ts")), cmid = json_string_value(json_object_get(cur, "mid"));
+      if (cur)
+        cts = json_integer_value(json_object_get(cur, "ts")), cmid = json_string_value(json_object_get(cur, "mid"));
       int after = t > cts || (t == cts && m && (!cmid || strcmp(m, cmid) != 0));
       int edited = it->patch_ts > edits_after;
       if (!after && !edited) continue;
       imp_page_add(pg, cid, it);
-      if (after && m && t >= cts) json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
+      if (after && m && t >= cts)
+        json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
     }
     flag_t *f = xcalloc(1, sizeof *f);
     imp_page_start(pg, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
     while (!f->done && !im->stop) drive(im, 50);
     int done = f->done;
-    if (done)
-      free(f);
-    else
-      f->abandoned = 1;
+    if (done) free(f);
+    else f->abandoned = 1;
     json_decref(cursors);
     items_wait_free(s);
     if (n < HIST_LIMIT || !done) break;
@@ -909,11 +897,12 @@ static void summary(imp_t *im, int complete) {
     size_t i;
     json_t *k;
     if (json_array_size(im->skips)) printf("skipped %zu:\n", json_array_size(im->skips));
-    json_array_foreach(im->skips, i, k) printf("  %s %s: %s\n", json_string_value(json_object_get(k, "kind")),
-                                               json_string_value(json_object_get(k, "id")),
-                                               json_string_value(json_object_get(k, "reason")));
-    if (im->fatal[0]) fprintf(stderr, "tern admin: %s%s\n", im->fatal,
-                              im->mode == MODE_IMPORT && im->ad->a.state ? " (run again to resume)" : "");
+    json_array_foreach(im->skips, i, k)
+        printf("  %s %s: %s\n", json_string_value(json_object_get(k, "kind")),
+               json_string_value(json_object_get(k, "id")), json_string_value(json_object_get(k, "reason")));
+    if (im->fatal[0])
+      fprintf(stderr, "tern admin: %s%s\n", im->fatal,
+              im->mode == MODE_IMPORT && im->ad->a.state ? " (run again to resume)" : "");
   }
   json_decref(s);
 }
@@ -1011,7 +1000,8 @@ static int run(admin_t *ad, int mode) {
   json_t *runs = json_object_get(doc, "runs");
   im.prev_started_ms = json_integer_value(json_object_get(runs, "completed_started"));
   if (im.mode != MODE_EXPORT)
-    imp_state_commit(im.st, json_pack("{s:s, s:{s:I}}", "source", src_name, "runs", "started", (json_int_t)im.started_ms));
+    imp_state_commit(im.st,
+                     json_pack("{s:s, s:{s:I}}", "source", src_name, "runs", "started", (json_int_t)im.started_ms));
 
   struct sigaction sa = {0}, old_int, old_term;
   sa.sa_handler = on_signal;

@@ -36,9 +36,9 @@ typedef struct {
 /* One history item (IM REST API v1.2) with what the importer reads of it. */
 typedef struct {
   imp_str_t mid, from, data, to, conv_id;
-  int has_ts;       /* timestamp is an integer */
+  int has_ts; /* timestamp is an integer */
   int64_t ts;
-  int64_t patch_ts; /* patch-timestamp (else patchTimestamp) when an integer > 0, else 0 */
+  int64_t patch_ts;                       /* patch-timestamp (else patchTimestamp) when an integer > 0, else 0 */
   int bin, recall, recalled, mention_all; /* each: the field is true (mention-all, else mentionAll) */
   /* mention-pids (else mentionPids) when a non-empty array: its JSON text (scanned; not
    * NUL-terminated) or the value (from JSON) */
@@ -85,7 +85,7 @@ struct imp_req {
   char *method;
   struct curl_slist *hdrs;
   buf_t req_body;
-  int flags; /* IMP_* */
+  int flags;        /* IMP_* */
   int64_t first_ms; /* when the first attempt started: the retry budget counts from here */
   int64_t not_before_ms;
   int64_t moved, moved_ms, stall_ms; /* the stall limit: bytes moved so far, and when last */
@@ -109,14 +109,14 @@ enum {
 };
 
 typedef struct {
-  double rate;         /* source requests per second, 0: unlimited */
-  int timeout_ms;      /* per attempt (IMP_FILE: none); also the connect limit, at most 15 s */
-  int stall_ms;        /* an attempt that moves no byte for this long is cut (and retried) */
-  int retry_for_ms;    /* no new attempt starts later than this after the first (0: no limit) */
-  int retries;         /* further attempts after the first */
-  int insecure;        /* do not verify TLS certificates */
-  const char *cacert;  /* trust this PEM instead of the system's CAs */
-  int max_backoff_ms;  /* cap of the exponential backoff and of Retry-After */
+  double rate;        /* source requests per second, 0: unlimited */
+  int timeout_ms;     /* per attempt (IMP_FILE: none); also the connect limit, at most 15 s */
+  int stall_ms;       /* an attempt that moves no byte for this long is cut (and retried) */
+  int retry_for_ms;   /* no new attempt starts later than this after the first (0: no limit) */
+  int retries;        /* further attempts after the first */
+  int insecure;       /* do not verify TLS certificates */
+  const char *cacert; /* trust this PEM instead of the system's CAs */
+  int max_backoff_ms; /* cap of the exponential backoff and of Retry-After */
 } imp_net_opts_t;
 
 imp_net_t *imp_net_new(const imp_net_opts_t *o);
@@ -205,10 +205,10 @@ typedef void (*imp_page_cb)(json_t *results, const char *err, long status, void 
 typedef void (*imp_items_cb)(imp_items_t *items, const char *err, long status, void *arg);
 
 typedef struct {
-  const char *url;        /* --from: https://API_HOST (http:// for tests) */
-  const char *dir;        /* --from-dir */
+  const char *url; /* --from: https://API_HOST (http:// for tests) */
+  const char *dir; /* --from-dir */
   const char *app_id, *master_key;
-  int keep_json;          /* history items as parsed JSON (imp_item_t.obj): an export writes them */
+  int keep_json; /* history items as parsed JSON (imp_item_t.obj): an export writes them */
 } imp_src_opts_t;
 
 imp_src_t *imp_src_new(const imp_src_opts_t *o, imp_net_t *net, char *err, size_t errlen);

@@ -100,8 +100,15 @@ static int str(sc_t *s, int dec, imp_str_t *out) {
     if (c == '\\') {
       if (s->end - r < 2) return fail(s, "a string is not closed");
       char e = r[1];
-      char one = e == '"' ? '"' : e == '\\' ? '\\' : e == '/' ? '/' : e == 'b' ? '\b' : e == 'f' ? '\f'
-               : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : 0;
+      char one = e == '"'    ? '"'
+                 : e == '\\' ? '\\'
+                 : e == '/'  ? '/'
+                 : e == 'b'  ? '\b'
+                 : e == 'f'  ? '\f'
+                 : e == 'n'  ? '\n'
+                 : e == 'r'  ? '\r'
+                 : e == 't'  ? '\t'
+                             : 0;
       if (one) {
         if (dec) *w++ = one;
         r += 2;
@@ -254,7 +261,7 @@ static int int_field(sc_t *s, int64_t *v) {
   return skip(s, 1) < 0 ? -1 : 0;
 }
 
-#define KEY(k, lit) ((k).n == sizeof lit - 1 && memcmp((k).p, lit, sizeof lit - 1) == 0)
+#define KEY(k, lit) ((k).n == sizeof(lit) - 1 && memcmp((k).p, (lit), sizeof(lit) - 1) == 0)
 
 /* Which of two spellings a field came under: LeanCloud's history uses "patch-timestamp",
  * some answers "patchTimestamp"; the hyphenated one wins when both are there. */

@@ -40,7 +40,7 @@ struct imp_net {
   imp_req_t *waiting; /* not started yet: queued or waiting for a retry */
   imp_req_t *active;  /* in flight */
   int inflight;
-  int npending; /* waiting + in flight + deferred answers */
+  int npending;           /* waiting + in flight + deferred answers */
   int64_t next_source_ms; /* the rate's next free slot */
   deferred_t *dq, **dq_tail;
   long requests, retried;

@@ -14,7 +14,6 @@
 
 /* ---------------------------------------------------------------- files: rehosting */
 
-
 typedef struct {
   imp_t *im;
   page_t *page;
@@ -33,8 +32,10 @@ static void rehost_put_done(imp_req_t *q, void *arg) {
     if (d) imp_state_commit(im->st, d);
     im->files++;
   } else {
-    imp_skip(im, "file", r->id, q->status == 404 ? "HTTP 404 (does this ternd have PUT /1.2/import/files/{objectId}?)"
-                            : q->err[0] ? q->err : "the target's answer has no url");
+    imp_skip(im, "file", r->id,
+             q->status == 404 ? "HTTP 404 (does this ternd have PUT /1.2/import/files/{objectId}?)"
+             : q->err[0]      ? q->err
+                              : "the target's answer has no url");
   }
   rehost_end(r);
 }
@@ -95,7 +96,7 @@ static void rehost_end(rehost_t *r) {
 }
 
 void imp_rehost_start(imp_t *im, page_t *p, const char *id, const char *url, const char *name, const char *mime,
-                         const char *created, json_t *meta) {
+                      const char *created, json_t *meta) {
   rehost_t *r = xcalloc(1, sizeof *r);
   r->im = im;
   r->page = p;
@@ -148,8 +149,7 @@ static void page_emit(page_t *p) {
       line.len = 0;
       if (imp_rec_message_line(&line, p->e[i].cid, it, d, d ? strlen(d) : 0, &why) == 0)
         imp_emit_message(im, p->e[i].cid, it->ts, (const char *)line.data, line.len);
-      else
-        imp_skip(im, "message", it->mid.p, why);
+      else imp_skip(im, "message", it->mid.p, why);
       free(d);
     }
     buf_free(&line);
@@ -217,7 +217,8 @@ void imp_page_start(page_t *p, json_t *commit, void (*done)(page_t *, void *), v
 
 void imp_out_line(imp_t *im, FILE *f, json_t *obj) {
   char *s = json_dumps(obj, JSON_COMPACT);
-  if (s && (fputs(s, f) < 0 || fputc('\n', f) < 0)) imp_fail(im, "cannot write to %s: %s", im->out_dir, strerror(errno));
+  if (s && (fputs(s, f) < 0 || fputc('\n', f) < 0))
+    imp_fail(im, "cannot write to %s: %s", im->out_dir, strerror(errno));
   free(s);
 }
 

@@ -57,10 +57,8 @@ json_t *imp_rec_conversation(json_t *obj, int64_t now, const char **why) {
   json_t *v;
   json_object_foreach(obj, k, v) {
     if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0 || strcmp(k, "temp") == 0 || strcmp(k, "ttl") == 0) continue;
-    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0)
-      set_iso(rec, k, v);
-    else
-      json_object_set(rec, k, v);
+    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0) set_iso(rec, k, v);
+    else json_object_set(rec, k, v);
   }
   /* temporary conversations: only in query answers, with temp/ttl (seconds from creation) */
   int temp = json_is_true(json_object_get(obj, "temp")) || strncmp(id, "_tmp:", 5) == 0;
@@ -206,10 +204,8 @@ json_t *imp_rec_installation(json_t *obj, const char **why) {
   json_t *v;
   json_object_foreach(obj, k, v) {
     if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0) continue;
-    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0)
-      set_iso(rec, k, v);
-    else
-      json_object_set(rec, k, v);
+    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0) set_iso(rec, k, v);
+    else json_object_set(rec, k, v);
   }
   return rec;
 }

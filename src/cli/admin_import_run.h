@@ -22,18 +22,18 @@ typedef struct imp imp_t;
 /* What a body holds of one conversation. */
 typedef struct {
   char *cid;
-  int conv;          /* conversation-level records (the conversation, roles, sets) */
-  int64_t min, max;  /* its messages' timestamps (none: min > max) */
+  int conv;         /* conversation-level records (the conversation, roles, sets) */
+  int64_t min, max; /* its messages' timestamps (none: min > max) */
 } touch_t;
 
 typedef struct batch {
   imp_t *im;
   buf_t body;
   int lines;
-  json_t *commit;  /* state changes it stands for */
-  touch_t *touch;  /* the conversations its records touch */
+  json_t *commit; /* state changes it stands for */
+  touch_t *touch; /* the conversations its records touch */
   size_t ntouch, cap, last;
-  json_t *cids;    /* cid → index in touch */
+  json_t *cids; /* cid → index in touch */
   int inflight, done, ok;
   int64_t opened_ms;
   struct batch *next;
@@ -87,7 +87,6 @@ struct job {
   int64_t edits_after; /* delta over a directory: re-send items at or before the cursor edited since */
 };
 
-
 typedef struct {
   const char *cid;
   const imp_item_t *it;
@@ -96,11 +95,11 @@ typedef struct {
 typedef struct page page_t;
 struct page {
   imp_t *im;
-  imp_items_t *src;  /* what the entries point into */
-  page_entry_t *e;   /* the items to import, each with its conversation */
+  imp_items_t *src; /* what the entries point into */
+  page_entry_t *e;  /* the items to import, each with its conversation */
   size_t n, cap;
-  char *cid;         /* the one conversation of a job's page, or NULL */
-  json_t *commit;    /* state changes that go with these messages (NULL: none) */
+  char *cid;      /* the one conversation of a job's page, or NULL */
+  json_t *commit; /* state changes that go with these messages (NULL: none) */
   int pending;
   void (*done)(page_t *p, void *arg);
   void *arg;

@@ -185,10 +185,8 @@ typedef struct {
 static void dir_deliver(imp_req_t *unused, void *arg) {
   (void)unused;
   dir_answer_t *a = arg;
-  if (a->items_cb)
-    a->items_cb(imp_items_from_json(a->answer), NULL, 200, a->arg);
-  else
-    a->cb(a->answer, NULL, 200, a->arg);
+  if (a->items_cb) a->items_cb(imp_items_from_json(a->answer), NULL, 200, a->arg);
+  else a->cb(a->answer, NULL, 200, a->arg);
   json_decref(a->answer);
   free(a);
 }
@@ -216,8 +214,8 @@ static int upd_cmp(const void *a, const void *b) {
   return by_object_id(a, b);
 }
 
-static void dir_list(imp_src_t *s, const char *cls, int by_id, const char *after, const char *mark, int ties,
-                     int count, imp_page_cb cb, void *arg) {
+static void dir_list(imp_src_t *s, const char *cls, int by_id, const char *after, const char *mark, int ties, int count,
+                     imp_page_cb cb, void *arg) {
   cls_t *c = strcmp(cls, "_Conversation") == 0 ? &s->conv : strcmp(cls, "_Installation") == 0 ? &s->inst : &s->file;
   json_t *res = json_array();
   size_t i, n = json_array_size(c->by_id);
@@ -292,7 +290,9 @@ static void rest_done(imp_req_t *r, void *arg) {
                                         : json_is_array(json_object_get(j, "results"));
     if (!ok && j) /* JSON, of the wrong shape (not JSON at all: imp_net said so in err) */
       snprintf(r->err, sizeof r->err, "HTTP %ld with an answer that is not the %s expected", r->status,
-               c->shape == SHAPE_ARRAY ? "array" : c->shape == SHAPE_OBJECT ? "object" : "{\"results\": […]}");
+               c->shape == SHAPE_ARRAY    ? "array"
+               : c->shape == SHAPE_OBJECT ? "object"
+                                          : "{\"results\": […]}");
     if (!ok) {
       json_decref(j);
       j = NULL;
@@ -365,8 +365,7 @@ void imp_src_list(imp_src_t *s, const char *cls, int by_id, const char *after, c
   }
   buf_t q = BUF_INIT;
   buf_printf(&q, "/1.1/classes/%s?limit=1000&order=%s", cls, by_id ? "objectId" : "updatedAt");
-  if (by_id && after)
-    q_json(&q, "where", json_pack("{s:{s:s}}", "objectId", "$gt", after));
+  if (by_id && after) q_json(&q, "where", json_pack("{s:{s:s}}", "objectId", "$gt", after));
   else if (!by_id && mark)
     q_json(&q, "where", json_pack("{s:{s:{s:s, s:s}}}", "updatedAt", "$gte", "__type", "Date", "iso", mark));
   if (!by_id && ties > 0) buf_printf(&q, "&skip=%d", ties);
@@ -426,8 +425,8 @@ typedef struct {
   extras_t *x;
   const char *key; /* member_infos, permanent_silenceds, blacklists, subscribers */
   const char *rest;
-  int skip;       /* member-infos: skip paging */
-  char *next;     /* silenceds/blacklists: next; subscribers: client_id */
+  int skip;   /* member-infos: skip paging */
+  char *next; /* silenceds/blacklists: next; subscribers: client_id */
 } xlist_t;
 
 struct extras {
@@ -465,7 +464,8 @@ static void xlist_done(json_t *ans, const char *err, long status, void *arg) {
         if (sub) json_array_append_new(into, json_string(sub));
       }
       more = json_array_size(ans) == 50;
-      const char *last = json_string_value(json_object_get(json_array_get(ans, json_array_size(ans) - 1), "subscriber"));
+      const char *last =
+          json_string_value(json_object_get(json_array_get(ans, json_array_size(ans) - 1), "subscriber"));
       free(l->next);
       l->next = last ? xstrdup(last) : NULL;
       more = more && l->next;
@@ -484,10 +484,8 @@ static void xlist_done(json_t *ans, const char *err, long status, void *arg) {
   free(l->next);
   free(l);
   if (--x->pending == 0) {
-    if (x->err)
-      x->cb(NULL, x->err, x->status, x->arg);
-    else
-      x->cb(x->out, NULL, 200, x->arg);
+    if (x->err) x->cb(NULL, x->err, x->status, x->arg);
+    else x->cb(x->out, NULL, 200, x->arg);
     json_decref(x->out);
     json_decref(x->conv);
     free(x->err);

@@ -159,8 +159,7 @@ int admin_msg_history(admin_t *ad) {
   if (a->json) return admin_print_json(res);
   /* read top to bottom in time, like `tern history`, whichever way the page was taken */
   size_t n = json_array_size(res);
-  for (size_t i = 0; i < n; i++)
-    history_line(json_array_get(res, reversed ? i : n - 1 - i));
+  for (size_t i = 0; i < n; i++) history_line(json_array_get(res, reversed ? i : n - 1 - i));
   json_decref(res);
   return 0;
 }

@@ -105,8 +105,7 @@ static void lines_add(lines_t *l, const char *s) {
 }
 
 static void lines_free(lines_t *l) {
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
+  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
   free(l->v);
   l->v = NULL;
   l->n = 0;
@@ -136,10 +135,8 @@ static void redraw_view(chat_t *ch) {
   printf("\033[H\033[2J");
   if (ch->cur) {
     printf("%s\n%s\n", ch->header, marker(ch));
-    for (size_t i = 0; i < ch->older.n; i++)
-      printf("%s\n", ch->older.v[i]);
-    for (size_t i = 0; i < ch->live.n; i++)
-      printf("%s\n", ch->live.v[i]);
+    for (size_t i = 0; i < ch->older.n; i++) printf("%s\n", ch->older.v[i]);
+    for (size_t i = 0; i < ch->live.n; i++) printf("%s\n", ch->live.v[i]);
   }
   redraw(ch);
 }
@@ -169,10 +166,8 @@ static void format_msg(chat_t *ch, tern_conv_t *conv, const tern_msg_t *m, char 
   char *s = cli_msg_summary(m);
   char when[8];
   clock_of(tern_msg_timestamp(m) ? tern_msg_timestamp(m) : time(NULL) * 1000LL, when);
-  if (conv == ch->cur)
-    snprintf(out, n, "[%s] %s: %s", when, tern_msg_from(m), s ? s : "");
-  else
-    snprintf(out, n, "[%s] (%s) %s: %s", when, label(ch, conv), tern_msg_from(m), s ? s : "");
+  if (conv == ch->cur) snprintf(out, n, "[%s] %s: %s", when, tern_msg_from(m), s ? s : "");
+  else snprintf(out, n, "[%s] (%s) %s: %s", when, label(ch, conv), tern_msg_from(m), s ? s : "");
   free(s);
 }
 
@@ -314,8 +309,7 @@ static void history_cb(tern_conv_t *conv, const tern_msg_t *const *msgs, size_t 
   if (n < PAGE) ch->at_start = 1; /* fewer than asked for: nothing older */
   if (!ch->tty) {                 /* a pipe: where they arrive, in time order */
     if (!first && page.n) printf("— %zu older message%s —\n", page.n, page.n == 1 ? "" : "s");
-    for (size_t i = 0; i < page.n; i++)
-      printf("%s\n", page.v[i]);
+    for (size_t i = 0; i < page.n; i++) printf("%s\n", page.v[i]);
     if (ch->at_start && !was_at_start) printf("%s\n", marker(ch));
     fflush(stdout);
   }
@@ -376,10 +370,8 @@ static void open_conv(chat_t *ch, tern_conv_t *conv) {
 
 static void got_conv(tern_client_t *c, tern_conv_t *conv, int status, void *data) {
   chat_t *ch = data;
-  if (status < 0 || !conv)
-    say(ch, "! %s", tern_err_name(status));
-  else
-    open_conv(ch, conv);
+  if (status < 0 || !conv) say(ch, "! %s", tern_err_name(status));
+  else open_conv(ch, conv);
 }
 
 static void done_cb(tern_conv_t *conv, int status, void *data) {
@@ -393,10 +385,9 @@ static void sent_cb(tern_conv_t *conv, const tern_msg_t *sent, int status, void 
   chat_t *ch = p->ch;
   if (!ch->quitting) {
     if (status < 0)
-      say(ch, "! not sent (%s, %d): %s", tern_err_name(status), TERN_ERR_IS_SERVER(status) ? TERN_ERR_CODE(status) : status,
-          p->text);
-    else if (sent)
-      show_msg(ch, conv, sent);
+      say(ch, "! not sent (%s, %d): %s", tern_err_name(status),
+          TERN_ERR_IS_SERVER(status) ? TERN_ERR_CODE(status) : status, p->text);
+    else if (sent) show_msg(ch, conv, sent);
   }
   free(p);
 }
@@ -447,21 +438,16 @@ static void command(chat_t *ch, char *line) {
   if (!w) return;
   const char *cmd = n ? w[0] : "";
   int rc = 0;
-  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "h") == 0)
-    help(ch);
-  else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0)
-    cmd_list(ch);
-  else if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "exit") == 0 || strcmp(cmd, "q") == 0)
-    shutdown_chat(ch);
-  else if (strcmp(cmd, "login") == 0)
-    login(ch);
-  else if (strcmp(cmd, "open") == 0 && n != 2)
-    say(ch, "usage: /open N|ID — a number from /list, or a conversation id");
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "h") == 0) help(ch);
+  else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0) cmd_list(ch);
+  else if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "exit") == 0 || strcmp(cmd, "q") == 0) shutdown_chat(ch);
+  else if (strcmp(cmd, "login") == 0) login(ch);
+  else if (strcmp(cmd, "open") == 0 && n != 2) say(ch, "usage: /open N|ID — a number from /list, or a conversation id");
   else if (strcmp(cmd, "open") == 0) {
     char *end;
-    long k = strtol(w[1], &end, 10);
-    if (!*end && k >= 1 && (size_t)k <= ch->nlist)
-      open_conv(ch, ch->list[k - 1]);
+    /* n == 2: split_words filled w[0] and w[1] (the analyzer loses count through strtok_r) */
+    long k = strtol(w[1], &end, 10); // NOLINT(clang-analyzer-core.NonNullParamChecker)
+    if (!*end && k >= 1 && (size_t)k <= ch->nlist) open_conv(ch, ch->list[k - 1]);
     else {
       tern_query_t *q = tern_query_new(ch->c);
       tern_query_set_cache_policy(q, TERN_NETWORK_ELSE_CACHE);
@@ -480,8 +466,7 @@ static void command(chat_t *ch, char *line) {
   } else if (strcmp(cmd, "members") == 0) {
     size_t nm;
     const char *const *m = tern_conv_members(ch->cur, &nm);
-    for (size_t i = 0; i < nm; i++)
-      say(ch, "  %s", m[i]);
+    for (size_t i = 0; i < nm; i++) say(ch, "  %s", m[i]);
   } else if ((strcmp(cmd, "add") == 0 || strcmp(cmd, "remove") == 0) && n < 2) {
     say(ch, "usage: /%s ID…", cmd);
   } else if (strcmp(cmd, "add") == 0) {
@@ -503,8 +488,7 @@ static void submit(chat_t *ch) {
   edit_history_add(&ch->ed, line);
   edit_clear(&ch->ed);
   char *l = line;
-  while (*l == ' ')
-    l++;
+  while (*l == ' ') l++;
   if (ch->tty) printf("\r\033[K");
   if (!*l) {
     redraw(ch);
@@ -559,7 +543,10 @@ static void on_input(uv_poll_t *h, int status, int events) {
   for (ssize_t i = 0; i < n && !ch->quitting; i++) {
     size_t before = ch->ed.len;
     switch (edit_key(&ch->ed, (unsigned char)buf[i])) {
-    case EDIT_SUBMIT: submit(ch); dirty = 0; break;
+    case EDIT_SUBMIT:
+      submit(ch);
+      dirty = 0;
+      break;
     case EDIT_EOF:
     case EDIT_INTERRUPT: shutdown_chat(ch); break;
     case EDIT_REDRAW: redraw_view(ch); break;
@@ -594,7 +581,7 @@ static void shutdown_chat(chat_t *ch) {
 static void opened_cb(tern_client_t *c, int status, void *data) {
   chat_t *ch = data;
   if (status == TERN_ECANCELED && ch->quitting) return; /* /quit or end of input while logging in */
-  if (status < 0 && !ch->opened) { /* the first login: nothing to chat on */
+  if (status < 0 && !ch->opened) {                      /* the first login: nothing to chat on */
     if (ch->tty) printf("\r\033[K");
     fflush(stdout);
     cli_connect_failed(ch->o, status);

@@ -66,23 +66,24 @@ static void ctx_close(ctx_t *x) {
 /* --conv CID, or --to ID: the unique conversation of the two. */
 static int find_conv(ctx_t *x, const char *cid, const char *to, tern_conv_t **out) {
   int rc;
-  if (cid)
-    rc = tern_sync_get_conv(x->c, cid, out);
-  else
-    rc = tern_sync_create_conv(x->c, NULL, &to, 1, NULL, TERN_CONV_UNIQUE, out);
+  if (cid) rc = tern_sync_get_conv(x->c, cid, out);
+  else rc = tern_sync_create_conv(x->c, NULL, &to, 1, NULL, TERN_CONV_UNIQUE, out);
   return rc < 0 ? fail(x->o, "conversation", rc) : 0;
 }
 
 static char *join_words(char **w, int n) {
   size_t len = 1;
-  for (int i = 0; i < n; i++)
-    len += strlen(w[i]) + 1;
-  char *s = calloc(1, len);
+  for (int i = 0; i < n; i++) len += strlen(w[i]) + 1;
+  char *s = malloc(len);
   if (!s) return NULL;
+  size_t at = 0; /* each word and a space fit in len, counted above */
   for (int i = 0; i < n; i++) {
-    if (i) strcat(s, " ");
-    strcat(s, w[i]);
+    size_t k = strlen(w[i]);
+    if (i) s[at++] = ' ';
+    memcpy(s + at, w[i], k);
+    at += k;
   }
+  s[at] = 0;
   return s;
 }
 
@@ -97,16 +98,12 @@ int cmd_send(const cli_opts_t *o, cli_args_t *a) {
   }
   char *text = join_words(a->pos, a->npos);
   tern_msg_t *m = NULL;
-  if (!text)
-    m = NULL;
+  if (!text) m = NULL;
   else if (a->file)
     m = tern_msg_new_file_path(a->type ? a->type : TERN_MSG_FILE, *text ? text : NULL, a->file, a->attr);
-  else if (a->image)
-    m = tern_msg_new_file_url(TERN_MSG_IMAGE, *text ? text : NULL, a->image, a->attr);
-  else if (a->type)
-    m = tern_msg_new_typed(a->type, text, a->attr);
-  else
-    m = tern_msg_new_text(text, a->attr);
+  else if (a->image) m = tern_msg_new_file_url(TERN_MSG_IMAGE, *text ? text : NULL, a->image, a->attr);
+  else if (a->type) m = tern_msg_new_typed(a->type, text, a->attr);
+  else m = tern_msg_new_text(text, a->attr);
   free(text);
   if (!m) {
     ctx_close(&x);
@@ -117,12 +114,9 @@ int cmd_send(const cli_opts_t *o, cli_args_t *a) {
   rc = tern_sync_send(conv, m, opts, &sent);
   tern_msg_free(m);
   int ret = 0;
-  if (rc < 0)
-    ret = fail(o, "send", rc);
-  else if (o->json)
-    print_json(cli_msg_json(sent));
-  else
-    printf("sent %s to %s\n", tern_msg_id(sent), tern_conv_id(conv));
+  if (rc < 0) ret = fail(o, "send", rc);
+  else if (o->json) print_json(cli_msg_json(sent));
+  else printf("sent %s to %s\n", tern_msg_id(sent), tern_conv_id(conv));
   tern_msg_free(sent);
   ctx_close(&x);
   return ret;
@@ -146,8 +140,7 @@ int cmd_history(const cli_opts_t *o, cli_args_t *a) {
   }
   if (o->json) {
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-      json_array_append_new(arr, cli_msg_json(msgs[i]));
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, cli_msg_json(msgs[i]));
     print_json(arr);
   } else {
     for (size_t i = 0; i < n; i++) {
@@ -174,8 +167,7 @@ static void print_conv(const cli_opts_t *o, tern_conv_t *c) {
   size_t n;
   const char *const *m = tern_conv_members(c, &n);
   printf("%s  %s  [", tern_conv_id(c), tern_conv_name(c) ? tern_conv_name(c) : "(unnamed)");
-  for (size_t i = 0; i < n; i++)
-    printf("%s%s", i ? ", " : "", m[i]);
+  for (size_t i = 0; i < n; i++) printf("%s%s", i ? ", " : "", m[i]);
   printf("]\n");
 }
 
@@ -232,10 +224,8 @@ int cmd_conv(const cli_opts_t *o, cli_args_t *a, const char *sub) {
   if (strcmp(sub, "create") == 0) {
     unsigned opts = (a->unique ? TERN_CONV_UNIQUE : 0) | (a->transient ? TERN_CONV_TRANSIENT : 0);
     rc = tern_sync_create_conv(x.c, a->name, (const char *const *)a->pos, (size_t)a->npos, a->attr, opts, &conv);
-    if (rc < 0)
-      ret = fail(o, "create", rc);
-    else
-      print_conv(o, conv);
+    if (rc < 0) ret = fail(o, "create", rc);
+    else print_conv(o, conv);
   } else if (strcmp(sub, "query") == 0) {
     tern_query_t *q = tern_query_new(x.c);
     tern_query_set_cache_policy(q, TERN_NETWORK_ELSE_CACHE);
@@ -245,20 +235,19 @@ int cmd_conv(const cli_opts_t *o, cli_args_t *a, const char *sub) {
     tern_conv_t **res = NULL;
     size_t n = 0;
     if (bad) {
-      fprintf(stderr, "tern conv query: --where: %s is not an operator tern conv query knows ($eq $ne $gt $gte $lt $lte "
-                      "$regex $all) (tern conv query --help)\n",
+      fprintf(stderr,
+              "tern conv query: --where: %s is not an operator tern conv query knows ($eq $ne $gt $gte $lt $lte "
+              "$regex $all) (tern conv query --help)\n",
               bad);
       ret = 2;
     } else if ((rc = tern_sync_find(q, &res, &n)) < 0) {
       ret = fail(o, "query", rc);
     } else if (o->json) {
       json_t *arr = json_array();
-      for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, cli_conv_json(res[i]));
+      for (size_t i = 0; i < n; i++) json_array_append_new(arr, cli_conv_json(res[i]));
       print_json(arr);
     } else {
-      for (size_t i = 0; i < n; i++)
-        print_conv(o, res[i]);
+      for (size_t i = 0; i < n; i++) print_conv(o, res[i]);
     }
     tern_query_free(q);
     free(res);
@@ -270,20 +259,15 @@ int cmd_conv(const cli_opts_t *o, cli_args_t *a, const char *sub) {
     if (strcmp(sub, "count") == 0) {
       int count = 0;
       rc = tern_sync_count_members(conv, &count);
-      if (rc < 0)
-        ret = fail(o, "count", rc);
-      else if (o->json)
-        print_json(json_pack("{s:s,s:i}", "id", tern_conv_id(conv), "count", count));
-      else
-        printf("%d\n", count);
+      if (rc < 0) ret = fail(o, "count", rc);
+      else if (o->json) print_json(json_pack("{s:s,s:i}", "id", tern_conv_id(conv), "count", count));
+      else printf("%d\n", count);
     } else {
       const char *const *ids = (const char *const *)a->pos;
       size_t n = (size_t)a->npos;
       rc = sub[0] == 'a' ? tern_sync_add_members(conv, ids, n) : tern_sync_remove_members(conv, ids, n);
-      if (rc < 0)
-        ret = fail(o, sub, rc);
-      else
-        print_conv(o, conv);
+      if (rc < 0) ret = fail(o, sub, rc);
+      else print_conv(o, conv);
     }
   }
   ctx_close(&x);
@@ -303,8 +287,7 @@ typedef struct {
 
 static void emit(watch_t *w, json_t *j, const char *text) {
   if (w->started) w->events++;
-  if (w->o->json)
-    print_json(j);
+  if (w->o->json) print_json(j);
   else {
     printf("%s\n", text);
     fflush(stdout);
@@ -422,8 +405,7 @@ int cmd_watch(const cli_opts_t *o, cli_args_t *a) {
   signal(SIGINT, on_sigint);
   signal(SIGTERM, on_sigint);
   w.started = 1;
-  if (o->json)
-    print_json(json_pack("{s:s,s:s}", "event", "ready", "as", o->as));
+  if (o->json) print_json(json_pack("{s:s,s:s}", "event", "ready", "as", o->as));
   else {
     printf("watching as %s\n", o->as);
     fflush(stdout);

@@ -15,8 +15,7 @@ void edit_init(edit_t *e) {
 }
 
 void edit_free(edit_t *e) {
-  for (int i = 0; i < e->nhist; i++)
-    free(e->hist[i]);
+  for (int i = 0; i < e->nhist; i++) free(e->hist[i]);
   e->nhist = 0;
 }
 
@@ -32,16 +31,14 @@ static int is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
 static size_t next_char(const edit_t *e, size_t i) {
   if (i >= e->len) return e->len;
   i++;
-  while (i < e->len && is_cont((unsigned char)e->buf[i]))
-    i++;
+  while (i < e->len && is_cont((unsigned char)e->buf[i])) i++;
   return i;
 }
 
 static size_t prev_char(const edit_t *e, size_t i) {
   if (i == 0) return 0;
   i--;
-  while (i > 0 && is_cont((unsigned char)e->buf[i]))
-    i--;
+  while (i > 0 && is_cont((unsigned char)e->buf[i])) i--;
   return i;
 }
 
@@ -67,9 +64,9 @@ static uint32_t decode(const unsigned char *s, size_t n, size_t *len) {
 
 static int cp_width(uint32_t cp) {
   static const uint32_t zero[][2] = {
-      {0x0300, 0x036F}, {0x0483, 0x0489}, {0x0591, 0x05BD}, {0x0610, 0x061A}, {0x064B, 0x065F}, {0x0E31, 0x0E31},
-      {0x0E34, 0x0E3A}, {0x0E47, 0x0E4E}, {0x1AB0, 0x1AFF}, {0x1DC0, 0x1DFF}, {0x200B, 0x200F}, {0x20D0, 0x20FF},
-      {0xFE00, 0xFE0F}, {0xFE20, 0xFE2F}, {0xE0100, 0xE01EF},
+      {0x0300, 0x036F}, {0x0483, 0x0489}, {0x0591, 0x05BD}, {0x0610, 0x061A}, {0x064B, 0x065F},
+      {0x0E31, 0x0E31}, {0x0E34, 0x0E3A}, {0x0E47, 0x0E4E}, {0x1AB0, 0x1AFF}, {0x1DC0, 0x1DFF},
+      {0x200B, 0x200F}, {0x20D0, 0x20FF}, {0xFE00, 0xFE0F}, {0xFE20, 0xFE2F}, {0xE0100, 0xE01EF},
   };
   static const uint32_t wide[][2] = {
       {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},   {0x23F0, 0x23F0},
@@ -122,18 +119,14 @@ static void delete_range(edit_t *e, size_t from, size_t to) {
 static int is_word(unsigned char c) { return c != ' ' && c != '\t'; }
 
 static size_t word_left(const edit_t *e, size_t i) {
-  while (i > 0 && !is_word((unsigned char)e->buf[i - 1]))
-    i--;
-  while (i > 0 && is_word((unsigned char)e->buf[i - 1]))
-    i--;
+  while (i > 0 && !is_word((unsigned char)e->buf[i - 1])) i--;
+  while (i > 0 && is_word((unsigned char)e->buf[i - 1])) i--;
   return i;
 }
 
 static size_t word_right(const edit_t *e, size_t i) {
-  while (i < e->len && !is_word((unsigned char)e->buf[i]))
-    i++;
-  while (i < e->len && is_word((unsigned char)e->buf[i]))
-    i++;
+  while (i < e->len && !is_word((unsigned char)e->buf[i])) i++;
+  while (i < e->len && is_word((unsigned char)e->buf[i])) i++;
   return i;
 }
 
@@ -196,7 +189,7 @@ static int escape(edit_t *e, const unsigned char *s, size_t n) {
   case 'H': e->pos = 0; break;
   case 'F': e->pos = e->len; break;
   case '~': {
-    int code = atoi((const char *)s + 1);
+    int code = (int)strtol((const char *)s + 1, NULL, 10); /* ESC [ n ~: a short run of digits */
     if (code == 1 || code == 7) e->pos = 0;
     else if (code == 4 || code == 8) e->pos = e->len;
     else if (code == 3) delete_range(e, e->pos, next_char(e, e->pos));
@@ -209,7 +202,7 @@ static int escape(edit_t *e, const unsigned char *s, size_t n) {
 }
 
 int edit_key(edit_t *e, unsigned char b) {
-  if (e->nesc) { /* inside ESC …: collect until the final byte */
+  if (e->nesc) {                                /* inside ESC …: collect until the final byte */
     if (e->nesc == 1 && b != '[' && b != 'O') { /* ESC x: Alt-x */
       e->nesc = 0;
       return escape(e, &b, 1);
@@ -260,8 +253,7 @@ void edit_render(const edit_t *e, const char *prompt, int cols, char *out, size_
   if (avail < 8) avail = 8;
   /* the window [start, end) of the line that is shown: the cursor always inside it */
   size_t start = 0;
-  while (edit_width(e->buf + start, e->pos - start) > avail)
-    start = next_char(e, start);
+  while (edit_width(e->buf + start, e->pos - start) > avail) start = next_char(e, start);
   size_t end = start;
   int w = 0;
   while (end < e->len) {

@@ -29,12 +29,12 @@ typedef struct {
 } edit_t;
 
 enum {
-  EDIT_NONE = 0, /* nothing to redraw (an escape sequence in progress) */
-  EDIT_CHANGED,  /* the line or the cursor changed: redraw */
-  EDIT_SUBMIT,   /* Enter: the line is in buf (NUL-terminated), the editor is empty again */
-  EDIT_EOF,      /* Ctrl-D on an empty line */
-  EDIT_INTERRUPT,/* Ctrl-C */
-  EDIT_REDRAW,   /* Ctrl-L: redraw the screen */
+  EDIT_NONE = 0,  /* nothing to redraw (an escape sequence in progress) */
+  EDIT_CHANGED,   /* the line or the cursor changed: redraw */
+  EDIT_SUBMIT,    /* Enter: the line is in buf (NUL-terminated), the editor is empty again */
+  EDIT_EOF,       /* Ctrl-D on an empty line */
+  EDIT_INTERRUPT, /* Ctrl-C */
+  EDIT_REDRAW,    /* Ctrl-L: redraw the screen */
 };
 
 void edit_init(edit_t *e);

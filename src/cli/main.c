@@ -25,6 +25,7 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "jsonlim.h"
 #include "tern_version.h"
 
 /* ---------------------------------------------------------------- options */
@@ -40,11 +41,16 @@ typedef struct {
   const char *says; /* F_INT: what the number is, for the range message */
 } flag_t;
 
-#define OS(n, f) {n, F_STR, IN_OPTS, offsetof(cli_opts_t, f), 0, 0, NULL}
-#define OB(n, f) {n, F_BOOL, IN_OPTS, offsetof(cli_opts_t, f), 0, 0, NULL}
-#define AS(n, f) {n, F_STR, IN_ARGS, offsetof(cli_args_t, f), 0, 0, NULL}
-#define AB(n, f) {n, F_BOOL, IN_ARGS, offsetof(cli_args_t, f), 0, 0, NULL}
-#define AI(n, f, lo, hi, says) {n, F_INT, IN_ARGS, offsetof(cli_args_t, f), lo, hi, says}
+#define OS(n, f)                                                                                                       \
+  { n, F_STR, IN_OPTS, offsetof(cli_opts_t, f), 0, 0, NULL }
+#define OB(n, f)                                                                                                       \
+  { n, F_BOOL, IN_OPTS, offsetof(cli_opts_t, f), 0, 0, NULL }
+#define AS(n, f)                                                                                                       \
+  { n, F_STR, IN_ARGS, offsetof(cli_args_t, f), 0, 0, NULL }
+#define AB(n, f)                                                                                                       \
+  { n, F_BOOL, IN_ARGS, offsetof(cli_args_t, f), 0, 0, NULL }
+#define AI(n, f, lo, hi, says)                                                                                         \
+  { n, F_INT, IN_ARGS, offsetof(cli_args_t, f), lo, hi, says }
 
 static const flag_t FLAGS[] = {
     OS("as", as),
@@ -281,8 +287,7 @@ json_t *cli_conv_json(const tern_conv_t *c) {
   size_t n;
   const char *const *m = tern_conv_members(c, &n);
   json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(a, json_string(m[i]));
+  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(m[i]));
   json_object_set_new(j, "members", a);
   json_object_set_new(j, "attributes", json_loads(tern_conv_attributes(c), 0, NULL));
   json_object_set_new(j, "transient", json_boolean(tern_conv_is_transient(c)));
@@ -361,6 +366,7 @@ static int is_group(const char *w) {
 }
 
 int main(int argc, char **argv) {
+  json_abort_on_oom(); /* before any JSON value exists; libtern's own checks stay for other hosts */
   /* admin speaks HTTP with the master key, not IM as a client: its own options */
   if (argc > 1 && strcmp(argv[1], "admin") == 0) return admin_main(argc - 1, argv + 1);
   if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
@@ -389,8 +395,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(s, "-v")) {
       o.verbose++;
     } else if (!strcmp(s, "--")) { /* the rest are words (ids that start with "-") */
-      while (++i < argc)
-        a.pos[a.npos++] = argv[i];
+      while (++i < argc) a.pos[a.npos++] = argv[i];
     } else if (!strncmp(s, "--", 2) && s[2]) {
       const char *name = s + 2, *eq = strchr(name, '=');
       size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
@@ -423,10 +428,8 @@ int main(int argc, char **argv) {
         else if (!*v || *end || n < f->min || n > f->max)
           rc = usage_error(NAME(), "--%s must be a number from %lld to %lld (%s), not \"%s\"", f->name,
                            (long long)f->min, (long long)f->max, f->says, v);
-        else if (f->off == offsetof(cli_args_t, before_ts))
-          a.before_ts = n;
-        else
-          *(int *)field = (int)n;
+        else if (f->off == offsetof(cli_args_t, before_ts)) a.before_ts = n;
+        else *(int *)field = (int)n;
       }
     } else if (!group) {
       int kind = is_group(s);
@@ -455,10 +458,8 @@ int main(int argc, char **argv) {
   }
 #undef NAME
   if (rc == 0 && help) {
-    if (!group)
-      usage(stdout);
-    else
-      command_help(stdout, group, cmd);
+    if (!group) usage(stdout);
+    else command_help(stdout, group, cmd);
     free(a.pos);
     return 0;
   }
@@ -479,12 +480,13 @@ int main(int argc, char **argv) {
     else if (a.npos == 0 && !a.file && !a.image) rc = usage_error(cmdname, "no text to send");
     else if (a.file && a.image) rc = usage_error(cmdname, "--file and --image exclude each other");
   }
-  if (rc == 0 && !strcmp(group, "history") && !a.conv && !a.to) rc = usage_error(cmdname, "--conv CID or --to ID is required");
+  if (rc == 0 && !strcmp(group, "history") && !a.conv && !a.to)
+    rc = usage_error(cmdname, "--conv CID or --to ID is required");
   if (rc == 0 && !strcmp(group, "history") && !a.before != !a.before_ts)
     rc = usage_error(cmdname, "--before MID and --before-ts MS go together (the message and its timestamp)");
-  if (rc == 0 && sub && strcmp(sub, "create") && strcmp(sub, "query") && !a.conv)
+  if (rc == 0 && sub && strcmp(sub, "create") != 0 && strcmp(sub, "query") != 0 && !a.conv)
     rc = usage_error(cmdname, "--conv CID is required");
-  if (rc == 0 && (o.cacert || o.insecure) && o.url && strncmp(o.url, "wss://", 6))
+  if (rc == 0 && (o.cacert || o.insecure) && o.url && strncmp(o.url, "wss://", 6) != 0)
     rc = usage_error(cmdname, "--cacert and --insecure are for wss:// URLs, not %s", o.url);
   if (rc) {
     free(a.pos);
@@ -497,22 +499,15 @@ int main(int argc, char **argv) {
     o.app_id = saved = cli_saved_key("app_id");
     if (!o.app_key) o.app_key = saved_app_key = cli_saved_key("app_key"); /* file uploads need it */
   }
-  if (strncmp(o.url, "ws://", 5) && strncmp(o.url, "wss://", 6))
+  if (strncmp(o.url, "ws://", 5) != 0 && strncmp(o.url, "wss://", 6) != 0)
     rc = usage_error(cmdname, "--url must be a ws:// or wss:// URL, not %s", o.url);
-  else if (!o.app_id)
-    rc = usage_error(cmdname, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
-  else if (!o.as)
-    rc = usage_error(cmdname, "--as ID is required");
-  else if (!strcmp(group, "chat"))
-    rc = chat_main(&o);
-  else if (!strcmp(group, "send"))
-    rc = cmd_send(&o, &a);
-  else if (!strcmp(group, "history"))
-    rc = cmd_history(&o, &a);
-  else if (!strcmp(group, "conv"))
-    rc = cmd_conv(&o, &a, sub);
-  else if (!strcmp(group, "watch"))
-    rc = cmd_watch(&o, &a);
+  else if (!o.app_id) rc = usage_error(cmdname, "no app id (--app-id, TERN_APP_ID, or ./tern-data/app.json)");
+  else if (!o.as) rc = usage_error(cmdname, "--as ID is required");
+  else if (!strcmp(group, "chat")) rc = chat_main(&o);
+  else if (!strcmp(group, "send")) rc = cmd_send(&o, &a);
+  else if (!strcmp(group, "history")) rc = cmd_history(&o, &a);
+  else if (!strcmp(group, "conv")) rc = cmd_conv(&o, &a, sub);
+  else if (!strcmp(group, "watch")) rc = cmd_watch(&o, &a);
   free(saved);
   free(saved_app_key);
   free(a.pos);

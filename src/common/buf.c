@@ -95,7 +95,6 @@ void buf_append_pct(buf_t *b, const char *s) {
     unsigned char ch = (unsigned char)*s;
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
       buf_append(b, s, 1);
-    else
-      buf_printf(b, "%%%02X", ch);
+    else buf_printf(b, "%%%02X", ch);
   }
 }

@@ -16,7 +16,8 @@ typedef struct {
   size_t cap;
 } buf_t;
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                                       \
+  { NULL, 0, 0 }
 
 void buf_reserve(buf_t *b, size_t extra); /* ensure cap >= len + extra */
 void buf_append(buf_t *b, const void *p, size_t n);
@@ -30,10 +31,13 @@ void buf_free(buf_t *b);
 /* NUL-terminates without counting the terminator in len; returns data as char*. */
 char *buf_cstr(buf_t *b);
 
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t m);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
+/* Never NULL: out of memory aborts. Said to the compiler too, so it and the static
+ * analyzer (make lint) know a result needs no check. */
+#define TERN_XALLOC __attribute__((returns_nonnull, warn_unused_result))
+void *xmalloc(size_t n) TERN_XALLOC __attribute__((malloc));
+void *xcalloc(size_t n, size_t m) TERN_XALLOC __attribute__((malloc));
+void *xrealloc(void *p, size_t n) TERN_XALLOC;
+char *xstrdup(const char *s) TERN_XALLOC __attribute__((malloc));
+char *xstrndup(const char *s, size_t n) TERN_XALLOC __attribute__((malloc));
 
 #endif

@@ -54,14 +54,16 @@ const char *lc_op_name(int op) {
 
 static json_t *scalar_to_json(const ProtobufCFieldDescriptor *f, const void *p) {
   switch (f->type) {
-  case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
-    return json_integer(*(const int32_t *)p);
-  case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
-    return json_integer(*(const uint32_t *)p);
-  case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-    return json_integer(*(const int64_t *)p);
-  case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
-    return json_integer((json_int_t) * (const uint64_t *)p);
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32: return json_integer(*(const int32_t *)p);
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32: return json_integer(*(const uint32_t *)p);
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64: return json_integer(*(const int64_t *)p);
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: return json_integer((json_int_t) * (const uint64_t *)p);
   case PROTOBUF_C_TYPE_FLOAT: return json_real(*(const float *)p);
   case PROTOBUF_C_TYPE_DOUBLE: return json_real(*(const double *)p);
   case PROTOBUF_C_TYPE_BOOL: return json_boolean(*(const protobuf_c_boolean *)p);
@@ -92,11 +94,15 @@ static json_t *scalar_to_json(const ProtobufCFieldDescriptor *f, const void *p) 
 
 static size_t type_size(ProtobufCType t) {
   switch (t) {
-  case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-    return 8;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE: return 8;
   case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-  case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
   case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
   case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
   default: return 4;
@@ -136,13 +142,19 @@ json_t *pb_to_json(const ProtobufCMessage *msg) {
 
 static int json_to_scalar(const ProtobufCFieldDescriptor *f, json_t *j, void *p, char *err, size_t errlen) {
   switch (f->type) {
-  case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
-  case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
     if (!json_is_integer(j)) goto bad;
     *(int32_t *)p = (int32_t)json_integer_value(j);
     return 0;
-  case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
     if (!json_is_integer(j)) goto bad;
     *(int64_t *)p = json_integer_value(j);
     return 0;
@@ -235,7 +247,8 @@ ProtobufCMessage *pb_from_json(const ProtobufCMessageDescriptor *desc, json_t *j
       continue;
     }
     if (json_to_scalar(f, val, member, err, errlen) < 0) goto fail;
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+        f->type != PROTOBUF_C_TYPE_MESSAGE)
       *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
   }
   if (!protobuf_c_message_check(msg)) {

@@ -4,8 +4,9 @@
 const char *tern_strerror(int err) {
   switch (err) {
   case 0: return "success";
-#define X(name, val, desc) case TERN_##name: return desc;
-  TERN_ERRNO_MAP(X)
+#define X(name, val, desc)                                                                                             \
+  case TERN_##name: return desc;
+    TERN_ERRNO_MAP(X)
 #undef X
   }
   return "unknown error";
@@ -14,8 +15,9 @@ const char *tern_strerror(int err) {
 const char *tern_err_name(int err) {
   switch (err) {
   case 0: return "OK";
-#define X(name, val, desc) case TERN_##name: return "TERN_" #name;
-  TERN_ERRNO_MAP(X)
+#define X(name, val, desc)                                                                                             \
+  case TERN_##name: return "TERN_" #name;
+    TERN_ERRNO_MAP(X)
 #undef X
   }
   return "TERN_EUNKNOWN";
@@ -23,8 +25,9 @@ const char *tern_err_name(int err) {
 
 const char *lc_error_name(int code) {
   switch (code) {
-#define X(c, name, desc) case c: return #name;
-  LC_ERROR_MAP(X)
+#define X(c, name, desc)                                                                                               \
+  case c: return #name;
+    LC_ERROR_MAP(X)
 #undef X
   }
   return "UNKNOWN_ERROR";
@@ -32,8 +35,9 @@ const char *lc_error_name(int code) {
 
 const char *lc_error_desc(int code) {
   switch (code) {
-#define X(c, name, desc) case c: return desc;
-  LC_ERROR_MAP(X)
+#define X(c, name, desc)                                                                                               \
+  case c: return desc;
+    LC_ERROR_MAP(X)
 #undef X
   }
   return "unknown error";

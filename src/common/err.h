@@ -22,6 +22,8 @@ const char *tern_strerror(int err);
 const char *tern_err_name(int err);
 
 /* Protocol error codes (protocol.md §6): code, NAME (sent as `reason`), description. */
+/* a hand-laid table, one row a line however long: clang-format leaves it alone */
+// clang-format off
 #define LC_ERROR_MAP(X)                                                                  \
   X(4100, APP_NOT_AVAILABLE, "app missing or IM disabled")                               \
   X(4102, SIGNATURE_FAILED, "login signature invalid")                                   \
@@ -79,6 +81,7 @@ const char *tern_err_name(int err);
   X(4548, BLOCKED_BY_CONV, "client is on the conversation's blacklist")                  \
   X(4561, SILIENCED_MEMBER_LIST_FULL, "muted member list full")                          \
   X(4563, SILIENCED, "sender is muted in this conversation")
+// clang-format on
 
 typedef enum {
 #define X(code, name, desc) LC_##name = (code),

@@ -1,10 +1,13 @@
 /* jsonlim.c — see jsonlim.h. */
 #include "jsonlim.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "utf8.h"
+
+void json_abort_on_oom(void) { json_set_alloc_funcs(xmalloc, free); }
 
 int json_text_depth(const char *s, size_t len, int max) {
   int depth = 0, deepest = 0, in_str = 0;

@@ -12,6 +12,13 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* Points jansson's allocator at xmalloc/free (buf.h): an allocation that fails aborts, as
+ * every other allocation of the server does, instead of coming back as a NULL that a
+ * json_object_set_new or json_pack caller does not check. jansson's allocator is one per
+ * process: call it first in main, before any JSON value exists (ternd, tern, tern-bench).
+ * Not in libtern, which leaves its host's allocation policy alone. */
+void json_abort_on_oom(void);
+
 /* Deepest nesting of arrays and objects tern accepts in a document ([] and {} are 1). */
 #define JSON_MAX_DEPTH 64
 

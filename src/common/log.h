@@ -46,25 +46,25 @@ int log_allow(log_limit_t *l, unsigned long *skipped);
  * a literal after '=' ends the line there. The keys are the log's stable interface
  * (docs/operations.md lists them). Call through log_event, which checks the level first. */
 void log_event_write(int level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#define log_event(level, event, ...)                                     \
-  do {                                                                   \
-    if ((level) <= log_level) log_event_write((level), (event), __VA_ARGS__); \
+#define log_event(level, event, ...)                                                                                   \
+  do {                                                                                                                 \
+    if ((level) <= log_level) log_event_write((level), (event), __VA_ARGS__);                                          \
   } while (0)
 
 /* At most n lines a second of one kind (log_allow with a larger allowance). */
 int log_allow_n(log_limit_t *l, int n, unsigned long *skipped);
 
-#define log_at(level, ...)                         \
-  do {                                             \
-    if ((level) <= log_level) log_write((level), __VA_ARGS__); \
+#define log_at(level, ...)                                                                                             \
+  do {                                                                                                                 \
+    if ((level) <= log_level) log_write((level), __VA_ARGS__);                                                         \
   } while (0)
 
 /* log_at through a log_limit_t; the line ends with how many like it were held back. */
-#define log_limited(lim, level, fmt, ...)                                                        \
-  do {                                                                                           \
-    unsigned long skipped_;                                                                      \
-    if ((level) <= log_level && log_allow((lim), &skipped_))                                     \
-      log_write((level), fmt " (%lu more like this held back)", ##__VA_ARGS__, skipped_);        \
+#define log_limited(lim, level, fmt, ...)                                                                              \
+  do {                                                                                                                 \
+    unsigned long skipped_;                                                                                            \
+    if ((level) <= log_level && log_allow((lim), &skipped_))                                                           \
+      log_write((level), fmt " (%lu more like this held back)", ##__VA_ARGS__, skipped_);                              \
   } while (0)
 
 #endif

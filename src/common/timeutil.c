@@ -46,7 +46,8 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 
 int iso_parse(const char *s, int64_t *ms) {
   int y, mo, d, h, mi, sec, n = 0;
-  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+  /* at most 4 and 2 digits a field: nothing to overflow; the ranges are checked below */
+  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19) // NOLINT(cert-err34-c)
     return TERN_EINVAL;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0)
     return TERN_EINVAL;

@@ -13,10 +13,13 @@ int ws_parse_header(const uint8_t *p, size_t n, ws_header_t *h) {
   if (p[0] & 0x70) return TERN_EPROTO; /* no extensions are negotiated */
   h->opcode = p[0] & 0x0f;
   switch (h->opcode) {
-  case WS_OP_CONT: case WS_OP_TEXT: case WS_OP_BINARY: case WS_OP_CLOSE: case WS_OP_PING: case WS_OP_PONG:
-    break;
-  default:
-    return TERN_EPROTO;
+  case WS_OP_CONT:
+  case WS_OP_TEXT:
+  case WS_OP_BINARY:
+  case WS_OP_CLOSE:
+  case WS_OP_PING:
+  case WS_OP_PONG: break;
+  default: return TERN_EPROTO;
   }
   h->masked = (p[1] >> 7) & 1;
   uint64_t len = p[1] & 0x7f;

@@ -38,8 +38,7 @@ int cache_open(tern_client_t *c) {
       unsigned char ch = (unsigned char)*p;
       if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_')
         safe[k++] = (char)ch;
-      else
-        k += (size_t)snprintf(safe + k, sizeof safe - k, "%%%02X", ch);
+      else k += (size_t)snprintf(safe + k, sizeof safe - k, "%%%02X", ch);
     }
     safe[k] = 0;
     snprintf(path, sizeof path, "%s/%s-%s.db", t->cache_dir, t->app_id, safe);
@@ -66,8 +65,7 @@ fail:
 void cache_close(tern_client_t *c) {
   if (c->db) sqlite3_close(c->db);
   c->db = NULL;
-  for (size_t i = 0; i < sizeof c->recent / sizeof c->recent[0]; i++)
-    free(c->recent[i]);
+  for (size_t i = 0; i < sizeof c->recent / sizeof c->recent[0]; i++) free(c->recent[i]);
 }
 
 static int put_one(tern_client_t *c, const tern_msg_t *m, int bp, int first) {
@@ -184,8 +182,7 @@ int cache_get_before(tern_client_t *c, const char *cid, const char *mid, int64_t
   }
   sqlite3_finalize(st);
   if (!v || (mid && (!complete || broken)) || (!mid && n == 0)) {
-    for (size_t i = 0; i < n; i++)
-      tern_msg_free(v[i]);
+    for (size_t i = 0; i < n; i++) tern_msg_free(v[i]);
     free(v);
     return TERN_ECACHEMISS;
   }

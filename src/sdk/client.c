@@ -32,8 +32,7 @@ tern_client_t *tern_client_get(tern_t *t, const char *client_id, const char *tag
   }
   c->msg_cache = 1;
   tern_client_t **pp = &t->clients;
-  while (*pp)
-    pp = &(*pp)->next;
+  while (*pp) pp = &(*pp)->next;
   *pp = c;
   return c;
 }
@@ -64,10 +63,8 @@ tern_client_status_t tern_client_status(const tern_client_t *c) { return c ? c->
 
 void tern_client_set_delegate(tern_client_t *c, const tern_delegate_t *d, void *data) {
   if (!c) return;
-  if (d)
-    c->d = *d;
-  else
-    memset(&c->d, 0, sizeof c->d);
+  if (d) c->d = *d;
+  else memset(&c->d, 0, sizeof c->d);
   c->ddata = data;
 }
 
@@ -185,10 +182,8 @@ static void send_login(tern_client_t *c) {
   PB_SET(sm, configbitmap, CONFIG_BITMAP);
   int relogin = c->status != TERN_CLIENT_OPENING; /* automatic: after a reconnect */
   int r_flag = relogin || (c->kicked && !c->force);
-  if (r_flag)
-    PB_SET(sm, r, 1);
-  else
-    PB_SET(sm, r, 0);
+  if (r_flag) PB_SET(sm, r, 1);
+  else PB_SET(sm, r, 0);
   if (relogin && c->st && !c->relogin_no_st) sm.st = c->st;
   if (!relogin && c->tag) sm.tag = c->tag;
   if (c->last_unread_notif) PB_SET(sm, lastunreadnotiftime, c->last_unread_notif);
@@ -224,10 +219,8 @@ int tern_client_open(tern_client_t *c, const tern_open_options_t *opt, tern_clie
   c->open_cb = cb;
   c->open_data = data;
   cache_open(c); /* a cache that cannot open only costs the cache */
-  if (conn_is_open(c->t))
-    send_login(c);
-  else
-    conn_need(c->t);
+  if (conn_is_open(c->t)) send_login(c);
+  else conn_need(c->t);
   conn_sched(c->t);
   return 0;
 }

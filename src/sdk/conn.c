@@ -71,8 +71,13 @@ static int parse_url(const char *url, const char *base, int *tls, char **host, i
   *host = strndup(h, namel);
   if (path) *path = strdup(slash ? slash : "/");
   if (!*host || (path && !*path)) {
+    /* the caller frees its fields when this fails (tern_new's fail:): leave nothing to free twice */
     free(*host);
-    if (path) free(*path);
+    *host = NULL;
+    if (path) {
+      free(*path);
+      *path = NULL;
+    }
     return TERN_ENOMEM;
   }
   return 0;
@@ -242,8 +247,7 @@ int conn_send(tern_t *t, lc_cmd_t *cmd, req_t *r) {
     t->next_i = t->next_i >= 0x7ffffff0 ? 1 : t->next_i + 1;
     r->deadline = tern_now() + t->o.command_timeout_ms;
     req_t **pp = &t->reqs; /* append: timeouts fire in order */
-    while (*pp)
-      pp = &(*pp)->next;
+    while (*pp) pp = &(*pp)->next;
     *pp = r;
   }
   if (t->o.log_level >= TERN_LOG_DEBUG && t->o.log_cb) {
@@ -282,8 +286,7 @@ static int64_t earliest(tern_t *t) {
     CONSIDER(t->last_input + t->o.watchdog_ms);
   }
   if (t->deferred) CONSIDER(0);
-  for (req_t *r = t->reqs; r; r = r->next)
-    CONSIDER(r->deadline);
+  for (req_t *r = t->reqs; r; r = r->next) CONSIDER(r->deadline);
 #undef CONSIDER
   return d;
 }
@@ -317,8 +320,7 @@ static int any_client_wants_socket(tern_t *t) {
 
 void conn_need(tern_t *t) {
   if (!t->attached) return;
-  if (t->state == CONN_IDLE)
-    start_connect(t);
+  if (t->state == CONN_IDLE) start_connect(t);
   else if (t->state == CONN_WAIT) {
     /* a fresh open does not wait for the backoff of older failures */
     t->retry_at = tern_now();
@@ -366,8 +368,7 @@ int conn_defer(tern_t *t, void (*fn)(tern_t *t, void *ctx, int canceled), void *
   d->fn = fn;
   d->ctx = ctx;
   defer_t **pp = &t->deferred;
-  while (*pp)
-    pp = &(*pp)->next;
+  while (*pp) pp = &(*pp)->next;
   *pp = d;
   conn_sched(t);
   return 0;
@@ -411,8 +412,7 @@ void tern_io_timer(tern_t *t) {
     }
   } else if (t->state == CONN_WAIT && now >= t->retry_at) {
     if (any_client_wants_socket(t)) {
-      for (tern_client_t *c = t->clients; c; c = c->next)
-        client_on_resuming(c);
+      for (tern_client_t *c = t->clients; c; c = c->next) client_on_resuming(c);
       start_connect(t);
     } else {
       t->state = CONN_IDLE;
@@ -460,16 +460,14 @@ void tern_io_closed(tern_t *t, int err) {
   /* a socket closed because nobody needed it failed nobody: a client that opened meanwhile
    * simply waits for the next one */
   if (!idle_close)
-    for (tern_client_t *c = t->clients; c; c = c->next)
-      client_on_dropped(c, status);
+    for (tern_client_t *c = t->clients; c; c = c->next) client_on_dropped(c, status);
   if (idle_close && any_client_wants_socket(t)) {
     /* a client opened while the idle socket was closing: connect again at once */
     t->retry_at = tern_now();
     t->state = CONN_WAIT;
   } else if (any_client_wants_socket(t)) {
     int64_t delay = t->o.reconnect_initial_ms;
-    for (int i = 0; i < t->attempt && delay < t->o.reconnect_max_ms; i++)
-      delay *= 2;
+    for (int i = 0; i < t->attempt && delay < t->o.reconnect_max_ms; i++) delay *= 2;
     if (delay > t->o.reconnect_max_ms) delay = t->o.reconnect_max_ms;
     t->attempt++;
     t->retry_at = tern_now() + delay;
@@ -503,13 +501,11 @@ static long handshake_input(tern_t *t) {
     char *l = line + 2;
     if (strncasecmp(l, "Sec-WebSocket-Accept:", 21) == 0) {
       char *v = l + 21;
-      while (*v == ' ')
-        v++;
+      while (*v == ' ') v++;
       accept_ok = strncmp(v, want, 28) == 0;
     } else if (strncasecmp(l, "Sec-WebSocket-Protocol:", 23) == 0) {
       char *v = l + 23;
-      while (*v == ' ')
-        v++;
+      while (*v == ' ') v++;
       proto_ok = strncmp(v, "lc.protobuf2.", 13) == 0;
     }
   }
@@ -523,8 +519,7 @@ static void on_open(tern_t *t) {
   t->last_input = tern_now();
   t->next_ping = t->last_input + t->o.ping_interval_ms;
   tlog(t, TERN_LOG_INFO, "WebSocket open");
-  for (tern_client_t *c = t->clients; c; c = c->next)
-    client_on_connected(c);
+  for (tern_client_t *c = t->clients; c; c = c->next) client_on_connected(c);
 }
 
 int reply_status(const lc_cmd_t *cmd) {

@@ -16,8 +16,7 @@
 
 void strv_free(char **v, size_t n) {
   if (!v) return;
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
+  for (size_t i = 0; i < n; i++) free(v[i]);
   free(v);
 }
 
@@ -191,10 +190,8 @@ void conv_add_members_local(tern_conv_t *v, char **ids, size_t n) {
   size_t total = v->nmembers + n;
   char **all = calloc(total ? total : 1, sizeof *all);
   if (!all) return;
-  for (size_t i = 0; i < v->nmembers; i++)
-    all[i] = v->members[i];
-  for (size_t i = 0; i < n; i++)
-    all[v->nmembers + i] = ids[i];
+  for (size_t i = 0; i < v->nmembers; i++) all[i] = v->members[i];
+  for (size_t i = 0; i < n; i++) all[v->nmembers + i] = ids[i];
   conv_set_members(v, all, total);
   free(all);
 }
@@ -205,10 +202,8 @@ void conv_remove_members_local(tern_conv_t *v, char **ids, size_t n) {
     int gone = 0;
     for (size_t j = 0; j < n; j++)
       if (strcmp(v->members[i], ids[j]) == 0) gone = 1;
-    if (gone)
-      free(v->members[i]);
-    else
-      v->members[k++] = v->members[i];
+    if (gone) free(v->members[i]);
+    else v->members[k++] = v->members[i];
   }
   v->nmembers = k;
   conv_changed(v);
@@ -239,13 +234,11 @@ static void set_mu(tern_conv_t *v, const char *id, int on) {
 
 static int64_t json_date(json_t *x) {
   int64_t ms = 0;
-  if (json_is_string(x))
-    iso_parse(json_string_value(x), &ms);
+  if (json_is_string(x)) iso_parse(json_string_value(x), &ms);
   else if (json_is_object(x)) {
     json_t *iso = json_object_get(x, "iso");
     if (json_is_string(iso)) iso_parse(json_string_value(iso), &ms);
-  } else if (json_is_integer(x))
-    ms = json_integer_value(x);
+  } else if (json_is_integer(x)) ms = json_integer_value(x);
   return ms;
 }
 
@@ -337,12 +330,10 @@ json_t *conv_to_json(const tern_conv_t *v) {
   if (v->name) json_object_set_new(o, "name", json_string(v->name));
   if (v->creator) json_object_set_new(o, "c", json_string(v->creator));
   json_t *m = json_array();
-  for (size_t i = 0; i < v->nmembers; i++)
-    json_array_append_new(m, json_string(v->members[i]));
+  for (size_t i = 0; i < v->nmembers; i++) json_array_append_new(m, json_string(v->members[i]));
   json_object_set_new(o, "m", m);
   json_t *mu = json_array();
-  for (size_t i = 0; i < v->nmu; i++)
-    json_array_append_new(mu, json_string(v->mu[i]));
+  for (size_t i = 0; i < v->nmu; i++) json_array_append_new(mu, json_string(v->mu[i]));
   json_object_set_new(o, "mu", mu);
   json_object_set_new(o, "attr", json_deep_copy(v->attrs));
   if (v->transient) json_object_set_new(o, "tr", json_true());
@@ -395,10 +386,8 @@ void conv_apply_update(tern_conv_t *v, json_t *req) {
       while (part && obj) {
         char *next = strtok_r(NULL, ".", &save);
         if (!next) {
-          if (is_delete_op(val))
-            json_object_del(obj, part);
-          else
-            json_object_set(obj, part, val);
+          if (is_delete_op(val)) json_object_del(obj, part);
+          else json_object_set(obj, part, val);
           break;
         }
         json_t *child = json_object_get(obj, part);
@@ -487,8 +476,7 @@ int tern_client_create_conv(tern_client_t *c, const char *name, const char *cons
   x->options = options;
   if (name && !(x->name = strdup(name))) goto nomem;
   all[0] = c->id;
-  for (size_t i = 0; i < n; i++)
-    all[i + 1] = (char *)members[i];
+  for (size_t i = 0; i < n; i++) all[i + 1] = (char *)members[i];
   long k = sorted_unique(all, n + 1, &x->members);
   if (k < 0) goto nomem;
   x->n = (size_t)k;
@@ -574,10 +562,8 @@ static void on_members_reply(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
       char **ok = cm->n_allowedpids ? cm->allowedpids : x->ids;
       size_t n = cm->n_allowedpids ? cm->n_allowedpids : x->n;
       if (cm->n_failedpids && !cm->n_allowedpids) n = 0;
-      if (x->add)
-        conv_add_members_local(r->conv, ok, n);
-      else
-        conv_remove_members_local(r->conv, ok, n);
+      if (x->add) conv_add_members_local(r->conv, ok, n);
+      else conv_remove_members_local(r->conv, ok, n);
     }
     int64_t ms;
     if (status == 0 && cm->udate && iso_parse(cm->udate, &ms) == 0) r->conv->updated = ms;
@@ -655,10 +641,8 @@ static void on_count(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
   tern_count_cb cb = (tern_count_cb)r->cb;
   int count = 0;
   if (status == 0) {
-    if (reply && reply->convmessage && reply->convmessage->has_count)
-      count = reply->convmessage->count;
-    else
-      status = TERN_EPROTO;
+    if (reply && reply->convmessage && reply->convmessage->has_count) count = reply->convmessage->count;
+    else status = TERN_EPROTO;
   }
   if (cb) cb(r->conv, status, count, r->data);
 }
@@ -776,10 +760,8 @@ static json_t *update_request(const tern_update_t *u) {
   if (u->whole) {
     json_t *obj = json_deep_copy(u->whole);
     json_object_foreach(u->ops, k, v) {
-      if (is_delete_op(v))
-        json_object_del(obj, k);
-      else
-        json_object_set(obj, k, v);
+      if (is_delete_op(v)) json_object_del(obj, k);
+      else json_object_set(obj, k, v);
     }
     json_object_set_new(req, "attr", obj);
   } else {

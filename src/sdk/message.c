@@ -243,10 +243,8 @@ static json_t *file_json(const tern_msg_t *m) {
   if (m->file_width >= 0) json_object_set_new(meta, "width", json_integer(m->file_width));
   if (m->file_height >= 0) json_object_set_new(meta, "height", json_integer(m->file_height));
   if (m->file_duration >= 0) json_object_set_new(meta, "duration", json_real(m->file_duration));
-  if (json_object_size(meta))
-    json_object_set_new(f, "metaData", meta);
-  else
-    json_decref(meta);
+  if (json_object_size(meta)) json_object_set_new(f, "metaData", meta);
+  else json_decref(meta);
   return f;
 }
 

@@ -121,8 +121,7 @@ int tern_query_contains_all(tern_query_t *q, const char *key, const char *const 
   if (!q || !key || (n && !values)) return TERN_EINVAL;
   json_t *a = json_array();
   if (!a) return TERN_ENOMEM;
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(a, json_string(values[i]));
+  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(values[i]));
   json_t *o = json_object_get(q->where, key);
   if (!json_is_object(o)) {
     o = json_object();
@@ -205,8 +204,7 @@ static void deliver(find_ctx_t *x, const char *json, int from_cache, int status)
   size_t n = 0;
   if (status == 0) {
     json_t *a = json_loads(json, 0, NULL);
-    if (!json_is_array(a))
-      status = TERN_EPROTO;
+    if (!json_is_array(a)) status = TERN_EPROTO;
     else {
       convs = calloc(json_array_size(a) + 1, sizeof *convs);
       if (!convs) status = TERN_ENOMEM;
@@ -238,8 +236,7 @@ static void on_results(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
   if (status == 0) {
     if (reply && reply->convmessage && reply->convmessage->results && reply->convmessage->results->data)
       json = reply->convmessage->results->data;
-    else
-      status = TERN_EPROTO;
+    else status = TERN_EPROTO;
   }
   if (status == 0) {
     if (x->policy != TERN_CACHE_IGNORE) cache_put_query(x->c, x->key, json);

@@ -12,8 +12,7 @@ int sbuf_reserve(sbuf_t *b, size_t extra) {
   if (b->len + extra <= b->cap) return 0;
   if (extra > SIZE_MAX / 2 - b->len) return TERN_ENOMEM;
   size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->len + extra)
-    cap *= 2;
+  while (cap < b->len + extra) cap *= 2;
   uint8_t *d = realloc(b->data, cap);
   if (!d) return TERN_ENOMEM;
   b->data = d;

@@ -44,8 +44,7 @@ static void keep_for_receipt(tern_client_t *c, const tern_msg_t *m) {
   c->receipts = s;
   if (++c->nreceipts > RECEIPTS_MAX) { /* forget the oldest */
     sent_msg_t **pp = &c->receipts;
-    while ((*pp)->next)
-      pp = &(*pp)->next;
+    while ((*pp)->next) pp = &(*pp)->next;
     tern_msg_free((*pp)->m);
     free(*pp);
     *pp = NULL;
@@ -276,8 +275,7 @@ typedef struct {
 static void hist_ctx_free(void *p) {
   hist_ctx_t *x = p;
   if (!x) return;
-  for (size_t i = 0; i < x->n; i++)
-    tern_msg_free(x->msgs[i]);
+  for (size_t i = 0; i < x->n; i++) tern_msg_free(x->msgs[i]);
   free(x->msgs);
   free(x->mid);
   free(x);
@@ -321,8 +319,7 @@ static void on_logs(tern_t *t, req_t *r, lc_cmd_t *reply, int status) {
     size_t n = 0;
     if (cache_get_before(c, x->conv->id, x->mid, x->ts, x->limit, x->mid == NULL, &msgs, &n) == 0) {
       if (x->cb) x->cb(x->conv, (const tern_msg_t *const *)msgs, n, 1, 0, x->data);
-      for (size_t i = 0; i < n; i++)
-        tern_msg_free(msgs[i]);
+      for (size_t i = 0; i < n; i++) tern_msg_free(msgs[i]);
       free(msgs);
       return;
     }

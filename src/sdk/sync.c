@@ -83,8 +83,7 @@ int tern_sync_until(tern_t *t, const int *flag, int timeout_ms) {
   s->deadline = uv_now(&s->loop) + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
   uv_timer_start(&s->tmo, on_tmo, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, 0);
   if (flag) uv_timer_start(&s->tick, on_tick, 10, 10);
-  while (!(flag && *flag) && !s->fired)
-    uv_run(&s->loop, UV_RUN_ONCE);
+  while (!(flag && *flag) && !s->fired) uv_run(&s->loop, UV_RUN_ONCE);
   uv_timer_stop(&s->tmo);
   uv_timer_stop(&s->tick);
   s->flag = outer;
@@ -190,8 +189,7 @@ static void find_cb(tern_client_t *c, tern_conv_t *const *convs, size_t n, int f
   r->n = 0;
   if (status == 0) {
     r->convs = calloc(n ? n : 1, sizeof *r->convs);
-    if (!r->convs)
-      r->status = TERN_ENOMEM;
+    if (!r->convs) r->status = TERN_ENOMEM;
     else {
       memcpy(r->convs, convs, n * sizeof *convs);
       r->n = n;
@@ -223,10 +221,8 @@ int tern_sync_send(tern_conv_t *conv, const tern_msg_t *msg, unsigned options, t
   if (!conv) return TERN_EINVAL;
   res_t r = {0};
   int rc = wait_res(conv->c->t, &r, tern_conv_send(conv, msg, options, send_cb, &r));
-  if (sent)
-    *sent = r.msg;
-  else
-    tern_msg_free(r.msg);
+  if (sent) *sent = r.msg;
+  else tern_msg_free(r.msg);
   return rc;
 }
 
@@ -289,8 +285,7 @@ static void hist_cb(tern_conv_t *conv, const tern_msg_t *const *msgs, size_t n, 
   r->from_cache = from_cache;
   if (status == 0) {
     r->msgs = calloc(n ? n : 1, sizeof *r->msgs);
-    for (size_t i = 0; r->msgs && i < n; i++)
-      r->msgs[r->n++] = tern_msg_dup(msgs[i]);
+    for (size_t i = 0; r->msgs && i < n; i++) r->msgs[r->n++] = tern_msg_dup(msgs[i]);
     if (!r->msgs) r->status = TERN_ENOMEM;
   }
   res_done(r);
@@ -317,7 +312,6 @@ int tern_sync_history(tern_conv_t *conv, const char *before_id, int64_t before_t
 
 void tern_sync_msgs_free(tern_msg_t **msgs, size_t n) {
   if (!msgs) return;
-  for (size_t i = 0; i < n; i++)
-    tern_msg_free(msgs[i]);
+  for (size_t i = 0; i < n; i++) tern_msg_free(msgs[i]);
   free(msgs);
 }

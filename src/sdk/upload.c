@@ -75,10 +75,8 @@ static int read_file(const char *path, uint8_t **out, size_t *n) {
   size_t k;
   int rc = 0;
   while (rc == 0 && (k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    if (b.len + k > UPLOAD_MAX)
-      rc = TERN_E2BIG;
-    else
-      rc = sbuf_append(&b, chunk, k);
+    if (b.len + k > UPLOAD_MAX) rc = TERN_E2BIG;
+    else rc = sbuf_append(&b, chunk, k);
   }
   if (rc == 0 && ferror(f)) rc = TERN_EIO;
   fclose(f);
@@ -97,8 +95,7 @@ static int url_encode(sbuf_t *b, const char *s) {
     unsigned char ch = (unsigned char)*s;
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-_.~", ch))
       rc = sbuf_append(b, s, 1);
-    else
-      rc = sbuf_printf(b, "%%%02X", ch);
+    else rc = sbuf_printf(b, "%%%02X", ch);
   }
   return rc;
 }
@@ -151,7 +148,7 @@ int upload_start(tern_t *t, tern_msg_t *m, upload_done_fn done, void *ctx) {
 /* Returns the body of a complete HTTP response (Content-Length or until EOF), or NULL. */
 static const char *http_body(const char *resp, size_t n, int *status, size_t *blen) {
   if (n < 12 || strncmp(resp, "HTTP/1.", 7) != 0) return NULL;
-  *status = atoi(resp + 9);
+  *status = (int)strtol(resp + 9, NULL, 10); /* "HTTP/1.x NNN": 0 when not a number */
   const char *end = NULL;
   for (size_t i = 0; i + 3 < n; i++)
     if (memcmp(resp + i, "\r\n\r\n", 4) == 0) {
@@ -165,16 +162,14 @@ static const char *http_body(const char *resp, size_t n, int *status, size_t *bl
 
 void upload_on_http_done(tern_t *t, uint64_t id, int status, const void *resp, size_t n) {
   upload_t **pp = &t->uploads;
-  while (*pp && (*pp)->id != id)
-    pp = &(*pp)->next;
+  while (*pp && (*pp)->id != id) pp = &(*pp)->next;
   if (!*pp) return;
   upload_t *u = *pp;
   *pp = u->next;
   int rc = status;
   if (rc == 0) {
     char *text = malloc(n + 1);
-    if (!text)
-      rc = TERN_ENOMEM;
+    if (!text) rc = TERN_ENOMEM;
     else {
       memcpy(text, resp, n);
       text[n] = 0;

@@ -12,10 +12,10 @@
  * the socket go into one, bytes OpenSSL wants sent come out of the other, and the core only
  * ever sees plaintext — it is told "connected" once the handshake, the chain and the host
  * name have been checked. One SSL_CTX per adapter holds the trust settings. */
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,10 +105,8 @@ static void sock_close(sock_t *s) {
 static void http_finish(sock_t *s) {
   uva_t *a = s->a;
   if (!a->dead) {
-    if (s->http_failed)
-      tern_io_http_done(a->t, s->http_id, -36 /* TERN_EUPLOAD */, NULL, 0);
-    else
-      tern_io_http_done(a->t, s->http_id, 0, s->resp.data, s->resp.len);
+    if (s->http_failed) tern_io_http_done(a->t, s->http_id, -36 /* TERN_EUPLOAD */, NULL, 0);
+    else tern_io_http_done(a->t, s->http_id, 0, s->resp.data, s->resp.len);
   }
 }
 
@@ -300,10 +298,8 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res) {
   s->creq.data = s;
   struct sockaddr_storage addr;
   memcpy(&addr, res->ai_addr, res->ai_addrlen);
-  if (addr.ss_family == AF_INET)
-    ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
-  else
-    ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->port);
+  if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
+  else ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->port);
   uv_freeaddrinfo(res);
   if (uv_tcp_connect(&s->creq, &s->tcp, (struct sockaddr *)&addr, on_connect) < 0) {
     if (s->is_http) {
@@ -375,10 +371,8 @@ static void on_timer(uv_timer_t *h) {
 
 static void io_timer(void *data, int64_t delay) {
   uva_t *a = data;
-  if (delay < 0)
-    uv_timer_stop(&a->timer);
-  else
-    uv_timer_start(&a->timer, on_timer, (uint64_t)delay, 0);
+  if (delay < 0) uv_timer_stop(&a->timer);
+  else uv_timer_start(&a->timer, on_timer, (uint64_t)delay, 0);
 }
 
 static void io_http(void *data, uint64_t id, const char *host, int port, const void *req, size_t len) {
@@ -395,7 +389,6 @@ static void io_http(void *data, uint64_t id, const char *host, int port, const v
   }
 }
 
-
 /* ---- TLS */
 
 static void tls_log(sock_t *s, const char *what) {
@@ -406,8 +399,7 @@ static void tls_log(sock_t *s, const char *what) {
   if (v != X509_V_OK)
     snprintf(line, sizeof line, "TLS with %s:%d: %s: certificate verify failed: %s", s->host, s->port, what,
              X509_verify_cert_error_string(v));
-  else
-    snprintf(line, sizeof line, "TLS with %s:%d: %s%s%s", s->host, s->port, what, *err ? ": " : "", err);
+  else snprintf(line, sizeof line, "TLS with %s:%d: %s%s%s", s->host, s->port, what, *err ? ": " : "", err);
   ERR_clear_error();
   if (!s->a->dead) tern_io_log(s->a->t, 0 /* TERN_LOG_ERROR */, line);
 }

@@ -12,9 +12,9 @@
  * reloadable options (config.c) while the workers are parked; it never ends the process. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@
 #include "fscopy.h"
 #include "im_internal.h" /* im->post */
 #include "ipcount.h"
-#include "tls.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "out.h"
 #include "proxies.h"
@@ -41,10 +41,11 @@
 #include "server.h"
 #include "store.h"
 #include "store_sqlite.h"
+#include "tern_version.h"
+#include "tls.h"
 #include "web.h"
 #include "wire.h"
 #include "worker.h"
-#include "tern_version.h"
 
 static void random_key(char *out, size_t len) {
   static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -76,7 +77,7 @@ static int load_keys(server_t *srv) {
       random_key(k, 24);
       /* LeanCloud-shaped app id: 24 characters and a region suffix; the "-gzGzoHsz"
        * suffix makes the JS SDK insist on the `server` option, which self-hosting needs. */
-      if (i == 0) strcat(k, "-gzGzoHsz");
+      if (i == 0) snprintf(k + strlen(k), sizeof k - strlen(k), "-gzGzoHsz");
       out[i] = xstrdup(k);
       if (!saved) saved = json_object();
       json_object_set_new(saved, names[i], json_string(k));
@@ -123,8 +124,7 @@ static int lock_data_dir(const char *dir) {
       log_at(LOG_ERROR,
              "data directory %s is in use by another ternd%s%s%s (lock %s): stop it, or give this one another data_dir",
              dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", path);
-    else
-      log_at(LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
+    else log_at(LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
     close(fd);
     return -1;
   }
@@ -151,8 +151,7 @@ static long raise_nofile(void) {
   long n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30 ? 1L << 30 : (long)rl.rlim_cur;
   if (rl.rlim_cur != was)
     log_at(LOG_INFO, "open files: limit raised from %lu to %ld (the hard limit)", (unsigned long)was, n);
-  else
-    log_at(LOG_INFO, "open files: limit %ld (the hard limit is %lu)", n, (unsigned long)rl.rlim_max);
+  else log_at(LOG_INFO, "open files: limit %ld (the hard limit is %lu)", n, (unsigned long)rl.rlim_max);
   return n;
 }
 
@@ -215,8 +214,10 @@ static int resolve_listen(const char *spec, char *out, size_t outlen) {
   }
   char ip[INET6_ADDRSTRLEN];
   int v6 = pick->ai_family == AF_INET6;
-  inet_ntop(pick->ai_family, v6 ? (void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
-                                 : (void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr, ip, sizeof ip);
+  inet_ntop(pick->ai_family,
+            v6 ? (void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+               : (void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr,
+            ip, sizeof ip);
   freeaddrinfo(res);
   snprintf(out, outlen, v6 ? "[%s]%s" : "%s%s", ip, colon);
   log_at(LOG_INFO, "listen: %s is %s", host, ip);
@@ -362,6 +363,7 @@ static int restore(const tern_config_t *cfg, const char *from, const char *files
 }
 
 int main(int argc, char **argv) {
+  json_abort_on_oom(); /* before any JSON value exists */
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--version")) {
       printf("ternd %s (commit %s)\n", TERN_VERSION, TERN_COMMIT);
@@ -434,8 +436,11 @@ int main(int argc, char **argv) {
 
   char dbpath[4096];
   snprintf(dbpath, sizeof dbpath, "%s/tern.db", cfg.data_dir);
-  store_options_t so = {.path = dbpath, .sync_full = strcmp(cfg.store_sync, "full") == 0, .post = post_to_worker,
-                        .post_arg = &srv, .commit_interval_us = (int)cfg.commit_interval};
+  store_options_t so = {.path = dbpath,
+                        .sync_full = strcmp(cfg.store_sync, "full") == 0,
+                        .post = post_to_worker,
+                        .post_arg = &srv,
+                        .commit_interval_us = (int)cfg.commit_interval};
   if (store_open(&store_sqlite_ops, &so, &srv.store) < 0) goto fail;
   char filesdir[4096];
   snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);

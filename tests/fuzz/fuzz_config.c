@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fuzz_target.h"
 
 static void fail(const char *what, const uint8_t *in, size_t n) {
   fprintf(stderr, "FUZZ CHECK FAILED: %s\n  input: %.*s\n", what, (int)n, (const char *)in);
@@ -21,11 +22,11 @@ static void fail(const char *what, const uint8_t *in, size_t n) {
 }
 
 static void check_bounds(const tern_config_t *cfg, const uint8_t *in, size_t n) {
-#define CHECK_STR(name, min, max) \
+#define CHECK_STR(name, min, max)                                                                                      \
   if (!cfg->name) fail(#name " is NULL", in, n);
-#define CHECK_INT(name, min, max) \
+#define CHECK_INT(name, min, max)                                                                                      \
   if (cfg->name < (long)(min) || cfg->name > (long)(max)) fail(#name " outside its range", in, n);
-#define CHECK_BOOL(name, min, max) \
+#define CHECK_BOOL(name, min, max)                                                                                     \
   if (cfg->name != 0 && cfg->name != 1) fail(#name " is not 0 or 1", in, n);
 #define X(name, type, def, min, max, help) CHECK_##type(name, min, max)
   TERN_OPTIONS(X)

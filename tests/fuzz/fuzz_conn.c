@@ -13,9 +13,9 @@
 #include "ws_frame.h"
 
 typedef struct {
-  conn_t c; /* first: the harness's conn_t * is this struct */
-  int out_ws;    /* the output is WebSocket frames (a 101 went out) */
-  int out_closed; /* a close frame went out */
+  conn_t c;         /* first: the harness's conn_t * is this struct */
+  int out_ws;       /* the output is WebSocket frames (a 101 went out) */
+  int out_closed;   /* a close frame went out */
   size_t body_left; /* bytes of a download's body still to come (its head went out) */
   int last_status;  /* the last complete response (fz_conn_last_response) */
   buf_t last_body;
@@ -104,9 +104,7 @@ static size_t check_frame(fz_conn_t *fc, const uint8_t *p, size_t n) {
   const uint8_t *pl = p + h.header_len;
   size_t len = (size_t)h.len;
   switch (h.opcode) {
-  case WS_OP_BINARY:
-    fz_server_frame(pl, len);
-    break;
+  case WS_OP_BINARY: fz_server_frame(pl, len); break;
   case WS_OP_TEXT: {
     uint8_t *raw = xmalloc(len / 4 * 3 + 3);
     long rl = base64_decode((const char *)pl, len, raw);
@@ -119,10 +117,8 @@ static size_t check_frame(fz_conn_t *fc, const uint8_t *p, size_t n) {
     if (len == 1) fz_fail("close frame with a 1-byte body", p, n); /* RFC 6455 §5.5.1 */
     fc->out_closed = 1;
     break;
-  case WS_OP_PONG:
-    break;
-  default:
-    fz_fail("server sent an unexpected opcode", p, n);
+  case WS_OP_PONG: break;
+  default: fz_fail("server sent an unexpected opcode", p, n);
   }
   return h.header_len + len;
 }

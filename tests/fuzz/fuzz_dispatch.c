@@ -44,6 +44,7 @@
 #include "codec.h"
 #include "config.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 #include "store.h"
 #include "timeutil.h"
 

@@ -31,6 +31,7 @@
 #include "files.h"
 #include "fuzz_conn.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 #include "timeutil.h"
 #include "token.h"
 

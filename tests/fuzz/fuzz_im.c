@@ -27,7 +27,7 @@ static struct {
   server_t srv;
   im_t *im;
   im_worker_t *imw;
-  worker_t *w; /* worker 0: never started, but its loop runs thread-pool work in fz_drain */
+  worker_t *w;   /* worker 0: never started, but its loop runs thread-pool work in fz_drain */
   sqlite3 *side; /* our own connection, to empty the tables between inputs */
   buf_t wipe;    /* DELETE FROM every table of the schema but its version */
   char dir[64], path[96], files[96];
@@ -53,8 +53,8 @@ static int is_hex(const char *s, size_t n) {
 
 static int is_b64url(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-          s[i] == '-' || s[i] == '_'))
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-' ||
+          s[i] == '_'))
       return 0;
   return 1;
 }
@@ -237,8 +237,10 @@ void fz_setup(void) {
   if (sqlite3_open(fz.path, &fz.side) != SQLITE_OK) abort();
   sqlite3_busy_timeout(fz.side, 10000);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(fz.side, "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'meta'"
-                         " AND name NOT LIKE 'sqlite_%'", -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(fz.side,
+                         "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'meta'"
+                         " AND name NOT LIKE 'sqlite_%'",
+                         -1, &st, NULL) != SQLITE_OK)
     abort();
   while (sqlite3_step(st) == SQLITE_ROW) buf_printf(&fz.wipe, "DELETE FROM \"%s\";", sqlite3_column_text(st, 0));
   sqlite3_finalize(st);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_target.h"
 #include "imgsize.h"
 
 static int parse_copy(const uint8_t *data, size_t n, imgsize_t *im) {
@@ -34,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!known) fail("an unknown format name");
   for (size_t k = size > 4096 ? size - 4096 : 0; k < size; k++) {
     imgsize_t pre;
-    if (parse_copy(data, k, &pre) == 0 && (pre.width != im.width || pre.height != im.height || strcmp(pre.format, im.format)))
+    if (parse_copy(data, k, &pre) == 0 &&
+        (pre.width != im.width || pre.height != im.height || strcmp(pre.format, im.format)))
       fail("a prefix of the input gave another size");
   }
   return 0;

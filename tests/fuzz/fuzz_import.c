@@ -34,13 +34,13 @@
 #include "buf.h"
 #include "fuzz_conn.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 
 #define MASTER_HEAD "X-LC-Id: " FZ_APP_ID "\r\nX-LC-Key: fuzz-master-key-0123456789abcdef,master\r\n"
 
 /* One request on c, answered before this returns (fz_conn_feed, chunk 0). Returns the
  * status of its response (0: none). */
-static int request(conn_t *c, const char *method, const char *path, const char *type, const uint8_t *body,
-                   size_t len) {
+static int request(conn_t *c, const char *method, const char *path, const char *type, const uint8_t *body, size_t len) {
   buf_t b = BUF_INIT;
   buf_printf(&b, "%s %s HTTP/1.1\r\nHost: x\r\n" MASTER_HEAD, method, path);
   if (body) buf_printf(&b, "Content-Type: %s\r\nContent-Length: %zu\r\n", type, len);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_target.h"
 #include "im_internal.h" /* scan_lctype */
 #include "jsonlim.h"
 #include "utf8.h"
@@ -39,7 +40,8 @@ static int imin(int a, int b) { return a < b ? a : b; }
 static void check_json(const char *s, size_t n, int cap) {
   const uint8_t *in = (const uint8_t *)s;
   int full = json_text_depth(s, n, 1 << 20);
-  if (json_text_depth(s, n, cap) != imin(full, cap + 1)) fail("json_text_depth with a cap is not min(depth, cap + 1)", in, n);
+  if (json_text_depth(s, n, cap) != imin(full, cap + 1))
+    fail("json_text_depth with a cap is not min(depth, cap + 1)", in, n);
   json_error_t e1, e2;
   json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &e1);
   json_t *c = json_loadb_capped(s, n, JSON_DECODE_ANY, &e2);
@@ -51,9 +53,11 @@ static void check_json(const char *s, size_t n, int cap) {
   }
   if (v) {
     if (json_value_depth(v, 1 << 20) != full) fail("json_text_depth differs from the parsed value's depth", in, n);
-    if (json_value_depth(v, cap) != imin(full, cap + 1)) fail("json_value_depth with a cap is not min(depth, cap + 1)", in, n);
+    if (json_value_depth(v, cap) != imin(full, cap + 1))
+      fail("json_value_depth with a cap is not min(depth, cap + 1)", in, n);
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text || json_compact_size(v) != strlen(text)) fail("json_compact_size is not the compact text's length", in, n);
+    if (!text || json_compact_size(v) != strlen(text))
+      fail("json_compact_size is not the compact text's length", in, n);
     free(text);
   }
   json_decref(v);
@@ -64,7 +68,8 @@ static void check_utf8(const char *s, size_t n) {
   const uint8_t *in = (const uint8_t *)s;
   int valid = utf8_valid(s, n);
   json_t *j = json_stringn(s, n);
-  if (valid != (j != NULL)) fail(valid ? "utf8_valid took what jansson refuses" : "utf8_valid refused what jansson takes", in, n);
+  if (valid != (j != NULL))
+    fail(valid ? "utf8_valid took what jansson refuses" : "utf8_valid refused what jansson takes", in, n);
   json_decref(j);
 
   buf_t b = BUF_INIT;
@@ -84,7 +89,8 @@ static void check_utf8(const char *s, size_t n) {
   int want = len > 0 && utf8_valid(id, len) && utf8_chars(id) <= UTF8_CLIENT_ID_MAX;
   for (size_t i = 0; i < len && want; i++)
     if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f) want = 0;
-  if (utf8_client_id_ok(id) != want) fail(want ? "utf8_client_id_ok refused a valid id" : "utf8_client_id_ok took an invalid id", in, n);
+  if (utf8_client_id_ok(id) != want)
+    fail(want ? "utf8_client_id_ok refused a valid id" : "utf8_client_id_ok took an invalid id", in, n);
   free(id);
 }
 

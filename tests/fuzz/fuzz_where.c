@@ -20,9 +20,10 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fuzz_target.h"
+#include "im_internal.h" /* conv_view_append: the shape im_conv_query answers */
 #include "log.h"
 #include "query.h"
-#include "im_internal.h" /* conv_view_append: the shape im_conv_query answers */
 #include "store.h"
 #include "store_sqlite.h"
 #include "timeutil.h"
@@ -112,8 +113,8 @@ static void setup(void) {
   store_options_t so = {.path = fw.path, .inline_writes = 1};
   must(store_open(&store_sqlite_ops, &so, &fw.store) == 0, "store_open"); /* creates the schema */
   must(sqlite3_open(fw.path, &fw.db) == SQLITE_OK, "open");
-  must(sqlite3_create_function(fw.db, "regexp", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_regexp, NULL,
-                               NULL) == SQLITE_OK,
+  must(sqlite3_create_function(fw.db, "regexp", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_regexp, NULL, NULL) ==
+           SQLITE_OK,
        "regexp");
   sqlite3_stmt *ins, *mem, *msg;
   must(sqlite3_prepare_v2(fw.db,
@@ -124,10 +125,11 @@ static void setup(void) {
   must(sqlite3_prepare_v2(fw.db, "INSERT INTO member (conv, client, joined_at) VALUES (?, ?, 0)", -1, &mem, NULL) ==
            SQLITE_OK,
        "prepare member");
-  must(sqlite3_prepare_v2(fw.db,
-                          "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags) VALUES (?, ?, 1, 'AAAAAAAAAAAAAAAAAAAAAA',"
-                          " 'alice', '{\"_lctext\":\"hi\"}', 0)",
-                          -1, &msg, NULL) == SQLITE_OK,
+  must(sqlite3_prepare_v2(
+           fw.db,
+           "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags) VALUES (?, ?, 1, 'AAAAAAAAAAAAAAAAAAAAAA',"
+           " 'alice', '{\"_lctext\":\"hi\"}', 0)",
+           -1, &msg, NULL) == SQLITE_OK,
        "prepare msg");
   for (size_t i = 0; i < sizeof fixture / sizeof fixture[0]; i++) {
     int64_t created = 1767225600000LL + (fixture[i].day - 1) * 86400000LL, lm = 0;

@@ -18,6 +18,7 @@
 
 #include "fuzz_conn.h"
 #include "fuzz_im.h"
+#include "fuzz_target.h"
 #include "ws_frame.h"
 
 static void check_header(const uint8_t *p, size_t n) {
@@ -32,14 +33,16 @@ static void check_header(const uint8_t *p, size_t n) {
     if (h.fin) {
       uint8_t out[WS_MAX_HEADER];
       size_t ol = ws_write_header(out, h.opcode, h.len, h.masked ? h.mask : NULL);
-      if (ol != h.header_len || memcmp(out, p, ol) != 0) fz_fail("ws_write_header disagrees with the parser", p, h.header_len);
+      if (ol != h.header_len || memcmp(out, p, ol) != 0)
+        fz_fail("ws_write_header disagrees with the parser", p, h.header_len);
     }
   } else if (r < 0) {
     ws_header_t h2;
     for (size_t m = n; m <= n + 16 && m <= 64; m++) {
       uint8_t more[64] = {0};
       memcpy(more, p, n < sizeof more ? n : sizeof more);
-      if (n <= sizeof more && ws_parse_header(more, m, &h2) >= 0) fz_fail("an invalid header became valid with more bytes", p, n);
+      if (n <= sizeof more && ws_parse_header(more, m, &h2) >= 0)
+        fz_fail("an invalid header became valid with more bytes", p, n);
     }
   } else if (n >= WS_MAX_HEADER) {
     fz_fail("the parser asked for more than a maximal header", p, n);

@@ -6,6 +6,7 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startServer } from '../lib/server.mjs';
+import { scrapeUntil, value } from '../lib/metrics.mjs';
 import { session as open, startConv, sendMsg, assertError, uid, closeAll, withServer } from '../lib/proto-client.mjs';
 
 // A logged-in raw client that knows its own id.
@@ -245,7 +246,10 @@ test('/metrics reports hook calls and latency', () =>
   withServer(env(), async (srv) => {
     await session(srv, uid('m'));
     await waitCall('_clientOnline');
-    await new Promise((r) => setTimeout(r, 100));
+    // barrier, not a sleep: the hook server saw the call, but ternd counts it when the
+    // answer is back on its loop; wait for the latency count, then read everything once
+    await scrapeUntil(srv, (m) => value(m, 'tern_hook_latency_seconds_count{hook="_clientOnline"}') >= 1,
+      'the _clientOnline call counted');
     const text = await (await fetch(`${srv.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${srv.masterKey}` } })).text();
     assert.match(text, /tern_hook_calls_total\{hook="_clientOnline"\} 1/);
     assert.match(text, /tern_hook_latency_seconds_count\{hook="_clientOnline"\} 1/);

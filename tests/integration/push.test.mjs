@@ -132,7 +132,9 @@ const webhookEnv = (extra = {}) => ({
 });
 
 const pushesFor = (msgId) => pushes.filter((p) => p.body.msgId === msgId);
-// No push for msgId: give the server time to have sent one, then look.
+// No push for msgId: give the server time to have sent one, then look. An absence has no
+// event to wait for (a push decided against sends nothing); 400 ms is many times what a
+// push to the local webhook takes, and a late one would make this pass, never flake.
 async function assertNoPush(msgId, why) {
   await sleep(400);
   assert.deepEqual(pushesFor(msgId).map((p) => p.body.clientId), [], why);

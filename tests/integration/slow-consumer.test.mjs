@@ -81,7 +81,8 @@ test('slow consumer: one member never reads while 500 receive a stream — it is
     raw.sock.pause(); // from here on it never reads: the group stream and the flood pile up for it
     await scout.close();
 
-    // baseline: 500 logged in, the group created, the stream flowing (warmup is 2 s)
+    // baseline: 500 logged in, the group created, the stream flowing (warmup is 2 s); the
+    // sleep is the warm-up itself, RSS is sampled from here on
     await sleep(1500);
     const baseline = memKb(pid).rss;
     const sampler = rssSampler(pid, 20);

@@ -220,7 +220,7 @@ for (const mode of MODES) {
       const tmp = await tom.createTemporaryConversation({ members: [jerry.id], ttl: 1 });
       assert.match(tmp.id, /^_tmp:/);
       await tmp.send(new tom.sdk.TextMessage('in time'));
-      await sleep(1300);
+      await sleep(1300); // the point: the 1 s TTL runs out on the server's clock
       tmp.expiredAt = new Date(Date.now() + 3600 * 1000); // a client whose clock is behind
       // the server sends no reason for 4323 (issue #11 point 18): the SDK shows its own text
       await assert.rejects(tmp.send(new tom.sdk.TextMessage('too late')),

@@ -90,7 +90,7 @@ for (const mode of MODES) {
         const jerry = await suite.env.login(uid('jerry'), { major });
         const tmp = await tom.createTemporaryConversation({ members: [jerry.id], ttl: 1 });
         await tmp.send(new tom.sdk.TextMessage('in time'));
-        await sleep(1300);
+        await sleep(1300); // the point: the 1 s TTL runs out on the server's clock
         tmp.expiredAt = new Date(Date.now() + 3600 * 1000); // a client whose clock is behind
         await assert.rejects(tmp.send(new tom.sdk.TextMessage('too late')), (e) => {
           assert.equal(e.code, 4323);

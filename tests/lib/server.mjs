@@ -29,6 +29,9 @@ export async function startServer({ env = {}, dataDir, args = [], shell } = {}) 
       TERN_MASTER_KEY: env.TERN_MASTER_KEY || 'testMasterKey00000000000',
       ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:exitcode=23',
       UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=24',
+      // The ThreadSanitizer build (scripts/test.sh's TSan phase): every race is reported,
+      // the exit code says so, and tests/tsan.supp lists the third-party ones let through.
+      TSAN_OPTIONS: `halt_on_error=0:exitcode=25:second_deadlock_stack=1:suppressions=${join(root, 'tests', 'tsan.supp')}`,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,7 +64,7 @@ export async function startServer({ env = {}, dataDir, args = [], shell } = {}) 
         if (!keepData && !dataDir) rmSync(dir, { recursive: true, force: true });
         if (code !== 0) throw new Error(`ternd exited with ${code ?? sig}:\n${stderr.slice(-4000)}`);
       }
-      if (/ERROR: AddressSanitizer|runtime error:|LeakSanitizer/.test(stderr)) {
+      if (/ERROR: AddressSanitizer|runtime error:|LeakSanitizer|WARNING: ThreadSanitizer/.test(stderr)) {
         throw new Error(`sanitizer report from ternd:\n${stderr.slice(-6000)}`);
       }
     },

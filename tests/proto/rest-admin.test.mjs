@@ -261,6 +261,8 @@ describe('temporary-silenceds', () => {
     await ca.next(convPush('shutuped', cid));
     await ok('POST', `/1.2/rtm/conversations/${cid}/permanent-silenceds`, { client_ids: [a] });
     assert.deepEqual((await ok('GET', `/1.2/rtm/conversations/${cid}/permanent-silenceds`)).client_ids, [a]);
+    // the point of the test: the 1 s temporary silence runs out (and its sweep) while the
+    // permanent one holds; nothing to wait on but the clock
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(ca.pending().filter(convPush('unshutuped', cid)).length, 0);
     assert.equal((await trySend(ca, cid, 'still?')).errorMessage?.code, 4563);

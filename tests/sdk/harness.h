@@ -190,22 +190,19 @@ static user_t *user_open(const char *name) {
 
 static void user_free(user_t *u) {
   tern_free(u->t);
-  for (int i = 0; i < u->nev; i++)
-    free(u->ev[i]);
+  for (int i = 0; i < u->nev; i++) free(u->ev[i]);
   tern_msg_free(u->last_msg);
   free(u);
 }
 
 static void dump(user_t *u) {
   fprintf(stderr, "events of %s (cursor %d):\n", u->id, u->cursor);
-  for (int i = 0; i < u->nev; i++)
-    fprintf(stderr, "  %c %s\n", i == u->cursor ? '>' : ' ', u->ev[i]);
+  for (int i = 0; i < u->nev; i++) fprintf(stderr, "  %c %s\n", i == u->cursor ? '>' : ' ', u->ev[i]);
 }
 
 /* Runs u's loop until its next event, which must start with `want`. Returns it. */
 static const char *expect_(user_t *u, const char *want, const char *file, int line) {
-  for (int waited = 0; u->cursor >= u->nev && waited < 8000; waited += 20)
-    tern_sync_wait(u->t, 20);
+  for (int waited = 0; u->cursor >= u->nev && waited < 8000; waited += 20) tern_sync_wait(u->t, 20);
   if (u->cursor >= u->nev) {
     dump(u);
     fprintf(stderr, "%s:%d: %s: no event, wanted \"%s\"\n", file, line, u->id, want);

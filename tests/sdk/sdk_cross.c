@@ -120,8 +120,7 @@ int main(int argc, char **argv) {
     tern_msg_free(sent);
     tern_msg_free(msgs[i]);
   }
-  for (int waited = 0; received < 7 && waited < 30000; waited += 50)
-    tern_sync_wait(t, 50);
+  for (int waited = 0; received < 7 && waited < 30000; waited += 50) tern_sync_wait(t, 50);
   if (received < 7) FAIL("got %d of 7 replies", received);
   tern_sync_close(tom);
   tern_free(t);

@@ -59,10 +59,8 @@ static void on_unread(tern_client_t *c, tern_conv_t *conv, int n, void *d) {
 /* printed from the callback: a push read in the same chunk as the reply comes after it */
 static void on_opened(tern_client_t *c, int status, void *d) {
   opened_seen = 1;
-  if (status == 0)
-    say("opened");
-  else
-    say("open failed %d", status);
+  if (status == 0) say("opened");
+  else say("open failed %d", status);
 }
 
 static void wait_flag(tern_t *t, const int *flag, const char *what) {
@@ -182,12 +180,10 @@ int main(int argc, char **argv) {
 
   /* 6. keepalive echo, then 7. the server drops the TCP connection: paused, backoff,
    *    resuming …, resumed after a re-login with r:true and st */
-  for (int i = 0; i < 30000 && !resumed_seen; i += 20)
-    tern_sync_wait(t, 20);
+  for (int i = 0; i < 30000 && !resumed_seen; i += 20) tern_sync_wait(t, 20);
   CHECK(resumed_seen, "resumed");
   /* 8. another device logs in with the same tag: offline 4111 */
-  for (int i = 0; i < 10000 && !offline_seen; i += 20)
-    tern_sync_wait(t, 20);
+  for (int i = 0; i < 10000 && !offline_seen; i += 20) tern_sync_wait(t, 20);
   CHECK(offline_seen, "offline");
   CHECK(tern_client_status(c) == TERN_CLIENT_CLOSED, "closed after the conflict");
   rc = tern_sync_open(c, NULL); /* not forced: the server refuses (r:true) */

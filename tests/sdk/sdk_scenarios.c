@@ -182,10 +182,8 @@ static void sc_typed_messages(void) {
     expect(jerry, "message %d", cases[i].type);
     const tern_msg_t *g = jerry->last_msg;
     CHECK(tern_msg_type(g) == cases[i].type, "type");
-    if (tern_msg_text(m))
-      CHECK_STR(tern_msg_text(g), tern_msg_text(m));
-    else
-      CHECK(tern_msg_text(g) == NULL, "no text");
+    if (tern_msg_text(m)) CHECK_STR(tern_msg_text(g), tern_msg_text(m));
+    else CHECK(tern_msg_text(g) == NULL, "no text");
     if (tern_msg_attributes(m)) CHECK_STR(tern_msg_attributes(g), tern_msg_attributes(m));
     if (tern_msg_file_url(m)) {
       CHECK_STR(tern_msg_file_url(g), tern_msg_file_url(m));
@@ -605,8 +603,7 @@ static void q_rec(tern_client_t *c, tern_conv_t *const *convs, size_t n, int fro
 static qrec_t run_q(user_t *u, tern_query_t *q, int expect_calls) {
   qrec_t r = {0};
   CHECK_RC(tern_query_find(q, q_rec, &r));
-  for (int i = 0; i < 400 && r.calls < expect_calls; i++)
-    tern_sync_wait(u->t, 20);
+  for (int i = 0; i < 400 && r.calls < expect_calls; i++) tern_sync_wait(u->t, 20);
   tern_sync_wait(u->t, 50);
   CHECK(r.calls == expect_calls, "callbacks %d, want %d", r.calls, expect_calls);
   return r;
@@ -689,8 +686,7 @@ static void sc_history(void) {
   }
   tern_conv_t *jc = tern_client_conv(jerry->c, tern_conv_id(conv));
   CHECK(jc, "Jerry knows it");
-  for (int i = 0; i < 25; i++)
-    expect(jerry, "message -1 m%02d", i);
+  for (int i = 0; i < 25; i++) expect(jerry, "message -1 m%02d", i);
   /* newest 10 from the server */
   tern_msg_t **p1, **p2, **p3;
   size_t n1, n2, n3;
@@ -956,8 +952,7 @@ static void sc_multi_client(void) {
   expect(tom, "invited");
   expect(tom, "added");
   expect_quiet(tom, 100);
-  for (int i = 0; i < jrec.nev; i++)
-    free(jrec.ev[i]);
+  for (int i = 0; i < jrec.nev; i++) free(jrec.ev[i]);
   tern_msg_free(jrec.last_msg);
   user_free(tom);
 }
@@ -1098,8 +1093,7 @@ static void sc_resume(void) {
   CHECK(tern_client_create_conv(tom->c, "x", NULL, 0, NULL, 0, NULL, NULL) == TERN_ENOTOPEN, "not while paused");
   wait_event(tom, "resumed", 30000);
   int resumings = 0;
-  for (int i = 0; i < tom->nev; i++)
-    resumings += strcmp(tom->ev[i], "resuming") == 0;
+  for (int i = 0; i < tom->nev; i++) resumings += strcmp(tom->ev[i], "resuming") == 0;
   CHECK(resumings >= 1, "resuming before resumed");
   CHECK(tern_client_status(tom->c) == TERN_CLIENT_OPEN, "open again");
   CHECK_RC(tern_sync_create_conv(tom->c, "after the restart", NULL, 0, NULL, 0, &conv));
@@ -1142,8 +1136,7 @@ static const struct {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    for (size_t i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++)
-      printf("%s\n", SCENARIOS[i].name);
+    for (size_t i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++) printf("%s\n", SCENARIOS[i].name);
     return 0;
   }
   for (size_t i = 0; i < sizeof SCENARIOS / sizeof SCENARIOS[0]; i++) {

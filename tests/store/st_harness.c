@@ -27,12 +27,9 @@ static void post(void *arg, int worker, task_t *chain) {
   if (worker < 0 || worker >= ST_WORKERS) abort();
   pthread_mutex_lock(&t->mu);
   task_t *last = chain;
-  while (last->next)
-    last = last->next;
-  if (t->tail[worker])
-    t->tail[worker]->next = chain;
-  else
-    t->head[worker] = chain;
+  while (last->next) last = last->next;
+  if (t->tail[worker]) t->tail[worker]->next = chain;
+  else t->head[worker] = chain;
   t->tail[worker] = last;
   t->posts++;
   pthread_cond_broadcast(&t->cv);

@@ -18,19 +18,16 @@ static inline char *st_dup(const char *s) {
 /* A NULL-terminated list of strings as an owned array; *n gets its length. */
 static inline char **st_list(const char *const *v, size_t *n) {
   size_t k = 0;
-  while (v[k])
-    k++;
+  while (v[k]) k++;
   char **out = calloc(k ? k : 1, sizeof *out);
   if (!out) abort();
-  for (size_t i = 0; i < k; i++)
-    out[i] = st_dup(v[i]);
+  for (size_t i = 0; i < k; i++) out[i] = st_dup(v[i]);
   *n = k;
   return out;
 }
 
 static inline void st_list_free(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
+  for (size_t i = 0; i < n; i++) free(v[i]);
   free(v);
 }
 
@@ -51,10 +48,8 @@ static inline int64_t st_conv_create(st_t *t, const char *cid, int kind, const c
   j.doc = st_dup(doc ? doc : "{}");
   int rc = st_submit_wait(t, &j.job);
   int64_t id = rc == 0 ? j.row.id : rc;
-  if (existing)
-    *existing = j.existing_cid;
-  else
-    free(j.existing_cid);
+  if (existing) *existing = j.existing_cid;
+  else free(j.existing_cid);
   conv_row_free(&j.row);
   free(j.doc);
   return id;

@@ -53,8 +53,7 @@ static void completions_in_submission_order_per_worker(void **state) {
     assert_true(i > last[i % ST_WORKERS]); /* after every earlier job of its worker */
     last[i % ST_WORKERS] = i;
   }
-  for (int i = 0; i < NORDER; i++)
-    st_msg_free(&m[i]);
+  for (int i = 0; i < NORDER; i++) st_msg_free(&m[i]);
   free(m);
   st_close(t);
 }
@@ -91,8 +90,7 @@ static void completion_only_after_commit(void **state) {
     m[i].job.task.fn = ack_fn;
     store_submit(t->s, &m[i].job);
   }
-  while (ack_ran < N)
-    st_wait_any(t);
+  while (ack_ran < N) st_wait_any(t);
   assert_int_equal(ack_visible, N);
   /* and the store reopened has every one */
   store_reader_free(ack_reader);
@@ -101,8 +99,7 @@ static void completion_only_after_commit(void **state) {
   int n = 0;
   assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
   assert_int_equal(n, N);
-  for (int i = 0; i < N; i++)
-    st_msg_free(&m[i]);
+  for (int i = 0; i < N; i++) st_msg_free(&m[i]);
   free(m);
   st_close(t);
 }
@@ -135,8 +132,7 @@ static void failed_commit_fails_every_job(void **state) {
   add.clients = st_list(c, &add.n);
   store_submit(t->s, &add.job);
   st_wait_done(t, base + N + 2);
-  for (int i = 0; i < N; i++)
-    assert_int_equal(m[i].job.result, TERN_ESTORE);
+  for (int i = 0; i < N; i++) assert_int_equal(m[i].job.result, TERN_ESTORE);
   assert_int_equal(ack.job.result, TERN_ESTORE);
   assert_int_equal(add.job.result, TERN_ESTORE);
   store_fail_writes(t->s, 0);
@@ -150,8 +146,7 @@ static void failed_commit_fails_every_job(void **state) {
   conv_row_free(&row);
   /* and the store works again once writes do */
   assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "x", 0), 0);
-  for (int i = 0; i < N; i++)
-    st_msg_free(&m[i]);
+  for (int i = 0; i < N; i++) st_msg_free(&m[i]);
   free(ack.client);
   st_list_free(add.clients, add.n);
   st_close(t);
@@ -263,12 +258,9 @@ static int child_fd;
 static void child_done(task_t *task) {
   store_job_t *j = (store_job_t *)task;
   rec_t r = {0, 0};
-  if (j->type == JOB_MSG_INSERT)
-    r = (rec_t){REC_MSG, (int)((job_msg_insert_t *)j)->seq};
-  else if (j->type == JOB_MEMBERS_ADD)
-    r = (rec_t){REC_MEMBERS, (int)((job_members_t *)j)->seen_seq};
-  else if (j->type == JOB_IMPORT)
-    r = (rec_t){REC_IMPORT, (int)((job_import_t *)j)->ops[0].line};
+  if (j->type == JOB_MSG_INSERT) r = (rec_t){REC_MSG, (int)((job_msg_insert_t *)j)->seq};
+  else if (j->type == JOB_MEMBERS_ADD) r = (rec_t){REC_MEMBERS, (int)((job_members_t *)j)->seen_seq};
+  else if (j->type == JOB_IMPORT) r = (rec_t){REC_IMPORT, (int)((job_import_t *)j)->ops[0].line};
   if (j->result == 0 && write(child_fd, &r, sizeof r) != sizeof r) _exit(3);
 }
 
@@ -298,8 +290,7 @@ static void import_free(job_import_t *im) {
     free(im->ops[k].data);
   }
   free(im->ops);
-  for (size_t k = 0; k < im->ntouched; k++)
-    free(im->touched[k].cid);
+  for (size_t k = 0; k < im->ntouched; k++) free(im->touched[k].cid);
   free(im->touched);
 }
 
@@ -549,10 +540,8 @@ static void import_job_and_imported_ids(void **state) {
   assert_int_equal(g.n, 1);
   assert_string_equal(g.text[0], "first, edited");
   /* the same request again changes nothing */
-  for (size_t k = 0; k < im.n; k++)
-    im.ops[k].outcome = 0;
-  for (size_t k = 0; k < im.ntouched; k++)
-    free(im.touched[k].cid);
+  for (size_t k = 0; k < im.n; k++) im.ops[k].outcome = 0;
+  for (size_t k = 0; k < im.ntouched; k++) free(im.touched[k].cid);
   free(im.touched);
   im.touched = NULL;
   im.ntouched = 0;

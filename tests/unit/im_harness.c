@@ -184,10 +184,8 @@ static json_t *at(json_t *f, const char *path) {
   snprintf(buf, sizeof buf, "%s", path);
   json_t *v = f;
   for (char *save = NULL, *p = strtok_r(buf, ".", &save); p && v; p = strtok_r(NULL, ".", &save)) {
-    if (json_is_array(v))
-      v = json_array_get(v, (size_t)atoi(p));
-    else
-      v = json_object_get(v, p);
+    if (json_is_array(v)) v = json_array_get(v, (size_t)atoi(p));
+    else v = json_object_get(v, p);
   }
   return v;
 }

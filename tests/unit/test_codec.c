@@ -142,8 +142,10 @@ static void test_json_roundtrip_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vectors),         cmocka_unit_test(test_base64_framing),
-      cmocka_unit_test(test_rejects_garbage), cmocka_unit_test(test_peer_prefix),
+      cmocka_unit_test(test_vectors),
+      cmocka_unit_test(test_base64_framing),
+      cmocka_unit_test(test_rejects_garbage),
+      cmocka_unit_test(test_peer_prefix),
       cmocka_unit_test(test_json_roundtrip_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,13 +7,15 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "base64.h"
-#include "crypto.h"
 #include "config.h"
+#include "crypto.h"
 #include "err.h"
 #include "handle_table.h"
 #include "im_internal.h"
+#include "jsonlim.h"
 #include "presence.h"
 #include "timeutil.h"
 #include "token.h"
@@ -38,11 +40,11 @@ static void test_ws_header_roundtrip(void **state) {
 
 static void test_ws_header_rejects(void **state) {
   ws_header_t h;
-  const uint8_t rsv[] = {0xc2, 0x80, 0, 0, 0, 0};          /* RSV1 set */
-  const uint8_t badop[] = {0x83, 0x80, 0, 0, 0, 0};        /* opcode 3 */
-  const uint8_t longping[] = {0x89, 0xfe, 0x00, 0x80};     /* control frame > 125 */
-  const uint8_t fragping[] = {0x09, 0x80, 0, 0, 0, 0};     /* control frame without FIN */
-  const uint8_t nonmin[] = {0x82, 0xfe, 0x00, 0x10};       /* 16 bit length for 16 bytes */
+  const uint8_t rsv[] = {0xc2, 0x80, 0, 0, 0, 0};                 /* RSV1 set */
+  const uint8_t badop[] = {0x83, 0x80, 0, 0, 0, 0};               /* opcode 3 */
+  const uint8_t longping[] = {0x89, 0xfe, 0x00, 0x80};            /* control frame > 125 */
+  const uint8_t fragping[] = {0x09, 0x80, 0, 0, 0, 0};            /* control frame without FIN */
+  const uint8_t nonmin[] = {0x82, 0xfe, 0x00, 0x10};              /* 16 bit length for 16 bytes */
   const uint8_t huge[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0}; /* MSB set */
   assert_int_equal(ws_parse_header(rsv, sizeof rsv, &h), TERN_EPROTO);
   assert_int_equal(ws_parse_header(badop, sizeof badop, &h), TERN_EPROTO);
@@ -224,8 +226,9 @@ static void test_config(void **state) {
   assert_string_equal(cfg.listen, "127.0.0.1:8080");
   assert_int_equal(cfg.max_message, 5120);
   char err[200];
-  assert_int_equal(config_parse_text(&cfg, "# comment\nlisten = 0.0.0.0:9000\nidle-timeout=450 # inline\n"
-                                           "log_frames = yes\npublic_url = \"ws://example.com/\"\n",
+  assert_int_equal(config_parse_text(&cfg,
+                                     "# comment\nlisten = 0.0.0.0:9000\nidle-timeout=450 # inline\n"
+                                     "log_frames = yes\npublic_url = \"ws://example.com/\"\n",
                                      err, sizeof err),
                    0);
   assert_string_equal(cfg.listen, "0.0.0.0:9000");
@@ -242,14 +245,32 @@ static void test_config(void **state) {
 }
 
 static void test_client_id(void **state) {
-  static const char *const good[] = {"a", "Tom", "0123", "a b", "_-.@:/", "\xe5\xa5\xbd", "\xf0\x9f\x98\x80",
-                                     "\xc2\x80" /* U+0080 */, "\xef\xbf\xbf" /* U+FFFF */,
-                                     "\xf4\x8f\xbf\xbf" /* U+10FFFF */, NULL};
+  static const char *const good[] = {"a",
+                                     "Tom",
+                                     "0123",
+                                     "a b",
+                                     "_-.@:/",
+                                     "\xe5\xa5\xbd",
+                                     "\xf0\x9f\x98\x80",
+                                     "\xc2\x80" /* U+0080 */,
+                                     "\xef\xbf\xbf" /* U+FFFF */,
+                                     "\xf4\x8f\xbf\xbf" /* U+10FFFF */,
+                                     NULL};
   for (int i = 0; good[i]; i++) assert_true(utf8_client_id_ok(good[i]));
-  static const char *const bad[] = {"", "a\nb", "\t", "a\x1f", "\x7f", "a\x80", "\xc0\xaf" /* overlong / */,
-                                    "\xe0\x80\xaf" /* overlong */, "\xed\xa0\x80" /* surrogate */,
-                                    "\xf4\x90\x80\x80" /* > U+10FFFF */, "\xf5\x80\x80\x80", "\xe5\xa5" /* cut */,
-                                    "\xff", NULL};
+  static const char *const bad[] = {"",
+                                    "a\nb",
+                                    "\t",
+                                    "a\x1f",
+                                    "\x7f",
+                                    "a\x80",
+                                    "\xc0\xaf" /* overlong / */,
+                                    "\xe0\x80\xaf" /* overlong */,
+                                    "\xed\xa0\x80" /* surrogate */,
+                                    "\xf4\x90\x80\x80" /* > U+10FFFF */,
+                                    "\xf5\x80\x80\x80",
+                                    "\xe5\xa5" /* cut */,
+                                    "\xff",
+                                    NULL};
   for (int i = 0; bad[i]; i++) assert_false(utf8_client_id_ok(bad[i]));
   assert_false(utf8_client_id_ok(NULL));
   char id[4 * 65 + 1] = "";
@@ -269,6 +290,23 @@ static void hash_of(const char *text, char out[33]) {
   uint8_t d[16];
   md5(text, strlen(text), d);
   hex_encode(d, 16, out);
+}
+
+/* json_abort_on_oom: jansson allocates through xmalloc (which aborts when malloc fails)
+ * and frees with free; values made afterwards work as before. */
+static void test_json_abort_on_oom(void **state) {
+  json_malloc_t m = NULL;
+  json_free_t f = NULL;
+  json_abort_on_oom();
+  json_get_alloc_funcs(&m, &f);
+  assert_true(m == xmalloc);
+  assert_true(f == free);
+  json_t *j = json_pack("{s:s, s:[i]}", "a", "b", "c", 1);
+  assert_non_null(j);
+  char *text = json_dumps(j, JSON_COMPACT);
+  assert_string_equal(text, "{\"a\":\"b\",\"c\":[1]}");
+  free(text);
+  json_decref(j);
 }
 
 static void test_unique_id(void **state) {
@@ -296,14 +334,21 @@ static void test_unique_id(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ws_header_roundtrip), cmocka_unit_test(test_ws_header_rejects),
-      cmocka_unit_test(test_ws_unmask_offsets),   cmocka_unit_test(test_ws_accept),
-      cmocka_unit_test(test_base64),              cmocka_unit_test(test_iso),
-      cmocka_unit_test(test_token),               cmocka_unit_test(test_token_lineage),
+      cmocka_unit_test(test_ws_header_roundtrip),
+      cmocka_unit_test(test_ws_header_rejects),
+      cmocka_unit_test(test_ws_unmask_offsets),
+      cmocka_unit_test(test_ws_accept),
+      cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_iso),
+      cmocka_unit_test(test_token),
+      cmocka_unit_test(test_token_lineage),
       cmocka_unit_test(test_msgid),
-      cmocka_unit_test(test_handle_table), cmocka_unit_test(test_presence),
-      cmocka_unit_test(test_config),              cmocka_unit_test(test_client_id),
+      cmocka_unit_test(test_handle_table),
+      cmocka_unit_test(test_presence),
+      cmocka_unit_test(test_config),
+      cmocka_unit_test(test_client_id),
       cmocka_unit_test(test_unique_id),
+      cmocka_unit_test(test_json_abort_on_oom),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,22 +17,23 @@
 #include "imgsize.h"
 
 /* 3×2 PNG: signature and IHDR (the rest of the file does not matter to the parser). */
-static const uint8_t PNG[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                              0,    0,   0,   3,   0,    0,    0,    2,    8, 2, 0, 0,  0};
+static const uint8_t PNG[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D',
+                              'R',  0,   0,   0,   3,    0,    0,    0,    2, 8, 2, 0,  0,   0};
 /* JPEG 640×480: SOI, an APP0 segment to skip, fill bytes, then SOF2. */
-static const uint8_t JPEG[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 6,    'J',  'F', 'I',  'F',  0xFF, 0xFF,
-                               0xC2, 0,    11,   8,    1, 0xE0, 0x02, 0x80, 3, 1, 0x22, 0};
+static const uint8_t JPEG[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 6,    'J',  'F',  'I', 'F', 0xFF, 0xFF,
+                               0xC2, 0,    11,   8,    1, 0xE0, 0x02, 0x80, 3,   1,   0x22, 0};
 /* GIF 5×7 */
 static const uint8_t GIF[] = {'G', 'I', 'F', '8', '9', 'a', 5, 0, 7, 0, 0, 0, 0};
 /* WebP lossy 300×200, lossless 17×9, extended 1000×800 */
-static const uint8_t WEBP_VP8[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', ' ',
-                                   0,   0,   0,   0,   0, 0, 0, 0x9d, 0x01, 0x2a, 0x2c, 0x01, 0xc8, 0x00};
-static const uint8_t WEBP_VP8L[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'L',
-                                    0,   0,   0,   0,   0x2f, 0x10, 0x00, 0x02, 0x00};
-static const uint8_t WEBP_VP8X[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X',
-                                    0,   0,   0,   0,   0, 0, 0, 0, 0xe7, 0x03, 0x00, 0x1f, 0x03, 0x00};
+static const uint8_t WEBP_VP8[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W',  'E',  'B',  'P',  'V',  'P',  '8',
+                                   ' ', 0,   0,   0,   0, 0, 0, 0, 0x9d, 0x01, 0x2a, 0x2c, 0x01, 0xc8, 0x00};
+static const uint8_t WEBP_VP8L[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0,    'W',  'E',  'B',  'P', 'V',
+                                    'P', '8', 'L', 0,   0, 0, 0, 0x2f, 0x10, 0x00, 0x02, 0x00};
+static const uint8_t WEBP_VP8X[] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E',  'B',  'P',  'V',  'P',  '8',
+                                    'X', 0,   0,   0,   0, 0, 0, 0, 0,   0xe7, 0x03, 0x00, 0x1f, 0x03, 0x00};
 /* BMP 4×-3 (top-down) with a BITMAPINFOHEADER, and an OS/2 core-header one 6×2 */
-static const uint8_t BMP[] = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0, 0, 4, 0, 0, 0, 0xfd, 0xff, 0xff, 0xff};
+static const uint8_t BMP[] = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0,    0,    0,    0,
+                              0,   40,  0, 0, 0, 4, 0, 0, 0, 0xfd, 0xff, 0xff, 0xff};
 static const uint8_t BMP_CORE[] = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 6, 0, 2, 0, 1, 0, 24, 0};
 
 static const struct {
@@ -120,7 +121,7 @@ static void test_range(void **state) {
       {"bytes=-0", 10, -1, 0, 0},
       {"bytes=-5", 0, -1, 0, 0},
       {"bytes=0-", 0, -1, 0, 0},
-      {"bytes=4-2", 10, 0, 0, 0},    /* not a range: ignored */
+      {"bytes=4-2", 10, 0, 0, 0},     /* not a range: ignored */
       {"bytes=0-1,3-4", 10, 0, 0, 0}, /* several: whole body */
       {"items=0-1", 10, 0, 0, 0},
       {"bytes=", 10, 0, 0, 0},
@@ -131,7 +132,8 @@ static void test_range(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int64_t a = -1, b = -1;
     int rc = http_parse_range(cases[i].h, cases[i].size, &a, &b);
-    if (rc != cases[i].rc) fail_msg("case %zu (%s): rc %d, want %d", i, cases[i].h ? cases[i].h : "NULL", rc, cases[i].rc);
+    if (rc != cases[i].rc)
+      fail_msg("case %zu (%s): rc %d, want %d", i, cases[i].h ? cases[i].h : "NULL", rc, cases[i].rc);
     if (rc == 1) {
       assert_int_equal(a, cases[i].first);
       assert_int_equal(b, cases[i].last);

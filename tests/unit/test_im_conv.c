@@ -106,8 +106,7 @@ static int has_member(const char *cid, const char *who) {
   conv_row_t row;
   if (store_conv_load(th_reader(), cid, &row) != 0) return -1;
   int yes = 0;
-  for (size_t i = 0; i < row.nmembers; i++)
-    yes |= strcmp(row.members[i], who) == 0;
+  for (size_t i = 0; i < row.nmembers; i++) yes |= strcmp(row.members[i], who) == 0;
   conv_row_free(&row);
   return yes;
 }

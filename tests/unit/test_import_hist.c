@@ -45,10 +45,13 @@ static void same_line(const imp_item_t *a, const imp_item_t *b, size_t i) {
   } else {
     json_error_t e;
     json_t *ja = json_loadb((const char *)la.data, la.len, JSON_ALLOW_NUL, &e);
-    if (!ja) fail_msg("item %zu: the scanned record is not JSON: %s: %.*s", i, e.text, (int)la.len, (const char *)la.data);
+    if (!ja)
+      fail_msg("item %zu: the scanned record is not JSON: %s: %.*s", i, e.text, (int)la.len, (const char *)la.data);
     json_t *jb = json_loadb((const char *)lb.data, lb.len, JSON_ALLOW_NUL, &e);
     assert_non_null(jb);
-    if (!json_equal(ja, jb)) fail_msg("item %zu: records differ: %.*s / %.*s", i, (int)la.len, (const char *)la.data, (int)lb.len, (const char *)lb.data);
+    if (!json_equal(ja, jb))
+      fail_msg("item %zu: records differ: %.*s / %.*s", i, (int)la.len, (const char *)la.data, (int)lb.len,
+               (const char *)lb.data);
     json_decref(ja);
     json_decref(jb);
   }
@@ -221,7 +224,8 @@ static void test_bad_pages(void **state) {
   assert_null(json_loadb(d, deep * 2, 0, NULL));
   free(d);
   /* a 64-bit overflow is no integer (jansson refuses the whole page) */
-  imp_items_t *p = scan("[{\"timestamp\":9223372036854775808},{\"timestamp\":-9223372036854775809}]", 70, &not_array, err);
+  imp_items_t *p =
+      scan("[{\"timestamp\":9223372036854775808},{\"timestamp\":-9223372036854775809}]", 70, &not_array, err);
   assert_non_null(p);
   assert_int_equal(p->n, 2);
   assert_int_equal(p->v[0].has_ts, 0);
@@ -280,8 +284,9 @@ static void test_mutations(void **state) {
 /* The record writer escapes what JSON requires and nothing it need not. */
 static void test_record_line(void **state) {
   (void)state;
-  const char page[] = "[{\"msg-id\":\"m\\\"1\",\"timestamp\":-5,\"from\":\"\\u0000a\",\"data\":\"\\u0001\\u001f\\\"\\\\\\b\\f\\n\\r\\t/"
-                      "\xc3\xa9\\u2028\",\"bin\":true,\"patchTimestamp\":7,\"mentionPids\":[\"a\"]}]";
+  const char page[] =
+      "[{\"msg-id\":\"m\\\"1\",\"timestamp\":-5,\"from\":\"\\u0000a\",\"data\":\"\\u0001\\u001f\\\"\\\\\\b\\f\\n\\r\\t/"
+      "\xc3\xa9\\u2028\",\"bin\":true,\"patchTimestamp\":7,\"mentionPids\":[\"a\"]}]";
   int not_array;
   char err[200];
   imp_items_t *p = scan(page, sizeof page - 1, &not_array, err);
@@ -290,10 +295,11 @@ static void test_record_line(void **state) {
   const char *why;
   assert_int_equal(imp_rec_message_line(&line, "c", &p->v[0], NULL, 0, &why), 0);
   buf_append(&line, "", 1);
-  assert_string_equal((const char *)line.data,
-                      "{\"type\":\"message\",\"cid\":\"c\",\"msg-id\":\"m\\\"1\",\"timestamp\":-5,\"from\":\"\\u0000a\",\"bin\":true,"
-                      "\"binary\":\"\\u0001\\u001f\\\"\\\\\\b\\f\\n\\r\\t/\xc3\xa9\xe2\x80\xa8\",\"patch-timestamp\":7,"
-                      "\"mention-pids\":[\"a\"]}");
+  assert_string_equal(
+      (const char *)line.data,
+      "{\"type\":\"message\",\"cid\":\"c\",\"msg-id\":\"m\\\"1\",\"timestamp\":-5,\"from\":\"\\u0000a\",\"bin\":true,"
+      "\"binary\":\"\\u0001\\u001f\\\"\\\\\\b\\f\\n\\r\\t/\xc3\xa9\xe2\x80\xa8\",\"patch-timestamp\":7,"
+      "\"mention-pids\":[\"a\"]}");
   /* data in place of the item's (a rewritten URL) */
   line.len = 0;
   assert_int_equal(imp_rec_message_line(&line, "c", &p->v[0], "new", 3, &why), 0);

@@ -16,7 +16,7 @@ static void test_count(void **state) {
   ipcount_entry_t *a = ipcount_add(t, "10.0.0.1", 2);
   ipcount_entry_t *b = ipcount_add(t, "10.0.0.1", 2);
   assert_non_null(a);
-  assert_ptr_equal(a, b); /* one entry per address */
+  assert_ptr_equal(a, b);                     /* one entry per address */
   assert_null(ipcount_add(t, "10.0.0.1", 2)); /* past the limit: refused, nothing counted */
   assert_non_null(ipcount_add(t, "10.0.0.2", 2));
   ipcount_del(t, a);
@@ -43,7 +43,7 @@ static void test_top(void **state) {
   size_t q;
   int w;
   ipcount_top(e, &q, &w);
-  assert_int_equal(w, -1); /* none known */
+  assert_int_equal(w, -1);           /* none known */
   ipcount_top_update(e, 0, 5000, 1); /* worker 1's queue grows to 5000: the record */
   ipcount_top(e, &q, &w);
   assert_int_equal(q, 5000);

@@ -25,12 +25,12 @@ static int depth(const char *s) { return json_text_depth(s, strlen(s), JSON_MAX_
 
 static void test_text_depth(void **state) {
   assert_int_equal(depth("1"), 0);
-  assert_int_equal(depth("\"[[[\""), 0);                 /* brackets in strings do not count */
+  assert_int_equal(depth("\"[[[\""), 0); /* brackets in strings do not count */
   assert_int_equal(depth("{}"), 1);
   assert_int_equal(depth("{\"a\":[{\"b\":[]}]}"), 4);
-  assert_int_equal(depth("[\"\\\"[[\", [1]]"), 2);        /* an escaped quote does not end the string */
-  assert_int_equal(depth("[\"\\\\\", [[1]]]"), 3);        /* an escaped backslash does not escape the quote */
-  assert_int_equal(depth("]]]]["), 1);                    /* malformed: some number, never negative */
+  assert_int_equal(depth("[\"\\\"[[\", [1]]"), 2); /* an escaped quote does not end the string */
+  assert_int_equal(depth("[\"\\\\\", [[1]]]"), 3); /* an escaped backslash does not escape the quote */
+  assert_int_equal(depth("]]]]["), 1);             /* malformed: some number, never negative */
   char *s = nest(64);
   assert_int_equal(depth(s), 64);
   free(s);
@@ -85,10 +85,15 @@ static void test_utf8_valid(void **state) {
 }
 
 static void test_utf8_sanitize(void **state) {
-  const char in[] = "tw" "a\xff\xfe" "b\xc3(" "\xed\xa0\x80" "\xe4\xbd\xa0";
+  const char in[] = "tw"
+                    "a\xff\xfe"
+                    "b\xc3("
+                    "\xed\xa0\x80"
+                    "\xe4\xbd\xa0";
   buf_t b = BUF_INIT;
   utf8_sanitize(in, sizeof in - 1, &b);
-  assert_string_equal(buf_cstr(&b), "twa\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd(\xef\xbf\xbd\xe4\xbd\xa0");
+  assert_string_equal(buf_cstr(&b), "twa\xef\xbf\xbd\xef\xbf\xbd"
+                                    "b\xef\xbf\xbd(\xef\xbf\xbd\xe4\xbd\xa0");
   assert_int_equal(utf8_valid((const char *)b.data, b.len), 1);
   buf_free(&b);
   json_t *j = json_stringn_lossy(in, sizeof in - 1);

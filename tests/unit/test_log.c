@@ -87,11 +87,12 @@ static void test_event(void **state) {
   snprintf(path, sizeof path, "%s/ev.log", dir);
   assert_int_equal(log_open(path), 0);
   log_json = 0;
-  log_event_write(LOG_INFO, "login", "addr=%s client=%s tag=%s code=%d n=%lld ms=%f", "1.2.3.4", "a b\"c", nothing(), 4112,
-                  (long long)-5, 1.5);
+  log_event_write(LOG_INFO, "login", "addr=%s client=%s tag=%s code=%d n=%lld ms=%f", "1.2.3.4", "a b\"c", nothing(),
+                  4112, (long long)-5, 1.5);
   assert_non_null(strstr(slurp(path), " info  login addr=1.2.3.4 client=\"a b\\\"c\" tag=- code=4112 n=-5 ms=1.500\n"));
   log_json = 1;
-  log_event_write(LOG_WARN, "x", "s=%s nul=%s u=%zu bad=%s", "line\nbreak", nothing(), (size_t)7, "\xff\xc3\xa9\xed\xa0\x80");
+  log_event_write(LOG_WARN, "x", "s=%s nul=%s u=%zu bad=%s", "line\nbreak", nothing(), (size_t)7,
+                  "\xff\xc3\xa9\xed\xa0\x80");
   const char *t = slurp(path);
   const char *j = strstr(t, "{\"ts\":");
   assert_non_null(j);

@@ -20,8 +20,12 @@
 #include "push_internal.h"
 
 static push_request_t req_of(const char *hook, const char *push_data) {
-  push_request_t r = {.from = "Tom", .cid = "5789a33a1b8694ad267d8040", .timestamp = 1472200796764,
-                      .msg_id = "m1", .hook_payload = hook, .push_data = push_data};
+  push_request_t r = {.from = "Tom",
+                      .cid = "5789a33a1b8694ad267d8040",
+                      .timestamp = 1472200796764,
+                      .msg_id = "m1",
+                      .hook_payload = hook,
+                      .push_data = push_data};
   return r;
 }
 
@@ -121,9 +125,10 @@ static void test_recipients(void **state) {
 }
 
 static void test_platform_data(void **state) {
-  json_t *d = json_loads("{\"alert\":\"generic\",\"_profile\":\"dev\",\"_apns_team_id\":\"T\","
-                         "\"ios\":{\"alert\":\"for iOS\",\"badge\":3},\"android\":{\"title\":\"T\",\"alert\":\"for Android\"}}",
-                         0, NULL);
+  json_t *d =
+      json_loads("{\"alert\":\"generic\",\"_profile\":\"dev\",\"_apns_team_id\":\"T\","
+                 "\"ios\":{\"alert\":\"for iOS\",\"badge\":3},\"android\":{\"title\":\"T\",\"alert\":\"for Android\"}}",
+                 0, NULL);
   json_t *ios = push_platform_data(d, "ios");
   assert_json(ios, "{\"alert\":\"for iOS\",\"badge\":3,\"_profile\":\"dev\",\"_apns_team_id\":\"T\"}");
   json_t *android = push_platform_data(d, "android");
@@ -189,7 +194,8 @@ static void test_fcm_body(void **state) {
 
 /* Splits a JWT, checks header and claims, returns the signed part's length and the
  * decoded signature. */
-static size_t jwt_parts(const char *jwt, const char *want_header, const char *want_claims, uint8_t *sig, size_t *siglen) {
+static size_t jwt_parts(const char *jwt, const char *want_header, const char *want_claims, uint8_t *sig,
+                        size_t *siglen) {
   const char *d1 = strchr(jwt, '.');
   assert_non_null(d1);
   const char *d2 = strchr(d1 + 1, '.');
@@ -213,8 +219,8 @@ static size_t jwt_parts(const char *jwt, const char *want_header, const char *wa
 
 static int verify(EVP_PKEY *key, const uint8_t *msg, size_t n, const uint8_t *sig, size_t siglen) {
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  int ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-           EVP_DigestVerify(ctx, sig, siglen, msg, n) == 1;
+  int ok =
+      EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 && EVP_DigestVerify(ctx, sig, siglen, msg, n) == 1;
   EVP_MD_CTX_free(ctx);
   return ok;
 }
@@ -319,7 +325,9 @@ static void test_hub_config(void **state) {
        TERN_ECONFIG},
       {{{"push_provider", "apns"}, {"apns_key_path", "/nonexistent.p8"}}, TERN_ECONFIG},
       {{{"push_provider", "fcm"}, {"fcm_credentials_path", "/nonexistent.json"}}, TERN_ECONFIG},
-      {{{"push_provider", "webhook, webhook"}, {"push_webhook_url", "http://127.0.0.1:1/"}, {"push_template", "{\"a\":1}"}},
+      {{{"push_provider", "webhook, webhook"},
+        {"push_webhook_url", "http://127.0.0.1:1/"},
+        {"push_template", "{\"a\":1}"}},
        0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -352,11 +360,11 @@ static void test_hub_config(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_precedence),   cmocka_unit_test(test_template_variables),
-      cmocka_unit_test(test_recipients),   cmocka_unit_test(test_platform_data),
-      cmocka_unit_test(test_apns_body),    cmocka_unit_test(test_fcm_body),
-      cmocka_unit_test(test_jwt_es256),    cmocka_unit_test(test_jwt_rs256),
-      cmocka_unit_test(test_backoff),      cmocka_unit_test(test_hub_config),
+      cmocka_unit_test(test_precedence), cmocka_unit_test(test_template_variables),
+      cmocka_unit_test(test_recipients), cmocka_unit_test(test_platform_data),
+      cmocka_unit_test(test_apns_body),  cmocka_unit_test(test_fcm_body),
+      cmocka_unit_test(test_jwt_es256),  cmocka_unit_test(test_jwt_rs256),
+      cmocka_unit_test(test_backoff),    cmocka_unit_test(test_hub_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

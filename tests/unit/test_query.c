@@ -76,10 +76,8 @@ static void sql_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   const char *subject = (const char *)sqlite3_value_text(argv[2]);
   int rc = query_regex_match(pattern, options ? options : "", subject, (size_t)sqlite3_value_bytes(argv[2]));
-  if (rc < 0)
-    sqlite3_result_error(ctx, "regexp failed", -1);
-  else
-    sqlite3_result_int(ctx, rc);
+  if (rc < 0) sqlite3_result_error(ctx, "regexp failed", -1);
+  else sqlite3_result_int(ctx, rc);
 }
 
 static int setup(void **state) {
@@ -102,7 +100,9 @@ static int setup(void **state) {
                                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                       -1, &ins, NULL),
                    SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO member (conv, client, joined_at) VALUES (?, ?, 0)", -1, &mem, NULL), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "INSERT INTO member (conv, client, joined_at) VALUES (?, ?, 0)", -1, &mem, NULL),
+      SQLITE_OK);
   for (size_t i = 0; i < sizeof fixture / sizeof fixture[0]; i++) {
     int64_t created = 1767225600000LL + (fixture[i].day - 1) * 86400000LL, lm;
     json_error_t jerr;
@@ -201,12 +201,10 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static void sort_words(char *s) {
   char *words[64], *save = NULL, *copy = strdup(s);
   size_t n = 0;
-  for (char *w = strtok_r(copy, " ", &save); w && n < 64; w = strtok_r(NULL, " ", &save))
-    words[n++] = w;
+  for (char *w = strtok_r(copy, " ", &save); w && n < 64; w = strtok_r(NULL, " ", &save)) words[n++] = w;
   qsort(words, n, sizeof *words, cmp_str);
   s[0] = 0;
-  for (size_t i = 0; i < n; i++)
-    strcat(strcat(s, i ? " " : ""), words[i]);
+  for (size_t i = 0; i < n; i++) strcat(strcat(s, i ? " " : ""), words[i]);
   free(copy);
 }
 
@@ -487,8 +485,7 @@ static void *regex_thread(void *arg) {
 
 static void test_regex_threads(void **state) {
   pthread_t t[4];
-  for (intptr_t i = 0; i < 4; i++)
-    assert_int_equal(pthread_create(&t[i], NULL, regex_thread, (void *)i), 0);
+  for (intptr_t i = 0; i < 4; i++) assert_int_equal(pthread_create(&t[i], NULL, regex_thread, (void *)i), 0);
   for (int i = 0; i < 4; i++) {
     void *res;
     assert_int_equal(pthread_join(t[i], &res), 0);
@@ -564,7 +561,9 @@ static void test_sort(void **state) {
   assert_int_equal(query_sort(&q, "attr.level,-lm", &order, err, sizeof err), 0);
   assert_int_equal(q.nparams, n + 1);
   assert_string_equal(q.params[n].s, "$.\"attr\".\"level\"");
-  assert_string_equal(buf_cstr(&order), "json_extract((CASE WHEN json_valid(c.doc) THEN c.doc END), ?) ASC, " QUERY_LM_SQL " DESC, c.id DESC");
+  assert_string_equal(buf_cstr(&order),
+                      "json_extract((CASE WHEN json_valid(c.doc) THEN c.doc END), ?) ASC, " QUERY_LM_SQL
+                      " DESC, c.id DESC");
   query_free(&q);
   buf_free(&order);
   json_decref(w);
@@ -636,8 +635,7 @@ static void test_rejections(void **state) {
       "5",
       "{\"a\":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}",
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    expect_reject(bad[i]);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_reject(bad[i]);
 
   expect_reject("{\"name\":{\"$gt\":\"a\\u0000\"}}"); /* would be bound truncated */
   expect_reject("{\"name\":{\"$regex\":\"a\\u0000\"}}");
@@ -651,8 +649,7 @@ static void test_rejections(void **state) {
 
   /* 999 ids (the JS bulk lookup) travel as one JSON parameter */
   json_t *ids = json_array();
-  for (int i = 0; i < 999; i++)
-    json_array_append_new(ids, json_sprintf("id%d", i));
+  for (int i = 0; i < 999; i++) json_array_append_new(ids, json_sprintf("id%d", i));
   json_array_append_new(ids, json_string("c4"));
   w = json_pack("{s:{s:o}}", "objectId", "$in", ids);
   buf_t out = BUF_INIT;
@@ -733,8 +730,7 @@ static json_t *gen_value(int depth) {
   }
   default: {
     json_t *a = json_array();
-    for (uint32_t i = rnd(5); i > 0; i--)
-      json_array_append_new(a, gen_value(depth + 1));
+    for (uint32_t i = rnd(5); i > 0; i--) json_array_append_new(a, gen_value(depth + 1));
     return a;
   }
   }
@@ -748,12 +744,10 @@ static json_t *gen_where(int depth) {
     json_t *val;
     if ((!strcmp(key, "$and") || !strcmp(key, "$or")) && rnd(4)) {
       val = json_array();
-      for (uint32_t j = rnd(3) + (depth > 18 ? 0 : 1); j > 0; j--)
-        json_array_append_new(val, gen_where(depth + 1));
+      for (uint32_t j = rnd(3) + (depth > 18 ? 0 : 1); j > 0; j--) json_array_append_new(val, gen_where(depth + 1));
     } else if (rnd(2)) {
       val = json_object();
-      for (uint32_t j = rnd(3) + 1; j > 0; j--)
-        json_object_set_new(val, PICK(fuzz_ops), gen_value(depth + 1));
+      for (uint32_t j = rnd(3) + 1; j > 0; j--) json_object_set_new(val, PICK(fuzz_ops), gen_value(depth + 1));
     } else {
       val = gen_value(depth + 1);
     }
@@ -832,10 +826,8 @@ static void test_fuzz(void **state) {
     json_decref(w);
   }
   json_t *deep = json_integer(1), *chain = parse("{\"name\":\"x\"}");
-  for (int i = 0; i < 5000; i++)
-    deep = json_pack("[o]", deep);
-  for (int i = 0; i < 200; i++)
-    chain = json_pack("{s:[o]}", i % 2 ? "$or" : "$and", chain);
+  for (int i = 0; i < 5000; i++) deep = json_pack("[o]", deep);
+  for (int i = 0; i < 200; i++) chain = json_pack("{s:[o]}", i % 2 ? "$or" : "$and", chain);
   json_t *w = json_pack("{s:O}", "labels", deep);
   fuzz_one(db, w, &accepted, 0);
   json_decref(w);

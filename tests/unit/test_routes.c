@@ -179,15 +179,36 @@ static void test_auth_documented(void **state) {
  * less than the master key — whatever the doc says, a new route needs a reason to be here. */
 static void open_row(void *arg, const rest_route_t *rt) {
   static const char *const weaker[] = {
-      "/v1/route", "/health", "/ready", "/files/:id", "/files/:id/*name",      /* open (probes: /ready answers from a cache past 8 in flight) */
-      "/1.1/rtm/notifications", "/1.1/classes/_ConversationMemberInfo",       /* the JS SDK, with st */
-      "/1.2/rtm/clients/:client_id/unread-count",                             /* with st */
-      "/1.1/rtm/sign", "/1.2/rtm/clients/sign",                               /* user login signatures */
-      "/1.1/installations", "/1.1/installations/:id",                         /* leancloud-storage */
-      "/1.1/files", "/1.2/files", "/1.1/files/*name", "/1.2/files/*name", "/1.1/files/:id", "/1.2/files/:id",
-      "/1.1/fileTokens", "/1.2/fileTokens", "/1.1/fileUploads/:id", "/1.1/fileCallback", "/1.2/fileCallback",
+      "/v1/route",
+      "/health",
+      "/ready",
+      "/files/:id",
+      "/files/:id/*name", /* open (probes: /ready answers from a cache past 8 in flight) */
+      "/1.1/rtm/notifications",
+      "/1.1/classes/_ConversationMemberInfo",     /* the JS SDK, with st */
+      "/1.2/rtm/clients/:client_id/unread-count", /* with st */
+      "/1.1/rtm/sign",
+      "/1.2/rtm/clients/sign", /* user login signatures */
+      "/1.1/installations",
+      "/1.1/installations/:id", /* leancloud-storage */
+      "/1.1/files",
+      "/1.2/files",
+      "/1.1/files/*name",
+      "/1.2/files/*name",
+      "/1.1/files/:id",
+      "/1.2/files/:id",
+      "/1.1/fileTokens",
+      "/1.2/fileTokens",
+      "/1.1/fileUploads/:id",
+      "/1.1/fileCallback",
+      "/1.2/fileCallback",
       "/metrics",
-      "/console", "/console/", "/console/*file", "/chat", "/chat/", "/chat/*file", /* static pages */
+      "/console",
+      "/console/",
+      "/console/*file",
+      "/chat",
+      "/chat/",
+      "/chat/*file", /* static pages */
   };
   int *bad = arg;
   if (rt->auth == AUTH_MASTER) return;

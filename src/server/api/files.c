@@ -43,14 +43,11 @@ int files_open(const char *dir, files_t **out) {
   }
   struct stat st;
   int err = 0;
-  if (mkdir(p, 0700) < 0 && errno != EEXIST)
+  /* mkdir's error, or stat's when mkdir found it there, or access's for a directory */
+  if ((mkdir(p, 0700) < 0 && errno != EEXIST) || stat(p, &st) < 0 ||
+      (S_ISDIR(st.st_mode) && access(p, W_OK | X_OK) < 0))
     err = errno;
-  else if (stat(p, &st) < 0)
-    err = errno;
-  else if (!S_ISDIR(st.st_mode))
-    err = ENOTDIR;
-  else if (access(p, W_OK | X_OK) < 0)
-    err = errno;
+  else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
   if (err) {
     log_at(LOG_ERROR, "file storage: cannot use directory %s: %s", dir, strerror(err));
     free(p);

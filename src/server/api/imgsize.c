@@ -10,10 +10,14 @@
 #include "err.h"
 
 static uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 static uint32_t le16(const uint8_t *p) { return (uint32_t)p[1] << 8 | p[0]; }
 static uint32_t le24(const uint8_t *p) { return (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
+static uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
 
 static int found(imgsize_t *out, const char *format, long w, long h) {
   if (w <= 0 || h <= 0) return TERN_EINVAL;
@@ -41,7 +45,7 @@ static int jpeg(const uint8_t *p, size_t n, imgsize_t *out) {
     if (i >= n) return TERN_EINVAL;
     uint8_t m = p[i++];
     if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue; /* TEM, RSTn, SOI: no length */
-    if (m == 0xD9 || m == 0xDA) return TERN_EINVAL;         /* EOI, SOS */
+    if (m == 0xD9 || m == 0xDA) return TERN_EINVAL;      /* EOI, SOS */
     if (n - i < 2) return TERN_EINVAL;
     size_t len = be16(p + i);
     if (len < 2) return TERN_EINVAL;

@@ -73,7 +73,6 @@ void routes_metrics(buf_t *out);
  * than HTTP_MAX_PARAMS parameters never match. */
 int route_match(const char *pattern, const char *raw_path, http_req_t *r);
 
-
 /* rest_rtm.c: the /1.2/rtm/… API, ended by a row with a NULL path. */
 extern const rest_route_t rest_rtm_routes[];
 /* routes.c: calls cb for every row of both tables, in the order they are matched. */

@@ -120,8 +120,9 @@ int rest_token_live(conn_t *c, const char *client, const char *st) {
 int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need) {
   if (need == AUTH_OPEN) return 0;
   if (need == AUTH_UPLOAD) /* the token is the permission, as a presigned URL's; keys do not matter */
-    return rest_files_token_ok(c, r) ? 0
-                                     : deny(r, 403, 403, "the upload token is not valid for this file, or it has expired");
+    return rest_files_token_ok(c, r)
+               ? 0
+               : deny(r, 403, 403, "the upload token is not valid for this file, or it has expired");
   const server_t *srv = c->w->srv;
   const char *why = NULL;
   int key = request_key(srv, r, &why);
@@ -138,11 +139,12 @@ int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need) {
       r->key = b == 1 ? REST_KEY_MASTER : REST_KEY_NONE; /* the metrics_token proves nothing else */
       return 0;
     }
-    return key == REST_KEY_APP ? deny(r, 403, 403, "Forbidden: the master key or metrics_token is required.")
-                               : deny(r, 401, 401, "Unauthorized: the master key or metrics_token is required (X-LC-Key or Authorization: Bearer).");
+    return key == REST_KEY_APP
+               ? deny(r, 403, 403, "Forbidden: the master key or metrics_token is required.")
+               : deny(r, 401, 401,
+                      "Unauthorized: the master key or metrics_token is required (X-LC-Key or Authorization: Bearer).");
   }
-  case AUTH_APP:
-    return key ? 0 : deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
+  case AUTH_APP: return key ? 0 : deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
   case AUTH_CLIENT: {
     if (!key) return deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
     const char *st = http_header(r, "X-LC-IM-Session-Token");

@@ -37,12 +37,13 @@ static void page_free(page_t *p) {
 /* The paging parameters; answers 400 itself and returns -1 when they are not valid. */
 static int page_of(conn_t *c, const http_req_t *r, page_t *p) {
   memset(p, 0, sizeof *p);
-  char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"), *count = http_query_param(r, "count");
+  char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"),
+       *count = http_query_param(r, "count");
   p->order = http_query_param(r, "order");
   p->where = where && *where ? json_loads(where, 0, NULL) : json_object();
-  p->limit = limit && *limit ? atoi(limit) : 100;
-  if (p->limit < 0) p->limit = 100;
-  if (p->limit > 1000) p->limit = 1000;
+  /* strtoll, not atoi: ?limit=99999999999 is past int (atoi's undefined case), not a page size */
+  long long lim = limit && *limit ? strtoll(limit, NULL, 10) : 100;
+  p->limit = lim < 0 ? 100 : lim > 1000 ? 1000 : (int)lim;
   int64_t skip = rest_qint(r, "skip", 0);
   p->skip = skip < 0 ? 0 : skip > SKIP_MAX ? SKIP_MAX : (int)skip;
   p->count = count && (strcmp(count, "1") == 0 || strcmp(count, "true") == 0);
@@ -131,8 +132,9 @@ static const char *conds_of(json_t *where, conds_t *cs) {
   const char *k;
   json_t *v;
   json_object_foreach(where, k, v) {
-    if (!field_ok(k)) return k[0] == '$' ? "this class takes no $and / $or: list the conditions in one object"
-                                         : "field names are letters, digits, '_' and '.'";
+    if (!field_ok(k))
+      return k[0] == '$' ? "this class takes no $and / $or: list the conditions in one object"
+                         : "field names are letters, digits, '_' and '.'";
     int ops = 0;
     const char *ok;
     json_t *ov;
@@ -145,7 +147,8 @@ static const char *conds_of(json_t *where, conds_t *cs) {
     json_object_foreach(v, ok, ov) {
       size_t i = 0;
       while (i < sizeof cop_names / sizeof cop_names[0] && strcmp(cop_names[i], ok) != 0) i++;
-      if (i == sizeof cop_names / sizeof cop_names[0]) return "unsupported operator (this class takes $ne $lt $lte $gt $gte $in $nin $exists)";
+      if (i == sizeof cop_names / sizeof cop_names[0])
+        return "unsupported operator (this class takes $ne $lt $lte $gt $gte $in $nin $exists)";
       const char *why = add_cond(cs, k, (cop_t)i, ov);
       if (why) return why;
     }
@@ -204,8 +207,8 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   char err[200] = "";
   /* every kind the class holds (queries leave temporary ones out), not "m contains me" */
   json_t *all = json_pack("{s:[{s:{s:b}}, O]}", "$and", "objectId", "$exists", 1, p.where);
-  store_conv_q_t q = {.where = all, .self = "", .sort = p.order && *p.order ? p.order : "createdAt",
-                      .limit = p.limit, .skip = p.skip};
+  store_conv_q_t q = {
+      .where = all, .self = "", .sort = p.order && *p.order ? p.order : "createdAt", .limit = p.limit, .skip = p.skip};
   int64_t n = 0;
   json_t *arr = json_array();
   if (store_conv_query_check(c->w->srv->store, &q, err, sizeof err) < 0) {

@@ -11,11 +11,11 @@
 #include "err.h"
 #include "log.h"
 #include "out.h"
+#include "rest_rtm.h"
 #include "revoke.h"
 #include "sign.h"
 #include "timeutil.h"
 #include "utf8.h"
-#include "rest_rtm.h"
 
 /* ---------------------------------------------------------------- clients */
 
@@ -54,8 +54,7 @@ void rest_unread_count(conn_t *c, const http_req_t *r) {
   unread_sum_t s = {0, only};
   if (store_unread(c->w->imw->reader, client, 0, 1000, unread_sum, &s) < 0)
     http_respond_error(c, r, 500, 1, "storage failed");
-  else
-    http_respond_json(c, r, 200, json_pack("{s:i}", "count", s.total));
+  else http_respond_json(c, r, 200, json_pack("{s:i}", "count", s.total));
   free(only);
 }
 
@@ -139,11 +138,13 @@ static void user_sign_me_done(void *arg, const httpc_result_t *res) {
   json_t *user = res->status ? json_loadb(res->body, res->len, 0, NULL) : NULL;
   const char *id = json_string_value(json_object_get(user, "objectId"));
   if (res->status != 200 || !utf8_client_id_ok(id)) { /* its objectId becomes the client id */
-    log_at(LOG_WARN, "rtm/sign: users_url answered %ld%s%s", res->status, res->error ? ": " : "", res->error ? res->error : "");
+    log_at(LOG_WARN, "rtm/sign: users_url answered %ld%s%s", res->status, res->error ? ": " : "",
+           res->error ? res->error : "");
     json_decref(user);
     int status = res->status;
     user_sign_finish(w, us, status >= 400 && status < 500 ? LC_SIGNATURE_FAILED : LC_INTERNAL_ERROR,
-                     status >= 400 && status < 500 ? "the session token belongs to no user" : "the user service did not answer");
+                     status >= 400 && status < 500 ? "the session token belongs to no user"
+                                                   : "the user service did not answer");
     return;
   }
   us->user_id = xstrdup(id);

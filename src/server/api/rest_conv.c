@@ -3,15 +3,16 @@
  *
  * Part of the /1.2/rtm REST API (protocol.md §7); the plumbing every handler uses and the
  * route table are in rest_rtm.c, declared in rest_rtm.h. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "err.h"
 #include "jsonlim.h"
+#include "rest_rtm.h"
 #include "timeutil.h"
 #include "utf8.h"
-#include "rest_rtm.h"
 
 /* ---------------------------------------------------------------- conversations */
 
@@ -82,8 +83,8 @@ void rest_conv_create(conn_t *c, const http_req_t *r) {
   char **ids = xcalloc(n + 1, sizeof(char *));
   for (size_t i = 0; i < n; i++) ids[i] = (char *)json_string_value(json_array_get(m, i)); /* checked above */
   int unique = kind == CONV_NORMAL && json_is_true(json_object_get(body, "unique"));
-  conv_spec_t sp = {.kind = kind, .creator = json_string_value(cv), .members = ids, .n = n, .doc = body,
-                    .unique = unique};
+  conv_spec_t sp = {
+      .kind = kind, .creator = json_string_value(cv), .members = ids, .n = n, .doc = body, .unique = unique};
   /* the members as stored: sorted, distinct */
   members_t *sorted = members_new(ids, n);
   json_t *members = json_array();
@@ -133,10 +134,10 @@ static void conv_list(conn_t *c, const http_req_t *r, int all_kinds) {
   json_t *scope = all_kinds ? json_pack("{s:{s:b}}", "objectId", "$exists", 1)
                             : json_pack("{s:b, s:b}", "tr", kind == CONV_ROOM, "sys", kind == CONV_SYSTEM);
   json_t *all = json_pack("{s:[o, O]}", "$and", scope, where);
-  int limit = limit_s ? atoi(limit_s) : 10, skip = skip_s ? atoi(skip_s) : 0;
-  if (limit <= 0) limit = 10;
-  if (limit > 1000) limit = 1000;
-  if (skip < 0) skip = 0;
+  /* strtoll, not atoi: a number past int is clamped, not atoi's undefined case */
+  long long lim = limit_s ? strtoll(limit_s, NULL, 10) : 10, sk = skip_s ? strtoll(skip_s, NULL, 10) : 0;
+  int limit = lim <= 0 ? 10 : lim > 1000 ? 1000 : (int)lim;
+  int skip = sk < 0 ? 0 : sk > INT_MAX ? INT_MAX : (int)sk;
   /* on the query threads, within query_timeout (4310 → 400 past it), like conv query */
   im_done_t d;
   rest_wait_t *wt = rest_wait(c, shape_created, NULL);
@@ -228,7 +229,8 @@ static void rest_members_change(conn_t *c, const http_req_t *r, int add) {
   if (conv) {
     im_done_t d;
     /* initBy "": the app's back end, not a client */
-    conv_members_apply(c->w->imw, conv, "", ids, n, add, NULL, rest_done(rest_wait(c, rest_shape_updated, conv->cid), &d));
+    conv_members_apply(c->w->imw, conv, "", ids, n, add, NULL,
+                       rest_done(rest_wait(c, rest_shape_updated, conv->cid), &d));
   }
   free(ids);
   json_decref(body);
@@ -250,7 +252,8 @@ static void subscription(conn_t *c, const http_req_t *r, int add) {
     if (conv) {
       im_done_t d;
       char *ids[1] = {(char *)id};
-      conv_members_apply(c->w->imw, conv, id, ids, 1, add, NULL, rest_done(rest_wait(c, rest_shape_empty, conv->cid), &d));
+      conv_members_apply(c->w->imw, conv, id, ids, 1, add, NULL,
+                         rest_done(rest_wait(c, rest_shape_empty, conv->cid), &d));
     }
   }
   json_decref(body);
@@ -306,7 +309,8 @@ void rest_client_subscriptions(conn_t *c, const http_req_t *r) {
   if (!rest_client_id_ok(c, r, http_path_param(r, "client_id"), "the client id in the path")) return;
   char *after = http_query_param(r, "conv_id");
   pairs_t p = {json_array(), NULL, http_path_param(r, "client_id")};
-  if (store_client_convs(c->w->imw->reader, p.client, CONV_SYSTEM, after, rest_page_limit(r, 50, 1000), subscriber_row, &p) < 0) {
+  if (store_client_convs(c->w->imw->reader, p.client, CONV_SYSTEM, after, rest_page_limit(r, 50, 1000), subscriber_row,
+                         &p) < 0) {
     json_decref(p.out);
     http_respond_error(c, r, 500, 1, "storage failed");
   } else {
@@ -416,10 +420,8 @@ static void sets_change(conn_t *c, const http_req_t *r, int set, int add) {
   if (conv) {
     im_done_t d;
     rest_wait_t *wt = rest_wait(c, shape_sets, conv->cid);
-    if (set == SET_SHUTUP)
-      conv_shutup_apply(c->w->imw, conv, "", ids, n, add, 0, sets_done(wt, &d));
-    else
-      conv_block_apply(c->w->imw, conv, "", ids, n, add, sets_done(wt, &d));
+    if (set == SET_SHUTUP) conv_shutup_apply(c->w->imw, conv, "", ids, n, add, 0, sets_done(wt, &d));
+    else conv_block_apply(c->w->imw, conv, "", ids, n, add, sets_done(wt, &d));
   }
   free(ids);
   json_decref(body);

@@ -45,9 +45,9 @@
 #include "base64.h"
 #include "crypto.h"
 #include "err.h"
-#include "jsonlim.h"
 #include "files.h"
 #include "imgsize.h"
+#include "jsonlim.h"
 #include "log.h"
 #include "rest.h"
 #include "timeutil.h"
@@ -83,11 +83,9 @@ static const char *mime_guess(const char *name) {
  * '/', trimmed, not too long. Returns a new string or NULL. */
 static char *mime_clean(const char *s) {
   if (!s) return NULL;
-  while (*s == ' ')
-    s++;
+  while (*s == ' ') s++;
   size_t n = strlen(s);
-  while (n && s[n - 1] == ' ')
-    n--;
+  while (n && s[n - 1] == ' ') n--;
   if (n == 0 || n > MIME_MAX_BYTES || !memchr(s, '/', n)) return NULL;
   for (size_t i = 0; i < n; i++)
     if (s[i] < 0x20 || s[i] > 0x7e) return NULL;
@@ -116,8 +114,7 @@ static void public_base(const server_t *srv, buf_t *b) {
   const char *u = srv->cfg->public_http_url;
   if (u && *u) {
     size_t n = strlen(u);
-    while (n && u[n - 1] == '/')
-      n--;
+    while (n && u[n - 1] == '/') n--;
     buf_append(b, u, n);
     return;
   }
@@ -181,7 +178,7 @@ typedef struct {
   json_t *client_meta;
   char *external; /* JOB_PUT of an external file: its URL (no bytes are kept) */
   void *slot;     /* the upload slot its body holds (http_take_slot), released with it */
-  int callback; /* JOB_DELETE for a failed upload's fileCallback: gone already is fine */
+  int callback;   /* JOB_DELETE for a failed upload's fileCallback: gone already is fine */
   /* results */
   int status, code;
   char error[160];
@@ -199,7 +196,8 @@ static void job_fail(job_t *j, int status, int code, const char *msg) {
 /* An external file's URL: http or https with a host, no spaces or control characters (UTF-8
  * is allowed: JSON brought it, valid), not too long. */
 static int external_url_ok(const char *u) {
-  size_t n = u ? strlen(u) : 0;
+  if (!u) return 0;
+  size_t n = strlen(u);
   if (n > EXTERNAL_URL_MAX || (strncasecmp(u, "https://", 8) != 0 && strncasecmp(u, "http://", 7) != 0)) return 0;
   size_t host = strncasecmp(u, "https://", 8) == 0 ? 8 : 7;
   if (n == host || u[host] == '/') return 0; /* a host is needed */
@@ -254,7 +252,8 @@ static int put_decode_json(job_t *j, char **name, char **mime, json_t **client_m
     json_decref(body);
     if (ext) return ext;
     if (j->name) return 0;
-    job_fail(j, 400, 107, "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}, or {\"name\", \"url\"} for an external file");
+    job_fail(j, 400, 107,
+             "a JSON upload is {\"base64\": \"...\", \"name\": \"...\"}, or {\"name\", \"url\"} for an external file");
     return -1;
   }
   const char *s = json_string_value(b64);
@@ -350,15 +349,13 @@ static void put_work(job_t *j) {
   if (rc < 0) {
     json_decref(j->meta);
     j->meta = NULL;
-    if (rc == TERN_EEXIST)
-      job_fail(j, 409, 137, "this upload token was used already");
-    else
-      job_fail(j, 500, 1, "the file could not be stored");
+    if (rc == TERN_EEXIST) job_fail(j, 409, 137, "this upload token was used already");
+    else job_fail(j, 500, 1, "the file could not be stored");
     goto out;
   }
   j->status = j->client_meta && !j->external ? 200 : 201; /* a PUT to an upload URL answers as S3 would */
 out:
-  buf_free(&j->data); /* up to max_file_size: do not keep it until the answer */
+  buf_free(&j->data);          /* up to max_file_size: do not keep it until the answer */
   files_slot_release(j->slot); /* nor its slot, which counts that memory */
   j->slot = NULL;
   json_decref(meta);
@@ -384,14 +381,9 @@ static void job_work(uv_work_t *wk) {
     if (rc == 0) rc = files_open_data(j->files, j->id, &j->fd, &j->size);
     break;
   }
-  if (rc == TERN_ENOENT && j->callback)
-    j->status = 200;
-  else if (rc == TERN_ENOENT)
-    job_fail(j, 404, 404, "file not found");
-  else if (rc < 0)
-    job_fail(j, 500, 1, "file storage failed");
-  else
-    j->status = 200;
+  if (rc == TERN_ENOENT && !j->callback) job_fail(j, 404, 404, "file not found");
+  else if (rc < 0 && rc != TERN_ENOENT) job_fail(j, 500, 1, "file storage failed");
+  else j->status = 200; /* found, or not there when a callback does the answering */
 }
 
 /* ---------------------------------------------------------------- downloads */
@@ -739,8 +731,8 @@ void rest_file_token(conn_t *c, const http_req_t *r) {
     files_new_id(id);
     int64_t now = now_ms();
     iso_format(now, created);
-    json_t *claims = json_pack("{s:s, s:I, s:s, s:s}", "id", id, "exp", (json_int_t)(now + TOKEN_TTL_MS), "name", name,
-                               "mime", mime);
+    json_t *claims =
+        json_pack("{s:s, s:I, s:s, s:s}", "id", id, "exp", (json_int_t)now + TOKEN_TTL_MS, "name", name, "mime", mime);
     if (meta_text) json_object_set(claims, "meta", md);
     char *tok = token_make(srv, claims);
     buf_t up = BUF_INIT;

@@ -39,11 +39,11 @@
 #define DOC_MAX (128 * 1024)               /* a conversation's document, as JSON */
 #define SET_MAX 500                        /* shut-up list, blacklist (as im_conv_sets.c) */
 #define ROLES_MAX 1000
-#define SUBSCRIBERS_MAX 10000              /* per line; send more lines without replace */
+#define SUBSCRIBERS_MAX 10000 /* per line; send more lines without replace */
 #define MENTIONS_MAX 100
-#define CHANNELS_MAX 100                   /* as rest_installations.c */
+#define CHANNELS_MAX 100 /* as rest_installations.c */
 #define TOKEN_MAX 256
-#define FILE_META_MAX 8192                 /* X-Tern-Meta and a file record's metaData */
+#define FILE_META_MAX 8192 /* X-Tern-Meta and a file record's metaData */
 #define RECALLED "{\"_lctype\":-127}"
 
 static atomic_int inflight;
@@ -60,7 +60,7 @@ typedef struct {
   int status; /* a refusal of the whole request, found while parsing */
   char error[160];
   size_t cap;
-  json_t *skipped; /* [{line, id, reason}] of lines refused while parsing */
+  json_t *skipped;           /* [{line, id, reason}] of lines refused while parsing */
   size_t applied, unchanged; /* file records, done while parsing */
 } import_req_t;
 
@@ -200,8 +200,8 @@ static char **ids_of(json_t *a, size_t max, size_t *n, const char **why) {
 /* ---------------------------------------------------------------- records → ops */
 
 /* Keys the server keeps in columns or computes, never in a conversation's document. */
-static const char *const conv_columns[] = {"type", "objectId", "createdAt", "updatedAt", "lm",  "m",
-                                           "temporary", "expireAt", "conv_type", "temp", "ttl", NULL};
+static const char *const conv_columns[] = {"type",      "objectId", "createdAt", "updatedAt", "lm",  "m",
+                                           "temporary", "expireAt", "conv_type", "temp",      "ttl", NULL};
 
 static const char *parse_conv(import_req_t *q, json_t *o, import_op_t *op) {
   const tern_config_t *cfg = q->srv->cfg;
@@ -211,8 +211,9 @@ static const char *parse_conv(import_req_t *q, json_t *o, import_op_t *op) {
       temp = json_is_true(json_object_get(o, "temporary"));
   if (room + sys + temp > 1) return "tr, sys and temporary exclude each other";
   int64_t now = now_ms(), created = 0, updated = 0, lm = 0, expire = 0; /* 0: the stored one, else now */
-  if (time_of(json_object_get(o, "createdAt"), &created) < 0 || time_of(json_object_get(o, "updatedAt"), &updated) < 0 ||
-      time_of(json_object_get(o, "lm"), &lm) < 0 || time_of(json_object_get(o, "expireAt"), &expire) < 0)
+  if (time_of(json_object_get(o, "createdAt"), &created) < 0 ||
+      time_of(json_object_get(o, "updatedAt"), &updated) < 0 || time_of(json_object_get(o, "lm"), &lm) < 0 ||
+      time_of(json_object_get(o, "expireAt"), &expire) < 0)
     return "createdAt, updatedAt, lm and expireAt are Dates, ISO-8601 strings or ms";
   if (temp && expire <= now) return "a temporary conversation needs an expireAt in the future";
   const char *creator = json_string_value(json_object_get(o, "c"));
@@ -358,7 +359,8 @@ static const char *parse_installation(json_t *o, import_op_t *op) {
   if (!type || !*type || strlen(type) > 32) return "deviceType is required (ios, android, …)";
   const char *tok = token_of(o, type);
   size_t tl = tok ? strlen(tok) : 0;
-  if (tl == 0 || tl > TOKEN_MAX) return "a deviceToken (ios) or installationId / registrationId of 1 to 256 characters is required";
+  if (tl == 0 || tl > TOKEN_MAX)
+    return "a deviceToken (ios) or installationId / registrationId of 1 to 256 characters is required";
   for (size_t i = 0; i < tl; i++)
     if ((unsigned char)tok[i] <= ' ' || tok[i] == 0x7f) return "a device token has no spaces or control characters";
   json_t *badge = json_object_get(o, "badge");
@@ -495,9 +497,14 @@ static const char *parse_line(import_req_t *q, json_t *o, int line) {
   static const struct {
     const char *name;
     int type;
-  } types[] = {{"conversation", IMP_CONV},     {"member_roles", IMP_ROLES}, {"shutup", IMP_SHUTUP},
-               {"blacklist", IMP_BLOCK},       {"subscribers", IMP_SUBSCRIBERS}, {"message", IMP_MSG},
-               {"installation", IMP_INSTALLATION}, {"mutes", IMP_MUTES}};
+  } types[] = {{"conversation", IMP_CONV},
+               {"member_roles", IMP_ROLES},
+               {"shutup", IMP_SHUTUP},
+               {"blacklist", IMP_BLOCK},
+               {"subscribers", IMP_SUBSCRIBERS},
+               {"message", IMP_MSG},
+               {"installation", IMP_INSTALLATION},
+               {"mutes", IMP_MUTES}};
   int t = 0;
   for (size_t i = 0; i < sizeof types / sizeof types[0] && !t; i++)
     if (strcmp(type, types[i].name) == 0) t = types[i].type;
@@ -669,7 +676,8 @@ static void import_done(task_t *t) {
   import_req_t *q = (import_req_t *)t;
   im_worker_t *w = q->w->imw;
   if (q->j.n && q->j.job.result < 0) {
-    req_answer(q, 500, json_pack("{s:i, s:s}", "code", 1, "error", "the import could not be stored; nothing of it was"));
+    req_answer(q, 500,
+               json_pack("{s:i, s:s}", "code", 1, "error", "the import could not be stored; nothing of it was"));
     return;
   }
   /* the cache follows: new keys beyond the imported ones, the flag that sends ids to msg_ext */
@@ -691,7 +699,10 @@ static void import_done(task_t *t) {
     if (op->outcome == IMP_APPLIED) applied++;
     else if (op->outcome == IMP_UNCHANGED) unchanged++;
     else
-      skipped(q->skipped, op->line, op->type == IMP_MSG ? op->mid : op->type == IMP_INSTALLATION ? op->inst->id : op->cid,
+      skipped(q->skipped, op->line,
+              op->type == IMP_MSG            ? op->mid
+              : op->type == IMP_INSTALLATION ? op->inst->id
+                                             : op->cid,
               op->reason ? op->reason : "not applied");
     if (op->outcome == IMP_APPLIED && op->type != IMP_MSG && op->type != IMP_INSTALLATION &&
         !str_eq(last_refreshed, op->cid)) {
@@ -880,11 +891,12 @@ void rest_import_file(conn_t *c, const http_req_t *r) {
   int64_t ms = now_ms();
   json_t *cm = meta_s ? json_loads_capped(meta_s, 0, NULL) : NULL;
   const char *why = NULL;
-  if (!probe || !file_name_ok(name)) why = "X-Tern-File-Name: 1 to 1024 bytes of percent-encoded UTF-8, no control characters";
+  if (!probe || !file_name_ok(name))
+    why = "X-Tern-File-Name: 1 to 1024 bytes of percent-encoded UTF-8, no control characters";
   json_decref(probe);
   if (!why && created) {
     json_t *cv = strspn(created, "0123456789") == strlen(created) ? json_integer(strtoll(created, NULL, 10))
-                                                                   : json_string(created);
+                                                                  : json_string(created);
     if (time_of(cv, &ms) <= 0) why = "X-Tern-Created-At: an ISO-8601 time or ms";
     json_decref(cv);
   }

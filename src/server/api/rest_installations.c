@@ -74,8 +74,8 @@ static const char *apply(json_t *doc, json_t *changes) {
       json_t *out = json_array();
       size_t i;
       json_t *x;
-      json_array_foreach(cur, i, x) if (strcmp(op, "Remove") || !array_has(objs, x)) json_array_append(out, x);
-      if (strcmp(op, "Remove"))
+      json_array_foreach(cur, i, x) if (strcmp(op, "Remove") != 0 || !array_has(objs, x)) json_array_append(out, x);
+      if (strcmp(op, "Remove") != 0)
         json_array_foreach(objs, i, x) if (!strcmp(op, "Add") || !array_has(out, x)) json_array_append(out, x);
       json_object_set_new(doc, k, out);
     } else {
@@ -149,7 +149,8 @@ static void bind_channels(conn_t *c, const http_req_t *r, job_installation_t *j,
     if (bind) {
       j->channels[k++] = j->channels[i];
     } else {
-      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)", ch);
+      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)",
+             ch);
       free(j->channels[i]);
     }
   }
@@ -279,8 +280,8 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
     snprintf(loc, sizeof loc, "Location: /1.1/installations/%s\r\n", j->id);
     stored_submit(c, j, 201, json_pack("{s:s, s:s}", "objectId", j->id, "createdAt", created), loc);
   } else {
-    stored_submit(c, j, 200, json_pack("{s:s, s:s, s:s}", "objectId", j->id, "createdAt", created, "updatedAt", updated),
-                  NULL);
+    stored_submit(c, j, 200,
+                  json_pack("{s:s, s:s, s:s}", "objectId", j->id, "createdAt", created, "updatedAt", updated), NULL);
   }
   json_decref(doc);
   json_decref(body);

@@ -9,9 +9,9 @@
 #include "base64.h"
 #include "err.h"
 #include "jsonlim.h"
+#include "rest_rtm.h"
 #include "timeutil.h"
 #include "utf8.h"
-#include "rest_rtm.h"
 
 /* ---------------------------------------------------------------- messages */
 
@@ -25,7 +25,7 @@ static int priority_of(const char *p) {
 /* The message a REST body carries: a string, or an object sent as its JSON text. */
 static char *message_text(json_t *body) {
   json_t *message = json_object_get(body, "message");
-  return json_is_string(message) ? xstrdup(json_string_value(message))
+  return json_is_string(message)   ? xstrdup(json_string_value(message))
          : json_is_object(message) ? json_dumps(message, JSON_COMPACT)
                                    : NULL;
 }
@@ -47,9 +47,12 @@ static void send_message(conn_t *c, const http_req_t *r, int mode, int global) {
   char *text = message_text(body);
   json_t *pd = json_object_get(body, "push_data");
   if (!pd) pd = json_object_get(body, "push");
-  char *push_data = json_is_object(pd) ? json_dumps(pd, JSON_COMPACT) : json_is_string(pd) ? xstrdup(json_string_value(pd)) : NULL;
+  char *push_data = json_is_object(pd)   ? json_dumps(pd, JSON_COMPACT)
+                    : json_is_string(pd) ? xstrdup(json_string_value(pd))
+                                         : NULL;
   size_t nm = 0, nto = 0;
-  char **mentions = json_is_object(body) ? rest_string_array(json_object_get(body, "mention_client_ids"), 20, &nm) : NULL;
+  char **mentions =
+      json_is_object(body) ? rest_string_array(json_object_get(body, "mention_client_ids"), 20, &nm) : NULL;
   char **to = json_is_object(body) ? rest_string_array(json_object_get(body, "to_clients"), 20, &nto) : NULL;
   im_worker_t *w = c->w->imw;
   int sys = rest_path_kind(r) == CONV_SYSTEM;
@@ -77,12 +80,17 @@ static void send_message(conn_t *c, const http_req_t *r, int mode, int global) {
     if (conv) {
       im_done_t d;
       /* a REST message to a chat room is never copied to the sender's own sessions */
-      rest_msg_t msg = {.data = (const uint8_t *)text, .len = strlen(text),
+      rest_msg_t msg = {.data = (const uint8_t *)text,
+                        .len = strlen(text),
                         .transient = json_is_true(json_object_get(body, "transient")),
                         .no_sync = json_is_true(json_object_get(body, "no_sync")) || conv->kind == CONV_ROOM,
                         .priority = priority_of(json_string_value(json_object_get(body, "priority"))),
-                        .mention_all = json_is_true(json_object_get(body, "mention_all")), .mentions = mentions,
-                        .nm = nm, .push_data = push_data, .to = to, .nto = nto};
+                        .mention_all = json_is_true(json_object_get(body, "mention_all")),
+                        .mentions = mentions,
+                        .nm = nm,
+                        .push_data = push_data,
+                        .to = to,
+                        .nto = nto};
       im_rest_send(w, conv, from, &msg, rest_done(rest_wait(c, rest_shape_copy, conv->cid), &d));
     }
   }
@@ -108,11 +116,12 @@ static void patch_message(conn_t *c, const http_req_t *r, int recall) {
   json_t *body = rest_body_json(r);
   const char *from = json_string_value(json_object_get(body, "from_client"));
   json_t *message = json_object_get(body, "message");
-  char *text = json_is_string(message) ? xstrdup(json_string_value(message))
+  char *text = json_is_string(message)   ? xstrdup(json_string_value(message))
                : json_is_object(message) ? json_dumps(message, JSON_COMPACT)
                                          : NULL;
   if (!json_is_object(body) || !from || (!recall && !text)) {
-    rest_bad(c, r, recall ? "from_client (the sender) is required" : "from_client (the sender) and message are required");
+    rest_bad(c, r,
+             recall ? "from_client (the sender) is required" : "from_client (the sender) and message are required");
   } else if (rest_client_id_ok(c, r, from, "from_client")) {
     conv_t *conv = rest_path_conv(c, r);
     if (conv) {
@@ -164,11 +173,11 @@ void rest_history(conn_t *c, const http_req_t *r) {
   if (limit > 1000) limit = 1000;
   json_t *arr;
   /* …/subscribers/:client_id/messages: what that subscriber may read */
-  if (im_rest_history(c->w->imw, conv, viewer, msgid, rest_qint(r, "timestamp", 0), till, rest_qint(r, "till_timestamp", 0),
-                      rest_qbool(r, "include_start"), rest_qbool(r, "include_stop"), rest_qbool(r, "reversed"), limit, &arr) < 0)
+  if (im_rest_history(c->w->imw, conv, viewer, msgid, rest_qint(r, "timestamp", 0), till,
+                      rest_qint(r, "till_timestamp", 0), rest_qbool(r, "include_start"), rest_qbool(r, "include_stop"),
+                      rest_qbool(r, "reversed"), limit, &arr) < 0)
     http_respond_error(c, r, 500, 1, "history failed");
-  else
-    http_respond_json(c, r, 200, arr);
+  else http_respond_json(c, r, 200, arr);
   free(msgid);
   free(till);
   conv_release(conv);
@@ -208,7 +217,7 @@ typedef struct {
   app_logs_req_t q;
   char *sender, *lo_mid, *hi_mid;
   int lo_ext, hi_ext; /* the bound's id may be an imported one: find its key */
-  json_t *out; /* NULL: the read failed */
+  json_t *out;        /* NULL: the read failed */
 } app_hist_t;
 
 /* An imported message's id encodes no key: its mapping gives it, else the time alone. */
@@ -242,10 +251,8 @@ static void app_hist_after(uv_work_t *wk, int status) {
   conn_t *c = handle_table_get(&h->w->conns, h->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
-    if (h->out)
-      http_respond_json(c, r, 200, json_incref(h->out));
-    else
-      http_respond_error(c, r, 500, 1, "history failed");
+    if (h->out) http_respond_json(c, r, 200, json_incref(h->out));
+    else http_respond_error(c, r, 500, 1, "history failed");
     http_resume(c);
   }
   json_decref(h->out);
@@ -317,10 +324,8 @@ void rest_app_history(conn_t *c, const http_req_t *r) {
 static conv_t *query_service_conv(conn_t *c, const http_req_t *r) {
   char *cid = http_query_param(r, "conv_id");
   conv_t *conv = NULL;
-  if (!cid || !*cid)
-    rest_bad(c, r, "conv_id (a service conversation) is required");
-  else
-    conv = rest_find_conv(c, r, cid, CONV_SYSTEM);
+  if (!cid || !*cid) rest_bad(c, r, "conv_id (a service conversation) is required");
+  else conv = rest_find_conv(c, r, cid, CONV_SYSTEM);
   free(cid);
   return conv;
 }
@@ -342,8 +347,7 @@ void rest_broadcast_list(conn_t *c, const http_req_t *r) {
     http_respond_error(c, r, 500, 1, "history failed");
   } else {
     json_t *page = json_array();
-    for (size_t i = (size_t)skip; i < json_array_size(arr); i++)
-      json_array_append(page, json_array_get(arr, i));
+    for (size_t i = (size_t)skip; i < json_array_size(arr); i++) json_array_append(page, json_array_get(arr, i));
     json_decref(arr);
     http_respond_json(c, r, 200, page);
   }

@@ -77,10 +77,8 @@ static void ready_answer(ready_t *rd, int timed_out) {
 
 static void ready_maybe(ready_t *rd) {
   if (rd->answered) return;
-  if (rd->store_done && !rd->store_ok)
-    ready_answer(rd, 0); /* no need to wait for the workers */
-  else if (rd->store_done && rd->pings_back == rd->nworkers)
-    ready_answer(rd, 0);
+  /* the store is done: failed (no need to wait for the workers), or every worker answered */
+  if (rd->store_done && (!rd->store_ok || rd->pings_back == rd->nworkers)) ready_answer(rd, 0);
 }
 
 static void ready_store_done(task_t *t) {
@@ -191,10 +189,8 @@ static void backup_work(uv_work_t *wk) {
     log_at(LOG_ERROR, "backup: copying %s: %s", src, strerror(-rc));
     return backup_fail(j, 500, "app.json could not be copied (see the server's log)");
   }
-  if (*cfg->files_dir)
-    snprintf(src, sizeof src, "%s", cfg->files_dir);
-  else
-    snprintf(src, sizeof src, "%s/files", cfg->data_dir);
+  if (*cfg->files_dir) snprintf(src, sizeof src, "%s", cfg->files_dir);
+  else snprintf(src, sizeof src, "%s/files", cfg->data_dir);
   snprintf(path, sizeof path, "%s/files", j->to);
   if ((rc = fs_copy_tree(src, path, &j->nfiles, &j->file_bytes)) < 0) {
     log_at(LOG_ERROR, "backup: copying %s: %s", src, strerror(-rc));
@@ -222,8 +218,7 @@ static void backup_after(uv_work_t *wk, int status) {
   conn_t *c = handle_table_get(&j->w->conns, j->conn);
   const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
   if (r) {
-    if (j->status != 200)
-      http_respond_error(c, r, j->status, j->status, j->error);
+    if (j->status != 200) http_respond_error(c, r, j->status, j->status, j->error);
     else
       http_respond_json(c, r, 200,
                         json_pack("{s:s, s:I, s:I, s:I, s:I}", "to", j->to, "database_bytes", (json_int_t)j->db_bytes,

@@ -152,9 +152,9 @@ json_t *rest_shape_copy(void *ctx, json_t *result) { return json_deep_copy(resul
 /* A page size from ?limit: default def, at most max. */
 int rest_page_limit(const http_req_t *r, int def, int max) {
   char *v = http_query_param(r, "limit");
-  int n = v && *v ? atoi(v) : def;
+  long long n = v && *v ? strtoll(v, NULL, 10) : def; /* not atoi: past int it is max, not undefined */
   free(v);
-  return n < 1 ? def : n > max ? max : n;
+  return n < 1 ? def : n > max ? max : (int)n;
 }
 
 /* A JSON array of at most max non-empty strings as a borrowed C array (n set), or NULL
@@ -196,28 +196,30 @@ int rest_qbool(const http_req_t *r, const char *key) {
  * client's unread count (the app key only with that client's session token: LeanCloud let
  * the app key alone read anyone's). */
 
-#define CONV_ROUTES(prefix)                                                                   \
-  {HTTP_POST, prefix, rest_conv_create}, {HTTP_GET, prefix, rest_conv_list},                  \
-      {HTTP_GET, prefix "/:cid", rest_conv_get}, {HTTP_PUT, prefix "/:cid", rest_conv_update}, \
-      {HTTP_DELETE, prefix "/:cid", rest_conv_delete},                                          \
-      {HTTP_POST, prefix "/:cid/messages", rest_send}, {HTTP_GET, prefix "/:cid/messages", rest_history},       \
-      {HTTP_PUT, prefix "/:cid/messages/:mid", rest_edit}, {HTTP_PUT, prefix "/:cid/messages/:mid/recall", rest_recall}, \
-      {HTTP_DELETE, prefix "/:cid/messages/:mid", rest_delete_message},                         \
-      {HTTP_POST, prefix "/:cid/blacklists", rest_block_add},                                   \
-      {HTTP_DELETE, prefix "/:cid/blacklists", rest_block_remove},                              \
-      {HTTP_GET, prefix "/:cid/blacklists", rest_block_list}
+#define CONV_ROUTES(prefix)                                                                                            \
+  {HTTP_POST, prefix, rest_conv_create}, {HTTP_GET, prefix, rest_conv_list},                                           \
+      {HTTP_GET, prefix "/:cid", rest_conv_get}, {HTTP_PUT, prefix "/:cid", rest_conv_update},                         \
+      {HTTP_DELETE, prefix "/:cid", rest_conv_delete}, {HTTP_POST, prefix "/:cid/messages", rest_send},                \
+      {HTTP_GET, prefix "/:cid/messages", rest_history}, {HTTP_PUT, prefix "/:cid/messages/:mid", rest_edit},          \
+      {HTTP_PUT, prefix "/:cid/messages/:mid/recall", rest_recall},                                                    \
+      {HTTP_DELETE, prefix "/:cid/messages/:mid", rest_delete_message},                                                \
+      {HTTP_POST, prefix "/:cid/blacklists", rest_block_add},                                                          \
+      {HTTP_DELETE, prefix "/:cid/blacklists", rest_block_remove}, {                                                   \
+    HTTP_GET, prefix "/:cid/blacklists", rest_block_list                                                               \
+  }
 
 /* shut-up and roles: normal conversations and chat rooms (§7.1, §7.2) */
-#define MODERATION_ROUTES(prefix)                                                   \
-  {HTTP_POST, prefix "/:cid/permanent-silenceds", rest_silence_add},                \
-      {HTTP_DELETE, prefix "/:cid/permanent-silenceds", rest_silence_remove},       \
-      {HTTP_GET, prefix "/:cid/permanent-silenceds", rest_silence_list},            \
-      {HTTP_POST, prefix "/:cid/temporary-silenceds", rest_temp_silence},           \
-      {HTTP_DELETE, prefix "/:cid/temporary-silenceds", rest_temp_unsilence},       \
-      {HTTP_POST, prefix "/:cid/member-infos", rest_info_set},                      \
-      {HTTP_GET, prefix "/:cid/member-infos", rest_info_list},                      \
-      {HTTP_PUT, prefix "/:cid/member-infos/:info_id", rest_info_set},              \
-      {HTTP_DELETE, prefix "/:cid/member-infos/:info_id", rest_info_delete}
+#define MODERATION_ROUTES(prefix)                                                                                      \
+  {HTTP_POST, prefix "/:cid/permanent-silenceds", rest_silence_add},                                                   \
+      {HTTP_DELETE, prefix "/:cid/permanent-silenceds", rest_silence_remove},                                          \
+      {HTTP_GET, prefix "/:cid/permanent-silenceds", rest_silence_list},                                               \
+      {HTTP_POST, prefix "/:cid/temporary-silenceds", rest_temp_silence},                                              \
+      {HTTP_DELETE, prefix "/:cid/temporary-silenceds", rest_temp_unsilence},                                          \
+      {HTTP_POST, prefix "/:cid/member-infos", rest_info_set},                                                         \
+      {HTTP_GET, prefix "/:cid/member-infos", rest_info_list},                                                         \
+      {HTTP_PUT, prefix "/:cid/member-infos/:info_id", rest_info_set}, {                                               \
+    HTTP_DELETE, prefix "/:cid/member-infos/:info_id", rest_info_delete                                                \
+  }
 
 const rest_route_t rest_rtm_routes[] = {
     CONV_ROUTES("/1.2/rtm/conversations"),

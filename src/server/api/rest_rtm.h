@@ -22,8 +22,8 @@
 
 /* ---- requests */
 
-int rest_path_kind(const http_req_t *r);          /* the conversation kind the path prefix serves */
-json_t *rest_body_json(const http_req_t *r);      /* the body parsed ({} when empty), NULL if not JSON */
+int rest_path_kind(const http_req_t *r);                        /* the conversation kind the path prefix serves */
+json_t *rest_body_json(const http_req_t *r);                    /* the body parsed ({} when empty), NULL if not JSON */
 void rest_bad(conn_t *c, const http_req_t *r, const char *msg); /* 400, code 107 */
 /* A protocol error as HTTP: 404 for unknown conversations and messages, 403 for another's
  * message, 500 for storage, else 400; the message is detail or the code's NAME. */
@@ -43,8 +43,8 @@ char **rest_client_ids(conn_t *c, const http_req_t *r, json_t *body, size_t *n);
  * NULL when it is anything else. */
 char **rest_string_array(json_t *a, size_t max, size_t *n);
 int64_t rest_qint(const http_req_t *r, const char *key, int64_t def); /* query parameters */
-int rest_qbool(const http_req_t *r, const char *key);                /* "true" or "1" */
-int rest_page_limit(const http_req_t *r, int def, int max);         /* ?limit within 1..max */
+int rest_qbool(const http_req_t *r, const char *key);                 /* "true" or "1" */
+int rest_page_limit(const http_req_t *r, int def, int max);           /* ?limit within 1..max */
 
 /* ---- deferred answers */
 
@@ -64,9 +64,9 @@ rest_wait_t *rest_wait(conn_t *c, json_t *(*shape)(void *, json_t *), const char
  * resumes the connection if it is still there, frees wt. An im_done_t function. */
 void rest_answer(im_worker_t *w, void *wt, int code, json_t *result);
 const im_done_t *rest_done(rest_wait_t *wt, im_done_t *d); /* fills d to call rest_answer */
-json_t *rest_shape_updated(void *wt, json_t *result);       /* {"updatedAt", "objectId": cid} */
-json_t *rest_shape_empty(void *wt, json_t *result);         /* {} */
-json_t *rest_shape_copy(void *wt, json_t *result);          /* the result itself */
+json_t *rest_shape_updated(void *wt, json_t *result);      /* {"updatedAt", "objectId": cid} */
+json_t *rest_shape_empty(void *wt, json_t *result);        /* {} */
+json_t *rest_shape_copy(void *wt, json_t *result);         /* the result itself */
 
 /* ---- handlers (the table in rest_rtm.c) */
 

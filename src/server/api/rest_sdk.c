@@ -26,9 +26,9 @@ static void info_each(void *arg, const member_info_t *mi) {
   char created[ISO_LEN + 1], updated[ISO_LEN + 1];
   iso_format(mi->created_at, created);
   iso_format(mi->updated_at, updated);
-  json_array_append_new(a->results, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "objectId", mi->info_id, "cid", a->cid,
-                                              "clientId", mi->client, "role", mi->role, "createdAt", created,
-                                              "updatedAt", updated));
+  json_array_append_new(a->results,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "objectId", mi->info_id, "cid", a->cid, "clientId",
+                                  mi->client, "role", mi->role, "createdAt", created, "updatedAt", updated));
 }
 
 typedef struct {
@@ -42,7 +42,8 @@ static void notif_each(void *arg, int64_t ts, const char *body) {
   if (!n) return;
   if (a->swift) {
     char op[64];
-    snprintf(op, sizeof op, "%s", json_string_value(json_object_get(n, "op")) ? json_string_value(json_object_get(n, "op")) : "");
+    snprintf(op, sizeof op, "%s",
+             json_string_value(json_object_get(n, "op")) ? json_string_value(json_object_get(n, "op")) : "");
     for (char *p = op; *p; p++)
       if (*p == '_') *p = '-';
     json_object_set_new(n, "op", json_string(op));

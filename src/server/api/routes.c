@@ -8,11 +8,11 @@
 #include "http.h"
 #include "im_internal.h"
 #include "log.h"
-#include "timeutil.h"
 #include "metrics.h"
 #include "out.h"
 #include "rest.h"
 #include "store.h"
+#include "timeutil.h"
 #include "web.h"
 #include "worker.h"
 
@@ -52,7 +52,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
   buf_t b = BUF_INIT;
   size_t conns = 0;
   for (int i = 0; i < srv->nworkers; i++)
-    conns += srv->workers[i]->nconns; /* each read is one word: fine */
+    conns += atomic_load_explicit(&srv->workers[i]->nconns, memory_order_relaxed); /* another worker's count */
   buf_printf(&b,
              "# HELP tern_connections Open client connections.\n# TYPE tern_connections gauge\ntern_connections %zu\n",
              conns);
@@ -64,11 +64,11 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "# HELP tern_room_drops_total Chat-room messages shed for congested recipients.\n"
              "# TYPE tern_room_drops_total counter\ntern_room_drops_total %zu\n",
              atomic_load(&im->room_drops));
-  buf_printf(&b,
-             "# HELP tern_worker_connections_accepted_total Connections each worker accepted.\n"
-             "# TYPE tern_worker_connections_accepted_total counter\n");
+  buf_printf(&b, "# HELP tern_worker_connections_accepted_total Connections each worker accepted.\n"
+                 "# TYPE tern_worker_connections_accepted_total counter\n");
   for (int i = 0; i < srv->nworkers; i++)
-    buf_printf(&b, "tern_worker_connections_accepted_total{worker=\"%d\"} %zu\n", i, srv->workers[i]->accepted);
+    buf_printf(&b, "tern_worker_connections_accepted_total{worker=\"%d\"} %zu\n", i,
+               atomic_load_explicit(&srv->workers[i]->accepted, memory_order_relaxed));
   buf_printf(&b,
              "# HELP tern_connections_refused_total Connections refused at accept (max_conns_per_ip: ip, "
              "max_conns: server).\n"
@@ -258,7 +258,7 @@ size_t routes_head(conn_t *c, http_req_t *r) {
   if (r->method == HTTP_OPTIONS) return HTTP_MAX_BODY; /* a preflight: no route, no keys */
   const route_t *rt = find_route(r, &r->route_known);
   r->route = rt;
-  if (!rt) return HTTP_MAX_BODY; /* 404 / 405 in turn */
+  if (!rt) return HTTP_MAX_BODY;           /* 404 / 405 in turn */
   route_match(rt->path, route_path(r), r); /* the parameters: auth may need :client_id, :id */
   if (rest_authorize(c, r, rt->auth) < 0) return 0;
   if (!rt->body_limit) return HTTP_MAX_BODY;

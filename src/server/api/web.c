@@ -33,12 +33,18 @@ struct web {
 static const struct {
   const char *ext, *type;
 } TYPES[] = {
-    {"html", "text/html; charset=utf-8"},  {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"}, {"css", "text/css; charset=utf-8"},
-    {"json", "application/json"},          {"map", "application/json"},
-    {"svg", "image/svg+xml"},              {"png", "image/png"},
-    {"ico", "image/x-icon"},               {"woff2", "font/woff2"},
-    {"txt", "text/plain; charset=utf-8"},  {"webmanifest", "application/manifest+json"},
+    {"html", "text/html; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"svg", "image/svg+xml"},
+    {"png", "image/png"},
+    {"ico", "image/x-icon"},
+    {"woff2", "font/woff2"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"webmanifest", "application/manifest+json"},
 };
 
 static const char *type_of(const char *name) {
@@ -182,7 +188,7 @@ static int plain_path(const char *p) {
              ch == '_' || ch == '.' || ch == '~' || ch == '/';
     if (!ok) return 0;
   }
-  for (const char *seg = p + 1;; ) {
+  for (const char *seg = p + 1;;) {
     size_t n = strcspn(seg, "/");
     if ((n == 0 && seg[n]) || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) return 0;
     if (!seg[n]) break;
@@ -202,8 +208,8 @@ static const char *plain_host(const http_req_t *r) {
   const char *h = http_header(r, "Host");
   if (!h || !*h || strlen(h) > 255) return NULL;
   for (const char *s = h; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
-          *s == '-' || *s == ':' || *s == '[' || *s == ']'))
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' ||
+          *s == ':' || *s == '[' || *s == ']'))
       return NULL;
   return h;
 }

@@ -29,7 +29,7 @@ typedef struct {
 #define DEF_INT_BOOL(d) (long)(intptr_t)(d)
 
 static const option_t options[] = {
-#define X(name, type, def, min, max, help) \
+#define X(name, type, def, min, max, help)                                                                             \
   {#name, T_##type, DEF_STR_##type(def), DEF_INT_##type(def), min, max, help, offsetof(tern_config_t, name)},
     TERN_OPTIONS(X)
 #undef X
@@ -55,10 +55,10 @@ static const option_t *lookup(const char *name) {
  * workers' threads (which config_reload's caller holds still), never copied at start. The
  * rest (addresses, keys, storage, hooks, push) need a restart. */
 static const char *const reloadable[] = {
-    "log_level",      "log_file",         "log_frames",    "log_format",     "metrics_token",    "max_conn_rate",  "max_client_rate",
-    "max_conns_per_ip", "max_conns",      "max_sessions_per_conn", "output_limit", "output_limit_ip",
-    "output_limit_total", "max_frame",    "max_message",   "max_file_size",  "max_members",
-    "idle_timeout",   "login_timeout",
+    "log_level",     "log_file",        "log_frames",         "log_format",    "metrics_token",
+    "max_conn_rate", "max_client_rate", "max_conns_per_ip",   "max_conns",     "max_sessions_per_conn",
+    "output_limit",  "output_limit_ip", "output_limit_total", "max_frame",     "max_message",
+    "max_file_size", "max_members",     "idle_timeout",       "login_timeout",
 };
 
 int config_reloadable(const char *name) {
@@ -123,7 +123,8 @@ int config_set(tern_config_t *cfg, const char *name, const char *value, char *er
   if (o->type == T_BOOL) {
     if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on")) {
       *(int *)field = 1;
-    } else if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcasecmp(value, "off")) {
+    } else if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+               !strcasecmp(value, "off")) {
       *(int *)field = 0;
     } else {
       snprintf(err, errlen, "%s: expected a boolean, got \"%.40s\"", o->name, value);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 
 /* X(name, type, default, min, max, help) — type is STR, INT or BOOL; min/max bound INT. */
+/* a hand-laid table, one row a line however long: clang-format leaves it alone */
+// clang-format off
 #define TERN_OPTIONS(X)                                                                              \
   X(config, STR, "", 0, 0, "config file to read (name = value lines, # comments)")                 \
   X(listen, STR, "127.0.0.1:8080", 0, 0, "host:port for WebSocket, router and REST")               \
@@ -89,6 +91,7 @@
   X(log_frames, BOOL, 0, 0, 1, "log every decoded frame at debug level")                            \
   X(trusted_proxies, STR, "", 0, 0, "comma-separated addresses or CIDRs (10.0.0.0/8, ::1) of reverse proxies whose X-Forwarded-For is believed: a request through one is logged and limited per IP as the client it names") \
   X(metrics_token, STR, "", 0, 0, "bearer token that may read /metrics besides the master key (Authorization: Bearer <token>); empty: the master key only")
+// clang-format on
 
 typedef struct {
 #define X(name, type, def, min, max, help) CONFIG_FIELD_##type(name)

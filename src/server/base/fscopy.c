@@ -47,10 +47,8 @@ int fs_copy_file(const char *src, const char *dst, int64_t *bytes) {
   if (close(out) < 0 && !rc) rc = -errno;
   close(in);
   if (!rc && rename(tmp, dst) < 0) rc = -errno;
-  if (rc)
-    unlink(tmp);
-  else if (bytes)
-    *bytes += total;
+  if (rc) unlink(tmp);
+  else if (bytes) *bytes += total;
   return rc;
 }
 
@@ -102,10 +100,8 @@ int fs_copy_tree(const char *src, const char *dst, long *nfiles, int64_t *bytes)
       rc = fs_copy_tree(from, to, nfiles, bytes);
     } else if (S_ISREG(st.st_mode)) {
       rc = fs_copy_file(from, to, bytes);
-      if (rc == -ENOENT)
-        rc = 0;
-      else if (!rc && nfiles)
-        (*nfiles)++;
+      if (rc == -ENOENT) rc = 0;
+      else if (!rc && nfiles) (*nfiles)++;
     }
   }
   closedir(d);

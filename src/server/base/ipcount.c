@@ -13,7 +13,7 @@
 typedef struct ipcount_entry {
   struct ipcount_entry *next;
   long n;
-  _Atomic int64_t out; /* bytes queued to this address's connections */
+  _Atomic int64_t out;  /* bytes queued to this address's connections */
   _Atomic uint64_t top; /* largest queue << 16 | worker + 1 (0: none), one word so the pair stays whole */
   char ip[46];
 } entry_t;
@@ -56,12 +56,12 @@ ipcount_entry_t *ipcount_add(ipcount_t *t, const char *ip, long limit) {
   entry_t **pp = find(t, ip);
   if (!*pp) {
     *pp = xcalloc(1, sizeof **pp);
-    snprintf((*pp)->ip, sizeof (*pp)->ip, "%s", ip);
+    snprintf((*pp)->ip, sizeof(*pp)->ip, "%s", ip);
   }
   entry_t *e = *pp;
   if (limit > 0 && e->n >= limit) e = NULL;
   else e->n++;
-  if ((*pp)->n == 0) { /* refused its first: nothing to keep */
+  if (!e && (*pp)->n == 0) { /* refused its first: nothing to keep (and e is not it) */
     entry_t *gone = *pp;
     *pp = gone->next;
     free(gone);

@@ -37,12 +37,12 @@ typedef struct {
 struct im_link {
   const im_link_ops_t *ops;
   im_worker_t *imw;
-  uint64_t id;              /* handle in the worker's link table */
-  const char *ip;           /* peer address, for hooks and limits */
-  uint8_t proto_version;    /* 1 = push offline messages, 3 = unread notifications */
+  uint64_t id;           /* handle in the worker's link table */
+  const char *ip;        /* peer address, for hooks and limits */
+  uint8_t proto_version; /* 1 = push offline messages, 3 = unread notifications */
   uint8_t nsessions;
-  uint8_t base64;           /* lc.proto2base64.* framing (metrics by protocol) */
-  session_t *sessions;      /* in open order; the first is the default peer (protocol.md §1.6) */
+  uint8_t base64;      /* lc.proto2base64.* framing (metrics by protocol) */
+  session_t *sessions; /* in open order; the first is the default peer (protocol.md §1.6) */
   int64_t last_rx_ms;
   int64_t sessionless_since_ms; /* when the socket last had no session (login timeout) */
   bucket_t rate;                /* commands per second on this connection */

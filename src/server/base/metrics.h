@@ -22,39 +22,39 @@
 
 /* X(id, kind, name, labels, help) — kind is COUNTER, GAUGE or HIST; labels is the text
  * inside {…} or "". */
-#define TERN_METRICS(X)                                                                                              \
-  X(WS_PROTOBUF, GAUGE, "tern_ws_connections", "protocol=\"protobuf\"",                                            \
-    "Open WebSocket connections by framing (lc.protobuf2.* binary frames, lc.proto2base64.* text frames).")         \
-  X(WS_BASE64, GAUGE, "tern_ws_connections", "protocol=\"base64\"", "")                                             \
-  X(SESSIONS_PROTOBUF, GAUGE, "tern_sessions", "protocol=\"protobuf\"",                                             \
-    "Open client sessions (logins) by the framing of their WebSocket.")                                             \
-  X(SESSIONS_BASE64, GAUGE, "tern_sessions", "protocol=\"base64\"", "")                                             \
-  X(LOGINS_OK, COUNTER, "tern_logins_total", "result=\"ok\"",                                                       \
-    "session/open requests by result: ok, refused (session/closed: app, client id, signature, quota, conflict), "   \
-    "bad_token (an expired or invalid session token on reconnect).")                                                \
-  X(LOGINS_REFUSED, COUNTER, "tern_logins_total", "result=\"refused\"", "")                                         \
-  X(LOGINS_BAD_TOKEN, COUNTER, "tern_logins_total", "result=\"bad_token\"", "")                                     \
-  X(MESSAGES_IN, COUNTER, "tern_messages_in_total", "kind=\"stored\"",                                               \
-    "Messages accepted for delivery (from clients, the REST API and will messages) by kind: stored, or transient "  \
-    "(never stored).")                                                                                              \
-  X(MESSAGES_IN_TRANSIENT, COUNTER, "tern_messages_in_total", "kind=\"transient\"", "")                             \
-  X(MESSAGES_OUT, COUNTER, "tern_messages_out_total", "kind=\"stored\"",                                              \
-    "Messages delivered to sessions, one per receiving session (the fan-out of messages), by kind.")                \
-  X(MESSAGES_OUT_TRANSIENT, COUNTER, "tern_messages_out_total", "kind=\"transient\"", "")                           \
-  X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                            \
-    "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")       \
-  X(SEND_ACK, HIST, "tern_send_ack_seconds", "",                                                                    \
-    "From a message accepted for storage to its ack (the commit included; the _messageReceived hook not).")         \
-  X(DELIVERY, HIST, "tern_delivery_seconds", "",                                                                  \
-    "From a message accepted to its fan-out queued to every online recipient (stored: after the commit).")          \
-  X(COMMIT, HIST, "tern_store_commit_seconds", "", "One group commit of the store: BEGIN to COMMIT of a batch.")    \
-  X(COMMIT_BATCH, HISTC, "tern_store_commit_batch_size", "", "Write jobs in one group commit.")                     \
-  X(CHECKPOINTS, COUNTER, "tern_store_checkpoints_total", "",                                                       \
-    "WAL checkpoint rounds run (PASSIVE: each copies what it can without blocking writers).")                       \
-  X(PUSH, HIST, "tern_push_seconds", "", "One request to an offline-push provider, sent to answered (or failed).")  \
-  X(PUSH_ERRORS, COUNTER, "tern_push_errors_total", "",                                                             \
-    "Requests to offline-push providers that failed (transport error, timeout, or a refusing status).")             \
-  X(HTTP_REQUEST, HIST, "tern_http_request_seconds", "",                                                            \
+#define TERN_METRICS(X)                                                                                                \
+  X(WS_PROTOBUF, GAUGE, "tern_ws_connections", "protocol=\"protobuf\"",                                                \
+    "Open WebSocket connections by framing (lc.protobuf2.* binary frames, lc.proto2base64.* text frames).")            \
+  X(WS_BASE64, GAUGE, "tern_ws_connections", "protocol=\"base64\"", "")                                                \
+  X(SESSIONS_PROTOBUF, GAUGE, "tern_sessions", "protocol=\"protobuf\"",                                                \
+    "Open client sessions (logins) by the framing of their WebSocket.")                                                \
+  X(SESSIONS_BASE64, GAUGE, "tern_sessions", "protocol=\"base64\"", "")                                                \
+  X(LOGINS_OK, COUNTER, "tern_logins_total", "result=\"ok\"",                                                          \
+    "session/open requests by result: ok, refused (session/closed: app, client id, signature, quota, conflict), "      \
+    "bad_token (an expired or invalid session token on reconnect).")                                                   \
+  X(LOGINS_REFUSED, COUNTER, "tern_logins_total", "result=\"refused\"", "")                                            \
+  X(LOGINS_BAD_TOKEN, COUNTER, "tern_logins_total", "result=\"bad_token\"", "")                                        \
+  X(MESSAGES_IN, COUNTER, "tern_messages_in_total", "kind=\"stored\"",                                                 \
+    "Messages accepted for delivery (from clients, the REST API and will messages) by kind: stored, or transient "     \
+    "(never stored).")                                                                                                 \
+  X(MESSAGES_IN_TRANSIENT, COUNTER, "tern_messages_in_total", "kind=\"transient\"", "")                                \
+  X(MESSAGES_OUT, COUNTER, "tern_messages_out_total", "kind=\"stored\"",                                               \
+    "Messages delivered to sessions, one per receiving session (the fan-out of messages), by kind.")                   \
+  X(MESSAGES_OUT_TRANSIENT, COUNTER, "tern_messages_out_total", "kind=\"transient\"", "")                              \
+  X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                               \
+    "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")          \
+  X(SEND_ACK, HIST, "tern_send_ack_seconds", "",                                                                       \
+    "From a message accepted for storage to its ack (the commit included; the _messageReceived hook not).")            \
+  X(DELIVERY, HIST, "tern_delivery_seconds", "",                                                                       \
+    "From a message accepted to its fan-out queued to every online recipient (stored: after the commit).")             \
+  X(COMMIT, HIST, "tern_store_commit_seconds", "", "One group commit of the store: BEGIN to COMMIT of a batch.")       \
+  X(COMMIT_BATCH, HISTC, "tern_store_commit_batch_size", "", "Write jobs in one group commit.")                        \
+  X(CHECKPOINTS, COUNTER, "tern_store_checkpoints_total", "",                                                          \
+    "WAL checkpoint rounds run (PASSIVE: each copies what it can without blocking writers).")                          \
+  X(PUSH, HIST, "tern_push_seconds", "", "One request to an offline-push provider, sent to answered (or failed).")     \
+  X(PUSH_ERRORS, COUNTER, "tern_push_errors_total", "",                                                                \
+    "Requests to offline-push providers that failed (transport error, timeout, or a refusing status).")                \
+  X(HTTP_REQUEST, HIST, "tern_http_request_seconds", "",                                                               \
     "HTTP requests (REST, router, files), first byte to answer queued.")
 
 #define METRICS_NBOUNDS 17
@@ -72,7 +72,7 @@ typedef enum {
 #define X(id, kind, name, labels, help) M_##id, M_##id##_LAST_ = M_##id + METRICS_SLOTS_##kind - 1,
   TERN_METRICS(X)
 #undef X
-  M_ERRORS_BASE_, /* then one slot per protocol error code (LC_ERROR_MAP) and one for others,
+      M_ERRORS_BASE_, /* then one slot per protocol error code (LC_ERROR_MAP) and one for others,
                    * and as many again for login failures */
 } metric_t;
 

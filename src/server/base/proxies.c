@@ -51,8 +51,7 @@ int proxies_parse(const char *list, proxies_t **out, char *err, size_t errlen) {
   proxies_t *p = xcalloc(1, sizeof *p);
   const char *s = list ? list : "";
   while (*s) {
-    while (*s == ',' || *s == ' ' || *s == '\t')
-      s++;
+    while (*s == ',' || *s == ' ' || *s == '\t') s++;
     if (!*s) break;
     size_t len = strcspn(s, ", \t");
     char item[80];
@@ -115,13 +114,10 @@ int proxies_client(const proxies_t *p, const char *xff, char *out, size_t outlen
   const char *end = xff + strlen(xff);
   while (end > xff) {
     const char *start = end;
-    while (start > xff && start[-1] != ',')
-      start--;
+    while (start > xff && start[-1] != ',') start--;
     const char *a = start, *b = end;
-    while (a < b && (*a == ' ' || *a == '\t'))
-      a++;
-    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-      b--;
+    while (a < b && (*a == ' ' || *a == '\t')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
     char item[64];
     size_t len = (size_t)(b - a);
     if (len == 0 || len >= sizeof item) return 0;
@@ -132,10 +128,8 @@ int proxies_client(const proxies_t *p, const char *xff, char *out, size_t outlen
     if (!parse_addr(item, bin, &v4)) return 0; /* a name, a port, garbage: believe nothing */
     if (!match_bin(p, bin)) {
       /* normalised as the accept path writes addresses */
-      if (v4)
-        inet_ntop(AF_INET, bin + 12, out, (socklen_t)outlen);
-      else
-        inet_ntop(AF_INET6, bin, out, (socklen_t)outlen);
+      if (v4) inet_ntop(AF_INET, bin + 12, out, (socklen_t)outlen);
+      else inet_ntop(AF_INET6, bin, out, (socklen_t)outlen);
       return 1;
     }
     end = start > xff ? start - 1 : xff;

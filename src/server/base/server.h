@@ -45,15 +45,15 @@ typedef struct server {
   worker_t *workers[MAX_WORKERS];
   im_t *im;
   store_t *store;
-  ipcount_t *ips; /* open connections per peer address */
-  tls_ctx_t *tls; /* set when the listener speaks TLS */
-  files_t *files; /* uploaded files (files.c); NULL: the file endpoint answers 404 */
-  struct web *web; /* the console's and chat's assets (web.h); NULL: /console and /chat answer 404 */
-  proxies_t *proxies; /* trusted_proxies (proxies.h), parsed at start; NULL: none */
+  ipcount_t *ips;           /* open connections per peer address */
+  tls_ctx_t *tls;           /* set when the listener speaks TLS */
+  files_t *files;           /* uploaded files (files.c); NULL: the file endpoint answers 404 */
+  struct web *web;          /* the console's and chat's assets (web.h); NULL: /console and /chat answer 404 */
+  proxies_t *proxies;       /* trusted_proxies (proxies.h), parsed at start; NULL: none */
   const net_app_t *net_app; /* what the network layer calls above it (net.h); set before server_start */
   atomic_int stopping;
-  long nofile;          /* the open-files limit ternd runs with (raised to the hard one) */
-  atomic_long nconns;   /* open connections on every worker, refused ones included */
+  long nofile;        /* the open-files limit ternd runs with (raised to the hard one) */
+  atomic_long nconns; /* open connections on every worker, refused ones included */
   /* Output queues that outlived a flush, in bytes, over every worker (conn.c keeps it:
    * output_limit_total); and what was shed or refused, for /metrics. */
   atomic_llong out_queued;

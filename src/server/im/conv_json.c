@@ -36,8 +36,7 @@ json_t *conv_view_json(const conv_view_t *v) {
   }
   if (v->members) {
     json_t *m = json_array();
-    for (size_t i = 0; i < v->nmembers; i++)
-      json_array_append_new(m, json_string(v->members[i]));
+    for (size_t i = 0; i < v->nmembers; i++) json_array_append_new(m, json_string(v->members[i]));
     json_object_set_new(o, "m", m);
   }
   const msg_view_t *m = v->last;

@@ -286,10 +286,13 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   conv_t *fresh = conv_from_row(w->im, &row);
   conv_row_free(&row);
   c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
-  conv_release(fresh);
   pthread_mutex_lock(&c->mu);
   int gone = c->deleted;
   pthread_mutex_unlock(&c->mu);
+  /* our reference to fresh: when the cache took fresh, it holds one and c (== fresh) is
+   * ours, so this one is never the last and goes without the destroy check */
+  if (c == fresh) atomic_fetch_sub(&fresh->ref, 1);
+  else conv_release(fresh);
   if (gone) {
     conv_release(c);
     return NULL;

@@ -572,9 +572,10 @@ int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const cha
   int rc = sign_check(r->w->im->signer, text, t, n, s);
   free(text);
   if (rc == 0) return 0;
-  reply_error(r, code, rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
-                       : rc == TERN_EEXIST  ? "signature nonce already used"
-                                            : "signature does not match");
+  reply_error(r, code,
+              rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
+              : rc == TERN_EEXIST  ? "signature nonce already used"
+                                   : "signature does not match");
   return -1;
 }
 
@@ -616,7 +617,8 @@ static void dispatch(req_t *r) {
   int op = c->has_op ? (int)c->op : 0;
   const tern_config_t *cfg = r->w->im->cfg;
   int64_t now = r->link->last_rx_ms ? r->link->last_rx_ms : now_ms();
-  if (over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection")) return;
+  if (over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
+    return;
   if (cmd == LC__COMMAND_TYPE__echo) {
     echo(r);
     return;

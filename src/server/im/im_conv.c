@@ -55,8 +55,9 @@ int64_t conv_touch(conv_t *c) {
 }
 
 /* Keys a client may not set through attr: the server owns them. */
-static const char *const reserved_keys[] = {"objectId", "createdAt", "updatedAt", "m", "c", "lm", "tr", "sys",
-                                            "unique", "uniqueId", "mu", "temp", "ttl", "conv_type", NULL};
+static const char *const reserved_keys[] = {"objectId", "createdAt", "updatedAt", "m",         "c",
+                                            "lm",       "tr",        "sys",       "unique",    "uniqueId",
+                                            "mu",       "temp",      "ttl",       "conv_type", NULL};
 
 void conv_doc_strip(json_t *doc) {
   for (int i = 0; reserved_keys[i]; i++) json_object_del(doc, reserved_keys[i]);
@@ -122,12 +123,11 @@ char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash) 
   return out ? out : xstrdup(hash);
 }
 
-
 typedef struct {
   job_conv_create_t j;
   im_t *im;
-  reply_to_t rt;   /* a client's conv/start */
-  im_done_t done;  /* or the app's create (conv_create_apply): done.fn set */
+  reply_to_t rt;  /* a client's conv/start */
+  im_done_t done; /* or the app's create (conv_create_apply): done.fn set */
   int unique, temp_ttl;
 } start_job_t;
 
@@ -164,7 +164,8 @@ static void start_free(start_job_t *sj) {
 
 /* What the app's create hands its done: {"objectId", "createdAt" (ms), "existing"}. */
 static void created_result(im_worker_t *w, const im_done_t *done, const char *cid, int64_t created_at, int existing) {
-  json_t *res = json_pack("{s:s, s:I, s:b}", "objectId", cid, "createdAt", (json_int_t)created_at, "existing", existing);
+  json_t *res =
+      json_pack("{s:s, s:I, s:b}", "objectId", cid, "createdAt", (json_int_t)created_at, "existing", existing);
   im_done(w, done, 0, res);
   json_decref(res);
 }
@@ -341,8 +342,14 @@ void im_conv_start(req_t *r) {
   char **listed = xcalloc(cm->n_m + 1, sizeof(char *));
   for (size_t i = 0; i < cm->n_m; i++) listed[i] = cm->m[i];
   listed[cm->n_m] = (char *)self;
-  conv_spec_t sp = {.kind = room ? CONV_ROOM : temp ? CONV_TEMP : CONV_NORMAL, .creator = self, .members = listed,
-                    .n = room ? 0 : cm->n_m + 1, .doc = doc, .unique = unique,
+  conv_spec_t sp = {.kind = room   ? CONV_ROOM
+                            : temp ? CONV_TEMP
+                                   : CONV_NORMAL,
+                    .creator = self,
+                    .members = listed,
+                    .n = room ? 0 : cm->n_m + 1,
+                    .doc = doc,
+                    .unique = unique,
                     .temp_ttl = cm->has_tempconvttl && cm->tempconvttl > 0 ? cm->tempconvttl : 0};
   start_job_t *sj = xcalloc(1, sizeof *sj);
   sj->im = im;
@@ -387,7 +394,8 @@ void im_conv_start(req_t *r) {
   }
   if (strlen(sj->j.doc) > (size_t)im->cfg->max_conv_doc) {
     char detail[120];
-    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)", im->cfg->max_conv_doc);
+    snprintf(detail, sizeof detail, "the conversation document would exceed max_conv_doc (%ld bytes)",
+             im->cfg->max_conv_doc);
     start_free(sj);
     reply_error(r, LC_CONVERSATION_API_FAILED, detail);
     return;
@@ -438,7 +446,7 @@ typedef struct {
   store_query_t sq;
   im_t *im;
   reply_to_t rt;
-  int counted; /* holds one of the link's MAX_LINK_QUERIES */
+  int counted;         /* holds one of the link's MAX_LINK_QUERIES */
   ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
   im_done_t done;
   char *self, *sort; /* what sq.q points at */
@@ -475,7 +483,11 @@ static void conv_query_done(task_t *t) {
   if (cq->done.fn) {
     json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->out);
     /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
-    im_done(w, &cq->done, rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR : rc ? LC_CONVERSATION_QUERY_FAILED : 0, res);
+    im_done(w, &cq->done,
+            rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR
+            : rc              ? LC_CONVERSATION_QUERY_FAILED
+                              : 0,
+            res);
     json_decref(res);
   } else if (rc) {
     reply_error_async(w, &cq->rt, LC_CONVERSATION_QUERY_FAILED, query_failure(rc));
@@ -511,8 +523,8 @@ static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
   return cq->ip ? 0 : TERN_EAGAIN;
 }
 
-int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
-                   int flags, const im_done_t *done, char *err, size_t errlen) {
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit,
+                   int skip, int flags, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
   cq->self = xstrdup(self ? self : "");
   cq->sort = sort ? xstrdup(sort) : NULL;
@@ -648,7 +660,7 @@ void im_conv_online_members(req_t *r) {
     conv_release(c);
     return;
   }
-  int limit = in->has_limit && in->limit > 0 && in->limit <= 50 ? in->limit : 50;
+  int limit = in && in->has_limit && in->limit > 0 && in->limit <= 50 ? in->limit : 50;
   char **ids = xcalloc((size_t)limit, sizeof *ids);
   size_t n = 0;
   /* Other workers' room slices change under c->mu; hold it while copying ids out. */
@@ -799,7 +811,8 @@ static void members_done(task_t *t) {
       for (size_t k = 0; k < mj->failed[i]->n_pids; k++)
         json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", mj->failed[i]->pids[k], "code",
                                                 mj->failed[i]->code, "error", mj->failed[i]->reason));
-    json_t *res = json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)mj->j.updated_at);
+    json_t *res =
+        json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)mj->j.updated_at);
     im_done(w, &mj->done, 0, res);
     json_decref(res);
   }
@@ -811,13 +824,13 @@ static void members_done(task_t *t) {
       /* the newcomers: joined, then (with everyone else) members_joined (§3.12) */
       conv_notify(w, c->cid, LC__OP_TYPE__joined, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n, 0);
       if (now)
-        conv_notify(w, c->cid, LC__OP_TYPE__members_joined, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
-               now->n, 0);
+        conv_notify(w, c->cid, LC__OP_TYPE__members_joined, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at,
+                    now->ids, now->n, 0);
     } else {
       conv_notify(w, c->cid, LC__OP_TYPE__left, mj->initby, NULL, 0, mj->j.updated_at, mj->j.clients, mj->j.n, 0);
       if (now && now->n)
-        conv_notify(w, c->cid, LC__OP_TYPE__members_left, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at, now->ids,
-               now->n, 0);
+        conv_notify(w, c->cid, LC__OP_TYPE__members_left, mj->initby, mj->j.clients, mj->j.n, mj->j.updated_at,
+                    now->ids, now->n, 0);
     }
     members_release(now);
     json_t *m = json_array();
@@ -835,7 +848,9 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   int includes_self = in->n_m == 0;
   for (size_t i = 0; i < in->n_m; i++) {
     if (strcmp(in->m[i], self) == 0) includes_self = 1;
-    else add_failed(&tmp, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN, in->m[i]); /* rooms: self only */
+    else
+      add_failed(&tmp, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN,
+                 in->m[i]); /* rooms: self only */
   }
   if (includes_self && add) {
     pthread_mutex_lock(&c->mu);
@@ -902,7 +917,8 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
      * may still be removed */
     if (!(have && !add) && !utf8_client_id_ok(id)) code = LC_INVALID_LOGIN;
     else if (add && !have && (code = conv_join_refused(w, c, id))) (void)0;
-    else if (add && !have && c->kind != CONV_SYSTEM && (long)count >= w->im->cfg->max_members) code = LC_CONVERSATION_FULL;
+    else if (add && !have && c->kind != CONV_SYSTEM && (long)count >= w->im->cfg->max_members)
+      code = LC_CONVERSATION_FULL;
     else if (!add && have && owner_stays(w, c, id)) code = LC_CONVERSATION_NEED_OWNER;
     if (code) {
       add_failed(mj, code, id);
@@ -941,7 +957,6 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
   store_submit(w->im->store, &mj->j.job); /* under c->mu: storage sees changes in cache order */
   pthread_mutex_unlock(&c->mu);
 }
-
 
 typedef struct {
   conv_t *conv;
@@ -1081,7 +1096,7 @@ void im_conv_max_read(req_t *r) {
     conv_release(c);
     return;
   }
-  progress_acc_t acc = {.self = r->s->client_id, .all = in->has_queryallmembers && in->queryallmembers};
+  progress_acc_t acc = {.self = r->s->client_id, .all = in && in->has_queryallmembers && in->queryallmembers};
   if (store_progress(r->w->reader, c->id, progress_each, &acc) < 0) {
     reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
   } else {

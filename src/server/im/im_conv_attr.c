@@ -25,8 +25,8 @@
 
 /* Top-level fields only the server writes (members change through add/remove, mu through
  * mute/unmute). */
-static const char *const server_keys[] = {"objectId", "createdAt", "updatedAt", "m", "c", "lm", "tr", "sys",
-                                          "unique", "uniqueId", "mu", "temp", "ttl", "conv_type", NULL};
+static const char *const server_keys[] = {"objectId", "createdAt", "updatedAt", "m",    "c",   "lm",        "tr", "sys",
+                                          "unique",   "uniqueId",  "mu",        "temp", "ttl", "conv_type", NULL};
 
 typedef struct {
   job_conv_update_t j;
@@ -74,13 +74,13 @@ static json_t *conv_doc(im_worker_t *w, conv_t *c) {
 typedef struct {
   json_t *parent; /* referenced */
   char *key;
-  json_t *old;    /* referenced; NULL: the key was absent */
+  json_t *old; /* referenced; NULL: the key was absent */
 } undo_t;
 
 typedef struct {
   json_t *doc;
-  size_t bytes;  /* the document's size as the edit goes */
-  int whole;     /* store the whole document instead of paths (see edit_changes) */
+  size_t bytes; /* the document's size as the edit goes */
+  int whole;    /* store the whole document instead of paths (see edit_changes) */
   int changed;
   undo_t *undo;
   size_t nundo, capundo;
@@ -440,8 +440,10 @@ static int edit_attr(edit_t *e, conv_t *c, update_job_t *u, void *arg, char *err
   if (c->doc_deep || before > cap) {
     json_object_foreach(attr, key, val) {
       if (!is_delete(val)) {
-        snprintf(err, errlen, "the stored document exceeds the limits (max_conv_doc %zu bytes, %d levels): only Delete is accepted until it fits",
-                 cap, JSON_MAX_DEPTH);
+        snprintf(
+            err, errlen,
+            "the stored document exceeds the limits (max_conv_doc %zu bytes, %d levels): only Delete is accepted until it fits",
+            cap, JSON_MAX_DEPTH);
         json_decref(modified);
         return TERN_EINVAL;
       }
@@ -510,7 +512,11 @@ static void update_hook(req_t *r, update_job_t *u, json_t *attr, int mute) {
 
 void im_conv_update(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   if (c->kind == CONV_TEMP) {
     reply_error(r, LC_CONVERSATION_READ_ONLY, "temporary conversations cannot be updated");

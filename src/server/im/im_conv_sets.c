@@ -26,14 +26,34 @@ typedef struct {
   int full_code;           /* when the set would pass SET_MAX */
 } set_spec_t;
 
-static const set_spec_t shutup_add = {SET_SHUTUP, 1, LC__COMMAND_TYPE__conv, LC__OP_TYPE__shutup_added,
-                                      LC__OP_TYPE__shutuped, LC__OP_TYPE__members_shutuped, LC_SILIENCED_MEMBER_LIST_FULL};
-static const set_spec_t shutup_remove = {SET_SHUTUP, 0, LC__COMMAND_TYPE__conv, LC__OP_TYPE__shutup_removed,
-                                         LC__OP_TYPE__unshutuped, LC__OP_TYPE__members_unshutuped, 0};
-static const set_spec_t block_add = {SET_BLOCK, 1, LC__COMMAND_TYPE__blacklist, LC__OP_TYPE__blocked,
-                                     LC__OP_TYPE__blocked, LC__OP_TYPE__members_blocked, LC_BLACKLIST_FULL};
-static const set_spec_t block_remove = {SET_BLOCK, 0, LC__COMMAND_TYPE__blacklist, LC__OP_TYPE__unblocked,
-                                        LC__OP_TYPE__unblocked, LC__OP_TYPE__members_unblocked, 0};
+static const set_spec_t shutup_add = {SET_SHUTUP,
+                                      1,
+                                      LC__COMMAND_TYPE__conv,
+                                      LC__OP_TYPE__shutup_added,
+                                      LC__OP_TYPE__shutuped,
+                                      LC__OP_TYPE__members_shutuped,
+                                      LC_SILIENCED_MEMBER_LIST_FULL};
+static const set_spec_t shutup_remove = {SET_SHUTUP,
+                                         0,
+                                         LC__COMMAND_TYPE__conv,
+                                         LC__OP_TYPE__shutup_removed,
+                                         LC__OP_TYPE__unshutuped,
+                                         LC__OP_TYPE__members_unshutuped,
+                                         0};
+static const set_spec_t block_add = {SET_BLOCK,
+                                     1,
+                                     LC__COMMAND_TYPE__blacklist,
+                                     LC__OP_TYPE__blocked,
+                                     LC__OP_TYPE__blocked,
+                                     LC__OP_TYPE__members_blocked,
+                                     LC_BLACKLIST_FULL};
+static const set_spec_t block_remove = {SET_BLOCK,
+                                        0,
+                                        LC__COMMAND_TYPE__blacklist,
+                                        LC__OP_TYPE__unblocked,
+                                        LC__OP_TYPE__unblocked,
+                                        LC__OP_TYPE__members_unblocked,
+                                        0};
 
 typedef struct {
   char **v;
@@ -161,8 +181,7 @@ static void set_job_free(set_job_t *sj) {
 static void set_done_rest(im_worker_t *w, set_job_t *sj) {
   if (!sj->done.fn) return;
   json_t *ok = json_array(), *failed = json_array();
-  for (size_t i = 0; i < sj->allowed.n; i++)
-    json_array_append_new(ok, json_string(sj->allowed.v[i]));
+  for (size_t i = 0; i < sj->allowed.n; i++) json_array_append_new(ok, json_string(sj->allowed.v[i]));
   for (size_t i = 0; i < sj->failed.n; i++)
     for (size_t k = 0; k < sj->failed.v[i]->n_pids; k++)
       json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", sj->failed.v[i]->pids[k], "code",
@@ -220,7 +239,8 @@ static void set_done(task_t *t) {
     if (m && m->n) {
       conv_notify(w, c->cid, sp->group_op, sj->initby, ch->v, ch->n, sj->j.at, m->ids, m->n, 0);
       if (sj->left.n)
-        conv_notify(w, c->cid, LC__OP_TYPE__members_left, sj->initby, sj->left.v, sj->left.n, sj->j.at, m->ids, m->n, 0);
+        conv_notify(w, c->cid, LC__OP_TYPE__members_left, sj->initby, sj->left.v, sj->left.n, sj->j.at, m->ids, m->n,
+                    0);
     }
     members_release(m);
   }
@@ -258,7 +278,8 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
       continue;
     }
     if (sp->add && c->creator && strcmp(c->creator, id) == 0) { /* the owner stays in and may speak */
-      failed_add(&sj->failed, sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
+      failed_add(&sj->failed,
+                 sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
       continue;
     }
     if (sp->add && !have && size >= SET_MAX) {
@@ -373,7 +394,11 @@ void conv_silence_sweep(im_worker_t *w, int64_t now) {
 
 void im_conv_shutup(req_t *r, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   set_change(r, c, add ? &shutup_add : &shutup_remove, in->m, in->n_m);
 }
@@ -528,7 +553,11 @@ static void role_apply(im_worker_t *w, conv_t *c, const char *initby, const char
 
 void im_conv_member_info(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   const char *pid = in->info && in->info->pid ? in->info->pid : in->targetclientid;
   const char *role = in->info ? in->info->role : NULL;
@@ -573,7 +602,11 @@ static int may_see(req_t *r, conv_t *c) { return conv_role(c, r->s->client_id) >
 
 void im_conv_query_shutup(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   if (!may_see(r, c)) {
     reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, NULL);
@@ -597,7 +630,11 @@ void im_conv_query_shutup(req_t *r) {
 
 void im_conv_check_shutup(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   members_t *m = conv_set(c, SET_SHUTUP);
   char **hit = xcalloc(in->n_m + 1, sizeof(char *));
@@ -731,7 +768,11 @@ void im_blacklist(req_t *r) {
     client_blacklist(r, bm, op);
     return;
   }
-  conv_t *c = need_conv(r, bm ? bm->srccid : NULL, LC_CONVERSATION_NOT_FOUND);
+  if (!bm) { /* what need_conv answers for no cid, said here so bm is known below */
+    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
+    return;
+  }
+  conv_t *c = need_conv(r, bm->srccid, LC_CONVERSATION_NOT_FOUND);
   if (!c) return;
   switch (op) {
   case LC__OP_TYPE__block: set_change(r, c, &block_add, bm->topids, bm->n_topids); return;

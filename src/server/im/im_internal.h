@@ -36,9 +36,9 @@ struct im {
   presence_t *presence;
   convcache_t *convs;
   signer_t *signer;
-  const im_out_t *out; /* hooks and offline push (im_out.h), or NULL: neither */
-  void *out_arg;        /* their state (out/'s out_t), which im never looks into */
-  pthread_mutex_t sso_mu; /* tagged logins: check-and-register is one step */
+  const im_out_t *out;       /* hooks and offline push (im_out.h), or NULL: neither */
+  void *out_arg;             /* their state (out/'s out_t), which im never looks into */
+  pthread_mutex_t sso_mu;    /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
   atomic_size_t room_drops;  /* room messages dropped for congestion */
@@ -129,7 +129,7 @@ int members_has(const members_t *m, const char *id);
 typedef struct {
   im_worker_t *w;
   im_link_t *link;
-  session_t *s;   /* NULL only for session open */
+  session_t *s; /* NULL only for session open */
   lc_cmd_t *cmd;
   int has_i;
   int32_t i;
@@ -230,7 +230,7 @@ void im_conv_update(req_t *r);
 json_t *conv_view_json(const conv_view_t *v);
 void conv_view_append(void *arr, const conv_view_t *v);
 /* Conversation creation pieces shared by conv/start and the REST API. */
-void conv_new_id(char *out, int temp);               /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
+void conv_new_id(char *out, int temp); /* 24 hex, "_tmp:"-prefixed when temp; out ≥ 30 */
 /* The unique id (32 hex) of a sorted member list; temp: of a temporary conversation's (a
  * different id from a normal conversation's over the same members). */
 void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
@@ -238,18 +238,18 @@ void conv_unique_id(char *const *members, size_t n, int temp, char out[33]);
  * document (an imported conversation keeps LeanCloud's there, docs/migrate-api.md; tern's
  * own hold the hash they were found by), else `hash`. malloc'd. */
 char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash);
-void conv_doc_strip(json_t *doc);                    /* drops the keys the server owns */
+void conv_doc_strip(json_t *doc); /* drops the keys the server owns */
 /* A new conversation as its creator asks for it; conv/start and the app's create (REST)
  * both build theirs from one (im_conv.c: conv_build), so the stored row and document are
  * made one way. */
 typedef struct {
-  int kind;                 /* CONV_* */
-  const char *creator;      /* the creator's id; NULL: none (the app created it) */
-  char *const *members;     /* normal and temporary ones: sorted and made distinct here */
+  int kind;             /* CONV_* */
+  const char *creator;  /* the creator's id; NULL: none (the app created it) */
+  char *const *members; /* normal and temporary ones: sorted and made distinct here */
   size_t n;
-  json_t *doc;              /* the caller's other fields (borrowed; the server's keys dropped) */
-  int unique;               /* one per member set: `uniqueId` from the sorted members */
-  int temp_ttl;             /* CONV_TEMP: seconds (0: temp_conv_ttl), at most TEMP_TTL_MAX */
+  json_t *doc;  /* the caller's other fields (borrowed; the server's keys dropped) */
+  int unique;   /* one per member set: `uniqueId` from the sorted members */
+  int temp_ttl; /* CONV_TEMP: seconds (0: temp_conv_ttl), at most TEMP_TTL_MAX */
 } conv_spec_t;
 /* The app's back end creates a conversation (REST POST …/conversations, …/chatrooms,
  * …/service-conversations): stored, then cached, then done gets {"objectId", "createdAt"
@@ -267,8 +267,8 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *con
  * query_timeout: done gets {"results": [...]}, or code 4310 (4300 when storage failed) with
  * {"error": why}. Returns 0, or with err set (done is then not called) TERN_EINVAL when
  * where/sort do not translate, TERN_EAGAIN when `ip` has max_queries_per_ip running. */
-int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit, int skip,
-                   int flags, const im_done_t *done, char *err, size_t errlen);
+int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit,
+                   int skip, int flags, const im_done_t *done, char *err, size_t errlen);
 /* Queries one connection may have running at once; more get 4310 at once. */
 #define MAX_LINK_QUERIES 4
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
@@ -352,8 +352,8 @@ void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t 
 /* REST history (§7.1): items newest first unless reversed; viewer (or NULL: everything)
  * limits it to the messages that client may read. */
 int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
-                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed, int limit,
-                    json_t **out);
+                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed,
+                    int limit, json_t **out);
 /* Adds patch-timestamp, mention-all, mention-pids and recall to a REST history item. */
 void im_rest_item_extras(json_t *it, const msg_view_t *m);
 /* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */

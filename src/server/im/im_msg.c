@@ -66,11 +66,11 @@ typedef struct {
   conv_t *conv;
   members_t *members; /* recipients as of the send */
   fanout_t *frame;
-  uint64_t skip;      /* the sending session: it has the message already */
-  char *ip;           /* the sender's address, for hooks (NULL for wills and REST) */
-  char *push_data;    /* the message's pushData (JSON text) for offline push, or NULL */
-  im_done_t done;     /* REST: told the id and timestamp once stored */
-  uint64_t t0_ns;     /* accepted for storage (tern_send_ack_seconds) */
+  uint64_t skip;   /* the sending session: it has the message already */
+  char *ip;        /* the sender's address, for hooks (NULL for wills and REST) */
+  char *push_data; /* the message's pushData (JSON text) for offline push, or NULL */
+  im_done_t done;  /* REST: told the id and timestamp once stored */
+  uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
 } send_job_t;
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
@@ -123,8 +123,8 @@ static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
     json_array_append_new(presence_online(w->im->presence, id) ? online : offline, json_string(id));
   }
   json_t *p = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:b, s:o, s:b, s:I}", "fromPeer", sj->j.sender, "convId",
-                        sj->conv->cid, "msgId", sj->j.mid, "onlinePeers", online, "offlinePeers", offline, "transient", 0,
-                        "system", sj->conv->kind == CONV_SYSTEM, "bin", (sj->j.flags & MSG_F_BIN) != 0, "content",
+                        sj->conv->cid, "msgId", sj->j.mid, "onlinePeers", online, "offlinePeers", offline, "transient",
+                        0, "system", sj->conv->kind == CONV_SYSTEM, "bin", (sj->j.flags & MSG_F_BIN) != 0, "content",
                         content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "receipt",
                         (sj->j.flags & MSG_F_RECEIPT) != 0, "timestamp", (json_int_t)sj->j.ts);
   if (sj->ip) json_object_set_new(p, "sourceIP", json_string(sj->ip));
@@ -154,9 +154,17 @@ static void offline_free(offline_t *o) {
 }
 
 static void offline_send(im_worker_t *w, offline_t *o, const char *hook_payload, int force) {
-  push_request_t req = {.from = o->from, .cid = o->cid, .timestamp = o->ts, .msg_id = o->msg_id, .to = o->to,
-                        .nto = o->nto, .hook_payload = hook_payload, .push_data = o->push_data, .force = force,
-                        .muted = o->muted, .nmuted = o->nmuted};
+  push_request_t req = {.from = o->from,
+                        .cid = o->cid,
+                        .timestamp = o->ts,
+                        .msg_id = o->msg_id,
+                        .to = o->to,
+                        .nto = o->nto,
+                        .hook_payload = hook_payload,
+                        .push_data = o->push_data,
+                        .force = force,
+                        .muted = o->muted,
+                        .nmuted = o->nmuted};
   im_push_offline(w, &req);
   offline_free(o);
 }
@@ -232,7 +240,8 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   free(text);
   o->muted = xcalloc(json_array_size(mu) + 1, sizeof(char *));
   for (size_t i = 0; i < json_array_size(mu); i++)
-    if (json_is_string(json_array_get(mu, i))) o->muted[o->nmuted++] = xstrdup(json_string_value(json_array_get(mu, i)));
+    if (json_is_string(json_array_get(mu, i)))
+      o->muted[o->nmuted++] = xstrdup(json_string_value(json_array_get(mu, i)));
   json_decref(mu);
   if (!im_hook_enabled(im, HOOK_RECEIVERS_OFFLINE)) {
     offline_send(w, o, NULL, 0);
@@ -244,7 +253,8 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   for (size_t i = 0; i < o->nto; i++) {
     json_array_append_new(offline, json_string(o->to[i]));
     for (size_t k = 0; !all && k < json_array_size(mentions); k++)
-      if (json_is_string(json_array_get(mentions, k)) && !strcmp(json_string_value(json_array_get(mentions, k)), o->to[i]))
+      if (json_is_string(json_array_get(mentions, k)) &&
+          !strcmp(json_string_value(json_array_get(mentions, k)), o->to[i]))
         json_array_append_new(mentioned, json_string(o->to[i]));
   }
   json_decref(mentions);
@@ -488,12 +498,18 @@ void im_wills_free(session_t *s) {
 /* The session ended without a goodbye: its wills go out now, as if it had sent them. */
 void im_wills_fire(im_worker_t *w, session_t *s) {
   for (will_t *wl = s->wills; wl; wl = wl->next) {
-    msg_in_t in = {.cid = wl->cid, .data = wl->data, .len = wl->len, .bin = wl->bin, .mention_all = wl->mention_all,
-                   .mention_pids = wl->mention_pids, .n_mentions = wl->n_mentions};
+    msg_in_t in = {.cid = wl->cid,
+                   .data = wl->data,
+                   .len = wl->len,
+                   .bin = wl->bin,
+                   .mention_all = wl->mention_all,
+                   .mention_pids = wl->mention_pids,
+                   .n_mentions = wl->n_mentions};
     conv_t *c;
     members_t *m;
     const char *detail;
-    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0) msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0, NULL, NULL);
+    if (msg_check(w, s->client_id, &in, &c, &m, &detail) == 0)
+      msg_submit(w, c, m, s->client_id, s->id, &in, NULL, 0, NULL, NULL);
   }
   im_wills_free(s);
 }
@@ -544,7 +560,8 @@ static void received_done(im_worker_t *w, void *arg, json_t *result, int failed)
     int bin = json_is_true(json_object_get(result, "bin"));
     size_t n = json_string_length(content);
     uint8_t *data = xmalloc(n + 1);
-    long len = bin ? base64_decode(json_string_value(content), n, data) : (memcpy(data, json_string_value(content), n), (long)n);
+    long len = bin ? base64_decode(json_string_value(content), n, data)
+                   : (memcpy(data, json_string_value(content), n), (long)n);
     if (len >= 0) {
       free(h->data);
       h->data = data;
@@ -639,7 +656,8 @@ void im_msg_direct(req_t *r) {
     reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "msg is not valid UTF-8 (binary content goes in binaryMsg)");
     return;
   }
-  if (dm->pushdata && (!utf8_valid(dm->pushdata, extra) || json_text_depth(dm->pushdata, extra, JSON_MAX_DEPTH) > JSON_MAX_DEPTH)) {
+  if (dm->pushdata &&
+      (!utf8_valid(dm->pushdata, extra) || json_text_depth(dm->pushdata, extra, JSON_MAX_DEPTH) > JSON_MAX_DEPTH)) {
     reply_error(r, LC_UNPARSEABLE_RAW_MESSAGE, "pushData must be UTF-8 JSON nested at most 64 levels");
     return;
   }
@@ -716,7 +734,8 @@ typedef struct {
   int read;
 } rcp_ctx_t;
 
-static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid, int64_t t, const char *from, int read) {
+static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid, int64_t t, const char *from,
+                     int read) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__RcpCommand rm = LC__RCP_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__rcp);
@@ -774,7 +793,7 @@ static void read_one(req_t *r, const char *cid, int has_ts, int64_t ts, const ch
   if (!c) return;
   const char *self = r->s->client_id;
   members_t *m = c->kind == CONV_ROOM ? NULL : conv_members(c);
-  if (!members_has(m, self)) goto done;
+  if (!m || !members_has(m, self)) goto done; /* a chat room keeps no read positions */
   int64_t pos_ts, pos_seq;
   if (!mid || msg_key_resolve(r->w, c, mid, &pos_ts, &pos_seq) < 0) {
     pos_ts = has_ts && ts > 0 ? ts : now_ms();
@@ -855,13 +874,15 @@ static int logs_each(void *arg, const msg_view_t *m) {
     it->mentionpids = xcalloc(json_array_size(mp), sizeof(char *));
     size_t i;
     json_t *v;
-    json_array_foreach(mp, i, v) if (json_is_string(v)) it->mentionpids[it->n_mentionpids++] = xstrdup(json_string_value(v));
+    json_array_foreach(mp, i, v) if (json_is_string(v)) it->mentionpids[it->n_mentionpids++] =
+        xstrdup(json_string_value(v));
   }
   json_decref(mp);
   PB_SET(*it, convtype, a->kind);
   if (a->have_progress && strcmp(m->sender, a->other) != 0) {
     const member_progress_t *p = &a->other_progress;
-    if (p->ack_ts > m->ts || (p->ack_ts == m->ts && p->ack_seq >= m->seq)) PB_SET(*it, ackat, p->ack_at > m->ts ? p->ack_at : m->ts);
+    if (p->ack_ts > m->ts || (p->ack_ts == m->ts && p->ack_seq >= m->seq))
+      PB_SET(*it, ackat, p->ack_at > m->ts ? p->ack_at : m->ts);
     if (p->read_ts > m->ts || (p->read_ts == m->ts && p->read_seq >= m->seq))
       PB_SET(*it, readat, p->read_at > m->ts ? p->read_at : m->ts);
   }
@@ -915,9 +936,10 @@ void im_msg_logs(req_t *r) {
                      : c->kind == CONV_NORMAL || c->kind == CONV_TEMP ? members_has(m, r->s->client_id)
                                                                       : 1);
   if (!member) {
-    reply_error(r, LC_CONVERSATION_LOG_REJECTED, !c ? "conversation not found"
-                                                 : c->kind == CONV_ROOM ? "join the chat room to read its history"
-                                                                        : "not a member");
+    reply_error(r, LC_CONVERSATION_LOG_REJECTED,
+                !c                     ? "conversation not found"
+                : c->kind == CONV_ROOM ? "join the chat room to read its history"
+                                       : "not a member");
     members_release(m);
     conv_release(c);
     return;
@@ -1098,9 +1120,16 @@ void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t 
       m = all;
     }
   }
-  msg_in_t in = {.cid = c->cid, .data = msg->data, .len = msg->len, .transient = msg->transient,
-                 .priority = msg->priority, .mention_all = msg->mention_all, .mention_pids = msg->mentions,
-                 .n_mentions = msg->nm, .push_data = msg->push_data, .readers = msg->nto ? buf_cstr(&readers) : NULL,
+  msg_in_t in = {.cid = c->cid,
+                 .data = msg->data,
+                 .len = msg->len,
+                 .transient = msg->transient,
+                 .priority = msg->priority,
+                 .mention_all = msg->mention_all,
+                 .mention_pids = msg->mentions,
+                 .n_mentions = msg->nm,
+                 .push_data = msg->push_data,
+                 .readers = msg->nto ? buf_cstr(&readers) : NULL,
                  .not_to_sender = c->kind == CONV_ROOM && no_sync};
   /* chat-room REST messages never go to the sender (§7.2): skip nobody else */
   msg_submit(w, c, m, from, 0, &in, NULL, 0, NULL, done);
@@ -1129,8 +1158,8 @@ void im_rest_item_extras(json_t *it, const msg_view_t *m) {
 }
 
 int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
-                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed, int limit,
-                    json_t **out) {
+                    const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed,
+                    int limit, json_t **out) {
   logs_req_t q = {.conv = c->id, .newer = reversed, .limit = limit, .viewer = viewer};
   /* REST pages like logs: from a start towards an end, newest first unless reversed */
   if (reversed) {

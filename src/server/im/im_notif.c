@@ -102,7 +102,7 @@ static void expired_each(void *arg, int64_t id, const char *cid, int kind) {
 }
 
 void im_worker_sweep(im_worker_t *w, int64_t now) {
-  static int64_t next; /* only worker 0 sweeps, so only its thread touches this */
+  static int64_t next;                         /* only worker 0 sweeps, so only its thread touches this */
   if (w->idx == 0) conv_silence_sweep(w, now); /* every tick: a temporary shut-up lifts on time */
   if (w->idx != 0 || now < next) return;
   const tern_config_t *cfg = w->im->cfg;

@@ -44,16 +44,16 @@ typedef void (*hook_cb)(im_worker_t *w, void *arg, json_t *result, int failed);
 
 /* One message's offline push: who gets it and what the payload may come from. */
 typedef struct {
-  const char *from;          /* sender client id */
-  const char *cid;           /* conversation id */
-  int64_t timestamp;         /* message timestamp (ms) */
+  const char *from;  /* sender client id */
+  const char *cid;   /* conversation id */
+  int64_t timestamp; /* message timestamp (ms) */
   const char *msg_id;
-  char *const *to;           /* offline recipients (after the hook's offlinePeers filter) */
+  char *const *to; /* offline recipients (after the hook's offlinePeers filter) */
   size_t nto;
-  const char *hook_payload;  /* the hook's pushMessage as JSON text (a JSON string or object), or NULL */
-  const char *push_data;     /* the message's pushData (JSON text), or NULL */
-  int force;                 /* push even to members who muted the conversation (hook `force`) */
-  char *const *muted;        /* the conversation's `mu` list (sorted), to skip unless force */
+  const char *hook_payload; /* the hook's pushMessage as JSON text (a JSON string or object), or NULL */
+  const char *push_data;    /* the message's pushData (JSON text), or NULL */
+  int force;                /* push even to members who muted the conversation (hook `force`) */
+  char *const *muted;       /* the conversation's `mu` list (sorted), to skip unless force */
   size_t nmuted;
 } push_request_t;
 

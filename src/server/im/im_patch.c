@@ -183,7 +183,8 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_c
   size_t len = recall ? strlen(RECALLED) : it->has_binarymsg ? it->binarymsg.len : it->data ? strlen(it->data) : 0;
   if (!code && len > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
   /* text must be UTF-8, as in a send (im_msg.c): JSON — REST history, hooks — carries nothing else */
-  if (!code && !recall && !it->has_binarymsg && it->data && !utf8_valid(it->data, len)) code = LC_UNPARSEABLE_RAW_MESSAGE;
+  if (!code && !recall && !it->has_binarymsg && it->data && !utf8_valid(it->data, len))
+    code = LC_UNPARSEABLE_RAW_MESSAGE;
   free(f.sender);
   free(f.mid);
   if (code) {
@@ -201,7 +202,10 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_c
   pj->j.seq = seq;
   pj->j.len = len;
   pj->j.data = xmalloc(len + 1);
-  memcpy(pj->j.data, recall ? (const uint8_t *)RECALLED : bin ? it->binarymsg.data : (const uint8_t *)(it->data ? it->data : ""),
+  memcpy(pj->j.data,
+         recall ? (const uint8_t *)RECALLED
+         : bin  ? it->binarymsg.data
+                : (const uint8_t *)(it->data ? it->data : ""),
          len);
   pj->j.data[len] = 0;
   pj->j.flags = (bin ? MSG_F_BIN : 0) | (recall ? MSG_F_RECALLED : 0) |
@@ -263,7 +267,8 @@ static void update_hook_done(im_worker_t *w, void *arg, json_t *result, int fail
     int bin = json_is_true(json_object_get(result, "bin"));
     size_t n = json_string_length(content);
     uint8_t *data = xmalloc(n + 1);
-    long len = bin ? base64_decode(json_string_value(content), n, data) : (memcpy(data, json_string_value(content), n), (long)n);
+    long len = bin ? base64_decode(json_string_value(content), n, data)
+                   : (memcpy(data, json_string_value(content), n), (long)n);
     if (len >= 0) {
       data[len] = 0;
       free(pj->j.data);
@@ -321,10 +326,10 @@ static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, si
     for (size_t k = 0; m && k < m->n; k++)
       if (strcmp(m->ids[k], pj->from) != 0) json_array_append_new(to, json_string(m->ids[k]));
     members_release(m);
-    json_t *p = json_pack("{s:s, s:s, s:o, s:b, s:o, s:I, s:s, s:b, s:b}", "fromPeer", pj->from, "convId", pj->conv->cid,
-                          "toPeers", to, "bin", (pj->j.flags & MSG_F_BIN) != 0, "content", content_of(pj), "timestamp",
-                          (json_int_t)pj->j.ts, "msgId", pj->mid, "recall", pj->recall, "system",
-                          pj->conv->kind == CONV_SYSTEM);
+    json_t *p = json_pack("{s:s, s:s, s:o, s:b, s:o, s:I, s:s, s:b, s:b}", "fromPeer", pj->from, "convId",
+                          pj->conv->cid, "toPeers", to, "bin", (pj->j.flags & MSG_F_BIN) != 0, "content",
+                          content_of(pj), "timestamp", (json_int_t)pj->j.ts, "msgId", pj->mid, "recall", pj->recall,
+                          "system", pj->conv->kind == CONV_SYSTEM);
     if (ip) json_object_set_new(p, "sourceIP", json_string(ip));
     patch_call_t *pc = xmalloc(sizeof *pc);
     pc->h = h;
@@ -394,7 +399,7 @@ int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from,
   if (msg_key_resolve(w, c, mid, &ts, &seq) < 0) return LC_MESSAGE_NOT_FOUND;
   found_t f = {0};
   store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
-  int code = !f.found || strcmp(f.mid, mid) != 0 ? LC_MESSAGE_NOT_FOUND
+  int code = !f.found || strcmp(f.mid, mid) != 0   ? LC_MESSAGE_NOT_FOUND
              : from && strcmp(f.sender, from) != 0 ? LC_MESSAGE_OWNERSHIP_REQUIRED
                                                    : 0;
   free(f.sender);

@@ -13,11 +13,10 @@
 #include "im_internal.h"
 #include "log.h"
 #include "revoke.h"
-#include "timeutil.h"
 #include "sign.h"
+#include "timeutil.h"
 #include "token.h"
 #include "utf8.h"
-
 
 /* Every session/open is answered, with its i or without one. Java's automatic re-login
  * after a reconnect carries none (LCSession.reopen → openWithSessionToken with requestId
@@ -106,7 +105,8 @@ static void offline_hook(im_worker_t *w, session_t *s, int code) {
   if (!im_hook_enabled(w->im, HOOK_CLIENT_OFFLINE)) return;
   int close_code = code == 1000 ? 1 : code == LC_SESSION_CONFLICT ? 3 : code == LC_KICKED_BY_APP ? 4 : 2;
   static const char *const msgs[] = {"", "logout", "connection lost", "session conflict", "kicked by the app"};
-  json_t *p = json_pack("{s:s, s:i, s:s}", "peerId", s->client_id, "closeCode", close_code, "closeMsg", msgs[close_code]);
+  json_t *p =
+      json_pack("{s:s, s:i, s:s}", "peerId", s->client_id, "closeCode", close_code, "closeMsg", msgs[close_code]);
   if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
   if (close_code != 2 && s->link->ip) json_object_set_new(p, "sourceIP", json_string(s->link->ip));
   if (code == LC_READ_TIMEOUT || code == LC_LOGIN_TIMEOUT || code == LC_FRAME_TOO_LONG ||
@@ -264,9 +264,10 @@ void im_session_open(req_t *r) {
     if (rc < 0) {
       /* As {cmd: error}: the JS SDK only drops its token and logs in afresh when the open
        * is rejected that way; a session/closed reply would end its reconnect for good. */
-      open_refuse(r, LC_SESSION_TOKEN_EXPIRED, rc == TERN_ETIMEDOUT ? "session token expired"
-                                               : rc == TERN_EPERM   ? "session token revoked"
-                                                                    : "invalid session token");
+      open_refuse(r, LC_SESSION_TOKEN_EXPIRED,
+                  rc == TERN_ETIMEDOUT ? "session token expired"
+                  : rc == TERN_EPERM   ? "session token revoked"
+                                       : "invalid session token");
       metric_inc(M_LOGINS_BAD_TOKEN);
       return;
     }
@@ -285,9 +286,10 @@ void im_session_open(req_t *r) {
     int rc = sign_check(im->signer, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
     free(text);
     if (rc < 0) {
-      open_failed(r, LC_SIGNATURE_FAILED, rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
-                                          : rc == TERN_EEXIST  ? "signature nonce already used"
-                                                               : "signature does not match");
+      open_failed(r, LC_SIGNATURE_FAILED,
+                  rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
+                  : rc == TERN_EEXIST  ? "signature nonce already used"
+                                       : "signature does not match");
       free(tag);
       return;
     }
@@ -400,8 +402,7 @@ static struct {
 
 static uint64_t id_hash(const char *s) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a, then a 64-bit finaliser to spread it */
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;
@@ -422,8 +423,7 @@ static void daily_roll(int64_t now) {
 
 static void daily_put(uint64_t *slots, size_t cap, uint64_t h, size_t *n) {
   size_t i = (size_t)h & (cap - 1);
-  while (slots[i] && slots[i] != h)
-    i = (i + 1) & (cap - 1);
+  while (slots[i] && slots[i] != h) i = (i + 1) & (cap - 1);
   if (!slots[i]) {
     slots[i] = h;
     (*n)++;

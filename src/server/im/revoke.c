@@ -14,11 +14,11 @@
 
 typedef struct entry {
   struct entry *next;
-  int client_kind;    /* 1: every token of client issued at or before `at`; 0: lineage */
+  int client_kind; /* 1: every token of client issued at or before `at`; 0: lineage */
   uint8_t lineage[TOKEN_LINEAGE_LEN];
   char *client;
   int64_t at, expires_at;
-  int failed;         /* its write failed: kept here until expires_at */
+  int failed; /* its write failed: kept here until expires_at */
 } entry_t;
 
 struct revoke {
@@ -62,7 +62,8 @@ static uint32_t hash(const void *p, size_t n) {
 }
 
 static uint32_t bucket_of(const entry_t *e) {
-  return e->client_kind ? hash(e->client, strlen(e->client)) : hash(e->lineage, TOKEN_LINEAGE_LEN);
+  /* a client entry always has its client (revoke_client) */
+  return e->client_kind && e->client ? hash(e->client, strlen(e->client)) : hash(e->lineage, TOKEN_LINEAGE_LEN);
 }
 
 /* The store has the row (or gave up on it): the memory copy goes, or stays if it failed. */

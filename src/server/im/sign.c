@@ -82,8 +82,8 @@ char *sign_string_start(const char *app_id, const char *client, char *const *mem
   return buf_cstr(&b);
 }
 
-char *sign_string_action(const char *app_id, const char *client, const char *cid, char *const *ids, size_t n,
-                         int64_t t, const char *nonce, const char *action) {
+char *sign_string_action(const char *app_id, const char *client, const char *cid, char *const *ids, size_t n, int64_t t,
+                         const char *nonce, const char *action) {
   buf_t b = BUF_INIT;
   buf_printf(&b, "%s:%s:%s:", app_id, client, cid ? cid : "");
   append_sorted(&b, ids, n);

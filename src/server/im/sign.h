@@ -21,8 +21,8 @@ char *sign_string_login(const char *app_id, const char *client, int64_t t, const
 char *sign_string_start(const char *app_id, const char *client, char *const *members, size_t n, int64_t t,
                         const char *nonce);
 /* add/remove/blacklist: action is "invite", "kick", "conversation-block-clients", … */
-char *sign_string_action(const char *app_id, const char *client, const char *cid, char *const *ids, size_t n,
-                         int64_t t, const char *nonce, const char *action);
+char *sign_string_action(const char *app_id, const char *client, const char *cid, char *const *ids, size_t n, int64_t t,
+                         const char *nonce, const char *action);
 
 /* ids sorted and joined with ':' (malloc'd). */
 char *sign_join_sorted(char *const *ids, size_t n);

@@ -17,17 +17,17 @@
 
 #include <stdint.h>
 
-#define TOKEN_TAG_MAX 256   /* bytes of tag a token can carry */
+#define TOKEN_TAG_MAX 256 /* bytes of tag a token can carry */
 #define TOKEN_LINEAGE_LEN 8
-#define TOKEN_HEAD_LEN 18   /* 4 expiry (s) + 6 issued (ms) + 8 lineage */
+#define TOKEN_HEAD_LEN 18 /* 4 expiry (s) + 6 issued (ms) + 8 lineage */
 #define TOKEN_MAX_LEN (((TOKEN_HEAD_LEN + 16 + TOKEN_TAG_MAX) * 4 + 2) / 3) /* base64url, no padding */
 
 /* What a valid token says. */
 typedef struct {
-  int64_t expires_ms;                  /* when it stops working (whole seconds) */
-  int64_t issued_ms;                   /* when it was made */
-  uint8_t lineage[TOKEN_LINEAGE_LEN];  /* the fresh login it descends from */
-  char *tag;                           /* malloc'd; NULL when none. The caller frees it */
+  int64_t expires_ms;                 /* when it stops working (whole seconds) */
+  int64_t issued_ms;                  /* when it was made */
+  uint8_t lineage[TOKEN_LINEAGE_LEN]; /* the fresh login it descends from */
+  char *tag;                          /* malloc'd; NULL when none. The caller frees it */
 } token_info_t;
 
 /* Writes a NUL-terminated token valid for ttl_s seconds into out (TOKEN_MAX_LEN + 1 bytes),

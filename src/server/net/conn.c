@@ -8,11 +8,11 @@
 #include "err.h"
 #include "http.h"
 #include "ipcount.h"
-#include "proxies.h"
-#include "tls.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxies.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "worker.h"
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
@@ -76,7 +76,7 @@ void conn_accept(worker_t *w, int fd) {
   c->next = w->all;
   if (w->all) w->all->prev = c;
   w->all = c;
-  w->nconns++;
+  atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
   /* Every connection holds a descriptor, a refused one too until its answer is out. */
   long open = atomic_fetch_add(&srv->nconns, 1) + 1, cap = server_conn_cap(srv);
   if (open > cap) {
@@ -209,8 +209,8 @@ void conn_input(conn_t *c, uint8_t *p, size_t n) {
     buf_append(&c->in, p, n);
     buf_t pending = c->in;
     c->in = (buf_t)BUF_INIT;
-    int consumed = c->state == CONN_HTTP ? http_input(c, pending.data, pending.len)
-                                         : ws_input(c, pending.data, pending.len);
+    int consumed =
+        c->state == CONN_HTTP ? http_input(c, pending.data, pending.len) : ws_input(c, pending.data, pending.len);
     if (consumed >= 0 && (size_t)consumed < pending.len && c->state != CONN_CLOSING)
       buf_append(&c->in, pending.data + consumed, pending.len - (size_t)consumed);
     buf_free(&pending);
@@ -461,7 +461,7 @@ void conn_reap(conn_t *c) {
   if (c->prev) c->prev->next = c->next;
   else w->all = c->next;
   if (c->next) c->next->prev = c->prev;
-  w->nconns--;
+  atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
   if (c->in_flush) { /* unlink from the flush list before the memory goes */
     conn_t **pp = &w->flush_list;
     while (*pp && *pp != c) pp = &(*pp)->flush_next;

@@ -47,32 +47,32 @@ struct conn {
   worker_t *w;
   uint64_t id;
   conn_state_t state;
-  uint8_t ws_base64;  /* lc.proto2base64.*: text frames of base64 */
-  uint8_t in_flush;   /* on the worker's flush list */
-  uint8_t reaping;    /* on the worker's reap list; uv_close pending */
-  uint8_t writing;    /* a uv_write is in flight with wbuf */
-  uint8_t close_sent; /* WebSocket close frame queued */
-  uint8_t from_proxy; /* the peer is in trusted_proxies: its X-Forwarded-For names the client */
+  uint8_t ws_base64;         /* lc.proto2base64.*: text frames of base64 */
+  uint8_t in_flush;          /* on the worker's flush list */
+  uint8_t reaping;           /* on the worker's reap list; uv_close pending */
+  uint8_t writing;           /* a uv_write is in flight with wbuf */
+  uint8_t close_sent;        /* WebSocket close frame queued */
+  uint8_t from_proxy;        /* the peer is in trusted_proxies: its X-Forwarded-For names the client */
   struct ipcount_entry *ipe; /* its address in srv->ips (counted), NULL when refused */
-  size_t acct;        /* bytes of its queue counted in srv->out_queued and ipe */
-  int close_code;     /* why it closes, for im (1000, 1006, 4107, ...) */
-  int frag_opcode;    /* opcode of a fragmented message in progress, 0 if none */
-  http_conn_t *http;  /* HTTP parser state, only while state == CONN_HTTP */
-  im_link_t link;     /* the IM view: sessions on this socket */
-  buf_t in;           /* bytes of an incomplete frame or request */
-  buf_t *frag;        /* payload of a fragmented WebSocket message in progress, or NULL */
-  buf_t out;          /* queued output */
-  buf_t wbuf;         /* output handed to an in-flight uv_write */
-  conn_source_t *source; /* a response body still being produced, or NULL */
-  tls_conn_t *tls;    /* TLS state (and its ciphertext queue) when the listener speaks TLS;
+  size_t acct;               /* bytes of its queue counted in srv->out_queued and ipe */
+  int close_code;            /* why it closes, for im (1000, 1006, 4107, ...) */
+  int frag_opcode;           /* opcode of a fragmented message in progress, 0 if none */
+  http_conn_t *http;         /* HTTP parser state, only while state == CONN_HTTP */
+  im_link_t link;            /* the IM view: sessions on this socket */
+  buf_t in;                  /* bytes of an incomplete frame or request */
+  buf_t *frag;               /* payload of a fragmented WebSocket message in progress, or NULL */
+  buf_t out;                 /* queued output */
+  buf_t wbuf;                /* output handed to an in-flight uv_write */
+  conn_source_t *source;     /* a response body still being produced, or NULL */
+  tls_conn_t *tls;           /* TLS state (and its ciphertext queue) when the listener speaks TLS;
                          out is then plaintext */
   uv_write_t *wreq;
   int64_t last_rx_ms; /* (link.sessionless_since_ms: since when without a session, from accept) */
   struct conn *flush_next, *reap_next;
   struct conn *prev, *next; /* all connections of the worker */
-  int64_t opened_ms;  /* accepted (the close line's duration) */
-  char ip[46];        /* the peer, or the client a trusted proxy names (X-Forwarded-For) */
-  char via[46];       /* that proxy's address when ip is the forwarded one, else "" */
+  int64_t opened_ms;        /* accepted (the close line's duration) */
+  char ip[46];              /* the peer, or the client a trusted proxy names (X-Forwarded-For) */
+  char via[46];             /* that proxy's address when ip is the forwarded one, else "" */
 };
 
 /* Appends bytes to the output queue and schedules a flush. Drops the connection (and

@@ -20,13 +20,13 @@ struct http_conn {
   buf_t url, field, value;
   int last_was_value;
   size_t header_bytes;
-  size_t body_limit; /* this request's, from net_app->http_head (routes_head) */
-  int error_status;  /* set by callbacks to stop with an HTTP error */
-  int error_code;    /* its LeanCloud code (0: the status) */
+  size_t body_limit;     /* this request's, from net_app->http_head (routes_head) */
+  int error_status;      /* set by callbacks to stop with an HTTP error */
+  int error_code;        /* its LeanCloud code (0: the status) */
   const char *error_msg; /* its message (NULL: a generic one); static */
-  int complete;      /* a request finished; dispatch after execute returns */
-  int deferred;      /* its handler answers later (http_defer) */
-  int64_t deadline_ms; /* the request under way must be read by then (0: none) */
+  int complete;          /* a request finished; dispatch after execute returns */
+  int deferred;          /* its handler answers later (http_defer) */
+  int64_t deadline_ms;   /* the request under way must be read by then (0: none) */
 };
 
 static void req_reset(http_conn_t *h) {
@@ -121,8 +121,10 @@ char *http_url_decode(const char *s, size_t n, int plus) {
   char *out = xmalloc(n + 1);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n + 0 && hexval((unsigned char)s[i + 1]) >= 0 && hexval((unsigned char)s[i + 2]) >= 0) {
-      out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2]));
+    int hi = 0, lo = 0;
+    if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+        (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+      out[o++] = (char)(hi << 4 | lo);
       i += 2;
     } else if (plus && s[i] == '+') {
       out[o++] = ' ';
@@ -152,10 +154,10 @@ static int on_headers_complete(http_parser *p) {
   http_req_t *r = &h->req;
   char client[64];
   if (h->conn->from_proxy &&
-      conn_forwarded(h->conn, proxies_client(h->conn->w->srv->proxies, http_header(r, "X-Forwarded-For"), client,
-                                             sizeof client)
-                                  ? client
-                                  : NULL) < 0) {
+      conn_forwarded(h->conn,
+                     proxies_client(h->conn->w->srv->proxies, http_header(r, "X-Forwarded-For"), client, sizeof client)
+                         ? client
+                         : NULL) < 0) {
     h->error_status = 429;
     h->error_msg = "too many connections from this address";
     return -1;
@@ -375,9 +377,7 @@ void http_resume(conn_t *c) {
 
 int64_t http_deadline(const conn_t *c) { return c->http ? c->http->deadline_ms : 0; }
 
-const http_req_t *http_deferred_req(conn_t *c) {
-  return c->http && c->http->deferred ? &c->http->req : NULL;
-}
+const http_req_t *http_deferred_req(conn_t *c) { return c->http && c->http->deferred ? &c->http->req : NULL; }
 
 void http_take_body(conn_t *c, buf_t *out) {
   *out = c->http->req.body;
@@ -396,7 +396,7 @@ static int pick_subprotocol(const char *offer, char *chosen, size_t chosen_len, 
     const char *name;
     int base64, version;
   } known[] = {
-      {"lc.protobuf2.3", 0, 3}, {"lc.protobuf2.2", 0, 2}, {"lc.protobuf2.1", 0, 1},
+      {"lc.protobuf2.3", 0, 3},    {"lc.protobuf2.2", 0, 2},    {"lc.protobuf2.1", 0, 1},
       {"lc.proto2base64.3", 1, 3}, {"lc.proto2base64.2", 1, 2}, {"lc.proto2base64.1", 1, 1},
   };
   const char *s = offer;
@@ -439,13 +439,15 @@ static int upgrade(conn_t *c, const http_req_t *r) {
   const char *up = http_header(r, "Upgrade"), *conn_h = http_header(r, "Connection");
   const char *key = http_header(r, "Sec-WebSocket-Key"), *ver = http_header(r, "Sec-WebSocket-Version");
   const char *proto = http_header(r, "Sec-WebSocket-Protocol");
-  if (r->method != HTTP_GET || !up || strcasecmp(up, "websocket") != 0 || !conn_h || !header_has_token(conn_h, "upgrade")) {
+  if (r->method != HTTP_GET || !up || strcasecmp(up, "websocket") != 0 || !conn_h ||
+      !header_has_token(conn_h, "upgrade")) {
     http_respond_error(c, NULL, 400, 400, "bad WebSocket upgrade request");
     return -1;
   }
   if (!ver || strcmp(ver, "13") != 0) {
     static const char body[] = "{\"code\":426,\"error\":\"WebSocket version 13 required\"}";
-    http_respond(c, NULL, 426, "application/json; charset=utf-8", body, sizeof body - 1, "Sec-WebSocket-Version: 13\r\n");
+    http_respond(c, NULL, 426, "application/json; charset=utf-8", body, sizeof body - 1,
+                 "Sec-WebSocket-Version: 13\r\n");
     return -1;
   }
   if (!key || strlen(key) < 16 || strlen(key) > 64) {
@@ -497,7 +499,9 @@ int http_input(conn_t *c, uint8_t *p, size_t n) {
     enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
     if (err != HPE_OK && err != HPE_PAUSED) {
       int status = h->error_status ? h->error_status : 400;
-      const char *msg = h->error_msg ? h->error_msg : h->error_status ? "request too large" : http_errno_description(err);
+      const char *msg = h->error_msg      ? h->error_msg
+                        : h->error_status ? "request too large"
+                                          : http_errno_description(err);
       http_respond_error(c, NULL, status, h->error_code ? h->error_code : status, msg);
       return (int)n;
     }

@@ -40,17 +40,17 @@ typedef struct http_req {
   int keep_alive;
   /* Decided from the head by the layer above (net.h http_head: routes_head), before any
    * body byte is read: */
-  const void *route;   /* the route row chosen (rest_route_t), NULL when none matched */
-  int route_known;     /* no row for this method, but the path has rows (405) */
-  int key;             /* what X-LC-Key / X-LC-Sign proved (rest.h REST_KEY_*) */
-  int deny_status, deny_code; /* refused (401, 403, 429, 503 …): answered instead of the route */
-  const char *deny_msg;       /* a static string */
-  void *slot;                 /* a resource held while the body is in memory (an upload slot) */
+  const void *route;             /* the route row chosen (rest_route_t), NULL when none matched */
+  int route_known;               /* no row for this method, but the path has rows (405) */
+  int key;                       /* what X-LC-Key / X-LC-Sign proved (rest.h REST_KEY_*) */
+  int deny_status, deny_code;    /* refused (401, 403, 429, 503 …): answered instead of the route */
+  const char *deny_msg;          /* a static string */
+  void *slot;                    /* a resource held while the body is in memory (an upload slot) */
   void (*slot_free)(void *slot); /* releases it: when the request ends, unless taken */
   /* What became of it, for the access log and /metrics (net.h http_done): */
-  uint64_t t0_ns;      /* mono_ns() at its first byte */
-  int status;          /* the status answered (0: none yet) */
-  int err_code;        /* http_respond_error's code, 0 otherwise */
+  uint64_t t0_ns; /* mono_ns() at its first byte */
+  int status;     /* the status answered (0: none yet) */
+  int err_code;   /* http_respond_error's code, 0 otherwise */
 } http_req_t;
 
 const char *http_header(const http_req_t *r, const char *name); /* case-insensitive; NULL if absent */

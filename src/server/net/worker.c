@@ -86,7 +86,7 @@ static void on_check(uv_check_t *h) { drain(h->data); }
 void worker_wake_shed(server_t *srv, int idx) {
   worker_t *w = srv->workers[idx];
   if (atomic_exchange(&w->shed_wanted, 1) != 0) return; /* asked already, not yet looked */
-  pthread_mutex_lock(&w->mu); /* as worker_post: a loop that has ended is not woken */
+  pthread_mutex_lock(&w->mu);                           /* as worker_post: a loop that has ended is not woken */
   if (!w->dead) uv_async_send(&w->async);
   pthread_mutex_unlock(&w->mu);
 }
@@ -119,7 +119,7 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
   for (int k = 0; !err && k < ACCEPT_BATCH; k++) {
     int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      w->accepted++;
+      atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
       conn_accept(w, fd);
       continue;
     }
@@ -141,10 +141,8 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
     case EHOSTUNREACH:
     case EOPNOTSUPP:
     case ENETUNREACH:
-    case EPERM:
-      continue;
-    default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until something closes */
-      err = errno;
+    case EPERM: continue;
+    default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to accept with until something closes */ err = errno;
     }
   }
   if (!err) return; /* a full batch: more next iteration */
@@ -216,8 +214,9 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss) {
   char host[256];
   const char *colon = strrchr(spec, ':');
   if (!colon) return TERN_ECONFIG;
-  int port = atoi(colon + 1);
-  if (port < 0 || port > 65535) return TERN_ECONFIG;
+  char *end;
+  long port = strtol(colon + 1, &end, 10); /* "host:" or "host:http" is no port (atoi made it 0: any) */
+  if (end == colon + 1 || *end || port < 0 || port > 65535) return TERN_ECONFIG;
   size_t hl = (size_t)(colon - spec);
   if (hl >= sizeof host) return TERN_ECONFIG;
   memcpy(host, spec, hl);
@@ -341,8 +340,8 @@ int server_start(server_t *srv) {
   if (!srv->public_url || !*srv->public_url) {
     free(srv->public_url);
     char url[128];
-    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/", srv->tls ? "wss" : "ws",
-             host, port);
+    snprintf(url, sizeof url, ss.ss_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/", srv->tls ? "wss" : "ws", host,
+             port);
     srv->public_url = xstrdup(url);
   }
   for (int i = 0; i < n; i++) {
@@ -364,29 +363,53 @@ long server_conn_cap(const server_t *srv) {
   return n - reserve;
 }
 
+/* The rendezvous of server_with_workers_parked: every worker arrives, waits for the caller
+ * to release it, and says it has left, all under one mutex, so the caller frees the state
+ * (its stack) only once no worker can touch it again. (A pthread barrier destroyed right
+ * after the last wait relies on glibc's destroy waiting for the waiters to leave, which
+ * POSIX does not promise and ThreadSanitizer reports as a race.) */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int n, arrived, released, left;
+} park_state_t;
+
 typedef struct {
   task_t task;
-  pthread_barrier_t *barrier;
+  park_state_t *st;
 } park_t;
 
 static void park_run(task_t *t) {
-  pthread_barrier_t *b = ((park_t *)t)->barrier;
-  pthread_barrier_wait(b); /* every worker is here: the caller runs its function */
-  pthread_barrier_wait(b); /* it is done; t is gone once the caller returns */
+  park_state_t *st = ((park_t *)t)->st; /* t lives in the caller's frame, like st */
+  pthread_mutex_lock(&st->mu);
+  st->arrived++;
+  pthread_cond_broadcast(&st->cv);
+  while (!st->released) pthread_cond_wait(&st->cv, &st->mu);
+  st->left++;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu); /* the last touch of st and t */
 }
 
 void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg) {
-  pthread_barrier_t b;
+  park_state_t st = {.n = srv->nworkers};
   park_t parks[MAX_WORKERS];
-  pthread_barrier_init(&b, NULL, (unsigned)srv->nworkers + 1);
+  pthread_mutex_init(&st.mu, NULL);
+  pthread_cond_init(&st.cv, NULL);
   for (int i = 0; i < srv->nworkers; i++) {
-    parks[i] = (park_t){.task = {.fn = park_run}, .barrier = &b};
+    parks[i] = (park_t){.task = {.fn = park_run}, .st = &st};
     worker_post(srv, i, &parks[i].task);
   }
-  pthread_barrier_wait(&b);
-  fn(arg);
-  pthread_barrier_wait(&b);
-  pthread_barrier_destroy(&b); /* waits until every worker has left it */
+  pthread_mutex_lock(&st.mu);
+  while (st.arrived < st.n) pthread_cond_wait(&st.cv, &st.mu);
+  pthread_mutex_unlock(&st.mu);
+  fn(arg); /* every worker is parked */
+  pthread_mutex_lock(&st.mu);
+  st.released = 1;
+  pthread_cond_broadcast(&st.cv);
+  while (st.left < st.n) pthread_cond_wait(&st.cv, &st.mu);
+  pthread_mutex_unlock(&st.mu);
+  pthread_cond_destroy(&st.cv);
+  pthread_mutex_destroy(&st.mu);
 }
 
 void server_stop(server_t *srv) {

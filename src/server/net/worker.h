@@ -17,24 +17,25 @@ struct worker {
   int idx;
   server_t *srv;
   uv_loop_t loop;
-  int listen_fd;        /* this worker's SO_REUSEPORT socket */
-  uv_poll_t listener;   /* readable: connections wait in listen_fd's queue */
+  int listen_fd;           /* this worker's SO_REUSEPORT socket */
+  uv_poll_t listener;      /* readable: connections wait in listen_fd's queue */
   uv_timer_t listen_retry; /* re-arms the listener after accept() ran out of descriptors */
-  uv_async_t async;   /* wakes the loop for the inbox and for stop */
-  uv_prepare_t prep;  /* flush + reap before the loop sleeps */
-  uv_check_t check;   /* flush + reap right after I/O callbacks */
-  uv_timer_t tick;    /* 1 s: timeouts */
+  uv_async_t async;        /* wakes the loop for the inbox and for stop */
+  uv_prepare_t prep;       /* flush + reap before the loop sleeps */
+  uv_check_t check;        /* flush + reap right after I/O callbacks */
+  uv_timer_t tick;         /* 1 s: timeouts */
   pthread_t thread;
   pthread_mutex_t mu; /* guards the inbox */
   task_t *inbox_head, *inbox_tail;
   int stop;
-  int dead; /* loop finished: posts queue up but must not touch the loop */
+  int dead;             /* loop finished: posts queue up but must not touch the loop */
   handle_table_t conns; /* handle → conn_t */
-  conn_t *all;         /* every live connection */
-  conn_t *flush_list;  /* connections with output to write */
-  conn_t *reap_list;   /* connections to close */
-  size_t nconns;
-  size_t accepted;     /* connections accepted since start (/metrics) */
+  conn_t *all;          /* every live connection */
+  conn_t *flush_list;   /* connections with output to write */
+  conn_t *reap_list;    /* connections to close */
+  /* written by this worker only, read by /metrics on any worker: atomics, relaxed */
+  atomic_size_t nconns;
+  atomic_size_t accepted; /* connections accepted since start (/metrics) */
   /* Output accounting (conn.c): the largest queue this worker holds, as it last knew it,
    * for the other workers to compare with theirs; shed: a queue grew past
    * output_limit_ip or output_limit_total and the drop waits for drain();
@@ -43,7 +44,7 @@ struct worker {
   int shed;
   int shed_deferred; /* this iteration already asked another worker to drop its largest */
   atomic_int shed_wanted;
-  im_worker_t *imw;    /* the layers above's part of this worker (net_app->worker_start) */
+  im_worker_t *imw; /* the layers above's part of this worker (net_app->worker_start) */
   uint8_t readbuf[WORKER_READBUF];
   int readbuf_busy;
 };
@@ -60,11 +61,11 @@ int server_start(server_t *srv);
 /* Open connections allowed in all: max_conns, or when it is 0 the open-files limit less a
  * reserve for the database, files and outgoing HTTP. */
 long server_conn_cap(const server_t *srv);
-/* Runs fn(arg) on the calling thread while every worker waits, parked in a task between
- * two barriers: whatever workers read without locks (the configuration) may change in fn.
+/* Runs fn(arg) on the calling thread while every worker waits, parked in a task (a
+ * rendezvous under a mutex): whatever workers read without locks (the configuration) may change in fn.
  * Not from a worker thread; the workers must be running. */
 void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg);
-void server_stop(server_t *srv);   /* asks every worker to finish; joins them */
+void server_stop(server_t *srv); /* asks every worker to finish; joins them */
 /* After server_stop and the store's close: runs tasks still queued (they find their
  * connections gone and only free memory) and frees the workers. */
 void server_free(server_t *srv);

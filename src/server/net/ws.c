@@ -74,7 +74,7 @@ void ws_send_close(conn_t *c, int code, const char *reason) {
   if (rl > sizeof payload - 2) rl = sizeof payload - 2;
   payload[0] = (uint8_t)(code >> 8);
   payload[1] = (uint8_t)code;
-  memcpy(payload + 2, reason, rl);
+  if (rl) memcpy(payload + 2, reason, rl); /* reason may be NULL: memcpy's NULL is undefined even for 0 bytes */
   send_control(c, WS_OP_CLOSE, payload, rl + 2);
   c->close_sent = 1;
 }
@@ -127,7 +127,7 @@ int ws_input(conn_t *c, uint8_t *p, size_t n) {
       }
       break;
     case WS_OP_CONT:
-      if (!c->frag_opcode) {
+      if (!c->frag) { /* no fragmented message under way (frag and frag_opcode go together) */
         conn_close(c, 1002, "unexpected continuation frame");
         return (int)n;
       }
@@ -143,11 +143,8 @@ int ws_input(conn_t *c, uint8_t *p, size_t n) {
         if (rc < 0) return (int)n;
       }
       break;
-    case WS_OP_PING:
-      send_control(c, WS_OP_PONG, payload, len);
-      break;
-    case WS_OP_PONG:
-      break;
+    case WS_OP_PING: send_control(c, WS_OP_PONG, payload, len); break;
+    case WS_OP_PONG: break;
     case WS_OP_CLOSE: {
       int code = len >= 2 ? (payload[0] << 8 | payload[1]) : 1005;
       /* echo the close and finish; im learns the code when the connection is reaped */

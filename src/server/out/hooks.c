@@ -10,10 +10,9 @@
 #include "out.h"
 
 static const char *const names[HOOK_COUNT] = {
-    "_messageReceived",    "_receiversOffline",    "_messageSent",      "_messageUpdate",
-    "_conversationStart",  "_conversationStarted", "_conversationAdd",  "_conversationAdded",
-    "_conversationRemove", "_conversationRemoved", "_conversationUpdate", "_clientOnline",
-    "_clientOffline",      "_rtmClientSign",
+    "_messageReceived",     "_receiversOffline", "_messageSent",       "_messageUpdate",      "_conversationStart",
+    "_conversationStarted", "_conversationAdd",  "_conversationAdded", "_conversationRemove", "_conversationRemoved",
+    "_conversationUpdate",  "_clientOnline",     "_clientOffline",     "_rtmClientSign",
 };
 
 /* Latency buckets (ms) for the /metrics histogram. */
@@ -136,22 +135,27 @@ void hooks_metrics(const hooks_t *h, buf_t *out) {
   if (!h) return;
   buf_append_str(out, "# HELP tern_hook_calls_total Hook calls made.\n# TYPE tern_hook_calls_total counter\n");
   for (int i = 0; i < HOOK_COUNT; i++)
-    if (h->enabled[i]) buf_printf(out, "tern_hook_calls_total{hook=\"%s\"} %lu\n", names[i], atomic_load(&h->stats[i].calls));
+    if (h->enabled[i])
+      buf_printf(out, "tern_hook_calls_total{hook=\"%s\"} %lu\n", names[i], atomic_load(&h->stats[i].calls));
   buf_append_str(out, "# HELP tern_hook_failures_total Hook calls that failed (timeout, error, bad answer).\n"
                       "# TYPE tern_hook_failures_total counter\n");
   for (int i = 0; i < HOOK_COUNT; i++)
     if (h->enabled[i])
       buf_printf(out, "tern_hook_failures_total{hook=\"%s\"} %lu\n", names[i], atomic_load(&h->stats[i].failures));
-  buf_append_str(out, "# HELP tern_hook_latency_seconds Hook call latency.\n# TYPE tern_hook_latency_seconds histogram\n");
+  buf_append_str(out,
+                 "# HELP tern_hook_latency_seconds Hook call latency.\n# TYPE tern_hook_latency_seconds histogram\n");
   for (int i = 0; i < HOOK_COUNT; i++) {
     if (!h->enabled[i]) continue;
     unsigned long cum = 0;
     for (size_t k = 0; k <= NBOUNDS; k++) {
       cum += atomic_load(&h->stats[i].buckets[k]);
-      if (k < NBOUNDS) buf_printf(out, "tern_hook_latency_seconds_bucket{hook=\"%s\",le=\"%g\"} %lu\n", names[i], bounds[k] / 1000, cum);
+      if (k < NBOUNDS)
+        buf_printf(out, "tern_hook_latency_seconds_bucket{hook=\"%s\",le=\"%g\"} %lu\n", names[i], bounds[k] / 1000,
+                   cum);
       else buf_printf(out, "tern_hook_latency_seconds_bucket{hook=\"%s\",le=\"+Inf\"} %lu\n", names[i], cum);
     }
-    buf_printf(out, "tern_hook_latency_seconds_sum{hook=\"%s\"} %.6f\n", names[i], atomic_load(&h->stats[i].micros) / 1e6);
+    buf_printf(out, "tern_hook_latency_seconds_sum{hook=\"%s\"} %.6f\n", names[i],
+               atomic_load(&h->stats[i].micros) / 1e6);
     buf_printf(out, "tern_hook_latency_seconds_count{hook=\"%s\"} %lu\n", names[i], cum);
   }
 }

@@ -165,7 +165,8 @@ void httpc_close(httpc_t *h) {
   h->closing = 1;
   while (h->all) {
     httpc_result_t res = {.error = "cancelled", .body = ""};
-    finish(h->all, &res);
+    /* finish unlinks the transfer from h->all before it frees it */
+    finish(h->all, &res); // NOLINT(clang-analyzer-unix.Malloc)
   }
   uv_close((uv_handle_t *)&h->timer, free_client);
 }
@@ -206,8 +207,7 @@ int httpc_request(httpc_t *h, const char *method, const char *url, const char *c
      * each is fine there */
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-  }
-  else if (flags & HTTPC_HTTP2) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  } else if (flags & HTTPC_HTTP2) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
   if (body) {
     x->body_copy = xmalloc(len ? len : 1);
     memcpy(x->body_copy, body, len);

@@ -12,8 +12,8 @@
 typedef struct httpc httpc_t;
 
 typedef struct {
-  long status;       /* HTTP status, 0 when the transfer failed (see error) */
-  const char *body;  /* response body (NUL-terminated), borrowed for the callback */
+  long status;      /* HTTP status, 0 when the transfer failed (see error) */
+  const char *body; /* response body (NUL-terminated), borrowed for the callback */
   size_t len;
   const char *error; /* libcurl's message when status is 0 */
   double seconds;    /* total time */

@@ -149,8 +149,9 @@ void push_metrics(const push_hub_t *hub, buf_t *out) {
       buf_printf(out, "%s{provider=\"%s\"} %lu\n", series[s].name, hub->providers[i]->name, atomic_load(v));
     }
   }
-  buf_printf(out, "# HELP tern_push_muted_skipped_total Offline recipients not pushed to because they muted the "
-                  "conversation.\n# TYPE tern_push_muted_skipped_total counter\ntern_push_muted_skipped_total %lu\n",
+  buf_printf(out,
+             "# HELP tern_push_muted_skipped_total Offline recipients not pushed to because they muted the "
+             "conversation.\n# TYPE tern_push_muted_skipped_total counter\ntern_push_muted_skipped_total %lu\n",
              atomic_load(&((push_hub_t *)hub)->muted_skipped));
 }
 
@@ -183,14 +184,15 @@ static void dead_letter(push_delivery_t *d, const char *why) {
   json_t *devs = json_array();
   for (size_t i = 0; i < d->ndevices; i++) {
     json_t *o = json_pack("{s:s, s:s}", "deviceType", d->devices[i].type, "deviceToken", d->devices[i].token);
-    if (d->devices[i].installation_id) json_object_set_new(o, "installation", json_string(d->devices[i].installation_id));
+    if (d->devices[i].installation_id)
+      json_object_set_new(o, "installation", json_string(d->devices[i].installation_id));
     json_array_append_new(devs, o);
   }
-  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:o, s:i, s:I, s:s?, s:O}", "at", at, "provider",
-                        hub->providers[d->pidx]->name, "reason", why, "clientId", d->client, "convId", d->cid,
-                        "fromClientId", d->from, "msgId", d->msg_id, "timestamp", (json_int_t)d->timestamp, "devices",
-                        devs, "attempts", d->attempts, "status", (json_int_t)d->last_status, "error", d->last_error,
-                        "data", d->data);
+  json_t *o =
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:o, s:i, s:I, s:s?, s:O}", "at", at, "provider",
+                hub->providers[d->pidx]->name, "reason", why, "clientId", d->client, "convId", d->cid, "fromClientId",
+                d->from, "msgId", d->msg_id, "timestamp", (json_int_t)d->timestamp, "devices", devs, "attempts",
+                d->attempts, "status", (json_int_t)d->last_status, "error", d->last_error, "data", d->data);
   if (!d->last_error) json_object_del(o, "error");
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
@@ -310,12 +312,8 @@ void push_attempt_done(push_delivery_t *d, push_outcome_t outcome, long status, 
     }
     why = pw->stopping ? "server stopping" : "retries exhausted";
     break;
-  case PUSH_GONE:
-    why = "device token rejected";
-    break;
-  case PUSH_FAIL:
-    why = "rejected by the provider";
-    break;
+  case PUSH_GONE: why = "device token rejected"; break;
+  case PUSH_FAIL: why = "rejected by the provider"; break;
   }
   atomic_fetch_add(&c->dead, 1);
   dead_letter(d, why);

@@ -61,11 +61,11 @@ static void apns_free(void *state) {
 }
 
 static int apns_init(const tern_config_t *cfg, void **state) {
-  const char *missing = !*cfg->apns_key_path ? "apns_key_path"
-                        : !*cfg->apns_key_id ? "apns_key_id"
+  const char *missing = !*cfg->apns_key_path  ? "apns_key_path"
+                        : !*cfg->apns_key_id  ? "apns_key_id"
                         : !*cfg->apns_team_id ? "apns_team_id"
-                        : !*cfg->apns_topic  ? "apns_topic"
-                                             : NULL;
+                        : !*cfg->apns_topic   ? "apns_topic"
+                                              : NULL;
   if (missing) {
     log_at(LOG_ERROR, "push_provider apns needs %s", missing);
     return TERN_ECONFIG;
@@ -128,14 +128,21 @@ static void expire_token(apns_t *a, const char *seen) {
   pthread_mutex_unlock(&a->mu);
 }
 
-static const char *const aps_keys[] = {"alert",       "sound",        "category",          "thread-id",
-                                       "content-available", "mutable-content", "interruption-level",
-                                       "relevance-score",   "target-content-id", NULL};
+static const char *const aps_keys[] = {"alert",
+                                       "sound",
+                                       "category",
+                                       "thread-id",
+                                       "content-available",
+                                       "mutable-content",
+                                       "interruption-level",
+                                       "relevance-score",
+                                       "target-content-id",
+                                       NULL};
 
 char *push_apns_body(const json_t *data, int64_t increment_to) {
   json_t *out = json_object();
-  json_t *aps = json_is_object(json_object_get(data, "aps")) ? json_deep_copy(json_object_get(data, "aps"))
-                                                              : json_object();
+  json_t *aps =
+      json_is_object(json_object_get(data, "aps")) ? json_deep_copy(json_object_get(data, "aps")) : json_object();
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)data, k, v) {
@@ -146,10 +153,9 @@ char *push_apns_body(const json_t *data, int64_t increment_to) {
     } else if (strcmp(k, "badge") == 0) {
       if (json_is_string(v) && strcmp(json_string_value(v), "Increment") == 0)
         json_object_set_new(aps, "badge", json_integer(increment_to));
-      else if (json_is_integer(v))
-        json_object_set(aps, "badge", v);
-    } else if (strcmp(k, "aps") && strcmp(k, "_profile") && strcmp(k, "_apns_team_id") && strcmp(k, "ios") &&
-               strcmp(k, "android") && strcmp(k, "wp")) {
+      else if (json_is_integer(v)) json_object_set(aps, "badge", v);
+    } else if (strcmp(k, "aps") != 0 && strcmp(k, "_profile") != 0 && strcmp(k, "_apns_team_id") != 0 &&
+               strcmp(k, "ios") != 0 && strcmp(k, "android") != 0 && strcmp(k, "wp") != 0) {
       json_object_set(out, k, v); /* custom keys sit beside aps */
     }
   }
@@ -171,9 +177,8 @@ static void apns_done(void *arg, const httpc_result_t *res) {
   json_t *j = res->body && res->len ? json_loadb(res->body, res->len, 0, NULL) : NULL;
   const char *reason = json_string_value(json_object_get(j, "reason"));
   push_outcome_t o = push_outcome_of(st);
-  if (st == 410) {
-    o = PUSH_GONE; /* Unregistered: the app is gone from the device */
-  } else if (st == 400 && reason && (!strcmp(reason, "BadDeviceToken") || !strcmp(reason, "DeviceTokenNotForTopic"))) {
+  if (st == 410 /* Unregistered: the app is gone from the device */ ||
+      (st == 400 && reason && (!strcmp(reason, "BadDeviceToken") || !strcmp(reason, "DeviceTokenNotForTopic")))) {
     o = PUSH_GONE;
   } else if (st == 403 && reason && !strcmp(reason, "ExpiredProviderToken")) {
     expire_token(x->a, x->jwt);
@@ -221,7 +226,7 @@ static void apns_attempt(push_worker_t *pw, void *state, push_delivery_t *d) {
   buf_printf(&url, "%s/3/device/%s", a->base[sandbox], dev->token);
   buf_printf(&auth, "authorization: bearer %s", jwt);
   buf_printf(&topic, "apns-topic: %s", a->topic);
-  buf_printf(&exp, "apns-expiration: %lld", (long long)(now_ms() / 1000 + PUSH_EXPIRY_S));
+  buf_printf(&exp, "apns-expiration: %lld", (long long)(now_ms() / 1000) + PUSH_EXPIRY_S);
   const char *headers[] = {buf_cstr(&auth),
                            buf_cstr(&topic),
                            background ? "apns-push-type: background" : "apns-push-type: alert",

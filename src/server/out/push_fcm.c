@@ -60,12 +60,16 @@ static int fcm_init(const tern_config_t *cfg, void **state) {
   json_t *cred = json_load_file(cfg->fcm_credentials_path, 0, &e);
   const char *pem = json_string_value(json_object_get(cred, "private_key"));
   const char *email = json_string_value(json_object_get(cred, "client_email"));
-  const char *project = *cfg->fcm_project_id ? cfg->fcm_project_id : json_string_value(json_object_get(cred, "project_id"));
-  const char *token_url = *cfg->fcm_token_url ? cfg->fcm_token_url : json_string_value(json_object_get(cred, "token_uri"));
+  const char *project =
+      *cfg->fcm_project_id ? cfg->fcm_project_id : json_string_value(json_object_get(cred, "project_id"));
+  const char *token_url =
+      *cfg->fcm_token_url ? cfg->fcm_token_url : json_string_value(json_object_get(cred, "token_uri"));
   const char *key_id = json_string_value(json_object_get(cred, "private_key_id"));
   if (!cred || !pem || !email || !project) {
-    log_at(LOG_ERROR, "fcm_credentials_path: %s is not a service-account key with private_key, client_email and "
-                      "project_id (%s)", cfg->fcm_credentials_path, cred ? "field missing" : e.text);
+    log_at(LOG_ERROR,
+           "fcm_credentials_path: %s is not a service-account key with private_key, client_email and "
+           "project_id (%s)",
+           cfg->fcm_credentials_path, cred ? "field missing" : e.text);
     json_decref(cred);
     return TERN_ECONFIG;
   }
@@ -233,8 +237,9 @@ static void token_done(void *arg, const httpc_result_t *res) {
     push_delivery_t *next = d->wait_next;
     d->wait_next = NULL;
     if (auth) send_one(fw->pw, f, d, xstrdup(auth));
-    else push_attempt_done(d, push_outcome_of(res->status) == PUSH_OK ? PUSH_RETRY : push_outcome_of(res->status),
-                           res->status, "no OAuth2 access token");
+    else
+      push_attempt_done(d, push_outcome_of(res->status) == PUSH_OK ? PUSH_RETRY : push_outcome_of(res->status),
+                        res->status, "no OAuth2 access token");
     d = next;
   }
   free(auth);
@@ -248,7 +253,7 @@ static void fetch_token(fcm_worker_t *fw) {
   json_t *h = json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT");
   if (f->key_id) json_object_set_new(h, "kid", json_string(f->key_id));
   json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", f->email, "scope", SCOPE, "aud", f->token_url, "iat",
-                        (json_int_t)now, "exp", (json_int_t)(now + 3600));
+                        (json_int_t)now, "exp", (json_int_t)now + 3600);
   char *hs = json_dumps(h, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT), *jwt = NULL;
   json_decref(h);
   json_decref(c);

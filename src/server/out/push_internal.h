@@ -18,8 +18,8 @@
 #include "push.h"
 
 #define PUSH_MAX_PROVIDERS 4
-#define PUSH_MAX_DEVICES 32     /* devices looked up per recipient */
-#define PUSH_MAX_PENDING 20000  /* deliveries per worker in flight or waiting; beyond: dead letter */
+#define PUSH_MAX_DEVICES 32       /* devices looked up per recipient */
+#define PUSH_MAX_PENDING 20000    /* deliveries per worker in flight or waiting; beyond: dead letter */
 #define PUSH_EXPIRY_S (7 * 86400) /* §10: pushes expire after 7 days */
 
 typedef struct push_worker push_worker_t;
@@ -75,25 +75,25 @@ struct push_worker {
   uv_loop_t *loop;
   int stopping;
   size_t pending;
-  push_delivery_t *all;                   /* every live delivery, for stop */
-  void *pstate[PUSH_MAX_PROVIDERS];       /* per-worker provider state (FCM: token fetch) */
+  push_delivery_t *all;             /* every live delivery, for stop */
+  void *pstate[PUSH_MAX_PROVIDERS]; /* per-worker provider state (FCM: token fetch) */
 };
 
 struct push_delivery {
   push_delivery_t *prev, *next; /* in pw->all */
   push_worker_t *pw;
-  int pidx;                     /* provider index in the hub */
-  uint64_t t0_ns;               /* the attempt under way began (tern_push_seconds) */
+  int pidx;       /* provider index in the hub */
+  uint64_t t0_ns; /* the attempt under way began (tern_push_seconds) */
   char *client, *cid, *from, *msg_id;
   int64_t timestamp;
-  json_t *data;                 /* the resolved payload (shared reference) */
+  json_t *data; /* the resolved payload (shared reference) */
   push_device_t *devices;
   size_t ndevices;
   int attempts;
   long last_status;
   char *last_error;
-  uv_timer_t *timer;            /* waiting for a retry */
-  push_delivery_t *wait_next;   /* a provider's own wait list (FCM: for a token) */
+  uv_timer_t *timer;          /* waiting for a retry */
+  push_delivery_t *wait_next; /* a provider's own wait list (FCM: for a token) */
 };
 
 /* How an attempt ended. status: the HTTP status (0 for none); error: why (copied). */

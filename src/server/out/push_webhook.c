@@ -25,7 +25,7 @@ static int webhook_init(const tern_config_t *cfg, void **state) {
     log_at(LOG_ERROR, "push_provider webhook needs push_webhook_url");
     return TERN_ECONFIG;
   }
-  if (strncmp(cfg->push_webhook_url, "http://", 7) && strncmp(cfg->push_webhook_url, "https://", 8)) {
+  if (strncmp(cfg->push_webhook_url, "http://", 7) != 0 && strncmp(cfg->push_webhook_url, "https://", 8) != 0) {
     log_at(LOG_ERROR, "push_webhook_url must be an http:// or https:// URL");
     return TERN_ECONFIG;
   }
@@ -59,12 +59,13 @@ static void webhook_attempt(push_worker_t *pw, void *state, push_delivery_t *d) 
   json_t *devs = json_array();
   for (size_t i = 0; i < d->ndevices; i++) {
     json_t *o = json_pack("{s:s, s:s}", "deviceType", d->devices[i].type, "deviceToken", d->devices[i].token);
-    if (d->devices[i].installation_id) json_object_set_new(o, "installation", json_string(d->devices[i].installation_id));
+    if (d->devices[i].installation_id)
+      json_object_set_new(o, "installation", json_string(d->devices[i].installation_id));
     json_array_append_new(devs, o);
   }
-  json_t *body = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:o, s:O}", "clientId", d->client, "convId", d->cid,
-                           "fromClientId", d->from, "msgId", d->msg_id, "timestamp", (json_int_t)d->timestamp,
-                           "devices", devs, "data", d->data);
+  json_t *body =
+      json_pack("{s:s, s:s, s:s, s:s?, s:I, s:o, s:O}", "clientId", d->client, "convId", d->cid, "fromClientId",
+                d->from, "msgId", d->msg_id, "timestamp", (json_int_t)d->timestamp, "devices", devs, "data", d->data);
   char *text = json_dumps(body, JSON_COMPACT);
   json_decref(body);
   size_t len = strlen(text);

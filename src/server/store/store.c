@@ -141,12 +141,10 @@ void conv_row_free(conv_row_t *r) {
   free(r->cid);
   free(r->creator);
   free(r->unique_id);
-  for (size_t i = 0; i < r->nmembers; i++)
-    free(r->members[i]);
+  for (size_t i = 0; i < r->nmembers; i++) free(r->members[i]);
   free(r->members);
   for (int k = 0; k < 3; k++) {
-    for (size_t i = 0; i < r->nsets[k]; i++)
-      free(r->sets[k][i]);
+    for (size_t i = 0; i < r->nsets[k]; i++) free(r->sets[k][i]);
     free(r->sets[k]);
   }
   memset(r, 0, sizeof *r);

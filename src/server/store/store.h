@@ -30,17 +30,27 @@ typedef struct {
   const char *self; /* the asking client ("": the app, no "m has me" default) */
   const char *sort; /* "-lm", "name,-createdAt", "attr.level" (NULL or "": -lm) */
   int limit, skip;
-  int flags;        /* 1 compact (no m), 2 with the last message */
+  int flags; /* 1 compact (no m), 2 with the last message */
 } store_conv_q_t;
 
 /* An AND of simple conditions over a class's fields (`_Installation` reads): the parsed
  * form api/rest_classes.c makes of a `where`. */
-typedef enum { STORE_EQ, STORE_NE, STORE_LT, STORE_LTE, STORE_GT, STORE_GTE, STORE_IN, STORE_NIN, STORE_EXISTS } store_cmp_t;
+typedef enum {
+  STORE_EQ,
+  STORE_NE,
+  STORE_LT,
+  STORE_LTE,
+  STORE_GT,
+  STORE_GTE,
+  STORE_IN,
+  STORE_NIN,
+  STORE_EXISTS
+} store_cmp_t;
 typedef struct {
   const char *field; /* objectId, createdAt, updatedAt, deviceType, or a dotted path into the object */
   store_cmp_t op;
-  json_t *val;       /* the operand: string, number or boolean; an array for IN / NIN; a boolean for EXISTS */
-  int is_time;       /* createdAt / updatedAt: compare ms */
+  json_t *val; /* the operand: string, number or boolean; an array for IN / NIN; a boolean for EXISTS */
+  int is_time; /* createdAt / updatedAt: compare ms */
   int64_t ms;
 } store_cond_t;
 typedef struct {
@@ -53,10 +63,10 @@ typedef struct {
 enum { CONV_NORMAL = 1, CONV_ROOM = 2, CONV_SYSTEM = 3, CONV_TEMP = 4 };
 
 enum {
-  MSG_F_BIN = 1,          /* data is binary (binaryMsg) */
-  MSG_F_RECEIPT = 2,      /* sender asked for receipts (r) */
-  MSG_F_MENTION_ALL = 4,  /* mentionAll */
-  MSG_F_RECALLED = 8,     /* replaced by a recall */
+  MSG_F_BIN = 1,         /* data is binary (binaryMsg) */
+  MSG_F_RECEIPT = 2,     /* sender asked for receipts (r) */
+  MSG_F_MENTION_ALL = 4, /* mentionAll */
+  MSG_F_RECALLED = 8,    /* replaced by a recall */
 };
 
 /* A conversation as stored, for the cache. Strings are owned; free with conv_row_free. */
@@ -95,21 +105,21 @@ typedef int (*msg_cb)(void *arg, const msg_view_t *m); /* nonzero stops the scan
 /* History request, already resolved to key bounds by the caller (protocol.md §3.11). */
 typedef struct {
   int64_t conv;
-  int newer;              /* 0: walk from hi down (OLD), 1: from lo up (NEW) */
+  int newer; /* 0: walk from hi down (OLD), 1: from lo up (NEW) */
   int has_lo, has_hi;
-  int64_t lo_ts, lo_seq;  /* lower bound key */
-  int64_t hi_ts, hi_seq;  /* upper bound key */
+  int64_t lo_ts, lo_seq; /* lower bound key */
+  int64_t hi_ts, hi_seq; /* upper bound key */
   int lo_incl, hi_incl;
   int limit;
   int has_lctype, lctype;
-  const char *viewer;     /* only the messages this client may read; NULL: all */
+  const char *viewer; /* only the messages this client may read; NULL: all */
 } logs_req_t;
 
 /* One conversation's unread state for a client (protocol.md §3.10). */
 typedef struct {
   const char *cid;
   int kind;
-  int unread;  /* capped at 100 */
+  int unread; /* capped at 100 */
   int mentioned;
   int64_t read_changed_at;
   msg_view_t last; /* last.mid == NULL if the conversation has no message */
@@ -130,11 +140,11 @@ typedef struct {
   int kind;
   int64_t created_at, updated_at, expire_at;
   int has_lm;
-  int64_t lm;                /* the newest message's time (else the stored lm) */
-  const char *doc;           /* JSON object text of the other fields */
+  int64_t lm;                 /* the newest message's time (else the stored lm) */
+  const char *doc;            /* JSON object text of the other fields */
   const char *const *members; /* NULL: not asked for (compact), or a chat room / service conversation */
   size_t nmembers;
-  const msg_view_t *last;    /* the newest message: NULL if not asked for (flags & 2) or none */
+  const msg_view_t *last; /* the newest message: NULL if not asked for (flags & 2) or none */
 } conv_view_t;
 typedef void (*conv_view_cb)(void *arg, const conv_view_t *c);
 
@@ -144,13 +154,13 @@ typedef void (*conv_view_cb)(void *arg, const conv_view_t *c);
  * within a deadline that counts from submission (time spent queued included). */
 typedef struct store_query store_query_t;
 struct store_query {
-  task_t task;         /* set task.fn: runs on `worker` when done; owns the query then */
+  task_t task; /* set task.fn: runs on `worker` when done; owns the query then */
   int worker;
-  store_conv_q_t q;    /* borrowed until then */
+  store_conv_q_t q;     /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
-  int result;          /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
-  conv_view_cb cb;     /* each row, on the query thread, before task.fn; with result != 0 */
-  void *cb_arg;        /* what cb gave is to be dropped */
+  int result;           /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
+  conv_view_cb cb;      /* each row, on the query thread, before task.fn; with result != 0 */
+  void *cb_arg;         /* what cb gave is to be dropped */
   store_query_t *next;
 };
 /* Most queries waiting for a query thread, server-wide; past it submit refuses. */
@@ -184,10 +194,10 @@ typedef enum {
 
 typedef struct store_job store_job_t;
 struct store_job {
-  task_t task;        /* set task.fn: runs on `worker` after commit; owns the job then */
+  task_t task; /* set task.fn: runs on `worker` after commit; owns the job then */
   job_type_t type;
-  int worker;         /* -1: fire and forget, the store frees it with free_fn */
-  int result;         /* 0, TERN_EEXIST (unique conflict), or TERN_ESTORE */
+  int worker; /* -1: fire and forget, the store frees it with free_fn */
+  int result; /* 0, TERN_EEXIST (unique conflict), or TERN_ESTORE */
   void (*free_fn)(store_job_t *j);
   store_job_t *next;
 };
@@ -207,9 +217,9 @@ typedef struct {
   uint8_t *data;
   size_t len;
   int flags;
-  char *mentions;     /* JSON array text or NULL */
+  char *mentions; /* JSON array text or NULL */
   int has_lctype, lctype;
-  char *readers;      /* NULL (every member) or the readers besides the sender, framed by \x1f */
+  char *readers; /* NULL (every member) or the readers besides the sender, framed by \x1f */
 } job_msg_insert_t;
 
 typedef struct {
@@ -236,7 +246,7 @@ typedef struct {
                               * start with everything up to it read and delivered */
   char **clients;
   size_t n;
-} job_members_t;        /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
+} job_members_t; /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
 
 /* One change of a conversation document: the value at an SQLite JSON path. */
 typedef struct {
@@ -252,7 +262,7 @@ typedef struct {
   doc_change_t *changes;
   size_t n;
   int merged, merged_rc; /* the writer's: already run with an earlier job of the batch */
-} job_conv_update_t;   /* JOB_CONV_UPDATE (no change: only updated_at moves) */
+} job_conv_update_t;     /* JOB_CONV_UPDATE (no change: only updated_at moves) */
 void doc_changes_free(doc_change_t *v, size_t n);
 
 typedef struct {
@@ -263,12 +273,12 @@ typedef struct {
   int64_t conv, at;
   char **clients;
   size_t n;
-  int64_t expire_at;  /* SET_SHUTUP adds: when a temporary shut-up lifts (0: never). Adding a
+  int64_t expire_at; /* SET_SHUTUP adds: when a temporary shut-up lifts (0: never). Adding a
                        * permanent entry over a temporary one makes it permanent; a
                        * temporary one never shortens a permanent one */
-  const char *role;   /* SET_MANAGER adds: the role the row keeps (NULL: Manager; REST keeps
+  const char *role;  /* SET_MANAGER adds: the role the row keeps (NULL: Manager; REST keeps
                        * Member rows so their objectId stays valid) */
-} job_set_t;          /* JOB_SET_CHANGE */
+} job_set_t;         /* JOB_SET_CHANGE */
 
 typedef struct {
   store_job_t job;
@@ -281,22 +291,22 @@ typedef struct {
 
 typedef struct {
   store_job_t job;
-  int64_t ts;  /* the notification's serverTs */
-  char *body;  /* its JSON, as /rtm/notifications returns it */
+  int64_t ts; /* the notification's serverTs */
+  char *body; /* its JSON, as /rtm/notifications returns it */
   char **clients;
   size_t n;
-} job_notif_t;        /* JOB_NOTIF: keep one permanent notification for each recipient */
+} job_notif_t; /* JOB_NOTIF: keep one permanent notification for each recipient */
 
 typedef struct {
   store_job_t job;
   int64_t notif_before;
-} job_prune_t;        /* JOB_PRUNE: forget notifications older than that */
+} job_prune_t; /* JOB_PRUNE: forget notifications older than that */
 
 enum { DEVICE_PUT = 0, DEVICE_DROP = 1, DEVICE_BADGE = 2 };
 
 typedef struct {
   store_job_t job;
-  int op;       /* DEVICE_PUT: `client` receives its offline pushes on `token` (of `type`), and a
+  int op; /* DEVICE_PUT: `client` receives its offline pushes on `token` (of `type`), and a
                  * token reported this way leaves the other clients it was reported for;
                  * DEVICE_DROP: the provider says the token is dead — every row of it goes;
                  * DEVICE_BADGE: every row of the token gets badge (add: badge += badge) */
@@ -304,16 +314,16 @@ typedef struct {
   int64_t badge;
   int add;
   int64_t at;
-} job_device_t;       /* JOB_DEVICE (push.h's device registry) */
+} job_device_t; /* JOB_DEVICE (push.h's device registry) */
 /* free_fn of fire-and-forget JOB_DEVICE jobs: frees client, token, type and the job. */
 void job_device_free(store_job_t *j);
 
 typedef struct {
   store_job_t job;
-  int remove;         /* 1: delete the installation and its device rows (only id is used) */
+  int remove; /* 1: delete the installation and its device rows (only id is used) */
   char *id, *device_type, *token;
-  char *body;         /* the whole `_Installation` object as JSON text */
-  char **channels;    /* client ids whose offline pushes go to this device */
+  char *body;      /* the whole `_Installation` object as JSON text */
+  char **channels; /* client ids whose offline pushes go to this device */
   size_t n;
   int has_badge;
   int64_t badge;
@@ -342,8 +352,8 @@ typedef struct {
   /* IMP_CONV: created with exactly these columns if absent, else replaced by them. row.id,
    * row.last_* are unused; members (sorted, distinct) only for normal and temporary ones. */
   conv_row_t *conv;
-  char *doc;          /* the document (JSON object text, keys sorted) */
-  int64_t lm;         /* the record's lm (0: none); the stored one only ever grows */
+  char *doc;  /* the document (JSON object text, keys sorted) */
+  int64_t lm; /* the record's lm (0: none); the stored one only ever grows */
   /* IMP_ROLES (roles[i] of clients[i], Member or Manager), IMP_SHUTUP (permanent shut-ups),
    * IMP_BLOCK: the whole set is replaced. IMP_SUBSCRIBERS: added, or the set replaced.
    * IMP_MUTES: the document's `mu` becomes clients. */
@@ -378,7 +388,7 @@ typedef struct {
   /* out: the conversations that got new messages (the caller frees each cid, and touched) */
   import_conv_t *touched;
   size_t ntouched;
-} job_import_t;       /* JOB_IMPORT: ops in order, in the batch's transaction. A failing
+} job_import_t; /* JOB_IMPORT: ops in order, in the batch's transaction. A failing
                        * statement fails the job (result TERN_ESTORE, nothing kept); a line
                        * that cannot apply is IMP_SKIPPED with its reason */
 
@@ -403,10 +413,10 @@ typedef struct {
 } member_info_t;
 
 typedef struct {
-  const char *path;   /* database file; ":memory:" is not shared between threads */
-  int sync_full;      /* synchronous=FULL instead of NORMAL */
-  int inline_writes;  /* run jobs on the submitting thread (fuzzers, unit tests) */
-  int commit_interval_us; /* at most one commit per interval while jobs keep coming (0: none) */
+  const char *path;                               /* database file; ":memory:" is not shared between threads */
+  int sync_full;                                  /* synchronous=FULL instead of NORMAL */
+  int inline_writes;                              /* run jobs on the submitting thread (fuzzers, unit tests) */
+  int commit_interval_us;                         /* at most one commit per interval while jobs keep coming (0: none) */
   void (*post)(void *arg, int worker, task_t *t); /* how completions reach a worker */
   void *post_arg;
 } store_options_t;
@@ -468,8 +478,8 @@ int store_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int6
 int store_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
 /* Messages of `client`'s conversations it has not acked, oldest first, at most `max`
  * (the lc.protobuf2.1 offline push). */
-int store_offline(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const char *cid, int kind,
-                                                                           const msg_view_t *m), void *arg);
+int store_offline(store_reader_t *r, const char *client, int max,
+                  void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
 int store_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg);
 /* Notifications kept for client after `after` (serverTs), oldest first, about `limit`. */
 int store_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
@@ -579,8 +589,7 @@ struct store_ops {
   int (*conv_doc)(store_reader_t *r, int64_t conv, char **doc);
   int (*conv_find_unique)(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
   int (*conv_query_check)(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
-  int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
-                          void *arg);
+  int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);
   int (*conv_count)(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
   int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg);
   int (*logs)(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg);

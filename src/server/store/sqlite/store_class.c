@@ -15,12 +15,9 @@
 static void bind_query(sqlite3_stmt *st, const query_t *q) {
   for (size_t i = 0; i < q->nparams; i++) {
     const query_param_t *p = &q->params[i];
-    if (p->type == QP_TEXT)
-      sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
-    else if (p->type == QP_INT)
-      sqlite3_bind_int64(st, (int)i + 1, p->i);
-    else
-      sqlite3_bind_double(st, (int)i + 1, p->d);
+    if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
+    else if (p->type == QP_INT) sqlite3_bind_int64(st, (int)i + 1, p->i);
+    else sqlite3_bind_double(st, (int)i + 1, p->d);
   }
 }
 
@@ -57,12 +54,9 @@ static void sql_param(query_t *q, query_param_type_t type, const char *s, int64_
 }
 
 static void sql_value(query_t *q, json_t *v) {
-  if (json_is_string(v))
-    sql_param(q, QP_TEXT, json_string_value(v), 0);
-  else if (json_is_integer(v))
-    sql_param(q, QP_INT, NULL, json_integer_value(v));
-  else if (json_is_boolean(v))
-    sql_param(q, QP_INT, NULL, json_is_true(v));
+  if (json_is_string(v)) sql_param(q, QP_TEXT, json_string_value(v), 0);
+  else if (json_is_integer(v)) sql_param(q, QP_INT, NULL, json_integer_value(v));
+  else if (json_is_boolean(v)) sql_param(q, QP_INT, NULL, json_is_true(v));
   else {
     sql_param(q, QP_REAL, NULL, 0);
     q->params[q->nparams - 1].d = json_real_value(v);
@@ -105,10 +99,8 @@ static void inst_sql(const store_class_q_t *cq, query_t *q) {
         sql_list(q, c->val);
       } else {
         buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
-        if (c->is_time)
-          sql_param(q, QP_INT, NULL, c->ms);
-        else
-          sql_value(q, c->val);
+        if (c->is_time) sql_param(q, QP_INT, NULL, c->ms);
+        else sql_value(q, c->val);
       }
       continue;
     }
@@ -171,8 +163,7 @@ static void inst_order(const char *order, buf_t *out) {
     size_t n = strcspn(s, ",");
     int desc = *s == '-';
     size_t k = 0;
-    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0))
-      k++;
+    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
     if (k < 3) buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
     s += n + (s[n] == ',');
   }

@@ -84,4 +84,3 @@ int doc_group_add(sqlite3 *db, doc_group_t *g, int64_t conv, const doc_change_t 
   g->pairs++;
   return 0;
 }
-

@@ -49,7 +49,8 @@ static void run_one(qpool_t *p, store_reader_t *r, store_query_t *q) {
 static void *query_main(void *arg) {
   qpool_t *p = arg;
   /* below the network threads: a pool busy with costly queries must not delay delivery */
-  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), QUERY_NICE) != 0) log_at(LOG_DEBUG, "query thread: setpriority failed");
+  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), QUERY_NICE) != 0)
+    log_at(LOG_DEBUG, "query thread: setpriority failed");
   store_reader_t *r = sq_reader_new(p->s);
   if (!r) log_at(LOG_ERROR, "query thread: cannot open a reader");
   pthread_mutex_lock(&p->mu);

@@ -22,16 +22,16 @@
 #include "crypto.h"
 #include "err.h"
 #include "jsonlim.h"
-#include "query.h"
-#include "walbuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "query.h"
 #include "store.h"
 #include "store_doc.h"
 #include "store_query.h"
 #include "store_sqlite.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
+#include "walbuf.h"
 
 #define BATCH_MAX 4096
 #define KEY_MAX INT64_MAX
@@ -129,14 +129,14 @@ struct store {
   sqlite3 *wdb;
   pthread_t writer;
   pthread_mutex_t mu;
-  pthread_cond_t cv;       /* CLOCK_MONOTONIC: the writer also waits out the commit interval */
+  pthread_cond_t cv; /* CLOCK_MONOTONIC: the writer also waits out the commit interval */
   store_job_t *head, *tail;
-  size_t queued;           /* jobs in head..tail */
-  int writer_asleep;       /* waiting for work with none queued: a submit must wake it */
+  size_t queued;     /* jobs in head..tail */
+  int writer_asleep; /* waiting for work with none queued: a submit must wake it */
   int64_t interval_us, last_commit_us;
-  store_job_t *docs_waiting;  /* writer only: attribute updates held for the next docs round */
-  int64_t docs_last_us;       /* writer only: when the last docs round ended */
-  lm_tab_t lm;             /* writer only: lm not yet written (see lm_note) */
+  store_job_t *docs_waiting; /* writer only: attribute updates held for the next docs round */
+  int64_t docs_last_us;      /* writer only: when the last docs round ended */
+  lm_tab_t lm;               /* writer only: lm not yet written (see lm_note) */
   int64_t lm_flushed_us;
   int closing, started;
   atomic_int fail_writes;
@@ -147,8 +147,8 @@ struct store {
   sqlite3 *cdb;
   int ckpt_started, ckpt_stop, ckpt_wanted;
   atomic_int ckpt_done; /* the WAL frames the last round had copied */
-  int ckpt_hold;   /* the checkpointer's last round is waiting: start no batch */
-  int writer_busy; /* a batch is running (between taking it and posting its completions) */
+  int ckpt_hold;        /* the checkpointer's last round is waiting: start no batch */
+  int writer_busy;      /* a batch is running (between taking it and posting its completions) */
   pthread_cond_t ckpt_cv;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
@@ -157,7 +157,7 @@ struct store {
       *del_inst_devices, *ins_inst_device;
   sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
   atomic_llong notif_seq;
-  qpool_t *qpool; /* conversation queries (store_query.c) */
+  qpool_t *qpool;      /* conversation queries (store_query.c) */
   store_import_t *imp; /* the bulk import's statements, prepared on its first job */
 };
 
@@ -168,9 +168,8 @@ struct store_reader {
   store_t *s;
   sqlite3 *db;
   sqlite3_stmt *conv_load, *conv_doc, *conv_members, *conv_sets, *member_infos, *client_blocks, *client_blocked,
-      *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs,
-      *offline_convs, *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token,
-      *revoked;
+      *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs, *offline_convs,
+      *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token, *revoked;
   sqlite3_stmt *msg_ext_get; /* prepared on first use: only conversations with imported ids ask */
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
@@ -204,7 +203,8 @@ static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   const char *subj = (const char *)sqlite3_value_text(argv[2]);
   int rc = query_regex_match(pat, opts ? opts : "", subj, (size_t)sqlite3_value_bytes(argv[2]));
-  if (rc < 0) sqlite3_result_error(ctx, rc == TERN_ETIMEDOUT ? "query deadline passed" : "invalid regular expression", -1);
+  if (rc < 0)
+    sqlite3_result_error(ctx, rc == TERN_ETIMEDOUT ? "query deadline passed" : "invalid regular expression", -1);
   else sqlite3_result_int(ctx, rc);
 }
 
@@ -382,7 +382,6 @@ static void lm_final(store_t *s) {
   lm_clear(&s->lm);
 }
 
-
 static int run_progress(store_t *s, job_progress_t *j, sqlite3_stmt *st) {
   sqlite3_bind_int64(st, 1, j->ts);
   sqlite3_bind_int64(st, 2, j->seq);
@@ -470,10 +469,8 @@ static int run_set_change(store_t *s, job_set_t *j) {
         hex_encode(rnd, sizeof rnd, id);
         sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, j->at);
-        if (j->role)
-          sqlite3_bind_text(st, 5, j->role, -1, SQLITE_STATIC);
-        else
-          sqlite3_bind_null(st, 5);
+        if (j->role) sqlite3_bind_text(st, 5, j->role, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(st, 5);
       }
       if ((rc = step_done(st))) return rc;
       continue;
@@ -484,10 +481,8 @@ static int run_set_change(store_t *s, job_set_t *j) {
     sqlite3_bind_text(st, 3, j->clients[i], -1, SQLITE_STATIC);
     if (j->add) {
       sqlite3_bind_int64(st, 4, j->at);
-      if (j->expire_at)
-        sqlite3_bind_int64(st, 5, j->expire_at);
-      else
-        sqlite3_bind_null(st, 5);
+      if (j->expire_at) sqlite3_bind_int64(st, 5, j->expire_at);
+      else sqlite3_bind_null(st, 5);
     }
     if ((rc = step_done(st))) return rc;
   }
@@ -654,7 +649,6 @@ static int multi_statement(job_type_t t) {
          t == JOB_CONV_DELETE || t == JOB_SET_CHANGE || t == JOB_CLIENT_BLOCK || t == JOB_NOTIF || t == JOB_DEVICE ||
          t == JOB_INSTALLATION || t == JOB_REVOKE || t == JOB_IMPORT;
 }
-
 
 /* One transaction for the whole batch; a job that fails alone is rolled back alone
  * (savepoint), a failure that aborts the transaction (disk full, I/O error) fails every
@@ -935,8 +929,9 @@ static int sq_open(const store_options_t *opt, store_t **out) {
     sqlite3_stmt **st;
     const char *sql;
   } stmts[] = {
-      {&s->ins_conv, "INSERT INTO conv (cid, kind, creator, unique_id, created_at, updated_at, expire_at, member_count, doc)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+      {&s->ins_conv,
+       "INSERT INTO conv (cid, kind, creator, unique_id, created_at, updated_at, expire_at, member_count, doc)"
+       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       /* A new member has read and received everything sent before it joined (?4, ?5). */
       {&s->ins_member, "INSERT OR IGNORE INTO member (conv, client, joined_at, read_ts, read_seq, ack_ts, ack_seq)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?5)"},
@@ -984,9 +979,10 @@ static int sq_open(const store_options_t *opt, store_t **out) {
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
       {&s->del_inst, "DELETE FROM installation WHERE id = ?1"},
       {&s->del_inst_devices, "DELETE FROM device WHERE installation_id = ?1"},
-      {&s->ins_inst_device, "INSERT INTO device (client, token, type, installation_id, badge, updated_at)"
-                            " VALUES (?1, ?2, ?3, ?4, coalesce((SELECT max(badge) FROM device WHERE token = ?2), 0), ?5)"
-                            " ON CONFLICT (client, token) DO UPDATE SET type = ?3, installation_id = ?4, updated_at = ?5"},
+      {&s->ins_inst_device,
+       "INSERT INTO device (client, token, type, installation_id, badge, updated_at)"
+       " VALUES (?1, ?2, ?3, ?4, coalesce((SELECT max(badge) FROM device WHERE token = ?2), 0), ?5)"
+       " ON CONFLICT (client, token) DO UPDATE SET type = ?3, installation_id = ?4, updated_at = ?5"},
       {&s->ins_revoked, "INSERT OR REPLACE INTO token_revoked (lineage, expires_at) VALUES (?1, ?2)"},
       /* a later kick moves the cut forward, never back */
       {&s->ins_client_revoked, "INSERT INTO client_revoked (client, before, expires_at) VALUES (?1, ?2, ?3)"
@@ -1033,13 +1029,25 @@ static void sq_close(store_t *s) {
   sqlite3_close(s->cdb);
   if (s->wdb && s->upd_lm) lm_final(s); /* the writer has stopped: this thread may write */
   free(s->lm.v);
-  sqlite3_stmt *all[] = {s->ins_conv, s->ins_member, s->del_member, s->count_members, s->find_unique, s->ins_msg,
-                         s->upd_lm, s->upd_ack, s->upd_read, s->del_conv_msgs, s->del_conv_members, s->del_conv,
-                         s->upd_time, s->ins_set, s->del_set, s->ins_role, s->del_role, s->ins_cblock,
-                         s->del_cblock, s->del_conv_sets, s->del_conv_roles, s->upd_msg, s->del_msg, s->ins_notif,
-                         s->prune_notif, s->ins_device, s->move_device, s->del_device_token, s->set_badge,
-                         s->add_badge, s->ins_inst, s->del_inst, s->del_inst_devices, s->ins_inst_device,
-                         s->ins_revoked, s->ins_client_revoked, s->prune_revoked, s->prune_client_revoked};
+  sqlite3_stmt *all[] = {s->ins_conv,         s->ins_member,
+                         s->del_member,       s->count_members,
+                         s->find_unique,      s->ins_msg,
+                         s->upd_lm,           s->upd_ack,
+                         s->upd_read,         s->del_conv_msgs,
+                         s->del_conv_members, s->del_conv,
+                         s->upd_time,         s->ins_set,
+                         s->del_set,          s->ins_role,
+                         s->del_role,         s->ins_cblock,
+                         s->del_cblock,       s->del_conv_sets,
+                         s->del_conv_roles,   s->upd_msg,
+                         s->del_msg,          s->ins_notif,
+                         s->prune_notif,      s->ins_device,
+                         s->move_device,      s->del_device_token,
+                         s->set_badge,        s->add_badge,
+                         s->ins_inst,         s->del_inst,
+                         s->del_inst_devices, s->ins_inst_device,
+                         s->ins_revoked,      s->ins_client_revoked,
+                         s->prune_revoked,    s->prune_client_revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   store_import_free(s->imp);
   if (s->wdb) {
@@ -1075,8 +1083,9 @@ store_reader_t *sq_reader_new(store_t *s) {
     sqlite3_stmt **st;
     const char *sql;
   } stmts[] = {
-      {&r->conv_load, "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, ext_ids FROM conv"
-                      " WHERE cid = ?1"},
+      {&r->conv_load,
+       "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, ext_ids FROM conv"
+       " WHERE cid = ?1"},
       {&r->conv_doc, "SELECT doc FROM conv WHERE id = ?1"},
       {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
       {&r->conv_sets, "SELECT 0, client FROM member_info WHERE conv = ?1 AND role = 'Manager'"
@@ -1087,29 +1096,36 @@ store_reader_t *sq_reader_new(store_t *s) {
       {&r->client_blocked, "SELECT 1 FROM client_block WHERE client = ?1 AND cid = ?2"},
       {&r->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
       {&r->last_msg, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
-      {&r->last_msg_for, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1" VISIBLE_TO("2") " ORDER BY ts DESC, seq DESC LIMIT 1"},
+      {&r->last_msg_for,
+       "SELECT " MSG_COLS " FROM msg WHERE conv = ?1" VISIBLE_TO("2") " ORDER BY ts DESC, seq DESC LIMIT 1"},
       {&r->msg_get, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
       {&r->receipts, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) <= (?4, ?5)"
                      " AND flags & 2 AND sender <> ?6 ORDER BY ts, seq LIMIT 100"},
       /* the client's conversations with news since ?2 — from msg, exact, where lm lags */
-      {&r->unread_convs, "SELECT id, cid, kind, read_ts, read_seq, read_at FROM (SELECT c.id, c.cid, c.kind, m.read_ts,"
-                         " m.read_seq, m.read_at, (" LAST_TS("c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
-                         " WHERE m.client = ?1 AND c.kind <> 2)"
-                         " WHERE (last >= read_ts AND last > ?2) OR (?2 > 0 AND read_at > ?2) ORDER BY last DESC LIMIT ?3"},
-      {&r->unread_msgs, "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO("4")
-                        " ORDER BY ts DESC, seq DESC LIMIT 100"},
-      {&r->offline_convs, "SELECT id, cid, kind, ack_ts, ack_seq FROM (SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq,"
-                          " (" LAST_TS("c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
-                          " WHERE m.client = ?1 AND c.kind <> 2) WHERE last >= ack_ts ORDER BY last"},
-      {&r->offline_msgs, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO("4")
-                         " ORDER BY ts, seq LIMIT ?5"},
+      {&r->unread_convs,
+       "SELECT id, cid, kind, read_ts, read_seq, read_at FROM (SELECT c.id, c.cid, c.kind, m.read_ts,"
+       " m.read_seq, m.read_at, (" LAST_TS(
+           "c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
+                   " WHERE m.client = ?1 AND c.kind <> 2)"
+                   " WHERE (last >= read_ts AND last > ?2) OR (?2 > 0 AND read_at > ?2) ORDER BY last DESC LIMIT ?3"},
+      {&r->unread_msgs,
+       "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
+           "4") " ORDER BY ts DESC, seq DESC LIMIT 100"},
+      {&r->offline_convs,
+       "SELECT id, cid, kind, ack_ts, ack_seq FROM (SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq,"
+       " (" LAST_TS("c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
+                            " WHERE m.client = ?1 AND c.kind <> 2) WHERE last >= ack_ts ORDER BY last"},
+      {&r->offline_msgs,
+       "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
+           "4") " ORDER BY ts, seq LIMIT ?5"},
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
       {&r->notifs, "SELECT ts, body FROM notif WHERE client = ?1 AND ts > ?2 ORDER BY ts, seq LIMIT ?3"},
       {&r->expired, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= ?1)"
                     " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at, coalesce(imported_at, 0)) < ?2) LIMIT ?3"},
-      {&r->patches, "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
-                    " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO("1")
-                    " ORDER BY msg.patch_ts LIMIT ?3"},
+      {&r->patches,
+       "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
+       " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO(
+           "1") " ORDER BY msg.patch_ts LIMIT ?3"},
       {&r->devices, "SELECT token, type, installation_id, badge FROM device WHERE client = ?1 ORDER BY token LIMIT ?2"},
       {&r->inst_by_id, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE id = ?1"},
       {&r->inst_by_token, "SELECT id, device_type, token, body, created_at, updated_at FROM installation"
@@ -1127,10 +1143,11 @@ store_reader_t *sq_reader_new(store_t *s) {
 
 void sq_reader_free(store_reader_t *r) {
   if (!r) return;
-  sqlite3_stmt *all[] = {r->conv_load, r->conv_doc, r->conv_members, r->conv_sets, r->member_infos,
-                         r->client_blocks, r->client_blocked, r->find_unique, r->last_msg, r->last_msg_for, r->msg_get, r->receipts,
-                         r->unread_convs, r->unread_msgs, r->offline_convs, r->offline_msgs, r->progress, r->patches,
-                         r->notifs, r->expired, r->devices, r->inst_by_id, r->inst_by_token, r->revoked};
+  sqlite3_stmt *all[] = {r->conv_load,     r->conv_doc,       r->conv_members,  r->conv_sets,   r->member_infos,
+                         r->client_blocks, r->client_blocked, r->find_unique,   r->last_msg,    r->last_msg_for,
+                         r->msg_get,       r->receipts,       r->unread_convs,  r->unread_msgs, r->offline_convs,
+                         r->offline_msgs,  r->progress,       r->patches,       r->notifs,      r->expired,
+                         r->devices,       r->inst_by_id,     r->inst_by_token, r->revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_finalize(r->msg_ext_get);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
@@ -1238,7 +1255,7 @@ static int sq_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg
 }
 
 static int sq_client_blocks(store_reader_t *r, const char *client, const char *after, int limit,
-                        void (*cb)(void *arg, const char *cid), void *arg) {
+                            void (*cb)(void *arg, const char *cid), void *arg) {
   sqlite3_stmt *st = r->client_blocks;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_TRANSIENT);
@@ -1260,19 +1277,20 @@ static int scan_pairs(store_reader_t *r, const char *sql, int64_t id, const char
   sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, limit);
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
 static int sq_members_page(store_reader_t *r, int64_t conv, const char *after, int limit,
-                       void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg) {
+                           void (*cb)(void *arg, const char *client, int64_t joined_at), void *arg) {
   return scan_pairs(r, "SELECT client, joined_at FROM member WHERE conv = ?1 AND client > ?2 ORDER BY client LIMIT ?3",
                     conv, NULL, after, limit, cb, arg);
 }
 
 static int sq_client_convs(store_reader_t *r, const char *client, int kind, const char *after, int limit,
-                       void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg) {
+                           void (*cb)(void *arg, const char *cid, int64_t joined_at), void *arg) {
   char sql[256];
   snprintf(sql, sizeof sql,
            "SELECT c.cid, m.joined_at FROM member m JOIN conv c ON c.id = m.conv WHERE m.client = ?1 AND c.kind = %d"
@@ -1282,7 +1300,7 @@ static int sq_client_convs(store_reader_t *r, const char *client, int kind, cons
 }
 
 static int sq_conv_set_page(store_reader_t *r, int64_t conv, int set, int permanent_only, const char *after, int limit,
-                        void (*cb)(void *arg, const char *client, int64_t at), void *arg) {
+                            void (*cb)(void *arg, const char *client, int64_t at), void *arg) {
   char sql[256];
   snprintf(sql, sizeof sql,
            "SELECT client, created_at FROM conv_set WHERE conv = ?1 AND kind = %d%s AND client > ?2 ORDER BY client "
@@ -1307,7 +1325,7 @@ static int sq_conv_set_expiry(store_reader_t *r, int64_t conv, int set, const ch
 
 /* Asked every second by the sweep: the partial index makes it a look at an empty range. */
 static int sq_shutups_expired(store_reader_t *r, int64_t now, int max,
-                          void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg) {
+                              void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg) {
   sqlite3_stmt *st;
   if (prepare(r->db,
               "SELECT s.conv, c.cid, s.client FROM conv_set s JOIN conv c ON c.id = s.conv"
@@ -1328,10 +1346,8 @@ static int sq_shutups_expired(store_reader_t *r, int64_t now, int max,
  * time alone. Parameters ?first.. are bound by bind_bound. */
 static void put_bound(buf_t *sql, const msg_bound_t *b, int lower, int first) {
   const char *op = lower ? (b->incl ? ">=" : ">") : (b->incl ? "<=" : "<");
-  if (b->mid)
-    buf_printf(sql, " AND (m.ts, m.seq, m.mid) %s (?%d, ?%d, ?%d)", op, first, first + 1, first + 2);
-  else
-    buf_printf(sql, " AND m.ts %s ?%d", op, first);
+  if (b->mid) buf_printf(sql, " AND (m.ts, m.seq, m.mid) %s (?%d, ?%d, ?%d)", op, first, first + 1, first + 2);
+  else buf_printf(sql, " AND m.ts %s ?%d", op, first);
 }
 
 static void bind_bound(sqlite3_stmt *st, const msg_bound_t *b, int first) {
@@ -1342,7 +1358,7 @@ static void bind_bound(sqlite3_stmt *st, const msg_bound_t *b, int first) {
 }
 
 static int sq_app_logs(store_reader_t *r, const app_logs_req_t *q,
-                   void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
+                       void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   buf_t sql = BUF_INIT;
   const char *dir = q->newer ? "ASC" : "DESC";
   buf_append_str(
@@ -1516,8 +1532,7 @@ static int sq_conv_query_check(store_t *s, const store_conv_q_t *cq, char *err, 
   return rc;
 }
 
-int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, conv_view_cb cb,
-                        void *arg) {
+int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, conv_view_cb cb, void *arg) {
   query_t q;
   buf_t order = BUF_INIT;
   char err[200];
@@ -1541,8 +1556,7 @@ static int sq_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n
   return rc;
 }
 
-static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb,
-                         void *arg) {
+static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg) {
   if (n == 0) return 0;
   buf_t sql = BUF_INIT;
   buf_append_str(&sql, "SELECT " CONV_COLS " FROM conv c WHERE c.cid IN (");
@@ -1570,7 +1584,8 @@ static int sq_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg)
     if (lo) buf_printf(&sql, " AND (ts, seq) %s (?2, ?3)", lo == 2 ? ">=" : ">");
     if (hi) buf_printf(&sql, " AND (ts, seq) %s (?4, ?5)", hi == 2 ? "<=" : "<");
     if (q->has_lctype) buf_append_str(&sql, " AND lctype = ?6");
-    buf_append_str(&sql, " AND (?8 IS NULL OR readers IS NULL OR sender = ?8 OR instr(readers, char(31) || ?8 || char(31)) > 0)");
+    buf_append_str(
+        &sql, " AND (?8 IS NULL OR readers IS NULL OR sender = ?8 OR instr(readers, char(31) || ?8 || char(31)) > 0)");
     buf_printf(&sql, " ORDER BY ts %s, seq %s LIMIT ?7", q->newer ? "ASC" : "DESC", q->newer ? "ASC" : "DESC");
     int rc = prepare(r->db, buf_cstr(&sql), slot);
     buf_free(&sql);
@@ -1650,7 +1665,7 @@ static int sq_msg_get(store_reader_t *r, int64_t conv, int64_t ts, int64_t seq, 
 }
 
 static int sq_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t from_ts, int64_t from_seq,
-                       int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg) {
+                           int64_t to_ts, int64_t to_seq, msg_cb cb, void *arg) {
   sqlite3_stmt *st = r->receipts;
   sqlite3_bind_int64(st, 1, conv);
   sqlite3_bind_int64(st, 2, from_ts);
@@ -1728,7 +1743,7 @@ static int sq_unread(store_reader_t *r, const char *client, int64_t since, int m
 }
 
 static int sq_offline(store_reader_t *r, const char *client, int max,
-                  void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
+                      void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->offline_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   typedef struct {
@@ -1796,7 +1811,7 @@ static int sq_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *ar
 }
 
 static int sq_patches_since(store_reader_t *r, const char *client, int64_t since, int max,
-                        void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg) {
+                            void (*cb)(void *arg, const char *cid, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->patches;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);
@@ -1812,7 +1827,7 @@ static int sq_patches_since(store_reader_t *r, const char *client, int64_t since
 }
 
 static int sq_notifications(store_reader_t *r, const char *client, int64_t after, int limit, int *has_more,
-                        void (*cb)(void *arg, int64_t ts, const char *body), void *arg) {
+                            void (*cb)(void *arg, int64_t ts, const char *body), void *arg) {
   /* One row past the limit tells whether there is more; a page never ends inside a group
    * of equal timestamps, because the client's next cursor is the last timestamp it saw. */
   sqlite3_stmt *st = r->notifs;
@@ -1837,7 +1852,7 @@ static int sq_notifications(store_reader_t *r, const char *client, int64_t after
 }
 
 static int sq_expired(store_reader_t *r, int64_t now, int64_t idle_before, int max,
-                  void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg) {
+                      void (*cb)(void *arg, int64_t id, const char *cid, int kind), void *arg) {
   sqlite3_stmt *st = r->expired;
   sqlite3_bind_int64(st, 1, now);
   sqlite3_bind_int64(st, 2, idle_before);
@@ -1850,7 +1865,7 @@ static int sq_expired(store_reader_t *r, int64_t now, int64_t idle_before, int m
 }
 
 static int sq_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
-                  void *arg) {
+                      void *arg) {
   sqlite3_stmt *st = r->devices;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int(st, 2, max);
@@ -1865,7 +1880,7 @@ static int sq_devices(store_reader_t *r, const char *client, int max, void (*cb)
 }
 
 static int sq_installation_get(store_reader_t *r, const char *id, const char *device_type, const char *token,
-                           installation_row_t *out) {
+                               installation_row_t *out) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st = id ? r->inst_by_id : r->inst_by_token;
   if (id) {
@@ -1888,7 +1903,7 @@ static int sq_installation_get(store_reader_t *r, const char *id, const char *de
 }
 
 static int sq_token_revoked(store_reader_t *r, const char *client, const uint8_t lineage[8], int64_t *before,
-                        int *lineage_revoked) {
+                            int *lineage_revoked) {
   sqlite3_stmt *st = r->revoked;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_blob(st, 2, lineage, 8, SQLITE_TRANSIENT);
@@ -1904,7 +1919,8 @@ static int sq_token_revoked(store_reader_t *r, const char *client, const uint8_t
 sqlite3 *store_reader_db(store_reader_t *r) { return r->db; }
 
 static int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
-  if (!r->msg_ext_get && prepare(r->db, "SELECT ts, seq FROM msg_ext WHERE conv = ?1 AND mid = ?2", &r->msg_ext_get) < 0)
+  if (!r->msg_ext_get &&
+      prepare(r->db, "SELECT ts, seq FROM msg_ext WHERE conv = ?1 AND mid = ?2", &r->msg_ext_get) < 0)
     return TERN_ESTORE;
   sqlite3_stmt *st = r->msg_ext_get;
   sqlite3_bind_int64(st, 1, conv);

@@ -368,8 +368,7 @@ static int import_conv(ctx_t *x, import_op_t *op) {
   const char *creator = (const char *)sqlite3_column_text(g, 2), *uid = (const char *)sqlite3_column_text(g, 3);
   int same = str_eq(creator, r->creator) && str_eq(uid, ukey) && sqlite3_column_int64(g, 4) == r->created_at &&
              sqlite3_column_int64(g, 5) == r->updated_at && op->lm <= sqlite3_column_int64(g, 6) &&
-             sqlite3_column_int64(g, 7) == r->expire_at &&
-             docs_equal((const char *)sqlite3_column_text(g, 8), op->doc);
+             sqlite3_column_int64(g, 7) == r->expire_at && docs_equal((const char *)sqlite3_column_text(g, 8), op->doc);
   sqlite3_reset(g);
   if (kind != r->kind) {
     skip(op, "the conversation exists as another kind (normal, chat room, service, temporary)");
@@ -627,8 +626,8 @@ static int import_installation(ctx_t *x, import_op_t *op) {
   if (rc == SQLITE_ROW) {
     same = str_eq((const char *)sqlite3_column_text(g, 0), in->device_type) &&
            str_eq((const char *)sqlite3_column_text(g, 1), in->token) &&
-           docs_equal((const char *)sqlite3_column_text(g, 2), in->body) && sqlite3_column_int64(g, 3) == in->created_at &&
-           sqlite3_column_int64(g, 4) == in->updated_at;
+           docs_equal((const char *)sqlite3_column_text(g, 2), in->body) &&
+           sqlite3_column_int64(g, 3) == in->created_at && sqlite3_column_int64(g, 4) == in->updated_at;
   }
   sqlite3_reset(g);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
@@ -758,4 +757,3 @@ int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *se
   sqlite3_finalize(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
-

@@ -31,9 +31,9 @@ struct wb_file {
   sqlite3_file base;  /* methods = walbuf_io */
   sqlite3_file *real; /* the default VFS's file, allocated right after this struct */
   int is_wal;
-  const char *name;   /* main database files: the name SQLite opened them with */
-  wb_file_t *wal;     /* main database files: their open -wal file, or NULL */
-  wb_file_t *main;    /* -wal files: their database file */
+  const char *name; /* main database files: the name SQLite opened them with */
+  wb_file_t *wal;   /* main database files: their open -wal file, or NULL */
+  wb_file_t *main;  /* -wal files: their database file */
   uint8_t *data;
   size_t len, cap;
   sqlite3_int64 start; /* file offset of data[0] */
@@ -109,11 +109,11 @@ static int wb_write(sqlite3_file *p, const void *buf, int n, sqlite3_int64 off) 
   return SQLITE_OK;
 }
 
-#define PASS(name, args, call)                                                                     \
-  static int wb_##name args {                                                                      \
-    wb_file_t *f = (wb_file_t *)p;                                                                 \
-    int rc = flush(f);                                                                             \
-    return rc != SQLITE_OK ? rc : f->real->pMethods->call;                                         \
+#define PASS(name, args, call)                                                                                         \
+  static int wb_##name args {                                                                                          \
+    wb_file_t *f = (wb_file_t *)p;                                                                                     \
+    int rc = flush(f);                                                                                                 \
+    return rc != SQLITE_OK ? rc : f->real->pMethods->call;                                                             \
   }
 
 PASS(truncate, (sqlite3_file * p, sqlite3_int64 size), xTruncate(f->real, size))
@@ -226,9 +226,7 @@ static int wb_randomness(sqlite3_vfs *v, int n, char *out) { return base_vfs->xR
 static int wb_sleep(sqlite3_vfs *v, int us) { return base_vfs->xSleep(base_vfs, us); }
 static int wb_current_time(sqlite3_vfs *v, double *out) { return base_vfs->xCurrentTime(base_vfs, out); }
 static int wb_last_error(sqlite3_vfs *v, int n, char *out) { return base_vfs->xGetLastError(base_vfs, n, out); }
-static int wb_current_time64(sqlite3_vfs *v, sqlite3_int64 *out) {
-  return base_vfs->xCurrentTimeInt64(base_vfs, out);
-}
+static int wb_current_time64(sqlite3_vfs *v, sqlite3_int64 *out) { return base_vfs->xCurrentTimeInt64(base_vfs, out); }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int registered = SQLITE_ERROR;

@@ -45,7 +45,7 @@ typedef struct {
   size_t errlen;
   int terms;
   int uses_doc; /* some condition reads the document */
-  int rc; /* first error; once set, binds do nothing and emitters stop at their next check */
+  int rc;       /* first error; once set, binds do nothing and emitters stop at their next check */
 } ctx_t;
 
 typedef enum { OP_EQ, OP_NE, OP_LT, OP_LTE, OP_GT, OP_GTE, OP_IN, OP_NIN, OP_ALL, OP_EXISTS, OP_REGEX, OP_SIZE } op_t;
@@ -194,12 +194,9 @@ int query_path_segment(buf_t *b, const char *seg, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)seg[i];
     const char *hit = ch ? strchr(from, ch) : NULL;
-    if (hit)
-      buf_printf(b, "\\%c", to[hit - from]);
-    else if (ch < 0x20)
-      buf_printf(b, "\\u%04X", ch);
-    else
-      buf_append(b, &seg[i], 1);
+    if (hit) buf_printf(b, "\\%c", to[hit - from]);
+    else if (ch < 0x20) buf_printf(b, "\\u%04X", ch);
+    else buf_append(b, &seg[i], 1);
   }
   if (!quote) buf_append_str(b, "\"");
   return 0;
@@ -210,7 +207,8 @@ static void path_segment(ctx_t *cx, buf_t *b, const char *seg, size_t n, const c
 }
 
 static int field_resolve(ctx_t *cx, const char *key, size_t klen, field_t *f) {
-  static const char *const times[][2] = {{"createdAt", "c.created_at"}, {"updatedAt", "c.updated_at"}, {"lm", QUERY_LM_SQL}};
+  static const char *const times[][2] = {
+      {"createdAt", "c.created_at"}, {"updatedAt", "c.updated_at"}, {"lm", QUERY_LM_SQL}};
   memset(f, 0, sizeof *f);
   f->name = key;
   if (strlen(key) != klen) return fail(cx, "key contains a NUL byte");
@@ -227,10 +225,8 @@ static int field_resolve(ctx_t *cx, const char *key, size_t klen, field_t *f) {
   buf_append_str(&b, "$");
   for (const char *seg = key; !cx->rc; seg++) { /* "attr.topic" → $."attr"."topic" */
     size_t n = strcspn(seg, ".");
-    if (n)
-      path_segment(cx, &b, seg, n, key);
-    else
-      fail(cx, "key \"%.64s\" has an empty segment", key);
+    if (n) path_segment(cx, &b, seg, n, key);
+    else fail(cx, "key \"%.64s\" has an empty segment", key);
     seg += n;
     if (!*seg) break;
   }
@@ -257,7 +253,7 @@ static int bind_list(ctx_t *cx, const field_t *f, json_t *v, int elements) {
   json_t *arr = json_array(), *e, *conv;
   size_t n = elements ? json_array_size(v) : 1;
   int rc = 0, foreign = 0;
-  int64_t ms;
+  int64_t ms = 0;
   char iso[ISO_LEN + 1];
   for (size_t i = 0; i < n && rc >= 0; i++) {
     e = elements ? json_array_get(v, i) : v;
@@ -265,10 +261,8 @@ static int bind_list(ctx_t *cx, const field_t *f, json_t *v, int elements) {
     if (f->kind == F_TIME) {
       if ((rc = time_of(cx, f, e, &ms)) >= 0) conv = rc ? json_integer(ms) : json_null();
     } else if (f->kind != F_DOC) {
-      if (plain_string(e))
-        conv = json_incref(e);
-      else
-        foreign = 1;
+      if (plain_string(e)) conv = json_incref(e);
+      else foreign = 1;
     } else if ((rc = date_of(cx, e, &ms)) > 0) {
       iso_format(ms, iso);
       conv = json_pack("{s:s,s:s}", "__type", "Date", "iso", iso);
@@ -332,8 +326,7 @@ static void rx_slot_clear(rx_slot_t *s) {
 
 static void rx_cache_free(void *p) {
   rx_cache_t *c = p;
-  for (int i = 0; i < RX_SLOTS; i++)
-    rx_slot_clear(&c->slot[i]);
+  for (int i = 0; i < RX_SLOTS; i++) rx_slot_clear(&c->slot[i]);
   pcre2_match_context_free(c->mctx);
   free(c);
   rx_tls = NULL;
@@ -676,12 +669,9 @@ static int emit_field(ctx_t *cx, const char *key, size_t klen, json_t *val) {
   }
   if (opts && !json_object_get(val, "$regex")) fail(cx, "%.64s: $options without $regex", key);
   json_object_foreach(val, k, operand) {
-    for (i = 0; i < nops && strcmp(op_names[i], k) != 0; i++)
-      continue;
-    if (k[0] != '$')
-      fail(cx, "%.64s: cannot mix operators and plain keys in one object", key);
-    else if (i == nops && strcmp(k, "$options") != 0)
-      fail(cx, "unsupported operator %.32s on %.64s", k, key);
+    for (i = 0; i < nops && strcmp(op_names[i], k) != 0; i++) continue;
+    if (k[0] != '$') fail(cx, "%.64s: cannot mix operators and plain keys in one object", key);
+    else if (i == nops && strcmp(k, "$options") != 0) fail(cx, "unsupported operator %.32s on %.64s", k, key);
     if (cx->rc) break;
     if (i == nops) continue; /* $options, consumed by $regex */
     if (n++) put(cx, " AND ");
@@ -700,10 +690,8 @@ static int need_obj(json_t *w, int depth);
 
 static int chain_need(int top1, int top2) { return top2 < 0 || top1 >= top2 + 2 ? top1 : top2 + 2; }
 static void rank(int need, int *top1, int *top2) {
-  if (need > *top1)
-    *top2 = *top1, *top1 = need;
-  else if (need > *top2)
-    *top2 = need;
+  if (need > *top1) *top2 = *top1, *top1 = need;
+  else if (need > *top2) *top2 = need;
 }
 
 static int need_item(const char *key, json_t *val, int depth) {
@@ -769,8 +757,7 @@ static int emit_obj(ctx_t *cx, json_t *w, int depth) {
     if (i) put(cx, " AND ");
     if (strcmp(items[i].key, "$and") == 0 || strcmp(items[i].key, "$or") == 0)
       emit_list(cx, items[i].key, items[i].val, depth);
-    else
-      emit_field(cx, items[i].key, items[i].klen, items[i].val);
+    else emit_field(cx, items[i].key, items[i].klen, items[i].val);
   }
   free(items);
   return cx->rc;
@@ -780,8 +767,7 @@ void query_init(query_t *q) { memset(q, 0, sizeof *q); }
 
 /* Drops parameters from index `from` on (also undoes a failed query_sort). */
 static void params_truncate(query_t *q, size_t from) {
-  for (size_t i = from; i < q->nparams; i++)
-    free(q->params[i].s);
+  for (size_t i = from; i < q->nparams; i++) free(q->params[i].s);
   if (from < q->nparams) q->nparams = from;
 }
 
@@ -819,20 +805,17 @@ int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errle
   size_t saved = q->nparams;
   field_t f;
   if (err && errlen) err[0] = 0;
-  if (!sort || !sort[strspn(sort, " \t")]) return buf_append_str(out, QUERY_LM_SQL " DESC, c.updated_at DESC, c.id DESC"), 0;
+  if (!sort || !sort[strspn(sort, " \t")])
+    return buf_append_str(out, QUERY_LM_SQL " DESC, c.updated_at DESC, c.id DESC"), 0;
   for (const char *p = sort; !cx.rc; p++) {
     size_t n = strcspn(p, ","), len = n;
     const char *s = p;
-    while (len && (*s == ' ' || *s == '\t'))
-      s++, len--;
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-      len--;
+    while (len && (*s == ' ' || *s == '\t')) s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
     int desc = len && *s == '-';
     char *key = xstrndup(s + desc, len - (size_t)desc);
-    if (!*key)
-      fail(&cx, "sort has an empty field");
-    else if (strcmp(key, "m") == 0)
-      fail(&cx, "cannot sort by m");
+    if (!*key) fail(&cx, "sort has an empty field");
+    else if (strcmp(key, "m") == 0) fail(&cx, "cannot sort by m");
     else if (field_resolve(&cx, key, strlen(key), &f) == 0) {
       put(&cx, f.kind == F_DOC ? "json_extract(" DOC_SQL ", " : f.col);
       if (f.kind == F_DOC) bind_text(&cx, f.path), put(&cx, ")");
@@ -843,10 +826,8 @@ int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errle
     p += n;
     if (!*p) break;
   }
-  if (cx.rc)
-    params_truncate(q, saved);
-  else
-    put(&cx, "c.id DESC"), buf_append(out, tmp.data, tmp.len);
+  if (cx.rc) params_truncate(q, saved);
+  else put(&cx, "c.id DESC"), buf_append(out, tmp.data, tmp.len);
   buf_free(&tmp);
   return cx.rc;
 }
