@@ -495,7 +495,7 @@ static void tls_pump(sock_t *s) {
     }
     if (deliver(s, buf, (size_t)n) < 0) return;
   }
-  if (!s->closing && tls_flush(s) < 0) sock_close(s);
+  if (!s->closing && tls_flush(s) < 0) sock_fail(s); /* an exchange is answered as failed */
 }
 
 static void tls_input(sock_t *s, const char *p, size_t n) {
