@@ -214,14 +214,9 @@ int admin_conv_update(admin_t *ad) {
 
 int admin_conv_delete(admin_t *ad) {
   char *path = admin_conv_path(ad, ad->a.pos[0], NULL);
-  json_t *res = NULL;
-  int rc = path ? admin_call(ad, "DELETE", path, NULL, &res) : 1;
+  int rc = path ? admin_act(ad, "DELETE", path, NULL, "deleted %s", ad->a.pos[0]) : 1;
   free(path);
-  if (rc) return rc;
-  if (ad->a.json) return admin_print_json(res);
-  json_decref(res);
-  printf("deleted %s\n", ad->a.pos[0]);
-  return 0;
+  return rc;
 }
 
 int admin_conv_members(admin_t *ad) {

@@ -384,8 +384,24 @@ static void drive(imp_t *im, int wait_ms) {
 
 /* ---------------------------------------------------------------- waiting for one answer */
 
+/* The first member of what a phase waits for: its callback sets done, or frees the whole
+ * thing when the run stopped waiting (abandoned). */
 typedef struct {
   int done, abandoned;
+} waiter_t;
+
+/* Drives the loop until w is answered (1), or the run stops (0: w is left to its callback). */
+static int wait_for(imp_t *im, waiter_t *w) {
+  while (!w->done && !im->stop) drive(im, 50);
+  if (!w->done) {
+    w->abandoned = 1;
+    return 0;
+  }
+  return 1;
+}
+
+typedef struct {
+  waiter_t w;
   json_t *ans;
   char *err;
   long status;
@@ -393,24 +409,14 @@ typedef struct {
 
 static void sync_cb(json_t *ans, const char *err, long status, void *arg) {
   sync_t *s = arg;
-  if (s->abandoned) {
+  if (s->w.abandoned) {
     free(s);
     return;
   }
-  s->done = 1;
+  s->w.done = 1;
   s->ans = json_incref(ans);
   s->err = err ? xstrdup(err) : NULL;
   s->status = status;
-}
-
-/* Drives the loop until s is answered (1), or the run stops (0: s is left to its callback). */
-static int wait_for(imp_t *im, sync_t *s) {
-  while (!s->done && !im->stop) drive(im, 50);
-  if (!s->done) {
-    s->abandoned = 1;
-    return 0;
-  }
-  return 1;
 }
 
 static void sync_free(sync_t *s) {
@@ -421,7 +427,7 @@ static void sync_free(sync_t *s) {
 
 /* The same for a page of history items. */
 typedef struct {
-  int done, abandoned;
+  waiter_t w;
   imp_items_t *items;
   char *err;
 } items_wait_t;
@@ -435,12 +441,12 @@ static void items_wait_free(items_wait_t *s) {
 static void items_cb(imp_items_t *items, const char *err, long status, void *arg) {
   items_wait_t *s = arg;
   (void)status;
-  if (s->abandoned) {
+  if (s->w.abandoned) {
     imp_items_free(items);
     items_wait_free(s);
     return;
   }
-  s->done = 1;
+  s->w.done = 1;
   s->items = items;
   s->err = err ? xstrdup(err) : NULL;
 }
@@ -671,7 +677,7 @@ static void class_phase(imp_t *im, const char *cls, long *total, void (*one)(imp
   while (!im->stop) {
     sync_t *s = xcalloc(1, sizeof *s);
     imp_src_list(im->src, cls, 0, NULL, mark, ties, first, sync_cb, s);
-    if (!wait_for(im, s)) break;
+    if (!wait_for(im, &s->w)) break;
     if (!s->ans) {
       if (s->status == 404) { /* no such class on this source: nothing to copy */
         sync_free(s);
@@ -760,7 +766,7 @@ static void conversations_phase(imp_t *im) {
   while (!im->stop) {
     sync_t *s = xcalloc(1, sizeof *s);
     imp_src_list(im->src, "_Conversation", 1, after, NULL, 0, first, sync_cb, s);
-    if (!wait_for(im, s)) break;
+    if (!wait_for(im, &s->w)) break;
     if (!s->ans) {
       imp_fail(im, "listing _Conversation failed: %s", s->err);
       sync_free(s);
@@ -788,13 +794,9 @@ static void conversations_phase(imp_t *im) {
   if (!im->convs_total) im->convs_total = im->convs;
 }
 
-typedef struct {
-  int done, abandoned;
-} flag_t;
-
 static void flag_done(page_t *p, void *arg) {
   (void)p;
-  flag_t *f = arg;
+  waiter_t *f = arg;
   if (f->abandoned) free(f);
   else f->done = 1;
 }
@@ -811,11 +813,7 @@ static void app_walk_phase(imp_t *im) {
     while (!im->stop && im->queued >= MAX_QUEUED) drive(im, 50);
     items_wait_t *s = xcalloc(1, sizeof *s);
     imp_src_app_history(im->src, ts, mid, HIST_LIMIT, items_cb, s);
-    while (!s->done && !im->stop) drive(im, 50);
-    if (!s->done) {
-      s->abandoned = 1;
-      break;
-    }
+    if (!wait_for(im, &s->w)) break;
     if (!s->items) {
       imp_fail(im, "reading the app's history (GET /1.2/rtm/messages) failed: %s", s->err);
       items_wait_free(s);
@@ -852,12 +850,10 @@ static void app_walk_phase(imp_t *im) {
       if (after && m && t >= cts)
         json_object_set_new(cursors, cid, json_pack("{s:I, s:s}", "ts", (json_int_t)t, "mid", m));
     }
-    flag_t *f = xcalloc(1, sizeof *f);
+    waiter_t *f = xcalloc(1, sizeof *f);
     imp_page_start(pg, json_object_size(cursors) ? json_pack("{s:O}", "convs", cursors) : NULL, flag_done, f);
-    while (!f->done && !im->stop) drive(im, 50);
-    int done = f->done;
+    int done = wait_for(im, f);
     if (done) free(f);
-    else f->abandoned = 1;
     json_decref(cursors);
     items_wait_free(s);
     if (n < HIST_LIMIT || !done) break;

@@ -96,18 +96,26 @@ void imp_net_free(imp_net_t *n) {
   free(n);
 }
 
+/* Runs the deferred callbacks queued so far (those they queue wait for the next call);
+ * 1 if there were any. */
+static int run_deferred(imp_net_t *n) {
+  deferred_t *d = n->dq;
+  n->dq = NULL;
+  n->dq_tail = &n->dq;
+  int ran = d != NULL;
+  while (d) {
+    deferred_t *nx = d->next;
+    n->npending--;
+    d->cb(NULL, d->arg);
+    free(d);
+    d = nx;
+  }
+  return ran;
+}
+
 void imp_net_cancel(imp_net_t *n) {
   while (n->waiting || n->active || n->dq) {
-    deferred_t *d = n->dq;
-    n->dq = NULL;
-    n->dq_tail = &n->dq;
-    while (d) {
-      deferred_t *nx = d->next;
-      n->npending--;
-      d->cb(NULL, d->arg);
-      free(d);
-      d = nx;
-    }
+    run_deferred(n);
     imp_req_t *r = n->waiting ? n->waiting : n->active;
     if (!r) continue;
     if (r == n->waiting) {
@@ -394,31 +402,26 @@ static int64_t start_ready(imp_net_t *n) {
   return next;
 }
 
-int imp_net_step(imp_net_t *n, int wait_ms) {
-  /* deferred callbacks first: they are answers already there */
-  deferred_t *d = n->dq;
-  n->dq = NULL;
-  n->dq_tail = &n->dq;
-  int ran = d != NULL;
-  while (d) {
-    deferred_t *nx = d->next;
-    n->npending--;
-    d->cb(NULL, d->arg);
-    free(d);
-    d = nx;
-  }
-  int64_t next = start_ready(n);
-  int running = 0;
+/* Lets curl move its transfers on and finishes those that completed; 1 if any did. */
+static int perform(imp_net_t *n) {
+  int running = 0, left, done = 0;
   curl_multi_perform(n->multi, &running);
   CURLMsg *m;
-  int left;
   while ((m = curl_multi_info_read(n->multi, &left))) {
     if (m->msg != CURLMSG_DONE) continue;
     imp_req_t *r = NULL;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
     finish(n, r, m->data.result);
-    ran = 1;
+    done = 1;
   }
+  return done;
+}
+
+int imp_net_step(imp_net_t *n, int wait_ms) {
+  /* deferred callbacks first: they are answers already there */
+  int ran = run_deferred(n);
+  int64_t next = start_ready(n);
+  ran |= perform(n);
   if (ran || n->dq) return n->npending; /* let the caller act on what came */
   int w = wait_ms;
   if (next >= 0 && next < w) w = (int)next;
@@ -428,12 +431,6 @@ int imp_net_step(imp_net_t *n, int wait_ms) {
     struct timespec ts = {w / 1000, (long)(w % 1000) * 1000000L};
     nanosleep(&ts, NULL);
   }
-  curl_multi_perform(n->multi, &running);
-  while ((m = curl_multi_info_read(n->multi, &left))) {
-    if (m->msg != CURLMSG_DONE) continue;
-    imp_req_t *r = NULL;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-    finish(n, r, m->data.result);
-  }
+  perform(n);
   return n->npending;
 }

@@ -46,20 +46,30 @@ static void set_iso(json_t *rec, const char *key, json_t *v) {
   if (iso) json_object_set_new(rec, key, json_string(iso));
 }
 
-json_t *imp_rec_conversation(json_t *obj, int64_t now, const char **why) {
+/* A record of `type` from a stored object: its fields but ACL, "type" and, with temp, the
+ * query-only temp and ttl; its dates as ISO strings. NULL (why set) without an objectId. */
+static json_t *record_of(json_t *obj, const char *type, int temp, const char **why) {
   const char *id = json_string_value(json_object_get(obj, "objectId"));
   if (!id || !*id) {
     *why = "no objectId";
     return NULL;
   }
-  json_t *rec = json_pack("{s:s}", "type", "conversation");
+  json_t *rec = json_pack("{s:s}", "type", type);
   const char *k;
   json_t *v;
   json_object_foreach(obj, k, v) {
-    if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0 || strcmp(k, "temp") == 0 || strcmp(k, "ttl") == 0) continue;
+    if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0) continue;
+    if (temp && (strcmp(k, "temp") == 0 || strcmp(k, "ttl") == 0)) continue;
     if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0) set_iso(rec, k, v);
     else json_object_set(rec, k, v);
   }
+  return rec;
+}
+
+json_t *imp_rec_conversation(json_t *obj, int64_t now, const char **why) {
+  json_t *rec = record_of(obj, "conversation", 1, why);
+  if (!rec) return NULL;
+  const char *id = json_string_value(json_object_get(obj, "objectId"));
   /* temporary conversations: only in query answers, with temp/ttl (seconds from creation) */
   int temp = json_is_true(json_object_get(obj, "temp")) || strncmp(id, "_tmp:", 5) == 0;
   json_object_set_new(rec, "temporary", json_boolean(temp));
@@ -193,22 +203,7 @@ int imp_rec_message_line(buf_t *out, const char *cid, const imp_item_t *it, cons
   return 0;
 }
 
-json_t *imp_rec_installation(json_t *obj, const char **why) {
-  const char *id = json_string_value(json_object_get(obj, "objectId"));
-  if (!id || !*id) {
-    *why = "no objectId";
-    return NULL;
-  }
-  json_t *rec = json_pack("{s:s}", "type", "installation");
-  const char *k;
-  json_t *v;
-  json_object_foreach(obj, k, v) {
-    if (strcmp(k, "ACL") == 0 || strcmp(k, "type") == 0) continue;
-    if (strcmp(k, "createdAt") == 0 || strcmp(k, "updatedAt") == 0) set_iso(rec, k, v);
-    else json_object_set(rec, k, v);
-  }
-  return rec;
-}
+json_t *imp_rec_installation(json_t *obj, const char **why) { return record_of(obj, "installation", 0, why); }
 
 json_t *imp_rec_file(json_t *obj, const char **why) {
   const char *id = json_string_value(json_object_get(obj, "objectId"));

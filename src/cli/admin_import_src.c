@@ -338,12 +338,19 @@ static void hist_done(imp_req_t *r, void *arg) {
   free(c);
 }
 
-static void hist_get(imp_src_t *s, const char *path_and_query, imp_items_cb cb, void *arg) {
+/* One page of path's history, newest first: limit messages before (ts, mid) when ts > 0. */
+static void hist_get(imp_src_t *s, const char *path, int64_t ts, const char *mid, int limit, imp_items_cb cb,
+                     void *arg) {
   hist_ctx_t *c = xcalloc(1, sizeof *c);
   c->cb = cb;
   c->arg = arg;
   buf_t u = BUF_INIT;
-  buf_printf(&u, "%s%s", s->base, path_and_query);
+  buf_printf(&u, "%s%s?reversed=true&limit=%d", s->base, path, limit);
+  if (ts > 0) buf_printf(&u, "&timestamp=%lld", (long long)ts);
+  if (ts > 0 && mid) {
+    buf_append_str(&u, "&msgid=");
+    buf_append_pct(&u, mid);
+  }
   imp_net_request(s->net, "GET", buf_cstr(&u), s->headers, NULL, 0, IMP_SOURCE | (s->keep_json ? IMP_JSON : IMP_HIST),
                   hist_done, c);
   buf_free(&u);
@@ -388,15 +395,7 @@ void imp_src_history(imp_src_t *s, json_t *conv, int64_t ts, const char *mid, in
     return;
   }
   char *p = conv_path(conv, "/messages");
-  buf_t q = BUF_INIT;
-  buf_printf(&q, "%s?reversed=true&limit=%d", p, limit);
-  if (ts > 0) buf_printf(&q, "&timestamp=%lld", (long long)ts);
-  if (ts > 0 && mid) {
-    buf_append_str(&q, "&msgid=");
-    buf_append_pct(&q, mid);
-  }
-  hist_get(s, buf_cstr(&q), cb, arg);
-  buf_free(&q);
+  hist_get(s, p, ts, mid, limit, cb, arg);
   free(p);
 }
 
@@ -405,15 +404,7 @@ void imp_src_app_history(imp_src_t *s, int64_t ts, const char *mid, int limit, i
     dir_answer_items(s, json_array(), cb, arg);
     return;
   }
-  buf_t q = BUF_INIT;
-  buf_printf(&q, "/1.2/rtm/messages?reversed=true&limit=%d", limit);
-  if (ts > 0) buf_printf(&q, "&timestamp=%lld", (long long)ts);
-  if (ts > 0 && mid) {
-    buf_append_str(&q, "&msgid=");
-    buf_append_pct(&q, mid);
-  }
-  hist_get(s, buf_cstr(&q), cb, arg);
-  buf_free(&q);
+  hist_get(s, "/1.2/rtm/messages", ts, mid, limit, cb, arg);
 }
 
 /* ---------------------------------------------------------------- extras */

@@ -192,15 +192,10 @@ static int patch_message(admin_t *ad, int recall) {
     free(text);
   }
   char *path = message_path(ad, recall ? "/recall" : "");
-  json_t *res = NULL;
-  int rc = path ? admin_call(ad, "PUT", path, body, &res) : 1;
+  int rc = path ? admin_act(ad, "PUT", path, body, "%s %s", recall ? "recalled" : "edited", a->pos[1]) : 1;
   free(path);
   json_decref(body);
-  if (rc) return rc;
-  if (a->json) return admin_print_json(res);
-  json_decref(res);
-  printf("%s %s\n", recall ? "recalled" : "edited", a->pos[1]);
-  return 0;
+  return rc;
 }
 
 int admin_msg_edit(admin_t *ad) { return patch_message(ad, 0); }

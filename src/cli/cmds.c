@@ -71,6 +71,17 @@ static int find_conv(ctx_t *x, const char *cid, const char *to, tern_conv_t **ou
   return rc < 0 ? fail(x->o, "conversation", rc) : 0;
 }
 
+/* ctx_open, then find_conv: 0 with both, or the exit status with nothing left open. */
+static int ctx_open_conv(ctx_t *x, const cli_opts_t *o, const cli_args_t *a, tern_conv_t **conv) {
+  int rc = ctx_open(x, o, NULL, NULL);
+  if (rc) return rc;
+  if (find_conv(x, a->conv, a->to, conv)) {
+    ctx_close(x);
+    return 1;
+  }
+  return 0;
+}
+
 static char *join_words(char **w, int n) {
   size_t len = 1;
   for (int i = 0; i < n; i++) len += strlen(w[i]) + 1;
@@ -89,13 +100,9 @@ static char *join_words(char **w, int n) {
 
 int cmd_send(const cli_opts_t *o, cli_args_t *a) {
   ctx_t x;
-  int rc = ctx_open(&x, o, NULL, NULL);
-  if (rc) return rc;
   tern_conv_t *conv;
-  if (find_conv(&x, a->conv, a->to, &conv)) {
-    ctx_close(&x);
-    return 1;
-  }
+  int rc = ctx_open_conv(&x, o, a, &conv);
+  if (rc) return rc;
   char *text = join_words(a->pos, a->npos);
   tern_msg_t *m = NULL;
   if (!text) m = NULL;
@@ -124,13 +131,9 @@ int cmd_send(const cli_opts_t *o, cli_args_t *a) {
 
 int cmd_history(const cli_opts_t *o, cli_args_t *a) {
   ctx_t x;
-  int rc = ctx_open(&x, o, NULL, NULL);
-  if (rc) return rc;
   tern_conv_t *conv;
-  if (find_conv(&x, a->conv, a->to, &conv)) {
-    ctx_close(&x);
-    return 1;
-  }
+  int rc = ctx_open_conv(&x, o, a, &conv);
+  if (rc) return rc;
   tern_msg_t **msgs;
   size_t n;
   rc = tern_sync_history(conv, a->before, a->before_ts, a->limit ? a->limit : 20, &msgs, &n, NULL);

@@ -438,12 +438,8 @@ int main(int argc, char **argv) {
         break;
       }
       group = s;
-      if (kind == 1) {
-        cmd = find_cmd(group, NULL);
-        snprintf(cmdname, sizeof cmdname, "%s", group);
-      } else {
-        snprintf(cmdname, sizeof cmdname, "%s", group);
-      }
+      if (kind == 1) cmd = find_cmd(group, NULL);
+      snprintf(cmdname, sizeof cmdname, "%s", group);
     } else if (!cmd) { /* the second word of a two-word command */
       sub = s;
       cmd = find_cmd(group, sub);

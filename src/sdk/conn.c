@@ -83,6 +83,20 @@ static int parse_url(const char *url, const char *base, int *tls, char **host, i
   return 0;
 }
 
+/* The strings tern_new copies or derives (options, URL parts): freed on its failure and by
+ * tern_free, so a new one is added here once. */
+static void free_strings(tern_t *t) {
+  free(t->url);
+  free(t->app_id);
+  free(t->app_key);
+  free(t->files_url);
+  free(t->cache_dir);
+  free(t->tls_ca_file);
+  free(t->host);
+  free(t->path);
+  free(t->http_host);
+}
+
 tern_t *tern_new(const tern_options_t *o) {
   if (!o || !o->url || !o->app_id || !*o->app_id) return NULL;
   tern_t *t = calloc(1, sizeof *t);
@@ -121,15 +135,7 @@ tern_t *tern_new(const tern_options_t *o) {
   }
   return t;
 fail:
-  free(t->url);
-  free(t->app_id);
-  free(t->app_key);
-  free(t->files_url);
-  free(t->cache_dir);
-  free(t->tls_ca_file);
-  free(t->host);
-  free(t->path);
-  free(t->http_host);
+  free_strings(t);
   free(t);
   return NULL;
 }
@@ -636,14 +642,6 @@ void tern_free(tern_t *t) {
   free(t->types);
   sbuf_free(&t->in);
   sbuf_free(&t->out);
-  free(t->url);
-  free(t->app_id);
-  free(t->app_key);
-  free(t->files_url);
-  free(t->cache_dir);
-  free(t->tls_ca_file);
-  free(t->host);
-  free(t->path);
-  free(t->http_host);
+  free_strings(t);
   free(t);
 }

@@ -110,6 +110,32 @@ static void http_finish(sock_t *s) {
   }
 }
 
+/* The exchange failed: answered (once) as TERN_EUPLOAD, then the socket closes. A WebSocket
+ * socket only closes. */
+static void sock_fail(sock_t *s) {
+  if (s->is_http && !s->closing) {
+    s->http_failed = 1;
+    http_finish(s);
+  }
+  sock_close(s);
+}
+
+/* Plaintext from the peer: into the HTTP answer, or to the core. -1 when the socket closed
+ * meanwhile (nothing more is to be delivered). */
+static int deliver(sock_t *s, const char *p, size_t n) {
+  uva_t *a = s->a;
+  if (s->is_http) {
+    if (!s->http_failed && sbuf_append(&s->resp, p, n) < 0) {
+      sock_fail(s);
+      return -1;
+    }
+  } else if (!a->dead && a->cur == s) {
+    tern_io_input(a->t, p, n);
+    if (s->closing || a->cur != s) return -1; /* the core closed it */
+  }
+  return 0;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   sock_t *s = h->data;
   (void)suggested;
@@ -121,21 +147,12 @@ static void tls_input(sock_t *s, const char *p, size_t n);
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   sock_t *s = st->data;
-  uva_t *a = s->a;
   if (n > 0 && s->ssl) {
     tls_input(s, b->base, (size_t)n);
     return;
   }
   if (n > 0) {
-    if (s->is_http) {
-      if (!s->http_failed && sbuf_append(&s->resp, b->base, (size_t)n) < 0) {
-        s->http_failed = 1;
-        http_finish(s);
-        sock_close(s);
-      }
-    } else if (!a->dead && a->cur == s) {
-      tern_io_input(a->t, b->base, (size_t)n);
-    }
+    deliver(s, b->base, (size_t)n);
     return;
   }
   if (n < 0) {
@@ -157,11 +174,7 @@ static void on_written(uv_write_t *w, int status) {
   free(r->data);
   free(r);
   if (s->is_http) {
-    if (status < 0) {
-      s->http_failed = 1;
-      http_finish(s);
-      sock_close(s);
-    }
+    if (status < 0) sock_fail(s);
     return;
   }
   if (a->cur == s) a->writing = 0;
@@ -235,11 +248,7 @@ static void on_connect(uv_connect_t *req, int status) {
   uva_t *a = s->a;
   if (s->closing) return;
   if (status < 0) {
-    if (s->is_http) {
-      s->http_failed = 1;
-      http_finish(s);
-    }
-    sock_close(s);
+    sock_fail(s);
     return;
   }
   uv_tcp_nodelay(&s->tcp, 1);
@@ -247,11 +256,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (s->want_tls) {
     if (a->dead || tls_start(s) < 0) {
       s->err = -38; /* TERN_ETLS */
-      if (s->is_http) {
-        s->http_failed = 1;
-        http_finish(s);
-      }
-      sock_close(s);
+      sock_fail(s);
     }
     return;
   }
@@ -262,11 +267,7 @@ static void on_connect(uv_connect_t *req, int status) {
 static void on_established(sock_t *s) {
   uva_t *a = s->a;
   if (s->is_http) {
-    if (write_bytes(s, s->req.data, s->req.len) < 0) {
-      s->http_failed = 1;
-      http_finish(s);
-      sock_close(s);
-    }
+    if (write_bytes(s, s->req.data, s->req.len) < 0) sock_fail(s);
     return;
   }
   if (a->dead || a->cur != s) {
@@ -301,13 +302,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res) {
   if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
   else ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->port);
   uv_freeaddrinfo(res);
-  if (uv_tcp_connect(&s->creq, &s->tcp, (struct sockaddr *)&addr, on_connect) < 0) {
-    if (s->is_http) {
-      s->http_failed = 1;
-      http_finish(s);
-    }
-    sock_close(s);
-  }
+  if (uv_tcp_connect(&s->creq, &s->tcp, (struct sockaddr *)&addr, on_connect) < 0) sock_fail(s);
 }
 
 static sock_t *sock_start(uva_t *a, const char *host, int port, int is_http) {
@@ -464,16 +459,11 @@ static int tls_start(sock_t *s) {
 static void tls_fail(sock_t *s, const char *what) {
   tls_log(s, what);
   s->err = -38; /* TERN_ETLS */
-  if (s->is_http && !s->closing) {
-    s->http_failed = 1;
-    http_finish(s);
-  }
-  sock_close(s);
+  sock_fail(s);
 }
 
 /* Drives the engine after input: the handshake, then plaintext to the core. */
 static void tls_pump(sock_t *s) {
-  uva_t *a = s->a;
   if (!s->secure) {
     int r = SSL_do_handshake(s->ssl);
     if (tls_flush(s) < 0) {
@@ -499,27 +489,13 @@ static void tls_pump(sock_t *s) {
         sock_close(s);
       } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
         tls_log(s, "read failed");
-        if (s->is_http && !s->closing) {
-          s->http_failed = 1;
-          http_finish(s);
-        }
-        sock_close(s);
+        sock_fail(s);
       }
       break;
     }
-    if (s->is_http) {
-      if (!s->http_failed && sbuf_append(&s->resp, buf, (size_t)n) < 0) {
-        s->http_failed = 1;
-        http_finish(s);
-        sock_close(s);
-        return;
-      }
-    } else if (!a->dead && a->cur == s) {
-      tern_io_input(a->t, buf, (size_t)n);
-      if (s->closing || a->cur != s) return; /* the core closed it */
-    }
+    if (deliver(s, buf, (size_t)n) < 0) return;
   }
-  if (!s->closing && tls_flush(s) < 0) sock_close(s);
+  if (!s->closing && tls_flush(s) < 0) sock_fail(s); /* an exchange is answered as failed */
 }
 
 static void tls_input(sock_t *s, const char *p, size_t n) {
