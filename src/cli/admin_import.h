@@ -90,6 +90,7 @@ struct imp_req {
   int64_t not_before_ms;
   int64_t moved, moved_ms, stall_ms; /* the stall limit: bytes moved so far, and when last */
   char stalled[64];                  /* why the progress callback cut the attempt */
+  char oversize[64];                 /* why the body callback cut the attempt (not retried) */
   int chunked;                       /* the answer came in chunks (its end was checked) */
   int64_t retry_after_ms;
   void *easy;
@@ -107,6 +108,12 @@ enum {
   IMP_HIST = 8,   /* a 2xx answer must be a page of history items: scanned into items (one
                    * that is JSON of another shape: in json; not JSON: as IMP_JSON) */
 };
+
+/* What an answer may hold in memory: a source or a file host that sends without end is cut
+ * (CURLE_WRITE_ERROR) and the request fails without a retry. A history page of 1,000
+ * messages at LeanCloud's 5 KB each is ~10 MB of JSON; files: as `tern admin` downloads. */
+#define IMP_ANSWER_MAX (64u << 20)
+#define IMP_FILE_MAX (512u << 20)
 
 typedef struct {
   double rate;        /* source requests per second, 0: unlimited */

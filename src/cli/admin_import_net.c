@@ -152,8 +152,13 @@ void imp_net_defer(imp_net_t *n, imp_req_cb cb, void *arg) {
 
 static size_t on_body(char *p, size_t sz, size_t nm, void *arg) {
   imp_req_t *r = arg;
-  buf_append(&r->body, p, sz * nm);
-  return sz * nm;
+  size_t n = sz * nm, cap = r->flags & IMP_FILE ? IMP_FILE_MAX : IMP_ANSWER_MAX;
+  if (r->body.len + n > cap) {
+    snprintf(r->oversize, sizeof r->oversize, "the answer is larger than %u MiB", (unsigned)(cap >> 20));
+    return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+  }
+  buf_append(&r->body, p, n);
+  return n;
 }
 
 /* libcurl calls this at least once a second while a transfer is open: the stall limit. */
@@ -250,6 +255,7 @@ static void start(imp_net_t *n, imp_req_t *r) {
   r->status = 0;
   r->err[0] = 0;
   r->stalled[0] = 0;
+  r->oversize[0] = 0;
   r->chunked = 0;
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
@@ -341,6 +347,7 @@ static void finish(imp_net_t *n, imp_req_t *r, CURLcode rc) {
   } else {
     r->status = 0;
     if (r->stalled[0]) snprintf(r->err, sizeof r->err, "%s", r->stalled);
+    else if (r->oversize[0]) snprintf(r->err, sizeof r->err, "%s", r->oversize);
     else if (!r->err[0]) snprintf(r->err, sizeof r->err, "%s", curl_easy_strerror(rc));
   }
   curl_easy_cleanup(r->easy);
@@ -352,7 +359,7 @@ static void finish(imp_net_t *n, imp_req_t *r, CURLcode rc) {
     snprintf(r->err, sizeof r->err, "HTTP %ld%s%.200s", r->status, e ? ": " : "", e ? e : "");
     json_decref(j);
   }
-  if (retryable(r->status) || cut) {
+  if ((retryable(r->status) && !r->oversize[0]) || cut) { /* the same answer would come again */
     int64_t now = now_ms();
     int64_t d = r->retry_after_ms >= 0 ? r->retry_after_ms : backoff_ms(n, r->attempts);
     if (d > n->o.max_backoff_ms) d = n->o.max_backoff_ms;

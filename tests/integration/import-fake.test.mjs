@@ -326,6 +326,17 @@ describe('faults', () => {
     await t.close();
   });
 
+  it('an answer that never ends is cut at 64 MiB, not retried, and the run fails saying so', { timeout: 120000 }, async () => {
+    const src = await source({ appId: APP, masterKey: KEY, data: bigData(1, 10), faults: { endless: /_Conversation/ } });
+    const t = await newTarget();
+    const r = await runImport(src, t, ['--state', stateFile(), '--retries', '5']);
+    assert.notEqual(r.code, 0, r.stdout.slice(-1500));
+    assert.match(r.stderr + r.stdout, /the answer is larger than 64 MiB/);
+    assert.equal(src.stats.byPath['/1.1/classes/_Conversation'], 1, JSON.stringify(src.stats.byPath));
+    await src.close();
+    await t.close();
+  });
+
   it('SIGINT stops cleanly with the state saved; the next run finishes the job', { timeout: 300000 }, async () => {
     const data = bigData(6, 3000);
     const src = await source({ appId: APP, masterKey: KEY, data });

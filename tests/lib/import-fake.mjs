@@ -41,6 +41,14 @@ export async function fakeLeanCloud({ appId, masterKey, data, faults = {} }) {
     if (req.headers['x-lc-id'] !== appId || req.headers['x-lc-key'] !== `${masterKey},master`) {
       return json(res, 401, { code: 401, error: 'Unauthorized.' });
     }
+    if (faults.endless?.test(u.pathname)) { // a source that never stops answering
+      res.writeHead(200, { 'Content-Type': 'application/json' }); // chunked: no length to stop at
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      res.write('{"results": [');
+      const more = () => { while (!res.destroyed && res.write(chunk)); if (!res.destroyed) res.once('drain', more); };
+      res.on('close', () => res.removeAllListeners('drain'));
+      return more();
+    }
     const r = Math.random();
     if (r < (faults.p429 || 0)) {
       stats.r429++;
