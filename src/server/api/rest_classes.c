@@ -18,6 +18,7 @@
 
 #include "err.h"
 #include "files.h"
+#include "jsonlim.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
 
@@ -230,18 +231,7 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
 /* ---------------------------------------------------------------- _Installation */
 
 static json_t *inst_object(const installation_row_t *row) {
-  json_t *o = row->body ? json_loads(row->body, 0, NULL) : NULL;
-  if (!json_is_object(o)) {
-    json_decref(o);
-    o = json_object();
-  }
-  char iso[ISO_LEN + 1];
-  json_object_set_new(o, "objectId", json_string(row->id));
-  iso_format(row->created_at, iso);
-  json_object_set_new(o, "createdAt", json_string(iso));
-  iso_format(row->updated_at, iso);
-  json_object_set_new(o, "updatedAt", json_string(iso));
-  return o;
+  return json_stored_object(row->body, row->id, row->created_at, row->updated_at);
 }
 
 static void inst_row(void *arg, const installation_row_t *row) { json_array_append_new(arg, inst_object(row)); }
