@@ -170,15 +170,26 @@ static void backup_work(uv_work_t *wk) {
   backup_job_t *j = (backup_job_t *)wk;
   const tern_config_t *cfg = j->srv->cfg;
   int64_t t0 = now_ms();
+  char path[4200], src[4200], files[4200];
+  if (*cfg->files_dir) snprintf(files, sizeof files, "%s", cfg->files_dir);
+  else snprintf(files, sizeof files, "%s/files", cfg->data_dir);
   struct stat st;
+  int created = 0;
   if (stat(j->to, &st) == 0) {
     if (!S_ISDIR(st.st_mode) || fs_dir_empty(j->to) != 1)
       return backup_fail(j, 409, "the backup directory exists and is not empty");
   } else if (errno != ENOENT || fs_mkdirs(j->to) < 0) {
     log_at(LOG_ERROR, "backup: cannot create %s: %s", j->to, strerror(errno));
     return backup_fail(j, 500, "the backup directory could not be created (see the server's log)");
+  } else {
+    created = 1;
   }
-  char path[4200], src[4200];
+  /* into the uploaded files' directory, the copy of files/ would copy itself (and the
+   * database with it) level after level until the path is too long */
+  if (fs_within(j->to, files) == 1) {
+    if (created) rmdir(j->to);
+    return backup_fail(j, 400, "the backup directory is inside the uploaded files' directory");
+  }
   snprintf(path, sizeof path, "%s/tern.db", j->to);
   if (store_backup(j->srv->store, path, &j->db_bytes) < 0)
     return backup_fail(j, 500, "the database could not be copied (see the server's log)");
@@ -189,11 +200,9 @@ static void backup_work(uv_work_t *wk) {
     log_at(LOG_ERROR, "backup: copying %s: %s", src, strerror(-rc));
     return backup_fail(j, 500, "app.json could not be copied (see the server's log)");
   }
-  if (*cfg->files_dir) snprintf(src, sizeof src, "%s", cfg->files_dir);
-  else snprintf(src, sizeof src, "%s/files", cfg->data_dir);
   snprintf(path, sizeof path, "%s/files", j->to);
-  if ((rc = fs_copy_tree(src, path, &j->nfiles, &j->file_bytes)) < 0) {
-    log_at(LOG_ERROR, "backup: copying %s: %s", src, strerror(-rc));
+  if ((rc = fs_copy_tree(files, path, &j->nfiles, &j->file_bytes)) < 0) {
+    log_at(LOG_ERROR, "backup: copying %s: %s", files, strerror(-rc));
     return backup_fail(j, 500, "the uploaded files could not be copied (see the server's log)");
   }
   j->ms = now_ms() - t0;
