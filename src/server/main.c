@@ -419,10 +419,10 @@ int main(int argc, char **argv) {
     goto fail;
   }
   if (lock_data_dir(cfg.data_dir) < 0) goto fail;
+  char filesdir[4096];
+  config_files_dir(&cfg, filesdir, sizeof filesdir);
   if (restore_from) {
-    char fdir[4096];
-    snprintf(fdir, sizeof fdir, "%s%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir, *cfg.files_dir ? "" : "/files");
-    if (!*restore_from || restore(&cfg, restore_from, fdir) < 0) goto fail;
+    if (!*restore_from || restore(&cfg, restore_from, filesdir) < 0) goto fail;
     status = 0;
     goto fail; /* done: nothing was started */
   }
@@ -442,9 +442,6 @@ int main(int argc, char **argv) {
                         .post_arg = &srv,
                         .commit_interval_us = (int)cfg.commit_interval};
   if (store_open(&store_sqlite_ops, &so, &srv.store) < 0) goto fail;
-  char filesdir[4096];
-  snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);
-  if (!*cfg.files_dir) strncat(filesdir, "/files", sizeof filesdir - strlen(filesdir) - 1);
   if (files_open(filesdir, &srv.files) < 0) goto fail;
   if (web_open(cfg.web_root, &srv.web) < 0) goto fail;
   srv.ips = ipcount_new();

@@ -171,8 +171,7 @@ static void backup_work(uv_work_t *wk) {
   const tern_config_t *cfg = j->srv->cfg;
   int64_t t0 = now_ms();
   char path[4200], src[4200], files[4200];
-  if (*cfg->files_dir) snprintf(files, sizeof files, "%s", cfg->files_dir);
-  else snprintf(files, sizeof files, "%s/files", cfg->data_dir);
+  config_files_dir(cfg, files, sizeof files);
   struct stat st;
   int created = 0;
   if (stat(j->to, &st) == 0) {
