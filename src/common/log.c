@@ -205,6 +205,8 @@ int log_level_parse(const char *s) {
   return -1;
 }
 
+int log_format_parse(const char *s) { return strcmp(s, "json") == 0 ? 1 : strcmp(s, "text") == 0 ? 0 : -1; }
+
 int log_open(const char *path) {
   int cur = log_fd;
   if ((!path || !*path) && cur == 2) return 0;
