@@ -54,6 +54,10 @@ typedef struct http_req {
 } http_req_t;
 
 const char *http_header(const http_req_t *r, const char *name); /* case-insensitive; NULL if absent */
+/* Every line of a list header, joined with ", " in their order as RFC 9110 §5.3 combines
+ * them (a proxy may add its own X-Forwarded-For line after the client's); NULL if absent.
+ * The caller frees it. */
+char *http_header_list(const http_req_t *r, const char *name);
 /* Copies the URL-decoded value of query parameter `key` into a new string; NULL if absent. */
 char *http_query_param(const http_req_t *r, const char *key);
 /* The decoded value of the matched route's path parameter `name` (borrowed from r); NULL
