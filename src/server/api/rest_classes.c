@@ -465,8 +465,8 @@ static void files_work(uv_work_t *wk) {
 
 static void files_after(uv_work_t *wk, int status) {
   files_req_t *f = wk->data;
-  conn_t *c = handle_table_get(&f->w->conns, f->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(f->w, f->conn, &c);
   if (r) {
     if (f->status == 200) http_respond_json(c, r, 200, json_incref(f->out));
     else if (f->status == 404) not_found(c, r);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "fscopy.h"
-#include "handle_table.h"
 #include "http.h"
 #include "log.h"
 #include "rest.h"
@@ -64,8 +63,8 @@ static void ready_answer(ready_t *rd, int timed_out) {
   atomic_store(&ready_last_ms, now_ms());
   uv_timer_stop(&rd->timer);
   uv_close((uv_handle_t *)&rd->timer, ready_timer_closed);
-  conn_t *c = handle_table_get(&rd->w->conns, rd->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(rd->w, rd->conn, &c);
   if (r) {
     const char *store = !rd->store_done ? "timeout" : rd->store_ok ? "ok" : "failed";
     http_respond_json(c, r, ok ? 200 : 503,
@@ -223,8 +222,8 @@ static void backup_after(uv_work_t *wk, int status) {
   atomic_store(&backup_running, 0);
   log_event(LOG_INFO, "backup", "to=%s status=%d database_bytes=%lld files=%ld duration_ms=%lld", j->to, j->status,
             (long long)j->db_bytes, j->nfiles, (long long)j->ms);
-  conn_t *c = handle_table_get(&j->w->conns, j->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(j->w, j->conn, &c);
   if (r) {
     if (j->status != 200) http_respond_error(c, r, j->status, j->status, j->error);
     else

@@ -387,6 +387,11 @@ int64_t http_deadline(const conn_t *c) { return c->http ? c->http->deadline_ms :
 
 const http_req_t *http_deferred_req(conn_t *c) { return c->http && c->http->deferred ? &c->http->req : NULL; }
 
+const http_req_t *http_deferred_find(worker_t *w, uint64_t id, conn_t **c) {
+  *c = handle_table_get(&w->conns, id);
+  return *c && !(*c)->reaping ? http_deferred_req(*c) : NULL;
+}
+
 void http_take_body(conn_t *c, buf_t *out) {
   *out = c->http->req.body;
   c->http->req.body = (buf_t)BUF_INIT;
