@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "timeutil.h"
 #include "utf8.h"
 
 void json_abort_on_oom(void) { json_set_alloc_funcs(xmalloc, free); }
@@ -79,3 +80,18 @@ json_t *json_stringn_lossy(const char *s, size_t len) {
 }
 
 size_t json_compact_size(const json_t *v) { return v ? json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0; }
+
+json_t *json_stored_object(const char *doc, const char *id, int64_t created_at, int64_t updated_at) {
+  json_t *o = doc ? json_loads(doc, 0, NULL) : NULL;
+  if (!json_is_object(o)) {
+    json_decref(o);
+    o = json_object();
+  }
+  char iso[ISO_LEN + 1];
+  json_object_set_new(o, "objectId", json_string(id));
+  iso_format(created_at, iso);
+  json_object_set_new(o, "createdAt", json_string(iso));
+  iso_format(updated_at, iso);
+  json_object_set_new(o, "updatedAt", json_string(iso));
+  return o;
+}

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Points jansson's allocator at xmalloc/free (buf.h): an allocation that fails aborts, as
  * every other allocation of the server does, instead of coming back as a NULL that a
@@ -36,6 +37,10 @@ int json_value_depth(const json_t *v, int max);
  * older build that took any bytes must still appear (jansson refuses such strings, and a
  * history row used to vanish with them). Never NULL. */
 json_t *json_stringn_lossy(const char *s, size_t len);
+/* A stored document as the API shows it: the object the JSON text doc holds (an empty one
+ * when doc is NULL or not an object) with objectId and the ISO 8601 createdAt and updatedAt
+ * set over it. Never NULL. */
+json_t *json_stored_object(const char *doc, const char *id, int64_t created_at, int64_t updated_at);
 /* Bytes of v's compact text (JSON_COMPACT | JSON_ENCODE_ANY), computed without building it. */
 size_t json_compact_size(const json_t *v);
 

@@ -34,8 +34,6 @@ static size_t line_head(char *line, size_t cap, int level) {
   return n < 0 ? 0 : (size_t)n;
 }
 
-/* Appends s to line[*n..cap) as a JSON string body (no quotes), escaped; stops short of
- * cap, never splitting an escape. */
 /* The length of the valid UTF-8 sequence at s (shortest form, no surrogates), 0 if none. */
 static size_t utf8_seq(const unsigned char *s) {
   size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
@@ -47,6 +45,8 @@ static size_t utf8_seq(const unsigned char *s) {
   return n;
 }
 
+/* Appends s to line[*n..cap) as a JSON string body (no quotes), escaped; stops short of
+ * cap, never splitting an escape. */
 static void put_json_str(char *line, size_t cap, size_t *n, const char *s) {
   for (; *s; s++) {
     unsigned char ch = (unsigned char)*s;
@@ -79,12 +79,21 @@ static void put_raw(char *line, size_t cap, size_t *n, const char *s, size_t len
   *n += len;
 }
 
+/* Appends s quoted and escaped, its body cut so that the closing quote always fits (*n stays
+ * below cap); nothing when not even the two quotes fit. */
+static void put_quoted(char *line, size_t cap, size_t *n, const char *s) {
+  if (*n + 2 >= cap) return;
+  line[(*n)++] = '"';
+  put_json_str(line, cap - 1, n, s);
+  line[(*n)++] = '"';
+}
+
 static void put_end(char *line, size_t *n) {
   if (log_json) line[(*n)++] = '}';
   line[(*n)++] = '\n';
 }
 
-/* Room kept at the end of a line for "}\n" (and a closing quote cut short). */
+/* Room kept at the end of a line for "}\n" (the put_* helpers keep *n below cap). */
 #define LINE_RESERVE 4
 
 void log_write(int level, const char *fmt, ...) {
@@ -97,9 +106,8 @@ void log_write(int level, const char *fmt, ...) {
   va_end(ap);
   if (m < 0) msg[0] = 0;
   if (log_json) {
-    put_raw(line, cap, &n, ",\"msg\":\"", 8);
-    put_json_str(line, cap, &n, msg);
-    line[n++] = '"';
+    put_raw(line, cap, &n, ",\"msg\":", 7);
+    put_quoted(line, cap, &n, msg);
   } else {
     put_raw(line, cap, &n, msg, strlen(msg));
   }
@@ -121,9 +129,8 @@ void log_event_write(int level, const char *event, const char *fmt, ...) {
   size_t cap = sizeof line - LINE_RESERVE;
   size_t n = line_head(line, cap, level);
   if (log_json) {
-    put_raw(line, cap, &n, ",\"event\":\"", 10);
-    put_json_str(line, cap, &n, event);
-    line[n++] = '"';
+    put_raw(line, cap, &n, ",\"event\":", 9);
+    put_quoted(line, cap, &n, event);
   } else {
     put_raw(line, cap, &n, event, strlen(event));
   }
@@ -146,7 +153,7 @@ void log_event_write(int level, const char *event, const char *fmt, ...) {
     if (cl == 1 && conv[0] == 's') {
       sval = va_arg(ap, const char *);
       is_str = 1;
-      if (!sval) is_null = 1, sval = "-";
+      if (!sval) is_null = 1;
     } else if (cl == 1 && (conv[0] == 'd' || conv[0] == 'i')) {
       snprintf(val, sizeof val, "%d", va_arg(ap, int));
     } else if (cl == 1 && conv[0] == 'u') {
@@ -166,31 +173,24 @@ void log_event_write(int level, const char *event, const char *fmt, ...) {
     } else {
       break; /* a conversion this does not know: the arguments after it cannot be read */
     }
+    if (is_null) sval = log_json ? "null" : "-";
+    int quoted = is_str && !is_null && (log_json || needs_quotes(sval));
+    /* A field goes in with at least its key and its value's first byte (a string) or its
+     * whole value (a number, null): once the line is full, the fields after are left out,
+     * never half written (a key without its value would not be JSON). */
+    size_t least = quoted ? 2 : is_str && !is_null ? 1 : strlen(sval);
+    if (n + kl + (log_json ? 4 : 2) + least >= cap) break;
     if (log_json) {
       put_raw(line, cap, &n, ",\"", 2);
       put_json_str(line, cap, &n, key);
       put_raw(line, cap, &n, "\":", 2);
-      if (is_null) {
-        put_raw(line, cap, &n, "null", 4);
-      } else if (is_str) {
-        put_raw(line, cap, &n, "\"", 1);
-        put_json_str(line, cap, &n, sval);
-        line[n++] = '"'; /* n < cap: put_* stop before it */
-      } else {
-        put_raw(line, cap, &n, sval, strlen(sval));
-      }
     } else {
       put_raw(line, cap, &n, " ", 1);
       put_raw(line, cap, &n, key, strlen(key));
       put_raw(line, cap, &n, "=", 1);
-      if (is_str && !is_null && needs_quotes(sval)) {
-        put_raw(line, cap, &n, "\"", 1);
-        put_json_str(line, cap, &n, sval);
-        line[n++] = '"'; /* n < cap: put_* stop before it */
-      } else {
-        put_raw(line, cap, &n, sval, strlen(sval));
-      }
     }
+    if (quoted) put_quoted(line, cap, &n, sval);
+    else put_raw(line, cap, &n, sval, strlen(sval));
     p = conv + cl;
   }
   va_end(ap);
@@ -204,6 +204,8 @@ int log_level_parse(const char *s) {
     if (strcasecmp(s, names[i]) == 0) return i;
   return -1;
 }
+
+int log_format_parse(const char *s) { return strcmp(s, "json") == 0 ? 1 : strcmp(s, "text") == 0 ? 0 : -1; }
 
 int log_open(const char *path) {
   int cur = log_fd;

@@ -18,7 +18,8 @@ extern _Atomic int log_level;
 extern _Atomic int log_json;
 
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int log_level_parse(const char *s); /* "error".."debug" → level, or -1 */
+int log_level_parse(const char *s);  /* "error".."debug" → level, or -1 */
+int log_format_parse(const char *s); /* "text" → 0, "json" → 1 (log_json), or -1 */
 
 /* Sends the log to `path` (opened for appending, created 0600 under the umask), or back to
  * stderr when path is NULL or empty. Called again with the same path it reopens the file:

@@ -268,7 +268,7 @@ static void apply_reload(void *arg) { /* the workers are parked */
   reload_t *r = arg;
   config_reload(r->cur, r->next, note_change, r);
   log_level = log_level_parse(r->cur->log_level);
-  log_json = strcmp(r->cur->log_format, "json") == 0;
+  log_json = log_format_parse(r->cur->log_format) == 1;
 }
 
 /* SIGHUP: the configuration is read again as at start (file, environment, flags); the
@@ -287,7 +287,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     rc = TERN_ECONFIG;
     free(errs);
     errs = xstrdup("ternd: log_level must be error, warn, info or debug\n");
-  } else if (rc == 0 && strcmp(next.log_format, "text") != 0 && strcmp(next.log_format, "json") != 0) {
+  } else if (rc == 0 && log_format_parse(next.log_format) < 0) {
     rc = TERN_ECONFIG;
     free(errs);
     errs = xstrdup("ternd: log_format must be text or json\n");
@@ -399,12 +399,13 @@ int main(int argc, char **argv) {
     return 2;
   }
   log_level = lvl;
-  if (strcmp(cfg.log_format, "text") != 0 && strcmp(cfg.log_format, "json") != 0) {
+  int json = log_format_parse(cfg.log_format);
+  if (json < 0) {
     fprintf(stderr, "ternd: log_format must be text or json\n");
     config_free(&cfg);
     return 2;
   }
-  log_json = strcmp(cfg.log_format, "json") == 0;
+  log_json = json;
   if (*cfg.log_file && (rc = log_open(cfg.log_file)) < 0) {
     fprintf(stderr, "ternd: cannot open log_file %s: %s\n", cfg.log_file, strerror(-rc));
     config_free(&cfg);
@@ -419,10 +420,10 @@ int main(int argc, char **argv) {
     goto fail;
   }
   if (lock_data_dir(cfg.data_dir) < 0) goto fail;
+  char filesdir[4096];
+  config_files_dir(&cfg, filesdir, sizeof filesdir);
   if (restore_from) {
-    char fdir[4096];
-    snprintf(fdir, sizeof fdir, "%s%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir, *cfg.files_dir ? "" : "/files");
-    if (!*restore_from || restore(&cfg, restore_from, fdir) < 0) goto fail;
+    if (!*restore_from || restore(&cfg, restore_from, filesdir) < 0) goto fail;
     status = 0;
     goto fail; /* done: nothing was started */
   }
@@ -442,9 +443,6 @@ int main(int argc, char **argv) {
                         .post_arg = &srv,
                         .commit_interval_us = (int)cfg.commit_interval};
   if (store_open(&store_sqlite_ops, &so, &srv.store) < 0) goto fail;
-  char filesdir[4096];
-  snprintf(filesdir, sizeof filesdir, "%s", *cfg.files_dir ? cfg.files_dir : cfg.data_dir);
-  if (!*cfg.files_dir) strncat(filesdir, "/files", sizeof filesdir - strlen(filesdir) - 1);
   if (files_open(filesdir, &srv.files) < 0) goto fail;
   if (web_open(cfg.web_root, &srv.web) < 0) goto fail;
   srv.ips = ipcount_new();

@@ -176,3 +176,30 @@ test('one backup at a time: a second one while the first copies is refused with 
     await srv.stop();
   }
 });
+
+test('a backup into the uploaded files\' directory is refused before anything is copied (it would copy itself)', async () => {
+  const data = join(tmp, 'self');
+  const srv = await startServer({ dataDir: data });
+  try {
+    const up = await fetch(`${srv.httpUrl}/1.1/files/a.txt`, {
+      method: 'POST', headers: { ...master(srv), 'Content-Type': 'text/plain' }, body: 'some bytes',
+    });
+    assert.equal(up.status, 201);
+    const post = (to) => fetch(`${srv.httpUrl}/1.2/tern/backup`, {
+      method: 'POST', headers: { ...master(srv), 'Content-Type': 'application/json' }, body: JSON.stringify({ to }),
+    });
+    for (const to of [join(data, 'files', 'bk'), join(data, 'files')]) {
+      const r = await post(to);
+      const body = await r.json();
+      assert.equal(r.status, to.endsWith('bk') ? 400 : 409, JSON.stringify(body));
+      if (r.status === 400) assert.match(body.error, /inside the uploaded files' directory/);
+    }
+    assert.ok(!existsSync(join(data, 'files', 'bk')), 'the refused backup left nothing behind');
+    // beside it, in the data directory, is fine
+    const ok = await post(join(data, 'bk'));
+    assert.equal(ok.status, 200);
+    assert.equal((await ok.json()).files, readdirSync(join(data, 'files')).length);
+  } finally {
+    await srv.stop();
+  }
+});

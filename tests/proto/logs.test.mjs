@@ -202,6 +202,19 @@ test('X-Forwarded-For: believed only from trusted_proxies; then the client addre
   }
 });
 
+test('X-Forwarded-For in two header lines (a proxy that adds its own, as HAProxy does): the last line\'s address is the client', async () => {
+  const log = join(tmp, 'xff-lines.log');
+  const server = await startServer({ env: { TERN_LOG_FILE: log, TERN_LOG_FORMAT: 'json', TERN_TRUSTED_PROXIES: '127.0.0.1' } });
+  try {
+    // the client's own line comes first and proves nothing; the proxy's line is the last
+    assert.equal(await getOnce(`${server.httpUrl}/health`, { 'X-Forwarded-For': ['198.51.100.66', '203.0.113.44'] }), 200);
+    const lines = await logUntil(log, (ls) => ls.some((l) => l.event === 'http' && l.path === '/health'), 'the /health line');
+    assert.equal(lines.find((l) => l.event === 'http' && l.path === '/health').addr, '203.0.113.44');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a bad trusted_proxies or log_format stops the start with a message', async () => {
   await assert.rejects(startServer({ env: { TERN_TRUSTED_PROXIES: '10.0.0.0/33' } }), /trusted_proxies: "10\.0\.0\.0\/33" is not an address or CIDR/);
   await assert.rejects(startServer({ env: { TERN_LOG_FORMAT: 'xml' } }), /log_format must be text or json/);

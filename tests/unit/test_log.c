@@ -113,7 +113,40 @@ static void test_event(void **state) {
   assert_int_equal(t[n - 1], '\n');
   assert_int_equal(t[n - 2], '}');
   assert_ptr_equal(strchr(t, '\n'), t + n - 1); /* one line */
+  /* a full line then more string fields: each is left out whole (no stray quotes past the
+   * line's end), and a value cut mid-escape still closes the object */
+  truncate(path, 0);
+  log_event_write(LOG_INFO, "big", "v=%s a=%s b=%s c=%s d=%s e=%s", big, "x", "y", "z", "w", "u");
+  t = slurp(path);
+  n = strlen(t);
+  assert_true(n > 1000 && n <= 2048);
+  assert_string_equal(t + n - 4, "v\"}\n");
+  /* a value cut at every offset of its escapes and UTF-8 sequences against the line's end:
+   * the last whole one, the closing quote, and no half of the next field */
+  char quotes[5000], euros[6001];
+  memset(quotes, '"', sizeof quotes - 1);
+  quotes[sizeof quotes - 1] = 0;
+  for (size_t i = 0; i + 3 < sizeof euros; i += 3) memcpy(euros + i, "\xe2\x82\xac", 3);
+  euros[sizeof euros - 1] = 0;
+  for (int k = 0; k < 8; k++) {
+    const char *pad = big + sizeof big - 1 - 1000 - k;
+    truncate(path, 0);
+    log_event_write(LOG_INFO, "big", "pad=%s v=%s after=%d", pad, quotes, 1);
+    log_event_write(LOG_INFO, "big", "pad=%s v=%s after=%d", pad, euros, 1);
+    t = slurp(path);
+    const char *second = strchr(t, '\n') + 1;
+    assert_memory_equal(second - 5, "\\\"\"}\n", 5); /* the last whole \" and the closing quote */
+    n = strlen(second);
+    assert_string_equal(second + n - 6, "\xe2\x82\xac\"}\n");
+  }
+  truncate(path, 0);
   log_json = 0;
+  log_event_write(LOG_INFO, "big", "v=%s a=%s b=%s c=%s d=%s", big, "x y", "x y", "x y", "x y");
+  t = slurp(path);
+  n = strlen(t);
+  assert_true(n > 1000 && n <= 2048);
+  assert_int_equal(t[n - 1], '\n');
+  assert_int_equal(t[n - 2], 'v');
   assert_int_equal(log_open(NULL), 0);
   unlink(path);
   rmdir(dir);

@@ -16,8 +16,10 @@ static void test_parse(void **state) {
   assert_int_equal(proxies_parse("", &p, err, sizeof err), 0);
   assert_null(p);
   assert_int_equal(proxies_match(NULL, "127.0.0.1"), 0);
-  static const char *const bad[] = {"10.0.0.0/33",  "::/129", "10.0.0.1/",         "10.0.0.1/x",
-                                    "host.example", "1.2.3",  "10.0.0.0/8,garbage"};
+  static const char *const bad[] = {"10.0.0.0/33", "::/129", "10.0.0.1/", "10.0.0.1/x", "host.example", "1.2.3",
+                                    "10.0.0.0/8,garbage",
+                                    /* past int: strtol's long wrapped to 8 in the int cast */
+                                    "10.0.0.0/4294967304", "10.0.0.0/+8", "10.0.0.0/-0", "10.0.0.0/ 8"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(proxies_parse(bad[i], &p, err, sizeof err), TERN_ECONFIG);
     assert_non_null(strstr(err, "is not an address or CIDR"));

@@ -89,8 +89,8 @@ static void dead_work(uv_work_t *wk) {
 static void dead_after(uv_work_t *wk, int status) {
   (void)status;
   dead_job_t *j = (dead_job_t *)wk;
-  conn_t *c = handle_table_get(&j->w->conns, j->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(j->w, j->conn, &c);
   if (r) {
     if (j->failed) {
       log_at(LOG_ERROR, "reading %s: %s", j->path, strerror(j->failed));

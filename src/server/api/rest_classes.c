@@ -18,6 +18,7 @@
 
 #include "err.h"
 #include "files.h"
+#include "jsonlim.h"
 #include "rest_rtm.h"
 #include "timeutil.h"
 
@@ -230,18 +231,7 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
 /* ---------------------------------------------------------------- _Installation */
 
 static json_t *inst_object(const installation_row_t *row) {
-  json_t *o = row->body ? json_loads(row->body, 0, NULL) : NULL;
-  if (!json_is_object(o)) {
-    json_decref(o);
-    o = json_object();
-  }
-  char iso[ISO_LEN + 1];
-  json_object_set_new(o, "objectId", json_string(row->id));
-  iso_format(row->created_at, iso);
-  json_object_set_new(o, "createdAt", json_string(iso));
-  iso_format(row->updated_at, iso);
-  json_object_set_new(o, "updatedAt", json_string(iso));
-  return o;
+  return json_stored_object(row->body, row->id, row->created_at, row->updated_at);
 }
 
 static void inst_row(void *arg, const installation_row_t *row) { json_array_append_new(arg, inst_object(row)); }
@@ -475,8 +465,8 @@ static void files_work(uv_work_t *wk) {
 
 static void files_after(uv_work_t *wk, int status) {
   files_req_t *f = wk->data;
-  conn_t *c = handle_table_get(&f->w->conns, f->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(f->w, f->conn, &c);
   if (r) {
     if (f->status == 200) http_respond_json(c, r, 200, json_incref(f->out));
     else if (f->status == 404) not_found(c, r);

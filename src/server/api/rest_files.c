@@ -164,8 +164,7 @@ typedef struct {
   uv_work_t work; /* first: the callbacks get &work */
   job_kind_t kind;
   worker_t *w;
-  uint64_t conn;       /* the connection by handle: it may be gone when the job is done */
-  const http_req_t *r; /* deferred, so valid while the connection lives */
+  uint64_t conn; /* the connection by handle: it may be gone when the job is done */
   const files_t *files;
   char id[FILES_ID_LEN + 1];
   /* JOB_PUT input: the body (owned), the name from the path, the Content-Type header;
@@ -515,10 +514,10 @@ static void answer_download(conn_t *c, const http_req_t *r, job_t *j) {
 
 static void job_after(uv_work_t *wk, int status) {
   job_t *j = (job_t *)wk;
-  conn_t *c = handle_table_get(&j->w->conns, j->conn);
-  if (c && !c->reaping && c->http) {
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(j->w, j->conn, &c);
+  if (r) {
     const server_t *srv = c->w->srv;
-    const http_req_t *r = j->r;
     if (j->status >= 400) {
       http_respond_error(c, r, j->status, j->code, j->error);
       http_resume(c);
@@ -543,12 +542,11 @@ static void job_after(uv_work_t *wk, int status) {
   free(j);
 }
 
-static job_t *job_new(conn_t *c, const http_req_t *r, job_kind_t kind) {
+static job_t *job_new(conn_t *c, job_kind_t kind) {
   job_t *j = xcalloc(1, sizeof *j);
   j->kind = kind;
   j->w = c->w;
   j->conn = c->id;
-  j->r = r;
   j->files = c->w->srv->files;
   j->fd = -1;
   return j;
@@ -609,7 +607,7 @@ void rest_files_metrics(server_t *srv, buf_t *out) {
 
 void rest_file_upload(conn_t *c, const http_req_t *r) {
   if (!files_on(c, r)) return;
-  job_t *j = job_new(c, r, JOB_PUT);
+  job_t *j = job_new(c, JOB_PUT);
   const char *name = http_path_param(r, "name"), *ct = http_header(r, "Content-Type");
   j->name = name ? xstrdup(name) : NULL;
   j->content_type = ct ? xstrdup(ct) : NULL;
@@ -632,7 +630,7 @@ static int take_id(conn_t *c, const http_req_t *r, job_t *j) {
 }
 
 static void submit_by_id(conn_t *c, const http_req_t *r, job_kind_t kind) {
-  job_t *j = job_new(c, r, kind);
+  job_t *j = job_new(c, kind);
   if (take_id(c, r, j) < 0) {
     free(j);
     return;
@@ -762,7 +760,7 @@ void rest_file_token_upload(conn_t *c, const http_req_t *r) {
     json_decref(claims);
     return;
   }
-  job_t *j = job_new(c, r, JOB_PUT);
+  job_t *j = job_new(c, JOB_PUT);
   memcpy(j->id, id, FILES_ID_LEN + 1);
   j->name = xstrdup(json_string_value(json_object_get(claims, "name")));
   j->mime = xstrdup(json_string_value(json_object_get(claims, "mime")));
@@ -785,7 +783,7 @@ void rest_file_callback(conn_t *c, const http_req_t *r) {
   } else if (json_is_true(result)) {
     http_respond_json(c, r, 200, json_object()); /* the PUT stored it already */
   } else {                                       /* the client gave up: whatever arrived goes */
-    job_t *j = job_new(c, r, JOB_DELETE);
+    job_t *j = job_new(c, JOB_DELETE);
     memcpy(j->id, json_string_value(json_object_get(claims, "id")), FILES_ID_LEN + 1);
     j->callback = 1;
     job_submit(c, j);

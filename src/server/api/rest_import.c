@@ -106,8 +106,8 @@ static void req_free(import_req_t *q) {
 
 /* Answers the deferred request if its connection is still there, then frees q. */
 static void req_answer(import_req_t *q, int status, json_t *body) {
-  conn_t *c = handle_table_get(&q->w->conns, q->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(q->w, q->conn, &c);
   if (r) {
     http_respond_json(c, r, status, body);
     http_resume(c);
@@ -851,8 +851,8 @@ static void file_work(uv_work_t *wk) {
 
 static void file_after(uv_work_t *wk, int status) {
   file_req_t *f = wk->data;
-  conn_t *c = handle_table_get(&f->w->conns, f->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(f->w, f->conn, &c);
   if (r) {
     if (f->status || !f->meta) {
       http_respond_error(c, r, f->status ? f->status : 500, 1, f->error[0] ? f->error : "the file could not be stored");

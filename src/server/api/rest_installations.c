@@ -299,17 +299,7 @@ static void get_one(conn_t *c, const http_req_t *r, const char *id) {
     http_respond_error(c, r, 500, 1, "storage failed");
     return;
   }
-  json_t *o = json_loads(row.body, 0, NULL);
-  if (!json_is_object(o)) {
-    json_decref(o);
-    o = json_object();
-  }
-  char iso[ISO_LEN + 1];
-  json_object_set_new(o, "objectId", json_string(row.id));
-  iso_format(row.created_at, iso);
-  json_object_set_new(o, "createdAt", json_string(iso));
-  iso_format(row.updated_at, iso);
-  json_object_set_new(o, "updatedAt", json_string(iso));
+  json_t *o = json_stored_object(row.body, row.id, row.created_at, row.updated_at);
   installation_row_free(&row);
   http_respond_json(c, r, 200, o);
 }

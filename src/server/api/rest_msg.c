@@ -248,8 +248,8 @@ static void app_hist_work(uv_work_t *wk) {
 
 static void app_hist_after(uv_work_t *wk, int status) {
   app_hist_t *h = (app_hist_t *)wk;
-  conn_t *c = handle_table_get(&h->w->conns, h->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(h->w, h->conn, &c);
   if (r) {
     if (h->out) http_respond_json(c, r, 200, json_incref(h->out));
     else http_respond_error(c, r, 500, 1, "history failed");

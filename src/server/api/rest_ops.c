@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "fscopy.h"
-#include "handle_table.h"
 #include "http.h"
 #include "log.h"
 #include "rest.h"
@@ -64,8 +63,8 @@ static void ready_answer(ready_t *rd, int timed_out) {
   atomic_store(&ready_last_ms, now_ms());
   uv_timer_stop(&rd->timer);
   uv_close((uv_handle_t *)&rd->timer, ready_timer_closed);
-  conn_t *c = handle_table_get(&rd->w->conns, rd->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(rd->w, rd->conn, &c);
   if (r) {
     const char *store = !rd->store_done ? "timeout" : rd->store_ok ? "ok" : "failed";
     http_respond_json(c, r, ok ? 200 : 503,
@@ -170,15 +169,25 @@ static void backup_work(uv_work_t *wk) {
   backup_job_t *j = (backup_job_t *)wk;
   const tern_config_t *cfg = j->srv->cfg;
   int64_t t0 = now_ms();
+  char path[4200], src[4200], files[4200];
+  config_files_dir(cfg, files, sizeof files);
   struct stat st;
+  int created = 0;
   if (stat(j->to, &st) == 0) {
     if (!S_ISDIR(st.st_mode) || fs_dir_empty(j->to) != 1)
       return backup_fail(j, 409, "the backup directory exists and is not empty");
   } else if (errno != ENOENT || fs_mkdirs(j->to) < 0) {
     log_at(LOG_ERROR, "backup: cannot create %s: %s", j->to, strerror(errno));
     return backup_fail(j, 500, "the backup directory could not be created (see the server's log)");
+  } else {
+    created = 1;
   }
-  char path[4200], src[4200];
+  /* into the uploaded files' directory, the copy of files/ would copy itself (and the
+   * database with it) level after level until the path is too long */
+  if (fs_within(j->to, files) == 1) {
+    if (created) rmdir(j->to);
+    return backup_fail(j, 400, "the backup directory is inside the uploaded files' directory");
+  }
   snprintf(path, sizeof path, "%s/tern.db", j->to);
   if (store_backup(j->srv->store, path, &j->db_bytes) < 0)
     return backup_fail(j, 500, "the database could not be copied (see the server's log)");
@@ -189,11 +198,9 @@ static void backup_work(uv_work_t *wk) {
     log_at(LOG_ERROR, "backup: copying %s: %s", src, strerror(-rc));
     return backup_fail(j, 500, "app.json could not be copied (see the server's log)");
   }
-  if (*cfg->files_dir) snprintf(src, sizeof src, "%s", cfg->files_dir);
-  else snprintf(src, sizeof src, "%s/files", cfg->data_dir);
   snprintf(path, sizeof path, "%s/files", j->to);
-  if ((rc = fs_copy_tree(src, path, &j->nfiles, &j->file_bytes)) < 0) {
-    log_at(LOG_ERROR, "backup: copying %s: %s", src, strerror(-rc));
+  if ((rc = fs_copy_tree(files, path, &j->nfiles, &j->file_bytes)) < 0) {
+    log_at(LOG_ERROR, "backup: copying %s: %s", files, strerror(-rc));
     return backup_fail(j, 500, "the uploaded files could not be copied (see the server's log)");
   }
   j->ms = now_ms() - t0;
@@ -215,8 +222,8 @@ static void backup_after(uv_work_t *wk, int status) {
   atomic_store(&backup_running, 0);
   log_event(LOG_INFO, "backup", "to=%s status=%d database_bytes=%lld files=%ld duration_ms=%lld", j->to, j->status,
             (long long)j->db_bytes, j->nfiles, (long long)j->ms);
-  conn_t *c = handle_table_get(&j->w->conns, j->conn);
-  const http_req_t *r = c && !c->reaping ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(j->w, j->conn, &c);
   if (r) {
     if (j->status != 200) http_respond_error(c, r, j->status, j->status, j->error);
     else

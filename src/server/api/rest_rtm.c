@@ -110,8 +110,8 @@ rest_wait_t *rest_wait(conn_t *c, json_t *(*shape)(void *, json_t *), const char
 
 void rest_answer(im_worker_t *w, void *arg, int code, json_t *result) {
   rest_wait_t *wt = arg;
-  conn_t *c = handle_table_get(&wt->srv->workers[wt->worker]->conns, wt->conn);
-  const http_req_t *r = c ? http_deferred_req(c) : NULL;
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(wt->srv->workers[wt->worker], wt->conn, &c);
   if (r) {
     if (code) {
       const char *err = json_string_value(json_object_get(result, "error"));

@@ -102,6 +102,11 @@ void config_defaults(tern_config_t *cfg) {
   }
 }
 
+void config_files_dir(const tern_config_t *cfg, char *out, size_t outlen) {
+  if (*cfg->files_dir) snprintf(out, outlen, "%s", cfg->files_dir);
+  else snprintf(out, outlen, "%s/files", cfg->data_dir);
+}
+
 void config_free(tern_config_t *cfg) {
   for (size_t i = 0; i < N_OPTIONS; i++)
     if (options[i].type == T_STR) {

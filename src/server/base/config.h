@@ -112,6 +112,8 @@ int config_set(tern_config_t *cfg, const char *name, const char *value, char *er
 /* Parses the text of a config file; err gets "line N: ..." on failure. */
 int config_parse_text(tern_config_t *cfg, const char *text, char *err, size_t errlen);
 void config_defaults(tern_config_t *cfg);
+/* The uploaded files' directory: files_dir, or <data_dir>/files when it is empty. */
+void config_files_dir(const tern_config_t *cfg, char *out, size_t outlen);
 void config_free(tern_config_t *cfg);
 void config_help(FILE *out);
 /* 1 when a running ternd applies a new value of the option on SIGHUP (config_reload). */

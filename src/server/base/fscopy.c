@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,6 +65,14 @@ int fs_mkdirs(const char *path) {
   }
   if (mkdir(p, 0700) < 0 && errno != EEXIST) return -errno;
   return 0;
+}
+
+int fs_within(const char *path, const char *dir) {
+  char a[PATH_MAX], b[PATH_MAX];
+  if (!realpath(path, a)) return -errno;
+  if (!realpath(dir, b)) return errno == ENOENT ? 0 : -errno;
+  size_t n = strlen(b);
+  return strncmp(a, b, n) == 0 && (a[n] == 0 || a[n] == '/' || n == 1); /* n == 1: dir is / */
 }
 
 int fs_dir_empty(const char *path) {

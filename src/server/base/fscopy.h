@@ -19,6 +19,10 @@ int fs_copy_file(const char *src, const char *dst, int64_t *bytes);
 int fs_copy_tree(const char *src, const char *dst, long *nfiles, int64_t *bytes);
 /* 1 when path is a directory with no entries, 0 when it is something else, -errno. */
 int fs_dir_empty(const char *path);
+/* 1 when the existing path is the directory dir or lies under it, symbolic links resolved
+ * (a tree copied into itself would copy its copy: cp's "into itself"); 0 when it does not
+ * or dir does not exist, -errno. */
+int fs_within(const char *path, const char *dir);
 /* Makes the directory (mode 0700), its missing parents too. 0, or -errno. */
 int fs_mkdirs(const char *path);
 

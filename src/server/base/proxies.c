@@ -64,16 +64,15 @@ int proxies_parse(const char *list, proxies_t **out, char *err, size_t errlen) {
     item[len] = 0;
     s += len;
     char *slash = strchr(item, '/');
-    int bits = -1;
+    int bits = -1; /* -1: no prefix length, -2: one that is not 1 to 3 digits */
     if (slash) {
       *slash = 0;
-      char *end;
-      long b = strtol(slash + 1, &end, 10);
-      bits = *end || end == slash + 1 ? -2 : (int)b;
+      size_t nd = strspn(slash + 1, "0123456789");
+      bits = nd == 0 || nd > 3 || slash[1 + nd] ? -2 : atoi(slash + 1);
     }
     block_t blk;
     int v4;
-    if (!parse_addr(item, blk.addr, &v4) || bits == -2 || bits > (v4 ? 32 : 128) || (slash && bits < 0)) {
+    if (!parse_addr(item, blk.addr, &v4) || bits == -2 || bits > (v4 ? 32 : 128)) {
       if (slash) *slash = '/';
       snprintf(err, errlen, "trusted_proxies: \"%s\" is not an address or CIDR", item);
       proxies_free(p);

@@ -152,15 +152,15 @@ static int on_headers_complete(http_parser *p) {
     h->deadline_ms += (int64_t)(cfg->idle_timeout - cfg->login_timeout) * 1000;
   if (h->last_was_value && push_header(h)) return -1;
   http_req_t *r = &h->req;
-  char client[64];
-  if (h->conn->from_proxy &&
-      conn_forwarded(h->conn,
-                     proxies_client(h->conn->w->srv->proxies, http_header(r, "X-Forwarded-For"), client, sizeof client)
-                         ? client
-                         : NULL) < 0) {
-    h->error_status = 429;
-    h->error_msg = "too many connections from this address";
-    return -1;
+  if (h->conn->from_proxy) {
+    char client[64], *xff = http_header_list(r, "X-Forwarded-For");
+    int named = proxies_client(h->conn->w->srv->proxies, xff, client, sizeof client);
+    free(xff);
+    if (conn_forwarded(h->conn, named ? client : NULL) < 0) {
+      h->error_status = 429;
+      h->error_msg = "too many connections from this address";
+      return -1;
+    }
   }
   r->method = p->method;
   r->keep_alive = http_should_keep_alive(p);
@@ -229,6 +229,14 @@ const char *http_header(const http_req_t *r, const char *name) {
   for (int i = 0; i < r->nheaders; i++)
     if (strcasecmp(r->headers[i].name, name) == 0) return r->headers[i].value;
   return NULL;
+}
+
+char *http_header_list(const http_req_t *r, const char *name) {
+  buf_t b = BUF_INIT;
+  int found = 0;
+  for (int i = 0; i < r->nheaders; i++)
+    if (strcasecmp(r->headers[i].name, name) == 0) buf_printf(&b, "%s%s", found++ ? ", " : "", r->headers[i].value);
+  return found ? buf_cstr(&b) : NULL; /* the buffer's own memory, NUL-terminated */
 }
 
 char *http_query_param(const http_req_t *r, const char *key) {
@@ -378,6 +386,11 @@ void http_resume(conn_t *c) {
 int64_t http_deadline(const conn_t *c) { return c->http ? c->http->deadline_ms : 0; }
 
 const http_req_t *http_deferred_req(conn_t *c) { return c->http && c->http->deferred ? &c->http->req : NULL; }
+
+const http_req_t *http_deferred_find(worker_t *w, uint64_t id, conn_t **c) {
+  *c = handle_table_get(&w->conns, id);
+  return *c && !(*c)->reaping ? http_deferred_req(*c) : NULL;
+}
 
 void http_take_body(conn_t *c, buf_t *out) {
   *out = c->http->req.body;

@@ -54,6 +54,10 @@ typedef struct http_req {
 } http_req_t;
 
 const char *http_header(const http_req_t *r, const char *name); /* case-insensitive; NULL if absent */
+/* Every line of a list header, joined with ", " in their order as RFC 9110 §5.3 combines
+ * them (a proxy may add its own X-Forwarded-For line after the client's); NULL if absent.
+ * The caller frees it. */
+char *http_header_list(const http_req_t *r, const char *name);
 /* Copies the URL-decoded value of query parameter `key` into a new string; NULL if absent. */
 char *http_query_param(const http_req_t *r, const char *key);
 /* The decoded value of the matched route's path parameter `name` (borrowed from r); NULL
@@ -92,6 +96,10 @@ void http_resume(conn_t *c);
 /* The request c is answering later, or NULL when none is deferred (it closed or was
  * answered): how deferred work finds what to answer. */
 const http_req_t *http_deferred_req(conn_t *c);
+/* What deferred work calls when it is done: the connection of handle id on w (into *c)
+ * and the request it deferred, or NULL when the connection closed, is being closed, or
+ * has no deferred request. */
+const http_req_t *http_deferred_find(worker_t *w, uint64_t id, conn_t **c);
 /* When the request c is reading must be complete (conn_sweep closes it after), 0 if none:
  * its head within login_timeout of its first byte, the whole within idle_timeout. */
 int64_t http_deadline(const conn_t *c);
