@@ -120,12 +120,15 @@ static void sock_fail(sock_t *s) {
   sock_close(s);
 }
 
+/* An upload's answer is a small JSON object; a files host that sends more is not one. */
+#define HTTP_ANSWER_MAX (1u << 20)
+
 /* Plaintext from the peer: into the HTTP answer, or to the core. -1 when the socket closed
  * meanwhile (nothing more is to be delivered). */
 static int deliver(sock_t *s, const char *p, size_t n) {
   uva_t *a = s->a;
   if (s->is_http) {
-    if (!s->http_failed && sbuf_append(&s->resp, p, n) < 0) {
+    if (!s->http_failed && (s->resp.len + n > HTTP_ANSWER_MAX || sbuf_append(&s->resp, p, n) < 0)) {
       sock_fail(s);
       return -1;
     }
