@@ -12,7 +12,7 @@
 #include "query.h"
 #include "store_sqlite_int.h"
 
-static void bind_query(sqlite3_stmt *st, const query_t *q) {
+void sq_bind_query(sqlite3_stmt *st, const struct query *q) {
   for (size_t i = 0; i < q->nparams; i++) {
     const query_param_t *p = &q->params[i];
     if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
@@ -31,7 +31,7 @@ int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t
     log_at(LOG_WARN, "count did not prepare: %s", sqlite3_errmsg(store_reader_db(r)));
     return TERN_ESTORE;
   }
-  bind_query(st, q);
+  sq_bind_query(st, q);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
@@ -197,7 +197,7 @@ int sq_installation_query(store_reader_t *r, const store_class_q_t *cq,
     query_free(&q);
     return TERN_ESTORE;
   }
-  bind_query(st, &q);
+  sq_bind_query(st, &q);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     installation_row_t row = {
         (char *)sqlite3_column_text(st, 0), (char *)sqlite3_column_text(st, 1), (char *)sqlite3_column_text(st, 2),

@@ -1492,12 +1492,7 @@ static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, i
     log_at(LOG_WARN, "conversation query did not prepare: %s", sqlite3_errmsg(r->db));
     return TERN_ESTORE;
   }
-  for (size_t i = 0; i < q->nparams; i++) {
-    const query_param_t *p = &q->params[i];
-    if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
-    else if (p->type == QP_INT) sqlite3_bind_int64(st, (int)i + 1, p->i);
-    else sqlite3_bind_double(st, (int)i + 1, p->d);
-  }
+  sq_bind_query(st, q);
   query_budget_begin(deadline_ns);
   if (deadline_ns) sqlite3_progress_handler(r->db, PROGRESS_OPS, progress_fn, NULL);
   rc = run_conv_select(r, st, flags, cb, arg);

@@ -25,8 +25,11 @@ int sq_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *
 int sq_installation_query(store_reader_t *r, const store_class_q_t *q,
                           void (*cb)(void *arg, const installation_row_t *row), void *arg);
 
-/* SELECT count(*) FROM `from` WHERE q (store_class.c). */
 struct query;
+/* Binds a compiled query's parameters to st, positionally from ?1 (store_class.c); the
+ * strings stay q's, so q must outlive the statement's steps. */
+void sq_bind_query(sqlite3_stmt *st, const struct query *q);
+/* SELECT count(*) FROM `from` WHERE q (store_class.c). */
 int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t *n);
 /* The database file's path (store_backup.c). */
 const char *store_db_path(const store_t *s);
