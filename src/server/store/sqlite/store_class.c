@@ -40,27 +40,20 @@ int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t
 
 /* ---- installations */
 
-static void sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
-  if (q->nparams == q->cap) {
-    q->cap = q->cap ? q->cap * 2 : 16;
-    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
-  }
-  query_param_t *p = &q->params[q->nparams++];
-  memset(p, 0, sizeof *p);
-  p->type = type;
+/* "?" in q->sql and its parameter (query.c's list, bound by sq_bind_query). */
+static query_param_t *sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
+  query_param_t *p = query_param_add(q, type);
   p->s = s ? xstrdup(s) : NULL;
   p->i = i;
   buf_append_str(&q->sql, "?");
+  return p;
 }
 
 static void sql_value(query_t *q, json_t *v) {
   if (json_is_string(v)) sql_param(q, QP_TEXT, json_string_value(v), 0);
   else if (json_is_integer(v)) sql_param(q, QP_INT, NULL, json_integer_value(v));
   else if (json_is_boolean(v)) sql_param(q, QP_INT, NULL, json_is_true(v));
-  else {
-    sql_param(q, QP_REAL, NULL, 0);
-    q->params[q->nparams - 1].d = json_real_value(v);
-  }
+  else sql_param(q, QP_REAL, NULL, 0)->d = json_real_value(v);
 }
 
 static void sql_list(query_t *q, json_t *arr) {
