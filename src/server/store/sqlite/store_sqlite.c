@@ -1160,6 +1160,22 @@ static char *col_strdup(sqlite3_stmt *st, int i) {
   return t ? xstrdup((const char *)t) : NULL;
 }
 
+/* Steps st (bound by the caller) to its end, copying its first column into *out (NULL when
+ * there is no row), and resets it. Returns how many strings it copied. */
+static size_t col_strings(sqlite3_stmt *st, char ***out) {
+  size_t n = 0, cap = 0;
+  *out = NULL;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      *out = xrealloc(*out, cap * sizeof **out);
+    }
+    (*out)[n++] = col_strdup(st, 0);
+  }
+  sqlite3_reset(st);
+  return n;
+}
+
 static void read_msg(sqlite3_stmt *st, int base, msg_view_t *m) {
   m->ts = sqlite3_column_int64(st, base);
   m->seq = sqlite3_column_int64(st, base + 1);
@@ -1206,17 +1222,8 @@ static int sq_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   out->expire_at = sqlite3_column_int64(st, 8);
   out->ext_ids = sqlite3_column_int(st, 9);
   sqlite3_reset(st);
-  st = r->conv_members;
-  sqlite3_bind_int64(st, 1, out->id);
-  size_t cap = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (out->nmembers == cap) {
-      cap = cap ? cap * 2 : 8;
-      out->members = xrealloc(out->members, cap * sizeof *out->members);
-    }
-    out->members[out->nmembers++] = col_strdup(st, 0);
-  }
-  sqlite3_reset(st);
+  sqlite3_bind_int64(r->conv_members, 1, out->id);
+  out->nmembers = col_strings(r->conv_members, &out->members);
   st = r->conv_sets;
   sqlite3_bind_int64(st, 1, out->id);
   size_t caps[3] = {0, 0, 0};
@@ -1431,18 +1438,10 @@ static void conv_row_view(store_reader_t *r, sqlite3_stmt *st, int flags, conv_v
       .expire_at = sqlite3_column_int64(st, 7),
   };
   char **members = NULL;
-  size_t n = 0, cap = 0;
+  size_t n = 0;
   if (!(flags & 1) && v.kind != CONV_ROOM && v.kind != CONV_SYSTEM) {
-    sqlite3_stmt *ms = r->conv_members;
-    sqlite3_bind_int64(ms, 1, id);
-    while (sqlite3_step(ms) == SQLITE_ROW) {
-      if (n == cap) {
-        cap = cap ? cap * 2 : 16;
-        members = xrealloc(members, cap * sizeof *members);
-      }
-      members[n++] = col_strdup(ms, 0);
-    }
-    sqlite3_reset(ms);
+    sqlite3_bind_int64(r->conv_members, 1, id);
+    n = col_strings(r->conv_members, &members);
     static const char *const none[1] = {NULL};
     v.members = members ? (const char *const *)members : none;
     v.nmembers = n;
