@@ -76,8 +76,9 @@ static const char *inst_column(const char *f) {
   return NULL;
 }
 
-/* A path segment SQLite's JSON functions cannot address (a quote in a field name) makes
- * the condition false rather than reach another member. */
+/* Paths into the stored object are written as query.c writes them (query_path_segment:
+ * as jansson wrote the keys); a segment SQLite's JSON functions cannot address makes the
+ * condition false rather than reach another member. */
 static void inst_sql(const store_class_q_t *cq, query_t *q) {
   buf_append_str(&q->sql, "1");
   for (size_t i = 0; i < cq->n; i++) {
@@ -99,11 +100,10 @@ static void inst_sql(const store_class_q_t *cq, query_t *q) {
     }
     buf_t path = BUF_INIT;
     buf_append_str(&path, "$");
-    int addressable = 1;
-    for (const char *s = c->field; *s;) {
+    int addressable = 1; /* api allows only letters, digits and '_'; a backend does not rely on it */
+    for (const char *s = c->field; *s && addressable;) {
       size_t n = strcspn(s, ".");
-      if (memchr(s, '"', n)) addressable = 0; /* api allows none; a backend does not rely on it */
-      buf_printf(&path, ".\"%.*s\"", (int)n, s);
+      addressable = query_path_segment(&path, s, n) == 0;
       s += n + (s[n] == '.');
     }
     if (!addressable) {
