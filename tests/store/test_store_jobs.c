@@ -992,10 +992,5 @@ int main(void) {
       cmocka_unit_test(app_wide_history),
       cmocka_unit_test(backup_and_metrics),
   };
-  int failed = 0;
-  for (size_t i = 0; i < st_nbackends; i++) {
-    st_current = &st_backends[i];
-    failed += _cmocka_run_group_tests(st_current->name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
-  }
-  return failed != 0;
+  return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
