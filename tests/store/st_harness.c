@@ -2,11 +2,17 @@
 #include "st_harness.h"
 
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "log.h"
 #include "store_sqlite.h"
@@ -19,6 +25,15 @@ const st_backend_t st_backends[] = {
 };
 const size_t st_nbackends = sizeof st_backends / sizeof st_backends[0];
 const st_backend_t *st_current;
+
+int st_run_groups(const struct CMUnitTest *tests, size_t n) {
+  int failed = 0;
+  for (size_t i = 0; i < st_nbackends; i++) {
+    st_current = &st_backends[i];
+    failed += _cmocka_run_group_tests(st_current->name, tests, n, NULL, NULL);
+  }
+  return failed != 0;
+}
 
 static st_t *current_st; /* the completions' way back to their st_t */
 

@@ -67,7 +67,12 @@ void st_wait_done(st_t *t, size_t n);
 /* Index of j in t->done, or -1. */
 long st_done_index(const st_t *t, const store_job_t *j);
 
-/* cmocka state: the group's backend, set by each program's main for each group. */
+/* The group's backend, set by st_run_groups for each group. */
 extern const st_backend_t *st_current;
+
+/* Each program's main: runs its tests once per backend of st_backends, as a cmocka group
+ * named after the backend with st_current set to it. Nonzero when any test failed. */
+struct CMUnitTest;
+int st_run_groups(const struct CMUnitTest *tests, size_t n);
 
 #endif

@@ -6,14 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "st_harness.h"
 
-static inline char *st_dup(const char *s) {
-  if (!s) return NULL;
-  char *d = strdup(s);
-  if (!d) abort();
-  return d;
-}
+/* xstrdup (buf.h, aborts when out of memory) that passes NULL through. */
+static inline char *st_dup(const char *s) { return s ? xstrdup(s) : NULL; }
 
 /* A NULL-terminated list of strings as an owned array; *n gets its length. */
 static inline char **st_list(const char *const *v, size_t *n) {

@@ -567,10 +567,5 @@ int main(void) {
       cmocka_unit_test(import_job_and_imported_ids),
       cmocka_unit_test(crash_recovery),
   };
-  int failed = 0;
-  for (size_t i = 0; i < st_nbackends; i++) {
-    st_current = &st_backends[i];
-    failed += _cmocka_run_group_tests(st_current->name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
-  }
-  return failed != 0;
+  return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

@@ -40,10 +40,6 @@ int store_conv_doc(store_reader_t *r, int64_t conv, char **doc) { return OPS(r)-
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at) {
   return OPS(r)->conv_find_unique(r, unique_id, cid, created_at);
 }
-int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
-                           void *arg) {
-  return OPS(r)->conv_query_until(r, q, deadline_ns, cb, arg);
-}
 int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n) { return OPS(r)->conv_count(r, q, n); }
 int store_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg) {
   return OPS(r)->conv_fetch(r, cids, n, flags, cb, arg);

@@ -158,7 +158,7 @@ struct store_query {
   int worker;
   store_conv_q_t q;     /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
-  int result;           /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see store_conv_query_until), TERN_ESTORE */
+  int result;           /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see the ops' conv_query_until), TERN_ESTORE */
   conv_view_cb cb;      /* each row, on the query thread, before task.fn; with result != 0 */
   void *cb_arg;         /* what cb gave is to be dropped */
   store_query_t *next;
@@ -456,11 +456,6 @@ int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid,
 int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
 /* Runs q: cb gets each conversation, in order. On failure what cb got is to be dropped. */
 int store_conv_query(store_reader_t *r, const store_conv_q_t *q, conv_view_cb cb, void *arg);
-/* The same with a budget: past deadline_ns (mono_ns()) the backend stops the query and the
- * call returns TERN_ETIMEDOUT; a regular expression that hits its match, depth or heap
- * limit gives TERN_E2BIG. 0: no deadline. TERN_EINVAL when q does not check. */
-int store_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb,
-                           void *arg);
 /* How many conversations q's where selects (limit and skip unused). */
 int store_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
 /* The same for explicit ids of any kind (temporary conversations included), in no
@@ -589,6 +584,10 @@ struct store_ops {
   int (*conv_doc)(store_reader_t *r, int64_t conv, char **doc);
   int (*conv_find_unique)(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
   int (*conv_query_check)(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
+  /* store_conv_query with a budget (deadline 0: none), also what the backend's query threads
+   * run: past deadline_ns (mono_ns()) it stops the query and returns TERN_ETIMEDOUT; a
+   * regular expression that hits its match, depth or heap limit gives TERN_E2BIG;
+   * TERN_EINVAL when q does not check. */
   int (*conv_query_until)(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);
   int (*conv_count)(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
   int (*conv_fetch)(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg);

@@ -12,7 +12,7 @@
 #include "query.h"
 #include "store_sqlite_int.h"
 
-static void bind_query(sqlite3_stmt *st, const query_t *q) {
+void sq_bind_query(sqlite3_stmt *st, const struct query *q) {
   for (size_t i = 0; i < q->nparams; i++) {
     const query_param_t *p = &q->params[i];
     if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
@@ -31,7 +31,7 @@ int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t
     log_at(LOG_WARN, "count did not prepare: %s", sqlite3_errmsg(store_reader_db(r)));
     return TERN_ESTORE;
   }
-  bind_query(st, q);
+  sq_bind_query(st, q);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
@@ -40,27 +40,20 @@ int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t
 
 /* ---- installations */
 
-static void sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
-  if (q->nparams == q->cap) {
-    q->cap = q->cap ? q->cap * 2 : 16;
-    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
-  }
-  query_param_t *p = &q->params[q->nparams++];
-  memset(p, 0, sizeof *p);
-  p->type = type;
+/* "?" in q->sql and its parameter (query.c's list, bound by sq_bind_query). */
+static query_param_t *sql_param(query_t *q, query_param_type_t type, const char *s, int64_t i) {
+  query_param_t *p = query_param_add(q, type);
   p->s = s ? xstrdup(s) : NULL;
   p->i = i;
   buf_append_str(&q->sql, "?");
+  return p;
 }
 
 static void sql_value(query_t *q, json_t *v) {
   if (json_is_string(v)) sql_param(q, QP_TEXT, json_string_value(v), 0);
   else if (json_is_integer(v)) sql_param(q, QP_INT, NULL, json_integer_value(v));
   else if (json_is_boolean(v)) sql_param(q, QP_INT, NULL, json_is_true(v));
-  else {
-    sql_param(q, QP_REAL, NULL, 0);
-    q->params[q->nparams - 1].d = json_real_value(v);
-  }
+  else sql_param(q, QP_REAL, NULL, 0)->d = json_real_value(v);
 }
 
 static void sql_list(query_t *q, json_t *arr) {
@@ -83,8 +76,9 @@ static const char *inst_column(const char *f) {
   return NULL;
 }
 
-/* A path segment SQLite's JSON functions cannot address (a quote in a field name) makes
- * the condition false rather than reach another member. */
+/* Paths into the stored object are written as query.c writes them (query_path_segment:
+ * as jansson wrote the keys); a segment SQLite's JSON functions cannot address makes the
+ * condition false rather than reach another member. */
 static void inst_sql(const store_class_q_t *cq, query_t *q) {
   buf_append_str(&q->sql, "1");
   for (size_t i = 0; i < cq->n; i++) {
@@ -106,11 +100,10 @@ static void inst_sql(const store_class_q_t *cq, query_t *q) {
     }
     buf_t path = BUF_INIT;
     buf_append_str(&path, "$");
-    int addressable = 1;
-    for (const char *s = c->field; *s;) {
+    int addressable = 1; /* api allows only letters, digits and '_'; a backend does not rely on it */
+    for (const char *s = c->field; *s && addressable;) {
       size_t n = strcspn(s, ".");
-      if (memchr(s, '"', n)) addressable = 0; /* api allows none; a backend does not rely on it */
-      buf_printf(&path, ".\"%.*s\"", (int)n, s);
+      addressable = query_path_segment(&path, s, n) == 0;
       s += n + (s[n] == '.');
     }
     if (!addressable) {
@@ -197,7 +190,7 @@ int sq_installation_query(store_reader_t *r, const store_class_q_t *cq,
     query_free(&q);
     return TERN_ESTORE;
   }
-  bind_query(st, &q);
+  sq_bind_query(st, &q);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     installation_row_t row = {
         (char *)sqlite3_column_text(st, 0), (char *)sqlite3_column_text(st, 1), (char *)sqlite3_column_text(st, 2),

@@ -1160,6 +1160,22 @@ static char *col_strdup(sqlite3_stmt *st, int i) {
   return t ? xstrdup((const char *)t) : NULL;
 }
 
+/* Steps st (bound by the caller) to its end, copying its first column into *out (NULL when
+ * there is no row), and resets it. Returns how many strings it copied. */
+static size_t col_strings(sqlite3_stmt *st, char ***out) {
+  size_t n = 0, cap = 0;
+  *out = NULL;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      *out = xrealloc(*out, cap * sizeof **out);
+    }
+    (*out)[n++] = col_strdup(st, 0);
+  }
+  sqlite3_reset(st);
+  return n;
+}
+
 static void read_msg(sqlite3_stmt *st, int base, msg_view_t *m) {
   m->ts = sqlite3_column_int64(st, base);
   m->seq = sqlite3_column_int64(st, base + 1);
@@ -1206,17 +1222,8 @@ static int sq_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   out->expire_at = sqlite3_column_int64(st, 8);
   out->ext_ids = sqlite3_column_int(st, 9);
   sqlite3_reset(st);
-  st = r->conv_members;
-  sqlite3_bind_int64(st, 1, out->id);
-  size_t cap = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (out->nmembers == cap) {
-      cap = cap ? cap * 2 : 8;
-      out->members = xrealloc(out->members, cap * sizeof *out->members);
-    }
-    out->members[out->nmembers++] = col_strdup(st, 0);
-  }
-  sqlite3_reset(st);
+  sqlite3_bind_int64(r->conv_members, 1, out->id);
+  out->nmembers = col_strings(r->conv_members, &out->members);
   st = r->conv_sets;
   sqlite3_bind_int64(st, 1, out->id);
   size_t caps[3] = {0, 0, 0};
@@ -1431,18 +1438,10 @@ static void conv_row_view(store_reader_t *r, sqlite3_stmt *st, int flags, conv_v
       .expire_at = sqlite3_column_int64(st, 7),
   };
   char **members = NULL;
-  size_t n = 0, cap = 0;
+  size_t n = 0;
   if (!(flags & 1) && v.kind != CONV_ROOM && v.kind != CONV_SYSTEM) {
-    sqlite3_stmt *ms = r->conv_members;
-    sqlite3_bind_int64(ms, 1, id);
-    while (sqlite3_step(ms) == SQLITE_ROW) {
-      if (n == cap) {
-        cap = cap ? cap * 2 : 16;
-        members = xrealloc(members, cap * sizeof *members);
-      }
-      members[n++] = col_strdup(ms, 0);
-    }
-    sqlite3_reset(ms);
+    sqlite3_bind_int64(r->conv_members, 1, id);
+    n = col_strings(r->conv_members, &members);
     static const char *const none[1] = {NULL};
     v.members = members ? (const char *const *)members : none;
     v.nmembers = n;
@@ -1492,12 +1491,7 @@ static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, i
     log_at(LOG_WARN, "conversation query did not prepare: %s", sqlite3_errmsg(r->db));
     return TERN_ESTORE;
   }
-  for (size_t i = 0; i < q->nparams; i++) {
-    const query_param_t *p = &q->params[i];
-    if (p->type == QP_TEXT) sqlite3_bind_text(st, (int)i + 1, p->s, -1, SQLITE_STATIC);
-    else if (p->type == QP_INT) sqlite3_bind_int64(st, (int)i + 1, p->i);
-    else sqlite3_bind_double(st, (int)i + 1, p->d);
-  }
+  sq_bind_query(st, q);
   query_budget_begin(deadline_ns);
   if (deadline_ns) sqlite3_progress_handler(r->db, PROGRESS_OPS, progress_fn, NULL);
   rc = run_conv_select(r, st, flags, cb, arg);
@@ -1687,41 +1681,57 @@ static int mentions_contain(const char *mentions, const char *client) {
   return hit;
 }
 
+/* A member's conversation and its position in it (read or ack), copied out of a statement
+ * whose columns are id, cid, kind, ts, seq[, at] before the per-conversation statements
+ * run: they must not interleave with its cursor on the same connection's shared cache. */
+typedef struct {
+  int64_t id, ts, seq, at;
+  int kind;
+  char *cid;
+} conv_pos_t;
+
+/* Steps st to its end (and resets it) into *rows, n of them; 0, or TERN_ESTORE when a step
+ * failed (the rows before it are kept). Free with conv_pos_free. */
+static int conv_pos_rows(sqlite3_stmt *st, conv_pos_t **rows, size_t *n) {
+  int has_at = sqlite3_column_count(st) > 5, rc;
+  size_t cap = 0;
+  *rows = NULL;
+  *n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      *rows = xrealloc(*rows, cap * sizeof **rows);
+    }
+    (*rows)[(*n)++] = (conv_pos_t){.id = sqlite3_column_int64(st, 0),
+                                   .cid = col_strdup(st, 1),
+                                   .kind = sqlite3_column_int(st, 2),
+                                   .ts = sqlite3_column_int64(st, 3),
+                                   .seq = sqlite3_column_int64(st, 4),
+                                   .at = has_at ? sqlite3_column_int64(st, 5) : 0};
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+}
+
+static void conv_pos_free(conv_pos_t *rows, size_t n) {
+  for (size_t i = 0; i < n; i++) free(rows[i].cid);
+  free(rows);
+}
+
 static int sq_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   sqlite3_stmt *st = r->unread_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);
   sqlite3_bind_int(st, 3, max);
-  /* Copy the conversation rows first: the per-conversation statements below must not
-   * interleave with this one's cursor on the same connection's shared cache. */
-  typedef struct {
-    int64_t id, read_ts, read_seq, read_at;
-    int kind;
-    char *cid;
-  } row_t;
-  row_t *rows = NULL;
-  size_t n = 0, cap = 0;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 16;
-      rows = xrealloc(rows, cap * sizeof *rows);
-    }
-    rows[n].id = sqlite3_column_int64(st, 0);
-    rows[n].cid = col_strdup(st, 1);
-    rows[n].kind = sqlite3_column_int(st, 2);
-    rows[n].read_ts = sqlite3_column_int64(st, 3);
-    rows[n].read_seq = sqlite3_column_int64(st, 4);
-    rows[n].read_at = sqlite3_column_int64(st, 5);
-    n++;
-  }
-  sqlite3_reset(st);
+  conv_pos_t *rows;
+  size_t n;
+  int rc = conv_pos_rows(st, &rows, &n);
   for (size_t i = 0; i < n; i++) {
-    unread_view_t u = {.cid = rows[i].cid, .kind = rows[i].kind, .read_changed_at = rows[i].read_at};
+    unread_view_t u = {.cid = rows[i].cid, .kind = rows[i].kind, .read_changed_at = rows[i].at};
     sqlite3_stmt *ms = r->unread_msgs;
     sqlite3_bind_int64(ms, 1, rows[i].id);
-    sqlite3_bind_int64(ms, 2, rows[i].read_ts);
-    sqlite3_bind_int64(ms, 3, rows[i].read_seq);
+    sqlite3_bind_int64(ms, 2, rows[i].ts);
+    sqlite3_bind_int64(ms, 3, rows[i].seq);
     sqlite3_bind_text(ms, 4, client, -1, SQLITE_TRANSIENT);
     while (sqlite3_step(ms) == SQLITE_ROW) {
       u.unread++;
@@ -1736,58 +1746,36 @@ static int sq_unread(store_reader_t *r, const char *client, int64_t since, int m
     if (sqlite3_step(ls) == SQLITE_ROW) read_msg(ls, 0, &u.last);
     cb(arg, &u);
     sqlite3_reset(ls);
-    free(rows[i].cid);
   }
-  free(rows);
-  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+  conv_pos_free(rows, n);
+  return rc;
 }
 
 static int sq_offline(store_reader_t *r, const char *client, int max,
                       void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
   sqlite3_stmt *st = r->offline_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
-  typedef struct {
-    int64_t id, ack_ts, ack_seq;
-    int kind;
-    char *cid;
-  } row_t;
-  row_t *rows = NULL;
-  size_t n = 0, cap = 0;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 16;
-      rows = xrealloc(rows, cap * sizeof *rows);
-    }
-    rows[n].id = sqlite3_column_int64(st, 0);
-    rows[n].cid = col_strdup(st, 1);
-    rows[n].kind = sqlite3_column_int(st, 2);
-    rows[n].ack_ts = sqlite3_column_int64(st, 3);
-    rows[n].ack_seq = sqlite3_column_int64(st, 4);
-    n++;
-  }
-  sqlite3_reset(st);
+  conv_pos_t *rows;
+  size_t n;
+  int rc = conv_pos_rows(st, &rows, &n);
   int left = max;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && left > 0; i++) {
     sqlite3_stmt *ms = r->offline_msgs;
-    if (left > 0) {
-      sqlite3_bind_int64(ms, 1, rows[i].id);
-      sqlite3_bind_int64(ms, 2, rows[i].ack_ts);
-      sqlite3_bind_int64(ms, 3, rows[i].ack_seq);
-      sqlite3_bind_text(ms, 4, client, -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int(ms, 5, left);
-      while (sqlite3_step(ms) == SQLITE_ROW) {
-        msg_view_t m;
-        read_msg(ms, 0, &m);
-        cb(arg, rows[i].cid, rows[i].kind, &m);
-        left--;
-      }
-      sqlite3_reset(ms);
+    sqlite3_bind_int64(ms, 1, rows[i].id);
+    sqlite3_bind_int64(ms, 2, rows[i].ts);
+    sqlite3_bind_int64(ms, 3, rows[i].seq);
+    sqlite3_bind_text(ms, 4, client, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(ms, 5, left);
+    while (sqlite3_step(ms) == SQLITE_ROW) {
+      msg_view_t m;
+      read_msg(ms, 0, &m);
+      cb(arg, rows[i].cid, rows[i].kind, &m);
+      left--;
     }
-    free(rows[i].cid);
+    sqlite3_reset(ms);
   }
-  free(rows);
-  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
+  conv_pos_free(rows, n);
+  return rc;
 }
 
 static int sq_progress(store_reader_t *r, int64_t conv, progress_cb cb, void *arg) {

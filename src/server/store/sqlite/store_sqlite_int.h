@@ -1,5 +1,6 @@
 /* store_sqlite_int.h — what store_sqlite.c shares with the other files of the SQLite backend
- * (store_sqlite_import.c). Nothing outside store_sqlite*.c includes it. */
+ * (store_sqlite_import.c, store_class.c, store_backup.c, store_query.c). Nothing outside
+ * store/sqlite/ includes it (tests/layers checks). */
 #ifndef TERN_STORE_SQLITE_INT_H
 #define TERN_STORE_SQLITE_INT_H
 
@@ -25,8 +26,11 @@ int sq_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *
 int sq_installation_query(store_reader_t *r, const store_class_q_t *q,
                           void (*cb)(void *arg, const installation_row_t *row), void *arg);
 
-/* SELECT count(*) FROM `from` WHERE q (store_class.c). */
 struct query;
+/* Binds a compiled query's parameters to st, positionally from ?1 (store_class.c); the
+ * strings stay q's, so q must outlive the statement's steps. */
+void sq_bind_query(sqlite3_stmt *st, const struct query *q);
+/* SELECT count(*) FROM `from` WHERE q (store_class.c). */
 int sq_count(store_reader_t *r, const char *from, const struct query *q, int64_t *n);
 /* The database file's path (store_backup.c). */
 const char *store_db_path(const store_t *s);

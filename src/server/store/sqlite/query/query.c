@@ -125,15 +125,8 @@ static query_param_t *param_push(ctx_t *cx, query_param_type_t type) {
   query_t *q = cx->q;
   if (cx->rc) return NULL;
   if (q->nparams >= QUERY_MAX_PARAMS) return fail(cx, "query needs more than %d parameters", QUERY_MAX_PARAMS), NULL;
-  if (q->nparams == q->cap) {
-    q->cap = q->cap ? q->cap * 2 : 16;
-    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
-  }
-  query_param_t *p = &q->params[q->nparams++];
-  memset(p, 0, sizeof *p);
-  p->type = type;
   put(cx, "?");
-  return p;
+  return query_param_add(q, type);
 }
 
 static int bind_text(ctx_t *cx, const char *s) {
@@ -764,6 +757,17 @@ static int emit_obj(ctx_t *cx, json_t *w, int depth) {
 }
 
 void query_init(query_t *q) { memset(q, 0, sizeof *q); }
+
+query_param_t *query_param_add(query_t *q, query_param_type_t type) {
+  if (q->nparams == q->cap) {
+    q->cap = q->cap ? q->cap * 2 : 16;
+    q->params = xrealloc(q->params, q->cap * sizeof *q->params);
+  }
+  query_param_t *p = &q->params[q->nparams++];
+  memset(p, 0, sizeof *p);
+  p->type = type;
+  return p;
+}
 
 /* Drops parameters from index `from` on (also undoes a failed query_sort). */
 static void params_truncate(query_t *q, size_t from) {

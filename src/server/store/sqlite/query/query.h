@@ -35,6 +35,10 @@ typedef struct query {
 
 /* Makes q empty. q is caller-embedded; query_free() releases what it owns (strings in params). */
 void query_init(query_t *q);
+/* Appends a zeroed parameter of `type` to q->params and returns it for the caller to fill;
+ * a string in ->s is q's (xstrdup it; query_free frees it). The caller writes its "?" where
+ * the parameter goes. No limit here: query_where and query_sort enforce QUERY_MAX_PARAMS. */
+query_param_t *query_param_add(query_t *q, query_param_type_t type);
 /* Releases everything q owns and leaves it empty (re-usable without another query_init). */
 void query_free(query_t *q);
 /* Translates a LeanCloud `where` object into q->sql/params. `self` is the requesting client id:
