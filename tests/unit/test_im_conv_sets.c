@@ -97,6 +97,13 @@ static void shutups(void **state) {
   assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 0);
   th_direct(b, 7, cid, "free again");
+  /* no convMessage at all: answered as a missing cid, for every handler of this file */
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"add_shutup\",\"i\":8}");
+  assert_int_equal(th_error(th_reply(a, 8)), LC_CONVERSATION_NOT_FOUND);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"query_shutup\",\"i\":9}");
+  assert_int_equal(th_error(th_reply(a, 9)), LC_CONVERSATION_NOT_FOUND);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":10}");
+  assert_int_equal(th_error(th_reply(a, 10)), LC_CONVERSATION_NOT_FOUND);
   free(cid);
   th_end();
 }

@@ -631,9 +631,13 @@ conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
   return c;
 }
 
+conv_t *need_conv_in(req_t *r, const Lc__ConvCommand *in) {
+  return need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+}
+
 void im_conv_count(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   int count;
   if (c->kind == CONV_ROOM) {
@@ -653,7 +657,7 @@ void im_conv_count(req_t *r) {
 
 void im_conv_online_members(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   if (c->kind != CONV_ROOM) {
     reply_error(r, LC_TRANSIENT_CONVERSATION_REQUIRED, NULL);
@@ -1086,7 +1090,7 @@ static void progress_each(void *arg, const member_progress_t *p) {
 
 void im_conv_max_read(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   members_t *m = conv_members(c);
   int member = members_has(m, r->s->client_id);

@@ -394,11 +394,7 @@ void conv_silence_sweep(im_worker_t *w, int64_t now) {
 
 void im_conv_shutup(req_t *r, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   set_change(r, c, add ? &shutup_add : &shutup_remove, in->m, in->n_m);
 }
@@ -553,11 +549,7 @@ static void role_apply(im_worker_t *w, conv_t *c, const char *initby, const char
 
 void im_conv_member_info(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   const char *pid = in->info && in->info->pid ? in->info->pid : in->targetclientid;
   const char *role = in->info ? in->info->role : NULL;
@@ -602,11 +594,7 @@ static int may_see(req_t *r, conv_t *c) { return conv_role(c, r->s->client_id) >
 
 void im_conv_query_shutup(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   if (!may_see(r, c)) {
     reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, NULL);
@@ -630,11 +618,7 @@ void im_conv_query_shutup(req_t *r) {
 
 void im_conv_check_shutup(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   members_t *m = conv_set(c, SET_SHUTUP);
   char **hit = xcalloc(in->n_m + 1, sizeof(char *));

@@ -322,6 +322,8 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);
+/* need_conv for a command's convMessage: none at all gets 4303, as a missing cid does. */
+conv_t *need_conv_in(req_t *r, const Lc__ConvCommand *in);
 void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
                  char *const *to, size_t nto, uint64_t skip);
 /* The next updatedAt: now, but never at or before the previous one. Call under c->mu. */
