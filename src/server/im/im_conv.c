@@ -733,37 +733,25 @@ typedef struct {
   int add;
   char **allowed; /* every id the operation succeeded for, changed or not */
   size_t nallowed;
-  Lc__ErrorCommand **failed;
-  size_t nfailed;
+  failed_pids_t failed;
   im_done_t done;
 } members_job_t;
-
-static void free_failed(members_job_t *mj) {
-  for (size_t i = 0; i < mj->nfailed; i++) {
-    for (size_t k = 0; k < mj->failed[i]->n_pids; k++) free(mj->failed[i]->pids[k]);
-    free(mj->failed[i]->pids);
-    free(mj->failed[i]);
-  }
-  free(mj->failed);
-  mj->failed = NULL;
-  mj->nfailed = 0;
-}
 
 static void members_job_free(members_job_t *mj) {
   for (size_t i = 0; i < mj->j.n; i++) free(mj->j.clients[i]);
   free(mj->j.clients);
   for (size_t i = 0; i < mj->nallowed; i++) free(mj->allowed[i]);
   free(mj->allowed);
-  free_failed(mj);
+  failed_pids_free(&mj->failed);
   free(mj->initby);
   reply_to_free(&mj->rt);
   if (mj->conv) conv_release(mj->conv);
   free(mj);
 }
 
-static void add_failed(members_job_t *mj, int code, const char *pid) {
-  for (size_t i = 0; i < mj->nfailed; i++) {
-    Lc__ErrorCommand *e = mj->failed[i];
+void failed_pids_add(failed_pids_t *f, int code, const char *pid) {
+  for (size_t i = 0; i < f->n; i++) {
+    Lc__ErrorCommand *e = f->v[i];
     if (e->code == code) {
       e->pids = xrealloc(e->pids, (e->n_pids + 1) * sizeof(char *));
       e->pids[e->n_pids++] = xstrdup(pid);
@@ -777,8 +765,29 @@ static void add_failed(members_job_t *mj, int code, const char *pid) {
   e->pids = xmalloc(sizeof(char *));
   e->pids[0] = xstrdup(pid);
   e->n_pids = 1;
-  mj->failed = xrealloc(mj->failed, (mj->nfailed + 1) * sizeof *mj->failed);
-  mj->failed[mj->nfailed++] = e;
+  f->v = xrealloc(f->v, (f->n + 1) * sizeof *f->v);
+  f->v[f->n++] = e;
+}
+
+void failed_pids_free(failed_pids_t *f) {
+  for (size_t i = 0; i < f->n; i++) {
+    for (size_t k = 0; k < f->v[i]->n_pids; k++) free(f->v[i]->pids[k]);
+    free(f->v[i]->pids);
+    free(f->v[i]);
+  }
+  free(f->v);
+  f->v = NULL;
+  f->n = 0;
+}
+
+json_t *pids_result_json(char *const *allowed, size_t nallowed, const failed_pids_t *f, int64_t at) {
+  json_t *ok = json_array(), *failed = json_array();
+  for (size_t i = 0; i < nallowed; i++) json_array_append_new(ok, json_string(allowed[i]));
+  for (size_t i = 0; i < f->n; i++)
+    for (size_t k = 0; k < f->v[i]->n_pids; k++)
+      json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", f->v[i]->pids[k], "code", f->v[i]->code,
+                                              "error", f->v[i]->reason));
+  return json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)at);
 }
 
 static void send_members_changed(im_worker_t *w, members_job_t *mj, int64_t udate) {
@@ -790,8 +799,8 @@ static void send_members_changed(im_worker_t *w, members_job_t *mj, int64_t udat
   cm.cid = mj->conv->cid;
   cm.allowedpids = mj->allowed;
   cm.n_allowedpids = mj->nallowed;
-  cm.failedpids = mj->failed;
-  cm.n_failedpids = mj->nfailed;
+  cm.failedpids = mj->failed.v;
+  cm.n_failedpids = mj->failed.n;
   cm.udate = iso;
   reply_async(w, &mj->rt, &out);
 }
@@ -809,14 +818,7 @@ static void members_done(task_t *t) {
   }
   send_members_changed(w, mj, mj->j.updated_at);
   if (mj->done.fn) {
-    json_t *ok = json_array(), *failed = json_array();
-    for (size_t i = 0; i < mj->nallowed; i++) json_array_append_new(ok, json_string(mj->allowed[i]));
-    for (size_t i = 0; i < mj->nfailed; i++)
-      for (size_t k = 0; k < mj->failed[i]->n_pids; k++)
-        json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", mj->failed[i]->pids[k], "code",
-                                                mj->failed[i]->code, "error", mj->failed[i]->reason));
-    json_t *res =
-        json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)mj->j.updated_at);
+    json_t *res = pids_result_json(mj->allowed, mj->nallowed, &mj->failed, mj->j.updated_at);
     im_done(w, &mj->done, 0, res);
     json_decref(res);
   }
@@ -853,15 +855,15 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   for (size_t i = 0; i < in->n_m; i++) {
     if (strcmp(in->m[i], self) == 0) includes_self = 1;
     else
-      add_failed(&tmp, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN,
-                 in->m[i]); /* rooms: self only */
+      failed_pids_add(&tmp.failed, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN,
+                      in->m[i]); /* rooms: self only */
   }
   if (includes_self && add) {
     pthread_mutex_lock(&c->mu);
     int code = conv_join_refused(r->w, c, self);
     pthread_mutex_unlock(&c->mu);
     if (code) {
-      add_failed(&tmp, code, self);
+      failed_pids_add(&tmp.failed, code, self);
       includes_self = 0;
     }
   }
@@ -875,7 +877,7 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   reply_to_init(&tmp.rt, r);
   send_members_changed(r->w, &tmp, now_ms());
   reply_to_free(&tmp.rt);
-  free_failed(&tmp);
+  failed_pids_free(&tmp.failed);
 }
 
 /* Why `id` may not join / be added, or 0. Blocked by the conversation, or it blocked the
@@ -925,7 +927,7 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
       code = LC_CONVERSATION_FULL;
     else if (!add && have && owner_stays(w, c, id)) code = LC_CONVERSATION_NEED_OWNER;
     if (code) {
-      add_failed(mj, code, id);
+      failed_pids_add(&mj->failed, code, id);
       continue;
     }
     mj->allowed[mj->nallowed++] = xstrdup(id);

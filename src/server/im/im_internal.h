@@ -322,6 +322,16 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);
+/* failedPids of a members or set change's reply: the refused ids grouped by error code. */
+typedef struct {
+  Lc__ErrorCommand **v;
+  size_t n;
+} failed_pids_t;
+void failed_pids_add(failed_pids_t *f, int code, const char *pid);
+void failed_pids_free(failed_pids_t *f);
+/* What the REST API hears of such a change: {"allowed": [ids], "failed": [{client_id,
+ * code, error}], "updated_at": at}. */
+json_t *pids_result_json(char *const *allowed, size_t nallowed, const failed_pids_t *f, int64_t at);
 /* need_conv for a command's convMessage: none at all gets 4303, as a missing cid does. */
 conv_t *need_conv_in(req_t *r, const Lc__ConvCommand *in);
 void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
