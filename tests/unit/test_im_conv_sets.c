@@ -13,14 +13,6 @@
 #include "err.h"
 #include "im_harness.h"
 
-static int64_t conv_id(const char *cid) {
-  conv_row_t row;
-  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
-  int64_t id = row.id;
-  conv_row_free(&row);
-  return id;
-}
-
 typedef struct {
   char role[16];
 } role_t;
@@ -43,7 +35,7 @@ static void member_info_update_gives_a_role(void **state) {
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "member_info_updated");
   role_t got = {{0}};
-  assert_int_equal(store_member_infos(th_reader(), conv_id(cid), role_cb, &got), 0);
+  assert_int_equal(store_member_infos(th_reader(), th_conv_id(cid), role_cb, &got), 0);
   assert_string_equal(got.role, "Manager");
   json_t *p = th_take(b, "conv", "member_info_changed");
   assert_non_null(p);
@@ -75,7 +67,7 @@ static void shutups(void **state) {
   assert_string_equal(th_str(r, "op"), "shutup_added");
   assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "bob");
   int n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 1);
   json_t *p = th_take(b, "conv", "shutuped");
   assert_non_null(p);
@@ -94,7 +86,7 @@ static void shutups(void **state) {
           cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "shutup_removed");
   n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 0);
   th_direct(b, 7, cid, "free again");
   /* no convMessage at all: answered as a missing cid, for every handler of this file */
@@ -122,7 +114,7 @@ static void blacklist(void **state) {
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "blocked");
   int n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 1);
   conv_row_t row;
   assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
@@ -150,7 +142,7 @@ static void blacklist(void **state) {
           cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "unblocked");
   n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 0);
   free(cid);
   th_end();
