@@ -366,6 +366,9 @@ void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t 
 int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
                     const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed,
                     int limit, json_t **out);
+/* A message's content as JSON (hooks, REST, the conversation object's `msg`): the text,
+ * or base64 when bin. */
+json_t *msg_content_json(const uint8_t *data, size_t len, int bin);
 /* Adds patch-timestamp, mention-all, mention-pids and recall to a REST history item. */
 void im_rest_item_extras(json_t *it, const msg_view_t *m);
 /* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */
