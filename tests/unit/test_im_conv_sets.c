@@ -89,6 +89,16 @@ static void shutups(void **state) {
   assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 0);
   th_direct(b, 7, cid, "free again");
+  /* named twice: shut up once, announced once */
+  th_clear(b);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"add_shutup\",\"i\":11,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\","
+          "\"bob\"]}}",
+          cid);
+  r = th_reply(a, 11);
+  assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "bob");
+  assert_null(th_str(r, "convMessage.allowedPids.1"));
+  assert_int_equal(th_count(b, "conv", "shutuped"), 1);
   /* no convMessage at all: answered as a missing cid, for every handler of this file */
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"add_shutup\",\"i\":8}");
   assert_int_equal(th_error(th_reply(a, 8)), LC_CONVERSATION_NOT_FOUND);

@@ -749,6 +749,27 @@ static void members_job_free(members_job_t *mj) {
   free(mj);
 }
 
+typedef struct {
+  const char *id;
+  size_t i;
+} id_at_t;
+
+static int id_at_cmp(const void *a, const void *b) {
+  const id_at_t *x = a, *y = b;
+  int c = strcmp(x->id, y->id);
+  return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+size_t *ids_first_index(char *const *ids, size_t n) {
+  size_t *first = xcalloc(n + 1, sizeof *first);
+  id_at_t *v = xcalloc(n + 1, sizeof *v);
+  for (size_t i = 0; i < n; i++) v[i] = (id_at_t){ids[i], i};
+  qsort(v, n, sizeof *v, id_at_cmp);
+  for (size_t k = 0; k < n; k++) first[v[k].i] = k && strcmp(v[k].id, v[k - 1].id) == 0 ? first[v[k - 1].i] : v[k].i;
+  free(v);
+  return first;
+}
+
 void failed_pids_add(failed_pids_t *f, int code, const char *pid) {
   for (size_t i = 0; i < f->n; i++) {
     Lc__ErrorCommand *e = f->v[i];
@@ -909,15 +930,16 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
   mj->initby = xstrdup(self);
   mj->j.clients = xcalloc(n + 1, sizeof(char *));
   mj->allowed = xcalloc(n + 1, sizeof(char *));
+  size_t *first = ids_first_index(ids_in, n);
+  uint8_t *taken = xcalloc(n + 1, 1); /* taken[first[i]]: an earlier ids_in[i] was allowed */
 
   pthread_mutex_lock(&c->mu);
   members_t *cur = c->members;
   size_t count = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids_in[i];
-    int dup = 0, code = 0;
-    for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
-    if (dup) continue;
+    int code = 0;
+    if (taken[first[i]]) continue;
     int have = members_has(cur, id);
     /* a malformed id cannot come in; one already there (stored before ids were checked)
      * may still be removed */
@@ -931,10 +953,13 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
       continue;
     }
     mj->allowed[mj->nallowed++] = xstrdup(id);
+    taken[first[i]] = 1;
     if (have == add) continue; /* already so: it succeeds, changes nothing, is announced to nobody */
     if (add) count++;
     mj->j.clients[mj->j.n++] = xstrdup(id);
   }
+  free(first);
+  free(taken);
   /* swap in the new member snapshot */
   size_t nn = 0;
   char **ids = xcalloc((cur ? cur->n : 0) + mj->j.n + 1, sizeof(char *));

@@ -225,14 +225,14 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
   }
   if (done) sj->done = *done;
 
+  size_t *first = ids_first_index(ids, n);
+  uint8_t *taken = xcalloc(n + 1, 1); /* taken[first[i]]: an earlier ids[i] was allowed */
   pthread_mutex_lock(&c->mu);
   members_t *cur = c->sets[sp->set];
   size_t size = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids[i];
-    int dup = 0;
-    for (size_t k = 0; k < sj->allowed.n; k++) dup |= strcmp(sj->allowed.v[k], id) == 0;
-    if (dup) continue;
+    if (taken[first[i]]) continue;
     int have = members_has(cur, id);
     if (!(have && !sp->add) && !utf8_client_id_ok(id)) { /* one stored before ids were checked may go */
       failed_pids_add(&sj->failed, LC_INVALID_LOGIN, id);
@@ -248,11 +248,14 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
       continue;
     }
     strv_add(&sj->allowed, id);
+    taken[first[i]] = 1;
     sj->j.clients[sj->j.n++] = xstrdup(id);
     if (have == sp->add) continue; /* already so: succeeds, changes nothing, announced to nobody */
     if (sp->add) size++;
     strv_add(&sj->changed, id);
   }
+  free(first);
+  free(taken);
   int64_t at = now_ms();
   if (sj->changed.n) {
     c->sets[sp->set] = set_with(cur, sj->changed.v, sj->changed.n, sp->add);

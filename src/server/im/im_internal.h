@@ -322,6 +322,10 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);
+/* For each ids[i], the index of the first id equal to it (i when none comes before): the
+ * repeats in one request's list in O(n log n) — a 64 KiB frame holds some 13,000 ids, and
+ * comparing each with every one before it held a worker's loop for seconds. malloc'd. */
+size_t *ids_first_index(char *const *ids, size_t n);
 /* failedPids of a members or set change's reply: the refused ids grouped by error code. */
 typedef struct {
   Lc__ErrorCommand **v;
