@@ -79,9 +79,14 @@ static void shutups(void **state) {
   r = th_reply(a, 4);
   assert_string_equal(th_str(r, "op"), "shutup_result");
   assert_string_equal(th_str(r, "convMessage.m.0"), "bob");
-  th_send(b, "{\"cmd\":\"conv\",\"op\":\"check_shutup\",\"i\":5,\"convMessage\":{\"cid\":\"%s\"}}", cid);
+  th_send(b,
+          "{\"cmd\":\"conv\",\"op\":\"check_shutup\",\"i\":5,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"carol\","
+          "\"bob\"]}}",
+          cid);
   r = th_reply(b, 5);
   assert_string_equal(th_str(r, "op"), "check_result");
+  assert_string_equal(th_str(r, "convMessage.m.0"), "bob"); /* of those asked, the ones shut up */
+  assert_null(th_str(r, "convMessage.m.1"));
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"remove_shutup\",\"i\":6,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}",
           cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "shutup_removed");
@@ -143,6 +148,8 @@ static void blacklist(void **state) {
           cid);
   r = th_reply(a, 4);
   assert_string_equal(th_str(r, "op"), "check_result");
+  assert_string_equal(th_str(r, "blacklistMessage.blockedPids.0"), "bob"); /* not carol */
+  assert_null(th_str(r, "blacklistMessage.blockedPids.1"));
   /* blocked: bob cannot be added back */
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":5,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}", cid);
   assert_int_equal(th_int(th_reply(a, 5), "convMessage.failedPids.0.code"), LC_BLOCKED_BY_CONV);
