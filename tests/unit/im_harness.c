@@ -224,3 +224,11 @@ long long th_direct(th_link_t *l, int i, const char *cid, const char *text) {
   assert_int_equal(th_error(r), 0);
   return th_int(r, "ackMessage.t");
 }
+
+int64_t th_conv_id(const char *cid) {
+  conv_row_t row;
+  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
+  int64_t id = row.id;
+  conv_row_free(&row);
+  return id;
+}

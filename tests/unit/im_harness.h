@@ -62,5 +62,7 @@ long long th_direct(th_link_t *l, int i, const char *cid, const char *text);
 
 /* The store, through its interface. */
 store_reader_t *th_reader(void);
+/* The stored row id of conversation cid; fails the test when it is not stored. */
+int64_t th_conv_id(const char *cid);
 
 #endif

@@ -144,6 +144,43 @@ static void add_and_remove_members(void **state) {
   th_end();
 }
 
+/* An id named twice in one request is taken once, where it first stands; a refused one is
+ * refused each time it is named. */
+static void repeated_ids_count_once(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice");
+  char *cid = start(a, 1, "[\"bob\"]", NULL);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":2,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"dave\",\"erin\","
+          "\"dave\",\"x\\u0001\",\"bob\",\"x\\u0001\",\"erin\"]}}",
+          cid);
+  json_t *r = th_reply(a, 2);
+  assert_string_equal(th_str(r, "op"), "added");
+  assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "dave");
+  assert_string_equal(th_str(r, "convMessage.allowedPids.1"), "erin");
+  assert_string_equal(th_str(r, "convMessage.allowedPids.2"), "bob");
+  assert_null(th_str(r, "convMessage.allowedPids.3"));
+  assert_int_equal(th_int(r, "convMessage.failedPids.0.code"), LC_INVALID_LOGIN);
+  assert_string_equal(th_str(r, "convMessage.failedPids.0.pids.0"), "x\x01");
+  assert_string_equal(th_str(r, "convMessage.failedPids.0.pids.1"), "x\x01");
+  assert_null(th_str(r, "convMessage.failedPids.0.pids.2"));
+  assert_int_equal(has_member(cid, "dave"), 1);
+  assert_int_equal(has_member(cid, "erin"), 1);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"remove\",\"i\":3,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"erin\",\"zed\","
+          "\"erin\",\"zed\"]}}",
+          cid);
+  r = th_reply(a, 3);
+  assert_string_equal(th_str(r, "op"), "removed");
+  assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "erin");
+  assert_string_equal(th_str(r, "convMessage.allowedPids.1"), "zed");
+  assert_null(th_str(r, "convMessage.allowedPids.2"));
+  assert_int_equal(has_member(cid, "erin"), 0);
+  free(cid);
+  th_end();
+}
+
 static void query_count_is_member(void **state) {
   (void)state;
   th_begin();
@@ -203,6 +240,7 @@ int main(void) {
       cmocka_unit_test(start_refuses_too_many_members_and_bad_ids),
       cmocka_unit_test(chat_room_and_temporary),
       cmocka_unit_test(add_and_remove_members),
+      cmocka_unit_test(repeated_ids_count_once),
       cmocka_unit_test(query_count_is_member),
       cmocka_unit_test(max_read_reports_the_others_progress),
   };

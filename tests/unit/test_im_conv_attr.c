@@ -14,11 +14,8 @@
 #include "im_harness.h"
 
 static json_t *stored_doc(const char *cid) {
-  conv_row_t row;
-  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
   char *doc = NULL;
-  assert_int_equal(store_conv_doc(th_reader(), row.id, &doc), 0);
-  conv_row_free(&row);
+  assert_int_equal(store_conv_doc(th_reader(), th_conv_id(cid), &doc), 0);
   json_t *d = json_loads(doc, 0, NULL);
   free(doc);
   assert_non_null(d);

@@ -13,14 +13,6 @@
 #include "err.h"
 #include "im_harness.h"
 
-static int64_t conv_id(const char *cid) {
-  conv_row_t row;
-  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
-  int64_t id = row.id;
-  conv_row_free(&row);
-  return id;
-}
-
 typedef struct {
   char role[16];
 } role_t;
@@ -43,7 +35,7 @@ static void member_info_update_gives_a_role(void **state) {
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "member_info_updated");
   role_t got = {{0}};
-  assert_int_equal(store_member_infos(th_reader(), conv_id(cid), role_cb, &got), 0);
+  assert_int_equal(store_member_infos(th_reader(), th_conv_id(cid), role_cb, &got), 0);
   assert_string_equal(got.role, "Manager");
   json_t *p = th_take(b, "conv", "member_info_changed");
   assert_non_null(p);
@@ -75,7 +67,7 @@ static void shutups(void **state) {
   assert_string_equal(th_str(r, "op"), "shutup_added");
   assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "bob");
   int n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 1);
   json_t *p = th_take(b, "conv", "shutuped");
   assert_non_null(p);
@@ -87,16 +79,38 @@ static void shutups(void **state) {
   r = th_reply(a, 4);
   assert_string_equal(th_str(r, "op"), "shutup_result");
   assert_string_equal(th_str(r, "convMessage.m.0"), "bob");
-  th_send(b, "{\"cmd\":\"conv\",\"op\":\"check_shutup\",\"i\":5,\"convMessage\":{\"cid\":\"%s\"}}", cid);
+  th_send(b,
+          "{\"cmd\":\"conv\",\"op\":\"check_shutup\",\"i\":5,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"carol\","
+          "\"bob\"]}}",
+          cid);
   r = th_reply(b, 5);
   assert_string_equal(th_str(r, "op"), "check_result");
+  assert_string_equal(th_str(r, "convMessage.m.0"), "bob"); /* of those asked, the ones shut up */
+  assert_null(th_str(r, "convMessage.m.1"));
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"remove_shutup\",\"i\":6,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}",
           cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "shutup_removed");
   n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_SHUTUP, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 0);
   th_direct(b, 7, cid, "free again");
+  /* named twice: shut up once, announced once */
+  th_clear(b);
+  th_send(a,
+          "{\"cmd\":\"conv\",\"op\":\"add_shutup\",\"i\":11,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\","
+          "\"bob\"]}}",
+          cid);
+  r = th_reply(a, 11);
+  assert_string_equal(th_str(r, "convMessage.allowedPids.0"), "bob");
+  assert_null(th_str(r, "convMessage.allowedPids.1"));
+  assert_int_equal(th_count(b, "conv", "shutuped"), 1);
+  /* no convMessage at all: answered as a missing cid, for every handler of this file */
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"add_shutup\",\"i\":8}");
+  assert_int_equal(th_error(th_reply(a, 8)), LC_CONVERSATION_NOT_FOUND);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"query_shutup\",\"i\":9}");
+  assert_int_equal(th_error(th_reply(a, 9)), LC_CONVERSATION_NOT_FOUND);
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"member_info_update\",\"i\":10}");
+  assert_int_equal(th_error(th_reply(a, 10)), LC_CONVERSATION_NOT_FOUND);
   free(cid);
   th_end();
 }
@@ -115,7 +129,7 @@ static void blacklist(void **state) {
   assert_non_null(r);
   assert_string_equal(th_str(r, "op"), "blocked");
   int n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 1);
   conv_row_t row;
   assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
@@ -134,6 +148,8 @@ static void blacklist(void **state) {
           cid);
   r = th_reply(a, 4);
   assert_string_equal(th_str(r, "op"), "check_result");
+  assert_string_equal(th_str(r, "blacklistMessage.blockedPids.0"), "bob"); /* not carol */
+  assert_null(th_str(r, "blacklistMessage.blockedPids.1"));
   /* blocked: bob cannot be added back */
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":5,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"bob\"]}}", cid);
   assert_int_equal(th_int(th_reply(a, 5), "convMessage.failedPids.0.code"), LC_BLOCKED_BY_CONV);
@@ -143,7 +159,7 @@ static void blacklist(void **state) {
           cid);
   assert_string_equal(th_str(th_reply(a, 6), "op"), "unblocked");
   n = 0;
-  assert_int_equal(store_conv_set_page(th_reader(), conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
+  assert_int_equal(store_conv_set_page(th_reader(), th_conv_id(cid), SET_BLOCK, 0, NULL, 10, set_count_cb, &n), 0);
   assert_int_equal(n, 0);
   free(cid);
   th_end();

@@ -35,6 +35,8 @@ static void report_upload_stores_the_token(void **state) {
   /* another kind of report: acknowledged, not kept */
   th_send(b, "{\"cmd\":\"report\",\"op\":\"upload\",\"i\":3,\"reportMessage\":{\"type\":\"crash\",\"data\":\"x\"}}");
   assert_string_equal(th_str(th_reply(b, 3), "op"), "uploaded");
+  assert_int_equal(store_devices(th_reader(), "bob", 10, dev_cb, none), 0);
+  assert_string_equal(none, "");
   th_end();
 }
 

@@ -18,14 +18,6 @@ static int count_cb(void *arg, const msg_view_t *m) {
   return 0;
 }
 
-static int64_t conv_id(const char *cid) {
-  conv_row_t row;
-  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
-  int64_t id = row.id;
-  conv_row_free(&row);
-  return id;
-}
-
 static void direct_is_acked_after_the_commit_and_pushed(void **state) {
   (void)state;
   th_begin();
@@ -50,7 +42,7 @@ static void direct_is_acked_after_the_commit_and_pushed(void **state) {
   assert_string_equal(th_str(p, "directMessage.id"), uid);
   json_decref(p);
   /* stored */
-  logs_req_t q = {.conv = conv_id(cid), .limit = 10};
+  logs_req_t q = {.conv = th_conv_id(cid), .limit = 10};
   int n = 0;
   assert_int_equal(store_logs(th_reader(), &q, count_cb, &n), 0);
   assert_int_equal(n, 1);
@@ -65,7 +57,7 @@ static void direct_refused_to_a_non_member(void **state) {
   char *cid = th_start(a, 1, "[\"bob\"]", NULL);
   th_send(c, "{\"cmd\":\"direct\",\"i\":2,\"directMessage\":{\"cid\":\"%s\",\"msg\":\"x\"}}", cid);
   assert_int_equal(th_error(th_reply(c, 2)), LC_INVALID_MESSAGING_TARGET);
-  logs_req_t q = {.conv = conv_id(cid), .limit = 10};
+  logs_req_t q = {.conv = th_conv_id(cid), .limit = 10};
   int n = 0;
   assert_int_equal(store_logs(th_reader(), &q, count_cb, &n), 0);
   assert_int_equal(n, 0);
@@ -96,7 +88,7 @@ static void ack_and_read_move_the_member_forward_and_send_receipts(void **state)
   th_clear(a);
   th_send(b, "{\"cmd\":\"ack\",\"ackMessage\":{\"cid\":\"%s\",\"mid\":\"%s\",\"t\":%lld}}", cid, mid, t);
   prog_t pg = {0};
-  assert_int_equal(store_progress(th_reader(), conv_id(cid), prog_cb, &pg), 0);
+  assert_int_equal(store_progress(th_reader(), th_conv_id(cid), prog_cb, &pg), 0);
   assert_int_equal(pg.ack_ts, t);
   json_t *rcp = th_take(a, "rcp", NULL);
   assert_non_null(rcp); /* alice asked for a receipt */
@@ -104,7 +96,7 @@ static void ack_and_read_move_the_member_forward_and_send_receipts(void **state)
   json_decref(rcp);
   th_send(b, "{\"cmd\":\"read\",\"readMessage\":{\"convs\":[{\"cid\":\"%s\",\"timestamp\":%lld,\"mid\":\"%s\"}]}}", cid,
           t, mid);
-  assert_int_equal(store_progress(th_reader(), conv_id(cid), prog_cb, &pg), 0);
+  assert_int_equal(store_progress(th_reader(), th_conv_id(cid), prog_cb, &pg), 0);
   assert_int_equal(pg.read_ts, t);
   free(mid);
   free(cid);

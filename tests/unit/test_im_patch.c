@@ -27,10 +27,7 @@ static int got_cb(void *arg, const msg_view_t *m) {
 }
 
 static got_t stored(const char *cid, long long t) {
-  conv_row_t row;
-  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
-  logs_req_t q = {.conv = row.id, .limit = 1, .has_lo = 1, .lo_incl = 1, .lo_ts = t, .newer = 1};
-  conv_row_free(&row);
+  logs_req_t q = {.conv = th_conv_id(cid), .limit = 1, .has_lo = 1, .lo_incl = 1, .lo_ts = t, .newer = 1};
   got_t g = {{0}, 0};
   assert_int_equal(store_logs(th_reader(), &q, got_cb, &g), 0);
   return g;

@@ -4,12 +4,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "err.h"
 #include "im_harness.h"
+#include "log.h"
 
 static void open_replies_opened_with_a_token(void **state) {
   (void)state;
@@ -47,6 +51,40 @@ static void open_refused_for_another_app_or_a_bad_id(void **state) {
   assert_int_equal(m->link.nsessions, 0);
   assert_true(m->closed || th_error(th_reply(m, 2)) != 0);
   th_end();
+}
+
+/* A peer provokes refused logins at will: their log lines are capped over the server (at
+ * most 100 a second), as the other refusals' are, so a flood cannot fill the disk. */
+static void refused_login_lines_are_capped(void **state) {
+  (void)state;
+  char path[] = "/tmp/tern-test-log-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  int level = log_level;
+  log_level = LOG_INFO;
+  assert_int_equal(log_open(path), 0);
+  th_begin();
+  th_link_t *l = th_open();
+  for (int i = 1; i <= 300; i++)
+    th_send(l, "{\"cmd\":\"session\",\"op\":\"open\",\"appId\":\"%s\",\"peerId\":\"bad\\u0001id\",\"i\":%d}", FZ_APP_ID,
+            i);
+  assert_false(l->closed);
+  assert_int_equal(th_error(th_reply(l, 300)), LC_INVALID_LOGIN); /* each one answered */
+  th_end();
+  log_open(NULL);
+  log_level = level;
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, " login ") && strstr(line, "result=refused")) n++;
+  fclose(f);
+  unlink(path);
+  /* 100 in the first second; a run crossing into the next may write 100 more */
+  assert_true(n >= 100);
+  assert_true(n <= 200);
 }
 
 static void close_replies_closed_and_ends_the_session(void **state) {
@@ -114,6 +152,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(open_replies_opened_with_a_token),
       cmocka_unit_test(open_refused_for_another_app_or_a_bad_id),
+      cmocka_unit_test(refused_login_lines_are_capped),
       cmocka_unit_test(close_replies_closed_and_ends_the_session),
       cmocka_unit_test(refresh_gives_a_new_token),
       cmocka_unit_test(query_tells_who_is_online),

@@ -1,12 +1,8 @@
 /* conv_json.c — the protocol's conversation object (protocol.md §3.5) from a conversation
  * as the store hands it out (store.h: conv_view_t): what conv/query answers, and the REST
  * reads of conversations. The store knows nothing of this shape. */
-#include <stdlib.h>
 
-#include "base64.h"
-#include "buf.h"
 #include "im_internal.h"
-#include "jsonlim.h"
 #include "timeutil.h"
 
 static json_t *date_json(int64_t ms) {
@@ -42,14 +38,7 @@ json_t *conv_view_json(const conv_view_t *v) {
   const msg_view_t *m = v->last;
   if (m) {
     int bin = m->flags & MSG_F_BIN;
-    if (bin) {
-      char *b64 = xmalloc(base64_encoded_len(m->len) + 1);
-      size_t n = base64_encode(m->data, m->len, b64);
-      json_object_set_new(o, "msg", json_stringn(b64, n));
-      free(b64);
-    } else {
-      json_object_set_new(o, "msg", json_stringn_lossy((const char *)m->data, m->len));
-    }
+    json_object_set_new(o, "msg", msg_content_json(m->data, m->len, bin));
     json_object_set_new(o, "bin", json_boolean(bin));
     json_object_set_new(o, "msg_from", json_string(m->sender));
     json_object_set_new(o, "msg_mid", json_string(m->mid));

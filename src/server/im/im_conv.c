@@ -631,9 +631,13 @@ conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
   return c;
 }
 
+conv_t *need_conv_in(req_t *r, const Lc__ConvCommand *in) {
+  return need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+}
+
 void im_conv_count(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   int count;
   if (c->kind == CONV_ROOM) {
@@ -653,7 +657,7 @@ void im_conv_count(req_t *r) {
 
 void im_conv_online_members(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   if (c->kind != CONV_ROOM) {
     reply_error(r, LC_TRANSIENT_CONVERSATION_REQUIRED, NULL);
@@ -729,37 +733,46 @@ typedef struct {
   int add;
   char **allowed; /* every id the operation succeeded for, changed or not */
   size_t nallowed;
-  Lc__ErrorCommand **failed;
-  size_t nfailed;
+  failed_pids_t failed;
   im_done_t done;
 } members_job_t;
-
-static void free_failed(members_job_t *mj) {
-  for (size_t i = 0; i < mj->nfailed; i++) {
-    for (size_t k = 0; k < mj->failed[i]->n_pids; k++) free(mj->failed[i]->pids[k]);
-    free(mj->failed[i]->pids);
-    free(mj->failed[i]);
-  }
-  free(mj->failed);
-  mj->failed = NULL;
-  mj->nfailed = 0;
-}
 
 static void members_job_free(members_job_t *mj) {
   for (size_t i = 0; i < mj->j.n; i++) free(mj->j.clients[i]);
   free(mj->j.clients);
   for (size_t i = 0; i < mj->nallowed; i++) free(mj->allowed[i]);
   free(mj->allowed);
-  free_failed(mj);
+  failed_pids_free(&mj->failed);
   free(mj->initby);
   reply_to_free(&mj->rt);
   if (mj->conv) conv_release(mj->conv);
   free(mj);
 }
 
-static void add_failed(members_job_t *mj, int code, const char *pid) {
-  for (size_t i = 0; i < mj->nfailed; i++) {
-    Lc__ErrorCommand *e = mj->failed[i];
+typedef struct {
+  const char *id;
+  size_t i;
+} id_at_t;
+
+static int id_at_cmp(const void *a, const void *b) {
+  const id_at_t *x = a, *y = b;
+  int c = strcmp(x->id, y->id);
+  return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+size_t *ids_first_index(char *const *ids, size_t n) {
+  size_t *first = xcalloc(n + 1, sizeof *first);
+  id_at_t *v = xcalloc(n + 1, sizeof *v);
+  for (size_t i = 0; i < n; i++) v[i] = (id_at_t){ids[i], i};
+  qsort(v, n, sizeof *v, id_at_cmp);
+  for (size_t k = 0; k < n; k++) first[v[k].i] = k && strcmp(v[k].id, v[k - 1].id) == 0 ? first[v[k - 1].i] : v[k].i;
+  free(v);
+  return first;
+}
+
+void failed_pids_add(failed_pids_t *f, int code, const char *pid) {
+  for (size_t i = 0; i < f->n; i++) {
+    Lc__ErrorCommand *e = f->v[i];
     if (e->code == code) {
       e->pids = xrealloc(e->pids, (e->n_pids + 1) * sizeof(char *));
       e->pids[e->n_pids++] = xstrdup(pid);
@@ -773,8 +786,29 @@ static void add_failed(members_job_t *mj, int code, const char *pid) {
   e->pids = xmalloc(sizeof(char *));
   e->pids[0] = xstrdup(pid);
   e->n_pids = 1;
-  mj->failed = xrealloc(mj->failed, (mj->nfailed + 1) * sizeof *mj->failed);
-  mj->failed[mj->nfailed++] = e;
+  f->v = xrealloc(f->v, (f->n + 1) * sizeof *f->v);
+  f->v[f->n++] = e;
+}
+
+void failed_pids_free(failed_pids_t *f) {
+  for (size_t i = 0; i < f->n; i++) {
+    for (size_t k = 0; k < f->v[i]->n_pids; k++) free(f->v[i]->pids[k]);
+    free(f->v[i]->pids);
+    free(f->v[i]);
+  }
+  free(f->v);
+  f->v = NULL;
+  f->n = 0;
+}
+
+json_t *pids_result_json(char *const *allowed, size_t nallowed, const failed_pids_t *f, int64_t at) {
+  json_t *ok = json_array(), *failed = json_array();
+  for (size_t i = 0; i < nallowed; i++) json_array_append_new(ok, json_string(allowed[i]));
+  for (size_t i = 0; i < f->n; i++)
+    for (size_t k = 0; k < f->v[i]->n_pids; k++)
+      json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", f->v[i]->pids[k], "code", f->v[i]->code,
+                                              "error", f->v[i]->reason));
+  return json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)at);
 }
 
 static void send_members_changed(im_worker_t *w, members_job_t *mj, int64_t udate) {
@@ -786,8 +820,8 @@ static void send_members_changed(im_worker_t *w, members_job_t *mj, int64_t udat
   cm.cid = mj->conv->cid;
   cm.allowedpids = mj->allowed;
   cm.n_allowedpids = mj->nallowed;
-  cm.failedpids = mj->failed;
-  cm.n_failedpids = mj->nfailed;
+  cm.failedpids = mj->failed.v;
+  cm.n_failedpids = mj->failed.n;
   cm.udate = iso;
   reply_async(w, &mj->rt, &out);
 }
@@ -805,14 +839,7 @@ static void members_done(task_t *t) {
   }
   send_members_changed(w, mj, mj->j.updated_at);
   if (mj->done.fn) {
-    json_t *ok = json_array(), *failed = json_array();
-    for (size_t i = 0; i < mj->nallowed; i++) json_array_append_new(ok, json_string(mj->allowed[i]));
-    for (size_t i = 0; i < mj->nfailed; i++)
-      for (size_t k = 0; k < mj->failed[i]->n_pids; k++)
-        json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", mj->failed[i]->pids[k], "code",
-                                                mj->failed[i]->code, "error", mj->failed[i]->reason));
-    json_t *res =
-        json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)mj->j.updated_at);
+    json_t *res = pids_result_json(mj->allowed, mj->nallowed, &mj->failed, mj->j.updated_at);
     im_done(w, &mj->done, 0, res);
     json_decref(res);
   }
@@ -849,15 +876,15 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   for (size_t i = 0; i < in->n_m; i++) {
     if (strcmp(in->m[i], self) == 0) includes_self = 1;
     else
-      add_failed(&tmp, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN,
-                 in->m[i]); /* rooms: self only */
+      failed_pids_add(&tmp.failed, utf8_client_id_ok(in->m[i]) ? LC_CONVERSATION_NOT_ALLOWED : LC_INVALID_LOGIN,
+                      in->m[i]); /* rooms: self only */
   }
   if (includes_self && add) {
     pthread_mutex_lock(&c->mu);
     int code = conv_join_refused(r->w, c, self);
     pthread_mutex_unlock(&c->mu);
     if (code) {
-      add_failed(&tmp, code, self);
+      failed_pids_add(&tmp.failed, code, self);
       includes_self = 0;
     }
   }
@@ -871,7 +898,7 @@ static void room_membership(req_t *r, conv_t *c, int add) {
   reply_to_init(&tmp.rt, r);
   send_members_changed(r->w, &tmp, now_ms());
   reply_to_free(&tmp.rt);
-  free_failed(&tmp);
+  failed_pids_free(&tmp.failed);
 }
 
 /* Why `id` may not join / be added, or 0. Blocked by the conversation, or it blocked the
@@ -903,15 +930,16 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
   mj->initby = xstrdup(self);
   mj->j.clients = xcalloc(n + 1, sizeof(char *));
   mj->allowed = xcalloc(n + 1, sizeof(char *));
+  size_t *first = ids_first_index(ids_in, n);
+  uint8_t *taken = xcalloc(n + 1, 1); /* taken[first[i]]: an earlier ids_in[i] was allowed */
 
   pthread_mutex_lock(&c->mu);
   members_t *cur = c->members;
   size_t count = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids_in[i];
-    int dup = 0, code = 0;
-    for (size_t k = 0; k < mj->nallowed; k++) dup |= strcmp(mj->allowed[k], id) == 0;
-    if (dup) continue;
+    int code = 0;
+    if (taken[first[i]]) continue;
     int have = members_has(cur, id);
     /* a malformed id cannot come in; one already there (stored before ids were checked)
      * may still be removed */
@@ -921,14 +949,17 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
       code = LC_CONVERSATION_FULL;
     else if (!add && have && owner_stays(w, c, id)) code = LC_CONVERSATION_NEED_OWNER;
     if (code) {
-      add_failed(mj, code, id);
+      failed_pids_add(&mj->failed, code, id);
       continue;
     }
     mj->allowed[mj->nallowed++] = xstrdup(id);
+    taken[first[i]] = 1;
     if (have == add) continue; /* already so: it succeeds, changes nothing, is announced to nobody */
     if (add) count++;
     mj->j.clients[mj->j.n++] = xstrdup(id);
   }
+  free(first);
+  free(taken);
   /* swap in the new member snapshot */
   size_t nn = 0;
   char **ids = xcalloc((cur ? cur->n : 0) + mj->j.n + 1, sizeof(char *));
@@ -1086,7 +1117,7 @@ static void progress_each(void *arg, const member_progress_t *p) {
 
 void im_conv_max_read(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   members_t *m = conv_members(c);
   int member = members_has(m, r->s->client_id);

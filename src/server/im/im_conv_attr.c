@@ -512,11 +512,7 @@ static void update_hook(req_t *r, update_job_t *u, json_t *attr, int mute) {
 
 void im_conv_update(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   if (c->kind == CONV_TEMP) {
     reply_error(r, LC_CONVERSATION_READ_ONLY, "temporary conversations cannot be updated");
@@ -564,7 +560,7 @@ static int edit_mute(edit_t *e, conv_t *c, update_job_t *u, void *arg, char *err
 
 void im_conv_mute(req_t *r, int mute) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  conv_t *c = need_conv(r, in ? in->cid : NULL, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   if (c->kind != CONV_NORMAL) { /* offline push only exists for normal conversations */
     reply_error(r, c->kind == CONV_TEMP ? LC_CONVERSATION_READ_ONLY : LC_NORMAL_CONVERSATION_REQUIRED, NULL);

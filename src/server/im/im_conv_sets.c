@@ -72,39 +72,6 @@ static void strv_free(strv_t *s) {
   s->n = 0;
 }
 
-/* failedPids entries, grouped by code */
-typedef struct {
-  Lc__ErrorCommand **v;
-  size_t n;
-} failed_t;
-
-static void failed_add(failed_t *f, int code, const char *pid) {
-  for (size_t i = 0; i < f->n; i++) {
-    if (f->v[i]->code != code) continue;
-    f->v[i]->pids = xrealloc(f->v[i]->pids, (f->v[i]->n_pids + 1) * sizeof(char *));
-    f->v[i]->pids[f->v[i]->n_pids++] = xstrdup(pid);
-    return;
-  }
-  Lc__ErrorCommand *e = xmalloc(sizeof *e);
-  lc__error_command__init(e);
-  e->code = code;
-  e->reason = (char *)lc_error_name(code);
-  e->pids = xmalloc(sizeof(char *));
-  e->pids[0] = xstrdup(pid);
-  e->n_pids = 1;
-  f->v = xrealloc(f->v, (f->n + 1) * sizeof *f->v);
-  f->v[f->n++] = e;
-}
-
-static void failed_free(failed_t *f) {
-  for (size_t i = 0; i < f->n; i++) {
-    for (size_t k = 0; k < f->v[i]->n_pids; k++) free(f->v[i]->pids[k]);
-    free(f->v[i]->pids);
-    free(f->v[i]);
-  }
-  free(f->v);
-}
-
 /* A new snapshot: old ± ids. */
 static members_t *set_with(members_t *old, char **ids, size_t n, int add) {
   size_t cap = (old ? old->n : 0) + n + 1, k = 0;
@@ -123,7 +90,7 @@ static members_t *set_with(members_t *old, char **ids, size_t n, int add) {
 /* ---------------------------------------------------------------- replies */
 
 static void reply_sets(im_worker_t *w, const reply_to_t *rt, const set_spec_t *sp, const char *cid, strv_t *allowed,
-                       failed_t *failed) {
+                       failed_pids_t *failed) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
   Lc__BlacklistCommand bm = LC__BLACKLIST_COMMAND__INIT;
@@ -161,7 +128,7 @@ typedef struct {
   strv_t allowed;
   strv_t changed; /* the ids whose membership in the set changed: the ones announced */
   strv_t left;    /* block: targets that were members and are out now */
-  failed_t failed;
+  failed_pids_t failed;
 } set_job_t;
 
 static void set_job_free(set_job_t *sj) {
@@ -170,7 +137,7 @@ static void set_job_free(set_job_t *sj) {
   strv_free(&sj->allowed);
   strv_free(&sj->changed);
   strv_free(&sj->left);
-  failed_free(&sj->failed);
+  failed_pids_free(&sj->failed);
   free(sj->initby);
   reply_to_free(&sj->rt);
   conv_release(sj->conv);
@@ -180,13 +147,7 @@ static void set_job_free(set_job_t *sj) {
 /* What the REST API hears: {"allowed": [ids], "failed": [{client_id, code, error}], "updated_at"} */
 static void set_done_rest(im_worker_t *w, set_job_t *sj) {
   if (!sj->done.fn) return;
-  json_t *ok = json_array(), *failed = json_array();
-  for (size_t i = 0; i < sj->allowed.n; i++) json_array_append_new(ok, json_string(sj->allowed.v[i]));
-  for (size_t i = 0; i < sj->failed.n; i++)
-    for (size_t k = 0; k < sj->failed.v[i]->n_pids; k++)
-      json_array_append_new(failed, json_pack("{s:s, s:i, s:s}", "client_id", sj->failed.v[i]->pids[k], "code",
-                                              sj->failed.v[i]->code, "error", sj->failed.v[i]->reason));
-  json_t *res = json_pack("{s:o, s:o, s:I}", "allowed", ok, "failed", failed, "updated_at", (json_int_t)sj->j.at);
+  json_t *res = pids_result_json(sj->allowed.v, sj->allowed.n, &sj->failed, sj->j.at);
   im_done(w, &sj->done, 0, res);
   json_decref(res);
 }
@@ -264,34 +225,37 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
   }
   if (done) sj->done = *done;
 
+  size_t *first = ids_first_index(ids, n);
+  uint8_t *taken = xcalloc(n + 1, 1); /* taken[first[i]]: an earlier ids[i] was allowed */
   pthread_mutex_lock(&c->mu);
   members_t *cur = c->sets[sp->set];
   size_t size = cur ? cur->n : 0;
   for (size_t i = 0; i < n; i++) {
     const char *id = ids[i];
-    int dup = 0;
-    for (size_t k = 0; k < sj->allowed.n; k++) dup |= strcmp(sj->allowed.v[k], id) == 0;
-    if (dup) continue;
+    if (taken[first[i]]) continue;
     int have = members_has(cur, id);
     if (!(have && !sp->add) && !utf8_client_id_ok(id)) { /* one stored before ids were checked may go */
-      failed_add(&sj->failed, LC_INVALID_LOGIN, id);
+      failed_pids_add(&sj->failed, LC_INVALID_LOGIN, id);
       continue;
     }
     if (sp->add && c->creator && strcmp(c->creator, id) == 0) { /* the owner stays in and may speak */
-      failed_add(&sj->failed,
-                 sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
+      failed_pids_add(&sj->failed,
+                      sp->set == SET_BLOCK ? LC_CONVERSATION_NEED_OWNER : LC_CONVERSATION_OPERATION_UNAUTHORIZED, id);
       continue;
     }
     if (sp->add && !have && size >= SET_MAX) {
-      failed_add(&sj->failed, sp->full_code, id);
+      failed_pids_add(&sj->failed, sp->full_code, id);
       continue;
     }
     strv_add(&sj->allowed, id);
+    taken[first[i]] = 1;
     sj->j.clients[sj->j.n++] = xstrdup(id);
     if (have == sp->add) continue; /* already so: succeeds, changes nothing, announced to nobody */
     if (sp->add) size++;
     strv_add(&sj->changed, id);
   }
+  free(first);
+  free(taken);
   int64_t at = now_ms();
   if (sj->changed.n) {
     c->sets[sp->set] = set_with(cur, sj->changed.v, sj->changed.n, sp->add);
@@ -394,11 +358,7 @@ void conv_silence_sweep(im_worker_t *w, int64_t now) {
 
 void im_conv_shutup(req_t *r, int add) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   set_change(r, c, add ? &shutup_add : &shutup_remove, in->m, in->n_m);
 }
@@ -553,11 +513,7 @@ static void role_apply(im_worker_t *w, conv_t *c, const char *initby, const char
 
 void im_conv_member_info(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   const char *pid = in->info && in->info->pid ? in->info->pid : in->targetclientid;
   const char *role = in->info ? in->info->role : NULL;
@@ -602,11 +558,7 @@ static int may_see(req_t *r, conv_t *c) { return conv_role(c, r->s->client_id) >
 
 void im_conv_query_shutup(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   if (!may_see(r, c)) {
     reply_error(r, LC_CONVERSATION_MEMBERSHIP_REQUIRED, NULL);
@@ -630,11 +582,7 @@ void im_conv_query_shutup(req_t *r) {
 
 void im_conv_check_shutup(req_t *r) {
   Lc__ConvCommand *in = r->cmd->convmessage;
-  if (!in) { /* what need_conv answers for no cid, said here so in is known below */
-    reply_error(r, LC_CONVERSATION_NOT_FOUND, NULL);
-    return;
-  }
-  conv_t *c = need_conv(r, in->cid, LC_CONVERSATION_NOT_FOUND);
+  conv_t *c = need_conv_in(r, in);
   if (!c) return;
   members_t *m = conv_set(c, SET_SHUTUP);
   char **hit = xcalloc(in->n_m + 1, sizeof(char *));

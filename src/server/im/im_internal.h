@@ -322,6 +322,22 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
 
 /* im_conv.c helpers shared with the other conversation modules */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code);
+/* For each ids[i], the index of the first id equal to it (i when none comes before): the
+ * repeats in one request's list in O(n log n) — a 64 KiB frame holds some 13,000 ids, and
+ * comparing each with every one before it held a worker's loop for seconds. malloc'd. */
+size_t *ids_first_index(char *const *ids, size_t n);
+/* failedPids of a members or set change's reply: the refused ids grouped by error code. */
+typedef struct {
+  Lc__ErrorCommand **v;
+  size_t n;
+} failed_pids_t;
+void failed_pids_add(failed_pids_t *f, int code, const char *pid);
+void failed_pids_free(failed_pids_t *f);
+/* What the REST API hears of such a change: {"allowed": [ids], "failed": [{client_id,
+ * code, error}], "updated_at": at}. */
+json_t *pids_result_json(char *const *allowed, size_t nallowed, const failed_pids_t *f, int64_t at);
+/* need_conv for a command's convMessage: none at all gets 4303, as a missing cid does. */
+conv_t *need_conv_in(req_t *r, const Lc__ConvCommand *in);
 void conv_notify(im_worker_t *w, const char *cid, int op, const char *initby, char **m, size_t nm, int64_t udate,
                  char *const *to, size_t nto, uint64_t skip);
 /* The next updatedAt: now, but never at or before the previous one. Call under c->mu. */
@@ -354,6 +370,9 @@ void im_rest_send(im_worker_t *w, conv_t *c, const char *from, const rest_msg_t 
 int im_rest_history(im_worker_t *w, conv_t *c, const char *viewer, const char *msgid, int64_t ts,
                     const char *till_msgid, int64_t till_ts, int include_start, int include_stop, int reversed,
                     int limit, json_t **out);
+/* A message's content as JSON (hooks, REST, the conversation object's `msg`): the text,
+ * or base64 when bin. */
+json_t *msg_content_json(const uint8_t *data, size_t len, int bin);
 /* Adds patch-timestamp, mention-all, mention-pids and recall to a REST history item. */
 void im_rest_item_extras(json_t *it, const msg_view_t *m);
 /* im_notif.c: keep a permanent notification for /rtm/notifications; the expiry sweep */

@@ -103,8 +103,7 @@ static void send_job_free(send_job_t *sj) {
   free(sj);
 }
 
-/* The content as hooks see it: a string, base64 when binary. */
-static json_t *content_json(const uint8_t *data, size_t len, int bin) {
+json_t *msg_content_json(const uint8_t *data, size_t len, int bin) {
   if (!bin) return json_stringn_lossy((const char *)data, len);
   char *b64 = xmalloc(base64_encoded_len(len) + 1);
   size_t n = base64_encode(data, len, b64);
@@ -125,7 +124,7 @@ static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
   json_t *p = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:b, s:o, s:b, s:I}", "fromPeer", sj->j.sender, "convId",
                         sj->conv->cid, "msgId", sj->j.mid, "onlinePeers", online, "offlinePeers", offline, "transient",
                         0, "system", sj->conv->kind == CONV_SYSTEM, "bin", (sj->j.flags & MSG_F_BIN) != 0, "content",
-                        content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "receipt",
+                        msg_content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "receipt",
                         (sj->j.flags & MSG_F_RECEIPT) != 0, "timestamp", (json_int_t)sj->j.ts);
   if (sj->ip) json_object_set_new(p, "sourceIP", json_string(sj->ip));
   im_hook_call(w, HOOK_MESSAGE_SENT, p, NULL, NULL);
@@ -259,8 +258,8 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   }
   json_decref(mentions);
   json_t *p = json_pack("{s:s, s:s, s:o, s:o, s:I, s:b, s:o}", "fromPeer", o->from, "convId", o->cid, "offlinePeers",
-                        offline, "content", content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN), "timestamp",
-                        (json_int_t)o->ts, "mentionAll", all, "mentionOfflinePeers", mentioned);
+                        offline, "content", msg_content_json(sj->j.data, sj->j.len, sj->j.flags & MSG_F_BIN),
+                        "timestamp", (json_int_t)o->ts, "mentionAll", all, "mentionOfflinePeers", mentioned);
   im_hook_call(w, HOOK_RECEIVERS_OFFLINE, p, receivers_offline_done, o);
 }
 
@@ -617,7 +616,7 @@ static void received_hook(req_t *r, conv_t *c, members_t *members, const msg_in_
     if (strcmp(members->ids[i], h->sender) != 0) json_array_append_new(to, json_string(members->ids[i]));
   json_t *p = json_pack("{s:s, s:s, s:o, s:b, s:b, s:o, s:b, s:I, s:b, s:n}", "fromPeer", h->sender, "convId", c->cid,
                         "toPeers", to, "transient", in->transient, "bin", in->bin, "content",
-                        content_json(in->data, in->len, in->bin), "receipt", in->receipt, "timestamp",
+                        msg_content_json(in->data, in->len, in->bin), "receipt", in->receipt, "timestamp",
                         (json_int_t)now_ms(), "system", c->kind == CONV_SYSTEM, "groupId");
   if (h->ip) json_object_set_new(p, "sourceIP", json_string(h->ip));
   im_hook_call(r->w, HOOK_MESSAGE_RECEIVED, p, received_done, h);
@@ -1140,7 +1139,7 @@ static int hist_each(void *arg, const msg_view_t *m) {
   json_t *a = arg, *it;
   int bin = m->flags & MSG_F_BIN;
   it = json_pack("{s:I, s:o, s:s, s:s, s:b}", "timestamp", (json_int_t)m->ts, "data",
-                 content_json(m->data, m->len, bin), "from", m->sender, "msg-id", m->mid, "bin", bin != 0);
+                 msg_content_json(m->data, m->len, bin), "from", m->sender, "msg-id", m->mid, "bin", bin != 0);
   im_rest_item_extras(it, m);
   json_array_append_new(a, it);
   return 0;

@@ -296,15 +296,6 @@ static void update_hook_done(im_worker_t *w, void *arg, json_t *result, int fail
   free(h);
 }
 
-static json_t *content_of(const patch_job_t *pj) {
-  if (!(pj->j.flags & MSG_F_BIN)) return json_stringn((const char *)pj->j.data, pj->j.len);
-  char *b64 = xmalloc(base64_encoded_len(pj->j.len) + 1);
-  size_t n = base64_encode(pj->j.data, pj->j.len, b64);
-  json_t *j = json_stringn(b64, n);
-  free(b64);
-  return j;
-}
-
 /* Runs a prepared batch: through _messageUpdate when it is on, then to the store. */
 static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, size_t n, const char *ip) {
   b->im = w->im;
@@ -326,10 +317,11 @@ static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, si
     for (size_t k = 0; m && k < m->n; k++)
       if (strcmp(m->ids[k], pj->from) != 0) json_array_append_new(to, json_string(m->ids[k]));
     members_release(m);
-    json_t *p = json_pack("{s:s, s:s, s:o, s:b, s:o, s:I, s:s, s:b, s:b}", "fromPeer", pj->from, "convId",
-                          pj->conv->cid, "toPeers", to, "bin", (pj->j.flags & MSG_F_BIN) != 0, "content",
-                          content_of(pj), "timestamp", (json_int_t)pj->j.ts, "msgId", pj->mid, "recall", pj->recall,
-                          "system", pj->conv->kind == CONV_SYSTEM);
+    json_t *p =
+        json_pack("{s:s, s:s, s:o, s:b, s:o, s:I, s:s, s:b, s:b}", "fromPeer", pj->from, "convId", pj->conv->cid,
+                  "toPeers", to, "bin", (pj->j.flags & MSG_F_BIN) != 0, "content",
+                  msg_content_json(pj->j.data, pj->j.len, pj->j.flags & MSG_F_BIN), "timestamp", (json_int_t)pj->j.ts,
+                  "msgId", pj->mid, "recall", pj->recall, "system", pj->conv->kind == CONV_SYSTEM);
     if (ip) json_object_set_new(p, "sourceIP", json_string(ip));
     patch_call_t *pc = xmalloc(sizeof *pc);
     pc->h = h;

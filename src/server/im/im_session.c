@@ -49,6 +49,12 @@ static const char *loggable_id(const char *s) {
   return utf8_client_id_ok(s) ? s : "(invalid)";
 }
 
+/* A peer can provoke refused logins at will (a bad id, a forged token), so their lines are
+ * capped as the other refusals' are (im.c: log_refused), at most this many a second over
+ * the server; tern_login_failures_total counts them all. */
+#define REFUSED_LOGIN_LOG_PER_S 100
+static log_limit_t refused_login_log;
+
 static void open_refuse(req_t *r, int code, const char *detail) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
@@ -70,8 +76,10 @@ static void open_refuse(req_t *r, int code, const char *detail) {
   metric_error(code);
   metric_login_failed(code);
   const Lc__SessionCommand *in = r->cmd->sessionmessage;
-  log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reason=%s", r->link->ip,
-            loggable_id(r->cmd->peerid), loggable_id(in ? in->tag : NULL), "refused", code, lc_error_name(code));
+  unsigned long held;
+  if (LOG_INFO <= log_level && log_allow_n(&refused_login_log, REFUSED_LOGIN_LOG_PER_S, &held))
+    log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reason=%s", r->link->ip,
+              loggable_id(r->cmd->peerid), loggable_id(in ? in->tag : NULL), "refused", code, lc_error_name(code));
   open_reply(r, &out);
 }
 
