@@ -317,6 +317,26 @@ test('§3.3 report upload: other report types are acknowledged and not kept; an 
     assert.equal(r.errorMessage.code, 4114);
   }));
 
+test('#11 a client keeps its 32 most recently reported devices: 40 reports store 32, and the push goes to the newest', () =>
+  withServer(webhookEnv(), async (srv) => {
+    const tom = await session(srv, uid('Tom'));
+    const many = uid('Many');
+    const c = await session(srv, many);
+    const tokens = [];
+    for (let k = 0; k < 40; k++) {
+      tokens.push(hexToken());
+      const r = await c.request({ cmd: 'report', op: 'upload', reportMessage: { initiative: true, type: 'token', data: tokens[k] } });
+      assert.equal(r.op, 'uploaded', JSON.stringify(r));
+      await sleep(2); // report times are in ms: each a later one than the last
+    }
+    await goOffline(tom, c);
+    const { cid } = await startConv(tom, [many]);
+    const ack = await sendMsg(tom, cid, 'to every device');
+    await eventually(() => pushesFor(ack.uid).length, 'push');
+    const sent = pushesFor(ack.uid).flatMap((p) => p.body.devices.map((d) => d.deviceToken));
+    assert.deepEqual(sent.sort(), tokens.slice(8).sort(), 'the 32 newest devices, the 8 oldest dropped');
+  }));
+
 test('§3.1 deviceToken at login registers the device (Swift); a UDID does not', () =>
   withServer(webhookEnv(), async (srv) => {
     const tom = await session(srv, uid('Tom'));

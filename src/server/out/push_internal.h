@@ -18,7 +18,7 @@
 #include "push.h"
 
 #define PUSH_MAX_PROVIDERS 4
-#define PUSH_MAX_DEVICES 32       /* devices looked up per recipient */
+#define PUSH_MAX_DEVICES 32       /* devices looked up per recipient, the newest first */
 #define PUSH_MAX_PENDING 20000    /* deliveries per worker in flight or waiting; beyond: dead letter */
 #define PUSH_EXPIRY_S (7 * 86400) /* §10: pushes expire after 7 days */
 

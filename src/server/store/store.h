@@ -541,7 +541,13 @@ typedef struct {
 int store_app_logs(store_reader_t *r, const app_logs_req_t *q,
                    void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg);
 
-/* The devices `client` receives offline pushes on (protocol.md §10), at most `max`. */
+/* Devices a client keeps from `report upload` and login deviceTokens: storing one more
+ * drops its least recently reported beyond this, so a client cannot grow its rows (or the
+ * pushes it is sent) without end. _Installation devices are bound by the app, not counted. */
+#define STORE_MAX_REPORTED_DEVICES 32
+
+/* The devices `client` receives offline pushes on (protocol.md §10), the most recently
+ * reported first, at most `max`. */
 int store_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
                   void *arg);
 /* An installation by objectId (id not NULL), else by (device_type, token). */

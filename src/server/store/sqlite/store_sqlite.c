@@ -153,8 +153,8 @@ struct store {
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
-  sqlite3_stmt *ins_device, *move_device, *del_device_token, *set_badge, *add_badge, *ins_inst, *del_inst,
-      *del_inst_devices, *ins_inst_device;
+  sqlite3_stmt *ins_device, *move_device, *trim_devices, *del_device_token, *set_badge, *add_badge, *ins_inst,
+      *del_inst, *del_inst_devices, *ins_inst_device;
   sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
   atomic_llong notif_seq;
   qpool_t *qpool;      /* conversation queries (store_query.c) */
@@ -561,6 +561,10 @@ static int run_device(store_t *s, job_device_t *j) {
     st = s->move_device; /* a device reports one client at a time: the last login wins */
     sqlite3_bind_text(st, 1, j->token, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->client, -1, SQLITE_STATIC);
+    if ((rc = step_done(st))) return rc;
+    st = s->trim_devices;
+    sqlite3_bind_text(st, 1, j->client, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, STORE_MAX_REPORTED_DEVICES);
     return step_done(st);
   }
   sqlite3_stmt *st = j->op == DEVICE_DROP ? s->del_device_token : j->add ? s->add_badge : s->set_badge;
@@ -971,6 +975,9 @@ static int sq_open(const store_options_t *opt, store_t **out) {
       {&s->ins_device, "INSERT INTO device (client, token, type, updated_at) VALUES (?1, ?2, ?3, ?4)"
                        " ON CONFLICT (client, token) DO UPDATE SET type = ?3, updated_at = ?4"},
       {&s->move_device, "DELETE FROM device WHERE token = ?1 AND client <> ?2 AND installation_id IS NULL"},
+      {&s->trim_devices, "DELETE FROM device WHERE client = ?1 AND installation_id IS NULL AND token NOT IN"
+                         " (SELECT token FROM device WHERE client = ?1 AND installation_id IS NULL"
+                         "  ORDER BY updated_at DESC, token LIMIT ?2)"},
       {&s->del_device_token, "DELETE FROM device WHERE token = ?1"},
       {&s->set_badge, "UPDATE device SET badge = ?2 WHERE token = ?1"},
       {&s->add_badge, "UPDATE device SET badge = badge + ?2 WHERE token = ?1"},
@@ -1126,7 +1133,8 @@ store_reader_t *sq_reader_new(store_t *s) {
        "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
        " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO(
            "1") " ORDER BY msg.patch_ts LIMIT ?3"},
-      {&r->devices, "SELECT token, type, installation_id, badge FROM device WHERE client = ?1 ORDER BY token LIMIT ?2"},
+      {&r->devices, "SELECT token, type, installation_id, badge FROM device WHERE client = ?1"
+                    " ORDER BY updated_at DESC, token LIMIT ?2"},
       {&r->inst_by_id, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE id = ?1"},
       {&r->inst_by_token, "SELECT id, device_type, token, body, created_at, updated_at FROM installation"
                           " WHERE device_type = ?1 AND token = ?2"},
