@@ -7,8 +7,8 @@
  *
  * Lists take `where` (JSON), `order` (comma list, '-' for descending), `limit` (default
  * 100, at most 1000; 0 with count), `skip` and `count=1`, and answer {"results": […]} plus
- * "count" when asked. Conversations go through the conversation query translator
- * (query.c), so every operator of `conv query` works; installations and files take the
+ * "count" when asked. Conversations go through the conversation query parser (store's
+ * convq.h) and the backend, so every operator of `conv query` works; installations and files take the
  * subset an export needs (docs/rest.md): plain equality, $ne $lt $lte $gt $gte $in $nin
  * $exists on objectId, createdAt, updatedAt and their own fields. Installations are rows,
  * filtered in SQL; files are sidecars in a directory (files.c), listed and filtered on the
@@ -208,11 +208,12 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   char err[200] = "";
   /* every kind the class holds (queries leave temporary ones out), not "m contains me" */
   json_t *all = json_pack("{s:[{s:{s:b}}, O]}", "$and", "objectId", "$exists", 1, p.where);
-  store_conv_q_t q = {
-      .where = all, .self = "", .sort = p.order && *p.order ? p.order : "createdAt", .limit = p.limit, .skip = p.skip};
+  convq_t *parsed = NULL;
+  int rc = convq_parse(all, p.order && *p.order ? p.order : "createdAt", "", &parsed, err, sizeof err);
+  store_conv_q_t q = {.query = parsed, .limit = p.limit, .skip = p.skip};
   int64_t n = 0;
   json_t *arr = json_array();
-  if (store_conv_query_check(c->w->srv->store, &q, err, sizeof err) < 0) {
+  if (rc < 0 || store_conv_query_check(c->w->srv->store, &q, err, sizeof err) < 0) {
     rest_bad(c, r, err);
   } else if ((p.count && store_conv_count(rd, &q, &n) < 0) ||
              (p.limit && store_conv_query(rd, &q, conv_view_append, arr) < 0)) {
@@ -225,6 +226,7 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   }
   json_decref(arr);
   json_decref(all);
+  convq_free(parsed);
   page_free(&p);
 }
 

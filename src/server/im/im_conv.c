@@ -449,17 +449,15 @@ typedef struct {
   int counted;         /* holds one of the link's MAX_LINK_QUERIES */
   ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
   im_done_t done;
-  char *self, *sort; /* what sq.q points at */
-  json_t *out;       /* the results, shaped on the query thread (conv_view_append) */
+  convq_t *parsed; /* the where and sort sq.q.query points at */
+  json_t *out;     /* the results, shaped on the query thread (conv_view_append) */
 } conv_query_t;
 
 static void conv_query_free(conv_query_t *cq) {
   if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
   json_decref(cq->out);
   reply_to_free(&cq->rt);
-  json_decref(cq->sq.q.where);
-  free(cq->self);
-  free(cq->sort);
+  convq_free(cq->parsed);
   free(cq);
 }
 
@@ -526,10 +524,9 @@ static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
 int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit,
                    int skip, int flags, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
-  cq->self = xstrdup(self ? self : "");
-  cq->sort = sort ? xstrdup(sort) : NULL;
-  cq->sq.q = (store_conv_q_t){.where = json_incref(where), .self = cq->self, .sort = cq->sort};
-  int rc = store_conv_query_check(w->im->store, &cq->sq.q, err, errlen); /* the backend compiles it */
+  int rc = convq_parse(where, sort, self, &cq->parsed, err, errlen);
+  cq->sq.q = (store_conv_q_t){.query = cq->parsed};
+  if (rc == 0) rc = store_conv_query_check(w->im->store, &cq->sq.q, err, errlen); /* what the backend cannot take */
   if (rc == 0 && (rc = count_ip(w, cq, ip)) < 0) snprintf(err, errlen, "too many queries from this address");
   if (rc < 0) {
     conv_query_free(cq);
@@ -577,10 +574,10 @@ void im_conv_query(req_t *r) {
   }
   conv_query_t *cq = conv_query_new(r->w);
   char err[200] = "";
-  cq->self = xstrdup(r->s->client_id);
-  cq->sort = cm->sort ? xstrdup(cm->sort) : NULL;
-  cq->sq.q = (store_conv_q_t){.where = where, .self = cq->self, .sort = cq->sort}; /* takes where */
-  int rc = store_conv_query_check(r->w->im->store, &cq->sq.q, err, sizeof err);
+  int rc = convq_parse(where, cm->sort, r->s->client_id, &cq->parsed, err, sizeof err);
+  json_decref(where);
+  cq->sq.q = (store_conv_q_t){.query = cq->parsed};
+  if (rc == 0) rc = store_conv_query_check(r->w->im->store, &cq->sq.q, err, sizeof err);
   if (rc < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
     conv_query_free(cq);

@@ -1509,12 +1509,13 @@ static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, i
   return rc;
 }
 
-/* A conversation query compiled to SQL (query/query.c): the where, then its ORDER BY (whose
- * parameters follow the where's). 0, or TERN_EINVAL with err set and nothing to free. */
+/* A parsed conversation query compiled to SQL (query/query.c): the where, then its ORDER BY
+ * (whose parameters follow the where's). 0, or TERN_EINVAL with err set and nothing to free. */
 static int conv_compile(const store_conv_q_t *cq, query_t *q, buf_t *order, char *err, size_t errlen) {
   query_init(q);
-  int rc = query_where(q, cq->where, cq->self ? cq->self : "", err, errlen);
-  if (rc == 0) rc = query_sort(q, cq->sort, order, err, errlen);
+  if (!cq->query) return snprintf(err, errlen, "no query"), TERN_EINVAL;
+  int rc = query_where(q, cq->query->where, err, errlen);
+  if (rc == 0) rc = query_sort(q, cq->query->sort, cq->query->nsort, order, err, errlen);
   if (rc < 0) {
     query_free(q);
     buf_free(order);
