@@ -378,6 +378,30 @@ static void conv_update_any_key(void **state) {
     json_decref(d);
     free(doc);
   }
+  /* several in one job, paths SQLite can say between ones it cannot, in order */
+  {
+    job_conv_update_t j = {0};
+    st_job_init(t, &j.job, JOB_CONV_UPDATE, 0);
+    j.conv = conv;
+    j.updated_at = 2500;
+    j.changes = calloc(4, sizeof *j.changes);
+    j.changes[0] = st_change("list", "[1,3]");
+    j.changes[1] = st_change("k\"q", "\"quoted\"");
+    j.changes[2] = st_change("we[ird", "1");
+    j.changes[3] = st_change("odd\"[", "2");
+    j.n = 4;
+    assert_int_equal(st_submit_wait(t, &j.job), 0);
+    doc_changes_free(j.changes, j.n);
+    char *doc = NULL;
+    assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
+    json_t *d = json_loads(doc, 0, NULL);
+    const char *kq = json_string_value(json_object_get(d, "k\"q"));
+    if (!kq || strcmp(kq, "quoted") != 0 || !json_object_get(d, "list") ||
+        !json_object_get(d, "we[ird") || !json_object_get(d, "odd\"["))
+      fail_msg("stored document %s", doc);
+    json_decref(d);
+    free(doc);
+  }
   /* and each goes again, alone */
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     job_conv_update_t j = {0};
