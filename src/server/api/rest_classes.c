@@ -41,7 +41,8 @@ static int page_of(conn_t *c, const http_req_t *r, page_t *p) {
   char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"),
        *count = http_query_param(r, "count");
   p->order = http_query_param(r, "order");
-  p->where = where && *where ? json_loads(where, 0, NULL) : json_object();
+  /* capped like every JSON a peer sends (jsonlim.h): deeper than 64 levels is not taken */
+  p->where = where && *where ? json_loads_capped(where, 0, NULL) : json_object();
   /* strtoll, not atoi: ?limit=99999999999 is past int (atoi's undefined case), not a page size */
   long long lim = limit && *limit ? strtoll(limit, NULL, 10) : 100;
   p->limit = lim < 0 ? 100 : lim > 1000 ? 1000 : (int)lim;
