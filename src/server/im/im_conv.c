@@ -480,6 +480,7 @@ static void conv_query_done(task_t *t) {
   int rc = cq->sq.result;
   if (cq->done.fn) {
     json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->out);
+    if (!rc && cq->sq.count) json_object_set_new(res, "count", json_integer(cq->sq.n));
     /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
     im_done(w, &cq->done,
             rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR
@@ -522,7 +523,7 @@ static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
 }
 
 int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit,
-                   int skip, int flags, const im_done_t *done, char *err, size_t errlen) {
+                   int skip, int flags, int count, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
   int rc = convq_parse(where, sort, self, &cq->parsed, err, errlen);
   cq->sq.q = (store_conv_q_t){.query = cq->parsed};
@@ -536,6 +537,7 @@ int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *se
   cq->sq.q.limit = limit;
   cq->sq.q.skip = skip;
   cq->sq.q.flags = flags;
+  cq->sq.count = count;
   conv_query_submit(w, cq);
   return 0;
 }

@@ -161,6 +161,9 @@ struct store_query {
   int worker;
   store_conv_q_t q;     /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
+  int count;            /* 1: first count what q's where selects into n (limit and skip
+                         * unused), under the same deadline; then the page, unless q.limit is 0 */
+  int64_t n;            /* count: the backend's answer */
   int result;           /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see the ops' conv_query_until), TERN_ESTORE */
   conv_view_cb cb;      /* each row, on the query thread, before task.fn; with result != 0 */
   void *cb_arg;         /* what cb gave is to be dropped */
