@@ -21,10 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "convq.h"
 #include "err.h"
 #include "fuzz_target.h"
 #include "im_internal.h" /* conv_view_append: the shape im_conv_query answers */
-#include "convq.h"
 #include "log.h"
 #include "query.h"
 #include "store.h"

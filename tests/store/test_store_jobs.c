@@ -338,14 +338,14 @@ static void conv_update_doc(void **state) {
 static void conv_update_any_key(void **state) {
   (void)state;
   static const char *const keys[] = {
-      "a.b",          /* a dot inside one segment */
-      "q\"uote",      /* a quote */
-      "br[0]",        /* brackets */
-      "mix\"[0]",     /* a quote and a bracket (SQLite's paths cannot say it) */
-      "back\\slash", /* a backslash */
-      "tab\tnl\n",    /* control characters */
+      "a.b",                      /* a dot inside one segment */
+      "q\"uote",                  /* a quote */
+      "br[0]",                    /* brackets */
+      "mix\"[0]",                 /* a quote and a bracket (SQLite's paths cannot say it) */
+      "back\\slash",              /* a backslash */
+      "tab\tnl\n",                /* control characters */
       "\xe4\xb8\xad\xe6\x96\x87", /* UTF-8 */
-      "$",            /* path syntax as a key */
+      "$",                        /* path syntax as a key */
       "*",
   };
   st_t *t = st_open(st_current, 0);
@@ -396,8 +396,8 @@ static void conv_update_any_key(void **state) {
     assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
     json_t *d = json_loads(doc, 0, NULL);
     const char *kq = json_string_value(json_object_get(d, "k\"q"));
-    if (!kq || strcmp(kq, "quoted") != 0 || !json_object_get(d, "list") ||
-        !json_object_get(d, "we[ird") || !json_object_get(d, "odd\"["))
+    if (!kq || strcmp(kq, "quoted") != 0 || !json_object_get(d, "list") || !json_object_get(d, "we[ird") ||
+        !json_object_get(d, "odd\"["))
       fail_msg("stored document %s", doc);
     json_decref(d);
     free(doc);

@@ -179,8 +179,8 @@ static void backend_limits_agree(void **state) {
   const char *const queries[] = {
       "{\"attr.mix\\\"[0]\":1}", /* a key with '"' and '[' */
       "{\"attr.q\\\"uote\":1}",  /* a quote */
-      "{\"attr.b[0]\":1}",        /* brackets */
-      many_conditions(),           /* 256 conditions: many parameters */
+      "{\"attr.b[0]\":1}",       /* brackets */
+      many_conditions(),         /* 256 conditions: many parameters */
   };
   for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
     json_t *w = json_loads(queries[i], 0, NULL);
@@ -224,11 +224,8 @@ static void fetch_by_ids(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(where_sort_count_page),
-      cmocka_unit_test(what_a_row_carries),
-      cmocka_unit_test(refused_queries),
-      cmocka_unit_test(backend_limits_agree),
-      cmocka_unit_test(fetch_by_ids),
+      cmocka_unit_test(where_sort_count_page), cmocka_unit_test(what_a_row_carries), cmocka_unit_test(refused_queries),
+      cmocka_unit_test(backend_limits_agree),  cmocka_unit_test(fetch_by_ids),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

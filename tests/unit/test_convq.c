@@ -89,7 +89,7 @@ static void test_default_and_empty(void **state) {
   /* an empty object inside $or is an AND with no kids (true) */
   convq_t *q = ok("{\"$or\":[{},{\"name\":\"x\"}]}", " \t");
   assert_int_equal(q->where->n, 1);
-  const convq_node_t *or = q->where->kids[0];
+  const convq_node_t * or = q->where->kids[0];
   assert_int_equal(or->kind, CONVQ_OR);
   assert_int_equal(or->n, 2);
   assert_int_equal(or->kids[0]->kind, CONVQ_AND);
@@ -152,7 +152,7 @@ static void test_lists(void **state) {
   convq_t *q = ok("{\"$or\":[{\"a\":1},{\"$and\":[{\"b\":2},{\"c\":3,\"d\":4}]}],\"e\":5}", NULL);
   const convq_node_t *w = q->where;
   assert_int_equal(w->n, 2);
-  const convq_node_t *or = w->kids[0];
+  const convq_node_t * or = w->kids[0];
   assert_int_equal(or->kind, CONVQ_OR);
   assert_int_equal(or->list, 1);
   assert_int_equal(or->n, 2);
@@ -173,9 +173,15 @@ static void test_fields_and_paths(void **state) {
   static const struct {
     const char *key;
     convq_field_kind_t kind;
-  } named[] = {{"objectId", CONVQ_F_OBJECT_ID}, {"m", CONVQ_F_MEMBERS},  {"createdAt", CONVQ_F_CREATED_AT},
-               {"updatedAt", CONVQ_F_UPDATED_AT}, {"lm", CONVQ_F_LM},   {"name", CONVQ_F_PATH},
-               {"c", CONVQ_F_PATH},               {"tr", CONVQ_F_PATH}, {"uniqueId", CONVQ_F_PATH}};
+  } named[] = {{"objectId", CONVQ_F_OBJECT_ID},
+               {"m", CONVQ_F_MEMBERS},
+               {"createdAt", CONVQ_F_CREATED_AT},
+               {"updatedAt", CONVQ_F_UPDATED_AT},
+               {"lm", CONVQ_F_LM},
+               {"name", CONVQ_F_PATH},
+               {"c", CONVQ_F_PATH},
+               {"tr", CONVQ_F_PATH},
+               {"uniqueId", CONVQ_F_PATH}};
   for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
     char where[64];
     snprintf(where, sizeof where, "{\"%s\":{\"$exists\":true}}", named[i].key);
@@ -416,10 +422,14 @@ static void test_regex_check(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_default_and_empty), cmocka_unit_test(test_every_operator),
-      cmocka_unit_test(test_lists),             cmocka_unit_test(test_fields_and_paths),
-      cmocka_unit_test(test_operands),          cmocka_unit_test(test_sort),
-      cmocka_unit_test(test_rejections),        cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_default_and_empty),
+      cmocka_unit_test(test_every_operator),
+      cmocka_unit_test(test_lists),
+      cmocka_unit_test(test_fields_and_paths),
+      cmocka_unit_test(test_operands),
+      cmocka_unit_test(test_sort),
+      cmocka_unit_test(test_rejections),
+      cmocka_unit_test(test_limits),
       cmocka_unit_test(test_regex_check),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -430,7 +430,7 @@ static convq_node_t *obj_node(px_t *px, json_t *w, int depth) {
   convq_node_t *and = node_new(CONVQ_AND);
   json_object_keylen_foreach(w, key, klen, val) {
     convq_node_t *kid = strcmp(key, "$and") == 0 || strcmp(key, "$or") == 0 ? list_node(px, key, val, depth)
-                                                                             : field_node(px, key, klen, val);
+                                                                            : field_node(px, key, klen, val);
     if (px->rc) break;
     node_add(and, kid);
   }

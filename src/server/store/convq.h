@@ -56,10 +56,10 @@ typedef enum {
   CONVQ_LT,
   CONVQ_LTE,
   CONVQ_GT,
-  CONVQ_GTE, /* numbers with numbers, strings with strings, Dates with Dates */
-  CONVQ_IN,  /* val is an array: EQ with one of its elements */
-  CONVQ_NIN, /* not IN */
-  CONVQ_ALL, /* val is an array: every element is matched (an empty one matches nothing) */
+  CONVQ_GTE,    /* numbers with numbers, strings with strings, Dates with Dates */
+  CONVQ_IN,     /* val is an array: EQ with one of its elements */
+  CONVQ_NIN,    /* not IN */
+  CONVQ_ALL,    /* val is an array: every element is matched (an empty one matches nothing) */
   CONVQ_EXISTS, /* val is a bool: the field is there (true) or not (false) */
   CONVQ_REGEX,  /* val is a string without NUL bytes: a PCRE2 pattern; regex_options */
   CONVQ_SIZE,   /* val is an integer >= 0: the field is an array of that many elements */

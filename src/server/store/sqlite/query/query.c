@@ -47,8 +47,8 @@ typedef struct {
   int rc;       /* first error; once set, binds do nothing and emitters stop at their next check */
 } ctx_t;
 
-static const char *const cmp_sql[] = {[CONVQ_LT] = " < ", [CONVQ_LTE] = " <= ", [CONVQ_GT] = " > ",
-                                      [CONVQ_GTE] = " >= "};
+static const char *const cmp_sql[] = {
+    [CONVQ_LT] = " < ", [CONVQ_LTE] = " <= ", [CONVQ_GT] = " > ", [CONVQ_GTE] = " >= "};
 
 /* Fixed SQL. `k` is a row of K (t = json type, v = value), `o` an operand from json_each over the
  * bound list. CASE guards calls that are only valid for some types: SQLite promises CASE is lazy. */
@@ -359,7 +359,6 @@ int query_regex_match(const char *pattern, const char *options, const char *subj
   return 0;
 }
 
-
 /* objectId (text, never NULL) and the ms columns (lm is NULL without messages). */
 static int emit_column(ctx_t *cx, const convq_node_t *n) {
   const convq_field_t *f = &n->field;
@@ -651,7 +650,6 @@ void query_free(query_t *q) {
   buf_free(&q->sql);
   query_init(q);
 }
-
 
 int query_where(query_t *q, const convq_node_t *where, char *err, size_t errlen) {
   ctx_t cx = {q, &q->sql, err, errlen, 0, 0};
