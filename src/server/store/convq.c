@@ -136,7 +136,7 @@ static int date_of(px_t *px, json_t *v, int64_t *ms) {
 
 /* An operand where a Date may stand: a Date object becomes CONVQ_V_DATE. */
 static int val_dated(px_t *px, convq_val_t *out, json_t *v) {
-  int64_t ms;
+  int64_t ms = 0;
   int rc = date_of(px, v, &ms);
   if (rc < 0) return rc;
   if (rc) {
@@ -275,7 +275,7 @@ static void node_add(convq_node_t *parent, convq_node_t *kid) {
 
 /* Shape checks that do not depend on the field, so every field refuses the same things. */
 static int check_operand(px_t *px, const convq_field_t *f, convq_op_t op, json_t *v, json_t *opts) {
-  int64_t ms;
+  int64_t ms = 0;
   char msg[160];
   const char *name = op_names[op];
   if (too_deep(v, 1)) return pfail(px, "%s: value nested deeper than %d levels", f->name, CONVQ_MAX_DEPTH);

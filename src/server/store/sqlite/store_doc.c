@@ -77,8 +77,7 @@ static int doc_edit_c(sqlite3 *db, doc_group_t *g, int64_t conv, const doc_chang
     const char *text = (const char *)sqlite3_column_text(st, 0);
     doc = text ? json_loads(text, 0, NULL) : NULL;
     rc = 0;
-  } else if (rc == SQLITE_DONE) {
-    rc = 0; /* no such conversation: nothing to edit */
+  } else if (rc == SQLITE_DONE) { /* no such conversation: nothing to edit */
     sqlite3_finalize(st);
     return 0;
   } else {
