@@ -105,6 +105,48 @@ static void where_sort_count_page(void **state) {
   st_close(t);
 }
 
+/* The query language's semantics, operator by operator, on every field kind: what any
+ * backend must answer for a parsed where (in createdAt order). */
+static void operators_on_every_field(void **state) {
+  (void)state;
+  st_t *t = fixture();
+  rows_t r;
+  static const char *const cases[][2] = {
+      {"{\"name\":\"alpha\"}", "n1"},
+      {"{\"name\":{\"$ne\":\"alpha\"}}", "n2,room"},
+      {"{\"name\":{\"$in\":[\"alpha\",\"gamma\",7]}}", "n1,room"},
+      {"{\"name\":{\"$nin\":[\"alpha\"]}}", "n2,room"},
+      {"{\"name\":{\"$gt\":\"alpha\",\"$lt\":\"gamma\"}}", "n2"},
+      {"{\"name\":{\"$regex\":\"A\",\"$options\":\"i\"}}", "n1,n2,room"},
+      {"{\"name\":{\"$regex\":\"^b\"}}", "n2"},
+      {"{\"attr.level\":{\"$gt\":1}}", "n1"},
+      {"{\"attr.level\":{\"$lte\":1}}", "n2"},
+      {"{\"attr.level\":{\"$exists\":false}}", "room"},
+      {"{\"attr.level\":\"2\"}", ""}, /* types are exact */
+      {"{\"attr\":{\"level\":2}}", "n1"},
+      {"{\"m\":\"bob\"}", "n1"},
+      {"{\"m\":{\"$all\":[\"alice\",\"carol\"]}}", "n2"},
+      {"{\"m\":{\"$in\":[\"bob\",\"carol\"]}}", "n1,n2"},
+      {"{\"m\":{\"$nin\":[\"bob\"]}}", "n2,room"},
+      {"{\"m\":{\"$size\":2}}", "n1,n2"},
+      {"{\"m\":[\"bob\",\"alice\"]}", "n1"},
+      {"{\"objectId\":{\"$in\":[\"n1\",\"room\",\"nope\"]}}", "n1,room"},
+      {"{\"objectId\":{\"$regex\":\"^n\"}}", "n1,n2"},
+      {"{\"objectId\":\"tmp\"}", ""}, /* temporary conversations are fetched by id only */
+      {"{\"createdAt\":{\"$gte\":{\"__type\":\"Date\",\"iso\":\"1970-01-01T00:00:02.000Z\"}}}", "n2,room"},
+      {"{\"createdAt\":{\"$lt\":\"1970-01-01T00:00:02Z\"}}", "n1"},
+      {"{\"createdAt\":{\"$in\":[1000,3000]}}", "n1,room"},
+      {"{\"$or\":[{\"name\":\"alpha\"},{\"name\":\"gamma\"}]}", "n1,room"},
+      {"{\"$and\":[{\"m\":\"alice\"},{\"attr.level\":{\"$gte\":1}}]}", "n1,n2"},
+      {"{\"$or\":[{},{\"name\":\"none\"}]}", "n1,n2,room"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *got = cids(t, cases[i][0], "", "createdAt", 0, 0, &r);
+    if (strcmp(got, cases[i][1]) != 0) fail_msg("%s\n  got:  %s\n  want: %s", cases[i][0], got, cases[i][1]);
+  }
+  st_close(t);
+}
+
 static void what_a_row_carries(void **state) {
   (void)state;
   st_t *t = fixture();
@@ -224,7 +266,8 @@ static void fetch_by_ids(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(where_sort_count_page), cmocka_unit_test(what_a_row_carries), cmocka_unit_test(refused_queries),
+      cmocka_unit_test(where_sort_count_page), cmocka_unit_test(operators_on_every_field),
+      cmocka_unit_test(what_a_row_carries),    cmocka_unit_test(refused_queries),
       cmocka_unit_test(backend_limits_agree),  cmocka_unit_test(fetch_by_ids),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
