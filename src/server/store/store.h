@@ -263,8 +263,9 @@ typedef struct {
 typedef enum {
   DOC_SET,     /* path[0..depth) holds value now (created or replaced) */
   DOC_UNSET,   /* path[0..depth) is gone (it may already be absent); value NULL */
-  DOC_REPLACE, /* the whole document is value (depth 0): after a change the backend could not
-                * have said by paths, or a stored document deeper than JSON_MAX_DEPTH */
+  DOC_REPLACE, /* the whole document is value (depth 0, the only change of its job): the IM
+                * layer sends it when the stored document is deeper than JSON_MAX_DEPTH,
+                * which a backend may be unable to parse in order to edit it */
 } doc_op_t;
 typedef struct {
   doc_op_t op;
