@@ -59,6 +59,8 @@
     "How long the writer waited for a checkpoint's last round (no commit starts meanwhile).")                          \
   X(FSYNC, HIST, "tern_store_fsync_seconds", "",                                                                       \
     "One fsync by the writer's connection (each commit's under sync_full; checkpoints' are in their rounds).")         \
+  X(WRITER_WAKEUPS, COUNTER, "tern_store_writer_wakeups_total", "",                                                    \
+    "Times the store's writer thread woke from a wait (for work, out the commit interval, for a checkpoint).")         \
   X(INBOX_WAIT, HIST, "tern_worker_inbox_wait_seconds", "",                                                            \
     "From a task posted to a worker (commit completions, another worker's deliveries) to the worker running it.")      \
   X(STAGE_READ, NSEC, "tern_stage_seconds_total", "stage=\"read\"",                                                    \
