@@ -13,8 +13,9 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libpr
 # systemd (systemd-analyze verify) and man-db: the package test (tests/integration/package.test.mjs)
 # prometheus: promtool check metrics, the real parser of /metrics (tests/proto/ops-metrics.test.mjs)
 # clang-format-14 and clang-tidy-14: the format check and `make lint` (scripts/format.sh, scripts/lint.sh)
+# linux-perf and curl: bench/paced.sh, the per-message breakdown of a paced run (never part of make test)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format-14 clang-tidy-14 procps openssl tmux sqlite3 chromium systemd
-  man-db prometheus)
+  man-db prometheus linux-perf curl)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

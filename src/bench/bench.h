@@ -56,6 +56,7 @@
   X(id_prefix, S, "", "client id prefix (default: random per run, so runs never share state)")                         \
   X(json, B, 0, "print one JSON object instead of the table")                                                          \
   X(tsv, S, "", "also append one tab-separated row (rate, throughput, latency percentiles) to this file")              \
+  X(timeline, S, "", "write delivery latency per 100 ms of send time (count, p50, p99, max) to this file (TSV)")       \
   X(verbose, B, 0, "progress lines on stderr")
 
 typedef struct {
@@ -85,6 +86,26 @@ void hist_init(hist_t *h);
 void hist_add(hist_t *h, uint64_t v);
 void hist_merge(hist_t *into, const hist_t *from);
 uint64_t hist_percentile(const hist_t *h, double p); /* p in [0,100]; 0 when empty */
+
+/* A latency timeline (--timeline): per TL_BIN_NS of send time a coarse histogram of
+ * microseconds (16 buckets per power of two: percentiles within 6.3%) and the exact
+ * maximum, so a report shows WHEN the slow messages were sent, not only how many there
+ * were. 1.6 KB a bin, allocated for the whole run up front; one per thread. */
+#define TL_BIN_NS 100000000ull
+#define TL_SUB_BITS 4
+#define TL_BUCKETS (16 + 26 * 16) /* up to 2^30 µs */
+typedef struct {
+  uint32_t counts[TL_BUCKETS];
+  uint64_t max_ns;
+} tl_bin_t;
+typedef struct {
+  tl_bin_t *bins;
+  size_t nbins;
+} timeline_t;
+void tl_init(timeline_t *t, double seconds);
+void tl_add(timeline_t *t, uint64_t stamp_ns, uint64_t lat_ns); /* stamp relative to the run's start */
+/* Writes the merged timeline of n threads: one row per bin that saw a message. */
+int tl_write(const char *path, timeline_t *const *per, int n, double warmup_s, uint64_t realtime_run_ns);
 
 /* ---------------------------------------------------------------- protobuf wire (bench_pb.c) */
 
@@ -241,6 +262,7 @@ struct bthread {
   counters_t cnt;
   hist_t lat;     /* delivery latency (messages), page latency (history), login latency */
   hist_t ack_lat; /* send → ack */
+  timeline_t tl;  /* --timeline: delivery latency by send time */
   uint8_t readbuf[64 * 1024];
   int readbuf_busy;
   uint64_t rng;
@@ -280,6 +302,7 @@ typedef struct {
   _Atomic int failed;
   char fail_msg[256];
   uint64_t t_run, t_measure, t_end; /* ns: run start, measurement start, measurement end */
+  uint64_t t_run_real;              /* CLOCK_REALTIME ns at t_run, for lining the timeline up with server logs */
   uint64_t history_n;               /* messages actually in the history conversation */
 } bench_t;
 

@@ -277,6 +277,7 @@ static void thread_init(int idx) {
   th->rng |= 1;
   hist_init(&th->lat);
   hist_init(&th->ack_lat);
+  if (*bench.o.timeline) tl_init(&th->tl, bench.o.warmup + bench.o.duration + bench.o.drain + 5);
   bench.threads[idx] = th;
 }
 
@@ -405,6 +406,9 @@ int main(int argc, char **argv) {
 
   /* The run: warmup, then the measured window between two /proc samples, then drain. */
   bench.t_run = mono_ns();
+  struct timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  bench.t_run_real = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
   bench.t_measure = bench.t_run + (uint64_t)(bench.o.warmup * 1e9);
   bench.t_end = bench.t_measure + (uint64_t)(bench.o.duration * 1e9);
   run_step(STEP_RUN, "run", 0, 0);
@@ -437,6 +441,12 @@ int main(int argc, char **argv) {
   ri.drain_s = (double)(mono_ns() - d0) / 1e9;
   stop_threads();
   if (atomic_load(&bench.failed)) fprintf(stderr, "tern-bench: %s\n", bench.fail_msg);
+  if (*bench.o.timeline) {
+    timeline_t *per[BENCH_MAX_THREADS];
+    for (int k = 0; k < bench.nthreads; k++) per[k] = &bench.threads[k]->tl;
+    if (tl_write(bench.o.timeline, per, bench.nthreads, bench.o.warmup, bench.t_run_real) < 0)
+      fprintf(stderr, "tern-bench: cannot write %s\n", bench.o.timeline);
+  }
   report_print(&ri);
   return atomic_load(&bench.failed) ? 1 : 0;
 }

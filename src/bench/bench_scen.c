@@ -531,6 +531,8 @@ static void on_direct(client_t *c, const uint8_t *p, size_t n, uint64_t now) {
     CNT_ADD(th->cnt.delivered_m, 1);
     if (now > pl.stamp) hist_add(&th->lat, now - pl.stamp);
   }
+  if (th->tl.nbins && now > pl.stamp && pl.stamp >= bench.t_run)
+    tl_add(&th->tl, pl.stamp - bench.t_run, now - pl.stamp);
   if (ts && !bench.convs[bench.streams[pl.stream].conv].room) { /* chat rooms are never acked */
     if (!rs->ack_lo || ts < rs->ack_lo) rs->ack_lo = ts;
     if (ts > rs->ack_hi) rs->ack_hi = ts;

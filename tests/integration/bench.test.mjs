@@ -5,7 +5,9 @@
 // either fails the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
 import { benchBin, runBench } from '../lib/bench.mjs';
 
@@ -80,6 +82,31 @@ for (const [name, args, check] of cases) {
     check(await bench(args));
   });
 }
+
+test('tern-bench --timeline: one row per 100 ms of send time, every delivery in one, p50 <= p99 <= max', { timeout: 90000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tern-tl-'));
+  try {
+    const file = join(dir, 'tl.tsv');
+    const r = await bench(['--scenario', 'pairs', '--clients', '10', '--rate', '400', '--timeline', file]);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    assert.match(lines[0], /^# t_s\tunix_s\tmeasured\tcount\tp50_us\tp99_us\tmax_us$/);
+    const rows = lines.slice(1).map((l) => l.split('\t').map(Number));
+    // 2.5 s of sending at 400/s: ~25 bins of ~40 messages, in time order, warmup first
+    assert.ok(rows.length >= 20 && rows.length <= 27, `${rows.length} rows`);
+    let count = 0;
+    for (let k = 0; k < rows.length; k++) {
+      const [t, unix, measured, n, p50, p99, max] = rows[k];
+      if (k) assert.ok(t > rows[k - 1][0] && unix > rows[k - 1][1], 'rows in time order');
+      assert.equal(measured, t >= 0.5 ? 1 : 0, `row ${t}: measured flag`);
+      assert.ok(n > 0 && p50 <= p99 && p99 <= max, `row ${lines[k + 1]}`);
+      count += n;
+    }
+    assert.equal(count, r.delivered, 'every delivery counted in exactly one bin');
+    assert.ok(Math.abs(rows[0][1] - Date.now() / 1000) < 60, 'unix time of the first bin');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('tern-bench rejects a bad option and a wrong app id', { timeout: 60000 }, async () => {
   const bad = await runBench(['--no-such-option']);

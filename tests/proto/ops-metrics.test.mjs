@@ -63,6 +63,11 @@ test('promtool check metrics accepts the exposition after real traffic, and ever
     tern_output_queued_bytes: 'gauge', tern_output_dropped_total: 'counter',
     // WAL size and checkpoints
     tern_store_wal_bytes: 'gauge', tern_store_db_bytes: 'gauge', tern_store_checkpoints_total: 'counter',
+    // where the time goes (issue #17): queue wait, checkpoints, the writer held, inbox wait, stages
+    tern_store_queue_wait_seconds: 'histogram', tern_store_checkpoint_seconds: 'histogram',
+    tern_store_checkpoint_hold_seconds: 'histogram', tern_store_fsync_seconds: 'histogram',
+    tern_worker_inbox_wait_seconds: 'histogram', tern_stage_seconds_total: 'counter',
+    tern_store_writer_wakeups_total: 'counter',
     // push: latency and errors (the hook families, tern_hook_latency_seconds and
     // tern_hook_failures_total, appear when hooks are configured: tests/integration/hooks.test.mjs)
     tern_push_seconds: 'histogram', tern_push_errors_total: 'counter',
@@ -82,6 +87,11 @@ test('promtool check metrics accepts the exposition after real traffic, and ever
   assert.equal(value(m, 'tern_http_requests_total{method="GET",route="/health",status="200"}'), 1);
   assert.equal(value(m, 'tern_http_requests_total{method="",route="none",status="404"}'), 1);
   assert.ok(value(m, 'tern_store_commit_batch_size_count') >= 1);
+  // a stored message went through every stage: read, decode, handle, commit, complete (its ack), write
+  for (const st of ['read', 'decode', 'handle', 'complete', 'write', 'commit'])
+    assert.ok(value(m, `tern_stage_seconds_total{stage="${st}"}`) > 0, `stage ${st} timed`);
+  assert.ok(value(m, 'tern_store_queue_wait_seconds_count') >= 1, 'a commit\'s queue wait observed');
+  assert.ok(value(m, 'tern_worker_inbox_wait_seconds_count') >= 1, 'a completion\'s inbox wait observed');
   assert.ok(value(m, 'tern_store_wal_bytes') + value(m, 'tern_store_db_bytes') > 0);
 });
 
@@ -118,8 +128,13 @@ test('WAL size and checkpoints move with writes', async () => {
   const ca = await session(server, a);
   const conv = await startConv(ca, [b]);
   for (let i = 0; i < 50; i++) await sendMsg(ca, conv.cid, `wal ${i} ${'x'.repeat(500)}`);
-  await scrapeUntil(server, (x) => value(x, 'tern_store_checkpoints_total') > value(before, 'tern_store_checkpoints_total'),
+  const after = await scrapeUntil(server,
+    (x) => value(x, 'tern_store_checkpoints_total') > value(before, 'tern_store_checkpoints_total'),
     'a checkpoint round after the writes');
+  // every round that copied frames is also timed (tern_store_checkpoint_seconds; observed before it is counted)
+  assert.ok(value(after, 'tern_store_checkpoint_seconds_count') - value(before, 'tern_store_checkpoint_seconds_count') >=
+    value(after, 'tern_store_checkpoints_total') - value(before, 'tern_store_checkpoints_total'));
+  assert.ok(value(after, 'tern_stage_seconds_total{stage="checkpoint"}') > value(before, 'tern_stage_seconds_total{stage="checkpoint"}'));
 });
 
 test('/ready: 200 when the store commits and the workers answer; 503 while commits fail; 200 again after', async () => {

@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <string.h>
 
 #include "err.h"
+#include "metrics.h"
 #include "st_util.h"
 
 static const char *const AB[] = {"alice", "bob", NULL};
@@ -554,6 +556,37 @@ static void import_job_and_imported_ids(void **state) {
   st_close(t);
 }
 
+/* SQLite's writer under paced jobs (issue #17): jobs that arrive while the commit interval
+ * runs out are picked up when it ends, without a wake-up of their own, so the writer wakes
+ * about once per commit, not twice (once for the job, once more for the interval's end). */
+#define NPACED 100
+static void paced_jobs_one_wakeup_per_commit(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "sqlite") != 0) skip(); /* a property of this backend's writer */
+  st_t *t = st_open(st_current, 2000);
+  int64_t conv = st_conv_create(t, "paced", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t *m = calloc(NPACED, sizeof *m);
+  size_t base = t->ndone;
+  int posts0 = t->posts;
+  int64_t wakes0 = metric_value(M_WRITER_WAKEUPS);
+  for (int i = 0; i < NPACED; i++) { /* one job every 200 µs, all from worker 0: one post per commit */
+    st_msg_fill(t, &m[i], 0, conv, 5000 + i, 1, "alice", "x", 0);
+    store_submit(t->s, &m[i].job);
+    usleep(200);
+  }
+  st_wait_done(t, base + NPACED);
+  int64_t commits = (int64_t)(t->posts - posts0), wakes = metric_value(M_WRITER_WAKEUPS) - wakes0;
+  for (int i = 0; i < NPACED; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    st_msg_free(&m[i]);
+  }
+  free(m);
+  st_close(t);
+  print_message("paced: %lld commits, %lld writer wake-ups\n", (long long)commits, (long long)wakes);
+  assert_true(commits >= 4 && commits < NPACED / 2); /* batches of several jobs */
+  assert_true(wakes <= commits + 3);                 /* two per commit before */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(completions_in_submission_order_per_worker),
@@ -563,6 +596,7 @@ int main(void) {
       cmocka_unit_test(attribute_update_rounds),
       cmocka_unit_test(import_job_and_imported_ids),
       cmocka_unit_test(crash_recovery),
+      cmocka_unit_test(paced_jobs_one_wakeup_per_commit),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

@@ -115,6 +115,11 @@ void metrics_render(buf_t *out) {
       continue;
     }
     int64_t v = metric_value(rows[i].id);
+    if (strcmp(rows[i].kind, "NSEC") == 0) { /* nanoseconds summed, shown in seconds */
+      if (*labels) buf_printf(out, "%s{%s} %.9f\n", name, labels, (double)v / 1e9);
+      else buf_printf(out, "%s %.9f\n", name, (double)v / 1e9);
+      continue;
+    }
     if (*labels) buf_printf(out, "%s{%s} %lld\n", name, labels, (long long)v);
     else buf_printf(out, "%s %lld\n", name, (long long)v);
   }

@@ -20,8 +20,8 @@
 
 #include "buf.h"
 
-/* X(id, kind, name, labels, help) — kind is COUNTER, GAUGE or HIST; labels is the text
- * inside {…} or "". */
+/* X(id, kind, name, labels, help) — kind is COUNTER, GAUGE, HIST, HISTC or NSEC (a counter
+ * of nanoseconds, rendered in seconds); labels is the text inside {…} or "". */
 #define TERN_METRICS(X)                                                                                                \
   X(WS_PROTOBUF, GAUGE, "tern_ws_connections", "protocol=\"protobuf\"",                                                \
     "Open WebSocket connections by framing (lc.protobuf2.* binary frames, lc.proto2base64.* text frames).")            \
@@ -51,6 +51,30 @@
   X(COMMIT_BATCH, HISTC, "tern_store_commit_batch_size", "", "Write jobs in one group commit.")                        \
   X(CHECKPOINTS, COUNTER, "tern_store_checkpoints_total", "",                                                          \
     "WAL checkpoint rounds run (PASSIVE: each copies what it can without blocking writers).")                          \
+  X(QUEUE_WAIT, HIST, "tern_store_queue_wait_seconds", "",                                                             \
+    "From the oldest job of a group commit queued to the commit starting (the commit interval, a busy writer).")       \
+  X(CHECKPOINT, HIST, "tern_store_checkpoint_seconds", "",                                                             \
+    "One WAL checkpoint round that copied frames, on the checkpointer thread (two fsyncs included).")                  \
+  X(CHECKPOINT_HOLD, HIST, "tern_store_checkpoint_hold_seconds", "",                                                   \
+    "How long the writer waited for a checkpoint's last round (no commit starts meanwhile).")                          \
+  X(FSYNC, HIST, "tern_store_fsync_seconds", "",                                                                       \
+    "One fsync by the writer's connection (each commit's under sync_full; checkpoints' are in their rounds).")         \
+  X(WRITER_WAKEUPS, COUNTER, "tern_store_writer_wakeups_total", "",                                                    \
+    "Times the store's writer thread woke from a wait (for work, out the commit interval, for a checkpoint).")         \
+  X(INBOX_WAIT, HIST, "tern_worker_inbox_wait_seconds", "",                                                            \
+    "From a task posted to a worker (commit completions, another worker's deliveries) to the worker running it.")      \
+  X(STAGE_READ, NSEC, "tern_stage_seconds_total", "stage=\"read\"",                                                    \
+    "Time the server's threads spent per stage, summed: read (socket reads), decode (protobuf), "                      \
+    "handle (routing and handlers: checks, store submits, replies queued), complete (tasks posted to a worker: "       \
+    "commit completions with their acks and fan-out, other workers' deliveries), write (socket writes), commit (the "  \
+    "writer's transactions), checkpoint (WAL checkpoint rounds). Divide by tern_messages_in_total for a "              \
+    "per-message cost.")                                                                                               \
+  X(STAGE_DECODE, NSEC, "tern_stage_seconds_total", "stage=\"decode\"", "")                                            \
+  X(STAGE_HANDLE, NSEC, "tern_stage_seconds_total", "stage=\"handle\"", "")                                            \
+  X(STAGE_COMPLETE, NSEC, "tern_stage_seconds_total", "stage=\"complete\"", "")                                        \
+  X(STAGE_WRITE, NSEC, "tern_stage_seconds_total", "stage=\"write\"", "")                                              \
+  X(STAGE_COMMIT, NSEC, "tern_stage_seconds_total", "stage=\"commit\"", "")                                            \
+  X(STAGE_CHECKPOINT, NSEC, "tern_stage_seconds_total", "stage=\"checkpoint\"", "")                                    \
   X(PUSH, HIST, "tern_push_seconds", "", "One request to an offline-push provider, sent to answered (or failed).")     \
   X(PUSH_ERRORS, COUNTER, "tern_push_errors_total", "",                                                                \
     "Requests to offline-push providers that failed (transport error, timeout, or a refusing status).")                \
@@ -65,6 +89,7 @@ extern const uint64_t metrics_bounds_count[METRICS_NBOUNDS];
 
 #define METRICS_SLOTS_COUNTER 1
 #define METRICS_SLOTS_GAUGE 1
+#define METRICS_SLOTS_NSEC 1
 #define METRICS_SLOTS_HIST (METRICS_NBOUNDS + 2) /* buckets, +Inf, sum of µs */
 #define METRICS_SLOTS_HISTC METRICS_SLOTS_HIST
 

@@ -685,7 +685,10 @@ static void dispatch(req_t *r) {
 }
 
 int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
+  uint64_t t0 = mono_ns();
   lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
+  uint64_t t1 = mono_ns();
+  metric_add(M_STAGE_DECODE, (int64_t)(t1 - t0));
   if (!cmd) return LC_UNPARSEABLE_RAW_MESSAGE;
   if (l->imw->im->cfg->log_frames && log_level >= LOG_DEBUG) {
     json_t *j = pb_to_json(&cmd->base);
@@ -697,5 +700,6 @@ int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
   req_t r = {.w = l->imw, .link = l, .cmd = cmd, .has_i = cmd->has_i && cmd->i != 0, .i = cmd->i};
   dispatch(&r);
   codec_free(cmd);
+  metric_add(M_STAGE_HANDLE, (int64_t)(mono_ns() - t1));
   return 0;
 }

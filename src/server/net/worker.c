@@ -29,6 +29,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "timeutil.h"
 
 void worker_post(server_t *srv, int idx, task_t *t) {
@@ -37,7 +38,7 @@ void worker_post(server_t *srv, int idx, task_t *t) {
   while (last->next) last = last->next;
   pthread_mutex_lock(&w->mu);
   if (w->inbox_tail) w->inbox_tail->next = t;
-  else w->inbox_head = t;
+  else w->inbox_head = t, w->inbox_since_ns = mono_ns();
   w->inbox_tail = last;
   int dead = w->dead;
   pthread_mutex_unlock(&w->mu);
@@ -64,11 +65,15 @@ void worker_schedule_reap(worker_t *w, conn_t *c) {
 static void drain(worker_t *w) {
   w->shed_deferred = 0;
   w->srv->net_app->worker_tick(w->imw);
-  while (w->flush_list) {
-    conn_t *c = w->flush_list;
-    w->flush_list = c->flush_next;
-    c->in_flush = 0;
-    conn_flush(c);
+  if (w->flush_list) {
+    uint64_t t0 = mono_ns();
+    while (w->flush_list) {
+      conn_t *c = w->flush_list;
+      w->flush_list = c->flush_next;
+      c->in_flush = 0;
+      conn_flush(c);
+    }
+    metric_add(M_STAGE_WRITE, (int64_t)(mono_ns() - t0));
   }
   /* over output_limit_ip or output_limit_total: drop the largest queues (conn.c) */
   if (w->shed || (atomic_load_explicit(&w->shed_wanted, memory_order_relaxed) && atomic_exchange(&w->shed_wanted, 0)))
@@ -183,13 +188,19 @@ static void on_async(uv_async_t *h) {
   worker_t *w = h->data;
   pthread_mutex_lock(&w->mu);
   task_t *t = w->inbox_head;
+  uint64_t since = w->inbox_since_ns;
   w->inbox_head = w->inbox_tail = NULL;
   int stop = w->stop;
   pthread_mutex_unlock(&w->mu);
-  while (t) {
-    task_t *next = t->next;
-    t->fn(t);
-    t = next;
+  if (t) {
+    uint64_t t0 = mono_ns();
+    metric_observe_us(M_INBOX_WAIT, (t0 - since) / 1000);
+    while (t) {
+      task_t *next = t->next;
+      t->fn(t);
+      t = next;
+    }
+    metric_add(M_STAGE_COMPLETE, (int64_t)(mono_ns() - t0));
   }
   if (stop == 1) {
     w->stop = 2;

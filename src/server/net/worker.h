@@ -27,6 +27,8 @@ struct worker {
   pthread_t thread;
   pthread_mutex_t mu; /* guards the inbox */
   task_t *inbox_head, *inbox_tail;
+  uint64_t inbox_since_ns; /* when the inbox last became non-empty (tern_worker_inbox_wait_seconds) */
+  uint64_t read_t0_ns;     /* the socket read under way began (on_alloc → on_read: stage "read") */
   int stop;
   int dead;             /* loop finished: posts queue up but must not touch the loop */
   handle_table_t conns; /* handle → conn_t */

@@ -131,8 +131,9 @@ struct store {
   pthread_mutex_t mu;
   pthread_cond_t cv; /* CLOCK_MONOTONIC: the writer also waits out the commit interval */
   store_job_t *head, *tail;
-  size_t queued;     /* jobs in head..tail */
-  int writer_asleep; /* waiting for work with none queued: a submit must wake it */
+  size_t queued;         /* jobs in head..tail */
+  int64_t head_since_us; /* when head was queued (tern_store_queue_wait_seconds) */
+  int writer_asleep;     /* waiting for work with none queued: a submit must wake it */
   int64_t interval_us, last_commit_us;
   store_job_t *docs_waiting; /* writer only: attribute updates held for the next docs round */
   int64_t docs_last_us;      /* writer only: when the last docs round ended */
@@ -703,7 +704,9 @@ static void run_batch(store_t *s, store_job_t *batch) {
     }
   }
   free(lm.v);
-  metric_observe_us(M_COMMIT, (uint64_t)(mono_us() - now));
+  int64_t took = mono_us() - now;
+  metric_observe_us(M_COMMIT, (uint64_t)took);
+  metric_add(M_STAGE_COMMIT, took * 1000);
   /* Completions go back as one chain per worker: one lock and one wake-up per batch. */
   task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
   while (batch) {
@@ -764,15 +767,29 @@ static void *writer_main(void *arg) {
   pthread_mutex_lock(&s->mu);
   for (;;) {
     /* asleep until there is work, or the round of held attribute updates is due */
-    int docs_due = 0;
+    int docs_due = 0, lingered = 0;
     while (!s->head && !s->closing && !docs_due) {
+      int64_t due = s->last_commit_us + s->interval_us;
+      if (!lingered && s->last_commit_us && mono_us() < due) {
+        /* The next commit could not start before `due` anyway: wait for it without asking
+         * to be woken (writer_asleep stays 0), so the jobs that arrive meanwhile cost their
+         * workers no signal and this thread no second sleep; at `due` they are committed
+         * together. Under paced load that is one wake-up per commit instead of two. */
+        struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts); /* woken early only by a full batch or close */
+        metric_inc(M_WRITER_WAKEUPS);
+        lingered = 1;
+        continue;
+      }
       s->writer_asleep = 1;
       if (!s->docs_waiting) {
         pthread_cond_wait(&s->cv, &s->mu);
+        metric_inc(M_WRITER_WAKEUPS);
       } else {
         int64_t at = s->docs_last_us + DOCS_INTERVAL_US;
         struct timespec ts = {(time_t)(at / 1000000), (long)(at % 1000000) * 1000};
         docs_due = mono_us() >= at || pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
+        metric_inc(M_WRITER_WAKEUPS);
       }
       s->writer_asleep = 0;
     }
@@ -781,8 +798,16 @@ static void *writer_main(void *arg) {
     while (s->head && !s->closing && s->queued < BATCH_MAX && mono_us() < due) {
       struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
       pthread_cond_timedwait(&s->cv, &s->mu, &ts); /* woken early only by a full batch or close */
+      metric_inc(M_WRITER_WAKEUPS);
     }
-    while (s->ckpt_hold && !s->closing) pthread_cond_wait(&s->cv, &s->mu); /* ~1 ms: see checkpointer_main */
+    if (s->ckpt_hold && !s->closing) {
+      int64_t h0 = mono_us();
+      while (s->ckpt_hold && !s->closing) { /* ~1 ms: see checkpointer_main */
+        pthread_cond_wait(&s->cv, &s->mu);
+        metric_inc(M_WRITER_WAKEUPS);
+      }
+      metric_observe_us(M_CHECKPOINT_HOLD, (uint64_t)(mono_us() - h0));
+    }
     store_job_t *batch = s->head, *last = NULL;
     size_t n = 0;
     for (store_job_t *j = batch; j && n < BATCH_MAX; j = j->next, n++) last = j;
@@ -792,6 +817,8 @@ static void *writer_main(void *arg) {
       last->next = NULL;
       s->queued -= n;
       s->last_commit_us = mono_us();
+      metric_observe_us(M_QUEUE_WAIT, (uint64_t)(s->last_commit_us - s->head_since_us));
+      s->head_since_us = s->last_commit_us; /* what stays queued (a full batch) waits from now on */
     }
     int force_docs = s->closing || docs_due;
     s->writer_busy = 1;
@@ -839,8 +866,13 @@ static int64_t ckpt_round(store_t *s, int *log) {
   int done = 0;
   if (sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, log, &done) == SQLITE_OK)
     atomic_store(&s->ckpt_done, done);
-  if (*log > 0) metric_inc(M_CHECKPOINTS); /* a round with frames to copy */
-  return mono_us() - t0;
+  int64_t took = mono_us() - t0;
+  if (*log > 0) {                                    /* a round with frames to copy */
+    metric_observe_us(M_CHECKPOINT, (uint64_t)took); /* first: a scrape never sees more rounds than timings */
+    metric_inc(M_CHECKPOINTS);
+  }
+  metric_add(M_STAGE_CHECKPOINT, took * 1000);
+  return took;
 }
 
 static void *checkpointer_main(void *arg) {
@@ -882,7 +914,7 @@ static void sq_submit(store_t *s, store_job_t *j) {
   }
   pthread_mutex_lock(&s->mu);
   if (s->tail) s->tail->next = j;
-  else s->head = j;
+  else s->head = j, s->head_since_us = mono_us();
   s->tail = j;
   /* a writer waiting out the commit interval needs no wake-up per job, only a full batch */
   if (++s->queued == BATCH_MAX || s->writer_asleep) pthread_cond_signal(&s->cv);

@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "metrics.h"
+#include "timeutil.h"
 
 #define WALBUF_MAX (4u << 20) /* flush early past 4 MiB: a batch of big messages */
 
@@ -117,7 +119,15 @@ static int wb_write(sqlite3_file *p, const void *buf, int n, sqlite3_int64 off) 
   }
 
 PASS(truncate, (sqlite3_file * p, sqlite3_int64 size), xTruncate(f->real, size))
-PASS(sync, (sqlite3_file * p, int flags), xSync(f->real, flags))
+static int wb_sync(sqlite3_file *p, int flags) { /* PASS, timed (tern_store_fsync_seconds) */
+  wb_file_t *f = (wb_file_t *)p;
+  int rc = flush(f);
+  if (rc != SQLITE_OK) return rc;
+  uint64_t t0 = mono_ns();
+  rc = f->real->pMethods->xSync(f->real, flags);
+  metric_observe_us(M_FSYNC, (mono_ns() - t0) / 1000);
+  return rc;
+}
 PASS(size, (sqlite3_file * p, sqlite3_int64 *size), xFileSize(f->real, size))
 PASS(lock, (sqlite3_file * p, int level), xLock(f->real, level))
 PASS(unlock, (sqlite3_file * p, int level), xUnlock(f->real, level))
