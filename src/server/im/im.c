@@ -334,6 +334,11 @@ static void handles_by_worker(im_t *im, char *const *ids, size_t n, uint64_t ski
 }
 
 void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip) {
+  fanout_to_clients_local(w, p, ids, n, skip);
+  if (w->im->bus) im_bus_fanout(w, p, ids, n);
+}
+
+void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, skip, per);
@@ -399,6 +404,11 @@ static void room_delivery_run(task_t *t) {
 }
 
 void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
+  if (w->im->bus && c->room) im_bus_room(w, p, c);
+  fanout_to_room_local(w, p, c, skip);
+}
+
+void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
   if (!c->room || atomic_load(&c->online) == 0) return;
   im_t *im = w->im;
   for (int k = 0; k < im->nworkers; k++) {
@@ -439,6 +449,7 @@ void im_room_join(im_worker_t *w, session_t *s, conv_t *c) {
   conv_retain(c);
   s->room = c;
   atomic_fetch_add(&c->online, 1);
+  if (w->im->bus) bus_room_add(w->im->bus, c->cid, 1);
 }
 
 void im_room_leave(im_worker_t *w, session_t *s) {
@@ -453,6 +464,7 @@ void im_room_leave(im_worker_t *w, session_t *s) {
   }
   pthread_mutex_unlock(&c->mu);
   atomic_fetch_sub(&c->online, 1);
+  if (w->im->bus) bus_room_add(w->im->bus, c->cid, -1);
   s->room = NULL;
   conv_release(c);
 }
@@ -636,7 +648,9 @@ static void dispatch(req_t *r) {
   }
   /* The client's bucket is shared by all its sessions, on every socket and worker. */
   if (cfg->max_client_rate > 0 &&
-      over_rate(r, presence_take(r->w->im->presence, r->s->client_id, cfg->max_client_rate, now),
+      over_rate(r,
+                presence_take(r->w->im->presence, r->s->client_id,
+                              im_client_rate(r->w->im, r->s->client_id, cfg->max_client_rate), now),
                 "too many commands from this client"))
     return;
   switch (cmd) {

@@ -642,6 +642,7 @@ void im_conv_count(req_t *r) {
   int count;
   if (c->kind == CONV_ROOM) {
     count = atomic_load(&c->online);
+    if (r->w->im->bus) count += (int)bus_room_count(r->w->im->bus, c->cid); /* the other nodes' */
   } else {
     members_t *m = conv_members(c);
     count = m ? (int)m->n : 0;

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "bus.h"
 #include "codec.h"
 #include "handle_table.h"
 #include "im.h"
@@ -44,6 +45,7 @@ struct im {
   atomic_size_t room_drops;  /* room messages dropped for congestion */
   struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
   struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
+  bus_t *bus;                /* the other nodes (im_bus.c), or NULL: a single node */
 };
 
 struct im_worker {
@@ -192,6 +194,26 @@ void fanout_to_session(session_t *s, const fanout_t *p);
 void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
 /* Delivers to every session in a chat room (any worker), except `skip`. */
 void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+/* The same on this node only: what the other nodes' fan-outs arrive as (im_bus.c). */
+void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
+void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+
+/* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
+void im_bus_attach(im_t *im, bus_t *bus);
+/* One message to each other node holding any of ids, with the frame and its recipients. */
+void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n);
+/* The frame to each other node with sessions in room c. */
+void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c);
+/* Ends a session of client on another node (4111, 4115). */
+void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail);
+/* A revocation made here, told to every other node (revoke_record there). */
+void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
+                   int64_t expires_at);
+/* Has client a session on this node or (with a bus) on another? */
+int im_client_online(im_t *im, const char *client);
+/* max_client_rate split between the nodes holding client (docs/cluster.md): rate on one
+ * node, rate/k on each of k. */
+long im_client_rate(im_t *im, const char *client, long rate);
 
 session_t *session_find(im_link_t *l, const char *client_id);
 session_t *im_session_get(im_worker_t *w, uint64_t handle);
@@ -213,6 +235,8 @@ void im_session_query(req_t *r);
 void im_session_drop(im_worker_t *w, session_t *s, int code);
 /* Ends a session anywhere (any worker): it gets session/closed {code, reason, detail}. */
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
+/* The same, only when the session is client's (a kick from another node). */
+void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail);
 /* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
  * when it fails. Call only when the operation's signing is switched on. */
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);
