@@ -4,6 +4,7 @@
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+#   4a. several ternd nodes on one real redis-server (tests/cluster, docs/cluster.md)
 #   4b. the integration tests that load ternd's threads again, on a ThreadSanitizer ternd
 #      ($TERN_TSAN_BUILD, default build-tsan; `make test` builds it)
 #   5. load attacks, one at a time with nothing else running  (tests/attack): every issue
@@ -48,6 +49,7 @@ run_node() {
 run_node proto
 run_node interop
 run_node integration
+run_node cluster
 
 # The integration tests again on the ThreadSanitizer build — workers, the store's writer and
 # checkpointer, the query pool, hooks and push on the worker loops, SIGHUP's parked
