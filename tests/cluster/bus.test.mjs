@@ -7,6 +7,7 @@
 // test first waits until the node it acts on sees that session (session query or
 // check-online answering it), then acts.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { closeAll, connect, login, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
 import { startRedis } from '../lib/redis.mjs';
@@ -139,7 +140,8 @@ describe('cluster: three nodes on one bus', () => {
 
   test('a chat room spans nodes: messages reach every node, the online count is the cluster\'s', async () => {
     const cid = hexId();
-    await importConv(nodes, { objectId: cid, name: 'lobby', tr: true, c: 'owner' });
+    const owner = uid('owner');
+    await importConv(nodes, { objectId: cid, name: 'lobby', tr: true, c: owner });
     const ids = [uid('x'), uid('y'), uid('z')];
     const cs = [];
     for (let i = 0; i < 3; i++) {
@@ -164,6 +166,21 @@ describe('cluster: three nodes on one bus', () => {
     await sendMsg(cs[0], cid, 'to the room');
     for (const c of cs.slice(1)) assert.equal((await c.nextCmd('direct')).directMessage.msg, 'to the room');
     assert.deepEqual((await cs[0].quiet(cs[0].mark())).filter((k) => k.cmd === 'direct'), [], 'the sender got its own');
+    // the room's owner, on node 1, blocks the client on node 2: out of the room there (§3.17)
+    const o = await session(nodes[0], owner);
+    const b = await o.request({ cmd: 'blacklist', op: 'block', blacklistMessage: { srcCid: cid, toPids: [ids[1]] } });
+    assert.equal(b.op, 'blocked', JSON.stringify(b));
+    for (const s of nodes) {
+      const t0 = Date.now();
+      while ((await rest(s, 'GET', `/1.2/rtm/chatrooms/${cid}/members/online-count`)).body.result !== 2) {
+        if (Date.now() - t0 > 5000) assert.fail(`node ${s.port} still counts the blocked client`);
+        await sleep(20);
+      }
+    }
+    const m = cs[1].mark();
+    await sendMsg(cs[0], cid, 'after the block');
+    assert.equal((await cs[2].nextCmd('direct')).directMessage.msg, 'after the block');
+    assert.deepEqual((await cs[1].quiet(m)).filter((k) => k.cmd === 'direct'), [], 'a blocked client still got the room');
   });
 
   test('single sign-on across nodes: the same tag on node 2 closes the session on node 1 (4111); its token is dead everywhere', async () => {
@@ -300,6 +317,7 @@ describe('cluster: routing and node failures', () => {
     const gone = Date.now() - killedAt;
     assert.ok(gone <= 6000, `a SIGKILLed node's sessions went after ${gone} ms (bound: 6 s)`);
     await waitNodes(n1, 2, 2000);
+    await waitNodes(n2, 2, Math.max(0, 6000 - (Date.now() - killedAt))); // node 2 polls on its own second
     assert.notEqual(await route(n1), 'wss://node3.example.test/');
     assert.notEqual(await route(n2), 'wss://node3.example.test/');
     void x;
@@ -371,5 +389,50 @@ describe('cluster: Redis stopped and started again', () => {
     const got = await b.nextCmd('direct');
     assert.equal(got.directMessage.msg, 'after');
     assert.equal((await l.nextCmd('direct')).directMessage.msg, 'after');
+  });
+});
+
+describe('cluster: signature nonces are single-use across nodes', () => {
+  let redis;
+  let nodes;
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes(2, redis, { env: { TERN_SIGN_LOGIN: '1' } });
+  });
+  after(async () => {
+    for (const s of nodes || []) await closeAll(s);
+    await Promise.all((nodes || []).map((s) => s.stop()));
+    if (redis) await redis.stop();
+  });
+
+  const signed = (s, client, nonce) => {
+    const t = Date.now();
+    const text = `${s.appId}:${client}::${t}:${nonce}`;
+    return { t, n: nonce, s: createHmac('sha1', s.masterKey).update(text).digest('hex') };
+  };
+
+  test('a login signature used on node 1 is refused on node 2 (4102), and frames behind it keep their order', async () => {
+    const [n1, n2] = nodes;
+    const A = uid('signed');
+    const sig = signed(n1, A, uid('nonce'));
+    const c1 = await connect(n1);
+    const i = c1.send({ cmd: 'session', op: 'open', appId: n1.appId, peerId: A, sessionMessage: { ...sig } });
+    const j = c1.send({ cmd: 'echo' }); // sent before the login's answer: it must come after it
+    const mark = c1.mark();
+    const r1 = await c1.reply(i);
+    await c1.reply(j);
+    assert.equal(r1.op, 'opened', JSON.stringify(r1));
+    const order = c1.since(mark - 0).filter((x) => x.i === i || x.i === j).map((x) => x.i);
+    assert.deepEqual(order, [i, j]);
+    // the same signature (same nonce) on the other node
+    const c2 = await connect(n2);
+    const r2 = await c2.request({ cmd: 'session', op: 'open', appId: n2.appId, peerId: A, sessionMessage: { ...sig } });
+    assert.equal(r2.cmd, 'error', JSON.stringify(r2));
+    assert.equal(r2.errorMessage.code, 4102);
+    assert.equal(r2.errorMessage.detail, 'signature nonce already used');
+    // a fresh nonce is fine there
+    const r3 = await c2.request({ cmd: 'session', op: 'open', appId: n2.appId, peerId: A,
+      sessionMessage: signed(n2, A, uid('nonce')) });
+    assert.equal(r3.op, 'opened', JSON.stringify(r3));
   });
 });

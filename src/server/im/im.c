@@ -115,12 +115,14 @@ void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int pr
   l->sessions = NULL;
   l->nsessions = 0;
   l->sessionless_since_ms = now_ms();
+  l->park = NULL;
   l->id = handle_table_add(&w->links, l);
 }
 
 void im_link_gone(im_link_t *l, int code) {
   im_worker_t *w = l->imw;
   while (l->sessions) im_session_drop(w, l->sessions, code);
+  im_park_free(l);
   handle_table_del(&w->links, l->id);
   l->imw = NULL;
 }
@@ -501,6 +503,11 @@ static void room_kick_run(task_t *t) {
 }
 
 void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
+  im_room_kick_local(w, c, p, ids, n);
+  if (w->im->bus) im_bus_room_kick(w, c, p, ids, n);
+}
+
+void im_room_kick_local(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, 0, per);
@@ -581,9 +588,9 @@ void im_room_rejoin(im_worker_t *w, session_t *s) {
 }
 
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code) {
-  int rc = sign_check(r->w->im->signer, text, t, n, s);
+  int rc = im_sign_check(r, text, t, n, s);
   free(text);
-  if (rc == 0) return 0;
+  if (rc == 0 || rc == IM_PARKED) return rc == 0 ? 0 : -1; /* parked: it runs again with the answer */
   reply_error(r, code,
               rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
               : rc == TERN_EEXIST  ? "signature nonce already used"
@@ -629,7 +636,9 @@ static void dispatch(req_t *r) {
   int op = c->has_op ? (int)c->op : 0;
   const tern_config_t *cfg = r->w->im->cfg;
   int64_t now = r->link->last_rx_ms ? r->link->last_rx_ms : now_ms();
-  if (over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
+  /* a request run again with the bus's answer about its nonce was counted the first time */
+  if (!r->nonce &&
+      over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
     return;
   if (cmd == LC__COMMAND_TYPE__echo) {
     echo(r);
@@ -647,7 +656,7 @@ static void dispatch(req_t *r) {
     return;
   }
   /* The client's bucket is shared by all its sessions, on every socket and worker. */
-  if (cfg->max_client_rate > 0 &&
+  if (cfg->max_client_rate > 0 && !r->nonce &&
       over_rate(r,
                 presence_take(r->w->im->presence, r->s->client_id,
                               im_client_rate(r->w->im, r->s->client_id, cfg->max_client_rate), now),
@@ -699,6 +708,11 @@ static void dispatch(req_t *r) {
 }
 
 int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
+  if (l->park) return im_park_hold(l, p, n, base64); /* behind a request that waits on the bus */
+  return im_link_run(l, p, n, base64, 0);
+}
+
+int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce) {
   lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
   if (!cmd) return LC_UNPARSEABLE_RAW_MESSAGE;
   if (l->imw->im->cfg->log_frames && log_level >= LOG_DEBUG) {
@@ -708,7 +722,15 @@ int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
     free(s);
     json_decref(j);
   }
-  req_t r = {.w = l->imw, .link = l, .cmd = cmd, .has_i = cmd->has_i && cmd->i != 0, .i = cmd->i};
+  req_t r = {.w = l->imw,
+             .link = l,
+             .cmd = cmd,
+             .has_i = cmd->has_i && cmd->i != 0,
+             .i = cmd->i,
+             .raw = p,
+             .rawlen = n,
+             .base64 = base64,
+             .nonce = nonce};
   dispatch(&r);
   codec_free(cmd);
   return 0;

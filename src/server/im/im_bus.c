@@ -8,10 +8,13 @@
  *   'M' a chat-room frame: the room's sessions on the receiving node get it.
  *   'K' a kick of one session (single sign-on 4111, the app's kick 4115).
  *   'R' a session-token revocation (revoke.h), broadcast: each node keeps it.
+ *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
+ *       receiving node leave it and get the frame (im_room_kick there).
  * One 'D' goes to each node that holds any recipient, whatever their number. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "err.h"
 #include "im_internal.h"
 #include "log.h"
@@ -159,6 +162,21 @@ void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c) {
   buf_free(&m);
 }
 
+void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
+  bus_t *bus = w->im->bus;
+  int nodes[BUS_MAX_NODES];
+  size_t k = bus_room_nodes(bus, c->cid, nodes, BUS_MAX_NODES);
+  if (!k) return;
+  buf_t m = BUF_INIT;
+  buf_append(&m, "B", 1);
+  put_str(&m, c->cid);
+  put_frame(&m, p);
+  put_u32(&m, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) put_str(&m, ids[i]);
+  for (size_t i = 0; i < k && i < BUS_MAX_NODES; i++) bus_send(bus, nodes[i], m.data, m.len);
+  buf_free(&m);
+}
+
 void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail) {
   bus_t *bus = w->im->bus;
   char node[BUS_NODE_ID_MAX + 1];
@@ -199,22 +217,153 @@ long im_client_rate(im_t *im, const char *client, long rate) {
   return r > 0 ? r : 1;
 }
 
+/* ---------------------------------------------------------------- signature nonces */
+
+/* Frames a link received while its request waits on the bus, in order. A client that
+ * keeps sending meanwhile is closed past these (4116): the wait is a round trip to Redis,
+ * or immediate when the bus is down. */
+#define PARK_MAX_FRAMES 64
+#define PARK_MAX_BYTES (1 << 20)
+
+typedef struct qframe {
+  struct qframe *next;
+  int base64;
+  size_t n;
+  uint8_t d[];
+} qframe_t;
+
+struct im_park {
+  qframe_t *head, *tail;
+  size_t n, bytes;
+};
+
+typedef struct {
+  im_t *im;
+  int worker;
+  uint64_t link;
+  int base64;
+  size_t n;
+  uint8_t d[]; /* the parked request's frame */
+} nclaim_t;
+
+static log_limit_t nonce_log;
+
+int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
+  struct im_park *q = l->park;
+  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  qframe_t *f = xmalloc(sizeof *f + n);
+  f->next = NULL;
+  f->base64 = base64;
+  f->n = n;
+  memcpy(f->d, p, n);
+  if (q->tail) q->tail->next = f;
+  else q->head = f;
+  q->tail = f;
+  q->n++;
+  q->bytes += n;
+  return 0;
+}
+
+static void frames_free(qframe_t *f) {
+  while (f) {
+    qframe_t *n = f->next;
+    free(f);
+    f = n;
+  }
+}
+
+void im_park_free(im_link_t *l) {
+  if (!l->park) return;
+  frames_free(l->park->head);
+  free(l->park);
+  l->park = NULL;
+}
+
+/* The bus answered (on the parked request's worker): the request runs again with the
+ * answer, then the frames that waited behind it, in order, until one parks again. */
+static void nonce_answer(void *arg, int result) {
+  nclaim_t *k = arg;
+  im_worker_t *w = k->im->workers[k->worker];
+  im_link_t *l = w ? handle_table_get(&w->links, k->link) : NULL;
+  if (!l) { /* the connection went meanwhile */
+    free(k);
+    return;
+  }
+  if (result < 0)
+    log_limited(&nonce_log, LOG_ERROR,
+                "bus: a signature nonce could not be checked across nodes (bus down): this node's cache decides");
+  struct im_park *q = l->park;
+  l->park = NULL;
+  int code = im_link_run(l, k->d, k->n, k->base64, result == 1 ? 1 : result == 0 ? -1 : 2);
+  free(k);
+  qframe_t *f = q ? q->head : NULL;
+  free(q);
+  while (f) {
+    qframe_t *next = f->next;
+    if (!code) code = l->park ? im_park_hold(l, f->d, f->n, f->base64) : im_link_run(l, f->d, f->n, f->base64, 0);
+    free(f);
+    f = next;
+  }
+  if (code) l->ops->close(l, code, lc_error_name(code));
+}
+
+int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s) {
+  im_t *im = r->w->im;
+  int rc = sign_verify(im->signer, text, t, n, s);
+  if (rc < 0) return rc;
+  if (im->bus && r->raw) {
+    if (r->nonce < 0) {
+      (void)sign_nonce_fresh(im->signer, n); /* remembered here too */
+      return TERN_EEXIST;
+    }
+    if (r->nonce == 0) {
+      /* the key: a hash of the nonce, so any nonce makes a short key */
+      uint8_t mac[20];
+      hmac_sha1("tern-nonce", 10, n, strlen(n), mac);
+      char key[48] = "n:";
+      hex_encode(mac, 20, key + 2);
+      nclaim_t *k = xmalloc(sizeof *k + r->rawlen);
+      k->im = im;
+      k->worker = r->w->idx;
+      k->link = r->link->id;
+      k->base64 = r->base64;
+      k->n = r->rawlen;
+      memcpy(k->d, r->raw, r->rawlen);
+      r->link->park = xcalloc(1, sizeof *r->link->park);
+      bus_claim(im->bus, key, sign_nonce_ttl_ms(im->signer), nonce_answer, k);
+      return IM_PARKED;
+    }
+  }
+  return sign_nonce_fresh(im->signer, n);
+}
+
 /* ---------------------------------------------------------------- receiving */
+
+/* The ids of a 'D' or 'B' message: malloc'd, *k of them (NULL and 0 when it lies). */
+static char **get_ids(rd_t *r, size_t *k) {
+  uint32_t n = get_u32(r);
+  if (n > r->n) n = 0; /* at least 4 bytes each: a count past the message is a lie */
+  char **ids = xcalloc(n ? n : 1, sizeof *ids);
+  *k = 0;
+  for (uint32_t i = 0; i < n && !r->bad; i++) {
+    char *id = get_str(r);
+    if (id) ids[(*k)++] = id;
+  }
+  return ids;
+}
+
+static void ids_free(char **ids, size_t k) {
+  for (size_t i = 0; i < k; i++) free(ids[i]);
+  free(ids);
+}
 
 static void recv_deliver(im_worker_t *w, rd_t *r) {
   fanout_t *p = get_frame(r);
   if (!p) return;
-  uint32_t n = get_u32(r);
-  if (n > r->n) n = 0; /* at least 4 bytes each: a count past the message is a lie */
-  char **ids = xcalloc(n ? n : 1, sizeof *ids);
-  size_t k = 0;
-  for (uint32_t i = 0; i < n && !r->bad; i++) {
-    char *id = get_str(r);
-    if (id) ids[k++] = id;
-  }
+  size_t k;
+  char **ids = get_ids(r, &k);
   if (!r->bad) fanout_to_clients_local(w, p, ids, k, 0);
-  for (size_t i = 0; i < k; i++) free(ids[i]);
-  free(ids);
+  ids_free(ids, k);
   fanout_release(p);
 }
 
@@ -228,6 +377,23 @@ static void recv_room(im_worker_t *w, rd_t *r) {
       conv_release(c);
     }
   }
+  free(cid);
+  if (p) fanout_release(p);
+}
+
+static void recv_room_kick(im_worker_t *w, rd_t *r) {
+  char *cid = get_str(r);
+  fanout_t *p = get_frame(r);
+  size_t k = 0;
+  char **ids = p ? get_ids(r, &k) : NULL;
+  if (cid && p && !r->bad) {
+    conv_t *c = convcache_peek(w->im, cid);
+    if (c) {
+      im_room_kick_local(w, c, p, ids, k);
+      conv_release(c);
+    }
+  }
+  if (ids) ids_free(ids, k);
   free(cid);
   if (p) fanout_release(p);
 }
@@ -268,6 +434,7 @@ static void on_recv(void *arg, const uint8_t *p, size_t n) {
   case 'M': recv_room(w, &r); break;
   case 'K': recv_kick(w, &r); break;
   case 'R': recv_revoke(w, &r); break;
+  case 'B': recv_room_kick(w, &r); break;
   default: break;
   }
 }

@@ -135,6 +135,11 @@ typedef struct {
   lc_cmd_t *cmd;
   int has_i;
   int32_t i;
+  const uint8_t *raw; /* the frame as it came, to run it again (im_sign_check) */
+  size_t rawlen;
+  int base64;
+  int nonce; /* the bus's word on this request's signature nonce: 0 not asked yet, 1 fresh,
+              * -1 used on some node, 2 the bus could not tell (im_sign_check) */
 } req_t;
 
 /* What a reply needs after an asynchronous step: handles, not pointers. */
@@ -204,11 +209,27 @@ void im_bus_attach(im_t *im, bus_t *bus);
 void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n);
 /* The frame to each other node with sessions in room c. */
 void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c);
+/* The clients ids out of room c on every other node with sessions in it (§3.17). */
+void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
 /* Ends a session of client on another node (4111, 4115). */
 void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail);
 /* A revocation made here, told to every other node (revoke_record there). */
 void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
                    int64_t expires_at);
+/* A signature check (sign_check) whose nonce is, in a cluster, refused when any node saw
+ * it: the signature and window are checked here; then the request is parked (IM_PARKED:
+ * the caller returns, doing nothing) while the bus claims the nonce, and later frames of
+ * the link wait behind it; when the answer comes the request runs again from the start
+ * with r->nonce set, and this returns 0 or TERN_EEXIST. The bus down: this node's replay
+ * cache alone decides (docs/cluster.md). Without a bus it is sign_check. */
+#define IM_PARKED 1
+int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s);
+/* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
+int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce);
+/* A frame that arrives while the link's request is parked waits (copied); a close code
+ * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES). */
+int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
+void im_park_free(im_link_t *l);
 /* Has client a session on this node or (with a bus) on another? */
 int im_client_online(im_t *im, const char *client);
 /* max_client_rate split between the nodes holding client (docs/cluster.md): rate on one
@@ -222,6 +243,7 @@ void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
 /* Every session of the clients ids that is in room c (on any worker) leaves it and gets p:
  * a blacklisted client is out of the room at once (§3.17). */
 void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
+void im_room_kick_local(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n); /* this node's */
 /* A session left its room by dropping: remember the room for a reconnect within 30 min. */
 void im_room_remember(im_t *im, session_t *s);
 /* After a reconnect login: back into the remembered room, if any. */

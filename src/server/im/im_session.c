@@ -305,8 +305,12 @@ void im_session_open(req_t *r) {
   /* A login signature is needed unless a valid session token vouches for the client. */
   if (im->cfg->sign_login && !token_ok) {
     char *text = sign_string_login(im->app_id, peer, sm->has_t ? sm->t : 0, sm->n);
-    int rc = sign_check(im->signer, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
+    int rc = im_sign_check(r, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
     free(text);
+    if (rc == IM_PARKED) { /* it runs again once the bus has answered about the nonce */
+      free(tag);
+      return;
+    }
     if (rc < 0) {
       open_failed(r, LC_SIGNATURE_FAILED,
                   rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
