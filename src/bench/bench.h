@@ -34,6 +34,8 @@
 #define BENCH_OPTIONS(X)                                                                                               \
   X(scenario, S, "pairs", "idle | pairs | group | chatroom | login-storm | history")                                   \
   X(url, S, "ws://127.0.0.1:8080/", "server WebSocket URL (ws://IPv4:port/path)")                                      \
+  X(url2, S, "",                                                                                                       \
+    "a second node of the same cluster: odd-numbered clients connect there (pairs: every pair crosses nodes)")         \
   X(app_id, S, "", "app id the server expects (ternd prints it; TERN_APP_ID)")                                         \
   X(clients, I, 100, "sessions to open (N)")                                                                           \
   X(duration, D, 10, "seconds of measurement")                                                                         \
@@ -263,8 +265,10 @@ typedef enum { SC_IDLE, SC_PAIRS, SC_GROUP, SC_CHATROOM, SC_LOGIN, SC_HISTORY } 
 typedef struct {
   bench_opts_t o;
   scenario_t sc;
-  struct sockaddr_in server;
+  struct sockaddr_in server, server2; /* server2: --url2, for odd-numbered clients */
   char host_hdr[64], path[128];
+  char host_hdr2[64], path2[128];
+  int has2;
   int nsources;
   char prefix[24];
   int nthreads;

@@ -435,4 +435,21 @@ describe('cluster: signature nonces are single-use across nodes', () => {
       sessionMessage: signed(n2, A, uid('nonce')) });
     assert.equal(r3.op, 'opened', JSON.stringify(r3));
   });
+
+  test('a connection that sends more than 64 frames behind a request waiting on the bus is closed (4116)', async () => {
+    const [n1] = nodes;
+    const A = uid('flood');
+    const c = await connect(n1);
+    // one write: the login parks on its nonce, and the 70 echoes behind it are read before
+    // the bus can answer (the answer comes on a later turn of the loop)
+    const frames = [c.payload({ cmd: 'session', op: 'open', i: 1, appId: n1.appId, peerId: A, sessionMessage: signed(n1, A, uid('nonce')) })];
+    for (let k = 0; k < 70; k++) frames.push(c.payload({ cmd: 'echo', i: 2 + k }));
+    c.ws._socket.cork();
+    for (const f of frames) c.ws.send(f, { binary: true });
+    c.ws._socket.uncork();
+    let timer;
+    const info = await Promise.race([c.closed, new Promise((_, no) => { timer = setTimeout(() => no(new Error('not closed within 5 s')), 5000); })]);
+    clearTimeout(timer);
+    assert.equal(info.code, 4116, JSON.stringify(info));
+  });
 });
