@@ -76,7 +76,7 @@ struct bus {
   size_t nout;
   atomic_int flush_posted;
   atomic_long nsessions; /* this node's load, as /v1/route compares it */
-  int leaving;
+  int leaving;           /* the home worker said goodbye (written under mu) */
 
   /* metrics */
   atomic_ulong m_sent, m_recv, m_errors, m_reconnects, m_resyncs, m_deltas;

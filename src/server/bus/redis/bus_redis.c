@@ -635,7 +635,9 @@ static void rb_worker_stop(bus_t *b, int idx) {
       buf_free(&m);
       log_at(LOG_INFO, "bus: node %s left the cluster", b->node_id);
     }
+    pthread_mutex_lock(&b->mu); /* read under it by bus_presence_add on every worker */
     b->leaving = 1;
+    pthread_mutex_unlock(&b->mu);
     bus_drop_ops(b);
     atomic_store(&b->up, 0);
     if (r->hb_started) uv_timer_stop(&r->hb);
