@@ -512,6 +512,7 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   if (rc < 0) goto fail;
 
+  if (bus) im_cluster_leave(srv.im); /* leave the bus, then tell clients to go elsewhere */
   server_stop(&srv);
   status = 0;
 fail: /* a failed start gets here with no worker running (server_start cleans up its own) */

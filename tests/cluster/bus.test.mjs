@@ -293,13 +293,13 @@ describe('cluster: routing and node failures', () => {
 
   const route = async (s) => (await (await fetch(`${s.httpUrl}/v1/route?appId=${s.appId}`)).json()).server;
 
-  test('/v1/route answers the least-loaded live node; a node killed with SIGKILL is dropped within seconds, SIGTERM at once', async () => {
+  test('/v1/route answers the least-loaded live node; a node killed with SIGKILL is dropped within seconds, SIGTERM at once (its clients told goaway)', async () => {
     const [n1, n2, n3] = nodes;
     // loads: node1 2 sessions, node2 1, node3 0
     const ids = [uid('r'), uid('r'), uid('r')];
     await session(n1, ids[0]);
     await session(n1, ids[1]);
-    await session(n2, ids[2]);
+    const y = await session(n2, ids[2]);
     const X = uid('onnode3');
     await waitOnline(n3, ids); // node3 has heard of them
     // node 3 is the least loaded until X logs in there; the heartbeat carries the load (1 s)
@@ -321,9 +321,12 @@ describe('cluster: routing and node failures', () => {
     assert.notEqual(await route(n1), 'wss://node3.example.test/');
     assert.notEqual(await route(n2), 'wss://node3.example.test/');
     void x;
-    // SIGTERM node 2: it says goodbye, so node 1 drops it (and its session) at once
-    const stopped = n2.stop();
-    await stopped;
+    // SIGTERM node 2: it leaves the bus, tells its clients to go elsewhere (goaway, §3.21)
+    // and closes them (1001); node 1 drops it (and its session) at once
+    const told = y.nextCmd('goaway');
+    await n2.stop();
+    assert.equal((await told).cmd, 'goaway');
+    assert.equal((await y.closed).code, 1001);
     const t1 = Date.now();
     await waitOnline(n1, [ids[2]], false, 3000);
     await waitNodes(n1, 1, 3000);

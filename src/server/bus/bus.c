@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -217,6 +218,8 @@ int bus_open(const bus_options_t *o, bus_t **out, char *err, size_t errlen) {
   b->post_arg = o->post_arg;
   pthread_rwlock_init(&b->rw, NULL);
   pthread_mutex_init(&b->mu, NULL);
+  pthread_mutex_init(&b->leave_mu, NULL);
+  pthread_cond_init(&b->leave_cv, NULL);
   b->rclients = bmap_new();
   b->rrooms = bmap_new();
   b->mine = bmap_new();
@@ -250,6 +253,8 @@ void bus_free(bus_t *b) {
   bus_drop_ops(b);
   pthread_rwlock_destroy(&b->rw);
   pthread_mutex_destroy(&b->mu);
+  pthread_mutex_destroy(&b->leave_mu);
+  pthread_cond_destroy(&b->leave_cv);
   free(b);
 }
 
@@ -260,6 +265,41 @@ void bus_set_recv(bus_t *b, bus_recv_cb cb, void *arg) {
 
 void bus_worker_start(bus_t *b, int idx, uv_loop_t *loop) { b->be->worker_start(b, idx, loop); }
 void bus_worker_stop(bus_t *b, int idx) { b->be->worker_stop(b, idx); }
+static void left_cb(bus_t *b) {
+  pthread_mutex_lock(&b->leave_mu);
+  b->left = 1;
+  pthread_cond_broadcast(&b->leave_cv);
+  pthread_mutex_unlock(&b->leave_mu);
+}
+
+typedef struct {
+  task_t task;
+  bus_t *b;
+} leave_task_t;
+
+static void leave_run(task_t *t) {
+  leave_task_t *l = (leave_task_t *)t;
+  bus_t *b = l->b;
+  free(l);
+  if (worker_current() == BUS_HOME_WORKER) b->be->leave(b, left_cb);
+  else left_cb(b);
+}
+
+void bus_leave(bus_t *b) {
+  leave_task_t *l = xmalloc(sizeof *l);
+  l->task.fn = leave_run;
+  l->task.next = NULL;
+  l->b = b;
+  b->post(b->post_arg, BUS_HOME_WORKER, &l->task);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 1;
+  pthread_mutex_lock(&b->leave_mu);
+  while (!b->left)
+    if (pthread_cond_timedwait(&b->leave_cv, &b->leave_mu, &until) != 0) break;
+  pthread_mutex_unlock(&b->leave_mu);
+}
+
 const char *bus_node_id(const bus_t *b) { return b->node_id; }
 int bus_up(const bus_t *b) { return atomic_load(&((bus_t *)b)->up); }
 

@@ -66,6 +66,12 @@ void bus_worker_start(bus_t *b, int idx, uv_loop_t *loop);
  * connection is closed within about a second even when Redis does not answer. */
 void bus_worker_stop(bus_t *b, int idx);
 
+/* From the main thread, before the workers stop (SIGTERM): the home worker leaves the
+ * cluster now — record, heartbeat and registry entry deleted, the others told — so that
+ * clients told to go elsewhere (goaway) are not routed back here. Returns once Redis has
+ * confirmed, or after a second. bus_worker_stop then has nothing left to say. */
+void bus_leave(bus_t *b);
+
 const char *bus_node_id(const bus_t *b);
 int bus_up(const bus_t *b); /* 1 while the home worker's connection to the bus is up */
 

@@ -439,6 +439,45 @@ static void on_recv(void *arg, const uint8_t *p, size_t n) {
   }
 }
 
+/* ---------------------------------------------------------------- leaving */
+
+typedef struct {
+  task_t task;
+  im_t *im;
+} goaway_t;
+
+/* Every connection of this worker is told to go elsewhere (§3.21): the SDKs drop their
+ * cached router answer and reconnect through the router, which no longer names this node. */
+static void goaway_run(task_t *t) {
+  goaway_t *g = (goaway_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? g->im->workers[idx] : NULL;
+  free(g);
+  if (!w) return;
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__goaway);
+  PB_SET(out, service, 2);
+  buf_t b = BUF_INIT;
+  codec_pack(&out, &b);
+  for (uint32_t i = 0; i < w->links.used; i++) {
+    im_link_t *l = w->links.ptr[i];
+    if (l) l->ops->send(l, NULL, 0, b.data, b.len);
+  }
+  buf_free(&b);
+}
+
+void im_cluster_leave(im_t *im) {
+  if (!im->bus) return;
+  bus_leave(im->bus);
+  for (int k = 0; k < im->nworkers; k++) {
+    goaway_t *g = xmalloc(sizeof *g);
+    g->task.fn = goaway_run;
+    g->task.next = NULL;
+    g->im = im;
+    im->post(im->post_arg, k, &g->task);
+  }
+}
+
 void im_bus_attach(im_t *im, bus_t *bus) {
   im->bus = bus;
   if (bus) bus_set_recv(bus, on_recv, im);

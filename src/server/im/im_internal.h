@@ -205,6 +205,10 @@ void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t
 
 /* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
 void im_bus_attach(im_t *im, bus_t *bus);
+/* SIGTERM in a cluster, from the main thread before the workers stop: this node leaves the
+ * bus (bus_leave), then every connection gets {cmd: goaway} (queued before the workers'
+ * 1001 close, so it goes out first). */
+void im_cluster_leave(im_t *im);
 /* One message to each other node holding any of ids, with the frame and its recipients. */
 void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n);
 /* The frame to each other node with sessions in room c. */

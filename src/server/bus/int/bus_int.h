@@ -78,6 +78,11 @@ struct bus {
   atomic_long nsessions; /* this node's load, as /v1/route compares it */
   int leaving;           /* the home worker said goodbye (written under mu) */
 
+  /* bus_leave's rendezvous with the home worker */
+  pthread_mutex_t leave_mu;
+  pthread_cond_t leave_cv;
+  int left;
+
   /* metrics */
   atomic_ulong m_sent, m_recv, m_errors, m_reconnects, m_resyncs, m_deltas;
   atomic_int up;
@@ -94,6 +99,8 @@ struct bus_backend {
   void (*claim)(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg);
   /* on the home worker: publish the queued ops (bus_take_ops) */
   void (*flush)(bus_t *b);
+  /* on the home worker: the goodbye; done(b) once it is confirmed or cannot be sent */
+  void (*leave)(bus_t *b, void (*done)(bus_t *b));
 };
 
 extern const bus_backend_t bus_redis_backend;

@@ -620,27 +620,52 @@ static void conn_stop(rconn_t *c) {
   /* the loop closes the timer with its other handles once the context is gone */
 }
 
+typedef struct {
+  bus_t *b;
+  void (*done)(bus_t *b);
+} bye_t;
+
+static void bye_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  bye_t *y = priv;
+  count_cb(ac, reply, y->b);
+  if (y->done) y->done(y->b);
+  free(y);
+}
+
+/* The goodbye, once: record, heartbeat and registry entry go at once and the others are
+ * told; from then on nothing of this node's presence is published. On the home worker. */
+static void rb_leave(bus_t *b, void (*done)(bus_t *b)) {
+  rbus_t *r = RB(b);
+  int already = b->leaving;
+  if (!already && home_up(b)) {
+    redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
+    buf_t m = BUF_INIT;
+    ev_header(&m, b, r->epoch, r->seq + 1, 'b');
+    redisAsyncCommand(ac, NULL, NULL, "MULTI");
+    redisAsyncCommand(ac, NULL, NULL, "DEL %s %s", r->key_rec, r->key_hb);
+    redisAsyncCommand(ac, NULL, NULL, "SREM %s %s", r->key_nodes, b->node_id);
+    redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
+    bye_t *y = xmalloc(sizeof *y);
+    y->b = b;
+    y->done = done;
+    redisAsyncCommand(ac, bye_cb, y, "EXEC");
+    buf_free(&m);
+    log_at(LOG_INFO, "bus: node %s left the cluster", b->node_id);
+    done = NULL;
+  }
+  pthread_mutex_lock(&b->mu); /* read under it by bus_presence_add on every worker */
+  b->leaving = 1;
+  pthread_mutex_unlock(&b->mu);
+  bus_drop_ops(b);
+  atomic_store(&b->up, 0);
+  if (r->hb_started) uv_timer_stop(&r->hb);
+  if (done) done(b); /* nothing sent: nothing to wait for */
+}
+
 static void rb_worker_stop(bus_t *b, int idx) {
   rbus_t *r = RB(b);
   if (idx == BUS_HOME_WORKER) {
-    if (home_up(b)) { /* the goodbye: record, heartbeat and registry entry go at once */
-      redisAsyncContext *ac = r->cmd[idx].ac;
-      buf_t m = BUF_INIT;
-      ev_header(&m, b, r->epoch, r->seq + 1, 'b');
-      redisAsyncCommand(ac, NULL, NULL, "MULTI");
-      redisAsyncCommand(ac, NULL, NULL, "DEL %s %s", r->key_rec, r->key_hb);
-      redisAsyncCommand(ac, NULL, NULL, "SREM %s %s", r->key_nodes, b->node_id);
-      redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
-      redisAsyncCommand(ac, count_cb, b, "EXEC");
-      buf_free(&m);
-      log_at(LOG_INFO, "bus: node %s left the cluster", b->node_id);
-    }
-    pthread_mutex_lock(&b->mu); /* read under it by bus_presence_add on every worker */
-    b->leaving = 1;
-    pthread_mutex_unlock(&b->mu);
-    bus_drop_ops(b);
-    atomic_store(&b->up, 0);
-    if (r->hb_started) uv_timer_stop(&r->hb);
+    rb_leave(b, NULL);
     conn_stop(&r->sub);
   }
   conn_stop(&r->cmd[idx]);
@@ -725,4 +750,5 @@ const bus_backend_t bus_redis_backend = {
     .send = rb_send,
     .claim = rb_claim,
     .flush = rb_flush,
+    .leave = rb_leave,
 };
