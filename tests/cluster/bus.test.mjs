@@ -320,7 +320,12 @@ describe('cluster: routing and node failures', () => {
     await waitNodes(n2, 2, Math.max(0, 6000 - (Date.now() - killedAt))); // node 2 polls on its own second
     assert.notEqual(await route(n1), 'wss://node3.example.test/');
     assert.notEqual(await route(n2), 'wss://node3.example.test/');
-    void x;
+    // its client comes back on another node with the token node 3 gave it
+    const st = x.openReply.sessionMessage.st;
+    const back = await connect(n1);
+    const r = await back.request({ cmd: 'session', op: 'open', appId: n1.appId, peerId: X, sessionMessage: { r: true, st } });
+    assert.equal(r.op, 'opened', JSON.stringify(r));
+    await waitOnline(n2, [X]);
     // SIGTERM node 2: it leaves the bus, tells its clients to go elsewhere (goaway, §3.21)
     // and closes them (1001); node 1 drops it (and its session) at once
     const told = y.nextCmd('goaway');
