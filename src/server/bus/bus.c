@@ -494,14 +494,12 @@ int bus_node_slot(bus_t *b, const char *id, int make) {
 static int drop_client_refs(void *arg, const uint8_t *k, size_t kl, void *v) {
   int slot = *(int *)arg;
   rclient_t *c = v;
-  for (size_t i = 0; i < c->n;) {
-    if (c->v[i].node == slot) {
-      free(c->v[i].tag);
-      c->v[i] = c->v[--c->n];
-    } else {
-      i++;
-    }
+  size_t keep = 0; /* the others, kept in order */
+  for (size_t i = 0; i < c->n; i++) {
+    if (c->v[i].node == slot) free(c->v[i].tag);
+    else c->v[keep++] = c->v[i];
   }
+  c->n = keep;
   if (c->n) return 0;
   rclient_free(c);
   return 1;
