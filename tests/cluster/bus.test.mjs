@@ -226,6 +226,26 @@ describe('cluster: three nodes on one bus', () => {
     assert.equal((r2.sessionMessage.onlineSessionPeerIds || []).length, 0);
   });
 
+  test('REST stats count the clients online on every node, each once', async () => {
+    const [n1, n2, n3] = nodes;
+    const stats = async (s) => (await rest(s, 'GET', '/1.2/rtm/stats')).body.result.online_user_count;
+    await Promise.all(nodes.map((s) => closeAll(s)));
+    for (const s of nodes) await waitOnlineCount(s, 0);
+    const A = uid('st'), B = uid('st');
+    await session(n1, A);
+    await session(n2, B);
+    await session(n3, B); // B on two nodes counts once
+    for (const s of nodes) await waitOnline(s, [A, B]);
+    for (const s of nodes) assert.equal(await stats(s), 2);
+    async function waitOnlineCount(s, want) {
+      const t0 = Date.now();
+      while (await stats(s) !== want) {
+        if (Date.now() - t0 > 5000) assert.fail(`node ${s.port} counts ${await stats(s)} online, not ${want}`);
+        await sleep(20);
+      }
+    }
+  });
+
   test('the app kicks a client through node 2: its session on node 1 closes (4115) and its token fails on node 3', async () => {
     const [n1, n2, n3] = nodes;
     const A = uid('kick');

@@ -84,12 +84,12 @@ void rest_kick(conn_t *c, const http_req_t *r) {
 }
 
 /* GET /1.2/rtm/stats → {"result": {"online_user_count", "user_count_today"}}: clients online
- * now, and distinct clients that opened a session since 00:00 UTC (since start-up, if that
- * was later today: the count lives in memory). */
+ * now (in a cluster: on any node), and distinct clients that opened a session since 00:00
+ * UTC on this node (since start-up, if that was later today: the count lives in memory). */
 void rest_stats(conn_t *c, const http_req_t *r) {
   http_respond_json(c, r, 200,
                     json_pack("{s:{s:I, s:I}}", "result", "online_user_count",
-                              (json_int_t)presence_count(c->w->srv->im->presence), "user_count_today",
+                              (json_int_t)im_clients_online(c->w->srv->im), "user_count_today",
                               (json_int_t)im_daily_count(now_ms())));
 }
 

@@ -760,6 +760,34 @@ size_t bus_room_nodes(bus_t *b, const char *cid, int *out, size_t max) {
   return k;
 }
 
+typedef struct {
+  bus_t *b;
+  int (*skip)(void *arg, const char *client);
+  void *arg;
+  size_t n;
+} count_t;
+
+static int count_client(void *arg, const uint8_t *k, size_t kl, void *v) {
+  count_t *ct = arg;
+  rclient_t *c = v;
+  int live = 0;
+  for (size_t i = 0; i < c->n && !live; i++) live = ct->b->nodes[c->v[i].node].live;
+  if (!live || kl > 1024) return 0;
+  char id[1025];
+  memcpy(id, k, kl);
+  id[kl] = 0;
+  if (!ct->skip || !ct->skip(ct->arg, id)) ct->n++;
+  return 0;
+}
+
+size_t bus_count_clients(bus_t *b, int (*skip)(void *arg, const char *client), void *arg) {
+  count_t ct = {b, skip, arg, 0};
+  pthread_rwlock_rdlock(&b->rw);
+  bmap_each(b->rclients, count_client, &ct);
+  pthread_rwlock_unlock(&b->rw);
+  return ct.n;
+}
+
 int bus_nodes_live(bus_t *b) { return atomic_load(&b->up) ? atomic_load(&b->nlive) + 1 : 0; }
 
 int bus_node_name(bus_t *b, int node, char out[BUS_NODE_ID_MAX + 1]) {

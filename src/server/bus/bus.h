@@ -94,6 +94,9 @@ size_t bus_client_nodes(bus_t *b, const char *client, int *out, size_t max);
 /* Sessions in chat room cid on the other nodes, and which nodes have any. */
 long bus_room_count(bus_t *b, const char *cid);
 size_t bus_room_nodes(bus_t *b, const char *cid, int *out, size_t max);
+/* Clients online on other nodes for which skip(arg, client) is 0 (skip: those this node
+ * counts itself). A walk over the replica: for rare calls (REST stats), not per message. */
+size_t bus_count_clients(bus_t *b, int (*skip)(void *arg, const char *client), void *arg);
 /* Live nodes, this one included (0 while this node has not heard from the bus). */
 int bus_nodes_live(bus_t *b);
 /* A node slot's id (copied into out, NUL-terminated); 0, or TERN_ENOENT when not live. */

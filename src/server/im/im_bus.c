@@ -210,6 +210,13 @@ int im_client_online(im_t *im, const char *client) {
   return im->bus && bus_sessions(im->bus, client, NULL, NULL, 0) > 0;
 }
 
+static int online_here(void *arg, const char *client) { return presence_online(((im_t *)arg)->presence, client); }
+
+size_t im_clients_online(im_t *im) {
+  size_t n = presence_count(im->presence);
+  return im->bus ? n + bus_count_clients(im->bus, online_here, im) : n;
+}
+
 long im_client_rate(im_t *im, const char *client, long rate) {
   if (!im->bus || rate <= 0) return rate;
   long nodes = 1 + (long)bus_client_nodes(im->bus, client, NULL, 0);

@@ -234,6 +234,8 @@ int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce)
  * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES). */
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
 void im_park_free(im_link_t *l);
+/* Distinct clients online, on this node and (with a bus) on the others (REST stats). */
+size_t im_clients_online(im_t *im);
 /* Has client a session on this node or (with a bus) on another? */
 int im_client_online(im_t *im, const char *client);
 /* max_client_rate split between the nodes holding client (docs/cluster.md): rate on one
