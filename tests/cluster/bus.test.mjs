@@ -138,7 +138,7 @@ describe('cluster: three nodes on one bus', () => {
     assert.equal(d.directMessage.transient, true);
   });
 
-  test('a chat room spans nodes: messages reach every node, the online count is the cluster\'s', async () => {
+  test('a chat room spans nodes: messages reach every node, the online count and members are the cluster\'s', async () => {
     const cid = hexId();
     const owner = uid('owner');
     await importConv(nodes, { objectId: cid, name: 'lobby', tr: true, c: owner });
@@ -163,6 +163,9 @@ describe('cluster: three nodes on one bus', () => {
     }
     const r = await cs[0].request({ cmd: 'conv', op: 'count', convMessage: { cid } });
     assert.equal(r.convMessage.count, 3, JSON.stringify(r));
+    // the online members, as node 1 lists them: its own and the others'
+    const members = async (c) => (await c.request({ cmd: 'conv', op: 'members', convMessage: { cid, limit: 50 } })).convMessage.m || [];
+    assert.deepEqual((await members(cs[0])).sort(), [...ids].sort());
     await sendMsg(cs[0], cid, 'to the room');
     for (const c of cs.slice(1)) assert.equal((await c.nextCmd('direct')).directMessage.msg, 'to the room');
     assert.deepEqual((await cs[0].quiet(cs[0].mark())).filter((k) => k.cmd === 'direct'), [], 'the sender got its own');
@@ -177,6 +180,7 @@ describe('cluster: three nodes on one bus', () => {
         await sleep(20);
       }
     }
+    assert.deepEqual((await members(cs[0])).sort(), [ids[0], ids[2]].sort());
     const m = cs[1].mark();
     await sendMsg(cs[0], cid, 'after the block');
     assert.equal((await cs[2].nextCmd('direct')).directMessage.msg, 'after the block');

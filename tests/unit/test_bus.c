@@ -123,6 +123,7 @@ static void test_replica(void **state) {
   bus_presence_add(a, "alice", 11, "mobile");
   bus_presence_add(a, "alice", 12, NULL);
   bus_room_add(a, "lobby", 1);
+  bus_room_member(a, "lobby", "alice", 1);
   int s2;
   assert_int_equal(ship(a, b, 7, 1, &s2), 0);
   assert_int_equal(s2, slot);
@@ -138,6 +139,10 @@ static void test_replica(void **state) {
   int nodes[4];
   assert_int_equal(bus_client_nodes(b, "alice", nodes, 4), 1); /* two sessions, one node */
   assert_int_equal(bus_room_count(b, "lobby"), 1);
+  char *mem[4];
+  assert_int_equal(bus_room_members(b, "lobby", mem, 4), 1);
+  assert_string_equal(mem[0], "alice");
+  free(mem[0]);
   assert_int_equal(bus_nodes_live(b), 0); /* this node is not up (no connection) */
   /* a duplicate is ignored; the next one applies */
   bus_presence_del(a, "alice", 12);
@@ -164,6 +169,7 @@ static void test_replica(void **state) {
   bus_node_forget(b, slot);
   assert_int_equal(bus_sessions(b, "carol", NULL, NULL, 0), 0);
   assert_int_equal(bus_room_count(b, "lobby"), 0);
+  assert_int_equal(bus_room_members(b, "lobby", mem, 4), 0);
   run_posted();
   bus_drop_ops(a);
   bus_free(a);

@@ -162,6 +162,23 @@ static void rclient_free(void *p) {
   free(c);
 }
 
+typedef struct {
+  int node;
+  char *client;
+} rmember_t;
+
+typedef struct {
+  size_t n, cap;
+  rmember_t *v;
+} rmembers_t;
+
+static void rmembers_free(void *p) {
+  rmembers_t *m = p;
+  for (size_t i = 0; i < m->n; i++) free(m->v[i].client);
+  free(m->v);
+  free(m);
+}
+
 static void rroom_free(void *p) {
   rroom_t *r = p;
   free(r->v);
@@ -222,6 +239,7 @@ int bus_open(const bus_options_t *o, bus_t **out, char *err, size_t errlen) {
   pthread_cond_init(&b->leave_cv, NULL);
   b->rclients = bmap_new();
   b->rrooms = bmap_new();
+  b->rmembers = bmap_new();
   b->mine = bmap_new();
   int rc = be->open(b, o->url, err, errlen);
   if (rc < 0) {
@@ -249,6 +267,7 @@ void bus_free(bus_t *b) {
   }
   bmap_free(b->rclients, rclient_free);
   bmap_free(b->rrooms, rroom_free);
+  bmap_free(b->rmembers, rmembers_free);
   bmap_free(b->mine, free);
   bus_drop_ops(b);
   pthread_rwlock_destroy(&b->rw);
@@ -389,27 +408,43 @@ void bus_presence_del(bus_t *b, const char *client, uint64_t session) {
   kick_flush(b);
 }
 
+/* A count field of this node's record moved by delta; gone at 0. */
+static void count_add(bus_t *b, const uint8_t *f, size_t fl, int delta) {
+  pthread_mutex_lock(&b->mu);
+  bval_t *old = bmap_get(b->mine, f, fl);
+  long n = (old ? strtol((const char *)old->v, NULL, 10) : 0) + delta;
+  char num[24];
+  int nl = snprintf(num, sizeof num, "%ld", n > 0 ? n : 0);
+  if (n > 0) {
+    bval_t *v = bval(num, (size_t)nl + 1); /* NUL kept for strtol; published without it */
+    free(bmap_put(b->mine, f, fl, v));
+    if (!b->leaving) queue_op(b, '+', f, fl, (const uint8_t *)num, (size_t)nl);
+  } else {
+    free(bmap_del(b->mine, f, fl));
+    if (!b->leaving) queue_op(b, '-', f, fl, NULL, 0);
+  }
+  pthread_mutex_unlock(&b->mu);
+  kick_flush(b);
+}
+
 void bus_room_add(bus_t *b, const char *cid, int delta) {
   size_t cl = strlen(cid);
   if (cl > 1000) return;
   uint8_t f[1001];
   f[0] = BUS_F_ROOM;
   memcpy(f + 1, cid, cl);
-  pthread_mutex_lock(&b->mu);
-  bval_t *old = bmap_get(b->mine, f, cl + 1);
-  long n = (old ? strtol((const char *)old->v, NULL, 10) : 0) + delta;
-  char num[24];
-  int nl = snprintf(num, sizeof num, "%ld", n > 0 ? n : 0);
-  if (n > 0) {
-    bval_t *v = bval(num, (size_t)nl + 1); /* NUL kept for strtol; published without it */
-    free(bmap_put(b->mine, f, cl + 1, v));
-    if (!b->leaving) queue_op(b, '+', f, cl + 1, (const uint8_t *)num, (size_t)nl);
-  } else {
-    free(bmap_del(b->mine, f, cl + 1));
-    if (!b->leaving) queue_op(b, '-', f, cl + 1, NULL, 0);
-  }
-  pthread_mutex_unlock(&b->mu);
-  kick_flush(b);
+  count_add(b, f, cl + 1, delta);
+}
+
+void bus_room_member(bus_t *b, const char *cid, const char *client, int delta) {
+  size_t cl = strlen(cid), kl = strlen(client);
+  if (cl > 1000 || kl > 1000) return;
+  uint8_t f[2002];
+  f[0] = BUS_F_MEMBER;
+  memcpy(f + 1, cid, cl);
+  f[1 + cl] = 0;
+  memcpy(f + 2 + cl, client, kl);
+  count_add(b, f, cl + kl + 2, delta);
 }
 
 bus_op_t *bus_take_ops(bus_t *b, size_t max, size_t *n) {
@@ -450,7 +485,7 @@ static int each_mine(void *arg, const uint8_t *k, size_t kl, void *v) {
   each_t *e = arg;
   bval_t *x = v;
   size_t vl = x->len;
-  if (k[0] == BUS_F_ROOM && vl && x->v[vl - 1] == 0) vl--; /* the count's NUL */
+  if ((k[0] == BUS_F_ROOM || k[0] == BUS_F_MEMBER) && vl && x->v[vl - 1] == 0) vl--; /* the count's NUL */
   e->fn(e->arg, k, kl, x->v, vl);
   return 0;
 }
@@ -517,9 +552,24 @@ static int drop_room_counts(void *arg, const uint8_t *k, size_t kl, void *v) {
   return 1;
 }
 
+static int drop_room_members(void *arg, const uint8_t *k, size_t kl, void *v) {
+  int slot = *(int *)arg;
+  rmembers_t *m = v;
+  size_t keep = 0;
+  for (size_t i = 0; i < m->n; i++) {
+    if (m->v[i].node == slot) free(m->v[i].client);
+    else m->v[keep++] = m->v[i];
+  }
+  m->n = keep;
+  if (m->n) return 0;
+  rmembers_free(m);
+  return 1;
+}
+
 static void drop_node_entries(bus_t *b, int slot) {
   bmap_each(b->rclients, drop_client_refs, &slot);
   bmap_each(b->rrooms, drop_room_counts, &slot);
+  bmap_each(b->rmembers, drop_room_members, &slot);
 }
 
 void bus_node_seen(bus_t *b, int slot, const char *url, long load) {
@@ -578,6 +628,35 @@ static void apply_op(bus_t *b, int slot, char op, const uint8_t *f, size_t fl, c
     }
     size_t tl = nul ? vl - cl - 1 : 0;
     c->v[c->n++] = (rref_t){.node = slot, .session = s, .tag = tl ? xstrndup((const char *)nul + 1, tl) : NULL};
+    return;
+  }
+  if (fl >= 3 && f[0] == BUS_F_MEMBER) {
+    const uint8_t *nul = memchr(f + 1, 0, fl - 1);
+    if (!nul || nul == f + 1 || nul == f + fl - 1) return;
+    size_t cl = (size_t)(nul - (f + 1)), kl = fl - cl - 2;
+    rmembers_t *m = bmap_get(b->rmembers, f + 1, cl);
+    size_t i = 0;
+    while (m && i < m->n &&
+           !(m->v[i].node == slot && strlen(m->v[i].client) == kl && !memcmp(m->v[i].client, nul + 1, kl)))
+      i++;
+    if (op == '-') {
+      if (m && i < m->n) {
+        free(m->v[i].client);
+        m->v[i] = m->v[--m->n];
+        if (!m->n) rmembers_free(bmap_del(b->rmembers, f + 1, cl));
+      }
+      return;
+    }
+    if (m && i < m->n) return; /* there already (its count changed) */
+    if (!m) {
+      m = xcalloc(1, sizeof *m);
+      bmap_put(b->rmembers, f + 1, cl, m);
+    }
+    if (m->n == m->cap) {
+      m->cap = m->cap ? m->cap * 2 : 4;
+      m->v = xrealloc(m->v, m->cap * sizeof *m->v);
+    }
+    m->v[m->n++] = (rmember_t){.node = slot, .client = xstrndup((const char *)nul + 1, kl)};
     return;
   }
   if (fl >= 2 && f[0] == BUS_F_ROOM) {
@@ -786,6 +865,20 @@ size_t bus_count_clients(bus_t *b, int (*skip)(void *arg, const char *client), v
   bmap_each(b->rclients, count_client, &ct);
   pthread_rwlock_unlock(&b->rw);
   return ct.n;
+}
+
+size_t bus_room_members(bus_t *b, const char *cid, char **out, size_t max) {
+  size_t k = 0;
+  pthread_rwlock_rdlock(&b->rw);
+  rmembers_t *m = bmap_get(b->rmembers, cid, strlen(cid));
+  for (size_t i = 0; m && i < m->n && k < max; i++) {
+    if (!b->nodes[m->v[i].node].live) continue;
+    int dup = 0; /* on two nodes: once (k <= max, which callers keep small) */
+    for (size_t j = 0; j < k && !dup; j++) dup = strcmp(out[j], m->v[i].client) == 0;
+    if (!dup) out[k++] = xstrdup(m->v[i].client);
+  }
+  pthread_rwlock_unlock(&b->rw);
+  return k;
 }
 
 int bus_nodes_live(bus_t *b) { return atomic_load(&b->up) ? atomic_load(&b->nlive) + 1 : 0; }

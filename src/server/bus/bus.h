@@ -78,7 +78,8 @@ int bus_up(const bus_t *b); /* 1 while the home worker's connection to the bus i
 /* ---- this node's presence and room counts (published in order, batched) */
 void bus_presence_add(bus_t *b, const char *client, uint64_t session, const char *tag);
 void bus_presence_del(bus_t *b, const char *client, uint64_t session);
-void bus_room_add(bus_t *b, const char *cid, int delta); /* sessions of this node in room cid */
+void bus_room_add(bus_t *b, const char *cid, int delta);                        /* sessions of this node in room cid */
+void bus_room_member(bus_t *b, const char *cid, const char *client, int delta); /* client's, of them */
 
 /* ---- the other nodes (the replica; this node's own sessions are not in it) */
 typedef struct {
@@ -94,6 +95,8 @@ size_t bus_client_nodes(bus_t *b, const char *client, int *out, size_t max);
 /* Sessions in chat room cid on the other nodes, and which nodes have any. */
 long bus_room_count(bus_t *b, const char *cid);
 size_t bus_room_nodes(bus_t *b, const char *cid, int *out, size_t max);
+/* Up to max distinct clients in room cid on other nodes, malloc'd into out; how many. */
+size_t bus_room_members(bus_t *b, const char *cid, char **out, size_t max);
 /* Clients online on other nodes for which skip(arg, client) is 0 (skip: those this node
  * counts itself). A walk over the replica: for rare calls (REST stats), not per message. */
 size_t bus_count_clients(bus_t *b, int (*skip)(void *arg, const char *client), void *arg);

@@ -451,7 +451,10 @@ void im_room_join(im_worker_t *w, session_t *s, conv_t *c) {
   conv_retain(c);
   s->room = c;
   atomic_fetch_add(&c->online, 1);
-  if (w->im->bus) bus_room_add(w->im->bus, c->cid, 1);
+  if (w->im->bus) {
+    bus_room_add(w->im->bus, c->cid, 1);
+    bus_room_member(w->im->bus, c->cid, s->client_id, 1);
+  }
 }
 
 void im_room_leave(im_worker_t *w, session_t *s) {
@@ -466,7 +469,10 @@ void im_room_leave(im_worker_t *w, session_t *s) {
   }
   pthread_mutex_unlock(&c->mu);
   atomic_fetch_sub(&c->online, 1);
-  if (w->im->bus) bus_room_add(w->im->bus, c->cid, -1);
+  if (w->im->bus) {
+    bus_room_add(w->im->bus, c->cid, -1);
+    bus_room_member(w->im->bus, c->cid, s->client_id, -1);
+  }
   s->room = NULL;
   conv_release(c);
 }

@@ -16,9 +16,11 @@
 #include "bus.h"
 
 /* Fields of a node's record: 's' + 8-byte session handle → client '\0' tag;
- * 'r' + cid → decimal count; "_ep", "_seq" → the epoch and sequence number. */
+ * 'r' + cid → decimal count (sessions in the room); 'm' + cid '\0' client → decimal count
+ * (that client's sessions in the room); "_ep", "_seq" → the epoch and sequence number. */
 #define BUS_F_SESSION 's'
 #define BUS_F_ROOM 'r'
+#define BUS_F_MEMBER 'm'
 
 typedef struct bmap bmap_t; /* binary key → pointer (bus.c) */
 
@@ -66,7 +68,7 @@ struct bus {
   /* the replica: nodes, remote sessions by client, remote room counts by cid */
   pthread_rwlock_t rw;
   bus_node_t nodes[BUS_MAX_NODES];
-  bmap_t *rclients, *rrooms;
+  bmap_t *rclients, *rrooms, *rmembers; /* rmembers: cid → the clients in the room, by node */
   atomic_int nlive;
 
   /* this node's record: what it holds (for a full rewrite) and what is not yet published */
