@@ -7,7 +7,7 @@
  * round trip (and a continuation) into every one of those paths. Each node instead keeps
  * the others' presence in memory, updated by their published deltas, and answers with a
  * read lock. The price is memory: every node holds every session of the cluster (about
- * 60 bytes each; docs/cluster.md has the arithmetic). */
+ * 150 bytes each; docs/cluster.md has the arithmetic). */
 #include "bus_int.h"
 
 #include <stdio.h>
