@@ -4,6 +4,7 @@
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
+#   4a. several ternd nodes on one real redis-server (tests/cluster, docs/cluster.md)
 #   4b. the integration tests that load ternd's threads again, on a ThreadSanitizer ternd
 #      ($TERN_TSAN_BUILD, default build-tsan; `make test` builds it)
 #   5. load attacks, one at a time with nothing else running  (tests/attack): every issue
@@ -48,10 +49,11 @@ run_node() {
 run_node proto
 run_node interop
 run_node integration
+run_node cluster
 
-# The integration tests again on the ThreadSanitizer build — workers, the store's writer and
-# checkpointer, the query pool, hooks and push on the worker loops, SIGHUP's parked
-# workers: a race fails the test (server.mjs). Left out: package (it builds and installs
+# The integration tests (and the cluster tests) again on the ThreadSanitizer build — workers,
+# the store's writer and checkpointer, the query pool, hooks and push on the worker loops,
+# SIGHUP's parked workers, the cluster bus: a race fails the test (server.mjs). Left out: package (it builds and installs
 # the ASan tree itself), sdk-frames (libtern against a scripted server, no ternd) and
 # slow-consumer (it bounds ternd's RSS, which TSan's shadow memory inflates). About 2.5
 # minutes on an idle 2-core machine.
@@ -67,6 +69,8 @@ for f in tests/integration/*.test.mjs; do
   t=$(basename "$f" .test.mjs)
   [[ "$tsan_skip" == *" $t "* ]] || tsan_files+=("$f")
 done
+# and the cluster tests: the bus's replica is written by worker 0 and read by every worker
+tsan_files+=(tests/cluster/*.test.mjs)
 echo "== integration tests on ThreadSanitizer ternd (${#tsan_files[@]} files)"
 TSAN_OPTIONS="halt_on_error=0:exitcode=25:suppressions=$PWD/tests/tsan.supp" TERND="$PWD/$tsan/ternd" node --test --test-concurrency=2 --test-timeout=600000 "${tsan_files[@]}"
 # Alone, one at a time: they measure latency or need the reader that keeps up to keep up,

@@ -348,7 +348,8 @@ static void on_connect(uv_connect_t *req, int status) {
              "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: lc.protobuf2.3\r\n"
              "User-Agent: tern-bench\r\n\r\n",
-             bench.path, bench.host_hdr, c->key);
+             bench.has2 && (c->idx & 1) ? bench.path2 : bench.path,
+             bench.has2 && (c->idx & 1) ? bench.host_hdr2 : bench.host_hdr, c->key);
   c->state = C_UPGRADING;
   schedule_flush(c);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -382,7 +383,8 @@ void client_connect(client_t *c) {
   }
   if (rc == 0) {
     uv_tcp_nodelay(&c->tcp, 1);
-    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&bench.server, on_connect);
+    const struct sockaddr_in *to = bench.has2 && (c->idx & 1) ? &bench.server2 : &bench.server; /* --url2 */
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, on_connect);
   }
   if (rc != 0) {
     if (CNT_GET(th->cnt.login_fail) < 3) fprintf(stderr, "tern-bench: connect: %s\n", uv_strerror(rc));

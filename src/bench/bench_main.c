@@ -194,8 +194,8 @@ few:
   return -1;
 }
 
-static int parse_url(void) {
-  const char *u = bench.o.url;
+static int parse_one_url(const char *u, struct sockaddr_in *server, char *host_hdr, size_t hlen, char *path,
+                         size_t plen) {
   if (strncmp(u, "ws://", 5) != 0) {
     fprintf(stderr, "tern-bench: --url must be ws://IPv4:port/path\n");
     return -1;
@@ -203,13 +203,13 @@ static int parse_url(void) {
   u += 5;
   const char *slash = strchr(u, '/');
   size_t hl = slash ? (size_t)(slash - u) : strlen(u);
-  if (hl == 0 || hl >= sizeof bench.host_hdr) return -1;
-  memcpy(bench.host_hdr, u, hl);
-  bench.host_hdr[hl] = 0;
-  snprintf(bench.path, sizeof bench.path, "%s", slash ? slash : "/");
+  if (hl == 0 || hl >= hlen) return -1;
+  memcpy(host_hdr, u, hl);
+  host_hdr[hl] = 0;
+  snprintf(path, plen, "%s", slash ? slash : "/");
   char host[64];
   int port = 80;
-  snprintf(host, sizeof host, "%s", bench.host_hdr);
+  snprintf(host, sizeof host, "%s", host_hdr);
   char *colon = strrchr(host, ':');
   if (colon) {
     *colon = 0;
@@ -222,12 +222,22 @@ static int parse_url(void) {
     port = (int)p;
   }
   if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
-  if (uv_ip4_addr(host, port, &bench.server) != 0) {
+  if (uv_ip4_addr(host, port, server) != 0) {
     fprintf(stderr, "tern-bench: --url host must be an IPv4 address, got \"%s\"\n", host);
     return -1;
   }
-  if ((ntohl(bench.server.sin_addr.s_addr) >> 24) != 127) bench.nsources = 1; /* spreading is for loopback */
+  if ((ntohl(server->sin_addr.s_addr) >> 24) != 127) bench.nsources = 1; /* spreading is for loopback */
   return 0;
+}
+
+static int parse_url(void) {
+  if (parse_one_url(bench.o.url, &bench.server, bench.host_hdr, sizeof bench.host_hdr, bench.path, sizeof bench.path) <
+      0)
+    return -1;
+  if (!*bench.o.url2) return 0;
+  bench.has2 = 1;
+  return parse_one_url(bench.o.url2, &bench.server2, bench.host_hdr2, sizeof bench.host_hdr2, bench.path2,
+                       sizeof bench.path2);
 }
 
 /* ---------------------------------------------------------------- threads */

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "bus.h"
 #include "config.h"
 #include "crypto.h"
 #include "err.h"
@@ -413,6 +414,7 @@ int main(int argc, char **argv) {
   }
   server_t srv = {.cfg = &cfg};
   out_t *out = NULL;
+  bus_t *bus = NULL;
   int status = 1;
   srv.nofile = raise_nofile();
   if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
@@ -456,6 +458,20 @@ int main(int argc, char **argv) {
   srv.im = im_new(&srv);
   srv.im->post = post_to_worker;
   srv.im->post_arg = &srv;
+  if (*cfg.bus) { /* a cluster node (docs/cluster.md); without it, nothing of the bus runs */
+    char berr[300];
+    bus_options_t bo = {.url = cfg.bus,
+                        .node_id = cfg.node_id,
+                        .public_url = &srv.public_url, /* server_start fills the default */
+                        .nworkers = MAX_WORKERS,       /* a bound: each worker says which it is */
+                        .post = post_to_worker,
+                        .post_arg = &srv};
+    if (bus_open(&bo, &bus, berr, sizeof berr) < 0) {
+      log_at(LOG_ERROR, "%s", berr);
+      goto fail;
+    }
+    im_bus_attach(srv.im, bus);
+  }
   if (out_new(&srv, &out) < 0) goto fail;
   out_attach(out, srv.im);
   srv.net_app = &wire_net_app;
@@ -496,11 +512,13 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   if (rc < 0) goto fail;
 
+  if (bus) im_cluster_leave(srv.im); /* leave the bus, then tell clients to go elsewhere */
   server_stop(&srv);
   status = 0;
 fail: /* a failed start gets here with no worker running (server_start cleans up its own) */
   store_close(srv.store);
   server_free(&srv);
+  bus_free(bus); /* after the workers' leftover tasks (server_free) */
   out_free(out);
   im_free(srv.im);
   ipcount_free(srv.ips);

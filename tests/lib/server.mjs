@@ -77,3 +77,30 @@ export async function startServer({ env = {}, dataDir, args = [], shell } = {}) 
   };
   return server;
 }
+
+// n ternd nodes on one bus (redis: tests/lib/redis.mjs), each with its own data directory
+// (until the PostgreSQL store lands, each its own SQLite) and id node1…noden, started
+// together; resolves once every node's /metrics counts n live nodes (tern_bus_nodes).
+// opts: env and args for every node, and per node (envs[i]).
+export async function startNodes(n, redis, { env = {}, envs = [], args = [] } = {}) {
+  const nodes = await Promise.all(Array.from({ length: n }, (_, i) => startServer({
+    env: { TERN_BUS: redis.url, TERN_NODE_ID: `node${i + 1}`, ...env, ...(envs[i] || {}) },
+    args,
+  })));
+  await Promise.all(nodes.map((s) => waitNodes(s, n)));
+  return nodes;
+}
+
+// Polls s's /metrics until it counts `want` live nodes (itself included); the time it took.
+export async function waitNodes(s, want, timeoutMs = 15000) {
+  const t0 = Date.now();
+  for (;;) {
+    const res = await fetch(`${s.httpUrl}/metrics`, {
+      headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` },
+    });
+    const m = /^tern_bus_nodes (\d+)$/m.exec(await res.text());
+    if (m && Number(m[1]) === want) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`node on port ${s.port} never saw ${want} nodes (last: ${m?.[1]})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

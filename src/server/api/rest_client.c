@@ -27,7 +27,7 @@ void rest_check_online(conn_t *c, const http_req_t *r) {
   if (ids) {
     json_t *res = json_array();
     for (size_t i = 0; i < n && i < 20; i++)
-      if (presence_online(c->w->srv->im->presence, ids[i])) json_array_append_new(res, json_string(ids[i]));
+      if (im_client_online(c->w->srv->im, ids[i])) json_array_append_new(res, json_string(ids[i]));
     http_respond_json(c, r, 200, json_pack("{s:o}", "results", res));
     free(ids);
   }
@@ -74,18 +74,22 @@ void rest_kick(conn_t *c, const http_req_t *r) {
     uint64_t held[64];
     size_t n = presence_get(c->w->srv->im->presence, client, held, 64);
     for (size_t i = 0; i < n && i < 64; i++) im_session_kick(c->w->imw, held[i], LC_KICKED_BY_APP, reason);
+    im_t *im = c->w->srv->im;
+    bus_ref_t rheld[64]; /* its sessions on the other nodes */
+    size_t rn = im->bus ? bus_sessions(im->bus, client, NULL, rheld, 64) : 0;
+    for (size_t i = 0; i < rn && i < 64; i++) im_bus_kick(c->w->imw, &rheld[i], client, LC_KICKED_BY_APP, reason);
     http_respond_json(c, r, 200, json_object());
   }
   json_decref(body);
 }
 
 /* GET /1.2/rtm/stats → {"result": {"online_user_count", "user_count_today"}}: clients online
- * now, and distinct clients that opened a session since 00:00 UTC (since start-up, if that
- * was later today: the count lives in memory). */
+ * now (in a cluster: on any node), and distinct clients that opened a session since 00:00
+ * UTC on this node (since start-up, if that was later today: the count lives in memory). */
 void rest_stats(conn_t *c, const http_req_t *r) {
   http_respond_json(c, r, 200,
                     json_pack("{s:{s:I, s:I}}", "result", "online_user_count",
-                              (json_int_t)presence_count(c->w->srv->im->presence), "user_count_today",
+                              (json_int_t)im_clients_online(c->w->srv->im), "user_count_today",
                               (json_int_t)im_daily_count(now_ms())));
 }
 

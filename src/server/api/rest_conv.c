@@ -343,7 +343,9 @@ void rest_room_online_count(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
-  http_respond_json(c, r, 200, json_pack("{s:i}", "result", atomic_load(&conv->online)));
+  im_t *im = c->w->srv->im;
+  long n = atomic_load(&conv->online) + (im->bus ? bus_room_count(im->bus, conv->cid) : 0);
+  http_respond_json(c, r, 200, json_pack("{s:I}", "result", (json_int_t)n));
   conv_release(conv);
 }
 

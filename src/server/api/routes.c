@@ -19,8 +19,12 @@
 /* GET /v1/route — protocol.md §1.4(b): where clients should open their WebSocket. */
 static void route_router(conn_t *c, const http_req_t *r) {
   server_t *srv = c->w->srv;
-  json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "groupId", "g0", "server", srv->public_url, "secondary",
-                        srv->public_url, "ttl", 3600);
+  char url[1024];
+  /* in a cluster: the live node with the fewest sessions (bus.h), else this one */
+  if (srv->im->bus) bus_route(srv->im->bus, url, sizeof url);
+  else snprintf(url, sizeof url, "%s", srv->public_url);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "groupId", "g0", "server", url, "secondary", url, "ttl",
+                        srv->im->bus ? 60 : 3600);
   http_respond_json(c, r, 200, j);
 }
 
@@ -95,6 +99,7 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
   out_metrics(out_of(im), &b);
   routes_metrics(&b);
   store_metrics(srv->store, &b);
+  if (im->bus) bus_metrics(im->bus, &b);
   metrics_render_process(&b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
   buf_free(&b);

@@ -115,12 +115,14 @@ void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int pr
   l->sessions = NULL;
   l->nsessions = 0;
   l->sessionless_since_ms = now_ms();
+  l->park = NULL;
   l->id = handle_table_add(&w->links, l);
 }
 
 void im_link_gone(im_link_t *l, int code) {
   im_worker_t *w = l->imw;
   while (l->sessions) im_session_drop(w, l->sessions, code);
+  im_park_free(l);
   handle_table_del(&w->links, l->id);
   l->imw = NULL;
 }
@@ -334,6 +336,11 @@ static void handles_by_worker(im_t *im, char *const *ids, size_t n, uint64_t ski
 }
 
 void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip) {
+  fanout_to_clients_local(w, p, ids, n, skip);
+  if (w->im->bus) im_bus_fanout(w, p, ids, n);
+}
+
+void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, skip, per);
@@ -399,6 +406,11 @@ static void room_delivery_run(task_t *t) {
 }
 
 void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
+  if (w->im->bus && c->room) im_bus_room(w, p, c);
+  fanout_to_room_local(w, p, c, skip);
+}
+
+void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
   if (!c->room || atomic_load(&c->online) == 0) return;
   im_t *im = w->im;
   for (int k = 0; k < im->nworkers; k++) {
@@ -439,6 +451,10 @@ void im_room_join(im_worker_t *w, session_t *s, conv_t *c) {
   conv_retain(c);
   s->room = c;
   atomic_fetch_add(&c->online, 1);
+  if (w->im->bus) {
+    bus_room_add(w->im->bus, c->cid, 1);
+    bus_room_member(w->im->bus, c->cid, s->client_id, 1);
+  }
 }
 
 void im_room_leave(im_worker_t *w, session_t *s) {
@@ -453,6 +469,10 @@ void im_room_leave(im_worker_t *w, session_t *s) {
   }
   pthread_mutex_unlock(&c->mu);
   atomic_fetch_sub(&c->online, 1);
+  if (w->im->bus) {
+    bus_room_add(w->im->bus, c->cid, -1);
+    bus_room_member(w->im->bus, c->cid, s->client_id, -1);
+  }
   s->room = NULL;
   conv_release(c);
 }
@@ -489,6 +509,11 @@ static void room_kick_run(task_t *t) {
 }
 
 void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
+  im_room_kick_local(w, c, p, ids, n);
+  if (w->im->bus) im_bus_room_kick(w, c, p, ids, n);
+}
+
+void im_room_kick_local(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, 0, per);
@@ -569,9 +594,9 @@ void im_room_rejoin(im_worker_t *w, session_t *s) {
 }
 
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code) {
-  int rc = sign_check(r->w->im->signer, text, t, n, s);
+  int rc = im_sign_check(r, text, t, n, s);
   free(text);
-  if (rc == 0) return 0;
+  if (rc == 0 || rc == IM_PARKED) return rc == 0 ? 0 : -1; /* parked: it runs again with the answer */
   reply_error(r, code,
               rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
               : rc == TERN_EEXIST  ? "signature nonce already used"
@@ -617,7 +642,9 @@ static void dispatch(req_t *r) {
   int op = c->has_op ? (int)c->op : 0;
   const tern_config_t *cfg = r->w->im->cfg;
   int64_t now = r->link->last_rx_ms ? r->link->last_rx_ms : now_ms();
-  if (over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
+  /* a request run again with the bus's answer about its nonce was counted the first time */
+  if (!r->nonce &&
+      over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
     return;
   if (cmd == LC__COMMAND_TYPE__echo) {
     echo(r);
@@ -635,8 +662,10 @@ static void dispatch(req_t *r) {
     return;
   }
   /* The client's bucket is shared by all its sessions, on every socket and worker. */
-  if (cfg->max_client_rate > 0 &&
-      over_rate(r, presence_take(r->w->im->presence, r->s->client_id, cfg->max_client_rate, now),
+  if (cfg->max_client_rate > 0 && !r->nonce &&
+      over_rate(r,
+                presence_take(r->w->im->presence, r->s->client_id,
+                              im_client_rate(r->w->im, r->s->client_id, cfg->max_client_rate), now),
                 "too many commands from this client"))
     return;
   switch (cmd) {
@@ -685,6 +714,11 @@ static void dispatch(req_t *r) {
 }
 
 int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
+  if (l->park) return im_park_hold(l, p, n, base64); /* behind a request that waits on the bus */
+  return im_link_run(l, p, n, base64, 0);
+}
+
+int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce) {
   uint64_t t0 = mono_ns();
   lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
   uint64_t t1 = mono_ns();
@@ -697,7 +731,15 @@ int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
     free(s);
     json_decref(j);
   }
-  req_t r = {.w = l->imw, .link = l, .cmd = cmd, .has_i = cmd->has_i && cmd->i != 0, .i = cmd->i};
+  req_t r = {.w = l->imw,
+             .link = l,
+             .cmd = cmd,
+             .has_i = cmd->has_i && cmd->i != 0,
+             .i = cmd->i,
+             .raw = p,
+             .rawlen = n,
+             .base64 = base64,
+             .nonce = nonce};
   dispatch(&r);
   codec_free(cmd);
   metric_add(M_STAGE_HANDLE, (int64_t)(mono_ns() - t1));

@@ -8,6 +8,8 @@
 #ifndef TERN_IM_H
 #define TERN_IM_H
 
+#include <uv.h>
+
 #include "link.h"
 #include "server.h"
 
@@ -15,6 +17,9 @@ im_t *im_new(server_t *srv);
 void im_free(im_t *im);
 im_worker_t *im_worker_new(im_t *im, int idx);
 void im_worker_free(im_worker_t *w);
+/* The worker's part of the bus (im_bus.c), on its loop; no-ops without a bus. */
+void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop);
+void im_worker_bus_stop(im_worker_t *w);
 /* Called once per worker loop iteration before the loop sleeps (flushes batched work). */
 void im_worker_tick(im_worker_t *w);
 /* Called every second by each worker: background expiry (only worker 0 acts). */

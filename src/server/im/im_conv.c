@@ -641,6 +641,7 @@ void im_conv_count(req_t *r) {
   int count;
   if (c->kind == CONV_ROOM) {
     count = atomic_load(&c->online);
+    if (r->w->im->bus) count += (int)bus_room_count(r->w->im->bus, c->cid); /* the other nodes' */
   } else {
     members_t *m = conv_members(c);
     count = m ? (int)m->n : 0;
@@ -677,6 +678,17 @@ void im_conv_online_members(req_t *r) {
     }
   }
   pthread_mutex_unlock(&c->mu);
+  if (r->w->im->bus && n < (size_t)limit) { /* and those on the other nodes (docs/cluster.md) */
+    char **more = xcalloc((size_t)limit, sizeof *more);
+    size_t k = bus_room_members(r->w->im->bus, c->cid, more, (size_t)limit);
+    for (size_t i = 0; i < k; i++) {
+      int dup = 0;
+      for (size_t j = 0; j < n && !dup; j++) dup = strcmp(ids[j], more[i]) == 0;
+      if (!dup && n < (size_t)limit) ids[n++] = more[i];
+      else free(more[i]);
+    }
+    free(more);
+  }
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
   conv_reply_base(&out, &cm, LC__OP_TYPE__members);

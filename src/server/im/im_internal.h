@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "bus.h"
 #include "codec.h"
 #include "handle_table.h"
 #include "im.h"
@@ -44,6 +45,7 @@ struct im {
   atomic_size_t room_drops;  /* room messages dropped for congestion */
   struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
   struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
+  bus_t *bus;                /* the other nodes (im_bus.c), or NULL: a single node */
 };
 
 struct im_worker {
@@ -133,6 +135,11 @@ typedef struct {
   lc_cmd_t *cmd;
   int has_i;
   int32_t i;
+  const uint8_t *raw; /* the frame as it came, to run it again (im_sign_check) */
+  size_t rawlen;
+  int base64;
+  int nonce; /* the bus's word on this request's signature nonce: 0 not asked yet, 1 fresh,
+              * -1 used on some node, 2 the bus could not tell (im_sign_check) */
 } req_t;
 
 /* What a reply needs after an asynchronous step: handles, not pointers. */
@@ -192,6 +199,48 @@ void fanout_to_session(session_t *s, const fanout_t *p);
 void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
 /* Delivers to every session in a chat room (any worker), except `skip`. */
 void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+/* The same on this node only: what the other nodes' fan-outs arrive as (im_bus.c). */
+void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
+void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+
+/* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
+void im_bus_attach(im_t *im, bus_t *bus);
+/* SIGTERM in a cluster, from the main thread before the workers stop: this node leaves the
+ * bus (bus_leave), then every connection gets {cmd: goaway} (queued before the workers'
+ * 1001 close, so it goes out first). */
+void im_cluster_leave(im_t *im);
+/* One message to each other node holding any of ids, with the frame and its recipients. */
+void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n);
+/* The frame to each other node with sessions in room c. */
+void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c);
+/* The clients ids out of room c on every other node with sessions in it (§3.17). */
+void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
+/* Ends a session of client on another node (4111, 4115). */
+void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail);
+/* A revocation made here, told to every other node (revoke_record there). */
+void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
+                   int64_t expires_at);
+/* A signature check (sign_check) whose nonce is, in a cluster, refused when any node saw
+ * it: the signature and window are checked here; then the request is parked (IM_PARKED:
+ * the caller returns, doing nothing) while the bus claims the nonce, and later frames of
+ * the link wait behind it; when the answer comes the request runs again from the start
+ * with r->nonce set, and this returns 0 or TERN_EEXIST. The bus down: this node's replay
+ * cache alone decides (docs/cluster.md). Without a bus it is sign_check. */
+#define IM_PARKED 1
+int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s);
+/* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
+int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce);
+/* A frame that arrives while the link's request is parked waits (copied); a close code
+ * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES). */
+int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
+void im_park_free(im_link_t *l);
+/* Distinct clients online, on this node and (with a bus) on the others (REST stats). */
+size_t im_clients_online(im_t *im);
+/* Has client a session on this node or (with a bus) on another? */
+int im_client_online(im_t *im, const char *client);
+/* max_client_rate split between the nodes holding client (docs/cluster.md): rate on one
+ * node, rate/k on each of k. */
+long im_client_rate(im_t *im, const char *client, long rate);
 
 session_t *session_find(im_link_t *l, const char *client_id);
 session_t *im_session_get(im_worker_t *w, uint64_t handle);
@@ -200,6 +249,7 @@ void im_room_join(im_worker_t *w, session_t *s, conv_t *c);
 /* Every session of the clients ids that is in room c (on any worker) leaves it and gets p:
  * a blacklisted client is out of the room at once (§3.17). */
 void im_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
+void im_room_kick_local(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n); /* this node's */
 /* A session left its room by dropping: remember the room for a reconnect within 30 min. */
 void im_room_remember(im_t *im, session_t *s);
 /* After a reconnect login: back into the remembered room, if any. */
@@ -213,6 +263,8 @@ void im_session_query(req_t *r);
 void im_session_drop(im_worker_t *w, session_t *s, int code);
 /* Ends a session anywhere (any worker): it gets session/closed {code, reason, detail}. */
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
+/* The same, only when the session is client's (a kick from another node). */
+void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail);
 /* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
  * when it fails. Call only when the operation's signing is switched on. */
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);

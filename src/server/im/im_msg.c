@@ -119,7 +119,7 @@ static void message_sent_hook(im_worker_t *w, send_job_t *sj) {
   for (size_t i = 0; sj->members && i < sj->members->n; i++) {
     const char *id = sj->members->ids[i];
     if (strcmp(id, sj->j.sender) == 0) continue;
-    json_array_append_new(presence_online(w->im->presence, id) ? online : offline, json_string(id));
+    json_array_append_new(im_client_online(w->im, id) ? online : offline, json_string(id));
   }
   json_t *p = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:b, s:o, s:b, s:I}", "fromPeer", sj->j.sender, "convId",
                         sj->conv->cid, "msgId", sj->j.mid, "onlinePeers", online, "offlinePeers", offline, "transient",
@@ -212,7 +212,7 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   o->to = xcalloc(sj->members->n + 1, sizeof(char *));
   for (size_t i = 0; i < sj->members->n; i++) {
     const char *id = sj->members->ids[i];
-    if (strcmp(id, sj->j.sender) != 0 && !presence_online(im->presence, id)) o->to[o->nto++] = xstrdup(id);
+    if (strcmp(id, sj->j.sender) != 0 && !im_client_online(im, id)) o->to[o->nto++] = xstrdup(id);
   }
   if (!o->nto) {
     offline_free(o);

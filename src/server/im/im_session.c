@@ -103,6 +103,7 @@ static session_t *session_new(im_worker_t *w, im_link_t *l, const char *client_i
   *pp = s;
   l->nsessions++;
   presence_add(w->im->presence, s->client_id, s->id, s->tag);
+  if (w->im->bus) bus_presence_add(w->im->bus, s->client_id, s->id, s->tag);
   metric_inc(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF);
   return s;
 }
@@ -145,6 +146,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   }
   im_room_leave(w, s);
   presence_del(w->im->presence, s->client_id, s->id);
+  if (w->im->bus) bus_presence_del(w->im->bus, s->client_id, s->id);
   handle_table_del(&w->sessions, s->id);
   metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
   log_event(LOG_INFO, "logout", "addr=%s client=%s tag=%s code=%d duration_ms=%lld", l->ip, s->client_id, s->tag, code,
@@ -181,23 +183,29 @@ typedef struct {
   uint64_t handle;
   int code;
   char *detail;
+  char *client; /* NULL, or the client the session must be (a kick from another node) */
 } kick_t;
+
+static int kick_is(const session_t *s, const char *client) {
+  return s && (!client || strcmp(s->client_id, client) == 0);
+}
 
 static void kick_run(task_t *t) {
   kick_t *k = (kick_t *)t;
   int idx = worker_current();
   im_worker_t *w = idx >= 0 ? k->im->workers[idx] : NULL;
   session_t *s = w ? handle_table_get(&w->sessions, k->handle) : NULL;
-  if (s) kick_local(w, s, k->code, k->detail);
+  if (kick_is(s, k->client)) kick_local(w, s, k->code, k->detail);
   free(k->detail);
+  free(k->client);
   free(k);
 }
 
-void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
+void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail) {
   int owner = handle_owner(handle);
   if (owner == w->idx) {
     session_t *s = handle_table_get(&w->sessions, handle);
-    if (s) kick_local(w, s, code, detail);
+    if (kick_is(s, client)) kick_local(w, s, code, detail);
     return;
   }
   kick_t *k = xcalloc(1, sizeof *k);
@@ -206,7 +214,12 @@ void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *deta
   k->handle = handle;
   k->code = code;
   k->detail = detail ? xstrdup(detail) : NULL;
+  k->client = client ? xstrdup(client) : NULL;
   w->im->post(w->im->post_arg, owner, &k->task);
+}
+
+void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
+  im_session_kick_client(w, handle, NULL, code, detail);
 }
 
 /* ---------------------------------------------------------------- open */
@@ -262,7 +275,8 @@ void im_session_open(req_t *r) {
        * that displaced it holds <clientId, tag>, its re-login hears what it heard before
        * revocation existed — 4111, the session ended elsewhere — for an SDK told 4112 logs in
        * afresh (Java, JS), which would push the holder out in turn. */
-      int held = st_info.tag && presence_get_tagged(im->presence, peer, st_info.tag, NULL, 0) > 0;
+      int held = st_info.tag && (presence_get_tagged(im->presence, peer, st_info.tag, NULL, 0) > 0 ||
+                                 (im->bus && bus_sessions(im->bus, peer, st_info.tag, NULL, 0) > 0));
       free(st_info.tag);
       if (held) {
         open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
@@ -291,8 +305,12 @@ void im_session_open(req_t *r) {
   /* A login signature is needed unless a valid session token vouches for the client. */
   if (im->cfg->sign_login && !token_ok) {
     char *text = sign_string_login(im->app_id, peer, sm->has_t ? sm->t : 0, sm->n);
-    int rc = sign_check(im->signer, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
+    int rc = im_sign_check(r, text, sm->has_t ? sm->t : 0, sm->n, sm->s);
     free(text);
+    if (rc == IM_PARKED) { /* it runs again once the bus has answered about the nonce */
+      free(tag);
+      return;
+    }
     if (rc < 0) {
       open_failed(r, LC_SIGNATURE_FAILED,
                   rc == TERN_ETIMEDOUT ? "signature timestamp outside the validity window"
@@ -305,6 +323,8 @@ void im_session_open(req_t *r) {
   session_t *s = session_find(r->link, peer);
   uint64_t held[16]; /* older sessions this login pushes out: kicked once it is answered */
   size_t nheld = 0;
+  bus_ref_t rheld[16]; /* the same on other nodes */
+  size_t nrheld = 0;
   if (!s && r->link->nsessions >= im->cfg->max_sessions_per_conn) {
     open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients on one connection");
     free(tag);
@@ -315,13 +335,15 @@ void im_session_open(req_t *r) {
      * an automatic re-login loses to the session that is there (§3.1) */
     pthread_mutex_lock(&im->sso_mu);
     size_t n = presence_get_tagged(im->presence, peer, tag, held, 16);
-    if (n && reconnect) {
+    size_t rn = im->bus ? bus_sessions(im->bus, peer, tag, rheld, 16) : 0;
+    if ((n || rn) && reconnect) {
       pthread_mutex_unlock(&im->sso_mu);
       open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
       free(tag);
       return;
     }
     nheld = n < 16 ? n : 16;
+    nrheld = rn < 16 ? rn : 16;
     s = session_new(r->w, r->link, peer, tag, sm->has_configbitmap ? sm->configbitmap : 0);
     pthread_mutex_unlock(&im->sso_mu);
   } else if (!s) {
@@ -338,6 +360,8 @@ void im_session_open(req_t *r) {
             s->tag, "ok", 0, reconnect);
   /* the reply first, then what it causes (the older sessions' session/closed 4111) */
   for (size_t i = 0; i < nheld; i++) im_session_kick(r->w, held[i], LC_SESSION_CONFLICT, "logged in elsewhere");
+  for (size_t i = 0; i < nrheld; i++)
+    im_bus_kick(r->w, &rheld[i], s->client_id, LC_SESSION_CONFLICT, "logged in elsewhere");
   im_daily_note(s->client_id, now_ms());
   if (sm->devicetoken) im_device_login_token(r->w, s->client_id, sm->devicetoken); /* Swift (§3.1) */
   if (im_hook_enabled(im, HOOK_CLIENT_ONLINE)) {
@@ -383,7 +407,7 @@ void im_session_query(req_t *r) {
   char **online = xcalloc(n ? n : 1, sizeof *online);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (presence_online(r->w->im->presence, in->sessionpeerids[i])) online[k++] = in->sessionpeerids[i];
+    if (im_client_online(r->w->im, in->sessionpeerids[i])) online[k++] = in->sessionpeerids[i];
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);

@@ -126,6 +126,7 @@ void revoke_lineage(im_worker_t *w, const uint8_t lineage[TOKEN_LINEAGE_LEN]) {
   memcpy(e->lineage, lineage, TOKEN_LINEAGE_LEN);
   e->at = now_ms();
   e->expires_at = horizon(w, e->at);
+  if (w->im->bus) im_bus_revoke(w, 0, e->lineage, NULL, e->at, e->expires_at);
   submit(w, e);
 }
 
@@ -135,6 +136,18 @@ void revoke_client(im_worker_t *w, const char *client) {
   e->client = xstrdup(client);
   e->at = now_ms();
   e->expires_at = horizon(w, e->at);
+  if (w->im->bus) im_bus_revoke(w, 1, e->lineage, client, e->at, e->expires_at);
+  submit(w, e);
+}
+
+void revoke_record(im_worker_t *w, int client_kind, const uint8_t lineage[TOKEN_LINEAGE_LEN], const char *client,
+                   int64_t at, int64_t expires_at) {
+  entry_t *e = xcalloc(1, sizeof *e);
+  e->client_kind = client_kind;
+  memcpy(e->lineage, lineage, TOKEN_LINEAGE_LEN);
+  e->client = client ? xstrdup(client) : NULL;
+  e->at = at;
+  e->expires_at = expires_at;
   submit(w, e);
 }
 

@@ -34,5 +34,9 @@ void revoke_client(im_worker_t *w, const char *client);
  * outlive the current session_ttl (it was issued under a longer one); TERN_EPERM when it
  * is revoked, TERN_ESTORE when storage could not tell (callers refuse it then). */
 int revoke_check(im_worker_t *w, const char *client, const token_info_t *info);
+/* A revocation another node made (im_bus.c): kept and stored here as if made here, and
+ * not told on. client_kind 1: every token of client issued until `at`; 0: the lineage. */
+void revoke_record(im_worker_t *w, int client_kind, const uint8_t lineage[TOKEN_LINEAGE_LEN], const char *client,
+                   int64_t at, int64_t expires_at);
 
 #endif

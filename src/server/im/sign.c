@@ -150,7 +150,7 @@ static int replayed(signer_t *sg, const char *nonce, int64_t now) {
   return seen;
 }
 
-int sign_check(signer_t *sg, const char *text, int64_t t, const char *nonce, const char *s) {
+int sign_verify(signer_t *sg, const char *text, int64_t t, const char *nonce, const char *s) {
   if (!s || !nonce || !*nonce || t <= 0) return TERN_EPERM;
   char want[41];
   sign_make(sg->master_key, text, want);
@@ -162,6 +162,14 @@ int sign_check(signer_t *sg, const char *text, int64_t t, const char *nonce, con
   int64_t ms = t < 100000000000LL ? t * 1000 : t; /* seconds or milliseconds */
   int64_t now = now_ms();
   if (ms < now - sg->window_ms || ms > now + sg->window_ms) return TERN_ETIMEDOUT;
-  if (replayed(sg, nonce, now)) return TERN_EEXIST;
   return 0;
+}
+
+int sign_nonce_fresh(signer_t *sg, const char *nonce) { return replayed(sg, nonce, now_ms()) ? TERN_EEXIST : 0; }
+
+int64_t sign_nonce_ttl_ms(const signer_t *sg) { return 2 * sg->window_ms; }
+
+int sign_check(signer_t *sg, const char *text, int64_t t, const char *nonce, const char *s) {
+  int rc = sign_verify(sg, text, t, nonce, s);
+  return rc < 0 ? rc : sign_nonce_fresh(sg, nonce);
 }

@@ -31,6 +31,13 @@ char *sign_join_sorted(char *const *ids, size_t n);
  * the nonce is fresh (it is then remembered); TERN_EPERM for a wrong signature or missing
  * fields, TERN_ETIMEDOUT for a stale or future timestamp, TERN_EEXIST for a replayed nonce. */
 int sign_check(signer_t *sg, const char *text, int64_t t, const char *nonce, const char *s);
+/* sign_check in two steps, for a cluster (im_bus.c asks the bus about the nonce between
+ * them): the signature and the window (0, TERN_EPERM, TERN_ETIMEDOUT); then this node's
+ * replay cache (0 and remembered, or TERN_EEXIST). */
+int sign_verify(signer_t *sg, const char *text, int64_t t, const char *nonce, const char *s);
+int sign_nonce_fresh(signer_t *sg, const char *nonce);
+/* How long a nonce is remembered (twice the validity window), in ms. */
+int64_t sign_nonce_ttl_ms(const signer_t *sg);
 
 /* The signature itself, for tests and the REST sign endpoint: 40 hex chars + NUL. */
 void sign_make(const char *master_key, const char *text, char out[41]);

@@ -1,0 +1,754 @@
+/* bus_redis.c — the bus on Redis (bus_int.h's backend; docs/cluster.md has the keys).
+ *
+ * Connections, all asynchronous (hiredis on the worker loops, uvredis.c):
+ *   - one per worker for its sends (PUBLISH) and claims (SET NX PX), so a worker's sends
+ *     keep their order and no worker waits on another;
+ *   - on the home worker also the subscriber (this node's channel, the broadcast channel,
+ *     the presence events) and the home worker's command connection carries the heartbeat,
+ *     the registry poll, snapshots and this node's presence record — one connection, so
+ *     its record and its published deltas are in one order.
+ * A lost connection is made again after 100 ms, doubling to 5 s; until then sends fail
+ * (counted in tern_bus_errors_total) and local delivery goes on.
+ *
+ * Keys (P = "tern<db>:"): P"nodes" set of node ids; P"hb:<id>" the heartbeat ("url\0load",
+ * PX 3000, set every second); P"n:<id>" the node's record (hash, PEXPIRE 5000 refreshed by
+ * the heartbeat). Channels (not per database in Redis, hence the db in P): P"ev" presence
+ * deltas of every node, P"to:<id>" a node's deliveries, P"all" broadcasts. */
+#include <arpa/inet.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_int.h"
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+#include "uvredis.h"
+
+#define HB_MS 1000
+#define HB_TTL_MS 3000
+#define REC_TTL_MS 5000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define FLUSH_BATCH 512
+#define STOP_GRACE_MS 1000
+
+enum { C_DOWN, C_CONNECTING, C_UP };
+enum { K_CMD, K_SUB };
+
+typedef struct rconn {
+  bus_t *b;
+  int idx, kind;
+  redisAsyncContext *ac;
+  int state, ever_up, stopping, started;
+  uv_loop_t *loop;
+  uv_timer_t retry; /* reconnect after a backoff; when stopping, the grace before a hard free */
+  int backoff_ms;
+} rconn_t;
+
+typedef struct {
+  char host[INET6_ADDRSTRLEN + 1];
+  int port, db;
+  char prefix[24];
+  char key_rec[96], key_hb[96], ch_ev[48], ch_me[112], ch_all[48], key_nodes[48];
+  rconn_t cmd[MAX_WORKERS];
+  rconn_t sub;
+  uv_timer_t hb;
+  int hb_started;
+  uint64_t epoch, seq;
+} rbus_t;
+
+static log_limit_t down_log;
+
+#define RB(b) ((rbus_t *)(b)->bs)
+
+/* ---------------------------------------------------------------- URL */
+
+static int parse_url(rbus_t *r, const char *url, char *err, size_t errlen) {
+  const char *p = url + strlen("redis://");
+  char host[256];
+  size_t hl = strcspn(p, ":/");
+  if (hl == 0 || hl >= sizeof host) goto bad;
+  memcpy(host, p, hl);
+  host[hl] = 0;
+  p += hl;
+  r->port = 6379;
+  if (*p == ':') {
+    char *end;
+    long port = strtol(p + 1, &end, 10);
+    if (end == p + 1 || port <= 0 || port > 65535) goto bad;
+    r->port = (int)port;
+    p = end;
+  }
+  r->db = 0;
+  if (*p == '/' && p[1]) {
+    char *end;
+    long db = strtol(p + 1, &end, 10);
+    if (end == p + 1 || *end || db < 0 || db > 1000) goto bad;
+    r->db = (int)db;
+  } else if (*p && strcmp(p, "/") != 0) {
+    goto bad;
+  }
+  /* resolved once, here: hiredis's connect would look a name up on a worker loop */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *pick = NULL;
+  int e = getaddrinfo(host, NULL, &hints, &res);
+  for (struct addrinfo *ai = e ? NULL : res; ai; ai = ai->ai_next)
+    if (!pick || (ai->ai_family == AF_INET && pick->ai_family != AF_INET)) pick = ai;
+  if (!pick) {
+    snprintf(err, errlen, "bus: cannot resolve \"%s\" (%s)", host, e ? gai_strerror(e) : "no address");
+    if (res) freeaddrinfo(res);
+    return TERN_ECONFIG;
+  }
+  int v6 = pick->ai_family == AF_INET6;
+  inet_ntop(pick->ai_family,
+            v6 ? (void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+               : (void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr,
+            r->host, sizeof r->host);
+  freeaddrinfo(res);
+  return 0;
+bad:
+  snprintf(err, errlen, "bus: \"%s\" is not redis://host[:port][/db]", url);
+  return TERN_ECONFIG;
+}
+
+static int rb_open(bus_t *b, const char *url, char *err, size_t errlen) {
+  rbus_t *r = xcalloc(1, sizeof *r);
+  int rc = parse_url(r, url, err, errlen);
+  if (rc < 0) {
+    free(r);
+    return rc;
+  }
+  snprintf(r->prefix, sizeof r->prefix, "tern%d:", r->db);
+  snprintf(r->key_rec, sizeof r->key_rec, "%sn:%s", r->prefix, b->node_id);
+  snprintf(r->key_hb, sizeof r->key_hb, "%shb:%s", r->prefix, b->node_id);
+  snprintf(r->key_nodes, sizeof r->key_nodes, "%snodes", r->prefix);
+  snprintf(r->ch_ev, sizeof r->ch_ev, "%sev", r->prefix);
+  snprintf(r->ch_me, sizeof r->ch_me, "%sto:%s", r->prefix, b->node_id);
+  snprintf(r->ch_all, sizeof r->ch_all, "%sall", r->prefix);
+  b->bs = r;
+  log_at(LOG_INFO, "bus: node %s on redis %s:%d db %d", b->node_id, r->host, r->port, r->db);
+  return 0;
+}
+
+static void rb_free(bus_t *b) {
+  free(b->bs);
+  b->bs = NULL;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void conn_start(rconn_t *c);
+static void on_up(rconn_t *c);
+
+static void on_retry(uv_timer_t *t) {
+  rconn_t *c = t->data;
+  if (c->stopping) { /* the grace ran out: Redis did not answer the goodbye */
+    if (c->ac) redisAsyncFree(c->ac);
+    c->ac = NULL;
+    return;
+  }
+  conn_start(c);
+}
+
+static void schedule_retry(rconn_t *c) {
+  c->state = C_DOWN;
+  if (c->stopping) return;
+  c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+  if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
+  uv_timer_start(&c->retry, on_retry, (uint64_t)c->backoff_ms, 0);
+}
+
+static void went_down(rconn_t *c, const char *why) {
+  bus_t *b = c->b;
+  atomic_fetch_add(&b->m_errors, 1);
+  if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) atomic_store(&b->up, 0);
+  if (!c->stopping)
+    log_limited(&down_log, LOG_ERROR,
+                "bus: redis %s:%d %s (%s); local delivery goes on, cross-node delivery waits; reconnecting",
+                RB(b)->host, RB(b)->port, c->state == C_UP ? "connection lost" : "unreachable", why);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+  rconn_t *c = ac->data;
+  if (status != REDIS_OK) {
+    went_down(c, ac->errstr);
+    c->ac = NULL; /* hiredis frees it after this callback */
+    schedule_retry(c);
+    return;
+  }
+  c->state = C_UP;
+  if (c->ever_up) atomic_fetch_add(&c->b->m_reconnects, 1);
+  c->ever_up = 1;
+  c->backoff_ms = 0;
+  on_up(c);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+  rconn_t *c = ac->data;
+  if (status != REDIS_OK) went_down(c, ac->errstr);
+  else if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) atomic_store(&c->b->up, 0);
+  c->ac = NULL;
+  schedule_retry(c);
+}
+
+static void conn_start(rconn_t *c) {
+  rbus_t *r = RB(c->b);
+  redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+  if (!ac || ac->err) {
+    went_down(c, ac ? ac->errstr : "out of memory");
+    if (ac) redisAsyncFree(ac);
+    schedule_retry(c);
+    return;
+  }
+  if (uvredis_attach(ac, c->loop) != REDIS_OK) {
+    went_down(c, "cannot watch the socket");
+    redisAsyncFree(ac);
+    schedule_retry(c);
+    return;
+  }
+  ac->data = c;
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  c->ac = ac;
+  c->state = C_CONNECTING;
+  if (r->db) redisAsyncCommand(ac, NULL, NULL, "SELECT %d", r->db); /* sent first, once connected */
+}
+
+static void conn_init(bus_t *b, rconn_t *c, int idx, int kind, uv_loop_t *loop) {
+  memset(c, 0, sizeof *c);
+  c->b = b;
+  c->idx = idx;
+  c->kind = kind;
+  c->loop = loop;
+  c->started = 1;
+  uv_timer_init(loop, &c->retry);
+  c->retry.data = c;
+  conn_start(c);
+}
+
+/* Any command's reply that only counts failures. */
+static void count_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  redisReply *r = reply;
+  bus_t *b = priv;
+  if (!r || r->type == REDIS_REPLY_ERROR) atomic_fetch_add(&b->m_errors, 1);
+}
+
+static int home_up(bus_t *b) {
+  rconn_t *c = &RB(b)->cmd[BUS_HOME_WORKER];
+  return c->started && c->state == C_UP && c->ac && !c->stopping;
+}
+
+/* ---------------------------------------------------------------- this node's record */
+
+/* A presence event: id '\0', epoch and seq (8 bytes each, big-endian), kind, ops. */
+static void ev_header(buf_t *m, bus_t *b, uint64_t ep, uint64_t seq, char kind) {
+  buf_append(m, b->node_id, strlen(b->node_id) + 1);
+  uint8_t h[17];
+  for (int i = 0; i < 8; i++) {
+    h[i] = (uint8_t)(ep >> (56 - 8 * i));
+    h[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+  }
+  h[16] = (uint8_t)kind;
+  buf_append(m, h, 17);
+}
+
+static void rb_flush(bus_t *b) {
+  rbus_t *r = RB(b);
+  if (!r || b->leaving) return;
+  if (!home_up(b)) {
+    bus_drop_ops(b); /* the record is written whole once the connection is back */
+    return;
+  }
+  redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
+  for (;;) {
+    size_t n;
+    bus_op_t *ops = bus_take_ops(b, FLUSH_BATCH, &n);
+    if (!ops) break;
+    uint64_t seq = ++r->seq;
+    redisAsyncCommand(ac, NULL, NULL, "MULTI");
+    for (bus_op_t *o = ops; o; o = o->next) {
+      if (o->op == '+')
+        redisAsyncCommand(ac, NULL, NULL, "HSET %s %b %b", r->key_rec, o->data, (size_t)o->flen, o->data + o->flen,
+                          (size_t)o->vlen);
+      else redisAsyncCommand(ac, NULL, NULL, "HDEL %s %b", r->key_rec, o->data, (size_t)o->flen);
+    }
+    redisAsyncCommand(ac, NULL, NULL, "HSET %s _seq %llu", r->key_rec, (unsigned long long)seq);
+    buf_t m = BUF_INIT;
+    ev_header(&m, b, r->epoch, seq, 'd');
+    bus_encode_ops(&m, ops);
+    redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
+    redisAsyncCommand(ac, count_cb, b, "EXEC");
+    buf_free(&m);
+    while (ops) {
+      bus_op_t *x = ops->next;
+      free(ops);
+      ops = x;
+    }
+  }
+}
+
+typedef struct {
+  redisAsyncContext *ac;
+  const char *key;
+  size_t n;
+  const char *argv[2 + 2 * 256];
+  size_t lens[2 + 2 * 256];
+  buf_t hold; /* copies of the fields and values the argv points into */
+  size_t offs[2 * 256];
+} hset_batch_t;
+
+static void batch_send(hset_batch_t *h) {
+  if (!h->n) return;
+  h->argv[0] = "HSET";
+  h->lens[0] = 4;
+  h->argv[1] = h->key;
+  h->lens[1] = strlen(h->key);
+  for (size_t i = 0; i < 2 * h->n; i++) h->argv[2 + i] = (const char *)h->hold.data + h->offs[i];
+  redisAsyncCommandArgv(h->ac, NULL, NULL, (int)(2 + 2 * h->n), h->argv, h->lens);
+  h->n = 0;
+  h->hold.len = 0;
+}
+
+static void batch_add(void *arg, const uint8_t *f, size_t fl, const uint8_t *v, size_t vl) {
+  hset_batch_t *h = arg;
+  h->offs[2 * h->n] = h->hold.len;
+  h->lens[2 + 2 * h->n] = fl;
+  buf_append(&h->hold, f, fl);
+  h->offs[2 * h->n + 1] = h->hold.len;
+  h->lens[2 + 2 * h->n + 1] = vl;
+  buf_append(&h->hold, v, vl);
+  if (++h->n == 256) batch_send(h);
+}
+
+/* The record written whole, under a new epoch: at start and after every reconnect (Redis
+ * may have restarted empty, and deltas published while it was away are lost). */
+static void write_record(bus_t *b) {
+  rbus_t *r = RB(b);
+  redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
+  bus_drop_ops(b);
+  r->epoch = ((uint64_t)now_ms() << 16) ^ (uint64_t)(r->epoch + 1);
+  r->seq = 0;
+  redisAsyncCommand(ac, NULL, NULL, "MULTI");
+  redisAsyncCommand(ac, NULL, NULL, "DEL %s", r->key_rec);
+  redisAsyncCommand(ac, NULL, NULL, "HSET %s _ep %llu _seq 0", r->key_rec, (unsigned long long)r->epoch);
+  hset_batch_t *h = xcalloc(1, sizeof *h);
+  h->ac = ac;
+  h->key = r->key_rec;
+  /* bus_each_mine holds the record's lock while batch_add runs; batch_send only queues
+   * into hiredis's buffer (no I/O, no callback), so it may run under it */
+  bus_each_mine(b, batch_add, h);
+  batch_send(h);
+  buf_free(&h->hold);
+  free(h);
+  redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %s %d", r->key_rec, REC_TTL_MS);
+  buf_t m = BUF_INIT;
+  ev_header(&m, b, r->epoch, 0, 'r');
+  redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
+  redisAsyncCommand(ac, count_cb, b, "EXEC");
+  buf_free(&m);
+}
+
+/* ---------------------------------------------------------------- the other nodes */
+
+typedef struct {
+  bus_t *b;
+  int slot;
+  char id[BUS_NODE_ID_MAX + 1];
+} snap_t;
+
+static void snapshot_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  snap_t *s = priv;
+  redisReply *r = reply;
+  bus_t *b = s->b;
+  bus_node_t *nd = &b->nodes[s->slot];
+  if (!nd->used || strcmp(nd->id, s->id) != 0) goto out; /* forgotten meanwhile */
+  if (!r || r->type != REDIS_REPLY_ARRAY) {
+    nd->syncing = 0; /* the next registry round asks again */
+    goto out;
+  }
+  size_t n = r->elements / 2;
+  const uint8_t **f = xcalloc(n ? n : 1, sizeof *f), **v = xcalloc(n ? n : 1, sizeof *v);
+  size_t *fl = xcalloc(n ? n : 1, sizeof *fl), *vl = xcalloc(n ? n : 1, sizeof *vl);
+  for (size_t i = 0; i < n; i++) {
+    f[i] = (const uint8_t *)r->element[2 * i]->str;
+    fl[i] = r->element[2 * i]->len;
+    v[i] = (const uint8_t *)r->element[2 * i + 1]->str;
+    vl[i] = r->element[2 * i + 1]->len;
+  }
+  bus_node_snapshot(b, s->slot, n, f, fl, v, vl);
+  free(f);
+  free(v);
+  free(fl);
+  free(vl);
+out:
+  free(s);
+}
+
+static void request_snapshot(bus_t *b, int slot) {
+  rbus_t *r = RB(b);
+  bus_node_t *nd = &b->nodes[slot];
+  if (!home_up(b)) {
+    nd->syncing = 0;
+    return;
+  }
+  nd->syncing = 1;
+  snap_t *s = xmalloc(sizeof *s);
+  s->b = b;
+  s->slot = slot;
+  memcpy(s->id, nd->id, sizeof s->id);
+  redisAsyncCommand(r->cmd[BUS_HOME_WORKER].ac, snapshot_cb, s, "HGETALL %sn:%s", r->prefix, nd->id);
+}
+
+typedef struct {
+  bus_t *b;
+  size_t n;
+  char **ids;
+} poll_t;
+
+static void poll_free(poll_t *p) {
+  for (size_t i = 0; i < p->n; i++) free(p->ids[i]);
+  free(p->ids);
+  free(p);
+}
+
+/* The heartbeats of the registered nodes: a missing one is a dead node. */
+static void hb_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  poll_t *p = priv;
+  redisReply *r = reply;
+  bus_t *b = p->b;
+  rbus_t *rb = RB(b);
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != p->n) goto out;
+  uint8_t alive[BUS_MAX_NODES] = {0};
+  for (size_t i = 0; i < p->n; i++) {
+    redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) {
+      int slot = bus_node_slot(b, p->ids[i], 0);
+      if (slot >= 0) {
+        log_at(LOG_WARN, "bus: node %s stopped heartbeating: its sessions are gone", p->ids[i]);
+        bus_node_forget(b, slot);
+      }
+      if (home_up(b))
+        redisAsyncCommand(rb->cmd[BUS_HOME_WORKER].ac, NULL, NULL, "SREM %s %s", rb->key_nodes, p->ids[i]);
+      continue;
+    }
+    int slot = bus_node_slot(b, p->ids[i], 1);
+    if (slot < 0) continue;
+    alive[slot] = 1;
+    const char *nul = memchr(e->str, 0, e->len);
+    char url[1024];
+    snprintf(url, sizeof url, "%.*s", (int)(nul ? (size_t)(nul - e->str) : e->len), e->str);
+    long load = nul ? strtol(nul + 1, NULL, 10) : 0;
+    if (!b->nodes[slot].live) log_at(LOG_INFO, "bus: node %s joined (%s)", p->ids[i], url);
+    bus_node_seen(b, slot, url, load);
+    if (!b->nodes[slot].synced && !b->nodes[slot].syncing) request_snapshot(b, slot);
+  }
+  /* nodes this one knew that left the registry (a goodbye it missed) */
+  for (int i = 0; i < BUS_MAX_NODES; i++)
+    if (b->nodes[i].used && b->nodes[i].live && !alive[i]) bus_node_forget(b, i);
+out:
+  poll_free(p);
+}
+
+static void members_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  bus_t *b = priv;
+  redisReply *r = reply;
+  rbus_t *rb = RB(b);
+  if (!r || r->type != REDIS_REPLY_ARRAY || !home_up(b)) return;
+  poll_t *p = xcalloc(1, sizeof *p);
+  p->b = b;
+  p->ids = xcalloc(r->elements + 1, sizeof *p->ids);
+  for (size_t i = 0; i < r->elements; i++) {
+    redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING || (e->len == strlen(b->node_id) && !memcmp(e->str, b->node_id, e->len)))
+      continue;
+    if (e->len > BUS_NODE_ID_MAX || memchr(e->str, 0, e->len)) continue;
+    p->ids[p->n++] = xstrndup(e->str, e->len);
+  }
+  if (!p->n) { /* alone: whoever was known has left */
+    for (int i = 0; i < BUS_MAX_NODES; i++)
+      if (b->nodes[i].used) bus_node_forget(b, i);
+    poll_free(p);
+    return;
+  }
+  const char **argv = xcalloc(p->n + 1, sizeof *argv);
+  size_t *lens = xcalloc(p->n + 1, sizeof *lens);
+  char **keys = xcalloc(p->n, sizeof *keys);
+  argv[0] = "MGET";
+  lens[0] = 4;
+  for (size_t i = 0; i < p->n; i++) {
+    buf_t k = BUF_INIT;
+    buf_printf(&k, "%shb:%s", rb->prefix, p->ids[i]);
+    keys[i] = buf_cstr(&k);
+    argv[1 + i] = keys[i];
+    lens[1 + i] = strlen(keys[i]);
+  }
+  redisAsyncCommandArgv(rb->cmd[BUS_HOME_WORKER].ac, hb_cb, p, (int)(p->n + 1), argv, lens);
+  for (size_t i = 0; i < p->n; i++) free(keys[i]);
+  free(keys);
+  free(argv);
+  free(lens);
+}
+
+/* Every second: this node's heartbeat and record TTL, and the others' heartbeats. */
+static void heartbeat(bus_t *b) {
+  rbus_t *r = RB(b);
+  if (!home_up(b) || b->leaving) return;
+  redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
+  rb_flush(b);
+  char val[1100];
+  const char *url = b->public_url && *b->public_url ? *b->public_url : "";
+  int n = snprintf(val, sizeof val, "%s%c%ld", url, 0, (long)atomic_load(&b->nsessions));
+  if (n < 0 || (size_t)n >= sizeof val) n = 0;
+  redisAsyncCommand(ac, count_cb, b, "SET %s %b PX %d", r->key_hb, val, (size_t)n, HB_TTL_MS);
+  redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %s %d", r->key_rec, REC_TTL_MS);
+  redisAsyncCommand(ac, NULL, NULL, "SADD %s %s", r->key_nodes, b->node_id);
+  redisAsyncCommand(ac, members_cb, b, "SMEMBERS %s", r->key_nodes);
+}
+
+static void on_hb(uv_timer_t *t) { heartbeat(t->data); }
+
+/* ---------------------------------------------------------------- the subscriber */
+
+static uint64_t be64(const uint8_t *p) {
+  uint64_t x = 0;
+  for (int i = 0; i < 8; i++) x = x << 8 | p[i];
+  return x;
+}
+
+static void on_event(bus_t *b, const uint8_t *p, size_t n) {
+  const uint8_t *nul = memchr(p, 0, n < BUS_NODE_ID_MAX + 1 ? n : BUS_NODE_ID_MAX + 1);
+  if (!nul || n - (size_t)(nul - p) < 18) return;
+  char id[BUS_NODE_ID_MAX + 1];
+  memcpy(id, p, (size_t)(nul - p) + 1);
+  if (!strcmp(id, b->node_id) || !*id) return;
+  const uint8_t *h = nul + 1;
+  uint64_t ep = be64(h), seq = be64(h + 8);
+  char kind = (char)h[16];
+  const uint8_t *ops = h + 17;
+  size_t nops = n - (size_t)(ops - p);
+  if (kind == 'b') {
+    int slot = bus_node_slot(b, id, 0);
+    if (slot >= 0) {
+      log_at(LOG_INFO, "bus: node %s left", id);
+      bus_node_forget(b, slot);
+    }
+    return;
+  }
+  if (kind == 'r') { /* a rewritten record: a new snapshot */
+    int slot = bus_node_slot(b, id, 1);
+    if (slot >= 0 && !b->nodes[slot].syncing) {
+      b->nodes[slot].synced = 0;
+      request_snapshot(b, slot);
+    }
+    return;
+  }
+  if (kind != 'd') return;
+  int slot;
+  if (bus_node_delta(b, id, ep, seq, ops, nops, &slot)) request_snapshot(b, slot);
+}
+
+static void sub_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  rconn_t *c = priv;
+  bus_t *b = c->b;
+  rbus_t *r = RB(b);
+  redisReply *m = reply;
+  if (!m || m->type != REDIS_REPLY_ARRAY || m->elements != 3) return;
+  if (m->element[0]->type != REDIS_REPLY_STRING || strcmp(m->element[0]->str, "message") != 0) return;
+  const char *ch = m->element[1]->str;
+  const uint8_t *p = (const uint8_t *)m->element[2]->str;
+  size_t n = m->element[2]->len;
+  if (!strcmp(ch, r->ch_ev)) {
+    on_event(b, p, n);
+    return;
+  }
+  /* a delivery or a broadcast: sender id '\0' payload */
+  const uint8_t *nul = memchr(p, 0, n < BUS_NODE_ID_MAX + 1 ? n : BUS_NODE_ID_MAX + 1);
+  if (!nul) return;
+  if ((size_t)(nul - p) == strlen(b->node_id) && !memcmp(p, b->node_id, (size_t)(nul - p))) return; /* our own */
+  atomic_fetch_add(&b->m_recv, 1);
+  if (b->recv) b->recv(b->recv_arg, nul + 1, n - (size_t)(nul - p) - 1);
+}
+
+static void on_up(rconn_t *c) {
+  bus_t *b = c->b;
+  rbus_t *r = RB(b);
+  if (c->kind == K_SUB) {
+    /* whatever was published while it was away is lost: every replica is taken again */
+    for (int i = 0; i < BUS_MAX_NODES; i++)
+      if (b->nodes[i].used) b->nodes[i].synced = 0;
+    redisAsyncCommand(c->ac, sub_cb, c, "SUBSCRIBE %s %s %s", r->ch_ev, r->ch_me, r->ch_all);
+    return;
+  }
+  if (c->idx != BUS_HOME_WORKER) return;
+  if (b->leaving) return;
+  atomic_store(&b->up, 1);
+  log_at(LOG_INFO, "bus: connected to redis %s:%d as node %s", r->host, r->port, b->node_id);
+  for (int i = 0; i < BUS_MAX_NODES; i++)
+    if (b->nodes[i].used) b->nodes[i].synced = 0;
+  write_record(b);
+  heartbeat(b);
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void rb_worker_start(bus_t *b, int idx, uv_loop_t *loop) {
+  rbus_t *r = RB(b);
+  conn_init(b, &r->cmd[idx], idx, K_CMD, loop);
+  if (idx != BUS_HOME_WORKER) return;
+  conn_init(b, &r->sub, idx, K_SUB, loop);
+  uv_timer_init(loop, &r->hb);
+  r->hb.data = b;
+  uv_timer_start(&r->hb, on_hb, HB_MS, HB_MS);
+  r->hb_started = 1;
+}
+
+static void conn_stop(rconn_t *c) {
+  if (!c->started) return;
+  c->stopping = 1;
+  uv_timer_stop(&c->retry);
+  if (c->ac && c->state == C_UP) {
+    redisAsyncDisconnect(c->ac); /* after the replies to what is queued (the goodbye) */
+    uv_timer_start(&c->retry, on_retry, STOP_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&c->retry);
+  } else if (c->ac) {
+    redisAsyncFree(c->ac);
+    c->ac = NULL;
+  }
+  /* the loop closes the timer with its other handles once the context is gone */
+}
+
+typedef struct {
+  bus_t *b;
+  void (*done)(bus_t *b);
+} bye_t;
+
+static void bye_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  bye_t *y = priv;
+  count_cb(ac, reply, y->b);
+  if (y->done) y->done(y->b);
+  free(y);
+}
+
+/* The goodbye, once: record, heartbeat and registry entry go at once and the others are
+ * told; from then on nothing of this node's presence is published. On the home worker. */
+static void rb_leave(bus_t *b, void (*done)(bus_t *b)) {
+  rbus_t *r = RB(b);
+  int already = b->leaving;
+  if (!already && home_up(b)) {
+    redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
+    buf_t m = BUF_INIT;
+    ev_header(&m, b, r->epoch, r->seq + 1, 'b');
+    redisAsyncCommand(ac, NULL, NULL, "MULTI");
+    redisAsyncCommand(ac, NULL, NULL, "DEL %s %s", r->key_rec, r->key_hb);
+    redisAsyncCommand(ac, NULL, NULL, "SREM %s %s", r->key_nodes, b->node_id);
+    redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
+    bye_t *y = xmalloc(sizeof *y);
+    y->b = b;
+    y->done = done;
+    redisAsyncCommand(ac, bye_cb, y, "EXEC");
+    buf_free(&m);
+    log_at(LOG_INFO, "bus: node %s left the cluster", b->node_id);
+    done = NULL;
+  }
+  pthread_mutex_lock(&b->mu); /* read under it by bus_presence_add on every worker */
+  b->leaving = 1;
+  pthread_mutex_unlock(&b->mu);
+  bus_drop_ops(b);
+  atomic_store(&b->up, 0);
+  if (r->hb_started) uv_timer_stop(&r->hb);
+  if (done) done(b); /* nothing sent: nothing to wait for */
+}
+
+static void rb_worker_stop(bus_t *b, int idx) {
+  rbus_t *r = RB(b);
+  if (idx == BUS_HOME_WORKER) {
+    rb_leave(b, NULL);
+    conn_stop(&r->sub);
+  }
+  conn_stop(&r->cmd[idx]);
+}
+
+/* ---------------------------------------------------------------- sending, claims */
+
+static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n) {
+  rbus_t *r = RB(b);
+  int idx = worker_current();
+  rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
+  if (!c || !c->started || c->state != C_UP || !c->ac || c->stopping) {
+    atomic_fetch_add(&b->m_errors, 1);
+    return TERN_EIO;
+  }
+  char ch[160];
+  if (to) snprintf(ch, sizeof ch, "%sto:%s", r->prefix, to);
+  else snprintf(ch, sizeof ch, "%s", r->ch_all);
+  size_t il = strlen(b->node_id) + 1;
+  const char *argv[3] = {"PUBLISH", ch, NULL};
+  size_t lens[3] = {7, strlen(ch), il + n};
+  char *msg = xmalloc(il + n);
+  memcpy(msg, b->node_id, il);
+  memcpy(msg + il, p, n);
+  argv[2] = msg;
+  redisAsyncCommandArgv(c->ac, count_cb, b, 3, argv, lens);
+  free(msg);
+  atomic_fetch_add(&b->m_sent, 1);
+  return 0;
+}
+
+typedef struct {
+  task_t task; /* when the bus could not be asked: the answer runs as a task */
+  bus_t *b;
+  bus_claim_cb cb;
+  void *arg;
+} claim_t;
+
+static void claim_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  claim_t *k = priv;
+  redisReply *r = reply;
+  int res;
+  if (!r || r->type == REDIS_REPLY_ERROR) {
+    atomic_fetch_add(&k->b->m_errors, 1);
+    res = TERN_EIO;
+  } else {
+    res = r->type == REDIS_REPLY_STATUS; /* OK: claimed now; nil: someone had it */
+  }
+  k->cb(k->arg, res);
+  free(k);
+}
+
+static void claim_failed_run(task_t *t) {
+  claim_t *k = (claim_t *)t;
+  k->cb(k->arg, TERN_EIO);
+  free(k);
+}
+
+static void rb_claim(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg) {
+  rbus_t *r = RB(b);
+  int idx = worker_current();
+  rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
+  claim_t *k = xcalloc(1, sizeof *k);
+  k->b = b;
+  k->cb = cb;
+  k->arg = arg;
+  if (!c || !c->started || c->state != C_UP || !c->ac || c->stopping) {
+    atomic_fetch_add(&b->m_errors, 1);
+    k->task.fn = claim_failed_run;
+    b->post(b->post_arg, idx >= 0 ? idx : BUS_HOME_WORKER, &k->task);
+    return;
+  }
+  redisAsyncCommand(c->ac, claim_cb, k, "SET %sc:%s 1 NX PX %lld", r->prefix, key, (long long)ttl_ms);
+}
+
+const bus_backend_t bus_redis_backend = {
+    .scheme = "redis",
+    .open = rb_open,
+    .free = rb_free,
+    .worker_start = rb_worker_start,
+    .worker_stop = rb_worker_stop,
+    .send = rb_send,
+    .claim = rb_claim,
+    .flush = rb_flush,
+    .leave = rb_leave,
+};

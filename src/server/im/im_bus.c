@@ -1,0 +1,499 @@
+/* im_bus.c — what the IM layer sends across nodes, and what it does with what arrives
+ * (bus.h; docs/cluster.md). With no bus (im->bus NULL) none of this runs.
+ *
+ * Four messages, each one byte of kind then length-prefixed fields:
+ *   'D' a fan-out frame for clients of the receiving node: the frame's body (encoded once,
+ *       on the sending node) and the recipients; it is delivered exactly as a local fan-out
+ *       (fanout_to_clients_local), so each session gets the same frame with its peerId.
+ *   'M' a chat-room frame: the room's sessions on the receiving node get it.
+ *   'K' a kick of one session (single sign-on 4111, the app's kick 4115).
+ *   'R' a session-token revocation (revoke.h), broadcast: each node keeps it.
+ *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
+ *       receiving node leave it and get the frame (im_room_kick there).
+ * One 'D' goes to each node that holds any recipient, whatever their number. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "revoke.h"
+
+/* ---------------------------------------------------------------- encoding */
+
+static void put_u32(buf_t *b, uint32_t x) {
+  uint8_t h[4] = {(uint8_t)(x >> 24), (uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x};
+  buf_append(b, h, 4);
+}
+
+static void put_u64(buf_t *b, uint64_t x) {
+  put_u32(b, (uint32_t)(x >> 32));
+  put_u32(b, (uint32_t)x);
+}
+
+static void put_bytes(buf_t *b, const void *p, size_t n) {
+  put_u32(b, (uint32_t)n);
+  buf_append(b, p, n);
+}
+
+static void put_str(buf_t *b, const char *s) { put_bytes(b, s ? s : "", s ? strlen(s) : 0); }
+
+typedef struct {
+  const uint8_t *p;
+  size_t n, o;
+  int bad;
+} rd_t;
+
+static uint32_t get_u32(rd_t *r) {
+  if (r->n - r->o < 4) {
+    r->bad = 1;
+    return 0;
+  }
+  const uint8_t *p = r->p + r->o;
+  r->o += 4;
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_u64(rd_t *r) {
+  uint64_t hi = get_u32(r);
+  return hi << 32 | get_u32(r);
+}
+
+static const uint8_t *get_bytes(rd_t *r, size_t *n) {
+  *n = get_u32(r);
+  if (r->bad || r->n - r->o < *n) {
+    r->bad = 1;
+    *n = 0;
+    return NULL;
+  }
+  const uint8_t *p = r->p + r->o;
+  r->o += *n;
+  return p;
+}
+
+/* A malloc'd NUL-terminated copy; NULL for an empty string. */
+static char *get_str(rd_t *r) {
+  size_t n;
+  const uint8_t *p = get_bytes(r, &n);
+  if (!p || !n || memchr(p, 0, n)) return NULL;
+  return xstrndup((const char *)p, n);
+}
+
+/* The frame's flags and body, shared by 'D' and 'M'. */
+static void put_frame(buf_t *b, const fanout_t *p) {
+  buf_append(b, (uint8_t[]){(uint8_t)p->msg, (uint8_t)p->priority}, 2);
+  put_str(b, p->not_to);
+  put_bytes(b, p->body, p->len);
+}
+
+static fanout_t *get_frame(rd_t *r) {
+  if (r->n - r->o < 2) {
+    r->bad = 1;
+    return NULL;
+  }
+  int msg = r->p[r->o], prio = r->p[r->o + 1];
+  r->o += 2;
+  char *not_to = get_str(r);
+  size_t n;
+  const uint8_t *body = get_bytes(r, &n);
+  if (r->bad || !body) {
+    free(not_to);
+    return NULL;
+  }
+  fanout_t *p = xmalloc(sizeof *p + n);
+  atomic_init(&p->ref, 1);
+  p->priority = prio;
+  p->msg = msg;
+  p->not_to = not_to;
+  p->len = n;
+  memcpy(p->body, body, n);
+  return p;
+}
+
+/* ---------------------------------------------------------------- sending */
+
+void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n) {
+  bus_t *bus = w->im->bus;
+  /* recipients grouped by node: per node slot, the indexes of its ids */
+  size_t *cnt = NULL;
+  buf_t lists[BUS_MAX_NODES];
+  int used[BUS_MAX_NODES], nused = 0;
+  for (size_t i = 0; i < n; i++) {
+    int nodes[8];
+    size_t k = bus_client_nodes(bus, ids[i], nodes, 8);
+    for (size_t j = 0; j < k && j < 8; j++) {
+      int s = nodes[j];
+      if (!cnt) {
+        cnt = xcalloc(BUS_MAX_NODES, sizeof *cnt);
+      }
+      if (!cnt[s]) {
+        used[nused++] = s;
+        lists[s] = (buf_t)BUF_INIT;
+      }
+      cnt[s]++;
+      put_str(&lists[s], ids[i]);
+    }
+  }
+  for (int u = 0; u < nused; u++) {
+    int s = used[u];
+    buf_t m = BUF_INIT;
+    buf_append(&m, "D", 1);
+    put_frame(&m, p);
+    put_u32(&m, (uint32_t)cnt[s]);
+    buf_append(&m, lists[s].data, lists[s].len);
+    bus_send(bus, s, m.data, m.len);
+    buf_free(&m);
+    buf_free(&lists[s]);
+  }
+  free(cnt);
+}
+
+void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c) {
+  bus_t *bus = w->im->bus;
+  int nodes[BUS_MAX_NODES];
+  size_t k = bus_room_nodes(bus, c->cid, nodes, BUS_MAX_NODES);
+  if (!k) return;
+  buf_t m = BUF_INIT;
+  buf_append(&m, "M", 1);
+  put_str(&m, c->cid);
+  put_frame(&m, p);
+  for (size_t i = 0; i < k && i < BUS_MAX_NODES; i++) bus_send(bus, nodes[i], m.data, m.len);
+  buf_free(&m);
+}
+
+void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n) {
+  bus_t *bus = w->im->bus;
+  int nodes[BUS_MAX_NODES];
+  size_t k = bus_room_nodes(bus, c->cid, nodes, BUS_MAX_NODES);
+  if (!k) return;
+  buf_t m = BUF_INIT;
+  buf_append(&m, "B", 1);
+  put_str(&m, c->cid);
+  put_frame(&m, p);
+  put_u32(&m, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) put_str(&m, ids[i]);
+  for (size_t i = 0; i < k && i < BUS_MAX_NODES; i++) bus_send(bus, nodes[i], m.data, m.len);
+  buf_free(&m);
+}
+
+void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail) {
+  bus_t *bus = w->im->bus;
+  char node[BUS_NODE_ID_MAX + 1];
+  if (bus_node_name(bus, ref->node, node) < 0) return;
+  buf_t m = BUF_INIT;
+  buf_append(&m, "K", 1);
+  put_str(&m, node); /* checked on arrival: a slot's node may have changed meanwhile */
+  put_u64(&m, ref->session);
+  put_str(&m, client);
+  put_u32(&m, (uint32_t)code);
+  put_str(&m, detail);
+  bus_send(bus, ref->node, m.data, m.len);
+  buf_free(&m);
+}
+
+void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
+                   int64_t expires_at) {
+  buf_t m = BUF_INIT;
+  buf_append(&m, "R", 1);
+  buf_append(&m, (uint8_t[]){(uint8_t)client_kind}, 1);
+  put_bytes(&m, lineage, TOKEN_LINEAGE_LEN);
+  put_str(&m, client);
+  put_u64(&m, (uint64_t)at);
+  put_u64(&m, (uint64_t)expires_at);
+  bus_broadcast(w->im->bus, m.data, m.len);
+  buf_free(&m);
+}
+
+int im_client_online(im_t *im, const char *client) {
+  if (presence_online(im->presence, client)) return 1;
+  return im->bus && bus_sessions(im->bus, client, NULL, NULL, 0) > 0;
+}
+
+static int online_here(void *arg, const char *client) { return presence_online(((im_t *)arg)->presence, client); }
+
+size_t im_clients_online(im_t *im) {
+  size_t n = presence_count(im->presence);
+  return im->bus ? n + bus_count_clients(im->bus, online_here, im) : n;
+}
+
+long im_client_rate(im_t *im, const char *client, long rate) {
+  if (!im->bus || rate <= 0) return rate;
+  long nodes = 1 + (long)bus_client_nodes(im->bus, client, NULL, 0);
+  long r = rate / nodes;
+  return r > 0 ? r : 1;
+}
+
+/* ---------------------------------------------------------------- signature nonces */
+
+/* Frames a link received while its request waits on the bus, in order. A client that
+ * keeps sending meanwhile is closed past these (4116): the wait is a round trip to Redis,
+ * or immediate when the bus is down. */
+#define PARK_MAX_FRAMES 64
+#define PARK_MAX_BYTES (1 << 20)
+
+typedef struct qframe {
+  struct qframe *next;
+  int base64;
+  size_t n;
+  uint8_t d[];
+} qframe_t;
+
+struct im_park {
+  qframe_t *head, *tail;
+  size_t n, bytes;
+};
+
+typedef struct {
+  im_t *im;
+  int worker;
+  uint64_t link;
+  int base64;
+  size_t n;
+  uint8_t d[]; /* the parked request's frame */
+} nclaim_t;
+
+static log_limit_t nonce_log;
+
+int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
+  struct im_park *q = l->park;
+  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  qframe_t *f = xmalloc(sizeof *f + n);
+  f->next = NULL;
+  f->base64 = base64;
+  f->n = n;
+  memcpy(f->d, p, n);
+  if (q->tail) q->tail->next = f;
+  else q->head = f;
+  q->tail = f;
+  q->n++;
+  q->bytes += n;
+  return 0;
+}
+
+static void frames_free(qframe_t *f) {
+  while (f) {
+    qframe_t *n = f->next;
+    free(f);
+    f = n;
+  }
+}
+
+void im_park_free(im_link_t *l) {
+  if (!l->park) return;
+  frames_free(l->park->head);
+  free(l->park);
+  l->park = NULL;
+}
+
+/* The bus answered (on the parked request's worker): the request runs again with the
+ * answer, then the frames that waited behind it, in order, until one parks again. */
+static void nonce_answer(void *arg, int result) {
+  nclaim_t *k = arg;
+  im_worker_t *w = k->im->workers[k->worker];
+  im_link_t *l = w ? handle_table_get(&w->links, k->link) : NULL;
+  if (!l) { /* the connection went meanwhile */
+    free(k);
+    return;
+  }
+  if (result < 0)
+    log_limited(&nonce_log, LOG_ERROR,
+                "bus: a signature nonce could not be checked across nodes (bus down): this node's cache decides");
+  struct im_park *q = l->park;
+  l->park = NULL;
+  int code = im_link_run(l, k->d, k->n, k->base64, result == 1 ? 1 : result == 0 ? -1 : 2);
+  free(k);
+  qframe_t *f = q ? q->head : NULL;
+  free(q);
+  while (f) {
+    qframe_t *next = f->next;
+    if (!code) code = l->park ? im_park_hold(l, f->d, f->n, f->base64) : im_link_run(l, f->d, f->n, f->base64, 0);
+    free(f);
+    f = next;
+  }
+  if (code) l->ops->close(l, code, lc_error_name(code));
+}
+
+int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s) {
+  im_t *im = r->w->im;
+  int rc = sign_verify(im->signer, text, t, n, s);
+  if (rc < 0) return rc;
+  if (im->bus && r->raw) {
+    if (r->nonce < 0) {
+      (void)sign_nonce_fresh(im->signer, n); /* remembered here too */
+      return TERN_EEXIST;
+    }
+    if (r->nonce == 0) {
+      /* the key: a hash of the nonce, so any nonce makes a short key */
+      uint8_t mac[20];
+      hmac_sha1("tern-nonce", 10, n, strlen(n), mac);
+      char key[48] = "n:";
+      hex_encode(mac, 20, key + 2);
+      nclaim_t *k = xmalloc(sizeof *k + r->rawlen);
+      k->im = im;
+      k->worker = r->w->idx;
+      k->link = r->link->id;
+      k->base64 = r->base64;
+      k->n = r->rawlen;
+      memcpy(k->d, r->raw, r->rawlen);
+      r->link->park = xcalloc(1, sizeof *r->link->park);
+      bus_claim(im->bus, key, sign_nonce_ttl_ms(im->signer), nonce_answer, k);
+      return IM_PARKED;
+    }
+  }
+  return sign_nonce_fresh(im->signer, n);
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+/* The ids of a 'D' or 'B' message: malloc'd, *k of them (NULL and 0 when it lies). */
+static char **get_ids(rd_t *r, size_t *k) {
+  uint32_t n = get_u32(r);
+  if (n > r->n) n = 0; /* at least 4 bytes each: a count past the message is a lie */
+  char **ids = xcalloc(n ? n : 1, sizeof *ids);
+  *k = 0;
+  for (uint32_t i = 0; i < n && !r->bad; i++) {
+    char *id = get_str(r);
+    if (id) ids[(*k)++] = id;
+  }
+  return ids;
+}
+
+static void ids_free(char **ids, size_t k) {
+  for (size_t i = 0; i < k; i++) free(ids[i]);
+  free(ids);
+}
+
+static void recv_deliver(im_worker_t *w, rd_t *r) {
+  fanout_t *p = get_frame(r);
+  if (!p) return;
+  size_t k;
+  char **ids = get_ids(r, &k);
+  if (!r->bad) fanout_to_clients_local(w, p, ids, k, 0);
+  ids_free(ids, k);
+  fanout_release(p);
+}
+
+static void recv_room(im_worker_t *w, rd_t *r) {
+  char *cid = get_str(r);
+  fanout_t *p = get_frame(r);
+  if (cid && p) {
+    conv_t *c = convcache_peek(w->im, cid); /* not cached: nobody here is in it */
+    if (c) {
+      if (c->room) fanout_to_room_local(w, p, c, 0);
+      conv_release(c);
+    }
+  }
+  free(cid);
+  if (p) fanout_release(p);
+}
+
+static void recv_room_kick(im_worker_t *w, rd_t *r) {
+  char *cid = get_str(r);
+  fanout_t *p = get_frame(r);
+  size_t k = 0;
+  char **ids = p ? get_ids(r, &k) : NULL;
+  if (cid && p && !r->bad) {
+    conv_t *c = convcache_peek(w->im, cid);
+    if (c) {
+      im_room_kick_local(w, c, p, ids, k);
+      conv_release(c);
+    }
+  }
+  if (ids) ids_free(ids, k);
+  free(cid);
+  if (p) fanout_release(p);
+}
+
+static void recv_kick(im_worker_t *w, rd_t *r) {
+  char *node = get_str(r);
+  uint64_t session = get_u64(r);
+  char *client = get_str(r);
+  uint32_t code = get_u32(r);
+  char *detail = get_str(r);
+  if (!r->bad && node && client && !strcmp(node, bus_node_id(w->im->bus)) &&
+      (code == LC_SESSION_CONFLICT || code == LC_KICKED_BY_APP) && handle_owner(session) < w->im->nworkers)
+    im_session_kick_client(w, session, client, (int)code, detail);
+  free(node);
+  free(client);
+  free(detail);
+}
+
+static void recv_revoke(im_worker_t *w, rd_t *r) {
+  if (r->n - r->o < 1) return;
+  int kind = r->p[r->o++];
+  size_t ln;
+  const uint8_t *lineage = get_bytes(r, &ln);
+  char *client = get_str(r);
+  int64_t at = (int64_t)get_u64(r), exp = (int64_t)get_u64(r);
+  if (!r->bad && ln == TOKEN_LINEAGE_LEN && (kind == 0 || client))
+    revoke_record(w, kind ? 1 : 0, lineage, kind ? client : NULL, at, exp);
+  free(client);
+}
+
+static void on_recv(void *arg, const uint8_t *p, size_t n) {
+  im_t *im = arg;
+  im_worker_t *w = im->workers[BUS_HOME_WORKER];
+  if (!w || n < 1) return;
+  rd_t r = {.p = p + 1, .n = n - 1};
+  switch (p[0]) {
+  case 'D': recv_deliver(w, &r); break;
+  case 'M': recv_room(w, &r); break;
+  case 'K': recv_kick(w, &r); break;
+  case 'R': recv_revoke(w, &r); break;
+  case 'B': recv_room_kick(w, &r); break;
+  default: break;
+  }
+}
+
+/* ---------------------------------------------------------------- leaving */
+
+typedef struct {
+  task_t task;
+  im_t *im;
+} goaway_t;
+
+/* Every connection of this worker is told to go elsewhere (§3.21): the SDKs drop their
+ * cached router answer and reconnect through the router, which no longer names this node. */
+static void goaway_run(task_t *t) {
+  goaway_t *g = (goaway_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? g->im->workers[idx] : NULL;
+  free(g);
+  if (!w) return;
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__goaway);
+  PB_SET(out, service, 2);
+  buf_t b = BUF_INIT;
+  codec_pack(&out, &b);
+  for (uint32_t i = 0; i < w->links.used; i++) {
+    im_link_t *l = w->links.ptr[i];
+    if (l) l->ops->send(l, NULL, 0, b.data, b.len);
+  }
+  buf_free(&b);
+}
+
+void im_cluster_leave(im_t *im) {
+  if (!im->bus) return;
+  bus_leave(im->bus);
+  for (int k = 0; k < im->nworkers; k++) {
+    goaway_t *g = xmalloc(sizeof *g);
+    g->task.fn = goaway_run;
+    g->task.next = NULL;
+    g->im = im;
+    im->post(im->post_arg, k, &g->task);
+  }
+}
+
+void im_bus_attach(im_t *im, bus_t *bus) {
+  im->bus = bus;
+  if (bus) bus_set_recv(bus, on_recv, im);
+}
+
+void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop) {
+  if (w->im->bus) bus_worker_start(w->im->bus, w->idx, loop);
+}
+
+void im_worker_bus_stop(im_worker_t *w) {
+  if (w->im->bus) bus_worker_stop(w->im->bus, w->idx);
+}
