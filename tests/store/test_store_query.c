@@ -67,6 +67,17 @@ static const char *cids(st_t *t, const char *where, const char *self, const char
 
 static const char *const AB[] = {"alice", "bob", NULL};
 
+/* Conversation queries are not done on every backend yet (PostgreSQL waits for the parsed
+ * where of issue #14): there each query test is SKIPPED, visibly, and refused_everywhere
+ * checks that the backend refuses them with TERN_ENOTSUP rather than answer anything. */
+#define NEEDS_CONV_QUERIES()                                                                                           \
+  do {                                                                                                                 \
+    if (!st_current->conv_queries) {                                                                                   \
+      printf("[  SKIPPED ] %s: conversation queries are not implemented on %s yet\n", __func__, st_current->name);    \
+      skip();                                                                                                          \
+    }                                                                                                                  \
+  } while (0)
+
 static st_t *fixture(void) {
   st_t *t = st_open(st_current, 0);
   static const char *const CA[] = {"carol", "alice", NULL};
@@ -82,6 +93,7 @@ static st_t *fixture(void) {
 
 static void where_sort_count_page(void **state) {
   (void)state;
+  NEEDS_CONV_QUERIES();
   st_t *t = fixture();
   rows_t r;
   /* no where: the asker's conversations (never temporary ones) */
@@ -104,6 +116,7 @@ static void where_sort_count_page(void **state) {
 
 static void what_a_row_carries(void **state) {
   (void)state;
+  NEEDS_CONV_QUERIES();
   st_t *t = fixture();
   rows_t r;
   json_t *w = json_loads("{\"objectId\":{\"$exists\":true}}", 0, NULL);
@@ -136,6 +149,7 @@ static void what_a_row_carries(void **state) {
 
 static void refused_queries(void **state) {
   (void)state;
+  NEEDS_CONV_QUERIES();
   st_t *t = fixture();
   static const char *const bad[][2] = {
       {"{\"name\":{\"$bogus\":1}}", NULL}, /* unknown operator */
@@ -177,12 +191,32 @@ static void fetch_by_ids(void **state) {
   st_close(t);
 }
 
+/* A backend without conversation queries refuses each one, and hands out no row. */
+static void refused_where_not_done(void **state) {
+  (void)state;
+  if (st_current->conv_queries) skip();
+  st_t *t = fixture();
+  json_t *w = json_loads("{\"name\":\"alpha\"}", 0, NULL);
+  store_conv_q_t q = {.where = w, .self = "alice", .limit = 10};
+  char err[200] = "";
+  assert_int_equal(store_conv_query_check(t->s, &q, err, sizeof err), TERN_ENOTSUP);
+  assert_non_null(strstr(err, "not supported"));
+  rows_t r = {0};
+  assert_int_equal(store_conv_query(t->r, &q, rows_cb, &r), TERN_ENOTSUP);
+  assert_int_equal(r.n, 0);
+  int64_t n = -1;
+  assert_int_equal(store_conv_count(t->r, &q, &n), TERN_ENOTSUP);
+  json_decref(w);
+  st_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(where_sort_count_page),
       cmocka_unit_test(what_a_row_carries),
       cmocka_unit_test(refused_queries),
       cmocka_unit_test(fetch_by_ids),
+      cmocka_unit_test(refused_where_not_done),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
