@@ -91,6 +91,7 @@ describe('the Debian package', { skip: unsupported ?? false }, () => {
     const info = execFileSync('dpkg-deb', ['-f', deb], { encoding: 'utf8' });
     assert.match(info, /^Depends: .*adduser.*\n/m);
     assert.match(info, /^Depends: .*libuv1.*\n/m, 'library dependencies from dpkg-shlibdeps');
+    assert.match(info, /^Depends: .*libpq5.*\n/m, 'libpq: ternd --store postgres://…');
     const control = execFileSync('dpkg-deb', ['--info', deb, 'conffiles'], { encoding: 'utf8' });
     assert.equal(control, '/etc/tern/ternd.conf\n');
   });

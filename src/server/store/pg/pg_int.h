@@ -106,7 +106,7 @@ struct store {
   struct pg_fwd *fwd; /* writer only: pg_import_finish owed by this transaction's imports */
   size_t nfwd, capfwd;
   pg_lm_tab_t touch; /* writer only: conversations whose members this transaction changed */
-  pg_lm_tab_t lm; /* writer only: conversations' newest message times not yet written */
+  pg_lm_tab_t lm;    /* writer only: conversations' newest message times not yet written */
   int64_t lm_flushed_us;
   atomic_int fail_writes;
   atomic_int reconnects, readers, writer_up;
@@ -140,6 +140,10 @@ int pg_import_finish(pgc_t *p, int64_t conv, int64_t ts, int64_t seq);
 /* pg_reads.c */
 store_reader_t *pg_reader_new(store_t *s);
 void pg_reader_free(store_reader_t *r);
+/* Hands cb each row of res (columns id, cid, kind, created_at, updated_at, lm, doc,
+ * expire_at) as conv_view_t: members unless flags & 1 (or a room or service conversation),
+ * the newest message when flags & 2 (pg_reads.c). */
+int pg_conv_rows(store_reader_t *r, PGresult *res, int flags, conv_view_cb cb, void *arg);
 /* pg_query.c */
 qpool_t *pg_qpool_new(store_t *s, int threaded);
 void pg_qpool_free(qpool_t *p);

@@ -1,12 +1,14 @@
 /* pg_query.c — queries of the PostgreSQL backend: the query threads (conversation queries
- * run there, never on a network loop, each within its deadline: statement_timeout from
- * the time left, and a cancel when it passes), and `_Installation` queries compiled to SQL
- * over jsonb.
+ * run there, never on a network loop, each within its deadline: statement_timeout is the
+ * time left), and `_Installation` queries compiled to SQL over jsonb.
  *
- * NOT DONE (issue #14): conversation `where` queries. Their parsed, backend-neutral form
- * is being written (the AST branch); until it lands this backend refuses every
- * conversation query with an error that says so, rather than answer with rows it cannot
- * select correctly. Installation queries (store_class_q_t, already parsed) work. */
+ * NOT DONE (issue #14): the full conversation `where`. Its parsed, backend-neutral form is
+ * being written (the AST branch) and its compiler to PostgreSQL comes with it. Until then
+ * this backend runs only what the SDKs send by themselves — no where (the asker's
+ * conversations), objectId equal or $in, m containing a client or $all / $in of a list,
+ * sorted by lm, createdAt, updatedAt or objectId — with the meaning SQLite gives them
+ * (query.c), and refuses anything else with TERN_ENOTSUP and a message that says so,
+ * rather than answer with rows it cannot select correctly. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,31 +115,214 @@ int pg_query_submit(store_t *s, store_query_t *q) {
   return 0;
 }
 
-/* ---- conversation queries: not done on this backend yet (see the top) */
+/* A parameter: its text kept in owned (freed by the caller), "$n" written into sql. */
+typedef struct {
+  buf_t sql;
+  pgargs_t a;
+  char *owned[PGA_MAX];
+  int nowned;
+} pgq_t;
 
-#define CONV_QUERY_NOT_DONE "conversation queries are not supported on a PostgreSQL store yet (issue #14)"
+static void param_text(pgq_t *q, char *owned_text, const char *cast) {
+  if (q->nowned < PGA_MAX) q->owned[q->nowned++] = owned_text;
+  pga_txt(&q->a, owned_text);
+  buf_printf(&q->sql, "$%d%s", q->a.n, cast);
+}
 
-int pg_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen) {
+static void pgq_free(pgq_t *q) {
+  buf_free(&q->sql);
+  for (int i = 0; i < q->nowned; i++) free(q->owned[i]);
+}
+
+static void param_json(pgq_t *q, json_t *v) { param_text(q, json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), "::jsonb"); }
+
+/* ---- conversation queries, an interim subset (see the top) */
+
+#define CONV_QUERY_NOT_DONE "not supported on a PostgreSQL store yet (issue #14): "
+
+static int not_done(char *err, size_t errlen, const char *what) {
+  if (err && errlen) snprintf(err, errlen, CONV_QUERY_NOT_DONE "%s", what);
+  return TERN_ENOTSUP;
+}
+
+/* A JSON array of strings only, as a jsonb parameter; 0 or -1. */
+static int string_list(pgq_t *q, json_t *v) {
+  if (!json_is_array(v)) return -1;
+  for (size_t i = 0; i < json_array_size(v); i++)
+    if (!json_is_string(json_array_get(v, i))) return -1;
+  param_json(q, v);
+  return 0;
+}
+
+#define MEMBER_OF "EXISTS (SELECT 1 FROM member WHERE member.conv = c.id AND member.client = "
+
+/* The where of cq as SQL into q: only what the SDKs send by themselves — the asker's
+ * conversations (no where), objectId equal to or $in a list, m containing a client, $all
+ * or $in of a list — with SQLite's meaning (query.c); anything else is TERN_ENOTSUP. */
+static int conv_where(const store_conv_q_t *cq, pgq_t *q, char *err, size_t errlen) {
+  buf_append_str(&q->sql, "(c.kind IN (1,2,3)");
+  json_t *w = cq->where;
+  if (!w || json_is_null(w) || (json_is_object(w) && json_object_size(w) == 0)) {
+    buf_append_str(&q->sql, " AND " MEMBER_OF);
+    param_text(q, xstrdup(cq->self ? cq->self : ""), "::text))");
+    return 0;
+  }
+  if (!json_is_object(w)) return not_done(err, errlen, "a where that is not an object");
+  const char *key;
+  json_t *v;
+  json_object_foreach(w, key, v) {
+    int cid = strcmp(key, "objectId") == 0, m = strcmp(key, "m") == 0;
+    if (!cid && !m) return not_done(err, errlen, "conditions on fields other than objectId and m");
+    const char *op = "$eq";
+    json_t *arg = v;
+    if (json_is_object(v)) {
+      if (json_object_size(v) != 1) return not_done(err, errlen, "several operators on one field");
+      op = json_object_iter_key(json_object_iter(v));
+      arg = json_object_iter_value(json_object_iter(v));
+    }
+    buf_append_str(&q->sql, " AND ");
+    if (strcmp(op, "$eq") == 0 && json_is_string(arg)) {
+      buf_append_str(&q->sql, cid ? "c.cid = " : MEMBER_OF);
+      param_text(q, xstrdup(json_string_value(arg)), cid ? "::text" : "::text)");
+    } else if (strcmp(op, "$in") == 0) {
+      buf_append_str(&q->sql,
+                     cid ? "c.cid IN (SELECT jsonb_array_elements_text("
+                         : "EXISTS (SELECT 1 FROM member WHERE member.conv = c.id AND member.client IN (SELECT "
+                           "jsonb_array_elements_text(");
+      if (string_list(q, arg) < 0) return not_done(err, errlen, "$in with values that are not strings");
+      buf_append_str(&q->sql, cid ? "))" : ")))");
+    } else if (m && strcmp(op, "$all") == 0) { /* every listed client is a member; none listed: no match */
+      buf_append_str(&q->sql, json_array_size(arg) ? "" : "false AND ");
+      buf_append_str(&q->sql, "NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(");
+      if (string_list(q, arg) < 0) return not_done(err, errlen, "$all with values that are not strings");
+      buf_append_str(&q->sql, ") o(v) WHERE NOT " MEMBER_OF "o.v))");
+    } else {
+      return not_done(err, errlen, "this operator");
+    }
+  }
+  buf_append_str(&q->sql, ")");
+  return 0;
+}
+
+/* The ORDER BY of a sort: lm, createdAt, updatedAt, objectId ('-': descending), then the
+ * id; NULL lm sort as on SQLite (low). Sorting by attributes is not done here yet. */
+static int conv_sort(const char *sort, buf_t *out, char *err, size_t errlen) {
+  if (!sort || !sort[strspn(sort, " \t")]) {
+    buf_append_str(out, "c.qlm DESC NULLS LAST, c.updated_at DESC, c.id DESC");
+    return 0;
+  }
+  static const char *const keys[4] = {"lm", "createdAt", "updatedAt", "objectId"};
+  static const char *const cols[4] = {"c.qlm", "c.created_at", "c.updated_at", "c.cid"};
+  for (const char *p = sort;;) {
+    size_t n = strcspn(p, ",");
+    const char *f = p;
+    size_t len = n;
+    while (len && (*f == ' ' || *f == '\t')) f++, len--;
+    while (len && (f[len - 1] == ' ' || f[len - 1] == '\t')) len--;
+    int desc = len && *f == '-';
+    f += desc;
+    len -= (size_t)desc;
+    size_t k = 0;
+    while (k < 4 && !(strlen(keys[k]) == len && strncmp(keys[k], f, len) == 0)) k++;
+    if (k == 4) {
+      if (len == 1 && *f == 'm') {
+        snprintf(err, errlen, "cannot sort by m");
+        return TERN_EINVAL;
+      }
+      return not_done(err, errlen, "sorting by attributes");
+    }
+    buf_printf(out, "%s %s%s, ", cols[k], desc ? "DESC" : "ASC", k == 0 ? (desc ? " NULLS LAST" : " NULLS FIRST") : "");
+    p += n;
+    if (!*p) break;
+    p++;
+  }
+  buf_append_str(out, "c.id DESC");
+  return 0;
+}
+
+static int conv_compile(const store_conv_q_t *cq, pgq_t *q, buf_t *order, char *err, size_t errlen) {
+  int rc = conv_where(cq, q, err, errlen);
+  if (rc == 0) rc = conv_sort(cq->sort, order, err, errlen);
+  buf_cstr(&q->sql);
+  return rc;
+}
+
+int pg_conv_query_check(store_t *s, const store_conv_q_t *cq, char *err, size_t errlen) {
   (void)s;
-  (void)q;
-  snprintf(err, errlen, "%s", CONV_QUERY_NOT_DONE);
-  return TERN_ENOTSUP;
+  pgq_t q = {0};
+  buf_t order = BUF_INIT;
+  int rc = conv_compile(cq, &q, &order, err, errlen);
+  pgq_free(&q);
+  buf_free(&order);
+  return rc;
 }
 
-int pg_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg) {
-  (void)r;
-  (void)q;
-  (void)deadline_ns;
-  (void)cb;
-  (void)arg;
-  return TERN_ENOTSUP;
+#define CONV_COLS "c.id, c.cid, c.kind, c.created_at, c.updated_at, c.qlm, c.doc, c.expire_at"
+#define LM_SQL "coalesce((SELECT ts FROM msg WHERE msg.conv = c.id ORDER BY ts DESC, seq DESC LIMIT 1), c.lm)"
+
+/* Within the deadline: statement_timeout is the time left, for this statement only (the
+ * reader's own timeout again after); a statement it cancels is TERN_ETIMEDOUT. */
+int pg_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, conv_view_cb cb, void *arg) {
+  pgq_t q = {0};
+  buf_t order = BUF_INIT;
+  char err[200];
+  int rc = conv_compile(cq, &q, &order, err, sizeof err);
+  if (rc < 0) {
+    pgq_free(&q);
+    buf_free(&order);
+    return rc;
+  }
+  buf_t sql = BUF_INIT;
+  buf_printf(&sql,
+             "SELECT " CONV_COLS " FROM (SELECT c.*, " LM_SQL
+             " AS qlm FROM conv c WHERE %s) c ORDER BY %s LIMIT %d OFFSET %d",
+             buf_cstr(&q.sql), buf_cstr(&order), cq->limit, cq->skip);
+  buf_free(&order);
+  int timed = 0;
+  if (deadline_ns) {
+    uint64_t now = mono_ns();
+    int ms = deadline_ns > now ? (int)((deadline_ns - now) / 1000000) : 0;
+    if (ms < 1) ms = 1;
+    char set[64];
+    snprintf(set, sizeof set, "SET statement_timeout = %d", ms);
+    timed = pgc_cmd(&r->c, set) == 0;
+    if (!timed) rc = TERN_ESTORE;
+  }
+  PGresult *res = NULL;
+  if (rc == 0 && pgc_sql(&r->c, buf_cstr(&sql), &q.a, &res) < 0)
+    rc = strcmp(r->c.sqlstate, "57014") == 0 ? TERN_ETIMEDOUT : TERN_ESTORE;
+  if (rc == 0) rc = pg_conv_rows(r, res, cq->flags, cb, arg);
+  PQclear(res);
+  if (timed) {
+    char set[64];
+    snprintf(set, sizeof set, "SET statement_timeout = %d", r->c.stmt_timeout_ms);
+    pgc_cmd(&r->c, set);
+  }
+  if (rc == 0 && deadline_ns && mono_ns() > deadline_ns) rc = TERN_ETIMEDOUT; /* the rows' reads ran past it */
+  buf_free(&sql);
+  pgq_free(&q);
+  return rc;
 }
 
-int pg_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n) {
-  (void)r;
-  (void)q;
-  (void)n;
-  return TERN_ENOTSUP;
+int pg_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) {
+  pgq_t q = {0};
+  buf_t order = BUF_INIT;
+  char err[200];
+  int rc = conv_compile(cq, &q, &order, err, sizeof err);
+  buf_free(&order);
+  if (rc == 0) {
+    buf_t sql = BUF_INIT;
+    buf_printf(&sql, "SELECT count(*) FROM conv c WHERE %s", buf_cstr(&q.sql));
+    PGresult *res;
+    rc = pgc_sql(&r->c, buf_cstr(&sql), &q.a, &res) < 0 ? TERN_ESTORE : 0;
+    if (rc == 0) {
+      *n = pg_i64(res, 0, 0);
+      PQclear(res);
+    }
+    buf_free(&sql);
+  }
+  pgq_free(&q);
+  return rc;
 }
 
 /* ---- installations: an AND of simple conditions (store_class_q_t) over jsonb */
@@ -153,27 +338,11 @@ static const char *inst_column(const char *f) {
   return NULL;
 }
 
-/* A parameter: its text kept in owned (freed by the caller), "$n" written into sql. */
-typedef struct {
-  buf_t sql;
-  pgargs_t a;
-  char *owned[PGA_MAX];
-  int nowned;
-} inst_q_t;
-
-static void param_text(inst_q_t *q, char *owned_text, const char *cast) {
-  if (q->nowned < PGA_MAX) q->owned[q->nowned++] = owned_text;
-  pga_txt(&q->a, owned_text);
-  buf_printf(&q->sql, "$%d%s", q->a.n, cast);
-}
-
-static void param_json(inst_q_t *q, json_t *v) { param_text(q, json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), "::jsonb"); }
-
 /* The compiled where of cq into q (every value a parameter). Fields that are not columns
  * are paths into the stored object (body::jsonb #> path). As on SQLite (store_class.c): an
  * array field equals a value it contains; a key with both '"' and '[' matches nothing (the
  * api never sends one; SQLite cannot address it and the backends answer alike). */
-static void inst_where(const store_class_q_t *cq, inst_q_t *q) {
+static void inst_where(const store_class_q_t *cq, pgq_t *q) {
   buf_append_str(&q->sql, "true");
   for (size_t i = 0; i < cq->n; i++) {
     const store_cond_t *c = &cq->conds[i];
@@ -257,11 +426,6 @@ static void inst_where(const store_class_q_t *cq, inst_q_t *q) {
   buf_cstr(&q->sql);
 }
 
-static void inst_q_free(inst_q_t *q) {
-  buf_free(&q->sql);
-  for (int i = 0; i < q->nowned; i++) free(q->owned[i]);
-}
-
 static void inst_order(const char *order, buf_t *out) {
   static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
   static const char *const cols[3] = {"id", "created_at", "updated_at"};
@@ -278,14 +442,14 @@ static void inst_order(const char *order, buf_t *out) {
 }
 
 int pg_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t *n) {
-  inst_q_t q = {0};
+  pgq_t q = {0};
   inst_where(cq, &q);
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT count(*) FROM installation WHERE %s", buf_cstr(&q.sql));
   PGresult *res;
   int rc = pgc_sql(&r->c, buf_cstr(&sql), &q.a, &res);
   buf_free(&sql);
-  inst_q_free(&q);
+  pgq_free(&q);
   if (rc < 0) return TERN_ESTORE;
   *n = pg_i64(res, 0, 0);
   PQclear(res);
@@ -294,7 +458,7 @@ int pg_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t 
 
 int pg_installation_query(store_reader_t *r, const store_class_q_t *cq,
                           void (*cb)(void *arg, const installation_row_t *row), void *arg) {
-  inst_q_t q = {0};
+  pgq_t q = {0};
   inst_where(cq, &q);
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY ",
@@ -304,7 +468,7 @@ int pg_installation_query(store_reader_t *r, const store_class_q_t *cq,
   PGresult *res;
   int rc = pgc_sql(&r->c, buf_cstr(&sql), &q.a, &res);
   buf_free(&sql);
-  inst_q_free(&q);
+  pgq_free(&q);
   if (rc < 0) return TERN_ESTORE;
   for (int i = 0; i < PQntuples(res); i++) {
     installation_row_t row = {(char *)pg_str(res, i, 0), (char *)pg_str(res, i, 1), (char *)pg_str(res, i, 2),

@@ -232,8 +232,8 @@ static int pg_unread(store_reader_t *r, const char *client, int64_t since, int m
   if (rq(r, PS_UNREAD_CONVS, &a, &convs) < 0) return TERN_ESTORE;
   int rc = 0;
   for (int i = 0; i < PQntuples(convs) && !rc; i++) {
-    unread_view_t u = {.cid = pg_str(convs, i, 1), .kind = (int)pg_i64(convs, i, 2),
-                       .read_changed_at = pg_i64(convs, i, 5)};
+    unread_view_t u = {
+        .cid = pg_str(convs, i, 1), .kind = (int)pg_i64(convs, i, 2), .read_changed_at = pg_i64(convs, i, 5)};
     pgargs_t m = {0};
     pga_i64(&m, pg_i64(convs, i, 0));
     pga_i64(&m, pg_i64(convs, i, 3));
@@ -246,8 +246,7 @@ static int pg_unread(store_reader_t *r, const char *client, int64_t since, int m
     }
     for (int k = 0; k < PQntuples(ms); k++) {
       u.unread++;
-      if (!u.mentioned &&
-          (((int)pg_i64(ms, k, 0) & MSG_F_MENTION_ALL) || mentions_contain(pg_str(ms, k, 1), client)))
+      if (!u.mentioned && (((int)pg_i64(ms, k, 0) & MSG_F_MENTION_ALL) || mentions_contain(pg_str(ms, k, 1), client)))
         u.mentioned = 1;
     }
     PQclear(ms);
@@ -385,8 +384,7 @@ static int pg_member_infos(store_reader_t *r, int64_t conv, void (*cb)(void *arg
   PGresult *res;
   if (rq(r, PS_MEMBER_INFOS, &a, &res) < 0) return TERN_ESTORE;
   for (int i = 0; i < PQntuples(res); i++) {
-    member_info_t mi = {pg_str(res, i, 0), pg_str(res, i, 1), pg_str(res, i, 2), pg_i64(res, i, 3),
-                        pg_i64(res, i, 4)};
+    member_info_t mi = {pg_str(res, i, 0), pg_str(res, i, 1), pg_str(res, i, 2), pg_i64(res, i, 3), pg_i64(res, i, 4)};
     cb(arg, &mi);
   }
   PQclear(res);
@@ -607,11 +605,6 @@ static int pg_app_logs(store_reader_t *r, const app_logs_req_t *q,
 
 /* ---- conversation rows as queries and fetches hand them out */
 
-int pg_conv_rows(store_reader_t *r, PGresult *res, int flags, conv_view_cb cb, void *arg);
-
-/* Hands cb each row of res, whose columns are id, cid, kind, created_at, updated_at, lm,
- * doc, expire_at: with its members unless compact (flags & 1) or a room or service
- * conversation, and its newest message when flags & 2. */
 int pg_conv_rows(store_reader_t *r, PGresult *res, int flags, conv_view_cb cb, void *arg) {
   for (int i = 0; i < PQntuples(res); i++) {
     int64_t id = pg_i64(res, i, 0);
@@ -660,7 +653,7 @@ int pg_conv_rows(store_reader_t *r, PGresult *res, int flags, conv_view_cb cb, v
   return 0;
 }
 
-#define PG_CONV_COLS                                                                                                    \
+#define PG_CONV_COLS                                                                                                   \
   "c.id, c.cid, c.kind, c.created_at, c.updated_at, coalesce(" PG_LAST_TS("c.id") ", c.lm), c.doc, c.expire_at"
 
 static int pg_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg) {
@@ -672,9 +665,9 @@ static int pg_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, i
   pgargs_t a = {0};
   pga_txt(&a, text);
   PGresult *res;
-  int rc = pgc_sql(&r->c,
-                   "SELECT " PG_CONV_COLS " FROM conv c WHERE c.cid IN (SELECT jsonb_array_elements_text($1::jsonb))",
-                   &a, &res);
+  int rc =
+      pgc_sql(&r->c, "SELECT " PG_CONV_COLS " FROM conv c WHERE c.cid IN (SELECT jsonb_array_elements_text($1::jsonb))",
+              &a, &res);
   free(text);
   if (rc < 0) return TERN_ESTORE;
   rc = pg_conv_rows(r, res, flags, cb, arg);

@@ -107,26 +107,28 @@ X(LAST_MSG_FOR, "SELECT " PG_MSG_COLS " FROM msg WHERE conv = $1" PG_VIS("2") " 
 X(MSG_GET, "SELECT " PG_MSG_COLS " FROM msg WHERE conv = $1 AND ts = $2 AND seq = $3")
 X(RECEIPTS, "SELECT " PG_MSG_COLS " FROM msg WHERE conv = $1 AND (ts, seq) > ($2, $3) AND (ts, seq) <= ($4, $5)"
             " AND (flags & 2) <> 0 AND sender <> $6 ORDER BY ts, seq LIMIT 100")
-X(UNREAD_CONVS, "SELECT id, cid, kind, read_ts, read_seq, read_at FROM (SELECT c.id, c.cid, c.kind, m.read_ts,"
-                " m.read_seq, m.read_at, " PG_LAST_TS("c.id") " AS last FROM member m JOIN conv c ON c.id = m.conv"
-                " WHERE m.client = $1 AND c.kind <> 2) x"
-                " WHERE (last >= read_ts AND last > $2) OR ($2 > 0 AND read_at > $2)"
-                " ORDER BY last DESC NULLS LAST LIMIT $3")
+X(UNREAD_CONVS,
+  "SELECT id, cid, kind, read_ts, read_seq, read_at FROM (SELECT c.id, c.cid, c.kind, m.read_ts,"
+  " m.read_seq, m.read_at, " PG_LAST_TS("c.id") " AS last FROM member m JOIN conv c ON c.id = m.conv"
+                                                " WHERE m.client = $1 AND c.kind <> 2) x"
+                                                " WHERE (last >= read_ts AND last > $2) OR ($2 > 0 AND read_at > $2)"
+                                                " ORDER BY last DESC NULLS LAST LIMIT $3")
 X(UNREAD_MSGS, "SELECT flags, mentions FROM msg WHERE conv = $1 AND (ts, seq) > ($2, $3) AND sender <> $4" PG_VIS(
                    "4") " ORDER BY ts DESC, seq DESC LIMIT 100")
 X(OFFLINE_CONVS, "SELECT id, cid, kind, ack_ts, ack_seq FROM (SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq,"
                  " " PG_LAST_TS("c.id") " AS last FROM member m JOIN conv c ON c.id = m.conv"
-                 " WHERE m.client = $1 AND c.kind <> 2) x WHERE last >= ack_ts ORDER BY last")
-X(OFFLINE_MSGS, "SELECT " PG_MSG_COLS " FROM msg WHERE conv = $1 AND (ts, seq) > ($2, $3) AND sender <> $4" PG_VIS(
-                    "4") " ORDER BY ts, seq LIMIT $5")
+                                        " WHERE m.client = $1 AND c.kind <> 2) x WHERE last >= ack_ts ORDER BY last")
+X(OFFLINE_MSGS,
+  "SELECT " PG_MSG_COLS
+  " FROM msg WHERE conv = $1 AND (ts, seq) > ($2, $3) AND sender <> $4" PG_VIS("4") " ORDER BY ts, seq LIMIT $5")
 X(PROGRESS, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = $1")
 X(NOTIFS, "SELECT ts, body FROM notif WHERE client = $1 AND ts > $2 ORDER BY ts, seq LIMIT $3")
 X(EXPIRED, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= $1)"
            " OR (kind <> 4 AND GREATEST(coalesce(lm, 0), updated_at, coalesce(imported_at, 0)) < $2) LIMIT $3")
-X(PATCHES, "SELECT c.cid, msg.ts, msg.seq, msg.mid, msg.sender, msg.data, msg.flags, msg.mentions, msg.patch_ts,"
-           " msg.readers FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
-           " WHERE msg.patch_ts > 0 AND msg.patch_ts > $2 AND mb.client = $1" PG_VIS(
-               "1") " ORDER BY msg.patch_ts LIMIT $3")
+X(PATCHES,
+  "SELECT c.cid, msg.ts, msg.seq, msg.mid, msg.sender, msg.data, msg.flags, msg.mentions, msg.patch_ts,"
+  " msg.readers FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
+  " WHERE msg.patch_ts > 0 AND msg.patch_ts > $2 AND mb.client = $1" PG_VIS("1") " ORDER BY msg.patch_ts LIMIT $3")
 X(DEVICES, "SELECT token, type, installation_id, badge FROM device WHERE client = $1"
            " ORDER BY updated_at DESC, token LIMIT $2")
 X(INST_BY_ID, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE id = $1")
