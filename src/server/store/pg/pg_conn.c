@@ -68,8 +68,15 @@ void pga_i64_or_null(pgargs_t *a, int64_t v) {
 
 /* ---- connections */
 
+static atomic_int open_connections; /* process-wide: readers outlive their store at exit */
+
+int pg_open_connections(void) { return atomic_load(&open_connections); }
+
 void pgc_close(pgc_t *p) {
-  if (p->c) PQfinish(p->c);
+  if (p->c) {
+    PQfinish(p->c);
+    atomic_fetch_sub(&open_connections, 1);
+  }
   p->c = NULL;
   memset(p->prepared, 0, sizeof p->prepared);
 }
@@ -117,6 +124,7 @@ int pgc_ensure(pgc_t *p) {
   }
   if (p->backoff_ms) log_at(LOG_INFO, "postgres (%s): connected again", p->role);
   p->c = c;
+  atomic_fetch_add(&open_connections, 1);
   p->backoff_ms = 0;
   p->retry_at_us = 0;
   memset(p->prepared, 0, sizeof p->prepared);

@@ -54,6 +54,8 @@ void pga_i64_or_null(pgargs_t *a, int64_t v); /* 0: NULL */
 /* Connects if not connected (once its backoff has passed); 0, or TERN_ESTORE. */
 int pgc_ensure(pgc_t *p);
 void pgc_close(pgc_t *p);
+/* Connections to PostgreSQL open in this process (all stores). */
+int pg_open_connections(void);
 /* Runs statement `id` (prepared on first use) or `sql` (id < 0), with a's parameters.
  * 0 with *out the result (PQclear it; out may be NULL), or TERN_ESTORE (logged; sqlstate
  * set; a connection that broke is closed and reconnects later by itself). */
@@ -109,7 +111,7 @@ struct store {
   pg_lm_tab_t lm;    /* writer only: conversations' newest message times not yet written */
   int64_t lm_flushed_us;
   atomic_int fail_writes;
-  atomic_int reconnects, readers, writer_up;
+  atomic_int reconnects, writer_up;
   atomic_llong batches_failed;
   qpool_t *qpool;
 };

@@ -26,13 +26,11 @@ store_reader_t *pg_reader_new(store_t *s) {
   r->c.reconnects = &s->reconnects;
   /* a reader that cannot connect now is still a reader: it connects at its first read */
   pgc_ensure(&r->c);
-  atomic_fetch_add(&s->readers, 1);
   return r;
 }
 
 void pg_reader_free(store_reader_t *r) {
-  if (!r) return;
-  atomic_fetch_sub(&r->s->readers, 1);
+  if (!r) return; /* the store may be closed already (main.c frees the workers' readers last) */
   pgc_close(&r->c);
   free(r);
 }

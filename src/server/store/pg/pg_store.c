@@ -87,8 +87,8 @@ void pg_close(store_t *s) {
 void pg_metrics(store_t *s, buf_t *out) {
   if (!s) return;
   buf_printf(out,
-             "# HELP tern_store_pg_connections Connections to PostgreSQL this ternd keeps (the writer, one per "
-             "reader and query thread).\n# TYPE tern_store_pg_connections gauge\ntern_store_pg_connections %d\n"
+             "# HELP tern_store_pg_connections Connections to PostgreSQL open now (the writer, one per worker's "
+             "reader and per query thread).\n# TYPE tern_store_pg_connections gauge\ntern_store_pg_connections %d\n"
              "# HELP tern_store_pg_writer_up Whether the writer's connection was up at its last batch.\n"
              "# TYPE tern_store_pg_writer_up gauge\ntern_store_pg_writer_up %d\n"
              "# HELP tern_store_pg_connects_total Connections made to PostgreSQL (more than the connections: "
@@ -96,6 +96,6 @@ void pg_metrics(store_t *s, buf_t *out) {
              "tern_store_pg_connects_total %d\n"
              "# HELP tern_store_pg_failed_batches_total Group commits that failed (every job of them refused).\n"
              "# TYPE tern_store_pg_failed_batches_total counter\ntern_store_pg_failed_batches_total %lld\n",
-             1 + atomic_load(&s->readers), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
+             pg_open_connections(), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
              (long long)atomic_load(&s->batches_failed));
 }
