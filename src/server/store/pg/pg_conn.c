@@ -141,10 +141,7 @@ static int failed(pgc_t *p, PGresult *r, const char *what) {
   if (gone || !st || strcmp(st, "23505") != 0)
     log_at(LOG_ERROR, "postgres (%s): %s: %s", p->role, what, r ? PQresultErrorMessage(r) : PQerrorMessage(p->c));
   PQclear(r);
-  if (gone) {
-    pgc_close(p);
-    pgc_fail_connect(p);
-  }
+  if (gone) pgc_close(p); /* the next use reconnects at once: the backoff is for connects that fail */
   return TERN_ESTORE;
 }
 
@@ -180,13 +177,26 @@ static int run(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, c
   return 0;
 }
 
+/* A read that finds its connection dead (the server restarted since its last use) is run
+ * once more on a new one: after an outage, each reader's first read would fail otherwise.
+ * Only readers: a writer's statement belongs to a transaction that died with it. */
+static int run_again(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, const pgargs_t *a,
+                     PGresult **out) {
+  int had = p->c != NULL;
+  int rc = run(p, name, sql, name ? prepared : NULL, a, out);
+  if (rc < 0 && had && !p->c && p->retry_reads) rc = run(p, name, sql, name ? prepared : NULL, a, out);
+  return rc;
+}
+
 int pgc_run(pgc_t *p, int id, const pgargs_t *a, PGresult **out) {
   char name[16];
   snprintf(name, sizeof name, "t%d", id);
-  return run(p, name, stmt_sql[id], &p->prepared[id], a, out);
+  return run_again(p, name, stmt_sql[id], &p->prepared[id], a, out);
 }
 
-int pgc_sql(pgc_t *p, const char *sql, const pgargs_t *a, PGresult **out) { return run(p, NULL, sql, NULL, a, out); }
+int pgc_sql(pgc_t *p, const char *sql, const pgargs_t *a, PGresult **out) {
+  return run_again(p, NULL, sql, NULL, a, out);
+}
 
 int pgc_cmd(pgc_t *p, const char *sql) {
   p->sqlstate[0] = 0;

@@ -26,6 +26,7 @@ typedef struct {
   const char *uri;        /* the store's */
   const char *role;       /* "writer", "reader", "query": for the log */
   int stmt_timeout_ms;    /* statement_timeout on this connection (0: none) */
+  int retry_reads;        /* a reader: a statement that finds the connection dead runs again once */
   uint8_t prepared[PS_N]; /* which statements this connection has prepared */
   int64_t retry_at_us;    /* no new attempt before (monotonic µs) */
   int backoff_ms;         /* the next wait after a failed connect (doubles to PG_BACKOFF_MAX_MS) */

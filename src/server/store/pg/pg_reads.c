@@ -23,6 +23,7 @@ store_reader_t *pg_reader_new(store_t *s) {
   r->c.uri = s->uri;
   r->c.role = "reader";
   r->c.stmt_timeout_ms = READ_TIMEOUT_MS;
+  r->c.retry_reads = 1;
   r->c.reconnects = &s->reconnects;
   /* a reader that cannot connect now is still a reader: it connects at its first read */
   pgc_ensure(&r->c);

@@ -537,7 +537,10 @@ static void job_reset(store_job_t *j) {
 static int attempt(store_t *s, store_job_t *batch, int careful, pg_lm_tab_t *lm, int flush_lm) {
   lm_clear(&s->touch);
   s->nfwd = 0;
-  if (pgc_cmd(&s->w, "BEGIN") < 0) return TERN_ESTORE;
+  /* a connection found dead at BEGIN (the server restarted while the writer was idle) is
+   * replaced at once: nothing of this batch had run on it */
+  int had = s->w.c != NULL;
+  if (pgc_cmd(&s->w, "BEGIN") < 0 && !(had && !s->w.c && pgc_cmd(&s->w, "BEGIN") == 0)) return TERN_ESTORE;
   for (store_job_t *j = batch; j; j = j->next) {
     if (careful && pgc_cmd(&s->w, "SAVEPOINT job") < 0) goto abort;
     int rc = run_job(s, j);
