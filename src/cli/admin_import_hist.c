@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "admin_import.h"
+#include "utf8.h"
 
 #define MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
@@ -47,44 +48,6 @@ static int hex4(const char *p, unsigned *out) {
   }
   *out = v;
   return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (lead byte ≥ 0x80), or 0: no overlong forms,
- * no surrogates, nothing past U+10FFFF (jansson's utf8_check_full). */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
-  unsigned char c = p[0];
-  size_t n;
-  unsigned v;
-  if (c >= 0xC2 && c <= 0xDF) n = 2, v = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3, v = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4, v = c & 0x07;
-  else return 0;
-  if ((size_t)(end - p) < n) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (p[i] & 0x3F);
-  }
-  if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  return n;
-}
-
-static char *put_utf8(char *w, unsigned v) {
-  if (v < 0x80) {
-    *w++ = (char)v;
-  } else if (v < 0x800) {
-    *w++ = (char)(0xC0 | (v >> 6));
-    *w++ = (char)(0x80 | (v & 0x3F));
-  } else if (v < 0x10000) {
-    *w++ = (char)(0xE0 | (v >> 12));
-    *w++ = (char)(0x80 | ((v >> 6) & 0x3F));
-    *w++ = (char)(0x80 | (v & 0x3F));
-  } else {
-    *w++ = (char)(0xF0 | (v >> 18));
-    *w++ = (char)(0x80 | ((v >> 12) & 0x3F));
-    *w++ = (char)(0x80 | ((v >> 6) & 0x3F));
-    *w++ = (char)(0x80 | (v & 0x3F));
-  }
-  return w;
 }
 
 /* The string whose opening quote is at s->p. dec: decoded in place and NUL-terminated
@@ -125,12 +88,11 @@ static int str(sc_t *s, int dec, imp_str_t *out) {
         v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
       }
       if (!v) s->nul = 1;
-      if (dec) w = put_utf8(w, v);
+      if (dec) w = utf8_put(w, v);
       continue;
     }
     size_t n = 1;
-    if (c >= 0x80 && !(n = utf8_len((const unsigned char *)r, (const unsigned char *)s->end)))
-      return fail(s, "a string that is not UTF-8");
+    if (c >= 0x80 && !(n = utf8_seq_len(r, (size_t)(s->end - r)))) return fail(s, "a string that is not UTF-8");
     if (dec && w != r) memmove(w, r, n);
     w += n;
     r += n;

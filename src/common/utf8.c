@@ -11,8 +11,9 @@ size_t utf8_chars(const char *s) {
   return n;
 }
 
-/* Length of the well-formed sequence at s[0..len), or 0 if none starts there. */
-static size_t seq_len(const unsigned char *s, size_t len) {
+size_t utf8_seq_len(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  if (!len) return 0;
   unsigned char c = s[0];
   if (c < 0x80) return 1;
   size_t n;
@@ -32,9 +33,8 @@ static size_t seq_len(const unsigned char *s, size_t len) {
 }
 
 int utf8_valid(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < len;) {
-    size_t n = seq_len(p + i, len - i);
+    size_t n = utf8_seq_len(s + i, len - i);
     if (!n) return 0;
     i += n;
   }
@@ -45,7 +45,7 @@ void utf8_sanitize(const char *s, size_t len, buf_t *out) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, run = 0; /* run: start of the pending well-formed stretch */
   while (i < len) {
-    size_t n = seq_len(p + i, len - i);
+    size_t n = utf8_seq_len(s + i, len - i);
     if (n) {
       i += n;
       continue;
@@ -53,10 +53,29 @@ void utf8_sanitize(const char *s, size_t len, buf_t *out) {
     buf_append(out, s + run, i - run);
     buf_append(out, "\xEF\xBF\xBD", 3);
     i++; /* one replacement per ill-formed byte: simple, and never loses a valid neighbour */
-    while (i < len && (p[i] & 0xC0) == 0x80 && !seq_len(p + i, len - i)) i++; /* its stray continuation bytes */
+    while (i < len && (p[i] & 0xC0) == 0x80 && !utf8_seq_len(s + i, len - i)) i++; /* its stray continuation bytes */
     run = i;
   }
   buf_append(out, s + run, len - run);
+}
+
+char *utf8_put(char *w, unsigned cp) {
+  if (cp < 0x80) {
+    *w++ = (char)cp;
+  } else if (cp < 0x800) {
+    *w++ = (char)(0xC0 | (cp >> 6));
+    *w++ = (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    *w++ = (char)(0xE0 | (cp >> 12));
+    *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *w++ = (char)(0x80 | (cp & 0x3F));
+  } else {
+    *w++ = (char)(0xF0 | (cp >> 18));
+    *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+    *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *w++ = (char)(0x80 | (cp & 0x3F));
+  }
+  return w;
 }
 
 int utf8_client_id_ok(const char *s) {
@@ -64,7 +83,7 @@ int utf8_client_id_ok(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   size_t len = strlen(s), n = 0;
   for (size_t i = 0; i < len;) {
-    size_t k = seq_len(p + i, len - i);
+    size_t k = utf8_seq_len(s + i, len - i);
     if (!k || (k == 1 && (p[i] < 0x20 || p[i] == 0x7F)) || ++n > UTF8_CLIENT_ID_MAX) return 0;
     i += k;
   }

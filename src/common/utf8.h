@@ -13,6 +13,12 @@ size_t utf8_chars(const char *s);
 /* 1 if s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
  * above U+10FFFF), else 0. Message text must be: JSON cannot carry anything else. */
 int utf8_valid(const char *s, size_t len);
+/* Length (1–4) of the well-formed sequence at s[0..len), or 0 if none starts there (or
+ * len is 0): the one UTF-8 decoder every check here and the importer's scanner use. */
+size_t utf8_seq_len(const char *s, size_t len);
+/* Writes code point cp (≤ U+10FFFF, not a surrogate: the caller checked) as 1–4 bytes at w;
+ * returns the byte after them. */
+char *utf8_put(char *w, unsigned cp);
 /* Appends s[0..len) to out with every ill-formed sequence replaced by U+FFFD (the
  * Unicode "maximal subpart" practice), so text that must become JSON never disappears. */
 void utf8_sanitize(const char *s, size_t len, buf_t *out);

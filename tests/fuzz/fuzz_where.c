@@ -1,4 +1,5 @@
-/* fuzz_where.c — `conv query` where-JSON and sort → SQL (query.c), run for real.
+/* fuzz_where.c — `conv query` where-JSON and sort → the parser (store/convq.c) → SQL
+ * (query.c), run for real.
  *
  * Input:  where-JSON [ NUL sort [ NUL flags ] ]
  *   where  any JSON text (objects, but also the scalars and arrays a client may send)
@@ -6,10 +7,11 @@
  *   flags  one byte: the store's result flags (1 compact, 2 with last message)
  *
  * The store is the real one, on a temporary file whose conv/member/msg tables hold a small
- * fixture (the conversations of tests/unit/test_query.c): query_where + query_sort, then
- * store_conv_query — the exact path of im_conv_query.
+ * fixture (the conversations of tests/unit/test_query.c): convq_parse, query_where +
+ * query_sort over its tree, then store_conv_query — the exact path of im_conv_query.
  *
- * Checks, besides the sanitizers: a rejection leaves the query empty and says why; an
+ * Checks, besides the sanitizers: a rejection (parser or compiler) leaves the query empty
+ * and says why; a parsed tree's values turn back into JSON (convq_val_json); an
  * accepted where+sort prepares (on our own connection) with exactly as many placeholders
  * as parameters, and runs to the end with no error other than a regexp one (a pattern
  * hitting the backtracking limit is reported, by design, as a failed query). */
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "convq.h"
 #include "err.h"
 #include "fuzz_target.h"
 #include "im_internal.h" /* conv_view_append: the shape im_conv_query answers */
@@ -199,6 +202,15 @@ static void check_sql(query_t *q, const char *order, const uint8_t *in, size_t n
   buf_free(&sql);
 }
 
+/* Every operand of the tree turns back into JSON (what backends bind). */
+static void walk_values(const convq_node_t *n) {
+  for (size_t i = 0; i < n->n; i++) walk_values(n->kids[i]);
+  if (n->kind != CONVQ_LEAF) return;
+  json_t *v = convq_val_json(&n->val);
+  if (!v) fail("an operand has no JSON", n->field.name, (const uint8_t *)"", 0);
+  json_decref(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fw.ready) setup();
   const uint8_t *nul = memchr(data, 0, size);
@@ -218,23 +230,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   query_init(&q);
   buf_t order = BUF_INIT;
   char err[200] = "";
-  int rc = query_where(&q, where, "alice", err, sizeof err);
-  if (rc != 0 && (rc != TERN_EINVAL || !err[0] || q.nparams != 0 || q.sql.len != 0))
-    fail("a rejected where must leave q empty and say why", err, data, wlen);
+  convq_t *cq = NULL;
+  int rc = convq_parse(where, sort, "alice", &cq, err, sizeof err);
+  if (rc != 0 && (rc != TERN_EINVAL || !err[0] || cq)) fail("a rejected where or sort must say why", err, data, size);
   if (rc == 0) {
-    rc = query_sort(&q, sort, &order, err, sizeof err);
+    walk_values(cq->where);
+    rc = query_where(&q, cq->where, err, sizeof err);
+    if (rc != 0 && (rc != TERN_EINVAL || !err[0] || q.nparams != 0 || q.sql.len != 0))
+      fail("a rejected where must leave q empty and say why", err, data, wlen);
+  }
+  if (rc == 0) {
+    rc = query_sort(&q, cq->sort, cq->nsort, &order, err, sizeof err);
     if (rc != 0 && (rc != TERN_EINVAL || !err[0])) fail("a rejected sort must say why", err, data, size);
   }
   if (rc == 0) {
     check_sql(&q, buf_cstr(&order), data, wlen);
     json_t *out = json_array(); /* and the same through the store's interface, which compiles it again */
-    store_conv_q_t sq = {.where = where, .self = "alice", .sort = sort, .limit = 100, .flags = flags};
+    store_conv_q_t sq = {.query = cq, .limit = 100, .flags = flags};
     if (store_conv_query(fw.reader, &sq, conv_view_append, out) == 0) {
       char *text = json_dumps(out, JSON_COMPACT);
       free(text);
     }
     json_decref(out);
   }
+  convq_free(cq);
   query_free(&q);
   buf_free(&order);
   json_decref(where);

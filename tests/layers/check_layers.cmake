@@ -2,21 +2,20 @@
 # that another layer's library defines must belong to a layer it may use.
 #
 #   cmake -DNM=nm -DLAYERS=base,store,... -DARCHIVE_<l>=<lib.a> -DUSES_<l>=base,store
-#         -DSTORE_H=<store.h> -DQUERY_H=<query.h> -DQUERY_USERS=im,api -P check_layers.cmake
+#         -DSTORE_H=<store.h> -P check_layers.cmake
 #
-# USES_<l> is everything l may call, transitively. Two mappings: the functions store.h
+# USES_<l> is everything l may call, transitively. One mapping: the functions store.h
 # declares count as the store interface's (store.c defines them, each through the backend's
-# ops table); and the SQLite query compiler's (query.h) may be called by QUERY_USERS only —
-# im's attribute paths, the TODO the build also allows — and nothing else of the backend. The include directories keep headers out; this keeps
-# out calls made with a hand-written prototype.
+# ops table). Nothing of the backend (its query compiler included) may be called from above
+# it. The include directories keep headers out; this keeps out calls made with a
+# hand-written prototype.
 cmake_minimum_required(VERSION 3.18)
-foreach(v NM LAYERS STORE_H QUERY_H)
+foreach(v NM LAYERS STORE_H)
   if(NOT ${v})
     message(FATAL_ERROR "check_layers: ${v} is not set")
   endif()
 endforeach()
 string(REPLACE "," ";" layers "${LAYERS}")
-string(REPLACE "," ";" query_users "${QUERY_USERS}")
 
 # Function names declared by a header: identifiers before "(" outside comments. Brackets
 # and semicolons go first: CMake would read them as list syntax.
@@ -48,7 +47,6 @@ function(declared_names header out)
   set(${out} "${names}" PARENT_SCOPE)
 endfunction()
 declared_names("${STORE_H}" store_names)
-declared_names("${QUERY_H}" query_names)
 
 # Who defines what; what each object uses.
 foreach(l IN LISTS layers)
@@ -62,8 +60,6 @@ foreach(l IN LISTS layers)
     set(owner "${l}")
     if(l STREQUAL "store_sqlite" AND name IN_LIST store_names)
       set(owner store) # declared by the interface, defined by its only backend
-    elseif(l STREQUAL "store_sqlite" AND name IN_LIST query_names)
-      set(owner store_sqlite_query)
     endif()
     set("OWNER_${name}" "${owner}")
   endforeach()
@@ -87,9 +83,6 @@ foreach(l IN LISTS layers)
     set(owner "${OWNER_${name}}")
     if(owner STREQUAL "" OR owner STREQUAL l OR owner IN_LIST uses)
       continue() # common, system, its own, or a layer below
-    endif()
-    if(owner STREQUAL "store_sqlite_query" AND (l IN_LIST query_users OR l STREQUAL "store_sqlite"))
-      continue() # TODO(#13 part 2), as the build allows it
     endif()
     list(APPEND bad "  ${l} (${obj}) calls ${name}, which is ${owner}'s")
   endforeach()

@@ -137,6 +137,18 @@ describe('_Conversation', () => {
     assert.equal((await api('GET', `/1.1/classes/_Conversation?${q({ where: { $bogus: 1 } })}`)).status, 400);
     assert.equal((await api('GET', `/1.1/classes/_Conversation?${q({ order: 'm' })}`)).status, 400);
   });
+
+  it('where is held to 64 levels before it is parsed, as every JSON a peer sends (jsonlim.h)', async () => {
+    // a value 65 levels deep: jansson alone takes it (2,048), the capped loader does not
+    const deep = (levels) => `{"name":${'['.repeat(levels - 1)}1${']'.repeat(levels - 1)}}`;
+    for (const cls of ['_Conversation', '_Installation', '_File']) {
+      const r = await api('GET', `/1.1/classes/${cls}?where=${encodeURIComponent(deep(65))}`);
+      assert.deepEqual([r.status, r.body.error], [400, 'where must be a JSON object'], cls);
+    }
+    // 64 levels are read (and then refused by the query language: operands nest 16 at most)
+    const r = await api('GET', `/1.1/classes/_Conversation?where=${encodeURIComponent(deep(64))}`);
+    assert.deepEqual([r.status, r.body.error], [400, 'name: value nested deeper than 16 levels']);
+  });
 });
 
 describe('_Installation', () => {

@@ -68,7 +68,7 @@ static void pg_dispose(const char *path) {
 /* The backends the suite runs against. */
 const st_backend_t st_backends[] = {
     {"sqlite", &store_sqlite_ops, sqlite_locate, NULL, NULL, 1, "tern_store_db_bytes", 1},
-    {"postgres", &store_pg_ops, pg_locate, pg_dispose, pg_unavailable, 0, "tern_store_pg_connections", 0},
+    {"postgres", &store_pg_ops, pg_locate, pg_dispose, pg_unavailable, 0, "tern_store_pg_connections", 1},
 };
 const size_t st_nbackends = sizeof st_backends / sizeof st_backends[0];
 const st_backend_t *st_current;

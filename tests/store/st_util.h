@@ -28,6 +28,24 @@ static inline void st_list_free(char **v, size_t n) {
   free(v);
 }
 
+/* One document change (store.h doc_change_t): path "" replaces the whole document with
+ * value; else its segments are separated by '|' (keys in the tests may hold dots) and value
+ * NULL removes it. */
+static inline doc_change_t st_change(const char *path, const char *value) {
+  doc_change_t ch = {DOC_REPLACE, NULL, 0, st_dup(value)};
+  if (!*path) return ch;
+  ch.op = value ? DOC_SET : DOC_UNSET;
+  for (const char *p = path;; p++) {
+    size_t n = strcspn(p, "|");
+    ch.path = realloc(ch.path, (ch.depth + 1) * sizeof *ch.path);
+    if (!ch.path) abort();
+    ch.path[ch.depth++] = xstrndup(p, n);
+    p += n;
+    if (!*p) break;
+  }
+  return ch;
+}
+
 /* Creates a conversation; returns its id (> 0), or the job's result (<= 0) when it failed
  * (TERN_EEXIST: *existing gets the twin's cid, owned). */
 static inline int64_t st_conv_create(st_t *t, const char *cid, int kind, const char *const *members,

@@ -202,12 +202,9 @@ static void attribute_update_rounds(void **state) {
     u[i].changes = calloc(2, sizeof *u[i].changes);
     char v[32];
     snprintf(v, sizeof v, "%d", i);
-    u[i].changes[0].path = st_dup("$.\"attr\".\"n\"");
-    u[i].changes[0].value = st_dup(v);
-    if (u[i].n == 2) { /* and a key that comes and goes */
-      u[i].changes[1].path = st_dup("$.\"attr\".\"flip\"");
-      u[i].changes[1].value = i % 2 ? st_dup("true") : NULL;
-    }
+    u[i].changes[0] = st_change("attr|n", v);
+    if (u[i].n == 2) /* and a key that comes and goes */
+      u[i].changes[1] = st_change("attr|flip", i % 2 ? "true" : NULL);
     store_submit(t->s, &u[i].job);
     st_msg_fill(t, &m[i], 0, conv, 3000, i + 1, "alice", "x", 0);
     store_submit(t->s, &m[i].job);

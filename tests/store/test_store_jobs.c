@@ -301,8 +301,7 @@ static int update_job(st_t *t, int64_t conv, int64_t at, const char *path, const
   j.conv = conv;
   j.updated_at = at;
   j.changes = calloc(1, sizeof *j.changes);
-  j.changes[0].path = st_dup(path);
-  j.changes[0].value = st_dup(value);
+  j.changes[0] = st_change(path, value);
   j.n = 1;
   int rc = st_submit_wait(t, &j.job);
   doc_changes_free(j.changes, j.n);
@@ -313,9 +312,9 @@ static void conv_update_doc(void **state) {
   (void)state;
   st_t *t = st_open(st_current, 0);
   int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, "{\"name\":\"a\",\"attr\":{\"x\":1}}", 1000, NULL);
-  assert_int_equal(update_job(t, conv, 2000, "$.\"name\"", "\"b\""), 0);
-  assert_int_equal(update_job(t, conv, 2001, "$.\"attr\".\"y\"", "[1,2]"), 0);
-  assert_int_equal(update_job(t, conv, 2002, "$.\"attr\".\"x\"", NULL), 0); /* removed */
+  assert_int_equal(update_job(t, conv, 2000, "name", "\"b\""), 0);
+  assert_int_equal(update_job(t, conv, 2001, "attr|y", "[1,2]"), 0);
+  assert_int_equal(update_job(t, conv, 2002, "attr|x", NULL), 0); /* removed */
   char *doc = NULL;
   assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
   assert_non_null(strstr(doc, "\"b\""));
@@ -326,11 +325,103 @@ static void conv_update_doc(void **state) {
   assert_int_equal(store_conv_load(t->r, "c", &row), 0);
   assert_int_equal(row.updated_at, 2002);
   conv_row_free(&row);
-  /* "$": the whole document */
-  assert_int_equal(update_job(t, conv, 2003, "$", "{\"only\":true}"), 0);
+  /* DOC_REPLACE: the whole document */
+  assert_int_equal(update_job(t, conv, 2003, "", "{\"only\":true}"), 0);
   assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
   assert_null(strstr(doc, "name"));
   assert_non_null(strstr(doc, "only"));
+  free(doc);
+  st_close(t);
+}
+
+/* Paths are key segments, not any backend's path language: every key jansson can hold is
+ * set and removed exactly there, whatever the backend's own paths would make of it. */
+static void conv_update_any_key(void **state) {
+  (void)state;
+  static const char *const keys[] = {
+      "a.b",                      /* a dot inside one segment */
+      "q\"uote",                  /* a quote */
+      "br[0]",                    /* brackets */
+      "mix\"[0]",                 /* a quote and a bracket (SQLite's paths cannot say it) */
+      "back\\slash",              /* a backslash */
+      "tab\tnl\n",                /* control characters */
+      "\xe4\xb8\xad\xe6\x96\x87", /* UTF-8 */
+      "$",                        /* path syntax as a key */
+      "*",
+  };
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, "{\"attr\":{\"keep\":1}}", 1000, NULL);
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    char value[16];
+    snprintf(value, sizeof value, "%zu", i + 10);
+    /* set under attr, then read the document back with jansson */
+    job_conv_update_t j = {0};
+    st_job_init(t, &j.job, JOB_CONV_UPDATE, 0);
+    j.conv = conv;
+    j.updated_at = 2000 + (int64_t)i;
+    j.changes = calloc(1, sizeof *j.changes);
+    j.changes[0] = (doc_change_t){DOC_SET, calloc(2, sizeof(char *)), 2, st_dup(value)};
+    j.changes[0].path[0] = st_dup("attr");
+    j.changes[0].path[1] = st_dup(keys[i]);
+    j.n = 1;
+    assert_int_equal(st_submit_wait(t, &j.job), 0);
+    doc_changes_free(j.changes, j.n);
+    char *doc = NULL;
+    assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
+    json_t *d = json_loads(doc, 0, NULL);
+    if (!d) fail_msg("stored document %s", doc);
+    if (json_integer_value(json_object_get(json_object_get(d, "attr"), keys[i])) != (json_int_t)i + 10)
+      fail_msg("key %s: stored document %s", keys[i], doc);
+    json_t *attr = json_object_get(d, "attr");
+    assert_int_equal(json_integer_value(json_object_get(attr, keys[i])), (json_int_t)i + 10);
+    assert_int_equal(json_integer_value(json_object_get(attr, "keep")), 1);
+    assert_int_equal(json_object_size(attr), i + 2); /* nothing else appeared */
+    json_decref(d);
+    free(doc);
+  }
+  /* several in one job, paths SQLite can say between ones it cannot, in order */
+  {
+    job_conv_update_t j = {0};
+    st_job_init(t, &j.job, JOB_CONV_UPDATE, 0);
+    j.conv = conv;
+    j.updated_at = 2500;
+    j.changes = calloc(4, sizeof *j.changes);
+    j.changes[0] = st_change("list", "[1,3]");
+    j.changes[1] = st_change("k\"q", "\"quoted\"");
+    j.changes[2] = st_change("we[ird", "1");
+    j.changes[3] = st_change("odd\"[", "2");
+    j.n = 4;
+    assert_int_equal(st_submit_wait(t, &j.job), 0);
+    doc_changes_free(j.changes, j.n);
+    char *doc = NULL;
+    assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
+    json_t *d = json_loads(doc, 0, NULL);
+    const char *kq = json_string_value(json_object_get(d, "k\"q"));
+    if (!kq || strcmp(kq, "quoted") != 0 || !json_object_get(d, "list") || !json_object_get(d, "we[ird") ||
+        !json_object_get(d, "odd\"["))
+      fail_msg("stored document %s", doc);
+    json_decref(d);
+    free(doc);
+  }
+  /* and each goes again, alone */
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    job_conv_update_t j = {0};
+    st_job_init(t, &j.job, JOB_CONV_UPDATE, 0);
+    j.conv = conv;
+    j.updated_at = 3000 + (int64_t)i;
+    j.changes = calloc(1, sizeof *j.changes);
+    j.changes[0] = (doc_change_t){DOC_UNSET, calloc(2, sizeof(char *)), 2, NULL};
+    j.changes[0].path[0] = st_dup("attr");
+    j.changes[0].path[1] = st_dup(keys[i]);
+    j.n = 1;
+    assert_int_equal(st_submit_wait(t, &j.job), 0);
+    doc_changes_free(j.changes, j.n);
+  }
+  char *doc = NULL;
+  assert_int_equal(store_conv_doc(t->r, conv, &doc), 0);
+  json_t *d = json_loads(doc, 0, NULL);
+  assert_int_equal(json_object_size(json_object_get(d, "attr")), 1);
+  json_decref(d);
   free(doc);
   st_close(t);
 }
@@ -987,6 +1078,7 @@ int main(void) {
       cmocka_unit_test(ack_read_progress_unread),
       cmocka_unit_test(members_add_remove),
       cmocka_unit_test(conv_update_doc),
+      cmocka_unit_test(conv_update_any_key),
       cmocka_unit_test(sets_roles_shutups_blocks),
       cmocka_unit_test(client_blocks),
       cmocka_unit_test(msg_patch_delete),

@@ -60,6 +60,50 @@ static void update_stores_and_tells_the_members(void **state) {
   th_end();
 }
 
+/* The job names keys by segments, whatever they hold; the stored document has exactly them
+ * (before, a key with a quote set alone was stored under an escaped name). */
+static void update_keys_of_any_text(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice");
+  char *cid = th_start(a, 1, "[\"bob\"]", NULL);
+  /* the attr JSON as text, then as a JSON string inside the frame */
+  const char *steps[] = {
+      "{\"q\\\"k\":1,\"\u4e2d\":4,\"new.branch.leaf\":5,\"b\\\\s\":6}",
+      "{\"b[0]\":2,\"mix\\\"[x\":3,\"new.branch.other\":true}",
+      "{\"b[0]\":{\"__op\":\"Delete\"},\"new.branch.leaf\":{\"__op\":\"Increment\",\"amount\":1}}",
+  };
+  for (int i = 0; i < 3; i++) {
+    json_t *attr = json_string(steps[i]);
+    char *data = json_dumps(attr, JSON_ENCODE_ANY);
+    th_send(a, "{\"cmd\":\"conv\",\"op\":\"update\",\"i\":%d,\"convMessage\":{\"cid\":\"%s\",\"attr\":{\"data\":%s}}}",
+            10 + i, cid, data);
+    free(data);
+    json_decref(attr);
+    json_t *r = th_reply(a, 10 + i);
+    assert_non_null(r);
+    assert_string_equal(th_str(r, "op"), "updated");
+  }
+  json_t *d = stored_doc(cid);
+  json_t *want = json_loads("{\"q\\\"k\":1,\"\u4e2d\":4,\"b\\\\s\":6,\"mix\\\"[x\":3,"
+                            "\"new\":{\"branch\":{\"leaf\":6,\"other\":true}}}",
+                            0, NULL);
+  assert_non_null(want);
+  const char *k;
+  json_t *v;
+  json_object_foreach(want, k, v) {
+    if (!json_equal(json_object_get(d, k), v)) {
+      char *text = json_dumps(d, JSON_COMPACT);
+      fail_msg("key %s: stored %s", k, text);
+    }
+  }
+  assert_null(json_object_get(d, "b[0]"));
+  json_decref(want);
+  json_decref(d);
+  free(cid);
+  th_end();
+}
+
 static int muted(const char *cid, const char *who) {
   json_t *d = stored_doc(cid);
   int yes = 0;
@@ -88,6 +132,7 @@ static void mute_and_unmute(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(update_stores_and_tells_the_members),
+      cmocka_unit_test(update_keys_of_any_text),
       cmocka_unit_test(mute_and_unmute),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,5 @@
-/* test_query.c — query.c against a real SQLite database made by the store's migrations.
+/* test_query.c — the parser (store/convq.c) and the SQLite compiler (query.c) together,
+ * against a real SQLite database made by the store's migrations.
  *
  * Every case runs the full SELECT the store runs and compares the exact set (or order) of
  * conversation ids, so the tests check SQL semantics, not SQL text. A seeded random generator
@@ -19,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "convq.h"
 #include "err.h"
 #include "query.h"
 #include "store.h"
@@ -151,6 +153,24 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* What the store does with a where: the shared parser, then the SQLite compiler. */
+static int tq_where(query_t *q, json_t *where, const char *self, char *err, size_t errlen) {
+  convq_t *cq = NULL;
+  int rc = convq_parse(where, NULL, self, &cq, err, errlen);
+  if (rc == 0) rc = query_where(q, cq->where, err, errlen);
+  convq_free(cq);
+  return rc;
+}
+
+/* And with a sort (after the where, on the same q). */
+static int tq_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errlen) {
+  convq_t *cq = NULL;
+  int rc = convq_parse(NULL, sort, "", &cq, err, errlen);
+  if (rc == 0) rc = query_sort(q, cq->sort, cq->nsort, out, err, errlen);
+  convq_free(cq);
+  return rc;
+}
+
 static void bind_params(sqlite3_stmt *st, const query_t *q) {
   for (size_t i = 0; i < q->nparams; i++) {
     const query_param_t *p = &q->params[i];
@@ -168,8 +188,8 @@ static int run_query(sqlite3 *db, json_t *where, const char *sort, int limit, in
   query_t q;
   buf_t order = BUF_INIT, sql = BUF_INIT;
   query_init(&q);
-  int rc = query_where(&q, where, "alice", err, errlen);
-  if (rc == 0) rc = query_sort(&q, sort, &order, err, errlen);
+  int rc = tq_where(&q, where, "alice", err, errlen);
+  if (rc == 0) rc = tq_sort(&q, sort, &order, err, errlen);
   if (rc == 0) {
     sqlite3_stmt *st = NULL;
     buf_printf(&sql, "SELECT c.cid FROM conv c WHERE %s ORDER BY %s LIMIT ? OFFSET ?", buf_cstr(&q.sql),
@@ -221,7 +241,7 @@ static void expect_set(sqlite3 *db, const char *where_text, const char *expected
   buf_t out = BUF_INIT;
   char err[256], want[256];
   int rc = run_query(db, where, NULL, 100, 0, &out, err, sizeof err);
-  if (rc) fail_msg("query_where(%s) = %d: %s", where_text, rc, err);
+  if (rc) fail_msg("tq_where(%s) = %d: %s", where_text, rc, err);
   sort_words(buf_cstr(&out));
   snprintf(want, sizeof want, "%s", expected);
   sort_words(want);
@@ -254,7 +274,7 @@ static void expect_reject_json(json_t *where, const char *label) {
   size_t errlen = sizeof last_err;
   err[0] = 0;
   query_init(&q);
-  int rc = query_where(&q, where, "alice", err, errlen);
+  int rc = tq_where(&q, where, "alice", err, errlen);
   if (rc != TERN_EINVAL)
     fail_msg("%s: expected TERN_EINVAL, got %d (SQL %s)", label, rc, q.sql.data ? buf_cstr(&q.sql) : "");
   if (!err[0]) fail_msg("%s: empty error message", label);
@@ -548,17 +568,17 @@ static void test_sort(void **state) {
   char err[128];
   json_t *w = parse("{\"name\":\"x\"}");
   query_init(&q);
-  assert_int_equal(query_where(&q, w, "alice", err, sizeof err), 0);
+  assert_int_equal(tq_where(&q, w, "alice", err, sizeof err), 0);
   size_t n = q.nparams;
   const char *bad[] = {"m", "a,,b", "-", "name,", "$x", "a..b", "-m"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     err[0] = 0;
-    assert_int_equal(query_sort(&q, bad[i], &order, err, sizeof err), TERN_EINVAL);
+    assert_int_equal(tq_sort(&q, bad[i], &order, err, sizeof err), TERN_EINVAL);
     assert_true(err[0] != 0);
     assert_int_equal(q.nparams, n);
     assert_int_equal(order.len, 0);
   }
-  assert_int_equal(query_sort(&q, "attr.level,-lm", &order, err, sizeof err), 0);
+  assert_int_equal(tq_sort(&q, "attr.level,-lm", &order, err, sizeof err), 0);
   assert_int_equal(q.nparams, n + 1);
   assert_string_equal(q.params[n].s, "$.\"attr\".\"level\"");
   assert_string_equal(buf_cstr(&order),
@@ -585,7 +605,7 @@ static void test_odd_keys(void **state) {
   char err[128];
   json_t *w = parse("{\"a'\\\"; DROP TABLE conv; --\":1, \"b\":{\"$regex\":\"'; --\"}}");
   query_init(&q);
-  assert_int_equal(query_where(&q, w, "al'ice", err, sizeof err), 0);
+  assert_int_equal(tq_where(&q, w, "al'ice", err, sizeof err), 0);
   assert_null(strstr(buf_cstr(&q.sql), "DROP"));
   assert_null(strchr(buf_cstr(&q.sql), '"'));
   assert_null(strstr(buf_cstr(&q.sql), "--"));

@@ -7,8 +7,8 @@
  *
  * Lists take `where` (JSON), `order` (comma list, '-' for descending), `limit` (default
  * 100, at most 1000; 0 with count), `skip` and `count=1`, and answer {"results": […]} plus
- * "count" when asked. Conversations go through the conversation query translator
- * (query.c), so every operator of `conv query` works; installations and files take the
+ * "count" when asked. Conversations go through the conversation query parser (store's
+ * convq.h) and the backend, so every operator of `conv query` works; installations and files take the
  * subset an export needs (docs/rest.md): plain equality, $ne $lt $lte $gt $gte $in $nin
  * $exists on objectId, createdAt, updatedAt and their own fields. Installations are rows,
  * filtered in SQL; files are sidecars in a directory (files.c), listed and filtered on the
@@ -41,7 +41,8 @@ static int page_of(conn_t *c, const http_req_t *r, page_t *p) {
   char *where = http_query_param(r, "where"), *limit = http_query_param(r, "limit"),
        *count = http_query_param(r, "count");
   p->order = http_query_param(r, "order");
-  p->where = where && *where ? json_loads(where, 0, NULL) : json_object();
+  /* capped like every JSON a peer sends (jsonlim.h): deeper than 64 levels is not taken */
+  p->where = where && *where ? json_loads_capped(where, 0, NULL) : json_object();
   /* strtoll, not atoi: ?limit=99999999999 is past int (atoi's undefined case), not a page size */
   long long lim = limit && *limit ? strtoll(limit, NULL, 10) : 100;
   p->limit = lim < 0 ? 100 : lim > 1000 ? 1000 : (int)lim;
@@ -185,14 +186,47 @@ static json_t *conv_object(json_t *o) {
   return o;
 }
 
+/* The page as the class answers it (count when asked), from conv_query_run's result. */
+static json_t *class_conv_shape(void *ctx, json_t *result) {
+  (void)ctx;
+  json_t *arr = json_deep_copy(json_object_get(result, "results"));
+  if (!json_is_array(arr)) {
+    json_decref(arr);
+    arr = json_array();
+  }
+  for (size_t i = 0; i < json_array_size(arr); i++) conv_object(json_array_get(arr, i));
+  json_t *o = json_pack("{s:o}", "results", arr);
+  json_t *n = json_object_get(result, "count");
+  if (n) json_object_set(o, "count", n);
+  return o;
+}
+
+/* A class read's answer: the page; 400 with the reason for a query refused or out of budget
+ * (query_timeout, a regular expression's match limits), 500 when storage failed. */
+static void class_conv_done(im_worker_t *w, void *arg, int code, json_t *result) {
+  rest_wait_t *wt = arg;
+  if (!code) {
+    rest_answer(w, wt, 0, result);
+    return;
+  }
+  conn_t *c;
+  const http_req_t *r = http_deferred_find(wt->srv->workers[wt->worker], wt->conn, &c);
+  if (r) {
+    const char *why = json_string_value(json_object_get(result, "error"));
+    if (code == LC_CONVERSATION_INTERNAL_ERROR) http_respond_error(c, r, 500, 1, "query failed");
+    else rest_bad(c, r, why ? why : "query failed");
+    http_resume(c);
+  }
+  rest_wait_free(wt);
+}
+
 void rest_class_conversations(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
-  store_reader_t *rd = c->w->imw->reader;
   const char *id = http_path_param(r, "id");
-  if (id) {
+  if (id) { /* one primary-key read: on the loop */
     const char *ids[1] = {id};
     json_t *arr = json_array();
-    if (store_conv_fetch(rd, ids, 1, 0, conv_view_append, arr) < 0) {
+    if (store_conv_fetch(c->w->imw->reader, ids, 1, 0, conv_view_append, arr) < 0) {
       json_decref(arr);
       http_respond_error(c, r, 500, 1, "storage failed");
       return;
@@ -208,22 +242,16 @@ void rest_class_conversations(conn_t *c, const http_req_t *r) {
   char err[200] = "";
   /* every kind the class holds (queries leave temporary ones out), not "m contains me" */
   json_t *all = json_pack("{s:[{s:{s:b}}, O]}", "$and", "objectId", "$exists", 1, p.where);
-  store_conv_q_t q = {
-      .where = all, .self = "", .sort = p.order && *p.order ? p.order : "createdAt", .limit = p.limit, .skip = p.skip};
-  int64_t n = 0;
-  json_t *arr = json_array();
-  if (store_conv_query_check(c->w->srv->store, &q, err, sizeof err) < 0) {
-    rest_bad(c, r, err);
-  } else if ((p.count && store_conv_count(rd, &q, &n) < 0) ||
-             (p.limit && store_conv_query(rd, &q, conv_view_append, arr) < 0)) {
-    http_respond_error(c, r, 500, 1, "query failed");
-  } else {
-    if (!arr) arr = json_array();
-    for (size_t i = 0; i < json_array_size(arr); i++) conv_object(json_array_get(arr, i));
-    http_respond_json(c, r, 200, results(arr, &p, n));
-    arr = NULL;
+  /* a where can be made to cost a lot per row: on the query threads, within query_timeout,
+   * like conv query — never on this loop */
+  rest_wait_t *wt = rest_wait(c, class_conv_shape, NULL);
+  im_done_t d = {class_conv_done, wt};
+  if (conv_query_run(c->w->imw, c->ip, all, "", p.order && *p.order ? p.order : "createdAt", p.limit, p.skip, 0,
+                     p.count, &d, err, sizeof err) < 0) {
+    json_t *why = json_pack("{s:s}", "error", err);
+    class_conv_done(c->w->imw, wt, LC_CONVERSATION_QUERY_FAILED, why);
+    json_decref(why);
   }
-  json_decref(arr);
   json_decref(all);
   page_free(&p);
 }

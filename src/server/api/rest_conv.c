@@ -141,7 +141,7 @@ static void conv_list(conn_t *c, const http_req_t *r, int all_kinds) {
   /* on the query threads, within query_timeout (4310 → 400 past it), like conv query */
   im_done_t d;
   rest_wait_t *wt = rest_wait(c, shape_created, NULL);
-  if (conv_query_run(c->w->imw, c->ip, all, "", order, limit, skip, 0, rest_done(wt, &d), err, sizeof err) < 0) {
+  if (conv_query_run(c->w->imw, c->ip, all, "", order, limit, skip, 0, 0, rest_done(wt, &d), err, sizeof err) < 0) {
     json_t *why = json_pack("{s:s}", "error", err); /* 400, as for any query the server refuses */
     rest_answer(c->w->imw, wt, LC_CONVERSATION_QUERY_FAILED, why);
     json_decref(why);

@@ -127,6 +127,10 @@ void rest_answer(im_worker_t *w, void *arg, int code, json_t *result) {
     }
     http_resume(c);
   }
+  rest_wait_free(wt);
+}
+
+void rest_wait_free(rest_wait_t *wt) {
   free(wt->cid);
   free(wt->headers);
   free(wt);

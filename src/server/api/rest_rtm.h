@@ -64,6 +64,7 @@ rest_wait_t *rest_wait(conn_t *c, json_t *(*shape)(void *, json_t *), const char
  * resumes the connection if it is still there, frees wt. An im_done_t function. */
 void rest_answer(im_worker_t *w, void *wt, int code, json_t *result);
 const im_done_t *rest_done(rest_wait_t *wt, im_done_t *d); /* fills d to call rest_answer */
+void rest_wait_free(rest_wait_t *wt);                      /* for a done function that answers on its own */
 json_t *rest_shape_updated(void *wt, json_t *result);      /* {"updatedAt", "objectId": cid} */
 json_t *rest_shape_empty(void *wt, json_t *result);        /* {} */
 json_t *rest_shape_copy(void *wt, json_t *result);         /* the result itself */

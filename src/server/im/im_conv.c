@@ -449,17 +449,15 @@ typedef struct {
   int counted;         /* holds one of the link's MAX_LINK_QUERIES */
   ipcount_entry_t *ip; /* holds one of this address's max_queries_per_ip */
   im_done_t done;
-  char *self, *sort; /* what sq.q points at */
-  json_t *out;       /* the results, shaped on the query thread (conv_view_append) */
+  convq_t *parsed; /* the where and sort sq.q.query points at */
+  json_t *out;     /* the results, shaped on the query thread (conv_view_append) */
 } conv_query_t;
 
 static void conv_query_free(conv_query_t *cq) {
   if (cq->ip) ipcount_del(cq->im->query_ips, cq->ip);
   json_decref(cq->out);
   reply_to_free(&cq->rt);
-  json_decref(cq->sq.q.where);
-  free(cq->self);
-  free(cq->sort);
+  convq_free(cq->parsed);
   free(cq);
 }
 
@@ -482,6 +480,7 @@ static void conv_query_done(task_t *t) {
   int rc = cq->sq.result;
   if (cq->done.fn) {
     json_t *res = rc ? json_pack("{s:s}", "error", query_failure(rc)) : json_pack("{s:O}", "results", cq->out);
+    if (!rc && cq->sq.count) json_object_set_new(res, "count", json_integer(cq->sq.n));
     /* REST: a budget the query ran out of is the caller's 400, a storage failure the server's 500 */
     im_done(w, &cq->done,
             rc == TERN_ESTORE ? LC_CONVERSATION_INTERNAL_ERROR
@@ -524,12 +523,11 @@ static int count_ip(im_worker_t *w, conv_query_t *cq, const char *ip) {
 }
 
 int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit,
-                   int skip, int flags, const im_done_t *done, char *err, size_t errlen) {
+                   int skip, int flags, int count, const im_done_t *done, char *err, size_t errlen) {
   conv_query_t *cq = conv_query_new(w);
-  cq->self = xstrdup(self ? self : "");
-  cq->sort = sort ? xstrdup(sort) : NULL;
-  cq->sq.q = (store_conv_q_t){.where = json_incref(where), .self = cq->self, .sort = cq->sort};
-  int rc = store_conv_query_check(w->im->store, &cq->sq.q, err, errlen); /* the backend compiles it */
+  int rc = convq_parse(where, sort, self, &cq->parsed, err, errlen);
+  cq->sq.q = (store_conv_q_t){.query = cq->parsed};
+  if (rc == 0) rc = store_conv_query_check(w->im->store, &cq->sq.q, err, errlen); /* what the backend cannot take */
   if (rc == 0 && (rc = count_ip(w, cq, ip)) < 0) snprintf(err, errlen, "too many queries from this address");
   if (rc < 0) {
     conv_query_free(cq);
@@ -539,6 +537,7 @@ int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *se
   cq->sq.q.limit = limit;
   cq->sq.q.skip = skip;
   cq->sq.q.flags = flags;
+  cq->sq.count = count;
   conv_query_submit(w, cq);
   return 0;
 }
@@ -577,10 +576,10 @@ void im_conv_query(req_t *r) {
   }
   conv_query_t *cq = conv_query_new(r->w);
   char err[200] = "";
-  cq->self = xstrdup(r->s->client_id);
-  cq->sort = cm->sort ? xstrdup(cm->sort) : NULL;
-  cq->sq.q = (store_conv_q_t){.where = where, .self = cq->self, .sort = cq->sort}; /* takes where */
-  int rc = store_conv_query_check(r->w->im->store, &cq->sq.q, err, sizeof err);
+  int rc = convq_parse(where, cm->sort, r->s->client_id, &cq->parsed, err, sizeof err);
+  json_decref(where);
+  cq->sq.q = (store_conv_q_t){.query = cq->parsed};
+  if (rc == 0) rc = store_conv_query_check(r->w->im->store, &cq->sq.q, err, sizeof err);
   if (rc < 0) {
     reply_error(r, LC_CONVERSATION_QUERY_FAILED, err);
     conv_query_free(cq);

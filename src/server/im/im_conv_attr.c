@@ -8,8 +8,8 @@
  *
  * An update costs what it changes, not what the document holds: it edits the cache in
  * place (an undo log takes a refused update back), keeps the document's size by
- * difference, and queues only the changed paths with their new values, which the writer
- * applies with json_set / json_remove. (It used to copy the whole document, and put a
+ * difference, and queues only the changed paths (key segments, store.h doc_change_t) with
+ * their new values, which the backend applies in place (SQLite: json_set / json_remove). (It used to copy the whole document, and put a
  * serialised copy in every queued job: 300 tiny updates of a 7.8 MB document took the
  * server to 2.4 GB.) Documents are held to max_conv_doc bytes and JSON_MAX_DEPTH levels;
  * one over them (stored by an older build) takes only Deletes until it fits. */
@@ -20,7 +20,6 @@
 #include "im_internal.h"
 #include "jsonlim.h"
 #include "log.h"
-#include "query.h"
 #include "timeutil.h"
 
 /* Top-level fields only the server writes (members change through add/remove, mu through
@@ -98,8 +97,9 @@ static size_t member_size(const char *key, const json_t *v) {
 }
 
 /* Sets parent[key] = v (NULL: deletes it), recording how to undo it and, unless the
- * whole document is to be stored, the change at `path` for the writer. Steals v. */
-static void edit_set(edit_t *e, json_t *parent, const char *key, json_t *v, const char *path) {
+ * whole document is to be stored, the change at path[0..depth) (parent's path, then key)
+ * for the writer. Steals v. */
+static void edit_set(edit_t *e, json_t *parent, const char *key, json_t *v, char (*path)[256], size_t depth) {
   json_t *old = json_object_get(parent, key);
   if ((!old && !v) || (old && v && json_equal(old, v))) {
     json_decref(v);
@@ -112,14 +112,15 @@ static void edit_set(edit_t *e, json_t *parent, const char *key, json_t *v, cons
   e->undo[e->nundo++] = (undo_t){json_incref(parent), xstrdup(key), json_incref(old)};
   e->bytes = e->bytes - member_size(key, old) + member_size(key, v);
   e->changed = 1;
-  if (!e->whole && path) {
+  if (!e->whole) {
     if (e->nch == e->capch) {
       e->capch = e->capch ? 2 * e->capch : 4;
       e->ch = xrealloc(e->ch, e->capch * sizeof *e->ch);
     }
-    e->ch[e->nch++] = (doc_change_t){xstrdup(path), v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL};
-  } else if (!path) {
-    e->whole = 1;
+    doc_change_t *ch = &e->ch[e->nch++];
+    *ch = (doc_change_t){v ? DOC_SET : DOC_UNSET, xcalloc(depth, sizeof *ch->path), depth,
+                         v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL};
+    for (size_t i = 0; i < depth; i++) ch->path[i] = xstrdup(path[i]);
   }
   if (v) json_object_set_new(parent, key, v);
   else json_object_del(parent, key);
@@ -144,13 +145,13 @@ static void edit_free(edit_t *e) {
   doc_changes_free(e->ch, e->nch);
 }
 
-/* The changes for the job: the paths, or the whole document when a path could not say it
- * (a key SQLite cannot address) or SQLite cannot parse the stored one (too deep). */
+/* The changes for the job: the paths, or the whole document when the stored one is deeper
+ * than JSON_MAX_DEPTH (a backend may not be able to parse it, SQLite's JSON1 cannot). */
 static void edit_changes(edit_t *e, job_conv_update_t *j) {
   if (e->whole && e->changed) {
     doc_changes_free(e->ch, e->nch);
     e->ch = xcalloc(1, sizeof *e->ch);
-    e->ch[0] = (doc_change_t){xstrdup("$"), json_dumps(e->doc, JSON_COMPACT)};
+    e->ch[0] = (doc_change_t){DOC_REPLACE, NULL, 0, json_dumps(e->doc, JSON_COMPACT)};
     e->nch = 1;
   }
   j->changes = e->ch;
@@ -275,20 +276,15 @@ static int apply(edit_t *e, const char *key, json_t *val, json_t *modified, char
     snprintf(err, errlen, "attr nested deeper than %d levels", JSON_MAX_DEPTH);
     return TERN_EINVAL;
   }
-  /* follow the objects that exist; stop where the path leaves them */
-  buf_t path = BUF_INIT;
-  buf_append_str(&path, "$");
-  int addressable = 1;
+  /* follow the objects that exist; stop where the path leaves them: the change is at
+   * names[0..i] */
   json_t *cur = e->doc;
   size_t i = 0;
   for (; i + 1 < nseg; i++) {
     json_t *next = json_object_get(cur, names[i]);
     if (!json_is_object(next)) break;
-    if (query_path_segment(&path, names[i], strlen(names[i])) < 0) addressable = 0;
     cur = next;
   }
-  if (query_path_segment(&path, names[i], strlen(names[i])) < 0) addressable = 0;
-  const char *where = addressable ? buf_cstr(&path) : NULL;
   int rc;
   json_t *result;
   if (i + 1 < nseg) { /* names[i] is missing or no object: a new branch replaces it */
@@ -301,13 +297,12 @@ static int apply(edit_t *e, const char *key, json_t *val, json_t *modified, char
         t = child;
       }
       json_object_set(t, names[nseg - 1], result);
-      edit_set(e, cur, names[i], top, where);
+      edit_set(e, cur, names[i], top, names, i + 1);
     }
   } else {
     result = op_result(val, json_object_get(cur, names[i]), &rc, err, errlen);
-    if (rc == 0) edit_set(e, cur, names[i], json_incref(result), where);
+    if (rc == 0) edit_set(e, cur, names[i], json_incref(result), names, i + 1);
   }
-  buf_free(&path);
   if (rc < 0) return rc;
   const char *mlast;
   json_t *mparent = walk(modified, key, &mlast);
@@ -543,7 +538,10 @@ void im_conv_update(req_t *r) {
 
 /* The `mu` list changes as a whole (it is bounded by the member count); mutes are the
  * server's own bookkeeping, so the document's size cap does not refuse them. */
-static void set_mu(edit_t *e, json_t *out) { edit_set(e, e->doc, "mu", out, "$.\"mu\""); }
+static void set_mu(edit_t *e, json_t *out) {
+  static char mu[1][256] = {"mu"};
+  edit_set(e, e->doc, "mu", out, mu, 1);
+}
 
 static int edit_mute(edit_t *e, conv_t *c, update_job_t *u, void *arg, char *err, size_t errlen) {
   int mute = *(int *)arg;

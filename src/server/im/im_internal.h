@@ -264,11 +264,13 @@ int conv_create_apply(im_worker_t *w, const conv_spec_t *spec, const im_done_t *
 void conv_members_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
                         const reply_to_t *rt, const im_done_t *done);
 /* A conversation query (protocol.md §3.5) run on the store's query threads (store.h), within
- * query_timeout: done gets {"results": [...]}, or code 4310 (4300 when storage failed) with
- * {"error": why}. Returns 0, or with err set (done is then not called) TERN_EINVAL when
- * where/sort do not translate, TERN_EAGAIN when `ip` has max_queries_per_ip running. */
+ * query_timeout: done gets {"results": [...]} (with "count": how many the where selects, when
+ * count is set; limit 0 then asks for the count alone), or code 4310 (4300 when storage
+ * failed) with {"error": why}. Returns 0, or with err set (done is then not called)
+ * TERN_EINVAL when where/sort are refused (convq_parse's or the backend's reason),
+ * TERN_EAGAIN when `ip` has max_queries_per_ip running. */
 int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *self, const char *sort, int limit,
-                   int skip, int flags, const im_done_t *done, char *err, size_t errlen);
+                   int skip, int flags, int count, const im_done_t *done, char *err, size_t errlen);
 /* Queries one connection may have running at once; more get 4310 at once. */
 #define MAX_LINK_QUERIES 4
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */

@@ -156,6 +156,7 @@ void installation_row_free(installation_row_t *r) {
 
 void doc_changes_free(doc_change_t *v, size_t n) {
   for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < v[i].depth; k++) free(v[i].path[k]);
     free(v[i].path);
     free(v[i].value);
   }

@@ -19,16 +19,19 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "convq.h"
 #include "server.h"
 
 typedef struct store_reader store_reader_t;
 
-/* A conversation query (protocol.md §3.5) as the client or the app gave it: the backend
- * compiles it (store/sqlite: query/query.c to SQL). Nothing here is backend language. */
+/* A conversation query (protocol.md §3.5): the where and sort parsed once, by the store
+ * layer's parser (convq.h: convq_parse, which makes every check of the query language), and
+ * compiled by the backend (store/sqlite: query/query.c to SQL). Nothing here is backend
+ * language. Used by store_conv_query_check, store_conv_query, store_conv_count (limit, skip
+ * and flags unused there) and store_query_submit. */
 typedef struct {
-  json_t *where;    /* the `where` object; NULL or {}: the conversations whose m has self */
-  const char *self; /* the asking client ("": the app, no "m has me" default) */
-  const char *sort; /* "-lm", "name,-createdAt", "attr.level" (NULL or "": -lm) */
+  const convq_t *query; /* the parsed where and sort: borrowed for the call (for
+                         * store_query_submit, until task.fn runs); never NULL */
   int limit, skip;
   int flags; /* 1 compact (no m), 2 with the last message */
 } store_conv_q_t;
@@ -158,6 +161,9 @@ struct store_query {
   int worker;
   store_conv_q_t q;     /* borrowed until then */
   uint64_t deadline_ns; /* mono_ns() by which it must be answered */
+  int count;            /* 1: first count what q's where selects into n (limit and skip
+                         * unused), under the same deadline; then the page, unless q.limit is 0 */
+  int64_t n;            /* count: the backend's answer */
   int result;           /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see the ops' conv_query_until), TERN_ESTORE */
   conv_view_cb cb;      /* each row, on the query thread, before task.fn; with result != 0 */
   void *cb_arg;         /* what cb gave is to be dropped */
@@ -248,17 +254,32 @@ typedef struct {
   size_t n;
 } job_members_t; /* JOB_MEMBERS_ADD / JOB_MEMBERS_REMOVE; JOB_CONV_DELETE uses conv only */
 
-/* One change of a conversation document: the value at an SQLite JSON path. */
+/* One change of a conversation document (the JSON object beside the columns), addressed by
+ * key segments, not by any backend's path language: the backend builds its own paths
+ * (store/sqlite: `$."a"."b"` for json_set / json_remove) and must take every key jansson
+ * can hold (quotes, brackets, dots inside a segment, backslashes, control characters,
+ * UTF-8). Every object on the way to the last segment is there already: the IM layer sends
+ * the topmost place that changed, with the whole new branch as its value. */
+typedef enum {
+  DOC_SET,     /* path[0..depth) holds value now (created or replaced) */
+  DOC_UNSET,   /* path[0..depth) is gone (it may already be absent); value NULL */
+  DOC_REPLACE, /* the whole document is value (depth 0, the only change of its job): the IM
+                * layer sends it when the stored document is deeper than JSON_MAX_DEPTH,
+                * which a backend may be unable to parse in order to edit it */
+} doc_op_t;
 typedef struct {
-  char *path;  /* "$" (the whole document) or "$.\"a\".\"b\"" as query.h's paths */
-  char *value; /* JSON text of the value there now; NULL: the path was removed */
+  doc_op_t op;
+  char **path;  /* owned: depth NUL-terminated key segments, each non-empty */
+  size_t depth; /* DOC_SET / DOC_UNSET: at least 1 */
+  char *value;  /* owned: JSON text (DOC_SET: any value; DOC_REPLACE: an object) */
 } doc_change_t;
 
 typedef struct {
   store_job_t job;
   int64_t conv, updated_at;
-  /* applied in order with json_set / json_remove: an update costs the writer what it
-   * changed, and a queued job holds only the changed values, never the whole document */
+  /* applied in order (store/sqlite: json_set / json_remove): an update costs the writer what
+   * it changed, and a queued job holds only the changed values, never the whole document.
+   * changes[0..n) and everything in them are the job's: doc_changes_free */
   doc_change_t *changes;
   size_t n;
   int merged, merged_rc; /* the writer's: already run with an earlier job of the batch */
@@ -451,8 +472,11 @@ int store_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);
 /* The conversation's JSON document (everything that is not a column), malloc'd. */
 int store_conv_doc(store_reader_t *r, int64_t conv, char **doc);
 int store_conv_find_unique(store_reader_t *r, const char *unique_id, char **cid, int64_t *created_at);
-/* Whether the backend takes q's where and sort: 0, or TERN_EINVAL with a reason for the
- * client in err (an unknown operator, a wrong operand, too deep, too many values, …). */
+/* Whether the backend takes q's parsed where and sort: 0, or TERN_EINVAL with a reason for
+ * the client in err — only limits of the backend's own engine are left to refuse here (the
+ * SQLite backend: more than 1,000 bound parameters, nesting its SQL parser cannot hold, a key
+ * with both '"' and '[' that its JSON paths cannot address); everything else convq_parse
+ * checked. Call it before submitting: a query that fails here fails the same way when run. */
 int store_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
 /* Runs q: cb gets each conversation, in order. On failure what cb got is to be dropped. */
 int store_conv_query(store_reader_t *r, const store_conv_q_t *q, conv_view_cb cb, void *arg);

@@ -150,15 +150,11 @@ static int result_ok(PGresult *r) {
   return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
 }
 
-static int run(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, const pgargs_t *a, PGresult **out) {
+static int runv(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, int n, const char *const *v,
+                const int *len, const int *fmt, PGresult **out) {
   if (out) *out = NULL;
   p->sqlstate[0] = 0;
-  if (a && a->overflow) {
-    log_at(LOG_ERROR, "postgres: more than %d parameters", PGA_MAX);
-    return TERN_ESTORE;
-  }
   if (pgc_ensure(p) < 0) return TERN_ESTORE;
-  int n = a ? a->n : 0;
   PGresult *r;
   if (name) {
     if (!*prepared) {
@@ -167,14 +163,30 @@ static int run(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, c
       PQclear(r);
       *prepared = 1;
     }
-    r = PQexecPrepared(p->c, name, n, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL, 0);
+    r = PQexecPrepared(p->c, name, n, v, len, fmt, 0);
   } else {
-    r = PQexecParams(p->c, sql, n, NULL, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL, 0);
+    r = PQexecParams(p->c, sql, n, NULL, v, len, fmt, 0);
   }
   if (!result_ok(r)) return failed(p, r, sql);
   if (out) *out = r;
   else PQclear(r);
   return 0;
+}
+
+static int run(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, const pgargs_t *a, PGresult **out) {
+  if (a && a->overflow) {
+    if (out) *out = NULL;
+    log_at(LOG_ERROR, "postgres: more than %d parameters", PGA_MAX);
+    return TERN_ESTORE;
+  }
+  return runv(p, name, sql, prepared, a ? a->n : 0, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL, out);
+}
+
+int pgc_sqlv(pgc_t *p, const char *sql, int n, const char *const *v, PGresult **out) {
+  int had = p->c != NULL;
+  int rc = runv(p, NULL, sql, NULL, n, v, NULL, NULL, out);
+  if (rc < 0 && had && !p->c && p->retry_reads) rc = runv(p, NULL, sql, NULL, n, v, NULL, NULL, out);
+  return rc;
 }
 
 /* A read that finds its connection dead (the server restarted since its last use) is run

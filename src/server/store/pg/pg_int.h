@@ -10,6 +10,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "buf.h"
+#include "convq.h"
 #include "store.h"
 
 /* ---- the statement table: every fixed statement, prepared on a connection at first use */
@@ -62,6 +64,8 @@ int pg_open_connections(void);
  * set; a connection that broke is closed and reconnects later by itself). */
 int pgc_run(pgc_t *p, int id, const pgargs_t *a, PGresult **out);
 int pgc_sql(pgc_t *p, const char *sql, const pgargs_t *a, PGresult **out);
+/* The same with n text parameters v (any number: compiled queries). */
+int pgc_sqlv(pgc_t *p, const char *sql, int n, const char *const *v, PGresult **out);
 /* A command without parameters (BEGIN, COMMIT, SAVEPOINT …): 0 or TERN_ESTORE. */
 int pgc_cmd(pgc_t *p, const char *sql);
 /* Rows a command changed. */
@@ -130,9 +134,9 @@ void pg_submit(store_t *s, store_job_t *j);
 void *pg_writer_main(void *arg);
 void pg_run_batch(store_t *s, store_job_t *batch);
 void pg_lm_final(store_t *s);
-/* pg_doc.c: applies one conversation's changes (SQLite JSON paths, store.h) to its document
- * text; returns the new text (malloc'd) or NULL when doc is not a JSON object and no "$"
- * change replaces it. */
+/* pg_doc.c: applies one conversation's changes (store.h: doc_change_t) to its document
+ * text; returns the new text (malloc'd) or NULL when doc is not a JSON object and no
+ * DOC_REPLACE replaces it. */
 char *pg_doc_apply(const char *doc, const doc_change_t *const *changes, size_t n);
 /* pg_import.c: a JOB_IMPORT on the writer's connection, in the batch's transaction:
  * 0, or TERN_ESTORE (a statement failed: the transaction is aborted). */
@@ -147,6 +151,24 @@ void pg_reader_free(store_reader_t *r);
  * expire_at) as conv_view_t: members unless flags & 1 (or a room or service conversation),
  * the newest message when flags & 2 (pg_reads.c). */
 int pg_conv_rows(store_reader_t *r, PGresult *res, int flags, conv_view_cb cb, void *arg);
+/* ---- a compiled query: SQL text and its parameters ($1 …, text; any number of them) */
+typedef struct {
+  buf_t sql;
+  char **vals; /* owned */
+  int n, cap;
+} pgq_t;
+/* Takes owned (malloc'd text, or NULL for SQL NULL) as the next parameter: $n. */
+void pgq_param(pgq_t *q, char *owned);
+/* Writes "$n<cast>" into q->sql for a new parameter owned. */
+void param_text(pgq_t *q, char *owned, const char *cast);
+void param_json(pgq_t *q, json_t *v); /* "$n::jsonb" */
+void pgq_free(pgq_t *q);
+/* pg_convq.c: q's where (with "c.kind IN (1,2,3)") and ORDER BY (after the where's
+ * parameters; order NULL: none, for a count); 0, or TERN_EINVAL with err set (a $regex
+ * PostgreSQL would read otherwise). The SQL reads c.cid, c.kind, c.created_at, c.updated_at,
+ * c.member_count, c.qlm (the newest message's time) and c.dj (the document as jsonb). */
+int pg_convq_compile(const convq_t *cq, pgq_t *q, buf_t *order, char *err, size_t errlen);
+
 /* pg_query.c */
 qpool_t *pg_qpool_new(store_t *s, int threaded);
 void pg_qpool_free(qpool_t *p);
@@ -154,6 +176,7 @@ int pg_query_submit(store_t *s, store_query_t *q);
 int pg_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
 int pg_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);
 int pg_conv_count(store_reader_t *r, const store_conv_q_t *q, int64_t *n);
+int pg_conv_count_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, int64_t *n);
 int pg_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
 int pg_installation_query(store_reader_t *r, const store_class_q_t *q,
                           void (*cb)(void *arg, const installation_row_t *row), void *arg);

@@ -41,7 +41,11 @@ struct qpool {
 static void run_one(qpool_t *p, store_reader_t *r, store_query_t *q) {
   if (!r) q->result = TERN_ESTORE;
   else if (q->deadline_ns && mono_ns() >= q->deadline_ns) q->result = TERN_ETIMEDOUT; /* its time went in the queue */
-  else q->result = sq_conv_query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
+  else {
+    q->result = q->count ? sq_conv_count_until(r, &q->q, q->deadline_ns, &q->n) : 0;
+    if (q->result == 0 && (!q->count || q->q.limit > 0))
+      q->result = sq_conv_query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
+  }
   q->task.next = NULL;
   p->post(p->post_arg, q->worker, &q->task);
 }

@@ -1509,12 +1509,13 @@ static int conv_query_sql(store_reader_t *r, query_t *q, const char *order_by, i
   return rc;
 }
 
-/* A conversation query compiled to SQL (query/query.c): the where, then its ORDER BY (whose
- * parameters follow the where's). 0, or TERN_EINVAL with err set and nothing to free. */
+/* A parsed conversation query compiled to SQL (query/query.c): the where, then its ORDER BY
+ * (whose parameters follow the where's). 0, or TERN_EINVAL with err set and nothing to free. */
 static int conv_compile(const store_conv_q_t *cq, query_t *q, buf_t *order, char *err, size_t errlen) {
   query_init(q);
-  int rc = query_where(q, cq->where, cq->self ? cq->self : "", err, errlen);
-  if (rc == 0) rc = query_sort(q, cq->sort, order, err, errlen);
+  if (!cq->query) return snprintf(err, errlen, "no query"), TERN_EINVAL;
+  int rc = query_where(q, cq->query->where, err, errlen);
+  if (rc == 0) rc = query_sort(q, cq->query->sort, cq->query->nsort, order, err, errlen);
   if (rc < 0) {
     query_free(q);
     buf_free(order);
@@ -1546,16 +1547,26 @@ int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t de
   return rc;
 }
 
-static int sq_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) {
+int sq_conv_count_until(store_reader_t *r, const store_conv_q_t *cq, uint64_t deadline_ns, int64_t *n) {
   query_t q;
   buf_t order = BUF_INIT;
   char err[200];
   int rc = conv_compile(cq, &q, &order, err, sizeof err);
   if (rc < 0) return rc;
+  query_budget_begin(deadline_ns);
+  if (deadline_ns) sqlite3_progress_handler(r->db, PROGRESS_OPS, progress_fn, NULL);
   rc = sq_count(r, "conv c", &q, n);
+  int why = query_budget_failure(); /* why the count failed, if the budget ran out */
+  if (deadline_ns) sqlite3_progress_handler(r->db, 0, NULL, NULL);
+  query_budget_end();
+  if (rc && why) rc = why;
   query_free(&q);
   buf_free(&order);
   return rc;
+}
+
+static int sq_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) {
+  return sq_conv_count_until(r, cq, 0, n);
 }
 
 static int sq_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, int flags, conv_view_cb cb, void *arg) {

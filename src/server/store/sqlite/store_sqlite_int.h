@@ -21,6 +21,9 @@ void store_import_free(store_import_t *imp); /* NULL is a no-op */
 store_reader_t *sq_reader_new(store_t *s);
 void sq_reader_free(store_reader_t *r);
 int sq_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);
+/* store_conv_count with the same budget as sq_conv_query_until (deadline 0: none): 0,
+ * TERN_ETIMEDOUT, TERN_E2BIG, TERN_EINVAL, TERN_ESTORE. */
+int sq_conv_count_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, int64_t *n);
 int sq_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
 int sq_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
 int sq_installation_query(store_reader_t *r, const store_class_q_t *q,

@@ -1,4 +1,8 @@
-/* query.c — translate LeanCloud storage queries (`where` JSON, `sort` strings) into SQLite SQL.
+/* query.c — compile a parsed conversation query (convq.h) into SQLite SQL.
+ *
+ * The parser (store/convq.c) has checked everything the query language asks; this file only
+ * says it in SQL, and refuses what SQLite itself cannot take (bound parameters, its parser's
+ * stack, a key its JSON paths cannot address).
  *
  * The output is one boolean expression over `conv c`. Keys with their own storage (objectId, the
  * three times, members) become column tests and `member` subqueries; every other key is a path
@@ -19,7 +23,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "query.h"
 
-#include <math.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -30,9 +33,6 @@
 #include "err.h"
 #include "timeutil.h"
 
-/* Leaf conditions per query: AND/OR chains become left-deep expression trees, and SQLite refuses
- * trees deeper than 1000; 256 leaves plus 16 levels of nesting stay far inside that. */
-#define QUERY_MAX_TERMS 256
 /* Parser stack entries (see need_obj): `SELECT … FROM conv c WHERE` then 92 nested parentheses
  * is the most SQLite 3.40 accepts; NEED_LEAF is the most any single condition below uses. */
 #define STACK_BUDGET 90
@@ -43,32 +43,12 @@ typedef struct {
   buf_t *out; /* where SQL text goes: q->sql, or a scratch buffer for ORDER BY */
   char *err;
   size_t errlen;
-  int terms;
   int uses_doc; /* some condition reads the document */
   int rc;       /* first error; once set, binds do nothing and emitters stop at their next check */
 } ctx_t;
 
-typedef enum { OP_EQ, OP_NE, OP_LT, OP_LTE, OP_GT, OP_GTE, OP_IN, OP_NIN, OP_ALL, OP_EXISTS, OP_REGEX, OP_SIZE } op_t;
-static const char *const op_names[] = {"$eq", "$ne",  "$lt",  "$lte",    "$gt",    "$gte",
-                                       "$in", "$nin", "$all", "$exists", "$regex", "$size"};
-static const char *const cmp_sql[] = {[OP_LT] = " < ", [OP_LTE] = " <= ", [OP_GT] = " > ", [OP_GTE] = " >= "};
-
-typedef enum { F_CID, F_TIME, F_MEMBERS, F_DOC } field_kind_t;
-typedef struct {
-  field_kind_t kind;
-  const char *name; /* the key as the client wrote it, for error messages */
-  const char *col;  /* F_CID / F_TIME column */
-  char *path;       /* F_DOC: SQLite JSON path, owned */
-} field_t;
-
-/* One item of an AND chain or OR list, with the parser stack it needs (its ordering key). */
-typedef struct {
-  const char *key;
-  size_t klen;
-  json_t *val;
-  int need;
-  size_t idx;
-} item_t;
+static const char *const cmp_sql[] = {
+    [CONVQ_LT] = " < ", [CONVQ_LTE] = " <= ", [CONVQ_GT] = " > ", [CONVQ_GTE] = " >= "};
 
 /* Fixed SQL. `k` is a row of K (t = json type, v = value), `o` an operand from json_each over the
  * bound list. CASE guards calls that are only valid for some types: SQLite promises CASE is lazy. */
@@ -141,38 +121,11 @@ static int bind_int(ctx_t *cx, int64_t i) {
   return cx->rc;
 }
 
-static int bind_number(ctx_t *cx, json_t *v) {
-  if (json_is_integer(v)) return bind_int(cx, json_integer_value(v));
+static int bind_number(ctx_t *cx, const convq_val_t *v) {
+  if (v->type == CONVQ_V_INT) return bind_int(cx, v->i);
   query_param_t *p = param_push(cx, QP_REAL);
-  if (p) p->d = json_real_value(v);
+  if (p) p->d = v->d;
   return cx->rc;
-}
-
-/* Parameters are C strings, so a JSON string with a NUL inside cannot be bound faithfully. */
-static int plain_string(json_t *v) {
-  return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
-/* 1 and *ms for a valid Date object, 0 for anything that is not a Date, TERN_EINVAL (reason set)
- * for an object that claims to be a Date but has no parseable iso. */
-static int date_of(ctx_t *cx, json_t *v, int64_t *ms) {
-  json_t *type = json_object_get(v, "__type");
-  if (!json_is_string(type) || strcmp(json_string_value(type), "Date") != 0) return 0;
-  json_t *iso = json_object_get(v, "iso");
-  if (!json_is_string(iso) || iso_parse(json_string_value(iso), ms) != 0)
-    return fail(cx, "invalid Date: iso must be an ISO-8601 UTC string");
-  return 1;
-}
-
-/* Operands nested deeper than the query limit are refused (SQLite's JSON parser has a limit too). */
-static int too_deep(json_t *v, int depth) {
-  size_t i;
-  const char *k;
-  json_t *e;
-  if (depth > QUERY_MAX_DEPTH) return 1;
-  if (json_is_array(v)) json_array_foreach(v, i, e) if (too_deep(e, depth + 1)) return 1;
-  if (json_is_object(v)) json_object_foreach(v, k, e) if (too_deep(e, depth + 1)) return 1;
-  return 0;
 }
 
 /* Appends one key segment in SQLite JSON-path form. SQLite 3.40 compares path labels with the
@@ -195,87 +148,60 @@ int query_path_segment(buf_t *b, const char *seg, size_t n) {
   return 0;
 }
 
-static void path_segment(ctx_t *cx, buf_t *b, const char *seg, size_t n, const char *key) {
-  if (query_path_segment(b, seg, n) < 0) fail(cx, "key \"%.64s\" mixes '\"' and '['", key);
+int query_path(buf_t *b, const char *const *segs, size_t n) {
+  buf_append_str(b, "$");
+  for (size_t i = 0; i < n; i++)
+    if (query_path_segment(b, segs[i], strlen(segs[i])) < 0) return TERN_EINVAL;
+  return 0;
 }
 
-static int field_resolve(ctx_t *cx, const char *key, size_t klen, field_t *f) {
-  static const char *const times[][2] = {
-      {"createdAt", "c.created_at"}, {"updatedAt", "c.updated_at"}, {"lm", QUERY_LM_SQL}};
-  memset(f, 0, sizeof *f);
-  f->name = key;
-  if (strlen(key) != klen) return fail(cx, "key contains a NUL byte");
-  f->kind = F_TIME;
-  for (int i = 0; i < 3; i++)
-    if (strcmp(key, times[i][0]) == 0) return f->col = times[i][1], 0;
-  if (strcmp(key, "objectId") == 0) return f->kind = F_CID, f->col = "c.cid", 0;
-  if (strcmp(key, "m") == 0) return f->kind = F_MEMBERS, 0;
-  f->kind = F_DOC;
-  cx->uses_doc = 1;
-  if (klen == 0) return fail(cx, "empty key");
-  if (key[0] == '$') return fail(cx, "unsupported operator %.64s", key);
+/* The SQLite JSON path of a document field, malloc'd, or NULL with the error recorded. */
+static char *doc_path(ctx_t *cx, const convq_field_t *f) {
   buf_t b = BUF_INIT;
-  buf_append_str(&b, "$");
-  for (const char *seg = key; !cx->rc; seg++) { /* "attr.topic" → $."attr"."topic" */
-    size_t n = strcspn(seg, ".");
-    if (n) path_segment(cx, &b, seg, n, key);
-    else fail(cx, "key \"%.64s\" has an empty segment", key);
-    seg += n;
-    if (!*seg) break;
-  }
-  if (!cx->rc) f->path = xstrdup(buf_cstr(&b));
+  char *path = NULL;
+  if (query_path(&b, (const char *const *)f->segs, f->nsegs) < 0) fail(cx, "key \"%.64s\" mixes '\"' and '['", f->name);
+  else path = xstrdup(buf_cstr(&b));
   buf_free(&b);
-  return cx->rc;
+  return path;
 }
 
-/* A time operand: Date object, ISO string or ms number → 1 and *ms; null → 0; else TERN_EINVAL. */
-static int time_of(ctx_t *cx, const field_t *f, json_t *v, int64_t *ms) {
-  int rc = date_of(cx, v, ms);
-  if (rc) return rc;
-  if (json_is_null(v)) return 0;
-  if (json_is_string(v) && iso_parse(json_string_value(v), ms) == 0) return 1;
-  if (json_is_integer(v)) return *ms = json_integer_value(v), 1;
-  if (json_is_real(v) && fabs(json_real_value(v)) < 9e15) return *ms = (int64_t)json_real_value(v), 1;
-  return fail(cx, "%s compares with Dates, ISO strings or milliseconds", f->name);
-}
-
-/* Binds v (or v's elements) as one JSON array. Doc operands get Dates in canonical ISO form (what
- * SQL_EQ_KO compares); time columns get ms or null; objectId/m keep strings only and return 1
- * when something else was dropped (it could never match). */
-static int bind_list(ctx_t *cx, const field_t *f, json_t *v, int elements) {
-  json_t *arr = json_array(), *e, *conv;
-  size_t n = elements ? json_array_size(v) : 1;
-  int rc = 0, foreign = 0;
-  int64_t ms = 0;
-  char iso[ISO_LEN + 1];
-  for (size_t i = 0; i < n && rc >= 0; i++) {
-    e = elements ? json_array_get(v, i) : v;
-    conv = NULL;
-    if (f->kind == F_TIME) {
-      if ((rc = time_of(cx, f, e, &ms)) >= 0) conv = rc ? json_integer(ms) : json_null();
-    } else if (f->kind != F_DOC) {
-      if (plain_string(e)) conv = json_incref(e);
-      else foreign = 1;
-    } else if ((rc = date_of(cx, e, &ms)) > 0) {
-      iso_format(ms, iso);
-      conv = json_pack("{s:s,s:s}", "__type", "Date", "iso", iso);
-    } else if (rc == 0) {
-      conv = json_incref(e);
-    }
-    if (conv) json_array_append_new(arr, conv);
+static const char *column_of(const convq_field_t *f) {
+  switch (f->kind) {
+  case CONVQ_F_OBJECT_ID: return "c.cid";
+  case CONVQ_F_CREATED_AT: return "c.created_at";
+  case CONVQ_F_UPDATED_AT: return "c.updated_at";
+  case CONVQ_F_LM: return QUERY_LM_SQL;
+  default: return NULL;
   }
-  char *text = rc < 0 ? NULL : json_dumps(arr, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Binds v (or v's elements) as one JSON array. Doc operands keep Dates in canonical ISO form
+ * (what SQL_EQ_KO compares); time columns get ms or null; objectId/m keep strings only and
+ * return 1 when something else was dropped (it could never match). */
+static int bind_list(ctx_t *cx, const convq_field_t *f, const convq_val_t *v, int elements) {
+  json_t *arr = json_array();
+  size_t n = elements ? v->n : 1;
+  int foreign = 0;
+  for (size_t i = 0; i < n; i++) {
+    const convq_val_t *e = elements ? &v->items[i] : v;
+    if (f->kind == CONVQ_F_PATH) json_array_append_new(arr, convq_val_json(e));
+    else if (column_of(f) && f->kind != CONVQ_F_OBJECT_ID) /* a time: Date (ms) or null */
+      json_array_append_new(arr, e->type == CONVQ_V_DATE ? json_integer(e->i) : json_null());
+    else if (convq_val_plain_string(e)) json_array_append_new(arr, json_string(e->s));
+    else foreign = 1;
+  }
+  char *text = json_dumps(arr, JSON_COMPACT | JSON_ENCODE_ANY);
   json_decref(arr);
-  if (rc >= 0 && !text) fail(cx, "%s: operand cannot be encoded as JSON", f->name);
-  if (text) bind_text(cx, text);
+  if (!text) fail(cx, "%s: operand cannot be encoded as JSON", f->name);
+  else bind_text(cx, text);
   free(text);
   return foreign;
 }
 
-static int bind_regex(ctx_t *cx, json_t *pattern, json_t *options) {
-  bind_text(cx, json_string_value(pattern));
+static int bind_regex(ctx_t *cx, const convq_node_t *n) {
+  bind_text(cx, n->val.s);
   put(cx, ", ");
-  return bind_text(cx, options ? json_string_value(options) : "");
+  return bind_text(cx, n->regex_options ? n->regex_options : "");
 }
 
 /* ---- regexp(): PCRE2 with a small per-thread cache of compiled patterns ----------------------
@@ -434,90 +360,95 @@ int query_regex_match(const char *pattern, const char *options, const char *subj
 }
 
 /* objectId (text, never NULL) and the ms columns (lm is NULL without messages). */
-static int emit_column(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opts) {
-  int64_t ms = 0;
-  int cid = f->kind == F_CID, has = cid && plain_string(v), foreign;
+static int emit_column(ctx_t *cx, const convq_node_t *n) {
+  const convq_field_t *f = &n->field;
+  const convq_val_t *v = &n->val;
+  const char *col = column_of(f);
+  convq_op_t op = n->op;
+  int cid = f->kind == CONVQ_F_OBJECT_ID, foreign;
+  int has = cid ? convq_val_plain_string(v) : v->type == CONVQ_V_DATE; /* times: a Date or null */
   switch (op) {
-  case OP_EQ:
-  case OP_NE:
-    if (!cid && (has = time_of(cx, f, v, &ms)) < 0) return cx->rc;
-    if (cid && !has) return put(cx, op == OP_EQ ? "0" : "1");
-    putf(cx, "%s IS %s", f->col, op == OP_EQ ? "" : "NOT ");
+  case CONVQ_EQ:
+  case CONVQ_NE:
+    if (cid && !has) return put(cx, op == CONVQ_EQ ? "0" : "1");
+    putf(cx, "%s IS %s", col, op == CONVQ_EQ ? "" : "NOT ");
     if (!has) return put(cx, "NULL");
-    return cid ? bind_text(cx, json_string_value(v)) : bind_int(cx, ms);
-  case OP_IN:
-  case OP_NIN: /* IN (subquery) lets SQLite probe the cid index; IS also matches a NULL lm with null */
-    put(cx, op == OP_NIN ? "NOT " : "");
+    return cid ? bind_text(cx, v->s) : bind_int(cx, v->i);
+  case CONVQ_IN:
+  case CONVQ_NIN: /* IN (subquery) lets SQLite probe the cid index; IS also matches a NULL lm with null */
+    put(cx, op == CONVQ_NIN ? "NOT " : "");
     put(cx, cid ? "c.cid IN " SQL_LIST : "EXISTS (SELECT 1 FROM json_each(");
     bind_list(cx, f, v, 1);
     if (cid) return put(cx, "))");
-    return putf(cx, ") WHERE value IS %s)", f->col);
-  case OP_ALL: /* a scalar "contains all" only if every element is that one value */
-    if (json_array_size(v) == 0) return put(cx, "0");
+    return putf(cx, ") WHERE value IS %s)", col);
+  case CONVQ_ALL: /* a scalar "contains all" only if every element is that one value */
+    if (v->n == 0) return put(cx, "0");
     put(cx, "NOT EXISTS (SELECT 1 FROM json_each(");
     foreign = bind_list(cx, f, v, 1);
-    return putf(cx, ") WHERE value IS NOT %s)%s", f->col, foreign ? " AND 0" : "");
-  case OP_LT:
-  case OP_LTE:
-  case OP_GT:
-  case OP_GTE: /* never negated, so a NULL lm may stay NULL (= no match) */
-    if (!cid && time_of(cx, f, v, &ms) < 0) return cx->rc;
+    return putf(cx, ") WHERE value IS NOT %s)%s", col, foreign ? " AND 0" : "");
+  case CONVQ_LT:
+  case CONVQ_LTE:
+  case CONVQ_GT:
+  case CONVQ_GTE: /* never negated, so a NULL lm may stay NULL (= no match) */
     if (cid && !has) return put(cx, "0");
-    putf(cx, "%s%s", f->col, cmp_sql[op]);
-    return cid ? bind_text(cx, json_string_value(v)) : bind_int(cx, ms);
-  case OP_REGEX:
+    putf(cx, "%s%s", col, cmp_sql[op]);
+    return cid ? bind_text(cx, v->s) : bind_int(cx, v->i);
+  case CONVQ_REGEX:
     if (!cid) return put(cx, "0"); /* times are not text */
     put(cx, "regexp(");
-    bind_regex(cx, v, opts);
+    bind_regex(cx, n);
     return put(cx, ", c.cid)");
-  case OP_EXISTS: return putf(cx, "%s IS %sNULL", f->col, json_is_true(v) ? "NOT " : "");
-  case OP_SIZE: return put(cx, "0");
+  case CONVQ_EXISTS: return putf(cx, "%s IS %sNULL", col, v->b ? "NOT " : "");
+  case CONVQ_SIZE: return put(cx, "0");
   }
   return cx->rc;
 }
 
 /* m lives in the member table (one row per conversation and client); member_count mirrors it. */
-static int emit_members(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opts) {
+static int emit_members(ctx_t *cx, const convq_node_t *n) {
+  const convq_field_t *f = &n->field;
+  const convq_val_t *v = &n->val;
+  convq_op_t op = n->op;
   int foreign;
-  if (op == OP_NE || op == OP_NIN) put(cx, "NOT ");
+  if (op == CONVQ_NE || op == CONVQ_NIN) put(cx, "NOT ");
   switch (op) {
-  case OP_EQ:
-  case OP_NE:
-    if (json_is_array(v)) { /* equality with an array: the member set is exactly that set */
+  case CONVQ_EQ:
+  case CONVQ_NE:
+    if (v->type == CONVQ_V_ARRAY) { /* equality with an array: the member set is exactly that set */
       put(cx, "(c.member_count = (SELECT count(DISTINCT value) FROM json_each(");
       bind_list(cx, f, v, 1);
       put(cx, ")) AND NOT EXISTS (SELECT 1 FROM member WHERE conv = c.id AND client NOT IN " SQL_LIST);
       return put(cx, bind_list(cx, f, v, 1) ? "))) AND 0)" : "))))");
     }
-    if (!plain_string(v)) return put(cx, "0");
+    if (!convq_val_plain_string(v)) return put(cx, "0");
     put(cx, SQL_MEMBER_OF "client = ");
-    bind_text(cx, json_string_value(v));
+    bind_text(cx, v->s);
     return put(cx, ")");
-  case OP_IN:
-  case OP_NIN:
+  case CONVQ_IN:
+  case CONVQ_NIN:
     put(cx, SQL_MEMBER_OF "client IN " SQL_LIST);
     bind_list(cx, f, v, 1);
     return put(cx, ")))");
-  case OP_ALL:
-    if (json_array_size(v) == 0) return put(cx, "0");
+  case CONVQ_ALL:
+    if (v->n == 0) return put(cx, "0");
     put(cx, "NOT EXISTS (SELECT 1 FROM json_each(");
     foreign = bind_list(cx, f, v, 1);
     put(cx, ") o WHERE NOT " SQL_MEMBER_OF "client = o.value))");
     return put(cx, foreign ? " AND 0" : "");
-  case OP_LT:
-  case OP_LTE:
-  case OP_GT:
-  case OP_GTE:
-    if (!plain_string(v)) return put(cx, "0");
+  case CONVQ_LT:
+  case CONVQ_LTE:
+  case CONVQ_GT:
+  case CONVQ_GTE:
+    if (!convq_val_plain_string(v)) return put(cx, "0");
     putf(cx, SQL_MEMBER_OF "client%s", cmp_sql[op]);
-    bind_text(cx, json_string_value(v));
+    bind_text(cx, v->s);
     return put(cx, ")");
-  case OP_REGEX:
+  case CONVQ_REGEX:
     put(cx, SQL_MEMBER_OF "regexp(");
-    bind_regex(cx, v, opts);
+    bind_regex(cx, n);
     return put(cx, ", client))");
-  case OP_EXISTS: return put(cx, json_is_true(v) ? "c.member_count > 0" : "c.member_count = 0");
-  case OP_SIZE: put(cx, "c.member_count = "); return bind_int(cx, json_integer_value(v));
+  case CONVQ_EXISTS: return put(cx, v->b ? "c.member_count > 0" : "c.member_count = 0");
+  case CONVQ_SIZE: put(cx, "c.member_count = "); return bind_int(cx, v->i);
   }
   return cx->rc;
 }
@@ -533,41 +464,42 @@ static int emit_k(ctx_t *cx, const char *path) {
   return put(cx, ") WHERE typeof(key) = 'integer') k");
 }
 
-static int emit_doc(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opts) {
-  int64_t ms;
+static int emit_doc_at(ctx_t *cx, const convq_node_t *n, const char *path) {
+  const convq_field_t *f = &n->field;
+  const convq_val_t *v = &n->val;
+  convq_op_t op = n->op;
   char iso[ISO_LEN + 1];
   switch (op) {
-  case OP_NE:
-  case OP_NIN: put(cx, "NOT "); /* fall through */
-  case OP_EQ:
-  case OP_IN:
+  case CONVQ_NE:
+  case CONVQ_NIN: put(cx, "NOT "); /* fall through */
+  case CONVQ_EQ:
+  case CONVQ_IN:
     put(cx, "EXISTS (SELECT 1 FROM ");
-    emit_k(cx, f->path);
+    emit_k(cx, path);
     put(cx, ", json_each(");
-    bind_list(cx, f, v, op == OP_IN || op == OP_NIN);
+    bind_list(cx, f, v, op == CONVQ_IN || op == CONVQ_NIN);
     return put(cx, ") o WHERE " SQL_EQ_KO ")");
-  case OP_ALL: /* every operand index o.key is matched by some row of K */
-    if (json_array_size(v) == 0) return put(cx, "0");
+  case CONVQ_ALL: /* every operand index o.key is matched by some row of K */
+    if (v->n == 0) return put(cx, "0");
     put(cx, "(SELECT count(DISTINCT o.key) FROM ");
-    emit_k(cx, f->path);
+    emit_k(cx, path);
     put(cx, ", json_each(");
     bind_list(cx, f, v, 1);
-    return putf(cx, ") o WHERE " SQL_EQ_KO ") = %zu", json_array_size(v));
-  case OP_LT:
-  case OP_LTE:
-  case OP_GT:
-  case OP_GTE: /* numbers with numbers, strings with strings, Dates with Dates */
+    return putf(cx, ") o WHERE " SQL_EQ_KO ") = %zu", v->n);
+  case CONVQ_LT:
+  case CONVQ_LTE:
+  case CONVQ_GT:
+  case CONVQ_GTE: /* numbers with numbers, strings with strings, Dates with Dates */
     put(cx, "EXISTS (SELECT 1 FROM ");
-    emit_k(cx, f->path);
-    if (json_is_number(v)) {
+    emit_k(cx, path);
+    if (v->type == CONVQ_V_INT || v->type == CONVQ_V_REAL) {
       putf(cx, " WHERE k.t IN ('integer','real') AND k.v%s", cmp_sql[op]);
       bind_number(cx, v);
-    } else if (json_is_string(v)) {
+    } else if (v->type == CONVQ_V_STRING) {
       putf(cx, " WHERE k.t IS 'text' AND k.v%s", cmp_sql[op]);
-      bind_text(cx, json_string_value(v));
-    } else { /* a Date (check_operand made sure) */
-      date_of(cx, v, &ms);
-      iso_format(ms, iso);
+      bind_text(cx, v->s);
+    } else { /* a Date (the parser made sure) */
+      iso_format(v->i, iso);
       buf_printf(cx->out,
                  " WHERE CASE WHEN k.t IS 'object' THEN json_extract(k.v, '$.__type') IS 'Date'"
                  " AND json_type(k.v, '$.iso') IS 'text' AND json_extract(k.v, '$.iso')%s",
@@ -576,101 +508,36 @@ static int emit_doc(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opt
       put(cx, " ELSE 0 END");
     }
     return put(cx, ")");
-  case OP_REGEX:
+  case CONVQ_REGEX:
     put(cx, "EXISTS (SELECT 1 FROM ");
-    emit_k(cx, f->path);
+    emit_k(cx, path);
     put(cx, " WHERE CASE WHEN k.t IS 'text' THEN regexp(");
-    bind_regex(cx, v, opts);
+    bind_regex(cx, n);
     return put(cx, ", k.v) ELSE 0 END)");
-  case OP_EXISTS:
+  case CONVQ_EXISTS:
     put(cx, "json_type(" DOC_SQL ", ");
-    bind_text(cx, f->path);
-    return put(cx, json_is_true(v) ? ") IS NOT NULL" : ") IS NULL");
-  case OP_SIZE: /* json_array_length is 0 for scalars, hence the type test */
+    bind_text(cx, path);
+    return put(cx, v->b ? ") IS NOT NULL" : ") IS NULL");
+  case CONVQ_SIZE: /* json_array_length is 0 for scalars, hence the type test */
     put(cx, "(json_type(" DOC_SQL ", ");
-    bind_text(cx, f->path);
+    bind_text(cx, path);
     put(cx, ") IS 'array' AND json_array_length(" DOC_SQL ", ");
-    bind_text(cx, f->path);
+    bind_text(cx, path);
     put(cx, ") = ");
-    bind_int(cx, json_integer_value(v));
+    bind_int(cx, v->i);
     return put(cx, ")");
   }
   return cx->rc;
 }
 
-/* Shape checks that do not depend on the field, so every field kind refuses the same things. */
-static int check_operand(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opts) {
-  int64_t ms;
-  rx_slot_t *rx;
-  char msg[160];
-  const char *name = op_names[op];
-  if (too_deep(v, 1)) return fail(cx, "%s: value nested deeper than %d levels", f->name, QUERY_MAX_DEPTH);
-  switch (op) {
-  case OP_IN:
-  case OP_NIN:
-  case OP_ALL: return json_is_array(v) ? 0 : fail(cx, "%s on %s needs an array", name, f->name);
-  case OP_LT:
-  case OP_LTE:
-  case OP_GT:
-  case OP_GTE:
-    if (json_is_string(v) && !plain_string(v)) return fail(cx, "%s on %s: NUL bytes in strings", name, f->name);
-    if (json_is_number(v) || json_is_string(v) || date_of(cx, v, &ms) == 1) return 0;
-    return fail(cx, "%s on %s needs a number, a string or a Date", name, f->name);
-  case OP_EXISTS: return json_is_boolean(v) ? 0 : fail(cx, "$exists on %s needs true or false", f->name);
-  case OP_SIZE:
-    if (json_is_integer(v) && json_integer_value(v) >= 0) return 0;
-    return fail(cx, "$size on %s needs a non-negative integer", f->name);
-  case OP_REGEX:
-    if (!plain_string(v)) return fail(cx, "$regex on %s needs a string", f->name);
-    if (opts && !plain_string(opts)) return fail(cx, "$options on %s must be a string of i, m, x, s", f->name);
-    if (rx_get(json_string_value(v), opts ? json_string_value(opts) : "", &rx, msg, sizeof msg) != 0)
-      return fail(cx, "$regex on %s: %s", f->name, msg);
-    return 0;
-  default: return 0;
-  }
-}
-
-static int emit_op(ctx_t *cx, const field_t *f, op_t op, json_t *v, json_t *opts) {
-  if (++cx->terms > QUERY_MAX_TERMS) fail(cx, "query has more than %d conditions", QUERY_MAX_TERMS);
-  if (cx->rc || check_operand(cx, f, op, v, opts)) return cx->rc;
-  if (f->kind == F_DOC) return emit_doc(cx, f, op, v, opts);
-  if (f->kind == F_MEMBERS) return emit_members(cx, f, op, v, opts);
-  return emit_column(cx, f, op, v, opts);
-}
-
-/* An object value is an operator object when it has keys starting with '$' ({"$gt": 1}); Dates
- * and other objects are plain values. Returns how many such keys it has. */
-static size_t op_count(json_t *val) {
-  const char *k;
-  json_t *e;
-  size_t n = 0;
-  if (json_is_object(val)) json_object_foreach(val, k, e) n += k[0] == '$';
-  return n;
-}
-
-/* {"field": value} or {"field": {"$op": operand, …}}: one AND chain item per operator. */
-static int emit_field(ctx_t *cx, const char *key, size_t klen, json_t *val) {
-  field_t f;
-  const char *k;
-  json_t *operand, *opts = json_object_get(val, "$options");
-  size_t n = 0, i, nops = sizeof op_names / sizeof op_names[0];
-  if (field_resolve(cx, key, klen, &f)) return cx->rc;
-  if (!op_count(val)) { /* a plain value: equality */
-    emit_op(cx, &f, OP_EQ, val, NULL);
-    free(f.path);
-    return cx->rc;
-  }
-  if (opts && !json_object_get(val, "$regex")) fail(cx, "%.64s: $options without $regex", key);
-  json_object_foreach(val, k, operand) {
-    for (i = 0; i < nops && strcmp(op_names[i], k) != 0; i++) continue;
-    if (k[0] != '$') fail(cx, "%.64s: cannot mix operators and plain keys in one object", key);
-    else if (i == nops && strcmp(k, "$options") != 0) fail(cx, "unsupported operator %.32s on %.64s", k, key);
-    if (cx->rc) break;
-    if (i == nops) continue; /* $options, consumed by $regex */
-    if (n++) put(cx, " AND ");
-    emit_op(cx, &f, (op_t)i, operand, opts);
-  }
-  free(f.path);
+static int emit_leaf(ctx_t *cx, const convq_node_t *n) {
+  if (cx->rc) return cx->rc;
+  if (n->field.kind == CONVQ_F_MEMBERS) return emit_members(cx, n);
+  if (n->field.kind != CONVQ_F_PATH) return emit_column(cx, n);
+  cx->uses_doc = 1;
+  char *path = doc_path(cx, &n->field);
+  if (path) emit_doc_at(cx, n, path);
+  free(path);
   return cx->rc;
 }
 
@@ -678,8 +545,9 @@ static int emit_field(ctx_t *cx, const char *key, size_t klen, json_t *val) {
  * need = parser stack entries a construct holds at its deepest point. A chain "a AND b AND c"
  * parses its first item on the current stack and every later one on top of "expr AND" (+2:
  * SQLite reduces left-associative chains as it goes), so the costliest item goes first. An
- * $or/$and list adds its parenthesis (+1). Leaves cost NEED_LEAF (measured worst case + margin). */
-static int need_obj(json_t *w, int depth);
+ * $or/$and list adds its parenthesis (+1). Leaves cost NEED_LEAF (measured worst case + margin);
+ * a field's operator group is a chain of leaves (+2). */
+static int need_obj(const convq_node_t *w);
 
 static int chain_need(int top1, int top2) { return top2 < 0 || top1 >= top2 + 2 ? top1 : top2 + 2; }
 static void rank(int need, int *top1, int *top2) {
@@ -687,23 +555,26 @@ static void rank(int need, int *top1, int *top2) {
   else if (need > *top2) *top2 = need;
 }
 
-static int need_item(const char *key, json_t *val, int depth) {
+/* An item of a where object: a leaf, a field's operator group, or an $and/$or list. */
+static int need_item(const convq_node_t *it) {
   int top1 = 1, top2 = -1;
-  size_t i;
-  json_t *e;
-  if (strcmp(key, "$and") != 0 && strcmp(key, "$or") != 0) return op_count(val) > 1 ? NEED_LEAF + 2 : NEED_LEAF;
-  json_array_foreach(val, i, e) rank(need_obj(e, depth + 1), &top1, &top2);
+  if (it->kind == CONVQ_LEAF) return NEED_LEAF;
+  if (!it->list) return NEED_LEAF + 2;
+  for (size_t i = 0; i < it->n; i++) rank(need_obj(it->kids[i]), &top1, &top2);
   return 1 + chain_need(top1, top2);
 }
 
-static int need_obj(json_t *w, int depth) {
+static int need_obj(const convq_node_t *w) {
   int top1 = 1, top2 = -1;
-  const char *k;
-  json_t *v;
-  if (depth > QUERY_MAX_DEPTH || !json_is_object(w)) return 1; /* refused while emitting anyway */
-  json_object_foreach(w, k, v) rank(need_item(k, v, depth), &top1, &top2);
+  for (size_t i = 0; i < w->n; i++) rank(need_item(w->kids[i]), &top1, &top2);
   return chain_need(top1, top2);
 }
+
+typedef struct {
+  const convq_node_t *node;
+  int need;
+  size_t idx;
+} item_t;
 
 static int item_cmp(const void *a, const void *b) {
   const item_t *x = a, *y = b;
@@ -711,21 +582,18 @@ static int item_cmp(const void *a, const void *b) {
   return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static int emit_obj(ctx_t *cx, json_t *w, int depth);
+static int emit_obj(ctx_t *cx, const convq_node_t *w);
 
 /* "(e1 OR e2 …)" / "(e1 AND e2 …)": elements are AND chains, costliest first. */
-static int emit_list(ctx_t *cx, const char *key, json_t *arr, int depth) {
-  size_t n = json_array_size(arr), i;
-  if (!json_is_array(arr) || n == 0) return fail(cx, "%s needs a non-empty array of queries", key);
-  item_t *items = xcalloc(n, sizeof *items);
-  for (i = 0; i < n; i++)
-    items[i] = (item_t){NULL, 0, json_array_get(arr, i), need_obj(json_array_get(arr, i), depth + 1), i};
+static int emit_list(ctx_t *cx, const convq_node_t *list) {
+  size_t n = list->n, i;
+  item_t *items = xcalloc(n ? n : 1, sizeof *items);
+  for (i = 0; i < n; i++) items[i] = (item_t){list->kids[i], need_obj(list->kids[i]), i};
   qsort(items, n, sizeof *items, item_cmp);
   put(cx, "(");
   for (i = 0; i < n && !cx->rc; i++) {
-    if (i) put(cx, key[1] == 'a' ? " AND " : " OR ");
-    if (++cx->terms > QUERY_MAX_TERMS) fail(cx, "query has more than %d conditions", QUERY_MAX_TERMS);
-    emit_obj(cx, items[i].val, depth + 1);
+    if (i) put(cx, list->kind == CONVQ_AND ? " AND " : " OR ");
+    emit_obj(cx, items[i].node);
   }
   put(cx, ")");
   free(items);
@@ -733,29 +601,29 @@ static int emit_list(ctx_t *cx, const char *key, json_t *arr, int depth) {
 }
 
 /* A where object as an AND chain without parentheses (callers only place it where that is safe). */
-static int emit_obj(ctx_t *cx, json_t *w, int depth) {
-  const char *key;
-  size_t klen, i = 0, n = json_object_size(w);
-  json_t *val;
-  if (depth > QUERY_MAX_DEPTH) return fail(cx, "query nested deeper than %d levels", QUERY_MAX_DEPTH);
-  if (!json_is_object(w)) return fail(cx, "a query must be a JSON object");
+static int emit_obj(ctx_t *cx, const convq_node_t *w) {
+  size_t i, n = w->n;
   if (n == 0 || cx->rc) return put(cx, "1"); /* {} inside $and/$or: no condition */
   item_t *items = xcalloc(n, sizeof *items);
-  json_object_keylen_foreach(w, key, klen, val) {
-    items[i] = (item_t){key, klen, val, need_item(key, val, depth), i};
-    i++;
-  }
+  for (i = 0; i < n; i++) items[i] = (item_t){w->kids[i], need_item(w->kids[i]), i};
   qsort(items, n, sizeof *items, item_cmp);
   for (i = 0; i < n && !cx->rc; i++) {
+    const convq_node_t *it = items[i].node;
     if (i) put(cx, " AND ");
-    if (strcmp(items[i].key, "$and") == 0 || strcmp(items[i].key, "$or") == 0)
-      emit_list(cx, items[i].key, items[i].val, depth);
-    else emit_field(cx, items[i].key, items[i].klen, items[i].val);
+    if (it->kind == CONVQ_LEAF) {
+      emit_leaf(cx, it);
+    } else if (it->list) {
+      emit_list(cx, it);
+    } else { /* a field's operators: one chain */
+      for (size_t k = 0; k < it->n && !cx->rc; k++) {
+        if (k) put(cx, " AND ");
+        emit_leaf(cx, it->kids[k]);
+      }
+    }
   }
   free(items);
   return cx->rc;
 }
-
 void query_init(query_t *q) { memset(q, 0, sizeof *q); }
 
 query_param_t *query_param_add(query_t *q, query_param_type_t type) {
@@ -783,52 +651,37 @@ void query_free(query_t *q) {
   query_init(q);
 }
 
-int query_where(query_t *q, json_t *where, const char *self, char *err, size_t errlen) {
+int query_where(query_t *q, const convq_node_t *where, char *err, size_t errlen) {
   ctx_t cx = {q, &q->sql, err, errlen, 0, 0};
   if (err && errlen) err[0] = 0;
   put(&cx, "(c.kind IN (1,2,3) AND ");
-  if (!where || json_is_null(where) || (json_is_object(where) && json_object_size(where) == 0)) {
-    put(&cx, SQL_MEMBER_OF "client = ");
-    bind_text(&cx, self ? self : "");
-    put(&cx, ")");
-  } else {
-    emit_obj(&cx, where, 1);
-    if (!cx.rc && 3 + need_obj(where, 1) > STACK_BUDGET) /* 3: "(c.kind … AND" */
-      fail(&cx, "query nests too many $and/$or with other conditions beside them");
-    if (cx.uses_doc) put(&cx, " AND json_valid(c.doc)"); /* last in the chain: costs no stack */
-  }
+  emit_obj(&cx, where);
+  if (!cx.rc && 3 + need_obj(where) > STACK_BUDGET) /* 3: "(c.kind … AND" */
+    fail(&cx, "query nests too many $and/$or with other conditions beside them");
+  if (cx.uses_doc) put(&cx, " AND json_valid(c.doc)"); /* last in the chain: costs no stack */
   put(&cx, ")");
   if (cx.rc) query_free(q);
   buf_cstr(&q->sql);
   return cx.rc;
 }
 
-int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errlen) {
+int query_sort(query_t *q, const convq_sort_t *sort, size_t nsort, buf_t *out, char *err, size_t errlen) {
   buf_t tmp = BUF_INIT;
   ctx_t cx = {q, &tmp, err, errlen, 0, 0};
   size_t saved = q->nparams;
-  field_t f;
   if (err && errlen) err[0] = 0;
-  if (!sort || !sort[strspn(sort, " \t")])
-    return buf_append_str(out, QUERY_LM_SQL " DESC, c.updated_at DESC, c.id DESC"), 0;
-  for (const char *p = sort; !cx.rc; p++) {
-    size_t n = strcspn(p, ","), len = n;
-    const char *s = p;
-    while (len && (*s == ' ' || *s == '\t')) s++, len--;
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
-    int desc = len && *s == '-';
-    char *key = xstrndup(s + desc, len - (size_t)desc);
-    if (!*key) fail(&cx, "sort has an empty field");
-    else if (strcmp(key, "m") == 0) fail(&cx, "cannot sort by m");
-    else if (field_resolve(&cx, key, strlen(key), &f) == 0) {
-      put(&cx, f.kind == F_DOC ? "json_extract(" DOC_SQL ", " : f.col);
-      if (f.kind == F_DOC) bind_text(&cx, f.path), put(&cx, ")");
-      put(&cx, desc ? " DESC, " : " ASC, ");
-      free(f.path);
+  for (size_t i = 0; i < nsort && !cx.rc; i++) {
+    const convq_field_t *f = &sort[i].field;
+    if (f->kind == CONVQ_F_PATH) {
+      char *path = doc_path(&cx, f);
+      if (path) put(&cx, "json_extract(" DOC_SQL ", "), bind_text(&cx, path), put(&cx, ")");
+      free(path);
+    } else if (f->kind == CONVQ_F_MEMBERS) {
+      fail(&cx, "cannot sort by m");
+    } else {
+      put(&cx, column_of(f));
     }
-    free(key);
-    p += n;
-    if (!*p) break;
+    put(&cx, sort[i].desc ? " DESC, " : " ASC, ");
   }
   if (cx.rc) params_truncate(q, saved);
   else put(&cx, "c.id DESC"), buf_append(out, tmp.data, tmp.len);

@@ -1,4 +1,5 @@
-/* query.h — LeanCloud `conv query` where/sort JSON → SQLite SQL over the conv/member schema.
+/* query.h — a parsed conversation query (store/convq.h) → SQLite SQL over the conv/member
+ * schema; and the SQLite JSON paths of the document's keys.
  *
  * The store runs `SELECT … FROM conv c WHERE <q.sql> ORDER BY <sort> LIMIT ? OFFSET ?` and binds
  * q.params positionally before its own LIMIT/OFFSET values. Every piece of user input (values,
@@ -8,11 +9,11 @@
 #ifndef TERN_QUERY_H
 #define TERN_QUERY_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
+#include "convq.h"
 
 typedef enum { QP_TEXT, QP_INT, QP_REAL } query_param_type_t;
 typedef struct {
@@ -29,9 +30,6 @@ typedef struct query {
 
 /* Most parameters one query may carry (WHERE and ORDER BY together); more is TERN_EINVAL. */
 #define QUERY_MAX_PARAMS 1000
-/* Deepest accepted nesting: the where object is level 1, each $and/$or element one more; also
- * the deepest accepted operand value (arrays/objects inside a compared value). */
-#define QUERY_MAX_DEPTH 16
 
 /* Makes q empty. q is caller-embedded; query_free() releases what it owns (strings in params). */
 void query_init(query_t *q);
@@ -41,27 +39,27 @@ void query_init(query_t *q);
 query_param_t *query_param_add(query_t *q, query_param_type_t type);
 /* Releases everything q owns and leaves it empty (re-usable without another query_init). */
 void query_free(query_t *q);
-/* Translates a LeanCloud `where` object into q->sql/params. `self` is the requesting client id:
- * an empty where ({}, JSON null or NULL) means "conversations whose m contains self". The result
- * is always ANDed with `c.kind IN (1,2,3)` (temporary conversations are fetched by id elsewhere).
- * q must be freshly initialised. Returns 0, or TERN_EINVAL with a human-readable reason in err
- * (NUL-terminated, truncated to errlen) for anything it does not accept (unknown operator, wrong
- * operand type, nesting deeper than QUERY_MAX_DEPTH, more than QUERY_MAX_PARAMS parameters, …);
- * on error q is left empty. Never crashes on any JSON. The where value is only borrowed. */
-int query_where(query_t *q, json_t *where, const char *self, char *err, size_t errlen);
-/* Translates a sort string ("-lm", "name,-createdAt", "attr.level") into an ORDER BY list
- * (without the words ORDER BY) appended to out, with any JSON paths bound as parameters appended
- * to q (so call it after query_where with the same q: the ORDER BY placeholders come after the
- * WHERE ones). NULL/blank sort → "c.lm DESC, c.updated_at DESC" (LeanCloud's legacy "-lm"; DESC
- * puts conversations without messages last). Every list ends with ", c.id DESC" so paging with
- * skip is deterministic. Sorting by "m" is rejected. Returns 0, or TERN_EINVAL with err set (then
- * out and q are unchanged). */
-int query_sort(query_t *q, const char *sort, buf_t *out, char *err, size_t errlen);
-/* Appends one segment seg[0..n) of a dotted key to an SQLite JSON path ("$" first) in the
- * form the generated SQL uses, so the store's json_set/json_remove address exactly the
- * member jansson wrote. TERN_EINVAL (nothing appended) when SQLite cannot address it (a
- * segment with both '"' and '['). */
+/* Compiles a parsed where (convq_t.where) into q->sql/params: the tree's condition ANDed with
+ * `c.kind IN (1,2,3)` (temporary conversations are fetched by id elsewhere). q must be freshly
+ * initialised. Returns 0, or TERN_EINVAL with the reason in err (NUL-terminated, cut to
+ * errlen) for what SQLite cannot take: more than QUERY_MAX_PARAMS parameters, nesting its
+ * parser's stack cannot hold, a key its JSON paths cannot address (query_path_segment); on
+ * error q is left empty. The tree is only read. */
+int query_where(query_t *q, const convq_node_t *where, char *err, size_t errlen);
+/* Compiles a parsed sort into an ORDER BY list (without the words ORDER BY) appended to out,
+ * with any JSON paths bound as parameters appended to q (so call it after query_where with the
+ * same q: the ORDER BY placeholders come after the WHERE ones). Every list ends with
+ * ", c.id DESC" so paging with skip is deterministic. Returns 0, or TERN_EINVAL with err set
+ * (then out and q are unchanged). */
+int query_sort(query_t *q, const convq_sort_t *sort, size_t nsort, buf_t *out, char *err, size_t errlen);
+/* Appends one segment seg[0..n) of a key to an SQLite JSON path ("$" first) in the form the
+ * generated SQL uses, so the store's json_set/json_remove address exactly the member jansson
+ * wrote. TERN_EINVAL (nothing appended) when SQLite cannot address it (a segment with both
+ * '"' and '['). */
 int query_path_segment(buf_t *b, const char *seg, size_t n);
+/* "$" and every segment of segs[0..n) (NUL-terminated strings): 0, or TERN_EINVAL when one
+ * cannot be addressed (b then holds part of the path). */
+int query_path(buf_t *b, const char *const *segs, size_t n);
 /* PCRE2 match used by the SQL function regexp(pattern, options, subject) that the SQLite store
  * registers: returns 1 match, 0 no match, TERN_EINVAL bad pattern/options (options: any of "imxs";
  * patterns longer than 16 KiB are refused), TERN_E2BIG when matching hit the backtracking limit
