@@ -299,6 +299,24 @@ static void sdk_queries(void **state) {
   assert_string_equal(cids(t, "{\"m\":\"alice\",\"objectId\":\"n2\"}", "", NULL, 0, 0, &r), "n2");
   assert_string_equal(cids(t, NULL, "alice", "createdAt", 1, 1, &r), "n2");
   assert_string_equal(cids(t, NULL, "alice", "lm", 0, 0, &r), "n1,n2"); /* no message: lowest */
+  /* startsWith / contains quote the text with \Q…\E */
+  assert_string_equal(cids(t, "{\"name\":{\"$regex\":\"^\\\\Qal\\\\E\"}}", "", NULL, 0, 0, &r), "n1");
+  assert_string_equal(cids(t, "{\"name\":{\"$regex\":\"\\\\Q.\\\\E\"}}", "", NULL, 0, 0, &r), "");
+  assert_string_equal(cids(t, "{\"name\":{\"$regex\":\"\\\\Q\\\\E.\"}}", "", "createdAt", 0, 0, &r), "n1,n2,room");
+  if (strcmp(st_current->name, "postgres") == 0) { /* what PostgreSQL's engine reads otherwise: refused */
+    json_t *w = json_loads("{\"name\":{\"$regex\":\"\\\\balpha\"}}", 0, NULL);
+    char err[200] = "";
+    convq_t *parsed = NULL;
+    assert_int_equal(convq_parse(w, NULL, "", &parsed, err, sizeof err), 0);
+    store_conv_q_t q = {.query = parsed, .limit = 10};
+    assert_int_equal(store_conv_query_check(t->s, &q, err, sizeof err), TERN_EINVAL);
+    assert_non_null(strstr(err, "not supported on a PostgreSQL store"));
+    rows_t none = {0};
+    assert_int_equal(store_conv_query(t->r, &q, rows_cb, &none), TERN_EINVAL);
+    assert_int_equal(none.n, 0);
+    convq_free(parsed);
+    json_decref(w);
+  }
   st_close(t);
 }
 

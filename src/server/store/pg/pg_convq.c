@@ -66,7 +66,7 @@ static const char *regex_refuse(const char *p) {
     if (*s == '\\') {
       char c = s[1];
       if (!c) return "a trailing backslash";
-      if (strchr("bBzZGKQERXhHvVpPNgk", c)) return "an escape that PostgreSQL reads otherwise (\\b, \\z, \\Q, \\p, …)";
+      if (strchr("bBzZGKQERXhHvVpPNgk", c)) return "an escape that PostgreSQL reads otherwise (\\b, \\z, \\p, …)";
       if (c == 'x' && s[2] == '{') return "\\x{…}";
       s++;
       continue;
@@ -81,14 +81,39 @@ static const char *regex_refuse(const char *p) {
   return NULL;
 }
 
+/* PCRE's \Q…\E quoting (what the SDKs' startsWith / endsWith / contains send) as an ARE's:
+ * each character quoted by a backslash unless it is alphanumeric (a backslash before a
+ * letter or digit is an escape in an ARE, before anything else the character itself). */
+static void unquote_qe(const char *p, buf_t *out) {
+  while (*p) {
+    if (p[0] == '\\' && p[1] == 'Q') {
+      p += 2;
+      while (*p && !(p[0] == '\\' && p[1] == 'E')) {
+        unsigned char ch = (unsigned char)*p;
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch >= 0x80))
+          buf_append_str(out, "\\");
+        buf_append(out, p++, 1);
+      }
+      if (*p) p += 2; /* \E */
+      continue;
+    }
+    if (p[0] == '\\' && p[1]) buf_append(out, p++, 1); /* an escape: both characters as they are */
+    buf_append(out, p++, 1);
+  }
+  buf_cstr(out);
+}
+
 /* "<subject> ~ $n": the pattern with the options as an ARE's embedded options (i via ~*). */
 static void regex_match(cx_t *cx, const char *subject, const convq_node_t *n) {
-  const char *why = regex_refuse(n->val.s);
+  buf_t re = BUF_INIT;
+  unquote_qe(n->val.s, &re);
+  const char *why = regex_refuse(buf_cstr(&re));
   if (why) {
     if (!cx->rc)
       snprintf(cx->err, cx->errlen, "$regex on %.64s: %s is not supported on a PostgreSQL store", n->field.name, why);
     cx->rc = TERN_EINVAL;
     put(cx, "false");
+    buf_free(&re);
     return;
   }
   const char *o = n->regex_options ? n->regex_options : "";
@@ -101,7 +126,8 @@ static void regex_match(cx_t *cx, const char *subject, const convq_node_t *n) {
   buf_append_str(&pat, m ? (sflag ? "w" : "n") : (sflag ? "s" : "p"));
   if (strchr(o, 'x')) buf_append_str(&pat, "x");
   buf_append_str(&pat, ")");
-  buf_append_str(&pat, n->val.s);
+  buf_append_str(&pat, buf_cstr(&re));
+  buf_free(&re);
   buf_printf(cx->out, "%s %s ", subject, strchr(o, 'i') ? "~*" : "~");
   bind(cx, xstrdup(buf_cstr(&pat)), "::text");
   buf_free(&pat);
