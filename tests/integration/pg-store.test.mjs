@@ -20,9 +20,12 @@ describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
     proxy = await startProxy(server.port);
   });
   after(async () => {
-    if (proxy) await proxy.close();
-    if (server) await server.stop();
-    if (pg) pg.stop();
+    try {
+      if (proxy) await proxy.close();
+      if (server) await server.stop(); // throws on a sanitizer report: PostgreSQL goes all the same
+    } finally {
+      if (pg) pg.stop();
+    }
   });
   beforeEach(() => { env = new Clients(server); });
   afterEach(async () => { await env.closeAll(); });

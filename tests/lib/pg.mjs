@@ -32,7 +32,20 @@ export function startPg() {
     },
     pause() { execFileSync(script, ['pause', dir]); },
     resume() { execFileSync(script, ['resume', dir]); },
-    stop() { execFileSync(script, ['stop', dir]); },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      execFileSync(script, ['stop', dir]);
+    },
   };
+  let stopped = false;
+  // a test file that dies before its teardown leaves no server behind
+  process.on('exit', () => {
+    try {
+      pg.stop();
+    } catch {
+      /* gone already */
+    }
+  });
   return pg;
 }
