@@ -117,7 +117,7 @@ struct store {
   int64_t lm_flushed_us;
   atomic_int fail_writes;
   atomic_int reconnects, writer_up;
-  atomic_llong batches_failed;
+  atomic_llong batches_failed, batch_reruns;
   qpool_t *qpool;
 };
 

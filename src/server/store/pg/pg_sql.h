@@ -24,6 +24,12 @@ X(FIND_UNIQUE, "SELECT cid, created_at FROM conv WHERE unique_id = $1")
 /* a key taken: no row, and the job fails alone (no error, so the batch goes on) */
 X(INS_MSG, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING")
+/* many messages in one statement (pg_writer.c: run_msg_inserts): the rows it inserted come
+ * back, a key that was taken does not */
+X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers)"
+            " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"
+            " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[]) ON CONFLICT DO NOTHING"
+            " RETURNING conv, ts, seq")
 X(UPD_LM, "UPDATE conv SET lm = v.ts FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v"
           " WHERE conv.id = v.id AND (conv.lm IS NULL OR conv.lm < v.ts)")
 X(UPD_ACK, "UPDATE member SET ack_ts = $1, ack_seq = $2, ack_at = $3"

@@ -95,7 +95,10 @@ void pg_metrics(store_t *s, buf_t *out) {
              "reconnections after it went away).\n# TYPE tern_store_pg_connects_total counter\n"
              "tern_store_pg_connects_total %d\n"
              "# HELP tern_store_pg_failed_batches_total Group commits that failed (every job of them refused).\n"
-             "# TYPE tern_store_pg_failed_batches_total counter\ntern_store_pg_failed_batches_total %lld\n",
+             "# TYPE tern_store_pg_failed_batches_total counter\ntern_store_pg_failed_batches_total %lld\n"
+             "# HELP tern_store_pg_batch_reruns_total Group commits run again with a savepoint per job after a "
+             "statement failed (only the failing job fails).\n# TYPE tern_store_pg_batch_reruns_total counter\n"
+             "tern_store_pg_batch_reruns_total %lld\n",
              pg_open_connections(), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
-             (long long)atomic_load(&s->batches_failed));
+             (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns));
 }

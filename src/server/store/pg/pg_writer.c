@@ -220,6 +220,87 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   return n == 1 ? 0 : JOB_SOFT; /* the key is taken */
 }
 
+/* ---- consecutive messages in one statement: a round trip per message would bound the
+ * writer at ~13,000 messages/s on loopback (docs/cluster.md); arrays of each column cost
+ * one round trip for up to MSGS_MAX. */
+#define MSGS_MAX 512
+
+static void arr_str(buf_t *b, const char *v) {
+  if (!v) {
+    buf_append_str(b, "NULL");
+    return;
+  }
+  buf_append_str(b, "\"");
+  for (const char *p = v; *p; p++) {
+    if (*p == '"' || *p == '\\') buf_append_str(b, "\\");
+    buf_append(b, p, 1);
+  }
+  buf_append_str(b, "\"");
+}
+
+static void arr_bytes(buf_t *b, const uint8_t *d, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  buf_append_str(b, "\"\\\\x"); /* the element \x…, its backslash quoted in the array */
+  for (size_t i = 0; i < n; i++) {
+    char two[2] = {hex[d[i] >> 4], hex[d[i] & 15]};
+    buf_append(b, two, 2);
+  }
+  buf_append_str(b, "\"");
+}
+
+/* Runs jobs[0..n) (JOB_MSG_INSERT, in batch order) as one INSERT; each job's result is set,
+ * and a key that was taken (or given twice in the batch: the first wins) fails its job
+ * alone. 0, or JOB_SQL. */
+static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, pg_lm_tab_t *lm) {
+  buf_t col[11];
+  for (int c = 0; c < 11; c++) {
+    memset(&col[c], 0, sizeof col[c]);
+    buf_append_str(&col[c], "{");
+  }
+  for (size_t i = 0; i < n; i++) {
+    job_msg_insert_t *j = jobs[i];
+    for (int c = 0; c < 11; c++)
+      if (i) buf_append_str(&col[c], ",");
+    buf_printf(&col[0], "%lld", (long long)j->conv);
+    buf_printf(&col[1], "%lld", (long long)j->ts);
+    buf_printf(&col[2], "%lld", (long long)j->seq);
+    arr_str(&col[3], j->mid);
+    arr_str(&col[4], j->sender);
+    arr_bytes(&col[5], j->data, j->len);
+    buf_printf(&col[6], "%d", j->flags);
+    arr_str(&col[7], j->mentions);
+    if (j->has_lctype) buf_printf(&col[8], "%d", j->lctype);
+    else buf_append_str(&col[8], "NULL");
+    buf_printf(&col[9], "%lld", (long long)j->patch_ts);
+    arr_str(&col[10], j->readers);
+  }
+  pgargs_t a = {0};
+  for (int c = 0; c < 11; c++) {
+    buf_append_str(&col[c], "}");
+    pga_txt(&a, buf_cstr(&col[c]));
+  }
+  PGresult *r;
+  int rc = pgc_run(&s->w, PS_INS_MSGS, &a, &r);
+  for (int c = 0; c < 11; c++) buf_free(&col[c]);
+  if (rc < 0) return JOB_SQL;
+  int rows = PQntuples(r);
+  uint8_t *used = xcalloc((size_t)rows + 1, 1);
+  for (size_t i = 0; i < n; i++) {
+    job_msg_insert_t *j = jobs[i];
+    j->job.result = TERN_ESTORE; /* the key was taken */
+    for (int k = 0; k < rows; k++) {
+      if (used[k] || pg_i64(r, k, 0) != j->conv || pg_i64(r, k, 1) != j->ts || pg_i64(r, k, 2) != j->seq) continue;
+      used[k] = 1;
+      j->job.result = 0;
+      lm_note(lm, j->conv, j->ts);
+      break;
+    }
+  }
+  free(used);
+  PQclear(r);
+  return 0;
+}
+
 static int run_progress(store_t *s, job_progress_t *j, int id) {
   pgargs_t a = {0};
   pga_i64(&a, j->ts);
@@ -541,7 +622,23 @@ static int attempt(store_t *s, store_job_t *batch, int careful, pg_lm_tab_t *lm,
    * replaced at once: nothing of this batch had run on it */
   int had = s->w.c != NULL;
   if (pgc_cmd(&s->w, "BEGIN") < 0 && !(had && !s->w.c && pgc_cmd(&s->w, "BEGIN") == 0)) return TERN_ESTORE;
+  job_msg_insert_t *msgs[MSGS_MAX];
   for (store_job_t *j = batch; j; j = j->next) {
+    if (!careful && j->type == JOB_MSG_INSERT && j->next && j->next->type == JOB_MSG_INSERT) {
+      size_t n = 0; /* a run of messages: one statement */
+      store_job_t *last = j;
+      for (store_job_t *k = j; k && k->type == JOB_MSG_INSERT && n < MSGS_MAX; k = k->next) {
+        msgs[n++] = (job_msg_insert_t *)k;
+        last = k;
+      }
+      if (run_msg_inserts(s, msgs, n, lm) != 0) {
+        if (!s->w.c) return TERN_ESTORE;
+        pgc_cmd(&s->w, "ROLLBACK");
+        return 1;
+      }
+      j = last;
+      continue;
+    }
     if (careful && pgc_cmd(&s->w, "SAVEPOINT job") < 0) goto abort;
     int rc = run_job(s, j);
     if (careful && rc != JOB_SQL && (touch_flush(s) != 0 || fwd_flush(s) != 0)) rc = JOB_SQL; /* in its savepoint */
@@ -607,6 +704,7 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
     lm_clear(&lm);
     rc = attempt(s, batch, careful, &lm, flush_lm);
     if (rc != 1) break;
+    atomic_fetch_add(&s->batch_reruns, 1);
     for (store_job_t *j = batch; j; j = j->next) job_reset(j);
     for (size_t k = 0; k < ns; k++)
       for (size_t i = 0; i < saved[k].j->n; i++) saved[k].j->ops[i].outcome = saved[k].outcomes[i];
