@@ -9,15 +9,17 @@ cd "$(dirname "$0")/.."
 # file: what `make deb`'s cpack runs dpkg-shlibdeps with (dpkg-dev comes with build-essential)
 # libhiredis-dev: the cluster bus (src/server/bus/redis); the package then depends on libhiredis0.14
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
-  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev libhiredis-dev gnuplot-nox nodejs npm file)
+  libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev libpq-dev libhiredis-dev gnuplot-nox nodejs npm file)
 # chromium: the browser tests of /console and /chat (driven by playwright-core from web/)
 # systemd (systemd-analyze verify) and man-db: the package test (tests/integration/package.test.mjs)
 # prometheus: promtool check metrics, the real parser of /metrics (tests/proto/ops-metrics.test.mjs)
+# postgresql: the store suite's PostgreSQL group and the integration tests on --store postgres://
+#   (scripts/pg.sh starts a throwaway server from its binaries; the packaged cluster is not used)
 # clang-format-14 and clang-tidy-14: the format check and `make lint` (scripts/format.sh, scripts/lint.sh)
 # linux-perf and curl: bench/paced.sh, the per-message breakdown of a paced run (never part of make test)
 # redis-server: the cluster tests' bus (tests/cluster, started by tests/lib/redis.mjs)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format-14 clang-tidy-14 procps openssl tmux sqlite3 chromium systemd
-  man-db prometheus linux-perf curl redis-server)
+  man-db prometheus linux-perf curl redis-server postgresql)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test against the sanitizer build in $1 (default build-asan):
-#   1. unit tests (cmocka, through ctest)
+#   1. unit tests (cmocka, through ctest), the store suite on SQLite and on a PostgreSQL
+#      started for the run (scripts/pg.sh)
 #   2. black-box protocol tests with hand-built frames   (tests/proto)
 #   3. the official JS SDK against the real server      (tests/interop)
 #   4. integration: crash safety, tern-bench smoke, …    (tests/integration)
@@ -32,6 +33,15 @@ node scripts/check-limits-doc.mjs
 
 echo "== C sources match .clang-format"
 scripts/format.sh
+
+# A PostgreSQL for the store suite's postgres group (tests/store, TERN_TEST_PG): started
+# here from the Debian package's binaries (scripts/pg.sh), stopped and removed on exit.
+# The node tests that need one start their own (tests/lib/pg.mjs), so that stopping it
+# under a ternd disturbs nothing else.
+pg_out=$(scripts/pg.sh start)
+pg_dir=$(tail -n 1 <<<"$pg_out")
+trap 'scripts/pg.sh stop "$pg_dir"' EXIT
+export TERN_TEST_PG=$(head -n 1 <<<"$pg_out")
 
 echo "== unit tests"
 (cd "$build" && ctest --output-on-failure --timeout 300)

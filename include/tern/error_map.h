@@ -19,7 +19,8 @@
   X(ETIMEDOUT, -10, "timed out")                                                                                       \
   X(EPERM, -11, "not permitted")                                                                                       \
   X(ESTORE, -12, "storage failure")                                                                                    \
-  X(ECONFIG, -13, "bad configuration")
+  X(ECONFIG, -13, "bad configuration")                                                                                 \
+  X(ENOTSUP, -14, "not supported by this server's configuration")
 
 #define TERN_SDK_ERRNO_MAP(X)                                                                                          \
   TERN_CORE_ERRNO_MAP(X)                                                                                               \

@@ -41,6 +41,7 @@
 #include "sdnotify.h"
 #include "server.h"
 #include "store.h"
+#include "store_pg.h"
 #include "store_sqlite.h"
 #include "tern_version.h"
 #include "tls.h"
@@ -444,7 +445,19 @@ int main(int argc, char **argv) {
                         .post = post_to_worker,
                         .post_arg = &srv,
                         .commit_interval_us = (int)cfg.commit_interval};
-  if (store_open(&store_sqlite_ops, &so, &srv.store) < 0) goto fail;
+  /* store: sqlite, or a PostgreSQL URI (which may hold a password: never logged) */
+  const store_ops_t *store_ops = &store_sqlite_ops;
+  if (store_pg_spec(cfg.store)) {
+    store_ops = &store_pg_ops;
+    so.path = cfg.store;
+  } else if (strcmp(cfg.store, "sqlite") != 0) {
+    log_at(LOG_ERROR, "store must be sqlite or a postgres:// (postgresql://) URI");
+    goto fail;
+  }
+  if (store_open(store_ops, &so, &srv.store) < 0) {
+    if (store_ops == &store_pg_ops) log_at(LOG_ERROR, "cannot open the PostgreSQL store (see the errors above)");
+    goto fail;
+  }
   if (files_open(filesdir, &srv.files) < 0) goto fail;
   if (web_open(cfg.web_root, &srv.web) < 0) goto fail;
   srv.ips = ipcount_new();

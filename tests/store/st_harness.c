@@ -14,14 +14,61 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
+
 #include "log.h"
+#include "store_pg.h"
 #include "store_sqlite.h"
 
 static void sqlite_locate(const char *dir, char *path, size_t n) { snprintf(path, n, "%s/store.db", dir); }
 
-/* The backends the suite runs against. Issue #14 adds {"postgres", &store_pg_ops, …}. */
+/* PostgreSQL: a new database per store, on the server TERN_TEST_PG names (scripts/test.sh
+ * starts one with scripts/pg.sh), dropped when the test closes it. */
+static const char *pg_unavailable(void) {
+  const char *u = getenv("TERN_TEST_PG");
+  return u && *u ? NULL : "TERN_TEST_PG is not set (scripts/test.sh starts a PostgreSQL and sets it)";
+}
+
+static void pg_admin(const char *sql) {
+  PGconn *c = PQconnectdb(getenv("TERN_TEST_PG"));
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "st: cannot reach TERN_TEST_PG: %s", PQerrorMessage(c));
+    abort();
+  }
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    fprintf(stderr, "st: %s: %s", sql, PQresultErrorMessage(r));
+    abort();
+  }
+  PQclear(r);
+  PQfinish(c);
+}
+
+/* The database's name is the last path segment of the URI the store gets. */
+static void pg_locate(const char *dir, char *path, size_t n) {
+  static int seq;
+  char db[64], sql[128];
+  snprintf(db, sizeof db, "tern_st_%d_%d", (int)getpid(), ++seq);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+  pg_admin(sql);
+  const char *base = getenv("TERN_TEST_PG");
+  const char *slash = strrchr(base, '/');
+  const char *query = strchr(slash, '?');
+  snprintf(path, n, "%.*s/%s%s", (int)(slash - base), base, db, query ? query : "");
+  (void)dir;
+}
+
+static void pg_dispose(const char *path) {
+  const char *db = strrchr(path, '/') + 1;
+  char sql[160];
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %.*s WITH (FORCE)", (int)strcspn(db, "?"), db);
+  pg_admin(sql);
+}
+
+/* The backends the suite runs against. */
 const st_backend_t st_backends[] = {
-    {"sqlite", &store_sqlite_ops, sqlite_locate},
+    {"sqlite", &store_sqlite_ops, sqlite_locate, NULL, NULL, 1, "tern_store_db_bytes", 1},
+    {"postgres", &store_pg_ops, pg_locate, pg_dispose, pg_unavailable, 0, "tern_store_pg_connections", 1},
 };
 const size_t st_nbackends = sizeof st_backends / sizeof st_backends[0];
 const st_backend_t *st_current;
@@ -30,6 +77,13 @@ int st_run_groups(const struct CMUnitTest *tests, size_t n) {
   int failed = 0;
   for (size_t i = 0; i < st_nbackends; i++) {
     st_current = &st_backends[i];
+    const char *only = getenv("TERN_ST_BACKEND"); /* run one group: sqlite or postgres */
+    if (only && *only && strcmp(only, st_current->name) != 0) continue;
+    const char *why = st_current->unavailable ? st_current->unavailable() : NULL;
+    if (why) {
+      printf("[  SKIPPED ] the %s group: %s\n", st_current->name, why);
+      continue;
+    }
     failed += _cmocka_run_group_tests(st_current->name, tests, n, NULL, NULL);
   }
   return failed != 0;
@@ -145,7 +199,7 @@ static void open_store(st_t *t, int interval_us) {
 static st_t *st_new(const st_backend_t *b) {
   st_t *t = calloc(1, sizeof *t);
   if (!t) abort();
-  log_level = -1; /* the tests provoke failures the store logs */
+  log_level = getenv("TERN_ST_LOG") ? 3 : -1; /* the tests provoke failures the store logs (TERN_ST_LOG: show them) */
   t->b = b;
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->cv, NULL);
@@ -191,6 +245,7 @@ void st_reopen(st_t *t) {
 
 void st_close(st_t *t) {
   close_store(t);
+  if (t->b->dispose) t->b->dispose(t->path);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
   if (system(cmd) != 0) fprintf(stderr, "st: could not remove %s\n", t->dir);

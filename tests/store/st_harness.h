@@ -20,6 +20,16 @@ typedef struct {
   /* A fresh, empty place for a store: fills path (what store_options_t.path gets) from
    * dir, a new temporary directory of the test's. */
   void (*locate)(const char *dir, char *path, size_t n);
+  /* Removes what locate made beyond dir (NULL: nothing), once the store is closed. */
+  void (*dispose)(const char *path);
+  /* Whether the backend can run here (NULL: always); else why not, for the SKIPPED line. */
+  const char *(*unavailable)(void);
+  /* What the backend answers beside the shared contract: whether store_backup makes a copy
+   * (else TERN_ENOTSUP), a line its store_metrics always gives, and whether it runs
+   * conversation queries yet (else TERN_ENOTSUP from each). */
+  int online_backup;
+  const char *metric;
+  int conv_queries;
 } st_backend_t;
 
 extern const st_backend_t st_backends[];

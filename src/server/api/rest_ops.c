@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "fscopy.h"
 #include "http.h"
 #include "log.h"
@@ -189,8 +190,12 @@ static void backup_work(uv_work_t *wk) {
     return backup_fail(j, 400, "the backup directory is inside the uploaded files' directory");
   }
   snprintf(path, sizeof path, "%s/tern.db", j->to);
-  if (store_backup(j->srv->store, path, &j->db_bytes) < 0)
-    return backup_fail(j, 500, "the database could not be copied (see the server's log)");
+  int brc = store_backup(j->srv->store, path, &j->db_bytes);
+  if (brc == TERN_ENOTSUP) { /* a PostgreSQL store: its own tools copy it */
+    if (created) rmdir(j->to);
+    return backup_fail(j, 501, "use pg_dump / pg_basebackup on a PostgreSQL store");
+  }
+  if (brc < 0) return backup_fail(j, 500, "the database could not be copied (see the server's log)");
   snprintf(src, sizeof src, "%s/app.json", cfg->data_dir);
   snprintf(path, sizeof path, "%s/app.json", j->to);
   int rc = fs_copy_file(src, path, NULL);

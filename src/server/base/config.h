@@ -86,6 +86,7 @@
   X(fcm_base_url, STR, "https://fcm.googleapis.com", 0, 0, "FCM provider: API base URL")              \
   X(fcm_token_url, STR, "", 0, 0, "FCM provider: OAuth2 token endpoint (default: the key's token_uri)") \
   X(commit_interval, INT, 500, 0, 100000, "microseconds between group commits while messages keep coming (fewer, fuller commits; 0: commit as soon as the last one ends)") \
+  X(store, STR, "sqlite", 0, 0, "where messages and conversations are stored: sqlite (data_dir/tern.db) or a PostgreSQL URI, postgres://user:password@host:port/database (docs/cluster.md)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \
   X(log_file, STR, "", 0, 0, "append the log to this file instead of stderr; reopened on SIGHUP (log rotation)") \

@@ -1,0 +1,820 @@
+/* pg_writer.c — the PostgreSQL backend's writes: one writer thread with one connection,
+ * group commit, every write job type.
+ *
+ * As on SQLite (store_sqlite.c): whatever has queued while the last transaction committed
+ * goes into the next one, and each job's completion is posted to its worker only once the
+ * COMMIT has returned — with synchronous_commit on, once PostgreSQL has flushed its WAL.
+ * One connection keeps each worker's jobs (and every conversation's messages) in
+ * submission order without any further bookkeeping.
+ *
+ * Failing alone. A PostgreSQL error aborts the whole transaction, so the expected
+ * conflicts never raise one: a message key or a conversation id that is taken is an
+ * INSERT … ON CONFLICT DO NOTHING that changed no row, and the job fails by itself (the
+ * same results as SQLite's). A batch is first run without savepoints (a savepoint costs a
+ * round trip per job); if a statement does fail, the transaction is rolled back and the
+ * batch run again with a savepoint around each job, so that only the failing job fails.
+ * A COMMIT that fails, or a connection that goes, fails every job of the batch
+ * (TERN_ESTORE): none of them is acked. Whether a COMMIT whose answer was lost committed
+ * cannot be known; its jobs are reported failed, never acked — a client retries a send,
+ * and the retry is a new message. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+#include "metrics.h"
+#include "pg_int.h"
+
+#define BATCH_MAX 4096
+/* how long a conversation's stored lm may lag its messages (see store_sqlite.c, lm_note) */
+#define LM_FLUSH_US 1000000
+/* attribute updates commit in rounds of their own, at most one per interval (store_sqlite.c) */
+#define DOCS_INTERVAL_US 10000
+
+/* What a job's run gives: done, a conflict the caller learns of (TERN_EEXIST), a failure
+ * of this job alone with nothing written (JOB_SOFT), or a failed statement (JOB_SQL: the
+ * transaction is aborted). */
+enum { JOB_SOFT = 1, JOB_SQL = -1 };
+
+static int run1(store_t *s, int id, pgargs_t *a, int64_t *changes) {
+  PGresult *r;
+  if (pgc_run(&s->w, id, a, &r) < 0) return JOB_SQL;
+  if (changes) *changes = pg_changes(r);
+  PQclear(r);
+  return 0;
+}
+
+/* ---- lm notes (store_sqlite.c: lm_note) */
+
+static void lm_note(pg_lm_tab_t *t, int64_t conv, int64_t ts) {
+  if ((t->n + 1) * 2 > t->cap) {
+    pg_lm_tab_t g = {xcalloc(t->cap ? t->cap * 2 : 64, sizeof(pg_lm_slot_t)), t->cap ? t->cap * 2 : 64, 0};
+    for (size_t i = 0; i < t->cap; i++)
+      if (t->v[i].conv) lm_note(&g, t->v[i].conv, t->v[i].ts);
+    free(t->v);
+    *t = g;
+  }
+  size_t i = (size_t)((uint64_t)conv * 0x9E3779B97F4A7C15ull) & (t->cap - 1);
+  while (t->v[i].conv && t->v[i].conv != conv) i = (i + 1) & (t->cap - 1);
+  if (!t->v[i].conv) {
+    t->v[i].conv = conv;
+    t->n++;
+  }
+  if (ts > t->v[i].ts) t->v[i].ts = ts;
+}
+
+static void lm_clear(pg_lm_tab_t *t) {
+  if (t->n) memset(t->v, 0, t->cap * sizeof *t->v);
+  t->n = 0;
+}
+
+/* Every note of a and b in one statement (two arrays). */
+static int lm_flush(store_t *s, const pg_lm_tab_t *a, const pg_lm_tab_t *b) {
+  if (!a->n && !b->n) return 0;
+  buf_t ids = BUF_INIT, tss = BUF_INIT;
+  const pg_lm_tab_t *tabs[2] = {a, b};
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < tabs[k]->cap; i++) {
+      if (!tabs[k]->v[i].conv) continue;
+      buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)tabs[k]->v[i].conv);
+      buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)tabs[k]->v[i].ts);
+    }
+  buf_append_str(&ids, "}");
+  buf_append_str(&tss, "}");
+  pgargs_t p = {0};
+  pga_txt(&p, buf_cstr(&ids));
+  pga_txt(&p, buf_cstr(&tss));
+  int rc = run1(s, PS_UPD_LM, &p, NULL);
+  buf_free(&ids);
+  buf_free(&tss);
+  return rc;
+}
+
+/* The member counts and times of the conversations noted in s->touch (run_members). */
+static int touch_flush(store_t *s) {
+  if (!s->touch.n) return 0;
+  buf_t ids = BUF_INIT, tss = BUF_INIT;
+  for (size_t i = 0; i < s->touch.cap; i++) {
+    if (!s->touch.v[i].conv) continue;
+    buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)s->touch.v[i].conv);
+    buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)s->touch.v[i].ts);
+  }
+  buf_append_str(&ids, "}");
+  buf_append_str(&tss, "}");
+  pgargs_t p = {0};
+  pga_txt(&p, buf_cstr(&ids));
+  pga_txt(&p, buf_cstr(&tss));
+  int rc = run1(s, PS_TOUCH_CONVS, &p, NULL);
+  buf_free(&ids);
+  buf_free(&tss);
+  lm_clear(&s->touch);
+  return rc;
+}
+
+/* ---- what imports owe at the end of the transaction (pg_import_finish) */
+
+struct pg_fwd {
+  int64_t conv, ts, seq;
+};
+
+static void fwd_note(store_t *s, const job_import_t *im) {
+  for (size_t i = 0; i < im->ntouched; i++) {
+    const import_conv_t *t = &im->touched[i];
+    size_t k = 0;
+    while (k < s->nfwd && s->fwd[k].conv != t->conv) k++;
+    if (k == s->nfwd) {
+      if (s->nfwd == s->capfwd) {
+        s->capfwd = s->capfwd ? s->capfwd * 2 : 8;
+        s->fwd = xrealloc(s->fwd, s->capfwd * sizeof *s->fwd);
+      }
+      s->fwd[s->nfwd++] = (struct pg_fwd){t->conv, t->max_ts, t->max_ts_seq};
+    } else if (t->max_ts > s->fwd[k].ts || (t->max_ts == s->fwd[k].ts && t->max_ts_seq > s->fwd[k].seq)) {
+      s->fwd[k].ts = t->max_ts;
+      s->fwd[k].seq = t->max_ts_seq;
+    }
+  }
+}
+
+static int fwd_flush(store_t *s) {
+  int rc = 0;
+  for (size_t i = 0; i < s->nfwd && !rc; i++)
+    rc = pg_import_finish(&s->w, s->fwd[i].conv, s->fwd[i].ts, s->fwd[i].seq) < 0 ? JOB_SQL : 0;
+  s->nfwd = 0;
+  return rc;
+}
+
+void pg_lm_final(store_t *s) {
+  if (!s->lm.n || pgc_cmd(&s->w, "BEGIN") < 0) return;
+  pg_lm_tab_t none = {0};
+  if (lm_flush(s, &s->lm, &none) != 0 || pgc_cmd(&s->w, "COMMIT") < 0) {
+    pgc_cmd(&s->w, "ROLLBACK");
+    return;
+  }
+  lm_clear(&s->lm);
+}
+
+/* ---- the jobs */
+
+static int run_conv_create(store_t *s, job_conv_create_t *j) {
+  conv_row_t *r = &j->row;
+  pgargs_t a = {0};
+  pga_txt(&a, r->cid);
+  pga_i64(&a, r->kind);
+  pga_txt(&a, r->creator);
+  pga_txt(&a, r->unique_id);
+  pga_i64(&a, r->created_at);
+  pga_i64(&a, r->updated_at);
+  pga_i64_or_null(&a, r->expire_at);
+  pga_i64(&a, (int64_t)r->nmembers);
+  pga_txt(&a, j->doc ? j->doc : "{}");
+  PGresult *res;
+  if (pgc_run(&s->w, PS_INS_CONV, &a, &res) < 0) return JOB_SQL;
+  int inserted = PQntuples(res) == 1;
+  if (inserted) r->id = pg_i64(res, 0, 0);
+  PQclear(res);
+  if (!inserted) {
+    if (!r->unique_id) return JOB_SOFT; /* the cid is taken */
+    /* another start with the same member set committed first: answer with that one */
+    pgargs_t f = {0};
+    pga_txt(&f, r->unique_id);
+    if (pgc_run(&s->w, PS_FIND_UNIQUE, &f, &res) < 0) return JOB_SQL;
+    if (PQntuples(res)) {
+      j->existing_cid = pg_dup(res, 0, 0);
+      j->existing_created_at = pg_i64(res, 0, 1);
+    }
+    PQclear(res);
+    return j->existing_cid ? TERN_EEXIST : JOB_SOFT;
+  }
+  for (size_t i = 0; i < r->nmembers; i++) {
+    pgargs_t m = {0};
+    pga_i64(&m, r->id);
+    pga_txt(&m, r->members[i]);
+    pga_i64(&m, r->created_at);
+    pga_i64(&m, 0);
+    pga_i64(&m, 0);
+    if (run1(s, PS_INS_MEMBER, &m, NULL)) return JOB_SQL;
+  }
+  return 0;
+}
+
+static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  pgargs_t a = {0};
+  pga_i64(&a, j->conv);
+  pga_i64(&a, j->ts);
+  pga_i64(&a, j->seq);
+  pga_txt(&a, j->mid);
+  pga_txt(&a, j->sender);
+  pga_bin(&a, j->data, j->len);
+  pga_i64(&a, j->flags);
+  pga_txt(&a, j->mentions);
+  if (j->has_lctype) pga_i64(&a, j->lctype);
+  else pga_null(&a);
+  pga_i64(&a, j->patch_ts);
+  pga_txt(&a, j->readers);
+  int64_t n = 0;
+  if (run1(s, PS_INS_MSG, &a, &n)) return JOB_SQL;
+  return n == 1 ? 0 : JOB_SOFT; /* the key is taken */
+}
+
+/* ---- consecutive messages in one statement: a round trip per message would bound the
+ * writer at ~13,000 messages/s on loopback (docs/cluster.md); arrays of each column cost
+ * one round trip for up to MSGS_MAX. */
+#define MSGS_MAX 512
+
+static void arr_str(buf_t *b, const char *v) {
+  if (!v) {
+    buf_append_str(b, "NULL");
+    return;
+  }
+  buf_append_str(b, "\"");
+  for (const char *p = v; *p; p++) {
+    if (*p == '"' || *p == '\\') buf_append_str(b, "\\");
+    buf_append(b, p, 1);
+  }
+  buf_append_str(b, "\"");
+}
+
+static void arr_bytes(buf_t *b, const uint8_t *d, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  buf_append_str(b, "\"\\\\x"); /* the element \x…, its backslash quoted in the array */
+  for (size_t i = 0; i < n; i++) {
+    char two[2] = {hex[d[i] >> 4], hex[d[i] & 15]};
+    buf_append(b, two, 2);
+  }
+  buf_append_str(b, "\"");
+}
+
+/* Runs jobs[0..n) (JOB_MSG_INSERT, in batch order) as one INSERT; each job's result is set,
+ * and a key that was taken (or given twice in the batch: the first wins) fails its job
+ * alone. 0, or JOB_SQL. */
+static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, pg_lm_tab_t *lm) {
+  buf_t col[11];
+  for (int c = 0; c < 11; c++) {
+    memset(&col[c], 0, sizeof col[c]);
+    buf_append_str(&col[c], "{");
+  }
+  for (size_t i = 0; i < n; i++) {
+    job_msg_insert_t *j = jobs[i];
+    for (int c = 0; c < 11; c++)
+      if (i) buf_append_str(&col[c], ",");
+    buf_printf(&col[0], "%lld", (long long)j->conv);
+    buf_printf(&col[1], "%lld", (long long)j->ts);
+    buf_printf(&col[2], "%lld", (long long)j->seq);
+    arr_str(&col[3], j->mid);
+    arr_str(&col[4], j->sender);
+    arr_bytes(&col[5], j->data, j->len);
+    buf_printf(&col[6], "%d", j->flags);
+    arr_str(&col[7], j->mentions);
+    if (j->has_lctype) buf_printf(&col[8], "%d", j->lctype);
+    else buf_append_str(&col[8], "NULL");
+    buf_printf(&col[9], "%lld", (long long)j->patch_ts);
+    arr_str(&col[10], j->readers);
+  }
+  pgargs_t a = {0};
+  for (int c = 0; c < 11; c++) {
+    buf_append_str(&col[c], "}");
+    pga_txt(&a, buf_cstr(&col[c]));
+  }
+  PGresult *r;
+  int rc = pgc_run(&s->w, PS_INS_MSGS, &a, &r);
+  for (int c = 0; c < 11; c++) buf_free(&col[c]);
+  if (rc < 0) return JOB_SQL;
+  int rows = PQntuples(r);
+  uint8_t *used = xcalloc((size_t)rows + 1, 1);
+  for (size_t i = 0; i < n; i++) {
+    job_msg_insert_t *j = jobs[i];
+    j->job.result = TERN_ESTORE; /* the key was taken */
+    for (int k = 0; k < rows; k++) {
+      if (used[k] || pg_i64(r, k, 0) != j->conv || pg_i64(r, k, 1) != j->ts || pg_i64(r, k, 2) != j->seq) continue;
+      used[k] = 1;
+      j->job.result = 0;
+      lm_note(lm, j->conv, j->ts);
+      break;
+    }
+  }
+  free(used);
+  PQclear(r);
+  return 0;
+}
+
+static int run_progress(store_t *s, job_progress_t *j, int id) {
+  pgargs_t a = {0};
+  pga_i64(&a, j->ts);
+  pga_i64(&a, j->seq);
+  pga_i64(&a, j->at);
+  pga_i64(&a, j->conv);
+  pga_txt(&a, j->client);
+  return run1(s, id, &a, NULL);
+}
+
+static int conv_client(store_t *s, int id, int64_t conv, const char *client) {
+  pgargs_t a = {0};
+  pga_i64(&a, conv);
+  pga_txt(&a, client);
+  return run1(s, id, &a, NULL);
+}
+
+static int run_members(store_t *s, job_members_t *j, int add) {
+  for (size_t i = 0; i < j->n; i++) {
+    if (!add && conv_client(s, PS_DEL_ROLE, j->conv, j->clients[i])) return JOB_SQL; /* a leaver loses its role */
+    pgargs_t a = {0};
+    pga_i64(&a, j->conv);
+    pga_txt(&a, j->clients[i]);
+    if (add) {
+      pga_i64(&a, j->updated_at);
+      pga_i64(&a, j->seen_ts);
+      pga_i64(&a, j->seen_seq);
+    }
+    if (run1(s, add ? PS_INS_MEMBER : PS_DEL_MEMBER, &a, NULL)) return JOB_SQL;
+  }
+  /* the count and the time are written once per conversation per transaction (touch_flush):
+   * PostgreSQL writes a new version of a row at each UPDATE, and a batch of thousands of
+   * member changes of one conversation made each UPDATE walk the versions before it */
+  lm_note(&s->touch, j->conv, j->updated_at);
+  return 0;
+}
+
+static int run_conv_delete(store_t *s, job_members_t *j) {
+  static const int ids[] = {PS_DEL_CONV_MSGS,  PS_DEL_CONV_MEMBERS, PS_DEL_CONV_SETS,
+                            PS_DEL_CONV_ROLES, PS_DEL_CONV_EXT,     PS_DEL_CONV};
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    pgargs_t a = {0};
+    pga_i64(&a, j->conv);
+    if (run1(s, ids[i], &a, NULL)) return JOB_SQL;
+  }
+  return 0;
+}
+
+/* Every update of one conversation in the batch, applied to its document at once: the
+ * document is read (locked), changed and written once, however many changes (pg_doc.c). */
+static int run_conv_update(store_t *s, job_conv_update_t *j) {
+  if (j->merged) return j->merged_rc;
+  int64_t updated_at = j->updated_at;
+  size_t n = 0, cap = 0;
+  const doc_change_t **ch = NULL;
+  for (store_job_t *k = &j->job; k; k = k->next) {
+    job_conv_update_t *u = (job_conv_update_t *)k;
+    if (k->type != JOB_CONV_UPDATE || u->conv != j->conv || u->merged) continue;
+    if (u != j) u->merged = 1;
+    if (u->updated_at > updated_at) updated_at = u->updated_at;
+    for (size_t i = 0; i < u->n; i++) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 16;
+        ch = xrealloc(ch, cap * sizeof *ch);
+      }
+      ch[n++] = &u->changes[i];
+    }
+  }
+  int rc = 0;
+  pgargs_t a = {0};
+  pga_i64(&a, j->conv);
+  PGresult *r = NULL;
+  if (n && pgc_run(&s->w, PS_DOC_LOCK, &a, &r) < 0) {
+    rc = JOB_SQL;
+  } else if (n && PQntuples(r) == 0) {
+    rc = 0; /* the conversation is gone: nothing to change (SQLite's UPDATE touches no row) */
+  } else if (n) {
+    char *doc = pg_doc_apply(pg_str(r, 0, 0), ch, n);
+    if (!doc) {
+      log_at(LOG_ERROR, "store: conversation %lld's document is not a JSON object", (long long)j->conv);
+      rc = JOB_SOFT;
+    } else {
+      pgargs_t p = {0};
+      pga_i64(&p, j->conv);
+      pga_txt(&p, doc);
+      pga_i64(&p, updated_at);
+      rc = run1(s, PS_DOC_PUT, &p, NULL);
+      free(doc);
+    }
+  } else {
+    pgargs_t t = {0};
+    pga_i64(&t, updated_at);
+    pga_i64(&t, j->conv);
+    rc = run1(s, PS_UPD_TIME, &t, NULL);
+  }
+  PQclear(r);
+  free(ch);
+  for (store_job_t *k = j->job.next; k; k = k->next) /* the merged ones report the same */
+    if (k->type == JOB_CONV_UPDATE && ((job_conv_update_t *)k)->conv == j->conv && ((job_conv_update_t *)k)->merged)
+      ((job_conv_update_t *)k)->merged_rc = rc;
+  return rc;
+}
+
+static int run_set_change(store_t *s, job_set_t *j) {
+  for (size_t i = 0; i < j->n; i++) {
+    pgargs_t a = {0};
+    pga_i64(&a, j->conv);
+    if (j->set == SET_MANAGER) { /* roles live in member_info; Member is the absence of a row */
+      pga_txt(&a, j->clients[i]);
+      char id[25];
+      if (j->add) {
+        uint8_t rnd[12];
+        random_bytes(rnd, sizeof rnd);
+        hex_encode(rnd, sizeof rnd, id);
+        pga_txt(&a, id);
+        pga_i64(&a, j->at);
+        pga_txt(&a, j->role);
+      }
+      if (run1(s, j->add ? PS_INS_ROLE : PS_DEL_ROLE, &a, NULL)) return JOB_SQL;
+      continue;
+    }
+    pga_i64(&a, j->set);
+    pga_txt(&a, j->clients[i]);
+    if (j->add) {
+      pga_i64(&a, j->at);
+      pga_i64_or_null(&a, j->expire_at);
+    }
+    if (run1(s, j->add ? PS_INS_SET : PS_DEL_SET, &a, NULL)) return JOB_SQL;
+  }
+  if (!j->remove_members) return 0;
+  job_members_t m = {.conv = j->conv, .updated_at = j->at, .clients = j->clients, .n = j->n};
+  return run_members(s, &m, 0);
+}
+
+static int run_client_block(store_t *s, job_client_block_t *j) {
+  for (size_t i = 0; i < j->n; i++) {
+    pgargs_t a = {0};
+    pga_txt(&a, j->client);
+    pga_txt(&a, j->cids[i]);
+    if (j->add) pga_i64(&a, j->at);
+    if (run1(s, j->add ? PS_INS_CBLOCK : PS_DEL_CBLOCK, &a, NULL)) return JOB_SQL;
+  }
+  return 0;
+}
+
+static int run_msg_delete(store_t *s, job_msg_patch_t *j) {
+  pgargs_t a = {0};
+  pga_i64(&a, j->conv);
+  pga_i64(&a, j->ts);
+  pga_i64(&a, j->seq);
+  int64_t n = 0;
+  if (run1(s, PS_DEL_MSG, &a, &n)) return JOB_SQL;
+  return n == 1 ? 0 : JOB_SOFT;
+}
+
+static int run_msg_patch(store_t *s, job_msg_patch_t *j) {
+  pgargs_t a = {0};
+  pga_bin(&a, j->data, j->len);
+  pga_i64(&a, j->flags);
+  pga_txt(&a, j->mentions);
+  pga_i64(&a, j->patch_ts);
+  pga_i64(&a, j->conv);
+  pga_i64(&a, j->ts);
+  pga_i64(&a, j->seq);
+  if (j->has_lctype) pga_i64(&a, j->lctype);
+  else pga_null(&a);
+  int64_t n = 0;
+  if (run1(s, PS_UPD_MSG, &a, &n)) return JOB_SQL;
+  return n == 1 ? 0 : JOB_SOFT;
+}
+
+static int run_notif(store_t *s, job_notif_t *j) {
+  for (size_t i = 0; i < j->n; i++) {
+    pgargs_t a = {0};
+    pga_txt(&a, j->clients[i]);
+    pga_i64(&a, j->ts);
+    pga_txt(&a, j->body);
+    if (run1(s, PS_INS_NOTIF, &a, NULL)) return JOB_SQL;
+  }
+  return 0;
+}
+
+static int run_device(store_t *s, job_device_t *j) {
+  pgargs_t a = {0};
+  if (j->op == DEVICE_PUT) {
+    pga_txt(&a, j->client);
+    pga_txt(&a, j->token);
+    pga_txt(&a, j->type);
+    pga_i64(&a, j->at);
+    if (run1(s, PS_INS_DEVICE, &a, NULL)) return JOB_SQL;
+    pgargs_t m = {0}; /* a device reports one client at a time: the last login wins */
+    pga_txt(&m, j->token);
+    pga_txt(&m, j->client);
+    if (run1(s, PS_MOVE_DEVICE, &m, NULL)) return JOB_SQL;
+    pgargs_t t = {0};
+    pga_txt(&t, j->client);
+    pga_i64(&t, STORE_MAX_REPORTED_DEVICES);
+    return run1(s, PS_TRIM_DEVICES, &t, NULL);
+  }
+  pga_txt(&a, j->token);
+  if (j->op == DEVICE_BADGE) pga_i64(&a, j->badge);
+  return run1(s, j->op == DEVICE_DROP ? PS_DEL_DEVICE_TOKEN : j->add ? PS_ADD_BADGE : PS_SET_BADGE, &a, NULL);
+}
+
+static int run_installation(store_t *s, job_installation_t *j) {
+  pgargs_t d = {0};
+  pga_txt(&d, j->id);
+  if (run1(s, PS_DEL_INST_DEVICES, &d, NULL)) return JOB_SQL;
+  if (j->remove) return run1(s, PS_DEL_INST, &d, NULL);
+  pgargs_t e = {0};
+  pga_txt(&e, j->device_type);
+  pga_txt(&e, j->token);
+  pga_txt(&e, j->id);
+  if (run1(s, PS_DEL_INST_TOKEN, &e, NULL)) return JOB_SQL;
+  pgargs_t a = {0};
+  pga_txt(&a, j->id);
+  pga_txt(&a, j->device_type);
+  pga_txt(&a, j->token);
+  pga_txt(&a, j->body ? j->body : "{}");
+  pga_i64(&a, j->created_at);
+  pga_i64(&a, j->updated_at);
+  if (run1(s, PS_PUT_INST, &a, NULL)) return JOB_SQL;
+  for (size_t i = 0; i < j->n; i++) {
+    pgargs_t c = {0};
+    pga_txt(&c, j->channels[i]);
+    pga_txt(&c, j->token);
+    pga_txt(&c, j->device_type);
+    pga_txt(&c, j->id);
+    pga_i64(&c, j->updated_at);
+    if (run1(s, PS_INS_INST_DEVICE, &c, NULL)) return JOB_SQL;
+  }
+  if (!j->has_badge) return 0;
+  pgargs_t b = {0};
+  pga_txt(&b, j->token);
+  pga_i64(&b, j->badge);
+  return run1(s, PS_SET_BADGE, &b, NULL);
+}
+
+/* A revocation, then up to 16 rows of each kind whose tokens have all expired. */
+static int run_revoke(store_t *s, job_revoke_t *j) {
+  pgargs_t a = {0};
+  if (j->client) {
+    pga_txt(&a, j->client);
+    pga_i64(&a, j->at);
+    pga_i64(&a, j->expires_at);
+  } else {
+    pga_bin(&a, j->lineage, sizeof j->lineage);
+    pga_i64(&a, j->expires_at);
+  }
+  if (run1(s, j->client ? PS_INS_CLIENT_REVOKED : PS_INS_REVOKED, &a, NULL)) return JOB_SQL;
+  pgargs_t p = {0};
+  pga_i64(&p, j->at);
+  if (run1(s, PS_PRUNE_REVOKED, &p, NULL)) return JOB_SQL;
+  return run1(s, PS_PRUNE_CLIENT_REVOKED, &p, NULL);
+}
+
+static int run_job(store_t *s, store_job_t *j) {
+  switch (j->type) {
+  case JOB_CONV_CREATE: return run_conv_create(s, (job_conv_create_t *)j);
+  case JOB_MSG_INSERT: return run_msg_insert(s, (job_msg_insert_t *)j);
+  case JOB_MEMBER_ACK: return run_progress(s, (job_progress_t *)j, PS_UPD_ACK);
+  case JOB_MEMBER_READ: return run_progress(s, (job_progress_t *)j, PS_UPD_READ);
+  case JOB_MEMBERS_ADD: return run_members(s, (job_members_t *)j, 1);
+  case JOB_MEMBERS_REMOVE: return run_members(s, (job_members_t *)j, 0);
+  case JOB_CONV_DELETE: return run_conv_delete(s, (job_members_t *)j);
+  case JOB_CONV_UPDATE: return run_conv_update(s, (job_conv_update_t *)j);
+  case JOB_SET_CHANGE: return run_set_change(s, (job_set_t *)j);
+  case JOB_CLIENT_BLOCK: return run_client_block(s, (job_client_block_t *)j);
+  case JOB_MSG_PATCH: return run_msg_patch(s, (job_msg_patch_t *)j);
+  case JOB_MSG_DELETE: return run_msg_delete(s, (job_msg_patch_t *)j);
+  case JOB_NOTIF: return run_notif(s, (job_notif_t *)j);
+  case JOB_PRUNE: {
+    pgargs_t a = {0};
+    pga_i64(&a, ((job_prune_t *)j)->notif_before);
+    return run1(s, PS_PRUNE_NOTIF, &a, NULL);
+  }
+  case JOB_DEVICE: return run_device(s, (job_device_t *)j);
+  case JOB_INSTALLATION: return run_installation(s, (job_installation_t *)j);
+  case JOB_REVOKE: return run_revoke(s, (job_revoke_t *)j);
+  case JOB_IMPORT:
+    if (pg_import_run(&s->w, (job_import_t *)j) < 0) return JOB_SQL;
+    fwd_note(s, (job_import_t *)j);
+    return 0;
+  }
+  return JOB_SOFT;
+}
+
+/* What a run may have left on a job, undone before the batch runs again. */
+typedef struct {
+  job_import_t *j;
+  int *outcomes; /* as the caller gave them (IMP_SKIPPED ones stay skipped) */
+} import_save_t;
+
+static void job_reset(store_job_t *j) {
+  if (j->type == JOB_CONV_CREATE) {
+    job_conv_create_t *c = (job_conv_create_t *)j;
+    c->row.id = 0;
+    free(c->existing_cid);
+    c->existing_cid = NULL;
+  } else if (j->type == JOB_CONV_UPDATE) {
+    ((job_conv_update_t *)j)->merged = 0;
+    ((job_conv_update_t *)j)->merged_rc = 0;
+  } else if (j->type == JOB_IMPORT) {
+    job_import_t *im = (job_import_t *)j;
+    for (size_t i = 0; i < im->ntouched; i++) free(im->touched[i].cid);
+    free(im->touched);
+    im->touched = NULL;
+    im->ntouched = 0;
+  }
+}
+
+/* One attempt at the batch in one transaction: 0 committed (each job's result set), 1 a
+ * statement failed and the batch must run again with savepoints (careful 0 only), or
+ * TERN_ESTORE nothing is committed. */
+static int attempt(store_t *s, store_job_t *batch, int careful, pg_lm_tab_t *lm, int flush_lm) {
+  lm_clear(&s->touch);
+  s->nfwd = 0;
+  /* a connection found dead at BEGIN (the server restarted while the writer was idle) is
+   * replaced at once: nothing of this batch had run on it */
+  int had = s->w.c != NULL;
+  if (pgc_cmd(&s->w, "BEGIN") < 0 && !(had && !s->w.c && pgc_cmd(&s->w, "BEGIN") == 0)) return TERN_ESTORE;
+  job_msg_insert_t *msgs[MSGS_MAX];
+  for (store_job_t *j = batch; j; j = j->next) {
+    if (!careful && j->type == JOB_MSG_INSERT && j->next && j->next->type == JOB_MSG_INSERT) {
+      size_t n = 0; /* a run of messages: one statement */
+      store_job_t *last = j;
+      for (store_job_t *k = j; k && k->type == JOB_MSG_INSERT && n < MSGS_MAX; k = k->next) {
+        msgs[n++] = (job_msg_insert_t *)k;
+        last = k;
+      }
+      if (run_msg_inserts(s, msgs, n, lm) != 0) {
+        if (!s->w.c) return TERN_ESTORE;
+        pgc_cmd(&s->w, "ROLLBACK");
+        return 1;
+      }
+      j = last;
+      continue;
+    }
+    if (careful && pgc_cmd(&s->w, "SAVEPOINT job") < 0) goto abort;
+    int rc = run_job(s, j);
+    if (careful && rc != JOB_SQL && (touch_flush(s) != 0 || fwd_flush(s) != 0)) rc = JOB_SQL; /* in its savepoint */
+    if (rc == JOB_SQL) {
+      if (!s->w.c) return TERN_ESTORE; /* the connection went: the transaction with it */
+      if (!careful) {
+        pgc_cmd(&s->w, "ROLLBACK");
+        return 1;
+      }
+      lm_clear(&s->touch);
+      s->nfwd = 0;
+      if (pgc_cmd(&s->w, "ROLLBACK TO SAVEPOINT job") < 0) goto abort;
+      log_at(LOG_ERROR, "store: job %d failed (postgres)", j->type);
+      j->result = TERN_ESTORE;
+      job_reset(j);
+      continue;
+    }
+    if (careful && pgc_cmd(&s->w, "RELEASE SAVEPOINT job") < 0) goto abort;
+    j->result = rc == TERN_EEXIST ? TERN_EEXIST : rc ? TERN_ESTORE : 0;
+    if (!rc && j->type == JOB_MSG_INSERT) lm_note(lm, ((job_msg_insert_t *)j)->conv, ((job_msg_insert_t *)j)->ts);
+  }
+  if (touch_flush(s) != 0 || fwd_flush(s) != 0) goto abort;
+  if (flush_lm && lm_flush(s, &s->lm, lm) != 0) goto abort;
+  if (atomic_load(&s->fail_writes)) goto abort;
+  PGresult *r = s->w.c ? PQexec(s->w.c, "COMMIT") : NULL;
+  /* a COMMIT of an aborted transaction answers ROLLBACK */
+  int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+  if (!ok) {
+    log_at(LOG_ERROR, "postgres (writer): COMMIT failed: %s", r ? PQresultErrorMessage(r) : "no connection");
+    PQclear(r);
+    if (s->w.c && PQstatus(s->w.c) != CONNECTION_OK) pgc_close(&s->w);
+    return TERN_ESTORE;
+  }
+  PQclear(r);
+  return 0;
+abort:
+  if (s->w.c) pgc_cmd(&s->w, "ROLLBACK");
+  return TERN_ESTORE;
+}
+
+void pg_run_batch(store_t *s, store_job_t *batch) {
+  int64_t now = pg_mono_us();
+  int flush_lm = now - s->lm_flushed_us >= LM_FLUSH_US;
+  uint64_t njobs = 0, nimports = 0;
+  for (store_job_t *j = batch; j; j = j->next) {
+    njobs++;
+    nimports += j->type == JOB_IMPORT;
+  }
+  metric_observe_count(M_COMMIT_BATCH, njobs);
+  import_save_t *saved = nimports ? xcalloc(nimports, sizeof *saved) : NULL;
+  size_t ns = 0;
+  for (store_job_t *j = batch; j; j = j->next)
+    if (j->type == JOB_IMPORT) {
+      job_import_t *im = (job_import_t *)j;
+      saved[ns].j = im;
+      saved[ns].outcomes = xcalloc(im->n + 1, sizeof(int));
+      for (size_t i = 0; i < im->n; i++) saved[ns].outcomes[i] = im->ops[i].outcome;
+      ns++;
+    }
+  pg_lm_tab_t lm = {0}; /* this batch's notes; they join s->lm once committed */
+  int rc = TERN_ESTORE;
+  for (int careful = 0; careful < 2; careful++) {
+    lm_clear(&lm);
+    rc = attempt(s, batch, careful, &lm, flush_lm);
+    if (rc != 1) break;
+    atomic_fetch_add(&s->batch_reruns, 1);
+    for (store_job_t *j = batch; j; j = j->next) job_reset(j);
+    for (size_t k = 0; k < ns; k++)
+      for (size_t i = 0; i < saved[k].j->n; i++) saved[k].j->ops[i].outcome = saved[k].outcomes[i];
+  }
+  if (rc != 0) {
+    atomic_fetch_add(&s->batches_failed, 1);
+    for (store_job_t *j = batch; j; j = j->next) j->result = TERN_ESTORE;
+  } else if (flush_lm) {
+    lm_clear(&s->lm);
+    s->lm_flushed_us = now;
+  } else {
+    for (size_t i = 0; i < lm.cap; i++)
+      if (lm.v[i].conv) lm_note(&s->lm, lm.v[i].conv, lm.v[i].ts);
+  }
+  atomic_store(&s->writer_up, s->w.c != NULL);
+  for (size_t k = 0; k < ns; k++) free(saved[k].outcomes);
+  free(saved);
+  free(lm.v);
+  metric_observe_us(M_COMMIT, (uint64_t)(pg_mono_us() - now));
+  /* completions go back as one chain per worker: one lock and one wake-up per batch */
+  task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
+  while (batch) {
+    store_job_t *j = batch;
+    batch = batch->next;
+    if (j->worker >= 0 && j->worker < MAX_WORKERS) {
+      j->task.next = NULL;
+      if (tail[j->worker]) tail[j->worker]->next = &j->task;
+      else head[j->worker] = &j->task;
+      tail[j->worker] = &j->task;
+    } else if (j->free_fn) {
+      j->free_fn(j);
+    }
+  }
+  for (int w = 0; w < MAX_WORKERS; w++)
+    if (head[w]) s->post(s->post_arg, w, head[w]);
+}
+
+/* Attribute updates commit after the rest of their batch, at most one round of them per
+ * DOCS_INTERVAL_US (store_sqlite.c: run_batch_split). */
+static void run_batch_split(store_t *s, store_job_t *batch, int force_docs) {
+  store_job_t *rest = NULL, **rt = &rest, **dt = &s->docs_waiting;
+  while (*dt) dt = &(*dt)->next;
+  for (store_job_t *j = batch, *next; j; j = next) {
+    next = j->next;
+    j->next = NULL;
+    if (j->type == JOB_CONV_UPDATE) *dt = j, dt = &j->next;
+    else *rt = j, rt = &j->next;
+  }
+  if (rest) pg_run_batch(s, rest);
+  if (s->docs_waiting && (force_docs || pg_mono_us() - s->docs_last_us >= DOCS_INTERVAL_US)) {
+    store_job_t *docs = s->docs_waiting;
+    s->docs_waiting = NULL;
+    pg_run_batch(s, docs);
+    s->docs_last_us = pg_mono_us();
+  }
+}
+
+/* Group commit: work that finds the writer idle is committed at once; while work keeps
+ * coming, commits are at least interval_us apart (store_sqlite.c: writer_main). */
+void *pg_writer_main(void *arg) {
+  store_t *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    int docs_due = 0;
+    while (!s->head && !s->closing && !docs_due) {
+      s->writer_asleep = 1;
+      if (!s->docs_waiting) {
+        pthread_cond_wait(&s->cv, &s->mu);
+      } else {
+        int64_t at = s->docs_last_us + DOCS_INTERVAL_US;
+        struct timespec ts = {(time_t)(at / 1000000), (long)(at % 1000000) * 1000};
+        docs_due = pg_mono_us() >= at || pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
+      }
+      s->writer_asleep = 0;
+    }
+    if (!s->head && !s->docs_waiting) break; /* closing, and everything is committed */
+    int64_t due = s->last_commit_us + s->interval_us;
+    while (s->head && !s->closing && s->queued < BATCH_MAX && pg_mono_us() < due) {
+      struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
+      pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    store_job_t *batch = s->head, *last = NULL;
+    size_t n = 0;
+    for (store_job_t *j = batch; j && n < BATCH_MAX; j = j->next, n++) last = j;
+    if (last) {
+      s->head = last->next;
+      if (!s->head) s->tail = NULL;
+      last->next = NULL;
+      s->queued -= n;
+      s->last_commit_us = pg_mono_us();
+    }
+    int force_docs = s->closing || docs_due;
+    pthread_mutex_unlock(&s->mu);
+    run_batch_split(s, batch, force_docs);
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+void pg_submit(store_t *s, store_job_t *j) {
+  j->next = NULL;
+  if (s->inline_writes) {
+    pg_run_batch(s, j);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  if (s->tail) s->tail->next = j;
+  else s->head = j;
+  s->tail = j;
+  if (++s->queued == BATCH_MAX || s->writer_asleep) pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
