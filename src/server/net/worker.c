@@ -81,7 +81,10 @@ static void drain(worker_t *w) {
   }
 }
 
-static void on_prepare(uv_prepare_t *h) { drain(h->data); }
+static void on_prepare(uv_prepare_t *h) {
+  drain(h->data);
+  log_batch_flush(); /* the iteration's log lines in one write, before the loop sleeps */
+}
 static void on_check(uv_check_t *h) { drain(h->data); }
 
 void worker_wake_shed(server_t *srv, int idx) {
@@ -203,12 +206,15 @@ static void on_async(uv_async_t *h) {
 static void *worker_main(void *arg) {
   worker_t *w = arg;
   worker_set_current(w->idx);
+  log_batch_begin();
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  log_batch_flush();
   pthread_mutex_lock(&w->mu);
   w->dead = 1; /* from now on tasks wait in the inbox for server_free */
   pthread_mutex_unlock(&w->mu);
   uv_walk(&w->loop, close_walk, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  log_batch_flush();
   if (uv_loop_close(&w->loop) != 0) log_at(LOG_WARN, "worker %d: loop closed with live handles", w->idx);
   return NULL;
 }
