@@ -20,7 +20,8 @@ static _Atomic int log_fd = 2;
 static const char *names[] = {"error", "warn", "info", "debug"};
 
 /* A thread that called log_batch_begin (a network worker) gathers its info and debug lines
- * here and writes them with one write() in log_batch_flush, once per loop iteration: a
+ * here and writes them with one write() in log_batch_flush, before the iteration's output
+ * goes out (log.h): a
  * login at info level logs four lines (conn.open, login, logout, conn.close), and four
  * system calls per login were more than the rest of its logging cost (bench/README.md,
  * "login storm"). At most PIPE_BUF bytes, so the write stays whole when stderr is a pipe

@@ -53,8 +53,10 @@ void log_event_write(int level, const char *event, const char *fmt, ...) __attri
   } while (0)
 
 /* From log_batch_begin on, this thread's info and debug lines wait (up to 4 KiB) for
- * log_batch_flush, which writes them at once: a network worker calls it once per loop
- * iteration. Warnings and errors, and the lines of other threads, are written at once. */
+ * log_batch_flush, which writes them at once: a network worker calls it before it writes
+ * a loop iteration's output, so a line is in the log before the answer it describes leaves,
+ * and before the loop sleeps. Warnings and errors, and the lines of other threads, are
+ * written at once. */
 void log_batch_begin(void);
 void log_batch_flush(void);
 

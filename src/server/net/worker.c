@@ -65,6 +65,9 @@ void worker_schedule_reap(worker_t *w, conn_t *c) {
 static void drain(worker_t *w) {
   w->shed_deferred = 0;
   w->srv->net_app->worker_tick(w->imw);
+  /* the iteration's log lines before the answers they describe: whoever has an answer
+   * finds its line in the log, as when every line was written at once */
+  log_batch_flush();
   while (w->flush_list) {
     conn_t *c = w->flush_list;
     w->flush_list = c->flush_next;
@@ -83,7 +86,7 @@ static void drain(worker_t *w) {
 
 static void on_prepare(uv_prepare_t *h) {
   drain(h->data);
-  log_batch_flush(); /* the iteration's log lines in one write, before the loop sleeps */
+  log_batch_flush(); /* and what drain logged (connections reaped), before the loop sleeps */
 }
 static void on_check(uv_check_t *h) { drain(h->data); }
 
