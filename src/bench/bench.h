@@ -342,12 +342,14 @@ uint32_t rng_next(bthread_t *th);
 
 typedef struct {
   long rss_kb;
-  double cpu_s;
-  long wal_kb; /* the size of the SQLite WAL the server has mapped (its -shm file's), -1 if none */
+  double cpu_s; /* user + system */
+  double sys_s; /* of which in the kernel */
+  long wal_kb;  /* the size of the SQLite WAL the server has mapped (its -shm file's), -1 if none */
 } proc_sample_t;
 
 int proc_sample(int pid, proc_sample_t *out); /* 0, or -1 if the process is gone */
-double self_cpu_s(void);
+double self_cpu_s(void);                      /* user + system */
+double self_sys_s(void);
 long self_rss_kb(void);
 int machine_cpu(uint64_t *busy, uint64_t *total); /* jiffies since boot */
 int find_listener_pid(int port);                  /* 0 when not found */
@@ -356,8 +358,8 @@ typedef struct {
   int server_pid;
   proc_sample_t before, start, end;
   double setup_s, measured_s, drain_s;
-  double gen_cpu_s;
-  double machine_busy; /* fraction of all cores busy during measurement */
+  double gen_cpu_s, gen_sys_s; /* the generator's own CPU in the window, and its kernel part */
+  double machine_busy;         /* fraction of all cores busy during measurement */
   long gen_rss_kb;
   double fill_s;
   uint64_t held; /* sessions logged in at the end of the measured window */

@@ -351,8 +351,7 @@ static void on_connect(uv_connect_t *req, int status) {
              bench.has2 && (c->idx & 1) ? bench.path2 : bench.path,
              bench.has2 && (c->idx & 1) ? bench.host_hdr2 : bench.host_hdr, c->key);
   c->state = C_UPGRADING;
-  schedule_flush(c);
-  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  schedule_flush(c); /* reading started with the connect (client_connect) */
 }
 
 void client_connect(client_t *c) {
@@ -381,11 +380,17 @@ void client_connect(client_t *c) {
     src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->idx % bench.nsources));
     rc = uv_tcp_bind(&c->tcp, (struct sockaddr *)&src, 0);
   }
+  /* A storm's client sends one frame a round trip (the upgrade, then the open after the 101
+   * that acknowledged it), which Nagle never holds back: no TCP_NODELAY call per login. */
+  if (rc == 0 && bench.sc != SC_LOGIN) uv_tcp_nodelay(&c->tcp, 1);
   if (rc == 0) {
-    uv_tcp_nodelay(&c->tcp, 1);
     const struct sockaddr_in *to = bench.has2 && (c->idx & 1) ? &bench.server2 : &bench.server; /* --url2 */
     rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, on_connect);
   }
+  /* Reading is armed with the connect, so the socket joins epoll once for both directions
+   * (started after the connect, libuv tries EPOLL_CTL_ADD again, fails, then MODs). Nothing
+   * arrives before the upgrade request has gone out. */
+  if (rc == 0) rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc != 0) {
     if (CNT_GET(th->cnt.login_fail) < 3) fprintf(stderr, "tern-bench: connect: %s\n", uv_strerror(rc));
     CNT_ADD(th->cnt.login_fail, 1);

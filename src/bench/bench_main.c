@@ -426,11 +426,12 @@ int main(int argc, char **argv) {
   uint64_t mb0 = 0, mt0 = 0, mb1 = 0, mt1 = 0;
   proc_sample(ri.server_pid, &ri.start);
   machine_cpu(&mb0, &mt0);
-  double g0 = self_cpu_s();
+  double g0 = self_cpu_s(), gs0 = self_sys_s();
   sleep_until(bench.t_end);
   proc_sample(ri.server_pid, &ri.end);
   machine_cpu(&mb1, &mt1);
   ri.gen_cpu_s = self_cpu_s() - g0;
+  ri.gen_sys_s = self_sys_s() - gs0;
   ri.gen_rss_kb = self_rss_kb();
   ri.measured_s = (double)(mono_ns() - bench.t_measure) / 1e9;
   if (mt1 > mt0) ri.machine_busy = (double)(mb1 - mb0) / (double)(mt1 - mt0);

@@ -41,6 +41,7 @@ int proc_sample(int pid, proc_sample_t *out) {
   char path[64], line[512];
   out->rss_kb = 0;
   out->cpu_s = 0;
+  out->sys_s = 0;
   out->wal_kb = -1;
   if (pid <= 0) return -1;
   out->wal_kb = wal_kb(pid);
@@ -64,6 +65,7 @@ int proc_sample(int pid, proc_sample_t *out) {
   if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) // NOLINT(cert-err34-c)
     return -1;
   out->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+  out->sys_s = (double)stime / (double)sysconf(_SC_CLK_TCK);
   return 0;
 }
 
@@ -72,6 +74,12 @@ double self_cpu_s(void) {
   getrusage(RUSAGE_SELF, &ru);
   return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
          ru.ru_stime.tv_usec / 1e6;
+}
+
+double self_sys_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 long self_rss_kb(void) {
@@ -272,6 +280,11 @@ void report_print(const run_info_t *ri) {
   double d = ri->measured_s > 0 ? ri->measured_s : 1;
   double sent_ps = (double)t.sent_m / d, del_ps = (double)t.delivered_m / d;
   double srv_cpu = ri->end.rss_kb && ri->start.rss_kb ? ri->end.cpu_s - ri->start.cpu_s : 0; /* 0: it died */
+  double srv_sys = srv_cpu > 0 ? ri->end.sys_s - ri->start.sys_s : 0;
+  /* CPU per unit of work done in the window (a login, a message sent, a page), the server's
+   * and the generator's side by side: on shared cores their sum is what a unit costs */
+  uint64_t ops = bench.sc == SC_LOGIN || bench.sc == SC_HISTORY ? t.delivered_m : t.sent_m;
+  double srv_us = ops ? srv_cpu * 1e6 / (double)ops : 0, gen_us = ops ? ri->gen_cpu_s * 1e6 / (double)ops : 0;
 
   json_t *j = json_object();
   json_object_set_new(j, "scenario", json_string(scenario_names[bench.sc]));
@@ -303,10 +316,16 @@ void report_print(const run_info_t *ri) {
   if (ri->end.wal_kb >= 0) json_object_set_new(srv, "wal_end_kb", json_integer(ri->end.wal_kb));
   json_object_set_new(srv, "cpu_s", json_real(srv_cpu));
   json_object_set_new(srv, "cpu_util", json_real(srv_cpu / d)); /* cores' worth */
+  json_object_set_new(srv, "user_s", json_real(srv_cpu - srv_sys));
+  json_object_set_new(srv, "sys_s", json_real(srv_sys));
+  if (ops) json_object_set_new(srv, "cpu_us_per_op", json_real(srv_us));
   json_object_set_new(j, "server", srv);
   json_t *gen = json_object();
   json_object_set_new(gen, "cpu_s", json_real(ri->gen_cpu_s));
   json_object_set_new(gen, "cpu_util", json_real(ri->gen_cpu_s / d));
+  json_object_set_new(gen, "user_s", json_real(ri->gen_cpu_s - ri->gen_sys_s));
+  json_object_set_new(gen, "sys_s", json_real(ri->gen_sys_s));
+  if (ops) json_object_set_new(gen, "cpu_us_per_op", json_real(gen_us));
   json_object_set_new(gen, "rss_kb", json_integer(ri->gen_rss_kb));
   json_object_set_new(j, "generator", gen);
   json_object_set_new(j, "machine_cpu_busy", json_real(ri->machine_busy));
@@ -368,11 +387,15 @@ void report_print(const run_info_t *ri) {
     printf("  ack latency (us)   p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", hist_percentile(&ack, 50) / 1e3,
            hist_percentile(&ack, 90) / 1e3, hist_percentile(&ack, 99) / 1e3, hist_percentile(&ack, 99.9) / 1e3,
            ack.max / 1e3);
+  const char *op = bench.sc == SC_HISTORY ? "page" : bench.sc == SC_LOGIN ? "login" : "msg";
   printf("  server             pid %d, RSS %ld -> %ld KB (before connecting %ld KB), CPU %.2f s (%.0f%% of a core)\n",
          ri->server_pid, ri->start.rss_kb, ri->end.rss_kb, ri->before.rss_kb, srv_cpu, 100 * srv_cpu / d);
+  printf("  server CPU         user %.2f s + sys %.2f s, %.1f us per %s\n", srv_cpu - srv_sys, srv_sys, srv_us, op);
   if (ri->end.wal_kb >= 0) printf("  server storage     WAL %ld KB at the end\n", ri->end.wal_kb);
-  printf("  generator          CPU %.2f s (%.0f%% of a core), RSS %ld KB; machine %.0f%% busy\n", ri->gen_cpu_s,
-         100 * ri->gen_cpu_s / d, ri->gen_rss_kb, 100 * ri->machine_busy);
+  printf("  generator          CPU %.2f s (%.0f%% of a core; user %.2f s + sys %.2f s, %.1f us per %s), RSS %ld KB; "
+         "machine %.0f%% busy\n",
+         ri->gen_cpu_s, 100 * ri->gen_cpu_s / d, ri->gen_cpu_s - ri->gen_sys_s, ri->gen_sys_s, gen_us, op,
+         ri->gen_rss_kb, 100 * ri->machine_busy);
   if (bench.sc == SC_IDLE && ri->held)
     printf("  sessions held      %llu, server RSS per session %.0f bytes\n", (unsigned long long)ri->held,
            (double)(ri->end.rss_kb - ri->before.rss_kb) * 1024.0 / (double)ri->held);

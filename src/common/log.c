@@ -19,6 +19,42 @@ static _Atomic int log_fd = 2;
 
 static const char *names[] = {"error", "warn", "info", "debug"};
 
+/* A thread that called log_batch_begin (a network worker) gathers its info and debug lines
+ * here and writes them with one write() in log_batch_flush, before the iteration's output
+ * goes out (log.h): a
+ * login at info level logs four lines (conn.open, login, logout, conn.close), and four
+ * system calls per login were more than the rest of its logging cost (bench/README.md,
+ * "login storm"). At most PIPE_BUF bytes, so the write stays whole when stderr is a pipe
+ * that other threads write to; a warning or an error flushes what is held and goes out at
+ * once, in order. */
+#define LOG_BATCH 4096
+static __thread struct {
+  int on;
+  size_t len;
+  char b[LOG_BATCH];
+} batch;
+
+void log_batch_begin(void) { batch.on = 1; }
+
+void log_batch_flush(void) {
+  if (!batch.len) return;
+  ssize_t w = write(log_fd, batch.b, batch.len);
+  (void)w;
+  batch.len = 0;
+}
+
+static void emit(int level, const char *line, size_t n) {
+  if (batch.on && level >= LOG_INFO && n <= sizeof batch.b) {
+    if (batch.len + n > sizeof batch.b) log_batch_flush();
+    memcpy(batch.b + batch.len, line, n);
+    batch.len += n;
+    return;
+  }
+  log_batch_flush();
+  ssize_t w = write(log_fd, line, n);
+  (void)w;
+}
+
 /* The line's start: the timestamp and level, as text or as the JSON object's first keys. */
 static size_t line_head(char *line, size_t cap, int level) {
   struct timespec ts;
@@ -112,8 +148,7 @@ void log_write(int level, const char *fmt, ...) {
     put_raw(line, cap, &n, msg, strlen(msg));
   }
   put_end(line, &n);
-  ssize_t w = write(log_fd, line, n);
-  (void)w;
+  emit(level, line, n);
 }
 
 /* A text value needs quotes when it is empty or has a space, a quote, '=' or a control. */
@@ -195,8 +230,7 @@ void log_event_write(int level, const char *event, const char *fmt, ...) {
   }
   va_end(ap);
   put_end(line, &n);
-  ssize_t w = write(log_fd, line, n);
-  (void)w;
+  emit(level, line, n);
 }
 
 int log_level_parse(const char *s) {

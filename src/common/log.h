@@ -52,6 +52,14 @@ void log_event_write(int level, const char *event, const char *fmt, ...) __attri
     if ((level) <= log_level) log_event_write((level), (event), __VA_ARGS__);                                          \
   } while (0)
 
+/* From log_batch_begin on, this thread's info and debug lines wait (up to 4 KiB) for
+ * log_batch_flush, which writes them at once: a network worker calls it before it writes
+ * a loop iteration's output, so a line is in the log before the answer it describes leaves,
+ * and before the loop sleeps. Warnings and errors, and the lines of other threads, are
+ * written at once. */
+void log_batch_begin(void);
+void log_batch_flush(void);
+
 /* At most n lines a second of one kind (log_allow with a larger allowance). */
 int log_allow_n(log_limit_t *l, int n, unsigned long *skipped);
 

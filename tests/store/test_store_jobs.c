@@ -295,6 +295,40 @@ static void members_add_remove(void **state) {
   st_close(t);
 }
 
+/* The reads at login (unread, offline) find every member's conversations: for members who
+ * came with the conversation, who were added later, and after the store is reopened. The
+ * SQLite backend answers clients in no conversation without a read (store_sqlite.c, the
+ * member filter); a filter that missed any of these paths would make a row here vanish. */
+static void unread_for_every_kind_of_member(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  unread_t none = {0};
+  assert_int_equal(store_unread(t->r, "bob", 0, 10, unread_cb_, &none), 0);
+  assert_int_equal(none.n, 0);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  static const char *const e[] = {"erin", NULL};
+  assert_int_equal(members_job(t, JOB_MEMBERS_ADD, conv, e, 1500, 0, 0), 0);
+  assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "x", 0), 0);
+  for (int round = 0; round < 2; round++) { /* then again, reopened */
+    static const char *const who[] = {"bob", "erin"};
+    for (int k = 0; k < 2; k++) {
+      unread_t u = {0};
+      assert_int_equal(store_unread(t->r, who[k], 0, 10, unread_cb_, &u), 0);
+      assert_int_equal(u.n, 1);
+      assert_string_equal(u.cid[0], "c");
+      assert_int_equal(u.unread[0], 1);
+      offline_t o = {0};
+      assert_int_equal(store_offline(t->r, who[k], 10, offline_cb_, &o), 0);
+      assert_int_equal(o.n, 1);
+    }
+    unread_t stranger = {0};
+    assert_int_equal(store_unread(t->r, "mallory", 0, 10, unread_cb_, &stranger), 0);
+    assert_int_equal(stranger.n, 0);
+    if (round == 0) st_reopen(t);
+  }
+  st_close(t);
+}
+
 static int update_job(st_t *t, int64_t conv, int64_t at, const char *path, const char *value) {
   job_conv_update_t j = {0};
   st_job_init(t, &j.job, JOB_CONV_UPDATE, 0);
@@ -1077,6 +1111,7 @@ int main(void) {
       cmocka_unit_test(msg_readers_visibility),
       cmocka_unit_test(ack_read_progress_unread),
       cmocka_unit_test(members_add_remove),
+      cmocka_unit_test(unread_for_every_kind_of_member),
       cmocka_unit_test(conv_update_doc),
       cmocka_unit_test(conv_update_any_key),
       cmocka_unit_test(sets_roles_shutups_blocks),

@@ -72,6 +72,32 @@ static void test_ws_accept(void **state) {
   assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
+/* HMAC against RFC 4231 (SHA-256) and RFC 2202 (SHA-1): a short key, a key of "Jefe",
+ * and a key longer than the block, which is hashed first. */
+static void test_hmac(void **state) {
+  (void)state;
+  char hex[65];
+  uint8_t mac[32], key20[20], key131[131];
+  memset(key20, 0x0b, sizeof key20);
+  memset(key131, 0xaa, sizeof key131);
+  hmac_sha256(key20, 20, "Hi There", 8, mac);
+  hex_encode(mac, 32, hex);
+  assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
+  hex_encode(mac, 32, hex);
+  assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const char *big = "Test Using Larger Than Block-Size Key - Hash Key First";
+  hmac_sha256(key131, 131, big, strlen(big), mac);
+  hex_encode(mac, 32, hex);
+  assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  hmac_sha1(key20, 20, "Hi There", 8, mac);
+  hex_encode(mac, 20, hex);
+  assert_string_equal(hex, "b617318655057264e28bc0b6fb378c8ef146be00");
+  hmac_sha1(key131, 80, big, strlen(big), mac);
+  hex_encode(mac, 20, hex);
+  assert_string_equal(hex, "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+}
+
 static void test_base64(void **state) {
   const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
   const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
@@ -338,6 +364,7 @@ int main(void) {
       cmocka_unit_test(test_ws_header_rejects),
       cmocka_unit_test(test_ws_unmask_offsets),
       cmocka_unit_test(test_ws_accept),
+      cmocka_unit_test(test_hmac),
       cmocka_unit_test(test_base64),
       cmocka_unit_test(test_iso),
       cmocka_unit_test(test_token),

@@ -1,5 +1,6 @@
 /* test_log.c — log.c: the log file (appended, 0600, reopened in place after a rotation)
  * and log_allow, the one-line-a-second limiter for events a peer can provoke. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,12 +164,55 @@ static void test_allow_n(void **state) {
   assert_int_equal(held, 7);
 }
 
+/* log_batch_begin/flush (a network worker's loop): info lines wait for the flush; a
+ * warning writes what waits, then itself, in order. In a thread of its own, as a worker's
+ * batch is per thread. Returns NULL, or what went wrong. */
+static void *batch_thread(void *arg) {
+  const char *path = arg;
+  log_batch_begin();
+  log_event(LOG_INFO, "conn.open", "addr=%s", "192.0.2.1");
+  log_write(LOG_INFO, "held %d", 1);
+  if (strstr(slurp(path), "conn.open") || strstr(slurp(path), "held 1")) return "an info line left before the flush";
+  log_write(LOG_WARN, "urgent");
+  const char *s = slurp(path);
+  const char *a = strstr(s, "conn.open addr=192.0.2.1\n"), *b = strstr(s, "held 1\n"), *c = strstr(s, "urgent\n");
+  if (!a || !b || !c) return "a warning did not write the held lines and itself";
+  if (!(a < b && b < c)) return "lines out of order";
+  log_write(LOG_INFO, "later");
+  if (strstr(slurp(path), "later")) return "an info line after the warning left before the flush";
+  log_batch_flush();
+  if (!strstr(slurp(path), "later\n")) return "the flush did not write the held line";
+  for (int i = 0; i < 80; i++) log_write(LOG_INFO, "filler %03d ....................", i);
+  s = slurp(path); /* past 4 KiB the held lines go out whole, without a flush */
+  if (!strstr(s, "filler 000")) return "a full batch was not written";
+  if (strstr(s, "filler 079")) return "the last lines left before the flush";
+  log_batch_flush();
+  if (!strstr(slurp(path), "filler 079 ....")) return "the flush did not write the rest";
+  return NULL;
+}
+
+static void test_batch(void **state) {
+  char dir[] = "/tmp/tern-log-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/ternd.log", dir);
+  assert_int_equal(log_open(path), 0);
+  pthread_t t;
+  void *err = NULL;
+  assert_int_equal(pthread_create(&t, NULL, batch_thread, path), 0);
+  assert_int_equal(pthread_join(t, &err), 0);
+  if (err) fail_msg("%s", (const char *)err);
+  log_write(LOG_INFO, "main thread"); /* a thread that never began a batch writes at once */
+  assert_non_null(strstr(slurp(path), "main thread\n"));
+  assert_int_equal(log_open(NULL), 0);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_file_and_rotation),
-      cmocka_unit_test(test_allow),
-      cmocka_unit_test(test_event),
-      cmocka_unit_test(test_allow_n),
+      cmocka_unit_test(test_file_and_rotation), cmocka_unit_test(test_allow), cmocka_unit_test(test_event),
+      cmocka_unit_test(test_allow_n),           cmocka_unit_test(test_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,7 +53,7 @@ static void refuse(conn_t *c, int status, const char *phrase, const char *why) {
   conn_close(c, 0, NULL);
 }
 
-void conn_accept(worker_t *w, int fd) {
+void conn_accept(worker_t *w, int fd, const struct sockaddr_storage *peer) {
   server_t *srv = w->srv;
   conn_t *c = xcalloc(1, sizeof *c);
   c->w = w;
@@ -64,10 +64,11 @@ void conn_accept(worker_t *w, int fd) {
     uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
+  if (!w->listen_nodelay) uv_tcp_nodelay(&c->tcp, 1); /* else inherited from the listener */
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+  if (peer) ss = *peer;
+  if (peer || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
     else uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
   }

@@ -99,10 +99,10 @@ void conn_pause_input(conn_t *c);
 void conn_resume_input(conn_t *c);
 
 /* Worker-side plumbing, called by worker.c. conn_accept takes over a socket accept()
- * returned; conn_shed drops the largest queues while output_limit_ip or
+ * returned, with the peer's address accept() gave (NULL: it asks the socket); conn_shed drops the largest queues while output_limit_ip or
  * output_limit_total is exceeded — the server's largest, when the largest of all is on
  * another worker, by asking that one to look (worker_wake_shed). */
-void conn_accept(worker_t *w, int fd);
+void conn_accept(worker_t *w, int fd, const struct sockaddr_storage *peer);
 void conn_shed(worker_t *w);
 void conn_flush(conn_t *c);
 /* The input loop: what a read's bytes go through (on_read, after TLS opens them). The

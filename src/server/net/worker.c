@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,9 @@ void worker_schedule_reap(worker_t *w, conn_t *c) {
 static void drain(worker_t *w) {
   w->shed_deferred = 0;
   w->srv->net_app->worker_tick(w->imw);
+  /* the iteration's log lines before the answers they describe: whoever has an answer
+   * finds its line in the log, as when every line was written at once */
+  log_batch_flush();
   if (w->flush_list) {
     uint64_t t0 = mono_ns();
     while (w->flush_list) {
@@ -85,7 +89,10 @@ static void drain(worker_t *w) {
   }
 }
 
-static void on_prepare(uv_prepare_t *h) { drain(h->data); }
+static void on_prepare(uv_prepare_t *h) {
+  drain(h->data);
+  log_batch_flush(); /* and what drain logged (connections reaped), before the loop sleeps */
+}
 static void on_check(uv_check_t *h) { drain(h->data); }
 
 void worker_wake_shed(server_t *srv, int idx) {
@@ -122,10 +129,12 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
   worker_t *w = h->data;
   int err = status < 0 ? -status : 0;
   for (int k = 0; !err && k < ACCEPT_BATCH; k++) {
-    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage peer; /* accept4 names the peer: no getpeername() per connection */
+    socklen_t plen = sizeof peer;
+    int fd = accept4(w->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
-      conn_accept(w, fd);
+      conn_accept(w, fd, plen <= sizeof peer ? &peer : NULL);
       continue;
     }
     switch (errno) {
@@ -211,12 +220,15 @@ static void on_async(uv_async_t *h) {
 static void *worker_main(void *arg) {
   worker_t *w = arg;
   worker_set_current(w->idx);
+  log_batch_begin();
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  log_batch_flush();
   pthread_mutex_lock(&w->mu);
   w->dead = 1; /* from now on tasks wait in the inbox for server_free */
   pthread_mutex_unlock(&w->mu);
   uv_walk(&w->loop, close_walk, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  log_batch_flush();
   if (uv_loop_close(&w->loop) != 0) log_at(LOG_WARN, "worker %d: loop closed with live handles", w->idx);
   return NULL;
 }
@@ -264,12 +276,16 @@ static int probe_free(struct sockaddr_storage *ss) {
   return rc < 0 ? TERN_EIO : 0;
 }
 
-static int bind_reuseport(struct sockaddr_storage *ss, int *out_fd) {
+/* *nodelay: 1 when TCP_NODELAY is set on the listener, which Linux copies to every socket
+ * accept() returns, so conn_accept need not set it per connection (a system call less per
+ * login in a storm). */
+static int bind_reuseport(struct sockaddr_storage *ss, int *out_fd, int *nodelay) {
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return TERN_EIO;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  *nodelay = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
   socklen_t len = addr_len(ss);
   if (bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
     int e = errno;
@@ -303,9 +319,9 @@ int server_start(server_t *srv) {
     return TERN_EIO;
   }
   /* every socket first, so that a failure leaves nothing behind but closed descriptors */
-  int fds[MAX_WORKERS];
+  int fds[MAX_WORKERS], nodelay[MAX_WORKERS];
   for (int i = 0; i < n; i++)
-    if (bind_reuseport(&ss, &fds[i]) < 0) {
+    if (bind_reuseport(&ss, &fds[i], &nodelay[i]) < 0) {
       log_at(LOG_ERROR, "listen on %s: %s", srv->cfg->listen, strerror(errno));
       while (i--) close(fds[i]);
       return TERN_EIO;
@@ -320,6 +336,7 @@ int server_start(server_t *srv) {
     handle_table_init(&w->conns, i);
     uv_loop_init(&w->loop);
     w->listen_fd = fds[i];
+    w->listen_nodelay = nodelay[i];
     uv_poll_init(&w->loop, &w->listener, w->listen_fd);
     w->listener.data = w;
     uv_poll_start(&w->listener, UV_READABLE, on_listen_ready);

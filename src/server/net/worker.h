@@ -18,6 +18,7 @@ struct worker {
   server_t *srv;
   uv_loop_t loop;
   int listen_fd;           /* this worker's SO_REUSEPORT socket */
+  int listen_nodelay;      /* TCP_NODELAY is set on it, so accepted sockets have it */
   uv_poll_t listener;      /* readable: connections wait in listen_fd's queue */
   uv_timer_t listen_retry; /* re-arms the listener after accept() ran out of descriptors */
   uv_async_t async;        /* wakes the loop for the inbox and for stop */

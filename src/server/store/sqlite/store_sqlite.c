@@ -160,6 +160,11 @@ struct store {
   atomic_llong notif_seq;
   qpool_t *qpool;      /* conversation queries (store_query.c) */
   store_import_t *imp; /* the bulk import's statements, prepared on its first job */
+  /* Which clients may have a row in member (member_note, member_maybe): one bit per hash of
+   * a client id, set by the writer before a member row is written, read by the workers at
+   * login; member_off turns the filter off (every lookup says "maybe"). */
+  _Atomic uint64_t *member_bits;
+  atomic_int member_off;
 };
 
 enum { LOGS_VARIANTS = 2 * 3 * 3 * 2 };
@@ -191,6 +196,51 @@ static int exec(sqlite3 *db, const char *sql) {
     return TERN_ESTORE;
   }
   return 0;
+}
+
+/* ---- the member filter: logins of clients that are in no conversation skip the store
+ *
+ * At login the unread (or offline) read looks for the client's member rows; a client with
+ * none (a new one, a storm of them) gets nothing, yet the read cost a read transaction, and
+ * with it SQLite's two fcntl() locks on the WAL index, ~14% of the server's CPU in a login
+ * storm (bench/README.md, "login storm"). The filter answers "no member row" without the
+ * store. Bits are only ever set (a client that left every conversation still reads), by
+ * the writer before the row's commit, so a reader that sees a clear bit began before any
+ * such row was visible: it misses nothing it could have read. A bulk import writes member
+ * rows in store_sqlite_import.c and turns the filter off until the next open, which
+ * rebuilds it from the table. 2^23 bits (1 MiB, touched only where set): at a million
+ * members about one client in nine without rows still reads. */
+#define MEMBER_BITS (1u << 23)
+
+static uint64_t member_hash(const char *client) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a, then a finaliser */
+  for (; *client; client++) h = (h ^ (uint8_t)*client) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+static void member_note(store_t *s, const char *client) {
+  uint32_t b = (uint32_t)member_hash(client) & (MEMBER_BITS - 1);
+  atomic_fetch_or(&s->member_bits[b >> 6], 1ull << (b & 63));
+}
+
+/* 0: the client has no row in member; 1: it may have. */
+static int member_maybe(store_t *s, const char *client) {
+  if (atomic_load(&s->member_off)) return 1;
+  uint32_t b = (uint32_t)member_hash(client) & (MEMBER_BITS - 1);
+  return (atomic_load(&s->member_bits[b >> 6]) >> (b & 63)) & 1;
+}
+
+static int member_filter_load(store_t *s) {
+  s->member_bits = xcalloc(MEMBER_BITS / 64, sizeof *s->member_bits);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->wdb, "SELECT DISTINCT client FROM member", -1, &st, NULL) != SQLITE_OK) return TERN_ESTORE;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) member_note(s, (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : TERN_ESTORE;
 }
 
 static int sq_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
@@ -292,6 +342,7 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
   if (rc) return rc;
   r->id = sqlite3_last_insert_rowid(s->wdb);
   for (size_t i = 0; i < r->nmembers; i++) {
+    member_note(s, r->members[i]);
     sqlite3_stmt *m = s->ins_member;
     sqlite3_bind_int64(m, 1, r->id);
     sqlite3_bind_text(m, 2, r->members[i], -1, SQLITE_STATIC);
@@ -400,6 +451,7 @@ static int run_members(store_t *s, job_members_t *j, int add) {
       sqlite3_bind_text(s->del_role, 2, j->clients[i], -1, SQLITE_STATIC);
       if ((rc = step_done(s->del_role))) return rc;
     }
+    if (add) member_note(s, j->clients[i]);
     sqlite3_stmt *st = add ? s->ins_member : s->del_member;
     sqlite3_bind_int64(st, 1, j->conv);
     sqlite3_bind_text(st, 2, j->clients[i], -1, SQLITE_STATIC);
@@ -644,7 +696,9 @@ static int run_job(store_t *s, store_job_t *j) {
   case JOB_DEVICE: return run_device(s, (job_device_t *)j);
   case JOB_INSTALLATION: return run_installation(s, (job_installation_t *)j);
   case JOB_REVOKE: return run_revoke(s, (job_revoke_t *)j);
-  case JOB_IMPORT: return store_import_run(s->wdb, &s->imp, (job_import_t *)j);
+  case JOB_IMPORT: /* writes member rows the filter does not see: off until the next open */
+    atomic_store(&s->member_off, 1);
+    return store_import_run(s->wdb, &s->imp, (job_import_t *)j);
   }
   return SQLITE_MISUSE;
 }
@@ -948,7 +1002,7 @@ static int sq_open(const store_options_t *opt, store_t **out) {
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-32768; "
            "PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
            s->sync_full ? "FULL" : "NORMAL");
-  if (exec(s->wdb, pragmas) < 0 || migrate(s->wdb) < 0) goto fail;
+  if (exec(s->wdb, pragmas) < 0 || migrate(s->wdb) < 0 || member_filter_load(s) < 0) goto fail;
   if (!s->inline_writes) {
     /* the writer never checkpoints itself: the checkpointer thread does */
     if (open_db(s->path, 0, NULL, &s->cdb) < 0) goto fail;
@@ -1096,6 +1150,7 @@ static void sq_close(store_t *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   pthread_cond_destroy(&s->ckpt_cv);
+  free(s->member_bits);
   free(s->path);
   free(s);
 }
@@ -1770,6 +1825,7 @@ static void conv_pos_free(conv_pos_t *rows, size_t n) {
 }
 
 static int sq_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
+  if (!member_maybe(r->s, client)) return 0; /* in no conversation: nothing unread */
   sqlite3_stmt *st = r->unread_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);
@@ -1804,6 +1860,7 @@ static int sq_unread(store_reader_t *r, const char *client, int64_t since, int m
 
 static int sq_offline(store_reader_t *r, const char *client, int max,
                       void (*cb)(void *arg, const char *cid, int kind, const msg_view_t *m), void *arg) {
+  if (!member_maybe(r->s, client)) return 0; /* in no conversation: nothing waits */
   sqlite3_stmt *st = r->offline_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   conv_pos_t *rows;
