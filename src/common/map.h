@@ -79,6 +79,6 @@ map_node_t *map_next(const map_t *m, map_iter_t *it);
 size_t map_longest_chain(const map_t *m);
 
 /* The entry struct holding node n as its member `field`. */
-#define MAP_ENTRY(n, type, field) ((type *)(void *)((char *)(n) - offsetof(type, field)))
+#define MAP_ENTRY(n, type, field) ((type *)(void *)((char *)(n)-offsetof(type, field)))
 
 #endif

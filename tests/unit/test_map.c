@@ -252,8 +252,12 @@ static void test_flood(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_basic),         cmocka_unit_test(test_growth), cmocka_unit_test(test_delete_while_iterating),
-      cmocka_unit_test(test_same_bucket),   cmocka_unit_test(test_nul_bytes), cmocka_unit_test(test_hash),
+      cmocka_unit_test(test_basic),
+      cmocka_unit_test(test_growth),
+      cmocka_unit_test(test_delete_while_iterating),
+      cmocka_unit_test(test_same_bucket),
+      cmocka_unit_test(test_nul_bytes),
+      cmocka_unit_test(test_hash),
       cmocka_unit_test(test_flood),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
