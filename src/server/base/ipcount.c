@@ -9,62 +9,59 @@
 #include <string.h>
 
 #include "buf.h"
+#include "map.h"
 
 typedef struct ipcount_entry {
-  struct ipcount_entry *next;
+  map_node_t node; /* key: ip */
   long n;
   _Atomic int64_t out;  /* bytes queued to this address's connections */
   _Atomic uint64_t top; /* largest queue << 16 | worker + 1 (0: none), one word so the pair stays whole */
   char ip[46];
 } entry_t;
 
-#define BUCKETS 4096
-
 struct ipcount {
   pthread_mutex_t mu;
-  entry_t *b[BUCKETS];
+  map_t map;
 };
 
 ipcount_t *ipcount_new(void) {
   ipcount_t *t = xcalloc(1, sizeof *t);
   pthread_mutex_init(&t->mu, NULL);
+  map_init(&t->map);
   return t;
 }
 
 void ipcount_free(ipcount_t *t) {
   if (!t) return;
-  for (int i = 0; i < BUCKETS; i++)
-    while (t->b[i]) {
-      entry_t *n = t->b[i]->next;
-      free(t->b[i]);
-      t->b[i] = n;
-    }
+  map_iter_t it;
+  for (map_node_t *n = map_first(&t->map, &it); n; n = map_next(&t->map, &it)) {
+    map_remove(&t->map, n);
+    free(MAP_ENTRY(n, entry_t, node));
+  }
+  map_fini(&t->map);
   pthread_mutex_destroy(&t->mu);
   free(t);
 }
 
-static entry_t **find(ipcount_t *t, const char *ip) {
-  uint32_t h = 2166136261u;
-  for (const char *s = ip; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  entry_t **pp = &t->b[h % BUCKETS];
-  while (*pp && strcmp((*pp)->ip, ip) != 0) pp = &(*pp)->next;
-  return pp;
-}
-
 ipcount_entry_t *ipcount_add(ipcount_t *t, const char *ip, long limit) {
   pthread_mutex_lock(&t->mu);
-  entry_t **pp = find(t, ip);
-  if (!*pp) {
-    *pp = xcalloc(1, sizeof **pp);
-    snprintf((*pp)->ip, sizeof(*pp)->ip, "%s", ip);
+  map_node_t *n = map_find(&t->map, ip, strlen(ip));
+  entry_t *e = n ? MAP_ENTRY(n, entry_t, node) : NULL;
+  if (!e) {
+    e = xcalloc(1, sizeof *e);
+    snprintf(e->ip, sizeof e->ip, "%s", ip);
+    e->node.key = e->ip;
+    e->node.klen = (uint32_t)strlen(e->ip);
+    map_add(&t->map, &e->node);
   }
-  entry_t *e = *pp;
-  if (limit > 0 && e->n >= limit) e = NULL;
-  else e->n++;
-  if (!e && (*pp)->n == 0) { /* refused its first: nothing to keep (and e is not it) */
-    entry_t *gone = *pp;
-    *pp = gone->next;
-    free(gone);
+  if (limit > 0 && e->n >= limit) {
+    if (e->n == 0) { /* refused its first: nothing to keep */
+      map_remove(&t->map, &e->node);
+      free(e);
+    }
+    e = NULL;
+  } else {
+    e->n++;
   }
   pthread_mutex_unlock(&t->mu);
   return e;
@@ -74,8 +71,7 @@ void ipcount_del(ipcount_t *t, ipcount_entry_t *e) {
   if (!e) return;
   pthread_mutex_lock(&t->mu);
   if (--e->n <= 0) {
-    entry_t **pp = find(t, e->ip);
-    if (*pp == e) *pp = e->next;
+    map_remove(&t->map, &e->node);
     free(e);
   }
   pthread_mutex_unlock(&t->mu);

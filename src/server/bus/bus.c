@@ -19,104 +19,73 @@
 #include "crypto.h"
 #include "err.h"
 #include "log.h"
+#include "map.h"
 #include "timeutil.h"
 
 /* ---------------------------------------------------------------- a binary-key map */
 
+/* The common map (map.h) with a value pointer and the key copied in after it. */
 typedef struct bent {
-  struct bent *next;
-  uint32_t hash;
+  map_node_t node;
   void *val;
-  size_t klen;
   uint8_t key[];
 } bent_t;
 
 struct bmap {
-  bent_t **b;
-  size_t nb, n;
+  map_t m;
 };
-
-static uint32_t hash_bytes(const uint8_t *p, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
-}
 
 static bmap_t *bmap_new(void) {
   bmap_t *m = xcalloc(1, sizeof *m);
-  m->nb = 64;
-  m->b = xcalloc(m->nb, sizeof *m->b);
+  map_init(&m->m);
   return m;
 }
 
-static bent_t **bmap_find(bmap_t *m, const void *k, size_t kl, uint32_t h) {
-  bent_t **pp = &m->b[h & (m->nb - 1)];
-  while (*pp && ((*pp)->hash != h || (*pp)->klen != kl || memcmp((*pp)->key, k, kl) != 0)) pp = &(*pp)->next;
-  return pp;
-}
-
 static void *bmap_get(bmap_t *m, const void *k, size_t kl) {
-  bent_t *e = *bmap_find(m, k, kl, hash_bytes(k, kl));
-  return e ? e->val : NULL;
+  map_node_t *n = map_find(&m->m, k, kl);
+  return n ? MAP_ENTRY(n, bent_t, node)->val : NULL;
 }
 
 /* Sets k to v; returns the value it replaces (NULL when new). */
 static void *bmap_put(bmap_t *m, const void *k, size_t kl, void *v) {
-  uint32_t h = hash_bytes(k, kl);
-  bent_t **pp = bmap_find(m, k, kl, h);
-  if (*pp) {
-    void *old = (*pp)->val;
-    (*pp)->val = v;
+  uint64_t h = map_hash(k, kl);
+  map_node_t *n = map_find_h(&m->m, k, kl, h);
+  if (n) {
+    bent_t *e = MAP_ENTRY(n, bent_t, node);
+    void *old = e->val;
+    e->val = v;
     return old;
   }
   bent_t *e = xmalloc(sizeof *e + kl);
-  e->next = NULL;
-  e->hash = h;
   e->val = v;
-  e->klen = kl;
   memcpy(e->key, k, kl);
-  *pp = e;
-  if (++m->n > m->nb * 2) {
-    size_t nb = m->nb * 4;
-    bent_t **nbk = xcalloc(nb, sizeof *nbk);
-    for (size_t i = 0; i < m->nb; i++)
-      for (bent_t *x = m->b[i], *nx; x; x = nx) {
-        nx = x->next;
-        x->next = nbk[x->hash & (nb - 1)];
-        nbk[x->hash & (nb - 1)] = x;
-      }
-    free(m->b);
-    m->b = nbk;
-    m->nb = nb;
-  }
+  e->node.key = e->key;
+  e->node.klen = (uint32_t)kl;
+  map_add_h(&m->m, &e->node, h);
   return NULL;
 }
 
 /* Removes k; returns its value (NULL when absent). */
 static void *bmap_del(bmap_t *m, const void *k, size_t kl) {
-  bent_t **pp = bmap_find(m, k, kl, hash_bytes(k, kl));
-  bent_t *e = *pp;
-  if (!e) return NULL;
+  map_node_t *n = map_find(&m->m, k, kl);
+  if (!n) return NULL;
+  bent_t *e = MAP_ENTRY(n, bent_t, node);
   void *v = e->val;
-  *pp = e->next;
+  map_remove(&m->m, n);
   free(e);
-  m->n--;
   return v;
 }
 
 /* Calls fn on each entry; fn returns 1 to remove it (it frees the value itself). */
 static void bmap_each(bmap_t *m, int (*fn)(void *arg, const uint8_t *k, size_t kl, void *v), void *arg) {
-  for (size_t i = 0; i < m->nb; i++)
-    for (bent_t **pp = &m->b[i]; *pp;) {
-      bent_t *e = *pp;
-      if (fn(arg, e->key, e->klen, e->val)) {
-        *pp = e->next;
-        free(e);
-        m->n--;
-      } else {
-        pp = &e->next;
-      }
+  map_iter_t it;
+  for (map_node_t *n = map_first(&m->m, &it); n; n = map_next(&m->m, &it)) {
+    bent_t *e = MAP_ENTRY(n, bent_t, node);
+    if (fn(arg, e->key, n->klen, e->val)) {
+      map_remove(&m->m, n);
+      free(e);
     }
+  }
 }
 
 static int free_val(void *arg, const uint8_t *k, size_t kl, void *v) {
@@ -128,7 +97,7 @@ static int free_val(void *arg, const uint8_t *k, size_t kl, void *v) {
 static void bmap_free(bmap_t *m, void (*fr)(void *)) {
   if (!m) return;
   bmap_each(m, free_val, (void *)fr);
-  free(m->b);
+  map_fini(&m->m);
   free(m);
 }
 
@@ -936,7 +905,7 @@ void bus_metrics(bus_t *b, buf_t *out) {
              "tern_bus_nodes %d\n",
              bus_nodes_live(b));
   pthread_rwlock_rdlock(&b->rw);
-  size_t rc = b->rclients->n;
+  size_t rc = map_count(&b->rclients->m);
   pthread_rwlock_unlock(&b->rw);
   buf_printf(out,
              "# HELP tern_bus_remote_clients Clients online on other nodes (the replica).\n"

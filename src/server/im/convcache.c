@@ -17,26 +17,18 @@
 
 typedef struct {
   pthread_mutex_t mu;
-  conv_t **buckets;
-  uint32_t nbuckets, count;
+  map_t map;
 } shard_t;
 
 struct convcache {
   shard_t shards[SHARDS];
 };
 
-static uint32_t hash_str(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
 convcache_t *convcache_new(void) {
   convcache_t *cc = xcalloc(1, sizeof *cc);
   for (int i = 0; i < SHARDS; i++) {
     pthread_mutex_init(&cc->shards[i].mu, NULL);
-    cc->shards[i].nbuckets = 64;
-    cc->shards[i].buckets = xcalloc(64, sizeof(conv_t *));
+    map_init(&cc->shards[i].map);
   }
   return cc;
 }
@@ -59,15 +51,12 @@ void convcache_free(convcache_t *cc) {
   if (!cc) return;
   for (int i = 0; i < SHARDS; i++) {
     shard_t *s = &cc->shards[i];
-    for (uint32_t b = 0; b < s->nbuckets; b++) {
-      conv_t *c = s->buckets[b];
-      while (c) {
-        conv_t *next = c->hnext;
-        conv_release(c);
-        c = next;
-      }
+    map_iter_t it;
+    for (map_node_t *n = map_first(&s->map, &it); n; n = map_next(&s->map, &it)) {
+      map_remove(&s->map, n);
+      conv_release(MAP_ENTRY(n, conv_t, hnode));
     }
-    free(s->buckets);
+    map_fini(&s->map);
     pthread_mutex_destroy(&s->mu);
   }
   free(cc);
@@ -192,47 +181,27 @@ void conv_forget_roles(conv_t *c, char *const *ids, size_t n) {
   free(keep);
 }
 
-static shard_t *shard_for(convcache_t *cc, const char *cid, uint32_t *h) {
-  *h = hash_str(cid);
-  return &cc->shards[*h % SHARDS];
+static shard_t *shard_for(convcache_t *cc, const char *cid, uint64_t *h) {
+  *h = map_hash(cid, strlen(cid));
+  return &cc->shards[map_shard(*h, SHARDS)];
 }
 
-static conv_t **find(shard_t *s, const char *cid, uint32_t h) {
-  conv_t **pp = &s->buckets[(h / SHARDS) & (s->nbuckets - 1)];
-  while (*pp && strcmp((*pp)->cid, cid) != 0) pp = &(*pp)->hnext;
-  return pp;
-}
-
-static void grow(shard_t *s) {
-  uint32_t nb = s->nbuckets * 2;
-  conv_t **b = xcalloc(nb, sizeof *b);
-  for (uint32_t i = 0; i < s->nbuckets; i++) {
-    conv_t *c = s->buckets[i];
-    while (c) {
-      conv_t *next = c->hnext;
-      uint32_t k = (hash_str(c->cid) / SHARDS) & (nb - 1);
-      c->hnext = b[k];
-      b[k] = c;
-      c = next;
-    }
-  }
-  free(s->buckets);
-  s->buckets = b;
-  s->nbuckets = nb;
+static conv_t *find(shard_t *s, const char *cid, uint64_t h) {
+  map_node_t *n = map_find_h(&s->map, cid, strlen(cid), h);
+  return n ? MAP_ENTRY(n, conv_t, hnode) : NULL;
 }
 
 /* Inserts c unless the cid is already cached; returns the cached one, referenced. */
 static conv_t *insert(convcache_t *cc, conv_t *c) {
-  uint32_t h;
+  uint64_t h;
   shard_t *s = shard_for(cc, c->cid, &h);
   pthread_mutex_lock(&s->mu);
-  conv_t **pp = find(s, c->cid, h);
-  conv_t *have = *pp;
+  conv_t *have = find(s, c->cid, h);
   if (!have) {
     conv_retain(c); /* the table's reference */
-    c->hnext = NULL;
-    *pp = c;
-    if (++s->count > s->nbuckets) grow(s);
+    c->hnode.key = c->cid;
+    c->hnode.klen = (uint32_t)strlen(c->cid);
+    map_add_h(&s->map, &c->hnode, h);
     have = c;
   }
   conv_retain(have);
@@ -243,15 +212,11 @@ static conv_t *insert(convcache_t *cc, conv_t *c) {
 void convcache_put(im_t *im, conv_t *c) { conv_release(insert(im->convs, c)); }
 
 void convcache_drop(im_t *im, conv_t *c) {
-  uint32_t h;
+  uint64_t h;
   shard_t *s = shard_for(im->convs, c->cid, &h);
   pthread_mutex_lock(&s->mu);
-  conv_t **pp = find(s, c->cid, h);
-  int found = *pp == c;
-  if (found) {
-    *pp = c->hnext;
-    s->count--;
-  }
+  int found = find(s, c->cid, h) == c;
+  if (found) map_remove(&s->map, &c->hnode);
   pthread_mutex_unlock(&s->mu);
   if (found) conv_release(c);
 }
@@ -260,10 +225,10 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   if (err) *err = 0;
   if (!cid || !*cid) return NULL;
   convcache_t *cc = w->im->convs;
-  uint32_t h;
+  uint64_t h;
   shard_t *s = shard_for(cc, cid, &h);
   pthread_mutex_lock(&s->mu);
-  conv_t *c = *find(s, cid, h);
+  conv_t *c = find(s, cid, h);
   if (c) conv_retain(c);
   pthread_mutex_unlock(&s->mu);
   if (c) {
@@ -301,10 +266,10 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
 }
 
 conv_t *convcache_peek(im_t *im, const char *cid) {
-  uint32_t h;
+  uint64_t h;
   shard_t *s = shard_for(im->convs, cid, &h);
   pthread_mutex_lock(&s->mu);
-  conv_t *c = *find(s, cid, h);
+  conv_t *c = find(s, cid, h);
   if (c) conv_retain(c);
   pthread_mutex_unlock(&s->mu);
   return c;

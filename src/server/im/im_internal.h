@@ -17,6 +17,7 @@
 #include "handle_table.h"
 #include "im.h"
 #include "im_out.h"
+#include "map.h"
 #include "metrics.h"
 #include "presence.h"
 #include "sign.h"
@@ -103,7 +104,7 @@ struct conv {
   int doc_deep;       /* it nests deeper than JSON_MAX_DEPTH (a document from an older build) */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
-  conv_t *hnext;
+  map_node_t hnode;   /* convcache.c's table: key cid */
 };
 
 /* ---- convcache.c ---- */

@@ -8,12 +8,12 @@
 
 #include "bucket.h"
 #include "buf.h"
+#include "map.h"
 
 #define SHARDS 64
 
 typedef struct entry {
-  struct entry *next;
-  uint32_t hash;
+  map_node_t node; /* key: client */
   uint32_t n, cap;
   presence_ref_t *refs; /* &one while a client has one session (nearly always), else heap */
   presence_ref_t one;
@@ -23,8 +23,7 @@ typedef struct entry {
 
 typedef struct {
   pthread_mutex_t mu;
-  entry_t **buckets;
-  uint32_t nbuckets, count;
+  map_t map;
 } shard_t;
 
 struct presence {
@@ -32,18 +31,11 @@ struct presence {
   atomic_size_t clients;
 };
 
-static uint32_t hash_str(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
 presence_t *presence_new(void) {
   presence_t *p = xcalloc(1, sizeof *p);
   for (int i = 0; i < SHARDS; i++) {
     pthread_mutex_init(&p->shards[i].mu, NULL);
-    p->shards[i].nbuckets = 64;
-    p->shards[i].buckets = xcalloc(64, sizeof(entry_t *));
+    map_init(&p->shards[i].map);
   }
   return p;
 }
@@ -58,63 +50,39 @@ void presence_free(presence_t *p) {
   if (!p) return;
   for (int i = 0; i < SHARDS; i++) {
     shard_t *s = &p->shards[i];
-    for (uint32_t b = 0; b < s->nbuckets; b++) {
-      entry_t *e = s->buckets[b];
-      while (e) {
-        entry_t *next = e->next;
-        entry_free(e);
-        e = next;
-      }
+    map_iter_t it;
+    for (map_node_t *n = map_first(&s->map, &it); n; n = map_next(&s->map, &it)) {
+      map_remove(&s->map, n);
+      entry_free(MAP_ENTRY(n, entry_t, node));
     }
-    free(s->buckets);
+    map_fini(&s->map);
     pthread_mutex_destroy(&s->mu);
   }
   free(p);
 }
 
-static shard_t *shard_of(presence_t *p, uint32_t h) { return &p->shards[h % SHARDS]; }
+static shard_t *shard_of(presence_t *p, uint64_t h) { return &p->shards[map_shard(h, SHARDS)]; }
 
-static entry_t **find(shard_t *s, const char *client, uint32_t h) {
-  entry_t **pp = &s->buckets[(h / SHARDS) & (s->nbuckets - 1)];
-  while (*pp && ((*pp)->hash != h || strcmp((*pp)->client, client) != 0)) pp = &(*pp)->next;
-  return pp;
-}
-
-static void grow(shard_t *s) {
-  uint32_t nb = s->nbuckets * 2;
-  entry_t **b = xcalloc(nb, sizeof *b);
-  for (uint32_t i = 0; i < s->nbuckets; i++) {
-    entry_t *e = s->buckets[i];
-    while (e) {
-      entry_t *next = e->next;
-      uint32_t k = (e->hash / SHARDS) & (nb - 1);
-      e->next = b[k];
-      b[k] = e;
-      e = next;
-    }
-  }
-  free(s->buckets);
-  s->buckets = b;
-  s->nbuckets = nb;
+static entry_t *find(shard_t *s, const char *client, uint64_t h) {
+  map_node_t *n = map_find_h(&s->map, client, strlen(client), h);
+  return n ? MAP_ENTRY(n, entry_t, node) : NULL;
 }
 
 void presence_add(presence_t *p, const char *client, uint64_t session, const char *tag) {
-  uint32_t h = hash_str(client);
+  uint64_t h = map_hash(client, strlen(client));
   shard_t *s = shard_of(p, h);
   pthread_mutex_lock(&s->mu);
-  entry_t **pp = find(s, client, h);
-  entry_t *e = *pp;
+  entry_t *e = find(s, client, h);
   if (!e) {
     size_t len = strlen(client);
     e = xcalloc(1, sizeof *e + len + 1);
     memcpy(e->client, client, len + 1);
-    e->hash = h;
+    e->node.key = e->client;
+    e->node.klen = (uint32_t)len;
     e->refs = &e->one; /* an idle login costs one allocation here, not two */
     e->cap = 1;
-    *pp = e;
-    s->count++;
+    map_add_h(&s->map, &e->node, h);
     atomic_fetch_add(&p->clients, 1);
-    if (s->count > s->nbuckets) grow(s);
   }
   if (e->n == e->cap) {
     presence_ref_t *more = xmalloc(e->cap * 2 * sizeof *more);
@@ -130,11 +98,10 @@ void presence_add(presence_t *p, const char *client, uint64_t session, const cha
 }
 
 void presence_del(presence_t *p, const char *client, uint64_t session) {
-  uint32_t h = hash_str(client);
+  uint64_t h = map_hash(client, strlen(client));
   shard_t *s = shard_of(p, h);
   pthread_mutex_lock(&s->mu);
-  entry_t **pp = find(s, client, h);
-  entry_t *e = *pp;
+  entry_t *e = find(s, client, h);
   if (e) {
     for (uint32_t i = 0; i < e->n; i++) {
       if (e->refs[i].session != session) continue;
@@ -143,9 +110,8 @@ void presence_del(presence_t *p, const char *client, uint64_t session) {
       break;
     }
     if (e->n == 0) {
-      *pp = e->next;
+      map_remove(&s->map, &e->node);
       entry_free(e);
-      s->count--;
       atomic_fetch_sub(&p->clients, 1);
     }
   }
@@ -153,11 +119,11 @@ void presence_del(presence_t *p, const char *client, uint64_t session) {
 }
 
 static size_t get(presence_t *p, const char *client, const char *tag, int by_tag, uint64_t *out, size_t max) {
-  uint32_t h = hash_str(client);
+  uint64_t h = map_hash(client, strlen(client));
   shard_t *s = shard_of(p, h);
   size_t n = 0;
   pthread_mutex_lock(&s->mu);
-  entry_t *e = *find(s, client, h);
+  entry_t *e = find(s, client, h);
   if (e) {
     for (uint32_t i = 0; i < e->n; i++) {
       if (by_tag && (!e->refs[i].tag || strcmp(e->refs[i].tag, tag) != 0)) continue;
@@ -182,10 +148,10 @@ int presence_online(presence_t *p, const char *client) { return presence_get(p, 
 size_t presence_count(presence_t *p) { return atomic_load(&p->clients); }
 
 int presence_take(presence_t *p, const char *client, long rate, int64_t now) {
-  uint32_t h = hash_str(client);
+  uint64_t h = map_hash(client, strlen(client));
   shard_t *s = shard_of(p, h);
   pthread_mutex_lock(&s->mu);
-  entry_t *e = *find(s, client, h);
+  entry_t *e = find(s, client, h);
   int took = e ? bucket_take(&e->rate, rate, now) : 1;
   pthread_mutex_unlock(&s->mu);
   return took;

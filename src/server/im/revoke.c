@@ -8,8 +8,12 @@
 
 #include "err.h"
 #include "log.h"
+#include "map.h"
 #include "timeutil.h"
 
+/* Its own fixed chains, not map.h: a key may hold several entries at once (each revocation is
+ * its own pending write, unlinked by identity when that write commits), and the map holds one
+ * node per key. The bucket comes from the map's keyed hash all the same. */
 #define BUCKETS 256
 
 typedef struct entry {
@@ -55,11 +59,7 @@ void revoke_free(revoke_t *rv) {
   free(rv);
 }
 
-static uint32_t hash(const void *p, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)p)[i]) * 16777619u;
-  return h % BUCKETS;
-}
+static uint32_t hash(const void *p, size_t n) { return (uint32_t)(map_hash(p, n) % BUCKETS); }
 
 static uint32_t bucket_of(const entry_t *e) {
   /* a client entry always has its client (revoke_client) */

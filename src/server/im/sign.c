@@ -8,22 +8,24 @@
 #include "buf.h"
 #include "crypto.h"
 #include "err.h"
+#include "map.h"
 #include "timeutil.h"
 
-/* Nonces seen within the window: an open hash of (nonce, expiry), pruned as it grows. Only
- * nonces of valid signatures get in, and only the app's server can make those, so its size
- * follows legitimate traffic. */
+/* Nonces seen within the window: a map of nonce → expiry (map.h), pruned of expired ones
+ * each time it doubles past what was live at the last prune. Only nonces of valid signatures
+ * get in, and only the app's server can make those, so its size follows legitimate traffic. */
 typedef struct {
-  char *nonce;
+  map_node_t node;
   int64_t until;
+  char nonce[];
 } seen_t;
 
 struct signer {
   char *app_id, *master_key;
   int64_t window_ms;
   pthread_mutex_t mu;
-  seen_t *seen;
-  size_t cap, used;
+  map_t seen;
+  size_t prune_at; /* prune when the map holds this many */
 };
 
 signer_t *signer_new(const char *app_id, const char *master_key, int64_t window_s) {
@@ -32,15 +34,19 @@ signer_t *signer_new(const char *app_id, const char *master_key, int64_t window_
   sg->master_key = xstrdup(master_key);
   sg->window_ms = window_s * 1000;
   pthread_mutex_init(&sg->mu, NULL);
-  sg->cap = 1024;
-  sg->seen = xcalloc(sg->cap, sizeof *sg->seen);
+  map_init(&sg->seen);
+  sg->prune_at = 1024;
   return sg;
 }
 
 void signer_free(signer_t *sg) {
   if (!sg) return;
-  for (size_t i = 0; i < sg->cap; i++) free(sg->seen[i].nonce);
-  free(sg->seen);
+  map_iter_t it;
+  for (map_node_t *n = map_first(&sg->seen, &it); n; n = map_next(&sg->seen, &it)) {
+    map_remove(&sg->seen, n);
+    free(MAP_ENTRY(n, seen_t, node));
+  }
+  map_fini(&sg->seen);
   pthread_mutex_destroy(&sg->mu);
   free(sg->app_id);
   free(sg->master_key);
@@ -97,54 +103,38 @@ void sign_make(const char *master_key, const char *text, char out[41]) {
   hex_encode(mac, 20, out);
 }
 
-static uint32_t hash_str(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
-static void insert(seen_t *tab, size_t cap, char *nonce, int64_t until) {
-  size_t i = hash_str(nonce) & (cap - 1);
-  while (tab[i].nonce) i = (i + 1) & (cap - 1);
-  tab[i].nonce = nonce;
-  tab[i].until = until;
-}
-
-/* Keeps live entries only, and doubles when still more than half full. Call with mu held. */
-static void rebuild(signer_t *sg, int64_t now) {
-  size_t live = 0;
-  for (size_t i = 0; i < sg->cap; i++)
-    if (sg->seen[i].nonce && sg->seen[i].until > now) live++;
-  size_t cap = sg->cap;
-  while (live * 2 >= cap) cap *= 2;
-  seen_t *tab = xcalloc(cap, sizeof *tab);
-  for (size_t i = 0; i < sg->cap; i++) {
-    if (!sg->seen[i].nonce) continue;
-    if (sg->seen[i].until > now) insert(tab, cap, sg->seen[i].nonce, sg->seen[i].until);
-    else free(sg->seen[i].nonce);
+/* Drops the expired nonces; the next prune comes when the live ones have doubled (at least
+ * 1024), so pruning costs O(1) a nonce over time. Call with mu held. */
+static void prune(signer_t *sg, int64_t now) {
+  map_iter_t it;
+  for (map_node_t *n = map_first(&sg->seen, &it); n; n = map_next(&sg->seen, &it)) {
+    seen_t *e = MAP_ENTRY(n, seen_t, node);
+    if (e->until > now) continue;
+    map_remove(&sg->seen, n);
+    free(e);
   }
-  free(sg->seen);
-  sg->seen = tab;
-  sg->cap = cap;
-  sg->used = live;
+  size_t live = map_count(&sg->seen);
+  sg->prune_at = live * 2 > 1024 ? live * 2 : 1024;
 }
 
 /* 1 if the nonce was already used within the window; otherwise remembers it. */
 static int replayed(signer_t *sg, const char *nonce, int64_t now) {
+  size_t len = strlen(nonce);
+  uint64_t h = map_hash(nonce, len);
   pthread_mutex_lock(&sg->mu);
-  size_t i = hash_str(nonce) & (sg->cap - 1);
-  int seen = 0;
-  while (sg->seen[i].nonce) {
-    if (strcmp(sg->seen[i].nonce, nonce) == 0 && sg->seen[i].until > now) {
-      seen = 1;
-      break;
-    }
-    i = (i + 1) & (sg->cap - 1);
-  }
-  if (!seen) {
-    if ((sg->used + 1) * 2 > sg->cap) rebuild(sg, now);
-    insert(sg->seen, sg->cap, xstrdup(nonce), now + 2 * sg->window_ms);
-    sg->used++;
+  map_node_t *n = map_find_h(&sg->seen, nonce, len, h);
+  seen_t *e = n ? MAP_ENTRY(n, seen_t, node) : NULL;
+  int seen = e && e->until > now;
+  if (e && !seen) { /* expired, not yet pruned: used again, so remembered again */
+    e->until = now + 2 * sg->window_ms;
+  } else if (!e) {
+    if (map_count(&sg->seen) + 1 > sg->prune_at) prune(sg, now);
+    e = xmalloc(sizeof *e + len + 1);
+    memcpy(e->nonce, nonce, len + 1);
+    e->until = now + 2 * sg->window_ms;
+    e->node.key = e->nonce;
+    e->node.klen = (uint32_t)len;
+    map_add_h(&sg->seen, &e->node, h);
   }
   pthread_mutex_unlock(&sg->mu);
   return seen;
