@@ -88,4 +88,93 @@ describe('two nodes on one PostgreSQL and one Redis', () => {
     assert.equal(mine.unreadMessagesCount, 1);
     assert.equal(mine.lastMessage.text, 'while you were away');
   });
+
+  // Both nodes cache the conversation and allocate keys from their copy: they pick the same
+  // (ts, seq) now and then. Every send must still be acked once and stored once, with its key
+  // past the newest (docs/cluster.md, "Message keys across nodes").
+  test('two clients on two nodes flood one conversation: every acked message stored once, one history', async () => {
+    const [n1, n2] = nodes;
+    on1 = new Clients(n1);
+    on2 = new Clients(n2);
+    const tomId = uid('tom'), jerryId = uid('jerry');
+    const tom = await on1.login(tomId);
+    const jerry = await on2.login(jerryId);
+    const invited = waitFor(jerry, 'invited');
+    const conv = await tom.createConversation({ members: [jerryId], name: 'flood' });
+    await invited;
+    const jc = await jerry.getConversation(conv.id);
+    const N = 300;
+    const flood = async (client, c, who) => {
+      const acked = [];
+      for (let i = 0; i < N; i += 30) { // 30 in flight at a time from each side
+        const batch = [];
+        for (let k = i; k < i + 30; k++) batch.push(c.send(new client.sdk.TextMessage(`${who}-${k}`)));
+        for (const m of await Promise.all(batch)) acked.push(m);
+      }
+      return acked;
+    };
+    const [a, b] = await Promise.all([flood(tom, conv, 'tom'), flood(jerry, jc, 'jerry')]);
+    const acked = [...a, ...b];
+    assert.equal(acked.length, 2 * N);
+    assert.equal(new Set(acked.map((m) => m.id)).size, 2 * N, 'no duplicate ids among the acks');
+    const history = async (s) => {
+      const res = await fetch(`${s.httpUrl}/1.2/rtm/conversations/${conv.id}/messages?limit=1000`, {
+        headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` },
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()).map((m) => `${m['msg-id']}|${m.timestamp}|${m.data}`);
+    };
+    const h1 = await history(n1);
+    const h2 = await history(n2);
+    assert.deepEqual(h2, h1, 'the same history from both nodes');
+    assert.equal(h1.length, 2 * N, 'every acked message stored once, nothing else');
+    const ids = new Set(h1.map((x) => x.split('|')[0]));
+    assert.equal(ids.size, 2 * N);
+    for (const m of acked) assert.ok(ids.has(m.id), `acked ${m.id} (${m.text}) is stored`);
+    // each sender's messages in its send order (history is newest first)
+    const chrono = [...h1].reverse().map((x) => x.split('|')[2]);
+    for (const who of ['tom', 'jerry']) {
+      const mine = chrono.filter((t) => t.startsWith(`${who}-`));
+      const order = mine.map((t) => Number(t.slice(who.length + 1)));
+      assert.deepEqual(order, [...order].sort((x, y) => x - y), `${who}'s messages in the order sent`);
+    }
+  });
+
+  // The collision made certain: a message imported with a timestamp a minute ahead makes
+  // both nodes allocate that timestamp, so node 2 (its copy loaded before node 1's send)
+  // picks exactly the key node 1 just stored. Before the retry that send was refused (4200).
+  test('a key taken by the other node: the send is stored again with a fresh key, acked once', async () => {
+    const [n1, n2] = nodes;
+    on1 = new Clients(n1);
+    on2 = new Clients(n2);
+    const tomId = uid('tom'), jerryId = uid('jerry');
+    const tom = await on1.login(tomId);
+    const jerry = await on2.login(jerryId);
+    const invited = waitFor(jerry, 'invited');
+    const conv = await tom.createConversation({ members: [jerryId], name: 'collide' });
+    await invited;
+    const ahead = Date.now() + 60000;
+    const rec = JSON.stringify({ type: 'message', cid: conv.id, 'msg-id': `ahead-${uid('m')}`, timestamp: ahead, from: tomId, data: 'ahead' });
+    const imp = await fetch(`${n1.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': n1.appId, 'X-LC-Key': `${n1.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: rec,
+    });
+    assert.equal(imp.status, 200);
+    assert.equal((await imp.json()).applied, 1);
+    const jc = await jerry.getConversation(conv.id);
+    await jc.queryMessages({ limit: 1 }); // node 2 loads the conversation now: newest key (ahead, s)
+    const m1 = await conv.send(new tom.sdk.TextMessage('node 1 first')); // (ahead, s + 1) on node 1
+    assert.equal(m1.timestamp.getTime(), ahead);
+    const m2 = await jc.send(new jerry.sdk.TextMessage('node 2 second')); // node 2 picks (ahead, s + 1) too
+    assert.notEqual(m2.id, m1.id);
+    const res = await fetch(`${n2.httpUrl}/1.2/rtm/conversations/${conv.id}/messages?limit=10`, {
+      headers: { 'X-LC-Id': n2.appId, 'X-LC-Key': `${n2.masterKey},master` },
+    });
+    const text = (d) => (d.startsWith('{') ? JSON.parse(d)._lctext : d);
+    const h = (await res.json()).map((m) => [m['msg-id'], text(m.data)]);
+    assert.deepEqual(h, [[m2.id, 'node 2 second'], [m1.id, 'node 1 first'], [h[2][0], 'ahead']]);
+    const metrics = await (await fetch(`${n2.httpUrl}/metrics`, { headers: { 'X-LC-Id': n2.appId, 'X-LC-Key': `${n2.masterKey},master` } })).text();
+    assert.match(metrics, /^tern_send_key_retries_total 1$/m);
+  });
 });
