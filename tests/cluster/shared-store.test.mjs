@@ -10,6 +10,23 @@ import { startPg } from '../lib/pg.mjs';
 import { startRedis } from '../lib/redis.mjs';
 import { startNodes } from '../lib/server.mjs';
 
+async function metric(s, name) {
+  const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(await res.text());
+  return m ? Number(m[1]) : undefined;
+}
+
+// Polls s's /metrics until name's value satisfies ok (a barrier on the node's own state).
+async function metricBecomes(s, name, ok, timeoutMs = 15000) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await metric(s, name);
+    if (ok(v)) return v;
+    if (Date.now() - t0 > timeoutMs) assert.fail(`${name} on port ${s.port} stayed ${v}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('two nodes on one PostgreSQL and one Redis', () => {
   let pg;
   let redis;
@@ -176,5 +193,35 @@ describe('two nodes on one PostgreSQL and one Redis', () => {
     assert.deepEqual(h, [[m2.id, 'node 2 second'], [m1.id, 'node 1 first'], [h[2][0], 'ahead']]);
     const metrics = await (await fetch(`${n2.httpUrl}/metrics`, { headers: { 'X-LC-Id': n2.appId, 'X-LC-Key': `${n2.masterKey},master` } })).text();
     assert.match(metrics, /^tern_send_key_retries_total 1$/m);
+  });
+
+  // Pub/sub is at-most-once: a change made while Redis is down is never announced. When the
+  // bus comes back every node marks its whole cache stale (bus_set_resync).
+  test('a member added on node 2 while Redis is down gets what node 1 sends once Redis is back', async () => {
+    const [n1, n2] = nodes;
+    on1 = new Clients(n1);
+    on2 = new Clients(n2);
+    const tomId = uid('tom'), jerryId = uid('jerry'), spikeId = uid('spike');
+    const tom = await on1.login(tomId);
+    const jerry = await on2.login(jerryId);
+    const spike = await on1.login(spikeId);
+    const invited = waitFor(jerry, 'invited');
+    const conv = await tom.createConversation({ members: [jerryId], name: 'outage' });
+    await invited;
+    await conv.send(new tom.sdk.TextMessage('cached on node 1'));
+    const jc = await jerry.getConversation(conv.id);
+    await redis.stop({ keepDir: true });
+    for (const s of nodes) await metricBecomes(s, 'tern_bus_up', (v) => v === 0);
+    const before = await metric(n1, 'tern_conv_cache_resyncs_total');
+    const spikeInvited = waitFor(spike, 'invited'); // node 2's notification to node 1 is lost too
+    await jc.add([spikeId]); // stored; its invalidation goes nowhere
+    await redis.start();
+    for (const s of nodes) await metricBecomes(s, 'tern_bus_up', (v) => v === 1);
+    await metricBecomes(n1, 'tern_conv_cache_resyncs_total', (v) => v > before);
+    spikeInvited.catch(() => {});
+    const got = waitFor(spike, 'message', (m) => m.text === 'after the outage');
+    await conv.send(new tom.sdk.TextMessage('after the outage'));
+    const [msg] = await got;
+    assert.equal(msg.from, tomId);
   });
 });

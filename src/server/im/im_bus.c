@@ -456,6 +456,7 @@ static void recv_conv_changed(im_worker_t *w, rd_t *r) {
 static void on_resync(void *arg) {
   im_t *im = arg;
   convcache_stale_all(im);
+  metric_inc(M_CONV_RESYNCS);
 }
 
 static void on_recv(void *arg, const uint8_t *p, size_t n) {
