@@ -299,10 +299,11 @@ static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
     c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
   }
   if (row.updated_at > c->updated_at) c->updated_at = row.updated_at;
-  c->expire_at = row.expire_at;
+  /* written only when changed: expire_at is read without the lock (msg_may_send) */
+  if (c->expire_at != row.expire_at) c->expire_at = row.expire_at;
   if (row.last_ts > c->last_ts) c->last_ts = row.last_ts;
   if (row.last_seq > c->last_seq) c->last_seq = row.last_seq;
-  if (row.last_seq > 0) c->has_receipts = 1; /* as at a first load: look */
+  if (row.last_seq > 0 && !c->has_receipts) c->has_receipts = 1; /* as at a first load: look */
   json_decref(c->doc); /* reloaded by its next user */
   c->doc = NULL;
   pthread_mutex_unlock(&c->mu);
