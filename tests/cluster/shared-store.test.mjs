@@ -1,8 +1,9 @@
-// Two ternd nodes on ONE PostgreSQL and ONE Redis (issue #14, docs/cluster.md "The
-// conversation cache across nodes"): what one node changes in a conversation, the other
-// does not serve stale from its cache. Real engines (tests/lib/pg.mjs, tests/lib/redis.mjs)
-// and the official JS SDK for the clients. Skipped without PostgreSQL (TERN_TEST_PG unset and
-// no scripts/pg.sh server), like the store suite's PostgreSQL group.
+// Three ternd nodes on ONE PostgreSQL and ONE Redis (issue #14, docs/cluster.md "The
+// conversation cache across nodes" and "Message keys across nodes"): what one node changes
+// in a conversation, the others do not serve stale from their caches, and sends from two
+// nodes into one conversation are each stored once. The tests put clients on nodes 1 and 2
+// and read history from the third too. The file starts its own PostgreSQL (scripts/pg.sh,
+// the Debian package) and redis-server; the official JS SDK drives the clients.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Clients, uid, waitFor } from '../lib/interop-util.mjs';
@@ -42,7 +43,7 @@ async function seen(s, ids) {
   }
 }
 
-describe('two nodes on one PostgreSQL and one Redis', () => {
+describe('three nodes on one PostgreSQL and one Redis', () => {
   let pg;
   let redis;
   let nodes;
@@ -51,7 +52,7 @@ describe('two nodes on one PostgreSQL and one Redis', () => {
   before(async () => {
     pg = startPg();
     redis = await startRedis();
-    nodes = await startNodes(2, redis, { env: { TERN_STORE: pg.createDatabase() } });
+    nodes = await startNodes(3, redis, { env: { TERN_STORE: pg.createDatabase() } });
   });
   afterEach(async () => {
     await on1?.closeAll();
@@ -159,6 +160,7 @@ describe('two nodes on one PostgreSQL and one Redis', () => {
     const h1 = await history(n1);
     const h2 = await history(n2);
     assert.deepEqual(h2, h1, 'the same history from both nodes');
+    assert.deepEqual(await history(nodes[2]), h1, 'and from a third node that sent nothing');
     assert.equal(h1.length, 2 * N, 'every acked message stored once, nothing else');
     const ids = new Set(h1.map((x) => x.split('|')[0]));
     assert.equal(ids.size, 2 * N);
