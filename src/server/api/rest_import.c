@@ -683,6 +683,7 @@ static void import_done(task_t *t) {
   /* the cache follows: new keys beyond the imported ones, the flag that sends ids to msg_ext */
   for (size_t i = 0; i < q->j.ntouched; i++) {
     import_conv_t *tc = &q->j.touched[i];
+    im_conv_changed(w, tc->cid); /* other nodes reload its keys and ext_ids */
     conv_t *c = convcache_peek(w->im, tc->cid);
     if (!c) continue;
     pthread_mutex_lock(&c->mu);
@@ -707,6 +708,7 @@ static void import_done(task_t *t) {
     if (op->outcome == IMP_APPLIED && op->type != IMP_MSG && op->type != IMP_INSTALLATION &&
         !str_eq(last_refreshed, op->cid)) {
       refresh_cached(w, op->cid);
+      im_conv_changed(w, op->cid);
       last_refreshed = op->cid;
     }
   }

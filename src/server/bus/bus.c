@@ -251,6 +251,11 @@ void bus_set_recv(bus_t *b, bus_recv_cb cb, void *arg) {
   b->recv_arg = arg;
 }
 
+void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg) {
+  b->resync = cb;
+  b->resync_arg = arg;
+}
+
 void bus_worker_start(bus_t *b, int idx, uv_loop_t *loop) { b->be->worker_start(b, idx, loop); }
 void bus_worker_stop(bus_t *b, int idx) { b->be->worker_stop(b, idx); }
 static void left_cb(bus_t *b) {

@@ -57,6 +57,12 @@ void bus_free(bus_t *b);
  * for the call. Runs on BUS_HOME_WORKER. Set before the workers start. */
 typedef void (*bus_recv_cb)(void *arg, const uint8_t *p, size_t n);
 void bus_set_recv(bus_t *b, bus_recv_cb cb, void *arg);
+/* Broadcasts may have been lost: this node's subscriber has just (re)subscribed (whatever
+ * was published while it was away is gone: pub/sub is at-most-once), or another node
+ * rewrote its record after a loss of its own (what it broadcast meanwhile went nowhere).
+ * cb(arg) runs on BUS_HOME_WORKER; whoever caches what broadcasts invalidate drops it.
+ * Set before the workers start. */
+void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg);
 
 /* On worker idx's thread, with its loop: its connection (and on BUS_HOME_WORKER the
  * subscriber, the heartbeat and the replica's upkeep). */

@@ -129,6 +129,7 @@ conv_t *conv_from_row(im_t *im, conv_row_t *row) {
   atomic_init(&c->ext_ids, row->ext_ids);
   atomic_init(&c->ref, 1);
   atomic_init(&c->online, 0);
+  atomic_init(&c->stale, 0);
   pthread_mutex_init(&c->mu, NULL);
   if (row->kind == CONV_ROOM) c->room = xcalloc(MAX_WORKERS, sizeof *c->room);
   else c->members = members_new(row->members, row->nmembers); /* a service conversation's: its subscribers */
@@ -221,6 +222,80 @@ void convcache_drop(im_t *im, conv_t *c) {
   if (found) conv_release(c);
 }
 
+static int same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* A stale cached conversation (convcache_stale): reloaded in place, so chat rooms keep their
+ * sessions and whoever holds a reference sees the new state. Message keys never go back
+ * (a send of this node may be ahead of the store). Takes the reference to c; returns it,
+ * or NULL when it was forgotten (deleted on another node, or a new creator: conv_get loads
+ * it anew) or could not be read (*err). */
+static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
+  if (!atomic_exchange(&c->stale, 0)) return c; /* cleared first: a mark that comes during the load stays */
+  conv_row_t row;
+  int rc = store_conv_load(w->reader, c->cid, &row);
+  if (rc < 0) {
+    if (rc == TERN_ENOENT) { /* deleted on another node */
+      pthread_mutex_lock(&c->mu);
+      c->deleted = 1;
+      pthread_mutex_unlock(&c->mu);
+      convcache_drop(w->im, c);
+    } else {
+      atomic_store(&c->stale, 1); /* never served stale: try again on the next use */
+      log_at(LOG_ERROR, "reloading conversation %s failed", c->cid);
+      if (err) *err = rc;
+    }
+    conv_release(c);
+    return NULL;
+  }
+  if (!same_str(c->creator, row.creator)) { /* read without the lock elsewhere: a new entry */
+    conv_row_free(&row);
+    convcache_drop(w->im, c);
+    conv_release(c);
+    return NULL; /* conv_get loads it anew */
+  }
+  members_t *old[4] = {NULL, NULL, NULL, NULL};
+  pthread_mutex_lock(&c->mu);
+  if (c->kind != CONV_ROOM) {
+    old[0] = c->members;
+    c->members = members_new(row.members, row.nmembers);
+  }
+  for (int k = 0; k < 3; k++) {
+    old[k + 1] = c->sets[k];
+    c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
+  }
+  if (row.updated_at > c->updated_at) c->updated_at = row.updated_at;
+  /* written only when changed: expire_at is read without the lock (msg_may_send) */
+  if (c->expire_at != row.expire_at) c->expire_at = row.expire_at;
+  if (row.last_ts > c->last_ts) c->last_ts = row.last_ts;
+  if (row.last_seq > c->last_seq) c->last_seq = row.last_seq;
+  if (row.last_seq > 0 && !c->has_receipts) c->has_receipts = 1; /* as at a first load: look */
+  json_decref(c->doc);                                           /* reloaded by its next user */
+  c->doc = NULL;
+  pthread_mutex_unlock(&c->mu);
+  if (row.ext_ids) atomic_store(&c->ext_ids, 1);
+  for (int k = 0; k < 4; k++) members_release(old[k]);
+  conv_row_free(&row);
+  return c;
+}
+
+void convcache_stale(im_t *im, const char *cid) {
+  conv_t *c = convcache_peek(im, cid);
+  if (!c) return;
+  atomic_store(&c->stale, 1);
+  conv_release(c);
+}
+
+void convcache_stale_all(im_t *im) {
+  for (int i = 0; i < SHARDS; i++) {
+    shard_t *s = &im->convs->shards[i];
+    pthread_mutex_lock(&s->mu);
+    map_iter_t it;
+    for (map_node_t *n = map_first(&s->map, &it); n; n = map_next(&s->map, &it))
+      atomic_store(&MAP_ENTRY(n, conv_t, hnode)->stale, 1);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
 conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   if (err) *err = 0;
   if (!cid || !*cid) return NULL;
@@ -235,7 +310,17 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
     pthread_mutex_lock(&c->mu);
     int gone = c->deleted; /* a tombstone: being deleted, gone for everyone already */
     pthread_mutex_unlock(&c->mu);
-    if (!gone) return c;
+    if (!gone) {
+      if (!atomic_load(&c->stale)) return c;
+      int e = 0;
+      c = refresh(w, c, &e);
+      if (c) return c;
+      if (e) {
+        if (err) *err = e;
+        return NULL;
+      }
+      return conv_get(w, cid, err); /* dropped (deleted or a new creator): load it anew */
+    }
     conv_release(c);
     return NULL;
   }

@@ -8,6 +8,8 @@
  *   'M' a chat-room frame: the room's sessions on the receiving node get it.
  *   'K' a kick of one session (single sign-on 4111, the app's kick 4115).
  *   'R' a session-token revocation (revoke.h), broadcast: each node keeps it.
+ *   'C' a conversation changed (its cid), broadcast after the commit: each node marks its
+ *       cached copy stale (convcache_stale) and reloads it from the store on its next use.
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
  * One 'D' goes to each node that holds any recipient, whatever their number. */
@@ -202,6 +204,19 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
   put_u64(&m, (uint64_t)at);
   put_u64(&m, (uint64_t)expires_at);
   bus_broadcast(w->im->bus, m.data, m.len);
+  buf_free(&m);
+}
+
+void im_conv_changed(im_worker_t *w, const char *cid) {
+  im_t *im = w->im;
+  if (!im->bus || !cid) return;
+  /* this node too: a reload for another node's change may have read the store before this
+   * commit and put the cache behind it */
+  convcache_stale(im, cid);
+  buf_t m = BUF_INIT;
+  buf_append(&m, "C", 1);
+  put_str(&m, cid);
+  bus_broadcast(im->bus, m.data, m.len);
   buf_free(&m);
 }
 
@@ -431,6 +446,19 @@ static void recv_revoke(im_worker_t *w, rd_t *r) {
   free(client);
 }
 
+static void recv_conv_changed(im_worker_t *w, rd_t *r) {
+  char *cid = get_str(r);
+  if (!r->bad && cid && *cid) convcache_stale(w->im, cid);
+  free(cid);
+}
+
+/* Invalidations may have been lost (bus.h, bus_set_resync): every cached conversation reloads. */
+static void on_resync(void *arg) {
+  im_t *im = arg;
+  convcache_stale_all(im);
+  metric_inc(M_CONV_RESYNCS);
+}
+
 static void on_recv(void *arg, const uint8_t *p, size_t n) {
   im_t *im = arg;
   im_worker_t *w = im->workers[BUS_HOME_WORKER];
@@ -442,6 +470,7 @@ static void on_recv(void *arg, const uint8_t *p, size_t n) {
   case 'K': recv_kick(w, &r); break;
   case 'R': recv_revoke(w, &r); break;
   case 'B': recv_room_kick(w, &r); break;
+  case 'C': recv_conv_changed(w, &r); break;
   default: break;
   }
 }
@@ -487,7 +516,10 @@ void im_cluster_leave(im_t *im) {
 
 void im_bus_attach(im_t *im, bus_t *bus) {
   im->bus = bus;
-  if (bus) bus_set_recv(bus, on_recv, im);
+  if (bus) {
+    bus_set_recv(bus, on_recv, im);
+    bus_set_resync(bus, on_resync, im);
+  }
 }
 
 void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop) {

@@ -848,6 +848,7 @@ static void members_done(task_t *t) {
     members_job_free(mj);
     return;
   }
+  im_conv_changed(w, c->cid); /* other nodes reload it */
   send_members_changed(w, mj, mj->j.updated_at);
   if (mj->done.fn) {
     json_t *res = pids_result_json(mj->allowed, mj->nallowed, &mj->failed, mj->j.updated_at);

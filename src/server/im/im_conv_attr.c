@@ -360,6 +360,7 @@ static void update_done(task_t *t) {
     reply_error_async(w, &u->rt, LC_CONVERSATION_UPDATE_FAILED, "storage failed");
     im_done(w, &u->done, LC_CONVERSATION_UPDATE_FAILED, NULL);
   } else {
+    im_conv_changed(w, u->conv->cid); /* other nodes reload it */
     send_updated(w, u);
     json_t *res = json_pack("{s:I}", "updated_at", (json_int_t)u->j.updated_at);
     im_done(w, &u->done, 0, res);

@@ -186,6 +186,7 @@ static void set_done(task_t *t) {
     set_job_free(sj);
     return;
   }
+  im_conv_changed(w, c->cid); /* other nodes reload it */
   reply_sets(w, &sj->rt, sj->sp, c->cid, &sj->allowed, &sj->failed);
   set_done_rest(w, sj);
   if (sj->changed.n) {
@@ -407,6 +408,7 @@ static void role_done(task_t *t) {
     reply_error_async(w, &rj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
     im_done(w, &rj->done, LC_CONVERSATION_INTERNAL_ERROR, NULL);
   } else {
+    im_conv_changed(w, c->cid); /* other nodes reload it */
     lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
     Lc__ConvCommand cm = LC__CONV_COMMAND__INIT;
     Lc__ConvMemberInfo info = LC__CONV_MEMBER_INFO__INIT;

@@ -105,6 +105,7 @@ struct conv {
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
+  atomic_int stale;   /* another node (or a commit here) changed it: conv_get reloads it first */
 };
 
 /* ---- convcache.c ---- */
@@ -119,6 +120,15 @@ void convcache_put(im_t *im, conv_t *c);
 void convcache_drop(im_t *im, conv_t *c); /* forget it (deleted, or storage disagreed) */
 /* The cached conversation cid, referenced, or NULL when it is not in the cache (no load). */
 conv_t *convcache_peek(im_t *im, const char *cid);
+/* Across nodes (docs/cluster.md, "The conversation cache across nodes"): the cached
+ * conversation cid (or every cached one) is stale; its next conv_get reloads its members,
+ * sets, times and document from the store in place (chat rooms keep their online sessions),
+ * or forgets it when the store no longer has it. Any thread. */
+void convcache_stale(im_t *im, const char *cid);
+void convcache_stale_all(im_t *im);
+/* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
+ * one too) reloads it on its next use. No-op on a single node. On a worker thread. */
+void im_conv_changed(im_worker_t *w, const char *cid);
 void conv_retain(conv_t *c);
 void conv_release(conv_t *c);
 members_t *conv_members(conv_t *c); /* referenced snapshot or NULL; release with members_release */

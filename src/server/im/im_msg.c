@@ -71,6 +71,7 @@ typedef struct {
   char *push_data; /* the message's pushData (JSON text) for offline push, or NULL */
   im_done_t done;  /* REST: told the id and timestamp once stored */
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
+  int tries;       /* key retries (key_retry): a bus only */
 } send_job_t;
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
@@ -263,9 +264,87 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
   im_hook_call(w, HOOK_RECEIVERS_OFFLINE, p, receivers_offline_done, o);
 }
 
+#define KEY_RETRIES 4
+
+/* The frame of a stored message, from its job (a retried send's new id and timestamp). */
+static fanout_t *send_frame(send_job_t *sj, int priority, const char *not_to) {
+  job_msg_insert_t *j = &sj->j;
+  conv_t *c = sj->conv;
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  Lc__DirectCommand pm = LC__DIRECT_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__direct);
+  PB_SET(out, service, 2);
+  out.directmessage = &pm;
+  pm.cid = c->cid;
+  pm.frompeerid = j->sender;
+  char *text = NULL;
+  if (j->flags & MSG_F_BIN) {
+    ProtobufCBinaryData b = {j->len, j->data};
+    PB_SET(pm, binarymsg, b);
+  } else {
+    pm.msg = text = xstrndup((const char *)j->data, j->len);
+  }
+  json_t *mentions = j->mentions ? json_loads(j->mentions, 0, NULL) : NULL;
+  size_t nm = json_array_size(mentions);
+  char **pids = xcalloc(nm + 1, sizeof(char *));
+  for (size_t i = 0; i < nm; i++)
+    if (json_is_string(json_array_get(mentions, i))) pids[pm.n_mentionpids++] = (char *)json_string_value(json_array_get(mentions, i));
+  pm.mentionpids = pids;
+  if (j->flags & MSG_F_MENTION_ALL) PB_SET(pm, mentionall, 1);
+  PB_SET(pm, convtype, (int32_t)conv_kind_wire(c->kind));
+  pm.id = j->mid;
+  PB_SET(pm, timestamp, j->ts);
+  fanout_t *f = fanout_new(&out);
+  f->priority = priority;
+  if (not_to) f->not_to = xstrdup(not_to);
+  free(pids);
+  json_decref(mentions);
+  free(text);
+  return f;
+}
+
+/* Several nodes on one store (docs/cluster.md, "Message keys across nodes"): another node
+ * may have taken this send's key, or stored a newer one, from a conversation this node's
+ * cache had behind. The insert then failed alone and nothing was acked. When the store's
+ * newest key is at or past ours, that is what happened: the send goes again with a key
+ * past the newest (bounded: KEY_RETRIES), its one ack after that commit. 1: resubmitted. */
+static int key_retry(im_worker_t *w, send_job_t *sj) {
+  job_msg_insert_t *j = &sj->j;
+  conv_t *c = sj->conv;
+  if (!sj->im->bus || sj->tries >= KEY_RETRIES) return 0;
+  conv_row_t row;
+  if (store_conv_load(w->reader, c->cid, &row) < 0) return 0;
+  int64_t lts = row.last_ts, lseq = row.last_seq;
+  conv_row_free(&row);
+  if (lts < j->ts || (lts == j->ts && lseq < j->seq)) return 0; /* not a key lost to another node */
+  sj->tries++;
+  metric_inc(M_SEND_KEY_RETRIES);
+  pthread_mutex_lock(&c->mu);
+  if (lts > c->last_ts) c->last_ts = lts;
+  if (lseq > c->last_seq) c->last_seq = lseq;
+  int64_t ts = now_ms();
+  if (ts < c->last_ts) ts = c->last_ts;
+  j->ts = ts;
+  j->seq = ++c->last_seq;
+  c->last_ts = ts;
+  char mid[MSGID_LEN + 1];
+  msgid_make(j->ts, j->seq, mid);
+  free(j->mid);
+  j->mid = xstrdup(mid);
+  fanout_t *old = sj->frame;
+  sj->frame = send_frame(sj, old->priority, old->not_to);
+  fanout_release(old);
+  j->job.result = 0;
+  j->job.next = NULL;
+  store_submit(sj->im->store, &j->job);
+  pthread_mutex_unlock(&c->mu);
+  return 1;
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
+  if (sj->j.job.result < 0 && key_retry(w, sj)) return;
   if (sj->j.job.result < 0) {
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);

@@ -65,6 +65,7 @@ typedef struct {
 static void delete_done(task_t *t) {
   delete_job_t *d = (delete_job_t *)t;
   convcache_drop(d->im, d->conv);
+  if (d->j.job.result >= 0) im_conv_changed(d->im->workers[worker_current()], d->conv->cid); /* gone on every node */
   im_done(d->im->workers[worker_current()], &d->done, d->j.job.result < 0 ? LC_CONVERSATION_API_FAILED : 0, NULL);
   conv_release(d->conv);
   free(d);

@@ -64,6 +64,8 @@ struct bus {
   void *post_arg;
   bus_recv_cb recv;
   void *recv_arg;
+  void (*resync)(void *arg); /* bus_set_resync */
+  void *resync_arg;
 
   /* the replica: nodes, remote sessions by client, remote room counts by cid */
   pthread_rwlock_t rw;

@@ -538,6 +538,7 @@ static void on_event(bus_t *b, const uint8_t *p, size_t n) {
     return;
   }
   if (kind == 'r') { /* a rewritten record: a new snapshot */
+    if (b->resync) b->resync(b->resync_arg); /* its broadcasts while it was cut off were lost */
     int slot = bus_node_slot(b, id, 1);
     if (slot >= 0 && !b->nodes[slot].syncing) {
       b->nodes[slot].synced = 0;
@@ -556,6 +557,11 @@ static void sub_cb(redisAsyncContext *ac, void *reply, void *priv) {
   rbus_t *r = RB(b);
   redisReply *m = reply;
   if (!m || m->type != REDIS_REPLY_ARRAY || m->elements != 3) return;
+  if (m->element[0]->type == REDIS_REPLY_STRING && strcmp(m->element[0]->str, "subscribe") == 0 &&
+      m->element[2]->type == REDIS_REPLY_INTEGER && m->element[2]->integer == 3) {
+    if (b->resync) b->resync(b->resync_arg); /* subscribed to all three: what came before is lost */
+    return;
+  }
   if (m->element[0]->type != REDIS_REPLY_STRING || strcmp(m->element[0]->str, "message") != 0) return;
   const char *ch = m->element[1]->str;
   const uint8_t *p = (const uint8_t *)m->element[2]->str;
