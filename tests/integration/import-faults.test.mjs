@@ -107,10 +107,12 @@ describe('import through a failing source, killed twice', () => {
       await Promise.all(jobs.slice(i, i + 20).map(([cid, k]) => send(source, 'conversations', cid, k % 2 ? 'fa' : 'fb', `m ${k}`)));
     }
     // --rate spreads the source requests over several seconds, so the kill points fall
-    // inside a run (at 25 a second, with two bodies in flight, a run could finish between
-    // two polls of the target's counts under a loaded make test); --timeout cuts the answers the proxy holds
+    // inside a run: one poll of the target's counts reads 9,000 messages through REST, which
+    // took over a second on the ThreadSanitizer ternd, and at 10 requests a second (~1,600
+    // messages) the rest of a run once finished inside one poll. At 4 a run lasts ~14 s.
+    // --timeout cuts the answers the proxy holds
     const args = ['admin', 'import', 'leancloud', '--from', proxy.url, '--from-master-key', source.masterKey,
-      '--server', target.httpUrl, '--app-id', target.appId, '--master-key', target.masterKey, '--rate', '10',
+      '--server', target.httpUrl, '--app-id', target.appId, '--master-key', target.masterKey, '--rate', '4',
       '--timeout', '5', '--state', join(tmp, 'state.json'), '--batch', '500', '--retries', '40'];
     for (let kill = 0; kill < 2; kill++) {
       const before = await countMessages(target, convs);
