@@ -43,10 +43,10 @@
   X(MESSAGES_OUT_TRANSIENT, COUNTER, "tern_messages_out_total", "kind=\"transient\"", "")                              \
   X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                               \
     "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")          \
-  X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                     \
-    "Sends stored again with a fresh key because another node took or passed theirs (cluster, docs/cluster.md).")    \
-  X(CONV_RESYNCS, COUNTER, "tern_conv_cache_resyncs_total", "",                                                     \
-    "Times every cached conversation was marked stale because bus invalidations may have been lost (cluster).")      \
+  X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                      \
+    "Sends stored again with a fresh key because another node took or passed theirs (cluster, docs/cluster.md).")      \
+  X(CONV_RESYNCS, COUNTER, "tern_conv_cache_resyncs_total", "",                                                        \
+    "Times every cached conversation was marked stale because bus invalidations may have been lost (cluster).")        \
   X(SEND_ACK, HIST, "tern_send_ack_seconds", "",                                                                       \
     "From a message accepted for storage to its ack (the commit included; the _messageReceived hook not).")            \
   X(DELIVERY, HIST, "tern_delivery_seconds", "",                                                                       \

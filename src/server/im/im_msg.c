@@ -288,7 +288,8 @@ static fanout_t *send_frame(send_job_t *sj, int priority, const char *not_to) {
   size_t nm = json_array_size(mentions);
   char **pids = xcalloc(nm + 1, sizeof(char *));
   for (size_t i = 0; i < nm; i++)
-    if (json_is_string(json_array_get(mentions, i))) pids[pm.n_mentionpids++] = (char *)json_string_value(json_array_get(mentions, i));
+    if (json_is_string(json_array_get(mentions, i)))
+      pids[pm.n_mentionpids++] = (char *)json_string_value(json_array_get(mentions, i));
   pm.mentionpids = pids;
   if (j->flags & MSG_F_MENTION_ALL) PB_SET(pm, mentionall, 1);
   PB_SET(pm, convtype, (int32_t)conv_kind_wire(c->kind));

@@ -537,7 +537,7 @@ static void on_event(bus_t *b, const uint8_t *p, size_t n) {
     }
     return;
   }
-  if (kind == 'r') { /* a rewritten record: a new snapshot */
+  if (kind == 'r') {                         /* a rewritten record: a new snapshot */
     if (b->resync) b->resync(b->resync_arg); /* its broadcasts while it was cut off were lost */
     int slot = bus_node_slot(b, id, 1);
     if (slot >= 0 && !b->nodes[slot].syncing) {
