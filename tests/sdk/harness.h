@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,8 +156,12 @@ static const char *env_or(const char *k, const char *d) {
 /* A user with a fresh tern_t; opts_fn may adjust options (push_offline, cache_dir …). */
 static user_t *user_new_opts(const char *name, const char *tag, void (*opts_fn)(tern_options_t *)) {
   if (!run_suffix[0]) {
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    snprintf(run_suffix, sizeof run_suffix, "%04x%04x", rand() & 0xffff, rand() & 0xffff);
+    /* From the kernel, not srand(time ^ pid): two scenarios started a second and a few pids
+     * apart could get the same seed (the XOR of the two times equals that of the two pids),
+     * so the same ids, and one met the other's unread messages at login. */
+    unsigned char r[4];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) abort();
+    snprintf(run_suffix, sizeof run_suffix, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
   }
   user_t *u = calloc(1, sizeof *u);
   snprintf(u->id, sizeof u->id, "%s-%s", name, run_suffix);
