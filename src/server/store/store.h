@@ -151,7 +151,7 @@ typedef struct {
 } conv_view_t;
 typedef void (*conv_view_cb)(void *arg, const conv_view_t *c);
 
-/* ---- conversation queries, off the network loops (store_query.c) ----
+/* ---- conversation queries, off the network loops (qpool.c) ----
  * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
  * documents), so queries run on query threads of their own, never on a worker's loop, each
  * within a deadline that counts from submission (time spent queued included). */

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "convq.h"
+#include "qpool.h"
 #include "store.h"
 
 /* ---- the statement table: every fixed statement, prepared on a connection at first use */
@@ -84,7 +85,6 @@ void pg_read_msg(const PGresult *r, int row, int base, msg_view_t *m, unsigned c
 int64_t pg_mono_us(void);
 
 /* ---- the store */
-typedef struct qpool qpool_t;
 
 typedef struct {
   int64_t conv, ts;
@@ -171,7 +171,6 @@ int pg_convq_compile(const convq_t *cq, pgq_t *q, buf_t *order, char *err, size_
 
 /* pg_query.c */
 qpool_t *pg_qpool_new(store_t *s, int threaded);
-void pg_qpool_free(qpool_t *p);
 int pg_query_submit(store_t *s, store_query_t *q);
 int pg_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
 int pg_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);

@@ -1,15 +1,11 @@
-/* pg_query.c — queries of the PostgreSQL backend: the query threads (conversation queries
- * run there, never on a network loop, each within its deadline: statement_timeout is the
- * time left), parsed conversation queries (convq.h) compiled to SQL over the member table
- * and the document as jsonb (pg_convq.c), and `_Installation` queries compiled to SQL over
+/* pg_query.c — queries of the PostgreSQL backend: what the query threads run (store/qpool.c;
+ * each query within its deadline: statement_timeout is the time left), parsed conversation
+ * queries (convq.h) compiled to SQL over the member table and the document as jsonb
+ * (pg_convq.c), and `_Installation` queries compiled to SQL over
  * jsonb. Every value is a bound parameter. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "err.h"
@@ -17,101 +13,12 @@
 #include "pg_int.h"
 #include "timeutil.h"
 
-#define QUERY_THREADS 2
-#define QUERY_NICE 5
-
-struct qpool {
-  store_t *s;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  store_query_t *head, *tail;
-  size_t queued;
-  int closing, nthreads;
-  pthread_t th[QUERY_THREADS];
-  store_reader_t *inline_reader;
-};
-
-static void run_one(qpool_t *p, store_reader_t *r, store_query_t *q) {
-  if (!r) q->result = TERN_ESTORE;
-  else if (q->deadline_ns && mono_ns() >= q->deadline_ns) q->result = TERN_ETIMEDOUT;
-  else {
-    q->result = q->count ? pg_conv_count_until(r, &q->q, q->deadline_ns, &q->n) : 0;
-    if (q->result == 0 && (!q->count || q->q.limit > 0))
-      q->result = pg_conv_query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
-  }
-  q->task.next = NULL;
-  p->s->post(p->s->post_arg, q->worker, &q->task);
-}
-
-static void *query_main(void *arg) {
-  qpool_t *p = arg;
-  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), QUERY_NICE) != 0)
-    log_at(LOG_DEBUG, "query thread: setpriority failed");
-  store_reader_t *r = pg_reader_new(p->s);
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    while (!p->head && !p->closing) pthread_cond_wait(&p->cv, &p->mu);
-    store_query_t *q = p->head;
-    if (!q) break;
-    p->head = q->next;
-    if (!p->head) p->tail = NULL;
-    p->queued--;
-    pthread_mutex_unlock(&p->mu);
-    run_one(p, r, q);
-    pthread_mutex_lock(&p->mu);
-  }
-  pthread_mutex_unlock(&p->mu);
-  pg_reader_free(r);
-  return NULL;
-}
-
 qpool_t *pg_qpool_new(store_t *s, int threaded) {
-  qpool_t *p = xcalloc(1, sizeof *p);
-  p->s = s;
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
-  for (int i = 0; threaded && i < QUERY_THREADS; i++) {
-    if (pthread_create(&p->th[i], NULL, query_main, p) != 0) break;
-    pthread_setname_np(p->th[i], "tern-query");
-    p->nthreads++;
-  }
-  return p;
+  static const qpool_backend_t qb = {pg_reader_new, pg_reader_free, pg_conv_query_until, pg_conv_count_until};
+  return qpool_new(s, &qb, s->post, s->post_arg, threaded);
 }
 
-void pg_qpool_free(qpool_t *p) {
-  if (!p) return;
-  pthread_mutex_lock(&p->mu);
-  p->closing = 1;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
-  pg_reader_free(p->inline_reader);
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
-  free(p);
-}
-
-int pg_query_submit(store_t *s, store_query_t *q) {
-  qpool_t *p = s->qpool;
-  q->next = NULL;
-  if (!p->nthreads) {
-    if (!p->inline_reader) p->inline_reader = pg_reader_new(p->s);
-    run_one(p, p->inline_reader, q);
-    return 0;
-  }
-  pthread_mutex_lock(&p->mu);
-  if (p->queued >= STORE_QUERY_QUEUE_MAX || p->closing) {
-    pthread_mutex_unlock(&p->mu);
-    return TERN_EAGAIN;
-  }
-  if (p->tail) p->tail->next = q;
-  else p->head = q;
-  p->tail = q;
-  p->queued++;
-  pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  return 0;
-}
+int pg_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
 
 /* ---- conversation queries (compiled by pg_convq.c) */
 

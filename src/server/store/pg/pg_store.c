@@ -62,7 +62,7 @@ int pg_open(const store_options_t *opt, store_t **out) {
 
 void pg_close(store_t *s) {
   if (!s) return;
-  pg_qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
+  qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
   if (s->started) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;

@@ -24,10 +24,10 @@
 #include "jsonlim.h"
 #include "log.h"
 #include "metrics.h"
+#include "qpool.h"
 #include "query.h"
 #include "store.h"
 #include "store_doc.h"
-#include "store_query.h"
 #include "store_sqlite.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
@@ -158,7 +158,7 @@ struct store {
       *del_inst, *del_inst_devices, *ins_inst_device;
   sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
   atomic_llong notif_seq;
-  qpool_t *qpool;      /* conversation queries (store_query.c) */
+  qpool_t *qpool;      /* conversation queries (store/qpool.c) */
   store_import_t *imp; /* the bulk import's statements, prepared on its first job */
   /* Which clients may have a row in member (member_note, member_maybe): one bit per hash of
    * a client id, set by the writer before a member row is written, read by the workers at
@@ -1089,7 +1089,8 @@ static int sq_open(const store_options_t *opt, store_t **out) {
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
   atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
-  s->qpool = qpool_new(s, s->post, s->post_arg, !s->inline_writes);
+  static const qpool_backend_t qb = {sq_reader_new, sq_reader_free, sq_conv_query_until, sq_conv_count_until};
+  s->qpool = qpool_new(s, &qb, s->post, s->post_arg, !s->inline_writes);
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, writer_main, s);
     pthread_setname_np(s->writer, "tern-writer");

@@ -1,5 +1,5 @@
 /* store_sqlite_int.h — what store_sqlite.c shares with the other files of the SQLite backend
- * (store_sqlite_import.c, store_class.c, store_backup.c, store_query.c). Nothing outside
+ * (store_sqlite_import.c, store_class.c, store_backup.c, and the query threads of store/qpool.c). Nothing outside
  * store/sqlite/ includes it (tests/layers checks). */
 #ifndef TERN_STORE_SQLITE_INT_H
 #define TERN_STORE_SQLITE_INT_H

@@ -1,4 +1,4 @@
-/* store_query.c — the query threads: conversation queries run here, not on a network loop.
+/* qpool.c — the query threads of every backend: conversation queries run here, not on a network loop.
  *
  * A `conv query` used to run on the worker that received it, so a costly `where` — a
  * regular expression built to backtrack, over ~1,000 rows — held every other client of that
@@ -17,9 +17,8 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "qpool.h"
 #include "store.h"
-#include "store_query.h"
-#include "store_sqlite_int.h"
 #include "timeutil.h"
 
 #define QUERY_THREADS 2
@@ -27,6 +26,7 @@
 
 struct qpool {
   store_t *s;
+  const qpool_backend_t *b;
   void (*post)(void *arg, int worker, task_t *t);
   void *post_arg;
   pthread_mutex_t mu;
@@ -42,9 +42,9 @@ static void run_one(qpool_t *p, store_reader_t *r, store_query_t *q) {
   if (!r) q->result = TERN_ESTORE;
   else if (q->deadline_ns && mono_ns() >= q->deadline_ns) q->result = TERN_ETIMEDOUT; /* its time went in the queue */
   else {
-    q->result = q->count ? sq_conv_count_until(r, &q->q, q->deadline_ns, &q->n) : 0;
+    q->result = q->count ? p->b->count_until(r, &q->q, q->deadline_ns, &q->n) : 0;
     if (q->result == 0 && (!q->count || q->q.limit > 0))
-      q->result = sq_conv_query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
+      q->result = p->b->query_until(r, &q->q, q->deadline_ns, q->cb, q->cb_arg);
   }
   q->task.next = NULL;
   p->post(p->post_arg, q->worker, &q->task);
@@ -55,7 +55,7 @@ static void *query_main(void *arg) {
   /* below the network threads: a pool busy with costly queries must not delay delivery */
   if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), QUERY_NICE) != 0)
     log_at(LOG_DEBUG, "query thread: setpriority failed");
-  store_reader_t *r = sq_reader_new(p->s);
+  store_reader_t *r = p->b->reader_new(p->s);
   if (!r) log_at(LOG_ERROR, "query thread: cannot open a reader");
   pthread_mutex_lock(&p->mu);
   for (;;) {
@@ -70,13 +70,15 @@ static void *query_main(void *arg) {
     pthread_mutex_lock(&p->mu);
   }
   pthread_mutex_unlock(&p->mu);
-  sq_reader_free(r);
+  p->b->reader_free(r);
   return NULL;
 }
 
-qpool_t *qpool_new(store_t *s, void (*post)(void *arg, int worker, task_t *t), void *post_arg, int threaded) {
+qpool_t *qpool_new(store_t *s, const qpool_backend_t *b, void (*post)(void *arg, int worker, task_t *t), void *post_arg,
+                   int threaded) {
   qpool_t *p = xcalloc(1, sizeof *p);
   p->s = s;
+  p->b = b;
   p->post = post;
   p->post_arg = post_arg;
   pthread_mutex_init(&p->mu, NULL);
@@ -96,7 +98,7 @@ void qpool_free(qpool_t *p) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
-  sq_reader_free(p->inline_reader);
+  if (p->inline_reader) p->b->reader_free(p->inline_reader);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p);
@@ -105,7 +107,7 @@ void qpool_free(qpool_t *p) {
 int qpool_submit(qpool_t *p, store_query_t *q) {
   q->next = NULL;
   if (!p->nthreads) {
-    if (!p->inline_reader) p->inline_reader = sq_reader_new(p->s);
+    if (!p->inline_reader) p->inline_reader = p->b->reader_new(p->s);
     run_one(p, p->inline_reader, q);
     return 0;
   }
