@@ -72,45 +72,39 @@ static void lm_clear(pg_lm_tab_t *t) {
   t->n = 0;
 }
 
-/* Every note of a and b in one statement (two arrays). */
-static int lm_flush(store_t *s, const pg_lm_tab_t *a, const pg_lm_tab_t *b) {
-  if (!a->n && !b->n) return 0;
+/* Every (conv, ts) of the tables in one statement `id` taking two arrays: ids and times. */
+static int tabs_flush(store_t *s, int id, const pg_lm_tab_t *const *tabs, int ntabs) {
   buf_t ids = BUF_INIT, tss = BUF_INIT;
-  const pg_lm_tab_t *tabs[2] = {a, b};
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < ntabs; k++)
     for (size_t i = 0; i < tabs[k]->cap; i++) {
       if (!tabs[k]->v[i].conv) continue;
       buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)tabs[k]->v[i].conv);
       buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)tabs[k]->v[i].ts);
     }
-  buf_append_str(&ids, "}");
-  buf_append_str(&tss, "}");
-  pgargs_t p = {0};
-  pga_txt(&p, buf_cstr(&ids));
-  pga_txt(&p, buf_cstr(&tss));
-  int rc = run1(s, PS_UPD_LM, &p, NULL);
+  int rc = 0;
+  if (ids.len) {
+    buf_append_str(&ids, "}");
+    buf_append_str(&tss, "}");
+    pgargs_t p = {0};
+    pga_txt(&p, buf_cstr(&ids));
+    pga_txt(&p, buf_cstr(&tss));
+    rc = run1(s, id, &p, NULL);
+  }
   buf_free(&ids);
   buf_free(&tss);
   return rc;
 }
 
+/* Every lm note of a and b. */
+static int lm_flush(store_t *s, const pg_lm_tab_t *a, const pg_lm_tab_t *b) {
+  const pg_lm_tab_t *tabs[2] = {a, b};
+  return tabs_flush(s, PS_UPD_LM, tabs, 2);
+}
+
 /* The member counts and times of the conversations noted in s->touch (run_members). */
 static int touch_flush(store_t *s) {
-  if (!s->touch.n) return 0;
-  buf_t ids = BUF_INIT, tss = BUF_INIT;
-  for (size_t i = 0; i < s->touch.cap; i++) {
-    if (!s->touch.v[i].conv) continue;
-    buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)s->touch.v[i].conv);
-    buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)s->touch.v[i].ts);
-  }
-  buf_append_str(&ids, "}");
-  buf_append_str(&tss, "}");
-  pgargs_t p = {0};
-  pga_txt(&p, buf_cstr(&ids));
-  pga_txt(&p, buf_cstr(&tss));
-  int rc = run1(s, PS_TOUCH_CONVS, &p, NULL);
-  buf_free(&ids);
-  buf_free(&tss);
+  const pg_lm_tab_t *tabs[1] = {&s->touch};
+  int rc = tabs_flush(s, PS_TOUCH_CONVS, tabs, 1);
   lm_clear(&s->touch);
   return rc;
 }
