@@ -26,6 +26,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'tern-import-faults-'));
 let source, target, proxy;
 const stats = { requests: 0, r429: 0, r500: 0, drops: 0, unframedCuts: 0, stalls: 0, passed: 0 };
 const listening = [];
+// Set by the test while an importer runs: given how many messages a history answer carries,
+// it says whether to hold that answer (never send it) because the kill point is reached.
+let tap = null;
 
 const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () => {
   listening.push(server);
@@ -70,6 +73,7 @@ function faultyProxy(port) {
           res.write(body.subarray(0, body.length >> 1));
           return setImmediate(() => res.socket.destroy());
         }
+        if (tap && ur.statusCode === 200 && req.url.includes('/messages') && tap(messagesIn(body))) return;
         stats.passed++;
         res.end(body);
       });
@@ -78,6 +82,15 @@ function faultyProxy(port) {
     req.pipe(up);
   });
   return listen(server).then((url) => ({ server, url }));
+}
+
+function messagesIn(body) {
+  try {
+    const v = JSON.parse(body);
+    return Array.isArray(v) ? v.length : (v.results?.length ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 before(async () => {
@@ -106,23 +119,32 @@ describe('import through a failing source, killed twice', () => {
     for (let i = 0; i < jobs.length; i += 20) {
       await Promise.all(jobs.slice(i, i + 20).map(([cid, k]) => send(source, 'conversations', cid, k % 2 ? 'fa' : 'fb', `m ${k}`)));
     }
-    // --rate spreads the source requests over several seconds, so the kill points fall
-    // inside a run: one poll of the target's counts reads 9,000 messages through REST, which
-    // took over a second on the ThreadSanitizer ternd, and at 10 requests a second (~1,600
-    // messages) the rest of a run once finished inside one poll. At 4 a run lasts ~14 s.
-    // --timeout cuts the answers the proxy holds
+    // The kill point is counted at the proxy: once this run has been handed `want` messages,
+    // the answer that crosses it is held and the importer is killed while it waits for it.
+    // A kill point read from the target's counts raced the importer: on a slow ternd one
+    // poll of 9,000 messages through REST took longer than the rest of a run (CI once saw
+    // the importer finish between the poll that reached the point and the kill).
+    // --rate 4 keeps the faults spread over the run; --timeout cuts the answers the proxy holds
     const args = ['admin', 'import', 'leancloud', '--from', proxy.url, '--from-master-key', source.masterKey,
       '--server', target.httpUrl, '--app-id', target.appId, '--master-key', target.masterKey, '--rate', '4',
       '--timeout', '5', '--state', join(tmp, 'state.json'), '--batch', '500', '--retries', '40'];
     for (let kill = 0; kill < 2; kill++) {
       const before = await countMessages(target, convs);
-      // somewhere in the first half of what is left
-      const want = before + 300 + Math.floor(Math.random() * Math.max(1, (TOTAL - before) / 2 - 300));
-      let seen = before;
+      // somewhere in the first half of what is left: a resumed run pulls at least that again
+      const want = 300 + Math.floor(Math.random() * Math.max(1, (TOTAL - before) / 2 - 300));
+      let got = 0;
+      let held = false;
+      tap = (n) => {
+        got += n;
+        if (got < want) return false;
+        tap = null;
+        return (held = true);
+      };
       const p = spawnTern(tern, args);
-      await killWhen(p, async () => (seen = await countMessages(target, convs)) >= want, {
-        diag: async () => JSON.stringify({ kill, before, want, seen, stats }),
+      await killWhen(p, async () => held, {
+        diag: async () => JSON.stringify({ kill, before, want, got, stats }),
       });
+      tap = null;
     }
     const r = await run(tern, [...args, '--json'], { timeoutMs: 240000 });
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
