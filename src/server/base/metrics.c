@@ -53,6 +53,11 @@ static uint64_t slot_sum(size_t slot) {
 
 void metric_add(metric_t m, int64_t n) { slot_add((size_t)m, (uint64_t)n); }
 
+int metric_stage_sampled(void) {
+  static _Thread_local unsigned n;
+  return n++ % STAGE_SAMPLE == 0;
+}
+
 static void observe(metric_t m, uint64_t v, const uint64_t *bounds) {
   size_t k = 0;
   while (k < METRICS_NBOUNDS && v > bounds[k]) k++;

@@ -719,10 +719,11 @@ int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
 }
 
 int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce) {
-  uint64_t t0 = mono_ns();
+  int timed = metric_stage_sampled();
+  uint64_t t0 = timed ? mono_ns() : 0;
   lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
-  uint64_t t1 = mono_ns();
-  metric_add(M_STAGE_DECODE, (int64_t)(t1 - t0));
+  uint64_t t1 = timed ? mono_ns() : 0;
+  if (timed) metric_add(M_STAGE_DECODE, STAGE_SAMPLE * (int64_t)(t1 - t0));
   if (!cmd) return LC_UNPARSEABLE_RAW_MESSAGE;
   if (l->imw->im->cfg->log_frames && log_level >= LOG_DEBUG) {
     json_t *j = pb_to_json(&cmd->base);
@@ -742,6 +743,6 @@ int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce)
              .nonce = nonce};
   dispatch(&r);
   codec_free(cmd);
-  metric_add(M_STAGE_HANDLE, (int64_t)(mono_ns() - t1));
+  if (timed) metric_add(M_STAGE_HANDLE, STAGE_SAMPLE * (int64_t)(mono_ns() - t1));
   return 0;
 }

@@ -30,7 +30,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   w->readbuf_busy = 1;
   b->base = (char *)w->readbuf;
   b->len = sizeof w->readbuf;
-  w->read_t0_ns = mono_ns(); /* libuv reads right after this: on_read ends the "read" stage */
+  /* libuv reads right after this: on_read ends the "read" stage (0: this read is not timed) */
+  w->read_t0_ns = metric_stage_sampled() ? mono_ns() : 0;
 }
 
 static size_t tls_queued(const conn_t *c) { return c->tls ? tls_queue(c->tls)->len : 0; }
@@ -228,7 +229,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   worker_t *w = c->w;
   if (b->base == (char *)w->readbuf) {
     w->readbuf_busy = 0;
-    metric_add(M_STAGE_READ, (int64_t)(mono_ns() - w->read_t0_ns));
+    if (w->read_t0_ns) metric_add(M_STAGE_READ, STAGE_SAMPLE * (int64_t)(mono_ns() - w->read_t0_ns));
   }
   if (nread < 0) {
     /* EOF without a WebSocket close frame is still an abnormal end (1006): only a close
