@@ -159,7 +159,16 @@ export class LoadClient {
       for (;;) {
         const lm = { cid, l: 100, direction: 'NEW', t };
         if (mid) lm.mid = mid;
-        const r = await this.conn.request({ cmd: 'logs', logsMessage: lm }, 15000);
+        // a worker's reader reconnects on its first use after its backoff (≤ 5 s,
+        // docs/cluster.md): just after PostgreSQL came back a read may still fail with
+        // 4311, and the app asks again, as here (for up to 10 s)
+        let r;
+        for (const t0 = Date.now(); ;) {
+          r = await this.conn.request({ cmd: 'logs', logsMessage: lm }, 15000);
+          if (r.cmd !== 'error' || r.errorMessage?.code !== 4311 || Date.now() - t0 > 10000) break;
+          this.readRetries = (this.readRetries || 0) + 1;
+          await sleep(100);
+        }
         assert.equal(r.cmd, 'logs', `${this.id} logs ${cid}: ${JSON.stringify(r)}`);
         const logs = r.logsMessage?.logs || [];
         for (const x of logs) this.synced.push({ cid, id: x.msgId, ts: x.timestamp, from: x.from, data: x.data });
