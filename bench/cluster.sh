@@ -11,6 +11,7 @@
 #
 #   bench/cluster.sh [build-dir]        (default: build, as `make bench` builds it)
 #   CLUSTER_ONLY="pg3" bench/cluster.sh build    only these set-ups
+#   CLUSTER_PERF=DIR bench/cluster.sh build      also `perf record -a` each run into DIR
 #
 # Starts PostgreSQL (scripts/pg.sh: Debian's package, a temporary directory, a free
 # loopback port, fsync on) and redis-server (likewise, persistence off), stops them after.
@@ -52,17 +53,20 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-tck=$(getconf CLK_TCK)
 
 free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-# CPU ticks (user + system) of a process and its direct children: the postmaster and its
-# backends, or redis-server alone.
-tree_ticks() {
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^\([0-9]*\) (.*) /\1 /' |
-    awk -v r="$1" '$1 == r || $3 == r { t += $14 + $15 } END { print t + 0 }'
+# "RUN WAIT" in nanoseconds, summed over every thread of the given processes and of their
+# direct children (the postmaster and its backends): the time they ran, and the time they
+# were runnable but waited for a core (/proc/PID/task/TID/schedstat), which on a shared
+# machine is where latency goes.
+sched_ns() {
+  local p kids=()
+  for p in "$@"; do kids+=($(pgrep -P "$p" || true)); done
+  { cat $(for p in "$@" "${kids[@]}"; do echo /proc/"$p"/task/*/schedstat; done) 2>/dev/null || true; } |
+    awk '{ r += $1; w += $2 } END { printf "%d %d\n", r, w }'
 }
 
 # PostgreSQL: one server for the whole set, a new database per run.
@@ -100,6 +104,7 @@ start_nodes() {
   esac
   urls=()
   node_pids=()
+  : >"$tmp/ternd.err" # this run's nodes' log (warnings and errors: TERN_LOG_LEVEL=warn)
   for ((i = 1; i <= count; i++)); do
     dir=$(mktemp -d -p "$tmp")
     o=$dir.out
@@ -150,27 +155,47 @@ run() {
   local url_args=() u
   for u in "${urls[@]}"; do url_args+=(--url "$u"); done
   echo "cluster: $setup $name: $*" >&2
-  local f=$tmp/run-${#runs[@]}.json pg0 pg1 r0 r1
-  pg0=$(tree_ticks "$pg_pid")
-  r0=$(tree_ticks "$redis_pid")
-  if "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
-    [[ -s $f.raw ]]; then
-    pg1=$(tree_ticks "$pg_pid")
-    r1=$(tree_ticks "$redis_pid")
-    # the report, with the set-up and what PostgreSQL and Redis used over the whole run
+  local f=$tmp/run-${#runs[@]}.json
+  local pg0 pg1 r0 r1 t0 t1
+  pg0=$(sched_ns "$pg_pid")
+  r0=$(sched_ns "$redis_pid")
+  t0=$(sched_ns "${node_pids[@]}")
+  local perf_pid=""
+  if [[ -n ${CLUSTER_PERF:-} ]]; then # a system-wide profile of the run (other jobs included)
+    mkdir -p "$CLUSTER_PERF"
+    perf record -a -F 499 -o "$CLUSTER_PERF/$setup-${#runs[@]}.data" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  local ok=0
+  "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
+    [[ -s $f.raw ]] && ok=1
+  pg1=$(sched_ns "$pg_pid")
+  r1=$(sched_ns "$redis_pid")
+  t1=$(sched_ns "${node_pids[@]}")
+  [[ -z $perf_pid ]] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  # what tern-bench and the nodes said (refused messages, errors): kept in the results
+  { cat "$tmp/bench.err"; grep -v '^$' "$tmp/ternd.err" || true; } | head -20 >"$tmp/notes"
+  if [[ $ok == 1 ]]; then
+    # the report, with the set-up, and the run and run-queue wait of PostgreSQL, Redis and
+    # the nodes over the whole run (setup and drain included)
     node -e '
-      const [f, setup, name, pg, redis] = process.argv.slice(1);
-      const r = JSON.parse(require("fs").readFileSync(f + ".raw", "utf8"));
-      Object.assign(r, { setup, run: name, pg_cpu_s: Number(pg), redis_cpu_s: Number(redis) });
-      require("fs").writeFileSync(f, JSON.stringify(r));
+      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile] = process.argv.slice(1);
+      const fs = require("fs");
+      const r = JSON.parse(fs.readFileSync(f + ".raw", "utf8"));
+      const notes = fs.readFileSync(notesFile, "utf8").split("\n").filter(Boolean);
+      const d = (a, b, k) => (Number(b.split(" ")[k]) - Number(a.split(" ")[k])) / 1e9;
+      Object.assign(r, { setup, run: name,
+        pg_cpu_s: d(pg0, pg1, 0), pg_wait_s: d(pg0, pg1, 1), redis_cpu_s: d(r0, r1, 0), redis_wait_s: d(r0, r1, 1),
+        ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes });
+      fs.writeFileSync(f, JSON.stringify(r));
+      for (const n of notes) console.error(`  note: ${n}`);
       const l = r.latency_us;
-      console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${l.p50} p99 ${l.p99} us; machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
-    ' "$f" "$setup" "$name" "$(awk -v a="$pg0" -v b="$pg1" -v t="$tck" 'BEGIN { print (b - a) / t }')" \
-      "$(awk -v a="$r0" -v b="$r1" -v t="$tck" 'BEGIN { print (b - a) / t }')"
+      console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us; machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
+    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes"
   else
     failures=$((failures + 1))
     echo "cluster: $setup $name FAILED:" >&2
-    cat "$tmp/bench.err" >&2
+    cat "$tmp/notes" >&2
     printf '{"setup":"%s","run":"%s","error":"%s"}\n' "$setup" "$name" "$(tail -1 "$tmp/bench.err" | tr -d '"\\')" >"$f"
   fi
   runs+=("$f")
