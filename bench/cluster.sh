@@ -66,7 +66,7 @@ sched_ns() {
   local p kids=()
   for p in "$@"; do kids+=($(pgrep -P "$p" || true)); done
   { cat $(for p in "$@" "${kids[@]}"; do echo /proc/"$p"/task/*/schedstat; done) 2>/dev/null || true; } |
-    awk '{ r += $1; w += $2 } END { printf "%d %d\n", r, w }'
+    awk '{ r += $1; w += $2 } END { printf "%.0f %.0f\n", r, w }'
 }
 
 # PostgreSQL: one server for the whole set, a new database per run.
