@@ -26,39 +26,42 @@
 
 #define BENCH_MAX_THREADS 16
 #define BENCH_MAX_SOURCES 250
+#define BENCH_MAX_NODES 16
 
 /* ---------------------------------------------------------------- options */
 
 /* X(name, type, default, help): one row per command-line option (style rule 18). Types:
  * S string, I integer, D number, B flag. --name and --name=value both work. */
-#define BENCH_OPTIONS(X)                                                                                                                                                                                 \
-  X(scenario, S, "pairs", "idle | pairs | group | chatroom | login-storm | history")                                                                                                                     \
-  X(url, S, "ws://127.0.0.1:8080/", "server WebSocket URL (ws://IPv4:port/path)")                                                                                                                        \
-  X(url2, S, "",                                                                                                                                                                                         \
-    "a second node of the same cluster: odd-numbered clients connect there; pairs: every pair crosses nodes, and only the first of each pair sends (the same URL twice: that one-way load on one node)") \
-  X(app_id, S, "", "app id the server expects (ternd prints it; TERN_APP_ID)")                                                                                                                           \
-  X(clients, I, 100, "sessions to open (N)")                                                                                                                                                             \
-  X(duration, D, 10, "seconds of measurement")                                                                                                                                                           \
-  X(warmup, D, 2, "seconds of load before measuring starts")                                                                                                                                             \
-  X(drain, D, 10, "seconds to wait at the end for outstanding acks and deliveries")                                                                                                                      \
-  X(rate, D, 0, "target rate: msgs/s (pairs, group, chatroom), logins/s, pages/s; 0 = flat out")                                                                                                         \
-  X(window, I, 64, "most unacknowledged requests per sender (flat out and rate mode alike)")                                                                                                             \
-  X(group_size, I, 500, "members per conversation in the group scenario")                                                                                                                                \
-  X(rotate, I, 100, "group: the sender changes after this many messages")                                                                                                                                \
-  X(senders, I, 4, "chatroom: members that send")                                                                                                                                                        \
-  X(payload, I, 64, "message size in bytes (>= 64; carries stream, seq and send time)")                                                                                                                  \
-  X(history_messages, I, 100000, "history: messages in the conversation that is paged")                                                                                                                  \
-  X(page_size, I, 20, "history: messages per logs request")                                                                                                                                              \
-  X(ack_ms, I, 1000, "receivers ack each conversation at most this often (JS SDK: 1 s); 0 = never")                                                                                                      \
-  X(echo_s, I, 180, "keepalive echo per connection every this many seconds (JS SDK: 180)")                                                                                                               \
-  X(threads, I, 1, "event-loop threads; clients are partitioned between them")                                                                                                                           \
-  X(sources, I, 0, "loopback source addresses 127.0.0.1..K to spread sockets over (0 = by N)")                                                                                                           \
-  X(connect_window, I, 256, "connections being opened at once")                                                                                                                                          \
-  X(server_pid, I, 0, "ternd's pid for RSS/CPU (0 = find the listener of the URL's port)")                                                                                                               \
-  X(id_prefix, S, "", "client id prefix (default: random per run, so runs never share state)")                                                                                                           \
-  X(json, B, 0, "print one JSON object instead of the table")                                                                                                                                            \
-  X(tsv, S, "", "also append one tab-separated row (rate, throughput, latency percentiles) to this file")                                                                                                \
-  X(timeline, S, "", "write delivery latency per 100 ms of send time (count, p50, p99, max) to this file (TSV)")                                                                                         \
+#define BENCH_OPTIONS(X)                                                                                                                                                                                                                                      \
+  X(scenario, S, "pairs", "idle | pairs | group | chatroom | login-storm | history")                                                                                                                                                                          \
+  X(url, S, "ws://127.0.0.1:8080/",                                                                                                                                                                                                                           \
+    "server WebSocket URL (ws://IPv4:port/path); several nodes of one cluster: repeat --url (or a comma-separated list); client i connects to node i mod nodes, so the two clients of a pair always sit on different nodes and a group's members are spread") \
+  X(urls, S, "", "the same as --url: a comma-separated list of nodes (added after those of --url)")                                                                                                                                                           \
+  X(one_way, B, 0,                                                                                                                                                                                                                                            \
+    "pairs: only the first client of each pair sends (nodes that do not share a store: the conversation is known only to its creator's node)")                                                                                                                \
+  X(app_id, S, "", "app id the server expects (ternd prints it; TERN_APP_ID)")                                                                                                                                                                                \
+  X(clients, I, 100, "sessions to open (N)")                                                                                                                                                                                                                  \
+  X(duration, D, 10, "seconds of measurement")                                                                                                                                                                                                                \
+  X(warmup, D, 2, "seconds of load before measuring starts")                                                                                                                                                                                                  \
+  X(drain, D, 10, "seconds to wait at the end for outstanding acks and deliveries")                                                                                                                                                                           \
+  X(rate, D, 0, "target rate: msgs/s (pairs, group, chatroom), logins/s, pages/s; 0 = flat out")                                                                                                                                                              \
+  X(window, I, 64, "most unacknowledged requests per sender (flat out and rate mode alike)")                                                                                                                                                                  \
+  X(group_size, I, 500, "members per conversation in the group scenario")                                                                                                                                                                                     \
+  X(rotate, I, 100, "group: the sender changes after this many messages")                                                                                                                                                                                     \
+  X(senders, I, 4, "chatroom: members that send")                                                                                                                                                                                                             \
+  X(payload, I, 64, "message size in bytes (>= 64; carries stream, seq and send time)")                                                                                                                                                                       \
+  X(history_messages, I, 100000, "history: messages in the conversation that is paged")                                                                                                                                                                       \
+  X(page_size, I, 20, "history: messages per logs request")                                                                                                                                                                                                   \
+  X(ack_ms, I, 1000, "receivers ack each conversation at most this often (JS SDK: 1 s); 0 = never")                                                                                                                                                           \
+  X(echo_s, I, 180, "keepalive echo per connection every this many seconds (JS SDK: 180)")                                                                                                                                                                    \
+  X(threads, I, 1, "event-loop threads; clients are partitioned between them")                                                                                                                                                                                \
+  X(sources, I, 0, "loopback source addresses 127.0.0.1..K to spread sockets over (0 = by N)")                                                                                                                                                                \
+  X(connect_window, I, 256, "connections being opened at once")                                                                                                                                                                                               \
+  X(server_pid, I, 0, "ternd's pid for RSS/CPU (0 = find the listener of the URL's port)")                                                                                                                                                                    \
+  X(id_prefix, S, "", "client id prefix (default: random per run, so runs never share state)")                                                                                                                                                                \
+  X(json, B, 0, "print one JSON object instead of the table")                                                                                                                                                                                                 \
+  X(tsv, S, "", "also append one tab-separated row (rate, throughput, latency percentiles) to this file")                                                                                                                                                     \
+  X(timeline, S, "", "write delivery latency per 100 ms of send time (count, p50, p99, max) to this file (TSV)")                                                                                                                                              \
   X(verbose, B, 0, "progress lines on stderr")
 
 typedef struct {
@@ -282,15 +285,19 @@ typedef enum {
   STEP_STOP,
 } step_t;
 
+/* One server node (--url); several make a cluster run. */
+typedef struct {
+  struct sockaddr_in addr;
+  char host_hdr[64], path[128];
+} bench_node_t;
+
 typedef enum { SC_IDLE, SC_PAIRS, SC_GROUP, SC_CHATROOM, SC_LOGIN, SC_HISTORY } scenario_t;
 
 typedef struct {
   bench_opts_t o;
   scenario_t sc;
-  struct sockaddr_in server, server2; /* server2: --url2, for odd-numbered clients */
-  char host_hdr[64], path[128];
-  char host_hdr2[64], path2[128];
-  int has2;
+  bench_node_t nodes[BENCH_MAX_NODES]; /* --url, in order: client i connects to nodes[i % nnodes] */
+  int nnodes;
   int nsources;
   char prefix[24];
   int nthreads;
@@ -355,8 +362,11 @@ int machine_cpu(uint64_t *busy, uint64_t *total); /* jiffies since boot */
 int find_listener_pid(int port);                  /* 0 when not found */
 
 typedef struct {
-  int server_pid;
-  proc_sample_t before, start, end;
+  int server_pid;                   /* the first node's */
+  proc_sample_t before, start, end; /* summed over every node's process (RSS, CPU) */
+  int npids;                        /* distinct server processes sampled (one per node) */
+  int pids[BENCH_MAX_NODES];
+  proc_sample_t nbefore[BENCH_MAX_NODES], nstart[BENCH_MAX_NODES], nend[BENCH_MAX_NODES];
   double setup_s, measured_s, drain_s;
   double gen_cpu_s, gen_sys_s; /* the generator's own CPU in the window, and its kernel part */
   double machine_busy;         /* fraction of all cores busy during measurement */
@@ -365,6 +375,9 @@ typedef struct {
   uint64_t held; /* sessions logged in at the end of the measured window */
 } run_info_t;
 
+/* Samples every server process of ri (which: 0 before connecting, 1 measurement start,
+ * 2 its end) into the per-node arrays and their sum. */
+void servers_sample(run_info_t *ri, int which);
 void report_print(const run_info_t *ri);
 
 #endif

@@ -348,8 +348,7 @@ static void on_connect(uv_connect_t *req, int status) {
              "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: lc.protobuf2.3\r\n"
              "User-Agent: tern-bench\r\n\r\n",
-             bench.has2 && (c->idx & 1) ? bench.path2 : bench.path,
-             bench.has2 && (c->idx & 1) ? bench.host_hdr2 : bench.host_hdr, c->key);
+             bench.nodes[c->idx % bench.nnodes].path, bench.nodes[c->idx % bench.nnodes].host_hdr, c->key);
   c->state = C_UPGRADING;
   schedule_flush(c); /* reading started with the connect (client_connect) */
 }
@@ -384,7 +383,7 @@ void client_connect(client_t *c) {
    * that acknowledged it), which Nagle never holds back: no TCP_NODELAY call per login. */
   if (rc == 0 && bench.sc != SC_LOGIN) uv_tcp_nodelay(&c->tcp, 1);
   if (rc == 0) {
-    const struct sockaddr_in *to = bench.has2 && (c->idx & 1) ? &bench.server2 : &bench.server; /* --url2 */
+    const struct sockaddr_in *to = &bench.nodes[c->idx % bench.nnodes].addr; /* round-robin over --url */
     rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, on_connect);
   }
   /* Reading is armed with the connect, so the socket joins epoll once for both directions

@@ -85,6 +85,8 @@ static void usage(FILE *out) {
   }
 }
 
+static int url_given; /* --url on the command line: how many times */
+
 static int parse_args(int argc, char **argv) {
   for (size_t i = 0; i < N_OPTS; i++) { /* defaults, from the same rows */
     const char *def = opt_rows[i].def;
@@ -120,6 +122,14 @@ static int parse_args(int argc, char **argv) {
     else if (r->type == OT_B) v = "1";
     else if (a + 1 < argc) v = argv[++a];
     else goto bad;
+    if (!strcmp(r->name, "url") && url_given++) { /* a repeated --url adds a node */
+      size_t l = strlen(bench.o.url) + strlen(v) + 2;
+      char *both = xmalloc(l);
+      snprintf(both, l, "%s,%s", bench.o.url, v);
+      free(bench.o.url);
+      bench.o.url = both;
+      continue;
+    }
     if (opt_set(r, v) < 0) {
       fprintf(stderr, "tern-bench: bad value for --%s: %s\n", arg + 2, v);
       return -1;
@@ -194,8 +204,10 @@ few:
   return -1;
 }
 
-static int parse_one_url(const char *u, struct sockaddr_in *server, char *host_hdr, size_t hlen, char *path,
-                         size_t plen) {
+static int parse_one_url(const char *u, bench_node_t *node) {
+  struct sockaddr_in *server = &node->addr;
+  char *host_hdr = node->host_hdr, *path = node->path;
+  size_t hlen = sizeof node->host_hdr, plen = sizeof node->path;
   if (strncmp(u, "ws://", 5) != 0) {
     fprintf(stderr, "tern-bench: --url must be ws://IPv4:port/path\n");
     return -1;
@@ -230,14 +242,29 @@ static int parse_one_url(const char *u, struct sockaddr_in *server, char *host_h
   return 0;
 }
 
+/* --url (repeated, or a comma-separated list) and --urls: the nodes, in order; --urls alone
+ * replaces the default --url. */
 static int parse_url(void) {
-  if (parse_one_url(bench.o.url, &bench.server, bench.host_hdr, sizeof bench.host_hdr, bench.path, sizeof bench.path) <
-      0)
-    return -1;
-  if (!*bench.o.url2) return 0;
-  bench.has2 = 1;
-  return parse_one_url(bench.o.url2, &bench.server2, bench.host_hdr2, sizeof bench.host_hdr2, bench.path2,
-                       sizeof bench.path2);
+  const char *url = !url_given && *bench.o.urls ? "" : bench.o.url;
+  size_t l = strlen(url) + strlen(bench.o.urls) + 2;
+  char *all = xmalloc(l);
+  snprintf(all, l, "%s%s%s", url, *url && *bench.o.urls ? "," : "", bench.o.urls);
+  int rc = 0;
+  char *save = NULL;
+  for (char *u = strtok_r(all, ",", &save); u && rc == 0; u = strtok_r(NULL, ",", &save)) {
+    if (bench.nnodes == BENCH_MAX_NODES) {
+      fprintf(stderr, "tern-bench: at most %d nodes (--url)\n", BENCH_MAX_NODES);
+      rc = -1;
+    } else {
+      rc = parse_one_url(u, &bench.nodes[bench.nnodes++]);
+    }
+  }
+  free(all);
+  if (rc == 0 && bench.nnodes == 0) {
+    fprintf(stderr, "tern-bench: --url is empty\n");
+    rc = -1;
+  }
+  return rc;
 }
 
 /* ---------------------------------------------------------------- threads */
@@ -385,9 +412,20 @@ int main(int argc, char **argv) {
 
   run_info_t ri;
   memset(&ri, 0, sizeof ri);
-  ri.server_pid = bench.o.server_pid ? (int)bench.o.server_pid : find_listener_pid(ntohs(bench.server.sin_port));
-  if (!ri.server_pid) fprintf(stderr, "tern-bench: warning: server process not found; no RSS/CPU figures\n");
-  proc_sample(ri.server_pid, &ri.before);
+  for (int k = 0; k < bench.nnodes; k++) { /* one process per node; the same URL twice is sampled once */
+    int pid =
+        k == 0 && bench.o.server_pid ? (int)bench.o.server_pid : find_listener_pid(ntohs(bench.nodes[k].addr.sin_port));
+    if (k == 0) ri.server_pid = pid;
+    if (!pid) {
+      fprintf(stderr, "tern-bench: warning: the server process of node %d not found; no RSS/CPU figures for it\n",
+              k + 1);
+      continue;
+    }
+    int seen = 0;
+    for (int q = 0; q < ri.npids; q++) seen |= ri.pids[q] == pid;
+    if (!seen) ri.pids[ri.npids++] = pid;
+  }
+  servers_sample(&ri, 0);
 
   for (int k = 0; k < bench.nthreads; k++)
     pthread_create(&bench.threads[k]->thread, NULL, thread_main, bench.threads[k]);
@@ -424,11 +462,11 @@ int main(int argc, char **argv) {
   run_step(STEP_RUN, "run", 0, 0);
   sleep_until(bench.t_measure);
   uint64_t mb0 = 0, mt0 = 0, mb1 = 0, mt1 = 0;
-  proc_sample(ri.server_pid, &ri.start);
+  servers_sample(&ri, 1);
   machine_cpu(&mb0, &mt0);
   double g0 = self_cpu_s(), gs0 = self_sys_s();
   sleep_until(bench.t_end);
-  proc_sample(ri.server_pid, &ri.end);
+  servers_sample(&ri, 2);
   machine_cpu(&mb1, &mt1);
   ri.gen_cpu_s = self_cpu_s() - g0;
   ri.gen_sys_s = self_sys_s() - gs0;

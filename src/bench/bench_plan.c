@@ -50,9 +50,10 @@ void scen_plan(void) {
     bench.streams = xcalloc((size_t)n + 1, sizeof *bench.streams);
     for (int k = 0; k < bench.nconvs; k++) {
       bench.convs[k].creator = 2 * k;
-      /* with --url2 only the creator sends: its conversation is stored on its node, and until
-       * the nodes share a store the other node does not know it (docs/cluster.md) */
-      for (int d = 0; d < (bench.has2 ? 1 : 2); d++) {
+      /* with several --url the two ends are on different nodes (2k and 2k+1 differ mod any
+       * node count); --one-way: only the creator sends, for nodes on separate stores, where
+       * the conversation is known only to its creator's node (docs/cluster.md) */
+      for (int d = 0; d < (bench.o.one_way ? 1 : 2); d++) {
         stream_t *s = new_stream(k, 2 * k + d, 1);
         add_rstate(&bench.clients[2 * k + 1 - d], s->id);
         owner[2 * k + d] = k % T; /* both ends on one thread: streams stay thread-local */

@@ -69,6 +69,20 @@ int proc_sample(int pid, proc_sample_t *out) {
   return 0;
 }
 
+void servers_sample(run_info_t *ri, int which) {
+  proc_sample_t *per = which == 0 ? ri->nbefore : which == 1 ? ri->nstart : ri->nend;
+  proc_sample_t *sum = which == 0 ? &ri->before : which == 1 ? &ri->start : &ri->end;
+  memset(sum, 0, sizeof *sum);
+  sum->wal_kb = -1;
+  for (int k = 0; k < ri->npids; k++) {
+    proc_sample(ri->pids[k], &per[k]);
+    sum->rss_kb += per[k].rss_kb;
+    sum->cpu_s += per[k].cpu_s;
+    sum->sys_s += per[k].sys_s;
+    if (k == 0) sum->wal_kb = per[k].wal_kb; /* the first node's; a cluster's store is elsewhere */
+  }
+}
+
 double self_cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -258,6 +272,8 @@ static json_t *params_json(void) {
   json_object_set_new(p, "window", json_integer(o->window));
   json_object_set_new(p, "threads", json_integer(bench.nthreads));
   json_object_set_new(p, "sources", json_integer(bench.nsources));
+  json_object_set_new(p, "nodes", json_integer(bench.nnodes));
+  json_object_set_new(p, "one_way", json_boolean(o->one_way));
   json_object_set_new(p, "payload", json_integer(o->payload));
   json_object_set_new(p, "ack_ms", json_integer(o->ack_ms));
   if (bench.sc == SC_GROUP) {
@@ -320,6 +336,20 @@ void report_print(const run_info_t *ri) {
   json_object_set_new(srv, "sys_s", json_real(srv_sys));
   if (ops) json_object_set_new(srv, "cpu_us_per_op", json_real(srv_us));
   json_object_set_new(j, "server", srv);
+  if (ri->npids > 1) { /* a cluster: "server" is the sum; each node's own figures */
+    json_t *nodes = json_array();
+    for (int k = 0; k < ri->npids; k++) {
+      json_t *n = json_object();
+      double c = ri->nend[k].rss_kb && ri->nstart[k].rss_kb ? ri->nend[k].cpu_s - ri->nstart[k].cpu_s : 0;
+      json_object_set_new(n, "pid", json_integer(ri->pids[k]));
+      json_object_set_new(n, "rss_before_kb", json_integer(ri->nbefore[k].rss_kb));
+      json_object_set_new(n, "rss_end_kb", json_integer(ri->nend[k].rss_kb));
+      json_object_set_new(n, "cpu_s", json_real(c));
+      json_object_set_new(n, "cpu_util", json_real(c / d));
+      json_array_append_new(nodes, n);
+    }
+    json_object_set_new(j, "nodes", nodes);
+  }
   json_t *gen = json_object();
   json_object_set_new(gen, "cpu_s", json_real(ri->gen_cpu_s));
   json_object_set_new(gen, "cpu_util", json_real(ri->gen_cpu_s / d));
@@ -391,6 +421,11 @@ void report_print(const run_info_t *ri) {
   printf("  server             pid %d, RSS %ld -> %ld KB (before connecting %ld KB), CPU %.2f s (%.0f%% of a core)\n",
          ri->server_pid, ri->start.rss_kb, ri->end.rss_kb, ri->before.rss_kb, srv_cpu, 100 * srv_cpu / d);
   printf("  server CPU         user %.2f s + sys %.2f s, %.1f us per %s\n", srv_cpu - srv_sys, srv_sys, srv_us, op);
+  for (int k = 0; ri->npids > 1 && k < ri->npids; k++) {
+    double c = ri->nend[k].rss_kb && ri->nstart[k].rss_kb ? ri->nend[k].cpu_s - ri->nstart[k].cpu_s : 0;
+    printf("  node %-2d            pid %d, RSS %ld -> %ld KB, CPU %.2f s (%.0f%% of a core)\n", k + 1, ri->pids[k],
+           ri->nstart[k].rss_kb, ri->nend[k].rss_kb, c, 100 * c / d);
+  }
   if (ri->end.wal_kb >= 0) printf("  server storage     WAL %ld KB at the end\n", ri->end.wal_kb);
   printf("  generator          CPU %.2f s (%.0f%% of a core; user %.2f s + sys %.2f s, %.1f us per %s), RSS %ld KB; "
          "machine %.0f%% busy\n",

@@ -598,6 +598,24 @@ static void on_page(client_t *c, const pend_t *pd, const cmd_view_t *v, uint64_t
   if (th->sending && bench.o.rate <= 0) send_page(th, c, now);
 }
 
+/* A message the server refused: its error code and reason on stderr (the first few per
+ * thread), so a report's "errors" can be told apart (a storage failure, a rate limit). */
+static void report_refusal(const cmd_view_t *v) {
+  int code = 0;
+  const uint8_t *reason = (const uint8_t *)"";
+  size_t rlen = 0;
+  if (v->cmd == LC__COMMAND_TYPE__error && v->sub_field == 103) {
+    pb_rd_t r = {v->sub, v->sub + v->sub_len};
+    pb_field_t f;
+    while (pb_next(&r, &f) > 0) {
+      if (f.field == 1 && f.wt == 0) code = (int)f.v;
+      if (f.field == 2 && f.wt == 2) reason = f.d, rlen = f.n;
+    }
+  }
+  fprintf(stderr, "tern-bench: a message was refused: cmd %d, code %d, %.*s\n", v->cmd, code,
+          (int)(rlen > 200 ? 200 : rlen), (const char *)reason);
+}
+
 static void on_reply(client_t *c, const cmd_view_t *v, uint64_t now) {
   bthread_t *th = c->th;
   pend_t pd;
@@ -640,8 +658,12 @@ static void on_reply(client_t *c, const cmd_view_t *v, uint64_t now) {
     stream_t *s = &bench.streams[pd.arg];
     s->inflight--;
     th->outstanding--;
-    if (is_error || v->cmd != LC__COMMAND_TYPE__ack) CNT_ADD(th->cnt.errors, 1);
-    else CNT_ADD(th->cnt.acked, 1);
+    if (is_error || v->cmd != LC__COMMAND_TYPE__ack) {
+      if (CNT_GET(th->cnt.errors) < 3) report_refusal(v);
+      CNT_ADD(th->cnt.errors, 1);
+    } else {
+      CNT_ADD(th->cnt.acked, 1);
+    }
     if (in_window(pd.t) && now > pd.t) hist_add(&th->ack_lat, now - pd.t);
     step_t step = (step_t)atomic_load(&bench.step);
     if (step == STEP_FILL) {

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# The cluster set (issue #14 point 6, bench/README.md "Cluster"): the same load against
+#   sqlite1  one ternd on SQLite (the default deployment),
+#   pg1      one ternd on PostgreSQL (no bus),
+#   pg3      three ternd nodes on one PostgreSQL and one Redis, every client spread over them
+#            (tern-bench: client i on node i mod 3, so every 1:1 delivery crosses nodes),
+# each run: 1:1 flat out, 1:1 paced at 10,000 msgs/s, groups of 500 flat out, a login storm;
+# then 9,000 idle sessions on pg3 (memory per session). A fresh database and fresh ternd
+# processes for every run. Everything runs on this machine's cores, so this measures what
+# PostgreSQL and the bus cost, not scaling. Builds nothing: give a Release build dir.
+#
+#   bench/cluster.sh [build-dir]        (default: build, as `make bench` builds it)
+#   CLUSTER_ONLY="pg3" bench/cluster.sh build    only these set-ups
+#   CLUSTER_PERF=DIR bench/cluster.sh build      also `perf record -a` each run into DIR
+#
+# Starts PostgreSQL (scripts/pg.sh: Debian's package, a temporary directory, a free
+# loopback port, fsync on) and redis-server (likewise, persistence off), stops them after.
+# Writes bench/results/<date>-<commit>-cluster.json (every tern-bench report, with the
+# set-up and the CPU PostgreSQL and Redis used during it) and prints one table
+# (bench/cluster-table.mjs). About 6 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+setups=${CLUSTER_ONLY:-sqlite1 pg1 pg3}
+ternd=$build/ternd
+benchbin=$build/tern-bench
+for b in "$ternd" "$benchbin"; do
+  [[ -x $b ]] || { echo "cluster: $b not found (build $build first: cmake -DCMAKE_BUILD_TYPE=Release)" >&2; exit 2; }
+done
+command -v redis-server >/dev/null || { echo "cluster: redis-server not installed (scripts/deps.sh --test)" >&2; exit 2; }
+command -v node >/dev/null || { echo "cluster: node not installed (scripts/deps.sh --test)" >&2; exit 2; }
+
+app_id=benchApp00000000000000000-gzGzoHsz
+master_key=benchMasterKey00000000000
+app_key=benchAppKey0000000000000
+stamp=$(date +%Y%m%d)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
+base=bench/results/$stamp-$commit-cluster
+out=$base
+n=1
+while [[ -e $out.json ]]; do
+  n=$((n + 1))
+  out=$base-$n
+done
+mkdir -p bench/results
+tmp=$(mktemp -d)
+node_pids=()
+redis_pid=""
+pg_dir=""
+cleanup() {
+  for p in "${node_pids[@]}" $redis_pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  [[ -n $pg_dir ]] && scripts/pg.sh stop "$pg_dir" || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# "RUN WAIT" in nanoseconds, summed over every thread of the given processes and of their
+# direct children (the postmaster and its backends): the time they ran, and the time they
+# were runnable but waited for a core (/proc/PID/task/TID/schedstat), which on a shared
+# machine is where latency goes.
+sched_ns() {
+  local p kids=()
+  for p in "$@"; do kids+=($(pgrep -P "$p" || true)); done
+  { cat $(for p in "$@" "${kids[@]}"; do echo /proc/"$p"/task/*/schedstat; done) 2>/dev/null || true; } |
+    awk '{ r += $1; w += $2 } END { printf "%.0f %.0f\n", r, w }'
+}
+
+# PostgreSQL: one server for the whole set, a new database per run.
+pg_out=$(scripts/pg.sh start)
+pg_uri=$(sed -n 1p <<<"$pg_out")
+pg_dir=$(sed -n 2p <<<"$pg_out")
+pg_pid=$(head -1 "$pg_dir/data/postmaster.pid")
+psql_bin=/usr/lib/postgresql/15/bin/psql
+ndb=0
+new_db() { # sets db to the URI of a new empty database
+  ndb=$((ndb + 1))
+  "$psql_bin" "$pg_uri" -qtAc "CREATE DATABASE cbench_$ndb" >/dev/null
+  db=${pg_uri%/*}/cbench_$ndb
+}
+
+# Redis: as tests/lib/redis.mjs starts it.
+redis_port=$(free_port)
+mkdir -p "$tmp/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp/redis" \
+  --daemonize no --protected-mode yes >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 200); do
+  grep -q 'Ready to accept connections' "$tmp/redis.log" && break
+  kill -0 "$redis_pid" 2>/dev/null || { cat "$tmp/redis.log" >&2; exit 1; }
+  sleep 0.05
+done
+
+# start_nodes SETUP: fresh ternd processes (and database) for SETUP; sets urls, node_pids.
+start_nodes() {
+  local setup=$1 count=1 store=sqlite bus="" i dir o port
+  case $setup in
+  sqlite1) ;;
+  pg1) new_db && store=$db ;;
+  pg3) new_db && store=$db count=3 bus=redis://127.0.0.1:$redis_port/$((ndb % 16)) ;;
+  esac
+  urls=()
+  node_pids=()
+  : >"$tmp/ternd.err" # this run's nodes' log (warnings and errors: TERN_LOG_LEVEL=warn)
+  for ((i = 1; i <= count; i++)); do
+    dir=$(mktemp -d -p "$tmp")
+    o=$dir.out
+    : >"$o"
+    TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_APP_KEY=$app_key TERN_MASTER_KEY=$master_key \
+    TERN_LOG_LEVEL=warn TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
+    TERN_STORE=$store TERN_BUS=$bus TERN_NODE_ID=node$i \
+      "$ternd" >"$o" 2>>"$tmp/ternd.err" &
+    node_pids+=($!)
+    port=""
+    for _ in $(seq 400); do
+      port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$o")
+      [[ -n $port ]] && break
+      kill -0 "${node_pids[-1]}" 2>/dev/null || break
+      sleep 0.05
+    done
+    [[ -n $port ]] || { echo "cluster: ternd did not start:" >&2; tail -20 "$tmp/ternd.err" >&2; exit 1; }
+    urls+=("ws://127.0.0.1:$port/")
+  done
+  # a cluster: every node must see the others before clients arrive (the bus's replica)
+  for u in "${urls[@]}"; do
+    [[ -n $bus ]] || break
+    local h=${u#ws://} seen=""
+    h=${h%/}
+    for _ in $(seq 300); do
+      seen=$(curl -s -H "X-LC-Id: $app_id" -H "X-LC-Key: $master_key,master" "http://$h/metrics" |
+        sed -n 's/^tern_bus_nodes \([0-9]*\)$/\1/p')
+      [[ $seen == "$count" ]] && break
+      sleep 0.05
+    done
+    [[ $seen == "$count" ]] || { echo "cluster: node $h sees ${seen:-no} nodes, not $count" >&2; exit 1; }
+  done
+}
+
+stop_nodes() {
+  for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${node_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  node_pids=()
+}
+
+failures=0
+runs=()
+# run SETUP NAME ARGS...: one tern-bench run against fresh nodes of SETUP.
+run() {
+  local setup=$1 name=$2
+  shift 2
+  start_nodes "$setup"
+  local url_args=() u
+  for u in "${urls[@]}"; do url_args+=(--url "$u"); done
+  echo "cluster: $setup $name: $*" >&2
+  local f=$tmp/run-${#runs[@]}.json
+  local pg0 pg1 r0 r1 t0 t1
+  pg0=$(sched_ns "$pg_pid")
+  r0=$(sched_ns "$redis_pid")
+  t0=$(sched_ns "${node_pids[@]}")
+  local perf_pid=""
+  if [[ -n ${CLUSTER_PERF:-} ]]; then # a system-wide profile of the run (other jobs included)
+    mkdir -p "$CLUSTER_PERF"
+    perf record -a -F 499 -o "$CLUSTER_PERF/$setup-${#runs[@]}.data" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  local ok=0
+  "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
+    [[ -s $f.raw ]] && ok=1
+  pg1=$(sched_ns "$pg_pid")
+  r1=$(sched_ns "$redis_pid")
+  t1=$(sched_ns "${node_pids[@]}")
+  [[ -z $perf_pid ]] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  # what tern-bench and the nodes said (refused messages, errors): kept in the results
+  { cat "$tmp/bench.err"; grep -v '^$' "$tmp/ternd.err" || true; } | head -20 >"$tmp/notes"
+  if [[ $ok == 1 ]]; then
+    # the report, with the set-up, and the run and run-queue wait of PostgreSQL, Redis and
+    # the nodes over the whole run (setup and drain included)
+    node -e '
+      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile] = process.argv.slice(1);
+      const fs = require("fs");
+      const r = JSON.parse(fs.readFileSync(f + ".raw", "utf8"));
+      const notes = fs.readFileSync(notesFile, "utf8").split("\n").filter(Boolean);
+      const d = (a, b, k) => (Number(b.split(" ")[k]) - Number(a.split(" ")[k])) / 1e9;
+      Object.assign(r, { setup, run: name,
+        pg_cpu_s: d(pg0, pg1, 0), pg_wait_s: d(pg0, pg1, 1), redis_cpu_s: d(r0, r1, 0), redis_wait_s: d(r0, r1, 1),
+        ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes });
+      fs.writeFileSync(f, JSON.stringify(r));
+      for (const n of notes) console.error(`  note: ${n}`);
+      const l = r.latency_us;
+      console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us; machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
+    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes"
+  else
+    failures=$((failures + 1))
+    echo "cluster: $setup $name FAILED:" >&2
+    cat "$tmp/notes" >&2
+    printf '{"setup":"%s","run":"%s","error":"%s"}\n' "$setup" "$name" "$(tail -1 "$tmp/bench.err" | tr -d '"\\')" >"$f"
+  fi
+  runs+=("$f")
+  stop_nodes
+}
+
+for setup in $setups; do
+  run "$setup" "1:1 flat out" --scenario pairs --clients 1000 --duration 8 --warmup 2
+  run "$setup" "1:1 10k/s" --scenario pairs --clients 1000 --rate 10000 --duration 10 --warmup 2
+  run "$setup" "group 500 flat out" --scenario group --clients 1000 --group-size 500 --duration 8 --warmup 2
+  run "$setup" "login storm" --scenario login-storm --clients 1000 --duration 8 --warmup 2
+  [[ $setup == pg3 ]] && run "$setup" "idle 9000" --scenario idle --clients 9000 --duration 3 --warmup 1
+done
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+{
+  printf '{"date":"%s","commit":"%s","kind":"cluster",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit"
+  printf '"machine":{"cpu":"%s","nproc":%s,"mem_total_kb":%s,"kernel":"%s","loadavg":"%s"},"runs":[\n' \
+    "${cpu//\"/}" "$(nproc)" "$mem" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  sep=""
+  for f in "${runs[@]}"; do
+    printf '%s' "$sep"
+    cat "$f"
+    sep=","
+  done
+  printf ']}\n'
+} >"$out.json.tmp"
+mv "$out.json.tmp" "$out.json"
+echo "cluster: wrote $out.json" >&2
+node bench/cluster-table.mjs "$out.json"
+[[ $failures -eq 0 ]] || { echo "cluster: $failures run(s) failed" >&2; exit 1; }
