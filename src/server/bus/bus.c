@@ -251,6 +251,11 @@ void bus_set_recv(bus_t *b, bus_recv_cb cb, void *arg) {
   b->recv_arg = arg;
 }
 
+void bus_set_lapse(bus_t *b, void (*cb)(void *arg), void *arg) {
+  b->lapse = cb;
+  b->lapse_arg = arg;
+}
+
 void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg) {
   b->resync = cb;
   b->resync_arg = arg;
@@ -933,4 +938,9 @@ void bus_metrics(bus_t *b, buf_t *out) {
              "# HELP tern_bus_snapshots_total Snapshots of another node's presence taken (joins, gaps, "
              "reconnects).\n# TYPE tern_bus_snapshots_total counter\ntern_bus_snapshots_total %lu\n",
              atomic_load(&b->m_resyncs));
+  buf_printf(out,
+             "# HELP tern_bus_heartbeat_lapses_total Times this node found its own heartbeat expired while connected "
+             "(the other nodes took it for dead; its clients were told to reconnect).\n"
+             "# TYPE tern_bus_heartbeat_lapses_total counter\ntern_bus_heartbeat_lapses_total %lu\n",
+             atomic_load(&b->m_lapses));
 }

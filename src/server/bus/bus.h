@@ -63,6 +63,12 @@ void bus_set_recv(bus_t *b, bus_recv_cb cb, void *arg);
  * cb(arg) runs on BUS_HOME_WORKER; whoever caches what broadcasts invalidate drops it.
  * Set before the workers start. */
 void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg);
+/* This node's heartbeat lapsed while its connection to the bus stayed up (its home worker
+ * was starved of CPU past the heartbeat's TTL): the other nodes took it for dead and pushed
+ * nothing to its clients meanwhile — those messages are stored, not delivered. cb(arg) runs
+ * on BUS_HOME_WORKER; the IM layer tells every client to reconnect, and their logins fetch
+ * what they missed. Set before the workers start. */
+void bus_set_lapse(bus_t *b, void (*cb)(void *arg), void *arg);
 
 /* On worker idx's thread, with its loop: its connection (and on BUS_HOME_WORKER the
  * subscriber, the heartbeat and the replica's upkeep). */

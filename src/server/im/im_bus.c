@@ -502,9 +502,8 @@ static void goaway_run(task_t *t) {
   buf_free(&b);
 }
 
-void im_cluster_leave(im_t *im) {
-  if (!im->bus) return;
-  bus_leave(im->bus);
+/* goaway to every client of every worker */
+static void goaway_all(im_t *im) {
   for (int k = 0; k < im->nworkers; k++) {
     goaway_t *g = xmalloc(sizeof *g);
     g->task.fn = goaway_run;
@@ -514,11 +513,23 @@ void im_cluster_leave(im_t *im) {
   }
 }
 
+void im_cluster_leave(im_t *im) {
+  if (!im->bus) return;
+  bus_leave(im->bus);
+  goaway_all(im);
+}
+
+/* The other nodes took this one for dead (bus.h, bus_set_lapse): what they sent its clients
+ * meanwhile is stored but was never pushed. Clients told goaway reconnect, and the login
+ * delivers it (offline messages and unread counts), as after any reconnect. */
+static void on_lapse(void *arg) { goaway_all(arg); }
+
 void im_bus_attach(im_t *im, bus_t *bus) {
   im->bus = bus;
   if (bus) {
     bus_set_recv(bus, on_recv, im);
     bus_set_resync(bus, on_resync, im);
+    bus_set_lapse(bus, on_lapse, im);
   }
 }
 

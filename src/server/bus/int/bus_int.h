@@ -66,6 +66,8 @@ struct bus {
   void *recv_arg;
   void (*resync)(void *arg); /* bus_set_resync */
   void *resync_arg;
+  void (*lapse)(void *arg); /* bus_set_lapse */
+  void *lapse_arg;
 
   /* the replica: nodes, remote sessions by client, remote room counts by cid */
   pthread_rwlock_t rw;
@@ -88,7 +90,7 @@ struct bus {
   int left;
 
   /* metrics */
-  atomic_ulong m_sent, m_recv, m_errors, m_reconnects, m_resyncs, m_deltas;
+  atomic_ulong m_sent, m_recv, m_errors, m_reconnects, m_resyncs, m_deltas, m_lapses;
   atomic_int up;
 };
 

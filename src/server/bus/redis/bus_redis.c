@@ -58,6 +58,7 @@ typedef struct {
   rconn_t sub;
   uv_timer_t hb;
   int hb_started;
+  int hb_set; /* a heartbeat was set on the home connection since it (re)connected */
   uint64_t epoch, seq;
 } rbus_t;
 
@@ -492,6 +493,29 @@ static void members_cb(redisAsyncContext *ac, void *reply, void *priv) {
   free(lens);
 }
 
+/* The answer to this node's heartbeat SET … GET: no previous value, when the last one was set
+ * on this same connection, means it expired — for longer than HB_TTL_MS this node did not
+ * beat, the other nodes dropped its sessions and what they sent its clients was only
+ * stored (bus.h, bus_set_lapse). After a (re)connect the key may be gone with Redis's data:
+ * that first answer says nothing. */
+static void hb_set_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  redisReply *r = reply;
+  bus_t *b = priv;
+  rbus_t *rb = RB(b);
+  if (!r || r->type == REDIS_REPLY_ERROR) {
+    atomic_fetch_add(&b->m_errors, 1);
+    return;
+  }
+  if (r->type == REDIS_REPLY_NIL && rb->hb_set && !b->leaving) {
+    atomic_fetch_add(&b->m_lapses, 1);
+    log_at(LOG_WARN, "bus: this node's heartbeat lapsed (not renewed within %d ms): the other nodes took it for "
+                     "dead and only stored what they sent its clients; telling its clients to reconnect",
+           HB_TTL_MS);
+    if (b->lapse) b->lapse(b->lapse_arg);
+  }
+  rb->hb_set = 1;
+}
+
 /* Every second: this node's heartbeat and record TTL, and the others' heartbeats. */
 static void heartbeat(bus_t *b) {
   rbus_t *r = RB(b);
@@ -502,7 +526,7 @@ static void heartbeat(bus_t *b) {
   const char *url = b->public_url && *b->public_url ? *b->public_url : "";
   int n = snprintf(val, sizeof val, "%s%c%ld", url, 0, (long)atomic_load(&b->nsessions));
   if (n < 0 || (size_t)n >= sizeof val) n = 0;
-  redisAsyncCommand(ac, count_cb, b, "SET %s %b PX %d", r->key_hb, val, (size_t)n, HB_TTL_MS);
+  redisAsyncCommand(ac, hb_set_cb, b, "SET %s %b PX %d GET", r->key_hb, val, (size_t)n, HB_TTL_MS);
   redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %s %d", r->key_rec, REC_TTL_MS);
   redisAsyncCommand(ac, NULL, NULL, "SADD %s %s", r->key_nodes, b->node_id);
   redisAsyncCommand(ac, members_cb, b, "SMEMBERS %s", r->key_nodes);
@@ -591,6 +615,7 @@ static void on_up(rconn_t *c) {
   if (c->idx != BUS_HOME_WORKER) return;
   if (b->leaving) return;
   atomic_store(&b->up, 1);
+  r->hb_set = 0;
   log_at(LOG_INFO, "bus: connected to redis %s:%d as node %s", r->host, r->port, b->node_id);
   for (int i = 0; i < BUS_MAX_NODES; i++)
     if (b->nodes[i].used) b->nodes[i].synced = 0;
