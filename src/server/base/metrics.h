@@ -68,8 +68,8 @@
   X(INBOX_WAIT, HIST, "tern_worker_inbox_wait_seconds", "",                                                            \
     "From a task posted to a worker (commit completions, another worker's deliveries) to the worker running it.")      \
   X(STAGE_READ, NSEC, "tern_stage_seconds_total", "stage=\"read\"",                                                    \
-    "Time the server's threads spent per stage, summed (read, decode and handle: one frame in 8 timed, "  \
-    "counted 8 times): read (socket reads), decode (protobuf), "                      \
+    "Time the server's threads spent per stage, summed (read, decode and handle: one frame in 8 timed, "               \
+    "counted 8 times): read (socket reads), decode (protobuf), "                                                       \
     "handle (routing and handlers: checks, store submits, replies queued), complete (tasks posted to a worker: "       \
     "commit completions with their acks and fan-out, other workers' deliveries), write (socket writes), commit (the "  \
     "writer's transactions), checkpoint (WAL checkpoint rounds). Divide by tern_messages_in_total for a "              \

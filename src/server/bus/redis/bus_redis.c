@@ -508,8 +508,9 @@ static void hb_set_cb(redisAsyncContext *ac, void *reply, void *priv) {
   }
   if (r->type == REDIS_REPLY_NIL && rb->hb_set && !b->leaving) {
     atomic_fetch_add(&b->m_lapses, 1);
-    log_at(LOG_WARN, "bus: this node's heartbeat lapsed (not renewed within %d ms): the other nodes took it for "
-                     "dead and only stored what they sent its clients; telling its clients to reconnect",
+    log_at(LOG_WARN,
+           "bus: this node's heartbeat lapsed (not renewed within %d ms): the other nodes took it for "
+           "dead and only stored what they sent its clients; telling its clients to reconnect",
            HB_TTL_MS);
     if (b->lapse) b->lapse(b->lapse_arg);
   }
