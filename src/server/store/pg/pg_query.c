@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "classq.h"
 #include "err.h"
 #include "log.h"
 #include "pg_int.h"
@@ -111,17 +112,6 @@ int pg_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) { ret
 
 /* ---- installations: an AND of simple conditions (store_class_q_t) over jsonb */
 
-static const char *const cmp_sql[] = {[STORE_EQ] = " = ",   [STORE_NE] = " <> ", [STORE_LT] = " < ",
-                                      [STORE_LTE] = " <= ", [STORE_GT] = " > ",  [STORE_GTE] = " >= "};
-
-static const char *inst_column(const char *f) {
-  if (strcmp(f, "objectId") == 0) return "id";
-  if (strcmp(f, "createdAt") == 0) return "created_at";
-  if (strcmp(f, "updatedAt") == 0) return "updated_at";
-  if (strcmp(f, "deviceType") == 0) return "device_type";
-  return NULL;
-}
-
 /* The compiled where of cq into q (every value a parameter). Fields that are not columns
  * are paths into the stored object (body::jsonb #> path). As on SQLite (store_class.c): an
  * array field equals a value it contains; a key with both '"' and '[' matches nothing (the
@@ -140,15 +130,15 @@ static void inst_where(const store_class_q_t *cq, pgq_t *q) {
         param_json(q, c->val);
         buf_append_str(&q->sql, "))");
       } else if (c->is_time) {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
+        buf_printf(&q->sql, "%s%s", col, CLASS_CMP_SQL[c->op]);
         char num[32];
         snprintf(num, sizeof num, "%lld", (long long)c->ms);
         param_text(q, xstrdup(num), "::bigint");
       } else if (json_is_string(c->val) && !strstr(col, "_at")) {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
+        buf_printf(&q->sql, "%s%s", col, CLASS_CMP_SQL[c->op]);
         param_text(q, xstrdup(json_string_value(c->val)), "::text");
       } else {
-        buf_printf(&q->sql, "to_jsonb(%s)%s", col, cmp_sql[c->op]);
+        buf_printf(&q->sql, "to_jsonb(%s)%s", col, CLASS_CMP_SQL[c->op]);
         param_json(q, c->val);
       }
       continue;
@@ -190,10 +180,11 @@ static void inst_where(const store_class_q_t *cq, pgq_t *q) {
       break;
     default: /* ordered comparisons: numbers with numbers, strings with strings */
       if (json_is_string(c->val)) {
-        buf_printf(&q->sql, "(jsonb_typeof(%s) = 'string' AND (%s #>> '{}') COLLATE \"C\"%s", v, v, cmp_sql[c->op]);
+        buf_printf(&q->sql, "(jsonb_typeof(%s) = 'string' AND (%s #>> '{}') COLLATE \"C\"%s", v, v,
+                   CLASS_CMP_SQL[c->op]);
         param_text(q, xstrdup(json_string_value(c->val)), "::text)");
       } else {
-        buf_printf(&q->sql, "(jsonb_typeof(%s) = 'number' AND (%s)::numeric%s", v, v, cmp_sql[c->op]);
+        buf_printf(&q->sql, "(jsonb_typeof(%s) = 'number' AND (%s)::numeric%s", v, v, CLASS_CMP_SQL[c->op]);
         param_json(q, c->val);
         buf_append_str(&q->sql, "::numeric)");
       }
@@ -201,21 +192,6 @@ static void inst_where(const store_class_q_t *cq, pgq_t *q) {
     buf_free(&x);
   }
   buf_cstr(&q->sql);
-}
-
-static void inst_order(const char *order, buf_t *out) {
-  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
-  static const char *const cols[3] = {"id", "created_at", "updated_at"};
-  const char *s = order && *order ? order : "createdAt";
-  while (*s) {
-    size_t n = strcspn(s, ",");
-    int desc = *s == '-';
-    size_t k = 0;
-    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
-    if (k < 3) buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
-    s += n + (s[n] == ',');
-  }
-  buf_append_str(out, "id ASC");
 }
 
 int pg_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t *n) {
@@ -240,7 +216,7 @@ int pg_installation_query(store_reader_t *r, const store_class_q_t *cq,
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY ",
              buf_cstr(&q.sql));
-  inst_order(cq->order, &sql);
+  class_order_sql(cq->order, INST_ORDER_COLS, &sql); /* the caller checked the keys */
   buf_printf(&sql, " LIMIT %d OFFSET %d", cq->limit, cq->skip);
   PGresult *res;
   int rc = pgc_sqlv(&r->c, buf_cstr(&sql), q.n, (const char *const *)q.vals, &res);

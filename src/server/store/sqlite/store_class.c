@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "classq.h"
 #include "err.h"
 #include "log.h"
 #include "query.h"
@@ -64,18 +65,6 @@ static void sql_list(query_t *q, json_t *arr) {
   free(text);
 }
 
-static const char *const cmp_sql[] = {[STORE_EQ] = " = ",   [STORE_NE] = " <> ", [STORE_LT] = " < ",
-                                      [STORE_LTE] = " <= ", [STORE_GT] = " > ",  [STORE_GTE] = " >= "};
-
-/* Installation columns by field; other fields are paths into the stored object. */
-static const char *inst_column(const char *f) {
-  if (strcmp(f, "objectId") == 0) return "id";
-  if (strcmp(f, "createdAt") == 0) return "created_at";
-  if (strcmp(f, "updatedAt") == 0) return "updated_at";
-  if (strcmp(f, "deviceType") == 0) return "device_type";
-  return NULL;
-}
-
 /* Paths into the stored object are written as query.c writes them (query_path_segment:
  * as jansson wrote the keys); a segment SQLite's JSON functions cannot address makes the
  * condition false rather than reach another member. */
@@ -92,7 +81,7 @@ static void inst_sql(const store_class_q_t *cq, query_t *q) {
         buf_printf(&q->sql, "%s %sIN ", col, c->op == STORE_NIN ? "NOT " : "");
         sql_list(q, c->val);
       } else {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
+        buf_printf(&q->sql, "%s%s", col, CLASS_CMP_SQL[c->op]);
         if (c->is_time) sql_param(q, QP_INT, NULL, c->ms);
         else sql_value(q, c->val);
       }
@@ -138,29 +127,12 @@ static void inst_sql(const store_class_q_t *cq, query_t *q) {
     default:
       buf_append_str(&q->sql, "json_extract(body, ");
       sql_param(q, QP_TEXT, p, 0);
-      buf_printf(&q->sql, ")%s", cmp_sql[c->op]);
+      buf_printf(&q->sql, ")%s", CLASS_CMP_SQL[c->op]);
       sql_value(q, c->val);
     }
     buf_free(&path);
   }
   buf_cstr(&q->sql);
-}
-
-/* ORDER BY over objectId, createdAt, updatedAt ('-': descending), then the id; the caller
- * checked the keys (an unknown one is left out). */
-static void inst_order(const char *order, buf_t *out) {
-  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
-  static const char *const cols[3] = {"id", "created_at", "updated_at"};
-  const char *s = order && *order ? order : "createdAt";
-  while (*s) {
-    size_t n = strcspn(s, ",");
-    int desc = *s == '-';
-    size_t k = 0;
-    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
-    if (k < 3) buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
-    s += n + (s[n] == ',');
-  }
-  buf_append_str(out, "id ASC");
 }
 
 int sq_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t *n) {
@@ -180,7 +152,7 @@ int sq_installation_query(store_reader_t *r, const store_class_q_t *cq,
   buf_t sql = BUF_INIT;
   buf_printf(&sql, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY ",
              buf_cstr(&q.sql));
-  inst_order(cq->order, &sql);
+  class_order_sql(cq->order, INST_ORDER_COLS, &sql); /* the caller checked the keys */
   buf_printf(&sql, " LIMIT %d OFFSET %d", cq->limit, cq->skip);
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(store_reader_db(r), buf_cstr(&sql), -1, &st, NULL);
