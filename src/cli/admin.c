@@ -519,8 +519,7 @@ static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *hel
   int nwords = 0;
   char given[NFLAGS] = {0};
   a->pos = xcalloc((size_t)argc + 1, sizeof *a->pos);
-  args_t it;
-  args_init(&it, argc, argv);
+  args_t it = ARGS_INIT(argc, argv);
   for (arg_t g; args_next(&it, &g);) {
     char *s = g.s;
     if (g.rest) { /* after "--": positional (ids that start with "-") */

@@ -3,24 +3,13 @@
 
 #include "args.h"
 
-void args_init(args_t *it, int argc, char **argv) {
-  it->argc = argc;
-  it->argv = argv;
-  it->i = 1;
-  it->rest = 0;
-}
-
 int args_next(args_t *it, arg_t *a) {
   memset(a, 0, sizeof *a);
-  if (!it->rest && it->i < it->argc && strcmp(it->argv[it->i], "--") == 0) {
-    it->rest = 1; /* the rest are positional (ids that start with "-") */
-    it->i++;
-  }
+  if (!it->rest && it->i < it->argc && strcmp(it->argv[it->i], "--") == 0) it->rest = ++it->i;
   if (it->i >= it->argc) return 0;
   a->s = it->argv[it->i++];
-  a->rest = it->rest;
-  if (!a->rest && strncmp(a->s, "--", 2) == 0) {
-    a->opt = 1;
+  a->rest = it->rest != 0;
+  if ((a->opt = !a->rest && strncmp(a->s, "--", 2) == 0)) {
     a->name = a->s + 2;
     a->eq = strchr(a->name, '=');
     a->nlen = a->eq ? (size_t)(a->eq - a->name) : strlen(a->name);
@@ -29,17 +18,12 @@ int args_next(args_t *it, arg_t *a) {
 }
 
 const char *args_value(args_t *it, const arg_t *a) {
-  if (a->eq) return a->eq + 1;
-  if (it->i < it->argc) return it->argv[it->i++];
-  return NULL;
+  return a->eq ? a->eq + 1 : it->i < it->argc ? it->argv[it->i++] : NULL;
 }
 
 const void *args_find(const void *table, size_t n, size_t size, const char *name, size_t nlen) {
-  for (size_t k = 0; k < n; k++) {
-    const void *e = (const char *)table + k * size;
-    const char *en = *(const char *const *)e;
-    if (strlen(en) == nlen && strncmp(en, name, nlen) == 0) return e;
-  }
+  for (const char *e = table; n--; e += size)
+    if (strlen(*(const char *const *)e) == nlen && strncmp(*(const char *const *)e, name, nlen) == 0) return e;
   return NULL;
 }
 

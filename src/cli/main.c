@@ -380,8 +380,7 @@ int main(int argc, char **argv) {
   char given[NFLAGS] = {0};
   int help = 0, rc = 0;
 #define NAME() (*cmdname ? cmdname : NULL)
-  args_t it;
-  args_init(&it, argc, argv);
+  args_t it = ARGS_INIT(argc, argv);
   for (arg_t g; rc == 0 && args_next(&it, &g);) {
     const char *s = g.s;
     if (g.rest) { /* after "--": words (ids that start with "-") */
