@@ -385,7 +385,9 @@ int main(int argc, char **argv) {
     const char *s = g.s;
     if (g.rest) { /* after "--": words (ids that start with "-") */
       a.pos[a.npos++] = g.s;
-    } else if (!strcmp(s, "-h") || !strcmp(s, "--help") || (!strcmp(s, "help") && !group)) {
+      continue;
+    }
+    if (!strcmp(s, "-h") || !strcmp(s, "--help") || (!strcmp(s, "help") && !group)) {
       help = 1;
     } else if (!strcmp(s, "--version")) {
       rc = usage_error(NAME(), "--version goes alone: tern --version");

@@ -93,7 +93,7 @@ typedef struct {
     .set_add = set_add, .set_del = set_del, .doc_get = doc_get, .doc_put = doc_put, .ext_get = ext_get,                \
     .ext_add = ext_add, .max_seq_at = max_seq_at, .msg_insert = msg_insert, .msg_update = msg_update,                  \
     .inst_get = inst_get, .inst_clients = inst_clients, .inst_devices_del = inst_devices_del, .inst_put = inst_put,    \
-    .inst_device_add = inst_device_add, .badge = badge, .finish = finish_fn,                                           \
+    .inst_device_add = inst_device_add, .badge = badge, .finish = (finish_fn),                                         \
   }
 
 /* Applies j's ops in order with backend ops on b: outcomes set, j->touched filled. 0, the
