@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "args.h"
 #include "cli.h"
 
 /* ---------------------------------------------------------------- flags */
@@ -202,13 +203,6 @@ static void usage(FILE *f, const char *group) {
         "import/export leancloud: 1 also when a record was skipped or the run stopped (the summary says which;\n"
         "  with --state, running the same command again resumes); docs/migrate-import.md\n",
         f);
-}
-
-static int takes(const char *list, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = list; (p = strstr(p, name)); p += n)
-    if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) return 1;
-  return 0;
 }
 
 /* ---------------------------------------------------------------- shared helpers */
@@ -519,30 +513,24 @@ int admin_backup(admin_t *ad) {
 
 /* ---------------------------------------------------------------- the command line */
 
-/* A flag's value: "--x=v" or the next word. NULL when missing. */
-static const char *flag_value(int argc, char **argv, int *i, const char *eq) {
-  if (eq) return eq + 1;
-  if (*i + 1 < argc) return argv[++*i];
-  return NULL;
-}
-
 static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *help) {
   admin_args_t *a = &ad->a;
   char *words[2] = {NULL, NULL};
   int nwords = 0;
   char given[NFLAGS] = {0};
   a->pos = xcalloc((size_t)argc + 1, sizeof *a->pos);
-  for (int i = 1; i < argc; i++) {
-    char *s = argv[i];
+  args_t it = ARGS_INIT(argc, argv);
+  for (arg_t g; args_next(&it, &g);) {
+    char *s = g.s;
+    if (g.rest) { /* after "--": positional (ids that start with "-") */
+      a->pos[a->npos++] = s;
+      continue;
+    }
     if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
       *help = 1;
       continue;
     }
-    if (strcmp(s, "--") == 0) { /* the rest are positional (ids that start with "-") */
-      while (++i < argc) a->pos[a->npos++] = argv[i];
-      break;
-    }
-    if (strncmp(s, "--", 2) != 0 && strcmp(s, "-o") != 0) {
+    if (!g.opt && strcmp(s, "-o") != 0) {
       if (*cmd || nwords == 2) { /* past the command words */
         a->pos[a->npos++] = s;
         continue;
@@ -561,21 +549,17 @@ static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *hel
         return admin_usage_error(ad, "unknown command %s %s (tern admin %s --help)", words[0], words[1], words[0]);
       continue;
     }
-    const char *name = strcmp(s, "-o") == 0 ? "out" : s + 2;
-    const char *eq = strchr(name, '=');
-    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-    const flag_t *f = NULL;
-    for (size_t k = 0; k < NFLAGS; k++)
-      if (strlen(FLAGS[k].name) == nlen && strncmp(FLAGS[k].name, name, nlen) == 0) f = &FLAGS[k];
+    if (!g.opt) g = (arg_t){.s = s, .opt = 1, .name = "out", .nlen = 3}; /* -o */
+    const flag_t *f = args_find(FLAGS, NFLAGS, sizeof *FLAGS, g.name, g.nlen);
     if (!f) return admin_usage_error(ad, "unknown option %s", s);
     given[f - FLAGS] = 1;
     char *field = (char *)a + f->off;
     if (f->kind == F_BOOL) {
-      if (eq) return admin_usage_error(ad, "--%s takes no value", f->name);
+      if (g.eq) return admin_usage_error(ad, "--%s takes no value", f->name);
       *(int *)field = 1;
       continue;
     }
-    const char *v = flag_value(argc, argv, &i, eq);
+    const char *v = args_value(&it, &g);
     if (!v) return admin_usage_error(ad, "--%s needs a value", f->name);
     if (f->kind == F_STR) {
       *(const char **)field = v;
@@ -595,7 +579,7 @@ static int parse(admin_t *ad, int argc, char **argv, const cmd_t **cmd, int *hel
   ad->cmd = cmdname;
   if (*help) return 0;
   for (size_t k = 0; k < NFLAGS; k++)
-    if (given[k] && !takes(COMMON, FLAGS[k].name) && !takes((*cmd)->flags, FLAGS[k].name))
+    if (given[k] && !args_takes(COMMON, FLAGS[k].name) && !args_takes((*cmd)->flags, FLAGS[k].name))
       return admin_usage_error(ad, "%s does not take --%s", cmdname, FLAGS[k].name);
   if (a->npos < (*cmd)->min_pos || ((*cmd)->max_pos >= 0 && a->npos > (*cmd)->max_pos))
     return admin_usage_error(ad, "%s: wrong number of arguments", cmdname);

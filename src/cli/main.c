@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "args.h"
 #include "cli.h"
 #include "jsonlim.h"
 #include "tern_version.h"
@@ -174,13 +175,6 @@ static void command_help(FILE *f, const char *group, const cmd_t *cmd) {
     if (cmd ? &CMDS[i] == cmd : strcmp(CMDS[i].group, group) == 0) fputs(CMDS[i].help, f);
   fputc('\n', f);
   fputs(COMMON_HELP, f);
-}
-
-static int takes(const char *list, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = list; (p = strstr(p, name)); p += n)
-    if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) return 1;
-  return 0;
 }
 
 /* "tern send: …" (or "tern: …" before a command is known) and where to read more; 2. */
@@ -386,35 +380,34 @@ int main(int argc, char **argv) {
   char given[NFLAGS] = {0};
   int help = 0, rc = 0;
 #define NAME() (*cmdname ? cmdname : NULL)
-  for (int i = 1; i < argc && rc == 0; i++) {
-    const char *s = argv[i];
+  args_t it = ARGS_INIT(argc, argv);
+  for (arg_t g; rc == 0 && args_next(&it, &g);) {
+    const char *s = g.s;
+    if (g.rest) { /* after "--": words (ids that start with "-") */
+      a.pos[a.npos++] = g.s;
+      continue;
+    }
     if (!strcmp(s, "-h") || !strcmp(s, "--help") || (!strcmp(s, "help") && !group)) {
       help = 1;
     } else if (!strcmp(s, "--version")) {
       rc = usage_error(NAME(), "--version goes alone: tern --version");
     } else if (!strcmp(s, "-v")) {
       o.verbose++;
-    } else if (!strcmp(s, "--")) { /* the rest are words (ids that start with "-") */
-      while (++i < argc) a.pos[a.npos++] = argv[i];
-    } else if (!strncmp(s, "--", 2) && s[2]) {
-      const char *name = s + 2, *eq = strchr(name, '=');
-      size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-      const flag_t *f = NULL;
-      for (size_t k = 0; k < NFLAGS; k++)
-        if (strlen(FLAGS[k].name) == nlen && !strncmp(FLAGS[k].name, name, nlen)) f = &FLAGS[k];
+    } else if (g.opt) {
+      const flag_t *f = args_find(FLAGS, NFLAGS, sizeof *FLAGS, g.name, g.nlen);
       if (!f) {
-        rc = usage_error(NAME(), "unknown option %.*s", (int)(nlen + 2), s);
+        rc = usage_error(NAME(), "unknown option %.*s", (int)(g.nlen + 2), s);
         break;
       }
       given[f - FLAGS] = 1;
       char *field = (char *)(f->in == IN_OPTS ? (void *)&o : (void *)&a) + f->off;
       if (f->kind == F_BOOL) {
-        if (eq) rc = usage_error(NAME(), "--%s takes no value", f->name);
+        if (g.eq) rc = usage_error(NAME(), "--%s takes no value", f->name);
         else if (!strcmp(f->name, "verbose")) o.verbose++;
         else *(int *)field = 1;
         continue;
       }
-      const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+      const char *v = args_value(&it, &g);
       if (!v) {
         rc = usage_error(NAME(), "--%s needs a value", f->name);
       } else if (f->kind == F_STR) {
@@ -449,7 +442,7 @@ int main(int argc, char **argv) {
       }
       snprintf(cmdname, sizeof cmdname, "%s %s", group, sub);
     } else {
-      a.pos[a.npos++] = argv[i];
+      a.pos[a.npos++] = g.s;
     }
   }
 #undef NAME
@@ -465,7 +458,7 @@ int main(int argc, char **argv) {
   }
   if (rc == 0 && !cmd) rc = usage_error(group, "%s what? create, add, remove, query or count", group);
   for (size_t k = 0; rc == 0 && k < NFLAGS; k++)
-    if (given[k] && !takes(COMMON, FLAGS[k].name) && !takes(cmd->flags, FLAGS[k].name))
+    if (given[k] && !args_takes(COMMON, FLAGS[k].name) && !args_takes(cmd->flags, FLAGS[k].name))
       rc = usage_error(cmdname, "--%s is not an option of %s", FLAGS[k].name, cmdname);
   if (rc == 0 && cmd->max_pos == 0 && a.npos > 0) rc = usage_error(cmdname, "unexpected argument \"%s\"", a.pos[0]);
   if (rc == 0 && a.npos < cmd->min_pos) rc = usage_error(cmdname, "which members?");

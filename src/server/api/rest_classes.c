@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "classq.h"
 #include "err.h"
 #include "files.h"
 #include "jsonlim.h"
@@ -158,22 +159,11 @@ static const char *conds_of(json_t *where, conds_t *cs) {
   return NULL;
 }
 
-/* ORDER BY for a class with objectId, createdAt, updatedAt (the only sort keys offered
- * here); cols names their columns in that order. NULL or why not. */
+/* ORDER BY for a class (classq.h: objectId, createdAt, updatedAt, the only sort keys
+ * offered here); cols names their columns in that order. NULL or why not. */
 static const char *order_sql(const char *order, const char *const cols[3], buf_t *out) {
-  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
-  const char *s = order && *order ? order : "createdAt";
-  while (*s) {
-    size_t n = strcspn(s, ",");
-    int desc = *s == '-';
-    size_t k = 0;
-    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
-    if (k == 3) return "order takes objectId, createdAt and updatedAt ('-' for descending)";
-    buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
-    s += n + (s[n] == ',');
-  }
-  buf_printf(out, "%s ASC", cols[0]);
-  return NULL;
+  return class_order_sql(order, cols, out) ? "order takes objectId, createdAt and updatedAt ('-' for descending)"
+                                           : NULL;
 }
 
 /* ---------------------------------------------------------------- _Conversation */

@@ -7,7 +7,7 @@
  *   PUT  /1.2/import/files/:id   the bytes of a file, kept under its objectId → {objectId, url}
  *
  * Both need the master key, are idempotent, and answer only once their writes are durable.
- * A records body becomes ONE store job (JOB_IMPORT, store_sqlite_import.c): 5,000 messages
+ * A records body becomes ONE store job (JOB_IMPORT, store/import.c): 5,000 messages
  * cost one transaction, not 5,000 round trips. Parsing a 16 MiB body takes tens of ms of
  * jansson, so it runs on libuv's thread pool (with the file records, which are disk I/O);
  * back on the worker, each message of a conversation that is cached (someone may be

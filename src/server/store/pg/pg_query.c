@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "classq.h"
 #include "err.h"
 #include "log.h"
 #include "pg_int.h"
@@ -111,15 +112,76 @@ int pg_conv_count(store_reader_t *r, const store_conv_q_t *cq, int64_t *n) { ret
 
 /* ---- installations: an AND of simple conditions (store_class_q_t) over jsonb */
 
-static const char *const cmp_sql[] = {[STORE_EQ] = " = ",   [STORE_NE] = " <> ", [STORE_LT] = " < ",
-                                      [STORE_LTE] = " <= ", [STORE_GT] = " > ",  [STORE_GTE] = " >= "};
+/* A condition on a column (classq.h: inst_where_sql). */
+static void inst_col_sql(void *arg, const char *col, const store_cond_t *c) {
+  pgq_t *q = arg;
+  if (c->op == STORE_IN || c->op == STORE_NIN) {
+    buf_printf(&q->sql, "%sto_jsonb(%s) IN (SELECT jsonb_array_elements(", c->op == STORE_NIN ? "NOT " : "", col);
+    param_json(q, c->val);
+    buf_append_str(&q->sql, "))");
+  } else if (c->is_time) {
+    buf_printf(&q->sql, "%s%s", col, CLASS_CMP_SQL[c->op]);
+    char num[32];
+    snprintf(num, sizeof num, "%lld", (long long)c->ms);
+    param_text(q, xstrdup(num), "::bigint");
+  } else if (json_is_string(c->val) && !strstr(col, "_at")) {
+    buf_printf(&q->sql, "%s%s", col, CLASS_CMP_SQL[c->op]);
+    param_text(q, xstrdup(json_string_value(c->val)), "::text");
+  } else {
+    buf_printf(&q->sql, "to_jsonb(%s)%s", col, CLASS_CMP_SQL[c->op]);
+    param_json(q, c->val);
+  }
+}
 
-static const char *inst_column(const char *f) {
-  if (strcmp(f, "objectId") == 0) return "id";
-  if (strcmp(f, "createdAt") == 0) return "created_at";
-  if (strcmp(f, "updatedAt") == 0) return "updated_at";
-  if (strcmp(f, "deviceType") == 0) return "device_type";
-  return NULL;
+/* A condition on a path into the stored object. */
+static void inst_path_sql(void *arg, const store_cond_t *c) {
+  pgq_t *q = arg;
+  if (strchr(c->field, '"') && strchr(c->field, '[')) {
+    buf_append_str(&q->sql, "false");
+    return;
+  }
+  json_t *path = json_array();
+  for (const char *s = c->field; *s;) {
+    size_t n = strcspn(s, ".");
+    json_array_append_new(path, json_stringn(s, n));
+    s += n + (s[n] == '.');
+  }
+  /* the path as a text[] built from a jsonb array: no quoting of the keys by hand */
+  buf_t x = BUF_INIT;
+  buf_printf(&x, "(body::jsonb #> ARRAY(SELECT jsonb_array_elements_text($%d::jsonb)))", q->n + 1);
+  pgq_param(q, json_dumps(path, JSON_COMPACT));
+  json_decref(path);
+  const char *v = buf_cstr(&x);
+  switch (c->op) {
+  case STORE_EXISTS: buf_printf(&q->sql, "%s IS %sNULL", v, json_is_true(c->val) ? "NOT " : ""); break;
+  case STORE_EQ:
+  case STORE_NE: /* an array field equals a value it contains, as in LeanCloud */
+    buf_printf(&q->sql, "%scoalesce(%s = ", c->op == STORE_NE ? "NOT " : "", v);
+    param_json(q, c->val);
+    buf_printf(&q->sql, " OR (jsonb_typeof(%s) = 'array' AND %s @> jsonb_build_array(", v, v);
+    param_json(q, c->val);
+    buf_append_str(&q->sql, ")), false)");
+    break;
+  case STORE_IN:
+  case STORE_NIN:
+    buf_printf(&q->sql,
+               "%scoalesce(EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(%s) = 'array' THEN %s"
+               " ELSE jsonb_build_array(%s) END) e WHERE %s IS NOT NULL AND e IN (SELECT jsonb_array_elements(",
+               c->op == STORE_NIN ? "NOT " : "", v, v, v, v);
+    param_json(q, c->val);
+    buf_append_str(&q->sql, "))), false)");
+    break;
+  default: /* ordered comparisons: numbers with numbers, strings with strings */
+    if (json_is_string(c->val)) {
+      buf_printf(&q->sql, "(jsonb_typeof(%s) = 'string' AND (%s #>> '{}') COLLATE \"C\"%s", v, v, CLASS_CMP_SQL[c->op]);
+      param_text(q, xstrdup(json_string_value(c->val)), "::text)");
+    } else {
+      buf_printf(&q->sql, "(jsonb_typeof(%s) = 'number' AND (%s)::numeric%s", v, v, CLASS_CMP_SQL[c->op]);
+      param_json(q, c->val);
+      buf_append_str(&q->sql, "::numeric)");
+    }
+  }
+  buf_free(&x);
 }
 
 /* The compiled where of cq into q (every value a parameter). Fields that are not columns
@@ -127,95 +189,8 @@ static const char *inst_column(const char *f) {
  * array field equals a value it contains; a key with both '"' and '[' matches nothing (the
  * api never sends one; SQLite cannot address it and the backends answer alike). */
 static void inst_where(const store_class_q_t *cq, pgq_t *q) {
-  buf_append_str(&q->sql, "true");
-  for (size_t i = 0; i < cq->n; i++) {
-    const store_cond_t *c = &cq->conds[i];
-    const char *col = inst_column(c->field);
-    buf_append_str(&q->sql, " AND ");
-    if (col) {
-      if (c->op == STORE_EXISTS) {
-        buf_append_str(&q->sql, json_is_true(c->val) ? "true" : "false");
-      } else if (c->op == STORE_IN || c->op == STORE_NIN) {
-        buf_printf(&q->sql, "%sto_jsonb(%s) IN (SELECT jsonb_array_elements(", c->op == STORE_NIN ? "NOT " : "", col);
-        param_json(q, c->val);
-        buf_append_str(&q->sql, "))");
-      } else if (c->is_time) {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
-        char num[32];
-        snprintf(num, sizeof num, "%lld", (long long)c->ms);
-        param_text(q, xstrdup(num), "::bigint");
-      } else if (json_is_string(c->val) && !strstr(col, "_at")) {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
-        param_text(q, xstrdup(json_string_value(c->val)), "::text");
-      } else {
-        buf_printf(&q->sql, "to_jsonb(%s)%s", col, cmp_sql[c->op]);
-        param_json(q, c->val);
-      }
-      continue;
-    }
-    if (strchr(c->field, '"') && strchr(c->field, '[')) {
-      buf_append_str(&q->sql, "false");
-      continue;
-    }
-    json_t *path = json_array();
-    for (const char *s = c->field; *s;) {
-      size_t n = strcspn(s, ".");
-      json_array_append_new(path, json_stringn(s, n));
-      s += n + (s[n] == '.');
-    }
-    /* the path as a text[] built from a jsonb array: no quoting of the keys by hand */
-    buf_t x = BUF_INIT;
-    buf_printf(&x, "(body::jsonb #> ARRAY(SELECT jsonb_array_elements_text($%d::jsonb)))", q->n + 1);
-    pgq_param(q, json_dumps(path, JSON_COMPACT));
-    json_decref(path);
-    const char *v = buf_cstr(&x);
-    switch (c->op) {
-    case STORE_EXISTS: buf_printf(&q->sql, "%s IS %sNULL", v, json_is_true(c->val) ? "NOT " : ""); break;
-    case STORE_EQ:
-    case STORE_NE: /* an array field equals a value it contains, as in LeanCloud */
-      buf_printf(&q->sql, "%scoalesce(%s = ", c->op == STORE_NE ? "NOT " : "", v);
-      param_json(q, c->val);
-      buf_printf(&q->sql, " OR (jsonb_typeof(%s) = 'array' AND %s @> jsonb_build_array(", v, v);
-      param_json(q, c->val);
-      buf_append_str(&q->sql, ")), false)");
-      break;
-    case STORE_IN:
-    case STORE_NIN:
-      buf_printf(&q->sql,
-                 "%scoalesce(EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(%s) = 'array' THEN %s"
-                 " ELSE jsonb_build_array(%s) END) e WHERE %s IS NOT NULL AND e IN (SELECT jsonb_array_elements(",
-                 c->op == STORE_NIN ? "NOT " : "", v, v, v, v);
-      param_json(q, c->val);
-      buf_append_str(&q->sql, "))), false)");
-      break;
-    default: /* ordered comparisons: numbers with numbers, strings with strings */
-      if (json_is_string(c->val)) {
-        buf_printf(&q->sql, "(jsonb_typeof(%s) = 'string' AND (%s #>> '{}') COLLATE \"C\"%s", v, v, cmp_sql[c->op]);
-        param_text(q, xstrdup(json_string_value(c->val)), "::text)");
-      } else {
-        buf_printf(&q->sql, "(jsonb_typeof(%s) = 'number' AND (%s)::numeric%s", v, v, cmp_sql[c->op]);
-        param_json(q, c->val);
-        buf_append_str(&q->sql, "::numeric)");
-      }
-    }
-    buf_free(&x);
-  }
-  buf_cstr(&q->sql);
-}
-
-static void inst_order(const char *order, buf_t *out) {
-  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
-  static const char *const cols[3] = {"id", "created_at", "updated_at"};
-  const char *s = order && *order ? order : "createdAt";
-  while (*s) {
-    size_t n = strcspn(s, ",");
-    int desc = *s == '-';
-    size_t k = 0;
-    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
-    if (k < 3) buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
-    s += n + (s[n] == ',');
-  }
-  buf_append_str(out, "id ASC");
+  static const char *const truth[2] = {"false", "true"};
+  inst_where_sql(cq, &q->sql, truth, inst_col_sql, inst_path_sql, q);
 }
 
 int pg_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t *n) {
@@ -238,10 +213,7 @@ int pg_installation_query(store_reader_t *r, const store_class_q_t *cq,
   pgq_t q = {0};
   inst_where(cq, &q);
   buf_t sql = BUF_INIT;
-  buf_printf(&sql, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY ",
-             buf_cstr(&q.sql));
-  inst_order(cq->order, &sql);
-  buf_printf(&sql, " LIMIT %d OFFSET %d", cq->limit, cq->skip);
+  inst_select_sql(cq, buf_cstr(&q.sql), &sql);
   PGresult *res;
   int rc = pgc_sqlv(&r->c, buf_cstr(&sql), q.n, (const char *const *)q.vals, &res);
   buf_free(&sql);

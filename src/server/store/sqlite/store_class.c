@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "classq.h"
 #include "err.h"
 #include "log.h"
 #include "query.h"
@@ -64,103 +65,74 @@ static void sql_list(query_t *q, json_t *arr) {
   free(text);
 }
 
-static const char *const cmp_sql[] = {[STORE_EQ] = " = ",   [STORE_NE] = " <> ", [STORE_LT] = " < ",
-                                      [STORE_LTE] = " <= ", [STORE_GT] = " > ",  [STORE_GTE] = " >= "};
-
-/* Installation columns by field; other fields are paths into the stored object. */
-static const char *inst_column(const char *f) {
-  if (strcmp(f, "objectId") == 0) return "id";
-  if (strcmp(f, "createdAt") == 0) return "created_at";
-  if (strcmp(f, "updatedAt") == 0) return "updated_at";
-  if (strcmp(f, "deviceType") == 0) return "device_type";
-  return NULL;
+/* A condition on a column (classq.h: inst_where_sql). */
+static void inst_col_sql(void *arg, const char *col, const store_cond_t *c) {
+  query_t *q = arg;
+  if (c->op == STORE_IN || c->op == STORE_NIN) {
+    buf_printf(&q->sql, "%s %sIN ", col, c->op == STORE_NIN ? "NOT " : "");
+    sql_list(q, c->val);
+  } else {
+    buf_printf(&q->sql, "%s%s", col, CLASS_CMP_SQL[c->op]);
+    if (c->is_time) sql_param(q, QP_INT, NULL, c->ms);
+    else sql_value(q, c->val);
+  }
 }
 
 /* Paths into the stored object are written as query.c writes them (query_path_segment:
  * as jansson wrote the keys); a segment SQLite's JSON functions cannot address makes the
  * condition false rather than reach another member. */
-static void inst_sql(const store_class_q_t *cq, query_t *q) {
-  buf_append_str(&q->sql, "1");
-  for (size_t i = 0; i < cq->n; i++) {
-    const store_cond_t *c = &cq->conds[i];
-    const char *col = inst_column(c->field);
-    buf_append_str(&q->sql, " AND ");
-    if (col) {
-      if (c->op == STORE_EXISTS) {
-        buf_append_str(&q->sql, json_is_true(c->val) ? "1" : "0");
-      } else if (c->op == STORE_IN || c->op == STORE_NIN) {
-        buf_printf(&q->sql, "%s %sIN ", col, c->op == STORE_NIN ? "NOT " : "");
-        sql_list(q, c->val);
-      } else {
-        buf_printf(&q->sql, "%s%s", col, cmp_sql[c->op]);
-        if (c->is_time) sql_param(q, QP_INT, NULL, c->ms);
-        else sql_value(q, c->val);
-      }
-      continue;
-    }
-    buf_t path = BUF_INIT;
-    buf_append_str(&path, "$");
-    int addressable = 1; /* api allows only letters, digits and '_'; a backend does not rely on it */
-    for (const char *s = c->field; *s && addressable;) {
-      size_t n = strcspn(s, ".");
-      addressable = query_path_segment(&path, s, n) == 0;
-      s += n + (s[n] == '.');
-    }
-    if (!addressable) {
-      buf_append_str(&q->sql, "0");
-      buf_free(&path);
-      continue;
-    }
-    const char *p = buf_cstr(&path);
-    switch (c->op) {
-    case STORE_EXISTS:
-      buf_append_str(&q->sql, "json_type(body, ");
-      sql_param(q, QP_TEXT, p, 0);
-      buf_append_str(&q->sql, json_is_true(c->val) ? ") IS NOT NULL" : ") IS NULL");
-      break;
-    case STORE_EQ:
-    case STORE_NE: /* an array field equals a value it contains, as in LeanCloud */
-    case STORE_IN:
-    case STORE_NIN:
-      buf_append_str(&q->sql, c->op == STORE_NE || c->op == STORE_NIN ? "NOT EXISTS" : "EXISTS");
-      buf_append_str(&q->sql, " (SELECT 1 FROM json_each(body, ");
-      sql_param(q, QP_TEXT, p, 0);
-      buf_append_str(&q->sql, ") WHERE value ");
-      if (c->op == STORE_IN || c->op == STORE_NIN) {
-        buf_append_str(&q->sql, "IN ");
-        sql_list(q, c->val);
-      } else {
-        buf_append_str(&q->sql, "= ");
-        sql_value(q, c->val);
-      }
-      buf_append_str(&q->sql, ")");
-      break;
-    default:
-      buf_append_str(&q->sql, "json_extract(body, ");
-      sql_param(q, QP_TEXT, p, 0);
-      buf_printf(&q->sql, ")%s", cmp_sql[c->op]);
+static void inst_path_sql(void *arg, const store_cond_t *c) {
+  query_t *q = arg;
+  buf_t path = BUF_INIT;
+  buf_append_str(&path, "$");
+  int addressable = 1; /* api allows only letters, digits and '_'; a backend does not rely on it */
+  for (const char *s = c->field; *s && addressable;) {
+    size_t n = strcspn(s, ".");
+    addressable = query_path_segment(&path, s, n) == 0;
+    s += n + (s[n] == '.');
+  }
+  if (!addressable) {
+    buf_append_str(&q->sql, "0");
+    buf_free(&path);
+    return;
+  }
+  const char *p = buf_cstr(&path);
+  switch (c->op) {
+  case STORE_EXISTS:
+    buf_append_str(&q->sql, "json_type(body, ");
+    sql_param(q, QP_TEXT, p, 0);
+    buf_append_str(&q->sql, json_is_true(c->val) ? ") IS NOT NULL" : ") IS NULL");
+    break;
+  case STORE_EQ:
+  case STORE_NE: /* an array field equals a value it contains, as in LeanCloud */
+  case STORE_IN:
+  case STORE_NIN:
+    buf_append_str(&q->sql, c->op == STORE_NE || c->op == STORE_NIN ? "NOT EXISTS" : "EXISTS");
+    buf_append_str(&q->sql, " (SELECT 1 FROM json_each(body, ");
+    sql_param(q, QP_TEXT, p, 0);
+    buf_append_str(&q->sql, ") WHERE value ");
+    if (c->op == STORE_IN || c->op == STORE_NIN) {
+      buf_append_str(&q->sql, "IN ");
+      sql_list(q, c->val);
+    } else {
+      buf_append_str(&q->sql, "= ");
       sql_value(q, c->val);
     }
-    buf_free(&path);
+    buf_append_str(&q->sql, ")");
+    break;
+  default:
+    buf_append_str(&q->sql, "json_extract(body, ");
+    sql_param(q, QP_TEXT, p, 0);
+    buf_printf(&q->sql, ")%s", CLASS_CMP_SQL[c->op]);
+    sql_value(q, c->val);
   }
-  buf_cstr(&q->sql);
+  buf_free(&path);
 }
 
-/* ORDER BY over objectId, createdAt, updatedAt ('-': descending), then the id; the caller
- * checked the keys (an unknown one is left out). */
-static void inst_order(const char *order, buf_t *out) {
-  static const char *const keys[3] = {"objectId", "createdAt", "updatedAt"};
-  static const char *const cols[3] = {"id", "created_at", "updated_at"};
-  const char *s = order && *order ? order : "createdAt";
-  while (*s) {
-    size_t n = strcspn(s, ",");
-    int desc = *s == '-';
-    size_t k = 0;
-    while (k < 3 && !(strlen(keys[k]) == n - (size_t)desc && strncmp(keys[k], s + desc, n - (size_t)desc) == 0)) k++;
-    if (k < 3) buf_printf(out, "%s %s, ", cols[k], desc ? "DESC" : "ASC");
-    s += n + (s[n] == ',');
-  }
-  buf_append_str(out, "id ASC");
+/* The where of cq into q (every value a parameter). */
+static void inst_sql(const store_class_q_t *cq, query_t *q) {
+  static const char *const truth[2] = {"0", "1"};
+  inst_where_sql(cq, &q->sql, truth, inst_col_sql, inst_path_sql, q);
 }
 
 int sq_installation_count(store_reader_t *r, const store_class_q_t *cq, int64_t *n) {
@@ -178,10 +150,7 @@ int sq_installation_query(store_reader_t *r, const store_class_q_t *cq,
   query_init(&q);
   inst_sql(cq, &q);
   buf_t sql = BUF_INIT;
-  buf_printf(&sql, "SELECT id, device_type, token, body, created_at, updated_at FROM installation WHERE %s ORDER BY ",
-             buf_cstr(&q.sql));
-  inst_order(cq->order, &sql);
-  buf_printf(&sql, " LIMIT %d OFFSET %d", cq->limit, cq->skip);
+  inst_select_sql(cq, buf_cstr(&q.sql), &sql);
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(store_reader_db(r), buf_cstr(&sql), -1, &st, NULL);
   buf_free(&sql);
