@@ -19,6 +19,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "log.h"
 #include "revoke.h"
 
@@ -243,7 +244,10 @@ long im_client_rate(im_t *im, const char *client, long rate) {
 
 /* Frames a link received while its request waits on the bus, in order. A client that
  * keeps sending meanwhile is closed past these (4116): the wait is a round trip to Redis,
- * or immediate when the bus is down. */
+ * or immediate when the bus is down. The bytes held are also counted per peer address
+ * (bus_park_limit_ip) and for the server (bus_park_limit_total): many connections, each
+ * under its own cap, cannot hold more than those together while Redis is slow; the one
+ * whose frame would pass a budget is closed the same way (4116), the others keep theirs. */
 #define PARK_MAX_FRAMES 64
 #define PARK_MAX_BYTES (1 << 20)
 
@@ -257,7 +261,25 @@ typedef struct qframe {
 struct im_park {
   qframe_t *head, *tail;
   size_t n, bytes;
+  ipcount_entry_t *ipe; /* the link's address in im->park_ips, holding `bytes` of its count */
 };
+
+/* A new, empty park for l, its address counted in im->park_ips. */
+static struct im_park *park_new(im_t *im, im_link_t *l) {
+  struct im_park *q = xcalloc(1, sizeof *q);
+  q->ipe = ipcount_add(im->park_ips, l->ip ? l->ip : "", 0);
+  return q;
+}
+
+/* Gives back what q holds of the address's and the server's budgets (its frames stay). */
+static void park_unaccount(im_t *im, struct im_park *q) {
+  if (q->bytes) {
+    ipcount_out_add(q->ipe, -(int64_t)q->bytes);
+    atomic_fetch_sub(&im->park_bytes, (int64_t)q->bytes);
+  }
+  ipcount_del(im->park_ips, q->ipe);
+  q->ipe = NULL;
+}
 
 typedef struct {
   im_t *im;
@@ -268,11 +290,33 @@ typedef struct {
   uint8_t d[]; /* the parked request's frame */
 } nclaim_t;
 
-static log_limit_t nonce_log;
+static log_limit_t nonce_log, park_log;
 
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
   struct im_park *q = l->park;
-  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  im_t *im = l->imw->im;
+  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) {
+    atomic_fetch_add(&im->park_refused[0], 1);
+    return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  }
+  long ip_cap = im->cfg->bus_park_limit_ip, all_cap = im->cfg->bus_park_limit_total;
+  if (ipcount_out_add(q->ipe, (int64_t)n) > ip_cap && ip_cap > 0) {
+    ipcount_out_add(q->ipe, -(int64_t)n);
+    atomic_fetch_add(&im->park_refused[1], 1);
+    log_limited(&park_log, LOG_WARN,
+                "conn %s: frames held behind requests waiting on the bus over bus_park_limit_ip (%ld): closing it",
+                l->ip ? l->ip : "?", ip_cap);
+    return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  }
+  if (atomic_fetch_add(&im->park_bytes, (int64_t)n) + (int64_t)n > all_cap && all_cap > 0) {
+    atomic_fetch_sub(&im->park_bytes, (int64_t)n);
+    ipcount_out_add(q->ipe, -(int64_t)n);
+    atomic_fetch_add(&im->park_refused[2], 1);
+    log_limited(&park_log, LOG_WARN,
+                "conn %s: frames held behind requests waiting on the bus over bus_park_limit_total (%ld): closing it",
+                l->ip ? l->ip : "?", all_cap);
+    return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  }
   qframe_t *f = xmalloc(sizeof *f + n);
   f->next = NULL;
   f->base64 = base64;
@@ -296,6 +340,7 @@ static void frames_free(qframe_t *f) {
 
 void im_park_free(im_link_t *l) {
   if (!l->park) return;
+  park_unaccount(l->imw->im, l->park);
   frames_free(l->park->head);
   free(l->park);
   l->park = NULL;
@@ -316,6 +361,7 @@ static void nonce_answer(void *arg, int result) {
                 "bus: a signature nonce could not be checked across nodes (bus down): this node's cache decides");
   struct im_park *q = l->park;
   l->park = NULL;
+  if (q) park_unaccount(k->im, q); /* its frames run now, or are held (and counted) again */
   int code = im_link_run(l, k->d, k->n, k->base64, result == 1 ? 1 : result == 0 ? -1 : 2);
   free(k);
   qframe_t *f = q ? q->head : NULL;
@@ -351,12 +397,27 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
       k->base64 = r->base64;
       k->n = r->rawlen;
       memcpy(k->d, r->raw, r->rawlen);
-      r->link->park = xcalloc(1, sizeof *r->link->park);
+      r->link->park = park_new(im, r->link);
       bus_claim(im->bus, key, sign_nonce_ttl_ms(im->signer), nonce_answer, k);
       return IM_PARKED;
     }
   }
   return sign_nonce_fresh(im->signer, n);
+}
+
+/* Prometheus lines of the IM layer's cluster traffic (routes.c, with a bus). */
+void im_bus_metrics(im_t *im, buf_t *out) {
+  buf_printf(out,
+             "# HELP tern_bus_parked_bytes Bytes of frames held behind requests waiting on the bus.\n"
+             "# TYPE tern_bus_parked_bytes gauge\ntern_bus_parked_bytes %lld\n",
+             (long long)atomic_load(&im->park_bytes));
+  buf_printf(out,
+             "# HELP tern_bus_park_refused_total Connections closed (4116) for frames held behind a request waiting on "
+             "the bus, by the limit they hit (connection: 64 frames / 1 MiB, ip: bus_park_limit_ip, total: "
+             "bus_park_limit_total).\n"
+             "# TYPE tern_bus_park_refused_total counter\ntern_bus_park_refused_total{limit=\"connection\"} %lu\n"
+             "tern_bus_park_refused_total{limit=\"ip\"} %lu\ntern_bus_park_refused_total{limit=\"total\"} %lu\n",
+             atomic_load(&im->park_refused[0]), atomic_load(&im->park_refused[1]), atomic_load(&im->park_refused[2]));
 }
 
 /* ---------------------------------------------------------------- receiving */

@@ -43,10 +43,13 @@ struct im {
   pthread_mutex_t sso_mu;    /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
-  atomic_size_t room_drops;  /* room messages dropped for congestion */
-  struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
-  struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
-  bus_t *bus;                /* the other nodes (im_bus.c), or NULL: a single node */
+  atomic_size_t room_drops;   /* room messages dropped for congestion */
+  struct revoke *revoke;      /* session-token revocations not yet committed (revoke.h) */
+  struct ipcount *query_ips;  /* conversation queries running per peer address (im_conv.c) */
+  bus_t *bus;                 /* the other nodes (im_bus.c), or NULL: a single node */
+  struct ipcount *park_ips;   /* bytes held behind requests waiting on the bus, per peer address (im_bus.c) */
+  _Atomic int64_t park_bytes; /* and for the server (bus_park_limit_total) */
+  _Atomic unsigned long park_refused[3]; /* closed 4116 past: the link's cap, bus_park_limit_ip, _total */
 };
 
 struct im_worker {
@@ -242,9 +245,13 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
 /* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
 int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce);
 /* A frame that arrives while the link's request is parked waits (copied); a close code
- * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES). */
+ * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES), or when its bytes would
+ * pass its address's (bus_park_limit_ip) or the server's (bus_park_limit_total) budget of
+ * bytes held so. */
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
 void im_park_free(im_link_t *l);
+/* Prometheus lines: bytes held so, connections closed for it (routes.c, with a bus). */
+void im_bus_metrics(im_t *im, buf_t *out);
 /* Distinct clients online, on this node and (with a bus) on the others (REST stats). */
 size_t im_clients_online(im_t *im);
 /* Has client a session on this node or (with a bus) on another? */
