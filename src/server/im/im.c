@@ -63,6 +63,7 @@ void im_free(im_t *im) {
   convcache_free(im->convs);
   ipcount_free(im->query_ips);
   ipcount_free(im->park_ips);
+  im_bus_free(im);
   free(im);
 }
 

@@ -10,9 +10,13 @@
  *   'R' a session-token revocation (revoke.h), broadcast: each node keeps it.
  *   'C' a conversation changed (its cid), broadcast after the commit: each node marks its
  *       cached copy stale (convcache_stale) and reloads it from the store on its next use.
+ *       Coalesced: about one per conversation per bus_conv_coalesce_ms from a node, the last
+ *       change of a burst always told (im_conv_changed).
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
  * One 'D' goes to each node that holds any recipient, whatever their number. */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +26,7 @@
 #include "ipcount.h"
 #include "log.h"
 #include "revoke.h"
+#include "timeutil.h"
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -208,17 +213,171 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
   buf_free(&m);
 }
 
+/* ---- 'C' coalesced: at most about one broadcast per conversation per window
+ * (bus_conv_coalesce_ms, 50 by default), per node.
+ * A change to a conversation no 'C' went out for within the window is told at once; later
+ * changes within the window only mark it, and the home worker's timer tells each marked
+ * one when the window ends — after the last commit, so the other nodes always reload the
+ * final state. A client changing one conversation as fast as its rate allows, from many
+ * connections, so costs each other node ~1000 / window reloads a second at most, not one
+ * per change. The window is read at start (the timer's period). */
+typedef struct cchg {
+  map_node_t node; /* key: cid */
+  int64_t sent_ms; /* when a 'C' for it last went out */
+  int dirty;       /* changed again since: one more 'C' is owed */
+  char cid[];
+} cchg_t;
+
+struct conv_bcast {
+  pthread_mutex_t mu; /* guards what follows */
+  map_t recent;       /* cids a 'C' went out for within the window */
+  int armed;          /* the timer runs, or `arm` is posted to start it */
+  int stopped;        /* the home worker stopped: no timer, every change told at once */
+  task_t arm;
+  uv_timer_t *timer; /* on BUS_HOME_WORKER's loop */
+  int64_t window_ms; /* 0: no coalescing */
+  im_t *im;
+  atomic_ulong sent, coalesced;
+  atomic_long owed; /* entries marked dirty: a 'C' each, at the window's end */
+};
+
+static void conv_broadcast(im_t *im, const char *cid) {
+  buf_t m = BUF_INIT;
+  buf_append(&m, "C", 1);
+  put_str(&m, cid);
+  bus_broadcast(im->bus, m.data, m.len);
+  buf_free(&m);
+  atomic_fetch_add(&im->cbc->sent, 1);
+}
+
+/* Under cb->mu: the owed cids (malloc'd copies, *k of them), those owed nothing and older
+ * than the window forgotten (all, when all). */
+static char **cbc_collect(struct conv_bcast *cb, int64_t now, int all, size_t *k) {
+  char **out = xcalloc(map_count(&cb->recent) + 1, sizeof *out);
+  *k = 0;
+  map_iter_t it;
+  for (map_node_t *n = map_first(&cb->recent, &it); n; n = map_next(&cb->recent, &it)) {
+    cchg_t *e = MAP_ENTRY(n, cchg_t, node);
+    if (e->dirty) {
+      out[(*k)++] = xstrdup(e->cid);
+      e->dirty = 0;
+      atomic_fetch_sub(&cb->owed, 1);
+      e->sent_ms = now;
+      if (!all) continue; /* a 'C' just went out: the window starts again */
+    }
+    if (all || now - e->sent_ms >= cb->window_ms) {
+      map_remove(&cb->recent, n);
+      free(e);
+    }
+  }
+  return out;
+}
+static void cbc_send(im_t *im, char **cids, size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    conv_broadcast(im, cids[i]);
+    free(cids[i]);
+  }
+  free(cids);
+}
+
+static void cbc_tick(uv_timer_t *t) {
+  im_t *im = t->data;
+  struct conv_bcast *cb = im->cbc;
+  size_t k;
+  pthread_mutex_lock(&cb->mu);
+  char **cids = cbc_collect(cb, now_ms(), 0, &k);
+  if (!map_count(&cb->recent)) {
+    uv_timer_stop(t);
+    cb->armed = 0;
+  }
+  pthread_mutex_unlock(&cb->mu);
+  cbc_send(im, cids, k);
+}
+
+static void cbc_arm(task_t *t) { /* on BUS_HOME_WORKER */
+  struct conv_bcast *cb = (struct conv_bcast *)(void *)((char *)t - offsetof(struct conv_bcast, arm));
+  pthread_mutex_lock(&cb->mu);
+  if (!cb->stopped && cb->timer) uv_timer_start(cb->timer, cbc_tick, (uint64_t)cb->window_ms, (uint64_t)cb->window_ms);
+  else cb->armed = 0;
+  pthread_mutex_unlock(&cb->mu);
+}
+
 void im_conv_changed(im_worker_t *w, const char *cid) {
   im_t *im = w->im;
   if (!im->bus || !cid) return;
   /* this node too: a reload for another node's change may have read the store before this
    * commit and put the cache behind it */
   convcache_stale(im, cid);
-  buf_t m = BUF_INIT;
-  buf_append(&m, "C", 1);
-  put_str(&m, cid);
-  bus_broadcast(im->bus, m.data, m.len);
-  buf_free(&m);
+  struct conv_bcast *cb = im->cbc;
+  size_t len = strlen(cid);
+  int now_send = 1, post = 0;
+  pthread_mutex_lock(&cb->mu);
+  if (!cb->stopped && cb->window_ms > 0) {
+    map_node_t *n = map_find(&cb->recent, cid, len);
+    if (n) {
+      cchg_t *e = MAP_ENTRY(n, cchg_t, node);
+      if (!e->dirty) atomic_fetch_add(&cb->owed, 1);
+      e->dirty = 1; /* told when the window ends */
+      now_send = 0;
+    } else {
+      cchg_t *e = xmalloc(sizeof *e + len + 1);
+      memcpy(e->cid, cid, len + 1);
+      e->node.key = e->cid;
+      e->node.klen = (uint32_t)len;
+      e->sent_ms = now_ms();
+      e->dirty = 0;
+      map_add(&cb->recent, &e->node);
+      if (!cb->armed) post = cb->armed = 1;
+    }
+  }
+  pthread_mutex_unlock(&cb->mu);
+  if (post) im->post(im->post_arg, BUS_HOME_WORKER, &cb->arm);
+  if (now_send) conv_broadcast(im, cid);
+  else atomic_fetch_add(&cb->coalesced, 1);
+}
+
+static void cbc_new(im_t *im) {
+  struct conv_bcast *cb = xcalloc(1, sizeof *cb);
+  pthread_mutex_init(&cb->mu, NULL);
+  map_init(&cb->recent);
+  cb->arm.fn = cbc_arm;
+  cb->window_ms = im->cfg->bus_conv_coalesce_ms;
+  cb->im = im;
+  im->cbc = cb;
+}
+
+static void timer_free(uv_handle_t *h) { free(h); }
+
+/* The home worker is stopping, its bus connection still up: what is owed goes out now,
+ * and from here on every change is told at once. */
+static void cbc_stop(im_t *im) {
+  struct conv_bcast *cb = im->cbc;
+  size_t k;
+  pthread_mutex_lock(&cb->mu);
+  cb->stopped = 1;
+  char **cids = cbc_collect(cb, now_ms(), 1, &k);
+  uv_timer_t *t = cb->timer;
+  cb->timer = NULL;
+  pthread_mutex_unlock(&cb->mu);
+  cbc_send(im, cids, k);
+  if (t) {
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, timer_free);
+  }
+}
+
+void im_bus_free(im_t *im) {
+  struct conv_bcast *cb = im->cbc;
+  if (!cb) return;
+  map_iter_t it;
+  for (map_node_t *n = map_first(&cb->recent, &it); n; n = map_next(&cb->recent, &it)) {
+    map_remove(&cb->recent, n);
+    free(MAP_ENTRY(n, cchg_t, node));
+  }
+  map_fini(&cb->recent);
+  pthread_mutex_destroy(&cb->mu);
+  free(cb);
+  im->cbc = NULL;
 }
 
 int im_client_online(im_t *im, const char *client) {
@@ -418,6 +577,15 @@ void im_bus_metrics(im_t *im, buf_t *out) {
              "# TYPE tern_bus_park_refused_total counter\ntern_bus_park_refused_total{limit=\"connection\"} %lu\n"
              "tern_bus_park_refused_total{limit=\"ip\"} %lu\ntern_bus_park_refused_total{limit=\"total\"} %lu\n",
              atomic_load(&im->park_refused[0]), atomic_load(&im->park_refused[1]), atomic_load(&im->park_refused[2]));
+  buf_printf(out,
+             "# HELP tern_bus_conv_changes_total Conversation changes made here, by whether a 'C' broadcast told the "
+             "other nodes (sent: one per conversation per bus_conv_coalesce_ms at most, the last change of a burst "
+             "included) or was folded into the broadcast that ends its window (coalesced).\n"
+             "# TYPE tern_bus_conv_changes_total counter\ntern_bus_conv_changes_total{outcome=\"sent\"} %lu\n"
+             "tern_bus_conv_changes_total{outcome=\"coalesced\"} %lu\n"
+             "# HELP tern_bus_conv_changes_owed Conversations changed within their window whose broadcast waits for "
+             "its end.\n# TYPE tern_bus_conv_changes_owed gauge\ntern_bus_conv_changes_owed %ld\n",
+             atomic_load(&im->cbc->sent), atomic_load(&im->cbc->coalesced), atomic_load(&im->cbc->owed));
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -578,15 +746,32 @@ void im_cluster_leave(im_t *im) {
 void im_bus_attach(im_t *im, bus_t *bus) {
   im->bus = bus;
   if (bus) {
+    cbc_new(im);
     bus_set_recv(bus, on_recv, im);
     bus_set_resync(bus, on_resync, im);
   }
 }
 
 void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop) {
-  if (w->im->bus) bus_worker_start(w->im->bus, w->idx, loop);
+  if (!w->im->bus) return;
+  if (w->idx == BUS_HOME_WORKER) {
+    uv_timer_t *t = xcalloc(1, sizeof *t);
+    uv_timer_init(loop, t);
+    t->data = w->im;
+    struct conv_bcast *cb = w->im->cbc;
+    pthread_mutex_lock(&cb->mu);
+    cb->timer = t;
+    if (map_count(&cb->recent) && !cb->armed && cb->window_ms > 0) { /* changed before this worker ran */
+      cb->armed = 1;
+      uv_timer_start(t, cbc_tick, (uint64_t)cb->window_ms, (uint64_t)cb->window_ms);
+    }
+    pthread_mutex_unlock(&cb->mu);
+  }
+  bus_worker_start(w->im->bus, w->idx, loop);
 }
 
 void im_worker_bus_stop(im_worker_t *w) {
-  if (w->im->bus) bus_worker_stop(w->im->bus, w->idx);
+  if (!w->im->bus) return;
+  if (w->idx == BUS_HOME_WORKER) cbc_stop(w->im);
+  bus_worker_stop(w->im->bus, w->idx);
 }

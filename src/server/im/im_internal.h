@@ -50,6 +50,7 @@ struct im {
   struct ipcount *park_ips;   /* bytes held behind requests waiting on the bus, per peer address (im_bus.c) */
   _Atomic int64_t park_bytes; /* and for the server (bus_park_limit_total) */
   _Atomic unsigned long park_refused[3]; /* closed 4116 past: the link's cap, bus_park_limit_ip, _total */
+  struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
 };
 
 struct im_worker {
@@ -130,7 +131,9 @@ conv_t *convcache_peek(im_t *im, const char *cid);
 void convcache_stale(im_t *im, const char *cid);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
- * one too) reloads it on its next use. No-op on a single node. On a worker thread. */
+ * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other
+ * nodes are told at once when they were not told of cid within the last bus_conv_coalesce_ms,
+ * else at the end of that window (one 'C' for all the changes of a burst, after the last). */
 void im_conv_changed(im_worker_t *w, const char *cid);
 void conv_retain(conv_t *c);
 void conv_release(conv_t *c);
@@ -252,6 +255,8 @@ int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
 void im_park_free(im_link_t *l);
 /* Prometheus lines: bytes held so, connections closed for it (routes.c, with a bus). */
 void im_bus_metrics(im_t *im, buf_t *out);
+/* What im_bus_attach made (im_free). */
+void im_bus_free(im_t *im);
 /* Distinct clients online, on this node and (with a bus) on the others (REST stats). */
 size_t im_clients_online(im_t *im);
 /* Has client a session on this node or (with a bus) on another? */
