@@ -43,6 +43,7 @@
   X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave while there is a Manager (4320, 4324)") \
   X(max_conn_rate, INT, 2000, 0, 1000000, "commands per second one connection may send (burst 2x; 0 = no limit; 4116)") \
   X(max_client_rate, INT, 1000, 0, 1000000, "commands per second one logged-in client may send (burst 2x; 0 = no limit; 4116)") \
+  X(max_sessions_per_ip, INT, 10000, 0, 100000000, "clients logged in at once from one IP address, over all its connections (0 = no limit; 4113 to the extra session open; behind a proxy that is not in trusted_proxies every login comes from its address: raise it)") \
   X(max_conns_per_ip, INT, 1000, 0, 1000000, "open connections from one IP address (0 = no limit; HTTP 429)") \
   X(max_conns, INT, 0, 0, 100000000, "open connections in all; past it HTTP 503 (0 = the open-files limit less a reserve of 256 descriptors, or of a quarter below 1,024)") \
   X(debug_faults, BOOL, 0, 0, 1, "enable POST /debug/faults (master key) to inject storage failures in tests") \

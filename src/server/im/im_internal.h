@@ -50,6 +50,7 @@ struct im {
   struct ipcount *park_ips;   /* bytes held behind requests waiting on the bus, per peer address (im_bus.c) */
   _Atomic int64_t park_bytes; /* and for the server (bus_park_limit_total) */
   _Atomic unsigned long park_refused[3]; /* closed 4116 past: the link's cap, bus_park_limit_ip, _total */
+  struct ipcount *session_ips;           /* sessions per peer address (max_sessions_per_ip, im_session.c) */
   struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
 };
 
@@ -68,11 +69,12 @@ struct session {
   char *client_id;
   char *tag;
   int64_t config_bitmap;
-  conv_t *room;       /* the chat room this login is in (one at a time) */
-  uint32_t room_slot; /* index in room->online[worker] */
-  will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
-  uint8_t lineage[8]; /* of the tokens this login is given (token.h): revoked at logout */
-  int64_t opened_ms;  /* logged in (the logout line's duration) */
+  conv_t *room;              /* the chat room this login is in (one at a time) */
+  uint32_t room_slot;        /* index in room->online[worker] */
+  will_t *wills;             /* will messages: sent if the connection drops unexpectedly */
+  uint8_t lineage[8];        /* of the tokens this login is given (token.h): revoked at logout */
+  int64_t opened_ms;         /* logged in (the logout line's duration) */
+  struct ipcount_entry *ipe; /* holds one of its address's max_sessions_per_ip (im->session_ips) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
