@@ -67,7 +67,8 @@ describe('cluster: frames held behind a request waiting on the bus, per IP and p
     c.ws.send(login, { binary: true });
     for (const f of echoes) c.ws.send(f, { binary: true });
     c.ws._socket.uncork();
-    return { c, peer, bytes: echoes.reduce((a, f) => a + f.length, 0) };
+    // the login waits (its frame counted) and the echoes are held behind it
+    return { c, peer, bytes: login.length + echoes.reduce((a, f) => a + f.length, 0) };
   }
 
   const closedWithin = async (c, ms) => {
@@ -108,6 +109,20 @@ describe('cluster: frames held behind a request waiting on the bus, per IP and p
       m = await scrapeUntil(n1, (x) => value(x, 'tern_bus_park_refused_total{limit="total"}') === 1 &&
         value(x, 'tern_bus_parked_bytes') === held, 'the server refusal');
       assert.equal(value(m, 'tern_bus_park_refused_total{limit="ip"}'), 1);
+      // a signed request that would itself pass the server's budget: {cmd: error} 4116, not
+      // run, nothing held, and its connection stays
+      const e = await connect(n1, { headers: { 'X-Forwarded-For': '10.5.0.1' } });
+      const pe = uid('ipE');
+      const big = { cmd: 'session', op: 'open', i: 1, appId: n1.appId, peerId: pe,
+        sessionMessage: { ...signed(n1, pe), ua: 'u'.repeat(TOTAL_CAP - held + 1) } };
+      const refused = await e.request(big);
+      assert.equal(refused.cmd, 'error', JSON.stringify(refused).slice(0, 300));
+      assert.equal(refused.errorMessage.code, 4116);
+      assert.equal(refused.errorMessage.detail, 'too many requests waiting on the bus');
+      assert.equal((await e.request({ cmd: 'echo' })).cmd, 'echo'); // not held: nothing waits on its connection
+      m = await scrape(n1);
+      assert.equal(value(m, 'tern_bus_parked_bytes'), held);
+      assert.equal(value(m, 'tern_bus_park_refused_total{limit="total"}'), 2);
       for (const p of kept) assert.equal(p.c.isClosed, false, `${p.peer} was closed`);
     } finally {
       redisCli(redis, 'CLIENT', 'UNPAUSE');

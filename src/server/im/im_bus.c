@@ -419,22 +419,55 @@ typedef struct qframe {
 
 struct im_park {
   qframe_t *head, *tail;
-  size_t n, bytes;
-  ipcount_entry_t *ipe; /* the link's address in im->park_ips, holding `bytes` of its count */
+  size_t n, bytes;      /* the frames held */
+  size_t req;           /* the parked request's own frame, counted in the budgets too */
+  ipcount_entry_t *ipe; /* the link's address in im->park_ips, holding bytes + req of its count */
 };
 
-/* A new, empty park for l, its address counted in im->park_ips. */
-static struct im_park *park_new(im_t *im, im_link_t *l) {
+static log_limit_t nonce_log, park_log;
+
+/* Takes n bytes of the address's (ipe) and the server's budgets: 0, or the limit that
+ * would be passed (1: bus_park_limit_ip, 2: bus_park_limit_total; nothing taken then). */
+static int budget_take(im_t *im, const im_link_t *l, ipcount_entry_t *ipe, size_t n) {
+  long ip_cap = im->cfg->bus_park_limit_ip, all_cap = im->cfg->bus_park_limit_total;
+  int over = 0;
+  if (ipcount_out_add(ipe, (int64_t)n) > ip_cap && ip_cap > 0) {
+    ipcount_out_add(ipe, -(int64_t)n);
+    over = 1;
+  } else if (atomic_fetch_add(&im->park_bytes, (int64_t)n) + (int64_t)n > all_cap && all_cap > 0) {
+    atomic_fetch_sub(&im->park_bytes, (int64_t)n);
+    ipcount_out_add(ipe, -(int64_t)n);
+    over = 2;
+  }
+  if (over) {
+    atomic_fetch_add(&im->park_refused[over], 1);
+    log_limited(&park_log, LOG_WARN, "conn %s: bytes held behind requests waiting on the bus over %s (%ld): refused",
+                l->ip ? l->ip : "?", over == 1 ? "bus_park_limit_ip" : "bus_park_limit_total",
+                over == 1 ? ip_cap : all_cap);
+  }
+  return over;
+}
+
+/* A new park for l's request of req bytes, counted against its address and the server:
+ * NULL (nothing counted) when either budget would be passed. */
+static struct im_park *park_new(im_t *im, im_link_t *l, size_t req) {
+  ipcount_entry_t *ipe = ipcount_add(im->park_ips, l->ip ? l->ip : "", 0);
+  if (budget_take(im, l, ipe, req)) {
+    ipcount_del(im->park_ips, ipe);
+    return NULL;
+  }
   struct im_park *q = xcalloc(1, sizeof *q);
-  q->ipe = ipcount_add(im->park_ips, l->ip ? l->ip : "", 0);
+  q->ipe = ipe;
+  q->req = req;
   return q;
 }
 
 /* Gives back what q holds of the address's and the server's budgets (its frames stay). */
 static void park_unaccount(im_t *im, struct im_park *q) {
-  if (q->bytes) {
-    ipcount_out_add(q->ipe, -(int64_t)q->bytes);
-    atomic_fetch_sub(&im->park_bytes, (int64_t)q->bytes);
+  size_t n = q->bytes + q->req;
+  if (n) {
+    ipcount_out_add(q->ipe, -(int64_t)n);
+    atomic_fetch_sub(&im->park_bytes, (int64_t)n);
   }
   ipcount_del(im->park_ips, q->ipe);
   q->ipe = NULL;
@@ -449,8 +482,6 @@ typedef struct {
   uint8_t d[]; /* the parked request's frame */
 } nclaim_t;
 
-static log_limit_t nonce_log, park_log;
-
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
   struct im_park *q = l->park;
   im_t *im = l->imw->im;
@@ -458,24 +489,7 @@ int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
     atomic_fetch_add(&im->park_refused[0], 1);
     return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
   }
-  long ip_cap = im->cfg->bus_park_limit_ip, all_cap = im->cfg->bus_park_limit_total;
-  if (ipcount_out_add(q->ipe, (int64_t)n) > ip_cap && ip_cap > 0) {
-    ipcount_out_add(q->ipe, -(int64_t)n);
-    atomic_fetch_add(&im->park_refused[1], 1);
-    log_limited(&park_log, LOG_WARN,
-                "conn %s: frames held behind requests waiting on the bus over bus_park_limit_ip (%ld): closing it",
-                l->ip ? l->ip : "?", ip_cap);
-    return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
-  }
-  if (atomic_fetch_add(&im->park_bytes, (int64_t)n) + (int64_t)n > all_cap && all_cap > 0) {
-    atomic_fetch_sub(&im->park_bytes, (int64_t)n);
-    ipcount_out_add(q->ipe, -(int64_t)n);
-    atomic_fetch_add(&im->park_refused[2], 1);
-    log_limited(&park_log, LOG_WARN,
-                "conn %s: frames held behind requests waiting on the bus over bus_park_limit_total (%ld): closing it",
-                l->ip ? l->ip : "?", all_cap);
-    return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
-  }
+  if (budget_take(im, l, q->ipe, n)) return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
   qframe_t *f = xmalloc(sizeof *f + n);
   f->next = NULL;
   f->base64 = base64;
@@ -549,6 +563,11 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
       hmac_sha1("tern-nonce", 10, n, strlen(n), mac);
       char key[48] = "n:";
       hex_encode(mac, 20, key + 2);
+      struct im_park *q = park_new(im, r->link, r->rawlen);
+      if (!q) { /* the address or the server holds too much already: refused, not run */
+        reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, "too many requests waiting on the bus");
+        return IM_PARKED; /* answered: the caller does nothing more */
+      }
       nclaim_t *k = xmalloc(sizeof *k + r->rawlen);
       k->im = im;
       k->worker = r->w->idx;
@@ -556,7 +575,7 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
       k->base64 = r->base64;
       k->n = r->rawlen;
       memcpy(k->d, r->raw, r->rawlen);
-      r->link->park = park_new(im, r->link);
+      r->link->park = q;
       bus_claim(im->bus, key, sign_nonce_ttl_ms(im->signer), nonce_answer, k);
       return IM_PARKED;
     }

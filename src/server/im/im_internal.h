@@ -243,8 +243,11 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
  * it: the signature and window are checked here; then the request is parked (IM_PARKED:
  * the caller returns, doing nothing) while the bus claims the nonce, and later frames of
  * the link wait behind it; when the answer comes the request runs again from the start
- * with r->nonce set, and this returns 0 or TERN_EEXIST. The bus down: this node's replay
- * cache alone decides (docs/cluster.md). Without a bus it is sign_check. */
+ * with r->nonce set, and this returns 0 or TERN_EEXIST. When the request's frame would pass
+ * its address's or the server's budget of bytes held so (bus_park_limit_ip, _total), it is
+ * answered {cmd: error} 4116 and not run: IM_PARKED too (the caller does nothing more). The
+ * bus down: this node's replay cache alone decides (docs/cluster.md). Without a bus it is
+ * sign_check. */
 #define IM_PARKED 1
 int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s);
 /* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
