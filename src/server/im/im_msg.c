@@ -723,9 +723,13 @@ void im_msg_direct(req_t *r) {
   in.data = in.bin ? (dm->binarymsg.data ? dm->binarymsg.data : (const uint8_t *)"")
                    : (const uint8_t *)(dm->msg ? dm->msg : "");
   in.len = in.bin ? dm->binarymsg.len : strlen((const char *)in.data);
-  /* pushData counts against the size limit (DOC: 5 KB including pushData) */
+  /* pushData counts against the size limit (DOC: 5 KB including pushData), and so do the
+   * mentioned ids: stored with the message and sent to every member, a 64 KiB frame of them
+   * passed the limit with a 1-byte message */
   size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;
-  if (in.len + extra > (size_t)r->w->im->cfg->max_message) {
+  size_t mentioned = 0;
+  for (size_t i = 0; i < dm->n_mentionpids; i++) mentioned += dm->mentionpids[i] ? strlen(dm->mentionpids[i]) : 0;
+  if (in.len + extra + mentioned > (size_t)r->w->im->cfg->max_message) {
     reply_error(r, LC_FRAME_TOO_LONG, "message larger than the configured limit");
     return;
   }
