@@ -50,7 +50,9 @@ struct im {
   struct ipcount *park_ips;   /* bytes held behind requests waiting on the bus, per peer address (im_bus.c) */
   _Atomic int64_t park_bytes; /* and for the server (bus_park_limit_total) */
   _Atomic unsigned long park_refused[3]; /* closed 4116 past: the link's cap, bus_park_limit_ip, _total */
-  struct ipcount *session_ips;           /* sessions per peer address (max_sessions_per_ip, im_session.c) */
+  struct ipcount *session_ips;           /* sessions per peer address (max_sessions_per_ip, im_session.c); an
+                                * entry's byte count: the wills of the address's sessions (im_msg.c) */
+  _Atomic int64_t will_bytes;            /* the wills of all sessions (will_limit_total) */
   struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
 };
 
