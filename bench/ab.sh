@@ -22,7 +22,7 @@ run() {
   shift 3
   dir=$(mktemp -d -p "$tmp")
   TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app TERN_LOG_LEVEL=warn TERN_MAX_CONN_RATE=0 \
-    TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 "$ternd" >"$dir.out" 2>&1 &
+    TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_MAX_SESSIONS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 "$ternd" >"$dir.out" 2>&1 &
   pid=$!
   for _ in $(seq 200); do # the "listening on" line, not a fixed sleep
     port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$dir.out")

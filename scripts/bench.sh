@@ -44,7 +44,7 @@ start_server() {
   out=$dir.out # its own: two servers run at once for the importer's run
   : >"$out"     # there before sed reads it (set -e ends the script on sed's error)
   TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_MASTER_KEY=$master_key TERN_LOG_LEVEL=warn \
-  TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
+  TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_MAX_SESSIONS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
     "$ternd" >"$out" 2>>"$tmp/ternd.err" &
   server_pid=$!
   for _ in $(seq 200); do # wait for the "listening on" line, not a fixed sleep

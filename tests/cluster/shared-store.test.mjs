@@ -196,6 +196,9 @@ describe('three nodes on one PostgreSQL and one Redis', () => {
     });
     assert.equal(imp.status, 200);
     assert.equal((await imp.json()).applied, 1);
+    // the import's change came within the creation's window: its broadcast waits for the
+    // window's end (bus_conv_coalesce_ms); node 2 must have it before it loads the key
+    await metricBecomes(n1, 'tern_bus_conv_changes_owed', (v) => v === 0);
     const jc = await jerry.getConversation(conv.id);
     await jc.queryMessages({ limit: 1 }); // node 2 loads the conversation now: newest key (ahead, s)
     const m1 = await conv.send(new tom.sdk.TextMessage('node 1 first')); // (ahead, s + 1) on node 1

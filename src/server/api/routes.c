@@ -99,7 +99,10 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
   out_metrics(out_of(im), &b);
   routes_metrics(&b);
   store_metrics(srv->store, &b);
-  if (im->bus) bus_metrics(im->bus, &b);
+  if (im->bus) {
+    bus_metrics(im->bus, &b);
+    im_bus_metrics(im, &b);
+  }
   metrics_render_process(&b);
   http_respond(c, r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
   buf_free(&b);

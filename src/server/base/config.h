@@ -43,6 +43,7 @@
   X(member_roles, BOOL, 0, 0, 1, "enforce roles: only owner/managers add or remove others, the owner cannot leave while there is a Manager (4320, 4324)") \
   X(max_conn_rate, INT, 2000, 0, 1000000, "commands per second one connection may send (burst 2x; 0 = no limit; 4116)") \
   X(max_client_rate, INT, 1000, 0, 1000000, "commands per second one logged-in client may send (burst 2x; 0 = no limit; 4116)") \
+  X(max_sessions_per_ip, INT, 10000, 0, 100000000, "clients logged in at once from one IP address, over all its connections (0 = no limit; 4113 to the extra session open; behind a proxy that is not in trusted_proxies every login comes from its address: raise it)") \
   X(max_conns_per_ip, INT, 1000, 0, 1000000, "open connections from one IP address (0 = no limit; HTTP 429)") \
   X(max_conns, INT, 0, 0, 100000000, "open connections in all; past it HTTP 503 (0 = the open-files limit less a reserve of 256 descriptors, or of a quarter below 1,024)") \
   X(debug_faults, BOOL, 0, 0, 1, "enable POST /debug/faults (master key) to inject storage failures in tests") \
@@ -50,6 +51,11 @@
   X(output_limit, INT, 8388608, 65536, 1073741824, "bytes queued to one slow connection before it is dropped") \
   X(output_limit_ip, INT, 67108864, 0, 68719476736, "bytes queued to all slow connections from one IP address; past it the largest of their queues are dropped first (0 = no limit)") \
   X(output_limit_total, INT, 536870912, 0, 68719476736, "bytes queued to all slow connections of the server; past it the largest queues are dropped first (0 = no limit)") \
+  X(bus_park_limit_ip, INT, 16777216, 0, 68719476736, "in a cluster, bytes of frames all connections from one IP address may have held behind requests waiting on the bus (a signature nonce; each connection also at most 64 frames / 1 MiB); past it the connection whose frame would pass it is closed 4116 (0 = no limit)") \
+  X(bus_park_limit_total, INT, 268435456, 0, 68719476736, "in a cluster, bytes of frames all connections of the server may have held behind requests waiting on the bus; past it the connection whose frame would pass it is closed 4116 (0 = no limit)") \
+  X(bus_conv_coalesce_ms, INT, 50, 0, 10000, "in a cluster, milliseconds within which further changes to one conversation are told to the other nodes as one (after the last of them) instead of one broadcast each (0 = each at once)") \
+  X(will_limit_ip, INT, 16777216, 0, 68719476736, "bytes of will messages (content and mentioned ids) the sessions of one IP address may hold, besides 16 per session; past it {cmd: error} 4116 to the will (0 = no limit)") \
+  X(will_limit_total, INT, 268435456, 0, 68719476736, "bytes of will messages all sessions of the server may hold; past it {cmd: error} 4116 to the will (0 = no limit)") \
   X(sign_login, BOOL, 0, 0, 1, "require a login signature (4102)")                                  \
   X(sign_conversation, BOOL, 0, 0, 1, "require signatures to start conversations and add/remove members (4302)") \
   X(sign_blacklist, BOOL, 0, 0, 1, "require signatures for blacklist changes (4546)")               \

@@ -32,6 +32,8 @@ im_t *im_new(server_t *srv) {
   im->presence = presence_new();
   im->convs = convcache_new();
   im->query_ips = ipcount_new();
+  im->park_ips = ipcount_new();
+  im->session_ips = ipcount_new();
   pthread_mutex_init(&im->rejoin_mu, NULL);
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
@@ -61,6 +63,9 @@ void im_free(im_t *im) {
   presence_free(im->presence);
   convcache_free(im->convs);
   ipcount_free(im->query_ips);
+  ipcount_free(im->park_ips);
+  ipcount_free(im->session_ips);
+  im_bus_free(im);
   free(im);
 }
 

@@ -10,17 +10,23 @@
  *   'R' a session-token revocation (revoke.h), broadcast: each node keeps it.
  *   'C' a conversation changed (its cid), broadcast after the commit: each node marks its
  *       cached copy stale (convcache_stale) and reloads it from the store on its next use.
+ *       Coalesced: about one per conversation per bus_conv_coalesce_ms from a node, the last
+ *       change of a burst always told (im_conv_changed).
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
  * One 'D' goes to each node that holds any recipient, whatever their number. */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crypto.h"
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "log.h"
 #include "revoke.h"
+#include "timeutil.h"
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -207,17 +213,171 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
   buf_free(&m);
 }
 
+/* ---- 'C' coalesced: at most about one broadcast per conversation per window
+ * (bus_conv_coalesce_ms, 50 by default), per node.
+ * A change to a conversation no 'C' went out for within the window is told at once; later
+ * changes within the window only mark it, and the home worker's timer tells each marked
+ * one when the window ends — after the last commit, so the other nodes always reload the
+ * final state. A client changing one conversation as fast as its rate allows, from many
+ * connections, so costs each other node ~1000 / window reloads a second at most, not one
+ * per change. The window is read at start (the timer's period). */
+typedef struct cchg {
+  map_node_t node; /* key: cid */
+  int64_t sent_ms; /* when a 'C' for it last went out */
+  int dirty;       /* changed again since: one more 'C' is owed */
+  char cid[];
+} cchg_t;
+
+struct conv_bcast {
+  pthread_mutex_t mu; /* guards what follows */
+  map_t recent;       /* cids a 'C' went out for within the window */
+  int armed;          /* the timer runs, or `arm` is posted to start it */
+  int stopped;        /* the home worker stopped: no timer, every change told at once */
+  task_t arm;
+  uv_timer_t *timer; /* on BUS_HOME_WORKER's loop */
+  int64_t window_ms; /* 0: no coalescing */
+  im_t *im;
+  atomic_ulong sent, coalesced;
+  atomic_long owed; /* entries marked dirty: a 'C' each, at the window's end */
+};
+
+static void conv_broadcast(im_t *im, const char *cid) {
+  buf_t m = BUF_INIT;
+  buf_append(&m, "C", 1);
+  put_str(&m, cid);
+  bus_broadcast(im->bus, m.data, m.len);
+  buf_free(&m);
+  atomic_fetch_add(&im->cbc->sent, 1);
+}
+
+/* Under cb->mu: the owed cids (malloc'd copies, *k of them), those owed nothing and older
+ * than the window forgotten (all, when all). */
+static char **cbc_collect(struct conv_bcast *cb, int64_t now, int all, size_t *k) {
+  char **out = xcalloc(map_count(&cb->recent) + 1, sizeof *out);
+  *k = 0;
+  map_iter_t it;
+  for (map_node_t *n = map_first(&cb->recent, &it); n; n = map_next(&cb->recent, &it)) {
+    cchg_t *e = MAP_ENTRY(n, cchg_t, node);
+    if (e->dirty) {
+      out[(*k)++] = xstrdup(e->cid);
+      e->dirty = 0;
+      atomic_fetch_sub(&cb->owed, 1);
+      e->sent_ms = now;
+      if (!all) continue; /* a 'C' just went out: the window starts again */
+    }
+    if (all || now - e->sent_ms >= cb->window_ms) {
+      map_remove(&cb->recent, n);
+      free(e);
+    }
+  }
+  return out;
+}
+static void cbc_send(im_t *im, char **cids, size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    conv_broadcast(im, cids[i]);
+    free(cids[i]);
+  }
+  free(cids);
+}
+
+static void cbc_tick(uv_timer_t *t) {
+  im_t *im = t->data;
+  struct conv_bcast *cb = im->cbc;
+  size_t k;
+  pthread_mutex_lock(&cb->mu);
+  char **cids = cbc_collect(cb, now_ms(), 0, &k);
+  if (!map_count(&cb->recent)) {
+    uv_timer_stop(t);
+    cb->armed = 0;
+  }
+  pthread_mutex_unlock(&cb->mu);
+  cbc_send(im, cids, k);
+}
+
+static void cbc_arm(task_t *t) { /* on BUS_HOME_WORKER */
+  struct conv_bcast *cb = (struct conv_bcast *)(void *)((char *)t - offsetof(struct conv_bcast, arm));
+  pthread_mutex_lock(&cb->mu);
+  if (!cb->stopped && cb->timer) uv_timer_start(cb->timer, cbc_tick, (uint64_t)cb->window_ms, (uint64_t)cb->window_ms);
+  else cb->armed = 0;
+  pthread_mutex_unlock(&cb->mu);
+}
+
 void im_conv_changed(im_worker_t *w, const char *cid) {
   im_t *im = w->im;
   if (!im->bus || !cid) return;
   /* this node too: a reload for another node's change may have read the store before this
    * commit and put the cache behind it */
   convcache_stale(im, cid);
-  buf_t m = BUF_INIT;
-  buf_append(&m, "C", 1);
-  put_str(&m, cid);
-  bus_broadcast(im->bus, m.data, m.len);
-  buf_free(&m);
+  struct conv_bcast *cb = im->cbc;
+  size_t len = strlen(cid);
+  int now_send = 1, post = 0;
+  pthread_mutex_lock(&cb->mu);
+  if (!cb->stopped && cb->window_ms > 0) {
+    map_node_t *n = map_find(&cb->recent, cid, len);
+    if (n) {
+      cchg_t *e = MAP_ENTRY(n, cchg_t, node);
+      if (!e->dirty) atomic_fetch_add(&cb->owed, 1);
+      e->dirty = 1; /* told when the window ends */
+      now_send = 0;
+    } else {
+      cchg_t *e = xmalloc(sizeof *e + len + 1);
+      memcpy(e->cid, cid, len + 1);
+      e->node.key = e->cid;
+      e->node.klen = (uint32_t)len;
+      e->sent_ms = now_ms();
+      e->dirty = 0;
+      map_add(&cb->recent, &e->node);
+      if (!cb->armed) post = cb->armed = 1;
+    }
+  }
+  pthread_mutex_unlock(&cb->mu);
+  if (post) im->post(im->post_arg, BUS_HOME_WORKER, &cb->arm);
+  if (now_send) conv_broadcast(im, cid);
+  else atomic_fetch_add(&cb->coalesced, 1);
+}
+
+static void cbc_new(im_t *im) {
+  struct conv_bcast *cb = xcalloc(1, sizeof *cb);
+  pthread_mutex_init(&cb->mu, NULL);
+  map_init(&cb->recent);
+  cb->arm.fn = cbc_arm;
+  cb->window_ms = im->cfg->bus_conv_coalesce_ms;
+  cb->im = im;
+  im->cbc = cb;
+}
+
+static void timer_free(uv_handle_t *h) { free(h); }
+
+/* The home worker is stopping, its bus connection still up: what is owed goes out now,
+ * and from here on every change is told at once. */
+static void cbc_stop(im_t *im) {
+  struct conv_bcast *cb = im->cbc;
+  size_t k;
+  pthread_mutex_lock(&cb->mu);
+  cb->stopped = 1;
+  char **cids = cbc_collect(cb, now_ms(), 1, &k);
+  uv_timer_t *t = cb->timer;
+  cb->timer = NULL;
+  pthread_mutex_unlock(&cb->mu);
+  cbc_send(im, cids, k);
+  if (t) {
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, timer_free);
+  }
+}
+
+void im_bus_free(im_t *im) {
+  struct conv_bcast *cb = im->cbc;
+  if (!cb) return;
+  map_iter_t it;
+  for (map_node_t *n = map_first(&cb->recent, &it); n; n = map_next(&cb->recent, &it)) {
+    map_remove(&cb->recent, n);
+    free(MAP_ENTRY(n, cchg_t, node));
+  }
+  map_fini(&cb->recent);
+  pthread_mutex_destroy(&cb->mu);
+  free(cb);
+  im->cbc = NULL;
 }
 
 int im_client_online(im_t *im, const char *client) {
@@ -243,7 +403,10 @@ long im_client_rate(im_t *im, const char *client, long rate) {
 
 /* Frames a link received while its request waits on the bus, in order. A client that
  * keeps sending meanwhile is closed past these (4116): the wait is a round trip to Redis,
- * or immediate when the bus is down. */
+ * or immediate when the bus is down. The bytes held are also counted per peer address
+ * (bus_park_limit_ip) and for the server (bus_park_limit_total): many connections, each
+ * under its own cap, cannot hold more than those together while Redis is slow; the one
+ * whose frame would pass a budget is closed the same way (4116), the others keep theirs. */
 #define PARK_MAX_FRAMES 64
 #define PARK_MAX_BYTES (1 << 20)
 
@@ -256,8 +419,59 @@ typedef struct qframe {
 
 struct im_park {
   qframe_t *head, *tail;
-  size_t n, bytes;
+  size_t n, bytes;      /* the frames held */
+  size_t req;           /* the parked request's own frame, counted in the budgets too */
+  ipcount_entry_t *ipe; /* the link's address in im->park_ips, holding bytes + req of its count */
 };
+
+static log_limit_t nonce_log, park_log;
+
+/* Takes n bytes of the address's (ipe) and the server's budgets: 0, or the limit that
+ * would be passed (1: bus_park_limit_ip, 2: bus_park_limit_total; nothing taken then). */
+static int budget_take(im_t *im, const im_link_t *l, ipcount_entry_t *ipe, size_t n) {
+  long ip_cap = im->cfg->bus_park_limit_ip, all_cap = im->cfg->bus_park_limit_total;
+  int over = 0;
+  if (ipcount_out_add(ipe, (int64_t)n) > ip_cap && ip_cap > 0) {
+    ipcount_out_add(ipe, -(int64_t)n);
+    over = 1;
+  } else if (atomic_fetch_add(&im->park_bytes, (int64_t)n) + (int64_t)n > all_cap && all_cap > 0) {
+    atomic_fetch_sub(&im->park_bytes, (int64_t)n);
+    ipcount_out_add(ipe, -(int64_t)n);
+    over = 2;
+  }
+  if (over) {
+    atomic_fetch_add(&im->park_refused[over], 1);
+    log_limited(&park_log, LOG_WARN, "conn %s: bytes held behind requests waiting on the bus over %s (%ld): refused",
+                l->ip ? l->ip : "?", over == 1 ? "bus_park_limit_ip" : "bus_park_limit_total",
+                over == 1 ? ip_cap : all_cap);
+  }
+  return over;
+}
+
+/* A new park for l's request of req bytes, counted against its address and the server:
+ * NULL (nothing counted) when either budget would be passed. */
+static struct im_park *park_new(im_t *im, im_link_t *l, size_t req) {
+  ipcount_entry_t *ipe = ipcount_add(im->park_ips, l->ip ? l->ip : "", 0);
+  if (budget_take(im, l, ipe, req)) {
+    ipcount_del(im->park_ips, ipe);
+    return NULL;
+  }
+  struct im_park *q = xcalloc(1, sizeof *q);
+  q->ipe = ipe;
+  q->req = req;
+  return q;
+}
+
+/* Gives back what q holds of the address's and the server's budgets (its frames stay). */
+static void park_unaccount(im_t *im, struct im_park *q) {
+  size_t n = q->bytes + q->req;
+  if (n) {
+    ipcount_out_add(q->ipe, -(int64_t)n);
+    atomic_fetch_sub(&im->park_bytes, (int64_t)n);
+  }
+  ipcount_del(im->park_ips, q->ipe);
+  q->ipe = NULL;
+}
 
 typedef struct {
   im_t *im;
@@ -268,11 +482,14 @@ typedef struct {
   uint8_t d[]; /* the parked request's frame */
 } nclaim_t;
 
-static log_limit_t nonce_log;
-
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
   struct im_park *q = l->park;
-  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  im_t *im = l->imw->im;
+  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) {
+    atomic_fetch_add(&im->park_refused[0], 1);
+    return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
+  }
+  if (budget_take(im, l, q->ipe, n)) return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
   qframe_t *f = xmalloc(sizeof *f + n);
   f->next = NULL;
   f->base64 = base64;
@@ -296,6 +513,7 @@ static void frames_free(qframe_t *f) {
 
 void im_park_free(im_link_t *l) {
   if (!l->park) return;
+  park_unaccount(l->imw->im, l->park);
   frames_free(l->park->head);
   free(l->park);
   l->park = NULL;
@@ -316,6 +534,7 @@ static void nonce_answer(void *arg, int result) {
                 "bus: a signature nonce could not be checked across nodes (bus down): this node's cache decides");
   struct im_park *q = l->park;
   l->park = NULL;
+  if (q) park_unaccount(k->im, q); /* its frames run now, or are held (and counted) again */
   int code = im_link_run(l, k->d, k->n, k->base64, result == 1 ? 1 : result == 0 ? -1 : 2);
   free(k);
   qframe_t *f = q ? q->head : NULL;
@@ -344,6 +563,11 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
       hmac_sha1("tern-nonce", 10, n, strlen(n), mac);
       char key[48] = "n:";
       hex_encode(mac, 20, key + 2);
+      struct im_park *q = park_new(im, r->link, r->rawlen);
+      if (!q) { /* the address or the server holds too much already: refused, not run */
+        reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, "too many requests waiting on the bus");
+        return IM_PARKED; /* answered: the caller does nothing more */
+      }
       nclaim_t *k = xmalloc(sizeof *k + r->rawlen);
       k->im = im;
       k->worker = r->w->idx;
@@ -351,12 +575,36 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
       k->base64 = r->base64;
       k->n = r->rawlen;
       memcpy(k->d, r->raw, r->rawlen);
-      r->link->park = xcalloc(1, sizeof *r->link->park);
+      r->link->park = q;
       bus_claim(im->bus, key, sign_nonce_ttl_ms(im->signer), nonce_answer, k);
       return IM_PARKED;
     }
   }
   return sign_nonce_fresh(im->signer, n);
+}
+
+/* Prometheus lines of the IM layer's cluster traffic (routes.c, with a bus). */
+void im_bus_metrics(im_t *im, buf_t *out) {
+  buf_printf(out,
+             "# HELP tern_bus_parked_bytes Bytes of frames held behind requests waiting on the bus.\n"
+             "# TYPE tern_bus_parked_bytes gauge\ntern_bus_parked_bytes %lld\n",
+             (long long)atomic_load(&im->park_bytes));
+  buf_printf(out,
+             "# HELP tern_bus_park_refused_total Connections closed (4116) for frames held behind a request waiting on "
+             "the bus, by the limit they hit (connection: 64 frames / 1 MiB, ip: bus_park_limit_ip, total: "
+             "bus_park_limit_total).\n"
+             "# TYPE tern_bus_park_refused_total counter\ntern_bus_park_refused_total{limit=\"connection\"} %lu\n"
+             "tern_bus_park_refused_total{limit=\"ip\"} %lu\ntern_bus_park_refused_total{limit=\"total\"} %lu\n",
+             atomic_load(&im->park_refused[0]), atomic_load(&im->park_refused[1]), atomic_load(&im->park_refused[2]));
+  buf_printf(out,
+             "# HELP tern_bus_conv_changes_total Conversation changes made here, by whether a 'C' broadcast told the "
+             "other nodes (sent: one per conversation per bus_conv_coalesce_ms at most, the last change of a burst "
+             "included) or was folded into the broadcast that ends its window (coalesced).\n"
+             "# TYPE tern_bus_conv_changes_total counter\ntern_bus_conv_changes_total{outcome=\"sent\"} %lu\n"
+             "tern_bus_conv_changes_total{outcome=\"coalesced\"} %lu\n"
+             "# HELP tern_bus_conv_changes_owed Conversations changed within their window whose broadcast waits for "
+             "its end.\n# TYPE tern_bus_conv_changes_owed gauge\ntern_bus_conv_changes_owed %ld\n",
+             atomic_load(&im->cbc->sent), atomic_load(&im->cbc->coalesced), atomic_load(&im->cbc->owed));
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -527,6 +775,7 @@ static void on_lapse(void *arg) { goaway_all(arg); }
 void im_bus_attach(im_t *im, bus_t *bus) {
   im->bus = bus;
   if (bus) {
+    cbc_new(im);
     bus_set_recv(bus, on_recv, im);
     bus_set_resync(bus, on_resync, im);
     bus_set_lapse(bus, on_lapse, im);
@@ -534,9 +783,25 @@ void im_bus_attach(im_t *im, bus_t *bus) {
 }
 
 void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop) {
-  if (w->im->bus) bus_worker_start(w->im->bus, w->idx, loop);
+  if (!w->im->bus) return;
+  if (w->idx == BUS_HOME_WORKER) {
+    uv_timer_t *t = xcalloc(1, sizeof *t);
+    uv_timer_init(loop, t);
+    t->data = w->im;
+    struct conv_bcast *cb = w->im->cbc;
+    pthread_mutex_lock(&cb->mu);
+    cb->timer = t;
+    if (map_count(&cb->recent) && !cb->armed && cb->window_ms > 0) { /* changed before this worker ran */
+      cb->armed = 1;
+      uv_timer_start(t, cbc_tick, (uint64_t)cb->window_ms, (uint64_t)cb->window_ms);
+    }
+    pthread_mutex_unlock(&cb->mu);
+  }
+  bus_worker_start(w->im->bus, w->idx, loop);
 }
 
 void im_worker_bus_stop(im_worker_t *w) {
-  if (w->im->bus) bus_worker_stop(w->im->bus, w->idx);
+  if (!w->im->bus) return;
+  if (w->idx == BUS_HOME_WORKER) cbc_stop(w->im);
+  bus_worker_stop(w->im->bus, w->idx);
 }

@@ -308,11 +308,23 @@ int conv_create_apply(im_worker_t *w, const conv_spec_t *sp, const im_done_t *do
   return 0;
 }
 
+/* A request naming more client ids than a conversation may have members is refused whole
+ * (4304), before any per-id work: one frame holds ~10,000 short ids. 1 when it was. */
+static int too_many_ids(req_t *r, size_t n) {
+  long cap = r->w->im->cfg->max_members;
+  if ((long)n <= cap) return 0;
+  char detail[96];
+  snprintf(detail, sizeof detail, "too many client ids in one request (at most %ld)", cap);
+  reply_error(r, LC_CONVERSATION_FULL, detail);
+  return 1;
+}
+
 void im_conv_start(req_t *r) {
   im_t *im = r->w->im;
   Lc__ConvCommand empty = LC__CONV_COMMAND__INIT;
   Lc__ConvCommand *cm = r->cmd->convmessage ? r->cmd->convmessage : &empty;
   const char *self = r->s->client_id;
+  if (too_many_ids(r, cm->n_m)) return;
   if (im->cfg->sign_conversation &&
       im_check_signature(r, sign_string_start(im->app_id, self, cm->m, cm->n_m, cm->has_t ? cm->t : 0, cm->n),
                          cm->has_t ? cm->t : 0, cm->n, cm->s, LC_CONVERSATION_SIGNATURE_FAILED) < 0)
@@ -1031,6 +1043,7 @@ void im_conv_members_change(req_t *r, int add) {
     reply_error(r, LC_CONVERSATION_NOT_FOUND, "cid is required");
     return;
   }
+  if (too_many_ids(r, in->n_m)) return;
   im_t *im = r->w->im;
   if (im->cfg->sign_conversation &&
       im_check_signature(r,

@@ -289,6 +289,12 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
 }
 
 static void set_change(req_t *r, conv_t *c, const set_spec_t *sp, char **ids, size_t n) {
+  if (n > SET_MAX) { /* more than the list can hold: refused whole, before any per-id work */
+    reply_error(r, sp->set == SET_SHUTUP ? LC_SILIENCED_MEMBER_LIST_FULL : LC_BLACKLIST_FULL,
+                "too many client ids in one request (at most 500)");
+    conv_release(c);
+    return;
+  }
   if (conv_role(c, r->s->client_id) < ROLE_MANAGER) {
     reply_error(r, LC_CONVERSATION_OPERATION_UNAUTHORIZED, "only the owner and managers may do this");
     conv_release(c);

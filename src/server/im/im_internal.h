@@ -43,10 +43,17 @@ struct im {
   pthread_mutex_t sso_mu;    /* tagged logins: check-and-register is one step */
   pthread_mutex_t rejoin_mu; /* chat rooms to re-join after a reconnect (§3.12) */
   struct rejoin *rejoin;
-  atomic_size_t room_drops;  /* room messages dropped for congestion */
-  struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
-  struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
-  bus_t *bus;                /* the other nodes (im_bus.c), or NULL: a single node */
+  atomic_size_t room_drops;   /* room messages dropped for congestion */
+  struct revoke *revoke;      /* session-token revocations not yet committed (revoke.h) */
+  struct ipcount *query_ips;  /* conversation queries running per peer address (im_conv.c) */
+  bus_t *bus;                 /* the other nodes (im_bus.c), or NULL: a single node */
+  struct ipcount *park_ips;   /* bytes held behind requests waiting on the bus, per peer address (im_bus.c) */
+  _Atomic int64_t park_bytes; /* and for the server (bus_park_limit_total) */
+  _Atomic unsigned long park_refused[3]; /* closed 4116 past: the link's cap, bus_park_limit_ip, _total */
+  struct ipcount *session_ips;           /* sessions per peer address (max_sessions_per_ip, im_session.c); an
+                                * entry's byte count: the wills of the address's sessions (im_msg.c) */
+  _Atomic int64_t will_bytes;            /* the wills of all sessions (will_limit_total) */
+  struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
 };
 
 struct im_worker {
@@ -64,11 +71,12 @@ struct session {
   char *client_id;
   char *tag;
   int64_t config_bitmap;
-  conv_t *room;       /* the chat room this login is in (one at a time) */
-  uint32_t room_slot; /* index in room->online[worker] */
-  will_t *wills;      /* will messages: sent if the connection drops unexpectedly */
-  uint8_t lineage[8]; /* of the tokens this login is given (token.h): revoked at logout */
-  int64_t opened_ms;  /* logged in (the logout line's duration) */
+  conv_t *room;              /* the chat room this login is in (one at a time) */
+  uint32_t room_slot;        /* index in room->online[worker] */
+  will_t *wills;             /* will messages: sent if the connection drops unexpectedly */
+  uint8_t lineage[8];        /* of the tokens this login is given (token.h): revoked at logout */
+  int64_t opened_ms;         /* logged in (the logout line's duration) */
+  struct ipcount_entry *ipe; /* holds one of its address's max_sessions_per_ip (im->session_ips) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -127,7 +135,9 @@ conv_t *convcache_peek(im_t *im, const char *cid);
 void convcache_stale(im_t *im, const char *cid);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
- * one too) reloads it on its next use. No-op on a single node. On a worker thread. */
+ * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other
+ * nodes are told at once when they were not told of cid within the last bus_conv_coalesce_ms,
+ * else at the end of that window (one 'C' for all the changes of a burst, after the last). */
 void im_conv_changed(im_worker_t *w, const char *cid);
 void conv_retain(conv_t *c);
 void conv_release(conv_t *c);
@@ -235,16 +245,25 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
  * it: the signature and window are checked here; then the request is parked (IM_PARKED:
  * the caller returns, doing nothing) while the bus claims the nonce, and later frames of
  * the link wait behind it; when the answer comes the request runs again from the start
- * with r->nonce set, and this returns 0 or TERN_EEXIST. The bus down: this node's replay
- * cache alone decides (docs/cluster.md). Without a bus it is sign_check. */
+ * with r->nonce set, and this returns 0 or TERN_EEXIST. When the request's frame would pass
+ * its address's or the server's budget of bytes held so (bus_park_limit_ip, _total), it is
+ * answered {cmd: error} 4116 and not run: IM_PARKED too (the caller does nothing more). The
+ * bus down: this node's replay cache alone decides (docs/cluster.md). Without a bus it is
+ * sign_check. */
 #define IM_PARKED 1
 int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s);
 /* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
 int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce);
 /* A frame that arrives while the link's request is parked waits (copied); a close code
- * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES). */
+ * when the link holds too many (PARK_MAX_FRAMES, PARK_MAX_BYTES), or when its bytes would
+ * pass its address's (bus_park_limit_ip) or the server's (bus_park_limit_total) budget of
+ * bytes held so. */
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
 void im_park_free(im_link_t *l);
+/* Prometheus lines: bytes held so, connections closed for it (routes.c, with a bus). */
+void im_bus_metrics(im_t *im, buf_t *out);
+/* What im_bus_attach made (im_free). */
+void im_bus_free(im_t *im);
 /* Distinct clients online, on this node and (with a bus) on the others (REST stats). */
 size_t im_clients_online(im_t *im);
 /* Has client a session on this node or (with a bus) on another? */

@@ -12,6 +12,7 @@
 #include "base64.h"
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "jsonlim.h"
 #include "log.h"
 #include "timeutil.h"
@@ -554,9 +555,34 @@ struct will {
   int bin, mention_all;
   char **mention_pids;
   size_t n_mentions;
+  size_t acct; /* bytes counted in its address's and the server's will budgets */
 };
 
 #define WILLS_MAX 16
+
+/* Gives back what the wills of s hold of the budgets (will_limit_ip, will_limit_total). */
+static void wills_unaccount(session_t *s) {
+  im_t *im = s->link && s->link->imw ? s->link->imw->im : NULL;
+  for (will_t *wl = s->wills; wl && im; wl = wl->next) {
+    if (s->ipe) ipcount_out_add(s->ipe, -(int64_t)wl->acct);
+    atomic_fetch_sub(&im->will_bytes, (int64_t)wl->acct);
+  }
+}
+
+/* Takes n bytes of the budgets for a will of s: 0, or a detail for the refusal. */
+static const char *wills_take(im_t *im, session_t *s, size_t n) {
+  long ip_cap = im->cfg->will_limit_ip, all_cap = im->cfg->will_limit_total;
+  if (s->ipe && ipcount_out_add(s->ipe, (int64_t)n) > ip_cap && ip_cap > 0) {
+    ipcount_out_add(s->ipe, -(int64_t)n);
+    return "too many will messages from this address";
+  }
+  if (atomic_fetch_add(&im->will_bytes, (int64_t)n) + (int64_t)n > all_cap && all_cap > 0) {
+    atomic_fetch_sub(&im->will_bytes, (int64_t)n);
+    if (s->ipe) ipcount_out_add(s->ipe, -(int64_t)n);
+    return "too many will messages on this server";
+  }
+  return NULL;
+}
 
 static void will_free(will_t *wl) {
   free(wl->cid);
@@ -567,6 +593,7 @@ static void will_free(will_t *wl) {
 }
 
 void im_wills_free(session_t *s) {
+  wills_unaccount(s);
   while (s->wills) {
     will_t *next = s->wills->next;
     will_free(s->wills);
@@ -723,9 +750,13 @@ void im_msg_direct(req_t *r) {
   in.data = in.bin ? (dm->binarymsg.data ? dm->binarymsg.data : (const uint8_t *)"")
                    : (const uint8_t *)(dm->msg ? dm->msg : "");
   in.len = in.bin ? dm->binarymsg.len : strlen((const char *)in.data);
-  /* pushData counts against the size limit (DOC: 5 KB including pushData) */
+  /* pushData counts against the size limit (DOC: 5 KB including pushData), and so do the
+   * mentioned ids: stored with the message and sent to every member, a 64 KiB frame of them
+   * passed the limit with a 1-byte message */
   size_t extra = dm->pushdata ? strlen(dm->pushdata) : 0;
-  if (in.len + extra > (size_t)r->w->im->cfg->max_message) {
+  size_t mentioned = 0;
+  for (size_t i = 0; i < dm->n_mentionpids; i++) mentioned += dm->mentionpids[i] ? strlen(dm->mentionpids[i]) : 0;
+  if (in.len + extra + mentioned > (size_t)r->w->im->cfg->max_message) {
     reply_error(r, LC_FRAME_TOO_LONG, "message larger than the configured limit");
     return;
   }
@@ -755,10 +786,14 @@ void im_msg_direct(req_t *r) {
      * sender's ack comes now, with an id of its own (the real one is made at delivery) */
     int n = 0;
     for (will_t *wl = r->s->wills; wl; wl = wl->next) n++;
+    const char *over = NULL;
     if (n >= WILLS_MAX) {
       reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, "too many will messages on this session");
+    } else if ((over = wills_take(r->w->im, r->s, in.len + mentioned))) {
+      reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, over);
     } else {
       will_t *wl = xcalloc(1, sizeof *wl);
+      wl->acct = in.len + mentioned;
       wl->cid = xstrdup(c->cid);
       wl->data = xmalloc(in.len + 1);
       memcpy(wl->data, in.data, in.len);

@@ -181,7 +181,10 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_c
     members_release(m);
   }
   size_t len = recall ? strlen(RECALLED) : it->has_binarymsg ? it->binarymsg.len : it->data ? strlen(it->data) : 0;
-  if (!code && len > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
+  size_t mentioned = 0; /* the mentioned ids count as in a send (im_msg.c) */
+  for (size_t i = 0; !recall && i < it->n_mentionpids; i++)
+    mentioned += it->mentionpids[i] ? strlen(it->mentionpids[i]) : 0;
+  if (!code && len + mentioned > (size_t)im->cfg->max_message) code = LC_FRAME_TOO_LONG;
   /* text must be UTF-8, as in a send (im_msg.c): JSON — REST history, hooks — carries nothing else */
   if (!code && !recall && !it->has_binarymsg && it->data && !utf8_valid(it->data, len))
     code = LC_UNPARSEABLE_RAW_MESSAGE;

@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "log.h"
 #include "revoke.h"
 #include "sign.h"
@@ -147,6 +148,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   im_room_leave(w, s);
   presence_del(w->im->presence, s->client_id, s->id);
   if (w->im->bus) bus_presence_del(w->im->bus, s->client_id, s->id);
+  ipcount_del(w->im->session_ips, s->ipe);
   handle_table_del(&w->sessions, s->id);
   metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
   log_event(LOG_INFO, "logout", "addr=%s client=%s tag=%s code=%d duration_ms=%lld", l->ip, s->client_id, s->tag, code,
@@ -330,6 +332,17 @@ void im_session_open(req_t *r) {
     free(tag);
     return;
   }
+  /* a new session also counts against its address (max_sessions_per_ip): many connections,
+   * each under max_sessions_per_conn, cannot hold more than that together */
+  ipcount_entry_t *ipe = NULL;
+  if (!s) {
+    ipe = ipcount_add(im->session_ips, r->link->ip ? r->link->ip : "", im->cfg->max_sessions_per_ip);
+    if (!ipe) {
+      open_failed(r, LC_APP_QUOTA_EXCEEDED, "too many clients from this address");
+      free(tag);
+      return;
+    }
+  }
   if (!s && tag) {
     /* <clientId, tag> is unique: an explicit login pushes the older session out (4111);
      * an automatic re-login loses to the session that is there (§3.1) */
@@ -338,6 +351,7 @@ void im_session_open(req_t *r) {
     size_t rn = im->bus ? bus_sessions(im->bus, peer, tag, rheld, 16) : 0;
     if ((n || rn) && reconnect) {
       pthread_mutex_unlock(&im->sso_mu);
+      ipcount_del(im->session_ips, ipe);
       open_failed(r, LC_SESSION_CONFLICT, "another device holds this login");
       free(tag);
       return;
@@ -352,6 +366,7 @@ void im_session_open(req_t *r) {
     s->config_bitmap = sm->configbitmap;
   }
   free(tag);
+  if (ipe) s->ipe = ipe;
   if (token_ok) memcpy(s->lineage, st_info.lineage, sizeof s->lineage); /* the device's chain goes on */
   r->s = s;
   send_opened(r, s);
