@@ -110,7 +110,7 @@ start_nodes() {
     o=$dir.out
     : >"$o"
     TERN_LISTEN=127.0.0.1:0 TERN_DATA_DIR=$dir TERN_APP_ID=$app_id TERN_APP_KEY=$app_key TERN_MASTER_KEY=$master_key \
-    TERN_LOG_LEVEL=warn TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
+    TERN_LOG_LEVEL=warn TERN_MAX_CONN_RATE=0 TERN_MAX_CLIENT_RATE=0 TERN_MAX_CONNS_PER_IP=0 TERN_MAX_SESSIONS_PER_IP=0 TERN_OUTPUT_LIMIT_IP=0 \
     TERN_STORE=$store TERN_BUS=$bus TERN_NODE_ID=node$i \
       "$ternd" >"$o" 2>>"$tmp/ternd.err" &
     node_pids+=($!)
