@@ -266,6 +266,21 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
 
 #define KEY_RETRIES 4
 
+/* The clock a stored message's key is taken from. TERN_TEST_CLOCK_SKEW_MS (tests only, never
+ * for a deployment: tests/cluster/shared-store.test.mjs) moves it by that many ms, so that a
+ * test can run a node whose clock is behind or ahead of the others'. */
+static int64_t key_now(void) {
+  static _Atomic int64_t skew = INT64_MIN;
+  int64_t k = atomic_load(&skew);
+  if (k == INT64_MIN) {
+    const char *e = getenv("TERN_TEST_CLOCK_SKEW_MS");
+    k = e ? strtoll(e, NULL, 10) : 0;
+    if (k < -86400000 || k > 86400000) k = 0;
+    atomic_store(&skew, k);
+  }
+  return now_ms() + k;
+}
+
 /* The frame of a stored message, from its job (a retried send's new id and timestamp). */
 static fanout_t *send_frame(send_job_t *sj, int priority, const char *not_to) {
   job_msg_insert_t *j = &sj->j;
@@ -323,7 +338,7 @@ static int key_retry(im_worker_t *w, send_job_t *sj) {
   pthread_mutex_lock(&c->mu);
   if (lts > c->last_ts) c->last_ts = lts;
   if (lseq > c->last_seq) c->last_seq = lseq;
-  int64_t ts = now_ms();
+  int64_t ts = key_now();
   if (ts < c->last_ts) ts = c->last_ts;
   j->ts = ts;
   j->seq = ++c->last_seq;
@@ -342,10 +357,35 @@ static int key_retry(im_worker_t *w, send_job_t *sj) {
   return 1;
 }
 
+/* store.h's rekey, on the writer thread: another node stored a later key first, and the
+ * message was moved past it (docs/cluster.md, "Message order across nodes"); its id names
+ * its key, so it gets the id of the new one. */
+static void msg_rekey(job_msg_insert_t *j) {
+  char mid[MSGID_LEN + 1];
+  msgid_make(j->ts, j->seq, mid);
+  free(j->mid);
+  j->mid = xstrdup(mid);
+}
+
+/* A message stored under a later key than this node gave it: the cache moves past the key,
+ * and the frame names the stored id and timestamp. */
+static void sent_rekeyed(send_job_t *sj) {
+  conv_t *c = sj->conv;
+  pthread_mutex_lock(&c->mu);
+  if (sj->j.ts > c->last_ts) c->last_ts = sj->j.ts;
+  if (sj->j.seq > c->last_seq) c->last_seq = sj->j.seq;
+  pthread_mutex_unlock(&c->mu);
+  fanout_t *old = sj->frame;
+  sj->frame = send_frame(sj, old->priority, old->not_to);
+  fanout_release(old);
+  sj->j.rekeyed = 0;
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
+  if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
@@ -520,13 +560,14 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     sj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
   }
   j->job.type = JOB_MSG_INSERT;
+  j->rekey = msg_rekey;
   j->job.worker = w->idx;
   j->job.task.fn = send_done;
 
   /* The key is taken and the job queued under the conversation's lock, so storage sees
    * one conversation's messages in sequence order and timestamps never go backwards. */
   pthread_mutex_lock(&c->mu);
-  int64_t ts = now_ms();
+  int64_t ts = key_now();
   if (ts < c->last_ts) ts = c->last_ts;
   j->ts = ts;
   j->seq = ++c->last_seq;

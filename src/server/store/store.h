@@ -216,7 +216,7 @@ typedef struct {
   int64_t existing_created_at;
 } job_conv_create_t;
 
-typedef struct {
+typedef struct job_msg_insert {
   store_job_t job;
   int64_t conv, ts, seq, patch_ts;
   char *mid, *sender;
@@ -226,6 +226,16 @@ typedef struct {
   char *mentions; /* JSON array text or NULL */
   int has_lctype, lctype;
   char *readers; /* NULL (every member) or the readers besides the sender, framed by \x1f */
+  /* History order is commit order (docs/cluster.md, "Message order across nodes"). With
+   * rekey set, the message must come after every message of the conversation stored before
+   * it: a backend whose writer can find a later key already stored (several nodes on one
+   * PostgreSQL; never a single SQLite writer, whose one node allocates keys in order) moves
+   * it, under a per-conversation lock held to its commit, to ts = max(ts, newest ts), seq =
+   * newest seq + 1, sets rekeyed, and calls rekey on the writer thread to make mid name the
+   * new key (the id is the key: msgid.c). rekey NULL: stored under the key as given, and a
+   * taken key fails the job alone. */
+  void (*rekey)(struct job_msg_insert *j);
+  int rekeyed;
 } job_msg_insert_t;
 
 typedef struct {

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "convq.h"
+#include "map.h"
 #include "qpool.h"
 #include "store.h"
 
@@ -86,6 +87,15 @@ int64_t pg_mono_us(void);
 
 /* ---- the store */
 
+/* The writer's notes per conversation, on map.h: conversation id → a key (ts, seq) that only
+ * moves forward (pg_writer.c: note_raise). */
+typedef struct {
+  map_node_t node; /* key: conv's 8 bytes */
+  int64_t conv, ts, seq;
+} pg_note_t;
+/* Frees every note of m (m stays usable). */
+void pg_notes_clear(map_t *m);
+
 typedef struct {
   int64_t conv, ts;
 } pg_lm_slot_t;
@@ -115,6 +125,9 @@ struct store {
   pg_lm_tab_t touch; /* writer only: conversations whose members this transaction changed */
   pg_lm_tab_t lm;    /* writer only: conversations' newest message times not yet written */
   int64_t lm_flushed_us;
+  map_t order; /* writer only: the newest stored key of each conversation this transaction
+                * holds the order lock of (pg_writer.c: order_lock) */
+  atomic_llong rekeyed;
   atomic_int fail_writes;
   atomic_int reconnects, writer_up;
   atomic_llong batches_failed, batch_reruns;

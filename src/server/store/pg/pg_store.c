@@ -30,6 +30,7 @@ int store_pg_spec(const char *spec) {
 int pg_open(const store_options_t *opt, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
   s->ops = &store_pg_ops;
+  map_init(&s->order);
   s->uri = xstrdup(opt->path);
   s->inline_writes = opt->inline_writes;
   s->post = opt->post;
@@ -74,6 +75,8 @@ void pg_close(store_t *s) {
   free(s->lm.v);
   free(s->touch.v);
   free(s->fwd);
+  pg_notes_clear(&s->order);
+  map_fini(&s->order);
   pgc_close(&s->w);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
@@ -98,7 +101,11 @@ void pg_metrics(store_t *s, buf_t *out) {
              "# TYPE tern_store_pg_failed_batches_total counter\ntern_store_pg_failed_batches_total %lld\n"
              "# HELP tern_store_pg_batch_reruns_total Group commits run again with a savepoint per job after a "
              "statement failed (only the failing job fails).\n# TYPE tern_store_pg_batch_reruns_total counter\n"
-             "tern_store_pg_batch_reruns_total %lld\n",
+             "tern_store_pg_batch_reruns_total %lld\n"
+             "# HELP tern_store_pg_rekeyed_total Messages stored past a newer key another writer had stored "
+             "first (their id and timestamp moved: docs/cluster.md).\n# TYPE tern_store_pg_rekeyed_total counter\n"
+             "tern_store_pg_rekeyed_total %lld\n",
              pg_open_connections(), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
-             (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns));
+             (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns),
+             (long long)atomic_load(&s->rekeyed));
 }

@@ -48,6 +48,105 @@ static int run1(store_t *s, int id, pgargs_t *a, int64_t *changes) {
   return 0;
 }
 
+/* ---- notes per conversation (pg_int.h: pg_note_t), on the one hash map (map.h) */
+
+static pg_note_t *note_find(const map_t *m, int64_t conv) {
+  map_node_t *n = map_find(m, &conv, sizeof conv);
+  return n ? (pg_note_t *)n : NULL;
+}
+
+static int key_after(int64_t ts, int64_t seq, int64_t ts2, int64_t seq2) {
+  return ts > ts2 || (ts == ts2 && seq > seq2);
+}
+
+/* conv's note, created at (ts, seq) or moved forward to it. */
+static pg_note_t *note_raise(map_t *m, int64_t conv, int64_t ts, int64_t seq) {
+  pg_note_t *e = note_find(m, conv);
+  if (!e) {
+    e = xcalloc(1, sizeof *e);
+    e->conv = conv;
+    e->ts = ts;
+    e->seq = seq;
+    e->node.key = &e->conv;
+    e->node.klen = sizeof e->conv;
+    map_add(m, &e->node);
+  } else if (key_after(ts, seq, e->ts, e->seq)) {
+    e->ts = ts;
+    e->seq = seq;
+  }
+  return e;
+}
+
+void pg_notes_clear(map_t *m) {
+  if (!m->b || !m->n) return;
+  map_iter_t it;
+  for (map_node_t *n = map_first(m, &it); n; n = map_next(m, &it)) {
+    map_remove(m, n);
+    free(n);
+  }
+}
+
+/* ---- message order across writers (docs/cluster.md, "Message order across nodes")
+ *
+ * Several nodes' writers insert into one conversation; each node allocates keys from its own
+ * cache, so a key can reach the store after a later one (a node whose clock is behind, or
+ * whose cached newest key is stale). Messages whose job asks for it (store.h: rekey) are
+ * therefore stored past the conversation's newest key: the transaction first takes one
+ * advisory lock per conversation of its messages (sorted, before any other lock: no cycle
+ * with another writer), held to its COMMIT, then reads the newest stored keys; a message
+ * not past its conversation's newest is moved to (max(ts, newest ts), newest seq + 1). So a
+ * conversation's history is in commit order, and an ack never names a place before a
+ * message acked earlier. Two round trips per batch holding messages, not per message. */
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* 0 (s->order holds the newest key of every locked conversation), or JOB_SQL. */
+static int order_lock(store_t *s, store_job_t *batch) {
+  pg_notes_clear(&s->order);
+  size_t n = 0, cap = 0;
+  int64_t *ids = NULL;
+  for (store_job_t *j = batch; j; j = j->next) {
+    if (j->type != JOB_MSG_INSERT || !((job_msg_insert_t *)j)->rekey) continue;
+    if (n == cap) ids = xrealloc(ids, (cap = cap ? cap * 2 : 16) * sizeof *ids);
+    ids[n++] = ((job_msg_insert_t *)j)->conv;
+  }
+  if (!n) return 0;
+  qsort(ids, n, sizeof *ids, cmp_i64);
+  buf_t arr = BUF_INIT;
+  for (size_t i = 0; i < n; i++)
+    if (!i || ids[i] != ids[i - 1]) buf_printf(&arr, "%s%lld", arr.len ? "," : "{", (long long)ids[i]);
+  buf_append_str(&arr, "}");
+  free(ids);
+  pgargs_t a = {0};
+  pga_txt(&a, buf_cstr(&arr));
+  PGresult *r = NULL;
+  int rc = run1(s, PS_ORDER_LOCK, &a, NULL);
+  if (!rc && pgc_run(&s->w, PS_ORDER_NEWEST, &a, &r) < 0) rc = JOB_SQL;
+  buf_free(&arr);
+  if (rc) return rc;
+  for (int i = 0; i < PQntuples(r); i++) note_raise(&s->order, pg_i64(r, i, 0), pg_i64(r, i, 1), pg_i64(r, i, 2));
+  PQclear(r);
+  return 0;
+}
+
+/* Before j is inserted: past its conversation's newest key if it asks to be, and the newest
+ * key moved to it. */
+static void order_key(store_t *s, job_msg_insert_t *j) {
+  pg_note_t *e = note_find(&s->order, j->conv);
+  if (!e) return;
+  if (j->rekey && !key_after(j->ts, j->seq, e->ts, e->seq)) {
+    if (j->ts < e->ts) j->ts = e->ts;
+    j->seq = e->seq + 1;
+    j->rekeyed = 1;
+    j->rekey(j);
+    atomic_fetch_add(&s->rekeyed, 1);
+  }
+  note_raise(&s->order, j->conv, j->ts, j->seq);
+}
+
 /* ---- lm notes (store_sqlite.c: lm_note) */
 
 static void lm_note(pg_lm_tab_t *t, int64_t conv, int64_t ts) {
@@ -196,6 +295,7 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
 }
 
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  order_key(s, j);
   pgargs_t a = {0};
   pga_i64(&a, j->conv);
   pga_i64(&a, j->ts);
@@ -253,6 +353,7 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, pg_lm_
   }
   for (size_t i = 0; i < n; i++) {
     job_msg_insert_t *j = jobs[i];
+    order_key(s, j);
     for (int c = 0; c < 11; c++)
       if (i) buf_append_str(&col[c], ",");
     buf_printf(&col[0], "%lld", (long long)j->conv);
@@ -616,6 +717,7 @@ static int attempt(store_t *s, store_job_t *batch, int careful, pg_lm_tab_t *lm,
    * replaced at once: nothing of this batch had run on it */
   int had = s->w.c != NULL;
   if (pgc_cmd(&s->w, "BEGIN") < 0 && !(had && !s->w.c && pgc_cmd(&s->w, "BEGIN") == 0)) return TERN_ESTORE;
+  if (order_lock(s, batch) != 0) goto abort; /* first: before any savepoint or row lock */
   job_msg_insert_t *msgs[MSGS_MAX];
   for (store_job_t *j = batch; j; j = j->next) {
     if (!careful && j->type == JOB_MSG_INSERT && j->next && j->next->type == JOB_MSG_INSERT) {
