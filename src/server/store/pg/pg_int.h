@@ -96,14 +96,6 @@ typedef struct {
 /* Frees every note of m (m stays usable). */
 void pg_notes_clear(map_t *m);
 
-typedef struct {
-  int64_t conv, ts;
-} pg_lm_slot_t;
-typedef struct {
-  pg_lm_slot_t *v;
-  size_t cap, n;
-} pg_lm_tab_t;
-
 struct store {
   const store_ops_t *ops; /* first: store.c finds the table here */
   char *uri;
@@ -120,10 +112,10 @@ struct store {
   int64_t interval_us, last_commit_us;
   store_job_t *docs_waiting; /* writer only: attribute updates held for the next docs round */
   int64_t docs_last_us;
-  struct pg_fwd *fwd; /* writer only: pg_import_finish owed by this transaction's imports */
-  size_t nfwd, capfwd;
-  pg_lm_tab_t touch; /* writer only: conversations whose members this transaction changed */
-  pg_lm_tab_t lm;    /* writer only: conversations' newest message times not yet written */
+  /* writer only, each a map of pg_note_t: */
+  map_t fwd;   /* pg_import_finish owed by this transaction's imports (up to the key) */
+  map_t touch; /* conversations whose members this transaction changed (ts: updated_at) */
+  map_t lm;    /* conversations' newest message times not yet written (ts) */
   int64_t lm_flushed_us;
   map_t order; /* writer only: the newest stored key of each conversation this transaction
                 * holds the order lock of (pg_writer.c: order_lock) */

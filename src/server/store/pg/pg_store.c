@@ -31,6 +31,9 @@ int pg_open(const store_options_t *opt, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
   s->ops = &store_pg_ops;
   map_init(&s->order);
+  map_init(&s->lm);
+  map_init(&s->touch);
+  map_init(&s->fwd);
   s->uri = xstrdup(opt->path);
   s->inline_writes = opt->inline_writes;
   s->post = opt->post;
@@ -72,11 +75,11 @@ void pg_close(store_t *s) {
     pthread_join(s->writer, NULL);
   }
   if (s->w.c) pg_lm_final(s); /* the writer has stopped: this thread may write */
-  free(s->lm.v);
-  free(s->touch.v);
-  free(s->fwd);
-  pg_notes_clear(&s->order);
-  map_fini(&s->order);
+  map_t *maps[] = {&s->lm, &s->touch, &s->fwd, &s->order};
+  for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
+    pg_notes_clear(maps[i]);
+    map_fini(maps[i]);
+  }
   pgc_close(&s->w);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
