@@ -812,6 +812,57 @@ static void message_order_across_writers(void **state) {
   st_close(a);
 }
 
+/* store_read_submit (store.h): fn runs with a reader that sees every committed job, its
+ * return is the result, and the task comes back on the worker named, once per read — many
+ * at once too (PostgreSQL: on its read threads; SQLite: at once, on the caller's reader). */
+typedef struct {
+  store_read_t rd;
+  int64_t conv;
+  int runs, done;
+  st_msgs_t got;
+} st_read_t;
+
+static int st_read_fn(store_reader_t *r, store_read_t *rd) {
+  st_read_t *x = (st_read_t *)rd;
+  x->runs++;
+  logs_req_t q = {.conv = x->conv, .newer = 1, .limit = 10};
+  int rc = store_logs(r, &q, st_msgs_cb, &x->got);
+  return rc < 0 ? rc : x->got.n;
+}
+
+static void st_read_done(task_t *t) { ((st_read_t *)t)->done++; }
+
+static void reads_off_the_loop(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "one", 0), 0);
+  assert_int_equal(st_msg_insert(t, conv, 2000, 2, "alice", "two", 0), 0);
+  enum { N = 40 };
+  static st_read_t rd[N];
+  memset(rd, 0, sizeof rd);
+  for (int i = 0; i < N; i++) {
+    rd[i].conv = conv;
+    rd[i].rd.fn = st_read_fn;
+    rd[i].rd.task.fn = st_read_done;
+    rd[i].rd.worker = i % ST_WORKERS;
+    assert_int_equal(store_read_submit(t->s, t->r, &rd[i].rd), 0);
+  }
+  for (int pending = 1; pending;) {
+    pending = 0;
+    for (int i = 0; i < N; i++) pending |= !rd[i].done;
+    if (pending) st_wait_any(t);
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(rd[i].runs, 1);
+    assert_int_equal(rd[i].done, 1);
+    assert_int_equal(rd[i].rd.result, 2);
+    assert_string_equal(rd[i].got.text[0], "one");
+    assert_string_equal(rd[i].got.text[1], "two");
+  }
+  st_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(completions_in_submission_order_per_worker),
@@ -824,6 +875,7 @@ int main(void) {
       cmocka_unit_test(crash_recovery),
       cmocka_unit_test(paced_jobs_one_wakeup_per_commit),
       cmocka_unit_test(message_order_across_writers),
+      cmocka_unit_test(reads_off_the_loop),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

@@ -336,6 +336,9 @@ int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *se
                    int skip, int flags, int count, const im_done_t *done, char *err, size_t errlen);
 /* Queries one connection may have running at once; more get 4310 at once. */
 #define MAX_LINK_QUERIES 4
+/* History reads one connection may have running at once off the loop (store_read_submit);
+ * more get 4311 at once. */
+#define MAX_LINK_READS 16
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 /* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */

@@ -1042,6 +1042,52 @@ static void bound(im_worker_t *w, conv_t *c, int64_t t, const char *mid, int inc
   }
 }
 
+/* A history page on its way through the store's read threads (store_read_submit): on a
+ * PostgreSQL store a page is a round trip or more, and a slow database would hold every
+ * connection of this worker; on SQLite it runs at once, as before. */
+typedef struct {
+  store_read_t rd;
+  im_t *im;
+  reply_to_t rt;
+  logs_req_t q;
+  char *viewer, *other;
+  logs_acc_t acc;
+  int counted; /* holds one of the link's MAX_LINK_READS */
+} logs_read_t;
+
+static int logs_read(store_reader_t *r, store_read_t *rd) {
+  logs_read_t *x = (logs_read_t *)rd;
+  if (x->other) store_progress(r, x->q.conv, other_progress, &x->acc);
+  return x->q.limit ? store_logs(r, &x->q, logs_each, &x->acc) : 0;
+}
+
+static void logs_read_done(task_t *t) {
+  logs_read_t *x = (logs_read_t *)t;
+  im_worker_t *w = x->im->workers[worker_current()];
+  if (x->counted) {
+    im_link_t *l = reply_to_link(w, &x->rt);
+    if (l && l->reads) l->reads--;
+  }
+  if (x->rd.result < 0) {
+    reply_error_async(w, &x->rt, LC_CONVERSATION_LOG_FAILED,
+                      x->rd.result == TERN_EAGAIN ? "server busy: too many reads waiting" : "storage failed");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__LogsCommand lo = LC__LOGS_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__logs);
+    out.logsmessage = &lo;
+    lo.logs = x->acc.items;
+    lo.n_logs = x->acc.n;
+    reply_async(w, &x->rt, &out);
+  }
+  for (size_t i = 0; i < x->acc.n; i++) lc__log_item__free_unpacked(x->acc.items[i], NULL);
+  free(x->acc.items);
+  free(x->viewer);
+  free(x->other);
+  reply_to_free(&x->rt);
+  free(x);
+}
+
 void im_msg_logs(req_t *r) {
   Lc__LogsCommand *lm = r->cmd->logsmessage;
   if (!lm || !lm->cid) {
@@ -1082,27 +1128,31 @@ void im_msg_logs(req_t *r) {
     q.has_lctype = 1;
     q.lctype = lm->lctype;
   }
-  logs_acc_t acc = {.kind = c->kind};
-  if (m && m->n == 2) {
-    acc.other = strcmp(m->ids[0], r->s->client_id) == 0 ? m->ids[1] : m->ids[0];
-    store_progress(r->w->reader, c->id, other_progress, &acc);
+  if (r->link->reads >= MAX_LINK_READS) {
+    reply_error(r, LC_CONVERSATION_LOG_FAILED, "too many history reads running on this connection");
+    members_release(m);
+    conv_release(c);
+    return;
   }
-  int rc = q.limit ? store_logs(r->w->reader, &q, logs_each, &acc) : 0;
-  if (rc < 0) {
-    reply_error(r, LC_CONVERSATION_LOG_FAILED, "storage failed");
-  } else {
-    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
-    Lc__LogsCommand lo = LC__LOGS_COMMAND__INIT;
-    PB_SET(out, cmd, LC__COMMAND_TYPE__logs);
-    out.logsmessage = &lo;
-    lo.logs = acc.items;
-    lo.n_logs = acc.n;
-    reply(r, &out);
-  }
-  for (size_t i = 0; i < acc.n; i++) lc__log_item__free_unpacked(acc.items[i], NULL);
-  free(acc.items);
+  logs_read_t *x = xcalloc(1, sizeof *x);
+  x->im = r->w->im;
+  reply_to_init(&x->rt, r);
+  x->q = q;
+  x->q.viewer = x->viewer = xstrdup(r->s->client_id);
+  x->acc.kind = c->kind;
+  if (m && m->n == 2)
+    x->acc.other = x->other = xstrdup(strcmp(m->ids[0], r->s->client_id) == 0 ? m->ids[1] : m->ids[0]);
   members_release(m);
   conv_release(c);
+  x->rd.task.fn = logs_read_done;
+  x->rd.worker = r->w->idx;
+  x->rd.fn = logs_read;
+  r->link->reads++;
+  x->counted = 1;
+  if (store_read_submit(r->w->im->store, r->w->reader, &x->rd) < 0) {
+    x->rd.result = TERN_EAGAIN;
+    logs_read_done(&x->rd.task);
+  }
 }
 
 /* ---------------------------------------------------------------- after login */

@@ -124,6 +124,7 @@ struct store {
   atomic_int reconnects, writer_up;
   atomic_llong batches_failed, batch_reruns;
   qpool_t *qpool;
+  struct pg_rpool *rpool; /* the read threads (pg_rpool.c) */
 };
 
 struct store_reader {
@@ -131,6 +132,13 @@ struct store_reader {
   store_t *s;
   pgc_t c;
 };
+
+/* pg_rpool.c: the read threads behind store_read_submit (threaded 0: reads run on the
+ * submitting thread, as inline_writes runs jobs) */
+typedef struct pg_rpool pg_rpool_t;
+pg_rpool_t *pg_rpool_new(store_t *s, int threaded);
+void pg_rpool_free(pg_rpool_t *p); /* runs what is queued first */
+int pg_read_submit(store_t *s, store_read_t *rd);
 
 /* pg_schema.c: creates or migrates the schema on a connected p (advisory lock held). */
 int pg_migrate(pgc_t *p);

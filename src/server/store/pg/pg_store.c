@@ -55,6 +55,7 @@ int pg_open(const store_options_t *opt, store_t **out) {
   }
   atomic_store(&s->writer_up, 1);
   s->qpool = pg_qpool_new(s, !s->inline_writes);
+  s->rpool = pg_rpool_new(s, !s->inline_writes);
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, pg_writer_main, s);
     pthread_setname_np(s->writer, "tern-writer");
@@ -66,7 +67,8 @@ int pg_open(const store_options_t *opt, store_t **out) {
 
 void pg_close(store_t *s) {
   if (!s) return;
-  qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
+  qpool_free(s->qpool);    /* queries still queued run (within their deadlines) and post first */
+  pg_rpool_free(s->rpool); /* so do reads */
   if (s->started) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;
