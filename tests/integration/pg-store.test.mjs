@@ -214,4 +214,42 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
     }
   });
+
+  // An ack's receipts are found by a read of the message table: with that table locked (so
+  // nothing is stored meanwhile either), the worker still answers everything that needs no
+  // store — here echoes of another client — and the receipt goes out once the lock goes.
+  it('the receipts an ack owes are read off the loop: a locked message table holds only them', async () => {
+    const sender = await protoSession(server, 'rcp-sender');
+    const receiver = await protoSession(server, 'rcp-receiver');
+    const other = await protoSession(server, 'rcp-other');
+    const conv = await startConv(sender, ['rcp-receiver']);
+    const ack = await sendMsg(sender, conv.cid, 'receipt please', { r: true });
+    await receiver.next((m) => m.cmd === 'direct' && m.directMessage?.id === ack.uid);
+    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
+    locker.stdin.write("BEGIN; LOCK TABLE msg IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
+    await locked;
+    try {
+      let delivered = false;
+      const rcp = sender.next((m) => m.cmd === 'rcp' && m.rcpMessage?.id === ack.uid, 20000).then((m) => { delivered = true; return m; });
+      receiver.send({ cmd: 'ack', ackMessage: { cid: conv.cid, mid: ack.uid } }); // no reply: a position
+      for (let i = 0; i < 20; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while an ack's receipts waited`);
+      }
+      assert.equal(delivered, false, 'the receipt waits for the lock');
+      locker.stdin.write('COMMIT;\n');
+      locker.stdin.end();
+      const r = await rcp;
+      assert.equal(r.rcpMessage.cid, conv.cid);
+      assert.equal(r.rcpMessage.from, 'rcp-receiver');
+      assert.ok(!r.rcpMessage.read);
+    } finally {
+      locker.stdin.end();
+      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+    }
+  });
 });

@@ -847,13 +847,6 @@ static void submit_progress(im_t *im, job_type_t type, conv_t *c, const char *cl
   store_submit(im->store, &p->job);
 }
 
-typedef struct {
-  im_worker_t *w;
-  conv_t *conv;
-  const char *from;
-  int read;
-} rcp_ctx_t;
-
 static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid, int64_t t, const char *from,
                      int read) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -872,10 +865,49 @@ static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid,
   fanout_release(p);
 }
 
+/* The receipts an ack owes, found off the loop (store_read_submit): the messages it covers
+ * whose senders asked for receipts, read on a read thread, sent from the worker. */
+typedef struct {
+  store_read_t rd;
+  im_t *im;
+  conv_t *conv; /* referenced */
+  char *from;
+  int64_t lo_ts, lo_seq, hi_ts, hi_seq;
+  char **to, **mids; /* each receipt: its message's sender and id */
+  size_t n, cap;
+} rcp_read_t;
+
 static int receipt_each(void *arg, const msg_view_t *m) {
-  rcp_ctx_t *x = arg;
-  send_rcp(x->w, x->conv, m->sender, m->mid, now_ms(), x->from, 0);
+  rcp_read_t *x = arg;
+  if (x->n == x->cap) {
+    x->cap = x->cap ? x->cap * 2 : 8;
+    x->to = xrealloc(x->to, x->cap * sizeof *x->to);
+    x->mids = xrealloc(x->mids, x->cap * sizeof *x->mids);
+  }
+  x->to[x->n] = xstrdup(m->sender);
+  x->mids[x->n++] = xstrdup(m->mid);
   return 0;
+}
+
+static int rcp_read(store_reader_t *r, store_read_t *rd) {
+  rcp_read_t *x = (rcp_read_t *)rd;
+  return store_msg_receipts(r, x->conv->id, x->from, x->lo_ts, x->lo_seq, x->hi_ts, x->hi_seq, receipt_each, x);
+}
+
+static void rcp_read_done(task_t *t) {
+  rcp_read_t *x = (rcp_read_t *)t;
+  im_worker_t *w = x->im->workers[worker_current()];
+  int64_t now = now_ms();
+  for (size_t i = 0; i < x->n; i++) {
+    if (x->rd.result == 0) send_rcp(w, x->conv, x->to[i], x->mids[i], now, x->from, 0);
+    free(x->to[i]);
+    free(x->mids[i]);
+  }
+  free(x->to);
+  free(x->mids);
+  free(x->from);
+  conv_release(x->conv);
+  free(x);
 }
 
 void im_msg_ack(req_t *r) {
@@ -899,8 +931,19 @@ void im_msg_ack(req_t *r) {
   }
   submit_progress(r->w->im, JOB_MEMBER_ACK, c, self, hi_ts, hi_seq);
   if (c->has_receipts) {
-    rcp_ctx_t x = {r->w, c, self, 0};
-    store_msg_receipts(r->w->reader, c->id, self, lo_ts, lo_seq, hi_ts, hi_seq, receipt_each, &x);
+    rcp_read_t *x = xcalloc(1, sizeof *x);
+    x->im = r->w->im;
+    x->conv = c; /* the read's reference from here on */
+    x->from = xstrdup(self);
+    x->lo_ts = lo_ts, x->lo_seq = lo_seq, x->hi_ts = hi_ts, x->hi_seq = hi_seq;
+    x->rd.task.fn = rcp_read_done;
+    x->rd.worker = r->w->idx;
+    x->rd.fn = rcp_read;
+    if (store_read_submit(r->w->im->store, r->w->reader, &x->rd) < 0) {
+      x->rd.result = TERN_EAGAIN; /* the queue is full: no receipts, as when the read fails */
+      rcp_read_done(&x->rd.task);
+    }
+    return;
   }
 done:
   conv_release(c);
