@@ -171,6 +171,11 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     await sendMsg(a, slow.cid, 'hello');
     const chat = await startConv(b, ['chatter-c', 'chatter-d']);
     await sendMsg(b, chat.cid, 'warm up');
+    // more connections of a's address, logged in now: a login still reads its unread counts
+    // on the loop (docs/cluster.md), which the lock below would hold
+    const ds = [];
+    for (let k = 0; k < 3; k++) ds.push(await protoSession(server, 'reader-a'));
+    const e = await protoSession(server, 'reader-a');
     // another session takes the member table: reads of it wait; sends do not touch it
     const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
@@ -200,14 +205,24 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       assert.equal(refused.cmd, 'error', JSON.stringify(refused));
       assert.equal(refused.errorMessage.code, 4311);
       assert.equal(refused.errorMessage.detail, 'too many history reads running on this connection');
+      // and one address at most 64 (MAX_IP_READS): three more connections of 16 each fill
+      // it, a fifth connection's first read is refused at once
+      for (const d of ds) {
+        for (let i = 0; i < 16; i++) more.push(d.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } }, 20000));
+      }
+      const fromIp = await e.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
+      assert.equal(fromIp.cmd, 'error', JSON.stringify(fromIp));
+      assert.equal(fromIp.errorMessage.code, 4311);
+      assert.equal(fromIp.errorMessage.detail, 'too many history reads from this address');
       locker.stdin.write('COMMIT;\n');
       locker.stdin.end();
+      assert.equal(more.length, 15 + 48);
       for (const r of [await page, ...(await Promise.all(more))]) {
         assert.equal(r.cmd, 'logs', JSON.stringify(r));
         assert.deepEqual(r.logsMessage.logs.map((l) => l.data), ['hello']);
       }
-      // and the count went back down: a read runs again
-      const again = await a.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
+      // and the counts went back down: a read runs again
+      const again = await e.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
       assert.equal(again.cmd, 'logs', JSON.stringify(again));
     } finally {
       locker.stdin.end();

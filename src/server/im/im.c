@@ -32,6 +32,7 @@ im_t *im_new(server_t *srv) {
   im->presence = presence_new();
   im->convs = convcache_new();
   im->query_ips = ipcount_new();
+  im->read_ips = ipcount_new();
   pthread_mutex_init(&im->rejoin_mu, NULL);
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
@@ -61,6 +62,7 @@ void im_free(im_t *im) {
   presence_free(im->presence);
   convcache_free(im->convs);
   ipcount_free(im->query_ips);
+  ipcount_free(im->read_ips);
   free(im);
 }
 

@@ -46,6 +46,7 @@ struct im {
   atomic_size_t room_drops;  /* room messages dropped for congestion */
   struct revoke *revoke;     /* session-token revocations not yet committed (revoke.h) */
   struct ipcount *query_ips; /* conversation queries running per peer address (im_conv.c) */
+  struct ipcount *read_ips;  /* history reads off the loop running per peer address (im_msg.c) */
   bus_t *bus;                /* the other nodes (im_bus.c), or NULL: a single node */
 };
 
@@ -339,6 +340,8 @@ int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *se
 /* History reads one connection may have running at once off the loop (store_read_submit);
  * more get 4311 at once. */
 #define MAX_LINK_READS 16
+/* The same per peer address (all its connections, every worker); more get 4311 at once. */
+#define MAX_IP_READS 64
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 /* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */

@@ -12,6 +12,7 @@
 #include "base64.h"
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "jsonlim.h"
 #include "log.h"
 #include "timeutil.h"
@@ -1095,7 +1096,8 @@ typedef struct {
   logs_req_t q;
   char *viewer, *other;
   logs_acc_t acc;
-  int counted; /* holds one of the link's MAX_LINK_READS */
+  int counted;         /* holds one of the link's MAX_LINK_READS */
+  ipcount_entry_t *ip; /* holds one of its address's MAX_IP_READS */
 } logs_read_t;
 
 static int logs_read(store_reader_t *r, store_read_t *rd) {
@@ -1111,6 +1113,7 @@ static void logs_read_done(task_t *t) {
     im_link_t *l = reply_to_link(w, &x->rt);
     if (l && l->reads) l->reads--;
   }
+  if (x->ip) ipcount_del(x->im->read_ips, x->ip);
   if (x->rd.result < 0) {
     reply_error_async(w, &x->rt, LC_CONVERSATION_LOG_FAILED,
                       x->rd.result == TERN_EAGAIN ? "server busy: too many reads waiting" : "storage failed");
@@ -1177,7 +1180,15 @@ void im_msg_logs(req_t *r) {
     conv_release(c);
     return;
   }
+  ipcount_entry_t *ip = ipcount_add(r->w->im->read_ips, r->link->ip ? r->link->ip : "", MAX_IP_READS);
+  if (!ip) {
+    reply_error(r, LC_CONVERSATION_LOG_FAILED, "too many history reads from this address");
+    members_release(m);
+    conv_release(c);
+    return;
+  }
   logs_read_t *x = xcalloc(1, sizeof *x);
+  x->ip = ip;
   x->im = r->w->im;
   reply_to_init(&x->rt, r);
   x->q = q;
