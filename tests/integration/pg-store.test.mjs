@@ -10,6 +10,8 @@ import { startServer } from '../lib/server.mjs';
 import { startPg } from '../lib/pg.mjs';
 import { Clients, waitFor, uid, sleep, reconnection } from '../lib/interop-util.mjs';
 import { startProxy } from '../lib/interop-proxy.mjs';
+import { session as protoSession, startConv, sendMsg, closeAll as protoCloseAll } from '../lib/proto-client.mjs';
+import { spawn } from 'node:child_process';
 
 describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
   let pg, db, server, env, proxy;
@@ -137,5 +139,136 @@ describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
     const history = await conv.queryMessages({ limit: 100 });
     assert.deepEqual(history.map((m) => m.id), acked);
     assert.ok(!history.some((m) => /during/.test(m.text)), 'no refused message is stored');
+  });
+});
+
+// docs/cluster.md, "Reads: what they cost the worker": a history page is read by the store's
+// read threads, not on the worker's loop, so a PostgreSQL that makes one read wait (here: a
+// table it needs locked by another session) holds that one request, not every connection
+// of the worker. One worker, so both clients share its loop.
+describe('a slow PostgreSQL read does not stall the other clients of its worker', () => {
+  let pg, db, server;
+  before(async () => {
+    pg = startPg();
+    db = pg.createDatabase();
+    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
+  });
+  after(async () => {
+    await protoCloseAll(server);
+    try {
+      if (server) await server.stop();
+    } finally {
+      if (pg) pg.stop();
+    }
+  });
+
+  it('a history read waiting on a lock; another client of the worker chats meanwhile', async () => {
+    const a = await protoSession(server, 'reader-a');
+    const b = await protoSession(server, 'chatter-b');
+    const c = await protoSession(server, 'chatter-c');
+    // a one-to-one conversation: its history page reads the other member's progress (member)
+    const slow = await startConv(a, ['someone-x']);
+    await sendMsg(a, slow.cid, 'hello');
+    const chat = await startConv(b, ['chatter-c', 'chatter-d']);
+    await sendMsg(b, chat.cid, 'warm up');
+    // more connections of a's address, logged in now: a login still reads its unread counts
+    // on the loop (docs/cluster.md), which the lock below would hold
+    const ds = [];
+    for (let k = 0; k < 3; k++) ds.push(await protoSession(server, 'reader-a'));
+    const e = await protoSession(server, 'reader-a');
+    // another session takes the member table: reads of it wait; sends do not touch it
+    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
+    locker.stdin.write("BEGIN; LOCK TABLE member IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
+    await locked;
+    try {
+      let answered = false;
+      const page = a.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } }, 20000).then((r) => { answered = true; return r; });
+      // one connection holds at most 16 reads (MAX_LINK_READS, docs/security.md): 15 more
+      // wait beside the first, the 17th is refused at once
+      const more = [];
+      for (let i = 0; i < 15; i++) more.push(a.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } }, 20000));
+      const refused = await a.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
+      assert.equal(refused.cmd, 'error', JSON.stringify(refused));
+      assert.equal(refused.errorMessage.code, 4311);
+      assert.equal(refused.errorMessage.detail, 'too many history reads running on this connection');
+      // and one address at most 64 (MAX_IP_READS): three more connections of 16 each fill
+      // it, a fifth connection's first read is refused at once
+      for (const d of ds) {
+        for (let i = 0; i < 16; i++) more.push(d.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } }, 20000));
+      }
+      // each connection's frames run in order: its echo answered, its 16 reads are counted
+      await Promise.all(ds.map((d) => d.echo()));
+      const fromIp = await e.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
+      assert.equal(fromIp.cmd, 'error', JSON.stringify(fromIp));
+      assert.equal(fromIp.errorMessage.code, 4311);
+      assert.equal(fromIp.errorMessage.detail, 'too many history reads from this address');
+      // b keeps chatting on the same worker: every send acked and delivered, each well
+      // within a second (before, the first waited for the lock, up to the 5 s read timeout).
+      // (All of this within the readers' 5 s statement_timeout, after which the held reads
+      // fail: the limits are checked first, and 10 sends are enough.)
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        const ack = await sendMsg(b, chat.cid, `while locked ${i}`);
+        assert.ok(ack.uid);
+        const got = await c.next((m) => m.cmd === 'direct' && m.directMessage?.msg === `while locked ${i}`);
+        assert.ok(got);
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `send ${i} took ${ms} ms while another client's read waited`);
+      }
+      assert.equal(answered, false, 'the history reads are still waiting on the lock');
+      locker.stdin.write('COMMIT;\n');
+      locker.stdin.end();
+      assert.equal(more.length, 15 + 48);
+      for (const r of [await page, ...(await Promise.all(more))]) {
+        assert.equal(r.cmd, 'logs', JSON.stringify(r));
+        assert.deepEqual(r.logsMessage.logs.map((l) => l.data), ['hello']);
+      }
+      // and the counts went back down: a read runs again
+      const again = await e.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
+      assert.equal(again.cmd, 'logs', JSON.stringify(again));
+    } finally {
+      locker.stdin.end();
+      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+    }
+  });
+
+  // An ack's receipts are found by a read of the message table: with that table locked (so
+  // nothing is stored meanwhile either), the worker still answers everything that needs no
+  // store — here echoes of another client — and the receipt goes out once the lock goes.
+  it('the receipts an ack owes are read off the loop: a locked message table holds only them', async () => {
+    const sender = await protoSession(server, 'rcp-sender');
+    const receiver = await protoSession(server, 'rcp-receiver');
+    const other = await protoSession(server, 'rcp-other');
+    const conv = await startConv(sender, ['rcp-receiver']);
+    const ack = await sendMsg(sender, conv.cid, 'receipt please', { r: true });
+    await receiver.next((m) => m.cmd === 'direct' && m.directMessage?.id === ack.uid);
+    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
+    locker.stdin.write("BEGIN; LOCK TABLE msg IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
+    await locked;
+    try {
+      let delivered = false;
+      const rcp = sender.next((m) => m.cmd === 'rcp' && m.rcpMessage?.id === ack.uid, 20000).then((m) => { delivered = true; return m; });
+      receiver.send({ cmd: 'ack', ackMessage: { cid: conv.cid, mid: ack.uid } }); // no reply: a position
+      for (let i = 0; i < 20; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while an ack's receipts waited`);
+      }
+      assert.equal(delivered, false, 'the receipt waits for the lock');
+      locker.stdin.write('COMMIT;\n');
+      locker.stdin.end();
+      const r = await rcp;
+      assert.equal(r.rcpMessage.cid, conv.cid);
+      assert.equal(r.rcpMessage.from, 'rcp-receiver');
+      assert.ok(!r.rcpMessage.read);
+    } finally {
+      locker.stdin.end();
+      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+    }
   });
 });

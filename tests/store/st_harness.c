@@ -129,6 +129,7 @@ void st_job_init(st_t *t, store_job_t *j, job_type_t type, int worker) {
 
 size_t st_run(st_t *t) {
   size_t ran = 0;
+  current_st = t; /* two st_t open at once (st_attach): each runs its own completions */
   for (int w = 0; w < ST_WORKERS; w++) {
     pthread_mutex_lock(&t->mu);
     task_t *c = t->head[w];
@@ -236,6 +237,15 @@ static void close_store(st_t *t) {
   store_close(t->s); /* posts what it still completes */
   t->s = NULL;
   st_run(t);
+}
+
+void st_detach(st_t *t) {
+  close_store(t);
+  pthread_mutex_destroy(&t->mu);
+  pthread_cond_destroy(&t->cv);
+  free(t->done);
+  if (current_st == t) current_st = NULL;
+  free(t);
 }
 
 void st_reopen(st_t *t) {

@@ -57,6 +57,9 @@ struct st {
 st_t *st_open(const st_backend_t *b, int interval_us);
 /* Another st_t on the place of `like` (a forked child's own store); never closed. */
 st_t *st_attach(const st_t *like, int interval_us);
+/* Closes the store of an st_attach'ed t (every job completes first) and frees t, leaving
+ * the place to the st_t it was attached to. */
+void st_detach(st_t *t);
 /* Closes the store if open (every job completes first) and opens it again on the same
  * place. */
 void st_reopen(st_t *t);

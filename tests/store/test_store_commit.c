@@ -653,6 +653,216 @@ static void paced_jobs_one_wakeup_per_commit(void **state) {
   assert_true(wakes <= commits + 3);                 /* two per commit before */
 }
 
+/* ---- message order across writers (store.h: rekey; docs/cluster.md, "Message order
+ * across nodes"): two stores on one database stand for two nodes; each allocates keys from
+ * its own clock and cache, one clock ahead of the other. Every message asking for it is
+ * stored past every message committed before it: history order is commit order, each
+ * node's messages in its order, a moved message named by its new key, and the
+ * conversation's newest key is the last one committed. One writer per database (SQLite:
+ * the data directory's lock) never meets a key it did not give itself: skipped there. */
+
+static void test_rekey(job_msg_insert_t *j) {
+  char mid[64];
+  snprintf(mid, sizeof mid, "r-%lld-%lld", (long long)j->ts, (long long)j->seq);
+  free(j->mid);
+  j->mid = st_dup(mid);
+}
+
+static int mid_cb(void *arg, const msg_view_t *m) {
+  snprintf(arg, 64, "%s", m->mid);
+  return 0;
+}
+
+typedef struct {
+  int n;
+  int64_t ts[256], seq[256];
+  char text[256][16];
+} order_log_t;
+
+static int order_cb(void *arg, const msg_view_t *m) {
+  order_log_t *c = arg;
+  if (c->n >= 256) return 1;
+  c->ts[c->n] = m->ts;
+  c->seq[c->n] = m->seq;
+  snprintf(c->text[c->n], sizeof c->text[0], "%.*s", (int)m->len, (const char *)m->data);
+  c->n++;
+  return 0;
+}
+
+static int key_lt(int64_t ts, int64_t seq, int64_t ts2, int64_t seq2) { return ts < ts2 || (ts == ts2 && seq < seq2); }
+
+static void ordered_msg(st_t *t, job_msg_insert_t *m, int64_t conv, int64_t ts, int64_t seq, const char *text) {
+  st_msg_fill(t, m, 0, conv, ts, seq, "alice", text, 0);
+  m->rekey = test_rekey;
+}
+
+static void message_order_across_writers(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "sqlite") == 0) skip(); /* one writer per database */
+  st_t *a = st_open(st_current, 0);
+  st_t *b = st_attach(a, 20000); /* b batches what comes within 20 ms */
+  int64_t conv = st_conv_create(a, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  /* a's clock is ahead: (5000, 1); then b's, behind, gives (4000, 1) */
+  job_msg_insert_t m1, m2, m3;
+  ordered_msg(a, &m1, conv, 5000, 1, "a1");
+  assert_int_equal(st_submit_wait(a, &m1.job), 0);
+  assert_int_equal(m1.rekeyed, 0);
+  ordered_msg(b, &m2, conv, 4000, 1, "b1");
+  assert_int_equal(st_submit_wait(b, &m2.job), 0);
+  assert_int_equal(m2.rekeyed, 1); /* moved past a's, and named by its new key */
+  assert_int_equal(m2.ts, 5000);
+  assert_int_equal(m2.seq, 2);
+  assert_string_equal(m2.mid, "r-5000-2");
+  char mid[64] = "";
+  assert_int_equal(store_msg_get(a->r, conv, 5000, 2, mid_cb, mid), 0);
+  assert_string_equal(mid, "r-5000-2");
+  /* a's cache still says seq 1: its next key is taken by b's — moved again, not refused */
+  ordered_msg(a, &m3, conv, 5000, 2, "a2");
+  assert_int_equal(st_submit_wait(a, &m3.job), 0);
+  assert_int_equal(m3.rekeyed, 1);
+  assert_int_equal(m3.seq, 3);
+  /* a job that does not ask keeps its key: behind the newest, it is stored where it says */
+  job_msg_insert_t old;
+  st_msg_fill(a, &old, 0, conv, 3000, 1, "alice", "old", 0);
+  assert_int_equal(st_submit_wait(a, &old.job), 0);
+  assert_int_equal(old.rekeyed, 0);
+  assert_int_equal(old.ts, 3000);
+
+  /* then both flood it at once, b's clock 1 s behind a's, each batch holding many of both
+   * stores' messages in flight: per store keys only grow in its completion order, and
+   * every message completed before another was submitted sorts before it */
+  enum { N = 60 };
+  job_msg_insert_t fa[N], fb[N];
+  size_t base_a = a->ndone, base_b = b->ndone;
+  size_t seen[2][N][2]; /* per job: how many of a's and of b's had completed when it was submitted */
+  int64_t seq_a = 3, seq_b = 2;
+  for (int i = 0; i < N; i++) {
+    seen[0][i][0] = seen[1][i][0] = a->ndone - base_a;
+    seen[0][i][1] = seen[1][i][1] = b->ndone - base_b;
+    char text[16];
+    snprintf(text, sizeof text, "a%d", i + 10);
+    ordered_msg(a, &fa[i], conv, 6000 + i, ++seq_a, text);
+    snprintf(text, sizeof text, "b%d", i + 10);
+    ordered_msg(b, &fb[i], conv, 5000 + i, ++seq_b, text);
+    store_submit(a->s, &fa[i].job);
+    store_submit(b->s, &fb[i].job);
+    if (i % 8 == 7) { /* let some commit in between */
+      st_run(a);
+      st_run(b);
+    }
+  }
+  st_wait_done(a, base_a + N);
+  st_wait_done(b, base_b + N);
+  int moved = 0;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fa[i].job.result, 0);
+    assert_int_equal(fb[i].job.result, 0);
+    moved += fa[i].rekeyed + fb[i].rekeyed;
+    if (i) { /* each store's acks in its order */
+      assert_true(key_lt(fa[i - 1].ts, fa[i - 1].seq, fa[i].ts, fa[i].seq));
+      assert_true(key_lt(fb[i - 1].ts, fb[i - 1].seq, fb[i].ts, fb[i].seq));
+    }
+    /* a message acked (on either store) before another was submitted sorts before it */
+    for (int k = 0; k < 2; k++) {
+      job_msg_insert_t *y = k ? &fb[i] : &fa[i];
+      for (size_t x = 0; x < seen[k][i][0]; x++) assert_true(key_lt(fa[x].ts, fa[x].seq, y->ts, y->seq));
+      for (size_t x = 0; x < seen[k][i][1]; x++) assert_true(key_lt(fb[x].ts, fb[x].seq, y->ts, y->seq));
+    }
+  }
+  assert_true(moved >= 1); /* b's first, (5000, 3), is a2's own key whatever committed first */
+  /* history: every message once, in key order, each at the key its job ended with */
+  order_log_t h = {0};
+  logs_req_t q = {.conv = conv, .newer = 1, .limit = 200};
+  assert_int_equal(store_logs(a->r, &q, order_cb, &h), 0);
+  assert_int_equal(h.n, 4 + 2 * N);
+  assert_string_equal(h.text[0], "old");
+  assert_string_equal(h.text[1], "a1");
+  assert_string_equal(h.text[2], "b1");
+  assert_string_equal(h.text[3], "a2");
+  for (int i = 1; i < h.n; i++) assert_true(key_lt(h.ts[i - 1], h.seq[i - 1], h.ts[i], h.seq[i]));
+  for (int i = 0; i < N; i++) {
+    job_msg_insert_t *both[2] = {&fa[i], &fb[i]};
+    for (int k = 0; k < 2; k++) {
+      int at = -1;
+      for (int x = 0; x < h.n; x++)
+        if (h.ts[x] == both[k]->ts && h.seq[x] == both[k]->seq) at = x;
+      assert_true(at >= 0);
+      assert_memory_equal(h.text[at], both[k]->data, both[k]->len);
+      if (both[k]->rekeyed) {
+        assert_int_equal(store_msg_get(b->r, conv, both[k]->ts, both[k]->seq, mid_cb, mid), 0);
+        assert_string_equal(mid, both[k]->mid);
+      }
+    }
+  }
+  /* the newest key, as a node loading the conversation sees it, is the last in history */
+  conv_row_t row;
+  assert_int_equal(store_conv_load(b->r, "c", &row), 0);
+  assert_int_equal(row.last_ts, h.ts[h.n - 1]);
+  assert_int_equal(row.last_seq, h.seq[h.n - 1]);
+  conv_row_free(&row);
+  for (int i = 0; i < N; i++) {
+    st_msg_free(&fa[i]);
+    st_msg_free(&fb[i]);
+  }
+  st_msg_free(&m1);
+  st_msg_free(&m2);
+  st_msg_free(&m3);
+  st_msg_free(&old);
+  st_detach(b);
+  st_close(a);
+}
+
+/* store_read_submit (store.h): fn runs with a reader that sees every committed job, its
+ * return is the result, and the task comes back on the worker named, once per read — many
+ * at once too (PostgreSQL: on its read threads; SQLite: at once, on the caller's reader). */
+typedef struct {
+  store_read_t rd;
+  int64_t conv;
+  int runs, done;
+  st_msgs_t got;
+} st_read_t;
+
+static int st_read_fn(store_reader_t *r, store_read_t *rd) {
+  st_read_t *x = (st_read_t *)rd;
+  x->runs++;
+  logs_req_t q = {.conv = x->conv, .newer = 1, .limit = 10};
+  int rc = store_logs(r, &q, st_msgs_cb, &x->got);
+  return rc < 0 ? rc : x->got.n;
+}
+
+static void st_read_done(task_t *t) { ((st_read_t *)t)->done++; }
+
+static void reads_off_the_loop(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "one", 0), 0);
+  assert_int_equal(st_msg_insert(t, conv, 2000, 2, "alice", "two", 0), 0);
+  enum { N = 40 };
+  static st_read_t rd[N];
+  memset(rd, 0, sizeof rd);
+  for (int i = 0; i < N; i++) {
+    rd[i].conv = conv;
+    rd[i].rd.fn = st_read_fn;
+    rd[i].rd.task.fn = st_read_done;
+    rd[i].rd.worker = i % ST_WORKERS;
+    assert_int_equal(store_read_submit(t->s, t->r, &rd[i].rd), 0);
+  }
+  for (int pending = 1; pending;) {
+    pending = 0;
+    for (int i = 0; i < N; i++) pending |= !rd[i].done;
+    if (pending) st_wait_any(t);
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(rd[i].runs, 1);
+    assert_int_equal(rd[i].done, 1);
+    assert_int_equal(rd[i].rd.result, 2);
+    assert_string_equal(rd[i].got.text[0], "one");
+    assert_string_equal(rd[i].got.text[1], "two");
+  }
+  st_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(completions_in_submission_order_per_worker),
@@ -664,6 +874,8 @@ int main(void) {
       cmocka_unit_test(import_job_and_imported_ids),
       cmocka_unit_test(crash_recovery),
       cmocka_unit_test(paced_jobs_one_wakeup_per_commit),
+      cmocka_unit_test(message_order_across_writers),
+      cmocka_unit_test(reads_off_the_loop),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

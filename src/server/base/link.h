@@ -47,6 +47,7 @@ struct im_link {
   int64_t sessionless_since_ms; /* when the socket last had no session (login timeout) */
   bucket_t rate;                /* commands per second on this connection */
   uint16_t queries;             /* conversation queries running for it (im_conv.c) */
+  uint16_t reads;               /* history reads running for it off the loop (im_msg.c) */
   struct im_park *park;         /* in a cluster: frames held while a nonce is asked of the bus (im_bus.c) */
 };
 

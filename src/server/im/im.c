@@ -34,6 +34,7 @@ im_t *im_new(server_t *srv) {
   im->query_ips = ipcount_new();
   im->park_ips = ipcount_new();
   im->session_ips = ipcount_new();
+  im->read_ips = ipcount_new();
   pthread_mutex_init(&im->rejoin_mu, NULL);
   pthread_mutex_init(&im->sso_mu, NULL);
   im->signer = signer_new(srv->app_id, srv->master_key, srv->cfg->sign_ttl);
@@ -65,6 +66,7 @@ void im_free(im_t *im) {
   ipcount_free(im->query_ips);
   ipcount_free(im->park_ips);
   ipcount_free(im->session_ips);
+  ipcount_free(im->read_ips);
   im_bus_free(im);
   free(im);
 }

@@ -46,6 +46,7 @@ struct im {
   atomic_size_t room_drops;   /* room messages dropped for congestion */
   struct revoke *revoke;      /* session-token revocations not yet committed (revoke.h) */
   struct ipcount *query_ips;  /* conversation queries running per peer address (im_conv.c) */
+  struct ipcount *read_ips;   /* history reads off the loop running per peer address (im_msg.c) */
   bus_t *bus;                 /* the other nodes (im_bus.c), or NULL: a single node */
   struct ipcount *park_ips;   /* bytes held behind requests waiting on the bus, per peer address (im_bus.c) */
   _Atomic int64_t park_bytes; /* and for the server (bus_park_limit_total) */
@@ -355,6 +356,11 @@ int conv_query_run(im_worker_t *w, const char *ip, json_t *where, const char *se
                    int skip, int flags, int count, const im_done_t *done, char *err, size_t errlen);
 /* Queries one connection may have running at once; more get 4310 at once. */
 #define MAX_LINK_QUERIES 4
+/* History reads one connection may have running at once off the loop (store_read_submit);
+ * more get 4311 at once. */
+#define MAX_LINK_READS 16
+/* The same per peer address (all its connections, every worker); more get 4311 at once. */
+#define MAX_IP_READS 64
 /* attr: an update (dotted keys, operators); or mute 0/1 for client `initby` when attr is NULL. */
 void conv_attr_apply(im_worker_t *w, conv_t *c, const char *initby, json_t *attr, int mute, const im_done_t *done);
 /* Mutes (or unmutes) offline push for several clients at once (REST …/mutes). */

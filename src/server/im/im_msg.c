@@ -267,6 +267,21 @@ static void offline_push(im_worker_t *w, send_job_t *sj) {
 
 #define KEY_RETRIES 4
 
+/* The clock a stored message's key is taken from. TERN_TEST_CLOCK_SKEW_MS (tests only, never
+ * for a deployment: tests/cluster/shared-store.test.mjs) moves it by that many ms, so that a
+ * test can run a node whose clock is behind or ahead of the others'. */
+static int64_t key_now(void) {
+  static _Atomic int64_t skew = INT64_MIN;
+  int64_t k = atomic_load(&skew);
+  if (k == INT64_MIN) {
+    const char *e = getenv("TERN_TEST_CLOCK_SKEW_MS");
+    k = e ? strtoll(e, NULL, 10) : 0;
+    if (k < -86400000 || k > 86400000) k = 0;
+    atomic_store(&skew, k);
+  }
+  return now_ms() + k;
+}
+
 /* The frame of a stored message, from its job (a retried send's new id and timestamp). */
 static fanout_t *send_frame(send_job_t *sj, int priority, const char *not_to) {
   job_msg_insert_t *j = &sj->j;
@@ -324,7 +339,7 @@ static int key_retry(im_worker_t *w, send_job_t *sj) {
   pthread_mutex_lock(&c->mu);
   if (lts > c->last_ts) c->last_ts = lts;
   if (lseq > c->last_seq) c->last_seq = lseq;
-  int64_t ts = now_ms();
+  int64_t ts = key_now();
   if (ts < c->last_ts) ts = c->last_ts;
   j->ts = ts;
   j->seq = ++c->last_seq;
@@ -343,10 +358,35 @@ static int key_retry(im_worker_t *w, send_job_t *sj) {
   return 1;
 }
 
+/* store.h's rekey, on the writer thread: another node stored a later key first, and the
+ * message was moved past it (docs/cluster.md, "Message order across nodes"); its id names
+ * its key, so it gets the id of the new one. */
+static void msg_rekey(job_msg_insert_t *j) {
+  char mid[MSGID_LEN + 1];
+  msgid_make(j->ts, j->seq, mid);
+  free(j->mid);
+  j->mid = xstrdup(mid);
+}
+
+/* A message stored under a later key than this node gave it: the cache moves past the key,
+ * and the frame names the stored id and timestamp. */
+static void sent_rekeyed(send_job_t *sj) {
+  conv_t *c = sj->conv;
+  pthread_mutex_lock(&c->mu);
+  if (sj->j.ts > c->last_ts) c->last_ts = sj->j.ts;
+  if (sj->j.seq > c->last_seq) c->last_seq = sj->j.seq;
+  pthread_mutex_unlock(&c->mu);
+  fanout_t *old = sj->frame;
+  sj->frame = send_frame(sj, old->priority, old->not_to);
+  fanout_release(old);
+  sj->j.rekeyed = 0;
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
+  if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
@@ -521,13 +561,14 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     sj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
   }
   j->job.type = JOB_MSG_INSERT;
+  j->rekey = msg_rekey;
   j->job.worker = w->idx;
   j->job.task.fn = send_done;
 
   /* The key is taken and the job queued under the conversation's lock, so storage sees
    * one conversation's messages in sequence order and timestamps never go backwards. */
   pthread_mutex_lock(&c->mu);
-  int64_t ts = now_ms();
+  int64_t ts = key_now();
   if (ts < c->last_ts) ts = c->last_ts;
   j->ts = ts;
   j->seq = ++c->last_seq;
@@ -841,13 +882,6 @@ static void submit_progress(im_t *im, job_type_t type, conv_t *c, const char *cl
   store_submit(im->store, &p->job);
 }
 
-typedef struct {
-  im_worker_t *w;
-  conv_t *conv;
-  const char *from;
-  int read;
-} rcp_ctx_t;
-
 static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid, int64_t t, const char *from,
                      int read) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -866,10 +900,49 @@ static void send_rcp(im_worker_t *w, conv_t *c, const char *to, const char *mid,
   fanout_release(p);
 }
 
+/* The receipts an ack owes, found off the loop (store_read_submit): the messages it covers
+ * whose senders asked for receipts, read on a read thread, sent from the worker. */
+typedef struct {
+  store_read_t rd;
+  im_t *im;
+  conv_t *conv; /* referenced */
+  char *from;
+  int64_t lo_ts, lo_seq, hi_ts, hi_seq;
+  char **to, **mids; /* each receipt: its message's sender and id */
+  size_t n, cap;
+} rcp_read_t;
+
 static int receipt_each(void *arg, const msg_view_t *m) {
-  rcp_ctx_t *x = arg;
-  send_rcp(x->w, x->conv, m->sender, m->mid, now_ms(), x->from, 0);
+  rcp_read_t *x = arg;
+  if (x->n == x->cap) {
+    x->cap = x->cap ? x->cap * 2 : 8;
+    x->to = xrealloc(x->to, x->cap * sizeof *x->to);
+    x->mids = xrealloc(x->mids, x->cap * sizeof *x->mids);
+  }
+  x->to[x->n] = xstrdup(m->sender);
+  x->mids[x->n++] = xstrdup(m->mid);
   return 0;
+}
+
+static int rcp_read(store_reader_t *r, store_read_t *rd) {
+  rcp_read_t *x = (rcp_read_t *)rd;
+  return store_msg_receipts(r, x->conv->id, x->from, x->lo_ts, x->lo_seq, x->hi_ts, x->hi_seq, receipt_each, x);
+}
+
+static void rcp_read_done(task_t *t) {
+  rcp_read_t *x = (rcp_read_t *)t;
+  im_worker_t *w = x->im->workers[worker_current()];
+  int64_t now = now_ms();
+  for (size_t i = 0; i < x->n; i++) {
+    if (x->rd.result == 0) send_rcp(w, x->conv, x->to[i], x->mids[i], now, x->from, 0);
+    free(x->to[i]);
+    free(x->mids[i]);
+  }
+  free(x->to);
+  free(x->mids);
+  free(x->from);
+  conv_release(x->conv);
+  free(x);
 }
 
 void im_msg_ack(req_t *r) {
@@ -893,8 +966,19 @@ void im_msg_ack(req_t *r) {
   }
   submit_progress(r->w->im, JOB_MEMBER_ACK, c, self, hi_ts, hi_seq);
   if (c->has_receipts) {
-    rcp_ctx_t x = {r->w, c, self, 0};
-    store_msg_receipts(r->w->reader, c->id, self, lo_ts, lo_seq, hi_ts, hi_seq, receipt_each, &x);
+    rcp_read_t *x = xcalloc(1, sizeof *x);
+    x->im = r->w->im;
+    x->conv = c; /* the read's reference from here on */
+    x->from = xstrdup(self);
+    x->lo_ts = lo_ts, x->lo_seq = lo_seq, x->hi_ts = hi_ts, x->hi_seq = hi_seq;
+    x->rd.task.fn = rcp_read_done;
+    x->rd.worker = r->w->idx;
+    x->rd.fn = rcp_read;
+    if (store_read_submit(r->w->im->store, r->w->reader, &x->rd) < 0) {
+      x->rd.result = TERN_EAGAIN; /* the queue is full: no receipts, as when the read fails */
+      rcp_read_done(&x->rd.task);
+    }
+    return;
   }
 done:
   conv_release(c);
@@ -1036,6 +1120,54 @@ static void bound(im_worker_t *w, conv_t *c, int64_t t, const char *mid, int inc
   }
 }
 
+/* A history page on its way through the store's read threads (store_read_submit): on a
+ * PostgreSQL store a page is a round trip or more, and a slow database would hold every
+ * connection of this worker; on SQLite it runs at once, as before. */
+typedef struct {
+  store_read_t rd;
+  im_t *im;
+  reply_to_t rt;
+  logs_req_t q;
+  char *viewer, *other;
+  logs_acc_t acc;
+  int counted;         /* holds one of the link's MAX_LINK_READS */
+  ipcount_entry_t *ip; /* holds one of its address's MAX_IP_READS */
+} logs_read_t;
+
+static int logs_read(store_reader_t *r, store_read_t *rd) {
+  logs_read_t *x = (logs_read_t *)rd;
+  if (x->other) store_progress(r, x->q.conv, other_progress, &x->acc);
+  return x->q.limit ? store_logs(r, &x->q, logs_each, &x->acc) : 0;
+}
+
+static void logs_read_done(task_t *t) {
+  logs_read_t *x = (logs_read_t *)t;
+  im_worker_t *w = x->im->workers[worker_current()];
+  if (x->counted) {
+    im_link_t *l = reply_to_link(w, &x->rt);
+    if (l && l->reads) l->reads--;
+  }
+  if (x->ip) ipcount_del(x->im->read_ips, x->ip);
+  if (x->rd.result < 0) {
+    reply_error_async(w, &x->rt, LC_CONVERSATION_LOG_FAILED,
+                      x->rd.result == TERN_EAGAIN ? "server busy: too many reads waiting" : "storage failed");
+  } else {
+    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+    Lc__LogsCommand lo = LC__LOGS_COMMAND__INIT;
+    PB_SET(out, cmd, LC__COMMAND_TYPE__logs);
+    out.logsmessage = &lo;
+    lo.logs = x->acc.items;
+    lo.n_logs = x->acc.n;
+    reply_async(w, &x->rt, &out);
+  }
+  for (size_t i = 0; i < x->acc.n; i++) lc__log_item__free_unpacked(x->acc.items[i], NULL);
+  free(x->acc.items);
+  free(x->viewer);
+  free(x->other);
+  reply_to_free(&x->rt);
+  free(x);
+}
+
 void im_msg_logs(req_t *r) {
   Lc__LogsCommand *lm = r->cmd->logsmessage;
   if (!lm || !lm->cid) {
@@ -1076,27 +1208,39 @@ void im_msg_logs(req_t *r) {
     q.has_lctype = 1;
     q.lctype = lm->lctype;
   }
-  logs_acc_t acc = {.kind = c->kind};
-  if (m && m->n == 2) {
-    acc.other = strcmp(m->ids[0], r->s->client_id) == 0 ? m->ids[1] : m->ids[0];
-    store_progress(r->w->reader, c->id, other_progress, &acc);
+  if (r->link->reads >= MAX_LINK_READS) {
+    reply_error(r, LC_CONVERSATION_LOG_FAILED, "too many history reads running on this connection");
+    members_release(m);
+    conv_release(c);
+    return;
   }
-  int rc = q.limit ? store_logs(r->w->reader, &q, logs_each, &acc) : 0;
-  if (rc < 0) {
-    reply_error(r, LC_CONVERSATION_LOG_FAILED, "storage failed");
-  } else {
-    lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
-    Lc__LogsCommand lo = LC__LOGS_COMMAND__INIT;
-    PB_SET(out, cmd, LC__COMMAND_TYPE__logs);
-    out.logsmessage = &lo;
-    lo.logs = acc.items;
-    lo.n_logs = acc.n;
-    reply(r, &out);
+  ipcount_entry_t *ip = ipcount_add(r->w->im->read_ips, r->link->ip ? r->link->ip : "", MAX_IP_READS);
+  if (!ip) {
+    reply_error(r, LC_CONVERSATION_LOG_FAILED, "too many history reads from this address");
+    members_release(m);
+    conv_release(c);
+    return;
   }
-  for (size_t i = 0; i < acc.n; i++) lc__log_item__free_unpacked(acc.items[i], NULL);
-  free(acc.items);
+  logs_read_t *x = xcalloc(1, sizeof *x);
+  x->ip = ip;
+  x->im = r->w->im;
+  reply_to_init(&x->rt, r);
+  x->q = q;
+  x->q.viewer = x->viewer = xstrdup(r->s->client_id);
+  x->acc.kind = c->kind;
+  if (m && m->n == 2)
+    x->acc.other = x->other = xstrdup(strcmp(m->ids[0], r->s->client_id) == 0 ? m->ids[1] : m->ids[0]);
   members_release(m);
   conv_release(c);
+  x->rd.task.fn = logs_read_done;
+  x->rd.worker = r->w->idx;
+  x->rd.fn = logs_read;
+  r->link->reads++;
+  x->counted = 1;
+  if (store_read_submit(r->w->im->store, r->w->reader, &x->rd) < 0) {
+    x->rd.result = TERN_EAGAIN;
+    logs_read_done(&x->rd.task);
+  }
 }
 
 /* ---------------------------------------------------------------- after login */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+
 /* A backend's struct store and struct store_reader begin with their ops pointer. */
 #define OPS(h) (*(const store_ops_t *const *)(const void *)(h))
 
@@ -31,6 +33,12 @@ void store_fail_writes(store_t *s, int on) { OPS(s)->fail_writes(s, on); }
 int store_backup(store_t *s, const char *dest, int64_t *bytes) { return OPS(s)->backup(s, dest, bytes); }
 void store_metrics(store_t *s, buf_t *out) { OPS(s)->metrics(s, out); }
 int store_query_submit(store_t *s, store_query_t *q) { return OPS(s)->query_submit(s, q); }
+int store_read_submit(store_t *s, store_reader_t *own, store_read_t *rd) {
+  if (OPS(s)->read_submit) return OPS(s)->read_submit(s, rd);
+  rd->result = own ? rd->fn(own, rd) : TERN_ESTORE;
+  rd->task.fn(&rd->task);
+  return 0;
+}
 store_reader_t *store_reader_new(store_t *s) { return OPS(s)->reader_new(s); }
 void store_reader_free(store_reader_t *r) {
   if (r) OPS(r)->reader_free(r);

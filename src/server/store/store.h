@@ -175,6 +175,28 @@ struct store_query {
  * inline_writes it runs at once on the caller's thread and posts like any other. */
 int store_query_submit(store_t *s, store_query_t *q);
 
+/* ---- reads off the worker's loop ----
+ * A read whose backend answers over the network (PostgreSQL: a round trip, ~76 µs a row,
+ * and as long as the database makes it wait when it is slow or a row is locked) must not
+ * hold the worker's loop, where every other connection of the worker waits behind it.
+ * store_read_submit runs rd->fn with a reader of the backend's read threads and then posts
+ * rd->task to rd->worker, as a job's completion. A backend whose reads are local and cheap
+ * (SQLite, whose table has no read_submit) runs fn on `own` (the caller's reader) and then
+ * task.fn, both before store_read_submit returns. fn must touch nothing but rd (and what it
+ * owns) and the reader it is given: it may run on another thread. */
+typedef struct store_read store_read_t;
+struct store_read {
+  task_t task; /* set task.fn: runs on `worker` once fn has run; owns rd then */
+  int worker;
+  int (*fn)(store_reader_t *r, store_read_t *rd); /* the reads; its return is result */
+  int result;                                     /* fn's, or TERN_ESTORE when the backend had no reader to give it */
+  store_read_t *next;                             /* the backend's */
+};
+/* Reads waiting for a read thread, server-wide; past it submit refuses. */
+#define STORE_READ_QUEUE_MAX 1024
+/* 0 (task.fn runs, or has run); TERN_EAGAIN when the queue is full (nothing ran). */
+int store_read_submit(store_t *s, store_reader_t *own, store_read_t *rd);
+
 /* ---- write jobs ---- */
 
 typedef enum {
@@ -216,7 +238,7 @@ typedef struct {
   int64_t existing_created_at;
 } job_conv_create_t;
 
-typedef struct {
+typedef struct job_msg_insert {
   store_job_t job;
   int64_t conv, ts, seq, patch_ts;
   char *mid, *sender;
@@ -226,6 +248,16 @@ typedef struct {
   char *mentions; /* JSON array text or NULL */
   int has_lctype, lctype;
   char *readers; /* NULL (every member) or the readers besides the sender, framed by \x1f */
+  /* History order is commit order (docs/cluster.md, "Message order across nodes"). With
+   * rekey set, the message must come after every message of the conversation stored before
+   * it: a backend whose writer can find a later key already stored (several nodes on one
+   * PostgreSQL; never a single SQLite writer, whose one node allocates keys in order) moves
+   * it, under a per-conversation lock held to its commit, to ts = max(ts, newest ts), seq =
+   * newest seq + 1, sets rekeyed, and calls rekey on the writer thread to make mid name the
+   * new key (the id is the key: msgid.c). rekey NULL: stored under the key as given, and a
+   * taken key fails the job alone. */
+  void (*rekey)(struct job_msg_insert *j);
+  int rekeyed;
 } job_msg_insert_t;
 
 typedef struct {
@@ -608,6 +640,8 @@ struct store_ops {
   int (*backup)(store_t *s, const char *dest, int64_t *bytes);
   void (*metrics)(store_t *s, buf_t *out);
   int (*query_submit)(store_t *s, store_query_t *q);
+  /* NULL: store_read_submit runs the read at once on the caller's reader (store.c) */
+  int (*read_submit)(store_t *s, store_read_t *rd);
   store_reader_t *(*reader_new)(store_t *s);
   void (*reader_free)(store_reader_t *r);
   int (*conv_load)(store_reader_t *r, const char *cid, conv_row_t *out);

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "convq.h"
+#include "map.h"
 #include "qpool.h"
 #include "store.h"
 
@@ -86,13 +87,14 @@ int64_t pg_mono_us(void);
 
 /* ---- the store */
 
+/* The writer's notes per conversation, on map.h: conversation id → a key (ts, seq) that only
+ * moves forward (pg_writer.c: note_raise). */
 typedef struct {
-  int64_t conv, ts;
-} pg_lm_slot_t;
-typedef struct {
-  pg_lm_slot_t *v;
-  size_t cap, n;
-} pg_lm_tab_t;
+  map_node_t node; /* key: conv's 8 bytes */
+  int64_t conv, ts, seq;
+} pg_note_t;
+/* Frees every note of m (m stays usable). */
+void pg_notes_clear(map_t *m);
 
 struct store {
   const store_ops_t *ops; /* first: store.c finds the table here */
@@ -110,15 +112,19 @@ struct store {
   int64_t interval_us, last_commit_us;
   store_job_t *docs_waiting; /* writer only: attribute updates held for the next docs round */
   int64_t docs_last_us;
-  struct pg_fwd *fwd; /* writer only: pg_import_finish owed by this transaction's imports */
-  size_t nfwd, capfwd;
-  pg_lm_tab_t touch; /* writer only: conversations whose members this transaction changed */
-  pg_lm_tab_t lm;    /* writer only: conversations' newest message times not yet written */
+  /* writer only, each a map of pg_note_t: */
+  map_t fwd;   /* pg_import_finish owed by this transaction's imports (up to the key) */
+  map_t touch; /* conversations whose members this transaction changed (ts: updated_at) */
+  map_t lm;    /* conversations' newest message times not yet written (ts) */
   int64_t lm_flushed_us;
+  map_t order; /* writer only: the newest stored key of each conversation this transaction
+                * holds the order lock of (pg_writer.c: order_lock) */
+  atomic_llong rekeyed;
   atomic_int fail_writes;
   atomic_int reconnects, writer_up;
   atomic_llong batches_failed, batch_reruns;
   qpool_t *qpool;
+  struct pg_rpool *rpool; /* the read threads (pg_rpool.c) */
 };
 
 struct store_reader {
@@ -126,6 +132,13 @@ struct store_reader {
   store_t *s;
   pgc_t c;
 };
+
+/* pg_rpool.c: the read threads behind store_read_submit (threaded 0: reads run on the
+ * submitting thread, as inline_writes runs jobs) */
+typedef struct pg_rpool pg_rpool_t;
+pg_rpool_t *pg_rpool_new(store_t *s, int threaded);
+void pg_rpool_free(pg_rpool_t *p); /* runs what is queued first */
+int pg_read_submit(store_t *s, store_read_t *rd);
 
 /* pg_schema.c: creates or migrates the schema on a connected p (advisory lock held). */
 int pg_migrate(pgc_t *p);

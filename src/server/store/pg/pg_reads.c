@@ -696,6 +696,7 @@ const store_ops_t store_pg_ops = {
     .backup = pg_fail_backup,
     .metrics = pg_metrics,
     .query_submit = pg_query_submit,
+    .read_submit = pg_read_submit,
     .reader_new = pg_reader_new,
     .reader_free = pg_reader_free,
     .conv_load = pg_conv_load,

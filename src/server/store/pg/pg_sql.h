@@ -30,6 +30,13 @@ X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions,
             " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"
             " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[]) ON CONFLICT DO NOTHING"
             " RETURNING conv, ts, seq")
+/* message order across writers (pg_writer.c: order_lock): a transaction-scoped lock per
+ * conversation, taken in the order of the array (sorted ids: two writers never wait on each
+ * other in a cycle), then — in a statement of its own, whose snapshot is taken after the
+ * locks — the newest stored key of each */
+X(ORDER_LOCK, "SELECT pg_advisory_xact_lock(1952805486, (v % 2147483647)::int) FROM unnest($1::bigint[]) v")
+X(ORDER_NEWEST, "SELECT v, l.ts, l.seq FROM unnest($1::bigint[]) v LEFT JOIN LATERAL (SELECT ts, seq FROM msg"
+                " WHERE msg.conv = v ORDER BY ts DESC, seq DESC LIMIT 1) l ON true")
 X(UPD_LM, "UPDATE conv SET lm = v.ts FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v"
           " WHERE conv.id = v.id AND (conv.lm IS NULL OR conv.lm < v.ts)")
 X(UPD_ACK, "UPDATE member SET ack_ts = $1, ack_seq = $2, ack_at = $3"

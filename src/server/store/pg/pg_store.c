@@ -30,6 +30,10 @@ int store_pg_spec(const char *spec) {
 int pg_open(const store_options_t *opt, store_t **out) {
   store_t *s = xcalloc(1, sizeof *s);
   s->ops = &store_pg_ops;
+  map_init(&s->order);
+  map_init(&s->lm);
+  map_init(&s->touch);
+  map_init(&s->fwd);
   s->uri = xstrdup(opt->path);
   s->inline_writes = opt->inline_writes;
   s->post = opt->post;
@@ -51,6 +55,7 @@ int pg_open(const store_options_t *opt, store_t **out) {
   }
   atomic_store(&s->writer_up, 1);
   s->qpool = pg_qpool_new(s, !s->inline_writes);
+  s->rpool = pg_rpool_new(s, !s->inline_writes);
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, pg_writer_main, s);
     pthread_setname_np(s->writer, "tern-writer");
@@ -62,7 +67,8 @@ int pg_open(const store_options_t *opt, store_t **out) {
 
 void pg_close(store_t *s) {
   if (!s) return;
-  qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
+  qpool_free(s->qpool);    /* queries still queued run (within their deadlines) and post first */
+  pg_rpool_free(s->rpool); /* so do reads */
   if (s->started) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;
@@ -71,9 +77,11 @@ void pg_close(store_t *s) {
     pthread_join(s->writer, NULL);
   }
   if (s->w.c) pg_lm_final(s); /* the writer has stopped: this thread may write */
-  free(s->lm.v);
-  free(s->touch.v);
-  free(s->fwd);
+  map_t *maps[] = {&s->lm, &s->touch, &s->fwd, &s->order};
+  for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
+    pg_notes_clear(maps[i]);
+    map_fini(maps[i]);
+  }
   pgc_close(&s->w);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
@@ -98,7 +106,11 @@ void pg_metrics(store_t *s, buf_t *out) {
              "# TYPE tern_store_pg_failed_batches_total counter\ntern_store_pg_failed_batches_total %lld\n"
              "# HELP tern_store_pg_batch_reruns_total Group commits run again with a savepoint per job after a "
              "statement failed (only the failing job fails).\n# TYPE tern_store_pg_batch_reruns_total counter\n"
-             "tern_store_pg_batch_reruns_total %lld\n",
+             "tern_store_pg_batch_reruns_total %lld\n"
+             "# HELP tern_store_pg_rekeyed_total Messages stored past a newer key another writer had stored "
+             "first (their id and timestamp moved: docs/cluster.md).\n# TYPE tern_store_pg_rekeyed_total counter\n"
+             "tern_store_pg_rekeyed_total %lld\n",
              pg_open_connections(), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
-             (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns));
+             (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns),
+             (long long)atomic_load(&s->rekeyed));
 }

@@ -48,39 +48,122 @@ static int run1(store_t *s, int id, pgargs_t *a, int64_t *changes) {
   return 0;
 }
 
-/* ---- lm notes (store_sqlite.c: lm_note) */
+/* ---- notes per conversation (pg_int.h: pg_note_t), on the one hash map (map.h) */
 
-static void lm_note(pg_lm_tab_t *t, int64_t conv, int64_t ts) {
-  if ((t->n + 1) * 2 > t->cap) {
-    pg_lm_tab_t g = {xcalloc(t->cap ? t->cap * 2 : 64, sizeof(pg_lm_slot_t)), t->cap ? t->cap * 2 : 64, 0};
-    for (size_t i = 0; i < t->cap; i++)
-      if (t->v[i].conv) lm_note(&g, t->v[i].conv, t->v[i].ts);
-    free(t->v);
-    *t = g;
-  }
-  size_t i = (size_t)((uint64_t)conv * 0x9E3779B97F4A7C15ull) & (t->cap - 1);
-  while (t->v[i].conv && t->v[i].conv != conv) i = (i + 1) & (t->cap - 1);
-  if (!t->v[i].conv) {
-    t->v[i].conv = conv;
-    t->n++;
-  }
-  if (ts > t->v[i].ts) t->v[i].ts = ts;
+static pg_note_t *note_find(const map_t *m, int64_t conv) {
+  map_node_t *n = map_find(m, &conv, sizeof conv);
+  return n ? (pg_note_t *)n : NULL;
 }
 
-static void lm_clear(pg_lm_tab_t *t) {
-  if (t->n) memset(t->v, 0, t->cap * sizeof *t->v);
-  t->n = 0;
+static int key_after(int64_t ts, int64_t seq, int64_t ts2, int64_t seq2) {
+  return ts > ts2 || (ts == ts2 && seq > seq2);
 }
 
-/* Every (conv, ts) of the tables in one statement `id` taking two arrays: ids and times. */
-static int tabs_flush(store_t *s, int id, const pg_lm_tab_t *const *tabs, int ntabs) {
+/* conv's note, created at (ts, seq) or moved forward to it. */
+static pg_note_t *note_raise(map_t *m, int64_t conv, int64_t ts, int64_t seq) {
+  pg_note_t *e = note_find(m, conv);
+  if (!e) {
+    e = xcalloc(1, sizeof *e);
+    e->conv = conv;
+    e->ts = ts;
+    e->seq = seq;
+    e->node.key = &e->conv;
+    e->node.klen = sizeof e->conv;
+    map_add(m, &e->node);
+  } else if (key_after(ts, seq, e->ts, e->seq)) {
+    e->ts = ts;
+    e->seq = seq;
+  }
+  return e;
+}
+
+void pg_notes_clear(map_t *m) {
+  if (!m->b || !m->n) return;
+  map_iter_t it;
+  for (map_node_t *n = map_first(m, &it); n; n = map_next(m, &it)) {
+    map_remove(m, n);
+    free(n);
+  }
+}
+
+/* ---- message order across writers (docs/cluster.md, "Message order across nodes")
+ *
+ * Several nodes' writers insert into one conversation; each node allocates keys from its own
+ * cache, so a key can reach the store after a later one (a node whose clock is behind, or
+ * whose cached newest key is stale). Messages whose job asks for it (store.h: rekey) are
+ * therefore stored past the conversation's newest key: the transaction first takes one
+ * advisory lock per conversation of its messages (sorted, before any other lock: no cycle
+ * with another writer), held to its COMMIT, then reads the newest stored keys; a message
+ * not past its conversation's newest is moved to (max(ts, newest ts), newest seq + 1). So a
+ * conversation's history is in commit order, and an ack never names a place before a
+ * message acked earlier. Two round trips per batch holding messages, not per message. */
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* 0 (s->order holds the newest key of every locked conversation), or JOB_SQL. */
+static int order_lock(store_t *s, store_job_t *batch) {
+  pg_notes_clear(&s->order);
+  size_t n = 0, cap = 0;
+  int64_t *ids = NULL;
+  for (store_job_t *j = batch; j; j = j->next) {
+    if (j->type != JOB_MSG_INSERT || !((job_msg_insert_t *)j)->rekey) continue;
+    if (n == cap) ids = xrealloc(ids, (cap = cap ? cap * 2 : 16) * sizeof *ids);
+    ids[n++] = ((job_msg_insert_t *)j)->conv;
+  }
+  if (!n) return 0;
+  qsort(ids, n, sizeof *ids, cmp_i64);
+  buf_t arr = BUF_INIT;
+  for (size_t i = 0; i < n; i++)
+    if (!i || ids[i] != ids[i - 1]) buf_printf(&arr, "%s%lld", arr.len ? "," : "{", (long long)ids[i]);
+  buf_append_str(&arr, "}");
+  free(ids);
+  pgargs_t a = {0};
+  pga_txt(&a, buf_cstr(&arr));
+  PGresult *r = NULL;
+  int rc = run1(s, PS_ORDER_LOCK, &a, NULL);
+  if (!rc && pgc_run(&s->w, PS_ORDER_NEWEST, &a, &r) < 0) rc = JOB_SQL;
+  buf_free(&arr);
+  if (rc) return rc;
+  for (int i = 0; i < PQntuples(r); i++) note_raise(&s->order, pg_i64(r, i, 0), pg_i64(r, i, 1), pg_i64(r, i, 2));
+  PQclear(r);
+  return 0;
+}
+
+/* Before j is inserted: past its conversation's newest key if it asks to be, and the newest
+ * key moved to it. */
+static void order_key(store_t *s, job_msg_insert_t *j) {
+  pg_note_t *e = note_find(&s->order, j->conv);
+  if (!e) return;
+  if (j->rekey && !key_after(j->ts, j->seq, e->ts, e->seq)) {
+    if (j->ts < e->ts) j->ts = e->ts;
+    j->seq = e->seq + 1;
+    j->rekeyed = 1;
+    j->rekey(j);
+    atomic_fetch_add(&s->rekeyed, 1);
+  }
+  note_raise(&s->order, j->conv, j->ts, j->seq);
+}
+
+/* ---- lm notes (store_sqlite.c: lm_note), member-count touches and import forwards: each a
+ * note per conversation (note_raise), flushed in one statement or one call per conversation */
+
+static void lm_note(map_t *m, int64_t conv, int64_t ts) { note_raise(m, conv, ts, 0); }
+
+/* Every (conv, ts) of the maps in one statement `id` taking two arrays: ids and times. */
+static int notes_flush(store_t *s, int id, const map_t *const *maps, int nmaps) {
   buf_t ids = BUF_INIT, tss = BUF_INIT;
-  for (int k = 0; k < ntabs; k++)
-    for (size_t i = 0; i < tabs[k]->cap; i++) {
-      if (!tabs[k]->v[i].conv) continue;
-      buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)tabs[k]->v[i].conv);
-      buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)tabs[k]->v[i].ts);
+  for (int k = 0; k < nmaps; k++) {
+    if (!maps[k]->n) continue;
+    map_iter_t it;
+    for (map_node_t *n = map_first(maps[k], &it); n; n = map_next(maps[k], &it)) {
+      const pg_note_t *e = (const pg_note_t *)n;
+      buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)e->conv);
+      buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)e->ts);
     }
+  }
   int rc = 0;
   if (ids.len) {
     buf_append_str(&ids, "}");
@@ -95,60 +178,48 @@ static int tabs_flush(store_t *s, int id, const pg_lm_tab_t *const *tabs, int nt
   return rc;
 }
 
-/* Every lm note of a and b. */
-static int lm_flush(store_t *s, const pg_lm_tab_t *a, const pg_lm_tab_t *b) {
-  const pg_lm_tab_t *tabs[2] = {a, b};
-  return tabs_flush(s, PS_UPD_LM, tabs, 2);
+/* Every lm note of a and b (a conversation in both: the later time wins in the UPDATE). */
+static int lm_flush(store_t *s, const map_t *a, const map_t *b) {
+  const map_t *maps[2] = {a, b};
+  return notes_flush(s, PS_UPD_LM, maps, 2);
 }
 
 /* The member counts and times of the conversations noted in s->touch (run_members). */
 static int touch_flush(store_t *s) {
-  const pg_lm_tab_t *tabs[1] = {&s->touch};
-  int rc = tabs_flush(s, PS_TOUCH_CONVS, tabs, 1);
-  lm_clear(&s->touch);
+  const map_t *maps[1] = {&s->touch};
+  int rc = notes_flush(s, PS_TOUCH_CONVS, maps, 1);
+  pg_notes_clear(&s->touch);
   return rc;
 }
 
 /* ---- what imports owe at the end of the transaction (pg_import_finish) */
 
-struct pg_fwd {
-  int64_t conv, ts, seq;
-};
-
 static void fwd_note(store_t *s, const job_import_t *im) {
-  for (size_t i = 0; i < im->ntouched; i++) {
-    const import_conv_t *t = &im->touched[i];
-    size_t k = 0;
-    while (k < s->nfwd && s->fwd[k].conv != t->conv) k++;
-    if (k == s->nfwd) {
-      if (s->nfwd == s->capfwd) {
-        s->capfwd = s->capfwd ? s->capfwd * 2 : 8;
-        s->fwd = xrealloc(s->fwd, s->capfwd * sizeof *s->fwd);
-      }
-      s->fwd[s->nfwd++] = (struct pg_fwd){t->conv, t->max_ts, t->max_ts_seq};
-    } else if (t->max_ts > s->fwd[k].ts || (t->max_ts == s->fwd[k].ts && t->max_ts_seq > s->fwd[k].seq)) {
-      s->fwd[k].ts = t->max_ts;
-      s->fwd[k].seq = t->max_ts_seq;
-    }
-  }
+  for (size_t i = 0; i < im->ntouched; i++)
+    note_raise(&s->fwd, im->touched[i].conv, im->touched[i].max_ts, im->touched[i].max_ts_seq);
 }
 
 static int fwd_flush(store_t *s) {
   int rc = 0;
-  for (size_t i = 0; i < s->nfwd && !rc; i++)
-    rc = pg_import_finish(&s->w, s->fwd[i].conv, s->fwd[i].ts, s->fwd[i].seq) < 0 ? JOB_SQL : 0;
-  s->nfwd = 0;
+  if (s->fwd.n) {
+    map_iter_t it;
+    for (map_node_t *n = map_first(&s->fwd, &it); n && !rc; n = map_next(&s->fwd, &it)) {
+      const pg_note_t *e = (const pg_note_t *)n;
+      rc = pg_import_finish(&s->w, e->conv, e->ts, e->seq) < 0 ? JOB_SQL : 0;
+    }
+  }
+  pg_notes_clear(&s->fwd);
   return rc;
 }
 
 void pg_lm_final(store_t *s) {
   if (!s->lm.n || pgc_cmd(&s->w, "BEGIN") < 0) return;
-  pg_lm_tab_t none = {0};
-  if (lm_flush(s, &s->lm, &none) != 0 || pgc_cmd(&s->w, "COMMIT") < 0) {
+  const map_t *maps[1] = {&s->lm};
+  if (notes_flush(s, PS_UPD_LM, maps, 1) != 0 || pgc_cmd(&s->w, "COMMIT") < 0) {
     pgc_cmd(&s->w, "ROLLBACK");
     return;
   }
-  lm_clear(&s->lm);
+  pg_notes_clear(&s->lm);
 }
 
 /* ---- the jobs */
@@ -196,6 +267,7 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
 }
 
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  order_key(s, j);
   pgargs_t a = {0};
   pga_i64(&a, j->conv);
   pga_i64(&a, j->ts);
@@ -245,7 +317,7 @@ static void arr_bytes(buf_t *b, const uint8_t *d, size_t n) {
 /* Runs jobs[0..n) (JOB_MSG_INSERT, in batch order) as one INSERT; each job's result is set,
  * and a key that was taken (or given twice in the batch: the first wins) fails its job
  * alone. 0, or JOB_SQL. */
-static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, pg_lm_tab_t *lm) {
+static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t *lm) {
   buf_t col[11];
   for (int c = 0; c < 11; c++) {
     memset(&col[c], 0, sizeof col[c]);
@@ -253,6 +325,7 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, pg_lm_
   }
   for (size_t i = 0; i < n; i++) {
     job_msg_insert_t *j = jobs[i];
+    order_key(s, j);
     for (int c = 0; c < 11; c++)
       if (i) buf_append_str(&col[c], ",");
     buf_printf(&col[0], "%lld", (long long)j->conv);
@@ -609,13 +682,14 @@ static void job_reset(store_job_t *j) {
 /* One attempt at the batch in one transaction: 0 committed (each job's result set), 1 a
  * statement failed and the batch must run again with savepoints (careful 0 only), or
  * TERN_ESTORE nothing is committed. */
-static int attempt(store_t *s, store_job_t *batch, int careful, pg_lm_tab_t *lm, int flush_lm) {
-  lm_clear(&s->touch);
-  s->nfwd = 0;
+static int attempt(store_t *s, store_job_t *batch, int careful, map_t *lm, int flush_lm) {
+  pg_notes_clear(&s->touch);
+  pg_notes_clear(&s->fwd);
   /* a connection found dead at BEGIN (the server restarted while the writer was idle) is
    * replaced at once: nothing of this batch had run on it */
   int had = s->w.c != NULL;
   if (pgc_cmd(&s->w, "BEGIN") < 0 && !(had && !s->w.c && pgc_cmd(&s->w, "BEGIN") == 0)) return TERN_ESTORE;
+  if (order_lock(s, batch) != 0) goto abort; /* first: before any savepoint or row lock */
   job_msg_insert_t *msgs[MSGS_MAX];
   for (store_job_t *j = batch; j; j = j->next) {
     if (!careful && j->type == JOB_MSG_INSERT && j->next && j->next->type == JOB_MSG_INSERT) {
@@ -642,8 +716,8 @@ static int attempt(store_t *s, store_job_t *batch, int careful, pg_lm_tab_t *lm,
         pgc_cmd(&s->w, "ROLLBACK");
         return 1;
       }
-      lm_clear(&s->touch);
-      s->nfwd = 0;
+      pg_notes_clear(&s->touch);
+      pg_notes_clear(&s->fwd);
       if (pgc_cmd(&s->w, "ROLLBACK TO SAVEPOINT job") < 0) goto abort;
       log_at(LOG_ERROR, "store: job %d failed (postgres)", j->type);
       j->result = TERN_ESTORE;
@@ -692,10 +766,11 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
       for (size_t i = 0; i < im->n; i++) saved[ns].outcomes[i] = im->ops[i].outcome;
       ns++;
     }
-  pg_lm_tab_t lm = {0}; /* this batch's notes; they join s->lm once committed */
+  map_t lm; /* this batch's notes; they join s->lm once committed */
+  map_init(&lm);
   int rc = TERN_ESTORE;
   for (int careful = 0; careful < 2; careful++) {
-    lm_clear(&lm);
+    pg_notes_clear(&lm);
     rc = attempt(s, batch, careful, &lm, flush_lm);
     if (rc != 1) break;
     atomic_fetch_add(&s->batch_reruns, 1);
@@ -707,16 +782,18 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
     atomic_fetch_add(&s->batches_failed, 1);
     for (store_job_t *j = batch; j; j = j->next) j->result = TERN_ESTORE;
   } else if (flush_lm) {
-    lm_clear(&s->lm);
+    pg_notes_clear(&s->lm);
     s->lm_flushed_us = now;
-  } else {
-    for (size_t i = 0; i < lm.cap; i++)
-      if (lm.v[i].conv) lm_note(&s->lm, lm.v[i].conv, lm.v[i].ts);
+  } else if (lm.n) {
+    map_iter_t it;
+    for (map_node_t *n = map_first(&lm, &it); n; n = map_next(&lm, &it))
+      lm_note(&s->lm, ((pg_note_t *)n)->conv, ((pg_note_t *)n)->ts);
   }
   atomic_store(&s->writer_up, s->w.c != NULL);
   for (size_t k = 0; k < ns; k++) free(saved[k].outcomes);
   free(saved);
-  free(lm.v);
+  pg_notes_clear(&lm);
+  map_fini(&lm);
   metric_observe_us(M_COMMIT, (uint64_t)(pg_mono_us() - now));
   /* completions go back as one chain per worker: one lock and one wake-up per batch */
   task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
