@@ -36,7 +36,7 @@ function freePort() {
 
 // docs/haproxy.cfg with this test's addresses: exactly one bind line, three server lines
 // and the stats socket are replaced; anything else in the file is run as written.
-export function configFor(text, { port, nodePorts, sock }) {
+function configFor(text, { port, nodePorts, sock }) {
   let binds = 0;
   let servers = 0;
   let stats = 0;
@@ -119,8 +119,14 @@ describe('HAProxy with docs/haproxy.cfg in front of three nodes', { skip: HAPROX
     dir = mkdtempSync(join(tmpdir(), 'tern-haproxy-'));
     sock = join(dir, 'admin.sock');
     port = await freePort();
-    if (process.env.TERN_TEST_PG) {
-      pg = { createDatabase: () => { const n = `haproxy_${process.pid}`; execFileSync('/usr/lib/postgresql/15/bin/psql', [process.env.TERN_TEST_PG, '-tAc', `CREATE DATABASE ${n}`]); return process.env.TERN_TEST_PG.replace(/\/[^/?]*$/, `/${n}`); } };
+    if (process.env.TERN_TEST_PG) { // scripts/test.sh's PostgreSQL: a database of this file's
+      const uri = process.env.TERN_TEST_PG;
+      const name = `haproxy_${process.pid}`;
+      const sql = (text) => execFileSync('/usr/lib/postgresql/15/bin/psql', [uri, '-tAc', text]);
+      pg = {
+        createDatabase: () => { sql(`CREATE DATABASE ${name}`); return uri.replace(/\/[^/?]*$/, `/${name}`); },
+        drop: () => sql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+      };
     } else {
       pgOwn = startPg();
       pg = pgOwn;
@@ -165,6 +171,7 @@ describe('HAProxy with docs/haproxy.cfg in front of three nodes', { skip: HAPROX
     } finally {
       if (redis) await redis.stop();
       if (pgOwn) pgOwn.stop();
+      else if (pg) pg.drop();
       if (dir) rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -7,11 +7,11 @@
 // * appId, appKey, masterKey: the same on every node;
 // * port, wsUrl, httpUrl: getters that name the next node at each read, so REST calls a
 //   test makes rotate over the nodes (a spread `{...server}` takes one of each);
-// * pick() (not enumerable, so a spread copy loses it): the next node as a whole, which
-//   Clients (interop-util.mjs) calls for every Realtime it makes, so the clients of a test
-//   sit on node 1, 2, 3, 1, … in the order they are made;
-// * nodes (not enumerable): the node servers; stop(): all of them, then Redis and the
-//   database.
+// * nodes (not enumerable, so a spread copy such as `{...server, wsUrl: proxy.wsUrl}` is a
+//   plain one-node target): the node servers. Clients (interop-util.mjs) sends each
+//   Realtime it makes to the next of them, so a test's clients sit on node 1, 2, 3, 1, … in
+//   the order they are made;
+// * stop(): every node, then Redis, the shared files directory and the database.
 //
 // The PostgreSQL is TERN_TEST_PG when set (scripts/test.sh starts one for the run),
 // otherwise one started by this test file's process on first use (tests/lib/pg.mjs, stopped
@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, startNodes } from './server.mjs';
+import { startServer, waitNodes } from './server.mjs';
 import { startRedis } from './redis.mjs';
 import { startPg } from './pg.mjs';
 
@@ -81,7 +81,22 @@ export async function startCluster(n = CLUSTER_NODES || 3, { env = {}, args = []
   process.on('exit', onExit);
   let nodes;
   try {
-    nodes = await startNodes(n, redis, { env: { TERN_STORE: db.uri, TERN_FILES_DIR: filesDir, ...env }, args });
+    // startNodes' work, but a node that started is stopped again when another did not or the
+    // bus never joined them (no ternd left running after a failed suite)
+    const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => startServer({
+      env: { TERN_BUS: redis.url, TERN_NODE_ID: `node${i + 1}`, TERN_STORE: db.uri, TERN_FILES_DIR: filesDir, ...env },
+      args,
+    })));
+    const up = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+    try {
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await Promise.all(up.map((s) => waitNodes(s, n)));
+    } catch (e) {
+      await Promise.allSettled(up.map((s) => s.kill()));
+      throw e;
+    }
+    nodes = up;
   } catch (e) {
     process.removeListener('exit', onExit);
     onExit();
@@ -89,7 +104,7 @@ export async function startCluster(n = CLUSTER_NODES || 3, { env = {}, args = []
     pg.dropDatabase(db.name);
     throw e;
   }
-  let next = { port: 0, ws: 0, http: 0, pick: 0 };
+  const next = { port: 0, ws: 0, http: 0 };
   const rot = (k) => nodes[next[k]++ % nodes.length];
   const cluster = {
     appId: nodes[0].appId,
@@ -111,8 +126,6 @@ export async function startCluster(n = CLUSTER_NODES || 3, { env = {}, args = []
   };
   Object.defineProperty(cluster, 'nodes', { value: nodes, enumerable: false });
   Object.defineProperty(cluster, 'redis', { value: redis, enumerable: false });
-  Object.defineProperty(cluster, 'pick', { value: () => rot('pick'), enumerable: false });
-  Object.defineProperty(cluster, 'reset', { value: () => { next = { port: 0, ws: 0, http: 0, pick: 0 }; }, enumerable: false });
   return cluster;
 }
 

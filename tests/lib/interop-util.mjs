@@ -148,6 +148,7 @@ export class Clients {
   async loginOn(entry, id, clientOptions) {
     const client = await entry.rt.createIMClient(id, clientOptions);
     this.clients.push(client);
+    client.ternServer = this.server; // cluster mode: createConversationSeen's barrier
     client.sdk = entry.sdk;
     client.rt = entry.rt;
     client.classes = entry.classes;
@@ -224,7 +225,14 @@ export function messageClasses(sdk) {
 // told (INVITED) and so has the conversation in its cache. Messages pushed for a
 // conversation the SDK has not cached yet make it look the conversation up first, and
 // those lookups can finish out of order: waiting here keeps delivery order observable.
+//
+// Cluster mode: first waits until every node sees `others` online. A login is acked before
+// the other nodes hear of it (docs/cluster.md, "Presence: a replica on every node", the
+// window), and an INVITED the creator's node fans out meanwhile is missed live: a full
+// cross-node run lost one that way. (Not after each login: that would swallow the events
+// the SDK emits right after one, such as the unread counts.)
 export async function createConversationSeen(creator, options, others) {
+  await presenceSettled(creator.ternServer, { online: others.map((c) => c.id) });
   const seen = others.map((c) => waitFor(c, 'invited', (_, conv) => conv && conv.members.includes(c.id)));
   const conv = await creator.createConversation(options);
   const results = await Promise.all(seen);
