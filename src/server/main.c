@@ -542,7 +542,9 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   if (rc < 0) goto fail;
 
-  if (bus) { /* leave the bus, then tell clients to go elsewhere */
+  /* a cluster node accepts no one new, leaves the bus, then tells clients to go elsewhere */
+  if (bus) {
+    server_stop_accepting(&srv);
     im_cluster_leave(srv.im);
     drain(bus, cfg.drain_timeout);
   }

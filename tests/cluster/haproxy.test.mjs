@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { freshSdk } from '../lib/sdk.mjs';
+import { session, uid as protoUid } from '../lib/proto-client.mjs';
 import { messageClasses, reconnection, uid, waitFor, within } from '../lib/interop-util.mjs';
 import { startPg } from '../lib/pg.mjs';
 import { startRedis } from '../lib/redis.mjs';
@@ -249,5 +250,29 @@ describe('HAProxy with docs/haproxy.cfg in front of three nodes', { skip: HAPROX
     const history = await jconv.queryMessages({ limit: 10 });
     assert.deepEqual(history.map((m) => m.id), [...before, ...afterStop].map((m) => m.id));
     assert.equal(hap.exitCode, null, `haproxy still running:\n${hapOut}`);
+  });
+
+  // While a stopping node drains (drain_timeout, here a client that ignores goaway keeps it
+  // waiting the whole 3 s) it accepts no new connection: a reconnect the balancer sent there
+  // would be closed again at the end of the drain, without a goaway.
+  test('a node draining after SIGTERM refuses new connections; its open ones get goaway, then 1001 at the end', async () => {
+    const live = nodes.filter((s) => s.child.exitCode === null && s.child.signalCode === null);
+    assert.ok(live.length >= 1);
+    const s = live[0];
+    const stubborn = await session(s, protoUid('stubborn')); // a raw client: it does not leave
+    const told = stubborn.nextCmd('goaway');
+    const t0 = Date.now();
+    const stopped = s.stop();
+    assert.equal((await told).cmd, 'goaway');
+    const refused = await new Promise((resolve) => {
+      const c = net.connect(s.port, '127.0.0.1');
+      c.once('connect', () => { c.destroy(); resolve(null); });
+      c.once('error', (e) => resolve(e.code));
+    });
+    assert.ok(Date.now() - t0 < 2500, 'still within the drain');
+    assert.equal(refused, 'ECONNREFUSED', 'a connection to the draining node is refused');
+    assert.equal((await stubborn.closed).code, 1001);
+    await stopped;
+    assert.ok(Date.now() - t0 >= 2500, `the node waited for its client (drain_timeout): ${Date.now() - t0} ms`);
   });
 });
