@@ -65,7 +65,7 @@ run_node cluster
 # The official-JS-SDK suite once more, each suite's server being 3 nodes on the run's
 # PostgreSQL (a database per suite) and a redis-server of its own, a test's clients on
 # nodes 1, 2, 3 in turn (tests/lib/cluster-mode.mjs; the few single-node tests skip, see
-# docs/cluster.md). 5 to 7 minutes on this shared 2-core machine (277-418 s measured).
+# docs/cluster.md). 2 to 7 minutes on this shared 2-core machine (136-418 s measured, by load).
 echo "== interop tests across 3 nodes (TERN_TEST_CLUSTER=3)"
 TERN_TEST_CLUSTER=3 node --test --test-concurrency=2 --test-timeout=600000 tests/interop/*.test.mjs
 

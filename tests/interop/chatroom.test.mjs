@@ -97,6 +97,8 @@ for (const mode of MODES) {
       // outsider joins afterwards: it receives only what is sent from then on
       const oroom = await outsider.getConversation(room.id);
       await oroom.join();
+      // cluster: Tom's node must know the room has a session on the outsider's node
+      await roomCountSettled(suite.server, room.id, 2);
       const m2 = await room.send(new tom.sdk.TextMessage('now you hear me'));
       assert.deepEqual(await oGot.until(1), [m2.id]);
       assert.notEqual(m1.id, m2.id);
