@@ -18,8 +18,10 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libpr
 # clang-format-14 and clang-tidy-14: the format check and `make lint` (scripts/format.sh, scripts/lint.sh)
 # linux-perf and curl: bench/paced.sh, the per-message breakdown of a paced run (never part of make test)
 # redis-server: the cluster tests' bus (tests/cluster, started by tests/lib/redis.mjs)
+# haproxy: tests/cluster/haproxy.test.mjs runs docs/haproxy.cfg (a plain process; the packaged
+#   service is not used)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format-14 clang-tidy-14 procps openssl tmux sqlite3 chromium systemd
-  man-db prometheus linux-perf curl redis-server postgresql)
+  man-db prometheus linux-perf curl redis-server postgresql haproxy)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -44,6 +44,7 @@
 #include "store_pg.h"
 #include "store_sqlite.h"
 #include "tern_version.h"
+#include "timeutil.h"
 #include "tls.h"
 #include "web.h"
 #include "wire.h"
@@ -248,6 +249,22 @@ static uv_loop_t *main_loop;
 static server_t *the_server;
 static int saved_argc;
 static char **saved_argv;
+
+/* After goaway: the SDKs ask the router again and close the connection themselves
+ * (leancloud-realtime 5 refreshes its endpoints, then disconnects; closing under it first
+ * made its state machine throw "event disconnect inappropriate in current state
+ * disconnected", an unhandled rejection in the app). So wait, up to timeout_ms, until every
+ * session of this node has gone; the workers still run, only this thread waits. What is
+ * left then is closed (1001) by server_stop. docs/cluster.md, "When something fails". */
+static void drain(bus_t *bus, long timeout_ms) {
+  int64_t until = now_ms() + timeout_ms;
+  long left = bus_local_sessions(bus);
+  while (left > 0 && now_ms() < until) {
+    usleep(10000);
+    left = bus_local_sessions(bus);
+  }
+  if (timeout_ms > 0) log_at(LOG_INFO, "drain: %ld sessions left after goaway, closing them", left);
+}
 
 static void on_signal(uv_signal_t *h, int signum) {
   log_at(LOG_INFO, "signal %d: shutting down", signum);
@@ -525,7 +542,12 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   if (rc < 0) goto fail;
 
-  if (bus) im_cluster_leave(srv.im); /* leave the bus, then tell clients to go elsewhere */
+  /* a cluster node accepts no one new, leaves the bus, then tells clients to go elsewhere */
+  if (bus) {
+    server_stop_accepting(&srv);
+    im_cluster_leave(srv.im);
+    drain(bus, cfg.drain_timeout);
+  }
   server_stop(&srv);
   status = 0;
 fail: /* a failed start gets here with no worker running (server_start cleans up its own) */

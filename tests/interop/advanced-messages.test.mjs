@@ -12,8 +12,8 @@
 // A TCP proxy (tests/lib/interop-proxy.mjs) cuts connections without a close frame.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
-import { MODES, Clients, uid, createConversationSeen, reconnection, waitFor, sleep, modeSuite } from '../lib/interop-util.mjs';
+import { startInteropServer } from '../lib/cluster-mode.mjs';
+import { MODES, Clients, uid, createConversationSeen, reconnection, waitFor, sleep, modeSuite, roomCountSettled } from '../lib/interop-util.mjs';
 import {
   recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies, decodingProxy, wirePushes,
 } from '../lib/issue3-interop.mjs';
@@ -190,10 +190,12 @@ for (const mode of MODES) {
       const other = await spike.createChatRoom({ name: 'other' });
       const jroom = await jerry.getConversation(room.id);
       await jroom.join();
+      await roomCountSettled(suite.server, room.id, 2);
       assert.equal(await room.count(), 2);
       // dropped and back: still in the room, no join needed
       const back = await cut(jerry, proxy);
       await back();
+      await roomCountSettled(suite.server, room.id, 2);
       assert.equal(await room.count(), 2, 're-joined by the reconnect login');
       const { MessagePriority } = tom.sdk;
       const m = await room.send(new tom.sdk.TextMessage('after the reconnect'), { priority: MessagePriority.LOW });
@@ -203,7 +205,9 @@ for (const mode of MODES) {
       // one room per login: joining the other leaves the lobby
       const jother = await jerry.getConversation(other.id);
       await jother.join();
+      await roomCountSettled(suite.server, room.id, 1);
       assert.equal(await room.count(), 1);
+      await roomCountSettled(suite.server, other.id, 2);
       assert.equal(await other.count(), 2);
       const gone = await room.send(new tom.sdk.TextMessage('not for jerry'));
       const marker = await other.send(new spike.sdk.TextMessage('marker'));
@@ -217,10 +221,12 @@ for (const mode of MODES) {
     it('temporary conversation past its TTL: the server refuses it with 4323 even when the client\'s clock disagrees', async () => {
       const tom = await suite.env.login(uid('tom'));
       const jerry = await suite.env.login(uid('jerry'));
-      const tmp = await tom.createTemporaryConversation({ members: [jerry.id], ttl: 1 });
+      // 3 s: with 1 s, a loaded machine (the cluster run, on PostgreSQL) took longer than the
+      // TTL between the start and the first send, which was then refused
+      const tmp = await tom.createTemporaryConversation({ members: [jerry.id], ttl: 3 });
       assert.match(tmp.id, /^_tmp:/);
       await tmp.send(new tom.sdk.TextMessage('in time'));
-      await sleep(1300); // the point: the 1 s TTL runs out on the server's clock
+      await sleep(3300); // the point: the 3 s TTL runs out on the server's clock
       tmp.expiredAt = new Date(Date.now() + 3600 * 1000); // a client whose clock is behind
       // the server sends no reason for 4323 (issue #11 point 18): the SDK shows its own text
       await assert.rejects(tmp.send(new tom.sdk.TextMessage('too late')),
@@ -233,7 +239,7 @@ for (const mode of MODES) {
 describe('conversation expiry sweep (JS SDK)', () => {
   let server;
   let env;
-  before(async () => { server = await startServer({ env: { TERN_CONV_IDLE_TTL: '2', TERN_SWEEP_INTERVAL: '1' } }); });
+  before(async () => { server = await startInteropServer({ env: { TERN_CONV_IDLE_TTL: '2', TERN_SWEEP_INTERVAL: '1' } }); });
   after(async () => {
     if (env) await env.closeAll();
     if (server) await server.stop();

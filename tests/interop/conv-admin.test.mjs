@@ -8,7 +8,7 @@
 // throughout finds nothing queued.
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
+import { startInteropServer } from '../lib/cluster-mode.mjs';
 import { MODES, Clients, uid, createConversationSeen, modeSuite, waitFor } from '../lib/interop-util.mjs';
 import { recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies } from '../lib/issue3-interop.mjs';
 
@@ -151,7 +151,7 @@ for (const mode of MODES) {
 describe('member_roles on (JS SDK)', () => {
   let server;
   let env;
-  before(async () => { server = await startServer({ env: { TERN_MEMBER_ROLES: '1' } }); });
+  before(async () => { server = await startInteropServer({ env: { TERN_MEMBER_ROLES: '1' } }); });
   afterEach(async () => {
     if (env) await env.closeAll();
     env = null;

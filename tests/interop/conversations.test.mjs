@@ -6,7 +6,7 @@
 // * temporary conversations (point 12).
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
+import { startInteropServer } from '../lib/cluster-mode.mjs';
 import { MODES, Clients, waitFor, uid } from '../lib/interop-util.mjs';
 
 // The fixture. `by` is the creator (Tom unless stated), `with` the other members.
@@ -43,7 +43,7 @@ for (const mode of MODES) {
     const sorted = (a) => [...a].sort((x, y) => x - y);
 
     before(async () => {
-      server = await startServer();
+      server = await startInteropServer();
       env = new Clients(server, { noBinary: mode.noBinary });
       for (const n of ['Tom', 'Jerry', 'Spike', 'Tyke']) ID[n] = uid(n.toLowerCase());
       tom = await env.login(ID.Tom);
@@ -229,7 +229,7 @@ for (const mode of MODES) {
     let server;
     let env;
     before(async () => {
-      server = await startServer();
+      server = await startInteropServer();
     });
     after(async () => {
       if (server) await server.stop();

@@ -8,7 +8,7 @@
 // Each walk must return all 250 ids exactly once, in send order.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.mjs';
+import { startInteropServer } from '../lib/cluster-mode.mjs';
 import { MODES, Clients, uid, CUSTOM_TYPE } from '../lib/interop-util.mjs';
 
 const TOTAL = 250;
@@ -25,7 +25,7 @@ for (const mode of MODES) {
     let ids;
 
     before(async () => {
-      server = await startServer();
+      server = await startInteropServer();
       env = new Clients(server, { noBinary: mode.noBinary });
       tom = await env.login(uid('tom'));
       jerry = await env.login(uid('jerry'));

@@ -4,7 +4,7 @@
 // (binary protobuf frames and base64 text frames).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES, collect, waitFor, uid, modeSuite } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, uid, modeSuite, presenceSettled } from '../lib/interop-util.mjs';
 
 for (const mode of MODES) {
   describe(`login and sessions [${mode.name}]`, () => {
@@ -15,11 +15,13 @@ for (const mode of MODES) {
       const watcher = await suite.env.login(uid('watcher'));
       const tom = await suite.env.login(tomId);
       assert.equal(tom.id, tomId);
+      await presenceSettled(suite.server, { online: [tomId] }); // cluster: tom on another node
       assert.deepEqual(await watcher.ping([tomId]), [tomId]);
       const closed = waitFor(tom, 'close');
       await tom.close();
       const [payload] = await closed;
       assert.equal(payload.code, 0);
+      await presenceSettled(suite.server, { offline: [tomId] });
       assert.deepEqual(await watcher.ping([tomId]), []);
     });
 
@@ -29,6 +31,7 @@ for (const mode of MODES) {
       const offline = uid('never');
       const ca = await suite.env.login(a);
       await suite.env.login(b);
+      await presenceSettled(suite.server, { online: [a, b] });
       const online = await ca.ping([offline, b, a]);
       assert.deepEqual([...online].sort(), [a, b].sort());
       assert.deepEqual(await ca.ping([offline]), []);
@@ -122,9 +125,11 @@ for (const mode of MODES) {
       ]);
       // both are online as far as the server is concerned, through the one socket
       const watcher = await suite.env.login(uid('watcher'));
+      await presenceSettled(suite.server, { online: [tomId, jerryId, watcher.id] });
       assert.deepEqual([...(await watcher.ping([tomId, jerryId]))].sort(), [tomId, jerryId].sort());
       // closing one client keeps the other working on the shared socket
       await tom.close();
+      await presenceSettled(suite.server, { offline: [tomId] });
       assert.deepEqual(await watcher.ping([tomId, jerryId]), [jerryId]);
       const wConv = await watcher.createConversation({ members: [jerryId] });
       const late = waitFor(jerry, 'message', (m) => m.text === 'after tom left');

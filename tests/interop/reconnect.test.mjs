@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
+import { startInteropServer, clusterSkip } from '../lib/cluster-mode.mjs';
 import { freshSdk } from '../lib/sdk.mjs';
 import { startProxy, sessionOpens } from '../lib/interop-proxy.mjs';
 import { MODES, Clients, waitFor, uid, createConversationSeen, reconnection } from '../lib/interop-util.mjs';
@@ -55,7 +56,7 @@ for (const mode of MODES) {
     let proxy;
     let env;
     before(async () => {
-      server = await startServer();
+      server = await startInteropServer();
     });
     after(async () => {
       if (server) await server.stop();
@@ -128,7 +129,8 @@ for (const mode of MODES) {
     });
   });
 
-  describe(`server restart on the same data directory [${mode.name}]`, () => {
+  // single-node by nature: one server stopped and started again on its data directory
+  describe(`server restart on the same data directory [${mode.name}]`, clusterSkip('a server restarted on the same data directory'), () => {
     let dataDir;
     let servers;
     let proxy;

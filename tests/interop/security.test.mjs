@@ -6,9 +6,9 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { startServer } from '../lib/server.mjs';
+import { startInteropServer } from '../lib/cluster-mode.mjs';
 import { startProxy } from '../lib/interop-proxy.mjs';
-import { Clients, uid, waitFor } from '../lib/interop-util.mjs';
+import { Clients, uid, waitFor, roomCountSettled } from '../lib/interop-util.mjs';
 
 const sign = (key, text) => createHmac('sha1', key).update(text).digest('hex');
 const nonce = () => randomBytes(8).toString('hex');
@@ -42,7 +42,7 @@ describe('signatures', () => {
   let server;
   let clients;
   before(async () => {
-    server = await startServer({ env: { TERN_SIGN_LOGIN: '1', TERN_SIGN_CONVERSATION: '1', TERN_SIGN_BLACKLIST: '1' } });
+    server = await startInteropServer({ env: { TERN_SIGN_LOGIN: '1', TERN_SIGN_CONVERSATION: '1', TERN_SIGN_BLACKLIST: '1' } });
   });
   after(() => server.stop());
   afterEach(() => clients.closeAll());
@@ -96,6 +96,7 @@ describe('signatures', () => {
     const room = await tom.createChatRoom({ name: 'signed room' });
     const jroom = await jerry.getConversation(room.id);
     await jroom.join();
+    await roomCountSettled(server, room.id, 2);
     assert.equal(await room.count(), 2);
 
     // the same operations signed with the app key instead of the master key
@@ -132,7 +133,7 @@ describe('signatures', () => {
 describe('single sign-on tags', () => {
   let server;
   let clients;
-  before(async () => { server = await startServer(); });
+  before(async () => { server = await startInteropServer(); });
   after(() => server.stop());
   afterEach(() => clients.closeAll());
 

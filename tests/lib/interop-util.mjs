@@ -6,11 +6,13 @@
 // * messageClasses: the typed message classes (-2 … -6 and a custom positive type) built
 //   with the SDK's own messageType/messageField decorators.
 // * MODES: the transport modes every suite is parametrised over; modeSuite: the hooks of
-//   one such suite (its ternd, a Clients per test).
+//   one such suite (its ternd, a Clients per test). In cluster mode (TERN_TEST_CLUSTER,
+//   cluster-mode.mjs) the suite's server is a cluster and a test's clients go to its nodes
+//   in turn.
 import assert from 'node:assert/strict';
 import { before, after, beforeEach, afterEach } from 'node:test';
 import { realtime, freshSdk } from './sdk.mjs';
-import { startServer } from './server.mjs';
+import { startInteropServer } from './cluster-mode.mjs';
 
 export const MODES = [
   { name: 'binary', noBinary: false },
@@ -24,7 +26,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // after it, then opts.cleanup(). Tests read suite.server and suite.env when they run.
 export function modeSuite(mode, { clients = {}, cleanup } = {}) {
   const suite = { server: null, env: null };
-  before(async () => { suite.server = await startServer(); });
+  before(async () => { suite.server = await startInteropServer(); });
   after(async () => { if (suite.server) await suite.server.stop(); });
   beforeEach(() => { suite.env = new Clients(suite.server, { ...clients, noBinary: mode.noBinary }); });
   afterEach(async () => {
@@ -115,14 +117,18 @@ export class Clients {
     this.defaults = defaults;
     this.realtimes = [];
     this.clients = [];
+    this.turn = 0; // cluster mode: the node the next Realtime goes to
   }
 
   // A fresh Realtime (own SDK module instance, own WebSocket). opts.target replaces the
   // server it points at (e.g. a proxy: {...server, wsUrl, httpUrl}); opts.major 4 or 5,
   // opts.noBinary, opts.pushOfflineMessages (v4) override the defaults; opts.classes(sdk)
-  // replaces messageClasses (e.g. the real typed-messages plugin's).
+  // replaces messageClasses (e.g. the real typed-messages plugin's). A cluster target
+  // (cluster-mode.mjs) stands for its nodes: each Realtime goes to the next one in turn, so
+  // a test's first client is on node 1, its second on node 2, …
   realtime(opts = {}) {
-    const target = opts.target || this.server;
+    let target = opts.target || this.server;
+    if (target.nodes) target = target.nodes[this.turn++ % target.nodes.length];
     const o = { ...this.defaults, ...opts };
     const { sdk, realtime: rt } = (o.major ?? 5) === 4 ? realtimeV4(target, o) : realtime(target, o);
     const entry = { sdk, rt, major: opts.major ?? this.defaults.major ?? 5 };
@@ -142,6 +148,7 @@ export class Clients {
   async loginOn(entry, id, clientOptions) {
     const client = await entry.rt.createIMClient(id, clientOptions);
     this.clients.push(client);
+    client.ternServer = this.server; // cluster mode: createConversationSeen's barrier
     client.sdk = entry.sdk;
     client.rt = entry.rt;
     client.classes = entry.classes;
@@ -218,7 +225,14 @@ export function messageClasses(sdk) {
 // told (INVITED) and so has the conversation in its cache. Messages pushed for a
 // conversation the SDK has not cached yet make it look the conversation up first, and
 // those lookups can finish out of order: waiting here keeps delivery order observable.
+//
+// Cluster mode: first waits until every node sees `others` online. A login is acked before
+// the other nodes hear of it (docs/cluster.md, "Presence: a replica on every node", the
+// window), and an INVITED the creator's node fans out meanwhile is missed live: a full
+// cross-node run lost one that way. (Not after each login: that would swallow the events
+// the SDK emits right after one, such as the unread counts.)
 export async function createConversationSeen(creator, options, others) {
+  await presenceSettled(creator.ternServer, { online: others.map((c) => c.id) });
   const seen = others.map((c) => waitFor(c, 'invited', (_, conv) => conv && conv.members.includes(c.id)));
   const conv = await creator.createConversation(options);
   const results = await Promise.all(seen);
@@ -275,4 +289,43 @@ let seq = 0;
 export function uid(prefix) {
   seq += 1;
   return `${prefix}-${process.pid.toString(36)}${seq.toString(36)}`;
+}
+
+// Cluster mode (cluster-mode.mjs): a login, logout, join or quit acknowledged by one node
+// reaches the other nodes' presence replicas one Redis publish later (docs/cluster.md,
+// "Presence: the window"); a test that asks ANOTHER node right after the ack (ping, a
+// room's count) waits for that with these. Both return at once on one node, where the
+// ack already means everyone sees it, so the single-node run keeps its strictness.
+
+const master = (s) => ({ 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master`, 'Content-Type': 'application/json' });
+
+async function untilEveryNode(server, what, check, timeoutMs = 8000) {
+  if (!server?.nodes) return;
+  const t0 = Date.now();
+  for (;;) {
+    const ok = await Promise.all(server.nodes.map(check));
+    if (ok.every(Boolean)) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`cluster: ${what} not seen by every node within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+// Every node sees each of `online` online and each of `offline` not.
+export function presenceSettled(server, { online = [], offline = [] } = {}) {
+  const ids = [...online, ...offline];
+  return untilEveryNode(server, `online ${online} / offline ${offline}`, async (s) => {
+    const res = await fetch(`${s.httpUrl}/1.2/rtm/clients/check-online`, {
+      method: 'POST', headers: master(s), body: JSON.stringify({ client_ids: ids }),
+    });
+    const got = new Set((await res.json()).results || []);
+    return online.every((id) => got.has(id)) && offline.every((id) => !got.has(id));
+  });
+}
+
+// Every node counts n sessions online in chat room cid.
+export function roomCountSettled(server, cid, n) {
+  return untilEveryNode(server, `${n} online in room ${cid}`, async (s) => {
+    const res = await fetch(`${s.httpUrl}/1.2/rtm/chatrooms/${encodeURIComponent(cid)}/members/online-count`, { headers: master(s) });
+    return res.status === 200 && (await res.json()).result === n;
+  });
 }

@@ -25,6 +25,7 @@
   X(public_url, STR, "", 0, 0, "WebSocket URL the router hands out (default ws://<listen>/); in a cluster, this node's")       \
   X(bus, STR, "", 0, 0, "cluster bus, redis://host:port[/db]: nodes on one bus act as one service (docs/cluster.md); empty: a single node") \
   X(node_id, STR, "", 0, 0, "this node's id on the bus, 1-64 of A-Z a-z 0-9 - _ . (default: generated, new each start)") \
+  X(drain_timeout, INT, 3000, 0, 60000, "cluster: milliseconds a stopping node (SIGTERM) gives its clients, told goaway, to leave on their own before it closes the rest (0: at once)") \
   X(public_http_url, STR, "", 0, 0, "base of the file URLs uploads answer (default: public_url with ws→http, wss→https)") \
   X(web_root, STR, "", 0, 0, "directory of the web console (/console) and browser chat (/chat), read at start (default: web/ beside ternd, then ../share/tern/web; \"off\": none)") \
   X(files_dir, STR, "", 0, 0, "directory for uploaded files (default <data_dir>/files)")            \

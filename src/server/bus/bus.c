@@ -299,6 +299,7 @@ void bus_leave(bus_t *b) {
 }
 
 const char *bus_node_id(const bus_t *b) { return b->node_id; }
+long bus_local_sessions(bus_t *b) { return atomic_load(&b->nsessions); }
 int bus_up(const bus_t *b) { return atomic_load(&((bus_t *)b)->up); }
 
 /* ---------------------------------------------------------------- this node's record */

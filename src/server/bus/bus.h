@@ -85,7 +85,8 @@ void bus_worker_stop(bus_t *b, int idx);
 void bus_leave(bus_t *b);
 
 const char *bus_node_id(const bus_t *b);
-int bus_up(const bus_t *b); /* 1 while the home worker's connection to the bus is up */
+long bus_local_sessions(bus_t *b); /* this node's sessions now, from any thread */
+int bus_up(const bus_t *b);        /* 1 while the home worker's connection to the bus is up */
 
 /* ---- this node's presence and room counts (published in order, batched) */
 void bus_presence_add(bus_t *b, const char *client, uint64_t session, const char *tag);

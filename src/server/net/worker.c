@@ -174,6 +174,44 @@ static void on_listener_closed(uv_handle_t *h) {
   w->listen_fd = -1;
 }
 
+typedef struct {
+  task_t task;
+  server_t *srv;
+} noaccept_t;
+
+static atomic_int noaccept_done; /* workers whose listener stopped (one server a process) */
+
+static void noaccept_run(task_t *t) {
+  noaccept_t *n = (noaccept_t *)t;
+  int idx = worker_current();
+  worker_t *w = idx >= 0 ? n->srv->workers[idx] : NULL;
+  free(n);
+  if (w && !uv_is_closing((uv_handle_t *)&w->listener)) {
+    uv_poll_stop(&w->listener);
+    uv_timer_stop(&w->listen_retry);
+    /* Linux: shutdown() takes a listening socket out of listening (its queue is reset), and
+     * with the whole SO_REUSEPORT group out, connects are refused. The descriptor stays
+     * open until begin_stop closes the handle: closing it under the poll handle would let
+     * libuv drop another descriptor that reused its number. */
+    if (w->listen_fd >= 0) shutdown(w->listen_fd, SHUT_RDWR);
+  }
+  atomic_fetch_add(&noaccept_done, 1);
+}
+
+void server_stop_accepting(server_t *srv) {
+  atomic_store(&noaccept_done, 0);
+  for (int i = 0; i < srv->nworkers; i++) {
+    noaccept_t *n = xmalloc(sizeof *n);
+    n->task.fn = noaccept_run;
+    n->task.next = NULL;
+    n->srv = srv;
+    worker_post(srv, i, &n->task);
+  }
+  /* every worker's listener is out before the caller tells anyone to reconnect */
+  int64_t until = now_ms() + 1000;
+  while (atomic_load(&noaccept_done) < srv->nworkers && now_ms() < until) usleep(1000);
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
@@ -185,8 +223,11 @@ static void begin_stop(worker_t *w) {
   for (conn_t *c = w->all; c; c = c->next) conn_abort(c, 1001);
   drain(w);
   w->srv->net_app->worker_stop(w->imw); /* outgoing calls in flight and waiting end */
-  uv_close((uv_handle_t *)&w->listener, on_listener_closed);
-  uv_close((uv_handle_t *)&w->listen_retry, NULL);
+  /* server_stop_accepting may have closed the listener already */
+  if (!uv_is_closing((uv_handle_t *)&w->listener)) {
+    uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&w->listen_retry, NULL);
+  }
   uv_close((uv_handle_t *)&w->prep, NULL);
   uv_close((uv_handle_t *)&w->check, NULL);
   uv_close((uv_handle_t *)&w->tick, NULL);

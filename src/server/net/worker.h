@@ -68,6 +68,11 @@ long server_conn_cap(const server_t *srv);
  * rendezvous under a mutex): whatever workers read without locks (the configuration) may change in fn.
  * Not from a worker thread; the workers must be running. */
 void server_with_workers_parked(server_t *srv, void (*fn)(void *arg), void *arg);
+/* A stopping cluster node, before it tells its clients goaway: every worker stops
+ * listening, so new connections are refused (a load balancer tries another node) while the
+ * open ones drain; open connections go on. Returns once every worker has (at most 1 s).
+ * From the main thread, with the workers running. */
+void server_stop_accepting(server_t *srv);
 void server_stop(server_t *srv); /* asks every worker to finish; joins them */
 /* After server_stop and the store's close: runs tasks still queued (they find their
  * connections gone and only free memory) and frees the workers. */
