@@ -97,6 +97,7 @@ static void send_job_free(send_job_t *sj) {
   free(sj->j.data);
   free(sj->j.mentions);
   free(sj->j.readers);
+  free(sj->j.dt);
   reply_to_free(&sj->rt);
   members_release(sj->members);
   fanout_release(sj->frame);
@@ -375,6 +376,7 @@ typedef struct {
   const char *push_data; /* pushData (JSON text) for offline push, or NULL */
   const char *readers;   /* NULL (every member) or the only readers besides the sender, framed by \x1f */
   int not_to_sender;     /* chat rooms: the sender's own sessions get no copy (REST) */
+  const char *dt;        /* the client's dedupe token, kept with the message (im_dedupe.c), or NULL */
 } msg_in_t;
 
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail) {
@@ -513,6 +515,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
   /* A subscriber's own message to a service conversation (it comes with no recipients) is
    * kept for the sender and the app's back end, and read by no other subscriber (§3.19). */
+  if (in->dt) j->dt = xstrdup(in->dt);
   if (in->readers) j->readers = xstrdup(in->readers);
   else if (c->kind == CONV_SYSTEM && !members) j->readers = xstrdup("\x1f");
   if (rt) {
@@ -609,6 +612,7 @@ typedef struct {
   char **mentions;
   char *cid;
   char *push_data;
+  char *dt;
 } held_send_t;
 
 static void held_free(held_send_t *h) {
@@ -622,6 +626,7 @@ static void held_free(held_send_t *h) {
   free(h->mentions);
   free(h->cid);
   free(h->push_data);
+  free(h->dt);
   free(h);
 }
 
@@ -687,6 +692,8 @@ static void received_hook(req_t *r, conv_t *c, members_t *members, const msg_in_
   h->cid = xstrdup(c->cid);
   h->push_data = in->push_data ? xstrdup(in->push_data) : NULL;
   h->in.push_data = h->push_data;
+  h->dt = in->dt ? xstrdup(in->dt) : NULL;
+  h->in.dt = h->dt;
   h->in.cid = h->cid;
   h->mentions = xcalloc(in->n_mentions + 1, sizeof(char *));
   for (size_t i = 0; i < in->n_mentions; i++) h->mentions[i] = xstrdup(in->mention_pids[i]);
@@ -748,9 +755,28 @@ void im_msg_direct(req_t *r) {
     reply_error(r, code, detail);
     return;
   }
+  int will = dm->has_will && dm->will;
+  if (!will && !in.transient) in.dt = im_dt_usable(dm->dt);
+  char *stored_mid = NULL;
+  int64_t stored_ts = 0;
+  int resend = im_dedupe_find(r->w, r->s, c, in.dt, &stored_mid, &stored_ts);
+  if (resend) { /* answered as the first time: stored (and delivered) once */
+    if (resend > 0) {
+      reply_to_t rt;
+      reply_to_init(&rt, r);
+      send_ack(r->w, &rt, stored_mid, stored_ts);
+      reply_to_free(&rt);
+    } else {
+      reply_error(r, LC_INTERNAL_ERROR, "message could not be stored");
+    }
+    free(stored_mid);
+    members_release(members);
+    conv_release(c);
+    return;
+  }
   reply_to_t rt;
   reply_to_init(&rt, r);
-  if (dm->has_will && dm->will) {
+  if (will) {
     /* kept with the session, sent when the connection drops unexpectedly (§3.6); the
      * sender's ack comes now, with an id of its own (the real one is made at delivery) */
     int n = 0;
