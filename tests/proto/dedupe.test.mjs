@@ -168,7 +168,7 @@ for (const backend of ['sqlite', 'postgres']) {
       assert.equal((await history(server, cid)).filter((m) => m.data === 'twice').length, 2);
     });
 
-    test(`a dt longer than 64 bytes is ignored (stored without one); 64 bytes is honoured`, async () => {
+    test(`a dt longer than 64 bytes is ignored (stored without one); 64 bytes is honoured; a non-string dt is an undecodable frame`, async () => {
       const { a, alice, cid, st } = await pair();
       const long = 'd'.repeat(65);
       const max = 'e'.repeat(64);
@@ -181,9 +181,15 @@ for (const backend of ['sqlite', 'postgres']) {
       assert.equal(l2.cmd, 'ack', JSON.stringify(l2));
       assert.notEqual(l2.ackMessage.uid, l1.ackMessage.uid, 'over the cap: not compared');
       assert.equal(m2.ackMessage?.uid, m1.ackMessage.uid, 'at the cap: a resend');
+      // a dt that is not a string (a varint in field 14): the frame does not decode, and is
+      // refused as any undecodable frame (close 4114), nothing stored
+      const { c: bad } = await reconnect(a, st);
+      const body = Buffer.concat([Buffer.from([0x5a, cid.length]), Buffer.from(cid), Buffer.from([0x0a, 1, 0x78, 0x70, 7])]);
+      bad.ws.send(Buffer.concat([Buffer.from([0x08, 0x02, 0x28, 0x09, 0xc2, 0x06, body.length]), body]), { binary: true });
+      assert.equal((await bad.closed).code, 4114);
       const h = await history(server, cid);
       assert.deepEqual(h.map((m) => m.data), ['long', 'max', 'long']);
-      // a dt of 1 MiB is no worse: the frame limit refuses the frame as any other
+      // a dt past max_frame (64 KiB) is no worse: the frame is refused as any other (4109)
       const huge = await c.request(direct({ cid, msg: 'huge', dt: 'h'.repeat(70000) })).catch((e) => e);
       assert.ok(huge instanceof Error || huge.cmd === 'error', 'refused');
     });
