@@ -47,6 +47,7 @@
   X(rotate, I, 100, "group: the sender changes after this many messages")                                                                                                                                \
   X(senders, I, 4, "chatroom: members that send")                                                                                                                                                        \
   X(payload, I, 64, "message size in bytes (>= 64; carries stream, seq and send time)")                                                                                                                  \
+  X(dt, B, 0, "send with every message a 36-byte dt (dedupe token, unique per message) as the JS SDK does")                                                                                              \
   X(history_messages, I, 100000, "history: messages in the conversation that is paged")                                                                                                                  \
   X(page_size, I, 20, "history: messages per logs request")                                                                                                                                              \
   X(ack_ms, I, 1000, "receivers ack each conversation at most this often (JS SDK: 1 s); 0 = never")                                                                                                      \
