@@ -2,8 +2,10 @@
  *
  * The official SDKs send with every message a `dt` (directCommand field 14: the JS SDK's
  * local message id, a uuid) and send the same `dt` again when they resend a message whose
- * ack never came — after a reconnect, possibly to another node. The store keeps each
- * message's dt (a column, no index). A send is checked only where a resend is possible: on
+ * ack never came — after a reconnect, possibly to another node. The store keeps a 64-bit
+ * hash of each message's dt (a column, no index: 8 bytes a row rather than the uuid's 36;
+ * two of one sender's dt values in one conversation within the window would have to collide
+ * for a message to be taken for another — a sender can only ever do that to itself). A send is checked only where a resend is possible: on
  * a session that logged in with r:true (a reconnect) less than dedupe_window seconds ago.
  * It is then compared with the messages the same sender stored in the same conversation
  * from dedupe_window seconds before that reconnect on (at most the conversation's newest
@@ -21,14 +23,21 @@
 #include "timeutil.h"
 #include "utf8.h"
 
-const char *im_dt_usable(const char *dt) {
-  if (!dt || !*dt) return NULL;
+/* FNV-1a, 64 bits: the same on every node and in every version (it is stored); no key,
+ * since a collision can only merge two messages of the one client that chose both dt. */
+int64_t im_dt_hash(const char *dt) {
+  if (!dt || !*dt) return 0;
   size_t n = strnlen(dt, IM_DT_MAX + 1);
-  if (n > IM_DT_MAX || !utf8_valid(dt, n)) return NULL;
-  return dt;
+  if (n > IM_DT_MAX || !utf8_valid(dt, n)) return 0;
+  uint64_t h = 14695981039346656037ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)dt[i];
+    h *= 1099511628211ULL;
+  }
+  return h ? (int64_t)h : 1;
 }
 
-int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, const char *dt, char **mid, int64_t *ts) {
+int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts) {
   long window_ms = w->im->cfg->dedupe_window * 1000L;
   if (!dt || !window_ms || !s->resumed_ms) return 0;
   int64_t now = now_ms();

@@ -420,12 +420,12 @@ void im_msg_direct(req_t *r);
 /* Longest dt kept and compared (a uuid is 36); a longer one, or one that is not UTF-8, is
  * ignored: the message is stored without it (docs/security.md). */
 #define IM_DT_MAX 64
-/* dt when it is usable as a dedupe token, else NULL. */
-const char *im_dt_usable(const char *dt);
+/* What the store keeps of dt: a 64-bit hash (never 0), or 0 when dt is absent or unusable. */
+int64_t im_dt_hash(const char *dt);
 /* Is a send of dt by s's client into c a resend? Only checked within dedupe_window of a
  * reconnect of s (r:true). 1 with the stored message's id (*mid, malloc'd) and timestamp,
  * 0 (no: store it), or TERN_ESTORE (the store could not say: refuse the send). */
-int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, const char *dt, char **mid, int64_t *ts);
+int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);

@@ -97,7 +97,6 @@ static void send_job_free(send_job_t *sj) {
   free(sj->j.data);
   free(sj->j.mentions);
   free(sj->j.readers);
-  free(sj->j.dt);
   reply_to_free(&sj->rt);
   members_release(sj->members);
   fanout_release(sj->frame);
@@ -376,7 +375,7 @@ typedef struct {
   const char *push_data; /* pushData (JSON text) for offline push, or NULL */
   const char *readers;   /* NULL (every member) or the only readers besides the sender, framed by \x1f */
   int not_to_sender;     /* chat rooms: the sender's own sessions get no copy (REST) */
-  const char *dt;        /* the client's dedupe token, kept with the message (im_dedupe.c), or NULL */
+  int64_t dt;            /* the hash of the client's dedupe token, kept with the message (im_dedupe.c), or 0 */
 } msg_in_t;
 
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail) {
@@ -515,7 +514,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
   /* A subscriber's own message to a service conversation (it comes with no recipients) is
    * kept for the sender and the app's back end, and read by no other subscriber (§3.19). */
-  if (in->dt) j->dt = xstrdup(in->dt);
+  j->dt = in->dt;
   if (in->readers) j->readers = xstrdup(in->readers);
   else if (c->kind == CONV_SYSTEM && !members) j->readers = xstrdup("\x1f");
   if (rt) {
@@ -612,7 +611,6 @@ typedef struct {
   char **mentions;
   char *cid;
   char *push_data;
-  char *dt;
 } held_send_t;
 
 static void held_free(held_send_t *h) {
@@ -626,7 +624,6 @@ static void held_free(held_send_t *h) {
   free(h->mentions);
   free(h->cid);
   free(h->push_data);
-  free(h->dt);
   free(h);
 }
 
@@ -692,8 +689,6 @@ static void received_hook(req_t *r, conv_t *c, members_t *members, const msg_in_
   h->cid = xstrdup(c->cid);
   h->push_data = in->push_data ? xstrdup(in->push_data) : NULL;
   h->in.push_data = h->push_data;
-  h->dt = in->dt ? xstrdup(in->dt) : NULL;
-  h->in.dt = h->dt;
   h->in.cid = h->cid;
   h->mentions = xcalloc(in->n_mentions + 1, sizeof(char *));
   for (size_t i = 0; i < in->n_mentions; i++) h->mentions[i] = xstrdup(in->mention_pids[i]);
@@ -756,7 +751,7 @@ void im_msg_direct(req_t *r) {
     return;
   }
   int will = dm->has_will && dm->will;
-  if (!will && !in.transient) in.dt = im_dt_usable(dm->dt);
+  if (!will && !in.transient) in.dt = im_dt_hash(dm->dt);
   char *stored_mid = NULL;
   int64_t stored_ts = 0;
   int resend = im_dedupe_find(r->w, r->s, c, in.dt, &stored_mid, &stored_ts);

@@ -504,13 +504,13 @@ static int pg_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int6
   return key_of(r, PS_MSG_EXT_FIND, &a, ts, seq);
 }
 
-static int pg_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, const char *dt, int64_t since_ts,
+static int pg_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts,
                         char **mid, int64_t *ts) {
   pgargs_t a = {0};
   pga_i64(&a, conv);
   pga_i64(&a, since_ts);
   pga_txt(&a, sender);
-  pga_txt(&a, dt);
+  pga_i64(&a, dt);
   pga_i64(&a, STORE_DT_SCAN);
   PGresult *res;
   if (rq(r, PS_MSG_BY_DT, &a, &res) < 0) return TERN_ESTORE;

@@ -28,7 +28,7 @@ X(INS_MSG, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, 
  * back, a key that was taken does not */
 X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
             " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"
-            " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[], $12::text[]) ON CONFLICT DO NOTHING"
+            " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[], $12::bigint[]) ON CONFLICT DO NOTHING"
             " RETURNING conv, ts, seq")
 X(UPD_LM, "UPDATE conv SET lm = v.ts FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v"
           " WHERE conv.id = v.id AND (conv.lm IS NULL OR conv.lm < v.ts)")

@@ -209,7 +209,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   else pga_null(&a);
   pga_i64(&a, j->patch_ts);
   pga_txt(&a, j->readers);
-  pga_txt(&a, j->dt);
+  pga_i64_or_null(&a, j->dt);
   int64_t n = 0;
   if (run1(s, PS_INS_MSG, &a, &n)) return JOB_SQL;
   return n == 1 ? 0 : JOB_SOFT; /* the key is taken */
@@ -268,7 +268,8 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, pg_lm_
     else buf_append_str(&col[8], "NULL");
     buf_printf(&col[9], "%lld", (long long)j->patch_ts);
     arr_str(&col[10], j->readers);
-    arr_str(&col[11], j->dt);
+    if (j->dt) buf_printf(&col[11], "%lld", (long long)j->dt);
+    else buf_append_str(&col[11], "NULL");
   }
   pgargs_t a = {0};
   for (int c = 0; c < 12; c++) {

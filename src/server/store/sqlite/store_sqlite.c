@@ -109,10 +109,10 @@ static const char *const migrations[] = {
      "ALTER TABLE conv ADD COLUMN ext_ids INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE conv ADD COLUMN imported_at INTEGER;"
      "CREATE INDEX installation_updated ON installation(updated_at);"),
-    /* 10: the client's dedupe token (directCommand dt) of each message, so a resend after
-     * a reconnect is answered with the stored message (store_msg_by_dt); no index: it is
-     * looked for only within a recent range of the conversation's primary key */
-    "ALTER TABLE msg ADD COLUMN dt TEXT;",
+    /* 10: a hash of the client's dedupe token (directCommand dt) of each message, so a
+     * resend after a reconnect is answered with the stored message (store_msg_by_dt); no
+     * index: it is looked for only within a recent range of the conversation's primary key */
+    "ALTER TABLE msg ADD COLUMN dt INTEGER;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -375,7 +375,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   sqlite3_bind_int64(st, 10, j->patch_ts);
   if (j->readers) sqlite3_bind_text(st, 11, j->readers, -1, SQLITE_STATIC);
   else sqlite3_bind_null(st, 11);
-  if (j->dt) sqlite3_bind_text(st, 12, j->dt, -1, SQLITE_STATIC);
+  if (j->dt) sqlite3_bind_int64(st, 12, j->dt);
   else sqlite3_bind_null(st, 12);
   int rc = step_done(st);
   sqlite3_clear_bindings(st);
@@ -2041,7 +2041,7 @@ static int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int6
 
 /* The newest STORE_DT_SCAN messages of conv since since_ts (a range of the primary key),
  * then the one of them sender stored with dt. */
-static int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, const char *dt, int64_t since_ts,
+static int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts,
                         char **mid, int64_t *ts) {
   if (!r->msg_by_dt &&
       prepare(r->db,
@@ -2053,7 +2053,7 @@ static int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, con
   sqlite3_bind_int64(st, 1, conv);
   sqlite3_bind_int64(st, 2, since_ts);
   sqlite3_bind_text(st, 3, sender, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 4, dt, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, dt);
   sqlite3_bind_int(st, 5, STORE_DT_SCAN);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
