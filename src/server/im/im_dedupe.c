@@ -5,8 +5,9 @@
  * ack never came — after a reconnect, possibly to another node. The store keeps a 64-bit
  * hash of each message's dt (a column, no index: 8 bytes a row rather than the uuid's 36;
  * two of one sender's dt values in one conversation within the window would have to collide
- * for a message to be taken for another — a sender can only ever do that to itself). A send is checked only where a resend is possible: on
- * a session that logged in with r:true (a reconnect) less than dedupe_window seconds ago.
+ * for a message to be taken for another — a sender can only ever do that to itself). A
+ * send is checked only where a resend is possible: on a session that logged in with r:true
+ * (a reconnect) less than dedupe_window seconds ago.
  * It is then compared with the messages the same sender stored in the same conversation
  * from dedupe_window seconds before that reconnect on (at most the conversation's newest
  * STORE_DT_SCAN of them): one read of a primary-key range, for those sends alone; every
