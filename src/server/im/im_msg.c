@@ -512,9 +512,9 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     json_decref(a);
   }
   if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
+  j->dt = in->dt;
   /* A subscriber's own message to a service conversation (it comes with no recipients) is
    * kept for the sender and the app's back end, and read by no other subscriber (§3.19). */
-  j->dt = in->dt;
   if (in->readers) j->readers = xstrdup(in->readers);
   else if (c->kind == CONV_SYSTEM && !members) j->readers = xstrdup("\x1f");
   if (rt) {
