@@ -115,6 +115,15 @@ static int send_msg(bthread_t *th, stream_t *s, uint64_t stamp) {
   size_t m = pb_begin(b, 104);
   pb_put_bytes(b, 1, payload, plen);
   pb_put_str(b, 11, cv->cid);
+  if (bench.o.dt) { /* uuid-shaped, unique per stream and message (the JS SDK: message.id) */
+    char dt[36];
+    put_hex(dt, s->id, 8);
+    memcpy(dt + 8, "-4b1d-8000-", 11);
+    put_hex(dt + 19, s->seq >> 48, 4);
+    dt[23] = '-';
+    put_hex(dt + 24, s->seq, 12);
+    pb_put_bytes(b, 14, dt, sizeof dt);
+  }
   pb_end(b, m);
   client_send(c, b->data, b->len);
   s->seq++;

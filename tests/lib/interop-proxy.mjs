@@ -4,6 +4,8 @@
 //   connection that died without a WebSocket close frame;
 // * setTarget(port) points new connections at another ternd (a restart on a new port);
 // * refuse() makes the server unreachable for a while (new connections are closed at once);
+// * dropBefore(pred) kills the connection that is about to carry the next server command
+//   matching pred, before the client gets it (an ack lost with its connection);
 // * it decodes the WebSocket frames it forwards (RFC 6455, no extensions: ternd does not
 //   accept permessage-deflate) with the SDK's own protobuf schema (`sdk.Protocols`, a
 //   public export), so a test can assert what the client actually sent on the wire, e.g.
@@ -84,6 +86,7 @@ export async function startProxy(targetPort, { decode } = {}) {
   const log = [];
   let connSeq = 0;
   let refusing = false;
+  let dropPred = null; // dropBefore: the next S->C command it matches kills its connection
   const server = net.createServer((down) => {
     if (refusing) {
       down.destroy();
@@ -100,6 +103,10 @@ export async function startProxy(targetPort, { decode } = {}) {
           // binary frames are protobuf; text frames (proto2base64) hold its base64
           const cmd = decode(opcode === 1 ? payload.toString('latin1') : payload);
           log.push({ dir, conn, opcode, cmd });
+          if (dir === 'S->C' && dropPred && dropPred(cmd)) {
+            dropPred = null;
+            pair.dropNow = true;
+          }
         } catch (e) {
           log.push({ dir, conn, opcode, error: String(e) });
         }
@@ -112,6 +119,10 @@ export async function startProxy(targetPort, { decode } = {}) {
     });
     up.on('data', (d) => {
       s2c.push(d);
+      if (pair.dropNow) { // what this chunk carried is never forwarded
+        close();
+        return;
+      }
       down.write(d);
     });
     const close = () => {
@@ -141,6 +152,11 @@ export async function startProxy(targetPort, { decode } = {}) {
     // "unreachable"); existing ones are not touched.
     refuse(on = true) {
       refusing = on;
+    },
+    // The next command from the server that pred(cmd) accepts (needs decode) is not
+    // forwarded: its connection is killed both ways instead, with no close frame.
+    dropBefore(pred) {
+      dropPred = pred;
     },
     // Kills every proxied TCP connection at once, with no WebSocket close frame.
     dropAll() {

@@ -37,6 +37,7 @@
   X(login_timeout, INT, 60, 1, 3600, "seconds a connection may stay without a session (4108)")     \
   X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message accepted; above it close 4109") \
   X(max_message, INT, 5120, 64, 1048576, "largest message content incl. pushData (4109)")          \
+  X(dedupe_window, INT, 300, 0, 86400, "seconds after a reconnect (session/open r:true) during which a send whose dt the sender already stored in that conversation, within the window before the reconnect, is answered with the stored message's ack instead of being stored again (0 = off; docs/protocol-map.md)") \
   X(max_members, INT, 500, 2, 100000, "members per conversation (4304)")                            \
   X(max_conv_doc, INT, 65536, 1024, 16777216, "largest conversation document (attributes and custom fields as compact JSON, bytes): a create or update past it gets 4301 / 4306, REST 400") \
   X(query_timeout, INT, 1000, 10, 600000, "milliseconds one conversation query may run (off the network loop) before it is abandoned with 4310 / REST 400") \

@@ -43,6 +43,8 @@
   X(MESSAGES_OUT_TRANSIENT, COUNTER, "tern_messages_out_total", "kind=\"transient\"", "")                              \
   X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                               \
     "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")          \
+  X(SEND_DEDUPED, COUNTER, "tern_send_deduped_total", "",                                                              \
+    "Sends answered with the ack of a message stored earlier with the same dt (a resend after a reconnect).")          \
   X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                      \
     "Sends stored again with a fresh key because another node took or passed theirs (cluster, docs/cluster.md).")      \
   X(CONV_RESYNCS, COUNTER, "tern_conv_cache_resyncs_total", "",                                                        \

@@ -78,6 +78,8 @@ struct session {
   uint8_t lineage[8];        /* of the tokens this login is given (token.h): revoked at logout */
   int64_t opened_ms;         /* logged in (the logout line's duration) */
   struct ipcount_entry *ipe; /* holds one of its address's max_sessions_per_ip (im->session_ips) */
+  int64_t resumed_ms;        /* the last session/open with r:true (a reconnect), 0: none — sends
+                       * within dedupe_window of it are checked for resends (im_dedupe.c) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -438,6 +440,17 @@ int64_t conv_touch(conv_t *c);
  * error with a detail: 4323 expired, 4401 not a member, 4548 blocked, 4563 shut up. */
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail);
 void im_msg_direct(req_t *r);
+
+/* ---- resends (im_dedupe.c; docs/protocol-map.md, "dt") */
+/* Longest dt kept and compared (a uuid is 36); a longer one, or one that is not UTF-8, is
+ * ignored: the message is stored without it (docs/security.md). */
+#define IM_DT_MAX 64
+/* What the store keeps of dt: a 64-bit hash (never 0), or 0 when dt is absent or unusable. */
+int64_t im_dt_hash(const char *dt);
+/* Is a send of dt by s's client into c a resend? Only checked within dedupe_window of a
+ * reconnect of s (r:true). 1 with the stored message's id (*mid, malloc'd) and timestamp,
+ * 0 (no: store it), or TERN_ESTORE (the store could not say: refuse the send). */
+int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);

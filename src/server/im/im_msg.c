@@ -416,6 +416,7 @@ typedef struct {
   const char *push_data; /* pushData (JSON text) for offline push, or NULL */
   const char *readers;   /* NULL (every member) or the only readers besides the sender, framed by \x1f */
   int not_to_sender;     /* chat rooms: the sender's own sessions get no copy (REST) */
+  int64_t dt;            /* the hash of the client's dedupe token, kept with the message (im_dedupe.c), or 0 */
 } msg_in_t;
 
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail) {
@@ -552,6 +553,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     json_decref(a);
   }
   if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
+  j->dt = in->dt;
   /* A subscriber's own message to a service conversation (it comes with no recipients) is
    * kept for the sender and the app's back end, and read by no other subscriber (§3.19). */
   if (in->readers) j->readers = xstrdup(in->readers);
@@ -820,9 +822,28 @@ void im_msg_direct(req_t *r) {
     reply_error(r, code, detail);
     return;
   }
+  int will = dm->has_will && dm->will;
+  if (!will && !in.transient) in.dt = im_dt_hash(dm->dt);
+  char *stored_mid = NULL;
+  int64_t stored_ts = 0;
+  int resend = im_dedupe_find(r->w, r->s, c, in.dt, &stored_mid, &stored_ts);
+  if (resend) { /* answered as the first time: stored (and delivered) once */
+    if (resend > 0) {
+      reply_to_t rt;
+      reply_to_init(&rt, r);
+      send_ack(r->w, &rt, stored_mid, stored_ts);
+      reply_to_free(&rt);
+    } else {
+      reply_error(r, LC_INTERNAL_ERROR, "message could not be stored");
+    }
+    free(stored_mid);
+    members_release(members);
+    conv_release(c);
+    return;
+  }
   reply_to_t rt;
   reply_to_init(&rt, r);
-  if (dm->has_will && dm->will) {
+  if (will) {
     /* kept with the session, sent when the connection drops unexpectedly (§3.6); the
      * sender's ack comes now, with an id of its own (the real one is made at delivery) */
     int n = 0;

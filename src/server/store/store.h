@@ -258,6 +258,9 @@ typedef struct job_msg_insert {
    * taken key fails the job alone. */
   void (*rekey)(struct job_msg_insert *j);
   int rekeyed;
+  int64_t dt; /* 0, or a 64-bit hash of the client's dedupe token (directCommand dt;
+                  * im_dedupe.c), kept with the message so that a resend can be found by
+                  * store_msg_by_dt: 8 bytes a row instead of the token's 36 */
 } job_msg_insert_t;
 
 typedef struct {
@@ -570,6 +573,14 @@ int store_shutups_expired(store_reader_t *r, int64_t now, int max,
 int store_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
 /* Imported messages named mid in any conversation (app-wide history bounds): the first. */
 int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+/* A resend (docs/protocol-map.md, "dt"): the message of conv that `sender` stored with
+ * dedupe token hash dt (not 0) at or after since_ts, looked for among the conversation's newest
+ * STORE_DT_SCAN messages of that range only (a range of the primary key, no index of its
+ * own: nothing is added to an insert). 0 with its id (malloc'd) and timestamp,
+ * TERN_ENOENT, or TERN_ESTORE. */
+#define STORE_DT_SCAN 1000
+int store_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
+                    int64_t *ts);
 /* Installations that match every condition of q: how many, and a page in q's order
  * (then objectId). */
 int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
@@ -684,6 +695,8 @@ struct store_ops {
                          void (*cb)(void *arg, int64_t conv, const char *cid, const char *client), void *arg);
   int (*msg_ext_get)(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
   int (*msg_ext_find)(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
+  int (*msg_by_dt)(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
+                   int64_t *ts);
   int (*installation_count)(store_reader_t *r, const store_class_q_t *q, int64_t *n);
   int (*installation_query)(store_reader_t *r, const store_class_q_t *q,
                             void (*cb)(void *arg, const installation_row_t *row), void *arg);

@@ -504,6 +504,25 @@ static int pg_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int6
   return key_of(r, PS_MSG_EXT_FIND, &a, ts, seq);
 }
 
+static int pg_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
+                        int64_t *ts) {
+  pgargs_t a = {0};
+  pga_i64(&a, conv);
+  pga_i64(&a, since_ts);
+  pga_txt(&a, sender);
+  pga_i64(&a, dt);
+  pga_i64(&a, STORE_DT_SCAN);
+  PGresult *res;
+  if (rq(r, PS_MSG_BY_DT, &a, &res) < 0) return TERN_ESTORE;
+  int found = PQntuples(res) > 0;
+  if (found) {
+    *mid = xstrdup(pg_str(res, 0, 0));
+    *ts = pg_i64(res, 0, 1);
+  }
+  PQclear(res);
+  return found ? 0 : TERN_ENOENT;
+}
+
 static int pg_devices(store_reader_t *r, const char *client, int max, void (*cb)(void *arg, const device_view_t *d),
                       void *arg) {
   pgargs_t a = {0};
@@ -725,6 +744,7 @@ const store_ops_t store_pg_ops = {
     .shutups_expired = pg_shutups_expired,
     .msg_ext_get = pg_msg_ext_get,
     .msg_ext_find = pg_msg_ext_find,
+    .msg_by_dt = pg_msg_by_dt,
     .installation_count = pg_installation_count,
     .installation_query = pg_installation_query,
     .app_logs = pg_app_logs,

@@ -61,6 +61,10 @@ static const char *const migrations[] = {
     "CREATE INDEX client_revoked_expiry ON client_revoked(expires_at);"
     "CREATE TABLE msg_ext (conv BIGINT NOT NULL, mid " T " NOT NULL, ts BIGINT NOT NULL, seq BIGINT NOT NULL,"
     "  PRIMARY KEY (conv, mid));",
+    /* 2: a hash of the client's dedupe token (directCommand dt) of each message, for a
+     * resend after a reconnect (store_msg_by_dt); no index: looked for within a recent key
+     * range only */
+    "ALTER TABLE msg ADD COLUMN dt BIGINT;",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

@@ -22,13 +22,13 @@ X(TOUCH_CONVS, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHER
                " FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v WHERE conv.id = v.id")
 X(FIND_UNIQUE, "SELECT cid, created_at FROM conv WHERE unique_id = $1")
 /* a key taken: no row, and the job fails alone (no error, so the batch goes on) */
-X(INS_MSG, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING")
+X(INS_MSG, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
+           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
 /* many messages in one statement (pg_writer.c: run_msg_inserts): the rows it inserted come
  * back, a key that was taken does not */
-X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers)"
+X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
             " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"
-            " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[]) ON CONFLICT DO NOTHING"
+            " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[], $12::bigint[]) ON CONFLICT DO NOTHING"
             " RETURNING conv, ts, seq")
 /* message order across writers (pg_writer.c: order_lock): a transaction-scoped lock per
  * conversation, taken in the order of the array (sorted ids: two writers never wait on each
@@ -152,6 +152,10 @@ X(REVOKED, "SELECT (SELECT \"before\" FROM client_revoked WHERE client = $1),"
 X(MSG_EXT_GET, "SELECT ts, seq FROM msg_ext WHERE conv = $1 AND mid = $2")
 /* no index on mid alone (it would tax every imported message): a scan, off the loop */
 X(MSG_EXT_FIND, "SELECT ts, seq FROM msg_ext WHERE mid = $1 LIMIT 1")
+/* a resend (store_msg_by_dt): the newest $5 messages of the conversation since $2, then the
+ * sender's one with that dt */
+X(MSG_BY_DT, "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = $1 AND ts >= $2"
+             " ORDER BY ts DESC, seq DESC LIMIT $5) m WHERE sender = $3 AND dt = $4 LIMIT 1")
 X(MEMBERS_PAGE, "SELECT client, joined_at FROM member WHERE conv = $1 AND client > $2 ORDER BY client LIMIT $3")
 X(CLIENT_CONVS, "SELECT c.cid, m.joined_at FROM member m JOIN conv c ON c.id = m.conv WHERE m.client = $1"
                 " AND c.kind = $4 AND c.cid > $2 ORDER BY c.cid LIMIT $3")

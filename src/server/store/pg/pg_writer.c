@@ -281,6 +281,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   else pga_null(&a);
   pga_i64(&a, j->patch_ts);
   pga_txt(&a, j->readers);
+  pga_i64_or_null(&a, j->dt);
   int64_t n = 0;
   if (run1(s, PS_INS_MSG, &a, &n)) return JOB_SQL;
   return n == 1 ? 0 : JOB_SOFT; /* the key is taken */
@@ -318,15 +319,15 @@ static void arr_bytes(buf_t *b, const uint8_t *d, size_t n) {
  * and a key that was taken (or given twice in the batch: the first wins) fails its job
  * alone. 0, or JOB_SQL. */
 static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t *lm) {
-  buf_t col[11];
-  for (int c = 0; c < 11; c++) {
+  buf_t col[12];
+  for (int c = 0; c < 12; c++) {
     memset(&col[c], 0, sizeof col[c]);
     buf_append_str(&col[c], "{");
   }
   for (size_t i = 0; i < n; i++) {
     job_msg_insert_t *j = jobs[i];
     order_key(s, j);
-    for (int c = 0; c < 11; c++)
+    for (int c = 0; c < 12; c++)
       if (i) buf_append_str(&col[c], ",");
     buf_printf(&col[0], "%lld", (long long)j->conv);
     buf_printf(&col[1], "%lld", (long long)j->ts);
@@ -340,15 +341,17 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t 
     else buf_append_str(&col[8], "NULL");
     buf_printf(&col[9], "%lld", (long long)j->patch_ts);
     arr_str(&col[10], j->readers);
+    if (j->dt) buf_printf(&col[11], "%lld", (long long)j->dt);
+    else buf_append_str(&col[11], "NULL");
   }
   pgargs_t a = {0};
-  for (int c = 0; c < 11; c++) {
+  for (int c = 0; c < 12; c++) {
     buf_append_str(&col[c], "}");
     pga_txt(&a, buf_cstr(&col[c]));
   }
   PGresult *r;
   int rc = pgc_run(&s->w, PS_INS_MSGS, &a, &r);
-  for (int c = 0; c < 11; c++) buf_free(&col[c]);
+  for (int c = 0; c < 12; c++) buf_free(&col[c]);
   if (rc < 0) return JOB_SQL;
   int rows = PQntuples(r);
   uint8_t *used = xcalloc((size_t)rows + 1, 1);

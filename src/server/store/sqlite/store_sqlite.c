@@ -109,6 +109,10 @@ static const char *const migrations[] = {
      "ALTER TABLE conv ADD COLUMN ext_ids INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE conv ADD COLUMN imported_at INTEGER;"
      "CREATE INDEX installation_updated ON installation(updated_at);"),
+    /* 10: a hash of the client's dedupe token (directCommand dt) of each message, so a
+     * resend after a reconnect is answered with the stored message (store_msg_by_dt); no
+     * index: it is looked for only within a recent range of the conversation's primary key */
+    "ALTER TABLE msg ADD COLUMN dt INTEGER;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -177,6 +181,7 @@ struct store_reader {
       *find_unique, *last_msg, *last_msg_for, *msg_get, *receipts, *unread_convs, *unread_msgs, *offline_convs,
       *offline_msgs, *progress, *patches, *notifs, *expired, *devices, *inst_by_id, *inst_by_token, *revoked;
   sqlite3_stmt *msg_ext_get; /* prepared on first use: only conversations with imported ids ask */
+  sqlite3_stmt *msg_by_dt;   /* prepared on first use: only resends after a reconnect ask */
   sqlite3_stmt *logs[LOGS_VARIANTS];
 };
 
@@ -370,6 +375,8 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   sqlite3_bind_int64(st, 10, j->patch_ts);
   if (j->readers) sqlite3_bind_text(st, 11, j->readers, -1, SQLITE_STATIC);
   else sqlite3_bind_null(st, 11);
+  if (j->dt) sqlite3_bind_int64(st, 12, j->dt);
+  else sqlite3_bind_null(st, 12);
   int rc = step_done(st);
   sqlite3_clear_bindings(st);
   return rc;
@@ -1029,8 +1036,8 @@ static int sq_open(const store_options_t *opt, store_t **out) {
       {&s->count_members, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHERE conv = ?2),"
                           " updated_at = max(updated_at, ?1) WHERE id = ?2"},
       {&s->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
-      {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+      {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
       {&s->upd_lm, "UPDATE conv SET lm = ?1 WHERE id = ?2 AND (lm IS NULL OR lm < ?1)"},
       {&s->upd_ack, "UPDATE member SET ack_ts = ?1, ack_seq = ?2, ack_at = ?3"
                     " WHERE conv = ?4 AND client = ?5 AND (ack_ts, ack_seq) < (?1, ?2)"},
@@ -1246,6 +1253,7 @@ void sq_reader_free(store_reader_t *r) {
                          r->devices,       r->inst_by_id,     r->inst_by_token, r->revoked};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_finalize(r->msg_ext_get);
+  sqlite3_finalize(r->msg_by_dt);
   for (int i = 0; i < LOGS_VARIANTS; i++) sqlite3_finalize(r->logs[i]);
   sqlite3_close(r->db);
   free(r);
@@ -2031,6 +2039,30 @@ static int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int6
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
 }
 
+/* The newest STORE_DT_SCAN messages of conv since since_ts (a range of the primary key),
+ * then the one of them sender stored with dt. */
+static int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
+                        int64_t *ts) {
+  if (!r->msg_by_dt && prepare(r->db,
+                               "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = ?1 AND ts >= ?2"
+                               " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1",
+                               &r->msg_by_dt) < 0)
+    return TERN_ESTORE;
+  sqlite3_stmt *st = r->msg_by_dt;
+  sqlite3_bind_int64(st, 1, conv);
+  sqlite3_bind_int64(st, 2, since_ts);
+  sqlite3_bind_text(st, 3, sender, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, dt);
+  sqlite3_bind_int(st, 5, STORE_DT_SCAN);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *mid = col_strdup(st, 0);
+    *ts = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+}
+
 const store_ops_t store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2068,6 +2100,7 @@ const store_ops_t store_sqlite_ops = {
     .shutups_expired = sq_shutups_expired,
     .msg_ext_get = sq_msg_ext_get,
     .msg_ext_find = sq_msg_ext_find,
+    .msg_by_dt = sq_msg_by_dt,
     .installation_count = sq_installation_count,
     .installation_query = sq_installation_query,
     .app_logs = sq_app_logs,

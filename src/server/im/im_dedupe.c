@@ -1,0 +1,51 @@
+/* im_dedupe.c — a resent message is stored once (issue #14; docs/protocol-map.md, "dt").
+ *
+ * The official SDKs send with every message a `dt` (directCommand field 14: the JS SDK's
+ * local message id, a uuid) and send the same `dt` again when they resend a message whose
+ * ack never came — after a reconnect, possibly to another node. The store keeps a 64-bit
+ * hash of each message's dt (a column, no index: 8 bytes a row rather than the uuid's 36;
+ * two of one sender's dt values in one conversation within the window would have to collide
+ * for a message to be taken for another — a sender can only ever do that to itself). A
+ * send is checked only where a resend is possible: on a session that logged in with r:true
+ * (a reconnect) less than dedupe_window seconds ago.
+ * It is then compared with the messages the same sender stored in the same conversation
+ * from dedupe_window seconds before that reconnect on (at most the conversation's newest
+ * STORE_DT_SCAN of them): one read of a primary-key range, for those sends alone; every
+ * other send costs nothing but the column. A match is answered with the stored message's
+ * ack (its id and timestamp) and not stored or delivered again, whatever the resend's
+ * content (the stored one wins). Per conversation and sender: a client reusing another's
+ * dt, or its own in another conversation, finds nothing of anyone else's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "im_internal.h"
+#include "log.h"
+#include "timeutil.h"
+#include "utf8.h"
+
+/* FNV-1a, 64 bits: the same on every node and in every version (it is stored); no key,
+ * since a collision can only merge two messages of the one client that chose both dt. */
+int64_t im_dt_hash(const char *dt) {
+  if (!dt || !*dt) return 0;
+  size_t n = strnlen(dt, IM_DT_MAX + 1);
+  if (n > IM_DT_MAX || !utf8_valid(dt, n)) return 0;
+  uint64_t h = 14695981039346656037ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)dt[i];
+    h *= 1099511628211ULL;
+  }
+  return h ? (int64_t)h : 1;
+}
+
+int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts) {
+  long window_ms = w->im->cfg->dedupe_window * 1000L;
+  if (!dt || !window_ms || !s->resumed_ms) return 0;
+  int64_t now = now_ms();
+  if (now - s->resumed_ms > window_ms) return 0;
+  int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, s->resumed_ms - window_ms, mid, ts);
+  if (rc == TERN_ENOENT) return 0;
+  if (rc < 0) return rc;
+  metric_inc(M_SEND_DEDUPED);
+  return 1;
+}

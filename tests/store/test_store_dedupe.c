@@ -1,0 +1,137 @@
+/* test_store_dedupe.c — conformance: a message's dedupe token hash (store.h
+ * job_msg_insert_t.dt, store_msg_by_dt; docs/protocol-map.md "dt") on every backend of
+ * st_backends.
+ *
+ *   - the dt of a message is kept, whether it is committed alone or in a batch of messages
+ *     (PostgreSQL writes consecutive messages as arrays), any 64-bit value, negative and the
+ *     extremes included, and found again for the same conversation and sender only;
+ *   - the lookup sees messages at or after since_ts only, and among the conversation's
+ *     newest STORE_DT_SCAN of them;
+ *   - a message stored without a dt is never found.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "st_harness.h"
+#include "st_util.h"
+
+static const char *const AB[] = {"alice", "bob", NULL};
+
+/* store_msg_by_dt: its answer; the stored id and time when found. */
+static int by_dt(st_t *t, int64_t conv, const char *sender, int64_t dt, int64_t since, char *mid, size_t n,
+                 int64_t *ts) {
+  char *m = NULL;
+  *ts = 0;
+  int rc = store_msg_by_dt(t->r, conv, sender, dt, since, &m, ts);
+  if (rc == 0) {
+    assert_non_null(m);
+    snprintf(mid, n, "%s", m);
+  }
+  free(m);
+  return rc;
+}
+
+static void dt_found_per_conversation_and_sender(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  int64_t c1 = st_conv_create(t, "c1", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  int64_t c2 = st_conv_create(t, "c2", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t m;
+  st_msg_fill(t, &m, 0, c1, 2000, 1, "alice", "hello", 0);
+  m.dt = 0x3f1c00000000abcdLL;
+  assert_int_equal(st_submit_wait(t, &m.job), 0);
+  st_msg_free(&m);
+  assert_int_equal(st_msg_insert(t, c1, 2001, 2, "alice", "no dt", 0), 0);
+  char mid[64];
+  int64_t ts;
+  assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 0, mid, sizeof mid, &ts), 0);
+  assert_string_equal(mid, "m-1-2000-1");
+  assert_int_equal(ts, 2000);
+  assert_int_equal(by_dt(t, c1, "bob", 0x3f1c00000000abcdLL, 0, mid, sizeof mid, &ts), TERN_ENOENT);
+  assert_int_equal(by_dt(t, c2, "alice", 0x3f1c00000000abcdLL, 0, mid, sizeof mid, &ts), TERN_ENOENT);
+  assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abceLL, 0, mid, sizeof mid, &ts), TERN_ENOENT);
+  /* 0 (no dt) finds nothing, not even the message stored without one */
+  assert_int_equal(by_dt(t, c1, "alice", 0, 0, mid, sizeof mid, &ts), TERN_ENOENT);
+  /* since_ts: at or after it only */
+  assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 2000, mid, sizeof mid, &ts), 0);
+  assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 2001, mid, sizeof mid, &ts), TERN_ENOENT);
+  st_close(t);
+}
+
+static void dt_kept_in_a_batch(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 5000); /* a commit interval: the messages share batches */
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  enum { N = 24 };
+  static const int64_t dts[] = {INT64_MIN, INT64_MAX, -1, 1, -4242424242424242LL, 77, 0x7f00ff00ff00ff00LL, -2};
+  job_msg_insert_t m[N];
+  size_t base = t->ndone;
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], 0, conv, 3000 + i, 1, i % 2 ? "bob" : "alice", "text", 0);
+    if (i % 3 != 2) m[i].dt = i < 8 ? dts[i] : dts[i % 8] ^ ((int64_t)i << 20);
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + N);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    char mid[64], want[64];
+    int64_t ts;
+    snprintf(want, sizeof want, "m-%lld-%d-1", (long long)conv, 3000 + i);
+    if (m[i].dt) {
+      assert_int_equal(by_dt(t, conv, m[i].sender, m[i].dt, 0, mid, sizeof mid, &ts), 0);
+      assert_string_equal(mid, want);
+      assert_int_equal(ts, 3000 + i);
+      /* the other sender's message with the same dt does not exist */
+      assert_int_equal(by_dt(t, conv, i % 2 ? "alice" : "bob", m[i].dt, 0, mid, sizeof mid, &ts), TERN_ENOENT);
+    }
+    st_msg_free(&m[i]);
+  }
+  st_close(t);
+}
+
+static void dt_looked_for_among_the_newest(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 5000);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t first;
+  st_msg_fill(t, &first, 0, conv, 5000, 1, "alice", "old", 0);
+  first.dt = 99;
+  assert_int_equal(st_submit_wait(t, &first.job), 0);
+  char mid[64];
+  int64_t ts;
+  assert_int_equal(by_dt(t, conv, "alice", 99, 0, mid, sizeof mid, &ts), 0);
+  /* STORE_DT_SCAN newer messages: the old one is past the scan */
+  enum { N = STORE_DT_SCAN };
+  job_msg_insert_t *m = calloc(N, sizeof *m);
+  size_t base = t->ndone;
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], 0, conv, 5001 + i / 10, 1 + i % 10, "bob", "newer", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + N);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    st_msg_free(&m[i]);
+  }
+  free(m);
+  assert_int_equal(by_dt(t, conv, "alice", 99, 0, mid, sizeof mid, &ts), TERN_ENOENT);
+  st_msg_free(&first);
+  st_close(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(dt_found_per_conversation_and_sender),
+      cmocka_unit_test(dt_kept_in_a_batch),
+      cmocka_unit_test(dt_looked_for_among_the_newest),
+  };
+  return st_run_groups(tests, sizeof tests / sizeof tests[0]);
+}
