@@ -59,6 +59,8 @@ const res = {
   per_msg: per(total), per_thread: Object.fromEntries([...threads].map(([n, t]) => [n, per(t)])),
   stage_us_per_msg: stages, jobs_per_commit: +(d('tern_store_commit_batch_size_sum') / commits).toFixed(1),
   writer_wakeups_per_commit: +(d('tern_store_writer_wakeups_total') / commits).toFixed(2), histograms: hist,
+  wal_pages_per_commit: +(d('tern_store_wal_frames_total') / commits).toFixed(2),
+  wal_pages_per_msg: +(d('tern_store_wal_frames_total') / stored).toFixed(3),
 };
 // When were the slow messages sent? The timeline's 100 ms bins (by send time) against the
 // writer's checkpoint holds the poller saw (a hold between two polls, ~100 ms apart).
@@ -90,7 +92,8 @@ if (process.argv.includes('--json')) {
   console.log(`per message (perf): ${fmt(res.per_msg)}`);
   for (const [n, t] of Object.entries(res.per_thread)) if (t.cpu_us) console.log(`  ${n.padEnd(12)} ${fmt(t)}`);
   console.log(`stage time per message (/metrics, wall µs): ${fmt(stages)}`);
-  console.log(`jobs per commit ${res.jobs_per_commit}, writer wake-ups per commit ${res.writer_wakeups_per_commit}`);
+  console.log(`jobs per commit ${res.jobs_per_commit}, writer wake-ups per commit ${res.writer_wakeups_per_commit}, ` +
+    `WAL pages per commit ${res.wal_pages_per_commit} (${res.wal_pages_per_msg} per message)`);
   for (const [h, v] of Object.entries(hist)) console.log(`  ${h}: ${fmt(v)}`);
   const T = res.timeline;
   console.log(`timeline: ${T.bins} bins of 100 ms, median p99 ${T.median_bin_p99_us} us; ${T.holds} writer holds ` +

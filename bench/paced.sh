@@ -7,7 +7,8 @@
 #   tern-bench --timeline: delivery latency per 100 ms of send time, and beside it /metrics
 #   every 100 ms (OUT.poll: unix time, the writer's checkpoint holds and commits so far).
 # Then bench/paced-summary.mjs divides everything by the messages sent in the window and
-# says whether the slowest 100 ms bins coincide with a checkpoint holding the writer.
+# says whether the slowest 100 ms bins coincide with a checkpoint holding the writer, and
+# bench/wal-pages.mjs says which tables' pages the commits in the WAL at the window's end wrote.
 #
 #   bench/paced.sh [BUILD] [RATE] [OUT]      defaults: build 25000 /tmp/tern-paced
 #   TERND=path/to/ternd bench/paced.sh …     another server binary (A/B runs)
@@ -65,5 +66,8 @@ perf stat --per-thread -x, -o "$out.perf" -p "$spid" \
   -e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_pread64,syscalls:sys_enter_pwrite64 \
   -e syscalls:sys_enter_fcntl,syscalls:sys_enter_fdatasync -- sleep "$window"
 scrape "$out.m1"
+# the WAL as it is now (the database first, then its WAL): which tables the commits wrote
+cp "$dir/tern.db" "$out.db" && cp "$dir/tern.db-wal" "$out.db-wal" || true
 wait "$bpid"
 node bench/paced-summary.mjs "$out" "$rate" "$window"
+[[ -s $out.db-wal ]] && node bench/wal-pages.mjs "$out.db" || true

@@ -65,6 +65,9 @@
     "How long the writer waited for a checkpoint's last round (no commit starts meanwhile).")                          \
   X(FSYNC, HIST, "tern_store_fsync_seconds", "",                                                                       \
     "One fsync by the writer's connection (each commit's under sync_full; checkpoints' are in their rounds).")         \
+  X(WAL_FRAMES, COUNTER, "tern_store_wal_frames_total", "",                                                            \
+    "Pages (WAL frames) the writer's commits appended to the WAL; per tern_store_commit_seconds_count, the pages a "   \
+    "commit wrote.")                                                                                                   \
   X(WRITER_WAKEUPS, COUNTER, "tern_store_writer_wakeups_total", "",                                                    \
     "Times the store's writer thread woke from a wait (for work, out the commit interval, for a checkpoint).")         \
   X(INBOX_WAIT, HIST, "tern_worker_inbox_wait_seconds", "",                                                            \

@@ -51,6 +51,7 @@ struct store {
   sqlite3 *cdb;
   int ckpt_started, ckpt_stop, ckpt_wanted;
   atomic_int ckpt_done; /* the WAL frames the last round had copied */
+  int wal_frames;       /* writer only: the WAL's frames after the last commit (sq_wal_hook) */
   int ckpt_hold;        /* the checkpointer's last round is waiting: start no batch */
   int writer_busy;      /* a batch is running (between taking it and posting its completions) */
   pthread_cond_t ckpt_cv;

@@ -628,6 +628,10 @@ void *sq_writer_main(void *arg) {
 /* Called by SQLite on the writer thread after each commit with the WAL's size. */
 int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
   store_t *s = arg;
+  /* the WAL's size in frames: what grew since the last commit (or, after a restart, all of
+   * it) is this commit's pages */
+  metric_add(M_WAL_FRAMES, (int64_t)(frames > s->wal_frames ? frames - s->wal_frames : frames));
+  s->wal_frames = frames;
   int done = atomic_load(&s->ckpt_done);
   if (frames - (frames < done ? 0 : done) >= CKPT_FRAMES) { /* frames < done: the WAL restarted */
     pthread_mutex_lock(&s->mu);
