@@ -75,7 +75,7 @@ describe('cluster: conversation-change broadcasts are coalesced', () => {
       }
       const changes = (m, o) => value(m, `tern_bus_conv_changes_total{outcome="${o}"}`);
       const m0 = await scrape(n1);
-      // the burst: N updates in one go; the first is told at once (node 2 marks its copy
+      // the burst: N updates in one go; the first 4 are told at once (node 2 marks its copy
       // stale), the others wait for the window's end
       const is = [];
       for (let k = 1; k <= N; k++) is.push(A.send({ cmd: 'conv', op: 'update', convMessage: { cid, attr: { data: JSON.stringify({ n: k }) } } }));

@@ -55,7 +55,7 @@
   X(output_limit_total, INT, 536870912, 0, 68719476736, "bytes queued to all slow connections of the server; past it the largest queues are dropped first (0 = no limit)") \
   X(bus_park_limit_ip, INT, 16777216, 0, 68719476736, "in a cluster, bytes of frames all connections from one IP address may have held behind requests waiting on the bus (a signature nonce; each connection also at most 64 frames / 1 MiB); past it the connection whose frame would pass it is closed 4116 (0 = no limit)") \
   X(bus_park_limit_total, INT, 268435456, 0, 68719476736, "in a cluster, bytes of frames all connections of the server may have held behind requests waiting on the bus; past it the connection whose frame would pass it is closed 4116 (0 = no limit)") \
-  X(bus_conv_coalesce_ms, INT, 50, 0, 10000, "in a cluster, milliseconds within which further changes to one conversation are told to the other nodes as one (after the last of them) instead of one broadcast each (0 = each at once)") \
+  X(bus_conv_coalesce_ms, INT, 50, 0, 10000, "in a cluster, milliseconds within which changes to one conversation past its first 4 are told to the other nodes as one (after the last of them) instead of one broadcast each (0 = each at once)") \
   X(will_limit_ip, INT, 16777216, 0, 68719476736, "bytes of will messages (content and mentioned ids) the sessions of one IP address may hold, besides 16 per session; past it {cmd: error} 4116 to the will (0 = no limit)") \
   X(will_limit_total, INT, 268435456, 0, 68719476736, "bytes of will messages all sessions of the server may hold; past it {cmd: error} 4116 to the will (0 = no limit)") \
   X(sign_login, BOOL, 0, 0, 1, "require a login signature (4102)")                                  \

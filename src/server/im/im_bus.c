@@ -10,7 +10,7 @@
  *   'R' a session-token revocation (revoke.h), broadcast: each node keeps it.
  *   'C' a conversation changed (its cid), broadcast after the commit: each node marks its
  *       cached copy stale (convcache_stale) and reloads it from the store on its next use.
- *       Coalesced: about one per conversation per bus_conv_coalesce_ms from a node, the last
+ *       Coalesced: at most 5 per conversation per bus_conv_coalesce_ms from a node, the last
  *       change of a burst always told (im_conv_changed).
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
@@ -213,17 +213,22 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
   buf_free(&m);
 }
 
-/* ---- 'C' coalesced: at most about one broadcast per conversation per window
+/* ---- 'C' coalesced: at most CBC_BURST + 1 broadcasts per conversation per window
  * (bus_conv_coalesce_ms, 50 by default), per node.
- * A change to a conversation no 'C' went out for within the window is told at once; later
- * changes within the window only mark it, and the home worker's timer tells each marked
- * one when the window ends — after the last commit, so the other nodes always reload the
- * final state. A client changing one conversation as fast as its rate allows, from many
- * connections, so costs each other node ~1000 / window reloads a second at most, not one
- * per change. The window is read at start (the timer's period). */
+ * The first CBC_BURST changes to a conversation within a window are told at once, so what
+ * people do by hand (block, unblock, a join, each answered before the next) reaches the
+ * other nodes as fast as without coalescing — a member on another node who is notified of
+ * a change and then reads the conversation sees it. Later changes within the window only
+ * mark it, and the home worker's timer tells each marked one when the window ends — after
+ * the last commit, so the other nodes always reload the final state. A client changing one
+ * conversation as fast as its rate allows, from many connections, so costs each other node
+ * ~(CBC_BURST + 1) * 1000 / window reloads a second at most, not one per change. The
+ * window is read at start (the timer's period). */
+#define CBC_BURST 4
 typedef struct cchg {
   map_node_t node; /* key: cid */
-  int64_t sent_ms; /* when a 'C' for it last went out */
+  int64_t sent_ms; /* when the window started: a 'C' for it went out */
+  int told;        /* 'C's for it sent at once in this window (CBC_BURST at most) */
   int dirty;       /* changed again since: one more 'C' is owed */
   char cid[];
 } cchg_t;
@@ -263,6 +268,7 @@ static char **cbc_collect(struct conv_bcast *cb, int64_t now, int all, size_t *k
       e->dirty = 0;
       atomic_fetch_sub(&cb->owed, 1);
       e->sent_ms = now;
+      e->told = 1;
       if (!all) continue; /* a 'C' just went out: the window starts again */
     }
     if (all || now - e->sent_ms >= cb->window_ms) {
@@ -316,15 +322,20 @@ void im_conv_changed(im_worker_t *w, const char *cid) {
     map_node_t *n = map_find(&cb->recent, cid, len);
     if (n) {
       cchg_t *e = MAP_ENTRY(n, cchg_t, node);
-      if (!e->dirty) atomic_fetch_add(&cb->owed, 1);
-      e->dirty = 1; /* told when the window ends */
-      now_send = 0;
+      if (!e->dirty && e->told < CBC_BURST) {
+        e->told++; /* within the burst: told at once */
+      } else {
+        if (!e->dirty) atomic_fetch_add(&cb->owed, 1);
+        e->dirty = 1; /* told when the window ends */
+        now_send = 0;
+      }
     } else {
       cchg_t *e = xmalloc(sizeof *e + len + 1);
       memcpy(e->cid, cid, len + 1);
       e->node.key = e->cid;
       e->node.klen = (uint32_t)len;
       e->sent_ms = now_ms();
+      e->told = 1;
       e->dirty = 0;
       map_add(&cb->recent, &e->node);
       if (!cb->armed) post = cb->armed = 1;
