@@ -624,9 +624,14 @@ void im_conv_query(req_t *r) {
 /* ---------------------------------------------------------------- lookups */
 
 /* The conversation named by the request, or an error reply. Temporary conversations past
- * their TTL answer 4323 as if gone (§3.4). */
+ * their TTL answer 4323 as if gone (§3.4). In a cluster it is read from the store first: a
+ * change another node acked reaches this node's cache by a broadcast a little later
+ * (docs/cluster.md, "The conversation cache across nodes"), and a member who was just made
+ * a Manager, unblocked or added must not be refused by the copy from before. These are the
+ * conversation commands, not sends: one read each. */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
   int err;
+  if (r->w->im->bus && cid) convcache_stale(r->w->im, cid);
   conv_t *c = conv_get(r->w, cid, &err);
   if (!c) {
     if (err) reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
