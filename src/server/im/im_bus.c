@@ -338,7 +338,10 @@ void im_conv_changed(im_worker_t *w, const char *cid) {
       e->told = 1;
       e->dirty = 0;
       map_add(&cb->recent, &e->node);
-      if (!cb->armed) post = cb->armed = 1;
+      if (!cb->armed) {
+        post = cb->armed = 1;
+        cb->arm.next = NULL; /* worker_post follows next: it still names whatever ran after it last time */
+      }
     }
   }
   pthread_mutex_unlock(&cb->mu);
