@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MODES, waitFor, sleep, uid, modeSuite } from '../lib/interop-util.mjs';
+import { clusterSkip } from '../lib/cluster-mode.mjs';
 
 const N = 5;
 
@@ -94,7 +95,11 @@ for (const mode of MODES) {
       assert.equal(convs[0].lastMessage.id, bmsg.id);
     });
 
-    it('a member that logged out gets only what was sent while it was away; mentionAll counts as a mention', async () => {
+    // Jerry's read() is fire-and-forget just before close(); on one node the writer commits
+    // it before the login's unread read, but his next login lands on another node, whose
+    // read of the store has no order against the first node's commit (docs/cluster.md)
+    it('a member that logged out gets only what was sent while it was away; mentionAll counts as a mention',
+      clusterSkip('a read sent just before close, then a login on another node'), async () => {
       const tomId = uid('tom');
       const jerryId = uid('jerry');
       const spikeId = uid('spike');
