@@ -1,5 +1,5 @@
 /* import.h — the bulk import's one driver (JOB_IMPORT, store.h): every rule of the import
- * lives in import.c; a backend gives only its SQL-level primitives, as qpool_backend_t does
+ * lives in import.c; a backend gives only its SQL-level primitives, as it gives qpool.h its reader
  * for the query threads. For backends only.
  *
  * Every primitive runs on the backend's writer, inside the batch's transaction, and

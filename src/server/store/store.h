@@ -151,6 +151,28 @@ typedef struct {
 } conv_view_t;
 typedef void (*conv_view_cb)(void *arg, const conv_view_t *c);
 
+/* ---- reads off the worker's loop ----
+ * A read whose backend answers over the network (PostgreSQL: a round trip, ~76 µs a row,
+ * and as long as the database makes it wait when it is slow or a row is locked) must not
+ * hold the worker's loop, where every other connection of the worker waits behind it.
+ * store_read_submit runs rd->fn with a reader of the backend's read threads and then posts
+ * rd->task to rd->worker, as a job's completion. A backend whose reads are local and cheap
+ * (SQLite, whose table has no read_submit) runs fn on `own` (the caller's reader) and then
+ * task.fn, both before store_read_submit returns. fn must touch nothing but rd (and what it
+ * owns) and the reader it is given: it may run on another thread. */
+typedef struct store_read store_read_t;
+struct store_read {
+  task_t task; /* first; set task.fn: runs on `worker` once fn has run; owns rd then */
+  int worker;
+  int (*fn)(store_reader_t *r, store_read_t *rd); /* the reads; its return is result */
+  int result;                                     /* fn's, or TERN_ESTORE when the backend had no reader to give it */
+  store_read_t *next;                             /* the backend's */
+};
+/* Reads waiting for a read thread, server-wide; past it submit refuses. */
+#define STORE_READ_QUEUE_MAX 1024
+/* 0 (task.fn runs, or has run); TERN_EAGAIN when the queue is full (nothing ran). */
+int store_read_submit(store_t *s, store_reader_t *own, store_read_t *rd);
+
 /* ---- conversation queries, off the network loops (qpool.c) ----
  * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
  * documents), so queries run on query threads of their own, never on a worker's loop, each
@@ -167,35 +189,13 @@ struct store_query {
   int result;           /* 0, TERN_ETIMEDOUT, TERN_E2BIG (see the ops' conv_query_until), TERN_ESTORE */
   conv_view_cb cb;      /* each row, on the query thread, before task.fn; with result != 0 */
   void *cb_arg;         /* what cb gave is to be dropped */
-  store_query_t *next;
+  store_read_t rd;      /* the backend's: the query runs as a read on its query threads (qpool.c) */
 };
 /* Most queries waiting for a query thread, server-wide; past it submit refuses. */
 #define STORE_QUERY_QUEUE_MAX 256
 /* Queues q; TERN_EAGAIN (nothing queued, task not run) when the queue is full. With
  * inline_writes it runs at once on the caller's thread and posts like any other. */
 int store_query_submit(store_t *s, store_query_t *q);
-
-/* ---- reads off the worker's loop ----
- * A read whose backend answers over the network (PostgreSQL: a round trip, ~76 µs a row,
- * and as long as the database makes it wait when it is slow or a row is locked) must not
- * hold the worker's loop, where every other connection of the worker waits behind it.
- * store_read_submit runs rd->fn with a reader of the backend's read threads and then posts
- * rd->task to rd->worker, as a job's completion. A backend whose reads are local and cheap
- * (SQLite, whose table has no read_submit) runs fn on `own` (the caller's reader) and then
- * task.fn, both before store_read_submit returns. fn must touch nothing but rd (and what it
- * owns) and the reader it is given: it may run on another thread. */
-typedef struct store_read store_read_t;
-struct store_read {
-  task_t task; /* set task.fn: runs on `worker` once fn has run; owns rd then */
-  int worker;
-  int (*fn)(store_reader_t *r, store_read_t *rd); /* the reads; its return is result */
-  int result;                                     /* fn's, or TERN_ESTORE when the backend had no reader to give it */
-  store_read_t *next;                             /* the backend's */
-};
-/* Reads waiting for a read thread, server-wide; past it submit refuses. */
-#define STORE_READ_QUEUE_MAX 1024
-/* 0 (task.fn runs, or has run); TERN_EAGAIN when the queue is full (nothing ran). */
-int store_read_submit(store_t *s, store_reader_t *own, store_read_t *rd);
 
 /* ---- write jobs ---- */
 

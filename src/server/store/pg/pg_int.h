@@ -124,7 +124,9 @@ struct store {
   atomic_int reconnects, writer_up;
   atomic_llong batches_failed, batch_reruns;
   qpool_t *qpool;
-  struct pg_rpool *rpool; /* the read threads (pg_rpool.c) */
+  qpool_t *rpool; /* the read threads behind store_read_submit: not the query threads, which
+                   * run lower and may be held by costly `where`s that must not hold a history
+                   * page (store/qpool.c) */
 };
 
 struct store_reader {
@@ -132,13 +134,6 @@ struct store_reader {
   store_t *s;
   pgc_t c;
 };
-
-/* pg_rpool.c: the read threads behind store_read_submit (threaded 0: reads run on the
- * submitting thread, as inline_writes runs jobs) */
-typedef struct pg_rpool pg_rpool_t;
-pg_rpool_t *pg_rpool_new(store_t *s, int threaded);
-void pg_rpool_free(pg_rpool_t *p); /* runs what is queued first */
-int pg_read_submit(store_t *s, store_read_t *rd);
 
 /* pg_schema.c: creates or migrates the schema on a connected p (advisory lock held). */
 int pg_migrate(pgc_t *p);
@@ -183,7 +178,6 @@ void pgq_free(pgq_t *q);
 int pg_convq_compile(const convq_t *cq, pgq_t *q, buf_t *order, char *err, size_t errlen);
 
 /* pg_query.c */
-qpool_t *pg_qpool_new(store_t *s, int threaded);
 int pg_query_submit(store_t *s, store_query_t *q);
 int pg_conv_query_check(store_t *s, const store_conv_q_t *q, char *err, size_t errlen);
 int pg_conv_query_until(store_reader_t *r, const store_conv_q_t *q, uint64_t deadline_ns, conv_view_cb cb, void *arg);

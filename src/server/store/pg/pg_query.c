@@ -14,12 +14,11 @@
 #include "pg_int.h"
 #include "timeutil.h"
 
-qpool_t *pg_qpool_new(store_t *s, int threaded) {
-  static const qpool_backend_t qb = {pg_reader_new, pg_reader_free, pg_conv_query_until, pg_conv_count_until};
-  return qpool_new(s, &qb, s->post, s->post_arg, threaded);
+static int pg_query_read(store_reader_t *r, store_read_t *rd) {
+  return qpool_run_query(r, QPOOL_QUERY_OF(rd), pg_conv_count_until, pg_conv_query_until);
 }
 
-int pg_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
+int pg_query_submit(store_t *s, store_query_t *q) { return qpool_submit_query(s->qpool, q, pg_query_read); }
 
 /* ---- conversation queries (compiled by pg_convq.c) */
 

@@ -693,6 +693,8 @@ static int pg_conv_fetch(store_reader_t *r, const char *const *cids, size_t n, i
   return rc;
 }
 
+static int pg_read_submit(store_t *s, store_read_t *rd) { return qpool_submit(s->rpool, rd); }
+
 static int pg_fail_backup(store_t *s, const char *dest, int64_t *bytes) {
   (void)s;
   (void)dest;

@@ -54,8 +54,12 @@ int pg_open(const store_options_t *opt, store_t **out) {
     return TERN_ESTORE;
   }
   atomic_store(&s->writer_up, 1);
-  s->qpool = pg_qpool_new(s, !s->inline_writes);
-  s->rpool = pg_rpool_new(s, !s->inline_writes);
+  /* queries below the network threads; reads at their priority, on threads of their own */
+  static const qpool_conf_t qc = {"tern-query",  2, QPOOL_QUERY_NICE, STORE_QUERY_QUEUE_MAX, pg_reader_new,
+                                  pg_reader_free};
+  static const qpool_conf_t rc = {"tern-pgread", 4, 0, STORE_READ_QUEUE_MAX, pg_reader_new, pg_reader_free};
+  s->qpool = qpool_new(s, &qc, s->post, s->post_arg, !s->inline_writes);
+  s->rpool = qpool_new(s, &rc, s->post, s->post_arg, !s->inline_writes);
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, pg_writer_main, s);
     pthread_setname_np(s->writer, "tern-writer");
@@ -67,8 +71,8 @@ int pg_open(const store_options_t *opt, store_t **out) {
 
 void pg_close(store_t *s) {
   if (!s) return;
-  qpool_free(s->qpool);    /* queries still queued run (within their deadlines) and post first */
-  pg_rpool_free(s->rpool); /* so do reads */
+  qpool_free(s->qpool); /* queries still queued run (within their deadlines) and post first */
+  qpool_free(s->rpool); /* so do reads */
   if (s->started) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;

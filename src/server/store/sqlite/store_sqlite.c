@@ -39,7 +39,10 @@
 #include "timeutil.h"
 #include "walbuf.h"
 
-static int sq_query_submit(store_t *s, store_query_t *q) { return qpool_submit(s->qpool, q); }
+static int sq_query_read(store_reader_t *r, store_read_t *rd) {
+  return qpool_run_query(r, QPOOL_QUERY_OF(rd), sq_conv_count_until, sq_conv_query_until);
+}
+static int sq_query_submit(store_t *s, store_query_t *q) { return qpool_submit_query(s->qpool, q, sq_query_read); }
 
 static void sq_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, on); }
 
@@ -155,8 +158,9 @@ static int sq_open(const store_options_t *opt, store_t **out) {
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
   atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
-  static const qpool_backend_t qb = {sq_reader_new, sq_reader_free, sq_conv_query_until, sq_conv_count_until};
-  s->qpool = qpool_new(s, &qb, s->post, s->post_arg, !s->inline_writes);
+  static const qpool_conf_t qc = {"tern-query",  2, QPOOL_QUERY_NICE, STORE_QUERY_QUEUE_MAX, sq_reader_new,
+                                  sq_reader_free};
+  s->qpool = qpool_new(s, &qc, s->post, s->post_arg, !s->inline_writes);
   if (!s->inline_writes) {
     pthread_create(&s->writer, NULL, sq_writer_main, s);
     pthread_setname_np(s->writer, "tern-writer");
