@@ -28,12 +28,11 @@
 #include "log.h"
 #include "metrics.h"
 #include "pg_int.h"
+#include "writer.h"
 
 #define BATCH_MAX 4096
-/* how long a conversation's stored lm may lag its messages (see store_sqlite.c, lm_note) */
+/* how long a conversation's stored lm may lag its messages (see store_sqlite_writer.c, lm_note) */
 #define LM_FLUSH_US 1000000
-/* attribute updates commit in rounds of their own, at most one per interval (store_sqlite.c) */
-#define DOCS_INTERVAL_US 10000
 
 /* What a job's run gives: done, a conflict the caller learns of (TERN_EEXIST), a failure
  * of this job alone with nothing written (JOB_SOFT), or a failed statement (JOB_SQL: the
@@ -798,37 +797,15 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
   pg_notes_clear(&lm);
   map_fini(&lm);
   metric_observe_us(M_COMMIT, (uint64_t)(pg_mono_us() - now));
-  /* completions go back as one chain per worker: one lock and one wake-up per batch */
-  task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
-  while (batch) {
-    store_job_t *j = batch;
-    batch = batch->next;
-    if (j->worker >= 0 && j->worker < MAX_WORKERS) {
-      j->task.next = NULL;
-      if (tail[j->worker]) tail[j->worker]->next = &j->task;
-      else head[j->worker] = &j->task;
-      tail[j->worker] = &j->task;
-    } else if (j->free_fn) {
-      j->free_fn(j);
-    }
-  }
-  for (int w = 0; w < MAX_WORKERS; w++)
-    if (head[w]) s->post(s->post_arg, w, head[w]);
+  store_post_done(batch, s->post, s->post_arg);
 }
 
 /* Attribute updates commit after the rest of their batch, at most one round of them per
- * DOCS_INTERVAL_US (store_sqlite.c: run_batch_split). */
+ * STORE_DOCS_INTERVAL_US (store/writer.h says why). */
 static void run_batch_split(store_t *s, store_job_t *batch, int force_docs) {
-  store_job_t *rest = NULL, **rt = &rest, **dt = &s->docs_waiting;
-  while (*dt) dt = &(*dt)->next;
-  for (store_job_t *j = batch, *next; j; j = next) {
-    next = j->next;
-    j->next = NULL;
-    if (j->type == JOB_CONV_UPDATE) *dt = j, dt = &j->next;
-    else *rt = j, rt = &j->next;
-  }
+  store_job_t *rest = store_split_docs(batch, &s->docs_waiting);
   if (rest) pg_run_batch(s, rest);
-  if (s->docs_waiting && (force_docs || pg_mono_us() - s->docs_last_us >= DOCS_INTERVAL_US)) {
+  if (s->docs_waiting && (force_docs || pg_mono_us() - s->docs_last_us >= STORE_DOCS_INTERVAL_US)) {
     store_job_t *docs = s->docs_waiting;
     s->docs_waiting = NULL;
     pg_run_batch(s, docs);
@@ -848,7 +825,7 @@ void *pg_writer_main(void *arg) {
       if (!s->docs_waiting) {
         pthread_cond_wait(&s->cv, &s->mu);
       } else {
-        int64_t at = s->docs_last_us + DOCS_INTERVAL_US;
+        int64_t at = s->docs_last_us + STORE_DOCS_INTERVAL_US;
         struct timespec ts = {(time_t)(at / 1000000), (long)(at % 1000000) * 1000};
         docs_due = pg_mono_us() >= at || pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
       }

@@ -24,6 +24,7 @@
 #include "store_sqlite_core.h"
 #include "store_sqlite_int.h"
 #include "timeutil.h"
+#include "writer.h"
 
 #define BATCH_MAX 4096
 #define KEY_MAX INT64_MAX
@@ -485,48 +486,16 @@ static void run_batch(store_t *s, store_job_t *batch) {
   int64_t took = sq_mono_us() - now;
   metric_observe_us(M_COMMIT, (uint64_t)took);
   metric_add(M_STAGE_COMMIT, took * 1000);
-  /* Completions go back as one chain per worker: one lock and one wake-up per batch. */
-  task_t *head[MAX_WORKERS] = {0}, *tail[MAX_WORKERS] = {0};
-  while (batch) {
-    store_job_t *j = batch;
-    batch = batch->next;
-    if (j->worker >= 0 && j->worker < MAX_WORKERS) {
-      j->task.next = NULL;
-      if (tail[j->worker]) tail[j->worker]->next = &j->task;
-      else head[j->worker] = &j->task;
-      tail[j->worker] = &j->task;
-    } else if (j->free_fn) {
-      j->free_fn(j);
-    }
-  }
-  for (int w = 0; w < MAX_WORKERS; w++)
-    if (head[w]) s->post(s->post_arg, w, head[w]);
+  store_post_done(batch, s->post, s->post_arg);
 }
 
-/* Document rewrites commit after the rest of their batch, in a transaction of their own:
- * one conversation update can rewrite a large document (max_conv_doc allows 16 MiB), and
- * the messages, acks and receipts gathered beside it must not wait for that. Nothing else
- * reads or writes conv.doc, so the order between the two parts does not matter.
- *
- * And at most one such round per DOCS_INTERVAL_US: updates that arrive sooner wait for the
- * next round and merge there (run_conv_update), so a client hammering a large document
- * costs the writer one rewrite of it per round, not one per commit — a commit comes every
- * few hundred µs under load, and every client's acks wait for the writer (issue #11: a
- * document at the size cap updated ~1,000 times a second held bystanders' acks for up to
- * 270 ms). An update's ack waits for its round, at most DOCS_INTERVAL_US more. */
-#define DOCS_INTERVAL_US 10000
+/* Attribute updates commit after the rest of their batch, at most one round of them per
+ * STORE_DOCS_INTERVAL_US (store/writer.h says why). */
 
 static void run_batch_split(store_t *s, store_job_t *batch, int force_docs) {
-  store_job_t *rest = NULL, **rt = &rest, **dt = &s->docs_waiting;
-  while (*dt) dt = &(*dt)->next;
-  for (store_job_t *j = batch, *next; j; j = next) {
-    next = j->next;
-    j->next = NULL;
-    if (j->type == JOB_CONV_UPDATE) *dt = j, dt = &j->next;
-    else *rt = j, rt = &j->next;
-  }
+  store_job_t *rest = store_split_docs(batch, &s->docs_waiting);
   if (rest) run_batch(s, rest);
-  if (s->docs_waiting && (force_docs || sq_mono_us() - s->docs_last_us >= DOCS_INTERVAL_US)) {
+  if (s->docs_waiting && (force_docs || sq_mono_us() - s->docs_last_us >= STORE_DOCS_INTERVAL_US)) {
     store_job_t *docs = s->docs_waiting;
     s->docs_waiting = NULL;
     run_batch(s, docs);
@@ -564,7 +533,7 @@ void *sq_writer_main(void *arg) {
         pthread_cond_wait(&s->cv, &s->mu);
         metric_inc(M_WRITER_WAKEUPS);
       } else {
-        int64_t at = s->docs_last_us + DOCS_INTERVAL_US;
+        int64_t at = s->docs_last_us + STORE_DOCS_INTERVAL_US;
         struct timespec ts = {(time_t)(at / 1000000), (long)(at % 1000000) * 1000};
         docs_due = sq_mono_us() >= at || pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
         metric_inc(M_WRITER_WAKEUPS);
