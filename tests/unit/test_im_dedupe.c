@@ -77,6 +77,44 @@ static void resend_after_reconnect_while_the_ack_was_held(void **state) {
   th_end();
 }
 
+/* r:true is the client's word: after one reconnect only its first IM_DEDUPE_CHECKS sends
+ * with a dt are compared (each is a store read); a resend after them is stored again. */
+static void only_the_first_sends_after_a_reconnect_are_compared(void **state) {
+  (void)state;
+  th_begin();
+  json_t *opened;
+  th_link_t *a = open_as("alice", NULL, &opened);
+  char *st = strdup(th_str(opened, "sessionMessage.st"));
+  char *cid = th_start(a, 2, "[\"bob\"]", NULL);
+  th_send(a, "{\"cmd\":\"direct\",\"i\":3,\"directMessage\":{\"cid\":\"%s\",\"msg\":\"m\",\"dt\":\"u-0\"}}", cid);
+  json_t *first = th_reply(a, 3);
+  assert_non_null(first);
+  char *uid = strdup(th_str(first, "ackMessage.uid"));
+  th_gone(a, 1006);
+  th_link_t *a2 = open_as("alice", st, &opened);
+  int i = 2;
+  for (int k = 0; k < IM_DEDUPE_CHECKS; k++, i++) {
+    th_send(a2, "{\"cmd\":\"direct\",\"i\":%d,\"directMessage\":{\"cid\":\"%s\",\"msg\":\"n\",\"dt\":\"v-%d\"}}", i,
+            cid, k);
+    json_t *ack = th_reply(a2, i);
+    assert_non_null(ack);
+    assert_string_equal(th_str(ack, "cmd"), "ack");
+  }
+  th_send(a2, "{\"cmd\":\"direct\",\"i\":%d,\"directMessage\":{\"cid\":\"%s\",\"msg\":\"m\",\"dt\":\"u-0\"}}", i, cid);
+  json_t *late = th_reply(a2, i);
+  assert_non_null(late);
+  assert_string_equal(th_str(late, "cmd"), "ack");
+  assert_string_not_equal(th_str(late, "ackMessage.uid"), uid); /* not compared: stored again */
+  logs_req_t q = {.conv = th_conv_id(cid), .limit = 1000};
+  int n = 0;
+  assert_int_equal(store_logs(th_reader(), &q, count_cb, &n), 0);
+  assert_int_equal(n, IM_DEDUPE_CHECKS + 2);
+  free(uid);
+  free(cid);
+  free(st);
+  th_end();
+}
+
 static void hash_is_fnv1a_64(void **state) {
   (void)state;
   assert_true((uint64_t)im_dt_hash("a") == 0xaf63dc4c8601ec8cULL);
@@ -106,6 +144,7 @@ int main(void) {
       cmocka_unit_test(hash_is_fnv1a_64),
       cmocka_unit_test(unusable_dt_is_not_kept),
       cmocka_unit_test(resend_after_reconnect_while_the_ack_was_held),
+      cmocka_unit_test(only_the_first_sends_after_a_reconnect_are_compared),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,9 @@
  * two of one sender's dt values in one conversation within the window would have to collide
  * for a message to be taken for another — a sender can only ever do that to itself). A
  * send is checked only where a resend is possible: on a session that logged in with r:true
- * (a reconnect) less than dedupe_window seconds ago.
+ * (a reconnect) less than dedupe_window seconds ago, and only its first IM_DEDUPE_CHECKS
+ * sends with a dt (r:true is the client's word: a client claiming it on every login must
+ * not buy a store read for every message).
  * It is then compared with the messages the same sender stored in the same conversation
  * from dedupe_window seconds before that reconnect on (at most the conversation's newest
  * STORE_DT_SCAN of them): one read of a primary-key range, for those sends alone; every
@@ -38,11 +40,12 @@ int64_t im_dt_hash(const char *dt) {
   return h ? (int64_t)h : 1;
 }
 
-int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts) {
+int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts) {
   long window_ms = w->im->cfg->dedupe_window * 1000L;
-  if (!dt || !window_ms || !s->resumed_ms) return 0;
+  if (!dt || !window_ms || !s->resumed_ms || !s->dedupe_left) return 0;
   int64_t now = now_ms();
   if (now - s->resumed_ms > window_ms) return 0;
+  s->dedupe_left--;
   int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, s->resumed_ms - window_ms, mid, ts);
   if (rc == TERN_ENOENT) return 0;
   if (rc < 0) return rc;

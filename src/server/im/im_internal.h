@@ -80,6 +80,7 @@ struct session {
   struct ipcount_entry *ipe; /* holds one of its address's max_sessions_per_ip (im->session_ips) */
   int64_t resumed_ms;        /* the last session/open with r:true (a reconnect), 0: none — sends
                        * within dedupe_window of it are checked for resends (im_dedupe.c) */
+  uint16_t dedupe_left;      /* sends still to be checked since then (IM_DEDUPE_CHECKS) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -445,12 +446,16 @@ void im_msg_direct(req_t *r);
 /* Longest dt kept and compared (a uuid is 36); a longer one, or one that is not UTF-8, is
  * ignored: the message is stored without it (docs/security.md). */
 #define IM_DT_MAX 64
+/* Sends checked after one reconnect, at most: each costs a store read (up to STORE_DT_SCAN
+ * rows) on the worker's loop, and any client may log in with r:true; the SDKs resend only
+ * what was unacknowledged at the drop, a few messages, first thing after the reconnect. */
+#define IM_DEDUPE_CHECKS 64
 /* What the store keeps of dt: a 64-bit hash (never 0), or 0 when dt is absent or unusable. */
 int64_t im_dt_hash(const char *dt);
 /* Is a send of dt by s's client into c a resend? Only checked within dedupe_window of a
- * reconnect of s (r:true). 1 with the stored message's id (*mid, malloc'd) and timestamp,
+ * reconnect of s (r:true), for its first IM_DEDUPE_CHECKS sends with a dt. 1 with the stored message's id (*mid, malloc'd) and timestamp,
  * 0 (no: store it), or TERN_ESTORE (the store could not say: refuse the send). */
-int im_dedupe_find(im_worker_t *w, const session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts);
+int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
