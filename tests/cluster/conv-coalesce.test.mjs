@@ -7,12 +7,10 @@
 // Two nodes on one PostgreSQL and one Redis (the other node must read what this one wrote).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { closeAll, sendMsg, session, startConv, uid } from '../lib/proto-client.mjs';
+import { describe, test } from 'node:test';
+import { useNodes } from '../lib/cluster-mode.mjs';
+import { sendMsg, session, startConv, uid } from '../lib/proto-client.mjs';
 import { scrape, value } from '../lib/metrics.mjs';
-import { startPg } from '../lib/pg.mjs';
-import { startRedis } from '../lib/redis.mjs';
-import { startNodes } from '../lib/server.mjs';
 
 const N = 100;
 
@@ -34,25 +32,10 @@ async function seen(s, ids) {
 const WINDOW = 2000; // bus_conv_coalesce_ms here: long enough that the steps below fall in one window
 
 describe('cluster: conversation-change broadcasts are coalesced', () => {
-  let pg;
-  let redis;
-  let nodes;
-  before(async () => {
-    pg = startPg();
-    redis = await startRedis();
-    nodes = await startNodes(2, redis, {
-      env: { TERN_STORE: pg.createDatabase(), TERN_BUS_CONV_COALESCE_MS: String(WINDOW) },
-    });
-  });
-  after(async () => {
-    for (const s of nodes || []) await closeAll(s);
-    await Promise.all((nodes || []).map((s) => s.stop()));
-    if (redis) await redis.stop();
-    pg?.stop();
-  });
+  const cluster = useNodes(2, { pg: true, env: { TERN_BUS_CONV_COALESCE_MS: String(WINDOW) } });
 
   test(`${N} rapid attribute changes make far fewer than ${N} broadcasts; the other node ends with the last change`, async () => {
-    const [n1, n2] = nodes;
+    const [n1, n2] = cluster.nodes;
     const a = uid('ca');
     const b = uid('cb');
     const x = uid('cx');
@@ -64,7 +47,7 @@ describe('cluster: conversation-change broadcasts are coalesced', () => {
     await seen(n1, [x]);
 
     // what goes out on the broadcast channel, seen by a subscriber of our own
-    const sub = spawn('redis-cli', ['-p', String(redis.port), 'SUBSCRIBE', 'tern0:all'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const sub = spawn('redis-cli', ['-p', String(cluster.redis.port), 'SUBSCRIBE', 'tern0:all'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let heard = Buffer.alloc(0);
     sub.stdout.on('data', (d) => { heard = Buffer.concat([heard, d]); });
     const told = () => heard.toString('latin1').split(cid).length - 1; // each 'C' names the cid once

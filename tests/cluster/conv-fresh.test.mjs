@@ -4,35 +4,18 @@
 // Redis is paused for writes (CLIENT PAUSE WRITE holds the PUBLISH) while the owner on node
 // 1 makes a member a Manager; that member, on node 2, then removes someone.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { closeAll, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
-import { startPg } from '../lib/pg.mjs';
-import { startRedis } from '../lib/redis.mjs';
-import { startNodes } from '../lib/server.mjs';
-
-const redisCli = (redis, ...args) =>
-  execFileSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).trim();
+import { after, describe, test } from 'node:test';
+import { useNodes } from '../lib/cluster-mode.mjs';
+import { session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
 
 describe('cluster: conversation commands read a fresh copy', () => {
-  let pg;
-  let redis;
-  let nodes;
-  before(async () => {
-    pg = startPg();
-    redis = await startRedis();
-    nodes = await startNodes(2, redis, { env: { TERN_STORE: pg.createDatabase(), TERN_MEMBER_ROLES: '1' } });
+  after(() => {
+    try { cluster.redis?.cli('CLIENT', 'UNPAUSE'); } catch { /* already stopped */ }
   });
-  after(async () => {
-    try { if (redis) redisCli(redis, 'CLIENT', 'UNPAUSE'); } catch { /* already stopped */ }
-    for (const s of nodes || []) await closeAll(s);
-    await Promise.all((nodes || []).map((s) => s.stop()));
-    if (redis) await redis.stop();
-    pg?.stop();
-  });
+  const cluster = useNodes(2, { pg: true, env: { TERN_MEMBER_ROLES: '1' } });
 
   test('a member made Manager on node 1 may remove others on node 2 before node 2 hears of the change', async () => {
-    const [n1, n2] = nodes;
+    const [n1, n2] = cluster.nodes;
     const a = uid('own'), b = uid('mgr'), c = uid('plain');
     const A = await session(n1, a);
     const B = await session(n2, b);
@@ -42,14 +25,14 @@ describe('cluster: conversation commands read a fresh copy', () => {
     assert.equal(before.cmd, 'error', 'a plain member cannot remove (else this test proves nothing)');
     assert.equal(before.errorMessage?.code ?? before.code, 4320, JSON.stringify(before));
 
-    redisCli(redis, 'CLIENT', 'PAUSE', '1500', 'WRITE'); // node 1's 'C' broadcast waits
+    cluster.redis.cli('CLIENT', 'PAUSE', '1500', 'WRITE'); // node 1's 'C' broadcast waits
     try {
       const up = await A.request({ cmd: 'conv', op: 'member_info_update', convMessage: { cid, targetClientId: b, info: { pid: b, role: 'Manager' } } });
       assert.equal(up.op, 'member_info_updated', JSON.stringify(up));
       const r = await B.request({ cmd: 'conv', op: 'remove', convMessage: { cid, m: [c] } });
       assert.equal(r.op, 'removed', `node 2 judged by its copy from before the change: ${JSON.stringify(r)}`);
     } finally {
-      redisCli(redis, 'CLIENT', 'UNPAUSE');
+      cluster.redis.cli('CLIENT', 'UNPAUSE');
     }
   });
 });

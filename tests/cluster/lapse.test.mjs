@@ -4,10 +4,9 @@
 // When it runs again it finds its own heartbeat expired, counts the lapse and tells its
 // clients goaway; their next login delivers what they missed (the unread counts name it).
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { closeAll, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
-import { startRedis } from '../lib/redis.mjs';
-import { startNodes } from '../lib/server.mjs';
+import { describe, test } from 'node:test';
+import { useNodes } from '../lib/cluster-mode.mjs';
+import { session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
 import { scrape, value } from '../lib/metrics.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -23,20 +22,10 @@ async function online(server, ids) {
 }
 
 describe('cluster: a live node taken for dead', () => {
-  let redis;
-  let nodes;
-  before(async () => {
-    redis = await startRedis();
-    nodes = await startNodes(2, redis);
-  });
-  after(async () => {
-    for (const s of nodes || []) await closeAll(s);
-    await Promise.all((nodes || []).map((s) => s.stop()));
-    if (redis) await redis.stop();
-  });
+  const cluster = useNodes(2);
 
   test('a node stopped past its heartbeat TTL tells its clients goaway when it runs again; their login shows what they missed', async () => {
-    const [n1, n2] = nodes;
+    const [n1, n2] = cluster.nodes;
     const A = uid('a'), B = uid('b');
     const b = await session(n2, B);
     const a = await session(n1, A);

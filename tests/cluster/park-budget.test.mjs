@@ -9,21 +9,16 @@
 // CLIENT UNPAUSE; addresses are told apart with X-Forwarded-For from a trusted proxy.
 // Barriers: tern_bus_parked_bytes in /metrics, not sleeps.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { closeAll, connect, uid } from '../lib/proto-client.mjs';
+import { after, describe, test } from 'node:test';
+import { useNodes } from '../lib/cluster-mode.mjs';
+import { connect, uid } from '../lib/proto-client.mjs';
 import { scrape, scrapeUntil, value } from '../lib/metrics.mjs';
-import { startRedis } from '../lib/redis.mjs';
-import { startNodes } from '../lib/server.mjs';
 
 const IP_CAP = 40000;
 const TOTAL_CAP = 100000;
 const FRAMES = 30; // per connection: under its own cap of 64 frames / 1 MiB
 const PAD = 1000; // bytes of peerId in each held echo: ~1 KB a frame, ~30 KB a connection
-
-const redisCli = (redis, ...args) =>
-  execFileSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).trim();
 
 const signed = (s, client) => {
   const t = Date.now();
@@ -33,24 +28,16 @@ const signed = (s, client) => {
 };
 
 describe('cluster: frames held behind a request waiting on the bus, per IP and per server', () => {
-  let redis;
-  let nodes;
-  before(async () => {
-    redis = await startRedis();
-    nodes = await startNodes(2, redis, {
-      env: {
-        TERN_BUS_PARK_LIMIT_IP: String(IP_CAP),
-        TERN_BUS_PARK_LIMIT_TOTAL: String(TOTAL_CAP),
-        TERN_TRUSTED_PROXIES: '127.0.0.1',
-        TERN_SIGN_LOGIN: '1',
-      },
-    });
+  after(() => {
+    try { cluster.redis?.cli('CLIENT', 'UNPAUSE'); } catch { /* already stopped */ }
   });
-  after(async () => {
-    try { if (redis) redisCli(redis, 'CLIENT', 'UNPAUSE'); } catch { /* already stopped */ }
-    for (const s of nodes || []) await closeAll(s);
-    await Promise.all((nodes || []).map((s) => s.stop()));
-    if (redis) await redis.stop();
+  const cluster = useNodes(2, {
+    env: {
+      TERN_BUS_PARK_LIMIT_IP: String(IP_CAP),
+      TERN_BUS_PARK_LIMIT_TOTAL: String(TOTAL_CAP),
+      TERN_TRUSTED_PROXIES: '127.0.0.1',
+      TERN_SIGN_LOGIN: '1',
+    },
   });
 
   // A connection "from" ip that logs in with a signature (parked: Redis is paused) and
@@ -80,10 +67,10 @@ describe('cluster: frames held behind a request waiting on the bus, per IP and p
   };
 
   test('past the IP budget and past the server budget the connection is closed 4116; the others are answered', async () => {
-    const [n1] = nodes;
+    const [n1] = cluster.nodes;
     const before = await scrape(n1);
     assert.equal(value(before, 'tern_bus_parked_bytes'), 0);
-    redisCli(redis, 'CLIENT', 'PAUSE', '60000', 'WRITE');
+    cluster.redis.cli('CLIENT', 'PAUSE', '60000', 'WRITE');
     const kept = [];
     let held = 0;
     const hold = async (p) => {
@@ -125,7 +112,7 @@ describe('cluster: frames held behind a request waiting on the bus, per IP and p
       assert.equal(value(m, 'tern_bus_park_refused_total{limit="total"}'), 2);
       for (const p of kept) assert.equal(p.c.isClosed, false, `${p.peer} was closed`);
     } finally {
-      redisCli(redis, 'CLIENT', 'UNPAUSE');
+      cluster.redis.cli('CLIENT', 'UNPAUSE');
     }
     // Redis answers: each kept connection gets its login and every echo, in order
     for (const p of kept) {
@@ -140,13 +127,13 @@ describe('cluster: frames held behind a request waiting on the bus, per IP and p
     }
     await scrapeUntil(n1, (x) => value(x, 'tern_bus_parked_bytes') === 0, 'nothing held');
     // and a fresh connection from the refused address may hold frames again
-    redisCli(redis, 'CLIENT', 'PAUSE', '60000', 'WRITE');
+    cluster.redis.cli('CLIENT', 'PAUSE', '60000', 'WRITE');
     let again;
     try {
       again = await park(n1, '10.1.0.1', 'ipA3');
       await scrapeUntil(n1, (x) => value(x, 'tern_bus_parked_bytes') === again.bytes, 'A holding again');
     } finally {
-      redisCli(redis, 'CLIENT', 'UNPAUSE');
+      cluster.redis.cli('CLIENT', 'UNPAUSE');
     }
     assert.equal((await again.c.reply(1)).op, 'opened');
     assert.equal((await again.c.reply(FRAMES + 1)).cmd, 'echo');

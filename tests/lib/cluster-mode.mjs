@@ -20,10 +20,12 @@
 // clusterSkip(reason): test options that skip a test in cluster mode only, for the few
 // tests that are single-node by nature (docs/cluster.md lists them).
 import { execFileSync } from 'node:child_process';
+import { after, before } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, waitNodes } from './server.mjs';
+import { startNodes, startServer, waitNodes } from './server.mjs';
+import { closeAll } from './proto-client.mjs';
 import { startRedis } from './redis.mjs';
 import { startPg } from './pg.mjs';
 
@@ -132,4 +134,24 @@ export async function startCluster(n = CLUSTER_NODES || 3, { env = {}, args = []
 // The interop suite's server: a cluster in cluster mode, else one ternd.
 export function startInteropServer(opts = {}) {
   return CLUSTER_NODES ? startCluster(CLUSTER_NODES, opts) : startServer(opts);
+}
+
+/** Inside a describe of tests/cluster: before it, a Redis (and with pg, a PostgreSQL and a
+ *  fresh database for the nodes' store) and n nodes on them, started by startNodes with env;
+ *  after it, every proto client closed and everything stopped. Returns the holder: its
+ *  `nodes`, `redis` and `pg` are set once `before` ran. */
+export function useNodes(n, { pg = false, env = {} } = {}) {
+  const c = {};
+  before(async () => {
+    if (pg) c.pg = startPg();
+    c.redis = await startRedis();
+    c.nodes = await startNodes(n, c.redis, { env: { ...(c.pg ? { TERN_STORE: c.pg.createDatabase() } : {}), ...env } });
+  });
+  after(async () => {
+    for (const s of c.nodes || []) await closeAll(s);
+    await Promise.all((c.nodes || []).map((s) => s.stop()));
+    if (c.redis) await c.redis.stop();
+    c.pg?.stop();
+  });
+  return c;
 }

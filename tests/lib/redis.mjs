@@ -2,7 +2,7 @@
 // loopback port, in a temporary directory, with persistence off; stopped (and the
 // directory removed) after. restart() stops it and starts it again on the same port, empty,
 // as a crashed or restarted Redis comes back.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,10 @@ export async function startRedis() {
     async restart() {
       await redis.stop({ keepDir: true });
       await redis.start();
+    },
+    /** One redis-cli command; its output, trimmed. */
+    cli(...args) {
+      return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
     },
   };
   return redis;
