@@ -33,16 +33,8 @@ command -v node >/dev/null || { echo "cluster: node not installed (scripts/deps.
 app_id=benchApp00000000000000000-gzGzoHsz
 master_key=benchMasterKey00000000000
 app_key=benchAppKey0000000000000
-stamp=$(date +%Y%m%d)
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
-base=bench/results/$stamp-$commit-cluster
-out=$base
-n=1
-while [[ -e $out.json ]]; do
-  n=$((n + 1))
-  out=$base-$n
-done
-mkdir -p bench/results
+. bench/results.sh
+results_path -cluster
 tmp=$(mktemp -d)
 node_pids=()
 redis_pid=""
@@ -210,21 +202,7 @@ for setup in $setups; do
   [[ $setup == pg3 ]] && run "$setup" "idle 9000" --scenario idle --clients 9000 --duration 3 --warmup 1
 done
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
-{
-  printf '{"date":"%s","commit":"%s","kind":"cluster",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit"
-  printf '"machine":{"cpu":"%s","nproc":%s,"mem_total_kb":%s,"kernel":"%s","loadavg":"%s"},"runs":[\n' \
-    "${cpu//\"/}" "$(nproc)" "$mem" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-  sep=""
-  for f in "${runs[@]}"; do
-    printf '%s' "$sep"
-    cat "$f"
-    sep=","
-  done
-  printf ']}\n'
-} >"$out.json.tmp"
-mv "$out.json.tmp" "$out.json"
+results_write '"kind":"cluster",' ",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"" "${runs[@]}"
 echo "cluster: wrote $out.json" >&2
 node bench/cluster-table.mjs "$out.json"
 [[ $failures -eq 0 ]] || { echo "cluster: $failures run(s) failed" >&2; exit 1; }

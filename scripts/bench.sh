@@ -19,16 +19,8 @@ done
 
 app_id=benchApp00000000000000000-gzGzoHsz
 master_key=benchMasterKey00000000000
-stamp=$(date +%Y%m%d)
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
-base=bench/results/$stamp-$commit${only:+-$only}
-out=$base
-n=1
-while [[ -e $out.json ]]; do # another run of the same commit: keep both (medians need three)
-  n=$((n + 1))
-  out=$base-$n
-done
-mkdir -p bench/results
+. bench/results.sh
+results_path "${only:+-$only}"
 tmp=$(mktemp -d)
 server_pid=""
 src_pid=""
@@ -147,21 +139,7 @@ src_pid=""
 stop_server
 
 # The results file: the machine, then every run's report as tern-bench printed it.
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
-{
-  printf '{"date":"%s","commit":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit"
-  printf '"machine":{"cpu":"%s","nproc":%s,"mem_total_kb":%s,"kernel":"%s"},"runs":[\n' \
-    "${cpu//\"/}" "$(nproc)" "$mem" "$(uname -r)"
-  sep=""
-  for f in "${runs[@]}"; do
-    printf '%s' "$sep"
-    cat "$f"
-    sep=","
-  done
-  printf ']}\n'
-} >"$out.json.tmp"
-mv "$out.json.tmp" "$out.json"
+results_write "" "" "${runs[@]}"
 echo "bench: wrote $out.json" >&2
 
 if [[ ! -s $tmp/pairs.tsv ]]; then
