@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "err.h"
 
 /* A backend's struct store and struct store_reader begin with their ops pointer. */
@@ -181,4 +183,15 @@ void job_device_free(store_job_t *j) {
   free(d->token);
   free(d->type);
   free(d);
+}
+
+int store_mentions_contain(const char *mentions, const char *client) {
+  if (!mentions) return 0;
+  json_t *a = json_loads(mentions, 0, NULL);
+  int hit = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), client) == 0) hit = 1;
+  json_decref(a);
+  return hit;
 }

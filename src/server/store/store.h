@@ -104,6 +104,8 @@ typedef struct {
   const char *readers; /* NULL, or the only readers besides the sender: ids framed by \x1f */
 } msg_view_t;
 typedef int (*msg_cb)(void *arg, const msg_view_t *m); /* nonzero stops the scan */
+/* Does a message's mentions (JSON array text, NULL: none) name client? (backends' unread counts) */
+int store_mentions_contain(const char *mentions, const char *client);
 
 /* History request, already resolved to key bounds by the caller (protocol.md §3.11). */
 typedef struct {

@@ -211,17 +211,6 @@ static int pg_msg_receipts(store_reader_t *r, int64_t conv, const char *client, 
   return 0;
 }
 
-static int mentions_contain(const char *mentions, const char *client) {
-  if (!mentions) return 0;
-  json_t *a = json_loads(mentions, 0, NULL);
-  int hit = 0;
-  size_t i;
-  json_t *v;
-  json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), client) == 0) hit = 1;
-  json_decref(a);
-  return hit;
-}
-
 static int pg_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   pgargs_t a = {0};
   pga_txt(&a, client);
@@ -245,7 +234,8 @@ static int pg_unread(store_reader_t *r, const char *client, int64_t since, int m
     }
     for (int k = 0; k < PQntuples(ms); k++) {
       u.unread++;
-      if (!u.mentioned && (((int)pg_i64(ms, k, 0) & MSG_F_MENTION_ALL) || mentions_contain(pg_str(ms, k, 1), client)))
+      if (!u.mentioned &&
+          (((int)pg_i64(ms, k, 0) & MSG_F_MENTION_ALL) || store_mentions_contain(pg_str(ms, k, 1), client)))
         u.mentioned = 1;
     }
     PQclear(ms);

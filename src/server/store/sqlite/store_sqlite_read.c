@@ -644,17 +644,6 @@ int sq_msg_receipts(store_reader_t *r, int64_t conv, const char *client, int64_t
   return scan_msgs(st, cb, arg);
 }
 
-static int mentions_contain(const char *mentions, const char *client) {
-  if (!mentions) return 0;
-  json_t *a = json_loads(mentions, 0, NULL);
-  int hit = 0;
-  size_t i;
-  json_t *v;
-  json_array_foreach(a, i, v) if (json_is_string(v) && strcmp(json_string_value(v), client) == 0) hit = 1;
-  json_decref(a);
-  return hit;
-}
-
 /* A member's conversation and its position in it (read or ack), copied out of a statement
  * whose columns are id, cid, kind, ts, seq[, at] before the per-conversation statements
  * run: they must not interleave with its cursor on the same connection's shared cache. */
@@ -711,7 +700,7 @@ int sq_unread(store_reader_t *r, const char *client, int64_t since, int max, unr
     while (sqlite3_step(ms) == SQLITE_ROW) {
       u.unread++;
       if (!u.mentioned && ((sqlite3_column_int(ms, 0) & MSG_F_MENTION_ALL) ||
-                           mentions_contain((const char *)sqlite3_column_text(ms, 1), client)))
+                           store_mentions_contain((const char *)sqlite3_column_text(ms, 1), client)))
         u.mentioned = 1;
     }
     sqlite3_reset(ms);
