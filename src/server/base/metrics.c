@@ -53,9 +53,9 @@ static uint64_t slot_sum(size_t slot) {
 
 void metric_add(metric_t m, int64_t n) { slot_add((size_t)m, (uint64_t)n); }
 
-int metric_stage_sampled(void) {
-  static _Thread_local unsigned n;
-  return n++ % STAGE_SAMPLE == 0;
+int metric_stage_sampled(stage_site_t site) {
+  static _Thread_local unsigned n[STAGE_SITES];
+  return n[site]++ % STAGE_SAMPLE == 0;
 }
 
 static void observe(metric_t m, uint64_t v, const uint64_t *bounds) {

@@ -117,9 +117,12 @@ static inline void metric_inc(metric_t m) { metric_add(m, 1); }
 /* The per-frame stages (read, decode, handle) time one frame in STAGE_SAMPLE on each thread
  * and add its time STAGE_SAMPLE times: their clock reads cost ~1.5% of the server's CPU at
  * pairs flat out when every frame was timed (bench/README.md, issue #13). True for the first
- * call on a thread, then every STAGE_SAMPLE-th. */
+ * call at a site on a thread, then every STAGE_SAMPLE-th. Each site counts on its own: with
+ * one frame per read, a shared count gave the read site the even calls and the decode site
+ * only odd ones, and decode was never timed. */
 enum { STAGE_SAMPLE = 8 };
-int metric_stage_sampled(void);
+typedef enum { STAGE_SITE_READ, STAGE_SITE_FRAME, STAGE_SITES } stage_site_t;
+int metric_stage_sampled(stage_site_t site);
 /* Records one observation of a histogram, in microseconds (HISTC: the count). */
 void metric_observe_us(metric_t m, uint64_t us);
 void metric_observe_count(metric_t m, uint64_t n);

@@ -726,7 +726,7 @@ int im_link_message(im_link_t *l, const uint8_t *p, size_t n, int base64) {
 }
 
 int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce) {
-  int timed = metric_stage_sampled();
+  int timed = metric_stage_sampled(STAGE_SITE_FRAME);
   uint64_t t0 = timed ? mono_ns() : 0;
   lc_cmd_t *cmd = codec_decode(p, n, base64 ? LC_FMT_BASE64 : LC_FMT_BINARY);
   uint64_t t1 = timed ? mono_ns() : 0;

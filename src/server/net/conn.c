@@ -31,7 +31,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   b->base = (char *)w->readbuf;
   b->len = sizeof w->readbuf;
   /* libuv reads right after this: on_read ends the "read" stage (0: this read is not timed) */
-  w->read_t0_ns = metric_stage_sampled() ? mono_ns() : 0;
+  w->read_t0_ns = metric_stage_sampled(STAGE_SITE_READ) ? mono_ns() : 0;
 }
 
 static size_t tls_queued(const conn_t *c) { return c->tls ? tls_queue(c->tls)->len : 0; }
