@@ -436,6 +436,8 @@ struct im_park {
   size_t n, bytes;      /* the frames held */
   size_t req;           /* the parked request's own frame, counted in the budgets too */
   ipcount_entry_t *ipe; /* the link's address in im->park_ips, holding bytes + req of its count */
+  int fence;            /* a presence fence (two task hops, no Redis round trip): PARK_MAX_FRAMES does
+                         * not apply — a client pipelining sends is not closed for it — the bytes do */
 };
 
 static log_limit_t nonce_log, park_log;
@@ -499,7 +501,7 @@ typedef struct {
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
   struct im_park *q = l->park;
   im_t *im = l->imw->im;
-  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) {
+  if ((q->n >= PARK_MAX_FRAMES && !q->fence) || q->bytes + n > PARK_MAX_BYTES) {
     atomic_fetch_add(&im->park_refused[0], 1);
     return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
   }
@@ -589,6 +591,7 @@ int im_presence_fence(req_t *r) {
   struct im_park *q = park_new(im, r->link, r->rawlen);
   if (!q) return 0; /* the budgets are spent: answered from the replica as it is */
   atomic_fetch_add(&im->fences, 1);
+  q->fence = 1;
   r->link->park = q;
   bus_fence(im->bus, fence_done, nclaim_new(r));
   return IM_PARKED;

@@ -16,6 +16,7 @@
  * output queue, where output_limit and its per-address and server budgets apply. A link
  * that goes away frees its hold; the waiter finds the link by handle, so it never touches
  * a freed one. With no bus nothing is held and this costs one NULL test per frame. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,9 +40,13 @@ typedef struct {
   bus_wait_t wait;
   im_t *im;
   uint64_t link;
+  uint64_t gen; /* of the hold it was made for */
 } hold_wait_t;
 
+static _Atomic uint64_t hold_gen;
+
 struct im_hold {
+  uint64_t gen;    /* a hold cut early and another made later are told apart */
   uint64_t ticket; /* the changes the held frames wait for */
   int waiting;     /* a hold_wait_t is with the bus */
   buf_t q;         /* frames: u32 prefix length, u32 body length, prefix, body */
@@ -94,9 +99,9 @@ static void hold_released(task_t *t) {
   im_worker_t *w = idx >= 0 ? hw->im->workers[idx] : NULL;
   im_link_t *l = w ? handle_table_get(&w->links, hw->link) : NULL;
   int forced = hw->wait.forced;
-  uint64_t ticket = hw->wait.ticket;
+  uint64_t ticket = hw->wait.ticket, hw_gen = hw->gen;
   free(hw);
-  if (!l || !l->hold) return; /* gone meanwhile (im_hold_free), or cut early */
+  if (!l || !l->hold || l->hold->gen != hw_gen) return; /* gone meanwhile (im_hold_free), or cut early */
   l->hold->waiting = 0;
   if (forced) atomic_fetch_add(&w->im->holds[1], 1);
   if (!forced && l->hold->ticket > ticket) { /* a later change joined the hold meanwhile */
@@ -111,6 +116,7 @@ static void hold_wait_start(im_worker_t *w, im_link_t *l) {
   hw->wait.task.fn = hold_released;
   hw->im = w->im;
   hw->link = l->id;
+  hw->gen = l->hold->gen;
   l->hold->waiting = 1;
   bus_wait(w->im->bus, l->hold->ticket, w->idx, &hw->wait);
 }
@@ -122,6 +128,7 @@ void im_hold_reply(im_worker_t *w, im_link_t *l) {
   if (bus_confirmed(b, ticket)) return; /* nothing unpublished: nothing to wait for */
   if (!l->hold) {
     l->hold = xcalloc(1, sizeof *l->hold);
+    l->hold->gen = atomic_fetch_add(&hold_gen, 1) + 1;
     atomic_fetch_add(&w->im->holds[0], 1);
   }
   if (ticket > l->hold->ticket) l->hold->ticket = ticket;
