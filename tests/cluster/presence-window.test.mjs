@@ -109,6 +109,37 @@ describe('cluster: an acknowledged presence change is known to every node', () =
     assert.equal(lost, 0, `members logged in on node 1 missed the INVITED push of a conversation started on node 2 (${lost})`);
   });
 
+  test('frames held behind an answer are bounded: past 256 KiB they all go out at once, the answer first', async () => {
+    const [n1] = cluster.nodes;
+    const sender = await session(n1, uid('loud'));
+    const { cid } = await startConv(sender, [], { transient: true, n: 'presence-window-cut' });
+    const x = uid('held');
+    const a = await session(n1, x);
+    const cut0 = await scrape(n1, 'tern_bus_held_replies_total{end="cut"}');
+    const mark = a.mark();
+    cluster.redis.cli('CLIENT', 'PAUSE', '4000', 'WRITE'); // the join's presence batch waits
+    try {
+      const t0 = Date.now();
+      const i = a.send({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      // the join ran (its answer is held): node 1 counts x in the room
+      while ((await sender.request({ cmd: 'conv', op: 'count', convMessage: { cid } })).convMessage.count !== 2) {
+        if (Date.now() - t0 > 2000) assert.fail('node 1 never counted the join');
+      }
+      const body = 'x'.repeat(5000);
+      for (let k = 0; k < 60; k++) await sendMsg(sender, cid, `${k} ${body}`); // to the room: to x, held
+      const joined = await a.reply(i, 3000);
+      assert.equal(joined.op, 'added', JSON.stringify(joined));
+      assert.ok(Date.now() - t0 < 3500, 'released by the size bound, before Redis answered');
+      for (let k = 0; k < 60; k++) await a.next((c) => c.cmd === 'direct' && c.directMessage?.msg?.startsWith(`${k} `), 3000);
+      const got = a.since(mark);
+      const at = got.indexOf(joined), first = got.findIndex((c) => c.cmd === 'direct');
+      assert.ok(at >= 0 && at < first, 'the answer comes before the pushes held behind it');
+    } finally {
+      cluster.redis.cli('CLIENT', 'UNPAUSE');
+    }
+    assert.equal((await scrape(n1, 'tern_bus_held_replies_total{end="cut"}')) - cut0, 1, 'counted as cut');
+  });
+
   test('Redis not answering: a login is answered after a bounded wait, with the local state', async () => {
     const [n1] = cluster.nodes;
     const a = await connect(n1);

@@ -270,12 +270,26 @@ typedef struct {
   int forced; /* a rewrite: the others take a snapshot after it, so nothing is confirmed */
 } exec_t;
 
+static void ping_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  exec_t *x = priv;
+  bus_release(x->b, x->upto, x->forced || !reply);
+  free(x);
+}
+
+/* The EXEC's answer says Redis ran the PUBLISH, but not that it has written the delta to
+ * every subscriber yet: it writes its clients' output in one pass after the commands, in an
+ * order of its own, and may answer this connection before another node's subscriber (a
+ * machine short of CPU can deschedule it in between). A PING sent after the answer is run
+ * in a later pass of its loop, after the writes of this one: its answer is the release. */
 static void exec_cb(redisAsyncContext *ac, void *reply, void *priv) {
   exec_t *x = priv;
   redisReply *r = reply;
   count_cb(ac, reply, x->b);
-  bus_release(x->b, x->upto, x->forced || !r || r->type != REDIS_REPLY_ARRAY);
-  free(x);
+  if (!r || r->type != REDIS_REPLY_ARRAY) x->forced = 1;
+  if (x->forced || !home_up(x->b) || redisAsyncCommand(ac, ping_cb, x, "PING") != REDIS_OK) {
+    bus_release(x->b, x->upto, x->forced);
+    free(x);
+  }
 }
 
 static exec_t *exec_new(bus_t *b, uint64_t upto, int forced) {
