@@ -474,7 +474,8 @@ void bus_wait(bus_t *b, uint64_t ticket, int worker, bus_wait_t *w) {
   else kick_flush(b); /* normally posted already by the change itself */
 }
 
-/* Takes off b->waits those for which keep() is 0 (under mu); returns them. */
+/* Takes off b->waits those whose ticket is within upto, or (now != 0) whose deadline is
+ * past (under mu); returns them, forced set. */
 static bus_wait_t *take_waits(bus_t *b, uint64_t upto, int forced, int64_t now) {
   bus_wait_t *out = NULL, **pp = &b->waits;
   while (*pp) {
@@ -522,15 +523,17 @@ int bus_fence_needed(bus_t *b) { return b->be->pending(b); }
 
 static void fence_run(task_t *t) {
   fence_t *f = (fence_t *)t;
-  if (f->back || worker_current() != BUS_HOME_WORKER) { /* back on the caller (or shutting down) */
-    f->cb(f->arg);
-    free(f);
-    return;
+  if (!f->back && worker_current() == BUS_HOME_WORKER) {
+    f->b->be->drain(f->b);
+    if (f->worker != BUS_HOME_WORKER) { /* the second hop, back to the caller */
+      f->back = 1;
+      f->task.next = NULL;
+      f->b->post(f->b->post_arg, f->worker, &f->task);
+      return;
+    }
   }
-  f->b->be->drain(f->b);
-  f->back = 1;
-  f->task.next = NULL;
-  f->b->post(f->b->post_arg, f->worker, &f->task);
+  f->cb(f->arg); /* on the caller's worker (or at shutdown, where the caller finds its link gone) */
+  free(f);
 }
 
 void bus_fence(bus_t *b, void (*cb)(void *arg), void *arg) {
