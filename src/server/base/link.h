@@ -49,6 +49,7 @@ struct im_link {
   uint16_t queries;             /* conversation queries running for it (im_conv.c) */
   uint16_t reads;               /* history reads running for it off the loop (im_msg.c) */
   struct im_park *park;         /* in a cluster: frames held while a nonce is asked of the bus (im_bus.c) */
+  struct im_hold *hold;         /* in a cluster: output held until a presence change is published (im_hold.c) */
 };
 
 #endif

@@ -239,6 +239,12 @@ void bus_free(bus_t *b) {
   bmap_free(b->rmembers, rmembers_free);
   bmap_free(b->mine, free);
   bus_drop_ops(b);
+  while (b->waits) { /* none normally: leaving released them (their tasks ran in server_free) */
+    bus_wait_t *w = b->waits;
+    b->waits = w->wnext;
+    w->forced = 1;
+    w->task.fn(&w->task);
+  }
   pthread_rwlock_destroy(&b->rw);
   pthread_mutex_destroy(&b->mu);
   pthread_mutex_destroy(&b->leave_mu);
@@ -321,6 +327,7 @@ static void flush_run(task_t *t) {
 static void queue_op(bus_t *b, char op, const uint8_t *f, size_t fl, const uint8_t *v, size_t vl) {
   bus_op_t *o = xmalloc(sizeof *o + fl + vl);
   o->next = NULL;
+  o->no = ++b->nqueued;
   o->op = op;
   o->flen = (uint16_t)fl;
   o->vlen = (uint16_t)vl;
@@ -425,6 +432,119 @@ void bus_room_member(bus_t *b, const char *cid, const char *client, int delta) {
   f[1 + cl] = 0;
   memcpy(f + 2 + cl, client, kl);
   count_add(b, f, cl + kl + 2, delta);
+}
+
+/* ---------------------------------------------------------------- held replies */
+
+uint64_t bus_ticket(bus_t *b) {
+  pthread_mutex_lock(&b->mu);
+  uint64_t t = b->nqueued;
+  pthread_mutex_unlock(&b->mu);
+  return t;
+}
+
+int bus_confirmed(bus_t *b, uint64_t ticket) { return atomic_load(&b->confirmed) >= ticket; }
+
+static void post_waits(bus_t *b, bus_wait_t *list) {
+  while (list) {
+    bus_wait_t *w = list;
+    list = w->wnext;
+    w->wnext = NULL;
+    w->task.next = NULL;
+    b->post(b->post_arg, w->worker, &w->task);
+  }
+}
+
+void bus_wait(bus_t *b, uint64_t ticket, int worker, bus_wait_t *w) {
+  w->ticket = ticket;
+  w->worker = worker;
+  w->forced = 0;
+  w->wnext = NULL;
+  w->deadline = now_ms() + BUS_WAIT_MAX_MS;
+  pthread_mutex_lock(&b->mu);
+  int now = atomic_load(&b->confirmed) >= ticket || b->leaving;
+  if (!now) {
+    w->wnext = b->waits;
+    b->waits = w;
+  } else {
+    w->forced = b->leaving && atomic_load(&b->confirmed) < ticket;
+  }
+  pthread_mutex_unlock(&b->mu);
+  if (now) post_waits(b, w);
+  else kick_flush(b); /* normally posted already by the change itself */
+}
+
+/* Takes off b->waits those whose ticket is within upto, or (now != 0) whose deadline is
+ * past (under mu); returns them, forced set. */
+static bus_wait_t *take_waits(bus_t *b, uint64_t upto, int forced, int64_t now) {
+  bus_wait_t *out = NULL, **pp = &b->waits;
+  while (*pp) {
+    bus_wait_t *w = *pp;
+    int go = w->ticket <= upto || (now && w->deadline <= now);
+    if (!go) {
+      pp = &w->wnext;
+      continue;
+    }
+    *pp = w->wnext;
+    w->forced = forced || w->ticket > upto;
+    w->wnext = out;
+    out = w;
+  }
+  return out;
+}
+
+void bus_release(bus_t *b, uint64_t upto, int forced) {
+  pthread_mutex_lock(&b->mu);
+  uint64_t c = atomic_load(&b->confirmed);
+  if (upto > c) atomic_store(&b->confirmed, upto);
+  bus_wait_t *list = take_waits(b, upto, forced, 0);
+  pthread_mutex_unlock(&b->mu);
+  post_waits(b, list);
+}
+
+void bus_wait_sweep(bus_t *b, int64_t now) {
+  pthread_mutex_lock(&b->mu);
+  bus_wait_t *list = b->waits ? take_waits(b, atomic_load(&b->confirmed), 1, now) : NULL;
+  pthread_mutex_unlock(&b->mu);
+  post_waits(b, list);
+}
+
+/* ---------------------------------------------------------------- fences */
+
+typedef struct {
+  task_t task;
+  bus_t *b;
+  int worker, back; /* back: the second hop (home worker → caller) */
+  void (*cb)(void *arg);
+  void *arg;
+} fence_t;
+
+int bus_fence_needed(bus_t *b) { return b->be->pending(b); }
+
+static void fence_run(task_t *t) {
+  fence_t *f = (fence_t *)t;
+  if (!f->back && worker_current() == BUS_HOME_WORKER) {
+    f->b->be->drain(f->b);
+    if (f->worker != BUS_HOME_WORKER) { /* the second hop, back to the caller */
+      f->back = 1;
+      f->task.next = NULL;
+      f->b->post(f->b->post_arg, f->worker, &f->task);
+      return;
+    }
+  }
+  f->cb(f->arg); /* on the caller's worker (or at shutdown, where the caller finds its link gone) */
+  free(f);
+}
+
+void bus_fence(bus_t *b, void (*cb)(void *arg), void *arg) {
+  fence_t *f = xcalloc(1, sizeof *f);
+  f->task.fn = fence_run;
+  f->b = b;
+  int w = worker_current();
+  f->worker = w >= 0 ? w : BUS_HOME_WORKER;
+  f->cb = cb;
+  f->arg = arg;
+  b->post(b->post_arg, BUS_HOME_WORKER, &f->task);
 }
 
 bus_op_t *bus_take_ops(bus_t *b, size_t max, size_t *n) {

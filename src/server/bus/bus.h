@@ -94,6 +94,46 @@ void bus_presence_del(bus_t *b, const char *client, uint64_t session);
 void bus_room_add(bus_t *b, const char *cid, int delta);                        /* sessions of this node in room cid */
 void bus_room_member(bus_t *b, const char *cid, const char *client, int delta); /* client's, of them */
 
+/* ---- waiting for this node's changes to be published (docs/cluster.md, "The window")
+ *
+ * The calls above queue changes; the home worker publishes them in batches (one
+ * MULTI/EXEC each). A reply that acknowledges a change (a login, a logout, a chat-room
+ * join or quit) is held until the batch carrying it is confirmed by Redis: Redis has then
+ * written the delta to every subscribed node's connection, so whatever the client does
+ * next, on any node, comes after it. bus_ticket is the number of changes queued so far
+ * (call it after making the change); bus_wait posts w->task to worker `worker` once the
+ * changes up to `ticket` are confirmed (w->forced 0) — or, with w->forced 1, once the bus
+ * cannot confirm them: it is down (the changes are dropped and the record is written whole
+ * when it is back), the node is leaving, or BUS_WAIT_MAX_MS passed without an answer
+ * (released by the home worker's one-second tick, so within BUS_WAIT_MAX_MS + 1 s). The
+ * task is always posted exactly once, never run inside bus_wait. The caller owns w and
+ * sets w->task.fn; the bus's fields are its own. */
+#define BUS_WAIT_MAX_MS 1000
+typedef struct bus_wait {
+  task_t task;
+  struct bus_wait *wnext; /* the bus's */
+  uint64_t ticket;
+  int64_t deadline;
+  int worker;
+  int forced; /* set before the task is posted */
+} bus_wait_t;
+uint64_t bus_ticket(bus_t *b);
+/* 1 when every change up to ticket is confirmed (nothing to wait for). */
+int bus_confirmed(bus_t *b, uint64_t ticket);
+void bus_wait(bus_t *b, uint64_t ticket, int worker, bus_wait_t *w);
+
+/* ---- the receiving side of the window: the other nodes' deltas are applied on
+ * BUS_HOME_WORKER, in the order Redis sent them, with their deliveries (one subscriber
+ * connection). A client frame read by another worker after a delta reached this node's
+ * subscriber socket may still be handled before the home worker has applied it (threads
+ * run when they are scheduled). A request that answers from the replica asks
+ * bus_fence_needed first — 1 when the subscriber has input not yet applied: bytes in its
+ * socket, or read and being handled now (one ioctl, no lock) — and if so waits with
+ * bus_fence: cb(arg) runs later on the calling worker, after the home worker has read and
+ * applied everything its subscriber had received by then. */
+int bus_fence_needed(bus_t *b);
+void bus_fence(bus_t *b, void (*cb)(void *arg), void *arg);
+
 /* ---- the other nodes (the replica; this node's own sessions are not in it) */
 typedef struct {
   int node; /* a live node's slot, for bus_send */

@@ -123,6 +123,7 @@ void im_link_open(im_link_t *l, im_worker_t *w, const im_link_ops_t *ops, int pr
   l->nsessions = 0;
   l->sessionless_since_ms = now_ms();
   l->park = NULL;
+  l->hold = NULL;
   l->id = handle_table_add(&w->links, l);
 }
 
@@ -130,6 +131,7 @@ void im_link_gone(im_link_t *l, int code) {
   im_worker_t *w = l->imw;
   while (l->sessions) im_session_drop(w, l->sessions, code);
   im_park_free(l);
+  im_hold_free(l);
   handle_table_del(&w->links, l->id);
   l->imw = NULL;
 }
@@ -147,7 +149,7 @@ session_t *im_session_get(im_worker_t *w, uint64_t handle) { return handle_table
 static void send_cmd(im_link_t *l, lc_cmd_t *cmd) {
   buf_t b = BUF_INIT;
   codec_pack(cmd, &b);
-  l->ops->send(l, NULL, 0, b.data, b.len);
+  im_link_send(l, NULL, 0, b.data, b.len);
   buf_free(&b);
 }
 
@@ -283,7 +285,7 @@ void fanout_to_session(session_t *s, const fanout_t *p) {
     prefix[o++] = (uint8_t)(len >> 7);
   }
   memcpy(prefix + o, s->client_id, len);
-  s->link->ops->send(s->link, prefix, o + len, p->body, p->len);
+  im_link_send(s->link, prefix, o + len, p->body, p->len);
   metric_inc(M_FANOUT);
   if (p->msg) metric_inc(p->msg == 2 ? M_MESSAGES_OUT_TRANSIENT : M_MESSAGES_OUT);
 }
@@ -643,6 +645,17 @@ static int over_rate(req_t *r, int took, const char *what) {
   return 1;
 }
 
+/* Commands whose answer or fan-out reads the other nodes' presence (im_presence_fence):
+ * session query; a chat room's count and online members; a send (its recipients' nodes);
+ * a start (its INVITED pushes); adding members (their joined pushes). */
+static int im_reads_presence(int cmd, int op) {
+  if (cmd == LC__COMMAND_TYPE__direct) return 1;
+  if (cmd == LC__COMMAND_TYPE__session) return op == LC__OP_TYPE__query;
+  if (cmd == LC__COMMAND_TYPE__conv)
+    return op == LC__OP_TYPE__count || op == LC__OP_TYPE__members || op == LC__OP_TYPE__start || op == LC__OP_TYPE__add;
+  return 0;
+}
+
 static void dispatch(req_t *r) {
   lc_cmd_t *c = r->cmd;
   int cmd = c->has_cmd ? (int)c->cmd : LC__COMMAND_TYPE__session;
@@ -650,7 +663,7 @@ static void dispatch(req_t *r) {
   const tern_config_t *cfg = r->w->im->cfg;
   int64_t now = r->link->last_rx_ms ? r->link->last_rx_ms : now_ms();
   /* a request run again with the bus's answer about its nonce was counted the first time */
-  if (!r->nonce &&
+  if (!r->nonce && !r->fenced &&
       over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
     return;
   if (cmd == LC__COMMAND_TYPE__echo) {
@@ -669,12 +682,14 @@ static void dispatch(req_t *r) {
     return;
   }
   /* The client's bucket is shared by all its sessions, on every socket and worker. */
-  if (cfg->max_client_rate > 0 && !r->nonce &&
+  if (cfg->max_client_rate > 0 && !r->nonce && !r->fenced &&
       over_rate(r,
                 presence_take(r->w->im->presence, r->s->client_id,
                               im_client_rate(r->w->im, r->s->client_id, cfg->max_client_rate), now),
                 "too many commands from this client"))
     return;
+  /* what answers from the other nodes' presence waits for the changes already received */
+  if (im_reads_presence(cmd, op) && im_presence_fence(r) == IM_PARKED) return;
   switch (cmd) {
   case LC__COMMAND_TYPE__session:
     switch (op) {
@@ -747,7 +762,8 @@ int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce)
              .raw = p,
              .rawlen = n,
              .base64 = base64,
-             .nonce = nonce};
+             .nonce = nonce == IM_RUN_FENCED ? 0 : nonce,
+             .fenced = nonce == IM_RUN_FENCED};
   dispatch(&r);
   codec_free(cmd);
   if (timed) metric_add(M_STAGE_HANDLE, STAGE_SAMPLE * (int64_t)(mono_ns() - t1));

@@ -436,6 +436,8 @@ struct im_park {
   size_t n, bytes;      /* the frames held */
   size_t req;           /* the parked request's own frame, counted in the budgets too */
   ipcount_entry_t *ipe; /* the link's address in im->park_ips, holding bytes + req of its count */
+  int fence;            /* a presence fence (two task hops, no Redis round trip): PARK_MAX_FRAMES does
+                         * not apply — a client pipelining sends is not closed for it — the bytes do */
 };
 
 static log_limit_t nonce_log, park_log;
@@ -499,7 +501,7 @@ typedef struct {
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64) {
   struct im_park *q = l->park;
   im_t *im = l->imw->im;
-  if (q->n >= PARK_MAX_FRAMES || q->bytes + n > PARK_MAX_BYTES) {
+  if ((q->n >= PARK_MAX_FRAMES && !q->fence) || q->bytes + n > PARK_MAX_BYTES) {
     atomic_fetch_add(&im->park_refused[0], 1);
     return LC_MESSAGE_SENT_QUOTA_EXCEEDED;
   }
@@ -534,22 +536,19 @@ void im_park_free(im_link_t *l) {
 }
 
 /* The bus answered (on the parked request's worker): the request runs again with the
- * answer, then the frames that waited behind it, in order, until one parks again. */
-static void nonce_answer(void *arg, int result) {
-  nclaim_t *k = arg;
+ * answer (run: im_link_run's nonce), then the frames that waited behind it, in order, until
+ * one parks again. */
+static void park_resume(nclaim_t *k, int run) {
   im_worker_t *w = k->im->workers[k->worker];
   im_link_t *l = w ? handle_table_get(&w->links, k->link) : NULL;
   if (!l) { /* the connection went meanwhile */
     free(k);
     return;
   }
-  if (result < 0)
-    log_limited(&nonce_log, LOG_ERROR,
-                "bus: a signature nonce could not be checked across nodes (bus down): this node's cache decides");
   struct im_park *q = l->park;
   l->park = NULL;
   if (q) park_unaccount(k->im, q); /* its frames run now, or are held (and counted) again */
-  int code = im_link_run(l, k->d, k->n, k->base64, result == 1 ? 1 : result == 0 ? -1 : 2);
+  int code = im_link_run(l, k->d, k->n, k->base64, run);
   free(k);
   qframe_t *f = q ? q->head : NULL;
   free(q);
@@ -560,6 +559,42 @@ static void nonce_answer(void *arg, int result) {
     f = next;
   }
   if (code) l->ops->close(l, code, lc_error_name(code));
+}
+
+static void nonce_answer(void *arg, int result) {
+  if (result < 0)
+    log_limited(&nonce_log, LOG_ERROR,
+                "bus: a signature nonce could not be checked across nodes (bus down): this node's cache decides");
+  park_resume(arg, result == 1 ? 1 : result == 0 ? -1 : 2);
+}
+
+static nclaim_t *nclaim_new(req_t *r) {
+  nclaim_t *k = xmalloc(sizeof *k + r->rawlen);
+  k->im = r->w->im;
+  k->worker = r->w->idx;
+  k->link = r->link->id;
+  k->base64 = r->base64;
+  k->n = r->rawlen;
+  memcpy(k->d, r->raw, r->rawlen);
+  return k;
+}
+
+/* ---------------------------------------------------------------- the presence fence */
+
+static void fence_done(void *arg) { park_resume(arg, IM_RUN_FENCED); }
+
+int im_presence_fence(req_t *r) {
+  im_t *im = r->w->im;
+  /* once per request: a request run again after its fence, or after its nonce's answer
+   * (which came after a Redis round trip of its own), goes on */
+  if (!im->bus || r->fenced || r->nonce || !r->raw || !bus_fence_needed(im->bus)) return 0;
+  struct im_park *q = park_new(im, r->link, r->rawlen);
+  if (!q) return 0; /* the budgets are spent: answered from the replica as it is */
+  atomic_fetch_add(&im->fences, 1);
+  q->fence = 1;
+  r->link->park = q;
+  bus_fence(im->bus, fence_done, nclaim_new(r));
+  return IM_PARKED;
 }
 
 int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s) {
@@ -582,13 +617,7 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
         reply_error(r, LC_MESSAGE_SENT_QUOTA_EXCEEDED, "too many requests waiting on the bus");
         return IM_PARKED; /* answered: the caller does nothing more */
       }
-      nclaim_t *k = xmalloc(sizeof *k + r->rawlen);
-      k->im = im;
-      k->worker = r->w->idx;
-      k->link = r->link->id;
-      k->base64 = r->base64;
-      k->n = r->rawlen;
-      memcpy(k->d, r->raw, r->rawlen);
+      nclaim_t *k = nclaim_new(r);
       r->link->park = q;
       bus_claim(im->bus, key, sign_nonce_ttl_ms(im->signer), nonce_answer, k);
       return IM_PARKED;
@@ -619,6 +648,12 @@ void im_bus_metrics(im_t *im, buf_t *out) {
              "# HELP tern_bus_conv_changes_owed Conversations changed within their window whose broadcast waits for "
              "its end.\n# TYPE tern_bus_conv_changes_owed gauge\ntern_bus_conv_changes_owed %ld\n",
              atomic_load(&im->cbc->sent), atomic_load(&im->cbc->coalesced), atomic_load(&im->cbc->owed));
+  im_hold_metrics(im, out);
+  buf_printf(out,
+             "# HELP tern_bus_fences_total Requests answered from the other nodes' presence that first waited for "
+             "this node to apply the presence changes it had already received.\n"
+             "# TYPE tern_bus_fences_total counter\ntern_bus_fences_total %lu\n",
+             atomic_load(&im->fences));
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -759,7 +794,7 @@ static void goaway_run(task_t *t) {
   codec_pack(&out, &b);
   for (uint32_t i = 0; i < w->links.used; i++) {
     im_link_t *l = w->links.ptr[i];
-    if (l) l->ops->send(l, NULL, 0, b.data, b.len);
+    if (l) im_link_send(l, NULL, 0, b.data, b.len);
   }
   buf_free(&b);
 }

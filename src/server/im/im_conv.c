@@ -202,11 +202,16 @@ static void start_done(task_t *t) {
   } else {
     conv_t *c = conv_from_row(sj->im, &j->row);
     convcache_put(sj->im, c);
+    session_t *s = c->kind == CONV_ROOM ? im_session_get(w, sj->rt.session) : NULL;
+    if (s) { /* the creator is in the room right away (§3.4), and the other nodes know it
+              * before the answer goes (im_hold.c) */
+      im_room_join(w, s, c);
+      im_hold_reply(w, s->link);
+    }
     send_started(w, &sj->rt, c->cid, c->created_at, j->row.unique_id, sj->temp_ttl, 0);
     im_hook_call(w, HOOK_CONVERSATION_STARTED, json_pack("{s:s}", "convId", c->cid), NULL, NULL);
-    if (c->kind == CONV_ROOM) { /* the creator is in the room right away (§3.4) */
-      session_t *s = im_session_get(w, sj->rt.session);
-      if (s) im_room_join(w, s, c);
+    if (c->kind == CONV_ROOM) {
+      /* joined above */
     } else {
       members_t *m = c->members;
       conv_notify(w, c->cid, LC__OP_TYPE__joined, c->creator, NULL, 0, c->updated_at, m->ids, m->n, 0);
@@ -918,8 +923,10 @@ static void room_membership(req_t *r, conv_t *c, int add) {
     }
   }
   if (includes_self) {
+    conv_t *was = r->s->room;
     if (add) im_room_join(r->w, r->s, c);
     else if (r->s->room == c) im_room_leave(r->w, r->s);
+    if (r->s->room != was) im_hold_reply(r->w, r->link); /* the answer waits for the other nodes (im_hold.c) */
   }
   char *allowed[1] = {self};
   tmp.allowed = includes_self ? allowed : NULL;

@@ -55,6 +55,9 @@ struct im {
                                 * entry's byte count: the wills of the address's sessions (im_msg.c) */
   _Atomic int64_t will_bytes;            /* the wills of all sessions (will_limit_total) */
   struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
+  _Atomic unsigned long holds[3];        /* links whose output waited for a presence change (im_hold.c):
+                                          * all, released forced, cut for size */
+  _Atomic unsigned long fences;          /* requests that waited in im_presence_fence */
 };
 
 struct im_worker {
@@ -165,6 +168,7 @@ typedef struct {
   int base64;
   int nonce; /* the bus's word on this request's signature nonce: 0 not asked yet, 1 fresh,
               * -1 used on some node, 2 the bus could not tell (im_sign_check) */
+  int fenced; /* run again after im_presence_fence */
 } req_t;
 
 /* What a reply needs after an asynchronous step: handles, not pointers. */
@@ -256,6 +260,13 @@ void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, cons
  * sign_check. */
 #define IM_PARKED 1
 int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const char *s);
+/* In a cluster, a request that answers from the other nodes' presence (session query,
+ * room counts and members, a send's or a start's fan-out) first makes sure this node has
+ * applied every presence change that reached it before the request did (bus_fence): when
+ * some is still unapplied, the request is parked like a nonce check and runs again once the
+ * home worker has applied it — IM_PARKED, the caller returns. 0: go on. Once per request. */
+int im_presence_fence(req_t *r);
+#define IM_RUN_FENCED 3 /* im_link_run's nonce for a request run again after its fence */
 /* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
 int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce);
 /* A frame that arrives while the link's request is parked waits (copied); a close code
@@ -264,6 +275,17 @@ int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce)
  * bytes held so. */
 int im_park_hold(im_link_t *l, const uint8_t *p, size_t n, int base64);
 void im_park_free(im_link_t *l);
+/* ---- im_hold.c: replies held until a presence change is published (docs/cluster.md) */
+/* Sends a frame to the peer: through the link, or behind a held reply (all of im's frames
+ * go this way, so the peer sees them in the order they were sent). */
+void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen);
+/* After a login, logout, chat-room join or quit changed this node's presence, and before
+ * its reply: with a bus, the link's output from now on waits until the change is published
+ * (or the bus cannot confirm it: down, or no answer within BUS_WAIT_MAX_MS + 1 s). No-op
+ * without a bus or when nothing is unpublished. */
+void im_hold_reply(im_worker_t *w, im_link_t *l);
+void im_hold_free(im_link_t *l); /* the link is gone */
+void im_hold_metrics(im_t *im, buf_t *out);
 /* Prometheus lines: bytes held so, connections closed for it (routes.c, with a bus). */
 void im_bus_metrics(im_t *im, buf_t *out);
 /* What im_bus_attach made (im_free). */

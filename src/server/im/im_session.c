@@ -30,7 +30,7 @@ static void open_reply(req_t *r, lc_cmd_t *out) {
   if (!out->peerid) out->peerid = r->cmd->peerid;
   buf_t b = BUF_INIT;
   codec_pack(out, &b);
-  r->link->ops->send(r->link, NULL, 0, b.data, b.len);
+  im_link_send(r->link, NULL, 0, b.data, b.len);
   buf_free(&b);
 }
 
@@ -365,6 +365,9 @@ void im_session_open(req_t *r) {
   } else if (sm->has_configbitmap) {
     s->config_bitmap = sm->configbitmap;
   }
+  /* a new session: "session opened" (and whatever follows it) waits until the other
+   * nodes have it queued (im_hold.c) */
+  if (ipe) im_hold_reply(r->w, r->link);
   free(tag);
   if (ipe) s->ipe = ipe;
   if (token_ok) memcpy(s->lineage, st_info.lineage, sizeof s->lineage); /* the device's chain goes on */
@@ -386,7 +389,10 @@ void im_session_open(req_t *r) {
     if (s->tag) json_object_set_new(p, "tag", json_string(s->tag));
     im_hook_call(r->w, HOOK_CLIENT_ONLINE, p, NULL, NULL);
   }
-  if (reconnect) im_room_rejoin(r->w, s);
+  if (reconnect) {
+    im_room_rejoin(r->w, s);
+    if (s->room) im_hold_reply(r->w, r->link); /* the hold, if any, waits for the re-join too */
+  }
   im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
   if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);
 }
@@ -397,9 +403,13 @@ void im_session_close(req_t *r) {
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
   PB_SET(out, op, LC__OP_TYPE__closed);
   out.sessionmessage = &sm; /* present and empty, as the cloud sends it */
-  reply(r, &out);
   revoke_lineage(r->w, r->s->lineage); /* a logout: this device's token no longer resumes */
+  /* gone first, then the answer, held until the other nodes have the logout queued
+   * (im_hold.c); the session's own frames queued before it still go out first */
   im_session_drop(r->w, r->s, 1000);
+  r->s = NULL;
+  im_hold_reply(r->w, r->link);
+  reply(r, &out);
 }
 
 void im_session_refresh(req_t *r) {

@@ -27,6 +27,7 @@ typedef struct bmap bmap_t; /* binary key → pointer (bus.c) */
 /* A queued change of this node's record: op '+' (set field to value) or '-' (delete). */
 typedef struct bus_op {
   struct bus_op *next;
+  uint64_t no; /* its number among this node's changes (bus_ticket) */
   char op;
   uint16_t flen, vlen;
   uint8_t data[]; /* field then value */
@@ -81,6 +82,9 @@ struct bus {
   bus_op_t *out_head, *out_tail;
   size_t nout;
   atomic_int flush_posted;
+  uint64_t nqueued;           /* changes queued so far (bus_ticket; under mu) */
+  _Atomic uint64_t confirmed; /* changes up to this one are published (or given up on) */
+  bus_wait_t *waits;          /* replies held for them (bus_wait; under mu) */
   atomic_long nsessions; /* this node's load, as /v1/route compares it */
   int leaving;           /* the home worker said goodbye (written under mu) */
 
@@ -105,6 +109,10 @@ struct bus_backend {
   void (*claim)(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg);
   /* on the home worker: publish the queued ops (bus_take_ops) */
   void (*flush)(bus_t *b);
+  /* any thread: the subscriber has input not yet handled (bus_fence_needed) */
+  int (*pending)(bus_t *b);
+  /* on the home worker: handle what the subscriber has received (bus_fence) */
+  void (*drain)(bus_t *b);
   /* on the home worker: the goodbye; done(b) once it is confirmed or cannot be sent */
   void (*leave)(bus_t *b, void (*done)(bus_t *b));
 };
@@ -116,6 +124,12 @@ extern const bus_backend_t bus_redis_backend;
 bus_op_t *bus_take_ops(bus_t *b, size_t max, size_t *n);
 /* Drops the queued ops (a full rewrite of the record follows). */
 void bus_drop_ops(bus_t *b);
+/* The changes up to `upto` are published (forced 0: the batch's EXEC answered) or will not
+ * be confirmed (forced 1: the bus is down or the batch failed): bus_wait's waiters for them
+ * are posted. upto = bus_ticket(b) for everything queued so far. */
+void bus_release(bus_t *b, uint64_t upto, int forced);
+/* Waiters past their deadline are released (forced). On the home worker's tick. */
+void bus_wait_sweep(bus_t *b, int64_t now);
 /* Calls fn for each field of this node's record (under the lock: fn must not call back). */
 void bus_each_mine(bus_t *b, void (*fn)(void *arg, const uint8_t *f, size_t fl, const uint8_t *v, size_t vl),
                    void *arg);

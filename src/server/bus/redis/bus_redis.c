@@ -18,6 +18,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,8 @@ typedef struct {
   int hb_started;
   int hb_set; /* a heartbeat was set on the home connection since it (re)connected */
   uint64_t epoch, seq;
+  atomic_int sub_fd;   /* the subscriber's socket while it is up, else -1 (read by any worker) */
+  atomic_int sub_busy; /* the home worker is reading and handling the subscriber's input */
 } rbus_t;
 
 static log_limit_t down_log;
@@ -122,6 +125,7 @@ static int rb_open(bus_t *b, const char *url, char *err, size_t errlen) {
     free(r);
     return rc;
   }
+  atomic_init(&r->sub_fd, -1);
   snprintf(r->prefix, sizeof r->prefix, "tern%d:", r->db);
   snprintf(r->key_rec, sizeof r->key_rec, "%sn:%s", r->prefix, b->node_id);
   snprintf(r->key_hb, sizeof r->key_hb, "%shb:%s", r->prefix, b->node_id);
@@ -189,6 +193,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   rconn_t *c = ac->data;
+  if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
   if (status != REDIS_OK) went_down(c, ac->errstr);
   else if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) atomic_store(&c->b->up, 0);
   c->ac = NULL;
@@ -211,6 +216,7 @@ static void conn_start(rconn_t *c) {
     return;
   }
   ac->data = c;
+  if (c->kind == K_SUB) uvredis_set_busy(ac, &r->sub_busy);
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
   c->ac = ac;
@@ -256,11 +262,50 @@ static void ev_header(buf_t *m, bus_t *b, uint64_t ep, uint64_t seq, char kind) 
   buf_append(m, h, 17);
 }
 
+/* A batch's EXEC answered (or its connection dropped: reply NULL): the replies held for its
+ * changes go out (bus_wait). */
+typedef struct {
+  bus_t *b;
+  uint64_t upto;
+  int forced; /* a rewrite: the others take a snapshot after it, so nothing is confirmed */
+} exec_t;
+
+static void ping_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  exec_t *x = priv;
+  bus_release(x->b, x->upto, x->forced || !reply);
+  free(x);
+}
+
+/* The EXEC's answer says Redis ran the PUBLISH, but not that it has written the delta to
+ * every subscriber yet: it writes its clients' output in one pass after the commands, in an
+ * order of its own, and may answer this connection before another node's subscriber (a
+ * machine short of CPU can deschedule it in between). A PING sent after the answer is run
+ * in a later pass of its loop, after the writes of this one: its answer is the release. */
+static void exec_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  exec_t *x = priv;
+  redisReply *r = reply;
+  count_cb(ac, reply, x->b);
+  if (!r || r->type != REDIS_REPLY_ARRAY) x->forced = 1;
+  if (x->forced || !home_up(x->b) || redisAsyncCommand(ac, ping_cb, x, "PING") != REDIS_OK) {
+    bus_release(x->b, x->upto, x->forced);
+    free(x);
+  }
+}
+
+static exec_t *exec_new(bus_t *b, uint64_t upto, int forced) {
+  exec_t *x = xmalloc(sizeof *x);
+  x->b = b;
+  x->upto = upto;
+  x->forced = forced;
+  return x;
+}
+
 static void rb_flush(bus_t *b) {
   rbus_t *r = RB(b);
   if (!r || b->leaving) return;
   if (!home_up(b)) {
     bus_drop_ops(b); /* the record is written whole once the connection is back */
+    bus_release(b, bus_ticket(b), 1); /* the held replies go out with the local state */
     return;
   }
   redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
@@ -281,7 +326,9 @@ static void rb_flush(bus_t *b) {
     ev_header(&m, b, r->epoch, seq, 'd');
     bus_encode_ops(&m, ops);
     redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
-    redisAsyncCommand(ac, count_cb, b, "EXEC");
+    uint64_t upto = 0;
+    for (bus_op_t *o = ops; o; o = o->next) upto = o->no;
+    redisAsyncCommand(ac, exec_cb, exec_new(b, upto, 0), "EXEC");
     buf_free(&m);
     while (ops) {
       bus_op_t *x = ops->next;
@@ -330,6 +377,7 @@ static void write_record(bus_t *b) {
   rbus_t *r = RB(b);
   redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
   bus_drop_ops(b);
+  uint64_t upto = bus_ticket(b); /* what the rewrite holds (more may come: later batches) */
   r->epoch = ((uint64_t)now_ms() << 16) ^ (uint64_t)(r->epoch + 1);
   r->seq = 0;
   redisAsyncCommand(ac, NULL, NULL, "MULTI");
@@ -348,7 +396,7 @@ static void write_record(bus_t *b) {
   buf_t m = BUF_INIT;
   ev_header(&m, b, r->epoch, 0, 'r');
   redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", r->ch_ev, m.data, m.len);
-  redisAsyncCommand(ac, count_cb, b, "EXEC");
+  redisAsyncCommand(ac, exec_cb, exec_new(b, upto, 1), "EXEC");
   buf_free(&m);
 }
 
@@ -533,7 +581,10 @@ static void heartbeat(bus_t *b) {
   redisAsyncCommand(ac, members_cb, b, "SMEMBERS %s", r->key_nodes);
 }
 
-static void on_hb(uv_timer_t *t) { heartbeat(t->data); }
+static void on_hb(uv_timer_t *t) {
+  bus_wait_sweep(t->data, now_ms()); /* replies held past BUS_WAIT_MAX_MS (Redis not answering) */
+  heartbeat(t->data);
+}
 
 /* ---------------------------------------------------------------- the subscriber */
 
@@ -607,6 +658,7 @@ static void on_up(rconn_t *c) {
   bus_t *b = c->b;
   rbus_t *r = RB(b);
   if (c->kind == K_SUB) {
+    atomic_store(&r->sub_fd, c->ac->c.fd);
     /* whatever was published while it was away is lost: every replica is taken again */
     for (int i = 0; i < BUS_MAX_NODES; i++)
       if (b->nodes[i].used) b->nodes[i].synced = 0;
@@ -639,6 +691,7 @@ static void rb_worker_start(bus_t *b, int idx, uv_loop_t *loop) {
 
 static void conn_stop(rconn_t *c) {
   if (!c->started) return;
+  if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
   c->stopping = 1;
   uv_timer_stop(&c->retry);
   if (c->ac && c->state == C_UP) {
@@ -689,6 +742,7 @@ static void rb_leave(bus_t *b, void (*done)(bus_t *b)) {
   b->leaving = 1;
   pthread_mutex_unlock(&b->mu);
   bus_drop_ops(b);
+  bus_release(b, bus_ticket(b), 1); /* held replies go out; later ones are not held (bus_wait) */
   atomic_store(&b->up, 0);
   if (r->hb_started) uv_timer_stop(&r->hb);
   if (done) done(b); /* nothing sent: nothing to wait for */
@@ -773,7 +827,31 @@ static void rb_claim(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb,
   redisAsyncCommand(c->ac, claim_cb, k, "SET %sc:%s 1 NX PX %lld", r->prefix, key, (long long)ttl_ms);
 }
 
+/* ---------------------------------------------------------------- fences */
+
+static int rb_pending(bus_t *b) {
+  rbus_t *r = RB(b);
+  if (atomic_load(&r->sub_busy)) return 1; /* read, maybe not yet applied */
+  int fd = atomic_load(&r->sub_fd), n = 0;
+  /* the fd is read racily (a reconnect may change it): at worst one needless fence, or one
+   * missed across a reconnect, which drops every replica anyway */
+  return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+static void rb_drain(bus_t *b) {
+  rbus_t *r = RB(b);
+  /* a few reads of what is there now (hiredis reads 16 KiB at a time); not a loop that
+   * traffic arriving meanwhile could keep going */
+  for (int i = 0; i < 8 && r->sub.started && r->sub.ac && r->sub.state == C_UP && rb_pending(b); i++) {
+    atomic_store(&r->sub_busy, 1);
+    redisAsyncHandleRead(r->sub.ac);
+    atomic_store(&r->sub_busy, 0);
+  }
+}
+
 const bus_backend_t bus_redis_backend = {
+    .pending = rb_pending,
+    .drain = rb_drain,
     .scheme = "redis",
     .open = rb_open,
     .free = rb_free,

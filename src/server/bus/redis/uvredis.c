@@ -7,17 +7,29 @@ typedef struct {
   redisAsyncContext *ac;
   uv_poll_t handle;
   int events;
+  atomic_int *busy; /* uvredis_set_busy */
 } uvr_t;
+
+void uvredis_set_busy(redisAsyncContext *ac, atomic_int *busy) {
+  uvr_t *p = ac->ev.data;
+  if (p) p->busy = busy;
+}
+
+static void handle_read(uvr_t *p) {
+  if (p->busy) atomic_store(p->busy, 1);
+  redisAsyncHandleRead(p->ac);
+  if (p->busy) atomic_store(p->busy, 0);
+}
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   uvr_t *p = h->data;
   if (status < 0) { /* EPOLLERR: libuv stopped the poll; let hiredis find the error */
     if (!p->ac) return;
     if (!(p->ac->c.flags & REDIS_CONNECTED)) redisAsyncHandleWrite(p->ac); /* connect failed */
-    else redisAsyncHandleRead(p->ac);                                      /* reset: read fails */
+    else handle_read(p);                                                   /* reset: read fails */
     return;
   }
-  if (p->ac && (events & UV_READABLE)) redisAsyncHandleRead(p->ac);
+  if (p->ac && (events & UV_READABLE)) handle_read(p);
   if (p->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
 }
 

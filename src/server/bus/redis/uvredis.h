@@ -10,9 +10,13 @@
 #define TERN_UVREDIS_H
 
 #include <hiredis/async.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 /* REDIS_OK, or REDIS_ERR (the caller frees the context). */
 int uvredis_attach(redisAsyncContext *ac, uv_loop_t *loop);
+/* *busy is 1 while the context reads and handles what it read (another thread may then
+ * tell "read but not yet handled" from "handled"); after uvredis_attach. */
+void uvredis_set_busy(redisAsyncContext *ac, atomic_int *busy);
 
 #endif

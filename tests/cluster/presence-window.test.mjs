@@ -1,0 +1,191 @@
+// The presence window across nodes (docs/cluster.md, "The window"): a node answers a login,
+// a logout, a chat-room join or quit only once its presence batch carrying the change is
+// confirmed by Redis (im_hold.c, bus_wait), so the moment the answer arrives every other node
+// has the delta queued. Each test acts on one node and, the moment the answer arrives, asks
+// another — no wait, no retry — many times over: before the held replies, each of them met
+// the window within a few rounds (the interop suite across 3 nodes waited for it with
+// presenceSettled, roomCountSettled and createConversationSeen).
+//
+// Three nodes, one PostgreSQL (a conversation started on one node is read on another) and
+// one Redis. Raw protocol clients (tests/lib/proto-client.mjs).
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { useNodes } from '../lib/cluster-mode.mjs';
+import { connect, login, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
+
+const ROUNDS = Number(process.env.PRESENCE_ROUNDS || 200);
+
+const online = async (c, ids) =>
+  (await c.request({ cmd: 'session', op: 'query', sessionMessage: { sessionPeerIds: ids } })).sessionMessage
+    .onlineSessionPeerIds || [];
+
+async function scrape(s, name) {
+  const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
+  const text = await res.text();
+  const m = new RegExp(`^${name.replace(/[{}"=]/g, (x) => `\\${x}`)} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+describe('cluster: an acknowledged presence change is known to every node', () => {
+  after(() => {
+    try { cluster.redis?.cli('CLIENT', 'UNPAUSE'); } catch { /* already stopped */ }
+  });
+  const cluster = useNodes(3, { pg: true });
+
+  test(`a login answered on node 1 is listed by node 2 at once, and a logout is not (${ROUNDS} rounds)`, async () => {
+    const [n1, n2] = cluster.nodes;
+    const asker = await session(n2, uid('asker'));
+    const a = await connect(n1);
+    const held0 = await scrape(n1, 'tern_bus_held_replies_total{end="any"}');
+    let missed = 0, stale = 0;
+    for (let k = 0; k < ROUNDS; k++) {
+      const x = uid('w');
+      const opened = await a.request({ cmd: 'session', op: 'open', peerId: x, appId: n1.appId, sessionMessage: { ua: 'presence-window' } });
+      assert.equal(opened.op, 'opened', JSON.stringify(opened));
+      if (!(await online(asker, [x])).includes(x)) missed++;
+      const closed = await a.request({ cmd: 'session', op: 'close', peerId: x });
+      assert.equal(closed.op, 'closed', JSON.stringify(closed));
+      if ((await online(asker, [x])).includes(x)) stale++;
+    }
+    assert.equal(missed, 0, `node 2 did not list a client node 1 had answered "opened" (${missed} of ${ROUNDS})`);
+    assert.equal(stale, 0, `node 2 still listed a client node 1 had answered "closed" (${stale} of ${ROUNDS})`);
+    // the answers were held (the mechanism, not luck): one hold per login and per logout
+    assert.ok((await scrape(n1, 'tern_bus_held_replies_total{end="any"}')) - held0 >= ROUNDS,
+      'node 1 held its answers for the bus');
+  });
+
+  test(`a chat-room join answered on node 1: a message sent at once on node 2 reaches the member, node 3 counts it (${ROUNDS} rounds)`, async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const owner = await session(n2, uid('owner'));
+    const { cid } = await startConv(owner, [], { transient: true, n: 'presence-window' });
+    const counter = await session(n3, uid('counter'));
+    const count = async () => (await counter.request({ cmd: 'conv', op: 'count', convMessage: { cid } })).convMessage.count;
+    // the owner (node 2) is in the room since its start (§3.4); node 3 knows it once the
+    // start was answered (the creator's join is held like any other)
+    assert.equal(await count(), 1, 'node 3 counts the owner the moment its start was answered');
+    const x = uid('joiner');
+    const a = await session(n1, x);
+    let lost = 0, miscounted = 0, quitCounted = 0;
+    for (let k = 0; k < ROUNDS; k++) {
+      const joined = await a.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      assert.equal(joined.op, 'added', JSON.stringify(joined));
+      const text = `round ${k}`;
+      const [, n] = await Promise.all([sendMsg(owner, cid, text), count()]);
+      if (n !== 2) miscounted++;
+      const got = await a.next((c) => c.cmd === 'direct' && c.directMessage?.msg === text, 3000).catch(() => null);
+      if (!got) lost++;
+      const quit = await a.request({ cmd: 'conv', op: 'remove', convMessage: { cid, m: [x] } });
+      assert.equal(quit.op, 'removed', JSON.stringify(quit));
+      if ((await count()) !== 1) quitCounted++;
+      if (lost > 3) break; // each loss costs the push's timeout: enough to fail
+    }
+    assert.equal(lost, 0, `room messages sent on node 2 right after a join answered on node 1 were lost (${lost})`);
+    assert.equal(miscounted, 0, `node 3 miscounted the room right after a join answered on node 1 (${miscounted} of ${ROUNDS})`);
+    assert.equal(quitCounted, 0, `node 3 still counted a member whose quit node 1 had answered (${quitCounted} of ${ROUNDS})`);
+  });
+
+  test('a conversation started on node 2 right after its member\'s login was answered on node 1 reaches it (INVITED)', async () => {
+    const [n1, n2] = cluster.nodes;
+    const creator = await session(n2, uid('creator'));
+    const a = await connect(n1);
+    // A start is a PostgreSQL commit, longer than a publish: without more, the delta is
+    // there first by luck. So in half the rounds Redis holds every write for 300 ms
+    // (CLIENT PAUSE WRITE: the login's presence batch waits in it), well under the bound
+    // the answer may be held for: the start on node 2 then follows the login's answer
+    // only as closely as the client does.
+    const rounds = Math.max(20, Math.floor(ROUNDS / 10));
+    let lost = 0;
+    for (let k = 0; k < rounds && lost <= 3; k++) {
+      const m = uid('invited');
+      if (k % 2 === 0) cluster.redis.cli('CLIENT', 'PAUSE', '300', 'WRITE');
+      await login(a, m);
+      const { cid } = await startConv(creator, [m]);
+      const got = await a.next((c) => c.cmd === 'conv' && c.op === 'joined' && c.peerId === m && c.convMessage?.cid === cid, 3000)
+        .catch(() => null);
+      if (!got) lost++;
+      const closed = await a.request({ cmd: 'session', op: 'close', peerId: m });
+      assert.equal(closed.op, 'closed', JSON.stringify(closed));
+    }
+    assert.equal(lost, 0, `members logged in on node 1 missed the INVITED push of a conversation started on node 2 (${lost})`);
+  });
+
+  test('frames held behind an answer are bounded: past 256 KiB they all go out at once, the answer first', async () => {
+    const [n1] = cluster.nodes;
+    const sender = await session(n1, uid('loud'));
+    const { cid } = await startConv(sender, [], { transient: true, n: 'presence-window-cut' });
+    const x = uid('held');
+    const a = await session(n1, x);
+    const cut0 = await scrape(n1, 'tern_bus_held_replies_total{end="cut"}');
+    const mark = a.mark();
+    cluster.redis.cli('CLIENT', 'PAUSE', '4000', 'WRITE'); // the join's presence batch waits
+    try {
+      const t0 = Date.now();
+      const i = a.send({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      // the join ran (its answer is held): node 1 counts x in the room
+      while ((await sender.request({ cmd: 'conv', op: 'count', convMessage: { cid } })).convMessage.count !== 2) {
+        if (Date.now() - t0 > 2000) assert.fail('node 1 never counted the join');
+      }
+      const body = 'x'.repeat(5000);
+      for (let k = 0; k < 60; k++) await sendMsg(sender, cid, `${k} ${body}`); // to the room: to x, held
+      const joined = await a.reply(i, 3000);
+      assert.equal(joined.op, 'added', JSON.stringify(joined));
+      assert.ok(Date.now() - t0 < 3500, 'released by the size bound, before Redis answered');
+      for (let k = 0; k < 60; k++) await a.next((c) => c.cmd === 'direct' && c.directMessage?.msg?.startsWith(`${k} `), 3000);
+      const got = a.since(mark);
+      const at = got.indexOf(joined), first = got.findIndex((c) => c.cmd === 'direct');
+      assert.ok(at >= 0 && at < first, 'the answer comes before the pushes held behind it');
+    } finally {
+      cluster.redis.cli('CLIENT', 'UNPAUSE');
+    }
+    assert.equal((await scrape(n1, 'tern_bus_held_replies_total{end="cut"}')) - cut0, 1, 'counted as cut');
+  });
+
+  test('Redis not answering: a login is answered after a bounded wait, with the local state', async () => {
+    const [n1] = cluster.nodes;
+    const a = await connect(n1);
+    const forced0 = await scrape(n1, 'tern_bus_held_replies_total{end="forced"}');
+    const x = uid('paused');
+    // CLIENT PAUSE WRITE holds the presence batch's EXEC (and key expiry: no heartbeat lapses)
+    cluster.redis.cli('CLIENT', 'PAUSE', '5000', 'WRITE');
+    let ms;
+    try {
+      const t0 = Date.now();
+      await login(a, x);
+      ms = Date.now() - t0;
+      // answered from this node's own state meanwhile
+      assert.deepEqual(await online(a, [x]), [x]);
+    } finally {
+      cluster.redis.cli('CLIENT', 'UNPAUSE');
+    }
+    assert.ok(ms >= 900, `the answer waited for the bus (${ms} ms)`);
+    assert.ok(ms < 3500, `but not past the bound (${ms} ms; BUS_WAIT_MAX_MS 1000 + the 1 s tick)`);
+    assert.equal((await scrape(n1, 'tern_bus_held_replies_total{end="forced"}')) - forced0, 1, 'counted as forced');
+  });
+
+  test('Redis down: a login is answered at once with the local state; presence is whole again once it is back', async () => {
+    const [n1, n2] = cluster.nodes;
+    await cluster.redis.stop({ keepDir: true });
+    const a = await connect(n1);
+    const x = uid('down');
+    try {
+      // node 1 notices the loss (its connection drops) before the login
+      for (let t0 = Date.now(); (await scrape(n1, 'tern_bus_up')) !== 0;) {
+        if (Date.now() - t0 > 5000) assert.fail('node 1 never saw Redis go');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const t0 = Date.now();
+      await login(a, x);
+      const ms = Date.now() - t0;
+      assert.ok(ms < 900, `answered without waiting for a bus that is down (${ms} ms)`);
+      assert.deepEqual(await online(a, [x]), [x]);
+    } finally {
+      await cluster.redis.start();
+    }
+    // back: node 1 rewrites its record and node 2 takes it again (within the backoff)
+    const b = await session(n2, uid('after'));
+    for (let t0 = Date.now(); !(await online(b, [x])).includes(x);) {
+      if (Date.now() - t0 > 15000) assert.fail('node 2 never saw the login made while Redis was down');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+});
