@@ -166,7 +166,7 @@ typedef struct {
   const uint8_t *raw; /* the frame as it came, to run it again (im_sign_check) */
   size_t rawlen;
   int base64;
-  int nonce; /* the bus's word on this request's signature nonce: 0 not asked yet, 1 fresh,
+  int nonce;  /* the bus's word on this request's signature nonce: 0 not asked yet, 1 fresh,
               * -1 used on some node, 2 the bus could not tell (im_sign_check) */
   int fenced; /* run again after im_presence_fence */
 } req_t;

@@ -402,7 +402,7 @@ void im_session_close(req_t *r) {
   Lc__SessionCommand sm = LC__SESSION_COMMAND__INIT;
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
   PB_SET(out, op, LC__OP_TYPE__closed);
-  out.sessionmessage = &sm; /* present and empty, as the cloud sends it */
+  out.sessionmessage = &sm;            /* present and empty, as the cloud sends it */
   revoke_lineage(r->w, r->s->lineage); /* a logout: this device's token no longer resumes */
   /* gone first, then the answer, held until the other nodes have the logout queued
    * (im_hold.c); the session's own frames queued before it still go out first */

@@ -85,8 +85,8 @@ struct bus {
   uint64_t nqueued;           /* changes queued so far (bus_ticket; under mu) */
   _Atomic uint64_t confirmed; /* changes up to this one are published (or given up on) */
   bus_wait_t *waits;          /* replies held for them (bus_wait; under mu) */
-  atomic_long nsessions; /* this node's load, as /v1/route compares it */
-  int leaving;           /* the home worker said goodbye (written under mu) */
+  atomic_long nsessions;      /* this node's load, as /v1/route compares it */
+  int leaving;                /* the home worker said goodbye (written under mu) */
 
   /* bus_leave's rendezvous with the home worker */
   pthread_mutex_t leave_mu;

@@ -18,10 +18,10 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
-#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "bus_int.h"
 #include "err.h"
@@ -304,7 +304,7 @@ static void rb_flush(bus_t *b) {
   rbus_t *r = RB(b);
   if (!r || b->leaving) return;
   if (!home_up(b)) {
-    bus_drop_ops(b); /* the record is written whole once the connection is back */
+    bus_drop_ops(b);                  /* the record is written whole once the connection is back */
     bus_release(b, bus_ticket(b), 1); /* the held replies go out with the local state */
     return;
   }
