@@ -55,6 +55,8 @@ struct im {
                                 * entry's byte count: the wills of the address's sessions (im_msg.c) */
   _Atomic int64_t will_bytes;            /* the wills of all sessions (will_limit_total) */
   struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
+  int early_store;                       /* deliver_early applies to this store: SQLite (no rekey) */
+  _Atomic int64_t early_off_until;       /* deliver_early waits until then (ms): a commit failed */
 };
 
 struct im_worker {
@@ -108,8 +110,10 @@ struct conv {
   members_t *sets[3]; /* SET_MANAGER, SET_SHUTUP, SET_BLOCK snapshots (NULL = empty) */
   int64_t updated_at;
   int64_t last_ts, last_seq;
-  int has_receipts;   /* some message asked for receipts: acks must look for them */
-  atomic_int ext_ids; /* holds imported messages whose ids are not tern's (msg_key_resolve) */
+  int has_receipts;        /* some message asked for receipts: acks must look for them */
+  int late_pending;        /* deliver_early: sends delivered after their commit, not done yet */
+  atomic_int early_posted; /* deliver_early: its ordered deliveries still in a worker's inbox */
+  atomic_int ext_ids;      /* holds imported messages whose ids are not tern's (msg_key_resolve) */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
@@ -227,6 +231,10 @@ void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip)
 /* The same on this node only: what the other nodes' fan-outs arrive as (im_bus.c). */
 void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
 void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+/* This node only, called under c->mu (deliver_early, im_msg.c): each session gets the
+ * deliveries of c in the order of these calls, whichever worker makes them. */
+void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n, uint64_t skip);
+void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
 
 /* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
 void im_bus_attach(im_t *im, bus_t *bus);

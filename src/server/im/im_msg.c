@@ -5,7 +5,9 @@
  * conversation's lock, encoded once as a fan-out frame, and written through the store.
  * Only when its batch has committed does the sender get its ack and do the recipients get
  * the frame:
- * an acked message is always durable, and nobody sees a message that could be lost. */
+ * an acked message is always durable, and nobody sees a message that could be lost.
+ * The experimental deliver_early (off by default; bench/README.md "Delivery before the
+ * commit") gives up the second half: recipients get the frame when the job is queued. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +75,13 @@ typedef struct {
   im_done_t done;  /* REST: told the id and timestamp once stored */
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
+  int early;       /* deliver_early: 1 delivered at submit, 2 counted in conv->late_pending */
 } send_job_t;
+
+/* After a failed commit, deliver_early waits this long: a store that fails once (disk full,
+ * I/O error) is likely to fail again, and each early delivery would then be a message the
+ * recipients hold and history never will. The failure that starts the wait has leaked. */
+#define EARLY_OFF_MS 10000
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -388,18 +396,26 @@ static void send_done(task_t *t) {
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
   if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
+    if (sj->im->cfg->deliver_early) atomic_store(&sj->im->early_off_until, now_ms() + EARLY_OFF_MS);
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
-    deliver(w, sj->conv, sj->members, sj->frame, sj->skip);
-    metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
+    if (sj->early != 1) {
+      deliver(w, sj->conv, sj->members, sj->frame, sj->skip);
+      metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
+    }
     message_sent_hook(w, sj);
     offline_push(w, sj);
     json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
     im_done(w, &sj->done, 0, res);
     json_decref(res);
+  }
+  if (sj->early == 2) { /* delivered (or failed): later sends of the conversation may go early again */
+    pthread_mutex_lock(&sj->conv->mu);
+    sj->conv->late_pending--;
+    pthread_mutex_unlock(&sj->conv->mu);
   }
   send_job_free(sj);
 }
@@ -475,6 +491,18 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
   *cp = c;
   *mp = members;
   return 0;
+}
+
+/* deliver_early, under c->mu: 0 not here (after the commit); 1 deliver at submit; 2
+ * after the commit, counted in late_pending so that no later send of c is delivered before
+ * it. Early only where the stored key is the one given here (SQLite, one node: no rekey,
+ * no key retry), while no commit failed in the last EARLY_OFF_MS and no send of c waits
+ * for a late delivery. */
+static int early_mode(im_t *im, conv_t *c) {
+  if (!im->early_store || im->bus) return 0;
+  if (c->late_pending == 0 && now_ms() >= atomic_load(&im->early_off_until)) return 1;
+  c->late_pending++;
+  return 2;
 }
 
 /* Sends a checked message: transient ones straight to whoever is online, the others
@@ -583,6 +611,15 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   sj->frame = fanout_new(&out);
   sj->frame->priority = priority;
   if (in->not_to_sender) sj->frame->not_to = xstrdup(sender);
+  /* deliver_early: under the lock, so one conversation's early deliveries leave in key
+   * order, and never before a late one (late_pending); before the submit, after which the
+   * job (and sj) belong to the writer and then to send_done. */
+  if (im->cfg->deliver_early) sj->early = early_mode(im, c);
+  if (sj->early == 1) {
+    if (c->kind == CONV_ROOM) fanout_to_room_ordered(w, sj->frame, c, skip);
+    else if (members) fanout_to_clients_ordered(w, sj->frame, c, members->ids, members->n, skip);
+    metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
+  }
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
   free(text);
