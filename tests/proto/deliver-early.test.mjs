@@ -87,11 +87,11 @@ const manySenders = (early) => () =>
   });
 
 test('deliver_early: many senders on both workers, one conversation: every recipient gets every message once, in history order, with history\'s id and timestamp', manySenders(true));
-// Without deliver_early each completion fans out from its sender's worker, to that worker's
-// sessions at once and to the other's through its inbox, and two workers run their
-// completions side by side: a recipient can get a later message of another sender first
-// (bench/README.md "Delivery before the commit"). Kept as a todo so that the gap stays seen.
-test('deliver_early off: many senders on both workers, one conversation, history order', { todo: 'the after-commit fan-out does not order messages from senders on different workers' }, manySenders(false));
+// Without deliver_early the fan-out follows the commit: each completion runs on its sender's
+// worker, and two workers run theirs side by side, so the fan-outs take turns by submission
+// (im_msg.c:deliver_in_turn). This failed on every run before that: a recipient got a later
+// message of a sender on its own worker before earlier ones from the other worker.
+test('after the commit (deliver_early off): many senders on both workers, one conversation: every recipient gets every message once, in history order', manySenders(false));
 
 test('deliver_early and a failing store: the first failed message has reached the recipient (what the option gives up); later ones reach nobody; for 10 s the next stored ones are delivered after their commit, in order, and history is exactly the acked messages', () =>
   withServer({ TERN_DELIVER_EARLY: '1', TERN_DEBUG_FAULTS: '1', ...SLOW }, async (srv) => {

@@ -110,10 +110,13 @@ struct conv {
   members_t *sets[3]; /* SET_MANAGER, SET_SHUTUP, SET_BLOCK snapshots (NULL = empty) */
   int64_t updated_at;
   int64_t last_ts, last_seq;
-  int has_receipts;        /* some message asked for receipts: acks must look for them */
-  int late_pending;        /* deliver_early: sends delivered after their commit, not done yet */
-  atomic_int early_posted; /* deliver_early: its ordered deliveries still in a worker's inbox */
-  atomic_int ext_ids;      /* holds imported messages whose ids are not tern's (msg_key_resolve) */
+  int has_receipts;              /* some message asked for receipts: acks must look for them */
+  int late_pending;              /* deliver_early: sends delivered after their commit, not done yet */
+  atomic_int early_posted;       /* deliver_early: its ordered deliveries still in a worker's inbox */
+  uint64_t dlv_next, dlv_turn;   /* one node: the number of the next stored send, and of the
+                                * next one whose commit's fan-out may go (im_msg.c:deliver_in_turn) */
+  struct parked_dlv *dlv_parked; /* fan-outs whose commit completed before an earlier send's: by number */
+  atomic_int ext_ids;            /* holds imported messages whose ids are not tern's (msg_key_resolve) */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */

@@ -4,7 +4,7 @@
  * A message is given its key (timestamp, per-conversation sequence) and id under the
  * conversation's lock, encoded once as a fan-out frame, and written through the store.
  * Only when its batch has committed does the sender get its ack and do the recipients get
- * the frame:
+ * the frame, in the conversation's key order (deliver_in_turn):
  * an acked message is always durable, and nobody sees a message that could be lost.
  * The experimental deliver_early (off by default; bench/README.md "Delivery before the
  * commit") gives up the second half: recipients get the frame when the job is queued. */
@@ -76,6 +76,7 @@ typedef struct {
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
   int early;       /* deliver_early: 1 delivered at submit, 2 counted in conv->late_pending */
+  uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
 } send_job_t;
 
 /* After a failed commit, deliver_early waits this long: a store that fails once (disk full,
@@ -390,6 +391,68 @@ static void sent_rekeyed(send_job_t *sj) {
   sj->j.rekeyed = 0;
 }
 
+/* A fan-out waiting for its turn: what deliver() needs, referenced. */
+struct parked_dlv {
+  struct parked_dlv *next;
+  uint64_t no;
+  fanout_t *frame; /* NULL: the commit failed, nothing to send */
+  members_t *members;
+  uint64_t skip;
+  int late; /* counted in conv->late_pending */
+};
+
+static void deliver_ordered(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip) {
+  if (c->kind == CONV_ROOM) fanout_to_room_ordered(w, p, c, skip);
+  else if (m) fanout_to_clients_ordered(w, p, c, m->ids, m->n, skip);
+}
+
+/* After the commit, on one node: a conversation's stored messages fan out in the order they
+ * were submitted (key order), whichever workers run their completions and in whatever
+ * order: a completion that comes before an earlier send's parks its fan-out, and the
+ * earlier one's worker sends it when its turn comes; a failed commit takes its turn with
+ * nothing to send. Every submitted job completes (store.h), so every turn comes. The
+ * fan-out is ordered (fanout_to_clients_ordered), so the inboxes keep the order too. With a
+ * bus, deliveries go as before (another node's order is not this lock's to give). */
+static void deliver_in_turn(im_worker_t *w, send_job_t *sj, int ok) {
+  conv_t *c = sj->conv;
+  if (sj->im->bus) {
+    if (ok) deliver(w, c, sj->members, sj->frame, sj->skip);
+    return;
+  }
+  pthread_mutex_lock(&c->mu);
+  if (sj->dlv_no != c->dlv_turn) {
+    struct parked_dlv *p = xcalloc(1, sizeof *p), **at = &c->dlv_parked;
+    p->no = sj->dlv_no;
+    if (ok) {
+      p->frame = sj->frame;
+      atomic_fetch_add(&p->frame->ref, 1);
+      p->members = sj->members;
+      if (p->members) atomic_fetch_add(&p->members->ref, 1);
+    }
+    p->skip = sj->skip;
+    p->late = sj->early == 2;
+    while (*at && (*at)->no < p->no) at = &(*at)->next;
+    p->next = *at;
+    *at = p;
+    pthread_mutex_unlock(&c->mu);
+    return;
+  }
+  if (ok) deliver_ordered(w, c, sj->members, sj->frame, sj->skip);
+  if (sj->early == 2) c->late_pending--;
+  c->dlv_turn++;
+  while (c->dlv_parked && c->dlv_parked->no == c->dlv_turn) {
+    struct parked_dlv *p = c->dlv_parked;
+    c->dlv_parked = p->next;
+    if (p->frame) deliver_ordered(w, c, p->members, p->frame, p->skip);
+    if (p->late) c->late_pending--;
+    c->dlv_turn++;
+    fanout_release(p->frame);
+    members_release(p->members);
+    free(p);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -397,13 +460,14 @@ static void send_done(task_t *t) {
   if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
     if (sj->im->cfg->deliver_early) atomic_store(&sj->im->early_off_until, now_ms() + EARLY_OFF_MS);
+    if (sj->early != 1) deliver_in_turn(w, sj, 0);
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     if (sj->early != 1) {
-      deliver(w, sj->conv, sj->members, sj->frame, sj->skip);
+      deliver_in_turn(w, sj, 1);
       metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
     }
     message_sent_hook(w, sj);
@@ -411,11 +475,6 @@ static void send_done(task_t *t) {
     json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
     im_done(w, &sj->done, 0, res);
     json_decref(res);
-  }
-  if (sj->early == 2) { /* delivered (or failed): later sends of the conversation may go early again */
-    pthread_mutex_lock(&sj->conv->mu);
-    sj->conv->late_pending--;
-    pthread_mutex_unlock(&sj->conv->mu);
   }
   send_job_free(sj);
 }
@@ -616,9 +675,10 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
    * job (and sj) belong to the writer and then to send_done. */
   if (im->cfg->deliver_early) sj->early = early_mode(im, c);
   if (sj->early == 1) {
-    if (c->kind == CONV_ROOM) fanout_to_room_ordered(w, sj->frame, c, skip);
-    else if (members) fanout_to_clients_ordered(w, sj->frame, c, members->ids, members->n, skip);
+    deliver_ordered(w, c, members, sj->frame, skip);
     metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
+  } else {
+    sj->dlv_no = c->dlv_next++; /* its fan-out's turn after the commit (deliver_in_turn) */
   }
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
