@@ -62,13 +62,19 @@ for (const early of [true, false]) {
     }));
 }
 
-const manySenders = (early) => () =>
+const manySenders = (early, room = false) => () =>
   withServer({ TERN_DELIVER_EARLY: early ? '1' : '0' }, async (srv) => {
     const senders = await Promise.all(Array.from({ length: 8 }, (_, k) => session(srv, uid(`s${k}`))));
     const readers = await Promise.all(Array.from({ length: 4 }, (_, k) => session(srv, uid(`r${k}`))));
     const all = [...senders, ...readers];
-    const { cid } = await startConv(senders[0], all.slice(1).map((c) => c.peer));
-    await Promise.all(all.slice(1).map((c) => c.next((p) => p.op === 'joined' && p.convMessage.cid === cid)));
+    let cid;
+    if (room) { // a chat room: everyone joins itself (the fan-out goes to the sessions in it)
+      cid = (await startConv(senders[0], [], { transient: true })).cid;
+      for (const c of all.slice(1)) assert.equal((await c.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [c.peer] } })).cmd, 'conv');
+    } else {
+      cid = (await startConv(senders[0], all.slice(1).map((c) => c.peer))).cid;
+      await Promise.all(all.slice(1).map((c) => c.next((p) => p.op === 'joined' && p.convMessage.cid === cid)));
+    }
     const N = 40;
     const acks = [];
     for (let k = 0; k < N; k++) for (const [j, s] of senders.entries()) acks.push(s.request({ cmd: 'direct', directMessage: { cid, msg: `s${j} ${k}` } }, 20000));
@@ -92,6 +98,8 @@ test('deliver_early: many senders on both workers, one conversation: every recip
 // (im_msg.c:deliver_in_turn). This failed on every run before that: a recipient got a later
 // message of a sender on its own worker before earlier ones from the other worker.
 test('after the commit (deliver_early off): many senders on both workers, one conversation: every recipient gets every message once, in history order', manySenders(false));
+test('after the commit (deliver_early off): many senders on both workers, one chat room: every session in it gets every message once, in history order', manySenders(false, true));
+test('deliver_early: many senders on both workers, one chat room: every session in it gets every message once, in history order', manySenders(true, true));
 
 test('deliver_early and a failing store: the first failed message has reached the recipient (what the option gives up); later ones reach nobody; for 10 s the next stored ones are delivered after their commit, in order, and history is exactly the acked messages', () =>
   withServer({ TERN_DELIVER_EARLY: '1', TERN_DEBUG_FAULTS: '1', ...SLOW }, async (srv) => {
