@@ -95,7 +95,7 @@ const manySenders = (early, room = false) => () =>
 test('deliver_early: many senders on both workers, one conversation: every recipient gets every message once, in history order, with history\'s id and timestamp', manySenders(true));
 // Without deliver_early the fan-out follows the commit: each completion runs on its sender's
 // worker, and two workers run theirs side by side, so the fan-outs take turns by submission
-// (im_msg.c:deliver_in_turn). This failed on every run before that: a recipient got a later
+// (im_order.c:deliver_in_turn). This failed on every run before that: a recipient got a later
 // message of a sender on its own worker before earlier ones from the other worker.
 test('after the commit (deliver_early off): many senders on both workers, one conversation: every recipient gets every message once, in history order', manySenders(false));
 test('after the commit (deliver_early off): many senders on both workers, one chat room: every session in it gets every message once, in history order', manySenders(false, true));

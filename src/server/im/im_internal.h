@@ -114,7 +114,7 @@ struct conv {
   int late_pending;              /* deliver_early: sends delivered after their commit, not done yet */
   atomic_int early_posted;       /* deliver_early: its ordered deliveries still in a worker's inbox */
   uint64_t dlv_next, dlv_turn;   /* one node: the number of the next stored send, and of the
-                                * next one whose commit's fan-out may go (im_msg.c:deliver_in_turn) */
+                                * next one whose commit's fan-out may go (im_order.c:deliver_in_turn) */
   struct parked_dlv *dlv_parked; /* fan-outs whose commit completed before an earlier send's: by number */
   atomic_int ext_ids;            /* holds imported messages whose ids are not tern's (msg_key_resolve) */
   int deleted;
@@ -238,6 +238,22 @@ void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t
  * deliveries of c in the order of these calls, whichever worker makes them. */
 void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n, uint64_t skip);
 void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+
+/* im_order.c — a conversation's stored messages in history order (one node). */
+/* deliver_early, under c->mu: 0 not here (after the commit); 1 deliver at submit; 2 after
+ * the commit, counted in c->late_pending so that no later send of c is delivered before it.
+ * Early only where the stored key is the one given here (SQLite, one node: no rekey, no key
+ * retry), while no commit failed in the last 10 s and no send of c waits for a late
+ * delivery. */
+int early_mode(im_t *im, conv_t *c);
+/* A commit failed: deliver_early waits 10 s. */
+void early_failed(im_t *im);
+/* Under c->mu: the ordered fan-out of a message of c to m (or the room's sessions). */
+void deliver_ordered(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip);
+/* After the commit of the send numbered `no` (c->dlv_next under the lock at submit): its
+ * fan-out (frame NULL: the commit failed) goes when every earlier send's has; late: it
+ * was counted in c->late_pending. Takes no reference. */
+void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, uint64_t skip, uint64_t no, int late);
 
 /* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
 void im_bus_attach(im_t *im, bus_t *bus);

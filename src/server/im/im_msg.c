@@ -79,11 +79,6 @@ typedef struct {
   uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
 } send_job_t;
 
-/* After a failed commit, deliver_early waits this long: a store that fails once (disk full,
- * I/O error) is likely to fail again, and each early delivery would then be a message the
- * recipients hold and history never will. The failure that starts the wait has leaked. */
-#define EARLY_OFF_MS 10000
-
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
   Lc__AckCommand am = LC__ACK_COMMAND__INIT;
@@ -391,83 +386,21 @@ static void sent_rekeyed(send_job_t *sj) {
   sj->j.rekeyed = 0;
 }
 
-/* A fan-out waiting for its turn: what deliver() needs, referenced. */
-struct parked_dlv {
-  struct parked_dlv *next;
-  uint64_t no;
-  fanout_t *frame; /* NULL: the commit failed, nothing to send */
-  members_t *members;
-  uint64_t skip;
-  int late; /* counted in conv->late_pending */
-};
-
-static void deliver_ordered(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip) {
-  if (c->kind == CONV_ROOM) fanout_to_room_ordered(w, p, c, skip);
-  else if (m) fanout_to_clients_ordered(w, p, c, m->ids, m->n, skip);
-}
-
-/* After the commit, on one node: a conversation's stored messages fan out in the order they
- * were submitted (key order), whichever workers run their completions and in whatever
- * order: a completion that comes before an earlier send's parks its fan-out, and the
- * earlier one's worker sends it when its turn comes; a failed commit takes its turn with
- * nothing to send. Every submitted job completes (store.h), so every turn comes. The
- * fan-out is ordered (fanout_to_clients_ordered), so the inboxes keep the order too. With a
- * bus, deliveries go as before (another node's order is not this lock's to give). */
-static void deliver_in_turn(im_worker_t *w, send_job_t *sj, int ok) {
-  conv_t *c = sj->conv;
-  if (sj->im->bus) {
-    if (ok) deliver(w, c, sj->members, sj->frame, sj->skip);
-    return;
-  }
-  pthread_mutex_lock(&c->mu);
-  if (sj->dlv_no != c->dlv_turn) {
-    struct parked_dlv *p = xcalloc(1, sizeof *p), **at = &c->dlv_parked;
-    p->no = sj->dlv_no;
-    if (ok) {
-      p->frame = sj->frame;
-      atomic_fetch_add(&p->frame->ref, 1);
-      p->members = sj->members;
-      if (p->members) atomic_fetch_add(&p->members->ref, 1);
-    }
-    p->skip = sj->skip;
-    p->late = sj->early == 2;
-    while (*at && (*at)->no < p->no) at = &(*at)->next;
-    p->next = *at;
-    *at = p;
-    pthread_mutex_unlock(&c->mu);
-    return;
-  }
-  if (ok) deliver_ordered(w, c, sj->members, sj->frame, sj->skip);
-  if (sj->early == 2) c->late_pending--;
-  c->dlv_turn++;
-  while (c->dlv_parked && c->dlv_parked->no == c->dlv_turn) {
-    struct parked_dlv *p = c->dlv_parked;
-    c->dlv_parked = p->next;
-    if (p->frame) deliver_ordered(w, c, p->members, p->frame, p->skip);
-    if (p->late) c->late_pending--;
-    c->dlv_turn++;
-    fanout_release(p->frame);
-    members_release(p->members);
-    free(p);
-  }
-  pthread_mutex_unlock(&c->mu);
-}
-
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
   if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
-    if (sj->im->cfg->deliver_early) atomic_store(&sj->im->early_off_until, now_ms() + EARLY_OFF_MS);
-    if (sj->early != 1) deliver_in_turn(w, sj, 0);
+    if (sj->im->cfg->deliver_early) early_failed(sj->im);
+    if (sj->early != 1) deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no, sj->early == 2);
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     if (sj->early != 1) {
-      deliver_in_turn(w, sj, 1);
+      deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no, sj->early == 2);
       metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
     }
     message_sent_hook(w, sj);
@@ -550,18 +483,6 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
   *cp = c;
   *mp = members;
   return 0;
-}
-
-/* deliver_early, under c->mu: 0 not here (after the commit); 1 deliver at submit; 2
- * after the commit, counted in late_pending so that no later send of c is delivered before
- * it. Early only where the stored key is the one given here (SQLite, one node: no rekey,
- * no key retry), while no commit failed in the last EARLY_OFF_MS and no send of c waits
- * for a late delivery. */
-static int early_mode(im_t *im, conv_t *c) {
-  if (!im->early_store || im->bus) return 0;
-  if (c->late_pending == 0 && now_ms() >= atomic_load(&im->early_off_until)) return 1;
-  c->late_pending++;
-  return 2;
 }
 
 /* Sends a checked message: transient ones straight to whoever is online, the others
