@@ -128,3 +128,60 @@ test('deliver_early and a failing store: the first failed message has reached th
     const got = directs(B, cid).map((p) => p.directMessage.id);
     assert.deepEqual(got.filter((id) => hist.some((l) => l.msgId === id)), hist.map((l) => l.msgId), 'in history order, each once');
   }));
+
+test('deliver_early with the store failing on and off under load: every acked message is in history once and reached its recipient once, in history order, with the ack\'s id and timestamp; whatever a recipient got beyond that is a send that was answered 4200', { timeout: 90000 }, () =>
+  withServer({ TERN_DELIVER_EARLY: '1', TERN_DEBUG_FAULTS: '1', TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0' }, async (srv) => {
+    const PAIRS = 4;
+    const WINDOW = 6;
+    const pairs = [];
+    for (let k = 0; k < PAIRS; k++) {
+      const [s, r] = [uid(`S${k}`), uid(`R${k}`)];
+      const S = await session(srv, s);
+      const R = await session(srv, r);
+      pairs.push({ S, R, cid: (await startConv(S, [r])).cid, outcome: new Map() }); // text -> {uid, t} | {error}
+    }
+    let stop = false;
+    const senders = pairs.map(async (p, k) => {
+      let n = 0;
+      const inflight = new Set();
+      while (!stop) {
+        const text = TEXT(`p${k} m${n++}`);
+        const req = p.S.request({ cmd: 'direct', directMessage: { cid: p.cid, msg: text } }, 20000).then((r) => {
+          if (r.cmd === 'ack') p.outcome.set(text, { uid: r.ackMessage.uid, t: r.ackMessage.t });
+          else p.outcome.set(text, { error: r.errorMessage?.code });
+        }, (e) => p.outcome.set(text, { lost: e.message }));
+        inflight.add(req);
+        req.finally(() => inflight.delete(req));
+        if (inflight.size >= WINDOW) await Promise.race(inflight);
+      }
+      await Promise.all(inflight);
+    });
+    await new Promise((r) => setTimeout(r, 200)); // early deliveries first, then the flips
+    for (let k = 0; k < 6; k++) {
+      assert.equal((await storeFail(srv, k % 2 === 0)).status, 200);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.equal((await storeFail(srv, false)).status, 200);
+    await new Promise((r) => setTimeout(r, 150));
+    stop = true;
+    await Promise.all(senders);
+    let failedTotal = 0;
+    for (const [k, p] of pairs.entries()) {
+      const outcomes = [...p.outcome.entries()];
+      assert.deepEqual(outcomes.filter(([, o]) => o.lost || (o.error !== undefined && o.error !== 4200)), [], `pair ${k}: every send acked or 4200`);
+      const acked = outcomes.filter(([, o]) => o.uid).map(([text, o]) => ({ text, ...o }));
+      const failed = new Set(outcomes.filter(([, o]) => o.error === 4200).map(([text]) => text));
+      failedTotal += failed.size;
+      const hist = await history(p.R, p.cid);
+      const ackedIds = new Set(acked.map((a) => a.uid));
+      assert.deepEqual(hist.map((l) => l.msgId).sort(), [...ackedIds].sort(), `pair ${k}: history is exactly the acked messages`);
+      await p.R.request({ cmd: 'echo' }); // a barrier: every push sent before it has come
+      const got = directs(p.R, p.cid).map((d) => d.directMessage);
+      const gotAcked = got.filter((d) => ackedIds.has(d.id));
+      assert.deepEqual(gotAcked.map((d) => `${d.id} ${d.timestamp} ${d.msg}`), hist.map((l) => `${l.msgId} ${l.timestamp} ${l.data}`),
+        `pair ${k}: every acked message reached the recipient once, in history order, as history has it`);
+      const extra = got.filter((d) => !ackedIds.has(d.id));
+      assert.deepEqual(extra.filter((d) => !failed.has(d.msg)).map((d) => d.msg), [], `pair ${k}: anything else it got was a failed send`);
+    }
+    assert.ok(failedTotal > 0, 'some sends failed while the switch was on');
+  }));
