@@ -94,7 +94,6 @@
   X(fcm_base_url, STR, "https://fcm.googleapis.com", 0, 0, "FCM provider: API base URL")              \
   X(fcm_token_url, STR, "", 0, 0, "FCM provider: OAuth2 token endpoint (default: the key's token_uri)") \
   X(commit_interval, INT, 500, 0, 100000, "microseconds between group commits while messages keep coming (fewer, fuller commits; 0: commit as soon as the last one ends)") \
-  X(deliver_early, BOOL, 0, 0, 1, "experimental, off by default (issue #17 point 4; bench/README.md \"Delivery before the commit\"): push a stored message to its recipients when it is queued for its commit instead of after it; the sender's ack still waits. Gives up: a message whose commit fails, or that a crash loses, may already have reached recipients. SQLite on a single node only (ignored with bus or a PostgreSQL store); after a failed commit, off for 10 s") \
   X(store, STR, "sqlite", 0, 0, "where messages and conversations are stored: sqlite (data_dir/tern.db) or a PostgreSQL URI, postgres://user:password@host:port/database (docs/cluster.md)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \

@@ -29,7 +29,6 @@ im_t *im_new(server_t *srv) {
   im->app_id = srv->app_id;
   im->master_key = srv->master_key;
   im->store = srv->store;
-  im->early_store = strncmp(srv->cfg->store, "postgres", 8) != 0; /* a PostgreSQL commit may rekey */
   im->presence = presence_new();
   im->convs = convcache_new();
   im->query_ips = ipcount_new();
@@ -293,7 +292,7 @@ typedef struct {
   task_t task;
   im_t *im;
   fanout_t *frame;
-  conv_t *ordered; /* fanout_*_ordered: counted in its early_posted until it ran, or NULL */
+  conv_t *ordered; /* fanout_*_ordered: counted in its dlv_posted until it ran, or NULL */
   size_t n;
   uint64_t sessions[];
 } delivery_t;
@@ -301,7 +300,7 @@ typedef struct {
 /* An ordered delivery has run: c's next one may be written at once again. */
 static void ordered_done(conv_t *c) {
   if (!c) return;
-  atomic_fetch_sub(&c->early_posted, 1);
+  atomic_fetch_sub(&c->dlv_posted, 1);
   conv_release(c);
 }
 
@@ -367,7 +366,7 @@ void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids
 /* Ordered: called under c->mu, the calls' deliveries reach each session in the order of the
  * calls whichever worker makes them. Another worker's share goes to its inbox, which runs in
  * order; this worker's own share is written at once only while no delivery of c waits in an
- * inbox (early_posted), else it is posted too, behind those. */
+ * inbox (dlv_posted), else it is posted too, behind those. */
 void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n,
                                uint64_t skip) {
   clients_local(w, p, ids, n, skip, c);
@@ -378,7 +377,7 @@ static void clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, s
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, skip, per);
-  int direct = !ordered || atomic_load(&ordered->early_posted) == 0;
+  int direct = !ordered || atomic_load(&ordered->dlv_posted) == 0;
   for (int k = 0; k < im->nworkers; k++) {
     if (!per[k].n) continue;
     if (k == w->idx && direct) {
@@ -396,7 +395,7 @@ static void clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, s
       d->ordered = ordered;
       if (ordered) {
         conv_retain(ordered);
-        atomic_fetch_add(&ordered->early_posted, 1);
+        atomic_fetch_add(&ordered->dlv_posted, 1);
       }
       d->n = per[k].n;
       memcpy(d->sessions, per[k].v, per[k].n * sizeof(uint64_t));
@@ -412,7 +411,7 @@ typedef struct {
   fanout_t *frame;
   conv_t *conv;
   uint64_t skip;
-  int ordered; /* counted in conv->early_posted (fanout_to_room_ordered) */
+  int ordered; /* counted in conv->dlv_posted (fanout_to_room_ordered) */
 } room_delivery_t;
 
 /* Under congestion a chat room sheds load by priority (DOC): LOW goes first, then NORMAL;
@@ -441,7 +440,7 @@ static void room_delivery_run(task_t *t) {
   room_delivery_t *d = (room_delivery_t *)t;
   int idx = worker_current();
   if (idx >= 0 && d->im->workers[idx]) room_deliver_local(d->im->workers[idx], d->frame, d->conv, d->skip);
-  if (d->ordered) atomic_fetch_sub(&d->conv->early_posted, 1);
+  if (d->ordered) atomic_fetch_sub(&d->conv->dlv_posted, 1);
   fanout_release(d->frame);
   conv_release(d->conv);
   free(d);
@@ -464,7 +463,7 @@ void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64
 static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip, int ordered) {
   if (!c->room || atomic_load(&c->online) == 0) return;
   im_t *im = w->im;
-  int direct = !ordered || atomic_load(&c->early_posted) == 0;
+  int direct = !ordered || atomic_load(&c->dlv_posted) == 0;
   for (int k = 0; k < im->nworkers; k++) {
     if (k == w->idx && direct) {
       room_deliver_local(w, p, c, skip);
@@ -480,7 +479,7 @@ static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t sk
     d->conv = c;
     d->skip = skip;
     d->ordered = ordered;
-    if (ordered) atomic_fetch_add(&c->early_posted, 1);
+    if (ordered) atomic_fetch_add(&c->dlv_posted, 1);
     im->post(im->post_arg, k, &d->task);
   }
 }

@@ -55,8 +55,6 @@ struct im {
                                 * entry's byte count: the wills of the address's sessions (im_msg.c) */
   _Atomic int64_t will_bytes;            /* the wills of all sessions (will_limit_total) */
   struct conv_bcast *cbc;                /* 'C' broadcasts, coalesced (im_bus.c); with a bus */
-  int early_store;                       /* deliver_early applies to this store: SQLite (no rekey) */
-  _Atomic int64_t early_off_until;       /* deliver_early waits until then (ms): a commit failed */
 };
 
 struct im_worker {
@@ -111,8 +109,7 @@ struct conv {
   int64_t updated_at;
   int64_t last_ts, last_seq;
   int has_receipts;              /* some message asked for receipts: acks must look for them */
-  int late_pending;              /* deliver_early: sends delivered after their commit, not done yet */
-  atomic_int early_posted;       /* deliver_early: its ordered deliveries still in a worker's inbox */
+  atomic_int dlv_posted;         /* its ordered deliveries still in a worker's inbox (fanout_*_ordered) */
   uint64_t dlv_next, dlv_turn;   /* one node: the number of the next stored send, and of the
                                 * next one whose commit's fan-out may go (im_order.c:deliver_in_turn) */
   struct parked_dlv *dlv_parked; /* fan-outs whose commit completed before an earlier send's: by number */
@@ -234,26 +231,16 @@ void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip)
 /* The same on this node only: what the other nodes' fan-outs arrive as (im_bus.c). */
 void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
 void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
-/* This node only, called under c->mu (deliver_early, im_msg.c): each session gets the
+/* This node only, called under c->mu (im_order.c:deliver_in_turn): each session gets the
  * deliveries of c in the order of these calls, whichever worker makes them. */
 void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n, uint64_t skip);
 void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
 
 /* im_order.c — a conversation's stored messages in history order (one node). */
-/* deliver_early, under c->mu: 0 not here (after the commit); 1 deliver at submit; 2 after
- * the commit, counted in c->late_pending so that no later send of c is delivered before it.
- * Early only where the stored key is the one given here (SQLite, one node: no rekey, no key
- * retry), while no commit failed in the last 10 s and no send of c waits for a late
- * delivery. */
-int early_mode(im_t *im, conv_t *c);
-/* A commit failed: deliver_early waits 10 s. */
-void early_failed(im_t *im);
-/* Under c->mu: the ordered fan-out of a message of c to m (or the room's sessions). */
-void deliver_ordered(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip);
 /* After the commit of the send numbered `no` (c->dlv_next under the lock at submit): its
- * fan-out (frame NULL: the commit failed) goes when every earlier send's has; late: it
- * was counted in c->late_pending. Takes no reference. */
-void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, uint64_t skip, uint64_t no, int late);
+ * fan-out to m (or the room's sessions; frame NULL: the commit failed) goes when every
+ * earlier send's has. Takes no reference. */
+void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, uint64_t skip, uint64_t no);
 
 /* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
 void im_bus_attach(im_t *im, bus_t *bus);

@@ -5,9 +5,7 @@
  * conversation's lock, encoded once as a fan-out frame, and written through the store.
  * Only when its batch has committed does the sender get its ack and do the recipients get
  * the frame, in the conversation's key order (deliver_in_turn):
- * an acked message is always durable, and nobody sees a message that could be lost.
- * The experimental deliver_early (off by default; bench/README.md "Delivery before the
- * commit") gives up the second half: recipients get the frame when the job is queued. */
+ * an acked message is always durable, and nobody sees a message that could be lost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +73,6 @@ typedef struct {
   im_done_t done;  /* REST: told the id and timestamp once stored */
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
-  int early;       /* deliver_early: 1 delivered at submit, 2 counted in conv->late_pending */
   uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
 } send_job_t;
 
@@ -392,17 +389,14 @@ static void send_done(task_t *t) {
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
   if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
-    if (sj->im->cfg->deliver_early) early_failed(sj->im);
-    if (sj->early != 1) deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no, sj->early == 2);
+    deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no);
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
-    if (sj->early != 1) {
-      deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no, sj->early == 2);
-      metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
-    }
+    deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
+    metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
     message_sent_hook(w, sj);
     offline_push(w, sj);
     json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
@@ -591,16 +585,8 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   sj->frame = fanout_new(&out);
   sj->frame->priority = priority;
   if (in->not_to_sender) sj->frame->not_to = xstrdup(sender);
-  /* deliver_early: under the lock, so one conversation's early deliveries leave in key
-   * order, and never before a late one (late_pending); before the submit, after which the
-   * job (and sj) belong to the writer and then to send_done. */
-  if (im->cfg->deliver_early) sj->early = early_mode(im, c);
-  if (sj->early == 1) {
-    deliver_ordered(w, c, members, sj->frame, skip);
-    metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
-  } else {
-    sj->dlv_no = c->dlv_next++; /* its fan-out's turn after the commit (deliver_in_turn) */
-  }
+  /* before the submit, after which the job (and sj) belong to the writer and then to send_done */
+  sj->dlv_no = c->dlv_next++; /* its fan-out's turn after the commit (deliver_in_turn) */
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
   free(text);

@@ -1,6 +1,5 @@
 /* im_order.c — a conversation's stored messages reach every recipient in history (key)
- * order, on one node, after the commit or, with the experimental deliver_early, before it
- * (docs/architecture.md, "A message, end to end" and "Delivery before the commit").
+ * order, on one node, after the commit (docs/architecture.md, "A message, end to end").
  *
  * The fan-out itself is ordered (im.c:fanout_to_clients_ordered): made under the
  * conversation's lock, its deliveries leave in the order of the calls. After the commit,
@@ -9,23 +8,9 @@
 #include <stdlib.h>
 
 #include "im_internal.h"
-#include "timeutil.h"
 
-/* After a failed commit, deliver_early waits this long: a store that fails once (disk full,
- * I/O error) is likely to fail again, and each early delivery would then be a message the
- * recipients hold and history never will. The failure that starts the wait has leaked. */
-#define EARLY_OFF_MS 10000
-
-int early_mode(im_t *im, conv_t *c) {
-  if (!im->early_store || im->bus) return 0;
-  if (c->late_pending == 0 && now_ms() >= atomic_load(&im->early_off_until)) return 1;
-  c->late_pending++;
-  return 2;
-}
-
-void early_failed(im_t *im) { atomic_store(&im->early_off_until, now_ms() + EARLY_OFF_MS); }
-
-void deliver_ordered(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip) {
+/* Under c->mu: the ordered fan-out of a message of c to m (or the room's sessions). */
+static void deliver_ordered(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, uint64_t skip) {
   if (c->kind == CONV_ROOM) fanout_to_room_ordered(w, p, c, skip);
   else if (m) fanout_to_clients_ordered(w, p, c, m->ids, m->n, skip);
 }
@@ -37,14 +22,13 @@ struct parked_dlv {
   fanout_t *frame; /* NULL: the commit failed, nothing to send */
   members_t *members;
   uint64_t skip;
-  int late; /* counted in conv->late_pending */
 };
 
 /* A completion that comes before an earlier send's parks its fan-out, and the earlier
  * one's worker sends it when its turn comes; a failed commit takes its turn with nothing to
  * send. Every submitted job completes (store.h), so every turn comes. With a bus,
  * deliveries go as before (another node's order is not this lock's to give). */
-void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, uint64_t skip, uint64_t no, int late) {
+void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, uint64_t skip, uint64_t no) {
   if (w->im->bus) {
     if (frame && c->kind == CONV_ROOM) fanout_to_room(w, frame, c, skip);
     else if (frame && m) fanout_to_clients(w, frame, m->ids, m->n, skip);
@@ -61,7 +45,6 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
       if (m) atomic_fetch_add(&m->ref, 1);
     }
     p->skip = skip;
-    p->late = late;
     while (*at && (*at)->no < p->no) at = &(*at)->next;
     p->next = *at;
     *at = p;
@@ -69,13 +52,11 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
     return;
   }
   if (frame) deliver_ordered(w, c, m, frame, skip);
-  if (late) c->late_pending--;
   c->dlv_turn++;
   while (c->dlv_parked && c->dlv_parked->no == c->dlv_turn) {
     struct parked_dlv *p = c->dlv_parked;
     c->dlv_parked = p->next;
     if (p->frame) deliver_ordered(w, c, p->members, p->frame, p->skip);
-    if (p->late) c->late_pending--;
     c->dlv_turn++;
     fanout_release(p->frame);
     members_release(p->members);
