@@ -294,9 +294,17 @@ typedef struct {
   task_t task;
   im_t *im;
   fanout_t *frame;
+  conv_t *ordered; /* fanout_*_ordered: counted in its dlv_posted until it ran, or NULL */
   size_t n;
   uint64_t sessions[];
 } delivery_t;
+
+/* An ordered delivery has run: c's next one may be written at once again. */
+static void ordered_done(conv_t *c) {
+  if (!c) return;
+  atomic_fetch_sub(&c->dlv_posted, 1);
+  conv_release(c);
+}
 
 static void delivery_run(task_t *t) {
   delivery_t *d = (delivery_t *)t;
@@ -306,6 +314,7 @@ static void delivery_run(task_t *t) {
     session_t *s = handle_table_get(&w->sessions, d->sessions[i]);
     if (s) fanout_to_session(s, d->frame);
   }
+  ordered_done(d->ordered);
   fanout_release(d->frame);
   free(d);
 }
@@ -349,13 +358,31 @@ void fanout_to_clients(im_worker_t *w, const fanout_t *p, char *const *ids, size
   if (w->im->bus) im_bus_fanout(w, p, ids, n);
 }
 
+static void clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip,
+                          conv_t *ordered);
+
 void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip) {
+  clients_local(w, p, ids, n, skip, NULL);
+}
+
+/* Ordered: called under c->mu, the calls' deliveries reach each session in the order of the
+ * calls whichever worker makes them. Another worker's share goes to its inbox, which runs in
+ * order; this worker's own share is written at once only while no delivery of c waits in an
+ * inbox (dlv_posted), else it is posted too, behind those. */
+void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n,
+                               uint64_t skip) {
+  clients_local(w, p, ids, n, skip, c);
+}
+
+static void clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip,
+                          conv_t *ordered) {
   im_t *im = w->im;
   handles_t per[MAX_WORKERS];
   handles_by_worker(im, ids, n, skip, per);
+  int direct = !ordered || atomic_load(&ordered->dlv_posted) == 0;
   for (int k = 0; k < im->nworkers; k++) {
     if (!per[k].n) continue;
-    if (k == w->idx) {
+    if (k == w->idx && direct) {
       for (size_t j = 0; j < per[k].n; j++) {
         session_t *s = handle_table_get(&w->sessions, per[k].v[j]);
         if (s) fanout_to_session(s, p);
@@ -367,6 +394,11 @@ void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids
       d->im = im;
       d->frame = (fanout_t *)p;
       atomic_fetch_add(&d->frame->ref, 1);
+      d->ordered = ordered;
+      if (ordered) {
+        conv_retain(ordered);
+        atomic_fetch_add(&ordered->dlv_posted, 1);
+      }
       d->n = per[k].n;
       memcpy(d->sessions, per[k].v, per[k].n * sizeof(uint64_t));
       im->post(im->post_arg, k, &d->task);
@@ -381,6 +413,7 @@ typedef struct {
   fanout_t *frame;
   conv_t *conv;
   uint64_t skip;
+  int ordered; /* counted in conv->dlv_posted (fanout_to_room_ordered) */
 } room_delivery_t;
 
 /* Under congestion a chat room sheds load by priority (DOC): LOW goes first, then NORMAL;
@@ -409,6 +442,7 @@ static void room_delivery_run(task_t *t) {
   room_delivery_t *d = (room_delivery_t *)t;
   int idx = worker_current();
   if (idx >= 0 && d->im->workers[idx]) room_deliver_local(d->im->workers[idx], d->frame, d->conv, d->skip);
+  if (d->ordered) atomic_fetch_sub(&d->conv->dlv_posted, 1);
   fanout_release(d->frame);
   conv_release(d->conv);
   free(d);
@@ -419,11 +453,21 @@ void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip)
   fanout_to_room_local(w, p, c, skip);
 }
 
-void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
+static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip, int ordered);
+
+void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) { room_local(w, p, c, skip, 0); }
+
+/* As fanout_to_clients_ordered, for a chat room (this node only: no bus). */
+void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip) {
+  room_local(w, p, c, skip, 1);
+}
+
+static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip, int ordered) {
   if (!c->room || atomic_load(&c->online) == 0) return;
   im_t *im = w->im;
+  int direct = !ordered || atomic_load(&c->dlv_posted) == 0;
   for (int k = 0; k < im->nworkers; k++) {
-    if (k == w->idx) {
+    if (k == w->idx && direct) {
       room_deliver_local(w, p, c, skip);
       continue;
     }
@@ -436,6 +480,8 @@ void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t
     conv_retain(c);
     d->conv = c;
     d->skip = skip;
+    d->ordered = ordered;
+    if (ordered) atomic_fetch_add(&c->dlv_posted, 1);
     im->post(im->post_arg, k, &d->task);
   }
 }

@@ -111,8 +111,12 @@ struct conv {
   members_t *sets[3]; /* SET_MANAGER, SET_SHUTUP, SET_BLOCK snapshots (NULL = empty) */
   int64_t updated_at;
   int64_t last_ts, last_seq;
-  int has_receipts;   /* some message asked for receipts: acks must look for them */
-  atomic_int ext_ids; /* holds imported messages whose ids are not tern's (msg_key_resolve) */
+  int has_receipts;              /* some message asked for receipts: acks must look for them */
+  atomic_int dlv_posted;         /* its ordered deliveries still in a worker's inbox (fanout_*_ordered) */
+  uint64_t dlv_next, dlv_turn;   /* one node: the number of the next stored send, and of the
+                                * next one whose commit's fan-out may go (im_order.c:deliver_in_turn) */
+  struct parked_dlv *dlv_parked; /* fan-outs whose commit completed before an earlier send's: by number */
+  atomic_int ext_ids;            /* holds imported messages whose ids are not tern's (msg_key_resolve) */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
@@ -231,6 +235,16 @@ void fanout_to_room(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip)
 /* The same on this node only: what the other nodes' fan-outs arrive as (im_bus.c). */
 void fanout_to_clients_local(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n, uint64_t skip);
 void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+/* This node only, called under c->mu (im_order.c:deliver_in_turn): each session gets the
+ * deliveries of c in the order of these calls, whichever worker makes them. */
+void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n, uint64_t skip);
+void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+
+/* im_order.c — a conversation's stored messages in history order (one node). */
+/* After the commit of the send numbered `no` (c->dlv_next under the lock at submit): its
+ * fan-out to m (or the room's sessions; frame NULL: the commit failed) goes when every
+ * earlier send's has. Takes no reference. */
+void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, uint64_t skip, uint64_t no);
 
 /* ---- im_bus.c: across nodes; only with a bus (im->bus) ---- */
 void im_bus_attach(im_t *im, bus_t *bus);

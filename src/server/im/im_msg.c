@@ -4,7 +4,7 @@
  * A message is given its key (timestamp, per-conversation sequence) and id under the
  * conversation's lock, encoded once as a fan-out frame, and written through the store.
  * Only when its batch has committed does the sender get its ack and do the recipients get
- * the frame:
+ * the frame, in the conversation's key order (deliver_in_turn):
  * an acked message is always durable, and nobody sees a message that could be lost. */
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +73,7 @@ typedef struct {
   im_done_t done;  /* REST: told the id and timestamp once stored */
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
+  uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
 } send_job_t;
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
@@ -388,12 +389,13 @@ static void send_done(task_t *t) {
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
   if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
+    deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no);
     reply_error_async(w, &sj->rt, LC_INTERNAL_ERROR, "message could not be stored");
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
-    deliver(w, sj->conv, sj->members, sj->frame, sj->skip);
+    deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
     metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
     message_sent_hook(w, sj);
     offline_push(w, sj);
@@ -583,6 +585,8 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   sj->frame = fanout_new(&out);
   sj->frame->priority = priority;
   if (in->not_to_sender) sj->frame->not_to = xstrdup(sender);
+  /* before the submit, after which the job (and sj) belong to the writer and then to send_done */
+  sj->dlv_no = c->dlv_next++; /* its fan-out's turn after the commit (deliver_in_turn) */
   store_submit(im->store, &j->job);
   pthread_mutex_unlock(&c->mu);
   free(text);
