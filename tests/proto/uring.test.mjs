@@ -81,6 +81,25 @@ test('io_uring refused by a seccomp filter (as in containers): ternd says so and
     }
   });
 
+test('io_uring_enter refused after the ring was made: the first flush falls back, nothing is lost, and write(2) from then on',
+  { skip: process.arch !== 'x64' && 'the filter names x86_64 system call numbers' }, async () => {
+    const srv = await startServer({ env: { TERN_WORKERS: '1' }, shell: `exec perl ${noUring} --enter "$0" "$@"` });
+    try {
+      // the ring is made; the first flush (the upgrade's answer) is refused and written with write(2)
+      const g = await group(srv, 4);
+      const d = await delta(srv, async () => {
+        for (let k = 0; k < 5; k++) await oneMessage(g, `enter refused ${k}`);
+      });
+      assert.deepEqual(d, { submits: 0, sends: 0 });
+      assert.match(srv.stderr(), /io_uring_enter: Operation not permitted: worker 0 writes each connection with write\(2\) from now on/);
+      assert.equal((srv.stderr().match(/io_uring_enter: /g) || []).length, 1, 'said once');
+      await assertHealthy(srv);
+    } finally {
+      await closeAll(srv);
+      await srv.stop();
+    }
+  });
+
 test('two readers that stop reading: what their sockets do not take waits in ternd, in order, and all of it arrives once they read again', () =>
   withServer({ TERN_WORKERS: '1', TERN_MAX_MESSAGE: '60000', TERN_MAX_FRAME: '131072', TERN_MAX_CONN_RATE: '0', TERN_MAX_CLIENT_RATE: '0', TERN_OUTPUT_LIMIT: String(32 << 20) }, async (srv) => {
     const g = await group(srv, 3);

@@ -23,7 +23,9 @@ typedef struct wring wring_t;
 wring_t *wring_open(int *err);
 void wring_close(wring_t *r);
 /* Writes every connection on w's flush list, as conn_flush would one by one, until the
- * list stays empty (a file download's next piece queues its connection again). */
-void wring_flush(wring_t *r, worker_t *w);
+ * list stays empty (a file download's next piece queues its connection again). Returns 0,
+ * or a negative errno when the kernel refuses io_uring_enter: what was not sent is written
+ * with write(2) or left on the list, and the caller closes the ring and writes as before. */
+int wring_flush(wring_t *r, worker_t *w);
 
 #endif

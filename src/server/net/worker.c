@@ -71,7 +71,13 @@ static void drain(worker_t *w) {
   log_batch_flush();
   if (w->flush_list) {
     uint64_t t0 = mono_ns();
-    if (w->wring) wring_flush(w->wring, w);
+    int err = w->wring ? wring_flush(w->wring, w) : 0;
+    if (err < 0) { /* io_uring_enter refused (a seccomp filter that let the ring be made) */
+      log_at(LOG_WARN, "io_uring_enter: %s: worker %d writes each connection with write(2) from now on", strerror(-err),
+             w->idx);
+      wring_close(w->wring);
+      w->wring = NULL;
+    }
     while (w->flush_list) {
       conn_t *c = w->flush_list;
       w->flush_list = c->flush_next;
