@@ -523,6 +523,7 @@ void server_free(server_t *srv) {
     }
     worker_set_current(-1);
     srv->net_app->worker_free(w->imw);
+    wring_close(w->wring); /* closed by its thread already, unless the loop never ran */
     handle_table_free(&w->conns);
     pthread_mutex_destroy(&w->mu);
     free(w);
