@@ -64,7 +64,7 @@ scrape "$out.m0"
 perf stat --per-thread -x, -o "$out.perf" -p "$spid" \
   -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write \
   -e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_pread64,syscalls:sys_enter_pwrite64 \
-  -e syscalls:sys_enter_fcntl,syscalls:sys_enter_fdatasync -- sleep "$window"
+  -e syscalls:sys_enter_fcntl,syscalls:sys_enter_fdatasync,syscalls:sys_enter_io_uring_enter -- sleep "$window"
 scrape "$out.m1"
 # the WAL as it is now (the database first, then its WAL): which tables the commits wrote
 cp "$dir/tern.db" "$out.db" && cp "$dir/tern.db-wal" "$out.db-wal" || true

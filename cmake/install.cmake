@@ -80,7 +80,7 @@ tern-bench load generator, and libtern, the C client SDK (static and shared
 libraries, headers, pkg-config file).")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON) # libuv1, libsqlite3-0, libhiredis0.14 (the cluster bus), …
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON) # libuv1, liburing2, libsqlite3-0, libhiredis0.14 (the cluster bus), …
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~)")
 # installed with DESTDIR=<staging> and the prefix /usr, so that install(CODE) above sees the
 # prefix itself and places the configuration and the unit in /etc and /lib

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # file: what `make deb`'s cpack runs dpkg-shlibdeps with (dpkg-dev comes with build-essential)
 # libhiredis-dev: the cluster bus (src/server/bus/redis); the package then depends on libhiredis0.14
-build_pkgs=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
+# liburing-dev: the workers' socket writes in one io_uring submission per loop iteration (src/server/net/uring.c)
+build_pkgs=(build-essential cmake pkg-config libuv1-dev liburing-dev libhttp-parser-dev libprotobuf-c-dev protobuf-c-compiler
   libjansson-dev libsqlite3-dev libpcre2-dev libssl-dev libcurl4-openssl-dev libpq-dev libhiredis-dev gnuplot-nox nodejs npm file)
 # chromium: the browser tests of /console and /chat (driven by playwright-core from web/)
 # systemd (systemd-analyze verify) and man-db: the package test (tests/integration/package.test.mjs)

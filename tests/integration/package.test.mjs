@@ -93,6 +93,7 @@ describe('the Debian package', { skip: unsupported ?? false }, () => {
     assert.match(info, /^Depends: .*libuv1.*\n/m, 'library dependencies from dpkg-shlibdeps');
     assert.match(info, /^Depends: .*libhiredis0\.14.*\n/m, 'the cluster bus\'s client library');
     assert.match(info, /^Depends: .*libpq5.*\n/m, 'libpq: ternd --store postgres://…');
+    assert.match(info, /^Depends: .*liburing2.*\n/m, 'liburing: the workers\' socket writes (src/server/net/uring.c)');
     const control = execFileSync('dpkg-deb', ['--info', deb, 'conffiles'], { encoding: 'utf8' });
     assert.equal(control, '/etc/tern/ternd.conf\n');
   });

@@ -33,6 +33,7 @@
   X(max_uploads, INT, 32, 0, 100000, "file uploads in flight (held in memory) at once, over all addresses; the master key's are not counted (0 = no limit; HTTP 503)") \
   X(max_uploads_per_ip, INT, 4, 0, 100000, "file uploads in flight at once from one IP address (0 = no limit; HTTP 429)") \
   X(workers, INT, 0, 0, 64, "network worker threads, each with its own event loop (0 = cores)")     \
+  X(io_uring, BOOL, 1, 0, 1, "each worker sends all the socket writes of a loop iteration in one io_uring submission instead of one write(2) per connection; off, or where the kernel refuses io_uring (io_uring_disabled, a seccomp filter): one write per connection") \
   X(idle_timeout, INT, 600, 1, 86400, "seconds of client silence before close 4107 (JS pings every 180 s)") \
   X(login_timeout, INT, 60, 1, 3600, "seconds a connection may stay without a session (4108)")     \
   X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message accepted; above it close 4109") \

@@ -85,6 +85,11 @@
   X(STAGE_WRITE, NSEC, "tern_stage_seconds_total", "stage=\"write\"", "")                                              \
   X(STAGE_COMMIT, NSEC, "tern_stage_seconds_total", "stage=\"commit\"", "")                                            \
   X(STAGE_CHECKPOINT, NSEC, "tern_stage_seconds_total", "stage=\"checkpoint\"", "")                                    \
+  X(URING_SUBMITS, COUNTER, "tern_uring_submits_total", "",                                                            \
+    "io_uring submissions of the workers' socket writes: one per loop iteration with two or more connections to "      \
+    "write (option io_uring).")                                                                                        \
+  X(URING_SENDS, COUNTER, "tern_uring_sends_total", "",                                                                \
+    "Socket writes the workers sent through io_uring, many per submission (tern_uring_submits_total).")                \
   X(PUSH, HIST, "tern_push_seconds", "", "One request to an offline-push provider, sent to answered (or failed).")     \
   X(PUSH_ERRORS, COUNTER, "tern_push_errors_total", "",                                                                \
     "Requests to offline-push providers that failed (transport error, timeout, or a refusing status).")                \

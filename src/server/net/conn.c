@@ -301,15 +301,34 @@ static void on_write(uv_write_t *req, int status) {
   if (c->out.len || tls_queued(c) || c->state == CONN_CLOSING || c->source) worker_schedule_flush(c->w, c);
 }
 
-static void flush(conn_t *c);
-
 void conn_flush(conn_t *c) {
-  flush(c);
-  acct_sync(c); /* what the kernel did not take now counts (or no longer does) */
+  buf_t *src = conn_flush_begin(c);
+  if (src) {
+    uv_buf_t b = uv_buf_init((char *)src->data, (unsigned)src->len);
+    conn_flush_end(c, src, uv_try_write((uv_stream_t *)&c->tcp, &b, 1));
+  }
 }
 
-static void flush(conn_t *c) {
-  if (c->reaping || c->writing) return;
+int conn_fd(const conn_t *c) {
+  uv_os_fd_t fd = -1;
+  return uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 ? fd : -1;
+}
+
+static void flush_end(conn_t *c, buf_t *src, int n);
+static buf_t *flush_begin(conn_t *c);
+
+buf_t *conn_flush_begin(conn_t *c) {
+  buf_t *src = c->reaping || c->writing ? NULL : flush_begin(c);
+  if (!src) acct_sync(c);
+  return src;
+}
+
+void conn_flush_end(conn_t *c, buf_t *src, int n) {
+  if (!c->reaping) flush_end(c, src, n); /* dropped meanwhile (conn_shed): nothing more to do */
+  acct_sync(c);                          /* what the kernel did not take now counts (or no longer does) */
+}
+
+static buf_t *flush_begin(conn_t *c) {
   /* With TLS, queued plaintext is sealed into records now (once the handshake is done) and
    * the records are what goes to the socket. */
   buf_t *src = &c->out;
@@ -317,15 +336,19 @@ static void flush(conn_t *c) {
     if (c->out.len && tls_ready(c->tls)) {
       if (tls_seal(c->tls, c->out.data, c->out.len, tls_queue(c->tls)) < 0) {
         conn_abort(c, 1006);
-        return;
+        return NULL;
       }
       buf_free(&c->out);
     }
     src = tls_queue(c->tls);
   }
-  if (src->len) {
-    uv_buf_t b = uv_buf_init((char *)src->data, (unsigned)src->len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (src->len) return src;
+  flush_end(c, NULL, 0); /* nothing to write: what comes after everything is written */
+  return NULL;
+}
+
+static void flush_end(conn_t *c, buf_t *src, int n) {
+  if (src) {
     if (n == UV_EAGAIN) n = 0;
     if (n < 0) {
       conn_abort(c, 1006);
@@ -341,7 +364,7 @@ static void flush(conn_t *c) {
       *src = (buf_t)BUF_INIT;
       if (!c->wreq) c->wreq = xmalloc(sizeof *c->wreq);
       c->wreq->data = c;
-      b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+      uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
       c->writing = 1;
       if (uv_write(c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
         c->writing = 0;

@@ -4,7 +4,8 @@
  * incomplete, an output queue with a byte count and a hard limit that drops slow
  * consumers, and the timestamps the worker's 1-second sweep uses for the idle (4107) and
  * login (4108) timeouts. Handlers only append output; the worker flushes each connection
- * once per loop iteration with uv_try_write, the rest with uv_write (rule 15). A queue
+ * once per loop iteration — all of them in one io_uring submission (uring.h), else with
+ * uv_try_write each — the rest with uv_write (rule 15). A queue
  * that outlives a flush also counts towards its address's and the server's totals
  * (output_limit_ip, output_limit_total); past either, the largest such queues are dropped
  * first, since their readers are the slowest (conn_shed). A
@@ -105,6 +106,15 @@ void conn_resume_input(conn_t *c);
 void conn_accept(worker_t *w, int fd, const struct sockaddr_storage *peer);
 void conn_shed(worker_t *w);
 void conn_flush(conn_t *c);
+/* conn_flush in two halves, for a caller that writes many connections at once (uring.c):
+ * begin returns the queue to write now (its bytes stay put until end), or NULL when there is
+ * nothing to write or the flush is complete; end takes what the kernel made of it — the
+ * bytes taken, UV_EAGAIN / -EAGAIN for none, another negative errno for a dead socket —
+ * and goes on as conn_flush: the rest to uv_write, then a download's next piece or the
+ * close. Nothing may append to c between the two but conn_abort. */
+buf_t *conn_flush_begin(conn_t *c);
+void conn_flush_end(conn_t *c, buf_t *src, int n);
+int conn_fd(const conn_t *c); /* the socket's descriptor, -1 if it has none */
 /* The input loop: what a read's bytes go through (on_read, after TLS opens them). The
  * bytes go to the HTTP or WebSocket parser by state; what they leave unconsumed (a cut
  * frame or head) waits in c->in for the next read. The fuzz harnesses feed it directly. */

@@ -71,6 +71,13 @@ static void drain(worker_t *w) {
   log_batch_flush();
   if (w->flush_list) {
     uint64_t t0 = mono_ns();
+    int err = w->wring ? wring_flush(w->wring, w) : 0;
+    if (err < 0) { /* io_uring_enter refused (a seccomp filter that let the ring be made) */
+      log_at(LOG_WARN, "io_uring_enter: %s: worker %d writes each connection with write(2) from now on", strerror(-err),
+             w->idx);
+      wring_close(w->wring);
+      w->wring = NULL;
+    }
     while (w->flush_list) {
       conn_t *c = w->flush_list;
       w->flush_list = c->flush_next;
@@ -271,6 +278,8 @@ static void *worker_main(void *arg) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   log_batch_flush();
   if (uv_loop_close(&w->loop) != 0) log_at(LOG_WARN, "worker %d: loop closed with live handles", w->idx);
+  wring_close(w->wring); /* no SEND outlives wring_flush: nothing of the loop's is in flight */
+  w->wring = NULL;
   return NULL;
 }
 
@@ -395,6 +404,13 @@ int server_start(server_t *srv) {
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 1000, 1000);
     w->imw = srv->net_app->worker_start(srv, i, &w->loop);
+    if (srv->cfg->io_uring) { /* here, so that its failure is logged before "listening on" */
+      int err = 0;
+      w->wring = wring_open(&err);
+      if (!w->wring)
+        log_at(i ? LOG_DEBUG : LOG_WARN, "io_uring unavailable (%s): worker %d writes each connection with write(2)",
+               strerror(-err), i);
+    }
   }
   char host[64];
   int port;
@@ -507,6 +523,7 @@ void server_free(server_t *srv) {
     }
     worker_set_current(-1);
     srv->net_app->worker_free(w->imw);
+    wring_close(w->wring); /* closed by its thread already, unless the loop never ran */
     handle_table_free(&w->conns);
     pthread_mutex_destroy(&w->mu);
     free(w);

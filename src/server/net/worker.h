@@ -10,6 +10,7 @@
 #include "handle_table.h"
 #include "net.h"
 #include "server.h"
+#include "uring.h"
 
 #define WORKER_READBUF (64 * 1024)
 
@@ -48,6 +49,7 @@ struct worker {
   int shed_deferred; /* this iteration already asked another worker to drop its largest */
   atomic_int shed_wanted;
   im_worker_t *imw; /* the layers above's part of this worker (net_app->worker_start) */
+  wring_t *wring;   /* the loop's writes in one io_uring submission (uring.h), NULL: write(2) each */
   uint8_t readbuf[WORKER_READBUF];
   int readbuf_busy;
 };
