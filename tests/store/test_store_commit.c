@@ -812,6 +812,107 @@ static void message_order_across_writers(void **state) {
   st_close(a);
 }
 
+/* ---- round trips per commit (PostgreSQL: pg_writer.c, "the first attempt"): a batch of
+ * messages, acks and reads commits in one round trip (BEGIN … COMMIT as one pipelined
+ * flight), two when its messages ask for their order (rekey: the locks and the newest keys
+ * first). Counted by tern_store_round_trips_total; each member's acks and reads of the
+ * batch are one UPDATE, with what job after job gave: the furthest position, the first
+ * job's time on a tie, never backwards. */
+
+static long long metric_in(store_t *s, const char *name) {
+  buf_t m = BUF_INIT;
+  store_metrics(s, &m);
+  char line[128];
+  snprintf(line, sizeof line, "\n%s ", name); /* the sample, not its # HELP */
+  const char *p = strstr(buf_cstr(&m), line);
+  long long v = p ? strtoll(p + strlen(line), NULL, 10) : -1;
+  buf_free(&m);
+  return v;
+}
+
+typedef struct {
+  int64_t ack_seq[3], ack_at[3], read_seq[3], read_at[3];
+} trip_progress_t;
+
+static void trip_progress_cb(void *arg, const member_progress_t *p) {
+  trip_progress_t *c = arg;
+  int k = p->client[0] - 'a'; /* alice, bob, carol */
+  if (k < 0 || k > 2) return;
+  c->ack_seq[k] = p->ack_seq;
+  c->ack_at[k] = p->ack_at;
+  c->read_seq[k] = p->read_seq;
+  c->read_at[k] = p->read_at;
+}
+
+static void progress_fill(st_t *t, job_progress_t *j, job_type_t type, int64_t conv, const char *client, int64_t ts,
+                          int64_t seq, int64_t at) {
+  memset(j, 0, sizeof *j);
+  st_job_init(t, &j->job, type, 0);
+  j->conv = conv;
+  j->client = st_dup(client);
+  j->ts = ts;
+  j->seq = seq;
+  j->at = at;
+}
+
+#define NTRIP 40
+static void one_round_trip_per_commit(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* SQLite has no round trips */
+  static const char *const ABC[] = {"alice", "bob", "carol", NULL};
+  st_t *t = st_open(st_current, 300000); /* jobs submitted right after a commit wait for one batch */
+  for (int rekey = 0; rekey < 2; rekey++) {
+    char cid[16];
+    snprintf(cid, sizeof cid, "trip%d", rekey);
+    int64_t conv = st_conv_create(t, cid, CONV_NORMAL, ABC, NULL, NULL, 1000, NULL);
+    assert_true(conv > 0);
+    job_msg_insert_t m[NTRIP];
+    job_progress_t p[2 * NTRIP + 3];
+    size_t np = 0, base = t->ndone;
+    int posts0 = t->posts;
+    long long trips0 = metric_in(t->s, "tern_store_round_trips_total");
+    for (int i = 0; i < NTRIP; i++) { /* a message, bob's ack of it, carol's read of it */
+      st_msg_fill(t, &m[i], 0, conv, 3000, i + 1, "alice", "x", 0);
+      if (rekey) m[i].rekey = test_rekey;
+      store_submit(t->s, &m[i].job);
+      progress_fill(t, &p[np], JOB_MEMBER_ACK, conv, "bob", 3000, i + 1, 7000 + i);
+      store_submit(t->s, &p[np++].job);
+      progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "carol", 3000, i + 1, i == NTRIP - 1 ? 8000 : 7000 + i);
+      store_submit(t->s, &p[np++].job);
+    }
+    progress_fill(t, &p[np], JOB_MEMBER_ACK, conv, "bob", 3000, 1, 9000); /* behind: changes nothing */
+    store_submit(t->s, &p[np++].job);
+    progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "carol", 3000, NTRIP, 9001); /* a tie: the first stays */
+    store_submit(t->s, &p[np++].job);
+    progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "alice", 3000, 2, 9002);
+    store_submit(t->s, &p[np++].job);
+    st_wait_done(t, base + NTRIP + np);
+    long long trips = metric_in(t->s, "tern_store_round_trips_total") - trips0;
+    print_message("%s: one commit of %d messages and %zu acks and reads: %lld round trips\n",
+                  rekey ? "ordered (rekey)" : "keyed", NTRIP, np, trips);
+    assert_int_equal(t->posts - posts0, 1); /* one batch */
+    assert_true(trips0 >= 0);
+    assert_int_equal(trips, rekey ? 2 : 1);
+    for (int i = 0; i < NTRIP; i++) assert_int_equal(m[i].job.result, 0);
+    for (size_t k = 0; k < np; k++) assert_int_equal(p[k].job.result, 0);
+    trip_progress_t g = {0};
+    assert_int_equal(store_progress(t->r, conv, trip_progress_cb, &g), 0);
+    assert_int_equal(g.ack_seq[1], NTRIP);
+    assert_int_equal(g.ack_at[1], 7000 + NTRIP - 1);
+    assert_int_equal(g.read_seq[2], NTRIP);
+    assert_int_equal(g.read_at[2], 8000);
+    assert_int_equal(g.read_seq[0], 2);
+    assert_int_equal(g.read_at[0], 9002);
+    int n = 0;
+    logs_req_t q = {.conv = conv, .limit = 1000};
+    assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+    assert_int_equal(n, NTRIP);
+    for (int i = 0; i < NTRIP; i++) st_msg_free(&m[i]);
+    for (size_t k = 0; k < np; k++) free(p[k].client);
+  }
+  st_close(t);
+}
+
 /* store_read_submit (store.h): fn runs with a reader that sees every committed job, its
  * return is the result, and the task comes back on the worker named, once per read — many
  * at once too (PostgreSQL: on its read threads; SQLite: at once, on the caller's reader). */
@@ -875,6 +976,7 @@ int main(void) {
       cmocka_unit_test(crash_recovery),
       cmocka_unit_test(paced_jobs_one_wakeup_per_commit),
       cmocka_unit_test(message_order_across_writers),
+      cmocka_unit_test(one_round_trip_per_commit),
       cmocka_unit_test(reads_off_the_loop),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
