@@ -133,18 +133,29 @@ start_nodes() {
   done
 }
 
-# "ROUND_TRIPS COMMITS" summed over the nodes' /metrics: the PostgreSQL writer's round trips
-# (tern_store_round_trips_total; absent on SQLite and before it existed) and its group commits.
+# "ROUND_TRIPS COMMITS MESSAGES" summed over the nodes' /metrics: the PostgreSQL writer's
+# round trips (tern_store_round_trips_total; absent on SQLite and before it existed), its
+# group commits, and the messages stored.
 store_trips() {
-  local u h m trips=0 commits=0
+  local u h m trips=0 commits=0 msgs=0
   for u in "${urls[@]}"; do
     h=${u#ws://}
     h=${h%/}
     m=$(curl -s -H "X-LC-Id: $app_id" -H "X-LC-Key: $master_key,master" "http://$h/metrics" || true)
     trips=$((trips + $(sed -n 's/^tern_store_round_trips_total \([0-9]*\)$/\1/p' <<<"$m" | head -1 | grep . || echo 0)))
     commits=$((commits + $(sed -n 's/^tern_store_commit_seconds_count \([0-9]*\)$/\1/p' <<<"$m" | head -1 | grep . || echo 0)))
+    msgs=$((msgs + $(sed -n 's/^tern_messages_in_total{kind="stored"} \([0-9]*\)$/\1/p' <<<"$m" | head -1 | grep . || echo 0)))
   done
-  echo "$trips $commits"
+  echo "$trips $commits $msgs"
+}
+
+# The same every half second while tern-bench runs, one line each into $1: round trips per
+# commit while messages flow, apart from the logins and conversations of the set-up.
+store_trips_loop() {
+  while :; do
+    store_trips >>"$1"
+    sleep 0.5
+  done
 }
 
 stop_nodes() {
@@ -176,6 +187,9 @@ run() {
     perf record -a -F 499 -o "$CLUSTER_PERF/$setup-${#runs[@]}.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  : >"$tmp/trips"
+  store_trips_loop "$tmp/trips" &
+  local trips_pid=$!
   local ok=0
   "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
     [[ -s $f.raw ]] && ok=1
@@ -183,6 +197,8 @@ run() {
   r1=$(sched_ns "$redis_pid")
   t1=$(sched_ns "${node_pids[@]}")
   [[ -z $perf_pid ]] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  kill "$trips_pid" 2>/dev/null || true
+  wait "$trips_pid" 2>/dev/null || true
   local trips
   trips=$(store_trips)
   # what tern-bench and the nodes said (refused messages, errors): kept in the results
@@ -191,7 +207,7 @@ run() {
     # the report, with the set-up, and the run and run-queue wait of PostgreSQL, Redis and
     # the nodes over the whole run (setup and drain included)
     node -e '
-      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips] = process.argv.slice(1);
+      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips, tripsFile] = process.argv.slice(1);
       const fs = require("fs");
       const r = JSON.parse(fs.readFileSync(f + ".raw", "utf8"));
       const notes = fs.readFileSync(notesFile, "utf8").split("\n").filter(Boolean);
@@ -200,12 +216,27 @@ run() {
         pg_cpu_s: d(pg0, pg1, 0), pg_wait_s: d(pg0, pg1, 1), redis_cpu_s: d(r0, r1, 0), redis_wait_s: d(r0, r1, 1),
         ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes,
         store_round_trips: Number(trips.split(" ")[0]), store_commits: Number(trips.split(" ")[1]) });
+      // while messages flowed: the half-second samples whose stored messages grew, but the
+      // first of them (it holds the end of the set-up)
+      const sm = fs.readFileSync(tripsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
+      let ft = 0, fc = 0, first = true;
+      const per = []; // round trips per commit of each half second: their median is the steady state
+      for (let i = 1; i < sm.length; i++) {
+        if (sm[i][2] <= sm[i - 1][2]) continue;
+        if (first) { first = false; continue; }
+        ft += sm[i][0] - sm[i - 1][0];
+        fc += sm[i][1] - sm[i - 1][1];
+        if (sm[i][1] > sm[i - 1][1]) per.push((sm[i][0] - sm[i - 1][0]) / (sm[i][1] - sm[i - 1][1]));
+      }
+      per.sort((a, b) => a - b);
+      const med = per.length ? per[per.length >> 1] : null;
+      Object.assign(r, { store_round_trips_flowing: ft, store_commits_flowing: fc, store_round_trips_per_commit_median: med });
       fs.writeFileSync(f, JSON.stringify(r));
       for (const n of notes) console.error(`  note: ${n}`);
       const l = r.latency_us;
-      const rt = r.store_commits ? ` ${(r.store_round_trips / r.store_commits).toFixed(2)} round trips/commit (${r.store_commits} commits);` : "";
+      const rt = r.store_commits ? ` ${(r.store_round_trips / r.store_commits).toFixed(2)} round trips/commit (${r.store_commits} commits), ${(ft / (fc || 1)).toFixed(2)} while messages flowed (${fc} commits; median of half-seconds ${med === null ? "-" : med.toFixed(2)});` : "";
       console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us;${rt} machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
-    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips"
+    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips"
   else
     failures=$((failures + 1))
     echo "cluster: $setup $name FAILED:" >&2
