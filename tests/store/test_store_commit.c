@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <string.h>
 
 #include "err.h"
@@ -956,6 +957,54 @@ static void failed_statement_in_flight_fails_its_job_alone(void **state) {
   st_close(t);
 }
 
+/* PostgreSQL closes the store's connections while the writer is idle (a restart, an
+ * operator's pg_terminate_backend): the next batch goes to a new connection and commits —
+ * both the one-flight batch (keyed messages: the closed connection is found before the
+ * flight is sent, since a flight that holds its COMMIT is never sent twice) and the one
+ * whose first flight is the order lock's. */
+static int ternd_backends(PGconn *admin, int terminate) {
+  PGresult *r = PQexec(admin, terminate ? "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE"
+                                          " datname = current_database() AND application_name = 'ternd'"
+                                        : "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                          " AND application_name = 'ternd'");
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  int n = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+static void connections_closed_while_idle(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* no connection to lose */
+  st_t *t = st_open(st_current, 0);
+  static const char *const ABC[] = {"alice", "bob", "carol", NULL};
+  int64_t conv = st_conv_create(t, "idle", CONV_NORMAL, ABC, NULL, NULL, 1000, NULL);
+  PGconn *admin = PQconnectdb(t->path);
+  assert_int_equal(PQstatus(admin), CONNECTION_OK);
+  long long connects0 = metric_in(t->s, "tern_store_pg_connects_total");
+  for (int rekey = 0; rekey < 2; rekey++) {
+    assert_true(ternd_backends(admin, 1) >= 1);                                   /* the writer's, and the reader's */
+    for (int k = 0; k < 1000 && ternd_backends(admin, 0) > 0; k++) usleep(10000); /* until they are gone */
+    assert_int_equal(ternd_backends(admin, 0), 0);
+    job_msg_insert_t m;
+    st_msg_fill(t, &m, 0, conv, 3000 + rekey, 1, "alice", "after the close", 0);
+    if (rekey) m.rekey = test_rekey;
+    assert_int_equal(st_submit_wait(t, &m.job), 0);
+    st_msg_free(&m);
+    job_progress_t p;
+    progress_fill(t, &p, JOB_MEMBER_ACK, conv, "bob", 3000 + rekey, 1, 7000);
+    assert_int_equal(st_submit_wait(t, &p.job), 0);
+    free(p.client);
+  }
+  assert_true(metric_in(t->s, "tern_store_pg_connects_total") >= connects0 + 2); /* connected again */
+  int n = 0;
+  logs_req_t q = {.conv = conv, .limit = 100};
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0); /* the reader reconnects by itself */
+  assert_int_equal(n, 2);
+  PQfinish(admin);
+  st_close(t);
+}
+
 /* store_read_submit (store.h): fn runs with a reader that sees every committed job, its
  * return is the result, and the task comes back on the worker named, once per read — many
  * at once too (PostgreSQL: on its read threads; SQLite: at once, on the caller's reader). */
@@ -1021,6 +1070,7 @@ int main(void) {
       cmocka_unit_test(message_order_across_writers),
       cmocka_unit_test(one_round_trip_per_commit),
       cmocka_unit_test(failed_statement_in_flight_fails_its_job_alone),
+      cmocka_unit_test(connections_closed_while_idle),
       cmocka_unit_test(reads_off_the_loop),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
