@@ -95,8 +95,12 @@ static void pgc_fail_connect(pgc_t *p) {
   p->retry_at_us = pg_mono_us() + (int64_t)p->backoff_ms * 1000;
 }
 
+/* Notices, and what an idle connection is told before PostgreSQL closes it (a FATAL
+ * "terminating connection": a restart, pg_terminate_backend), which dooms it. */
 static void notice_quiet(void *arg, const PGresult *res) {
-  (void)arg;
+  pgc_t *p = arg;
+  const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) p->doomed = 1;
   log_at(LOG_DEBUG, "postgres: %s", PQresultErrorMessage(res));
 }
 
@@ -115,7 +119,8 @@ int pgc_ensure(pgc_t *p) {
     pgc_fail_connect(p);
     return TERN_ESTORE;
   }
-  PQsetNoticeReceiver(c, notice_quiet, NULL);
+  p->doomed = 0;
+  PQsetNoticeReceiver(c, notice_quiet, p);
   char set[200];
   /* synchronous_commit on: a COMMIT returns once the WAL is flushed — the ack-after-commit
    * contract; statement_timeout bounds what a read can cost the worker that waits for it */
@@ -283,10 +288,12 @@ int pgc_pipe_begin(pgc_t *p, int fresh) {
   if (!fresh && !p->c) return TERN_ESTORE; /* the transaction went with the connection */
   if (fresh && p->c && !p->piping) {
     /* a server that restarted while this connection was idle has closed it (its FATAL
-     * message, then the end of the stream): reading what is there finds that without a
+     * message, then the end of the stream): reading what is there finds either without a
      * round trip, and the batch goes to a new connection instead of failing */
     for (int k = 0; k < 2 && PQstatus(p->c) == CONNECTION_OK; k++) PQconsumeInput(p->c);
-    if (PQstatus(p->c) != CONNECTION_OK) {
+    PGnotify *nf; /* parses what came: a FATAL while idle goes to notice_quiet */
+    while (PQstatus(p->c) == CONNECTION_OK && (nf = PQnotifies(p->c)) != NULL) PQfreemem(nf);
+    if (PQstatus(p->c) != CONNECTION_OK || p->doomed) {
       log_at(LOG_INFO, "postgres (%s): the connection was closed while idle: connecting again", p->role);
       pgc_close(p);
     }

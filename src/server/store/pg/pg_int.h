@@ -44,6 +44,7 @@ typedef struct {
   PGresult **qres; /* after pgc_pipe_sync: one result per item of the flight (NULL if none came) */
   int nres;
   int failed_at; /* after pgc_pipe_sync: the first item that failed, or -1 */
+  int doomed;    /* PostgreSQL said FATAL on this connection while it was idle (it is closing it) */
 } pgc_t;
 #define PGQ_CMD (-1)
 #define PGQ_PREPARE(id) (-2 - (id))

@@ -37,6 +37,9 @@ X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions,
 X(ORDER_LOCK, "SELECT pg_advisory_xact_lock(1952805486, (v % 2147483647)::int) FROM unnest($1::bigint[]) v")
 X(ORDER_NEWEST, "SELECT v, l.ts, l.seq FROM unnest($1::bigint[]) v LEFT JOIN LATERAL (SELECT ts, seq FROM msg"
                 " WHERE msg.conv = v ORDER BY ts DESC, seq DESC LIMIT 1) l ON true")
+/* the rows UPD_LM and TOUCH_CONVS will update, locked in the order of their ids: no two
+ * writers wait on each other in a cycle (pg_writer.c: notes_flush) */
+X(LOCK_CONVS, "SELECT id FROM conv WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE")
 X(UPD_LM, "UPDATE conv SET lm = v.ts FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v"
           " WHERE conv.id = v.id AND (conv.lm IS NULL OR conv.lm < v.ts)")
 X(UPD_ACK, "UPDATE member SET ack_ts = $1, ack_seq = $2, ack_at = $3"

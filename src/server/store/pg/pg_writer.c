@@ -163,28 +163,49 @@ static void order_key(store_t *s, job_msg_insert_t *j) {
 
 static void lm_note(map_t *m, int64_t conv, int64_t ts) { note_raise(m, conv, ts, 0); }
 
+static int cmp_note(const void *a, const void *b) {
+  const pg_note_t *x = *(const pg_note_t *const *)a, *y = *(const pg_note_t *const *)b;
+  return x->conv < y->conv ? -1 : x->conv > y->conv;
+}
+
 /* Every (conv, ts) of the maps in one statement `id` taking two arrays: ids and times;
- * queued in the writer's pipeline when piped (pg_conn.c: pgc_pipe_run), else run. */
+ * queued in the writer's pipeline when piped (pg_conn.c: pgc_pipe_run), else run. The
+ * conversations' rows are first locked in the order of their ids (LOCK_CONVS): other nodes'
+ * writers update the same rows (lm once a second, hundreds of conversations each), and rows
+ * locked in the order of each node's hash map made two of them deadlock, which cost a
+ * batch its rerun job by job (seen in bench/cluster.sh runs). */
 static int notes_flush(store_t *s, int id, const map_t *const *maps, int nmaps, int piped) {
-  buf_t ids = BUF_INIT, tss = BUF_INIT;
+  size_t n = 0;
+  for (int k = 0; k < nmaps; k++) n += maps[k]->n;
+  if (!n) return 0;
+  const pg_note_t **v = xmalloc(n * sizeof *v);
+  n = 0;
   for (int k = 0; k < nmaps; k++) {
     if (!maps[k]->n) continue;
     map_iter_t it;
-    for (map_node_t *n = map_first(maps[k], &it); n; n = map_next(maps[k], &it)) {
-      const pg_note_t *e = (const pg_note_t *)n;
-      buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)e->conv);
-      buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)e->ts);
+    for (map_node_t *e = map_first(maps[k], &it); e; e = map_next(maps[k], &it)) v[n++] = (const pg_note_t *)e;
+  }
+  qsort(v, n, sizeof *v, cmp_note);
+  buf_t ids = BUF_INIT, tss = BUF_INIT;
+  for (size_t i = 0; i < n; i++) { /* a conversation in two maps: once, at the later time */
+    if (i + 1 < n && v[i + 1]->conv == v[i]->conv) {
+      if (v[i + 1]->ts < v[i]->ts) v[i + 1] = v[i];
+      continue;
     }
+    buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)v[i]->conv);
+    buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)v[i]->ts);
   }
-  int rc = 0;
-  if (ids.len) {
-    buf_append_str(&ids, "}");
-    buf_append_str(&tss, "}");
-    pgargs_t p = {0};
-    pga_txt(&p, buf_cstr(&ids));
-    pga_txt(&p, buf_cstr(&tss));
-    rc = piped ? (pgc_pipe_run(&s->w, id, &p) < 0 ? JOB_SQL : 0) : run1(s, id, &p, NULL);
-  }
+  free(v);
+  buf_append_str(&ids, "}");
+  buf_append_str(&tss, "}");
+  pgargs_t l = {0};
+  pga_txt(&l, buf_cstr(&ids));
+  pgargs_t p = {0};
+  pga_txt(&p, buf_cstr(&ids));
+  pga_txt(&p, buf_cstr(&tss));
+  int rc;
+  if (piped) rc = pgc_pipe_run(&s->w, PS_LOCK_CONVS, &l) < 0 || pgc_pipe_run(&s->w, id, &p) < 0 ? JOB_SQL : 0;
+  else rc = run1(s, PS_LOCK_CONVS, &l, NULL) || run1(s, id, &p, NULL) ? JOB_SQL : 0;
   buf_free(&ids);
   buf_free(&tss);
   return rc;
