@@ -845,6 +845,12 @@ static void trip_progress_cb(void *arg, const member_progress_t *p) {
   c->read_at[k] = p->read_at;
 }
 
+static void trip_notif_cb(void *arg, int64_t ts, const char *body) {
+  (void)ts;
+  (void)body;
+  (*(int *)arg)++;
+}
+
 static void progress_fill(st_t *t, job_progress_t *j, job_type_t type, int64_t conv, const char *client, int64_t ts,
                           int64_t seq, int64_t at) {
   memset(j, 0, sizeof *j);
@@ -887,15 +893,28 @@ static void one_round_trip_per_commit(void **state) {
     store_submit(t->s, &p[np++].job);
     progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "alice", 3000, 2, 9002);
     store_submit(t->s, &p[np++].job);
-    st_wait_done(t, base + NTRIP + np);
+    job_notif_t nj = {0}; /* a notification for two clients rides in the same flight */
+    st_job_init(t, &nj.job, JOB_NOTIF, 0);
+    nj.ts = 5000 + rekey;
+    nj.body = st_dup("{\"trip\":1}");
+    static const char *const BC[] = {"bob", "carol", NULL};
+    nj.clients = st_list(BC, &nj.n);
+    store_submit(t->s, &nj.job);
+    st_wait_done(t, base + NTRIP + np + 1);
     long long trips = metric_in(t->s, "tern_store_round_trips_total") - trips0;
-    print_message("%s: one commit of %d messages and %zu acks and reads: %lld round trips\n",
+    print_message("%s: one commit of %d messages, %zu acks and reads, a notification: %lld round trips\n",
                   rekey ? "ordered (rekey)" : "keyed", NTRIP, np, trips);
     assert_int_equal(t->posts - posts0, 1); /* one batch */
     assert_true(trips0 >= 0);
     assert_int_equal(trips, rekey ? 2 : 1);
     for (int i = 0; i < NTRIP; i++) assert_int_equal(m[i].job.result, 0);
     for (size_t k = 0; k < np; k++) assert_int_equal(p[k].job.result, 0);
+    assert_int_equal(nj.job.result, 0);
+    int nn = 0, more = -1;
+    assert_int_equal(store_notifications(t->r, "carol", 5000 + rekey - 1, 10, &more, trip_notif_cb, &nn), 0);
+    assert_int_equal(nn, 1);
+    free(nj.body);
+    st_list_free(nj.clients, nj.n);
     trip_progress_t g = {0};
     assert_int_equal(store_progress(t->r, conv, trip_progress_cb, &g), 0);
     assert_int_equal(g.ack_seq[1], NTRIP);

@@ -880,6 +880,24 @@ static int flight_failed(store_t *s, int commit) {
   return s->w.c ? 1 : TERN_ESTORE;
 }
 
+/* A JOB_NOTIF's rows, or a JOB_PRUNE, queued: 0 or JOB_SQL. */
+static int notif_queue(store_t *s, store_job_t *j) {
+  if (j->type == JOB_PRUNE) {
+    pgargs_t a = {0};
+    pga_i64(&a, ((job_prune_t *)j)->notif_before);
+    return pgc_pipe_run(&s->w, PS_PRUNE_NOTIF, &a) < 0 ? JOB_SQL : 0;
+  }
+  job_notif_t *n = (job_notif_t *)j;
+  for (size_t i = 0; i < n->n; i++) {
+    pgargs_t a = {0};
+    pga_txt(&a, n->clients[i]);
+    pga_i64(&a, n->ts);
+    pga_txt(&a, n->body);
+    if (pgc_pipe_run(&s->w, PS_INS_NOTIF, &a) < 0) return JOB_SQL;
+  }
+  return 0;
+}
+
 static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
   store_t *s = f->s;
   for (int tries = 0;; tries++) {
@@ -918,9 +936,15 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
       progress_add(j->type == JOB_MEMBER_ACK ? &f->ack : &f->read, (job_progress_t *)j);
       j->result = 0;
       continue;
+    case JOB_NOTIF:
+    case JOB_PRUNE: /* statements whose answers nothing reads (notif rows only): queued as they are */
+      if (notif_queue(s, j) != 0) return flight_failed(s, -1);
+      j->result = 0;
+      continue;
     default: break;
     }
     /* a job that reads between its statements: what is queued goes first */
+    log_at(LOG_DEBUG, "store: job type %d runs statement by statement (postgres)", j->type);
     if (flight_pending(f) != 0 || flight_sync(f) != 0) return flight_failed(s, -1);
     pgc_pipe_end(&s->w);
     int rc = run_job(s, j);
