@@ -12,11 +12,13 @@
 #   bench/cluster.sh [build-dir]        (default: build, as `make bench` builds it)
 #   CLUSTER_ONLY="pg3" bench/cluster.sh build    only these set-ups
 #   CLUSTER_PERF=DIR bench/cluster.sh build      also `perf record -a` each run into DIR
+#   CLUSTER_RUNS="1:1" bench/cluster.sh build    only the runs whose name contains it
 #
 # Starts PostgreSQL (scripts/pg.sh: Debian's package, a temporary directory, a free
 # loopback port, fsync on) and redis-server (likewise, persistence off), stops them after.
 # Writes bench/results/<date>-<commit>-cluster.json (every tern-bench report, with the
-# set-up and the CPU PostgreSQL and Redis used during it) and prints one table
+# set-up, the CPU PostgreSQL and Redis used during it, and the PostgreSQL writers' round
+# trips and commits from the nodes' /metrics) and prints one table
 # (bench/cluster-table.mjs). About 6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,6 +133,31 @@ start_nodes() {
   done
 }
 
+# "ROUND_TRIPS COMMITS MESSAGES" summed over the nodes' /metrics: the PostgreSQL writer's
+# round trips (tern_store_round_trips_total; absent on SQLite and before it existed), its
+# group commits, and the messages stored.
+store_trips() {
+  local u h m trips=0 commits=0 msgs=0
+  for u in "${urls[@]}"; do
+    h=${u#ws://}
+    h=${h%/}
+    m=$(curl -s -H "X-LC-Id: $app_id" -H "X-LC-Key: $master_key,master" "http://$h/metrics" || true)
+    trips=$((trips + $(sed -n 's/^tern_store_round_trips_total \([0-9]*\)$/\1/p' <<<"$m" | head -1 | grep . || echo 0)))
+    commits=$((commits + $(sed -n 's/^tern_store_commit_seconds_count \([0-9]*\)$/\1/p' <<<"$m" | head -1 | grep . || echo 0)))
+    msgs=$((msgs + $(sed -n 's/^tern_messages_in_total{kind="stored"} \([0-9]*\)$/\1/p' <<<"$m" | head -1 | grep . || echo 0)))
+  done
+  echo "$trips $commits $msgs"
+}
+
+# The same every half second while tern-bench runs, one line each into $1: round trips per
+# commit while messages flow, apart from the logins and conversations of the set-up.
+store_trips_loop() {
+  while :; do
+    store_trips >>"$1"
+    sleep 0.5
+  done
+}
+
 stop_nodes() {
   for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${node_pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -139,10 +166,12 @@ stop_nodes() {
 
 failures=0
 runs=()
-# run SETUP NAME ARGS...: one tern-bench run against fresh nodes of SETUP.
+# run SETUP NAME ARGS...: one tern-bench run against fresh nodes of SETUP (only the runs
+# whose name contains $CLUSTER_RUNS, when it is set).
 run() {
   local setup=$1 name=$2
   shift 2
+  [[ -z ${CLUSTER_RUNS:-} || $name == *"$CLUSTER_RUNS"* ]] || return 0
   start_nodes "$setup"
   local url_args=() u
   for u in "${urls[@]}"; do url_args+=(--url "$u"); done
@@ -158,6 +187,9 @@ run() {
     perf record -a -F 499 -o "$CLUSTER_PERF/$setup-${#runs[@]}.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  : >"$tmp/trips"
+  store_trips_loop "$tmp/trips" &
+  local trips_pid=$!
   local ok=0
   "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
     [[ -s $f.raw ]] && ok=1
@@ -165,25 +197,46 @@ run() {
   r1=$(sched_ns "$redis_pid")
   t1=$(sched_ns "${node_pids[@]}")
   [[ -z $perf_pid ]] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  kill "$trips_pid" 2>/dev/null || true
+  wait "$trips_pid" 2>/dev/null || true
+  local trips
+  trips=$(store_trips)
   # what tern-bench and the nodes said (refused messages, errors): kept in the results
   { cat "$tmp/bench.err"; grep -v '^$' "$tmp/ternd.err" || true; } | head -20 >"$tmp/notes"
   if [[ $ok == 1 ]]; then
     # the report, with the set-up, and the run and run-queue wait of PostgreSQL, Redis and
     # the nodes over the whole run (setup and drain included)
     node -e '
-      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile] = process.argv.slice(1);
+      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips, tripsFile] = process.argv.slice(1);
       const fs = require("fs");
       const r = JSON.parse(fs.readFileSync(f + ".raw", "utf8"));
       const notes = fs.readFileSync(notesFile, "utf8").split("\n").filter(Boolean);
       const d = (a, b, k) => (Number(b.split(" ")[k]) - Number(a.split(" ")[k])) / 1e9;
       Object.assign(r, { setup, run: name,
         pg_cpu_s: d(pg0, pg1, 0), pg_wait_s: d(pg0, pg1, 1), redis_cpu_s: d(r0, r1, 0), redis_wait_s: d(r0, r1, 1),
-        ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes });
+        ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes,
+        store_round_trips: Number(trips.split(" ")[0]), store_commits: Number(trips.split(" ")[1]) });
+      // while messages flowed: the half-second samples whose stored messages grew, but the
+      // first of them (it holds the end of the set-up)
+      const sm = fs.readFileSync(tripsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
+      let ft = 0, fc = 0, first = true;
+      const per = []; // round trips per commit of each half second: their median is the steady state
+      for (let i = 1; i < sm.length; i++) {
+        if (sm[i][2] <= sm[i - 1][2]) continue;
+        if (first) { first = false; continue; }
+        ft += sm[i][0] - sm[i - 1][0];
+        fc += sm[i][1] - sm[i - 1][1];
+        if (sm[i][1] > sm[i - 1][1]) per.push((sm[i][0] - sm[i - 1][0]) / (sm[i][1] - sm[i - 1][1]));
+      }
+      per.sort((a, b) => a - b);
+      const med = per.length ? per[per.length >> 1] : null;
+      Object.assign(r, { store_round_trips_flowing: ft, store_commits_flowing: fc, store_round_trips_per_commit_median: med });
       fs.writeFileSync(f, JSON.stringify(r));
       for (const n of notes) console.error(`  note: ${n}`);
       const l = r.latency_us;
-      console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us; machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
-    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes"
+      const rt = r.store_commits ? ` ${(r.store_round_trips / r.store_commits).toFixed(2)} round trips/commit (${r.store_commits} commits), ${(ft / (fc || 1)).toFixed(2)} while messages flowed (${fc} commits; median of half-seconds ${med === null ? "-" : med.toFixed(2)});` : "";
+      console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us;${rt} machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
+    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips"
   else
     failures=$((failures + 1))
     echo "cluster: $setup $name FAILED:" >&2

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <string.h>
 
 #include "err.h"
@@ -812,6 +813,217 @@ static void message_order_across_writers(void **state) {
   st_close(a);
 }
 
+/* ---- round trips per commit (PostgreSQL: pg_writer.c, "the first attempt"): a batch of
+ * messages, acks and reads commits in one round trip (BEGIN … COMMIT as one pipelined
+ * flight), two when its messages ask for their order (rekey: the locks and the newest keys
+ * first). Counted by tern_store_round_trips_total; each member's acks and reads of the
+ * batch are one UPDATE, with what job after job gave: the furthest position, the first
+ * job's time on a tie, never backwards. */
+
+static long long metric_in(store_t *s, const char *name) {
+  buf_t m = BUF_INIT;
+  store_metrics(s, &m);
+  char line[128];
+  snprintf(line, sizeof line, "\n%s ", name); /* the sample, not its # HELP */
+  const char *p = strstr(buf_cstr(&m), line);
+  long long v = p ? strtoll(p + strlen(line), NULL, 10) : -1;
+  buf_free(&m);
+  return v;
+}
+
+typedef struct {
+  int64_t ack_seq[3], ack_at[3], read_seq[3], read_at[3];
+} trip_progress_t;
+
+static void trip_progress_cb(void *arg, const member_progress_t *p) {
+  trip_progress_t *c = arg;
+  int k = p->client[0] - 'a'; /* alice, bob, carol */
+  if (k < 0 || k > 2) return;
+  c->ack_seq[k] = p->ack_seq;
+  c->ack_at[k] = p->ack_at;
+  c->read_seq[k] = p->read_seq;
+  c->read_at[k] = p->read_at;
+}
+
+static void trip_notif_cb(void *arg, int64_t ts, const char *body) {
+  (void)ts;
+  (void)body;
+  (*(int *)arg)++;
+}
+
+static void progress_fill(st_t *t, job_progress_t *j, job_type_t type, int64_t conv, const char *client, int64_t ts,
+                          int64_t seq, int64_t at) {
+  memset(j, 0, sizeof *j);
+  st_job_init(t, &j->job, type, 0);
+  j->conv = conv;
+  j->client = st_dup(client);
+  j->ts = ts;
+  j->seq = seq;
+  j->at = at;
+}
+
+#define NTRIP 40
+static void one_round_trip_per_commit(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* SQLite has no round trips */
+  static const char *const ABC[] = {"alice", "bob", "carol", NULL};
+  st_t *t = st_open(st_current, 300000); /* jobs submitted right after a commit wait for one batch */
+  for (int rekey = 0; rekey < 2; rekey++) {
+    char cid[16];
+    snprintf(cid, sizeof cid, "trip%d", rekey);
+    int64_t conv = st_conv_create(t, cid, CONV_NORMAL, ABC, NULL, NULL, 1000, NULL);
+    assert_true(conv > 0);
+    job_msg_insert_t m[NTRIP];
+    job_progress_t p[2 * NTRIP + 3];
+    size_t np = 0, base = t->ndone;
+    int posts0 = t->posts;
+    long long trips0 = metric_in(t->s, "tern_store_round_trips_total");
+    for (int i = 0; i < NTRIP; i++) { /* a message, bob's ack of it, carol's read of it */
+      st_msg_fill(t, &m[i], 0, conv, 3000, i + 1, "alice", "x", 0);
+      if (rekey) m[i].rekey = test_rekey;
+      store_submit(t->s, &m[i].job);
+      progress_fill(t, &p[np], JOB_MEMBER_ACK, conv, "bob", 3000, i + 1, 7000 + i);
+      store_submit(t->s, &p[np++].job);
+      progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "carol", 3000, i + 1, i == NTRIP - 1 ? 8000 : 7000 + i);
+      store_submit(t->s, &p[np++].job);
+    }
+    progress_fill(t, &p[np], JOB_MEMBER_ACK, conv, "bob", 3000, 1, 9000); /* behind: changes nothing */
+    store_submit(t->s, &p[np++].job);
+    progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "carol", 3000, NTRIP, 9001); /* a tie: the first stays */
+    store_submit(t->s, &p[np++].job);
+    progress_fill(t, &p[np], JOB_MEMBER_READ, conv, "alice", 3000, 2, 9002);
+    store_submit(t->s, &p[np++].job);
+    job_notif_t nj = {0}; /* a notification for two clients rides in the same flight */
+    st_job_init(t, &nj.job, JOB_NOTIF, 0);
+    nj.ts = 5000 + rekey;
+    nj.body = st_dup("{\"trip\":1}");
+    static const char *const BC[] = {"bob", "carol", NULL};
+    nj.clients = st_list(BC, &nj.n);
+    store_submit(t->s, &nj.job);
+    st_wait_done(t, base + NTRIP + np + 1);
+    long long trips = metric_in(t->s, "tern_store_round_trips_total") - trips0;
+    print_message("%s: one commit of %d messages, %zu acks and reads, a notification: %lld round trips\n",
+                  rekey ? "ordered (rekey)" : "keyed", NTRIP, np, trips);
+    assert_int_equal(t->posts - posts0, 1); /* one batch */
+    assert_true(trips0 >= 0);
+    assert_int_equal(trips, rekey ? 2 : 1);
+    for (int i = 0; i < NTRIP; i++) assert_int_equal(m[i].job.result, 0);
+    for (size_t k = 0; k < np; k++) assert_int_equal(p[k].job.result, 0);
+    assert_int_equal(nj.job.result, 0);
+    int nn = 0, more = -1;
+    assert_int_equal(store_notifications(t->r, "carol", 5000 + rekey - 1, 10, &more, trip_notif_cb, &nn), 0);
+    assert_int_equal(nn, 1);
+    free(nj.body);
+    st_list_free(nj.clients, nj.n);
+    trip_progress_t g = {0};
+    assert_int_equal(store_progress(t->r, conv, trip_progress_cb, &g), 0);
+    assert_int_equal(g.ack_seq[1], NTRIP);
+    assert_int_equal(g.ack_at[1], 7000 + NTRIP - 1);
+    assert_int_equal(g.read_seq[2], NTRIP);
+    assert_int_equal(g.read_at[2], 8000);
+    assert_int_equal(g.read_seq[0], 2);
+    assert_int_equal(g.read_at[0], 9002);
+    int n = 0;
+    logs_req_t q = {.conv = conv, .limit = 1000};
+    assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+    assert_int_equal(n, NTRIP);
+    for (int i = 0; i < NTRIP; i++) st_msg_free(&m[i]);
+    for (size_t k = 0; k < np; k++) free(p[k].client);
+  }
+  st_close(t);
+}
+
+/* A statement of the pipelined flight that fails (PostgreSQL refuses a client name that is
+ * not UTF-8: the batch's one UPDATE of acks fails) aborts the flight; the batch runs again
+ * job by job, and only that job fails: the messages and the other acks commit. */
+static void failed_statement_in_flight_fails_its_job_alone(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* SQLite stores any bytes */
+  st_t *t = st_open(st_current, 300000);
+  static const char *const ABC[] = {"alice", "bob", "carol", NULL};
+  int64_t conv = st_conv_create(t, "flight", CONV_NORMAL, ABC, NULL, NULL, 1000, NULL);
+  long long reruns0 = metric_in(t->s, "tern_store_pg_batch_reruns_total");
+  enum { N = 10 };
+  job_msg_insert_t m[N];
+  job_progress_t p[3];
+  size_t base = t->ndone;
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], 0, conv, 3000, i + 1, "alice", "x", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  progress_fill(t, &p[0], JOB_MEMBER_ACK, conv, "bob", 3000, 4, 7000);
+  progress_fill(t, &p[1], JOB_MEMBER_ACK, conv, "bad\xff\xfe", 3000, 5, 7001);
+  progress_fill(t, &p[2], JOB_MEMBER_ACK, conv, "carol", 3000, 6, 7002);
+  for (int k = 0; k < 3; k++) store_submit(t->s, &p[k].job);
+  st_wait_done(t, base + N + 3);
+  for (int i = 0; i < N; i++) assert_int_equal(m[i].job.result, 0);
+  assert_int_equal(p[0].job.result, 0);
+  assert_int_equal(p[1].job.result, TERN_ESTORE);
+  assert_int_equal(p[2].job.result, 0);
+  assert_int_equal(metric_in(t->s, "tern_store_pg_batch_reruns_total"), reruns0 + 1);
+  trip_progress_t g = {0};
+  assert_int_equal(store_progress(t->r, conv, trip_progress_cb, &g), 0);
+  assert_int_equal(g.ack_seq[1], 4);
+  assert_int_equal(g.ack_seq[2], 6);
+  int n = 0;
+  logs_req_t q = {.conv = conv, .limit = 100};
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+  assert_int_equal(n, N);
+  /* and the writer goes on: the next batch commits in one flight again */
+  assert_int_equal(st_msg_insert(t, conv, 3000, N + 1, "alice", "after", 0), 0);
+  for (int i = 0; i < N; i++) st_msg_free(&m[i]);
+  for (int k = 0; k < 3; k++) free(p[k].client);
+  st_close(t);
+}
+
+/* PostgreSQL closes the store's connections while the writer is idle (a restart, an
+ * operator's pg_terminate_backend): the next batch goes to a new connection and commits —
+ * both the one-flight batch (keyed messages: the closed connection is found before the
+ * flight is sent, since a flight that holds its COMMIT is never sent twice) and the one
+ * whose first flight is the order lock's. */
+static int ternd_backends(PGconn *admin, int terminate) {
+  PGresult *r = PQexec(admin, terminate ? "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE"
+                                          " datname = current_database() AND application_name = 'ternd'"
+                                        : "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                          " AND application_name = 'ternd'");
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  int n = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+static void connections_closed_while_idle(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* no connection to lose */
+  st_t *t = st_open(st_current, 0);
+  static const char *const ABC[] = {"alice", "bob", "carol", NULL};
+  int64_t conv = st_conv_create(t, "idle", CONV_NORMAL, ABC, NULL, NULL, 1000, NULL);
+  PGconn *admin = PQconnectdb(t->path);
+  assert_int_equal(PQstatus(admin), CONNECTION_OK);
+  long long connects0 = metric_in(t->s, "tern_store_pg_connects_total");
+  for (int rekey = 0; rekey < 2; rekey++) {
+    assert_true(ternd_backends(admin, 1) >= 1);                                   /* the writer's, and the reader's */
+    for (int k = 0; k < 1000 && ternd_backends(admin, 0) > 0; k++) usleep(10000); /* until they are gone */
+    assert_int_equal(ternd_backends(admin, 0), 0);
+    job_msg_insert_t m;
+    st_msg_fill(t, &m, 0, conv, 3000 + rekey, 1, "alice", "after the close", 0);
+    if (rekey) m.rekey = test_rekey;
+    assert_int_equal(st_submit_wait(t, &m.job), 0);
+    st_msg_free(&m);
+    job_progress_t p;
+    progress_fill(t, &p, JOB_MEMBER_ACK, conv, "bob", 3000 + rekey, 1, 7000);
+    assert_int_equal(st_submit_wait(t, &p.job), 0);
+    free(p.client);
+  }
+  assert_true(metric_in(t->s, "tern_store_pg_connects_total") >= connects0 + 2); /* connected again */
+  int n = 0;
+  logs_req_t q = {.conv = conv, .limit = 100};
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0); /* the reader reconnects by itself */
+  assert_int_equal(n, 2);
+  PQfinish(admin);
+  st_close(t);
+}
+
 /* store_read_submit (store.h): fn runs with a reader that sees every committed job, its
  * return is the result, and the task comes back on the worker named, once per read — many
  * at once too (PostgreSQL: on its read threads; SQLite: at once, on the caller's reader). */
@@ -875,6 +1087,9 @@ int main(void) {
       cmocka_unit_test(crash_recovery),
       cmocka_unit_test(paced_jobs_one_wakeup_per_commit),
       cmocka_unit_test(message_order_across_writers),
+      cmocka_unit_test(one_round_trip_per_commit),
+      cmocka_unit_test(failed_statement_in_flight_fails_its_job_alone),
+      cmocka_unit_test(connections_closed_while_idle),
       cmocka_unit_test(reads_off_the_loop),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);

@@ -3,6 +3,7 @@
  * period and not a connect timeout per call; statements prepared at their first use on
  * each connection; parameters; result values. */
 #include <endian.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,14 @@ static atomic_int open_connections; /* process-wide: readers outlive their store
 
 int pg_open_connections(void) { return atomic_load(&open_connections); }
 
+static void pipe_clear(pgc_t *p);
+
 void pgc_close(pgc_t *p) {
+  pipe_clear(p);
+  free(p->qid);
+  p->qid = NULL;
+  p->capq = 0;
+  p->piping = 0;
   if (p->c) {
     PQfinish(p->c);
     atomic_fetch_sub(&open_connections, 1);
@@ -87,8 +95,12 @@ static void pgc_fail_connect(pgc_t *p) {
   p->retry_at_us = pg_mono_us() + (int64_t)p->backoff_ms * 1000;
 }
 
+/* Notices, and what an idle connection is told before PostgreSQL closes it (a FATAL
+ * "terminating connection": a restart, pg_terminate_backend), which dooms it. */
 static void notice_quiet(void *arg, const PGresult *res) {
-  (void)arg;
+  pgc_t *p = arg;
+  const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) p->doomed = 1;
   log_at(LOG_DEBUG, "postgres: %s", PQresultErrorMessage(res));
 }
 
@@ -107,7 +119,8 @@ int pgc_ensure(pgc_t *p) {
     pgc_fail_connect(p);
     return TERN_ESTORE;
   }
-  PQsetNoticeReceiver(c, notice_quiet, NULL);
+  p->doomed = 0;
+  PQsetNoticeReceiver(c, notice_quiet, p);
   char set[200];
   /* synchronous_commit on: a COMMIT returns once the WAL is flushed — the ack-after-commit
    * contract; statement_timeout bounds what a read can cost the worker that waits for it */
@@ -150,6 +163,10 @@ static int result_ok(PGresult *r) {
   return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
 }
 
+static void round_trip(pgc_t *p) {
+  if (p->round_trips) atomic_fetch_add(p->round_trips, 1);
+}
+
 static int runv(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, int n, const char *const *v,
                 const int *len, const int *fmt, PGresult **out) {
   if (out) *out = NULL;
@@ -158,13 +175,16 @@ static int runv(pgc_t *p, const char *name, const char *sql, uint8_t *prepared, 
   PGresult *r;
   if (name) {
     if (!*prepared) {
+      round_trip(p);
       r = PQprepare(p->c, name, sql, 0, NULL);
       if (!result_ok(r)) return failed(p, r, sql);
       PQclear(r);
       *prepared = 1;
     }
+    round_trip(p);
     r = PQexecPrepared(p->c, name, n, v, len, fmt, 0);
   } else {
+    round_trip(p);
     r = PQexecParams(p->c, sql, n, NULL, v, len, fmt, 0);
   }
   if (!result_ok(r)) return failed(p, r, sql);
@@ -213,10 +233,155 @@ int pgc_sql(pgc_t *p, const char *sql, const pgargs_t *a, PGresult **out) {
 int pgc_cmd(pgc_t *p, const char *sql) {
   p->sqlstate[0] = 0;
   if (pgc_ensure(p) < 0) return TERN_ESTORE;
+  round_trip(p);
   PGresult *r = PQexec(p->c, sql);
   if (!result_ok(r)) return failed(p, r, sql);
   PQclear(r);
   return 0;
+}
+
+/* ---- pipeline mode (pg_int.h) */
+
+static void pipe_clear(pgc_t *p) {
+  for (int i = 0; i < p->nres; i++) PQclear(p->qres[i]);
+  free(p->qres);
+  p->qres = NULL;
+  p->nres = 0;
+  p->nq = 0;
+  p->failed_at = -1;
+}
+
+/* The connection broke while queueing or sending: closed; the flight is lost. */
+static int pipe_broke(pgc_t *p, const char *what) {
+  log_at(LOG_ERROR, "postgres (%s): %s: %s", p->role, what, p->c ? PQerrorMessage(p->c) : "no connection");
+  p->sqlstate[0] = 0;
+  pgc_close(p);
+  return TERN_ESTORE;
+}
+
+/* The connection went during a sync: item `from` and those after it got no answer. The
+ * answers that came stay readable; the connection is closed. */
+static int pipe_lost(pgc_t *p, int from, const char *what) {
+  if (p->failed_at < 0 || from < p->failed_at) p->failed_at = from;
+  for (int i = from; i < p->nres; i++)
+    if (p->qid[i] < PGQ_CMD) p->prepared[-2 - p->qid[i]] = 0;
+  PGresult **res = p->qres;
+  int nres = p->nres, failed_at = p->failed_at;
+  p->qres = NULL;
+  p->nres = 0;
+  pipe_broke(p, what);
+  p->qres = res;
+  p->nres = nres;
+  p->failed_at = failed_at;
+  return TERN_ESTORE;
+}
+
+static int pipe_push(pgc_t *p, int id) {
+  if (p->nq == p->capq) p->qid = xrealloc(p->qid, (size_t)(p->capq = p->capq ? p->capq * 2 : 32) * sizeof *p->qid);
+  p->qid[p->nq] = id;
+  return p->nq++;
+}
+
+int pgc_pipe_begin(pgc_t *p, int fresh) {
+  p->sqlstate[0] = 0;
+  pipe_clear(p);
+  if (!fresh && !p->c) return TERN_ESTORE; /* the transaction went with the connection */
+  if (fresh && p->c && !p->piping) {
+    /* a server that restarted while this connection was idle has closed it (its FATAL
+     * message, then the end of the stream): reading what is there finds either without a
+     * round trip, and the batch goes to a new connection instead of failing */
+    for (int k = 0; k < 2 && PQstatus(p->c) == CONNECTION_OK; k++) PQconsumeInput(p->c);
+    PGnotify *nf; /* parses what came: a FATAL while idle goes to notice_quiet */
+    while (PQstatus(p->c) == CONNECTION_OK && (nf = PQnotifies(p->c)) != NULL) PQfreemem(nf);
+    if (PQstatus(p->c) != CONNECTION_OK || p->doomed) {
+      log_at(LOG_INFO, "postgres (%s): the connection was closed while idle: connecting again", p->role);
+      pgc_close(p);
+    }
+  }
+  if (pgc_ensure(p) < 0) return TERN_ESTORE;
+  if (p->piping) return 0;
+  /* non-blocking while a flight is sent: pgc_pipe_sync reads answers while it writes, so
+   * that a large flight never waits on a server waiting for us to read */
+  if (!PQenterPipelineMode(p->c) || PQsetnonblocking(p->c, 1) != 0) return pipe_broke(p, "pipeline mode");
+  p->piping = 1;
+  return 0;
+}
+
+int pgc_pipe_run(pgc_t *p, int id, const pgargs_t *a) {
+  if (!p->piping || !p->c) return TERN_ESTORE;
+  if (a && a->overflow) return pipe_broke(p, "more parameters than PGA_MAX");
+  char name[16];
+  snprintf(name, sizeof name, "t%d", id);
+  if (!p->prepared[id]) {
+    if (!PQsendPrepare(p->c, name, stmt_sql[id], 0, NULL)) return pipe_broke(p, stmt_sql[id]);
+    pipe_push(p, PGQ_PREPARE(id));
+    p->prepared[id] = 1; /* undone by pgc_pipe_sync if it did not succeed */
+  }
+  if (!PQsendQueryPrepared(p->c, name, a ? a->n : 0, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL, 0))
+    return pipe_broke(p, stmt_sql[id]);
+  return pipe_push(p, id);
+}
+
+int pgc_pipe_cmd(pgc_t *p, const char *sql) {
+  if (!p->piping || !p->c) return TERN_ESTORE;
+  if (!PQsendQueryParams(p->c, sql, 0, NULL, NULL, NULL, NULL, 0)) return pipe_broke(p, sql);
+  return pipe_push(p, PGQ_CMD);
+}
+
+static const char *item_sql(int id) { return id >= 0 ? stmt_sql[id] : id == PGQ_CMD ? "command" : "prepare"; }
+
+int pgc_pipe_sync(pgc_t *p) {
+  if (!p->piping || !p->c) return TERN_ESTORE;
+  p->sqlstate[0] = 0;
+  int n = p->nq, rc = 0;
+  for (int i = 0; i < p->nres; i++) PQclear(p->qres[i]);
+  free(p->qres);
+  p->qres = xcalloc((size_t)n + 1, sizeof *p->qres);
+  p->nres = n;
+  p->nq = 0;
+  p->failed_at = -1;
+  round_trip(p);
+  if (!PQpipelineSync(p->c)) return pipe_lost(p, 0, "pipeline sync");
+  int f;
+  while ((f = PQflush(p->c)) == 1) { /* the documented loop: read what comes while writing */
+    struct pollfd pf = {PQsocket(p->c), POLLIN | POLLOUT, 0};
+    if (poll(&pf, 1, -1) < 0) continue;
+    if ((pf.revents & POLLIN) && !PQconsumeInput(p->c)) break;
+  }
+  if (f != 0) return pipe_lost(p, 0, "pipeline send");
+  for (int i = 0; i < n; i++) {
+    PGresult *r = PQgetResult(p->c);
+    if (!r) return pipe_lost(p, i, "pipeline"); /* the connection went: no answer from here on */
+    PGresult *z;
+    while ((z = PQgetResult(p->c)) != NULL) PQclear(z); /* each item's results end with NULL */
+    p->qres[i] = r;
+    int id = p->qid[i];
+    if (result_ok(r)) continue;
+    if (id < PGQ_CMD) p->prepared[-2 - id] = 0;
+    rc = TERN_ESTORE;
+    if (p->failed_at >= 0) continue;
+    p->failed_at = i;
+    if (PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
+      const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      snprintf(p->sqlstate, sizeof p->sqlstate, "%s", st ? st : "");
+      log_at(LOG_ERROR, "postgres (%s): %s: %s", p->role, item_sql(id), PQresultErrorMessage(r));
+    }
+  }
+  PGresult *sync = PQstatus(p->c) == CONNECTION_OK ? PQgetResult(p->c) : NULL;
+  int synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced) return pipe_lost(p, p->failed_at >= 0 ? p->failed_at : n, "pipeline sync");
+  return rc;
+}
+
+PGresult *pgc_pipe_result(pgc_t *p, int i) { return p->qres && i >= 0 && i < p->nres ? p->qres[i] : NULL; }
+
+void pgc_pipe_end(pgc_t *p) {
+  pipe_clear(p);
+  if (!p->piping) return;
+  p->piping = 0;
+  if (!p->c) return;
+  if (PQsetnonblocking(p->c, 0) != 0 || !PQexitPipelineMode(p->c)) pipe_broke(p, "leaving pipeline mode");
 }
 
 int64_t pg_changes(PGresult *r) { return r ? strtoll(PQcmdTuples(r), NULL, 10) : 0; }

@@ -27,16 +27,27 @@ enum {
 /* ---- one connection */
 typedef struct {
   PGconn *c;
-  const char *uri;        /* the store's */
-  const char *role;       /* "writer", "reader", "query": for the log */
-  int stmt_timeout_ms;    /* statement_timeout on this connection (0: none) */
-  int retry_reads;        /* a reader: a statement that finds the connection dead runs again once */
-  uint8_t prepared[PS_N]; /* which statements this connection has prepared */
-  int64_t retry_at_us;    /* no new attempt before (monotonic µs) */
-  int backoff_ms;         /* the next wait after a failed connect (doubles to PG_BACKOFF_MAX_MS) */
-  char sqlstate[6];       /* of the last failed statement ("" if none, or the connection went) */
-  atomic_int *reconnects; /* the store's counter */
+  const char *uri;           /* the store's */
+  const char *role;          /* "writer", "reader", "query": for the log */
+  int stmt_timeout_ms;       /* statement_timeout on this connection (0: none) */
+  int retry_reads;           /* a reader: a statement that finds the connection dead runs again once */
+  uint8_t prepared[PS_N];    /* which statements this connection has prepared */
+  int64_t retry_at_us;       /* no new attempt before (monotonic µs) */
+  int backoff_ms;            /* the next wait after a failed connect (doubles to PG_BACKOFF_MAX_MS) */
+  char sqlstate[6];          /* of the last failed statement ("" if none, or the connection went) */
+  atomic_int *reconnects;    /* the store's counter */
+  atomic_llong *round_trips; /* the store's counter of this connection's round trips, or NULL */
+  /* pipeline mode (pgc_pipe_*): what the current flight queued, in order, and its results */
+  int piping;
+  int nq, capq;
+  int *qid;        /* a statement's id; PGQ_CMD a command; PGQ_PREPARE(id) the preparing of id */
+  PGresult **qres; /* after pgc_pipe_sync: one result per item of the flight (NULL if none came) */
+  int nres;
+  int failed_at; /* after pgc_pipe_sync: the first item that failed, or -1 */
+  int doomed;    /* PostgreSQL said FATAL on this connection while it was idle (it is closing it) */
 } pgc_t;
+#define PGQ_CMD (-1)
+#define PGQ_PREPARE(id) (-2 - (id))
 
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
@@ -70,6 +81,30 @@ int pgc_sql(pgc_t *p, const char *sql, const pgargs_t *a, PGresult **out);
 int pgc_sqlv(pgc_t *p, const char *sql, int n, const char *const *v, PGresult **out);
 /* A command without parameters (BEGIN, COMMIT, SAVEPOINT …): 0 or TERN_ESTORE. */
 int pgc_cmd(pgc_t *p, const char *sql);
+/* ---- pipeline mode: statements queued without waiting, sent together and answered
+ * together — one round trip per pgc_pipe_sync, however many statements (libpq's pipeline
+ * mode). A statement that fails makes PostgreSQL skip the rest of the flight (their results
+ * are PGRES_PIPELINE_ABORTED); inside BEGIN the transaction is then aborted.
+ *
+ * pgc_pipe_begin: enters pipeline mode: 0 or TERN_ESTORE. fresh (no transaction open on
+ * p): first probes an idle connection for a close PostgreSQL sent while it was idle (a
+ * restart) and replaces it, and connects if needed; else (inside a transaction) a
+ * connection that went is not replaced.
+ * pgc_pipe_run / pgc_pipe_cmd: queue statement id (prepared in the same flight on its first
+ * use) or a parameterless command; the item's index in the flight, or TERN_ESTORE (the
+ * connection broke: closed). Parameters are copied: a may go at once.
+ * pgc_pipe_sync: sends the flight and reads every result (pgc_pipe_result(p, index), owned
+ * by p until the next sync or pgc_pipe_end): 0 if every item succeeded; TERN_ESTORE if one
+ * failed (p->failed_at, sqlstate set, logged) or the connection went (closed: failed_at is
+ * the first item without an answer). The connection stays in pipeline mode for another
+ * flight. pgc_pipe_end: leaves pipeline mode (or nothing, if the connection went). */
+int pgc_pipe_begin(pgc_t *p, int fresh);
+int pgc_pipe_run(pgc_t *p, int id, const pgargs_t *a);
+int pgc_pipe_cmd(pgc_t *p, const char *sql);
+int pgc_pipe_sync(pgc_t *p);
+PGresult *pgc_pipe_result(pgc_t *p, int i);
+void pgc_pipe_end(pgc_t *p);
+
 /* Rows a command changed. */
 int64_t pg_changes(PGresult *r);
 
@@ -122,6 +157,7 @@ struct store {
   atomic_llong rekeyed;
   atomic_int fail_writes;
   atomic_int reconnects, writer_up;
+  atomic_llong round_trips; /* the writer's, to PostgreSQL: tern_store_round_trips_total */
   atomic_llong batches_failed, batch_reruns;
   qpool_t *qpool;
   qpool_t *rpool; /* the read threads behind store_read_submit: not the query threads, which

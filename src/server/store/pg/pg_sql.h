@@ -37,12 +37,26 @@ X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions,
 X(ORDER_LOCK, "SELECT pg_advisory_xact_lock(1952805486, (v % 2147483647)::int) FROM unnest($1::bigint[]) v")
 X(ORDER_NEWEST, "SELECT v, l.ts, l.seq FROM unnest($1::bigint[]) v LEFT JOIN LATERAL (SELECT ts, seq FROM msg"
                 " WHERE msg.conv = v ORDER BY ts DESC, seq DESC LIMIT 1) l ON true")
+/* the rows UPD_LM and TOUCH_CONVS will update, locked in the order of their ids: no two
+ * writers wait on each other in a cycle (pg_writer.c: notes_flush) */
+X(LOCK_CONVS, "SELECT id FROM conv WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE")
 X(UPD_LM, "UPDATE conv SET lm = v.ts FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v"
           " WHERE conv.id = v.id AND (conv.lm IS NULL OR conv.lm < v.ts)")
 X(UPD_ACK, "UPDATE member SET ack_ts = $1, ack_seq = $2, ack_at = $3"
            " WHERE conv = $4 AND client = $5 AND (ack_ts, ack_seq) < ($1, $2)")
 X(UPD_READ, "UPDATE member SET read_ts = $1, read_seq = $2, read_at = $3"
             " WHERE conv = $4 AND client = $5 AND (read_ts, read_seq) < ($1, $2)")
+/* a batch's acks (reads) in one statement each (pg_writer.c: progress_queue), arrays of
+ * conv, client, ts, seq, at in job order: per member the furthest position, the first job
+ * that gave it on a tie — what UPD_ACK (UPD_READ) job after job leaves, one row version */
+#define PG_PROGRESS(k)                                                                                                 \
+  "UPDATE member SET " k "_ts = v.ts, " k "_seq = v.seq, " k "_at = v.at FROM (SELECT DISTINCT ON (u.conv, u.client)"  \
+  " u.conv, u.client, u.ts, u.seq, u.at FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],"             \
+  " $5::bigint[]) WITH ORDINALITY AS u(conv, client, ts, seq, at, i) ORDER BY u.conv, u.client, u.ts DESC,"            \
+  " u.seq DESC, u.i) v WHERE member.conv = v.conv AND member.client = v.client AND (member." k "_ts, member." k        \
+  "_seq) < (v.ts, v.seq)"
+X(UPD_ACKS, PG_PROGRESS("ack"))
+X(UPD_READS, PG_PROGRESS("read"))
 X(DEL_CONV_MSGS, "DELETE FROM msg WHERE conv = $1")
 X(DEL_CONV_MEMBERS, "DELETE FROM member WHERE conv = $1")
 X(DEL_CONV_SETS, "DELETE FROM conv_set WHERE conv = $1")

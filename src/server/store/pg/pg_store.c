@@ -43,6 +43,7 @@ int pg_open(const store_options_t *opt, store_t **out) {
   s->w.role = "writer";
   s->w.stmt_timeout_ms = WRITE_TIMEOUT_MS;
   s->w.reconnects = &s->reconnects;
+  s->w.round_trips = &s->round_trips;
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -113,8 +114,11 @@ void pg_metrics(store_t *s, buf_t *out) {
              "tern_store_pg_batch_reruns_total %lld\n"
              "# HELP tern_store_pg_rekeyed_total Messages stored past a newer key another writer had stored "
              "first (their id and timestamp moved: docs/cluster.md).\n# TYPE tern_store_pg_rekeyed_total counter\n"
-             "tern_store_pg_rekeyed_total %lld\n",
+             "tern_store_pg_rekeyed_total %lld\n"
+             "# HELP tern_store_round_trips_total Round trips the store's writer waited for (a pipelined flight "
+             "of statements is one; with tern_store_commit_seconds_count, round trips per commit).\n"
+             "# TYPE tern_store_round_trips_total counter\ntern_store_round_trips_total %lld\n",
              pg_open_connections(), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
              (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns),
-             (long long)atomic_load(&s->rekeyed));
+             (long long)atomic_load(&s->rekeyed), (long long)atomic_load(&s->round_trips));
 }

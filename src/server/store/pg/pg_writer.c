@@ -102,9 +102,9 @@ static int cmp_i64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* 0 (s->order holds the newest key of every locked conversation), or JOB_SQL. */
-static int order_lock(store_t *s, store_job_t *batch) {
-  pg_notes_clear(&s->order);
+/* The sorted distinct conversations of the batch's messages that ask for their order
+ * (rekey), as a PostgreSQL array into arr: how many (0: none, arr left empty). */
+static size_t order_ids(store_job_t *batch, buf_t *arr) {
   size_t n = 0, cap = 0;
   int64_t *ids = NULL;
   for (store_job_t *j = batch; j; j = j->next) {
@@ -114,11 +114,23 @@ static int order_lock(store_t *s, store_job_t *batch) {
   }
   if (!n) return 0;
   qsort(ids, n, sizeof *ids, cmp_i64);
-  buf_t arr = BUF_INIT;
   for (size_t i = 0; i < n; i++)
-    if (!i || ids[i] != ids[i - 1]) buf_printf(&arr, "%s%lld", arr.len ? "," : "{", (long long)ids[i]);
-  buf_append_str(&arr, "}");
+    if (!i || ids[i] != ids[i - 1]) buf_printf(arr, "%s%lld", arr->len ? "," : "{", (long long)ids[i]);
+  buf_append_str(arr, "}");
   free(ids);
+  return n;
+}
+
+/* s->order from ORDER_NEWEST's rows. */
+static void order_note(store_t *s, const PGresult *r) {
+  for (int i = 0; i < PQntuples(r); i++) note_raise(&s->order, pg_i64(r, i, 0), pg_i64(r, i, 1), pg_i64(r, i, 2));
+}
+
+/* 0 (s->order holds the newest key of every locked conversation), or JOB_SQL. */
+static int order_lock(store_t *s, store_job_t *batch) {
+  pg_notes_clear(&s->order);
+  buf_t arr = BUF_INIT;
+  if (!order_ids(batch, &arr)) return 0;
   pgargs_t a = {0};
   pga_txt(&a, buf_cstr(&arr));
   PGresult *r = NULL;
@@ -126,7 +138,7 @@ static int order_lock(store_t *s, store_job_t *batch) {
   if (!rc && pgc_run(&s->w, PS_ORDER_NEWEST, &a, &r) < 0) rc = JOB_SQL;
   buf_free(&arr);
   if (rc) return rc;
-  for (int i = 0; i < PQntuples(r); i++) note_raise(&s->order, pg_i64(r, i, 0), pg_i64(r, i, 1), pg_i64(r, i, 2));
+  order_note(s, r);
   PQclear(r);
   return 0;
 }
@@ -151,42 +163,64 @@ static void order_key(store_t *s, job_msg_insert_t *j) {
 
 static void lm_note(map_t *m, int64_t conv, int64_t ts) { note_raise(m, conv, ts, 0); }
 
-/* Every (conv, ts) of the maps in one statement `id` taking two arrays: ids and times. */
-static int notes_flush(store_t *s, int id, const map_t *const *maps, int nmaps) {
-  buf_t ids = BUF_INIT, tss = BUF_INIT;
+static int cmp_note(const void *a, const void *b) {
+  const pg_note_t *x = *(const pg_note_t *const *)a, *y = *(const pg_note_t *const *)b;
+  return x->conv < y->conv ? -1 : x->conv > y->conv;
+}
+
+/* Every (conv, ts) of the maps in one statement `id` taking two arrays: ids and times;
+ * queued in the writer's pipeline when piped (pg_conn.c: pgc_pipe_run), else run. The
+ * conversations' rows are first locked in the order of their ids (LOCK_CONVS): other nodes'
+ * writers update the same rows (lm once a second, hundreds of conversations each), and rows
+ * locked in the order of each node's hash map made two of them deadlock, which cost a
+ * batch its rerun job by job (seen in bench/cluster.sh runs). */
+static int notes_flush(store_t *s, int id, const map_t *const *maps, int nmaps, int piped) {
+  size_t n = 0;
+  for (int k = 0; k < nmaps; k++) n += maps[k]->n;
+  if (!n) return 0;
+  const pg_note_t **v = xmalloc(n * sizeof *v);
+  n = 0;
   for (int k = 0; k < nmaps; k++) {
     if (!maps[k]->n) continue;
     map_iter_t it;
-    for (map_node_t *n = map_first(maps[k], &it); n; n = map_next(maps[k], &it)) {
-      const pg_note_t *e = (const pg_note_t *)n;
-      buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)e->conv);
-      buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)e->ts);
+    for (map_node_t *e = map_first(maps[k], &it); e; e = map_next(maps[k], &it)) v[n++] = (const pg_note_t *)e;
+  }
+  qsort(v, n, sizeof *v, cmp_note);
+  buf_t ids = BUF_INIT, tss = BUF_INIT;
+  for (size_t i = 0; i < n; i++) { /* a conversation in two maps: once, at the later time */
+    if (i + 1 < n && v[i + 1]->conv == v[i]->conv) {
+      if (v[i + 1]->ts < v[i]->ts) v[i + 1] = v[i];
+      continue;
     }
+    buf_printf(&ids, "%s%lld", ids.len ? "," : "{", (long long)v[i]->conv);
+    buf_printf(&tss, "%s%lld", tss.len ? "," : "{", (long long)v[i]->ts);
   }
-  int rc = 0;
-  if (ids.len) {
-    buf_append_str(&ids, "}");
-    buf_append_str(&tss, "}");
-    pgargs_t p = {0};
-    pga_txt(&p, buf_cstr(&ids));
-    pga_txt(&p, buf_cstr(&tss));
-    rc = run1(s, id, &p, NULL);
-  }
+  free(v);
+  buf_append_str(&ids, "}");
+  buf_append_str(&tss, "}");
+  pgargs_t l = {0};
+  pga_txt(&l, buf_cstr(&ids));
+  pgargs_t p = {0};
+  pga_txt(&p, buf_cstr(&ids));
+  pga_txt(&p, buf_cstr(&tss));
+  int rc;
+  if (piped) rc = pgc_pipe_run(&s->w, PS_LOCK_CONVS, &l) < 0 || pgc_pipe_run(&s->w, id, &p) < 0 ? JOB_SQL : 0;
+  else rc = run1(s, PS_LOCK_CONVS, &l, NULL) || run1(s, id, &p, NULL) ? JOB_SQL : 0;
   buf_free(&ids);
   buf_free(&tss);
   return rc;
 }
 
 /* Every lm note of a and b (a conversation in both: the later time wins in the UPDATE). */
-static int lm_flush(store_t *s, const map_t *a, const map_t *b) {
+static int lm_flush(store_t *s, const map_t *a, const map_t *b, int piped) {
   const map_t *maps[2] = {a, b};
-  return notes_flush(s, PS_UPD_LM, maps, 2);
+  return notes_flush(s, PS_UPD_LM, maps, 2, piped);
 }
 
 /* The member counts and times of the conversations noted in s->touch (run_members). */
 static int touch_flush(store_t *s) {
   const map_t *maps[1] = {&s->touch};
-  int rc = notes_flush(s, PS_TOUCH_CONVS, maps, 1);
+  int rc = notes_flush(s, PS_TOUCH_CONVS, maps, 1, 0);
   pg_notes_clear(&s->touch);
   return rc;
 }
@@ -214,7 +248,7 @@ static int fwd_flush(store_t *s) {
 void pg_lm_final(store_t *s) {
   if (!s->lm.n || pgc_cmd(&s->w, "BEGIN") < 0) return;
   const map_t *maps[1] = {&s->lm};
-  if (notes_flush(s, PS_UPD_LM, maps, 1) != 0 || pgc_cmd(&s->w, "COMMIT") < 0) {
+  if (notes_flush(s, PS_UPD_LM, maps, 1, 0) != 0 || pgc_cmd(&s->w, "COMMIT") < 0) {
     pgc_cmd(&s->w, "ROLLBACK");
     return;
   }
@@ -314,10 +348,9 @@ static void arr_bytes(buf_t *b, const uint8_t *d, size_t n) {
   buf_append_str(b, "\"");
 }
 
-/* Runs jobs[0..n) (JOB_MSG_INSERT, in batch order) as one INSERT; each job's result is set,
- * and a key that was taken (or given twice in the batch: the first wins) fails its job
- * alone. 0, or JOB_SQL. */
-static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t *lm) {
+/* Queues jobs[0..n) (JOB_MSG_INSERT, in batch order, keys final: order_key) as one INSERT;
+ * msgs_settle reads its result. The index of its result in the flight, or JOB_SQL. */
+static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n) {
   buf_t col[12];
   for (int c = 0; c < 12; c++) {
     memset(&col[c], 0, sizeof col[c]);
@@ -325,7 +358,6 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t 
   }
   for (size_t i = 0; i < n; i++) {
     job_msg_insert_t *j = jobs[i];
-    order_key(s, j);
     for (int c = 0; c < 12; c++)
       if (i) buf_append_str(&col[c], ",");
     buf_printf(&col[0], "%lld", (long long)j->conv);
@@ -348,10 +380,14 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t 
     buf_append_str(&col[c], "}");
     pga_txt(&a, buf_cstr(&col[c]));
   }
-  PGresult *r;
-  int rc = pgc_run(&s->w, PS_INS_MSGS, &a, &r);
+  int idx = pgc_pipe_run(&s->w, PS_INS_MSGS, &a);
   for (int c = 0; c < 12; c++) buf_free(&col[c]);
-  if (rc < 0) return JOB_SQL;
+  return idx < 0 ? JOB_SQL : idx;
+}
+
+/* Each job's result from the INSERT's returned keys: a key that was taken (or given twice
+ * in the batch: the first wins) fails its job alone; an inserted one is noted in lm. */
+static void msgs_settle(PGresult *r, job_msg_insert_t **jobs, size_t n, map_t *lm) {
   int rows = PQntuples(r);
   uint8_t *used = xcalloc((size_t)rows + 1, 1);
   for (size_t i = 0; i < n; i++) {
@@ -366,8 +402,6 @@ static int run_msg_inserts(store_t *s, job_msg_insert_t **jobs, size_t n, map_t 
     }
   }
   free(used);
-  PQclear(r);
-  return 0;
 }
 
 static int run_progress(store_t *s, job_progress_t *j, int id) {
@@ -681,10 +715,10 @@ static void job_reset(store_job_t *j) {
   }
 }
 
-/* One attempt at the batch in one transaction: 0 committed (each job's result set), 1 a
- * statement failed and the batch must run again with savepoints (careful 0 only), or
- * TERN_ESTORE nothing is committed. */
-static int attempt(store_t *s, store_job_t *batch, int careful, map_t *lm, int flush_lm) {
+/* The careful attempt, after a statement failed: the batch again, each job in a savepoint
+ * of its own, one statement at a time, so that only the failing job fails. 0 committed
+ * (each job's result set), or TERN_ESTORE nothing is committed. */
+static int attempt_careful(store_t *s, store_job_t *batch, map_t *lm, int flush_lm) {
   pg_notes_clear(&s->touch);
   pg_notes_clear(&s->fwd);
   /* a connection found dead at BEGIN (the server restarted while the writer was idle) is
@@ -692,32 +726,12 @@ static int attempt(store_t *s, store_job_t *batch, int careful, map_t *lm, int f
   int had = s->w.c != NULL;
   if (pgc_cmd(&s->w, "BEGIN") < 0 && !(had && !s->w.c && pgc_cmd(&s->w, "BEGIN") == 0)) return TERN_ESTORE;
   if (order_lock(s, batch) != 0) goto abort; /* first: before any savepoint or row lock */
-  job_msg_insert_t *msgs[MSGS_MAX];
   for (store_job_t *j = batch; j; j = j->next) {
-    if (!careful && j->type == JOB_MSG_INSERT && j->next && j->next->type == JOB_MSG_INSERT) {
-      size_t n = 0; /* a run of messages: one statement */
-      store_job_t *last = j;
-      for (store_job_t *k = j; k && k->type == JOB_MSG_INSERT && n < MSGS_MAX; k = k->next) {
-        msgs[n++] = (job_msg_insert_t *)k;
-        last = k;
-      }
-      if (run_msg_inserts(s, msgs, n, lm) != 0) {
-        if (!s->w.c) return TERN_ESTORE;
-        pgc_cmd(&s->w, "ROLLBACK");
-        return 1;
-      }
-      j = last;
-      continue;
-    }
-    if (careful && pgc_cmd(&s->w, "SAVEPOINT job") < 0) goto abort;
+    if (pgc_cmd(&s->w, "SAVEPOINT job") < 0) goto abort;
     int rc = run_job(s, j);
-    if (careful && rc != JOB_SQL && (touch_flush(s) != 0 || fwd_flush(s) != 0)) rc = JOB_SQL; /* in its savepoint */
+    if (rc != JOB_SQL && (touch_flush(s) != 0 || fwd_flush(s) != 0)) rc = JOB_SQL; /* in its savepoint */
     if (rc == JOB_SQL) {
       if (!s->w.c) return TERN_ESTORE; /* the connection went: the transaction with it */
-      if (!careful) {
-        pgc_cmd(&s->w, "ROLLBACK");
-        return 1;
-      }
       pg_notes_clear(&s->touch);
       pg_notes_clear(&s->fwd);
       if (pgc_cmd(&s->w, "ROLLBACK TO SAVEPOINT job") < 0) goto abort;
@@ -726,14 +740,15 @@ static int attempt(store_t *s, store_job_t *batch, int careful, map_t *lm, int f
       job_reset(j);
       continue;
     }
-    if (careful && pgc_cmd(&s->w, "RELEASE SAVEPOINT job") < 0) goto abort;
+    if (pgc_cmd(&s->w, "RELEASE SAVEPOINT job") < 0) goto abort;
     j->result = rc == TERN_EEXIST ? TERN_EEXIST : rc ? TERN_ESTORE : 0;
     if (!rc && j->type == JOB_MSG_INSERT) lm_note(lm, ((job_msg_insert_t *)j)->conv, ((job_msg_insert_t *)j)->ts);
   }
   if (touch_flush(s) != 0 || fwd_flush(s) != 0) goto abort;
-  if (flush_lm && lm_flush(s, &s->lm, lm) != 0) goto abort;
+  if (flush_lm && lm_flush(s, &s->lm, lm, 0) != 0) goto abort;
   if (atomic_load(&s->fail_writes)) goto abort;
   PGresult *r = s->w.c ? PQexec(s->w.c, "COMMIT") : NULL;
+  if (r) atomic_fetch_add(&s->round_trips, 1);
   /* a COMMIT of an aborted transaction answers ROLLBACK */
   int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
   if (!ok) {
@@ -747,6 +762,255 @@ static int attempt(store_t *s, store_job_t *batch, int careful, map_t *lm, int f
 abort:
   if (s->w.c) pgc_cmd(&s->w, "ROLLBACK");
   return TERN_ESTORE;
+}
+
+/* ---- the first attempt: one round trip per commit (libpq's pipeline mode, pg_conn.c)
+ *
+ * The batch's statements are queued and sent as one flight, answered as one: BEGIN, the
+ * messages (runs of up to MSGS_MAX in one INSERT, across the acks and reads between them:
+ * those touch only member rows, so they commit the same in either order), the acks and the
+ * reads (one UPDATE each kind for the run), lm, COMMIT. Two steps keep a round trip of
+ * their own because what follows needs their answer:
+ *   - the order lock (order_lock): when messages ask for their order, BEGIN, the locks and
+ *     the newest keys are one flight, and the keys moved past them before the rest is sent
+ *     (rekey: the id given to the IM layer names the moved key) — two round trips a batch;
+ *   - the other jobs (conversations, members, documents, imports, devices …) read results
+ *     between their statements: what is queued before one is sent first, and the job runs
+ *     statement by statement as before.
+ * A statement that fails aborts the flight and the transaction: rolled back, and the batch
+ * runs again with a savepoint per job (attempt_careful) — as before. A COMMIT that fails,
+ * or a connection that goes, fails every job (TERN_ESTORE), never acked. lm: a message
+ * whose INSERT returned no row had its key taken by a stored message — of the same
+ * conversation and time — so every queued message's time is a stored message's time, and
+ * lm is flushed in the same flight from the messages queued. */
+
+typedef struct {
+  buf_t col[5]; /* conv, client, ts, seq, at */
+  size_t n;
+} progress_arr_t;
+
+typedef struct {
+  int idx; /* its result in the flight */
+  job_msg_insert_t **msgs;
+  size_t n;
+} msgs_post_t;
+
+typedef struct {
+  store_t *s;
+  map_t *lm;  /* the messages inserted (from the answers) */
+  map_t sent; /* the messages queued (see above) */
+  job_msg_insert_t *msgs[MSGS_MAX];
+  size_t nmsgs;
+  progress_arr_t ack, read;
+  msgs_post_t *posts;
+  size_t nposts, cap;
+} flight_t;
+
+static void progress_add(progress_arr_t *p, const job_progress_t *j) {
+  for (int c = 0; c < 5; c++) buf_append_str(&p->col[c], p->n ? "," : "{");
+  buf_printf(&p->col[0], "%lld", (long long)j->conv);
+  arr_str(&p->col[1], j->client);
+  buf_printf(&p->col[2], "%lld", (long long)j->ts);
+  buf_printf(&p->col[3], "%lld", (long long)j->seq);
+  buf_printf(&p->col[4], "%lld", (long long)j->at);
+  p->n++;
+}
+
+static int progress_queue(store_t *s, progress_arr_t *p, int id) {
+  if (!p->n) return 0;
+  pgargs_t a = {0};
+  for (int c = 0; c < 5; c++) {
+    buf_append_str(&p->col[c], "}");
+    pga_txt(&a, buf_cstr(&p->col[c]));
+  }
+  int idx = pgc_pipe_run(&s->w, id, &a);
+  for (int c = 0; c < 5; c++) buf_free(&p->col[c]);
+  p->n = 0;
+  return idx < 0 ? JOB_SQL : 0;
+}
+
+static int flight_msgs(flight_t *f) {
+  if (!f->nmsgs) return 0;
+  int idx = msgs_queue(f->s, f->msgs, f->nmsgs);
+  if (idx < 0) return JOB_SQL;
+  if (f->nposts == f->cap) f->posts = xrealloc(f->posts, (f->cap = f->cap ? f->cap * 2 : 8) * sizeof *f->posts);
+  msgs_post_t *p = &f->posts[f->nposts++];
+  p->idx = idx;
+  p->n = f->nmsgs;
+  p->msgs = xmalloc(f->nmsgs * sizeof *p->msgs);
+  memcpy(p->msgs, f->msgs, f->nmsgs * sizeof *p->msgs);
+  f->nmsgs = 0;
+  return 0;
+}
+
+/* Everything the run of messages, acks and reads so far left to queue. */
+static int flight_pending(flight_t *f) {
+  if (flight_msgs(f) != 0 || progress_queue(f->s, &f->ack, PS_UPD_ACKS) != 0 ||
+      progress_queue(f->s, &f->read, PS_UPD_READS) != 0)
+    return JOB_SQL;
+  return 0;
+}
+
+static void posts_free(flight_t *f) {
+  for (size_t i = 0; i < f->nposts; i++) free(f->posts[i].msgs);
+  f->nposts = 0;
+}
+
+/* One round trip: 0 (the messages' results set), or TERN_ESTORE (p->failed_at). */
+static int flight_sync(flight_t *f) {
+  int rc = pgc_pipe_sync(&f->s->w);
+  for (size_t i = 0; i < f->nposts && rc == 0; i++)
+    msgs_settle(pgc_pipe_result(&f->s->w, f->posts[i].idx), f->posts[i].msgs, f->posts[i].n, f->lm);
+  posts_free(f);
+  return rc;
+}
+
+/* After a flight failed: TERN_ESTORE if the connection went (the transaction with it) or
+ * the item at `commit` (the COMMIT) is the one that failed, else 1 (a statement failed:
+ * rolled back, for the careful attempt). */
+static int flight_failed(store_t *s, int commit) {
+  if (!s->w.c) return TERN_ESTORE;
+  int at = s->w.failed_at;
+  pgc_pipe_end(&s->w);
+  if (s->w.c) pgc_cmd(&s->w, "ROLLBACK");
+  if (commit >= 0 && at == commit) {
+    log_at(LOG_ERROR, "postgres (writer): COMMIT failed");
+    return TERN_ESTORE;
+  }
+  return s->w.c ? 1 : TERN_ESTORE;
+}
+
+/* A JOB_NOTIF's rows, or a JOB_PRUNE, queued: 0 or JOB_SQL. */
+static int notif_queue(store_t *s, store_job_t *j) {
+  if (j->type == JOB_PRUNE) {
+    pgargs_t a = {0};
+    pga_i64(&a, ((job_prune_t *)j)->notif_before);
+    return pgc_pipe_run(&s->w, PS_PRUNE_NOTIF, &a) < 0 ? JOB_SQL : 0;
+  }
+  job_notif_t *n = (job_notif_t *)j;
+  for (size_t i = 0; i < n->n; i++) {
+    pgargs_t a = {0};
+    pga_txt(&a, n->clients[i]);
+    pga_i64(&a, n->ts);
+    pga_txt(&a, n->body);
+    if (pgc_pipe_run(&s->w, PS_INS_NOTIF, &a) < 0) return JOB_SQL;
+  }
+  return 0;
+}
+
+static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
+  store_t *s = f->s;
+  for (int tries = 0;; tries++) {
+    int had = s->w.c != NULL;
+    if (pgc_pipe_begin(&s->w, 1) < 0 || pgc_pipe_cmd(&s->w, "BEGIN") < 0) return TERN_ESTORE;
+    pg_notes_clear(&s->order);
+    buf_t arr = BUF_INIT;
+    if (!order_ids(batch, &arr)) break;
+    pgargs_t a = {0};
+    pga_txt(&a, buf_cstr(&arr));
+    int newest = -1;
+    if (pgc_pipe_run(&s->w, PS_ORDER_LOCK, &a) >= 0) newest = pgc_pipe_run(&s->w, PS_ORDER_NEWEST, &a);
+    buf_free(&arr);
+    int rc = newest < 0 ? TERN_ESTORE : pgc_pipe_sync(&s->w);
+    if (rc == 0) {
+      order_note(s, pgc_pipe_result(&s->w, newest));
+      break;
+    }
+    /* a connection that went before this flight's answer (the server restarted while the
+     * writer was idle): nothing of the batch had run but BEGIN and the locks — once more,
+     * on a new connection */
+    if (!(had && !s->w.c && tries == 0)) return flight_failed(s, -1);
+  }
+  for (store_job_t *j = batch; j; j = j->next) {
+    switch (j->type) {
+    case JOB_MSG_INSERT: {
+      job_msg_insert_t *m = (job_msg_insert_t *)j;
+      order_key(s, m);
+      lm_note(&f->sent, m->conv, m->ts);
+      f->msgs[f->nmsgs++] = m;
+      if (f->nmsgs == MSGS_MAX && flight_msgs(f) != 0) return flight_failed(s, -1);
+      continue;
+    }
+    case JOB_MEMBER_ACK:
+    case JOB_MEMBER_READ:
+      progress_add(j->type == JOB_MEMBER_ACK ? &f->ack : &f->read, (job_progress_t *)j);
+      j->result = 0;
+      continue;
+    case JOB_NOTIF:
+    case JOB_PRUNE: /* statements whose answers nothing reads (notif rows only): queued as they are */
+      if (notif_queue(s, j) != 0) return flight_failed(s, -1);
+      j->result = 0;
+      continue;
+    default: break;
+    }
+    /* a job that reads between its statements: what is queued goes first */
+    log_at(LOG_DEBUG, "store: job type %d runs statement by statement (postgres)", j->type);
+    if (flight_pending(f) != 0 || flight_sync(f) != 0) return flight_failed(s, -1);
+    pgc_pipe_end(&s->w);
+    int rc = run_job(s, j);
+    if (rc == JOB_SQL) {
+      if (!s->w.c) return TERN_ESTORE; /* the connection went: the transaction with it */
+      pgc_cmd(&s->w, "ROLLBACK");
+      return 1;
+    }
+    j->result = rc == TERN_EEXIST ? TERN_EEXIST : rc ? TERN_ESTORE : 0;
+    if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
+  }
+  if (flight_pending(f) != 0) return flight_failed(s, -1);
+  if (s->touch.n || s->fwd.n) { /* members or imports changed: their statements run as before */
+    if (flight_sync(f) != 0) return flight_failed(s, -1);
+    pgc_pipe_end(&s->w);
+    if (touch_flush(s) != 0 || fwd_flush(s) != 0) {
+      if (!s->w.c) return TERN_ESTORE;
+      pgc_cmd(&s->w, "ROLLBACK");
+      return 1;
+    }
+    if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
+  }
+  if (flush_lm && lm_flush(s, &s->lm, &f->sent, 1) != 0) return flight_failed(s, -1);
+  if (atomic_load(&s->fail_writes)) {
+    pgc_pipe_sync(&s->w);
+    if (s->w.c) {
+      pgc_pipe_end(&s->w);
+      pgc_cmd(&s->w, "ROLLBACK");
+    }
+    return TERN_ESTORE;
+  }
+  int commit = pgc_pipe_cmd(&s->w, "COMMIT");
+  if (commit < 0) return TERN_ESTORE;
+  if (flight_sync(f) != 0) return flight_failed(s, commit);
+  /* a COMMIT of an aborted transaction answers ROLLBACK */
+  PGresult *r = pgc_pipe_result(&s->w, commit);
+  if (!r || strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+    log_at(LOG_ERROR, "postgres (writer): COMMIT answered %s", r ? PQcmdStatus(r) : "nothing");
+    pgc_pipe_end(&s->w);
+    return TERN_ESTORE;
+  }
+  pgc_pipe_end(&s->w);
+  return 0;
+}
+
+/* 0 committed (each job's result set), 1 a statement failed (the careful attempt next), or
+ * TERN_ESTORE nothing is committed. */
+static int attempt_piped(store_t *s, store_job_t *batch, map_t *lm, int flush_lm) {
+  pg_notes_clear(&s->touch);
+  pg_notes_clear(&s->fwd);
+  flight_t *f = xcalloc(1, sizeof *f);
+  f->s = s;
+  f->lm = lm;
+  map_init(&f->sent);
+  int rc = attempt_piped_run(f, batch, flush_lm);
+  if (s->w.piping) pgc_pipe_end(&s->w);
+  posts_free(f);
+  free(f->posts);
+  for (int c = 0; c < 5; c++) {
+    buf_free(&f->ack.col[c]);
+    buf_free(&f->read.col[c]);
+  }
+  pg_notes_clear(&f->sent);
+  map_fini(&f->sent);
+  free(f);
+  return rc;
 }
 
 void pg_run_batch(store_t *s, store_job_t *batch) {
@@ -773,7 +1037,7 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
   int rc = TERN_ESTORE;
   for (int careful = 0; careful < 2; careful++) {
     pg_notes_clear(&lm);
-    rc = attempt(s, batch, careful, &lm, flush_lm);
+    rc = careful ? attempt_careful(s, batch, &lm, flush_lm) : attempt_piped(s, batch, &lm, flush_lm);
     if (rc != 1) break;
     atomic_fetch_add(&s->batch_reruns, 1);
     for (store_job_t *j = batch; j; j = j->next) job_reset(j);
