@@ -329,3 +329,21 @@ export function roomCountSettled(server, cid, n) {
     return res.status === 200 && (await res.json()).result === n;
   });
 }
+
+// Cluster mode: resolves once `peer`'s node delivers to `device`, a session that has just
+// logged in on another node for a client already online there (a second device), whose
+// arrival presenceSettled cannot see: it asks by client. An echo: peer sends a transient
+// message in conv (not stored, never unread) until device gets one; a push peer's node fans
+// out to device after that finds it. Returns at once on one node.
+export async function deviceSeen(peer, conv, device, timeoutMs = 8000) {
+  if (!peer.ternServer?.nodes) return;
+  const tag = uid('echo');
+  let seen = false;
+  const got = waitFor(device, 'message', (m) => typeof m.text === 'string' && m.text.startsWith(tag), timeoutMs);
+  got.then(() => { seen = true; }, () => {});
+  for (let k = 0; !seen; k += 1) {
+    await conv.send(new peer.sdk.TextMessage(`${tag} ${k}`), { transient: true });
+    await Promise.race([got, sleep(200)]);
+  }
+  await got;
+}
