@@ -242,8 +242,8 @@ export async function createConversationSeen(creator, options, others) {
 
 // Resolves when `client` has reconnected and re-opened its session (Realtime 'disconnect'
 // and 'reconnect', then IMClient 'reconnect'); rejects on IMClient 'reconnecterror' or
-// after 15 s. `order` records the Realtime's connection events as they came.
-export function reconnection(client) {
+// after timeoutMs (15 s). `order` records the Realtime's connection events as they came.
+export function reconnection(client, timeoutMs = 15000) {
   const order = [];
   let finish;
   const done = new Promise((resolve, reject) => {
@@ -261,7 +261,7 @@ export function reconnection(client) {
       check();
     };
     const onError = (err) => finish(new Error(`${client.id}: IMClient reconnecterror: ${err && err.message}`));
-    const timer = setTimeout(() => finish(new Error(`${client.id}: no reconnect within 15 s (saw ${order})`)), 15000);
+    const timer = setTimeout(() => finish(new Error(`${client.id}: no reconnect within ${timeoutMs / 1000} s (saw ${order})`)), timeoutMs);
     client.rt.on('disconnect', onDisconnect);
     client.rt.on('reconnect', onReconnect);
     client.on('reconnect', onClientReconnect);
