@@ -191,8 +191,15 @@ describe('member_roles on (JS SDK)', () => {
     assert.deepEqual((await left)[0].members, [tom.id]);
     await assert.rejects(conv.muteMembers([jerry.id]), (e) => e.code === 4320, 'no powers while out');
     await conv.join();
+    const muted = waitFor(jerry, 'muted');
     const r = await conv.muteMembers([jerry.id]);
     assert.deepEqual(r.successfulClientIds, [jerry.id], 'the Owner again');
+    // cluster: Jerry's send is judged by his node's cached copy (sends use the cache,
+    // docs/cluster.md "The conversation cache across nodes"), which hears of the mute by the
+    // 'C' broadcast; his MUTED push leaves Tom's node after it on the same connection, so
+    // once he has it his node has the change (without this wait, the broadcast held back by
+    // Redis CLIENT PAUSE WRITE, node 2 accepted 'hush': nothing ordered it after Tom's reply)
+    await muted;
     await assert.rejects(jconv.send(new jerry.sdk.TextMessage('hush')), (e) => e.code === 4563);
   });
 });

@@ -7,7 +7,7 @@
 // nothing queued for the conversation when it logs in.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES, uid, createConversationSeen, modeSuite, presenceSettled } from '../lib/interop-util.mjs';
+import { MODES, uid, createConversationSeen, modeSuite, presenceSettled, deviceSeen } from '../lib/interop-util.mjs';
 import { recordEvents, eventsUntil, assertOfflineMemberGetsNothing, closeProxies } from '../lib/issue3-interop.mjs';
 
 const sorted = (a) => [...a].sort();
@@ -129,6 +129,7 @@ for (const mode of MODES) {
       const jerry2 = await suite.env.login(jerry.id); // Jerry's second device (its own Realtime)
       const rec = { tom: recordEvents(tom), jerry: recordEvents(jerry), spike: recordEvents(spike), jerry2: recordEvents(jerry2) };
       const jconv = await jerry.getConversation(cid);
+      await deviceSeen(jerry, jconv, jerry2); // cluster: Jerry's node must know his second device (the window)
       jconv.set('attr.topic', 't1');
       jconv.name = 'n1';
       jconv.set('size', { __op: 'Increment', amount: 2 });

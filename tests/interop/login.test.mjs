@@ -45,6 +45,7 @@ for (const mode of MODES) {
       assert.equal(tom.id, tomId);
       assert.equal(jerry.id, jerryId);
       const got = waitFor(jerry, 'message');
+      await presenceSettled(suite.server, { online: [jerryId] }); // cluster: Jerry on another node (the window)
       const conv = await tom.createConversation({ members: [jerryId], name: '猫と鼠' });
       assert.deepEqual([...conv.members].sort(), [tomId, jerryId].sort());
       const sent = await conv.send(new tom.sdk.TextMessage('你好 🧀'));
@@ -65,6 +66,7 @@ for (const mode of MODES) {
       assert.equal(tom.id, longId);
       const jerry = await suite.env.login(uid('jerry'));
       const got = waitFor(tom, 'message');
+      await presenceSettled(suite.server, { online: [longId] }); // cluster: the long id on another node (the window)
       const conv = await jerry.createConversation({ members: [longId] });
       await conv.send(new jerry.sdk.TextMessage('to the long id'));
       const [msg] = await got;
@@ -78,6 +80,7 @@ for (const mode of MODES) {
       assert.equal(tom.id, longId);
       const jerry = await suite.env.login(uid('jerry'));
       const got = waitFor(tom, 'message');
+      await presenceSettled(suite.server, { online: [longId] }); // cluster: the long id on another node (the window)
       const conv = await jerry.createConversation({ members: [longId] });
       await conv.send(new jerry.sdk.TextMessage('to 64 cats'));
       const [msg] = await got;

@@ -4,7 +4,7 @@
 // the read receipt push). Runs once per transport.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES, waitFor, sleep, uid, modeSuite } from '../lib/interop-util.mjs';
+import { MODES, waitFor, sleep, uid, modeSuite, deviceSeen } from '../lib/interop-util.mjs';
 import { clusterSkip } from '../lib/cluster-mode.mjs';
 
 const N = 5;
@@ -60,6 +60,7 @@ for (const mode of MODES) {
       assert.equal(c2.lastMessage.id, sent[N - 1].id);
 
       // device 1 reads: device 2 is told the count is now 0; Tom learns how far Jerry read
+      await deviceSeen(jerry1, c1, jerry2); // cluster: device 1's node must know device 2 (the window)
       const readReceipt = waitFor(conv, 'lastreadatupdate');
       const cleared = unreadFor(jerry2, conv.id, (c) => c.unreadMessagesCount === 0);
       await c1.read();

@@ -163,8 +163,12 @@ for (const mode of MODES) {
       const jconv = await jerry.getConversation(tconv.id);
       const before = await exchange(tom, tconv, jerry, jconv, 'before');
 
-      const rt = reconnection(tom);
-      const rj = reconnection(jerry);
+      // 30 s, not 15: the clock runs through the stop (the old server drains up to
+      // drain_timeout, 3 s, refusing the SDK's reconnects meanwhile) and the new server's
+      // start, while the SDK's retry delay doubles (1, 2, 4, 8 s …): on a loaded machine one
+      // single-node run in four passed 15 s
+      const rt = reconnection(tom, 30000);
+      const rj = reconnection(jerry, 30000);
       const gone = Promise.all([waitFor(tom.rt, 'disconnect'), waitFor(jerry.rt, 'disconnect')]);
       await first.stop({ keepData: true });
       servers.splice(servers.indexOf(first), 1);

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { freshSdk } from '../lib/sdk.mjs';
 import { startProxy, sessionOpens } from '../lib/interop-proxy.mjs';
-import { MODES, collect, waitFor, uid, createConversationSeen, payloadOf, reconnection, sleep, modeSuite, presenceSettled } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, uid, createConversationSeen, payloadOf, reconnection, sleep, modeSuite, presenceSettled, deviceSeen } from '../lib/interop-util.mjs';
 
 const decode = (() => {
   const sdk = freshSdk(4);
@@ -117,6 +117,7 @@ for (const mode of MODES) {
       assert.deepEqual((await c.queryMessages({ limit: 10 })).map((m) => m.id), sent.map((m) => m.id));
       const jerry2 = await suite.env.login(jerryId);
       await waitFor(jerry2, 'unreadmessagescountupdate', (cs) => cs.some((x) => x.id === conv.id && x.unreadMessagesCount === 3));
+      await deviceSeen(jerry, c, jerry2); // cluster: the first device's node must know the second (the window)
       const cleared = waitFor(jerry2, 'unreadmessagescountupdate', (cs) =>
         cs.some((x) => x.id === conv.id && x.unreadMessagesCount === 0),
       );

@@ -242,8 +242,8 @@ export async function createConversationSeen(creator, options, others) {
 
 // Resolves when `client` has reconnected and re-opened its session (Realtime 'disconnect'
 // and 'reconnect', then IMClient 'reconnect'); rejects on IMClient 'reconnecterror' or
-// after 15 s. `order` records the Realtime's connection events as they came.
-export function reconnection(client) {
+// after timeoutMs (15 s). `order` records the Realtime's connection events as they came.
+export function reconnection(client, timeoutMs = 15000) {
   const order = [];
   let finish;
   const done = new Promise((resolve, reject) => {
@@ -261,7 +261,7 @@ export function reconnection(client) {
       check();
     };
     const onError = (err) => finish(new Error(`${client.id}: IMClient reconnecterror: ${err && err.message}`));
-    const timer = setTimeout(() => finish(new Error(`${client.id}: no reconnect within 15 s (saw ${order})`)), 15000);
+    const timer = setTimeout(() => finish(new Error(`${client.id}: no reconnect within ${timeoutMs / 1000} s (saw ${order})`)), timeoutMs);
     client.rt.on('disconnect', onDisconnect);
     client.rt.on('reconnect', onReconnect);
     client.on('reconnect', onClientReconnect);
@@ -328,4 +328,22 @@ export function roomCountSettled(server, cid, n) {
     const res = await fetch(`${s.httpUrl}/1.2/rtm/chatrooms/${encodeURIComponent(cid)}/members/online-count`, { headers: master(s) });
     return res.status === 200 && (await res.json()).result === n;
   });
+}
+
+// Cluster mode: resolves once `peer`'s node delivers to `device`, a session that has just
+// logged in on another node for a client already online there (a second device), whose
+// arrival presenceSettled cannot see: it asks by client. An echo: peer sends a transient
+// message in conv (not stored, never unread) until device gets one; a push peer's node fans
+// out to device after that finds it. Returns at once on one node.
+export async function deviceSeen(peer, conv, device, timeoutMs = 8000) {
+  if (!peer.ternServer?.nodes) return;
+  const tag = uid('echo');
+  let seen = false;
+  const got = waitFor(device, 'message', (m) => typeof m.text === 'string' && m.text.startsWith(tag), timeoutMs);
+  got.then(() => { seen = true; }, () => {});
+  for (let k = 0; !seen; k += 1) {
+    await conv.send(new peer.sdk.TextMessage(`${tag} ${k}`), { transient: true });
+    await Promise.race([got, sleep(200)]);
+  }
+  await got;
 }
