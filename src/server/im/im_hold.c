@@ -50,7 +50,6 @@ struct im_hold {
   uint64_t ticket; /* the changes the held frames wait for */
   int waiting;     /* a hold_wait_t is with the bus */
   buf_t q;         /* frames: u32 prefix length, u32 body length, prefix, body */
-  size_t nframes;
 };
 
 static void put_u32(buf_t *b, uint32_t x) { buf_append(b, &x, sizeof x); }
@@ -88,7 +87,6 @@ void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_
   put_u32(&h->q, (uint32_t)blen);
   if (plen) buf_append(&h->q, prefix, plen);
   buf_append(&h->q, body, blen);
-  h->nframes++;
 }
 
 static void hold_wait_start(im_worker_t *w, im_link_t *l);
