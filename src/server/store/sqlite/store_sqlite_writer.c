@@ -580,19 +580,29 @@ void *sq_writer_main(void *arg) {
 }
 
 /* Checkpoints. A round copies the newest version of every page in the WAL back into the
- * database, with two fsyncs (the WAL, then the database). A page a busy conversation
- * rewrites on every commit is copied once per round, so rounds are worth spacing out: one
- * per CKPT_FRAMES new frames. The WAL only starts over (and stops growing) when a writer
- * begins a transaction after a round that copied every frame, which a round racing a
- * writer that commits every few hundred µs seldom manages: this thread used to run ~470
- * tiny rounds a second chasing the last commit, and at 50,000 messages/s lost the race
- * for good: the WAL passed 1 GB in 10 s. Now it catches up in rounds beside the writer
- * until one is short, then runs a last round while the writer waits (1–5 ms with its two
- * fsyncs, at most once per CKPT_FRAMES), and the next transaction restarts the WAL. The
- * WAL stays near 64 MiB at 50,000 messages/s, and the server spends ~10% less CPU at
- * 25,000 (tern-bench pairs). */
+ * database. A page a busy conversation rewrites on every commit is copied once per round,
+ * so rounds are worth spacing out: one per CKPT_FRAMES new frames. The WAL only starts over
+ * (and stops growing) when a writer begins a transaction after a round that copied every
+ * frame, which a round racing a writer that commits every few hundred µs seldom manages:
+ * this thread used to run ~470 tiny rounds a second chasing the last commit, and at 50,000
+ * messages/s lost the race for good (the WAL passed 1 GB in 10 s). So it catches up beside
+ * the writer, then runs a last round while the writer waits, and the next transaction
+ * restarts the WAL: one hold per CKPT_FRAMES, and the WAL stays near 64 MiB (the file keeps
+ * its largest size).
+ *
+ * What the held round costs is what the p99 of paced traffic pays (every ack waits it
+ * out). SQLite syncs the WAL at the start of every round but the database only at the end
+ * of a round that copied every frame — beside a busy writer, only the held one, which
+ * therefore flushed every page all the rounds before it had copied: 10–20 ms on this
+ * project's disk. So each catch-up step first syncs the database and the WAL itself (what
+ * the rounds copied, what the writer appended), then copies what came meanwhile; the
+ * steps shrink until one is shorter than CKPT_SHORT_US, and the held round is left a few
+ * milliseconds of pages to copy and flush (~2 ms held instead of 12–20 at 10,000
+ * messages/s: bench/README.md, "The held round's flush"). */
 #define CKPT_FRAMES 8192   /* ~32 MiB of WAL */
-#define CKPT_SHORT_US 2000 /* a round this short leaves little for the held one */
+#define CKPT_SHORT_US 4000 /* a catch-up step this short leaves little for the held round */
+#define CKPT_STEPS_MAX 8   /* then hold anyway: a writer faster than the disk still restarts */
+#define CKPT_FRAMES_MAX (CKPT_FRAMES + CKPT_FRAMES / 2) /* likewise once the WAL passes ~48 MiB */
 
 /* Called by SQLite on the writer thread after each commit with the WAL's size. */
 int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
@@ -611,8 +621,19 @@ int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
   return SQLITE_OK;
 }
 
+/* fdatasync of the checkpointer connection's database file (SQLITE_FCNTL_FILE_POINTER) or
+ * WAL (SQLITE_FCNTL_JOURNAL_POINTER) through SQLite's own handle; nothing if not open. An
+ * extra sync never changes what a crash leaves, only when the flushing is paid. */
+static void ckpt_sync(store_t *s, int which) {
+  sqlite3_file *f = NULL;
+  int64_t t0 = sq_mono_us();
+  if (sqlite3_file_control(s->cdb, "main", which, &f) == SQLITE_OK && f && f->pMethods)
+    f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+  metric_add(M_STAGE_CHECKPOINT, (sq_mono_us() - t0) * 1000);
+}
+
 /* One PASSIVE round: copies what it can without blocking the writer or the readers. */
-static int64_t ckpt_round(store_t *s, int *log) {
+static void ckpt_round(store_t *s, int *log) {
   int64_t t0 = sq_mono_us();
   int done = 0;
   if (sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, log, &done) == SQLITE_OK)
@@ -623,7 +644,6 @@ static int64_t ckpt_round(store_t *s, int *log) {
     metric_inc(M_CHECKPOINTS);
   }
   metric_add(M_STAGE_CHECKPOINT, took * 1000);
-  return took;
 }
 
 void *sq_checkpointer_main(void *arg) {
@@ -640,8 +660,14 @@ void *sq_checkpointer_main(void *arg) {
     s->ckpt_wanted = 0;
     pthread_mutex_unlock(&s->mu);
     int log = 0;
-    int64_t took = ckpt_round(s, &log);
-    for (int i = 0; log >= CKPT_FRAMES && took > CKPT_SHORT_US && i < 4; i++) took = ckpt_round(s, &log);
+    ckpt_round(s, &log);
+    for (int i = 0; log >= CKPT_FRAMES && log < CKPT_FRAMES_MAX && i < CKPT_STEPS_MAX; i++) {
+      int64_t t0 = sq_mono_us();
+      ckpt_sync(s, SQLITE_FCNTL_FILE_POINTER);
+      ckpt_sync(s, SQLITE_FCNTL_JOURNAL_POINTER);
+      ckpt_round(s, &log);
+      if (sq_mono_us() - t0 < CKPT_SHORT_US) break;
+    }
     pthread_mutex_lock(&s->mu);
     if (log < CKPT_FRAMES || s->ckpt_stop) continue;
     s->ckpt_hold = 1;
