@@ -183,10 +183,12 @@ void conn_shed(worker_t *w) {
       drop_queue(big_ip, "output_limit_ip", cfg->output_limit_ip, &srv->out_dropped_ip);
       continue;
     }
-    if (!big || cfg->output_limit_total <= 0 || atomic_load(&srv->out_queued) <= cfg->output_limit_total) return;
+    if (cfg->output_limit_total <= 0 || atomic_load(&srv->out_queued) <= cfg->output_limit_total) return;
     /* Over the server's cap: the largest queue goes first, wherever it is. Another
      * worker's figure may be out of date (it only rises between its own sheds); the one
-     * asked to look corrects it, and asks back when this one's is larger after all. */
+     * asked to look corrects it, and asks back when this one's is larger after all — or
+     * when it has no counted queue left at all (its figure was stale: a queue that since
+     * drained), else the drop would stop over the cap until some queue grew again. */
     int other = -1;
     size_t most = 0;
     for (int i = 0; i < srv->nworkers; i++) {
@@ -197,7 +199,8 @@ void conn_shed(worker_t *w) {
         other = i;
       }
     }
-    if (other >= 0 && (most > big->acct || (most == big->acct && other < w->idx))) {
+    if (!big && !most) return; /* nothing counted anywhere, as far as is known */
+    if (other >= 0 && (!big || most > big->acct || (most == big->acct && other < w->idx))) {
       worker_wake_shed(srv, other);
       w->shed_deferred = 1;
       return;
