@@ -85,7 +85,9 @@ static void route_metrics(conn_t *c, const http_req_t *r) {
              "# TYPE tern_accept_errors_total counter\ntern_accept_errors_total %lu\n",
              atomic_load(&srv->accept_errors));
   buf_printf(&b,
-             "# HELP tern_output_queued_bytes Output queued to connections that did not take it at once.\n"
+             "# HELP tern_output_queued_bytes Output queued to connections that did not take it at once, and (in a "
+             "cluster) output held behind an answer waiting for Redis: what output_limit_ip and output_limit_total "
+             "count.\n"
              "# TYPE tern_output_queued_bytes gauge\ntern_output_queued_bytes %lld\n",
              (long long)atomic_load(&srv->out_queued));
   buf_printf(&b,

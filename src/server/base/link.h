@@ -30,10 +30,16 @@ typedef struct {
   void (*close)(im_link_t *l, int code, const char *reason);
   /* Bytes queued to the peer and not yet written: how congested the link is. */
   size_t (*queued)(im_link_t *l);
+  /* l->held changed (im_hold.c): net counts those bytes with the connection's queue in its
+   * per-address and per-server output budgets (output_limit_ip, output_limit_total), from
+   * now on, and past a budget drops the largest queues as for socket output. It only marks
+   * connections for closing, so it may be called in any send's call stack. NULL: nothing
+   * is counted (test harnesses). */
+  void (*held)(im_link_t *l);
 } im_link_ops_t;
 
-/* net reads nsessions and sessionless_since_ms (the login timeout), and keeps last_rx_ms
- * and base64; the other fields are the IM layer's. */
+/* net reads nsessions and sessionless_since_ms (the login timeout) and held (the output
+ * budgets), and keeps last_rx_ms and base64; the other fields are the IM layer's. */
 struct im_link {
   const im_link_ops_t *ops;
   im_worker_t *imw;
@@ -50,6 +56,7 @@ struct im_link {
   uint16_t reads;               /* history reads running for it off the loop (im_msg.c) */
   struct im_park *park;         /* in a cluster: frames held while a nonce is asked of the bus (im_bus.c) */
   struct im_hold *hold;         /* in a cluster: output held until a presence change is published (im_hold.c) */
+  size_t held;                  /* bytes the hold keeps from the peer now (0 without one); see ops->held */
 };
 
 #endif

@@ -13,9 +13,13 @@
  * out with this node's state: the window is open while Redis is), and after at most
  * BUS_WAIT_MAX_MS + 1 s when Redis does not answer. A link's held frames are at most
  * HOLD_MAX_BYTES: past it the hold ends early and everything goes to the connection's
- * output queue, where output_limit and its per-address and server budgets apply. A link
- * that goes away frees its hold; the waiter finds the link by handle, so it never touches
- * a freed one. With no bus nothing is held and this costs one NULL test per frame. */
+ * output queue, where output_limit applies. While held, the frames' bytes are l->held and
+ * count in the per-address and server output budgets like the connection's queued output
+ * (output_limit_ip, output_limit_total; ops->held tells net at each change): they move to
+ * the queue when the hold ends and leave the budgets when written, or with the connection
+ * when a budget drops it. A link that goes away frees its hold (net releases what it
+ * counted when it reaps the connection); the waiter finds the link by handle, so it never
+ * touches a freed one. With no bus nothing is held and this costs one NULL test per frame. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +58,18 @@ struct im_hold {
 
 static void put_u32(buf_t *b, uint32_t x) { buf_append(b, &x, sizeof x); }
 
-/* Sends what the link held, in order, and ends the hold. */
+/* The held bytes changed: net brings its output budgets to them. */
+static void held_set(im_link_t *l, size_t n) {
+  l->held = n;
+  if (l->ops->held) l->ops->held(l);
+}
+
+/* Sends what the link held, in order, and ends the hold: the bytes leave l->held for the
+ * connection's queue, and are counted there (held_set once they are all in it). */
 static void hold_flush(im_link_t *l) {
   struct im_hold *h = l->hold;
   l->hold = NULL;
+  l->held = 0;
   size_t o = 0;
   while (o + 8 <= h->q.len) {
     uint32_t pl, bl;
@@ -69,6 +81,7 @@ static void hold_flush(im_link_t *l) {
   }
   buf_free(&h->q);
   free(h);
+  held_set(l, 0);
 }
 
 void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen) {
@@ -87,6 +100,7 @@ void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_
   put_u32(&h->q, (uint32_t)blen);
   if (plen) buf_append(&h->q, prefix, plen);
   buf_append(&h->q, body, blen);
+  held_set(l, h->q.len); /* counted now, as queued output (it may drop this connection) */
 }
 
 static void hold_wait_start(im_worker_t *w, im_link_t *l);
@@ -138,4 +152,5 @@ void im_hold_free(im_link_t *l) {
   buf_free(&l->hold->q);
   free(l->hold);
   l->hold = NULL;
+  l->held = 0; /* the connection is being reaped: net releases what it counted */
 }

@@ -111,10 +111,17 @@ void conn_accept(worker_t *w, int fd, const struct sockaddr_storage *peer) {
  * uv_write in flight, or bytes counted already) on each ACCT_STEP more it is written,
  * c->acct is brought to the queue's size and the difference goes to the address's and the
  * server's sums. A reader that keeps up touches no shared counter, and a backed-up one
- * only every ACCT_STEP bytes between flushes. A sum past its cap sheds at once. */
+ * only every ACCT_STEP bytes between flushes. A sum past its cap sheds at once.
+ *
+ * Output the IM layer holds for the connection (c->link.held: a reply waiting for Redis
+ * in a cluster, and the frames behind it, im_hold.c) counts as queued from the moment it
+ * is held (conn_held, at each change): it is queued output that did not leave, however
+ * briefly. When the hold ends it moves to the queue and leaves the sums when written. */
 #define ACCT_STEP (16 * 1024)
+static size_t acct_bytes(const conn_t *c) { return c->reaping ? 0 : conn_queued(c) + c->link.held; }
+
 static void acct_sync(conn_t *c) {
-  size_t q = c->reaping ? 0 : conn_queued(c);
+  size_t q = acct_bytes(c);
   if (q == c->acct) return;
   int64_t d = (int64_t)q - (int64_t)c->acct;
   size_t was = c->acct;
@@ -183,10 +190,12 @@ void conn_shed(worker_t *w) {
       drop_queue(big_ip, "output_limit_ip", cfg->output_limit_ip, &srv->out_dropped_ip);
       continue;
     }
-    if (!big || cfg->output_limit_total <= 0 || atomic_load(&srv->out_queued) <= cfg->output_limit_total) return;
+    if (cfg->output_limit_total <= 0 || atomic_load(&srv->out_queued) <= cfg->output_limit_total) return;
     /* Over the server's cap: the largest queue goes first, wherever it is. Another
      * worker's figure may be out of date (it only rises between its own sheds); the one
-     * asked to look corrects it, and asks back when this one's is larger after all. */
+     * asked to look corrects it, and asks back when this one's is larger after all — or
+     * when it has no counted queue left at all (its figure was stale: a queue that since
+     * drained), else the drop would stop over the cap until some queue grew again. */
     int other = -1;
     size_t most = 0;
     for (int i = 0; i < srv->nworkers; i++) {
@@ -197,7 +206,8 @@ void conn_shed(worker_t *w) {
         other = i;
       }
     }
-    if (other >= 0 && (most > big->acct || (most == big->acct && other < w->idx))) {
+    if (!big && !most) return; /* nothing counted anywhere, as far as is known */
+    if (other >= 0 && (!big || most > big->acct || (most == big->acct && other < w->idx))) {
       worker_wake_shed(srv, other);
       w->shed_deferred = 1;
       return;
@@ -274,9 +284,11 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
   buf_reserve(&c->out, total);
   for (int i = 0; i < nbufs; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
   worker_schedule_flush(c->w, c);
-  if ((c->writing || c->acct) && conn_queued(c) >= c->acct + ACCT_STEP) acct_sync(c); /* backed up */
+  if ((c->writing || c->acct) && acct_bytes(c) >= c->acct + ACCT_STEP) acct_sync(c); /* backed up */
   return 0;
 }
+
+void conn_held(conn_t *c) { acct_sync(c); }
 
 int conn_write(conn_t *c, const void *p, size_t n) {
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);

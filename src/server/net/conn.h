@@ -7,7 +7,8 @@
  * once per loop iteration — all of them in one io_uring submission (uring.h), else with
  * uv_try_write each — the rest with uv_write (rule 15). A queue
  * that outlives a flush also counts towards its address's and the server's totals
- * (output_limit_ip, output_limit_total); past either, the largest such queues are dropped
+ * (output_limit_ip, output_limit_total), and so does output the IM layer holds back for
+ * the connection (link.held, from the moment it is held); past either, the largest such queues are dropped
  * first, since their readers are the slowest (conn_shed). A
  * connection is never freed inside its own call stack: conn_close() marks it, the worker
  * reaps it before the loop sleeps (rule 8). */
@@ -90,8 +91,13 @@ void conn_close(conn_t *c, int code, const char *reason);
  * the proxy's again. 0, or TERN_EAGAIN when the client's address is at max_conns_per_ip
  * (answer 429). Nothing changes while output is queued (counted under the address it has). */
 int conn_forwarded(conn_t *c, const char *client);
-/* Bytes queued and not yet written (plaintext, in flight, and ciphertext). */
+/* Bytes queued and not yet written (plaintext, in flight, and ciphertext); not what the
+ * IM layer holds back (c->link.held), which output_limit does not count. */
 size_t conn_queued(const conn_t *c);
+/* c->link.held changed: the output budgets (output_limit_ip, output_limit_total) count it
+ * with the queue from now on, and drop the largest queues when it passes one (marking
+ * them only: safe in any send's call stack). */
+void conn_held(conn_t *c);
 /* Immediate teardown without flushing (peer reset, fatal input). */
 void conn_abort(conn_t *c, int code);
 /* Stop reading from the socket (a request is being answered asynchronously), and start

@@ -49,7 +49,12 @@ static size_t link_queued(im_link_t *l) {
   return conn_queued(c);
 }
 
-static const im_link_ops_t link_ops = {link_send, link_close, link_queued};
+static void link_held(im_link_t *l) {
+  conn_t *c = (conn_t *)((char *)l - offsetof(conn_t, link));
+  conn_held(c);
+}
+
+static const im_link_ops_t link_ops = {link_send, link_close, link_queued, link_held};
 
 void ws_start(conn_t *c, int base64, int proto_version) {
   c->state = CONN_WS;
