@@ -227,7 +227,7 @@ struct store_job {
   task_t task; /* set task.fn: runs on `worker` after commit; owns the job then */
   job_type_t type;
   int worker; /* -1: fire and forget, the store frees it with free_fn */
-  int result; /* 0, TERN_EEXIST (unique conflict), or TERN_ESTORE */
+  int result; /* 0, TERN_EEXIST (unique conflict; a message: an equal resend, dup_mid), or TERN_ESTORE */
   void (*free_fn)(store_job_t *j);
   store_job_t *next;
 };
@@ -263,6 +263,16 @@ typedef struct job_msg_insert {
   int64_t dt; /* 0, or a 64-bit hash of the client's dedupe token (directCommand dt;
                   * im_dedupe.c), kept with the message so that a resend can be found by
                   * store_msg_by_dt: 8 bytes a row instead of the token's 36 */
+  /* A possible resend (im_dedupe.c; docs/protocol-map.md, "dt"): dt_since not 0 asks the
+   * writer to store the message only if the conversation holds no message of the same sender
+   * with the same dt at or after dt_since (store_msg_by_dt's rule), compared in the writer's
+   * transaction, after every job submitted before it (and, on a backend with an order lock,
+   * under that lock: after another node's copy that took it first). An equal one found: the
+   * job stores nothing, result TERN_EEXIST, dup_mid (malloc'd, the job owner frees it) and
+   * dup_ts name the stored message. 0 (every ordinary send): stored as given, no read. */
+  int64_t dt_since;
+  char *dup_mid;
+  int64_t dup_ts;
 } job_msg_insert_t;
 
 typedef struct {

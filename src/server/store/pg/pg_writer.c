@@ -299,7 +299,38 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
   return 0;
 }
 
+/* A possible resend (store.h: dt_since): is an equal message stored — committed, or earlier
+ * in this transaction? Run after the order lock (the transaction's first statements), so a
+ * first copy another writer locked the conversation for first has committed by now and is
+ * seen (READ COMMITTED: each statement sees what committed before it), and one this writer
+ * queued before is in (every statement before it has been sent and answered). 1 (j->dup_mid,
+ * j->dup_ts set), 0, or JOB_SQL. */
+static int msg_dup(store_t *s, job_msg_insert_t *j) {
+  pgargs_t a = {0};
+  pga_i64(&a, j->conv);
+  pga_i64(&a, j->dt_since);
+  pga_txt(&a, j->sender);
+  pga_i64(&a, j->dt);
+  pga_i64(&a, STORE_DT_SCAN);
+  PGresult *r;
+  if (pgc_run(&s->w, PS_MSG_BY_DT, &a, &r) < 0) return JOB_SQL;
+  int found = PQntuples(r) > 0;
+  if (found) {
+    free(j->dup_mid);
+    j->dup_mid = xstrdup(pg_str(r, 0, 0));
+    j->dup_ts = pg_i64(r, 0, 1);
+  }
+  PQclear(r);
+  return found;
+}
+
+static int msg_checked(const job_msg_insert_t *j) { return j->dt_since && j->dt; }
+
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  if (msg_checked(j)) {
+    int dup = msg_dup(s, j);
+    if (dup) return dup == 1 ? TERN_EEXIST : JOB_SQL;
+  }
   order_key(s, j);
   pgargs_t a = {0};
   pga_i64(&a, j->conv);
@@ -706,6 +737,10 @@ static void job_reset(store_job_t *j) {
   } else if (j->type == JOB_CONV_UPDATE) {
     ((job_conv_update_t *)j)->merged = 0;
     ((job_conv_update_t *)j)->merged_rc = 0;
+  } else if (j->type == JOB_MSG_INSERT) {
+    job_msg_insert_t *m = (job_msg_insert_t *)j;
+    free(m->dup_mid);
+    m->dup_mid = NULL;
   } else if (j->type == JOB_IMPORT) {
     job_import_t *im = (job_import_t *)j;
     for (size_t i = 0; i < im->ntouched; i++) free(im->touched[i].cid);
@@ -925,6 +960,7 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
     switch (j->type) {
     case JOB_MSG_INSERT: {
       job_msg_insert_t *m = (job_msg_insert_t *)j;
+      if (msg_checked(m)) break; /* a possible resend: compared after what is queued, below */
       order_key(s, m);
       lm_note(&f->sent, m->conv, m->ts);
       f->msgs[f->nmsgs++] = m;
@@ -954,6 +990,10 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
       return 1;
     }
     j->result = rc == TERN_EEXIST ? TERN_EEXIST : rc ? TERN_ESTORE : 0;
+    if (!rc && j->type == JOB_MSG_INSERT) { /* a checked message stored: lm as the queued ones */
+      lm_note(&f->sent, ((job_msg_insert_t *)j)->conv, ((job_msg_insert_t *)j)->ts);
+      lm_note(f->lm, ((job_msg_insert_t *)j)->conv, ((job_msg_insert_t *)j)->ts);
+    }
     if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
   }
   if (flight_pending(f) != 0) return flight_failed(s, -1);

@@ -891,12 +891,7 @@ int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts
  * then the one of them sender stored with dt. */
 int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
                  int64_t *ts) {
-  if (!r->msg_by_dt &&
-      sq_prepare(r->db,
-                 "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = ?1 AND ts >= ?2"
-                 " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1",
-                 &r->msg_by_dt) < 0)
-    return TERN_ESTORE;
+  if (!r->msg_by_dt && sq_prepare(r->db, SQ_MSG_BY_DT_SQL, &r->msg_by_dt) < 0) return TERN_ESTORE;
   sqlite3_stmt *st = r->msg_by_dt;
   sqlite3_bind_int64(st, 1, conv);
   sqlite3_bind_int64(st, 2, since_ts);
