@@ -134,8 +134,15 @@ static void dt_looked_for_among_the_newest(void **state) {
 
 static void dt_since_compared_in_the_writer(void **state) {
   (void)state;
-  st_t *t = st_open(st_current, 5000); /* a commit interval: queued jobs share batches */
+  /* a long commit interval: the filler is committed at once (the writer is idle), the six
+   * after it wait for the next commit and share its batch, so the resend (1) is compared
+   * with a first copy (0) inserted earlier in the same transaction */
+  st_t *t = st_open(st_current, 200000);
   int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  size_t base = t->ndone;
+  job_msg_insert_t filler;
+  st_msg_fill(t, &filler, 0, conv, 5000, 1, "bob", "filler", 0);
+  store_submit(t->s, &filler.job);
   enum { N = 6 };
   job_msg_insert_t m[N];
   /* 0: the first copy; 1: its resend, queued right behind it (nothing committed yet when it
@@ -144,14 +151,15 @@ static void dt_since_compared_in_the_writer(void **state) {
   static const char *const who[N] = {"alice", "alice", "bob", "alice", "alice", "alice"};
   static const int64_t dts[N] = {7, 7, 7, 8, 7, 7};
   static const int64_t since[N] = {0, 1, 1, 1, 6001, 0};
-  size_t base = t->ndone;
   for (int i = 0; i < N; i++) {
     st_msg_fill(t, &m[i], 0, conv, 6000 + i, 1, who[i], "text", 0);
     m[i].dt = dts[i];
     m[i].dt_since = since[i];
     store_submit(t->s, &m[i].job);
   }
-  st_wait_done(t, base + N);
+  st_wait_done(t, base + 1 + N);
+  assert_int_equal(filler.job.result, 0);
+  st_msg_free(&filler);
   assert_int_equal(m[0].job.result, 0);
   assert_null(m[0].dup_mid);
   assert_int_equal(m[1].job.result, TERN_EEXIST);
@@ -170,13 +178,13 @@ static void dt_since_compared_in_the_writer(void **state) {
   assert_int_equal(st_submit_wait(t, &late.job), TERN_EEXIST);
   assert_string_equal(late.dup_mid, m[3].mid);
   assert_int_equal(late.dup_ts, 6003);
-  /* what is stored: 0, 2, 3, 4, 5 (not 1, not late) */
+  /* what is stored: the filler, 0, 2, 3, 4, 5 (not 1, not late) */
   st_msgs_t got = {0};
   logs_req_t q = {.conv = conv, .newer = 1, .limit = 20};
   assert_int_equal(store_logs(t->r, &q, st_msgs_cb, &got), 0);
-  assert_int_equal(got.n, 5);
-  static const int64_t want[] = {6000, 6002, 6003, 6004, 6005};
-  for (int i = 0; i < 5; i++) assert_int_equal(got.ts[i], want[i]);
+  assert_int_equal(got.n, 6);
+  static const int64_t want[] = {5000, 6000, 6002, 6003, 6004, 6005};
+  for (int i = 0; i < 6; i++) assert_int_equal(got.ts[i], want[i]);
   st_msg_free(&late);
   for (int i = 0; i < N; i++) st_msg_free(&m[i]);
   st_close(t);
