@@ -76,6 +76,10 @@ describe('a resend on another node while the first copy is in its commit (Postgr
     const bob = await session(n1, uid('bob'));
     const { cid } = await startConv(alice, [bob.peer]);
     await bob.next((p) => p.op === 'members_joined' && p.convMessage.cid === cid);
+    // a message stored before (the resend's first look sees it as the conversation's newest)
+    const before = await alice.request(direct({ cid, msg: 'before', dt: randomUUID() }));
+    assert.equal(before.cmd, 'ack');
+    await bob.next((p) => p.cmd === 'direct' && p.directMessage?.msg === 'before');
     const st = alice.openReply.sessionMessage.st;
     const id = pg.sql(`SELECT id FROM conv WHERE cid = '${cid}'`, dbName);
     assert.match(id, /^\d+$/);

@@ -159,6 +159,9 @@ for (const backend of ['sqlite', 'postgres']) {
 
     test('the first copy is still in its commit when the resend comes (issue #14): stored once, the resend acked with its id, delivered once', async () => {
       const { a, alice, bob, cid, st } = await pair();
+      // a message stored before: the resend's first look sees it as the newest, and the
+      // writer's second look starts there (the first copy is stored after it)
+      await barrier(alice, bob, cid);
       const dt = randomUUID();
       const deduped0 = await metric(server, 'tern_send_deduped_total');
       const in0 = await storedIn(server);

@@ -35,7 +35,7 @@ static int by_dt(st_t *t, int64_t conv, const char *sender, int64_t dt, int64_t 
                  int64_t *ts) {
   char *m = NULL;
   *ts = 0;
-  int rc = store_msg_by_dt(t->r, conv, sender, dt, since, &m, ts);
+  int rc = store_msg_by_dt(t->r, conv, sender, dt, since, &m, ts, NULL);
   if (rc == 0) {
     assert_non_null(m);
     snprintf(mid, n, "%s", m);
@@ -68,6 +68,19 @@ static void dt_found_per_conversation_and_sender(void **state) {
   /* since_ts: at or after it only */
   assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 2000, mid, sizeof mid, &ts), 0);
   assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 2001, mid, sizeof mid, &ts), TERN_ENOENT);
+  /* not found: the conversation's newest timestamp the lookup saw (0: no message), whatever
+   * since_ts; found: 0 */
+  char *m2 = NULL;
+  int64_t newest = -1;
+  assert_int_equal(store_msg_by_dt(t->r, c1, "bob", 5, 0, &m2, &ts, &newest), TERN_ENOENT);
+  assert_int_equal(newest, 2001);
+  assert_int_equal(store_msg_by_dt(t->r, c1, "bob", 5, 3000, &m2, &ts, &newest), TERN_ENOENT);
+  assert_int_equal(newest, 2001);
+  assert_int_equal(store_msg_by_dt(t->r, c2, "alice", 5, 0, &m2, &ts, &newest), TERN_ENOENT);
+  assert_int_equal(newest, 0);
+  assert_int_equal(store_msg_by_dt(t->r, c1, "alice", 0x3f1c00000000abcdLL, 0, &m2, &ts, &newest), 0);
+  assert_int_equal(newest, 0);
+  free(m2);
   st_close(t);
 }
 

@@ -53,12 +53,15 @@ int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, ch
   if (now - s->resumed_ms > window_ms) return 0;
   s->dedupe_left--;
   int64_t from = s->resumed_ms - window_ms > 0 ? s->resumed_ms - window_ms : 1;
-  int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, from, mid, ts);
+  int64_t newest = 0;
+  int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, from, mid, ts, &newest);
   /* Not stored (yet): the first copy may still be on its way to the store — queued for the
    * writer, or in its transaction (a commit slowed by the disk or a loaded PostgreSQL while
-   * the client reconnected). The writer compares again, after it (job_msg_insert_t: dt_since). */
+   * the client reconnected). The writer compares again, after it (job_msg_insert_t:
+   * dt_since), only among what was committed since this read: at or after the newest
+   * message it saw (store.h), a few rows, not the window's 1,000 again in the writer. */
   if (rc == TERN_ENOENT) {
-    *since = from;
+    *since = newest > from ? newest : from;
     return 0;
   }
   if (rc < 0) return rc;

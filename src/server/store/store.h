@@ -589,10 +589,14 @@ int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t 
  * dedupe token hash dt (not 0) at or after since_ts, looked for among the conversation's newest
  * STORE_DT_SCAN messages of that range only (a range of the primary key, no index of its
  * own: nothing is added to an insert). 0 with its id (malloc'd) and timestamp,
- * TERN_ENOENT, or TERN_ESTORE. */
+ * TERN_ENOENT, or TERN_ESTORE. With TERN_ENOENT, *newest_ts (when not NULL): the newest
+ * timestamp among conv's messages the lookup saw (0: none). A conversation's history is in
+ * commit order (one writer's FIFO; the order lock across nodes), so every message of conv
+ * committed after the lookup is stored at or after it: a writer's second look (dt_since)
+ * need only read from there. */
 #define STORE_DT_SCAN 1000
 int store_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                    int64_t *ts);
+                    int64_t *ts, int64_t *newest_ts);
 /* Installations that match every condition of q: how many, and a page in q's order
  * (then objectId). */
 int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
@@ -708,7 +712,7 @@ struct store_ops {
   int (*msg_ext_get)(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
   int (*msg_ext_find)(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
   int (*msg_by_dt)(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                   int64_t *ts);
+                   int64_t *ts, int64_t *newest_ts);
   int (*installation_count)(store_reader_t *r, const store_class_q_t *q, int64_t *n);
   int (*installation_query)(store_reader_t *r, const store_class_q_t *q,
                             void (*cb)(void *arg, const installation_row_t *row), void *arg);

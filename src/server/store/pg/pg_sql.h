@@ -178,9 +178,11 @@ X(MSG_EXT_GET, "SELECT ts, seq FROM msg_ext WHERE conv = $1 AND mid = $2")
 /* no index on mid alone (it would tax every imported message): a scan, off the loop */
 X(MSG_EXT_FIND, "SELECT ts, seq FROM msg_ext WHERE mid = $1 LIMIT 1")
 /* a resend (store_msg_by_dt): the newest $5 messages of the conversation since $2, then the
- * sender's one with that dt */
-X(MSG_BY_DT, "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = $1 AND ts >= $2"
-             " ORDER BY ts DESC, seq DESC LIMIT $5) m WHERE sender = $3 AND dt = $4 LIMIT 1")
+ * sender's one with that dt; beside it, in the same statement (one snapshot), the
+ * conversation's newest ts (no row: no message at all) */
+X(MSG_BY_DT, "SELECT n.ts, d.mid, d.ts FROM (SELECT ts FROM msg WHERE conv = $1 ORDER BY ts DESC, seq DESC LIMIT 1) n"
+             " LEFT JOIN (SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = $1 AND ts >= $2"
+             " ORDER BY ts DESC, seq DESC LIMIT $5) m WHERE sender = $3 AND dt = $4 LIMIT 1) d ON true")
 X(MEMBERS_PAGE, "SELECT client, joined_at FROM member WHERE conv = $1 AND client > $2 ORDER BY client LIMIT $3")
 X(CLIENT_CONVS, "SELECT c.cid, m.joined_at FROM member m JOIN conv c ON c.id = m.conv WHERE m.client = $1"
                 " AND c.kind = $4 AND c.cid > $2 ORDER BY c.cid LIMIT $3")

@@ -90,7 +90,8 @@ struct store_reader {
 /* Prepares a persistent statement; logs and returns TERN_ESTORE on failure. */
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* A resend (store_msg_by_dt, and a job's dt_since in the writer): the newest ?5 messages of
- * conv ?1 since ?2 (a range of the primary key), then the one sender ?3 stored with dt ?4. */
+ * conv ?1 since ?2 (a range of the primary key), then the one sender ?3 stored with dt ?4:
+ * its mid and ts. */
 #define SQ_MSG_BY_DT_SQL                                                                                               \
   "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = ?1 AND ts >= ?2"                              \
   " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1"
@@ -163,6 +164,6 @@ int sq_token_revoked(store_reader_t *r, const char *client, const uint8_t lineag
                      int *lineage_revoked);
 int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
 int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                 int64_t *ts);
+                 int64_t *ts, int64_t *newest_ts);
 
 #endif
