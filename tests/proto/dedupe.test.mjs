@@ -6,7 +6,9 @@
 // stored content wins, and an over-long dt is ignored.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
 import { startPg } from '../lib/pg.mjs';
 import { closeAll, connect, login, session, startConv, uid } from '../lib/proto-client.mjs';
@@ -15,6 +17,48 @@ async function metric(s, name) {
   const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
   const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(await res.text());
   return m ? Number(m[1]) : 0;
+}
+
+/** Messages the server accepted for storage so far (tern_messages_in_total{kind="stored"}). */
+async function storedIn(s) {
+  const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
+  const m = /^tern_messages_in_total\{kind="stored"\} (\d+)$/m.exec(await res.text());
+  return m ? Number(m[1]) : 0;
+}
+
+/** Polls until f() is true (a counter the server moves: no fixed sleep). */
+async function until(f, what, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Another process holds what the store's writer needs before it can commit: on SQLite the
+ * database's write lock (the sqlite3 CLI in BEGIN IMMEDIATE; ternd's writer waits for it,
+ * busy_timeout 10 s), on PostgreSQL the conversation's order lock (the advisory lock
+ * pg_writer.c takes, held to COMMIT: PS_ORDER_LOCK). Resolves once it is held; release()
+ * lets the writer go on. Reads are not blocked (WAL; an advisory lock). */
+async function holdWriter(cmd, args, lockSql, unlockSql) {
+  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const held = new Promise((resolve, reject) => {
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('held-now')) resolve();
+    });
+    p.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before the lock was held: ${out}`)));
+  });
+  const exited = new Promise((resolve) => p.on('exit', resolve));
+  p.stdin.write(`${lockSql}\nSELECT 'held-now';\n`);
+  await held;
+  return {
+    async release() {
+      p.stdin.end(`${unlockSql}\n`);
+      await exited;
+    },
+  };
 }
 
 async function history(s, cid) {
@@ -31,11 +75,12 @@ for (const backend of ['sqlite', 'postgres']) {
   describe(`dt dedupe on ${backend}`, () => {
     let server;
     let pg;
+    let dbUri;
     before(async () => {
       const env = process.env.DEDUPE_TEST_WINDOW ? { TERN_DEDUPE_WINDOW: process.env.DEDUPE_TEST_WINDOW } : {};
       if (backend === 'postgres') {
         pg = startPg();
-        env.TERN_STORE = pg.createDatabase();
+        env.TERN_STORE = dbUri = pg.createDatabase();
       }
       server = await startServer({ env });
     });
@@ -97,6 +142,59 @@ for (const backend of ['sqlite', 'postgres']) {
       assert.equal(h[0].data, 'hello once');
       assert.equal(pushes(bob, cid).filter((x) => x.directMessage.msg === 'hello once').length, 1, 'bob got it once');
       assert.equal(await metric(server, 'tern_send_deduped_total'), deduped0 + 1);
+    });
+
+    /** The writer held before it can commit anything of cid (holdWriter). */
+    async function holdCommit(cid) {
+      if (backend === 'sqlite') {
+        return holdWriter('sqlite3', [join(server.dir, 'tern.db')], '.timeout 0\nBEGIN IMMEDIATE;', 'COMMIT;');
+      }
+      const db = new URL(dbUri).pathname.slice(1);
+      const id = pg.sql(`SELECT id FROM conv WHERE cid = '${cid}'`, db);
+      assert.match(id, /^\d+$/);
+      const key = `1952805486, (${id}::bigint % 2147483647)::int`;
+      return holdWriter('/usr/lib/postgresql/15/bin/psql', [dbUri, '-qtA'], `SELECT pg_advisory_lock(${key});`,
+        `SELECT pg_advisory_unlock(${key});`);
+    }
+
+    test('the first copy is still in its commit when the resend comes (issue #14): stored once, the resend acked with its id, delivered once', async () => {
+      const { a, alice, bob, cid, st } = await pair();
+      // a message stored before: the resend's first look sees it as the newest, and the
+      // writer's second look starts there (the first copy is stored after it)
+      await barrier(alice, bob, cid);
+      const dt = randomUUID();
+      const deduped0 = await metric(server, 'tern_send_deduped_total');
+      const in0 = await storedIn(server);
+      const lock = await holdCommit(cid);
+      let released = false;
+      try {
+        // sent, then the socket goes before the ack: the frame was read, its commit waits
+        alice.send(direct({ cid, msg: 'in flight', dt }));
+        alice.ws.close();
+        await until(async () => (await storedIn(server)) >= in0 + 1, 'the first copy to reach the writer');
+        // the SDK reconnects and resends at once: nothing is committed for the store to show
+        const { c } = await reconnect(a, st);
+        const resent = c.request(direct({ cid, msg: 'in flight', dt }), 15000);
+        await until(async () => (await storedIn(server)) >= in0 + 2, 'the resend to reach the writer');
+        assert.equal(pushes(bob, cid).filter((x) => x.directMessage.msg === 'in flight').length, 0,
+          'nothing committed (the hold works) before the release');
+        released = true;
+        await lock.release();
+        const r = await resent;
+        assert.equal(r.cmd, 'ack', JSON.stringify(r));
+        await barrier(c, bob, cid);
+        const h = await history(server, cid);
+        const stored = h.filter((m) => m.data === 'in flight');
+        assert.equal(stored.length, 1, `stored once: ${JSON.stringify(h)}`);
+        assert.equal(r.ackMessage.uid, stored[0].id, "the resend's ack names the stored message");
+        const got = pushes(bob, cid).filter((x) => x.directMessage.msg === 'in flight');
+        assert.equal(got.length, 1, 'bob got it once');
+        assert.equal(got[0].directMessage.id, stored[0].id);
+        assert.equal(Number(r.ackMessage.t), Number(got[0].directMessage.timestamp), 'with its timestamp');
+        assert.equal(await metric(server, 'tern_send_deduped_total'), deduped0 + 1);
+      } finally {
+        if (!released) await lock.release();
+      }
     });
 
     test('the ack was read, then the connection dropped: a resend is still stored once', async () => {

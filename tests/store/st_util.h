@@ -92,6 +92,7 @@ static inline void st_msg_free(job_msg_insert_t *m) {
   free(m->data);
   free(m->mentions);
   free(m->readers);
+  free(m->dup_mid);
 }
 
 static inline int st_msg_insert(st_t *t, int64_t conv, int64_t ts, int64_t seq, const char *sender, const char *text,

@@ -7,7 +7,12 @@
  *     extremes included, and found again for the same conversation and sender only;
  *   - the lookup sees messages at or after since_ts only, and among the conversation's
  *     newest STORE_DT_SCAN of them;
- *   - a message stored without a dt is never found.
+ *   - a message stored without a dt is never found;
+ *   - a message submitted with dt_since (a possible resend) is compared in the writer, after
+ *     every job submitted before it: an equal message of the same conversation and sender
+ *     (committed, or queued just before it, in the same batch) makes it store nothing and
+ *     answer TERN_EEXIST with that message's id and time; otherwise it is stored. A message
+ *     without dt_since is stored as given (no comparison).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +35,7 @@ static int by_dt(st_t *t, int64_t conv, const char *sender, int64_t dt, int64_t 
                  int64_t *ts) {
   char *m = NULL;
   *ts = 0;
-  int rc = store_msg_by_dt(t->r, conv, sender, dt, since, &m, ts);
+  int rc = store_msg_by_dt(t->r, conv, sender, dt, since, &m, ts, NULL);
   if (rc == 0) {
     assert_non_null(m);
     snprintf(mid, n, "%s", m);
@@ -63,6 +68,19 @@ static void dt_found_per_conversation_and_sender(void **state) {
   /* since_ts: at or after it only */
   assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 2000, mid, sizeof mid, &ts), 0);
   assert_int_equal(by_dt(t, c1, "alice", 0x3f1c00000000abcdLL, 2001, mid, sizeof mid, &ts), TERN_ENOENT);
+  /* not found: the conversation's newest timestamp the lookup saw (0: no message), whatever
+   * since_ts; found: 0 */
+  char *m2 = NULL;
+  int64_t newest = -1;
+  assert_int_equal(store_msg_by_dt(t->r, c1, "bob", 5, 0, &m2, &ts, &newest), TERN_ENOENT);
+  assert_int_equal(newest, 2001);
+  assert_int_equal(store_msg_by_dt(t->r, c1, "bob", 5, 3000, &m2, &ts, &newest), TERN_ENOENT);
+  assert_int_equal(newest, 2001);
+  assert_int_equal(store_msg_by_dt(t->r, c2, "alice", 5, 0, &m2, &ts, &newest), TERN_ENOENT);
+  assert_int_equal(newest, 0);
+  assert_int_equal(store_msg_by_dt(t->r, c1, "alice", 0x3f1c00000000abcdLL, 0, &m2, &ts, &newest), 0);
+  assert_int_equal(newest, 0);
+  free(m2);
   st_close(t);
 }
 
@@ -127,11 +145,70 @@ static void dt_looked_for_among_the_newest(void **state) {
   st_close(t);
 }
 
+static void dt_since_compared_in_the_writer(void **state) {
+  (void)state;
+  /* a long commit interval: the filler is committed at once (the writer is idle), the six
+   * after it wait for the next commit and share its batch, so the resend (1) is compared
+   * with a first copy (0) inserted earlier in the same transaction */
+  st_t *t = st_open(st_current, 200000);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  size_t base = t->ndone;
+  job_msg_insert_t filler;
+  st_msg_fill(t, &filler, 0, conv, 5000, 1, "bob", "filler", 0);
+  store_submit(t->s, &filler.job);
+  enum { N = 6 };
+  job_msg_insert_t m[N];
+  /* 0: the first copy; 1: its resend, queued right behind it (nothing committed yet when it
+   * was submitted); 2: bob's with alice's dt; 3: alice's other dt; 4: checked, but since
+   * after the first copy: stored; 5: a copy not checked (dt_since 0): stored again */
+  static const char *const who[N] = {"alice", "alice", "bob", "alice", "alice", "alice"};
+  static const int64_t dts[N] = {7, 7, 7, 8, 7, 7};
+  static const int64_t since[N] = {0, 1, 1, 1, 6001, 0};
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], 0, conv, 6000 + i, 1, who[i], "text", 0);
+    m[i].dt = dts[i];
+    m[i].dt_since = since[i];
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + 1 + N);
+  assert_int_equal(filler.job.result, 0);
+  st_msg_free(&filler);
+  assert_int_equal(m[0].job.result, 0);
+  assert_null(m[0].dup_mid);
+  assert_int_equal(m[1].job.result, TERN_EEXIST);
+  assert_non_null(m[1].dup_mid);
+  assert_string_equal(m[1].dup_mid, m[0].mid);
+  assert_int_equal(m[1].dup_ts, 6000);
+  for (int i = 2; i < N; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    assert_null(m[i].dup_mid);
+  }
+  /* once committed: a checked copy is answered with the first, whatever its own key */
+  job_msg_insert_t late;
+  st_msg_fill(t, &late, 0, conv, 7000, 1, "alice", "text", 0);
+  late.dt = 8;
+  late.dt_since = 1;
+  assert_int_equal(st_submit_wait(t, &late.job), TERN_EEXIST);
+  assert_string_equal(late.dup_mid, m[3].mid);
+  assert_int_equal(late.dup_ts, 6003);
+  /* what is stored: the filler, 0, 2, 3, 4, 5 (not 1, not late) */
+  st_msgs_t got = {0};
+  logs_req_t q = {.conv = conv, .newer = 1, .limit = 20};
+  assert_int_equal(store_logs(t->r, &q, st_msgs_cb, &got), 0);
+  assert_int_equal(got.n, 6);
+  static const int64_t want[] = {5000, 6000, 6002, 6003, 6004, 6005};
+  for (int i = 0; i < 6; i++) assert_int_equal(got.ts[i], want[i]);
+  st_msg_free(&late);
+  for (int i = 0; i < N; i++) st_msg_free(&m[i]);
+  st_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(dt_found_per_conversation_and_sender),
       cmocka_unit_test(dt_kept_in_a_batch),
       cmocka_unit_test(dt_looked_for_among_the_newest),
+      cmocka_unit_test(dt_since_compared_in_the_writer),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

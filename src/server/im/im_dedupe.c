@@ -13,7 +13,12 @@
  * It is then compared with the messages the same sender stored in the same conversation
  * from dedupe_window seconds before that reconnect on (at most the conversation's newest
  * STORE_DT_SCAN of them): one read of a primary-key range, for those sends alone; every
- * other send costs nothing but the column. A match is answered with the stored message's
+ * other send costs nothing but the column. That read sees what is committed; a send it
+ * finds nothing for goes to the writer marked (dt_since), and the writer compares it once
+ * more in its transaction, after every job submitted before it — the first copy still in
+ * its commit when the resend came (issue #14's gap) — and under PostgreSQL's per-
+ * conversation order lock, after another node's copy that took the lock first; a match
+ * there is answered the same way (send_done). A match is answered with the stored message's
  * ack (its id and timestamp) and not stored or delivered again, whatever the resend's
  * content (the stored one wins). Per conversation and sender: a client reusing another's
  * dt, or its own in another conversation, finds nothing of anyone else's. */
@@ -40,14 +45,25 @@ int64_t im_dt_hash(const char *dt) {
   return h ? (int64_t)h : 1;
 }
 
-int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts) {
+int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts, int64_t *since) {
+  *since = 0;
   long window_ms = w->im->cfg->dedupe_window * 1000L;
   if (!dt || !window_ms || !s->resumed_ms || !s->dedupe_left) return 0;
   int64_t now = now_ms();
   if (now - s->resumed_ms > window_ms) return 0;
   s->dedupe_left--;
-  int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, s->resumed_ms - window_ms, mid, ts);
-  if (rc == TERN_ENOENT) return 0;
+  int64_t from = s->resumed_ms - window_ms > 0 ? s->resumed_ms - window_ms : 1;
+  int64_t newest = 0;
+  int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, from, mid, ts, &newest);
+  /* Not stored (yet): the first copy may still be on its way to the store — queued for the
+   * writer, or in its transaction (a commit slowed by the disk or a loaded PostgreSQL while
+   * the client reconnected). The writer compares again, after it (job_msg_insert_t:
+   * dt_since), only among what was committed since this read: at or after the newest
+   * message it saw (store.h), a few rows, not the window's 1,000 again in the writer. */
+  if (rc == TERN_ENOENT) {
+    *since = newest > from ? newest : from;
+    return 0;
+  }
   if (rc < 0) return rc;
   metric_inc(M_SEND_DEDUPED);
   return 1;

@@ -490,8 +490,10 @@ void im_msg_direct(req_t *r);
 int64_t im_dt_hash(const char *dt);
 /* Is a send of dt by s's client into c a resend? Only checked within dedupe_window of a
  * reconnect of s (r:true), for its first IM_DEDUPE_CHECKS sends with a dt. 1 with the stored message's id (*mid, malloc'd) and timestamp,
- * 0 (no: store it), or TERN_ESTORE (the store could not say: refuse the send). */
-int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts);
+ * 0 (no: store it), or TERN_ESTORE (the store could not say: refuse the send). *since: 0,
+ * or, when the store holds no copy yet (0 returned after a check), the job's dt_since — the
+ * writer compares again after every job submitted before it (store.h). */
+int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts, int64_t *since);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);

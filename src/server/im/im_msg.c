@@ -99,6 +99,7 @@ static void send_job_free(send_job_t *sj) {
   free(sj->j.data);
   free(sj->j.mentions);
   free(sj->j.readers);
+  free(sj->j.dup_mid);
   reply_to_free(&sj->rt);
   members_release(sj->members);
   fanout_release(sj->frame);
@@ -386,6 +387,18 @@ static void sent_rekeyed(send_job_t *sj) {
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
+  if (sj->j.job.result == TERN_EEXIST && sj->j.dup_mid) {
+    /* a resend whose first copy the writer found stored (im_dedupe.c): answered with that
+     * one's ack, as the first time, and neither stored nor delivered again */
+    metric_inc(M_SEND_DEDUPED);
+    deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no);
+    send_ack(w, &sj->rt, sj->j.dup_mid, sj->j.dup_ts);
+    json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.dup_mid, "timestamp", (json_int_t)sj->j.dup_ts);
+    im_done(w, &sj->done, 0, res);
+    json_decref(res);
+    send_job_free(sj);
+    return;
+  }
   if (sj->j.job.result < 0 && key_retry(w, sj)) return;
   if (sj->j.job.result == 0 && sj->j.rekeyed) sent_rekeyed(sj);
   if (sj->j.job.result < 0) {
@@ -419,6 +432,7 @@ typedef struct {
   const char *readers;   /* NULL (every member) or the only readers besides the sender, framed by \x1f */
   int not_to_sender;     /* chat rooms: the sender's own sessions get no copy (REST) */
   int64_t dt;            /* the hash of the client's dedupe token, kept with the message (im_dedupe.c), or 0 */
+  int64_t dt_since;      /* a possible resend not found stored: the writer compares again (im_dedupe_find) */
 } msg_in_t;
 
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail) {
@@ -556,6 +570,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   }
   if (!in->bin) j->has_lctype = scan_lctype((const char *)j->data, j->len, &j->lctype);
   j->dt = in->dt;
+  j->dt_since = in->dt_since;
   /* A subscriber's own message to a service conversation (it comes with no recipients) is
    * kept for the sender and the app's back end, and read by no other subscriber (§3.19). */
   if (in->readers) j->readers = xstrdup(in->readers);
@@ -839,7 +854,7 @@ void im_msg_direct(req_t *r) {
   if (!will && !in.transient) in.dt = im_dt_hash(dm->dt);
   char *stored_mid = NULL;
   int64_t stored_ts = 0;
-  int resend = im_dedupe_find(r->w, r->s, c, in.dt, &stored_mid, &stored_ts);
+  int resend = im_dedupe_find(r->w, r->s, c, in.dt, &stored_mid, &stored_ts, &in.dt_since);
   if (resend) { /* answered as the first time: stored (and delivered) once */
     if (resend > 0) {
       reply_to_t rt;

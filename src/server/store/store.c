@@ -120,8 +120,11 @@ int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t 
   return OPS(r)->msg_ext_find(r, mid, ts, seq);
 }
 int store_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                    int64_t *ts) {
-  return OPS(r)->msg_by_dt(r, conv, sender, dt, since_ts, mid, ts);
+                    int64_t *ts, int64_t *newest_ts) {
+  int64_t newest = 0;
+  int rc = OPS(r)->msg_by_dt(r, conv, sender, dt, since_ts, mid, ts, &newest);
+  if (newest_ts) *newest_ts = rc == TERN_ENOENT ? newest : 0;
+  return rc;
 }
 int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n) {
   return OPS(r)->installation_count(r, q, n);

@@ -227,7 +227,7 @@ struct store_job {
   task_t task; /* set task.fn: runs on `worker` after commit; owns the job then */
   job_type_t type;
   int worker; /* -1: fire and forget, the store frees it with free_fn */
-  int result; /* 0, TERN_EEXIST (unique conflict), or TERN_ESTORE */
+  int result; /* 0, TERN_EEXIST (unique conflict; a message: an equal resend, dup_mid), or TERN_ESTORE */
   void (*free_fn)(store_job_t *j);
   store_job_t *next;
 };
@@ -263,6 +263,16 @@ typedef struct job_msg_insert {
   int64_t dt; /* 0, or a 64-bit hash of the client's dedupe token (directCommand dt;
                   * im_dedupe.c), kept with the message so that a resend can be found by
                   * store_msg_by_dt: 8 bytes a row instead of the token's 36 */
+  /* A possible resend (im_dedupe.c; docs/protocol-map.md, "dt"): dt_since not 0 asks the
+   * writer to store the message only if the conversation holds no message of the same sender
+   * with the same dt at or after dt_since (store_msg_by_dt's rule), compared in the writer's
+   * transaction, after every job submitted before it (and, on a backend with an order lock,
+   * under that lock: after another node's copy that took it first). An equal one found: the
+   * job stores nothing, result TERN_EEXIST, dup_mid (malloc'd, the job owner frees it) and
+   * dup_ts name the stored message. 0 (every ordinary send): stored as given, no read. */
+  int64_t dt_since;
+  char *dup_mid;
+  int64_t dup_ts;
 } job_msg_insert_t;
 
 typedef struct {
@@ -579,10 +589,14 @@ int store_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int64_t 
  * dedupe token hash dt (not 0) at or after since_ts, looked for among the conversation's newest
  * STORE_DT_SCAN messages of that range only (a range of the primary key, no index of its
  * own: nothing is added to an insert). 0 with its id (malloc'd) and timestamp,
- * TERN_ENOENT, or TERN_ESTORE. */
+ * TERN_ENOENT, or TERN_ESTORE. With TERN_ENOENT, *newest_ts (when not NULL): the newest
+ * timestamp among conv's messages the lookup saw (0: none). A conversation's history is in
+ * commit order (one writer's FIFO; the order lock across nodes), so every message of conv
+ * committed after the lookup is stored at or after it: a writer's second look (dt_since)
+ * need only read from there. */
 #define STORE_DT_SCAN 1000
 int store_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                    int64_t *ts);
+                    int64_t *ts, int64_t *newest_ts);
 /* Installations that match every condition of q: how many, and a page in q's order
  * (then objectId). */
 int store_installation_count(store_reader_t *r, const store_class_q_t *q, int64_t *n);
@@ -698,7 +712,7 @@ struct store_ops {
   int (*msg_ext_get)(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
   int (*msg_ext_find)(store_reader_t *r, const char *mid, int64_t *ts, int64_t *seq);
   int (*msg_by_dt)(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                   int64_t *ts);
+                   int64_t *ts, int64_t *newest_ts);
   int (*installation_count)(store_reader_t *r, const store_class_q_t *q, int64_t *n);
   int (*installation_query)(store_reader_t *r, const store_class_q_t *q,
                             void (*cb)(void *arg, const installation_row_t *row), void *arg);

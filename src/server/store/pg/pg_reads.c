@@ -495,7 +495,7 @@ static int pg_msg_ext_find(store_reader_t *r, const char *mid, int64_t *ts, int6
 }
 
 static int pg_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                        int64_t *ts) {
+                        int64_t *ts, int64_t *newest_ts) {
   pgargs_t a = {0};
   pga_i64(&a, conv);
   pga_i64(&a, since_ts);
@@ -504,10 +504,11 @@ static int pg_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int
   pga_i64(&a, STORE_DT_SCAN);
   PGresult *res;
   if (rq(r, PS_MSG_BY_DT, &a, &res) < 0) return TERN_ESTORE;
-  int found = PQntuples(res) > 0;
+  int found = PQntuples(res) > 0 && !PQgetisnull(res, 0, 1);
+  *newest_ts = PQntuples(res) > 0 ? pg_i64(res, 0, 0) : 0;
   if (found) {
-    *mid = xstrdup(pg_str(res, 0, 0));
-    *ts = pg_i64(res, 0, 1);
+    *mid = xstrdup(pg_str(res, 0, 1));
+    *ts = pg_i64(res, 0, 2);
   }
   PQclear(res);
   return found ? 0 : TERN_ENOENT;

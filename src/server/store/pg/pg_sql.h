@@ -24,6 +24,17 @@ X(FIND_UNIQUE, "SELECT cid, created_at FROM conv WHERE unique_id = $1")
 /* a key taken: no row, and the job fails alone (no error, so the batch goes on) */
 X(INS_MSG, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
+/* a possible resend (job_msg_insert_t.dt_since): stored unless the sender's message with dt
+ * $12 is among the conversation's newest $14 messages since $13 (MSG_BY_DT's rule), in one
+ * statement (the writer's pipeline goes on). One row: that message's mid and ts (NULL: none),
+ * and how many rows were inserted (0 with no mid: the key was taken) */
+X(INS_MSG_UNLESS_DT,
+  "WITH d AS (SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = $1::bigint AND ts >= $13::bigint"
+  " ORDER BY ts DESC, seq DESC LIMIT $14::bigint) m WHERE sender = $5::text AND dt = $12::bigint LIMIT 1),"
+  " i AS (INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
+  " SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::bytea, $7::int, $8::text, $9::int,"
+  " $10::bigint, $11::text, $12::bigint WHERE NOT EXISTS (SELECT 1 FROM d) ON CONFLICT DO NOTHING RETURNING 1)"
+  " SELECT (SELECT mid FROM d), (SELECT ts FROM d), (SELECT count(*) FROM i)")
 /* many messages in one statement (pg_writer.c: run_msg_inserts): the rows it inserted come
  * back, a key that was taken does not */
 X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
@@ -167,9 +178,11 @@ X(MSG_EXT_GET, "SELECT ts, seq FROM msg_ext WHERE conv = $1 AND mid = $2")
 /* no index on mid alone (it would tax every imported message): a scan, off the loop */
 X(MSG_EXT_FIND, "SELECT ts, seq FROM msg_ext WHERE mid = $1 LIMIT 1")
 /* a resend (store_msg_by_dt): the newest $5 messages of the conversation since $2, then the
- * sender's one with that dt */
-X(MSG_BY_DT, "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = $1 AND ts >= $2"
-             " ORDER BY ts DESC, seq DESC LIMIT $5) m WHERE sender = $3 AND dt = $4 LIMIT 1")
+ * sender's one with that dt; beside it, in the same statement (one snapshot), the
+ * conversation's newest ts (no row: no message at all) */
+X(MSG_BY_DT, "SELECT n.ts, d.mid, d.ts FROM (SELECT ts FROM msg WHERE conv = $1 ORDER BY ts DESC, seq DESC LIMIT 1) n"
+             " LEFT JOIN (SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = $1 AND ts >= $2"
+             " ORDER BY ts DESC, seq DESC LIMIT $5) m WHERE sender = $3 AND dt = $4 LIMIT 1) d ON true")
 X(MEMBERS_PAGE, "SELECT client, joined_at FROM member WHERE conv = $1 AND client > $2 ORDER BY client LIMIT $3")
 X(CLIENT_CONVS, "SELECT c.cid, m.joined_at FROM member m JOIN conv c ON c.id = m.conv WHERE m.client = $1"
                 " AND c.kind = $4 AND c.cid > $2 ORDER BY c.cid LIMIT $3")

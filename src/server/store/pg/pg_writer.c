@@ -299,22 +299,63 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
   return 0;
 }
 
+/* A possible resend (store.h: dt_since) is inserted by INS_MSG_UNLESS_DT: unless an equal
+ * message is stored — committed, or earlier in this transaction. The statement runs after
+ * the order lock (the transaction's first statements), so a first copy another writer
+ * locked the conversation for first has committed by then and is seen (READ COMMITTED: a
+ * statement sees what committed before it began), and after every statement queued before
+ * it (a pipeline runs them in order), with no round trip of its own. */
+static int msg_checked(const job_msg_insert_t *j) { return j->dt_since && j->dt; }
+
+/* INS_MSG's parameters, and for a checked message INS_MSG_UNLESS_DT's two more. */
+static void msg_args(pgargs_t *a, const job_msg_insert_t *j) {
+  pga_i64(a, j->conv);
+  pga_i64(a, j->ts);
+  pga_i64(a, j->seq);
+  pga_txt(a, j->mid);
+  pga_txt(a, j->sender);
+  pga_bin(a, j->data, j->len);
+  pga_i64(a, j->flags);
+  pga_txt(a, j->mentions);
+  if (j->has_lctype) pga_i64(a, j->lctype);
+  else pga_null(a);
+  pga_i64(a, j->patch_ts);
+  pga_txt(a, j->readers);
+  pga_i64_or_null(a, j->dt);
+  if (msg_checked(j)) {
+    pga_i64(a, j->dt_since);
+    pga_i64(a, STORE_DT_SCAN);
+  }
+}
+
+/* A checked message's result from INS_MSG_UNLESS_DT's row: 0 stored (noted in lm, if
+ * given), TERN_EEXIST an equal one is stored (dup_mid, dup_ts), TERN_ESTORE its key was
+ * taken. Set as the job's result too. */
+static int checked_settle(const PGresult *r, job_msg_insert_t *j, map_t *lm) {
+  int rc = TERN_ESTORE;
+  if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+    free(j->dup_mid);
+    j->dup_mid = xstrdup(pg_str(r, 0, 0));
+    j->dup_ts = pg_i64(r, 0, 1);
+    rc = TERN_EEXIST;
+  } else if (r && PQntuples(r) == 1 && pg_i64(r, 0, 2) == 1) {
+    if (lm) lm_note(lm, j->conv, j->ts);
+    rc = 0;
+  }
+  return j->job.result = rc;
+}
+
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   order_key(s, j);
   pgargs_t a = {0};
-  pga_i64(&a, j->conv);
-  pga_i64(&a, j->ts);
-  pga_i64(&a, j->seq);
-  pga_txt(&a, j->mid);
-  pga_txt(&a, j->sender);
-  pga_bin(&a, j->data, j->len);
-  pga_i64(&a, j->flags);
-  pga_txt(&a, j->mentions);
-  if (j->has_lctype) pga_i64(&a, j->lctype);
-  else pga_null(&a);
-  pga_i64(&a, j->patch_ts);
-  pga_txt(&a, j->readers);
-  pga_i64_or_null(&a, j->dt);
+  msg_args(&a, j);
+  if (msg_checked(j)) {
+    PGresult *r;
+    if (pgc_run(&s->w, PS_INS_MSG_UNLESS_DT, &a, &r) < 0) return JOB_SQL;
+    int rc = checked_settle(r, j, NULL);
+    PQclear(r);
+    return rc == TERN_EEXIST ? TERN_EEXIST : rc ? JOB_SOFT : 0;
+  }
   int64_t n = 0;
   if (run1(s, PS_INS_MSG, &a, &n)) return JOB_SQL;
   return n == 1 ? 0 : JOB_SOFT; /* the key is taken */
@@ -706,6 +747,10 @@ static void job_reset(store_job_t *j) {
   } else if (j->type == JOB_CONV_UPDATE) {
     ((job_conv_update_t *)j)->merged = 0;
     ((job_conv_update_t *)j)->merged_rc = 0;
+  } else if (j->type == JOB_MSG_INSERT) {
+    job_msg_insert_t *m = (job_msg_insert_t *)j;
+    free(m->dup_mid);
+    m->dup_mid = NULL;
   } else if (j->type == JOB_IMPORT) {
     job_import_t *im = (job_import_t *)j;
     for (size_t i = 0; i < im->ntouched; i++) free(im->touched[i].cid);
@@ -769,7 +814,8 @@ abort:
  * The batch's statements are queued and sent as one flight, answered as one: BEGIN, the
  * messages (runs of up to MSGS_MAX in one INSERT, across the acks and reads between them:
  * those touch only member rows, so they commit the same in either order), the acks and the
- * reads (one UPDATE each kind for the run), lm, COMMIT. Two steps keep a round trip of
+ * reads (one UPDATE each kind for the run), lm, COMMIT. A possible resend (dt_since) is a
+ * statement of its own in the flight (INS_MSG_UNLESS_DT), after the run before it. Two steps keep a round trip of
  * their own because what follows needs their answer:
  *   - the order lock (order_lock): when messages ask for their order, BEGIN, the locks and
  *     the newest keys are one flight, and the keys moved past them before the rest is sent
@@ -782,7 +828,9 @@ abort:
  * or a connection that goes, fails every job (TERN_ESTORE), never acked. lm: a message
  * whose INSERT returned no row had its key taken by a stored message — of the same
  * conversation and time — so every queued message's time is a stored message's time, and
- * lm is flushed in the same flight from the messages queued. */
+ * lm is flushed in the same flight from the messages queued. (A resend answered with its
+ * stored copy leaves lm at its own key's time: past the conversation's newest message by
+ * the moments between them, which lm tolerates — only the idle-expiry sweep compares it.) */
 
 typedef struct {
   buf_t col[5]; /* conv, client, ts, seq, at */
@@ -793,6 +841,7 @@ typedef struct {
   int idx; /* its result in the flight */
   job_msg_insert_t **msgs;
   size_t n;
+  int checked; /* one message, by INS_MSG_UNLESS_DT (checked_settle) */
 } msgs_post_t;
 
 typedef struct {
@@ -837,9 +886,26 @@ static int flight_msgs(flight_t *f) {
   msgs_post_t *p = &f->posts[f->nposts++];
   p->idx = idx;
   p->n = f->nmsgs;
+  p->checked = 0;
   p->msgs = xmalloc(f->nmsgs * sizeof *p->msgs);
   memcpy(p->msgs, f->msgs, f->nmsgs * sizeof *p->msgs);
   f->nmsgs = 0;
+  return 0;
+}
+
+/* A possible resend queued (INS_MSG_UNLESS_DT), after everything queued before it. */
+static int flight_checked(flight_t *f, job_msg_insert_t *m) {
+  pgargs_t a = {0};
+  msg_args(&a, m);
+  int idx = pgc_pipe_run(&f->s->w, PS_INS_MSG_UNLESS_DT, &a);
+  if (idx < 0) return JOB_SQL;
+  if (f->nposts == f->cap) f->posts = xrealloc(f->posts, (f->cap = f->cap ? f->cap * 2 : 8) * sizeof *f->posts);
+  msgs_post_t *p = &f->posts[f->nposts++];
+  p->idx = idx;
+  p->n = 1;
+  p->checked = 1;
+  p->msgs = xmalloc(sizeof *p->msgs);
+  p->msgs[0] = m;
   return 0;
 }
 
@@ -859,8 +925,11 @@ static void posts_free(flight_t *f) {
 /* One round trip: 0 (the messages' results set), or TERN_ESTORE (p->failed_at). */
 static int flight_sync(flight_t *f) {
   int rc = pgc_pipe_sync(&f->s->w);
-  for (size_t i = 0; i < f->nposts && rc == 0; i++)
-    msgs_settle(pgc_pipe_result(&f->s->w, f->posts[i].idx), f->posts[i].msgs, f->posts[i].n, f->lm);
+  for (size_t i = 0; i < f->nposts && rc == 0; i++) {
+    PGresult *r = pgc_pipe_result(&f->s->w, f->posts[i].idx);
+    if (f->posts[i].checked) checked_settle(r, f->posts[i].msgs[0], f->lm);
+    else msgs_settle(r, f->posts[i].msgs, f->posts[i].n, f->lm);
+  }
   posts_free(f);
   return rc;
 }
@@ -927,6 +996,10 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
       job_msg_insert_t *m = (job_msg_insert_t *)j;
       order_key(s, m);
       lm_note(&f->sent, m->conv, m->ts);
+      if (msg_checked(m)) { /* a possible resend: a statement of its own, after those before it */
+        if (flight_msgs(f) != 0 || flight_checked(f, m) != 0) return flight_failed(s, -1);
+        continue;
+      }
       f->msgs[f->nmsgs++] = m;
       if (f->nmsgs == MSGS_MAX && flight_msgs(f) != 0) return flight_failed(s, -1);
       continue;

@@ -100,6 +100,7 @@ static int sq_open(const store_options_t *opt, store_t **out) {
       {&s->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
       {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
+      {&s->w_msg_by_dt, SQ_MSG_BY_DT_SQL},
       {&s->upd_lm, "UPDATE conv SET lm = ?1 WHERE id = ?2 AND (lm IS NULL OR lm < ?1)"},
       {&s->upd_ack, "UPDATE member SET ack_ts = ?1, ack_seq = ?2, ack_at = ?3"
                     " WHERE conv = ?4 AND client = ?5 AND (ack_ts, ack_seq) < (?1, ?2)"},
@@ -211,7 +212,8 @@ static void sq_close(store_t *s) {
                          s->ins_inst,         s->del_inst,
                          s->del_inst_devices, s->ins_inst_device,
                          s->ins_revoked,      s->ins_client_revoked,
-                         s->prune_revoked,    s->prune_client_revoked};
+                         s->prune_revoked,    s->prune_client_revoked,
+                         s->w_msg_by_dt};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   store_import_free(s->imp);
   if (s->wdb) {

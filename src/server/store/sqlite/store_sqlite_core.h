@@ -58,6 +58,7 @@ struct store {
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
       *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
+  sqlite3_stmt *w_msg_by_dt; /* SQ_MSG_BY_DT_SQL on the writer: a possible resend's check (dt_since) */
   sqlite3_stmt *ins_device, *move_device, *trim_devices, *del_device_token, *set_badge, *add_badge, *ins_inst,
       *del_inst, *del_inst_devices, *ins_inst_device;
   sqlite3_stmt *ins_revoked, *ins_client_revoked, *prune_revoked, *prune_client_revoked;
@@ -88,6 +89,12 @@ struct store_reader {
 /* ---- store_sqlite_schema.c */
 /* Prepares a persistent statement; logs and returns TERN_ESTORE on failure. */
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+/* A resend (store_msg_by_dt, and a job's dt_since in the writer): the newest ?5 messages of
+ * conv ?1 since ?2 (a range of the primary key), then the one sender ?3 stored with dt ?4:
+ * its mid and ts. */
+#define SQ_MSG_BY_DT_SQL                                                                                               \
+  "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = ?1 AND ts >= ?2"                              \
+  " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1"
 /* Runs SQL with no result rows; logs and returns TERN_ESTORE on failure. */
 int sq_exec(sqlite3 *db, const char *sql);
 /* Opens a connection (readonly: a worker's reader, with regexp()); vfs: NULL for the
@@ -157,6 +164,6 @@ int sq_token_revoked(store_reader_t *r, const char *client, const uint8_t lineag
                      int *lineage_revoked);
 int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
 int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                 int64_t *ts);
+                 int64_t *ts, int64_t *newest_ts);
 
 #endif

@@ -888,14 +888,14 @@ int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts
 }
 
 /* The newest STORE_DT_SCAN messages of conv since since_ts (a range of the primary key),
- * then the one of them sender stored with dt. */
+ * then the one of them sender stored with dt; beside it, in the same statement (one
+ * snapshot), the conversation's newest timestamp (a seek to the end of its key range). */
 int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
-                 int64_t *ts) {
-  if (!r->msg_by_dt &&
-      sq_prepare(r->db,
-                 "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = ?1 AND ts >= ?2"
-                 " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1",
-                 &r->msg_by_dt) < 0)
+                 int64_t *ts, int64_t *newest_ts) {
+  if (!r->msg_by_dt && sq_prepare(r->db,
+                                  "SELECT n.ts, d.mid, d.ts FROM (SELECT ts FROM msg WHERE conv = ?1"
+                                  " ORDER BY ts DESC, seq DESC LIMIT 1) n LEFT JOIN (" SQ_MSG_BY_DT_SQL ") d ON 1",
+                                  &r->msg_by_dt) < 0)
     return TERN_ESTORE;
   sqlite3_stmt *st = r->msg_by_dt;
   sqlite3_bind_int64(st, 1, conv);
@@ -903,11 +903,16 @@ int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt
   sqlite3_bind_text(st, 3, sender, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, dt);
   sqlite3_bind_int(st, 5, STORE_DT_SCAN);
-  int rc = sqlite3_step(st);
+  int rc = sqlite3_step(st), found = 0;
+  *newest_ts = 0;
   if (rc == SQLITE_ROW) {
-    *mid = col_strdup(st, 0);
-    *ts = sqlite3_column_int64(st, 1);
+    *newest_ts = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+      found = 1;
+      *mid = col_strdup(st, 1);
+      *ts = sqlite3_column_int64(st, 2);
+    }
   }
   sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TERN_ENOENT : TERN_ESTORE;
+  return rc != SQLITE_ROW && rc != SQLITE_DONE ? TERN_ESTORE : found ? 0 : TERN_ENOENT;
 }

@@ -77,7 +77,33 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
   return 0;
 }
 
+/* A possible resend (store.h: dt_since): is an equal message stored already — committed, or
+ * earlier in this transaction? The one writer runs jobs in submission order, so a first
+ * copy submitted before the resend was checked is found here, however long its commit took.
+ * 1 (j->dup_mid, j->dup_ts set), 0, or an SQLite error. */
+static int msg_dup(store_t *s, job_msg_insert_t *j) {
+  sqlite3_stmt *st = s->w_msg_by_dt;
+  sqlite3_bind_int64(st, 1, j->conv);
+  sqlite3_bind_int64(st, 2, j->dt_since);
+  sqlite3_bind_text(st, 3, j->sender, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, j->dt);
+  sqlite3_bind_int(st, 5, STORE_DT_SCAN);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    free(j->dup_mid);
+    j->dup_mid = xstrdup((const char *)sqlite3_column_text(st, 0));
+    j->dup_ts = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : rc;
+}
+
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  if (j->dt_since && j->dt) {
+    int dup = msg_dup(s, j);
+    if (dup) return dup == 1 ? TERN_EEXIST : dup;
+  }
   sqlite3_stmt *st = s->ins_msg;
   sqlite3_bind_int64(st, 1, j->conv);
   sqlite3_bind_int64(st, 2, j->ts);

@@ -1,0 +1,132 @@
+// A resend that reaches ANOTHER node while its first copy is still in its commit (issue #14,
+// docs/cluster.md "A resend is stored once"): two ternd nodes on one PostgreSQL and one
+// Redis. The first copy's commit on node 1 is held (a psql session holds the conversation's
+// order lock, the advisory lock pg_writer.c takes to COMMIT); the client drops before the
+// ack, logs in again on node 2 with r:true and resends the same dt, which node 2's writer
+// queues behind node 1's on that lock. Released, the first copy commits, and node 2's writer
+// finds it in its own transaction: one message stored, the resend acked with its id,
+// delivered once. (The opposite order — the resend's node takes the lock first — is not
+// covered: docs/cluster.md.)
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { startPg } from '../lib/pg.mjs';
+import { closeAll, connect, login, session, startConv, uid } from '../lib/proto-client.mjs';
+import { startRedis } from '../lib/redis.mjs';
+import { startNodes } from '../lib/server.mjs';
+
+const PSQL = '/usr/lib/postgresql/15/bin/psql';
+const direct = (dm) => ({ cmd: 'direct', directMessage: dm });
+
+async function until(f, what, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function deduped(s) {
+  const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
+  const m = /^tern_send_deduped_total (\d+)$/m.exec(await res.text());
+  return m ? Number(m[1]) : 0;
+}
+
+async function history(s, cid) {
+  const res = await fetch(`${s.httpUrl}/1.2/rtm/conversations/${cid}/messages?limit=100`, {
+    headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` },
+  });
+  assert.equal(res.status, 200);
+  return (await res.json()).reverse().map((m) => ({ id: m['msg-id'], data: m.data }));
+}
+
+describe('a resend on another node while the first copy is in its commit (PostgreSQL)', () => {
+  let pg;
+  let redis;
+  let nodes;
+  let db;
+  let dbName;
+  before(async () => {
+    pg = startPg();
+    redis = await startRedis();
+    db = pg.createDatabase();
+    dbName = new URL(db).pathname.slice(1);
+    nodes = await startNodes(2, redis, { env: { TERN_STORE: db } });
+  });
+  after(async () => {
+    try {
+      for (const n of nodes || []) await closeAll(n);
+      await Promise.all((nodes || []).map((s) => s.stop()));
+    } finally {
+      if (redis) await redis.stop();
+      if (pg) pg.stop();
+    }
+  });
+
+  /** Writers of this database waiting for an advisory lock (the order lock), now. */
+  const waiting = () =>
+    Number(pg.sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid" +
+      ` WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = '${dbName}'`));
+
+  test('node 1 holds the first copy, node 2 gets the resend: stored once, acked with its id, delivered once', async () => {
+    const [n1, n2] = nodes;
+    const a = uid('alice');
+    const alice = await session(n1, a);
+    const bob = await session(n1, uid('bob'));
+    const { cid } = await startConv(alice, [bob.peer]);
+    await bob.next((p) => p.op === 'members_joined' && p.convMessage.cid === cid);
+    // a message stored before (the resend's first look sees it as the conversation's newest)
+    const before = await alice.request(direct({ cid, msg: 'before', dt: randomUUID() }));
+    assert.equal(before.cmd, 'ack');
+    await bob.next((p) => p.cmd === 'direct' && p.directMessage?.msg === 'before');
+    const st = alice.openReply.sessionMessage.st;
+    const id = pg.sql(`SELECT id FROM conv WHERE cid = '${cid}'`, dbName);
+    assert.match(id, /^\d+$/);
+    const key = `1952805486, (${id}::bigint % 2147483647)::int`;
+    const lock = spawn(PSQL, [db, '-qtA'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => lock.on('exit', r));
+    let out = '';
+    await new Promise((resolve, reject) => {
+      lock.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('held-now')) resolve();
+      });
+      lock.on('exit', (code) => reject(new Error(`psql exited (${code}): ${out}`)));
+      lock.stdin.write(`SELECT pg_advisory_lock(${key});\nSELECT 'held-now';\n`);
+    });
+    let released = false;
+    const release = async () => {
+      released = true;
+      lock.stdin.end(`SELECT pg_advisory_unlock(${key});\n`);
+      await exited;
+    };
+    try {
+      const d0 = (await deduped(n1)) + (await deduped(n2));
+      const dt = randomUUID();
+      alice.send(direct({ cid, msg: 'across nodes', dt }));
+      alice.ws.close();
+      await until(() => waiting() >= 1, "node 1's writer to wait for the order lock");
+      const c = await connect(n2);
+      await login(c, a, { r: true, st });
+      const resent = c.request(direct({ cid, msg: 'across nodes', dt }), 15000);
+      await until(() => waiting() >= 2, "node 2's writer to wait behind it");
+      await release();
+      const r = await resent;
+      assert.equal(r.cmd, 'ack', JSON.stringify(r));
+      // a barrier: a fresh message from node 2 reaches bob after everything before it
+      const text = `barrier-${randomUUID()}`;
+      assert.equal((await c.request(direct({ cid, msg: text, dt: randomUUID() }))).cmd, 'ack');
+      await bob.next((p) => p.cmd === 'direct' && p.directMessage?.msg === text);
+      const stored = (await history(n2, cid)).filter((m) => m.data === 'across nodes');
+      assert.equal(stored.length, 1, `stored once: ${JSON.stringify(stored)}`);
+      assert.equal(r.ackMessage.uid, stored[0].id, "the resend's ack names the stored message");
+      const got = bob.received.filter((x) => x.cmd === 'direct' && !x.i && x.directMessage?.msg === 'across nodes');
+      assert.equal(got.length, 1, 'bob got it once');
+      assert.equal(got[0].directMessage.id, stored[0].id);
+      assert.equal((await deduped(n1)) + (await deduped(n2)), d0 + 1);
+    } finally {
+      if (!released) await release();
+    }
+  });
+});
