@@ -646,6 +646,13 @@ static redisContext *hb_connect(bus_t *b, redisContext **cp) {
   return c;
 }
 
+/* The heartbeat's value: the public URL '\0' this node's load. Any thread. */
+static int hb_value(bus_t *b, char *val, size_t len) {
+  const char *url = b->public_url && *b->public_url ? *b->public_url : "";
+  int n = snprintf(val, len, "%s%c%ld", url, 0, (long)atomic_load(&b->nsessions));
+  return n < 0 || (size_t)n >= len ? 0 : n;
+}
+
 /* One beat on the heartbeat thread: SET hb:<id> … PX HB_TTL_MS GET, the record's TTL and
  * the registry entry, pipelined, waited for (HB_IO_TIMEOUT_MS at most). *hb_set: a
  * heartbeat was set on this connection since it was made and the node registered; then a
@@ -663,9 +670,7 @@ static int hb_beat(bus_t *b, redisContext **cp, int *hb_set) {
     return -1;
   }
   char val[1100];
-  const char *url = b->public_url && *b->public_url ? *b->public_url : "";
-  int n = snprintf(val, sizeof val, "%s%c%ld", url, 0, (long)atomic_load(&b->nsessions));
-  if (n < 0 || (size_t)n >= sizeof val) n = 0;
+  int n = hb_value(b, val, sizeof val);
   redisAppendCommand(c, "SET %s %b PX %d GET", r->key_hb, val, (size_t)n, HB_TTL_MS);
   redisAppendCommand(c, "PEXPIRE %s %d", r->key_rec, REC_TTL_MS);
   redisAppendCommand(c, "SADD %s %s", r->key_nodes, b->node_id);
@@ -725,7 +730,12 @@ static void *hb_main(void *arg) {
     pthread_mutex_unlock(&r->hb_mu);
     int64_t delay = HB_MS;
     if (!atomic_load(&r->rec_live)) {
-      hb_set = 0; /* not registered: the next registration starts afresh (the record is rewritten) */
+      /* not registered (the home connection is down): the next registration starts afresh,
+       * on a new connection (this one may have died with Redis) */
+      hb_set = 0;
+      if (c) redisFree(c);
+      c = NULL;
+      backoff = 0;
     } else if (now - atomic_load(&r->loop_ms) > HB_STALE_MS) {
       if (!stale)
         log_at(LOG_ERROR,
@@ -892,6 +902,13 @@ static void on_up(rconn_t *c) {
   for (int i = 0; i < BUS_MAX_NODES; i++)
     if (b->nodes[i].used) b->nodes[i].synced = 0;
   write_record(b); /* its answer lets the heartbeat thread register this node (exec_cb) */
+  /* and registered at once, behind the record on this connection: a node that hears of this
+   * one finds its record, and the registry has it again as soon as this node is back
+   * (another that polls it first would drop this node's sessions); the thread beats on */
+  char val[1100];
+  int n = hb_value(b, val, sizeof val);
+  redisAsyncCommand(c->ac, count_cb, b, "SET %s %b PX %d", r->key_hb, val, (size_t)n, HB_TTL_MS);
+  redisAsyncCommand(c->ac, count_cb, b, "SADD %s %s", r->key_nodes, b->node_id);
   poll_others(b);
 }
 
