@@ -34,7 +34,7 @@ async function pair(n1, n2) {
   await b.nextCmd('conv', 'joined');
   const first = await sendMsg(a, conv.cid, 'before');
   assert.equal((await b.nextCmd('direct')).directMessage.id, first.uid);
-  return { a, b, conv };
+  return { a, b, conv, B };
 }
 
 const STALL_MS = 6000;
@@ -100,7 +100,7 @@ describe('cluster: a hung home loop', () => {
 
   test('node 1 blocked 17 s is declared dead by node 2; when it runs again it finds the lapse and says goaway', { timeout: 120000 }, async () => {
     const [n1, n2] = cluster.nodes;
-    const { b } = await pair(n1, n2);
+    const { b, B } = await pair(n1, n2);
     process.kill(n1.child.pid, 'SIGUSR2');
     const t0 = Date.now();
     for (; value(await scrape(n2), 'tern_bus_nodes') !== 1; await sleep(100))
@@ -112,5 +112,9 @@ describe('cluster: a hung home loop', () => {
     assert.equal(g.cmd, 'goaway', `expected goaway, got ${JSON.stringify(g)}`);
     assert.ok(value(await scrape(n1), 'tern_bus_heartbeat_lapses_total') >= 1);
     assert.match(n1.stderr(), /home worker's loop has not run for \d+ ms: heartbeat withheld/);
+    // B, told goaway but still connected to node 1, is known to node 2 again: node 1
+    // rewrote its record (it may have expired with the heartbeat) when it found the lapse
+    for (let t1 = Date.now(); !(await online(n2, [B])).includes(B); await sleep(50))
+      assert.ok(Date.now() - t1 < 5000, 'node 2 never saw B, still on node 1, again');
   });
 });

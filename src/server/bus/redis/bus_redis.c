@@ -603,7 +603,10 @@ typedef struct {
   bus_t *b;
 } lapse_t;
 
-/* On the home worker: the lapse the heartbeat thread found (hb_beat). */
+/* On the home worker: the lapse the heartbeat thread found (hb_beat). The record may have
+ * expired too (REC_TTL_MS) and the others, hearing of this node again, would take an empty
+ * snapshot of it: it is written whole under a new epoch, as after a reconnect, so they know
+ * its sessions again — those whose clients stay connected after the goaway included. */
 static void lapse_run(task_t *t) {
   lapse_t *l = (lapse_t *)t;
   bus_t *b = l->b;
@@ -614,6 +617,7 @@ static void lapse_run(task_t *t) {
          "bus: this node's heartbeat lapsed (not renewed within %d ms): the other nodes took it for "
          "dead and only stored what they sent its clients; telling its clients to reconnect",
          HB_TTL_MS);
+  if (home_up(b)) write_record(b);
   if (b->lapse) b->lapse(b->lapse_arg);
 }
 
