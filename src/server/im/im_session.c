@@ -153,6 +153,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
   log_event(LOG_INFO, "logout", "addr=%s client=%s tag=%s code=%d duration_ms=%lld", l->ip, s->client_id, s->tag, code,
             (long long)(now_ms() - s->opened_ms));
+  im_login_told_free(s);
   free(s->client_id);
   free(s->tag);
   free(s);
