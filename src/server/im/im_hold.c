@@ -203,6 +203,15 @@ void im_hold_free(im_link_t *l) {
 
 /* ---- a login's counts (im_login.c) */
 
+void im_hold_open(im_link_t *l) {
+  if (!l->hold) hold_new(l);
+}
+
+void im_hold_settle(im_link_t *l) {
+  struct im_hold *h = l->hold;
+  if (h && !h->waiting && !h->reading && !h->queued) hold_flush(l);
+}
+
 int im_hold_read(im_worker_t *w, im_link_t *l, store_read_t *rd, uint64_t *gen) {
   if (l->hold && (l->hold->reading || l->hold->queued)) return TERN_EAGAIN; /* one per connection */
   if (!l->hold) hold_new(l);

@@ -308,6 +308,11 @@ void im_hold_free(im_link_t *l); /* the link is gone */
  * done) when another login's counts already hold the link: one per connection. A link
  * that goes away first runs rd's task with result TERN_ECLOSED if rd never started. */
 int im_hold_read(im_worker_t *w, im_link_t *l, store_read_t *rd, uint64_t *gen);
+/* Before a login's answer: the link's output is held from here (the answer waits for the
+ * counts too); im_hold_read takes the hold over, or im_hold_settle ends it when nothing
+ * else holds it. */
+void im_hold_open(im_link_t *l);
+void im_hold_settle(im_link_t *l);
 /* Submits rd to the store's read threads; when their queue is full (STORE_READ_QUEUE_MAX)
  * it runs on the worker's own reader, on the loop, as before reads moved off it. Either way
  * rd's task runs (at once in the second case). */

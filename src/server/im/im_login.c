@@ -300,7 +300,10 @@ static void login_read_done(task_t *t) {
 }
 
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
-  if (s->counting) return; /* a re-login while its counts are read: that read answers it */
+  if (s->counting) { /* a re-login while its counts are read: that read answers it */
+    im_hold_settle(s->link);
+    return;
+  }
   s->counting = 1;
   login_read_t *x = xcalloc(1, sizeof *x);
   x->im = w->im;
