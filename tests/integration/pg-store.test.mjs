@@ -171,8 +171,8 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     await sendMsg(a, slow.cid, 'hello');
     const chat = await startConv(b, ['chatter-c', 'chatter-d']);
     await sendMsg(b, chat.cid, 'warm up');
-    // more connections of a's address, logged in now: a login still reads its unread counts
-    // on the loop (docs/cluster.md), which the lock below would hold
+    // more connections of a's address, logged in now: a login's answer waits for its unread
+    // counts, which read the member table the lock below takes
     const ds = [];
     for (let k = 0; k < 3; k++) ds.push(await protoSession(server, 'reader-a'));
     const e = await protoSession(server, 'reader-a');
