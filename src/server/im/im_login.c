@@ -300,6 +300,7 @@ static void login_read_done(task_t *t) {
 }
 
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
+  im_login_told_free(s); /* a new login of the session: what it is told is read again */
   if (s->counting) { /* a re-login while its counts are read: that read answers it */
     im_hold_settle(s->link);
     return;
