@@ -10,7 +10,7 @@ import { startServer } from '../lib/server.mjs';
 import { startPg } from '../lib/pg.mjs';
 import { Clients, waitFor, uid, sleep, reconnection } from '../lib/interop-util.mjs';
 import { startProxy } from '../lib/interop-proxy.mjs';
-import { session as protoSession, startConv, sendMsg, closeAll as protoCloseAll } from '../lib/proto-client.mjs';
+import { session as protoSession, connect as protoConnect, startConv, sendMsg, closeAll as protoCloseAll } from '../lib/proto-client.mjs';
 import { spawn } from 'node:child_process';
 
 describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
@@ -171,8 +171,8 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     await sendMsg(a, slow.cid, 'hello');
     const chat = await startConv(b, ['chatter-c', 'chatter-d']);
     await sendMsg(b, chat.cid, 'warm up');
-    // more connections of a's address, logged in now: a login still reads its unread counts
-    // on the loop (docs/cluster.md), which the lock below would hold
+    // more connections of a's address, logged in now: a login's answer waits for its unread
+    // counts, which read the member table the lock below takes
     const ds = [];
     for (let k = 0; k < 3; k++) ds.push(await protoSession(server, 'reader-a'));
     const e = await protoSession(server, 'reader-a');
@@ -228,6 +228,59 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       // and the counts went back down: a read runs again
       const again = await e.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
       assert.equal(again.cmd, 'logs', JSON.stringify(again));
+    } finally {
+      locker.stdin.end();
+      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+    }
+  });
+
+  // A login's unread counts read the member table (its conversations): with that table
+  // locked, the login waits — its answer and its counts, held together (im_login.c) — while
+  // another client of the same (only) worker keeps chatting; once the lock goes the login is
+  // answered, then told its counts. Before, the counts were read on the worker's loop: the
+  // other client's first send waited for the lock (up to the 5 s statement_timeout).
+  it("a login's unread counts wait on a lock off the loop; another client of the worker chats meanwhile", async () => {
+    const sender = await protoSession(server, 'unread-sender');
+    const xid = 'unread-x';
+    const conv = await startConv(sender, [xid]);
+    const sent = [];
+    for (let i = 0; i < 3; i++) sent.push((await sendMsg(sender, conv.cid, `unread ${i}`)).uid);
+    const b = await protoSession(server, 'unread-chatter-b');
+    const c = await protoSession(server, 'unread-chatter-c');
+    const chat = await startConv(b, ['unread-chatter-c', 'unread-chatter-d']);
+    await sendMsg(b, chat.cid, 'warm up');
+    const x = await protoConnect(server);
+    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
+    locker.stdin.write("BEGIN; LOCK TABLE member IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
+    await locked;
+    try {
+      let answered = false;
+      const opened = x.request({ cmd: 'session', op: 'open', peerId: xid, appId: server.appId, sessionMessage: { ua: 'unread-lock' } }, 20000)
+        .then((r) => { answered = true; return r; });
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        const ack = await sendMsg(b, chat.cid, `while counting ${i}`);
+        assert.ok(ack.uid);
+        const got = await c.next((m) => m.cmd === 'direct' && m.directMessage?.msg === `while counting ${i}`);
+        assert.ok(got);
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `send ${i} took ${ms} ms while another client's login counts waited`);
+      }
+      assert.equal(answered, false, 'the login (answer and counts) waits on the lock');
+      locker.stdin.write('COMMIT;\n');
+      locker.stdin.end();
+      const r = await opened;
+      assert.equal(r.op, 'opened', JSON.stringify(r));
+      const unread = await x.next((m) => m.cmd === 'unread', 10000);
+      const t = unread.unreadMessage.convs.find((u) => u.cid === conv.cid);
+      assert.ok(t, JSON.stringify(unread));
+      assert.equal(t.unread, 3);
+      assert.equal(t.mid, sent[2]);
+      // in order: the answer, then the counts
+      const kinds = x.received.map((m) => m.cmd);
+      assert.ok(kinds.indexOf('session') < kinds.indexOf('unread'), kinds.join());
     } finally {
       locker.stdin.end();
       await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));

@@ -5,7 +5,9 @@
  * ends — confirmed, forced, cut at HOLD_MAX_BYTES — the frames go out and l->held is 0
  * again, told once they are all sent; a link that goes while held is left with nothing
  * held. A bus opened without Redis (no worker started): its changes are confirmed or
- * forced by hand (bus_release, bus_wait_sweep), its tasks posted to a list run here. */
+ * forced by hand (bus_release, bus_wait_sweep), its tasks posted to a list run here.
+ * And a login's counts (im_hold_read): read once the presence wait ends, sent between the
+ * login's answer and what followed it, minus what they told; cancelled with the link. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "bus_int.h"
+#include "err.h"
 #include "im_harness.h"
 #include "im_internal.h"
 #include "timeutil.h"
@@ -26,6 +29,7 @@ typedef struct {
   int calls;          /* ops->held */
   size_t held_seen;   /* l->held at the last call */
   size_t sent_seen;   /* bytes sent by then */
+  char order[64];     /* the first body byte of each frame sent, in order */
 } hl_t;
 
 static void hl_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen) {
@@ -33,6 +37,7 @@ static void hl_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint
   (void)body;
   hl_t *h = (hl_t *)l;
   h->sent += plen + blen;
+  if (blen && h->nsent < sizeof h->order - 1) h->order[h->nsent] = (char)body[0];
   h->nsent++;
 }
 static void hl_close(im_link_t *l, int code, const char *reason) {
@@ -209,11 +214,126 @@ static void a_link_gone_while_held_holds_nothing(void **state) {
   th_end();
 }
 
+/* ---- a login's counts (im_hold_read): the read is a fake one that sends a frame 'C' and
+ * drops held frames whose body starts with 'x' (as im_login.c drops pushes already told) */
+typedef struct {
+  store_read_t rd;
+  hl_t *h;
+  uint64_t gen;
+  int ran, done, result;
+} fake_read_t;
+
+static int fake_fn(store_reader_t *r, store_read_t *rd) {
+  (void)r;
+  ((fake_read_t *)rd)->ran++;
+  return 0;
+}
+static int drop_x(void *arg, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen) {
+  (void)arg;
+  (void)prefix;
+  (void)plen;
+  return blen && body[0] == 'x';
+}
+static void fake_done(task_t *t) {
+  fake_read_t *f = (fake_read_t *)t;
+  f->done++;
+  f->result = f->rd.result;
+  if (f->rd.result < 0) return;
+  im_link_t *l = &f->h->link;
+  int held = im_hold_read_out(l, f->gen);
+  assert_true(held);
+  im_link_send(l, NULL, 0, (const uint8_t *)"C", 1);
+  im_hold_read_end(l, f->gen, drop_x, NULL);
+}
+static void send_byte(hl_t *h, char c) { im_link_send(&h->link, NULL, 0, (const uint8_t *)&c, 1); }
+
+static void a_logins_counts_go_between_its_answer_and_what_followed(void **state) {
+  (void)state;
+  th_begin();
+  setup_bus();
+  hl_t h = {0};
+  im_link_open(&h.link, fz_imw(), &hl_ops, 3, "10.0.0.1");
+  hold(&h);           /* the login's presence change waits for Redis */
+  send_byte(&h, 'o'); /* session/opened */
+  fake_read_t f = {.h = &h};
+  f.rd.task.fn = fake_done;
+  f.rd.fn = fake_fn;
+  assert_int_equal(im_hold_read(fz_imw(), &h.link, &f.rd, &f.gen), 0);
+  assert_int_equal(f.ran, 0); /* not before the other nodes have the login */
+  /* a second login's counts on the same link: not held by it */
+  fake_read_t g = {.h = &h};
+  uint64_t gen2;
+  assert_int_equal(im_hold_read(fz_imw(), &h.link, &g.rd, &gen2), TERN_EAGAIN);
+  send_byte(&h, 'x'); /* a push the counts will have told */
+  send_byte(&h, 'p'); /* a push they did not */
+  assert_int_equal(h.nsent, 0);
+  bus_release(bus, bus_ticket(bus), 0); /* Redis confirmed: the read runs (SQLite: at once) */
+  run_posted();
+  assert_int_equal(f.ran, 1);
+  assert_int_equal(f.done, 1);
+  assert_null(h.link.hold);
+  assert_string_equal(h.order, "oCp"); /* answer, counts, the rest without what they told */
+  assert_int_equal(h.link.held, 0);
+  im_link_gone(&h.link, 1000);
+  teardown_bus();
+  th_end();
+}
+
+static void a_link_gone_before_its_counts_are_read_cancels_the_read(void **state) {
+  (void)state;
+  th_begin();
+  setup_bus();
+  hl_t h = {0};
+  im_link_open(&h.link, fz_imw(), &hl_ops, 3, "10.0.0.1");
+  hold(&h);
+  fake_read_t f = {.h = &h};
+  f.rd.task.fn = fake_done;
+  f.rd.fn = fake_fn;
+  assert_int_equal(im_hold_read(fz_imw(), &h.link, &f.rd, &f.gen), 0);
+  im_link_gone(&h.link, 1006);
+  assert_int_equal(f.done, 1); /* its owner frees it: told the link went */
+  assert_int_equal(f.result, TERN_ECLOSED);
+  assert_int_equal(f.ran, 0);
+  bus_release(bus, bus_ticket(bus), 0);
+  run_posted();
+  assert_int_equal(f.done, 1);
+  teardown_bus();
+  th_end();
+}
+
+static void without_a_bus_the_counts_are_read_at_once(void **state) {
+  (void)state;
+  th_begin();
+  hl_t h = {0};
+  im_link_open(&h.link, fz_imw(), &hl_ops, 3, "10.0.0.1");
+  im_hold_open(&h.link);
+  send_byte(&h, 'o');
+  assert_int_equal(h.nsent, 0); /* the answer waits for the counts */
+  fake_read_t f = {.h = &h};
+  f.rd.task.fn = fake_done;
+  f.rd.fn = fake_fn;
+  assert_int_equal(im_hold_read(fz_imw(), &h.link, &f.rd, &f.gen), 0);
+  assert_int_equal(f.done, 1);
+  assert_null(h.link.hold);
+  assert_string_equal(h.order, "oC");
+  /* a login that reads nothing ends a hold nothing else keeps */
+  im_hold_open(&h.link);
+  send_byte(&h, 'o');
+  im_hold_settle(&h.link);
+  assert_null(h.link.hold);
+  assert_string_equal(h.order, "oCo");
+  im_link_gone(&h.link, 1000);
+  th_end();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(held_bytes_are_told_while_held_and_released_when_published),
       cmocka_unit_test(forced_release_and_cut_leave_nothing_held),
       cmocka_unit_test(a_link_gone_while_held_holds_nothing),
+      cmocka_unit_test(a_logins_counts_go_between_its_answer_and_what_followed),
+      cmocka_unit_test(a_link_gone_before_its_counts_are_read_cancels_the_read),
+      cmocka_unit_test(without_a_bus_the_counts_are_read_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

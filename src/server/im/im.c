@@ -277,6 +277,7 @@ void fanout_to_session(session_t *s, const fanout_t *p) {
   uint8_t prefix[3 + 256];
   size_t len = strlen(s->client_id), o = 0;
   if (len > 256) return;
+  if (s->told && p->msg == 1 && im_login_told(s, p)) return; /* its login's counts have it */
   prefix[o++] = 0x22;
   if (len < 128) {
     prefix[o++] = (uint8_t)len;

@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "im_internal.h"
+#include "log.h"
 
 /* Prometheus lines (with im_bus_metrics). */
 void im_hold_metrics(im_t *im, buf_t *out) {
@@ -50,38 +52,65 @@ typedef struct {
 static _Atomic uint64_t hold_gen;
 
 struct im_hold {
-  uint64_t gen;    /* a hold cut early and another made later are told apart */
-  uint64_t ticket; /* the changes the held frames wait for */
-  int waiting;     /* a hold_wait_t is with the bus */
-  buf_t q;         /* frames: u32 prefix length, u32 body length, prefix, body */
+  uint64_t gen;         /* a hold cut early and another made later are told apart */
+  uint64_t ticket;      /* the changes the held frames wait for */
+  int waiting;          /* a hold_wait_t is with the bus */
+  int reading;          /* a login's counts hold the output (im_hold_read): until im_hold_read_end */
+  store_read_t *queued; /* that read, still to be submitted when the bus wait ends */
+  size_t mark;          /* where its frames go: the held output from here on follows them */
+  buf_t q;              /* frames: u32 prefix length, u32 body length, prefix, body */
+  buf_t tail;           /* between im_hold_read_out and _end: what q held from mark on */
 };
 
 static void put_u32(buf_t *b, uint32_t x) { buf_append(b, &x, sizeof x); }
 
 /* The held bytes changed: net brings its output budgets to them. */
 static void held_set(im_link_t *l, size_t n) {
+  if (l->hold) n += l->hold->tail.len;
   l->held = n;
   if (l->ops->held) l->ops->held(l);
 }
 
 /* Sends what the link held, in order, and ends the hold: the bytes leave l->held for the
  * connection's queue, and are counted there (held_set once they are all in it). */
-static void hold_flush(im_link_t *l) {
-  struct im_hold *h = l->hold;
-  l->hold = NULL;
-  l->held = 0;
+static void send_all(im_link_t *l, const buf_t *q) {
   size_t o = 0;
-  while (o + 8 <= h->q.len) {
+  while (o + 8 <= q->len) {
     uint32_t pl, bl;
-    memcpy(&pl, h->q.data + o, 4);
-    memcpy(&bl, h->q.data + o + 4, 4);
+    memcpy(&pl, q->data + o, 4);
+    memcpy(&bl, q->data + o + 4, 4);
     o += 8;
-    l->ops->send(l, h->q.data + o, pl, h->q.data + o + pl, bl);
+    l->ops->send(l, q->data + o, pl, q->data + o + pl, bl);
     o += (size_t)pl + bl;
   }
+}
+
+static log_limit_t read_full_log;
+
+static void read_submit(im_worker_t *w, store_read_t *rd) {
+  if (store_read_submit(w->im->store, w->reader, rd) < 0) { /* the server's read queue is full */
+    log_limited(&read_full_log, LOG_WARN, "read queue full: a login's counts are read on the worker's loop");
+    rd->result = rd->fn(w->reader, rd);
+    rd->task.fn(&rd->task);
+  }
+}
+
+void im_hold_read_submit(im_worker_t *w, store_read_t *rd) { read_submit(w, rd); }
+
+/* A hold cut early (HOLD_MAX_BYTES) while its read waited for the bus: the read goes on,
+ * unheld (its frames go out when read, after what went out now). */
+static void hold_flush(im_link_t *l) {
+  struct im_hold *h = l->hold;
+  store_read_t *queued = h->queued;
+  l->hold = NULL;
+  l->held = 0;
+  send_all(l, &h->q);
+  send_all(l, &h->tail); /* cut between im_hold_read_out and _end */
   buf_free(&h->q);
+  buf_free(&h->tail);
   free(h);
   held_set(l, 0);
+  if (queued) read_submit(l->imw, queued); /* last: on SQLite it runs (and sends) at once */
 }
 
 void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen) {
@@ -90,7 +119,7 @@ void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_
     l->ops->send(l, prefix, plen, body, blen);
     return;
   }
-  if (h->q.len + 8 + plen + blen > HOLD_MAX_BYTES) { /* too much waits: it all goes out now */
+  if (h->q.len + h->tail.len + 8 + plen + blen > HOLD_MAX_BYTES) { /* too much waits: it all goes out now */
     atomic_fetch_add(&l->imw->im->holds[2], 1);
     hold_flush(l);
     l->ops->send(l, prefix, plen, body, blen);
@@ -120,6 +149,13 @@ static void hold_released(task_t *t) {
     hold_wait_start(w, l);
     return;
   }
+  if (l->hold->queued) { /* the other nodes have the login now: its counts are read after it */
+    store_read_t *rd = l->hold->queued;
+    l->hold->queued = NULL;
+    read_submit(w, rd); /* may end the hold at once (SQLite): l->hold is not touched after */
+    return;
+  }
+  if (l->hold->reading) return; /* im_hold_read_end sends it all */
   hold_flush(l);
 }
 
@@ -133,14 +169,18 @@ static void hold_wait_start(im_worker_t *w, im_link_t *l) {
   bus_wait(w->im->bus, l->hold->ticket, w->idx, &hw->wait);
 }
 
+static void hold_new(im_link_t *l) {
+  l->hold = xcalloc(1, sizeof *l->hold);
+  l->hold->gen = atomic_fetch_add(&hold_gen, 1) + 1;
+}
+
 void im_hold_reply(im_worker_t *w, im_link_t *l) {
   bus_t *b = w->im->bus;
   if (!b) return;
   uint64_t ticket = bus_ticket(b);
   if (bus_confirmed(b, ticket)) return; /* nothing unpublished: nothing to wait for */
   if (!l->hold) {
-    l->hold = xcalloc(1, sizeof *l->hold);
-    l->hold->gen = atomic_fetch_add(&hold_gen, 1) + 1;
+    hold_new(l);
     atomic_fetch_add(&w->im->holds[0], 1);
   }
   if (ticket > l->hold->ticket) l->hold->ticket = ticket;
@@ -149,8 +189,68 @@ void im_hold_reply(im_worker_t *w, im_link_t *l) {
 
 void im_hold_free(im_link_t *l) {
   if (!l->hold) return;
+  store_read_t *queued = l->hold->queued;
   buf_free(&l->hold->q);
+  buf_free(&l->hold->tail);
   free(l->hold);
   l->hold = NULL;
   l->held = 0; /* the connection is being reaped: net releases what it counted */
+  if (queued) { /* never submitted: its owner frees it (it finds no session to send to) */
+    queued->result = TERN_ECLOSED;
+    queued->task.fn(&queued->task);
+  }
+}
+
+/* ---- a login's counts (im_login.c) */
+
+void im_hold_open(im_link_t *l) {
+  if (!l->hold) hold_new(l);
+}
+
+void im_hold_settle(im_link_t *l) {
+  struct im_hold *h = l->hold;
+  if (h && !h->waiting && !h->reading && !h->queued) hold_flush(l);
+}
+
+int im_hold_read(im_worker_t *w, im_link_t *l, store_read_t *rd, uint64_t *gen) {
+  if (l->hold && (l->hold->reading || l->hold->queued)) return TERN_EAGAIN; /* one per connection */
+  if (!l->hold) hold_new(l);
+  struct im_hold *h = l->hold;
+  *gen = h->gen; /* before the read may run (at once, on SQLite) */
+  h->reading = 1;
+  h->mark = h->q.len;
+  if (h->waiting) { /* the presence change first: the read starts when the others have it */
+    h->queued = rd;
+    return 0;
+  }
+  read_submit(w, rd); /* on SQLite this runs the read and its task (im_hold_read_end) now */
+  return 0;
+}
+
+int im_hold_read_out(im_link_t *l, uint64_t gen) {
+  struct im_hold *h = l->hold;
+  if (!h || h->gen != gen || !h->reading) return 0; /* cut early, or the link was never held by it */
+  if (h->mark < h->q.len) {
+    buf_append(&h->tail, h->q.data + h->mark, h->q.len - h->mark);
+    h->q.len = h->mark;
+  }
+  return 1;
+}
+
+void im_hold_read_end(im_link_t *l, uint64_t gen, im_hold_drop_fn drop, void *arg) {
+  struct im_hold *h = l->hold;
+  if (!h || h->gen != gen) return; /* cut while its frames went in (HOLD_MAX_BYTES): all sent */
+  size_t o = 0;
+  while (o + 8 <= h->tail.len) { /* what was held after the login follows its counts */
+    uint32_t pl, bl;
+    memcpy(&pl, h->tail.data + o, 4);
+    memcpy(&bl, h->tail.data + o + 4, 4);
+    const uint8_t *f = h->tail.data + o + 8;
+    if (!drop || !drop(arg, f, pl, f + pl, bl)) buf_append(&h->q, h->tail.data + o, 8 + (size_t)pl + bl);
+    o += 8 + (size_t)pl + bl;
+  }
+  buf_free(&h->tail);
+  h->reading = 0;
+  held_set(l, h->q.len);
+  if (!h->waiting) hold_flush(l);
 }

@@ -84,6 +84,8 @@ struct session {
   int64_t resumed_ms;        /* the last session/open with r:true (a reconnect), 0: none — sends
                        * within dedupe_window of it are checked for resends (im_dedupe.c) */
   uint16_t dedupe_left;      /* sends still to be checked since then (IM_DEDUPE_CHECKS) */
+  struct im_told *told;      /* what the login's counts told, for the pushes on their way (im_login.c) */
+  uint8_t counting;          /* its login's counts are being read (im_login.c) */
 };
 
 /* Members of a normal conversation: an immutable sorted snapshot, replaced on change. */
@@ -299,6 +301,29 @@ void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_
  * without a bus or when nothing is unpublished. */
 void im_hold_reply(im_worker_t *w, im_link_t *l);
 void im_hold_free(im_link_t *l); /* the link is gone */
+/* A login's counts: the link's output from now on is held until the read's task has sent
+ * them (im_hold_read_out, then im_hold_read_end). With a presence wait under way the read
+ * starts when it ends (the other nodes then push to the login), else now (on SQLite, with
+ * its task, before this returns). *gen names the hold for the task. TERN_EAGAIN (nothing
+ * done) when another login's counts already hold the link: one per connection. A link
+ * that goes away first runs rd's task with result TERN_ECLOSED if rd never started. */
+int im_hold_read(im_worker_t *w, im_link_t *l, store_read_t *rd, uint64_t *gen);
+/* Before a login's answer: the link's output is held from here (the answer waits for the
+ * counts too); im_hold_read takes the hold over, or im_hold_settle ends it when nothing
+ * else holds it. */
+void im_hold_open(im_link_t *l);
+void im_hold_settle(im_link_t *l);
+/* Submits rd to the store's read threads; when their queue is full (STORE_READ_QUEUE_MAX)
+ * it runs on the worker's own reader, on the loop, as before reads moved off it. Either way
+ * rd's task runs (at once in the second case). */
+void im_hold_read_submit(im_worker_t *w, store_read_t *rd);
+/* In the read's task: 1 if the hold gen is still there (not cut by HOLD_MAX_BYTES), and then
+ * what is sent until im_hold_read_end goes ahead of what was held since im_hold_read. */
+int im_hold_read_out(im_link_t *l, uint64_t gen);
+/* Frames held since im_hold_read follow, except those drop says the peer has (it sees each
+ * one: prefix and body); the hold ends unless a presence wait still holds it. */
+typedef int (*im_hold_drop_fn)(void *arg, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen);
+void im_hold_read_end(im_link_t *l, uint64_t gen, im_hold_drop_fn drop, void *arg);
 void im_hold_metrics(im_t *im, buf_t *out);
 /* Prometheus lines: bytes held so, connections closed for it (routes.c, with a bus). */
 void im_bus_metrics(im_t *im, buf_t *out);
@@ -497,7 +522,15 @@ int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, ch
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
+/* ---- im_login.c: a login's unread counts (or 2.1's offline messages), read off the loop */
+/* After "session opened": reads what the login is told and sends it, the link's output held
+ * behind it (im_hold_read). One read per session at a time: a re-login while its counts
+ * are read reads none (the read under way answers it). */
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+/* A message push to s (p->msg == 1) while s->told is set: 1 if its counts already told it
+ * (it is not sent). s->told lapses TOLD_MS after the counts. */
+int im_login_told(session_t *s, const fanout_t *p);
+void im_login_told_free(session_t *s);
 /* A message sent over REST (§7.1, §7.2); pointers borrowed for the call. */
 typedef struct {
   const uint8_t *data;

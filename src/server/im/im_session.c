@@ -153,6 +153,7 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
   metric_add(l->base64 ? M_SESSIONS_BASE64 : M_SESSIONS_PROTOBUF, -1);
   log_event(LOG_INFO, "logout", "addr=%s client=%s tag=%s code=%d duration_ms=%lld", l->ip, s->client_id, s->tag, code,
             (long long)(now_ms() - s->opened_ms));
+  im_login_told_free(s);
   free(s->client_id);
   free(s->tag);
   free(s);
@@ -373,6 +374,7 @@ void im_session_open(req_t *r) {
   if (token_ok) memcpy(s->lineage, st_info.lineage, sizeof s->lineage); /* the device's chain goes on */
   r->s = s;
   if (reconnect) s->resumed_ms = now_ms(), s->dedupe_left = IM_DEDUPE_CHECKS; /* resends may follow: im_dedupe.c */
+  im_hold_open(r->link); /* the answer waits for the login's counts (im_login.c) */
   send_opened(r, s);
   metric_inc(M_LOGINS_OK);
   log_event(LOG_INFO, "login", "addr=%s client=%s tag=%s result=%s code=%d reconnect=%d", r->link->ip, s->client_id,

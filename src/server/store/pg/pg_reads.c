@@ -211,7 +211,19 @@ static int pg_msg_receipts(store_reader_t *r, int64_t conv, const char *client, 
   return 0;
 }
 
+static int unread_in(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+
+/* One snapshot: a conversation's count and its last message agree (a message committed
+ * between the two reads would be the last one but not counted; the login's live pushes
+ * are checked against that last message, im_login.c). */
 static int pg_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
+  if (pgc_cmd(&r->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) return TERN_ESTORE;
+  int rc = unread_in(r, client, since, max, cb, arg);
+  if (pgc_cmd(&r->c, rc < 0 ? "ROLLBACK" : "COMMIT") < 0 && rc == 0) rc = TERN_ESTORE;
+  return rc;
+}
+
+static int unread_in(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   pgargs_t a = {0};
   pga_txt(&a, client);
   pga_i64(&a, since);

@@ -681,8 +681,19 @@ static void conv_pos_free(conv_pos_t *rows, size_t n) {
   free(rows);
 }
 
+static int unread_in(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+
+/* One read transaction (one snapshot of the WAL): a conversation's count and its last
+ * message agree (the login's live pushes are checked against that message, im_login.c). */
 int sq_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   if (!sq_member_maybe(r->s, client)) return 0; /* in no conversation: nothing unread */
+  int tx = sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+  int rc = unread_in(r, client, since, max, cb, arg);
+  if (tx) sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+  return rc;
+}
+
+static int unread_in(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   sqlite3_stmt *st = r->unread_convs;
   sqlite3_bind_text(st, 1, client, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);
