@@ -35,8 +35,8 @@
   X(LOGINS_REFUSED, COUNTER, "tern_logins_total", "result=\"refused\"", "")                                            \
   X(LOGINS_BAD_TOKEN, COUNTER, "tern_logins_total", "result=\"bad_token\"", "")                                        \
   X(LOGIN_PUSHES_TOLD, COUNTER, "tern_login_pushes_told_total", "",                                                    \
-    "Message pushes not sent to a new login because its unread counts (or lc.protobuf2.1 offline messages) "          \
-    "already told it of the message (docs/cluster.md, \"A login's counts\").")                                           \
+    "Message pushes not sent to a new login because its unread counts (or lc.protobuf2.1 offline messages) "           \
+    "already told it of the message (docs/cluster.md, \"A login's counts\").")                                         \
   X(MESSAGES_IN, COUNTER, "tern_messages_in_total", "kind=\"stored\"",                                                 \
     "Messages accepted for delivery (from clients, the REST API and will messages) by kind: stored, or transient "     \
     "(never stored).")                                                                                                 \

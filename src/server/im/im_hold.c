@@ -194,7 +194,7 @@ void im_hold_free(im_link_t *l) {
   buf_free(&l->hold->tail);
   free(l->hold);
   l->hold = NULL;
-  l->held = 0; /* the connection is being reaped: net releases what it counted */
+  l->held = 0;  /* the connection is being reaped: net releases what it counted */
   if (queued) { /* never submitted: its owner frees it (it finds no session to send to) */
     queued->result = TERN_ECLOSED;
     queued->task.fn(&queued->task);

@@ -175,7 +175,8 @@ static int login_read(store_reader_t *r, store_read_t *rd) {
   if (x->offline) {
     store_offline(r, x->client, OFFLINE_PUSH_MAX, offline_each, &x->off);
     /* oldest first: each conversation's messages up to its newest here are all pushed */
-    for (size_t i = 0; i < x->off.n; i++) key_note(&x->acc, x->off.m[i].cid, x->off.m[i].ts, x->off.m[i].seq, x->off.m[i].mid);
+    for (size_t i = 0; i < x->off.n; i++)
+      key_note(&x->acc, x->off.m[i].cid, x->off.m[i].ts, x->off.m[i].seq, x->off.m[i].mid);
     return 0;
   }
   return store_unread(r, x->client, x->since, UNREAD_CONVS_MAX, unread_each, &x->acc);
@@ -270,7 +271,8 @@ static void login_read_done(task_t *t) {
   if (s) s->counting = 0;
   int held = l && x->gen && im_hold_read_out(l, x->gen); /* its frames go ahead of what was held since */
   if (x->rd.result < 0 && x->rd.result != TERN_ECLOSED)
-    log_limited(&login_read_log, LOG_WARN, "login %s: unread counts not read: %s", x->client, tern_strerror(x->rd.result));
+    log_limited(&login_read_log, LOG_WARN, "login %s: unread counts not read: %s", x->client,
+                tern_strerror(x->rd.result));
   if (s && x->rd.result == 0 && x->offline) offline_send(s, &x->off);
   if (s && x->rd.result == 0 && !x->offline && x->acc.n) {
     lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -301,7 +303,7 @@ static void login_read_done(task_t *t) {
 
 void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
   im_login_told_free(s); /* a new login of the session: what it is told is read again */
-  if (s->counting) { /* a re-login while its counts are read: that read answers it */
+  if (s->counting) {     /* a re-login while its counts are read: that read answers it */
     im_hold_settle(s->link);
     return;
   }
