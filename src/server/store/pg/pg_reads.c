@@ -211,25 +211,33 @@ static int pg_msg_receipts(store_reader_t *r, int64_t conv, const char *client, 
   return 0;
 }
 
-static int unread_in(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg);
+static int unread_in(store_reader_t *r, PGresult *convs, const char *client, unread_cb cb, void *arg);
 
-/* One snapshot: a conversation's count and its last message agree (a message committed
- * between the two reads would be the last one but not counted; the login's live pushes
- * are checked against that last message, im_login.c). */
+/* The client's conversations with their read positions, then per conversation its count
+ * and its last message in one snapshot, so that they agree (a message committed between
+ * the two reads would be the last one but not counted; the login's live pushes are checked
+ * against that last message, im_login.c). The list itself needs no snapshot with them, so a
+ * client in no conversation (a login storm's) costs one round trip, not three. */
 static int pg_unread(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
-  if (pgc_cmd(&r->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) return TERN_ESTORE;
-  int rc = unread_in(r, client, since, max, cb, arg);
-  if (pgc_cmd(&r->c, rc < 0 ? "ROLLBACK" : "COMMIT") < 0 && rc == 0) rc = TERN_ESTORE;
-  return rc;
-}
-
-static int unread_in(store_reader_t *r, const char *client, int64_t since, int max, unread_cb cb, void *arg) {
   pgargs_t a = {0};
   pga_txt(&a, client);
   pga_i64(&a, since);
   pga_i64(&a, max);
   PGresult *convs;
   if (rq(r, PS_UNREAD_CONVS, &a, &convs) < 0) return TERN_ESTORE;
+  int rc = 0;
+  if (PQntuples(convs) > 0) {
+    if (pgc_cmd(&r->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) rc = TERN_ESTORE;
+    else {
+      rc = unread_in(r, convs, client, cb, arg);
+      if (pgc_cmd(&r->c, rc < 0 ? "ROLLBACK" : "COMMIT") < 0 && rc == 0) rc = TERN_ESTORE;
+    }
+  }
+  PQclear(convs);
+  return rc;
+}
+
+static int unread_in(store_reader_t *r, PGresult *convs, const char *client, unread_cb cb, void *arg) {
   int rc = 0;
   for (int i = 0; i < PQntuples(convs) && !rc; i++) {
     unread_view_t u = {
@@ -264,7 +272,6 @@ static int unread_in(store_reader_t *r, const char *client, int64_t since, int m
     PQfreemem(data);
     PQclear(ls);
   }
-  PQclear(convs);
   return rc;
 }
 
