@@ -80,7 +80,8 @@ static int run_conv_create(store_t *s, job_conv_create_t *j) {
 /* A possible resend (store.h: dt_since): is an equal message stored already — committed, or
  * earlier in this transaction? The one writer runs jobs in submission order, so a first
  * copy submitted before the resend was checked is found here, however long its commit took.
- * 1 (j->dup_mid, j->dup_ts set), 0, or an SQLite error. */
+ * TERN_EEXIST (j->dup_mid, j->dup_ts set), 0, or an SQLite error (positive: never taken
+ * for a match — SQLITE_ERROR is 1). */
 static int msg_dup(store_t *s, job_msg_insert_t *j) {
   sqlite3_stmt *st = s->w_msg_by_dt;
   sqlite3_bind_int64(st, 1, j->conv);
@@ -96,13 +97,13 @@ static int msg_dup(store_t *s, job_msg_insert_t *j) {
   }
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
-  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : rc;
+  return rc == SQLITE_ROW ? TERN_EEXIST : rc == SQLITE_DONE ? 0 : rc;
 }
 
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   if (j->dt_since && j->dt) {
     int dup = msg_dup(s, j);
-    if (dup) return dup == 1 ? TERN_EEXIST : dup;
+    if (dup) return dup;
   }
   sqlite3_stmt *st = s->ins_msg;
   sqlite3_bind_int64(st, 1, j->conv);
