@@ -259,6 +259,7 @@ fanout_t *fanout_new(const lc_cmd_t *cmd) {
   p->priority = 2;
   p->not_to = NULL;
   p->msg = cmd->cmd != LC__COMMAND_TYPE__direct ? 0 : cmd->directmessage && cmd->directmessage->transient ? 2 : 1;
+  p->ts = p->msg == 1 && cmd->directmessage->has_timestamp ? cmd->directmessage->timestamp : -1;
   p->len = n;
   lc__generic_command__pack(&c, p->body);
   return p;

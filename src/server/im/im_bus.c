@@ -113,6 +113,7 @@ static fanout_t *get_frame(rd_t *r) {
   atomic_init(&p->ref, 1);
   p->priority = prio;
   p->msg = msg;
+  p->ts = -1; /* not in the node-to-node frame: im_login_told decodes it */
   p->not_to = not_to;
   p->len = n;
   memcpy(p->body, body, n);

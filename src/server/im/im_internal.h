@@ -220,6 +220,9 @@ typedef struct {
   int priority; /* chat rooms: 1 HIGH, 2 NORMAL, 3 LOW — what congestion may drop */
   int msg;      /* a message (direct: 1 stored, 2 transient), not a notification (0): counted as
                  * tern_messages_out_total{kind} */
+  int64_t ts;   /* a stored message's timestamp, -1 unknown (a frame from another node): lets
+                 * im_login_told pass what is newer than every message a login was told of
+                 * without decoding the frame */
   char *not_to; /* chat rooms: a client whose sessions do not get it (REST sends), or NULL */
   size_t len;
   uint8_t body[];

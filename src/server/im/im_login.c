@@ -186,6 +186,7 @@ static int login_read(store_reader_t *r, store_read_t *rd) {
 struct im_told {
   conv_key_t *keys;
   size_t n;
+  int64_t max_ts; /* the newest key's timestamp: a push after it was never told */
   int64_t until_ms;
 };
 
@@ -238,6 +239,9 @@ int im_login_told(session_t *s, const fanout_t *p) {
     im_login_told_free(s);
     return 0;
   }
+  /* a message newer than every one told (most pushes after a login) cannot be one of them
+   * (told_has compares the same timestamp): no decode */
+  if (p->ts >= 0 && p->ts > s->told->max_ts) return 0;
   lc_cmd_t *c = codec_decode(p->body, p->len, LC_FMT_BINARY);
   int drop = c && c->cmd == LC__COMMAND_TYPE__direct && told_has(s->told->keys, s->told->n, c->directmessage);
   codec_free(c);
@@ -294,6 +298,9 @@ static void login_read_done(task_t *t) {
     s->told = xcalloc(1, sizeof *s->told);
     s->told->keys = x->acc.keys;
     s->told->n = x->acc.nkeys;
+    s->told->max_ts = INT64_MIN;
+    for (size_t i = 0; i < x->acc.nkeys; i++)
+      if (x->acc.keys[i].ts > s->told->max_ts) s->told->max_ts = x->acc.keys[i].ts;
     s->told->until_ms = now_ms() + TOLD_MS;
     x->acc.keys = NULL;
     x->acc.nkeys = 0;
