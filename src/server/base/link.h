@@ -55,7 +55,7 @@ struct im_link {
   uint16_t queries;             /* conversation queries running for it (im_conv.c) */
   uint16_t reads;               /* history reads running for it off the loop (im_msg.c) */
   struct im_park *park;         /* in a cluster: frames held while a nonce is asked of the bus (im_bus.c) */
-  struct im_hold *hold;         /* in a cluster: output held until a presence change is published (im_hold.c) */
+  struct im_hold *hold;         /* output held: for a presence change (cluster) or a login's counts (im_hold.c) */
   size_t held;                  /* bytes the hold keeps from the peer now (0 without one); see ops->held */
 };
 

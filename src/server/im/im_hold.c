@@ -1,6 +1,6 @@
-/* im_hold.c — in a cluster, a reply that acknowledges a presence change (a login, a logout,
- * a chat-room join or quit) waits until this node's presence batch carrying the change is
- * confirmed by Redis (bus_wait, bus.h): the other nodes then have the delta queued before
+/* im_hold.c — a link's output held back. In a cluster, a reply that acknowledges a
+ * presence change (a login, a logout, a chat-room join or quit) waits until this node's
+ * presence batch carrying the change is confirmed by Redis (bus_wait, bus.h): the other nodes then have the delta queued before
  * anything the client does next (docs/cluster.md, "The window").
  *
  * What waits is the link's output, not only the reply: from the reply on, every frame
@@ -19,7 +19,9 @@
  * the queue when the hold ends and leave the budgets when written, or with the connection
  * when a budget drops it. A link that goes away frees its hold (net releases what it
  * counted when it reaps the connection); the waiter finds the link by handle, so it never
- * touches a freed one. With no bus nothing is held and this costs one NULL test per frame. */
+ * touches a freed one. With no bus, only a login's counts hold (below, "a login's
+ * counts"; on SQLite they are read before the login's answer leaves), and a link with no
+ * hold costs one NULL test per frame. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,15 +89,13 @@ static void send_all(im_link_t *l, const buf_t *q) {
 
 static log_limit_t read_full_log;
 
-static void read_submit(im_worker_t *w, store_read_t *rd) {
+void im_hold_read_submit(im_worker_t *w, store_read_t *rd) {
   if (store_read_submit(w->im->store, w->reader, rd) < 0) { /* the server's read queue is full */
     log_limited(&read_full_log, LOG_WARN, "read queue full: a login's counts are read on the worker's loop");
     rd->result = rd->fn(w->reader, rd);
     rd->task.fn(&rd->task);
   }
 }
-
-void im_hold_read_submit(im_worker_t *w, store_read_t *rd) { read_submit(w, rd); }
 
 /* A hold cut early (HOLD_MAX_BYTES) while its read waited for the bus: the read goes on,
  * unheld (its frames go out when read, after what went out now). */
@@ -110,7 +110,7 @@ static void hold_flush(im_link_t *l) {
   buf_free(&h->tail);
   free(h);
   held_set(l, 0);
-  if (queued) read_submit(l->imw, queued); /* last: on SQLite it runs (and sends) at once */
+  if (queued) im_hold_read_submit(l->imw, queued); /* last: on SQLite it runs (and sends) at once */
 }
 
 void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen) {
@@ -152,7 +152,7 @@ static void hold_released(task_t *t) {
   if (l->hold->queued) { /* the other nodes have the login now: its counts are read after it */
     store_read_t *rd = l->hold->queued;
     l->hold->queued = NULL;
-    read_submit(w, rd); /* may end the hold at once (SQLite): l->hold is not touched after */
+    im_hold_read_submit(w, rd); /* may end the hold at once (SQLite): l->hold is not touched after */
     return;
   }
   if (l->hold->reading) return; /* im_hold_read_end sends it all */
@@ -223,7 +223,7 @@ int im_hold_read(im_worker_t *w, im_link_t *l, store_read_t *rd, uint64_t *gen) 
     h->queued = rd;
     return 0;
   }
-  read_submit(w, rd); /* on SQLite this runs the read and its task (im_hold_read_end) now */
+  im_hold_read_submit(w, rd); /* on SQLite this runs the read and its task (im_hold_read_end) now */
   return 0;
 }
 
