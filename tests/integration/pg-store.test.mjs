@@ -13,6 +13,23 @@ import { startProxy } from '../lib/interop-proxy.mjs';
 import { session as protoSession, connect as protoConnect, startConv, sendMsg, closeAll as protoCloseAll } from '../lib/proto-client.mjs';
 import { spawn } from 'node:child_process';
 
+/** Another PostgreSQL session holding `table` in ACCESS EXCLUSIVE mode: reads of it wait
+ * until commit(); close() ends the session (and the lock, if still held) and waits for it. */
+async function lockTable(db, table) {
+  const p = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const locked = new Promise((resolve) => p.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
+  p.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
+  await locked;
+  return {
+    commit() { p.stdin.write('COMMIT;\n'); p.stdin.end(); },
+    async close() {
+      p.stdin.end();
+      await new Promise((resolve) => (p.exitCode !== null ? resolve() : p.on('exit', resolve)));
+    },
+  };
+}
+
 describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
   let pg, db, server, env, proxy;
   before(async () => {
@@ -177,11 +194,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     for (let k = 0; k < 3; k++) ds.push(await protoSession(server, 'reader-a'));
     const e = await protoSession(server, 'reader-a');
     // another session takes the member table: reads of it wait; sends do not touch it
-    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
-    locker.stdin.write("BEGIN; LOCK TABLE member IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
-    await locked;
+    const locker = await lockTable(db, 'member');
     try {
       let answered = false;
       const page = a.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } }, 20000).then((r) => { answered = true; return r; });
@@ -218,8 +231,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
         assert.ok(ms < 1000, `send ${i} took ${ms} ms while another client's read waited`);
       }
       assert.equal(answered, false, 'the history reads are still waiting on the lock');
-      locker.stdin.write('COMMIT;\n');
-      locker.stdin.end();
+      locker.commit();
       assert.equal(more.length, 15 + 48);
       for (const r of [await page, ...(await Promise.all(more))]) {
         assert.equal(r.cmd, 'logs', JSON.stringify(r));
@@ -229,8 +241,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       const again = await e.request({ cmd: 'logs', logsMessage: { cid: slow.cid, l: 10 } });
       assert.equal(again.cmd, 'logs', JSON.stringify(again));
     } finally {
-      locker.stdin.end();
-      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+      await locker.close();
     }
   });
 
@@ -250,11 +261,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     const chat = await startConv(b, ['unread-chatter-c', 'unread-chatter-d']);
     await sendMsg(b, chat.cid, 'warm up');
     const x = await protoConnect(server);
-    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
-    locker.stdin.write("BEGIN; LOCK TABLE member IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
-    await locked;
+    const locker = await lockTable(db, 'member');
     try {
       let answered = false;
       const opened = x.request({ cmd: 'session', op: 'open', peerId: xid, appId: server.appId, sessionMessage: { ua: 'unread-lock' } }, 20000)
@@ -269,8 +276,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
         assert.ok(ms < 1000, `send ${i} took ${ms} ms while another client's login counts waited`);
       }
       assert.equal(answered, false, 'the login (answer and counts) waits on the lock');
-      locker.stdin.write('COMMIT;\n');
-      locker.stdin.end();
+      locker.commit();
       const r = await opened;
       assert.equal(r.op, 'opened', JSON.stringify(r));
       const unread = await x.next((m) => m.cmd === 'unread', 10000);
@@ -282,8 +288,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       const kinds = x.received.map((m) => m.cmd);
       assert.ok(kinds.indexOf('session') < kinds.indexOf('unread'), kinds.join());
     } finally {
-      locker.stdin.end();
-      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+      await locker.close();
     }
   });
 
@@ -297,11 +302,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     const conv = await startConv(sender, ['rcp-receiver']);
     const ack = await sendMsg(sender, conv.cid, 'receipt please', { r: true });
     await receiver.next((m) => m.cmd === 'direct' && m.directMessage?.id === ack.uid);
-    const locker = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    const locked = new Promise((resolve) => locker.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
-    locker.stdin.write("BEGIN; LOCK TABLE msg IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
-    await locked;
+    const locker = await lockTable(db, 'msg');
     try {
       let delivered = false;
       const rcp = sender.next((m) => m.cmd === 'rcp' && m.rcpMessage?.id === ack.uid, 20000).then((m) => { delivered = true; return m; });
@@ -313,15 +314,13 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
         assert.ok(ms < 1000, `echo ${i} took ${ms} ms while an ack's receipts waited`);
       }
       assert.equal(delivered, false, 'the receipt waits for the lock');
-      locker.stdin.write('COMMIT;\n');
-      locker.stdin.end();
+      locker.commit();
       const r = await rcp;
       assert.equal(r.rcpMessage.cid, conv.cid);
       assert.equal(r.rcpMessage.from, 'rcp-receiver');
       assert.ok(!r.rcpMessage.read);
     } finally {
-      locker.stdin.end();
-      await new Promise((resolve) => (locker.exitCode !== null ? resolve() : locker.on('exit', resolve)));
+      await locker.close();
     }
   });
 });
