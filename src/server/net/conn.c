@@ -36,7 +36,35 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 
 static size_t tls_queued(const conn_t *c) { return c->tls ? tls_queue(c->tls)->len : 0; }
 
-size_t conn_queued(const conn_t *c) { return c->out.len + c->wbuf.len + tls_queued(c); }
+size_t conn_queued(const conn_t *c) { return c->out.len + (c->wbuf.len - c->woff) + tls_queued(c); }
+
+/* Output memory reuse. A queue written out whole goes back to the worker rather than to
+ * malloc, up to WORKER_OUTCACHE buffers of OUTCACHE_CAP_MIN..OUTCACHE_CAP_MAX bytes (at
+ * most 16 MiB a worker), and a queue that starts empty takes one. Under a chat room's
+ * fan-out every member's queue is filled and written out each iteration: freed and grown
+ * again from 64 bytes, those queues cost realloc copies and, once malloc gave the pages
+ * back, a page fault per page (bench/README.md, "Chat-room floods"). An idle connection
+ * still holds no buffer; the worker holds what its busiest moment wrote at once, at most. */
+#define OUTCACHE_CAP_MIN 1024
+#define OUTCACHE_CAP_MAX (64 * 1024)
+
+static void out_give(worker_t *w, buf_t *b) {
+  if (b->data && b->cap >= OUTCACHE_CAP_MIN && b->cap <= OUTCACHE_CAP_MAX && w->noutcache < WORKER_OUTCACHE) {
+    b->len = 0;
+    w->outcache[w->noutcache++] = *b;
+    *b = (buf_t)BUF_INIT;
+    return;
+  }
+  buf_free(b);
+}
+
+static void out_take(worker_t *w, buf_t *b) {
+  if (!b->data && w->noutcache) *b = w->outcache[--w->noutcache];
+}
+
+void conn_outcache_free(worker_t *w) {
+  while (w->noutcache) buf_free(&w->outcache[--w->noutcache]);
+}
 
 static log_limit_t refuse_log, drop_log;
 
@@ -281,6 +309,7 @@ int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
     acct_sync(c);
     return TERN_E2BIG;
   }
+  out_take(c->w, &c->out);
   buf_reserve(&c->out, total);
   for (int i = 0; i < nbufs; i++) buf_append(&c->out, bufs[i].base, bufs[i].len);
   worker_schedule_flush(c->w, c);
@@ -304,7 +333,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void on_write(uv_write_t *req, int status) {
   conn_t *c = req->data;
   c->writing = 0;
-  buf_free(&c->wbuf);
+  out_give(c->w, &c->wbuf);
+  c->woff = 0;
   acct_sync(c);
   if (status < 0) {
     conn_abort(c, 1006);
@@ -367,16 +397,17 @@ static void flush_end(conn_t *c, buf_t *src, int n) {
       return;
     }
     if ((size_t)n == src->len) {
-      buf_free(src); /* give the memory back: an idle connection holds no buffer */
+      out_give(c->w, src); /* an idle connection holds no buffer (the worker may keep it) */
     } else {
-      /* The kernel took part of it: hand the rest to uv_write and start a fresh queue so
-       * handlers never append to memory an in-flight write points into. */
-      buf_consume(src, (size_t)n);
+      /* The kernel took part of it: hand the rest to uv_write from where the kernel
+       * stopped (no shifting), and start a fresh queue so handlers never append to memory
+       * an in-flight write points into. */
       c->wbuf = *src;
+      c->woff = (size_t)n;
       *src = (buf_t)BUF_INIT;
       if (!c->wreq) c->wreq = xmalloc(sizeof *c->wreq);
       c->wreq->data = c;
-      uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+      uv_buf_t b = uv_buf_init((char *)c->wbuf.data + c->woff, (unsigned)(c->wbuf.len - c->woff));
       c->writing = 1;
       if (uv_write(c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
         c->writing = 0;

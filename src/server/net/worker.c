@@ -524,6 +524,7 @@ void server_free(server_t *srv) {
     worker_set_current(-1);
     srv->net_app->worker_free(w->imw);
     wring_close(w->wring); /* closed by its thread already, unless the loop never ran */
+    conn_outcache_free(w);
     handle_table_free(&w->conns);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -13,6 +13,7 @@
 #include "uring.h"
 
 #define WORKER_READBUF (64 * 1024)
+#define WORKER_OUTCACHE 256 /* output buffers a worker keeps for reuse (conn.c) */
 
 struct worker {
   int idx;
@@ -52,6 +53,11 @@ struct worker {
   wring_t *wring;   /* the loop's writes in one io_uring submission (uring.h), NULL: write(2) each */
   uint8_t readbuf[WORKER_READBUF];
   int readbuf_busy;
+  /* Output memory written out and kept for the next queue that starts empty (conn.c,
+   * out_give/out_take): a busy worker's queues do not go back to malloc and grow again
+   * from nothing at every flush, while an idle connection still holds no buffer. */
+  buf_t outcache[WORKER_OUTCACHE];
+  int noutcache;
 };
 
 /* Runs t->fn(t) on worker `idx`'s loop thread — and likewise every task chained after t
