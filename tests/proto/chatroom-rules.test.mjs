@@ -237,3 +237,38 @@ test('§3.19 chat room priorities under congestion: LOW is dropped first, NORMAL
     assert.equal(Slow.isClosed, false, 'the slow reader was not disconnected');
   });
 });
+
+test('§3.19 chat room back-pressure: a sender that does not wait for its acks is paused past 64 waiting and resumed; every message acked once, delivered once, in order', async () => {
+  // Two workers: a chat-room message's ack waits until the other worker has queued it to
+  // its members (docs/architecture.md, "Chat-room back-pressure"). 300 sends written at
+  // once are committed in a batch or a few, so well over 64 acks wait at the same moment.
+  await withServer({ TERN_WORKERS: '2' }, async (srv) => {
+    const S = await session(srv, uid('S'));
+    const room = (await startConv(S, [], { transient: true })).cid;
+    const members = [];
+    for (let k = 0; k < 6; k++) { // spread over both workers by the kernel (SO_REUSEPORT)
+      const m = await session(srv, uid(`m${k}`));
+      await join(m, room);
+      members.push(m);
+    }
+    const N = 300;
+    const acks = [];
+    for (let k = 0; k < N; k++) acks.push(S.request({ cmd: 'direct', directMessage: { cid: room, msg: TEXT(`m ${k}`) } }, 30000));
+    const got = await Promise.all(acks);
+    for (const a of got) assert.equal(a.cmd, 'ack');
+    assert.equal(new Set(got.map((a) => a.ackMessage.uid)).size, N, 'one stored message per send');
+    // the link was paused and read again: a request after the flood is answered
+    const after = await S.request({ cmd: 'direct', directMessage: { cid: room, msg: TEXT('m after') } }, 30000);
+    assert.equal(after.cmd, 'ack');
+    const want = [...Array.from({ length: N }, (_, k) => `m ${k}`), 'm after'];
+    for (const m of members) {
+      await m.next((p) => p.cmd === 'direct' && p.directMessage.msg.includes('"m after"'), 30000);
+      const seen = m.received.filter((p) => p.cmd === 'direct' && p.directMessage.cid === room)
+        .map((p) => JSON.parse(p.directMessage.msg)._lctext);
+      assert.deepEqual(seen, want, `${m.peer}: every message once, in order`);
+    }
+    const res = await fetch(`${srv.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${srv.masterKey}` } });
+    const paused = Number(/^tern_room_senders_paused_total (\d+)$/m.exec(await res.text())?.[1]);
+    assert.ok(paused >= 1, `the sender was paused (tern_room_senders_paused_total ${paused})`);
+  });
+});

@@ -36,6 +36,11 @@ typedef struct {
    * connections for closing, so it may be called in any send's call stack. NULL: nothing
    * is counted (test harnesses). */
   void (*held)(im_link_t *l);
+  /* Stop reading the peer's frames (on = 1: the frames already received wait, unread ones
+   * stay in the socket, so TCP pushes back on the peer), or read again (on = 0: the ones
+   * waiting are handled first). Never from inside the link's own im_link_message. NULL:
+   * the link is never paused (test harnesses). */
+  void (*pause)(im_link_t *l, int on);
 } im_link_ops_t;
 
 /* net reads nsessions and sessionless_since_ms (the login timeout) and held (the output
@@ -57,6 +62,8 @@ struct im_link {
   struct im_park *park;         /* in a cluster: frames held while a nonce is asked of the bus (im_bus.c) */
   struct im_hold *hold;         /* output held: for a presence change (cluster) or a login's counts (im_hold.c) */
   size_t held;                  /* bytes the hold keeps from the peer now (0 without one); see ops->held */
+  uint16_t room_acks;           /* chat-room acks waiting for the other workers' fan-out (im_msg.c) */
+  uint8_t paused;               /* ops->pause(l, 1) in force: too many room_acks */
 };
 
 #endif

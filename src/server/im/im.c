@@ -464,10 +464,37 @@ void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64
   room_local(w, p, c, skip, 1);
 }
 
+/* worker_relay_t: the worker after `from` that is not the relay's origin, else origin. */
+static int relay_next(const worker_relay_t *r, int from) {
+  int next = from + 1 == r->origin ? from + 2 : from + 1;
+  return next < r->im->nworkers ? next : r->origin;
+}
+
+static void relay_run(task_t *t);
+
+static void relay_hop(worker_relay_t *r, int to) {
+  r->at = to;
+  if (!r->im->workers[to]) { /* freed already: the server is stopping (server_free) */
+    r->done(r, NULL);
+    return;
+  }
+  r->task.fn = relay_run;
+  r->task.next = NULL;
+  r->im->post(r->im->post_arg, to, &r->task);
+}
+
+static void relay_run(task_t *t) {
+  worker_relay_t *r = (worker_relay_t *)t;
+  if (r->at == r->origin) r->done(r, r->im->workers[r->origin]);
+  else relay_hop(r, relay_next(r, r->at));
+}
+
 static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip, int ordered) {
   if (!c->room || atomic_load(&c->online) == 0) return;
   im_t *im = w->im;
   int direct = !ordered || atomic_load(&c->dlv_posted) == 0;
+  worker_relay_t *relay = w->room_relay;
+  w->room_relay = NULL;
   for (int k = 0; k < im->nworkers; k++) {
     if (k == w->idx && direct) {
       room_deliver_local(w, p, c, skip);
@@ -485,6 +512,11 @@ static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t sk
     d->ordered = ordered;
     if (ordered) atomic_fetch_add(&c->dlv_posted, 1);
     im->post(im->post_arg, k, &d->task);
+  }
+  if (relay) {
+    relay->im = im;
+    relay->origin = w->idx;
+    relay_hop(relay, relay_next(relay, -1));
   }
 }
 

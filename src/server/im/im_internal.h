@@ -66,6 +66,7 @@ struct im_worker {
   handle_table_t links;    /* handle → im_link_t, for completions that outlive a callback */
   handle_table_t sessions; /* handle → session_t */
   store_reader_t *reader;
+  struct worker_relay *room_relay; /* set around a chat-room send's fan-out: its ack (room_local) */
 };
 
 struct session {
@@ -244,6 +245,21 @@ void fanout_to_room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t
  * deliveries of c in the order of these calls, whichever worker makes them. */
 void fanout_to_clients_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, char *const *ids, size_t n, uint64_t skip);
 void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip);
+
+/* A task that visits every worker but `origin`, one after another, then runs `done` on
+ * origin. Each worker's inbox runs in posting order, so it runs on each after whatever that
+ * worker was posted before it. A chat room's ack travels so (im_msg.c): set in
+ * w->room_relay before the send's fan-out, the room's first fan-out from w that posts
+ * deliveries to other workers takes it (and clears the field), and the ack is sent once
+ * every worker has queued the message to its members — so a sender waiting for its acks
+ * sends no faster than the room is delivered (docs/architecture.md, "Chat-room
+ * back-pressure"). done gets NULL when origin is gone (the server stopping): free only. */
+typedef struct worker_relay {
+  task_t task;
+  im_t *im;
+  int origin, at;
+  void (*done)(struct worker_relay *r, im_worker_t *w);
+} worker_relay_t;
 
 /* im_order.c — a conversation's stored messages in history order (one node). */
 /* After the commit of the send numbered `no` (c->dlv_next under the lock at submit): its

@@ -384,6 +384,60 @@ static void sent_rekeyed(send_job_t *sj) {
   sj->j.rekeyed = 0;
 }
 
+/* Past this many chat-room acks waiting (below) on one link, its input is paused (link
+ * ops->pause) until half have gone out: a sender that does not wait for its acks is held
+ * to the room's pace by TCP, and the fan-out backlog it can leave behind is bounded. */
+#define ROOM_ACKS_MAX 64
+
+/* A chat-room message's ack, sent once every worker has queued the message to its
+ * members (worker_relay_t): without it the ack left at commit while the other workers'
+ * deliveries waited in their inboxes, so a sender that waits for acks could still send
+ * faster than the room was delivered, and the backlog grew without bound (bench/README.md,
+ * "Chat-room floods"). A request only (REST sends have no ack), and only with workers to
+ * wait for. */
+typedef struct {
+  worker_relay_t relay;
+  reply_to_t rt;
+  char *mid;
+  int64_t ts;
+} room_ack_t;
+
+static void room_ack_done(worker_relay_t *r, im_worker_t *w);
+
+static room_ack_t *room_ack_new(im_worker_t *w, send_job_t *sj) {
+  if (sj->conv->kind != CONV_ROOM || w->im->nworkers < 2 || !sj->rt.has_i) return NULL;
+  im_link_t *l = reply_to_link(w, &sj->rt);
+  if (!l) return NULL; /* gone: no ack to send */
+  if (++l->room_acks >= ROOM_ACKS_MAX && !l->paused && l->ops->pause) {
+    l->paused = 1; /* from a completion task, never inside the link's own input */
+    metric_inc(M_ROOM_SENDERS_PAUSED);
+    l->ops->pause(l, 1);
+  }
+  room_ack_t *a = xcalloc(1, sizeof *a);
+  a->relay.done = room_ack_done;
+  a->rt = sj->rt; /* taken over: send_job_free frees nothing of it */
+  sj->rt = (reply_to_t){0};
+  a->mid = xstrdup(sj->j.mid);
+  a->ts = sj->j.ts;
+  return a;
+}
+
+static void room_ack_done(worker_relay_t *r, im_worker_t *w) {
+  room_ack_t *a = (room_ack_t *)r;
+  im_link_t *l = w ? reply_to_link(w, &a->rt) : NULL;
+  if (l) {
+    send_ack(w, &a->rt, a->mid, a->ts);
+    l->room_acks--;
+    if (l->paused && l->room_acks <= ROOM_ACKS_MAX / 2) {
+      l->paused = 0;
+      l->ops->pause(l, 0);
+    }
+  }
+  reply_to_free(&a->rt);
+  free(a->mid);
+  free(a);
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -407,8 +461,14 @@ static void send_done(task_t *t) {
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
-    send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
+    room_ack_t *ra = room_ack_new(w, sj);
+    if (!ra) send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
+    w->room_relay = ra ? &ra->relay : NULL;
     deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
+    if (w->room_relay) { /* not taken: no delivery was posted to another worker */
+      w->room_relay = NULL;
+      room_ack_done(&ra->relay, w);
+    }
     metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
     message_sent_hook(w, sj);
     offline_push(w, sj);

@@ -54,7 +54,14 @@ static void link_held(im_link_t *l) {
   conn_held(c);
 }
 
-static const im_link_ops_t link_ops = {link_send, link_close, link_queued, link_held};
+static void link_pause(im_link_t *l, int on) {
+  conn_t *c = (conn_t *)((char *)l - offsetof(conn_t, link));
+  c->input_paused = (uint8_t)on;
+  if (on) conn_pause_input(c);
+  else conn_resume_input(c);
+}
+
+static const im_link_ops_t link_ops = {link_send, link_close, link_queued, link_held, link_pause};
 
 void ws_start(conn_t *c, int base64, int proto_version) {
   c->state = CONN_WS;
@@ -99,7 +106,7 @@ static int deliver(conn_t *c, int opcode, const uint8_t *p, size_t n) {
 int ws_input(conn_t *c, uint8_t *p, size_t n) {
   size_t off = 0;
   size_t max = (size_t)c->w->srv->cfg->max_frame;
-  while (off < n && c->state == CONN_WS && !c->reaping) {
+  while (off < n && c->state == CONN_WS && !c->reaping && !c->input_paused) { /* paused: the rest waits in c->in */
     ws_header_t h;
     int r = ws_parse_header(p + off, n - off, &h);
     if (r == 0) break;
