@@ -324,3 +324,61 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     }
   });
 });
+
+// im_prefetch.c: a request naming a conversation this node has not cached (created on
+// another node, or changed there) reads it on the store's read threads, with the request's
+// connection paused meanwhile, instead of on the worker's loop. Two ternd on one database,
+// no bus: the conversation is made on the other; this one (one worker) has never seen it.
+describe('a conversation the cache lacks is read off the loop', () => {
+  let pg, db, server, other;
+  before(async () => {
+    pg = startPg();
+    db = pg.createDatabase();
+    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
+    other = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
+  });
+  after(async () => {
+    await protoCloseAll(server);
+    await protoCloseAll(other);
+    try {
+      if (server) await server.stop();
+      if (other) await other.stop();
+    } finally {
+      if (pg) pg.stop();
+    }
+  });
+
+  it('a send to it waits on a locked conversation table off the loop; the worker answers another client meanwhile; the frames behind it keep their order', async () => {
+    const maker = await protoSession(other, 'pf-a');
+    const conv = await startConv(maker, ['pf-b']);
+    const a = await protoSession(server, 'pf-a');
+    const b = await protoSession(server, 'pf-b');
+    const c = await protoSession(server, 'pf-c');
+    const locker = await lockTable(db, 'conv');
+    try {
+      let acked = false;
+      const first = a.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'off the loop 0' } }, 20000)
+        .then((r) => { acked = true; return r; });
+      const second = a.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'off the loop 1' } }, 20000);
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await c.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's conversation was read`);
+      }
+      assert.equal(acked, false, 'the send waits for its conversation (the table is locked)');
+      locker.commit();
+      const acks = await Promise.all([first, second]);
+      for (const r of acks) assert.equal(r.cmd, 'ack', JSON.stringify(r));
+      assert.ok(acks[0].ackMessage.t <= acks[1].ackMessage.t);
+      await b.next((m) => m.cmd === 'direct' && m.directMessage?.msg === 'off the loop 1', 10000);
+      const got = b.received.filter((m) => m.cmd === 'direct' && m.directMessage?.cid === conv.cid).map((m) => m.directMessage.msg);
+      assert.deepEqual(got, ['off the loop 0', 'off the loop 1'], 'delivered once each, in the order sent');
+      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
+      const n = Number(/^tern_conv_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      assert.ok(n >= 1, `tern_conv_prefetches_total ${n}`);
+    } finally {
+      await locker.close();
+    }
+  });
+});

@@ -38,8 +38,8 @@ typedef struct {
   void (*held)(im_link_t *l);
   /* Stop reading the peer's frames (on = 1: the frames already received wait, unread ones
    * stay in the socket, so TCP pushes back on the peer), or read again (on = 0: the ones
-   * waiting are handled first). Never from inside the link's own im_link_message. NULL:
-   * the link is never paused (test harnesses). */
+   * waiting are handled first). Inside im_link_message only to pause: the frames after
+   * the one being handled wait. NULL: the link is never paused (test harnesses). */
   void (*pause)(im_link_t *l, int on);
 } im_link_ops_t;
 
@@ -63,7 +63,8 @@ struct im_link {
   struct im_hold *hold;         /* output held: for a presence change (cluster) or a login's counts (im_hold.c) */
   size_t held;                  /* bytes the hold keeps from the peer now (0 without one); see ops->held */
   uint16_t room_acks;           /* chat-room acks waiting for the other workers' fan-out (im_msg.c) */
-  uint8_t paused;               /* ops->pause(l, 1) in force: too many room_acks */
+  uint8_t paused;               /* why ops->pause(l, 1) is in force (IM_PAUSE_*), 0: it is not */
+  uint8_t replaying;            /* frames a bus park held are being run (im_bus.c, park_resume) */
 };
 
 #endif

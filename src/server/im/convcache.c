@@ -229,10 +229,18 @@ static int same_str(const char *a, const char *b) { return a == b || (a && b && 
  * (a send of this node may be ahead of the store). Takes the reference to c; returns it,
  * or NULL when it was forgotten (deleted on another node, or a new creator: conv_get loads
  * it anew) or could not be read (*err). */
+static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp, int *err);
+
 static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
   if (!atomic_exchange(&c->stale, 0)) return c; /* cleared first: a mark that comes during the load stays */
   conv_row_t row;
   int rc = store_conv_load(w->reader, c->cid, &row);
+  return refresh_with(w, c, rc, &row, err);
+}
+
+/* refresh's second half, with the row read (rc: store_conv_load's result, row owned). */
+static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp, int *err) {
+  conv_row_t row = *rowp;
   if (rc < 0) {
     if (rc == TERN_ENOENT) { /* deleted on another node */
       pthread_mutex_lock(&c->mu);
@@ -296,6 +304,8 @@ void convcache_stale_all(im_t *im) {
   }
 }
 
+static conv_t *load_with(im_worker_t *w, const char *cid, int rc, conv_row_t *rowp, int *err);
+
 conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   if (err) *err = 0;
   if (!cid || !*cid) return NULL;
@@ -326,6 +336,14 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   }
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
+  return load_with(w, cid, rc, &row, err);
+}
+
+/* conv_get's load of a conversation not cached, with the row read (rc: store_conv_load's
+ * result, row owned): cached, or the one a racing loader cached first. */
+static conv_t *load_with(im_worker_t *w, const char *cid, int rc, conv_row_t *rowp, int *err) {
+  convcache_t *cc = w->im->convs;
+  conv_row_t row = *rowp;
   if (rc < 0) {
     if (rc != TERN_ENOENT) {
       log_at(LOG_ERROR, "loading conversation %s failed", cid);
@@ -335,7 +353,7 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   }
   conv_t *fresh = conv_from_row(w->im, &row);
   conv_row_free(&row);
-  c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
+  conv_t *c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
   pthread_mutex_lock(&c->mu);
   int gone = c->deleted;
   pthread_mutex_unlock(&c->mu);
@@ -358,4 +376,24 @@ conv_t *convcache_peek(im_t *im, const char *cid) {
   if (c) conv_retain(c);
   pthread_mutex_unlock(&s->mu);
   return c;
+}
+
+/* ---- a load off the worker's loop (im_prefetch.c) ---- */
+
+int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
+  *stale = NULL;
+  conv_t *c = convcache_peek(im, cid);
+  if (!c) return 1;
+  if (atomic_exchange(&c->stale, 0)) { /* cleared now, as refresh does: a mark during the load stays */
+    *stale = c;
+    return 1;
+  }
+  conv_release(c);
+  return 0;
+}
+
+void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+  int err = 0;
+  conv_t *c = stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
+  if (c) conv_release(c);
 }

@@ -464,6 +464,13 @@ void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64
   room_local(w, p, c, skip, 1);
 }
 
+void im_link_pause(im_link_t *l, int why, int on) {
+  int was = l->paused;
+  l->paused = (uint8_t)(on ? was | why : was & ~why);
+  if (!was && l->paused) l->ops->pause(l, 1);
+  else if (was && !l->paused) l->ops->pause(l, 0); /* last: it runs the frames that waited */
+}
+
 /* worker_relay_t: the worker after `from` that is not the relay's origin, else origin. */
 static int relay_next(const worker_relay_t *r, int from) {
   int next = from + 1 == r->origin ? from + 2 : from + 1;
@@ -743,7 +750,7 @@ static void dispatch(req_t *r) {
   const tern_config_t *cfg = r->w->im->cfg;
   int64_t now = r->link->last_rx_ms ? r->link->last_rx_ms : now_ms();
   /* a request run again with the bus's answer about its nonce was counted the first time */
-  if (!r->nonce && !r->fenced &&
+  if (!r->nonce && !r->fenced && !r->loaded &&
       over_rate(r, bucket_take(&r->link->rate, cfg->max_conn_rate, now), "too many commands on this connection"))
     return;
   if (cmd == LC__COMMAND_TYPE__echo) {
@@ -762,7 +769,7 @@ static void dispatch(req_t *r) {
     return;
   }
   /* The client's bucket is shared by all its sessions, on every socket and worker. */
-  if (cfg->max_client_rate > 0 && !r->nonce && !r->fenced &&
+  if (cfg->max_client_rate > 0 && !r->nonce && !r->fenced && !r->loaded &&
       over_rate(r,
                 presence_take(r->w->im->presence, r->s->client_id,
                               im_client_rate(r->w->im, r->s->client_id, cfg->max_client_rate), now),
@@ -770,6 +777,8 @@ static void dispatch(req_t *r) {
     return;
   /* what answers from the other nodes' presence waits for the changes already received */
   if (im_reads_presence(cmd, op) && im_presence_fence(r) == IM_PARKED) return;
+  /* a conversation the cache lacks is read off the loop first (PostgreSQL) */
+  if (im_prefetch(r) == IM_PARKED) return;
   switch (cmd) {
   case LC__COMMAND_TYPE__session:
     switch (op) {
@@ -842,8 +851,9 @@ int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce)
              .raw = p,
              .rawlen = n,
              .base64 = base64,
-             .nonce = nonce == IM_RUN_FENCED ? 0 : nonce,
-             .fenced = nonce == IM_RUN_FENCED};
+             .nonce = nonce == IM_RUN_FENCED || nonce == IM_RUN_LOADED ? 0 : nonce,
+             .fenced = nonce == IM_RUN_FENCED,
+             .loaded = nonce == IM_RUN_LOADED};
   dispatch(&r);
   codec_free(cmd);
   if (timed) metric_add(M_STAGE_HANDLE, STAGE_SAMPLE * (int64_t)(mono_ns() - t1));

@@ -553,12 +553,14 @@ static void park_resume(nclaim_t *k, int run) {
   free(k);
   qframe_t *f = q ? q->head : NULL;
   free(q);
+  l->replaying = 1; /* none of these may wait for a load (im_prefetch.c): the rest would pass it */
   while (f) {
     qframe_t *next = f->next;
     if (!code) code = l->park ? im_park_hold(l, f->d, f->n, f->base64) : im_link_run(l, f->d, f->n, f->base64, 0);
     free(f);
     f = next;
   }
+  l->replaying = 0;
   if (code) l->ops->close(l, code, lc_error_name(code));
 }
 

@@ -147,6 +147,13 @@ conv_t *convcache_peek(im_t *im, const char *cid);
  * sets, times and document from the store in place (chat rooms keep their online sessions),
  * or forgets it when the store no longer has it. Any thread. */
 void convcache_stale(im_t *im, const char *cid);
+/* A load off the loop (im_prefetch.c). wants_load: 1 when cid is not cached, or cached
+ * and stale (*stale: that entry, referenced, its mark cleared as conv_get's reload does);
+ * 0 when conv_get would answer from the cache. loaded: on a worker, caches what
+ * store_conv_load returned (rc, row owned) — or applies it to *stale — as conv_get would
+ * have, and releases stale. */
+int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
+void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
  * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other
@@ -176,6 +183,7 @@ typedef struct {
   int nonce;  /* the bus's word on this request's signature nonce: 0 not asked yet, 1 fresh,
               * -1 used on some node, 2 the bus could not tell (im_sign_check) */
   int fenced; /* run again after im_presence_fence */
+  int loaded; /* run again after im_prefetch loaded its conversation */
 } req_t;
 
 /* What a reply needs after an asynchronous step: handles, not pointers. */
@@ -302,6 +310,18 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
  * home worker has applied it — IM_PARKED, the caller returns. 0: go on. Once per request. */
 int im_presence_fence(req_t *r);
 #define IM_RUN_FENCED 3 /* im_link_run's nonce for a request run again after its fence */
+#define IM_RUN_LOADED 4 /* ... and after its conversation was loaded off the loop (im_prefetch.c) */
+
+/* im_prefetch.c: when the conversation r names is not cached (or stale) and the store reads
+ * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
+ * runs again once it is cached); else 0: go on. */
+int im_prefetch(req_t *r);
+
+/* Why a link's input is paused (l->paused, a set): chat-room acks waiting (im_msg.c), a
+ * request waiting for its conversation (im_prefetch.c). The link is paused while any is. */
+#define IM_PAUSE_ROOM 1
+#define IM_PAUSE_LOAD 2
+void im_link_pause(im_link_t *l, int why, int on);
 /* Runs one frame (im_link_message's body); nonce as req_t.nonce. A close code or 0. */
 int im_link_run(im_link_t *l, const uint8_t *p, size_t n, int base64, int nonce);
 /* A frame that arrives while the link's request is parked waits (copied); a close code

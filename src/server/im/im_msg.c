@@ -408,10 +408,9 @@ static room_ack_t *room_ack_new(im_worker_t *w, send_job_t *sj) {
   if (sj->conv->kind != CONV_ROOM || w->im->nworkers < 2 || !sj->rt.has_i) return NULL;
   im_link_t *l = reply_to_link(w, &sj->rt);
   if (!l) return NULL; /* gone: no ack to send */
-  if (++l->room_acks >= ROOM_ACKS_MAX && !l->paused && l->ops->pause) {
-    l->paused = 1; /* from a completion task, never inside the link's own input */
+  if (++l->room_acks >= ROOM_ACKS_MAX && !(l->paused & IM_PAUSE_ROOM) && l->ops->pause) {
     metric_inc(M_ROOM_SENDERS_PAUSED);
-    l->ops->pause(l, 1);
+    im_link_pause(l, IM_PAUSE_ROOM, 1);
   }
   room_ack_t *a = xcalloc(1, sizeof *a);
   a->relay.done = room_ack_done;
@@ -428,10 +427,7 @@ static void room_ack_done(worker_relay_t *r, im_worker_t *w) {
   if (l) {
     send_ack(w, &a->rt, a->mid, a->ts);
     l->room_acks--;
-    if (l->paused && l->room_acks <= ROOM_ACKS_MAX / 2) {
-      l->paused = 0;
-      l->ops->pause(l, 0);
-    }
+    if ((l->paused & IM_PAUSE_ROOM) && l->room_acks <= ROOM_ACKS_MAX / 2) im_link_pause(l, IM_PAUSE_ROOM, 0);
   }
   reply_to_free(&a->rt);
   free(a->mid);

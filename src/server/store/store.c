@@ -41,6 +41,7 @@ int store_read_submit(store_t *s, store_reader_t *own, store_read_t *rd) {
   rd->task.fn(&rd->task);
   return 0;
 }
+int store_reads_off_loop(const store_t *s) { return OPS(s)->read_submit != NULL; }
 store_reader_t *store_reader_new(store_t *s) { return OPS(s)->reader_new(s); }
 void store_reader_free(store_reader_t *r) {
   if (r) OPS(r)->reader_free(r);

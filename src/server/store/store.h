@@ -174,6 +174,9 @@ struct store_read {
 #define STORE_READ_QUEUE_MAX 1024
 /* 0 (task.fn runs, or has run); TERN_EAGAIN when the queue is full (nothing ran). */
 int store_read_submit(store_t *s, store_reader_t *own, store_read_t *rd);
+/* 1 when store_read_submit runs reads on threads of its own (PostgreSQL), 0 when it runs
+ * them at once on the caller (SQLite): whether waiting for a read is worth a task hop. */
+int store_reads_off_loop(const store_t *s);
 
 /* ---- conversation queries, off the network loops (qpool.c) ----
  * A `where` can be made to cost a lot per row (a regular expression, JSON1 over big
