@@ -164,7 +164,7 @@ store_trips() {
 # commit while messages flow, apart from the logins and conversations of the set-up.
 store_trips_loop() {
   while :; do
-    store_trips >>"$1"
+    echo "$(store_trips) $(sched_ns "$pg_pid" | cut -d' ' -f1) $(sched_ns "${node_pids[@]}" | cut -d' ' -f1)" >>"$1"
     sleep 0.5
   done
 }
@@ -302,22 +302,29 @@ run() {
       // while messages flowed: the half-second samples whose stored messages grew, but the
       // first of them (it holds the end of the set-up)
       const sm = fs.readFileSync(tripsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
-      let ft = 0, fc = 0, first = true;
+      let ft = 0, fc = 0, first = true, fm = 0, fpg = 0, ftd = 0;
       const per = []; // round trips per commit of each half second: their median is the steady state
       for (let i = 1; i < sm.length; i++) {
         if (sm[i][2] <= sm[i - 1][2]) continue;
         if (first) { first = false; continue; }
         ft += sm[i][0] - sm[i - 1][0];
         fc += sm[i][1] - sm[i - 1][1];
+        fm += sm[i][2] - sm[i - 1][2];
+        fpg += sm[i][3] - sm[i - 1][3];
+        ftd += sm[i][4] - sm[i - 1][4];
         if (sm[i][1] > sm[i - 1][1]) per.push((sm[i][0] - sm[i - 1][0]) / (sm[i][1] - sm[i - 1][1]));
       }
       per.sort((a, b) => a - b);
       const med = per.length ? per[per.length >> 1] : null;
       Object.assign(r, { store_round_trips_flowing: ft, store_commits_flowing: fc, store_round_trips_per_commit_median: med });
+      // CPU per message stored while messages flowed (the half-seconds above: set-up, logins
+      // and drain left out): PostgreSQL (all its processes) and the nodes
+      if (fm > 0) Object.assign(r, { stored_flowing: fm, pg_us_per_msg_flowing: fpg / 1e3 / fm, ternd_us_per_msg_flowing: ftd / 1e3 / fm });
       fs.writeFileSync(f, JSON.stringify(r));
       for (const n of notes) console.error(`  note: ${n}`);
       const l = r.latency_us;
       const rt = r.store_commits ? ` ${(r.store_round_trips / r.store_commits).toFixed(2)} round trips/commit (${r.store_commits} commits), ${(ft / (fc || 1)).toFixed(2)} while messages flowed (${fc} commits; median of half-seconds ${med === null ? "-" : med.toFixed(2)});` : "";
+      if (fm > 0) console.error(`  while messages flowed: ${fm} stored in ${fc} commits, PostgreSQL ${(fpg / 1e3 / fm).toFixed(1)} µs and the nodes ${(ftd / 1e3 / fm).toFixed(1)} µs a message`);
       console.error(`  PostgreSQL CPU s by process: ${Object.entries(byKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")}`);
       console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us;${rt} machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
     ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips" "$tmp"
