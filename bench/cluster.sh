@@ -13,6 +13,10 @@
 #   CLUSTER_ONLY="pg3" bench/cluster.sh build    only these set-ups
 #   CLUSTER_PERF=DIR bench/cluster.sh build      also `perf record -a` each run into DIR
 #   CLUSTER_RUNS="1:1" bench/cluster.sh build    only the runs whose name contains it
+#   CLUSTER_SYSCALLS=1 bench/cluster.sh build    also count the nodes' and PostgreSQL's system
+#                                                calls by kind (perf stat; run: syscalls)
+#   CLUSTER_PGSS=1 bench/cluster.sh build        also pg_stat_statements (preloaded: it costs
+#                                                PostgreSQL CPU, so not for the CPU figures)
 #
 # Starts PostgreSQL (scripts/pg.sh: Debian's package, a temporary directory, a free
 # loopback port, fsync on) and redis-server (likewise, persistence off), stops them after.
@@ -69,6 +73,13 @@ pg_uri=$(sed -n 1p <<<"$pg_out")
 pg_dir=$(sed -n 2p <<<"$pg_out")
 pg_pid=$(head -1 "$pg_dir/data/postmaster.pid")
 psql_bin=/usr/lib/postgresql/15/bin/psql
+if [[ -n ${CLUSTER_PGSS:-} ]]; then # every statement's calls and time, per run (run: pgss)
+  "$psql_bin" "$pg_uri" -qtAc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+  scripts/pg.sh pause "$pg_dir" && scripts/pg.sh resume "$pg_dir"
+  pg_pid=$(head -1 "$pg_dir/data/postmaster.pid")
+  "$psql_bin" "$pg_uri" -qtAc "CREATE EXTENSION pg_stat_statements" >/dev/null
+  "$psql_bin" "$pg_uri" -qtAc "ALTER SYSTEM SET pg_stat_statements.track_planning = on" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 ndb=0
 new_db() { # sets db to the URI of a new empty database
   ndb=$((ndb + 1))
@@ -153,9 +164,27 @@ store_trips() {
 # commit while messages flow, apart from the logins and conversations of the set-up.
 store_trips_loop() {
   while :; do
-    store_trips >>"$1"
+    echo "$(store_trips) $(sched_ns "$pg_pid" | cut -d' ' -f1) $(sched_ns "${node_pids[@]}" | cut -d' ' -f1)" >>"$1"
     sleep 0.5
   done
+}
+
+# "PID RUN_NS" of the postmaster and each of its children (every backend, the WAL writer...)
+pg_pids_ns() {
+  local p
+  for p in "$pg_pid" $(pgrep -P "$pg_pid" || true); do
+    { cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; } | awk -v p="$p" '{ r += $1 } END { if (NR) printf "%s %.0f\n", p, r }'
+  done
+}
+
+# "PID|KIND" of PostgreSQL's processes: the nodes' writer connections (their last statement
+# a write: COMMIT after a group commit), their readers (a SELECT), or the backend type
+# (walwriter, checkpointer, autovacuum ...); the postmaster is not in pg_stat_activity.
+pg_kinds() {
+  "$psql_bin" "$pg_uri" -qtAF'|' -c "SELECT pid, CASE WHEN backend_type <> 'client backend' THEN backend_type
+    WHEN pid = pg_backend_pid() THEN 'cluster.sh'
+    WHEN query ~* '^(COMMIT|ROLLBACK|BEGIN|INSERT|UPDATE|DELETE|SELECT pg_advisory|SELECT id FROM conv WHERE id = ANY)' THEN 'writer'
+    ELSE 'reader' END FROM pg_stat_activity" 2>/dev/null || true
 }
 
 stop_nodes() {
@@ -178,6 +207,8 @@ run() {
   echo "cluster: $setup $name: $*" >&2
   local f=$tmp/run-${#runs[@]}.json
   local pg0 pg1 r0 r1 t0 t1
+  [[ -z ${CLUSTER_PGSS:-} ]] || "$psql_bin" "$pg_uri" -qtAc "SELECT pg_stat_statements_reset()" >/dev/null
+  pg_pids_ns >"$tmp/pgpids0"
   pg0=$(sched_ns "$pg_pid")
   r0=$(sched_ns "$redis_pid")
   t0=$(sched_ns "${node_pids[@]}")
@@ -187,6 +218,20 @@ run() {
     perf record -a -F 499 -o "$CLUSTER_PERF/$setup-${#runs[@]}.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  local sc_pids=()
+  if [[ -n ${CLUSTER_SYSCALLS:-} ]]; then # system calls by kind: the nodes', PostgreSQL's
+    local ev=raw_syscalls:sys_enter sc pl
+    for sc in read write writev readv sendto recvfrom sendmsg recvmsg epoll_wait epoll_pwait epoll_ctl futex \
+      io_uring_enter poll ppoll fdatasync fsync pwrite64 pread64 lseek kill semop clock_nanosleep getrusage \
+      openat close mmap munmap mremap madvise brk; do ev+=",syscalls:sys_enter_$sc"; done
+    ev+=",context-switches"
+    pl=$(IFS=,; echo "${node_pids[*]}")
+    perf stat -x, -e "$ev" -p "$pl" -o "$tmp/sc-ternd" >/dev/null 2>&1 &
+    sc_pids+=($!)
+    pl=$(pgrep -P "$pg_pid" | paste -sd,)
+    perf stat -x, -e "$ev" -p "$pl" -o "$tmp/sc-pg" >/dev/null 2>&1 &
+    sc_pids+=($!)
+  fi
   : >"$tmp/trips"
   store_trips_loop "$tmp/trips" &
   local trips_pid=$!
@@ -194,9 +239,22 @@ run() {
   "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
     [[ -s $f.raw ]] && ok=1
   pg1=$(sched_ns "$pg_pid")
+  pg_pids_ns >"$tmp/pgpids1"
+  pg_kinds >"$tmp/pgkinds"
+  : >"$tmp/pgss"
+  [[ -z ${CLUSTER_PGSS:-} ]] || "$psql_bin" "$pg_uri" -qtAF$'\t' -c "SELECT calls, rows, round(total_exec_time::numeric, 1), plans, round(total_plan_time::numeric, 1),
+    regexp_replace(left(query, 110), '\s+', ' ', 'g') FROM pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '${db##*/}') ORDER BY total_exec_time DESC LIMIT 40" >"$tmp/pgss"
   r1=$(sched_ns "$redis_pid")
   t1=$(sched_ns "${node_pids[@]}")
   [[ -z $perf_pid ]] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  for p in "${sc_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  local sc_f
+  for sc_f in ternd pg; do # "KIND COUNT" lines
+    if [[ -n ${CLUSTER_SYSCALLS:-} ]]; then
+      awk -F, '$3 ~ /sys_enter|context-switches/ && $1 > 0 { sub(/.*sys_enter_?/, "", $3); print ($3 == "" ? "all" : $3), $1 }' "$tmp/sc-$sc_f" >"$tmp/sc-$sc_f.txt"
+    else : >"$tmp/sc-$sc_f.txt"; fi
+  done
   kill "$trips_pid" 2>/dev/null || true
   wait "$trips_pid" 2>/dev/null || true
   local trips
@@ -207,7 +265,7 @@ run() {
     # the report, with the set-up, and the run and run-queue wait of PostgreSQL, Redis and
     # the nodes over the whole run (setup and drain included)
     node -e '
-      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips, tripsFile] = process.argv.slice(1);
+      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips, tripsFile, tmpDir] = process.argv.slice(1);
       const fs = require("fs");
       const r = JSON.parse(fs.readFileSync(f + ".raw", "utf8"));
       const notes = fs.readFileSync(notesFile, "utf8").split("\n").filter(Boolean);
@@ -216,27 +274,60 @@ run() {
         pg_cpu_s: d(pg0, pg1, 0), pg_wait_s: d(pg0, pg1, 1), redis_cpu_s: d(r0, r1, 0), redis_wait_s: d(r0, r1, 1),
         ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes,
         store_round_trips: Number(trips.split(" ")[0]), store_commits: Number(trips.split(" ")[1]) });
+      // PostgreSQL CPU per kind of process (pg_cpu_by_kind_s: writer, reader, walwriter ...;
+      // a backend that ended during the run is missing, one that began counts from 0)
+      const ns = (file) => new Map(fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ")));
+      const a0 = ns(tmpDir + "/pgpids0"), a1 = ns(tmpDir + "/pgpids1");
+      const kinds = new Map(fs.readFileSync(tmpDir + "/pgkinds", "utf8").trim().split("\n").filter(Boolean).map((l) => l.split("|")));
+      const byKind = {};
+      for (const [pid, v] of a1) {
+        const k = kinds.get(pid) || (pid === [...a1.keys()][0] ? "postmaster" : "ended");
+        byKind[k] = (byKind[k] || 0) + (Number(v) - Number(a0.get(pid) || 0)) / 1e9;
+      }
+      r.pg_cpu_by_kind_s = byKind;
+      const ss = fs.readFileSync(tmpDir + "/pgss", "utf8").trim().split("\n").filter(Boolean).map((l) => {
+        const [calls, rows, ms, plans, planMs, query] = l.split("\t");
+        return { calls: Number(calls), rows: Number(rows), exec_ms: Number(ms), plans: Number(plans), plan_ms: Number(planMs), query };
+      });
+      if (ss.length) r.pg_statements = ss;
+      // system calls (CLUSTER_SYSCALLS): per kind, the nodes (all) and PostgreSQL (all backends)
+      for (const w of ["ternd", "pg"]) {
+        const sc = Object.fromEntries(fs.readFileSync(`${tmpDir}/sc-${w}.txt`, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ")).map(([k, v]) => [k, Number(v)]));
+        if (Object.keys(sc).length) {
+          r[`${w}_syscalls`] = sc;
+          const per = (v) => (v / (r.sent || 1)).toFixed(2);
+          console.error(`  ${w} system calls per message: ${Object.entries(sc).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${per(v)}`).join(", ")}`);
+        }
+      }
       // while messages flowed: the half-second samples whose stored messages grew, but the
       // first of them (it holds the end of the set-up)
       const sm = fs.readFileSync(tripsFile, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
-      let ft = 0, fc = 0, first = true;
+      let ft = 0, fc = 0, first = true, fm = 0, fpg = 0, ftd = 0;
       const per = []; // round trips per commit of each half second: their median is the steady state
       for (let i = 1; i < sm.length; i++) {
         if (sm[i][2] <= sm[i - 1][2]) continue;
         if (first) { first = false; continue; }
         ft += sm[i][0] - sm[i - 1][0];
         fc += sm[i][1] - sm[i - 1][1];
+        fm += sm[i][2] - sm[i - 1][2];
+        fpg += sm[i][3] - sm[i - 1][3];
+        ftd += sm[i][4] - sm[i - 1][4];
         if (sm[i][1] > sm[i - 1][1]) per.push((sm[i][0] - sm[i - 1][0]) / (sm[i][1] - sm[i - 1][1]));
       }
       per.sort((a, b) => a - b);
       const med = per.length ? per[per.length >> 1] : null;
       Object.assign(r, { store_round_trips_flowing: ft, store_commits_flowing: fc, store_round_trips_per_commit_median: med });
+      // CPU per message stored while messages flowed (the half-seconds above: set-up, logins
+      // and drain left out): PostgreSQL (all its processes) and the nodes
+      if (fm > 0) Object.assign(r, { stored_flowing: fm, pg_us_per_msg_flowing: fpg / 1e3 / fm, ternd_us_per_msg_flowing: ftd / 1e3 / fm });
       fs.writeFileSync(f, JSON.stringify(r));
       for (const n of notes) console.error(`  note: ${n}`);
       const l = r.latency_us;
       const rt = r.store_commits ? ` ${(r.store_round_trips / r.store_commits).toFixed(2)} round trips/commit (${r.store_commits} commits), ${(ft / (fc || 1)).toFixed(2)} while messages flowed (${fc} commits; median of half-seconds ${med === null ? "-" : med.toFixed(2)});` : "";
+      if (fm > 0) console.error(`  while messages flowed: ${fm} stored in ${fc} commits, PostgreSQL ${(fpg / 1e3 / fm).toFixed(1)} µs and the nodes ${(ftd / 1e3 / fm).toFixed(1)} µs a message`);
+      console.error(`  PostgreSQL CPU s by process: ${Object.entries(byKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")}`);
       console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us;${rt} machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
-    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips"
+    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips" "$tmp"
   else
     failures=$((failures + 1))
     echo "cluster: $setup $name FAILED:" >&2
