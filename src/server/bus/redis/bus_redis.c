@@ -78,13 +78,13 @@ typedef struct {
   int hb_started;
   /* the heartbeat thread (hb_main) */
   pthread_t hb_thread;
-  int hb_thread_started;  /* home worker only */
-  pthread_mutex_t hb_mu;  /* hb_stop, hb_now, with hb_cv */
-  pthread_cond_t hb_cv;   /* on CLOCK_MONOTONIC */
-  int hb_stop, hb_now;    /* stop for good (rb_leave); beat now (the record was rewritten) */
+  int hb_thread_started;   /* home worker only */
+  pthread_mutex_t hb_mu;   /* hb_stop, hb_now, with hb_cv */
+  pthread_cond_t hb_cv;    /* on CLOCK_MONOTONIC */
+  int hb_stop, hb_now;     /* stop for good (rb_leave); beat now (the record was rewritten) */
   _Atomic int64_t loop_ms; /* the home loop's last tick (mono_ms) */
-  atomic_int rec_live;    /* the record is written on the home connection since it (re)connected */
-  uv_signal_t stall;      /* tests only: TERN_TEST_STALL_HOME_MS */
+  atomic_int rec_live;     /* the record is written on the home connection since it (re)connected */
+  uv_signal_t stall;       /* tests only: TERN_TEST_STALL_HOME_MS */
   int stall_ms;
   uint64_t epoch, seq;
   atomic_int sub_fd;   /* the subscriber's socket while it is up, else -1 (read by any worker) */
@@ -690,8 +690,8 @@ static int hb_beat(bus_t *b, redisContext **cp, int *hb_set) {
     freeReplyObject(rep);
   }
   if (failed) {
-    log_limited(&hb_log, LOG_ERROR, "bus: heartbeat: redis %s:%d connection lost (%s); reconnecting", r->host,
-                r->port, c->errstr[0] ? c->errstr : "no answer");
+    log_limited(&hb_log, LOG_ERROR, "bus: heartbeat: redis %s:%d connection lost (%s); reconnecting", r->host, r->port,
+                c->errstr[0] ? c->errstr : "no answer");
     atomic_fetch_add(&b->m_errors, 1);
     redisFree(c);
     *cp = NULL;
@@ -802,7 +802,7 @@ static void poll_others(bus_t *b) {
 static void on_hb(uv_timer_t *t) {
   bus_t *b = t->data;
   atomic_store(&RB(b)->loop_ms, mono_ms()); /* this loop is alive (hb_main) */
-  bus_wait_sweep(b, now_ms()); /* replies held past BUS_WAIT_MAX_MS (Redis not answering) */
+  bus_wait_sweep(b, now_ms());              /* replies held past BUS_WAIT_MAX_MS (Redis not answering) */
   poll_others(b);
 }
 
