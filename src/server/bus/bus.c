@@ -682,6 +682,19 @@ void bus_node_seen(bus_t *b, int slot, const char *url, long load) {
   n->load = load;
   if (!n->live) atomic_fetch_add(&b->nlive, 1);
   n->live = 1;
+  n->suspended = 0;
+  pthread_rwlock_unlock(&b->rw);
+}
+
+void bus_nodes_suspend(bus_t *b) {
+  pthread_rwlock_wrlock(&b->rw);
+  for (int i = 0; i < BUS_MAX_NODES; i++) {
+    bus_node_t *n = &b->nodes[i];
+    if (!n->used || !n->live) continue;
+    n->live = 0;
+    n->suspended = 1;
+    atomic_fetch_sub(&b->nlive, 1);
+  }
   pthread_rwlock_unlock(&b->rw);
 }
 

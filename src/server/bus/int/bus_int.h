@@ -45,8 +45,9 @@ typedef struct {
   char id[BUS_NODE_ID_MAX + 1];
   char *url;
   long load;
-  int live; /* seen in the registry with a heartbeat */
+  int live; /* seen in the registry with a heartbeat, since this node's home connection was made */
   /* home worker only: */
+  int suspended; /* was live when the home connection was (re)made (bus_nodes_suspend) */
   uint64_t epoch, seq;
   int synced, syncing;
   bus_delta_t *pending, *pending_tail; /* deltas heard while its snapshot is on the way */
@@ -138,6 +139,14 @@ int bus_node_slot(bus_t *b, const char *id, int make);
 /* Replica changes. */
 void bus_node_seen(bus_t *b, int slot, const char *url, long load); /* alive, per its heartbeat */
 void bus_node_forget(bus_t *b, int slot);                           /* gone: its sessions with it */
+/* This node's home connection to the bus is (re)made: no other node is live again until a
+ * registry poll on it sees that node (bus_node_seen). Their replicas are kept (a snapshot
+ * replaces them) but nothing is pushed to their sessions nor counted meanwhile: an emptied
+ * Redis may not hold a node yet when this one polls it, and a push that node took before
+ * the poll dropped it would be followed by pushes it does not get (docs/cluster.md, "Back
+ * from an outage"). A suspended node missing from the next poll is forgotten. Home worker,
+ * before the backend lets the workers send again. */
+void bus_nodes_suspend(bus_t *b);
 /* A snapshot of a node's record: fields[i], vals[i]; returns the epoch/seq it holds. */
 void bus_node_snapshot(bus_t *b, int slot, size_t n, const uint8_t *const *fields, const size_t *flens,
                        const uint8_t *const *vals, const size_t *vlens);

@@ -549,9 +549,12 @@ static void hb_cb(redisAsyncContext *ac, void *reply, void *priv) {
     bus_node_seen(b, slot, url, load);
     if (!b->nodes[slot].synced && !b->nodes[slot].syncing) request_snapshot(b, slot);
   }
-  /* nodes this one knew that left the registry (a goodbye it missed) */
+  /* nodes this one knew that left the registry (a goodbye it missed), and those it knew
+   * before its home connection was (re)made that an emptied Redis does not hold (yet):
+   * nothing was pushed to them since (bus_nodes_suspend), and a poll that sees them again
+   * takes their snapshot */
   for (int i = 0; i < BUS_MAX_NODES; i++)
-    if (b->nodes[i].used && b->nodes[i].live && !alive[i]) bus_node_forget(b, i);
+    if (b->nodes[i].used && (b->nodes[i].live || b->nodes[i].suspended) && !alive[i]) bus_node_forget(b, i);
 out:
   poll_free(p);
 }
@@ -901,6 +904,10 @@ static void on_up(rconn_t *c) {
   }
   if (c->idx != BUS_HOME_WORKER) return;
   if (b->leaving) return;
+  /* Redis may be back empty: the others are not pushed to until this node's registry poll
+   * on this connection sees them again (bus_nodes_suspend), and before `up` lets the
+   * workers send (rb_send) */
+  bus_nodes_suspend(b);
   atomic_store(&b->up, 1);
   log_at(LOG_INFO, "bus: connected to redis %s:%d as node %s", r->host, r->port, b->node_id);
   for (int i = 0; i < BUS_MAX_NODES; i++)
@@ -1022,7 +1029,10 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n) {
   rbus_t *r = RB(b);
   int idx = worker_current();
   rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
-  if (!c || !c->started || c->state != C_UP || !c->ac || c->stopping) {
+  /* and the home connection up: until it is back (and its poll has seen the recipient's
+   * node again, bus_nodes_suspend) the replica may name a node that an emptied Redis does
+   * not hold yet, and the poll would drop it after this push got through */
+  if (!c || !c->started || c->state != C_UP || !c->ac || c->stopping || !atomic_load(&b->up)) {
     atomic_fetch_add(&b->m_errors, 1);
     return TERN_EIO;
   }
