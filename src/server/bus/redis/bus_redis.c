@@ -65,6 +65,10 @@ typedef struct rconn {
   uv_loop_t *loop;
   uv_timer_t retry; /* reconnect after a backoff; when stopping, the grace before a hard free */
   int backoff_ms;
+  /* tests only (TERN_TEST_HOME_UP_DELAY_MS, home connection): a connection made again is
+   * used only after this delay, as one whose reconnect came a backoff later than the others' */
+  int up_delay_ms, up_delay_init;
+  uv_timer_t up_delay;
 } rconn_t;
 
 typedef struct {
@@ -220,6 +224,19 @@ static void went_down(rconn_t *c, const char *why) {
                 RB(b)->host, RB(b)->port, c->state == C_UP ? "connection lost" : "unreachable", why);
 }
 
+static void conn_ready(rconn_t *c) {
+  c->state = C_UP;
+  if (c->ever_up) atomic_fetch_add(&c->b->m_reconnects, 1);
+  c->ever_up = 1;
+  c->backoff_ms = 0;
+  on_up(c);
+}
+
+static void on_up_delay(uv_timer_t *t) {
+  rconn_t *c = t->data;
+  if (c->ac && c->state == C_CONNECTING && !c->stopping) conn_ready(c);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status) {
   rconn_t *c = ac->data;
   if (status != REDIS_OK) {
@@ -228,15 +245,16 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     schedule_retry(c);
     return;
   }
-  c->state = C_UP;
-  if (c->ever_up) atomic_fetch_add(&c->b->m_reconnects, 1);
-  c->ever_up = 1;
-  c->backoff_ms = 0;
-  on_up(c);
+  if (c->ever_up && c->up_delay_ms > 0 && !c->stopping) { /* tests only: conn_init */
+    uv_timer_start(&c->up_delay, on_up_delay, (uint64_t)c->up_delay_ms, 0);
+    return; /* still C_CONNECTING: nothing is sent on it meanwhile */
+  }
+  conn_ready(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   rconn_t *c = ac->data;
+  if (c->up_delay_init) uv_timer_stop(&c->up_delay);
   if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
   if (status != REDIS_OK) went_down(c, ac->errstr);
   else if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) {
@@ -280,6 +298,15 @@ static void conn_init(bus_t *b, rconn_t *c, int idx, int kind, uv_loop_t *loop) 
   c->started = 1;
   uv_timer_init(loop, &c->retry);
   c->retry.data = c;
+  const char *e = kind == K_CMD && idx == BUS_HOME_WORKER ? getenv("TERN_TEST_HOME_UP_DELAY_MS") : NULL;
+  long ms = e ? strtol(e, NULL, 10) : 0;
+  if (ms > 0 && ms <= 60000) { /* tests only (tests/cluster/restart.test.mjs), no option */
+    c->up_delay_ms = (int)ms;
+    uv_timer_init(loop, &c->up_delay);
+    c->up_delay.data = c;
+    uv_unref((uv_handle_t *)&c->up_delay);
+    c->up_delay_init = 1;
+  }
   conn_start(c);
 }
 
@@ -957,6 +984,7 @@ static void conn_stop(rconn_t *c) {
   if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
   c->stopping = 1;
   uv_timer_stop(&c->retry);
+  if (c->up_delay_init) uv_timer_stop(&c->up_delay);
   if (c->ac && c->state == C_UP) {
     redisAsyncDisconnect(c->ac); /* after the replies to what is queued (the goodbye) */
     uv_timer_start(&c->retry, on_retry, STOP_GRACE_MS, 0);
