@@ -50,6 +50,7 @@ typedef struct {
   int suspended; /* was live when the home connection was (re)made (bus_nodes_suspend) */
   uint64_t epoch, seq;
   int synced, syncing;
+  uint64_t want_ep; /* a rewrite heard while a snapshot was on the way: its epoch (bus_node_rewritten) */
   bus_delta_t *pending, *pending_tail; /* deltas heard while its snapshot is on the way */
   size_t npending;
 } bus_node_t;
@@ -150,6 +151,11 @@ void bus_nodes_suspend(bus_t *b);
 /* A snapshot of a node's record: fields[i], vals[i]; returns the epoch/seq it holds. */
 void bus_node_snapshot(bus_t *b, int slot, size_t n, const uint8_t *const *fields, const size_t *flens,
                        const uint8_t *const *vals, const size_t *vlens);
+/* Node id rewrote its record under `epoch` (its 'r' event). Returns 1 when the caller
+ * requests a snapshot now (and sets syncing); 0 when none can be (no slot) or one is on the
+ * way: that one may have been read before the rewrite, so unless it holds this epoch it
+ * leaves the node unsynced and the next registry poll asks again. */
+int bus_node_rewritten(bus_t *b, const char *id, uint64_t epoch, int *slot);
 /* A published delta of node id (ops as bus_encode_ops made them). Returns 1 when the node
  * needs a (new) snapshot, which the caller then requests (syncing is set). */
 int bus_node_delta(bus_t *b, const char *id, uint64_t epoch, uint64_t seq, const uint8_t *ops, size_t n, int *slot);

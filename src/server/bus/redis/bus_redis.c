@@ -879,11 +879,8 @@ static void on_event(bus_t *b, const uint8_t *p, size_t n) {
   }
   if (kind == 'r') {                         /* a rewritten record: a new snapshot */
     if (b->resync) b->resync(b->resync_arg); /* its broadcasts while it was cut off were lost */
-    int slot = bus_node_slot(b, id, 1);
-    if (slot >= 0 && !b->nodes[slot].syncing) {
-      b->nodes[slot].synced = 0;
-      request_snapshot(b, slot);
-    }
+    int slot;
+    if (bus_node_rewritten(b, id, ep, &slot)) request_snapshot(b, slot);
     return;
   }
   if (kind != 'd') return;
