@@ -682,6 +682,19 @@ void bus_node_seen(bus_t *b, int slot, const char *url, long load) {
   n->load = load;
   if (!n->live) atomic_fetch_add(&b->nlive, 1);
   n->live = 1;
+  n->suspended = 0;
+  pthread_rwlock_unlock(&b->rw);
+}
+
+void bus_nodes_suspend(bus_t *b) {
+  pthread_rwlock_wrlock(&b->rw);
+  for (int i = 0; i < BUS_MAX_NODES; i++) {
+    bus_node_t *n = &b->nodes[i];
+    if (!n->used || !n->live) continue;
+    n->live = 0;
+    n->suspended = 1;
+    atomic_fetch_sub(&b->nlive, 1);
+  }
   pthread_rwlock_unlock(&b->rw);
 }
 
@@ -840,8 +853,24 @@ void bus_node_snapshot(bus_t *b, int slot, size_t n, const uint8_t *const *field
   nd->epoch = ep;
   nd->seq = seq;
   nd->syncing = 0;
-  nd->synced = !gap; /* a gap: the next registry round takes a new snapshot */
+  /* a gap, or a rewrite heard meanwhile that this snapshot does not hold: the next registry
+   * round takes a new one */
+  nd->synced = !gap && (!nd->want_ep || nd->want_ep == ep);
+  nd->want_ep = 0;
   atomic_fetch_add(&b->m_resyncs, 1);
+}
+
+int bus_node_rewritten(bus_t *b, const char *id, uint64_t epoch, int *slotp) {
+  int slot = bus_node_slot(b, id, 1);
+  *slotp = slot;
+  if (slot < 0) return 0;
+  bus_node_t *nd = &b->nodes[slot];
+  nd->synced = 0;
+  if (nd->syncing) {
+    nd->want_ep = epoch;
+    return 0;
+  }
+  return 1;
 }
 
 #define MAX_PENDING 100000

@@ -30,7 +30,7 @@
 #include "buf.h"
 #include "server.h"
 
-#define BUS_HOME_WORKER 0 /* the worker whose loop runs the subscriber and the heartbeat */
+#define BUS_HOME_WORKER 0 /* the worker whose loop runs the subscriber and the registry poll */
 #define BUS_MAX_NODES 256
 #define BUS_NODE_ID_MAX 64
 
@@ -63,8 +63,9 @@ void bus_set_recv(bus_t *b, bus_recv_cb cb, void *arg);
  * cb(arg) runs on BUS_HOME_WORKER; whoever caches what broadcasts invalidate drops it.
  * Set before the workers start. */
 void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg);
-/* This node's heartbeat lapsed while its connection to the bus stayed up (its home worker
- * was starved of CPU past the heartbeat's TTL): the other nodes took it for dead and pushed
+/* This node's heartbeat lapsed while its connection to the bus stayed up (the process was
+ * stopped, or its home worker's loop hung, past the heartbeat's TTL; a loop that is merely
+ * slow does not stop the heartbeat thread): the other nodes took it for dead and pushed
  * nothing to its clients meanwhile — those messages are stored, not delivered. cb(arg) runs
  * on BUS_HOME_WORKER; the IM layer tells every client to reconnect, and their logins fetch
  * what they missed. Set before the workers start. */

@@ -45,10 +45,12 @@ typedef struct {
   char id[BUS_NODE_ID_MAX + 1];
   char *url;
   long load;
-  int live; /* seen in the registry with a heartbeat */
+  int live; /* seen in the registry with a heartbeat, since this node's home connection was made */
   /* home worker only: */
+  int suspended; /* was live when the home connection was (re)made (bus_nodes_suspend) */
   uint64_t epoch, seq;
   int synced, syncing;
+  uint64_t want_ep; /* a rewrite heard while a snapshot was on the way: its epoch (bus_node_rewritten) */
   bus_delta_t *pending, *pending_tail; /* deltas heard while its snapshot is on the way */
   size_t npending;
 } bus_node_t;
@@ -138,9 +140,22 @@ int bus_node_slot(bus_t *b, const char *id, int make);
 /* Replica changes. */
 void bus_node_seen(bus_t *b, int slot, const char *url, long load); /* alive, per its heartbeat */
 void bus_node_forget(bus_t *b, int slot);                           /* gone: its sessions with it */
+/* This node's home connection to the bus is (re)made: no other node is live again until a
+ * registry poll on it sees that node (bus_node_seen). Their replicas are kept (a snapshot
+ * replaces them) but nothing is pushed to their sessions nor counted meanwhile: an emptied
+ * Redis may not hold a node yet when this one polls it, and a push that node took before
+ * the poll dropped it would be followed by pushes it does not get (docs/cluster.md, "Back
+ * from an outage"). A suspended node missing from the next poll is forgotten. Home worker,
+ * before the backend lets the workers send again. */
+void bus_nodes_suspend(bus_t *b);
 /* A snapshot of a node's record: fields[i], vals[i]; returns the epoch/seq it holds. */
 void bus_node_snapshot(bus_t *b, int slot, size_t n, const uint8_t *const *fields, const size_t *flens,
                        const uint8_t *const *vals, const size_t *vlens);
+/* Node id rewrote its record under `epoch` (its 'r' event). Returns 1 when the caller
+ * requests a snapshot now (and sets syncing); 0 when none can be (no slot) or one is on the
+ * way: that one may have been read before the rewrite, so unless it holds this epoch it
+ * leaves the node unsynced and the next registry poll asks again. */
+int bus_node_rewritten(bus_t *b, const char *id, uint64_t epoch, int *slot);
 /* A published delta of node id (ops as bus_encode_ops made them). Returns 1 when the node
  * needs a (new) snapshot, which the caller then requests (syncing is set). */
 int bus_node_delta(bus_t *b, const char *id, uint64_t epoch, uint64_t seq, const uint8_t *ops, size_t n, int *slot);

@@ -4,9 +4,17 @@
  *   - one per worker for its sends (PUBLISH) and claims (SET NX PX), so a worker's sends
  *     keep their order and no worker waits on another;
  *   - on the home worker also the subscriber (this node's channel, the broadcast channel,
- *     the presence events) and the home worker's command connection carries the heartbeat,
- *     the registry poll, snapshots and this node's presence record — one connection, so
- *     its record and its published deltas are in one order.
+ *     the presence events) and the home worker's command connection carries the registry
+ *     poll of the other nodes, snapshots and this node's presence record — one connection,
+ *     so its record and its published deltas are in one order.
+ * And one blocking connection (with timeouts) on a thread of its own, tern-hb: this node's
+ * heartbeat, the record's TTL and its registry entry (hb_main). Not on the home worker's
+ * loop, which also serves clients: an overloaded machine starved that loop of CPU past the
+ * heartbeat's TTL and the other nodes took a live node for dead (docs/cluster.md, "A node
+ * declared dead while alive"); a thread that sleeps most of the time is scheduled promptly.
+ * It beats while the home loop is alive: the loop stamps loop_ms on each tick, and past
+ * HB_STALE_MS without one (a hung loop, not a slow one) the thread withholds the beat, so
+ * a deadlocked node is still declared dead.
  * A lost connection is made again after 100 ms, doubling to 5 s; until then sends fail
  * (counted in tern_bus_errors_total) and local delivery goes on.
  *
@@ -18,10 +26,12 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "bus_int.h"
 #include "err.h"
@@ -36,6 +46,13 @@
 #define BACKOFF_MAX_MS 5000
 #define FLUSH_BATCH 512
 #define STOP_GRACE_MS 1000
+/* The home loop's last tick older than this: it is hung (a deadlock, an endless loop), not
+ * merely slow, and the heartbeat thread stops beating so that the others declare the node
+ * dead (after HB_TTL_MS more). Much longer than the TTL: a loop starved of CPU for seconds
+ * keeps its node alive; one that has not run for 10 s serves no client anyway. */
+#define HB_STALE_MS 10000
+/* The heartbeat thread's connect and command timeouts (a Redis that does not answer). */
+#define HB_IO_TIMEOUT_MS 1000
 
 enum { C_DOWN, C_CONNECTING, C_UP };
 enum { K_CMD, K_SUB };
@@ -48,6 +65,10 @@ typedef struct rconn {
   uv_loop_t *loop;
   uv_timer_t retry; /* reconnect after a backoff; when stopping, the grace before a hard free */
   int backoff_ms;
+  /* tests only (TERN_TEST_HOME_UP_DELAY_MS, home connection): a connection made again is
+   * used only after this delay, as one whose reconnect came a backoff later than the others' */
+  int up_delay_ms, up_delay_init;
+  uv_timer_t up_delay;
 } rconn_t;
 
 typedef struct {
@@ -57,15 +78,26 @@ typedef struct {
   char key_rec[96], key_hb[96], ch_ev[48], ch_me[112], ch_all[48], key_nodes[48];
   rconn_t cmd[MAX_WORKERS];
   rconn_t sub;
-  uv_timer_t hb;
+  uv_timer_t hb; /* the home loop's tick: the registry poll, the loop's stamp */
   int hb_started;
-  int hb_set; /* a heartbeat was set on the home connection since it (re)connected */
+  /* the heartbeat thread (hb_main) */
+  pthread_t hb_thread;
+  int hb_thread_started;   /* home worker only */
+  pthread_mutex_t hb_mu;   /* hb_stop, hb_now, with hb_cv */
+  pthread_cond_t hb_cv;    /* on CLOCK_MONOTONIC */
+  int hb_stop, hb_now;     /* stop for good (rb_leave); beat now (the record was rewritten) */
+  _Atomic int64_t loop_ms; /* the home loop's last tick (mono_ms) */
+  atomic_int rec_live;     /* the record is written on the home connection since it (re)connected */
+  uv_signal_t stall;       /* tests only: TERN_TEST_STALL_HOME_MS */
+  int stall_ms;
   uint64_t epoch, seq;
   atomic_int sub_fd;   /* the subscriber's socket while it is up, else -1 (read by any worker) */
   atomic_int sub_busy; /* the home worker is reading and handling the subscriber's input */
 } rbus_t;
 
-static log_limit_t down_log;
+static log_limit_t down_log, hb_log;
+
+static int64_t mono_ms(void) { return (int64_t)(mono_ns() / 1000000u); }
 
 #define RB(b) ((rbus_t *)(b)->bs)
 
@@ -126,6 +158,12 @@ static int rb_open(bus_t *b, const char *url, char *err, size_t errlen) {
     return rc;
   }
   atomic_init(&r->sub_fd, -1);
+  pthread_mutex_init(&r->hb_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->hb_cv, &ca);
+  pthread_condattr_destroy(&ca);
   snprintf(r->prefix, sizeof r->prefix, "tern%d:", r->db);
   snprintf(r->key_rec, sizeof r->key_rec, "%sn:%s", r->prefix, b->node_id);
   snprintf(r->key_hb, sizeof r->key_hb, "%shb:%s", r->prefix, b->node_id);
@@ -138,7 +176,14 @@ static int rb_open(bus_t *b, const char *url, char *err, size_t errlen) {
   return 0;
 }
 
+static void hb_thread_stop(rbus_t *r);
+
 static void rb_free(bus_t *b) {
+  rbus_t *r = RB(b);
+  if (!r) return;
+  hb_thread_stop(r);
+  pthread_mutex_destroy(&r->hb_mu);
+  pthread_cond_destroy(&r->hb_cv);
   free(b->bs);
   b->bs = NULL;
 }
@@ -169,11 +214,27 @@ static void schedule_retry(rconn_t *c) {
 static void went_down(rconn_t *c, const char *why) {
   bus_t *b = c->b;
   atomic_fetch_add(&b->m_errors, 1);
-  if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) atomic_store(&b->up, 0);
+  if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) {
+    atomic_store(&b->up, 0);
+    atomic_store(&RB(b)->rec_live, 0); /* the heartbeat thread stops registering this node */
+  }
   if (!c->stopping)
     log_limited(&down_log, LOG_ERROR,
                 "bus: redis %s:%d %s (%s); local delivery goes on, cross-node delivery waits; reconnecting",
                 RB(b)->host, RB(b)->port, c->state == C_UP ? "connection lost" : "unreachable", why);
+}
+
+static void conn_ready(rconn_t *c) {
+  c->state = C_UP;
+  if (c->ever_up) atomic_fetch_add(&c->b->m_reconnects, 1);
+  c->ever_up = 1;
+  c->backoff_ms = 0;
+  on_up(c);
+}
+
+static void on_up_delay(uv_timer_t *t) {
+  rconn_t *c = t->data;
+  if (c->ac && c->state == C_CONNECTING && !c->stopping) conn_ready(c);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
@@ -184,18 +245,22 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     schedule_retry(c);
     return;
   }
-  c->state = C_UP;
-  if (c->ever_up) atomic_fetch_add(&c->b->m_reconnects, 1);
-  c->ever_up = 1;
-  c->backoff_ms = 0;
-  on_up(c);
+  if (c->ever_up && c->up_delay_ms > 0 && !c->stopping) { /* tests only: conn_init */
+    uv_timer_start(&c->up_delay, on_up_delay, (uint64_t)c->up_delay_ms, 0);
+    return; /* still C_CONNECTING: nothing is sent on it meanwhile */
+  }
+  conn_ready(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   rconn_t *c = ac->data;
+  if (c->up_delay_init) uv_timer_stop(&c->up_delay);
   if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
   if (status != REDIS_OK) went_down(c, ac->errstr);
-  else if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) atomic_store(&c->b->up, 0);
+  else if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) {
+    atomic_store(&c->b->up, 0);
+    atomic_store(&RB(c->b)->rec_live, 0);
+  }
   c->ac = NULL;
   schedule_retry(c);
 }
@@ -233,6 +298,15 @@ static void conn_init(bus_t *b, rconn_t *c, int idx, int kind, uv_loop_t *loop) 
   c->started = 1;
   uv_timer_init(loop, &c->retry);
   c->retry.data = c;
+  const char *e = kind == K_CMD && idx == BUS_HOME_WORKER ? getenv("TERN_TEST_HOME_UP_DELAY_MS") : NULL;
+  long ms = e ? strtol(e, NULL, 10) : 0;
+  if (ms > 0 && ms <= 60000) { /* tests only (tests/cluster/restart.test.mjs), no option */
+    c->up_delay_ms = (int)ms;
+    uv_timer_init(loop, &c->up_delay);
+    c->up_delay.data = c;
+    uv_unref((uv_handle_t *)&c->up_delay);
+    c->up_delay_init = 1;
+  }
   conn_start(c);
 }
 
@@ -270,6 +344,8 @@ typedef struct {
   int forced; /* a rewrite: the others take a snapshot after it, so nothing is confirmed */
 } exec_t;
 
+static void hb_kick(rbus_t *r);
+
 static void ping_cb(redisAsyncContext *ac, void *reply, void *priv) {
   exec_t *x = priv;
   bus_release(x->b, x->upto, x->forced || !reply);
@@ -285,6 +361,12 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *priv) {
   exec_t *x = priv;
   redisReply *r = reply;
   count_cb(ac, reply, x->b);
+  if (x->forced && r && r->type == REDIS_REPLY_ARRAY && !x->b->leaving && !atomic_load(&RB(x->b)->rec_live)) {
+    /* the record is in Redis again: the heartbeat thread (re)registers this node now, not
+     * before, so a node that sees it in the registry finds its record (snapshot_cb) */
+    atomic_store(&RB(x->b)->rec_live, 1);
+    hb_kick(RB(x->b));
+  }
   if (!r || r->type != REDIS_REPLY_ARRAY) x->forced = 1;
   if (x->forced || !home_up(x->b) || redisAsyncCommand(ac, ping_cb, x, "PING") != REDIS_OK) {
     bus_release(x->b, x->upto, x->forced);
@@ -494,9 +576,12 @@ static void hb_cb(redisAsyncContext *ac, void *reply, void *priv) {
     bus_node_seen(b, slot, url, load);
     if (!b->nodes[slot].synced && !b->nodes[slot].syncing) request_snapshot(b, slot);
   }
-  /* nodes this one knew that left the registry (a goodbye it missed) */
+  /* nodes this one knew that left the registry (a goodbye it missed), and those it knew
+   * before its home connection was (re)made that an emptied Redis does not hold (yet):
+   * nothing was pushed to them since (bus_nodes_suspend), and a poll that sees them again
+   * takes their snapshot */
   for (int i = 0; i < BUS_MAX_NODES; i++)
-    if (b->nodes[i].used && b->nodes[i].live && !alive[i]) bus_node_forget(b, i);
+    if (b->nodes[i].used && (b->nodes[i].live || b->nodes[i].suspended) && !alive[i]) bus_node_forget(b, i);
 out:
   poll_free(p);
 }
@@ -541,49 +626,228 @@ static void members_cb(redisAsyncContext *ac, void *reply, void *priv) {
   free(lens);
 }
 
-/* The answer to this node's heartbeat SET … GET: no previous value, when the last one was set
- * on this same connection, means it expired — for longer than HB_TTL_MS this node did not
- * beat, the other nodes dropped its sessions and what they sent its clients was only
- * stored (bus.h, bus_set_lapse). After a (re)connect the key may be gone with Redis's data:
- * that first answer says nothing. */
-static void hb_set_cb(redisAsyncContext *ac, void *reply, void *priv) {
-  redisReply *r = reply;
-  bus_t *b = priv;
-  rbus_t *rb = RB(b);
-  if (!r || r->type == REDIS_REPLY_ERROR) {
-    atomic_fetch_add(&b->m_errors, 1);
-    return;
-  }
-  if (r->type == REDIS_REPLY_NIL && rb->hb_set && !b->leaving) {
-    atomic_fetch_add(&b->m_lapses, 1);
-    log_at(LOG_WARN,
-           "bus: this node's heartbeat lapsed (not renewed within %d ms): the other nodes took it for "
-           "dead and only stored what they sent its clients; telling its clients to reconnect",
-           HB_TTL_MS);
-    if (b->lapse) b->lapse(b->lapse_arg);
-  }
-  rb->hb_set = 1;
+/* ---------------------------------------------------------------- this node's heartbeat (tern-hb) */
+
+typedef struct {
+  task_t task;
+  bus_t *b;
+} lapse_t;
+
+/* On the home worker: the lapse the heartbeat thread found (hb_beat). The record may have
+ * expired too (REC_TTL_MS) and the others, hearing of this node again, would take an empty
+ * snapshot of it: it is written whole under a new epoch, as after a reconnect, so they know
+ * its sessions again — those whose clients stay connected after the goaway included. */
+static void lapse_run(task_t *t) {
+  lapse_t *l = (lapse_t *)t;
+  bus_t *b = l->b;
+  free(l);
+  if (b->leaving) return;
+  atomic_fetch_add(&b->m_lapses, 1);
+  log_at(LOG_WARN,
+         "bus: this node's heartbeat lapsed (not renewed within %d ms): the other nodes took it for "
+         "dead and only stored what they sent its clients; telling its clients to reconnect",
+         HB_TTL_MS);
+  if (home_up(b)) write_record(b);
+  if (b->lapse) b->lapse(b->lapse_arg);
 }
 
-/* Every second: this node's heartbeat and record TTL, and the others' heartbeats. */
-static void heartbeat(bus_t *b) {
+/* The heartbeat thread's connection, made (SELECT as the others do) when there is none;
+ * NULL when Redis cannot be reached. */
+static redisContext *hb_connect(bus_t *b, redisContext **cp) {
+  rbus_t *r = RB(b);
+  if (*cp) return *cp;
+  struct timeval tv = {HB_IO_TIMEOUT_MS / 1000, (HB_IO_TIMEOUT_MS % 1000) * 1000};
+  redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+  if (!c || c->err) {
+    log_limited(&hb_log, LOG_ERROR, "bus: heartbeat: redis %s:%d unreachable (%s); retrying", r->host, r->port,
+                c ? c->errstr : "out of memory");
+    if (c) redisFree(c);
+    return NULL;
+  }
+  redisSetTimeout(c, tv);
+  if (r->db) {
+    redisReply *rep = redisCommand(c, "SELECT %d", r->db);
+    int ok = rep && rep->type == REDIS_REPLY_STATUS;
+    if (rep) freeReplyObject(rep);
+    if (!ok) {
+      log_limited(&hb_log, LOG_ERROR, "bus: heartbeat: redis %s:%d refused SELECT %d; retrying", r->host, r->port,
+                  r->db);
+      redisFree(c);
+      return NULL;
+    }
+  }
+  *cp = c;
+  return c;
+}
+
+/* The heartbeat's value: the public URL '\0' this node's load. Any thread. */
+static int hb_value(bus_t *b, char *val, size_t len) {
+  const char *url = b->public_url && *b->public_url ? *b->public_url : "";
+  int n = snprintf(val, len, "%s%c%ld", url, 0, (long)atomic_load(&b->nsessions));
+  return n < 0 || (size_t)n >= len ? 0 : n;
+}
+
+/* One beat on the heartbeat thread: SET hb:<id> … PX HB_TTL_MS GET, the record's TTL and
+ * the registry entry, pipelined, waited for (HB_IO_TIMEOUT_MS at most). *hb_set: a
+ * heartbeat was set on this connection since it was made and the node registered; then a
+ * nil answer (no previous value) means it expired — for longer than HB_TTL_MS this node did
+ * not beat, the other nodes dropped its sessions and what they sent its clients was only
+ * stored (bus.h, bus_set_lapse): the lapse is posted to the home worker. After a (re)connect
+ * the key may be gone with Redis's data: that first answer says nothing. Returns 0, or -1
+ * when the connection failed (then *cp is freed and NULL). */
+static int hb_beat(bus_t *b, redisContext **cp, int *hb_set) {
+  rbus_t *r = RB(b);
+  redisContext *c = hb_connect(b, cp);
+  if (!c) {
+    *hb_set = 0;
+    atomic_fetch_add(&b->m_errors, 1);
+    return -1;
+  }
+  char val[1100];
+  int n = hb_value(b, val, sizeof val);
+  redisAppendCommand(c, "SET %s %b PX %d GET", r->key_hb, val, (size_t)n, HB_TTL_MS);
+  redisAppendCommand(c, "PEXPIRE %s %d", r->key_rec, REC_TTL_MS);
+  redisAppendCommand(c, "SADD %s %s", r->key_nodes, b->node_id);
+  int lapsed = 0, failed = 0;
+  for (int i = 0; i < 3; i++) {
+    redisReply *rep = NULL;
+    if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep) {
+      failed = 1;
+      break;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) atomic_fetch_add(&b->m_errors, 1);
+    if (i == 0 && rep->type == REDIS_REPLY_NIL && *hb_set) lapsed = 1;
+    freeReplyObject(rep);
+  }
+  if (failed) {
+    log_limited(&hb_log, LOG_ERROR, "bus: heartbeat: redis %s:%d connection lost (%s); reconnecting", r->host, r->port,
+                c->errstr[0] ? c->errstr : "no answer");
+    atomic_fetch_add(&b->m_errors, 1);
+    redisFree(c);
+    *cp = NULL;
+    *hb_set = 0;
+    return -1;
+  }
+  *hb_set = 1;
+  if (lapsed) {
+    lapse_t *l = xcalloc(1, sizeof *l);
+    l->task.fn = lapse_run;
+    l->b = b;
+    b->post(b->post_arg, BUS_HOME_WORKER, &l->task);
+  }
+  return 0;
+}
+
+/* The heartbeat thread: a beat every HB_MS while the record is written (rec_live: the home
+ * connection is up, as before the thread) and the home loop ticks (loop_ms within
+ * HB_STALE_MS); a lost connection is made again after 100 ms doubling to 5 s. Ends when
+ * hb_stop is set (hb_thread_stop, before the goodbye). */
+static void *hb_main(void *arg) {
+  bus_t *b = arg;
+  rbus_t *r = RB(b);
+  redisContext *c = NULL;
+  int hb_set = 0, backoff = 0, stale = 0;
+  int64_t next = 0;
+  pthread_mutex_lock(&r->hb_mu);
+  while (!r->hb_stop) {
+    int64_t now = mono_ms();
+    if (!r->hb_now && now < next) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      int64_t ns = (int64_t)ts.tv_nsec + (next - now) * 1000000;
+      ts.tv_sec += ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
+      pthread_cond_timedwait(&r->hb_cv, &r->hb_mu, &ts);
+      continue;
+    }
+    r->hb_now = 0;
+    pthread_mutex_unlock(&r->hb_mu);
+    int64_t delay = HB_MS;
+    if (!atomic_load(&r->rec_live)) {
+      /* not registered (the home connection is down): the next registration starts afresh,
+       * on a new connection (this one may have died with Redis) */
+      hb_set = 0;
+      if (c) redisFree(c);
+      c = NULL;
+      backoff = 0;
+    } else if (now - atomic_load(&r->loop_ms) > HB_STALE_MS) {
+      if (!stale)
+        log_at(LOG_ERROR,
+               "bus: the home worker's loop has not run for %lld ms: heartbeat withheld, the other nodes will "
+               "take this node for dead",
+               (long long)(now - atomic_load(&r->loop_ms)));
+      stale = 1;
+      delay = 100; /* beat again soon after the loop comes back */
+    } else {
+      stale = 0;
+      if (hb_beat(b, &c, &hb_set) < 0) {
+        backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+        if (backoff > BACKOFF_MAX_MS) backoff = BACKOFF_MAX_MS;
+        delay = backoff;
+      } else {
+        backoff = 0;
+      }
+    }
+    pthread_mutex_lock(&r->hb_mu);
+    next = mono_ms() + delay;
+  }
+  pthread_mutex_unlock(&r->hb_mu);
+  if (c) redisFree(c);
+  return NULL;
+}
+
+/* The thread beats now (the record was just rewritten). Takes hb_mu, which the thread never
+ * holds across I/O. */
+static void hb_kick(rbus_t *r) {
+  pthread_mutex_lock(&r->hb_mu);
+  r->hb_now = 1;
+  pthread_cond_signal(&r->hb_cv);
+  pthread_mutex_unlock(&r->hb_mu);
+}
+
+/* Stops the heartbeat thread and waits for it: when this returns, every beat it sent was
+ * answered (or its connection closed after HB_IO_TIMEOUT_MS), so nothing of it lands after
+ * a goodbye sent next. Blocks the caller for one beat's I/O at most. */
+static void hb_thread_stop(rbus_t *r) {
+  if (!r->hb_thread_started) return;
+  pthread_mutex_lock(&r->hb_mu);
+  r->hb_stop = 1;
+  pthread_cond_signal(&r->hb_cv);
+  pthread_mutex_unlock(&r->hb_mu);
+  pthread_join(r->hb_thread, NULL);
+  r->hb_thread_started = 0;
+}
+
+/* ---------------------------------------------------------------- the home loop's tick */
+
+/* Every HB_MS on the home loop: the loop's stamp, queued record changes, and the others'
+ * heartbeats (the registry poll). */
+static void poll_others(bus_t *b) {
   rbus_t *r = RB(b);
   if (!home_up(b) || b->leaving) return;
-  redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
   rb_flush(b);
-  char val[1100];
-  const char *url = b->public_url && *b->public_url ? *b->public_url : "";
-  int n = snprintf(val, sizeof val, "%s%c%ld", url, 0, (long)atomic_load(&b->nsessions));
-  if (n < 0 || (size_t)n >= sizeof val) n = 0;
-  redisAsyncCommand(ac, hb_set_cb, b, "SET %s %b PX %d GET", r->key_hb, val, (size_t)n, HB_TTL_MS);
-  redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %s %d", r->key_rec, REC_TTL_MS);
-  redisAsyncCommand(ac, NULL, NULL, "SADD %s %s", r->key_nodes, b->node_id);
-  redisAsyncCommand(ac, members_cb, b, "SMEMBERS %s", r->key_nodes);
+  redisAsyncCommand(r->cmd[BUS_HOME_WORKER].ac, members_cb, b, "SMEMBERS %s", r->key_nodes);
 }
 
 static void on_hb(uv_timer_t *t) {
-  bus_wait_sweep(t->data, now_ms()); /* replies held past BUS_WAIT_MAX_MS (Redis not answering) */
-  heartbeat(t->data);
+  bus_t *b = t->data;
+  atomic_store(&RB(b)->loop_ms, mono_ms()); /* this loop is alive (hb_main) */
+  bus_wait_sweep(b, now_ms());              /* replies held past BUS_WAIT_MAX_MS (Redis not answering) */
+  poll_others(b);
+}
+
+/* Tests only (tests/cluster/hb-thread.test.mjs), never for a deployment, and no option:
+ * with TERN_TEST_STALL_HOME_MS=N in the environment (read once, at start), SIGUSR2 blocks
+ * the home worker's loop for N ms, as a loop starved of CPU or hung would be. */
+static void on_stall(uv_signal_t *h, int signum) {
+  (void)signum;
+  rbus_t *r = h->data;
+  log_at(LOG_WARN, "bus: test hook: blocking the home worker's loop for %d ms", r->stall_ms);
+  int64_t until = mono_ms() + r->stall_ms;
+  for (int64_t now = mono_ms(); now < until; now = mono_ms()) {
+    struct timespec ts = {(until - now) / 1000, ((until - now) % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 /* ---------------------------------------------------------------- the subscriber */
@@ -615,11 +879,8 @@ static void on_event(bus_t *b, const uint8_t *p, size_t n) {
   }
   if (kind == 'r') {                         /* a rewritten record: a new snapshot */
     if (b->resync) b->resync(b->resync_arg); /* its broadcasts while it was cut off were lost */
-    int slot = bus_node_slot(b, id, 1);
-    if (slot >= 0 && !b->nodes[slot].syncing) {
-      b->nodes[slot].synced = 0;
-      request_snapshot(b, slot);
-    }
+    int slot;
+    if (bus_node_rewritten(b, id, ep, &slot)) request_snapshot(b, slot);
     return;
   }
   if (kind != 'd') return;
@@ -667,13 +928,23 @@ static void on_up(rconn_t *c) {
   }
   if (c->idx != BUS_HOME_WORKER) return;
   if (b->leaving) return;
+  /* Redis may be back empty: the others are not pushed to until this node's registry poll
+   * on this connection sees them again (bus_nodes_suspend), and before `up` lets the
+   * workers send (rb_send) */
+  bus_nodes_suspend(b);
   atomic_store(&b->up, 1);
-  r->hb_set = 0;
   log_at(LOG_INFO, "bus: connected to redis %s:%d as node %s", r->host, r->port, b->node_id);
   for (int i = 0; i < BUS_MAX_NODES; i++)
     if (b->nodes[i].used) b->nodes[i].synced = 0;
-  write_record(b);
-  heartbeat(b);
+  write_record(b); /* its answer lets the heartbeat thread register this node (exec_cb) */
+  /* and registered at once, behind the record on this connection: a node that hears of this
+   * one finds its record, and the registry has it again as soon as this node is back
+   * (another that polls it first would drop this node's sessions); the thread beats on */
+  char val[1100];
+  int n = hb_value(b, val, sizeof val);
+  redisAsyncCommand(c->ac, count_cb, b, "SET %s %b PX %d", r->key_hb, val, (size_t)n, HB_TTL_MS);
+  redisAsyncCommand(c->ac, count_cb, b, "SADD %s %s", r->key_nodes, b->node_id);
+  poll_others(b);
 }
 
 /* ---------------------------------------------------------------- workers */
@@ -687,6 +958,22 @@ static void rb_worker_start(bus_t *b, int idx, uv_loop_t *loop) {
   r->hb.data = b;
   uv_timer_start(&r->hb, on_hb, HB_MS, HB_MS);
   r->hb_started = 1;
+  atomic_store(&r->loop_ms, mono_ms());
+  if (pthread_create(&r->hb_thread, NULL, hb_main, b) != 0) {
+    log_at(LOG_ERROR, "bus: cannot start the heartbeat thread: the other nodes will not see this node");
+  } else {
+    pthread_setname_np(r->hb_thread, "tern-hb");
+    r->hb_thread_started = 1;
+  }
+  const char *e = getenv("TERN_TEST_STALL_HOME_MS"); /* tests only: on_stall */
+  long ms = e ? strtol(e, NULL, 10) : 0;
+  if (ms > 0 && ms <= 600000) {
+    r->stall_ms = (int)ms;
+    uv_signal_init(loop, &r->stall);
+    r->stall.data = r;
+    uv_signal_start(&r->stall, on_stall, SIGUSR2);
+    uv_unref((uv_handle_t *)&r->stall);
+  }
 }
 
 static void conn_stop(rconn_t *c) {
@@ -694,6 +981,7 @@ static void conn_stop(rconn_t *c) {
   if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
   c->stopping = 1;
   uv_timer_stop(&c->retry);
+  if (c->up_delay_init) uv_timer_stop(&c->up_delay);
   if (c->ac && c->state == C_UP) {
     redisAsyncDisconnect(c->ac); /* after the replies to what is queued (the goodbye) */
     uv_timer_start(&c->retry, on_retry, STOP_GRACE_MS, 0);
@@ -718,10 +1006,13 @@ static void bye_cb(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 /* The goodbye, once: record, heartbeat and registry entry go at once and the others are
- * told; from then on nothing of this node's presence is published. On the home worker. */
+ * told; from then on nothing of this node's presence is published. On the home worker,
+ * which it blocks for the heartbeat thread's last beat at most (hb_thread_stop). */
 static void rb_leave(bus_t *b, void (*done)(bus_t *b)) {
   rbus_t *r = RB(b);
   int already = b->leaving;
+  atomic_store(&r->rec_live, 0);
+  hb_thread_stop(r); /* no SET or SADD of the heartbeat thread lands after the DEL and SREM below */
   if (!already && home_up(b)) {
     redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
     buf_t m = BUF_INIT;
@@ -763,7 +1054,10 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n) {
   rbus_t *r = RB(b);
   int idx = worker_current();
   rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
-  if (!c || !c->started || c->state != C_UP || !c->ac || c->stopping) {
+  /* and the home connection up: until it is back (and its poll has seen the recipient's
+   * node again, bus_nodes_suspend) the replica may name a node that an emptied Redis does
+   * not hold yet, and the poll would drop it after this push got through */
+  if (!c || !c->started || c->state != C_UP || !c->ac || c->stopping || !atomic_load(&b->up)) {
     atomic_fetch_add(&b->m_errors, 1);
     return TERN_EIO;
   }
