@@ -258,8 +258,9 @@ fanout_t *fanout_new(const lc_cmd_t *cmd) {
   atomic_init(&p->ref, 1);
   p->priority = 2;
   p->not_to = NULL;
-  p->msg = cmd->cmd != LC__COMMAND_TYPE__direct ? 0 : cmd->directmessage && cmd->directmessage->transient ? 2 : 1;
-  p->ts = p->msg == 1 && cmd->directmessage->has_timestamp ? cmd->directmessage->timestamp : -1;
+  const Lc__DirectCommand *dm = cmd->cmd == LC__COMMAND_TYPE__direct ? cmd->directmessage : NULL;
+  p->msg = !dm ? 0 : dm->transient ? 2 : 1;
+  p->ts = p->msg == 1 && dm->has_timestamp ? dm->timestamp : -1;
   p->len = n;
   lc__generic_command__pack(&c, p->body);
   return p;
