@@ -292,6 +292,43 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     }
   });
 
+  // The sweep (worker 0, every second: temporary shut-ups due; every sweep_interval: expired
+  // conversations) reads off the loop too: with the shut-up table locked across two ticks,
+  // another client of the (only) worker is answered every time, and the shut-up due meanwhile
+  // is lifted once the lock goes. Before, the tick's read held the worker until the lock went.
+  it('the sweep reads off the loop: a locked shut-up table holds the lifting, not the worker', async () => {
+    const owner = await protoSession(server, 'sweep-owner');
+    const muted = await protoSession(server, 'sweep-muted');
+    const other = await protoSession(server, 'sweep-other');
+    const conv = await startConv(owner, ['sweep-muted']);
+    const res = await fetch(`${server.httpUrl}/1.2/rtm/conversations/${conv.cid}/temporary-silenceds`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ client_id: 'sweep-muted', ttl: 1 }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await muted.next((m) => m.cmd === 'conv' && m.op === 'shutuped' && m.convMessage?.cid === conv.cid);
+    const locker = await lockTable(db, 'conv_set');
+    try {
+      let lifted = false;
+      const unshut = muted.next((m) => m.cmd === 'conv' && m.op === 'unshutuped' && m.convMessage?.cid === conv.cid, 20000)
+        .then((m) => { lifted = true; return m; });
+      const end = Date.now() + 2500;
+      for (let i = 0; Date.now() < end; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while the sweep's read waited`);
+        await sleep(50);
+      }
+      assert.equal(lifted, false, 'the lifting waits for the lock');
+      locker.commit();
+      await unshut;
+    } finally {
+      await locker.close();
+    }
+  });
+
   // An ack's receipts are found by a read of the message table: with that table locked (so
   // nothing is stored meanwhile either), the worker still answers everything that needs no
   // store — here echoes of another client — and the receipt goes out once the lock goes.

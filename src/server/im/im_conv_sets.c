@@ -323,11 +323,6 @@ void conv_block_apply(im_worker_t *w, conv_t *c, const char *initby, char *const
   set_apply(w, c, add ? &block_add : &block_remove, initby, ids, n, 0, NULL, done);
 }
 
-typedef struct {
-  im_worker_t *w;
-  int lifted;
-} lift_t;
-
 static void plain_set_free(store_job_t *j) {
   job_set_t *sj = (job_set_t *)j;
   free(sj->clients[0]);
@@ -335,9 +330,8 @@ static void plain_set_free(store_job_t *j) {
   free(sj);
 }
 
-static void lift_one(void *arg, int64_t conv, const char *cid, const char *client) {
-  lift_t *l = arg;
-  conv_t *c = conv_get(l->w, cid, NULL);
+int conv_silence_lift(im_worker_t *w, int64_t conv, const char *cid, const char *client) {
+  conv_t *c = conv_get(w, cid, NULL);
   if (!c) { /* being deleted, or unreadable: drop the row so it cannot stay due forever */
     job_set_t *j = xcalloc(1, sizeof *j);
     j->clients = xmalloc(sizeof(char *));
@@ -348,19 +342,13 @@ static void lift_one(void *arg, int64_t conv, const char *cid, const char *clien
     j->job.type = JOB_SET_CHANGE;
     j->job.worker = -1;
     j->job.free_fn = plain_set_free;
-    store_submit(l->w->im->store, &j->job);
-    return;
+    store_submit(w->im->store, &j->job);
+    return 0;
   }
   char *ids[1] = {(char *)client};
   /* as if the app's back end lifted it: the target and the members hear unshutuped */
-  set_apply(l->w, c, &shutup_remove, "", ids, 1, 0, NULL, NULL);
-  l->lifted++;
-}
-
-void conv_silence_sweep(im_worker_t *w, int64_t now) {
-  lift_t l = {w, 0};
-  store_shutups_expired(w->reader, now, 100, lift_one, &l);
-  if (l.lifted) log_at(LOG_DEBUG, "sweep: lifted %d temporary shut-up%s", l.lifted, l.lifted == 1 ? "" : "s");
+  set_apply(w, c, &shutup_remove, "", ids, 1, 0, NULL, NULL);
+  return 1;
 }
 
 void im_conv_shutup(req_t *r, int add) {

@@ -471,14 +471,15 @@ void conv_mutes_apply(im_worker_t *w, conv_t *c, char *const *ids, size_t n, int
 /* Shut-up (SET_SHUTUP) and blacklist (SET_BLOCK) changes for the REST API, as the app's
  * back end (no rights checked) named `initby`: same snapshot swap, storage, pushes and
  * limits as conv/add_shutup and blacklist/block. expire_at (ms, 0: never): a temporary
- * shut-up, lifted by conv_silence_sweep. done gets {"allowed", "failed": [{client_id, code,
+ * shut-up, lifted by the sweep (conv_silence_lift). done gets {"allowed", "failed": [{client_id, code,
  * error}], "updated_at"}. They take the reference of c. */
 void conv_shutup_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
                        int64_t expire_at, const im_done_t *done);
 void conv_block_apply(im_worker_t *w, conv_t *c, const char *initby, char *const *ids, size_t n, int add,
                       const im_done_t *done);
-/* Lifts the temporary shut-ups whose time has come (the worker's 1-second tick). */
-void conv_silence_sweep(im_worker_t *w, int64_t now);
+/* Lifts a temporary shut-up whose time has come (store_shutups_expired's row, found by the
+ * sweep, im_notif.c): 1 when lifted, 0 when the conversation is gone (the row is dropped). */
+int conv_silence_lift(im_worker_t *w, int64_t conv, const char *cid, const char *client);
 /* Gives member pid `role` (Member or Manager) as the app's back end: the row keeps the role
  * unless drop_row (Member by the row's absence). Returns a protocol error (detail set) when
  * refused — the owner, an unknown role, not a member — else 0 and done gets {"updated_at",

@@ -50,11 +50,6 @@ void notif_record(im_worker_t *w, const lc_cmd_t *cmd, char *const *to, size_t n
 static void plain_free(store_job_t *j) { free(j); }
 
 typedef struct {
-  im_worker_t *w;
-  int deleted;
-} sweep_t;
-
-typedef struct {
   job_members_t j;
   im_t *im;
   conv_t *conv;
@@ -94,23 +89,98 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
   return 1;
 }
 
-static void expired_each(void *arg, int64_t id, const char *cid, int kind) {
-  sweep_t *sw = arg;
-  (void)id;
+/* The sweep's reads — the temporary shut-ups due, every tick, and the conversations
+ * expired, every sweep_interval — run off the loop (store_read_submit: PostgreSQL's read
+ * threads; SQLite reads at once, as before), and what they found is acted on here on worker
+ * 0: on the loop, the shut-up read held every connection of worker 0 once a second for a
+ * round trip, and for as long as PostgreSQL made it wait (a locked table). One at a time. */
+typedef struct {
+  int64_t id;
+  char *cid, *client;
+} row_t;
+
+typedef struct {
+  row_t *v;
+  size_t n, cap;
+} rows_t;
+
+typedef struct {
+  store_read_t rd; /* first */
+  im_t *im;
+  int64_t now, idle_before;
+  int expire; /* the expired conversations too */
+  rows_t shut, gone;
+} sweep_read_t;
+
+static int sweep_busy; /* a sweep read on its way (worker 0's thread only) */
+
+static void rows_add(rows_t *r, int64_t id, const char *cid, const char *client) {
+  if (!cid) return;
+  if (r->n == r->cap) {
+    r->cap = r->cap ? 2 * r->cap : 16;
+    r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+  }
+  r->v[r->n++] = (row_t){id, xstrdup(cid), client ? xstrdup(client) : NULL};
+}
+
+static void shut_each(void *arg, int64_t conv, const char *cid, const char *client) {
+  if (client) rows_add(&((sweep_read_t *)arg)->shut, conv, cid, client);
+}
+
+static void gone_each(void *arg, int64_t id, const char *cid, int kind) {
   (void)kind;
-  conv_t *c = conv_get(sw->w, cid, NULL); /* loads it if it is not cached */
-  if (c && conv_delete(sw->w, c, 1, NULL)) sw->deleted++;
+  rows_add(&((sweep_read_t *)arg)->gone, id, cid, NULL);
+}
+
+static int sweep_read(store_reader_t *r, store_read_t *rd) {
+  sweep_read_t *x = (sweep_read_t *)rd;
+  int rc = store_shutups_expired(r, x->now, 100, shut_each, x);
+  if (x->expire && rc == 0) rc = store_expired(r, x->now, x->idle_before, 1000, gone_each, x);
+  return rc;
+}
+
+static void sweep_done(task_t *t) {
+  sweep_read_t *x = (sweep_read_t *)t;
+  im_worker_t *w = x->im->workers[x->rd.worker]; /* NULL: the server is stopping */
+  int lifted = 0, deleted = 0;
+  for (size_t i = 0; i < x->shut.n; i++) {
+    if (w) lifted += conv_silence_lift(w, x->shut.v[i].id, x->shut.v[i].cid, x->shut.v[i].client);
+    free(x->shut.v[i].cid);
+    free(x->shut.v[i].client);
+  }
+  for (size_t i = 0; i < x->gone.n; i++) {
+    conv_t *c = w ? conv_get(w, x->gone.v[i].cid, NULL) : NULL; /* loads it if it is not cached */
+    if (c && conv_delete(w, c, 1, NULL)) deleted++;
+    free(x->gone.v[i].cid);
+  }
+  if (lifted) log_at(LOG_DEBUG, "sweep: lifted %d temporary shut-up%s", lifted, lifted == 1 ? "" : "s");
+  if (deleted) log_at(LOG_INFO, "sweep: deleted %d expired conversation%s", deleted, deleted == 1 ? "" : "s");
+  free(x->shut.v);
+  free(x->gone.v);
+  free(x);
+  sweep_busy = 0;
 }
 
 void im_worker_sweep(im_worker_t *w, int64_t now) {
-  static int64_t next;                         /* only worker 0 sweeps, so only its thread touches this */
-  if (w->idx == 0) conv_silence_sweep(w, now); /* every tick: a temporary shut-up lifts on time */
-  if (w->idx != 0 || now < next) return;
+  static int64_t next; /* only worker 0 sweeps, so only its thread touches this */
+  if (w->idx != 0 || sweep_busy) return;
   const tern_config_t *cfg = w->im->cfg;
+  sweep_read_t *x = xcalloc(1, sizeof *x);
+  x->rd.task.fn = sweep_done;
+  x->rd.worker = w->idx;
+  x->rd.fn = sweep_read;
+  x->im = w->im;
+  x->now = now; /* every tick: a temporary shut-up lifts on time */
+  x->expire = now >= next;
+  x->idle_before = now - cfg->conv_idle_ttl * 1000;
+  sweep_busy = 1;
+  if (store_read_submit(w->im->store, w->reader, &x->rd) < 0) { /* the read queue is full: next tick */
+    free(x);
+    sweep_busy = 0;
+    return;
+  }
+  if (now < next) return;
   next = now + cfg->sweep_interval * 1000;
-  sweep_t sw = {w, 0};
-  store_expired(w->reader, now, now - cfg->conv_idle_ttl * 1000, 1000, expired_each, &sw);
-  if (sw.deleted) log_at(LOG_INFO, "sweep: deleted %d expired conversation%s", sw.deleted, sw.deleted == 1 ? "" : "s");
   job_prune_t *p = xcalloc(1, sizeof *p);
   p->notif_before = now - cfg->notif_ttl * 1000;
   p->job.type = JOB_PRUNE;
