@@ -325,6 +325,100 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
   });
 });
 
+// A reconnect (session/open r:true with its session token) reads the token's revocations
+// (token_revoked, client_revoked): on PostgreSQL off the worker's loop, its connection
+// paused (im_prefetch_token), so a reconnect storm after a node dies does not stall the
+// worker's other clients behind a slow read. Before, the read was made on the loop: with
+// token_revoked locked, the other client's first echo waited for the lock (up to the 5 s
+// statement_timeout) and the reconnect was answered only then.
+describe("a reconnect's session-token revocations are read off the loop", () => {
+  let pg, db, server;
+  before(async () => {
+    pg = startPg();
+    db = pg.createDatabase();
+    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
+  });
+  after(async () => {
+    await protoCloseAll(server);
+    try {
+      if (server) await server.stop();
+    } finally {
+      if (pg) pg.stop();
+    }
+  });
+
+  const reopen = (c, peer, st, timeout) =>
+    c.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: peer, sessionMessage: { ua: 'tern-proto-test/1', r: true, st } }, timeout);
+
+  it('a reconnect waits on a locked revocation table off the loop; the worker answers another client meanwhile; the frames behind it keep their order', async () => {
+    const first = await protoSession(server, 'tk-a');
+    const st = first.openReply.sessionMessage.st;
+    await first.close(); // the connection drops: no logout, the token still resumes
+    const other = await protoSession(server, 'tk-other');
+    const y = await protoConnect(server);
+    const locker = await lockTable(db, 'token_revoked');
+    try {
+      let answered = false;
+      const opened = reopen(y, 'tk-a', st, 20000).then((r) => { answered = true; return r; });
+      const behind = y.request({ cmd: 'echo' }, 20000); // sent after the open: answered after it
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's token was checked`);
+      }
+      assert.equal(answered, false, 'the reconnect waits for its token check (the table is locked)');
+      locker.commit();
+      const r = await opened;
+      assert.equal(r.op, 'opened', JSON.stringify(r));
+      assert.equal(r.peerId, 'tk-a');
+      assert.equal((await behind).cmd, 'echo');
+      const order = y.received.filter((m) => m.i).map((m) => m.cmd);
+      assert.deepEqual(order.slice(0, 2), ['session', 'echo'], order.join());
+      assert.equal((await y.echo()).cmd, 'echo'); // the session works: the connection reads on
+      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
+      const n = Number(/^tern_token_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      assert.ok(n >= 1, `tern_token_prefetches_total ${n}`);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  // The answer is read before the open runs; a revocation made while it is read is not
+  // in it. Here the logout of the same login's other connection comes while the read waits
+  // (its own write waits on the lock too, so it is held in memory): the reconnect is
+  // refused all the same. A token revoked earlier, stored, is refused from the read.
+  it('a token revoked while its reconnect reads is refused; one revoked before, from the read', async () => {
+    const x = await protoSession(server, 'tk-b');
+    const st = x.openReply.sessionMessage.st;
+    const y = await protoSession(server, 'tk-b'); // the same client, another device (lineage)
+    const stY = y.openReply.sessionMessage.st;
+    await y.request({ cmd: 'session', op: 'close' }); // a logout: stY revoked, stored
+    const z = await protoConnect(server);
+    const refusedBefore = await reopen(z, 'tk-b', stY);
+    assert.equal(refusedBefore.cmd, 'error', JSON.stringify(refusedBefore));
+    assert.equal(refusedBefore.errorMessage.code, 4112);
+    assert.match(refusedBefore.errorMessage.detail, /revoked/);
+    const w = await protoConnect(server);
+    const locker = await lockTable(db, 'token_revoked');
+    try {
+      let answered = false;
+      const reconnect = reopen(w, 'tk-b', st, 20000).then((r) => { answered = true; return r; });
+      await x.echo(); // the worker reads on: the reconnect waits off the loop
+      assert.equal(answered, false, 'the reconnect waits for its token check (the table is locked)');
+      const closed = await x.request({ cmd: 'session', op: 'close' }); // revokes st's lineage
+      assert.equal(closed.op, 'closed', JSON.stringify(closed));
+      locker.commit();
+      const r = await reconnect;
+      assert.equal(r.cmd, 'error', JSON.stringify(r));
+      assert.equal(r.errorMessage.code, 4112);
+      assert.match(r.errorMessage.detail, /revoked/);
+    } finally {
+      await locker.close();
+    }
+  });
+});
+
 // im_prefetch.c: a request naming a conversation this node has not cached (created on
 // another node, or changed there) reads it on the store's read threads, with the request's
 // connection paused meanwhile, instead of on the worker's loop. Two ternd on one database,

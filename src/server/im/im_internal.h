@@ -67,6 +67,8 @@ struct im_worker {
   handle_table_t sessions; /* handle → session_t */
   store_reader_t *reader;
   struct worker_relay *room_relay; /* set around a chat-room send's fan-out: its ack (room_local) */
+  const struct revoke_read *token_read; /* set around a session/open run again with its token's
+                                         * revocations read off the loop (im_prefetch.c) */
 };
 
 struct session {
@@ -316,6 +318,12 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
+/* The same for a reconnect's session/open carrying a session token (`st`) that passes every
+ * check needing no store: the store's revocations of it are read off the loop, the link
+ * paused, and the open runs again with the answer (w->token_read, which im_session_open
+ * gives revoke_check_read). IM_PARKED or 0 (go on: open it now). Before anything of the
+ * open ran, so nothing (a signature's nonce, a session) is done twice. */
+int im_prefetch_token(req_t *r);
 
 /* Why a link's input is paused (l->paused, a set): chat-room acks waiting (im_msg.c), a
  * request waiting for its conversation (im_prefetch.c). The link is paused while any is. */
