@@ -292,6 +292,49 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     }
   });
 
+  // A login with lastPatchTime is told the edits and recalls it missed (patch/modify), read
+  // from the message table beside its unread counts, off the loop: with that table locked,
+  // another client of the same (only) worker gets its echoes answered while the login waits;
+  // once the lock goes the login is answered, then its counts, then the patches. Before, the
+  // patches were read on the worker's loop: the other client's first echo waited for the lock.
+  it("a login's patch catch-up waits on a lock off the loop; another client of the worker is answered meanwhile", async () => {
+    const sender = await protoSession(server, 'pc-sender');
+    const xid = 'pc-x';
+    const conv = await startConv(sender, [xid]);
+    const m = await sendMsg(sender, conv.cid, 'to be edited');
+    const since = Date.now() - 1;
+    const edit = await sender.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [{ cid: conv.cid, mid: m.uid, timestamp: m.t, data: 'edited' }] } });
+    assert.equal(edit.op, 'modified', JSON.stringify(edit));
+    const other = await protoSession(server, 'pc-other');
+    const x = await protoConnect(server);
+    const locker = await lockTable(db, 'msg');
+    try {
+      let answered = false;
+      const opened = x.request({ cmd: 'session', op: 'open', peerId: xid, appId: server.appId, sessionMessage: { ua: 'patch-lock', lastPatchTime: since } }, 20000)
+        .then((r) => { answered = true; return r; });
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's login read its patches`);
+      }
+      assert.equal(answered, false, 'the login (answer, counts, patches) waits on the lock');
+      locker.commit();
+      const r = await opened;
+      assert.equal(r.op, 'opened', JSON.stringify(r));
+      const p = await x.next((f) => f.cmd === 'patch', 10000);
+      assert.equal(p.op, 'modify');
+      assert.deepEqual(p.patchMessage.patches.map((it) => [it.cid, it.mid, it.data, it.patchTimestamp]),
+        [[conv.cid, m.uid, 'edited', edit.patchMessage.lastPatchTime]]);
+      // in order: the answer, the counts, then the patches
+      const kinds = x.received.map((f) => f.cmd);
+      assert.ok(kinds.indexOf('session') < kinds.indexOf('unread') && kinds.indexOf('unread') < kinds.indexOf('patch'), kinds.join());
+      assert.equal(kinds.filter((k) => k === 'patch').length, 1, kinds.join());
+    } finally {
+      await locker.close();
+    }
+  });
+
   // An ack's receipts are found by a read of the message table: with that table locked (so
   // nothing is stored meanwhile either), the worker still answers everything that needs no
   // store — here echoes of another client — and the receipt goes out once the lock goes.

@@ -572,8 +572,10 @@ void im_msg_logs(req_t *r);
 /* ---- im_login.c: a login's unread counts (or 2.1's offline messages), read off the loop */
 /* After "session opened": reads what the login is told and sends it, the link's output held
  * behind it (im_hold_read). One read per session at a time: a re-login while its counts
- * are read reads none (the read under way answers it). */
-void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+ * are read reads none (the read under way answers it). last_patch_time > 0: the patches
+ * since are read beside the counts and pushed right after them (im_patch_catch_up_read);
+ * a re-login while the counts are read reads them on the loop (im_patch_catch_up). */
+void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time, int64_t last_patch_time);
 /* A message push to s (p->msg == 1) while s->told is set: 1 if its counts already told it
  * (it is not sent). s->told lapses TOLD_MS after the counts. */
 int im_login_told(session_t *s, const fanout_t *p);
@@ -616,7 +618,15 @@ int im_rest_patch(im_worker_t *w, const char *cid, const char *mid, const char *
 /* REST delete of the server's copy of message mid (from, when given, must be its sender);
  * clients keep theirs. Same return and done as im_rest_patch (done gets {}). */
 int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from, const im_done_t *done);
+/* A login's catch-up (lastPatchTime `since`): every patch newer than it in the client's
+ * conversations, pushed to s as one patch/modify. im_patch_catch_up reads on the worker's
+ * reader, on the loop; im_login.c reads it beside the login's counts, off the loop:
+ * im_patch_catch_up_read on any thread with the reader it is given (NULL: since <= 0 or
+ * the read failed, nothing to send), then im_patch_catch_up_send on s's worker (s NULL:
+ * the session is gone, it only frees c). */
 void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
+struct im_catch_up *im_patch_catch_up_read(store_reader_t *r, const char *client, int64_t since);
+void im_patch_catch_up_send(session_t *s, struct im_catch_up *c);
 /* `_lctype` of a typed message's JSON text, if it has one (1) */
 int scan_lctype(const char *s, size_t n, int *out);
 

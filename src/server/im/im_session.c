@@ -396,8 +396,9 @@ void im_session_open(req_t *r) {
     im_room_rejoin(r->w, s);
     if (s->room) im_hold_reply(r->w, r->link); /* the hold, if any, waits for the re-join too */
   }
-  im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
-  if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);
+  /* the counts, then the patches since lastPatchTime: read together, off the loop on PostgreSQL */
+  im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0,
+                     sm->has_lastpatchtime ? sm->lastpatchtime : 0);
 }
 
 void im_session_close(req_t *r) {
