@@ -374,7 +374,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
 // worker's other clients behind a slow read. Before, the read was made on the loop: with
 // token_revoked locked, the other client's first echo waited for the lock (up to the 5 s
 // statement_timeout) and the reconnect was answered only then.
-describe("a reconnect's session-token revocations are read off the loop", () => {
+describe("a reconnect's reads (its token's revocations, its resends' lookups) are made off the loop", () => {
   let pg, db, server;
   before(async () => {
     pg = startPg();
@@ -422,6 +422,60 @@ describe("a reconnect's session-token revocations are read off the loop", () => 
       const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
       const n = Number(/^tern_token_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
       assert.ok(n >= 1, `tern_token_prefetches_total ${n}`);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  // A send with a dt within dedupe_window of a reconnect (r:true) is looked up among the
+  // sender's messages (store_msg_by_dt, the message table) in case it is a resend: off the
+  // loop, its connection paused (im_dedupe_prefetch). With msg locked, another client of the
+  // same (only) worker gets its echoes answered meanwhile; then the resend is answered with
+  // the first copy's id and timestamp (stored and delivered once), and a new message sent
+  // behind it is acked after it. Before, the lookup was made on the loop: the other
+  // client's first echo waited for the lock.
+  it('a resend after a reconnect is looked up off the loop while the message table is locked; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'rs-a');
+    const b = await protoSession(server, 'rs-b');
+    const conv = await startConv(a, ['rs-b']);
+    const dt = `dt-${Date.now()}-resent`;
+    const first = await sendMsg(a, conv.cid, 'once', { dt });
+    await b.next((m) => m.cmd === 'direct' && m.directMessage?.id === first.uid);
+    const st = a.openReply.sessionMessage.st;
+    await a.close(); // the connection drops; the SDK reconnects and resends what it thinks unacked
+    const y = await protoConnect(server);
+    const re = await reopen(y, 'rs-a', st);
+    assert.equal(re.op, 'opened', JSON.stringify(re));
+    const other = await protoSession(server, 'rs-other');
+    const locker = await lockTable(db, 'msg');
+    try {
+      let answered = false;
+      const resent = y.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'once', dt } }, 20000)
+        .then((r) => { answered = true; return r; });
+      const fresh = y.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'new', dt: `${dt}-new` } }, 20000);
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's resend was looked up`);
+      }
+      assert.equal(answered, false, 'the resend waits for its lookup (the table is locked)');
+      locker.commit();
+      const r = await resent;
+      assert.equal(r.cmd, 'ack', JSON.stringify(r));
+      assert.equal(r.ackMessage.uid, first.uid, 'the resend is answered with the first copy');
+      assert.equal(r.ackMessage.t, first.t);
+      const f = await fresh;
+      assert.equal(f.cmd, 'ack', JSON.stringify(f));
+      assert.notEqual(f.ackMessage.uid, first.uid);
+      const acks = y.received.filter((m) => m.cmd === 'ack').map((m) => m.i);
+      assert.deepEqual(acks, [r.i, f.i], 'acked in the order sent');
+      await b.next((m) => m.cmd === 'direct' && m.directMessage?.msg === 'new', 10000);
+      const got = b.received.filter((m) => m.cmd === 'direct' && m.directMessage?.cid === conv.cid).map((m) => m.directMessage.msg);
+      assert.deepEqual(got, ['once', 'new'], 'the resend is not delivered again');
+      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
+      const n = Number(/^tern_dedupe_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      assert.ok(n >= 2, `tern_dedupe_prefetches_total ${n}`);
     } finally {
       await locker.close();
     }

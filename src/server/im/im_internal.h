@@ -69,6 +69,8 @@ struct im_worker {
   struct worker_relay *room_relay; /* set around a chat-room send's fan-out: its ack (room_local) */
   const struct revoke_read *token_read; /* set around a session/open run again with its token's
                                          * revocations read off the loop (im_prefetch.c) */
+  struct im_dedupe_read *dedupe_read;   /* the same around a send run again with its resend lookup
+                                         * read off the loop (im_dedupe.c) */
 };
 
 struct session {
@@ -555,7 +557,7 @@ void im_msg_direct(req_t *r);
  * ignored: the message is stored without it (docs/security.md). */
 #define IM_DT_MAX 64
 /* Sends checked after one reconnect, at most: each costs a store read (up to STORE_DT_SCAN
- * rows) on the worker's loop, and any client may log in with r:true; the SDKs resend only
+ * rows; on PostgreSQL off the worker's loop, im_dedupe_prefetch), and any client may log in with r:true; the SDKs resend only
  * what was unacknowledged at the drop, a few messages, first thing after the reconnect. */
 #define IM_DEDUPE_CHECKS 64
 /* What the store keeps of dt: a 64-bit hash (never 0), or 0 when dt is absent or unusable. */
@@ -566,6 +568,12 @@ int64_t im_dt_hash(const char *dt);
  * or, when the store holds no copy yet (0 returned after a check), the job's dt_since — the
  * writer compares again after every job submitted before it (store.h). */
 int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts, int64_t *since);
+/* Before im_dedupe_find, on a store that reads off the loop (PostgreSQL): when the send
+ * would be checked, its read goes to the store's read threads, the link is paused, and the
+ * request runs again from the start with the answer (w->dedupe_read), which im_dedupe_find
+ * then uses: IM_PARKED (the caller returns, nothing done). 0: go on (SQLite; not checked;
+ * already read; a request run again for the bus; the read queue full: read on the loop). */
+int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
