@@ -66,7 +66,7 @@ struct im_worker {
   handle_table_t links;    /* handle → im_link_t, for completions that outlive a callback */
   handle_table_t sessions; /* handle → session_t */
   store_reader_t *reader;
-  struct worker_relay *room_relay; /* set around a chat-room send's fan-out: its ack (room_local) */
+  struct worker_relay *room_relay;      /* set around a chat-room send's fan-out: its ack (room_local) */
   const struct revoke_read *token_read; /* set around a session/open run again with its token's
                                          * revocations read off the loop (im_prefetch.c) */
   struct im_dedupe_read *dedupe_read;   /* the same around a send run again with its resend lookup
