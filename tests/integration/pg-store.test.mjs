@@ -292,6 +292,49 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
     }
   });
 
+  // A login with lastPatchTime is told the edits and recalls it missed (patch/modify), read
+  // from the message table beside its unread counts, off the loop: with that table locked,
+  // another client of the same (only) worker gets its echoes answered while the login waits;
+  // once the lock goes the login is answered, then its counts, then the patches. Before, the
+  // patches were read on the worker's loop: the other client's first echo waited for the lock.
+  it("a login's patch catch-up waits on a lock off the loop; another client of the worker is answered meanwhile", async () => {
+    const sender = await protoSession(server, 'pc-sender');
+    const xid = 'pc-x';
+    const conv = await startConv(sender, [xid]);
+    const m = await sendMsg(sender, conv.cid, 'to be edited');
+    const since = Date.now() - 1;
+    const edit = await sender.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [{ cid: conv.cid, mid: m.uid, timestamp: m.t, data: 'edited' }] } });
+    assert.equal(edit.op, 'modified', JSON.stringify(edit));
+    const other = await protoSession(server, 'pc-other');
+    const x = await protoConnect(server);
+    const locker = await lockTable(db, 'msg');
+    try {
+      let answered = false;
+      const opened = x.request({ cmd: 'session', op: 'open', peerId: xid, appId: server.appId, sessionMessage: { ua: 'patch-lock', lastPatchTime: since } }, 20000)
+        .then((r) => { answered = true; return r; });
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's login read its patches`);
+      }
+      assert.equal(answered, false, 'the login (answer, counts, patches) waits on the lock');
+      locker.commit();
+      const r = await opened;
+      assert.equal(r.op, 'opened', JSON.stringify(r));
+      const p = await x.next((f) => f.cmd === 'patch', 10000);
+      assert.equal(p.op, 'modify');
+      assert.deepEqual(p.patchMessage.patches.map((it) => [it.cid, it.mid, it.data, it.patchTimestamp]),
+        [[conv.cid, m.uid, 'edited', edit.patchMessage.lastPatchTime]]);
+      // in order: the answer, the counts, then the patches
+      const kinds = x.received.map((f) => f.cmd);
+      assert.ok(kinds.indexOf('session') < kinds.indexOf('unread') && kinds.indexOf('unread') < kinds.indexOf('patch'), kinds.join());
+      assert.equal(kinds.filter((k) => k === 'patch').length, 1, kinds.join());
+    } finally {
+      await locker.close();
+    }
+  });
+
   // The sweep (worker 0, every second: temporary shut-ups due; every sweep_interval: expired
   // conversations) reads off the loop too: with the shut-up table locked across two ticks,
   // another client of the (only) worker is answered every time, and the shut-up due meanwhile
@@ -356,6 +399,154 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       assert.equal(r.rcpMessage.cid, conv.cid);
       assert.equal(r.rcpMessage.from, 'rcp-receiver');
       assert.ok(!r.rcpMessage.read);
+    } finally {
+      await locker.close();
+    }
+  });
+});
+
+// A reconnect (session/open r:true with its session token) reads the token's revocations
+// (token_revoked, client_revoked): on PostgreSQL off the worker's loop, its connection
+// paused (im_prefetch_token), so a reconnect storm after a node dies does not stall the
+// worker's other clients behind a slow read. Before, the read was made on the loop: with
+// token_revoked locked, the other client's first echo waited for the lock (up to the 5 s
+// statement_timeout) and the reconnect was answered only then.
+describe("a reconnect's reads (its token's revocations, its resends' lookups) are made off the loop", () => {
+  let pg, db, server;
+  before(async () => {
+    pg = startPg();
+    db = pg.createDatabase();
+    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
+  });
+  after(async () => {
+    await protoCloseAll(server);
+    try {
+      if (server) await server.stop();
+    } finally {
+      if (pg) pg.stop();
+    }
+  });
+
+  const reopen = (c, peer, st, timeout) =>
+    c.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: peer, sessionMessage: { ua: 'tern-proto-test/1', r: true, st } }, timeout);
+
+  it('a reconnect waits on a locked revocation table off the loop; the worker answers another client meanwhile; the frames behind it keep their order', async () => {
+    const first = await protoSession(server, 'tk-a');
+    const st = first.openReply.sessionMessage.st;
+    await first.close(); // the connection drops: no logout, the token still resumes
+    const other = await protoSession(server, 'tk-other');
+    const y = await protoConnect(server);
+    const locker = await lockTable(db, 'token_revoked');
+    try {
+      let answered = false;
+      const opened = reopen(y, 'tk-a', st, 20000).then((r) => { answered = true; return r; });
+      const behind = y.request({ cmd: 'echo' }, 20000); // sent after the open: answered after it
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's token was checked`);
+      }
+      assert.equal(answered, false, 'the reconnect waits for its token check (the table is locked)');
+      locker.commit();
+      const r = await opened;
+      assert.equal(r.op, 'opened', JSON.stringify(r));
+      assert.equal(r.peerId, 'tk-a');
+      assert.equal((await behind).cmd, 'echo');
+      const order = y.received.filter((m) => m.i).map((m) => m.cmd);
+      assert.deepEqual(order.slice(0, 2), ['session', 'echo'], order.join());
+      assert.equal((await y.echo()).cmd, 'echo'); // the session works: the connection reads on
+      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
+      const n = Number(/^tern_token_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      assert.ok(n >= 1, `tern_token_prefetches_total ${n}`);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  // A send with a dt within dedupe_window of a reconnect (r:true) is looked up among the
+  // sender's messages (store_msg_by_dt, the message table) in case it is a resend: off the
+  // loop, its connection paused (im_dedupe_prefetch). With msg locked, another client of the
+  // same (only) worker gets its echoes answered meanwhile; then the resend is answered with
+  // the first copy's id and timestamp (stored and delivered once), and a new message sent
+  // behind it is acked after it. Before, the lookup was made on the loop: the other
+  // client's first echo waited for the lock.
+  it('a resend after a reconnect is looked up off the loop while the message table is locked; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'rs-a');
+    const b = await protoSession(server, 'rs-b');
+    const conv = await startConv(a, ['rs-b']);
+    const dt = `dt-${Date.now()}-resent`;
+    const first = await sendMsg(a, conv.cid, 'once', { dt });
+    await b.next((m) => m.cmd === 'direct' && m.directMessage?.id === first.uid);
+    const st = a.openReply.sessionMessage.st;
+    await a.close(); // the connection drops; the SDK reconnects and resends what it thinks unacked
+    const y = await protoConnect(server);
+    const re = await reopen(y, 'rs-a', st);
+    assert.equal(re.op, 'opened', JSON.stringify(re));
+    const other = await protoSession(server, 'rs-other');
+    const locker = await lockTable(db, 'msg');
+    try {
+      let answered = false;
+      const resent = y.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'once', dt } }, 20000)
+        .then((r) => { answered = true; return r; });
+      const fresh = y.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'new', dt: `${dt}-new` } }, 20000);
+      for (let i = 0; i < 10; i++) {
+        const t0 = Date.now();
+        await other.echo();
+        const ms = Date.now() - t0;
+        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's resend was looked up`);
+      }
+      assert.equal(answered, false, 'the resend waits for its lookup (the table is locked)');
+      locker.commit();
+      const r = await resent;
+      assert.equal(r.cmd, 'ack', JSON.stringify(r));
+      assert.equal(r.ackMessage.uid, first.uid, 'the resend is answered with the first copy');
+      assert.equal(r.ackMessage.t, first.t);
+      const f = await fresh;
+      assert.equal(f.cmd, 'ack', JSON.stringify(f));
+      assert.notEqual(f.ackMessage.uid, first.uid);
+      const acks = y.received.filter((m) => m.cmd === 'ack').map((m) => m.i);
+      assert.deepEqual(acks, [r.i, f.i], 'acked in the order sent');
+      await b.next((m) => m.cmd === 'direct' && m.directMessage?.msg === 'new', 10000);
+      const got = b.received.filter((m) => m.cmd === 'direct' && m.directMessage?.cid === conv.cid).map((m) => m.directMessage.msg);
+      assert.deepEqual(got, ['once', 'new'], 'the resend is not delivered again');
+      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
+      const n = Number(/^tern_dedupe_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      assert.ok(n >= 2, `tern_dedupe_prefetches_total ${n}`);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  // The answer is read before the open runs; a revocation made while it is read is not
+  // in it. Here the logout of the same login's other connection comes while the read waits
+  // (its own write waits on the lock too, so it is held in memory): the reconnect is
+  // refused all the same. A token revoked earlier, stored, is refused from the read.
+  it('a token revoked while its reconnect reads is refused; one revoked before, from the read', async () => {
+    const x = await protoSession(server, 'tk-b');
+    const st = x.openReply.sessionMessage.st;
+    const y = await protoSession(server, 'tk-b'); // the same client, another device (lineage)
+    const stY = y.openReply.sessionMessage.st;
+    await y.request({ cmd: 'session', op: 'close' }); // a logout: stY revoked, stored
+    const z = await protoConnect(server);
+    const refusedBefore = await reopen(z, 'tk-b', stY);
+    assert.equal(refusedBefore.cmd, 'error', JSON.stringify(refusedBefore));
+    assert.equal(refusedBefore.errorMessage.code, 4112);
+    assert.match(refusedBefore.errorMessage.detail, /revoked/);
+    const w = await protoConnect(server);
+    const locker = await lockTable(db, 'token_revoked');
+    try {
+      let answered = false;
+      const reconnect = reopen(w, 'tk-b', st, 20000).then((r) => { answered = true; return r; });
+      await x.echo(); // the worker reads on: the reconnect waits off the loop
+      assert.equal(answered, false, 'the reconnect waits for its token check (the table is locked)');
+      const closed = await x.request({ cmd: 'session', op: 'close' }); // revokes st's lineage
+      assert.equal(closed.op, 'closed', JSON.stringify(closed));
+      locker.commit();
+      const r = await reconnect;
+      assert.equal(r.cmd, 'error', JSON.stringify(r));
+      assert.equal(r.errorMessage.code, 4112);
+      assert.match(r.errorMessage.detail, /revoked/);
     } finally {
       await locker.close();
     }

@@ -52,6 +52,10 @@
     "Times a connection's input was paused: 64 of its chat-room messages waited for the other workers' fan-out.")      \
   X(CONV_PREFETCHES, COUNTER, "tern_conv_prefetches_total", "",                                                        \
     "Requests that waited for their conversation to be read off the worker's loop (PostgreSQL; im_prefetch.c).")       \
+  X(TOKEN_PREFETCHES, COUNTER, "tern_token_prefetches_total", "",                                                      \
+    "Reconnects whose session token's revocations were read off the worker's loop (PostgreSQL; im_prefetch.c).")       \
+  X(DEDUPE_PREFETCHES, COUNTER, "tern_dedupe_prefetches_total", "",                                                    \
+    "Sends after a reconnect whose resend lookup (by dt) was read off the worker's loop (PostgreSQL; im_dedupe.c).")   \
   X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                      \
     "Sends stored again with a fresh key because another node took or passed theirs (cluster, docs/cluster.md).")      \
   X(CONV_RESYNCS, COUNTER, "tern_conv_cache_resyncs_total", "",                                                        \

@@ -759,6 +759,7 @@ static void dispatch(req_t *r) {
     return;
   }
   if (cmd == LC__COMMAND_TYPE__session && op == LC__OP_TYPE__open) {
+    if (im_prefetch_token(r) == IM_PARKED) return; /* a reconnect's token revocations, off the loop */
     im_session_open(r);
     return;
   }

@@ -45,16 +45,41 @@ int64_t im_dt_hash(const char *dt) {
   return h ? (int64_t)h : 1;
 }
 
-int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts, int64_t *since) {
-  *since = 0;
+/* The read's answer, made off the loop (im_dedupe_prefetch) for the request run again. */
+struct im_dedupe_read {
+  int64_t conv, dt, from; /* what was asked */
+  const char *client;     /* s->client_id's copy in the prefetch */
+  int rc;                 /* store_msg_by_dt's */
+  char *mid;              /* malloc'd; taken by im_dedupe_find */
+  int64_t ts, newest;
+};
+
+/* 0 when a send of dt by s is not to be checked, else the oldest timestamp the check
+ * looks from (dedupe_window before the reconnect). */
+static int64_t check_from(im_worker_t *w, const session_t *s, int64_t dt) {
   long window_ms = w->im->cfg->dedupe_window * 1000L;
   if (!dt || !window_ms || !s->resumed_ms || !s->dedupe_left) return 0;
-  int64_t now = now_ms();
-  if (now - s->resumed_ms > window_ms) return 0;
+  if (now_ms() - s->resumed_ms > window_ms) return 0;
+  return s->resumed_ms - window_ms > 0 ? s->resumed_ms - window_ms : 1;
+}
+
+int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts, int64_t *since) {
+  *since = 0;
+  int64_t from = check_from(w, s, dt);
+  if (!from) return 0;
   s->dedupe_left--;
-  int64_t from = s->resumed_ms - window_ms > 0 ? s->resumed_ms - window_ms : 1;
   int64_t newest = 0;
-  int rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, from, mid, ts, &newest);
+  int rc;
+  struct im_dedupe_read *pre = w->dedupe_read;
+  if (pre && pre->conv == c->id && pre->dt == dt && pre->from == from && strcmp(pre->client, s->client_id) == 0) {
+    rc = pre->rc; /* read off the loop just before this run (im_dedupe_prefetch) */
+    *mid = pre->mid;
+    pre->mid = NULL;
+    *ts = pre->ts;
+    newest = pre->newest;
+  } else {
+    rc = store_msg_by_dt(w->reader, c->id, s->client_id, dt, from, mid, ts, &newest);
+  }
   /* Not stored (yet): the first copy may still be on its way to the store — queued for the
    * writer, or in its transaction (a commit slowed by the disk or a loaded PostgreSQL while
    * the client reconnected). The writer compares again, after it (job_msg_insert_t:
@@ -67,4 +92,74 @@ int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, ch
   if (rc < 0) return rc;
   metric_inc(M_SEND_DEDUPED);
   return 1;
+}
+
+/* ---- the read off the loop (PostgreSQL) */
+
+typedef struct {
+  store_read_t rd; /* first */
+  im_t *im;
+  uint64_t link;
+  struct im_dedupe_read ans;
+  char *client;
+  int base64;
+  size_t n;
+  uint8_t d[]; /* the send's frame */
+} dedupe_prefetch_t;
+
+static int dedupe_load(store_reader_t *r, store_read_t *rd) {
+  dedupe_prefetch_t *p = (dedupe_prefetch_t *)rd;
+  struct im_dedupe_read *a = &p->ans;
+  a->rc = store_msg_by_dt(r, a->conv, p->client, a->dt, a->from, &a->mid, &a->ts, &a->newest);
+  return a->rc < 0 && a->rc != TERN_ENOENT ? a->rc : 0;
+}
+
+static void dedupe_loaded(task_t *t) {
+  dedupe_prefetch_t *p = (dedupe_prefetch_t *)t;
+  im_worker_t *w = p->im->workers[p->rd.worker];
+  im_link_t *l = w ? handle_table_get(&w->links, p->link) : NULL;
+  if (l) {
+    if (p->rd.result < 0 && p->ans.rc >= 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
+    w->dedupe_read = &p->ans;
+    int code = im_link_run(l, p->d, p->n, p->base64, IM_RUN_LOADED);
+    w->dedupe_read = NULL;
+    if (code) l->ops->close(l, code, lc_error_name(code));
+    else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
+  }
+  free(p->ans.mid); /* NULL when the run took it */
+  free(p->client);
+  free(p);
+}
+
+int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt) {
+  im_worker_t *w = r->w;
+  im_link_t *l = r->link;
+  if (w->dedupe_read || r->nonce || r->fenced || l->replaying || !r->raw || !l->ops->pause ||
+      !store_reads_off_loop(w->im->store))
+    return 0;
+  int64_t from = check_from(w, r->s, dt);
+  if (!from) return 0;
+  dedupe_prefetch_t *p = xcalloc(1, sizeof *p + r->rawlen);
+  p->rd.task.fn = dedupe_loaded;
+  p->rd.worker = w->idx;
+  p->rd.fn = dedupe_load;
+  p->im = w->im;
+  p->link = l->id;
+  p->client = xstrdup(r->s->client_id);
+  p->ans.conv = c->id;
+  p->ans.dt = dt;
+  p->ans.from = from;
+  p->ans.client = p->client;
+  p->ans.rc = TERN_ESTORE;
+  p->base64 = r->base64;
+  p->n = r->rawlen;
+  memcpy(p->d, r->raw, r->rawlen);
+  if (store_read_submit(w->im->store, w->reader, &p->rd) < 0) { /* the read queue is full: on the loop */
+    free(p->client);
+    free(p);
+    return 0;
+  }
+  metric_inc(M_DEDUPE_PREFETCHES);
+  im_link_pause(l, IM_PAUSE_LOAD, 1);
+  return IM_PARKED;
 }

@@ -66,7 +66,11 @@ struct im_worker {
   handle_table_t links;    /* handle → im_link_t, for completions that outlive a callback */
   handle_table_t sessions; /* handle → session_t */
   store_reader_t *reader;
-  struct worker_relay *room_relay; /* set around a chat-room send's fan-out: its ack (room_local) */
+  struct worker_relay *room_relay;      /* set around a chat-room send's fan-out: its ack (room_local) */
+  const struct revoke_read *token_read; /* set around a session/open run again with its token's
+                                         * revocations read off the loop (im_prefetch.c) */
+  struct im_dedupe_read *dedupe_read;   /* the same around a send run again with its resend lookup
+                                         * read off the loop (im_dedupe.c) */
 };
 
 struct session {
@@ -316,6 +320,12 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
+/* The same for a reconnect's session/open carrying a session token (`st`) that passes every
+ * check needing no store: the store's revocations of it are read off the loop, the link
+ * paused, and the open runs again with the answer (w->token_read, which im_session_open
+ * gives revoke_check_read). IM_PARKED or 0 (go on: open it now). Before anything of the
+ * open ran, so nothing (a signature's nonce, a session) is done twice. */
+int im_prefetch_token(req_t *r);
 
 /* Why a link's input is paused (l->paused, a set): chat-room acks waiting (im_msg.c), a
  * request waiting for its conversation (im_prefetch.c). The link is paused while any is. */
@@ -548,7 +558,7 @@ void im_msg_direct(req_t *r);
  * ignored: the message is stored without it (docs/security.md). */
 #define IM_DT_MAX 64
 /* Sends checked after one reconnect, at most: each costs a store read (up to STORE_DT_SCAN
- * rows) on the worker's loop, and any client may log in with r:true; the SDKs resend only
+ * rows; on PostgreSQL off the worker's loop, im_dedupe_prefetch), and any client may log in with r:true; the SDKs resend only
  * what was unacknowledged at the drop, a few messages, first thing after the reconnect. */
 #define IM_DEDUPE_CHECKS 64
 /* What the store keeps of dt: a 64-bit hash (never 0), or 0 when dt is absent or unusable. */
@@ -559,14 +569,22 @@ int64_t im_dt_hash(const char *dt);
  * or, when the store holds no copy yet (0 returned after a check), the job's dt_since — the
  * writer compares again after every job submitted before it (store.h). */
 int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, char **mid, int64_t *ts, int64_t *since);
+/* Before im_dedupe_find, on a store that reads off the loop (PostgreSQL): when the send
+ * would be checked, its read goes to the store's read threads, the link is paused, and the
+ * request runs again from the start with the answer (w->dedupe_read), which im_dedupe_find
+ * then uses: IM_PARKED (the caller returns, nothing done). 0: go on (SQLite; not checked;
+ * already read; a request run again for the bus; the read queue full: read on the loop). */
+int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);
 /* ---- im_login.c: a login's unread counts (or 2.1's offline messages), read off the loop */
 /* After "session opened": reads what the login is told and sends it, the link's output held
  * behind it (im_hold_read). One read per session at a time: a re-login while its counts
- * are read reads none (the read under way answers it). */
-void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time);
+ * are read reads none (the read under way answers it). last_patch_time > 0: the patches
+ * since are read beside the counts and pushed right after them (im_patch_catch_up_read);
+ * a re-login while the counts are read reads them on the loop (im_patch_catch_up). */
+void im_msg_after_login(im_worker_t *w, session_t *s, int64_t last_unread_notif_time, int64_t last_patch_time);
 /* A message push to s (p->msg == 1) while s->told is set: 1 if its counts already told it
  * (it is not sent). s->told lapses TOLD_MS after the counts. */
 int im_login_told(session_t *s, const fanout_t *p);
@@ -609,7 +627,15 @@ int im_rest_patch(im_worker_t *w, const char *cid, const char *mid, const char *
 /* REST delete of the server's copy of message mid (from, when given, must be its sender);
  * clients keep theirs. Same return and done as im_rest_patch (done gets {}). */
 int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from, const im_done_t *done);
+/* A login's catch-up (lastPatchTime `since`): every patch newer than it in the client's
+ * conversations, pushed to s as one patch/modify. im_patch_catch_up reads on the worker's
+ * reader, on the loop; im_login.c reads it beside the login's counts, off the loop:
+ * im_patch_catch_up_read on any thread with the reader it is given (NULL: since <= 0 or
+ * the read failed, nothing to send), then im_patch_catch_up_send on s's worker (s NULL:
+ * the session is gone, it only frees c). */
 void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since);
+struct im_catch_up *im_patch_catch_up_read(store_reader_t *r, const char *client, int64_t since);
+void im_patch_catch_up_send(session_t *s, struct im_catch_up *c);
 /* `_lctype` of a typed message's JSON text, if it has one (1) */
 int scan_lctype(const char *s, size_t n, int *out);
 

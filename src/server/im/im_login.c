@@ -152,6 +152,8 @@ typedef struct {
   int offline; /* lc.protobuf2.1 */
   unread_acc_t acc;
   offline_acc_t off;
+  int64_t patch_since;         /* lastPatchTime (0: none) */
+  struct im_catch_up *patches; /* the patches since, read beside the counts (NULL: none) */
 } login_read_t;
 
 /* The newest key told of cid, a new entry or a later key. */
@@ -172,6 +174,7 @@ static void key_note(unread_acc_t *a, const char *cid, int64_t ts, int64_t seq, 
 
 static int login_read(store_reader_t *r, store_read_t *rd) {
   login_read_t *x = (login_read_t *)rd;
+  x->patches = im_patch_catch_up_read(r, x->client, x->patch_since); /* independent of the counts */
   if (x->offline) {
     store_offline(r, x->client, OFFLINE_PUSH_MAX, offline_each, &x->off);
     /* oldest first: each conversation's messages up to its newest here are all pushed */
@@ -259,6 +262,7 @@ static void login_read_free(login_read_t *x) {
     free(m->cid), free(m->mid), free(m->sender), free(m->data);
   }
   free(x->off.m);
+  im_patch_catch_up_send(NULL, x->patches); /* NULL when sent */
   free(x->client);
   free(x);
 }
@@ -291,6 +295,9 @@ static void login_read_done(task_t *t) {
     fanout_to_session(s, p);
     fanout_release(p);
   }
+  /* then the patches since the login's lastPatchTime, as they went before the read moved
+   * off the loop: after the counts, ahead of anything sent since */
+  if (s) im_patch_catch_up_send(s, x->patches), x->patches = NULL;
   /* what the counts include is not pushed again; the rest follows them */
   if (held) im_hold_read_end(l, x->gen, s && x->rd.result == 0 ? already_told : NULL, x);
   if (s && x->rd.result == 0 && x->acc.nkeys) { /* and pushes still on their way are looked at */
@@ -308,10 +315,11 @@ static void login_read_done(task_t *t) {
   login_read_free(x);
 }
 
-void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
+void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since, int64_t patch_since) {
   im_login_told_free(s); /* a new login of the session: what it is told is read again */
   if (s->counting) {     /* a re-login while its counts are read: that read answers it */
     im_hold_settle(s->link);
+    im_patch_catch_up(w, s, patch_since); /* not its patches: those are read here (rare) */
     return;
   }
   s->counting = 1;
@@ -323,6 +331,7 @@ void im_msg_after_login(im_worker_t *w, session_t *s, int64_t since) {
   x->since = since;
   x->offline = s->link->proto_version == 1;
   x->acc.since = since;
+  x->patch_since = patch_since;
   x->rd.task.fn = login_read_done;
   x->rd.worker = w->idx;
   x->rd.fn = login_read;

@@ -908,6 +908,11 @@ void im_msg_direct(req_t *r) {
   }
   int will = dm->has_will && dm->will;
   if (!will && !in.transient) in.dt = im_dt_hash(dm->dt);
+  if (im_dedupe_prefetch(r, c, in.dt) == IM_PARKED) { /* its resend lookup, off the loop: run again then */
+    members_release(members);
+    conv_release(c);
+    return;
+  }
   char *stored_mid = NULL;
   int64_t stored_ts = 0;
   int resend = im_dedupe_find(r->w, r->s, c, in.dt, &stored_mid, &stored_ts, &in.dt_since);

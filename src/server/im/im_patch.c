@@ -415,12 +415,13 @@ int im_rest_delete(im_worker_t *w, conv_t *c, const char *mid, const char *from,
 
 /* ---------------------------------------------------------------- catch-up at login */
 
-typedef struct {
+struct im_catch_up {
   Lc__PatchItem **items;
   size_t n;
   char **owned; /* strings the items point into */
   size_t nowned;
-} catch_up_t;
+};
+typedef struct im_catch_up catch_up_t;
 
 static char *keep(catch_up_t *c, char *s) {
   c->owned = xrealloc(c->owned, (c->nowned + 1) * sizeof(char *));
@@ -449,24 +450,38 @@ static void catch_up_each(void *arg, const char *cid, const msg_view_t *m) {
   c->items[c->n++] = it;
 }
 
-void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since) {
-  if (since <= 0) return;
-  catch_up_t c = {0};
-  if (store_patches_since(w->reader, s->client_id, since, CATCH_UP_MAX, catch_up_each, &c) == 0 && c.n) {
+catch_up_t *im_patch_catch_up_read(store_reader_t *r, const char *client, int64_t since) {
+  if (since <= 0) return NULL;
+  catch_up_t *c = xcalloc(1, sizeof *c);
+  if (store_patches_since(r, client, since, CATCH_UP_MAX, catch_up_each, c) < 0) { /* nothing sent, as before */
+    im_patch_catch_up_send(NULL, c);
+    return NULL;
+  }
+  return c;
+}
+
+void im_patch_catch_up_send(session_t *s, catch_up_t *c) {
+  if (!c) return;
+  if (s && c->n) {
     lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
     Lc__PatchCommand pm = LC__PATCH_COMMAND__INIT;
     PB_SET(out, cmd, LC__COMMAND_TYPE__patch);
     PB_SET(out, op, LC__OP_TYPE__modify);
     PB_SET(out, service, 2);
     out.patchmessage = &pm;
-    pm.patches = c.items;
-    pm.n_patches = c.n;
+    pm.patches = c->items;
+    pm.n_patches = c->n;
     fanout_t *p = fanout_new(&out);
     fanout_to_session(s, p);
     fanout_release(p);
   }
-  for (size_t i = 0; i < c.n; i++) free(c.items[i]);
-  free(c.items);
-  for (size_t i = 0; i < c.nowned; i++) free(c.owned[i]);
-  free(c.owned);
+  for (size_t i = 0; i < c->n; i++) free(c->items[i]);
+  free(c->items);
+  for (size_t i = 0; i < c->nowned; i++) free(c->owned[i]);
+  free(c->owned);
+  free(c);
+}
+
+void im_patch_catch_up(im_worker_t *w, session_t *s, int64_t since) {
+  im_patch_catch_up_send(s, im_patch_catch_up_read(w->reader, s->client_id, since));
 }

@@ -271,9 +271,10 @@ void im_session_open(req_t *r) {
   token_info_t st_info;
   if (reconnect && sm->st) {
     /* sealed for this client and unexpired, and not revoked by a logout, a kick or a
-     * displacing login since (revoke.h: one store read) */
+     * displacing login since (revoke.h: one store read, made off the loop beforehand on
+     * PostgreSQL: im_prefetch_token, r->w->token_read) */
     int rc = token_check(im->master_key, im->app_id, peer, sm->st, &st_info);
-    if (rc == 0 && (rc = revoke_check(r->w, peer, &st_info)) < 0) {
+    if (rc == 0 && (rc = revoke_check_read(r->w, peer, &st_info, r->loaded ? r->w->token_read : NULL)) < 0) {
       /* A tagged login displaced by single sign-on lost its token with it. While the session
        * that displaced it holds <clientId, tag>, its re-login hears what it heard before
        * revocation existed — 4111, the session ended elsewhere — for an SDK told 4112 logs in
@@ -395,8 +396,9 @@ void im_session_open(req_t *r) {
     im_room_rejoin(r->w, s);
     if (s->room) im_hold_reply(r->w, r->link); /* the hold, if any, waits for the re-join too */
   }
-  im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0);
-  if (sm->has_lastpatchtime) im_patch_catch_up(r->w, s, sm->lastpatchtime);
+  /* the counts, then the patches since lastPatchTime: read together, off the loop on PostgreSQL */
+  im_msg_after_login(r->w, s, sm->has_lastunreadnotiftime ? sm->lastunreadnotiftime : 0,
+                     sm->has_lastpatchtime ? sm->lastpatchtime : 0);
 }
 
 void im_session_close(req_t *r) {

@@ -3,6 +3,7 @@
  * only the last commit interval's logouts and kicks. */
 #include "revoke.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@ typedef struct entry {
 struct revoke {
   pthread_mutex_t mu;
   entry_t *b[BUCKETS];
+  uint64_t committed[BUCKETS]; /* entries of the bucket whose write committed (revoke_read_t.gen) */
 };
 
 typedef struct {
@@ -74,6 +76,7 @@ static void job_done(store_job_t *sj) {
   if (sj->result == 0) {
     for (entry_t **pp = &rv->b[bucket_of(rj->e)]; *pp; pp = &(*pp)->next)
       if (*pp == rj->e) {
+        rv->committed[bucket_of(rj->e)]++; /* a read begun before now may not have seen it */
         *pp = rj->e->next;
         entry_free(rj->e);
         break;
@@ -151,7 +154,7 @@ void revoke_record(im_worker_t *w, int client_kind, const uint8_t lineage[TOKEN_
   submit(w, e);
 }
 
-int revoke_check(im_worker_t *w, const char *client, const token_info_t *info) {
+int revoke_check_memory(im_worker_t *w, const char *client, const token_info_t *info) {
   int64_t now = now_ms();
   if (info->expires_ms > horizon(w, now)) return TERN_EPERM; /* issued under a longer session_ttl */
   revoke_t *rv = w->im->revoke;
@@ -162,9 +165,49 @@ int revoke_check(im_worker_t *w, const char *client, const token_info_t *info) {
   for (entry_t *e = rv->b[hash(client, strlen(client))]; e && !revoked; e = e->next)
     revoked = e->client_kind && info->issued_ms <= e->at && strcmp(e->client, client) == 0;
   pthread_mutex_unlock(&rv->mu);
-  if (revoked) return TERN_EPERM;
+  return revoked ? TERN_EPERM : 0;
+}
+
+/* The commits so far in the two buckets a revocation of this token would be in: it only
+ * grows, so an unchanged value means none of them committed in between. */
+static uint64_t generation(revoke_t *rv, const char *client, const token_info_t *info) {
+  pthread_mutex_lock(&rv->mu);
+  uint64_t g = rv->committed[hash(info->lineage, TOKEN_LINEAGE_LEN)] + rv->committed[hash(client, strlen(client))];
+  pthread_mutex_unlock(&rv->mu);
+  return g;
+}
+
+void revoke_read_start(im_worker_t *w, const char *client, const token_info_t *info, revoke_read_t *rd) {
+  snprintf(rd->client, sizeof rd->client, "%s", client);
+  memcpy(rd->lineage, info->lineage, TOKEN_LINEAGE_LEN);
+  rd->gen = generation(w->im->revoke, client, info);
+  rd->rc = TERN_ESTORE;
+  rd->before = 0;
+  rd->gone = 0;
+}
+
+void revoke_read(store_reader_t *r, revoke_read_t *rd) {
+  rd->before = 0;
+  rd->gone = 0;
+  rd->rc = r ? store_token_revoked(r, rd->client, rd->lineage, &rd->before, &rd->gone) : TERN_ESTORE;
+}
+
+int revoke_check_read(im_worker_t *w, const char *client, const token_info_t *info, const revoke_read_t *rd) {
+  int rc = revoke_check_memory(w, client, info);
+  if (rc < 0) return rc;
   int64_t before = 0;
   int gone = 0;
-  if (store_token_revoked(w->reader, client, info->lineage, &before, &gone) < 0) return TERN_ESTORE;
+  if (rd && strcmp(rd->client, client) == 0 && memcmp(rd->lineage, info->lineage, TOKEN_LINEAGE_LEN) == 0 &&
+      rd->gen == generation(w->im->revoke, client, info)) {
+    if (rd->rc < 0) return TERN_ESTORE;
+    before = rd->before;
+    gone = rd->gone;
+  } else if (store_token_revoked(w->reader, client, info->lineage, &before, &gone) < 0) {
+    return TERN_ESTORE; /* no answer read ahead, or a commit since: read on the loop */
+  }
   return gone || info->issued_ms <= before ? TERN_EPERM : 0;
+}
+
+int revoke_check(im_worker_t *w, const char *client, const token_info_t *info) {
+  return revoke_check_read(w, client, info, NULL);
 }

@@ -10,7 +10,8 @@
  *
  * The cost lands on reconnects, not logins: a fresh login reads nothing (its token is of a
  * new lineage and issued now); a reconnect with `st` (and a REST call with a session token)
- * makes one indexed read on the worker's store reader. Until the job commits, a revocation
+ * makes one indexed read (on PostgreSQL off the worker's loop for a reconnect:
+ * revoke_check_read, im_prefetch.c). Until the job commits, a revocation
  * is held in memory, so it works on every worker at once — a logout followed at once by a
  * reconnect with the old token is refused; if the commit fails it stays in memory (it then
  * does not survive a restart). */
@@ -34,6 +35,29 @@ void revoke_client(im_worker_t *w, const char *client);
  * outlive the current session_ttl (it was issued under a longer one); TERN_EPERM when it
  * is revoked, TERN_ESTORE when storage could not tell (callers refuse it then). */
 int revoke_check(im_worker_t *w, const char *client, const token_info_t *info);
+
+/* The same check with the store's part read ahead, off the worker's loop (a reconnect's
+ * session/open on PostgreSQL, im_prefetch.c): revoke_check_memory is what needs no store
+ * (the session_ttl bound and the revocations not committed yet); revoke_read_start notes
+ * where the revocations stand (rd->gen) before the read is submitted; revoke_read runs the
+ * read, on any thread, with the reader it is given; revoke_check_read is revoke_check
+ * using rd's answer. That answer is used only if no revocation that could name this token
+ * has committed since revoke_read_start (those not committed are in memory and checked
+ * again): else, and when rd is NULL, the store is read again here, on the loop. So a
+ * token revoked at any time before revoke_check_read returns is refused, as revoke_check
+ * refuses it. */
+typedef struct revoke_read {
+  char client[64 * 4 + 1];            /* whom the read was about (utf8_client_id_ok) */
+  uint8_t lineage[TOKEN_LINEAGE_LEN]; /* and which lineage */
+  uint64_t gen;                       /* revocations committed in their buckets when it began */
+  int rc;                             /* store_token_revoked's */
+  int64_t before;
+  int gone;
+} revoke_read_t;
+int revoke_check_memory(im_worker_t *w, const char *client, const token_info_t *info);
+void revoke_read_start(im_worker_t *w, const char *client, const token_info_t *info, revoke_read_t *rd);
+void revoke_read(store_reader_t *r, revoke_read_t *rd);
+int revoke_check_read(im_worker_t *w, const char *client, const token_info_t *info, const revoke_read_t *rd);
 /* A revocation another node made (im_bus.c): kept and stored here as if made here, and
  * not told on. client_kind 1: every token of client issued until `at`; 0: the lineage. */
 void revoke_record(im_worker_t *w, int client_kind, const uint8_t lineage[TOKEN_LINEAGE_LEN], const char *client,
