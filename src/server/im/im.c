@@ -84,8 +84,11 @@ im_worker_t *im_worker_new(im_t *im, int idx) {
   return w;
 }
 
+static void relays_release(im_worker_t *w, int all);
+
 void im_worker_free(im_worker_t *w) {
   if (!w) return;
+  relays_release(w, 1);
   store_reader_free(w->reader);
   handle_table_free(&w->links);
   handle_table_free(&w->sessions);
@@ -93,7 +96,9 @@ void im_worker_free(im_worker_t *w) {
   free(w);
 }
 
-void im_worker_tick(im_worker_t *w) { (void)w; }
+void im_worker_tick(im_worker_t *w) {
+  if (w->parked) relays_release(w, 0);
+}
 
 /* ---------------------------------------------------------------- hooks and offline push */
 
@@ -491,10 +496,71 @@ static void relay_hop(worker_relay_t *r, int to) {
   r->im->post(r->im->post_arg, to, &r->task);
 }
 
+/* A chat room's members on this worker are behind when more than half of them have more
+ * than ROOM_MEMBER_BEHIND bytes queued and not written: their readers, or this worker's
+ * writes, do not keep up with the room. A few slow members do not hold the room (they are
+ * the output limits' and the priority shedding's); a room that stays behind holds each ack
+ * ROOM_WAIT_MAX_MS at most per stop. */
+#define ROOM_MEMBER_BEHIND (32 * 1024)
+#define ROOM_WAIT_MAX_MS 2000
+
+static int room_behind(im_worker_t *w, conv_t *c) {
+  room_slice_t *sl = &c->room[w->idx];
+  uint32_t behind = 0;
+  for (uint32_t i = 0; i < sl->n; i++)
+    if (sl->v[i]->link->ops->queued(sl->v[i]->link) > ROOM_MEMBER_BEHIND && ++behind * 2 > sl->n) return 1;
+  return 0;
+}
+
+static void relay_go(worker_relay_t *r, im_worker_t *w) {
+  if (r->at != r->origin) {
+    relay_hop(r, relay_next(r, r->at));
+    return;
+  }
+  conv_release(r->room);
+  r->room = NULL;
+  r->done(r, w);
+}
+
+/* The relays parked on w that may go on (all: every one, unsent: the server is stopping),
+ * in order; the first still waiting stops the rest, so a room's acks keep their order. */
+static void relays_release(im_worker_t *w, int all) {
+  int64_t now = all ? 0 : now_ms();
+  while (w->parked) {
+    worker_relay_t *r = w->parked;
+    if (!all && now - r->parked_ms < ROOM_WAIT_MAX_MS && room_behind(w, r->room)) return;
+    w->parked = r->next;
+    if (!w->parked) w->parked_tail = NULL;
+    r->next = NULL;
+    if (all) {
+      conv_release(r->room);
+      r->room = NULL;
+      r->done(r, NULL);
+    } else {
+      relay_go(r, w);
+    }
+  }
+}
+
+void worker_relay_finish(im_worker_t *w, worker_relay_t *r) {
+  r->im = w->im;
+  relay_hop(r, r->origin); /* posted, even to this worker: the caller may hold a conversation's lock */
+}
+
 static void relay_run(task_t *t) {
   worker_relay_t *r = (worker_relay_t *)t;
-  if (r->at == r->origin) r->done(r, r->im->workers[r->origin]);
-  else relay_hop(r, relay_next(r, r->at));
+  im_worker_t *w = r->im->workers[r->at];
+  if (w && r->room &&
+      (w->parked || room_behind(w, r->room))) { /* behind the ones waiting already, or the room is behind */
+    if (!w->parked) metric_inc(M_ROOM_ACKS_HELD);
+    r->parked_ms = now_ms();
+    r->next = NULL;
+    if (w->parked_tail) w->parked_tail->next = r;
+    else w->parked = r;
+    w->parked_tail = r;
+    return;
+  }
+  relay_go(r, w);
 }
 
 static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t skip, int ordered) {
@@ -523,7 +589,8 @@ static void room_local(im_worker_t *w, const fanout_t *p, conv_t *c, uint64_t sk
   }
   if (relay) {
     relay->im = im;
-    relay->origin = w->idx;
+    conv_retain(c);
+    relay->room = c;
     relay_hop(relay, relay_next(relay, -1));
   }
 }

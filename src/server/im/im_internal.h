@@ -66,10 +66,11 @@ struct im_worker {
   handle_table_t links;    /* handle → im_link_t, for completions that outlive a callback */
   handle_table_t sessions; /* handle → session_t */
   store_reader_t *reader;
-  struct worker_relay *room_relay;      /* set around a chat-room send's fan-out: its ack (room_local) */
-  const struct revoke_read *token_read; /* set around a session/open run again with its token's
+  struct worker_relay *room_relay;           /* set around a chat-room send's fan-out: its ack (room_local) */
+  struct worker_relay *parked, *parked_tail; /* relays waiting here for a room behind (im.c) */
+  const struct revoke_read *token_read;      /* set around a session/open run again with its token's
                                          * revocations read off the loop (im_prefetch.c) */
-  struct im_dedupe_read *dedupe_read;   /* the same around a send run again with its resend lookup
+  struct im_dedupe_read *dedupe_read;        /* the same around a send run again with its resend lookup
                                          * read off the loop (im_dedupe.c) */
 };
 
@@ -265,13 +266,22 @@ void fanout_to_room_ordered(im_worker_t *w, const fanout_t *p, conv_t *c, uint64
  * deliveries to other workers takes it (and clears the field), and the ack is sent once
  * every worker has queued the message to its members — so a sender waiting for its acks
  * sends no faster than the room is delivered (docs/architecture.md, "Chat-room
- * back-pressure"). done gets NULL when origin is gone (the server stopping): free only. */
+ * back-pressure"). At each stop, home included, it also waits (ROOM_WAIT_MAX_MS at most)
+ * while most of the room's members there have more than ROOM_MEMBER_BEHIND bytes not yet
+ * written: the pace is the room's readers', not the appends'. done gets NULL when origin
+ * is gone (the server stopping): free only. */
 typedef struct worker_relay {
   task_t task;
   im_t *im;
   int origin, at;
   void (*done)(struct worker_relay *r, im_worker_t *w);
+  conv_t *room;              /* set by room_local (referenced): the stops wait while it is behind */
+  int64_t parked_ms;         /* when it began to wait at this stop */
+  struct worker_relay *next; /* in the stop's im_worker_t.parked */
 } worker_relay_t;
+/* A relay no fan-out took (the room had no one present): posted to its origin, which runs
+ * done; from any worker, under a conversation's lock too. */
+void worker_relay_finish(im_worker_t *w, worker_relay_t *r);
 
 /* im_order.c — a conversation's stored messages in history order (one node). */
 /* After the commit of the send numbered `no` (c->dlv_next under the lock at submit): its

@@ -414,7 +414,8 @@ static room_ack_t *room_ack_new(im_worker_t *w, send_job_t *sj) {
   }
   room_ack_t *a = xcalloc(1, sizeof *a);
   a->relay.done = room_ack_done;
-  a->rt = sj->rt; /* taken over: send_job_free frees nothing of it */
+  a->relay.origin = w->idx; /* the link's worker: its fan-out may run on another (im_order.c) */
+  a->rt = sj->rt;           /* taken over: send_job_free frees nothing of it */
   sj->rt = (reply_to_t){0};
   a->mid = xstrdup(sj->j.mid);
   a->ts = sj->j.ts;
@@ -461,7 +462,7 @@ static void send_done(task_t *t) {
     if (!ra) send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     w->room_relay = ra ? &ra->relay : NULL;
     deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
-    if (w->room_relay) { /* not taken: no delivery was posted to another worker */
+    if (w->room_relay) { /* not taken: no delivery was posted to another worker, none parked */
       w->room_relay = NULL;
       room_ack_done(&ra->relay, w);
     }

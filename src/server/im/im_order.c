@@ -22,7 +22,21 @@ struct parked_dlv {
   fanout_t *frame; /* NULL: the commit failed, nothing to send */
   members_t *members;
   uint64_t skip;
+  worker_relay_t *relay; /* a chat-room message's ack, waiting for this fan-out (w->room_relay) */
 };
+
+/* A parked fan-out of a chat room, delivered on whichever worker's turn it is: its ack
+ * travels with it (room_local takes w->room_relay), or, when nothing was posted, is sent at
+ * once from its origin. */
+static void deliver_parked(im_worker_t *w, conv_t *c, struct parked_dlv *p) {
+  w->room_relay = p->relay;
+  if (p->frame) deliver_ordered(w, c, p->members, p->frame, p->skip);
+  if (w->room_relay) {
+    worker_relay_t *r = w->room_relay;
+    w->room_relay = NULL;
+    worker_relay_finish(w, r);
+  }
+}
 
 /* A completion that comes before an earlier send's parks its fan-out, and the earlier
  * one's worker sends it when its turn comes; a failed commit takes its turn with nothing to
@@ -45,6 +59,8 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
       if (m) atomic_fetch_add(&m->ref, 1);
     }
     p->skip = skip;
+    p->relay = w->room_relay; /* the ack goes when this fan-out does */
+    w->room_relay = NULL;
     while (*at && (*at)->no < p->no) at = &(*at)->next;
     p->next = *at;
     *at = p;
@@ -56,7 +72,7 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
   while (c->dlv_parked && c->dlv_parked->no == c->dlv_turn) {
     struct parked_dlv *p = c->dlv_parked;
     c->dlv_parked = p->next;
-    if (p->frame) deliver_ordered(w, c, p->members, p->frame, p->skip);
+    deliver_parked(w, c, p);
     c->dlv_turn++;
     fanout_release(p->frame);
     members_release(p->members);
