@@ -488,6 +488,8 @@ static void relay_run(task_t *t);
 static void relay_hop(worker_relay_t *r, int to) {
   r->at = to;
   if (!r->im->workers[to]) { /* freed already: the server is stopping (server_free) */
+    conv_release(r->room);
+    r->room = NULL;
     r->done(r, NULL);
     return;
   }
