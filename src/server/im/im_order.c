@@ -68,6 +68,8 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
     return;
   }
   if (frame) deliver_ordered(w, c, m, frame, skip);
+  worker_relay_t *own = w->room_relay; /* not taken (nobody present): the caller's to send */
+  w->room_relay = NULL;
   c->dlv_turn++;
   while (c->dlv_parked && c->dlv_parked->no == c->dlv_turn) {
     struct parked_dlv *p = c->dlv_parked;
@@ -78,5 +80,6 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
     members_release(p->members);
     free(p);
   }
+  w->room_relay = own;
   pthread_mutex_unlock(&c->mu);
 }
