@@ -5,7 +5,9 @@
 // dropped first, NORMAL and HIGH still arrive.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { join as pathJoin } from 'node:path';
 import { startServer } from '../lib/server.mjs';
+import { holdWriter } from '../lib/hold-writer.mjs';
 import {
   assertError, closeAll, connect, login, sendMsg, session, startConv, uid, withServer,
 } from '../lib/proto-client.mjs';
@@ -241,9 +243,10 @@ test('§3.19 chat room priorities under congestion: LOW is dropped first, NORMAL
 test('§3.19 chat room back-pressure: senders that do not wait for their acks are paused past 64 waiting and resumed; every message acked once, delivered once, in order', async () => {
   // Two workers: a chat-room message's ack waits until every worker has queued it to its
   // members (docs/architecture.md, "Chat-room back-pressure"). 300 sends written at once are
-  // committed in a batch or a few, so well over 64 acks wait at the same moment. Two senders
-  // (on one worker or two, as the kernel spreads them): a fan-out whose commit completed
-  // before the other sender's waits for its turn, and its ack travels with it.
+  // committed in one batch (the writer held meanwhile), so well over 64 acks wait at the
+  // same moment. Two senders (on one worker or two, as the kernel spreads them): a fan-out
+  // whose commit completed before the other sender's waits for its turn, and its ack
+  // travels with it.
   await withServer({ TERN_WORKERS: '2' }, async (srv) => {
     const senders = [await session(srv, uid('S')), await session(srv, uid('T'))];
     const room = (await startConv(senders[0], [], { transient: true })).cid;
@@ -255,9 +258,17 @@ test('§3.19 chat room back-pressure: senders that do not wait for their acks ar
       members.push(m);
     }
     const N = 300;
+    // the writer held (sqlite3's BEGIN IMMEDIATE) until both senders' 300 are read, so they
+    // commit together and their completions run in a row: over 64 acks wait at once
+    const writer = await holdWriter('sqlite3', [pathJoin(srv.dir, 'tern.db')], '.timeout 0\nBEGIN IMMEDIATE;', 'COMMIT;');
     const acks = [];
-    for (let k = 0; k < N; k++) {
-      for (const [j, S] of senders.entries()) acks.push(S.request({ cmd: 'direct', directMessage: { cid: room, msg: TEXT(`m${j} ${k}`) } }, 30000));
+    try {
+      for (let k = 0; k < N; k++) {
+        for (const [j, S] of senders.entries()) acks.push(S.request({ cmd: 'direct', directMessage: { cid: room, msg: TEXT(`m${j} ${k}`) } }, 30000));
+      }
+      for (const S of senders) await S.echo(); // answered after the sends before it were read
+    } finally {
+      await writer.release();
     }
     const got = await Promise.all(acks);
     for (const a of got) assert.equal(a.cmd, 'ack');

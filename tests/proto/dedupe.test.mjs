@@ -6,12 +6,12 @@
 // stored content wins, and an over-long dt is ignored.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
 import { startPg } from '../lib/pg.mjs';
 import { closeAll, connect, login, session, startConv, uid } from '../lib/proto-client.mjs';
+import { holdWriter } from '../lib/hold-writer.mjs';
 
 async function metric(s, name) {
   const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
@@ -33,32 +33,6 @@ async function until(f, what, ms = 10000) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** Another process holds what the store's writer needs before it can commit: on SQLite the
- * database's write lock (the sqlite3 CLI in BEGIN IMMEDIATE; ternd's writer waits for it,
- * busy_timeout 10 s), on PostgreSQL the conversation's order lock (the advisory lock
- * pg_writer.c takes, held to COMMIT: PS_ORDER_LOCK). Resolves once it is held; release()
- * lets the writer go on. Reads are not blocked (WAL; an advisory lock). */
-async function holdWriter(cmd, args, lockSql, unlockSql) {
-  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  const held = new Promise((resolve, reject) => {
-    p.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('held-now')) resolve();
-    });
-    p.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before the lock was held: ${out}`)));
-  });
-  const exited = new Promise((resolve) => p.on('exit', resolve));
-  p.stdin.write(`${lockSql}\nSELECT 'held-now';\n`);
-  await held;
-  return {
-    async release() {
-      p.stdin.end(`${unlockSql}\n`);
-      await exited;
-    },
-  };
 }
 
 async function history(s, cid) {
