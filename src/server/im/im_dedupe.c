@@ -97,14 +97,9 @@ int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, ch
 /* ---- the read off the loop (PostgreSQL) */
 
 typedef struct {
-  store_read_t rd; /* first */
-  im_t *im;
-  uint64_t link;
+  im_rerun_t x; /* first */
   struct im_dedupe_read ans;
   char *client;
-  int base64;
-  size_t n;
-  uint8_t d[]; /* the send's frame */
 } dedupe_prefetch_t;
 
 static int dedupe_load(store_reader_t *r, store_read_t *rd) {
@@ -116,16 +111,15 @@ static int dedupe_load(store_reader_t *r, store_read_t *rd) {
 
 static void dedupe_loaded(task_t *t) {
   dedupe_prefetch_t *p = (dedupe_prefetch_t *)t;
-  im_worker_t *w = p->im->workers[p->rd.worker];
-  im_link_t *l = w ? handle_table_get(&w->links, p->link) : NULL;
+  im_worker_t *w;
+  im_link_t *l = im_rerun_link(&p->x, &w);
   if (l) {
-    if (p->rd.result < 0 && p->ans.rc >= 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
+    if (p->x.rd.result < 0 && p->ans.rc >= 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
     w->dedupe_read = &p->ans;
-    int code = im_link_run(l, p->d, p->n, p->base64, IM_RUN_LOADED);
+    im_rerun_run(l, &p->x);
     w->dedupe_read = NULL;
-    if (code) l->ops->close(l, code, lc_error_name(code));
-    else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
   }
+  im_rerun_free(&p->x);
   free(p->ans.mid); /* NULL when the run took it */
   free(p->client);
   free(p);
@@ -139,27 +133,15 @@ int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt) {
     return 0;
   int64_t from = check_from(w, r->s, dt);
   if (!from) return 0;
-  dedupe_prefetch_t *p = xcalloc(1, sizeof *p + r->rawlen);
-  p->rd.task.fn = dedupe_loaded;
-  p->rd.worker = w->idx;
-  p->rd.fn = dedupe_load;
-  p->im = w->im;
-  p->link = l->id;
+  dedupe_prefetch_t *p = xcalloc(1, sizeof *p);
   p->client = xstrdup(r->s->client_id);
   p->ans.conv = c->id;
   p->ans.dt = dt;
   p->ans.from = from;
   p->ans.client = p->client;
   p->ans.rc = TERN_ESTORE;
-  p->base64 = r->base64;
-  p->n = r->rawlen;
-  memcpy(p->d, r->raw, r->rawlen);
-  if (store_read_submit(w->im->store, w->reader, &p->rd) < 0) { /* the read queue is full: on the loop */
-    free(p->client);
-    free(p);
-    return 0;
-  }
-  metric_inc(M_DEDUPE_PREFETCHES);
-  im_link_pause(l, IM_PAUSE_LOAD, 1);
-  return IM_PARKED;
+  if (im_rerun_submit(r, &p->x, dedupe_load, dedupe_loaded, M_DEDUPE_PREFETCHES) == IM_PARKED) return IM_PARKED;
+  free(p->client); /* the read queue is full: on the loop */
+  free(p);
+  return 0;
 }

@@ -330,6 +330,29 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
+
+/* A request run again once a read off the loop has answered (im_prefetch.c's three kinds,
+ * im_dedupe.c's): its frame kept, its link paused while the read runs. Embed first in the
+ * read's struct. */
+typedef struct {
+  store_read_t rd; /* first */
+  im_t *im;
+  uint64_t link;
+  int base64;
+  size_t n;
+  uint8_t *d; /* the request's frame */
+} im_rerun_t;
+/* Keeps r's frame, submits x->rd with fn (on a read thread) and done (on this worker, with
+ * x), and pauses r's link: IM_PARKED. 0 when the read queue is full (nothing kept, nothing
+ * paused: read on the loop). */
+int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_read_t *), void (*done)(task_t *),
+                    metric_t counted);
+/* In done: the request's link on x's worker (*w), or NULL when it went (or the server is
+ * stopping); then im_rerun_run runs the request again (IM_RUN_LOADED) and unpauses the
+ * link, or closes it when the frame says so. im_rerun_free frees the frame either way. */
+im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w);
+void im_rerun_run(im_link_t *l, im_rerun_t *x);
+void im_rerun_free(im_rerun_t *x);
 /* The same for a reconnect's session/open carrying a session token (`st`) that passes every
  * check needing no store: the store's revocations of it are read off the loop, the link
  * paused, and the open runs again with the answer (w->token_read, which im_session_open

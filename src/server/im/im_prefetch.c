@@ -33,38 +33,68 @@
 #include "token.h"
 #include "utf8.h"
 
+int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_read_t *), void (*done)(task_t *),
+                    metric_t counted) {
+  x->rd.task.fn = done;
+  x->rd.worker = r->w->idx;
+  x->rd.fn = fn;
+  x->im = r->w->im;
+  x->link = r->link->id;
+  x->base64 = r->base64;
+  x->n = r->rawlen;
+  x->d = xmalloc(r->rawlen);
+  memcpy(x->d, r->raw, r->rawlen);
+  if (store_read_submit(x->im->store, r->w->reader, &x->rd) < 0) { /* the read queue is full */
+    im_rerun_free(x);
+    return 0;
+  }
+  metric_inc(counted);
+  im_link_pause(r->link, IM_PAUSE_LOAD, 1); /* after the submit: its task runs later, on this worker */
+  return IM_PARKED;
+}
+
+im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w) {
+  *w = x->im->workers[x->rd.worker];
+  return *w ? handle_table_get(&(*w)->links, x->link) : NULL;
+}
+
+void im_rerun_run(im_link_t *l, im_rerun_t *x) {
+  int code = im_link_run(l, x->d, x->n, x->base64, IM_RUN_LOADED);
+  if (code) l->ops->close(l, code, lc_error_name(code));
+  else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
+}
+
+void im_rerun_free(im_rerun_t *x) {
+  free(x->d);
+  x->d = NULL;
+}
+
+/* ---- a conversation the cache lacks ---- */
+
 typedef struct {
-  store_read_t rd; /* first: the read, and the task that runs on the worker after it */
-  im_t *im;
-  uint64_t link;
+  im_rerun_t x;  /* first */
   conv_t *stale; /* the cached entry being reloaded, or NULL (not cached) */
   conv_row_t row;
   char *cid;
-  int base64;
-  size_t n;
-  uint8_t d[]; /* the request's frame */
 } prefetch_t;
 
 static int load(store_reader_t *r, store_read_t *rd) {
-  prefetch_t *p = (prefetch_t *)rd;
+  prefetch_t *p = (prefetch_t *)rd; /* rd is first in x, first in p */
   return store_conv_load(r, p->cid, &p->row);
 }
 
 static void loaded(task_t *t) {
   prefetch_t *p = (prefetch_t *)t;
-  im_worker_t *w = p->im->workers[p->rd.worker];
+  im_worker_t *w;
+  im_link_t *l = im_rerun_link(&p->x, &w);
   if (w) {
-    convcache_loaded(w, p->cid, p->stale, p->rd.result, &p->row);
+    convcache_loaded(w, p->cid, p->stale, p->x.rd.result, &p->row);
   } else { /* the server is stopping */
-    if (p->rd.result == 0) conv_row_free(&p->row);
+    if (p->x.rd.result == 0) conv_row_free(&p->row);
     if (p->stale) conv_release(p->stale);
   }
-  im_link_t *l = w ? handle_table_get(&w->links, p->link) : NULL;
-  if (l) {
-    int code = im_link_run(l, p->d, p->n, p->base64, IM_RUN_LOADED);
-    if (code) l->ops->close(l, code, lc_error_name(code));
-    else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
-  }
+  if (l) im_rerun_run(l, &p->x);
+  im_rerun_free(&p->x);
   free(p->cid);
   free(p);
 }
@@ -92,41 +122,24 @@ int im_prefetch(req_t *r) {
   const char *cid = request_cid(r->cmd);
   conv_t *stale;
   if (!cid || !*cid || strlen(cid) > 64 || !convcache_wants_load(im, cid, &stale)) return 0;
-  prefetch_t *p = xcalloc(1, sizeof *p + r->rawlen);
-  p->rd.task.fn = loaded;
-  p->rd.worker = r->w->idx;
-  p->rd.fn = load;
-  p->im = im;
-  p->link = l->id;
+  prefetch_t *p = xcalloc(1, sizeof *p);
   p->stale = stale;
   p->cid = xstrdup(cid);
-  p->base64 = r->base64;
-  p->n = r->rawlen;
-  memcpy(p->d, r->raw, r->rawlen);
-  if (store_read_submit(im->store, r->w->reader, &p->rd) < 0) { /* the read queue is full: on the loop */
-    if (stale) {
-      atomic_store(&stale->stale, 1);
-      conv_release(stale);
-    }
-    free(p->cid);
-    free(p);
-    return 0;
+  if (im_rerun_submit(r, &p->x, load, loaded, M_CONV_PREFETCHES) == IM_PARKED) return IM_PARKED;
+  if (stale) { /* the read queue is full: conv_get reads it on the loop */
+    atomic_store(&stale->stale, 1);
+    conv_release(stale);
   }
-  metric_inc(M_CONV_PREFETCHES);
-  im_link_pause(l, IM_PAUSE_LOAD, 1); /* after the submit: its task runs later, on this worker */
-  return IM_PARKED;
+  free(p->cid);
+  free(p);
+  return 0;
 }
 
 /* ---- a reconnect's session token ---- */
 
 typedef struct {
-  store_read_t rd; /* first */
-  im_t *im;
-  uint64_t link;
+  im_rerun_t x; /* first */
   revoke_read_t ans;
-  int base64;
-  size_t n;
-  uint8_t d[]; /* the session/open frame */
 } token_prefetch_t;
 
 static int token_load(store_reader_t *r, store_read_t *rd) {
@@ -137,16 +150,15 @@ static int token_load(store_reader_t *r, store_read_t *rd) {
 
 static void token_loaded(task_t *t) {
   token_prefetch_t *p = (token_prefetch_t *)t;
-  im_worker_t *w = p->im->workers[p->rd.worker];
-  im_link_t *l = w ? handle_table_get(&w->links, p->link) : NULL;
+  im_worker_t *w;
+  im_link_t *l = im_rerun_link(&p->x, &w);
   if (l) {
-    if (p->rd.result < 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
+    if (p->x.rd.result < 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
     w->token_read = &p->ans;
-    int code = im_link_run(l, p->d, p->n, p->base64, IM_RUN_LOADED);
+    im_rerun_run(l, &p->x);
     w->token_read = NULL;
-    if (code) l->ops->close(l, code, lc_error_name(code));
-    else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
   }
+  im_rerun_free(&p->x);
   free(p);
 }
 
@@ -166,21 +178,9 @@ int im_prefetch_token(req_t *r) {
   if (token_check(im->master_key, im->app_id, c->peerid, sm->st, &info) < 0) return 0;
   free(info.tag);
   if (revoke_check_memory(r->w, c->peerid, &info) < 0) return 0; /* refused without a read */
-  token_prefetch_t *p = xcalloc(1, sizeof *p + r->rawlen);
-  p->rd.task.fn = token_loaded;
-  p->rd.worker = r->w->idx;
-  p->rd.fn = token_load;
-  p->im = im;
-  p->link = l->id;
+  token_prefetch_t *p = xcalloc(1, sizeof *p);
   revoke_read_start(r->w, c->peerid, &info, &p->ans);
-  p->base64 = r->base64;
-  p->n = r->rawlen;
-  memcpy(p->d, r->raw, r->rawlen);
-  if (store_read_submit(im->store, r->w->reader, &p->rd) < 0) { /* the read queue is full: on the loop */
-    free(p);
-    return 0;
-  }
-  metric_inc(M_TOKEN_PREFETCHES);
-  im_link_pause(l, IM_PAUSE_LOAD, 1);
-  return IM_PARKED;
+  if (im_rerun_submit(r, &p->x, token_load, token_loaded, M_TOKEN_PREFETCHES) == IM_PARKED) return IM_PARKED;
+  free(p); /* the read queue is full: on the loop */
+  return 0;
 }
