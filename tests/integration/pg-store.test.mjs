@@ -30,6 +30,22 @@ async function lockTable(db, table) {
   };
 }
 
+/** 10 echoes of `other`, each answered within a second: the worker's loop is not held. */
+async function loopFree(other, what) {
+  for (let i = 0; i < 10; i++) {
+    const t0 = Date.now();
+    await other.echo();
+    const ms = Date.now() - t0;
+    assert.ok(ms < 1000, `echo ${i} took ${ms} ms while ${what}`);
+  }
+}
+
+/** A counter of server's /metrics (NaN when absent). */
+async function metricOf(server, name) {
+  const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
+  return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await res.text())?.[1]);
+}
+
 describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
   let pg, db, server, env, proxy;
   before(async () => {
@@ -312,12 +328,7 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
       let answered = false;
       const opened = x.request({ cmd: 'session', op: 'open', peerId: xid, appId: server.appId, sessionMessage: { ua: 'patch-lock', lastPatchTime: since } }, 20000)
         .then((r) => { answered = true; return r; });
-      for (let i = 0; i < 10; i++) {
-        const t0 = Date.now();
-        await other.echo();
-        const ms = Date.now() - t0;
-        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's login read its patches`);
-      }
+      await loopFree(other, "another client's login read its patches");
       assert.equal(answered, false, 'the login (answer, counts, patches) waits on the lock');
       locker.commit();
       const r = await opened;
@@ -441,12 +452,7 @@ describe("a reconnect's reads (its token's revocations, its resends' lookups) ar
       let answered = false;
       const opened = reopen(y, 'tk-a', st, 20000).then((r) => { answered = true; return r; });
       const behind = y.request({ cmd: 'echo' }, 20000); // sent after the open: answered after it
-      for (let i = 0; i < 10; i++) {
-        const t0 = Date.now();
-        await other.echo();
-        const ms = Date.now() - t0;
-        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's token was checked`);
-      }
+      await loopFree(other, "another client's token was checked");
       assert.equal(answered, false, 'the reconnect waits for its token check (the table is locked)');
       locker.commit();
       const r = await opened;
@@ -456,8 +462,7 @@ describe("a reconnect's reads (its token's revocations, its resends' lookups) ar
       const order = y.received.filter((m) => m.i).map((m) => m.cmd);
       assert.deepEqual(order.slice(0, 2), ['session', 'echo'], order.join());
       assert.equal((await y.echo()).cmd, 'echo'); // the session works: the connection reads on
-      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
-      const n = Number(/^tern_token_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      const n = await metricOf(server, 'tern_token_prefetches_total');
       assert.ok(n >= 1, `tern_token_prefetches_total ${n}`);
     } finally {
       await locker.close();
@@ -490,12 +495,7 @@ describe("a reconnect's reads (its token's revocations, its resends' lookups) ar
       const resent = y.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'once', dt } }, 20000)
         .then((r) => { answered = true; return r; });
       const fresh = y.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'new', dt: `${dt}-new` } }, 20000);
-      for (let i = 0; i < 10; i++) {
-        const t0 = Date.now();
-        await other.echo();
-        const ms = Date.now() - t0;
-        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's resend was looked up`);
-      }
+      await loopFree(other, "another client's resend was looked up");
       assert.equal(answered, false, 'the resend waits for its lookup (the table is locked)');
       locker.commit();
       const r = await resent;
@@ -510,8 +510,7 @@ describe("a reconnect's reads (its token's revocations, its resends' lookups) ar
       await b.next((m) => m.cmd === 'direct' && m.directMessage?.msg === 'new', 10000);
       const got = b.received.filter((m) => m.cmd === 'direct' && m.directMessage?.cid === conv.cid).map((m) => m.directMessage.msg);
       assert.deepEqual(got, ['once', 'new'], 'the resend is not delivered again');
-      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
-      const n = Number(/^tern_dedupe_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      const n = await metricOf(server, 'tern_dedupe_prefetches_total');
       assert.ok(n >= 2, `tern_dedupe_prefetches_total ${n}`);
     } finally {
       await locker.close();
@@ -588,12 +587,7 @@ describe('a conversation the cache lacks is read off the loop', () => {
       const first = a.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'off the loop 0' } }, 20000)
         .then((r) => { acked = true; return r; });
       const second = a.request({ cmd: 'direct', directMessage: { cid: conv.cid, msg: 'off the loop 1' } }, 20000);
-      for (let i = 0; i < 10; i++) {
-        const t0 = Date.now();
-        await c.echo();
-        const ms = Date.now() - t0;
-        assert.ok(ms < 1000, `echo ${i} took ${ms} ms while another client's conversation was read`);
-      }
+      await loopFree(c, "another client's conversation was read");
       assert.equal(acked, false, 'the send waits for its conversation (the table is locked)');
       locker.commit();
       const acks = await Promise.all([first, second]);
@@ -602,8 +596,7 @@ describe('a conversation the cache lacks is read off the loop', () => {
       await b.next((m) => m.cmd === 'direct' && m.directMessage?.msg === 'off the loop 1', 10000);
       const got = b.received.filter((m) => m.cmd === 'direct' && m.directMessage?.cid === conv.cid).map((m) => m.directMessage.msg);
       assert.deepEqual(got, ['off the loop 0', 'off the loop 1'], 'delivered once each, in the order sent');
-      const res = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${server.masterKey}` } });
-      const n = Number(/^tern_conv_prefetches_total (\d+)$/m.exec(await res.text())?.[1]);
+      const n = await metricOf(server, 'tern_conv_prefetches_total');
       assert.ok(n >= 1, `tern_conv_prefetches_total ${n}`);
     } finally {
       await locker.close();
