@@ -116,8 +116,9 @@ static void dedupe_loaded(task_t *t) {
   if (l) {
     if (p->x.rd.result < 0 && p->ans.rc >= 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
     w->dedupe_read = &p->ans;
-    im_rerun_run(l, &p->x);
-    w->dedupe_read = NULL;
+    int code = im_rerun_run(l, &p->x);
+    w->dedupe_read = NULL; /* before the frames behind it run (im_rerun_end): the answer is this send's */
+    im_rerun_end(l, code);
   }
   im_rerun_free(&p->x);
   free(p->ans.mid); /* NULL when the run took it */

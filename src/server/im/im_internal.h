@@ -348,10 +348,13 @@ typedef struct {
 int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_read_t *), void (*done)(task_t *),
                     metric_t counted);
 /* In done: the request's link on x's worker (*w), or NULL when it went (or the server is
- * stopping); then im_rerun_run runs the request again (IM_RUN_LOADED) and unpauses the
- * link, or closes it when the frame says so. im_rerun_free frees the frame either way. */
+ * stopping); then im_rerun_run runs the request again (IM_RUN_LOADED: its close code, 0),
+ * and im_rerun_end closes the link with that code or unpauses it — which runs the frames
+ * that waited, so whatever the re-run was told (w->token_read, w->dedupe_read) is cleared
+ * between the two. im_rerun_free frees the frame either way. */
 im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w);
-void im_rerun_run(im_link_t *l, im_rerun_t *x);
+int im_rerun_run(im_link_t *l, im_rerun_t *x);
+void im_rerun_end(im_link_t *l, int code);
 void im_rerun_free(im_rerun_t *x);
 /* The same for a reconnect's session/open carrying a session token (`st`) that passes every
  * check needing no store: the store's revocations of it are read off the loop, the link

@@ -58,8 +58,9 @@ im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w) {
   return *w ? handle_table_get(&(*w)->links, x->link) : NULL;
 }
 
-void im_rerun_run(im_link_t *l, im_rerun_t *x) {
-  int code = im_link_run(l, x->d, x->n, x->base64, IM_RUN_LOADED);
+int im_rerun_run(im_link_t *l, im_rerun_t *x) { return im_link_run(l, x->d, x->n, x->base64, IM_RUN_LOADED); }
+
+void im_rerun_end(im_link_t *l, int code) {
   if (code) l->ops->close(l, code, lc_error_name(code));
   else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
 }
@@ -93,7 +94,7 @@ static void loaded(task_t *t) {
     if (p->x.rd.result == 0) conv_row_free(&p->row);
     if (p->stale) conv_release(p->stale);
   }
-  if (l) im_rerun_run(l, &p->x);
+  if (l) im_rerun_end(l, im_rerun_run(l, &p->x));
   im_rerun_free(&p->x);
   free(p->cid);
   free(p);
@@ -155,8 +156,9 @@ static void token_loaded(task_t *t) {
   if (l) {
     if (p->x.rd.result < 0) p->ans.rc = TERN_ESTORE; /* no reader: refused, as a failed read is */
     w->token_read = &p->ans;
-    im_rerun_run(l, &p->x);
-    w->token_read = NULL;
+    int code = im_rerun_run(l, &p->x);
+    w->token_read = NULL; /* before the frames behind it run (im_rerun_end): the answer is this open's */
+    im_rerun_end(l, code);
   }
   im_rerun_free(&p->x);
   free(p);
