@@ -429,6 +429,15 @@ test('single sign-on tag (fixed 256 bytes, carried in the session token): 256 lo
     assertError(r, r.i, 4103, 'INVALID_LOGIN');
     assert.equal(r.errorMessage.detail, 'tag too long');
     c.ws._socket.destroy(); // gone without a goodbye: the st still resumes, with its tag
+    // once the server has noticed (until then the login is held, and a resume of it is 4111):
+    // the reset reaches its worker a moment later, and the resume may be read by another
+    const q = await session(srv, uid('q'));
+    for (const end = Date.now() + 5000; ;) {
+      const r = await q.request({ cmd: 'session', op: 'query', sessionMessage: { sessionPeerIds: [me] } });
+      if (!(r.sessionMessage.onlineSessionPeerIds ?? []).includes(me)) break;
+      assert.ok(Date.now() < end, 'the server noticed the reset socket within 5 s');
+      await sleep(20);
+    }
     const e = await connect(srv);
     const back = await e.request({ cmd: 'session', op: 'open', appId: srv.appId, peerId: me, sessionMessage: { ua: 't', r: true, st } });
     assert.equal(back.op, 'opened', JSON.stringify(back));
