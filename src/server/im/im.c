@@ -505,12 +505,17 @@ static void relay_hop(worker_relay_t *r, int to) {
  * ROOM_WAIT_MAX_MS at most per stop. */
 #define ROOM_MEMBER_BEHIND (32 * 1024)
 #define ROOM_WAIT_MAX_MS 2000
+/* ... and at least this many of them: in a small room one slow reader would be "most". */
+#define ROOM_BEHIND_MIN 16
 
 static int room_behind(im_worker_t *w, conv_t *c) {
   room_slice_t *sl = &c->room[w->idx];
+  if (sl->n < ROOM_BEHIND_MIN) return 0;
   uint32_t behind = 0;
   for (uint32_t i = 0; i < sl->n; i++)
-    if (sl->v[i]->link->ops->queued(sl->v[i]->link) > ROOM_MEMBER_BEHIND && ++behind * 2 > sl->n) return 1;
+    if (sl->v[i]->link->ops->queued(sl->v[i]->link) > ROOM_MEMBER_BEHIND && ++behind * 2 > sl->n &&
+        behind >= ROOM_BEHIND_MIN)
+      return 1;
   return 0;
 }
 
