@@ -43,8 +43,8 @@ typedef struct {
   void (*pause)(im_link_t *l, int on);
 } im_link_ops_t;
 
-/* net reads nsessions and sessionless_since_ms (the login timeout) and held (the output
- * budgets), and keeps last_rx_ms and base64; the other fields are the IM layer's. */
+/* net reads nsessions and sessionless_since_ms (the login timeout), held (the output
+ * budgets) and paused (a paused link's frames wait: ops->pause), and keeps last_rx_ms and base64; the other fields are the IM layer's. */
 struct im_link {
   const im_link_ops_t *ops;
   im_worker_t *imw;

@@ -55,7 +55,6 @@ struct conn {
   uint8_t writing;           /* a uv_write is in flight with wbuf */
   uint8_t close_sent;        /* WebSocket close frame queued */
   uint8_t from_proxy;        /* the peer is in trusted_proxies: its X-Forwarded-For names the client */
-  uint8_t input_paused;      /* the IM layer paused the link (ops->pause): whole frames wait in `in` */
   struct ipcount_entry *ipe; /* its address in srv->ips (counted), NULL when refused */
   size_t acct;               /* bytes of its queue counted in srv->out_queued and ipe */
   int close_code;            /* why it closes, for im (1000, 1006, 4107, ...) */
@@ -120,11 +119,11 @@ void conn_flush(conn_t *c);
  * bytes taken, UV_EAGAIN / -EAGAIN for none, another negative errno for a dead socket —
  * and goes on as conn_flush: the rest to uv_write, then a download's next piece or the
  * close. Nothing may append to c between the two but conn_abort. */
-/* Frees the output buffers worker w keeps for reuse (its teardown). */
-void conn_outcache_free(worker_t *w);
 buf_t *conn_flush_begin(conn_t *c);
 void conn_flush_end(conn_t *c, buf_t *src, int n);
 int conn_fd(const conn_t *c); /* the socket's descriptor, -1 if it has none */
+/* Frees the output buffers worker w keeps for reuse (its teardown). */
+void conn_outcache_free(worker_t *w);
 /* The input loop: what a read's bytes go through (on_read, after TLS opens them). The
  * bytes go to the HTTP or WebSocket parser by state; what they leave unconsumed (a cut
  * frame or head) waits in c->in for the next read. The fuzz harnesses feed it directly. */

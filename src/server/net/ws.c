@@ -54,9 +54,10 @@ static void link_held(im_link_t *l) {
   conn_held(c);
 }
 
+/* l->paused is already set (on) or cleared (off) when this is called: ws_input stops at
+ * the next frame while it is set. */
 static void link_pause(im_link_t *l, int on) {
   conn_t *c = (conn_t *)((char *)l - offsetof(conn_t, link));
-  c->input_paused = (uint8_t)on;
   if (on) conn_pause_input(c);
   else conn_resume_input(c);
 }
@@ -106,7 +107,7 @@ static int deliver(conn_t *c, int opcode, const uint8_t *p, size_t n) {
 int ws_input(conn_t *c, uint8_t *p, size_t n) {
   size_t off = 0;
   size_t max = (size_t)c->w->srv->cfg->max_frame;
-  while (off < n && c->state == CONN_WS && !c->reaping && !c->input_paused) { /* paused: the rest waits in c->in */
+  while (off < n && c->state == CONN_WS && !c->reaping && !c->link.paused) { /* paused: the rest waits in c->in */
     ws_header_t h;
     int r = ws_parse_header(p + off, n - off, &h);
     if (r == 0) break;
