@@ -602,4 +602,33 @@ describe('a conversation the cache lacks is read off the loop', () => {
       await locker.close();
     }
   });
+
+  // One address has at most MAX_IP_READS (64) such reads running, with its history pages:
+  // a 65th request reads on the loop, as before the reads moved off it, so one address
+  // cannot fill the server's read queue (STORE_READ_QUEUE_MAX) that every client shares.
+  it('one address has at most 64 requests waiting for their conversations off the loop; the 65th reads on the loop', async () => {
+    const N = 65;
+    const maker = await protoSession(other, 'ipr-maker');
+    const convs = [];
+    for (let k = 0; k < N; k++) convs.push((await startConv(maker, [`ipr-${k}`])).cid);
+    const cs = [];
+    for (let k = 0; k < N; k++) cs.push(await protoSession(server, `ipr-${k}`));
+    const n0 = await metricOf(server, 'tern_conv_prefetches_total');
+    const locker = await lockTable(db, 'conv');
+    const sends = [];
+    try {
+      for (let k = 0; k < N - 1; k++) sends.push(cs[k].request({ cmd: 'direct', directMessage: { cid: convs[k], msg: `ip ${k}` } }, 30000));
+      for (const end = Date.now() + 10000; await metricOf(server, 'tern_conv_prefetches_total') < n0 + N - 1;) {
+        assert.ok(Date.now() < end, 'the first 64 wait off the loop');
+        await sleep(20);
+      }
+      sends.push(cs[N - 1].request({ cmd: 'direct', directMessage: { cid: convs[N - 1], msg: `ip ${N - 1}` } }, 30000));
+      await sleep(1000); // let the 65th arrive: read on the loop, it waits for the lock with the worker (no barrier can be answered meanwhile)
+      locker.commit();
+      for (const r of await Promise.all(sends)) assert.equal(r.cmd, 'ack', JSON.stringify(r));
+      assert.equal(await metricOf(server, 'tern_conv_prefetches_total'), n0 + N - 1, 'the 65th was not read off the loop');
+    } finally {
+      await locker.close();
+    }
+  });
 });

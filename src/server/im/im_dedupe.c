@@ -128,10 +128,7 @@ static void dedupe_loaded(task_t *t) {
 
 int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt) {
   im_worker_t *w = r->w;
-  im_link_t *l = r->link;
-  if (w->dedupe_read || r->nonce || r->fenced || l->replaying || !r->raw || !l->ops->pause ||
-      !store_reads_off_loop(w->im->store))
-    return 0;
+  if (w->dedupe_read || !im_rerun_may(r)) return 0; /* dedupe_read: this is its run again */
   int64_t from = check_from(w, r->s, dt);
   if (!from) return 0;
   dedupe_prefetch_t *p = xcalloc(1, sizeof *p);

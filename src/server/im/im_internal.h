@@ -338,13 +338,20 @@ typedef struct {
   store_read_t rd; /* first */
   im_t *im;
   uint64_t link;
+  struct ipcount_entry *ip; /* holds one of its address's MAX_IP_READS (im->read_ips) */
   int base64;
   size_t n;
   uint8_t *d; /* the request's frame */
 } im_rerun_t;
+/* Whether r may wait so: a store whose reads are off the loop, a link that can be paused,
+ * and a request not already run again for the bus (a nonce's answer, a presence fence: their
+ * state is not to be redone) nor one of the frames a bus park held (l->replaying: they run
+ * in a row, and the rest would pass it). */
+int im_rerun_may(const req_t *r);
 /* Keeps r's frame, submits x->rd with fn (on a read thread) and done (on this worker, with
- * x), and pauses r's link: IM_PARKED. 0 when the read queue is full (nothing kept, nothing
- * paused: read on the loop). */
+ * x), and pauses r's link: IM_PARKED. 0 when its address has MAX_IP_READS reads running
+ * (history pages and these together), or the server's read queue is full: nothing kept,
+ * nothing paused, the caller reads on the loop as before. */
 int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_read_t *), void (*done)(task_t *),
                     metric_t counted);
 /* In done: the request's link on x's worker (*w), or NULL when it went (or the server is

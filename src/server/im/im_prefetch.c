@@ -10,10 +10,9 @@
  * order: im_link_pause), and once the row is cached the request runs again and the link
  * reads on. With SQLite, whose reads are local and cheap, nothing changes.
  *
- * A request runs again at most once for this (IM_RUN_LOADED), and never one already run
- * again for the bus (a nonce's answer, a presence fence: their state is not to be redone),
- * nor one of the frames a bus park held (park_resume runs them in a row: l->replaying).
- * Those, and a full read queue, read on the loop as before.
+ * A request runs again at most once for this (IM_RUN_LOADED), and only as im_rerun_may
+ * allows; the others, an address with MAX_IP_READS reads running and a full read queue
+ * read on the loop as before.
  *
  * A reconnect's session/open with a session token is the same story with another read: the
  * token's revocations (revoke.h, one indexed read per reconnect, and after a node dies its
@@ -29,12 +28,20 @@
 
 #include "err.h"
 #include "im_internal.h"
+#include "ipcount.h"
 #include "revoke.h"
 #include "token.h"
 #include "utf8.h"
 
+int im_rerun_may(const req_t *r) {
+  const im_link_t *l = r->link;
+  return !r->nonce && !r->fenced && !l->replaying && r->raw && l->ops->pause && store_reads_off_loop(r->w->im->store);
+}
+
 int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_read_t *), void (*done)(task_t *),
                     metric_t counted) {
+  x->ip = ipcount_add(r->w->im->read_ips, r->link->ip ? r->link->ip : "", MAX_IP_READS);
+  if (!x->ip) return 0; /* one address cannot fill the server's read queue */
   x->rd.task.fn = done;
   x->rd.worker = r->w->idx;
   x->rd.fn = fn;
@@ -66,6 +73,8 @@ void im_rerun_end(im_link_t *l, int code) {
 }
 
 void im_rerun_free(im_rerun_t *x) {
+  if (x->ip) ipcount_del(x->im->read_ips, x->ip);
+  x->ip = NULL;
   free(x->d);
   x->d = NULL;
 }
@@ -116,10 +125,7 @@ static const char *request_cid(const lc_cmd_t *c) {
 
 int im_prefetch(req_t *r) {
   im_t *im = r->w->im;
-  im_link_t *l = r->link;
-  if (r->nonce || r->fenced || r->loaded || l->replaying || !r->raw || !l->ops->pause ||
-      !store_reads_off_loop(im->store))
-    return 0;
+  if (r->loaded || !im_rerun_may(r)) return 0;
   const char *cid = request_cid(r->cmd);
   conv_t *stale;
   if (!cid || !*cid || strlen(cid) > 64 || !convcache_wants_load(im, cid, &stale)) return 0;
@@ -166,10 +172,7 @@ static void token_loaded(task_t *t) {
 
 int im_prefetch_token(req_t *r) {
   im_t *im = r->w->im;
-  im_link_t *l = r->link;
-  if (r->nonce || r->fenced || r->loaded || l->replaying || !r->raw || !l->ops->pause ||
-      !store_reads_off_loop(im->store))
-    return 0;
+  if (r->loaded || !im_rerun_may(r)) return 0;
   const lc_cmd_t *c = r->cmd;
   const Lc__SessionCommand *sm = c->sessionmessage;
   /* what im_session_open reads the revocations for; anything else it refuses or opens
