@@ -144,8 +144,9 @@ export function useNodes(n, { pg = false, env = {} } = {}) {
   const c = {};
   before(async () => {
     if (pg) c.pg = startPg();
+    if (pg) c.db = c.pg.createDatabase(); /* the nodes' store, for a test's own psql (lockTable) */
     c.redis = await startRedis();
-    c.nodes = await startNodes(n, c.redis, { env: { ...(c.pg ? { TERN_STORE: c.pg.createDatabase() } : {}), ...env } });
+    c.nodes = await startNodes(n, c.redis, { env: { ...(c.db ? { TERN_STORE: c.db } : {}), ...env } });
   });
   after(async () => {
     for (const s of c.nodes || []) await closeAll(s);

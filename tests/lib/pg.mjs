@@ -3,7 +3,7 @@
 // wraps it: a fresh database per call of createDatabase, pause()/resume() to stop and
 // restart the server under a running ternd (same port, same data), stop() to remove it.
 // Each test file starts its own, so stopping it never disturbs another file's tests.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,4 +48,21 @@ export function startPg() {
     }
   });
   return pg;
+}
+
+/** Another PostgreSQL session holding `table` in ACCESS EXCLUSIVE mode: reads of it wait
+ * until commit(); close() ends the session (and the lock, if still held) and waits for it. */
+export async function lockTable(db, table) {
+  const p = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const locked = new Promise((resolve) => p.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
+  p.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
+  await locked;
+  return {
+    commit() { p.stdin.write('COMMIT;\n'); p.stdin.end(); },
+    async close() {
+      p.stdin.end();
+      await new Promise((resolve) => (p.exitCode !== null ? resolve() : p.on('exit', resolve)));
+    },
+  };
 }

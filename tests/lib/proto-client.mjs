@@ -364,3 +364,13 @@ export async function withServer(env, fn) {
   }
   if (failure) throw failure;
 }
+
+/** 10 echoes of `other`, each answered within a second: the worker's loop is not held. */
+export async function loopFree(other, what) {
+  for (let i = 0; i < 10; i++) {
+    const t0 = Date.now();
+    await other.echo();
+    const ms = Date.now() - t0;
+    assert.ok(ms < 1000, `echo ${i} took ${ms} ms while ${what}`);
+  }
+}
