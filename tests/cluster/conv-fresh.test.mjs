@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { useNodes } from '../lib/cluster-mode.mjs';
-import { session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
+import { loopFree, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
+import { lockTable } from '../lib/pg.mjs';
 
 describe('cluster: conversation commands read a fresh copy', () => {
   after(() => {
@@ -33,6 +34,34 @@ describe('cluster: conversation commands read a fresh copy', () => {
       assert.equal(r.op, 'removed', `node 2 judged by its copy from before the change: ${JSON.stringify(r)}`);
     } finally {
       cluster.redis.cli('CLIENT', 'UNPAUSE');
+    }
+  });
+});
+
+// The same fresh read made off the worker's loop (im_prefetch.c): the command's conversation
+// is marked stale and read by the store's read threads, the connection paused meanwhile, as
+// a send's conversation the cache lacks is. With the conversation table locked, another
+// client of the node's one worker is answered meanwhile; before, need_conv's read held the
+// worker until the lock went.
+describe('cluster: a conversation command reads its conversation afresh off the loop', () => {
+  const cluster = useNodes(1, { pg: true, env: { TERN_WORKERS: '1' } });
+
+  test('with the conversation table locked, query_shutup waits and another client of the worker is answered', async () => {
+    const [n1] = cluster.nodes;
+    const A = await session(n1, uid('own'));
+    const O = await session(n1, uid('other'));
+    const { cid } = await startConv(A, [uid('m')]); // cached on the node
+    const locker = await lockTable(cluster.db, 'conv');
+    try {
+      let answered = false;
+      const q = A.request({ cmd: 'conv', op: 'query_shutup', convMessage: { cid } }, 20000).then((r) => { answered = true; return r; });
+      await loopFree(O, "another client's conversation command read it");
+      assert.equal(answered, false, 'the command waits for its fresh read (the table is locked)');
+      locker.commit();
+      const r = await q;
+      assert.notEqual(r.cmd, 'error', JSON.stringify(r));
+    } finally {
+      await locker.close();
     }
   });
 });

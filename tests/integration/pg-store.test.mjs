@@ -7,38 +7,10 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { startPg } from '../lib/pg.mjs';
+import { startPg, lockTable } from '../lib/pg.mjs';
 import { Clients, waitFor, uid, sleep, reconnection } from '../lib/interop-util.mjs';
 import { startProxy } from '../lib/interop-proxy.mjs';
-import { session as protoSession, connect as protoConnect, startConv, sendMsg, closeAll as protoCloseAll } from '../lib/proto-client.mjs';
-import { spawn } from 'node:child_process';
-
-/** Another PostgreSQL session holding `table` in ACCESS EXCLUSIVE mode: reads of it wait
- * until commit(); close() ends the session (and the lock, if still held) and waits for it. */
-async function lockTable(db, table) {
-  const p = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  const locked = new Promise((resolve) => p.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
-  p.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
-  await locked;
-  return {
-    commit() { p.stdin.write('COMMIT;\n'); p.stdin.end(); },
-    async close() {
-      p.stdin.end();
-      await new Promise((resolve) => (p.exitCode !== null ? resolve() : p.on('exit', resolve)));
-    },
-  };
-}
-
-/** 10 echoes of `other`, each answered within a second: the worker's loop is not held. */
-async function loopFree(other, what) {
-  for (let i = 0; i < 10; i++) {
-    const t0 = Date.now();
-    await other.echo();
-    const ms = Date.now() - t0;
-    assert.ok(ms < 1000, `echo ${i} took ${ms} ms while ${what}`);
-  }
-}
+import { session as protoSession, connect as protoConnect, startConv, sendMsg, closeAll as protoCloseAll, loopFree } from '../lib/proto-client.mjs';
 
 /** A counter of server's /metrics (NaN when absent). */
 async function metricOf(server, name) {
@@ -598,6 +570,27 @@ describe('a conversation the cache lacks is read off the loop', () => {
       assert.deepEqual(got, ['off the loop 0', 'off the loop 1'], 'delivered once each, in the order sent');
       const n = await metricOf(server, 'tern_conv_prefetches_total');
       assert.ok(n >= 1, `tern_conv_prefetches_total ${n}`);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  it('a history page of it waits on the locked conversation table off the loop too; the worker answers another client meanwhile', async () => {
+    const maker = await protoSession(other, 'pfl-a');
+    const conv = await startConv(maker, ['pfl-b']);
+    await sendMsg(maker, conv.cid, 'history');
+    const b = await protoSession(server, 'pfl-b');
+    const c = await protoSession(server, 'pfl-c');
+    const locker = await lockTable(db, 'conv');
+    try {
+      let answered = false;
+      const page = b.request({ cmd: 'logs', logsMessage: { cid: conv.cid, l: 10 } }, 20000).then((r) => { answered = true; return r; });
+      await loopFree(c, "another client's history page's conversation was read");
+      assert.equal(answered, false, 'the page waits for its conversation (the table is locked)');
+      locker.commit();
+      const r = await page;
+      assert.equal(r.cmd, 'logs', JSON.stringify(r));
+      assert.deepEqual(r.logsMessage.logs.map((m) => m.data), ['history']);
     } finally {
       await locker.close();
     }

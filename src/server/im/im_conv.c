@@ -636,7 +636,8 @@ void im_conv_query(req_t *r) {
  * conversation commands, not sends: one read each. */
 conv_t *need_conv(req_t *r, const char *cid, int missing_code) {
   int err;
-  if (r->w->im->bus && cid && !r->loaded) convcache_stale(r->w->im, cid); /* loaded: read just now */
+  /* loaded: read just now (im_prefetch marked it stale for that, as here) */
+  if (r->w->im->bus && cid && !r->loaded) convcache_stale(r->w->im, cid);
   conv_t *c = conv_get(r->w, cid, &err);
   if (!c) {
     if (err) reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");

@@ -4,7 +4,7 @@
  * node, and in a cluster before every conversation command, need_conv) from the store, on
  * the worker's loop. On PostgreSQL that read is a network round trip, and it takes as long
  * as the database makes it wait (a locked row, a busy server): every other connection of
- * the worker waits behind it. So before a send, an ack or a conversation command runs, the
+ * the worker waits behind it. So before a send, an ack, a history page or a conversation command runs, the
  * conversation it names is looked up; when conv_get would read, the read goes to the
  * store's read threads (store_read_submit), the link is paused (its later frames wait, in
  * order: im_link_pause), and once the row is cached the request runs again and the link
@@ -109,11 +109,16 @@ static void loaded(task_t *t) {
   free(p);
 }
 
-/* The conversation a request acts on, when conv_get will be asked for it. */
-static const char *request_cid(const lc_cmd_t *c) {
+/* The conversation a request acts on, when conv_get will be asked for it; *command: it is
+ * a conversation command, whose need_conv reads it afresh in a cluster (im_conv.c). */
+static const char *request_cid(const lc_cmd_t *c, int *command) {
   int cmd = c->has_cmd ? (int)c->cmd : -1;
+  *command = 0;
   if (cmd == LC__COMMAND_TYPE__direct) return c->directmessage ? c->directmessage->cid : NULL;
   if (cmd == LC__COMMAND_TYPE__ack) return c->ackmessage ? c->ackmessage->cid : NULL;
+  if (cmd == LC__COMMAND_TYPE__logs) return c->logsmessage ? c->logsmessage->cid : NULL;
+  *command = 1;
+  if (cmd == LC__COMMAND_TYPE__blacklist) return c->blacklistmessage ? c->blacklistmessage->srccid : NULL;
   if (cmd != LC__COMMAND_TYPE__conv || !c->convmessage || !c->has_op) return NULL;
   switch (c->op) { /* start makes one, query and is_member name none or many */
   case LC__OP_TYPE__start:
@@ -126,9 +131,12 @@ static const char *request_cid(const lc_cmd_t *c) {
 int im_prefetch(req_t *r) {
   im_t *im = r->w->im;
   if (r->loaded || !im_rerun_may(r)) return 0;
-  const char *cid = request_cid(r->cmd);
+  int command;
+  const char *cid = request_cid(r->cmd, &command);
+  if (!cid || !*cid || strlen(cid) > 64) return 0;
+  if (command && im->bus) convcache_stale(im, cid); /* what need_conv would do, on the loop */
   conv_t *stale;
-  if (!cid || !*cid || strlen(cid) > 64 || !convcache_wants_load(im, cid, &stale)) return 0;
+  if (!convcache_wants_load(im, cid, &stale)) return 0;
   prefetch_t *p = xcalloc(1, sizeof *p);
   p->stale = stale;
   p->cid = xstrdup(cid);
