@@ -334,6 +334,7 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
     conv_release(c);
     return NULL;
   }
+  if (w->absent_cid && strcmp(w->absent_cid, cid) == 0) return NULL; /* read just now, off the loop: none */
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
   return load_with(w, cid, rc, &row, err);

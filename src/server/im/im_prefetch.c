@@ -103,7 +103,12 @@ static void loaded(task_t *t) {
     if (p->x.rd.result == 0) conv_row_free(&p->row);
     if (p->stale) conv_release(p->stale);
   }
-  if (l) im_rerun_end(l, im_rerun_run(l, &p->x));
+  if (l) {
+    w->absent_cid = p->x.rd.result == TERN_ENOENT ? p->cid : NULL; /* not read again for the re-run */
+    int code = im_rerun_run(l, &p->x);
+    w->absent_cid = NULL; /* before the frames behind it run (im_rerun_end) */
+    im_rerun_end(l, code);
+  }
   im_rerun_free(&p->x);
   free(p->cid);
   free(p);
