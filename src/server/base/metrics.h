@@ -51,7 +51,7 @@
   X(ROOM_SENDERS_PAUSED, COUNTER, "tern_room_senders_paused_total", "",                                                \
     "Times a connection's input was paused: 64 of its chat-room messages waited for the other workers' fan-out.")      \
   X(ROOM_ACKS_HELD, COUNTER, "tern_room_acks_held_total", "",                                                          \
-    "Times chat-room acks began to wait at a worker because most of the room's members there were behind.")            \
+    "Chat-room acks that waited at a worker because most of the room's members there were behind.")                    \
   X(CONV_PREFETCHES, COUNTER, "tern_conv_prefetches_total", "",                                                        \
     "Requests that waited for their conversation to be read off the worker's loop (PostgreSQL; im_prefetch.c).")       \
   X(TOKEN_PREFETCHES, COUNTER, "tern_token_prefetches_total", "",                                                      \

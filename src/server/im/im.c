@@ -529,16 +529,34 @@ static void relay_go(worker_relay_t *r, im_worker_t *w) {
   r->done(r, w);
 }
 
-/* The relays parked on w that may go on (all: every one, unsent: the server is stopping),
- * in order; the first still waiting stops the rest, so a room's acks keep their order. */
+static void relay_park(im_worker_t *w, worker_relay_t *r) {
+  r->next = NULL;
+  if (w->parked_tail) w->parked_tail->next = r;
+  else w->parked = r;
+  w->parked_tail = r;
+}
+
+/* The relays parked on w whose room is no longer behind there, or which waited their
+ * ROOM_WAIT_MAX_MS, go on (all: every one, unsent: the server is stopping); the others stay,
+ * in order. A room held does not hold another room's acks. room_behind is asked once per
+ * run of relays of one room. */
 static void relays_release(im_worker_t *w, int all) {
   int64_t now = all ? 0 : now_ms();
-  while (w->parked) {
-    worker_relay_t *r = w->parked;
-    if (!all && now - r->parked_ms < ROOM_WAIT_MAX_MS && room_behind(w, r->room)) return;
-    w->parked = r->next;
-    if (!w->parked) w->parked_tail = NULL;
+  worker_relay_t *r = w->parked;
+  w->parked = w->parked_tail = NULL;
+  conv_t *seen = NULL;
+  int behind = 0;
+  while (r) {
+    worker_relay_t *next = r->next;
     r->next = NULL;
+    if (!all && now - r->parked_ms < ROOM_WAIT_MAX_MS) {
+      if (r->room != seen) behind = room_behind(w, seen = r->room);
+      if (behind) {
+        relay_park(w, r);
+        r = next;
+        continue;
+      }
+    }
     if (all) {
       conv_release(r->room);
       r->room = NULL;
@@ -546,6 +564,7 @@ static void relays_release(im_worker_t *w, int all) {
     } else {
       relay_go(r, w);
     }
+    r = next;
   }
 }
 
@@ -557,14 +576,10 @@ void worker_relay_finish(im_worker_t *w, worker_relay_t *r) {
 static void relay_run(task_t *t) {
   worker_relay_t *r = (worker_relay_t *)t;
   im_worker_t *w = r->im->workers[r->at];
-  if (w && r->room &&
-      (w->parked || room_behind(w, r->room))) { /* behind the ones waiting already, or the room is behind */
-    if (!w->parked) metric_inc(M_ROOM_ACKS_HELD);
+  if (w && r->room && room_behind(w, r->room)) {
+    metric_inc(M_ROOM_ACKS_HELD);
     r->parked_ms = now_ms();
-    r->next = NULL;
-    if (w->parked_tail) w->parked_tail->next = r;
-    else w->parked = r;
-    w->parked_tail = r;
+    relay_park(w, r);
     return;
   }
   relay_go(r, w);
