@@ -625,3 +625,53 @@ describe('a conversation the cache lacks is read off the loop', () => {
     }
   });
 });
+
+// The sweep (worker 0, every sweep_interval) deletes the conversations that expired; one
+// this node has not cached is read with the sweep's read, off the loop, not by conv_get on
+// it (im_notif.c). With the member table locked (the conversation's read needs it, the
+// expiry query does not) the node's other client is answered meanwhile; the conversation is
+// gone once the lock goes. Before, its read held worker 0 until then.
+describe('the sweep reads the conversations it deletes off the loop', () => {
+  let pg, db, server, other;
+  before(async () => {
+    pg = startPg();
+    db = pg.createDatabase();
+    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1', TERN_SWEEP_INTERVAL: '1' } });
+    other = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
+  });
+  after(async () => {
+    await protoCloseAll(server);
+    await protoCloseAll(other);
+    try {
+      if (server) await server.stop();
+      if (other) await other.stop();
+    } finally {
+      if (pg) pg.stop();
+    }
+  });
+
+  it('a temporary conversation past its ttl, made on another node, is deleted with the worker free meanwhile', async () => {
+    const dbName = new URL(db).pathname.slice(1);
+    const maker = await protoSession(other, 'sw-a');
+    const conv = await startConv(maker, ['sw-b'], { tempConv: true, tempConvTTL: 1 });
+    const c = await protoSession(server, 'sw-c');
+    const locker = await lockTable(db, 'member');
+    try {
+      // the sweep runs each second: within 3 s it has found the conversation expired
+      for (const end = Date.now() + 3000; Date.now() < end;) {
+        const t0 = Date.now();
+        await c.echo();
+        assert.ok(Date.now() - t0 < 1000, `an echo took ${Date.now() - t0} ms while the sweep read`);
+        await sleep(50);
+      }
+      assert.equal(pg.sql(`SELECT count(*) FROM conv WHERE cid = '${conv.cid}'`, dbName), '1', 'not deleted while the lock holds');
+      locker.commit();
+      for (const end = Date.now() + 10000; pg.sql(`SELECT count(*) FROM conv WHERE cid = '${conv.cid}'`, dbName) !== '0';) {
+        assert.ok(Date.now() < end, 'the expired conversation is deleted once the lock goes');
+        await sleep(100);
+      }
+    } finally {
+      await locker.close();
+    }
+  });
+});

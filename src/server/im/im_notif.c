@@ -90,13 +90,15 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
 }
 
 /* The sweep's reads — the temporary shut-ups due, every tick, and the conversations
- * expired, every sweep_interval — run off the loop (store_read_submit: PostgreSQL's read
+ * expired, every sweep_interval, with the conversations they name — run off the loop (store_read_submit: PostgreSQL's read
  * threads; SQLite reads at once, as before), and what they found is acted on here on worker
  * 0: on the loop, the shut-up read held every connection of worker 0 once a second for a
  * round trip, and for as long as PostgreSQL made it wait (a locked table). One at a time. */
 typedef struct {
   int64_t id;
   char *cid, *client;
+  int rc;        /* its conversation read beside it (store_conv_load), so that lifting or */
+  conv_row_t cv; /* deleting it on worker 0 finds it cached, not read on the loop */
 } row_t;
 
 typedef struct {
@@ -120,7 +122,23 @@ static void rows_add(rows_t *r, int64_t id, const char *cid, const char *client)
     r->cap = r->cap ? 2 * r->cap : 16;
     r->v = xrealloc(r->v, r->cap * sizeof *r->v);
   }
-  r->v[r->n++] = (row_t){id, xstrdup(cid), client ? xstrdup(client) : NULL};
+  r->v[r->n++] = (row_t){.id = id, .cid = xstrdup(cid), .client = client ? xstrdup(client) : NULL, .rc = TERN_ENOENT};
+}
+
+static void rows_load(store_reader_t *r, rows_t *rows) {
+  for (size_t i = 0; i < rows->n; i++) rows->v[i].rc = store_conv_load(r, rows->v[i].cid, &rows->v[i].cv);
+}
+
+/* On worker 0 (w NULL: the server is stopping): the row's conversation cached from what was
+ * read, unless it is cached already; the row's strings freed after use by the caller. */
+static void row_cache(im_worker_t *w, row_t *rw) {
+  conv_t *c = w ? convcache_peek(w->im, rw->cid) : NULL;
+  if (w && !c) {
+    convcache_loaded(w, rw->cid, NULL, rw->rc, &rw->cv); /* takes the row */
+    return;
+  }
+  conv_release(c);
+  if (rw->rc == 0) conv_row_free(&rw->cv);
 }
 
 static void shut_each(void *arg, int64_t conv, const char *cid, const char *client) {
@@ -136,6 +154,8 @@ static int sweep_read(store_reader_t *r, store_read_t *rd) {
   sweep_read_t *x = (sweep_read_t *)rd;
   int rc = store_shutups_expired(r, x->now, 100, shut_each, x);
   if (x->expire && rc == 0) rc = store_expired(r, x->now, x->idle_before, 1000, gone_each, x);
+  rows_load(r, &x->shut);
+  rows_load(r, &x->gone);
   return rc;
 }
 
@@ -144,12 +164,14 @@ static void sweep_done(task_t *t) {
   im_worker_t *w = x->im->workers[x->rd.worker]; /* NULL: the server is stopping */
   int lifted = 0, deleted = 0;
   for (size_t i = 0; i < x->shut.n; i++) {
+    row_cache(w, &x->shut.v[i]);
     if (w) lifted += conv_silence_lift(w, x->shut.v[i].id, x->shut.v[i].cid, x->shut.v[i].client);
     free(x->shut.v[i].cid);
     free(x->shut.v[i].client);
   }
   for (size_t i = 0; i < x->gone.n; i++) {
-    conv_t *c = w ? conv_get(w, x->gone.v[i].cid, NULL) : NULL; /* loads it if it is not cached */
+    row_cache(w, &x->gone.v[i]);
+    conv_t *c = w ? conv_get(w, x->gone.v[i].cid, NULL) : NULL;
     if (c && conv_delete(w, c, 1, NULL)) deleted++;
     free(x->gone.v[i].cid);
   }
