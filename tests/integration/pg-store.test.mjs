@@ -18,6 +18,27 @@ async function metricOf(server, name) {
   return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await res.text())?.[1]);
 }
 
+/** A describe's own PostgreSQL, one database of it, and a ternd on that database for each
+ * env (TERN_STORE set), started before its tests and stopped after them: pgs.pg, pgs.db,
+ * pgs.servers. */
+function usePgServers(...envs) {
+  const pgs = { servers: [] };
+  before(async () => {
+    pgs.pg = startPg();
+    pgs.db = pgs.pg.createDatabase();
+    for (const env of envs) pgs.servers.push(await startServer({ env: { TERN_STORE: pgs.db, ...env } }));
+  });
+  after(async () => {
+    for (const s of pgs.servers) await protoCloseAll(s);
+    try {
+      for (const s of pgs.servers) await s.stop(); // throws on a sanitizer report: PostgreSQL goes all the same
+    } finally {
+      pgs.pg?.stop();
+    }
+  });
+  return pgs;
+}
+
 describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
   let pg, db, server, env, proxy;
   before(async () => {
@@ -152,20 +173,9 @@ describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
 // table it needs locked by another session) holds that one request, not every connection
 // of the worker. One worker, so both clients share its loop.
 describe('a slow PostgreSQL read does not stall the other clients of its worker', () => {
-  let pg, db, server;
-  before(async () => {
-    pg = startPg();
-    db = pg.createDatabase();
-    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
-  });
-  after(async () => {
-    await protoCloseAll(server);
-    try {
-      if (server) await server.stop();
-    } finally {
-      if (pg) pg.stop();
-    }
-  });
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
 
   it('a history read waiting on a lock; another client of the worker chats meanwhile', async () => {
     const a = await protoSession(server, 'reader-a');
@@ -395,20 +405,9 @@ describe('a slow PostgreSQL read does not stall the other clients of its worker'
 // token_revoked locked, the other client's first echo waited for the lock (up to the 5 s
 // statement_timeout) and the reconnect was answered only then.
 describe("a reconnect's reads (its token's revocations, its resends' lookups) are made off the loop", () => {
-  let pg, db, server;
-  before(async () => {
-    pg = startPg();
-    db = pg.createDatabase();
-    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
-  });
-  after(async () => {
-    await protoCloseAll(server);
-    try {
-      if (server) await server.stop();
-    } finally {
-      if (pg) pg.stop();
-    }
-  });
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
 
   const reopen = (c, peer, st, timeout) =>
     c.request({ cmd: 'session', op: 'open', appId: server.appId, peerId: peer, sessionMessage: { ua: 'tern-proto-test/1', r: true, st } }, timeout);
@@ -529,23 +528,9 @@ describe("a reconnect's reads (its token's revocations, its resends' lookups) ar
 // connection paused meanwhile, instead of on the worker's loop. Two ternd on one database,
 // no bus: the conversation is made on the other; this one (one worker) has never seen it.
 describe('a conversation the cache lacks is read off the loop', () => {
-  let pg, db, server, other;
-  before(async () => {
-    pg = startPg();
-    db = pg.createDatabase();
-    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
-    other = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
-  });
-  after(async () => {
-    await protoCloseAll(server);
-    await protoCloseAll(other);
-    try {
-      if (server) await server.stop();
-      if (other) await other.stop();
-    } finally {
-      if (pg) pg.stop();
-    }
-  });
+  let db, server, other;
+  const pgs = usePgServers({ TERN_WORKERS: '1' }, { TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server, other] = pgs.servers; });
 
   it('a send to it waits on a locked conversation table off the loop; the worker answers another client meanwhile; the frames behind it keep their order', async () => {
     const maker = await protoSession(other, 'pf-a');
@@ -632,23 +617,9 @@ describe('a conversation the cache lacks is read off the loop', () => {
 // expiry query does not) the node's other client is answered meanwhile; the conversation is
 // gone once the lock goes. Before, its read held worker 0 until then.
 describe('the sweep reads the conversations it deletes off the loop', () => {
-  let pg, db, server, other;
-  before(async () => {
-    pg = startPg();
-    db = pg.createDatabase();
-    server = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1', TERN_SWEEP_INTERVAL: '1' } });
-    other = await startServer({ env: { TERN_STORE: db, TERN_WORKERS: '1' } });
-  });
-  after(async () => {
-    await protoCloseAll(server);
-    await protoCloseAll(other);
-    try {
-      if (server) await server.stop();
-      if (other) await other.stop();
-    } finally {
-      if (pg) pg.stop();
-    }
-  });
+  let db, server, other;
+  const pgs = usePgServers({ TERN_WORKERS: '1', TERN_SWEEP_INTERVAL: '1' }, { TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server, other] = pgs.servers; });
 
   it('a temporary conversation past its ttl, made on another node, is deleted with the worker free meanwhile', async () => {
     const dbName = new URL(db).pathname.slice(1);
@@ -664,9 +635,9 @@ describe('the sweep reads the conversations it deletes off the loop', () => {
         assert.ok(Date.now() - t0 < 1000, `an echo took ${Date.now() - t0} ms while the sweep read`);
         await sleep(50);
       }
-      assert.equal(pg.sql(`SELECT count(*) FROM conv WHERE cid = '${conv.cid}'`, dbName), '1', 'not deleted while the lock holds');
+      assert.equal(pgs.pg.sql(`SELECT count(*) FROM conv WHERE cid = '${conv.cid}'`, dbName), '1', 'not deleted while the lock holds');
       locker.commit();
-      for (const end = Date.now() + 10000; pg.sql(`SELECT count(*) FROM conv WHERE cid = '${conv.cid}'`, dbName) !== '0';) {
+      for (const end = Date.now() + 10000; pgs.pg.sql(`SELECT count(*) FROM conv WHERE cid = '${conv.cid}'`, dbName) !== '0';) {
         assert.ok(Date.now() < end, 'the expired conversation is deleted once the lock goes');
         await sleep(100);
       }
