@@ -646,3 +646,133 @@ describe('the sweep reads the conversations it deletes off the loop', () => {
     }
   });
 });
+
+// The REST routes a client may call with the public app key and its own session token
+// (AUTH_CLIENT: /1.1/rtm/notifications, /1.2/rtm/clients/:id/unread-count,
+// /1.1/classes/_ConversationMemberInfo) read the store off the loop (api/rest_read.c): the
+// token's revocations and the route's own reads go to the read threads together, the HTTP
+// request is deferred, and the answer goes out once they are read. With the table a read
+// needs locked from psql, another client of the same (only) worker gets its echoes
+// answered, each within a second, while the request waits; once the lock goes the answer
+// is right. Before, each read was made on the worker's loop (the token check in the
+// request's head, the route's read in its handler): the other client's first echo waited
+// for the lock, up to the 5 s statement_timeout.
+describe("the REST API's reads a client may make (its session-token check, its route's reads) are made off the loop", () => {
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  /** GET path with the app key and st as X-LC-IM-Session-Token; resolves {status, body}. */
+  const restGet = (path, st) =>
+    fetch(`${server.httpUrl}${path}`, { headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'X-LC-IM-Session-Token': st } })
+      .then(async (res) => ({ status: res.status, body: await res.json() }));
+
+  /** Starts the request, shows the worker free while it waits on the locked table, then
+   * lets the table go and resolves the request's answer. */
+  async function whileLocked(table, other, request, what) {
+    const locker = await lockTable(db, table);
+    try {
+      let answered = false;
+      const pending = request().then((r) => { answered = true; return r; });
+      await loopFree(other, what);
+      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+      locker.commit();
+      return await pending;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it("GET /1.1/rtm/notifications: its session token's check waits on a locked revocation table off the loop; the worker answers another client meanwhile", async () => {
+    const a = await protoSession(server, 'rn-a');
+    const b = await protoSession(server, 'rn-b');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rn-other');
+    const { cid } = await startConv(a, ['rn-b']); // b's 'joined' and 'members_joined' are permanent notifications
+    const path = `/1.1/rtm/notifications?client_id=rn-b&start_ts=0&notification_type=permanent`;
+    let first;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) { // written behind the push
+      first = await restGet(path, st);
+      if (first.status === 200 && first.body.notifications.length >= 2) break;
+    }
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const r = await whileLocked('token_revoked', other, () => restGet(path, st), 'a REST call\'s session token was checked');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, first.body);
+    assert.deepEqual(r.body.notifications.map((n) => `${n.cid}/${n.op}`), [`${cid}/joined`, `${cid}/members_joined`]);
+    // a revoked token is still refused, from the read: b logs out (its lineage revoked, stored)
+    await b.request({ cmd: 'session', op: 'close' });
+    const refused = await restGet(path, st);
+    assert.equal(refused.status, 401, JSON.stringify(refused.body));
+  });
+
+  it('a token revoked while its REST call reads is refused', async () => {
+    const b = await protoSession(server, 'rn-c');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rn-other2');
+    const locker = await lockTable(db, 'token_revoked');
+    try {
+      let answered = false;
+      const pending = restGet('/1.1/rtm/notifications?client_id=rn-c&notification_type=permanent', st).then((r) => { answered = true; return r; });
+      await other.echo();
+      assert.equal(answered, false, 'the call waits for its token check (the table is locked)');
+      const closed = await b.request({ cmd: 'session', op: 'close' }); // revokes st's lineage: held in memory, its write waits
+      assert.equal(closed.op, 'closed', JSON.stringify(closed));
+      locker.commit();
+      const r = await pending;
+      assert.equal(r.status, 401, JSON.stringify(r.body));
+      assert.equal(r.body.code, 4112);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  it('GET /1.2/rtm/clients/:id/unread-count waits on a locked member table off the loop; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'ru-a');
+    const b = await protoSession(server, 'ru-b');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'ru-other');
+    const { cid } = await startConv(a, ['ru-b']);
+    await sendMsg(a, cid, 'one');
+    await sendMsg(a, cid, 'two');
+    const path = `/1.2/rtm/clients/ru-b/unread-count?conv_id=${cid}`;
+    let first;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) {
+      first = await restGet(path, st);
+      if (first.status === 200 && first.body.count === 2) break;
+    }
+    assert.deepEqual([first.status, first.body], [200, { count: 2 }]);
+    const r = await whileLocked('member', other, () => restGet(path, st), "a REST call's unread counts were read");
+    assert.deepEqual([r.status, r.body], [200, { count: 2 }]);
+  });
+
+  it('GET /1.1/classes/_ConversationMemberInfo waits on a locked member_info table off the loop; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'ri-a');
+    const st = a.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'ri-other');
+    const { cid } = await startConv(a, ['ri-b', 'ri-c']);
+    const upd = await a.request({ cmd: 'conv', op: 'member_info_update', convMessage: { cid, targetClientId: 'ri-b', info: { pid: 'ri-b', role: 'Manager' } } });
+    assert.equal(upd.op, 'member_info_updated', JSON.stringify(upd));
+    const infos = (c) => restGet(`/1.1/classes/_ConversationMemberInfo?client_id=ri-a&where=${encodeURIComponent(JSON.stringify({ cid: c }))}`, st);
+    let first;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) {
+      first = await infos(cid);
+      if (first.status === 200 && first.body.results.length) break;
+    }
+    assert.deepEqual(first.body.results.map((x) => [x.clientId, x.role]), [['ri-b', 'Manager']]);
+    const r = await whileLocked('member_info', other, () => infos(cid), "a REST call's member roles were read");
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, first.body);
+  });
+
+  // any id a client names (here: one no conversation has) is looked up in the store when
+  // the cache lacks it: off the loop too
+  it('GET /1.1/classes/_ConversationMemberInfo of a conversation the cache lacks waits on a locked conversation table off the loop', async () => {
+    const a = await protoSession(server, 'ri-d');
+    const st = a.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'ri-other2');
+    const path = `/1.1/classes/_ConversationMemberInfo?client_id=ri-d&where=${encodeURIComponent(JSON.stringify({ cid: '000000000000000000000000' }))}`;
+    const none = await whileLocked('conv', other, () => restGet(path, st), 'a REST call read a conversation the cache lacks');
+    assert.deepEqual([none.status, none.body], [200, { results: [] }]);
+  });
+});

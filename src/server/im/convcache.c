@@ -393,8 +393,12 @@ int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
   return 0;
 }
 
-void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
   int err = 0;
-  conv_t *c = stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
+  return stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
+}
+
+void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+  conv_t *c = convcache_loaded_get(w, cid, stale, rc, row);
   if (c) conv_release(c);
 }

@@ -161,6 +161,8 @@ void convcache_stale(im_t *im, const char *cid);
  * have, and releases stale. */
 int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
+/* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
+conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
  * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other
