@@ -6,6 +6,7 @@
 // stay connected, and once PostgreSQL is back sends work again with nothing acked lost.
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { startServer } from '../lib/server.mjs';
 import { startPg, lockTable } from '../lib/pg.mjs';
 import { Clients, waitFor, uid, sleep, reconnection } from '../lib/interop-util.mjs';
@@ -763,6 +764,35 @@ describe("the REST API's reads a client may make (its session-token check, its r
     const r = await whileLocked('member_info', other, () => infos(cid), "a REST call's member roles were read");
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body, first.body);
+  });
+
+  // /1.1/installations takes the app key alone (every copy of the app carries it): a save
+  // reads the stored object (and, for each channel, the session token's revocations and
+  // the device's old binding), a GET the object, all off the loop now
+  it('POST and GET /1.1/installations with the app key wait on a locked installation table off the loop; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'rd-a');
+    const st = a.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rd-other');
+    const headers = { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'Content-Type': 'application/json' };
+    const post = () => fetch(`${server.httpUrl}/1.1/installations`, {
+      method: 'POST', headers: { ...headers, 'X-LC-IM-Session-Token': st },
+      body: JSON.stringify({ deviceType: 'ios', deviceToken: 'ab'.repeat(32), channels: ['rd-a', 'rd-nobody'] }),
+    }).then(async (res) => ({ status: res.status, body: await res.json() }));
+    const made = await whileLocked('installation', other, post, 'an installation was saved');
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const get = () => fetch(`${server.httpUrl}/1.1/installations/${made.body.objectId}`, { headers })
+      .then(async (res) => ({ status: res.status, body: await res.json() }));
+    const got = await whileLocked('installation', other, get, 'an installation was read');
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    assert.deepEqual([got.body.objectId, got.body.deviceType, got.body.channels], [made.body.objectId, 'ios', ['rd-a', 'rd-nobody']]);
+    // the channel its session token vouched for is bound (a device row), the other is not
+    const devices = await new Promise((resolve) => {
+      const p = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-c', `SELECT client FROM device WHERE installation_id = '${made.body.objectId}' ORDER BY client`]);
+      let out = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.on('exit', () => resolve(out.trim().split('\n').filter(Boolean)));
+    });
+    assert.deepEqual(devices, ['rd-a']);
   });
 
   // any id a client names (here: one no conversation has) is looked up in the store when

@@ -36,7 +36,7 @@ static void read_done(task_t *t) {
     /* no reader (rd.result < 0, tok.rc still TERN_ESTORE): refused, as a failed read is */
     if (x->token && revoke_check_read(c->w->imw, x->client, &x->info, &x->tok) < 0) token_refused(c, r);
     else x->answer(c, r, x);
-    http_resume(c);
+    if (r->status) http_resume(c); /* answered; else answer handed it on (rest_wait: after a commit) */
   }
   read_free(x);
 }

@@ -36,7 +36,9 @@ struct rest_read {
   store_read_t rd; /* first; rest_read_run's. rd.result is fn's return when answer runs */
   /* the handler's, set before rest_read_run: */
   int (*fn)(store_reader_t *r, rest_read_t *x);                   /* the reads; any thread, touches only x */
-  void (*answer)(conn_t *c, const http_req_t *r, rest_read_t *x); /* on the worker: answers r */
+  void (*answer)(conn_t *c, const http_req_t *r, rest_read_t *x); /* on the worker: answers r, or hands
+                                                                   * it on to work that answers later
+                                                                   * (rest_wait: a write's commit) */
   void (*free)(rest_read_t *x);                                   /* frees x, answered or not */
   /* rest_read_run's: */
   worker_t *w;
