@@ -7,6 +7,7 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { startServer } from '../lib/server.mjs';
 import { startPg, lockTable } from '../lib/pg.mjs';
 import { Clients, waitFor, uid, sleep, reconnection } from '../lib/interop-util.mjs';
@@ -804,5 +805,57 @@ describe("the REST API's reads a client may make (its session-token check, its r
     const path = `/1.1/classes/_ConversationMemberInfo?client_id=ri-d&where=${encodeURIComponent(JSON.stringify({ cid: '000000000000000000000000' }))}`;
     const none = await whileLocked('conv', other, () => restGet(path, st), 'a REST call read a conversation the cache lacks');
     assert.deepEqual([none.status, none.body], [200, { results: [] }]);
+  });
+});
+
+// An offline push reads each offline recipient's devices (the device table): any logged-in
+// client's send to a conversation with offline members triggers it, one read per member.
+// Off the loop now (out/push.c): with the device table locked, a send's push waits while
+// another client of the same (only) worker gets its echoes answered, each within a second;
+// then the push goes out. Before, the devices were read on the worker's loop after the
+// commit: the other client's first echo waited for the lock.
+describe("an offline push reads its recipients' devices off the loop", () => {
+  const pushes = [];
+  let webhook, db, server;
+  const env = { TERN_WORKERS: '1', TERN_PUSH_PROVIDER: 'webhook', TERN_PUSH_TEMPLATE: JSON.stringify({ alert: '${fromClientId} wrote' }) };
+  before(async () => { // before usePgServers' own: the server starts with the webhook's URL
+    webhook = http.createServer((req, res) => {
+      let raw = '';
+      req.on('data', (d) => { raw += d; });
+      req.on('end', () => { pushes.push(JSON.parse(raw)); res.writeHead(200); res.end('{}'); });
+    });
+    await new Promise((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    env.TERN_PUSH_WEBHOOK_URL = `http://127.0.0.1:${webhook.address().port}/push`;
+  });
+  after(() => new Promise((resolve) => webhook.close(resolve)));
+  const pgs = usePgServers(env);
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  it('a send to an offline member waits for its push on a locked device table off the loop; the worker answers another client meanwhile', async () => {
+    const tom = await protoSession(server, 'pp-tom');
+    const other = await protoSession(server, 'pp-other');
+    const jerry = await protoSession(server, 'pp-jerry');
+    const token = 'ab'.repeat(32);
+    const up = await jerry.request({ cmd: 'report', op: 'upload', reportMessage: { initiative: true, type: 'token', data: token } });
+    assert.equal(up.op, 'uploaded', JSON.stringify(up));
+    const { cid } = await startConv(tom, ['pp-jerry']);
+    await jerry.close();
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) { // jerry is offline once its close is seen
+      const r = await tom.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+      if (r.convMessage) break;
+    }
+    await sleep(200);
+    const locker = await lockTable(db, 'device');
+    try {
+      const ack = await sendMsg(tom, cid, 'while the devices are locked');
+      await loopFree(other, "an offline push's devices were read");
+      assert.deepEqual(pushes.filter((p) => p.msgId === ack.uid), [], 'the push waits for its devices (the table is locked)');
+      locker.commit();
+      for (let t0 = Date.now(); Date.now() - t0 < 5000 && !pushes.some((p) => p.msgId === ack.uid); await sleep(50));
+      const got = pushes.filter((p) => p.msgId === ack.uid);
+      assert.deepEqual(got.map((p) => [p.clientId, p.convId, p.fromClientId]), [['pp-jerry', cid, 'pp-tom']]);
+    } finally {
+      await locker.close();
+    }
   });
 });
