@@ -859,3 +859,67 @@ describe("an offline push reads its recipients' devices off the loop", () => {
     }
   });
 });
+
+// An edit or recall (patch/modify, up to 20 patches a request, any logged-in client's at
+// will) reads each patched message (msg), in a conversation with imported ids its key first
+// (msg_ext), and a conversation the cache lacks (conv). Off the loop now (im_patch.c), the
+// connection paused meanwhile, the patch run again with the answers: with the table
+// locked, another client of the same (only) worker gets its echoes answered, each within a
+// second; then the patch is answered and pushed. Before, each read was made on the loop:
+// the other client's first echo waited for the lock.
+describe("an edit's reads (its messages, their imported ids, their conversations) are made off the loop", () => {
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  async function patchWhileLocked(table, client, other, patch, what) {
+    const locker = await lockTable(db, table);
+    try {
+      let answered = false;
+      const pending = client.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [patch] } }, 20000).then((r) => { answered = true; return r; });
+      let echoed = false; // sent after the patch: run after it (its connection waits for the read)
+      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, what);
+      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+      assert.equal(echoed, false, 'the frame behind the patch waits for it');
+      locker.commit();
+      const r = await pending;
+      assert.equal((await behind).cmd, 'echo');
+      return r;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it('an edit waits on a locked message table off the loop; the worker answers another client meanwhile; the member gets the patch', async () => {
+    const a = await protoSession(server, 'pe-a');
+    const b = await protoSession(server, 'pe-b');
+    const other = await protoSession(server, 'pe-other');
+    const { cid } = await startConv(a, ['pe-b']);
+    const m = await sendMsg(a, cid, 'to be edited');
+    const r = await patchWhileLocked('msg', a, other, { cid, mid: m.uid, timestamp: m.t, data: 'edited' }, 'an edit read its message');
+    assert.equal(r.op, 'modified', JSON.stringify(r));
+    const push = await b.next((x) => x.cmd === 'patch' && x.op === 'modify');
+    assert.deepEqual(push.patchMessage.patches.map((p) => [p.mid, p.data]), [[m.uid, 'edited']]);
+  });
+
+  it('an edit of an imported message waits on a locked imported-id table off the loop; the worker answers another client meanwhile', async () => {
+    const cid = 'a1b2c3d4e5f6a7b8c9d0e1f2';
+    const t = Date.now() - 60000;
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: [
+        { type: 'conversation', objectId: cid, m: ['pi-a', 'pi-b'], c: 'pi-a' },
+        { type: 'message', cid, 'msg-id': 'imported-1', timestamp: t, from: 'pi-a', data: 'imported' },
+      ].map((x) => JSON.stringify(x)).join('\n'),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'pi-a');
+    const other = await protoSession(server, 'pi-other');
+    const r = await patchWhileLocked('msg_ext', a, other, { cid, mid: 'imported-1', timestamp: t, data: 'edited' }, "an edit read an imported message's key");
+    assert.equal(r.op, 'modified', JSON.stringify(r));
+    const page = await a.request({ cmd: 'logs', logsMessage: { cid, l: 10 } });
+    assert.deepEqual(page.logsMessage.logs.map((l) => [l.msgId, l.data]), [['imported-1', 'edited']]);
+  });
+});

@@ -72,6 +72,8 @@ struct im_worker {
                                          * revocations read off the loop (im_prefetch.c) */
   struct im_dedupe_read *dedupe_read;        /* the same around a send run again with its resend lookup
                                          * read off the loop (im_dedupe.c) */
+  struct patch_read *patch_read;             /* the same around an edit or recall run again with its messages
+                                         * read off the loop (im_patch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
 };
