@@ -116,11 +116,13 @@ int rest_token_live(conn_t *c, const char *client, const char *st) {
 }
 
 /* A session token checked from the head: all of rest_token_live when reads are local and
- * cheap (SQLite); on PostgreSQL what needs no store, *pending set: the store's revocations
- * are read off the loop with the handler's reads (rest_read_run). */
-static int head_token_check(conn_t *c, const char *client, const char *st, int *pending) {
+ * cheap (SQLite) or the route's handler does not read through rest_read_run; else what
+ * needs no store, *pending set: the store's revocations are read off the loop with the
+ * handler's reads (rest_read_run). */
+static int head_token_check(conn_t *c, const http_req_t *r, const char *client, const char *st, int *pending) {
   im_worker_t *w = c->w->imw;
-  if (!store_reads_off_loop(w->im->store)) return rest_token_live(c, client, st);
+  const rest_route_t *rt = r->route;
+  if (!rt || !rt->token_read || !store_reads_off_loop(w->im->store)) return rest_token_live(c, client, st);
   token_info_t info;
   int rc = token_check(w->im->master_key, w->im->app_id, client, st, &info);
   if (rc < 0) return rc;
@@ -162,7 +164,7 @@ int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need) {
     if (!key) return deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
     const char *st = http_header(r, "X-LC-IM-Session-Token");
     char *client = rest_auth_client(r);
-    int rc = client && st ? head_token_check(c, client, st, &r->auth_pending) : TERN_EINVAL;
+    int rc = client && st ? head_token_check(c, r, client, st, &r->auth_pending) : TERN_EINVAL;
     free(client);
     if (rc == 0) return 0;
     return deny(r, 401, LC_SESSION_TOKEN_EXPIRED,

@@ -16,13 +16,15 @@
  * from this address"), and the read queue's STORE_READ_QUEUE_MAX server-wide (past it 503
  * "server busy: too many reads waiting"). Refused, never read on the loop instead.
  *
- * An AUTH_CLIENT route's session token (rest.h) is checked in two parts on PostgreSQL: what
+ * An AUTH_CLIENT route's session token (rest.h), on a row with token_read, is checked in
+ * two parts on PostgreSQL: what
  * needs no store from the head (rest_authorize: sealed for the client, unexpired, no
  * revocation held in memory), and the store's revocations here, read with fn's reads off
  * the loop (revoke_read) and checked on the worker before answer runs (revoke_check_read:
  * a revocation committed meanwhile is seen). A token found revoked is answered 401 as
- * from the head, and answer does not run. So every handler of an AUTH_CLIENT route must
- * make its reads through rest_read_run, and only through it. */
+ * from the head, and answer does not run. So the handler of a row with token_read must
+ * call rest_read_run (for its reads, or with none) before it answers anything but a
+ * refusal. */
 #ifndef TERN_REST_READ_H
 #define TERN_REST_READ_H
 
