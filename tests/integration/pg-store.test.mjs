@@ -767,6 +767,34 @@ describe("the REST API's reads a client may make (its session-token check, its r
     assert.deepEqual(r.body, first.body);
   });
 
+  // one address has at most 64 reads waiting (MAX_IP_READS, with its WebSocket reads): a
+  // 65th REST call is refused at once (429), not read on the loop; the count goes back down
+  it('one address has at most 64 REST reads waiting off the loop; the 65th is refused with 429, not read on the loop', async () => {
+    const b = await protoSession(server, 'rl-b');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rl-other');
+    const path = '/1.2/rtm/clients/rl-b/unread-count';
+    assert.deepEqual((await restGet(path, st)).body, { count: 0 });
+    const locker = await lockTable(db, 'member');
+    try {
+      const waiting = [];
+      for (let i = 0; i < 64; i++) waiting.push(restGet(path, st));
+      // each call is on a connection of its own: wait until all 64 are read (each holds a count)
+      let refused;
+      for (let t0 = Date.now(); Date.now() - t0 < 3000; await sleep(20)) {
+        refused = await restGet(path, st);
+        if (refused.status === 429) break;
+      }
+      assert.deepEqual([refused.status, refused.body.error], [429, 'too many reads from this address']);
+      await other.echo(); // the worker reads on
+      locker.commit();
+      for (const r of await Promise.all(waiting)) assert.deepEqual([r.status, r.body], [200, { count: 0 }]);
+      assert.deepEqual((await restGet(path, st)).body, { count: 0 }, 'the count went back down');
+    } finally {
+      await locker.close();
+    }
+  });
+
   // /1.1/installations takes the app key alone (every copy of the app carries it): a save
   // reads the stored object (and, for each channel, the session token's revocations and
   // the device's old binding), a GET the object, all off the loop now
