@@ -950,4 +950,51 @@ describe("an edit's reads (its messages, their imported ids, their conversations
     const page = await a.request({ cmd: 'logs', logsMessage: { cid, l: 10 } });
     assert.deepEqual(page.logsMessage.logs.map((l) => [l.msgId, l.data]), [['imported-1', 'edited']]);
   });
+
+  // the same for what an ack, a read or a history page reads besides its conversation
+  // (im_prefetch_keys): an imported id's key, a read's other conversations
+  async function framesWhileLocked(table, client, other, frame, what) {
+    const locker = await lockTable(db, table);
+    try {
+      const i = client.send(frame);
+      let echoed = false; // sent after it: runs after it (its connection waits for the read)
+      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, what);
+      assert.equal(echoed, false, `${what}: the frame behind it waits for its read (${table} is locked)`);
+      locker.commit();
+      assert.equal((await behind).cmd, 'echo');
+      return i;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it('a history page bounded by an imported id waits on a locked imported-id table off the loop; the worker answers another client meanwhile', async () => {
+    const cid = 'b1b2c3d4e5f6a7b8c9d0e1f2';
+    const t = Date.now() - 60000;
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: [
+        { type: 'conversation', objectId: cid, m: ['pl-a'], c: 'pl-a' },
+        { type: 'message', cid, 'msg-id': 'old-0', timestamp: t - 1000, from: 'pl-a', data: 'zero' },
+        { type: 'message', cid, 'msg-id': 'old-1', timestamp: t, from: 'pl-a', data: 'one' },
+      ].map((x) => JSON.stringify(x)).join('\n'),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'pl-a');
+    const other = await protoSession(server, 'pl-other');
+    assert.equal((await a.request({ cmd: 'logs', logsMessage: { cid, l: 10 } })).cmd, 'logs'); // cached now
+    const id = await framesWhileLocked('msg_ext', a, other, { cmd: 'logs', logsMessage: { cid, mid: 'old-1', t, l: 10 } }, "a history page read an imported id's key");
+    const page = await a.reply(id);
+    assert.deepEqual(page.logsMessage.logs.map((l) => [l.msgId, l.data]), [['old-0', 'zero']]);
+  });
+
+  it("a read receipt's conversations the cache lacks wait on a locked conversation table off the loop; the worker answers another client meanwhile", async () => {
+    const a = await protoSession(server, 'pr-a');
+    const other = await protoSession(server, 'pr-other');
+    const convs = [];
+    for (let i = 0; i < 5; i++) convs.push({ cid: `c0ffee00000000000000000${i}`, timestamp: Date.now() });
+    await framesWhileLocked('conv', a, other, { cmd: 'read', readMessage: { convs } }, "a read receipt read conversations the cache lacks");
+  });
 });

@@ -335,6 +335,7 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
     return NULL;
   }
   if (w->absent_cid && strcmp(w->absent_cid, cid) == 0) return NULL; /* read just now, off the loop: none */
+  if (im_keys_absent(w, cid)) return NULL;                           /* the same (im_prefetch_keys) */
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
   return load_with(w, cid, rc, &row, err);
