@@ -93,11 +93,16 @@ static void sending_del(send_job_t *sj) {
  * connection, possibly to another node whose writer commits the resend first. Each is marked,
  * and its writer checks it as it would a resend once it holds the conversation's order lock:
  * the copy that finds an equal one stored is dropped — neither delivered nor hooked nor
- * pushed, its ack sent nowhere (send_done) — so the message is stored and delivered once. */
+ * pushed, its ack sent nowhere (send_done) — so the message is stored and delivered once.
+ * The oldest IM_DEDUPE_CHECKS only (the list is newest first): each marked copy costs the
+ * writer a read, and the SDKs resend the few unacknowledged messages, oldest first, as the
+ * resend side's own check assumes. */
 void im_msg_sending_gone(session_t *s) {
+  size_t n = 0;
+  for (send_job_t *sj = s->sending; sj; sj = sj->s_next) n++;
   while (s->sending) {
     send_job_t *sj = s->sending;
-    atomic_store_explicit(&sj->j.gone, 1, memory_order_release);
+    if (n-- <= IM_DEDUPE_CHECKS) atomic_store_explicit(&sj->j.gone, 1, memory_order_release);
     sending_del(sj);
   }
 }
