@@ -92,6 +92,7 @@ struct session {
   int64_t resumed_ms;        /* the last session/open with r:true (a reconnect), 0: none — sends
                        * within dedupe_window of it are checked for resends (im_dedupe.c) */
   uint16_t dedupe_left;      /* sends still to be checked since then (IM_DEDUPE_CHECKS) */
+  struct send_job *sending;  /* its stored sends with a dt not yet answered (im_msg.c) */
   struct im_told *told;      /* what the login's counts told, for the pushes on their way (im_login.c) */
   uint8_t counting;          /* its login's counts are being read (im_login.c) */
 };
@@ -620,6 +621,9 @@ int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, ch
  * then uses: IM_PARKED (the caller returns, nothing done). 0: go on (SQLite; not checked;
  * already read; a request run again for the bus; the read queue full: read on the loop). */
 int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt);
+/* s ends: its sends still in their commit are marked gone (store.h: job_msg_insert_t.gone),
+ * so that a copy whose resend was stored first is dropped (im_msg.c). */
+void im_msg_sending_gone(session_t *s);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);

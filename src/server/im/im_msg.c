@@ -60,7 +60,7 @@ static int is_member_of(conv_t *c, const char *client) {
 
 /* ---------------------------------------------------------------- send */
 
-typedef struct {
+typedef struct send_job {
   job_msg_insert_t j;
   im_t *im;
   reply_to_t rt;
@@ -74,7 +74,38 @@ typedef struct {
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
   uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
+  /* A send with a dt, until its commit is answered: in its session's list (s->sending), so
+   * that the session's end marks it gone (store.h; im_msg_sending_gone). The list is the
+   * session's worker's alone; the writer reads only j.gone. */
+  struct send_job *s_next, **s_pprev;
 } send_job_t;
+
+/* Out of its session's list (a no-op once out). */
+static void sending_del(send_job_t *sj) {
+  if (!sj->s_pprev) return;
+  *sj->s_pprev = sj->s_next;
+  if (sj->s_next) sj->s_next->s_pprev = sj->s_pprev;
+  sj->s_next = NULL;
+  sj->s_pprev = NULL;
+}
+
+/* Its session ended before these commits were answered: the client may resend them, on a new
+ * connection, possibly to another node whose writer commits the resend first. Each is marked,
+ * and its writer checks it as it would a resend once it holds the conversation's order lock:
+ * the copy that finds an equal one stored is dropped — neither delivered nor hooked nor
+ * pushed, its ack sent nowhere (send_done) — so the message is stored and delivered once.
+ * The oldest IM_DEDUPE_CHECKS only (the list is newest first): each marked copy costs the
+ * writer a read, and the SDKs resend the few unacknowledged messages, oldest first, as the
+ * resend side's own check assumes. */
+void im_msg_sending_gone(session_t *s) {
+  size_t n = 0;
+  for (send_job_t *sj = s->sending; sj; sj = sj->s_next) n++;
+  while (s->sending) {
+    send_job_t *sj = s->sending;
+    if (n-- <= IM_DEDUPE_CHECKS) atomic_store_explicit(&sj->j.gone, 1, memory_order_release);
+    sending_del(sj);
+  }
+}
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -92,6 +123,7 @@ static void deliver(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, 
 }
 
 static void send_job_free(send_job_t *sj) {
+  sending_del(sj);
   free(sj->ip);
   free(sj->push_data);
   free(sj->j.mid);
@@ -550,6 +582,27 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
   return 0;
 }
 
+/* A stored send with a dt from a session: tracked until its commit is answered, so that the
+ * session's end marks it (im_msg_sending_gone), and marked at once when the session is gone
+ * already (the app's _messageReceived verdict came after it). gone_since: the resend the
+ * writer may find was allocated after this copy, on any node's clock; the window bounds both
+ * how far back it looks and the clocks' difference it allows. A plain send pays a pointer
+ * or two, no read. */
+static void sending_track(im_worker_t *w, send_job_t *sj, int64_t dt) {
+  long window_ms = w->im->cfg->dedupe_window * 1000L;
+  if (!dt || !window_ms || !sj->rt.session) return;
+  sj->j.gone_since = sj->j.ts - window_ms > 0 ? sj->j.ts - window_ms : 1;
+  session_t *s = im_session_get(w, sj->rt.session);
+  if (!s) {
+    atomic_store_explicit(&sj->j.gone, 1, memory_order_release);
+    return;
+  }
+  sj->s_next = s->sending;
+  if (s->sending) s->sending->s_pprev = &sj->s_next;
+  s->sending = sj;
+  sj->s_pprev = &s->sending;
+}
+
 /* Sends a checked message: transient ones straight to whoever is online, the others
  * through storage (ack and delivery after the commit). Takes the references of c and
  * members. rt may be NULL (nobody waits for the ack: a will). */
@@ -654,6 +707,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   j->mid = xstrdup(mid);
   pm.id = mid;
   PB_SET(pm, timestamp, ts);
+  sending_track(w, sj, in->dt);
   sj->frame = fanout_new(&out);
   sj->frame->priority = priority;
   if (in->not_to_sender) sj->frame->not_to = xstrdup(sender);
