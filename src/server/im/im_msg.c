@@ -463,6 +463,7 @@ static void room_ack_done(worker_relay_t *r, im_worker_t *w) {
  * until then. At most RECHECK_MAX wait per worker: past that a send is settled at once, as
  * before (tern_send_rechecks_total{wait="full"}). */
 #define RECHECK_MAX 4096
+#define RECHECK_SPLIT_FIRST 64
 
 struct im_recheck {
   struct im_recheck *next;
@@ -547,30 +548,40 @@ static int rc_take(im_worker_t *w, send_job_t *sj) {
   conv_t *c = sj->conv;
   if (!im->bus || c->kind == CONV_ROOM || !sj->members || !sj->members->n) return 0;
   int behind = atomic_load(&c->rechecks) > 0;
-  if ((!behind && !bus_fence_needed(im->bus)) || !bus_up(im->bus)) return 0;
-  if (w->rc_n >= RECHECK_MAX) {
+  size_t n = sj->members->n, nl = 0, no = 0;
+  char **live = NULL, **off = NULL;
+  /* a small conversation is looked at first, so that the usual case (everyone somewhere)
+   * costs lookups in memory, not an ioctl; a large one asks the subscriber first */
+  int split = !behind && n <= RECHECK_SPLIT_FIRST;
+  if (split) {
+    live = xmalloc((n + 1) * sizeof *live), off = xmalloc((n + 1) * sizeof *off);
+    rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
+  }
+  int take = behind || ((!split || no) && bus_fence_needed(im->bus));
+  if (take && !bus_up(im->bus)) take = 0;
+  if (take && w->rc_n >= RECHECK_MAX) {
     metric_inc(M_SEND_RECHECKS_FULL);
+    take = 0;
+  }
+  if (take && !behind && !split) {
+    live = xmalloc((n + 1) * sizeof *live), off = xmalloc((n + 1) * sizeof *off);
+    rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
+  }
+  if (!take || (!behind && !no)) { /* delivered as usual: everyone is somewhere, or nothing is pending */
+    free(live);
+    free(off);
     return 0;
   }
   struct im_recheck *e = xcalloc(1, sizeof *e);
   if (!behind) {
-    size_t n = sj->members->n, nl, no;
-    char **live = xmalloc((n + 1) * sizeof *live), **off = xmalloc((n + 1) * sizeof *off);
-    rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
-    if (!no) { /* everyone is somewhere: delivered as usual */
-      free(live);
-      free(off);
-      free(e);
-      return 0;
-    }
     if (nl) fanout_to_clients(w, sj->frame, live, nl, sj->skip); /* the absent ones are not in it */
-    free(live);
     e->ids = off;
     e->n = no;
     metric_inc(M_SEND_RECHECKS_ABSENT);
   } else {
     metric_inc(M_SEND_RECHECKS_ORDER);
   }
+  free(live);
   e->sj = sj;
   e->gen = w->rc_gen;
   atomic_fetch_add(&c->rechecks, 1);
