@@ -74,6 +74,10 @@ struct im_worker {
                                          * read off the loop (im_dedupe.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
+  struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
+  size_t rc_n;
+  uint64_t rc_gen; /* the fence the sends queued now wait for */
+  int rc_fencing;  /* a fence of this worker's is on its way */
 };
 
 struct session {
@@ -128,6 +132,8 @@ struct conv {
                                 * next one whose commit's fan-out may go (im_order.c:deliver_in_turn) */
   struct parked_dlv *dlv_parked; /* fan-outs whose commit completed before an earlier send's: by number */
   atomic_int ext_ids;            /* holds imported messages whose ids are not tern's (msg_key_resolve) */
+  atomic_int rechecks;           /* its sends whose fan-out waits for the subscriber (im_msg.c): later
+                                  * ones wait behind them */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
@@ -598,6 +604,9 @@ int64_t conv_touch(conv_t *c);
  * error with a detail: 4323 expired, 4401 not a member, 4548 blocked, 4563 shut up. */
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail);
 void im_msg_direct(req_t *r);
+/* The worker is freed: stored sends whose fan-out still waits for the subscriber are dropped
+ * (stored; nobody is connected to tell). */
+void im_msg_rechecks_free(im_worker_t *w);
 
 /* ---- resends (im_dedupe.c; docs/protocol-map.md, "dt") */
 /* Longest dt kept and compared (a uuid is 36); a longer one, or one that is not UTF-8, is
