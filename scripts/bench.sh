@@ -8,16 +8,20 @@
 # --protocol mqtt), the reference issue #17 compares with (bench/README.md, "The mosquitto
 # reference"); skipped, with a note, when mosquitto is not installed.
 # Builds nothing (`make bench` built $1) and takes about six minutes; never part of `make test`.
-# BENCH_ONLY=import runs only the two import runs (about a minute), into
+# BENCH_ONLY=mosquitto runs only ternd and mosquitto back to back, pairs of 1,000 clients at
+# each rate of BENCH_RATES (default "10000 25000 50000"), BENCH_ROUNDS times (default 3),
+# with BENCH_ARGS added to every tern-bench (e.g. "--tick-us 250"), into
+# bench/results/<date>-<commit>-mosquitto.json, and prints them side by side
+# (bench/pairs-table.mjs). BENCH_ONLY=import runs only the two import runs (about a minute), into
 # bench/results/<date>-<commit>-import.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 only=${BENCH_ONLY:-}
-[[ -z $only || $only == import ]] || { echo "bench: BENCH_ONLY is 'import' or unset" >&2; exit 2; }
+[[ -z $only || $only == import || $only == mosquitto ]] || { echo "bench: BENCH_ONLY is 'import', 'mosquitto' or unset" >&2; exit 2; }
 ternd=$build/ternd
 benchbin=$build/tern-bench
-for b in "$ternd" $([[ -z $only ]] && echo "$benchbin"); do
+for b in "$ternd" $([[ $only != import ]] && echo "$benchbin"); do
   [[ -x $b ]] || { echo "bench: $b not found; run 'make bench' (or build $build first)" >&2; exit 2; }
 done
 
@@ -123,6 +127,23 @@ if [[ -z $only ]]; then
   run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 0 --duration 10 --warmup 2 # capacity
   run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
   run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
+fi
+
+if [[ $only == mosquitto ]]; then
+  command -v mosquitto >/dev/null || { echo "bench: mosquitto is not installed (scripts/deps.sh --test)" >&2; exit 2; }
+  for ((round = 1; round <= ${BENCH_ROUNDS:-3}; round++)); do
+    for rate in ${BENCH_RATES:-10000 25000 50000}; do
+      # shellcheck disable=SC2086 # BENCH_ARGS: words on purpose
+      run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 ${BENCH_ARGS:-}
+      # shellcheck disable=SC2086
+      run pairs-mosquitto --protocol mqtt --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 ${BENCH_ARGS:-}
+    done
+  done
+  results_write '"kind":"mosquitto",' "" "${runs[@]}"
+  echo "bench: wrote $out.json" >&2
+  node bench/pairs-table.mjs "$out.json"
+  ((failures == 0)) || { echo "bench: $failures run(s) failed" >&2; exit 1; }
+  exit 0
 fi
 
 # The import rate (docs/migrate-api.md): 1,000,000 messages through POST /1.2/import/records
