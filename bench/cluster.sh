@@ -4,7 +4,8 @@
 #   pg1      one ternd on PostgreSQL (no bus),
 #   pg3      three ternd nodes on one PostgreSQL and one Redis, every client spread over them
 #            (tern-bench: client i on node i mod 3, so every 1:1 delivery crosses nodes),
-# each run: 1:1 flat out, 1:1 paced at 10,000 msgs/s, groups of 500 flat out, a login storm;
+# each run: 1:1 flat out, 1:1 paced at 10,000 msgs/s, groups of 500 flat out, a login storm,
+# a chat room of 5,000 at 200 msgs/s and flat out;
 # then 9,000 idle sessions on pg3 (memory per session). A fresh database and fresh ternd
 # processes for every run. Everything runs on this machine's cores, so this measures what
 # PostgreSQL and the bus cost, not scaling. Builds nothing: give a Release build dir.
@@ -343,6 +344,9 @@ for setup in $setups; do
   run "$setup" "1:1 10k/s" --scenario pairs --clients 1000 --rate 10000 --duration 10 --warmup 2
   run "$setup" "group 500 flat out" --scenario group --clients 1000 --group-size 500 --duration 8 --warmup 2
   run "$setup" "login storm" --scenario login-storm --clients 1000 --duration 8 --warmup 2
+  # make bench's chat room (5,000 members, 4 senders), its members spread over the nodes
+  run "$setup" "chat room 200/s" --scenario chatroom --clients 5000 --senders 4 --rate 200 --duration 10 --warmup 3
+  run "$setup" "chat room flat out" --scenario chatroom --clients 5000 --senders 4 --duration 8 --warmup 2
   [[ $setup == pg3 ]] && run "$setup" "idle 9000" --scenario idle --clients 9000 --duration 3 --warmup 1
 done
 

@@ -12,6 +12,7 @@
 #
 #   bench/paced.sh [BUILD] [RATE] [OUT]      defaults: build 25000 /tmp/tern-paced
 #   TERND=path/to/ternd bench/paced.sh …     another server binary (A/B runs)
+#   PACED_BENCH_ARGS="--tick-us 250" bench/paced.sh …   more tern-bench arguments
 # Needs perf (linux-perf), curl and node. Runs ~25 s. Never part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ done
 [[ -n $port ]] || { cat "$dir/err" >&2; exit 1; }
 scrape() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" >"$1"; }
 "$build/tern-bench" --url "ws://127.0.0.1:$port/" --app-id "$app_id" --server-pid "$spid" --threads 2 --json \
-  --scenario pairs --clients 1000 --rate "$rate" --warmup 3 --duration 12 --timeline "$out.timeline.tsv" \
+  --scenario pairs --clients 1000 --rate "$rate" --warmup 3 --duration 12 --timeline "$out.timeline.tsv" ${PACED_BENCH_ARGS:-} \
   >"$out.json" 2>"$out.err" &
 bpid=$!
 : >"$out.poll"

@@ -3,17 +3,25 @@
 # a fresh ternd (own data directory, free port) per run, tern-bench against it, then
 #   bench/results/<date>-<commit>.json   every run's report plus what machine this was
 #   bench/results/<date>-<commit>.png    latency against throughput for the pairs sweep
-# Builds nothing (`make bench` built $1) and takes about five minutes; never part of `make test`.
-# BENCH_ONLY=import runs only the two import runs (about a minute), into
+# At 25,000 and 50,000 msgs/s the pairs run is followed at once by the same run against a
+# fresh mosquitto (Debian's package, WebSocket listener, MQTT over WebSocket: tern-bench
+# --protocol mqtt), the reference issue #17 compares with (bench/README.md, "The mosquitto
+# reference"); skipped, with a note, when mosquitto is not installed.
+# Builds nothing (`make bench` built $1) and takes about six minutes; never part of `make test`.
+# BENCH_ONLY=mosquitto runs only ternd and mosquitto back to back, pairs of 1,000 clients at
+# each rate of BENCH_RATES (default "10000 25000 50000"), BENCH_ROUNDS times (default 3),
+# with BENCH_ARGS added to every tern-bench (e.g. "--tick-us 250"), into
+# bench/results/<date>-<commit>-mosquitto.json, and prints them side by side
+# (bench/pairs-table.mjs). BENCH_ONLY=import runs only the two import runs (about a minute), into
 # bench/results/<date>-<commit>-import.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 only=${BENCH_ONLY:-}
-[[ -z $only || $only == import ]] || { echo "bench: BENCH_ONLY is 'import' or unset" >&2; exit 2; }
+[[ -z $only || $only == import || $only == mosquitto ]] || { echo "bench: BENCH_ONLY is 'import', 'mosquitto' or unset" >&2; exit 2; }
 ternd=$build/ternd
 benchbin=$build/tern-bench
-for b in "$ternd" $([[ -z $only ]] && echo "$benchbin"); do
+for b in "$ternd" $([[ $only != import ]] && echo "$benchbin"); do
   [[ -x $b ]] || { echo "bench: $b not found; run 'make bench' (or build $build first)" >&2; exit 2; }
 done
 
@@ -50,6 +58,28 @@ start_server() {
   exit 1
 }
 
+# start_mosquitto: a fresh mosquitto on a free loopback port, as start_server for ternd.
+# mosquitto 2.0 starts no WebSocket listener alone, so a plain one listens on a unix socket
+# in the run's directory; `user` keeps it from switching to the mosquitto user (which could
+# not reach that directory).
+start_mosquitto() {
+  local dir
+  dir=$(mktemp -d -p "$tmp")
+  port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  printf 'user %s\npersistence false\nallow_anonymous true\nlistener 0 %s/mqtt.sock\nlistener %s 127.0.0.1\nprotocol websockets\n' \
+    "$(id -un)" "$dir" "$port" >"$dir/mosquitto.conf"
+  mosquitto -c "$dir/mosquitto.conf" 2>>"$tmp/mosquitto.err" &
+  server_pid=$!
+  for _ in $(seq 200); do
+    (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "bench: mosquitto did not start:" >&2
+  cat "$tmp/mosquitto.err" >&2
+  exit 1
+}
+
 stop_server() {
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
@@ -58,11 +88,12 @@ stop_server() {
 
 failures=0
 runs=()
-# run NAME ARGS... — one tern-bench run against a fresh server; its JSON joins the results.
+# run NAME ARGS... — one tern-bench run against a fresh server (ternd; mosquitto when the
+# arguments say --protocol mqtt); its JSON joins the results.
 run() {
   local name=$1
   shift
-  start_server
+  if [[ " $* " == *" --protocol mqtt "* ]]; then start_mosquitto; else start_server; fi
   echo "bench: $name: $*" >&2
   local f=$tmp/run-${#runs[@]}.json
   if "$benchbin" --url "ws://127.0.0.1:$port/" --app-id "$app_id" --server-pid "$server_pid" --threads 2 \
@@ -83,6 +114,12 @@ if [[ -z $only ]]; then
   run idle --scenario idle --clients 19000 --sources 2 --duration 10 --warmup 2
   for rate in 25000 50000 100000 150000 200000 0; do # 0 = flat out: the saturation point
     run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 --tsv "$tmp/pairs.tsv"
+    ((rate == 25000 || rate == 50000)) || continue
+    if command -v mosquitto >/dev/null && command -v node >/dev/null; then
+      run pairs-mosquitto --protocol mqtt --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2
+    else
+      echo "bench: the mosquitto reference skipped: mosquitto (and node) not installed (scripts/deps.sh --test)" >&2
+    fi
   done
   run group --scenario group --clients 2000 --group-size 500 --rate 1000 --duration 15 --warmup 3
   run group --scenario group --clients 2000 --group-size 500 --rate 0 --duration 10 --warmup 2 # capacity
@@ -90,6 +127,23 @@ if [[ -z $only ]]; then
   run chatroom --scenario chatroom --clients 5000 --senders 4 --rate 0 --duration 10 --warmup 2 # capacity
   run login-storm --scenario login-storm --clients 1000 --duration 15 --warmup 3
   run history --scenario history --clients 50 --history-messages 100000 --duration 20 --warmup 3
+fi
+
+if [[ $only == mosquitto ]]; then
+  command -v mosquitto >/dev/null || { echo "bench: mosquitto is not installed (scripts/deps.sh --test)" >&2; exit 2; }
+  for ((round = 1; round <= ${BENCH_ROUNDS:-3}; round++)); do
+    for rate in ${BENCH_RATES:-10000 25000 50000}; do
+      # shellcheck disable=SC2086 # BENCH_ARGS: words on purpose
+      run pairs --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 ${BENCH_ARGS:-}
+      # shellcheck disable=SC2086
+      run pairs-mosquitto --protocol mqtt --scenario pairs --clients 1000 --rate "$rate" --duration 8 --warmup 2 ${BENCH_ARGS:-}
+    done
+  done
+  results_write '"kind":"mosquitto",' "" "${runs[@]}"
+  echo "bench: wrote $out.json" >&2
+  node bench/pairs-table.mjs "$out.json"
+  ((failures == 0)) || { echo "bench: $failures run(s) failed" >&2; exit 1; }
+  exit 0
 fi
 
 # The import rate (docs/migrate-api.md): 1,000,000 messages through POST /1.2/import/records

@@ -21,8 +21,10 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev liburing-dev libhttp-par
 # redis-server: the cluster tests' bus (tests/cluster, started by tests/lib/redis.mjs)
 # haproxy: tests/cluster/haproxy.test.mjs runs docs/haproxy.cfg (a plain process; the packaged
 #   service is not used)
+# mosquitto: the reference broker of make bench's paced pairs (tern-bench --protocol mqtt) and
+#   its check in tests/integration/bench.test.mjs (a plain process; the packaged service is not used)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev clang-format-14 clang-tidy-14 procps openssl tmux sqlite3 chromium systemd
-  man-db prometheus linux-perf curl redis-server postgresql haproxy)
+  man-db prometheus linux-perf curl redis-server postgresql haproxy mosquitto)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -34,6 +34,8 @@
  * S string, I integer, D number, B flag. --name and --name=value both work. */
 #define BENCH_OPTIONS(X)                                                                                                                                                                                                                                      \
   X(scenario, S, "pairs", "idle | pairs | group | chatroom | login-storm | history")                                                                                                                                                                          \
+  X(protocol, S, "lc",                                                                                                                                                                                                                                        \
+    "lc (ternd's protobuf) | mqtt (MQTT 3.1.1 over WebSocket, for the mosquitto reference: pairs only, publish QoS 1 answered by the broker's PUBACK, subscriptions QoS 0)")                                                                                  \
   X(url, S, "ws://127.0.0.1:8080/",                                                                                                                                                                                                                           \
     "server WebSocket URL (ws://IPv4:port/path); several nodes of one cluster: repeat --url (or a comma-separated list); client i connects to node i mod nodes, so the two clients of a pair always sit on different nodes and a group's members are spread") \
   X(urls, S, "", "the same as --url: a comma-separated list of nodes (added after those of --url)")                                                                                                                                                           \
@@ -45,6 +47,8 @@
   X(warmup, D, 2, "seconds of load before measuring starts")                                                                                                                                                                                                  \
   X(drain, D, 10, "seconds to wait at the end for outstanding acks and deliveries")                                                                                                                                                                           \
   X(rate, D, 0, "target rate: msgs/s (pairs, group, chatroom), logins/s, pages/s; 0 = flat out")                                                                                                                                                              \
+  X(tick_us, I, 1000,                                                                                                                                                                                                                                         \
+    "pacing period in microseconds (--rate; 50..1000): below 1000 a timerfd ticks, libuv's timers having 1 ms steps. Latency is timed from each message's schedule, so up to a period of it is the generator's (send lag)")                                   \
   X(window, I, 64, "most unacknowledged requests per sender (flat out and rate mode alike)")                                                                                                                                                                  \
   X(group_size, I, 500, "members per conversation in the group scenario")                                                                                                                                                                                     \
   X(rotate, I, 100, "group: the sender changes after this many messages")                                                                                                                                                                                     \
@@ -219,6 +223,7 @@ struct client {
   uint64_t t_login; /* when the current login attempt began */
   uint64_t logins;
   buf_t in, out, wbuf;
+  buf_t mq;           /* --protocol mqtt: an incomplete packet's bytes */
   char key[25];       /* Sec-WebSocket-Key */
   uint32_t hist_walk; /* history: progress through the conversation */
   int64_t page_t;
@@ -246,7 +251,9 @@ struct bthread {
   int idx;
   uv_loop_t loop;
   uv_async_t wake;
-  uv_timer_t tick; /* 1 ms: rate pacing, phase changes */
+  uv_timer_t tick;    /* 1 ms: rate pacing, phase changes */
+  uv_poll_t tfd_poll; /* --tick-us below 1000: the tick is a timerfd's (tfd), not `tick` */
+  int tfd;
   uv_timer_t slow; /* 1 s: acks, echoes */
   uv_prepare_t prep;
   uv_check_t check;
@@ -268,6 +275,8 @@ struct bthread {
   counters_t cnt;
   hist_t lat;     /* delivery latency (messages), page latency (history), login latency */
   hist_t ack_lat; /* send → ack */
+  hist_t lag;     /* --rate: how late each message left against its schedule (the 1 ms tick's
+                     and this loop's share of every latency, which is timed from the schedule) */
   timeline_t tl;  /* --timeline: delivery latency by send time */
   uint8_t readbuf[64 * 1024];
   int readbuf_busy;
@@ -297,6 +306,7 @@ typedef enum { SC_IDLE, SC_PAIRS, SC_GROUP, SC_CHATROOM, SC_LOGIN, SC_HISTORY } 
 typedef struct {
   bench_opts_t o;
   scenario_t sc;
+  int mqtt;                            /* --protocol mqtt */
   bench_node_t nodes[BENCH_MAX_NODES]; /* --url, in order: client i connects to nodes[i % nnodes] */
   int nnodes;
   int nsources;
@@ -344,7 +354,20 @@ void scen_frame(client_t *c, const uint8_t *p, size_t n, uint64_t now); /* a com
 void scen_lost(client_t *c);                  /* connection gone: settle its pending requests */
 void scen_settle(client_t *c, pend_t *p);     /* a request that will never be answered */
 void step_progress(bthread_t *th, int delta); /* a unit of the current step finished */
+/* What both protocols' receiving sides call: a message's payload arrived (ts: the server's
+ * timestamp to acknowledge, 0 for none); a message's answer arrived (ok: an ack, not a
+ * refusal; v: the refusal to report, or NULL). */
+void scen_delivered(client_t *c, const uint8_t *payload, size_t n, int64_t ts, uint64_t now);
+void scen_answered(client_t *c, const pend_t *pd, int ok, const cmd_view_t *v, uint64_t now);
 uint32_t rng_next(bthread_t *th);
+
+/* ---------------------------------------------------------------- bench_mqtt.c */
+
+void mqtt_send_connect(client_t *c);
+/* A QoS 1 PUBLISH of payload to client `to`'s topic, with packet id pid (1..65535). */
+void mqtt_send_publish(client_t *c, int to, int32_t pid, const void *payload, size_t n);
+/* A WebSocket message's bytes: 0, or -1 on a protocol violation (the caller closes). */
+int mqtt_input(client_t *c, const uint8_t *p, size_t n, uint64_t now);
 
 /* ---------------------------------------------------------------- bench_report.c */
 

@@ -66,7 +66,7 @@ int32_t client_req(client_t *c, pend_kind_t kind, uint32_t arg, uint64_t t) {
   pend_t *slot;
   do { /* skip ids whose slot is still taken by a much older request */
     i = c->next_i++;
-    if (c->next_i <= 0) c->next_i = 1;
+    if (c->next_i <= 0 || (bench.mqtt && c->next_i > 0xffff)) c->next_i = 1; /* MQTT packet ids are 16 bits */
     slot = &c->pend[(uint32_t)i & (c->pcap - 1)];
   } while (slot->kind);
   slot->i = i;
@@ -164,6 +164,7 @@ static void on_closed(uv_handle_t *h) {
   buf_free(&c->in);
   buf_free(&c->out);
   buf_free(&c->wbuf);
+  buf_free(&c->mq);
   c->writing = 0;
   int dead = c->state == C_DEAD;
   c->state = C_IDLE;
@@ -265,7 +266,8 @@ static long process(client_t *c, uint8_t *p, size_t n, uint64_t now) {
     }
     off = (size_t)r;
     c->state = C_OPENING;
-    send_login(c);
+    if (bench.mqtt) mqtt_send_connect(c);
+    else send_login(c);
   }
   while (off < n) {
     ws_header_t h;
@@ -282,7 +284,11 @@ static long process(client_t *c, uint8_t *p, size_t n, uint64_t now) {
     switch (h.opcode) {
     case WS_OP_BINARY:
     case WS_OP_TEXT:
-      scen_frame(c, payload, len, now);
+      if (bench.mqtt && mqtt_input(c, payload, len, now) < 0) {
+        client_gone(c, 1002);
+        return -1;
+      }
+      if (!bench.mqtt) scen_frame(c, payload, len, now);
       if (c->state >= C_CLOSING || c->state == C_IDLE) return -1;
       break;
     case WS_OP_PING: append_frame(c, WS_OP_PONG, payload, len); break;
@@ -346,9 +352,10 @@ static void on_connect(uv_connect_t *req, int status) {
   c->key[base64_encode(raw, 16, c->key)] = 0;
   buf_printf(&c->out,
              "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: lc.protobuf2.3\r\n"
+             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
              "User-Agent: tern-bench\r\n\r\n",
-             bench.nodes[c->idx % bench.nnodes].path, bench.nodes[c->idx % bench.nnodes].host_hdr, c->key);
+             bench.nodes[c->idx % bench.nnodes].path, bench.nodes[c->idx % bench.nnodes].host_hdr, c->key,
+             bench.mqtt ? "mqtt" : "lc.protobuf2.3");
   c->state = C_UPGRADING;
   schedule_flush(c); /* reading started with the connect (client_connect) */
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,7 +154,17 @@ static int check_options(void) {
     return -1;
   }
   bench.sc = (scenario_t)sc;
-  if (!*o->app_id) {
+  bench.mqtt = !strcmp(o->protocol, "mqtt");
+  if (!bench.mqtt && strcmp(o->protocol, "lc") != 0) {
+    fprintf(stderr, "tern-bench: unknown protocol \"%s\" (lc or mqtt)\n", o->protocol);
+    return -1;
+  }
+  if (bench.mqtt && bench.sc != SC_PAIRS) {
+    fprintf(stderr, "tern-bench: --protocol mqtt runs the pairs scenario only\n");
+    return -1;
+  }
+  if (bench.mqtt) o->echo_s = 0; /* MQTT's keepalive is off (CONNECT says 0) */
+  if (!*o->app_id && !bench.mqtt) {
     const char *env = getenv("TERN_APP_ID");
     if (!env || !*env) {
       fprintf(stderr, "tern-bench: --app-id is required (ternd prints it at start)\n");
@@ -163,9 +174,10 @@ static int check_options(void) {
     o->app_id = xstrdup(env);
   }
   if (o->clients < 1 || o->clients > 1000000 || o->duration <= 0 || o->warmup < 0 || o->drain < 0 || o->rate < 0 ||
-      o->window < 1 || o->window > 100000 || o->payload < 64 || o->payload > 4000 || o->threads < 1 ||
-      o->threads > BENCH_MAX_THREADS || o->page_size < 1 || o->page_size > 1000 || o->rotate < 1 ||
-      o->connect_window < 1 || o->sources < 0 || o->sources > BENCH_MAX_SOURCES) {
+      o->window < 1 || o->window > 100000 || o->tick_us < 50 || o->tick_us > 1000 || o->payload < 64 ||
+      o->payload > 4000 || o->threads < 1 || o->threads > BENCH_MAX_THREADS || o->page_size < 1 ||
+      o->page_size > 1000 || o->rotate < 1 || o->connect_window < 1 || o->sources < 0 ||
+      o->sources > BENCH_MAX_SOURCES) {
     fprintf(stderr, "tern-bench: an option is out of range (see --help)\n");
     return -1;
   }
@@ -269,6 +281,8 @@ static int parse_url(void) {
 
 /* ---------------------------------------------------------------- threads */
 
+static void on_tfd_closed(uv_handle_t *h) { close(((bthread_t *)h->data)->tfd); }
+
 static void on_wake(uv_async_t *h) {
   bthread_t *th = h->data;
   int step = atomic_load(&bench.step);
@@ -278,6 +292,7 @@ static void on_wake(uv_async_t *h) {
   if (step == STEP_STOP) {
     uv_close((uv_handle_t *)&th->wake, NULL);
     uv_close((uv_handle_t *)&th->tick, NULL);
+    if (th->tfd >= 0) uv_close((uv_handle_t *)&th->tfd_poll, on_tfd_closed);
     uv_close((uv_handle_t *)&th->slow, NULL);
     uv_close((uv_handle_t *)&th->prep, NULL);
     uv_close((uv_handle_t *)&th->check, NULL);
@@ -285,6 +300,13 @@ static void on_wake(uv_async_t *h) {
 }
 
 static void on_tick(uv_timer_t *h) { scen_tick(h->data, mono_ns()); }
+static void on_tfd(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  bthread_t *th = h->data;
+  uint64_t expirations;
+  if (read(th->tfd, &expirations, sizeof expirations) == sizeof expirations) scen_tick(th, mono_ns());
+}
 static void on_slow(uv_timer_t *h) { scen_slow_tick(h->data, mono_ns()); }
 static void on_prep(uv_prepare_t *h) { thread_flush(h->data); }
 static void on_check(uv_check_t *h) { thread_flush(h->data); }
@@ -306,7 +328,20 @@ static void thread_init(int idx) {
   uv_prepare_init(&th->loop, &th->prep);
   uv_check_init(&th->loop, &th->check);
   th->wake.data = th->tick.data = th->slow.data = th->prep.data = th->check.data = th;
-  uv_timer_start(&th->tick, on_tick, 1, 1);
+  th->tfd = -1;
+  if (bench.o.tick_us < 1000) {
+    th->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct itimerspec its = {{0, bench.o.tick_us * 1000}, {0, bench.o.tick_us * 1000}};
+    if (th->tfd < 0 || timerfd_settime(th->tfd, 0, &its, NULL) < 0 ||
+        uv_poll_init(&th->loop, &th->tfd_poll, th->tfd) < 0) {
+      perror("tern-bench: timerfd");
+      exit(1);
+    }
+    th->tfd_poll.data = th;
+    uv_poll_start(&th->tfd_poll, UV_READABLE, on_tfd);
+  } else {
+    uv_timer_start(&th->tick, on_tick, 1, 1);
+  }
   uv_timer_start(&th->slow, on_slow, 1000, 1000);
   uv_prepare_start(&th->prep, on_prep);
   uv_check_start(&th->check, on_check);
@@ -314,6 +349,7 @@ static void thread_init(int idx) {
   th->rng |= 1;
   hist_init(&th->lat);
   hist_init(&th->ack_lat);
+  hist_init(&th->lag);
   if (*bench.o.timeline) tl_init(&th->tl, bench.o.warmup + bench.o.duration + bench.o.drain + 5);
   bench.threads[idx] = th;
 }
@@ -435,7 +471,7 @@ int main(int argc, char **argv) {
   if (bench.sc != SC_LOGIN) rc = run_step(STEP_CONNECT_A, "login", login_timeout, 1);
   if (rc == 0 && SUMC(login_fail) && bench.sc != SC_IDLE)
     bench_fail("%llu of %d logins failed", (unsigned long long)SUMC(login_fail), bench.nclients), rc = -1;
-  if (rc == 0 && bench.nconvs) rc = run_step(STEP_CREATE, "create", 120, 1);
+  if (rc == 0 && bench.nconvs && !bench.mqtt) rc = run_step(STEP_CREATE, "create", 120, 1); /* MQTT: topics */
   if (rc == 0 && bench.sc == SC_CHATROOM) rc = run_step(STEP_JOIN, "join", login_timeout, 1);
   if (rc == 0 && bench.sc == SC_HISTORY) {
     uint64_t f0 = mono_ns();

@@ -270,6 +270,7 @@ static json_t *params_json(void) {
   json_object_set_new(p, "warmup_s", json_real(o->warmup));
   json_object_set_new(p, "rate", json_real(o->rate));
   json_object_set_new(p, "window", json_integer(o->window));
+  if (o->rate > 0) json_object_set_new(p, "tick_us", json_integer(o->tick_us));
   json_object_set_new(p, "threads", json_integer(bench.nthreads));
   json_object_set_new(p, "sources", json_integer(bench.nsources));
   json_object_set_new(p, "nodes", json_integer(bench.nnodes));
@@ -291,8 +292,10 @@ static json_t *params_json(void) {
 }
 
 void report_print(const run_info_t *ri) {
-  static hist_t lat, ack; /* 59 KB each: not on the stack */
+  static hist_t lat, ack, lag; /* 59 KB each: not on the stack */
   totals_t t = totals(&lat, &ack);
+  hist_init(&lag);
+  for (int k = 0; k < bench.nthreads; k++) hist_merge(&lag, &bench.threads[k]->lag);
   double d = ri->measured_s > 0 ? ri->measured_s : 1;
   double sent_ps = (double)t.sent_m / d, del_ps = (double)t.delivered_m / d;
   double srv_cpu = ri->end.rss_kb && ri->start.rss_kb ? ri->end.cpu_s - ri->start.cpu_s : 0; /* 0: it died */
@@ -304,6 +307,7 @@ void report_print(const run_info_t *ri) {
 
   json_t *j = json_object();
   json_object_set_new(j, "scenario", json_string(scenario_names[bench.sc]));
+  json_object_set_new(j, "protocol", json_string(bench.mqtt ? "mqtt" : "lc"));
   json_object_set_new(j, "params", params_json());
   json_object_set_new(j, "duration_s", json_real(ri->measured_s));
   json_object_set_new(j, "setup_s", json_real(ri->setup_s));
@@ -324,6 +328,7 @@ void report_print(const run_info_t *ri) {
   json_object_set_new(j, "latency_us", lat_json(&lat));
   if (bench.sc == SC_PAIRS || bench.sc == SC_GROUP || bench.sc == SC_CHATROOM)
     json_object_set_new(j, "ack_latency_us", lat_json(&ack));
+  if (lag.n) json_object_set_new(j, "send_lag_us", lat_json(&lag));
   json_t *srv = json_object();
   json_object_set_new(srv, "pid", json_integer(ri->server_pid));
   json_object_set_new(srv, "rss_before_kb", json_integer(ri->before.rss_kb));
@@ -397,9 +402,9 @@ void report_print(const run_info_t *ri) {
   }
   json_decref(j);
   const char *unit = bench.sc == SC_HISTORY ? "pages" : bench.sc == SC_LOGIN ? "logins" : "msgs";
-  printf("tern-bench %s: %d clients, %d thread%s, %.1f s measured (+%.1f s warmup), rate %s\n",
-         scenario_names[bench.sc], bench.nclients, bench.nthreads, bench.nthreads == 1 ? "" : "s", ri->measured_s,
-         bench.o.warmup, bench.o.rate > 0 ? "paced" : "flat out");
+  printf("tern-bench %s%s: %d clients, %d thread%s, %.1f s measured (+%.1f s warmup), rate %s\n",
+         scenario_names[bench.sc], bench.mqtt ? " (MQTT)" : "", bench.nclients, bench.nthreads,
+         bench.nthreads == 1 ? "" : "s", ri->measured_s, bench.o.warmup, bench.o.rate > 0 ? "paced" : "flat out");
   if (bench.o.rate > 0) printf("  target rate        %.0f %s/s\n", bench.o.rate, unit);
   printf("  setup              %.2f s\n", ri->setup_s);
   printf("  sent               %llu\n", (unsigned long long)t.sent);
@@ -417,6 +422,11 @@ void report_print(const run_info_t *ri) {
     printf("  ack latency (us)   p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", hist_percentile(&ack, 50) / 1e3,
            hist_percentile(&ack, 90) / 1e3, hist_percentile(&ack, 99) / 1e3, hist_percentile(&ack, 99.9) / 1e3,
            ack.max / 1e3);
+  if (lag.n)
+    printf(
+        "  send lag (us)      p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (sent after its schedule: in every latency)\n",
+        hist_percentile(&lag, 50) / 1e3, hist_percentile(&lag, 90) / 1e3, hist_percentile(&lag, 99) / 1e3,
+        hist_percentile(&lag, 99.9) / 1e3, lag.max / 1e3);
   const char *op = bench.sc == SC_HISTORY ? "page" : bench.sc == SC_LOGIN ? "login" : "msg";
   printf("  server             pid %d, RSS %ld -> %ld KB (before connecting %ld KB), CPU %.2f s (%.0f%% of a core)\n",
          ri->server_pid, ri->start.rss_kb, ri->end.rss_kb, ri->before.rss_kb, srv_cpu, 100 * srv_cpu / d);

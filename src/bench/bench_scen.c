@@ -108,10 +108,15 @@ static int send_msg(bthread_t *th, stream_t *s, uint64_t stamp) {
   put_hex(payload + 14, s->seq, 12);
   put_hex(payload + 26, stamp, 16);
   memset(payload + PAYLOAD_HDR, '.', plen - PAYLOAD_HDR);
+  int32_t i = client_req(c, P_MSG, s->id, stamp);
+  if (bench.mqtt) { /* pairs only: the peer is the other end of the pair */
+    mqtt_send_publish(c, c->idx ^ 1, i, payload, plen);
+    goto sent;
+  }
   buf_t *b = &th->scratch;
   b->len = 0;
   pb_put_varint(b, 1, LC__COMMAND_TYPE__direct);
-  pb_put_varint(b, 5, (uint64_t)client_req(c, P_MSG, s->id, stamp));
+  pb_put_varint(b, 5, (uint64_t)i);
   size_t m = pb_begin(b, 104);
   pb_put_bytes(b, 1, payload, plen);
   pb_put_str(b, 11, cv->cid);
@@ -126,6 +131,7 @@ static int send_msg(bthread_t *th, stream_t *s, uint64_t stamp) {
   }
   pb_end(b, m);
   client_send(c, b->data, b->len);
+sent:
   s->seq++;
   s->inflight++;
   th->outstanding++;
@@ -468,6 +474,7 @@ static void pace(bthread_t *th, uint64_t now) {
       }
     }
     if (!sent) break; /* every sender is at its window: what is due waits, and its latency grows */
+    if (in_window(stamp) && now > stamp) hist_add(&th->lag, now - stamp);
     th->sched++;
   }
 }
@@ -505,7 +512,6 @@ void scen_slow_tick(bthread_t *th, uint64_t now) {
 /* ---------------------------------------------------------------- receiving */
 
 static void on_direct(client_t *c, const uint8_t *p, size_t n, uint64_t now) {
-  bthread_t *th = c->th;
   pb_rd_t r = {p, p + n};
   pb_field_t f;
   const uint8_t *msg = NULL;
@@ -515,6 +521,11 @@ static void on_direct(client_t *c, const uint8_t *p, size_t n, uint64_t now) {
     if (f.field == 1 && f.wt == 2) msg = f.d, mlen = f.n;
     else if (f.field == 4 && f.wt == 0) ts = (int64_t)f.v;
   }
+  scen_delivered(c, msg, mlen, ts, now);
+}
+
+void scen_delivered(client_t *c, const uint8_t *msg, size_t mlen, int64_t ts, uint64_t now) {
+  bthread_t *th = c->th;
   payload_t pl;
   if (!msg || parse_payload(msg, mlen, &pl) < 0 || pl.slot >= c->nrs || c->rs[pl.slot].stream != pl.stream) {
     CNT_ADD(th->cnt.foreign, 1);
@@ -625,6 +636,27 @@ static void report_refusal(const cmd_view_t *v) {
           (int)(rlen > 200 ? 200 : rlen), (const char *)reason);
 }
 
+void scen_answered(client_t *c, const pend_t *pd, int ok, const cmd_view_t *v, uint64_t now) {
+  bthread_t *th = c->th;
+  stream_t *s = &bench.streams[pd->arg];
+  s->inflight--;
+  th->outstanding--;
+  if (!ok) {
+    if (CNT_GET(th->cnt.errors) < 3 && v) report_refusal(v);
+    CNT_ADD(th->cnt.errors, 1);
+  } else {
+    CNT_ADD(th->cnt.acked, 1);
+  }
+  if (in_window(pd->t) && now > pd->t) hist_add(&th->ack_lat, now - pd->t);
+  step_t step = (step_t)atomic_load(&bench.step);
+  if (step == STEP_FILL) {
+    if (s->seq < (uint64_t)bench.o.history_messages) send_msg(th, s, now);
+    else if (!s->inflight) step_progress(th, -1);
+  } else if (th->sending && bench.o.rate <= 0) {
+    send_msg(th, s, now);
+  }
+}
+
 static void on_reply(client_t *c, const cmd_view_t *v, uint64_t now) {
   bthread_t *th = c->th;
   pend_t pd;
@@ -663,26 +695,7 @@ static void on_reply(client_t *c, const cmd_view_t *v, uint64_t now) {
       bench_fail("joining the chat room failed (cmd %d op %d)", v->cmd, v->op);
     step_progress(th, -1);
     break;
-  case P_MSG: {
-    stream_t *s = &bench.streams[pd.arg];
-    s->inflight--;
-    th->outstanding--;
-    if (is_error || v->cmd != LC__COMMAND_TYPE__ack) {
-      if (CNT_GET(th->cnt.errors) < 3) report_refusal(v);
-      CNT_ADD(th->cnt.errors, 1);
-    } else {
-      CNT_ADD(th->cnt.acked, 1);
-    }
-    if (in_window(pd.t) && now > pd.t) hist_add(&th->ack_lat, now - pd.t);
-    step_t step = (step_t)atomic_load(&bench.step);
-    if (step == STEP_FILL) {
-      if (s->seq < (uint64_t)bench.o.history_messages) send_msg(th, s, now);
-      else if (!s->inflight) step_progress(th, -1);
-    } else if (th->sending && bench.o.rate <= 0) {
-      send_msg(th, s, now);
-    }
-    break;
-  }
+  case P_MSG: scen_answered(c, &pd, !is_error && v->cmd == LC__COMMAND_TYPE__ack, v, now); break;
   case P_LOGS: on_page(c, &pd, v, now); break;
   case P_ECHO:
     th->echo_pending--;

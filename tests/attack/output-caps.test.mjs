@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { closeAll, session, startConv, uid } from '../lib/proto-client.mjs';
+import { closeAll, connect, login, session, startConv, uid } from '../lib/proto-client.mjs';
 import { httpRequest } from '../lib/proto-raw.mjs';
 import { TEXT, memKb, rssSampler, sleep } from '../lib/issue4-util.mjs';
 
@@ -116,6 +116,71 @@ test(`output_limit_total: ${READERS} readers in a busy group never read — the 
       for (let t = 0; t < 200 && !d.isClosed; t++) await sleep(50);
       assert.ok(d.isClosed, `${d.peer} still connected`);
     }));
+  } finally {
+    await closeAll(server);
+    await server.stop();
+  }
+});
+
+// What output_limit counts is what the kernel would not take. One loop iteration can append
+// far more to one connection than it held at the last flush: a worker runs every delivery
+// its inbox gathered while it was busy or off the CPU before it flushes (the reader that
+// keeps up above was dropped so, now and then, on a loaded machine), and a message to a
+// socket that carries many sessions is appended once for each. Here every message is
+// SESSIONS × 100 KB, over output_limit at once, to a socket that reads each one before the
+// next is sent: it must not be dropped. The same to a socket that stopped reading still is,
+// once the kernel's buffers are full.
+test('output_limit counts what the kernel did not take: a message appended once per session, past output_limit in one go, does not drop a socket that keeps up; one that stopped reading is dropped', { timeout: 120000 }, async () => {
+  const SESSIONS = 16;
+  const LIMIT = 1 * MiB; // under SESSIONS × FLOOD_MSG: each message passes it in one fan-out
+  const server = await startServer({
+    env: {
+      TERN_WORKERS: '1',
+      TERN_OUTPUT_LIMIT: String(LIMIT),
+      TERN_MAX_CONN_RATE: '0',
+      TERN_MAX_CLIENT_RATE: '0',
+      TERN_MAX_MESSAGE: String(128 * 1024),
+      TERN_MAX_FRAME: String(256 * 1024),
+    },
+  });
+  try {
+    const F = await session(server, uid('sender'), { extra: { configBitmap: 8 } });
+    // two sockets of SESSIONS clients each: K reads, D stops reading once in the conversation
+    const many = async (tag) => {
+      const c = await connect(server);
+      const peers = [];
+      for (let k = 0; k < SESSIONS; k++) peers.push((await login(c, uid(`${tag}${k}`))).peerId);
+      return { c, peers };
+    };
+    const K = await many('keeps');
+    const D = await many('deaf');
+    const cid = (await startConv(F, [...K.peers, ...D.peers])).cid;
+    for (const x of [K, D]) for (let k = 0; k < SESSIONS; k++) await x.c.nextCmd('conv', 'joined', 20000);
+    D.c.ws._socket.pause();
+
+    let sent = 0;
+    for (; sent < 12; sent++) {
+      const mark = K.c.mark();
+      const copies = () => K.c.since(mark).filter((p) => p.cmd === 'direct' && p.directMessage?.cid === cid);
+      const ack = await F.request({ cmd: 'direct', directMessage: { cid, msg: TEXT(`${sent} ${'m'.repeat(FLOOD_MSG)}`), transient: true } }, 30000);
+      assert.equal(ack.cmd, 'ack', JSON.stringify(ack));
+      // K reads all of it before the next message is sent: a reader that keeps up
+      for (let t = 0; t < 600 && copies().length < SESSIONS && !K.c.isClosed; t++) await sleep(50);
+      assert.equal(K.c.isClosed, false, `the socket that reads was dropped at message ${sent}: ${JSON.stringify(K.c.closeInfo)}`);
+      const got = copies();
+      assert.equal(got.length, SESSIONS, `message ${sent}: one copy for each session`);
+      assert.deepEqual(got.map((p) => p.peerId).sort(), [...K.peers].sort());
+      assert.ok(got.every((p) => JSON.parse(p.directMessage.msg)._lctext.startsWith(`${sent} `)), `message ${sent}`);
+      if ((await metrics(server)).droppedConn >= 1) break; // D's kernel buffers and its queue are full
+    }
+    const m = await metrics(server);
+    if (process.env.TERN_TEST_VERBOSE) console.log(JSON.stringify({ sent, ...m }));
+    assert.equal(m.droppedConn, 1, `only the socket that stopped reading was dropped (output_limit): ${JSON.stringify({ sent, ...m })}`);
+    await K.c.echo();
+    D.c.ws._socket.resume();
+    for (let t = 0; t < 200 && !D.c.isClosed; t++) await sleep(50);
+    assert.ok(D.c.isClosed, 'the socket that stopped reading was dropped');
+    assert.equal(K.c.isClosed, false);
   } finally {
     await closeAll(server);
     await server.stop();

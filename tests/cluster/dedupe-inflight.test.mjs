@@ -5,8 +5,14 @@
 // ack, logs in again on node 2 with r:true and resends the same dt, which node 2's writer
 // queues behind node 1's on that lock. Released, the first copy commits, and node 2's writer
 // finds it in its own transaction: one message stored, the resend acked with its id,
-// delivered once. (The opposite order — the resend's node takes the lock first — is not
-// covered: docs/cluster.md.)
+// delivered once.
+//
+// The opposite order (issue #14's open case): node 1's writer is behind (a psql session holds
+// the order lock of ANOTHER conversation its previous batch is waiting for), the first copy
+// queued behind that batch; the client's socket to node 1 closes, it logs in again on node 2
+// with r:true and resends; node 2 commits the resend first. Released, node 1's writer must
+// drop its copy (the session that sent it ended before its commit: store.h, job
+// gone): one message stored, the resend's id, delivered once.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -27,11 +33,13 @@ async function until(f, what, ms = 10000) {
   }
 }
 
-async function deduped(s) {
+async function metric(s, line) {
   const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
-  const m = /^tern_send_deduped_total (\d+)$/m.exec(await res.text());
+  const m = line.exec(await res.text());
   return m ? Number(m[1]) : 0;
 }
+const deduped = (s) => metric(s, /^tern_send_deduped_total (\d+)$/m);
+const sessions = (s) => metric(s, /^tern_sessions\{protocol="protobuf"\} (\d+)$/m);
 
 async function history(s, cid) {
   const res = await fetch(`${s.httpUrl}/1.2/rtm/conversations/${cid}/messages?limit=100`, {
@@ -64,6 +72,32 @@ describe('a resend on another node while the first copy is in its commit (Postgr
     }
   });
 
+  /** A psql session holding conversation `cid`'s order lock (pg_writer.c: ORDER_LOCK) until
+   * the function it resolves to is called. */
+  async function holdOrderLock(cid) {
+    const id = pg.sql(`SELECT id FROM conv WHERE cid = '${cid}'`, dbName);
+    assert.match(id, /^\d+$/);
+    const key = `1952805486, (${id}::bigint % 2147483647)::int`;
+    const lock = spawn(PSQL, [db, '-qtA'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => lock.on('exit', r));
+    let out = '';
+    await new Promise((resolve, reject) => {
+      lock.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('held-now')) resolve();
+      });
+      lock.on('exit', (code) => reject(new Error(`psql exited (${code}): ${out}`)));
+      lock.stdin.write(`SELECT pg_advisory_lock(${key});\nSELECT 'held-now';\n`);
+    });
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      lock.stdin.end(`SELECT pg_advisory_unlock(${key});\n`);
+      await exited;
+    };
+  }
+
   /** Writers of this database waiting for an advisory lock (the order lock), now. */
   const waiting = () =>
     Number(pg.sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid" +
@@ -81,26 +115,7 @@ describe('a resend on another node while the first copy is in its commit (Postgr
     assert.equal(before.cmd, 'ack');
     await bob.next((p) => p.cmd === 'direct' && p.directMessage?.msg === 'before');
     const st = alice.openReply.sessionMessage.st;
-    const id = pg.sql(`SELECT id FROM conv WHERE cid = '${cid}'`, dbName);
-    assert.match(id, /^\d+$/);
-    const key = `1952805486, (${id}::bigint % 2147483647)::int`;
-    const lock = spawn(PSQL, [db, '-qtA'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const exited = new Promise((r) => lock.on('exit', r));
-    let out = '';
-    await new Promise((resolve, reject) => {
-      lock.stdout.on('data', (d) => {
-        out += d;
-        if (out.includes('held-now')) resolve();
-      });
-      lock.on('exit', (code) => reject(new Error(`psql exited (${code}): ${out}`)));
-      lock.stdin.write(`SELECT pg_advisory_lock(${key});\nSELECT 'held-now';\n`);
-    });
-    let released = false;
-    const release = async () => {
-      released = true;
-      lock.stdin.end(`SELECT pg_advisory_unlock(${key});\n`);
-      await exited;
-    };
+    const release = await holdOrderLock(cid);
     try {
       const d0 = (await deduped(n1)) + (await deduped(n2));
       const dt = randomUUID();
@@ -126,7 +141,55 @@ describe('a resend on another node while the first copy is in its commit (Postgr
       assert.equal(got[0].directMessage.id, stored[0].id);
       assert.equal((await deduped(n1)) + (await deduped(n2)), d0 + 1);
     } finally {
-      if (!released) await release();
+      await release();
+    }
+  });
+
+  test("the resend's node commits first, node 1's writer behind: node 1 drops its copy — stored once, delivered once", async () => {
+    const [n1, n2] = nodes;
+    const a = uid('alice');
+    const alice = await session(n1, a);
+    const bob = await session(n1, uid('bob'));
+    const carol = await session(n1, uid('carol'));
+    const { cid } = await startConv(alice, [bob.peer]);
+    await bob.next((p) => p.op === 'members_joined' && p.convMessage.cid === cid);
+    const other = (await startConv(carol, [uid('dave')])).cid; // only for stalling node 1's writer
+    const before = await alice.request(direct({ cid, msg: 'before', dt: randomUUID() }));
+    assert.equal(before.cmd, 'ack');
+    await bob.next((p) => p.cmd === 'direct' && p.directMessage?.msg === 'before');
+    assert.equal((await carol.request(direct({ cid: other, msg: 'warm', dt: randomUUID() }))).cmd, 'ack');
+    const st = alice.openReply.sessionMessage.st;
+    const release = await holdOrderLock(other);
+    try {
+      const d0 = (await deduped(n1)) + (await deduped(n2));
+      // node 1's writer takes carol's message and waits for its conversation's lock
+      const stalled = carol.request(direct({ cid: other, msg: 'stalled', dt: randomUUID() }), 30000);
+      await until(() => waiting() >= 1, "node 1's writer to wait for the other conversation's lock");
+      const s0 = await sessions(n1);
+      const dt = randomUUID();
+      alice.send(direct({ cid, msg: 'resent first', dt })); // queued behind the stalled batch
+      alice.ws.close(); // a network blip: no answer will come on this socket
+      await until(async () => (await sessions(n1)) === s0 - 1, "node 1 to see alice's socket close");
+      const c = await connect(n2);
+      await login(c, a, { r: true, st });
+      const r = await c.request(direct({ cid, msg: 'resent first', dt }), 15000);
+      assert.equal(r.cmd, 'ack', JSON.stringify(r)); // committed on node 2 while node 1 is held
+      assert.equal(waiting(), 1, "node 1's writer still held");
+      await release();
+      assert.equal((await stalled).cmd, 'ack');
+      // node 1's writer has run the first copy's batch once a later send of its own is acked
+      const text = `barrier-${randomUUID()}`;
+      assert.equal((await bob.request(direct({ cid, msg: text, dt: randomUUID() }))).cmd, 'ack');
+      await new Promise((res) => setTimeout(res, 300));
+      const stored = (await history(n1, cid)).filter((m) => m.data === 'resent first');
+      assert.equal(stored.length, 1, `stored once: ${JSON.stringify(stored)}`);
+      assert.equal(r.ackMessage.uid, stored[0].id, "the resend's ack names the stored message");
+      const got = bob.received.filter((x) => x.cmd === 'direct' && !x.i && x.directMessage?.msg === 'resent first');
+      assert.equal(got.length, 1, `bob got it once: ${JSON.stringify(got.map((x) => x.directMessage.id))}`);
+      assert.equal(got[0].directMessage.id, stored[0].id);
+      assert.equal((await deduped(n1)) + (await deduped(n2)), d0 + 1, 'the copy dropped on node 1 is counted');
+    } finally {
+      await release();
     }
   });
 });

@@ -5,7 +5,10 @@
 // either fails the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { userInfo } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
@@ -54,6 +57,13 @@ const cases = [
     // 2.5 s at 400/s: the schedule is kept to within a few messages
     assert.ok(Math.abs(r.sent - 1000) <= 20, `sent ${r.sent}`);
     assert.ok(Math.abs(r.throughput.sent_per_s - 400) < 40, `rate ${r.throughput.sent_per_s}`);
+    // each message of the 2 s window is timed from its schedule, so its latency includes how late it left
+    assert.ok(r.send_lag_us.count > 700 && r.send_lag_us.p50 <= r.latency_us.p50, JSON.stringify(r.send_lag_us));
+  }],
+  ['pairs, paced by a 200 µs timerfd tick', ['--scenario', 'pairs', '--clients', '10', '--rate', '400', '--tick-us', '200'], (r) => {
+    assert.equal(r.params.tick_us, 200);
+    assert.ok(Math.abs(r.sent - 1000) <= 20, `sent ${r.sent}`);
+    assert.ok(r.send_lag_us.count > 700 && r.send_lag_us.p50 <= r.latency_us.p50, JSON.stringify(r.send_lag_us));
   }],
   ['group of 6, rotating sender', ['--scenario', 'group', '--clients', '12', '--group-size', '6', '--window', '4',
     '--rotate', '10', '--ack-ms', '100'], (r) => {
@@ -116,4 +126,50 @@ test('tern-bench rejects a bad option and a wrong app id', { timeout: 60000 }, a
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /login refused/);
   assert.doesNotMatch(wrong.stderr, SANITIZER);
+});
+
+// The reference of issue #17 (bench/README.md, "The mosquitto reference"): the pairs scenario
+// over MQTT 3.1.1 on a WebSocket, against a real mosquitto (Debian's package), with the same
+// exact accounting as against ternd. The config is scripts/bench.sh's.
+test('tern-bench --protocol mqtt against mosquitto: every publish acked, every message delivered once', { timeout: 90000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tern-mq-'));
+  const port = await new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  writeFileSync(join(dir, 'mosquitto.conf'), `user ${userInfo().username}\npersistence false\nallow_anonymous true\n` +
+    `listener 0 ${dir}/mqtt.sock\nlistener ${port} 127.0.0.1\nprotocol websockets\n`);
+  const broker = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  try {
+    for (let k = 0; ; k++) { // listening?
+      const up = await new Promise((resolve) => {
+        const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); }).on('error', () => resolve(false));
+      });
+      if (up) break;
+      assert.ok(k < 100 && broker.exitCode === null, 'mosquitto did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await runBench(['--protocol', 'mqtt', '--url', `ws://127.0.0.1:${port}/`, '--server-pid', String(broker.pid),
+      '--json', '--scenario', 'pairs', '--clients', '20', '--rate', '400', '--duration', '2', '--warmup', '0.5']);
+    assert.doesNotMatch(r.stderr, SANITIZER);
+    assert.equal(r.code, 0, `tern-bench exited ${r.code ?? r.signal}:\n${r.stderr}`);
+    const rep = JSON.parse(r.stdout);
+    assert.equal(rep.protocol, 'mqtt');
+    assert.ok(Math.abs(rep.sent - 1000) <= 20, `sent ${rep.sent}`);
+    assert.equal(rep.delivered, rep.sent);
+    assert.equal(rep.expected, rep.sent);
+    assert.equal(rep.lost, 0);
+    assert.equal(rep.duplicated, 0);
+    assert.equal(rep.errors, 0);
+    assert.equal(rep.unexpected_frames, 0);
+    assert.equal(rep.login_failures, 0);
+    assert.ok(rep.ack_latency_us.count > 0 && rep.latency_us.count > 0, 'PUBACKs and deliveries were timed');
+    assert.ok(rep.server.cpu_s > 0, "the broker's CPU was sampled");
+  } finally {
+    broker.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // MQTT is mapped for the pairs scenario only
+  const other = await runBench(['--protocol', 'mqtt', '--scenario', 'group', '--url', 'ws://127.0.0.1:1/']);
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /pairs scenario only/);
 });

@@ -6,8 +6,9 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startServer } from '../lib/server.mjs';
-import { scrapeUntil, value } from '../lib/metrics.mjs';
-import { session as open, startConv, sendMsg, assertError, uid, closeAll, withServer } from '../lib/proto-client.mjs';
+import { scrape, scrapeUntil, value } from '../lib/metrics.mjs';
+import { randomUUID } from 'node:crypto';
+import { session as open, connect, login, startConv, sendMsg, assertError, uid, closeAll, withServer } from '../lib/proto-client.mjs';
 
 // A logged-in raw client that knows its own id.
 const session = async (srv, id) => Object.assign(await open(srv, id), { peerId: id });
@@ -116,6 +117,49 @@ test('a hung hook times out (fail-open) without stalling other traffic', () =>
     await pending;
     assert.ok(Date.now() - t0 >= 450, 'the ack waited for the hook timeout');
     assert.equal((await b.next((m) => m.cmd === 'direct')).directMessage.msg, 'eventually');
+  }));
+
+// A resend whose first copy still waits for the app's verdict (issue #14): the connection
+// drops meanwhile, the SDK reconnects (r:true) and resends the same dt, and the resend's
+// verdict comes first, so the resend is stored first. The first copy, its session gone, is
+// checked by the writer like a resend and dropped: stored once, delivered once.
+test('_messageReceived holds the first copy, the resend after a reconnect is answered first: stored once', () =>
+  withServer(env({ TERN_HOOK_TIMEOUT: '20000' }), async (srv) => {
+    const aId = uid('a');
+    const a = await session(srv, aId);
+    const b = await session(srv, uid('b'));
+    const cid = (await startConv(a, [b.peerId])).cid;
+    const st = a.openReply.sessionMessage.st;
+    let verdict;
+    const held = new Promise((r) => { verdict = r; });
+    let first = true;
+    answer._messageReceived = (p) => {
+      if (p.content !== 'held' || !first) return {};
+      first = false;
+      return held; // the first copy's verdict waits
+    };
+    const dt = randomUUID();
+    a.send({ cmd: 'direct', directMessage: { cid, msg: 'held', dt } });
+    await waitCall('_messageReceived');
+    a.ws.close(); // no ack will come on this socket
+    await waitCall('_clientOffline');
+    const c = await connect(srv);
+    await login(c, aId, { r: true, st });
+    const r = await c.request({ cmd: 'direct', directMessage: { cid, msg: 'held', dt } });
+    assert.equal(r.cmd, 'ack', JSON.stringify(r));
+    const key = 'tern_messages_in_total{kind="stored"}';
+    const in0 = value(await scrape(srv), key);
+    verdict({});
+    await scrapeUntil(srv, (m) => value(m, key) >= in0 + 1, 'the first copy handed to the writer');
+    await sendMsg(c, cid, 'after'); // the first copy was submitted before it: FIFO writer
+    assert.equal((await b.next((m) => m.cmd === 'direct' && m.directMessage.msg === 'after')).directMessage.msg, 'after');
+    const logs = await c.request({ cmd: 'logs', logsMessage: { cid } });
+    const stored = logs.logsMessage.logs.filter((l) => l.data === 'held');
+    assert.equal(stored.length, 1, `stored once: ${JSON.stringify(logs.logsMessage.logs)}`);
+    assert.equal(stored[0].msgId, r.ackMessage.uid, "the resend's id is the one stored");
+    const got = b.received.filter((m) => m.cmd === 'direct' && m.directMessage?.msg === 'held');
+    assert.equal(got.length, 1, 'b got it once');
+    assert.equal(got[0].directMessage.id, r.ackMessage.uid);
   }));
 
 test('hook_fail_closed: a failing hook rejects the operation', () =>

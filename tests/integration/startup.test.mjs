@@ -22,6 +22,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const build = process.env.TERN_BUILD || join(root, 'build-asan');
 const SANITIZER = /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
 const tmp = (p) => mkdtempSync(join(tmpdir(), p));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts a command that runs ternd (ternd itself by default); resolves once its stdout
  * has the banner's router line, or once it exits. */
@@ -39,10 +40,14 @@ function start({ args = [], env = {}, cmd = ternBinary(), cwd = root, detached =
   child.stdout.on('data', (d) => { p.out += d; });
   child.stderr.on('data', (d) => { p.err += d; });
   p.exited = new Promise((r) => child.on('exit', (code, sig) => { p.exit = code ?? sig; r(p.exit); }));
+  // 'exit' can come before the last of stdout and stderr has been read; 'close' comes once
+  // both pipes are at their end, so p.out and p.err are then all the process wrote
+  p.closed = new Promise((r) => child.on('close', r));
   p.port = () => Number(/ternd listening on [^\s]+:(\d+)/.exec(p.out)[1]);
   p.stop = async (sig = 'SIGTERM') => {
     if (p.exit === null) { if (detached) process.kill(-child.pid, sig); else child.kill(sig); }
     const code = await p.exited;
+    await p.closed;
     rmSync(dir, { recursive: true, force: true });
     assert.doesNotMatch(p.err, SANITIZER);
     return code;
@@ -117,19 +122,24 @@ test('with TLS the banner says https and wss, and the router URL answers over ht
 
 test('listening on 0.0.0.0 without public_url warns once that the router hands out 0.0.0.0; with public_url it does not', { timeout: 60000 }, async () => {
   const warning = /warn +listening on 0\.0\.0\.0:\d+ without public_url: the router hands clients ws:\/\/0\.0\.0\.0:\d+\/, an address no other machine can connect to; set public_url/;
+  // ternd writes the warning on stderr after the banner on stdout (main.c, banner()): two
+  // pipes, which this process may read in either order, so the router line that makes
+  // ready resolve can arrive before the warning. Wait for the warning, and count it in all
+  // ternd wrote (once it has exited and both pipes are read).
   const a = await start({ env: { TERN_LISTEN: '0.0.0.0:0' } }).ready;
   try {
-    assert.equal(a.err.split('\n').filter((l) => warning.test(l)).length, 1, a.err);
+    for (const end = Date.now() + 10000; !warning.test(a.err) && a.exit === null && Date.now() < end;) await sleep(20);
   } finally {
     assert.equal(await a.stop(), 0);
   }
+  assert.equal(a.err.split('\n').filter((l) => warning.test(l)).length, 1, a.err);
   const b = await start({ env: { TERN_LISTEN: '0.0.0.0:0', TERN_PUBLIC_URL: 'wss://im.example.com/' } }).ready;
   try {
     assert.match(b.out, /^router: .* -> wss:\/\/im\.example\.com\/$/m);
-    assert.doesNotMatch(b.err, /without public_url/);
   } finally {
     assert.equal(await b.stop(), 0);
   }
+  assert.doesNotMatch(b.err, /without public_url/);
 });
 
 test('--listen=localhost:PORT is resolved to an address; a name that does not resolve says an IP is needed', { timeout: 60000 }, async () => {

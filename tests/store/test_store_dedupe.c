@@ -12,7 +12,11 @@
  *     every job submitted before it: an equal message of the same conversation and sender
  *     (committed, or queued just before it, in the same batch) makes it store nothing and
  *     answer TERN_EEXIST with that message's id and time; otherwise it is stored. A message
- *     without dt_since is stored as given (no comparison).
+ *     without dt_since is stored as given (no comparison);
+ *   - a job marked gone (its session ended before the commit: the first copy of a message
+ *     whose resend may have been stored first) is compared the same way from gone_since: an
+ *     equal message already stored makes it store nothing (TERN_EEXIST with that one's id);
+ *     unmarked, or marked with gone_since 0, it is stored as given.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,12 +207,64 @@ static void dt_since_compared_in_the_writer(void **state) {
   st_close(t);
 }
 
+/* The first copy of a message whose resend another writer stored first (docs/cluster.md, "A
+ * send whose ack died with its node is stored once"): marked gone, it is the one dropped. */
+static void gone_copy_compared_in_the_writer(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t resend;
+  st_msg_fill(t, &resend, 0, conv, 6000, 1, "alice", "text", 0);
+  resend.dt = 9;
+  resend.dt_since = 1;
+  assert_int_equal(st_submit_wait(t, &resend.job), 0);
+  /* the first copy, its key from before the resend's (another node's clock), marked */
+  job_msg_insert_t first;
+  st_msg_fill(t, &first, 0, conv, 5990, 1, "alice", "text", 0);
+  first.dt = 9;
+  first.gone_since = 1;
+  atomic_store(&first.gone, 1);
+  assert_int_equal(st_submit_wait(t, &first.job), TERN_EEXIST);
+  assert_non_null(first.dup_mid);
+  assert_string_equal(first.dup_mid, resend.mid);
+  assert_int_equal(first.dup_ts, 6000);
+  /* gone_since from after the resend: not found, stored */
+  job_msg_insert_t later;
+  st_msg_fill(t, &later, 0, conv, 6010, 1, "alice", "text", 0);
+  later.dt = 9;
+  later.gone_since = 6001;
+  atomic_store(&later.gone, 1);
+  assert_int_equal(st_submit_wait(t, &later.job), 0);
+  assert_null(later.dup_mid);
+  /* not marked, or marked without gone_since: stored as given, no comparison */
+  job_msg_insert_t plain, unarmed;
+  st_msg_fill(t, &plain, 0, conv, 6020, 1, "alice", "text", 0);
+  plain.dt = 9;
+  plain.gone_since = 1;
+  assert_int_equal(st_submit_wait(t, &plain.job), 0);
+  st_msg_fill(t, &unarmed, 0, conv, 6030, 1, "alice", "text", 0);
+  unarmed.dt = 9;
+  atomic_store(&unarmed.gone, 1);
+  assert_int_equal(st_submit_wait(t, &unarmed.job), 0);
+  st_msgs_t got = {0};
+  logs_req_t q = {.conv = conv, .newer = 1, .limit = 20};
+  assert_int_equal(store_logs(t->r, &q, st_msgs_cb, &got), 0);
+  assert_int_equal(got.n, 4);
+  static const int64_t want[] = {6000, 6010, 6020, 6030};
+  for (int i = 0; i < 4; i++) assert_int_equal(got.ts[i], want[i]);
+  st_msg_free(&resend);
+  st_msg_free(&first);
+  st_msg_free(&later);
+  st_msg_free(&plain);
+  st_msg_free(&unarmed);
+  st_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(dt_found_per_conversation_and_sender),
-      cmocka_unit_test(dt_kept_in_a_batch),
-      cmocka_unit_test(dt_looked_for_among_the_newest),
-      cmocka_unit_test(dt_since_compared_in_the_writer),
+      cmocka_unit_test(dt_found_per_conversation_and_sender), cmocka_unit_test(dt_kept_in_a_batch),
+      cmocka_unit_test(dt_looked_for_among_the_newest),       cmocka_unit_test(dt_since_compared_in_the_writer),
+      cmocka_unit_test(gone_copy_compared_in_the_writer),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

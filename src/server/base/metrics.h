@@ -65,6 +65,14 @@
     "Edits and recalls whose messages (and conversations) were read off the worker's loop (PostgreSQL; im_patch.c).")  \
   X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                      \
     "Sends stored again with a fresh key because another node took or passed theirs (cluster, docs/cluster.md).")      \
+  X(SEND_RECHECKS_ABSENT, COUNTER, "tern_send_rechecks_total", "wait=\"absent\"",                                      \
+    "Stored sends to normal conversations whose recipients with no session anywhere waited, in a cluster, for the "    \
+    "presence this node's subscriber held unapplied (absent); later sends of the conversation queued behind one "      \
+    "(order); sends not held so because the worker's queue was full (full). docs/cluster.md, \"The window, closed\".") \
+  X(SEND_RECHECKS_ORDER, COUNTER, "tern_send_rechecks_total", "wait=\"order\"", "")                                    \
+  X(SEND_RECHECKS_FULL, COUNTER, "tern_send_rechecks_total", "wait=\"full\"", "")                                      \
+  X(SEND_RECHECK_FOUND, COUNTER, "tern_send_recheck_found_total", "",                                                  \
+    "Recipients of such a send found online once the subscriber's input was applied, and pushed the message live.")    \
   X(CONV_RESYNCS, COUNTER, "tern_conv_cache_resyncs_total", "",                                                        \
     "Times every cached conversation was marked stale because bus invalidations may have been lost (cluster).")        \
   X(SEND_ACK, HIST, "tern_send_ack_seconds", "",                                                                       \

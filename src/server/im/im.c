@@ -89,6 +89,7 @@ static void relays_release(im_worker_t *w, int all);
 void im_worker_free(im_worker_t *w) {
   if (!w) return;
   relays_release(w, 1);
+  im_msg_rechecks_free(w);
   store_reader_free(w->reader);
   handle_table_free(&w->links);
   handle_table_free(&w->sessions);

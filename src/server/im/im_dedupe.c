@@ -21,7 +21,10 @@
  * there is answered the same way (send_done). A match is answered with the stored message's
  * ack (its id and timestamp) and not stored or delivered again, whatever the resend's
  * content (the stored one wins). Per conversation and sender: a client reusing another's
- * dt, or its own in another conversation, finds nothing of anyone else's. */
+ * dt, or its own in another conversation, finds nothing of anyone else's. The other order —
+ * the resend stored first, by another node's writer that took the order lock before the
+ * first copy's — is the first copy's to settle: its session ended before its commit, so it
+ * was marked (im_msg.c: im_msg_sending_gone) and its writer compares it the same way. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -79,6 +79,10 @@ struct im_worker {
                                          * (im_prefetch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
+  struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
+  size_t rc_n;
+  uint64_t rc_gen; /* the fence the sends queued now wait for */
+  int rc_fencing;  /* a fence of this worker's is on its way */
 };
 
 struct session {
@@ -97,6 +101,7 @@ struct session {
   int64_t resumed_ms;        /* the last session/open with r:true (a reconnect), 0: none — sends
                        * within dedupe_window of it are checked for resends (im_dedupe.c) */
   uint16_t dedupe_left;      /* sends still to be checked since then (IM_DEDUPE_CHECKS) */
+  struct send_job *sending;  /* its stored sends with a dt not yet answered (im_msg.c) */
   struct im_told *told;      /* what the login's counts told, for the pushes on their way (im_login.c) */
   uint8_t counting;          /* its login's counts are being read (im_login.c) */
 };
@@ -132,6 +137,8 @@ struct conv {
                                 * next one whose commit's fan-out may go (im_order.c:deliver_in_turn) */
   struct parked_dlv *dlv_parked; /* fan-outs whose commit completed before an earlier send's: by number */
   atomic_int ext_ids;            /* holds imported messages whose ids are not tern's (msg_key_resolve) */
+  atomic_int rechecks;           /* its sends whose fan-out waits for the subscriber (im_msg.c): later
+                                  * ones wait behind them */
   int deleted;
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
@@ -615,6 +622,9 @@ int64_t conv_touch(conv_t *c);
  * error with a detail: 4323 expired, 4401 not a member, 4548 blocked, 4563 shut up. */
 int msg_may_send(conv_t *c, const char *sender, members_t **mp, const char **detail);
 void im_msg_direct(req_t *r);
+/* The worker is freed: stored sends whose fan-out still waits for the subscriber are dropped
+ * (stored; nobody is connected to tell). */
+void im_msg_rechecks_free(im_worker_t *w);
 
 /* ---- resends (im_dedupe.c; docs/protocol-map.md, "dt") */
 /* Longest dt kept and compared (a uuid is 36); a longer one, or one that is not UTF-8, is
@@ -638,6 +648,9 @@ int im_dedupe_find(im_worker_t *w, session_t *s, const conv_t *c, int64_t dt, ch
  * then uses: IM_PARKED (the caller returns, nothing done). 0: go on (SQLite; not checked;
  * already read; a request run again for the bus; the read queue full: read on the loop). */
 int im_dedupe_prefetch(req_t *r, const conv_t *c, int64_t dt);
+/* s ends: its sends still in their commit are marked gone (store.h: job_msg_insert_t.gone),
+ * so that a copy whose resend was stored first is dropped (im_msg.c). */
+void im_msg_sending_gone(session_t *s);
 void im_msg_ack(req_t *r);
 void im_msg_read(req_t *r);
 void im_msg_logs(req_t *r);

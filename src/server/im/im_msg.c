@@ -60,7 +60,7 @@ static int is_member_of(conv_t *c, const char *client) {
 
 /* ---------------------------------------------------------------- send */
 
-typedef struct {
+typedef struct send_job {
   job_msg_insert_t j;
   im_t *im;
   reply_to_t rt;
@@ -74,7 +74,38 @@ typedef struct {
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
   uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
+  /* A send with a dt, until its commit is answered: in its session's list (s->sending), so
+   * that the session's end marks it gone (store.h; im_msg_sending_gone). The list is the
+   * session's worker's alone; the writer reads only j.gone. */
+  struct send_job *s_next, **s_pprev;
 } send_job_t;
+
+/* Out of its session's list (a no-op once out). */
+static void sending_del(send_job_t *sj) {
+  if (!sj->s_pprev) return;
+  *sj->s_pprev = sj->s_next;
+  if (sj->s_next) sj->s_next->s_pprev = sj->s_pprev;
+  sj->s_next = NULL;
+  sj->s_pprev = NULL;
+}
+
+/* Its session ended before these commits were answered: the client may resend them, on a new
+ * connection, possibly to another node whose writer commits the resend first. Each is marked,
+ * and its writer checks it as it would a resend once it holds the conversation's order lock:
+ * the copy that finds an equal one stored is dropped — neither delivered nor hooked nor
+ * pushed, its ack sent nowhere (send_done) — so the message is stored and delivered once.
+ * The oldest IM_DEDUPE_CHECKS only (the list is newest first): each marked copy costs the
+ * writer a read, and the SDKs resend the few unacknowledged messages, oldest first, as the
+ * resend side's own check assumes. */
+void im_msg_sending_gone(session_t *s) {
+  size_t n = 0;
+  for (send_job_t *sj = s->sending; sj; sj = sj->s_next) n++;
+  while (s->sending) {
+    send_job_t *sj = s->sending;
+    if (n-- <= IM_DEDUPE_CHECKS) atomic_store_explicit(&sj->j.gone, 1, memory_order_release);
+    sending_del(sj);
+  }
+}
 
 static void send_ack(im_worker_t *w, const reply_to_t *rt, const char *mid, int64_t ts) {
   lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
@@ -92,6 +123,7 @@ static void deliver(im_worker_t *w, conv_t *c, members_t *m, const fanout_t *p, 
 }
 
 static void send_job_free(send_job_t *sj) {
+  sending_del(sj);
   free(sj->ip);
   free(sj->push_data);
   free(sj->j.mid);
@@ -208,13 +240,20 @@ static void receivers_offline_done(im_worker_t *w, void *arg, json_t *result, in
  * rooms, a subscriber's own message (it goes to nobody), or transient messages (they never
  * get here). A broadcast looks up the devices of each offline subscriber on this loop, a
  * few µs each: 10,000 offline subscribers hold it for some tens of ms. */
-static void offline_push(im_worker_t *w, send_job_t *sj) {
+static void offline_push_to(im_worker_t *w, send_job_t *sj, char *const *absent, size_t nabsent);
+
+static void offline_push(im_worker_t *w, send_job_t *sj) { offline_push_to(w, sj, NULL, 0); }
+
+/* The same with the recipients found absent already (absent non-NULL: a fan-out that
+ * waited for the subscriber, below), so that one look decides live or offline. */
+static void offline_push_to(im_worker_t *w, send_job_t *sj, char *const *absent, size_t nabsent) {
   im_t *im = w->im;
   conv_t *c = sj->conv;
   if (!im_push_enabled(im) || !sj->members || c->kind == CONV_ROOM) return;
   offline_t *o = xcalloc(1, sizeof *o);
-  o->to = xcalloc(sj->members->n + 1, sizeof(char *));
-  for (size_t i = 0; i < sj->members->n; i++) {
+  o->to = xcalloc((absent ? nabsent : sj->members->n) + 1, sizeof(char *));
+  for (size_t i = 0; absent && i < nabsent; i++) o->to[o->nto++] = xstrdup(absent[i]);
+  for (size_t i = 0; !absent && i < sj->members->n; i++) {
     const char *id = sj->members->ids[i];
     if (strcmp(id, sj->j.sender) != 0 && !im_client_online(im, id)) o->to[o->nto++] = xstrdup(id);
   }
@@ -435,6 +474,170 @@ static void room_ack_done(worker_relay_t *r, im_worker_t *w) {
   free(a);
 }
 
+/* ---- a fan-out whose absent recipients wait for the subscriber (docs/cluster.md, "The
+ * window, closed": sends to normal conversations are not fenced before they run). After the
+ * commit, a recipient with no session anywhere — neither here nor in the replica — while
+ * this node's subscriber holds input not yet applied (bus_fence_needed) may be a login whose
+ * presence delta is in that input: its counts may have been read before this commit (so
+ * they do not tell of it) and no push would reach it. Such recipients are not settled
+ * offline at once: the present ones get the fan-out now, the absent ones are looked at
+ * again once the home worker has applied what its subscriber held (bus_fence), and those
+ * found then get the same frame (here or on their node, as any fan-out; the login's "told"
+ * rule applies to it as to every push, im_login_told), the rest the offline push and
+ * _messageSent. One look splits them, so none gets both or neither.
+ *
+ * Order: while a send of a conversation waits so (conv->rechecks), a later send of it
+ * completing on any worker does not overtake it: it waits whole, behind it on its own
+ * worker's queue (its recipients are split when it is settled), so one sender's messages
+ * reach each recipient in order. Cost: nothing when every recipient is present or the
+ * subscriber holds nothing; else one fence per worker at a time (two task hops, no Redis
+ * round trip), shared by every send queued on the worker meanwhile, and the send job kept
+ * until then. At most RECHECK_MAX wait per worker: past that a send is settled at once, as
+ * before (tern_send_rechecks_total{wait="full"}). */
+#define RECHECK_MAX 4096
+#define RECHECK_SPLIT_FIRST 64
+
+struct im_recheck {
+  struct im_recheck *next;
+  send_job_t *sj;
+  uint64_t gen; /* the fence that covers it (im_worker_t.rc_gen when queued) */
+  char **ids;   /* the recipients found absent (borrowed from sj->members), or NULL: the whole
+                 * fan-out, queued behind an earlier send of its conversation */
+  size_t n;
+};
+
+typedef struct {
+  im_t *im;
+  uint64_t gen;
+} rc_fence_t;
+
+static void rc_fence_done(void *arg);
+
+static void rc_fence(im_worker_t *w) {
+  rc_fence_t *f = xmalloc(sizeof *f);
+  f->im = w->im;
+  f->gen = w->rc_gen++; /* what is queued from now on waits for the next fence */
+  w->rc_fencing = 1;
+  bus_fence(w->im->bus, rc_fence_done, f);
+}
+
+/* Splits ids into present (here or on another node; the sender's own other sessions too)
+ * and absent, in order; both arrays malloc'd by the caller with room for n. */
+static void rc_split(im_t *im, const char *sender, char *const *ids, size_t n, char **live, size_t *nl, char **off,
+                     size_t *no) {
+  *nl = *no = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(ids[i], sender) == 0 || im_client_online(im, ids[i])) live[(*nl)++] = ids[i];
+    else off[(*no)++] = ids[i];
+  }
+}
+
+static void rc_settle(im_worker_t *w, struct im_recheck *e) {
+  send_job_t *sj = e->sj;
+  char *const *ids = e->ids ? e->ids : sj->members->ids;
+  size_t n = e->ids ? e->n : sj->members->n, nl, no;
+  char **live = xmalloc((n + 1) * sizeof *live), **off = xmalloc((n + 1) * sizeof *off);
+  rc_split(w->im, sj->j.sender, ids, n, live, &nl, off, &no);
+  if (e->ids && nl) metric_add(M_SEND_RECHECK_FOUND, (int64_t)nl);
+  if (nl) fanout_to_clients(w, sj->frame, live, nl, sj->skip);
+  metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
+  message_sent_hook(w, sj);
+  offline_push_to(w, sj, off, no);
+  atomic_fetch_sub(&sj->conv->rechecks, 1);
+  free(live);
+  free(off);
+  free(e->ids);
+  send_job_free(sj);
+  free(e);
+}
+
+/* On the worker that queued them: everything the fence covers is settled, in order. */
+static void rc_fence_done(void *arg) {
+  rc_fence_t *f = arg;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? f->im->workers[idx] : NULL;
+  uint64_t gen = f->gen;
+  free(f);
+  if (!w) return; /* the server is stopping: im_msg_rechecks_free has them */
+  w->rc_fencing = 0;
+  /* the node left the bus (stopping): no other fence will come, whatever waits is settled */
+  int all = !bus_up(w->im->bus);
+  while (w->rc_head && (all || w->rc_head->gen <= gen)) {
+    struct im_recheck *e = w->rc_head;
+    w->rc_head = e->next;
+    if (!w->rc_head) w->rc_tail = NULL;
+    w->rc_n--;
+    rc_settle(w, e);
+  }
+  if (w->rc_head) rc_fence(w);
+}
+
+/* After the ack of a stored send to a normal conversation, in a cluster: 1 when it took the
+ * send (its fan-out waits, wholly or for its absent recipients; sj is its), 0 when the
+ * caller delivers it as usual. */
+static int rc_take(im_worker_t *w, send_job_t *sj) {
+  im_t *im = w->im;
+  conv_t *c = sj->conv;
+  if (!im->bus || c->kind == CONV_ROOM || !sj->members || !sj->members->n) return 0;
+  int behind = atomic_load(&c->rechecks) > 0;
+  size_t n = sj->members->n, nl = 0, no = 0;
+  char **live = NULL, **off = NULL;
+  /* a small conversation is looked at first, so that the usual case (everyone somewhere)
+   * costs lookups in memory, not an ioctl; a large one asks the subscriber first */
+  int split = !behind && n <= RECHECK_SPLIT_FIRST;
+  if (split) {
+    live = xmalloc((n + 1) * sizeof *live), off = xmalloc((n + 1) * sizeof *off);
+    rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
+  }
+  int take = behind || ((!split || no) && bus_fence_needed(im->bus));
+  if (take && !bus_up(im->bus)) take = 0;
+  if (take && w->rc_n >= RECHECK_MAX) {
+    metric_inc(M_SEND_RECHECKS_FULL);
+    take = 0;
+  }
+  if (take && !behind && !split) {
+    live = xmalloc((n + 1) * sizeof *live), off = xmalloc((n + 1) * sizeof *off);
+    rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
+  }
+  if (!take || (!behind && !no)) { /* delivered as usual: everyone is somewhere, or nothing is pending */
+    free(live);
+    free(off);
+    return 0;
+  }
+  struct im_recheck *e = xcalloc(1, sizeof *e);
+  if (!behind) {
+    if (nl) fanout_to_clients(w, sj->frame, live, nl, sj->skip); /* the absent ones are not in it */
+    e->ids = off;
+    e->n = no;
+    metric_inc(M_SEND_RECHECKS_ABSENT);
+  } else {
+    metric_inc(M_SEND_RECHECKS_ORDER);
+  }
+  free(live);
+  e->sj = sj;
+  e->gen = w->rc_gen;
+  atomic_fetch_add(&c->rechecks, 1);
+  if (w->rc_tail) w->rc_tail->next = e;
+  else w->rc_head = e;
+  w->rc_tail = e;
+  w->rc_n++;
+  if (!w->rc_fencing) rc_fence(w);
+  return 1;
+}
+
+void im_msg_rechecks_free(im_worker_t *w) {
+  while (w->rc_head) {
+    struct im_recheck *e = w->rc_head;
+    w->rc_head = e->next;
+    atomic_fetch_sub(&e->sj->conv->rechecks, 1);
+    free(e->ids);
+    send_job_free(e->sj);
+    free(e);
+  }
+  w->rc_tail = NULL;
+  w->rc_n = 0;
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -460,6 +663,12 @@ static void send_done(task_t *t) {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     room_ack_t *ra = room_ack_new(w, sj);
     if (!ra) send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
+    if (!ra && rc_take(w, sj)) { /* its fan-out waits for the subscriber (above): sj is the queue's */
+      json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
+      im_done(w, &sj->done, 0, res);
+      json_decref(res);
+      return;
+    }
     w->room_relay = ra ? &ra->relay : NULL;
     deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
     if (w->room_relay) { /* not taken: no delivery was posted to another worker, none parked */
@@ -548,6 +757,27 @@ static int msg_check(im_worker_t *w, const char *sender, const msg_in_t *in, con
   *cp = c;
   *mp = members;
   return 0;
+}
+
+/* A stored send with a dt from a session: tracked until its commit is answered, so that the
+ * session's end marks it (im_msg_sending_gone), and marked at once when the session is gone
+ * already (the app's _messageReceived verdict came after it). gone_since: the resend the
+ * writer may find was allocated after this copy, on any node's clock; the window bounds both
+ * how far back it looks and the clocks' difference it allows. A plain send pays a pointer
+ * or two, no read. */
+static void sending_track(im_worker_t *w, send_job_t *sj, int64_t dt) {
+  long window_ms = w->im->cfg->dedupe_window * 1000L;
+  if (!dt || !window_ms || !sj->rt.session) return;
+  sj->j.gone_since = sj->j.ts - window_ms > 0 ? sj->j.ts - window_ms : 1;
+  session_t *s = im_session_get(w, sj->rt.session);
+  if (!s) {
+    atomic_store_explicit(&sj->j.gone, 1, memory_order_release);
+    return;
+  }
+  sj->s_next = s->sending;
+  if (s->sending) s->sending->s_pprev = &sj->s_next;
+  s->sending = sj;
+  sj->s_pprev = &s->sending;
 }
 
 /* Sends a checked message: transient ones straight to whoever is online, the others
@@ -654,6 +884,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   j->mid = xstrdup(mid);
   pm.id = mid;
   PB_SET(pm, timestamp, ts);
+  sending_track(w, sj, in->dt);
   sj->frame = fanout_new(&out);
   sj->frame->priority = priority;
   if (in->not_to_sender) sj->frame->not_to = xstrdup(sender);

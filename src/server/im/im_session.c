@@ -128,6 +128,7 @@ static void offline_hook(im_worker_t *w, session_t *s, int code) {
 }
 
 void im_session_drop(im_worker_t *w, session_t *s, int code) {
+  im_msg_sending_gone(s);
   offline_hook(w, s, code);
   im_link_t *l = s->link;
   for (session_t **pp = &l->sessions; *pp; pp = &(*pp)->next) {

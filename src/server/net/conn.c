@@ -297,11 +297,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   conn_input(c, (uint8_t *)b->base, (size_t)nread);
 }
 
+/* What was appended since the last flush has not been offered to the kernel yet, and one
+ * loop iteration can append a lot to one connection: a worker runs every delivery its
+ * inbox gathered while it was busy or off the CPU before it flushes, and a message to a
+ * socket that carries many sessions is appended once for each. Such a queue says nothing
+ * about its reader, so before it is held against output_limit it is written now, as the
+ * flush would: what the kernel takes does not count. With a write in flight the kernel had
+ * no room at the last flush, and the queue is judged as it is. Only a WebSocket connection
+ * (not closing, no download: nothing is to run when its queue empties). */
+static void flush_early(conn_t *c) {
+  if (c->state == CONN_WS && !c->writing && c->out.len) conn_flush(c);
+}
+
 int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs) {
   if (c->reaping) return TERN_ECLOSED;
   size_t total = 0;
   for (int i = 0; i < nbufs; i++) total += bufs[i].len;
   size_t limit = (size_t)c->w->srv->cfg->output_limit;
+  if (conn_queued(c) + total > limit) {
+    flush_early(c);
+    if (c->reaping) return TERN_ECLOSED; /* the socket is gone (the write failed) */
+  }
   if (conn_queued(c) + total > limit) {
     atomic_fetch_add(&c->w->srv->out_dropped_conn, 1);
     log_limited(&drop_log, LOG_WARN, "conn %s: output queue over %zu bytes, dropping slow consumer", c->ip, limit);

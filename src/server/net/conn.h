@@ -5,7 +5,8 @@
  * consumers, and the timestamps the worker's 1-second sweep uses for the idle (4107) and
  * login (4108) timeouts. Handlers only append output; the worker flushes each connection
  * once per loop iteration — all of them in one io_uring submission (uring.h), else with
- * uv_try_write each — the rest with uv_write (rule 15). A queue
+ * uv_try_write each — the rest with uv_write (rule 15); an append that would pass
+ * output_limit writes the queue at once first (conn_writev). A queue
  * that outlives a flush also counts towards its address's and the server's totals
  * (output_limit_ip, output_limit_total), and so does output the IM layer holds back for
  * the connection (link.held, from the moment it is held); past either, the largest such queues are dropped
@@ -79,7 +80,9 @@ struct conn {
 };
 
 /* Appends bytes to the output queue and schedules a flush. Drops the connection (and
- * returns TERN_E2BIG) when the queue would pass the configured output limit. */
+ * returns TERN_E2BIG) when the queue would pass the configured output limit — a WebSocket
+ * connection with no write in flight is first written as a flush would, so what the kernel
+ * takes at once does not count (TERN_ECLOSED if that write finds the socket dead). */
 int conn_write(conn_t *c, const void *p, size_t n);
 /* The same for several pieces that must stay together (a frame header and its payload). */
 int conn_writev(conn_t *c, const uv_buf_t *bufs, int nbufs);

@@ -1132,11 +1132,23 @@ static int rb_pending(bus_t *b) {
   return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
+/* hiredis reads the socket 16 KiB at a time; a fence reads at most this many times */
+#define DRAIN_READ_BYTES (16 * 1024)
+#define DRAIN_MAX_READS 128
+
 static void rb_drain(bus_t *b) {
   rbus_t *r = RB(b);
-  /* a few reads of what is there now (hiredis reads 16 KiB at a time); not a loop that
-   * traffic arriving meanwhile could keep going */
-  for (int i = 0; i < 8 && r->sub.started && r->sub.ac && r->sub.state == C_UP && rb_pending(b); i++) {
+  /* Every byte in the socket now, and no more: a read takes min(what is there, 16 KiB),
+   * so ceil(n / 16 KiB) reads take the n bytes there at the start (whatever arrives meanwhile
+   * queues behind them) — not a loop that traffic arriving meanwhile could keep going. What
+   * was in the socket when the fence was asked is among them (it was read since, or is
+   * still in front). Bounded at DRAIN_MAX_READS (2 MiB: a subscriber that far behind is
+   * past what a fence makes exact, docs/cluster.md "What is left"). */
+  int fd = atomic_load(&r->sub_fd), n = 0;
+  if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0 || n < 0) n = 0;
+  int reads = n > 0 ? (n + DRAIN_READ_BYTES - 1) / DRAIN_READ_BYTES : 0;
+  if (reads > DRAIN_MAX_READS) reads = DRAIN_MAX_READS;
+  for (int i = 0; i < reads && r->sub.started && r->sub.ac && r->sub.state == C_UP && rb_pending(b); i++) {
     atomic_store(&r->sub_busy, 1);
     redisAsyncHandleRead(r->sub.ac);
     atomic_store(&r->sub_busy, 0);

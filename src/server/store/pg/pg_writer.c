@@ -347,6 +347,7 @@ static int checked_settle(const PGresult *r, job_msg_insert_t *j, map_t *lm) {
 
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   order_key(s, j);
+  store_msg_gone_settle(j); /* after the order lock (attempt_careful: order_lock first) */
   pgargs_t a = {0};
   msg_args(&a, j);
   if (msg_checked(j)) {
@@ -995,6 +996,11 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
     case JOB_MSG_INSERT: {
       job_msg_insert_t *m = (job_msg_insert_t *)j;
       order_key(s, m);
+      /* Read only now, the order lock granted: a resend another node committed before it was
+       * is seen by the check, and one it did not commit yet waits behind this transaction and
+       * finds this copy — unless the mark comes later than that node's commit (docs/cluster.md,
+       * "A send whose ack died with its node is stored once"). */
+      store_msg_gone_settle(m);
       lm_note(&f->sent, m->conv, m->ts);
       if (msg_checked(m)) { /* a possible resend: a statement of its own, after those before it */
         if (flight_msgs(f) != 0 || flight_checked(f, m) != 0) return flight_failed(s, -1);

@@ -101,6 +101,7 @@ static int msg_dup(store_t *s, job_msg_insert_t *j) {
 }
 
 static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
+  store_msg_gone_settle(j); /* the one FIFO writer: every job submitted before it has run */
   if (j->dt_since && j->dt) {
     int dup = msg_dup(s, j);
     if (dup) return dup;
