@@ -6,6 +6,8 @@
 // stay connected, and once PostgreSQL is back sends work again with nothing acked lost.
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { startServer } from '../lib/server.mjs';
 import { startPg, lockTable } from '../lib/pg.mjs';
 import { Clients, waitFor, uid, sleep, reconnection } from '../lib/interop-util.mjs';
@@ -644,5 +646,355 @@ describe('the sweep reads the conversations it deletes off the loop', () => {
     } finally {
       await locker.close();
     }
+  });
+});
+
+// The REST routes a client may call with the public app key and its own session token
+// (AUTH_CLIENT: /1.1/rtm/notifications, /1.2/rtm/clients/:id/unread-count,
+// /1.1/classes/_ConversationMemberInfo) read the store off the loop (api/rest_read.c): the
+// token's revocations and the route's own reads go to the read threads together, the HTTP
+// request is deferred, and the answer goes out once they are read. With the table a read
+// needs locked from psql, another client of the same (only) worker gets its echoes
+// answered, each within a second, while the request waits; once the lock goes the answer
+// is right. Before, each read was made on the worker's loop (the token check in the
+// request's head, the route's read in its handler): the other client's first echo waited
+// for the lock, up to the 5 s statement_timeout.
+describe("the REST API's reads a client may make (its session-token check, its route's reads) are made off the loop", () => {
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  /** GET path with the app key and st as X-LC-IM-Session-Token; resolves {status, body}. */
+  const restGet = (path, st) =>
+    fetch(`${server.httpUrl}${path}`, { headers: { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'X-LC-IM-Session-Token': st } })
+      .then(async (res) => ({ status: res.status, body: await res.json() }));
+
+  /** Starts the request, shows the worker free while it waits on the locked table, then
+   * lets the table go and resolves the request's answer. */
+  async function whileLocked(table, other, request, what) {
+    const locker = await lockTable(db, table);
+    try {
+      let answered = false;
+      const pending = request().then((r) => { answered = true; return r; });
+      await loopFree(other, what);
+      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+      locker.commit();
+      return await pending;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it("GET /1.1/rtm/notifications: its session token's check waits on a locked revocation table off the loop; the worker answers another client meanwhile", async () => {
+    const a = await protoSession(server, 'rn-a');
+    const b = await protoSession(server, 'rn-b');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rn-other');
+    const { cid } = await startConv(a, ['rn-b']); // b's 'joined' and 'members_joined' are permanent notifications
+    const path = `/1.1/rtm/notifications?client_id=rn-b&start_ts=0&notification_type=permanent`;
+    let first;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) { // written behind the push
+      first = await restGet(path, st);
+      if (first.status === 200 && first.body.notifications.length >= 2) break;
+    }
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const r = await whileLocked('token_revoked', other, () => restGet(path, st), 'a REST call\'s session token was checked');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, first.body);
+    assert.deepEqual(r.body.notifications.map((n) => `${n.cid}/${n.op}`), [`${cid}/joined`, `${cid}/members_joined`]);
+    // a revoked token is still refused, from the read: b logs out (its lineage revoked, stored)
+    await b.request({ cmd: 'session', op: 'close' });
+    const refused = await restGet(path, st);
+    assert.equal(refused.status, 401, JSON.stringify(refused.body));
+  });
+
+  it('a token revoked while its REST call reads is refused', async () => {
+    const b = await protoSession(server, 'rn-c');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rn-other2');
+    const locker = await lockTable(db, 'token_revoked');
+    try {
+      let answered = false;
+      const pending = restGet('/1.1/rtm/notifications?client_id=rn-c&notification_type=permanent', st).then((r) => { answered = true; return r; });
+      await other.echo();
+      assert.equal(answered, false, 'the call waits for its token check (the table is locked)');
+      const closed = await b.request({ cmd: 'session', op: 'close' }); // revokes st's lineage: held in memory, its write waits
+      assert.equal(closed.op, 'closed', JSON.stringify(closed));
+      locker.commit();
+      const r = await pending;
+      assert.equal(r.status, 401, JSON.stringify(r.body));
+      assert.equal(r.body.code, 4112);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  it('GET /1.2/rtm/clients/:id/unread-count waits on a locked member table off the loop; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'ru-a');
+    const b = await protoSession(server, 'ru-b');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'ru-other');
+    const { cid } = await startConv(a, ['ru-b']);
+    await sendMsg(a, cid, 'one');
+    await sendMsg(a, cid, 'two');
+    const path = `/1.2/rtm/clients/ru-b/unread-count?conv_id=${cid}`;
+    let first;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) {
+      first = await restGet(path, st);
+      if (first.status === 200 && first.body.count === 2) break;
+    }
+    assert.deepEqual([first.status, first.body], [200, { count: 2 }]);
+    const r = await whileLocked('member', other, () => restGet(path, st), "a REST call's unread counts were read");
+    assert.deepEqual([r.status, r.body], [200, { count: 2 }]);
+  });
+
+  it('GET /1.1/classes/_ConversationMemberInfo waits on a locked member_info table off the loop; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'ri-a');
+    const st = a.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'ri-other');
+    const { cid } = await startConv(a, ['ri-b', 'ri-c']);
+    const upd = await a.request({ cmd: 'conv', op: 'member_info_update', convMessage: { cid, targetClientId: 'ri-b', info: { pid: 'ri-b', role: 'Manager' } } });
+    assert.equal(upd.op, 'member_info_updated', JSON.stringify(upd));
+    const infos = (c) => restGet(`/1.1/classes/_ConversationMemberInfo?client_id=ri-a&where=${encodeURIComponent(JSON.stringify({ cid: c }))}`, st);
+    let first;
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) {
+      first = await infos(cid);
+      if (first.status === 200 && first.body.results.length) break;
+    }
+    assert.deepEqual(first.body.results.map((x) => [x.clientId, x.role]), [['ri-b', 'Manager']]);
+    const r = await whileLocked('member_info', other, () => infos(cid), "a REST call's member roles were read");
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, first.body);
+  });
+
+  // one address has at most 64 reads waiting (MAX_IP_READS, with its WebSocket reads): a
+  // 65th REST call is refused at once (429), not read on the loop; the count goes back down
+  it('one address has at most 64 REST reads waiting off the loop; the 65th is refused with 429, not read on the loop', async () => {
+    const b = await protoSession(server, 'rl-b');
+    const st = b.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rl-other');
+    const path = '/1.2/rtm/clients/rl-b/unread-count';
+    assert.deepEqual((await restGet(path, st)).body, { count: 0 });
+    const locker = await lockTable(db, 'member');
+    try {
+      const waiting = [];
+      for (let i = 0; i < 64; i++) waiting.push(restGet(path, st));
+      // each call is on a connection of its own: wait until all 64 are read (each holds a count)
+      let refused;
+      for (let t0 = Date.now(); Date.now() - t0 < 3000; await sleep(20)) {
+        refused = await restGet(path, st);
+        if (refused.status === 429) break;
+      }
+      assert.deepEqual([refused.status, refused.body.error], [429, 'too many reads from this address']);
+      await other.echo(); // the worker reads on
+      locker.commit();
+      for (const r of await Promise.all(waiting)) assert.deepEqual([r.status, r.body], [200, { count: 0 }]);
+      assert.deepEqual((await restGet(path, st)).body, { count: 0 }, 'the count went back down');
+    } finally {
+      await locker.close();
+    }
+  });
+
+  // /1.1/installations takes the app key alone (every copy of the app carries it): a save
+  // reads the stored object (and, for each channel, the session token's revocations and
+  // the device's old binding), a GET the object, all off the loop now
+  it('POST and GET /1.1/installations with the app key wait on a locked installation table off the loop; the worker answers another client meanwhile', async () => {
+    const a = await protoSession(server, 'rd-a');
+    const st = a.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'rd-other');
+    const headers = { 'X-LC-Id': server.appId, 'X-LC-Key': server.appKey, 'Content-Type': 'application/json' };
+    const post = () => fetch(`${server.httpUrl}/1.1/installations`, {
+      method: 'POST', headers: { ...headers, 'X-LC-IM-Session-Token': st },
+      body: JSON.stringify({ deviceType: 'ios', deviceToken: 'ab'.repeat(32), channels: ['rd-a', 'rd-nobody'] }),
+    }).then(async (res) => ({ status: res.status, body: await res.json() }));
+    const made = await whileLocked('installation', other, post, 'an installation was saved');
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const get = () => fetch(`${server.httpUrl}/1.1/installations/${made.body.objectId}`, { headers })
+      .then(async (res) => ({ status: res.status, body: await res.json() }));
+    const got = await whileLocked('installation', other, get, 'an installation was read');
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    assert.deepEqual([got.body.objectId, got.body.deviceType, got.body.channels], [made.body.objectId, 'ios', ['rd-a', 'rd-nobody']]);
+    // the channel its session token vouched for is bound (a device row), the other is not
+    const devices = await new Promise((resolve) => {
+      const p = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-c', `SELECT client FROM device WHERE installation_id = '${made.body.objectId}' ORDER BY client`]);
+      let out = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.on('exit', () => resolve(out.trim().split('\n').filter(Boolean)));
+    });
+    assert.deepEqual(devices, ['rd-a']);
+  });
+
+  // any id a client names (here: one no conversation has) is looked up in the store when
+  // the cache lacks it: off the loop too
+  it('GET /1.1/classes/_ConversationMemberInfo of a conversation the cache lacks waits on a locked conversation table off the loop', async () => {
+    const a = await protoSession(server, 'ri-d');
+    const st = a.openReply.sessionMessage.st;
+    const other = await protoSession(server, 'ri-other2');
+    const path = `/1.1/classes/_ConversationMemberInfo?client_id=ri-d&where=${encodeURIComponent(JSON.stringify({ cid: '000000000000000000000000' }))}`;
+    const none = await whileLocked('conv', other, () => restGet(path, st), 'a REST call read a conversation the cache lacks');
+    assert.deepEqual([none.status, none.body], [200, { results: [] }]);
+  });
+});
+
+// An offline push reads each offline recipient's devices (the device table): any logged-in
+// client's send to a conversation with offline members triggers it, one read per member.
+// Off the loop now (out/push.c): with the device table locked, a send's push waits while
+// another client of the same (only) worker gets its echoes answered, each within a second;
+// then the push goes out. Before, the devices were read on the worker's loop after the
+// commit: the other client's first echo waited for the lock.
+describe("an offline push reads its recipients' devices off the loop", () => {
+  const pushes = [];
+  let webhook, db, server;
+  const env = { TERN_WORKERS: '1', TERN_PUSH_PROVIDER: 'webhook', TERN_PUSH_TEMPLATE: JSON.stringify({ alert: '${fromClientId} wrote' }) };
+  before(async () => { // before usePgServers' own: the server starts with the webhook's URL
+    webhook = http.createServer((req, res) => {
+      let raw = '';
+      req.on('data', (d) => { raw += d; });
+      req.on('end', () => { pushes.push(JSON.parse(raw)); res.writeHead(200); res.end('{}'); });
+    });
+    await new Promise((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    env.TERN_PUSH_WEBHOOK_URL = `http://127.0.0.1:${webhook.address().port}/push`;
+  });
+  after(() => new Promise((resolve) => webhook.close(resolve)));
+  const pgs = usePgServers(env);
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  it('a send to an offline member waits for its push on a locked device table off the loop; the worker answers another client meanwhile', async () => {
+    const tom = await protoSession(server, 'pp-tom');
+    const other = await protoSession(server, 'pp-other');
+    const jerry = await protoSession(server, 'pp-jerry');
+    const token = 'ab'.repeat(32);
+    const up = await jerry.request({ cmd: 'report', op: 'upload', reportMessage: { initiative: true, type: 'token', data: token } });
+    assert.equal(up.op, 'uploaded', JSON.stringify(up));
+    const { cid } = await startConv(tom, ['pp-jerry']);
+    await jerry.close();
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await sleep(50)) { // jerry is offline once its close is seen
+      const r = await tom.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+      if (r.convMessage) break;
+    }
+    await sleep(200);
+    const locker = await lockTable(db, 'device');
+    try {
+      const ack = await sendMsg(tom, cid, 'while the devices are locked');
+      await loopFree(other, "an offline push's devices were read");
+      assert.deepEqual(pushes.filter((p) => p.msgId === ack.uid), [], 'the push waits for its devices (the table is locked)');
+      locker.commit();
+      for (let t0 = Date.now(); Date.now() - t0 < 5000 && !pushes.some((p) => p.msgId === ack.uid); await sleep(50));
+      const got = pushes.filter((p) => p.msgId === ack.uid);
+      assert.deepEqual(got.map((p) => [p.clientId, p.convId, p.fromClientId]), [['pp-jerry', cid, 'pp-tom']]);
+    } finally {
+      await locker.close();
+    }
+  });
+});
+
+// An edit or recall (patch/modify, up to 20 patches a request, any logged-in client's at
+// will) reads each patched message (msg), in a conversation with imported ids its key first
+// (msg_ext), and a conversation the cache lacks (conv). Off the loop now (im_patch.c), the
+// connection paused meanwhile, the patch run again with the answers: with the table
+// locked, another client of the same (only) worker gets its echoes answered, each within a
+// second; then the patch is answered and pushed. Before, each read was made on the loop:
+// the other client's first echo waited for the lock.
+describe("an edit's reads (its messages, their imported ids, their conversations) are made off the loop", () => {
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  async function patchWhileLocked(table, client, other, patch, what) {
+    const locker = await lockTable(db, table);
+    try {
+      let answered = false;
+      const pending = client.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [patch] } }, 20000).then((r) => { answered = true; return r; });
+      let echoed = false; // sent after the patch: run after it (its connection waits for the read)
+      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, what);
+      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+      assert.equal(echoed, false, 'the frame behind the patch waits for it');
+      locker.commit();
+      const r = await pending;
+      assert.equal((await behind).cmd, 'echo');
+      return r;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it('an edit waits on a locked message table off the loop; the worker answers another client meanwhile; the member gets the patch', async () => {
+    const a = await protoSession(server, 'pe-a');
+    const b = await protoSession(server, 'pe-b');
+    const other = await protoSession(server, 'pe-other');
+    const { cid } = await startConv(a, ['pe-b']);
+    const m = await sendMsg(a, cid, 'to be edited');
+    const r = await patchWhileLocked('msg', a, other, { cid, mid: m.uid, timestamp: m.t, data: 'edited' }, 'an edit read its message');
+    assert.equal(r.op, 'modified', JSON.stringify(r));
+    const push = await b.next((x) => x.cmd === 'patch' && x.op === 'modify');
+    assert.deepEqual(push.patchMessage.patches.map((p) => [p.mid, p.data]), [[m.uid, 'edited']]);
+  });
+
+  it('an edit of an imported message waits on a locked imported-id table off the loop; the worker answers another client meanwhile', async () => {
+    const cid = 'a1b2c3d4e5f6a7b8c9d0e1f2';
+    const t = Date.now() - 60000;
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: [
+        { type: 'conversation', objectId: cid, m: ['pi-a', 'pi-b'], c: 'pi-a' },
+        { type: 'message', cid, 'msg-id': 'imported-1', timestamp: t, from: 'pi-a', data: 'imported' },
+      ].map((x) => JSON.stringify(x)).join('\n'),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'pi-a');
+    const other = await protoSession(server, 'pi-other');
+    const r = await patchWhileLocked('msg_ext', a, other, { cid, mid: 'imported-1', timestamp: t, data: 'edited' }, "an edit read an imported message's key");
+    assert.equal(r.op, 'modified', JSON.stringify(r));
+    const page = await a.request({ cmd: 'logs', logsMessage: { cid, l: 10 } });
+    assert.deepEqual(page.logsMessage.logs.map((l) => [l.msgId, l.data]), [['imported-1', 'edited']]);
+  });
+
+  // the same for what an ack, a read or a history page reads besides its conversation
+  // (im_prefetch_keys): an imported id's key, a read's other conversations
+  async function framesWhileLocked(table, client, other, frame, what) {
+    const locker = await lockTable(db, table);
+    try {
+      const i = client.send(frame);
+      let echoed = false; // sent after it: runs after it (its connection waits for the read)
+      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, what);
+      assert.equal(echoed, false, `${what}: the frame behind it waits for its read (${table} is locked)`);
+      locker.commit();
+      assert.equal((await behind).cmd, 'echo');
+      return i;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it('a history page bounded by an imported id waits on a locked imported-id table off the loop; the worker answers another client meanwhile', async () => {
+    const cid = 'b1b2c3d4e5f6a7b8c9d0e1f2';
+    const t = Date.now() - 60000;
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: [
+        { type: 'conversation', objectId: cid, m: ['pl-a'], c: 'pl-a' },
+        { type: 'message', cid, 'msg-id': 'old-0', timestamp: t - 1000, from: 'pl-a', data: 'zero' },
+        { type: 'message', cid, 'msg-id': 'old-1', timestamp: t, from: 'pl-a', data: 'one' },
+      ].map((x) => JSON.stringify(x)).join('\n'),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'pl-a');
+    const other = await protoSession(server, 'pl-other');
+    assert.equal((await a.request({ cmd: 'logs', logsMessage: { cid, l: 10 } })).cmd, 'logs'); // cached now
+    const id = await framesWhileLocked('msg_ext', a, other, { cmd: 'logs', logsMessage: { cid, mid: 'old-1', t, l: 10 } }, "a history page read an imported id's key");
+    const page = await a.reply(id);
+    assert.deepEqual(page.logsMessage.logs.map((l) => [l.msgId, l.data]), [['old-0', 'zero']]);
+  });
+
+  it("a read receipt's conversations the cache lacks wait on a locked conversation table off the loop; the worker answers another client meanwhile", async () => {
+    const a = await protoSession(server, 'pr-a');
+    const other = await protoSession(server, 'pr-other');
+    const convs = [];
+    for (let i = 0; i < 5; i++) convs.push({ cid: `c0ffee00000000000000000${i}`, timestamp: Date.now() });
+    await framesWhileLocked('conv', a, other, { cmd: 'read', readMessage: { convs } }, "a read receipt read conversations the cache lacks");
   });
 });

@@ -15,7 +15,11 @@ typedef enum {
   AUTH_MASTER = 0, /* the master key */
   AUTH_CLIENT,     /* the master key, or the app key plus X-LC-IM-Session-Token: a live session
                     * token (not expired, not revoked) of the client the request is about —
-                    * the path's :client_id, else the query's client_id */
+                    * the path's :client_id, else the query's client_id. On PostgreSQL, for a
+                    * row with token_read, the head checks what needs no store and sets
+                    * r->auth_pending; the store's revocations are read with the handler's
+                    * reads, off the loop, by rest_read_run (rest_read.h), which finishes
+                    * the check before the handler answers */
   AUTH_APP,        /* the app key (or the master key) */
   AUTH_UPLOAD,     /* an upload token from fileTokens (?token=) for the path's :id; keys are not looked at */
   AUTH_METRICS,    /* the master key, also as "Authorization: Bearer <master key>" (Prometheus) */
@@ -26,6 +30,9 @@ typedef enum {
  * the app key with 403. Answers the error itself and returns -1 on failure. For handlers
  * whose route row already says as much it is a second look, never a weaker one. */
 int rest_check_app(conn_t *c, const http_req_t *r, int need_master);
+/* The client an AUTH_CLIENT request is about: the path's :client_id, else ?client_id (a
+ * new string, the caller frees it), NULL when it names none. */
+char *rest_auth_client(const http_req_t *r);
 /* The client a request that passed AUTH_CLIENT acts for (borrowed from r or copied into
  * a new string: the caller frees it), or NULL after answering 400 when it names none. */
 char *rest_session_client(conn_t *c, const http_req_t *r);
@@ -45,6 +52,9 @@ typedef struct {
   void (*fn)(conn_t *c, const http_req_t *r);
   size_t (*body_limit)(conn_t *c, const http_req_t *r);
   rest_auth_t auth;
+  int token_read; /* AUTH_CLIENT: the handler makes its reads with rest_read_run, which reads the
+                   * session token's revocations with them (off the loop on PostgreSQL); 0: they
+                   * are read from the head, on the loop */
 } rest_route_t;
 
 /* routes.c, net's http_head (net.h): everything decided from a request's head, before any body byte is read: the

@@ -101,9 +101,7 @@ static int deny(http_req_t *r, int status, int code, const char *msg) {
   return -1;
 }
 
-/* The client an AUTH_CLIENT request is about: the path's :client_id, else ?client_id (new
- * string, caller frees), NULL when it names none. */
-static char *subject_client(const http_req_t *r) {
+char *rest_auth_client(const http_req_t *r) {
   const char *p = http_path_param(r, "client_id");
   return p ? xstrdup(p) : http_query_param(r, "client_id");
 }
@@ -115,6 +113,23 @@ int rest_token_live(conn_t *c, const char *client, const char *st) {
   if (rc < 0) return rc;
   free(info.tag);
   return revoke_check(w, client, &info);
+}
+
+/* A session token checked from the head: all of rest_token_live when reads are local and
+ * cheap (SQLite) or the route's handler does not read through rest_read_run; else what
+ * needs no store, *pending set: the store's revocations are read off the loop with the
+ * handler's reads (rest_read_run). */
+static int head_token_check(conn_t *c, const http_req_t *r, const char *client, const char *st, int *pending) {
+  im_worker_t *w = c->w->imw;
+  const rest_route_t *rt = r->route;
+  if (!rt || !rt->token_read || !store_reads_off_loop(w->im->store)) return rest_token_live(c, client, st);
+  token_info_t info;
+  int rc = token_check(w->im->master_key, w->im->app_id, client, st, &info);
+  if (rc < 0) return rc;
+  free(info.tag);
+  rc = revoke_check_memory(w, client, &info);
+  if (rc == 0) *pending = 1;
+  return rc;
 }
 
 int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need) {
@@ -148,8 +163,8 @@ int rest_authorize(conn_t *c, http_req_t *r, rest_auth_t need) {
   case AUTH_CLIENT: {
     if (!key) return deny(r, 401, 401, "Unauthorized: X-LC-Key is missing.");
     const char *st = http_header(r, "X-LC-IM-Session-Token");
-    char *client = subject_client(r);
-    int rc = client && st ? rest_token_live(c, client, st) : TERN_EINVAL;
+    char *client = rest_auth_client(r);
+    int rc = client && st ? head_token_check(c, r, client, st, &r->auth_pending) : TERN_EINVAL;
     free(client);
     if (rc == 0) return 0;
     return deny(r, 401, LC_SESSION_TOKEN_EXPIRED,
@@ -182,7 +197,7 @@ int rest_check_app(conn_t *c, const http_req_t *r, int need_master) {
 }
 
 char *rest_session_client(conn_t *c, const http_req_t *r) {
-  char *client = subject_client(r);
+  char *client = rest_auth_client(r);
   if (!client || !*client) {
     free(client);
     http_respond_error(c, r, 400, 107, "client_id is required");

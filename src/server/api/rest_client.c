@@ -11,6 +11,7 @@
 #include "err.h"
 #include "log.h"
 #include "out.h"
+#include "rest_read.h"
 #include "rest_rtm.h"
 #include "revoke.h"
 #include "sign.h"
@@ -35,27 +36,48 @@ void rest_check_online(conn_t *c, const http_req_t *r) {
 }
 
 typedef struct {
+  rest_read_t x; /* first */
+  char *client, *only;
   int total;
-  const char *only;
-} unread_sum_t;
+} unread_read_t;
 
 static void unread_sum(void *arg, const unread_view_t *u) {
-  unread_sum_t *s = arg;
+  unread_read_t *s = arg;
   if (!s->only || strcmp(s->only, u->cid) == 0) s->total += u->unread;
+}
+
+static int unread_read(store_reader_t *rd, rest_read_t *x) {
+  unread_read_t *s = (unread_read_t *)x;
+  return store_unread(rd, s->client, 0, 1000, unread_sum, s);
+}
+
+static void unread_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
+  unread_read_t *s = (unread_read_t *)x;
+  if (x->rd.result < 0) http_respond_error(c, r, 500, 1, "storage failed");
+  else http_respond_json(c, r, 200, json_pack("{s:i}", "count", s->total));
+}
+
+static void unread_free(rest_read_t *x) {
+  unread_read_t *s = (unread_read_t *)x;
+  free(s->client);
+  free(s->only);
+  free(s);
 }
 
 /* GET /1.2/rtm/clients/:client_id/unread-count[?conv_id] — the master key, or the app key
  * with that client's own session token (AUTH_CLIENT): LeanCloud let the app key, which
- * every app ships, read anyone's. */
+ * every app ships, read anyone's. Read off the loop (rest_read.h), with the token's
+ * revocations. */
 void rest_unread_count(conn_t *c, const http_req_t *r) {
   const char *client = http_path_param(r, "client_id");
   if (!rest_client_id_ok(c, r, client, "the client id in the path")) return;
-  char *only = http_query_param(r, "conv_id");
-  unread_sum_t s = {0, only};
-  if (store_unread(c->w->imw->reader, client, 0, 1000, unread_sum, &s) < 0)
-    http_respond_error(c, r, 500, 1, "storage failed");
-  else http_respond_json(c, r, 200, json_pack("{s:i}", "count", s.total));
-  free(only);
+  unread_read_t *s = xcalloc(1, sizeof *s);
+  s->client = xstrdup(client);
+  s->only = http_query_param(r, "conv_id");
+  s->x.fn = unread_read;
+  s->x.answer = unread_answer;
+  s->x.free = unread_free;
+  rest_read_run(c, r, &s->x);
 }
 
 /* POST /1.2/rtm/clients/:client_id/kick {"reason"} — every session gets session/closed 4115,

@@ -23,8 +23,11 @@
 #include "jsonlim.h"
 #include "log.h"
 #include "rest.h"
+#include "rest_read.h"
 #include "rest_rtm.h"
+#include "revoke.h"
 #include "timeutil.h"
+#include "token.h"
 #include "utf8.h"
 #include "worker.h"
 
@@ -130,33 +133,6 @@ static void bound_each(void *arg, const device_view_t *d) {
   if (d->installation_id && !strcmp(d->installation_id, p->id) && !strcmp(d->token, p->token)) p->found = 1;
 }
 
-/* Narrows j->channels (all of the document's, from check()) to those this request may
- * bind: every one with the master key; otherwise those the session token in
- * X-LC-IM-Session-Token is a live token of, and — while the device is the one stored
- * under id — those bound before. */
-static void bind_channels(conn_t *c, const http_req_t *r, job_installation_t *j, const installation_row_t *old) {
-  if (r->key == REST_KEY_MASTER) return;
-  const char *st = http_header(r, "X-LC-IM-Session-Token");
-  int same_device = old && !strcmp(old->token, j->token) && !strcmp(old->device_type, j->device_type);
-  size_t k = 0;
-  for (size_t i = 0; i < j->n; i++) {
-    const char *ch = j->channels[i];
-    int bind = st && rest_token_live(c, ch, st) == 0;
-    if (!bind && same_device) {
-      bound_probe_t p = {old->id, old->token, 0};
-      bind = store_devices(c->w->imw->reader, ch, 256, bound_each, &p) == 0 && p.found;
-    }
-    if (bind) {
-      j->channels[k++] = j->channels[i];
-    } else {
-      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)",
-             ch);
-      free(j->channels[i]);
-    }
-  }
-  j->n = k;
-}
-
 static void installation_job_free(store_job_t *sj) {
   job_installation_t *j = (job_installation_t *)sj;
   free(j->id);
@@ -210,58 +186,122 @@ static void bad_request(conn_t *c, const http_req_t *r, const char *why) { http_
 
 static void not_found(conn_t *c, const http_req_t *r) { http_respond_error(c, r, 404, 101, "Object not found."); }
 
-/* POST (id NULL) or PUT: merge the body into the stored object (or a new one) and save. */
-static void save(conn_t *c, const http_req_t *r, const char *id) {
-  im_worker_t *w = c->w->imw;
-  json_t *body = json_loadb_capped((const char *)r->body.data, r->body.len, 0, NULL);
-  if (!json_is_object(body)) {
-    json_decref(body);
-    bad_request(c, r, "the body must be a JSON object");
-    return;
-  }
-  installation_row_t row = {0};
-  int found = 0, rc;
-  if (id) {
-    rc = store_installation_get(w->reader, id, NULL, NULL, &row);
-    if (rc == TERN_ENOENT) {
-      json_decref(body);
-      not_found(c, r);
-      return;
-    }
-    found = rc == 0;
+/* POST (id NULL) or PUT: merge the body into the stored object (or a new one) and save.
+ * Its reads — the stored object, and for each channel the session token's revocations and
+ * whether this device was bound to it before — are made off the loop (rest_read.h): the
+ * app key, which every copy of the app carries, reaches this route. */
+typedef struct {
+  token_info_t info;    /* the session token, sealed for this channel: its revocations read */
+  revoke_read_t tok;    /* … */
+  int token, was_bound; /* was_bound: this device had a row for the channel */
+} bind_probe_t;
+
+typedef struct {
+  rest_read_t x; /* first */
+  im_t *im;
+  char *id;     /* PUT's, NULL for POST */
+  json_t *body; /* the request's, an object */
+  char *st;     /* X-LC-IM-Session-Token, or NULL */
+  int master;
+  /* what the read found */
+  int rc; /* store_installation_get's */
+  installation_row_t row;
+  json_t *doc;
+  job_installation_t *j;
+  const char *err;
+  bind_probe_t *probe; /* one for each of j->channels, unless master */
+} save_read_t;
+
+static int save_read(store_reader_t *rd, rest_read_t *x) {
+  save_read_t *s = (save_read_t *)x;
+  if (s->id) {
+    s->rc = store_installation_get(rd, s->id, NULL, NULL, &s->row);
   } else {
     /* one installation per device: a second POST for the same token updates the first */
-    const char *type = json_string_value(json_object_get(body, "deviceType"));
-    const char *tok = type ? token_of(body, type) : NULL;
-    rc = tok ? store_installation_get(w->reader, NULL, type, tok, &row) : TERN_ENOENT;
-    found = rc == 0;
+    const char *type = json_string_value(json_object_get(s->body, "deviceType"));
+    const char *tok = type ? token_of(s->body, type) : NULL;
+    s->rc = tok ? store_installation_get(rd, NULL, type, tok, &s->row) : TERN_ENOENT;
   }
-  if (rc < 0 && rc != TERN_ENOENT) {
-    json_decref(body);
+  if (s->rc < 0 && s->rc != TERN_ENOENT) return s->rc;
+  if (s->id && s->rc == TERN_ENOENT) return 0; /* 404 */
+  int found = s->rc == 0;
+  s->doc = found ? json_loads(s->row.body, 0, NULL) : NULL;
+  if (!json_is_object(s->doc)) {
+    json_decref(s->doc);
+    s->doc = json_object();
+  }
+  s->j = stored_new();
+  s->err = apply(s->doc, s->body);
+  if (!s->err) s->err = check(s->doc, s->j);
+  if (s->err || s->master) return 0;
+  /* who vouches for each channel: its own session token, or — while the device stays the
+   * one stored — its binding from before (checked on the worker: save_answer) */
+  job_installation_t *j = s->j;
+  int same_device = found && !strcmp(s->row.token, j->token) && !strcmp(s->row.device_type, j->device_type);
+  s->probe = xcalloc(j->n + 1, sizeof *s->probe);
+  for (size_t i = 0; i < j->n; i++) {
+    bind_probe_t *b = &s->probe[i];
+    if (s->st && token_check(s->im->master_key, s->im->app_id, j->channels[i], s->st, &b->info) == 0) {
+      free(b->info.tag);
+      b->info.tag = NULL;
+      b->token = 1;
+      /* touches only the revocations' generations, under their lock: any thread */
+      revoke_read_start(s->im->workers[s->x.rd.worker], j->channels[i], &b->info, &b->tok);
+      revoke_read(rd, &b->tok);
+    }
+    if (same_device) {
+      bound_probe_t p = {s->row.id, s->row.token, 0};
+      b->was_bound = store_devices(rd, j->channels[i], 256, bound_each, &p) == 0 && p.found;
+    }
+  }
+  return 0;
+}
+
+/* Narrows j->channels (all of the document's, from check()) to those this request may
+ * bind: every one with the master key; otherwise those the session token in
+ * X-LC-IM-Session-Token is a live token of, and — while the device is the one stored
+ * under id — those bound before. */
+static void bind_channels(im_worker_t *w, save_read_t *s) {
+  if (s->master) return;
+  job_installation_t *j = s->j;
+  size_t k = 0;
+  for (size_t i = 0; i < j->n; i++) {
+    const char *ch = j->channels[i];
+    bind_probe_t *b = &s->probe[i];
+    int bind = (b->token && revoke_check_read(w, ch, &b->info, &b->tok) == 0) || b->was_bound;
+    if (bind) {
+      j->channels[k++] = j->channels[i];
+    } else {
+      log_at(LOG_DEBUG, "installation %s: channel %s kept, not bound (nobody vouched for it)", j->id ? j->id : "(new)",
+             ch);
+      free(j->channels[i]);
+    }
+  }
+  j->n = k;
+}
+
+static void save_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
+  save_read_t *s = (save_read_t *)x;
+  if (x->rd.result < 0) {
     http_respond_error(c, r, 500, 1, "storage failed");
     return;
   }
-  json_t *doc = found ? json_loads(row.body, 0, NULL) : NULL;
-  if (!json_is_object(doc)) {
-    json_decref(doc);
-    doc = json_object();
-  }
-  job_installation_t *j = stored_new();
-  const char *err = apply(doc, body);
-  if (!err) err = check(doc, j);
-  if (!err) bind_channels(c, r, j, found ? &row : NULL);
-  if (err) {
-    bad_request(c, r, err);
-    installation_job_free(&j->job);
-    json_decref(doc);
-    json_decref(body);
-    installation_row_free(&row);
+  if (s->id && s->rc == TERN_ENOENT) {
+    not_found(c, r);
     return;
   }
+  if (s->err) {
+    bad_request(c, r, s->err);
+    return;
+  }
+  int found = s->rc == 0;
+  job_installation_t *j = s->j;
+  bind_channels(c->w->imw, s);
+  s->j = NULL; /* stored_submit's now */
   int64_t now = now_ms();
   if (found) {
-    j->id = xstrdup(row.id);
-    j->created_at = row.created_at;
+    j->id = xstrdup(s->row.id);
+    j->created_at = s->row.created_at;
   } else {
     uint8_t rnd[12];
     char hex[25];
@@ -271,7 +311,7 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
     j->created_at = now;
   }
   j->updated_at = now;
-  j->body = json_dumps(doc, JSON_COMPACT);
+  j->body = json_dumps(s->doc, JSON_COMPACT);
   char created[ISO_LEN + 1], updated[ISO_LEN + 1];
   iso_format(j->created_at, created);
   iso_format(now, updated);
@@ -283,25 +323,75 @@ static void save(conn_t *c, const http_req_t *r, const char *id) {
     stored_submit(c, j, 200,
                   json_pack("{s:s, s:s, s:s}", "objectId", j->id, "createdAt", created, "updatedAt", updated), NULL);
   }
-  json_decref(doc);
-  json_decref(body);
-  installation_row_free(&row);
+}
+
+static void save_free(rest_read_t *x) {
+  save_read_t *s = (save_read_t *)x;
+  if (s->j) installation_job_free(&s->j->job);
+  if (s->rc == 0) installation_row_free(&s->row);
+  json_decref(s->doc);
+  json_decref(s->body);
+  free(s->probe);
+  free(s->id);
+  free(s->st);
+  free(s);
+}
+
+static void save(conn_t *c, const http_req_t *r, const char *id) {
+  json_t *body = json_loadb_capped((const char *)r->body.data, r->body.len, 0, NULL);
+  if (!json_is_object(body)) {
+    json_decref(body);
+    bad_request(c, r, "the body must be a JSON object");
+    return;
+  }
+  save_read_t *s = xcalloc(1, sizeof *s);
+  const char *st = http_header(r, "X-LC-IM-Session-Token");
+  s->im = c->w->imw->im;
+  s->id = id ? xstrdup(id) : NULL;
+  s->body = body;
+  s->st = st ? xstrdup(st) : NULL;
+  s->master = r->key == REST_KEY_MASTER;
+  s->rc = TERN_ENOENT;
+  s->x.fn = save_read;
+  s->x.answer = save_answer;
+  s->x.free = save_free;
+  rest_read_run(c, r, &s->x);
+}
+
+/* GET: read off the loop (rest_read.h), as the app key reaches it. */
+typedef struct {
+  rest_read_t x; /* first */
+  char *id;
+  installation_row_t row;
+} get_read_t;
+
+static int get_read(store_reader_t *rd, rest_read_t *x) {
+  get_read_t *g = (get_read_t *)x;
+  return store_installation_get(rd, g->id, NULL, NULL, &g->row);
+}
+
+static void get_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
+  get_read_t *g = (get_read_t *)x;
+  if (x->rd.result == TERN_ENOENT) not_found(c, r);
+  else if (x->rd.result < 0) http_respond_error(c, r, 500, 1, "storage failed");
+  else http_respond_json(c, r, 200, json_stored_object(g->row.body, g->row.id, g->row.created_at, g->row.updated_at));
+}
+
+static void get_free(rest_read_t *x) {
+  get_read_t *g = (get_read_t *)x;
+  if (x->rd.result == 0) installation_row_free(&g->row);
+  free(g->id);
+  free(g);
 }
 
 static void get_one(conn_t *c, const http_req_t *r, const char *id) {
-  installation_row_t row;
-  int rc = store_installation_get(c->w->imw->reader, id, NULL, NULL, &row);
-  if (rc == TERN_ENOENT) {
-    not_found(c, r);
-    return;
-  }
-  if (rc < 0) {
-    http_respond_error(c, r, 500, 1, "storage failed");
-    return;
-  }
-  json_t *o = json_stored_object(row.body, row.id, row.created_at, row.updated_at);
-  installation_row_free(&row);
-  http_respond_json(c, r, 200, o);
+  get_read_t *g = xcalloc(1, sizeof *g);
+  g->id = xstrdup(id);
+  g->x.rd.result = TERN_ENOENT;
+  g->x.fn = get_read;
+  g->x.answer = get_answer;
+  g->x.free = get_free;
+  rest_read_run(c, r, &g->x);
 }
 
 static void delete_one(conn_t *c, const http_req_t *r, const char *id) {

@@ -249,7 +249,7 @@ const rest_route_t rest_rtm_routes[] = {
     {HTTP_POST, "/1.2/rtm/clients/check-online", rest_check_online},
     {HTTP_GET, "/1.2/rtm/clients/sign", rest_user_sign, NULL, AUTH_APP},
     {HTTP_POST, "/1.1/rtm/sign", rest_user_sign, NULL, AUTH_APP},
-    {HTTP_GET, "/1.2/rtm/clients/:client_id/unread-count", rest_unread_count, NULL, AUTH_CLIENT},
+    {HTTP_GET, "/1.2/rtm/clients/:client_id/unread-count", rest_unread_count, NULL, AUTH_CLIENT, 1},
     {HTTP_POST, "/1.2/rtm/clients/:client_id/kick", rest_kick},
     {HTTP_GET, "/1.2/rtm/stats", rest_stats},
     {HTTP_GET, "/1.2/rtm/all-conversations", rest_all_conversations},

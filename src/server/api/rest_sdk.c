@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "http.h"
 #include "im_internal.h"
 #include "jsonlim.h"
 #include "rest.h"
+#include "rest_read.h"
 #include "timeutil.h"
 #include "worker.h"
 
@@ -59,57 +61,147 @@ static void notif_each(void *arg, int64_t ts, const char *body) {
 /* GET /1.1/rtm/notifications?client_id&start_ts[&notification_type=permanent] (§3.20):
  * the permanent notifications the client may have missed since start_ts, in the JS SDK's
  * shape {hasMore, notifications}; without notification_type, the Swift SDK's
- * {permanent: {notifications}, droppable: {notifications, invalidLocalConvCache}}. */
+ * {permanent: {notifications}, droppable: {notifications, invalidLocalConvCache}}. Read
+ * off the loop (rest_read.h), with the session token's revocations. */
+typedef struct {
+  rest_read_t x; /* first */
+  char *client;
+  int64_t after;
+  int more;
+  notif_acc_t acc;
+} notif_read_t;
+
+static int notif_read(store_reader_t *rd, rest_read_t *x) {
+  notif_read_t *n = (notif_read_t *)x;
+  return store_notifications(rd, n->client, n->after, 100, &n->more, notif_each, &n->acc);
+}
+
+static void notif_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
+  notif_read_t *n = (notif_read_t *)x;
+  json_t *list = n->acc.list;
+  n->acc.list = NULL;
+  if (x->rd.result < 0) {
+    json_decref(list);
+    http_respond_error(c, r, 500, 1, "storage failed");
+  } else if (n->acc.swift) {
+    http_respond_json(c, r, 200,
+                      json_pack("{s:{s:o}, s:{s:[], s:b}}", "permanent", "notifications", list, "droppable",
+                                "notifications", "invalidLocalConvCache", 0));
+  } else {
+    http_respond_json(c, r, 200, json_pack("{s:b, s:o}", "hasMore", n->more, "notifications", list));
+  }
+}
+
+static void notif_free(rest_read_t *x) {
+  notif_read_t *n = (notif_read_t *)x;
+  json_decref(n->acc.list);
+  free(n->client);
+  free(n);
+}
+
 void rest_notifications(conn_t *c, const http_req_t *r) {
   char *client = rest_session_client(c, r);
   if (!client) return;
   char *start = http_query_param(r, "start_ts"), *type = http_query_param(r, "notification_type");
-  int64_t after = start ? strtoll(start, NULL, 10) : 0;
-  notif_acc_t acc = {json_array(), type == NULL};
-  int more = 0;
-  if (store_notifications(c->w->imw->reader, client, after, 100, &more, notif_each, &acc) < 0) {
-    json_decref(acc.list);
-    http_respond_error(c, r, 500, 1, "storage failed");
-  } else if (acc.swift) {
-    http_respond_json(c, r, 200,
-                      json_pack("{s:{s:o}, s:{s:[], s:b}}", "permanent", "notifications", acc.list, "droppable",
-                                "notifications", "invalidLocalConvCache", 0));
-  } else {
-    http_respond_json(c, r, 200, json_pack("{s:b, s:o}", "hasMore", more, "notifications", acc.list));
-  }
+  notif_read_t *n = xcalloc(1, sizeof *n);
+  n->client = client;
+  n->after = start ? strtoll(start, NULL, 10) : 0;
+  n->acc = (notif_acc_t){json_array(), type == NULL};
+  n->x.fn = notif_read;
+  n->x.answer = notif_answer;
+  n->x.free = notif_free;
   free(start);
   free(type);
-  free(client);
+  rest_read_run(c, r, &n->x);
 }
 
 /* GET /1.1/classes/_ConversationMemberInfo?where={"cid": …}&client_id=… (§3.15): the role
  * assignments of a conversation the client belongs to. Members without a row are plain
- * Members; the owner is the creator. */
+ * Members; the owner is the creator. Read off the loop (rest_read.h), with the session
+ * token's revocations and the conversation itself when the cache lacks it (as
+ * im_prefetch.c reads it for a WebSocket request). */
+typedef struct {
+  rest_read_t x; /* first */
+  char *cid;
+  int looked;    /* conv_get was asked on the loop (the cache held it fresh, or SQLite) */
+  conv_t *conv;  /* … and answered this (held across the read), NULL: none */
+  conv_t *stale; /* else the stale entry being reloaded, or NULL (not cached) */
+  int load_rc;   /* store_conv_load's, when read */
+  conv_row_t row;
+  infos_acc_t acc;
+} infos_read_t;
+
+static int infos_read(store_reader_t *rd, rest_read_t *x) {
+  infos_read_t *p = (infos_read_t *)x;
+  int64_t id = p->conv ? p->conv->id : 0;
+  if (p->looked && !p->conv) return 0;
+  if (!p->looked) {
+    p->load_rc = store_conv_load(rd, p->cid, &p->row);
+    if (p->load_rc == TERN_ENOENT) return 0;
+    if (p->load_rc < 0) return p->load_rc;
+    id = p->row.id;
+  }
+  return store_member_infos(rd, id, info_each, &p->acc);
+}
+
+static void infos_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
+  infos_read_t *p = (infos_read_t *)x;
+  if (!p->looked) { /* cache what was read, as conv_get would have */
+    p->conv = convcache_loaded_get(c->w->imw, p->cid, p->stale, p->load_rc, &p->row);
+    p->stale = NULL;
+    p->load_rc = TERN_ENOENT; /* the row is the cache's now */
+  }
+  char *client = rest_auth_client(r);
+  if (x->rd.result < 0) {
+    http_respond_error(c, r, 500, 1, "storage failed");
+  } else if (!p->conv) {
+    http_respond_json(c, r, 200, json_pack("{s:[]}", "results"));
+  } else if (!client || conv_role(p->conv, client) < ROLE_MEMBER) {
+    http_respond_error(c, r, 403, 119, "not a member of this conversation");
+  } else {
+    http_respond_json(c, r, 200, json_pack("{s:O}", "results", p->acc.results));
+  }
+  free(client);
+}
+
+static void infos_free(rest_read_t *x) {
+  infos_read_t *p = (infos_read_t *)x;
+  if (p->load_rc == 0) conv_row_free(&p->row); /* read, and never cached */
+  if (p->stale) {                              /* never reloaded (refused, or not answered): stale still, as it was */
+    atomic_store(&p->stale->stale, 1);
+    conv_release(p->stale);
+  }
+  if (p->conv) conv_release(p->conv);
+  json_decref(p->acc.results);
+  free(p->cid);
+  free(p);
+}
+
 void rest_member_infos(conn_t *c, const http_req_t *r) {
   char *client = rest_session_client(c, r);
   if (!client) return;
+  free(client);
   char *where_s = http_query_param(r, "where");
   json_t *where = where_s ? json_loads_capped(where_s, 0, NULL) : NULL;
   const char *cid = json_string_value(json_object_get(where, "cid"));
-  im_worker_t *w = c->w->imw;
-  conv_t *conv = cid ? conv_get(w, cid, NULL) : NULL;
   if (!cid) {
     http_respond_error(c, r, 400, 107, "where must name a conversation: {\"cid\": \"…\"}");
-  } else if (!conv) {
-    http_respond_json(c, r, 200, json_pack("{s:[]}", "results"));
-  } else if (conv_role(conv, client) < ROLE_MEMBER) {
-    http_respond_error(c, r, 403, 119, "not a member of this conversation");
   } else {
-    infos_acc_t acc = {json_array(), conv->cid};
-    if (store_member_infos(w->reader, conv->id, info_each, &acc) < 0) {
-      json_decref(acc.results);
-      http_respond_error(c, r, 500, 1, "storage failed");
-    } else {
-      http_respond_json(c, r, 200, json_pack("{s:o}", "results", acc.results));
+    infos_read_t *p = xcalloc(1, sizeof *p);
+    p->cid = xstrdup(cid);
+    p->load_rc = TERN_ENOENT;
+    im_t *im = c->w->imw->im;
+    /* the cache answers without a read unless it lacks the conversation or holds it stale */
+    if (!store_reads_off_loop(im->store) || !convcache_wants_load(im, p->cid, &p->stale)) {
+      p->looked = 1;
+      p->conv = conv_get(c->w->imw, p->cid, NULL);
     }
+    p->acc = (infos_acc_t){json_array(), p->cid};
+    p->x.fn = infos_read;
+    p->x.answer = infos_answer;
+    p->x.free = infos_free;
+    rest_read_run(c, r, &p->x);
   }
-  if (conv) conv_release(conv);
   json_decref(where);
   free(where_s);
-  free(client);
 }

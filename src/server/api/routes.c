@@ -177,8 +177,8 @@ typedef rest_route_t route_t;
 
 static const route_t routes[] = {
     {HTTP_GET, "/v1/route", route_router, NULL, AUTH_OPEN},
-    {HTTP_GET, "/1.1/rtm/notifications", rest_notifications, NULL, AUTH_CLIENT},
-    {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos, NULL, AUTH_CLIENT},
+    {HTTP_GET, "/1.1/rtm/notifications", rest_notifications, NULL, AUTH_CLIENT, 1},
+    {HTTP_GET, "/1.1/classes/_ConversationMemberInfo", rest_member_infos, NULL, AUTH_CLIENT, 1},
     {HTTP_GET, "/health", route_health, NULL, AUTH_OPEN},
     {HTTP_GET, "/ready", rest_ready, NULL, AUTH_OPEN},
     {HTTP_GET, "/metrics", route_metrics, NULL, AUTH_METRICS},

@@ -58,6 +58,11 @@
     "Reconnects whose session token's revocations were read off the worker's loop (PostgreSQL; im_prefetch.c).")       \
   X(DEDUPE_PREFETCHES, COUNTER, "tern_dedupe_prefetches_total", "",                                                    \
     "Sends after a reconnect whose resend lookup (by dt) was read off the worker's loop (PostgreSQL; im_dedupe.c).")   \
+  X(KEYS_PREFETCHES, COUNTER, "tern_keys_prefetches_total", "",                                                        \
+    "Acks, reads and history pages whose other conversations or imported ids were read off the worker's loop "         \
+    "(PostgreSQL; im_prefetch.c).")                                                                                    \
+  X(PATCH_PREFETCHES, COUNTER, "tern_patch_prefetches_total", "",                                                      \
+    "Edits and recalls whose messages (and conversations) were read off the worker's loop (PostgreSQL; im_patch.c).")  \
   X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                      \
     "Sends stored again with a fresh key because another node took or passed theirs (cluster, docs/cluster.md).")      \
   X(SEND_RECHECKS_ABSENT, COUNTER, "tern_send_rechecks_total", "wait=\"absent\"",                                      \

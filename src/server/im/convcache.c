@@ -335,6 +335,7 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
     return NULL;
   }
   if (w->absent_cid && strcmp(w->absent_cid, cid) == 0) return NULL; /* read just now, off the loop: none */
+  if (im_keys_absent(w, cid)) return NULL;                           /* the same (im_prefetch_keys) */
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
   return load_with(w, cid, rc, &row, err);
@@ -393,8 +394,12 @@ int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
   return 0;
 }
 
-void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
   int err = 0;
-  conv_t *c = stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
+  return stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
+}
+
+void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+  conv_t *c = convcache_loaded_get(w, cid, stale, rc, row);
   if (c) conv_release(c);
 }

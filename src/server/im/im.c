@@ -871,6 +871,7 @@ static void dispatch(req_t *r) {
   if (im_reads_presence(cmd, op) && im_presence_fence(r) == IM_PARKED) return;
   /* a conversation the cache lacks is read off the loop first (PostgreSQL) */
   if (im_prefetch(r) == IM_PARKED) return;
+  if (im_prefetch_keys(r) == IM_PARKED) return; /* and what else it reads: other conversations, imported ids */
   switch (cmd) {
   case LC__COMMAND_TYPE__session:
     switch (op) {

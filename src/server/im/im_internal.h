@@ -72,6 +72,11 @@ struct im_worker {
                                          * revocations read off the loop (im_prefetch.c) */
   struct im_dedupe_read *dedupe_read;        /* the same around a send run again with its resend lookup
                                          * read off the loop (im_dedupe.c) */
+  struct patch_read *patch_read;             /* the same around an edit or recall run again with its messages
+                                         * read off the loop (im_patch.c) */
+  struct keys_read *keys_read;               /* the same around an ack, a read or a history page run again
+                                         * with its conversations and imported ids read off the loop
+                                         * (im_prefetch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
   struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
@@ -168,6 +173,8 @@ void convcache_stale(im_t *im, const char *cid);
  * have, and releases stale. */
 int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
+/* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
+conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
  * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other
@@ -339,6 +346,17 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
+/* The same for what else an `ack`, a `read` or a `logs` reads besides the conversation
+ * im_prefetch reads: a `read`'s other conversations the cache lacks (up to 200), and in a
+ * conversation with imported ids (c->ext_ids) the keys of the ids named
+ * (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
+ * and msg_key_resolve look at first) or 0: go on. */
+int im_prefetch_keys(req_t *r);
+/* For conv_get and msg_key_resolve, in such a run again: 1 when cid was read and found
+ * missing; and 1 with (*ts, *seq) or 0 (not an imported id: parse it) when mid's key in
+ * conv was read; -1: not read ahead. */
+int im_keys_absent(const im_worker_t *w, const char *cid);
+int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
 
 /* A request run again once a read off the loop has answered (im_prefetch.c's three kinds,
  * im_dedupe.c's): its frame kept, its link paused while the read runs. Embed first in the

@@ -153,6 +153,45 @@ static int take_msg(void *arg, const msg_view_t *m) {
   return 1;
 }
 
+/* ---- an edit's or recall's reads, off the loop (PostgreSQL) ----
+ * Each patch reads its message (store_msg_get), in a conversation with imported ids its
+ * key first (store_msg_ext_get), and its conversation when the cache lacks it: up to
+ * PATCHES_PER_REQUEST of each per request, any logged-in client's at will. Made on the
+ * worker's loop, each is a round trip on PostgreSQL and waits as long as a lock makes it,
+ * with every connection of the worker behind it. So, as im_prefetch.c does for a request's
+ * conversation, they are read first on the read threads, the link paused, and the request
+ * runs again with the answers (w->patch_read), which prepare uses instead of reading. */
+typedef struct {
+  char *cid, *mid;
+  int load;      /* the conversation was read (the cache lacked it, or held it stale) */
+  conv_t *stale; /* … the stale entry, or NULL */
+  int load_rc;   /* store_conv_load's */
+  conv_row_t row;
+  int64_t conv; /* its id, as cached or read */
+  int ext;      /* it has imported ids */
+  int key_rc;   /* the message's key: 0 (ts, seq) or TERN_EINVAL/TERN_ENOENT */
+  int64_t ts, seq;
+  int msg_rc; /* store_msg_get's */
+  found_t f;
+} patch_item_read_t;
+
+struct patch_read {
+  size_t n;
+  patch_item_read_t it[PATCHES_PER_REQUEST];
+};
+
+/* The answer for it in conversation c, or NULL (not read ahead: read here). */
+static const patch_item_read_t *patch_answer(im_worker_t *w, const Lc__PatchItem *it, const conv_t *c) {
+  const struct patch_read *pr = w->patch_read;
+  for (size_t i = 0; pr && i < pr->n; i++) {
+    const patch_item_read_t *a = &pr->it[i];
+    if (a->conv == (c ? c->id : 0) && a->ext == (c ? atomic_load(&c->ext_ids) != 0 : 0) && !strcmp(a->cid, it->cid) &&
+        !strcmp(a->mid, it->mid))
+      return a;
+  }
+  return NULL;
+}
+
 /* Validates one patch of `from` and builds its job; returns 0 or a protocol error code.
  * as_client: a client's own patch, which must pass what a send would (msg_may_send:
  * membership, blacklist, shut-up) — a client removed from a conversation no longer rewrites
@@ -163,14 +202,35 @@ static int prepare(im_worker_t *w, const char *from, Lc__PatchItem *it, int as_c
   if (recall && !im->cfg->message_recall) return LC_MESSAGE_RECALL_DISABLED;
   if (!recall && !im->cfg->message_edit) return LC_MESSAGE_EDIT_DISABLED;
   int64_t ts, seq;
+  if (w->patch_read && it->cid && it->mid) { /* read ahead and found missing: not read again */
+    for (size_t i = 0; i < w->patch_read->n; i++)
+      if (w->patch_read->it[i].load && w->patch_read->it[i].load_rc == TERN_ENOENT &&
+          !strcmp(w->patch_read->it[i].cid, it->cid))
+        return LC_MESSAGE_NOT_FOUND;
+  }
   conv_t *c = it->cid && it->mid ? conv_get(w, it->cid, NULL) : NULL;
   if (!c) return LC_MESSAGE_NOT_FOUND;
-  if (msg_key_resolve(w, c, it->mid, &ts, &seq) < 0) {
-    conv_release(c);
-    return LC_MESSAGE_NOT_FOUND;
-  }
+  const patch_item_read_t *ans = patch_answer(w, it, c);
   found_t f = {0};
-  store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
+  if (ans) {
+    if (ans->key_rc < 0) {
+      conv_release(c);
+      return LC_MESSAGE_NOT_FOUND;
+    }
+    ts = ans->ts;
+    seq = ans->seq;
+    if (ans->f.found) {
+      f.found = 1;
+      f.sender = xstrdup(ans->f.sender);
+      f.mid = xstrdup(ans->f.mid);
+    }
+  } else {
+    if (msg_key_resolve(w, c, it->mid, &ts, &seq) < 0) {
+      conv_release(c);
+      return LC_MESSAGE_NOT_FOUND;
+    }
+    store_msg_get(w->reader, c->id, ts, seq, take_msg, &f);
+  }
   int code = 0;
   if (!f.found || strcmp(f.mid, it->mid) != 0) code = LC_MESSAGE_NOT_FOUND;
   else if (strcmp(f.sender, from) != 0) code = LC_MESSAGE_OWNERSHIP_REQUIRED;
@@ -333,6 +393,108 @@ static void patch_start(im_worker_t *w, patch_batch_t *b, patch_job_t **jobs, si
   }
 }
 
+typedef struct {
+  im_rerun_t x; /* first */
+  struct patch_read ans;
+} patch_prefetch_t;
+
+static int patch_load(store_reader_t *r, store_read_t *rd) {
+  patch_prefetch_t *p = (patch_prefetch_t *)rd;
+  for (size_t i = 0; i < p->ans.n; i++) {
+    patch_item_read_t *a = &p->ans.it[i];
+    if (a->load) {
+      a->load_rc = store_conv_load(r, a->cid, &a->row);
+      if (a->load_rc < 0) continue; /* not found (prepare answers so), or failed (read again there) */
+      a->conv = a->row.id;
+      a->ext = a->row.ext_ids != 0;
+    }
+    a->key_rc = a->ext && store_msg_ext_get(r, a->conv, a->mid, &a->ts, &a->seq) == 0
+                    ? 0
+                    : msgid_parse(a->mid, &a->ts, &a->seq);
+    if (a->key_rc == 0) a->msg_rc = store_msg_get(r, a->conv, a->ts, a->seq, take_msg, &a->f);
+  }
+  return 0;
+}
+
+static void patch_loaded(task_t *t) {
+  patch_prefetch_t *p = (patch_prefetch_t *)t;
+  im_worker_t *w;
+  im_link_t *l = im_rerun_link(&p->x, &w);
+  for (size_t i = 0; i < p->ans.n; i++) {
+    patch_item_read_t *a = &p->ans.it[i];
+    if (!a->load) continue;
+    if (w) {
+      convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row */
+    } else {                                                      /* the server is stopping */
+      if (a->load_rc == 0) conv_row_free(&a->row);
+      if (a->stale) conv_release(a->stale);
+    }
+    a->stale = NULL;
+    if (a->load_rc == 0 && w) { /* as cached now: an answer for another conversation is not used */
+      conv_t *c = convcache_peek(w->im, a->cid);
+      a->conv = c ? c->id : -1;
+      if (c) conv_release(c);
+    }
+  }
+  if (l) {
+    /* a failed read is not an answer: prepare reads those again, on the loop */
+    if (p->x.rd.result == 0) w->patch_read = &p->ans;
+    for (size_t i = 0; i < p->ans.n; i++)
+      if (p->ans.it[i].msg_rc < 0 ||
+          (p->ans.it[i].load && p->ans.it[i].load_rc < 0 && p->ans.it[i].load_rc != TERN_ENOENT))
+        p->ans.it[i].conv = -1;
+    int code = im_rerun_run(l, &p->x);
+    w->patch_read = NULL; /* before the frames behind it run (im_rerun_end): the answers are this request's */
+    im_rerun_end(l, code);
+  }
+  im_rerun_free(&p->x);
+  for (size_t i = 0; i < p->ans.n; i++) {
+    free(p->ans.it[i].cid);
+    free(p->ans.it[i].mid);
+    free(p->ans.it[i].f.sender);
+    free(p->ans.it[i].f.mid);
+  }
+  free(p);
+}
+
+/* Reads r's patches' messages (and conversations the cache lacks) off the loop: IM_PARKED,
+ * or 0: go on, reading what is needed on the loop (SQLite; the run again itself; past
+ * MAX_IP_READS or the read queue). */
+static int patch_prefetch(req_t *r, const Lc__PatchCommand *pm) {
+  im_worker_t *w = r->w;
+  if (w->patch_read || !im_rerun_may(r)) return 0; /* patch_read: this is its run again */
+  patch_prefetch_t *p = xcalloc(1, sizeof *p);
+  for (size_t i = 0; i < pm->n_patches; i++) {
+    const Lc__PatchItem *it = pm->patches[i];
+    if (!it || !it->cid || !it->mid || !*it->cid || strlen(it->cid) > 64 || strlen(it->mid) > 64) continue;
+    patch_item_read_t *a = &p->ans.it[p->ans.n++];
+    a->cid = xstrdup(it->cid);
+    a->mid = xstrdup(it->mid);
+    a->load_rc = TERN_ESTORE;
+    a->key_rc = TERN_EINVAL;
+    a->load = convcache_wants_load(w->im, a->cid, &a->stale);
+    if (!a->load) {
+      conv_t *c = convcache_peek(w->im, a->cid);
+      a->conv = c ? c->id : -1;
+      a->ext = c && atomic_load(&c->ext_ids);
+      if (c) conv_release(c);
+    }
+  }
+  if (p->ans.n && im_rerun_submit(r, &p->x, patch_load, patch_loaded, M_PATCH_PREFETCHES) == IM_PARKED)
+    return IM_PARKED;
+  for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
+    patch_item_read_t *a = &p->ans.it[i];
+    if (a->stale) {
+      atomic_store(&a->stale->stale, 1);
+      conv_release(a->stale);
+    }
+    free(a->cid);
+    free(a->mid);
+  }
+  free(p);
+  return 0;
+}
+
 void im_patch_modify(req_t *r) {
   Lc__PatchCommand *pm = r->cmd->patchmessage;
   size_t n = pm ? pm->n_patches : 0;
@@ -340,6 +502,7 @@ void im_patch_modify(req_t *r) {
     reply_error(r, LC_MESSAGE_NOT_FOUND, n ? "too many patches in one request" : "no patch given");
     return;
   }
+  if (patch_prefetch(r, pm) == IM_PARKED) return;
   patch_job_t *jobs[PATCHES_PER_REQUEST];
   for (size_t i = 0; i < n; i++) {
     int code = prepare(r->w, r->s->client_id, r->cmd->patchmessage->patches[i], 1, &jobs[i]);

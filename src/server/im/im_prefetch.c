@@ -202,3 +202,167 @@ int im_prefetch_token(req_t *r) {
   free(p); /* the read queue is full: on the loop */
   return 0;
 }
+
+/* ---- a read's other conversations, an imported id's key ---- */
+
+#define KEYS_MAX 203 /* a read's 200 tuples, its cid, and a history page's two bounds */
+
+typedef struct {
+  char *cid, *mid; /* mid: its key is wanted, NULL: only the conversation */
+  int load;        /* the conversation is read: the cache lacks it, or holds it stale */
+  int dup;         /* … read by the item before with this cid: this one's conv and ext come from it */
+  conv_t *stale;
+  int load_rc;
+  conv_row_t row;
+  int64_t conv; /* as cached or read; -1: unknown */
+  int ext;
+  int key_rc; /* store_msg_ext_get's; 1: not read */
+  int64_t ts, seq;
+} key_item_t;
+
+struct keys_read {
+  size_t n;
+  key_item_t it[KEYS_MAX];
+};
+
+typedef struct {
+  im_rerun_t x; /* first */
+  struct keys_read ans;
+} keys_prefetch_t;
+
+int im_keys_absent(const im_worker_t *w, const char *cid) {
+  const struct keys_read *k = w->keys_read;
+  for (size_t i = 0; k && i < k->n; i++)
+    if (k->it[i].load && k->it[i].load_rc == TERN_ENOENT && !strcmp(k->it[i].cid, cid)) return 1;
+  return 0;
+}
+
+int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t *ts, int64_t *seq) {
+  const struct keys_read *k = w->keys_read;
+  for (size_t i = 0; k && i < k->n; i++) {
+    const key_item_t *a = &k->it[i];
+    if (a->conv != conv || !a->mid || strcmp(a->mid, mid) != 0 || a->key_rc == 1) continue;
+    if (a->key_rc == 0) {
+      *ts = a->ts;
+      *seq = a->seq;
+      return 1;
+    }
+    if (a->key_rc == TERN_ENOENT) return 0;
+  }
+  return -1;
+}
+
+static int keys_load(store_reader_t *r, store_read_t *rd) {
+  keys_prefetch_t *p = (keys_prefetch_t *)rd;
+  for (size_t i = 0; i < p->ans.n; i++) {
+    key_item_t *a = &p->ans.it[i];
+    if (a->load) {
+      a->load_rc = store_conv_load(r, a->cid, &a->row);
+      if (a->load_rc == 0) {
+        a->conv = a->row.id;
+        a->ext = a->row.ext_ids != 0;
+      }
+    } else if (a->dup) {
+      for (size_t j = 0; j < i; j++)
+        if (!strcmp(p->ans.it[j].cid, a->cid)) {
+          a->conv = p->ans.it[j].conv;
+          a->ext = p->ans.it[j].ext;
+          break;
+        }
+    }
+    if (a->mid && a->ext && a->conv >= 0) a->key_rc = store_msg_ext_get(r, a->conv, a->mid, &a->ts, &a->seq);
+  }
+  return 0;
+}
+
+static void keys_loaded(task_t *t) {
+  keys_prefetch_t *p = (keys_prefetch_t *)t;
+  im_worker_t *w;
+  im_link_t *l = im_rerun_link(&p->x, &w);
+  for (size_t i = 0; i < p->ans.n; i++) {
+    key_item_t *a = &p->ans.it[i];
+    if (!a->load) continue;
+    if (w) {
+      convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row */
+    } else {
+      if (a->load_rc == 0) conv_row_free(&a->row);
+      if (a->stale) conv_release(a->stale);
+    }
+    a->stale = NULL;
+  }
+  if (l) {
+    if (p->x.rd.result == 0) w->keys_read = &p->ans; /* no reader: nothing was read; read on the loop */
+    int code = im_rerun_run(l, &p->x);
+    w->keys_read = NULL; /* before the frames behind it run (im_rerun_end) */
+    im_rerun_end(l, code);
+  }
+  im_rerun_free(&p->x);
+  for (size_t i = 0; i < p->ans.n; i++) {
+    free(p->ans.it[i].cid);
+    free(p->ans.it[i].mid);
+  }
+  free(p);
+}
+
+/* Adds (cid, mid) to p: the conversation is read when the cache lacks it, mid's key when
+ * the conversation has imported ids. Returns 1 when something is to be read. */
+static int keys_add(im_t *im, keys_prefetch_t *p, const char *cid, const char *mid) {
+  if (!cid || !*cid || strlen(cid) > 64 || (mid && strlen(mid) > 64) || p->ans.n == KEYS_MAX) return 0;
+  key_item_t *a = &p->ans.it[p->ans.n++];
+  a->cid = xstrdup(cid);
+  a->mid = mid && *mid ? xstrdup(mid) : NULL;
+  a->conv = -1;
+  a->key_rc = 1;
+  a->load_rc = TERN_ESTORE;
+  for (size_t j = 0; j + 1 < p->ans.n; j++)
+    if (!strcmp(p->ans.it[j].cid, cid)) {
+      a->dup = p->ans.it[j].load || p->ans.it[j].dup;
+      if (!a->dup) {
+        a->conv = p->ans.it[j].conv;
+        a->ext = p->ans.it[j].ext;
+      }
+      return a->dup || (a->mid && a->ext);
+    }
+  a->load = convcache_wants_load(im, cid, &a->stale);
+  if (a->load) return 1;
+  conv_t *c = convcache_peek(im, cid);
+  if (c) {
+    a->conv = c->id;
+    a->ext = atomic_load(&c->ext_ids) != 0;
+    conv_release(c);
+  }
+  return a->mid && a->ext;
+}
+
+int im_prefetch_keys(req_t *r) {
+  im_worker_t *w = r->w;
+  if (w->keys_read || !im_rerun_may(r)) return 0; /* keys_read: this is its run again */
+  const lc_cmd_t *c = r->cmd;
+  int cmd = c->has_cmd ? (int)c->cmd : -1;
+  keys_prefetch_t *p = xcalloc(1, sizeof *p);
+  int want = 0;
+  if (cmd == LC__COMMAND_TYPE__ack && c->ackmessage && c->ackmessage->mid) {
+    want |= keys_add(w->im, p, c->ackmessage->cid, c->ackmessage->mid);
+  } else if (cmd == LC__COMMAND_TYPE__logs && c->logsmessage) {
+    if (c->logsmessage->mid) want |= keys_add(w->im, p, c->logsmessage->cid, c->logsmessage->mid);
+    if (c->logsmessage->tmid) want |= keys_add(w->im, p, c->logsmessage->cid, c->logsmessage->tmid);
+  } else if (cmd == LC__COMMAND_TYPE__read && c->readmessage) {
+    const Lc__ReadCommand *rm = c->readmessage;
+    for (size_t i = 0; i < rm->n_convs && i < 200; i++)
+      if (rm->convs[i]) want |= keys_add(w->im, p, rm->convs[i]->cid, rm->convs[i]->mid);
+    if (rm->cid) want |= keys_add(w->im, p, rm->cid, NULL);
+    /* rm->cids (up to 200 more) read their conversations on the loop, as before */
+  }
+  if (want && im_rerun_submit(r, &p->x, keys_load, keys_loaded, M_KEYS_PREFETCHES) == IM_PARKED) return IM_PARKED;
+  for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
+    key_item_t *a = &p->ans.it[i];
+    if (a->stale) {
+      atomic_store(&a->stale->stale, 1);
+      conv_release(a->stale);
+    }
+    free(a->cid);
+    free(a->mid);
+  }
+  free(p);
+  return 0;
+}

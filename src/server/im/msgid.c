@@ -52,6 +52,10 @@ int msgid_parse(const char *mid, int64_t *ts, int64_t *seq) {
 
 int msg_key_resolve(im_worker_t *w, conv_t *c, const char *mid, int64_t *ts, int64_t *seq) {
   if (!mid) return TERN_EINVAL;
-  if (atomic_load(&c->ext_ids) && store_msg_ext_get(w->reader, c->id, mid, ts, seq) == 0) return 0;
+  if (atomic_load(&c->ext_ids)) {
+    int k = im_keys_answer(w, c->id, mid, ts, seq); /* read ahead, off the loop (im_prefetch_keys) */
+    if (k == 1) return 0;
+    if (k < 0 && store_msg_ext_get(w->reader, c->id, mid, ts, seq) == 0) return 0;
+  }
   return msgid_parse(mid, ts, seq);
 }

@@ -10,8 +10,8 @@
  *
  * The cost lands on reconnects, not logins: a fresh login reads nothing (its token is of a
  * new lineage and issued now); a reconnect with `st` (and a REST call with a session token)
- * makes one indexed read (on PostgreSQL off the worker's loop for a reconnect:
- * revoke_check_read, im_prefetch.c). Until the job commits, a revocation
+ * makes one indexed read (on PostgreSQL off the worker's loop: revoke_check_read, for a
+ * reconnect in im_prefetch.c, for a REST call in api/rest_read.c). Until the job commits, a revocation
  * is held in memory, so it works on every worker at once — a logout followed at once by a
  * reconnect with the old token is refused; if the commit fails it stays in memory (it then
  * does not survive a restart). */

@@ -45,6 +45,8 @@ typedef struct http_req {
   int key;                       /* what X-LC-Key / X-LC-Sign proved (rest.h REST_KEY_*) */
   int deny_status, deny_code;    /* refused (401, 403, 429, 503 …): answered instead of the route */
   const char *deny_msg;          /* a static string */
+  int auth_pending;              /* allowed so far; the store's part of the check is the handler's
+                                  * to make with its reads (rest.h AUTH_CLIENT, rest_read_run) */
   void *slot;                    /* a resource held while the body is in memory (an upload slot) */
   void (*slot_free)(void *slot); /* releases it: when the request ends, unless taken */
   /* What became of it, for the access log and /metrics (net.h http_done): */

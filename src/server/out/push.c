@@ -415,6 +415,79 @@ static void start(push_worker_t *pw, int pidx, const char *client, const push_re
   attempt(d);
 }
 
+/* The recipients' devices are read off the loop (store_read_submit): a message to a group
+ * with many offline members read one row set per member, each a round trip on PostgreSQL,
+ * on the worker's loop — for any logged-in client's every send. The read threads read them
+ * all, and the sends start on the worker once they are in. SQLite reads them at once on
+ * the worker's reader, as before; past the read queue they are read on the loop too. */
+typedef struct {
+  store_read_t rd; /* first */
+  im_t *im;
+  char *cid, *from, *msg_id;
+  int64_t timestamp;
+  json_t *data;
+  size_t n;
+  char **to;     /* n recipients */
+  devices_t *ds; /* their devices */
+  int *failed;   /* their reads that failed */
+} devices_read_t;
+
+static int devices_read(store_reader_t *r, store_read_t *rd) {
+  devices_read_t *x = (devices_read_t *)rd;
+  for (size_t i = 0; i < x->n; i++)
+    x->failed[i] = store_devices(r, x->to[i], PUSH_MAX_DEVICES, device_each, &x->ds[i]) < 0;
+  return 0;
+}
+
+static void devices_read_free(devices_read_t *x) {
+  for (size_t i = 0; i < x->n; i++) {
+    for (size_t k = 0; k < x->ds[i].n; k++) {
+      free(x->ds[i].v[k].token);
+      free(x->ds[i].v[k].type);
+      free(x->ds[i].v[k].installation_id);
+    }
+    free(x->to[i]);
+  }
+  free(x->to);
+  free(x->ds);
+  free(x->failed);
+  json_decref(x->data);
+  free(x->cid);
+  free(x->from);
+  free(x->msg_id);
+  free(x);
+}
+
+/* On the worker: the devices are read; the sends start. */
+static void devices_done(task_t *t) {
+  devices_read_t *x = (devices_read_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? x->im->workers[idx] : NULL;
+  push_worker_t *pw = w ? worker_state(w) : NULL;
+  push_request_t req = {.from = x->from, .cid = x->cid, .timestamp = x->timestamp, .msg_id = x->msg_id};
+  for (size_t i = 0; pw && i < x->n; i++) {
+    push_hub_t *hub = pw->hub;
+    devices_t *ds = &x->ds[i];
+    if (x->failed[i] || x->rd.result < 0) log_at(LOG_WARN, "push: cannot read the devices of %s", x->to[i]);
+    for (size_t k = 0; k < ds->n; k++) {
+      int per_device = 0;
+      for (int p = 0; p < hub->nproviders; p++)
+        per_device |= hub->providers[p]->types && type_in(ds->v[k].type, hub->providers[p]->types);
+      if (per_device) badge_increment(pw, x->data, &ds->v[k]);
+    }
+    for (int p = 0; p < hub->nproviders && ds->n; p++) {
+      const push_provider_t *prov = hub->providers[p];
+      if (!prov->types) {
+        start(pw, p, x->to[i], &req, x->data, ds->v, ds->n);
+        continue;
+      }
+      for (size_t k = 0; k < ds->n; k++)
+        if (type_in(ds->v[k].type, prov->types)) start(pw, p, x->to[i], &req, x->data, &ds->v[k], 1);
+    }
+  }
+  devices_read_free(x);
+}
+
 void push_offline(im_worker_t *w, const push_request_t *req) {
   push_worker_t *pw = worker_state(w);
   if (!pw || !req->nto) return;
@@ -423,33 +496,30 @@ void push_offline(im_worker_t *w, const push_request_t *req) {
   size_t muted = 0, n = push_recipients(req, to, &muted);
   if (muted) atomic_fetch_add(&hub->muted_skipped, muted);
   json_t *data = n ? push_resolve(hub->tmpl, req, now_ms() / 1000) : NULL;
-  for (size_t i = 0; data && i < n; i++) {
-    devices_t ds = {.n = 0};
-    if (store_devices(w->reader, to[i], PUSH_MAX_DEVICES, device_each, &ds) < 0)
-      log_at(LOG_WARN, "push: cannot read the devices of %s", to[i]);
-    for (size_t k = 0; k < ds.n; k++) {
-      int per_device = 0;
-      for (int p = 0; p < hub->nproviders; p++)
-        per_device |= hub->providers[p]->types && type_in(ds.v[k].type, hub->providers[p]->types);
-      if (per_device) badge_increment(pw, data, &ds.v[k]);
-    }
-    for (int p = 0; p < hub->nproviders && ds.n; p++) {
-      const push_provider_t *prov = hub->providers[p];
-      if (!prov->types) {
-        start(pw, p, to[i], req, data, ds.v, ds.n);
-        continue;
-      }
-      for (size_t k = 0; k < ds.n; k++)
-        if (type_in(ds.v[k].type, prov->types)) start(pw, p, to[i], req, data, &ds.v[k], 1);
-    }
-    for (size_t k = 0; k < ds.n; k++) {
-      free(ds.v[k].token);
-      free(ds.v[k].type);
-      free(ds.v[k].installation_id);
-    }
+  if (!data) {
+    free(to);
+    return;
   }
-  json_decref(data);
+  devices_read_t *x = xcalloc(1, sizeof *x);
+  x->im = w->im;
+  x->cid = xstrdup(req->cid ? req->cid : "");
+  x->from = xstrdup(req->from ? req->from : "");
+  x->msg_id = req->msg_id ? xstrdup(req->msg_id) : NULL;
+  x->timestamp = req->timestamp;
+  x->data = data;
+  x->n = n;
+  x->to = xcalloc(n, sizeof *x->to);
+  for (size_t i = 0; i < n; i++) x->to[i] = xstrdup(to[i]);
   free(to);
+  x->ds = xcalloc(n, sizeof *x->ds);
+  x->failed = xcalloc(n, sizeof *x->failed);
+  x->rd.task.fn = devices_done;
+  x->rd.worker = w->idx;
+  x->rd.fn = devices_read;
+  if (store_read_submit(w->im->store, w->reader, &x->rd) < 0) { /* the read queue is full: here, as before */
+    x->rd.result = devices_read(w->reader, &x->rd);
+    devices_done(&x->rd.task);
+  }
 }
 
 /* ---------------------------------------------------------------- payloads */
