@@ -400,6 +400,11 @@ conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int
 }
 
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+  if (!w) { /* the server is stopping: nothing is cached */
+    if (rc == 0) conv_row_free(row);
+    if (stale) conv_release(stale);
+    return;
+  }
   conv_t *c = convcache_loaded_get(w, cid, stale, rc, row);
   if (c) conv_release(c);
 }

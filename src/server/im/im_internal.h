@@ -170,7 +170,8 @@ void convcache_stale(im_t *im, const char *cid);
  * and stale (*stale: that entry, referenced, its mark cleared as conv_get's reload does);
  * 0 when conv_get would answer from the cache. loaded: on a worker, caches what
  * store_conv_load returned (rc, row owned) — or applies it to *stale — as conv_get would
- * have, and releases stale. */
+ * have, and releases stale; with w NULL (the server is stopping) frees the row and
+ * releases stale. */
 int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */

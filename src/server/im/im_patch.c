@@ -423,12 +423,7 @@ static void patch_loaded(task_t *t) {
   for (size_t i = 0; i < p->ans.n; i++) {
     patch_item_read_t *a = &p->ans.it[i];
     if (!a->load) continue;
-    if (w) {
-      convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row */
-    } else {                                                      /* the server is stopping */
-      if (a->load_rc == 0) conv_row_free(&a->row);
-      if (a->stale) conv_release(a->stale);
-    }
+    convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row; w NULL: stopping */
     a->stale = NULL;
     if (a->load_rc == 0 && w) { /* as cached now: an answer for another conversation is not used */
       conv_t *c = convcache_peek(w->im, a->cid);

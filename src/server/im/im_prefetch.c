@@ -97,12 +97,7 @@ static void loaded(task_t *t) {
   prefetch_t *p = (prefetch_t *)t;
   im_worker_t *w;
   im_link_t *l = im_rerun_link(&p->x, &w);
-  if (w) {
-    convcache_loaded(w, p->cid, p->stale, p->x.rd.result, &p->row);
-  } else { /* the server is stopping */
-    if (p->x.rd.result == 0) conv_row_free(&p->row);
-    if (p->stale) conv_release(p->stale);
-  }
+  convcache_loaded(w, p->cid, p->stale, p->x.rd.result, &p->row); /* w NULL: the server is stopping */
   if (l) {
     w->absent_cid = p->x.rd.result == TERN_ENOENT ? p->cid : NULL; /* not read again for the re-run */
     int code = im_rerun_run(l, &p->x);
@@ -282,12 +277,7 @@ static void keys_loaded(task_t *t) {
   for (size_t i = 0; i < p->ans.n; i++) {
     key_item_t *a = &p->ans.it[i];
     if (!a->load) continue;
-    if (w) {
-      convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row */
-    } else {
-      if (a->load_rc == 0) conv_row_free(&a->row);
-      if (a->stale) conv_release(a->stale);
-    }
+    convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row */
     a->stale = NULL;
   }
   if (l) {
