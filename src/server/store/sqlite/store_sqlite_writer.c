@@ -694,15 +694,17 @@ static int ckpt_reader_wait(void *arg, int n) {
 
 /* One round (PASSIVE: copies what it can without blocking the writer or the readers;
  * RESTART: the held round, which also waits for the readers). *log: the WAL's frames
- * (unchanged if the round failed); *copied: the frames this round copied. */
-static void ckpt_round(store_t *s, int mode, int *log, int *copied) {
+ * (unchanged if the round failed); *copied: the frames this round copied. 0 if the round
+ * failed. */
+static int ckpt_round(store_t *s, int mode, int *log, int *copied) {
   int64_t t0 = sq_mono_us();
   int before = atomic_load(&s->ckpt_done), n = -1, done = -1;
   int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, mode, &n, &done);
   *copied = 0;
   /* BUSY and both figures: a reader outwaited RESTART, the copy is done; BUSY and -1: the
-   * round could not start (SQLite's WAL index was changing) */
-  if ((rc == SQLITE_OK || rc == SQLITE_BUSY) && n >= 0 && done >= 0) {
+   * round could not start (SQLite's WAL index was changing under a commit) */
+  int ok = (rc == SQLITE_OK || rc == SQLITE_BUSY) && n >= 0 && done >= 0;
+  if (ok) {
     atomic_store(&s->ckpt_done, done);
     *copied = done - (done >= before ? before : 0); /* done < before: the WAL started over */
     *log = n;
@@ -713,6 +715,7 @@ static void ckpt_round(store_t *s, int mode, int *log, int *copied) {
     metric_inc(M_CHECKPOINTS);
   }
   metric_add(M_STAGE_CHECKPOINT, took * 1000);
+  return ok;
 }
 
 void *sq_checkpointer_main(void *arg) {
@@ -738,15 +741,16 @@ void *sq_checkpointer_main(void *arg) {
      * after a round that found nothing more to copy: beside a busy writer, the held one) */
     int unsynced = copied;
     int hold = log - base >= CKPT_FRAMES || log >= CKPT_WAL_MAX;
-    while (hold) {
+    for (int failed = 0; hold;) {
       int64_t t0 = sq_mono_us();
       ckpt_sync(s, SQLITE_FCNTL_FILE_POINTER);
       ckpt_sync(s, SQLITE_FCNTL_JOURNAL_POINTER);
-      ckpt_round(s, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      int ok = ckpt_round(s, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       unsynced = copied;
+      if (!ok && ++failed < 3) continue; /* a round that raced a commit copied nothing: not few left */
       if (sq_mono_us() - t0 < CKPT_SHORT_US || copied <= CKPT_FEW || log - base >= CKPT_FRAMES_MAX ||
           log >= CKPT_WAL_MAX)
-        break; /* a failed round copied nothing: it stops the steps too */
+        break;
     }
     /* A reader on an old snapshot (a backup, a long read) kept the last step from copying
      * what it saw: the held round would copy all that while the writer waits once the
