@@ -68,6 +68,7 @@ test('promtool check metrics accepts the exposition after real traffic, and ever
     tern_store_checkpoint_hold_seconds: 'histogram', tern_store_fsync_seconds: 'histogram',
     tern_worker_inbox_wait_seconds: 'histogram', tern_stage_seconds_total: 'counter',
     tern_store_writer_wakeups_total: 'counter', tern_store_wal_frames_total: 'counter',
+    tern_store_checkpoint_hold_frames: 'histogram', tern_store_wal_restarts_total: 'counter',
     // the workers' writes through io_uring (tests/proto/uring.test.mjs)
     tern_uring_submits_total: 'counter', tern_uring_sends_total: 'counter',
     // push: latency and errors (the hook families, tern_hook_latency_seconds and

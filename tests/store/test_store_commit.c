@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "err.h"
@@ -702,6 +703,71 @@ static void wal_restarts_under_a_writer_that_never_pauses(void **state) {
   assert_true(st.st_size < frames * 4096 / 2); /* restarted: under half of what was written */
 }
 
+/* The same writer, and a reader that keeps one snapshot while NWAL_PINNED messages are
+ * committed, as a backup or a long history read does: no checkpoint round can copy past
+ * its snapshot meanwhile, and the WAL cannot restart. When it lets go, the WAL holds more
+ * than a cycle's worth of frames not yet copied. Before, the checkpointer then skipped its
+ * catch-up steps (bounded by the WAL's size) or held the writer while it copied them, and
+ * the held round flushed them all, about NWAL_PINNED pages (a missed restart at 25,000
+ * messages/s did the same with ~8,000: bench/README.md, "Short holds at 25,000–50,000/s").
+ * Now the steps count the frames since the cycle began, no hold is taken while a reader
+ * keeps the rounds from copying, and every held round's flush stays a fraction of
+ * CKPT_FRAMES (8,192). Counted by tern_store_checkpoint_hold_frames, not timed. */
+#define NWAL_AHEAD 256
+#define NWAL_PINNED 12000
+
+static int64_t hold_frames_over(int64_t bound, int64_t *count) { /* tern_store_checkpoint_hold_frames */
+  buf_t out = BUF_INIT;
+  metrics_render(&out);
+  char k[96];
+  snprintf(k, sizeof k, "\ntern_store_checkpoint_hold_frames_bucket{le=\"%lld\"} ", (long long)bound);
+  const char *c = "\ntern_store_checkpoint_hold_frames_count ", *at = strstr(buf_cstr(&out), k),
+             *cat = strstr(buf_cstr(&out), c);
+  *count = cat ? atoll(cat + strlen(c)) : -1;
+  int64_t over = at && cat ? *count - atoll(at + strlen(k)) : -1;
+  buf_free(&out);
+  return over;
+}
+
+static void held_rounds_flush_little_after_a_long_reader(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "sqlite") != 0) skip(); /* a property of this backend's checkpointer */
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "walr", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  static char text[3001];
+  memset(text, 'r', sizeof text - 1);
+  job_msg_insert_t *m = calloc(NWAL, sizeof *m);
+  size_t base = t->ndone;
+  int64_t n0 = 0, over0 = hold_frames_over(4096, &n0), restarts0 = metric_value(M_WAL_RESTARTS);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_open_v2(t->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT ts FROM msg", -1, &st, NULL), SQLITE_OK);
+  for (int i = 0; i < NWAL; i++) { /* at most NWAL_AHEAD queued: batches as a busy server's, never a pause */
+    if (i >= NWAL_AHEAD) st_wait_done(t, base + (size_t)(i - NWAL_AHEAD) + 1);
+    if (i == NWAL / 4) assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* a read transaction, open until the reset */
+    if (i == NWAL / 4 + NWAL_PINNED) sqlite3_reset(st);
+    st_msg_fill(t, &m[i], 0, conv, 10000 + i, 1, "alice", text, 0);
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + NWAL);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  int64_t n = 0, over = hold_frames_over(4096, &n) - over0, restarts = metric_value(M_WAL_RESTARTS) - restarts0;
+  n -= n0;
+  for (int i = 0; i < NWAL; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    st_msg_free(&m[i]);
+  }
+  free(m);
+  st_close(t);
+  print_message("a reader pinned for %d messages: %lld held rounds, %lld flushed over 4096 frames, %lld WAL restarts\n",
+                NWAL_PINNED, (long long)n, (long long)over, (long long)restarts);
+  assert_true(n >= 1);
+  assert_true(restarts >= 1);
+  assert_int_equal(over, 0); /* no held round flushed half of CKPT_FRAMES */
+}
+
 /* ---- message order across writers (store.h: rekey; docs/cluster.md, "Message order
  * across nodes"): two stores on one database stand for two nodes; each allocates keys from
  * its own clock and cache, one clock ahead of the other. Every message asking for it is
@@ -1148,6 +1214,7 @@ int main(void) {
       cmocka_unit_test(crash_recovery),
       cmocka_unit_test(paced_jobs_one_wakeup_per_commit),
       cmocka_unit_test(wal_restarts_under_a_writer_that_never_pauses),
+      cmocka_unit_test(held_rounds_flush_little_after_a_long_reader),
       cmocka_unit_test(message_order_across_writers),
       cmocka_unit_test(one_round_trip_per_commit),
       cmocka_unit_test(failed_statement_in_flight_fails_its_job_alone),

@@ -91,6 +91,12 @@
     "How long the writer waited for a checkpoint's last round (no commit starts meanwhile).")                          \
   X(FSYNC, HIST, "tern_store_fsync_seconds", "",                                                                       \
     "One fsync by the writer's connection (each commit's under sync_full; checkpoints' are in their rounds).")         \
+  X(CHECKPOINT_HOLD_FRAMES, HISTC, "tern_store_checkpoint_hold_frames", "",                                            \
+    "WAL frames copied into the database and not yet flushed when a checkpoint's held round ends: the pages its "      \
+    "database sync writes while the writer waits.")                                                                    \
+  X(WAL_RESTARTS, COUNTER, "tern_store_wal_restarts_total", "",                                                        \
+    "Times the WAL started over from its beginning (a commit after a round that copied every frame); fewer than "      \
+    "tern_store_checkpoint_hold_seconds_count means a held round's restart was missed.")                               \
   X(WAL_FRAMES, COUNTER, "tern_store_wal_frames_total", "",                                                            \
     "Pages (WAL frames) the writer's commits appended to the WAL; per tern_store_commit_seconds_count, the pages a "   \
     "commit wrote.")                                                                                                   \

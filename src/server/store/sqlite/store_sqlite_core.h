@@ -50,10 +50,11 @@ struct store {
   pthread_t checkpointer;
   sqlite3 *cdb;
   int ckpt_started, ckpt_stop, ckpt_wanted;
-  atomic_int ckpt_done; /* the WAL frames the last round had copied */
-  int wal_frames;       /* writer only: the WAL's frames after the last commit (sq_wal_hook) */
-  int ckpt_hold;        /* the checkpointer's last round is waiting: start no batch */
-  int writer_busy;      /* a batch is running (between taking it and posting its completions) */
+  atomic_int ckpt_done;    /* the WAL frames the last round had copied */
+  atomic_int wal_restarts; /* times the writer saw the WAL start over (sq_wal_hook) */
+  int wal_frames;          /* writer only: the WAL's frames after the last commit (sq_wal_hook) */
+  int ckpt_hold;           /* the checkpointer's last round is waiting: start no batch */
+  int writer_busy;         /* a batch is running (between taking it and posting its completions) */
   pthread_cond_t ckpt_cv;
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
       *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
