@@ -998,3 +998,65 @@ describe("an edit's reads (its messages, their imported ids, their conversations
     await framesWhileLocked('conv', a, other, { cmd: 'read', readMessage: { convs } }, "a read receipt read conversations the cache lacks");
   });
 });
+
+describe("what a conversation command reads besides its conversation (a unique start's twin, a max_read's progress) is read off the loop", () => {
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  // the request waits for its read while another client of the same (only) worker gets
+  // its echoes answered; the frame sent behind it waits for it; then its answer
+  async function whileLocked(table, client, other, frame, what) {
+    const locker = await lockTable(db, table);
+    try {
+      let answered = false;
+      const pending = client.request(frame, 20000).then((r) => { answered = true; return r; });
+      let echoed = false;
+      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, what);
+      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+      assert.equal(echoed, false, `${what}: the frame behind it waits for it`);
+      locker.commit();
+      const r = await pending;
+      assert.equal((await behind).cmd, 'echo');
+      return r;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it('a unique start looks for its twin on a locked conversation table off the loop; the worker answers another client meanwhile; the twin is answered', async () => {
+    const a = await protoSession(server, 'cu-a');
+    const b = await protoSession(server, 'cu-b');
+    const other = await protoSession(server, 'cu-other');
+    const first = await startConv(a, ['cu-b'], { unique: true });
+    const r = await whileLocked('conv', b, other, { cmd: 'conv', op: 'start', convMessage: { m: ['cu-a'], unique: true } }, 'a unique start looked for its twin');
+    assert.equal(r.op, 'started', JSON.stringify(r));
+    assert.equal(r.convMessage.cid, first.cid, 'the same members: the conversation they made before');
+    assert.equal(r.convMessage.uniqueId, first.uniqueId);
+    // and a unique start with no twin is made once the lock goes
+    const r2 = await whileLocked('conv', b, other, { cmd: 'conv', op: 'start', convMessage: { m: ['cu-other'], unique: true } }, 'a unique start looked for a twin it has not');
+    assert.equal(r2.op, 'started', JSON.stringify(r2));
+    assert.notEqual(r2.convMessage.cid, first.cid);
+    assert.equal((await startConv(other, ['cu-b'], { unique: true })).cid, r2.convMessage.cid);
+  });
+
+  it("a max_read reads its members' progress on a locked member table off the loop; the worker answers another client meanwhile; the answer is right", async () => {
+    const a = await protoSession(server, 'cm-a');
+    const b = await protoSession(server, 'cm-b');
+    const other = await protoSession(server, 'cm-other');
+    const { cid } = await startConv(a, ['cm-b']);
+    const m = await sendMsg(a, cid, 'read me');
+    await b.next((x) => x.cmd === 'direct');
+    b.send({ cmd: 'read', i: null, readMessage: { convs: [{ cid, timestamp: m.t, mid: m.uid }] } });
+    for (let k = 0; ; k++) { // the read position is written asynchronously
+      if ((await a.request({ cmd: 'conv', op: 'max_read', convMessage: { cid } })).convMessage.maxReadTimestamp === m.t) break;
+      assert.ok(k < 100, 'the read committed');
+      await sleep(50);
+    }
+    const r = await whileLocked('member', a, other, { cmd: 'conv', op: 'max_read', convMessage: { cid, queryAllMembers: true } }, 'a max_read read its progress');
+    assert.equal(r.op, 'max_read', JSON.stringify(r));
+    assert.equal(r.convMessage.maxReadTimestamp, m.t);
+    assert.deepEqual(r.convMessage.maxReadTuples.map((t) => t.pid).sort(), ['cm-a', 'cm-b']);
+  });
+});

@@ -356,3 +356,157 @@ int im_prefetch_keys(req_t *r) {
   free(p);
   return 0;
 }
+
+/* ---- what a conversation command reads besides its conversation's row ---- */
+
+/* A conv/start with `unique` looks for the conversation the same members made before
+ * (store_conv_find_unique) and, when found, reads that twin's row (temp_left, its delete
+ * when expired) and its document (the unique id shown: conv_visible_unique_id); a
+ * conv/max_read reads its members' progress (store_progress). Any logged-in client makes
+ * them once per command: read here, off the loop, and handed to the run again through
+ * w->cmd_read (im_cmd_unique, im_cmd_doc, im_cmd_progress), as im_prefetch_keys does. */
+enum { CMD_UNIQUE = 1, CMD_PROGRESS };
+
+struct cmd_read {
+  int kind;
+  /* CMD_UNIQUE */
+  char hex[33];
+  int find_rc; /* store_conv_find_unique's */
+  char *cid;   /* the twin's */
+  int64_t created;
+  int load_rc; /* its row's (store_conv_load), cached by cmd_loaded */
+  conv_row_t row;
+  int64_t twin; /* its row's id */
+  int doc_rc;   /* its document's; 1: not read */
+  char *doc;
+  /* CMD_PROGRESS */
+  int64_t conv;
+  int progress_rc;
+  member_progress_t *p;
+  size_t n;
+};
+
+typedef struct {
+  im_rerun_t x; /* first */
+  struct cmd_read ans;
+} cmd_prefetch_t;
+
+static void take_progress(void *arg, const member_progress_t *mp) {
+  struct cmd_read *a = arg;
+  a->p = xrealloc(a->p, (a->n + 1) * sizeof *a->p);
+  a->p[a->n] = *mp;
+  a->p[a->n++].client = xstrdup(mp->client);
+}
+
+static int cmd_load(store_reader_t *r, store_read_t *rd) {
+  struct cmd_read *a = &((cmd_prefetch_t *)rd)->ans;
+  if (a->kind == CMD_PROGRESS) {
+    a->progress_rc = store_progress(r, a->conv, take_progress, a);
+    return 0;
+  }
+  a->find_rc = store_conv_find_unique(r, a->hex, &a->cid, &a->created);
+  if (a->find_rc != 0) return 0;
+  a->load_rc = store_conv_load(r, a->cid, &a->row);
+  if (a->load_rc == 0) {
+    a->twin = a->row.id;
+    a->doc_rc = store_conv_doc(r, a->twin, &a->doc);
+  }
+  return 0;
+}
+
+static void cmd_free(struct cmd_read *a) {
+  free(a->cid);
+  free(a->doc);
+  for (size_t i = 0; i < a->n; i++) free((char *)a->p[i].client);
+  free(a->p);
+}
+
+static void cmd_loaded(task_t *t) {
+  cmd_prefetch_t *p = (cmd_prefetch_t *)t;
+  struct cmd_read *a = &p->ans;
+  im_worker_t *w;
+  im_link_t *l = im_rerun_link(&p->x, &w);
+  if (p->x.rd.result < 0) { /* no reader: nothing was read; the run again reads on the loop */
+    a->find_rc = a->progress_rc = TERN_ESTORE;
+    a->load_rc = TERN_ESTORE;
+  }
+  if (a->kind == CMD_UNIQUE && a->find_rc == 0 && (a->load_rc == 0 || a->load_rc == TERN_ENOENT)) {
+    conv_t *stale = NULL; /* the twin, cached as conv_get would have (unless cached meanwhile) */
+    if (w && convcache_wants_load(w->im, a->cid, &stale)) {
+      convcache_loaded(w, a->cid, stale, a->load_rc, &a->row); /* takes the row */
+      memset(&a->row, 0, sizeof a->row);
+    }
+  }
+  if (a->load_rc == 0) conv_row_free(&a->row);
+  if (l) {
+    w->cmd_read = a;
+    int code = im_rerun_run(l, &p->x);
+    w->cmd_read = NULL; /* before the frames behind it run (im_rerun_end): the answers are this request's */
+    im_rerun_end(l, code);
+  }
+  im_rerun_free(&p->x);
+  cmd_free(a);
+  free(p);
+}
+
+int im_prefetch_cmd(req_t *r) {
+  im_worker_t *w = r->w;
+  if (w->cmd_read || !im_rerun_may(r)) return 0; /* cmd_read: this is its run again */
+  const lc_cmd_t *c = r->cmd;
+  const Lc__ConvCommand *cm = c->convmessage;
+  if (!c->has_cmd || c->cmd != LC__COMMAND_TYPE__conv || !c->has_op || !cm || !r->s) return 0;
+  cmd_prefetch_t *p = xcalloc(1, sizeof *p);
+  struct cmd_read *a = &p->ans;
+  a->doc_rc = 1;
+  if (c->op == LC__OP_TYPE__start && cm->has_unique && cm->unique && !(cm->has_transient && cm->transient) &&
+      (long)cm->n_m <= w->im->cfg->max_members) {
+    /* the unique id as im_conv_start makes it: the members listed and the creator, sorted */
+    char **listed = xcalloc(cm->n_m + 1, sizeof(char *));
+    for (size_t i = 0; i < cm->n_m; i++) listed[i] = cm->m[i] ? cm->m[i] : "";
+    listed[cm->n_m] = r->s->client_id;
+    members_t *m = members_new(listed, cm->n_m + 1);
+    free(listed);
+    conv_unique_id(m->ids, m->n, cm->has_tempconv && cm->tempconv, a->hex);
+    members_release(m);
+    a->kind = CMD_UNIQUE;
+  } else if (c->op == LC__OP_TYPE__max_read && cm->cid) {
+    conv_t *cv = convcache_peek(w->im, cm->cid); /* read ahead by im_prefetch; not cached: not found */
+    if (cv) {
+      members_t *m = conv_members(cv);
+      if (members_has(m, r->s->client_id)) { /* a non-member is refused without it */
+        a->kind = CMD_PROGRESS;
+        a->conv = cv->id;
+      }
+      members_release(m);
+      conv_release(cv);
+    }
+  }
+  if (a->kind && im_rerun_submit(r, &p->x, cmd_load, cmd_loaded, M_CMD_PREFETCHES) == IM_PARKED) return IM_PARKED;
+  free(p); /* nothing to read, or the read queue is full: on the loop */
+  return 0;
+}
+
+int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created) {
+  const struct cmd_read *a = w->cmd_read;
+  if (!a || a->kind != CMD_UNIQUE || strcmp(a->hex, hex) != 0 || (a->find_rc < 0 && a->find_rc != TERN_ENOENT))
+    return 1;
+  if (a->find_rc == 0) {
+    *cid = xstrdup(a->cid);
+    *created = a->created;
+  }
+  return a->find_rc;
+}
+
+int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text) {
+  const struct cmd_read *a = w->cmd_read;
+  if (!a || a->kind != CMD_UNIQUE || a->find_rc != 0 || a->load_rc != 0 || a->twin != conv || a->doc_rc < 0) return 1;
+  *text = a->doc ? xstrdup(a->doc) : NULL;
+  return 0;
+}
+
+int im_cmd_progress(const im_worker_t *w, int64_t conv, progress_cb cb, void *arg) {
+  const struct cmd_read *a = w->cmd_read;
+  if (!a || a->kind != CMD_PROGRESS || a->conv != conv || a->progress_rc < 0) return 1;
+  for (size_t i = 0; i < a->n; i++) cb(arg, &a->p[i]);
+  return 0;
+}
