@@ -1059,4 +1059,40 @@ describe("what a conversation command reads besides its conversation (a unique s
     assert.equal(r.convMessage.maxReadTimestamp, m.t);
     assert.deepEqual(r.convMessage.maxReadTuples.map((t) => t.pid).sort(), ['cm-a', 'cm-b']);
   });
+
+  it("an add looks up whether each client blocked the conversation on a locked client-blacklist table off the loop; the worker answers another client meanwhile; the blocked one is refused", async () => {
+    const a = await protoSession(server, 'cb-a');
+    const e = await protoSession(server, 'cb-e');
+    const f = await protoSession(server, 'cb-f');
+    const other = await protoSession(server, 'cb-other');
+    const { cid } = await startConv(a, ['cb-other']);
+    const bl = await e.request({ cmd: 'blacklist', op: 'block', blacklistMessage: { srcPid: 'cb-e', toCids: [cid] } });
+    assert.equal(bl.op, 'blocked', JSON.stringify(bl));
+    const r = await whileLocked('client_block', a, other, { cmd: 'conv', op: 'add', convMessage: { cid, m: ['cb-e', 'cb-f'] } }, 'an add looked up its clients');
+    assert.equal(r.op, 'added', JSON.stringify(r));
+    assert.deepEqual(r.convMessage.allowedPids, ['cb-f']);
+    assert.deepEqual(r.convMessage.failedPids, [{ code: 4548, reason: 'BLOCKED_BY_CONV', pids: ['cb-e'] }]);
+    // and a join (an add of oneself) the same
+    const j = await whileLocked('client_block', e, other, { cmd: 'conv', op: 'add', convMessage: { cid, m: ['cb-e'] } }, 'a join looked up its client');
+    assert.deepEqual(j.convMessage.failedPids, [{ code: 4548, reason: 'BLOCKED_BY_CONV', pids: ['cb-e'] }]);
+    assert.equal((await f.next((x) => x.cmd === 'conv' && x.op === 'joined')).convMessage.cid, cid);
+  });
+
+  it("a client blacklist's query and check read on a locked client-blacklist table off the loop; the worker answers another client meanwhile; the answers are right", async () => {
+    const a = await protoSession(server, 'cq-a');
+    const e = await protoSession(server, 'cq-e');
+    const other = await protoSession(server, 'cq-other');
+    const c1 = (await startConv(a, ['cq-other'])).cid;
+    const c2 = (await startConv(a, ['cq-other', 'cq-a'])).cid;
+    const bl = await e.request({ cmd: 'blacklist', op: 'block', blacklistMessage: { srcPid: 'cq-e', toCids: [c1, c2] } });
+    assert.equal(bl.op, 'blocked', JSON.stringify(bl));
+    const q = await whileLocked('client_block', e, other, { cmd: 'blacklist', op: 'query', blacklistMessage: { srcPid: 'cq-e', limit: 1 } }, "a client blacklist's query read its page");
+    assert.equal(q.op, 'query_result', JSON.stringify(q));
+    const first = [c1, c2].sort()[0];
+    assert.deepEqual(q.blacklistMessage.blockedCids, [first]);
+    assert.equal(q.blacklistMessage.next, first);
+    const k = await whileLocked('client_block', e, other, { cmd: 'blacklist', op: 'check_block', blacklistMessage: { srcPid: 'cq-e', toCids: [c2, 'c0ffee0000000000000000ff'] } }, "a client blacklist's check read its conversations");
+    assert.equal(k.op, 'check_result', JSON.stringify(k));
+    assert.deepEqual(k.blacklistMessage.blockedCids, [c2]);
+  });
 });

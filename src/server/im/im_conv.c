@@ -946,7 +946,9 @@ static void room_membership(req_t *r, conv_t *c, int add) {
  * conversation itself (§3.17): 4548 either way. Call under c->mu. */
 int conv_join_refused(im_worker_t *w, conv_t *c, const char *id) {
   if (members_has(c->sets[SET_BLOCK], id)) return LC_BLOCKED_BY_CONV;
-  if (store_client_blocked(w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
+  int b = im_cmd_blocked(w, id, c->cid); /* read ahead, off the loop (im_prefetch_cmd) */
+  if (b == -2) b = store_client_blocked(w->reader, id, c->cid);
+  if (b == 1) return LC_BLOCKED_BY_CONV;
   return 0;
 }
 

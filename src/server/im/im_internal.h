@@ -77,8 +77,9 @@ struct im_worker {
   struct keys_read *keys_read;               /* the same around an ack, a read or a history page run again
                                          * with its conversations and imported ids read off the loop
                                          * (im_prefetch.c) */
-  struct cmd_read *cmd_read;                 /* the same around a conv/start with `unique` or a conv/max_read
-                                         * run again with its own reads made off the loop (im_prefetch.c) */
+  struct cmd_read *cmd_read;                 /* the same around a conv/start with `unique`, a conv/max_read, an
+                                         * add or join, or a client blacklist's query or check run again
+                                         * with its own reads made off the loop (im_prefetch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
   struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
@@ -373,6 +374,13 @@ int im_prefetch_cmd(req_t *r);
 int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created);
 int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text);
 int im_cmd_progress(const im_worker_t *w, int64_t conv, progress_cb cb, void *arg);
+/* A join's or an add's clients (those not members nor blocked by the conversation), and a
+ * client blacklist's check: store_client_blocked's 1 or 0, or -2: not read ahead. A client
+ * blacklist's query: 0 after calling cb for each of the page (store_client_blocks with
+ * these arguments), or 1: not read ahead. */
+int im_cmd_blocked(const im_worker_t *w, const char *client, const char *cid);
+int im_cmd_blocks(const im_worker_t *w, const char *client, const char *after, int limit,
+                  void (*cb)(void *arg, const char *cid), void *arg);
 
 /* A request run again once a read off the loop has answered (im_prefetch.c's three kinds,
  * im_dedupe.c's): its frame kept, its link paused while the read runs. Embed first in the

@@ -365,7 +365,12 @@ int im_prefetch_keys(req_t *r) {
  * conv/max_read reads its members' progress (store_progress). Any logged-in client makes
  * them once per command: read here, off the loop, and handed to the run again through
  * w->cmd_read (im_cmd_unique, im_cmd_doc, im_cmd_progress), as im_prefetch_keys does. */
-enum { CMD_UNIQUE = 1, CMD_PROGRESS };
+enum { CMD_UNIQUE = 1, CMD_PROGRESS, CMD_BLOCKED, CMD_BLOCKS };
+
+typedef struct {
+  char *client, *cid;
+  int rc; /* store_client_blocked's: 1, 0 or <0 */
+} blocked_item_t;
 
 struct cmd_read {
   int kind;
@@ -384,6 +389,15 @@ struct cmd_read {
   int progress_rc;
   member_progress_t *p;
   size_t n;
+  /* CMD_BLOCKED: whether each client blocked its conversation (a join's, an add's clients;
+   * a client blacklist's check) */
+  blocked_item_t *b;
+  size_t nb;
+  /* CMD_BLOCKS: a page of the conversations a client blocked (its blacklist's query) */
+  char *client, *after;
+  int limit, blocks_rc;
+  char **got;
+  size_t ngot;
 };
 
 typedef struct {
@@ -398,8 +412,22 @@ static void take_progress(void *arg, const member_progress_t *mp) {
   a->p[a->n++].client = xstrdup(mp->client);
 }
 
+static void take_block(void *arg, const char *cid) {
+  struct cmd_read *a = arg;
+  a->got = xrealloc(a->got, (a->ngot + 1) * sizeof *a->got);
+  a->got[a->ngot++] = xstrdup(cid);
+}
+
 static int cmd_load(store_reader_t *r, store_read_t *rd) {
   struct cmd_read *a = &((cmd_prefetch_t *)rd)->ans;
+  if (a->kind == CMD_BLOCKED) {
+    for (size_t i = 0; i < a->nb; i++) a->b[i].rc = store_client_blocked(r, a->b[i].client, a->b[i].cid);
+    return 0;
+  }
+  if (a->kind == CMD_BLOCKS) {
+    a->blocks_rc = store_client_blocks(r, a->client, a->after, a->limit, take_block, a);
+    return 0;
+  }
   if (a->kind == CMD_PROGRESS) {
     a->progress_rc = store_progress(r, a->conv, take_progress, a);
     return 0;
@@ -419,6 +447,40 @@ static void cmd_free(struct cmd_read *a) {
   free(a->doc);
   for (size_t i = 0; i < a->n; i++) free((char *)a->p[i].client);
   free(a->p);
+  for (size_t i = 0; i < a->nb; i++) {
+    free(a->b[i].client);
+    free(a->b[i].cid);
+  }
+  free(a->b);
+  free(a->client);
+  free(a->after);
+  for (size_t i = 0; i < a->ngot; i++) free(a->got[i]);
+  free(a->got);
+}
+
+static void blocked_add(struct cmd_read *a, const char *client, const char *cid) {
+  if (!client || !cid || !*client || !*cid || strlen(client) > 64 || strlen(cid) > 64) return;
+  a->b = xrealloc(a->b, (a->nb + 1) * sizeof *a->b);
+  a->b[a->nb++] = (blocked_item_t){.client = xstrdup(client), .cid = xstrdup(cid), .rc = TERN_ESTORE};
+}
+
+/* A join's or an add's clients that conv_join_refused would look up: not members already,
+ * not blocked by the conversation itself (cid is cached: im_prefetch read it). */
+static void blocked_join(im_worker_t *w, const req_t *r, const Lc__ConvCommand *cm, struct cmd_read *a) {
+  if ((long)cm->n_m > w->im->cfg->max_members) return; /* refused whole (too_many_ids) */
+  conv_t *c = convcache_peek(w->im, cm->cid);
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  size_t n = cm->n_m ? cm->n_m : 1; /* none: a chat room's join, oneself */
+  for (size_t i = 0; i < n; i++) {
+    const char *id = cm->n_m ? cm->m[i] : r->s->client_id;
+    if (members_has(c->members, id) || members_has(c->sets[SET_BLOCK], id)) continue;
+    int dup = 0;
+    for (size_t k = 0; k < a->nb && !dup; k++) dup = !strcmp(a->b[k].client, id);
+    if (!dup) blocked_add(a, id, c->cid);
+  }
+  pthread_mutex_unlock(&c->mu);
+  conv_release(c);
 }
 
 static void cmd_loaded(task_t *t) {
@@ -454,12 +516,32 @@ int im_prefetch_cmd(req_t *r) {
   if (w->cmd_read || !im_rerun_may(r)) return 0; /* cmd_read: this is its run again */
   const lc_cmd_t *c = r->cmd;
   const Lc__ConvCommand *cm = c->convmessage;
-  if (!c->has_cmd || c->cmd != LC__COMMAND_TYPE__conv || !c->has_op || !cm || !r->s) return 0;
+  const Lc__BlacklistCommand *bm = c->blacklistmessage;
+  if (!c->has_cmd || !c->has_op || !r->s) return 0;
+  if (c->cmd == LC__COMMAND_TYPE__blacklist) {
+    if (!bm || !bm->srcpid || bm->srccid || strcmp(bm->srcpid, r->s->client_id) != 0) return 0;
+    if (c->op == LC__OP_TYPE__block || c->op == LC__OP_TYPE__unblock) return 0; /* store jobs */
+  } else if (c->cmd != LC__COMMAND_TYPE__conv || !cm) {
+    return 0;
+  }
   cmd_prefetch_t *p = xcalloc(1, sizeof *p);
   struct cmd_read *a = &p->ans;
   a->doc_rc = 1;
-  if (c->op == LC__OP_TYPE__start && cm->has_unique && cm->unique && !(cm->has_transient && cm->transient) &&
-      (long)cm->n_m <= w->im->cfg->max_members) {
+  if (c->cmd == LC__COMMAND_TYPE__blacklist && c->op == LC__OP_TYPE__query) { /* as client_blacklist pages it */
+    a->kind = CMD_BLOCKS;
+    a->client = xstrdup(r->s->client_id);
+    a->after = bm->next ? xstrdup(bm->next) : NULL;
+    a->limit = (bm->has_limit && bm->limit > 0 ? (bm->limit > 100 ? 100 : bm->limit) : 10) + 1;
+  } else if (c->cmd == LC__COMMAND_TYPE__blacklist) { /* a check: up to 100 conversations */
+    a->kind = CMD_BLOCKED;
+    for (size_t i = 0; i < bm->n_tocids && i < 100; i++) blocked_add(a, r->s->client_id, bm->tocids[i]);
+    if (!a->nb) a->kind = 0;
+  } else if (c->op == LC__OP_TYPE__add && cm->cid) {
+    a->kind = CMD_BLOCKED;
+    blocked_join(w, r, cm, a);
+    if (!a->nb) a->kind = 0;
+  } else if (c->op == LC__OP_TYPE__start && cm->has_unique && cm->unique && !(cm->has_transient && cm->transient) &&
+             (long)cm->n_m <= w->im->cfg->max_members) {
     /* the unique id as im_conv_start makes it: the members listed and the creator, sorted */
     char **listed = xcalloc(cm->n_m + 1, sizeof(char *));
     for (size_t i = 0; i < cm->n_m; i++) listed[i] = cm->m[i] ? cm->m[i] : "";
@@ -482,7 +564,25 @@ int im_prefetch_cmd(req_t *r) {
     }
   }
   if (a->kind && im_rerun_submit(r, &p->x, cmd_load, cmd_loaded, M_CMD_PREFETCHES) == IM_PARKED) return IM_PARKED;
-  free(p); /* nothing to read, or the read queue is full: on the loop */
+  cmd_free(a); /* nothing to read, or the read queue is full: on the loop */
+  free(p);
+  return 0;
+}
+
+int im_cmd_blocked(const im_worker_t *w, const char *client, const char *cid) {
+  const struct cmd_read *a = w->cmd_read;
+  for (size_t i = 0; a && a->kind == CMD_BLOCKED && i < a->nb; i++)
+    if (!strcmp(a->b[i].client, client) && !strcmp(a->b[i].cid, cid)) return a->b[i].rc < 0 ? -2 : a->b[i].rc;
+  return -2;
+}
+
+int im_cmd_blocks(const im_worker_t *w, const char *client, const char *after, int limit,
+                  void (*cb)(void *arg, const char *cid), void *arg) {
+  const struct cmd_read *a = w->cmd_read;
+  if (!a || a->kind != CMD_BLOCKS || a->blocks_rc < 0 || a->limit != limit || strcmp(a->client, client) != 0 ||
+      !a->after != !after || (after && strcmp(a->after, after) != 0))
+    return 1;
+  for (size_t i = 0; i < a->ngot; i++) cb(arg, a->got[i]);
   return 0;
 }
 
