@@ -1095,4 +1095,23 @@ describe("what a conversation command reads besides its conversation (a unique s
     assert.equal(k.op, 'check_result', JSON.stringify(k));
     assert.deepEqual(k.blacklistMessage.blockedCids, [c2]);
   });
+
+  it("an update of a conversation cached without its document reads the document on a locked conversation table off the loop; the worker answers another client meanwhile; the merge keeps the rest", async () => {
+    const cid = 'd1b2c3d4e5f6a7b8c9d0e1f2';
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: JSON.stringify({ type: 'conversation', objectId: cid, name: 'imported', m: ['cd-a'], c: 'cd-a', attr: { topic: 'old', keep: 1 } }) + '\n',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'cd-a');
+    const other = await protoSession(server, 'cd-other');
+    assert.equal((await a.request({ cmd: 'logs', logsMessage: { cid, l: 1 } })).cmd, 'logs'); // its row cached, not its document
+    const r = await whileLocked('conv', a, other, { cmd: 'conv', op: 'update', convMessage: { cid, attr: { data: '{"attr.topic":"new"}' } } }, 'an update read its document');
+    assert.equal(r.op, 'updated', JSON.stringify(r));
+    const q = await a.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+    const [row] = JSON.parse(q.convMessage.results.data);
+    assert.equal(row.name, 'imported');
+    assert.deepEqual(row.attr, { topic: 'new', keep: 1 });
+  });
 });

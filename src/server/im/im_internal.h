@@ -77,8 +77,8 @@ struct im_worker {
   struct keys_read *keys_read;               /* the same around an ack, a read or a history page run again
                                          * with its conversations and imported ids read off the loop
                                          * (im_prefetch.c) */
-  struct cmd_read *cmd_read;                 /* the same around a conv/start with `unique`, a conv/max_read, an
-                                         * add or join, or a client blacklist's query or check run again
+  struct cmd_read *cmd_read;                 /* the same around a conv/start with `unique`, a conv/max_read, a
+                                         * conv/update, an add or join, or a client blacklist's query or check run again
                                          * with its own reads made off the loop (im_prefetch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
@@ -364,12 +364,15 @@ int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t 
 /* The same for what a conversation command reads besides its conversation's row: a
  * conv/start with `unique` its twin (store_conv_find_unique, and when found the twin's row,
  * cached, and its document), a conv/max_read its members' progress (store_progress, only
- * for a member). IM_PARKED (run again with the answers: w->cmd_read) or 0: go on. Before
+ * for a member), a conv/update of a conversation cached without its document that
+ * document (store_conv_doc), an add (a join) and a client blacklist's query or check
+ * their store_client_blocked / store_client_blocks. IM_PARKED (run again with the answers: w->cmd_read) or 0: go on. Before
  * the command's signature is checked, so its nonce is claimed once. */
 int im_prefetch_cmd(req_t *r);
 /* For the run again: 1 when not read ahead (read it on the loop); else what the store
  * answered — im_cmd_unique 0 (*cid malloc'd, *created) or TERN_ENOENT for unique id hex;
- * im_cmd_doc 0 with conversation conv's document (*text malloc'd or NULL); im_cmd_progress
+ * im_cmd_doc 0 with conversation conv's document (*text malloc'd or NULL: a unique start's
+ * twin's, a conv/update's); im_cmd_progress
  * 0 after calling cb for each member of conv. */
 int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created);
 int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text);

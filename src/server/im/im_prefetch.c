@@ -362,10 +362,14 @@ int im_prefetch_keys(req_t *r) {
 /* A conv/start with `unique` looks for the conversation the same members made before
  * (store_conv_find_unique) and, when found, reads that twin's row (temp_left, its delete
  * when expired) and its document (the unique id shown: conv_visible_unique_id); a
- * conv/max_read reads its members' progress (store_progress). Any logged-in client makes
- * them once per command: read here, off the loop, and handed to the run again through
+ * conv/max_read reads its members' progress (store_progress); a conv/update of a
+ * conversation cached without its document reads the document (its merge: conv_doc); an
+ * add (a join) whether each client it adds blocked the conversation, a client blacklist's
+ * check whether the client blocked each conversation named (store_client_blocked), its
+ * query a page of them (store_client_blocks). Any logged-in client makes them once per
+ * command: read here, off the loop, and handed to the run again through
  * w->cmd_read (im_cmd_unique, im_cmd_doc, im_cmd_progress), as im_prefetch_keys does. */
-enum { CMD_UNIQUE = 1, CMD_PROGRESS, CMD_BLOCKED, CMD_BLOCKS };
+enum { CMD_UNIQUE = 1, CMD_PROGRESS, CMD_BLOCKED, CMD_BLOCKS, CMD_DOC };
 
 typedef struct {
   char *client, *cid;
@@ -422,6 +426,10 @@ static int cmd_load(store_reader_t *r, store_read_t *rd) {
   struct cmd_read *a = &((cmd_prefetch_t *)rd)->ans;
   if (a->kind == CMD_BLOCKED) {
     for (size_t i = 0; i < a->nb; i++) a->b[i].rc = store_client_blocked(r, a->b[i].client, a->b[i].cid);
+    return 0;
+  }
+  if (a->kind == CMD_DOC) {
+    a->doc_rc = store_conv_doc(r, a->twin, &a->doc);
     return 0;
   }
   if (a->kind == CMD_BLOCKS) {
@@ -536,6 +544,17 @@ int im_prefetch_cmd(req_t *r) {
     a->kind = CMD_BLOCKED;
     for (size_t i = 0; i < bm->n_tocids && i < 100; i++) blocked_add(a, r->s->client_id, bm->tocids[i]);
     if (!a->nb) a->kind = 0;
+  } else if (c->op == LC__OP_TYPE__update && cm->cid) { /* its merge, when the cache holds the row only */
+    conv_t *cv = convcache_peek(w->im, cm->cid);
+    if (cv) {
+      pthread_mutex_lock(&cv->mu);
+      if (!cv->doc) {
+        a->kind = CMD_DOC;
+        a->twin = cv->id;
+      }
+      pthread_mutex_unlock(&cv->mu);
+      conv_release(cv);
+    }
   } else if (c->op == LC__OP_TYPE__add && cm->cid) {
     a->kind = CMD_BLOCKED;
     blocked_join(w, r, cm, a);
@@ -599,7 +618,7 @@ int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *cr
 
 int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text) {
   const struct cmd_read *a = w->cmd_read;
-  if (!a || a->kind != CMD_UNIQUE || a->find_rc != 0 || a->load_rc != 0 || a->twin != conv || a->doc_rc < 0) return 1;
+  if (!a || (a->kind != CMD_UNIQUE && a->kind != CMD_DOC) || a->twin != conv || a->doc_rc != 0) return 1;
   *text = a->doc ? xstrdup(a->doc) : NULL;
   return 0;
 }
