@@ -1114,4 +1114,23 @@ describe("what a conversation command reads besides its conversation (a unique s
     assert.equal(row.name, 'imported');
     assert.deepEqual(row.attr, { topic: 'new', keep: 1 });
   });
+
+  it("a read's cids list of conversations the cache lacks waits on a locked conversation table off the loop; the worker answers another client meanwhile", async () => {
+    const a = await protoSession(server, 'rc-a');
+    const other = await protoSession(server, 'rc-other');
+    const cids = [];
+    for (let i = 0; i < 5; i++) cids.push(`c0ffee11000000000000000${i}`);
+    const locker = await lockTable(db, 'conv');
+    try {
+      a.send({ cmd: 'read', i: null, readMessage: { cids } });
+      let echoed = false; // sent after it: runs after it (its connection waits for the read)
+      const behind = a.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, "a read's cids read conversations the cache lacks");
+      assert.equal(echoed, false, 'the frame behind the read waits for it (conv is locked)');
+      locker.commit();
+      assert.equal((await behind).cmd, 'echo');
+    } finally {
+      await locker.close();
+    }
+  });
 });

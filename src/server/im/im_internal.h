@@ -351,7 +351,8 @@ int im_presence_fence(req_t *r);
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
 /* The same for what else an `ack`, a `read` or a `logs` reads besides the conversation
- * im_prefetch reads: a `read`'s other conversations the cache lacks (up to 200), and in a
+ * im_prefetch reads: a `read`'s other conversations the cache lacks (up to 200 tuples and
+ * 200 cids), and in a
  * conversation with imported ids (c->ext_ids) the keys of the ids named
  * (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
  * and msg_key_resolve look at first) or 0: go on. */

@@ -200,7 +200,7 @@ int im_prefetch_token(req_t *r) {
 
 /* ---- a read's other conversations, an imported id's key ---- */
 
-#define KEYS_MAX 203 /* a read's 200 tuples, its cid, and a history page's two bounds */
+#define KEYS_MAX 403 /* a read's 200 tuples, its cid and its 200 cids, and a history page's two bounds */
 
 typedef struct {
   char *cid, *mid; /* mid: its key is wanted, NULL: only the conversation */
@@ -216,8 +216,8 @@ typedef struct {
 } key_item_t;
 
 struct keys_read {
-  size_t n;
-  key_item_t it[KEYS_MAX];
+  size_t n, cap;
+  key_item_t *it; /* cap of them: what the request names, at most KEYS_MAX */
 };
 
 typedef struct {
@@ -291,13 +291,14 @@ static void keys_loaded(task_t *t) {
     free(p->ans.it[i].cid);
     free(p->ans.it[i].mid);
   }
+  free(p->ans.it);
   free(p);
 }
 
 /* Adds (cid, mid) to p: the conversation is read when the cache lacks it, mid's key when
  * the conversation has imported ids. Returns 1 when something is to be read. */
 static int keys_add(im_t *im, keys_prefetch_t *p, const char *cid, const char *mid) {
-  if (!cid || !*cid || strlen(cid) > 64 || (mid && strlen(mid) > 64) || p->ans.n == KEYS_MAX) return 0;
+  if (!cid || !*cid || strlen(cid) > 64 || (mid && strlen(mid) > 64) || p->ans.n == p->ans.cap) return 0;
   key_item_t *a = &p->ans.it[p->ans.n++];
   a->cid = xstrdup(cid);
   a->mid = mid && *mid ? xstrdup(mid) : NULL;
@@ -329,7 +330,15 @@ int im_prefetch_keys(req_t *r) {
   if (w->keys_read || !im_rerun_may(r)) return 0; /* keys_read: this is its run again */
   const lc_cmd_t *c = r->cmd;
   int cmd = c->has_cmd ? (int)c->cmd : -1;
+  size_t cap = cmd == LC__COMMAND_TYPE__ack ? 1 : cmd == LC__COMMAND_TYPE__logs ? 2 : 0;
+  if (cmd == LC__COMMAND_TYPE__read && c->readmessage) {
+    const Lc__ReadCommand *rm = c->readmessage;
+    cap = (rm->n_convs < 200 ? rm->n_convs : 200) + 1 + (rm->n_cids < 200 ? rm->n_cids : 200);
+  }
+  if (!cap) return 0;
   keys_prefetch_t *p = xcalloc(1, sizeof *p);
+  p->ans.cap = cap;
+  p->ans.it = xcalloc(cap, sizeof *p->ans.it);
   int want = 0;
   if (cmd == LC__COMMAND_TYPE__ack && c->ackmessage && c->ackmessage->mid) {
     want |= keys_add(w->im, p, c->ackmessage->cid, c->ackmessage->mid);
@@ -341,7 +350,7 @@ int im_prefetch_keys(req_t *r) {
     for (size_t i = 0; i < rm->n_convs && i < 200; i++)
       if (rm->convs[i]) want |= keys_add(w->im, p, rm->convs[i]->cid, rm->convs[i]->mid);
     if (rm->cid) want |= keys_add(w->im, p, rm->cid, NULL);
-    /* rm->cids (up to 200 more) read their conversations on the loop, as before */
+    for (size_t i = 0; i < rm->n_cids && i < 200; i++) want |= keys_add(w->im, p, rm->cids[i], NULL);
   }
   if (want && im_rerun_submit(r, &p->x, keys_load, keys_loaded, M_KEYS_PREFETCHES) == IM_PARKED) return IM_PARKED;
   for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
@@ -353,6 +362,7 @@ int im_prefetch_keys(req_t *r) {
     free(a->cid);
     free(a->mid);
   }
+  free(p->ans.it);
   free(p);
   return 0;
 }
