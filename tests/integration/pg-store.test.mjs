@@ -1133,4 +1133,13 @@ describe("what a conversation command reads besides its conversation (a unique s
       await locker.close();
     }
   });
+
+  it("a query of temporary conversations by id (tempConvIds) reads them on a locked conversation table off the loop; the worker answers another client meanwhile; the answer is right", async () => {
+    const a = await protoSession(server, 'ct-a');
+    const other = await protoSession(server, 'ct-other');
+    const t = await startConv(a, ['ct-other'], { tempConv: true, tempConvTTL: 3600 });
+    const r = await whileLocked('conv', a, other, { cmd: 'conv', op: 'query', convMessage: { tempConvIds: [t.cid, '_tmp:nothere'] } }, 'a query read temporary conversations');
+    assert.equal(r.op, 'results', JSON.stringify(r));
+    assert.deepEqual(JSON.parse(r.convMessage.results.data).map((x) => x.objectId), [t.cid]);
+  });
 });

@@ -570,11 +570,14 @@ void im_conv_query(req_t *r) {
   json_t *arr = NULL;
   if (cm->n_tempconvids) {
     size_t n = cm->n_tempconvids > 1000 ? 1000 : cm->n_tempconvids;
-    arr = json_array();
-    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, conv_view_append, arr) < 0) {
-      json_decref(arr);
-      reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
-      return;
+    arr = im_cmd_temps(r->w, n, flags); /* read ahead, off the loop (im_prefetch_cmd) */
+    if (!arr) {
+      arr = json_array();
+      if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, conv_view_append, arr) < 0) {
+        json_decref(arr);
+        reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
+        return;
+      }
     }
     reply_results(r, arr);
     json_decref(arr);

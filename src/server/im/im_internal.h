@@ -367,7 +367,8 @@ int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t 
  * cached, and its document), a conv/max_read its members' progress (store_progress, only
  * for a member), a conv/update of a conversation cached without its document that
  * document (store_conv_doc), an add (a join) and a client blacklist's query or check
- * their store_client_blocked / store_client_blocks. IM_PARKED (run again with the answers: w->cmd_read) or 0: go on. Before
+ * their store_client_blocked / store_client_blocks, a conv/query's tempConvIds their
+ * conversations (store_conv_fetch). IM_PARKED (run again with the answers: w->cmd_read) or 0: go on. Before
  * the command's signature is checked, so its nonce is claimed once. */
 int im_prefetch_cmd(req_t *r);
 /* For the run again: 1 when not read ahead (read it on the loop); else what the store
@@ -383,6 +384,9 @@ int im_cmd_progress(const im_worker_t *w, int64_t conv, progress_cb cb, void *ar
  * blacklist's query: 0 after calling cb for each of the page (store_client_blocks with
  * these arguments), or 1: not read ahead. */
 int im_cmd_blocked(const im_worker_t *w, const char *client, const char *cid);
+/* A conv/query's tempConvIds (the first n, with flags): the results' array (referenced),
+ * or NULL: not read ahead. */
+json_t *im_cmd_temps(const im_worker_t *w, size_t n, int flags);
 int im_cmd_blocks(const im_worker_t *w, const char *client, const char *after, int limit,
                   void (*cb)(void *arg, const char *cid), void *arg);
 

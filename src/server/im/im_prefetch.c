@@ -379,7 +379,7 @@ int im_prefetch_keys(req_t *r) {
  * query a page of them (store_client_blocks). Any logged-in client makes them once per
  * command: read here, off the loop, and handed to the run again through
  * w->cmd_read (im_cmd_unique, im_cmd_doc, im_cmd_progress), as im_prefetch_keys does. */
-enum { CMD_UNIQUE = 1, CMD_PROGRESS, CMD_BLOCKED, CMD_BLOCKS, CMD_DOC };
+enum { CMD_UNIQUE = 1, CMD_PROGRESS, CMD_BLOCKED, CMD_BLOCKS, CMD_DOC, CMD_TEMPS };
 
 typedef struct {
   char *client, *cid;
@@ -412,6 +412,11 @@ struct cmd_read {
   int limit, blocks_rc;
   char **got;
   size_t ngot;
+  /* CMD_TEMPS: a conv/query's temporary conversations (tempConvIds, up to 1,000) */
+  char **temps;
+  size_t ntemps;
+  int flags, temps_rc;
+  json_t *arr;
 };
 
 typedef struct {
@@ -436,6 +441,11 @@ static int cmd_load(store_reader_t *r, store_read_t *rd) {
   struct cmd_read *a = &((cmd_prefetch_t *)rd)->ans;
   if (a->kind == CMD_BLOCKED) {
     for (size_t i = 0; i < a->nb; i++) a->b[i].rc = store_client_blocked(r, a->b[i].client, a->b[i].cid);
+    return 0;
+  }
+  if (a->kind == CMD_TEMPS) {
+    a->arr = json_array(); /* built here, handed whole to the worker */
+    a->temps_rc = store_conv_fetch(r, (const char *const *)a->temps, a->ntemps, a->flags, conv_view_append, a->arr);
     return 0;
   }
   if (a->kind == CMD_DOC) {
@@ -474,6 +484,9 @@ static void cmd_free(struct cmd_read *a) {
   free(a->after);
   for (size_t i = 0; i < a->ngot; i++) free(a->got[i]);
   free(a->got);
+  for (size_t i = 0; i < a->ntemps; i++) free(a->temps[i]);
+  free(a->temps);
+  json_decref(a->arr);
 }
 
 static void blocked_add(struct cmd_read *a, const char *client, const char *cid) {
@@ -554,6 +567,12 @@ int im_prefetch_cmd(req_t *r) {
     a->kind = CMD_BLOCKED;
     for (size_t i = 0; i < bm->n_tocids && i < 100; i++) blocked_add(a, r->s->client_id, bm->tocids[i]);
     if (!a->nb) a->kind = 0;
+  } else if (c->op == LC__OP_TYPE__query && cm->n_tempconvids) { /* as im_conv_query fetches them */
+    a->kind = CMD_TEMPS;
+    a->ntemps = cm->n_tempconvids > 1000 ? 1000 : cm->n_tempconvids;
+    a->temps = xcalloc(a->ntemps, sizeof *a->temps);
+    for (size_t i = 0; i < a->ntemps; i++) a->temps[i] = xstrdup(cm->tempconvids[i] ? cm->tempconvids[i] : "");
+    a->flags = cm->has_flag ? cm->flag & 3 : 0;
   } else if (c->op == LC__OP_TYPE__update && cm->cid) { /* its merge, when the cache holds the row only */
     conv_t *cv = convcache_peek(w->im, cm->cid);
     if (cv) {
@@ -613,6 +632,12 @@ int im_cmd_blocks(const im_worker_t *w, const char *client, const char *after, i
     return 1;
   for (size_t i = 0; i < a->ngot; i++) cb(arg, a->got[i]);
   return 0;
+}
+
+json_t *im_cmd_temps(const im_worker_t *w, size_t n, int flags) {
+  const struct cmd_read *a = w->cmd_read;
+  if (!a || a->kind != CMD_TEMPS || a->ntemps != n || a->flags != flags || a->temps_rc < 0 || !a->arr) return NULL;
+  return json_incref(a->arr);
 }
 
 int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created) {
