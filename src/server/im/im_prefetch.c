@@ -376,9 +376,11 @@ int im_prefetch_keys(req_t *r) {
  * conversation cached without its document reads the document (its merge: conv_doc); an
  * add (a join) whether each client it adds blocked the conversation, a client blacklist's
  * check whether the client blocked each conversation named (store_client_blocked), its
- * query a page of them (store_client_blocks). Any logged-in client makes them once per
- * command: read here, off the loop, and handed to the run again through
- * w->cmd_read (im_cmd_unique, im_cmd_doc, im_cmd_progress), as im_prefetch_keys does. */
+ * query a page of them (store_client_blocks); a conv/query its tempConvIds
+ * (store_conv_fetch). Any logged-in client makes them once per command: read here, off the
+ * loop, and handed to the run again through w->cmd_read (im_cmd_unique, im_cmd_doc,
+ * im_cmd_progress, im_cmd_blocked, im_cmd_blocks, im_cmd_temps), as im_prefetch_keys does.
+ * An answer that failed is not one: the run again reads it on the loop. */
 enum { CMD_UNIQUE = 1, CMD_PROGRESS, CMD_BLOCKED, CMD_BLOCKS, CMD_DOC, CMD_TEMPS };
 
 typedef struct {
@@ -520,8 +522,8 @@ static void cmd_loaded(task_t *t) {
   im_worker_t *w;
   im_link_t *l = im_rerun_link(&p->x, &w);
   if (p->x.rd.result < 0) { /* no reader: nothing was read; the run again reads on the loop */
-    a->find_rc = a->progress_rc = TERN_ESTORE;
-    a->load_rc = TERN_ESTORE;
+    a->find_rc = a->progress_rc = a->blocks_rc = a->temps_rc = TERN_ESTORE;
+    a->load_rc = TERN_ESTORE; /* doc_rc stays 1, the blocked items' rc TERN_ESTORE */
   }
   if (a->kind == CMD_UNIQUE && a->find_rc == 0 && (a->load_rc == 0 || a->load_rc == TERN_ENOENT)) {
     conv_t *stale = NULL; /* the twin, cached as conv_get would have (unless cached meanwhile) */
