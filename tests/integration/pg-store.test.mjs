@@ -1142,4 +1142,20 @@ describe("what a conversation command reads besides its conversation (a unique s
     assert.equal(r.op, 'results', JSON.stringify(r));
     assert.deepEqual(JSON.parse(r.convMessage.results.data).map((x) => x.objectId), [t.cid]);
   });
+
+  it("an is_member's conversations the cache lacks are read on a locked conversation table off the loop; the worker answers another client meanwhile; the answer is right", async () => {
+    const cid = 'e1b2c3d4e5f6a7b8c9d0e1f2';
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: JSON.stringify({ type: 'conversation', objectId: cid, m: ['im-a'], c: 'im-a' }) + '\n',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'im-a');
+    const other = await protoSession(server, 'im-other');
+    const nothere = 'c0ffee2200000000000000ff';
+    const r = await whileLocked('conv', a, other, { cmd: 'conv', op: 'is_member', convMessage: { cids: [cid, nothere] } }, 'an is_member read conversations the cache lacks');
+    assert.equal(r.op, 'is_member', JSON.stringify(r));
+    assert.deepEqual(JSON.parse(r.convMessage.results.data), { [cid]: true, [nothere]: false });
+  });
 });

@@ -350,11 +350,10 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
-/* The same for what else an `ack`, a `read` or a `logs` reads besides the conversation
- * im_prefetch reads: a `read`'s other conversations the cache lacks (up to 200 tuples and
- * 200 cids), and in a
- * conversation with imported ids (c->ext_ids) the keys of the ids named
- * (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
+/* The same for what else an `ack`, a `read`, a `logs` or a `conv/is_member` reads besides
+ * the conversation im_prefetch reads: the conversations the cache lacks of a `read` (up to
+ * 200 tuples and 200 cids) and of an is_member (up to 100 cids), and in a conversation with
+ * imported ids (c->ext_ids) the keys of the ids named (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
  * and msg_key_resolve look at first) or 0: go on. */
 int im_prefetch_keys(req_t *r);
 /* For conv_get and msg_key_resolve, in such a run again: 1 when cid was read and found

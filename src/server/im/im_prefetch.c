@@ -334,6 +334,8 @@ int im_prefetch_keys(req_t *r) {
   if (cmd == LC__COMMAND_TYPE__read && c->readmessage) {
     const Lc__ReadCommand *rm = c->readmessage;
     cap = (rm->n_convs < 200 ? rm->n_convs : 200) + 1 + (rm->n_cids < 200 ? rm->n_cids : 200);
+  } else if (cmd == LC__COMMAND_TYPE__conv && c->has_op && c->op == LC__OP_TYPE__is_member && c->convmessage) {
+    cap = c->convmessage->n_cids < 100 ? c->convmessage->n_cids : 100; /* as im_conv_is_member reads them */
   }
   if (!cap) return 0;
   keys_prefetch_t *p = xcalloc(1, sizeof *p);
@@ -351,6 +353,8 @@ int im_prefetch_keys(req_t *r) {
       if (rm->convs[i]) want |= keys_add(w->im, p, rm->convs[i]->cid, rm->convs[i]->mid);
     if (rm->cid) want |= keys_add(w->im, p, rm->cid, NULL);
     for (size_t i = 0; i < rm->n_cids && i < 200; i++) want |= keys_add(w->im, p, rm->cids[i], NULL);
+  } else if (cmd == LC__COMMAND_TYPE__conv) { /* is_member */
+    for (size_t i = 0; i < cap; i++) want |= keys_add(w->im, p, c->convmessage->cids[i], NULL);
   }
   if (want && im_rerun_submit(r, &p->x, keys_load, keys_loaded, M_KEYS_PREFETCHES) == IM_PARKED) return IM_PARKED;
   for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
