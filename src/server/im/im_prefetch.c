@@ -200,7 +200,7 @@ int im_prefetch_token(req_t *r) {
 
 /* ---- a read's other conversations, an imported id's key ---- */
 
-#define KEYS_MAX 203 /* a read's 200 tuples, its cid, and a history page's two bounds */
+#define KEYS_READ_TUPLES 200 /* a read's tuples read ahead (its cid besides) */
 
 typedef struct {
   char *cid, *mid; /* mid: its key is wanted, NULL: only the conversation */
@@ -216,8 +216,8 @@ typedef struct {
 } key_item_t;
 
 struct keys_read {
-  size_t n;
-  key_item_t it[KEYS_MAX];
+  size_t n, max; /* max: what the request can name (an ack 1, a history page 2, a read its tuples and cid) */
+  key_item_t *it;
 };
 
 typedef struct {
@@ -291,13 +291,14 @@ static void keys_loaded(task_t *t) {
     free(p->ans.it[i].cid);
     free(p->ans.it[i].mid);
   }
+  free(p->ans.it);
   free(p);
 }
 
 /* Adds (cid, mid) to p: the conversation is read when the cache lacks it, mid's key when
  * the conversation has imported ids. Returns 1 when something is to be read. */
 static int keys_add(im_t *im, keys_prefetch_t *p, const char *cid, const char *mid) {
-  if (!cid || !*cid || strlen(cid) > 64 || (mid && strlen(mid) > 64) || p->ans.n == KEYS_MAX) return 0;
+  if (!cid || !*cid || strlen(cid) > 64 || (mid && strlen(mid) > 64) || p->ans.n == p->ans.max) return 0;
   key_item_t *a = &p->ans.it[p->ans.n++];
   a->cid = xstrdup(cid);
   a->mid = mid && *mid ? xstrdup(mid) : NULL;
@@ -326,10 +327,18 @@ static int keys_add(im_t *im, keys_prefetch_t *p, const char *cid, const char *m
 
 int im_prefetch_keys(req_t *r) {
   im_worker_t *w = r->w;
-  if (w->keys_read || !im_rerun_may(r)) return 0; /* keys_read: this is its run again */
   const lc_cmd_t *c = r->cmd;
   int cmd = c->has_cmd ? (int)c->cmd : -1;
+  size_t max; /* asked first: every frame comes here, and only these three read ahead */
+  if (cmd == LC__COMMAND_TYPE__ack && c->ackmessage && c->ackmessage->mid) max = 1;
+  else if (cmd == LC__COMMAND_TYPE__logs && c->logsmessage) max = 2;
+  else if (cmd == LC__COMMAND_TYPE__read && c->readmessage)
+    max = (c->readmessage->n_convs < KEYS_READ_TUPLES ? c->readmessage->n_convs : KEYS_READ_TUPLES) + 1;
+  else return 0;
+  if (w->keys_read || !im_rerun_may(r)) return 0; /* keys_read: this is its run again */
   keys_prefetch_t *p = xcalloc(1, sizeof *p);
+  p->ans.max = max;
+  p->ans.it = xcalloc(max, sizeof *p->ans.it);
   int want = 0;
   if (cmd == LC__COMMAND_TYPE__ack && c->ackmessage && c->ackmessage->mid) {
     want |= keys_add(w->im, p, c->ackmessage->cid, c->ackmessage->mid);
@@ -338,7 +347,7 @@ int im_prefetch_keys(req_t *r) {
     if (c->logsmessage->tmid) want |= keys_add(w->im, p, c->logsmessage->cid, c->logsmessage->tmid);
   } else if (cmd == LC__COMMAND_TYPE__read && c->readmessage) {
     const Lc__ReadCommand *rm = c->readmessage;
-    for (size_t i = 0; i < rm->n_convs && i < 200; i++)
+    for (size_t i = 0; i < rm->n_convs && i < KEYS_READ_TUPLES; i++)
       if (rm->convs[i]) want |= keys_add(w->im, p, rm->convs[i]->cid, rm->convs[i]->mid);
     if (rm->cid) want |= keys_add(w->im, p, rm->cid, NULL);
     /* rm->cids (up to 200 more) read their conversations on the loop, as before */
@@ -353,6 +362,7 @@ int im_prefetch_keys(req_t *r) {
     free(a->cid);
     free(a->mid);
   }
+  free(p->ans.it);
   free(p);
   return 0;
 }
