@@ -167,10 +167,7 @@ static void infos_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
 static void infos_free(rest_read_t *x) {
   infos_read_t *p = (infos_read_t *)x;
   if (p->load_rc == 0) conv_row_free(&p->row); /* read, and never cached */
-  if (p->stale) {                              /* never reloaded (refused, or not answered): stale still, as it was */
-    atomic_store(&p->stale->stale, 1);
-    conv_release(p->stale);
-  }
+  convcache_load_abandoned(p->stale);          /* never reloaded (refused, or not answered): stale still */
   if (p->conv) conv_release(p->conv);
   json_decref(p->acc.results);
   free(p->cid);

@@ -399,6 +399,12 @@ conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int
   return stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
 }
 
+void convcache_load_abandoned(conv_t *stale) {
+  if (!stale) return;
+  atomic_store(&stale->stale, 1);
+  conv_release(stale);
+}
+
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
   if (!w) { /* the server is stopping: nothing is cached */
     if (rc == 0) conv_row_free(row);

@@ -176,6 +176,9 @@ int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
+/* A load convcache_wants_load asked for that will not be made (the read queue is full, the
+ * request was refused): stale, if any, is marked stale again and released; NULL is none. */
+void convcache_load_abandoned(conv_t *stale);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
  * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other

@@ -478,13 +478,9 @@ static int patch_prefetch(req_t *r, const Lc__PatchCommand *pm) {
   if (p->ans.n && im_rerun_submit(r, &p->x, patch_load, patch_loaded, M_PATCH_PREFETCHES) == IM_PARKED)
     return IM_PARKED;
   for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
-    patch_item_read_t *a = &p->ans.it[i];
-    if (a->stale) {
-      atomic_store(&a->stale->stale, 1);
-      conv_release(a->stale);
-    }
-    free(a->cid);
-    free(a->mid);
+    convcache_load_abandoned(p->ans.it[i].stale);
+    free(p->ans.it[i].cid);
+    free(p->ans.it[i].mid);
   }
   free(p);
   return 0;

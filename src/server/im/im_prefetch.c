@@ -141,10 +141,7 @@ int im_prefetch(req_t *r) {
   p->stale = stale;
   p->cid = xstrdup(cid);
   if (im_rerun_submit(r, &p->x, load, loaded, M_CONV_PREFETCHES) == IM_PARKED) return IM_PARKED;
-  if (stale) { /* the read queue is full: conv_get reads it on the loop */
-    atomic_store(&stale->stale, 1);
-    conv_release(stale);
-  }
+  convcache_load_abandoned(stale); /* the read queue is full: conv_get reads it on the loop */
   free(p->cid);
   free(p);
   return 0;
@@ -354,13 +351,9 @@ int im_prefetch_keys(req_t *r) {
   }
   if (want && im_rerun_submit(r, &p->x, keys_load, keys_loaded, M_KEYS_PREFETCHES) == IM_PARKED) return IM_PARKED;
   for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
-    key_item_t *a = &p->ans.it[i];
-    if (a->stale) {
-      atomic_store(&a->stale->stale, 1);
-      conv_release(a->stale);
-    }
-    free(a->cid);
-    free(a->mid);
+    convcache_load_abandoned(p->ans.it[i].stale);
+    free(p->ans.it[i].cid);
+    free(p->ans.it[i].mid);
   }
   free(p->ans.it);
   free(p);
