@@ -341,14 +341,17 @@ void push_worker_stop(im_worker_t *w) {
 
 /* ---------------------------------------------------------------- fan-out */
 
+/* A recipient's devices, as many as it has (PUSH_MAX_DEVICES at most): a push to a group
+ * keeps one of these per offline member until its read is done, so none is sized ahead. */
 typedef struct {
-  push_device_t v[PUSH_MAX_DEVICES];
+  push_device_t *v;
   size_t n;
 } devices_t;
 
 static void device_each(void *arg, const device_view_t *dv) {
   devices_t *ds = arg;
   if (ds->n >= PUSH_MAX_DEVICES || !dv->token || !dv->type) return;
+  ds->v = xrealloc(ds->v, (ds->n + 1) * sizeof *ds->v);
   push_device_t *d = &ds->v[ds->n++];
   d->token = xstrdup(dv->token);
   d->type = xstrdup(dv->type);
@@ -446,6 +449,7 @@ static void devices_read_free(devices_read_t *x) {
       free(x->ds[i].v[k].type);
       free(x->ds[i].v[k].installation_id);
     }
+    free(x->ds[i].v);
     free(x->to[i]);
   }
   free(x->to);
@@ -465,8 +469,8 @@ static void devices_done(task_t *t) {
   im_worker_t *w = idx >= 0 ? x->im->workers[idx] : NULL;
   push_worker_t *pw = w ? worker_state(w) : NULL;
   push_request_t req = {.from = x->from, .cid = x->cid, .timestamp = x->timestamp, .msg_id = x->msg_id};
+  push_hub_t *hub = pw ? pw->hub : NULL;
   for (size_t i = 0; pw && i < x->n; i++) {
-    push_hub_t *hub = pw->hub;
     devices_t *ds = &x->ds[i];
     if (x->failed[i] || x->rd.result < 0) log_at(LOG_WARN, "push: cannot read the devices of %s", x->to[i]);
     for (size_t k = 0; k < ds->n; k++) {
