@@ -765,6 +765,19 @@ describe("the REST API's reads a client may make (its session-token check, its r
     const r = await whileLocked('member_info', other, () => infos(cid), "a REST call's member roles were read");
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body, first.body);
+    // someone not in the conversation is refused without its infos being read: with the
+    // table locked the 403 comes at once (before, the read was made first and waited)
+    const x = await protoSession(server, 'ri-x');
+    const locker = await lockTable(db, 'member_info');
+    try {
+      const path = `/1.1/classes/_ConversationMemberInfo?client_id=ri-x&where=${encodeURIComponent(JSON.stringify({ cid }))}`;
+      const t0 = Date.now();
+      const refused = await restGet(path, x.openReply.sessionMessage.st);
+      assert.deepEqual([refused.status, refused.body.code], [403, 119], JSON.stringify(refused.body));
+      assert.ok(Date.now() - t0 < 2000, `the refusal took ${Date.now() - t0} ms: it waited for the locked table`);
+    } finally {
+      await locker.close();
+    }
   });
 
   // one address has at most 64 reads waiting (MAX_IP_READS, with its WebSocket reads): a

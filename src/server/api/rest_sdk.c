@@ -122,8 +122,9 @@ void rest_notifications(conn_t *c, const http_req_t *r) {
  * im_prefetch.c reads it for a WebSocket request). */
 typedef struct {
   rest_read_t x; /* first */
-  char *cid;
+  char *cid, *client;
   int looked;    /* conv_get was asked on the loop (the cache held it fresh, or SQLite) */
+  int member;    /* … and the client is in it: only then are its infos read */
   conv_t *conv;  /* … and answered this (held across the read), NULL: none */
   conv_t *stale; /* else the stale entry being reloaded, or NULL (not cached) */
   int load_rc;   /* store_conv_load's, when read */
@@ -131,14 +132,25 @@ typedef struct {
   infos_acc_t acc;
 } infos_read_t;
 
+/* A read row's members name the client (a chat room's roles are anyone's: conv_role). */
+static int row_member(const conv_row_t *row, const char *client) {
+  if (row->kind == CONV_ROOM) return 1;
+  for (size_t i = 0; i < row->nmembers; i++)
+    if (!strcmp(row->members[i], client)) return 1;
+  return 0;
+}
+
+/* A conversation's infos are read for its members only: anyone else is answered 403 without
+ * the read (a large conversation's rows, built into JSON, for nothing). */
 static int infos_read(store_reader_t *rd, rest_read_t *x) {
   infos_read_t *p = (infos_read_t *)x;
   int64_t id = p->conv ? p->conv->id : 0;
-  if (p->looked && !p->conv) return 0;
+  if (p->looked && !p->member) return 0;
   if (!p->looked) {
     p->load_rc = store_conv_load(rd, p->cid, &p->row);
     if (p->load_rc == TERN_ENOENT) return 0;
     if (p->load_rc < 0) return p->load_rc;
+    if (!row_member(&p->row, p->client)) return 0;
     id = p->row.id;
   }
   return store_member_infos(rd, id, info_each, &p->acc);
@@ -151,17 +163,15 @@ static void infos_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
     p->stale = NULL;
     p->load_rc = TERN_ENOENT; /* the row is the cache's now */
   }
-  char *client = rest_auth_client(r);
   if (x->rd.result < 0) {
     http_respond_error(c, r, 500, 1, "storage failed");
   } else if (!p->conv) {
     http_respond_json(c, r, 200, json_pack("{s:[]}", "results"));
-  } else if (!client || conv_role(p->conv, client) < ROLE_MEMBER) {
+  } else if (conv_role(p->conv, p->client) < ROLE_MEMBER) {
     http_respond_error(c, r, 403, 119, "not a member of this conversation");
   } else {
     http_respond_json(c, r, 200, json_pack("{s:O}", "results", p->acc.results));
   }
-  free(client);
 }
 
 static void infos_free(rest_read_t *x) {
@@ -171,27 +181,30 @@ static void infos_free(rest_read_t *x) {
   if (p->conv) conv_release(p->conv);
   json_decref(p->acc.results);
   free(p->cid);
+  free(p->client);
   free(p);
 }
 
 void rest_member_infos(conn_t *c, const http_req_t *r) {
   char *client = rest_session_client(c, r);
   if (!client) return;
-  free(client);
   char *where_s = http_query_param(r, "where");
   json_t *where = where_s ? json_loads_capped(where_s, 0, NULL) : NULL;
   const char *cid = json_string_value(json_object_get(where, "cid"));
   if (!cid) {
     http_respond_error(c, r, 400, 107, "where must name a conversation: {\"cid\": \"…\"}");
+    free(client);
   } else {
     infos_read_t *p = xcalloc(1, sizeof *p);
     p->cid = xstrdup(cid);
+    p->client = client;
     p->load_rc = TERN_ENOENT;
     im_t *im = c->w->imw->im;
     /* the cache answers without a read unless it lacks the conversation or holds it stale */
     if (!store_reads_off_loop(im->store) || !convcache_wants_load(im, p->cid, &p->stale)) {
       p->looked = 1;
       p->conv = conv_get(c->w->imw, p->cid, NULL);
+      p->member = p->conv && conv_role(p->conv, client) >= ROLE_MEMBER;
     }
     p->acc = (infos_acc_t){json_array(), p->cid};
     p->x.fn = infos_read;
