@@ -582,27 +582,19 @@ static int rc_take(im_worker_t *w, send_job_t *sj) {
   int behind = atomic_load(&c->rechecks) > 0;
   size_t n = sj->members->n, nl = 0, no = 0;
   char **live = NULL, **off = NULL;
-  /* a small conversation is looked at first, so that the usual case (everyone somewhere)
-   * costs lookups in memory, not an ioctl; a large one asks the subscriber first */
-  int split = !behind && n <= RECHECK_SPLIT_FIRST;
-  if (split) {
+  if (!behind) {
+    /* a small conversation is looked at first, so that the usual case (everyone somewhere)
+     * costs lookups in memory, not an ioctl; a large one asks the subscriber first */
+    int small = n <= RECHECK_SPLIT_FIRST;
+    if (!small && !bus_fence_needed(im->bus)) return 0;
     live = xmalloc((n + 1) * sizeof *live), off = xmalloc((n + 1) * sizeof *off);
     rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
+    if (!no || (small && !bus_fence_needed(im->bus))) goto as_usual; /* everyone is somewhere, or nothing is pending */
   }
-  int take = behind || ((!split || no) && bus_fence_needed(im->bus));
-  if (take && !bus_up(im->bus)) take = 0;
-  if (take && w->rc_n >= RECHECK_MAX) {
+  if (!bus_up(im->bus)) goto as_usual;
+  if (w->rc_n >= RECHECK_MAX) {
     metric_inc(M_SEND_RECHECKS_FULL);
-    take = 0;
-  }
-  if (take && !behind && !split) {
-    live = xmalloc((n + 1) * sizeof *live), off = xmalloc((n + 1) * sizeof *off);
-    rc_split(im, sj->j.sender, sj->members->ids, n, live, &nl, off, &no);
-  }
-  if (!take || (!behind && !no)) { /* delivered as usual: everyone is somewhere, or nothing is pending */
-    free(live);
-    free(off);
-    return 0;
+    goto as_usual;
   }
   struct im_recheck *e = xcalloc(1, sizeof *e);
   if (!behind) {
@@ -623,6 +615,10 @@ static int rc_take(im_worker_t *w, send_job_t *sj) {
   w->rc_n++;
   if (!w->rc_fencing) rc_fence(w);
   return 1;
+as_usual:
+  free(live);
+  free(off);
+  return 0;
 }
 
 void im_msg_rechecks_free(im_worker_t *w) {
@@ -638,6 +634,13 @@ void im_msg_rechecks_free(im_worker_t *w) {
   w->rc_n = 0;
 }
 
+/* Whoever waits for the send (a REST or hook caller: sj->done) is told the stored id. */
+static void sent_done(im_worker_t *w, send_job_t *sj, const char *mid, int64_t ts) {
+  json_t *res = json_pack("{s:s, s:I}", "msg-id", mid, "timestamp", (json_int_t)ts);
+  im_done(w, &sj->done, 0, res);
+  json_decref(res);
+}
+
 static void send_done(task_t *t) {
   send_job_t *sj = (send_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
@@ -647,9 +650,7 @@ static void send_done(task_t *t) {
     metric_inc(M_SEND_DEDUPED);
     deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no);
     send_ack(w, &sj->rt, sj->j.dup_mid, sj->j.dup_ts);
-    json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.dup_mid, "timestamp", (json_int_t)sj->j.dup_ts);
-    im_done(w, &sj->done, 0, res);
-    json_decref(res);
+    sent_done(w, sj, sj->j.dup_mid, sj->j.dup_ts);
     send_job_free(sj);
     return;
   }
@@ -663,24 +664,20 @@ static void send_done(task_t *t) {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     room_ack_t *ra = room_ack_new(w, sj);
     if (!ra) send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
-    if (!ra && rc_take(w, sj)) { /* its fan-out waits for the subscriber (above): sj is the queue's */
-      json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
-      im_done(w, &sj->done, 0, res);
-      json_decref(res);
-      return;
+    int waits = !ra && rc_take(w, sj); /* its fan-out waits for the subscriber (above): sj is the queue's */
+    if (!waits) {
+      w->room_relay = ra ? &ra->relay : NULL;
+      deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
+      if (w->room_relay) { /* not taken: no delivery was posted to another worker, none parked */
+        w->room_relay = NULL;
+        room_ack_done(&ra->relay, w);
+      }
+      metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
+      message_sent_hook(w, sj);
+      offline_push(w, sj);
     }
-    w->room_relay = ra ? &ra->relay : NULL;
-    deliver_in_turn(w, sj->conv, sj->members, sj->frame, sj->skip, sj->dlv_no);
-    if (w->room_relay) { /* not taken: no delivery was posted to another worker, none parked */
-      w->room_relay = NULL;
-      room_ack_done(&ra->relay, w);
-    }
-    metric_observe_us(M_DELIVERY, (mono_ns() - sj->t0_ns) / 1000);
-    message_sent_hook(w, sj);
-    offline_push(w, sj);
-    json_t *res = json_pack("{s:s, s:I}", "msg-id", sj->j.mid, "timestamp", (json_int_t)sj->j.ts);
-    im_done(w, &sj->done, 0, res);
-    json_decref(res);
+    sent_done(w, sj, sj->j.mid, sj->j.ts);
+    if (waits) return;
   }
   send_job_free(sj);
 }
