@@ -53,10 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
 # "RUN WAIT" in nanoseconds, summed over every thread of the given processes and of their
 # direct children (the postmaster and its backends): the time they ran, and the time they
 # were runnable but waited for a core (/proc/PID/task/TID/schedstat), which on a shared

@@ -1,5 +1,10 @@
 # bench/results.sh — sourced by scripts/bench.sh and bench/cluster.sh: where a run's
-# results go and how they are written.
+# results go and how they are written, and a free loopback port for the servers they start.
+
+# free_port: prints a TCP port on 127.0.0.1 nobody listens on now.
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
 
 # results_path NAME-SUFFIX: sets stamp (the date), commit and out (bench/results/<date>-<commit><suffix>, with
 # -2, -3… when that commit already has results: keep every run, medians need three).

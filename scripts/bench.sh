@@ -65,7 +65,7 @@ start_server() {
 start_mosquitto() {
   local dir
   dir=$(mktemp -d -p "$tmp")
-  port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  port=$(free_port)
   printf 'user %s\npersistence false\nallow_anonymous true\nlistener 0 %s/mqtt.sock\nlistener %s 127.0.0.1\nprotocol websockets\n' \
     "$(id -un)" "$dir" "$port" >"$dir/mosquitto.conf"
   mosquitto -c "$dir/mosquitto.conf" 2>>"$tmp/mosquitto.err" &
