@@ -53,7 +53,8 @@ static void update_job_free(update_job_t *u) {
 static json_t *conv_doc(im_worker_t *w, conv_t *c) {
   if (c->doc) return c->doc;
   char *text = NULL;
-  if (store_conv_doc(w->reader, c->id, &text) < 0) return NULL;
+  if (im_cmd_doc(w, c->id, &text) == 1 && store_conv_doc(w->reader, c->id, &text) < 0)
+    return NULL; /* read ahead for a conv/update, off the loop (im_prefetch_cmd) */
   size_t len = text ? strlen(text) : 0;
   json_t *doc = text ? json_loadb(text, len, 0, NULL) : NULL; /* uncapped: older builds stored deeper */
   c->doc_deep = text && json_text_depth(text, len, JSON_MAX_DEPTH) > JSON_MAX_DEPTH;

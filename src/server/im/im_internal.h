@@ -77,6 +77,9 @@ struct im_worker {
   struct keys_read *keys_read;               /* the same around an ack, a read or a history page run again
                                          * with its conversations and imported ids read off the loop
                                          * (im_prefetch.c) */
+  struct cmd_read *cmd_read;                 /* the same around a conv/start with `unique`, a conv/max_read, a
+                                         * conv/update, an add or join, or a client blacklist's query or check run again
+                                         * with its own reads made off the loop (im_prefetch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
   struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
@@ -350,10 +353,10 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
-/* The same for what else an `ack`, a `read` or a `logs` reads besides the conversation
- * im_prefetch reads: a `read`'s other conversations the cache lacks (up to 200), and in a
- * conversation with imported ids (c->ext_ids) the keys of the ids named
- * (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
+/* The same for what else an `ack`, a `read`, a `logs` or a `conv/is_member` reads besides
+ * the conversation im_prefetch reads: the conversations the cache lacks of a `read` (up to
+ * 200 tuples and 200 cids) and of an is_member (up to 100 cids), and in a conversation with
+ * imported ids (c->ext_ids) the keys of the ids named (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
  * and msg_key_resolve look at first) or 0: go on. */
 int im_prefetch_keys(req_t *r);
 /* For conv_get and msg_key_resolve, in such a run again: 1 when cid was read and found
@@ -361,6 +364,33 @@ int im_prefetch_keys(req_t *r);
  * conv was read; -1: not read ahead. */
 int im_keys_absent(const im_worker_t *w, const char *cid);
 int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
+/* The same for what a conversation command reads besides its conversation's row: a
+ * conv/start with `unique` its twin (store_conv_find_unique, and when found the twin's row,
+ * cached, and its document), a conv/max_read its members' progress (store_progress, only
+ * for a member), a conv/update of a conversation cached without its document that
+ * document (store_conv_doc), an add (a join) and a client blacklist's query or check
+ * their store_client_blocked / store_client_blocks, a conv/query's tempConvIds their
+ * conversations (store_conv_fetch). IM_PARKED (run again with the answers: w->cmd_read) or 0: go on. Before
+ * the command's signature is checked, so its nonce is claimed once. */
+int im_prefetch_cmd(req_t *r);
+/* For the run again: 1 when not read ahead (read it on the loop); else what the store
+ * answered — im_cmd_unique 0 (*cid malloc'd, *created) or TERN_ENOENT for unique id hex;
+ * im_cmd_doc 0 with conversation conv's document (*text malloc'd or NULL: a unique start's
+ * twin's, a conv/update's); im_cmd_progress
+ * 0 after calling cb for each member of conv. */
+int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created);
+int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text);
+int im_cmd_progress(const im_worker_t *w, int64_t conv, progress_cb cb, void *arg);
+/* A join's or an add's clients (those not members nor blocked by the conversation), and a
+ * client blacklist's check: store_client_blocked's 1 or 0, or -2: not read ahead. A client
+ * blacklist's query: 0 after calling cb for each of the page (store_client_blocks with
+ * these arguments), or 1: not read ahead. */
+int im_cmd_blocked(const im_worker_t *w, const char *client, const char *cid);
+/* A conv/query's tempConvIds (the first n, with flags): the results' array (referenced),
+ * or NULL: not read ahead. */
+json_t *im_cmd_temps(const im_worker_t *w, size_t n, int flags);
+int im_cmd_blocks(const im_worker_t *w, const char *client, const char *after, int limit,
+                  void (*cb)(void *arg, const char *cid), void *arg);
 
 /* A request run again once a read off the loop has answered (im_prefetch.c's three kinds,
  * im_dedupe.c's): its frame kept, its link paused while the read runs. Embed first in the
