@@ -1128,6 +1128,41 @@ describe("what a conversation command reads besides its conversation (a unique s
     assert.deepEqual(row.attr, { topic: 'new', keep: 1 });
   });
 
+  // A request can wait off the loop twice in a row: a conversation the cache lacks is read
+  // (im_prefetch), and its run again finds the document missing (im_prefetch_cmd). Its
+  // connection stays paused until the second answer: the updates sent behind the first
+  // are merged after it, in the order sent (issue #14: the first end of the two unpaused
+  // the connection, and update 3 was applied before 2, which left its value last).
+  it("pipelined updates of a conversation the cache lacks (the first reads its row, then its document, off the loop) are applied in the order sent; the last one's value stays", async () => {
+    const cid = 'f1b2c3d4e5f6a7b8c9d0e1f2';
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: JSON.stringify({ type: 'conversation', objectId: cid, m: ['co-a'], c: 'co-a', attr: { keep: 1 } }) + '\n',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'co-a');
+    const other = await protoSession(server, 'co-other');
+    const N = 6;
+    const locker = await lockTable(db, 'conv'); // the first update's row read waits: the others are sent behind it
+    const is = [];
+    let echoed = false;
+    try {
+      for (let k = 1; k <= N; k++) is.push(a.send({ cmd: 'conv', op: 'update', convMessage: { cid, attr: { data: JSON.stringify({ 'attr.n': k }) } } }));
+      const behind = a.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, 'the first update read its conversation');
+      assert.equal(echoed, false, 'the frames behind the first update wait for it (conv is locked)');
+      locker.commit();
+      assert.equal((await behind).cmd, 'echo');
+      for (const i of is) assert.equal((await a.reply(i, 20000)).op, 'updated');
+    } finally {
+      await locker.close();
+    }
+    const q = await a.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+    const [row] = JSON.parse(q.convMessage.results.data);
+    assert.deepEqual(row.attr, { keep: 1, n: N }, JSON.stringify(row));
+  });
+
   it("a read's cids list of conversations the cache lacks waits on a locked conversation table off the loop; the worker answers another client meanwhile", async () => {
     const a = await protoSession(server, 'rc-a');
     const other = await protoSession(server, 'rc-other');

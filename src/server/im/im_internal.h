@@ -419,7 +419,9 @@ int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_r
  * stopping); then im_rerun_run runs the request again (IM_RUN_LOADED: its close code, 0),
  * and im_rerun_end closes the link with that code or unpauses it — which runs the frames
  * that waited, so whatever the re-run was told (w->token_read, w->dedupe_read) is cleared
- * between the two. im_rerun_free frees the frame either way. */
+ * between the two. The run again may wait for another read (its conversation read, then
+ * its document: l->loads counts them); the link is unpaused only at the last one's end,
+ * so no frame behind it runs first. im_rerun_free frees the frame either way. */
 im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w);
 int im_rerun_run(im_link_t *l, im_rerun_t *x);
 void im_rerun_end(im_link_t *l, int code);

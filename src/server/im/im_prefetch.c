@@ -12,7 +12,11 @@
  *
  * A request runs again at most once for this (IM_RUN_LOADED), and only as im_rerun_may
  * allows; the others, an address with MAX_IP_READS reads running and a full read queue
- * read on the loop as before.
+ * read on the loop as before. The run again may park once more for what else it reads
+ * (im_prefetch_keys, im_prefetch_cmd, an edit's, a send's dedupe): the link stays paused
+ * until that second answer's run (l->loads), else the frames behind it would run first —
+ * pipelined conv/updates were merged out of order, and the last value stored was not the
+ * last one sent (issue #14, tests/cluster/conv-coalesce.test.mjs).
  *
  * A reconnect's session/open with a session token is the same story with another read: the
  * token's revocations (revoke.h, one indexed read per reconnect, and after a node dies its
@@ -56,6 +60,7 @@ int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_r
     return 0;
   }
   metric_inc(counted);
+  r->link->loads++; /* a re-run parked again counts twice: its first end leaves the link paused */
   im_link_pause(r->link, IM_PAUSE_LOAD, 1); /* after the submit: its task runs later, on this worker */
   return IM_PARKED;
 }
@@ -68,8 +73,9 @@ im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w) {
 int im_rerun_run(im_link_t *l, im_rerun_t *x) { return im_link_run(l, x->d, x->n, x->base64, IM_RUN_LOADED); }
 
 void im_rerun_end(im_link_t *l, int code) {
+  l->loads--;
   if (code) l->ops->close(l, code, lc_error_name(code));
-  else im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
+  else if (!l->loads) im_link_pause(l, IM_PAUSE_LOAD, 0); /* the frames behind it run now */
 }
 
 void im_rerun_free(im_rerun_t *x) {
