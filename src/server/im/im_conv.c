@@ -111,7 +111,7 @@ char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash) 
     if (u) out = xstrdup(u);
     pthread_mutex_unlock(&c->mu);
     char *text = NULL;
-    int rc = loaded ? 1 : im_cmd_doc(w, c->id, &text); /* read ahead for a unique start (im_prefetch_cmd) */
+    int rc = loaded ? 1 : im_cmd_doc(w, c, &text); /* read ahead for a unique start (im_prefetch_cmd) */
     if (rc == 1 && !loaded) rc = store_conv_doc(w->reader, c->id, &text);
     if (!loaded && rc == 0 && text) {
       json_t *doc = json_loads(text, 0, NULL);

@@ -146,6 +146,10 @@ struct conv {
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
   int doc_deep;       /* it nests deeper than JSON_MAX_DEPTH (a document from an older build) */
+  int doc_writes;     /* this node's changes of the document queued and not yet stored (update_done):
+                       * the store's copy lacks them, so a reload keeps doc while there are any */
+  int doc_stale;      /* … and a reload came meanwhile: doc is dropped once they are stored */
+  uint64_t doc_gen;   /* counts the changes queued: a document read ahead before one is not merged on */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
@@ -375,11 +379,12 @@ int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t 
 int im_prefetch_cmd(req_t *r);
 /* For the run again: 1 when not read ahead (read it on the loop); else what the store
  * answered — im_cmd_unique 0 (*cid malloc'd, *created) or TERN_ENOENT for unique id hex;
- * im_cmd_doc 0 with conversation conv's document (*text malloc'd or NULL: a unique start's
- * twin's, a conv/update's); im_cmd_progress
+ * im_cmd_doc 0 with conversation c's document (*text malloc'd or NULL: a unique start's
+ * twin's, a conv/update's — the latter only while c is the entry it was read for and no
+ * change of c was queued since, c->doc_gen: c->mu held); im_cmd_progress
  * 0 after calling cb for each member of conv. */
 int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created);
-int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text);
+int im_cmd_doc(const im_worker_t *w, const conv_t *c, char **text);
 int im_cmd_progress(const im_worker_t *w, int64_t conv, progress_cb cb, void *arg);
 /* A join's or an add's clients (those not members nor blocked by the conversation), and a
  * client blacklist's check: store_client_blocked's 1 or 0, or -2: not read ahead. A client

@@ -409,6 +409,9 @@ struct cmd_read {
   int64_t twin; /* its row's id */
   int doc_rc;   /* its document's; 1: not read */
   char *doc;
+  /* CMD_DOC: the entry whose document is read (referenced), and its doc_gen then */
+  conv_t *doc_conv;
+  uint64_t doc_gen;
   /* CMD_PROGRESS */
   int64_t conv;
   int progress_rc;
@@ -482,6 +485,7 @@ static int cmd_load(store_reader_t *r, store_read_t *rd) {
 }
 
 static void cmd_free(struct cmd_read *a) {
+  if (a->doc_conv) conv_release(a->doc_conv);
   free(a->cid);
   free(a->doc);
   for (size_t i = 0; i < a->n; i++) free((char *)a->p[i].client);
@@ -588,12 +592,14 @@ int im_prefetch_cmd(req_t *r) {
     conv_t *cv = convcache_peek(w->im, cm->cid);
     if (cv) {
       pthread_mutex_lock(&cv->mu);
-      if (!cv->doc) {
+      if (!cv->doc) { /* none of this node's changes of it is waiting in the writer (doc_writes) */
         a->kind = CMD_DOC;
         a->twin = cv->id;
+        a->doc_gen = cv->doc_gen;
+        a->doc_conv = cv; /* the reference: compared with the run again's entry */
       }
       pthread_mutex_unlock(&cv->mu);
-      conv_release(cv);
+      if (!a->doc_conv) conv_release(cv);
     }
   } else if (c->op == LC__OP_TYPE__add && cm->cid) {
     a->kind = CMD_BLOCKED;
@@ -662,9 +668,12 @@ int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *cr
   return a->find_rc;
 }
 
-int im_cmd_doc(const im_worker_t *w, int64_t conv, char **text) {
+int im_cmd_doc(const im_worker_t *w, const conv_t *c, char **text) {
   const struct cmd_read *a = w->cmd_read;
-  if (!a || (a->kind != CMD_UNIQUE && a->kind != CMD_DOC) || a->twin != conv || a->doc_rc != 0) return 1;
+  if (!a || (a->kind != CMD_UNIQUE && a->kind != CMD_DOC) || a->twin != c->id || a->doc_rc != 0) return 1;
+  /* an update's: read before a change of this node was queued (another connection's, the
+   * document since dropped), or for an entry since replaced, it may lack it: read again */
+  if (a->kind == CMD_DOC && (a->doc_conv != c || a->doc_gen != c->doc_gen)) return 1;
   *text = a->doc ? xstrdup(a->doc) : NULL;
   return 0;
 }
