@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { useNodes } from '../lib/cluster-mode.mjs';
 import { loopFree, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
-import { lockTable } from '../lib/pg.mjs';
+import { lockRows, lockTable } from '../lib/pg.mjs';
 
 describe('cluster: conversation commands read a fresh copy', () => {
   after(() => {
@@ -63,5 +63,40 @@ describe('cluster: a conversation command reads its conversation afresh off the 
     } finally {
       await locker.close();
     }
+  });
+});
+
+// In a cluster every conversation command reloads its conversation (need_conv), and the
+// reload drops the cached document: the next update reads it from the store, on the loop or
+// off it (im_prefetch_cmd). The node's own updates still in the writer are not in what it
+// reads, so a merge on it lost them: an Increment counted from the stored value, not the
+// value this node had already queued. A reload keeps the document while this node's writes
+// of it are pending (and drops it once they are stored). The writes are held here by a lock
+// on the conversation's row (its reads are not).
+describe("cluster: an update merges on this node's own pending updates of the document", () => {
+  const cluster = useNodes(1, { pg: true, env: { TERN_WORKERS: '1' } });
+
+  test('5 pipelined Increments while the first write waits on a locked row: each counts the ones before; the stored count is 5', async () => {
+    const [n1] = cluster.nodes;
+    const A = await session(n1, uid('inc'));
+    const { cid } = await startConv(A, [uid('m')]);
+    const N = 5;
+    const locker = await lockRows(cluster.db, 'conv', `cid = '${cid}'`);
+    const is = [];
+    try {
+      for (let k = 0; k < N; k++) is.push(A.send({ cmd: 'conv', op: 'update', convMessage: { cid, attr: { data: JSON.stringify({ 'attr.count': { __op: 'Increment', amount: 1 } }) } } }));
+      await A.echo(); // every update ran (and queued its write) before the lock goes
+      locker.commit();
+      for (let k = 0; k < N; k++) {
+        const r = await A.reply(is[k], 20000);
+        assert.equal(r.op, 'updated', JSON.stringify(r));
+        assert.deepEqual(JSON.parse(r.convMessage.attrModified.data), { attr: { count: k + 1 } }, `update ${k + 1}`);
+      }
+    } finally {
+      await locker.close();
+    }
+    const q = await A.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+    const [row] = JSON.parse(q.convMessage.results.data);
+    assert.equal(row.attr?.count, N, JSON.stringify(row));
   });
 });

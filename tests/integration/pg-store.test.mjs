@@ -1011,3 +1011,199 @@ describe("an edit's reads (its messages, their imported ids, their conversations
     await framesWhileLocked('conv', a, other, { cmd: 'read', readMessage: { convs } }, "a read receipt read conversations the cache lacks");
   });
 });
+
+describe("what a conversation command reads besides its conversation (a unique start's twin, a max_read's progress) is read off the loop", () => {
+  let db, server;
+  const pgs = usePgServers({ TERN_WORKERS: '1' });
+  before(() => { db = pgs.db; [server] = pgs.servers; });
+
+  // the request waits for its read while another client of the same (only) worker gets
+  // its echoes answered; the frame sent behind it waits for it; then its answer
+  async function whileLocked(table, client, other, frame, what) {
+    const locker = await lockTable(db, table);
+    try {
+      let answered = false;
+      const pending = client.request(frame, 20000).then((r) => { answered = true; return r; });
+      let echoed = false;
+      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, what);
+      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+      assert.equal(echoed, false, `${what}: the frame behind it waits for it`);
+      locker.commit();
+      const r = await pending;
+      assert.equal((await behind).cmd, 'echo');
+      return r;
+    } finally {
+      await locker.close();
+    }
+  }
+
+  it('a unique start looks for its twin on a locked conversation table off the loop; the worker answers another client meanwhile; the twin is answered', async () => {
+    const a = await protoSession(server, 'cu-a');
+    const b = await protoSession(server, 'cu-b');
+    const other = await protoSession(server, 'cu-other');
+    const first = await startConv(a, ['cu-b'], { unique: true });
+    const r = await whileLocked('conv', b, other, { cmd: 'conv', op: 'start', convMessage: { m: ['cu-a'], unique: true } }, 'a unique start looked for its twin');
+    assert.equal(r.op, 'started', JSON.stringify(r));
+    assert.equal(r.convMessage.cid, first.cid, 'the same members: the conversation they made before');
+    assert.equal(r.convMessage.uniqueId, first.uniqueId);
+    // and a unique start with no twin is made once the lock goes
+    const r2 = await whileLocked('conv', b, other, { cmd: 'conv', op: 'start', convMessage: { m: ['cu-other'], unique: true } }, 'a unique start looked for a twin it has not');
+    assert.equal(r2.op, 'started', JSON.stringify(r2));
+    assert.notEqual(r2.convMessage.cid, first.cid);
+    assert.equal((await startConv(other, ['cu-b'], { unique: true })).cid, r2.convMessage.cid);
+  });
+
+  it("a max_read reads its members' progress on a locked member table off the loop; the worker answers another client meanwhile; the answer is right", async () => {
+    const a = await protoSession(server, 'cm-a');
+    const b = await protoSession(server, 'cm-b');
+    const other = await protoSession(server, 'cm-other');
+    const { cid } = await startConv(a, ['cm-b']);
+    const m = await sendMsg(a, cid, 'read me');
+    await b.next((x) => x.cmd === 'direct');
+    b.send({ cmd: 'read', i: null, readMessage: { convs: [{ cid, timestamp: m.t, mid: m.uid }] } });
+    for (let k = 0; ; k++) { // the read position is written asynchronously
+      if ((await a.request({ cmd: 'conv', op: 'max_read', convMessage: { cid } })).convMessage.maxReadTimestamp === m.t) break;
+      assert.ok(k < 100, 'the read committed');
+      await sleep(50);
+    }
+    const r = await whileLocked('member', a, other, { cmd: 'conv', op: 'max_read', convMessage: { cid, queryAllMembers: true } }, 'a max_read read its progress');
+    assert.equal(r.op, 'max_read', JSON.stringify(r));
+    assert.equal(r.convMessage.maxReadTimestamp, m.t);
+    assert.deepEqual(r.convMessage.maxReadTuples.map((t) => t.pid).sort(), ['cm-a', 'cm-b']);
+  });
+
+  it("an add looks up whether each client blocked the conversation on a locked client-blacklist table off the loop; the worker answers another client meanwhile; the blocked one is refused", async () => {
+    const a = await protoSession(server, 'cb-a');
+    const e = await protoSession(server, 'cb-e');
+    const f = await protoSession(server, 'cb-f');
+    const other = await protoSession(server, 'cb-other');
+    const { cid } = await startConv(a, ['cb-other']);
+    const bl = await e.request({ cmd: 'blacklist', op: 'block', blacklistMessage: { srcPid: 'cb-e', toCids: [cid] } });
+    assert.equal(bl.op, 'blocked', JSON.stringify(bl));
+    const r = await whileLocked('client_block', a, other, { cmd: 'conv', op: 'add', convMessage: { cid, m: ['cb-e', 'cb-f'] } }, 'an add looked up its clients');
+    assert.equal(r.op, 'added', JSON.stringify(r));
+    assert.deepEqual(r.convMessage.allowedPids, ['cb-f']);
+    assert.deepEqual(r.convMessage.failedPids, [{ code: 4548, reason: 'BLOCKED_BY_CONV', pids: ['cb-e'] }]);
+    // and a join (an add of oneself) the same
+    const j = await whileLocked('client_block', e, other, { cmd: 'conv', op: 'add', convMessage: { cid, m: ['cb-e'] } }, 'a join looked up its client');
+    assert.deepEqual(j.convMessage.failedPids, [{ code: 4548, reason: 'BLOCKED_BY_CONV', pids: ['cb-e'] }]);
+    assert.equal((await f.next((x) => x.cmd === 'conv' && x.op === 'joined')).convMessage.cid, cid);
+  });
+
+  it("a client blacklist's query and check read on a locked client-blacklist table off the loop; the worker answers another client meanwhile; the answers are right", async () => {
+    const a = await protoSession(server, 'cq-a');
+    const e = await protoSession(server, 'cq-e');
+    const other = await protoSession(server, 'cq-other');
+    const c1 = (await startConv(a, ['cq-other'])).cid;
+    const c2 = (await startConv(a, ['cq-other', 'cq-a'])).cid;
+    const bl = await e.request({ cmd: 'blacklist', op: 'block', blacklistMessage: { srcPid: 'cq-e', toCids: [c1, c2] } });
+    assert.equal(bl.op, 'blocked', JSON.stringify(bl));
+    const q = await whileLocked('client_block', e, other, { cmd: 'blacklist', op: 'query', blacklistMessage: { srcPid: 'cq-e', limit: 1 } }, "a client blacklist's query read its page");
+    assert.equal(q.op, 'query_result', JSON.stringify(q));
+    const first = [c1, c2].sort()[0];
+    assert.deepEqual(q.blacklistMessage.blockedCids, [first]);
+    assert.equal(q.blacklistMessage.next, first);
+    const k = await whileLocked('client_block', e, other, { cmd: 'blacklist', op: 'check_block', blacklistMessage: { srcPid: 'cq-e', toCids: [c2, 'c0ffee0000000000000000ff'] } }, "a client blacklist's check read its conversations");
+    assert.equal(k.op, 'check_result', JSON.stringify(k));
+    assert.deepEqual(k.blacklistMessage.blockedCids, [c2]);
+  });
+
+  it("an update of a conversation cached without its document reads the document on a locked conversation table off the loop; the worker answers another client meanwhile; the merge keeps the rest", async () => {
+    const cid = 'd1b2c3d4e5f6a7b8c9d0e1f2';
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: JSON.stringify({ type: 'conversation', objectId: cid, name: 'imported', m: ['cd-a'], c: 'cd-a', attr: { topic: 'old', keep: 1 } }) + '\n',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'cd-a');
+    const other = await protoSession(server, 'cd-other');
+    assert.equal((await a.request({ cmd: 'logs', logsMessage: { cid, l: 1 } })).cmd, 'logs'); // its row cached, not its document
+    const r = await whileLocked('conv', a, other, { cmd: 'conv', op: 'update', convMessage: { cid, attr: { data: '{"attr.topic":"new"}' } } }, 'an update read its document');
+    assert.equal(r.op, 'updated', JSON.stringify(r));
+    const q = await a.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+    const [row] = JSON.parse(q.convMessage.results.data);
+    assert.equal(row.name, 'imported');
+    assert.deepEqual(row.attr, { topic: 'new', keep: 1 });
+  });
+
+  // A request can wait off the loop twice in a row: a conversation the cache lacks is read
+  // (im_prefetch), and its run again finds the document missing (im_prefetch_cmd). Its
+  // connection stays paused until the second answer: the updates sent behind the first
+  // are merged after it, in the order sent (issue #14: the first end of the two unpaused
+  // the connection, and update 3 was applied before 2, which left its value last).
+  it("pipelined updates of a conversation the cache lacks (the first reads its row, then its document, off the loop) are applied in the order sent; the last one's value stays", async () => {
+    const cid = 'f1b2c3d4e5f6a7b8c9d0e1f2';
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: JSON.stringify({ type: 'conversation', objectId: cid, m: ['co-a'], c: 'co-a', attr: { keep: 1 } }) + '\n',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'co-a');
+    const other = await protoSession(server, 'co-other');
+    const N = 6;
+    const locker = await lockTable(db, 'conv'); // the first update's row read waits: the others are sent behind it
+    const is = [];
+    let echoed = false;
+    try {
+      for (let k = 1; k <= N; k++) is.push(a.send({ cmd: 'conv', op: 'update', convMessage: { cid, attr: { data: JSON.stringify({ 'attr.n': k }) } } }));
+      const behind = a.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, 'the first update read its conversation');
+      assert.equal(echoed, false, 'the frames behind the first update wait for it (conv is locked)');
+      locker.commit();
+      assert.equal((await behind).cmd, 'echo');
+      for (const i of is) assert.equal((await a.reply(i, 20000)).op, 'updated');
+    } finally {
+      await locker.close();
+    }
+    const q = await a.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+    const [row] = JSON.parse(q.convMessage.results.data);
+    assert.deepEqual(row.attr, { keep: 1, n: N }, JSON.stringify(row));
+  });
+
+  it("a read's cids list of conversations the cache lacks waits on a locked conversation table off the loop; the worker answers another client meanwhile", async () => {
+    const a = await protoSession(server, 'rc-a');
+    const other = await protoSession(server, 'rc-other');
+    const cids = [];
+    for (let i = 0; i < 5; i++) cids.push(`c0ffee11000000000000000${i}`);
+    const locker = await lockTable(db, 'conv');
+    try {
+      a.send({ cmd: 'read', i: null, readMessage: { cids } });
+      let echoed = false; // sent after it: runs after it (its connection waits for the read)
+      const behind = a.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+      await loopFree(other, "a read's cids read conversations the cache lacks");
+      assert.equal(echoed, false, 'the frame behind the read waits for it (conv is locked)');
+      locker.commit();
+      assert.equal((await behind).cmd, 'echo');
+    } finally {
+      await locker.close();
+    }
+  });
+
+  it("a query of temporary conversations by id (tempConvIds) reads them on a locked conversation table off the loop; the worker answers another client meanwhile; the answer is right", async () => {
+    const a = await protoSession(server, 'ct-a');
+    const other = await protoSession(server, 'ct-other');
+    const t = await startConv(a, ['ct-other'], { tempConv: true, tempConvTTL: 3600 });
+    const r = await whileLocked('conv', a, other, { cmd: 'conv', op: 'query', convMessage: { tempConvIds: [t.cid, '_tmp:nothere'] } }, 'a query read temporary conversations');
+    assert.equal(r.op, 'results', JSON.stringify(r));
+    assert.deepEqual(JSON.parse(r.convMessage.results.data).map((x) => x.objectId), [t.cid]);
+  });
+
+  it("an is_member's conversations the cache lacks are read on a locked conversation table off the loop; the worker answers another client meanwhile; the answer is right", async () => {
+    const cid = 'e1b2c3d4e5f6a7b8c9d0e1f2';
+    const res = await fetch(`${server.httpUrl}/1.2/import/records`, {
+      method: 'POST',
+      headers: { 'X-LC-Id': server.appId, 'X-LC-Key': `${server.masterKey},master`, 'Content-Type': 'application/x-ndjson' },
+      body: JSON.stringify({ type: 'conversation', objectId: cid, m: ['im-a'], c: 'im-a' }) + '\n',
+    });
+    assert.equal(res.status, 200, await res.text());
+    const a = await protoSession(server, 'im-a');
+    const other = await protoSession(server, 'im-other');
+    const nothere = 'c0ffee2200000000000000ff';
+    const r = await whileLocked('conv', a, other, { cmd: 'conv', op: 'is_member', convMessage: { cids: [cid, nothere] } }, 'an is_member read conversations the cache lacks');
+    assert.equal(r.op, 'is_member', JSON.stringify(r));
+    assert.deepEqual(JSON.parse(r.convMessage.results.data), { [cid]: true, [nothere]: false });
+  });
+});

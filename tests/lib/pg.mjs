@@ -53,10 +53,20 @@ export function startPg() {
 /** Another PostgreSQL session holding `table` in ACCESS EXCLUSIVE mode: reads of it wait
  * until commit(); close() ends the session (and the lock, if still held) and waits for it. */
 export async function lockTable(db, table) {
+  return holdLock(db, `LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+}
+
+/** The same for the rows of `table` that `where` selects, locked FOR UPDATE: writes of them
+ * wait until commit(), reads do not. */
+export async function lockRows(db, table, where) {
+  return holdLock(db, `SELECT 1 FROM ${table} WHERE ${where} FOR UPDATE`);
+}
+
+async function holdLock(db, sql) {
   const p = spawn('/usr/lib/postgresql/15/bin/psql', [db, '-tA', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   const locked = new Promise((resolve) => p.stdout.on('data', (d) => { out += d; if (out.includes('locked')) resolve(); }));
-  p.stdin.write(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n`);
+  p.stdin.write(`BEGIN; ${sql}; SELECT 'locked';\n`);
   await locked;
   return {
     commit() { p.stdin.write('COMMIT;\n'); p.stdin.end(); },

@@ -64,6 +64,8 @@ struct im_link {
   size_t held;                  /* bytes the hold keeps from the peer now (0 without one); see ops->held */
   uint16_t room_acks;           /* chat-room acks waiting for the other workers' fan-out (im_msg.c) */
   uint8_t paused;               /* why ops->pause(l, 1) is in force (IM_PAUSE_*), 0: it is not */
+  uint8_t loads;                /* reads off the loop a request of it waits for (im_prefetch.c): IM_PAUSE_LOAD
+                                 * stays until the last is done */
   uint8_t replaying;            /* frames a bus park held are being run (im_bus.c, park_resume) */
 };
 

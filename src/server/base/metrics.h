@@ -59,8 +59,12 @@
   X(DEDUPE_PREFETCHES, COUNTER, "tern_dedupe_prefetches_total", "",                                                    \
     "Sends after a reconnect whose resend lookup (by dt) was read off the worker's loop (PostgreSQL; im_dedupe.c).")   \
   X(KEYS_PREFETCHES, COUNTER, "tern_keys_prefetches_total", "",                                                        \
-    "Acks, reads and history pages whose other conversations or imported ids were read off the worker's loop "         \
+    "Acks, reads, history pages and is_members whose other conversations or imported ids were read off the worker's "  \
+    "loop "                                                                                                            \
     "(PostgreSQL; im_prefetch.c).")                                                                                    \
+  X(CMD_PREFETCHES, COUNTER, "tern_cmd_prefetches_total", "",                                                          \
+    "Conversation commands (a unique start, a max_read, an update, an add, a client blacklist, a query by id) whose "  \
+    "own reads were read off the worker's loop (PostgreSQL; im_prefetch.c).")                                          \
   X(PATCH_PREFETCHES, COUNTER, "tern_patch_prefetches_total", "",                                                      \
     "Edits and recalls whose messages (and conversations) were read off the worker's loop (PostgreSQL; im_patch.c).")  \
   X(SEND_KEY_RETRIES, COUNTER, "tern_send_key_retries_total", "",                                                      \

@@ -277,8 +277,12 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
   if (row.last_ts > c->last_ts) c->last_ts = row.last_ts;
   if (row.last_seq > c->last_seq) c->last_seq = row.last_seq;
   if (row.last_seq > 0 && !c->has_receipts) c->has_receipts = 1; /* as at a first load: look */
-  json_decref(c->doc);                                           /* reloaded by its next user */
-  c->doc = NULL;
+  if (c->doc_writes) { /* this node's own changes are still in the writer: the store's copy lacks them */
+    c->doc_stale = 1;  /* dropped once they are stored (update_done) */
+  } else {
+    json_decref(c->doc); /* reloaded by its next user */
+    c->doc = NULL;
+  }
   pthread_mutex_unlock(&c->mu);
   if (row.ext_ids) atomic_store(&c->ext_ids, 1);
   for (int k = 0; k < 4; k++) members_release(old[k]);

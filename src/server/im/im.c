@@ -872,6 +872,7 @@ static void dispatch(req_t *r) {
   /* a conversation the cache lacks is read off the loop first (PostgreSQL) */
   if (im_prefetch(r) == IM_PARKED) return;
   if (im_prefetch_keys(r) == IM_PARKED) return; /* and what else it reads: other conversations, imported ids */
+  if (im_prefetch_cmd(r) == IM_PARKED) return;  /* a unique start's twin, a max_read's progress */
   switch (cmd) {
   case LC__COMMAND_TYPE__session:
     switch (op) {

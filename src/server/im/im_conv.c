@@ -111,7 +111,9 @@ char *conv_visible_unique_id(im_worker_t *w, const char *cid, const char *hash) 
     if (u) out = xstrdup(u);
     pthread_mutex_unlock(&c->mu);
     char *text = NULL;
-    if (!loaded && store_conv_doc(w->reader, c->id, &text) == 0 && text) {
+    int rc = loaded ? 1 : im_cmd_doc(w, c, &text); /* read ahead for a unique start (im_prefetch_cmd) */
+    if (rc == 1 && !loaded) rc = store_conv_doc(w->reader, c->id, &text);
+    if (!loaded && rc == 0 && text) {
       json_t *doc = json_loads(text, 0, NULL);
       u = json_string_value(json_object_get(doc, "uniqueId"));
       if (u) out = xstrdup(u);
@@ -390,7 +392,9 @@ void im_conv_start(req_t *r) {
     const char *hex = row->unique_id;
     char *existing = NULL;
     int64_t created = 0;
-    if (store_conv_find_unique(r->w->reader, hex, &existing, &created) == 0) {
+    int found = im_cmd_unique(r->w, hex, &existing, &created); /* read ahead, off the loop (im_prefetch_cmd) */
+    if (found == 1) found = store_conv_find_unique(r->w->reader, hex, &existing, &created);
+    if (found == 0) {
       int ttl = 0;
       if (temp && (ttl = temp_left(r->w, existing)) <= 0) {
         /* the twin expired (the sweep has not removed it yet): it goes now, so that the
@@ -566,11 +570,14 @@ void im_conv_query(req_t *r) {
   json_t *arr = NULL;
   if (cm->n_tempconvids) {
     size_t n = cm->n_tempconvids > 1000 ? 1000 : cm->n_tempconvids;
-    arr = json_array();
-    if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, conv_view_append, arr) < 0) {
-      json_decref(arr);
-      reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
-      return;
+    arr = im_cmd_temps(r->w, n, flags); /* read ahead, off the loop (im_prefetch_cmd) */
+    if (!arr) {
+      arr = json_array();
+      if (store_conv_fetch(r->w->reader, (const char *const *)cm->tempconvids, n, flags, conv_view_append, arr) < 0) {
+        json_decref(arr);
+        reply_error(r, LC_CONVERSATION_QUERY_FAILED, "storage failed");
+        return;
+      }
     }
     reply_results(r, arr);
     json_decref(arr);
@@ -942,7 +949,9 @@ static void room_membership(req_t *r, conv_t *c, int add) {
  * conversation itself (§3.17): 4548 either way. Call under c->mu. */
 int conv_join_refused(im_worker_t *w, conv_t *c, const char *id) {
   if (members_has(c->sets[SET_BLOCK], id)) return LC_BLOCKED_BY_CONV;
-  if (store_client_blocked(w->reader, id, c->cid) == 1) return LC_BLOCKED_BY_CONV;
+  int b = im_cmd_blocked(w, id, c->cid); /* read ahead, off the loop (im_prefetch_cmd) */
+  if (b == -2) b = store_client_blocked(w->reader, id, c->cid);
+  if (b == 1) return LC_BLOCKED_BY_CONV;
   return 0;
 }
 
@@ -1166,7 +1175,9 @@ void im_conv_max_read(req_t *r) {
     return;
   }
   progress_acc_t acc = {.self = r->s->client_id, .all = in && in->has_queryallmembers && in->queryallmembers};
-  if (store_progress(r->w->reader, c->id, progress_each, &acc) < 0) {
+  int rc = im_cmd_progress(r->w, c->id, progress_each, &acc); /* read ahead, off the loop (im_prefetch_cmd) */
+  if (rc == 1) rc = store_progress(r->w->reader, c->id, progress_each, &acc);
+  if (rc < 0) {
     reply_error(r, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
   } else {
     lc_cmd_t out = LC__GENERIC_COMMAND__INIT;

@@ -53,7 +53,8 @@ static void update_job_free(update_job_t *u) {
 static json_t *conv_doc(im_worker_t *w, conv_t *c) {
   if (c->doc) return c->doc;
   char *text = NULL;
-  if (store_conv_doc(w->reader, c->id, &text) < 0) return NULL;
+  if (im_cmd_doc(w, c, &text) == 1 && store_conv_doc(w->reader, c->id, &text) < 0)
+    return NULL; /* read ahead for a conv/update, off the loop (im_prefetch_cmd) */
   size_t len = text ? strlen(text) : 0;
   json_t *doc = text ? json_loadb(text, len, 0, NULL) : NULL; /* uncapped: older builds stored deeper */
   c->doc_deep = text && json_text_depth(text, len, JSON_MAX_DEPTH) > JSON_MAX_DEPTH;
@@ -355,6 +356,14 @@ static void send_updated(im_worker_t *w, update_job_t *u) {
 static void update_done(task_t *t) {
   update_job_t *u = (update_job_t *)t;
   im_worker_t *w = u->im->workers[worker_current()];
+  conv_t *c = u->conv;
+  pthread_mutex_lock(&c->mu);
+  if (!--c->doc_writes && c->doc_stale) { /* a reload kept it for these: the store has them now */
+    json_decref(c->doc);
+    c->doc = NULL;
+    c->doc_stale = 0;
+  }
+  pthread_mutex_unlock(&c->mu);
   if (u->j.job.result < 0) {
     convcache_drop(u->im, u->conv); /* the cached document ran ahead of storage */
     reply_error_async(w, &u->rt, LC_CONVERSATION_UPDATE_FAILED, "storage failed");
@@ -411,6 +420,8 @@ static void apply_update(im_worker_t *w, update_job_t *u, edit_fn edit, void *ar
   u->j.job.type = JOB_CONV_UPDATE;
   u->j.job.worker = w->idx;
   u->j.job.task.fn = update_done;
+  c->doc_writes++; /* the store's copy lacks this change until update_done */
+  c->doc_gen++;
   store_submit(w->im->store, &u->j.job);
   pthread_mutex_unlock(&c->mu);
 }

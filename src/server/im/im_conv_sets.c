@@ -668,14 +668,18 @@ static void client_blacklist(req_t *r, Lc__BlacklistCommand *bm, int op) {
   collect_t got = {0};
   if (op == LC__OP_TYPE__query) {
     int limit = bm->has_limit && bm->limit > 0 ? (bm->limit > 100 ? 100 : bm->limit) : 10;
-    store_client_blocks(r->w->reader, self, bm->next, limit + 1, collect, &got);
+    if (im_cmd_blocks(r->w, self, bm->next, limit + 1, collect, &got) == 1) /* read ahead (im_prefetch_cmd) */
+      store_client_blocks(r->w->reader, self, bm->next, limit + 1, collect, &got);
     PB_SET(out, op, LC__OP_TYPE__query_result);
     res.blockedcids = got.ids.v;
     res.n_blockedcids = got.ids.n > (size_t)limit ? (size_t)limit : got.ids.n;
     if (got.ids.n > (size_t)limit) res.next = got.ids.v[limit - 1];
   } else {
-    for (size_t i = 0; i < bm->n_tocids && i < 100; i++)
-      if (store_client_blocked(r->w->reader, self, bm->tocids[i]) == 1) strv_add(&got.ids, bm->tocids[i]);
+    for (size_t i = 0; i < bm->n_tocids && i < 100; i++) {
+      int b = im_cmd_blocked(r->w, self, bm->tocids[i]); /* read ahead, off the loop (im_prefetch_cmd) */
+      if (b == -2) b = store_client_blocked(r->w->reader, self, bm->tocids[i]);
+      if (b == 1) strv_add(&got.ids, bm->tocids[i]);
+    }
     PB_SET(out, op, LC__OP_TYPE__check_result);
     res.blockedcids = got.ids.v;
     res.n_blockedcids = got.ids.n;

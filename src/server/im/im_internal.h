@@ -77,6 +77,9 @@ struct im_worker {
   struct keys_read *keys_read;               /* the same around an ack, a read or a history page run again
                                          * with its conversations and imported ids read off the loop
                                          * (im_prefetch.c) */
+  struct cmd_read *cmd_read;                 /* the same around a conv/start with `unique`, a conv/max_read, a
+                                         * conv/update, an add or join, or a client blacklist's query or check run again
+                                         * with its own reads made off the loop (im_prefetch.c) */
   const char *absent_cid;                    /* the same around a request run again after its conversation, read off the
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
   struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
@@ -143,6 +146,10 @@ struct conv {
   json_t *doc;        /* the stored document, loaded on the first update (NULL before) */
   size_t doc_bytes;   /* its compact JSON size: exact when loaded, then kept by each change */
   int doc_deep;       /* it nests deeper than JSON_MAX_DEPTH (a document from an older build) */
+  int doc_writes;     /* this node's changes of the document queued and not yet stored (update_done):
+                       * the store's copy lacks them, so a reload keeps doc while there are any */
+  int doc_stale;      /* … and a reload came meanwhile: doc is dropped once they are stored */
+  uint64_t doc_gen;   /* counts the changes queued: a document read ahead before one is not merged on */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
@@ -350,10 +357,10 @@ int im_presence_fence(req_t *r);
  * off the loop, the read is submitted, the link paused and IM_PARKED returned (the request
  * runs again once it is cached); else 0: go on. */
 int im_prefetch(req_t *r);
-/* The same for what else an `ack`, a `read` or a `logs` reads besides the conversation
- * im_prefetch reads: a `read`'s other conversations the cache lacks (up to 200), and in a
- * conversation with imported ids (c->ext_ids) the keys of the ids named
- * (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
+/* The same for what else an `ack`, a `read`, a `logs` or a `conv/is_member` reads besides
+ * the conversation im_prefetch reads: the conversations the cache lacks of a `read` (up to
+ * 200 tuples and 200 cids) and of an is_member (up to 100 cids), and in a conversation with
+ * imported ids (c->ext_ids) the keys of the ids named (store_msg_ext_get). IM_PARKED (run again with the answers: w->keys_read, which conv_get
  * and msg_key_resolve look at first) or 0: go on. */
 int im_prefetch_keys(req_t *r);
 /* For conv_get and msg_key_resolve, in such a run again: 1 when cid was read and found
@@ -361,6 +368,34 @@ int im_prefetch_keys(req_t *r);
  * conv was read; -1: not read ahead. */
 int im_keys_absent(const im_worker_t *w, const char *cid);
 int im_keys_answer(const im_worker_t *w, int64_t conv, const char *mid, int64_t *ts, int64_t *seq);
+/* The same for what a conversation command reads besides its conversation's row: a
+ * conv/start with `unique` its twin (store_conv_find_unique, and when found the twin's row,
+ * cached, and its document), a conv/max_read its members' progress (store_progress, only
+ * for a member), a conv/update of a conversation cached without its document that
+ * document (store_conv_doc), an add (a join) and a client blacklist's query or check
+ * their store_client_blocked / store_client_blocks, a conv/query's tempConvIds their
+ * conversations (store_conv_fetch). IM_PARKED (run again with the answers: w->cmd_read) or 0: go on. Before
+ * the command's signature is checked, so its nonce is claimed once. */
+int im_prefetch_cmd(req_t *r);
+/* For the run again: 1 when not read ahead (read it on the loop); else what the store
+ * answered — im_cmd_unique 0 (*cid malloc'd, *created) or TERN_ENOENT for unique id hex;
+ * im_cmd_doc 0 with conversation c's document (*text malloc'd or NULL: a unique start's
+ * twin's, a conv/update's — the latter only while c is the entry it was read for and no
+ * change of c was queued since, c->doc_gen: c->mu held); im_cmd_progress
+ * 0 after calling cb for each member of conv. */
+int im_cmd_unique(const im_worker_t *w, const char *hex, char **cid, int64_t *created);
+int im_cmd_doc(const im_worker_t *w, const conv_t *c, char **text);
+int im_cmd_progress(const im_worker_t *w, int64_t conv, progress_cb cb, void *arg);
+/* A join's or an add's clients (those not members nor blocked by the conversation), and a
+ * client blacklist's check: store_client_blocked's 1 or 0, or -2: not read ahead. A client
+ * blacklist's query: 0 after calling cb for each of the page (store_client_blocks with
+ * these arguments), or 1: not read ahead. */
+int im_cmd_blocked(const im_worker_t *w, const char *client, const char *cid);
+/* A conv/query's tempConvIds (the first n, with flags): the results' array (referenced),
+ * or NULL: not read ahead. */
+json_t *im_cmd_temps(const im_worker_t *w, size_t n, int flags);
+int im_cmd_blocks(const im_worker_t *w, const char *client, const char *after, int limit,
+                  void (*cb)(void *arg, const char *cid), void *arg);
 
 /* A request run again once a read off the loop has answered (im_prefetch.c's three kinds,
  * im_dedupe.c's): its frame kept, its link paused while the read runs. Embed first in the
@@ -389,7 +424,9 @@ int im_rerun_submit(req_t *r, im_rerun_t *x, int (*fn)(store_reader_t *, store_r
  * stopping); then im_rerun_run runs the request again (IM_RUN_LOADED: its close code, 0),
  * and im_rerun_end closes the link with that code or unpauses it — which runs the frames
  * that waited, so whatever the re-run was told (w->token_read, w->dedupe_read) is cleared
- * between the two. im_rerun_free frees the frame either way. */
+ * between the two. The run again may wait for another read (its conversation read, then
+ * its document: l->loads counts them); the link is unpaused only at the last one's end,
+ * so no frame behind it runs first. im_rerun_free frees the frame either way. */
 im_link_t *im_rerun_link(im_rerun_t *x, im_worker_t **w);
 int im_rerun_run(im_link_t *l, im_rerun_t *x);
 void im_rerun_end(im_link_t *l, int code);
