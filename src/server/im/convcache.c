@@ -165,6 +165,15 @@ int conv_role(conv_t *c, const char *client) {
   return ROLE_MEMBER;
 }
 
+void conv_set_stored(conv_t *c) {
+  pthread_mutex_lock(&c->mu);
+  if (!--c->set_writes && c->set_stale) { /* a reload kept members and sets for these: read them now */
+    c->set_stale = 0;
+    atomic_store(&c->stale, 1);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
 void conv_forget_roles(conv_t *c, char *const *ids, size_t n) {
   members_t *cur = c->sets[SET_MANAGER];
   if (!cur) return;
@@ -263,13 +272,17 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
   }
   members_t *old[4] = {NULL, NULL, NULL, NULL};
   pthread_mutex_lock(&c->mu);
-  if (c->kind != CONV_ROOM) {
-    old[0] = c->members;
-    c->members = members_new(row.members, row.nmembers);
-  }
-  for (int k = 0; k < 3; k++) {
-    old[k + 1] = c->sets[k];
-    c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
+  if (c->set_writes) { /* this node's member or set changes are still in the writer: the rows lack them */
+    c->set_stale = 1;  /* reloaded once they are stored (conv_set_stored) */
+  } else {
+    if (c->kind != CONV_ROOM) {
+      old[0] = c->members;
+      c->members = members_new(row.members, row.nmembers);
+    }
+    for (int k = 0; k < 3; k++) {
+      old[k + 1] = c->sets[k];
+      c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
+    }
   }
   if (row.updated_at > c->updated_at) c->updated_at = row.updated_at;
   /* written only when changed: expire_at is read without the lock (msg_may_send) */
