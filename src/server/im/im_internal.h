@@ -154,6 +154,8 @@ struct conv {
                        * of them queued and not yet stored (members_done, set_done, role_done), so a
                        * reload keeps members and sets[] while there are any */
   int set_stale;      /* … and a reload came meanwhile: the last done marks the entry stale (reloaded) */
+  int set_loads;      /* reloads of this entry under way (their read begun, not yet applied) */
+  int set_raced;      /* a change of members or sets was stored during one: its rows may lack it */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
@@ -205,7 +207,9 @@ int members_has(const members_t *m, const char *id);
 /* A change of c's members or sets[] made in the cache is queued for the writer: under c->mu,
  * with the store_submit, c->set_writes++. conv_set_stored, in the job's done (stored or not;
  * takes c->mu): it is out of the writer, and when it was the last and a reload kept the
- * cache's members and sets meanwhile, c is marked stale so its next use reads them again. */
+ * cache's members and sets meanwhile, c is marked stale so its next use reads them again.
+ * A reload whose read began before such a done may lack the change too: it keeps them as
+ * well, and marks c stale (set_loads, set_raced). */
 void conv_set_stored(conv_t *c);
 
 /* ---- im.c: requests, replies and delivery ---- */
