@@ -176,8 +176,9 @@ void convcache_drop(im_t *im, conv_t *c); /* forget it (deleted, or storage disa
 conv_t *convcache_peek(im_t *im, const char *cid);
 /* Across nodes (docs/cluster.md, "The conversation cache across nodes"): the cached
  * conversation cid (or every cached one) is stale; its next conv_get reloads its members,
- * sets, times and document from the store in place (chat rooms keep their online sessions),
- * or forgets it when the store no longer has it. Any thread. */
+ * sets, times and document from the store in place (chat rooms keep their online sessions;
+ * the document, members and sets stay while this node's changes of them are unstored:
+ * doc_writes, set_writes), or forgets it when the store no longer has it. Any thread. */
 void convcache_stale(im_t *im, const char *cid);
 /* A load off the loop (im_prefetch.c). wants_load: 1 when cid is not cached, or cached
  * and stale (*stale: that entry, referenced, its mark cleared as conv_get's reload does);
