@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { useNodes } from '../lib/cluster-mode.mjs';
-import { loopFree, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
+import { assertError, loopFree, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
 import { lockRows, lockTable } from '../lib/pg.mjs';
 
 describe('cluster: conversation commands read a fresh copy', () => {
@@ -98,5 +98,97 @@ describe("cluster: an update merges on this node's own pending updates of the do
     const q = await A.request({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
     const [row] = JSON.parse(q.convMessage.results.data);
     assert.equal(row.attr?.count, N, JSON.stringify(row));
+  });
+});
+
+// The same for the members and the sets (blacklist, shut-ups, roles): this node applies its
+// own changes of them to its cache at once and the writer stores them later, so a reload in
+// between read rows that lacked them and threw them away from the cache — a member added
+// here was not a member here until the next reload (a message sent meanwhile did not reach
+// it), a remove pipelined after the add found nobody to remove and the add then stored the
+// member anyway, a shut-up was lifted. A reload keeps the members and sets while this node's
+// changes of them are pending. The writer is held by a lock on the conversation's row, which
+// a member change writes (its count and time); whatever is queued after it waits too.
+describe("cluster: a reload keeps this node's own pending member and set changes", () => {
+  const cluster = useNodes(1, { pg: true, env: { TERN_WORKERS: '1' } });
+  const Q = (cid) => ({ cmd: 'conv', op: 'query', convMessage: { where: { data: JSON.stringify({ objectId: cid }) } } });
+  const stored = async (C, cid) => {
+    const q = await C.request(Q(cid));
+    assert.equal(q.op, 'results', JSON.stringify(q));
+    return JSON.parse(q.convMessage.results.data)[0];
+  };
+
+  test('a member added while another command reloads the conversation gets a message sent before the add is stored', async () => {
+    const [n1] = cluster.nodes;
+    const a = uid('own'), x = uid('new');
+    const A = await session(n1, a);
+    const X = await session(n1, x);
+    const { cid } = await startConv(A, [uid('m')]);
+    const locker = await lockRows(cluster.db, 'conv', `cid = '${cid}'`);
+    let add, msg;
+    try {
+      add = A.send({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      const count = await A.request({ cmd: 'conv', op: 'count', convMessage: { cid } }); // reloads it
+      assert.equal(count.convMessage?.count, 3, `the reload kept the add still in the writer: ${JSON.stringify(count)}`);
+      msg = A.send({ cmd: 'direct', directMessage: { cid, msg: 'to all three' } });
+      await A.echo();
+      locker.commit();
+    } finally {
+      await locker.close();
+    }
+    const r = await A.reply(add, 20000);
+    assert.equal(r.op, 'added', JSON.stringify(r));
+    assert.equal((await A.reply(msg, 20000)).cmd, 'ack');
+    const d = await X.nextCmd('direct', undefined, 10000);
+    assert.equal(d.directMessage.msg, 'to all three');
+    assert.ok((await stored(A, cid)).m.includes(x));
+  });
+
+  test('conv/add x then conv/remove x pipelined before the add is stored: x is not a member', async () => {
+    const [n1] = cluster.nodes;
+    const a = uid('own'), x = uid('gone');
+    const A = await session(n1, a);
+    const { cid } = await startConv(A, [uid('m')]);
+    const locker = await lockRows(cluster.db, 'conv', `cid = '${cid}'`);
+    let add, rm;
+    try {
+      add = A.send({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      rm = A.send({ cmd: 'conv', op: 'remove', convMessage: { cid, m: [x] } });
+      await A.echo();
+      locker.commit();
+    } finally {
+      await locker.close();
+    }
+    assert.equal((await A.reply(add, 20000)).op, 'added');
+    assert.equal((await A.reply(rm, 20000)).op, 'removed');
+    const row = await stored(A, cid);
+    assert.ok(!row.m.includes(x), `the remove came last, yet the store has x: ${JSON.stringify(row.m)}`);
+    const count = await A.request({ cmd: 'conv', op: 'count', convMessage: { cid } });
+    assert.equal(count.convMessage?.count, 2, JSON.stringify(count));
+  });
+
+  test('a member shut up while another command reloads the conversation may not send', async () => {
+    const [n1] = cluster.nodes;
+    const a = uid('own'), x = uid('mute');
+    const A = await session(n1, a);
+    const X = await session(n1, x);
+    const { cid } = await startConv(A, [x]);
+    const locker = await lockRows(cluster.db, 'conv', `cid = '${cid}'`);
+    let add, mute, send;
+    try {
+      add = A.send({ cmd: 'conv', op: 'add', convMessage: { cid, m: [uid('y')] } }); // holds the writer
+      mute = A.send({ cmd: 'conv', op: 'add_shutup', convMessage: { cid, m: [x] } });
+      const count = await A.request({ cmd: 'conv', op: 'count', convMessage: { cid } }); // reloads it
+      assert.equal(count.convMessage?.count, 3, JSON.stringify(count));
+      send = X.send({ cmd: 'direct', directMessage: { cid, msg: 'shut up already' } });
+      await X.echo();
+      locker.commit();
+    } finally {
+      await locker.close();
+    }
+    assert.equal((await A.reply(add, 20000)).op, 'added');
+    assert.equal((await A.reply(mute, 20000)).op, 'shutup_added');
+    const r = await X.reply(send, 20000);
+    assertError(r, send, 4563, 'SILIENCED');
   });
 });

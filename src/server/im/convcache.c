@@ -165,6 +165,33 @@ int conv_role(conv_t *c, const char *client) {
   return ROLE_MEMBER;
 }
 
+void conv_set_stored(conv_t *c) {
+  pthread_mutex_lock(&c->mu);
+  if (!--c->set_writes && c->set_stale) { /* a reload kept members and sets for these: read them now */
+    c->set_stale = 0;
+    atomic_store(&c->stale, 1);
+  }
+  if (c->set_loads) c->set_raced = 1; /* a reload read may have begun before this commit */
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* A reload of c begins (its read is next) or ends (applied or not): set_loads. load_ends,
+ * under c->mu: 1 when a member or set change was stored while a reload was under way
+ * (set_raced, kept until none is): this one's rows may lack it. Which reload's read began
+ * first is not known, so each that ends meanwhile keeps the cache's members and sets, and
+ * the last marks c stale; only one reload follows, not one per overlapping reload. */
+static void load_begins(conv_t *c) {
+  pthread_mutex_lock(&c->mu);
+  c->set_loads++;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static int load_ends(conv_t *c) {
+  int raced = c->set_raced;
+  if (!--c->set_loads) c->set_raced = 0;
+  return raced;
+}
+
 void conv_forget_roles(conv_t *c, char *const *ids, size_t n) {
   members_t *cur = c->sets[SET_MANAGER];
   if (!cur) return;
@@ -233,6 +260,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
 
 static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
   if (!atomic_exchange(&c->stale, 0)) return c; /* cleared first: a mark that comes during the load stays */
+  load_begins(c);
   conv_row_t row;
   int rc = store_conv_load(w->reader, c->cid, &row);
   return refresh_with(w, c, rc, &row, err);
@@ -241,6 +269,11 @@ static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
 /* refresh's second half, with the row read (rc: store_conv_load's result, row owned). */
 static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp, int *err) {
   conv_row_t row = *rowp;
+  if (rc < 0 || !same_str(c->creator, row.creator)) {
+    pthread_mutex_lock(&c->mu);
+    load_ends(c);
+    pthread_mutex_unlock(&c->mu);
+  }
   if (rc < 0) {
     if (rc == TERN_ENOENT) { /* deleted on another node */
       pthread_mutex_lock(&c->mu);
@@ -263,13 +296,20 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
   }
   members_t *old[4] = {NULL, NULL, NULL, NULL};
   pthread_mutex_lock(&c->mu);
-  if (c->kind != CONV_ROOM) {
-    old[0] = c->members;
-    c->members = members_new(row.members, row.nmembers);
-  }
-  for (int k = 0; k < 3; k++) {
-    old[k + 1] = c->sets[k];
-    c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
+  int raced = load_ends(c);
+  if (c->set_writes) { /* this node's member or set changes are still in the writer: the rows lack them */
+    c->set_stale = 1;  /* reloaded once they are stored (conv_set_stored) */
+  } else if (raced) {  /* one was stored after this read may have begun: the rows may lack it */
+    if (!c->set_loads) atomic_store(&c->stale, 1); /* stored now: read again (by the last reload under way) */
+  } else {
+    if (c->kind != CONV_ROOM) {
+      old[0] = c->members;
+      c->members = members_new(row.members, row.nmembers);
+    }
+    for (int k = 0; k < 3; k++) {
+      old[k + 1] = c->sets[k];
+      c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
+    }
   }
   if (row.updated_at > c->updated_at) c->updated_at = row.updated_at;
   /* written only when changed: expire_at is read without the lock (msg_may_send) */
@@ -391,6 +431,7 @@ int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
   conv_t *c = convcache_peek(im, cid);
   if (!c) return 1;
   if (atomic_exchange(&c->stale, 0)) { /* cleared now, as refresh does: a mark during the load stays */
+    load_begins(c);
     *stale = c;
     return 1;
   }
@@ -405,6 +446,9 @@ conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int
 
 void convcache_load_abandoned(conv_t *stale) {
   if (!stale) return;
+  pthread_mutex_lock(&stale->mu);
+  load_ends(stale);
+  pthread_mutex_unlock(&stale->mu);
   atomic_store(&stale->stale, 1);
   conv_release(stale);
 }
@@ -412,7 +456,12 @@ void convcache_load_abandoned(conv_t *stale) {
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
   if (!w) { /* the server is stopping: nothing is cached */
     if (rc == 0) conv_row_free(row);
-    if (stale) conv_release(stale);
+    if (stale) {
+      pthread_mutex_lock(&stale->mu);
+      load_ends(stale);
+      pthread_mutex_unlock(&stale->mu);
+      conv_release(stale);
+    }
     return;
   }
   conv_t *c = convcache_loaded_get(w, cid, stale, rc, row);

@@ -871,6 +871,7 @@ static void members_done(task_t *t) {
   members_job_t *mj = (members_job_t *)t;
   im_worker_t *w = mj->im->workers[worker_current()];
   conv_t *c = mj->conv;
+  conv_set_stored(c);
   if (mj->j.job.result < 0) {
     convcache_drop(mj->im, c); /* the cache ran ahead of storage: reload on next use */
     reply_error_async(w, &mj->rt, LC_CONVERSATION_API_FAILED, "storage failed");
@@ -1031,6 +1032,7 @@ void conv_members_apply(im_worker_t *w, conv_t *c, const char *self, char *const
     mj->rt.peer = rt->peer ? xstrdup(rt->peer) : NULL;
   }
   if (done) mj->done = *done;
+  c->set_writes++;                        /* the stored rows lack this change until members_done */
   store_submit(w->im->store, &mj->j.job); /* under c->mu: storage sees changes in cache order */
   pthread_mutex_unlock(&c->mu);
 }

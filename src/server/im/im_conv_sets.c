@@ -179,6 +179,7 @@ static void set_done(task_t *t) {
   set_job_t *sj = (set_job_t *)t;
   im_worker_t *w = sj->im->workers[worker_current()];
   conv_t *c = sj->conv;
+  conv_set_stored(c);
   if (sj->j.job.result < 0) {
     convcache_drop(sj->im, c);
     reply_error_async(w, &sj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
@@ -284,6 +285,7 @@ static void set_apply(im_worker_t *w, conv_t *c, const set_spec_t *sp, const cha
   sj->j.job.type = JOB_SET_CHANGE;
   sj->j.job.worker = w->idx;
   sj->j.job.task.fn = set_done;
+  c->set_writes++;                        /* the stored rows lack this change until set_done */
   store_submit(w->im->store, &sj->j.job); /* under c->mu: storage sees changes in cache order */
   pthread_mutex_unlock(&c->mu);
 }
@@ -397,6 +399,7 @@ static void role_done(task_t *t) {
   role_job_t *rj = (role_job_t *)t;
   im_worker_t *w = rj->im->workers[worker_current()];
   conv_t *c = rj->conv;
+  conv_set_stored(c);
   if (rj->j.job.result < 0) {
     convcache_drop(rj->im, c);
     reply_error_async(w, &rj->rt, LC_CONVERSATION_INTERNAL_ERROR, "storage failed");
@@ -503,7 +506,8 @@ static void role_apply(im_worker_t *w, conv_t *c, const char *initby, const char
     c->sets[SET_MANAGER] = set_with(cur, rj->j.clients, 1, manager);
     members_release(cur);
   }
-  store_submit(w->im->store, &rj->j.job);
+  c->set_writes++;                        /* the stored roles lack this change until role_done */
+  store_submit(w->im->store, &rj->j.job); /* under c->mu: storage sees changes in cache order */
   pthread_mutex_unlock(&c->mu);
 }
 

@@ -150,6 +150,12 @@ struct conv {
                        * the store's copy lacks them, so a reload keeps doc while there are any */
   int doc_stale;      /* … and a reload came meanwhile: doc is dropped once they are stored */
   uint64_t doc_gen;   /* counts the changes queued: a document read ahead before one is not merged on */
+  int set_writes;     /* the same for members and sets[] (blacklist, shut-ups, roles): this node's changes
+                       * of them queued and not yet stored (members_done, set_done, role_done), so a
+                       * reload keeps members and sets[] while there are any */
+  int set_stale;      /* … and a reload came meanwhile: the last done marks the entry stale (reloaded) */
+  int set_loads;      /* reloads of this entry under way (their read begun, not yet applied) */
+  int set_raced;      /* a change of members or sets was stored during one: its rows may lack it */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
@@ -170,8 +176,9 @@ void convcache_drop(im_t *im, conv_t *c); /* forget it (deleted, or storage disa
 conv_t *convcache_peek(im_t *im, const char *cid);
 /* Across nodes (docs/cluster.md, "The conversation cache across nodes"): the cached
  * conversation cid (or every cached one) is stale; its next conv_get reloads its members,
- * sets, times and document from the store in place (chat rooms keep their online sessions),
- * or forgets it when the store no longer has it. Any thread. */
+ * sets, times and document from the store in place (chat rooms keep their online sessions;
+ * the document, members and sets stay while this node's changes of them are unstored:
+ * doc_writes, set_writes), or forgets it when the store no longer has it. Any thread. */
 void convcache_stale(im_t *im, const char *cid);
 /* A load off the loop (im_prefetch.c). wants_load: 1 when cid is not cached, or cached
  * and stale (*stale: that entry, referenced, its mark cleared as conv_get's reload does);
@@ -198,6 +205,13 @@ members_t *conv_members(conv_t *c); /* referenced snapshot or NULL; release with
 void members_release(members_t *m);
 members_t *members_new(char **ids, size_t n); /* sorts and dedups a copy */
 int members_has(const members_t *m, const char *id);
+/* A change of c's members or sets[] made in the cache is queued for the writer: under c->mu,
+ * with the store_submit, c->set_writes++. conv_set_stored, in the job's done (stored or not;
+ * takes c->mu): it is out of the writer, and when it was the last and a reload kept the
+ * cache's members and sets meanwhile, c is marked stale so its next use reads them again.
+ * A reload whose read began before such a done may lack the change too: it keeps them as
+ * well, and marks c stale (set_loads, set_raced). */
+void conv_set_stored(conv_t *c);
 
 /* ---- im.c: requests, replies and delivery ---- */
 
