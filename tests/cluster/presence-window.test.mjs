@@ -1,10 +1,11 @@
 // The presence window across nodes (docs/cluster.md, "The window"): a node answers a login,
-// a logout, a chat-room join or quit only once its presence batch carrying the change is
-// confirmed by Redis (im_hold.c, bus_wait), so the moment the answer arrives every other node
-// has the delta queued. Each test acts on one node and, the moment the answer arrives, asks
-// another — no wait, no retry — many times over: before the held replies, each of them met
-// the window within a few rounds (the interop suite across 3 nodes waited for it with
-// presenceSettled, roomCountSettled and createConversationSeen).
+// a logout, a chat-room join or quit (and pushes a member a block takes out of a room its
+// `left`) only once its presence batch carrying the change is confirmed by Redis (im_hold.c,
+// bus_wait), so the moment the answer arrives every other node has the delta queued. Each
+// test acts on one node and, the moment the answer arrives, asks another — no wait, no
+// retry — many times over: before the held replies, each of them met the window within a
+// few rounds (the interop suite across 3 nodes waited for it until these passed; it no
+// longer does: docs/cluster.md, "The interop suite, without the waits").
 //
 // Three nodes, one PostgreSQL (a conversation started on one node is read on another) and
 // one Redis. Raw protocol clients (tests/lib/proto-client.mjs).
