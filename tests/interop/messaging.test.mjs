@@ -9,7 +9,7 @@
 // * delivery receipts: status DELIVERED, deliveredAt, lastDeliveredAt after Jerry acks.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES, collect, waitFor, sleep, uid, payloadOf, CUSTOM_TYPE, createConversationSeen, modeSuite, presenceSettled } from '../lib/interop-util.mjs';
+import { MODES, collect, waitFor, sleep, uid, payloadOf, CUSTOM_TYPE, createConversationSeen, modeSuite } from '../lib/interop-util.mjs';
 
 const ATTRS = {
   nested: { list: [1, 'two', { three: 3 }], empty: {}, nothing: null },
@@ -101,9 +101,6 @@ for (const mode of MODES) {
         invited: waitFor(c, 'invited'),
         joined: waitFor(c, 'membersjoined'),
       }));
-      // cluster: Tom's node must know Jerry and Spike are online, or their INVITED is missed
-      // live (the presence window, docs/cluster.md; a 3-node run lost one here)
-      await presenceSettled(suite.server, { online: [jerry.id, spike.id] });
       const conv = await tom.createConversation({ members: [jerry.id, spike.id], name: 'group', unique: false });
       for (const [i, c] of [jerry, spike, tom].entries()) {
         const [invited, iconv] = await waits[i].invited;
@@ -183,9 +180,6 @@ for (const mode of MODES) {
     it('delivery receipt: status DELIVERED, deliveredAt and lastDeliveredAt after Jerry receives', async () => {
       const tom = await suite.env.login(uid('tom'));
       const jerry = await suite.env.login(uid('jerry'));
-      // cluster: Tom's node must know Jerry is online, or the message is missed live (the
-      // presence window, docs/cluster.md; a 3-node run lost it here)
-      await presenceSettled(suite.server, { online: [jerry.id] });
       const conv = await tom.createConversation({ members: [jerry.id], name: 'receipts' });
       const got = waitFor(jerry, 'message');
       const delivered = waitFor(conv, 'lastdeliveredatupdate');

@@ -675,13 +675,16 @@ typedef struct {
   uint64_t sessions[];
 } room_kick_t;
 
-/* Of the sessions hs (this worker's), those in room cid leave it and are sent p. */
+/* Of the sessions hs (this worker's), those in room cid leave it and are sent p. Like a
+ * quit's answer, p waits until the other nodes have the leave queued (im_hold.c): a client
+ * told it is out of the room is not counted in it by a node it asks next. */
 static void room_kick_local(im_worker_t *w, const char *cid, const fanout_t *p, const uint64_t *hs, size_t n) {
   for (size_t i = 0; i < n; i++) {
     session_t *s = handle_table_get(&w->sessions, hs[i]);
     /* by id: a room reloaded into the cache is another conv_t for the same room */
     if (!s || !s->room || strcmp(s->room->cid, cid) != 0) continue;
     im_room_leave(w, s);
+    im_hold_reply(w, s->link);
     fanout_to_session(s, p);
   }
 }

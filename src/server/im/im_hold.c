@@ -1,5 +1,6 @@
 /* im_hold.c — a link's output held back. In a cluster, a reply that acknowledges a
- * presence change (a login, a logout, a chat-room join or quit) waits until this node's
+ * presence change (a login, a logout, a chat-room join or quit; a block's `left` push to a
+ * member it takes out of a room) waits until this node's
  * presence batch carrying the change is confirmed by Redis (bus_wait, bus.h): the other nodes then have the delta queued before
  * anything the client does next (docs/cluster.md, "The window").
  *
