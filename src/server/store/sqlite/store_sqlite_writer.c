@@ -637,17 +637,16 @@ void *sq_writer_main(void *arg) {
  *     briefly (CKPT_READER_WAITS: a long reader is not waited out), until no reader is on
  *     the WAL's frames. No restart was missed after one in any run measured, though the
  *     traced run never needed the wait: which lock the PASSIVE round lost to is not known;
- *   - the steps are bounded by the frames written since the cycle began (`base`), not by
- *     the WAL's size, and by frames (CKPT_FRAMES_MAX), not by a count of steps: a missed
- *     restart or a slow disk costs WAL, not a long hold; CKPT_WAL_MAX bounds the WAL if
- *     restarts keep being missed;
+ *   - the steps are bounded by the frames written while they run (CKPT_FRAMES_MAX), not by
+ *     the WAL's size nor by a count of steps: a missed restart or a slow disk costs WAL,
+ *     not a long hold; CKPT_WAL_MAX bounds the WAL if restarts keep being missed;
  *   - no hold while a reader keeps the rounds from copying what they see (below).
  * tern_store_checkpoint_hold_frames counts what each held round left to flush,
  * tern_store_wal_restarts_total the restarts (tests/store/test_store_commit.c). */
 #define CKPT_FRAMES 8192                  /* ~32 MiB of WAL */
 #define CKPT_SHORT_US 4000                /* a catch-up step this short leaves little for the held round */
 #define CKPT_FEW 256                      /* and so does one that copied this few frames */
-#define CKPT_FRAMES_MAX (2 * CKPT_FRAMES) /* hold anyway once ~64 MiB came since: a writer faster than the disk */
+#define CKPT_FRAMES_MAX (2 * CKPT_FRAMES) /* hold once ~64 MiB came during a catch-up: a writer faster than the disk */
 #define CKPT_WAL_MAX (4 * CKPT_FRAMES)    /* hold past ~128 MiB of WAL, however little came since */
 #define CKPT_READER_WAITS 20              /* the held round waits ~20 × 100 µs for readers */
 
@@ -741,6 +740,10 @@ void *sq_checkpointer_main(void *arg) {
      * after a round that found nothing more to copy: beside a busy writer, the held one) */
     int unsynced = copied;
     int hold = log - base >= CKPT_FRAMES || log >= CKPT_WAL_MAX;
+    /* the catch-up's bound counts what the writer appends while it runs, not since `base`:
+     * after a reader pinned the rounds, `base` is where they stopped, and a bound tripped by
+     * that backlog ended the catch-up after one slow step, leaving its frames to the hold */
+    int start = log;
     for (int failed = 0; hold;) {
       int64_t t0 = sq_mono_us();
       ckpt_sync(s, SQLITE_FCNTL_FILE_POINTER);
@@ -748,7 +751,7 @@ void *sq_checkpointer_main(void *arg) {
       int ok = ckpt_round(s, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       unsynced = copied;
       if (!ok && ++failed < 3) continue; /* a round that raced a commit copied nothing: not few left */
-      if (sq_mono_us() - t0 < CKPT_SHORT_US || copied <= CKPT_FEW || log - base >= CKPT_FRAMES_MAX ||
+      if (sq_mono_us() - t0 < CKPT_SHORT_US || copied <= CKPT_FEW || log - start >= CKPT_FRAMES_MAX ||
           log >= CKPT_WAL_MAX)
         break;
     }
