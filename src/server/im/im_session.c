@@ -162,6 +162,9 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
 
 /* ---------------------------------------------------------------- kicks */
 
+/* The session ends (4111, 4115), then its session/closed is pushed — held, like a logout's
+ * answer, until the other nodes have the end queued (im_hold.c): a client told it is out
+ * is not listed online (nor counted in its chat room) by a node it, or the app, asks next. */
 static void kick_local(im_worker_t *w, session_t *s, int code, const char *detail) {
   /* a login pushed out by another with its tag loses its token: the device that took over
    * is the one that may resume (an admin kick revoked every token of the client already) */
@@ -171,14 +174,19 @@ static void kick_local(im_worker_t *w, session_t *s, int code, const char *detai
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
   PB_SET(out, op, LC__OP_TYPE__closed);
   PB_SET(out, service, 2);
+  out.peerid = s->client_id;
   out.sessionmessage = &sm;
   PB_SET(sm, code, code);
   sm.reason = (char *)lc_error_name(code);
   sm.detail = (char *)detail;
-  fanout_t *p = fanout_new(&out);
-  fanout_to_session(s, p);
-  fanout_release(p);
+  buf_t b = BUF_INIT;
+  codec_pack(&out, &b); /* packed before the drop frees the id it names */
+  im_link_t *l = s->link;
   im_session_drop(w, s, code);
+  im_hold_reply(w, l);
+  im_link_send(l, NULL, 0, b.data, b.len);
+  buf_free(&b);
+  metric_inc(M_FANOUT);
 }
 
 typedef struct {
