@@ -156,6 +156,7 @@ struct conv {
   int set_stale;      /* … and a reload came meanwhile: the last done marks the entry stale (reloaded) */
   int set_loads;      /* reloads of this entry under way (their read begun, not yet applied) */
   int set_raced;      /* a change of members or sets was stored during one: its rows may lack it */
+  uint64_t set_mark;  /* convcache_set_mark() just after its last such change was stored */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
@@ -187,6 +188,15 @@ void convcache_stale(im_t *im, const char *cid);
  * have, and releases stale; with w NULL (the server is stopping) frees the row and
  * releases stale. */
 int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
+/* For a row read before the load was asked for (a unique start's twin, found by the read
+ * itself): mark is convcache_set_mark() taken before the read was submitted. As
+ * wants_load, except that a stale entry with a member or set change stored since mark is
+ * not loaded (0): the row may lack the change, so the entry stays stale and conv_get reads
+ * it again. The reload's count (set_loads) starts in the same critical section as the
+ * check, so a change stored later is caught by set_raced as for any reload. */
+int convcache_wants_load_since(im_t *im, const char *cid, conv_t **stale, uint64_t mark);
+/* A counter of the member and set changes stored (conv_set_stored), node-wide: any thread. */
+uint64_t convcache_set_mark(void);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
