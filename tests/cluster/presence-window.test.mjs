@@ -146,6 +146,28 @@ describe('cluster: an acknowledged presence change is known to every node', () =
     assert.equal(counted, 0, `node 3 still counted a session node 1 had pushed 4115 in its room (${counted} of ${KICK_ROUNDS})`);
   });
 
+  test(`the app's kick answered on node 1: the moment the answer arrives, node 3 no longer lists the client's sessions on node 1 (${KICK_ROUNDS} rounds)`, async () => {
+    const [n1, , n3] = cluster.nodes;
+    const asker = await session(n3, uid('asker'));
+    let listed = 0;
+    for (let k = 0; k < KICK_ROUNDS; k++) {
+      const x = uid('appkicked');
+      // two devices: two connections, on the same worker of node 1 or on two
+      const devices = [await session(n1, x), await session(n1, x)];
+      const closed = devices.map((d) => d.next((c) => c.cmd === 'session' && c.op === 'closed', 5000));
+      const res = await fetch(`${n1.httpUrl}/1.2/rtm/clients/${x}/kick`, {
+        method: 'POST',
+        headers: { 'X-LC-Id': n1.appId, 'X-LC-Key': `${n1.masterKey},master`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ reason: 'window' }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      if ((await online(asker, [x])).includes(x)) listed++;
+      for (const c of await Promise.all(closed)) assert.equal(c.sessionMessage?.code, 4115, JSON.stringify(c));
+      await Promise.all(devices.map((d) => d.close()));
+    }
+    assert.equal(listed, 0, `node 3 still listed a client whose kick node 1 had answered (${listed} of ${KICK_ROUNDS})`);
+  });
+
   test(`a session pushed out by single sign-on (4111) on node 1: the moment its session/closed arrives, node 3 no longer counts it in its room (${KICK_ROUNDS} rounds)`, async () => {
     const [n1, n2, n3] = cluster.nodes;
     const owner = await session(n2, uid('owner'));

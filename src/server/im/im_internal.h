@@ -544,6 +544,14 @@ void im_session_drop(im_worker_t *w, session_t *s, int code);
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
 /* The same, only when the session is client's (a kick from another node). */
 void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail);
+/* Ends n sessions of this node (any worker) as im_session_kick does, then calls done on
+ * w's worker (code 0, result NULL) once each has ended and, with a bus, the other nodes
+ * have the ends queued (bus_wait: confirmed, or forced within its bound): the app's kick
+ * (rest_kick) is answered when a check-online anywhere no longer lists these sessions.
+ * done runs later, never inside this call (n 0: on w's next turn). Sessions of other
+ * nodes are not among them (im_bus_kick: their node ends them when the kick arrives). */
+void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
+                         const im_done_t *done);
 /* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
  * when it fails. Call only when the operation's signing is switched on. */
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);
