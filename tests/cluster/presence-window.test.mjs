@@ -1,6 +1,8 @@
 // The presence window across nodes (docs/cluster.md, "The window"): a node answers a login,
 // a logout, a chat-room join or quit (and pushes a member a block takes out of a room its
-// `left`) only once its presence batch carrying the change is confirmed by Redis (im_hold.c,
+// `left`, and a session it ends itself — the app's kick, 4115, single sign-on's, 4111 — its
+// `session/closed`; the app's kick is answered so too) only once its presence batch carrying
+// the change is confirmed by Redis (im_hold.c,
 // bus_wait), so the moment the answer arrives every other node has the delta queued. Each
 // test acts on one node and, the moment the answer arrives, asks another — no wait, no
 // retry — many times over: before the held replies, each of them met the window within a

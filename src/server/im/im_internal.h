@@ -479,7 +479,8 @@ void im_park_free(im_link_t *l);
 /* Sends a frame to the peer: through the link, or behind a held reply (all of im's frames
  * go this way, so the peer sees them in the order they were sent). */
 void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen);
-/* After a login, logout, chat-room join or quit (or a block's kick out of a room) changed
+/* After a login, logout, chat-room join or quit (or a block's kick out of a room, or a
+ * session the server ended: 4111, 4115) changed
  * this node's presence, and before its reply (the kick's push): with a bus, the link's output from now on waits until the change is published
  * (or the bus cannot confirm it: down, or no answer within BUS_WAIT_MAX_MS + 1 s). No-op
  * without a bus or when nothing is unpublished. */
