@@ -1,6 +1,8 @@
 // The presence window across nodes (docs/cluster.md, "The window"): a node answers a login,
 // a logout, a chat-room join or quit (and pushes a member a block takes out of a room its
-// `left`) only once its presence batch carrying the change is confirmed by Redis (im_hold.c,
+// `left`, and a session it ends itself — the app's kick, 4115, single sign-on's, 4111 — its
+// `session/closed`; the app's kick is answered so too) only once its presence batch carrying
+// the change is confirmed by Redis (im_hold.c,
 // bus_wait), so the moment the answer arrives every other node has the delta queued. Each
 // test acts on one node and, the moment the answer arrives, asks another — no wait, no
 // retry — many times over: before the held replies, each of them met the window within a
@@ -107,6 +109,87 @@ describe('cluster: an acknowledged presence change is known to every node', () =
       await a.close();
     }
     assert.equal(stale, 0, `node 3 still counted a member node 2 had pushed "left" (${stale} of ${KICK_ROUNDS})`);
+  });
+
+  // A session the server ends itself: the app's kick (4115) and single sign-on's push-out
+  // of an older session (4111). Its session/closed is held like a logout's answer, so the
+  // moment it arrives node 3 no longer lists the client (4115) and no longer counts the
+  // session in its chat room (both codes: for 4111 the client stays online through its new
+  // session, so the room is where the old session's end shows).
+  test(`a session the app kicks (4115) on node 1: the moment its session/closed arrives, node 3 no longer lists it nor counts it in its room (${KICK_ROUNDS} rounds)`, async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const owner = await session(n2, uid('owner'));
+    const { cid } = await startConv(owner, [], { transient: true, n: 'app-kick-window' });
+    const asker = await session(n3, uid('asker'));
+    const count = async () => (await asker.request({ cmd: 'conv', op: 'count', convMessage: { cid } })).convMessage.count;
+    let listed = 0, counted = 0;
+    for (let k = 0; k < KICK_ROUNDS; k++) {
+      const x = uid('appkicked'); // a fresh client each round: a kick revokes its tokens
+      const a = await session(n1, x);
+      const joined = await a.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      assert.equal(joined.op, 'added', JSON.stringify(joined));
+      // node 3 is asked the moment the push arrives, not after the app's answer
+      const seen = a.next((c) => c.cmd === 'session' && c.op === 'closed', 5000)
+        .then((c) => { assert.equal(c.sessionMessage?.code, 4115, JSON.stringify(c)); return Promise.all([online(asker, [x]), count()]); });
+      // the kick asked of node 1 itself, or of node 2 (it reaches node 1 by the bus)
+      const via = k % 2 ? n2 : n1;
+      const res = await fetch(`${via.httpUrl}/1.2/rtm/clients/${x}/kick`, {
+        method: 'POST',
+        headers: { 'X-LC-Id': via.appId, 'X-LC-Key': `${via.masterKey},master`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ reason: 'window' }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      const [on, n] = await seen;
+      if (on.includes(x)) listed++;
+      if (n !== 1) counted++;
+      await a.close();
+    }
+    assert.equal(listed, 0, `node 3 still listed a client node 1 had pushed 4115 (${listed} of ${KICK_ROUNDS})`);
+    assert.equal(counted, 0, `node 3 still counted a session node 1 had pushed 4115 in its room (${counted} of ${KICK_ROUNDS})`);
+  });
+
+  test(`the app's kick answered on node 1: the moment the answer arrives, node 3 no longer lists the client's sessions on node 1 (${KICK_ROUNDS} rounds)`, async () => {
+    const [n1, , n3] = cluster.nodes;
+    const asker = await session(n3, uid('asker'));
+    let listed = 0;
+    for (let k = 0; k < KICK_ROUNDS; k++) {
+      const x = uid('appkicked');
+      // two devices: two connections, on the same worker of node 1 or on two
+      const devices = [await session(n1, x), await session(n1, x)];
+      const closed = devices.map((d) => d.next((c) => c.cmd === 'session' && c.op === 'closed', 5000));
+      const res = await fetch(`${n1.httpUrl}/1.2/rtm/clients/${x}/kick`, {
+        method: 'POST',
+        headers: { 'X-LC-Id': n1.appId, 'X-LC-Key': `${n1.masterKey},master`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ reason: 'window' }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      if ((await online(asker, [x])).includes(x)) listed++;
+      for (const c of await Promise.all(closed)) assert.equal(c.sessionMessage?.code, 4115, JSON.stringify(c));
+      await Promise.all(devices.map((d) => d.close()));
+    }
+    assert.equal(listed, 0, `node 3 still listed a client whose kick node 1 had answered (${listed} of ${KICK_ROUNDS})`);
+  });
+
+  test(`a session pushed out by single sign-on (4111) on node 1: the moment its session/closed arrives, node 3 no longer counts it in its room (${KICK_ROUNDS} rounds)`, async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const owner = await session(n2, uid('owner'));
+    const { cid } = await startConv(owner, [], { transient: true, n: 'sso-window' });
+    const counter = await session(n3, uid('counter'));
+    const count = async () => (await counter.request({ cmd: 'conv', op: 'count', convMessage: { cid } })).convMessage.count;
+    let counted = 0;
+    for (let k = 0; k < KICK_ROUNDS; k++) {
+      const x = uid('sso');
+      const a = await session(n1, x, { extra: { tag: 'mobile' } });
+      const joined = await a.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      assert.equal(joined.op, 'added', JSON.stringify(joined));
+      const seen = a.next((c) => c.cmd === 'session' && c.op === 'closed', 5000)
+        .then((c) => { assert.equal(c.sessionMessage?.code, 4111, JSON.stringify(c)); return count(); });
+      // the new login on node 1 itself (another connection), or on node 2 (the bus kicks)
+      const b = await session(k % 2 ? n2 : n1, x, { extra: { tag: 'mobile' } });
+      if ((await seen) !== 1) counted++;
+      await Promise.all([a.close(), b.close()]);
+    }
+    assert.equal(counted, 0, `node 3 still counted a session node 1 had pushed 4111 in its room (${counted} of ${KICK_ROUNDS})`);
   });
 
   test('a conversation started on node 2 right after its member\'s login was answered on node 1 reaches it (INVITED)', async () => {

@@ -1,6 +1,8 @@
 /* test_im_conv_sets.c — im_conv_sets.c's handlers on a fake link (im_harness.h):
  * conv/member_info_update, add_shutup, remove_shutup, query_shutup, check_shutup, and
- * blacklist block, unblock, query, check_block: replies, pushes, stored sets. */
+ * blacklist block, unblock, query, check_block: replies, pushes, stored sets. And a row
+ * read before its load was asked for (a unique start's twin, convcache_wants_load_since):
+ * not applied over a member change stored since the read was submitted. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 
 #include "err.h"
 #include "im_harness.h"
+#include "im_internal.h"
 
 typedef struct {
   char role[16];
@@ -165,11 +168,47 @@ static void blacklist(void **state) {
   th_end();
 }
 
+/* A unique start reads its twin's row before it knows the twin (the read finds it), so
+ * the reload that applies the row is counted (set_loads) only after the read: a member
+ * change stored in between would be lost from the cache (im_prefetch.c, cmd_loaded).
+ * convcache_wants_load_since compares with a mark taken before the read: such an entry
+ * is not loaded from the old row and stays stale (conv_get reads it again); with no change
+ * since the mark, the load goes on and is counted. */
+static void a_row_read_before_a_stored_member_change_is_not_applied(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice");
+  char *cid = th_start(a, 1, "[\"bob\"]", NULL);
+  im_t *im = fz_imw()->im;
+  uint64_t mark = convcache_set_mark(); /* the read is submitted here */
+  th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":2,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"carol\"]}}", cid);
+  assert_string_equal(th_str(th_reply(a, 2), "op"), "added"); /* stored: conv_set_stored ran */
+  convcache_stale(im, cid);                                   /* as the commit's 'C' marks it */
+  conv_t *c = convcache_peek(im, cid);
+  assert_non_null(c);
+  conv_t *stale = NULL;
+  assert_int_equal(convcache_wants_load_since(im, cid, &stale, mark), 0);
+  assert_null(stale);
+  assert_int_equal(atomic_load(&c->stale), 1); /* still stale: the next conv_get reads it again */
+  assert_int_equal(c->set_loads, 0);
+  mark = convcache_set_mark(); /* read after the change: applied, and counted until it ends */
+  assert_int_equal(convcache_wants_load_since(im, cid, &stale, mark), 1);
+  assert_ptr_equal(stale, c);
+  assert_int_equal(atomic_load(&c->stale), 0);
+  assert_int_equal(c->set_loads, 1);
+  convcache_load_abandoned(stale); /* ends it; stale again */
+  assert_int_equal(c->set_loads, 0);
+  conv_release(c);
+  free(cid);
+  th_end();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(member_info_update_gives_a_role),
       cmocka_unit_test(shutups),
       cmocka_unit_test(blacklist),
+      cmocka_unit_test(a_row_read_before_a_stored_member_change_is_not_applied),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

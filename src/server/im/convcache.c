@@ -165,9 +165,16 @@ int conv_role(conv_t *c, const char *client) {
   return ROLE_MEMBER;
 }
 
+/* Counts conv_set_stored calls (any conversation): a read whose cid is not known before it
+ * is made compares with it afterwards (convcache_wants_load_since). */
+static _Atomic uint64_t set_stores;
+
+uint64_t convcache_set_mark(void) { return atomic_load(&set_stores); }
+
 void conv_set_stored(conv_t *c) {
   pthread_mutex_lock(&c->mu);
-  if (!--c->set_writes && c->set_stale) { /* a reload kept members and sets for these: read them now */
+  c->set_mark = atomic_fetch_add(&set_stores, 1) + 1; /* after the commit: a mark taken before is less */
+  if (!--c->set_writes && c->set_stale) {             /* a reload kept members and sets for these: read them now */
     c->set_stale = 0;
     atomic_store(&c->stale, 1);
   }
@@ -432,6 +439,27 @@ int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
   if (!c) return 1;
   if (atomic_exchange(&c->stale, 0)) { /* cleared now, as refresh does: a mark during the load stays */
     load_begins(c);
+    *stale = c;
+    return 1;
+  }
+  conv_release(c);
+  return 0;
+}
+
+int convcache_wants_load_since(im_t *im, const char *cid, conv_t **stale, uint64_t mark) {
+  *stale = NULL;
+  conv_t *c = convcache_peek(im, cid);
+  if (!c) return 1;
+  if (atomic_exchange(&c->stale, 0)) {
+    pthread_mutex_lock(&c->mu);
+    int raced = c->set_mark > mark; /* stored after the read may have begun */
+    if (!raced) c->set_loads++;     /* load_begins: one stored from now on sets set_raced */
+    pthread_mutex_unlock(&c->mu);
+    if (raced) {
+      atomic_store(&c->stale, 1); /* conv_get reads it again, after the change */
+      conv_release(c);
+      return 0;
+    }
     *stale = c;
     return 1;
   }

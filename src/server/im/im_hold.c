@@ -1,6 +1,7 @@
 /* im_hold.c — a link's output held back. In a cluster, a reply that acknowledges a
  * presence change (a login, a logout, a chat-room join or quit; a block's `left` push to a
- * member it takes out of a room) waits until this node's
+ * member it takes out of a room; the session/closed of a session the server ended, 4111
+ * and 4115) waits until this node's
  * presence batch carrying the change is confirmed by Redis (bus_wait, bus.h): the other nodes then have the delta queued before
  * anything the client does next (docs/cluster.md, "The window").
  *

@@ -156,6 +156,7 @@ struct conv {
   int set_stale;      /* … and a reload came meanwhile: the last done marks the entry stale (reloaded) */
   int set_loads;      /* reloads of this entry under way (their read begun, not yet applied) */
   int set_raced;      /* a change of members or sets was stored during one: its rows may lack it */
+  uint64_t set_mark;  /* convcache_set_mark() just after its last such change was stored */
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
@@ -187,6 +188,15 @@ void convcache_stale(im_t *im, const char *cid);
  * have, and releases stale; with w NULL (the server is stopping) frees the row and
  * releases stale. */
 int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
+/* For a row read before the load was asked for (a unique start's twin, found by the read
+ * itself): mark is convcache_set_mark() taken before the read was submitted. As
+ * wants_load, except that a stale entry with a member or set change stored since mark is
+ * not loaded (0): the row may lack the change, so the entry stays stale and conv_get reads
+ * it again. The reload's count (set_loads) starts in the same critical section as the
+ * check, so a change stored later is caught by set_raced as for any reload. */
+int convcache_wants_load_since(im_t *im, const char *cid, conv_t **stale, uint64_t mark);
+/* A counter of the member and set changes stored (conv_set_stored), node-wide: any thread. */
+uint64_t convcache_set_mark(void);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
@@ -469,7 +479,8 @@ void im_park_free(im_link_t *l);
 /* Sends a frame to the peer: through the link, or behind a held reply (all of im's frames
  * go this way, so the peer sees them in the order they were sent). */
 void im_link_send(im_link_t *l, const uint8_t *prefix, size_t plen, const uint8_t *body, size_t blen);
-/* After a login, logout, chat-room join or quit (or a block's kick out of a room) changed
+/* After a login, logout, chat-room join or quit (or a block's kick out of a room, or a
+ * session the server ended: 4111, 4115) changed
  * this node's presence, and before its reply (the kick's push): with a bus, the link's output from now on waits until the change is published
  * (or the bus cannot confirm it: down, or no answer within BUS_WAIT_MAX_MS + 1 s). No-op
  * without a bus or when nothing is unpublished. */
@@ -534,6 +545,14 @@ void im_session_drop(im_worker_t *w, session_t *s, int code);
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
 /* The same, only when the session is client's (a kick from another node). */
 void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail);
+/* Ends n sessions of this node (any worker) as im_session_kick does, then calls done on
+ * w's worker (code 0, result NULL) once each has ended and, with a bus, the other nodes
+ * have the ends queued (bus_wait: confirmed, or forced within its bound): the app's kick
+ * (rest_kick) is answered when a check-online anywhere no longer lists these sessions.
+ * done runs later, never inside this call (n 0: on w's next turn). Sessions of other
+ * nodes are not among them (im_bus_kick: their node ends them when the kick arrives). */
+void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
+                         const im_done_t *done);
 /* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
  * when it fails. Call only when the operation's signing is switched on. */
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);

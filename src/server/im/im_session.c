@@ -162,6 +162,9 @@ void im_session_drop(im_worker_t *w, session_t *s, int code) {
 
 /* ---------------------------------------------------------------- kicks */
 
+/* The session ends (4111, 4115), then its session/closed is pushed — held, like a logout's
+ * answer, until the other nodes have the end queued (im_hold.c): a client told it is out
+ * is not listed online (nor counted in its chat room) by a node it, or the app, asks next. */
 static void kick_local(im_worker_t *w, session_t *s, int code, const char *detail) {
   /* a login pushed out by another with its tag loses its token: the device that took over
    * is the one that may resume (an admin kick revoked every token of the client already) */
@@ -171,15 +174,29 @@ static void kick_local(im_worker_t *w, session_t *s, int code, const char *detai
   PB_SET(out, cmd, LC__COMMAND_TYPE__session);
   PB_SET(out, op, LC__OP_TYPE__closed);
   PB_SET(out, service, 2);
+  out.peerid = s->client_id;
   out.sessionmessage = &sm;
   PB_SET(sm, code, code);
   sm.reason = (char *)lc_error_name(code);
   sm.detail = (char *)detail;
-  fanout_t *p = fanout_new(&out);
-  fanout_to_session(s, p);
-  fanout_release(p);
+  buf_t b = BUF_INIT;
+  codec_pack(&out, &b); /* packed before the drop frees the id it names */
+  im_link_t *l = s->link;
   im_session_drop(w, s, code);
+  im_hold_reply(w, l);
+  im_link_send(l, NULL, 0, b.data, b.len);
+  buf_free(&b);
+  metric_inc(M_FANOUT);
 }
+
+/* im_session_kick_all's: the kicks under way, counted on the caller's worker */
+typedef struct {
+  bus_wait_t wait; /* first: its task calls done */
+  im_t *im;
+  int worker; /* the caller's: left and done are its */
+  size_t left;
+  im_done_t done;
+} kick_all_t;
 
 typedef struct {
   task_t task;
@@ -187,8 +204,12 @@ typedef struct {
   uint64_t handle;
   int code;
   char *detail;
-  char *client; /* NULL, or the client the session must be (a kick from another node) */
+  char *client;    /* NULL, or the client the session must be (a kick from another node) */
+  kick_all_t *all; /* NULL, or the kicks it is one of: told on all->worker once it ran */
 } kick_t;
+
+static void kick_all_one(kick_all_t *a);
+static void kick_back(task_t *t);
 
 static int kick_is(const session_t *s, const char *client) {
   return s && (!client || strcmp(s->client_id, client) == 0);
@@ -202,7 +223,26 @@ static void kick_run(task_t *t) {
   if (kick_is(s, k->client)) kick_local(w, s, k->code, k->detail);
   free(k->detail);
   free(k->client);
+  if (k->all) { /* its end is queued (drop → bus_presence_del): counted where the caller is */
+    k->task.fn = kick_back;
+    k->task.next = NULL; /* posted again: worker_post follows next */
+    k->im->post(k->im->post_arg, k->all->worker, &k->task);
+    return;
+  }
   free(k);
+}
+
+static void kick_post(im_worker_t *w, int owner, uint64_t handle, const char *client, int code, const char *detail,
+                      kick_all_t *all) {
+  kick_t *k = xcalloc(1, sizeof *k);
+  k->task.fn = kick_run;
+  k->im = w->im;
+  k->handle = handle;
+  k->code = code;
+  k->detail = detail ? xstrdup(detail) : NULL;
+  k->client = client ? xstrdup(client) : NULL;
+  k->all = all;
+  w->im->post(w->im->post_arg, owner, &k->task);
 }
 
 void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail) {
@@ -212,18 +252,58 @@ void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client,
     if (kick_is(s, client)) kick_local(w, s, code, detail);
     return;
   }
-  kick_t *k = xcalloc(1, sizeof *k);
-  k->task.fn = kick_run;
-  k->im = w->im;
-  k->handle = handle;
-  k->code = code;
-  k->detail = detail ? xstrdup(detail) : NULL;
-  k->client = client ? xstrdup(client) : NULL;
-  w->im->post(w->im->post_arg, owner, &k->task);
+  kick_post(w, owner, handle, client, code, detail, NULL);
 }
 
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
   im_session_kick_client(w, handle, NULL, code, detail);
+}
+
+/* ---- the app's kick, answered once the ends are known everywhere */
+
+static void kick_all_done(task_t *t) {
+  kick_all_t *a = (kick_all_t *)t;
+  a->done.fn(a->im->workers[a->worker], a->done.arg, 0, NULL);
+  free(a);
+}
+
+/* One kick of a ran (on a->worker). The last: the ends are all queued for the bus now
+ * (each drop ran before its kick_back was posted here), so the ticket taken now covers
+ * them; done waits for it like a held reply (im_hold.c). */
+static void kick_all_one(kick_all_t *a) {
+  if (--a->left) return;
+  bus_t *b = a->im->bus;
+  uint64_t ticket = b ? bus_ticket(b) : 0;
+  a->wait.task.fn = kick_all_done;
+  if (b && !bus_confirmed(b, ticket)) bus_wait(b, ticket, a->worker, &a->wait);
+  else a->im->post(a->im->post_arg, a->worker, &a->wait.task); /* later, never inside the call */
+}
+
+static void kick_back(task_t *t) {
+  kick_t *k = (kick_t *)t;
+  kick_all_t *a = k->all;
+  free(k);
+  kick_all_one(a);
+}
+
+void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
+                         const im_done_t *done) {
+  kick_all_t *a = xcalloc(1, sizeof *a);
+  a->im = w->im;
+  a->worker = w->idx;
+  a->done = *done;
+  a->left = n + 1; /* + this call's own: done cannot come before every kick is counted */
+  for (size_t i = 0; i < n; i++) {
+    int owner = handle_owner(handles[i]);
+    if (owner == w->idx) {
+      session_t *s = handle_table_get(&w->sessions, handles[i]);
+      if (s) kick_local(w, s, code, detail);
+      a->left--;
+    } else {
+      kick_post(w, owner, handles[i], NULL, code, detail, a);
+    }
+  }
+  kick_all_one(a);
 }
 
 /* ---------------------------------------------------------------- open */
