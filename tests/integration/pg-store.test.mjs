@@ -41,6 +41,28 @@ function usePgServers(...envs) {
   return pgs;
 }
 
+/** frame sent by client while db's table is locked: it waits for its read while another
+ * client (other) of the same (only) worker gets its echoes answered, and an echo sent
+ * behind it waits for it; then the lock goes and its answer is returned. */
+async function frameWhileLocked(db, table, client, other, frame, what) {
+  const locker = await lockTable(db, table);
+  try {
+    let answered = false;
+    const pending = client.request(frame, 20000).then((r) => { answered = true; return r; });
+    let echoed = false; // sent behind it: run after it (its connection waits for the read)
+    const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
+    await loopFree(other, what);
+    assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
+    assert.equal(echoed, false, `${what}: the frame behind it waits for it`);
+    locker.commit();
+    const r = await pending;
+    assert.equal((await behind).cmd, 'echo');
+    return r;
+  } finally {
+    await locker.close();
+  }
+}
+
 describe('ternd on a PostgreSQL store, with the official JS SDK', () => {
   let pg, db, server, env, proxy;
   before(async () => {
@@ -913,24 +935,8 @@ describe("an edit's reads (its messages, their imported ids, their conversations
   const pgs = usePgServers({ TERN_WORKERS: '1' });
   before(() => { db = pgs.db; [server] = pgs.servers; });
 
-  async function patchWhileLocked(table, client, other, patch, what) {
-    const locker = await lockTable(db, table);
-    try {
-      let answered = false;
-      const pending = client.request({ cmd: 'patch', op: 'modify', patchMessage: { patches: [patch] } }, 20000).then((r) => { answered = true; return r; });
-      let echoed = false; // sent after the patch: run after it (its connection waits for the read)
-      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
-      await loopFree(other, what);
-      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
-      assert.equal(echoed, false, 'the frame behind the patch waits for it');
-      locker.commit();
-      const r = await pending;
-      assert.equal((await behind).cmd, 'echo');
-      return r;
-    } finally {
-      await locker.close();
-    }
-  }
+  const patchWhileLocked = (table, client, other, patch, what) =>
+    frameWhileLocked(db, table, client, other, { cmd: 'patch', op: 'modify', patchMessage: { patches: [patch] } }, what);
 
   it('an edit waits on a locked message table off the loop; the worker answers another client meanwhile; the member gets the patch', async () => {
     const a = await protoSession(server, 'pe-a');
@@ -1017,26 +1023,7 @@ describe("what a conversation command reads besides its conversation (a unique s
   const pgs = usePgServers({ TERN_WORKERS: '1' });
   before(() => { db = pgs.db; [server] = pgs.servers; });
 
-  // the request waits for its read while another client of the same (only) worker gets
-  // its echoes answered; the frame sent behind it waits for it; then its answer
-  async function whileLocked(table, client, other, frame, what) {
-    const locker = await lockTable(db, table);
-    try {
-      let answered = false;
-      const pending = client.request(frame, 20000).then((r) => { answered = true; return r; });
-      let echoed = false;
-      const behind = client.request({ cmd: 'echo' }, 20000).then((e) => { echoed = true; return e; });
-      await loopFree(other, what);
-      assert.equal(answered, false, `${what}: waits for its read (${table} is locked)`);
-      assert.equal(echoed, false, `${what}: the frame behind it waits for it`);
-      locker.commit();
-      const r = await pending;
-      assert.equal((await behind).cmd, 'echo');
-      return r;
-    } finally {
-      await locker.close();
-    }
-  }
+  const whileLocked = (table, client, other, frame, what) => frameWhileLocked(db, table, client, other, frame, what);
 
   it('a unique start looks for its twin on a locked conversation table off the loop; the worker answers another client meanwhile; the twin is answered', async () => {
     const a = await protoSession(server, 'cu-a');
