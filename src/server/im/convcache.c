@@ -199,6 +199,13 @@ static int load_ends(conv_t *c) {
   return raced;
 }
 
+/* load_ends for a reload that applies nothing (failed, forgotten, abandoned): takes c->mu. */
+static void load_dropped(conv_t *c) {
+  pthread_mutex_lock(&c->mu);
+  load_ends(c);
+  pthread_mutex_unlock(&c->mu);
+}
+
 void conv_forget_roles(conv_t *c, char *const *ids, size_t n) {
   members_t *cur = c->sets[SET_MANAGER];
   if (!cur) return;
@@ -276,11 +283,7 @@ static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
 /* refresh's second half, with the row read (rc: store_conv_load's result, row owned). */
 static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp, int *err) {
   conv_row_t row = *rowp;
-  if (rc < 0 || !same_str(c->creator, row.creator)) {
-    pthread_mutex_lock(&c->mu);
-    load_ends(c);
-    pthread_mutex_unlock(&c->mu);
-  }
+  if (rc < 0 || !same_str(c->creator, row.creator)) load_dropped(c);
   if (rc < 0) {
     if (rc == TERN_ENOENT) { /* deleted on another node */
       pthread_mutex_lock(&c->mu);
@@ -434,23 +437,14 @@ conv_t *convcache_peek(im_t *im, const char *cid) {
 /* ---- a load off the worker's loop (im_prefetch.c) ---- */
 
 int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
-  *stale = NULL;
-  conv_t *c = convcache_peek(im, cid);
-  if (!c) return 1;
-  if (atomic_exchange(&c->stale, 0)) { /* cleared now, as refresh does: a mark during the load stays */
-    load_begins(c);
-    *stale = c;
-    return 1;
-  }
-  conv_release(c);
-  return 0;
+  return convcache_wants_load_since(im, cid, stale, UINT64_MAX); /* no change is stored after UINT64_MAX */
 }
 
 int convcache_wants_load_since(im_t *im, const char *cid, conv_t **stale, uint64_t mark) {
   *stale = NULL;
   conv_t *c = convcache_peek(im, cid);
   if (!c) return 1;
-  if (atomic_exchange(&c->stale, 0)) {
+  if (atomic_exchange(&c->stale, 0)) { /* cleared now, as refresh does: a mark during the load stays */
     pthread_mutex_lock(&c->mu);
     int raced = c->set_mark > mark; /* stored after the read may have begun */
     if (!raced) c->set_loads++;     /* load_begins: one stored from now on sets set_raced */
@@ -474,9 +468,7 @@ conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int
 
 void convcache_load_abandoned(conv_t *stale) {
   if (!stale) return;
-  pthread_mutex_lock(&stale->mu);
-  load_ends(stale);
-  pthread_mutex_unlock(&stale->mu);
+  load_dropped(stale);
   atomic_store(&stale->stale, 1);
   conv_release(stale);
 }
@@ -485,9 +477,7 @@ void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, co
   if (!w) { /* the server is stopping: nothing is cached */
     if (rc == 0) conv_row_free(row);
     if (stale) {
-      pthread_mutex_lock(&stale->mu);
-      load_ends(stale);
-      pthread_mutex_unlock(&stale->mu);
+      load_dropped(stale);
       conv_release(stale);
     }
     return;
