@@ -370,7 +370,10 @@ describe('cluster: Redis stopped and started again', () => {
   let nodes;
   before(async () => {
     redis = await startRedis();
-    nodes = await startNodes(2, redis);
+    // node 2's subscriber is back 2 s after its other connections, as when its reconnect
+    // came a backoff later (CI, on TSan): node 2 must not be known again before it hears
+    // its channel, or node 1's first sends to it go nowhere
+    nodes = await startNodes(2, redis, { envs: [{}, { TERN_TEST_SUB_UP_DELAY_MS: '2000' }] });
   });
   after(async () => {
     for (const s of nodes || []) await closeAll(s);

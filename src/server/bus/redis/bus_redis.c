@@ -65,8 +65,9 @@ typedef struct rconn {
   uv_loop_t *loop;
   uv_timer_t retry; /* reconnect after a backoff; when stopping, the grace before a hard free */
   int backoff_ms;
-  /* tests only (TERN_TEST_HOME_UP_DELAY_MS, home connection): a connection made again is
-   * used only after this delay, as one whose reconnect came a backoff later than the others' */
+  /* tests only (TERN_TEST_HOME_UP_DELAY_MS the home connection, TERN_TEST_SUB_UP_DELAY_MS the
+   * subscriber): a connection made again is used only after this delay, as one whose
+   * reconnect came a backoff later than the others' */
   int up_delay_ms, up_delay_init;
   uv_timer_t up_delay;
 } rconn_t;
@@ -93,6 +94,9 @@ typedef struct {
   uint64_t epoch, seq;
   atomic_int sub_fd;   /* the subscriber's socket while it is up, else -1 (read by any worker) */
   atomic_int sub_busy; /* the home worker is reading and handling the subscriber's input */
+  /* home loop only: the subscriber has all three channels; the home connection is up and
+   * waits for that to announce this node (announce) */
+  int sub_ready, announce_pending;
 } rbus_t;
 
 static log_limit_t down_log, hb_log;
@@ -192,6 +196,7 @@ static void rb_free(bus_t *b) {
 
 static void conn_start(rconn_t *c);
 static void on_up(rconn_t *c);
+static void announce(bus_t *b);
 
 static void on_retry(uv_timer_t *t) {
   rconn_t *c = t->data;
@@ -255,7 +260,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   rconn_t *c = ac->data;
   if (c->up_delay_init) uv_timer_stop(&c->up_delay);
-  if (c->kind == K_SUB) atomic_store(&RB(c->b)->sub_fd, -1);
+  if (c->kind == K_SUB) {
+    atomic_store(&RB(c->b)->sub_fd, -1);
+    RB(c->b)->sub_ready = 0;
+  }
   if (status != REDIS_OK) went_down(c, ac->errstr);
   else if (c->kind == K_CMD && c->idx == BUS_HOME_WORKER) {
     atomic_store(&c->b->up, 0);
@@ -298,9 +306,11 @@ static void conn_init(bus_t *b, rconn_t *c, int idx, int kind, uv_loop_t *loop) 
   c->started = 1;
   uv_timer_init(loop, &c->retry);
   c->retry.data = c;
-  const char *e = kind == K_CMD && idx == BUS_HOME_WORKER ? getenv("TERN_TEST_HOME_UP_DELAY_MS") : NULL;
+  const char *e = kind == K_SUB            ? getenv("TERN_TEST_SUB_UP_DELAY_MS")
+                  : idx == BUS_HOME_WORKER ? getenv("TERN_TEST_HOME_UP_DELAY_MS")
+                                           : NULL;
   long ms = e ? strtol(e, NULL, 10) : 0;
-  if (ms > 0 && ms <= 60000) { /* tests only (tests/cluster/restart.test.mjs), no option */
+  if (ms > 0 && ms <= 60000) { /* tests only (tests/cluster/restart.test.mjs, bus.test.mjs), no option */
     c->up_delay_ms = (int)ms;
     uv_timer_init(loop, &c->up_delay);
     c->up_delay.data = c;
@@ -897,6 +907,8 @@ static void sub_cb(redisAsyncContext *ac, void *reply, void *priv) {
   if (m->element[0]->type == REDIS_REPLY_STRING && strcmp(m->element[0]->str, "subscribe") == 0 &&
       m->element[2]->type == REDIS_REPLY_INTEGER && m->element[2]->integer == 3) {
     if (b->resync) b->resync(b->resync_arg); /* subscribed to all three: what came before is lost */
+    r->sub_ready = 1;
+    if (r->announce_pending && home_up(b)) announce(b);
     return;
   }
   if (m->element[0]->type != REDIS_REPLY_STRING || strcmp(m->element[0]->str, "message") != 0) return;
@@ -915,18 +927,15 @@ static void sub_cb(redisAsyncContext *ac, void *reply, void *priv) {
   if (b->recv) b->recv(b->recv_arg, nul + 1, n - (size_t)(nul - p) - 1);
 }
 
-static void on_up(rconn_t *c) {
-  bus_t *b = c->b;
+/* The home connection is up and the subscriber has its channels: this node may be known
+ * again. Not before the subscription: a node that hears of this one (its record, its
+ * registry entry) sends to its channel at once, and Redis drops what is published to a
+ * channel nobody is subscribed to — the two connections reconnect on backoffs of their
+ * own, seconds apart after a long outage. */
+static void announce(bus_t *b) {
   rbus_t *r = RB(b);
-  if (c->kind == K_SUB) {
-    atomic_store(&r->sub_fd, c->ac->c.fd);
-    /* whatever was published while it was away is lost: every replica is taken again */
-    for (int i = 0; i < BUS_MAX_NODES; i++)
-      if (b->nodes[i].used) b->nodes[i].synced = 0;
-    redisAsyncCommand(c->ac, sub_cb, c, "SUBSCRIBE %s %s %s", r->ch_ev, r->ch_me, r->ch_all);
-    return;
-  }
-  if (c->idx != BUS_HOME_WORKER) return;
+  rconn_t *c = &r->cmd[BUS_HOME_WORKER];
+  r->announce_pending = 0;
   if (b->leaving) return;
   /* Redis may be back empty: the others are not pushed to until this node's registry poll
    * on this connection sees them again (bus_nodes_suspend), and before `up` lets the
@@ -945,6 +954,22 @@ static void on_up(rconn_t *c) {
   redisAsyncCommand(c->ac, count_cb, b, "SET %s %b PX %d", r->key_hb, val, (size_t)n, HB_TTL_MS);
   redisAsyncCommand(c->ac, count_cb, b, "SADD %s %s", r->key_nodes, b->node_id);
   poll_others(b);
+}
+
+static void on_up(rconn_t *c) {
+  bus_t *b = c->b;
+  rbus_t *r = RB(b);
+  if (c->kind == K_SUB) {
+    atomic_store(&r->sub_fd, c->ac->c.fd);
+    /* whatever was published while it was away is lost: every replica is taken again */
+    for (int i = 0; i < BUS_MAX_NODES; i++)
+      if (b->nodes[i].used) b->nodes[i].synced = 0;
+    redisAsyncCommand(c->ac, sub_cb, c, "SUBSCRIBE %s %s %s", r->ch_ev, r->ch_me, r->ch_all);
+    return;
+  }
+  if (c->idx != BUS_HOME_WORKER) return;
+  r->announce_pending = 1;
+  if (r->sub_ready) announce(b); /* else once subscribed (sub_cb) */
 }
 
 /* ---------------------------------------------------------------- workers */
