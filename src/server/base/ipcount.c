@@ -81,6 +81,14 @@ int64_t ipcount_out_add(ipcount_entry_t *e, int64_t delta) { return atomic_fetch
 
 int64_t ipcount_out(const ipcount_entry_t *e) { return atomic_load(&((ipcount_entry_t *)e)->out); }
 
+int ipcount_out_shed(ipcount_entry_t *e, int64_t cap, int64_t n) {
+  int64_t cur = atomic_load(&e->out);
+  do {
+    if (cur <= cap) return 0;
+  } while (!atomic_compare_exchange_weak(&e->out, &cur, cur - n));
+  return 1;
+}
+
 #define TOP_MAX (((uint64_t)1 << 48) - 1)
 
 void ipcount_top_update(ipcount_entry_t *e, size_t was, size_t now, int worker) {

@@ -21,6 +21,10 @@ void ipcount_del(ipcount_t *t, ipcount_entry_t *e);
 /* The bytes queued to the address's connections: adds delta, returns the new sum. */
 int64_t ipcount_out_add(ipcount_entry_t *e, int64_t delta);
 int64_t ipcount_out(const ipcount_entry_t *e);
+/* Takes n bytes off the sum only while it is over cap, in one step: 1 if taken, 0 if the sum
+ * is at or under cap (then nothing changes). Two workers that both saw the address over its
+ * cap thus drop a queue each only when one drop is not enough. */
+int ipcount_out_shed(ipcount_entry_t *e, int64_t cap, int64_t n);
 /* The address's largest single queue as last reported, and the worker holding it, so the
  * worker that finds the address over output_limit_ip can leave the drop to the worker with
  * the largest queue. A worker reports each change of one of its queues from `was` to `now`

@@ -177,12 +177,37 @@ static void acct_sync(conn_t *c) {
   }
 }
 
-static void drop_queue(conn_t *c, const char *limit, long cap, atomic_ulong *counter) {
-  atomic_fetch_add(counter, 1);
+/* Over the server's cap: takes n bytes off it only while it is over, in one step (as
+ * ipcount_out_shed for an address). */
+static int total_shed(server_t *srv, long cap, int64_t n) {
+  long long cur = atomic_load(&srv->out_queued);
+  do {
+    if (cur <= cap) return 0;
+  } while (!atomic_compare_exchange_weak(&srv->out_queued, &cur, cur - n));
+  return 1;
+}
+
+/* Drops c, the largest queue while its address (by_ip) or the server is over its cap —
+ * unless that sum is no longer over it: another worker's drop, made since this one looked,
+ * was enough (both saw the sum over the cap at once; the check and the bytes' removal are
+ * one step, so only one of them drops). Returns whether it dropped c. */
+static int drop_queue(conn_t *c, int by_ip) {
+  server_t *srv = c->w->srv;
+  const tern_config_t *cfg = srv->cfg;
+  int64_t n = (int64_t)c->acct;
+  if (by_ip ? !ipcount_out_shed(c->ipe, cfg->output_limit_ip, n) : !total_shed(srv, cfg->output_limit_total, n))
+    return 0;
+  /* its bytes leave the other sum too, and the address's record of its largest queue */
+  if (by_ip) atomic_fetch_sub(&srv->out_queued, n);
+  else if (c->ipe) ipcount_out_add(c->ipe, -n);
+  if (c->ipe) ipcount_top_update(c->ipe, c->acct, 0, c->w->idx);
+  atomic_fetch_add(by_ip ? &srv->out_dropped_ip : &srv->out_dropped_total, 1);
   log_limited(&drop_log, LOG_WARN, "conn %s: %zu bytes queued, the largest while over %s (%ld): dropping it", c->ip,
-              c->acct, limit, cap);
-  conn_abort(c, 1008);
-  acct_sync(c); /* reaping now: its bytes leave the sums at once */
+              c->acct, by_ip ? "output_limit_ip" : "output_limit_total",
+              by_ip ? cfg->output_limit_ip : cfg->output_limit_total);
+  c->acct = 0;         /* counted nowhere now ... */
+  conn_abort(c, 1008); /* ... and reaping: nothing of it is counted again (acct_bytes) */
+  return 1;
 }
 
 void conn_shed(worker_t *w) {
@@ -215,7 +240,7 @@ void conn_shed(worker_t *w) {
         ip_left = 1;
         continue;
       }
-      drop_queue(big_ip, "output_limit_ip", cfg->output_limit_ip, &srv->out_dropped_ip);
+      drop_queue(big_ip, 1); /* or no longer over: the next look finds no address over */
       continue;
     }
     if (cfg->output_limit_total <= 0 || atomic_load(&srv->out_queued) <= cfg->output_limit_total) return;
@@ -240,7 +265,7 @@ void conn_shed(worker_t *w) {
       w->shed_deferred = 1;
       return;
     }
-    drop_queue(big, "output_limit_total", cfg->output_limit_total, &srv->out_dropped_total);
+    if (!drop_queue(big, 0)) return;
   }
 }
 
