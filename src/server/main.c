@@ -542,11 +542,12 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   if (rc < 0) goto fail;
 
-  /* a cluster node accepts no one new, leaves the bus, then tells clients to go elsewhere */
+  /* a cluster node accepts no one new, leaves the bus, then tells clients to go elsewhere
+   * and gives them drain_timeout to leave — when there is an elsewhere (another live node);
+   * else, as when Redis is down, they are closed at once and reconnect on their own */
   if (bus) {
     server_stop_accepting(&srv);
-    im_cluster_leave(srv.im);
-    drain(bus, cfg.drain_timeout);
+    if (im_cluster_leave(srv.im)) drain(bus, cfg.drain_timeout);
   }
   server_stop(&srv);
   status = 0;

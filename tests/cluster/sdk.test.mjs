@@ -5,8 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Clients, uid, waitFor } from '../lib/interop-util.mjs';
+import { session } from '../lib/proto-client.mjs';
 import { startRedis } from '../lib/redis.mjs';
-import { startNodes } from '../lib/server.mjs';
+import { freshSdk } from '../lib/sdk.mjs';
+import { startNodes, waitNodes } from '../lib/server.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -89,5 +91,48 @@ describe('the JS SDK across two nodes', () => {
     await on2.login(id, { clientOptions: { tag: 'Mobile' } });
     const [payload] = await conflict; // the SDK emits 'conflict' only for session/closed 4111
     assert.equal(payload.reason, 'SESSION_CONFLICT');
+  });
+});
+
+// The last node of a cluster stopping has nowhere to send its clients: no goaway. The SDK
+// answers goaway by asking the router again, and a router that does not answer (no node
+// left) is a failure its goaway handler does not catch — an unhandled rejection in the app,
+// which ends a Node.js app (docs/protocol-map.md, goaway). A plain close it retries quietly.
+describe('the last node of a cluster stopping', () => {
+  let redis;
+  let nodes;
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes(1, redis);
+  });
+  after(async () => {
+    await Promise.all((nodes || []).map((s) => s.stop()));
+    if (redis) await redis.stop();
+  });
+
+  test('sends no goaway: its clients are closed (1001) and the SDK in router mode reconnects quietly', async () => {
+    const [n] = nodes;
+    await waitNodes(n, 1, 5000);
+    const raw = await session(n, uid('raw'));
+    const sdk = freshSdk(5);
+    const rt = new sdk.Realtime({ appId: n.appId, appKey: n.appKey, server: n.httpUrl }); // router mode
+    const client = await rt.createIMClient(uid('app'));
+    const unhandled = [];
+    const onUnhandled = (e) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const disconnected = waitFor(rt, 'disconnect', () => true, 10000);
+      await n.stop();
+      const info = await raw.closed;
+      assert.equal(info.code, 1001, 'closed as the server goes away');
+      assert.ok(!raw.received.some((x) => x.cmd === 'goaway'), 'no goaway from the last node');
+      await disconnected;
+      await sleep(2500); // the SDK's first reconnect attempts, to a router that is gone
+      assert.deepEqual(unhandled.map((e) => String(e?.message ?? e)), [], 'no unhandled rejection in the app');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await client.close().catch(() => {});
+      rt._close?.();
+    }
   });
 });

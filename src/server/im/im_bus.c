@@ -813,10 +813,16 @@ static void goaway_all(im_t *im) {
   }
 }
 
-void im_cluster_leave(im_t *im) {
-  if (!im->bus) return;
+int im_cluster_leave(im_t *im) {
+  if (!im->bus) return 0;
+  int others = bus_nodes_live(im->bus) - 1; /* before leaving: this one is counted */
   bus_leave(im->bus);
+  if (others <= 0) {
+    log_at(LOG_INFO, "stopping: no other node is live, so no goaway (there is nowhere to go)");
+    return 0;
+  }
   goaway_all(im);
+  return 1;
 }
 
 /* The other nodes took this one for dead (bus.h, bus_set_lapse): what they sent its clients

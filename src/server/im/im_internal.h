@@ -344,8 +344,12 @@ void deliver_in_turn(im_worker_t *w, conv_t *c, members_t *m, fanout_t *frame, u
 void im_bus_attach(im_t *im, bus_t *bus);
 /* SIGTERM in a cluster, from the main thread before the workers stop: this node leaves the
  * bus (bus_leave), then every connection gets {cmd: goaway} (queued before the workers'
- * 1001 close, so it goes out first). */
-void im_cluster_leave(im_t *im);
+ * 1001 close, so it goes out first) — when another node is live to go to. When none is
+ * (the last node of a cluster stops), no goaway: the official JS SDK answers one by asking
+ * the router, and a router that does not answer is a failure its goaway handler does not
+ * catch (an unhandled rejection in the app; docs/protocol-map.md, goaway), where a plain
+ * close is retried quietly. 1 if goaway was sent (the caller then drains), else 0. */
+int im_cluster_leave(im_t *im);
 /* One message to each other node holding any of ids, with the frame and its recipients. */
 void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n);
 /* The frame to each other node with sessions in room c. */
