@@ -405,6 +405,15 @@ void im_session_open(req_t *r) {
       return;
     }
   }
+  /* Single sign-on reads the other nodes' sessions of <client, tag> (bus_sessions, below):
+   * an explicit tagged login first waits for the changes this node's subscriber already
+   * holds — another device's login answered on another node a moment ago — as commands
+   * that answer from the other nodes' presence do (im.c:im_reads_presence). A reconnect
+   * does not: a login that displaced it revoked its token. */
+  if (tag && !reconnect && im_presence_fence(r) == IM_PARKED) {
+    free(tag);
+    return;
+  }
   session_t *s = session_find(r->link, peer);
   uint64_t held[16]; /* older sessions this login pushes out: kicked once it is answered */
   size_t nheld = 0;
