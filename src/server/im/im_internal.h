@@ -222,6 +222,15 @@ int members_has(const members_t *m, const char *id);
  * A reload whose read began before such a done may lack the change too: it keeps them as
  * well, and marks c stale (set_loads, set_raced). */
 void conv_set_stored(conv_t *c);
+/* A change of conversation cid was stored that this node did not make in its cache first
+ * (the REST import: rest_import.c): its cached copy, if any, is marked stale, so its next
+ * use reloads it from the store as for another node's change (convcache_stale) — keeping
+ * the members, sets and document while this node's own changes of them are still in the
+ * writer (set_writes, doc_writes), and reading them again once those are stored. The
+ * change is stamped like a stored member or set change (conv_set_stored): a reload whose
+ * read may have begun before it (set_loads, convcache_wants_load_since) is not taken as
+ * current. Any thread. */
+void convcache_stored_behind(im_t *im, const char *cid);
 
 /* ---- im.c: requests, replies and delivery ---- */
 
