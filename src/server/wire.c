@@ -23,6 +23,7 @@ const net_app_t wire_net_app = {
     .worker_start = worker_start,
     .worker_tick = im_worker_tick,
     .worker_sweep = im_worker_sweep,
+    .worker_stopping = im_worker_stopping,
     .worker_stop = worker_stop,
     .worker_free = im_worker_free,
     .link_open = im_link_open,

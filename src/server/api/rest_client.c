@@ -86,7 +86,8 @@ void rest_unread_count(conn_t *c, const http_req_t *r) {
  * sign_login is on), it does not slip back in on a token. Answered once this node's
  * sessions of the client have ended and, in a cluster, the other nodes have those ends
  * queued (im_session_kick_all); its sessions on other nodes are sent their kick first,
- * and end when it arrives there (docs/cluster.md, "What is left"). */
+ * and end when it arrives there (docs/cluster.md, "What is left"). A kick still waiting
+ * when its worker stops is answered 503 "server stopping" (im_session_kicks_stopping). */
 void rest_kick(conn_t *c, const http_req_t *r) {
   const char *client = http_path_param(r, "client_id");
   if (!rest_client_id_ok(c, r, client, "the client id in the path")) return;

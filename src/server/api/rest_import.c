@@ -12,8 +12,10 @@
  * jansson, so it runs on libuv's thread pool (with the file records, which are disk I/O);
  * back on the worker, each message of a conversation that is cached (someone may be
  * sending to it) gets its seq from the conversation's counter, as a send does, so imported
- * keys and live ones never collide; then the job goes to the writer. The completion brings
- * cached conversations up to date and answers.
+ * keys and live ones never collide; then the job goes to the writer. The completion marks
+ * the cached conversations it changed stale (their next use reloads them from the store, as
+ * for another node's change, after this node's own pending changes of them are stored:
+ * docs/cluster.md, "The conversation cache across nodes") and answers.
  *
  * Imports are silent: no pushes, notifications or hooks. What a line cannot be (bad shape,
  * unknown conversation, over a limit) is skipped with its reason and the rest applies. */
@@ -638,40 +640,6 @@ static void parse_after(uv_work_t *wk, int status) {
 
 static int str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
 
-/* A cached conversation a record changed: its members, sets, times and document as stored
- * now (the document reloads on its next use). */
-static void refresh_cached(im_worker_t *w, const char *cid) {
-  conv_t *c = convcache_peek(w->im, cid);
-  if (!c) return;
-  conv_row_t row;
-  if (store_conv_load(w->reader, cid, &row) < 0) {
-    convcache_drop(w->im, c); /* it reloads when next used */
-    conv_release(c);
-    return;
-  }
-  if (!str_eq(c->creator, row.creator)) { /* read without the lock elsewhere: let it reload */
-    convcache_drop(w->im, c);
-  } else {
-    members_t *old[4];
-    pthread_mutex_lock(&c->mu);
-    old[0] = c->members;
-    if (c->kind != CONV_ROOM) c->members = members_new(row.members, row.nmembers);
-    for (int k = 0; k < 3; k++) {
-      old[k + 1] = c->sets[k];
-      c->sets[k] = row.nsets[k] ? members_new(row.sets[k], row.nsets[k]) : NULL;
-    }
-    if (c->kind == CONV_ROOM) old[0] = NULL;
-    if (row.updated_at > c->updated_at) c->updated_at = row.updated_at;
-    c->expire_at = row.expire_at;
-    json_decref(c->doc);
-    c->doc = NULL;
-    pthread_mutex_unlock(&c->mu);
-    for (int k = 0; k < 4; k++) members_release(old[k]);
-  }
-  conv_row_free(&row);
-  conv_release(c);
-}
-
 static void import_done(task_t *t) {
   import_req_t *q = (import_req_t *)t;
   im_worker_t *w = q->w->imw;
@@ -707,7 +675,7 @@ static void import_done(task_t *t) {
               op->reason ? op->reason : "not applied");
     if (op->outcome == IMP_APPLIED && op->type != IMP_MSG && op->type != IMP_INSTALLATION &&
         !str_eq(last_refreshed, op->cid)) {
-      refresh_cached(w, op->cid);
+      convcache_stored_behind(w->im, op->cid); /* reloaded on its next use (docs/cluster.md) */
       im_conv_changed(w, op->cid);
       last_refreshed = op->cid;
     }

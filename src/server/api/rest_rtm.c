@@ -37,12 +37,14 @@ int rest_im_status(int code) {
   case LC_INTERNAL_ERROR:
   case LC_CONVERSATION_API_FAILED:
   case LC_CONVERSATION_INTERNAL_ERROR: return 500;
+  case TERN_ECLOSED: return 503; /* the server is stopping (im_session_kicks_stopping) */
   default: return 400;
   }
 }
 
 void rest_im_error(conn_t *c, const http_req_t *r, int code, const char *detail) {
-  http_respond_error(c, r, rest_im_status(code), code, detail ? detail : lc_error_name(code));
+  int status = rest_im_status(code);
+  http_respond_error(c, r, status, code == TERN_ECLOSED ? status : code, detail ? detail : lc_error_name(code));
 }
 
 /* The conversation cid if it is of `kind` (normal includes temporary); answers 404 itself. */

@@ -171,15 +171,31 @@ static _Atomic uint64_t set_stores;
 
 uint64_t convcache_set_mark(void) { return atomic_load(&set_stores); }
 
+/* A change of c's members or sets was stored (under c->mu): a read that may have begun
+ * before it must not be applied as current (set_mark, set_raced). */
+static void set_change_stored(conv_t *c) {
+  c->set_mark = atomic_fetch_add(&set_stores, 1) + 1; /* after the commit: a mark taken before is less */
+  if (c->set_loads) c->set_raced = 1;                 /* a reload read may have begun before this commit */
+}
+
 void conv_set_stored(conv_t *c) {
   pthread_mutex_lock(&c->mu);
-  c->set_mark = atomic_fetch_add(&set_stores, 1) + 1; /* after the commit: a mark taken before is less */
-  if (!--c->set_writes && c->set_stale) {             /* a reload kept members and sets for these: read them now */
+  set_change_stored(c);
+  if (!--c->set_writes && c->set_stale) { /* a reload kept members and sets for these: read them now */
     c->set_stale = 0;
     atomic_store(&c->stale, 1);
   }
-  if (c->set_loads) c->set_raced = 1; /* a reload read may have begun before this commit */
   pthread_mutex_unlock(&c->mu);
+}
+
+void convcache_stored_behind(im_t *im, const char *cid) {
+  conv_t *c = convcache_peek(im, cid);
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  set_change_stored(c);
+  pthread_mutex_unlock(&c->mu);
+  atomic_store(&c->stale, 1); /* after the stamp: a reload that clears it reads after the commit */
+  conv_release(c);
 }
 
 /* A reload of c begins (its read is next) or ends (applied or not): set_loads. load_ends,

@@ -97,6 +97,8 @@ void im_worker_free(im_worker_t *w) {
   free(w);
 }
 
+void im_worker_stopping(im_worker_t *w) { im_session_kicks_stopping(w); }
+
 void im_worker_tick(im_worker_t *w) {
   if (w->parked) relays_release(w, 0);
 }

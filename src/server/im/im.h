@@ -20,6 +20,9 @@ void im_worker_free(im_worker_t *w);
 /* The worker's part of the bus (im_bus.c), on its loop; no-ops without a bus. */
 void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop);
 void im_worker_bus_stop(im_worker_t *w);
+/* The worker begins stopping, its connections closing but still written: what it must
+ * still answer (the app's kicks under way) is answered now (im_session_kicks_stopping). */
+void im_worker_stopping(im_worker_t *w);
 /* Called once per worker loop iteration before the loop sleeps (flushes batched work). */
 void im_worker_tick(im_worker_t *w);
 /* Called every second by each worker: background expiry (only worker 0 acts). */

@@ -84,8 +84,9 @@ struct im_worker {
                            * loop, was not found: conv_get does not read it again (im_prefetch.c) */
   struct im_recheck *rc_head, *rc_tail;      /* stored sends whose fan-out waits for the subscriber (im_msg.c) */
   size_t rc_n;
-  uint64_t rc_gen; /* the fence the sends queued now wait for */
-  int rc_fencing;  /* a fence of this worker's is on its way */
+  uint64_t rc_gen;        /* the fence the sends queued now wait for */
+  int rc_fencing;         /* a fence of this worker's is on its way */
+  struct kick_all *kicks; /* the app's kicks this worker is to answer, not answered yet (im_session.c) */
 };
 
 struct session {
@@ -222,6 +223,15 @@ int members_has(const members_t *m, const char *id);
  * A reload whose read began before such a done may lack the change too: it keeps them as
  * well, and marks c stale (set_loads, set_raced). */
 void conv_set_stored(conv_t *c);
+/* A change of conversation cid was stored that this node did not make in its cache first
+ * (the REST import: rest_import.c): its cached copy, if any, is marked stale, so its next
+ * use reloads it from the store as for another node's change (convcache_stale) — keeping
+ * the members, sets and document while this node's own changes of them are still in the
+ * writer (set_writes, doc_writes), and reading them again once those are stored. The
+ * change is stamped like a stored member or set change (conv_set_stored): a reload whose
+ * read may have begun before it (set_loads, convcache_wants_load_since) is not taken as
+ * current. Any thread. */
+void convcache_stored_behind(im_t *im, const char *cid);
 
 /* ---- im.c: requests, replies and delivery ---- */
 
@@ -557,6 +567,13 @@ void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client,
  * nodes are not among them (im_bus_kick: their node ends them when the kick arrives). */
 void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
                          const im_done_t *done);
+/* w begins stopping (its connections closing, still written): each of its kicks not answered yet gets
+ * done now with TERN_ECLOSED and {"error"} (the REST kick: 503 "server stopping"), since
+ * what it waits for may never come back to a stopped worker (another worker's kick of a
+ * session, posted after that worker stopped, runs only in server_free, its connection
+ * gone). Its sessions still end: every session of a stopping node is closed (1001). What
+ * is left of such a kick is freed when its last part comes back, done not called again. */
+void im_session_kicks_stopping(im_worker_t *w);
 /* Checks s/t/n of a request against `text` (which it frees); replies `code` and returns -1
  * when it fails. Call only when the operation's signing is switched on. */
 int im_check_signature(req_t *r, char *text, int64_t t, const char *n, const char *s, int code);

@@ -190,12 +190,14 @@ static void kick_local(im_worker_t *w, session_t *s, int code, const char *detai
 }
 
 /* im_session_kick_all's: the kicks under way, counted on the caller's worker */
-typedef struct {
+typedef struct kick_all {
   bus_wait_t wait; /* first: its task calls done */
   im_t *im;
-  int worker; /* the caller's: left and done are its */
+  int worker; /* the caller's: left, done and the list are its */
   size_t left;
   im_done_t done;
+  struct kick_all *prev, *next; /* on the caller's kicks while done is still to be called */
+  int listed;
 } kick_all_t;
 
 typedef struct {
@@ -261,10 +263,32 @@ void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *deta
 
 /* ---- the app's kick, answered once the ends are known everywhere */
 
+static void kicks_unlink(im_worker_t *w, kick_all_t *a) {
+  if (a->prev) a->prev->next = a->next;
+  else w->kicks = a->next;
+  if (a->next) a->next->prev = a->prev;
+  a->prev = a->next = NULL;
+  a->listed = 0;
+}
+
 static void kick_all_done(task_t *t) {
   kick_all_t *a = (kick_all_t *)t;
-  a->done.fn(a->im->workers[a->worker], a->done.arg, 0, NULL);
+  if (a->listed) { /* else answered when its worker began stopping */
+    im_worker_t *w = a->im->workers[a->worker];
+    kicks_unlink(w, a);
+    a->done.fn(w, a->done.arg, 0, NULL);
+  }
   free(a);
+}
+
+void im_session_kicks_stopping(im_worker_t *w) {
+  json_t *e = json_pack("{s:s}", "error", "server stopping: the kick may not have ended every session; ask again");
+  while (w->kicks) {
+    kick_all_t *a = w->kicks;
+    kicks_unlink(w, a);
+    a->done.fn(w, a->done.arg, TERN_ECLOSED, e);
+  }
+  json_decref(e);
 }
 
 /* One kick of a ran (on a->worker). The last: the ends are all queued for the bus now
@@ -293,6 +317,10 @@ void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int 
   a->worker = w->idx;
   a->done = *done;
   a->left = n + 1; /* + this call's own: done cannot come before every kick is counted */
+  a->next = w->kicks;
+  if (w->kicks) w->kicks->prev = a;
+  w->kicks = a;
+  a->listed = 1;
   for (size_t i = 0; i < n; i++) {
     int owner = handle_owner(handles[i]);
     if (owner == w->idx) {

@@ -31,6 +31,10 @@ typedef struct net_app {
   void (*worker_tick)(im_worker_t *w);
   /* Every second (timeouts, expiry). */
   void (*worker_sweep)(im_worker_t *w, int64_t now);
+  /* The worker begins stopping, its connections closing (what is written to them now is
+   * still sent, nothing more is read): answer what would otherwise never be (the app's
+   * kicks under way). May be NULL. */
+  void (*worker_stopping)(im_worker_t *w);
   /* The worker is stopping, its connections already closed: end outgoing work (requests
    * in flight, retries waiting) while the loop still runs. */
   void (*worker_stop)(im_worker_t *w);

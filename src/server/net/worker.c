@@ -224,8 +224,11 @@ static void close_walk(uv_handle_t *h, void *arg) {
 }
 
 static void begin_stop(worker_t *w) {
-  /* Tell every connection we are going away (1001), then close the loop's handles. */
+  /* Tell every connection we are going away (1001), then close the loop's handles. The
+   * answers due before the connections go (a kick under way: 503) are written in between:
+   * the flush below sends them ahead of the close, and nothing more is read. */
   for (conn_t *c = w->all; c; c = c->next) conn_close(c, 1001, "server shutting down");
+  if (w->srv->net_app->worker_stopping) w->srv->net_app->worker_stopping(w->imw);
   drain(w);
   for (conn_t *c = w->all; c; c = c->next) conn_abort(c, 1001);
   drain(w);
@@ -509,19 +512,32 @@ void server_stop(server_t *srv) {
 }
 
 void server_free(server_t *srv) {
+  /* Completions the store posted after the loops ended: their connections are gone, so
+   * running them here only releases what they carry. A task may post another to some
+   * worker (a kick run on the session's worker goes back to the one that asked): every
+   * inbox runs until all are empty, before any worker is freed (64 rounds at most: what
+   * would go on posting for ever is left unrun). */
+  for (int more = 1, round = 0; more && round < 64; round++) {
+    more = 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+      worker_t *w = srv->workers[i];
+      pthread_mutex_lock(&w->mu);
+      task_t *t = w->inbox_head;
+      w->inbox_head = w->inbox_tail = NULL;
+      pthread_mutex_unlock(&w->mu);
+      if (!t) continue;
+      more = 1;
+      worker_set_current(i);
+      while (t) {
+        task_t *next = t->next;
+        t->fn(t);
+        t = next;
+      }
+      worker_set_current(-1);
+    }
+  }
   for (int i = 0; i < srv->nworkers; i++) {
     worker_t *w = srv->workers[i];
-    /* Completions the store posted after the loop ended: their connections are gone, so
-     * running them here only releases what they carry. */
-    worker_set_current(i);
-    task_t *t = w->inbox_head;
-    w->inbox_head = w->inbox_tail = NULL;
-    while (t) {
-      task_t *next = t->next;
-      t->fn(t);
-      t = next;
-    }
-    worker_set_current(-1);
     srv->net_app->worker_free(w->imw);
     wring_close(w->wring); /* closed by its thread already, unless the loop never ran */
     conn_outcache_free(w);
