@@ -427,6 +427,55 @@ describe('cluster: Redis stopped and started again', () => {
   });
 });
 
+// Redis drops a subscriber alone when its output buffer passes the limit (client-output-
+// buffer-limit pubsub); the node stays registered and reconnects it. What other nodes
+// publish to its channel meanwhile nobody hears: stored and acked, not pushed. The sender
+// counts each such delivery (PUBLISH answers 0 subscribers): tern_bus_unheard_total.
+describe('cluster: a subscriber Redis drops alone', () => {
+  let redis;
+  let nodes;
+  before(async () => {
+    redis = await startRedis();
+    // node 2's subscriber is used 1.5 s after it reconnects: the window stays open that long
+    nodes = await startNodes(2, redis, { envs: [{}, { TERN_TEST_SUB_UP_DELAY_MS: '1500' }] });
+  });
+  after(async () => {
+    for (const s of nodes || []) await closeAll(s);
+    await Promise.all((nodes || []).map((s) => s.stop()));
+    if (redis) await redis.stop();
+  });
+
+  test('a delivery published while it is off its channel is counted unheard; live delivery comes back by itself', async () => {
+    const [n1, n2] = nodes;
+    const A = uid('a'), B = uid('b');
+    const b = await session(n2, B);
+    const a = await session(n1, A);
+    await waitOnline(n1, [B]);
+    const conv = await startConv(a, [B]);
+    await b.nextCmd('conv', 'joined');
+    await sendMsg(a, conv.cid, 'before');
+    assert.equal((await b.nextCmd('direct')).directMessage.msg, 'before');
+    assert.equal(value(await scrape(n1), 'tern_bus_unheard_total'), 0);
+
+    redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'); // both nodes' subscribers; node 2's is back last
+    const ack = await sendMsg(a, conv.cid, 'unheard'); // stored and acked
+    assert.ok(ack.uid, JSON.stringify(ack));
+    const t0 = Date.now();
+    while (value(await scrape(n1), 'tern_bus_unheard_total') < 1) {
+      if (Date.now() - t0 > 5000) assert.fail('the delivery nobody heard was not counted');
+      await sleep(20);
+    }
+    assert.equal(value(await scrape(n1), 'tern_bus_up'), 1, 'node 1 stayed up');
+    // node 2 hears its channel again (its subscriber back), and deliveries reach B live
+    for (const t1 = Date.now(); redis.cli('PUBSUB', 'NUMSUB', 'tern0:to:node2').split('\n')[1] !== '1';) {
+      if (Date.now() - t1 > 10000) assert.fail('node 2 never subscribed again');
+      await sleep(50);
+    }
+    await sendMsg(a, conv.cid, 'after');
+    await b.next((x) => x.cmd === 'direct' && x.directMessage?.msg === 'after', 5000);
+  });
+});
+
 describe('cluster: signature nonces are single-use across nodes', () => {
   let redis;
   let nodes;

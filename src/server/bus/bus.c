@@ -1081,6 +1081,11 @@ void bus_metrics(bus_t *b, buf_t *out) {
              "# TYPE tern_bus_errors_total counter\ntern_bus_errors_total %lu\n",
              atomic_load(&b->m_errors));
   buf_printf(out,
+             "# HELP tern_bus_unheard_total Deliveries to another node that no subscriber heard (its subscriber "
+             "was off its channel: stored, not pushed).\n"
+             "# TYPE tern_bus_unheard_total counter\ntern_bus_unheard_total %lu\n",
+             atomic_load(&b->m_unheard));
+  buf_printf(out,
              "# HELP tern_bus_reconnects_total Connections to the bus made again after a loss.\n"
              "# TYPE tern_bus_reconnects_total counter\ntern_bus_reconnects_total %lu\n",
              atomic_load(&b->m_reconnects));

@@ -97,6 +97,7 @@ struct bus {
 
   /* metrics */
   atomic_ulong m_sent, m_recv, m_errors, m_reconnects, m_resyncs, m_deltas, m_lapses;
+  atomic_ulong m_unheard; /* deliveries to another node that no subscriber of its channel heard */
   atomic_int up;
 };
 

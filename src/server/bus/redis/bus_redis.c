@@ -327,6 +327,17 @@ static void count_cb(redisAsyncContext *ac, void *reply, void *priv) {
   if (!r || r->type == REDIS_REPLY_ERROR) atomic_fetch_add(&b->m_errors, 1);
 }
 
+/* A delivery's PUBLISH to another node's channel: Redis answers how many subscribers got
+ * it, and 0 is a delivery nobody heard — that node's subscriber was not on its channel
+ * (Redis dropped it past its output buffer limit, or it is reconnecting); what it carried
+ * is stored but was not pushed. Counted for the operator (tern_bus_unheard_total). */
+static void publish_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  redisReply *r = reply;
+  bus_t *b = priv;
+  if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) atomic_fetch_add(&b->m_unheard, 1);
+  count_cb(ac, reply, priv);
+}
+
 static int home_up(bus_t *b) {
   rconn_t *c = &RB(b)->cmd[BUS_HOME_WORKER];
   return c->started && c->state == C_UP && c->ac && !c->stopping;
@@ -1096,7 +1107,7 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n) {
   memcpy(msg, b->node_id, il);
   memcpy(msg + il, p, n);
   argv[2] = msg;
-  redisAsyncCommandArgv(c->ac, count_cb, b, 3, argv, lens);
+  redisAsyncCommandArgv(c->ac, to ? publish_cb : count_cb, b, 3, argv, lens);
   free(msg);
   atomic_fetch_add(&b->m_sent, 1);
   return 0;
