@@ -56,7 +56,12 @@ describe('cluster: single sign-on waits for the presence the subscriber already 
       }
       const x = uid('sso');
       const a = await session(n1, x, { extra: { tag: 'mobile' } }); // answered: Redis has its delta
-      assert.ok(Date.now() - t0 < STALL_MS - 500, 'node 2 still blocked when node 1 answered');
+      if (Date.now() - t0 > STALL_MS - 500) { // node 2's block may be over: not the case tested, again
+        await sleep(STALL_MS);
+        for (const c of conns) await c.close();
+        await a.close();
+        continue;
+      }
       const pushedOut = a.next((c) => c.cmd === 'session' && c.op === 'closed', STALL_MS + 5000);
       await login(w1, x, { tag: 'mobile' });
       const closed = await pushedOut;
