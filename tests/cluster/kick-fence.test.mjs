@@ -22,6 +22,8 @@ import { startNodes } from '../lib/server.mjs';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const within = (p, ms) => Promise.race([p, sleep(ms).then(() => undefined)]);
 const STALL_MS = 2000;
+// how many times the home worker has logged that it blocks (bus_redis.c on_stall, just before)
+const stalls = (s) => s.stderr().split("test hook: blocking the home worker's loop").length - 1;
 
 async function fences(s) {
   const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
@@ -52,8 +54,10 @@ describe('cluster: the app\'s kick waits for the presence the subscriber already
         conns.push(h);
       }
       const f0 = await fences(n2);
+      const stalls0 = stalls(n2);
       process.kill(n2.child.pid, 'SIGUSR2'); // node 2's worker 0 blocks for STALL_MS
-      await sleep(100);
+      // blocking from its log line on: a connection that answers from now on is worker 1's
+      for (const t = Date.now(); stalls(n2) === stalls0; await sleep(10)) assert.ok(Date.now() - t < 5000, 'node 2 never blocked');
       const t0 = Date.now();
       const onW1 = await Promise.all(conns.map((h) => within(h.request('GET', '/health').then((r) => r.status === 200), 300)));
       const w1 = conns[onW1.findIndex(Boolean)];
