@@ -20,8 +20,10 @@
 
 /* ---------------------------------------------------------------- clients */
 
-/* POST /1.2/rtm/clients/check-online {"client_ids": [≤ 20]} → {"results": [online ids]} */
+/* POST /1.2/rtm/clients/check-online {"client_ids": [≤ 20]} → {"results": [online ids]},
+ * in a cluster after the presence fence (rest_presence_fence) */
 void rest_check_online(conn_t *c, const http_req_t *r) {
+  if (rest_presence_fence(c, r, rest_check_online)) return;
   json_t *body = rest_body_json(r);
   size_t n;
   char **ids = rest_client_ids(c, r, body, &n);
