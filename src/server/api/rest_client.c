@@ -20,8 +20,10 @@
 
 /* ---------------------------------------------------------------- clients */
 
-/* POST /1.2/rtm/clients/check-online {"client_ids": [≤ 20]} → {"results": [online ids]} */
+/* POST /1.2/rtm/clients/check-online {"client_ids": [≤ 20]} → {"results": [online ids]},
+ * in a cluster after the presence fence (rest_presence_fence) */
 void rest_check_online(conn_t *c, const http_req_t *r) {
+  if (rest_presence_fence(c, r, rest_check_online)) return;
   json_t *body = rest_body_json(r);
   size_t n;
   char **ids = rest_client_ids(c, r, body, &n);
@@ -85,9 +87,11 @@ void rest_unread_count(conn_t *c, const http_req_t *r) {
  * devices that are offline too: a kicked client logs in afresh (with a signature, when
  * sign_login is on), it does not slip back in on a token. Answered once this node's
  * sessions of the client have ended and, in a cluster, the other nodes have those ends
- * queued (im_session_kick_all); its sessions on other nodes are sent their kick first,
- * and end when it arrives there (docs/cluster.md, "What is left"). A kick still waiting
- * when its worker stops is answered 503 "server stopping" (im_session_kicks_stopping). */
+ * queued (im_session_kick_app); its sessions on other nodes are sent their kick first,
+ * and end when it arrives there (docs/cluster.md, "What is left") — found in the replica
+ * after a presence fence, so a login answered on another node a moment before is among
+ * them. A kick still waiting when its worker stops is answered 503 "server stopping"
+ * (im_session_kicks_stopping). */
 void rest_kick(conn_t *c, const http_req_t *r) {
   const char *client = http_path_param(r, "client_id");
   if (!rest_client_id_ok(c, r, client, "the client id in the path")) return;
@@ -97,14 +101,8 @@ void rest_kick(conn_t *c, const http_req_t *r) {
     rest_bad(c, r, "reason is at most 20 characters");
   } else {
     revoke_client(c->w->imw, client);
-    im_t *im = c->w->srv->im;
-    bus_ref_t rheld[64]; /* its sessions on the other nodes */
-    size_t rn = im->bus ? bus_sessions(im->bus, client, NULL, rheld, 64) : 0;
-    for (size_t i = 0; i < rn && i < 64; i++) im_bus_kick(c->w->imw, &rheld[i], client, LC_KICKED_BY_APP, reason);
-    uint64_t held[64];
-    size_t n = presence_get(im->presence, client, held, 64);
     im_done_t d;
-    im_session_kick_all(c->w->imw, held, n < 64 ? n : 64, LC_KICKED_BY_APP, reason,
+    im_session_kick_app(c->w->imw, client, LC_KICKED_BY_APP, reason,
                         rest_done(rest_wait(c, rest_shape_empty, NULL), &d));
   }
   json_decref(body);

@@ -341,6 +341,7 @@ void rest_members_list(conn_t *c, const http_req_t *r) {
 
 void rest_room_online_count(conn_t *c, const http_req_t *r) {
   if (rest_check_app(c, r, 1) < 0) return;
+  if (rest_presence_fence(c, r, rest_room_online_count)) return; /* the other nodes' counts */
   conv_t *conv = rest_path_conv(c, r);
   if (!conv) return;
   im_t *im = c->w->srv->im;

@@ -144,6 +144,44 @@ const im_done_t *rest_done(rest_wait_t *wt, im_done_t *d) {
   return d;
 }
 
+typedef struct {
+  server_t *srv;
+  int worker;
+  uint64_t conn;
+  void (*h)(conn_t *c, const http_req_t *r);
+} rest_fence_t;
+
+static __thread int fenced_run; /* h runs again after its fence: not fenced twice */
+
+static void rest_fence_done(void *arg) {
+  rest_fence_t *f = arg;
+  conn_t *c;
+  const http_req_t *r =
+      worker_current() == f->worker ? http_deferred_find(f->srv->workers[f->worker], f->conn, &c) : NULL;
+  if (r) { /* else gone (closed, or its worker stopped): nothing to answer */
+    fenced_run = 1;
+    f->h(c, r);
+    fenced_run = 0;
+    http_resume(c); /* h answered (these handlers answer at once) */
+  }
+  free(f);
+}
+
+int rest_presence_fence(conn_t *c, const http_req_t *r, void (*h)(conn_t *c, const http_req_t *r)) {
+  (void)r;
+  im_t *im = c->w->srv->im;
+  if (fenced_run || !im->bus || !bus_fence_needed(im->bus)) return 0;
+  rest_fence_t *f = xmalloc(sizeof *f);
+  f->srv = c->w->srv;
+  f->worker = c->w->idx;
+  f->conn = c->id;
+  f->h = h;
+  atomic_fetch_add(&im->fences, 1);
+  http_defer(c);
+  bus_fence(im->bus, rest_fence_done, f);
+  return 1;
+}
+
 json_t *rest_shape_updated(void *ctx, json_t *result) {
   rest_wait_t *wt = ctx;
   char iso[ISO_LEN + 1];

@@ -830,13 +830,15 @@ static int over_rate(req_t *r, int took, const char *what) {
 
 /* Commands whose answer or fan-out reads the other nodes' presence (im_presence_fence):
  * session query; a chat room's count and online members; a start (its INVITED pushes);
- * adding members (their joined pushes). A send to a chat room fences in im_msg_direct,
+ * adding members (their joined pushes); a block (from a chat room, the nodes its blocked
+ * members are on, sent their `left`: bus_room_nodes). A send to a chat room fences in im_msg_direct,
  * once its conversation is known; an explicit tagged login (single sign-on) in
  * im_session_open, once its tag is known. */
 static int im_reads_presence(int cmd, int op) {
   if (cmd == LC__COMMAND_TYPE__session) return op == LC__OP_TYPE__query;
   if (cmd == LC__COMMAND_TYPE__conv)
     return op == LC__OP_TYPE__count || op == LC__OP_TYPE__members || op == LC__OP_TYPE__start || op == LC__OP_TYPE__add;
+  if (cmd == LC__COMMAND_TYPE__blacklist) return op == LC__OP_TYPE__block;
   return 0;
 }
 

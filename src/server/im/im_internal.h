@@ -567,6 +567,13 @@ void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client,
  * nodes are not among them (im_bus_kick: their node ends them when the kick arrives). */
 void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
                          const im_done_t *done);
+/* The app's kick of client (rest_kick): its sessions on the other nodes, as this node's
+ * replica lists them, are sent their kick (im_bus_kick), and this node's are ended as by
+ * im_session_kick_all, done called as there. With a bus whose subscriber holds input not
+ * yet applied (bus_fence_needed), the lookups wait for a presence fence first: a login
+ * answered on another node a moment before is in that input, and a kick that looked
+ * before it was applied would find the client nowhere and never end that session. */
+void im_session_kick_app(im_worker_t *w, const char *client, int code, const char *detail, const im_done_t *done);
 /* w begins stopping (its connections closing, still written): each of its kicks not answered yet gets
  * done now with TERN_ECLOSED and {"error"} (the REST kick: 503 "server stopping"), since
  * what it waits for may never come back to a stopped worker (another worker's kick of a

@@ -198,6 +198,9 @@ typedef struct kick_all {
   im_done_t done;
   struct kick_all *prev, *next; /* on the caller's kicks while done is still to be called */
   int listed;
+  /* im_session_kick_app's, kept across its presence fence */
+  char *client, *detail;
+  int code;
 } kick_all_t;
 
 typedef struct {
@@ -271,6 +274,12 @@ static void kicks_unlink(im_worker_t *w, kick_all_t *a) {
   a->listed = 0;
 }
 
+static void kick_all_free(kick_all_t *a) {
+  free(a->client);
+  free(a->detail);
+  free(a);
+}
+
 static void kick_all_done(task_t *t) {
   kick_all_t *a = (kick_all_t *)t;
   if (a->listed) { /* else answered when its worker began stopping */
@@ -278,7 +287,7 @@ static void kick_all_done(task_t *t) {
     kicks_unlink(w, a);
     a->done.fn(w, a->done.arg, 0, NULL);
   }
-  free(a);
+  kick_all_free(a);
 }
 
 void im_session_kicks_stopping(im_worker_t *w) {
@@ -310,17 +319,22 @@ static void kick_back(task_t *t) {
   kick_all_one(a);
 }
 
-void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
-                         const im_done_t *done) {
+/* Listed on w's kicks (answered by im_session_kicks_stopping if w stops first), not started */
+static kick_all_t *kick_all_new(im_worker_t *w, const im_done_t *done) {
   kick_all_t *a = xcalloc(1, sizeof *a);
   a->im = w->im;
   a->worker = w->idx;
   a->done = *done;
-  a->left = n + 1; /* + this call's own: done cannot come before every kick is counted */
   a->next = w->kicks;
   if (w->kicks) w->kicks->prev = a;
   w->kicks = a;
   a->listed = 1;
+  return a;
+}
+
+static void kick_all_start(im_worker_t *w, kick_all_t *a, const uint64_t *handles, size_t n, int code,
+                           const char *detail) {
+  a->left = n + 1; /* + this call's own: done cannot come before every kick is counted */
   for (size_t i = 0; i < n; i++) {
     int owner = handle_owner(handles[i]);
     if (owner == w->idx) {
@@ -332,6 +346,46 @@ void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int 
     }
   }
   kick_all_one(a);
+}
+
+void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
+                         const im_done_t *done) {
+  kick_all_start(w, kick_all_new(w, done), handles, n, code, detail);
+}
+
+/* The client's sessions on the other nodes (the replica) are sent their kick, this node's
+ * are ended as im_session_kick_all does. */
+static void kick_app_run(im_worker_t *w, kick_all_t *a, const char *client, int code, const char *detail) {
+  im_t *im = w->im;
+  bus_ref_t rheld[64];
+  size_t rn = im->bus ? bus_sessions(im->bus, client, NULL, rheld, 64) : 0;
+  for (size_t i = 0; i < rn && i < 64; i++) im_bus_kick(w, &rheld[i], client, code, detail);
+  uint64_t held[64];
+  size_t n = presence_get(im->presence, client, held, 64);
+  kick_all_start(w, a, held, n < 64 ? n : 64, code, detail);
+}
+
+static void kick_app_fenced(void *arg) {
+  kick_all_t *a = arg;
+  if (!a->listed) { /* answered when its worker began stopping: nothing is started now */
+    kick_all_free(a);
+    return;
+  }
+  kick_app_run(a->im->workers[a->worker], a, a->client, a->code, a->detail);
+}
+
+void im_session_kick_app(im_worker_t *w, const char *client, int code, const char *detail, const im_done_t *done) {
+  kick_all_t *a = kick_all_new(w, done);
+  im_t *im = w->im;
+  if (im->bus && bus_fence_needed(im->bus)) {
+    a->client = xstrdup(client);
+    a->detail = detail ? xstrdup(detail) : NULL;
+    a->code = code;
+    atomic_fetch_add(&im->fences, 1);
+    bus_fence(im->bus, kick_app_fenced, a);
+    return;
+  }
+  kick_app_run(w, a, client, code, detail);
 }
 
 /* ---------------------------------------------------------------- open */
