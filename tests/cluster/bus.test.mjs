@@ -425,27 +425,13 @@ describe('cluster: Redis stopped and started again', () => {
     assert.equal(got.directMessage.msg, 'after');
     assert.equal((await l.nextCmd('direct')).directMessage.msg, 'after');
   });
-});
 
-// Redis drops a subscriber alone when its output buffer passes the limit (client-output-
-// buffer-limit pubsub); the node stays registered and reconnects it. What other nodes
-// publish to its channel meanwhile nobody hears: stored and acked, not pushed. The sender
-// counts each such delivery (PUBLISH answers 0 subscribers): tern_bus_unheard_total.
-describe('cluster: a subscriber Redis drops alone', () => {
-  let redis;
-  let nodes;
-  before(async () => {
-    redis = await startRedis();
-    // node 2's subscriber is used 1.5 s after it reconnects: the window stays open that long
-    nodes = await startNodes(2, redis, { envs: [{}, { TERN_TEST_SUB_UP_DELAY_MS: '1500' }] });
-  });
-  after(async () => {
-    for (const s of nodes || []) await closeAll(s);
-    await Promise.all((nodes || []).map((s) => s.stop()));
-    if (redis) await redis.stop();
-  });
-
-  test('a delivery published while it is off its channel is counted unheard; live delivery comes back by itself', async () => {
+  // Redis drops a subscriber alone when its output buffer passes the limit (client-output-
+  // buffer-limit pubsub); the node stays registered and reconnects it. What other nodes
+  // publish to its channel meanwhile nobody hears: stored and acked, not pushed. The sender
+  // counts each such delivery (PUBLISH answers 0 subscribers): tern_bus_unheard_total.
+  // Node 2's subscriber is used 2 s after it reconnects: the window stays open that long.
+  test('a subscriber Redis drops alone: a delivery published while it is off its channel is counted unheard; live delivery comes back by itself', async () => {
     const [n1, n2] = nodes;
     const A = uid('a'), B = uid('b');
     const b = await session(n2, B);
@@ -455,13 +441,13 @@ describe('cluster: a subscriber Redis drops alone', () => {
     await b.nextCmd('conv', 'joined');
     await sendMsg(a, conv.cid, 'before');
     assert.equal((await b.nextCmd('direct')).directMessage.msg, 'before');
-    assert.equal(value(await scrape(n1), 'tern_bus_unheard_total'), 0);
+    const u0 = value(await scrape(n1), 'tern_bus_unheard_total');
 
     redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'); // both nodes' subscribers; node 2's is back last
     const ack = await sendMsg(a, conv.cid, 'unheard'); // stored and acked
     assert.ok(ack.uid, JSON.stringify(ack));
     const t0 = Date.now();
-    while (value(await scrape(n1), 'tern_bus_unheard_total') < 1) {
+    while (value(await scrape(n1), 'tern_bus_unheard_total') <= u0) {
       if (Date.now() - t0 > 5000) assert.fail('the delivery nobody heard was not counted');
       await sleep(20);
     }

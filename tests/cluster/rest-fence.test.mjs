@@ -11,10 +11,9 @@
 // - check-online and a chat room's online count (rest_presence_fence): unfenced they did
 //   not list the client, or counted the room one short.
 //
-// Held open deterministically as in sso-fence.test.mjs: node 2 has two workers and its home
-// worker (0, which reads the subscriber) is blocked (TERN_TEST_STALL_HOME_MS, SIGUSR2) while
-// the login is answered on node 1; the kick goes on an HTTP connection node 2's worker 1
-// serves (found by which keep-alive connections answer /health while worker 0 is blocked).
+// Held open deterministically (tests/lib/home-blocked.mjs): node 2's home worker is blocked
+// while the login is answered on node 1, and the request goes on a keep-alive HTTP
+// connection node 2's worker 1 serves.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { closeAll, session, startConv, uid } from '../lib/proto-client.mjs';
@@ -22,45 +21,28 @@ import { startPg } from '../lib/pg.mjs';
 import { rawHttp } from '../lib/raw-http.mjs';
 import { startRedis } from '../lib/redis.mjs';
 import { startNodes } from '../lib/server.mjs';
+import { whileHomeBlocked } from '../lib/home-blocked.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (p, ms) => Promise.race([p, sleep(ms).then(() => undefined)]);
 const STALL_MS = 2000;
-// how many times the home worker has logged that it blocks (bus_redis.c on_stall, just before)
-const stalls = (s) => s.stderr().split("test hook: blocking the home worker's loop").length - 1;
 
 async function fences(s) {
   const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
   return Number(/^tern_bus_fences_total (\d+)$/m.exec(await res.text())?.[1]);
 }
 
-// Runs act(w1) while node 2's home worker is blocked, w1 a keep-alive HTTP connection its
-// worker 1 serves; again (5 attempts) when none landed on worker 1, the probe was slow, or
-// act returns false (it was too slow to be inside the block: not the case tested).
-async function whileHomeBlocked(n2, act) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const conns = [];
-    try {
-      for (let i = 0; i < 8; i++) {
-        const h = await rawHttp(n2.port);
-        assert.equal((await h.request('GET', '/health')).status, 200); // accepted by a worker
-        conns.push(h);
-      }
-      const stalls0 = stalls(n2);
-      process.kill(n2.child.pid, 'SIGUSR2'); // node 2's worker 0 blocks for STALL_MS
-      // blocking from its log line on: a connection that answers from now on is worker 1's
-      for (const t = Date.now(); stalls(n2) === stalls0; await sleep(10)) assert.ok(Date.now() - t < 5000, 'node 2 never blocked');
-      const t0 = Date.now();
-      const onW1 = await Promise.all(conns.map((h) => within(h.request('GET', '/health').then((r) => r.status === 200), 300)));
-      const w1 = conns[onW1.findIndex(Boolean)];
-      if (w1 && Date.now() - t0 < STALL_MS / 2 && (await act(w1, () => Date.now() - t0 < STALL_MS - 500))) return;
-      await sleep(STALL_MS);
-    } finally {
-      for (const h of conns) h.close();
-    }
-  }
-  assert.fail('no HTTP connection of node 2 served by its worker 1 in time while worker 0 was blocked (5 attempts)');
-}
+// The candidates for worker 1: keep-alive HTTP connections, each accepted (a /health
+// answered) before the block, probed with /health during it.
+const httpConns = (s) => ({
+  n: 8,
+  open: async () => {
+    const h = await rawHttp(s.port);
+    assert.equal((await h.request('GET', '/health')).status, 200);
+    return h;
+  },
+  probe: (h) => h.request('GET', '/health'),
+  close: (h) => h.close(),
+});
 
 const master = (s) => ({ 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master`, 'Content-Type': 'application/json' });
 
@@ -82,7 +64,7 @@ describe('cluster: the app\'s REST calls wait for the presence the subscriber al
   test('a kick asked of node 2 while its home worker has not yet read the login on node 1 ends that session (4115)', async () => {
     const [n1, n2] = nodes;
     const f0 = await fences(n2); // not while blocked: the request may go to worker 0
-    await whileHomeBlocked(n2, async (w1, inside) => {
+    await whileHomeBlocked(n2, STALL_MS, httpConns(n2), async (w1, inside) => {
       const x = uid('kicked');
       const a = await session(n1, x); // answered: Redis has its delta, in node 2's subscriber socket
       if (!inside()) {
@@ -102,7 +84,7 @@ describe('cluster: the app\'s REST calls wait for the presence the subscriber al
 
   test('check-online asked of node 2 while its home worker has not yet read the login on node 1 lists the client', async () => {
     const [n1, n2] = nodes;
-    await whileHomeBlocked(n2, async (w1, inside) => {
+    await whileHomeBlocked(n2, STALL_MS, httpConns(n2), async (w1, inside) => {
       const x = uid('online');
       const a = await session(n1, x);
       if (!inside()) {
@@ -126,7 +108,7 @@ describe('cluster: the app\'s REST calls wait for the presence the subscriber al
     const count = async () => (await (await fetch(`${n2.httpUrl}${path}`, { headers: master(n2) })).json()).result;
     for (const t = Date.now(); (await count()) !== 1; await sleep(20)) assert.ok(Date.now() - t < 5000, 'node 2 never counted the room\'s creator');
     const base = 1;
-    await whileHomeBlocked(n2, async (w1, inside) => {
+    await whileHomeBlocked(n2, STALL_MS, httpConns(n2), async (w1, inside) => {
       const a = await session(n1, uid('joiner'));
       const joined = await a.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [a.peer] } }); // answered: the delta is in Redis
       assert.equal(joined.op, 'added', JSON.stringify(joined));
