@@ -170,15 +170,14 @@ static void rest_fence_done(void *arg) {
 int rest_presence_fence(conn_t *c, const http_req_t *r, void (*h)(conn_t *c, const http_req_t *r)) {
   (void)r;
   im_t *im = c->w->srv->im;
-  if (fenced_run || !im->bus || !bus_fence_needed(im->bus)) return 0;
+  if (fenced_run || !im_fence_needed(im)) return 0;
   rest_fence_t *f = xmalloc(sizeof *f);
   f->srv = c->w->srv;
   f->worker = c->w->idx;
   f->conn = c->id;
   f->h = h;
-  atomic_fetch_add(&im->fences, 1);
   http_defer(c);
-  bus_fence(im->bus, rest_fence_done, f);
+  im_fence_start(im, rest_fence_done, f);
   return 1;
 }
 

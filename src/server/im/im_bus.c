@@ -586,17 +586,23 @@ static nclaim_t *nclaim_new(req_t *r) {
 
 static void fence_done(void *arg) { park_resume(arg, IM_RUN_FENCED); }
 
+int im_fence_needed(const im_t *im) { return im->bus && bus_fence_needed(im->bus); }
+
+void im_fence_start(im_t *im, void (*done)(void *arg), void *arg) {
+  atomic_fetch_add(&im->fences, 1);
+  bus_fence(im->bus, done, arg);
+}
+
 int im_presence_fence(req_t *r) {
   im_t *im = r->w->im;
   /* once per request: a request run again after its fence, or after its nonce's answer
    * (which came after a Redis round trip of its own), goes on */
-  if (!im->bus || r->fenced || r->nonce || !r->raw || !bus_fence_needed(im->bus)) return 0;
+  if (r->fenced || r->nonce || !r->raw || !im_fence_needed(im)) return 0;
   struct im_park *q = park_new(im, r->link, r->rawlen);
   if (!q) return 0; /* the budgets are spent: answered from the replica as it is */
-  atomic_fetch_add(&im->fences, 1);
   q->fence = 1;
   r->link->park = q;
-  bus_fence(im->bus, fence_done, nclaim_new(r));
+  im_fence_start(im, fence_done, nclaim_new(r));
   return IM_PARKED;
 }
 

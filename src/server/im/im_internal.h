@@ -388,6 +388,12 @@ int im_sign_check(req_t *r, const char *text, int64_t t, const char *n, const ch
  * some is still unapplied, the request is parked like a nonce check and runs again once the
  * home worker has applied it — IM_PARKED, the caller returns. 0: go on. Once per request. */
 int im_presence_fence(req_t *r);
+/* The fence's parts, for what waits otherwise than a parked request (the app's kick, a
+ * REST read): whether this node's subscriber holds presence not yet applied (bus_fence_
+ * needed; 0 without a bus), and the fence itself, counted in tern_bus_fences_total —
+ * done(arg) runs on the calling worker once the home worker has applied it (bus_fence). */
+int im_fence_needed(const im_t *im);
+void im_fence_start(im_t *im, void (*done)(void *arg), void *arg);
 #define IM_RUN_FENCED 3 /* im_link_run's nonce for a request run again after its fence */
 #define IM_RUN_LOADED 4 /* ... and after its conversation was loaded off the loop (im_prefetch.c) */
 

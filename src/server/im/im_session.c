@@ -377,12 +377,11 @@ static void kick_app_fenced(void *arg) {
 void im_session_kick_app(im_worker_t *w, const char *client, int code, const char *detail, const im_done_t *done) {
   kick_all_t *a = kick_all_new(w, done);
   im_t *im = w->im;
-  if (im->bus && bus_fence_needed(im->bus)) {
+  if (im_fence_needed(im)) {
     a->client = xstrdup(client);
     a->detail = detail ? xstrdup(detail) : NULL;
     a->code = code;
-    atomic_fetch_add(&im->fences, 1);
-    bus_fence(im->bus, kick_app_fenced, a);
+    im_fence_start(im, kick_app_fenced, a);
     return;
   }
   kick_app_run(w, a, client, code, detail);
