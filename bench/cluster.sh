@@ -157,15 +157,6 @@ store_trips() {
   echo "$trips $commits $msgs"
 }
 
-# The same every half second while tern-bench runs, one line each into $1: round trips per
-# commit while messages flow, apart from the logins and conversations of the set-up.
-store_trips_loop() {
-  while :; do
-    echo "$(store_trips) $(sched_ns "$pg_pid" | cut -d' ' -f1) $(sched_ns "${node_pids[@]}" | cut -d' ' -f1)" >>"$1"
-    sleep 0.5
-  done
-}
-
 # "PID RUN_NS" of the postmaster and each of its children (every backend, the WAL writer...)
 pg_pids_ns() {
   local p
@@ -182,6 +173,13 @@ pg_kinds() {
     WHEN pid = pg_backend_pid() THEN 'cluster.sh'
     WHEN query ~* '^(COMMIT|ROLLBACK|BEGIN|INSERT|UPDATE|DELETE|SELECT pg_advisory|SELECT id FROM conv WHERE id = ANY)' THEN 'writer'
     ELSE 'reader' END FROM pg_stat_activity" 2>/dev/null || true
+}
+
+# "WAL_SYNCS WAL_RECORDS COMMITS": PostgreSQL's WAL flushes, WAL records and committed
+# transactions so far (pg_stat_wal, pg_stat_database; on pg1 and pg3 only)
+pg_walstat() {
+  [[ -n ${pg_uri:-} ]] || { echo "0 0 0"; return; }
+  "$psql_bin" "$pg_uri" -qtAF' ' -c "SELECT wal_sync, wal_records, (SELECT sum(xact_commit) FROM pg_stat_database) FROM pg_stat_wal" 2>/dev/null || echo "0 0 0"
 }
 
 stop_nodes() {
@@ -206,6 +204,8 @@ run() {
   local pg0 pg1 r0 r1 t0 t1
   [[ -z ${CLUSTER_PGSS:-} ]] || "$psql_bin" "$pg_uri" -qtAc "SELECT pg_stat_statements_reset()" >/dev/null
   pg_pids_ns >"$tmp/pgpids0"
+  local w0 w1
+  w0=$(pg_walstat)
   pg0=$(sched_ns "$pg_pid")
   r0=$(sched_ns "$redis_pid")
   t0=$(sched_ns "${node_pids[@]}")
@@ -230,13 +230,17 @@ run() {
     sc_pids+=($!)
   fi
   : >"$tmp/trips"
-  store_trips_loop "$tmp/trips" &
+  # the same every half second while tern-bench runs, with the CPU PostgreSQL and the nodes
+  # used so far: round trips per commit, and CPU per message, while messages flow
+  node bench/cluster-sampler.mjs "$tmp/trips" "$app_id" "$master_key" "$pg_pid" \
+    "$(IFS=,; echo "${node_pids[*]}")" "$(IFS=,; echo "${urls[*]}")" &
   local trips_pid=$!
   local ok=0
   "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
     [[ -s $f.raw ]] && ok=1
   pg1=$(sched_ns "$pg_pid")
   pg_pids_ns >"$tmp/pgpids1"
+  w1=$(pg_walstat)
   pg_kinds >"$tmp/pgkinds"
   : >"$tmp/pgss"
   [[ -z ${CLUSTER_PGSS:-} ]] || "$psql_bin" "$pg_uri" -qtAF$'\t' -c "SELECT calls, rows, round(total_exec_time::numeric, 1), plans, round(total_plan_time::numeric, 1),
@@ -262,7 +266,7 @@ run() {
     # the report, with the set-up, and the run and run-queue wait of PostgreSQL, Redis and
     # the nodes over the whole run (setup and drain included)
     node -e '
-      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips, tripsFile, tmpDir] = process.argv.slice(1);
+      const [f, setup, name, pg0, pg1, r0, r1, t0, t1, notesFile, trips, tripsFile, tmpDir, w0, w1] = process.argv.slice(1);
       const fs = require("fs");
       const r = JSON.parse(fs.readFileSync(f + ".raw", "utf8"));
       const notes = fs.readFileSync(notesFile, "utf8").split("\n").filter(Boolean);
@@ -271,6 +275,9 @@ run() {
         pg_cpu_s: d(pg0, pg1, 0), pg_wait_s: d(pg0, pg1, 1), redis_cpu_s: d(r0, r1, 0), redis_wait_s: d(r0, r1, 1),
         ternd_run_cpu_s: d(t0, t1, 0), ternd_run_wait_s: d(t0, t1, 1), notes,
         store_round_trips: Number(trips.split(" ")[0]), store_commits: Number(trips.split(" ")[1]) });
+      // the WAL flushes, WAL records and commits of PostgreSQL during the run (set-up included)
+      const wd = (k) => Number(w1.split(" ")[k]) - Number(w0.split(" ")[k]);
+      if (wd(2) > 0) Object.assign(r, { pg_wal_syncs: wd(0), pg_wal_records: wd(1), pg_commits: wd(2) });
       // PostgreSQL CPU per kind of process (pg_cpu_by_kind_s: writer, reader, walwriter ...;
       // a backend that ended during the run is missing, one that began counts from 0)
       const ns = (file) => new Map(fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => l.split(" ")));
@@ -322,9 +329,10 @@ run() {
       const l = r.latency_us;
       const rt = r.store_commits ? ` ${(r.store_round_trips / r.store_commits).toFixed(2)} round trips/commit (${r.store_commits} commits), ${(ft / (fc || 1)).toFixed(2)} while messages flowed (${fc} commits; median of half-seconds ${med === null ? "-" : med.toFixed(2)});` : "";
       if (fm > 0) console.error(`  while messages flowed: ${fm} stored in ${fc} commits, PostgreSQL ${(fpg / 1e3 / fm).toFixed(1)} µs and the nodes ${(ftd / 1e3 / fm).toFixed(1)} µs a message`);
+      if (r.pg_commits) console.error(`  PostgreSQL: ${r.pg_commits} commits, ${r.pg_wal_syncs} WAL flushes, ${(r.pg_wal_records / (r.sent || 1)).toFixed(2)} WAL records a message`);
       console.error(`  PostgreSQL CPU s by process: ${Object.entries(byKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")}`);
       console.error(`  sent ${r.sent} lost ${r.lost} dup ${r.duplicated} refused ${r.errors}; ${Math.round(r.throughput.sent_per_s)}/s; p50 ${Math.round(l.p50)} p99 ${Math.round(l.p99)} us;${rt} machine ${Math.round(100 * r.machine_cpu_busy)}% busy`);
-    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips" "$tmp"
+    ' "$f" "$setup" "$name" "$pg0" "$pg1" "$r0" "$r1" "$t0" "$t1" "$tmp/notes" "$trips" "$tmp/trips" "$tmp" "$w0" "$w1"
   else
     failures=$((failures + 1))
     echo "cluster: $setup $name FAILED:" >&2

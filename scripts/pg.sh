@@ -10,6 +10,8 @@
 #   scripts/pg.sh pause DIR        → stops the server (keeps DIR: `resume` starts it again)
 #   scripts/pg.sh resume DIR       → starts the stopped server of DIR on its port again
 #
+# PG_OPTS adds server settings (`-c name=value ...`), for benchmarks that compare them.
+#
 # scripts/test.sh starts one for the whole run (TERN_TEST_PG for ctest's store suite and
 # tests/lib/pg.mjs) and stops it on exit.
 set -euo pipefail
@@ -27,7 +29,7 @@ start_server() { # dir
   local dir=$1 port
   port=$(cat "$dir/port")
   as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock -c fsync=on -c synchronous_commit=on -c max_connections=200 -c shared_buffers=64MB" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock -c fsync=on -c synchronous_commit=on -c max_connections=200 -c shared_buffers=64MB ${PG_OPTS:-}" \
     start >/dev/null
 }
 case "${1:-}" in
