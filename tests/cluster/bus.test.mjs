@@ -7,6 +7,7 @@
 // test first waits until the node it acts on sees that session (session query or
 // check-online answering it), then acts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { closeAll, connect, login, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
@@ -481,6 +482,35 @@ describe('cluster: Redis stopped and started again', () => {
     await sendMsg(a, conv.cid, 'after');
     await b.next((x) => x.cmd === 'direct' && x.directMessage?.msg === 'after', 5000);
     // C, sent nothing, was told nothing
+    const cGot = await c.quiet(cMark);
+    assert.deepEqual(cGot.filter((x) => x.cmd === 'goaway'), [], JSON.stringify(cGot));
+  });
+
+  // The other order: the sender's SADD and its notice land while the node is subscribed
+  // again (its subscriber back before the sender had the PUBLISH's 0): the node drains the
+  // set when it hears the notice. The sender's MULTI is sent here by hand, as bus_redis.c's
+  // record_unheard sends it (raw RESP through redis-cli --pipe: the notice holds a NUL).
+  test('a node that hears the notice of a delivery nobody heard drains its set at once and tells those clients goaway, no one else', async () => {
+    const [, n2] = nodes;
+    const B = uid('b'), C = uid('c');
+    const b = await session(n2, B);
+    const c = await session(n2, C);
+    for (const t1 = Date.now(); redis.cli('PUBSUB', 'NUMSUB', 'tern0:to:node2').split('\n')[1] !== '1';) {
+      if (Date.now() - t1 > 10000) assert.fail('node 2 is not subscribed');
+      await sleep(50);
+    }
+    const g0 = value(await scrape(n2), 'tern_bus_unheard_goaway_total');
+    const cMark = c.mark();
+    const key = 'tern0:unheard:node2';
+    const resp = (...args) => Buffer.concat([Buffer.from(`*${args.length}\r\n`),
+      ...args.map((a) => { const v = Buffer.from(a); return Buffer.concat([Buffer.from(`$${v.length}\r\n`), v, Buffer.from('\r\n')]); })]);
+    execFileSync('redis-cli', ['-p', String(redis.port), '--pipe'], {
+      input: Buffer.concat([resp('MULTI'), resp('SADD', key, B), resp('PEXPIRE', key, '300000'),
+        resp('PUBLISH', 'tern0:to:node2', Buffer.from('node1\0')), resp('EXEC')]),
+    });
+    assert.equal((await b.nextCmd('goaway', undefined, 5000)).cmd, 'goaway');
+    assert.equal(value(await scrape(n2), 'tern_bus_unheard_goaway_total'), g0 + 1, 'one session told: B\'s');
+    assert.equal(redis.cli('EXISTS', key), '0', 'the set was drained');
     const cGot = await c.quiet(cMark);
     assert.deepEqual(cGot.filter((x) => x.cmd === 'goaway'), [], JSON.stringify(cGot));
   });
