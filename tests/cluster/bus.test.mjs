@@ -7,6 +7,7 @@
 // test first waits until the node it acts on sees that session (session query or
 // check-online answering it), then acts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { closeAll, connect, login, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
@@ -429,12 +430,17 @@ describe('cluster: Redis stopped and started again', () => {
   // Redis drops a subscriber alone when its output buffer passes the limit (client-output-
   // buffer-limit pubsub); the node stays registered and reconnects it. What other nodes
   // publish to its channel meanwhile nobody hears: stored and acked, not pushed. The sender
-  // counts each such delivery (PUBLISH answers 0 subscribers): tern_bus_unheard_total.
+  // counts each such delivery (PUBLISH answers 0 subscribers): tern_bus_unheard_total, and
+  // records its recipients for that node in Redis (P unheard:<node>); the node drains the
+  // set when its subscriber is back (or hears the sender's notice) and tells those clients'
+  // sessions goaway, so that their login brings what they missed. Only them: a client of
+  // the node that was sent nothing stays undisturbed.
   // Node 2's subscriber is used 2 s after it reconnects: the window stays open that long.
-  test('a subscriber Redis drops alone: a delivery published while it is off its channel is counted unheard; live delivery comes back by itself', async () => {
+  test('a subscriber Redis drops alone: a delivery published while it is off its channel is counted unheard, its recipient there is told goaway (no one else) and its login shows it; live delivery comes back by itself', async () => {
     const [n1, n2] = nodes;
-    const A = uid('a'), B = uid('b');
+    const A = uid('a'), B = uid('b'), C = uid('c');
     const b = await session(n2, B);
+    const c = await session(n2, C); // on node 2 too, sent nothing
     const a = await session(n1, A);
     await waitOnline(n1, [B]);
     const conv = await startConv(a, [B]);
@@ -442,6 +448,8 @@ describe('cluster: Redis stopped and started again', () => {
     await sendMsg(a, conv.cid, 'before');
     assert.equal((await b.nextCmd('direct')).directMessage.msg, 'before');
     const u0 = value(await scrape(n1), 'tern_bus_unheard_total');
+    const g0 = value(await scrape(n2), 'tern_bus_unheard_goaway_total');
+    const cMark = c.mark();
 
     redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'); // both nodes' subscribers; node 2's is back last
     const ack = await sendMsg(a, conv.cid, 'unheard'); // stored and acked
@@ -452,13 +460,59 @@ describe('cluster: Redis stopped and started again', () => {
       await sleep(20);
     }
     assert.equal(value(await scrape(n1), 'tern_bus_up'), 1, 'node 1 stayed up');
+    // node 2, its subscriber back, finds B recorded and tells B's session goaway; the
+    // message itself was never pushed
+    const g = await b.next((p) => p.cmd === 'goaway' || p.cmd === 'direct', 10000);
+    assert.equal(g.cmd, 'goaway', `expected goaway, got ${JSON.stringify(g)}`);
     // node 2 hears its channel again (its subscriber back), and deliveries reach B live
     for (const t1 = Date.now(); redis.cli('PUBSUB', 'NUMSUB', 'tern0:to:node2').split('\n')[1] !== '1';) {
       if (Date.now() - t1 > 10000) assert.fail('node 2 never subscribed again');
       await sleep(50);
     }
+    assert.equal(value(await scrape(n2), 'tern_bus_unheard_goaway_total'), g0 + 1, 'one session told: B\'s');
+    assert.equal(redis.cli('EXISTS', 'tern0:unheard:node2'), '0', 'the set was drained');
+    // B reconnects (a second login, here on node 1, whose store holds the conversation):
+    // the unread counts at its login name the message it missed
+    const b2 = await session(n1, B);
+    const u = await b2.nextCmd('unread');
+    const uc = u.unreadMessage.convs.find((x) => x.cid === conv.cid);
+    assert.ok(uc, JSON.stringify(u));
+    assert.equal(uc.unread, 2); // neither was marked read
+    assert.equal(uc.mid, ack.uid, 'the newest is the one B missed');
     await sendMsg(a, conv.cid, 'after');
     await b.next((x) => x.cmd === 'direct' && x.directMessage?.msg === 'after', 5000);
+    // C, sent nothing, was told nothing
+    const cGot = await c.quiet(cMark);
+    assert.deepEqual(cGot.filter((x) => x.cmd === 'goaway'), [], JSON.stringify(cGot));
+  });
+
+  // The other order: the sender's SADD and its notice land while the node is subscribed
+  // again (its subscriber back before the sender had the PUBLISH's 0): the node drains the
+  // set when it hears the notice. The sender's MULTI is sent here by hand, as bus_redis.c's
+  // record_unheard sends it (raw RESP through redis-cli --pipe: the notice holds a NUL).
+  test('a node that hears the notice of a delivery nobody heard drains its set at once and tells those clients goaway, no one else', async () => {
+    const [, n2] = nodes;
+    const B = uid('b'), C = uid('c');
+    const b = await session(n2, B);
+    const c = await session(n2, C);
+    for (const t1 = Date.now(); redis.cli('PUBSUB', 'NUMSUB', 'tern0:to:node2').split('\n')[1] !== '1';) {
+      if (Date.now() - t1 > 10000) assert.fail('node 2 is not subscribed');
+      await sleep(50);
+    }
+    const g0 = value(await scrape(n2), 'tern_bus_unheard_goaway_total');
+    const cMark = c.mark();
+    const key = 'tern0:unheard:node2';
+    const resp = (...args) => Buffer.concat([Buffer.from(`*${args.length}\r\n`),
+      ...args.map((a) => { const v = Buffer.from(a); return Buffer.concat([Buffer.from(`$${v.length}\r\n`), v, Buffer.from('\r\n')]); })]);
+    execFileSync('redis-cli', ['-p', String(redis.port), '--pipe'], {
+      input: Buffer.concat([resp('MULTI'), resp('SADD', key, B), resp('PEXPIRE', key, '300000'),
+        resp('PUBLISH', 'tern0:to:node2', Buffer.from('node1\0')), resp('EXEC')]),
+    });
+    assert.equal((await b.nextCmd('goaway', undefined, 5000)).cmd, 'goaway');
+    assert.equal(value(await scrape(n2), 'tern_bus_unheard_goaway_total'), g0 + 1, 'one session told: B\'s');
+    assert.equal(redis.cli('EXISTS', key), '0', 'the set was drained');
+    const cGot = await c.quiet(cMark);
+    assert.deepEqual(cGot.filter((x) => x.cmd === 'goaway'), [], JSON.stringify(cGot));
   });
 });
 

@@ -262,6 +262,11 @@ void bus_set_lapse(bus_t *b, void (*cb)(void *arg), void *arg) {
   b->lapse_arg = arg;
 }
 
+void bus_set_unheard(bus_t *b, void (*cb)(void *arg, const char *const *clients, size_t n), void *arg) {
+  b->unheard = cb;
+  b->unheard_arg = arg;
+}
+
 void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg) {
   b->resync = cb;
   b->resync_arg = arg;
@@ -1023,16 +1028,18 @@ int bus_node_name(bus_t *b, int node, char out[BUS_NODE_ID_MAX + 1]) {
 
 /* ---------------------------------------------------------------- sending, routing */
 
-int bus_send(bus_t *b, int node, const uint8_t *p, size_t n) {
+int bus_deliver(bus_t *b, int node, const uint8_t *p, size_t n, const char *const *clients, size_t nclients) {
   char id[BUS_NODE_ID_MAX + 1];
   if (bus_node_name(b, node, id) < 0) {
     atomic_fetch_add(&b->m_errors, 1);
     return TERN_ENOENT;
   }
-  return b->be->send(b, id, p, n);
+  return b->be->send(b, id, p, n, clients, nclients);
 }
 
-int bus_broadcast(bus_t *b, const uint8_t *p, size_t n) { return b->be->send(b, NULL, p, n); }
+int bus_send(bus_t *b, int node, const uint8_t *p, size_t n) { return bus_deliver(b, node, p, n, NULL, 0); }
+
+int bus_broadcast(bus_t *b, const uint8_t *p, size_t n) { return b->be->send(b, NULL, p, n, NULL, 0); }
 
 void bus_claim(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg) {
   b->be->claim(b, key, ttl_ms, cb, arg);

@@ -71,6 +71,14 @@ void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg);
  * what they missed. Set before the workers start. */
 void bus_set_lapse(bus_t *b, void (*cb)(void *arg), void *arg);
 
+/* Clients of this node that missed a delivery: another node published it to this node's
+ * channel while this node's subscriber was off it (Redis dropped it past its output buffer
+ * limit, or it was reconnecting) and recorded them (bus_deliver). cb(arg, clients, n) runs
+ * on BUS_HOME_WORKER, clients borrowed for the call, each client once per call (a client
+ * may come again in a later call); the IM layer tells their sessions to reconnect, and
+ * their logins fetch what they missed. Set before the workers start. */
+void bus_set_unheard(bus_t *b, void (*cb)(void *arg, const char *const *clients, size_t n), void *arg);
+
 /* On worker idx's thread, with its loop: its connection (and on BUS_HOME_WORKER the
  * subscriber, the heartbeat and the replica's upkeep). */
 void bus_worker_start(bus_t *b, int idx, uv_loop_t *loop);
@@ -162,6 +170,11 @@ int bus_node_name(bus_t *b, int node, char out[BUS_NODE_ID_MAX + 1]);
 /* ---- sending (from a worker thread; fire and forget: the bus may lose a message while
  * it is down, and counts it in tern_bus_errors_total) */
 int bus_send(bus_t *b, int node, const uint8_t *p, size_t n);
+/* A delivery for `clients` (n of them, borrowed for the call) on that node: bus_send, and
+ * when no subscriber of its channel heard it (that node's subscriber was off it while the
+ * node stayed registered) they are recorded for that node, which then tells them to
+ * reconnect (bus_set_unheard). Costs a copy of the ids per call, kept until Redis answers. */
+int bus_deliver(bus_t *b, int node, const uint8_t *p, size_t n, const char *const *clients, size_t nclients);
 int bus_broadcast(bus_t *b, const uint8_t *p, size_t n); /* to every other node */
 
 /* ---- claims: cb(arg, 1) when key was not claimed within ttl_ms by any node (it now is),

@@ -124,9 +124,10 @@ static fanout_t *get_frame(rd_t *r) {
 
 void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n) {
   bus_t *bus = w->im->bus;
-  /* recipients grouped by node: per node slot, the indexes of its ids */
+  /* recipients grouped by node: per node slot, its ids encoded (lists) and pointers to them
+   * (who: what the node is told goaway for if nobody there hears the 'D', bus_deliver) */
   size_t *cnt = NULL;
-  buf_t lists[BUS_MAX_NODES];
+  buf_t lists[BUS_MAX_NODES], who[BUS_MAX_NODES];
   int used[BUS_MAX_NODES], nused = 0;
   for (size_t i = 0; i < n; i++) {
     int nodes[8];
@@ -139,9 +140,11 @@ void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n
       if (!cnt[s]) {
         used[nused++] = s;
         lists[s] = (buf_t)BUF_INIT;
+        who[s] = (buf_t)BUF_INIT;
       }
       cnt[s]++;
       put_str(&lists[s], ids[i]);
+      buf_append(&who[s], &ids[i], sizeof ids[i]);
     }
   }
   for (int u = 0; u < nused; u++) {
@@ -151,9 +154,13 @@ void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n
     put_frame(&m, p);
     put_u32(&m, (uint32_t)cnt[s]);
     buf_append(&m, lists[s].data, lists[s].len);
-    bus_send(bus, s, m.data, m.len);
+    /* a transient message is stored nowhere: a login would not bring it, so a node that did
+     * not hear it has nothing to tell its recipients */
+    if (p->msg == 2) bus_send(bus, s, m.data, m.len);
+    else bus_deliver(bus, s, m.data, m.len, (const char *const *)(void *)who[s].data, cnt[s]);
     buf_free(&m);
     buf_free(&lists[s]);
+    buf_free(&who[s]);
   }
   free(cnt);
 }
@@ -663,6 +670,12 @@ void im_bus_metrics(im_t *im, buf_t *out) {
              "this node to apply the presence changes it had already received.\n"
              "# TYPE tern_bus_fences_total counter\ntern_bus_fences_total %lu\n",
              atomic_load(&im->fences));
+  buf_printf(out,
+             "# HELP tern_bus_unheard_goaway_total Sessions of this node told goaway because another node published "
+             "a delivery for their client that this node's subscriber did not hear (off its channel: stored, not "
+             "pushed); their login brings it.\n"
+             "# TYPE tern_bus_unheard_goaway_total counter\ntern_bus_unheard_goaway_total %lu\n",
+             atomic_load(&im->unheard_goaways));
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -788,6 +801,14 @@ typedef struct {
   im_t *im;
 } goaway_t;
 
+/* {cmd: goaway} (§3.21), into b. */
+static void goaway_pack(buf_t *b) {
+  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
+  PB_SET(out, cmd, LC__COMMAND_TYPE__goaway);
+  PB_SET(out, service, 2);
+  codec_pack(&out, b);
+}
+
 /* Every connection of this worker is told to go elsewhere (§3.21): the SDKs drop their
  * cached router answer and reconnect through the router, which no longer names this node. */
 static void goaway_run(task_t *t) {
@@ -796,11 +817,8 @@ static void goaway_run(task_t *t) {
   im_worker_t *w = idx >= 0 ? g->im->workers[idx] : NULL;
   free(g);
   if (!w) return;
-  lc_cmd_t out = LC__GENERIC_COMMAND__INIT;
-  PB_SET(out, cmd, LC__COMMAND_TYPE__goaway);
-  PB_SET(out, service, 2);
   buf_t b = BUF_INIT;
-  codec_pack(&out, &b);
+  goaway_pack(&b);
   for (uint32_t i = 0; i < w->links.used; i++) {
     im_link_t *l = w->links.ptr[i];
     if (l) im_link_send(l, NULL, 0, b.data, b.len);
@@ -836,6 +854,59 @@ int im_cluster_leave(im_t *im) {
  * delivers it (offline messages and unread counts), as after any reconnect. */
 static void on_lapse(void *arg) { goaway_all(arg); }
 
+/* One session of a client that missed a delivery (on_unheard), on its worker. */
+typedef struct {
+  task_t task;
+  im_t *im;
+  uint64_t session;
+  char client[];
+} unheard_goaway_t;
+
+static void unheard_goaway_run(task_t *t) {
+  unheard_goaway_t *g = (unheard_goaway_t *)t;
+  int idx = worker_current();
+  im_worker_t *w = idx >= 0 ? g->im->workers[idx] : NULL;
+  session_t *s = w ? handle_table_get(&w->sessions, g->session) : NULL;
+  if (s && !strcmp(s->client_id, g->client)) { /* still that client's: not ended (and its handle reused) */
+    buf_t b = BUF_INIT;
+    goaway_pack(&b);
+    im_link_send(s->link, NULL, 0, b.data, b.len);
+    buf_free(&b);
+    atomic_fetch_add(&g->im->unheard_goaways, 1);
+  }
+  free(g);
+}
+
+/* Other nodes published deliveries for these clients that this node's subscriber did not
+ * hear (bus.h, bus_set_unheard): stored, never pushed. Their sessions here are told goaway,
+ * the same frame as goaway_all's but to them alone: the SDK reconnects, and the login
+ * brings what they missed (unread counts, offline push), as after a lapse. On the home
+ * worker; each session on its own worker. */
+static void on_unheard(void *arg, const char *const *clients, size_t n) {
+  im_t *im = arg;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t h[16], *hs = h;
+    size_t k = presence_get(im->presence, clients[i], h, 16);
+    if (k > 16) { /* more sessions than fit: read again with room for them */
+      size_t cap = k;
+      hs = xcalloc(cap, sizeof *hs);
+      k = presence_get(im->presence, clients[i], hs, cap);
+      if (k > cap) k = cap; /* more came meanwhile: those logged in after the drain anyway */
+    }
+    size_t len = strlen(clients[i]) + 1;
+    for (size_t j = 0; j < k; j++) {
+      unheard_goaway_t *g = xmalloc(sizeof *g + len);
+      g->task.fn = unheard_goaway_run;
+      g->task.next = NULL;
+      g->im = im;
+      g->session = hs[j];
+      memcpy(g->client, clients[i], len);
+      im->post(im->post_arg, handle_owner(hs[j]), &g->task);
+    }
+    if (hs != h) free(hs);
+  }
+}
+
 void im_bus_attach(im_t *im, bus_t *bus) {
   im->bus = bus;
   if (bus) {
@@ -843,6 +914,7 @@ void im_bus_attach(im_t *im, bus_t *bus) {
     bus_set_recv(bus, on_recv, im);
     bus_set_resync(bus, on_resync, im);
     bus_set_lapse(bus, on_lapse, im);
+    bus_set_unheard(bus, on_unheard, im);
   }
 }
 

@@ -58,6 +58,7 @@ struct im {
   _Atomic unsigned long holds[3];        /* links whose output waited for a presence change (im_hold.c):
                                           * all, released forced, cut for size */
   _Atomic unsigned long fences;          /* requests that waited in im_presence_fence */
+  _Atomic unsigned long unheard_goaways; /* sessions told goaway for a delivery this node did not hear */
 };
 
 struct im_worker {

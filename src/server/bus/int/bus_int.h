@@ -71,6 +71,8 @@ struct bus {
   void *resync_arg;
   void (*lapse)(void *arg); /* bus_set_lapse */
   void *lapse_arg;
+  void (*unheard)(void *arg, const char *const *clients, size_t n); /* bus_set_unheard */
+  void *unheard_arg;
 
   /* the replica: nodes, remote sessions by client, remote room counts by cid */
   pthread_rwlock_t rw;
@@ -107,8 +109,10 @@ struct bus_backend {
   void (*free)(bus_t *b);
   void (*worker_start)(bus_t *b, int idx, uv_loop_t *loop);
   void (*worker_stop)(bus_t *b, int idx);
-  /* to = a node id, or NULL for every node (broadcast); on the calling worker's connection */
-  int (*send)(bus_t *b, const char *to, const uint8_t *p, size_t n);
+  /* to = a node id, or NULL for every node (broadcast); on the calling worker's connection.
+   * clients (nclients, borrowed): a delivery's recipients on node `to`, recorded for it when
+   * nobody heard the message (bus_deliver); NULL and 0 otherwise */
+  int (*send)(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients);
   void (*claim)(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg);
   /* on the home worker: publish the queued ops (bus_take_ops) */
   void (*flush)(bus_t *b);

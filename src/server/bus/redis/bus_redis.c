@@ -20,8 +20,11 @@
  *
  * Keys (P = "tern<db>:"): P"nodes" set of node ids; P"hb:<id>" the heartbeat ("url\0load",
  * PX 3000, set every second); P"n:<id>" the node's record (hash, PEXPIRE 5000 refreshed by
- * the heartbeat). Channels (not per database in Redis, hence the db in P): P"ev" presence
- * deltas of every node, P"to:<id>" a node's deliveries, P"all" broadcasts. */
+ * the heartbeat); P"unheard:<id>" (set, PX UNHEARD_TTL_MS) the clients of node id that
+ * missed a delivery nobody heard (record_unheard, drain_unheard). Channels (not per
+ * database in Redis, hence the db in P): P"ev" presence deltas of every node, P"to:<id>" a
+ * node's deliveries (sender id '\0' payload; an empty payload is the notice that its
+ * P"unheard:<id>" has clients), P"all" broadcasts. */
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -53,6 +56,10 @@
 #define HB_STALE_MS 10000
 /* The heartbeat thread's connect and command timeouts (a Redis that does not answer). */
 #define HB_IO_TIMEOUT_MS 1000
+/* How long a node's P"unheard:<id>" outlives the last client added to it: it is drained as
+ * soon as that node's subscriber is back (seconds), so this only bounds what a node that
+ * died with it, or left, leaves in Redis. */
+#define UNHEARD_TTL_MS 300000
 
 enum { C_DOWN, C_CONNECTING, C_UP };
 enum { K_CMD, K_SUB };
@@ -76,7 +83,7 @@ typedef struct {
   char host[INET6_ADDRSTRLEN + 1];
   int port, db;
   char prefix[24];
-  char key_rec[96], key_hb[96], ch_ev[48], ch_me[112], ch_all[48], key_nodes[48];
+  char key_rec[96], key_hb[96], ch_ev[48], ch_me[112], ch_all[48], key_nodes[48], key_unheard[112];
   rconn_t cmd[MAX_WORKERS];
   rconn_t sub;
   uv_timer_t hb; /* the home loop's tick: the registry poll, the loop's stamp */
@@ -97,6 +104,8 @@ typedef struct {
   /* home loop only: the subscriber has all three channels; the home connection is up and
    * waits for that to announce this node (announce) */
   int sub_ready, announce_pending;
+  /* home loop only: a drain of key_unheard is on its way; another was asked for meanwhile */
+  int drain_busy, drain_again;
 } rbus_t;
 
 static log_limit_t down_log, hb_log;
@@ -175,6 +184,7 @@ static int rb_open(bus_t *b, const char *url, char *err, size_t errlen) {
   snprintf(r->ch_ev, sizeof r->ch_ev, "%sev", r->prefix);
   snprintf(r->ch_me, sizeof r->ch_me, "%sto:%s", r->prefix, b->node_id);
   snprintf(r->ch_all, sizeof r->ch_all, "%sall", r->prefix);
+  snprintf(r->key_unheard, sizeof r->key_unheard, "%sunheard:%s", r->prefix, b->node_id);
   b->bs = r;
   log_at(LOG_INFO, "bus: node %s on redis %s:%d db %d", b->node_id, r->host, r->port, r->db);
   return 0;
@@ -341,6 +351,119 @@ static void publish_cb(redisAsyncContext *ac, void *reply, void *priv) {
 static int home_up(bus_t *b) {
   rconn_t *c = &RB(b)->cmd[BUS_HOME_WORKER];
   return c->started && c->state == C_UP && c->ac && !c->stopping;
+}
+
+/* ---------------------------------------------------------------- deliveries nobody heard
+ *
+ * A delivery whose PUBLISH answers 0 was stored and acked, but its recipients on that node,
+ * still connected, would see it only at their next login or sync. The sender records them
+ * for that node (record_unheard); that node takes the set (drain_unheard) and its IM layer
+ * tells their sessions goaway (bus_set_unheard), so that they log in again at once. A
+ * PUBLISH that was heard costs only the copy of its recipients' ids held for its answer. */
+
+/* A delivery's recipients on the node it went to (bus_deliver), kept until Redis answers
+ * its PUBLISH: n NUL-terminated ids, one after another. */
+typedef struct {
+  bus_t *b;
+  char to[BUS_NODE_ID_MAX + 1];
+  size_t n;
+  char ids[];
+} unheard_t;
+
+/* On the connection that sent the delivery, in one MULTI: the recipients added to node
+ * to's set P"unheard:<to>", its TTL renewed, then the notice (an empty payload) published to
+ * its channel. Redis runs one connection's commands in order: the SADD precedes the notice,
+ * which is what drain_unheard's reasoning rests on. */
+static void record_unheard(redisAsyncContext *ac, const unheard_t *u) {
+  bus_t *b = u->b;
+  rbus_t *r = RB(b);
+  char key[160], ch[160];
+  snprintf(key, sizeof key, "%sunheard:%s", r->prefix, u->to);
+  snprintf(ch, sizeof ch, "%sto:%s", r->prefix, u->to);
+  const char **argv = xmalloc((u->n + 2) * sizeof *argv);
+  size_t *lens = xmalloc((u->n + 2) * sizeof *lens);
+  argv[0] = "SADD";
+  lens[0] = 4;
+  argv[1] = key;
+  lens[1] = strlen(key);
+  const char *p = u->ids;
+  for (size_t i = 0; i < u->n; i++) {
+    argv[2 + i] = p;
+    lens[2 + i] = strlen(p);
+    p += lens[2 + i] + 1;
+  }
+  redisAsyncCommand(ac, NULL, NULL, "MULTI");
+  redisAsyncCommandArgv(ac, NULL, NULL, (int)(u->n + 2), argv, lens);
+  redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %s %d", key, UNHEARD_TTL_MS);
+  redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", ch, b->node_id, strlen(b->node_id) + 1);
+  redisAsyncCommand(ac, count_cb, b, "EXEC");
+  free(argv);
+  free(lens);
+}
+
+/* bus_deliver's PUBLISH answered: counted as any delivery (publish_cb), and when nobody
+ * heard it its recipients are recorded for that node. */
+static void deliver_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  unheard_t *u = priv;
+  redisReply *r = reply;
+  publish_cb(ac, reply, u->b);
+  if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && u->n) record_unheard(ac, u);
+  free(u);
+}
+
+static void drain_unheard(bus_t *b);
+
+/* The set, taken: its clients go to the IM layer. */
+static void drain_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  (void)ac;
+  bus_t *b = priv;
+  rbus_t *r = RB(b);
+  redisReply *x = reply;
+  r->drain_busy = 0;
+  if (!x) return; /* the home connection was lost: announce drains once it is back */
+  if (x->type != REDIS_REPLY_ARRAY || x->elements != 2) {
+    atomic_fetch_add(&b->m_errors, 1); /* the next notice or resubscription drains again */
+    return;
+  }
+  redisReply *m = x->element[0];
+  if (m->type == REDIS_REPLY_ARRAY && m->elements) {
+    const char **ids = xcalloc(m->elements, sizeof *ids);
+    size_t k = 0;
+    for (size_t i = 0; i < m->elements; i++) {
+      redisReply *e = m->element[i];
+      if (e->type == REDIS_REPLY_STRING && e->len && !memchr(e->str, 0, e->len)) ids[k++] = e->str;
+    }
+    if (k && b->unheard) b->unheard(b->unheard_arg, ids, k);
+    free(ids);
+  }
+  if (r->drain_again) drain_unheard(b);
+}
+
+/* On the home worker: this node's P"unheard:<id>" taken and deleted at once (MULTI
+ * SMEMBERS DEL), when its subscriber is back on its channels (sub_cb, announce) and when it
+ * hears the notice. Why that leaves no client behind: the sender's PUBLISH that nobody
+ * heard ran in Redis at some time P, while this node's subscriber was off its channel; its
+ * SADD then runs at T > P (the same connection, later), and this node's SUBSCRIBE at S > P.
+ * If T < S: the drain sent once the SUBSCRIBE was answered runs after S, so after the SADD.
+ * If T > S: the notice published right behind the SADD finds this node subscribed and is
+ * heard (or, if the subscriber drops again first, a later SUBSCRIBE S' > T comes with its
+ * own drain), and the drain it asks for runs after it. A drain asked for while one is on
+ * its way is sent again after it (drain_again): the one on its way may have run before the
+ * SADD. With the home connection down nothing is sent: announce drains once it is back,
+ * after the subscription. */
+static void drain_unheard(bus_t *b) {
+  rbus_t *r = RB(b);
+  if (r->drain_busy) {
+    r->drain_again = 1;
+    return;
+  }
+  r->drain_again = 0;
+  if (!home_up(b) || b->leaving) return;
+  redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
+  redisAsyncCommand(ac, NULL, NULL, "MULTI");
+  redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %s", r->key_unheard);
+  redisAsyncCommand(ac, NULL, NULL, "DEL %s", r->key_unheard);
+  if (redisAsyncCommand(ac, drain_cb, b, "EXEC") == REDIS_OK) r->drain_busy = 1;
 }
 
 /* ---------------------------------------------------------------- this node's record */
@@ -919,7 +1042,8 @@ static void sub_cb(redisAsyncContext *ac, void *reply, void *priv) {
       m->element[2]->type == REDIS_REPLY_INTEGER && m->element[2]->integer == 3) {
     if (b->resync) b->resync(b->resync_arg); /* subscribed to all three: what came before is lost */
     r->sub_ready = 1;
-    if (r->announce_pending && home_up(b)) announce(b);
+    if (r->announce_pending && home_up(b)) announce(b); /* which drains */
+    else drain_unheard(b);
     return;
   }
   if (m->element[0]->type != REDIS_REPLY_STRING || strcmp(m->element[0]->str, "message") != 0) return;
@@ -934,6 +1058,10 @@ static void sub_cb(redisAsyncContext *ac, void *reply, void *priv) {
   const uint8_t *nul = memchr(p, 0, n < BUS_NODE_ID_MAX + 1 ? n : BUS_NODE_ID_MAX + 1);
   if (!nul) return;
   if ((size_t)(nul - p) == strlen(b->node_id) && !memcmp(p, b->node_id, (size_t)(nul - p))) return; /* our own */
+  if ((size_t)(nul - p) + 1 == n) { /* another node's notice: clients of this node missed a delivery */
+    if (!strcmp(ch, r->ch_me)) drain_unheard(b);
+    return;
+  }
   atomic_fetch_add(&b->m_recv, 1);
   if (b->recv) b->recv(b->recv_arg, nul + 1, n - (size_t)(nul - p) - 1);
 }
@@ -965,6 +1093,7 @@ static void announce(bus_t *b) {
   redisAsyncCommand(c->ac, count_cb, b, "SET %s %b PX %d", r->key_hb, val, (size_t)n, HB_TTL_MS);
   redisAsyncCommand(c->ac, count_cb, b, "SADD %s %s", r->key_nodes, b->node_id);
   poll_others(b);
+  drain_unheard(b); /* the subscriber has its channels (what was recorded meanwhile) */
 }
 
 static void on_up(rconn_t *c) {
@@ -1086,7 +1215,7 @@ static void rb_worker_stop(bus_t *b, int idx) {
 
 /* ---------------------------------------------------------------- sending, claims */
 
-static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n) {
+static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients) {
   rbus_t *r = RB(b);
   int idx = worker_current();
   rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
@@ -1107,7 +1236,26 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n) {
   memcpy(msg, b->node_id, il);
   memcpy(msg + il, p, n);
   argv[2] = msg;
-  redisAsyncCommandArgv(c->ac, to ? publish_cb : count_cb, b, 3, argv, lens);
+  unheard_t *u = NULL;
+  if (to && nclients) {
+    size_t len = 0;
+    for (size_t i = 0; i < nclients; i++) len += strlen(clients[i]) + 1;
+    u = xmalloc(sizeof *u + len);
+    u->b = b;
+    snprintf(u->to, sizeof u->to, "%s", to);
+    u->n = nclients;
+    char *q = u->ids;
+    for (size_t i = 0; i < nclients; i++) {
+      size_t l = strlen(clients[i]) + 1;
+      memcpy(q, clients[i], l);
+      q += l;
+    }
+  }
+  if (u) {
+    if (redisAsyncCommandArgv(c->ac, deliver_cb, u, 3, argv, lens) != REDIS_OK) free(u); /* never answered */
+  } else {
+    redisAsyncCommandArgv(c->ac, to ? publish_cb : count_cb, b, 3, argv, lens);
+  }
   free(msg);
   atomic_fetch_add(&b->m_sent, 1);
   return 0;
