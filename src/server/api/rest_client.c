@@ -109,9 +109,11 @@ void rest_kick(conn_t *c, const http_req_t *r) {
 }
 
 /* GET /1.2/rtm/stats → {"result": {"online_user_count", "user_count_today"}}: clients online
- * now (in a cluster: on any node), and distinct clients that opened a session since 00:00
- * UTC on this node (since start-up, if that was later today: the count lives in memory). */
+ * now (in a cluster: on any node, counted after the presence fence, rest_presence_fence),
+ * and distinct clients that opened a session since 00:00 UTC on this node (since start-up,
+ * if that was later today: the count lives in memory). */
 void rest_stats(conn_t *c, const http_req_t *r) {
+  if (rest_presence_fence(c, r, rest_stats)) return; /* the other nodes' clients */
   http_respond_json(c, r, 200,
                     json_pack("{s:{s:I, s:I}}", "result", "online_user_count",
                               (json_int_t)im_clients_online(c->w->srv->im), "user_count_today",
