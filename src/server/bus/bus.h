@@ -71,6 +71,11 @@ void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg);
  * what they missed. Set before the workers start. */
 void bus_set_lapse(bus_t *b, void (*cb)(void *arg), void *arg);
 
+/* The replica changed (another node's delta or snapshot applied, a node forgotten or
+ * suspended): cb(arg) runs on BUS_HOME_WORKER after each such change, the replica's lock
+ * released (cb may read it). Set before the workers start. */
+void bus_set_applied(bus_t *b, void (*cb)(void *arg), void *arg);
+
 /* On worker idx's thread, with its loop: its connection (and on BUS_HOME_WORKER the
  * subscriber, the heartbeat and the replica's upkeep). */
 void bus_worker_start(bus_t *b, int idx, uv_loop_t *loop);

@@ -71,6 +71,8 @@ struct bus {
   void *resync_arg;
   void (*lapse)(void *arg); /* bus_set_lapse */
   void *lapse_arg;
+  void (*applied)(void *arg); /* bus_set_applied */
+  void *applied_arg;
 
   /* the replica: nodes, remote sessions by client, remote room counts by cid */
   pthread_rwlock_t rw;
