@@ -18,6 +18,7 @@ import { closeAll, session, startConv, uid } from '../lib/proto-client.mjs';
 import { startPg } from '../lib/pg.mjs';
 import { startRedis } from '../lib/redis.mjs';
 import { startNodes } from '../lib/server.mjs';
+import { rawHttp } from '../lib/raw-http.mjs';
 
 const STALL_MS = 2000;
 
@@ -60,6 +61,43 @@ describe('cluster: a block from a chat room waits for the presence the subscribe
       await left;
       return true;
     });
+    await a.close();
+  });
+
+  // The app's block (REST POST /1.2/rtm/chatrooms/:cid/blacklists, rest_block_add) takes the
+  // same path (conv_block_apply → im_room_kick → bus_room_nodes) and so waits for the same
+  // fence (rest_presence_fence): asked of node 2 on a connection its worker 1 serves.
+  test('a member whose join node 1 answered, blocked by the app over REST on node 2 before its home worker read the join, is pushed `left`', async () => {
+    const [n1, n2] = nodes;
+    const x = uid('rblocked');
+    const a = await session(n1, x);
+    const owner = await session(n1, uid('rowner'));
+    const master = { 'X-LC-Id': n2.appId, 'X-LC-Key': `${n2.masterKey},master`, 'Content-Type': 'application/json' };
+    const httpConns = {
+      n: 8,
+      open: async () => {
+        const h = await rawHttp(n2.port);
+        assert.equal((await h.request('GET', '/health')).status, 200);
+        return h;
+      },
+      probe: (h) => h.request('GET', '/health'),
+      close: (h) => h.close(),
+    };
+    await whileHomeBlocked(n2, STALL_MS, httpConns, async (w1, inside) => {
+      // a room of its own each attempt (x may be blocked from the last one); node 2 reads it
+      // from the shared store
+      const { cid } = await startConv(owner, [], { transient: true, n: 'rest-block-fence' });
+      // answered: the join's delta is in node 2's subscriber socket
+      const joined = await a.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [x] } });
+      assert.equal(joined.op, 'added', JSON.stringify(joined));
+      if (!inside()) return false;
+      const left = a.next((c) => c.cmd === 'conv' && c.op === 'left' && c.convMessage?.cid === cid, STALL_MS + 5000);
+      const r = await w1.request('POST', `/1.2/rtm/chatrooms/${cid}/blacklists`, master, JSON.stringify({ client_ids: [x] }));
+      assert.equal(r.status, 200, JSON.stringify(r));
+      await left;
+      return true;
+    });
+    await owner.close();
     await a.close();
   });
 });

@@ -8,8 +8,9 @@
 //   other nodes their kick; unfenced it found the client nowhere, answered 200, and the
 //   session on node 1 was never ended — the kicked client stayed connected
 //   (presence-window's 4115 test met this once under load: no session/closed within 5 s);
-// - check-online and a chat room's online count (rest_presence_fence): unfenced they did
-//   not list the client, or counted the room one short.
+// - check-online, a chat room's online count and REST stats (rest_presence_fence):
+//   unfenced they did not list the client, counted the room one short, or left the client
+//   out of online_user_count.
 //
 // Held open deterministically (tests/lib/home-blocked.mjs): node 2's home worker is blocked
 // while the login is answered on node 1, and the request goes on a keep-alive HTTP
@@ -94,6 +95,26 @@ describe('cluster: the app\'s REST calls wait for the presence the subscriber al
       const r = await w1.request('POST', '/1.2/rtm/clients/check-online', master(n2), JSON.stringify({ client_ids: [x] }));
       assert.equal(r.status, 200, JSON.stringify(r));
       assert.deepEqual(JSON.parse(r.body).results, [x], 'node 2 did not list a client node 1 had answered "opened"');
+      await a.close();
+      return true;
+    });
+  });
+
+  test('REST stats asked of node 2 while its home worker has not yet read a login on node 1 counts the client', async () => {
+    const [n1, n2] = nodes;
+    const stats = async (s) => (await (await fetch(`${s.httpUrl}/1.2/rtm/stats`, { headers: master(s) })).json()).result.online_user_count;
+    // settled: both nodes count the same clients (the earlier tests' logouts applied everywhere)
+    let base;
+    for (const t = Date.now(); (base = await stats(n2)) !== (await stats(n1)); await sleep(20)) assert.ok(Date.now() - t < 5000, 'the nodes never agreed on the clients online');
+    await whileHomeBlocked(n2, STALL_MS, httpConns(n2), async (w1, inside) => {
+      const a = await session(n1, uid('counted')); // answered: its delta is in node 2's subscriber socket
+      if (!inside()) {
+        await a.close();
+        return false;
+      }
+      const r = await w1.request('GET', '/1.2/rtm/stats', master(n2));
+      assert.equal(r.status, 200, JSON.stringify(r));
+      assert.equal(JSON.parse(r.body).result.online_user_count, base + 1, 'node 2 did not count a client node 1 had answered "opened"');
       await a.close();
       return true;
     });

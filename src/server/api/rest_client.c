@@ -87,11 +87,11 @@ void rest_unread_count(conn_t *c, const http_req_t *r) {
  * devices that are offline too: a kicked client logs in afresh (with a signature, when
  * sign_login is on), it does not slip back in on a token. Answered once this node's
  * sessions of the client have ended and, in a cluster, the other nodes have those ends
- * queued (im_session_kick_app); its sessions on other nodes are sent their kick first,
- * and end when it arrives there (docs/cluster.md, "What is left") — found in the replica
- * after a presence fence, so a login answered on another node a moment before is among
- * them. A kick still waiting when its worker stops is answered 503 "server stopping"
- * (im_session_kicks_stopping). */
+ * queued, and once its sessions on other nodes — found in the replica after a presence
+ * fence, so a login answered on another node a moment before is among them, and sent
+ * their kick — are gone from this node's replica, or after 2 s anyway
+ * (im_session_kick_app; docs/cluster.md, "Sessions across nodes"). A kick still waiting
+ * when its worker stops is answered 503 "server stopping" (im_session_kicks_stopping). */
 void rest_kick(conn_t *c, const http_req_t *r) {
   const char *client = http_path_param(r, "client_id");
   if (!rest_client_id_ok(c, r, client, "the client id in the path")) return;
@@ -109,9 +109,11 @@ void rest_kick(conn_t *c, const http_req_t *r) {
 }
 
 /* GET /1.2/rtm/stats → {"result": {"online_user_count", "user_count_today"}}: clients online
- * now (in a cluster: on any node), and distinct clients that opened a session since 00:00
- * UTC on this node (since start-up, if that was later today: the count lives in memory). */
+ * now (in a cluster: on any node, counted after the presence fence, rest_presence_fence),
+ * and distinct clients that opened a session since 00:00 UTC on this node (since start-up,
+ * if that was later today: the count lives in memory). */
 void rest_stats(conn_t *c, const http_req_t *r) {
+  if (rest_presence_fence(c, r, rest_stats)) return; /* the other nodes' clients */
   http_respond_json(c, r, 200,
                     json_pack("{s:{s:I, s:I}}", "result", "online_user_count",
                               (json_int_t)im_clients_online(c->w->srv->im), "user_count_today",

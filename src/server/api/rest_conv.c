@@ -432,7 +432,14 @@ static void sets_change(conn_t *c, const http_req_t *r, int set, int add) {
 
 void rest_silence_add(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_SHUTUP, 1); }
 void rest_silence_remove(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_SHUTUP, 0); }
-void rest_block_add(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_BLOCK, 1); }
+/* A block from a chat room takes the blocked members out of it on every node it finds them
+ * on in the replica (im_room_kick, bus_room_nodes): after the presence fence, so a join
+ * answered on another node a moment before is among them (docs/cluster.md, "The window,
+ * closed"). */
+void rest_block_add(conn_t *c, const http_req_t *r) {
+  if (rest_path_kind(r) == CONV_ROOM && rest_presence_fence(c, r, rest_block_add)) return;
+  sets_change(c, r, SET_BLOCK, 1);
+}
 void rest_block_remove(conn_t *c, const http_req_t *r) { sets_change(c, r, SET_BLOCK, 0); }
 
 typedef struct {

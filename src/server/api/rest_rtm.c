@@ -162,7 +162,9 @@ static void rest_fence_done(void *arg) {
     fenced_run = 1;
     f->h(c, r);
     fenced_run = 0;
-    http_resume(c); /* h answered (these handlers answer at once) */
+    /* h answered (r->status set): the connection reads on; else h deferred the request
+     * again (a block waits for its commit) and its answer resumes it (rest_answer) */
+    if (r->status) http_resume(c);
   }
   free(f);
 }

@@ -65,13 +65,15 @@ rest_wait_t *rest_wait(conn_t *c, json_t *(*shape)(void *, json_t *), const char
 void rest_answer(im_worker_t *w, void *wt, int code, json_t *result);
 const im_done_t *rest_done(rest_wait_t *wt, im_done_t *d); /* fills d to call rest_answer */
 void rest_wait_free(rest_wait_t *wt);                      /* for a done function that answers on its own */
-/* The presence fence of a REST read answered from the other nodes' presence (check-online,
- * a chat room's online count; docs/cluster.md "The window, closed"): with a bus whose
+/* The presence fence of a REST request answered from the other nodes' presence
+ * (check-online, a chat room's online count, stats, a block from a chat room; docs/cluster.md
+ * "The window, closed"): with a bus whose
  * subscriber holds input not yet applied (bus_fence_needed), c's request is deferred and
  * 1 returned — the handler returns — and h(c, r) runs again on this worker once the home
  * worker has applied that input (bus_fence), this time answered (the call returns 0
  * inside it), unless the connection went meanwhile. Else 0: answer now. A login answered
- * on another node a moment before is in that input. */
+ * on another node a moment before is in that input. h may answer at once, or defer the
+ * request again (rest_wait) and answer it later. */
 int rest_presence_fence(conn_t *c, const http_req_t *r, void (*h)(conn_t *c, const http_req_t *r));
 json_t *rest_shape_updated(void *wt, json_t *result); /* {"updatedAt", "objectId": cid} */
 json_t *rest_shape_empty(void *wt, json_t *result);   /* {} */

@@ -267,6 +267,16 @@ void bus_set_unheard(bus_t *b, void (*cb)(void *arg, const char *const *clients,
   b->unheard_arg = arg;
 }
 
+void bus_set_applied(bus_t *b, void (*cb)(void *arg), void *arg) {
+  b->applied = cb;
+  b->applied_arg = arg;
+}
+
+/* the replica changed (on BUS_HOME_WORKER, its lock released) */
+static void applied(bus_t *b) {
+  if (b->applied) b->applied(b->applied_arg);
+}
+
 void bus_set_resync(bus_t *b, void (*cb)(void *arg), void *arg) {
   b->resync = cb;
   b->resync_arg = arg;
@@ -701,6 +711,7 @@ void bus_nodes_suspend(bus_t *b) {
     atomic_fetch_sub(&b->nlive, 1);
   }
   pthread_rwlock_unlock(&b->rw);
+  applied(b);
 }
 
 void bus_node_forget(bus_t *b, int slot) {
@@ -713,6 +724,7 @@ void bus_node_forget(bus_t *b, int slot) {
   delta_list_free(n->pending);
   memset(n, 0, sizeof *n);
   pthread_rwlock_unlock(&b->rw);
+  applied(b);
 }
 
 /* Under the write lock: one field of node slot set ('+') or deleted ('-'). */
@@ -863,6 +875,7 @@ void bus_node_snapshot(bus_t *b, int slot, size_t n, const uint8_t *const *field
   nd->synced = !gap && (!nd->want_ep || nd->want_ep == ep);
   nd->want_ep = 0;
   atomic_fetch_add(&b->m_resyncs, 1);
+  applied(b);
 }
 
 int bus_node_rewritten(bus_t *b, const char *id, uint64_t epoch, int *slotp) {
@@ -894,6 +907,7 @@ int bus_node_delta(bus_t *b, const char *id, uint64_t epoch, uint64_t seq, const
       pthread_rwlock_unlock(&b->rw);
       if (bad == 0) {
         nd->seq = seq;
+        applied(b);
         return 0;
       }
     }

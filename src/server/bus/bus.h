@@ -78,6 +78,10 @@ void bus_set_lapse(bus_t *b, void (*cb)(void *arg), void *arg);
  * may come again in a later call); the IM layer tells their sessions to reconnect, and
  * their logins fetch what they missed. Set before the workers start. */
 void bus_set_unheard(bus_t *b, void (*cb)(void *arg, const char *const *clients, size_t n), void *arg);
+/* The replica changed (another node's delta or snapshot applied, a node forgotten or
+ * suspended): cb(arg) runs on BUS_HOME_WORKER after each such change, the replica's lock
+ * released (cb may read it). Set before the workers start. */
+void bus_set_applied(bus_t *b, void (*cb)(void *arg), void *arg);
 
 /* On worker idx's thread, with its loop: its connection (and on BUS_HOME_WORKER the
  * subscriber, the heartbeat and the replica's upkeep). */

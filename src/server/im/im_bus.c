@@ -676,6 +676,13 @@ void im_bus_metrics(im_t *im, buf_t *out) {
              "pushed); their login brings it.\n"
              "# TYPE tern_bus_unheard_goaway_total counter\ntern_bus_unheard_goaway_total %lu\n",
              atomic_load(&im->unheard_goaways));
+  buf_printf(out,
+             "# HELP tern_kick_remote_waits_total The app's kicks of a client with sessions on other nodes, by "
+             "whether their ends reached this node's replica before the answer (seen) or the answer went after "
+             "2 s without them (timeout).\n"
+             "# TYPE tern_kick_remote_waits_total counter\ntern_kick_remote_waits_total{outcome=\"seen\"} %lu\n"
+             "tern_kick_remote_waits_total{outcome=\"timeout\"} %lu\n",
+             atomic_load(&im->kick_remote[0]), atomic_load(&im->kick_remote[1]));
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -915,12 +922,14 @@ void im_bus_attach(im_t *im, bus_t *bus) {
     bus_set_resync(bus, on_resync, im);
     bus_set_lapse(bus, on_lapse, im);
     bus_set_unheard(bus, on_unheard, im);
+    bus_set_applied(bus, im_session_kick_waits_seen, im);
   }
 }
 
 void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop) {
   if (!w->im->bus) return;
   if (w->idx == BUS_HOME_WORKER) {
+    im_session_kick_waits_start(w->im, loop);
     uv_timer_t *t = xcalloc(1, sizeof *t);
     uv_timer_init(loop, t);
     t->data = w->im;
@@ -938,6 +947,9 @@ void im_worker_bus_start(im_worker_t *w, uv_loop_t *loop) {
 
 void im_worker_bus_stop(im_worker_t *w) {
   if (!w->im->bus) return;
-  if (w->idx == BUS_HOME_WORKER) cbc_stop(w->im);
+  if (w->idx == BUS_HOME_WORKER) {
+    cbc_stop(w->im);
+    im_session_kick_waits_stop(w->im);
+  }
   bus_worker_stop(w->im->bus, w->idx);
 }

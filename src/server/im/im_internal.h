@@ -59,6 +59,11 @@ struct im {
                                           * all, released forced, cut for size */
   _Atomic unsigned long fences;          /* requests that waited in im_presence_fence */
   _Atomic unsigned long unheard_goaways; /* sessions told goaway for a delivery this node did not hear */
+  /* the app's kicks waiting for their sessions on other nodes to leave the replica
+   * (im_session.c): BUS_HOME_WORKER's thread only, in order of deadline */
+  struct kick_all *kwait_head, *kwait_tail;
+  uv_timer_t *kwait_timer;              /* on its loop; NULL before it starts and once it stops */
+  _Atomic unsigned long kick_remote[2]; /* those kicks: seen ended, answered at the deadline */
 };
 
 struct im_worker {
@@ -581,6 +586,19 @@ void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int 
  * answered on another node a moment before is in that input, and a kick that looked
  * before it was applied would find the client nowhere and never end that session. */
 void im_session_kick_app(im_worker_t *w, const char *client, int code, const char *detail, const im_done_t *done);
+/* The app's kick is answered once this node's replica lists none of the sessions on other
+ * nodes it sent a kick to (their nodes ended them and published the ends), or after
+ * KICK_REMOTE_WAIT_MS anyway (counted in tern_kick_remote_waits_total{outcome="timeout"},
+ * logged). At most KICK_REMOTE_MAX such sessions are kicked and awaited. The waits are
+ * kept on BUS_HOME_WORKER: _start with its loop when it starts (im_worker_bus_start),
+ * _stop when it stops (the waits left are answered then); _seen is the bus's
+ * bus_set_applied callback (the replica changed), _tick the timer's. */
+#define KICK_REMOTE_WAIT_MS 2000
+#define KICK_REMOTE_MAX 64
+void im_session_kick_waits_start(im_t *im, uv_loop_t *loop);
+void im_session_kick_waits_stop(im_t *im);
+void im_session_kick_waits_seen(void *im);
+void im_session_kick_waits_tick(uv_timer_t *t);
 /* w begins stopping (its connections closing, still written): each of its kicks not answered yet gets
  * done now with TERN_ECLOSED and {"error"} (the REST kick: 503 "server stopping"), since
  * what it waits for may never come back to a stopped worker (another worker's kick of a

@@ -201,6 +201,13 @@ typedef struct kick_all {
   /* im_session_kick_app's, kept across its presence fence */
   char *client, *detail;
   int code;
+  /* its sessions on other nodes, sent their kick: the answer waits until this node's
+   * replica lists none of them (kick_remote_*), on BUS_HOME_WORKER's im->kwait list */
+  bus_ref_t refs[KICK_REMOTE_MAX];
+  size_t nrefs;
+  int remote_done;        /* seen ended, or given up on: answer now */
+  int64_t rdeadline;      /* on the home worker's loop clock (uv_now) */
+  struct kick_all *rnext; /* on im->kwait_head while waiting there */
 } kick_all_t;
 
 typedef struct {
@@ -280,14 +287,144 @@ static void kick_all_free(kick_all_t *a) {
   free(a);
 }
 
+static void kick_remote_add(task_t *t);
+
 static void kick_all_done(task_t *t) {
   kick_all_t *a = (kick_all_t *)t;
+  if (a->listed && a->nrefs && !a->remote_done) {
+    /* this node's ends are confirmed; the other nodes' are awaited in the replica, which
+     * the home worker keeps */
+    a->wait.task.fn = kick_remote_add;
+    a->wait.task.next = NULL;
+    a->im->post(a->im->post_arg, BUS_HOME_WORKER, &a->wait.task);
+    return;
+  }
   if (a->listed) { /* else answered when its worker began stopping */
     im_worker_t *w = a->im->workers[a->worker];
     kicks_unlink(w, a);
     a->done.fn(w, a->done.arg, 0, NULL);
   }
   kick_all_free(a);
+}
+
+/* ---- the other nodes' ends, seen in this node's replica (BUS_HOME_WORKER's thread only)
+ *
+ * The kick's sessions on other nodes end when the kick arrives there; each node then
+ * publishes the ends as presence deltas, which this node applies on its home worker
+ * (bus.h). The kick is answered once the replica lists none of the sessions it sent a
+ * kick to (checked at every change of the replica, bus_set_applied), so the app asking
+ * this node next (check-online, stats) finds the client gone — or after KICK_REMOTE_WAIT_MS
+ * anyway (a node that never got the kick, or cannot publish), counted and logged. */
+
+/* 1 when the replica lists none of a's kicked sessions on other nodes */
+static int kick_remote_gone(im_t *im, const kick_all_t *a) {
+  bus_ref_t now[KICK_REMOTE_MAX];
+  size_t n = bus_sessions(im->bus, a->client, NULL, now, KICK_REMOTE_MAX);
+  for (size_t i = 0; i < n && i < KICK_REMOTE_MAX; i++)
+    for (size_t j = 0; j < a->nrefs; j++)
+      if (now[i].node == a->refs[j].node && now[i].session == a->refs[j].session) return 0;
+  return 1;
+}
+
+enum { KR_SEEN, KR_TIMEOUT, KR_STOPPING };
+
+static log_limit_t kick_wait_log; /* a node that stopped ending kicked sessions: many kicks, one line a second */
+
+/* a goes back to its worker to be answered: its sessions on other nodes were seen ended,
+ * or were not by the deadline, or the home worker is stopping (not counted) */
+static void kick_remote_back(kick_all_t *a, int outcome) {
+  im_t *im = a->im;
+  if (outcome != KR_STOPPING) atomic_fetch_add(&im->kick_remote[outcome], 1);
+  if (outcome == KR_TIMEOUT)
+    log_limited(&kick_wait_log, LOG_WARN,
+                "kick: %zu session(s) of %s on other nodes not seen ended within %d ms: answered anyway", a->nrefs,
+                a->client, KICK_REMOTE_WAIT_MS);
+  a->remote_done = 1;
+  a->wait.task.fn = kick_all_done;
+  a->wait.task.next = NULL;
+  im->post(im->post_arg, a->worker, &a->wait.task);
+}
+
+static void kwait_arm(im_t *im) {
+  uv_timer_t *t = im->kwait_timer;
+  if (!im->kwait_head) {
+    uv_timer_stop(t);
+    return;
+  }
+  int64_t left = im->kwait_head->rdeadline - (int64_t)uv_now(t->loop);
+  uv_timer_start(t, im_session_kick_waits_tick, left > 0 ? (uint64_t)left : 0, 0);
+}
+
+void im_session_kick_waits_tick(uv_timer_t *t) {
+  im_t *im = t->data;
+  int64_t now = (int64_t)uv_now(t->loop);
+  while (im->kwait_head && im->kwait_head->rdeadline <= now) {
+    kick_all_t *a = im->kwait_head;
+    im->kwait_head = a->rnext;
+    if (!im->kwait_head) im->kwait_tail = NULL;
+    kick_remote_back(a, kick_remote_gone(im, a) ? KR_SEEN : KR_TIMEOUT);
+  }
+  kwait_arm(im);
+}
+
+static void kick_remote_add(task_t *t) {
+  kick_all_t *a = (kick_all_t *)t;
+  im_t *im = a->im;
+  if (!im->kwait_timer) { /* the home worker stopped, or this runs at exit (server_free) */
+    kick_remote_back(a, KR_STOPPING);
+    return;
+  }
+  if (kick_remote_gone(im, a)) {
+    kick_remote_back(a, KR_SEEN);
+    return;
+  }
+  a->rdeadline = (int64_t)uv_now(im->kwait_timer->loop) + KICK_REMOTE_WAIT_MS;
+  a->rnext = NULL;
+  if (im->kwait_tail) im->kwait_tail->rnext = a;
+  else im->kwait_head = a;
+  im->kwait_tail = a;
+  if (im->kwait_head == a) kwait_arm(im); /* deadlines come in order: only a first one arms */
+}
+
+void im_session_kick_waits_seen(void *arg) {
+  im_t *im = arg;
+  if (!im->kwait_head) return;
+  kick_all_t **p = &im->kwait_head, *last = NULL;
+  while (*p) {
+    kick_all_t *a = *p;
+    if (kick_remote_gone(im, a)) {
+      *p = a->rnext;
+      kick_remote_back(a, KR_SEEN);
+    } else {
+      last = a;
+      p = &a->rnext;
+    }
+  }
+  im->kwait_tail = last;
+  if (im->kwait_timer) kwait_arm(im);
+}
+
+static void kwait_timer_free(uv_handle_t *h) { free(h); }
+
+void im_session_kick_waits_start(im_t *im, uv_loop_t *loop) {
+  uv_timer_t *t = xcalloc(1, sizeof *t);
+  uv_timer_init(loop, t);
+  t->data = im;
+  im->kwait_timer = t;
+}
+
+void im_session_kick_waits_stop(im_t *im) {
+  uv_timer_t *t = im->kwait_timer;
+  if (!t) return;
+  im->kwait_timer = NULL;
+  while (im->kwait_head) { /* answered now: the replica is no longer kept */
+    kick_all_t *a = im->kwait_head;
+    im->kwait_head = a->rnext;
+    kick_remote_back(a, kick_remote_gone(im, a) ? KR_SEEN : KR_STOPPING);
+  }
+  im->kwait_tail = NULL;
+  uv_timer_stop(t);
+  uv_close((uv_handle_t *)t, kwait_timer_free);
 }
 
 void im_session_kicks_stopping(im_worker_t *w) {
@@ -353,13 +490,15 @@ void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int 
   kick_all_start(w, kick_all_new(w, done), handles, n, code, detail);
 }
 
-/* The client's sessions on the other nodes (the replica) are sent their kick, this node's
- * are ended as im_session_kick_all does. */
+/* The client's sessions on the other nodes (the replica) are sent their kick, and
+ * remembered (a->refs: the answer waits for their ends in the replica); this node's are
+ * ended as im_session_kick_all does. */
 static void kick_app_run(im_worker_t *w, kick_all_t *a, const char *client, int code, const char *detail) {
   im_t *im = w->im;
-  bus_ref_t rheld[64];
-  size_t rn = im->bus ? bus_sessions(im->bus, client, NULL, rheld, 64) : 0;
-  for (size_t i = 0; i < rn && i < 64; i++) im_bus_kick(w, &rheld[i], client, code, detail);
+  size_t rn = im->bus ? bus_sessions(im->bus, client, NULL, a->refs, KICK_REMOTE_MAX) : 0;
+  a->nrefs = rn < KICK_REMOTE_MAX ? rn : KICK_REMOTE_MAX;
+  for (size_t i = 0; i < a->nrefs; i++) im_bus_kick(w, &a->refs[i], client, code, detail);
+  if (a->nrefs && !a->client) a->client = xstrdup(client);
   uint64_t held[64];
   size_t n = presence_get(im->presence, client, held, 64);
   kick_all_start(w, a, held, n < 64 ? n : 64, code, detail);

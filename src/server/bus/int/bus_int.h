@@ -73,6 +73,8 @@ struct bus {
   void *lapse_arg;
   void (*unheard)(void *arg, const char *const *clients, size_t n); /* bus_set_unheard */
   void *unheard_arg;
+  void (*applied)(void *arg); /* bus_set_applied */
+  void *applied_arg;
 
   /* the replica: nodes, remote sessions by client, remote room counts by cid */
   pthread_rwlock_t rw;
