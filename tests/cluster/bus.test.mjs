@@ -12,7 +12,7 @@ import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { closeAll, connect, login, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
 import { startRedis } from '../lib/redis.mjs';
-import { startNodes, waitNodes } from '../lib/server.mjs';
+import { startNodes, startServer, waitNodes } from '../lib/server.mjs';
 import { scrape, value } from '../lib/metrics.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -599,6 +599,44 @@ describe('cluster: Redis stopped and started again', () => {
     await subscribed();
     const yGot = await y.quiet(yMark);
     assert.deepEqual(yGot.filter((p) => p.cmd === 'conv' && p.op === 'left'), [], JSON.stringify(yGot));
+  });
+
+  // What the list holds when a node starts was meant for a previous run of it: no other node
+  // knows this run's sessions before its first announce. Its kicks name session handles this
+  // run hands out again (generations start over), so a stale 4111 could close a new session
+  // of the same client: the drains before the first announce drop the list, not replay it.
+  test('kicks a previous run of a node left in its list are dropped at its start, not replayed', async () => {
+    const key = 'tern0:missed:node9';
+    const X = uid('rerun');
+    const str = (v) => { const b = Buffer.from(v); const l = Buffer.alloc(4); l.writeUInt32BE(b.length); return Buffer.concat([l, b]); };
+    const handle = Buffer.alloc(8);
+    handle.writeBigUInt64BE(1n << 32n); // worker 0's first session handle, in any run
+    const code = Buffer.alloc(4);
+    code.writeUInt32BE(4111);
+    const kick = Buffer.concat([Buffer.from('K'), str('node9'), handle, str(X), code, str('logged in elsewhere')]);
+    const resp = (...args) => Buffer.concat([Buffer.from(`*${args.length}\r\n`),
+      ...args.map((a) => { const v = Buffer.from(a); return Buffer.concat([Buffer.from(`$${v.length}\r\n`), v, Buffer.from('\r\n')]); })]);
+    execFileSync('redis-cli', ['-p', String(redis.port), '--pipe'], {
+      input: Buffer.concat([resp('RPUSH', key, kick), resp('PEXPIRE', key, '300000')]),
+    });
+    assert.equal(redis.cli('LLEN', key), '1');
+    const n9 = await startServer({ env: { TERN_BUS: redis.url, TERN_NODE_ID: 'node9', TERN_WORKERS: '1' } });
+    try {
+      await waitNodes(n9, 3, 10000);
+      for (const t0 = Date.now(); redis.cli('EXISTS', key) !== '0';) {
+        if (Date.now() - t0 > 5000) assert.fail('node 9 never drained its list');
+        await sleep(50);
+      }
+      assert.equal(value(await scrape(n9), 'tern_bus_missed_replayed_total'), 0, 'a previous run\'s kick was replayed');
+      assert.match(n9.stderr(), /1 kept message\(s\) a previous run of this node did not hear dropped/);
+      const x = await session(n9, X);
+      const m = x.mark();
+      await sleep(300);
+      assert.deepEqual((await x.quiet(m)).filter((p) => p.cmd === 'session'), []);
+      await x.close();
+    } finally {
+      await n9.stop();
+    }
   });
 });
 
