@@ -12,7 +12,7 @@ import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { closeAll, connect, login, session, startConv, sendMsg, uid } from '../lib/proto-client.mjs';
 import { startRedis } from '../lib/redis.mjs';
-import { startNodes, waitNodes } from '../lib/server.mjs';
+import { startNodes, startServer, waitNodes } from '../lib/server.mjs';
 import { scrape, value } from '../lib/metrics.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -513,6 +513,130 @@ describe('cluster: Redis stopped and started again', () => {
     assert.equal(redis.cli('EXISTS', key), '0', 'the set was drained');
     const cGot = await c.quiet(cMark);
     assert.deepEqual(cGot.filter((x) => x.cmd === 'goaway'), [], JSON.stringify(cGot));
+  });
+
+  // A kick ('K') or a chat-room block ('B') nobody on node 2 heard is not a delivery (no
+  // login brings it back): node 1 records the message itself for node 2 (P missed:<node>,
+  // a list, beside the unheard set and with the same notice) and node 2, draining it when
+  // its subscriber is back, handles each as if heard late (bus_send_kept). Before, the
+  // kicked session stayed connected and the blocked member stayed in the room.
+  const subscribed = async () => {
+    for (const t1 = Date.now(); redis.cli('PUBSUB', 'NUMSUB', 'tern0:to:node2').split('\n')[1] !== '1';) {
+      if (Date.now() - t1 > 10000) assert.fail('node 2 is not subscribed');
+      await sleep(50);
+    }
+  };
+  const waitUnheard = async (n1, u0) => {
+    for (const t0 = Date.now(); value(await scrape(n1), 'tern_bus_unheard_total') <= u0;) {
+      if (Date.now() - t0 > 5000) assert.fail('the message nobody heard was not counted');
+      await sleep(20);
+    }
+  };
+
+  test('the app\'s kick asked of node 1 while node 2\'s subscriber is off its channel: the session on node 2 gets its 4115 once the subscriber is back', async () => {
+    const [n1, n2] = nodes;
+    const X = uid('kicked'), C = uid('c');
+    await subscribed();
+    const x = await session(n2, X);
+    const c = await session(n2, C); // on node 2 too, not kicked
+    await waitOnline(n1, [X, C]);
+    const u0 = value(await scrape(n1), 'tern_bus_unheard_total');
+    const r0 = value(await scrape(n2), 'tern_bus_missed_replayed_total');
+    const closed = x.next((p) => p.cmd === 'session' && p.op === 'closed', 15000);
+    const cMark = c.mark();
+
+    redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'); // node 2's subscriber is back 2 s after it reconnects
+    // answered at KICK_REMOTE_WAIT_MS (node 2 ends the session only once it has the kick)
+    const r = await rest(n1, 'POST', `/1.2/rtm/clients/${X}/kick`, { reason: 'banned' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitUnheard(n1, u0);
+    const got = await closed;
+    assert.equal(got.sessionMessage?.code, 4115, JSON.stringify(got));
+    await waitOnline(n1, [X], false);
+    assert.equal(value(await scrape(n2), 'tern_bus_missed_replayed_total'), r0 + 1, 'one kick replayed');
+    assert.equal(redis.cli('EXISTS', 'tern0:missed:node2'), '0', 'the list was drained');
+    await subscribed();
+    const cGot = await c.quiet(cMark);
+    assert.deepEqual(cGot.filter((p) => p.cmd === 'session' || p.cmd === 'goaway'), [], JSON.stringify(cGot));
+    await c.echo(); // still connected
+  });
+
+  test('a block from a chat room asked of node 1 over REST while node 2\'s subscriber is off its channel: the member on node 2 is pushed `left` once the subscriber is back, and is out of the room', async () => {
+    const [n1, n2] = nodes;
+    const cid = hexId();
+    await importConv(nodes, { objectId: cid, name: 'missed-block', tr: true, c: uid('owner') });
+    const X = uid('blocked'), Y = uid('stays');
+    await subscribed();
+    const x = await session(n2, X);
+    const y = await session(n2, Y); // in the room too, not blocked
+    for (const [c, id] of [[x, X], [y, Y]]) {
+      const j = await c.request({ cmd: 'conv', op: 'add', convMessage: { cid, m: [id] } });
+      assert.equal(j.op, 'added', JSON.stringify(j));
+    }
+    const count = async (s) => (await rest(s, 'GET', `/1.2/rtm/chatrooms/${cid}/members/online-count`)).body.result;
+    for (const t0 = Date.now(); (await count(n1)) !== 2;) { // node 1 knows the room's members on node 2
+      if (Date.now() - t0 > 5000) assert.fail('node 1 never counted the room\'s two members');
+      await sleep(20);
+    }
+    const u0 = value(await scrape(n1), 'tern_bus_unheard_total');
+    const r0 = value(await scrape(n2), 'tern_bus_missed_replayed_total');
+    const left = x.next((p) => p.cmd === 'conv' && p.op === 'left' && p.convMessage?.cid === cid, 15000);
+    const yMark = y.mark();
+
+    redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    const r = await rest(n1, 'POST', `/1.2/rtm/chatrooms/${cid}/blacklists`, { client_ids: [X] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitUnheard(n1, u0);
+    await left;
+    assert.equal(value(await scrape(n2), 'tern_bus_missed_replayed_total'), r0 + 1, 'one block replayed');
+    assert.equal(redis.cli('EXISTS', 'tern0:missed:node2'), '0', 'the list was drained');
+    for (const s of [n2, n1]) { // out of the room on node 2, and node 1 hears of it
+      for (const t0 = Date.now(); (await count(s)) !== 1;) {
+        if (Date.now() - t0 > 5000) assert.fail(`node ${s.port} still counts the blocked member`);
+        await sleep(20);
+      }
+    }
+    await subscribed();
+    const yGot = await y.quiet(yMark);
+    assert.deepEqual(yGot.filter((p) => p.cmd === 'conv' && p.op === 'left'), [], JSON.stringify(yGot));
+  });
+
+  // What the list holds when a node starts was meant for a previous run of it: no other node
+  // knows this run's sessions before its first announce. Its kicks name session handles this
+  // run hands out again (generations start over), so a stale 4111 could close a new session
+  // of the same client: the drains before the first announce drop the list, not replay it.
+  test('kicks a previous run of a node left in its list are dropped at its start, not replayed', async () => {
+    const key = 'tern0:missed:node9';
+    const X = uid('rerun');
+    const str = (v) => { const b = Buffer.from(v); const l = Buffer.alloc(4); l.writeUInt32BE(b.length); return Buffer.concat([l, b]); };
+    const handle = Buffer.alloc(8);
+    handle.writeBigUInt64BE(1n << 32n); // worker 0's first session handle, in any run
+    const code = Buffer.alloc(4);
+    code.writeUInt32BE(4111);
+    const kick = Buffer.concat([Buffer.from('K'), str('node9'), handle, str(X), code, str('logged in elsewhere')]);
+    const resp = (...args) => Buffer.concat([Buffer.from(`*${args.length}\r\n`),
+      ...args.map((a) => { const v = Buffer.from(a); return Buffer.concat([Buffer.from(`$${v.length}\r\n`), v, Buffer.from('\r\n')]); })]);
+    execFileSync('redis-cli', ['-p', String(redis.port), '--pipe'], {
+      input: Buffer.concat([resp('RPUSH', key, kick), resp('PEXPIRE', key, '300000')]),
+    });
+    assert.equal(redis.cli('LLEN', key), '1');
+    const n9 = await startServer({ env: { TERN_BUS: redis.url, TERN_NODE_ID: 'node9', TERN_WORKERS: '1' } });
+    try {
+      await waitNodes(n9, 3, 10000);
+      for (const t0 = Date.now(); redis.cli('EXISTS', key) !== '0';) {
+        if (Date.now() - t0 > 5000) assert.fail('node 9 never drained its list');
+        await sleep(50);
+      }
+      assert.equal(value(await scrape(n9), 'tern_bus_missed_replayed_total'), 0, 'a previous run\'s kick was replayed');
+      assert.match(n9.stderr(), /1 kept message\(s\) a previous run of this node did not hear dropped/);
+      const x = await session(n9, X);
+      const m = x.mark();
+      await sleep(300);
+      assert.deepEqual((await x.quiet(m)).filter((p) => p.cmd === 'session'), []);
+      await x.close();
+    } finally {
+      await n9.stop();
+    }
   });
 });
 

@@ -1048,12 +1048,21 @@ int bus_deliver(bus_t *b, int node, const uint8_t *p, size_t n, const char *cons
     atomic_fetch_add(&b->m_errors, 1);
     return TERN_ENOENT;
   }
-  return b->be->send(b, id, p, n, clients, nclients);
+  return b->be->send(b, id, p, n, clients, nclients, 0);
 }
 
 int bus_send(bus_t *b, int node, const uint8_t *p, size_t n) { return bus_deliver(b, node, p, n, NULL, 0); }
 
-int bus_broadcast(bus_t *b, const uint8_t *p, size_t n) { return b->be->send(b, NULL, p, n, NULL, 0); }
+int bus_send_kept(bus_t *b, int node, const uint8_t *p, size_t n) {
+  char id[BUS_NODE_ID_MAX + 1];
+  if (bus_node_name(b, node, id) < 0) {
+    atomic_fetch_add(&b->m_errors, 1);
+    return TERN_ENOENT;
+  }
+  return b->be->send(b, id, p, n, NULL, 0, 1);
+}
+
+int bus_broadcast(bus_t *b, const uint8_t *p, size_t n) { return b->be->send(b, NULL, p, n, NULL, 0, 0); }
 
 void bus_claim(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg) {
   b->be->claim(b, key, ttl_ms, cb, arg);
@@ -1106,6 +1115,11 @@ void bus_metrics(bus_t *b, buf_t *out) {
              "was off its channel: stored, not pushed).\n"
              "# TYPE tern_bus_unheard_total counter\ntern_bus_unheard_total %lu\n",
              atomic_load(&b->m_unheard));
+  buf_printf(out,
+             "# HELP tern_bus_missed_replayed_total Kicks and chat-room blocks another node sent this node that "
+             "no subscriber heard, recorded in Redis and replayed here once the subscriber was back.\n"
+             "# TYPE tern_bus_missed_replayed_total counter\ntern_bus_missed_replayed_total %lu\n",
+             atomic_load(&b->m_missed_replayed));
   buf_printf(out,
              "# HELP tern_bus_reconnects_total Connections to the bus made again after a loss.\n"
              "# TYPE tern_bus_reconnects_total counter\ntern_bus_reconnects_total %lu\n",

@@ -179,6 +179,15 @@ int bus_send(bus_t *b, int node, const uint8_t *p, size_t n);
  * node stayed registered) they are recorded for that node, which then tells them to
  * reconnect (bus_set_unheard). Costs a copy of the ids per call, kept until Redis answers. */
 int bus_deliver(bus_t *b, int node, const uint8_t *p, size_t n, const char *const *clients, size_t nclients);
+/* A message that must reach that node even when nobody there heard it (a kick, a chat-room
+ * block: idempotent, and their order against other messages does not matter): bus_send,
+ * and when no subscriber of its channel heard it the payload itself is recorded for that
+ * node (the newest BUS_MISSED_MAX kept), which hands it to its receive callback
+ * (bus_set_recv) once its subscriber is back — as if heard late. Not for deliveries (a late
+ * one could overtake newer ones: bus_deliver). Costs a copy of p per call until Redis
+ * answers. */
+int bus_send_kept(bus_t *b, int node, const uint8_t *p, size_t n);
+#define BUS_MISSED_MAX 10000
 int bus_broadcast(bus_t *b, const uint8_t *p, size_t n); /* to every other node */
 
 /* ---- claims: cb(arg, 1) when key was not claimed within ttl_ms by any node (it now is),

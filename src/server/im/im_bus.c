@@ -14,7 +14,10 @@
  *       change of a burst always told (im_conv_changed).
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
- * One 'D' goes to each node that holds any recipient, whatever their number. */
+ * One 'D' goes to each node that holds any recipient, whatever their number.
+ * A 'D' nobody on its node heard gets its recipients there told goaway (bus_deliver,
+ * on_unheard); a 'K' or a 'B' nobody heard is replayed there later, through on_recv
+ * (bus_send_kept): both are idempotent, so a late one is harmless. */
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -189,7 +192,9 @@ void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const 
   put_frame(&m, p);
   put_u32(&m, (uint32_t)n);
   for (size_t i = 0; i < n; i++) put_str(&m, ids[i]);
-  for (size_t i = 0; i < k && i < BUS_MAX_NODES; i++) bus_send(bus, nodes[i], m.data, m.len);
+  /* kept: a node that did not hear it replays it when its subscriber is back (bus_send_kept;
+   * recv_room_kick is a no-op for a member gone meanwhile) */
+  for (size_t i = 0; i < k && i < BUS_MAX_NODES; i++) bus_send_kept(bus, nodes[i], m.data, m.len);
   buf_free(&m);
 }
 
@@ -204,7 +209,9 @@ void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int c
   put_str(&m, client);
   put_u32(&m, (uint32_t)code);
   put_str(&m, detail);
-  bus_send(bus, ref->node, m.data, m.len);
+  /* kept: a node that did not hear it replays it when its subscriber is back (bus_send_kept;
+   * recv_kick is a no-op for a session ended meanwhile: its handle is stale) */
+  bus_send_kept(bus, ref->node, m.data, m.len);
   buf_free(&m);
 }
 

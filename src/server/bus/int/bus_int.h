@@ -101,7 +101,8 @@ struct bus {
 
   /* metrics */
   atomic_ulong m_sent, m_recv, m_errors, m_reconnects, m_resyncs, m_deltas, m_lapses;
-  atomic_ulong m_unheard; /* deliveries to another node that no subscriber of its channel heard */
+  atomic_ulong m_unheard;         /* deliveries to another node that no subscriber of its channel heard */
+  atomic_ulong m_missed_replayed; /* kept messages to this node nobody heard, replayed from Redis */
   atomic_int up;
 };
 
@@ -113,8 +114,10 @@ struct bus_backend {
   void (*worker_stop)(bus_t *b, int idx);
   /* to = a node id, or NULL for every node (broadcast); on the calling worker's connection.
    * clients (nclients, borrowed): a delivery's recipients on node `to`, recorded for it when
-   * nobody heard the message (bus_deliver); NULL and 0 otherwise */
-  int (*send)(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients);
+   * nobody heard the message (bus_deliver); NULL and 0 otherwise. keep: the payload itself
+   * is recorded for node `to` when nobody heard it, and replayed there (bus_send_kept) */
+  int (*send)(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients,
+              int keep);
   void (*claim)(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg);
   /* on the home worker: publish the queued ops (bus_take_ops) */
   void (*flush)(bus_t *b);

@@ -21,10 +21,12 @@
  * Keys (P = "tern<db>:"): P"nodes" set of node ids; P"hb:<id>" the heartbeat ("url\0load",
  * PX 3000, set every second); P"n:<id>" the node's record (hash, PEXPIRE 5000 refreshed by
  * the heartbeat); P"unheard:<id>" (set, PX UNHEARD_TTL_MS) the clients of node id that
- * missed a delivery nobody heard (record_unheard, drain_unheard). Channels (not per
- * database in Redis, hence the db in P): P"ev" presence deltas of every node, P"to:<id>" a
- * node's deliveries (sender id '\0' payload; an empty payload is the notice that its
- * P"unheard:<id>" has clients), P"all" broadcasts. */
+ * missed a delivery nobody heard (record_unheard, drain_unheard); P"missed:<id>" (list,
+ * PX UNHEARD_TTL_MS, the newest BUS_MISSED_MAX) the payloads of kept messages (kicks,
+ * blocks: bus_send_kept) to node id that nobody heard, replayed there by the same drain.
+ * Channels (not per database in Redis, hence the db in P): P"ev" presence deltas of every
+ * node, P"to:<id>" a node's deliveries (sender id '\0' payload; an empty payload is the
+ * notice that its P"unheard:<id>" or P"missed:<id>" has entries), P"all" broadcasts. */
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -56,7 +58,7 @@
 #define HB_STALE_MS 10000
 /* The heartbeat thread's connect and command timeouts (a Redis that does not answer). */
 #define HB_IO_TIMEOUT_MS 1000
-/* How long a node's P"unheard:<id>" outlives the last client added to it: it is drained as
+/* How long a node's P"unheard:<id>" (and P"missed:<id>") outlives the last entry added to it: it is drained as
  * soon as that node's subscriber is back (seconds), so this only bounds what a node that
  * died with it, or left, leaves in Redis. */
 #define UNHEARD_TTL_MS 300000
@@ -83,7 +85,7 @@ typedef struct {
   char host[INET6_ADDRSTRLEN + 1];
   int port, db;
   char prefix[24];
-  char key_rec[96], key_hb[96], ch_ev[48], ch_me[112], ch_all[48], key_nodes[48], key_unheard[112];
+  char key_rec[96], key_hb[96], ch_ev[48], ch_me[112], ch_all[48], key_nodes[48], key_unheard[112], key_missed[112];
   rconn_t cmd[MAX_WORKERS];
   rconn_t sub;
   uv_timer_t hb; /* the home loop's tick: the registry poll, the loop's stamp */
@@ -106,6 +108,11 @@ typedef struct {
   int sub_ready, announce_pending;
   /* home loop only: a drain of key_unheard is on its way; another was asked for meanwhile */
   int drain_busy, drain_again;
+  /* home loop only: this run announced this node (its first announce sent its drain), and
+   * whether the drain on its way replays key_missed (drain_cb): one sent before that holds
+   * only what a previous run left — kicks naming that run's session handles, which this
+   * run hands out again (the same generations from 1), so they are dropped, not replayed */
+  int announced, drain_replay;
 } rbus_t;
 
 static log_limit_t down_log, hb_log;
@@ -185,6 +192,7 @@ static int rb_open(bus_t *b, const char *url, char *err, size_t errlen) {
   snprintf(r->ch_me, sizeof r->ch_me, "%sto:%s", r->prefix, b->node_id);
   snprintf(r->ch_all, sizeof r->ch_all, "%sall", r->prefix);
   snprintf(r->key_unheard, sizeof r->key_unheard, "%sunheard:%s", r->prefix, b->node_id);
+  snprintf(r->key_missed, sizeof r->key_missed, "%smissed:%s", r->prefix, b->node_id);
   b->bs = r;
   log_at(LOG_INFO, "bus: node %s on redis %s:%d db %d", b->node_id, r->host, r->port, r->db);
   return 0;
@@ -359,61 +367,75 @@ static int home_up(bus_t *b) {
  * still connected, would see it only at their next login or sync. The sender records them
  * for that node (record_unheard); that node takes the set (drain_unheard) and its IM layer
  * tells their sessions goaway (bus_set_unheard), so that they log in again at once. A
- * PUBLISH that was heard costs only the copy of its recipients' ids held for its answer. */
+ * PUBLISH that was heard costs only the copy of its recipients' ids held for its answer.
+ * A kept message (a kick, a block: bus_send_kept) nobody heard is recorded itself, its
+ * payload without the sender's id, in the list P"missed:<to>"; the same drain takes it and
+ * hands each payload to b->recv, as if heard late (a kick or a block is idempotent, and its
+ * order against other messages does not matter; a delivery's does, hence goaway for those). */
 
-/* A delivery's recipients on the node it went to (bus_deliver), kept until Redis answers
- * its PUBLISH: n NUL-terminated ids, one after another. */
+/* What a PUBLISH to another node's channel must leave behind if nobody heard it, kept until
+ * Redis answers: a delivery's recipients on that node (bus_deliver: n NUL-terminated ids,
+ * one after another, ilen bytes), or a kept message's payload (bus_send_kept: mlen bytes,
+ * after the ids). */
 typedef struct {
   bus_t *b;
   char to[BUS_NODE_ID_MAX + 1];
-  size_t n;
+  size_t n, ilen, mlen;
   char ids[];
 } unheard_t;
 
-/* On the connection that sent the delivery, in one MULTI: the recipients added to node
- * to's set P"unheard:<to>", its TTL renewed, then the notice (an empty payload) published to
- * its channel. Redis runs one connection's commands in order: the SADD precedes the notice,
- * which is what drain_unheard's reasoning rests on. */
+/* On the connection that sent the message, in one MULTI: the recipients added to node to's
+ * set P"unheard:<to>" (or the payload pushed onto its list P"missed:<to>", trimmed to the
+ * newest BUS_MISSED_MAX), the key's TTL renewed, then the notice (an empty payload)
+ * published to its channel. Redis runs one connection's commands in order: the SADD (the
+ * RPUSH) precedes the notice, which is what drain_unheard's reasoning rests on. */
 static void record_unheard(redisAsyncContext *ac, const unheard_t *u) {
   bus_t *b = u->b;
   rbus_t *r = RB(b);
   char key[160], ch[160];
-  snprintf(key, sizeof key, "%sunheard:%s", r->prefix, u->to);
   snprintf(ch, sizeof ch, "%sto:%s", r->prefix, u->to);
-  const char **argv = xmalloc((u->n + 2) * sizeof *argv);
-  size_t *lens = xmalloc((u->n + 2) * sizeof *lens);
-  argv[0] = "SADD";
-  lens[0] = 4;
-  argv[1] = key;
-  lens[1] = strlen(key);
-  const char *p = u->ids;
-  for (size_t i = 0; i < u->n; i++) {
-    argv[2 + i] = p;
-    lens[2 + i] = strlen(p);
-    p += lens[2 + i] + 1;
-  }
   redisAsyncCommand(ac, NULL, NULL, "MULTI");
-  redisAsyncCommandArgv(ac, NULL, NULL, (int)(u->n + 2), argv, lens);
+  if (u->n) {
+    snprintf(key, sizeof key, "%sunheard:%s", r->prefix, u->to);
+    const char **argv = xmalloc((u->n + 2) * sizeof *argv);
+    size_t *lens = xmalloc((u->n + 2) * sizeof *lens);
+    argv[0] = "SADD";
+    lens[0] = 4;
+    argv[1] = key;
+    lens[1] = strlen(key);
+    const char *p = u->ids;
+    for (size_t i = 0; i < u->n; i++) {
+      argv[2 + i] = p;
+      lens[2 + i] = strlen(p);
+      p += lens[2 + i] + 1;
+    }
+    redisAsyncCommandArgv(ac, NULL, NULL, (int)(u->n + 2), argv, lens);
+    free(argv);
+    free(lens);
+  } else {
+    snprintf(key, sizeof key, "%smissed:%s", r->prefix, u->to);
+    redisAsyncCommand(ac, NULL, NULL, "RPUSH %s %b", key, u->ids + u->ilen, u->mlen);
+    redisAsyncCommand(ac, NULL, NULL, "LTRIM %s %d -1", key, -BUS_MISSED_MAX);
+  }
   redisAsyncCommand(ac, NULL, NULL, "PEXPIRE %s %d", key, UNHEARD_TTL_MS);
   redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s %b", ch, b->node_id, strlen(b->node_id) + 1);
   redisAsyncCommand(ac, count_cb, b, "EXEC");
-  free(argv);
-  free(lens);
 }
 
-/* bus_deliver's PUBLISH answered: counted as any delivery (publish_cb), and when nobody
- * heard it its recipients are recorded for that node. */
+/* bus_deliver's or bus_send_kept's PUBLISH answered: counted as any delivery (publish_cb),
+ * and when nobody heard it its recipients, or the message, are recorded for that node. */
 static void deliver_cb(redisAsyncContext *ac, void *reply, void *priv) {
   unheard_t *u = priv;
   redisReply *r = reply;
   publish_cb(ac, reply, u->b);
-  if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && u->n) record_unheard(ac, u);
+  if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && (u->n || u->mlen)) record_unheard(ac, u);
   free(u);
 }
 
 static void drain_unheard(bus_t *b);
 
-/* The set, taken: its clients go to the IM layer. */
+/* The set and the list, taken: the set's clients go to the IM layer (goaway), the list's
+ * messages to the receive callback, oldest first, as if heard now. */
 static void drain_cb(redisAsyncContext *ac, void *reply, void *priv) {
   (void)ac;
   bus_t *b = priv;
@@ -421,7 +443,7 @@ static void drain_cb(redisAsyncContext *ac, void *reply, void *priv) {
   redisReply *x = reply;
   r->drain_busy = 0;
   if (!x) return; /* the home connection was lost: announce drains once it is back */
-  if (x->type != REDIS_REPLY_ARRAY || x->elements != 2) {
+  if (x->type != REDIS_REPLY_ARRAY || x->elements != 4) {
     atomic_fetch_add(&b->m_errors, 1); /* the next notice or resubscription drains again */
     return;
   }
@@ -436,14 +458,27 @@ static void drain_cb(redisAsyncContext *ac, void *reply, void *priv) {
     if (k && b->unheard) b->unheard(b->unheard_arg, ids, k);
     free(ids);
   }
+  redisReply *l = x->element[2];
+  if (l->type == REDIS_REPLY_ARRAY && l->elements && !r->drain_replay)
+    log_at(LOG_INFO, "bus: %zu kept message(s) a previous run of this node did not hear dropped", l->elements);
+  else if (l->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i < l->elements; i++) {
+      redisReply *e = l->element[i];
+      if (e->type != REDIS_REPLY_STRING || !e->len) continue;
+      atomic_fetch_add(&b->m_missed_replayed, 1);
+      if (b->recv) b->recv(b->recv_arg, (const uint8_t *)e->str, e->len);
+    }
   if (r->drain_again) drain_unheard(b);
 }
 
-/* On the home worker: this node's P"unheard:<id>" taken and deleted at once (MULTI
- * SMEMBERS DEL), when its subscriber is back on its channels (sub_cb, announce) and when it
- * hears the notice. Why that leaves no client behind: the sender's PUBLISH that nobody
- * heard ran in Redis at some time P, while this node's subscriber was off its channel; its
- * SADD then runs at T > P (the same connection, later), and this node's SUBSCRIBE at S > P.
+/* On the home worker: this node's P"unheard:<id>" and P"missed:<id>" taken and deleted at
+ * once (MULTI SMEMBERS DEL LRANGE DEL: one transaction, so a drain takes both as they were
+ * at one instant), when its subscriber is back on its channels (sub_cb, announce) and when
+ * it hears the notice. Why that leaves no client (and no kept message) behind: the sender's
+ * PUBLISH that nobody heard ran in Redis at some time P, while this node's subscriber was
+ * off its channel; its SADD (or RPUSH: the list's entry is written the same way, in the
+ * same MULTI as its notice, so everything below holds for it word for word) then runs at
+ * T > P (the same connection, later), and this node's SUBSCRIBE at S > P.
  * If T < S: the drain sent once the SUBSCRIBE was answered runs after S, so after the SADD.
  * If T > S: the notice published right behind the SADD finds this node subscribed and is
  * heard (or, if the subscriber drops again first, a later SUBSCRIBE S' > T comes with its
@@ -459,10 +494,13 @@ static void drain_unheard(bus_t *b) {
   }
   r->drain_again = 0;
   if (!home_up(b) || b->leaving) return;
+  r->drain_replay = r->announced;
   redisAsyncContext *ac = r->cmd[BUS_HOME_WORKER].ac;
   redisAsyncCommand(ac, NULL, NULL, "MULTI");
   redisAsyncCommand(ac, NULL, NULL, "SMEMBERS %s", r->key_unheard);
   redisAsyncCommand(ac, NULL, NULL, "DEL %s", r->key_unheard);
+  redisAsyncCommand(ac, NULL, NULL, "LRANGE %s 0 -1", r->key_missed);
+  redisAsyncCommand(ac, NULL, NULL, "DEL %s", r->key_missed);
   if (redisAsyncCommand(ac, drain_cb, b, "EXEC") == REDIS_OK) r->drain_busy = 1;
 }
 
@@ -1094,6 +1132,7 @@ static void announce(bus_t *b) {
   redisAsyncCommand(c->ac, count_cb, b, "SADD %s %s", r->key_nodes, b->node_id);
   poll_others(b);
   drain_unheard(b); /* the subscriber has its channels (what was recorded meanwhile) */
+  r->announced = 1; /* after that drain: the first one of a run drops what a previous run left */
 }
 
 static void on_up(rconn_t *c) {
@@ -1215,7 +1254,8 @@ static void rb_worker_stop(bus_t *b, int idx) {
 
 /* ---------------------------------------------------------------- sending, claims */
 
-static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients) {
+static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients,
+                   int keep) {
   rbus_t *r = RB(b);
   int idx = worker_current();
   rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
@@ -1237,19 +1277,23 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const c
   memcpy(msg + il, p, n);
   argv[2] = msg;
   unheard_t *u = NULL;
-  if (to && nclients) {
+  if (to && (nclients || (keep && n))) {
     size_t len = 0;
     for (size_t i = 0; i < nclients; i++) len += strlen(clients[i]) + 1;
-    u = xmalloc(sizeof *u + len);
+    size_t mlen = nclients ? 0 : n; /* a kept message: its payload, without the sender's id */
+    u = xmalloc(sizeof *u + len + mlen);
     u->b = b;
     snprintf(u->to, sizeof u->to, "%s", to);
     u->n = nclients;
+    u->ilen = len;
+    u->mlen = mlen;
     char *q = u->ids;
     for (size_t i = 0; i < nclients; i++) {
       size_t l = strlen(clients[i]) + 1;
       memcpy(q, clients[i], l);
       q += l;
     }
+    if (mlen) memcpy(q, p, mlen);
   }
   if (u) {
     if (redisAsyncCommandArgv(c->ac, deliver_cb, u, 3, argv, lens) != REDIS_OK) free(u); /* never answered */
