@@ -74,12 +74,26 @@ for (let k = 1; k < polls.length; k++)
 const inPoll = bins.filter((b) => polls.length && b.unix >= polls[0][0] && b.unix <= polls[polls.length - 1][0]);
 const nearHold = (b) => holds.find((h) => b.unix >= h.from - 0.25 && b.unix <= h.to + 0.05);
 const worst = [...inPoll].sort((x, y) => y.p99 - x.p99).slice(0, Math.max(1, Math.floor(inPoll.length / 20)));
+// What the machine did while a bin's messages were sent ([unix, unix + 0.1 s], the polls
+// around it): busy share of both cores, and the CPU (in cores) of ternd, its writer and the
+// generator (bench/paced-sampler.mjs; absent from an older poll file).
+const around = (b) => {
+  const a = polls.filter((p) => p[0] <= b.unix).pop();
+  const z = polls.find((p) => p[0] >= b.unix + 0.1);
+  if (!a || !z || a.length < 9 || z[0] <= a[0]) return null;
+  const s = z[0] - a[0];
+  const cores = (i) => +((z[i] - a[i]) / 1e9 / s).toFixed(2);
+  return { busy: +((z[4] - a[4]) / Math.max(1, z[5] - a[5])).toFixed(2), ternd: cores(6), writer: cores(7), gen: cores(8) };
+};
+const median = (v) => (v.length ? [...v].sort((x, y) => x - y)[v.length >> 1] : 0);
+const ctx = inPoll.map(around).filter(Boolean);
 res.timeline = {
   bins: inPoll.length, holds: holds.length,
   hold_ms: holds.map((h) => +h.ms.toFixed(1)),
   median_bin_p99_us: inPoll.length ? [...inPoll].sort((x, y) => x.p99 - y.p99)[inPoll.length >> 1].p99 : 0,
   share_of_bins_near_a_hold: inPoll.length ? +(inPoll.filter(nearHold).length / inPoll.length).toFixed(2) : 0,
-  worst_5pct: worst.map((b) => ({ t: b.t, p99_us: b.p99, max_us: b.max, hold_ms: nearHold(b) ? +nearHold(b).ms.toFixed(1) : 0 })),
+  worst_5pct: worst.map((b) => ({ t: b.t, p99_us: b.p99, max_us: b.max, hold_ms: nearHold(b) ? +nearHold(b).ms.toFixed(1) : 0, ...around(b) })),
+  median_bin: ctx.length ? Object.fromEntries(['busy', 'ternd', 'writer', 'gen'].map((k) => [k, median(ctx.map((c) => c[k]))])) : null,
 };
 
 if (process.argv.includes('--json')) {
@@ -99,5 +113,8 @@ if (process.argv.includes('--json')) {
   console.log(`timeline: ${T.bins} bins of 100 ms, median p99 ${T.median_bin_p99_us} us; ${T.holds} writer holds ` +
     `(${T.hold_ms.join(', ')} ms), ${Math.round(T.share_of_bins_near_a_hold * 100)}% of bins near one`);
   console.log(`  slowest 5% of bins: ${T.worst_5pct.filter((b) => b.hold_ms).length} of ${T.worst_5pct.length} near a hold: ` +
-    T.worst_5pct.map((b) => `t=${b.t}s p99 ${b.p99_us}${b.hold_ms ? ` [hold ${b.hold_ms} ms]` : ''}`).join('; '));
+    T.worst_5pct.map((b) => `t=${b.t}s p99 ${b.p99_us}${b.hold_ms ? ` [hold ${b.hold_ms} ms]` : ''}` +
+      (b.busy !== undefined ? ` (busy ${Math.round(b.busy * 100)}%, ternd ${b.ternd}, writer ${b.writer}, generator ${b.gen} cores)` : '')).join('; '));
+  if (T.median_bin) console.log(`  the median bin: busy ${Math.round(T.median_bin.busy * 100)}%, ternd ${T.median_bin.ternd}, ` +
+    `writer ${T.median_bin.writer}, generator ${T.median_bin.gen} cores`);
 }

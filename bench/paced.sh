@@ -5,7 +5,8 @@
 #   perf stat --per-thread: CPU (task-clock), system calls and context switches per thread;
 #   two scrapes of /metrics: tern_stage_seconds_total per stage, the store's histograms;
 #   tern-bench --timeline: delivery latency per 100 ms of send time, and beside it /metrics
-#   every 100 ms (OUT.poll: unix time, the writer's checkpoint holds and commits so far).
+#   every 100 ms (OUT.poll, bench/paced-sampler.mjs: unix time, the writer's checkpoint holds
+#   and commits so far, the machine's, ternd's, its writer's and the generator's CPU).
 # Then bench/paced-summary.mjs divides everything by the messages sent in the window and
 # says whether the slowest 100 ms bins coincide with a checkpoint holding the writer, and
 # bench/wal-pages.mjs says which tables' pages the commits in the WAL at the window's end wrote.
@@ -49,16 +50,8 @@ scrape() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metr
   >"$out.json" 2>"$out.err" &
 bpid=$!
 : >"$out.poll"
-poll() { # every 100 ms: unix time, holds, seconds held, commits (the store's counters so far)
-  while kill -0 "$bpid" 2>/dev/null; do
-    t=$(date +%s.%N)
-    curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" | awk -v t="$t" '
-      /^tern_store_checkpoint_hold_seconds_count/ {n = $2} /^tern_store_checkpoint_hold_seconds_sum/ {s = $2}
-      /^tern_store_commit_seconds_count/ {c = $2} END {printf "%s\t%s\t%s\t%s\n", t, n, s, c}' >>"$out.poll" || true
-    sleep 0.09
-  done
-}
-poll &
+# every 100 ms: the store's holds and commits, the machine's and the processes' CPU (OUT.poll)
+node bench/paced-sampler.mjs "$out.poll" "$app_id" "$key" "http://127.0.0.1:$port/" "$spid" "$bpid" &
 ppid_=$!
 sleep 5 # login (~1 s) and 3 s of warmup: the window starts inside the measured part
 scrape "$out.m0"
@@ -70,5 +63,8 @@ scrape "$out.m1"
 # the WAL as it is now (the database first, then its WAL): which tables the commits wrote
 cp "$dir/tern.db" "$out.db" && cp "$dir/tern.db-wal" "$out.db-wal" || true
 wait "$bpid"
+kill "$ppid_" 2>/dev/null || true
+wait "$ppid_" 2>/dev/null || true
+ppid_=""
 node bench/paced-summary.mjs "$out" "$rate" "$window"
 [[ -s $out.db-wal ]] && node bench/wal-pages.mjs "$out.db" || true
