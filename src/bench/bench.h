@@ -267,7 +267,8 @@ struct bthread {
   int sending, drained;
   int64_t outstanding;  /* run: messages, pages or logins not yet answered */
   int64_t echo_pending; /* keepalive echoes not yet answered */
-  uint64_t last_ack;    /* when receivers last sent their acks */
+  uint64_t ack_start;   /* when the current --ack-ms period began (0: none yet) */
+  int ack_next;         /* the clients that acked in it so far: clients[0 .. ack_next) */
   uint64_t sched;       /* rate mode: messages scheduled so far */
   uint64_t slow_ticks;
   client_t *flush_list;
