@@ -1042,25 +1042,24 @@ int bus_node_name(bus_t *b, int node, char out[BUS_NODE_ID_MAX + 1]) {
 
 /* ---------------------------------------------------------------- sending, routing */
 
+/* To one node by its slot: the backend's send under its id (keep, clients: bus.h) */
+static int send_node(bus_t *b, int node, const uint8_t *p, size_t n, const char *const *clients, size_t nclients,
+                     int keep) {
+  char id[BUS_NODE_ID_MAX + 1];
+  if (bus_node_name(b, node, id) < 0) {
+    atomic_fetch_add(&b->m_errors, 1);
+    return TERN_ENOENT;
+  }
+  return b->be->send(b, id, p, n, clients, nclients, keep);
+}
+
 int bus_deliver(bus_t *b, int node, const uint8_t *p, size_t n, const char *const *clients, size_t nclients) {
-  char id[BUS_NODE_ID_MAX + 1];
-  if (bus_node_name(b, node, id) < 0) {
-    atomic_fetch_add(&b->m_errors, 1);
-    return TERN_ENOENT;
-  }
-  return b->be->send(b, id, p, n, clients, nclients, 0);
+  return send_node(b, node, p, n, clients, nclients, 0);
 }
 
-int bus_send(bus_t *b, int node, const uint8_t *p, size_t n) { return bus_deliver(b, node, p, n, NULL, 0); }
+int bus_send(bus_t *b, int node, const uint8_t *p, size_t n) { return send_node(b, node, p, n, NULL, 0, 0); }
 
-int bus_send_kept(bus_t *b, int node, const uint8_t *p, size_t n) {
-  char id[BUS_NODE_ID_MAX + 1];
-  if (bus_node_name(b, node, id) < 0) {
-    atomic_fetch_add(&b->m_errors, 1);
-    return TERN_ENOENT;
-  }
-  return b->be->send(b, id, p, n, NULL, 0, 1);
-}
+int bus_send_kept(bus_t *b, int node, const uint8_t *p, size_t n) { return send_node(b, node, p, n, NULL, 0, 1); }
 
 int bus_broadcast(bus_t *b, const uint8_t *p, size_t n) { return b->be->send(b, NULL, p, n, NULL, 0, 0); }
 
