@@ -63,6 +63,7 @@ struct im {
    * (im_session.c): BUS_HOME_WORKER's thread only, in order of deadline */
   struct kick_all *kwait_head, *kwait_tail;
   uv_timer_t *kwait_timer;              /* on its loop; NULL before it starts and once it stops */
+  int kwait_dirty;                      /* the replica changed since the waits were last looked at */
   _Atomic unsigned long kick_remote[2]; /* those kicks: seen ended, answered at the deadline */
 };
 

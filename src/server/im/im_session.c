@@ -351,12 +351,32 @@ static void kwait_arm(im_t *im) {
     uv_timer_stop(t);
     return;
   }
-  int64_t left = im->kwait_head->rdeadline - (int64_t)uv_now(t->loop);
+  int64_t left = im->kwait_dirty ? 0 : im->kwait_head->rdeadline - (int64_t)uv_now(t->loop);
   uv_timer_start(t, im_session_kick_waits_tick, left > 0 ? (uint64_t)left : 0, 0);
+}
+
+/* The waits whose sessions left the replica are answered (seen), in one pass however many
+ * changes the replica took since the last: a subscriber read applies many deltas at once,
+ * and a pass per delta would cost the home worker waits × deltas lookups in a kick storm. */
+static void kwait_scan(im_t *im) {
+  im->kwait_dirty = 0;
+  kick_all_t **p = &im->kwait_head, *last = NULL;
+  while (*p) {
+    kick_all_t *a = *p;
+    if (kick_remote_gone(im, a)) {
+      *p = a->rnext;
+      kick_remote_back(a, KR_SEEN);
+    } else {
+      last = a;
+      p = &a->rnext;
+    }
+  }
+  im->kwait_tail = last;
 }
 
 void im_session_kick_waits_tick(uv_timer_t *t) {
   im_t *im = t->data;
+  if (im->kwait_dirty) kwait_scan(im);
   int64_t now = (int64_t)uv_now(t->loop);
   while (im->kwait_head && im->kwait_head->rdeadline <= now) {
     kick_all_t *a = im->kwait_head;
@@ -386,22 +406,13 @@ static void kick_remote_add(task_t *t) {
   if (im->kwait_head == a) kwait_arm(im); /* deadlines come in order: only a first one arms */
 }
 
+/* The replica changed: the waits are looked at once this loop iteration's changes are in
+ * (the timer at 0), not at each change. */
 void im_session_kick_waits_seen(void *arg) {
   im_t *im = arg;
-  if (!im->kwait_head) return;
-  kick_all_t **p = &im->kwait_head, *last = NULL;
-  while (*p) {
-    kick_all_t *a = *p;
-    if (kick_remote_gone(im, a)) {
-      *p = a->rnext;
-      kick_remote_back(a, KR_SEEN);
-    } else {
-      last = a;
-      p = &a->rnext;
-    }
-  }
-  im->kwait_tail = last;
-  if (im->kwait_timer) kwait_arm(im);
+  if (!im->kwait_head || im->kwait_dirty || !im->kwait_timer) return;
+  im->kwait_dirty = 1;
+  kwait_arm(im);
 }
 
 static void kwait_timer_free(uv_handle_t *h) { free(h); }
