@@ -17,6 +17,12 @@ async function metric(s, name) {
   return m ? Number(m[1]) : undefined;
 }
 
+// s's /metrics lines whose names match re (what a rare failure is reported with).
+async function metricLines(s, re) {
+  const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
+  return (await res.text()).split('\n').filter((l) => re.test(l)).map((l) => `${s.port} ${l}`);
+}
+
 // Polls s's /metrics until name's value satisfies ok (a barrier on the node's own state).
 async function metricBecomes(s, name, ok, timeoutMs = 15000) {
   const t0 = Date.now();
@@ -99,7 +105,15 @@ describe('three nodes on one PostgreSQL and one Redis', () => {
     const kicked = waitFor(spike, 'kicked');
     await jc.remove([spikeId]);
     await kicked; // delivered after the invalidation: both left node 2's worker in that order
-    await assert.rejects(sc.send(new spike.sdk.TextMessage('must not pass')), (e) => e.code === 4401);
+    // Once in hundreds of runs (ThreadSanitizer, a loaded machine) this send was accepted;
+    // not reproduced since: the failure carries both nodes' bus and cache counters.
+    try {
+      await assert.rejects(sc.send(new spike.sdk.TextMessage('must not pass')), (e) => e.code === 4401);
+    } catch (e) {
+      const re = /^tern_(bus_|conv_)/;
+      e.message += `\n${[...(await metricLines(n1, re)), ...(await metricLines(n2, re))].join('\n')}`;
+      throw e;
+    }
     // history is the same from both nodes, and holds no refused message
     const h1 = (await conv.queryMessages({ limit: 50 })).map((m) => `${m.id}:${m.text}`);
     const h2 = (await jc.queryMessages({ limit: 50 })).map((m) => `${m.id}:${m.text}`);
