@@ -97,12 +97,19 @@ void scen_plan(void) {
   case SC_LOGIN: break;
   }
   for (int i = 0; i < n; i++) thread_add_client(owner[i], &bench.clients[i]);
-  for (int s = 0; s < bench.nstreams; s++) {
-    stream_t *st = &bench.streams[s];
-    st->owner = owner[st->sender];
-    bthread_t *th = bench.threads[st->owner];
-    th->streams = xrealloc(th->streams, (size_t)(th->nstreams + 1) * sizeof *th->streams);
-    th->streams[th->nstreams++] = s;
-  }
+  /* A thread paces its streams in turn (scen_tick). Pairs: every conversation's first end,
+   * then every second end, so the two ends of one conversation send half a turn apart, as
+   * two people do — side by side they sent within a fraction of a millisecond every time,
+   * and a cluster's nodes then gave both the same millisecond in a fifth of all messages
+   * (docs/cluster.md, "Message order across nodes": those are moved, on a slower path). */
+  int passes = bench.sc == SC_PAIRS && !bench.o.one_way ? 2 : 1;
+  for (int pass = 0; pass < passes; pass++)
+    for (int s = pass; s < bench.nstreams; s += passes) {
+      stream_t *st = &bench.streams[s];
+      st->owner = owner[st->sender];
+      bthread_t *th = bench.threads[st->owner];
+      th->streams = xrealloc(th->streams, (size_t)(th->nstreams + 1) * sizeof *th->streams);
+      th->streams[th->nstreams++] = s;
+    }
   free(owner);
 }
