@@ -364,7 +364,8 @@ int pgc_pipe_sync(pgc_t *p) {
     if (PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
       const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       snprintf(p->sqlstate, sizeof p->sqlstate, "%s", st ? st : "");
-      log_at(LOG_ERROR, "postgres (%s): %s: %s", p->role, item_sql(id), PQresultErrorMessage(r));
+      if (strcmp(p->sqlstate, PG_ORDER_BEHIND) != 0)
+        log_at(LOG_ERROR, "postgres (%s): %s: %s", p->role, item_sql(id), PQresultErrorMessage(r));
     }
   }
   PGresult *sync = PQstatus(p->c) == CONNECTION_OK ? PQgetResult(p->c) : NULL;

@@ -95,9 +95,11 @@ int pgc_cmd(pgc_t *p, const char *sql);
  * connection broke: closed). Parameters are copied: a may go at once.
  * pgc_pipe_sync: sends the flight and reads every result (pgc_pipe_result(p, index), owned
  * by p until the next sync or pgc_pipe_end): 0 if every item succeeded; TERN_ESTORE if one
- * failed (p->failed_at, sqlstate set, logged) or the connection went (closed: failed_at is
+ * failed (p->failed_at, sqlstate set, logged unless it is PG_ORDER_BEHIND, which a
+ * flight may fail by design) or the connection went (closed: failed_at is
  * the first item without an answer). The connection stays in pipeline mode for another
  * flight. pgc_pipe_end: leaves pipeline mode (or nothing, if the connection went). */
+#define PG_ORDER_BEHIND "TN001" /* tern_order_past (pg_schema.c): a key not past the newest */
 int pgc_pipe_begin(pgc_t *p, int fresh);
 int pgc_pipe_run(pgc_t *p, int id, const pgargs_t *a);
 int pgc_pipe_cmd(pgc_t *p, const char *sql);
@@ -155,6 +157,8 @@ struct store {
   map_t order; /* writer only: the newest stored key of each conversation this transaction
                 * holds the order lock of (pg_writer.c: order_lock) */
   atomic_llong rekeyed;
+  int64_t order_behind_us;   /* writer only: when a one-round-trip flight last found a key behind */
+  atomic_llong order_behind; /* such flights, run again: tern_store_pg_order_retries_total */
   atomic_int fail_writes;
   atomic_int reconnects, writer_up;
   atomic_llong round_trips; /* the writer's, to PostgreSQL: tern_store_round_trips_total */

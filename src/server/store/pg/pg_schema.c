@@ -65,6 +65,18 @@ static const char *const migrations[] = {
      * resend after a reconnect (store_msg_by_dt); no index: looked for within a recent key
      * range only */
     "ALTER TABLE msg ADD COLUMN dt BIGINT;",
+    /* 3: the check that lets a batch whose messages ask for their order commit in one round
+     * trip (pg_writer.c, "message order across writers"): after the order locks, each
+     * conversation's first key of the batch against its newest stored key; one not past it
+     * fails the statement (SQLSTATE TN001: the flight aborts, nothing of it commits) */
+    "CREATE FUNCTION tern_order_past(c BIGINT[], t BIGINT[], q BIGINT[]) RETURNS void LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF EXISTS (SELECT 1 FROM unnest(c, t, q) b(conv, ts, seq) JOIN LATERAL (SELECT m.ts, m.seq FROM msg m"
+    "             WHERE m.conv = b.conv ORDER BY m.ts DESC, m.seq DESC LIMIT 1) n ON true"
+    "             WHERE (n.ts, n.seq) >= (b.ts, b.seq)) THEN"
+    "   RAISE EXCEPTION USING ERRCODE = 'TN001', MESSAGE = 'a message key is not past its conversation''s newest';"
+    "  END IF;"
+    " END $f$;",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

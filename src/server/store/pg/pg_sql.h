@@ -46,6 +46,9 @@ X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions,
  * other in a cycle), then — in a statement of its own, whose snapshot is taken after the
  * locks — the newest stored key of each */
 X(ORDER_LOCK, "SELECT pg_advisory_xact_lock(1952805486, (v % 2147483647)::int) FROM unnest($1::bigint[]) v")
+/* or, in the same flight as the batch (no round trip of its own), after the locks: fails
+ * (PG_ORDER_BEHIND) if a conversation's first key of the batch is not past its newest */
+X(ORDER_PAST, "SELECT tern_order_past($1::bigint[], $2::bigint[], $3::bigint[])")
 X(ORDER_NEWEST, "SELECT v, l.ts, l.seq FROM unnest($1::bigint[]) v LEFT JOIN LATERAL (SELECT ts, seq FROM msg"
                 " WHERE msg.conv = v ORDER BY ts DESC, seq DESC LIMIT 1) l ON true")
 /* the rows UPD_LM and TOUCH_CONVS will update, locked in the order of their ids: no two

@@ -115,10 +115,15 @@ void pg_metrics(store_t *s, buf_t *out) {
              "# HELP tern_store_pg_rekeyed_total Messages stored past a newer key another writer had stored "
              "first (their id and timestamp moved: docs/cluster.md).\n# TYPE tern_store_pg_rekeyed_total counter\n"
              "tern_store_pg_rekeyed_total %lld\n"
+             "# HELP tern_store_pg_order_retries_total Group commits run again in two round trips because a "
+             "message's key was not past its conversation's newest (the one-round-trip attempt found it: "
+             "docs/cluster.md).\n# TYPE tern_store_pg_order_retries_total counter\n"
+             "tern_store_pg_order_retries_total %lld\n"
              "# HELP tern_store_round_trips_total Round trips the store's writer waited for (a pipelined flight "
              "of statements is one; with tern_store_commit_seconds_count, round trips per commit).\n"
              "# TYPE tern_store_round_trips_total counter\ntern_store_round_trips_total %lld\n",
              pg_open_connections(), atomic_load(&s->writer_up), atomic_load(&s->reconnects),
              (long long)atomic_load(&s->batches_failed), (long long)atomic_load(&s->batch_reruns),
-             (long long)atomic_load(&s->rekeyed), (long long)atomic_load(&s->round_trips));
+             (long long)atomic_load(&s->rekeyed), (long long)atomic_load(&s->order_behind),
+             (long long)atomic_load(&s->round_trips));
 }

@@ -95,29 +95,56 @@ void pg_notes_clear(map_t *m) {
  * with another writer), held to its COMMIT, then reads the newest stored keys; a message
  * not past its conversation's newest is moved to (max(ts, newest ts), newest seq + 1). So a
  * conversation's history is in commit order, and an ack never names a place before a
- * message acked earlier. Two round trips per batch holding messages, not per message. */
+ * message acked earlier. Two round trips per batch holding messages, not per message.
+ *
+ * Usually nothing moves: each node's keys come from the clock, and another node's later
+ * key is rare (a clock behind, two sends in one millisecond). So the first attempt hopes:
+ * the locks and a check go in the batch's one flight (ORDER_PAST: each conversation's first
+ * key of the batch against its newest, after the locks), the keys as given — one round trip
+ * per batch. A key behind fails the check, the flight aborts and nothing of it commits
+ * (PG_ORDER_BEHIND), and the batch runs again the way above, as does every batch for
+ * ORDER_HOPE_US after (tern_store_pg_order_retries_total). One thing is read before the
+ * locks are granted then, not after: whether a job's sender left (store_msg_gone_settle) —
+ * a mark that comes within that round trip finds the job already queued as a plain insert
+ * (docs/cluster.md, "A send whose ack died with its node is stored once"). */
+#define ORDER_HOPE_US 1000000
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
+typedef struct {
+  int64_t conv, ts, seq;
+} okey_t;
+
+static int cmp_okey(const void *a, const void *b) {
+  const okey_t *x = a, *y = b;
+  if (x->conv != y->conv) return x->conv < y->conv ? -1 : 1;
+  if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* The sorted distinct conversations of the batch's messages that ask for their order
- * (rekey), as a PostgreSQL array into arr: how many (0: none, arr left empty). */
-static size_t order_ids(store_job_t *batch, buf_t *arr) {
+ * (rekey), as PostgreSQL arrays: their ids into arr[0] and, when arr[1] and arr[2] are
+ * given, each one's first key of the batch (ts, seq); how many messages (0: none, the
+ * arrays left empty). */
+static size_t order_ids(store_job_t *batch, buf_t *arr[3]) {
   size_t n = 0, cap = 0;
-  int64_t *ids = NULL;
+  okey_t *k = NULL;
   for (store_job_t *j = batch; j; j = j->next) {
-    if (j->type != JOB_MSG_INSERT || !((job_msg_insert_t *)j)->rekey) continue;
-    if (n == cap) ids = xrealloc(ids, (cap = cap ? cap * 2 : 16) * sizeof *ids);
-    ids[n++] = ((job_msg_insert_t *)j)->conv;
+    const job_msg_insert_t *m = (const job_msg_insert_t *)j;
+    if (j->type != JOB_MSG_INSERT || !m->rekey) continue;
+    if (n == cap) k = xrealloc(k, (cap = cap ? cap * 2 : 16) * sizeof *k);
+    k[n++] = (okey_t){m->conv, m->ts, m->seq};
   }
   if (!n) return 0;
-  qsort(ids, n, sizeof *ids, cmp_i64);
-  for (size_t i = 0; i < n; i++)
-    if (!i || ids[i] != ids[i - 1]) buf_printf(arr, "%s%lld", arr->len ? "," : "{", (long long)ids[i]);
-  buf_append_str(arr, "}");
-  free(ids);
+  qsort(k, n, sizeof *k, cmp_okey);
+  for (size_t i = 0; i < n; i++) {
+    if (i && k[i].conv == k[i - 1].conv) continue;
+    const char *sep = i ? "," : "{";
+    buf_printf(arr[0], "%s%lld", sep, (long long)k[i].conv);
+    if (arr[1]) buf_printf(arr[1], "%s%lld", sep, (long long)k[i].ts);
+    if (arr[2]) buf_printf(arr[2], "%s%lld", sep, (long long)k[i].seq);
+  }
+  for (int a = 0; a < 3; a++)
+    if (arr[a]) buf_append_str(arr[a], "}");
+  free(k);
   return n;
 }
 
@@ -130,7 +157,7 @@ static void order_note(store_t *s, const PGresult *r) {
 static int order_lock(store_t *s, store_job_t *batch) {
   pg_notes_clear(&s->order);
   buf_t arr = BUF_INIT;
-  if (!order_ids(batch, &arr)) return 0;
+  if (!order_ids(batch, (buf_t *[3]){&arr, NULL, NULL})) return 0;
   pgargs_t a = {0};
   pga_txt(&a, buf_cstr(&arr));
   PGresult *r = NULL;
@@ -852,6 +879,7 @@ typedef struct {
   job_msg_insert_t *msgs[MSGS_MAX];
   size_t nmsgs;
   progress_arr_t ack, read;
+  int past; /* the flight's ORDER_PAST, or -1 */
   msgs_post_t *posts;
   size_t nposts, cap;
 } flight_t;
@@ -935,19 +963,26 @@ static int flight_sync(flight_t *f) {
   return rc;
 }
 
+/* What a first attempt that did not commit asks of pg_run_batch: */
+enum { ATTEMPT_CAREFUL = 1, ATTEMPT_ORDERED = 2 };
+
 /* After a flight failed: TERN_ESTORE if the connection went (the transaction with it) or
- * the item at `commit` (the COMMIT) is the one that failed, else 1 (a statement failed:
- * rolled back, for the careful attempt). */
-static int flight_failed(store_t *s, int commit) {
+ * the item at `commit` (the COMMIT) is the one that failed; else rolled back, and
+ * ATTEMPT_ORDERED if it was the order check (a key behind), or ATTEMPT_CAREFUL (a
+ * statement failed). */
+static int flight_failed(flight_t *f, int commit) {
+  store_t *s = f->s;
   if (!s->w.c) return TERN_ESTORE;
   int at = s->w.failed_at;
+  int behind = at >= 0 && at == f->past && strcmp(s->w.sqlstate, PG_ORDER_BEHIND) == 0;
   pgc_pipe_end(&s->w);
   if (s->w.c) pgc_cmd(&s->w, "ROLLBACK");
   if (commit >= 0 && at == commit) {
     log_at(LOG_ERROR, "postgres (writer): COMMIT failed");
     return TERN_ESTORE;
   }
-  return s->w.c ? 1 : TERN_ESTORE;
+  if (!s->w.c) return TERN_ESTORE;
+  return behind ? ATTEMPT_ORDERED : ATTEMPT_CAREFUL;
 }
 
 /* A JOB_NOTIF's rows, or a JOB_PRUNE, queued: 0 or JOB_SQL. */
@@ -968,19 +1003,36 @@ static int notif_queue(store_t *s, store_job_t *j) {
   return 0;
 }
 
-static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
+/* The order locks and check queued in the flight (hoping: see "message order across
+ * writers"): 0, or JOB_SQL. */
+static int order_hope(flight_t *f, buf_t arr[3]) {
+  pgargs_t a = {0}, k = {0};
+  pga_txt(&a, buf_cstr(&arr[0]));
+  for (int i = 0; i < 3; i++) pga_txt(&k, buf_cstr(&arr[i]));
+  if (pgc_pipe_run(&f->s->w, PS_ORDER_LOCK, &a) < 0 || (f->past = pgc_pipe_run(&f->s->w, PS_ORDER_PAST, &k)) < 0)
+    return JOB_SQL;
+  return 0;
+}
+
+static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm, int hope) {
   store_t *s = f->s;
   for (int tries = 0;; tries++) {
     int had = s->w.c != NULL;
     if (pgc_pipe_begin(&s->w, 1) < 0 || pgc_pipe_cmd(&s->w, "BEGIN") < 0) return TERN_ESTORE;
     pg_notes_clear(&s->order);
-    buf_t arr = BUF_INIT;
-    if (!order_ids(batch, &arr)) break;
+    buf_t arr[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
+    if (!order_ids(batch, (buf_t *[3]){&arr[0], hope ? &arr[1] : NULL, hope ? &arr[2] : NULL})) break;
+    if (hope) { /* no answer awaited: the keys stay as given unless the flight fails */
+      int rc = order_hope(f, arr);
+      for (int i = 0; i < 3; i++) buf_free(&arr[i]);
+      if (rc != 0) return flight_failed(f, -1);
+      break;
+    }
     pgargs_t a = {0};
-    pga_txt(&a, buf_cstr(&arr));
+    pga_txt(&a, buf_cstr(&arr[0]));
     int newest = -1;
     if (pgc_pipe_run(&s->w, PS_ORDER_LOCK, &a) >= 0) newest = pgc_pipe_run(&s->w, PS_ORDER_NEWEST, &a);
-    buf_free(&arr);
+    buf_free(&arr[0]);
     int rc = newest < 0 ? TERN_ESTORE : pgc_pipe_sync(&s->w);
     if (rc == 0) {
       order_note(s, pgc_pipe_result(&s->w, newest));
@@ -989,7 +1041,7 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
     /* a connection that went before this flight's answer (the server restarted while the
      * writer was idle): nothing of the batch had run but BEGIN and the locks — once more,
      * on a new connection */
-    if (!(had && !s->w.c && tries == 0)) return flight_failed(s, -1);
+    if (!(had && !s->w.c && tries == 0)) return flight_failed(f, -1);
   }
   for (store_job_t *j = batch; j; j = j->next) {
     switch (j->type) {
@@ -1003,11 +1055,11 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
       store_msg_gone_settle(m);
       lm_note(&f->sent, m->conv, m->ts);
       if (msg_checked(m)) { /* a possible resend: a statement of its own, after those before it */
-        if (flight_msgs(f) != 0 || flight_checked(f, m) != 0) return flight_failed(s, -1);
+        if (flight_msgs(f) != 0 || flight_checked(f, m) != 0) return flight_failed(f, -1);
         continue;
       }
       f->msgs[f->nmsgs++] = m;
-      if (f->nmsgs == MSGS_MAX && flight_msgs(f) != 0) return flight_failed(s, -1);
+      if (f->nmsgs == MSGS_MAX && flight_msgs(f) != 0) return flight_failed(f, -1);
       continue;
     }
     case JOB_MEMBER_ACK:
@@ -1017,14 +1069,14 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
       continue;
     case JOB_NOTIF:
     case JOB_PRUNE: /* statements whose answers nothing reads (notif rows only): queued as they are */
-      if (notif_queue(s, j) != 0) return flight_failed(s, -1);
+      if (notif_queue(s, j) != 0) return flight_failed(f, -1);
       j->result = 0;
       continue;
     default: break;
     }
     /* a job that reads between its statements: what is queued goes first */
     log_at(LOG_DEBUG, "store: job type %d runs statement by statement (postgres)", j->type);
-    if (flight_pending(f) != 0 || flight_sync(f) != 0) return flight_failed(s, -1);
+    if (flight_pending(f) != 0 || flight_sync(f) != 0) return flight_failed(f, -1);
     pgc_pipe_end(&s->w);
     int rc = run_job(s, j);
     if (rc == JOB_SQL) {
@@ -1035,9 +1087,9 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
     j->result = rc == TERN_EEXIST ? TERN_EEXIST : rc ? TERN_ESTORE : 0;
     if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
   }
-  if (flight_pending(f) != 0) return flight_failed(s, -1);
+  if (flight_pending(f) != 0) return flight_failed(f, -1);
   if (s->touch.n || s->fwd.n) { /* members or imports changed: their statements run as before */
-    if (flight_sync(f) != 0) return flight_failed(s, -1);
+    if (flight_sync(f) != 0) return flight_failed(f, -1);
     pgc_pipe_end(&s->w);
     if (touch_flush(s) != 0 || fwd_flush(s) != 0) {
       if (!s->w.c) return TERN_ESTORE;
@@ -1046,7 +1098,7 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
     }
     if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
   }
-  if (flush_lm && lm_flush(s, &s->lm, &f->sent, 1) != 0) return flight_failed(s, -1);
+  if (flush_lm && lm_flush(s, &s->lm, &f->sent, 1) != 0) return flight_failed(f, -1);
   if (atomic_load(&s->fail_writes)) {
     pgc_pipe_sync(&s->w);
     if (s->w.c) {
@@ -1057,7 +1109,7 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
   }
   int commit = pgc_pipe_cmd(&s->w, "COMMIT");
   if (commit < 0) return TERN_ESTORE;
-  if (flight_sync(f) != 0) return flight_failed(s, commit);
+  if (flight_sync(f) != 0) return flight_failed(f, commit);
   /* a COMMIT of an aborted transaction answers ROLLBACK */
   PGresult *r = pgc_pipe_result(&s->w, commit);
   if (!r || strcmp(PQcmdStatus(r), "COMMIT") != 0) {
@@ -1069,16 +1121,17 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm) {
   return 0;
 }
 
-/* 0 committed (each job's result set), 1 a statement failed (the careful attempt next), or
- * TERN_ESTORE nothing is committed. */
-static int attempt_piped(store_t *s, store_job_t *batch, map_t *lm, int flush_lm) {
+/* 0 committed (each job's result set), ATTEMPT_CAREFUL or ATTEMPT_ORDERED (what runs
+ * next), or TERN_ESTORE nothing is committed. hope: the order check in the flight. */
+static int attempt_piped(store_t *s, store_job_t *batch, map_t *lm, int flush_lm, int hope) {
   pg_notes_clear(&s->touch);
   pg_notes_clear(&s->fwd);
   flight_t *f = xcalloc(1, sizeof *f);
   f->s = s;
   f->lm = lm;
+  f->past = -1;
   map_init(&f->sent);
-  int rc = attempt_piped_run(f, batch, flush_lm);
+  int rc = attempt_piped_run(f, batch, flush_lm, hope);
   if (s->w.piping) pgc_pipe_end(&s->w);
   posts_free(f);
   free(f->posts);
@@ -1114,11 +1167,20 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
   map_t lm; /* this batch's notes; they join s->lm once committed */
   map_init(&lm);
   int rc = TERN_ESTORE;
+  int hope = !s->order_behind_us || now - s->order_behind_us >= ORDER_HOPE_US;
   for (int careful = 0; careful < 2; careful++) {
     pg_notes_clear(&lm);
-    rc = careful ? attempt_careful(s, batch, &lm, flush_lm) : attempt_piped(s, batch, &lm, flush_lm);
-    if (rc != 1) break;
-    atomic_fetch_add(&s->batch_reruns, 1);
+    rc = careful ? attempt_careful(s, batch, &lm, flush_lm) : attempt_piped(s, batch, &lm, flush_lm, hope);
+    if (rc == ATTEMPT_ORDERED) { /* a key behind: the first attempt again, ordered */
+      s->order_behind_us = pg_mono_us();
+      atomic_fetch_add(&s->order_behind, 1);
+      hope = 0;
+      careful--;
+    } else if (rc == ATTEMPT_CAREFUL) {
+      atomic_fetch_add(&s->batch_reruns, 1);
+    } else {
+      break;
+    }
     for (store_job_t *j = batch; j; j = j->next) job_reset(j);
     for (size_t k = 0; k < ns; k++)
       for (size_t i = 0; i < saved[k].j->n; i++) saved[k].j->ops[i].outcome = saved[k].outcomes[i];
