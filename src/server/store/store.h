@@ -282,7 +282,7 @@ typedef struct job_msg_insert {
    * was closed, kicked or pushed out) before the commit, so the client may have resent it on
    * a new connection — on another node, whose writer can commit the resend first. The owner
    * sets `gone` (any thread, at any time while the job is queued; never cleared); the writer
-   * reads it once the job's order lock is held (store_msg_gone_settle) and then checks the
+   * reads it when it queues the job behind its order lock (store_msg_gone_settle) and then checks the
    * job exactly as a resend (dt_since = gone_since): an equal message of the same sender
    * already stored makes this copy the one dropped (TERN_EEXIST, dup_mid). gone_since 0: the
    * job is never checked this way (no dt, or dedupe off); a plain job costs nothing more. */
@@ -290,9 +290,9 @@ typedef struct job_msg_insert {
   int64_t gone_since;
 } job_msg_insert_t;
 
-/* The writer, once it holds the job's order lock (a backend with one: after the lock is
- * granted; SQLite: when it runs the job), before it decides between a plain and a checked
- * insert: a job marked gone becomes a checked one. */
+/* The writer, when it queues the job behind its order lock (a backend with one: in the
+ * lock's flight, or after the lock is granted; SQLite: when it runs the job), before it
+ * decides between a plain and a checked insert: a job marked gone becomes a checked one. */
 static inline void store_msg_gone_settle(job_msg_insert_t *j) {
   if (!j->dt_since && j->dt && j->gone_since && atomic_load_explicit(&j->gone, memory_order_acquire))
     j->dt_since = j->gone_since;

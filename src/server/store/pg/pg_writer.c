@@ -1048,10 +1048,12 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm, int 
     case JOB_MSG_INSERT: {
       job_msg_insert_t *m = (job_msg_insert_t *)j;
       order_key(s, m);
-      /* Read only now, the order lock granted: a resend another node committed before it was
-       * is seen by the check, and one it did not commit yet waits behind this transaction and
-       * finds this copy — unless the mark comes later than that node's commit (docs/cluster.md,
-       * "A send whose ack died with its node is stored once"). */
+      /* Read now: once the order lock is granted, in a batch that waited for its newest keys;
+       * in the same flight as the lock otherwise (hoping). A marked copy's check runs after
+       * the lock either way: a resend another node committed before it was is seen, and one
+       * it did not commit yet waits behind this transaction and finds this copy — unless the
+       * mark comes after the flight was sent (docs/cluster.md, "A send whose ack died with
+       * its node is stored once"). */
       store_msg_gone_settle(m);
       lm_note(&f->sent, m->conv, m->ts);
       if (msg_checked(m)) { /* a possible resend: a statement of its own, after those before it */
