@@ -415,6 +415,26 @@ describe('clients', () => {
     assert.deepEqual((await ok('POST', '/1.2/rtm/clients/check-online', { client_ids: [a] })).results, []);
   });
 
+  // One client id may hold any number of sessions (a connection each, no tags): fan-out and
+  // the app's kick read them into fixed buffers first (32 and 64) — the kick ended only the
+  // first 64, and a fan-out's second read could find more than it had room for.
+  test('a client on 70 sessions: a message reaches each, the app\'s kick ends each', async () => {
+    const a = uid('many'), b = uid('b');
+    const many = [];
+    for (let i = 0; i < 70; i++) many.push(await session(server, a));
+    const cb = await session(server, b);
+    const conv = await startConv(cb, [a]);
+    await sendMsg(cb, conv.cid, 'to every one');
+    for (const c of many) await c.next((x) => x.cmd === 'direct' && x.directMessage.msg === 'to every one');
+    assert.deepEqual(await ok('POST', `/1.2/rtm/clients/${a}/kick`, {}), {});
+    for (const c of many) {
+      const closed = await c.next((x) => x.cmd === 'session' && x.op === 'closed');
+      assert.equal(closed.sessionMessage.code, 4115);
+    }
+    assert.deepEqual((await ok('POST', '/1.2/rtm/clients/check-online', { client_ids: [a] })).results, []);
+    await Promise.all([...many, cb].map((c) => c.close()));
+  });
+
   test('an unknown path under /1.2/rtm is 404 with a JSON error', async () => {
     const r = await api('GET', '/1.2/rtm/nothing-here');
     assert.equal(r.status, 404);

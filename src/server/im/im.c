@@ -349,12 +349,8 @@ static void handles_by_worker(im_t *im, char *const *ids, size_t n, uint64_t ski
   memset(per, 0, sizeof(handles_t) * (size_t)im->nworkers);
   uint64_t tmp[32];
   for (size_t i = 0; i < n; i++) {
-    size_t k = presence_get(im->presence, ids[i], tmp, 32);
-    uint64_t *hs = tmp;
-    if (k > 32) { /* more devices than the stack buffer: fetch them all */
-      hs = xmalloc(k * sizeof *hs);
-      k = presence_get(im->presence, ids[i], hs, k);
-    }
+    size_t k;
+    uint64_t *hs = presence_get_all(im->presence, ids[i], tmp, 32, &k);
     for (size_t j = 0; j < k; j++) {
       if (hs[j] == skip) continue;
       int owner = handle_owner(hs[j]);

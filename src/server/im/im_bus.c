@@ -899,14 +899,9 @@ static void unheard_goaway_run(task_t *t) {
 static void on_unheard(void *arg, const char *const *clients, size_t n) {
   im_t *im = arg;
   for (size_t i = 0; i < n; i++) {
-    uint64_t h[16], *hs = h;
-    size_t k = presence_get(im->presence, clients[i], h, 16);
-    if (k > 16) { /* more sessions than fit: read again with room for them */
-      size_t cap = k;
-      hs = xcalloc(cap, sizeof *hs);
-      k = presence_get(im->presence, clients[i], hs, cap);
-      if (k > cap) k = cap; /* more came meanwhile: those logged in after the drain anyway */
-    }
+    uint64_t h[16];
+    size_t k;
+    uint64_t *hs = presence_get_all(im->presence, clients[i], h, 16, &k);
     size_t len = strlen(clients[i]) + 1;
     for (size_t j = 0; j < k; j++) {
       unheard_goaway_t *g = xmalloc(sizeof *g + len);

@@ -510,9 +510,11 @@ static void kick_app_run(im_worker_t *w, kick_all_t *a, const char *client, int 
   a->nrefs = rn < KICK_REMOTE_MAX ? rn : KICK_REMOTE_MAX;
   for (size_t i = 0; i < a->nrefs; i++) im_bus_kick(w, &a->refs[i], client, code, detail);
   if (a->nrefs && !a->client) a->client = xstrdup(client);
-  uint64_t held[64];
-  size_t n = presence_get(im->presence, client, held, 64);
-  kick_all_start(w, a, held, n < 64 ? n : 64, code, detail);
+  uint64_t buf[64];
+  size_t n;
+  uint64_t *held = presence_get_all(im->presence, client, buf, 64, &n);
+  kick_all_start(w, a, held, n, code, detail);
+  if (held != buf) free(held);
 }
 
 static void kick_app_fenced(void *arg) {

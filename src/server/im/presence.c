@@ -139,6 +139,18 @@ size_t presence_get(presence_t *p, const char *client, uint64_t *out, size_t max
   return get(p, client, NULL, 0, out, max);
 }
 
+uint64_t *presence_get_all(presence_t *p, const char *client, uint64_t *buf, size_t max, size_t *n) {
+  uint64_t h = map_hash(client, strlen(client));
+  shard_t *s = shard_of(p, h);
+  pthread_mutex_lock(&s->mu);
+  entry_t *e = find(s, client, h);
+  *n = e ? e->n : 0;
+  uint64_t *out = *n > max ? xmalloc(*n * sizeof *out) : buf;
+  for (size_t i = 0; i < *n; i++) out[i] = e->refs[i].session;
+  pthread_mutex_unlock(&s->mu);
+  return out;
+}
+
 size_t presence_get_tagged(presence_t *p, const char *client, const char *tag, uint64_t *out, size_t max) {
   return get(p, client, tag, 1, out, max);
 }

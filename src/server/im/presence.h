@@ -22,6 +22,9 @@ void presence_add(presence_t *p, const char *client, uint64_t session, const cha
 void presence_del(presence_t *p, const char *client, uint64_t session);
 /* Copies up to max session handles of client into out; returns how many there are. */
 size_t presence_get(presence_t *p, const char *client, uint64_t *out, size_t max);
+/* Every session handle of client, however many: into buf (room for max) when they fit, else
+ * into a malloc'd array; returns where (buf, or an array the caller frees) and *n how many. */
+uint64_t *presence_get_all(presence_t *p, const char *client, uint64_t *buf, size_t max, size_t *n);
 /* Like presence_get, only the sessions whose tag equals `tag`. */
 size_t presence_get_tagged(presence_t *p, const char *client, const char *tag, uint64_t *out, size_t max);
 int presence_online(presence_t *p, const char *client);
