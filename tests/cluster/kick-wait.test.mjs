@@ -62,6 +62,23 @@ describe('cluster: the app\'s kick is answered once the other nodes\' sessions o
     await a.close();
   });
 
+  // One id may hold any number of sessions: every one on the other node is kicked and
+  // awaited (the kick took the first 64 before, and left the rest connected)
+  test('a client on 70 sessions on node 1 kicked through node 2: every one gets 4115, none listed', async () => {
+    const [n1, n2] = nodes;
+    const x = uid('kickmany');
+    const many = [];
+    for (let i = 0; i < 70; i++) many.push(await session(n1, x));
+    // no wait for node 2 to hear of them: the kick's presence fence covers logins answered before it
+    const ends = many.map((a) => a.next((c) => c.cmd === 'session' && c.op === 'closed', 10000));
+    const r = await post(n2, `/1.2/rtm/clients/${x}/kick`, {});
+    assert.equal(r.status, 200, JSON.stringify(r));
+    for (const e of ends) assert.equal((await e).sessionMessage?.code, 4115);
+    assert.deepEqual(await online(n2, x), []);
+    assert.deepEqual(await online(n1, x), []);
+    await Promise.all(many.map((a) => a.close()));
+  });
+
   test('a client with no session elsewhere: the kick answers without waiting', async () => {
     const [, n2] = nodes;
     const x = uid('kickhere');

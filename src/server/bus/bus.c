@@ -948,6 +948,21 @@ size_t bus_sessions(bus_t *b, const char *client, const char *tag, bus_ref_t *ou
   return k;
 }
 
+bus_ref_t *bus_sessions_all(bus_t *b, const char *client, size_t *n) {
+  bus_ref_t *out = NULL;
+  *n = 0;
+  pthread_rwlock_rdlock(&b->rw);
+  rclient_t *c = bmap_get(b->rclients, client, strlen(client));
+  for (size_t i = 0; c && i < c->n; i++) {
+    const rref_t *r = &c->v[i];
+    if (!b->nodes[r->node].live) continue;
+    if (!out) out = xmalloc(c->n * sizeof *out);
+    out[(*n)++] = (bus_ref_t){.node = r->node, .session = r->session};
+  }
+  pthread_rwlock_unlock(&b->rw);
+  return out;
+}
+
 size_t bus_client_nodes(bus_t *b, const char *client, int *out, size_t max) {
   size_t k = 0;
   uint8_t seen[BUS_MAX_NODES] = {0};

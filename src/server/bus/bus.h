@@ -155,6 +155,9 @@ typedef struct {
 /* Sessions of client on other nodes (only those tagged `tag` when tag is not NULL): copies
  * up to max into out (out may be NULL when max is 0); returns how many there are. */
 size_t bus_sessions(bus_t *b, const char *client, const char *tag, bus_ref_t *out, size_t max);
+/* Every session of client on other nodes, however many, in a malloc'd array (NULL when
+ * none) the caller frees; *n how many. */
+bus_ref_t *bus_sessions_all(bus_t *b, const char *client, size_t *n);
 /* The distinct other nodes holding a session of client: up to max slots into out; returns
  * how many. */
 size_t bus_client_nodes(bus_t *b, const char *client, int *out, size_t max);

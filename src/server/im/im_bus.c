@@ -132,10 +132,10 @@ void im_bus_fanout(im_worker_t *w, const fanout_t *p, char *const *ids, size_t n
   size_t *cnt = NULL;
   buf_t lists[BUS_MAX_NODES], who[BUS_MAX_NODES];
   int used[BUS_MAX_NODES], nused = 0;
+  int nodes[BUS_MAX_NODES];
   for (size_t i = 0; i < n; i++) {
-    int nodes[8];
-    size_t k = bus_client_nodes(bus, ids[i], nodes, 8);
-    for (size_t j = 0; j < k && j < 8; j++) {
+    size_t k = bus_client_nodes(bus, ids[i], nodes, BUS_MAX_NODES); /* a node once, whatever its sessions */
+    for (size_t j = 0; j < k && j < BUS_MAX_NODES; j++) {
       int s = nodes[j];
       if (!cnt) {
         cnt = xcalloc(BUS_MAX_NODES, sizeof *cnt);

@@ -590,12 +590,11 @@ void im_session_kick_app(im_worker_t *w, const char *client, int code, const cha
 /* The app's kick is answered once this node's replica lists none of the sessions on other
  * nodes it sent a kick to (their nodes ended them and published the ends), or after
  * KICK_REMOTE_WAIT_MS anyway (counted in tern_kick_remote_waits_total{outcome="timeout"},
- * logged). At most KICK_REMOTE_MAX such sessions are kicked and awaited. The waits are
+ * logged). Every such session is kicked and awaited. The waits are
  * kept on BUS_HOME_WORKER: _start with its loop when it starts (im_worker_bus_start),
  * _stop when it stops (the waits left are answered then); _seen is the bus's
  * bus_set_applied callback (the replica changed), _tick the timer's. */
 #define KICK_REMOTE_WAIT_MS 2000
-#define KICK_REMOTE_MAX 64
 void im_session_kick_waits_start(im_t *im, uv_loop_t *loop);
 void im_session_kick_waits_stop(im_t *im);
 void im_session_kick_waits_seen(void *im);

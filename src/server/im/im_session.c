@@ -203,7 +203,7 @@ typedef struct kick_all {
   int code;
   /* its sessions on other nodes, sent their kick: the answer waits until this node's
    * replica lists none of them (kick_remote_*), on BUS_HOME_WORKER's im->kwait list */
-  bus_ref_t refs[KICK_REMOTE_MAX];
+  bus_ref_t *refs;
   size_t nrefs;
   int remote_done;        /* seen ended, or given up on: answer now */
   int64_t rdeadline;      /* on the home worker's loop clock (uv_now) */
@@ -282,6 +282,7 @@ static void kicks_unlink(im_worker_t *w, kick_all_t *a) {
 }
 
 static void kick_all_free(kick_all_t *a) {
+  free(a->refs);
   free(a->client);
   free(a->detail);
   free(a);
@@ -318,12 +319,14 @@ static void kick_all_done(task_t *t) {
 
 /* 1 when the replica lists none of a's kicked sessions on other nodes */
 static int kick_remote_gone(im_t *im, const kick_all_t *a) {
-  bus_ref_t now[KICK_REMOTE_MAX];
-  size_t n = bus_sessions(im->bus, a->client, NULL, now, KICK_REMOTE_MAX);
-  for (size_t i = 0; i < n && i < KICK_REMOTE_MAX; i++)
-    for (size_t j = 0; j < a->nrefs; j++)
-      if (now[i].node == a->refs[j].node && now[i].session == a->refs[j].session) return 0;
-  return 1;
+  size_t n;
+  bus_ref_t *now = bus_sessions_all(im->bus, a->client, &n);
+  int gone = 1;
+  for (size_t i = 0; i < n && gone; i++)
+    for (size_t j = 0; j < a->nrefs && gone; j++)
+      gone = now[i].node != a->refs[j].node || now[i].session != a->refs[j].session;
+  free(now);
+  return gone;
 }
 
 enum { KR_SEEN, KR_TIMEOUT, KR_STOPPING };
@@ -506,8 +509,7 @@ void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int 
  * ended as im_session_kick_all does. */
 static void kick_app_run(im_worker_t *w, kick_all_t *a, const char *client, int code, const char *detail) {
   im_t *im = w->im;
-  size_t rn = im->bus ? bus_sessions(im->bus, client, NULL, a->refs, KICK_REMOTE_MAX) : 0;
-  a->nrefs = rn < KICK_REMOTE_MAX ? rn : KICK_REMOTE_MAX;
+  if (im->bus) a->refs = bus_sessions_all(im->bus, client, &a->nrefs);
   for (size_t i = 0; i < a->nrefs; i++) im_bus_kick(w, &a->refs[i], client, code, detail);
   if (a->nrefs && !a->client) a->client = xstrdup(client);
   uint64_t buf[64];
