@@ -135,6 +135,21 @@ int pgc_ensure(pgc_t *p) {
     pgc_fail_connect(p);
     return TERN_ESTORE;
   }
+  /* The writer's statements are keyed lookups, and those that take a batch's arrays (its
+   * messages, acks, reads, lm) join each element to a row by its key. Their custom plans,
+   * which know each array's length, look cheaper than a generic one, so PostgreSQL planned
+   * the acks' UPDATE afresh at every commit (~170 µs of its CPU each, a sixth of its time
+   * on one node at 10,000 msgs/s), and a generic plan alone chose a hash join over a
+   * sequential scan of `member` on a small database. Generic plans with only nested loops
+   * are the plan custom planning found, without the planning (bench/README.md, "What
+   * PostgreSQL spends a commit on"). Readers keep the defaults: the query threads run what
+   * a `where` compiled to, whose plan depends on its values. */
+  if (p->writer) {
+    r = PQexec(c, "SET plan_cache_mode = force_generic_plan; SET enable_hashjoin = off; SET enable_mergejoin = off");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) /* before PostgreSQL 12: planned as before */
+      log_at(LOG_WARN, "postgres (%s): %s", p->role, PQresultErrorMessage(r));
+    PQclear(r);
+  }
   if (p->backoff_ms) log_at(LOG_INFO, "postgres (%s): connected again", p->role);
   p->c = c;
   atomic_fetch_add(&open_connections, 1);

@@ -31,6 +31,7 @@ typedef struct {
   const char *role;          /* "writer", "reader", "query": for the log */
   int stmt_timeout_ms;       /* statement_timeout on this connection (0: none) */
   int retry_reads;           /* a reader: a statement that finds the connection dead runs again once */
+  int writer;                /* the writer's planner settings (pgc_ensure says why) */
   uint8_t prepared[PS_N];    /* which statements this connection has prepared */
   int64_t retry_at_us;       /* no new attempt before (monotonic µs) */
   int backoff_ms;            /* the next wait after a failed connect (doubles to PG_BACKOFF_MAX_MS) */

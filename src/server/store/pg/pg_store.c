@@ -41,6 +41,7 @@ int pg_open(const store_options_t *opt, store_t **out) {
   s->interval_us = opt->commit_interval_us;
   s->w.uri = s->uri;
   s->w.role = "writer";
+  s->w.writer = 1;
   s->w.stmt_timeout_ms = WRITE_TIMEOUT_MS;
   s->w.reconnects = &s->reconnects;
   s->w.round_trips = &s->round_trips;
