@@ -932,7 +932,7 @@ static void message_order_across_writers(void **state) {
  * flight), also when its messages ask for their order (rekey: the locks and the check that
  * no key is behind ride in the flight). A key behind fails the check: nothing of that
  * flight commits, the batch runs again with the locks and the newest keys first (two round
- * trips), and so does the next batch for a second. Counted by
+ * trips), and so do the next 64 batches. Counted by
  * tern_store_round_trips_total; each member's acks and reads of the batch are one UPDATE,
  * with what job after job gave: the furthest position, the first job's time on a tie,
  * never backwards. */
@@ -1061,7 +1061,7 @@ static void one_round_trip_per_commit(void **state) {
   assert_int_equal(late.seq, NTRIP + 1);
   assert_int_equal(metric_in(t->s, "tern_store_pg_order_retries_total"), retries0 + 1);
   assert_int_equal(metric_in(t->s, "tern_store_round_trips_total") - trips0, 4); /* the flight, ROLLBACK, two */
-  /* within the second after: ordered at once, two round trips, nothing moved */
+  /* the next batch: ordered at once, two round trips, nothing moved */
   trips0 = metric_in(t->s, "tern_store_round_trips_total");
   ordered_msg(t, &next, ordered, 3000, NTRIP + 2, "next");
   assert_int_equal(st_submit_wait(t, &next.job), 0);

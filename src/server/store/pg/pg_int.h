@@ -158,7 +158,7 @@ struct store {
   map_t order; /* writer only: the newest stored key of each conversation this transaction
                 * holds the order lock of (pg_writer.c: order_lock) */
   atomic_llong rekeyed;
-  int64_t order_behind_us;   /* writer only: when a one-round-trip flight last found a key behind */
+  int order_wary;            /* writer only: batches left to run ordered after a key behind */
   atomic_llong order_behind; /* such flights, run again: tern_store_pg_order_retries_total */
   atomic_int fail_writes;
   atomic_int reconnects, writer_up;

@@ -102,12 +102,14 @@ void pg_notes_clear(map_t *m) {
  * the locks and a check go in the batch's one flight (ORDER_PAST: each conversation's first
  * key of the batch against its newest, after the locks), the keys as given — one round trip
  * per batch. A key behind fails the check, the flight aborts and nothing of it commits
- * (PG_ORDER_BEHIND), and the batch runs again the way above, as does every batch for
- * ORDER_HOPE_US after (tern_store_pg_order_retries_total). One thing is read before the
+ * (PG_ORDER_BEHIND), and the batch runs again the way above, as do the next
+ * ORDER_HOPE_AFTER batches (tern_store_pg_order_retries_total): a conversation flooded from
+ * two nodes keeps doing it, while a key behind now and then (two ends within one
+ * millisecond) should not cost the batches of the next second their round trip. One thing is read before the
  * locks are granted then, not after: whether a job's sender left (store_msg_gone_settle) —
  * a mark that comes within that round trip finds the job already queued as a plain insert
  * (docs/cluster.md, "A send whose ack died with its node is stored once"). */
-#define ORDER_HOPE_US 1000000
+#define ORDER_HOPE_AFTER 64
 
 typedef struct {
   int64_t conv, ts, seq;
@@ -1169,12 +1171,13 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
   map_t lm; /* this batch's notes; they join s->lm once committed */
   map_init(&lm);
   int rc = TERN_ESTORE;
-  int hope = !s->order_behind_us || now - s->order_behind_us >= ORDER_HOPE_US;
+  int hope = s->order_wary == 0;
+  if (!hope) s->order_wary--;
   for (int careful = 0; careful < 2; careful++) {
     pg_notes_clear(&lm);
     rc = careful ? attempt_careful(s, batch, &lm, flush_lm) : attempt_piped(s, batch, &lm, flush_lm, hope);
     if (rc == ATTEMPT_ORDERED) { /* a key behind: the first attempt again, ordered */
-      s->order_behind_us = pg_mono_us();
+      s->order_wary = ORDER_HOPE_AFTER;
       atomic_fetch_add(&s->order_behind, 1);
       hope = 0;
       careful--;
