@@ -317,14 +317,20 @@ static void kick_all_done(task_t *t) {
  * this node next (check-online, stats) finds the client gone — or after KICK_REMOTE_WAIT_MS
  * anyway (a node that never got the kick, or cannot publish), counted and logged. */
 
-/* 1 when the replica lists none of a's kicked sessions on other nodes */
+static int cmp_ref(const void *x, const void *y) {
+  const bus_ref_t *a = x, *b = y;
+  if (a->node != b->node) return a->node < b->node ? -1 : 1;
+  return a->session < b->session ? -1 : a->session > b->session;
+}
+
+/* 1 when the replica lists none of a's kicked sessions on other nodes (a->refs sorted:
+ * kick_app_run). A lookup per session listed now, not a comparison per pair: a client may
+ * hold thousands, and this runs at every change of the replica while the kick waits. */
 static int kick_remote_gone(im_t *im, const kick_all_t *a) {
   size_t n;
   bus_ref_t *now = bus_sessions_all(im->bus, a->client, &n);
   int gone = 1;
-  for (size_t i = 0; i < n && gone; i++)
-    for (size_t j = 0; j < a->nrefs && gone; j++)
-      gone = now[i].node != a->refs[j].node || now[i].session != a->refs[j].session;
+  for (size_t i = 0; i < n && gone; i++) gone = !bsearch(&now[i], a->refs, a->nrefs, sizeof *a->refs, cmp_ref);
   free(now);
   return gone;
 }
@@ -511,6 +517,7 @@ static void kick_app_run(im_worker_t *w, kick_all_t *a, const char *client, int 
   im_t *im = w->im;
   if (im->bus) a->refs = bus_sessions_all(im->bus, client, &a->nrefs);
   for (size_t i = 0; i < a->nrefs; i++) im_bus_kick(w, &a->refs[i], client, code, detail);
+  if (a->nrefs > 1) qsort(a->refs, a->nrefs, sizeof *a->refs, cmp_ref); /* kick_remote_gone */
   if (a->nrefs && !a->client) a->client = xstrdup(client);
   uint64_t buf[64];
   size_t n;
