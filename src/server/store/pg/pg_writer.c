@@ -105,7 +105,7 @@ void pg_notes_clear(map_t *m) {
  * (PG_ORDER_BEHIND), and the batch runs again the way above, as do the next
  * ORDER_HOPE_AFTER batches (tern_store_pg_order_retries_total): a conversation flooded from
  * two nodes keeps doing it, while a key behind now and then (two ends within one
- * millisecond) should not cost the batches of the next second their round trip. One thing is read before the
+ * millisecond) should not cost many batches their round trip. One thing is read before the
  * locks are granted then, not after: whether a job's sender left (store_msg_gone_settle) —
  * a mark that comes within that round trip finds the job already queued as a plain insert
  * (docs/cluster.md, "A send whose ack died with its node is stored once"). */
@@ -1149,6 +1149,14 @@ static int attempt_piped(store_t *s, store_job_t *batch, map_t *lm, int flush_lm
   return rc;
 }
 
+/* Before a batch runs again: what the attempt left on its jobs and in lm, undone. */
+static void batch_reset(store_job_t *batch, const import_save_t *saved, size_t ns, map_t *lm) {
+  for (store_job_t *j = batch; j; j = j->next) job_reset(j);
+  for (size_t k = 0; k < ns; k++)
+    for (size_t i = 0; i < saved[k].j->n; i++) saved[k].j->ops[i].outcome = saved[k].outcomes[i];
+  pg_notes_clear(lm);
+}
+
 void pg_run_batch(store_t *s, store_job_t *batch) {
   int64_t now = pg_mono_us();
   int flush_lm = now - s->lm_flushed_us >= LM_FLUSH_US;
@@ -1170,25 +1178,19 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
     }
   map_t lm; /* this batch's notes; they join s->lm once committed */
   map_init(&lm);
-  int rc = TERN_ESTORE;
   int hope = s->order_wary == 0;
   if (!hope) s->order_wary--;
-  for (int careful = 0; careful < 2; careful++) {
-    pg_notes_clear(&lm);
-    rc = careful ? attempt_careful(s, batch, &lm, flush_lm) : attempt_piped(s, batch, &lm, flush_lm, hope);
-    if (rc == ATTEMPT_ORDERED) { /* a key behind: the first attempt again, ordered */
-      s->order_wary = ORDER_HOPE_AFTER;
-      atomic_fetch_add(&s->order_behind, 1);
-      hope = 0;
-      careful--;
-    } else if (rc == ATTEMPT_CAREFUL) {
-      atomic_fetch_add(&s->batch_reruns, 1);
-    } else {
-      break;
-    }
-    for (store_job_t *j = batch; j; j = j->next) job_reset(j);
-    for (size_t k = 0; k < ns; k++)
-      for (size_t i = 0; i < saved[k].j->n; i++) saved[k].j->ops[i].outcome = saved[k].outcomes[i];
+  int rc = attempt_piped(s, batch, &lm, flush_lm, hope);
+  if (rc == ATTEMPT_ORDERED) { /* a key behind: the same attempt, the newest keys first */
+    s->order_wary = ORDER_HOPE_AFTER;
+    atomic_fetch_add(&s->order_behind, 1);
+    batch_reset(batch, saved, ns, &lm);
+    rc = attempt_piped(s, batch, &lm, flush_lm, 0);
+  }
+  if (rc == ATTEMPT_CAREFUL) { /* a statement failed: job by job */
+    atomic_fetch_add(&s->batch_reruns, 1);
+    batch_reset(batch, saved, ns, &lm);
+    rc = attempt_careful(s, batch, &lm, flush_lm);
   }
   if (rc != 0) {
     atomic_fetch_add(&s->batches_failed, 1);
