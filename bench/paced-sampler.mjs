@@ -8,7 +8,7 @@
 //   node bench/paced-sampler.mjs OUT APP_ID MASTER_KEY URL TERND_PID BENCH_PID
 // runs until killed.
 import fs from 'node:fs';
-import { every, machineJiffies, metric, scrape, threadsNs } from './sample.mjs';
+import { every, machineJiffies, metric, runNs, scrape, threadsNs } from './sample.mjs';
 
 const [out, appId, masterKey, url, terndPid, benchPid] = process.argv.slice(2);
 const fd = fs.openSync(out, 'a');
@@ -26,7 +26,7 @@ await every(100, async () => {
     total,
     t.reduce((s, x) => s + x.ns, 0),
     t.filter((x) => x.name === 'tern-writer').reduce((s, x) => s + x.ns, 0),
-    threadsNs(benchPid).reduce((s, x) => s + x.ns, 0),
+    runNs(benchPid),
   ];
   fs.writeSync(fd, `${row.join('\t')}\n`);
 });

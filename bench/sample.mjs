@@ -28,8 +28,9 @@ export const scrape = (url, appId, masterKey) =>
     req.on('error', () => resolve(''));
   });
 
-// CPU time so far of each thread of pid, in ns, by thread id and name (/proc/PID/task/*).
-export const threadsNs = (pid) => {
+// CPU time so far of each thread of pid, in ns, by thread id and (names: the default) name
+// (/proc/PID/task/*).
+export const threadsNs = (pid, names = true) => {
   const out = [];
   let tasks = [];
   try {
@@ -40,14 +41,16 @@ export const threadsNs = (pid) => {
   for (const t of tasks) {
     try {
       const ns = Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-      const name = fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+      const name = names ? fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() : '';
       out.push({ tid: t, name, ns });
     } catch {} // a thread that ended meanwhile
   }
   return out;
 };
 
-export const runNs = (pid) => threadsNs(pid).reduce((s, t) => s + t.ns, 0);
+// The CPU time so far of all of pid's threads, in ns (their names not read: a read less per
+// thread each tick, for every PostgreSQL backend).
+export const runNs = (pid) => threadsNs(pid, false).reduce((s, t) => s + t.ns, 0);
 
 // The processes whose parent is ppid (a scan of /proc).
 export const children = (ppid) => {

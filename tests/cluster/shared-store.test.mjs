@@ -11,16 +11,19 @@ import { startPg } from '../lib/pg.mjs';
 import { startRedis } from '../lib/redis.mjs';
 import { startNodes } from '../lib/server.mjs';
 
-async function metric(s, name) {
+async function metricsText(s) {
   const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
-  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(await res.text());
+  return res.text();
+}
+
+async function metric(s, name) {
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(await metricsText(s));
   return m ? Number(m[1]) : undefined;
 }
 
 // s's /metrics lines whose names match re (what a rare failure is reported with).
 async function metricLines(s, re) {
-  const res = await fetch(`${s.httpUrl}/metrics`, { headers: { 'X-LC-Id': s.appId, 'X-LC-Key': `${s.masterKey},master` } });
-  return (await res.text()).split('\n').filter((l) => re.test(l)).map((l) => `${s.port} ${l}`);
+  return (await metricsText(s)).split('\n').filter((l) => re.test(l)).map((l) => `${s.port} ${l}`);
 }
 
 // Polls s's /metrics until name's value satisfies ok (a barrier on the node's own state).
