@@ -461,7 +461,8 @@ int main(int argc, char **argv) {
                         .sync_full = strcmp(cfg.store_sync, "full") == 0,
                         .post = post_to_worker,
                         .post_arg = &srv,
-                        .commit_interval_us = (int)cfg.commit_interval};
+                        .commit_interval_us = (int)cfg.commit_interval,
+                        .hot_interval_us = (int)cfg.hot_interval};
   /* store: sqlite, or a PostgreSQL URI (which may hold a password: never logged) */
   const store_ops_t *store_ops = &store_sqlite_ops;
   if (store_pg_spec(cfg.store)) {

@@ -29,7 +29,7 @@ static struct {
   im_worker_t *imw;
   worker_t *w;   /* worker 0: never started, but its loop runs thread-pool work in fz_drain */
   sqlite3 *side; /* our own connection, to empty the tables between inputs */
-  buf_t wipe;    /* DELETE FROM every table of the schema but its version */
+  buf_t wipe;    /* DELETE FROM every table of the schema but its version and the hot tables' state */
   char dir[64], path[96], files[96];
   task_t *head, *tail; /* completions waiting for "the next loop iteration" */
 } fz;
@@ -239,7 +239,7 @@ void fz_setup(void) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(fz.side,
                          "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'meta'"
-                         " AND name NOT LIKE 'sqlite_%'",
+                         " AND name <> 'msg_hot_state' AND name NOT LIKE 'sqlite_%'",
                          -1, &st, NULL) != SQLITE_OK)
     abort();
   while (sqlite3_step(st) == SQLITE_ROW) buf_printf(&fz.wipe, "DELETE FROM \"%s\";", sqlite3_column_text(st, 0));
@@ -297,7 +297,7 @@ static void check_store(void) {
       "SELECT 'conv.doc', doc FROM conv UNION ALL SELECT 'installation.body', body FROM installation",
       "SELECT 'member.client', client FROM member UNION ALL SELECT 'conv_set.client', client FROM conv_set"
       " UNION ALL SELECT 'member_info.client', client FROM member_info"
-      " UNION ALL SELECT 'msg.sender', sender FROM msg WHERE sender <> ''",
+      " UNION ALL SELECT 'msg.sender', sender FROM msg_all WHERE sender <> ''",
   };
   for (int q = 0; q < 2; q++) {
     sqlite3_stmt *st;

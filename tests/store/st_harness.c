@@ -187,8 +187,18 @@ void st_wait_done(st_t *t, size_t n) {
     if (!st_run(t)) wait_post(t);
 }
 
+int st_hot_interval_us;
+
+/* New messages move out of SQLite's hot tables at the next commit (unless a test set
+ * st_hot_interval_us), two conversations a step: every test reads while a move is half done
+ * (store_sqlite_hot.c). */
 static void open_store(st_t *t, int interval_us) {
-  store_options_t so = {.path = t->path, .post = post, .post_arg = t, .commit_interval_us = interval_us};
+  store_options_t so = {.path = t->path,
+                        .post = post,
+                        .post_arg = t,
+                        .commit_interval_us = interval_us,
+                        .hot_interval_us = st_hot_interval_us,
+                        .hot_step_rows = 1};
   if (store_open(t->b->ops, &so, &t->s) < 0) {
     fprintf(stderr, "st: cannot open a %s store at %s\n", t->b->name, t->path);
     abort();

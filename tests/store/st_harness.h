@@ -80,6 +80,10 @@ void st_wait_done(st_t *t, size_t n);
 /* Index of j in t->done, or -1. */
 long st_done_index(const st_t *t, const store_job_t *j);
 
+/* SQLite: how long new messages stay in a hot table before they move into msg, for the
+ * stores opened from then on (0, the default: they move at the next commit). */
+extern int st_hot_interval_us;
+
 /* The group's backend, set by st_run_groups for each group. */
 extern const st_backend_t *st_current;
 

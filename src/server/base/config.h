@@ -95,6 +95,7 @@
   X(fcm_base_url, STR, "https://fcm.googleapis.com", 0, 0, "FCM provider: API base URL")              \
   X(fcm_token_url, STR, "", 0, 0, "FCM provider: OAuth2 token endpoint (default: the key's token_uri)") \
   X(commit_interval, INT, 500, 0, 100000, "microseconds between group commits while messages keep coming (fewer, fuller commits; 0: commit as soon as the last one ends)") \
+  X(hot_interval, INT, 250000, 0, 10000000, "microseconds new messages collect in arrival order before they move into the table ordered by conversation (SQLite: a commit writes a few pages, not one per conversation; 0: move them at the next commit)") \
   X(store, STR, "sqlite", 0, 0, "where messages and conversations are stored: sqlite (data_dir/tern.db) or a PostgreSQL URI, postgres://user:password@host:port/database (docs/cluster.md)") \
   X(store_sync, STR, "normal", 0, 0, "SQLite synchronous mode: normal (survives kill -9) or full (survives power loss)") \
   X(log_level, STR, "info", 0, 0, "error, warn, info or debug")                                     \

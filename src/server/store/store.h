@@ -504,10 +504,12 @@ typedef struct {
 } member_info_t;
 
 typedef struct {
-  const char *path;                               /* database file; ":memory:" is not shared between threads */
-  int sync_full;                                  /* synchronous=FULL instead of NORMAL */
-  int inline_writes;                              /* run jobs on the submitting thread (fuzzers, unit tests) */
-  int commit_interval_us;                         /* at most one commit per interval while jobs keep coming (0: none) */
+  const char *path;       /* database file; ":memory:" is not shared between threads */
+  int sync_full;          /* synchronous=FULL instead of NORMAL */
+  int inline_writes;      /* run jobs on the submitting thread (fuzzers, unit tests) */
+  int commit_interval_us; /* at most one commit per interval while jobs keep coming (0: none) */
+  int hot_interval_us;    /* SQLite: how long new messages collect in arrival order before they move (0: at once) */
+  int hot_step_rows;      /* SQLite: rows a step of that move takes at least (0: the default; tests set few) */
   void (*post)(void *arg, int worker, task_t *t); /* how completions reach a worker */
   void *post_arg;
 } store_options_t;

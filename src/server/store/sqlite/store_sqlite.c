@@ -63,6 +63,8 @@ static int sq_open(const store_options_t *opt, store_t **out) {
   pthread_cond_init(&s->cv, &ca);
   pthread_condattr_destroy(&ca);
   s->interval_us = opt->commit_interval_us;
+  s->hot_interval_us = opt->hot_interval_us;
+  s->hot_step_rows = opt->hot_step_rows;
   pthread_cond_init(&s->ckpt_cv, NULL);
   /* the writer gathers each commit's WAL frames into one write (walbuf.c) */
   if (sq_open_db(s->path, 0, walbuf_register() == 0 ? WALBUF_VFS : NULL, &s->wdb) < 0) goto fail;
@@ -98,16 +100,12 @@ static int sq_open(const store_options_t *opt, store_t **out) {
       {&s->count_members, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHERE conv = ?2),"
                           " updated_at = max(updated_at, ?1) WHERE id = ?2"},
       {&s->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
-      {&s->ins_msg, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
       {&s->w_msg_by_dt, SQ_MSG_BY_DT_SQL},
       {&s->upd_lm, "UPDATE conv SET lm = ?1 WHERE id = ?2 AND (lm IS NULL OR lm < ?1)"},
       {&s->upd_ack, "UPDATE member SET ack_ts = ?1, ack_seq = ?2, ack_at = ?3"
                     " WHERE conv = ?4 AND client = ?5 AND (ack_ts, ack_seq) < (?1, ?2)"},
       {&s->upd_read, "UPDATE member SET read_ts = ?1, read_seq = ?2, read_at = ?3"
                      " WHERE conv = ?4 AND client = ?5 AND (read_ts, read_seq) < (?1, ?2)"},
-      {&s->del_conv_msgs, "DELETE FROM msg WHERE conv = ?1"},
-      {&s->del_msg, "DELETE FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
       {&s->del_conv_members, "DELETE FROM member WHERE conv = ?1"},
       {&s->del_conv, "DELETE FROM conv WHERE id = ?1"},
       {&s->upd_time, "UPDATE conv SET updated_at = max(updated_at, ?1) WHERE id = ?2"},
@@ -123,9 +121,6 @@ static int sq_open(const store_options_t *opt, store_t **out) {
       {&s->del_cblock, "DELETE FROM client_block WHERE client = ?1 AND cid = ?2"},
       {&s->del_conv_sets, "DELETE FROM conv_set WHERE conv = ?1"},
       {&s->del_conv_roles, "DELETE FROM member_info WHERE conv = ?1"},
-      /* lctype follows the new content: a recall is a -127 message from then on */
-      {&s->upd_msg, "UPDATE msg SET data = ?1, flags = ?2, mentions = ?3, patch_ts = ?4, lctype = ?8"
-                    " WHERE conv = ?5 AND ts = ?6 AND seq = ?7"},
       {&s->ins_notif, "INSERT INTO notif (client, ts, seq, body) VALUES (?1, ?2, ?3, ?4)"},
       {&s->prune_notif, "DELETE FROM notif WHERE ts < ?1"},
       {&s->ins_device, "INSERT INTO device (client, token, type, updated_at) VALUES (?1, ?2, ?3, ?4)"
@@ -158,6 +153,23 @@ static int sq_open(const store_options_t *opt, store_t **out) {
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
+  /* a message is in msg or in a hot table (store_sqlite_hot.c): its update and delete run on
+   * all three (a moved row's stale copy must stay equal to msg's) */
+  static const char *const msg_tables[3] = {"msg", "msg_hot0", "msg_hot1"};
+  for (int i = 0; i < 3; i++) {
+    char sql[3][200];
+    snprintf(sql[0], sizeof sql[0], "DELETE FROM %s WHERE conv = ?1", msg_tables[i]);
+    snprintf(sql[1], sizeof sql[1], "DELETE FROM %s WHERE conv = ?1 AND ts = ?2 AND seq = ?3", msg_tables[i]);
+    /* lctype follows the new content: a recall is a -127 message from then on */
+    snprintf(sql[2], sizeof sql[2],
+             "UPDATE %s SET data = ?1, flags = ?2, mentions = ?3, patch_ts = ?4, lctype = ?8"
+             " WHERE conv = ?5 AND ts = ?6 AND seq = ?7",
+             msg_tables[i]);
+    if (sq_prepare(s->wdb, sql[0], &s->del_conv_msgs[i]) < 0 || sq_prepare(s->wdb, sql[1], &s->del_msg[i]) < 0 ||
+        sq_prepare(s->wdb, sql[2], &s->upd_msg[i]) < 0)
+      goto fail;
+  }
+  if (sq_hot_open(s) < 0) goto fail;
   atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
   static const qpool_conf_t qc = {"tern-query",  2, QPOOL_QUERY_NICE, STORE_QUERY_QUEUE_MAX, sq_reader_new,
                                   sq_reader_free};
@@ -196,16 +208,14 @@ static void sq_close(store_t *s) {
   free(s->lm.v);
   sqlite3_stmt *all[] = {s->ins_conv,         s->ins_member,
                          s->del_member,       s->count_members,
-                         s->find_unique,      s->ins_msg,
-                         s->upd_lm,           s->upd_ack,
-                         s->upd_read,         s->del_conv_msgs,
+                         s->find_unique,      s->upd_lm,
+                         s->upd_ack,          s->upd_read,
                          s->del_conv_members, s->del_conv,
                          s->upd_time,         s->ins_set,
                          s->del_set,          s->ins_role,
                          s->del_role,         s->ins_cblock,
                          s->del_cblock,       s->del_conv_sets,
-                         s->del_conv_roles,   s->upd_msg,
-                         s->del_msg,          s->ins_notif,
+                         s->del_conv_roles,   s->ins_notif,
                          s->prune_notif,      s->ins_device,
                          s->move_device,      s->del_device_token,
                          s->set_badge,        s->add_badge,
@@ -215,6 +225,12 @@ static void sq_close(store_t *s) {
                          s->prune_revoked,    s->prune_client_revoked,
                          s->w_msg_by_dt};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  for (int i = 0; i < 3; i++) {
+    sqlite3_finalize(s->upd_msg[i]);
+    sqlite3_finalize(s->del_msg[i]);
+    sqlite3_finalize(s->del_conv_msgs[i]);
+  }
+  sq_hot_close(s);
   store_import_free(s->imp);
   if (s->wdb) {
     sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);

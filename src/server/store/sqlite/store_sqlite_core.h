@@ -23,6 +23,18 @@ typedef struct { /* conv id → newest message time, open addressing (conv 0 = e
   size_t cap, n;
 } lm_tab_t;
 
+/* The hot tables' state (store_sqlite_hot.c): a mirror of msg_hot_state's row. */
+typedef struct {
+  int active;   /* msg_hot<active> takes new messages */
+  int draining; /* msg_hot<draining> is moving into msg, or -1 */
+  int64_t upto; /* its conversations up to this id have moved */
+} sq_hot_state_t;
+typedef struct {
+  sq_hot_state_t state, work;    /* as committed; as this transaction has it */
+  int64_t since_us, switched_us; /* when the active table took over (committed; this transaction's) */
+  sqlite3_stmt *ins[2], *next[2], *move[2], *empty[2], *put;
+} sq_hot_t;
+
 struct store {
   const store_ops_t *ops; /* first: store.c finds the table here */
   char *path;
@@ -42,6 +54,9 @@ struct store {
   int64_t docs_last_us;      /* writer only: when the last docs round ended */
   lm_tab_t lm;               /* writer only: lm not yet written (see lm_note) */
   int64_t lm_flushed_us;
+  sq_hot_t hot;            /* writer only (store_sqlite_hot.c) */
+  int64_t hot_interval_us; /* how long new messages collect in a hot table */
+  int hot_step_rows;       /* rows a move step takes at least (0: HOT_STEP_ROWS) */
   int closing, started;
   atomic_int fail_writes;
   /* checkpoints run on their own thread and connection, so the writer waits only for the
@@ -56,9 +71,10 @@ struct store {
   int ckpt_hold;           /* the checkpointer's last round is waiting: start no batch */
   int writer_busy;         /* a batch is running (between taking it and posting its completions) */
   pthread_cond_t ckpt_cv;
-  sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *ins_msg, *upd_lm, *upd_ack,
-      *upd_read, *del_conv_msgs, *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role,
-      *ins_cblock, *del_cblock, *del_conv_sets, *del_conv_roles, *upd_msg, *del_msg, *ins_notif, *prune_notif;
+  sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *upd_lm, *upd_ack, *upd_read,
+      *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role, *ins_cblock, *del_cblock,
+      *del_conv_sets, *del_conv_roles, *ins_notif, *prune_notif;
+  sqlite3_stmt *upd_msg[3], *del_msg[3], *del_conv_msgs[3]; /* on msg, msg_hot0, msg_hot1 (store_sqlite_hot.c) */
   sqlite3_stmt *w_msg_by_dt; /* SQ_MSG_BY_DT_SQL on the writer: a possible resend's check (dt_since) */
   sqlite3_stmt *ins_device, *move_device, *trim_devices, *del_device_token, *set_badge, *add_badge, *ins_inst,
       *del_inst, *del_inst_devices, *ins_inst_device;
@@ -94,7 +110,7 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
  * conv ?1 since ?2 (a range of the primary key), then the one sender ?3 stored with dt ?4:
  * its mid and ts. */
 #define SQ_MSG_BY_DT_SQL                                                                                               \
-  "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg WHERE conv = ?1 AND ts >= ?2"                              \
+  "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg_all WHERE conv = ?1 AND ts >= ?2"                          \
   " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1"
 /* Runs SQL with no result rows; logs and returns TERN_ESTORE on failure. */
 int sq_exec(sqlite3 *db, const char *sql);
@@ -120,6 +136,30 @@ int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 /* At close, after the writer stopped: commits the lm notes not yet written. */
 void sq_lm_final(store_t *s);
 void sq_submit(store_t *s, store_job_t *j);
+
+/* ---- store_sqlite_hot.c: new messages in arrival order, moved into msg in steps; all on
+ * the writer's connection, inside a batch's transaction */
+/* The columns of msg and of the hot tables, in the order the view msg_all has them. */
+#define SQ_HOT_COLS "conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt"
+#define SQ_HOT_COLS_DEF                                                                                                \
+  "conv INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, mid TEXT NOT NULL, sender TEXT NOT NULL,"         \
+  " data BLOB, flags INTEGER NOT NULL DEFAULT 0, mentions TEXT, lctype INTEGER, patch_ts INTEGER NOT NULL DEFAULT 0,"  \
+  " readers TEXT, dt INTEGER"
+/* Loads the state and prepares the statements (after sq_migrate): 0 or TERN_ESTORE. */
+int sq_hot_open(store_t *s);
+void sq_hot_close(store_t *s);
+/* The insert of a new message (SQ_HOT_COLS bound ?1..?12) into the active table, and what
+ * its step's result rc means: 0, or the SQLite error (SQLITE_CONSTRAINT_PRIMARYKEY: the key
+ * is taken, in any of the three tables). */
+sqlite3_stmt *sq_hot_insert(store_t *s);
+int sq_hot_insert_done(store_t *s, int rc);
+/* Once per batch, before its COMMIT: switches tables when hot_interval has passed, or moves
+ * the next step of the draining one. 0 or the SQLite error (the transaction must not commit). */
+int sq_hot_step(store_t *s, int64_t now_us);
+/* Moves every hot row into msg (the bulk import reads and writes msg alone). */
+int sq_hot_flush(store_t *s);
+/* After the batch: its transaction committed (1) or was rolled back (0). */
+void sq_hot_done(store_t *s, int committed);
 
 /* ---- store_sqlite_read.c: the reads of store_sqlite_ops (store.h has their contracts) */
 int sq_conv_load(store_reader_t *r, const char *cid, conv_row_t *out);

@@ -27,8 +27,6 @@
 /* ---------------------------------------------------------------- reader side */
 
 #define MSG_COLS "ts, seq, mid, sender, data, flags, mentions, patch_ts, readers"
-/* The newest message's time in conversation `id` (a seek in msg's primary key). */
-#define LAST_TS(id) "SELECT ts FROM msg WHERE msg.conv = " id " ORDER BY ts DESC, seq DESC LIMIT 1"
 /* May client ?N read the message? (every member, or it sent it, or it is one of readers) */
 #define VISIBLE_TO(n) " AND (readers IS NULL OR sender = ?" n " OR instr(readers, char(31) || ?" n " || char(31)) > 0)"
 
@@ -58,35 +56,36 @@ store_reader_t *sq_reader_new(store_t *s) {
       {&r->client_blocks, "SELECT cid FROM client_block WHERE client = ?1 AND cid > ?2 ORDER BY cid LIMIT ?3"},
       {&r->client_blocked, "SELECT 1 FROM client_block WHERE client = ?1 AND cid = ?2"},
       {&r->find_unique, "SELECT cid, created_at FROM conv WHERE unique_id = ?1"},
-      {&r->last_msg, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
+      {&r->last_msg, "SELECT " MSG_COLS " FROM msg_all WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1"},
       {&r->last_msg_for,
-       "SELECT " MSG_COLS " FROM msg WHERE conv = ?1" VISIBLE_TO("2") " ORDER BY ts DESC, seq DESC LIMIT 1"},
-      {&r->msg_get, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
-      {&r->receipts, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) <= (?4, ?5)"
-                     " AND flags & 2 AND sender <> ?6 ORDER BY ts, seq LIMIT 100"},
+       "SELECT " MSG_COLS " FROM msg_all WHERE conv = ?1" VISIBLE_TO("2") " ORDER BY ts DESC, seq DESC LIMIT 1"},
+      {&r->msg_get, "SELECT " MSG_COLS " FROM msg_all WHERE conv = ?1 AND ts = ?2 AND seq = ?3"},
+      {&r->receipts,
+       "SELECT " MSG_COLS " FROM msg_all WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND (ts, seq) <= (?4, ?5)"
+       " AND flags & 2 AND sender <> ?6 ORDER BY ts, seq LIMIT 100"},
       /* the client's conversations with news since ?2 — from msg, exact, where lm lags */
       {&r->unread_convs,
        "SELECT id, cid, kind, read_ts, read_seq, read_at FROM (SELECT c.id, c.cid, c.kind, m.read_ts,"
-       " m.read_seq, m.read_at, (" LAST_TS(
+       " m.read_seq, m.read_at, (" QUERY_LAST_TS(
            "c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
                    " WHERE m.client = ?1 AND c.kind <> 2)"
                    " WHERE (last >= read_ts AND last > ?2) OR (?2 > 0 AND read_at > ?2) ORDER BY last DESC LIMIT ?3"},
       {&r->unread_msgs,
-       "SELECT flags, mentions FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
+       "SELECT flags, mentions FROM msg_all WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
            "4") " ORDER BY ts DESC, seq DESC LIMIT 100"},
       {&r->offline_convs,
        "SELECT id, cid, kind, ack_ts, ack_seq FROM (SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq,"
-       " (" LAST_TS("c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
-                            " WHERE m.client = ?1 AND c.kind <> 2) WHERE last >= ack_ts ORDER BY last"},
+       " (" QUERY_LAST_TS("c.id") ") AS last FROM member m JOIN conv c ON c.id = m.conv"
+                                  " WHERE m.client = ?1 AND c.kind <> 2) WHERE last >= ack_ts ORDER BY last"},
       {&r->offline_msgs,
-       "SELECT " MSG_COLS " FROM msg WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
+       "SELECT " MSG_COLS " FROM msg_all WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
            "4") " ORDER BY ts, seq LIMIT ?5"},
       {&r->progress, "SELECT client, read_ts, read_seq, read_at, ack_ts, ack_seq, ack_at FROM member WHERE conv = ?1"},
       {&r->notifs, "SELECT ts, body FROM notif WHERE client = ?1 AND ts > ?2 ORDER BY ts, seq LIMIT ?3"},
       {&r->expired, "SELECT id, cid, kind FROM conv WHERE (kind = 4 AND expire_at <= ?1)"
                     " OR (kind <> 4 AND max(coalesce(lm, 0), updated_at, coalesce(imported_at, 0)) < ?2) LIMIT ?3"},
       {&r->patches,
-       "SELECT c.cid, " MSG_COLS " FROM msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
+       "SELECT c.cid, " MSG_COLS " FROM msg_all msg JOIN member mb ON mb.conv = msg.conv JOIN conv c ON c.id = msg.conv"
        " WHERE msg.patch_ts > 0 AND msg.patch_ts > ?2 AND mb.client = ?1" VISIBLE_TO(
            "1") " ORDER BY msg.patch_ts LIMIT ?3"},
       {&r->devices, "SELECT token, type, installation_id, badge FROM device WHERE client = ?1"
@@ -335,7 +334,7 @@ int sq_app_logs(store_reader_t *r, const app_logs_req_t *q,
   const char *dir = q->newer ? "ASC" : "DESC";
   buf_append_str(
       &sql, "SELECT m.ts, m.seq, m.mid, m.sender, m.data, m.flags, m.mentions, m.patch_ts, m.readers, c.cid, c.kind"
-            " FROM msg m JOIN conv c ON c.id = m.conv WHERE (?1 IS NULL OR m.sender = ?1)");
+            " FROM msg_all m JOIN conv c ON c.id = m.conv WHERE (?1 IS NULL OR m.sender = ?1)");
   if (q->lo.has) put_bound(&sql, &q->lo, 1, 3);
   if (q->hi.has) put_bound(&sql, &q->hi, 0, 6);
   /* mid breaks ties between conversations: (ts, seq) is unique only within one */
@@ -548,7 +547,7 @@ int sq_logs(store_reader_t *r, const logs_req_t *q, msg_cb cb, void *arg) {
   sqlite3_stmt **slot = &r->logs[variant];
   if (!*slot) {
     buf_t sql = BUF_INIT;
-    buf_append_str(&sql, "SELECT " MSG_COLS " FROM msg WHERE conv = ?1");
+    buf_append_str(&sql, "SELECT " MSG_COLS " FROM msg_all WHERE conv = ?1");
     if (lo) buf_printf(&sql, " AND (ts, seq) %s (?2, ?3)", lo == 2 ? ">=" : ">");
     if (hi) buf_printf(&sql, " AND (ts, seq) %s (?4, ?5)", hi == 2 ? "<=" : "<");
     if (q->has_lctype) buf_append_str(&sql, " AND lctype = ?6");
@@ -904,7 +903,7 @@ int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts
 int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
                  int64_t *ts, int64_t *newest_ts) {
   if (!r->msg_by_dt && sq_prepare(r->db,
-                                  "SELECT n.ts, d.mid, d.ts FROM (SELECT ts FROM msg WHERE conv = ?1"
+                                  "SELECT n.ts, d.mid, d.ts FROM (SELECT ts FROM msg_all WHERE conv = ?1"
                                   " ORDER BY ts DESC, seq DESC LIMIT 1) n LEFT JOIN (" SQ_MSG_BY_DT_SQL ") d ON 1",
                                   &r->msg_by_dt) < 0)
     return TERN_ESTORE;

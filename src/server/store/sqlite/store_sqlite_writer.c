@@ -106,7 +106,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
     int dup = msg_dup(s, j);
     if (dup) return dup;
   }
-  sqlite3_stmt *st = s->ins_msg;
+  sqlite3_stmt *st = sq_hot_insert(s);
   sqlite3_bind_int64(st, 1, j->conv);
   sqlite3_bind_int64(st, 2, j->ts);
   sqlite3_bind_int64(st, 3, j->seq);
@@ -123,7 +123,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   else sqlite3_bind_null(st, 11);
   if (j->dt) sqlite3_bind_int64(st, 12, j->dt);
   else sqlite3_bind_null(st, 12);
-  int rc = sq_step_done(st);
+  int rc = sq_hot_insert_done(s, sq_step_done(st));
   sqlite3_clear_bindings(st);
   return rc;
 }
@@ -221,8 +221,9 @@ static int run_members(store_t *s, job_members_t *j, int add) {
 }
 
 static int run_conv_delete(store_t *s, job_members_t *j) {
-  sqlite3_stmt *sts[5] = {s->del_conv_msgs, s->del_conv_members, s->del_conv_sets, s->del_conv_roles, s->del_conv};
-  for (int i = 0; i < 5; i++) {
+  sqlite3_stmt *sts[7] = {s->del_conv_msgs[0], s->del_conv_msgs[1], s->del_conv_msgs[2], s->del_conv_members,
+                          s->del_conv_sets,    s->del_conv_roles,   s->del_conv};
+  for (int i = 0; i < 7; i++) {
     sqlite3_bind_int64(sts[i], 1, j->conv);
     int rc = sq_step_done(sts[i]);
     if (rc) return rc;
@@ -309,32 +310,42 @@ static int run_client_block(store_t *s, job_client_block_t *j) {
   return 0;
 }
 
+/* A message's update or delete runs on msg and both hot tables (store_sqlite_hot.c): found
+ * in one of them at least, or SQLITE_NOTFOUND. */
 static int run_msg_delete(store_t *s, job_msg_patch_t *j) {
-  sqlite3_stmt *st = s->del_msg;
-  sqlite3_bind_int64(st, 1, j->conv);
-  sqlite3_bind_int64(st, 2, j->ts);
-  sqlite3_bind_int64(st, 3, j->seq);
-  int rc = sq_step_done(st);
-  if (rc) return rc;
-  return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_NOTFOUND;
+  int changed = 0;
+  for (int i = 0; i < 3; i++) {
+    sqlite3_stmt *st = s->del_msg[i];
+    sqlite3_bind_int64(st, 1, j->conv);
+    sqlite3_bind_int64(st, 2, j->ts);
+    sqlite3_bind_int64(st, 3, j->seq);
+    int rc = sq_step_done(st);
+    if (rc) return rc;
+    changed += sqlite3_changes(s->wdb);
+  }
+  return changed ? 0 : SQLITE_NOTFOUND;
 }
 
 static int run_msg_patch(store_t *s, job_msg_patch_t *j) {
-  sqlite3_stmt *st = s->upd_msg;
-  sqlite3_bind_blob(st, 1, j->data ? (const void *)j->data : "", (int)j->len, SQLITE_STATIC);
-  sqlite3_bind_int(st, 2, j->flags);
-  if (j->mentions) sqlite3_bind_text(st, 3, j->mentions, -1, SQLITE_STATIC);
-  else sqlite3_bind_null(st, 3);
-  sqlite3_bind_int64(st, 4, j->patch_ts);
-  sqlite3_bind_int64(st, 5, j->conv);
-  sqlite3_bind_int64(st, 6, j->ts);
-  sqlite3_bind_int64(st, 7, j->seq);
-  if (j->has_lctype) sqlite3_bind_int(st, 8, j->lctype);
-  else sqlite3_bind_null(st, 8);
-  int rc = sq_step_done(st);
-  sqlite3_clear_bindings(st);
-  if (rc) return rc;
-  return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_NOTFOUND;
+  int changed = 0;
+  for (int i = 0; i < 3; i++) {
+    sqlite3_stmt *st = s->upd_msg[i];
+    sqlite3_bind_blob(st, 1, j->data ? (const void *)j->data : "", (int)j->len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, j->flags);
+    if (j->mentions) sqlite3_bind_text(st, 3, j->mentions, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 3);
+    sqlite3_bind_int64(st, 4, j->patch_ts);
+    sqlite3_bind_int64(st, 5, j->conv);
+    sqlite3_bind_int64(st, 6, j->ts);
+    sqlite3_bind_int64(st, 7, j->seq);
+    if (j->has_lctype) sqlite3_bind_int(st, 8, j->lctype);
+    else sqlite3_bind_null(st, 8);
+    int rc = sq_step_done(st);
+    sqlite3_clear_bindings(st);
+    if (rc) return rc;
+    changed += sqlite3_changes(s->wdb);
+  }
+  return changed ? 0 : SQLITE_NOTFOUND;
 }
 
 static int run_notif(store_t *s, job_notif_t *j) {
@@ -473,6 +484,8 @@ static void run_batch(store_t *s, store_job_t *batch) {
   uint64_t njobs = 0;
   for (store_job_t *j = batch; j; j = j->next) njobs++;
   metric_observe_count(M_COMMIT_BATCH, njobs);
+  for (store_job_t *j = batch; j && txn_ok; j = j->next) /* the import reads and writes msg alone */
+    if (j->type == JOB_IMPORT && sq_hot_flush(s) != 0) txn_ok = 0;
   for (store_job_t *j = batch; j; j = j->next) {
     if (!txn_ok) {
       j->result = TERN_ESTORE;
@@ -497,19 +510,24 @@ static void run_batch(store_t *s, store_job_t *batch) {
     }
     if (sp) sq_exec(s->wdb, rc && rc != TERN_EEXIST ? "ROLLBACK TO job; RELEASE job" : "RELEASE job");
   }
+  int committed = 0;
   if (txn_ok) {
-    if ((flush_lm && (lm_flush(s, &s->lm) != 0 || lm_flush(s, &lm) != 0)) || atomic_load(&s->fail_writes) ||
-        sq_exec(s->wdb, "COMMIT") < 0) {
+    if ((flush_lm && (lm_flush(s, &s->lm) != 0 || lm_flush(s, &lm) != 0)) || sq_hot_step(s, now) != 0 ||
+        atomic_load(&s->fail_writes) || sq_exec(s->wdb, "COMMIT") < 0) {
       sq_exec(s->wdb, "ROLLBACK");
       for (store_job_t *j = batch; j; j = j->next) j->result = TERN_ESTORE;
-    } else if (flush_lm) {
-      lm_clear(&s->lm);
-      s->lm_flushed_us = now;
     } else {
-      for (size_t i = 0; i < lm.cap; i++)
-        if (lm.v[i].conv) lm_note(&s->lm, lm.v[i].conv, lm.v[i].ts);
+      committed = 1;
+      if (flush_lm) {
+        lm_clear(&s->lm);
+        s->lm_flushed_us = now;
+      } else {
+        for (size_t i = 0; i < lm.cap; i++)
+          if (lm.v[i].conv) lm_note(&s->lm, lm.v[i].conv, lm.v[i].ts);
+      }
     }
   }
+  sq_hot_done(s, committed);
   free(lm.v);
   int64_t took = sq_mono_us() - now;
   metric_observe_us(M_COMMIT, (uint64_t)took);

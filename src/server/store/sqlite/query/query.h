@@ -80,9 +80,17 @@ void query_budget_end(void);
 int query_budget_expired(void);
 int query_budget_failure(void);
 
+/* Conversation id's newest message time (NULL: none). Messages are in msg and, for a while
+ * after they were sent, in one of two hot tables (store_sqlite_hot.c); the view msg_all
+ * holds each once, but a correlated subquery over it makes SQLite scan it, so: a seek in
+ * each table (a stale copy in a hot table equals msg's, and takes no part in a max). */
+#define QUERY_LAST_TS(id)                                                                                              \
+  "nullif(max(coalesce((SELECT ts FROM msg WHERE msg.conv = " id " ORDER BY ts DESC, seq DESC LIMIT 1), 0),"           \
+  " coalesce((SELECT ts FROM msg_hot0 h WHERE h.conv = " id " ORDER BY ts DESC, seq DESC LIMIT 1), 0),"                \
+  " coalesce((SELECT ts FROM msg_hot1 h WHERE h.conv = " id " ORDER BY ts DESC, seq DESC LIMIT 1), 0)), 0)"
 /* A conversation's lm (last message time) as queries must see it: the stored column lags
- * by up to a second (store_sqlite.c, lm_note), so read the newest message — one seek in
- * msg's primary key — and fall back to the column when none is left. Conversation c. */
-#define QUERY_LM_SQL "coalesce((SELECT ts FROM msg WHERE msg.conv = c.id ORDER BY ts DESC, seq DESC LIMIT 1), c.lm)"
+ * by up to a second (store_sqlite.c, lm_note), so read the newest message and fall back to
+ * the column when none is left. Conversation c. */
+#define QUERY_LM_SQL "coalesce(" QUERY_LAST_TS("c.id") ", c.lm)"
 
 #endif

@@ -1,0 +1,155 @@
+/* store_sqlite_hot.c — where the writer puts new messages: two small tables in arrival
+ * order, moved into msg a conversation range at a time (issue #17 point 3).
+ *
+ * msg is a b-tree keyed (conv, ts, seq). A commit of N messages to N conversations wrote
+ * one leaf of it per conversation, and since a conversation's newest messages share a leaf
+ * with the next conversation's oldest, that leaf filled in the middle and SQLite rebalanced
+ * it with its siblings: 1.8–1.9 WAL pages a message at 10,000–50,000 paced messages/s, each
+ * page copied again by the checkpointer, the WAL restarting (a writer hold) every ~4,500
+ * messages (bench/README.md, "Pairs that do not send in step").
+ *
+ * So a commit appends its messages to msg_hot<active> (a rowid table: its new rows share
+ * the table's last pages; its (conv, ts, seq) index is small and stays in the cache), and
+ * every hot_interval the other table becomes the active one and the full one moves into msg:
+ * one step per commit, each the rows of the next range of conversation ids (at least
+ * HOT_STEP_ROWS rows, in key order), until the table is emptied in one statement. A
+ * conversation that got k messages in the interval costs its msg leaf once for the k.
+ * Moved rows stay in the moving table until it is emptied; msg_hot_state.upto (same
+ * transaction as the step) says which, and the view msg_all, which every read of messages
+ * selects from, leaves them out. Updates and deletes of a message apply to all three
+ * tables, so a moved row's stale copy always equals the copy in msg (reads that only take
+ * the newest ts, SQ_LAST_TS, may look at it).
+ *
+ * Everything here runs on the writer's connection inside the batch's transaction; the
+ * in-memory state (work) follows the statements and becomes the committed one (state)
+ * only when the transaction commits (sq_hot_done). */
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+#include "store_sqlite_core.h"
+
+#define HOT_STEP_ROWS 512
+
+static const char *const TABLE[2] = {"msg_hot0", "msg_hot1"};
+
+int sq_hot_open(store_t *s) {
+  sq_hot_t *h = &s->hot;
+  sqlite3_stmt *st;
+  if (sq_prepare(s->wdb, "SELECT active, draining, upto FROM msg_hot_state", &st) < 0) return TERN_ESTORE;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    h->state.active = sqlite3_column_int(st, 0);
+    h->state.draining = sqlite3_column_int(st, 1);
+    h->state.upto = sqlite3_column_int64(st, 2);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return TERN_ESTORE;
+  h->work = h->state;
+  h->since_us = sq_mono_us();
+  for (int i = 0; i < 2; i++) {
+    char sql[480];
+    /* a key taken fails the insert (store.h), wherever it is: the active table's unique index
+     * sees its own, the two seeks the others' (no row inserted: sq_hot_insert_done) */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s (" SQ_HOT_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12"
+             " WHERE NOT EXISTS (SELECT 1 FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3)"
+             " AND NOT EXISTS (SELECT 1 FROM %s WHERE conv = ?1 AND ts = ?2 AND seq = ?3)",
+             TABLE[i], TABLE[i ^ 1]);
+    if (sq_prepare(s->wdb, sql, &h->ins[i]) < 0) return TERN_ESTORE;
+    snprintf(sql, sizeof sql, "SELECT conv FROM %s WHERE conv > ?1 ORDER BY conv LIMIT 1 OFFSET ?2", TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &h->next[i]) < 0) return TERN_ESTORE;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO msg (" SQ_HOT_COLS ") SELECT " SQ_HOT_COLS " FROM %s WHERE conv > ?1 AND conv <= ?2"
+             " ORDER BY conv, ts, seq",
+             TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &h->move[i]) < 0) return TERN_ESTORE;
+    snprintf(sql, sizeof sql, "DELETE FROM %s", TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &h->empty[i]) < 0) return TERN_ESTORE;
+  }
+  return sq_prepare(s->wdb, "UPDATE msg_hot_state SET active = ?1, draining = ?2, upto = ?3", &h->put);
+}
+
+void sq_hot_close(store_t *s) {
+  sq_hot_t *h = &s->hot;
+  for (int i = 0; i < 2; i++) {
+    sqlite3_finalize(h->ins[i]);
+    sqlite3_finalize(h->next[i]);
+    sqlite3_finalize(h->move[i]);
+    sqlite3_finalize(h->empty[i]);
+  }
+  sqlite3_finalize(h->put);
+}
+
+sqlite3_stmt *sq_hot_insert(store_t *s) { return s->hot.ins[s->hot.work.active]; }
+
+int sq_hot_insert_done(store_t *s, int rc) {
+  return rc ? rc : sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
+static int put_state(sq_hot_t *h) {
+  sqlite3_bind_int(h->put, 1, h->work.active);
+  sqlite3_bind_int(h->put, 2, h->work.draining);
+  sqlite3_bind_int64(h->put, 3, h->work.upto);
+  return sq_step_done(h->put);
+}
+
+/* Moves the draining table's conversations in (upto, hi] into msg; with hi INT64_MAX,
+ * the rest, and empties it. */
+static int move_range(sq_hot_t *h, int64_t hi) {
+  int d = h->work.draining;
+  sqlite3_bind_int64(h->move[d], 1, h->work.upto);
+  sqlite3_bind_int64(h->move[d], 2, hi);
+  int rc = sq_step_done(h->move[d]);
+  if (rc) return rc;
+  if (hi == INT64_MAX) {
+    if ((rc = sq_step_done(h->empty[d]))) return rc;
+    h->work.draining = -1;
+    h->work.upto = 0;
+  } else {
+    h->work.upto = hi;
+  }
+  return put_state(h);
+}
+
+int sq_hot_step(store_t *s, int64_t now_us) {
+  sq_hot_t *h = &s->hot;
+  if (h->work.draining < 0) {
+    if (now_us - h->since_us < s->hot_interval_us) return 0;
+    h->work.draining = h->work.active; /* the other table was emptied by the last drain */
+    h->work.active ^= 1;
+    h->work.upto = 0;
+    h->switched_us = now_us;
+    return put_state(h);
+  }
+  int d = h->work.draining;
+  int64_t hi = INT64_MAX;
+  sqlite3_stmt *st = h->next[d];
+  sqlite3_bind_int64(st, 1, h->work.upto);
+  sqlite3_bind_int(st, 2, s->hot_step_rows ? s->hot_step_rows : HOT_STEP_ROWS);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) hi = sqlite3_column_int64(st, 0); /* that conversation whole: always progress */
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
+  return move_range(h, hi);
+}
+
+int sq_hot_flush(store_t *s) {
+  sq_hot_t *h = &s->hot;
+  int rc;
+  if (h->work.draining >= 0 && (rc = move_range(h, INT64_MAX))) return rc;
+  h->work.draining = h->work.active;
+  h->work.upto = 0;
+  return move_range(h, INT64_MAX);
+}
+
+void sq_hot_done(store_t *s, int committed) {
+  sq_hot_t *h = &s->hot;
+  if (!committed) {
+    h->work = h->state;
+    return;
+  }
+  if (h->work.active != h->state.active) h->since_us = h->switched_us;
+  h->state = h->work;
+}
