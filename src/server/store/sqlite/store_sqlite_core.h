@@ -110,7 +110,7 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
  * conv ?1 since ?2 (a range of the primary key), then the one sender ?3 stored with dt ?4:
  * its mid and ts. */
 #define SQ_MSG_BY_DT_SQL                                                                                               \
-  "SELECT mid, ts FROM (SELECT mid, ts, sender, dt FROM msg_all WHERE conv = ?1 AND ts >= ?2"                          \
+  "SELECT mid, ts FROM (SELECT mid, ts, seq, sender, dt FROM msg_all WHERE conv = ?1 AND ts >= ?2"                     \
   " ORDER BY ts DESC, seq DESC LIMIT ?5) WHERE sender = ?3 AND dt = ?4 LIMIT 1"
 /* Runs SQL with no result rows; logs and returns TERN_ESTORE on failure. */
 int sq_exec(sqlite3 *db, const char *sql);

@@ -71,7 +71,7 @@ store_reader_t *sq_reader_new(store_t *s) {
                    " WHERE m.client = ?1 AND c.kind <> 2)"
                    " WHERE (last >= read_ts AND last > ?2) OR (?2 > 0 AND read_at > ?2) ORDER BY last DESC LIMIT ?3"},
       {&r->unread_msgs,
-       "SELECT flags, mentions FROM msg_all WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
+       "SELECT flags, mentions, ts, seq FROM msg_all WHERE conv = ?1 AND (ts, seq) > (?2, ?3) AND sender <> ?4" VISIBLE_TO(
            "4") " ORDER BY ts DESC, seq DESC LIMIT 100"},
       {&r->offline_convs,
        "SELECT id, cid, kind, ack_ts, ack_seq FROM (SELECT c.id, c.cid, c.kind, m.ack_ts, m.ack_seq,"
@@ -903,7 +903,7 @@ int sq_msg_ext_get(store_reader_t *r, int64_t conv, const char *mid, int64_t *ts
 int sq_msg_by_dt(store_reader_t *r, int64_t conv, const char *sender, int64_t dt, int64_t since_ts, char **mid,
                  int64_t *ts, int64_t *newest_ts) {
   if (!r->msg_by_dt && sq_prepare(r->db,
-                                  "SELECT n.ts, d.mid, d.ts FROM (SELECT ts FROM msg_all WHERE conv = ?1"
+                                  "SELECT n.ts, d.mid, d.ts FROM (SELECT ts, seq FROM msg_all WHERE conv = ?1"
                                   " ORDER BY ts DESC, seq DESC LIMIT 1) n LEFT JOIN (" SQ_MSG_BY_DT_SQL ") d ON 1",
                                   &r->msg_by_dt) < 0)
     return TERN_ESTORE;
