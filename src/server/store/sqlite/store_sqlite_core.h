@@ -25,14 +25,18 @@ typedef struct { /* conv id → newest message time, open addressing (conv 0 = e
 
 /* The hot tables' state (store_sqlite_hot.c): a mirror of msg_hot_state's row. */
 typedef struct {
-  int active;   /* msg_hot<active> takes new messages */
-  int draining; /* msg_hot<draining> is moving into msg, or -1 */
-  int64_t upto; /* its conversations up to this id have moved */
+  int active;     /* msg_hot<active> takes new messages */
+  int draining;   /* msg_hot<draining> is moving into msg, or -1 */
+  int64_t upto;   /* its conversations up to this id have moved */
+  int64_t ts_max; /* no row of msg has a later ts */
 } sq_hot_state_t;
 typedef struct {
   sq_hot_state_t state, work;    /* as committed; as this transaction has it */
   int64_t since_us, switched_us; /* when the active table took over (committed; this transaction's) */
-  sqlite3_stmt *ins[2], *next[2], *move[2], *empty[2], *put;
+  int64_t floor;                 /* no row of the three tables has a later ts (may be too high) */
+  int64_t inserted;              /* messages this batch inserted so far */
+  int checked, dirty;            /* the last insert is the checked one; floor moved by an import */
+  sqlite3_stmt *ins[2], *ins_checked[2], *next[2], *move[2], *empty[2], *put;
 } sq_hot_t;
 
 struct store {
@@ -56,7 +60,7 @@ struct store {
   int64_t lm_flushed_us;
   sq_hot_t hot;            /* writer only (store_sqlite_hot.c) */
   int64_t hot_interval_us; /* how long new messages collect in a hot table */
-  int hot_step_rows;       /* rows a move step takes at least (0: HOT_STEP_ROWS) */
+  int hot_step_rows;       /* rows a move step takes at least (0: by the batch's size) */
   int closing, started;
   atomic_int fail_writes;
   /* checkpoints run on their own thread and connection, so the writer waits only for the
@@ -148,11 +152,13 @@ void sq_submit(store_t *s, store_job_t *j);
 /* Loads the state and prepares the statements (after sq_migrate): 0 or TERN_ESTORE. */
 int sq_hot_open(store_t *s);
 void sq_hot_close(store_t *s);
-/* The insert of a new message (SQ_HOT_COLS bound ?1..?12) into the active table, and what
- * its step's result rc means: 0, or the SQLite error (SQLITE_CONSTRAINT_PRIMARYKEY: the key
- * is taken, in any of the three tables). */
-sqlite3_stmt *sq_hot_insert(store_t *s);
+/* The insert of a new message of time ts (SQ_HOT_COLS bound ?1..?12) into the active
+ * table, and what its step's result rc means: 0, or the SQLite error
+ * (SQLITE_CONSTRAINT_PRIMARYKEY: the key is taken, in any of the three tables). */
+sqlite3_stmt *sq_hot_insert(store_t *s, int64_t ts);
 int sq_hot_insert_done(store_t *s, int rc);
+/* A row of time ts went into msg by another way (the bulk import). */
+void sq_hot_note(store_t *s, int64_t ts);
 /* Once per batch, before its COMMIT: switches tables when hot_interval has passed, or moves
  * the next step of the draining one. 0 or the SQLite error (the transaction must not commit). */
 int sq_hot_step(store_t *s, int64_t now_us);

@@ -11,14 +11,21 @@
  * So a commit appends its messages to msg_hot<active> (a rowid table: its new rows share
  * the table's last pages; its (conv, ts, seq) index is small and stays in the cache), and
  * every hot_interval the other table becomes the active one and the full one moves into msg:
- * one step per commit, each the rows of the next range of conversation ids (at least
- * HOT_STEP_ROWS rows, in key order), until the table is emptied in one statement. A
- * conversation that got k messages in the interval costs its msg leaf once for the k.
+ * one step per commit, each the rows of the next range of conversation ids (whole
+ * conversations, at least HOT_STEP_ROWS rows or twice the commit's messages, in key order),
+ * until the table is emptied in one statement. A conversation that got k messages in the
+ * interval costs its msg leaf once for the k.
  * Moved rows stay in the moving table until it is emptied; msg_hot_state.upto (same
  * transaction as the step) says which, and the view msg_all, which every read of messages
  * selects from, leaves them out. Updates and deletes of a message apply to all three
  * tables, so a moved row's stale copy always equals the copy in msg (reads that only take
- * the newest ts, SQ_LAST_TS, may look at it).
+ * the newest ts, QUERY_LAST_TS, may look at it).
+ *
+ * A key taken fails its insert (store.h) wherever it is: the active table's unique index
+ * sees its own; a seek in msg and one in the other hot table see theirs, but cost the writer
+ * ~3 µs a message at 50,000/s, so they run only for a key not past `floor`, the newest ts
+ * any of the three tables may hold (persisted as msg_hot_state.ts_max; the allocator's keys
+ * only grow, so in practice never).
  *
  * Everything here runs on the writer's connection inside the batch's transaction; the
  * in-memory state (work) follows the statements and becomes the committed one (state)
@@ -30,34 +37,56 @@
 #include "err.h"
 #include "store_sqlite_core.h"
 
-#define HOT_STEP_ROWS 512
+/* A step moves whole conversations, at least this many rows, or twice the messages its
+ * batch inserted: the move keeps ahead of the inserts, and no commit carries much of it. */
+#define HOT_STEP_ROWS 64
 
 static const char *const TABLE[2] = {"msg_hot0", "msg_hot1"};
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static int single_int64(sqlite3 *db, const char *sql, int64_t *out) {
+  sqlite3_stmt *st;
+  if (sq_prepare(db, sql, &st) < 0) return TERN_ESTORE;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : TERN_ESTORE;
+}
 
 int sq_hot_open(store_t *s) {
   sq_hot_t *h = &s->hot;
   sqlite3_stmt *st;
-  if (sq_prepare(s->wdb, "SELECT active, draining, upto FROM msg_hot_state", &st) < 0) return TERN_ESTORE;
+  if (sq_prepare(s->wdb, "SELECT active, draining, upto, ts_max FROM msg_hot_state", &st) < 0) return TERN_ESTORE;
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     h->state.active = sqlite3_column_int(st, 0);
     h->state.draining = sqlite3_column_int(st, 1);
     h->state.upto = sqlite3_column_int64(st, 2);
+    h->state.ts_max = sqlite3_column_int64(st, 3);
   }
   sqlite3_finalize(st);
-  if (rc != SQLITE_ROW) return TERN_ESTORE;
+  int64_t hot_max = 0; /* the hot tables are small: a scan each */
+  if (rc != SQLITE_ROW ||
+      single_int64(
+          s->wdb,
+          "SELECT max(coalesce((SELECT max(ts) FROM msg_hot0), 0), coalesce((SELECT max(ts) FROM msg_hot1), 0))",
+          &hot_max) < 0)
+    return TERN_ESTORE;
   h->work = h->state;
+  h->floor = max64(h->state.ts_max, hot_max);
   h->since_us = sq_mono_us();
   for (int i = 0; i < 2; i++) {
     char sql[480];
-    /* a key taken fails the insert (store.h), wherever it is: the active table's unique index
-     * sees its own, the two seeks the others' (no row inserted: sq_hot_insert_done) */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s (" SQ_HOT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &h->ins[i]) < 0) return TERN_ESTORE;
     snprintf(sql, sizeof sql,
              "INSERT INTO %s (" SQ_HOT_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12"
              " WHERE NOT EXISTS (SELECT 1 FROM msg WHERE conv = ?1 AND ts = ?2 AND seq = ?3)"
              " AND NOT EXISTS (SELECT 1 FROM %s WHERE conv = ?1 AND ts = ?2 AND seq = ?3)",
              TABLE[i], TABLE[i ^ 1]);
-    if (sq_prepare(s->wdb, sql, &h->ins[i]) < 0) return TERN_ESTORE;
+    if (sq_prepare(s->wdb, sql, &h->ins_checked[i]) < 0) return TERN_ESTORE;
     snprintf(sql, sizeof sql, "SELECT conv FROM %s WHERE conv > ?1 ORDER BY conv LIMIT 1 OFFSET ?2", TABLE[i]);
     if (sq_prepare(s->wdb, sql, &h->next[i]) < 0) return TERN_ESTORE;
     snprintf(sql, sizeof sql,
@@ -68,13 +97,14 @@ int sq_hot_open(store_t *s) {
     snprintf(sql, sizeof sql, "DELETE FROM %s", TABLE[i]);
     if (sq_prepare(s->wdb, sql, &h->empty[i]) < 0) return TERN_ESTORE;
   }
-  return sq_prepare(s->wdb, "UPDATE msg_hot_state SET active = ?1, draining = ?2, upto = ?3", &h->put);
+  return sq_prepare(s->wdb, "UPDATE msg_hot_state SET active = ?1, draining = ?2, upto = ?3, ts_max = ?4", &h->put);
 }
 
 void sq_hot_close(store_t *s) {
   sq_hot_t *h = &s->hot;
   for (int i = 0; i < 2; i++) {
     sqlite3_finalize(h->ins[i]);
+    sqlite3_finalize(h->ins_checked[i]);
     sqlite3_finalize(h->next[i]);
     sqlite3_finalize(h->move[i]);
     sqlite3_finalize(h->empty[i]);
@@ -82,16 +112,31 @@ void sq_hot_close(store_t *s) {
   sqlite3_finalize(h->put);
 }
 
-sqlite3_stmt *sq_hot_insert(store_t *s) { return s->hot.ins[s->hot.work.active]; }
+sqlite3_stmt *sq_hot_insert(store_t *s, int64_t ts) {
+  sq_hot_t *h = &s->hot;
+  h->inserted++;
+  h->checked = ts <= h->floor;
+  h->floor = max64(h->floor, ts);
+  return (h->checked ? h->ins_checked : h->ins)[h->work.active];
+}
 
 int sq_hot_insert_done(store_t *s, int rc) {
-  return rc ? rc : sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_CONSTRAINT_PRIMARYKEY;
+  if (rc || !s->hot.checked) return rc;
+  return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
+void sq_hot_note(store_t *s, int64_t ts) {
+  s->hot.floor = max64(s->hot.floor, ts);
+  s->hot.dirty = 1;
 }
 
 static int put_state(sq_hot_t *h) {
+  h->work.ts_max = h->floor; /* every row of the three tables, this transaction's too */
+  h->dirty = 0;
   sqlite3_bind_int(h->put, 1, h->work.active);
   sqlite3_bind_int(h->put, 2, h->work.draining);
   sqlite3_bind_int64(h->put, 3, h->work.upto);
+  sqlite3_bind_int64(h->put, 4, h->work.ts_max);
   return sq_step_done(h->put);
 }
 
@@ -116,7 +161,7 @@ static int move_range(sq_hot_t *h, int64_t hi) {
 int sq_hot_step(store_t *s, int64_t now_us) {
   sq_hot_t *h = &s->hot;
   if (h->work.draining < 0) {
-    if (now_us - h->since_us < s->hot_interval_us) return 0;
+    if (now_us - h->since_us < s->hot_interval_us) return h->dirty ? put_state(h) : 0;
     h->work.draining = h->work.active; /* the other table was emptied by the last drain */
     h->work.active ^= 1;
     h->work.upto = 0;
@@ -124,10 +169,10 @@ int sq_hot_step(store_t *s, int64_t now_us) {
     return put_state(h);
   }
   int d = h->work.draining;
-  int64_t hi = INT64_MAX;
+  int64_t hi = INT64_MAX, rows = s->hot_step_rows ? s->hot_step_rows : max64(HOT_STEP_ROWS, 2 * h->inserted);
   sqlite3_stmt *st = h->next[d];
   sqlite3_bind_int64(st, 1, h->work.upto);
-  sqlite3_bind_int(st, 2, s->hot_step_rows ? s->hot_step_rows : HOT_STEP_ROWS);
+  sqlite3_bind_int64(st, 2, rows);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) hi = sqlite3_column_int64(st, 0); /* that conversation whole: always progress */
   sqlite3_reset(st);
@@ -146,7 +191,8 @@ int sq_hot_flush(store_t *s) {
 
 void sq_hot_done(store_t *s, int committed) {
   sq_hot_t *h = &s->hot;
-  if (!committed) {
+  h->inserted = 0;
+  if (!committed) { /* floor stays: too high only costs checks */
     h->work = h->state;
     return;
   }

@@ -106,7 +106,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
     int dup = msg_dup(s, j);
     if (dup) return dup;
   }
-  sqlite3_stmt *st = sq_hot_insert(s);
+  sqlite3_stmt *st = sq_hot_insert(s, j->ts);
   sqlite3_bind_int64(st, 1, j->conv);
   sqlite3_bind_int64(st, 2, j->ts);
   sqlite3_bind_int64(st, 3, j->seq);
@@ -494,6 +494,8 @@ static void run_batch(store_t *s, store_job_t *batch) {
     int sp = multi_statement(j->type);
     if (sp) sq_exec(s->wdb, "SAVEPOINT job");
     int rc = run_job(s, j);
+    if (!rc && j->type == JOB_IMPORT)
+      for (size_t k = 0; k < ((job_import_t *)j)->ntouched; k++) sq_hot_note(s, ((job_import_t *)j)->touched[k].max_ts);
     if (rc == TERN_EEXIST) {
       j->result = TERN_EEXIST;
     } else if (rc) {
