@@ -25,15 +25,15 @@ typedef struct { /* conv id → newest message time, open addressing (conv 0 = e
 
 /* The hot tables' state (store_sqlite_hot.c): a mirror of msg_hot_state's row. */
 typedef struct {
-  int active;     /* msg_hot<active> takes new messages */
-  int draining;   /* msg_hot<draining> is moving into msg, or -1 */
-  int64_t upto;   /* its conversations up to this id have moved */
-  int64_t ts_max; /* no row of msg has a later ts */
+  int active;      /* msg_hot<active> takes new messages */
+  int draining;    /* msg_hot<draining> is moving into msg, or -1 */
+  int64_t upto;    /* its conversations up to this id have moved */
+  int64_t floor;   /* no row of msg or of the draining table has a later ts (column ts_max) */
+  int64_t act_max; /* nor has one of the active table (not stored: a scan at open) */
 } sq_hot_state_t;
 typedef struct {
   sq_hot_state_t state, work;    /* as committed; as this transaction has it */
   int64_t since_us, switched_us; /* when the active table took over (committed; this transaction's) */
-  int64_t floor;                 /* no row of the three tables has a later ts (may be too high) */
   int64_t inserted;              /* messages this batch inserted so far */
   int checked, dirty;            /* the last insert is the checked one; floor moved by an import */
   sqlite3_stmt *ins[2], *ins_checked[2], *next[2], *move[2], *empty[2], *put;

@@ -24,8 +24,9 @@
  * A key taken fails its insert (store.h) wherever it is: the active table's unique index
  * sees its own; a seek in msg and one in the other hot table see theirs, but cost the writer
  * ~3 µs a message at 50,000/s, so they run only for a key not past `floor`, the newest ts
- * any of the three tables may hold (persisted as msg_hot_state.ts_max; the allocator's keys
- * only grow, so in practice never).
+ * msg and the moving table may hold (persisted as msg_hot_state.ts_max, raised at each
+ * switch by the newest ts the table that stops taking messages got): a live key, whose ts
+ * is about now, is past it by the interval.
  *
  * Everything here runs on the writer's connection inside the batch's transaction; the
  * in-memory state (work) follows the statements and becomes the committed one (state)
@@ -63,21 +64,15 @@ int sq_hot_open(store_t *s) {
     h->state.active = sqlite3_column_int(st, 0);
     h->state.draining = sqlite3_column_int(st, 1);
     h->state.upto = sqlite3_column_int64(st, 2);
-    h->state.ts_max = sqlite3_column_int64(st, 3);
+    h->state.floor = sqlite3_column_int64(st, 3);
   }
   sqlite3_finalize(st);
-  int64_t hot_max = 0; /* the hot tables are small: a scan each */
-  if (rc != SQLITE_ROW ||
-      single_int64(
-          s->wdb,
-          "SELECT max(coalesce((SELECT max(ts) FROM msg_hot0), 0), coalesce((SELECT max(ts) FROM msg_hot1), 0))",
-          &hot_max) < 0)
-    return TERN_ESTORE;
+  char sql[480];
+  snprintf(sql, sizeof sql, "SELECT coalesce(max(ts), 0) FROM %s", TABLE[h->state.active & 1]); /* small: a scan */
+  if (rc != SQLITE_ROW || single_int64(s->wdb, sql, &h->state.act_max) < 0) return TERN_ESTORE;
   h->work = h->state;
-  h->floor = max64(h->state.ts_max, hot_max);
   h->since_us = sq_mono_us();
   for (int i = 0; i < 2; i++) {
-    char sql[480];
     snprintf(sql, sizeof sql,
              "INSERT INTO %s (" SQ_HOT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", TABLE[i]);
     if (sq_prepare(s->wdb, sql, &h->ins[i]) < 0) return TERN_ESTORE;
@@ -115,8 +110,8 @@ void sq_hot_close(store_t *s) {
 sqlite3_stmt *sq_hot_insert(store_t *s, int64_t ts) {
   sq_hot_t *h = &s->hot;
   h->inserted++;
-  h->checked = ts <= h->floor;
-  h->floor = max64(h->floor, ts);
+  h->checked = ts <= h->work.floor;
+  h->work.act_max = max64(h->work.act_max, ts);
   return (h->checked ? h->ins_checked : h->ins)[h->work.active];
 }
 
@@ -126,18 +121,25 @@ int sq_hot_insert_done(store_t *s, int rc) {
 }
 
 void sq_hot_note(store_t *s, int64_t ts) {
-  s->hot.floor = max64(s->hot.floor, ts);
+  s->hot.work.floor = max64(s->hot.work.floor, ts);
   s->hot.dirty = 1;
 }
 
 static int put_state(sq_hot_t *h) {
-  h->work.ts_max = h->floor; /* every row of the three tables, this transaction's too */
   h->dirty = 0;
   sqlite3_bind_int(h->put, 1, h->work.active);
   sqlite3_bind_int(h->put, 2, h->work.draining);
   sqlite3_bind_int64(h->put, 3, h->work.upto);
-  sqlite3_bind_int64(h->put, 4, h->work.ts_max);
+  sqlite3_bind_int64(h->put, 4, h->work.floor);
   return sq_step_done(h->put);
+}
+
+/* The active table stops taking messages (to be moved): floor covers its rows from now on. */
+static void retire_active(sq_hot_t *h) {
+  h->work.floor = max64(h->work.floor, h->work.act_max);
+  h->work.act_max = 0;
+  h->work.draining = h->work.active;
+  h->work.upto = 0;
 }
 
 /* Moves the draining table's conversations in (upto, hi] into msg; with hi INT64_MAX,
@@ -162,9 +164,8 @@ int sq_hot_step(store_t *s, int64_t now_us) {
   sq_hot_t *h = &s->hot;
   if (h->work.draining < 0) {
     if (now_us - h->since_us < s->hot_interval_us) return h->dirty ? put_state(h) : 0;
-    h->work.draining = h->work.active; /* the other table was emptied by the last drain */
-    h->work.active ^= 1;
-    h->work.upto = 0;
+    retire_active(h);
+    h->work.active ^= 1; /* the other table was emptied by the last drain */
     h->switched_us = now_us;
     return put_state(h);
   }
@@ -184,15 +185,15 @@ int sq_hot_flush(store_t *s) {
   sq_hot_t *h = &s->hot;
   int rc;
   if (h->work.draining >= 0 && (rc = move_range(h, INT64_MAX))) return rc;
-  h->work.draining = h->work.active;
-  h->work.upto = 0;
+  retire_active(h);
   return move_range(h, INT64_MAX);
 }
 
 void sq_hot_done(store_t *s, int committed) {
   sq_hot_t *h = &s->hot;
   h->inserted = 0;
-  if (!committed) { /* floor stays: too high only costs checks */
+  h->dirty = 0;
+  if (!committed) {
     h->work = h->state;
     return;
   }
