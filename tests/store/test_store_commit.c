@@ -906,6 +906,45 @@ static void hot_tables_hold_every_message_once(void **state) {
   st_close(t);
 }
 
+/* A conversation with several messages in one commit already shares its msg leaf among
+ * them: they go straight into msg, not through a hot table (two writes each). Nothing moves
+ * here (a minute's hot interval): what msg holds came straight. */
+static void hot_tables_skip_a_conversation_s_repeats(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "sqlite") != 0) skip(); /* this backend's layout */
+  st_hot_interval_us = 60 * 1000 * 1000;
+  st_t *t = st_open(st_current, 100000); /* a commit at most every 100 ms: the four below share one */
+  st_hot_interval_us = 0;
+  hot_side_t h = {0};
+  assert_int_equal(sqlite3_open_v2(t->path, &h.db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  int64_t a = st_conv_create(t, "rep-a", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  int64_t b = st_conv_create(t, "rep-b", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t m[5] = {0};
+  size_t base = t->ndone;
+  for (int i = 0; i < 5; i++) { /* four of a, one of b */
+    st_msg_fill(t, &m[i], 0, i < 4 ? a : b, 2000 + i, 1, "alice", "r", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  st_wait_done(t, base + 5);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    st_msg_free(&m[i]);
+  }
+  assert_int_equal(hot_value(&h, "SELECT count(*) FROM msg WHERE conv = ?1", a), 4);
+  assert_int_equal(hot_value(&h, "SELECT count(*) FROM msg WHERE conv = ?1", b), 0);
+  assert_int_equal(hot_value(&h, "SELECT count(*) FROM msg_all WHERE conv = ?1", b), 1);
+  /* a's keys are taken in msg; the next of b goes on in the hot table */
+  assert_int_equal(st_msg_insert(t, a, 2001, 1, "alice", "again", 0), TERN_ESTORE);
+  assert_int_equal(st_msg_insert(t, b, 2005, 1, "alice", "r", 0), 0);
+  st_msgs_t g = {0};
+  logs_req_t q = {.conv = a, .limit = 10, .newer = 1};
+  assert_int_equal(store_logs(t->r, &q, st_msgs_cb, &g), 0);
+  assert_int_equal(g.n, 4);
+  for (int i = 0; i < 4; i++) assert_int_equal(g.ts[i], 2000 + i);
+  sqlite3_close(h.db);
+  st_close(t);
+}
+
 static void held_rounds_flush_little_after_a_long_reader(void **state) {
   (void)state;
   if (strcmp(st_current->name, "sqlite") != 0) skip(); /* a property of this backend's checkpointer */
@@ -1427,6 +1466,7 @@ int main(void) {
       cmocka_unit_test(message_order_across_writers),
       cmocka_unit_test(one_round_trip_per_commit),
       cmocka_unit_test(hot_tables_hold_every_message_once),
+      cmocka_unit_test(hot_tables_skip_a_conversation_s_repeats),
       cmocka_unit_test(failed_statement_in_flight_fails_its_job_alone),
       cmocka_unit_test(connections_closed_while_idle),
       cmocka_unit_test(reads_off_the_loop),

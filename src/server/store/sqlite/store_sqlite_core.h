@@ -25,18 +25,27 @@ typedef struct { /* conv id → newest message time, open addressing (conv 0 = e
 
 /* The hot tables' state (store_sqlite_hot.c): a mirror of msg_hot_state's row. */
 typedef struct {
-  int active;      /* msg_hot<active> takes new messages */
-  int draining;    /* msg_hot<draining> is moving into msg, or -1 */
-  int64_t upto;    /* its conversations up to this id have moved */
-  int64_t floor;   /* no row of msg or of the draining table has a later ts (column ts_max) */
-  int64_t act_max; /* nor has one of the active table (not stored: a scan at open) */
+  int active;   /* msg_hot<active> takes new messages */
+  int draining; /* msg_hot<draining> is moving into msg, or -1 */
+  int64_t upto; /* its conversations up to this id have moved */
 } sq_hot_state_t;
+typedef struct {
+  int64_t conv, ts, seq; /* conv's newest stored key (conv 0: an empty slot) */
+} sq_hot_key_t;
+#define HOT_NEWEST_SLOTS 16384
 typedef struct {
   sq_hot_state_t state, work;    /* as committed; as this transaction has it */
   int64_t since_us, switched_us; /* when the active table took over (committed; this transaction's) */
-  int64_t inserted;              /* messages this batch inserted so far */
-  int checked, dirty;            /* the last insert is the checked one; floor moved by an import */
-  sqlite3_stmt *ins[2], *ins_checked[2], *next[2], *move[2], *empty[2], *put;
+  int64_t inserted;              /* messages this batch put in a hot table so far */
+  int checked;                   /* the last insert is the checked one */
+  sq_hot_key_t *newest;          /* HOT_NEWEST_SLOTS, direct-mapped by conv */
+  struct {
+    int64_t conv;
+    int n;
+  } * count; /* the batch's messages per conversation, open addressing */
+  size_t count_cap;
+  sqlite3_stmt *ins[3], *ins_checked[3], *last[3]; /* [2]: msg */
+  sqlite3_stmt *next[2], *move[2], *empty[2], *put;
 } sq_hot_t;
 
 struct store {
@@ -152,13 +161,16 @@ void sq_submit(store_t *s, store_job_t *j);
 /* Loads the state and prepares the statements (after sq_migrate): 0 or TERN_ESTORE. */
 int sq_hot_open(store_t *s);
 void sq_hot_close(store_t *s);
-/* The insert of a new message of time ts (SQ_HOT_COLS bound ?1..?12) into the active
- * table, and what its step's result rc means: 0, or the SQLite error
+/* Before a batch's jobs run: counts its messages per conversation (a conversation's
+ * second and later go straight into msg). */
+void sq_hot_batch(store_t *s, const store_job_t *batch);
+/* The insert of a new message with key (conv, ts, seq), SQ_HOT_COLS bound ?1..?12 (*st: into
+ * the active table or msg), and what its step's result rc means: 0, or the SQLite error
  * (SQLITE_CONSTRAINT_PRIMARYKEY: the key is taken, in any of the three tables). */
-sqlite3_stmt *sq_hot_insert(store_t *s, int64_t ts);
+int sq_hot_insert(store_t *s, int64_t conv, int64_t ts, int64_t seq, sqlite3_stmt **st);
 int sq_hot_insert_done(store_t *s, int rc);
-/* A row of time ts went into msg by another way (the bulk import). */
-void sq_hot_note(store_t *s, int64_t ts);
+/* conv's messages changed by another way (the bulk import): its newest key is sought again. */
+void sq_hot_forget(store_t *s, int64_t conv);
 /* Once per batch, before its COMMIT: switches tables when hot_interval has passed, or moves
  * the next step of the draining one. 0 or the SQLite error (the transaction must not commit). */
 int sq_hot_step(store_t *s, int64_t now_us);

@@ -103,9 +103,8 @@ static const char *const migrations[] = {
     "ALTER TABLE msg ADD COLUMN dt INTEGER;",
     /* 11: new messages go first into one of two rowid tables, in arrival order, and move into
      * msg in conversation order a range of conversations at a time (store_sqlite_hot.c); the
-     * moving table's rows whose conversation is at most upto are already in msg; no row of
-     * msg is later than ts_max (a seek per conversation to start it). msg_all is every
-     * message once: what reads of messages select from */
+     * moving table's rows whose conversation is at most upto are already in msg. msg_all is
+     * every message once: what reads of messages select from */
     ("CREATE TABLE msg_hot0 (" SQ_HOT_COLS_DEF ");"
      "CREATE UNIQUE INDEX msg_hot0_key ON msg_hot0(conv, ts, seq);"
      "CREATE INDEX msg_hot0_patch ON msg_hot0(patch_ts, conv) WHERE patch_ts > 0;"
@@ -113,9 +112,8 @@ static const char *const migrations[] = {
      "CREATE UNIQUE INDEX msg_hot1_key ON msg_hot1(conv, ts, seq);"
      "CREATE INDEX msg_hot1_patch ON msg_hot1(patch_ts, conv) WHERE patch_ts > 0;"
      "CREATE TABLE msg_hot_state (k INTEGER PRIMARY KEY CHECK (k = 0), active INTEGER NOT NULL,"
-     "  draining INTEGER NOT NULL, upto INTEGER NOT NULL, ts_max INTEGER NOT NULL);"
-     "INSERT INTO msg_hot_state SELECT 0, 0, -1, 0, coalesce(max((SELECT ts FROM msg WHERE msg.conv = c.id"
-     "  ORDER BY ts DESC, seq DESC LIMIT 1)), 0) FROM conv c;"
+     "  draining INTEGER NOT NULL, upto INTEGER NOT NULL);"
+     "INSERT INTO msg_hot_state VALUES (0, 0, -1, 0);"
      "CREATE VIEW msg_all AS SELECT " SQ_HOT_COLS " FROM msg"
      " UNION ALL SELECT " SQ_HOT_COLS " FROM msg_hot0"
      "  WHERE conv > (SELECT CASE draining WHEN 0 THEN upto ELSE 0 END FROM msg_hot_state)"

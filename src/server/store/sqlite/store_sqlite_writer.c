@@ -106,7 +106,9 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
     int dup = msg_dup(s, j);
     if (dup) return dup;
   }
-  sqlite3_stmt *st = sq_hot_insert(s, j->ts);
+  sqlite3_stmt *st;
+  int rc = sq_hot_insert(s, j->conv, j->ts, j->seq, &st);
+  if (rc) return rc;
   sqlite3_bind_int64(st, 1, j->conv);
   sqlite3_bind_int64(st, 2, j->ts);
   sqlite3_bind_int64(st, 3, j->seq);
@@ -123,7 +125,7 @@ static int run_msg_insert(store_t *s, job_msg_insert_t *j) {
   else sqlite3_bind_null(st, 11);
   if (j->dt) sqlite3_bind_int64(st, 12, j->dt);
   else sqlite3_bind_null(st, 12);
-  int rc = sq_hot_insert_done(s, sq_step_done(st));
+  rc = sq_hot_insert_done(s, sq_step_done(st));
   sqlite3_clear_bindings(st);
   return rc;
 }
@@ -484,6 +486,7 @@ static void run_batch(store_t *s, store_job_t *batch) {
   uint64_t njobs = 0;
   for (store_job_t *j = batch; j; j = j->next) njobs++;
   metric_observe_count(M_COMMIT_BATCH, njobs);
+  sq_hot_batch(s, batch);
   for (store_job_t *j = batch; j && txn_ok; j = j->next) /* the import reads and writes msg alone */
     if (j->type == JOB_IMPORT && sq_hot_flush(s) != 0) txn_ok = 0;
   for (store_job_t *j = batch; j; j = j->next) {
@@ -495,7 +498,7 @@ static void run_batch(store_t *s, store_job_t *batch) {
     if (sp) sq_exec(s->wdb, "SAVEPOINT job");
     int rc = run_job(s, j);
     if (!rc && j->type == JOB_IMPORT)
-      for (size_t k = 0; k < ((job_import_t *)j)->ntouched; k++) sq_hot_note(s, ((job_import_t *)j)->touched[k].max_ts);
+      for (size_t k = 0; k < ((job_import_t *)j)->ntouched; k++) sq_hot_forget(s, ((job_import_t *)j)->touched[k].conv);
     if (rc == TERN_EEXIST) {
       j->result = TERN_EEXIST;
     } else if (rc) {
