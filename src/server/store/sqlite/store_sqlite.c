@@ -48,7 +48,16 @@ static void sq_fail_writes(store_t *s, int on) { atomic_store(&s->fail_writes, o
 
 static void sq_close(store_t *s);
 
+/* SQLite counts the memory it allocates under a global mutex (SQLITE_CONFIG_MEMSTATUS, on by
+ * default), taken at every allocation of every connection: the workers' readers, whose rows
+ * from the view msg_all go through allocated registers, queued on it (7% of ternd's samples
+ * in pthread_mutex_lock serving history pages, bench/README.md "The hot tables"). Nothing
+ * here reads those counts. Before SQLite initializes, i.e. before the first open. */
+static void sq_config_once(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 static int sq_open(const store_options_t *opt, store_t **out) {
+  static pthread_once_t configured = PTHREAD_ONCE_INIT;
+  pthread_once(&configured, sq_config_once);
   store_t *s = xcalloc(1, sizeof *s);
   s->ops = &store_sqlite_ops;
   s->path = xstrdup(opt->path);
