@@ -34,16 +34,17 @@ typedef struct {
 } sq_hot_key_t;
 #define HOT_NEWEST_SLOTS 16384
 typedef struct {
-  sq_hot_state_t state, work;    /* as committed; as this transaction has it */
-  int64_t since_us, switched_us; /* when the active table took over (committed; this transaction's) */
-  int64_t inserted;              /* messages this batch put in a hot table so far */
-  int checked;                   /* the last insert is the checked one */
-  sq_hot_key_t *newest;          /* HOT_NEWEST_SLOTS, direct-mapped by conv */
-  struct {
-    int64_t conv;
-    int n;
-  } * count; /* the batch's messages per conversation, open addressing */
-  size_t count_cap;
+  int64_t conv; /* 0: an empty slot */
+  int n;
+} sq_hot_count_t;
+typedef struct {
+  sq_hot_state_t state, work;                      /* as committed; as this transaction has it */
+  int64_t since_us, switched_us;                   /* when the active table took over (committed; this transaction's) */
+  int64_t inserted;                                /* messages this batch put in a hot table so far */
+  int checked;                                     /* the last insert is the checked one */
+  sq_hot_key_t *newest;                            /* HOT_NEWEST_SLOTS, direct-mapped by conv */
+  sq_hot_count_t *count;                           /* the batch's messages per conversation, open addressing */
+  size_t count_cap, count_n;                       /* allocated; this batch's (a power of two) */
   sqlite3_stmt *ins[3], *ins_checked[3], *last[3]; /* [2]: msg */
   sqlite3_stmt *next[2], *move[2], *empty[2], *put;
 } sq_hot_t;

@@ -125,12 +125,13 @@ void sq_hot_batch(store_t *s, const store_job_t *batch) {
     h->count = xcalloc(cap, sizeof *h->count);
     h->count_cap = cap;
   }
-  memset(h->count, 0, h->count_cap * sizeof *h->count);
+  h->count_n = cap; /* this batch's part: a paced batch clears a few slots, not a flat-out one's */
+  memset(h->count, 0, cap * sizeof *h->count);
   for (const store_job_t *j = batch; j; j = j->next) {
     if (j->type != JOB_MSG_INSERT) continue;
     int64_t conv = ((const job_msg_insert_t *)j)->conv;
-    size_t i = slot_of(conv, h->count_cap);
-    while (h->count[i].conv && h->count[i].conv != conv) i = (i + 1) & (h->count_cap - 1);
+    size_t i = slot_of(conv, cap);
+    while (h->count[i].conv && h->count[i].conv != conv) i = (i + 1) & (cap - 1);
     h->count[i].conv = conv;
     h->count[i].n++;
   }
@@ -138,9 +139,9 @@ void sq_hot_batch(store_t *s, const store_job_t *batch) {
 
 /* How many messages of conv this batch inserts (sq_hot_batch counted them). */
 static int batch_count(const sq_hot_t *h, int64_t conv) {
-  if (!h->count_cap) return 0;
-  size_t i = slot_of(conv, h->count_cap);
-  while (h->count[i].conv && h->count[i].conv != conv) i = (i + 1) & (h->count_cap - 1);
+  if (!h->count_n) return 0;
+  size_t i = slot_of(conv, h->count_n);
+  while (h->count[i].conv && h->count[i].conv != conv) i = (i + 1) & (h->count_n - 1);
   return h->count[i].n;
 }
 
