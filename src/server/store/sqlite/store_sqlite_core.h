@@ -16,12 +16,17 @@
 #include "store_sqlite_int.h"
 
 typedef struct {
-  int64_t conv, ts;
-} lm_slot_t;
-typedef struct { /* conv id → newest message time, open addressing (conv 0 = empty) */
-  lm_slot_t *v;
+  int64_t conv, v;
+} conv_slot_t;
+typedef struct { /* conv id → an int64 (lm: the newest message time), open addressing (conv 0 = empty) */
+  conv_slot_t *v;
   size_t cap, n;
-} lm_tab_t;
+} conv_tab_t;
+/* Where conv goes in a table of cap (a power of two) slots. Conversation ids are the
+ * store's own row ids, never a client's choice. */
+static inline size_t sq_conv_hash(int64_t conv, size_t cap) {
+  return (size_t)((uint64_t)conv * 0x9E3779B97F4A7C15ull >> 32) & (cap - 1);
+}
 
 /* The hot tables' state (store_sqlite_hot.c): a mirror of msg_hot_state's row. */
 typedef struct {
@@ -34,17 +39,12 @@ typedef struct {
 } sq_hot_key_t;
 #define HOT_NEWEST_SLOTS 16384
 typedef struct {
-  int64_t conv; /* 0: an empty slot */
-  int n;
-} sq_hot_count_t;
-typedef struct {
   sq_hot_state_t state, work;                      /* as committed; as this transaction has it */
   int64_t since_us, switched_us;                   /* when the active table took over (committed; this transaction's) */
   int64_t inserted;                                /* messages this batch put in a hot table so far */
   int checked;                                     /* the last insert is the checked one */
   sq_hot_key_t *newest;                            /* HOT_NEWEST_SLOTS, direct-mapped by conv */
-  sq_hot_count_t *count;                           /* the batch's messages per conversation, open addressing */
-  size_t count_cap, count_n;                       /* allocated; this batch's (a power of two) */
+  conv_tab_t count;                                /* the batch's messages per conversation */
   sqlite3_stmt *ins[3], *ins_checked[3], *last[3]; /* [2]: msg */
   sqlite3_stmt *next[2], *move[2], *empty[2], *put;
 } sq_hot_t;
@@ -66,7 +66,7 @@ struct store {
   int64_t interval_us, last_commit_us;
   store_job_t *docs_waiting; /* writer only: attribute updates held for the next docs round */
   int64_t docs_last_us;      /* writer only: when the last docs round ended */
-  lm_tab_t lm;               /* writer only: lm not yet written (see lm_note) */
+  conv_tab_t lm;             /* writer only: lm not yet written (see lm_note) */
   int64_t lm_flushed_us;
   sq_hot_t hot;            /* writer only (store_sqlite_hot.c) */
   int64_t hot_interval_us; /* how long new messages collect in a hot table */
@@ -143,7 +143,11 @@ int sq_member_filter_load(store_t *s);
 int64_t sq_mono_us(void);
 /* Steps a write statement once and resets it: 0 or the SQLite error. */
 int sq_step_done(sqlite3_stmt *st);
-void *sq_writer_main(void *arg);       /* the writer thread */
+void *sq_writer_main(void *arg); /* the writer thread */
+/* conv's slot in t, added with v 0 if it was not there (t grows to stay at most half full). */
+conv_slot_t *sq_conv_slot(conv_tab_t *t, int64_t conv);
+/* conv's slot in t, or NULL. */
+const conv_slot_t *sq_conv_find(const conv_tab_t *t, int64_t conv);
 void *sq_checkpointer_main(void *arg); /* the checkpointer thread */
 /* The writer connection's WAL hook: wakes the checkpointer every CKPT_FRAMES frames. */
 int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames);

@@ -39,7 +39,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "err.h"
 #include "store_sqlite_core.h"
@@ -52,9 +51,6 @@ static const char *const TABLE[3] = {"msg_hot0", "msg_hot1", "msg"};
 #define MSG 2 /* TABLE[MSG] */
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-static size_t slot_of(int64_t conv, size_t cap) {
-  return (size_t)((uint64_t)conv * 0x9E3779B97F4A7C15ull >> 32) & (cap - 1);
-}
 
 int sq_hot_open(store_t *s) {
   sq_hot_t *h = &s->hot;
@@ -111,43 +107,17 @@ void sq_hot_close(store_t *s) {
   }
   sqlite3_finalize(h->put);
   free(h->newest);
-  free(h->count);
+  free(h->count.v);
 }
 
 void sq_hot_batch(store_t *s, const store_job_t *batch) {
-  sq_hot_t *h = &s->hot;
-  size_t n = 0;
-  for (const store_job_t *j = batch; j; j = j->next) n += j->type == JOB_MSG_INSERT;
-  size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
-  if (cap > h->count_cap) {
-    free(h->count);
-    h->count = xcalloc(cap, sizeof *h->count);
-    h->count_cap = cap;
-  }
-  h->count_n = cap; /* this batch's part: a paced batch clears a few slots, not a flat-out one's */
-  memset(h->count, 0, cap * sizeof *h->count);
-  for (const store_job_t *j = batch; j; j = j->next) {
-    if (j->type != JOB_MSG_INSERT) continue;
-    int64_t conv = ((const job_msg_insert_t *)j)->conv;
-    size_t i = slot_of(conv, cap);
-    while (h->count[i].conv && h->count[i].conv != conv) i = (i + 1) & (cap - 1);
-    h->count[i].conv = conv;
-    h->count[i].n++;
-  }
-}
-
-/* How many messages of conv this batch inserts (sq_hot_batch counted them). */
-static int batch_count(const sq_hot_t *h, int64_t conv) {
-  if (!h->count_n) return 0;
-  size_t i = slot_of(conv, h->count_n);
-  while (h->count[i].conv && h->count[i].conv != conv) i = (i + 1) & (h->count_n - 1);
-  return h->count[i].n;
+  for (const store_job_t *j = batch; j; j = j->next)
+    if (j->type == JOB_MSG_INSERT) sq_conv_slot(&s->hot.count, ((const job_msg_insert_t *)j)->conv)->v++;
 }
 
 /* conv's newest stored key, from the cache or by a seek in each table; 0 or the SQLite error. */
 static int newest_key(sq_hot_t *h, int64_t conv, sq_hot_key_t **out) {
-  sq_hot_key_t *k = &h->newest[slot_of(conv, HOT_NEWEST_SLOTS)];
+  sq_hot_key_t *k = &h->newest[sq_conv_hash(conv, HOT_NEWEST_SLOTS)];
   *out = k;
   if (k->conv == conv) return 0;
   k->conv = 0;
@@ -173,7 +143,8 @@ int sq_hot_insert(store_t *s, int64_t conv, int64_t ts, int64_t seq, sqlite3_stm
   sq_hot_key_t *k;
   int rc = newest_key(h, conv, &k);
   if (rc) return rc;
-  int table = batch_count(h, conv) > 1 ? MSG : h->work.active;
+  const conv_slot_t *c = sq_conv_find(&h->count, conv);
+  int table = c && c->v > 1 ? MSG : h->work.active;
   h->checked = ts < k->ts || (ts == k->ts && seq <= k->seq); /* not past the newest: it may be taken */
   if (!h->checked) {
     k->ts = ts; /* too new when the batch rolls back: that only costs a seek */
@@ -190,7 +161,7 @@ int sq_hot_insert_done(store_t *s, int rc) {
 }
 
 void sq_hot_forget(store_t *s, int64_t conv) {
-  sq_hot_key_t *k = &s->hot.newest[slot_of(conv, HOT_NEWEST_SLOTS)];
+  sq_hot_key_t *k = &s->hot.newest[sq_conv_hash(conv, HOT_NEWEST_SLOTS)];
   if (k->conv == conv) k->conv = 0;
 }
 
@@ -257,6 +228,8 @@ int sq_hot_flush(store_t *s) {
 void sq_hot_done(store_t *s, int committed) {
   sq_hot_t *h = &s->hot;
   h->inserted = 0;
+  free(h->count.v); /* sized by the batch: a flat-out one's table is not kept for the paced ones after */
+  h->count = (conv_tab_t){0};
   if (!committed) {
     h->work = h->state;
     return;

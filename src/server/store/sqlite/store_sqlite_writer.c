@@ -146,32 +146,44 @@ int64_t sq_mono_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void lm_note(lm_tab_t *t, int64_t conv, int64_t ts) {
+conv_slot_t *sq_conv_slot(conv_tab_t *t, int64_t conv) {
   if ((t->n + 1) * 2 > t->cap) { /* keep it at most half full: rehash into twice the room */
-    lm_tab_t g = {xcalloc(t->cap ? t->cap * 2 : 64, sizeof(lm_slot_t)), t->cap ? t->cap * 2 : 64, 0};
+    conv_tab_t g = {xcalloc(t->cap ? t->cap * 2 : 64, sizeof(conv_slot_t)), t->cap ? t->cap * 2 : 64, 0};
     for (size_t i = 0; i < t->cap; i++)
-      if (t->v[i].conv) lm_note(&g, t->v[i].conv, t->v[i].ts);
+      if (t->v[i].conv) sq_conv_slot(&g, t->v[i].conv)->v = t->v[i].v;
     free(t->v);
     *t = g;
   }
-  size_t i = (size_t)((uint64_t)conv * 0x9E3779B97F4A7C15ull) & (t->cap - 1);
+  size_t i = sq_conv_hash(conv, t->cap);
   while (t->v[i].conv && t->v[i].conv != conv) i = (i + 1) & (t->cap - 1);
   if (!t->v[i].conv) {
     t->v[i].conv = conv;
     t->n++;
   }
-  if (ts > t->v[i].ts) t->v[i].ts = ts;
+  return &t->v[i];
 }
 
-static void lm_clear(lm_tab_t *t) {
+const conv_slot_t *sq_conv_find(const conv_tab_t *t, int64_t conv) {
+  if (!t->cap) return NULL;
+  size_t i = sq_conv_hash(conv, t->cap);
+  while (t->v[i].conv && t->v[i].conv != conv) i = (i + 1) & (t->cap - 1);
+  return t->v[i].conv ? &t->v[i] : NULL;
+}
+
+static void lm_note(conv_tab_t *t, int64_t conv, int64_t ts) {
+  conv_slot_t *e = sq_conv_slot(t, conv);
+  if (ts > e->v) e->v = ts;
+}
+
+static void lm_clear(conv_tab_t *t) {
   if (t->n) memset(t->v, 0, t->cap * sizeof *t->v);
   t->n = 0;
 }
 
-static int lm_flush(store_t *s, const lm_tab_t *t) {
+static int lm_flush(store_t *s, const conv_tab_t *t) {
   for (size_t i = 0; i < t->cap; i++) {
     if (!t->v[i].conv) continue;
-    sqlite3_bind_int64(s->upd_lm, 1, t->v[i].ts);
+    sqlite3_bind_int64(s->upd_lm, 1, t->v[i].v);
     sqlite3_bind_int64(s->upd_lm, 2, t->v[i].conv);
     int rc = sq_step_done(s->upd_lm);
     if (rc) return rc;
@@ -479,7 +491,7 @@ static int multi_statement(job_type_t t) {
  * (savepoint), a failure that aborts the transaction (disk full, I/O error) fails every
  * job of the batch, because none of them is durable. */
 static void run_batch(store_t *s, store_job_t *batch) {
-  lm_tab_t lm = {0}; /* this batch's; joins s->lm once committed */
+  conv_tab_t lm = {0}; /* this batch's; joins s->lm once committed */
   int64_t now = sq_mono_us();
   int flush_lm = now - s->lm_flushed_us >= LM_FLUSH_US;
   int txn_ok = sq_exec(s->wdb, "BEGIN IMMEDIATE") == 0;
@@ -528,7 +540,7 @@ static void run_batch(store_t *s, store_job_t *batch) {
         s->lm_flushed_us = now;
       } else {
         for (size_t i = 0; i < lm.cap; i++)
-          if (lm.v[i].conv) lm_note(&s->lm, lm.v[i].conv, lm.v[i].ts);
+          if (lm.v[i].conv) lm_note(&s->lm, lm.v[i].conv, lm.v[i].v);
       }
     }
   }
