@@ -162,22 +162,6 @@ static int sq_open(const store_options_t *opt, store_t **out) {
   };
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
     if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) < 0) goto fail;
-  /* a message is in msg or in a hot table (store_sqlite_hot.c): its update and delete run on
-   * all three (a moved row's stale copy must stay equal to msg's) */
-  static const char *const msg_tables[3] = {"msg", "msg_hot0", "msg_hot1"};
-  for (int i = 0; i < 3; i++) {
-    char sql[3][200];
-    snprintf(sql[0], sizeof sql[0], "DELETE FROM %s WHERE conv = ?1", msg_tables[i]);
-    snprintf(sql[1], sizeof sql[1], "DELETE FROM %s WHERE conv = ?1 AND ts = ?2 AND seq = ?3", msg_tables[i]);
-    /* lctype follows the new content: a recall is a -127 message from then on */
-    snprintf(sql[2], sizeof sql[2],
-             "UPDATE %s SET data = ?1, flags = ?2, mentions = ?3, patch_ts = ?4, lctype = ?8"
-             " WHERE conv = ?5 AND ts = ?6 AND seq = ?7",
-             msg_tables[i]);
-    if (sq_prepare(s->wdb, sql[0], &s->del_conv_msgs[i]) < 0 || sq_prepare(s->wdb, sql[1], &s->del_msg[i]) < 0 ||
-        sq_prepare(s->wdb, sql[2], &s->upd_msg[i]) < 0)
-      goto fail;
-  }
   if (sq_hot_open(s) < 0) goto fail;
   atomic_store(&s->notif_seq, now_ms() << 10); /* unique across restarts */
   static const qpool_conf_t qc = {"tern-query",  2, QPOOL_QUERY_NICE, STORE_QUERY_QUEUE_MAX, sq_reader_new,
@@ -234,11 +218,6 @@ static void sq_close(store_t *s) {
                          s->prune_revoked,    s->prune_client_revoked,
                          s->w_msg_by_dt};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
-  for (int i = 0; i < 3; i++) {
-    sqlite3_finalize(s->upd_msg[i]);
-    sqlite3_finalize(s->del_msg[i]);
-    sqlite3_finalize(s->del_conv_msgs[i]);
-  }
   sq_hot_close(s);
   store_import_free(s->imp);
   if (s->wdb) {

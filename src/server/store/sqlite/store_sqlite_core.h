@@ -88,7 +88,7 @@ struct store {
   sqlite3_stmt *ins_conv, *ins_member, *del_member, *count_members, *find_unique, *upd_lm, *upd_ack, *upd_read,
       *del_conv_members, *del_conv, *upd_time, *ins_set, *del_set, *ins_role, *del_role, *ins_cblock, *del_cblock,
       *del_conv_sets, *del_conv_roles, *ins_notif, *prune_notif;
-  sqlite3_stmt *upd_msg[3], *del_msg[3], *del_conv_msgs[3]; /* on msg, msg_hot0, msg_hot1 (store_sqlite_hot.c) */
+  sqlite3_stmt *upd_msg[3], *del_msg[3], *del_conv_msgs[3]; /* on each table of messages (sq_hot_open) */
   sqlite3_stmt *w_msg_by_dt; /* SQ_MSG_BY_DT_SQL on the writer: a possible resend's check (dt_since) */
   sqlite3_stmt *ins_device, *move_device, *trim_devices, *del_device_token, *set_badge, *add_badge, *ins_inst,
       *del_inst, *del_inst_devices, *ins_inst_device;
@@ -163,7 +163,8 @@ void sq_submit(store_t *s, store_job_t *j);
   "conv INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, mid TEXT NOT NULL, sender TEXT NOT NULL,"         \
   " data BLOB, flags INTEGER NOT NULL DEFAULT 0, mentions TEXT, lctype INTEGER, patch_ts INTEGER NOT NULL DEFAULT 0,"  \
   " readers TEXT, dt INTEGER"
-/* Loads the state and prepares the statements (after sq_migrate): 0 or TERN_ESTORE. */
+/* Loads the state and prepares the statements (after sq_migrate), upd_msg, del_msg and
+ * del_conv_msgs of the store's included: 0 or TERN_ESTORE. */
 int sq_hot_open(store_t *s);
 void sq_hot_close(store_t *s);
 /* Before a batch's jobs run: counts its messages per conversation (a conversation's

@@ -80,6 +80,17 @@ int sq_hot_open(store_t *s) {
     if (sq_prepare(s->wdb, sql, &h->ins_checked[i]) < 0) return TERN_ESTORE;
     snprintf(sql, sizeof sql, "SELECT ts, seq FROM %s WHERE conv = ?1 ORDER BY ts DESC, seq DESC LIMIT 1", TABLE[i]);
     if (sq_prepare(s->wdb, sql, &h->last[i]) < 0) return TERN_ESTORE;
+    /* a message's update and delete run on all three (a moved row's stale copy stays equal
+     * to msg's); lctype follows the new content: a recall is a -127 message from then on */
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE conv = ?1", TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &s->del_conv_msgs[i]) < 0) return TERN_ESTORE;
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE conv = ?1 AND ts = ?2 AND seq = ?3", TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &s->del_msg[i]) < 0) return TERN_ESTORE;
+    snprintf(sql, sizeof sql,
+             "UPDATE %s SET data = ?1, flags = ?2, mentions = ?3, patch_ts = ?4, lctype = ?8"
+             " WHERE conv = ?5 AND ts = ?6 AND seq = ?7",
+             TABLE[i]);
+    if (sq_prepare(s->wdb, sql, &s->upd_msg[i]) < 0) return TERN_ESTORE;
     if (i == MSG) continue;
     snprintf(sql, sizeof sql, "SELECT conv FROM %s WHERE conv > ?1 ORDER BY conv LIMIT 1 OFFSET ?2", TABLE[i]);
     if (sq_prepare(s->wdb, sql, &h->next[i]) < 0) return TERN_ESTORE;
@@ -100,6 +111,9 @@ void sq_hot_close(store_t *s) {
     sqlite3_finalize(h->ins[i]);
     sqlite3_finalize(h->ins_checked[i]);
     sqlite3_finalize(h->last[i]);
+    sqlite3_finalize(s->upd_msg[i]);
+    sqlite3_finalize(s->del_msg[i]);
+    sqlite3_finalize(s->del_conv_msgs[i]);
     if (i == MSG) continue;
     sqlite3_finalize(h->next[i]);
     sqlite3_finalize(h->move[i]);
