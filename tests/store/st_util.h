@@ -104,6 +104,26 @@ static inline int st_msg_insert(st_t *t, int64_t conv, int64_t ts, int64_t seq, 
   return rc;
 }
 
+/* A JOB_MSG_PATCH (text: the new content, a recall's flags) or JOB_MSG_DELETE of message
+ * (conv, ts, seq); its result. */
+static inline int st_msg_patch(st_t *t, job_type_t type, int64_t conv, int64_t ts, int64_t seq, const char *text,
+                               int64_t patch_ts) {
+  job_msg_patch_t j = {0};
+  st_job_init(t, &j.job, type, 0);
+  j.conv = conv;
+  j.ts = ts;
+  j.seq = seq;
+  j.patch_ts = patch_ts;
+  if (text) {
+    j.data = (uint8_t *)st_dup(text);
+    j.len = strlen(text);
+  }
+  j.flags = MSG_F_RECALLED;
+  int rc = st_submit_wait(t, &j.job);
+  free(j.data);
+  return rc;
+}
+
 /* Collects messages a read hands back: keys and texts. */
 typedef struct {
   int n;

@@ -785,18 +785,6 @@ static void hot_check(st_t *t, hot_side_t *h, const int64_t *conv, const int *se
   if (hot_value(h, "SELECT draining >= 0 AND upto > 0 FROM msg_hot_state", 0)) h->partial++;
 }
 
-static int hot_patch(st_t *t, job_type_t type, int64_t conv, int64_t ts, const char *text) {
-  job_msg_patch_t j = {0};
-  st_job_init(t, &j.job, type, 0);
-  j.conv = conv;
-  j.ts = ts;
-  j.seq = 1;
-  j.patch_ts = 9000;
-  j.data = (uint8_t *)text;
-  j.len = text ? strlen(text) : 0;
-  return st_submit_wait(t, &j.job);
-}
-
 /* The SQLite backend's reader connection (store_sqlite_int.h, not a header tests see). */
 sqlite3 *store_reader_db(store_reader_t *r);
 
@@ -879,8 +867,8 @@ static void hot_tables_hold_every_message_once(void **state) {
   int c = 0;
   while (c < HOT_CONVS && conv[c] != victim) c++;
   assert_true(c < HOT_CONVS);
-  assert_int_equal(hot_patch(t, JOB_MSG_PATCH, conv[c], 2000 + sent[c] - 2, "edited"), 0);
-  assert_int_equal(hot_patch(t, JOB_MSG_DELETE, conv[c], 2000 + sent[c] - 1, NULL), 0);
+  assert_int_equal(st_msg_patch(t, JOB_MSG_PATCH, conv[c], 2000 + sent[c] - 2, 1, "edited", 9000), 0);
+  assert_int_equal(st_msg_patch(t, JOB_MSG_DELETE, conv[c], 2000 + sent[c] - 1, 1, NULL, 0), 0);
   sent[c]--;
   /* the move is still under way: the copy would still be there, had the delete missed it */
   assert_true(hot_value(&h, "SELECT upto FROM msg_hot_state WHERE draining >= 0", 0) >= victim);

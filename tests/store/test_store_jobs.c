@@ -590,24 +590,6 @@ static void client_blocks(void **state) {
   st_close(t);
 }
 
-static int patch_job(st_t *t, job_type_t type, int64_t conv, int64_t ts, int64_t seq, const char *text,
-                     int64_t patch_ts) {
-  job_msg_patch_t j = {0};
-  st_job_init(t, &j.job, type, 0);
-  j.conv = conv;
-  j.ts = ts;
-  j.seq = seq;
-  j.patch_ts = patch_ts;
-  if (text) {
-    j.data = (uint8_t *)st_dup(text);
-    j.len = strlen(text);
-  }
-  j.flags = MSG_F_RECALLED;
-  int rc = st_submit_wait(t, &j.job);
-  free(j.data);
-  return rc;
-}
-
 typedef struct {
   int n;
   char cid[8][16];
@@ -628,7 +610,7 @@ static void msg_patch_delete(void **state) {
   int64_t conv = st_conv_create(t, "c", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
   assert_int_equal(st_msg_insert(t, conv, 2000, 1, "alice", "one", 0), 0);
   assert_int_equal(st_msg_insert(t, conv, 2000, 2, "alice", "two", 0), 0);
-  assert_int_equal(patch_job(t, JOB_MSG_PATCH, conv, 2000, 1, "edited", 3000), 0);
+  assert_int_equal(st_msg_patch(t, JOB_MSG_PATCH, conv, 2000, 1, "edited", 3000), 0);
   st_msgs_t g = {0};
   assert_int_equal(store_msg_get(t->r, conv, 2000, 1, st_msgs_cb, &g), 0);
   assert_int_equal(g.n, 1);
@@ -644,12 +626,12 @@ static void msg_patch_delete(void **state) {
   assert_int_equal(store_patches_since(t->r, "bob", 3000, 10, patches_cb, &later), 0);
   assert_int_equal(later.n, 0);
   /* a patch or delete of a message that is not there fails */
-  assert_int_equal(patch_job(t, JOB_MSG_PATCH, conv, 2000, 9, "x", 3001), TERN_ESTORE);
-  assert_int_equal(patch_job(t, JOB_MSG_DELETE, conv, 2000, 2, NULL, 0), 0);
+  assert_int_equal(st_msg_patch(t, JOB_MSG_PATCH, conv, 2000, 9, "x", 3001), TERN_ESTORE);
+  assert_int_equal(st_msg_patch(t, JOB_MSG_DELETE, conv, 2000, 2, NULL, 0), 0);
   st_msgs_t gone = {0};
   store_msg_get(t->r, conv, 2000, 2, st_msgs_cb, &gone);
   assert_int_equal(gone.n, 0);
-  assert_int_equal(patch_job(t, JOB_MSG_DELETE, conv, 2000, 2, NULL, 0), TERN_ESTORE);
+  assert_int_equal(st_msg_patch(t, JOB_MSG_DELETE, conv, 2000, 2, NULL, 0), TERN_ESTORE);
   st_close(t);
 }
 
