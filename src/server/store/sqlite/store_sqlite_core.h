@@ -167,9 +167,11 @@ void sq_submit(store_t *s, store_job_t *j);
  * del_conv_msgs of the store's included: 0 or TERN_ESTORE. */
 int sq_hot_open(store_t *s);
 void sq_hot_close(store_t *s);
-/* Before a batch's jobs run: counts its messages per conversation (a conversation's
- * second and later go straight into msg). */
-void sq_hot_batch(store_t *s, const store_job_t *batch);
+/* Before a batch's jobs run, in its transaction: counts its messages per conversation (a
+ * conversation's second and later go straight into msg) and, if it holds a bulk import
+ * (which reads and writes msg alone), moves every hot row into msg. 0 or the SQLite error
+ * (the transaction must not commit). */
+int sq_hot_batch(store_t *s, const store_job_t *batch);
 /* The insert of a new message with key (conv, ts, seq), SQ_HOT_COLS bound ?1..?12 (*st: into
  * the active table or msg), and what its step's result rc means: 0, or the SQLite error
  * (SQLITE_CONSTRAINT_PRIMARYKEY: the key is taken, in any of the three tables). */
@@ -180,8 +182,6 @@ void sq_hot_forget(store_t *s, int64_t conv);
 /* Once per batch, before its COMMIT: switches tables when hot_interval has passed, or moves
  * the next step of the draining one. 0 or the SQLite error (the transaction must not commit). */
 int sq_hot_step(store_t *s, int64_t now_us);
-/* Moves every hot row into msg (the bulk import reads and writes msg alone). */
-int sq_hot_flush(store_t *s);
 /* After the batch: its transaction committed (1) or was rolled back (0). */
 void sq_hot_done(store_t *s, int committed);
 

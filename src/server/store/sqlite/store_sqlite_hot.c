@@ -124,11 +124,6 @@ void sq_hot_close(store_t *s) {
   free(h->count.v);
 }
 
-void sq_hot_batch(store_t *s, const store_job_t *batch) {
-  for (const store_job_t *j = batch; j; j = j->next)
-    if (j->type == JOB_MSG_INSERT) sq_conv_slot(&s->hot.count, ((const job_msg_insert_t *)j)->conv)->v++;
-}
-
 /* conv's newest stored key, from the cache or by a seek in each table; 0 or the SQLite error. */
 static int newest_key(sq_hot_t *h, int64_t conv, sq_hot_key_t **out) {
   sq_hot_key_t *k = &h->newest[sq_conv_hash(conv, HOT_NEWEST_SLOTS)];
@@ -231,12 +226,22 @@ int sq_hot_step(store_t *s, int64_t now_us) {
   return move_range(h, hi);
 }
 
-int sq_hot_flush(store_t *s) {
+/* Moves every hot row into msg. */
+static int flush_all(store_t *s) {
   sq_hot_t *h = &s->hot;
   int rc;
   if (h->work.draining >= 0 && (rc = move_range(h, INT64_MAX))) return rc;
   retire_active(h);
   return move_range(h, INT64_MAX);
+}
+
+int sq_hot_batch(store_t *s, const store_job_t *batch) {
+  int import = 0;
+  for (const store_job_t *j = batch; j; j = j->next) {
+    if (j->type == JOB_MSG_INSERT) sq_conv_slot(&s->hot.count, ((const job_msg_insert_t *)j)->conv)->v++;
+    import |= j->type == JOB_IMPORT;
+  }
+  return import ? flush_all(s) : 0; /* the import reads and writes msg alone */
 }
 
 void sq_hot_done(store_t *s, int committed) {

@@ -498,9 +498,7 @@ static void run_batch(store_t *s, store_job_t *batch) {
   uint64_t njobs = 0;
   for (store_job_t *j = batch; j; j = j->next) njobs++;
   metric_observe_count(M_COMMIT_BATCH, njobs);
-  sq_hot_batch(s, batch);
-  for (store_job_t *j = batch; j && txn_ok; j = j->next) /* the import reads and writes msg alone */
-    if (j->type == JOB_IMPORT && sq_hot_flush(s) != 0) txn_ok = 0;
+  if (txn_ok && sq_hot_batch(s, batch) != 0) txn_ok = 0;
   for (store_job_t *j = batch; j; j = j->next) {
     if (!txn_ok) {
       j->result = TERN_ESTORE;
