@@ -29,6 +29,7 @@
 #include "jsonlim.h"
 #include "log.h"
 #include "metrics.h"
+#include "pcache.h"
 #include "qpool.h"
 #include "query.h"
 #include "store.h"
@@ -52,8 +53,12 @@ static void sq_close(store_t *s);
  * default), taken at every allocation of every connection: the workers' readers, whose rows
  * from the view msg_all go through allocated registers, queued on it (7% of ternd's samples
  * in pthread_mutex_lock serving history pages, bench/README.md "The hot tables"). Nothing
- * here reads those counts. Before SQLite initializes, i.e. before the first open. */
-static void sq_config_once(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+ * here reads those counts. Before SQLite initializes, i.e. before the first open; so is the
+ * page cache's shim (pcache.c; where SQLite refuses it, its own cache serves alone). */
+static void sq_config_once(void) {
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  pcache_install();
+}
 
 static int sq_open(const store_options_t *opt, store_t **out) {
   static pthread_once_t configured = PTHREAD_ONCE_INIT;
