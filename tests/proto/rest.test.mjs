@@ -195,7 +195,9 @@ describe('messages', () => {
 
     const tr = await ok('POST', `/1.2/rtm/conversations/${conv.objectId}/messages`,
       { from_client: a, message: TEXT('typing'), transient: true });
-    assert.equal((await cb.next(direct(conv.objectId))).directMessage.transient, true);
+    const trGot = (await cb.next(direct(conv.objectId))).directMessage;
+    assert.equal(trGot.transient, true);
+    assert.equal(trGot.id, tr['msg-id'], 'the transient send is answered with the id it was delivered with');
 
     const hist = await ok('GET', `/1.2/rtm/conversations/${conv.objectId}/messages`);
     assert.deepEqual(hist.map((x) => x['msg-id']), [quiet['msg-id'], sent['msg-id']], 'newest first, the transient one not kept');

@@ -635,9 +635,12 @@ void im_msg_rechecks_free(im_worker_t *w) {
 }
 
 /* Whoever waits for the send (a REST or hook caller: sj->done) is told the stored id. */
-static void sent_done(im_worker_t *w, send_job_t *sj, const char *mid, int64_t ts) {
+/* A sent message's completion, {msg-id, timestamp}: built only for a caller that waits for
+ * one (the REST API), not for every message a client sends. */
+static void sent_done(im_worker_t *w, const im_done_t *d, const char *mid, int64_t ts) {
+  if (!d || !d->fn) return;
   json_t *res = json_pack("{s:s, s:I}", "msg-id", mid, "timestamp", (json_int_t)ts);
-  im_done(w, &sj->done, 0, res);
+  im_done(w, d, 0, res);
   json_decref(res);
 }
 
@@ -650,7 +653,7 @@ static void send_done(task_t *t) {
     metric_inc(M_SEND_DEDUPED);
     deliver_in_turn(w, sj->conv, NULL, NULL, sj->skip, sj->dlv_no);
     send_ack(w, &sj->rt, sj->j.dup_mid, sj->j.dup_ts);
-    sent_done(w, sj, sj->j.dup_mid, sj->j.dup_ts);
+    sent_done(w, &sj->done, sj->j.dup_mid, sj->j.dup_ts);
     send_job_free(sj);
     return;
   }
@@ -676,7 +679,7 @@ static void send_done(task_t *t) {
       message_sent_hook(w, sj);
       offline_push(w, sj);
     }
-    sent_done(w, sj, sj->j.mid, sj->j.ts);
+    sent_done(w, &sj->done, sj->j.mid, sj->j.ts);
     if (waits) return;
   }
   send_job_free(sj);
@@ -817,11 +820,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
     p->priority = priority;
     if (in->not_to_sender) p->not_to = xstrdup(sender);
     if (rt && ack_transient) send_ack(w, rt, mid, ts);
-    if (done) {
-      json_t *res = json_pack("{s:s, s:I}", "msg-id", mid, "timestamp", (json_int_t)ts);
-      im_done(w, done, 0, res);
-      json_decref(res);
-    }
+    sent_done(w, done, mid, ts);
     deliver(w, c, members, p, skip);
     fanout_release(p);
     members_release(members);
