@@ -1,6 +1,6 @@
 // The app's kick (POST /1.2/rtm/clients/:id/kick) is answered once this node's sessions of
 // the client have ended (each on its own worker) and Redis confirmed their ends
-// (im_session_kick_all). A node told to stop (SIGTERM) while such a kick is under way must
+// (im_session_kick_app). A node told to stop (SIGTERM) while such a kick is under way must
 // still answer it — the kick completed (200) or an HTTP error with a message (503 "server
 // stopping") — never a connection closed without an answer, and it exits cleanly (ASan:
 // no leak of the kick's state).

@@ -572,20 +572,16 @@ void im_session_drop(im_worker_t *w, session_t *s, int code);
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
 /* The same, only when the session is client's (a kick from another node). */
 void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail);
-/* Ends n sessions of this node (any worker) as im_session_kick does, then calls done on
- * w's worker (code 0, result NULL) once each has ended and, with a bus, the other nodes
- * have the ends queued (bus_wait: confirmed, or forced within its bound): the app's kick
- * (rest_kick) is answered when a check-online anywhere no longer lists these sessions.
- * done runs later, never inside this call (n 0: on w's next turn). Sessions of other
- * nodes are not among them (im_bus_kick: their node ends them when the kick arrives). */
-void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
-                         const im_done_t *done);
 /* The app's kick of client (rest_kick): its sessions on the other nodes, as this node's
- * replica lists them, are sent their kick (im_bus_kick), and this node's are ended as by
- * im_session_kick_all, done called as there. With a bus whose subscriber holds input not
- * yet applied (bus_fence_needed), the lookups wait for a presence fence first: a login
- * answered on another node a moment before is in that input, and a kick that looked
- * before it was applied would find the client nowhere and never end that session. */
+ * replica lists them, are sent their kick (im_bus_kick), and this node's (any worker) are
+ * ended as im_session_kick does; done is called on w's worker (code 0, result NULL) once
+ * each of this node's has ended and, with a bus, the other nodes have the ends queued
+ * (bus_wait: confirmed, or forced within its bound), so that a check-online anywhere no
+ * longer lists them — never inside this call (nothing to end: on w's next turn). With a
+ * bus whose subscriber holds input not yet applied (bus_fence_needed), the lookups wait
+ * for a presence fence first: a login answered on another node a moment before is in that
+ * input, and a kick that looked before it was applied would find the client nowhere and
+ * never end that session. */
 void im_session_kick_app(im_worker_t *w, const char *client, int code, const char *detail, const im_done_t *done);
 /* The app's kick is answered once this node's replica lists none of the sessions on other
  * nodes it sent a kick to (their nodes ended them and published the ends), or after

@@ -189,7 +189,7 @@ static void kick_local(im_worker_t *w, session_t *s, int code, const char *detai
   metric_inc(M_FANOUT);
 }
 
-/* im_session_kick_all's: the kicks under way, counted on the caller's worker */
+/* im_session_kick_app's: the kicks under way, counted on the caller's worker */
 typedef struct kick_all {
   bus_wait_t wait; /* first: its task calls done */
   im_t *im;
@@ -505,14 +505,9 @@ static void kick_all_start(im_worker_t *w, kick_all_t *a, const uint64_t *handle
   kick_all_one(a);
 }
 
-void im_session_kick_all(im_worker_t *w, const uint64_t *handles, size_t n, int code, const char *detail,
-                         const im_done_t *done) {
-  kick_all_start(w, kick_all_new(w, done), handles, n, code, detail);
-}
-
 /* The client's sessions on the other nodes (the replica) are sent their kick, and
  * remembered (a->refs: the answer waits for their ends in the replica); this node's are
- * ended as im_session_kick_all does. */
+ * ended (kick_all_start). */
 static void kick_app_run(im_worker_t *w, kick_all_t *a, const char *client, int code, const char *detail) {
   im_t *im = w->im;
   if (im->bus) a->refs = bus_sessions_all(im->bus, client, &a->nrefs);
