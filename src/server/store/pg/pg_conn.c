@@ -345,7 +345,7 @@ int pgc_pipe_cmd(pgc_t *p, const char *sql) {
 
 static const char *item_sql(int id) { return id >= 0 ? stmt_sql[id] : id == PGQ_CMD ? "command" : "prepare"; }
 
-int pgc_pipe_sync(pgc_t *p) {
+int pgc_pipe_sync(pgc_t *p, const char *quiet) {
   if (!p->piping || !p->c) return TERN_ESTORE;
   p->sqlstate[0] = 0;
   int n = p->nq, rc = 0;
@@ -379,7 +379,7 @@ int pgc_pipe_sync(pgc_t *p) {
     if (PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
       const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       snprintf(p->sqlstate, sizeof p->sqlstate, "%s", st ? st : "");
-      if (strcmp(p->sqlstate, PG_ORDER_BEHIND) != 0)
+      if (!quiet || strcmp(p->sqlstate, quiet) != 0)
         log_at(LOG_ERROR, "postgres (%s): %s: %s", p->role, item_sql(id), PQresultErrorMessage(r));
     }
   }

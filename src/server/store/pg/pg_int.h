@@ -96,15 +96,14 @@ int pgc_cmd(pgc_t *p, const char *sql);
  * connection broke: closed). Parameters are copied: a may go at once.
  * pgc_pipe_sync: sends the flight and reads every result (pgc_pipe_result(p, index), owned
  * by p until the next sync or pgc_pipe_end): 0 if every item succeeded; TERN_ESTORE if one
- * failed (p->failed_at, sqlstate set, logged unless it is PG_ORDER_BEHIND, which a
- * flight may fail by design) or the connection went (closed: failed_at is
+ * failed (p->failed_at, sqlstate set, logged unless it is `quiet`: a state the caller's
+ * flight may fail by design, or NULL) or the connection went (closed: failed_at is
  * the first item without an answer). The connection stays in pipeline mode for another
  * flight. pgc_pipe_end: leaves pipeline mode (or nothing, if the connection went). */
-#define PG_ORDER_BEHIND "TN001" /* tern_order_past (pg_schema.c): a key not past the newest */
 int pgc_pipe_begin(pgc_t *p, int fresh);
 int pgc_pipe_run(pgc_t *p, int id, const pgargs_t *a);
 int pgc_pipe_cmd(pgc_t *p, const char *sql);
-int pgc_pipe_sync(pgc_t *p);
+int pgc_pipe_sync(pgc_t *p, const char *quiet);
 PGresult *pgc_pipe_result(pgc_t *p, int i);
 void pgc_pipe_end(pgc_t *p);
 

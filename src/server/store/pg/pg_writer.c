@@ -109,6 +109,7 @@ void pg_notes_clear(map_t *m) {
  * locks are granted then, not after: whether a job's sender left (store_msg_gone_settle) —
  * a mark that comes within that round trip finds the job already queued as a plain insert
  * (docs/cluster.md, "A send whose ack died with its node is stored once"). */
+#define PG_ORDER_BEHIND "TN001" /* tern_order_past (pg_schema.c): a key not past the newest */
 #define ORDER_HOPE_AFTER 64
 
 typedef struct {
@@ -955,7 +956,7 @@ static void posts_free(flight_t *f) {
 
 /* One round trip: 0 (the messages' results set), or TERN_ESTORE (p->failed_at). */
 static int flight_sync(flight_t *f) {
-  int rc = pgc_pipe_sync(&f->s->w);
+  int rc = pgc_pipe_sync(&f->s->w, f->past >= 0 ? PG_ORDER_BEHIND : NULL); /* that one, by design */
   for (size_t i = 0; i < f->nposts && rc == 0; i++) {
     PGresult *r = pgc_pipe_result(&f->s->w, f->posts[i].idx);
     if (f->posts[i].checked) checked_settle(r, f->posts[i].msgs[0], f->lm);
@@ -1035,7 +1036,7 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm, int 
     int newest = -1;
     if (pgc_pipe_run(&s->w, PS_ORDER_LOCK, &a) >= 0) newest = pgc_pipe_run(&s->w, PS_ORDER_NEWEST, &a);
     buf_free(&arr[0]);
-    int rc = newest < 0 ? TERN_ESTORE : pgc_pipe_sync(&s->w);
+    int rc = newest < 0 ? TERN_ESTORE : pgc_pipe_sync(&s->w, NULL);
     if (rc == 0) {
       order_note(s, pgc_pipe_result(&s->w, newest));
       break;
@@ -1104,7 +1105,7 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int flush_lm, int 
   }
   if (flush_lm && lm_flush(s, &s->lm, &f->sent, 1) != 0) return flight_failed(f, -1);
   if (atomic_load(&s->fail_writes)) {
-    pgc_pipe_sync(&s->w);
+    pgc_pipe_sync(&s->w, NULL);
     if (s->w.c) {
       pgc_pipe_end(&s->w);
       pgc_cmd(&s->w, "ROLLBACK");
