@@ -42,7 +42,6 @@ typedef struct {
   sq_hot_state_t state, work;                      /* as committed; as this transaction has it */
   int64_t since_us, switched_us;                   /* when the active table took over (committed; this transaction's) */
   int64_t inserted;                                /* messages this batch put in a hot table so far */
-  int checked;                                     /* the last insert is the checked one */
   sq_hot_key_t *newest;                            /* HOT_NEWEST_SLOTS, direct-mapped by conv */
   conv_tab_t count;                                /* the batch's messages per conversation */
   sqlite3_stmt *ins[3], *ins_checked[3], *last[3]; /* [2]: msg */

@@ -154,18 +154,19 @@ int sq_hot_insert(store_t *s, int64_t conv, int64_t ts, int64_t seq, sqlite3_stm
   if (rc) return rc;
   const conv_slot_t *c = sq_conv_find(&h->count, conv);
   int table = c && c->v > 1 ? MSG : h->work.active;
-  h->checked = ts < k->ts || (ts == k->ts && seq <= k->seq); /* not past the newest: it may be taken */
-  if (!h->checked) {
+  int checked = ts < k->ts || (ts == k->ts && seq <= k->seq); /* not past the newest: it may be taken */
+  if (!checked) {
     k->ts = ts; /* too new when the batch rolls back: that only costs a seek */
     k->seq = seq;
   }
   h->inserted += table != MSG;
-  *st = (h->checked ? h->ins_checked : h->ins)[table];
+  *st = (checked ? h->ins_checked : h->ins)[table];
   return 0;
 }
 
 int sq_hot_insert_done(store_t *s, int rc) {
-  if (rc || !s->hot.checked) return rc;
+  /* a checked insert that found its key taken inserts nothing; a plain one inserts its row */
+  if (rc) return rc;
   return sqlite3_changes(s->wdb) == 1 ? 0 : SQLITE_CONSTRAINT_PRIMARYKEY;
 }
 
