@@ -40,11 +40,6 @@ typedef struct {
 static sqlite3_pcache_methods2 base; /* pcache1's methods */
 static _Atomic uint64_t swaps;
 
-static int pc_init(void *arg) { return base.xInit(arg); }
-static void pc_shutdown(void *arg) {
-  if (base.xShutdown) base.xShutdown(arg);
-}
-
 static sqlite3_pcache *pc_create(int sz_page, int sz_extra, int purgeable) {
   pc_t *c = malloc(sizeof *c);
   if (!c) return NULL;
@@ -113,8 +108,8 @@ int pcache_install(void) {
   sqlite3_pcache_methods2 m = {
       .iVersion = 1,
       .pArg = base.pArg,
-      .xInit = pc_init, /* never NULL: SQLite would put its own cache back */
-      .xShutdown = pc_shutdown,
+      .xInit = base.xInit, /* pcache1's own, on its own state (pArg): never NULL once fetched */
+      .xShutdown = base.xShutdown,
       .xCreate = pc_create,
       .xCachesize = pc_cachesize,
       .xPagecount = pc_pagecount,
