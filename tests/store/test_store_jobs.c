@@ -967,6 +967,38 @@ static void views_cb(void *arg, const conv_view_t *c) {
   v->n++;
 }
 
+/* A conversation's stored lm (its last message's time, what the idle sweep compares) may lag
+ * its messages by about a second, and no more while commits keep coming: every one of
+ * conversations spread over the PostgreSQL writer's lm slices (pg_writer.c: LM_SLICES), and
+ * SQLite's one flush a second, is written within LM_FLUSH_US of its message. */
+#define LM_CONVS 20
+static void lm_written_within_a_second(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 0);
+  int64_t filler = st_conv_create(t, "lm-filler", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  for (int i = 0; i < LM_CONVS; i++) {
+    char cid[16];
+    snprintf(cid, sizeof cid, "lm%d", i);
+    int64_t conv = st_conv_create(t, cid, CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+    assert_true(conv > 0);
+    assert_int_equal(st_msg_insert(t, conv, 5000, 1, "alice", "x", 0), 0);
+  }
+  /* idle since before 3,000 by their rows until lm is written: all of them, and the filler */
+  expired_t e = {0};
+  int64_t t0 = now_ms(), waited = 0;
+  for (int seq = 1;; seq++) {
+    e.n = 0;
+    assert_int_equal(store_expired(t->r, 6000, 3000, LM_CONVS + 1, expired_cb, &e), 0);
+    waited = now_ms() - t0;
+    if (e.n == 0 || waited > 2500) break;
+    assert_int_equal(st_msg_insert(t, filler, 5000, seq, "bob", "keep committing", 0), 0);
+    usleep(20000);
+  }
+  print_message("lm: every conversation's written after %lld ms\n", (long long)waited);
+  assert_int_equal(e.n, 0);
+  st_close(t);
+}
+
 static void conv_delete_and_expiry(void **state) {
   (void)state;
   st_t *t = st_open(st_current, 0);
@@ -1105,6 +1137,7 @@ int main(void) {
       cmocka_unit_test(installation_queries), /* store_class_q_t */
       cmocka_unit_test(revocations),
       cmocka_unit_test(conv_delete_and_expiry),
+      cmocka_unit_test(lm_written_within_a_second),
       cmocka_unit_test(app_wide_history),
       cmocka_unit_test(backup_and_metrics),
   };

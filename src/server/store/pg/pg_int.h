@@ -154,7 +154,8 @@ struct store {
   map_t touch; /* conversations whose members this transaction changed (ts: updated_at) */
   map_t lm;    /* conversations' newest message times not yet written (ts) */
   int64_t lm_flushed_us;
-  map_t order; /* writer only: the newest stored key of each conversation this transaction
+  int lm_slice; /* the slice of lm the next flush writes (pg_writer.c: LM_SLICES) */
+  map_t order;  /* writer only: the newest stored key of each conversation this transaction
                 * holds the order lock of (pg_writer.c: order_lock) */
   atomic_llong rekeyed;
   int order_wary;            /* writer only: batches left to run ordered after a key behind */
