@@ -13,6 +13,8 @@
 #   bench/cluster.sh [build-dir]        (default: build, as `make bench` builds it)
 #   CLUSTER_ONLY="pg3" bench/cluster.sh build    only these set-ups
 #   CLUSTER_PERF=DIR bench/cluster.sh build      also `perf record -a` each run into DIR
+#   CLUSTER_TIMELINE=DIR bench/cluster.sh build  also tern-bench's --timeline of each run into
+#                                                DIR (p99 per 100 ms of send time: stalls)
 #   CLUSTER_RUNS="1:1" bench/cluster.sh build    only the runs whose name contains it
 #   CLUSTER_SYSCALLS=1 bench/cluster.sh build    also count the nodes' and PostgreSQL's system
 #                                                calls by kind (perf stat; run: syscalls)
@@ -236,7 +238,9 @@ run() {
     "$(IFS=,; echo "${node_pids[*]}")" "$(IFS=,; echo "${urls[*]}")" &
   local trips_pid=$!
   local ok=0
-  "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "$@" >"$f.raw" 2>"$tmp/bench.err" &&
+  local tl_args=()
+  [[ -z ${CLUSTER_TIMELINE:-} ]] || { mkdir -p "$CLUSTER_TIMELINE" && tl_args=(--timeline "$CLUSTER_TIMELINE/$setup-${#runs[@]}.tsv"); }
+  "$benchbin" "${url_args[@]}" --app-id "$app_id" --threads 2 --json "${tl_args[@]}" "$@" >"$f.raw" 2>"$tmp/bench.err" &&
     [[ -s $f.raw ]] && ok=1
   pg1=$(sched_ns "$pg_pid")
   pg_pids_ns >"$tmp/pgpids1"
