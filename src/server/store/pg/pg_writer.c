@@ -207,12 +207,12 @@ static int cmp_note(const void *a, const void *b) {
 static int in_slice(int64_t conv, int slice) { return slice < 0 || (uint64_t)conv % LM_SLICES == (uint64_t)slice; }
 
 /* Every (conv, ts) of the maps whose conv is in the slice (-1: all) in one statement `id`
- * taking two arrays: ids and times;
- * queued in the writer's pipeline when piped (pg_conn.c: pgc_pipe_run), else run. The
- * conversations' rows are first locked in the order of their ids (LOCK_CONVS): other nodes'
- * writers update the same rows (lm once a second, hundreds of conversations each), and rows
- * locked in the order of each node's hash map made two of them deadlock, which cost a
- * batch its rerun job by job (seen in bench/cluster.sh runs). */
+ * taking two arrays, ids and times; queued in the writer's pipeline when piped (pg_conn.c:
+ * pgc_pipe_run), else run. The conversations' rows are first locked in the order of their
+ * ids (LOCK_CONVS): other nodes' writers update the same rows (lm: each conversation once a
+ * second, an eighth of them at a time), and rows locked in the order of each node's hash
+ * map made two of them deadlock, which cost a batch its rerun job by job (seen in
+ * bench/cluster.sh runs). */
 static int notes_flush(store_t *s, int id, const map_t *const *maps, int nmaps, int piped, int slice) {
   size_t n = 0;
   for (int k = 0; k < nmaps; k++) n += maps[k]->n;
