@@ -82,14 +82,21 @@ static pg_note_t *note_raise(map_t *m, int64_t conv, int64_t ts, int64_t seq) {
   return e;
 }
 
-void pg_notes_clear(map_t *m) {
+/* Whether conv is in lm's slice `slice` (LM_SLICES; -1: every conversation). */
+static int in_slice(int64_t conv, int slice) { return slice < 0 || (uint64_t)conv % LM_SLICES == (uint64_t)slice; }
+
+/* m's notes in the slice, removed and freed. */
+static void notes_drop(map_t *m, int slice) {
   if (!m->b || !m->n) return;
   map_iter_t it;
-  for (map_node_t *n = map_first(m, &it); n; n = map_next(m, &it)) {
-    map_remove(m, n);
-    free(n);
-  }
+  for (map_node_t *n = map_first(m, &it); n; n = map_next(m, &it))
+    if (in_slice(((pg_note_t *)n)->conv, slice)) {
+      map_remove(m, n);
+      free(n);
+    }
 }
+
+void pg_notes_clear(map_t *m) { notes_drop(m, -1); }
 
 /* ---- message order across writers (docs/cluster.md, "Message order across nodes")
  *
@@ -204,8 +211,6 @@ static int cmp_note(const void *a, const void *b) {
   return x->conv < y->conv ? -1 : x->conv > y->conv;
 }
 
-static int in_slice(int64_t conv, int slice) { return slice < 0 || (uint64_t)conv % LM_SLICES == (uint64_t)slice; }
-
 /* Every (conv, ts) of the maps whose conv is in the slice (-1: all) in one statement `id`
  * taking two arrays, ids and times; queued in the writer's pipeline when piped (pg_conn.c:
  * pgc_pipe_run), else run. The conversations' rows are first locked in the order of their
@@ -259,17 +264,6 @@ static int notes_flush(store_t *s, int id, const map_t *const *maps, int nmaps, 
 static int lm_flush(store_t *s, const map_t *a, const map_t *b, int piped, int slice) {
   const map_t *maps[2] = {a, b};
   return notes_flush(s, PS_UPD_LM, maps, 2, piped, slice);
-}
-
-/* After the commit that wrote the slice's notes: they leave s->lm. */
-static void lm_written(map_t *m, int slice) {
-  if (!m->b || !m->n) return;
-  map_iter_t it;
-  for (map_node_t *n = map_first(m, &it); n; n = map_next(m, &it))
-    if (in_slice(((pg_note_t *)n)->conv, slice)) {
-      map_remove(m, n);
-      free(n);
-    }
 }
 
 /* The member counts and times of the conversations noted in s->touch (run_members). */
@@ -1228,7 +1222,7 @@ void pg_run_batch(store_t *s, store_job_t *batch) {
         lm_note(&s->lm, ((pg_note_t *)n)->conv, ((pg_note_t *)n)->ts);
     }
     if (lm_slice >= 0) { /* written, this batch's notes of the slice with them */
-      lm_written(&s->lm, lm_slice);
+      notes_drop(&s->lm, lm_slice);
       s->lm_slice = (lm_slice + 1) % LM_SLICES;
       s->lm_flushed_us = now;
     }
