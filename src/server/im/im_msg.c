@@ -634,9 +634,8 @@ void im_msg_rechecks_free(im_worker_t *w) {
   w->rc_n = 0;
 }
 
-/* Whoever waits for the send (a REST or hook caller: sj->done) is told the stored id. */
-/* A sent message's completion, {msg-id, timestamp}: built only for a caller that waits for
- * one (the REST API), not for every message a client sends. */
+/* Whoever waits for the send (a REST or hook caller: d) is told the stored id and time,
+ * {msg-id, timestamp}: built only for such a caller, not for every message a client sends. */
 static void sent_done(im_worker_t *w, const im_done_t *d, const char *mid, int64_t ts) {
   if (!d || !d->fn) return;
   json_t *res = json_pack("{s:s, s:I}", "msg-id", mid, "timestamp", (json_int_t)ts);

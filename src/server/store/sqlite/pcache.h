@@ -12,7 +12,7 @@
 int pcache_install(void);
 
 /* How many times a rebalance's page-number swap was given a stand-in key (pcache.c), since
- * the process started: for tests and /metrics, never reset. */
+ * the process started, never reset: what tests/unit/test_pcache.c checks the shim by. */
 uint64_t pcache_swaps(void);
 
 #endif
