@@ -1266,7 +1266,7 @@ static void one_round_trip_per_commit(void **state) {
   assert_int_equal(late.ts, 3000);
   assert_int_equal(late.seq, NTRIP + 1);
   assert_int_equal(metric_in(t->s, "tern_store_pg_order_retries_total"), retries0 + 1);
-  assert_int_equal(metric_in(t->s, "tern_store_round_trips_total") - trips0, 4); /* the flight, ROLLBACK, two */
+  assert_int_equal(metric_in(t->s, "tern_store_round_trips_total") - trips0, 3); /* the flight (no ROLLBACK), two */
   /* the next batch: ordered at once, two round trips, nothing moved */
   trips0 = metric_in(t->s, "tern_store_round_trips_total");
   ordered_msg(t, &next, ordered, 3000, NTRIP + 2, "next");
@@ -1387,6 +1387,65 @@ static void connections_closed_while_idle(void **state) {
   st_close(t);
 }
 
+/* A commit PostgreSQL refuses at its very end (here a deferred constraint trigger; a full
+ * disk or a serialization failure would do the same): a batch sent as one flight has no
+ * COMMIT statement — its pipeline's Sync commits it, and the refusal comes in place of the
+ * Sync's answer. Every job of the batch fails, none is kept, and the next batch commits on
+ * a new connection. */
+static void pg_exec_ok(PGconn *admin, const char *sql) {
+  PGresult *r = PQexec(admin, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+static void commit_refused_at_the_end_fails_every_job(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* failed_commit_fails_every_job covers SQLite */
+  st_t *t = st_open(st_current, 300000);
+  static const char *const ABC[] = {"alice", "bob", "carol", NULL};
+  int64_t conv = st_conv_create(t, "refused", CONV_NORMAL, ABC, NULL, NULL, 1000, NULL);
+  PGconn *admin = PQconnectdb(t->path);
+  assert_int_equal(PQstatus(admin), CONNECTION_OK);
+  pg_exec_ok(admin, "CREATE OR REPLACE FUNCTION tern_test_refuse() RETURNS trigger LANGUAGE plpgsql"
+                    " AS $$BEGIN RAISE EXCEPTION 'refused at commit'; END$$");
+  pg_exec_ok(admin, "CREATE CONSTRAINT TRIGGER tern_test_refuse AFTER INSERT ON msg DEFERRABLE INITIALLY"
+                    " DEFERRED FOR EACH ROW WHEN (NEW.seq = 777) EXECUTE FUNCTION tern_test_refuse()");
+  long long connects0 = metric_in(t->s, "tern_store_pg_connects_total");
+  long long trips0 = metric_in(t->s, "tern_store_round_trips_total");
+  enum { N = 8 };
+  job_msg_insert_t m[N];
+  job_progress_t p[2];
+  size_t base = t->ndone;
+  for (int i = 0; i < N; i++) {
+    st_msg_fill(t, &m[i], 0, conv, 3000, i == N - 1 ? 777 : i + 1, "alice", "x", 0);
+    store_submit(t->s, &m[i].job);
+  }
+  progress_fill(t, &p[0], JOB_MEMBER_ACK, conv, "bob", 3000, 2, 7000);
+  progress_fill(t, &p[1], JOB_MEMBER_READ, conv, "carol", 3000, 2, 7001);
+  for (int k = 0; k < 2; k++) store_submit(t->s, &p[k].job);
+  st_wait_done(t, base + N + 2);
+  for (int i = 0; i < N; i++) assert_int_equal(m[i].job.result, TERN_ESTORE);
+  for (int k = 0; k < 2; k++) assert_int_equal(p[k].job.result, TERN_ESTORE);
+  assert_int_equal(metric_in(t->s, "tern_store_round_trips_total") - trips0, 1); /* one flight, no ROLLBACK */
+  int n = 0;
+  logs_req_t q = {.conv = conv, .limit = 100};
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+  assert_int_equal(n, 0);
+  trip_progress_t g = {0};
+  assert_int_equal(store_progress(t->r, conv, trip_progress_cb, &g), 0);
+  assert_int_equal(g.ack_seq[1], 0);
+  assert_int_equal(g.read_seq[2], 0);
+  pg_exec_ok(admin, "DROP TRIGGER tern_test_refuse ON msg");
+  assert_int_equal(st_msg_insert(t, conv, 3000, 777, "alice", "again", 0), 0);
+  assert_true(metric_in(t->s, "tern_store_pg_connects_total") >= connects0 + 1); /* connected again */
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+  assert_int_equal(n, 1);
+  for (int i = 0; i < N; i++) st_msg_free(&m[i]);
+  for (int k = 0; k < 2; k++) free(p[k].client);
+  PQfinish(admin);
+  st_close(t);
+}
+
 /* store_read_submit (store.h): fn runs with a reader that sees every committed job, its
  * return is the result, and the task comes back on the worker named, once per read — many
  * at once too (PostgreSQL: on its read threads; SQLite: at once, on the caller's reader). */
@@ -1457,6 +1516,7 @@ int main(void) {
       cmocka_unit_test(hot_tables_skip_a_conversation_s_repeats),
       cmocka_unit_test(failed_statement_in_flight_fails_its_job_alone),
       cmocka_unit_test(connections_closed_while_idle),
+      cmocka_unit_test(commit_refused_at_the_end_fails_every_job),
       cmocka_unit_test(reads_off_the_loop),
   };
   return st_run_groups(tests, sizeof tests / sizeof tests[0]);

@@ -3,7 +3,8 @@
  *
  * As on SQLite (store_sqlite.c): whatever has queued while the last transaction committed
  * goes into the next one, and each job's completion is posted to its worker only once the
- * COMMIT has returned — with synchronous_commit on, once PostgreSQL has flushed its WAL.
+ * commit has returned (its COMMIT, or the Sync of a flight without one: attempt_piped_run)
+ * — with synchronous_commit on, once PostgreSQL has flushed its WAL.
  * One connection keeps each worker's jobs (and every conversation's messages) in
  * submission order without any further bookkeeping.
  *
@@ -13,7 +14,7 @@
  * same results as SQLite's). A batch is first run without savepoints (a savepoint costs a
  * round trip per job); if a statement does fail, the transaction is rolled back and the
  * batch run again with a savepoint around each job, so that only the failing job fails.
- * A COMMIT that fails, or a connection that goes, fails every job of the batch
+ * A commit that fails, or a connection that goes, fails every job of the batch
  * (TERN_ESTORE): none of them is acked. Whether a COMMIT whose answer was lost committed
  * cannot be known; its jobs are reported failed, never acked — a client retries a send,
  * and the retry is a new message. */
@@ -861,10 +862,11 @@ abort:
 
 /* ---- the first attempt: one round trip per commit (libpq's pipeline mode, pg_conn.c)
  *
- * The batch's statements are queued and sent as one flight, answered as one: BEGIN, the
- * messages (runs of up to MSGS_MAX in one INSERT, across the acks and reads between them:
- * those touch only member rows, so they commit the same in either order), the acks and the
- * reads (one UPDATE each kind for the run), lm, COMMIT. A possible resend (dt_since) is a
+ * The batch's statements are queued and sent as one flight, answered as one: the messages
+ * (runs of up to MSGS_MAX in one INSERT, across the acks and reads between them: those touch
+ * only member rows, so they commit the same in either order), the acks and the reads (one
+ * UPDATE each kind for the run), lm — between BEGIN and COMMIT only when the batch takes
+ * more than one flight (below); one flight is one implicit transaction. A possible resend (dt_since) is a
  * statement of its own in the flight (INS_MSG_UNLESS_DT), after the run before it. Two steps keep a round trip of
  * their own because what follows needs their answer:
  *   - the order lock (order_lock): when messages ask for their order, BEGIN, the locks and
@@ -874,7 +876,7 @@ abort:
  *     between their statements: what is queued before one is sent first, and the job runs
  *     statement by statement as before.
  * A statement that fails aborts the flight and the transaction: rolled back, and the batch
- * runs again with a savepoint per job (attempt_careful) — as before. A COMMIT that fails,
+ * runs again with a savepoint per job (attempt_careful) — as before. A commit that fails,
  * or a connection that goes, fails every job (TERN_ESTORE), never acked. lm: a message
  * whose INSERT returned no row had its key taken by a stored message — of the same
  * conversation and time — so every queued message's time is a stored message's time, and
@@ -901,7 +903,8 @@ typedef struct {
   job_msg_insert_t *msgs[MSGS_MAX];
   size_t nmsgs;
   progress_arr_t ack, read;
-  int past; /* the flight's ORDER_PAST, or -1 */
+  int past;     /* the flight's ORDER_PAST, or -1 */
+  int implicit; /* no BEGIN or COMMIT: the Sync commits (attempt_piped_run) */
   msgs_post_t *posts;
   size_t nposts, cap;
 } flight_t;
@@ -985,6 +988,16 @@ static int flight_sync(flight_t *f) {
   return rc;
 }
 
+/* 1 if the batch is one flight when it hopes for its order: no job of it reads between its
+ * statements (the kinds attempt_piped_run queues), so touch and fwd stay empty too. */
+static int batch_one_flight(const store_job_t *batch) {
+  for (const store_job_t *j = batch; j; j = j->next)
+    if (j->type != JOB_MSG_INSERT && j->type != JOB_MEMBER_ACK && j->type != JOB_MEMBER_READ && j->type != JOB_NOTIF &&
+        j->type != JOB_PRUNE)
+      return 0;
+  return 1;
+}
+
 /* What a first attempt that did not commit asks of pg_run_batch: */
 enum { ATTEMPT_CAREFUL = 1, ATTEMPT_ORDERED = 2 };
 
@@ -998,7 +1011,7 @@ static int flight_failed(flight_t *f, int commit) {
   int at = s->w.failed_at;
   int behind = at >= 0 && at == f->past && strcmp(s->w.sqlstate, PG_ORDER_BEHIND) == 0;
   pgc_pipe_end(&s->w);
-  if (s->w.c) pgc_cmd(&s->w, "ROLLBACK");
+  if (s->w.c && !f->implicit) pgc_cmd(&s->w, "ROLLBACK"); /* an implicit one ended at the Sync */
   if (commit >= 0 && at == commit) {
     log_at(LOG_ERROR, "postgres (writer): COMMIT failed");
     return TERN_ESTORE;
@@ -1038,9 +1051,17 @@ static int order_hope(flight_t *f, buf_t arr[3]) {
 
 static int attempt_piped_run(flight_t *f, store_job_t *batch, int lm_slice, int hope) {
   store_t *s = f->s;
+  /* A batch sent as one flight needs no BEGIN and COMMIT: the statements before a
+   * pipeline's Sync are one implicit transaction, which the Sync commits and any failing
+   * statement rolls back — two statements fewer a commit (bench/README.md, "One implicit
+   * transaction a flight"). A commit that fails at the Sync answers an error in place of
+   * the Sync's: pgc_pipe_sync closes the connection, and every job fails. Batches of more
+   * than one flight, and the fail_writes test switch (which must end a flight without
+   * committing it), keep BEGIN … COMMIT. */
+  f->implicit = hope && !atomic_load(&s->fail_writes) && batch_one_flight(batch);
   for (int tries = 0;; tries++) {
     int had = s->w.c != NULL;
-    if (pgc_pipe_begin(&s->w, 1) < 0 || pgc_pipe_cmd(&s->w, "BEGIN") < 0) return TERN_ESTORE;
+    if (pgc_pipe_begin(&s->w, 1) < 0 || (!f->implicit && pgc_pipe_cmd(&s->w, "BEGIN") < 0)) return TERN_ESTORE;
     pg_notes_clear(&s->order);
     buf_t arr[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
     if (!order_ids(batch, (buf_t *[3]){&arr[0], hope ? &arr[1] : NULL, hope ? &arr[2] : NULL})) break;
@@ -1123,13 +1144,18 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int lm_slice, int 
     if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
   }
   if (lm_slice >= 0 && lm_flush(s, &s->lm, &f->sent, 1, lm_slice) != 0) return flight_failed(f, -1);
-  if (atomic_load(&s->fail_writes)) {
+  if (!f->implicit && atomic_load(&s->fail_writes)) {
     pgc_pipe_sync(&s->w, NULL);
     if (s->w.c) {
       pgc_pipe_end(&s->w);
       pgc_cmd(&s->w, "ROLLBACK");
     }
     return TERN_ESTORE;
+  }
+  if (f->implicit) {
+    if (flight_sync(f) != 0) return flight_failed(f, -1);
+    pgc_pipe_end(&s->w);
+    return 0;
   }
   int commit = pgc_pipe_cmd(&s->w, "COMMIT");
   if (commit < 0) return TERN_ESTORE;
