@@ -2,7 +2,8 @@
  * conv/member_info_update, add_shutup, remove_shutup, query_shutup, check_shutup, and
  * blacklist block, unblock, query, check_block: replies, pushes, stored sets. And a row
  * read before its load was asked for (a unique start's twin, convcache_wants_load_since):
- * not applied over a member change stored since the read was submitted. */
+ * not applied over a member change stored since the read was submitted. A reload under way
+ * leaves the entry stale for every other user until it is applied. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,18 +187,85 @@ static void a_row_read_before_a_stored_member_change_is_not_applied(void **state
   convcache_stale(im, cid);                                   /* as the commit's 'C' marks it */
   conv_t *c = convcache_peek(im, cid);
   assert_non_null(c);
-  conv_t *stale = NULL;
-  assert_int_equal(convcache_wants_load_since(im, cid, &stale, mark), 0);
-  assert_null(stale);
-  assert_int_equal(atomic_load(&c->stale), 1); /* still stale: the next conv_get reads it again */
+  conv_claim_t cl;
+  assert_int_equal(convcache_wants_load_since(im, cid, &cl, mark), 0);
+  assert_null(cl.c);
+  assert_true(c->stale_gen != c->fresh_gen); /* still stale: the next conv_get reads it again */
   assert_int_equal(c->set_loads, 0);
   mark = convcache_set_mark(); /* read after the change: applied, and counted until it ends */
-  assert_int_equal(convcache_wants_load_since(im, cid, &stale, mark), 1);
-  assert_ptr_equal(stale, c);
-  assert_int_equal(atomic_load(&c->stale), 0);
+  assert_int_equal(convcache_wants_load_since(im, cid, &cl, mark), 1);
+  assert_ptr_equal(cl.c, c);
+  assert_true(c->stale_gen != c->fresh_gen); /* stale for everyone until the load is applied */
   assert_int_equal(c->set_loads, 1);
-  convcache_load_abandoned(stale); /* ends it; stale again */
+  convcache_load_abandoned(&cl); /* ends it; stale still */
+  assert_null(cl.c);
+  assert_true(c->stale_gen != c->fresh_gen);
   assert_int_equal(c->set_loads, 0);
+  conv_release(c);
+  free(cid);
+  th_end();
+}
+
+/* Another node's change marks the cached entry (its 'C'); a reload claims it and reads. Until
+ * that read is applied the entry stays stale for everyone: a send on another worker reads
+ * for itself rather than taking the copy from before the change (a member removed on another
+ * node, told so, could send once more: tests/cluster/shared-store.test.mjs). A reload
+ * applied after a later one leaves it fresh; a mark during a read leaves it stale after. A
+ * conversation not cached, marked while its load read, is cached stale. */
+static int wants(im_t *im, const char *cid) {
+  conv_claim_t cl;
+  int w = convcache_wants_load(im, cid, &cl);
+  convcache_load_abandoned(&cl);
+  return w;
+}
+
+static void load_now(const char *cid, conv_claim_t *cl) {
+  conv_row_t row;
+  assert_int_equal(store_conv_load(th_reader(), cid, &row), 0); /* the read, begun after the claim */
+  convcache_loaded(fz_imw(), cid, cl, 0, &row);
+}
+
+static void a_reload_under_way_leaves_the_entry_stale(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice");
+  char *cid = th_start(a, 1, "[\"bob\"]", NULL);
+  im_t *im = fz_imw()->im;
+  conv_t *c = convcache_peek(im, cid);
+  assert_non_null(c);
+  assert_int_equal(wants(im, cid), 0);
+  convcache_stale(im, cid); /* the 'C' */
+  conv_claim_t first, second;
+  assert_int_equal(convcache_wants_load(im, cid, &first), 1); /* a reload claims it; its read is under way */
+  assert_ptr_equal(first.c, c);
+  assert_int_equal(convcache_wants_load(im, cid, &second), 1); /* another worker: stale still */
+  assert_ptr_equal(second.c, c);
+  assert_int_equal(c->set_loads, 2);
+  load_now(cid, &second);
+  assert_int_equal(wants(im, cid), 0); /* applied: fresh */
+  load_now(cid, &first);               /* the first, applied after: fresh still */
+  assert_int_equal(wants(im, cid), 0);
+  assert_int_equal(c->set_loads, 0);
+  convcache_stale(im, cid);
+  assert_int_equal(convcache_wants_load(im, cid, &first), 1);
+  convcache_stale(im, cid); /* during its read: the read may have missed it */
+  load_now(cid, &first);
+  assert_int_equal(wants(im, cid), 1);
+  assert_int_equal(convcache_wants_load(im, cid, &first), 1);
+  load_now(cid, &first);
+  assert_int_equal(wants(im, cid), 0);
+  /* not cached: a mark of it during its load's read caches it stale; none, fresh */
+  for (int marked = 1; marked >= 0; marked--) {
+    convcache_drop(im, c);
+    conv_release(c);
+    assert_int_equal(convcache_wants_load(im, cid, &first), 1);
+    assert_null(first.c);
+    if (marked) convcache_stale(im, cid); /* finds no entry: counted for the load */
+    load_now(cid, &first);
+    c = convcache_peek(im, cid);
+    assert_non_null(c);
+    assert_int_equal(wants(im, cid), marked);
+  }
   conv_release(c);
   free(cid);
   th_end();
@@ -209,6 +277,7 @@ int main(void) {
       cmocka_unit_test(shutups),
       cmocka_unit_test(blacklist),
       cmocka_unit_test(a_row_read_before_a_stored_member_change_is_not_applied),
+      cmocka_unit_test(a_reload_under_way_leaves_the_entry_stale),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

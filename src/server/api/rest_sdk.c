@@ -123,11 +123,11 @@ void rest_notifications(conn_t *c, const http_req_t *r) {
 typedef struct {
   rest_read_t x; /* first */
   char *cid, *client;
-  int looked;    /* conv_get was asked on the loop (the cache held it fresh, or SQLite) */
-  int member;    /* … and the client is in it: only then are its infos read */
-  conv_t *conv;  /* … and answered this (held across the read), NULL: none */
-  conv_t *stale; /* else the stale entry being reloaded, or NULL (not cached) */
-  int load_rc;   /* store_conv_load's, when read */
+  int looked;         /* conv_get was asked on the loop (the cache held it fresh, or SQLite) */
+  int member;         /* … and the client is in it: only then are its infos read */
+  conv_t *conv;       /* … and answered this (held across the read), NULL: none */
+  conv_claim_t claim; /* else the stale entry being reloaded (or NULL: not cached), and its marks */
+  int load_rc;        /* store_conv_load's, when read */
   conv_row_t row;
   infos_acc_t acc;
 } infos_read_t;
@@ -159,8 +159,7 @@ static int infos_read(store_reader_t *rd, rest_read_t *x) {
 static void infos_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
   infos_read_t *p = (infos_read_t *)x;
   if (!p->looked) { /* cache what was read, as conv_get would have */
-    p->conv = convcache_loaded_get(c->w->imw, p->cid, p->stale, p->load_rc, &p->row);
-    p->stale = NULL;
+    p->conv = convcache_loaded_get(c->w->imw, p->cid, &p->claim, p->load_rc, &p->row);
     p->load_rc = TERN_ENOENT; /* the row is the cache's now */
   }
   if (x->rd.result < 0) {
@@ -177,7 +176,7 @@ static void infos_answer(conn_t *c, const http_req_t *r, rest_read_t *x) {
 static void infos_free(rest_read_t *x) {
   infos_read_t *p = (infos_read_t *)x;
   if (p->load_rc == 0) conv_row_free(&p->row); /* read, and never cached */
-  convcache_load_abandoned(p->stale);          /* never reloaded (refused, or not answered): stale still */
+  convcache_load_abandoned(&p->claim);         /* never reloaded (refused, or not answered): stale still */
   if (p->conv) conv_release(p->conv);
   json_decref(p->acc.results);
   free(p->cid);
@@ -201,7 +200,7 @@ void rest_member_infos(conn_t *c, const http_req_t *r) {
     p->load_rc = TERN_ENOENT;
     im_t *im = c->w->imw->im;
     /* the cache answers without a read unless it lacks the conversation or holds it stale */
-    if (!store_reads_off_loop(im->store) || !convcache_wants_load(im, p->cid, &p->stale)) {
+    if (!store_reads_off_loop(im->store) || !convcache_wants_load(im, p->cid, &p->claim)) {
       p->looked = 1;
       p->conv = conv_get(c->w->imw, p->cid, NULL);
       p->member = p->conv && conv_role(p->conv, client) >= ROLE_MEMBER;

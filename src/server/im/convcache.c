@@ -129,7 +129,8 @@ conv_t *conv_from_row(im_t *im, conv_row_t *row) {
   atomic_init(&c->ext_ids, row->ext_ids);
   atomic_init(&c->ref, 1);
   atomic_init(&c->online, 0);
-  atomic_init(&c->stale, 0);
+  atomic_init(&c->stale_gen, 0);
+  atomic_init(&c->fresh_gen, 0);
   pthread_mutex_init(&c->mu, NULL);
   if (row->kind == CONV_ROOM) c->room = xcalloc(MAX_WORKERS, sizeof *c->room);
   else c->members = members_new(row->members, row->nmembers); /* a service conversation's: its subscribers */
@@ -171,6 +172,40 @@ static _Atomic uint64_t set_stores;
 
 uint64_t convcache_set_mark(void) { return atomic_load(&set_stores); }
 
+/* ---- Reloads. A mark (another node's change: convcache_stale; a commit here:
+ * conv_set_stored …) counts one up in the entry's stale_gen. A reload claims the count
+ * before its read (claim) and, once applied, raises fresh_gen to it (covered): a read that
+ * began after a change's mark sees the change, since the mark follows its commit. The entry
+ * stays stale while a reload is under way, so a user on another worker reads for itself
+ * rather than trusting the copy from before the change — a member removed on another node,
+ * told of it (the 'C' came first), sent on a worker that found the entry no longer stale
+ * while the reload that followed the 'C' was still reading, and the send passed
+ * (tests/cluster/shared-store.test.mjs); and a mark during the read keeps it stale after.
+ * A conversation not cached has no entry to mark: a load of one claims its bucket of
+ * `marks` (counted before the lookup by every mark of a cid hashing there), and a mark
+ * there meanwhile caches it stale. */
+#define MARK_BUCKETS 64
+static _Atomic uint64_t marks[MARK_BUCKETS];
+
+static _Atomic uint64_t *marks_of(const char *cid) { return &marks[map_hash(cid, strlen(cid)) % MARK_BUCKETS]; }
+
+static void mark(conv_t *c) { atomic_fetch_add(&c->stale_gen, 1); }
+
+static int is_stale(conv_t *c) { return atomic_load(&c->stale_gen) != atomic_load(&c->fresh_gen); }
+
+/* The marks a read begun now covers, or 0 when c is fresh. */
+static uint64_t claim(conv_t *c) {
+  uint64_t g = atomic_load(&c->stale_gen);
+  return g != atomic_load(&c->fresh_gen) ? g : 0;
+}
+
+/* A read that began after claim(c) returned gen was applied. */
+static void covered(conv_t *c, uint64_t gen) {
+  uint64_t f = atomic_load(&c->fresh_gen);
+  while (f < gen && !atomic_compare_exchange_weak(&c->fresh_gen, &f, gen)) {
+  }
+}
+
 /* A change of c's members or sets was stored (under c->mu): a read that may have begun
  * before it must not be applied as current (set_mark, set_raced). */
 static void set_change_stored(conv_t *c) {
@@ -183,18 +218,19 @@ void conv_set_stored(conv_t *c) {
   set_change_stored(c);
   if (!--c->set_writes && c->set_stale) { /* a reload kept members and sets for these: read them now */
     c->set_stale = 0;
-    atomic_store(&c->stale, 1);
+    mark(c);
   }
   pthread_mutex_unlock(&c->mu);
 }
 
 void convcache_stored_behind(im_t *im, const char *cid) {
+  atomic_fetch_add(marks_of(cid), 1); /* before the lookup: a load of cid under way sees it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   pthread_mutex_lock(&c->mu);
   set_change_stored(c);
   pthread_mutex_unlock(&c->mu);
-  atomic_store(&c->stale, 1); /* after the stamp: a reload that clears it reads after the commit */
+  mark(c); /* after the stamp: a reload that claims it reads after the commit */
   conv_release(c);
 }
 
@@ -286,18 +322,20 @@ static int same_str(const char *a, const char *b) { return a == b || (a && b && 
  * (a send of this node may be ahead of the store). Takes the reference to c; returns it,
  * or NULL when it was forgotten (deleted on another node, or a new creator: conv_get loads
  * it anew) or could not be read (*err). */
-static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp, int *err);
+static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, conv_row_t *rowp, int *err);
 
 static conv_t *refresh(im_worker_t *w, conv_t *c, int *err) {
-  if (!atomic_exchange(&c->stale, 0)) return c; /* cleared first: a mark that comes during the load stays */
+  uint64_t gen = claim(c);
+  if (!gen) return c;
   load_begins(c);
   conv_row_t row;
   int rc = store_conv_load(w->reader, c->cid, &row);
-  return refresh_with(w, c, rc, &row, err);
+  return refresh_with(w, c, gen, rc, &row, err);
 }
 
-/* refresh's second half, with the row read (rc: store_conv_load's result, row owned). */
-static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp, int *err) {
+/* refresh's second half, with the row read (rc: store_conv_load's result, row owned) after
+ * claim(c) returned gen. */
+static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, conv_row_t *rowp, int *err) {
   conv_row_t row = *rowp;
   if (rc < 0 || !same_str(c->creator, row.creator)) load_dropped(c);
   if (rc < 0) {
@@ -306,8 +344,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
       c->deleted = 1;
       pthread_mutex_unlock(&c->mu);
       convcache_drop(w->im, c);
-    } else {
-      atomic_store(&c->stale, 1); /* never served stale: try again on the next use */
+    } else { /* not covered: stale still, read again on the next use */
       log_at(LOG_ERROR, "reloading conversation %s failed", c->cid);
       if (err) *err = rc;
     }
@@ -323,10 +360,10 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
   members_t *old[4] = {NULL, NULL, NULL, NULL};
   pthread_mutex_lock(&c->mu);
   int raced = load_ends(c);
-  if (c->set_writes) { /* this node's member or set changes are still in the writer: the rows lack them */
-    c->set_stale = 1;  /* reloaded once they are stored (conv_set_stored) */
-  } else if (raced) {  /* one was stored after this read may have begun: the rows may lack it */
-    if (!c->set_loads) atomic_store(&c->stale, 1); /* stored now: read again (by the last reload under way) */
+  if (c->set_writes) {          /* this node's member or set changes are still in the writer: the rows lack them */
+    c->set_stale = 1;           /* reloaded once they are stored (conv_set_stored) */
+  } else if (raced) {           /* one was stored after this read may have begun: the rows may lack it */
+    if (!c->set_loads) mark(c); /* stored now: read again (by the last reload under way) */
   } else {
     if (c->kind != CONV_ROOM) {
       old[0] = c->members;
@@ -349,6 +386,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
     json_decref(c->doc); /* reloaded by its next user */
     c->doc = NULL;
   }
+  covered(c, gen); /* after the members: whoever finds it fresh finds them */
   pthread_mutex_unlock(&c->mu);
   if (row.ext_ids) atomic_store(&c->ext_ids, 1);
   for (int k = 0; k < 4; k++) members_release(old[k]);
@@ -357,24 +395,25 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, int rc, conv_row_t *rowp,
 }
 
 void convcache_stale(im_t *im, const char *cid) {
+  atomic_fetch_add(marks_of(cid), 1); /* before the lookup: a load of cid under way sees it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
-  atomic_store(&c->stale, 1);
+  mark(c);
   conv_release(c);
 }
 
 void convcache_stale_all(im_t *im) {
+  for (int b = 0; b < MARK_BUCKETS; b++) atomic_fetch_add(&marks[b], 1);
   for (int i = 0; i < SHARDS; i++) {
     shard_t *s = &im->convs->shards[i];
     pthread_mutex_lock(&s->mu);
     map_iter_t it;
-    for (map_node_t *n = map_first(&s->map, &it); n; n = map_next(&s->map, &it))
-      atomic_store(&MAP_ENTRY(n, conv_t, hnode)->stale, 1);
+    for (map_node_t *n = map_first(&s->map, &it); n; n = map_next(&s->map, &it)) mark(MAP_ENTRY(n, conv_t, hnode));
     pthread_mutex_unlock(&s->mu);
   }
 }
 
-static conv_t *load_with(im_worker_t *w, const char *cid, int rc, conv_row_t *rowp, int *err);
+static conv_t *load_with(im_worker_t *w, const char *cid, uint64_t gen, int rc, conv_row_t *rowp, int *err);
 
 conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   if (err) *err = 0;
@@ -391,7 +430,7 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
     int gone = c->deleted; /* a tombstone: being deleted, gone for everyone already */
     pthread_mutex_unlock(&c->mu);
     if (!gone) {
-      if (!atomic_load(&c->stale)) return c;
+      if (!is_stale(c)) return c;
       int e = 0;
       c = refresh(w, c, &e);
       if (c) return c;
@@ -406,14 +445,16 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   }
   if (w->absent_cid && strcmp(w->absent_cid, cid) == 0) return NULL; /* read just now, off the loop: none */
   if (im_keys_absent(w, cid)) return NULL;                           /* the same (im_prefetch_keys) */
+  uint64_t gen = atomic_load(marks_of(cid));                         /* before the read */
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
-  return load_with(w, cid, rc, &row, err);
+  return load_with(w, cid, gen, rc, &row, err);
 }
 
 /* conv_get's load of a conversation not cached, with the row read (rc: store_conv_load's
- * result, row owned): cached, or the one a racing loader cached first. */
-static conv_t *load_with(im_worker_t *w, const char *cid, int rc, conv_row_t *rowp, int *err) {
+ * result, row owned) after its bucket of marks counted gen: cached (stale if a mark came
+ * since), or the one a racing loader cached first. */
+static conv_t *load_with(im_worker_t *w, const char *cid, uint64_t gen, int rc, conv_row_t *rowp, int *err) {
   convcache_t *cc = w->im->convs;
   conv_row_t row = *rowp;
   if (rc < 0) {
@@ -425,7 +466,8 @@ static conv_t *load_with(im_worker_t *w, const char *cid, int rc, conv_row_t *ro
   }
   conv_t *fresh = conv_from_row(w->im, &row);
   conv_row_free(&row);
-  conv_t *c = insert(cc, fresh); /* a racing loader may have won: use whichever is cached */
+  conv_t *c = insert(cc, fresh);                  /* a racing loader may have won: use whichever is cached */
+  if (atomic_load(marks_of(cid)) != gen) mark(c); /* after the insert: a mark since found it, or is counted */
   pthread_mutex_lock(&c->mu);
   int gone = c->deleted;
   pthread_mutex_unlock(&c->mu);
@@ -452,52 +494,55 @@ conv_t *convcache_peek(im_t *im, const char *cid) {
 
 /* ---- a load off the worker's loop (im_prefetch.c) ---- */
 
-int convcache_wants_load(im_t *im, const char *cid, conv_t **stale) {
-  return convcache_wants_load_since(im, cid, stale, UINT64_MAX); /* no change is stored after UINT64_MAX */
+conv_claim_t convcache_claim_new(const char *cid) { return (conv_claim_t){NULL, atomic_load(marks_of(cid))}; }
+
+int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) {
+  return convcache_wants_load_since(im, cid, cl, UINT64_MAX); /* no change is stored after UINT64_MAX */
 }
 
-int convcache_wants_load_since(im_t *im, const char *cid, conv_t **stale, uint64_t mark) {
-  *stale = NULL;
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint64_t since) {
+  *cl = convcache_claim_new(cid); /* not cached: counted before the lookup, as load_with wants it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return 1;
-  if (atomic_exchange(&c->stale, 0)) { /* cleared now, as refresh does: a mark during the load stays */
+  uint64_t gen = claim(c);
+  if (gen) { /* stale for everyone until applied: a mark during the load keeps it stale */
     pthread_mutex_lock(&c->mu);
-    int raced = c->set_mark > mark; /* stored after the read may have begun */
-    if (!raced) c->set_loads++;     /* load_begins: one stored from now on sets set_raced */
+    int raced = c->set_mark > since; /* stored after the read may have begun */
+    if (!raced) c->set_loads++;      /* load_begins: one stored from now on sets set_raced */
     pthread_mutex_unlock(&c->mu);
-    if (raced) {
-      atomic_store(&c->stale, 1); /* conv_get reads it again, after the change */
+    if (raced) { /* stays stale: conv_get reads it again, after the change */
       conv_release(c);
       return 0;
     }
-    *stale = c;
+    cl->c = c;
+    cl->gen = gen;
     return 1;
   }
   conv_release(c);
   return 0;
 }
 
-conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row) {
   int err = 0;
-  return stale ? refresh_with(w, stale, rc, row, &err) : load_with(w, cid, rc, row, &err);
+  conv_claim_t k = *cl;
+  *cl = (conv_claim_t){0};
+  return k.c ? refresh_with(w, k.c, k.gen, rc, row, &err) : load_with(w, cid, k.gen, rc, row, &err);
 }
 
-void convcache_load_abandoned(conv_t *stale) {
-  if (!stale) return;
-  load_dropped(stale);
-  atomic_store(&stale->stale, 1);
-  conv_release(stale);
+void convcache_load_abandoned(conv_claim_t *cl) {
+  conv_t *c = cl->c;
+  *cl = (conv_claim_t){0};
+  if (!c) return;
+  load_dropped(c); /* not covered: stale still */
+  conv_release(c);
 }
 
-void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row) {
+void convcache_loaded(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row) {
   if (!w) { /* the server is stopping: nothing is cached */
     if (rc == 0) conv_row_free(row);
-    if (stale) {
-      load_dropped(stale);
-      conv_release(stale);
-    }
+    convcache_load_abandoned(cl);
     return;
   }
-  conv_t *c = convcache_loaded_get(w, cid, stale, rc, row);
+  conv_t *c = convcache_loaded_get(w, cid, cl, rc, row);
   if (c) conv_release(c);
 }

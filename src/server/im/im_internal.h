@@ -168,7 +168,12 @@ struct conv {
   room_slice_t *room; /* chat rooms: one slice per worker */
   atomic_int online;  /* chat rooms: sessions in the room */
   map_node_t hnode;   /* convcache.c's table: key cid */
-  atomic_int stale;   /* another node (or a commit here) changed it: conv_get reloads it first */
+  /* another node (or a commit here) changed it: conv_get reloads it first. Each mark counts
+   * one up in stale_gen; a reload takes the count when it claims the entry (before its read)
+   * and, once applied, raises fresh_gen to it — stale while the two differ, so the entry
+   * stays stale for everyone while a reload is under way, and after one whose read a later
+   * mark may have missed (convcache.c, "Reloads") */
+  _Atomic uint64_t stale_gen, fresh_gen;
 };
 
 /* ---- convcache.c ---- */
@@ -189,28 +194,37 @@ conv_t *convcache_peek(im_t *im, const char *cid);
  * the document, members and sets stay while this node's changes of them are unstored:
  * doc_writes, set_writes), or forgets it when the store no longer has it. Any thread. */
 void convcache_stale(im_t *im, const char *cid);
-/* A load off the loop (im_prefetch.c). wants_load: 1 when cid is not cached, or cached
- * and stale (*stale: that entry, referenced, its mark cleared as conv_get's reload does);
- * 0 when conv_get would answer from the cache. loaded: on a worker, caches what
- * store_conv_load returned (rc, row owned) — or applies it to *stale — as conv_get would
- * have, and releases stale; with w NULL (the server is stopping) frees the row and
- * releases stale. */
-int convcache_wants_load(im_t *im, const char *cid, conv_t **stale);
+/* A load off the loop (im_prefetch.c) claims what its read will cover: the stale entry
+ * (c, referenced; NULL when cid is not cached) and the marks so far (gen). wants_load: 1
+ * when cid is not cached, or cached and stale (*cl filled: the entry stays stale for
+ * everyone until the load is applied); 0 when conv_get would answer from the cache.
+ * loaded: on a worker, caches what store_conv_load returned (rc, row owned) — or applies it
+ * to cl.c — as conv_get would have, and releases cl.c; with w NULL (the server is stopping)
+ * frees the row and releases cl.c. A mark after the claim leaves the entry stale. */
+typedef struct {
+  conv_t *c;
+  uint64_t gen;
+} conv_claim_t;
+int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl);
+/* The claim of a read of cid about to be made by a caller that caches it only if it is not
+ * cached (convcache_loaded with it then caches it stale if a mark came meanwhile). Any
+ * thread. */
+conv_claim_t convcache_claim_new(const char *cid);
 /* For a row read before the load was asked for (a unique start's twin, found by the read
  * itself): mark is convcache_set_mark() taken before the read was submitted. As
  * wants_load, except that a stale entry with a member or set change stored since mark is
  * not loaded (0): the row may lack the change, so the entry stays stale and conv_get reads
  * it again. The reload's count (set_loads) starts in the same critical section as the
  * check, so a change stored later is caught by set_raced as for any reload. */
-int convcache_wants_load_since(im_t *im, const char *cid, conv_t **stale, uint64_t mark);
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint64_t mark);
 /* A counter of the member and set changes stored (conv_set_stored), node-wide: any thread. */
 uint64_t convcache_set_mark(void);
-void convcache_loaded(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
+void convcache_loaded(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
-conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_t *stale, int rc, conv_row_t *row);
+conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row);
 /* A load convcache_wants_load asked for that will not be made (the read queue is full, the
- * request was refused): stale, if any, is marked stale again and released; NULL is none. */
-void convcache_load_abandoned(conv_t *stale);
+ * request was refused): cl.c, if any, is released (still stale). Both clear *cl. */
+void convcache_load_abandoned(conv_claim_t *cl);
 void convcache_stale_all(im_t *im);
 /* im_bus.c: a change to conversation cid was committed here: with a bus, every node (this
  * one too) reloads it on its next use. No-op on a single node. On a worker thread. The other

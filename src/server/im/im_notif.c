@@ -97,8 +97,9 @@ int conv_delete(im_worker_t *w, conv_t *c, int idle_only, const im_done_t *done)
 typedef struct {
   int64_t id;
   char *cid, *client;
-  int rc;        /* its conversation read beside it (store_conv_load), so that lifting or */
-  conv_row_t cv; /* deleting it on worker 0 finds it cached, not read on the loop */
+  int rc;             /* its conversation read beside it (store_conv_load), so that lifting or */
+  conv_row_t cv;      /* deleting it on worker 0 finds it cached, not read on the loop */
+  conv_claim_t claim; /* the marks before the read (convcache_claim_new) */
 } row_t;
 
 typedef struct {
@@ -126,7 +127,10 @@ static void rows_add(rows_t *r, int64_t id, const char *cid, const char *client)
 }
 
 static void rows_load(store_reader_t *r, rows_t *rows) {
-  for (size_t i = 0; i < rows->n; i++) rows->v[i].rc = store_conv_load(r, rows->v[i].cid, &rows->v[i].cv);
+  for (size_t i = 0; i < rows->n; i++) {
+    rows->v[i].claim = convcache_claim_new(rows->v[i].cid);
+    rows->v[i].rc = store_conv_load(r, rows->v[i].cid, &rows->v[i].cv);
+  }
 }
 
 /* On worker 0 (w NULL: the server is stopping): the row's conversation cached from what was
@@ -134,7 +138,7 @@ static void rows_load(store_reader_t *r, rows_t *rows) {
 static void row_cache(im_worker_t *w, row_t *rw) {
   conv_t *c = w ? convcache_peek(w->im, rw->cid) : NULL;
   if (w && !c) {
-    convcache_loaded(w, rw->cid, NULL, rw->rc, &rw->cv); /* takes the row */
+    convcache_loaded(w, rw->cid, &rw->claim, rw->rc, &rw->cv); /* takes the row */
     return;
   }
   conv_release(c);

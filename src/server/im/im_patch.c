@@ -163,9 +163,9 @@ static int take_msg(void *arg, const msg_view_t *m) {
  * runs again with the answers (w->patch_read), which prepare uses instead of reading. */
 typedef struct {
   char *cid, *mid;
-  int load;      /* the conversation was read (the cache lacked it, or held it stale) */
-  conv_t *stale; /* … the stale entry, or NULL */
-  int load_rc;   /* store_conv_load's */
+  int load;           /* the conversation was read (the cache lacked it, or held it stale) */
+  conv_claim_t claim; /* … the stale entry (or NULL) and its marks */
+  int load_rc;        /* store_conv_load's */
   conv_row_t row;
   int64_t conv; /* its id, as cached or read */
   int ext;      /* it has imported ids */
@@ -423,8 +423,7 @@ static void patch_loaded(task_t *t) {
   for (size_t i = 0; i < p->ans.n; i++) {
     patch_item_read_t *a = &p->ans.it[i];
     if (!a->load) continue;
-    convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row; w NULL: stopping */
-    a->stale = NULL;
+    convcache_loaded(w, a->cid, &a->claim, a->load_rc, &a->row); /* takes the row; w NULL: stopping */
     if (a->load_rc == 0 && w) { /* as cached now: an answer for another conversation is not used */
       conv_t *c = convcache_peek(w->im, a->cid);
       a->conv = c ? c->id : -1;
@@ -467,7 +466,7 @@ static int patch_prefetch(req_t *r, const Lc__PatchCommand *pm) {
     a->mid = xstrdup(it->mid);
     a->load_rc = TERN_ESTORE;
     a->key_rc = TERN_EINVAL;
-    a->load = convcache_wants_load(w->im, a->cid, &a->stale);
+    a->load = convcache_wants_load(w->im, a->cid, &a->claim);
     if (!a->load) {
       conv_t *c = convcache_peek(w->im, a->cid);
       a->conv = c ? c->id : -1;
@@ -478,7 +477,7 @@ static int patch_prefetch(req_t *r, const Lc__PatchCommand *pm) {
   if (p->ans.n && im_rerun_submit(r, &p->x, patch_load, patch_loaded, M_PATCH_PREFETCHES) == IM_PARKED)
     return IM_PARKED;
   for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
-    convcache_load_abandoned(p->ans.it[i].stale);
+    convcache_load_abandoned(&p->ans.it[i].claim);
     free(p->ans.it[i].cid);
     free(p->ans.it[i].mid);
   }

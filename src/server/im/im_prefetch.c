@@ -88,8 +88,8 @@ void im_rerun_free(im_rerun_t *x) {
 /* ---- a conversation the cache lacks ---- */
 
 typedef struct {
-  im_rerun_t x;  /* first */
-  conv_t *stale; /* the cached entry being reloaded, or NULL (not cached) */
+  im_rerun_t x;       /* first */
+  conv_claim_t claim; /* the cached entry being reloaded (or NULL: not cached), and its marks */
   conv_row_t row;
   char *cid;
 } prefetch_t;
@@ -103,7 +103,7 @@ static void loaded(task_t *t) {
   prefetch_t *p = (prefetch_t *)t;
   im_worker_t *w;
   im_link_t *l = im_rerun_link(&p->x, &w);
-  convcache_loaded(w, p->cid, p->stale, p->x.rd.result, &p->row); /* w NULL: the server is stopping */
+  convcache_loaded(w, p->cid, &p->claim, p->x.rd.result, &p->row); /* w NULL: the server is stopping */
   if (l) {
     w->absent_cid = p->x.rd.result == TERN_ENOENT ? p->cid : NULL; /* not read again for the re-run */
     int code = im_rerun_run(l, &p->x);
@@ -141,13 +141,13 @@ int im_prefetch(req_t *r) {
   const char *cid = request_cid(r->cmd, &command);
   if (!cid || !*cid || strlen(cid) > 64) return 0;
   if (command && im->bus) convcache_stale(im, cid); /* what need_conv would do, on the loop */
-  conv_t *stale;
-  if (!convcache_wants_load(im, cid, &stale)) return 0;
+  conv_claim_t claim;
+  if (!convcache_wants_load(im, cid, &claim)) return 0;
   prefetch_t *p = xcalloc(1, sizeof *p);
-  p->stale = stale;
+  p->claim = claim;
   p->cid = xstrdup(cid);
   if (im_rerun_submit(r, &p->x, load, loaded, M_CONV_PREFETCHES) == IM_PARKED) return IM_PARKED;
-  convcache_load_abandoned(stale); /* the read queue is full: conv_get reads it on the loop */
+  convcache_load_abandoned(&claim); /* the read queue is full: conv_get reads it on the loop */
   free(p->cid);
   free(p);
   return 0;
@@ -210,7 +210,7 @@ typedef struct {
   char *cid, *mid; /* mid: its key is wanted, NULL: only the conversation */
   int load;        /* the conversation is read: the cache lacks it, or holds it stale */
   int dup;         /* … read by the item before with this cid: this one's conv and ext come from it */
-  conv_t *stale;
+  conv_claim_t claim;
   int load_rc;
   conv_row_t row;
   int64_t conv; /* as cached or read; -1: unknown */
@@ -283,8 +283,7 @@ static void keys_loaded(task_t *t) {
   for (size_t i = 0; i < p->ans.n; i++) {
     key_item_t *a = &p->ans.it[i];
     if (!a->load) continue;
-    convcache_loaded(w, a->cid, a->stale, a->load_rc, &a->row); /* takes the row */
-    a->stale = NULL;
+    convcache_loaded(w, a->cid, &a->claim, a->load_rc, &a->row); /* takes the row */
   }
   if (l) {
     if (p->x.rd.result == 0) w->keys_read = &p->ans; /* no reader: nothing was read; read on the loop */
@@ -320,7 +319,7 @@ static int keys_add(im_t *im, keys_prefetch_t *p, const char *cid, const char *m
       }
       return a->dup || (a->mid && a->ext);
     }
-  a->load = convcache_wants_load(im, cid, &a->stale);
+  a->load = convcache_wants_load(im, cid, &a->claim);
   if (a->load) return 1;
   conv_t *c = convcache_peek(im, cid);
   if (c) {
@@ -367,7 +366,7 @@ int im_prefetch_keys(req_t *r) {
   }
   if (want && im_rerun_submit(r, &p->x, keys_load, keys_loaded, M_KEYS_PREFETCHES) == IM_PARKED) return IM_PARKED;
   for (size_t i = 0; i < p->ans.n; i++) { /* nothing to read, or the read queue is full: on the loop */
-    convcache_load_abandoned(p->ans.it[i].stale);
+    convcache_load_abandoned(&p->ans.it[i].claim);
     free(p->ans.it[i].cid);
     free(p->ans.it[i].mid);
   }
@@ -544,9 +543,9 @@ static void cmd_loaded(task_t *t) {
      * load was asked for (the twin's cid came with the read): a reload applying it must
      * not count only changes stored from now on, so one stored since the read was
      * submitted leaves the entry stale (conv_get reads it again) */
-    conv_t *stale = NULL;
-    if (w && convcache_wants_load_since(w->im, a->cid, &stale, a->mark)) {
-      convcache_loaded(w, a->cid, stale, a->load_rc, &a->row); /* takes the row */
+    conv_claim_t claim;
+    if (w && convcache_wants_load_since(w->im, a->cid, &claim, a->mark)) {
+      convcache_loaded(w, a->cid, &claim, a->load_rc, &a->row); /* takes the row */
       memset(&a->row, 0, sizeof a->row);
     }
   }
