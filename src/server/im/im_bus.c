@@ -1,7 +1,7 @@
 /* im_bus.c — what the IM layer sends across nodes, and what it does with what arrives
  * (bus.h; docs/cluster.md). With no bus (im->bus NULL) none of this runs.
  *
- * Four messages, each one byte of kind then length-prefixed fields:
+ * Each message is one byte of kind then length-prefixed fields:
  *   'D' a fan-out frame for clients of the receiving node: the frame's body (encoded once,
  *       on the sending node) and the recipients; it is delivered exactly as a local fan-out
  *       (fanout_to_clients_local), so each session gets the same frame with its peerId.
@@ -14,9 +14,15 @@
  *       change of a burst always told (im_conv_changed).
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
+ *   'S' a client logged in again on the sending node (a reconnect, r:true): its session on
+ *       the receiving node (node, handle, client as in 'K') has its sends in flight marked
+ *       as that session's end marks them (im_msg_sending_gone): the receiving node may not
+ *       have seen the old connection go (no FIN or RST reached it), and the client resends
+ *       them on the new one, where the resend may commit first (docs/cluster.md, "A send
+ *       whose ack died with its node is stored once"). Sent before the login is answered.
  * One 'D' goes to each node that holds any recipient, whatever their number.
  * A 'D' nobody on its node heard gets its recipients there told goaway (bus_deliver,
- * on_unheard); a 'K' or a 'B' nobody heard is replayed there later, through on_recv
+ * on_unheard); a 'K', 'B' or 'S' nobody heard is replayed there later, through on_recv
  * (bus_send_kept): both are idempotent, so a late one is harmless. */
 #include <pthread.h>
 #include <stddef.h>
@@ -213,6 +219,24 @@ void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int c
    * recv_kick is a no-op for a session ended meanwhile: its handle is stale) */
   bus_send_kept(bus, ref->node, m.data, m.len);
   buf_free(&m);
+}
+
+void im_bus_sends_gone(im_worker_t *w, const char *client) {
+  bus_t *bus = w->im->bus;
+  size_t n = 0;
+  bus_ref_t *refs = bus_sessions_all(bus, client, &n);
+  for (size_t i = 0; i < n; i++) {
+    char node[BUS_NODE_ID_MAX + 1];
+    if (bus_node_name(bus, refs[i].node, node) < 0) continue;
+    buf_t m = BUF_INIT;
+    buf_append(&m, "S", 1);
+    put_str(&m, node); /* checked on arrival, as a kick's */
+    put_u64(&m, refs[i].session);
+    put_str(&m, client);
+    bus_send_kept(bus, refs[i].node, m.data, m.len); /* idempotent: replayed if unheard */
+    buf_free(&m);
+  }
+  free(refs);
 }
 
 void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
@@ -767,6 +791,16 @@ static void recv_kick(im_worker_t *w, rd_t *r) {
   free(detail);
 }
 
+static void recv_sends_gone(im_worker_t *w, rd_t *r) {
+  char *node = get_str(r);
+  uint64_t session = get_u64(r);
+  char *client = get_str(r);
+  if (!r->bad && node && client && !strcmp(node, bus_node_id(w->im->bus)) && handle_owner(session) < w->im->nworkers)
+    im_session_sends_gone(w, session, client);
+  free(node);
+  free(client);
+}
+
 static void recv_revoke(im_worker_t *w, rd_t *r) {
   if (r->n - r->o < 1) return;
   int kind = r->p[r->o++];
@@ -804,6 +838,7 @@ static void on_recv(void *arg, const uint8_t *p, size_t n) {
   case 'R': recv_revoke(w, &r); break;
   case 'B': recv_room_kick(w, &r); break;
   case 'C': recv_conv_changed(w, &r); break;
+  case 'S': recv_sends_gone(w, &r); break;
   default: break;
   }
 }

@@ -389,6 +389,9 @@ void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c);
 void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
 /* Ends a session of client on another node (4111, 4115). */
 void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail);
+/* client logged in again here (a reconnect): every session of it on another node has its
+ * sends in flight marked there as its end would mark them (im_bus.c, 'S'). */
+void im_bus_sends_gone(im_worker_t *w, const char *client);
 /* A revocation made here, told to every other node (revoke_record there). */
 void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
                    int64_t expires_at);
@@ -586,6 +589,9 @@ void im_session_drop(im_worker_t *w, session_t *s, int code);
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail);
 /* The same, only when the session is client's (a kick from another node). */
 void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client, int code, const char *detail);
+/* Session handle of client on this node (any worker): its sends in flight marked as its end
+ * marks them (im_msg_sending_gone); the session goes on. No-op when it is gone. */
+void im_session_sends_gone(im_worker_t *w, uint64_t handle, const char *client);
 /* The app's kick of client (rest_kick): its sessions on the other nodes, as this node's
  * replica lists them, are sent their kick (im_bus_kick), and this node's (any worker) are
  * ended as im_session_kick does; done is called on w's worker (code 0, result NULL) once

@@ -267,6 +267,42 @@ void im_session_kick_client(im_worker_t *w, uint64_t handle, const char *client,
   kick_post(w, owner, handle, client, code, detail, NULL);
 }
 
+/* ---- a reconnect elsewhere: the older session's sends in flight */
+
+typedef struct {
+  task_t task;
+  im_t *im;
+  uint64_t handle;
+  char *client;
+} sends_gone_t;
+
+static void sends_gone_local(im_worker_t *w, uint64_t handle, const char *client) {
+  session_t *s = w ? handle_table_get(&w->sessions, handle) : NULL;
+  if (s && strcmp(s->client_id, client) == 0) im_msg_sending_gone(s);
+}
+
+static void sends_gone_run(task_t *t) {
+  sends_gone_t *g = (sends_gone_t *)t;
+  int idx = worker_current();
+  sends_gone_local(idx >= 0 ? g->im->workers[idx] : NULL, g->handle, g->client);
+  free(g->client);
+  free(g);
+}
+
+void im_session_sends_gone(im_worker_t *w, uint64_t handle, const char *client) {
+  int owner = handle_owner(handle);
+  if (owner == w->idx) {
+    sends_gone_local(w, handle, client);
+    return;
+  }
+  sends_gone_t *g = xcalloc(1, sizeof *g);
+  g->task.fn = sends_gone_run;
+  g->im = w->im;
+  g->handle = handle;
+  g->client = xstrdup(client);
+  w->im->post(w->im->post_arg, owner, &g->task);
+}
+
 void im_session_kick(im_worker_t *w, uint64_t handle, int code, const char *detail) {
   im_session_kick_client(w, handle, NULL, code, detail);
 }
@@ -702,6 +738,7 @@ void im_session_open(req_t *r) {
   if (token_ok) memcpy(s->lineage, st_info.lineage, sizeof s->lineage); /* the device's chain goes on */
   r->s = s;
   if (reconnect) s->resumed_ms = now_ms(), s->dedupe_left = IM_DEDUPE_CHECKS; /* resends may follow: im_dedupe.c */
+  if (reconnect && im->bus) im_bus_sends_gone(r->w, s->client_id);            /* before the reply: see im_bus.c, 'S' */
   im_hold_open(r->link); /* the answer waits for the login's counts (im_login.c) */
   send_opened(r, s);
   metric_inc(M_LOGINS_OK);
