@@ -501,7 +501,10 @@ int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) {
 }
 
 int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint64_t since) {
-  *cl = convcache_claim_new(cid); /* not cached: counted before the lookup, as load_with wants it */
+  /* not cached: counted before the lookup, as load_with wants it — before the read, but for
+   * a row read before the load was asked for (a unique start's twin: since given), whose
+   * cid was not known before its read: a mark of it during that read is not caught there */
+  *cl = convcache_claim_new(cid);
   conv_t *c = convcache_peek(im, cid);
   if (!c) return 1;
   uint64_t gen = claim(c);
