@@ -149,7 +149,12 @@ describe('a resend on another node while the first copy is in its commit (Postgr
     }
   });
 
-  test("the resend's node commits first, node 1's writer behind: node 1 drops its copy — stored once, delivered once", async () => {
+  /** The first copy queued on node 1 behind a batch its writer cannot commit (another
+   * conversation's order lock held), the resend committed on node 2, then node 1 released:
+   * stored once, the resend's id, delivered once, the copy dropped on node 1 counted.
+   * halfOpen: alice's socket to node 1 stays open (node 1 never learns she moved; the
+   * reconnect's 'S' tells it), else it closes and node 1 sees her session end. */
+  async function resendCommitsFirst(halfOpen) {
     const [n1, n2] = nodes;
     const a = uid('alice');
     const alice = await session(n1, a);
@@ -171,78 +176,42 @@ describe('a resend on another node while the first copy is in its commit (Postgr
       await until(() => waiting() >= 1, "node 1's writer to wait for the other conversation's lock");
       const s0 = await sessions(n1);
       const dt = randomUUID();
-      alice.send(direct({ cid, msg: 'resent first', dt })); // queued behind the stalled batch
-      alice.ws.close(); // a network blip: no answer will come on this socket
-      await until(async () => (await sessions(n1)) === s0 - 1, "node 1 to see alice's socket close");
+      const msg = halfOpen ? 'half open' : 'resent first';
+      alice.send(direct({ cid, msg, dt })); // queued behind the stalled batch
+      if (!halfOpen) {
+        alice.ws.close(); // a network blip: no answer will come on this socket
+        await until(async () => (await sessions(n1)) === s0 - 1, "node 1 to see alice's socket close");
+      }
       const c = await connect(n2);
       await login(c, a, { r: true, st });
-      const r = await c.request(direct({ cid, msg: 'resent first', dt }), 15000);
+      const r = await c.request(direct({ cid, msg, dt }), 15000);
       assert.equal(r.cmd, 'ack', JSON.stringify(r)); // committed on node 2 while node 1 is held
       assert.equal(waiting(), 1, "node 1's writer still held");
+      if (halfOpen) assert.equal(await sessions(n1), s0, "node 1 still holds alice's old session");
       await release();
       assert.equal((await stalled).cmd, 'ack');
       // node 1's writer has run the first copy's batch once a later send of its own is acked
       const text = `barrier-${randomUUID()}`;
       assert.equal((await bob.request(direct({ cid, msg: text, dt: randomUUID() }))).cmd, 'ack');
       await new Promise((res) => setTimeout(res, 300));
-      const stored = (await history(n1, cid)).filter((m) => m.data === 'resent first');
+      const stored = (await history(n1, cid)).filter((m) => m.data === msg);
       assert.equal(stored.length, 1, `stored once: ${JSON.stringify(stored)}`);
       assert.equal(r.ackMessage.uid, stored[0].id, "the resend's ack names the stored message");
-      const got = bob.received.filter((x) => x.cmd === 'direct' && !x.i && x.directMessage?.msg === 'resent first');
+      const got = bob.received.filter((x) => x.cmd === 'direct' && !x.i && x.directMessage?.msg === msg);
       assert.equal(got.length, 1, `bob got it once: ${JSON.stringify(got.map((x) => x.directMessage.id))}`);
       assert.equal(got[0].directMessage.id, stored[0].id);
-      assert.equal((await deduped(n1)) + (await deduped(n2)), d0 + 1, 'the copy dropped on node 1 is counted');
-    } finally {
-      await release();
-    }
-  });
-
-  test("the old socket never closes on node 1 (half-open): the reconnect on node 2 marks node 1's copy — stored once, delivered once", async () => {
-    const [n1, n2] = nodes;
-    const a = uid('alice');
-    const alice = await session(n1, a);
-    const bob = await session(n1, uid('bob'));
-    const carol = await session(n1, uid('carol'));
-    const { cid } = await startConv(alice, [bob.peer]);
-    await bob.next((p) => p.op === 'members_joined' && p.convMessage.cid === cid);
-    const other = (await startConv(carol, [uid('dave')])).cid; // only for stalling node 1's writer
-    const before = await alice.request(direct({ cid, msg: 'before', dt: randomUUID() }));
-    assert.equal(before.cmd, 'ack');
-    await bob.next((p) => p.cmd === 'direct' && p.directMessage?.msg === 'before');
-    assert.equal((await carol.request(direct({ cid: other, msg: 'warm', dt: randomUUID() }))).cmd, 'ack');
-    const st = alice.openReply.sessionMessage.st;
-    const release = await holdOrderLock(other);
-    try {
-      const d0 = (await deduped(n1)) + (await deduped(n2));
-      const stalled = carol.request(direct({ cid: other, msg: 'stalled', dt: randomUUID() }), 30000);
-      await until(() => waiting() >= 1, "node 1's writer to wait for the other conversation's lock");
-      const s0 = await sessions(n1);
-      const dt = randomUUID();
-      alice.send(direct({ cid, msg: 'half open', dt })); // queued behind the stalled batch
-      // alice's socket to node 1 stays open: node 1 never learns that she moved
-      const c = await connect(n2);
-      await login(c, a, { r: true, st });
-      const r = await c.request(direct({ cid, msg: 'half open', dt }), 15000);
-      assert.equal(r.cmd, 'ack', JSON.stringify(r)); // committed on node 2 while node 1 is held
-      assert.equal(waiting(), 1, "node 1's writer still held");
-      assert.equal(await sessions(n1), s0, "node 1 still holds alice's old session");
-      await release();
-      assert.equal((await stalled).cmd, 'ack');
-      const text = `barrier-${randomUUID()}`;
-      assert.equal((await bob.request(direct({ cid, msg: text, dt: randomUUID() }))).cmd, 'ack');
-      await new Promise((res) => setTimeout(res, 300));
-      const stored = (await history(n1, cid)).filter((m) => m.data === 'half open');
-      assert.equal(stored.length, 1, `stored once: ${JSON.stringify(stored)}`);
-      assert.equal(r.ackMessage.uid, stored[0].id, "the resend's ack names the stored message");
-      const got = bob.received.filter((x) => x.cmd === 'direct' && !x.i && x.directMessage?.msg === 'half open');
-      assert.equal(got.length, 1, `bob got it once: ${JSON.stringify(got.map((x) => x.directMessage.id))}`);
-      assert.equal(got[0].directMessage.id, stored[0].id);
-      // the old session is still there: its send is answered with the stored message's id
+      // a session still there has its send answered with the stored message's id
       const acks = alice.received.filter((x) => x.cmd === 'ack' && x.ackMessage?.uid && x.ackMessage.uid !== before.ackMessage.uid);
       assert.ok(acks.every((x) => x.ackMessage.uid === stored[0].id), JSON.stringify(acks));
       assert.equal((await deduped(n1)) + (await deduped(n2)), d0 + 1, 'the copy dropped on node 1 is counted');
     } finally {
       await release();
     }
-  });
+  }
+
+  test("the resend's node commits first, node 1's writer behind: node 1 drops its copy — stored once, delivered once", () =>
+    resendCommitsFirst(false));
+
+  test("the old socket never closes on node 1 (half-open): the reconnect on node 2 marks node 1's copy — stored once, delivered once", () =>
+    resendCommitsFirst(true));
 });
