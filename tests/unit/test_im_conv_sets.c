@@ -210,8 +210,9 @@ static void a_row_read_before_a_stored_member_change_is_not_applied(void **state
  * that read is applied the entry stays stale for everyone: a send on another worker reads
  * for itself rather than taking the copy from before the change (a member removed on another
  * node, told so, could send once more: tests/cluster/shared-store.test.mjs). A reload
- * applied after a later one leaves it fresh; a mark during a read leaves it stale after. A
- * conversation not cached, marked while its load read, is cached stale. */
+ * applied after a later one leaves it fresh, and does not bring older members back; a mark
+ * during a read leaves it stale after. A conversation not cached, marked while its load
+ * read, is cached stale. */
 static int wants(im_t *im, const char *cid) {
   conv_claim_t cl;
   int w = convcache_wants_load(im, cid, &cl);
@@ -254,6 +255,24 @@ static void a_reload_under_way_leaves_the_entry_stale(void **state) {
   assert_int_equal(convcache_wants_load(im, cid, &first), 1);
   load_now(cid, &first);
   assert_int_equal(wants(im, cid), 0);
+  /* reloads that end out of order: the one claimed before a change, applied after the one
+   * claimed after it, does not bring the members from before back */
+  convcache_stale(im, cid);
+  assert_int_equal(convcache_wants_load(im, cid, &first), 1);
+  conv_row_t old_row;
+  assert_int_equal(store_conv_load(th_reader(), cid, &old_row), 0); /* read before the change */
+  convcache_stale(im, cid);                                         /* the change's 'C' */
+  assert_int_equal(convcache_wants_load(im, cid, &second), 1);
+  conv_row_t new_row; /* read after it: carol is a member now (as another node stored it) */
+  assert_int_equal(store_conv_load(th_reader(), cid, &new_row), 0);
+  new_row.members = realloc(new_row.members, (new_row.nmembers + 1) * sizeof *new_row.members);
+  new_row.members[new_row.nmembers++] = strdup("carol");
+  convcache_loaded(fz_imw(), cid, &second, 0, &new_row);
+  convcache_loaded(fz_imw(), cid, &first, 0, &old_row);
+  assert_int_equal(wants(im, cid), 0);
+  members_t *m = conv_members(c);
+  assert_true(members_has(m, "carol"));
+  members_release(m);
   /* not cached: a mark of it during its load's read caches it stale; none, fresh */
   for (int marked = 1; marked >= 0; marked--) {
     convcache_drop(im, c);

@@ -181,9 +181,11 @@ uint64_t convcache_set_mark(void) { return atomic_load(&set_stores); }
  * told of it (the 'C' came first), sent on a worker that found the entry no longer stale
  * while the reload that followed the 'C' was still reading, and the send passed
  * (tests/cluster/shared-store.test.mjs); and a mark during the read keeps it stale after.
- * A conversation not cached has no entry to mark: a load of one claims its bucket of
- * `marks` (counted before the lookup by every mark of a cid hashing there), and a mark
- * there meanwhile caches it stale. */
+ * Reloads may end out of order: one whose claim is older than the count an applied one
+ * raised fresh_gen to keeps that one's members, sets and expiry (its read may predate the
+ * change the newer one saw). A conversation not cached has no entry to mark: a load of one
+ * claims its bucket of `marks` (counted before the lookup by every mark of a cid hashing
+ * there), and a mark there meanwhile caches it stale. */
 #define MARK_BUCKETS 64
 static _Atomic uint64_t marks[MARK_BUCKETS];
 
@@ -360,11 +362,13 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
   members_t *old[4] = {NULL, NULL, NULL, NULL};
   pthread_mutex_lock(&c->mu);
   int raced = load_ends(c);
+  /* a reload claimed after this one's has been applied already: its rows are the newer */
+  int older = gen < atomic_load(&c->fresh_gen);
   if (c->set_writes) {          /* this node's member or set changes are still in the writer: the rows lack them */
     c->set_stale = 1;           /* reloaded once they are stored (conv_set_stored) */
   } else if (raced) {           /* one was stored after this read may have begun: the rows may lack it */
     if (!c->set_loads) mark(c); /* stored now: read again (by the last reload under way) */
-  } else {
+  } else if (!older) {
     if (c->kind != CONV_ROOM) {
       old[0] = c->members;
       c->members = members_new(row.members, row.nmembers);
@@ -376,7 +380,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
   }
   if (row.updated_at > c->updated_at) c->updated_at = row.updated_at;
   /* written only when changed: expire_at is read without the lock (msg_may_send) */
-  if (c->expire_at != row.expire_at) c->expire_at = row.expire_at;
+  if (!older && c->expire_at != row.expire_at) c->expire_at = row.expire_at;
   if (row.last_ts > c->last_ts) c->last_ts = row.last_ts;
   if (row.last_seq > c->last_seq) c->last_seq = row.last_seq;
   if (row.last_seq > 0 && !c->has_receipts) c->has_receipts = 1; /* as at a first load: look */
