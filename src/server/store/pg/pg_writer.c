@@ -866,9 +866,10 @@ abort:
  * (runs of up to MSGS_MAX in one INSERT, across the acks and reads between them: those touch
  * only member rows, so they commit the same in either order), the acks and the reads (one
  * UPDATE each kind for the run), lm — between BEGIN and COMMIT only when the batch takes
- * more than one flight (below); one flight is one implicit transaction. A possible resend (dt_since) is a
- * statement of its own in the flight (INS_MSG_UNLESS_DT), after the run before it. Two steps keep a round trip of
- * their own because what follows needs their answer:
+ * more than one flight (below); one flight is one implicit transaction. A possible resend
+ * (dt_since) is a statement of its own in the flight (INS_MSG_UNLESS_DT), after the run
+ * before it. Two steps keep a round trip of their own because what follows needs their
+ * answer:
  *   - the order lock (order_lock): when messages ask for their order, BEGIN, the locks and
  *     the newest keys are one flight, and the keys moved past them before the rest is sent
  *     (rekey: the id given to the IM layer names the moved key) — two round trips a batch;
@@ -1144,18 +1145,18 @@ static int attempt_piped_run(flight_t *f, store_job_t *batch, int lm_slice, int 
     if (pgc_pipe_begin(&s->w, 0) < 0) return TERN_ESTORE;
   }
   if (lm_slice >= 0 && lm_flush(s, &s->lm, &f->sent, 1, lm_slice) != 0) return flight_failed(f, -1);
-  if (!f->implicit && atomic_load(&s->fail_writes)) {
+  if (f->implicit) { /* the Sync commits */
+    if (flight_sync(f) != 0) return flight_failed(f, -1);
+    pgc_pipe_end(&s->w);
+    return 0;
+  }
+  if (atomic_load(&s->fail_writes)) {
     pgc_pipe_sync(&s->w, NULL);
     if (s->w.c) {
       pgc_pipe_end(&s->w);
       pgc_cmd(&s->w, "ROLLBACK");
     }
     return TERN_ESTORE;
-  }
-  if (f->implicit) {
-    if (flight_sync(f) != 0) return flight_failed(f, -1);
-    pgc_pipe_end(&s->w);
-    return 0;
   }
   int commit = pgc_pipe_cmd(&s->w, "COMMIT");
   if (commit < 0) return TERN_ESTORE;
