@@ -18,6 +18,7 @@
 typedef struct {
   pthread_mutex_t mu;
   map_t map;
+  _Atomic uint64_t marks; /* every mark of a cid in this shard, counted before its lookup (Reloads) */
 } shard_t;
 
 struct convcache {
@@ -184,12 +185,14 @@ uint64_t convcache_set_mark(void) { return atomic_load(&set_stores); }
  * Reloads may end out of order: one whose claim is older than the count an applied one
  * raised fresh_gen to keeps that one's members, sets and expiry (its read may predate the
  * change the newer one saw). A conversation not cached has no entry to mark: a load of one
- * claims its bucket of `marks` (counted before the lookup by every mark of a cid hashing
- * there), and a mark there meanwhile caches it stale. */
-#define MARK_BUCKETS 64
-static _Atomic uint64_t marks[MARK_BUCKETS];
+ * claims its shard's count of marks (shard_t.marks, counted before the lookup by every mark
+ * of a cid in that shard), and a mark there meanwhile caches it stale. */
+static shard_t *shard_for(convcache_t *cc, const char *cid, uint64_t *h);
 
-static _Atomic uint64_t *marks_of(const char *cid) { return &marks[map_hash(cid, strlen(cid)) % MARK_BUCKETS]; }
+static _Atomic uint64_t *marks_of(convcache_t *cc, const char *cid) {
+  uint64_t h;
+  return &shard_for(cc, cid, &h)->marks;
+}
 
 static void mark(conv_t *c) { atomic_fetch_add(&c->stale_gen, 1); }
 
@@ -226,7 +229,7 @@ void conv_set_stored(conv_t *c) {
 }
 
 void convcache_stored_behind(im_t *im, const char *cid) {
-  atomic_fetch_add(marks_of(cid), 1); /* before the lookup: a load of cid under way sees it */
+  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   pthread_mutex_lock(&c->mu);
@@ -399,7 +402,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
 }
 
 void convcache_stale(im_t *im, const char *cid) {
-  atomic_fetch_add(marks_of(cid), 1); /* before the lookup: a load of cid under way sees it */
+  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   mark(c);
@@ -407,9 +410,9 @@ void convcache_stale(im_t *im, const char *cid) {
 }
 
 void convcache_stale_all(im_t *im) {
-  for (int b = 0; b < MARK_BUCKETS; b++) atomic_fetch_add(&marks[b], 1);
   for (int i = 0; i < SHARDS; i++) {
     shard_t *s = &im->convs->shards[i];
+    atomic_fetch_add(&s->marks, 1);
     pthread_mutex_lock(&s->mu);
     map_iter_t it;
     for (map_node_t *n = map_first(&s->map, &it); n; n = map_next(&s->map, &it)) mark(MAP_ENTRY(n, conv_t, hnode));
@@ -449,14 +452,14 @@ conv_t *conv_get(im_worker_t *w, const char *cid, int *err) {
   }
   if (w->absent_cid && strcmp(w->absent_cid, cid) == 0) return NULL; /* read just now, off the loop: none */
   if (im_keys_absent(w, cid)) return NULL;                           /* the same (im_prefetch_keys) */
-  uint64_t gen = atomic_load(marks_of(cid));                         /* before the read */
+  uint64_t gen = atomic_load(&s->marks);                             /* before the read */
   conv_row_t row;
   int rc = store_conv_load(w->reader, cid, &row);
   return load_with(w, cid, gen, rc, &row, err);
 }
 
 /* conv_get's load of a conversation not cached, with the row read (rc: store_conv_load's
- * result, row owned) after its bucket of marks counted gen: cached (stale if a mark came
+ * result, row owned) after its shard's marks counted gen: cached (stale if a mark came
  * since), or the one a racing loader cached first. */
 static conv_t *load_with(im_worker_t *w, const char *cid, uint64_t gen, int rc, conv_row_t *rowp, int *err) {
   convcache_t *cc = w->im->convs;
@@ -470,8 +473,8 @@ static conv_t *load_with(im_worker_t *w, const char *cid, uint64_t gen, int rc, 
   }
   conv_t *fresh = conv_from_row(w->im, &row);
   conv_row_free(&row);
-  conv_t *c = insert(cc, fresh);                  /* a racing loader may have won: use whichever is cached */
-  if (atomic_load(marks_of(cid)) != gen) mark(c); /* after the insert: a mark since found it, or is counted */
+  conv_t *c = insert(cc, fresh);                      /* a racing loader may have won: use whichever is cached */
+  if (atomic_load(marks_of(cc, cid)) != gen) mark(c); /* after the insert: a mark since found it, or is counted */
   pthread_mutex_lock(&c->mu);
   int gone = c->deleted;
   pthread_mutex_unlock(&c->mu);
@@ -498,7 +501,9 @@ conv_t *convcache_peek(im_t *im, const char *cid) {
 
 /* ---- a load off the worker's loop (im_prefetch.c) ---- */
 
-conv_claim_t convcache_claim_new(const char *cid) { return (conv_claim_t){NULL, atomic_load(marks_of(cid))}; }
+conv_claim_t convcache_claim_new(im_t *im, const char *cid) {
+  return (conv_claim_t){NULL, atomic_load(marks_of(im->convs, cid))};
+}
 
 int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) {
   return convcache_wants_load_since(im, cid, cl, UINT64_MAX); /* no change is stored after UINT64_MAX */
@@ -508,7 +513,7 @@ int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint
   /* not cached: counted before the lookup, as load_with wants it — before the read, but for
    * a row read before the load was asked for (a unique start's twin: since given), whose
    * cid was not known before its read: a mark of it during that read is not caught there */
-  *cl = convcache_claim_new(cid);
+  *cl = convcache_claim_new(im, cid);
   conv_t *c = convcache_peek(im, cid);
   if (!c) return 1;
   uint64_t gen = claim(c);

@@ -209,7 +209,7 @@ int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl);
 /* The claim of a read of cid about to be made by a caller that caches it only if it is not
  * cached (convcache_loaded with it then caches it stale if a mark came meanwhile). Any
  * thread. */
-conv_claim_t convcache_claim_new(const char *cid);
+conv_claim_t convcache_claim_new(im_t *im, const char *cid);
 /* For a row read before the load was asked for (a unique start's twin, found by the read
  * itself): mark is convcache_set_mark() taken before the read was submitted. As
  * wants_load, except that a stale entry with a member or set change stored since mark is

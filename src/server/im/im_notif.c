@@ -126,9 +126,9 @@ static void rows_add(rows_t *r, int64_t id, const char *cid, const char *client)
   r->v[r->n++] = (row_t){.id = id, .cid = xstrdup(cid), .client = client ? xstrdup(client) : NULL, .rc = TERN_ENOENT};
 }
 
-static void rows_load(store_reader_t *r, rows_t *rows) {
+static void rows_load(store_reader_t *r, im_t *im, rows_t *rows) {
   for (size_t i = 0; i < rows->n; i++) {
-    rows->v[i].claim = convcache_claim_new(rows->v[i].cid);
+    rows->v[i].claim = convcache_claim_new(im, rows->v[i].cid);
     rows->v[i].rc = store_conv_load(r, rows->v[i].cid, &rows->v[i].cv);
   }
 }
@@ -158,8 +158,8 @@ static int sweep_read(store_reader_t *r, store_read_t *rd) {
   sweep_read_t *x = (sweep_read_t *)rd;
   int rc = store_shutups_expired(r, x->now, 100, shut_each, x);
   if (x->expire && rc == 0) rc = store_expired(r, x->now, x->idle_before, 1000, gone_each, x);
-  rows_load(r, &x->shut);
-  rows_load(r, &x->gone);
+  rows_load(r, x->im, &x->shut);
+  rows_load(r, x->im, &x->gone);
   return rc;
 }
 
