@@ -14,12 +14,13 @@
  *       change of a burst always told (im_conv_changed).
  *   'B' clients taken out of a chat room (blacklist, §3.17): their sessions in it on the
  *       receiving node leave it and get the frame (im_room_kick there).
- *   'S' a client logged in again on the sending node (a reconnect, r:true): its session on
- *       the receiving node (node, handle, client as in 'K') has its sends in flight marked
- *       as that session's end marks them (im_msg_sending_gone): the receiving node may not
- *       have seen the old connection go (no FIN or RST reached it), and the client resends
- *       them on the new one, where the resend may commit first (docs/cluster.md, "A send
- *       whose ack died with its node is stored once"). Sent before the login is answered.
+ *   'S' a client logged in again on the sending node (a reconnect, r:true), to each node
+ *       holding a session of it: its sessions there (up to SENDS_GONE_SESSIONS) have their
+ *       sends in flight marked as a session's end marks them (im_msg_sending_gone). That
+ *       node may not have seen the old connection go (no FIN or RST reached it), and the
+ *       client resends them on the new one, where the resend may commit first
+ *       (docs/cluster.md, "A send whose ack died with its node is stored once"). Sent
+ *       before the login is answered.
  * One 'D' goes to each node that holds any recipient, whatever their number.
  * A 'D' nobody on its node heard gets its recipients there told goaway (bus_deliver,
  * on_unheard); a 'K', 'B' or 'S' nobody heard is replayed there later, through on_recv
@@ -223,20 +224,18 @@ void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int c
 
 void im_bus_sends_gone(im_worker_t *w, const char *client) {
   bus_t *bus = w->im->bus;
-  size_t n = 0;
-  bus_ref_t *refs = bus_sessions_all(bus, client, &n);
-  for (size_t i = 0; i < n; i++) {
+  int nodes[BUS_MAX_NODES];
+  size_t k = bus_client_nodes(bus, client, nodes, BUS_MAX_NODES); /* one 'S' a node, however many sessions */
+  for (size_t i = 0; i < k && i < BUS_MAX_NODES; i++) {
     char node[BUS_NODE_ID_MAX + 1];
-    if (bus_node_name(bus, refs[i].node, node) < 0) continue;
+    if (bus_node_name(bus, nodes[i], node) < 0) continue;
     buf_t m = BUF_INIT;
     buf_append(&m, "S", 1);
     put_str(&m, node); /* checked on arrival, as a kick's */
-    put_u64(&m, refs[i].session);
     put_str(&m, client);
-    bus_send_kept(bus, refs[i].node, m.data, m.len); /* idempotent: replayed if unheard */
+    bus_send_kept(bus, nodes[i], m.data, m.len); /* idempotent: replayed if unheard */
     buf_free(&m);
   }
-  free(refs);
 }
 
 void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
@@ -791,12 +790,19 @@ static void recv_kick(im_worker_t *w, rd_t *r) {
   free(detail);
 }
 
+/* At most this many of the client's sessions here are marked per 'S': a client holding
+ * thousands on one node and reconnecting elsewhere over and over costs this node a bounded
+ * walk per reconnect (a session beyond them is marked when it ends, as before the 'S'). */
+#define SENDS_GONE_SESSIONS 16
+
 static void recv_sends_gone(im_worker_t *w, rd_t *r) {
   char *node = get_str(r);
-  uint64_t session = get_u64(r);
   char *client = get_str(r);
-  if (!r->bad && node && client && !strcmp(node, bus_node_id(w->im->bus)) && handle_owner(session) < w->im->nworkers)
-    im_session_sends_gone(w, session, client);
+  if (!r->bad && node && client && !strcmp(node, bus_node_id(w->im->bus))) {
+    uint64_t held[SENDS_GONE_SESSIONS];
+    size_t n = presence_get(w->im->presence, client, held, SENDS_GONE_SESSIONS);
+    for (size_t i = 0; i < n && i < SENDS_GONE_SESSIONS; i++) im_session_sends_gone(w, held[i], client);
+  }
   free(node);
   free(client);
 }

@@ -389,8 +389,8 @@ void im_bus_room(im_worker_t *w, const fanout_t *p, conv_t *c);
 void im_bus_room_kick(im_worker_t *w, conv_t *c, const fanout_t *p, char *const *ids, size_t n);
 /* Ends a session of client on another node (4111, 4115). */
 void im_bus_kick(im_worker_t *w, const bus_ref_t *ref, const char *client, int code, const char *detail);
-/* client logged in again here (a reconnect): every session of it on another node has its
- * sends in flight marked there as its end would mark them (im_bus.c, 'S'). */
+/* client logged in again here (a reconnect): each other node holding a session of it is
+ * told, and marks those sessions' sends in flight as their end would (im_bus.c, 'S'). */
 void im_bus_sends_gone(im_worker_t *w, const char *client);
 /* A revocation made here, told to every other node (revoke_record there). */
 void im_bus_revoke(im_worker_t *w, int client_kind, const uint8_t *lineage, const char *client, int64_t at,
