@@ -181,7 +181,7 @@ static void a_row_read_before_a_stored_member_change_is_not_applied(void **state
   th_link_t *a = th_login("alice");
   char *cid = th_start(a, 1, "[\"bob\"]", NULL);
   im_t *im = fz_imw()->im;
-  uint64_t mark = convcache_set_mark(); /* the read is submitted here */
+  convcache_mark_t mark = convcache_mark_now(im); /* the read is submitted here */
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":2,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"carol\"]}}", cid);
   assert_string_equal(th_str(th_reply(a, 2), "op"), "added"); /* stored: conv_set_stored ran */
   convcache_stale(im, cid);                                   /* as the commit's 'C' marks it */
@@ -192,7 +192,7 @@ static void a_row_read_before_a_stored_member_change_is_not_applied(void **state
   assert_null(cl.c);
   assert_true(c->stale_gen != c->fresh_gen); /* still stale: the next conv_get reads it again */
   assert_int_equal(c->set_loads, 0);
-  mark = convcache_set_mark(); /* read after the change: applied, and counted until it ends */
+  mark = convcache_mark_now(im); /* read after the change: applied, and counted until it ends */
   assert_int_equal(convcache_wants_load_since(im, cid, &cl, mark), 1);
   assert_ptr_equal(cl.c, c);
   assert_true(c->stale_gen != c->fresh_gen); /* stale for everyone until the load is applied */
@@ -290,6 +290,54 @@ static void a_reload_under_way_leaves_the_entry_stale(void **state) {
   th_end();
 }
 
+/* The twin's row, read before its cid is known, while another node changed that
+ * conversation (its 'C' came during the read): the claim, taken after the read, counts the
+ * mark, so the row would pass for current — members from before the change, cached fresh
+ * for good. Any mark since the read was submitted leaves the row unused, whether the
+ * conversation was not cached (it stays uncached) or cached (it stays stale); a mark of
+ * another conversation too, since the twin's cid was not known before. */
+static void a_twin_read_across_a_mark_is_not_cached(void **state) {
+  (void)state;
+  th_begin();
+  th_link_t *a = th_login("alice");
+  char *cid = th_start(a, 1, "[\"bob\"]", NULL);
+  char *other = th_start(a, 1, "[\"carol\"]", NULL);
+  im_t *im = fz_imw()->im;
+  conv_t *c = convcache_peek(im, cid);
+  assert_non_null(c);
+  conv_claim_t cl;
+  for (int cached = 0; cached <= 1; cached++)
+    for (int which = 0; which <= 2; which++) { /* a mark of cid, of another, none */
+      if (!cached) {                           /* not cached when the twin is found */
+        convcache_drop(im, c);
+        conv_release(c);
+        c = NULL;
+      } else {
+        convcache_stale(im, cid); /* cached, stale: the twin's row would refresh it */
+      }
+      convcache_mark_t since = convcache_mark_now(im); /* the twin's read is submitted */
+      conv_row_t row;
+      assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
+      if (which < 2) convcache_stale(im, which ? other : cid); /* a 'C' during the read */
+      int want = which == 2;
+      assert_int_equal(convcache_wants_load_since(im, cid, &cl, since), want);
+      if (want) convcache_loaded(fz_imw(), cid, &cl, 0, &row);
+      else conv_row_free(&row);
+      assert_null(cl.c);
+      if (!cached) {
+        c = convcache_peek(im, cid);
+        assert_int_equal(c != NULL, want); /* the row unused: not cached */
+        if (!c) c = conv_get(fz_imw(), cid, NULL);
+        assert_non_null(c);
+      }
+      assert_int_equal(wants(im, cid), cached && !want); /* the row unused: stale still */
+    }
+  conv_release(c);
+  free(other);
+  free(cid);
+  th_end();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(member_info_update_gives_a_role),
@@ -297,6 +345,7 @@ int main(void) {
       cmocka_unit_test(blacklist),
       cmocka_unit_test(a_row_read_before_a_stored_member_change_is_not_applied),
       cmocka_unit_test(a_reload_under_way_leaves_the_entry_stale),
+      cmocka_unit_test(a_twin_read_across_a_mark_is_not_cached),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,9 @@ typedef struct {
 
 struct convcache {
   shard_t shards[SHARDS];
+  /* every mark of any cid, counted with its shard's: a read whose cid is not known before it
+   * is made (a unique start's twin) compares with it afterwards (convcache_mark_now) */
+  _Atomic uint64_t marks_all;
 };
 
 convcache_t *convcache_new(void) {
@@ -171,7 +174,9 @@ int conv_role(conv_t *c, const char *client) {
  * is made compares with it afterwards (convcache_wants_load_since). */
 static _Atomic uint64_t set_stores;
 
-uint64_t convcache_set_mark(void) { return atomic_load(&set_stores); }
+convcache_mark_t convcache_mark_now(im_t *im) {
+  return (convcache_mark_t){atomic_load(&set_stores), atomic_load(&im->convs->marks_all)};
+}
 
 /* ---- Reloads. A mark (another node's change: convcache_stale; a commit here:
  * conv_set_stored …) counts one up in the entry's stale_gen. A reload claims the count
@@ -192,6 +197,12 @@ static shard_t *shard_for(convcache_t *cc, const char *cid, uint64_t *h);
 static _Atomic uint64_t *marks_of(convcache_t *cc, const char *cid) {
   uint64_t h;
   return &shard_for(cc, cid, &h)->marks;
+}
+
+/* A mark of cid is coming: counted before its lookup, so a load of cid under way sees it. */
+static void count_mark(convcache_t *cc, const char *cid) {
+  atomic_fetch_add(&cc->marks_all, 1);
+  atomic_fetch_add(marks_of(cc, cid), 1);
 }
 
 static void mark(conv_t *c) { atomic_fetch_add(&c->stale_gen, 1); }
@@ -229,7 +240,7 @@ void conv_set_stored(conv_t *c) {
 }
 
 void convcache_stored_behind(im_t *im, const char *cid) {
-  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
+  count_mark(im->convs, cid);
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   pthread_mutex_lock(&c->mu);
@@ -402,7 +413,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
 }
 
 void convcache_stale(im_t *im, const char *cid) {
-  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
+  count_mark(im->convs, cid);
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   mark(c);
@@ -410,6 +421,7 @@ void convcache_stale(im_t *im, const char *cid) {
 }
 
 void convcache_stale_all(im_t *im) {
+  atomic_fetch_add(&im->convs->marks_all, 1);
   for (int i = 0; i < SHARDS; i++) {
     shard_t *s = &im->convs->shards[i];
     atomic_fetch_add(&s->marks, 1);
@@ -505,22 +517,21 @@ conv_claim_t convcache_claim_new(im_t *im, const char *cid) {
   return (conv_claim_t){NULL, atomic_load(marks_of(im->convs, cid))};
 }
 
-int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) {
-  return convcache_wants_load_since(im, cid, cl, UINT64_MAX); /* no change is stored after UINT64_MAX */
-}
-
-int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint64_t since) {
-  /* not cached: counted before the lookup, as load_with wants it — before the read, but for
-   * a row read before the load was asked for (a unique start's twin: since given), whose
-   * cid was not known before its read: a mark of it during that read is not caught there */
-  *cl = convcache_claim_new(im, cid);
+/* convcache_wants_load's claim; since (not NULL): the row was read before the claim, from
+ * the counts since (convcache_wants_load_since). */
+static int wants(im_t *im, const char *cid, conv_claim_t *cl, const convcache_mark_t *since) {
+  *cl = convcache_claim_new(im, cid); /* not cached: counted before the lookup, as load_with wants it */
   conv_t *c = convcache_peek(im, cid);
-  if (!c) return 1;
-  uint64_t gen = claim(c);
-  if (gen) { /* stale for everyone until applied: a mark during the load keeps it stale */
+  if (c) {
+    uint64_t gen = claim(c);
+    if (!gen) { /* fresh: conv_get answers from the cache */
+      conv_release(c);
+      return 0;
+    }
+    /* stale for everyone until applied: a mark during the load keeps it stale */
     pthread_mutex_lock(&c->mu);
-    int raced = c->set_mark > since; /* stored after the read may have begun */
-    if (!raced) c->set_loads++;      /* load_begins: one stored from now on sets set_raced */
+    int raced = since && c->set_mark > since->sets; /* stored after the read may have begun */
+    if (!raced) c->set_loads++;                     /* load_begins: one stored from now on sets set_raced */
     pthread_mutex_unlock(&c->mu);
     if (raced) { /* stays stale: conv_get reads it again, after the change */
       conv_release(c);
@@ -528,10 +539,22 @@ int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint
     }
     cl->c = c;
     cl->gen = gen;
-    return 1;
   }
-  conv_release(c);
-  return 0;
+  /* A row read before the claim: a mark during that read, of its cid or (not known before
+   * the read) any other, and its claim — counted after the mark — would take the row for
+   * current. Not cached then: conv_get reads it again. Checked after the claim: a mark after
+   * this check is one the claim does not cover (the entry stays, or is cached, stale). */
+  if (since && atomic_load(&im->convs->marks_all) != since->marks) {
+    convcache_load_abandoned(cl);
+    return 0;
+  }
+  return 1;
+}
+
+int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) { return wants(im, cid, cl, NULL); }
+
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, convcache_mark_t since) {
+  return wants(im, cid, cl, &since);
 }
 
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row) {

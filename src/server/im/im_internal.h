@@ -210,15 +210,21 @@ int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl);
  * cached (convcache_loaded with it then caches it stale if a mark came meanwhile). Any
  * thread. */
 conv_claim_t convcache_claim_new(im_t *im, const char *cid);
+/* Counts taken before a read whose cid is not known until it is made (a unique start's
+ * twin): the member and set changes stored (conv_set_stored) and the marks of any cid, so
+ * far. Any thread. */
+typedef struct {
+  uint64_t sets, marks;
+} convcache_mark_t;
+convcache_mark_t convcache_mark_now(im_t *im);
 /* For a row read before the load was asked for (a unique start's twin, found by the read
- * itself): mark is convcache_set_mark() taken before the read was submitted. As
- * wants_load, except that a stale entry with a member or set change stored since mark is
- * not loaded (0): the row may lack the change, so the entry stays stale and conv_get reads
- * it again. The reload's count (set_loads) starts in the same critical section as the
- * check, so a change stored later is caught by set_raced as for any reload. */
-int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, uint64_t mark);
-/* A counter of the member and set changes stored (conv_set_stored), node-wide: any thread. */
-uint64_t convcache_set_mark(void);
+ * itself): since is convcache_mark_now() taken before the read was submitted. As
+ * wants_load, except that the row is not to be used (0) when a mark of any conversation
+ * came since (the row may predate it, and the claim counts it), nor for a stale entry with
+ * a member or set change stored since: the entry stays stale (or uncached) and conv_get
+ * reads it again. The reload's count (set_loads) starts in the same critical section as
+ * the check, so a change stored later is caught by set_raced as for any reload. */
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, convcache_mark_t since);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row);

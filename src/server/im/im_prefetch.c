@@ -403,8 +403,8 @@ struct cmd_read {
   int find_rc; /* store_conv_find_unique's */
   char *cid;   /* the twin's */
   int64_t created;
-  int load_rc;   /* its row's (store_conv_load), cached by cmd_loaded */
-  uint64_t mark; /* convcache_set_mark() before the read: a set change stored since, the row is not cached */
+  int load_rc;           /* its row's (store_conv_load), cached by cmd_loaded */
+  convcache_mark_t mark; /* before the read: a mark or a set change since, the row is not cached */
   conv_row_t row;
   int64_t twin; /* its row's id */
   int doc_rc;   /* its document's; 1: not read */
@@ -541,8 +541,8 @@ static void cmd_loaded(task_t *t) {
   if (a->kind == CMD_UNIQUE && a->find_rc == 0 && (a->load_rc == 0 || a->load_rc == TERN_ENOENT)) {
     /* the twin, cached as conv_get would have (unless cached meanwhile). Read before the
      * load was asked for (the twin's cid came with the read): a reload applying it must
-     * not count only changes stored from now on, so one stored since the read was
-     * submitted leaves the entry stale (conv_get reads it again) */
+     * not count only marks and changes from now on, so one since the read was submitted
+     * leaves the row unused (conv_get reads it again) */
     conv_claim_t claim;
     if (w && convcache_wants_load_since(w->im, a->cid, &claim, a->mark)) {
       convcache_loaded(w, a->cid, &claim, a->load_rc, &a->row); /* takes the row */
@@ -620,7 +620,7 @@ int im_prefetch_cmd(req_t *r) {
     conv_unique_id(m->ids, m->n, cm->has_tempconv && cm->tempconv, a->hex);
     members_release(m);
     a->kind = CMD_UNIQUE;
-    a->mark = convcache_set_mark(); /* before the read is submitted */
+    a->mark = convcache_mark_now(w->im); /* before the read is submitted */
   } else if (c->op == LC__OP_TYPE__max_read && cm->cid) {
     conv_t *cv = convcache_peek(w->im, cm->cid); /* read ahead by im_prefetch; not cached: not found */
     if (cv) {
