@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,19 +182,20 @@ static void a_row_read_before_a_stored_member_change_is_not_applied(void **state
   th_link_t *a = th_login("alice");
   char *cid = th_start(a, 1, "[\"bob\"]", NULL);
   im_t *im = fz_imw()->im;
-  convcache_mark_t mark = convcache_mark_now(im); /* the read is submitted here */
+  convcache_mark_t mark;
+  convcache_mark_now(im, &mark); /* the read is submitted here */
   th_send(a, "{\"cmd\":\"conv\",\"op\":\"add\",\"i\":2,\"convMessage\":{\"cid\":\"%s\",\"m\":[\"carol\"]}}", cid);
   assert_string_equal(th_str(th_reply(a, 2), "op"), "added"); /* stored: conv_set_stored ran */
   convcache_stale(im, cid);                                   /* as the commit's 'C' marks it */
   conv_t *c = convcache_peek(im, cid);
   assert_non_null(c);
   conv_claim_t cl;
-  assert_int_equal(convcache_wants_load_since(im, cid, &cl, mark), 0);
+  assert_int_equal(convcache_wants_load_since(im, cid, &cl, &mark), 0);
   assert_null(cl.c);
   assert_true(c->stale_gen != c->fresh_gen); /* still stale: the next conv_get reads it again */
   assert_int_equal(c->set_loads, 0);
-  mark = convcache_mark_now(im); /* read after the change: applied, and counted until it ends */
-  assert_int_equal(convcache_wants_load_since(im, cid, &cl, mark), 1);
+  convcache_mark_now(im, &mark); /* read after the change: applied, and counted until it ends */
+  assert_int_equal(convcache_wants_load_since(im, cid, &cl, &mark), 1);
   assert_ptr_equal(cl.c, c);
   assert_true(c->stale_gen != c->fresh_gen); /* stale for everyone until the load is applied */
   assert_int_equal(c->set_loads, 1);
@@ -293,34 +295,46 @@ static void a_reload_under_way_leaves_the_entry_stale(void **state) {
 /* The twin's row, read before its cid is known, while another node changed that
  * conversation (its 'C' came during the read): the claim, taken after the read, counts the
  * mark, so the row would pass for current — members from before the change, cached fresh
- * for good. Any mark since the read was submitted leaves the row unused, whether the
- * conversation was not cached (it stays uncached) or cached (it stays stale); a mark of
- * another conversation too, since the twin's cid was not known before. */
+ * for good. A mark since the read was submitted, of cid or of another cid of its cache
+ * shard (every shard's count is taken before the read), leaves the row unused, whether the
+ * conversation was not cached (it stays uncached) or cached (it stays stale); a mark in
+ * another shard does not. */
+static unsigned shard_of(const char *cid) { return map_shard(map_hash(cid, strlen(cid)), CONVCACHE_SHARDS); }
+
 static void a_twin_read_across_a_mark_is_not_cached(void **state) {
   (void)state;
   th_begin();
   th_link_t *a = th_login("alice");
   char *cid = th_start(a, 1, "[\"bob\"]", NULL);
-  char *other = th_start(a, 1, "[\"carol\"]", NULL);
   im_t *im = fz_imw()->im;
+  char near[32], far[32]; /* cids of no conversation: one in cid's shard, one elsewhere */
+  near[0] = far[0] = 0;
+  for (int i = 0; !near[0] || !far[0]; i++) {
+    char x[32];
+    snprintf(x, sizeof x, "x%d", i);
+    if (shard_of(x) == shard_of(cid)) snprintf(near, sizeof near, "%s", x);
+    else snprintf(far, sizeof far, "%s", x);
+  }
   conv_t *c = convcache_peek(im, cid);
   assert_non_null(c);
   conv_claim_t cl;
+  const char *marked[] = {cid, near, far, NULL}; /* the mark during the read, if any */
   for (int cached = 0; cached <= 1; cached++)
-    for (int which = 0; which <= 2; which++) { /* a mark of cid, of another, none */
-      if (!cached) {                           /* not cached when the twin is found */
+    for (int which = 0; which < 4; which++) {
+      if (!cached) { /* not cached when the twin is found */
         convcache_drop(im, c);
         conv_release(c);
         c = NULL;
       } else {
         convcache_stale(im, cid); /* cached, stale: the twin's row would refresh it */
       }
-      convcache_mark_t since = convcache_mark_now(im); /* the twin's read is submitted */
+      convcache_mark_t since;
+      convcache_mark_now(im, &since); /* the twin's read is submitted */
       conv_row_t row;
       assert_int_equal(store_conv_load(th_reader(), cid, &row), 0);
-      if (which < 2) convcache_stale(im, which ? other : cid); /* a 'C' during the read */
-      int want = which == 2;
-      assert_int_equal(convcache_wants_load_since(im, cid, &cl, since), want);
+      if (marked[which]) convcache_stale(im, marked[which]); /* a 'C' during the read */
+      int want = which >= 2;
+      assert_int_equal(convcache_wants_load_since(im, cid, &cl, &since), want);
       if (want) convcache_loaded(fz_imw(), cid, &cl, 0, &row);
       else conv_row_free(&row);
       assert_null(cl.c);
@@ -333,7 +347,6 @@ static void a_twin_read_across_a_mark_is_not_cached(void **state) {
       assert_int_equal(wants(im, cid), cached && !want); /* the row unused: stale still */
     }
   conv_release(c);
-  free(other);
   free(cid);
   th_end();
 }

@@ -13,7 +13,7 @@
 #include "im_internal.h"
 #include "log.h"
 
-#define SHARDS 64
+#define SHARDS CONVCACHE_SHARDS
 
 typedef struct {
   pthread_mutex_t mu;
@@ -23,9 +23,6 @@ typedef struct {
 
 struct convcache {
   shard_t shards[SHARDS];
-  /* every mark of any cid, counted with its shard's: a read whose cid is not known before it
-   * is made (a unique start's twin) compares with it afterwards (convcache_mark_now) */
-  _Atomic uint64_t marks_all;
 };
 
 convcache_t *convcache_new(void) {
@@ -174,8 +171,9 @@ int conv_role(conv_t *c, const char *client) {
  * is made compares with it afterwards (convcache_wants_load_since). */
 static _Atomic uint64_t set_stores;
 
-convcache_mark_t convcache_mark_now(im_t *im) {
-  return (convcache_mark_t){atomic_load(&set_stores), atomic_load(&im->convs->marks_all)};
+void convcache_mark_now(im_t *im, convcache_mark_t *m) {
+  m->sets = atomic_load(&set_stores);
+  for (int i = 0; i < SHARDS; i++) m->marks[i] = atomic_load(&im->convs->shards[i].marks);
 }
 
 /* ---- Reloads. A mark (another node's change: convcache_stale; a commit here:
@@ -197,12 +195,6 @@ static shard_t *shard_for(convcache_t *cc, const char *cid, uint64_t *h);
 static _Atomic uint64_t *marks_of(convcache_t *cc, const char *cid) {
   uint64_t h;
   return &shard_for(cc, cid, &h)->marks;
-}
-
-/* A mark of cid is coming: counted before its lookup, so a load of cid under way sees it. */
-static void count_mark(convcache_t *cc, const char *cid) {
-  atomic_fetch_add(&cc->marks_all, 1);
-  atomic_fetch_add(marks_of(cc, cid), 1);
 }
 
 static void mark(conv_t *c) { atomic_fetch_add(&c->stale_gen, 1); }
@@ -240,7 +232,7 @@ void conv_set_stored(conv_t *c) {
 }
 
 void convcache_stored_behind(im_t *im, const char *cid) {
-  count_mark(im->convs, cid);
+  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   pthread_mutex_lock(&c->mu);
@@ -413,7 +405,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
 }
 
 void convcache_stale(im_t *im, const char *cid) {
-  count_mark(im->convs, cid);
+  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
   conv_t *c = convcache_peek(im, cid);
   if (!c) return;
   mark(c);
@@ -421,7 +413,6 @@ void convcache_stale(im_t *im, const char *cid) {
 }
 
 void convcache_stale_all(im_t *im) {
-  atomic_fetch_add(&im->convs->marks_all, 1);
   for (int i = 0; i < SHARDS; i++) {
     shard_t *s = &im->convs->shards[i];
     atomic_fetch_add(&s->marks, 1);
@@ -540,21 +531,26 @@ static int wants(im_t *im, const char *cid, conv_claim_t *cl, const convcache_ma
     cl->c = c;
     cl->gen = gen;
   }
-  /* A row read before the claim: a mark during that read, of its cid or (not known before
-   * the read) any other, and its claim — counted after the mark — would take the row for
-   * current. Not cached then: conv_get reads it again. Checked after the claim: a mark after
-   * this check is one the claim does not cover (the entry stays, or is cached, stale). */
-  if (since && atomic_load(&im->convs->marks_all) != since->marks) {
-    convcache_load_abandoned(cl);
-    return 0;
+  /* A row read before the claim: a mark of cid during that read would be counted by the
+   * claim, and the row taken for current. Its shard's count then (cid was not known before
+   * the read: every shard's was taken) says whether one came; if so the row is not used and
+   * conv_get reads cid again. Checked after the claim: a mark after this check is one the
+   * claim does not cover (the entry stays, or is cached, stale). */
+  if (since) {
+    uint64_t h;
+    shard_t *s = shard_for(im->convs, cid, &h);
+    if (atomic_load(&s->marks) != since->marks[s - im->convs->shards]) {
+      convcache_load_abandoned(cl);
+      return 0;
+    }
   }
   return 1;
 }
 
 int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) { return wants(im, cid, cl, NULL); }
 
-int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, convcache_mark_t since) {
-  return wants(im, cid, cl, &since);
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, const convcache_mark_t *since) {
+  return wants(im, cid, cl, since);
 }
 
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row) {

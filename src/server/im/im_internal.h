@@ -211,20 +211,22 @@ int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl);
  * thread. */
 conv_claim_t convcache_claim_new(im_t *im, const char *cid);
 /* Counts taken before a read whose cid is not known until it is made (a unique start's
- * twin): the member and set changes stored (conv_set_stored) and the marks of any cid, so
- * far. Any thread. */
+ * twin): the member and set changes stored (conv_set_stored) and each cache shard's marks,
+ * so far. Any thread. */
+#define CONVCACHE_SHARDS 64
 typedef struct {
-  uint64_t sets, marks;
+  uint64_t sets, marks[CONVCACHE_SHARDS];
 } convcache_mark_t;
-convcache_mark_t convcache_mark_now(im_t *im);
+void convcache_mark_now(im_t *im, convcache_mark_t *m);
 /* For a row read before the load was asked for (a unique start's twin, found by the read
  * itself): since is convcache_mark_now() taken before the read was submitted. As
- * wants_load, except that the row is not to be used (0) when a mark of any conversation
- * came since (the row may predate it, and the claim counts it), nor for a stale entry with
- * a member or set change stored since: the entry stays stale (or uncached) and conv_get
- * reads it again. The reload's count (set_loads) starts in the same critical section as
- * the check, so a change stored later is caught by set_raced as for any reload. */
-int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, convcache_mark_t since);
+ * wants_load, except that the row is not to be used (0) when a mark of cid (or of another
+ * cid of its shard) came since — the row may predate it, and the claim counts it — nor for
+ * a stale entry with a member or set change stored since: the entry stays stale (or
+ * uncached) and conv_get reads it again. The reload's count (set_loads) starts in the same
+ * critical section as the check, so a change stored later is caught by set_raced as for
+ * any reload. */
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, const convcache_mark_t *since);
 void convcache_loaded(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row);
 /* The same, and returns what conv_get would have (referenced: release it; NULL: none). */
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row);

@@ -544,7 +544,7 @@ static void cmd_loaded(task_t *t) {
      * not count only marks and changes from now on, so one since the read was submitted
      * leaves the row unused (conv_get reads it again) */
     conv_claim_t claim;
-    if (w && convcache_wants_load_since(w->im, a->cid, &claim, a->mark)) {
+    if (w && convcache_wants_load_since(w->im, a->cid, &claim, &a->mark)) {
       convcache_loaded(w, a->cid, &claim, a->load_rc, &a->row); /* takes the row */
       memset(&a->row, 0, sizeof a->row);
     }
@@ -620,7 +620,7 @@ int im_prefetch_cmd(req_t *r) {
     conv_unique_id(m->ids, m->n, cm->has_tempconv && cm->tempconv, a->hex);
     members_release(m);
     a->kind = CMD_UNIQUE;
-    a->mark = convcache_mark_now(w->im); /* before the read is submitted */
+    convcache_mark_now(w->im, &a->mark); /* before the read is submitted */
   } else if (c->op == LC__OP_TYPE__max_read && cm->cid) {
     conv_t *cv = convcache_peek(w->im, cm->cid); /* read ahead by im_prefetch; not cached: not found */
     if (cv) {
