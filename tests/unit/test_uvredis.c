@@ -2,7 +2,8 @@
  * Redis (a loopback socket this test answers): commands and their replies in order, with
  * no epoll_ctl per command (every uv_poll_start is one: bench/README.md, "The Redis
  * adapter's system calls"), output larger than the socket takes written in full once it
- * drains, and the handles closed with the context. epoll_ctl is counted by defining it here:
+ * drains, commands queued late in an iteration written at once on request (uvredis_write_now),
+ * and the handles closed with the context. epoll_ctl is counted by defining it here:
  * libuv's calls resolve to the program's definition first. */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,11 +148,53 @@ static void test_large_command_written_in_full(void **state) {
   fx_close(&f);
 }
 
+/* A command queued in the check phase after the adapter's own check handle ran (as a
+ * worker's acks and publishes made in its drain: net/worker.c) waits for the next
+ * iteration's idle phase — after the worker wrote its clients' output. uvredis_write_now
+ * writes it at once: the fake Redis has it before the callback that queued it returns
+ * (bus_write_out: an ack never leaves before its publish). */
+static int late_now;      /* late_cb calls uvredis_write_now */
+static ssize_t late_seen; /* bytes the fake Redis had when late_cb returned */
+
+static void late_cb(uv_check_t *h) {
+  fx_t *f = h->data;
+  uv_check_stop(h);
+  assert_int_equal(redisAsyncCommand(f->ac, on_reply, (void *)(intptr_t)(f->replies), "PING"), REDIS_OK);
+  if (late_now) uvredis_write_now(f->ac);
+  char b[256];
+  ssize_t n = read(f->sfd, b, sizeof b);
+  late_seen = n > 0 ? n : 0;
+  f->got += (size_t)late_seen;
+}
+
+static void test_write_now_writes_what_waits(void **state) {
+  (void)state;
+  fx_t f;
+  fx_open(&f);
+  assert_int_equal(redisAsyncCommand(f.ac, on_reply, (void *)(intptr_t)0, "PING"), REDIS_OK);
+  for (int i = 0; i < 100 && f.replies < 1; i++) fx_turn(&f, PING_LEN);
+  assert_int_equal(f.replies, 1);
+  uv_check_t late;
+  uv_check_init(&f.loop, &late);
+  late.data = &f;
+  for (late_now = 0; late_now <= 1; late_now++) {
+    uv_check_start(&late, late_cb);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(late_seen, late_now ? PING_LEN : 0); /* without it: not yet written */
+    for (int i = 0; i < 100 && f.replies < 2 + late_now; i++) fx_turn(&f, PING_LEN);
+    assert_int_equal(f.replies, 2 + late_now);
+  }
+  assert_false(f.order_broken);
+  uv_close((uv_handle_t *)&late, NULL);
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_commands_without_poll_changes),
       cmocka_unit_test(test_commands_of_a_turn_together),
       cmocka_unit_test(test_large_command_written_in_full),
+      cmocka_unit_test(test_write_now_writes_what_waits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1076,6 +1076,8 @@ int bus_send(bus_t *b, int node, const uint8_t *p, size_t n) { return send_node(
 
 int bus_send_kept(bus_t *b, int node, const uint8_t *p, size_t n) { return send_node(b, node, p, n, NULL, 0, 1); }
 
+void bus_write_out(bus_t *b) { b->be->write_out(b); }
+
 int bus_broadcast(bus_t *b, const uint8_t *p, size_t n) { return b->be->send(b, NULL, p, n, NULL, 0, 0); }
 
 void bus_claim(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg) {

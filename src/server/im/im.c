@@ -101,6 +101,8 @@ void im_worker_stopping(im_worker_t *w) { im_session_kicks_stopping(w); }
 
 void im_worker_tick(im_worker_t *w) {
   if (w->parked) relays_release(w, 0);
+  /* net writes the clients' output next: the publishes behind its acks go first */
+  if (w->im->bus) bus_write_out(w->im->bus);
 }
 
 /* ---------------------------------------------------------------- hooks and offline push */

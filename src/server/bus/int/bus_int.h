@@ -121,6 +121,8 @@ struct bus_backend {
   void (*claim)(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg);
   /* on the home worker: publish the queued ops (bus_take_ops) */
   void (*flush)(bus_t *b);
+  /* on a worker thread: what its connection has queued is written now (bus_write_out) */
+  void (*write_out)(bus_t *b);
   /* any thread: the subscriber has input not yet handled (bus_fence_needed) */
   int (*pending)(bus_t *b);
   /* on the home worker: handle what the subscriber has received (bus_fence) */

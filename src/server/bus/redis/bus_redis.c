@@ -1305,6 +1305,13 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const c
   return 0;
 }
 
+static void rb_write_out(bus_t *b) {
+  rbus_t *r = RB(b);
+  int idx = worker_current();
+  rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
+  if (c && c->state == C_UP && c->ac) uvredis_write_now(c->ac);
+}
+
 typedef struct {
   task_t task; /* when the bus could not be asked: the answer runs as a task */
   bus_t *b;
@@ -1394,5 +1401,6 @@ const bus_backend_t bus_redis_backend = {
     .send = rb_send,
     .claim = rb_claim,
     .flush = rb_flush,
+    .write_out = rb_write_out,
     .leave = rb_leave,
 };

@@ -77,6 +77,11 @@ static void write_due(uvr_t *p) {
   if (p->ac) handle_write(p);
 }
 
+void uvredis_write_now(redisAsyncContext *ac) {
+  uvr_t *p = ac->ev.data;
+  if (p && uv_is_active((uv_handle_t *)&p->check)) write_due(p);
+}
+
 static void on_idle(uv_idle_t *h) { write_due(h->data); }
 static void on_check(uv_check_t *h) { write_due(h->data); }
 

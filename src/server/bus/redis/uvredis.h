@@ -18,5 +18,9 @@ int uvredis_attach(redisAsyncContext *ac, uv_loop_t *loop);
 /* *busy is 1 while the context reads and handles what it read (another thread may then
  * tell "read but not yet handled" from "handled"); after uvredis_attach. */
 void uvredis_set_busy(redisAsyncContext *ac, atomic_int *busy);
+/* The commands queued and not yet written (those the idle or check handle would write
+ * later in this iteration or the next), written now, on the context's loop. What the socket
+ * does not take waits for it to be writable, as always. */
+void uvredis_write_now(redisAsyncContext *ac);
 
 #endif
