@@ -194,7 +194,7 @@ int bus_send_kept(bus_t *b, int node, const uint8_t *p, size_t n);
  * the bus and not yet handed to the kernel is written now. So an ack never leaves before
  * the publish of the delivery it acknowledges, in whatever phase of the loop both were
  * made: a node killed once the ack is out has the publish in Redis's socket already
- * (docs/cluster.md, "When something fails"). Cheap when nothing waits (one test). */
+ * (docs/cluster.md, "An ack leaves after its publish"). Cheap when nothing waits. */
 void bus_write_out(bus_t *b);
 #define BUS_MISSED_MAX 10000
 int bus_broadcast(bus_t *b, const uint8_t *p, size_t n); /* to every other node */

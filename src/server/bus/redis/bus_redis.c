@@ -1254,11 +1254,16 @@ static void rb_worker_stop(bus_t *b, int idx) {
 
 /* ---------------------------------------------------------------- sending, claims */
 
+/* The calling worker's command connection, or NULL (not a worker thread). */
+static rconn_t *worker_conn(bus_t *b) {
+  int idx = worker_current();
+  return idx >= 0 && idx < b->nworkers ? &RB(b)->cmd[idx] : NULL;
+}
+
 static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const char *const *clients, size_t nclients,
                    int keep) {
   rbus_t *r = RB(b);
-  int idx = worker_current();
-  rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
+  rconn_t *c = worker_conn(b);
   /* and the home connection up: until it is back (and its poll has seen the recipient's
    * node again, bus_nodes_suspend) the replica may name a node that an emptied Redis does
    * not hold yet, and the poll would drop it after this push got through */
@@ -1306,9 +1311,7 @@ static int rb_send(bus_t *b, const char *to, const uint8_t *p, size_t n, const c
 }
 
 static void rb_write_out(bus_t *b) {
-  rbus_t *r = RB(b);
-  int idx = worker_current();
-  rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
+  rconn_t *c = worker_conn(b);
   if (c && c->state == C_UP && c->ac) uvredis_write_now(c->ac);
 }
 
@@ -1342,7 +1345,7 @@ static void claim_failed_run(task_t *t) {
 static void rb_claim(bus_t *b, const char *key, int64_t ttl_ms, bus_claim_cb cb, void *arg) {
   rbus_t *r = RB(b);
   int idx = worker_current();
-  rconn_t *c = idx >= 0 && idx < b->nworkers ? &r->cmd[idx] : NULL;
+  rconn_t *c = worker_conn(b);
   claim_t *k = xcalloc(1, sizeof *k);
   k->b = b;
   k->cb = cb;
