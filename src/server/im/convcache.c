@@ -197,6 +197,10 @@ static _Atomic uint64_t *marks_of(convcache_t *cc, const char *cid) {
   return &shard_for(cc, cid, &h)->marks;
 }
 
+/* A mark of cid: counted in its shard before the lookup (a load of cid under way sees it),
+ * then its entry, referenced, or NULL. */
+static conv_t *marked_peek(convcache_t *cc, const char *cid);
+
 static void mark(conv_t *c) { atomic_fetch_add(&c->stale_gen, 1); }
 
 static int is_stale(conv_t *c) { return atomic_load(&c->stale_gen) != atomic_load(&c->fresh_gen); }
@@ -232,8 +236,7 @@ void conv_set_stored(conv_t *c) {
 }
 
 void convcache_stored_behind(im_t *im, const char *cid) {
-  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
-  conv_t *c = convcache_peek(im, cid);
+  conv_t *c = marked_peek(im->convs, cid);
   if (!c) return;
   pthread_mutex_lock(&c->mu);
   set_change_stored(c);
@@ -405,8 +408,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
 }
 
 void convcache_stale(im_t *im, const char *cid) {
-  atomic_fetch_add(marks_of(im->convs, cid), 1); /* before the lookup: a load of cid under way sees it */
-  conv_t *c = convcache_peek(im, cid);
+  conv_t *c = marked_peek(im->convs, cid);
   if (!c) return;
   mark(c);
   conv_release(c);
@@ -492,14 +494,26 @@ static conv_t *load_with(im_worker_t *w, const char *cid, uint64_t gen, int rc, 
   return c;
 }
 
-conv_t *convcache_peek(im_t *im, const char *cid) {
-  uint64_t h;
-  shard_t *s = shard_for(im->convs, cid, &h);
+/* cid's entry in its shard s (h: its hash), referenced, or NULL. */
+static conv_t *peek_in(shard_t *s, const char *cid, uint64_t h) {
   pthread_mutex_lock(&s->mu);
   conv_t *c = find(s, cid, h);
   if (c) conv_retain(c);
   pthread_mutex_unlock(&s->mu);
   return c;
+}
+
+conv_t *convcache_peek(im_t *im, const char *cid) {
+  uint64_t h;
+  shard_t *s = shard_for(im->convs, cid, &h);
+  return peek_in(s, cid, h);
+}
+
+static conv_t *marked_peek(convcache_t *cc, const char *cid) {
+  uint64_t h;
+  shard_t *s = shard_for(cc, cid, &h);
+  atomic_fetch_add(&s->marks, 1);
+  return peek_in(s, cid, h);
 }
 
 /* ---- a load off the worker's loop (im_prefetch.c) ---- */
@@ -508,11 +522,16 @@ conv_claim_t convcache_claim_new(im_t *im, const char *cid) {
   return (conv_claim_t){NULL, atomic_load(marks_of(im->convs, cid))};
 }
 
-/* convcache_wants_load's claim; since (not NULL): the row was read before the claim, from
- * the counts since (convcache_wants_load_since). */
-static int wants(im_t *im, const char *cid, conv_claim_t *cl, const convcache_mark_t *since) {
-  *cl = convcache_claim_new(im, cid); /* not cached: counted before the lookup, as load_with wants it */
-  conv_t *c = convcache_peek(im, cid);
+int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) {
+  return convcache_wants_load_since(im, cid, cl, NULL);
+}
+
+/* since NULL: convcache_wants_load (the read comes after the claim). */
+int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, const convcache_mark_t *since) {
+  uint64_t h;
+  shard_t *s = shard_for(im->convs, cid, &h);
+  *cl = (conv_claim_t){NULL, atomic_load(&s->marks)}; /* not cached: counted before the lookup, as load_with wants it */
+  conv_t *c = peek_in(s, cid, h);
   if (c) {
     uint64_t gen = claim(c);
     if (!gen) { /* fresh: conv_get answers from the cache */
@@ -536,21 +555,11 @@ static int wants(im_t *im, const char *cid, conv_claim_t *cl, const convcache_ma
    * the read: every shard's was taken) says whether one came; if so the row is not used and
    * conv_get reads cid again. Checked after the claim: a mark after this check is one the
    * claim does not cover (the entry stays, or is cached, stale). */
-  if (since) {
-    uint64_t h;
-    shard_t *s = shard_for(im->convs, cid, &h);
-    if (atomic_load(&s->marks) != since->marks[s - im->convs->shards]) {
-      convcache_load_abandoned(cl);
-      return 0;
-    }
+  if (since && atomic_load(&s->marks) != since->marks[s - im->convs->shards]) {
+    convcache_load_abandoned(cl);
+    return 0;
   }
   return 1;
-}
-
-int convcache_wants_load(im_t *im, const char *cid, conv_claim_t *cl) { return wants(im, cid, cl, NULL); }
-
-int convcache_wants_load_since(im_t *im, const char *cid, conv_claim_t *cl, const convcache_mark_t *since) {
-  return wants(im, cid, cl, since);
 }
 
 conv_t *convcache_loaded_get(im_worker_t *w, const char *cid, conv_claim_t *cl, int rc, conv_row_t *row) {
