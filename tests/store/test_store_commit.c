@@ -964,7 +964,10 @@ static void held_rounds_flush_little_after_a_long_reader(void **state) {
     st_msg_fill(t, &m[i], 0, conv, 10000 + i, 1, "alice", text, 0);
     store_submit(t->s, &m[i].job);
     sent = i + 1;
-    if (i + 1 >= NWAL && (i + 1) % NWAL_AHEAD == 0) hold_frames_over(4096, &n), n -= n0; /* held rounds so far */
+    if (i + 1 >= NWAL && (i + 1) % NWAL_AHEAD == 0) { /* the held rounds so far */
+      hold_frames_over(4096, &n);
+      n -= n0;
+    }
   }
   st_wait_done(t, base + (size_t)sent);
   sqlite3_finalize(st);

@@ -89,16 +89,21 @@ static void fx_close(fx_t *f) {
 
 #define PING_LEN 14 /* "*1\r\n$4\r\nPING\r\n" */
 
+/* fx_open, and a first PING answered: connected, and the poll reads. */
+static void fx_open_up(fx_t *f) {
+  fx_open(f);
+  assert_int_equal(redisAsyncCommand(f->ac, on_reply, (void *)(intptr_t)0, "PING"), REDIS_OK);
+  for (int i = 0; i < 100 && f->replies < 1; i++) fx_turn(f, PING_LEN);
+  assert_int_equal(f->replies, 1);
+}
+
 /* Commands one at a time, each answered before the next: written without any change to
  * what the poll watches once the connection is up (before: two epoll_ctl per command and
  * two per reply, at least). */
 static void test_commands_without_poll_changes(void **state) {
   (void)state;
   fx_t f;
-  fx_open(&f);
-  assert_int_equal(redisAsyncCommand(f.ac, on_reply, (void *)(intptr_t)0, "PING"), REDIS_OK);
-  for (int i = 0; i < 100 && f.replies < 1; i++) fx_turn(&f, PING_LEN);
-  assert_int_equal(f.replies, 1); /* connected, and the poll reads */
+  fx_open_up(&f);
   nctl = 0;
   for (int k = 1; k <= 50; k++) {
     assert_int_equal(redisAsyncCommand(f.ac, on_reply, (void *)(intptr_t)k, "PING"), REDIS_OK);
@@ -128,10 +133,7 @@ static void test_commands_of_a_turn_together(void **state) {
 static void test_large_command_written_in_full(void **state) {
   (void)state;
   fx_t f;
-  fx_open(&f);
-  assert_int_equal(redisAsyncCommand(f.ac, on_reply, (void *)(intptr_t)0, "PING"), REDIS_OK);
-  for (int i = 0; i < 100 && f.replies < 1; i++) fx_turn(&f, PING_LEN);
-  assert_int_equal(f.replies, 1);
+  fx_open_up(&f);
   size_t big = 16u << 20; /* far more than loopback's socket buffers */
   char *v = malloc(big);
   memset(v, 'x', big);
@@ -170,10 +172,7 @@ static void late_cb(uv_check_t *h) {
 static void test_write_now_writes_what_waits(void **state) {
   (void)state;
   fx_t f;
-  fx_open(&f);
-  assert_int_equal(redisAsyncCommand(f.ac, on_reply, (void *)(intptr_t)0, "PING"), REDIS_OK);
-  for (int i = 0; i < 100 && f.replies < 1; i++) fx_turn(&f, PING_LEN);
-  assert_int_equal(f.replies, 1);
+  fx_open_up(&f);
   uv_check_t late;
   uv_check_init(&f.loop, &late);
   late.data = &f;

@@ -219,7 +219,8 @@ typedef struct {
 } convcache_mark_t;
 void convcache_mark_now(im_t *im, convcache_mark_t *m);
 /* For a row read before the load was asked for (a unique start's twin, found by the read
- * itself): since is convcache_mark_now() taken before the read was submitted. As
+ * itself): since is convcache_mark_now() taken before the read was submitted (NULL: as
+ * convcache_wants_load). As
  * wants_load, except that the row is not to be used (0) when a mark of cid (or of another
  * cid of its shard) came since — the row may predate it, and the claim counts it — nor for
  * a stale entry with a member or set change stored since: the entry stays stale (or
