@@ -4,7 +4,12 @@
 // protocol.md §3.6–§3.11, §6, §9.1.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
+import { scrape, value } from '../lib/metrics.mjs';
 import {
   assertError, assertHealthy, assertPush, closeAll, connect, login, sendMsg, session, startConv, uid,
 } from '../lib/proto-client.mjs';
@@ -311,6 +316,73 @@ for (const c of receiptCases) {
     assert.deepEqual(rcps.map((p) => p.rcpMessage.id), [wanted.uid], 'only the r:true message is receipted');
   });
 }
+
+// An ack looks up receipts (a read of the store) only in a conversation some message of
+// which asked for them; the store keeps that per conversation, so it holds after a restart
+// (before, every conversation with messages was looked in after one) and for a database
+// from before the flag (every conversation that had messages then is taken to have asked).
+test('§3.7 receipts after a restart: looked up only where a message asked, and still sent there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tern-rcp-'));
+  const [a, b] = [uid('alice'), uid('bob')];
+  let srv, alice, bob;
+  const start = async () => {
+    srv = await startServer({ dataDir: dir });
+    alice = await session(srv, a);
+    bob = await session(srv, b);
+  };
+  const restart = async (between = () => {}) => {
+    await closeAll(srv);
+    await srv.stop({ keepData: true });
+    between();
+    await start();
+  };
+  const reads = async () => value(await scrape(srv), 'tern_receipt_reads_total');
+  /** alice sends, bob acks from fromts up to it; after the ack has been handled */
+  const ackUpTo = async (cid, fromts, text) => {
+    const m = await sendMsg(alice, cid, text);
+    await bob.next((p) => p.cmd === 'direct' && p.directMessage.id === m.uid);
+    bob.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts, tots: m.t } });
+    const marker = await sendMsg(bob, cid, 'marker'); // handled after bob's ack
+    await alice.next((p) => p.cmd === 'direct' && p.directMessage.id === marker.uid);
+  };
+  try {
+    await start();
+    const plain = (await startConv(alice, [b], { name: 'plain' })).cid;
+    const asked = (await startConv(alice, [b], { name: 'asked' })).cid;
+    const empty = (await startConv(alice, [b], { name: 'empty' })).cid;
+    await sendMsg(alice, plain, 'no receipt wanted');
+    const wanted = await sendMsg(alice, asked, 'receipt please', { r: true });
+
+    await restart();
+    const mark = alice.mark();
+    await ackUpTo(plain, 1, 'plain, after the restart');
+    assert.equal(await reads(), 0, 'no message of that conversation asked for receipts: nothing read');
+    await ackUpTo(asked, wanted.t, 'asked, after the restart');
+    await alice.next((p) => p.cmd === 'rcp' && p.rcpMessage.id === wanted.uid);
+    assert.equal(await reads(), 1, 'the conversation that asked is looked in');
+    assert.deepEqual(alice.since(mark).filter((p) => p.cmd === 'rcp').map((p) => p.rcpMessage.id), [wanted.uid],
+      'only the message that asked is receipted');
+    // the first message to ask in a conversation: looked in from then on
+    const now = await sendMsg(alice, plain, 'now one asks', { r: true });
+    await ackUpTo(plain, now.t, 'plain, after one asked');
+    await alice.next((p) => p.cmd === 'rcp' && p.rcpMessage.id === now.uid);
+    assert.equal(await reads(), 2);
+
+    // a database from before the flag (no column, no triggers): a conversation that had
+    // messages is taken to have asked, one that had none has not
+    await restart(() => execFileSync('sqlite3', [join(dir, 'tern.db'),
+      'DROP TRIGGER msg_rcp; DROP TRIGGER msg_hot0_rcp; DROP TRIGGER msg_hot1_rcp; ALTER TABLE conv DROP COLUMN rcp;' +
+      " UPDATE meta SET value = '11' WHERE key = 'schema_version'"]));
+    await ackUpTo(empty, 1, 'empty, after the upgrade');
+    assert.equal(await reads(), 0, 'no message before the upgrade, none asked since: nothing read');
+    await ackUpTo(asked, wanted.t + 1, 'asked, after the upgrade');
+    assert.equal(await reads(), 1, 'a conversation with messages from before the flag is looked in');
+    await closeAll(srv);
+  } finally {
+    await srv?.stop({ keepData: true }).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('§3.8/§3.9 read: the reader\'s other devices get unread 0, the other 1:1 member gets rcp read:true', async () => {
   const [a, b] = [uid('alice'), uid('bob')];

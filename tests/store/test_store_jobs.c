@@ -115,6 +115,50 @@ static void msg_insert_logs_get(void **state) {
   st_close(t);
 }
 
+/* store_conv_load's rcp: whether some message of the conversation asked for receipts, so
+ * that an ack looks for them only there (im_msg_ack). Set by the message's insert however it
+ * is stored: alone, as a conversation's repeat within one commit, after a reopen. */
+static int conv_rcp(st_t *t, const char *cid) {
+  conv_row_t row;
+  assert_int_equal(store_conv_load(t->r, cid, &row), 0);
+  int rcp = row.rcp;
+  conv_row_free(&row);
+  return rcp;
+}
+
+static void receipts_flag_their_conversation(void **state) {
+  (void)state;
+  st_t *t = st_open(st_current, 20000); /* jobs submitted together commit together */
+  int64_t plain = st_conv_create(t, "plain", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  int64_t asked = st_conv_create(t, "asked", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  int64_t later = st_conv_create(t, "later", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  assert_int_equal(conv_rcp(t, "plain"), 0); /* no message at all */
+  assert_int_equal(st_msg_insert(t, plain, 2000, 1, "alice", "no receipt", MSG_F_BIN | MSG_F_MENTION_ALL), 0);
+  assert_int_equal(st_msg_insert(t, asked, 2000, 1, "alice", "receipt please", MSG_F_RECEIPT), 0);
+  /* three in one commit, the receipt the conversation's second: its repeat */
+  job_msg_insert_t m[3];
+  for (int i = 0; i < 3; i++) st_msg_fill(t, &m[i], 0, later, 3000, i + 1, "bob", "x", i == 1 ? MSG_F_RECEIPT : 0);
+  for (int i = 0; i < 3; i++) store_submit(t->s, &m[i].job);
+  st_wait_done(t, t->ndone + 3);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(m[i].job.result, 0);
+    st_msg_free(&m[i]);
+  }
+  assert_int_equal(conv_rcp(t, "plain"), 0);
+  assert_int_equal(conv_rcp(t, "asked"), 1);
+  assert_int_equal(conv_rcp(t, "later"), 1);
+  /* a failed insert (its key taken) asks nothing */
+  assert_int_equal(st_msg_insert(t, plain, 2000, 1, "alice", "dup", MSG_F_RECEIPT), TERN_ESTORE);
+  assert_int_equal(conv_rcp(t, "plain"), 0);
+  st_reopen(t);
+  assert_int_equal(conv_rcp(t, "plain"), 0);
+  assert_int_equal(conv_rcp(t, "asked"), 1);
+  assert_int_equal(conv_rcp(t, "later"), 1);
+  assert_int_equal(st_msg_insert(t, plain, 4000, 2, "bob", "now one", MSG_F_RECEIPT), 0);
+  assert_int_equal(conv_rcp(t, "plain"), 1);
+  st_close(t);
+}
+
 static void msg_readers_visibility(void **state) {
   (void)state;
   st_t *t = st_open(st_current, 0);
@@ -1123,6 +1167,7 @@ int main(void) {
       cmocka_unit_test(conv_create_and_load),
       cmocka_unit_test(msg_insert_logs_get),
       cmocka_unit_test(msg_readers_visibility),
+      cmocka_unit_test(receipts_flag_their_conversation),
       cmocka_unit_test(ack_read_progress_unread),
       cmocka_unit_test(members_add_remove),
       cmocka_unit_test(unread_for_every_kind_of_member),

@@ -46,6 +46,8 @@
   X(MESSAGES_OUT_TRANSIENT, COUNTER, "tern_messages_out_total", "kind=\"transient\"", "")                              \
   X(FANOUT, COUNTER, "tern_fanout_deliveries_total", "",                                                               \
     "Pushes delivered to sessions: messages, receipts, membership and patch notifications, one per session.")          \
+  X(RECEIPT_READS, COUNTER, "tern_receipt_reads_total", "",                                                            \
+    "Acks whose messages were looked up for receipts: only in conversations some message of which asked for them.")    \
   X(SEND_DEDUPED, COUNTER, "tern_send_deduped_total", "",                                                              \
     "Sends answered with the ack of a message stored earlier with the same dt (a resend after a reconnect).")          \
   X(ROOM_SENDERS_PAUSED, COUNTER, "tern_room_senders_paused_total", "",                                                \

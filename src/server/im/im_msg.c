@@ -74,6 +74,7 @@ typedef struct send_job {
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
   uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
+  int rcp_first;   /* the conversation's first message to ask for receipts, as this node knew it */
   /* A send with a dt, until its commit is answered: in its session's list (s->sending), so
    * that the session's end marks it gone (store.h; im_msg_sending_gone). The list is the
    * session's worker's alone; the writer reads only j.gone. */
@@ -664,6 +665,9 @@ static void send_done(task_t *t) {
     im_done(w, &sj->done, LC_INTERNAL_ERROR, NULL);
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
+    /* the other nodes' copies say no message asked for receipts, so their acks would not
+     * look: told before the delivery, as any change (docs/cluster.md, "Receipts") */
+    if (sj->rcp_first) im_conv_changed(w, sj->conv->cid);
     room_ack_t *ra = room_ack_new(w, sj);
     if (!ra) send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     int waits = !ra && rc_take(w, sj); /* its fan-out waits for the subscriber (above): sj is the queue's */
@@ -874,7 +878,7 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   j->ts = ts;
   j->seq = ++c->last_seq;
   c->last_ts = ts;
-  if (receipt) c->has_receipts = 1;
+  if (receipt && !c->has_receipts) c->has_receipts = sj->rcp_first = 1;
   msgid_make(j->ts, j->seq, mid);
   j->mid = xstrdup(mid);
   pm.id = mid;
@@ -1303,6 +1307,7 @@ void im_msg_ack(req_t *r) {
   }
   submit_progress(r->w->im, JOB_MEMBER_ACK, c, self, hi_ts, hi_seq);
   if (c->has_receipts) {
+    metric_inc(M_RECEIPT_READS);
     rcp_read_t *x = xcalloc(1, sizeof *x);
     x->im = r->w->im;
     x->conv = c; /* the read's reference from here on */

@@ -83,6 +83,7 @@ typedef struct {
   int64_t created_at, updated_at, lm, expire_at;
   int64_t last_ts, last_seq; /* newest message's key, 0/0 if none */
   int ext_ids;               /* some messages were imported with ids of their own (msg_ext) */
+  int rcp;                   /* some message asked for receipts (MSG_F_RECEIPT): acks look for them */
   char **members;
   size_t nmembers;
   /* the conversation's client sets (sorted): managers, shut-up members, blocked clients */

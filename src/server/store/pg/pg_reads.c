@@ -92,6 +92,7 @@ static int pg_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   json_decref(sets);
   out->last_ts = pg_i64(res, 0, 12);
   out->last_seq = pg_i64(res, 0, 13);
+  out->rcp = (int)pg_i64(res, 0, 14);
   PQclear(res);
   return 0;
 }

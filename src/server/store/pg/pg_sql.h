@@ -136,7 +136,8 @@ X(CONV_LOAD,
   " (SELECT json_agg(client ORDER BY client) FROM member WHERE conv = c.id),"
   " (SELECT json_agg(json_build_array(k, client) ORDER BY k, client) FROM (SELECT 0 AS k, client FROM member_info"
   "   WHERE conv = c.id AND role = 'Manager' UNION ALL SELECT kind, client FROM conv_set WHERE conv = c.id) s),"
-  " l.ts, l.seq FROM conv c LEFT JOIN LATERAL (SELECT ts, seq FROM msg WHERE msg.conv = c.id"
+  " l.ts, l.seq, EXISTS (SELECT 1 FROM conv_rcp WHERE conv_rcp.conv = c.id)"
+  " FROM conv c LEFT JOIN LATERAL (SELECT ts, seq FROM msg WHERE msg.conv = c.id"
   " ORDER BY ts DESC, seq DESC LIMIT 1) l ON true WHERE c.cid = $1")
 X(CONV_DOC, "SELECT doc FROM conv WHERE id = $1")
 X(CONV_MEMBERS, "SELECT client FROM member WHERE conv = $1 ORDER BY client")

@@ -45,7 +45,7 @@ store_reader_t *sq_reader_new(store_t *s) {
     const char *sql;
   } stmts[] = {
       {&r->conv_load,
-       "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, ext_ids FROM conv"
+       "SELECT id, cid, kind, creator, unique_id, created_at, updated_at, lm, expire_at, ext_ids, rcp FROM conv"
        " WHERE cid = ?1"},
       {&r->conv_doc, "SELECT doc FROM conv WHERE id = ?1"},
       {&r->conv_members, "SELECT client FROM member WHERE conv = ?1 ORDER BY client"},
@@ -185,6 +185,7 @@ int sq_conv_load(store_reader_t *r, const char *cid, conv_row_t *out) {
   out->lm = sqlite3_column_int64(st, 7);
   out->expire_at = sqlite3_column_int64(st, 8);
   out->ext_ids = sqlite3_column_int(st, 9);
+  out->rcp = sqlite3_column_int(st, 10);
   sqlite3_reset(st);
   sqlite3_bind_int64(r->conv_members, 1, out->id);
   out->nmembers = col_strings(r->conv_members, &out->members);

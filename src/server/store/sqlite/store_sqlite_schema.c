@@ -119,6 +119,18 @@ static const char *const migrations[] = {
      "  WHERE conv > (SELECT CASE draining WHEN 0 THEN upto ELSE 0 END FROM msg_hot_state)"
      " UNION ALL SELECT " SQ_HOT_COLS " FROM msg_hot1"
      "  WHERE conv > (SELECT CASE draining WHEN 1 THEN upto ELSE 0 END FROM msg_hot_state);"),
+    /* 12: whether any message of a conversation asked for receipts, so that an ack looks
+     * for them only where one may be (im_msg_ack): set by the message's insert, wherever
+     * it lands; a conversation that had messages before this version is taken to have
+     * asked (finding out would read every message once) */
+    ("ALTER TABLE conv ADD COLUMN rcp INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE conv SET rcp = 1 WHERE EXISTS (SELECT 1 FROM msg_all WHERE msg_all.conv = conv.id);"
+     "CREATE TRIGGER msg_rcp AFTER INSERT ON msg WHEN new.flags & 2 BEGIN"
+     "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"
+     "CREATE TRIGGER msg_hot0_rcp AFTER INSERT ON msg_hot0 WHEN new.flags & 2 BEGIN"
+     "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"
+     "CREATE TRIGGER msg_hot1_rcp AFTER INSERT ON msg_hot1 WHEN new.flags & 2 BEGIN"
+     "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -1,0 +1,40 @@
+// Receipts across nodes (docs/cluster.md, "Receipts"): an ack looks up the receipts it owes
+// (a read of the store) only in a conversation some message of which asked for them. A node
+// that cached a conversation before its first such message learns of it from the sending
+// node's conversation-changed broadcast, which leaves before the message's delivery: the
+// recipient's ack on that node then looks, and the sender gets its receipt.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { useNodes } from '../lib/cluster-mode.mjs';
+import { scrape, value } from '../lib/metrics.mjs';
+import { sendMsg, session, startConv, uid } from '../lib/proto-client.mjs';
+
+describe('cluster: receipts', () => {
+  const cluster = useNodes(2, { pg: true });
+
+  test('the first message to ask for receipts, sent on node 1, is receipted after an ack on node 2 that had cached the conversation', async () => {
+    const [n1, n2] = cluster.nodes;
+    const [a, b] = [uid('alice'), uid('bob')];
+    const alice = await session(n1, a);
+    const bob = await session(n2, b);
+    const { cid } = await startConv(alice, [b]);
+    const reads = async () => value(await scrape(n2), 'tern_receipt_reads_total');
+    /** alice sends, bob (node 2) acks up to it; after node 2 has handled the ack */
+    const ackUpTo = async (fromts, text, fields) => {
+      const m = await sendMsg(alice, cid, text, fields);
+      await bob.next((p) => p.cmd === 'direct' && p.directMessage.id === m.uid);
+      bob.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts, tots: m.t } });
+      const marker = await sendMsg(bob, cid, 'marker'); // node 2 handles it after bob's ack
+      await alice.next((p) => p.cmd === 'direct' && p.directMessage.id === marker.uid);
+      return m;
+    };
+    const mark = alice.mark();
+    for (let i = 0; i < 3; i++) await ackUpTo(1, `plain ${i}`);
+    assert.equal(await reads(), 0, 'no message asked for receipts: node 2 read nothing for the acks');
+    const wanted = await ackUpTo(1, 'receipt please', { r: true });
+    const rcp = await alice.next((p) => p.cmd === 'rcp' && p.rcpMessage.id === wanted.uid);
+    assert.equal(rcp.rcpMessage.from, b);
+    assert.equal(await reads(), 1);
+    assert.deepEqual(alice.since(mark).filter((p) => p.cmd === 'rcp').map((p) => p.rcpMessage.id), [wanted.uid]);
+  });
+});
