@@ -125,7 +125,7 @@ conv_t *conv_from_row(im_t *im, conv_row_t *row) {
   c->expire_at = row->expire_at;
   c->last_ts = row->last_ts;
   c->last_seq = row->last_seq;
-  c->has_receipts = row->rcp;
+  c->has_receipts = c->rcp_stored = row->rcp;
   atomic_init(&c->ext_ids, row->ext_ids);
   atomic_init(&c->ref, 1);
   atomic_init(&c->online, 0);
@@ -391,7 +391,7 @@ static conv_t *refresh_with(im_worker_t *w, conv_t *c, uint64_t gen, int rc, con
   if (!older && c->expire_at != row.expire_at) c->expire_at = row.expire_at;
   if (row.last_ts > c->last_ts) c->last_ts = row.last_ts;
   if (row.last_seq > c->last_seq) c->last_seq = row.last_seq;
-  if (row.rcp && !c->has_receipts) c->has_receipts = 1; /* never cleared: its own sends set it before the store */
+  if (row.rcp) c->has_receipts = c->rcp_stored = 1; /* never cleared: its own sends set has_receipts first */
   if (c->doc_writes) { /* this node's own changes are still in the writer: the store's copy lacks them */
     c->doc_stale = 1;  /* dropped once they are stored (update_done) */
   } else {

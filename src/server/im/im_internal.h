@@ -143,6 +143,7 @@ struct conv {
   int64_t updated_at;
   int64_t last_ts, last_seq;
   int has_receipts;              /* some message asked for receipts: acks must look for them */
+  int rcp_stored;                /* under mu: the store says so too (a commit or a load): no need to tell other nodes */
   atomic_int dlv_posted;         /* its ordered deliveries still in a worker's inbox (fanout_*_ordered) */
   uint64_t dlv_next, dlv_turn;   /* one node: the number of the next stored send, and of the
                                 * next one whose commit's fan-out may go (im_order.c:deliver_in_turn) */

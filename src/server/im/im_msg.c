@@ -74,7 +74,7 @@ typedef struct send_job {
   uint64_t t0_ns;  /* accepted for storage (tern_send_ack_seconds) */
   int tries;       /* key retries (key_retry): a bus only */
   uint64_t dlv_no; /* its turn among the conversation's after-commit fan-outs (deliver_in_turn) */
-  int rcp_first;   /* the conversation's first message to ask for receipts, as this node knew it */
+  int rcp_first;   /* asks for receipts where the store did not say any message had, as this node knew */
   /* A send with a dt, until its commit is answered: in its session's list (s->sending), so
    * that the session's end marks it gone (store.h; im_msg_sending_gone). The list is the
    * session's worker's alone; the writer reads only j.gone. */
@@ -666,8 +666,14 @@ static void send_done(task_t *t) {
   } else {
     metric_observe_us(M_SEND_ACK, (mono_ns() - sj->t0_ns) / 1000);
     /* the other nodes' copies say no message asked for receipts, so their acks would not
-     * look: told before the delivery, as any change (docs/cluster.md, "Receipts") */
-    if (sj->rcp_first) im_conv_changed(w, sj->conv->cid);
+     * look: told before the delivery, as any change (docs/cluster.md, "Receipts"); every
+     * such send is told until one is stored, so a first that failed leaves none untold */
+    if (sj->rcp_first) {
+      pthread_mutex_lock(&sj->conv->mu);
+      sj->conv->rcp_stored = 1;
+      pthread_mutex_unlock(&sj->conv->mu);
+      im_conv_changed(w, sj->conv->cid);
+    }
     room_ack_t *ra = room_ack_new(w, sj);
     if (!ra) send_ack(w, &sj->rt, sj->j.mid, sj->j.ts);
     int waits = !ra && rc_take(w, sj); /* its fan-out waits for the subscriber (above): sj is the queue's */
@@ -878,7 +884,10 @@ static void msg_submit(im_worker_t *w, conv_t *c, members_t *members, const char
   j->ts = ts;
   j->seq = ++c->last_seq;
   c->last_ts = ts;
-  if (receipt && !c->has_receipts) c->has_receipts = sj->rcp_first = 1;
+  if (receipt) {
+    c->has_receipts = 1;
+    sj->rcp_first = !c->rcp_stored;
+  }
   msgid_make(j->ts, j->seq, mid);
   j->mid = xstrdup(mid);
   pm.id = mid;
