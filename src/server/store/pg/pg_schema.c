@@ -78,17 +78,13 @@ static const char *const migrations[] = {
     "  END IF;"
     " END $f$;",
     /* 4: the conversations some message of which asked for receipts, so that an ack looks
-     * for them only where one may be (im_msg_ack): a row added by the message's insert. A
-     * table of its own, not a column of conv: the trigger would lock the conversation's row
-     * in the middle of a flight, out of the order the lm flush locks rows in. Conversations
-     * that had messages before this version are taken to have asked (finding out would read
-     * every message once) */
+     * for them only where one may be (im_msg_ack): a row added by the message's insert
+     * (pg_sql.h PG_NOTE_RCP). A table of its own, not a column of conv: the insert would
+     * lock the conversation's row in the middle of a flight, out of the order the lm flush
+     * locks rows in. Conversations that had messages before this version are taken to have
+     * asked (finding out would read every message once) */
     "CREATE TABLE conv_rcp (conv BIGINT PRIMARY KEY);"
     "INSERT INTO conv_rcp SELECT id FROM conv c WHERE EXISTS (SELECT 1 FROM msg WHERE msg.conv = c.id);"
-    "CREATE FUNCTION tern_msg_rcp() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " BEGIN INSERT INTO conv_rcp VALUES (NEW.conv) ON CONFLICT DO NOTHING; RETURN NULL; END $f$;"
-    "CREATE TRIGGER msg_rcp AFTER INSERT ON msg FOR EACH ROW WHEN ((NEW.flags & 2) <> 0)"
-    " EXECUTE FUNCTION tern_msg_rcp();"
     "CREATE FUNCTION tern_conv_rcp_gone() RETURNS trigger LANGUAGE plpgsql AS $f$"
     " BEGIN DELETE FROM conv_rcp WHERE conv = OLD.id; RETURN NULL; END $f$;"
     "CREATE TRIGGER conv_rcp_gone AFTER DELETE ON conv FOR EACH ROW EXECUTE FUNCTION tern_conv_rcp_gone();",

@@ -21,9 +21,16 @@ X(TOUCH_CONVS, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHER
                " updated_at = GREATEST(conv.updated_at, v.ts)"
                " FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v WHERE conv.id = v.id")
 X(FIND_UNIQUE, "SELECT cid, created_at FROM conv WHERE unique_id = $1")
+/* Each insert of messages also notes, in conv_rcp, the conversations of the rows it inserted
+ * that asked for receipts (flags & 2: store.h conv_row_t.rcp) — in the statement, not a
+ * trigger: a PL/pgSQL call per such row would cost more than the row. */
+#define PG_NOTE_RCP                                                                                                    \
+  " r AS (INSERT INTO conv_rcp SELECT DISTINCT conv FROM i WHERE (flags & 2) <> 0 ON CONFLICT DO NOTHING)"
 /* a key taken: no row, and the job fails alone (no error, so the batch goes on) */
-X(INS_MSG, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
+X(INS_MSG,
+  "WITH i AS (INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
+  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING conv, flags)," PG_NOTE_RCP
+  " SELECT 1 FROM i")
 /* a possible resend (job_msg_insert_t.dt_since): stored unless the sender's message with dt
  * $12 is among the conversation's newest $14 messages since $13 (MSG_BY_DT's rule), in one
  * statement (the writer's pipeline goes on). One row: that message's mid and ts (NULL: none),
@@ -33,14 +40,14 @@ X(INS_MSG_UNLESS_DT,
   " ORDER BY ts DESC, seq DESC LIMIT $14::bigint) m WHERE sender = $5::text AND dt = $12::bigint LIMIT 1),"
   " i AS (INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
   " SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::bytea, $7::int, $8::text, $9::int,"
-  " $10::bigint, $11::text, $12::bigint WHERE NOT EXISTS (SELECT 1 FROM d) ON CONFLICT DO NOTHING RETURNING 1)"
-  " SELECT (SELECT mid FROM d), (SELECT ts FROM d), (SELECT count(*) FROM i)")
+  " $10::bigint, $11::text, $12::bigint WHERE NOT EXISTS (SELECT 1 FROM d) ON CONFLICT DO NOTHING"
+  " RETURNING conv, flags)," PG_NOTE_RCP " SELECT (SELECT mid FROM d), (SELECT ts FROM d), (SELECT count(*) FROM i)")
 /* many messages in one statement (pg_writer.c: run_msg_inserts): the rows it inserted come
  * back, a key that was taken does not */
-X(INS_MSGS, "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"
-            " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"
+X(INS_MSGS, "WITH i AS (INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers,"
+            " dt) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"
             " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[], $12::bigint[]) ON CONFLICT DO NOTHING"
-            " RETURNING conv, ts, seq")
+            " RETURNING conv, ts, seq, flags)," PG_NOTE_RCP " SELECT conv, ts, seq FROM i")
 /* message order across writers (pg_writer.c: order_lock): a transaction-scoped lock per
  * conversation, taken in the order of the array (sorted ids: two writers never wait on each
  * other in a cycle), then — in a statement of its own, whose snapshot is taken after the
