@@ -472,7 +472,9 @@ static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n) {
     buf_append_str(&col[c], "}");
     pga_txt(&a, buf_cstr(&col[c]));
   }
-  int idx = pgc_pipe_run(&s->w, PS_INS_MSGS, &a);
+  int rcp = 0;
+  for (size_t i = 0; i < n && !rcp; i++) rcp = (jobs[i]->flags & MSG_F_RECEIPT) != 0;
+  int idx = pgc_pipe_run(&s->w, rcp ? PS_INS_MSGS_RCP : PS_INS_MSGS, &a);
   for (int c = 0; c < 12; c++) buf_free(&col[c]);
   return idx < 0 ? JOB_SQL : idx;
 }
