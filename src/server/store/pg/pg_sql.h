@@ -21,8 +21,9 @@ X(TOUCH_CONVS, "UPDATE conv SET member_count = (SELECT count(*) FROM member WHER
                " updated_at = GREATEST(conv.updated_at, v.ts)"
                " FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS ts) v WHERE conv.id = v.id")
 X(FIND_UNIQUE, "SELECT cid, created_at FROM conv WHERE unique_id = $1")
-/* Each insert of messages also notes, in conv_rcp, the conversations of the rows it inserted
- * that asked for receipts (flags & 2: store.h conv_row_t.rcp) — in the statement, not a
+/* A message insert that may hold a message asking for receipts (every one but INS_MSGS,
+ * which takes only batches that do not) also notes, in conv_rcp, the conversations of the
+ * rows it inserted that asked (flags & 2: store.h conv_row_t.rcp) — in the statement, not a
  * trigger: a PL/pgSQL call per such row would cost more than the row. */
 #define PG_NOTE_RCP                                                                                                    \
   " r AS (INSERT INTO conv_rcp SELECT DISTINCT conv FROM i WHERE (flags & 2) <> 0 ON CONFLICT DO NOTHING)"
