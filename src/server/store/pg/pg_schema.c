@@ -81,13 +81,11 @@ static const char *const migrations[] = {
      * for them only where one may be (im_msg_ack): a row added by the message's insert
      * (pg_sql.h PG_NOTE_RCP). A table of its own, not a column of conv: the insert would
      * lock the conversation's row in the middle of a flight, out of the order the lm flush
-     * locks rows in. Conversations that had messages before this version are taken to have
-     * asked (finding out would read every message once) */
+     * locks rows in; deleted with its conversation (pg_writer.c run_conv_delete).
+     * Conversations that had messages before this version are taken to have asked (finding
+     * out would read every message once) */
     "CREATE TABLE conv_rcp (conv BIGINT PRIMARY KEY);"
-    "INSERT INTO conv_rcp SELECT id FROM conv c WHERE EXISTS (SELECT 1 FROM msg WHERE msg.conv = c.id);"
-    "CREATE FUNCTION tern_conv_rcp_gone() RETURNS trigger LANGUAGE plpgsql AS $f$"
-    " BEGIN DELETE FROM conv_rcp WHERE conv = OLD.id; RETURN NULL; END $f$;"
-    "CREATE TRIGGER conv_rcp_gone AFTER DELETE ON conv FOR EACH ROW EXECUTE FUNCTION tern_conv_rcp_gone();",
+    "INSERT INTO conv_rcp SELECT id FROM conv c WHERE EXISTS (SELECT 1 FROM msg WHERE msg.conv = c.id);",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

@@ -536,8 +536,8 @@ static int run_members(store_t *s, job_members_t *j, int add) {
 }
 
 static int run_conv_delete(store_t *s, job_members_t *j) {
-  static const int ids[] = {PS_DEL_CONV_MSGS,  PS_DEL_CONV_MEMBERS, PS_DEL_CONV_SETS,
-                            PS_DEL_CONV_ROLES, PS_DEL_CONV_EXT,     PS_DEL_CONV};
+  static const int ids[] = {PS_DEL_CONV_MSGS, PS_DEL_CONV_MEMBERS, PS_DEL_CONV_SETS, PS_DEL_CONV_ROLES,
+                            PS_DEL_CONV_EXT,  PS_DEL_CONV_RCP,     PS_DEL_CONV};
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
     pgargs_t a = {0};
     pga_i64(&a, j->conv);
