@@ -448,8 +448,10 @@ static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n) {
     memset(&col[c], 0, sizeof col[c]);
     buf_append_str(&col[c], "{");
   }
+  int rcp = 0; /* some message asks for receipts: the insert that notes them (PG_NOTE_RCP) */
   for (size_t i = 0; i < n; i++) {
     job_msg_insert_t *j = jobs[i];
+    rcp |= (j->flags & MSG_F_RECEIPT) != 0;
     for (int c = 0; c < 12; c++)
       if (i) buf_append_str(&col[c], ",");
     buf_printf(&col[0], "%lld", (long long)j->conv);
@@ -472,8 +474,6 @@ static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n) {
     buf_append_str(&col[c], "}");
     pga_txt(&a, buf_cstr(&col[c]));
   }
-  int rcp = 0;
-  for (size_t i = 0; i < n && !rcp; i++) rcp = (jobs[i]->flags & MSG_F_RECEIPT) != 0;
   int idx = pgc_pipe_run(&s->w, rcp ? PS_INS_MSGS_RCP : PS_INS_MSGS, &a);
   for (int c = 0; c < 12; c++) buf_free(&col[c]);
   return idx < 0 ? JOB_SQL : idx;

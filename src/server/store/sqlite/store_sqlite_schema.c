@@ -24,6 +24,12 @@
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 
+/* Migration 12's trigger on each table a message is inserted into: its conversation's rcp
+ * set by the first message that asks for receipts (a lookup, no write, after that). */
+#define SQ_RCP_TRIGGER(t)                                                                                              \
+  "CREATE TRIGGER " t "_rcp AFTER INSERT ON " t " WHEN new.flags & 2 BEGIN"                                            \
+  "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"
+
 /* Each entry migrates from version i to i+1; never edit a released entry, append. */
 static const char *const migrations[] = {
     "CREATE TABLE conv ("
@@ -124,13 +130,8 @@ static const char *const migrations[] = {
      * it lands; a conversation that had messages before this version is taken to have
      * asked (finding out would read every message once) */
     ("ALTER TABLE conv ADD COLUMN rcp INTEGER NOT NULL DEFAULT 0;"
-     "UPDATE conv SET rcp = 1 WHERE EXISTS (SELECT 1 FROM msg_all WHERE msg_all.conv = conv.id);"
-     "CREATE TRIGGER msg_rcp AFTER INSERT ON msg WHEN new.flags & 2 BEGIN"
-     "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"
-     "CREATE TRIGGER msg_hot0_rcp AFTER INSERT ON msg_hot0 WHEN new.flags & 2 BEGIN"
-     "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"
-     "CREATE TRIGGER msg_hot1_rcp AFTER INSERT ON msg_hot1 WHEN new.flags & 2 BEGIN"
-     "  UPDATE conv SET rcp = 1 WHERE id = new.conv AND rcp = 0; END;"),
+     "UPDATE conv SET rcp = 1 WHERE EXISTS (SELECT 1 FROM msg_all WHERE msg_all.conv = conv.id);" SQ_RCP_TRIGGER("msg")
+         SQ_RCP_TRIGGER("msg_hot0") SQ_RCP_TRIGGER("msg_hot1")),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
