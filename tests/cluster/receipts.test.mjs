@@ -11,25 +11,31 @@ import { storeFail } from '../lib/issue4-util.mjs';
 import { scrape, value } from '../lib/metrics.mjs';
 import { sendMsg, session, startConv, uid } from '../lib/proto-client.mjs';
 
+/** alice on n1 and bob on n2 in a new 1:1 conversation; ackUpTo: alice sends, bob acks
+ * from fromts up to it, and returns once bob's node has handled the ack. */
+async function pair(n1, n2) {
+  const [a, b] = [uid('alice'), uid('bob')];
+  const alice = await session(n1, a);
+  const bob = await session(n2, b);
+  const { cid } = await startConv(alice, [b]);
+  const ackUpTo = async (fromts, text, fields) => {
+    const m = await sendMsg(alice, cid, text, fields);
+    await bob.next((p) => p.cmd === 'direct' && p.directMessage.id === m.uid);
+    bob.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts, tots: m.t } });
+    const marker = await sendMsg(bob, cid, 'marker'); // bob's node handles it after his ack
+    await alice.next((p) => p.cmd === 'direct' && p.directMessage.id === marker.uid);
+    return m;
+  };
+  return { b, alice, cid, ackUpTo };
+}
+
 describe('cluster: receipts', () => {
   const cluster = useNodes(2, { pg: true, env: { TERN_DEBUG_FAULTS: '1' } });
 
   test('the first message to ask for receipts, sent on node 1, is receipted after an ack on node 2 that had cached the conversation', async () => {
     const [n1, n2] = cluster.nodes;
-    const [a, b] = [uid('alice'), uid('bob')];
-    const alice = await session(n1, a);
-    const bob = await session(n2, b);
-    const { cid } = await startConv(alice, [b]);
+    const { b, alice, ackUpTo } = await pair(n1, n2);
     const reads = async () => value(await scrape(n2), 'tern_receipt_reads_total');
-    /** alice sends, bob (node 2) acks up to it; after node 2 has handled the ack */
-    const ackUpTo = async (fromts, text, fields) => {
-      const m = await sendMsg(alice, cid, text, fields);
-      await bob.next((p) => p.cmd === 'direct' && p.directMessage.id === m.uid);
-      bob.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts, tots: m.t } });
-      const marker = await sendMsg(bob, cid, 'marker'); // node 2 handles it after bob's ack
-      await alice.next((p) => p.cmd === 'direct' && p.directMessage.id === marker.uid);
-      return m;
-    };
     const mark = alice.mark();
     for (let i = 0; i < 3; i++) await ackUpTo(1, `plain ${i}`);
     assert.equal(await reads(), 0, 'no message asked for receipts: node 2 read nothing for the acks');
@@ -42,13 +48,8 @@ describe('cluster: receipts', () => {
 
   test('the first message to ask fails to be stored on node 1: the next one to ask is still told, and receipted on node 2', async () => {
     const [n1, n2] = cluster.nodes;
-    const [a, b] = [uid('alice'), uid('bob')];
-    const alice = await session(n1, a);
-    const bob = await session(n2, b);
-    const { cid } = await startConv(alice, [b]);
-    const plain = await sendMsg(alice, cid, 'plain');
-    await bob.next((p) => p.cmd === 'direct' && p.directMessage.id === plain.uid);
-    bob.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts: plain.t, tots: plain.t } }); // node 2 caches it
+    const { b, alice, cid, ackUpTo } = await pair(n1, n2);
+    await ackUpTo(1, 'plain'); // node 2 caches the conversation
     assert.equal((await storeFail(n1, true)).status, 200);
     try {
       const r = await alice.request({ cmd: 'direct', directMessage: { cid, msg: 'lost', r: true } });
@@ -56,9 +57,7 @@ describe('cluster: receipts', () => {
     } finally {
       assert.equal((await storeFail(n1, false)).status, 200);
     }
-    const wanted = await sendMsg(alice, cid, 'receipt please', { r: true });
-    await bob.next((p) => p.cmd === 'direct' && p.directMessage.id === wanted.uid);
-    bob.send({ cmd: 'ack', i: null, ackMessage: { cid, fromts: wanted.t, tots: wanted.t } });
+    const wanted = await ackUpTo(1, 'receipt please', { r: true });
     const rcp = await alice.next((p) => p.cmd === 'rcp' && p.rcpMessage.id === wanted.uid);
     assert.equal(rcp.rcpMessage.from, b);
   });
