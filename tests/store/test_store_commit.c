@@ -1303,6 +1303,54 @@ static void one_round_trip_per_commit(void **state) {
   st_close(t);
 }
 
+/* The order check rides in the batch's first message INSERT (pg_sql.h PG_ORDER_GATE); a
+ * batch whose first message statement is a possible resend's (INS_MSG_UNLESS_DT) gets it
+ * as a statement of its own before it. Either way a key behind is caught: the flight
+ * commits nothing and the batch runs again ordered, the message moved past the newest. */
+static void order_check_before_the_first_message_statement(void **state) {
+  (void)state;
+  if (strcmp(st_current->name, "postgres") != 0) skip(); /* one writer: no order check */
+  st_t *t = st_open(st_current, 0);
+  int64_t conv = st_conv_create(t, "gate", CONV_NORMAL, AB, NULL, NULL, 1000, NULL);
+  job_msg_insert_t first[3];
+  for (int i = 0; i < 3; i++) {
+    ordered_msg(t, &first[i], conv, 3000, i + 1, "x");
+    assert_int_equal(st_submit_wait(t, &first[i].job), 0);
+    st_msg_free(&first[i]);
+  }
+  /* (3000, 1) again: as a plain message, then as a possible resend (its dt not stored) */
+  int64_t newest = 3;
+  for (int resend = 0; resend < 2; resend++) {
+    long long retries0 = metric_in(t->s, "tern_store_pg_order_retries_total");
+    job_msg_insert_t late;
+    ordered_msg(t, &late, conv, 3000, 1, resend ? "resend" : "late");
+    if (resend) {
+      late.dt = 77;
+      late.dt_since = 1;
+    }
+    assert_int_equal(st_submit_wait(t, &late.job), 0);
+    assert_int_equal(late.rekeyed, 1);
+    assert_int_equal(late.ts, 3000);
+    assert_int_equal(late.seq, newest + 1);
+    assert_int_equal(metric_in(t->s, "tern_store_pg_order_retries_total"), retries0 + 1);
+    st_msg_free(&late);
+    newest++;
+    /* the ordered batches the retry leaves behind it (ORDER_HOPE_AFTER), done */
+    for (int i = 0; i < 64; i++) {
+      job_msg_insert_t m;
+      ordered_msg(t, &m, conv, 3000, ++newest, "fill");
+      assert_int_equal(st_submit_wait(t, &m.job), 0);
+      assert_int_equal(m.rekeyed, 0);
+      st_msg_free(&m);
+    }
+  }
+  int n = 0;
+  logs_req_t q = {.conv = conv, .limit = 1000};
+  assert_int_equal(store_logs(t->r, &q, found_cb, &n), 0);
+  assert_int_equal(n, 3 + 2 + 2 * 64); /* each once */
+  st_close(t);
+}
+
 /* A statement of the pipelined flight that fails (PostgreSQL refuses a client name that is
  * not UTF-8: the batch's one UPDATE of acks fails) aborts the flight; the batch runs again
  * job by job, and only that job fails: the messages and the other acks commit. */
@@ -1532,6 +1580,7 @@ int main(void) {
       cmocka_unit_test(held_rounds_flush_little_after_a_long_reader),
       cmocka_unit_test(message_order_across_writers),
       cmocka_unit_test(one_round_trip_per_commit),
+      cmocka_unit_test(order_check_before_the_first_message_statement),
       cmocka_unit_test(hot_tables_hold_every_message_once),
       cmocka_unit_test(hot_tables_skip_a_conversation_s_repeats),
       cmocka_unit_test(failed_statement_in_flight_fails_its_job_alone),

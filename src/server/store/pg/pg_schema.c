@@ -86,6 +86,12 @@ static const char *const migrations[] = {
      * out would read every message once) */
     "CREATE TABLE conv_rcp (conv BIGINT PRIMARY KEY);"
     "INSERT INTO conv_rcp SELECT id FROM conv c WHERE EXISTS (SELECT 1 FROM msg WHERE msg.conv = c.id);",
+    /* 5: the order check in plain SQL (pg_sql.h PG_ORDER_GATE), which calls this only to fail;
+     * tern_order_past stays for nodes of the version before while a cluster is upgraded */
+    "CREATE FUNCTION tern_order_behind() RETURNS boolean LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  RAISE EXCEPTION USING ERRCODE = 'TN001', MESSAGE = 'a message key is not past its conversation''s newest';"
+    " END $f$;",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

@@ -45,22 +45,42 @@ X(INS_MSG_UNLESS_DT,
   " RETURNING conv, flags)," PG_NOTE_RCP " SELECT (SELECT mid FROM d), (SELECT ts FROM d), (SELECT count(*) FROM i)")
 /* many messages in one statement (pg_writer.c: msgs_queue): the rows it inserted come back,
  * a key that was taken does not; a batch none of whose messages asks for receipts takes the
- * one without PG_NOTE_RCP (the CTE cost ~7% of PostgreSQL's CPU a message flat out) */
-#define PG_INS_MSGS                                                                                                    \
+ * one without PG_NOTE_RCP (the CTE cost ~7% of PostgreSQL's CPU a message flat out). The
+ * _GATED ones carry the batch's order check (PG_ORDER_GATE, $13..$15) when they are its first
+ * message statement. */
+#define PG_INS_MSGS(gate)                                                                                              \
   "INSERT INTO msg (conv, ts, seq, mid, sender, data, flags, mentions, lctype, patch_ts, readers, dt)"                 \
   " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],"               \
-  " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[], $12::bigint[]) ON CONFLICT DO NOTHING"
-X(INS_MSGS, PG_INS_MSGS " RETURNING conv, ts, seq")
-X(INS_MSGS_RCP,
-  "WITH i AS (" PG_INS_MSGS " RETURNING conv, ts, seq, flags)," PG_NOTE_RCP " SELECT conv, ts, seq FROM i")
+  " $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[], $12::bigint[])" gate " ON CONFLICT DO NOTHING"
+#define PG_INS_MSGS_RCP(gate)                                                                                          \
+  "WITH i AS (" PG_INS_MSGS(gate) " RETURNING conv, ts, seq, flags)," PG_NOTE_RCP " SELECT conv, ts, seq FROM i"
+/* The order check (pg_writer.c, "message order across writers"), in a statement's WHERE: a
+ * scalar subquery PostgreSQL runs once, before the statement's first row, in the statement's
+ * snapshot — taken after the order locks of the statement before it. Arrays $a, $b, $c: each
+ * conversation's first key of the batch (conv, ts, seq). A conversation whose newest stored
+ * key is not past it fails the statement (tern_order_behind: SQLSTATE TN001); the flight
+ * aborts and nothing of it commits. Plain SQL in the insert, not the PL/pgSQL function
+ * tern_order_past in a statement of its own: that cost PostgreSQL 215–260 µs of CPU more a
+ * commit of seven conversations, this 50–70 (bench/README.md, "The order check in the
+ * insert"). */
+#define PG_ORDER_GATE(a, b, c)                                                                                         \
+  " WHERE (SELECT CASE WHEN EXISTS (SELECT 1 FROM unnest($" a "::bigint[], $" b "::bigint[], $" c "::bigint[])"        \
+  " o(conv, ts, seq) JOIN LATERAL (SELECT m.ts, m.seq FROM msg m WHERE m.conv = o.conv ORDER BY m.ts DESC, m.seq DESC" \
+  " LIMIT 1) n ON true WHERE (n.ts, n.seq) >= (o.ts, o.seq)) THEN tern_order_behind() ELSE true END)"
+X(INS_MSGS, PG_INS_MSGS("") " RETURNING conv, ts, seq")
+X(INS_MSGS_GATED, PG_INS_MSGS(PG_ORDER_GATE("13", "14", "15")) " RETURNING conv, ts, seq")
+X(INS_MSGS_RCP, PG_INS_MSGS_RCP(""))
+X(INS_MSGS_RCP_GATED, PG_INS_MSGS_RCP(PG_ORDER_GATE("13", "14", "15")))
 /* message order across writers (pg_writer.c: order_lock): a transaction-scoped lock per
  * conversation, taken in the order of the array (sorted ids: two writers never wait on each
  * other in a cycle), then — in a statement of its own, whose snapshot is taken after the
  * locks — the newest stored key of each */
 X(ORDER_LOCK, "SELECT pg_advisory_xact_lock(1952805486, (v % 2147483647)::int) FROM unnest($1::bigint[]) v")
 /* or, in the same flight as the batch (no round trip of its own), after the locks: fails
- * (PG_ORDER_BEHIND) if a conversation's first key of the batch is not past its newest */
-X(ORDER_PAST, "SELECT tern_order_past($1::bigint[], $2::bigint[], $3::bigint[])")
+ * (PG_ORDER_BEHIND) if a conversation's first key of the batch is not past its newest — in
+ * the batch's first message statement (INS_MSGS_GATED), or alone when that statement is a
+ * possible resend's (INS_MSG_UNLESS_DT) */
+X(ORDER_PAST, "SELECT 1" PG_ORDER_GATE("1", "2", "3"))
 X(ORDER_NEWEST, "SELECT v, l.ts, l.seq FROM unnest($1::bigint[]) v LEFT JOIN LATERAL (SELECT ts, seq FROM msg"
                 " WHERE msg.conv = v ORDER BY ts DESC, seq DESC LIMIT 1) l ON true")
 /* the rows UPD_LM and TOUCH_CONVS will update, locked in the order of their ids: no two

@@ -113,9 +113,9 @@ void pg_notes_clear(map_t *m) { notes_drop(m, -1); }
  *
  * Usually nothing moves: each node's keys come from the clock, and another node's later
  * key is rare (a clock behind, two sends in one millisecond). So the first attempt hopes:
- * the locks and a check go in the batch's one flight (ORDER_PAST: each conversation's first
- * key of the batch against its newest, after the locks), the keys as given — one round trip
- * per batch. A key behind fails the check, the flight aborts and nothing of it commits
+ * the locks and a check go in the batch's one flight (PG_ORDER_GATE, in its first message
+ * statement: each conversation's first key of the batch against its newest, after the
+ * locks), the keys as given — one round trip per batch. A key behind fails the check, the flight aborts and nothing of it commits
  * (PG_ORDER_BEHIND), and the batch runs again the way above, as do the next
  * ORDER_HOPE_AFTER batches (tern_store_pg_order_retries_total): a conversation flooded from
  * two nodes keeps doing it, while a key behind now and then (two ends within one
@@ -123,7 +123,7 @@ void pg_notes_clear(map_t *m) { notes_drop(m, -1); }
  * locks are granted then, not after: whether a job's sender left (store_msg_gone_settle) —
  * a mark that comes within that round trip finds the job already queued as a plain insert
  * (docs/cluster.md, "A send whose ack died with its node is stored once"). */
-#define PG_ORDER_BEHIND "TN001" /* tern_order_past (pg_schema.c): a key not past the newest */
+#define PG_ORDER_BEHIND "TN001" /* tern_order_behind (pg_schema.c): a key not past the newest */
 #define ORDER_HOPE_AFTER 64
 
 typedef struct {
@@ -441,8 +441,10 @@ static void arr_bytes(buf_t *b, const uint8_t *d, size_t n) {
 }
 
 /* Queues jobs[0..n) (JOB_MSG_INSERT, in batch order, keys final: order_key) as one INSERT;
- * msgs_settle reads its result. The index of its result in the flight, or JOB_SQL. */
-static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n) {
+ * msgs_settle reads its result. gate: the batch's order check (order_ids' three arrays) to
+ * run first in the same statement (PG_ORDER_GATE), or NULL. The index of its result in the
+ * flight, or JOB_SQL. */
+static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n, buf_t *gate) {
   buf_t col[12];
   for (int c = 0; c < 12; c++) {
     memset(&col[c], 0, sizeof col[c]);
@@ -474,7 +476,10 @@ static int msgs_queue(store_t *s, job_msg_insert_t **jobs, size_t n) {
     buf_append_str(&col[c], "}");
     pga_txt(&a, buf_cstr(&col[c]));
   }
-  int idx = pgc_pipe_run(&s->w, rcp ? PS_INS_MSGS_RCP : PS_INS_MSGS, &a);
+  if (gate)
+    for (int c = 0; c < 3; c++) pga_txt(&a, buf_cstr(&gate[c]));
+  static const int ps[2][2] = {{PS_INS_MSGS, PS_INS_MSGS_RCP}, {PS_INS_MSGS_GATED, PS_INS_MSGS_RCP_GATED}};
+  int idx = pgc_pipe_run(&s->w, ps[gate != NULL][rcp], &a);
   for (int c = 0; c < 12; c++) buf_free(&col[c]);
   return idx < 0 ? JOB_SQL : idx;
 }
@@ -906,8 +911,10 @@ typedef struct {
   job_msg_insert_t *msgs[MSGS_MAX];
   size_t nmsgs;
   progress_arr_t ack, read;
-  int past;     /* the flight's ORDER_PAST, or -1 */
-  int implicit; /* no BEGIN or COMMIT: the Sync commits (attempt_piped_run) */
+  int past;      /* the statement that carries the order check, or -1 */
+  buf_t gate[3]; /* the order check not yet queued (order_hope): order_ids' arrays */
+  int gate_due;  /* it rides with the batch's first message statement */
+  int implicit;  /* no BEGIN or COMMIT: the Sync commits (attempt_piped_run) */
   msgs_post_t *posts;
   size_t nposts, cap;
 } flight_t;
@@ -937,8 +944,12 @@ static int progress_queue(store_t *s, progress_arr_t *p, int id) {
 
 static int flight_msgs(flight_t *f) {
   if (!f->nmsgs) return 0;
-  int idx = msgs_queue(f->s, f->msgs, f->nmsgs);
+  int idx = msgs_queue(f->s, f->msgs, f->nmsgs, f->gate_due ? f->gate : NULL);
   if (idx < 0) return JOB_SQL;
+  if (f->gate_due) {
+    f->past = idx;
+    f->gate_due = 0;
+  }
   if (f->nposts == f->cap) f->posts = xrealloc(f->posts, (f->cap = f->cap ? f->cap * 2 : 8) * sizeof *f->posts);
   msgs_post_t *p = &f->posts[f->nposts++];
   p->idx = idx;
@@ -952,6 +963,12 @@ static int flight_msgs(flight_t *f) {
 
 /* A possible resend queued (INS_MSG_UNLESS_DT), after everything queued before it. */
 static int flight_checked(flight_t *f, job_msg_insert_t *m) {
+  if (f->gate_due) { /* the batch's first message statement: the order check goes alone, before it */
+    pgargs_t k = {0};
+    for (int c = 0; c < 3; c++) pga_txt(&k, buf_cstr(&f->gate[c]));
+    f->gate_due = 0;
+    if ((f->past = pgc_pipe_run(&f->s->w, PS_ORDER_PAST, &k)) < 0) return JOB_SQL;
+  }
   pgargs_t a = {0};
   msg_args(&a, m);
   int idx = pgc_pipe_run(&f->s->w, PS_INS_MSG_UNLESS_DT, &a);
@@ -1041,15 +1058,22 @@ static int notif_queue(store_t *s, store_job_t *j) {
   return 0;
 }
 
-/* The order locks and check queued in the flight (hoping: see "message order across
- * writers"): 0, or JOB_SQL. */
+/* The order locks queued in the flight (hoping: see "message order across writers"), and
+ * the check kept (arr, taken) for the batch's first message statement: a plain INSERT runs
+ * it first (PG_ORDER_GATE: a statement of its own would cost PostgreSQL more than the
+ * check), a possible resend's gets it queued alone before it (flight_checked). Of what the
+ * flight holds before that statement, only a job run statement by statement (an import, a
+ * deletion) writes msg; the check then sees its rows — at worst a key behind an imported
+ * one, and the batch's ordered retry. 0, or JOB_SQL. */
 static int order_hope(flight_t *f, buf_t arr[3]) {
-  pgargs_t a = {0}, k = {0};
+  pgargs_t a = {0};
   pga_txt(&a, buf_cstr(&arr[0]));
-  for (int i = 0; i < 3; i++) pga_txt(&k, buf_cstr(&arr[i]));
-  if (pgc_pipe_run(&f->s->w, PS_ORDER_LOCK, &a) < 0 || (f->past = pgc_pipe_run(&f->s->w, PS_ORDER_PAST, &k)) < 0)
-    return JOB_SQL;
-  return 0;
+  for (int i = 0; i < 3; i++) {
+    f->gate[i] = arr[i];
+    arr[i] = (buf_t)BUF_INIT;
+  }
+  f->gate_due = 1;
+  return pgc_pipe_run(&f->s->w, PS_ORDER_LOCK, &a) < 0 ? JOB_SQL : 0;
 }
 
 static int attempt_piped_run(flight_t *f, store_job_t *batch, int lm_slice, int hope) {
@@ -1188,6 +1212,7 @@ static int attempt_piped(store_t *s, store_job_t *batch, map_t *lm, int lm_slice
   if (s->w.piping) pgc_pipe_end(&s->w);
   posts_free(f);
   free(f->posts);
+  for (int c = 0; c < 3; c++) buf_free(&f->gate[c]);
   for (int c = 0; c < 5; c++) {
     buf_free(&f->ack.col[c]);
     buf_free(&f->read.col[c]);
