@@ -912,8 +912,8 @@ typedef struct {
   size_t nmsgs;
   progress_arr_t ack, read;
   int past;      /* the statement that carries the order check, or -1 */
-  buf_t gate[3]; /* the order check not yet queued (order_hope): order_ids' arrays */
-  int gate_due;  /* it rides with the batch's first message statement */
+  buf_t gate[3]; /* the order check not yet queued (order_hope): order_ids' arrays, freed
+                  * once it is (gate_queued); it rides with the first message statement */
   int implicit;  /* no BEGIN or COMMIT: the Sync commits (attempt_piped_run) */
   msgs_post_t *posts;
   size_t nposts, cap;
@@ -942,14 +942,22 @@ static int progress_queue(store_t *s, progress_arr_t *p, int id) {
   return idx < 0 ? JOB_SQL : 0;
 }
 
+/* The order check's arrays while it is still to be queued, else NULL. */
+static buf_t *gate_due(flight_t *f) { return f->gate[0].data ? f->gate : NULL; }
+
+/* The order check queued as the flight's item idx (libpq has copied its arrays): idx. */
+static int gate_queued(flight_t *f, int idx) {
+  for (int c = 0; c < 3; c++) buf_free(&f->gate[c]);
+  f->past = idx;
+  return idx;
+}
+
 static int flight_msgs(flight_t *f) {
   if (!f->nmsgs) return 0;
-  int idx = msgs_queue(f->s, f->msgs, f->nmsgs, f->gate_due ? f->gate : NULL);
+  buf_t *gate = gate_due(f);
+  int idx = msgs_queue(f->s, f->msgs, f->nmsgs, gate);
+  if (gate) gate_queued(f, idx);
   if (idx < 0) return JOB_SQL;
-  if (f->gate_due) {
-    f->past = idx;
-    f->gate_due = 0;
-  }
   if (f->nposts == f->cap) f->posts = xrealloc(f->posts, (f->cap = f->cap ? f->cap * 2 : 8) * sizeof *f->posts);
   msgs_post_t *p = &f->posts[f->nposts++];
   p->idx = idx;
@@ -963,11 +971,10 @@ static int flight_msgs(flight_t *f) {
 
 /* A possible resend queued (INS_MSG_UNLESS_DT), after everything queued before it. */
 static int flight_checked(flight_t *f, job_msg_insert_t *m) {
-  if (f->gate_due) { /* the batch's first message statement: the order check goes alone, before it */
+  if (gate_due(f)) { /* the batch's first message statement: the order check goes alone, before it */
     pgargs_t k = {0};
     for (int c = 0; c < 3; c++) pga_txt(&k, buf_cstr(&f->gate[c]));
-    f->gate_due = 0;
-    if ((f->past = pgc_pipe_run(&f->s->w, PS_ORDER_PAST, &k)) < 0) return JOB_SQL;
+    if (gate_queued(f, pgc_pipe_run(&f->s->w, PS_ORDER_PAST, &k)) < 0) return JOB_SQL;
   }
   pgargs_t a = {0};
   msg_args(&a, m);
@@ -1072,7 +1079,6 @@ static int order_hope(flight_t *f, buf_t arr[3]) {
     f->gate[i] = arr[i];
     arr[i] = (buf_t)BUF_INIT;
   }
-  f->gate_due = 1;
   return pgc_pipe_run(&f->s->w, PS_ORDER_LOCK, &a) < 0 ? JOB_SQL : 0;
 }
 
@@ -1212,7 +1218,7 @@ static int attempt_piped(store_t *s, store_job_t *batch, map_t *lm, int lm_slice
   if (s->w.piping) pgc_pipe_end(&s->w);
   posts_free(f);
   free(f->posts);
-  for (int c = 0; c < 3; c++) buf_free(&f->gate[c]);
+  for (int c = 0; c < 3; c++) buf_free(&f->gate[c]); /* a check never queued */
   for (int c = 0; c < 5; c++) {
     buf_free(&f->ack.col[c]);
     buf_free(&f->read.col[c]);
